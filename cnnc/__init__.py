@@ -1,0 +1,57 @@
+"""cnnc: a declarative CNN graph compiler.
+
+Specs (text DSL, YAML, Python) are lowered to one layer graph, shape-inferred, optimised and run
+on OpenCL devices, with a NumPy interpreter as the reference backend.
+
+    import cnnc
+    graph = cnnc.load_spec("specs/fashion.yaml")
+    model = cnnc.compile(graph, backend="opencl")
+    probs = model.predict(images)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cnnc.errors import CnncError
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from cnnc.frontend.builder import Network
+    from cnnc.ir.graph import Graph
+    from cnnc.model import Model
+
+
+def load_spec(spec: Any, *, name: str | None = None) -> "Graph":
+    """A graph from a spec: a path (.yaml/.yml/.cnn), DSL or YAML text, a dict, or a Network."""
+    from cnnc.frontend.spec import load_spec as _load
+
+    return _load(spec, name=name)
+
+
+def compile(spec: Any, backend: str = "numpy", device: str | None = None, **options: Any) -> "Model":
+    """Compile a spec (anything load_spec takes, or a Graph) for a backend.
+
+    backend: 'numpy' (the reference interpreter) or 'opencl'. device: for OpenCL, 'gpu', 'cpu',
+    'P:D' (platform:device index) or part of a device name; None picks the default device.
+    options: seed (int, initialisation and dropout), dtype ('float32' or 'float64', NumPy only).
+    """
+    from cnnc.model import compile_model
+
+    return compile_model(spec, backend=backend, device=device, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Network":
+        from cnnc.frontend.builder import Network
+
+        return Network
+    if name == "Graph":
+        from cnnc.ir.graph import Graph
+
+        return Graph
+    raise AttributeError(f"module 'cnnc' has no attribute {name!r}")
+
+
+__all__ = ["CnncError", "Graph", "Network", "compile", "load_spec", "__version__"]

@@ -1,0 +1,378 @@
+"""Layer ops: what a spec can contain, with Keras semantics for arguments and shapes.
+
+Conventions fixed here: activations NHWC float32 with a leading batch dimension (None until
+compile time); Conv2D kernel (kh, kw, in_channels/groups, filters), Dense kernel (in, units);
+parameters named ``<layer>/kernel``, ``<layer>/bias``, ``<layer>/gamma``, ``<layer>/beta``,
+``<layer>/moving_mean``, ``<layer>/moving_variance``.
+
+FLOPs per example count a multiply-add as two and any other arithmetic operation as one.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from cnnc.errors import ShapeError
+from cnnc.ir import args as A
+from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.convpool import output_length
+from cnnc.ir.ops import OpDef, ParamSpec, Shape, register
+
+ACTIVATION_ARG = Arg(
+    "activation", A.choice(*A.ACTIVATIONS, none_as="linear"), "linear", words=A.ACTIVATIONS
+)
+PADDING_ARG = Arg("padding", A.choice(*A.PADDINGS), "valid", words=A.PADDINGS)
+
+# Elementwise cost of each activation (FLOPs per element), for the summary's FLOP column.
+ACTIVATION_FLOPS = {
+    "linear": 0, "relu": 1, "leaky_relu": 2, "elu": 4, "sigmoid": 4, "tanh": 4, "softmax": 5,
+}
+LEAKY_RELU_SLOPE = 0.2  # Keras 3's default negative_slope
+ELU_ALPHA = 1.0
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def _rank(shape: Shape, n: int, what: str) -> None:
+    if len(shape) != n:
+        raise ShapeError(
+            f"expects a rank-{n} input {what}, got shape {shape_str(shape)}"
+        )
+
+
+def shape_str(shape: Shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
+        ",)" if len(shape) == 1 else ")"
+    )
+
+
+def _numel(shape: Shape) -> int:
+    return prod(d for d in shape if d is not None)
+
+
+# ---------------------------------------------------------------- input
+
+
+def _input_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    return (None, *attrs["shape"])
+
+
+register(OpDef(
+    name="input", group="layer", keras_name="InputLayer", aliases=("Input", "InputLayer"),
+    args=(
+        Arg("shape", A.shape, positional=True, doc="shape without the batch dimension"),
+        Arg("dtype", A.choice("float32", "int32"), "float32"),
+    ),
+    arity=(0, 0), infer=_input_infer,
+    doc="A placeholder for data fed at run time.",
+))
+
+
+# ---------------------------------------------------------------- conv2d
+
+
+def _conv_check(attrs: Attrs) -> None:
+    if attrs["filters"] % attrs["groups"]:
+        raise ArgError(
+            f"filters must be a multiple of groups. Received filters={attrs['filters']}, "
+            f"groups={attrs['groups']}."
+        )
+    if max(attrs["strides"]) > 1 and max(attrs["dilation_rate"]) > 1:
+        raise ArgError(
+            "strides > 1 is not supported together with dilation_rate > 1. Received "
+            f"strides={attrs['strides']}, dilation_rate={attrs['dilation_rate']}."
+        )
+
+
+def window_output(
+    in_shape: Shape, kernel: tuple[int, int], strides: tuple[int, int], padding: str,
+    dilation: tuple[int, int] = (1, 1), what: str = "kernel",
+) -> tuple[int, int]:
+    """Output spatial size of a 2-D window; raises ShapeError when the window does not fit."""
+    _, h, w, c = in_shape
+    oh = output_length(h, kernel[0], strides[0], padding, dilation[0])
+    ow = output_length(w, kernel[1], strides[1], padding, dilation[1])
+    if oh <= 0 or ow <= 0:
+        eff = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+        dil = f" (dilated to {eff[0]}x{eff[1]})" if eff != tuple(kernel) else ""
+        raise ShapeError(
+            f"{kernel[0]}x{kernel[1]} {what}{dil} does not fit a {h}x{w}x{c} input with "
+            f"padding '{padding}'"
+        )
+    return oh, ow
+
+
+def _conv_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    _rank(x, 4, "(batch, height, width, channels)")
+    cin = x[3]
+    if cin % attrs["groups"]:
+        raise ShapeError(
+            f"input channels ({cin}) must be a multiple of groups ({attrs['groups']})"
+        )
+    oh, ow = window_output(x, attrs["kernel_size"], attrs["strides"], attrs["padding"],
+                           attrs["dilation_rate"])
+    return (x[0], oh, ow, attrs["filters"])
+
+
+def _conv_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
+    (x,) = shapes
+    kh, kw = attrs["kernel_size"]
+    cin_g = x[3] // attrs["groups"]
+    f = attrs["filters"]
+    out = [ParamSpec("kernel", (kh, kw, cin_g, f), "glorot_uniform",
+                     fan=(kh * kw * cin_g, kh * kw * f))]
+    if attrs["use_bias"]:
+        out.append(ParamSpec("bias", (f,), "zeros"))
+    return tuple(out)
+
+
+def _conv_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
+    (x,) = shapes
+    kh, kw = attrs["kernel_size"]
+    n_out = _numel(out)
+    macs = n_out * kh * kw * (x[3] // attrs["groups"])
+    return 2 * macs + (n_out if attrs["use_bias"] else 0) + n_out * ACTIVATION_FLOPS[
+        attrs["activation"]]
+
+
+register(OpDef(
+    name="conv2d", group="layer", keras_name="Conv2D", aliases=("Conv2D", "conv"),
+    args=(
+        Arg("filters", A.positive_int, positional=True),
+        Arg("kernel_size", A.pair, positional=True),
+        Arg("strides", A.pair, (1, 1)),
+        PADDING_ARG,
+        Arg("dilation_rate", A.pair, (1, 1)),
+        Arg("groups", A.positive_int, 1),
+        ACTIVATION_ARG,
+        Arg("use_bias", A.boolean, True),
+    ),
+    arity=(1, 1), infer=_conv_infer, params=_conv_params, flops=_conv_flops, check=_conv_check,
+    doc="2-D convolution (cross-correlation) over NHWC input, with bias and activation.",
+))
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def _pool_attrs_strides(attrs: Attrs) -> tuple[int, int]:
+    return attrs["strides"] if attrs["strides"] is not None else attrs["pool_size"]
+
+
+def _pool_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    _rank(x, 4, "(batch, height, width, channels)")
+    oh, ow = window_output(x, attrs["pool_size"], _pool_attrs_strides(attrs), attrs["padding"],
+                           what="pool window")
+    return (x[0], oh, ow, x[3])
+
+
+def _pool_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
+    ph, pw = attrs["pool_size"]
+    return _numel(out) * ph * pw
+
+
+POOL_ARGS = (
+    Arg("pool_size", A.pair, (2, 2), positional=True),
+    Arg("strides", A.optional_pair, None, doc="defaults to pool_size"),
+    PADDING_ARG,
+)
+
+
+def pool_strides(attrs: Attrs) -> tuple[int, int]:
+    """The effective strides of a pooling layer (Keras: strides default to pool_size)."""
+    return _pool_attrs_strides(attrs)
+
+
+register(OpDef(
+    name="maxpool2d", group="layer", keras_name="MaxPooling2D",
+    aliases=("MaxPooling2D", "MaxPool2D", "maxpool", "max_pooling2d"),
+    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    doc="Max over each window; 'same' padding never wins the max.",
+))
+
+register(OpDef(
+    name="avgpool2d", group="layer", keras_name="AveragePooling2D",
+    aliases=("AveragePooling2D", "AvgPool2D", "avgpool", "average_pooling2d"),
+    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    doc="Mean over each window; with 'same' padding the mean is over the real (unpadded) cells.",
+))
+
+
+def _gap_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    _rank(x, 4, "(batch, height, width, channels)")
+    return (x[0], 1, 1, x[3]) if attrs["keepdims"] else (x[0], x[3])
+
+
+register(OpDef(
+    name="global_avgpool2d", group="layer", keras_name="GlobalAveragePooling2D",
+    aliases=("GlobalAveragePooling2D", "GlobalAvgPool2D", "gap", "global_average_pooling2d"),
+    args=(Arg("keepdims", A.boolean, False),),
+    arity=(1, 1), infer=_gap_infer,
+    flops=lambda attrs, shapes, out: _numel(shapes[0]),
+    doc="Mean over height and width.",
+))
+
+
+# ---------------------------------------------------------------- dense, flatten
+
+
+def _dense_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    if len(x) < 2:
+        raise ShapeError(f"expects an input of rank 2 or more, got shape {shape_str(x)}")
+    return (*x[:-1], attrs["units"])
+
+
+def _dense_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
+    (x,) = shapes
+    n_in, u = x[-1], attrs["units"]
+    out = [ParamSpec("kernel", (n_in, u), "glorot_uniform", fan=(n_in, u))]
+    if attrs["use_bias"]:
+        out.append(ParamSpec("bias", (u,), "zeros"))
+    return tuple(out)
+
+
+def _dense_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
+    n_out = _numel(out)
+    return (2 * n_out * shapes[0][-1] + (n_out if attrs["use_bias"] else 0)
+            + n_out * ACTIVATION_FLOPS[attrs["activation"]])
+
+
+register(OpDef(
+    name="dense", group="layer", keras_name="Dense", aliases=("Dense", "fc", "linear"),
+    args=(
+        Arg("units", A.positive_int, positional=True),
+        ACTIVATION_ARG,
+        Arg("use_bias", A.boolean, True),
+    ),
+    arity=(1, 1), infer=_dense_infer, params=_dense_params, flops=_dense_flops,
+    doc="x @ kernel + bias on the last axis, then the activation.",
+))
+
+
+def _flatten_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    return (x[0], _numel(x[1:]))
+
+
+register(OpDef(
+    name="flatten", group="layer", keras_name="Flatten", aliases=("Flatten",),
+    args=(), arity=(1, 1), infer=_flatten_infer,
+    doc="Row-major (height, width, channels) to one axis; free on NHWC data.",
+))
+
+
+# ---------------------------------------------------------------- dropout, batch norm, activation
+
+
+def _same_shape(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    return shapes[0]
+
+
+register(OpDef(
+    name="dropout", group="layer", keras_name="Dropout", aliases=("Dropout",),
+    args=(
+        Arg("rate", A.unit_interval, positional=True),
+        Arg("seed", A.optional_int, None, doc="mask seed; derived from the training seed if unset"),
+    ),
+    arity=(1, 1), infer=_same_shape,
+    doc="Identity at inference; in training zeroes each element with probability `rate` and "
+        "scales the rest by 1/(1-rate), with masks from cnnc.random.",
+))
+
+
+def _bn_check(attrs: Attrs) -> None:
+    if attrs["axis"] != -1:
+        raise ArgError(
+            f"only axis=-1 (channels, NHWC) is supported. Received axis={attrs['axis']}."
+        )
+
+
+def _bn_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    return shapes[0]
+
+
+def _bn_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
+    c = shapes[0][-1]
+    out = []
+    if attrs["scale"]:
+        out.append(ParamSpec("gamma", (c,), "ones"))
+    if attrs["center"]:
+        out.append(ParamSpec("beta", (c,), "zeros"))
+    out.append(ParamSpec("moving_mean", (c,), "zeros", trainable=False))
+    out.append(ParamSpec("moving_variance", (c,), "ones", trainable=False))
+    return tuple(out)
+
+
+register(OpDef(
+    name="batchnorm", group="layer", keras_name="BatchNormalization",
+    aliases=("BatchNormalization", "BatchNorm", "bn", "batch_normalization"),
+    args=(
+        Arg("axis", A.integer, -1),
+        Arg("momentum", A.unit_interval, 0.99),
+        Arg("epsilon", A.positive_real, 1e-3),
+        Arg("center", A.boolean, True),
+        Arg("scale", A.boolean, True),
+    ),
+    arity=(1, 1), infer=_bn_infer, params=_bn_params, check=_bn_check,
+    flops=lambda attrs, shapes, out: 2 * _numel(out),
+    doc="Inference: (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta. "
+        "Training uses the batch's mean and (biased) variance and updates the moving averages.",
+))
+
+
+register(OpDef(
+    name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
+    args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),),
+    arity=(1, 1), infer=_same_shape,
+    flops=lambda attrs, shapes, out: _numel(out) * ACTIVATION_FLOPS[attrs["activation"]],
+    doc="Elementwise activation; softmax is over the last axis.",
+))
+
+
+# ---------------------------------------------------------------- merges
+
+
+def _add_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    first = shapes[0]
+    for other in shapes[1:]:
+        if other != first:
+            listed = " and ".join(shape_str(s) for s in shapes)
+            raise ShapeError(f"inputs {listed} differ")
+    return first
+
+
+register(OpDef(
+    name="add", group="layer", keras_name="Add", aliases=("Add",),
+    args=(), arity=(2, None), infer=_add_infer,
+    flops=lambda attrs, shapes, out: _numel(out) * (len(shapes) - 1),
+    doc="Elementwise sum of inputs of equal shape.",
+))
+
+
+def _concat_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    rank = len(shapes[0])
+    axis = attrs["axis"]
+    if not (-rank < axis < rank) or axis % rank == 0:
+        raise ShapeError(f"axis {axis} is not a non-batch axis of rank-{rank} inputs")
+    ax = axis % rank
+    for s in shapes:
+        if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
+            listed = " and ".join(shape_str(t) for t in shapes)
+            raise ShapeError(f"inputs {listed} differ outside the concatenation axis {axis}")
+    return tuple(
+        sum(s[ax] for s in shapes) if i == ax else d for i, d in enumerate(shapes[0])
+    )
+
+
+register(OpDef(
+    name="concatenate", group="layer", keras_name="Concatenate",
+    aliases=("Concatenate", "concat"),
+    args=(Arg("axis", A.integer, -1),), arity=(2, None), infer=_concat_infer,
+    doc="Join inputs along an axis (default: channels).",
+))

@@ -1,0 +1,110 @@
+"""The op table: one definition per op (arguments, arity, shape rule, parameters, FLOPs).
+
+Everything that differs per op and does not belong to a backend lives here. Backends and passes
+keep their own tables keyed by the same op names (NumPy implementations, OpenCL bindings,
+gradient rules); tests assert that every table covers every op in `OPS`.
+
+Groups:
+- ``layer``: what a spec can contain (Keras layers).
+- ``train``: ops that only the training graph uses (gradients, batch-norm statistics, dropout
+  with a mask). Their inputs may name state tensors (parameters) directly.
+- ``loss``: a loss and its gradient.
+- ``update``: in-place updates of state (optimizer steps, moving averages). They produce no value;
+  `mutates` lists the indices of the inputs they write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from cnnc.ir.args import Arg, Attrs, check_args
+
+Shape = tuple[Optional[int], ...]
+"""A tensor shape; a leading None is the batch dimension, left open until compile time."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter a layer owns, named ``<layer>/<suffix>``."""
+
+    suffix: str
+    shape: tuple[int, ...]
+    init: str  # 'glorot_uniform' | 'zeros' | 'ones'
+    trainable: bool = True
+    fan: tuple[int, int] | None = None  # (fan_in, fan_out) for glorot_uniform
+
+
+def _no_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
+    return ()
+
+
+def _no_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
+    return 0
+
+
+def _no_check(attrs: Attrs) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One op. `infer(attrs, input_shapes) -> output shape` raises ShapeError (message only)."""
+
+    name: str
+    group: str
+    args: tuple[Arg, ...]
+    arity: tuple[int, int | None]  # (min, max) data inputs; max None = unbounded
+    infer: Callable[[Attrs, tuple[Shape, ...]], Shape | None]
+    params: Callable[[Attrs, tuple[Shape, ...]], tuple[ParamSpec, ...]] = _no_params
+    flops: Callable[[Attrs, tuple[Shape, ...], Shape | None], int] = _no_flops
+    check: Callable[[Attrs], None] = _no_check  # rules that tie several arguments together
+    keras_name: str | None = None  # the Keras class, shown by `cnnc summary`
+    aliases: tuple[str, ...] = ()  # other names accepted in specs (Keras class names)
+    uses_step: bool = False  # reads the step counter (dropout masks, optimizer schedules)
+    mutates: tuple[int, ...] = ()  # update ops: inputs written in place
+    # update ops: per-step float scalars (attrs, step, learning_rate) -> tuple, computed once on the
+    # host and handed to every backend, so both run the same arithmetic on the tensors.
+    scalars: Callable[[Attrs, int, float], tuple[float, ...]] | None = None
+    dtype: str = "float32"  # dtype of the output value
+    doc: str = ""
+
+    def check_attrs(self, given: dict[str, Any]) -> Attrs:
+        """Check keyword arguments from a spec or a pass; raises ArgError."""
+        attrs = check_args(self.name, self.args, given)
+        self.check(attrs)
+        return attrs
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} defined twice")
+    OPS[op.name] = op
+    return op
+
+
+def op_names(group: str | None = None) -> list[str]:
+    return [n for n, o in OPS.items() if group is None or o.group == group]
+
+
+def lookup_layer(name: str) -> OpDef | None:
+    """The layer op a spec names, by its cnnc name or any alias (case-insensitive)."""
+    key = name.lower()
+    for op in OPS.values():
+        if op.group != "layer":
+            continue
+        if key == op.name or key in (a.lower() for a in op.aliases):
+            return op
+    return None
+
+
+def layer_names() -> list[str]:
+    names = []
+    for op in OPS.values():
+        if op.group == "layer":
+            names.append(op.name)
+            names.extend(op.aliases)
+    return names

@@ -1,0 +1,180 @@
+"""The `train` section of a spec: checked once here for every front end.
+
+YAML gives a mapping, the DSL's `train { ... }` block gives the same mapping, Python gives a dict
+or a TrainConfig. Errors carry the key path (``train.optimizer.beta_1``). Optimizer arguments are
+checked against the optimizer's update op in the op table, so there is one list of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping
+
+from cnnc.errors import SpecError, did_you_mean
+from cnnc.ir import args as A
+from cnnc.ir.args import ArgError, Attrs
+
+DATASETS = ("fashion_mnist", "mnist")
+LOSSES = {
+    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy",
+    "mean_squared_error": "mean_squared_error",
+    "mse": "mean_squared_error",
+}
+OPTIMIZERS = ("sgd", "adam", "nadam")
+DEFAULT_LEARNING_RATE = {"sgd": 0.01, "adam": 0.001, "nadam": 0.001}  # Keras' defaults
+
+# Learning-rate schedules, per epoch (fractional within an epoch where the schedule is smooth):
+#   constant                       lr
+#   step         factor, every     lr * factor ** floor(epoch / every)
+#   exponential  factor            lr * factor ** epoch
+#   cosine       min_factor, warmup_epochs
+#                                  linear warm-up, then lr * (min + (1-min)(1+cos(pi*progress))/2)
+SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
+    "constant": (),
+    "step": (A.Arg("factor", A.positive_real, 0.5), A.Arg("every", A.positive_int, 5)),
+    "exponential": (A.Arg("factor", A.positive_real, 0.9),),
+    "cosine": (A.Arg("min_factor", A.unit_interval, 0.0),
+               A.Arg("warmup_epochs", A.non_negative_int, 0)),
+}
+# Augmentation of training images (never of validation or test images):
+#   shift: random translation by up to this many pixels each way, zero fill
+#   flip:  random horizontal flip with probability 1/2
+AUGMENT_ARGS = (A.Arg("shift", A.non_negative_int, 0), A.Arg("flip", A.boolean, False))
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "nadam"
+    args: Attrs = field(default_factory=lambda: Attrs(learning_rate=0.001, beta_1=0.9,
+                                                      beta_2=0.999, epsilon=1e-7))
+
+    @property
+    def learning_rate(self) -> float:
+        return self.args["learning_rate"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "fashion_mnist"
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: str = "sparse_categorical_crossentropy"
+    seed: int = 0
+    validation_split: float = 0.0
+    shuffle: bool = True
+    schedule: Attrs = field(default_factory=lambda: Attrs(name="constant"))
+    augment: Attrs = field(default_factory=lambda: Attrs(shift=0, flip=False))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for YAML output), with optimizer arguments flattened beside its name."""
+        d = asdict(self)
+        d["optimizer"] = {"name": self.optimizer.name, **dict(self.optimizer.args)}
+        d["schedule"] = dict(self.schedule)
+        d["augment"] = dict(self.augment)
+        return d
+
+
+def _fail(path: str, message: str, hint: str | None = None) -> SpecError:
+    return SpecError(message, path=path, hint=hint)
+
+
+def _check(path: str, check, key: str, value: Any) -> Any:
+    try:
+        return check(key, value)
+    except ArgError as err:
+        raise _fail(f"{path}.{key}", str(err)) from None
+
+
+def _mapping(path: str, value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(path, f"expected {what}, got {value!r}")
+    return value
+
+
+def _named(path: str, value: Any, names, what: str) -> tuple[str, dict[str, Any]]:
+    """`value` is a name or a mapping with `name`; returns (name, other keys)."""
+    if isinstance(value, str):
+        value = {"name": value}
+    m = dict(_mapping(path, value, f"a {what} name or a mapping with 'name'"))
+    name = m.pop("name", None)
+    if not isinstance(name, str) or name.lower() not in names:
+        raise _fail(f"{path}.name" if "name" in dict(value) else path,
+                    f"unknown {what} {name!r}; expected one of {', '.join(names)}",
+                    did_you_mean(str(name), names))
+    return name.lower(), m
+
+
+def _check_args(path: str, args: tuple[A.Arg, ...], given: Mapping[str, Any]) -> dict[str, Any]:
+    known = {a.name: a for a in args}
+    out = {}
+    for key, value in given.items():
+        if key not in known:
+            raise _fail(f"{path}.{key}", f"unknown key '{key}'", did_you_mean(str(key), known)
+                        or (f"expected one of {', '.join(known)}" if known else "it takes none"))
+        out[key] = _check(path, known[key].check, key, value)
+    for a in args:
+        if a.name not in out and not a.required:
+            out[a.name] = a.default
+    return out
+
+
+def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfig:
+    from cnnc.ir.ops import OPS
+
+    name, given = _named(path, value, OPTIMIZERS, "optimizer")
+    args = OPS[f"{name}_update"].args
+    given.setdefault("learning_rate", DEFAULT_LEARNING_RATE[name])
+    return OptimizerConfig(name, Attrs(_check_args(path, args, given)))
+
+
+FIELDS = {
+    "dataset", "epochs", "batch_size", "optimizer", "loss", "seed", "validation_split",
+    "shuffle", "schedule", "augment",
+}
+
+
+def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
+    """Check a `train` mapping; unknown keys and bad values raise SpecError with the key path."""
+    if isinstance(value, TrainConfig):
+        return value
+    m = _mapping(path, value, "a mapping of training settings")
+    for key in m:
+        if key not in FIELDS:
+            raise _fail(f"{path}.{key}", f"unknown key '{key}'",
+                        did_you_mean(str(key), FIELDS) or f"expected one of {', '.join(sorted(FIELDS))}")
+    c = TrainConfig()
+    changes: dict[str, Any] = {}
+    if "dataset" in m:
+        changes["dataset"] = _check(path, A.choice(*DATASETS), "dataset", m["dataset"])
+    if "epochs" in m:
+        changes["epochs"] = _check(path, A.positive_int, "epochs", m["epochs"])
+    if "batch_size" in m:
+        changes["batch_size"] = _check(path, A.positive_int, "batch_size", m["batch_size"])
+    if "seed" in m:
+        changes["seed"] = _check(path, A.non_negative_int, "seed", m["seed"])
+    if "validation_split" in m:
+        changes["validation_split"] = _check(path, A.unit_interval, "validation_split",
+                                             m["validation_split"])
+    if "shuffle" in m:
+        changes["shuffle"] = _check(path, A.boolean, "shuffle", m["shuffle"])
+    if "loss" in m:
+        loss = m["loss"]
+        if not isinstance(loss, str) or loss.lower() not in LOSSES:
+            raise _fail(f"{path}.loss", f"unknown loss {loss!r}; expected one of "
+                        f"{', '.join(LOSSES)}", did_you_mean(str(loss), LOSSES))
+        changes["loss"] = LOSSES[loss.lower()]
+    if "optimizer" in m:
+        changes["optimizer"] = parse_optimizer(m["optimizer"], f"{path}.optimizer")
+    if "schedule" in m:
+        name, given = _named(f"{path}.schedule", m["schedule"], tuple(SCHEDULES), "schedule")
+        changes["schedule"] = Attrs(
+            name=name, **_check_args(f"{path}.schedule", SCHEDULES[name], given))
+    if "augment" in m:
+        given = _mapping(f"{path}.augment", m["augment"], "a mapping such as {shift: 2, flip: true}")
+        changes["augment"] = Attrs(_check_args(f"{path}.augment", AUGMENT_ARGS, given))
+    return c.replace(**changes)
