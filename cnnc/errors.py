@@ -38,7 +38,7 @@ class Span:
 class CnncError(Exception):
     """The one exception type cnnc raises for anything a user can fix.
 
-    Attributes: `message` (one sentence), `span` (a `Span` into DSL text, or None), `path`
+    Attributes: `message` (one sentence), `span` (a `Span` into DSL or YAML text, or None), `path`
     (a YAML/dict key path such as ``layers[3].kernel_size``, or None), `file` (the spec file when
     known), `hint` (a suggestion such as "did you mean 'conv2d'?"), `errors` (further errors
     collected with this one).
@@ -90,6 +90,9 @@ class CnncError(Exception):
         if self.hint:
             text = f"{text}; {self.hint}"
         if self.span is not None:
+            # YAML errors have both: the line and column, then the key path that names the value.
+            if self.path:
+                return f"{self.span.location()}: {self.path}: {text}"
             return f"{self.span.location()}: {text}"
         if self.path:
             prefix = f"{self.file}: " if self.file else ""

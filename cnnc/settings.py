@@ -4,6 +4,7 @@ CNNC_DATA        a folder holding dataset IDX files (searched before the user ca
 CNNC_CACHE_DIR   where datasets and compiled kernels are cached (default ~/.cache/cnnc)
 CNNC_DEVICE      default OpenCL device selector ('gpu', 'cpu', 'P:D' or part of a name)
 CNNC_DEBUG       '1' verifies the graph after every pass and names the pass that broke it
+CNNC_OFFLINE     '1' never downloads datasets (the test suite and CI set it)
 """
 
 from __future__ import annotations
@@ -31,3 +32,8 @@ def device_selector() -> str | None:
 
 def debug() -> bool:
     return os.environ.get("CNNC_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def offline() -> bool:
+    """True when datasets must not be downloaded (CNNC_OFFLINE set to anything but 0/false/no)."""
+    return os.environ.get("CNNC_OFFLINE", "") not in ("", "0", "false", "no")

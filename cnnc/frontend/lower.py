@@ -9,8 +9,9 @@ order, shape inference and parameter creation. So the three front ends cannot dr
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from cnnc.errors import Span, SpecError, did_you_mean
 from cnnc.ir.args import ArgError, Attrs
@@ -19,27 +20,34 @@ from cnnc.ir.ops import OpDef, Shape, layer_names, lookup_layer
 
 PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
 
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+# The DSL's keywords: a layer named so could not be written back out as DSL.
+RESERVED_NAMES = frozenset({"network", "repeat", "train", "output", "outputs"})
 
-@dataclass
+
+@dataclass(eq=False)
 class LayerDecl:
     """One layer as written: op name, positional and keyword arguments, name, inputs, location.
 
-    `inputs` None means the previous layer (a chain); a list names layers. `arg_spans` and
-    `arg_paths` locate individual arguments (keys are argument names, or '#<i>' for the i-th
-    positional value) so that a bad value is reported where it was written.
+    `inputs` None means the previous layer (a chain); a list names layers, each by its name or
+    by its `LayerDecl` (the Python builder's handles, which may be unnamed until lowering).
+    `arg_spans` and `arg_paths` locate individual argument values (keys are argument names, or
+    '#<i>' for the i-th positional value) so that a bad value is reported where it was written;
+    `key_spans` locate the keywords themselves (for unknown-argument errors).
     """
 
     op: str
     positional: Sequence[Any] = ()
     keywords: Mapping[str, Any] = field(default_factory=dict)
     name: str | None = None
-    inputs: Sequence[str] | None = PREVIOUS
+    inputs: Sequence[str | LayerDecl] | None = PREVIOUS
     span: Span | None = None
     path: str | None = None
     arg_spans: Mapping[str, Span] = field(default_factory=dict)
     arg_paths: Mapping[str, str] = field(default_factory=dict)
     name_span: Span | None = None
     input_spans: Sequence[Span | None] = ()
+    key_spans: Mapping[str, Span] = field(default_factory=dict)
 
 
 def keras_auto_name(op: OpDef) -> str:
@@ -50,16 +58,57 @@ def keras_auto_name(op: OpDef) -> str:
     return s.lower().replace("2_d", "2d").replace("1_d", "1d").replace("3_d", "3d")
 
 
-def _arg_error(decl: LayerDecl, key: str, err: Exception, op: OpDef) -> SpecError:
-    span = decl.arg_spans.get(key) or decl.span
-    path = decl.arg_paths.get(key) or (f"{decl.path}.{key}" if decl.path and not
-                                       key.startswith("#") else decl.path)
-    msg = str(err)
-    return SpecError(msg, span=span, path=None if span else path)
+def assign_names(ops: Sequence[OpDef], given: Sequence[str | None]) -> list[str]:
+    """Given names kept; the others get Keras-style auto names in declaration order.
+
+    conv2d, conv2d_1, conv2d_2, ...: each op's counter skips names already taken, so an auto
+    name never collides with a given one. The writers use this too, to leave out every name that
+    lowering would give back anyway.
+    """
+    taken = {n for n in given if n is not None}
+    counters: dict[str, int] = {}
+    names: list[str] = []
+    for op, name in zip(ops, given):
+        if name is None:
+            base = keras_auto_name(op)
+            while True:
+                n = counters.get(base, 0)
+                counters[base] = n + 1
+                name = base if n == 0 else f"{base}_{n}"
+                if name not in taken:
+                    break
+            taken.add(name)
+        names.append(name)
+    return names
 
 
-def resolve_args(decl: LayerDecl, op: OpDef) -> Attrs:
-    """Positional values and bare words mapped onto the op's arguments, then checked."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _arg_error(decl: LayerDecl, label: str, key: str, message: str,
+               hint: str | None = None, *, at_key: bool = False) -> SpecError:
+    """An argument error located at the value (or keyword) as precisely as the front end knows.
+
+    Key-path errors (YAML, dicts) are named by the path; text errors by the layer's name.
+    """
+    span = (decl.key_spans.get(key) if at_key else None) or decl.arg_spans.get(key) or decl.span
+    path = decl.arg_paths.get(key)
+    if path is None and decl.path is not None:
+        path = decl.path if key.startswith("#") or not key else f"{decl.path}.{key}"
+    if path is None:
+        message = f"{label}: {message}"
+    return SpecError(message, span=span, path=path, hint=hint)
+
+
+def resolve_args(decl: LayerDecl, op: OpDef, label: str | None = None) -> Attrs:
+    """Positional values and bare words mapped onto the op's arguments, then checked.
+
+    A bare word (``relu``, ``same``) goes to the argument whose `words` contain it; other
+    positional values fill the op's positional arguments in order. `label` is the layer's name,
+    for messages.
+    """
+    label = label or decl.name or op.name
     given: dict[str, Any] = {}
     where: dict[str, str] = {}  # arg name -> key in arg_spans/arg_paths
     slots = [a for a in op.args if a.positional]
@@ -75,15 +124,14 @@ def resolve_args(decl: LayerDecl, op: OpDef) -> Attrs:
             while slots and slots[0].name in given:
                 slots.pop(0)
             if not slots:
-                why = (f"'{value}' is not a value {op.name} takes as a bare word"
-                       if isinstance(value, str) else f"too many positional arguments for {op.name}")
-                raise _arg_error(decl, key, ArgError(why), op)
+                raise _too_many(decl, op, label, key, value)
             target = slots.pop(0)
         given[target.name] = value
         where[target.name] = key
     for k, value in decl.keywords.items():
         if k in given:
-            raise _arg_error(decl, k, ArgError(f"argument '{k}' given twice"), op)
+            raise _arg_error(decl, label, k, f"argument '{k}' is given twice (once by position)",
+                             at_key=True)
         given[k] = value
         where[k] = k
     try:
@@ -91,23 +139,52 @@ def resolve_args(decl: LayerDecl, op: OpDef) -> Attrs:
     except ArgError as err:
         # Point at the argument the message names, if we can tell which.
         msg = str(err)
-        key = next((where[k] for k in given if f"{k}=" in msg or f"'{k}'" in msg), None)
-        if key is None:
-            m = re.search(r"unknown argument '([^']+)'", msg)
-            key = m.group(1) if m else ""
-        raise _arg_error(decl, key, err, op) from None
+        m = re.match(r"unknown argument '([^']+)'", msg)
+        if m:
+            return _raise_unknown(decl, op, label, m.group(1))
+        key = next((where[k] for k in given if f"{k}=" in msg or f"'{k}'" in msg), "")
+        raise _arg_error(decl, label, key, msg) from None
+
+
+def _too_many(decl: LayerDecl, op: OpDef, label: str, key: str, value: Any) -> SpecError:
+    positional = [a.name for a in op.args if a.positional]
+    words = sorted({w for a in op.args for w in a.words})
+    if isinstance(value, str) and words:
+        hint = did_you_mean(value, words)
+        return _arg_error(decl, label, key, f"'{value}' is not a word {op.name} understands "
+                          f"(it takes {', '.join(words)})", hint)
+    if positional:
+        takes = f"{_plural(len(positional), 'positional argument')} ({', '.join(positional)})"
+    else:
+        takes = "no positional arguments"
+    return _arg_error(decl, label, key, f"{op.name} takes {takes}; {value!r} is one too many")
+
+
+def _raise_unknown(decl: LayerDecl, op: OpDef, label: str, key: str) -> Attrs:
+    known = [a.name for a in op.args]
+    # In a key-path spec (YAML, dict) the layer's name and inputs are keys beside its arguments.
+    candidates = known + ["name", "inputs"] if decl.path is not None else known
+    hint = did_you_mean(key, candidates) or (
+        f"{op.name} takes {', '.join(known)}" if known else f"{op.name} takes no arguments")
+    raise _arg_error(decl, label, key, f"unknown argument '{key}' for {op.name}", hint,
+                     at_key=True) from None
 
 
 def lower(
     name: str,
     decls: Sequence[LayerDecl],
     *,
-    outputs: Sequence[str] | None = None,
+    outputs: Sequence[str | LayerDecl] | None = None,
     output_spans: Sequence[Span | None] = (),
+    output_paths: Sequence[str | None] = (),
     train: Any = None,
     file: str | None = None,
 ) -> Graph:
-    """Build the layer graph; raises CnncError located at the offending declaration."""
+    """Build the layer graph; raises CnncError located at the offending declaration.
+
+    `outputs` names the graph's outputs (default: the last declaration), located for messages
+    by `output_spans` (text) or `output_paths` (key paths). `train` is stored on the graph.
+    """
     if not decls:
         raise SpecError("the network is empty: it needs an input and at least one layer",
                         file=file)
@@ -115,40 +192,13 @@ def lower(
     for d in decls:
         op = lookup_layer(d.op)
         if op is None:
-            raise SpecError(f"unknown layer '{d.op}'", span=d.span, path=d.path,
+            raise SpecError(f"unknown layer '{d.op}'", span=d.span, path=d.path, file=file,
                             hint=did_you_mean(d.op, layer_names()))
         ops.append(op)
 
-    # Names: explicit ones first (so auto names never take them), then Keras-style auto names.
-    names: list[str] = [""] * len(decls)
-    taken: dict[str, int] = {}
-    for i, d in enumerate(decls):
-        if d.name is not None:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", d.name):
-                raise SpecError(f"invalid layer name '{d.name}': use letters, digits, '_', '.' "
-                                "or '-', starting with a letter", span=d.name_span or d.span,
-                                path=f"{d.path}.name" if d.path else None)
-            if d.name in taken:
-                first = decls[taken[d.name]]
-                where = (f" (first defined at {first.span.location()})" if first.span
-                         else (f" (first defined at {first.path})" if first.path else ""))
-                raise SpecError(f"duplicate layer name '{d.name}'{where}",
-                                span=d.name_span or d.span,
-                                path=f"{d.path}.name" if d.path else None)
-            taken[d.name] = i
-            names[i] = d.name
-    counters: dict[str, int] = {}
-    for i, d in enumerate(decls):
-        if d.name is None:
-            base = keras_auto_name(ops[i])
-            while True:
-                n = counters.get(base, 0)
-                counters[base] = n + 1
-                candidate = base if n == 0 else f"{base}_{n}"
-                if candidate not in taken:
-                    break
-            taken[candidate] = i
-            names[i] = candidate
+    names = _names(decls, ops)
+    taken = {n: i for i, n in enumerate(names)}
+    index = {id(d): i for i, d in enumerate(decls)}
 
     # Inputs: explicit references or the previous declaration.
     wired: list[list[int]] = []
@@ -169,6 +219,12 @@ def lower(
             continue
         refs = []
         for j, ref in enumerate(d.inputs):
+            if isinstance(ref, LayerDecl):
+                if id(ref) not in index:
+                    raise SpecError(f"an input of '{names[i]}' is a layer of another network",
+                                    span=d.span, path=d.path)
+                refs.append(index[id(ref)])
+                continue
             if ref not in taken:
                 span = d.input_spans[j] if j < len(d.input_spans) else None
                 raise SpecError(f"unknown layer '{ref}' in the inputs of '{names[i]}'",
@@ -186,12 +242,12 @@ def lower(
     shapes: dict[str, Shape] = {}
     for i in order:
         d, op = decls[i], ops[i]
-        attrs = resolve_args(d, op)
+        attrs = resolve_args(d, op, names[i])
         lo, hi = op.arity
         n_in = len(wired[i])
         if n_in < lo or (hi is not None and n_in > hi):
-            want = f"{lo}" if lo == hi else f"at least {lo}"
-            raise SpecError(f"{names[i]}: {op.name} takes {want} inputs, got {n_in}",
+            want = _plural(lo, "input") if lo == hi else f"at least {_plural(lo, 'input')}"
+            raise SpecError(f"{names[i]}: {op.name} takes {want}, got {n_in}",
                             span=d.span, path=f"{d.path}.inputs" if d.path else None)
         inputs = tuple(names[j] for j in wired[i])
         node = Node(name=names[i], op=op.name, inputs=inputs, attrs=attrs, span=d.span,
@@ -212,11 +268,16 @@ def lower(
         raise SpecError("the network has no input layer (e.g. 'input 28x28x1')", file=file,
                         span=decls[0].span, path=decls[0].path)
     if outputs:
+        outputs = [names[index[id(o)]] if isinstance(o, LayerDecl) and id(o) in index else o
+                   for o in outputs]
         for j, o in enumerate(outputs):
+            if not isinstance(o, str):
+                raise SpecError("an output is a layer of another network", file=file)
             if o not in taken:
                 span = output_spans[j] if j < len(output_spans) else None
+                path = output_paths[j] if j < len(output_paths) else None
                 raise SpecError(f"unknown layer '{o}' named as an output", span=span,
-                                path=f"outputs[{j}]" if span is None else None,
+                                path=path if path or span else f"outputs[{j}]",
                                 hint=did_you_mean(o, taken), file=file)
         outs = tuple(outputs)
     else:
@@ -225,6 +286,30 @@ def lower(
         raise SpecError("the network is empty: it has an input but no layers", file=file,
                         span=decls[0].span, path=decls[0].path)
     return Graph(name=name, nodes=tuple(nodes), outputs=outs, state=tuple(state), train=train)
+
+
+def _names(decls: Sequence[LayerDecl], ops: Sequence[OpDef]) -> list[str]:
+    """Check the given names (form, uniqueness), then complete them with auto names."""
+    first: dict[str, LayerDecl] = {}
+    for d in decls:
+        if d.name is None:
+            continue
+        where = d.name_span or d.span
+        path = f"{d.path}.name" if d.path else None
+        if not isinstance(d.name, str) or not re.fullmatch(NAME_PATTERN, d.name):
+            raise SpecError(f"invalid layer name {d.name!r}: use letters, digits, '_', '.' or "
+                            "'-', starting with a letter or '_'", span=where, path=path)
+        if d.name in RESERVED_NAMES:
+            raise SpecError(f"'{d.name}' is a reserved word and cannot name a layer",
+                            span=where, path=path)
+        if d.name in first:
+            prior = first[d.name]
+            at = ((prior.name_span or prior.span).location() if (prior.name_span or prior.span)
+                  else prior.path)
+            raise SpecError(f"duplicate layer name '{d.name}'"
+                            + (f" (first defined at {at})" if at else ""), span=where, path=path)
+        first[d.name] = d
+    return assign_names(ops, [d.name for d in decls])
 
 
 def _topological_order(names: list[str], wired: list[list[int]],
@@ -236,25 +321,44 @@ def _topological_order(names: list[str], wired: list[list[int]],
     state = [0] * len(names)  # 0 new, 1 visiting, 2 done
     order: list[int] = []
 
-    def visit(i: int, stack: list[int]) -> None:
-        if state[i] == 2:
-            return
-        if state[i] == 1:
-            cycle = stack[stack.index(i):] + [i]
-            d = decls[cycle[0]]
-            raise SpecError("cycle in the layer graph: " + " -> ".join(names[k] for k in cycle),
-                            span=d.span, path=d.path)
-        state[i] = 1
-        stack.append(i)
-        for j in wired[i]:
-            visit(j, stack)
-        stack.pop()
-        state[i] = 2
-        order.append(i)
-
-    for i in range(len(names)):
-        visit(i, [])
+    # Iterative depth-first search: a long chain must not hit Python's recursion limit.
+    for root in range(len(names)):
+        if state[root]:
+            continue
+        stack: list[tuple[int, int]] = [(root, 0)]
+        path = [root]
+        state[root] = 1
+        while stack:
+            i, k = stack[-1]
+            if k < len(wired[i]):
+                stack[-1] = (i, k + 1)
+                j = wired[i][k]
+                if state[j] == 1:
+                    # Listed as the data flows: each layer feeds the next.
+                    cycle = [j] + path[path.index(j):][::-1]
+                    d = decls[cycle[0]]
+                    raise SpecError("cycle in the layer graph: "
+                                    + " -> ".join(names[c] for c in cycle),
+                                    span=d.span, path=d.path)
+                if state[j] == 0:
+                    state[j] = 1
+                    stack.append((j, 0))
+                    path.append(j)
+                continue
+            stack.pop()
+            path.pop()
+            state[i] = 2
+            order.append(i)
     return order
 
 
-__all__ = ["LayerDecl", "PREVIOUS", "keras_auto_name", "lower", "resolve_args"]
+__all__ = [
+    "NAME_PATTERN",
+    "PREVIOUS",
+    "RESERVED_NAMES",
+    "LayerDecl",
+    "assign_names",
+    "keras_auto_name",
+    "lower",
+    "resolve_args",
+]

@@ -114,14 +114,13 @@ def integer(name: str, value: Any) -> int:
 
 def pair(name: str, value: Any) -> tuple[int, int]:
     """A positive integer or a pair of them (Keras' kernel_size, strides, pool_size)."""
-    if _is_int(value):
-        value = (value, value)
+    both = (value, value) if _is_int(value) else value  # errors report `value` as written
     if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(_is_int(v) and v > 0 for v in value)
+        isinstance(both, (tuple, list))
+        and len(both) == 2
+        and all(_is_int(v) and v > 0 for v in both)
     ):
-        return (int(value[0]), int(value[1]))
+        return (int(both[0]), int(both[1]))
     raise ArgError(
         f"Expected a positive integer or a pair of positive integers. {_received(name, value)}"
     )

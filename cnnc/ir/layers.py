@@ -59,10 +59,18 @@ def _input_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     return (None, *attrs["shape"])
 
 
+def _input_shape(name: str, value: object) -> tuple[int, ...]:
+    """A shape, or () for one scalar per example (Keras' Input(shape=())): the int32 class-id
+    target the training graph feeds for sparse losses."""
+    if isinstance(value, (tuple, list)) and len(value) == 0:
+        return ()
+    return A.shape(name, value)
+
+
 register(OpDef(
     name="input", group="layer", keras_name="InputLayer", aliases=("Input", "InputLayer"),
     args=(
-        Arg("shape", A.shape, positional=True, doc="shape without the batch dimension"),
+        Arg("shape", _input_shape, positional=True, doc="shape without the batch dimension"),
         Arg("dtype", A.choice("float32", "int32"), "float32"),
     ),
     arity=(0, 0), infer=_input_infer,

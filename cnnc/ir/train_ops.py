@@ -239,17 +239,20 @@ SPARSE = Arg("sparse", A.boolean, False)
 register(OpDef(
     name="softmax_cross_entropy", group="loss", args=(SPARSE,), arity=(2, 2), infer=_scalar,
     doc="Mean over the batch of -sum(target * log_softmax(logits)); sparse targets are int32 "
-        "class indices. Inputs (logits, target). Used when the network ends in softmax.",
+        "class indices. Inputs (logits, target). Used when the network ends in softmax. "
+        "For predictions of rank > 2, N (the 'batch') counts every row: all axes but the last.",
 ))
 register(OpDef(
     name="softmax_cross_entropy_grad", group="loss", args=(SPARSE,), arity=(2, 2),
     infer=_grad_like_pred,
-    doc="(softmax(logits) - target) / N. Inputs (logits, target).",
+    doc="(softmax(logits) - target) / N, N as in softmax_cross_entropy. Inputs (logits, "
+        "target).",
 ))
 register(OpDef(
     name="cross_entropy", group="loss", args=(SPARSE,), arity=(2, 2), infer=_scalar,
     doc="Keras' categorical cross-entropy on probabilities: p = pred / sum(pred), clipped to "
-        "[1e-7, 1 - 1e-7]; mean over the batch of -sum(target * log p). Inputs (pred, target).",
+        "[1e-7, 1 - 1e-7]; mean over the batch (rows, as in softmax_cross_entropy) of "
+        "-sum(target * log p). Inputs (pred, target).",
 ))
 register(OpDef(
     name="cross_entropy_grad", group="loss", args=(SPARSE,), arity=(2, 2), infer=_grad_like_pred,

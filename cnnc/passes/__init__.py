@@ -1,0 +1,1 @@
+"""Graph-to-graph passes: inference simplifications, the training graph (autodiff), pipelines."""

@@ -63,6 +63,9 @@ class TrainConfig:
     loss: str = "sparse_categorical_crossentropy"
     seed: int = 0
     validation_split: float = 0.0
+    # A count of training examples held out instead of a fraction (the seed recipe's 5,000 of
+    # 60,000 images, exactly); None: use validation_split. Giving both is an error.
+    validation_size: int | None = None
     shuffle: bool = True
     schedule: Attrs = field(default_factory=lambda: Attrs(name="constant"))
     augment: Attrs = field(default_factory=lambda: Attrs(shift=0, flip=False))
@@ -134,7 +137,7 @@ def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfi
 
 FIELDS = {
     "dataset", "epochs", "batch_size", "optimizer", "loss", "seed", "validation_split",
-    "shuffle", "schedule", "augment",
+    "validation_size", "shuffle", "schedule", "augment",
 }
 
 
@@ -160,6 +163,12 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
     if "validation_split" in m:
         changes["validation_split"] = _check(path, A.unit_interval, "validation_split",
                                              m["validation_split"])
+    if "validation_size" in m:
+        if m.get("validation_split"):
+            raise _fail(f"{path}.validation_size", "give validation_split or validation_size, "
+                        "not both")
+        changes["validation_size"] = _check(path, A.non_negative_int, "validation_size",
+                                            m["validation_size"])
     if "shuffle" in m:
         changes["shuffle"] = _check(path, A.boolean, "shuffle", m["shuffle"])
     if "loss" in m:

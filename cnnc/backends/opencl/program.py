@@ -1,0 +1,155 @@
+"""Program building and caching: the second stage of the OpenCL backend.
+
+Kernels are plain OpenCL C files in kernels/ (the `cnnc.kernels` package once installed),
+specialised only by -D options made from validated integers in `build_options`. Each kernel in
+a file is guarded by `#ifdef <ITS NAME IN UPPER CASE>`, and a program is built for one kernel:
+the compiler sees only the code a launch needs, and a kernel's -D options never have to satisfy
+its neighbours in the file. A built program
+is kept in memory for the rest of the process and its binary on disk across processes
+(pyopencl's binary cache, keyed by the source, the options and the device/driver identity, in
+the cnnc cache folder). A failed build is a DeviceError naming the file, the options and the log.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from cnnc import settings
+from cnnc.backends.opencl.device import Device, _cl
+from cnnc.errors import DeviceError
+
+# -cl-mad-enable lets the compiler contract a*b+c into fused multiply-adds, which is what makes
+# the register-blocked kernels fast; -cl-fast-relaxed-math would also relax exp/log/division,
+# which the losses and activations do not need to give up.
+BASE_OPTIONS = ("-cl-mad-enable",)
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+_DEFINE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def kernel_dir() -> Path:
+    """The folder holding the .cl files: the installed package's, else the checkout's."""
+    try:
+        found = importlib.resources.files("cnnc.kernels")
+        path = Path(str(found))
+        if path.is_dir() and any(path.glob("*.cl")):
+            return path
+    except (ModuleNotFoundError, TypeError):
+        pass
+    checkout = Path(__file__).resolve().parents[3] / "kernels"
+    if checkout.is_dir():
+        return checkout
+    raise DeviceError("the OpenCL kernel sources (kernels/*.cl) are missing from this install",
+                      hint="reinstall cnnc")
+
+
+def build_options(defines: Mapping[str, int]) -> tuple[str, ...]:
+    """The build options for a set of -D defines; the only place options are made.
+
+    Names must be upper-case identifiers and values Python ints within int32 range: a value
+    from anywhere else (a string from a spec, a float, a bool) is a bug in a binding and raises.
+    """
+    options = list(BASE_OPTIONS)
+    for name in sorted(defines):
+        value = defines[name]
+        if not _DEFINE_NAME.fullmatch(name):
+            raise ValueError(f"bad define name {name!r}: upper-case identifiers only")
+        if type(value) is not int:
+            raise TypeError(f"define {name} must be an int, got {type(value).__name__} {value!r}")
+        if not INT_MIN <= value <= INT_MAX:
+            raise ValueError(f"define {name}={value} is outside the int32 range")
+        options.append(f"-D{name}={value}")
+    return tuple(options)
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """One program obtained: how long it took and whether the disk cache had it."""
+
+    file: str
+    options: tuple[str, ...]
+    seconds: float
+    from_disk: bool
+
+
+class ProgramCache:
+    """Programs for one device, built once per (file, options) in this process."""
+
+    def __init__(self, device: Device):
+        self.device = device
+        self.programs: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self.records: list[BuildRecord] = []
+
+    def program(self, file: str, kernel: str, defines: Mapping[str, int]) -> Any:
+        options = build_options({**defines, kernel.upper(): 1})
+        key = (file, options)
+        prg = self.programs.get(key)
+        if prg is None:
+            prg = self._build(file, options)
+            self.programs[key] = prg
+        return prg
+
+    def kernel(self, file: str, name: str, defines: Mapping[str, int]) -> Any:
+        """A new kernel object for one launch: its arguments are set once and kept with it."""
+        cl = _cl()
+        prg = self.program(file, name, defines)
+        try:
+            return cl.Kernel(prg, name)
+        except cl.Error as err:
+            raise DeviceError(f"kernel '{name}' not found in kernels/{file}: {err}") from None
+
+    def _build(self, file: str, options: tuple[str, ...]) -> Any:
+        cl = _cl()
+        from pyopencl.cache import create_built_program_from_source_cached
+
+        folder = kernel_dir()
+        path = folder / file
+        try:
+            source = path.read_text()
+        except OSError as err:
+            raise DeviceError(f"cannot read kernel source {path}: {err}",
+                              hint="reinstall cnnc") from None
+        include = str(folder)
+        include_opt = f'"{include}"' if " " in include else include
+        option_text = " ".join((*options, "-I", include_opt))
+        cache = settings.cache_dir() / "opencl"
+        start = time.perf_counter()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            raw, from_disk = create_built_program_from_source_cached(
+                self.device.context, source, option_text.encode(), [self.device.cl_device],
+                cache_dir=str(cache), include_path=[include])
+        except cl.Error as err:
+            raise DeviceError(
+                f"building kernels/{file} failed on {self.device.describe()} with options "
+                f"'{' '.join(options)}':\n{_build_log(err)}",
+                hint="pick another device with --device, or report this with the log") from None
+        except OSError as err:
+            raise DeviceError(f"cannot use the kernel cache folder {cache}: {err}",
+                              hint="set CNNC_CACHE_DIR to a writable folder") from None
+        self.records.append(BuildRecord(file, options, time.perf_counter() - start,
+                                        bool(from_disk)))
+        return cl.Program(raw)
+
+
+def _build_log(err: Exception) -> str:
+    text = str(err)
+    # pyopencl repeats 'clBuildProgram failed' several times before the log; keep the log.
+    lines = [ln for ln in text.splitlines() if ln.strip() and "clBuildProgram failed" not in ln]
+    return "\n".join(lines[:60]) if lines else text
+
+
+# One cache per device, shared by every executable of the process.
+_CACHES: dict[str, ProgramCache] = {}
+
+
+def program_cache(device: Device) -> ProgramCache:
+    key = f"{device.index}|{device.name}|{device.platform_version}"
+    if key not in _CACHES:
+        _CACHES[key] = ProgramCache(device)
+    return _CACHES[key]

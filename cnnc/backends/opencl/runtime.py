@@ -1,0 +1,320 @@
+"""The OpenCL runtime: state buffers, and compiled graphs enqueued without host round trips.
+
+The last stage of the OpenCL backend, and free of op logic: `plan.make_plan` says what to launch
+and where every tensor lives; this module allocates the arena, builds the kernels (through the
+program cache), sets each launch's arguments once, and per run only writes the inputs, refreshes
+the step-dependent scalars, enqueues every launch on one in-order queue and reads back what was
+asked for. State tensors (parameters, optimizer slots) live in their own buffers across runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from cnnc.backends.opencl.bind import (
+    Float, Int, Launch, Null, Step, Target, UInt, UpdateScalar, Value, Workspace, Zeros,
+)
+from cnnc.backends.opencl.device import Device, _cl, select_device
+from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
+from cnnc.backends.opencl.program import program_cache
+from cnnc.errors import CnncError, DeviceError, InputError
+from cnnc.ir.graph import Graph, StateSpec
+from cnnc.passes.memplan import workspace_name
+
+OOM_HINT = "lower the batch size (--batch), or pick a device with more memory (--device)"
+
+
+def _is_out_of_memory(err: Exception) -> bool:
+    cl = _cl()
+    code = getattr(err, "code", None)
+    return code in (cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE,
+                    cl.status_code.OUT_OF_RESOURCES, cl.status_code.OUT_OF_HOST_MEMORY,
+                    cl.status_code.INVALID_BUFFER_SIZE)
+
+
+def _device_error(err: Exception, what: str, device: Device) -> DeviceError:
+    if _is_out_of_memory(err):
+        return DeviceError(f"out of device memory on {device.describe()} while {what}",
+                           hint=OOM_HINT)
+    return DeviceError(f"OpenCL error on {device.describe()} while {what}: {err}")
+
+
+class OpenCLBackend:
+    """State in device buffers; graphs compiled to launch lists for one device."""
+
+    name = "opencl"
+
+    def __init__(self, device: str | Device | None = None, dtype: str = "float32", *,
+                 target: Target | None = None):
+        """target: tile choices as for another kind of device (tests run the GPU tilings on a
+        CPU device this way); default: the device's own."""
+        if dtype != "float32":
+            raise CnncError(f"the opencl backend computes in float32, not {dtype!r}",
+                            hint="use backend='numpy' for float64")
+        cl = _cl()
+        self.device = device if isinstance(device, Device) else select_device(device)
+        self.target = target or Target(self.device.kind, self.device.compute_units)
+        self.programs = program_cache(self.device)
+        self.queue = cl.CommandQueue(self.device.context)
+        self._state: dict[str, tuple[Any, StateSpec]] = {}
+        self.state_version = 0  # bumped when a state buffer is replaced
+
+    # ---------------------------------------------------------------- memory
+
+    def allocate(self, nbytes: int, what: str) -> Any:
+        cl = _cl()
+        if nbytes > self.device.max_allocation:
+            raise DeviceError(
+                f"{what} needs {nbytes / 2**20:.1f} MiB in one buffer, more than the "
+                f"{self.device.max_allocation / 2**20:.0f} MiB {self.device.describe()} "
+                "allows", hint=OOM_HINT)
+        try:
+            return cl.Buffer(self.device.context, cl.mem_flags.READ_WRITE, max(nbytes, 4))
+        except cl.Error as err:
+            raise _device_error(err, f"allocating {what} ({nbytes} bytes)", self.device) from None
+
+    # ---------------------------------------------------------------- state
+
+    def init_state(self, specs: Sequence[StateSpec], values: Mapping[str, np.ndarray]) -> None:
+        for spec in specs:
+            if spec.name not in values:
+                raise CnncError(f"no initial value for state tensor '{spec.name}'")
+            host = self._host_array(spec, values[spec.name])
+            old = self._state.get(spec.name)
+            if old is not None and old[1].shape == spec.shape:
+                buf = old[0]
+            else:
+                buf = self.allocate(host.nbytes, f"state '{spec.name}'")
+                self.state_version += 1
+            self._state[spec.name] = (buf, spec)
+            self._write(buf, host, f"writing state '{spec.name}'")
+        self._finish("initialising state")
+
+    def read_state(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        cl = _cl()
+        out = {}
+        try:
+            for name in names:
+                buf, spec = self._state_entry(name)
+                host = np.empty(spec.shape, dtype=np.float32)
+                cl.enqueue_copy(self.queue, host, buf, is_blocking=False)
+                out[name] = host
+        except cl.Error as err:
+            raise _device_error(err, "reading state", self.device) from None
+        self._finish("reading state")
+        return out
+
+    def write_state(self, values: Mapping[str, np.ndarray]) -> None:
+        for name, value in values.items():
+            buf, spec = self._state_entry(name)
+            self._write(buf, self._host_array(spec, value), f"writing state '{name}'")
+        self._finish("writing state")
+
+    def state_buffer(self, name: str) -> Any:
+        return self._state_entry(name)[0]
+
+    def has_state(self, name: str) -> bool:
+        return name in self._state
+
+    def _state_entry(self, name: str) -> tuple[Any, StateSpec]:
+        try:
+            return self._state[name]
+        except KeyError:
+            raise CnncError(f"unknown state tensor '{name}' (not initialised on this "
+                            "backend)") from None
+
+    @staticmethod
+    def _host_array(spec: StateSpec, value: Any) -> np.ndarray:
+        host = np.ascontiguousarray(value, dtype=np.float32)
+        if host.shape != tuple(spec.shape):
+            raise CnncError(f"state '{spec.name}' has shape {tuple(spec.shape)}, got an array "
+                            f"of shape {host.shape}")
+        return host
+
+    def _write(self, buf: Any, host: np.ndarray, what: str) -> None:
+        cl = _cl()
+        try:
+            cl.enqueue_copy(self.queue, buf, host, is_blocking=True)
+        except cl.Error as err:
+            raise _device_error(err, what, self.device) from None
+
+    def _finish(self, what: str) -> None:
+        cl = _cl()
+        try:
+            self.queue.finish()
+        except cl.Error as err:
+            raise _device_error(err, what, self.device) from None
+
+    # ---------------------------------------------------------------- graphs
+
+    def plan(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> ExecutionPlan:
+        return make_plan(graph, batch, self.target, alignment=self.device.base_alignment,
+                         keep=keep)
+
+    def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()
+                ) -> "OpenCLExecutable":
+        """keep: values to keep readable besides the outputs ('*' for every value)."""
+        if not isinstance(batch, int) or batch <= 0:
+            raise InputError(f"the batch size must be a positive integer, got {batch!r}")
+        return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
+
+
+class _Bound:
+    """One launch with its kernel object; arguments set once, some refreshed per run."""
+
+    __slots__ = ("node", "launch", "kernel", "state_args", "dynamic_args")
+
+    def __init__(self, node: str, launch: Launch, kernel: Any):
+        self.node = node
+        self.launch = launch
+        self.kernel = kernel
+        self.state_args: list[tuple[int, str]] = []
+        self.dynamic_args: list[tuple[int, Step | UpdateScalar]] = []
+
+
+class OpenCLExecutable:
+    """A graph bound to the device for one batch size."""
+
+    def __init__(self, backend: OpenCLBackend, plan: ExecutionPlan):
+        self.backend = backend
+        self.plan = plan
+        self.graph = plan.graph
+        self.batch = plan.batch
+        device = backend.device
+        memory = plan.memory
+        self.arena = backend.allocate(memory.peak, f"the working memory of '{self.graph.name}' "
+                                      f"at batch {self.batch}")
+        cl = _cl()
+        try:
+            self.buffers = {t.name: self.arena.get_sub_region(memory.offsets[t.name],
+                                                              max(t.nbytes, 4))
+                            for t in memory.tensors}
+        except cl.Error as err:
+            raise _device_error(err, "dividing the working memory", device) from None
+        self.zeros = backend.allocate(4 * max(plan.zeros, 1), "a buffer of zeros")
+        backend._write(self.zeros, np.zeros(max(plan.zeros, 1), np.float32), "zeroing")
+        self.bound: list[_Bound] = []
+        for node, lau in plan.launches():
+            kernel = backend.programs.kernel(lau.file, lau.kernel, lau.define_map)
+            self.bound.append(self._bind_args(node, lau, kernel))
+        self._state_version = -1  # state arguments are (re)bound at the first run
+
+    # ---------------------------------------------------------------- arguments
+
+    def value_buffer(self, value: str) -> Any:
+        return self.buffers[self.plan.memory.storage.get(value, value)]
+
+    def _bind_args(self, node: str, lau: Launch, kernel: Any) -> _Bound:
+        bound = _Bound(node, lau, kernel)
+        for i, arg in enumerate(lau.args):
+            if isinstance(arg, Value):
+                if arg.name in self.graph.state_map:
+                    bound.state_args.append((i, arg.name))
+                    kernel.set_arg(i, self.backend.state_buffer(arg.name)
+                                   if self.backend.has_state(arg.name) else None)
+                else:
+                    kernel.set_arg(i, self.value_buffer(arg.name))
+            elif isinstance(arg, Workspace):
+                kernel.set_arg(i, self.buffers[workspace_name(node, arg.index)])
+            elif isinstance(arg, Zeros):
+                kernel.set_arg(i, self.zeros)
+            elif isinstance(arg, Int):
+                kernel.set_arg(i, np.int32(arg.value))
+            elif isinstance(arg, UInt):
+                kernel.set_arg(i, np.uint32(arg.value))
+            elif isinstance(arg, Float):
+                kernel.set_arg(i, np.float32(arg.value))
+            elif isinstance(arg, Null):
+                kernel.set_arg(i, None)
+            elif isinstance(arg, (Step, UpdateScalar)):
+                bound.dynamic_args.append((i, arg))
+                kernel.set_arg(i, np.uint32(0) if isinstance(arg, Step) else np.float32(0))
+            else:  # a new kind of argument added to bind.py and not here
+                raise TypeError(f"unknown launch argument {arg!r}")
+        return bound
+
+    def _refresh_state_args(self) -> None:
+        """Point launches at the current state buffers if init_state replaced any."""
+        if self._state_version == self.backend.state_version:
+            return
+        for b in self.bound:
+            for i, name in b.state_args:
+                if not self.backend.has_state(name):
+                    raise CnncError(f"state tensor '{name}' of '{self.graph.name}' has no value "
+                                    "on the device: initialise the state before running")
+                b.kernel.set_arg(i, self.backend.state_buffer(name))
+        self._state_version = self.backend.state_version
+
+    def _set_dynamic_args(self, step: int, learning_rate: float | None) -> None:
+        scalars: dict[str, tuple[float, ...]] = {}
+        for b in self.bound:
+            for i, arg in b.dynamic_args:
+                if isinstance(arg, Step):
+                    b.kernel.set_arg(i, np.uint32(step & 0xFFFFFFFF))
+                    continue
+                if b.node not in scalars:
+                    node = self.graph.node(b.node)
+                    lr = (learning_rate if learning_rate is not None
+                          else node.attrs["learning_rate"])
+                    scalars[b.node] = node.opdef.scalars(node.attrs, step, lr)
+                b.kernel.set_arg(i, np.float32(scalars[b.node][arg.index]))
+
+    # ---------------------------------------------------------------- running
+
+    def _host_input(self, name: str, value: Any) -> np.ndarray:
+        dtype = np.int32 if self.graph.dtype_of(name) == "int32" else np.float32
+        try:
+            host = np.ascontiguousarray(value, dtype=dtype)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"input '{name}' cannot be read as {dtype.__name__}: {err}") from None
+        want = self.plan.shape(name)
+        if host.shape != want:
+            raise InputError(f"input '{name}' must have shape {want} at batch {self.batch}, "
+                             f"got {host.shape}")
+        return host
+
+    def run(self, feeds: Mapping[str, np.ndarray], fetch: Sequence[str], *, step: int = 0,
+            learning_rate: float | None = None) -> dict[str, np.ndarray]:
+        cl = _cl()
+        inputs = self.graph.inputs
+        missing = [n for n in inputs if n not in feeds]
+        extra = [n for n in feeds if n not in inputs]
+        if missing or extra:
+            raise InputError(f"'{self.graph.name}' takes inputs {', '.join(inputs)}; "
+                             + (f"missing {', '.join(missing)}" if missing else
+                                f"unknown {', '.join(extra)}"))
+        for name in fetch:
+            if name not in self.plan.kept and name not in self.graph.state_map:
+                raise CnncError(f"'{name}' cannot be fetched: it is not kept after the run of "
+                                f"'{self.graph.name}' (compile with keep=['{name}'])")
+        hosts = [(name, self._host_input(name, feeds[name])) for name in inputs]
+        self._refresh_state_args()
+        self._set_dynamic_args(step, learning_rate)
+        out: dict[str, np.ndarray] = {}
+        queue = self.backend.queue
+        current = "writing the inputs"
+        try:
+            for name, host in hosts:
+                cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
+            for b in self.bound:
+                current = f"running node '{b.node}' ({b.launch.file}:{b.launch.kernel})"
+                cl.enqueue_nd_range_kernel(queue, b.kernel, b.launch.global_size,
+                                           b.launch.local_size)
+            current = "reading the results"
+            for name in fetch:
+                if name in self.graph.state_map:
+                    buf, spec = self.backend._state_entry(name)
+                    host = np.empty(spec.shape, np.float32)
+                else:
+                    buf = self.value_buffer(name)
+                    dtype = np.int32 if self.graph.dtype_of(name) == "int32" else np.float32
+                    host = np.empty(self.plan.shape(name), dtype)
+                cl.enqueue_copy(queue, host, buf, is_blocking=False)
+                out[name] = host
+            queue.finish()
+        except cl.Error as err:
+            raise _device_error(err, current, self.backend.device) from None
+        del hosts  # the input copies have completed: the host arrays may go
+        return out

@@ -1,0 +1,59 @@
+"""`cnnc devices`: every OpenCL platform and device, whether it can be used, and the default.
+
+Each device is probed by building and running a one-line kernel, so a driver that lists a
+device it cannot compile for (pip's pocl on a CPU its LLVM does not know) shows up as not
+usable, with the driver's reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "list the OpenCL platforms and devices, and which one cnnc uses by default"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", metavar="SELECTOR",
+                        help="also say which device this selector picks (gpu, cpu, P:D or part "
+                             "of a name)")
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.0f} MiB"
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnc.backends.opencl.device import NO_PLATFORM_HINT, default_device, devices, \
+        select_device
+    from cnnc.errors import DeviceError
+
+    found = devices()
+    if not found:
+        print("no OpenCL platform or device found")
+        print(f"to get one, {NO_PLATFORM_HINT}")
+        return 1
+    try:
+        default = default_device()
+    except DeviceError:
+        default = None
+    platform = None
+    for d in found:
+        if d.platform_index != platform:
+            platform = d.platform_index
+            print(f"platform {platform}: {d.platform_name} ({d.platform_release})")
+        mark = "*" if d is default else " "
+        print(f" {mark} {d.index}  {d.name}")
+        print(f"       type {d.kind}, {d.compute_units} compute units, "
+              f"{_mib(d.global_memory)} memory (largest buffer {_mib(d.max_allocation)}), "
+              f"{d.opencl_version}, fp64 {'yes' if d.fp64 else 'no'}")
+        state = "usable" if d.usable else f"NOT usable: {d.reason}"
+        print(f"       {state}")
+    if default is None:
+        print("no device can build kernels; " + NO_PLATFORM_HINT)
+        return 1
+    print(f"* default device: {default.index} {default.name}"
+          " (override with --device or CNNC_DEVICE)")
+    if args.device:
+        picked = select_device(args.device)
+        print(f"--device {args.device} selects {picked.index} {picked.name}")
+    return 0

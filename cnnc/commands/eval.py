@@ -1,0 +1,30 @@
+"""`cnnc eval SPEC --weights FILE`: test loss, accuracy and confusion matrix of saved weights."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnc.commands.options import add_backend_arguments, add_data_argument, positive_int
+
+HELP = "evaluate saved weights on the spec's test set"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="the spec file the weights belong to")
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="a weights.safetensors file (e.g. from a run folder)")
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="examples per inference batch (default 256)")
+    parser.add_argument("--limit", type=positive_int, metavar="N",
+                        help="evaluate only the first N test examples")
+    add_backend_arguments(parser)
+    add_data_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnc.train.evaluation import evaluate_spec
+
+    result = evaluate_spec(args.spec, args.weights, backend=args.backend or "opencl", device=args.device,
+                           data_dir=args.data, batch_size=args.batch_size, limit=args.limit)
+    print(result.report())
+    return 0

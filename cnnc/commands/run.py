@@ -1,0 +1,45 @@
+"""`cnnc run SPEC`: train a spec on its dataset, evaluate it on the test set, keep the results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnnc.commands.options import add_backend_arguments, add_data_argument, positive_int
+from cnnc.train.session import RunOptions, run_spec
+
+HELP = "train a spec on its dataset and evaluate it on the test set"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", nargs="?", metavar="SPEC",
+                        help="the spec file (.yaml or .cnn); with --resume, defaults to the run's "
+                             "spec.yaml")
+    parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
+    parser.add_argument("--batch-size", type=positive_int, help="override train.batch_size")
+    parser.add_argument("--lr", type=float, metavar="RATE",
+                        help="override the optimizer's learning_rate")
+    parser.add_argument("--limit", type=positive_int, metavar="N",
+                        help="train on only the first N training examples (validation and test "
+                             "sets stay whole)")
+    parser.add_argument("--seed", type=int, help="override train.seed (initialisation, dropout, "
+                                                 "shuffling, augmentation)")
+    add_backend_arguments(parser)
+    add_data_argument(parser)
+    parser.add_argument("--out", metavar="DIR",
+                        help="the run folder (default runs/<spec>-<timestamp>)")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                        help="progress bars: auto shows them on a terminal only")
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = RunOptions(
+        spec=args.spec, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        limit=args.limit, backend=args.backend, device=args.device, seed=args.seed,
+        data=args.data, out=args.out, resume=args.resume,
+        bars={"auto": None, "on": True, "off": False}[args.progress],
+        argv=["cnnc", *sys.argv[1:]],
+    )
+    return run_spec(opts)

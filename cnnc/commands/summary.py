@@ -1,0 +1,122 @@
+"""`cnnc summary SPEC`: the network as a table, like Keras' model.summary(), plus FLOPs.
+
+One row per layer: name and Keras class, output shape with the batch left open (None),
+parameters, and forward FLOPs per example (a multiply-add counts two, as the op table counts).
+Totals below: parameters (trainable and not: batch norm's moving statistics are not) and FLOPs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnc.ir.graph import Graph
+from cnnc.ir.printer import format_shape, format_value
+
+HELP = "show a network's layers, output shapes, parameters and FLOPs (like Keras' summary)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name "
+                        "(fashion, lenet5, ...)")
+    parser.add_argument("--ir", action="store_true",
+                        help="also print the graph as IR text, one line per node")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnc.frontend.spec import load_spec
+
+    graph = load_spec(args.spec)
+    print(summary_text(graph))
+    if args.ir:
+        from cnnc.ir.printer import format_graph
+
+        print()
+        print(format_graph(graph, location=True))
+    return 0
+
+
+def _size(n_params: int) -> str:
+    """Bytes of float32 storage, in Keras' style: 5.39 MB (binary units)."""
+    size = 4.0 * n_params
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    return f"{size:.2f} GB"
+
+
+def _flops_text(flops: int) -> str:
+    for scale, unit in ((1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "kFLOP")):
+        if flops >= scale:
+            return f"{flops:,} ({flops / scale:.2f} {unit})"
+    return f"{flops:,}"
+
+
+def layer_rows(graph: Graph) -> list[tuple[str, str, str, int, int, str]]:
+    """(name and type, output shape, params, FLOPs, inputs) for each node, in graph order."""
+    rows = []
+    for node in graph.nodes:
+        op = node.opdef
+        in_shapes = tuple(graph.shape_of(v) for v in node.inputs)
+        params = sum(graph.state_map[p].size for p in node.params)
+        flops = op.flops(node.attrs, in_shapes, node.shape)
+        rows.append((f"{node.name} ({op.keras_name or op.name})", format_shape(node.shape),
+                     params, flops, ", ".join(node.inputs)))
+    return rows
+
+
+def _is_chain(graph: Graph) -> bool:
+    nodes = graph.nodes
+    return all(n.op == "input" and i == 0 or i > 0 and n.inputs == (nodes[i - 1].name,)
+               for i, n in enumerate(nodes))
+
+
+def summary_text(graph: Graph) -> str:
+    """The table and totals, as `cnnc summary` prints them."""
+    rows = layer_rows(graph)
+    chain = _is_chain(graph)
+    head = ["Layer (type)", "Output Shape", "Param #", "FLOPs"] + ([] if chain else
+                                                                  ["Connected to"])
+    cells = [[r[0], r[1], f"{r[2]:,}", f"{r[3]:,}"] + ([] if chain else [r[4]]) for r in rows]
+    widths = [max(len(str(c[i])) for c in [head, *cells]) for i in range(len(head))]
+    right = {2, 3}  # numbers align right
+
+    def line(values: list[str]) -> str:
+        parts = [f"{v:>{w}}" if i in right else f"{v:<{w}}"
+                 for i, (v, w) in enumerate(zip(values, widths))]
+        return "  ".join(parts).rstrip()
+
+    rule_width = sum(widths) + 2 * (len(widths) - 1)
+    total = sum(s.size for s in graph.weights)
+    trainable = sum(s.size for s in graph.weights if s.trainable)
+    flops = sum(r[3] for r in rows)
+    out = [f'Network: "{graph.name}"', "=" * rule_width, line(head), "=" * rule_width]
+    out += [line(c) for c in cells]
+    out.append("=" * rule_width)
+    out.append(f"Total params: {total:,} ({_size(total)})")
+    out.append(f"Trainable params: {trainable:,} ({_size(trainable)})")
+    out.append(f"Non-trainable params: {total - trainable:,} ({_size(total - trainable)})")
+    out.append(f"Forward FLOPs per example: {_flops_text(flops)}")
+    if len(graph.outputs) > 1 or graph.outputs != (graph.nodes[-1].name,):
+        shapes = ", ".join(f"{o} {format_shape(graph.shape_of(o))}" for o in graph.outputs)
+        out.append(f"Outputs: {shapes}")
+    if graph.train is not None:
+        out.append(f"Training: {training_line(graph.train)}")
+    return "\n".join(out)
+
+
+def training_line(config) -> str:
+    """The train section in one line: dataset, epochs, batch, optimizer, loss, extras."""
+    opt = config.optimizer
+    parts = [config.dataset, f"{config.epochs} epochs", f"batch {config.batch_size}",
+             f"{opt.name} (learning rate {opt.learning_rate:g})", config.loss]
+    if getattr(config, "validation_size", None):
+        parts.append(f"{config.validation_size:,} held out for validation")
+    elif config.validation_split:
+        parts.append(f"validation split {config.validation_split:g}")
+    if config.schedule["name"] != "constant":
+        parts.append(f"{config.schedule['name']} schedule")
+    augment = [f"{k}={format_value(v)}" for k, v in config.augment.items() if v]
+    if augment:
+        parts.append("augment " + " ".join(augment))
+    return ", ".join(parts)

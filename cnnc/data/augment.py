@@ -1,0 +1,54 @@
+"""Augmentation of training batches: random shifts with zero fill and horizontal flips.
+
+Draws are made once per epoch for every position in that epoch's order, from (seed, epoch), so a
+batch's augmentation depends only on where it falls in the epoch: reproducible, and identical in
+a resumed run. Validation and test images are never augmented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnc.data.split import STREAM_AUGMENT, epoch_rng
+
+
+@dataclass(frozen=True)
+class EpochAugmentation:
+    shifts: np.ndarray  # (n, 2) int: (dy, dx) per position in the epoch, in [-shift, shift]
+    flips: np.ndarray  # (n,) bool
+
+    def batch(self, x: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return augment_batch(x, self.shifts[start:stop], self.flips[start:stop])
+
+
+def epoch_augmentation(n: int, seed: int, epoch: int, shift: int, flip: bool) -> EpochAugmentation:
+    rng = epoch_rng(seed, epoch, STREAM_AUGMENT)
+    # Flips are drawn first and always, so turning flips off leaves the shifts as they were.
+    flips = rng.random(n) < 0.5
+    if not flip:
+        flips = np.zeros(n, dtype=bool)
+    shifts = rng.integers(-shift, shift + 1, size=(n, 2)) if shift else np.zeros((n, 2), int)
+    return EpochAugmentation(shifts.astype(np.int64), flips)
+
+
+def augment_batch(x: np.ndarray, shifts: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """Shift each NHWC image by its (dy, dx), zero-filling what moves in, then flip if asked.
+
+    A positive dy moves the content down, a positive dx moves it right.
+    """
+    n, h, w, _ = x.shape
+    out = x
+    if np.any(shifts):
+        pad = int(np.abs(shifts).max())
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        # Output pixel (i, j) of image b reads padded (i + pad - dy, j + pad - dx).
+        rows = (pad - shifts[:, 0])[:, None] + np.arange(h)[None, :]
+        cols = (pad - shifts[:, 1])[:, None] + np.arange(w)[None, :]
+        b = np.arange(n)[:, None, None]
+        out = padded[b, rows[:, :, None], cols[:, None, :]]
+    if np.any(flips):
+        out = out.copy() if out is x else out
+        out[flips] = out[flips, :, ::-1]
+    return out

@@ -1,0 +1,151 @@
+"""Inputs for `cnnc predict`: image files and arrays turned into (N, H, W, C) floats in [0, 1].
+
+PNG/JPEG (anything Pillow reads) become one example each: converted to grayscale (or RGB for a
+3-channel input), fitted into a square without distortion, resized to the input's height and
+width. Fashion-MNIST shows light objects on a black background, so a photo with a light
+background is inverted ('auto' decides from the border pixels). IDX and .npy files may hold one
+image (H, W[, C]) or many (N, H, W[, C]); uint8 values are divided by 255 as in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cnnc.data.idx import read_idx
+from cnnc.errors import DataError, InputError
+
+ARRAY_SUFFIXES = (".npy",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    x: np.ndarray  # (N, H, W, C) float32 in [0, 1]
+    names: tuple[str, ...]  # one per example: the file, with [i] for arrays of many
+    notes: tuple[str, ...] = ()  # things done that a user should know (inversion)
+
+
+def _is_idx(path: Path) -> bool:
+    name = path.name.lower()
+    return "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz")
+
+
+def _scale(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255.0)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise InputError(f"{path}: expected numbers, the array holds {array.dtype}")
+    out = array.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise InputError(f"{path}: the array holds NaN or infinite values")
+    if out.size and (out.min() < 0.0 or out.max() > 1.0):
+        raise InputError(f"{path}: values range over [{out.min():g}, {out.max():g}]; the model "
+                         "expects [0, 1]", hint="save uint8 pixels (0-255), or divide by 255")
+    return out
+
+
+def _shape_array(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """(H, W), (H, W, C), (N, H, W) or (N, H, W, C) to (N, *shape)."""
+    h, w, c = shape
+    if array.shape == (h, w) and c == 1 or array.shape == (h, w, c):
+        array = array[None]
+    if array.ndim == 3 and array.shape[1:] == (h, w) and c == 1:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[1:] != (h, w, c):
+        want = f"{h}x{w}" + (f"x{c}" if c != 1 else "")
+        raise InputError(f"{path}: an array of shape {'x'.join(map(str, array.shape))} does not "
+                         f"fit the model's {h}x{w}x{c} input",
+                         hint=f"give one {want} image or a stack N x {want}")
+    return array
+
+
+def _load_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise InputError(f"{path}: not a readable .npy array ({err})") from None
+    else:
+        array = read_idx(path)
+    return _scale(_shape_array(np.asarray(array), shape, path), path)
+
+
+def _open_image(path: Path):
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise InputError(f"{path}: reading image files needs Pillow",
+                         hint="pip install pillow, or pass .npy / IDX arrays") from None
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"{path}: not an image cnnc can read ({err})") from None
+    return image
+
+
+def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.ndarray, bool]:
+    from PIL import Image
+
+    h, w, c = shape
+    if c not in (1, 3):
+        raise InputError(f"{path}: image files can feed 1- or 3-channel inputs, the model "
+                         f"takes {c} channels", hint="pass a .npy array instead")
+    image = _open_image(path)
+    if image.mode in ("RGBA", "LA", "P"):
+        # Transparent pixels count as background: composite onto white like a viewer shows it.
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    image = image.convert("L" if c == 1 else "RGB")
+    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    flipped = False
+    border = np.concatenate([pixels[0].ravel(), pixels[-1].ravel(), pixels[:, 0].ravel(),
+                             pixels[:, -1].ravel()])
+    if invert == "yes" or (invert == "auto" and border.mean() > 0.5):
+        pixels = 1.0 - pixels
+        flipped = True
+    # Fit into a square (pad with the background, now dark) so the aspect ratio is kept.
+    ih, iw = pixels.shape[:2]
+    side = max(ih, iw)
+    square = np.zeros((side, side) + pixels.shape[2:], dtype=np.float32)
+    top, left = (side - ih) // 2, (side - iw) // 2
+    square[top:top + ih, left:left + iw] = pixels
+    pil = Image.fromarray(np.round(square * 255).astype(np.uint8))  # 2-D: L, HxWx3: RGB
+    resized = pil.resize((w, h), Image.Resampling.LANCZOS)
+    out = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+    return out.reshape(1, h, w, c), flipped
+
+
+def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto") -> Inputs:
+    """Every file as model inputs of `shape` (H, W, C); errors name the file."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 3:
+        raise InputError(f"predict takes image-shaped inputs (H, W, C); the model's input is "
+                         f"{shape}")
+    xs, names, notes = [], [], []
+    for text in paths:
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        suffix = path.suffix.lower()
+        if suffix in ARRAY_SUFFIXES or _is_idx(path):
+            try:
+                array = _load_array(path, shape)
+            except DataError as err:
+                raise InputError(err.message) from None
+            xs.append(array)
+            names += [str(path)] if len(array) == 1 else [f"{path}[{i}]" for i in range(len(array))]
+        else:
+            array, flipped = _load_image(path, shape, invert)
+            xs.append(array)
+            names.append(str(path))
+            if flipped:
+                notes.append(f"{path}: light background, inverted to match the training images")
+    if not xs:
+        raise InputError("no input files given")
+    return Inputs(np.concatenate(xs).astype(np.float32), tuple(names), tuple(notes))

@@ -1,0 +1,267 @@
+"""The compiled model: what users hold after cnnc.compile, the same for every backend.
+
+The Model owns everything that is not backend-specific: the pass pipelines, initialisation,
+input checks, batching, the step counter, weights files. A backend only stores state tensors and
+runs graphs compiled for one batch size (cnnc/backends/base.py); executables are cached per
+(graph, batch size), so the last partial batch of `predict` compiles its own once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from cnnc import weights as wfile
+from cnnc.backends.base import Backend, Executable, get_backend
+from cnnc.errors import CnncError, InputError, SpecError, did_you_mean
+from cnnc.init import initial_values
+from cnnc.inputs import check_targets, input_feeds
+from cnnc.ir.graph import Graph
+from cnnc.passes import names
+from cnnc.passes.pipeline import inference_graph, training_graph
+from cnnc.train.config import (
+    LOSSES,
+    OptimizerConfig,
+    TrainConfig,
+    parse_optimizer,
+    parse_train_config,
+)
+
+DTYPES = ("float32", "float64")
+STEP = "step"  # the step counter's key in get_training_state()
+
+
+class Model:
+    """A network compiled for a backend. Build it with `cnnc.compile` (compile_model).
+
+    Attributes: `graph` (inference graph after the inference pipeline), `spec_graph` (the graph
+    as loaded), `train_config`, `backend`, `step` (training steps taken), `seed`, `dtype`.
+    Inputs to `predict` and `train_step` must be floating point (uint8 images are rejected, not
+    silently scaled) with shape (N, *input shape); sparse labels are integer class ids.
+    """
+
+    def __init__(self, spec_graph: Graph, backend: Backend, *, seed: int, dtype: str,
+                 train_config: TrainConfig):
+        self.spec_graph = spec_graph
+        self.graph = inference_graph(spec_graph)
+        self.train_config = train_config
+        self.backend = backend
+        self.seed = seed
+        self.dtype = dtype
+        self.step = 0
+        self._training_graph: Graph | None = None
+        self._executables: dict[tuple[str, int], Executable] = {}
+        self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
+        backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
+
+    # ------------------------------------------------------------ names
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.graph.inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.graph.outputs
+
+    # ------------------------------------------------------------ graphs
+
+    def training_graph(self) -> Graph:
+        """The graph train_step runs (built on first use; optimizer slots start at zero)."""
+        if self._training_graph is None:
+            graph = training_graph(self.spec_graph, self.train_config, seed=self.seed)
+            slots = [s for s in graph.state if s.role == "slot"]
+            self.backend.init_state(slots, initial_values(slots, self.seed, self.dtype))
+            self._training_graph = graph
+        return self._training_graph
+
+    def _executable(self, kind: str, graph: Graph, batch: int) -> Executable:
+        key = (kind, batch)
+        exe = self._executables.get(key)
+        if exe is None:
+            exe = self._executables[key] = self.backend.compile(graph, batch)
+        return exe
+
+    # ------------------------------------------------------------ running
+
+    def predict(self, x: Any, batch_size: int = 32) -> np.ndarray | dict[str, np.ndarray]:
+        """Outputs for (N, H, W, C) inputs (a dict by name for several inputs), in batches.
+
+        Returns the output array (float32; float64 for a float64 model), or a dict by output
+        name when the network has several outputs.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        feeds = input_feeds(self.graph, x)
+        count = len(next(iter(feeds.values())))
+        parts: dict[str, list[np.ndarray]] = {o: [] for o in self.graph.outputs}
+        for start in range(0, count, int(batch_size)):
+            chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
+            n = len(next(iter(chunk.values())))
+            out = self._executable("predict", self.graph, n).run(chunk, self.graph.outputs,
+                                                                 step=self.step)
+            for o in self.graph.outputs:
+                parts[o].append(out[o])
+        result = {o: np.concatenate(p).astype(self.dtype, copy=False) for o, p in parts.items()}
+        return result[self.graph.outputs[0]] if len(result) == 1 else result
+
+    def train_step(self, x: Any, y: Any, *, learning_rate: float | None = None,
+                   return_predictions: bool = False) -> float | tuple[float, np.ndarray]:
+        """One optimizer step on one batch; returns the batch's loss (before the update).
+
+        learning_rate overrides the optimizer's for this step (schedules). With
+        return_predictions, also the batch's predictions (training mode: dropout active).
+        """
+        if learning_rate is not None and (
+                isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
+                or not math.isfinite(learning_rate) or learning_rate <= 0):
+            raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        graph = self.training_graph()
+        target = graph.node(names.TARGET)
+        pred = graph.outputs[1]
+        feeds = input_feeds(self.spec_graph, x)
+        count = len(next(iter(feeds.values())))
+        feeds[names.TARGET] = check_targets(y, target, graph.shape_of(pred), count)
+        fetch = [names.LOSS, pred] if return_predictions else [names.LOSS]
+        out = self._executable("train", graph, count).run(
+            feeds, fetch, step=self.step,
+            learning_rate=None if learning_rate is None else float(learning_rate))
+        self.step += 1
+        loss = float(out[names.LOSS])
+        if return_predictions:
+            return loss, out[pred].astype(self.dtype, copy=False)
+        return loss
+
+    # ------------------------------------------------------------ weights and state
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Parameters and moving statistics by name (copies), e.g. 'conv2d/kernel'."""
+        return self.backend.read_state(list(self._weight_shapes))
+
+    def set_weights(self, values: Mapping[str, Any]) -> None:
+        """Replace every weight; WeightsError names missing, extra or misshaped arrays."""
+        checked = wfile.check_arrays(self._weight_shapes, values, what="the weights")
+        self.backend.write_state({k: v.astype(self.dtype) for k, v in checked.items()})
+
+    def save_weights(self, path: str) -> None:
+        wfile.save_weights(path, self.get_weights(), self.spec_graph.name)
+
+    def load_weights(self, path: str) -> None:
+        arrays = wfile.load_weights(path, self._weight_shapes, self.spec_graph.name)
+        self.backend.write_state({k: v.astype(self.dtype) for k, v in arrays.items()})
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        graph = self.training_graph()
+        shapes = dict(self._weight_shapes)
+        shapes.update({s.name: s.shape for s in graph.state if s.role == "slot"})
+        return shapes
+
+    def get_training_state(self) -> dict[str, np.ndarray]:
+        """Weights, optimizer slots ('slot/<param>/...') and the step counter ('step')."""
+        state = self.backend.read_state(list(self._state_shapes()))
+        state[STEP] = np.array(self.step, dtype=np.int64)
+        return state
+
+    def set_training_state(self, values: Mapping[str, Any]) -> None:
+        """Restore what get_training_state returned (a checkpoint) to resume training."""
+        shapes = {**self._state_shapes(), STEP: ()}
+        checked = wfile.check_arrays(shapes, values, what="the training state",
+                                     integer=frozenset({STEP}))
+        step = int(checked.pop(STEP))
+        if step < 0:
+            raise CnncError(f"the training state has a negative step ({step})")
+        self.backend.write_state({k: v.astype(self.dtype) for k, v in checked.items()})
+        self.step = step
+
+
+    # ------------------------------------------------------------ training loop (cnnc/train)
+
+    def fit(self, x: Any = None, y: Any = None, **options: Any):
+        """Train for the spec's epochs (Keras-style); see cnnc.train.fit.fit for the options.
+
+        With no x and y, trains on the dataset named in the spec's train section.
+        Returns a History (`.epochs` records, `.history` lists per metric).
+        """
+        from cnnc.train.fit import fit
+
+        return fit(self, x, y, **options)
+
+    def evaluate(self, x: Any = None, y: Any = None, **options: Any):
+        """Loss, accuracy and confusion matrix (an Evaluation); the spec's test set by default."""
+        from cnnc.train.fit import evaluate
+
+        return evaluate(self, x, y, **options)
+
+
+# ---------------------------------------------------------------- compile
+
+
+def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any) -> TrainConfig:
+    config = graph.train
+    if config is None:
+        config = TrainConfig()
+    elif not isinstance(config, TrainConfig):
+        config = parse_train_config(config)
+    if loss is not None:
+        if not isinstance(loss, str) or loss.lower() not in LOSSES:
+            raise SpecError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}",
+                            hint=did_you_mean(str(loss), LOSSES))
+        config = config.replace(loss=LOSSES[loss.lower()])
+    if optimizer is not None:
+        if not isinstance(optimizer, OptimizerConfig):
+            optimizer = parse_optimizer(optimizer, path="optimizer")
+        config = config.replace(optimizer=optimizer)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise CnncError(f"seed must be a non-negative integer, got {seed!r}")
+        config = config.replace(seed=int(seed))
+    return config
+
+
+def _backend(backend: Any, device: str | None, dtype: str) -> Backend:
+    if not isinstance(backend, str):
+        return backend  # an already constructed Backend
+    options: dict[str, Any] = {}
+    if backend == "numpy":
+        if device is not None:
+            raise CnncError(f"the numpy backend runs on the host; device={device!r} is for "
+                            "backend='opencl'")
+        options["dtype"] = dtype
+    else:
+        if device is not None:
+            options["device"] = device
+        if dtype != "float32":
+            options["dtype"] = dtype
+    return get_backend(backend, **options)
+
+
+def compile_model(
+    spec: Any,
+    backend: Any = "numpy",
+    device: str | None = None,
+    *,
+    seed: int | None = None,
+    dtype: str = "float32",
+    loss: str | None = None,
+    optimizer: Any = None,
+) -> Model:
+    """cnnc.compile: a spec (anything cnnc.load_spec takes, or a Graph) compiled for a backend.
+
+    seed: initialisation and dropout masks (default: the spec's train.seed, else 0).
+    dtype: 'float32', or 'float64' (NumPy backend, for gradient checks).
+    loss, optimizer: override the spec's train section (a name, or a mapping with 'name').
+    """
+    if dtype not in DTYPES:
+        raise CnncError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if isinstance(spec, Graph):
+        graph = spec
+    else:
+        from cnnc import load_spec
+
+        graph = load_spec(spec)
+    config = _train_config(graph, loss, optimizer, seed)
+    return Model(graph, _backend(backend, device, dtype), seed=config.seed, dtype=dtype,
+                 train_config=config)

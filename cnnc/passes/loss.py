@@ -1,0 +1,61 @@
+"""Training pass 2: attach the loss to the network's output.
+
+Cross-entropy on a network that ends in softmax is fused with it for numerical stability: the
+loss takes the logits (softmax_cross_entropy). A conv2d/dense with a softmax activation is split
+into `<layer>/logits` (the same layer, linear) and `<layer>` (a softmax activation), so the
+prediction keeps its name. Other outputs get the generic cross_entropy on probabilities, or
+mean_squared_error. The target is a new input, `train/target`.
+
+Outputs of the result: (train/loss, <prediction>).
+"""
+
+from __future__ import annotations
+
+from cnnc.errors import SpecError
+from cnnc.ir.graph import Graph, Node
+from cnnc.ir.layers import shape_str
+from cnnc.passes import names
+from cnnc.passes.builder import GraphBuilder
+
+CROSS_ENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy")
+
+
+def _ends_in_softmax(node: Node) -> bool:
+    return node.op in ("conv2d", "dense", "activation") and node.attrs["activation"] == "softmax"
+
+
+def attach_loss(graph: Graph, *, loss: str) -> Graph:
+    if len(graph.outputs) != 1:
+        raise SpecError(f"training needs a network with one output; '{graph.name}' has "
+                        f"{len(graph.outputs)}: {', '.join(graph.outputs)}")
+    out = graph.node(graph.outputs[0]) if graph.outputs[0] in graph.node_map else None
+    if out is None or out.shape is None:
+        raise SpecError(f"the output '{graph.outputs[0]}' of '{graph.name}' is not a layer")
+    sparse = loss == "sparse_categorical_crossentropy"
+    if sparse and len(out.shape) < 2:
+        raise out.located(SpecError(
+            f"{loss} needs predictions with a class axis; the output has shape "
+            f"{shape_str(out.shape)}"))
+    fused = loss in CROSS_ENTROPY and _ends_in_softmax(out)
+    b = GraphBuilder(graph)
+    pred = out.name
+    for node in graph.nodes:
+        if node is out and fused and node.op != "activation":
+            pred = b.add(names.logits(node.name), node.op, node.inputs,
+                         node.attrs.replace(activation="linear"), node.params, like=node)
+            b.add(node.name, "activation", (pred,), {"activation": "softmax"}, like=node)
+        else:
+            b.keep(node)
+    if fused and out.op == "activation":
+        pred = out.inputs[0]
+    target_shape = out.shape[1:-1] if sparse else out.shape[1:]
+    b.add(names.TARGET, "input", (),
+          {"shape": target_shape, "dtype": "int32" if sparse else "float32"}, like=out)
+    if fused:
+        op, attrs = "softmax_cross_entropy", {"sparse": sparse}
+    elif loss in CROSS_ENTROPY:
+        op, attrs = "cross_entropy", {"sparse": sparse}
+    else:
+        op, attrs = "mean_squared_error", {}
+    b.add(names.LOSS, op, (pred, names.TARGET), attrs, like=out)
+    return b.build(outputs=(names.LOSS, out.name))

@@ -1,0 +1,129 @@
+"""The pass pipelines: inference and training, each one list of small named graph->graph passes.
+
+`run_pipeline` verifies the graph after every pass when asked (tests) or in debug mode
+(CNNC_DEBUG=1), naming the pass that broke it, and can hand the graph after every pass to a
+`dump` callback (`cnnc compile --dump-ir`). The final graph is always verified: it is cheap.
+
+    inference:  remove_dropout -> fuse_activation -> dead_code_elimination
+    training:   training_mode -> attach_loss -> backward -> optimizer -> dead_code_elimination
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Sequence, TextIO
+
+from cnnc import settings
+from cnnc.ir.graph import Graph, verify
+from cnnc.passes.autodiff import backward
+from cnnc.passes.loss import attach_loss
+from cnnc.passes.optimizer import optimizer_updates
+from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
+from cnnc.passes.training_mode import training_mode
+from cnnc.train.config import OptimizerConfig, TrainConfig
+
+Dump = Callable[[str, Graph], None]
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable[[Graph], Graph]
+    why: str
+
+
+def text_dump(stream: TextIO) -> Dump:
+    """A `dump` that writes each graph as text (cnnc.ir.printer) under the pass's name."""
+    def dump(pass_name: str, graph: Graph) -> None:
+        from cnnc.ir.printer import format_graph
+
+        stream.write(f"--- after {pass_name} ---\n{format_graph(graph, state=True)}\n")
+    return dump
+
+
+def inference_pipeline() -> list[Pass]:
+    return [
+        Pass("remove_dropout", remove_dropout, "dropout is the identity at inference"),
+        Pass("fuse_activation", fuse_activation,
+             "conv2d/dense + activation as one node: no intermediate tensor"),
+        Pass("dead_code_elimination", dead_code_elimination,
+             "nothing computed that no output needs"),
+    ]
+
+
+def training_pipeline(
+    *, loss: str, optimizer: OptimizerConfig | None, seed: int, wrt_inputs: bool = False,
+) -> list[Pass]:
+    """optimizer None: loss and gradients only (gradient checks, cross-backend comparisons)."""
+    passes = [
+        Pass("training_mode", partial(training_mode, seed=seed),
+             "dropout masks and batch statistics, moving-average updates"),
+        Pass("attach_loss", partial(attach_loss, loss=loss),
+             "the loss on the output, fused with a final softmax"),
+        Pass("backward", partial(backward, wrt_inputs=wrt_inputs),
+             "gradients of the loss by vector-Jacobian rules"),
+    ]
+    if optimizer is not None:
+        passes.append(Pass("optimizer", partial(optimizer_updates, optimizer=optimizer),
+                           "one optimizer update per trainable parameter"))
+    passes.append(Pass("dead_code_elimination", dead_code_elimination,
+                       "nothing computed that neither the loss nor an update needs"))
+    return passes
+
+
+def loss_pipeline(*, loss: str, seed: int) -> list[Pass]:
+    """The training forward pass and its loss, without gradients or updates."""
+    return [p for p in training_pipeline(loss=loss, optimizer=None, seed=seed)
+            if p.name != "backward"]
+
+
+def run_pipeline(graph: Graph, passes: Sequence[Pass], *, check: bool | None = None,
+                 dump: Dump | None = None) -> Graph:
+    check = settings.debug() if check is None else check
+    if check:
+        verify(graph)
+    if dump is not None:
+        dump("input", graph)
+    for p in passes:
+        graph = p.run(graph)
+        if check:
+            verify(graph, after=p.name)
+        if dump is not None:
+            dump(p.name, graph)
+    if not check and passes:
+        verify(graph, after=passes[-1].name)
+    return graph
+
+
+def inference_graph(graph: Graph, *, check: bool | None = None,
+                    dump: Dump | None = None) -> Graph:
+    return run_pipeline(graph, inference_pipeline(), check=check, dump=dump)
+
+
+def training_graph(
+    graph: Graph,
+    config: TrainConfig | None = None,
+    *,
+    seed: int | None = None,
+    optimizer: bool = True,
+    wrt_inputs: bool = False,
+    check: bool | None = None,
+    dump: Dump | None = None,
+) -> Graph:
+    """The training graph of a forward graph. config: loss and optimizer (default: the graph's
+    train section, else TrainConfig()); seed: dropout seeds (default config.seed);
+    optimizer=False leaves out the updates of trainable parameters."""
+    config = config or graph.train or TrainConfig()
+    passes = training_pipeline(
+        loss=config.loss, optimizer=config.optimizer if optimizer else None,
+        seed=config.seed if seed is None else seed, wrt_inputs=wrt_inputs)
+    return run_pipeline(graph, passes, check=check, dump=dump)
+
+
+def loss_graph(graph: Graph, config: TrainConfig | None = None, *, seed: int | None = None,
+               check: bool | None = None) -> Graph:
+    """The training graph's forward part and loss only (finite differences need no more)."""
+    config = config or graph.train or TrainConfig()
+    passes = loss_pipeline(loss=config.loss, seed=config.seed if seed is None else seed)
+    return run_pipeline(graph, passes, check=check)

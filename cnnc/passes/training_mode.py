@@ -1,0 +1,59 @@
+"""Training pass 1: the forward graph as it runs in training (dropout masks, batch statistics).
+
+- dropout -> dropout_train, with the layer's seed or one derived from the training seed and the
+  layer name (cnnc.random.derive_seed), so adding a layer never changes another layer's masks;
+- batchnorm -> batchnorm_stats + batchnorm_train (batch statistics), plus one
+  moving_average_update per moving statistic.
+Nodes keep their names, so `<layer>` is the same value in inference and training.
+"""
+
+from __future__ import annotations
+
+from cnnc import random as crandom
+from cnnc.ir.graph import Graph, Node
+from cnnc.passes import names
+from cnnc.passes.builder import GraphBuilder
+
+# Layer ops whose training behaviour differs, and the op that computes the training value.
+REPLACED_IN_TRAINING = {"dropout": "dropout_train", "batchnorm": "batchnorm_train"}
+
+
+def _param(node: Node, suffix: str) -> str | None:
+    for p in node.params:
+        if p.rsplit("/", 1)[-1] == suffix:
+            return p
+    return None
+
+
+def _dropout(b: GraphBuilder, node: Node, seed: int) -> None:
+    layer_seed = node.attrs["seed"]
+    if layer_seed is None:
+        layer_seed = crandom.derive_seed(seed, node.name)
+    b.add(node.name, "dropout_train", node.inputs,
+          {"rate": node.attrs["rate"], "seed": layer_seed & 0xFFFFFFFF}, like=node)
+
+
+def _batchnorm(b: GraphBuilder, node: Node) -> None:
+    a = node.attrs
+    (x,) = node.inputs
+    stats = b.add(names.stats(node.name), "batchnorm_stats", (x,), like=node)
+    affine = [p for p in (_param(node, "gamma") if a["scale"] else None,
+                          _param(node, "beta") if a["center"] else None) if p is not None]
+    b.add(node.name, "batchnorm_train", (x, stats, *affine),
+          {"epsilon": a["epsilon"], "center": a["center"], "scale": a["scale"]}, like=node)
+    for index, suffix in enumerate(("moving_mean", "moving_variance")):
+        moving = _param(node, suffix)
+        b.add(names.update(moving), "moving_average_update", (moving, stats),
+              {"index": index, "momentum": a["momentum"]}, like=node)
+
+
+def training_mode(graph: Graph, *, seed: int) -> Graph:
+    b = GraphBuilder(graph)
+    for node in graph.nodes:
+        if node.op == "dropout":
+            _dropout(b, node, seed)
+        elif node.op == "batchnorm":
+            _batchnorm(b, node)
+        else:
+            b.keep(node)
+    return b.build()

@@ -1,0 +1,183 @@
+"""Vector-Jacobian rules: for each forward op, the graph nodes computing its operands' gradients.
+
+A rule gets the node, the name of the gradient of its output (`dy`; None for a loss, whose seed
+is 1) and which operands need a gradient; it emits nodes through the context and returns, per
+operand (inputs then parameters), the name of that operand's gradient contribution or None.
+Returning `dy` itself (add) passes the gradient through without a node.
+
+Ops that never get a rule: see NOT_DIFFERENTIATED.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from cnnc.ir.graph import Node
+from cnnc.ir.layers import POOL_ARGS
+from cnnc.ir.ops import Shape
+from cnnc.passes import names
+
+Grads = list["str | None"]
+
+
+class RuleContext(Protocol):
+    def shape(self, value: str) -> Shape: ...
+
+    def part(self, operand: str, op: str, inputs: Sequence[str],
+             attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:
+        """A node computing one gradient contribution to `operand`."""
+        ...
+
+    def add(self, name: str, op: str, inputs: Sequence[str],
+            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str: ...
+
+
+Rule = Callable[[RuleContext, Node, "str | None", Sequence[bool]], Grads]
+
+CONV_GEOMETRY = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups")
+
+
+def _pick(node: Node, keys: Sequence[str]) -> dict[str, Any]:
+    return {k: node.attrs[k] for k in keys}
+
+
+def _preactivation(cx: RuleContext, node: Node, dy: str) -> str:
+    """d loss / d (conv or dense before its activation)."""
+    act = node.attrs["activation"]
+    if act == "linear":
+        return dy
+    return cx.add(names.preact_grad(node.name), "activation_grad", (node.name, dy),
+                  {"activation": act}, like=node)
+
+
+def _conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    d = _preactivation(cx, node, dy)
+    x, kernel = node.operands[:2]
+    attrs = {**_pick(node, CONV_GEOMETRY), "input_shape": cx.shape(x)[1:]}
+    out: Grads = [None] * len(node.operands)
+    if needs[0]:
+        out[0] = cx.part(x, "conv2d_grad_input", (d, kernel), attrs, like=node)
+    if needs[1]:
+        out[1] = cx.part(kernel, "conv2d_grad_kernel", (x, d), attrs, like=node)
+    if len(out) > 2 and needs[2]:
+        out[2] = cx.part(node.operands[2], "bias_grad", (d,), like=node)
+    return out
+
+
+def _dense(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    d = _preactivation(cx, node, dy)
+    x, kernel = node.operands[:2]
+    out: Grads = [None] * len(node.operands)
+    if needs[0]:
+        out[0] = cx.part(x, "dense_grad_input", (d, kernel), like=node)
+    if needs[1]:
+        out[1] = cx.part(kernel, "dense_grad_kernel", (x, d), like=node)
+    if len(out) > 2 and needs[2]:
+        out[2] = cx.part(node.operands[2], "bias_grad", (d,), like=node)
+    return out
+
+
+def _maxpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    attrs = _pick(node, [a.name for a in POOL_ARGS])
+    return [cx.part(x, "maxpool2d_grad", (x, dy), attrs, like=node)]
+
+
+def _avgpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    attrs = {**_pick(node, [a.name for a in POOL_ARGS]), "input_shape": cx.shape(x)[1:]}
+    return [cx.part(x, "avgpool2d_grad", (dy,), attrs, like=node)]
+
+
+def _global_avgpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    return [cx.part(x, "global_avgpool2d_grad", (dy,), {"input_shape": cx.shape(x)[1:]},
+                    like=node)]
+
+
+def _flatten(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    return [cx.part(x, "reshape", (dy,), {"shape": cx.shape(x)[1:]}, like=node)]
+
+
+def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    return [cx.part(x, "activation_grad", (node.name, dy),
+                    {"activation": node.attrs["activation"]}, like=node)]
+
+
+def _add(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    return [dy if need else None for need in needs]
+
+
+def _concatenate(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    rank = len(cx.shape(node.name))
+    axis = node.attrs["axis"] % rank
+    out: Grads = []
+    start = 0
+    for x, need in zip(node.inputs, needs, strict=False):
+        stop = start + cx.shape(x)[axis]
+        out.append(cx.part(x, "slice", (dy,), {"axis": axis, "start": start, "stop": stop},
+                           like=node) if need else None)
+        start = stop
+    return out
+
+
+def _dropout_train(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    return [cx.part(x, "dropout_grad", (dy,), _pick(node, ("rate", "seed")), like=node)]
+
+
+def _batchnorm_train(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """Operands (x, stats[, gamma][, beta]); the path through the batch statistics is part of
+    batchnorm_grad_input, so `stats` gets no gradient of its own."""
+    a = node.attrs
+    x, stats, *affine = node.operands
+    gamma = affine[0] if a["scale"] else None
+    attrs = _pick(node, ("epsilon", "center", "scale"))
+    out: Grads = [None] * len(node.operands)
+    if needs[0]:
+        extra = (gamma,) if gamma is not None else ()
+        out[0] = cx.part(x, "batchnorm_grad_input", (x, stats, dy, *extra), attrs, like=node)
+    i = 2
+    if a["scale"]:
+        if needs[i]:
+            out[i] = cx.part(gamma, "batchnorm_grad_gamma", (x, stats, dy), attrs, like=node)
+        i += 1
+    if a["center"] and needs[i]:
+        out[i] = cx.part(node.operands[i], "bias_grad", (dy,), like=node)
+    return out
+
+
+def _loss(grad_op: str, keys: Sequence[str]) -> Rule:
+    """A loss's seed gradient with respect to its prediction (the target gets none)."""
+    def rule(cx: RuleContext, node: Node, dy: str | None, needs: Sequence[bool]) -> Grads:
+        pred, target = node.inputs
+        return [cx.part(pred, grad_op, (pred, target), _pick(node, keys), like=node), None]
+    return rule
+
+
+VJP_RULES: dict[str, Rule] = {
+    "conv2d": _conv2d,
+    "dense": _dense,
+    "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
+    "global_avgpool2d": _global_avgpool2d,
+    "flatten": _flatten,
+    "activation": _activation,
+    "add": _add,
+    "concatenate": _concatenate,
+    "dropout_train": _dropout_train,
+    "batchnorm_train": _batchnorm_train,
+    "softmax_cross_entropy": _loss("softmax_cross_entropy_grad", ("sparse",)),
+    "cross_entropy": _loss("cross_entropy_grad", ("sparse",)),
+    "mean_squared_error": _loss("mean_squared_error_grad", ()),
+}
+
+# Ops of a forward or loss graph that have no rule, and why.
+NOT_DIFFERENTIATED = {
+    "input": "a leaf: its gradient is the sum of its consumers' contributions",
+    "dropout": "replaced by dropout_train in training mode",
+    "batchnorm": "replaced by batchnorm_stats + batchnorm_train in training mode",
+    "batchnorm_stats": "its gradient is part of batchnorm_grad_input",
+}

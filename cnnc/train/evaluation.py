@@ -1,0 +1,66 @@
+"""`cnnc eval` and `cnnc predict` underneath: a spec compiled with saved weights, then inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnc.errors import WeightsError
+from cnnc.train.config import TrainConfig
+from cnnc.train.fit import input_shape
+from cnnc.train.loop import LabelledData, evaluate_arrays
+from cnnc.train.metrics import Evaluation, format_confusion
+
+
+def load_trained(spec: str, weights: str, backend: str, device: str | None):
+    """The spec compiled for `backend` with `weights` loaded."""
+    import cnnc
+
+    if not Path(weights).is_file():
+        raise WeightsError(f"{weights}: no such weights file",
+                           hint="pass the weights.safetensors of a run folder")
+    model = cnnc.compile(spec, backend=backend, device=device)
+    model.load_weights(weights)
+    return model
+
+
+@dataclass
+class EvalResult:
+    spec: str
+    weights: str
+    dataset: str
+    evaluation: Evaluation
+
+    def report(self) -> str:
+        ev = self.evaluation
+        return "\n".join([
+            f"spec      {self.spec}",
+            f"weights   {self.weights}",
+            f"test      {self.dataset}: accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})  "
+            f"loss {ev.loss:.4f}",
+            format_confusion(ev.confusion, ev.class_names),
+        ])
+
+
+def evaluate_spec(spec: str, weights: str, *, backend: str = "opencl", device: str | None = None,
+                  data_dir: str | None = None, batch_size: int = 256,
+                  limit: int | None = None) -> EvalResult:
+    from cnnc.data.dataset import load_dataset, to_inputs
+
+    model = load_trained(spec, weights, backend, device)
+    config: TrainConfig = model.train_config
+    dataset = load_dataset(config.dataset, data_dir)
+    images, labels = dataset.test.images, dataset.test.labels
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    data = LabelledData(to_inputs(images, input_shape(model)), labels)
+    ev = evaluate_arrays(model, data, config.loss, dataset.class_names, batch_size=batch_size)
+    return EvalResult(spec, weights, config.dataset, ev)
+
+
+def top_classes(probs: np.ndarray, k: int = 3) -> list[list[tuple[int, float]]]:
+    """For each row, the k most likely (class, probability) pairs, most likely first."""
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(int(c), float(p[c])) for c in row] for p, row in zip(probs, order)]

@@ -1,0 +1,174 @@
+"""Model.fit and Model.evaluate: Keras-style training and evaluation from Python.
+
+The Model's methods delegate here. With no arrays given, both use the dataset named in the
+spec's `train` section (found as `cnnc run` finds it); validation follows the section's
+validation_split / validation_size with Keras semantics (the last part of the training arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnc.data.dataset import Dataset, load_dataset, to_inputs
+from cnnc.data.split import validation_split_point
+from cnnc.errors import InputError
+from cnnc.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from cnnc.train.config import TrainConfig
+from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
+from cnnc.train.metrics import Evaluation
+from cnnc.train.progress import ConsoleReporter, SilentReporter
+
+
+def input_shape(model) -> tuple[int, ...]:
+    g = model.graph
+    return tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
+
+
+def num_classes(model) -> int:
+    g = model.graph
+    return int(g.shape_of(g.outputs[0])[-1])
+
+
+def validation_size(config: TrainConfig) -> int | None:
+    """The spec's validation count, when the config carries one (`validation_size`)."""
+    size = getattr(config, "validation_size", None)
+    return int(size) if size is not None else None
+
+
+@dataclass
+class PreparedData:
+    train: LabelledData
+    validation: LabelledData | None
+    test: LabelledData
+    class_names: tuple[str, ...]
+    dataset: Dataset
+
+
+def prepare_data(config: TrainConfig, dataset: Dataset, shape: tuple[int, ...],
+                 limit: int | None = None) -> PreparedData:
+    """Split off validation (before shuffling, from the full training set), then apply `limit`.
+
+    `limit` caps the examples trained on; the validation and test sets stay whole so that their
+    figures stay comparable between runs.
+    """
+    images, labels = dataset.train.images, dataset.train.labels
+    point = validation_split_point(len(labels), config.validation_split, validation_size(config))
+    train_images, train_labels = images[:point], labels[:point]
+    if limit is not None:
+        if limit <= 0:
+            raise InputError(f"--limit must be a positive number of examples, got {limit}")
+        train_images, train_labels = train_images[:limit], train_labels[:limit]
+    validation = None
+    if point < len(labels):
+        validation = LabelledData(to_inputs(images[point:], shape), labels[point:])
+    return PreparedData(
+        train=LabelledData(to_inputs(train_images, shape), train_labels),
+        validation=validation,
+        test=LabelledData(to_inputs(dataset.test.images, shape), dataset.test.labels),
+        class_names=dataset.class_names,
+        dataset=dataset,
+    )
+
+
+def _labels(y: Any, n: int, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = np.argmax(y, axis=1)  # one-hot targets
+    if y.ndim != 1 or y.shape[0] != n:
+        raise InputError(f"{what}: expected {n} labels (class indices or one-hot rows), got "
+                         f"an array of shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise InputError(f"{what}: labels must be whole class indices")
+    return y.astype(np.int64)
+
+
+def _arrays(x: Any, y: Any, what: str) -> LabelledData:
+    if y is None:
+        raise InputError(f"{what}: x was given without y")
+    x = np.asarray(x, dtype=np.float32)
+    return LabelledData(x, _labels(y, x.shape[0], what))
+
+
+def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
+        batch_size: int | None = None, validation_split: float | None = None,
+        validation_data: tuple[Any, Any] | None = None, shuffle: bool | None = None,
+        verbose: int = 1, data_dir: str | Path | None = None, limit: int | None = None,
+        checkpoint_dir: str | Path | None = None, resume: bool = False) -> History:
+    """Train `model` for the spec's (or the given) number of epochs; returns the History.
+
+    x, y: inputs (N, H, W, C) in [0, 1] and class indices (or one-hot rows); None loads the
+    spec's dataset. checkpoint_dir: write checkpoint.safetensors there after every epoch (and
+    on Ctrl-C); resume: continue from the checkpoint found there.
+    """
+    config: TrainConfig = model.train_config
+    changes: dict[str, Any] = {}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if batch_size is not None:
+        changes["batch_size"] = batch_size
+    if shuffle is not None:
+        changes["shuffle"] = shuffle
+    if validation_split is not None:
+        changes["validation_split"] = validation_split
+        if hasattr(config, "validation_size"):
+            changes["validation_size"] = None
+    config = apply_overrides(config, changes)
+    classes = num_classes(model)
+    if x is None:
+        dataset = load_dataset(config.dataset, data_dir)
+        data = prepare_data(config, dataset, input_shape(model), limit)
+        train, validation = data.train, data.validation
+    else:
+        every = _arrays(x, y, "fit")
+        point = validation_split_point(len(every), config.validation_split,
+                                       validation_size(config))
+        train = LabelledData(every.x[:point], every.labels[:point])
+        validation = (LabelledData(every.x[point:], every.labels[point:])
+                      if point < len(every) else None)
+        if limit is not None:
+            train = LabelledData(train.x[:limit], train.labels[:limit])
+    if validation_data is not None:
+        validation = _arrays(*validation_data, "validation_data")
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+    if ckpt_path is not None:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    start = load_checkpoint(ckpt_path) if resume and ckpt_path is not None else None
+    trainer = Trainer(model, config, train, validation, classes=classes,
+                      reporter=ConsoleReporter() if verbose else SilentReporter(),
+                      checkpoint_path=ckpt_path)
+    return trainer.run(start)
+
+
+def apply_overrides(config: TrainConfig, changes: dict[str, Any], path: str = "train"
+                    ) -> TrainConfig:
+    """`config` with `changes` applied, each checked as the spec's value would be."""
+    from cnnc.train.config import parse_train_config
+
+    checked = {k: v for k, v in changes.items() if v is not None}
+    parsed = parse_train_config(checked, path)
+    return config.replace(**{k: (getattr(parsed, k) if k in checked else None)
+                             for k in changes})
+
+
+def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = None,
+             verbose: int = 1, data_dir: str | Path | None = None) -> Evaluation:
+    """Loss, accuracy and confusion matrix on (x, y), or on the spec's dataset's test set."""
+    config: TrainConfig = model.train_config
+    class_names: tuple[str, ...] = ()
+    if x is None:
+        dataset = load_dataset(config.dataset, data_dir)
+        data = LabelledData(to_inputs(dataset.test.images, input_shape(model)),
+                            dataset.test.labels)
+        class_names = dataset.class_names
+    else:
+        data = _arrays(x, y, "evaluate")
+    ev = evaluate_arrays(model, data, config.loss, class_names,
+                         batch_size=batch_size or EVAL_BATCH_SIZE)
+    if verbose:
+        print(f"test loss {ev.loss:.4f}  accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})")
+    return ev

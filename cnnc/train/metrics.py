@@ -1,0 +1,143 @@
+"""Metrics of training and evaluation: loss from predictions, accuracy, the confusion matrix.
+
+Training losses come from the training graph (Model.train_step). Evaluation runs the inference
+graph and computes the loss here from its outputs, with Keras' formulas: cross-entropy on
+probabilities normalised to sum 1 and clipped to [1e-7, 1 - 1e-7] (the `cross_entropy` op's
+contract in cnnc/ir/train_ops.py), mean squared error on one-hot targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnc.errors import InputError
+
+EPSILON = 1e-7  # Keras' backend epsilon, used to clip probabilities
+
+
+def targets_for(loss: str, labels: np.ndarray, classes: int) -> np.ndarray:
+    """What train_step takes as y for class-index `labels` under `loss`."""
+    labels = np.asarray(labels)
+    if loss == "sparse_categorical_crossentropy":
+        return labels.astype(np.int32)
+    return one_hot(labels, classes)
+
+
+def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    out = np.zeros((labels.shape[0], classes), dtype=np.float32)
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
+def per_example_loss(loss: str, pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The loss of each example (float64) from the model's outputs and class-index labels."""
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.ndim != 2:
+        raise InputError(f"expected predictions of shape (N, classes), got {pred.shape}")
+    labels = np.asarray(labels)
+    if loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+        total = pred.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = pred / total
+        p = np.clip(p, EPSILON, 1.0 - EPSILON)
+        return -np.log(p[np.arange(pred.shape[0]), labels])
+    if loss == "mean_squared_error":
+        return ((pred - one_hot(labels, pred.shape[1])) ** 2).mean(axis=1)
+    raise InputError(f"no evaluation formula for loss '{loss}'")
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Counts (classes, classes): row = true class, column = predicted class."""
+    m = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(labels), np.asarray(predicted)), 1)
+    return m
+
+
+@dataclass
+class RunningMetrics:
+    """Loss and accuracy accumulated over batches, each batch weighted by its size (Keras)."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    count: int = 0
+
+    def add(self, loss: float, pred: np.ndarray, labels: np.ndarray) -> None:
+        n = int(labels.shape[0])
+        self.loss_sum += float(loss) * n
+        self.correct += int(np.count_nonzero(np.argmax(pred, axis=1) == labels))
+        self.count += n
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.count if self.count else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.count if self.count else float("nan")
+
+    def state(self) -> dict[str, float]:
+        return {"loss_sum": self.loss_sum, "correct": self.correct, "count": self.count}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "RunningMetrics":
+        return cls(float(state["loss_sum"]), int(state["correct"]), int(state["count"]))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Loss, accuracy and confusion matrix of a model on one labelled set."""
+
+    loss: float
+    accuracy: float
+    correct: int
+    count: int
+    confusion: np.ndarray
+    class_names: tuple[str, ...] = ()
+
+    def per_class_accuracy(self) -> list[float]:
+        rows = self.confusion.sum(axis=1)
+        return [float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan")
+                for i in range(self.confusion.shape[0])]
+
+    def to_dict(self) -> dict:
+        names = list(self.class_names) or [str(i) for i in range(self.confusion.shape[0])]
+        return {
+            "loss": self.loss, "accuracy": self.accuracy, "correct": self.correct,
+            "count": self.count, "class_names": names,
+            "confusion_matrix": self.confusion.tolist(),
+            # None where a class has no examples (NaN is not JSON).
+            "per_class_accuracy": {n: (None if a != a else a)
+                                   for n, a in zip(names, self.per_class_accuracy())},
+        }
+
+
+def evaluation_from_predictions(loss: str, pred: np.ndarray, labels: np.ndarray,
+                                class_names: tuple[str, ...] = ()) -> Evaluation:
+    labels = np.asarray(labels)
+    classes = max(pred.shape[1], len(class_names))
+    predicted = np.argmax(pred, axis=1)
+    correct = int(np.count_nonzero(predicted == labels))
+    count = int(labels.shape[0])
+    return Evaluation(
+        loss=float(per_example_loss(loss, pred, labels).mean()),
+        accuracy=correct / count, correct=correct, count=count,
+        confusion=confusion_matrix(labels, predicted, classes),
+        class_names=tuple(class_names),
+    )
+
+
+def format_confusion(confusion: np.ndarray, class_names: tuple[str, ...] = ()) -> str:
+    """A text table: one row per true class, one column per predicted class."""
+    k = confusion.shape[0]
+    names = list(class_names) or [str(i) for i in range(k)]
+    corner = "true \\ predicted"
+    label_w = max(len(corner), *(len(n) for n in names))
+    cell_w = max(5, len(str(int(confusion.max()))) + 1)
+    lines = [f"{corner:<{label_w}}" + "".join(f"{i:>{cell_w}}" for i in range(k))]
+    for i in range(k):
+        cells = "".join(f"{int(v):>{cell_w}}" for v in confusion[i])
+        lines.append(f"{names[i]:<{label_w}}{cells}")
+    lines.append("columns: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+    return "\n".join(lines)

@@ -1,0 +1,320 @@
+"""`cnnc run` end to end: spec + overrides → data → compiled model → epochs → test → run folder.
+
+A new run creates its folder first and records how it was started (run.json, spec.yaml), so that
+`--resume RUN_DIR` can rebuild the same run: the stored settings are the base, command-line flags
+may extend `epochs` or change the backend and device, and any other difference is refused
+because it would silently break the promise that a resumed run ends where an uninterrupted one
+would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from cnnc.errors import CnncError, SpecError
+from cnnc.train.checkpoint import CheckpointError, load_checkpoint
+from cnnc.train.config import OptimizerConfig, TrainConfig, parse_train_config
+from cnnc.train.fit import PreparedData, apply_overrides, num_classes, prepare_data
+from cnnc.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate_arrays
+from cnnc.train.metrics import format_confusion
+from cnnc.train.progress import ConsoleReporter
+from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
+from cnnc.train.schedule import describe as describe_schedule
+
+# Settings that may differ between a run and its resumption; everything else must match.
+RESUMABLE_CHANGES = ("epochs",)
+DEFAULT_BACKEND = "opencl"
+
+
+@dataclass
+class RunOptions:
+    spec: str | None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    limit: int | None = None
+    backend: str | None = None  # None: the run's backend on resume, else DEFAULT_BACKEND
+    device: str | None = None
+    seed: int | None = None
+    data: str | None = None
+    out: str | None = None
+    resume: str | None = None
+    bars: bool | None = None  # None: progress bars only on a terminal
+    argv: list[str] = field(default_factory=list)
+
+
+def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
+    """The spec's train section with the command-line flags applied (each checked)."""
+    changes: dict[str, Any] = {}
+    for key in ("epochs", "batch_size", "seed"):
+        if getattr(opts, key) is not None:
+            changes[key] = getattr(opts, key)
+    config = apply_overrides(config, changes, path="command line") if changes else config
+    if opts.lr is not None:
+        if isinstance(opts.lr, bool) or not opts.lr > 0:
+            raise CnncError(f"--lr must be a positive number, got {opts.lr}")
+        opt = config.optimizer
+        config = config.replace(optimizer=OptimizerConfig(
+            opt.name, opt.args.replace(learning_rate=float(opts.lr))))
+    return config
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if v is not None}
+
+
+def _load_graph(spec: str):
+    import cnnc
+
+    # load_spec reports a missing file itself, and also knows the specs bundled with cnnc.
+    return cnnc.load_spec(spec)
+
+
+def _spec_name(graph, spec: str) -> str:
+    return getattr(graph, "name", None) or Path(spec).stem
+
+
+def _write_resolved_spec(folder: RunFolder, graph) -> None:
+    """spec.yaml: the graph with its final train section, in the frontend's YAML form."""
+    from cnnc.frontend.writers import to_yaml
+
+    folder.write_text(SPEC_YAML, to_yaml(graph))
+
+
+class _Run:
+    """One `cnnc run` invocation; methods in the order they happen."""
+
+    def __init__(self, opts: RunOptions, out: TextIO):
+        self.opts = opts
+        self.out = out
+        self.started = time.time()
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    # ------------------------------------------------------------ settings
+
+    def settings(self) -> None:
+        opts = self.opts
+        self.checkpoint = None
+        if opts.resume:
+            self.folder = RunFolder(opts.resume)
+            if not (self.folder.path / RUN_JSON).is_file():
+                raise CnncError(f"--resume {opts.resume}: not a cnnc run folder (no {RUN_JSON})")
+            self.record = self.folder.read_json(RUN_JSON)
+            spec = opts.spec or str(self.folder.file(SPEC_YAML))
+            self.graph = _load_graph(spec)
+            self.spec_path = self.record.get("spec", spec)
+            stored = parse_train_config(self.record["train"], "run.json train")
+            self.config = overrides(opts, stored)
+            limit = opts.limit if opts.limit is not None else self.record.get("limit")
+            self._check_resumable(stored, limit)
+            self.limit = limit
+            # What was given when the run started holds unless given again now.
+            self.backend = opts.backend or self.record.get("backend") or DEFAULT_BACKEND
+            same = self.backend == self.record.get("backend")
+            self.device = opts.device or (self.record.get("device") if same else None)
+            self.data_dir = opts.data or self.record.get("data")
+            try:
+                self.checkpoint = load_checkpoint(self.folder.checkpoint)
+            except CheckpointError as err:
+                raise CheckpointError(
+                    f"cannot resume {opts.resume}: {err.message}",
+                    hint="the run stopped before its first checkpoint; start it again") from None
+        else:
+            if not opts.spec:
+                raise CnncError("no spec given", hint="cnnc run SPEC (e.g. specs/fashion.yaml)")
+            self.spec_path = opts.spec
+            self.graph = _load_graph(opts.spec)
+            base = self.graph.train if self.graph.train is not None else TrainConfig()
+            self.config = overrides(opts, base)
+            self.limit = opts.limit
+            self.folder = None
+            self.backend = opts.backend or DEFAULT_BACKEND
+            self.device = opts.device
+            self.data_dir = opts.data
+        self.graph = self.graph.replace(train=self.config)
+
+    def _check_resumable(self, stored: TrainConfig, limit: int | None) -> None:
+        old, new = config_dict(stored), config_dict(self.config)
+        diffs = [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                 if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+        if limit != self.record.get("limit"):
+            diffs.append(f"limit: {self.record.get('limit')!r} → {limit!r}")
+        if diffs:
+            raise CnncError(
+                f"--resume {self.opts.resume}: these settings differ from the run's: "
+                + "; ".join(diffs),
+                hint="a resumed run must keep its settings (only --epochs, --backend and "
+                     "--device may change); start a new run instead")
+
+    # ------------------------------------------------------------ data and model
+
+    def data(self) -> PreparedData:
+        from cnnc.data.dataset import load_dataset
+
+        g = self.graph
+        shape = tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
+        dataset = load_dataset(self.config.dataset, self.data_dir)
+        self.prepared = prepare_data(self.config, dataset, shape, self.limit)
+        return self.prepared
+
+    def compile(self) -> None:
+        import cnnc
+
+        self.model = cnnc.compile(self.graph, backend=self.backend, device=self.device,
+                                  seed=self.config.seed)
+        classes = num_classes(self.model)
+        names = self.prepared.class_names
+        if classes < len(names):
+            out = self.graph.outputs[0]
+            raise SpecError(f"the network's output '{out}' has {classes} units but "
+                            f"{self.config.dataset} has {len(names)} classes",
+                            hint=f"end the network with a dense layer of {len(names)} units")
+        self.classes = classes
+
+    def device_text(self) -> str:
+        device = getattr(self.model.backend, "device", None)
+        if device is None:
+            return f"{self.backend} (host CPU)"
+        describe = getattr(device, "describe", None)
+        return f"{self.backend} ({describe() if callable(describe) else device})"
+
+    # ------------------------------------------------------------ the run
+
+    def start_folder(self) -> None:
+        if self.folder is not None:
+            # Resuming: record a changed epoch count so that a later --resume needs no flag.
+            if self.record["train"].get("epochs") != self.config.epochs:
+                self.record["train"]["epochs"] = self.config.epochs
+                self.folder.write_json(RUN_JSON, self.record)
+            return
+        self.folder = RunFolder.create(_spec_name(self.graph, self.spec_path), self.opts.out)
+        _write_resolved_spec(self.folder, self.graph)
+        p = self.prepared
+        self.record = {
+            "spec": str(self.spec_path), "name": _spec_name(self.graph, self.spec_path),
+            "command": self.opts.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "backend": self.backend, "device": self.device,
+            "train": config_dict(self.config), "limit": self.limit,
+            "data": str(Path(self.data_dir).resolve()) if self.data_dir else None,
+            "examples": {"train": len(p.train),
+                         "validation": len(p.validation) if p.validation else 0,
+                         "test": len(p.test)},
+        }
+        self.folder.write_json(RUN_JSON, self.record)
+
+    def header(self) -> None:
+        p = self.prepared
+        src = p.dataset.source
+        val = len(p.validation) if p.validation else 0
+        self.say(f"spec      {self.spec_path} ({_spec_name(self.graph, self.spec_path)}, "
+                 f"{self.graph.param_count():,} parameters)")
+        self.say(f"device    {self.device_text()}")
+        if src is not None:
+            self.say(f"data      {p.dataset.info.title} from {src.folder} ({src.origin})")
+        self.say(f"examples  train {len(p.train):,}  validation {val:,}  test {len(p.test):,}")
+        self.say(f"training  {self.describe_training()}")
+        self.say(f"run       {self.folder.path}")
+        if self.checkpoint is not None:
+            ck = self.checkpoint
+            where = (f"after epoch {ck.epoch}" if ck.batch == 0
+                     else f"in epoch {ck.epoch + 1} at batch {ck.batch}")
+            self.say(f"resuming  from the checkpoint {where} (step {ck.step})")
+
+    def describe_training(self) -> str:
+        c = self.config
+        opt = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in c.optimizer.args.items())
+        aug = c.augment
+        aug_text = ("shift ±{} px".format(aug["shift"]) if aug["shift"] else "") + (
+            (", " if aug["shift"] else "") + "horizontal flips" if aug["flip"] else "")
+        return (f"{c.epochs} epochs, batch {c.batch_size}, {c.optimizer.name} ({opt}), "
+                f"{c.loss}, schedule {describe_schedule(c.schedule)}, "
+                f"augment {aug_text or 'none'}, seed {c.seed}")
+
+    def train(self) -> None:
+        p = self.prepared
+        settings = {"train": config_dict(self.config), "limit": self.limit}
+        trainer = Trainer(
+            self.model, self.config, p.train, p.validation, classes=self.classes,
+            reporter=ConsoleReporter(self.out, bars=self.opts.bars),
+            checkpoint_path=self.folder.checkpoint, settings=settings,
+            on_epoch_end=self.folder.write_metrics,
+        )
+        self.trainer = trainer
+        trainer.run(self.checkpoint)
+
+    def finish(self) -> None:
+        p = self.prepared
+        tmp = self.folder.path / ".weights.tmp.safetensors"
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.folder.weights)
+        self.test = evaluate_arrays(self.model, p.test, self.config.loss, p.class_names)
+        self.folder.write_test(self.test)
+        t = self.test
+        self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
+        self.say(format_confusion(t.confusion, t.class_names))
+        self.write_summary("finished")
+        self.say(f"results   {self.folder.path}")
+
+    def write_summary(self, status: str) -> None:
+        history = self.trainer.history.epochs if hasattr(self, "trainer") else []
+        p = self.prepared
+        val = len(p.validation) if p.validation else 0
+        lines = [
+            f"cnnc run: {_spec_name(self.graph, self.spec_path)} ({status})",
+            "",
+            f"spec        {self.spec_path}",
+            f"command     {' '.join(self.opts.argv) or '(Python)'}",
+            f"device      {self.device_text()}",
+            f"parameters  {self.graph.param_count():,}",
+            f"dataset     {self.config.dataset}"
+            + (f" from {p.dataset.source.folder}" if p.dataset.source else ""),
+            f"examples    train {len(p.train):,}, validation {val:,}, test {len(p.test):,}",
+            f"training    {self.describe_training()}",
+            f"wall time   training {self.trainer.elapsed_s if hasattr(self, 'trainer') else 0:.1f}"
+            f" s, whole run {time.time() - self.started:.1f} s (this invocation)",
+            "",
+            "epochs",
+        ]
+        from cnnc.train.progress import epoch_line
+
+        lines += ["  " + epoch_line(r, self.config.epochs) for r in history] or ["  (none)"]
+        if hasattr(self, "test"):
+            t = self.test
+            lines += ["", f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
+                          f"loss {t.loss:.4f}", "", "per-class accuracy"]
+            for name, acc in t.to_dict()["per_class_accuracy"].items():
+                lines.append(f"  {name:<12} " + ("no examples" if acc is None else f"{acc:.4f}"))
+            lines += ["", "confusion matrix (rows: true class, columns: predicted)",
+                      format_confusion(t.confusion, t.class_names)]
+        self.folder.write_text(SUMMARY, "\n".join(lines) + "\n")
+
+
+def run_spec(opts: RunOptions, out: TextIO | None = None) -> int:
+    """Run `cnnc run`; returns the exit status (0, or 130 after Ctrl-C)."""
+    run = _Run(opts, out or sys.stdout)
+    run.settings()
+    run.data()
+    run.compile()
+    run.start_folder()
+    run.header()
+    try:
+        run.train()
+    except TrainingInterrupted as stop:
+        run.write_summary("interrupted")
+        resume = f"cnnc run {run.spec_path} --resume {run.folder.path}"
+        print(f"cnnc: interrupted; checkpoint saved in {stop.checkpoint} (step {stop.step}). "
+              f"Continue with: {resume}", file=sys.stderr)
+        return 130
+    except TrainingDiverged:
+        run.write_summary("stopped: the loss diverged")
+        raise
+    run.finish()
+    return 0

@@ -1,0 +1,80 @@
+/* Batch normalisation over the last axis (channels), with tensors seen as [rows, cols].
+ *
+ * -D HAS_GAMMA (scale=True), HAS_BETA (center=True). epsilon comes as a float argument (build
+ * options carry integers only). The batch statistics and the per-channel sums the gradients need
+ * come from reduce.cl. Launch: one dimension over rows * cols elements.
+ */
+
+static float gamma_of(__global const float *restrict gamma, int c)
+{
+#if HAS_GAMMA
+    return gamma[c];
+#else
+    return 1.0f;
+#endif
+}
+
+static float beta_of(__global const float *restrict beta, int c)
+{
+#if HAS_BETA
+    return beta[c];
+#else
+    return 0.0f;
+#endif
+}
+
+/* Inference: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta. */
+#ifdef BATCHNORM
+__kernel void batchnorm(__global const float *restrict x, __global const float *restrict gamma,
+                        __global const float *restrict beta, __global const float *restrict mean,
+                        __global const float *restrict var, __global float *restrict y, int n,
+                        int cols, float eps)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const int c = i % cols;
+    y[i] = (x[i] - mean[c]) / sqrt(var[c] + eps) * gamma_of(gamma, c) + beta_of(beta, c);
+}
+#endif
+
+/* Training: the same with the batch's statistics, stats = [mean; biased variance]. */
+#ifdef BATCHNORM_TRAIN
+__kernel void batchnorm_train(__global const float *restrict x,
+                              __global const float *restrict stats,
+                              __global const float *restrict gamma,
+                              __global const float *restrict beta, __global float *restrict y,
+                              int n, int cols, float eps)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const int c = i % cols;
+    const float xhat = (x[i] - stats[c]) / sqrt(stats[cols + c] + eps);
+    y[i] = xhat * gamma_of(gamma, c) + beta_of(beta, c);
+}
+#endif
+
+/* dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps), g = dy * gamma, with
+ * sums = [sum(dy); sum(dy * xhat)] per channel and inv_rows = 1 / rows. */
+#ifdef BATCHNORM_GRAD_INPUT
+__kernel void batchnorm_grad_input(__global const float *restrict x,
+                                   __global const float *restrict stats,
+                                   __global const float *restrict dy,
+                                   __global const float *restrict gamma,
+                                   __global const float *restrict sums,
+                                   __global float *restrict dx, int n, int cols, float eps,
+                                   float inv_rows)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const int c = i % cols;
+    const float rstd = 1.0f / sqrt(stats[cols + c] + eps);
+    const float xhat = (x[i] - stats[c]) * rstd;
+    const float gm = gamma_of(gamma, c);
+    const float mean_g = gm * sums[c] * inv_rows;
+    const float mean_gx = gm * sums[cols + c] * inv_rows;
+    dx[i] = (dy[i] * gm - mean_g - xhat * mean_gx) * rstd;
+}
+#endif

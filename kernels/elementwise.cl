@@ -1,0 +1,77 @@
+/* Element-wise kernels: activations and their gradients, sums, and block copies.
+ *
+ * Memory-bound, so they are specialised only by what changes the arithmetic (-D ACT, see
+ * common.h); element counts come as arguments and one program serves every shape.
+ * Launch: one dimension, at least `n` work-items.
+ */
+#include "common.h"
+
+#ifdef ACTIVATION
+__kernel void activation(__global const float *restrict x, __global float *restrict y, int n)
+{
+    const int i = get_global_id(0);
+    if (i < n)
+        y[i] = ACTIVATE(x[i]);
+}
+#endif
+
+/* dx from the activation's output y and dy (softmax has its own kernel in softmax.cl). */
+#ifdef ACTIVATION_GRAD
+__kernel void activation_grad(__global const float *restrict y, __global const float *restrict dy,
+                              __global float *restrict dx, int n)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float v = y[i], g = dy[i];
+#if ACT == ACT_LINEAR
+    dx[i] = g;
+#elif ACT == ACT_RELU
+    dx[i] = v > 0.0f ? g : 0.0f;
+#elif ACT == ACT_LEAKY_RELU
+    dx[i] = v > 0.0f ? g : LEAKY_SLOPE * g;
+#elif ACT == ACT_ELU
+    dx[i] = v > 0.0f ? g : (v + 1.0f) * g;
+#elif ACT == ACT_SIGMOID
+    dx[i] = g * v * (1.0f - v);
+#elif ACT == ACT_TANH
+    dx[i] = g * (1.0f - v * v);
+#endif
+}
+#endif
+
+#ifdef ADD
+__kernel void add(__global const float *restrict a, __global const float *restrict b,
+                  __global float *restrict y, int n)
+{
+    const int i = get_global_id(0);
+    if (i < n)
+        y[i] = a[i] + b[i];
+}
+#endif
+
+/* y += a: the third and later inputs of an n-ary add. */
+#ifdef ACCUMULATE
+__kernel void accumulate(__global const float *restrict a, __global float *restrict y, int n)
+{
+    const int i = get_global_id(0);
+    if (i < n)
+        y[i] += a[i];
+}
+#endif
+
+/* A block copy along one axis, with the tensors seen as [outer, axis, inner]:
+ * dst[o, dst_start + j, i] = src[o, src_start + j, i] for j < len. Concatenate copies each input
+ * into its place; slice (the gradient of concatenate) copies a part out. */
+#ifdef COPY_BLOCK
+__kernel void copy_block(__global const float *restrict src, __global float *restrict dst,
+                         int outer, int len, int inner, int src_axis, int src_start,
+                         int dst_axis, int dst_start)
+{
+    const int t = get_global_id(0);
+    if (t >= outer * len * inner)
+        return;
+    const int i = t % inner, j = (t / inner) % len, o = t / (inner * len);
+    dst[(o * dst_axis + dst_start + j) * inner + i] = src[(o * src_axis + src_start + j) * inner + i];
+}
+#endif

@@ -1,0 +1,79 @@
+/* In-place state updates: optimizer steps and batch-norm moving averages.
+ *
+ * The per-step scalars are computed once on the host by the update op's `scalars` rule
+ * (cnnc/ir/train_ops.py) and passed as float arguments each step, so the NumPy and OpenCL
+ * backends run the same arithmetic. -D MOMENTUM, NESTEROV select the SGD variant.
+ * Launch: one dimension over the parameter's elements.
+ */
+
+/* Keras SGD. Without momentum: p -= lr*g. With: v = momentum*v - lr*g; p += v, or
+ * p += momentum*v - lr*g with nesterov. */
+#ifdef SGD_UPDATE
+__kernel void sgd_update(__global float *restrict p, __global const float *restrict g,
+                         __global float *restrict velocity, int n, float lr, float momentum)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+#if MOMENTUM
+    const float v = momentum * velocity[i] - lr * g[i];
+    velocity[i] = v;
+#if NESTEROV
+    p[i] += momentum * v - lr * g[i];
+#else
+    p[i] += v;
+#endif
+#else
+    p[i] -= lr * g[i];
+#endif
+}
+#endif
+
+/* Keras Adam: m += (g-m)(1-b1); v += (g^2-v)(1-b2); p -= alpha*m/(sqrt(v)+eps). */
+#ifdef ADAM_UPDATE
+__kernel void adam_update(__global float *restrict p, __global const float *restrict g,
+                          __global float *restrict m, __global float *restrict v, int n,
+                          float alpha, float one_minus_b1, float one_minus_b2, float eps)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float gi = g[i];
+    const float mi = m[i] + (gi - m[i]) * one_minus_b1;
+    const float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= alpha * mi / (sqrt(vi) + eps);
+}
+#endif
+
+/* Keras 3 Nadam: m and v as Adam; p -= (c_m*m + c_g*g) / (sqrt(v*c_v) + eps). */
+#ifdef NADAM_UPDATE
+__kernel void nadam_update(__global float *restrict p, __global const float *restrict g,
+                           __global float *restrict m, __global float *restrict v, int n,
+                           float c_m, float c_g, float c_v, float one_minus_b1,
+                           float one_minus_b2, float eps)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const float gi = g[i];
+    const float mi = m[i] + (gi - m[i]) * one_minus_b1;
+    const float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= (c_m * mi + c_g * gi) / (sqrt(vi * c_v) + eps);
+}
+#endif
+
+/* moving = moving * momentum + stats[index] * (1 - momentum), stats rows of n values. */
+#ifdef MOVING_AVERAGE_UPDATE
+__kernel void moving_average_update(__global float *restrict moving,
+                                    __global const float *restrict stats, int n, int index,
+                                    float momentum)
+{
+    const int i = get_global_id(0);
+    if (i < n)
+        moving[i] = moving[i] * momentum + stats[index * n + i] * (1.0f - momentum);
+}
+#endif

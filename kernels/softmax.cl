@@ -1,0 +1,234 @@
+/* Softmax over the last axis, its gradient, and the losses with their gradients.
+ *
+ * Tensors are seen as [rows, cols] with cols the last axis. One work-item per row (rows are
+ * short: class scores). Losses write one value per row; reduce.cl's sum_all turns them into the
+ * mean. -D SPARSE=1: targets are int32 class indices, one per row (an index outside 0..cols-1
+ * gives NaN rather than reading out of bounds). CLIP_EPS is Keras' epsilon for probabilities.
+ */
+
+#define CLIP_EPS 1e-7f
+
+#if SPARSE
+#define TARGET_T int
+#else
+#define TARGET_T float
+#endif
+
+/* Keras' clip of probabilities to [eps, 1 - eps]. */
+static float clip_probability(float p)
+{
+    return clamp(p, CLIP_EPS, 1.0f - CLIP_EPS);
+}
+
+static float row_max(__global const float *restrict x, int cols)
+{
+    float m = -INFINITY;
+    for (int j = 0; j < cols; j++)
+        m = max(m, x[j]);
+    return m;
+}
+
+/* log(sum(exp(x))) computed stably. */
+static float log_sum_exp(__global const float *restrict x, int cols)
+{
+    const float m = row_max(x, cols);
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++)
+        s += exp(x[j] - m);
+    return m + log(s);
+}
+
+#ifdef SOFTMAX
+__kernel void softmax(__global const float *restrict x, __global float *restrict y, int rows,
+                      int cols)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    __global const float *xr = x + r * cols;
+    __global float *yr = y + r * cols;
+    const float m = row_max(xr, cols);
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++) {
+        const float e = exp(xr[j] - m);
+        yr[j] = e;
+        s += e;
+    }
+    const float inv = 1.0f / s;
+    for (int j = 0; j < cols; j++)
+        yr[j] *= inv;
+}
+#endif
+
+/* dx = y * (dy - sum(dy * y)) over each row. */
+#ifdef SOFTMAX_GRAD
+__kernel void softmax_grad(__global const float *restrict y, __global const float *restrict dy,
+                           __global float *restrict dx, int rows, int cols)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    const int o = r * cols;
+    float dot = 0.0f;
+    for (int j = 0; j < cols; j++)
+        dot += dy[o + j] * y[o + j];
+    for (int j = 0; j < cols; j++)
+        dx[o + j] = y[o + j] * (dy[o + j] - dot);
+}
+#endif
+
+/* The target's weight of class j in row r: one-hot for sparse targets. */
+static float target_weight(__global const TARGET_T *restrict t, int r, int j, int cols)
+{
+#if SPARSE
+    return t[r] == j ? 1.0f : 0.0f;
+#else
+    return t[r * cols + j];
+#endif
+}
+
+static bool target_valid(__global const TARGET_T *restrict t, int r, int cols)
+{
+#if SPARSE
+    return t[r] >= 0 && t[r] < cols;
+#else
+    return true;
+#endif
+}
+
+/* -sum(target * log_softmax(logits)) per row. */
+#ifdef SOFTMAX_CROSS_ENTROPY
+__kernel void softmax_cross_entropy(__global const float *restrict logits,
+                                    __global const TARGET_T *restrict target,
+                                    __global float *restrict loss, int rows, int cols)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    __global const float *l = logits + r * cols;
+    if (!target_valid(target, r, cols)) {
+        loss[r] = NAN;
+        return;
+    }
+    const float lse = log_sum_exp(l, cols);
+#if SPARSE
+    loss[r] = lse - l[target[r]];
+#else
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++)
+        s += target[r * cols + j] * (l[j] - lse);
+    loss[r] = -s;
+#endif
+}
+#endif
+
+/* (softmax(logits) - target) * scale, scale = 1 / rows. */
+#ifdef SOFTMAX_CROSS_ENTROPY_GRAD
+__kernel void softmax_cross_entropy_grad(__global const float *restrict logits,
+                                         __global const TARGET_T *restrict target,
+                                         __global float *restrict dx, int rows, int cols,
+                                         float scale)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    __global const float *l = logits + r * cols;
+    const bool valid = target_valid(target, r, cols);
+    const float lse = log_sum_exp(l, cols);
+    for (int j = 0; j < cols; j++) {
+        const float g = exp(l[j] - lse) - target_weight(target, r, j, cols);
+        dx[r * cols + j] = valid ? g * scale : NAN;
+    }
+}
+#endif
+
+/* Keras' categorical cross-entropy on probabilities, per row: p = clip(pred / sum(pred)),
+ * -sum(target * log p). */
+#ifdef CROSS_ENTROPY
+__kernel void cross_entropy(__global const float *restrict pred,
+                            __global const TARGET_T *restrict target,
+                            __global float *restrict loss, int rows, int cols)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    __global const float *p = pred + r * cols;
+    if (!target_valid(target, r, cols)) {
+        loss[r] = NAN;
+        return;
+    }
+    float total = 0.0f;
+    for (int j = 0; j < cols; j++)
+        total += p[j];
+#if SPARSE
+    loss[r] = -log(clip_probability(p[target[r]] / total));
+#else
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++)
+        s += target[r * cols + j] * log(clip_probability(p[j] / total));
+    loss[r] = -s;
+#endif
+}
+#endif
+
+/* d loss / d pred of cross_entropy (times scale = 1 / rows): with q = p / total clipped,
+ * g_j = -target_j / q_j where the clip is inactive and 0 where it is active;
+ * dpred_k = (g_k - sum_j g_j * q_j) / total. */
+#ifdef CROSS_ENTROPY_GRAD
+__kernel void cross_entropy_grad(__global const float *restrict pred,
+                                 __global const TARGET_T *restrict target,
+                                 __global float *restrict dx, int rows, int cols, float scale)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    __global const float *p = pred + r * cols;
+    const bool valid = target_valid(target, r, cols);
+    float total = 0.0f;
+    for (int j = 0; j < cols; j++)
+        total += p[j];
+    float dot = 0.0f;
+    for (int j = 0; j < cols; j++) {
+        const float q = p[j] / total;
+        const bool active = q >= CLIP_EPS && q <= 1.0f - CLIP_EPS;
+        const float g = active ? -target_weight(target, r, j, cols) / q : 0.0f;
+        dot += g * q;
+    }
+    for (int j = 0; j < cols; j++) {
+        const float q = p[j] / total;
+        const bool active = q >= CLIP_EPS && q <= 1.0f - CLIP_EPS;
+        const float g = active ? -target_weight(target, r, j, cols) / q : 0.0f;
+        dx[r * cols + j] = valid ? (g - dot) / total * scale : NAN;
+    }
+}
+#endif
+
+/* sum((pred - target)^2) per row. */
+#ifdef MEAN_SQUARED_ERROR
+__kernel void mean_squared_error(__global const float *restrict pred,
+                                 __global const float *restrict target,
+                                 __global float *restrict loss, int rows, int cols)
+{
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++) {
+        const float d = pred[r * cols + j] - target[r * cols + j];
+        s += d * d;
+    }
+    loss[r] = s;
+}
+#endif
+
+/* 2 * (pred - target) * scale, scale = 1 / pred.size; one work-item per element. */
+#ifdef MEAN_SQUARED_ERROR_GRAD
+__kernel void mean_squared_error_grad(__global const float *restrict pred,
+                                      __global const float *restrict target,
+                                      __global float *restrict dx, int n, float scale)
+{
+    const int i = get_global_id(0);
+    if (i < n)
+        dx[i] = 2.0f * (pred[i] - target[i]) * scale;
+}
+#endif

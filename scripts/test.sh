@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set everything up, then run the test suite (slow tests stay deselected: add -m slow for them).
+# Arguments go to pytest. pytest's exit status is this script's: 5 means no tests were run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""Example network specs (*.cnn, *.yaml), shipped inside the package as cnnc.specs."""

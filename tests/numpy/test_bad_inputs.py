@@ -1,0 +1,88 @@
+"""Bad data handed to a model: each is an InputError naming what is wrong, never a NumPy error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnc.errors import InputError
+from cnnc.model import compile_model
+from cnnc.testing.nets import chain
+
+
+@pytest.fixture(scope="module")
+def model():
+    return compile_model(chain((4, 4, 1), ("conv2d", 2, 3), ("flatten",),
+                               ("dense", 3, {"activation": "softmax"})))
+
+
+X = np.zeros((2, 4, 4, 1), dtype=np.float32)
+Y = np.array([0, 2])
+
+
+@pytest.mark.parametrize("x,message", [
+    (np.zeros((2, 5, 4, 1), np.float32),
+     "input 'input_layer' expects shape (N, 4, 4, 1), received (2, 5, 4, 1)"),
+    (np.zeros((2, 16), np.float32),
+     "input 'input_layer' expects shape (N, 4, 4, 1), received (2, 16)"),
+    (np.zeros((4, 4, 1), np.float32),
+     "expects a batch of shape (N, 4, 4, 1), received one example of shape (4, 4, 1); "
+     "add a batch axis: x[None]"),
+    (np.zeros((2, 4, 4, 1), np.uint8),
+     "input 'input_layer' expects floating-point values, received uint8; convert explicitly"),
+    (np.zeros((2, 4, 4, 1), np.int32), "expects floating-point values, received int32"),
+    (np.zeros((0, 4, 4, 1), np.float32), "input 'input_layer' is an empty batch (0 examples)"),
+    (np.array([]), "expects shape (N, 4, 4, 1), received (0,)"),
+    (np.full((2, 4, 4, 1), np.nan, np.float32),
+     "input 'input_layer' contains 32 NaN or infinite value(s), the first at index (0, 0, 0, 0)"),
+    (np.where(np.arange(32).reshape(2, 4, 4, 1) == 17, np.inf, 0.0),
+     "contains 1 NaN or infinite value(s), the first at index (1, 0, 1, 0)"),
+    ("images", "input 'input_layer' must be a numeric array, received dtype <U6"),
+])
+def test_bad_images(model, x, message):
+    for call in (lambda: model.predict(x), lambda: model.train_step(x, Y)):
+        with pytest.raises(InputError) as info:
+            call()
+        assert message in info.value.render()
+
+
+@pytest.mark.parametrize("y,message", [
+    (np.array([0.0, 1.0]), "labels must be integer class ids, received float64; convert them "
+                           "with y.astype('int32')"),
+    (np.array([0, 3]), "label 3 at index (1,) is not a class id in 0..2"),
+    (np.array([-1, 0]), "label -1 at index (0,) is not a class id in 0..2"),
+    (np.array([0, 1, 2]), "the batch has 2 inputs but 3 targets"),
+    (np.zeros((2, 3), int), "labels must have shape (N) for predictions of shape (None, 3), "
+                            "received (2, 3)"),
+])
+def test_bad_labels(model, y, message):
+    with pytest.raises(InputError) as info:
+        model.train_step(X, y)
+    assert message in info.value.render()
+
+
+def test_labels_of_shape_n_by_1_and_any_integer_dtype_are_accepted(model):
+    assert np.isfinite(model.train_step(X, np.array([[0], [2]], dtype=np.uint8)))
+
+
+def test_dense_targets_are_checked():
+    m = compile_model(chain((3,), ("dense", 2)), loss="mse")
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(InputError, match="targets must have shape \\(N, 2\\) for predictions of "
+                                         "shape \\(None, 2\\), received \\(2,\\)"):
+        m.train_step(x, np.zeros(2))
+    with pytest.raises(InputError, match="the targets contain 1 NaN"):
+        m.train_step(x, np.array([[0.0, np.nan], [0, 0]]))
+    assert m.train_step(x, np.ones((2, 2), dtype=np.int64)) == pytest.approx(1.0)
+
+
+def test_bad_batch_size(model):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InputError, match="batch_size must be a positive integer"):
+            model.predict(X, batch_size=bad)
+
+
+def test_dict_inputs_must_name_the_inputs(model):
+    with pytest.raises(InputError, match="inputs are input_layer; missing input_layer; "
+                                         "unknown images"):
+        model.predict({"images": X})

@@ -1,0 +1,210 @@
+"""Hand-computed tiny examples pinning each layer op's semantics (Keras/TensorFlow conventions).
+
+Test names start with test_<op>__ so that the coverage test at the end can check every layer op
+of the op table has at least one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cnnc.ir.ops import op_names
+from cnnc.testing.nets import chain, run, single_op
+
+
+def forward(graph, x, weights=None):
+    return run(graph, {"input_layer": np.asarray(x, dtype=np.float64)}, weights)[graph.outputs[0]]
+
+
+def img(rows) -> np.ndarray:
+    """One single-channel image (1, H, W, 1) from a 2-D list."""
+    return np.asarray(rows, dtype=np.float64)[None, :, :, None]
+
+
+def test_input__feeds_its_value_through():
+    g = single_op("input", attrs={"shape": (3,)})
+    x = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(run(g, {"out": x})["out"], x)
+
+
+def test_conv2d__valid_cross_correlation_with_bias():
+    g = chain((3, 3, 1), ("conv2d", 1, 2))
+    k = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
+    y = forward(g, img([[1, 2, 3], [4, 5, 6], [7, 8, 9]]),
+                {"conv2d/kernel": k, "conv2d/bias": np.array([1.0])})
+    # Not flipped (a cross-correlation, as Keras): 1*1 + 2*2 + 3*4 + 4*5 + 1 = 38.
+    np.testing.assert_array_equal(y[0, :, :, 0], [[38, 48], [68, 78]])
+
+
+def test_conv2d__same_stride2_pads_bottom_right():
+    g = chain((4, 4, 1), ("conv2d", 1, 3, {"strides": 2, "padding": "same",
+                                          "use_bias": False}))
+    y = forward(g, img(np.arange(16).reshape(4, 4)), {"conv2d/kernel": np.ones((3, 3, 1, 1))})
+    # Total padding 1 goes after (TensorFlow): the first window is rows 0-2, cols 0-2.
+    np.testing.assert_array_equal(y[0, :, :, 0], [[45, 39], [66, 50]])
+
+
+def test_conv2d__dilation():
+    g = chain((5, 5, 1), ("conv2d", 1, 2, {"dilation_rate": 2, "use_bias": False}))
+    k = np.array([[1.0, 0.0], [0.0, 1.0]]).reshape(2, 2, 1, 1)
+    y = forward(g, img(np.arange(25).reshape(5, 5)), {"conv2d/kernel": k})
+    # y[i, j] = x[i, j] + x[i + 2, j + 2] = 2 * x[i, j] + 12
+    np.testing.assert_array_equal(y[0, :, :, 0], [[12, 14, 16], [22, 24, 26], [32, 34, 36]])
+
+
+def test_conv2d__groups_split_channels_in_order():
+    g = chain((1, 1, 4), ("conv2d", 2, 1, {"groups": 2, "use_bias": False}))
+    k = np.zeros((1, 1, 2, 2))
+    k[0, 0, :, 0] = [1, 10]  # filter 0 sees channels 0, 1
+    k[0, 0, :, 1] = [100, 1000]  # filter 1 sees channels 2, 3
+    y = forward(g, np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 4), {"conv2d/kernel": k})
+    np.testing.assert_array_equal(y.ravel(), [21, 4300])
+
+
+def test_conv2d__fused_activation_after_bias():
+    g = chain((1, 2, 1), ("conv2d", 1, 1, {"activation": "relu"}))
+    y = forward(g, img([[1, -3]]), {"conv2d/kernel": np.ones((1, 1, 1, 1)),
+                                    "conv2d/bias": np.array([1.0])})
+    np.testing.assert_array_equal(y.ravel(), [2, 0])
+
+
+def test_maxpool2d__floors_and_takes_window_max():
+    g = chain((5, 5, 1), ("maxpool2d", 2))
+    y = forward(g, img(np.arange(25).reshape(5, 5)))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[6, 8], [16, 18]])  # last row/col dropped
+
+
+def test_maxpool2d__same_padding_never_wins():
+    g = chain((3, 3, 1), ("maxpool2d", 2, {"padding": "same"}))
+    y = forward(g, img(-np.arange(1, 10).reshape(3, 3)))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[-1, -3], [-7, -9]])
+
+
+def test_avgpool2d__same_padding_averages_real_cells():
+    g = chain((3, 3, 1), ("avgpool2d", 2, {"padding": "same"}))
+    y = forward(g, img(np.arange(1, 10).reshape(3, 3)))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[3, 4.5], [7.5, 9]])
+
+
+def test_avgpool2d__overlapping_windows():
+    g = chain((3, 3, 1), ("avgpool2d", 2, {"strides": 1}))
+    y = forward(g, img(np.arange(1, 10).reshape(3, 3)))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[3, 4], [6, 7]])
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_avgpool2d__means_height_and_width(keepdims):
+    g = chain((2, 2, 2), ("global_avgpool2d", {"keepdims": keepdims}))
+    x = np.arange(8.0).reshape(1, 2, 2, 2)
+    y = forward(g, x)
+    assert y.shape == ((1, 1, 1, 2) if keepdims else (1, 2))
+    np.testing.assert_array_equal(y.ravel(), [3, 4])
+
+
+def test_dense__matrix_product_and_bias():
+    g = chain((2,), ("dense", 3))
+    w = {"dense/kernel": np.array([[1.0, 2, 3], [4, 5, 6]]), "dense/bias": np.array([0.5, 0, 0])}
+    np.testing.assert_array_equal(forward(g, [[1.0, 2.0]], w), [[9.5, 12, 15]])
+
+
+def test_dense__acts_on_the_last_axis():
+    g = chain((2, 2), ("dense", 1, {"use_bias": False}))
+    y = forward(g, [[[1.0, 2.0], [3.0, 4.0]]], {"dense/kernel": np.array([[1.0], [10.0]])})
+    np.testing.assert_array_equal(y, [[[21], [43]]])
+
+
+def test_flatten__row_major_height_width_channels():
+    g = chain((2, 2, 2), ("flatten",))
+    x = np.zeros((1, 2, 2, 2))
+    x[0, 0, 1, 0] = 1  # (h=0, w=1, c=0) -> index 0*4 + 1*2 + 0 = 2
+    np.testing.assert_array_equal(forward(g, x), [[0, 0, 1, 0, 0, 0, 0, 0]])
+
+
+def test_dropout__identity_at_inference():
+    g = chain((3,), ("dropout", 0.5))
+    x = [[1.0, 2.0, 3.0]]
+    np.testing.assert_array_equal(forward(g, x), x)
+
+
+def test_batchnorm__inference_uses_moving_statistics():
+    g = chain((2,), ("batchnorm",))
+    w = {"batch_normalization/gamma": np.array([2.0, 1.0]),
+         "batch_normalization/beta": np.array([0.0, 1.0]),
+         "batch_normalization/moving_mean": np.array([0.5, 1.0]),
+         "batch_normalization/moving_variance": np.array([4.0, 0.25])}
+    y = forward(g, [[1.0, 2.0]], w)
+    want = [0.5 / math.sqrt(4.001) * 2, 1.0 / math.sqrt(0.251) + 1]
+    np.testing.assert_allclose(y, [want], rtol=1e-14)
+
+
+def test_batchnorm__without_center_or_scale():
+    g = chain((1,), ("batchnorm", {"center": False, "scale": False, "epsilon": 0.5}))
+    assert [p for n in g.nodes for p in n.params] == [
+        "batch_normalization/moving_mean", "batch_normalization/moving_variance"]
+    w = {"batch_normalization/moving_mean": np.array([1.0]),
+         "batch_normalization/moving_variance": np.array([1.5])}
+    np.testing.assert_allclose(forward(g, [[3.0]], w), [[2.0 / math.sqrt(2.0)]])
+
+
+ACTIVATION_CASES = {
+    "linear": [-1.0, 0.0, 2.0],
+    "relu": [0.0, 0.0, 2.0],
+    "leaky_relu": [-0.2, 0.0, 2.0],
+    "elu": [math.exp(-1) - 1, 0.0, 2.0],
+    "sigmoid": [1 / (1 + math.e), 0.5, 1 / (1 + math.exp(-2))],
+    "tanh": [math.tanh(-1), 0.0, math.tanh(2)],
+    "softmax": [math.exp(-1) / (math.exp(-1) + 1 + math.exp(2)),
+                1 / (math.exp(-1) + 1 + math.exp(2)),
+                math.exp(2) / (math.exp(-1) + 1 + math.exp(2))],
+}
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATION_CASES))
+def test_activation__each_function(act):
+    g = chain((3,), ("activation", act))
+    np.testing.assert_allclose(forward(g, [[-1.0, 0.0, 2.0]]), [ACTIVATION_CASES[act]],
+                               rtol=1e-14, atol=1e-300)
+
+
+def test_activation__softmax_over_the_last_axis_only():
+    g = chain((2, 2), ("activation", "softmax"))
+    y = forward(g, [[[0.0, 0.0], [0.0, math.log(3)]]])
+    np.testing.assert_allclose(y, [[[0.5, 0.5], [0.25, 0.75]]])
+
+
+def test_activation__sigmoid_saturates_without_overflow():
+    g = chain((2,), ("activation", "sigmoid"))
+    with np.errstate(all="raise"):
+        y = forward(g, [[-1000.0, 1000.0]])
+    np.testing.assert_array_equal(y, [[0.0, 1.0]])
+
+
+def test_add__sums_every_input():
+    g = single_op("add", inputs={"a": (2,), "b": (2,), "c": (2,)})
+    y = run(g, {"a": np.array([[1.0, 2]]), "b": np.array([[10.0, 20]]),
+                "c": np.array([[100.0, 200]])})["out"]
+    np.testing.assert_array_equal(y, [[111, 222]])
+
+
+@pytest.mark.parametrize("axis,want", [(-1, [[[1, 2, 5]], [[3, 4, 6]]]), (1, None)])
+def test_concatenate__joins_along_the_axis(axis, want):
+    g = single_op("concatenate", inputs={"a": (2, 1, 2), "b": (2, 1, 1)} if axis == -1
+                  else {"a": (1, 1, 2), "b": (2, 1, 2)}, attrs={"axis": axis})
+    if axis == -1:
+        a = np.array([[[[1.0, 2]], [[3, 4]]]])
+        b = np.array([[[[5.0]], [[6]]]])
+        np.testing.assert_array_equal(run(g, {"a": a, "b": b})["out"][0], want)
+    else:
+        a = np.array([[[[1.0, 2]]]])
+        b = np.array([[[[3.0, 4]]], [[[5, 6]]]]).reshape(1, 2, 1, 2)
+        np.testing.assert_array_equal(run(g, {"a": a, "b": b})["out"][0, :, 0],
+                                      [[1, 2], [3, 4], [5, 6]])
+
+
+def test_every_layer_op_has_a_pinned_example():
+    pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
+    missing = set(op_names("layer")) - pinned
+    assert not missing, f"layer ops without a hand-computed test: {sorted(missing)}"

@@ -1,0 +1,203 @@
+"""Hand-computed tiny examples pinning each training op's `doc` semantics (cnnc/ir/train_ops.py).
+
+Test names start with test_<op>__; the last test checks every 'train' op has one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cnnc import random as crandom
+from cnnc.ir.ops import op_names
+from cnnc.testing.nets import run, single_op
+
+EPS = 1e-3
+CONV = {"filters": 1, "kernel_size": (2, 2), "input_shape": (3, 3, 1)}
+
+
+def one(graph, **feeds):
+    return run(graph, {k: np.asarray(v, dtype=np.float64) for k, v in feeds.items()})["out"]
+
+
+@pytest.mark.parametrize("act,y,dy,want", [
+    ("linear", [-1.0, 2.0], [3.0, 4.0], [3.0, 4.0]),
+    ("relu", [0.0, 1.0], [5.0, 7.0], [0.0, 7.0]),
+    ("leaky_relu", [-0.2, 2.0], [5.0, 7.0], [1.0, 7.0]),
+    ("elu", [-0.5, 1.0], [4.0, 7.0], [2.0, 7.0]),
+    ("sigmoid", [0.25, 0.5], [1.0, 2.0], [0.1875, 0.5]),
+    ("tanh", [0.5, 0.0], [1.0, 2.0], [0.75, 2.0]),
+    ("softmax", [0.25, 0.75], [1.0, 0.0], [0.1875, -0.1875]),
+])
+def test_activation_grad__from_the_output(act, y, dy, want):
+    g = single_op("activation_grad", inputs={"y": (2,), "dy": (2,)}, attrs={"activation": act})
+    np.testing.assert_allclose(one(g, y=[y], dy=[dy]), [want], rtol=1e-15)
+
+
+def test_conv2d_grad_input__one_output_spreads_the_kernel():
+    g = single_op("conv2d_grad_input", inputs={"dy": (2, 2, 1)}, state={"k": (2, 2, 1, 1)},
+                  attrs=CONV)
+    k = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
+    dy = np.array([[0.0, 0.0], [0.0, 1.0]]).reshape(1, 2, 2, 1)
+    dx = run(g, {"dy": dy}, {"k": k})["out"]
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[0, 0, 0], [0, 1, 2], [0, 3, 4]])
+
+
+def test_conv2d_grad_input__same_stride2_counts_window_coverage():
+    attrs = {"filters": 1, "kernel_size": (3, 3), "strides": (2, 2), "padding": "same",
+             "input_shape": (4, 4, 1)}
+    g = single_op("conv2d_grad_input", inputs={"dy": (2, 2, 1)}, state={"k": (3, 3, 1, 1)},
+                  attrs=attrs)
+    dx = run(g, {"dy": np.ones((1, 2, 2, 1))}, {"k": np.ones((3, 3, 1, 1))})["out"]
+    cover = np.array([1, 1, 2, 1])  # windows cover rows 0-2 and 2-4 (4 is padding)
+    np.testing.assert_array_equal(dx[0, :, :, 0], np.outer(cover, cover))
+
+
+def test_conv2d_grad_kernel__correlates_input_with_dy_summed_over_batch():
+    g = single_op("conv2d_grad_kernel", inputs={"x": (3, 3, 1), "dy": (2, 2, 1)}, attrs=CONV)
+    x1 = np.arange(1.0, 10.0).reshape(3, 3)
+    x = np.stack([x1, 2 * x1])[..., None]
+    dy = np.zeros((2, 2, 2, 1))
+    dy[:, 0, 0, 0] = 1
+    dk = one(g, x=x, dy=dy)
+    np.testing.assert_array_equal(dk[:, :, 0, 0], 3 * np.array([[1, 2], [4, 5]]))
+
+
+def test_bias_grad__sums_all_but_the_last_axis():
+    g = single_op("bias_grad", inputs={"dy": (2, 2)})
+    np.testing.assert_array_equal(one(g, dy=[[[1, 2], [3, 4]], [[5, 6], [7, 8]]]), [16, 20])
+
+
+def test_dense_grad_input__dy_times_kernel_transposed():
+    g = single_op("dense_grad_input", inputs={"dy": (3,)}, state={"k": (2, 3)})
+    k = np.array([[1.0, 2, 3], [4, 5, 6]])
+    dx = run(g, {"dy": np.array([[1.0, 0, 1]])}, {"k": k})["out"]
+    np.testing.assert_array_equal(dx, [[4, 10]])
+
+
+def test_dense_grad_kernel__flattens_leading_axes():
+    g = single_op("dense_grad_kernel", inputs={"x": (2, 2), "dy": (2, 1)})
+    x = [[[1.0, 2.0], [3.0, 4.0]]]
+    dy = [[[1.0], [10.0]]]
+    np.testing.assert_array_equal(one(g, x=x, dy=dy), [[31], [42]])
+
+
+def test_maxpool2d_grad__ties_go_to_the_first_maximum():
+    g = single_op("maxpool2d_grad", inputs={"x": (2, 2, 1), "dy": (1, 1, 1)},
+                  attrs={"pool_size": (2, 2)})
+    x = np.array([[1.0, 1.0], [0.0, 1.0]]).reshape(1, 2, 2, 1)
+    dx = one(g, x=x, dy=np.full((1, 1, 1, 1), 5.0))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[5, 0], [0, 0]])
+
+
+def test_maxpool2d_grad__overlapping_windows_accumulate():
+    g = single_op("maxpool2d_grad", inputs={"x": (1, 3, 1), "dy": (1, 2, 1)},
+                  attrs={"pool_size": (1, 2), "strides": (1, 1)})
+    dx = one(g, x=np.array([0.0, 2.0, 1.0]).reshape(1, 1, 3, 1),
+             dy=np.array([3.0, 4.0]).reshape(1, 1, 2, 1))
+    np.testing.assert_array_equal(dx.ravel(), [0, 7, 0])
+
+
+def test_avgpool2d_grad__same_padding_shares_over_real_cells():
+    g = single_op("avgpool2d_grad", inputs={"dy": (2, 2, 1)},
+                  attrs={"pool_size": (2, 2), "padding": "same", "input_shape": (3, 3, 1)})
+    dx = one(g, dy=np.ones((1, 2, 2, 1)))
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[.25, .25, .5], [.25, .25, .5], [.5, .5, 1]])
+
+
+def test_global_avgpool2d_grad__spreads_evenly():
+    g = single_op("global_avgpool2d_grad", inputs={"dy": (2,)}, attrs={"input_shape": (2, 2, 2)})
+    dx = one(g, dy=[[4.0, 8.0]])
+    np.testing.assert_array_equal(dx[0], np.broadcast_to([1.0, 2.0], (2, 2, 2)))
+
+
+def test_reshape__row_major():
+    g = single_op("reshape", inputs={"x": (4,)}, attrs={"shape": (2, 2)})
+    np.testing.assert_array_equal(one(g, x=[[1, 2, 3, 4]]), [[[1, 2], [3, 4]]])
+
+
+def test_slice__along_an_axis():
+    g = single_op("slice", inputs={"x": (2, 3)}, attrs={"axis": 2, "start": 1, "stop": 3})
+    np.testing.assert_array_equal(one(g, x=[[[1, 2, 3], [4, 5, 6]]]), [[[2, 3], [5, 6]]])
+
+
+def _lowbias32(x: int) -> int:
+    """cnnc.random's hash, re-written with Python integers (independent of the NumPy one)."""
+    x &= 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x
+
+
+def _uniform(seed: int, step: int, i: int) -> float:
+    return (_lowbias32(_lowbias32(_lowbias32(seed) ^ step) ^ i) >> 8) * 2.0 ** -24
+
+
+def test_dropout_train__mask_is_the_counter_based_hash():
+    seed, step, rate = 1234, 7, 0.5
+    g = single_op("dropout_train", inputs={"x": (3, 4)}, attrs={"rate": rate, "seed": seed})
+    x = np.arange(1.0, 25.0).reshape(2, 3, 4)
+    y = run(g, {"x": x}, step=step)["out"]
+    keep = np.array([_uniform(seed, step, i) >= rate for i in range(24)]).reshape(x.shape)
+    assert 0 < keep.sum() < 24
+    np.testing.assert_array_equal(y, np.where(keep, x / (1 - rate), 0))
+    np.testing.assert_array_equal(keep, crandom.keep_mask(seed, step, x.shape, rate))
+    y_next = run(g, {"x": x}, step=step + 1)["out"]
+    assert not np.array_equal(y_next != 0, keep), "the mask must change with the step"
+
+
+def test_dropout_grad__same_mask_as_dropout_train():
+    attrs = {"rate": 0.25, "seed": 99}
+    fwd = single_op("dropout_train", inputs={"x": (50,)}, attrs=attrs)
+    bwd = single_op("dropout_grad", inputs={"dy": (50,)}, attrs=attrs)
+    ones = np.ones((2, 50))
+    y = run(fwd, {"x": ones}, step=3)["out"]
+    dx = run(bwd, {"dy": 2 * ones}, step=3)["out"]
+    np.testing.assert_allclose(dx, 2 * y)
+    assert set(np.unique(y)) == {0.0, 1 / 0.75}
+
+
+def test_batchnorm_stats__mean_and_biased_variance():
+    g = single_op("batchnorm_stats", inputs={"x": (2,)})
+    np.testing.assert_array_equal(one(g, x=[[1, 2], [3, 5]]), [[2, 3.5], [1, 2.25]])
+
+
+def test_batchnorm_train__normalises_with_given_stats():
+    g = single_op("batchnorm_train", inputs={"x": (1,)}, state={"stats": (2, 1), "gamma": (1,),
+                                                                "beta": (1,)})
+    state = {"stats": np.array([[1.0], [4.0]]), "gamma": np.array([3.0]),
+             "beta": np.array([0.5])}
+    y = run(g, {"x": np.array([[0.0], [2.0]])}, state)["out"]
+    s = math.sqrt(4 + EPS)
+    np.testing.assert_allclose(y.ravel(), [-3 / s + 0.5, 3 / s + 0.5], rtol=1e-15)
+
+
+def test_batchnorm_grad_input__through_the_batch_statistics():
+    g = single_op("batchnorm_grad_input", inputs={"x": (1,), "dy": (1,)},
+                  state={"stats": (2, 1)}, operands=("x", "stats", "dy"),
+                  attrs={"scale": False, "center": False})
+    dx = run(g, {"x": np.array([[0.0], [2.0]]), "dy": np.array([[1.0], [0.0]])},
+             {"stats": np.array([[1.0], [1.0]])})["out"]
+    # xhat = (-1, 1)/s, g = (1, 0): mean g = 1/2, mean g*xhat = -1/(2s)
+    s = math.sqrt(1 + EPS)
+    want = np.array([0.5 - 0.5 / s**2, -0.5 + 0.5 / s**2]) / s
+    np.testing.assert_allclose(dx.ravel(), want, rtol=1e-12)
+
+
+def test_batchnorm_grad_gamma__dy_times_xhat():
+    g = single_op("batchnorm_grad_gamma", inputs={"x": (1,), "dy": (1,)},
+                  state={"stats": (2, 1)}, operands=("x", "stats", "dy"))
+    dg = run(g, {"x": np.array([[0.0], [2.0]]), "dy": np.array([[1.0], [3.0]])},
+             {"stats": np.array([[1.0], [1.0]])})["out"]
+    np.testing.assert_allclose(dg, [2 / math.sqrt(1 + EPS)], rtol=1e-15)
+
+
+def test_every_train_op_has_a_pinned_example():
+    pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
+    missing = set(op_names("train")) - pinned
+    assert not missing, f"train ops without a hand-computed test: {sorted(missing)}"

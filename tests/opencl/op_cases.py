@@ -1,0 +1,102 @@
+"""Small networks that together exercise every op of the op table on odd shapes.
+
+Each case is a YAML-style spec mapping plus the loss and optimizer of its training step, so the
+forward graph covers the layer ops and the training graph the gradient, loss and update ops.
+Shapes are chosen for edge cases: odd sizes, strides 2 and 3, 'same' padding on even inputs
+(one more row of padding at the bottom), dilation, groups, widths that allow only narrow
+vectors (5, 6, 7 channels), batch sizes that leave a partial row block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    input: tuple[int, ...]
+    layers: list[Any]
+    loss: str = "sparse_categorical_crossentropy"
+    optimizer: Any = "sgd"
+    batch: int = 3
+    outputs: list[str] | None = None
+
+    def spec(self) -> dict[str, Any]:
+        d = {"network": self.name, "input": list(self.input), "layers": self.layers}
+        if self.outputs:
+            d["outputs"] = self.outputs
+        return d
+
+
+CASES = [
+    Case("conv_same_even", (8, 8, 3), [{"conv2d": [4, 3], "padding": "same",
+                                        "activation": "relu"}], loss="mean_squared_error"),
+    Case("conv_stride2_same_even", (8, 6, 3),
+         [{"conv2d": [5, 3], "strides": 2, "padding": "same", "activation": "tanh"}],
+         optimizer={"name": "sgd", "momentum": 0.9}),
+    Case("conv_valid_odd", (7, 9, 2),
+         [{"conv2d": [6, [3, 2]], "activation": "sigmoid"}], loss="mean_squared_error",
+         optimizer={"name": "sgd", "momentum": 0.5, "nesterov": True}),
+    Case("conv_dilated", (9, 9, 4),
+         [{"conv2d": [8, 3], "dilation_rate": 2, "padding": "same", "activation": "elu"}],
+         optimizer="adam", batch=2),
+    Case("conv_dilated_valid", (9, 8, 3),
+         [{"conv2d": [7, [2, 3]], "dilation_rate": [2, 1], "activation": "leaky_relu"}],
+         optimizer="nadam"),
+    Case("conv_groups", (6, 6, 8),
+         [{"conv2d": [8, 3], "groups": 4, "padding": "same", "activation": "relu"},
+          {"conv2d": [6, 1], "groups": 2, "use_bias": False}],
+         loss="categorical_crossentropy", optimizer="adam"),
+    Case("conv_stride_3_big_kernel", (11, 10, 1),
+         [{"conv2d": [16, 5], "strides": [2, 3], "padding": "same",
+           "activation": "leaky_relu"}], batch=5),
+    Case("conv_1x1_wide", (4, 4, 16), [{"conv2d": [32, 1], "use_bias": False},
+                                       {"conv2d": [64, 3], "padding": "same"}], batch=2),
+    Case("conv_softmax", (5, 5, 3), [{"conv2d": [3, 2], "activation": "softmax"}]),
+    Case("maxpool", (7, 7, 3),
+         [{"conv2d": [4, 1]}, {"maxpool2d": 2}, {"maxpool2d": [3, 3], "strides": 2,
+                                                   "padding": "same"}]),
+    Case("maxpool_overlapping", (6, 7, 2),
+         [{"conv2d": [3, 2], "padding": "same"}, {"maxpool2d": 3, "strides": 1}],
+         optimizer="nadam"),
+    Case("avgpool", (7, 6, 2),
+         [{"conv2d": [4, 1]}, {"avgpool2d": 2, "padding": "same"},
+          {"avgpool2d": [2, 3], "strides": 1}], loss="mean_squared_error"),
+    Case("global_avgpool_dense", (5, 6, 3),
+         [{"conv2d": [8, 3], "activation": "relu"}, "global_avgpool2d",
+          {"dense": 7, "activation": "softmax"}], optimizer="nadam", batch=9),
+    Case("global_avgpool_keepdims", (4, 4, 5),
+         [{"global_avgpool2d": None, "keepdims": True}, {"conv2d": [3, 1]}],
+         loss="mean_squared_error"),
+    Case("dense_stack_dropout", (6, 6, 2),
+         ["flatten", {"dense": 24, "activation": "relu"}, {"dropout": 0.3},
+          {"dense": 16, "activation": "tanh"}, {"dropout": 0.5},
+          {"dense": 5, "activation": "softmax"}], optimizer="nadam", batch=11),
+    Case("dense_rank4", (3, 3, 4), [{"dense": 6, "activation": "elu"}, {"dense": 3}],
+         loss="mean_squared_error", optimizer="adam"),
+    Case("dense_probabilities", (4, 4, 1),
+         ["flatten", {"dense": 6, "activation": "sigmoid"}], loss="categorical_crossentropy",
+         optimizer={"name": "sgd", "momentum": 0.9}),
+    Case("dense_probabilities_sparse", (4, 4, 1),
+         ["flatten", {"dense": 5, "activation": "sigmoid"}]),
+    Case("batchnorm", (5, 5, 6),
+         [{"conv2d": [6, 3], "padding": "same", "use_bias": False}, "batchnorm",
+          {"activation": "relu"}, {"batchnorm": None, "center": False},
+          {"batchnorm": None, "scale": False, "momentum": 0.9, "epsilon": 0.01},
+          {"conv2d": [4, 1]}], optimizer="adam", batch=4),
+    Case("activations", (3, 4, 5),
+         [{"activation": "relu"}, {"activation": "leaky_relu"}, {"activation": "elu"},
+          {"activation": "sigmoid"}, {"activation": "tanh"}, {"activation": "linear"},
+          {"conv2d": [4, 1]}, {"activation": "softmax"}],
+         loss="categorical_crossentropy", optimizer="nadam"),
+    Case("add_and_concatenate", (6, 6, 3),
+         [{"conv2d": [4, 3], "padding": "same", "name": "a"},
+          {"conv2d": [4, 1], "name": "b", "inputs": ["input_layer"]},
+          {"conv2d": [4, 3], "padding": "same", "name": "c", "inputs": ["a"]},
+          {"add": None, "inputs": ["a", "b", "c"], "name": "sum"},
+          {"concatenate": None, "inputs": ["sum", "b"], "name": "cat"},
+          {"concatenate": None, "axis": 1, "inputs": ["cat", "cat"], "name": "rows"},
+          {"conv2d": [5, 2], "strides": 2}], optimizer="adam"),
+]

@@ -1,0 +1,94 @@
+"""Bindings: every op of the op table has one, and every launch matches its kernel's signature.
+
+No device needed: bindings are descriptions. The signature check reads the parameters of each
+`__kernel` in kernels/*.cl and checks every launch passes as many arguments, buffers where the
+kernel takes pointers and scalars of the right type elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import pytest
+
+import cnnc
+from cnnc.backends.opencl.bind import (
+    BINDERS, Float, Int, Null, Step, Target, UInt, UpdateScalar, Value, Workspace, Zeros,
+)
+from cnnc.backends.opencl.plan import make_plan
+from cnnc.backends.opencl.program import build_options, kernel_dir
+from cnnc.ir.ops import OPS
+from cnnc.passes.pipeline import inference_graph, training_graph
+from test_ops import CASES, forward_graph, train_graph
+
+TARGETS = [Target("cpu", 2), Target("gpu", 80)]
+
+
+def test_every_op_has_an_opencl_binding():
+    """No op may fall back to NumPy on the host: each one is bound to kernels."""
+    missing = sorted(set(OPS) - set(BINDERS))
+    assert not missing, f"ops with no OpenCL binding: {', '.join(missing)}"
+    extra = sorted(set(BINDERS) - set(OPS))
+    assert not extra, f"bindings for ops that do not exist: {', '.join(extra)}"
+
+
+@lru_cache(maxsize=None)
+def kernel_signatures(file: str) -> dict[str, list[str]]:
+    """kernel name -> parameter types ('ptr', 'int', 'uint', 'float')."""
+    text = (kernel_dir() / file).read_text()
+    out = {}
+    for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
+        kinds = []
+        for param in m.group(2).split(","):
+            param = " ".join(param.split())
+            if "*" in param:
+                kinds.append("ptr")
+            else:
+                kinds.append(param.replace("const ", "").split()[0])
+        out[m.group(1)] = kinds
+    return out
+
+
+ARG_KINDS = {Value: "ptr", Workspace: "ptr", Zeros: "ptr", Null: "ptr", Int: "int",
+             UInt: "uint", Float: "float", Step: "uint", UpdateScalar: "float"}
+
+
+def _graphs():
+    yield "fashion/forward", inference_graph(cnnc.load_spec("specs/fashion.yaml")), 32
+    yield "fashion/train", training_graph(cnnc.load_spec("specs/fashion.yaml")), 32
+    for case in CASES:
+        yield f"{case.name}/forward", forward_graph(case), case.batch
+        yield f"{case.name}/train", train_graph(case), case.batch
+
+
+GRAPHS = list(_graphs())
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.kind)
+@pytest.mark.parametrize("name,graph,batch", GRAPHS, ids=[g[0] for g in GRAPHS])
+def test_launches_match_kernel_signatures(name, graph, batch, target):
+    plan = make_plan(graph, batch, target)
+    for node, lau in plan.launches():
+        where = f"{node}: {lau.file}:{lau.kernel}"
+        sig = kernel_signatures(lau.file)
+        assert lau.kernel in sig, f"{where}: no such kernel"
+        kinds = [ARG_KINDS[type(a)] for a in lau.args]
+        assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"
+        build_options(lau.define_map)  # integers only, or this raises
+        assert all(g > 0 for g in lau.global_size) and 1 <= len(lau.global_size) <= 3, where
+        for arg in lau.args:
+            if isinstance(arg, Value):
+                assert arg.name in graph.node_map or arg.name in graph.state_map, where
+            if isinstance(arg, Workspace):
+                assert arg.index < len(plan.bindings[node].workspaces), where
+
+
+def test_the_batch_size_never_reaches_the_build_options():
+    """Programs are shared by every batch size (predict's last partial batch builds nothing)."""
+    graph = training_graph(cnnc.load_spec("specs/fashion.yaml"))
+    options = {}
+    for batch in (1, 7, 32):
+        plan = make_plan(graph, batch, TARGETS[0])
+        options[batch] = {(lau.file, lau.kernel, lau.defines) for _, lau in plan.launches()}
+    assert options[1] == options[7] == options[32]

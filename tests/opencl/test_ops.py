@@ -1,0 +1,114 @@
+"""Every op on the default device against the NumPy reference, over a table of small networks.
+
+For each case, the forward graph (as loaded, so dropout layers are there) and one training step
+(loss, every gradient, the optimizer's updates) run on both backends; every node is compared run
+alone on the reference's operands (tolerance: float32, scaled by the square root of the number of
+terms summed, see cnnc/backends/opencl/crosscheck.py) and the outputs after the whole run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnc
+from cnnc.backends.opencl.bind import Target
+from cnnc.backends.opencl.crosscheck import cross_check
+from cnnc.ir.ops import OPS
+from cnnc.passes.pipeline import training_graph
+from cnnc.train.config import TrainConfig, parse_optimizer
+from op_cases import CASES, Case
+
+
+def forward_graph(case: Case):
+    return cnnc.load_spec(case.spec())
+
+
+def train_graph(case: Case):
+    config = TrainConfig(loss=case.loss, optimizer=parse_optimizer(case.optimizer))
+    return training_graph(forward_graph(case), config, seed=7)
+
+
+def _assert_passed(report) -> None:
+    bad = [c for c in report.checks if not c.passed]
+    assert not bad, "; ".join(
+        f"{c.node} ({c.op}, {c.kernels}): alone {c.local_rel:.2e} > {c.tolerance:.1e} or run "
+        f"{c.e2e_rel:.2e}" for c in bad)
+
+
+# The device's own tile choices, and a GPU's (local-memory tiles, narrow vectors, split
+# reductions) run on whatever device there is, so both code paths are checked on every machine.
+TILINGS = ["native", "gpu-tiling"]
+
+
+def _target(tiling: str, device):
+    if tiling == "native":
+        return None
+    if device.kind == "gpu":
+        pytest.skip("the native tiling of a GPU device is the GPU tiling")
+    return Target("gpu", device.compute_units)
+
+
+@pytest.mark.parametrize("tiling", TILINGS)
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_forward_matches_numpy(case, tiling, device):
+    _assert_passed(cross_check(forward_graph(case), case.batch, device=device.index, seed=1,
+                               target=_target(tiling, device)))
+
+
+@pytest.mark.parametrize("tiling", TILINGS)
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_training_step_matches_numpy(case, tiling, device):
+    report = cross_check(train_graph(case), case.batch, device=device.index, seed=2, step=3,
+                         target=_target(tiling, device))
+    _assert_passed(report)
+
+
+@pytest.mark.parametrize("step", [0, 1, 977])
+def test_dropout_masks_match_exactly(step, backend):
+    """The same zeros in the same places, forward and backward, at every step."""
+    from cnnc.backends.numpy import NumpyBackend
+    from cnnc.backends.opencl.crosscheck import random_feeds
+    from cnnc.init import initial_values
+
+    case = next(c for c in CASES if c.name == "dense_stack_dropout")
+    graph = train_graph(case)
+    dropouts = [n.name for n in graph.nodes if n.op in ("dropout_train", "dropout_grad")]
+    assert len(dropouts) == 4
+    state = initial_values(graph.state, 5)
+    feeds = random_feeds(graph, 64, 5)
+    ref = NumpyBackend()
+    ref.init_state(graph.state, state)
+    want = ref.compile(graph, 64).run(feeds, dropouts, step=step)
+    backend.init_state(graph.state, state)
+    got = backend.compile(graph, 64, keep=dropouts).run(feeds, dropouts, step=step)
+    for name in dropouts:
+        np.testing.assert_array_equal(got[name] == 0, want[name] == 0, err_msg=name)
+        assert 0.2 < np.mean(want[name] == 0) < 0.7
+
+
+def test_the_cases_cover_every_op():
+    seen = set()
+    for case in CASES:
+        seen |= {n.op for n in forward_graph(case).nodes}
+        seen |= {n.op for n in train_graph(case).nodes}
+    missing = sorted(set(OPS) - seen)
+    assert not missing, f"no test case exercises: {', '.join(missing)}"
+
+
+def test_counter_based_uniforms_match_bit_for_bit(device):
+    from cnnc import random as crandom
+    from cnnc.backends.opencl.program import program_cache
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    cl = pytest.importorskip("pyopencl")
+    backend = OpenCLBackend(device)
+    n = 10007
+    for seed, step in ((0, 0), (1857729756, 12345), (0xFFFFFFFF, 0xFFFFFFFF)):
+        kernel = program_cache(device).kernel("random.cl", "uniform", {})
+        buf = backend.allocate(4 * n, "uniforms")
+        kernel(backend.queue, (n,), None, buf, np.int32(n), np.uint32(seed), np.uint32(step))
+        got = np.empty(n, np.float32)
+        cl.enqueue_copy(backend.queue, got, buf)
+        backend.queue.finish()
+        np.testing.assert_array_equal(got, crandom.uniform(seed, step, n))
