@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
 # pocl-opencl-icd: Debian's CPU OpenCL driver. pip's pocl (LLVM 14) cannot build kernels for
 #   newer CPUs ("unknown target CPU"), so Debian's is the one that works there.
-# oclgrind: an OpenCL simulator that reports out-of-bounds accesses in kernels (tests).
+# oclgrind: an OpenCL simulator that reports out-of-bounds accesses in kernels.
 # dataset-fashion-mnist: the Fashion-MNIST files, so nothing downloads at run time.
 APT_PACKAGES=(pocl-opencl-icd oclgrind dataset-fashion-mnist)
 apt_updated=0

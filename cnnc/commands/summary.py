@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
 def _size(n_params: int) -> str:
     """Bytes of float32 storage, in Keras' style: 5.39 MB (binary units)."""
     size = 4.0 * n_params
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
             return f"{size:.2f} {unit}"
         size /= 1024
     return f"{size:.2f} GB"
@@ -52,7 +52,7 @@ def _flops_text(flops: int) -> str:
     return f"{flops:,}"
 
 
-def layer_rows(graph: Graph) -> list[tuple[str, str, str, int, int, str]]:
+def layer_rows(graph: Graph) -> list[tuple[str, str, int, int, str]]:
     """(name and type, output shape, params, FLOPs, inputs) for each node, in graph order."""
     rows = []
     for node in graph.nodes:

@@ -15,9 +15,9 @@ input 28x28x1
 conv2d 64 7 relu same
 maxpool2d 2
 conv2d 128 3 same
+conv2d 128 3 same
 maxpool2d 2
 conv2d 256 3 same
-maxpool2d 2
 maxpool2d 2
 conv2d 64 7
 """
@@ -33,15 +33,17 @@ def test_keras_auto_names():
 
 
 def test_lowered_graph_passes_the_verifier():
-    verify(load_dsl(SHAPE_SPEC.rsplit("\n", 2)[0] + "\nflatten\ndense 10 softmax"))
+    verify(load_dsl(SHAPE_SPEC.replace("conv2d 64 7\n", "flatten\ndense 10 softmax\n")))
 
 
 def test_kernel_that_does_not_fit():
-    err = error_of(load_dsl, SHAPE_SPEC.replace("maxpool2d 2\nconv2d 64 7", "conv2d 64 7"),
-                   file="s.cnn")
+    err = error_of(load_dsl, SHAPE_SPEC, file="s.cnn")
     assert isinstance(err, ShapeError)
-    assert err.headline() == ("s.cnn:8:1: conv2d_3: 7x7 kernel does not fit a 3x3x256 input "
+    assert err.headline() == ("s.cnn:9:1: conv2d_4: 7x7 kernel does not fit a 3x3x256 input "
                               "with padding 'valid'")
+    err = error_of(load_dsl, "input 5x5x1\nconv2d 1 3 dilation_rate=3")
+    assert err.message == ("conv2d: 3x3 kernel (dilated to 7x7) does not fit a 5x5x1 input "
+                           "with padding 'valid'")
 
 
 def test_pool_window_that_does_not_fit():

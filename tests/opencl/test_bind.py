@@ -8,6 +8,7 @@ kernel takes pointers and scalars of the right type elsewhere.
 from __future__ import annotations
 
 import re
+from math import prod
 from functools import lru_cache
 
 import pytest
@@ -77,6 +78,10 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"
         build_options(lau.define_map)  # integers only, or this raises
         assert all(g > 0 for g in lau.global_size) and 1 <= len(lau.global_size) <= 3, where
+        if lau.local_size is not None:
+            assert len(lau.local_size) == len(lau.global_size), where
+            assert all(g % k == 0 for g, k in zip(lau.global_size, lau.local_size)), where
+            assert prod(lau.local_size) <= 256, where  # every OpenCL GPU allows 256
         for arg in lau.args:
             if isinstance(arg, Value):
                 assert arg.name in graph.node_map or arg.name in graph.state_map, where
