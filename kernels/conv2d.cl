@@ -307,3 +307,31 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
                 STOREV(acc[r][v], dst + (j0 + r) * F + f0 + v * VW);
 }
 #endif
+
+/* a[m, k] = x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, c] (0 in the padding), m = (n, oh, ow),
+ * k = (kh, kw, c): the explicit GEMM operand, for convolutions with very few input channels
+ * (the first layer), where the implicit GEMM's per-tap bookkeeping would outweigh its
+ * arithmetic. bind.py follows it with gemm.cl's matmul (forward) or matmul_tn (kernel
+ * gradient). groups == 1. Launch: one work-item per row m (output position). */
+#ifdef IM2COL
+__kernel void im2col(__global const float *restrict x, __global float *restrict a, int batch)
+{
+    const int m = get_global_id(0);
+    if (m >= batch * OH * OW)
+        return;
+    const int n = m / (OH * OW), rem = m % (OH * OW);
+    const int ih0 = (rem / OW) * SH - PT, iw0 = (rem % OW) * SW - PL;
+    __global const float *img = x + n * (H * W * C);
+    __global float *row = a + m * (KH * KW * C);
+    for (int kh = 0; kh < KH; kh++) {
+        const int ih = ih0 + kh * DH;
+        const bool row_inside = ih >= 0 && ih < H;
+        for (int kw = 0; kw < KW; kw++) {
+            const int iw = iw0 + kw * DW;
+            const bool inside = row_inside && iw >= 0 && iw < W;
+            for (int c = 0; c < C; c++)
+                row[(kh * KW + kw) * C + c] = inside ? img[(ih * W + iw) * C + c] : 0.0f;
+        }
+    }
+}
+#endif

@@ -40,6 +40,16 @@ __kernel void activation_grad(__global const float *restrict y, __global const f
 }
 #endif
 
+/* y = 0 (dx cells that no pooling window covers). */
+#ifdef ZERO
+__kernel void zero(__global float *restrict y, int n)
+{
+    const int i = get_global_id(0);
+    if (i < n)
+        y[i] = 0.0f;
+}
+#endif
+
 #ifdef ADD
 __kernel void add(__global const float *restrict a, __global const float *restrict b,
                   __global float *restrict y, int n)

@@ -1,13 +1,16 @@
 /* Reductions: column sums of [rows, cols] tensors in two deterministic stages, and a full sum.
  *
  * col_sum_partial sums chunk k of the rows for every column into partial[k, col]; col_sum_finish
- * adds the chunks in order (and also adds up the SPLIT parts of a kernel gradient). What is
+ * adds the chunks in order (and also adds up the parts of a split kernel gradient). What is
  * summed is chosen by -D MODE:
  *   0  a                                  (bias gradients, batch means)
  *   1  (a - mean)^2                       (batch variance; mean = stats row 0)
  *   2  b * (a - mean) / sqrt(var + eps)   (sum of dy * xhat for batch norm; a = x, b = dy)
- * Launch: col_sum_partial over (cols, chunks); col_sum_finish over cols; sum_all one item.
+ * Each work-item sums VW neighbouring columns as one vector (-D VW divides cols).
+ * Launch: col_sum_partial over (cols / VW, chunks); col_sum_finish over cols / VW; sum_all one
+ * work-item.
  */
+#include "common.h"
 
 #ifndef MODE
 #define MODE 0
@@ -18,30 +21,30 @@ __kernel void col_sum_partial(__global const float *restrict a, __global const f
                               __global const float *restrict stats, float eps,
                               __global float *restrict partial, int rows, int cols, int chunks)
 {
-    const int col = get_global_id(0);
+    const int col = get_global_id(0) * VW;
     const int k = get_global_id(1);
     if (col >= cols || k >= chunks)
         return;
     const int begin = (int)(((long)rows * k) / chunks);
     const int end = (int)(((long)rows * (k + 1)) / chunks);
 #if MODE >= 1
-    const float mean = stats[col];
+    const floatV mean = LOADV(stats + col);
 #endif
 #if MODE == 2
-    const float rstd = 1.0f / sqrt(stats[cols + col] + eps);
+    const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
 #endif
-    float s = 0.0f;
+    floatV s = (floatV)(0.0f);
     for (int r = begin; r < end; r++) {
-        const float v = a[r * cols + col];
+        const floatV v = LOADV(a + r * cols + col);
 #if MODE == 0
         s += v;
 #elif MODE == 1
         s += (v - mean) * (v - mean);
 #elif MODE == 2
-        s += b[r * cols + col] * ((v - mean) * rstd);
+        s += LOADV(b + r * cols + col) * ((v - mean) * rstd);
 #endif
     }
-    partial[k * cols + col] = s;
+    STOREV(s, partial + k * cols + col);
 }
 #endif
 
@@ -50,13 +53,13 @@ __kernel void col_sum_partial(__global const float *restrict a, __global const f
 __kernel void col_sum_finish(__global const float *restrict partial, __global float *restrict out,
                              int cols, int chunks, float scale, int out_offset)
 {
-    const int col = get_global_id(0);
+    const int col = get_global_id(0) * VW;
     if (col >= cols)
         return;
-    float s = 0.0f;
+    floatV s = (floatV)(0.0f);
     for (int k = 0; k < chunks; k++)
-        s += partial[k * cols + col];
-    out[out_offset + col] = s * scale;
+        s += LOADV(partial + k * cols + col);
+    STOREV(s * scale, out + out_offset + col);
 }
 #endif
 

@@ -23,8 +23,7 @@ def _mib(nbytes: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnc.backends.opencl.device import NO_PLATFORM_HINT, default_device, devices, \
-        select_device
+    from cnnc.backends.opencl.device import NO_PLATFORM_HINT, default_device, devices, select_device
     from cnnc.errors import DeviceError
 
     found = devices()

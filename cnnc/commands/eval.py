@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnc.train.evaluation import evaluate_spec
 
-    result = evaluate_spec(args.spec, args.weights, backend=args.backend or "opencl", device=args.device,
-                           data_dir=args.data, batch_size=args.batch_size, limit=args.limit)
+    result = evaluate_spec(args.spec, args.weights, backend=args.backend or "opencl",
+                           device=args.device, data_dir=args.data, batch_size=args.batch_size,
+                           limit=args.limit)
     print(result.report())
     return 0

@@ -12,6 +12,7 @@ See cnnc/backends/opencl/crosscheck.py for the tolerances.
 from __future__ import annotations
 
 import argparse
+import math
 
 from cnnc.commands.options import positive_int
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _num(x: float) -> str:
-    return "-" if x != x else f"{x:.2e}"  # NaN: not compared
+    return "-" if math.isnan(x) else f"{x:.2e}"  # NaN: not compared
 
 
 def run(args: argparse.Namespace) -> int:

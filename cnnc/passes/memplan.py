@@ -13,8 +13,8 @@ their input's storage, whose lifetime covers every view's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from cnnc.ir.graph import VerifyError
 from cnnc.passes.schedule import Schedule
@@ -32,7 +32,7 @@ class Tensor:
     end: int
     kind: str = "value"  # 'value' | 'input' | 'workspace'
 
-    def overlaps(self, other: "Tensor") -> bool:
+    def overlaps(self, other: Tensor) -> bool:
         return self.start <= other.end and other.start <= self.end
 
 

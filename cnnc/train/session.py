@@ -21,8 +21,8 @@ from cnnc.train.checkpoint import CheckpointError, load_checkpoint
 from cnnc.train.config import OptimizerConfig, TrainConfig, parse_train_config
 from cnnc.train.fit import PreparedData, apply_overrides, num_classes, prepare_data
 from cnnc.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate_arrays
-from cnnc.train.metrics import format_confusion
-from cnnc.train.progress import ConsoleReporter
+from cnnc.train.metrics import Evaluation, format_confusion
+from cnnc.train.progress import ConsoleReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 from cnnc.train.schedule import describe as describe_schedule
 
@@ -93,6 +93,8 @@ class _Run:
         self.opts = opts
         self.out = out
         self.started = time.time()
+        self.trainer: Trainer | None = None
+        self.test: Evaluation | None = None
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -231,12 +233,11 @@ class _Run:
         c = self.config
         opt = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in c.optimizer.args.items())
-        aug = c.augment
-        aug_text = ("shift ±{} px".format(aug["shift"]) if aug["shift"] else "") + (
-            (", " if aug["shift"] else "") + "horizontal flips" if aug["flip"] else "")
+        aug = [f"shift ±{c.augment['shift']} px"] if c.augment["shift"] else []
+        aug += ["horizontal flips"] if c.augment["flip"] else []
         return (f"{c.epochs} epochs, batch {c.batch_size}, {c.optimizer.name} ({opt}), "
                 f"{c.loss}, schedule {describe_schedule(c.schedule)}, "
-                f"augment {aug_text or 'none'}, seed {c.seed}")
+                f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
 
     def train(self) -> None:
         p = self.prepared
@@ -261,10 +262,13 @@ class _Run:
         self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
         self.say(format_confusion(t.confusion, t.class_names))
         self.write_summary("finished")
+        self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
+                 f"{time.time() - self.started:.1f} s, on {self.device_text()}")
         self.say(f"results   {self.folder.path}")
 
     def write_summary(self, status: str) -> None:
-        history = self.trainer.history.epochs if hasattr(self, "trainer") else []
+        history = self.trainer.history.epochs if self.trainer else []
+        trained_s = self.trainer.elapsed_s if self.trainer else 0.0
         p = self.prepared
         val = len(p.validation) if p.validation else 0
         lines = [
@@ -278,15 +282,13 @@ class _Run:
             + (f" from {p.dataset.source.folder}" if p.dataset.source else ""),
             f"examples    train {len(p.train):,}, validation {val:,}, test {len(p.test):,}",
             f"training    {self.describe_training()}",
-            f"wall time   training {self.trainer.elapsed_s if hasattr(self, 'trainer') else 0:.1f}"
-            f" s, whole run {time.time() - self.started:.1f} s (this invocation)",
+            f"wall time   training {trained_s:.1f} s (all invocations), this invocation "
+            f"{time.time() - self.started:.1f} s",
             "",
             "epochs",
         ]
-        from cnnc.train.progress import epoch_line
-
         lines += ["  " + epoch_line(r, self.config.epochs) for r in history] or ["  (none)"]
-        if hasattr(self, "test"):
+        if self.test is not None:
             t = self.test
             lines += ["", f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
                           f"loss {t.loss:.4f}", "", "per-class accuracy"]

@@ -8,20 +8,30 @@ kernel takes pointers and scalars of the right type elsewhere.
 from __future__ import annotations
 
 import re
+from functools import cache
 from math import prod
-from functools import lru_cache
 
 import pytest
+from test_ops import CASES, forward_graph, train_graph
 
 import cnnc
 from cnnc.backends.opencl.bind import (
-    BINDERS, Float, Int, Null, Step, Target, UInt, UpdateScalar, Value, Workspace, Zeros,
+    BINDERS,
+    Float,
+    Int,
+    Null,
+    Step,
+    Target,
+    UInt,
+    UpdateScalar,
+    Value,
+    Workspace,
+    Zeros,
 )
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.program import build_options, kernel_dir
 from cnnc.ir.ops import OPS
 from cnnc.passes.pipeline import inference_graph, training_graph
-from test_ops import CASES, forward_graph, train_graph
 
 TARGETS = [Target("cpu", 2), Target("gpu", 80)]
 
@@ -34,7 +44,7 @@ def test_every_op_has_an_opencl_binding():
     assert not extra, f"bindings for ops that do not exist: {', '.join(extra)}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def kernel_signatures(file: str) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float')."""
     text = (kernel_dir() / file).read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from op_cases import CASES, Case
 
 import cnnc
 from cnnc.backends.opencl.bind import Target
@@ -17,7 +18,6 @@ from cnnc.backends.opencl.crosscheck import cross_check
 from cnnc.ir.ops import OPS
 from cnnc.passes.pipeline import training_graph
 from cnnc.train.config import TrainConfig, parse_optimizer
-from op_cases import CASES, Case
 
 
 def forward_graph(case: Case):
@@ -26,7 +26,8 @@ def forward_graph(case: Case):
 
 def train_graph(case: Case):
     config = TrainConfig(loss=case.loss, optimizer=parse_optimizer(case.optimizer))
-    return training_graph(forward_graph(case), config, seed=7)
+    # wrt_inputs: the gradient of the input too, so every convolution's input gradient runs
+    return training_graph(forward_graph(case), config, seed=7, wrt_inputs=True)
 
 
 def _assert_passed(report) -> None:

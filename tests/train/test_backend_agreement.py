@@ -1,59 +1,76 @@
-"""The same spec, seed and data trained on the NumPy and OpenCL backends agree (slow).
+"""One epoch of the same spec, seed and data on the NumPy and OpenCL backends agrees (slow).
 
-Each spec trains for one epoch on the first 6,400 Fashion-MNIST training images in batches of 32
-(200 steps) on each backend, then both are evaluated on the first 2,000 test images:
-- specs/fashion.yaml, the seed model (Nadam, dropout), exactly as its train section says;
-- specs/fashion-plus.yaml (batch norm, dropout, Adam with a cosine schedule, shift and flip
-  augmentation) with batch 32 instead of 128, so that its moving statistics (momentum 0.99)
-  have settled enough for test figures to mean something after one short epoch.
-Tolerances: the epoch's training loss within 1% (relative) and training accuracy within 1
-point; test loss within 2% and test accuracy within 1 point. Float32 sums in different orders
-drift apart a little each step; a wrong kernel moves these figures by far more.
+The spec (below) has what the training graph must get right on both backends: a convolution
+without bias into batch normalisation, one with bias and ReLU, max pooling, dropout, a softmax
+dense layer, and Nadam (the seed recipe's optimizer, Keras' defaults). It trains one full epoch
+on Fashion-MNIST (55,000 images in batches of 32, the last 5,000 held out) on each backend, and
+both are evaluated on the 10,000 test images.
+
+Tolerance: losses (training, validation, test) within 2% of each other (relative) and
+accuracies within 1 point. Why not tighter: the backends sum in different orders, so their
+float32 results differ in the last bits, and training amplifies such differences step by step
+(Adam-type updates of near-zero gradients most of all). The NumPy backend alone in float32 and in
+float64 drifts apart the same way: on specs/fashion.yaml their losses differ by 5% after 30
+steps. Measured here (2026-11-28, Debian's pocl on the 2-core CPU): training loss 0.43768
+(NumPy) vs 0.43705 (OpenCL), test accuracy 87.51% vs 87.61%. A wrong kernel moves these figures
+by far more than the tolerance.
 
 Run with: .venv/bin/python -m pytest tests/train/test_backend_agreement.py -m slow -s
-Uses the real files when Debian's dataset-fashion-mnist is installed, else synthetic 28x28 data.
-About 3 minutes on 2 cores.
+Uses the real files when Debian's dataset-fashion-mnist is installed, else synthetic 28x28 data
+of the same size. About 80 seconds to 3 minutes on 2 cores, most of it the NumPy backend.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import cnnc
-from cnnc.data import load_dataset
 from cnnc.data.synthetic import write_synthetic_dataset
 
 REAL = Path("/usr/share/datasets/fashion-mnist")
-TRAIN, TEST = 6400, 2000
+
+SPEC = """\
+network: agreement
+input: [28, 28, 1]
+layers:
+  - {conv2d: [16, 3], padding: same, use_bias: false}
+  - batchnorm
+  - {activation: relu}
+  - {maxpool2d: 2}
+  - {conv2d: [32, 3], padding: same, activation: relu}
+  - {maxpool2d: 2}
+  - flatten
+  - {dropout: 0.25}
+  - {dense: 10, activation: softmax}
+train:
+  epochs: 1
+  batch_size: 32
+  optimizer: nadam
+  validation_size: 5000
+  seed: 0
+"""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", ["specs/fashion.yaml", "specs/fashion-plus.yaml"])
-def test_one_epoch_numpy_and_opencl_agree(spec, tmp_path, opencl_status):
+def test_one_epoch_numpy_and_opencl_agree(tmp_path, opencl_status):
     if not opencl_status[0]:
         pytest.skip(opencl_status[1])
-    folder = REAL if REAL.is_dir() else write_synthetic_dataset(tmp_path, train=TRAIN + 100,
-                                                                test=TEST)
-    data = load_dataset("fashion_mnist", folder)
-    x = data.train.images[:TRAIN, :, :, None] / np.float32(255)
-    y = data.train.labels[:TRAIN]
-    xt = data.test.images[:TEST, :, :, None] / np.float32(255)
-    yt = data.test.labels[:TEST]
+    data = REAL if REAL.is_dir() else write_synthetic_dataset(tmp_path, train=60000,
+                                                              test=10000)
     results = {}
     for backend in ("numpy", "opencl"):
-        model = cnnc.compile(spec, backend=backend)
-        history = model.fit(x, y, epochs=1, batch_size=32, validation_split=0.0, verbose=0)
-        results[backend] = (history.epochs[0], model.evaluate(xt, yt, verbose=0))
-    (h_np, e_np), (h_cl, e_cl) = results["numpy"], results["opencl"]
-    print(f"\n{spec}")
-    print(f"numpy : train loss {h_np['loss']:.5f} acc {h_np['accuracy']:.4f}  "
-          f"test loss {e_np.loss:.5f} acc {e_np.accuracy:.4f}")
-    print(f"opencl: train loss {h_cl['loss']:.5f} acc {h_cl['accuracy']:.4f}  "
-          f"test loss {e_cl.loss:.5f} acc {e_cl.accuracy:.4f}")
-    assert h_cl["loss"] == pytest.approx(h_np["loss"], rel=0.01)
-    assert abs(h_cl["accuracy"] - h_np["accuracy"]) <= 0.01
-    assert e_cl.loss == pytest.approx(e_np.loss, rel=0.02)
-    assert abs(e_cl.accuracy - e_np.accuracy) <= 0.01
+        model = cnnc.compile(SPEC, backend=backend)
+        record = model.fit(data_dir=data, verbose=0).epochs[0]
+        test = model.evaluate(data_dir=data, verbose=0)
+        results[backend] = record | {"test_loss": test.loss, "test_accuracy": test.accuracy}
+        print(f"\n{backend:>6}: " + "  ".join(
+            f"{k} {results[backend][k]:.5f}" for k in ("loss", "accuracy", "val_loss",
+                                                         "val_accuracy", "test_loss",
+                                                         "test_accuracy")))
+    a, b = results["numpy"], results["opencl"]
+    for key in ("loss", "val_loss", "test_loss"):
+        assert b[key] == pytest.approx(a[key], rel=0.02), key
+    for key in ("accuracy", "val_accuracy", "test_accuracy"):
+        assert abs(b[key] - a[key]) <= 0.01, key

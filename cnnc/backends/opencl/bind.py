@@ -15,9 +15,9 @@ program serves every shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import prod
-from typing import Callable, Mapping, Union
 
 from cnnc.ir.convpool import window_geometry
 from cnnc.ir.graph import Graph, Node
@@ -78,7 +78,7 @@ class Null:
     """An unused pointer argument (a kernel variant that does not read it)."""
 
 
-Arg = Union[Value, Workspace, Zeros, Int, UInt, Float, Step, UpdateScalar, Null]
+Arg = Value | Workspace | Zeros | Int | UInt | Float | Step | UpdateScalar | Null
 ZEROS, STEP, NULL = Zeros(), Step(), Null()
 
 
@@ -138,6 +138,11 @@ class Target:
         return 4 * self.compute_units if self.kind == "cpu" else 64 * self.compute_units
 
     @property
+    def cache_bytes(self) -> int:
+        """What one part of a split reduction may read (CPU: about one core's L2)."""
+        return 1 << 20
+
+    @property
     def local_tile(self) -> dict[str, int] | None:
         """Local-memory tiling (tile.h) for GEMM-like kernels: GPUs only; on a CPU device the
         copies and barriers cost more than they save (NOTES.md)."""
@@ -176,13 +181,18 @@ def _flat(n: int) -> tuple[int]:
     return (_round_up(max(n, 1), ELEMENTWISE_GROUP),)
 
 
+def vector_width(n: int, target: Target) -> int:
+    """The widest vector (up to the target's) dividing n: channels moved per work-item."""
+    return next(v for v in (16, 8, 4, 2, 1) if v <= target.max_vector and n % v == 0)
+
+
 def register_tile(cols: int, target: Target) -> dict[str, int]:
     """MR x (VW * NV) outputs per work-item for a GEMM with `cols` columns per group.
 
     VW is the widest vector dividing cols (so no column block straddles the end or a group);
     two vectors per row when cols allows, which measured ~20% faster on AVX-512 (NOTES.md).
     """
-    vw = next(v for v in (16, 8, 4, 2, 1) if v <= target.max_vector and cols % v == 0)
+    vw = vector_width(cols, target)
     nv = 2 if cols % (2 * vw) == 0 and target.kind == "cpu" else 1
     return {"MR": target.rows_per_item, "VW": vw, "NV": nv}
 
@@ -205,8 +215,17 @@ def _with_local_tile(tile: dict[str, int], target: Target, allowed: bool = True
     return {**tile, "LOCAL_TILE": 1, **target.local_tile}, True
 
 
-def _split(items: int, reduction: int, target: Target) -> int:
-    """Parts to cut a long reduction into when there are too few work-items to fill the device."""
+def _split(items: int, reduction: int, step_bytes: int, target: Target) -> int:
+    """Parts to cut a long reduction into (partial sums are added up after).
+
+    A GPU needs enough work-items to fill it. A CPU device runs the work-items of one part
+    together, so a part should read no more than fits in a core's cache: measured on the fashion
+    model's conv3 kernel gradient at batch 256, 47 GFLOP/s uncut, ~185 GFLOP/s in parts of ~1 MiB.
+    step_bytes: bytes read per step of the reduction (one pixel's x and dy).
+    """
+    if target.kind == "cpu":
+        per_part = max(target.cache_bytes // max(step_bytes, 1), 64)
+        return max(1, _ceil_div(reduction, per_part))
     split = 1
     while items * split < target.min_items and reduction // (split * 2) >= 64:
         split *= 2
@@ -241,7 +260,7 @@ def bind_view(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def _conv_geometry(attrs, in_shape: tuple[int, ...], filters: int) -> dict[str, int]:
-    n, h, w, c = in_shape
+    _, h, w, c = in_shape
     geo = window_geometry((h, w), attrs["kernel_size"], attrs["strides"], attrs["padding"],
                           attrs["dilation_rate"])
     g = attrs["groups"]
@@ -251,11 +270,28 @@ def _conv_geometry(attrs, in_shape: tuple[int, ...], filters: int) -> dict[str, 
     return out
 
 
+# Up to this many input channels, a convolution copies its windows out (im2col) and runs a
+# plain matrix product: with 1 channel (the fashion model's first layer) the implicit GEMM spends
+# more on window bookkeeping than on arithmetic (measured ~70 GFLOP/s against ~240).
+IM2COL_MAX_CHANNELS = 4
+
+
+def _im2col(x: str, out: Arg, geo: Mapping[str, int], batch: int) -> Launch:
+    rows = batch * geo["OH"] * geo["OW"]
+    return launch("conv2d.cl", "im2col", _flat(rows), (Value(x), out, Int(batch)), dict(geo))
+
+
+def _uses_im2col(node: Node, geo: Mapping[str, int]) -> bool:
+    return node.attrs["groups"] == 1 and geo["C"] <= IM2COL_MAX_CHANNELS
+
+
 def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     kernel = node.params[0]
     bias = node.params[1] if node.attrs["use_bias"] else None
     geo = _conv_geometry(node.attrs, ctx.shape(x), node.attrs["filters"])
+    if _uses_im2col(node, geo):
+        return _bind_conv2d_im2col(node, ctx, geo, x, kernel, bias)
     rows = ctx.batch * geo["OH"] * geo["OW"]
     tile, local = _with_local_tile(register_tile(geo["FG"], ctx.target), ctx.target,
                                    node.attrs["groups"] == 1)
@@ -271,25 +307,43 @@ def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
                        zeros=geo["CG"])
 
 
-def _window_defines(attrs, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> dict:
-    n, h, w, c = in_shape
+def _bind_conv2d_im2col(node: Node, ctx: BindContext, geo: Mapping[str, int], x: str,
+                        kernel: str, bias: str | None) -> NodeBinding:
+    rows = ctx.batch * geo["OH"] * geo["OW"]
+    depth = geo["KH"] * geo["KW"] * geo["C"]
+    softmax = node.attrs["activation"] == "softmax"
+    gemm_out: Arg = Workspace(1) if softmax else Value(node.name)
+    launches = (
+        _im2col(x, Workspace(0), geo, ctx.batch),
+        _matmul(Workspace(0), Value(kernel), Value(bias) if bias else NULL, gemm_out, rows,
+                depth, geo["F"], _epilogue_act(node), ctx),
+        *_activation_launches(node, ctx, gemm_out, Value(node.name)),
+    )
+    work = (4 * rows * depth,) + ((4 * ctx.numel(node.name),) if softmax else ())
+    return NodeBinding(launches, workspaces=work)
+
+
+def _window_defines(attrs, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                    target: Target) -> dict:
+    _, h, w, c = in_shape
     geo = window_geometry((h, w), attrs["pool_size"], pool_strides(attrs), attrs["padding"])
     assert (geo["OH"], geo["OW"]) == tuple(out_shape[1:3])
     keys = ("H", "W", "KH", "KW", "SH", "SW", "OH", "OW", "PT", "PL")
-    return {"C": c, **{k: geo[k] for k in keys}}
+    return {"C": c, "VW": vector_width(c, target), **{k: geo[k] for k in keys}}
 
 
 def bind_pool(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
-    defines = _window_defines(node.attrs, ctx.shape(x), ctx.shape(node.name))
-    return NodeBinding((launch("pool.cl", node.op, _flat(ctx.numel(node.name)),
+    defines = _window_defines(node.attrs, ctx.shape(x), ctx.shape(node.name), ctx.target)
+    return NodeBinding((launch("pool.cl", node.op,
+                               _flat(ctx.numel(node.name) // defines["VW"]),
                                (Value(x), Value(node.name), Int(ctx.batch)), defines),))
 
 
 def bind_global_avgpool2d(node: Node, ctx: BindContext) -> NodeBinding:
     n, h, w, c = ctx.shape(node.inputs[0])
-    defines = {"HW": h * w, "C": c}
-    return NodeBinding((launch("pool.cl", "global_avgpool2d", _flat(n * c),
+    defines = {"HW": h * w, "C": c, "VW": vector_width(c, ctx.target)}
+    return NodeBinding((launch("pool.cl", "global_avgpool2d", _flat(n * c // defines["VW"]),
                                (Value(node.inputs[0]), Value(node.name), Int(n)), defines),))
 
 
@@ -410,20 +464,29 @@ def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(launches, workspaces=(4 * taps * geo["CG"] * geo["F"],), zeros=geo["FG"])
 
 
-def _sum_parts(parts: Arg, out: Arg, cols: int, chunks: int, scale: float = 1.0,
-               out_offset: int = 0) -> Launch:
-    return launch("reduce.cl", "col_sum_finish", _flat(cols),
-                  (parts, out, Int(cols), Int(chunks), Float(scale), Int(out_offset)))
+def _sum_parts(parts: Arg, out: Arg, cols: int, chunks: int, target: Target,
+               scale: float = 1.0, out_offset: int = 0) -> Launch:
+    vw = vector_width(cols, target)
+    return launch("reduce.cl", "col_sum_finish", _flat(cols // vw),
+                  (parts, out, Int(cols), Int(chunks), Float(scale), Int(out_offset)),
+                  {"VW": vw})
 
 
 def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     geo = _conv_geometry(node.attrs, ctx.shape(x), node.attrs["filters"])
+    if _uses_im2col(node, geo):
+        pixels = ctx.batch * geo["OH"] * geo["OW"]
+        depth = geo["KH"] * geo["KW"] * geo["C"]
+        tn = _matmul_tn(Workspace(0), Value(dy), Value(node.name), depth, geo["F"], pixels, ctx,
+                        Workspace(1))
+        return NodeBinding((_im2col(x, Workspace(0), geo, ctx.batch), *tn.launches),
+                           workspaces=(4 * pixels * depth, *tn.workspaces))
     rows = geo["KH"] * geo["KW"] * geo["CG"]
     pixels = ctx.batch * geo["OH"] * geo["OW"]
     tile = register_tile(geo["FG"], ctx.target)
     blocks = (geo["F"] // (tile["VW"] * tile["NV"]), _ceil_div(rows, tile["MR"]))
-    split = _split(blocks[0] * blocks[1], pixels, ctx.target)
+    split = _split(blocks[0] * blocks[1], pixels, 4 * (geo["C"] + geo["F"]), ctx.target)
     defines = {**geo, **tile, "TAP_ROWS": int(geo["CG"] % tile["MR"] == 0)}
     batch = Int(ctx.batch)
     if split == 1:
@@ -433,7 +496,7 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(
         (launch("conv2d.cl", "conv2d_grad_kernel", (*blocks, split),
                 (Value(x), Value(dy), Workspace(0), batch), defines),
-         _sum_parts(Workspace(0), Value(node.name), size, split)),
+         _sum_parts(Workspace(0), Value(node.name), size, split, ctx.target)),
         workspaces=(4 * split * size,))
 
 
@@ -452,11 +515,12 @@ def _column_sum(a: Arg, b: Arg, stats: Arg, eps: float, out: Arg, rows: int, col
 
     The partials always go to Workspace(0)."""
     chunks = _column_chunks(rows, cols, ctx.target)
-    partial = launch("reduce.cl", "col_sum_partial", (cols, chunks),
+    vw = vector_width(cols, ctx.target)
+    partial = launch("reduce.cl", "col_sum_partial", (cols // vw, chunks),
                      (a, b, stats, Float(eps), Workspace(0), Int(rows), Int(cols), Int(chunks)),
-                     {"MODE": mode})
-    return (partial, _sum_parts(Workspace(0), out, cols, chunks, scale, out_offset)), \
-        4 * chunks * cols
+                     {"MODE": mode, "VW": vw})
+    finish = _sum_parts(Workspace(0), out, cols, chunks, ctx.target, scale, out_offset)
+    return (partial, finish), 4 * chunks * cols
 
 
 def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -477,45 +541,59 @@ def bind_dense_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(launches, workspaces=(4 * k_in * units,))
 
 
+def _matmul_tn(a: Arg, b: Arg, out: Arg, m: int, n: int, k: int, ctx: BindContext,
+               parts: Arg = Workspace(0)) -> NodeBinding:
+    """out[m, n] = a[k, m]^T . b[k, n], the k rows cut in parts (into `parts`) if that helps."""
+    tile = register_tile(n, ctx.target)
+    blocks = (n // (tile["VW"] * tile["NV"]), _ceil_div(m, tile["MR"]))
+    split = _split(blocks[0] * blocks[1], k, 4 * (m + n), ctx.target)
+    defines = {"M": m, "N": n, **tile}
+    if split == 1:
+        return NodeBinding((launch("gemm.cl", "matmul_tn", (*blocks, 1),
+                                   (a, b, out, Int(k)), defines),))
+    return NodeBinding(
+        (launch("gemm.cl", "matmul_tn", (*blocks, split), (a, b, parts, Int(k)), defines),
+         _sum_parts(parts, out, m * n, split, ctx.target)),
+        workspaces=(4 * split * m * n,))
+
+
 def bind_dense_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     k_in, units = ctx.shape(node.name)
     rows = ctx.numel(x) // k_in
-    tile = register_tile(units, ctx.target)
-    blocks = (units // (tile["VW"] * tile["NV"]), _ceil_div(k_in, tile["MR"]))
-    split = _split(blocks[0] * blocks[1], rows, ctx.target)
-    defines = {"M": k_in, "N": units, **tile}
-    if split == 1:
-        return NodeBinding((launch("gemm.cl", "matmul_tn", (*blocks, 1),
-                                   (Value(x), Value(dy), Value(node.name), Int(rows)),
-                                   defines),))
-    size = k_in * units
-    return NodeBinding(
-        (launch("gemm.cl", "matmul_tn", (*blocks, split),
-                (Value(x), Value(dy), Workspace(0), Int(rows)), defines),
-         _sum_parts(Workspace(0), Value(node.name), size, split)),
-        workspaces=(4 * split * size,))
+    return _matmul_tn(Value(x), Value(dy), Value(node.name), k_in, units, rows, ctx)
 
 
 def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
-    defines = _window_defines(node.attrs, ctx.shape(x), ctx.shape(dy))
-    return NodeBinding((launch("pool.cl", "maxpool2d_grad", _flat(ctx.numel(x)),
-                               (Value(x), Value(dy), Value(node.name), Int(ctx.batch)),
-                               defines),))
+    d = _window_defines(node.attrs, ctx.shape(x), ctx.shape(dy), ctx.target)
+    args = (Value(x), Value(dy), Value(node.name), Int(ctx.batch))
+    if d["SH"] < d["KH"] or d["SW"] < d["KW"]:  # overlapping windows: gather
+        return NodeBinding((launch("pool.cl", "maxpool2d_grad", _flat(ctx.numel(x) // d["VW"]),
+                                   args, d),))
+    # Disjoint windows: scatter from each window, after zeroing the cells no window covers.
+    covered = (d["SH"] == d["KH"] and d["SW"] == d["KW"] and d["OH"] * d["SH"] - d["PT"] >= d["H"]
+               and d["OW"] * d["SW"] - d["PL"] >= d["W"])
+    n = ctx.numel(x)
+    zero = () if covered else (
+        launch("elementwise.cl", "zero", _flat(n), (Value(node.name), Int(n))),)
+    return NodeBinding(zero + (launch("pool.cl", "maxpool2d_grad_scatter",
+                                      _flat(ctx.numel(dy) // d["VW"]), args, d),))
 
 
 def bind_avgpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     dy = node.inputs[0]
-    defines = _window_defines(node.attrs, ctx.shape(node.name), ctx.shape(dy))
-    return NodeBinding((launch("pool.cl", "avgpool2d_grad", _flat(ctx.numel(node.name)),
-                               (Value(dy), Value(node.name), Int(ctx.batch)), defines),))
+    d = _window_defines(node.attrs, ctx.shape(node.name), ctx.shape(dy), ctx.target)
+    return NodeBinding((launch("pool.cl", "avgpool2d_grad",
+                               _flat(ctx.numel(node.name) // d["VW"]),
+                               (Value(dy), Value(node.name), Int(ctx.batch)), d),))
 
 
 def bind_global_avgpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     n, h, w, c = ctx.shape(node.name)
-    defines = {"HW": h * w, "C": c}
-    return NodeBinding((launch("pool.cl", "global_avgpool2d_grad", _flat(n * h * w * c),
+    defines = {"HW": h * w, "C": c, "VW": vector_width(c, ctx.target)}
+    return NodeBinding((launch("pool.cl", "global_avgpool2d_grad",
+                               _flat(n * h * w * c // defines["VW"]),
                                (Value(node.inputs[0]), Value(node.name), Int(n)), defines),))
 
 

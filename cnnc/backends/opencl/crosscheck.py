@@ -19,9 +19,9 @@ Errors are relative to the largest magnitude of the reference value: max|a - b| 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import prod, sqrt
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -244,10 +244,12 @@ def kernels_of(ocl: OpenCLBackend, graph: Graph, batch: int) -> dict[str, str]:
 
 
 def cross_check(graph: Graph, batch: int, *, device: str | None = None, seed: int = 0,
-                step: int = 0, local: bool = True, target: Target | None = None) -> CrossCheck:
+                step: int = 0, local: bool = True, target: Target | None = None,
+                isolate: bool = False) -> CrossCheck:
     """Compare the NumPy and OpenCL backends on `graph` (any graph: forward or training).
 
     target: bind for another kind of device (tests run the GPU tilings on a CPU this way).
+    isolate: every tensor in its own allocation (see OpenCLBackend), for memory checkers.
     """
     state0 = initial_values(graph.state, seed)
     feeds = random_feeds(graph, batch, seed)
@@ -259,7 +261,7 @@ def cross_check(graph: Graph, batch: int, *, device: str | None = None, seed: in
     ref = ref_backend.compile(graph, batch).run(feeds, values, step=step)
     ref_state = ref_backend.read_state(written)
 
-    ocl = OpenCLBackend(device, target=target)
+    ocl = OpenCLBackend(device, target=target, isolate=isolate)
     ocl.init_state(graph.state, state0)
     got = ocl.compile(graph, batch, keep=["*"]).run(feeds, values, step=step)
     got_state = ocl.read_state(written)
@@ -270,7 +272,7 @@ def cross_check(graph: Graph, batch: int, *, device: str | None = None, seed: in
     updated_before: set[str] = set()
     order = ocl.plan(graph, batch).schedule.order
     exact, single = NumpyBackend("float64"), NumpyBackend()
-    local_ocl = OpenCLBackend(ocl.device, target=target)
+    local_ocl = OpenCLBackend(ocl.device, target=target, isolate=isolate)
     for name in order:
         node = graph.node(name)
         check = NodeCheck(name, node.op, kernels[name], local_tolerance(node, graph, batch),

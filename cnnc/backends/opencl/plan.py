@@ -6,9 +6,9 @@ exactly what a run would launch and allocate, and tests can check the plan witho
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import prod
-from typing import Iterable
 
 from cnnc.backends.opencl.bind import BindContext, Launch, NodeBinding, Target, bind_node
 from cnnc.ir.graph import Graph

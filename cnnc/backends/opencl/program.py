@@ -15,9 +15,10 @@ from __future__ import annotations
 import importlib.resources
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cnnc import settings
 from cnnc.backends.opencl.device import Device, _cl
@@ -134,7 +135,7 @@ class ProgramCache:
                               hint="set CNNC_CACHE_DIR to a writable folder") from None
         self.records.append(BuildRecord(file, options, time.perf_counter() - start,
                                         bool(from_disk)))
-        return cl.Program(raw)
+        return raw  # the _Program: pyopencl's Program wrapper would look up attributes as kernels
 
 
 def _build_log(err: Exception) -> str:

@@ -9,12 +9,23 @@ asked for. State tensors (parameters, optimizer slots) live in their own buffers
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from cnnc.backends.opencl.bind import (
-    Float, Int, Launch, Null, Step, Target, UInt, UpdateScalar, Value, Workspace, Zeros,
+    Float,
+    Int,
+    Launch,
+    Null,
+    Step,
+    Target,
+    UInt,
+    UpdateScalar,
+    Value,
+    Workspace,
+    Zeros,
 )
 from cnnc.backends.opencl.device import Device, _cl, select_device
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
@@ -47,15 +58,18 @@ class OpenCLBackend:
     name = "opencl"
 
     def __init__(self, device: str | Device | None = None, dtype: str = "float32", *,
-                 target: Target | None = None):
+                 target: Target | None = None, isolate: bool = False):
         """target: tile choices as for another kind of device (tests run the GPU tilings on a
-        CPU device this way); default: the device's own."""
+        CPU device this way); default: the device's own. isolate: give every planned tensor its
+        own allocation instead of a place in one arena, so that a tool such as Oclgrind sees an
+        access past a tensor's end (inside an arena it is just another tensor's bytes)."""
         if dtype != "float32":
             raise CnncError(f"the opencl backend computes in float32, not {dtype!r}",
                             hint="use backend='numpy' for float64")
         cl = _cl()
         self.device = device if isinstance(device, Device) else select_device(device)
         self.target = target or Target(self.device.kind, self.device.compute_units)
+        self.isolate = isolate
         self.programs = program_cache(self.device)
         self.queue = cl.CommandQueue(self.device.context)
         self._state: dict[str, tuple[Any, StateSpec]] = {}
@@ -154,7 +168,7 @@ class OpenCLBackend:
                          keep=keep)
 
     def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()
-                ) -> "OpenCLExecutable":
+                ) -> OpenCLExecutable:
         """keep: values to keep readable besides the outputs ('*' for every value)."""
         if not isinstance(batch, int) or batch <= 0:
             raise InputError(f"the batch size must be a positive integer, got {batch!r}")
@@ -164,7 +178,7 @@ class OpenCLBackend:
 class _Bound:
     """One launch with its kernel object; arguments set once, some refreshed per run."""
 
-    __slots__ = ("node", "launch", "kernel", "state_args", "dynamic_args")
+    __slots__ = ("dynamic_args", "kernel", "launch", "node", "state_args")
 
     def __init__(self, node: str, launch: Launch, kernel: Any):
         self.node = node
@@ -184,15 +198,20 @@ class OpenCLExecutable:
         self.batch = plan.batch
         device = backend.device
         memory = plan.memory
-        self.arena = backend.allocate(memory.peak, f"the working memory of '{self.graph.name}' "
-                                      f"at batch {self.batch}")
-        cl = _cl()
-        try:
-            self.buffers = {t.name: self.arena.get_sub_region(memory.offsets[t.name],
-                                                              max(t.nbytes, 4))
+        if backend.isolate:
+            self.arena = None
+            self.buffers = {t.name: backend.allocate(t.nbytes, f"tensor '{t.name}'")
                             for t in memory.tensors}
-        except cl.Error as err:
-            raise _device_error(err, "dividing the working memory", device) from None
+        else:
+            self.arena = backend.allocate(memory.peak, f"the working memory of "
+                                          f"'{self.graph.name}' at batch {self.batch}")
+            cl = _cl()
+            try:
+                self.buffers = {t.name: self.arena.get_sub_region(memory.offsets[t.name],
+                                                                  max(t.nbytes, 4))
+                                for t in memory.tensors}
+            except cl.Error as err:
+                raise _device_error(err, "dividing the working memory", device) from None
         self.zeros = backend.allocate(4 * max(plan.zeros, 1), "a buffer of zeros")
         backend._write(self.zeros, np.zeros(max(plan.zeros, 1), np.float32), "zeroing")
         self.bound: list[_Bound] = []

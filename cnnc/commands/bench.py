@@ -1,0 +1,96 @@
+"""`cnnc bench SPEC`: time the forward pass or a training step of a spec on an OpenCL device.
+
+Random inputs; the executable is compiled and run once before timing (kernel builds and first
+launches are not counted). Prints the median time per run, images per second and the FLOP rate
+(from the op table's FLOP counts: forward, or about three times that for a training step), and
+with --profile the time of each kernel launch, slowest first. Per-kernel GFLOP/s beside NumPy and
+OpenBLAS: benchmarks/kernels.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from cnnc.commands.options import positive_int
+
+HELP = "time a spec's forward pass or training step on an OpenCL device"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
+    parser.add_argument("--device", metavar="SELECTOR",
+                        help="OpenCL device: gpu, cpu, P:D or part of a name")
+    parser.add_argument("--batch", type=positive_int, default=32, metavar="N",
+                        help="batch size (default 32)")
+    parser.add_argument("--train", action="store_true", help="time a training step")
+    parser.add_argument("--runs", type=positive_int, default=10, metavar="K",
+                        help="timed runs (default 10)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time every kernel launch on its own")
+
+
+def forward_flops(graph) -> int:
+    """FLOPs per example of the forward pass, from the op table."""
+    total = 0
+    for node in graph.nodes:
+        if node.opdef.group != "layer" or node.shape is None:
+            continue
+        shapes = tuple(graph.shape_of(v) for v in node.inputs)
+        total += node.opdef.flops(node.attrs, shapes, node.shape)
+    return total
+
+
+def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
+    import pyopencl as cl
+
+    queue = exe.backend.queue
+    rows = []
+    for b in exe.bound:
+        start = time.perf_counter()
+        for _ in range(repeat):
+            cl.enqueue_nd_range_kernel(queue, b.kernel, b.launch.global_size,
+                                       b.launch.local_size)
+        queue.finish()
+        rows.append(((time.perf_counter() - start) / repeat, b.node,
+                     f"{b.launch.file}:{b.launch.kernel}"))
+    return sorted(rows, reverse=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnc.backends.opencl.crosscheck import random_feeds
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.frontend.spec import load_spec
+    from cnnc.init import initial_values
+    from cnnc.passes.pipeline import inference_graph, training_graph
+
+    spec = load_spec(args.spec)
+    graph = training_graph(spec) if args.train else inference_graph(spec)
+    backend = OpenCLBackend(args.device)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    start = time.perf_counter()
+    exe = backend.compile(graph, args.batch)
+    feeds = random_feeds(graph, args.batch, 0)
+    fetch = list(graph.outputs[:1])
+    exe.run(feeds, fetch, step=0)
+    warm = time.perf_counter() - start
+    times = []
+    for step in range(args.runs):
+        t0 = time.perf_counter()
+        exe.run(feeds, fetch, step=step + 1)
+        times.append(time.perf_counter() - t0)
+    t = statistics.median(times)
+    flops = forward_flops(spec) * (3 if args.train else 1) * args.batch
+    what = "training step" if args.train else "forward pass"
+    print(f"{spec.name}: {what} at batch {args.batch} on {backend.device.describe()}")
+    print(f"compile and first run: {warm:.2f} s")
+    print(f"median of {args.runs} runs: {t * 1e3:.1f} ms, {args.batch / t:.0f} images/s, "
+          f"{flops / t / 1e9:.0f} GFLOP/s (data transfers included)")
+    if args.profile:
+        rows = _profile(exe)
+        total = sum(r[0] for r in rows)
+        print(f"kernel launches, each timed alone ({total * 1e3:.1f} ms in all):")
+        for seconds, node, kernel in rows:
+            print(f"  {seconds * 1e3:8.2f} ms  {100 * seconds / total:5.1f}%  {node}  {kernel}")
+    return 0

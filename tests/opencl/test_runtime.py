@@ -1,0 +1,133 @@
+"""The OpenCL runtime: state kept on the device, one queue, no host round trips inside a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnc
+from cnnc.backends.opencl.crosscheck import random_feeds
+from cnnc.errors import CnncError, DeviceError, InputError
+from cnnc.init import initial_values
+from cnnc.passes.pipeline import inference_graph, training_graph
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return cnnc.load_spec("specs/lenet5.yaml")
+
+
+def test_a_training_step_is_enqueued_without_host_synchronisation(backend, lenet, monkeypatch):
+    """Per run: one write per input, one read per fetched value, one wait at the very end."""
+    import pyopencl as cl
+
+    graph = training_graph(lenet)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    exe = backend.compile(graph, 4)
+    feeds = random_feeds(graph, 4, 0)
+    exe.run(feeds, ["train/loss"])  # first run: nothing left to compile
+    calls = []
+    real_copy, real_launch = cl.enqueue_copy, cl.enqueue_nd_range_kernel
+
+    def unwrap(queue):
+        return queue._queue if isinstance(queue, Queue) else queue
+
+    def copy(queue, dest, src, **kw):
+        calls.append(("copy", kw.get("is_blocking", True)))
+        return real_copy(unwrap(queue), dest, src, **kw)
+
+    def launch(queue, *args, **kw):
+        calls.append(("launch", False))
+        return real_launch(unwrap(queue), *args, **kw)
+
+    class Queue:  # records waits on the queue
+        def __init__(self, queue):
+            self._queue = queue
+
+        def finish(self):
+            calls.append(("finish", True))
+            return self._queue.finish()
+
+        def __getattr__(self, name):
+            return getattr(self._queue, name)
+
+    monkeypatch.setattr(cl, "enqueue_copy", copy)
+    monkeypatch.setattr(cl, "enqueue_nd_range_kernel", launch)
+    monkeypatch.setattr(backend, "queue", Queue(backend.queue))
+    exe.run(feeds, ["train/loss", graph.outputs[1]], step=1)
+    kinds = [c[0] for c in calls]
+    assert kinds.count("copy") == len(feeds) + 2  # inputs in, loss and predictions out
+    assert kinds.count("launch") == len(exe.bound)
+    assert not any(blocking for kind, blocking in calls if kind == "copy")
+    assert kinds.count("finish") == 1 and kinds[-1] == "finish"
+    first_read = len(feeds) + len(exe.bound)
+    assert all(k == "launch" for k in kinds[len(feeds):first_read])
+
+
+def test_state_stays_on_the_device_and_is_read_back_on_request(backend, lenet):
+    graph = training_graph(lenet)
+    state = initial_values(graph.state, 1)
+    backend.init_state(graph.state, state)
+    exe = backend.compile(graph, 3)
+    feeds = random_feeds(graph, 3, 1)
+    exe.run(feeds, ["train/loss"], step=0)
+    name = next(s.name for s in graph.state if s.name.endswith("/kernel"))
+    after = backend.read_state([name])[name]
+    assert not np.array_equal(after, state[name])  # the update ran on the device
+    backend.write_state({name: state[name]})
+    np.testing.assert_array_equal(backend.read_state([name])[name], state[name])
+
+
+def test_init_state_again_rebinds_compiled_launches(backend, lenet):
+    graph = inference_graph(lenet)
+    backend.init_state(graph.state, initial_values(graph.state, 2))
+    exe = backend.compile(graph, 2)
+    feeds = random_feeds(graph, 2, 2)
+    first = exe.run(feeds, list(graph.outputs))
+    # replacing state with new shapes' worth of buffers (a different seed) changes the result
+    backend.init_state(graph.state, initial_values(graph.state, 3))
+    second = exe.run(feeds, list(graph.outputs))
+    ref = cnnc.backends.numpy.NumpyBackend()
+    ref.init_state(graph.state, initial_values(graph.state, 3))
+    want = ref.compile(graph, 2).run(feeds, list(graph.outputs))
+    out = graph.outputs[0]
+    assert not np.allclose(first[out], second[out])
+    np.testing.assert_allclose(second[out], want[out], rtol=1e-4, atol=1e-6)
+
+
+def test_bad_feeds_and_fetches_are_clear_errors(backend, lenet):
+    graph = inference_graph(lenet)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    exe = backend.compile(graph, 2)
+    feeds = random_feeds(graph, 2, 0)
+    with pytest.raises(InputError, match="must have shape"):
+        exe.run({k: v[:1] for k, v in feeds.items()}, list(graph.outputs))
+    with pytest.raises(InputError, match="missing"):
+        exe.run({}, list(graph.outputs))
+    hidden = graph.nodes[1].name
+    with pytest.raises(CnncError, match="not kept"):
+        exe.run(feeds, [hidden])
+
+
+def test_running_before_the_state_exists_is_a_clear_error(device, lenet):
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    graph = inference_graph(lenet)
+    exe = OpenCLBackend(device).compile(graph, 2)
+    with pytest.raises(CnncError, match="has no value on the device"):
+        exe.run(random_feeds(graph, 2, 0), list(graph.outputs))
+
+
+def test_too_large_a_batch_says_to_lower_it(backend):
+    graph = inference_graph(cnnc.load_spec("specs/fashion.yaml"))
+    batch = 1 + backend.device.max_allocation // (28 * 28 * 64 * 4)
+    with pytest.raises(DeviceError) as err:
+        backend.compile(graph, batch)
+    assert "lower the batch size" in err.value.render()
+
+
+def test_only_float32(device):
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    with pytest.raises(CnncError, match="float32"):
+        OpenCLBackend(device, dtype="float64")
