@@ -7,13 +7,14 @@ exactly as `cnnc` binds them (a one-node graph compiled by the OpenCL backend; d
 the device, median of --repeat timed runs of its launches), the NumPy reference backend's
 implementation of the same op, and OpenBLAS's sgemm (numpy.matmul) on the GEMM of the same shape
 (M x K times K x N: the best an im2col approach could do). Ratios are cnnc over the other.
-FLOPs count a multiply-add as two.
+FLOPs count a multiply-add as two. Times are the best of --repeat runs (the machines these run on
+are shared: the best run is the least disturbed one); the load average is printed beside them.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import time
 
 import numpy as np
@@ -25,24 +26,44 @@ from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec
 
-CONV = {"kernel_size": (3, 3), "strides": (1, 1), "padding": "same", "dilation_rate": (1, 1),
-        "groups": 1}
+CONV = {
+    "kernel_size": (3, 3),
+    "strides": (1, 1),
+    "padding": "same",
+    "dilation_rate": (1, 1),
+    "groups": 1,
+}
 
 
 def conv_nodes(h: int, w: int, c: int, f: int, k: int) -> list[tuple[str, Graph, tuple]]:
     """Forward, input gradient and kernel gradient of one convolution, as one-node graphs."""
     geo = {**CONV, "kernel_size": (k, k)}
     x = Node("x", "input", attrs=Attrs(shape=(h, w, c), dtype="float32"), shape=(None, h, w, c))
-    dy = Node("dy", "input", attrs=Attrs(shape=(h, w, f), dtype="float32"),
-              shape=(None, h, w, f))
+    dy = Node("dy", "input", attrs=Attrs(shape=(h, w, f), dtype="float32"), shape=(None, h, w, f))
     kernel = StateSpec("k", (k, k, c, f))
     bias = StateSpec("b", (f,))
-    fwd = Node("y", "conv2d", ("x",), Attrs(filters=f, activation="relu", use_bias=True, **geo),
-               params=("k", "b"), shape=(None, h, w, f))
-    gin = Node("dx", "conv2d_grad_input", ("dy", "k"),
-               Attrs(filters=f, input_shape=(h, w, c), **geo), shape=(None, h, w, c))
-    gk = Node("dk", "conv2d_grad_kernel", ("x", "dy"),
-              Attrs(filters=f, input_shape=(h, w, c), **geo), shape=(k, k, c, f))
+    fwd = Node(
+        "y",
+        "conv2d",
+        ("x",),
+        Attrs(filters=f, activation="relu", use_bias=True, **geo),
+        params=("k", "b"),
+        shape=(None, h, w, f),
+    )
+    gin = Node(
+        "dx",
+        "conv2d_grad_input",
+        ("dy", "k"),
+        Attrs(filters=f, input_shape=(h, w, c), **geo),
+        shape=(None, h, w, c),
+    )
+    gk = Node(
+        "dk",
+        "conv2d_grad_kernel",
+        ("x", "dy"),
+        Attrs(filters=f, input_shape=(h, w, c), **geo),
+        shape=(k, k, c, f),
+    )
     gemm = (h * w, k * k * c, f)  # per image: M rows, K reduction, N columns
     return [
         ("forward", Graph("fwd", (x, fwd), ("y",), (kernel, bias)), gemm),
@@ -55,8 +76,14 @@ def dense_nodes(n_in: int, units: int) -> list[tuple[str, Graph, tuple]]:
     x = Node("x", "input", attrs=Attrs(shape=(n_in,), dtype="float32"), shape=(None, n_in))
     dy = Node("dy", "input", attrs=Attrs(shape=(units,), dtype="float32"), shape=(None, units))
     kernel, bias = StateSpec("k", (n_in, units)), StateSpec("b", (units,))
-    fwd = Node("y", "dense", ("x",), Attrs(units=units, activation="relu", use_bias=True),
-               params=("k", "b"), shape=(None, units))
+    fwd = Node(
+        "y",
+        "dense",
+        ("x",),
+        Attrs(units=units, activation="relu", use_bias=True),
+        params=("k", "b"),
+        shape=(None, units),
+    )
     gin = Node("dx", "dense_grad_input", ("dy", "k"), shape=(None, n_in))
     gk = Node("dk", "dense_grad_kernel", ("x", "dy"), shape=(n_in, units))
     gemm = (1, n_in, units)
@@ -88,52 +115,12 @@ def time_opencl(backend: OpenCLBackend, graph: Graph, batch: int, values, repeat
     for _ in range(repeat):
         start = time.perf_counter()
         for b in exe.bound:
-            cl.enqueue_nd_range_kernel(backend.queue, b.kernel, b.launch.global_size,
-                                       b.launch.local_size)
+            cl.enqueue_nd_range_kernel(
+                backend.queue, b.kernel, b.launch.global_size, b.launch.local_size
+            )
         backend.queue.finish()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-PEAK_SOURCE = """
-__kernel void peak(__global float16 *out, float a, float b)
-{
-    float16 x[12];
-    for (int j = 0; j < 12; j++)
-        x[j] = (float16)(get_global_id(0) + j);
-    for (int i = 0; i < 2048; i++)
-        for (int j = 0; j < 12; j++)
-            x[j] = x[j] * a + b;
-    float16 s = x[0];
-    for (int j = 1; j < 12; j++)
-        s += x[j];
-    out[get_global_id(0)] = s;
-}
-"""
-
-
-def device_peak(backend: OpenCLBackend, repeat: int) -> float:
-    """GFLOP/s of independent float16 multiply-adds right now: what the kernels compete for.
-
-    On a shared machine this moves with the load, so the table is best read as fractions of it.
-    """
-    import pyopencl as cl
-
-    ctx = backend.device.context
-    program = cl.Program(ctx, PEAK_SOURCE).build(["-cl-mad-enable"])
-    kernel = cl.Kernel(program, "peak")
-    n = 256 * backend.device.compute_units
-    buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, 64 * n)
-    args = (buf, np.float32(0.999), np.float32(0.001))
-    kernel(backend.queue, (n,), None, *args)
-    backend.queue.finish()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        kernel(backend.queue, (n,), None, *args)
-        backend.queue.finish()
-        times.append(time.perf_counter() - start)
-    return n * 2048 * 12 * 16 * 2 / statistics.median(times) / 1e9
+    return min(times)
 
 
 def time_numpy_impl(graph: Graph, batch: int, values, repeat: int) -> float:
@@ -145,19 +132,20 @@ def time_numpy_impl(graph: Graph, batch: int, values, repeat: int) -> float:
         start = time.perf_counter()
         IMPLS[node.op](call, *operands)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def time_sgemm(m: int, k: int, n: int, repeat: int, rng) -> float:
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
-    a @ b
+    for _ in range(3):
+        a @ b
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def main() -> None:
@@ -165,8 +153,12 @@ def main() -> None:
     parser.add_argument("--device")
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--layers", nargs="+", default=["conv3"],
-                        help="conv1..conv5, dense (the fashion model's layers)")
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        default=["conv3"],
+        help="conv1..conv5, dense (the fashion model's layers)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     layers = {
@@ -177,30 +169,42 @@ def main() -> None:
         "conv5": lambda: conv_nodes(7, 7, 256, 256, 3),
         "dense": lambda: dense_nodes(2304, 128),
     }
-    rows = [(layer, what, graph, gemm, batch) for layer in args.layers
-            for what, graph, gemm in layers[layer]() for batch in args.batch]
+    load = os.getloadavg()
+    rows = [
+        (layer, what, graph, gemm, batch)
+        for layer in args.layers
+        for what, graph, gemm in layers[layer]()
+        for batch in args.batch
+    ]
     values = [_values(graph, batch, rng) for _, _, graph, _, batch in rows]
     # NumPy first, in its own phase: OpenBLAS's threads and the OpenCL driver's threads would
     # otherwise compete for the same cores.
-    t_np = [time_numpy_impl(row[2], row[4], v, max(2, args.repeat // 2))
-            for row, v in zip(rows, values)]
-    t_blas = [time_sgemm(row[4] * row[3][0], row[3][1], row[3][2], args.repeat, rng)
-              for row in rows]
+    t_np = [
+        time_numpy_impl(row[2], row[4], v, max(2, args.repeat // 2)) for row, v in zip(rows, values)
+    ]
+    t_blas = [
+        time_sgemm(row[4] * row[3][0], row[3][1], row[3][2], args.repeat, rng) for row in rows
+    ]
     device = select_device(args.device)
     backend = OpenCLBackend(device)
-    peak = device_peak(backend, args.repeat)
     t_cl = [time_opencl(backend, row[2], row[4], v, args.repeat) for row, v in zip(rows, values)]
-    peak = max(peak, device_peak(backend, args.repeat))
     print(f"device: {device.describe()}")
-    print(f"multiply-add peak measured now: {peak:.0f} GFLOP/s")
-    print(f"{'layer':6s} {'op':12s} {'batch':>5s} {'GFLOP':>7s} {'cnnc ms':>8s} {'GFLOP/s':>8s}"
-          f" {'numpy ms':>9s} {'GFLOP/s':>8s} {'sgemm ms':>9s} {'GFLOP/s':>8s}"
-          f" {'vs numpy':>8s} {'vs sgemm':>8s} {'of peak':>7s}")
+    print(
+        f"load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} CPUs (other processes share them)"
+    )
+    print(
+        f"{'layer':6s} {'op':12s} {'batch':>5s} {'GFLOP':>7s} {'cnnc ms':>8s} {'GFLOP/s':>8s}"
+        f" {'numpy ms':>9s} {'GFLOP/s':>8s} {'sgemm ms':>9s} {'GFLOP/s':>8s}"
+        f" {'vs numpy':>8s} {'vs sgemm':>8s}"
+    )
     for (layer, what, _, (m, k, n), batch), a, b, c in zip(rows, t_cl, t_np, t_blas):
         g = 2.0 * batch * m * k * n / 1e9
-        print(f"{layer:6s} {what:12s} {batch:5d} {g:7.2f} {a * 1e3:8.1f} {g / a:8.1f} "
-              f"{b * 1e3:9.1f} {g / b:8.1f} {c * 1e3:9.1f} {g / c:8.1f} {b / a:8.2f} "
-              f"{c / a:8.2f} {100 * g / a / peak:6.0f}%")
+        print(
+            f"{layer:6s} {what:12s} {batch:5d} {g:7.2f} {a * 1e3:8.1f} {g / a:8.1f} "
+            f"{b * 1e3:9.1f} {g / b:8.1f} {c * 1e3:9.1f} {g / c:8.1f} {b / a:8.2f} "
+            f"{c / a:8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,15 +20,19 @@ HELP = "time a spec's forward pass or training step on an OpenCL device"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
-    parser.add_argument("--device", metavar="SELECTOR",
-                        help="OpenCL device: gpu, cpu, P:D or part of a name")
-    parser.add_argument("--batch", type=positive_int, default=32, metavar="N",
-                        help="batch size (default 32)")
+    parser.add_argument(
+        "--device", metavar="SELECTOR", help="OpenCL device: gpu, cpu, P:D or part of a name"
+    )
+    parser.add_argument(
+        "--batch", type=positive_int, default=32, metavar="N", help="batch size (default 32)"
+    )
     parser.add_argument("--train", action="store_true", help="time a training step")
-    parser.add_argument("--runs", type=positive_int, default=10, metavar="K",
-                        help="timed runs (default 10)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also time every kernel launch on its own")
+    parser.add_argument(
+        "--runs", type=positive_int, default=10, metavar="K", help="timed runs (default 10)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also time every kernel launch on its own"
+    )
 
 
 def forward_flops(graph) -> int:
@@ -50,11 +54,11 @@ def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
     for b in exe.bound:
         start = time.perf_counter()
         for _ in range(repeat):
-            cl.enqueue_nd_range_kernel(queue, b.kernel, b.launch.global_size,
-                                       b.launch.local_size)
+            cl.enqueue_nd_range_kernel(queue, b.kernel, b.launch.global_size, b.launch.local_size)
         queue.finish()
-        rows.append(((time.perf_counter() - start) / repeat, b.node,
-                     f"{b.launch.file}:{b.launch.kernel}"))
+        rows.append(
+            ((time.perf_counter() - start) / repeat, b.node, f"{b.launch.file}:{b.launch.kernel}")
+        )
     return sorted(rows, reverse=True)
 
 
@@ -85,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     what = "training step" if args.train else "forward pass"
     print(f"{spec.name}: {what} at batch {args.batch} on {backend.device.describe()}")
     print(f"compile and first run: {warm:.2f} s")
-    print(f"median of {args.runs} runs: {t * 1e3:.1f} ms, {args.batch / t:.0f} images/s, "
-          f"{flops / t / 1e9:.0f} GFLOP/s (data transfers included)")
+    print(
+        f"median of {args.runs} runs: {t * 1e3:.1f} ms, {args.batch / t:.0f} images/s, "
+        f"{flops / t / 1e9:.0f} GFLOP/s (data transfers included)"
+    )
     if args.profile:
         rows = _profile(exe)
         total = sum(r[0] for r in rows)

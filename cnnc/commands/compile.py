@@ -19,19 +19,33 @@ HELP = "compile a spec for an OpenCL device; --plan shows the launches and the m
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
-    parser.add_argument("--device", metavar="SELECTOR",
-                        help="OpenCL device: gpu, cpu, P:D or part of a name (default: "
-                             "$CNNC_DEVICE, else the first usable GPU, then CPU)")
-    parser.add_argument("--batch", type=positive_int, default=32, metavar="N",
-                        help="batch size to compile for (default 32)")
-    parser.add_argument("--train", action="store_true",
-                        help="compile the training step (loss, gradients, optimizer updates) "
-                             "instead of the forward pass")
-    parser.add_argument("--plan", action="store_true",
-                        help="print the schedule of kernel launches and the memory plan "
-                             "(builds nothing)")
-    parser.add_argument("--dump-ir", action="store_true",
-                        help="print the graph after every pass of the pipeline")
+    parser.add_argument(
+        "--device",
+        metavar="SELECTOR",
+        help="OpenCL device: gpu, cpu, P:D or part of a name (default: "
+        "$CNNC_DEVICE, else the first usable GPU, then CPU)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="batch size to compile for (default 32)",
+    )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="compile the training step (loss, gradients, optimizer updates) "
+        "instead of the forward pass",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the schedule of kernel launches and the memory plan (builds nothing)",
+    )
+    parser.add_argument(
+        "--dump-ir", action="store_true", help="print the graph after every pass of the pipeline"
+    )
 
 
 def _mib(nbytes: int) -> str:
@@ -59,7 +73,7 @@ def build_graph(args: argparse.Namespace):
 
 def format_schedule(plan) -> list[str]:
     """One line per launch: step, node, kernel, global/local sizes, buffers."""
-    from cnnc.backends.opencl.bind import Value, Workspace, Zeros
+    from cnnc.backends.opencl.launches import Value, Workspace, Zeros
     from cnnc.passes.memplan import workspace_name
 
     lines = []
@@ -68,8 +82,7 @@ def format_schedule(plan) -> list[str]:
         binding = plan.bindings[name]
         node = plan.graph.node(name)
         if binding.fed:
-            lines.append(f"{i:4d}  {name}  <- written by the host "
-                         f"@{memory.offset_of(name):#x}")
+            lines.append(f"{i:4d}  {name}  <- written by the host @{memory.offset_of(name):#x}")
             continue
         if binding.view_of is not None:
             lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({node.op}, no launch)")
@@ -78,16 +91,21 @@ def format_schedule(plan) -> list[str]:
             bufs = []
             for arg in lau.args:
                 if isinstance(arg, Value):
-                    where = ("state" if arg.name in plan.graph.state_map
-                             else f"@{memory.offset_of(arg.name):#x}")
+                    where = (
+                        "state"
+                        if arg.name in plan.graph.state_map
+                        else f"@{memory.offset_of(arg.name):#x}"
+                    )
                     bufs.append(f"{arg.name} {where}")
                 elif isinstance(arg, Workspace):
                     ws = workspace_name(name, arg.index)
                     bufs.append(f"{ws} @{memory.offsets[ws]:#x}")
                 elif isinstance(arg, Zeros):
                     bufs.append("zeros")
-            lines.append(f"{i:4d}  {name}  {lau.file}:{lau.kernel}  global={_dims(lau.global_size)}"
-                         f" local={_dims(lau.local_size)}  [{', '.join(bufs)}]")
+            lines.append(
+                f"{i:4d}  {name}  {lau.file}:{lau.kernel}  global={_dims(lau.global_size)}"
+                f" local={_dims(lau.local_size)}  [{', '.join(bufs)}]"
+            )
     return lines
 
 
@@ -98,21 +116,32 @@ def format_memory(plan) -> list[str]:
     for t in ordered:
         off = memory.offsets[t.name]
         # Earlier tensors whose bytes this one takes over; name the one that died last.
-        shared = sorted((o for o in memory.tensors if o is not t and not o.overlaps(t)
-                         and memory.offsets[o.name] < off + t.nbytes
-                         and off < memory.offsets[o.name] + o.nbytes and o.start < t.start),
-                        key=lambda o: -o.end)
+        shared = sorted(
+            (
+                o
+                for o in memory.tensors
+                if o is not t
+                and not o.overlaps(t)
+                and memory.offsets[o.name] < off + t.nbytes
+                and off < memory.offsets[o.name] + o.nbytes
+                and o.start < t.start
+            ),
+            key=lambda o: -o.end,
+        )
         reuse = f"  reuses {shared[0].name}" if shared else ""
         end = "end" if t.end >= len(plan.schedule) else str(t.end)
         start = "host" if t.start < 0 else str(t.start)
         lines.append(f"{t.name:44s} {t.nbytes:>10,d}  {off:#10x}   {start}..{end}{reuse}")
     state = sum(s.size * 4 for s in plan.graph.state)
     lines.append("")
-    lines.append(f"planned peak device memory: {_mib(memory.peak)} for {len(memory.tensors)} "
-                 f"tensors; one buffer per tensor would take {_mib(memory.naive)} "
-                 f"({100 * (1 - memory.peak / max(memory.naive, 1)):.0f}% saved)")
-    lines.append(f"state (parameters, statistics, optimizer slots): {_mib(state)}, kept "
-                 "across runs")
+    lines.append(
+        f"planned peak device memory: {_mib(memory.peak)} for {len(memory.tensors)} "
+        f"tensors; one buffer per tensor would take {_mib(memory.naive)} "
+        f"({100 * (1 - memory.peak / max(memory.naive, 1)):.0f}% saved)"
+    )
+    lines.append(
+        f"state (parameters, statistics, optimizer slots): {_mib(state)}, kept across runs"
+    )
     return lines
 
 
@@ -140,9 +169,13 @@ def run(args: argparse.Namespace) -> int:
     OpenCLExecutable(backend, plan)
     records = backend.programs.records[before:]
     cached = sum(r.from_disk for r in records)
-    print(f"{len(plan.schedule)} nodes, {launches} kernel launches, {len(records)} programs "
-          f"({cached} from the disk cache, {len(records) - cached} built) in "
-          f"{time.perf_counter() - start:.1f} s")
-    print(f"planned device memory: {_mib(plan.memory.peak)} "
-          f"(one buffer per tensor: {_mib(plan.memory.naive)})")
+    print(
+        f"{len(plan.schedule)} nodes, {launches} kernel launches, {len(records)} programs "
+        f"({cached} from the disk cache, {len(records) - cached} built) in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    print(
+        f"planned device memory: {_mib(plan.memory.peak)} "
+        f"(one buffer per tensor: {_mib(plan.memory.naive)})"
+    )
     return 0

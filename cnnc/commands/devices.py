@@ -13,9 +13,11 @@ HELP = "list the OpenCL platforms and devices, and which one cnnc uses by defaul
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", metavar="SELECTOR",
-                        help="also say which device this selector picks (gpu, cpu, P:D or part "
-                             "of a name)")
+    parser.add_argument(
+        "--device",
+        metavar="SELECTOR",
+        help="also say which device this selector picks (gpu, cpu, P:D or part of a name)",
+    )
 
 
 def _mib(nbytes: int) -> str:
@@ -42,16 +44,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"platform {platform}: {d.platform_name} ({d.platform_release})")
         mark = "*" if d is default else " "
         print(f" {mark} {d.index}  {d.name}")
-        print(f"       type {d.kind}, {d.compute_units} compute units, "
-              f"{_mib(d.global_memory)} memory (largest buffer {_mib(d.max_allocation)}), "
-              f"{d.opencl_version}, fp64 {'yes' if d.fp64 else 'no'}")
+        print(
+            f"       type {d.kind}, {d.compute_units} compute units, "
+            f"{_mib(d.global_memory)} memory (largest buffer {_mib(d.max_allocation)}), "
+            f"{d.opencl_version}, fp64 {'yes' if d.fp64 else 'no'}"
+        )
         state = "usable" if d.usable else f"NOT usable: {d.reason}"
         print(f"       {state}")
     if default is None:
         print("no device can build kernels; " + NO_PLATFORM_HINT)
         return 1
-    print(f"* default device: {default.index} {default.name}"
-          " (override with --device or CNNC_DEVICE)")
+    print(
+        f"* default device: {default.index} {default.name} (override with --device or CNNC_DEVICE)"
+    )
     if args.device:
         picked = select_device(args.device)
         print(f"--device {args.device} selects {picked.index} {picked.name}")

@@ -21,14 +21,24 @@ HELP = "run a spec on NumPy and on an OpenCL device and compare every node's res
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
-    parser.add_argument("--device", metavar="SELECTOR",
-                        help="OpenCL device: gpu, cpu, P:D or part of a name")
-    parser.add_argument("--batch", type=positive_int, default=4, metavar="N",
-                        help="batch size (default 4)")
-    parser.add_argument("--train", action="store_true",
-                        help="compare one training step: loss, gradients, updated parameters")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="seed of the random inputs and initial weights (default 0)")
+    parser.add_argument(
+        "--device", metavar="SELECTOR", help="OpenCL device: gpu, cpu, P:D or part of a name"
+    )
+    parser.add_argument(
+        "--batch", type=positive_int, default=4, metavar="N", help="batch size (default 4)"
+    )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="compare one training step: loss, gradients, updated parameters",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the random inputs and initial weights (default 0)",
+    )
 
 
 def _num(x: float) -> str:
@@ -44,24 +54,31 @@ def run(args: argparse.Namespace) -> int:
     graph = training_graph(spec, seed=args.seed) if args.train else inference_graph(spec)
     report = cross_check(graph, args.batch, device=args.device, seed=args.seed)
     what = "one training step" if args.train else "the forward pass"
-    print(f"{graph.name}: {what} at batch {args.batch}, seed {args.seed}, NumPy vs "
-          f"{report.device}")
-    print("errors relative to max|reference|; 'alone' = the node on the reference's operands,"
-          " 'run' = after the whole run")
-    header = (f"{'step':>4}  {'node':30s} {'op':26s} {'alone':>9} {'tolerance':>9} "
-              f"{'run abs':>9} {'run rel':>9}  kernels")
+    print(f"{graph.name}: {what} at batch {args.batch}, seed {args.seed}, NumPy vs {report.device}")
+    print(
+        "errors relative to max|reference|; 'alone' = the node on the reference's operands,"
+        " 'run' = after the whole run"
+    )
+    header = (
+        f"{'step':>4}  {'node':30s} {'op':26s} {'alone':>9} {'tolerance':>9} "
+        f"{'run abs':>9} {'run rel':>9}  kernels"
+    )
     print(header)
     for i, c in enumerate(report.checks):
         mark = "" if c.passed else "  << FAIL"
         judged = "*" if c.judged_e2e else " "
-        print(f"{i:4d}  {c.node:30s} {c.op:26s} {_num(c.local_rel):>9} {c.tolerance:9.1e} "
-              f"{_num(c.e2e_abs):>9} {_num(c.e2e_rel):>8}{judged}  {c.kernels}{mark}")
+        print(
+            f"{i:4d}  {c.node:30s} {c.op:26s} {_num(c.local_rel):>9} {c.tolerance:9.1e} "
+            f"{_num(c.e2e_abs):>9} {_num(c.e2e_rel):>8}{judged}  {c.kernels}{mark}"
+        )
     print(f"* graph outputs: the whole run is judged too (tolerance {OUTPUT_TOLERANCE:g})")
     failed = report.first_failure
     if failed is None:
         print(f"OK: every node within its tolerance on {report.device}")
         return 0
     count = sum(not c.passed for c in report.checks)
-    print(f"FAILED: {count} node(s) over tolerance; the first in schedule order is "
-          f"'{failed.node}' ({failed.op}), computed by {failed.kernels}")
+    print(
+        f"FAILED: {count} node(s) over tolerance; the first in schedule order is "
+        f"'{failed.node}' ({failed.op}), computed by {failed.kernels}"
+    )
     return 1

@@ -115,8 +115,9 @@ def lifetimes(
     return tensors, storage
 
 
-def plan_memory(tensors: Sequence[Tensor], alignment: int,
-                storage: Mapping[str, str] | None = None) -> MemoryPlan:
+def plan_memory(
+    tensors: Sequence[Tensor], alignment: int, storage: Mapping[str, str] | None = None
+) -> MemoryPlan:
     """Offsets for every tensor: largest first, each at the lowest aligned free offset."""
     order = sorted(tensors, key=lambda t: (-t.nbytes, t.start, t.name))
     placed: list[tuple[int, int, Tensor]] = []  # (offset, end offset, tensor)
@@ -141,14 +142,15 @@ def verify_plan(plan: MemoryPlan) -> None:
     for t in ts:
         off = plan.offsets[t.name]
         if off % plan.alignment:
-            raise VerifyError(f"memory plan: '{t.name}' at offset {off} is not aligned to "
-                              f"{plan.alignment} bytes")
+            raise VerifyError(
+                f"memory plan: '{t.name}' at offset {off} is not aligned to {plan.alignment} bytes"
+            )
         if off + t.nbytes > plan.peak:
             raise VerifyError(f"memory plan: '{t.name}' ends past the arena ({plan.peak} bytes)")
     for i, a in enumerate(ts):
         a_lo = plan.offsets[a.name]
         a_hi = a_lo + a.nbytes
-        for b in ts[i + 1:]:
+        for b in ts[i + 1 :]:
             if b.start > a.end:
                 break  # sorted by start: no later tensor overlaps a in time
             b_lo = plan.offsets[b.name]
@@ -156,4 +158,5 @@ def verify_plan(plan: MemoryPlan) -> None:
                 raise VerifyError(
                     f"memory plan: '{a.name}' (steps {a.start}..{a.end}, bytes {a_lo}..{a_hi}) "
                     f"and '{b.name}' (steps {b.start}..{b.end}, bytes {b_lo}.."
-                    f"{b_lo + b.nbytes}) are live together and share memory")
+                    f"{b_lo + b.nbytes}) are live together and share memory"
+                )

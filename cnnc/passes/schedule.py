@@ -91,8 +91,10 @@ def schedule(graph: Graph) -> Schedule:
                 heapq.heappush(ready, priority(user) + (user,))
     if len(order) != len(graph.nodes):
         stuck = sorted(n for n, k in waiting.items() if k > 0)
-        raise VerifyError(f"graph '{graph.name}' cannot be scheduled: a dependency cycle "
-                          f"through {', '.join(stuck[:5])}")
+        raise VerifyError(
+            f"graph '{graph.name}' cannot be scheduled: a dependency cycle "
+            f"through {', '.join(stuck[:5])}"
+        )
     return Schedule(graph, tuple(order))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from cnnc.data.dataset import Dataset, load_dataset, to_inputs
 from cnnc.data.split import validation_split_point
 from cnnc.errors import InputError
-from cnnc.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cnnc.train.config import TrainConfig
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
 from cnnc.train.metrics import Evaluation
@@ -137,11 +137,28 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    start = load_checkpoint(ckpt_path) if resume and ckpt_path is not None else None
+    settings = {"train": _resumable(config), "train_examples": len(train)}
+    start = None
+    if resume:
+        if ckpt_path is None:
+            raise InputError("resume=True needs the checkpoint_dir to resume from")
+        start = load_checkpoint(ckpt_path)
+        if start.settings and start.settings != settings:
+            raise CheckpointError(
+                f"{ckpt_path}: the checkpoint was written with other training settings or data "
+                f"({start.settings}); now: {settings}",
+                hint="resume with the settings it was written with (only epochs may change)")
     trainer = Trainer(model, config, train, validation, classes=classes,
                       reporter=ConsoleReporter() if verbose else SilentReporter(),
-                      checkpoint_path=ckpt_path)
+                      checkpoint_path=ckpt_path, settings=settings)
     return trainer.run(start)
+
+
+def _resumable(config: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed fit must share with the checkpoint's (all but epochs)."""
+    d = {k: v for k, v in config.to_dict().items() if v is not None}
+    d.pop("epochs")
+    return d
 
 
 def apply_overrides(config: TrainConfig, changes: dict[str, Any], path: str = "train"

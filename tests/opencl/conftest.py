@@ -34,8 +34,9 @@ def _devices():
 DEVICES, NO_DEVICE = _devices()
 
 
-@pytest.fixture(params=DEVICES or [None],
-                ids=[d.index for d in DEVICES] if DEVICES else ["no-device"])
+@pytest.fixture(
+    params=DEVICES or [None], ids=[d.index for d in DEVICES] if DEVICES else ["no-device"]
+)
 def device(request):
     """A usable OpenCL device (every one found, or the one CNNC_DEVICE names)."""
     if request.param is None:

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_ops import CASES, forward_graph, train_graph
 
-from cnnc.backends.opencl.bind import Target
 from cnnc.backends.opencl.crosscheck import cross_check
+from cnnc.backends.opencl.tiling import Target
 
 
 def main(names: list[str]) -> int:
@@ -27,12 +27,12 @@ def main(names: list[str]) -> int:
         for kind in ("cpu", "gpu"):
             target = Target(kind, 1)
             for what, graph in (("forward", forward_graph(case)), ("train", train_graph(case))):
-                report = cross_check(graph, 2, seed=3, step=1, local=False, target=target,
-                                     isolate=True)
+                report = cross_check(
+                    graph, 2, seed=3, step=1, local=False, target=target, isolate=True
+                )
                 ok = report.passed
                 failed += not ok
-                print(f"{case.name} {what} {kind}-tiling: {'ok' if ok else 'MISMATCH'}",
-                      flush=True)
+                print(f"{case.name} {what} {kind}-tiling: {'ok' if ok else 'MISMATCH'}", flush=True)
     return 1 if failed else 0
 
 

@@ -15,13 +15,12 @@ import pytest
 from test_ops import CASES, forward_graph, train_graph
 
 import cnnc
-from cnnc.backends.opencl.bind import (
-    BINDERS,
+from cnnc.backends.opencl.bind import BINDERS
+from cnnc.backends.opencl.launches import (
     Float,
     Int,
     Null,
     Step,
-    Target,
     UInt,
     UpdateScalar,
     Value,
@@ -30,6 +29,7 @@ from cnnc.backends.opencl.bind import (
 )
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.program import build_options, kernel_dir
+from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.ops import OPS
 from cnnc.passes.pipeline import inference_graph, training_graph
 
@@ -61,8 +61,17 @@ def kernel_signatures(file: str) -> dict[str, list[str]]:
     return out
 
 
-ARG_KINDS = {Value: "ptr", Workspace: "ptr", Zeros: "ptr", Null: "ptr", Int: "int",
-             UInt: "uint", Float: "float", Step: "uint", UpdateScalar: "float"}
+ARG_KINDS = {
+    Value: "ptr",
+    Workspace: "ptr",
+    Zeros: "ptr",
+    Null: "ptr",
+    Int: "int",
+    UInt: "uint",
+    Float: "float",
+    Step: "uint",
+    UpdateScalar: "float",
+}
 
 
 def _graphs():

@@ -29,8 +29,10 @@ def test_compile_builds_every_kernel_and_dump_ir_prints_each_pass(device, capsys
 
 
 def test_verify_passes_on_the_fashion_training_step(device, capsys):
-    assert main(["verify", "specs/fashion.yaml", "--train", "--batch", "2",
-                 "--device", device.index]) == 0
+    assert (
+        main(["verify", "specs/fashion.yaml", "--train", "--batch", "2", "--device", device.index])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "OK: every node within its tolerance" in out
     assert "grad/conv2d/kernel" in out and "update/dense/kernel" in out
@@ -39,12 +41,14 @@ def test_verify_passes_on_the_fashion_training_step(device, capsys):
 def test_verify_names_the_first_wrong_node_and_its_kernel(device, capsys, monkeypatch):
     """A deliberately wrong binding: average pooling computed by the max-pooling kernel."""
     from cnnc.backends.opencl import bind
+    from cnnc.backends.opencl.bind_layers import bind_pool
+    from cnnc.backends.opencl.launches import Launch, NodeBinding
 
     def wrong(node, ctx):
-        right = bind.bind_pool(node, ctx)
-        lau = right.launches[0]
-        return bind.NodeBinding((bind.Launch(lau.file, "maxpool2d", lau.defines,
-                                             lau.global_size, lau.local_size, lau.args),))
+        lau = bind_pool(node, ctx).launches[0]
+        return NodeBinding(
+            (Launch(lau.file, "maxpool2d", lau.defines, lau.global_size, lau.local_size, lau.args),)
+        )
 
     monkeypatch.setitem(bind.BINDERS, "avgpool2d", wrong)
     assert main(["verify", "specs/lenet5.yaml", "--batch", "2", "--device", device.index]) == 1
@@ -55,8 +59,23 @@ def test_verify_names_the_first_wrong_node_and_its_kernel(device, capsys, monkey
 
 
 def test_bench_prints_rates_and_a_profile(device, capsys):
-    assert main(["bench", "specs/lenet5.yaml", "--batch", "4", "--runs", "2", "--train",
-                 "--profile", "--device", device.index]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "specs/lenet5.yaml",
+                "--batch",
+                "4",
+                "--runs",
+                "2",
+                "--train",
+                "--profile",
+                "--device",
+                device.index,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "images/s" in out and "GFLOP/s" in out and "conv2d.cl:conv2d_grad_kernel" in out
 

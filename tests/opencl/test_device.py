@@ -10,8 +10,9 @@ from cnnc.backends.opencl import device as dev
 from cnnc.errors import DeviceError
 
 
-def _fake(p: int, d: int, name: str, kind: str, usable: bool = True,
-          reason: str | None = None) -> dev.Device:
+def _fake(
+    p: int, d: int, name: str, kind: str, usable: bool = True, reason: str | None = None
+) -> dev.Device:
     cl = pytest.importorskip("pyopencl")
     types = {"gpu": cl.device_type.GPU, "cpu": cl.device_type.CPU}
     platform = SimpleNamespace(name="Fake Platform", version=f"OpenCL 3.0 Fake {p}")
@@ -25,6 +26,7 @@ def fake_devices(monkeypatch):
         monkeypatch.setattr(dev, "_DEVICES", list(found))
         monkeypatch.delenv("CNNC_DEVICE", raising=False)
         return found
+
     return install
 
 
@@ -59,8 +61,9 @@ def test_environment_setting_is_the_default_selector(fake_devices, monkeypatch):
 
 def test_a_name_matching_only_an_unusable_device_says_why_and_suggests_another(fake_devices):
     good = _fake(0, 0, "pthread-skylake-avx512-AMD EPYC", "cpu")
-    bad = _fake(1, 0, "pthread-AMD EPYC", "cpu", usable=False,
-                reason="error: unknown target CPU 'generic'")
+    bad = _fake(
+        1, 0, "pthread-AMD EPYC", "cpu", usable=False, reason="error: unknown target CPU 'generic'"
+    )
     fake_devices([good, bad])
     with pytest.raises(DeviceError) as err:
         dev.select_device("1:0")

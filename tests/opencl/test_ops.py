@@ -13,8 +13,8 @@ import pytest
 from op_cases import CASES, Case
 
 import cnnc
-from cnnc.backends.opencl.bind import Target
 from cnnc.backends.opencl.crosscheck import cross_check
+from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.ops import OPS
 from cnnc.passes.pipeline import training_graph
 from cnnc.train.config import TrainConfig, parse_optimizer
@@ -34,7 +34,9 @@ def _assert_passed(report) -> None:
     bad = [c for c in report.checks if not c.passed]
     assert not bad, "; ".join(
         f"{c.node} ({c.op}, {c.kernels}): alone {c.local_rel:.2e} > {c.tolerance:.1e} or run "
-        f"{c.e2e_rel:.2e}" for c in bad)
+        f"{c.e2e_rel:.2e}"
+        for c in bad
+    )
 
 
 # The device's own tile choices, and a GPU's (local-memory tiles, narrow vectors, split
@@ -53,15 +55,28 @@ def _target(tiling: str, device):
 @pytest.mark.parametrize("tiling", TILINGS)
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_forward_matches_numpy(case, tiling, device):
-    _assert_passed(cross_check(forward_graph(case), case.batch, device=device.index, seed=1,
-                               target=_target(tiling, device)))
+    _assert_passed(
+        cross_check(
+            forward_graph(case),
+            case.batch,
+            device=device.index,
+            seed=1,
+            target=_target(tiling, device),
+        )
+    )
 
 
 @pytest.mark.parametrize("tiling", TILINGS)
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_training_step_matches_numpy(case, tiling, device):
-    report = cross_check(train_graph(case), case.batch, device=device.index, seed=2, step=3,
-                         target=_target(tiling, device))
+    report = cross_check(
+        train_graph(case),
+        case.batch,
+        device=device.index,
+        seed=2,
+        step=3,
+        target=_target(tiling, device),
+    )
     _assert_passed(report)
 
 

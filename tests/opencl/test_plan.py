@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 import cnnc
-from cnnc.backends.opencl.bind import Target
 from cnnc.backends.opencl.plan import make_plan
+from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import VerifyError
 from cnnc.passes.memplan import MemoryPlan, Tensor, plan_memory, verify_plan
 from cnnc.passes.pipeline import inference_graph, training_graph
@@ -35,8 +35,12 @@ def test_fashion_plan_reuses_memory_and_verifies(fashion, train, batch):
 
 def test_the_verifier_catches_live_tensors_sharing_memory(fashion):
     plan = make_plan(training_graph(fashion), 8, CPU).memory
-    a, b = next((a, b) for a in plan.tensors for b in plan.tensors
-                if a is not b and a.overlaps(b) and a.nbytes >= b.nbytes > 0)
+    a, b = next(
+        (a, b)
+        for a in plan.tensors
+        for b in plan.tensors
+        if a is not b and a.overlaps(b) and a.nbytes >= b.nbytes > 0
+    )
     broken = dataclasses.replace(plan, offsets={**plan.offsets, b.name: plan.offsets[a.name]})
     with pytest.raises(VerifyError, match="live together and share memory"):
         verify_plan(broken)
@@ -51,8 +55,12 @@ def test_the_verifier_catches_misalignment_and_overflow():
 
 
 def test_planner_reuses_dead_memory_and_keeps_live_memory_apart():
-    tensors = [Tensor("a", 1000, 0, 1), Tensor("b", 1000, 1, 2), Tensor("c", 1000, 2, 3),
-               Tensor("d", 500, 3, 3)]
+    tensors = [
+        Tensor("a", 1000, 0, 1),
+        Tensor("b", 1000, 1, 2),
+        Tensor("c", 1000, 2, 3),
+        Tensor("d", 500, 3, 3),
+    ]
     plan = plan_memory(tensors, 128)
     verify_plan(plan)
     assert plan.offsets["c"] == plan.offsets["a"]  # a is dead when c is born
@@ -81,7 +89,7 @@ def test_keep_everything_gives_every_value_its_own_memory(fashion):
     plan = make_plan(graph, 2, CPU, keep=["*"])
     values = [t for t in plan.memory.tensors if t.kind != "workspace"]
     for i, a in enumerate(values):
-        for b in values[i + 1:]:
+        for b in values[i + 1 :]:
             assert a.overlaps(b)
 
 
@@ -107,19 +115,19 @@ def test_schedule_keeps_reads_after_an_update_after_it():
     from cnnc.ir.graph import Graph, Node, StateSpec
 
     state = (StateSpec("p", (4,)), StateSpec("g", (4,)))
-    upd = Node("upd", "sgd_update", ("p", "g"), Attrs(learning_rate=0.1, momentum=0.0,
-                                                      nesterov=False))
+    upd = Node(
+        "upd", "sgd_update", ("p", "g"), Attrs(learning_rate=0.1, momentum=0.0, nesterov=False)
+    )
     x = Node("x", "input", (), Attrs(shape=(4,), dtype="float32"), shape=(None, 4))
     read = Node("after", "add", ("x", "x"), shape=(None, 4))
     graph = Graph("g", (x, upd, read), ("after",), state)
     check_schedule(schedule(graph))
     bad = dataclasses.replace(schedule(graph), order=("x", "after", "upd"))
     check_schedule(bad)  # 'after' does not read p: any order is fine
-    read_p = Node("readp", "sgd_update", ("p", "g"), Attrs(learning_rate=0.1, momentum=0.0,
-                                                          nesterov=False))
+    read_p = Node(
+        "readp", "sgd_update", ("p", "g"), Attrs(learning_rate=0.1, momentum=0.0, nesterov=False)
+    )
     graph2 = Graph("g2", (x, upd, read_p), (), state)
     wrong = dataclasses.replace(schedule(graph2), order=("x", "readp", "upd"))
     with pytest.raises(VerifyError):
         check_schedule(wrong)
-
-

@@ -13,8 +13,17 @@ import pytest
 from cnnc.backends.opencl.program import build_options, kernel_dir, program_cache
 from cnnc.errors import DeviceError
 
-KERNEL_FILES = ("conv2d.cl", "gemm.cl", "pool.cl", "elementwise.cl", "softmax.cl", "reduce.cl",
-                "batchnorm.cl", "optimizer.cl", "random.cl")
+KERNEL_FILES = (
+    "conv2d.cl",
+    "gemm.cl",
+    "pool.cl",
+    "elementwise.cl",
+    "softmax.cl",
+    "reduce.cl",
+    "batchnorm.cl",
+    "optimizer.cl",
+    "random.cl",
+)
 
 
 def test_kernel_sources_are_found():
@@ -88,8 +97,13 @@ def test_a_second_process_loads_the_program_from_the_disk_cache(device, tmp_path
     env = {**os.environ, "CNNC_CACHE_DIR": str(tmp_path)}
     runs = []
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", CHILD, device.index], env=env,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, device.index],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert runs[0]["from_disk"] is False
     assert runs[1]["from_disk"] is True

@@ -61,7 +61,7 @@ def test_a_training_step_is_enqueued_without_host_synchronisation(backend, lenet
     assert not any(blocking for kind, blocking in calls if kind == "copy")
     assert kinds.count("finish") == 1 and kinds[-1] == "finish"
     first_read = len(feeds) + len(exe.bound)
-    assert all(k == "launch" for k in kinds[len(feeds):first_read])
+    assert all(k == "launch" for k in kinds[len(feeds) : first_read])
 
 
 def test_state_stays_on_the_device_and_is_read_back_on_request(backend, lenet):

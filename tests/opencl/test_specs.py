@@ -18,8 +18,11 @@ from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.testing.graphgen import graphs
 from cnnc.train.config import TrainConfig, parse_optimizer
 
-SPECS = sorted(p for p in (Path(__file__).parents[2] / "specs").glob("*")
-               if p.suffix in (".yaml", ".yml", ".cnn"))
+SPECS = sorted(
+    p
+    for p in (Path(__file__).parents[2] / "specs").glob("*")
+    if p.suffix in (".yaml", ".yml", ".cnn")
+)
 
 
 def test_there_are_specs():
@@ -46,8 +49,9 @@ def test_model_api_predict_and_train_agree(spec, device):
     classes = ref.graph.shape_of(ref.output_names[0])[-1]
     y = rng.integers(0, classes, size=5)
     # predict in batches of 2: two full batches and a partial one
-    np.testing.assert_allclose(ocl.predict(x, batch_size=2), ref.predict(x, batch_size=2),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        ocl.predict(x, batch_size=2), ref.predict(x, batch_size=2), rtol=1e-4, atol=1e-5
+    )
     lr = ref.train_config.optimizer.learning_rate
     assert ocl.train_step(x, y) == pytest.approx(ref.train_step(x, y), rel=1e-5)
     w_ref, w_ocl = ref.get_weights(), ocl.get_weights()
@@ -68,28 +72,40 @@ def test_model_api_predict_and_train_agree(spec, device):
     assert ocl.step == ref.step == 2
 
 
-@settings(max_examples=6, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(graphs(max_blocks=3))
-def test_random_graphs_cross_check(graph):
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(graph=graphs(max_blocks=3))
+def test_random_graphs_cross_check(graph, device):
     """Random valid graphs (cnnc.testing.graphgen): forward and one Adam training step.
 
     derandomize: the same examples every run, so their kernels come from the disk cache.
     """
-    from conftest import DEVICES
+    _random_graph_check(graph, device)
 
-    if not DEVICES:
-        pytest.skip("no OpenCL device")
+
+def _random_graph_check(graph, device) -> None:
     config = TrainConfig(loss="mean_squared_error", optimizer=parse_optimizer("adam"))
     for g in (graph, training_graph(graph, config, seed=1)):
-        report = cross_check(g, 2, device=DEVICES[0].index, seed=6, step=1)
-        bad = [f"{c.node} ({c.op}, {c.kernels}) {c.local_rel:.1e}>{c.tolerance:.1e}"
-               for c in report.checks if not c.passed]
+        report = cross_check(g, 2, device=device.index, seed=6, step=1)
+        bad = [
+            f"{c.node} ({c.op}, {c.kernels}) {c.local_rel:.1e}>{c.tolerance:.1e}"
+            for c in report.checks
+            if not c.passed
+        ]
         assert not bad, f"{g.name}: {'; '.join(bad)}"
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(graphs(max_blocks=5))
-def test_many_random_graphs_cross_check(graph):
-    test_random_graphs_cross_check.hypothesis.inner_test(graph)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(graph=graphs(max_blocks=5))
+def test_many_random_graphs_cross_check(graph, device):
+    """As above, on 60 fresh random graphs of up to 5 blocks (run with -m slow)."""
+    _random_graph_check(graph, device)

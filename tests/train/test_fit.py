@@ -148,3 +148,13 @@ def test_bad_fit_arguments_are_clear_errors():
         model.fit(x, np.zeros(3, int), verbose=0)
     with pytest.raises(cnnc.CnncError, match="epochs"):
         model.fit(x, np.zeros(4, int), epochs=0, verbose=0)
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tiny_data, tmp_path):
+    _model().fit(data_dir=tiny_data, epochs=1, verbose=0, checkpoint_dir=tmp_path)
+    with pytest.raises(cnnc.CnncError, match="other training settings"):
+        _model().fit(data_dir=tiny_data, batch_size=8, verbose=0, checkpoint_dir=tmp_path,
+                     resume=True)
+    with pytest.raises(cnnc.CnncError, match="other training settings"):
+        _model().fit(data_dir=tiny_data, limit=100, verbose=0, checkpoint_dir=tmp_path,
+                     resume=True)

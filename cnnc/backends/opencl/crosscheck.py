@@ -26,8 +26,9 @@ from math import prod, sqrt
 import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.backends.opencl.bind import Target
+from cnnc.backends.opencl.plan import ExecutionPlan
 from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.backends.opencl.tiling import Target
 from cnnc.init import initial_values
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec
@@ -61,8 +62,9 @@ def _conv_taps(node: Node, graph: Graph, batch: int) -> int:
 # How many terms each op sums into one output (its error grows with the square root of it).
 REDUCTION: dict[str, Callable[[Node, Graph, int], int]] = {
     "input": lambda n, g, b: 1,
-    "conv2d": lambda n, g, b: _conv_taps(n, g, b) * g.shape_of(n.inputs[0])[-1]
-    // n.attrs["groups"],
+    "conv2d": lambda n, g, b: (
+        _conv_taps(n, g, b) * g.shape_of(n.inputs[0])[-1] // n.attrs["groups"]
+    ),
     "maxpool2d": lambda n, g, b: 1,
     "avgpool2d": _window,
     "global_avgpool2d": lambda n, g, b: prod(g.shape_of(n.inputs[0])[1:3]),
@@ -74,8 +76,9 @@ REDUCTION: dict[str, Callable[[Node, Graph, int], int]] = {
     "add": lambda n, g, b: len(n.inputs),
     "concatenate": lambda n, g, b: 1,
     "activation_grad": lambda n, g, b: g.shape_of(n.name)[-1],
-    "conv2d_grad_input": lambda n, g, b: _conv_taps(n, g, b) * n.attrs["filters"]
-    // n.attrs["groups"],
+    "conv2d_grad_input": lambda n, g, b: (
+        _conv_taps(n, g, b) * n.attrs["filters"] // n.attrs["groups"]
+    ),
     "conv2d_grad_kernel": lambda n, g, b: _rows(n, g, b, n.inputs[1]),
     "bias_grad": lambda n, g, b: _rows(n, g, b),
     "dense_grad_input": lambda n, g, b: g.shape_of(n.inputs[0])[-1],
@@ -218,8 +221,9 @@ def single_node_graph(graph: Graph, node: Node, batch: int) -> Graph:
     return Graph(f"{graph.name}:{node.name}", tuple(nodes), outputs, tuple(state))
 
 
-def _run_single(backend, graph: Graph, node: Node, batch: int, values: Mapping[str, np.ndarray],
-                step: int) -> dict[str, np.ndarray]:
+def _run_single(
+    backend, graph: Graph, node: Node, batch: int, values: Mapping[str, np.ndarray], step: int
+) -> dict[str, np.ndarray]:
     """Run `node` alone on `backend`: its value, or the state its update wrote."""
     g = single_node_graph(graph, node, batch)
     backend.init_state(g.state, {s.name: values[s.name] for s in g.state})
@@ -235,17 +239,25 @@ def _run_single(backend, graph: Graph, node: Node, batch: int, values: Mapping[s
 # ---------------------------------------------------------------- the check
 
 
-def kernels_of(ocl: OpenCLBackend, graph: Graph, batch: int) -> dict[str, str]:
-    plan = ocl.plan(graph, batch)
+def kernels_of(plan: ExecutionPlan) -> dict[str, str]:
+    """For each node, the kernels that compute it ('file:kernel, ...'; '-' for none)."""
     names: dict[str, list[str]] = {}
     for node, lau in plan.launches():
         names.setdefault(node, []).append(f"{lau.file}:{lau.kernel}")
-    return {n.name: ", ".join(names.get(n.name, [])) or "-" for n in graph.nodes}
+    return {n.name: ", ".join(names.get(n.name, [])) or "-" for n in plan.graph.nodes}
 
 
-def cross_check(graph: Graph, batch: int, *, device: str | None = None, seed: int = 0,
-                step: int = 0, local: bool = True, target: Target | None = None,
-                isolate: bool = False) -> CrossCheck:
+def cross_check(
+    graph: Graph,
+    batch: int,
+    *,
+    device: str | None = None,
+    seed: int = 0,
+    step: int = 0,
+    local: bool = True,
+    target: Target | None = None,
+    isolate: bool = False,
+) -> CrossCheck:
     """Compare the NumPy and OpenCL backends on `graph` (any graph: forward or training).
 
     target: bind for another kind of device (tests run the GPU tilings on a CPU this way).
@@ -263,20 +275,26 @@ def cross_check(graph: Graph, batch: int, *, device: str | None = None, seed: in
 
     ocl = OpenCLBackend(device, target=target, isolate=isolate)
     ocl.init_state(graph.state, state0)
-    got = ocl.compile(graph, batch, keep=["*"]).run(feeds, values, step=step)
+    exe = ocl.compile(graph, batch, keep=["*"])
+    got = exe.run(feeds, values, step=step)
     got_state = ocl.read_state(written)
 
-    kernels = kernels_of(ocl, graph, batch)
+    kernels = kernels_of(exe.plan)
     report = CrossCheck(graph, batch, ocl.device.describe())
     operand_values = {**state0, **feeds, **ref}
     updated_before: set[str] = set()
-    order = ocl.plan(graph, batch).schedule.order
+    order = exe.plan.schedule.order
     exact, single = NumpyBackend("float64"), NumpyBackend()
     local_ocl = OpenCLBackend(ocl.device, target=target, isolate=isolate)
     for name in order:
         node = graph.node(name)
-        check = NodeCheck(name, node.op, kernels[name], local_tolerance(node, graph, batch),
-                          judged_e2e=name in graph.outputs)
+        check = NodeCheck(
+            name,
+            node.op,
+            kernels[name],
+            local_tolerance(node, graph, batch),
+            judged_e2e=name in graph.outputs,
+        )
         writes = mutated(node)
         if node.shape is not None:
             check.e2e_abs, check.e2e_rel = errors(ref[name], got[name])

@@ -31,8 +31,9 @@ def _cl() -> Any:
     try:
         import pyopencl as cl
     except ImportError as err:  # a broken install, not a user mistake we can route around
-        raise DeviceError(f"pyopencl cannot be imported ({err})",
-                          hint="reinstall cnnc with its dependencies") from None
+        raise DeviceError(
+            f"pyopencl cannot be imported ({err})", hint="reinstall cnnc with its dependencies"
+        ) from None
     return cl
 
 
@@ -114,8 +115,12 @@ class Device:
 
     @cached_property
     def fp64(self) -> bool:
-        return "cl_khr_fp64" in self.cl_device.extensions or bool(
-            getattr(self.cl_device, "double_fp_config", 0))
+        if "cl_khr_fp64" in self.cl_device.extensions:
+            return True
+        try:  # OpenCL 3.0 devices may report doubles without the extension string
+            return bool(self.cl_device.double_fp_config)
+        except _cl().Error:
+            return False
 
     @cached_property
     def base_alignment(self) -> int:
@@ -123,8 +128,10 @@ class Device:
         return max(int(self.cl_device.mem_base_addr_align) // 8, 4)
 
     def describe(self) -> str:
-        return (f"{self.index} '{self.name}' ({self.kind}, {self.platform_name}, "
-                f"{self.platform_release})")
+        return (
+            f"{self.index} '{self.name}' ({self.kind}, {self.platform_name}, "
+            f"{self.platform_release})"
+        )
 
     # ---------------------------------------------------------------- probing
 
@@ -136,8 +143,10 @@ class Device:
             try:
                 self._context = cl.Context([self.cl_device])
             except cl.Error as err:
-                raise DeviceError(f"cannot open OpenCL device {self.describe()}: {err}",
-                                  hint="pick another device with --device") from None
+                raise DeviceError(
+                    f"cannot open OpenCL device {self.describe()}: {err}",
+                    hint="pick another device with --device",
+                ) from None
         return self._context
 
     def probe(self) -> None:
@@ -150,8 +159,7 @@ class Device:
             program = cl.Program(ctx, PROBE_SOURCE).build()
             queue = cl.CommandQueue(ctx)
             host = np.zeros(4, dtype=np.float32)
-            buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
-                            hostbuf=host)
+            buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=host)
             cl.Kernel(program, "probe")(queue, (4,), None, buf)
             cl.enqueue_copy(queue, host, buf)
             queue.finish()
@@ -217,8 +225,7 @@ def default_device() -> Device:
             if (kind is None or d.kind == kind) and d.usable:
                 return d
     listed = "; ".join(f"{d.describe()}: {d.reason}" for d in found)
-    raise DeviceError(f"no OpenCL device can build kernels ({listed})",
-                      hint=NO_PLATFORM_HINT)
+    raise DeviceError(f"no OpenCL device can build kernels ({listed})", hint=NO_PLATFORM_HINT)
 
 
 def select_device(selector: str | None = None) -> Device:
@@ -238,16 +245,17 @@ def select_device(selector: str | None = None) -> Device:
     matches = _matching(found, selector)
     if not matches:
         names = ", ".join(f"{d.index} '{d.name}'" for d in found)
-        raise DeviceError(f"no OpenCL device matches '{selector}' (devices: {names})",
-                          hint="use 'gpu', 'cpu', an index such as 0:1, or part of a name; "
-                               "`cnnc devices` lists them")
+        raise DeviceError(
+            f"no OpenCL device matches '{selector}' (devices: {names})",
+            hint="use 'gpu', 'cpu', an index such as 0:1, or part of a name; "
+            "`cnnc devices` lists them",
+        )
     for d in matches:
         if d.usable:
             return d
     why = "; ".join(f"{d.describe()} cannot build kernels: {d.reason}" for d in matches)
     others = [d for d in found if d not in matches and d.usable]
-    hint = (f"pick another device, e.g. --device {others[0].index}" if others
-            else NO_PLATFORM_HINT)
+    hint = f"pick another device, e.g. --device {others[0].index}" if others else NO_PLATFORM_HINT
     raise DeviceError(f"OpenCL device '{selector}' is not usable ({why})", hint=hint)
 
 
@@ -259,8 +267,11 @@ def _matching(found: list[Device], selector: str) -> list[Device]:
     if m:
         p, d = int(m.group(1)), int(m.group(2))
         return [x for x in found if x.platform_index == p and x.device_index == d]
-    return [d for d in found if any(low in text.lower() for text in
-                                    (d.name, d.platform_name, d.platform_version))]
+    return [
+        d
+        for d in found
+        if any(low in text.lower() for text in (d.name, d.platform_name, d.platform_version))
+    ]
 
 
 def reset_for_tests() -> None:

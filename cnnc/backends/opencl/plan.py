@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from math import prod
 
-from cnnc.backends.opencl.bind import BindContext, Launch, NodeBinding, Target, bind_node
+from cnnc.backends.opencl.bind import bind_node
+from cnnc.backends.opencl.launches import BindContext, Launch, NodeBinding
+from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
 from cnnc.passes.memplan import MemoryPlan, lifetimes, plan_memory, verify_plan
 from cnnc.passes.schedule import Schedule, check_schedule, schedule
@@ -47,8 +49,9 @@ def value_bytes(graph: Graph, value: str, batch: int) -> int:
     return ITEMSIZE * prod(batch if d is None else d for d in shape)
 
 
-def make_plan(graph: Graph, batch: int, target: Target, *, alignment: int = 128,
-              keep: Iterable[str] = ()) -> ExecutionPlan:
+def make_plan(
+    graph: Graph, batch: int, target: Target, *, alignment: int = 128, keep: Iterable[str] = ()
+) -> ExecutionPlan:
     """Schedule the graph, bind every node, and plan the memory of every intermediate.
 
     keep: values that must stay readable after the run besides the graph's outputs ('*' keeps
@@ -63,11 +66,11 @@ def make_plan(graph: Graph, batch: int, target: Target, *, alignment: int = 128,
     ctx = BindContext(graph, batch, target)
     bindings = {name: bind_node(graph.node(name), ctx) for name in sched}
     views = {name: b.view_of for name, b in bindings.items() if b.view_of is not None}
-    sizes = {n.name: value_bytes(graph, n.name, batch) for n in graph.nodes
-             if n.shape is not None}
+    sizes = {n.name: value_bytes(graph, n.name, batch) for n in graph.nodes if n.shape is not None}
     workspaces = {name: b.workspaces for name, b in bindings.items() if b.workspaces}
-    tensors, storage = lifetimes(sched, sizes, views=views, workspaces=workspaces,
-                                 keep=sorted(keep))
+    tensors, storage = lifetimes(
+        sched, sizes, views=views, workspaces=workspaces, keep=sorted(keep)
+    )
     memory = plan_memory(tensors, alignment, storage)
     verify_plan(memory)
     return ExecutionPlan(graph, batch, sched, bindings, memory, frozenset(keep))

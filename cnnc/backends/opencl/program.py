@@ -45,8 +45,10 @@ def kernel_dir() -> Path:
     checkout = Path(__file__).resolve().parents[3] / "kernels"
     if checkout.is_dir():
         return checkout
-    raise DeviceError("the OpenCL kernel sources (kernels/*.cl) are missing from this install",
-                      hint="reinstall cnnc")
+    raise DeviceError(
+        "the OpenCL kernel sources (kernels/*.cl) are missing from this install",
+        hint="reinstall cnnc",
+    )
 
 
 def build_options(defines: Mapping[str, int]) -> tuple[str, ...]:
@@ -113,8 +115,9 @@ class ProgramCache:
         try:
             source = path.read_text()
         except OSError as err:
-            raise DeviceError(f"cannot read kernel source {path}: {err}",
-                              hint="reinstall cnnc") from None
+            raise DeviceError(
+                f"cannot read kernel source {path}: {err}", hint="reinstall cnnc"
+            ) from None
         include = str(folder)
         include_opt = f'"{include}"' if " " in include else include
         option_text = " ".join((*options, "-I", include_opt))
@@ -123,18 +126,27 @@ class ProgramCache:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             raw, from_disk = create_built_program_from_source_cached(
-                self.device.context, source, option_text.encode(), [self.device.cl_device],
-                cache_dir=str(cache), include_path=[include])
+                self.device.context,
+                source,
+                option_text.encode(),
+                [self.device.cl_device],
+                cache_dir=str(cache),
+                include_path=[include],
+            )
         except cl.Error as err:
             raise DeviceError(
                 f"building kernels/{file} failed on {self.device.describe()} with options "
                 f"'{' '.join(options)}':\n{_build_log(err)}",
-                hint="pick another device with --device, or report this with the log") from None
+                hint="pick another device with --device, or report this with the log",
+            ) from None
         except OSError as err:
-            raise DeviceError(f"cannot use the kernel cache folder {cache}: {err}",
-                              hint="set CNNC_CACHE_DIR to a writable folder") from None
-        self.records.append(BuildRecord(file, options, time.perf_counter() - start,
-                                        bool(from_disk)))
+            raise DeviceError(
+                f"cannot use the kernel cache folder {cache}: {err}",
+                hint="set CNNC_CACHE_DIR to a writable folder",
+            ) from None
+        self.records.append(
+            BuildRecord(file, options, time.perf_counter() - start, bool(from_disk))
+        )
         return raw  # the _Program: pyopencl's Program wrapper would look up attributes as kernels
 
 

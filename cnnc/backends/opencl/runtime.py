@@ -14,22 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from cnnc.backends.opencl.bind import (
+from cnnc.backends.opencl.device import Device, _cl, select_device
+from cnnc.backends.opencl.launches import (
     Float,
     Int,
     Launch,
     Null,
     Step,
-    Target,
     UInt,
     UpdateScalar,
     Value,
     Workspace,
     Zeros,
 )
-from cnnc.backends.opencl.device import Device, _cl, select_device
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
+from cnnc.backends.opencl.tiling import Target
 from cnnc.errors import CnncError, DeviceError, InputError
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.passes.memplan import workspace_name
@@ -40,15 +40,19 @@ OOM_HINT = "lower the batch size (--batch), or pick a device with more memory (-
 def _is_out_of_memory(err: Exception) -> bool:
     cl = _cl()
     code = getattr(err, "code", None)
-    return code in (cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE,
-                    cl.status_code.OUT_OF_RESOURCES, cl.status_code.OUT_OF_HOST_MEMORY,
-                    cl.status_code.INVALID_BUFFER_SIZE)
+    return code in (
+        cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE,
+        cl.status_code.OUT_OF_RESOURCES,
+        cl.status_code.OUT_OF_HOST_MEMORY,
+        cl.status_code.INVALID_BUFFER_SIZE,
+    )
 
 
 def _device_error(err: Exception, what: str, device: Device) -> DeviceError:
     if _is_out_of_memory(err):
-        return DeviceError(f"out of device memory on {device.describe()} while {what}",
-                           hint=OOM_HINT)
+        return DeviceError(
+            f"out of device memory on {device.describe()} while {what}", hint=OOM_HINT
+        )
     return DeviceError(f"OpenCL error on {device.describe()} while {what}: {err}")
 
 
@@ -57,15 +61,23 @@ class OpenCLBackend:
 
     name = "opencl"
 
-    def __init__(self, device: str | Device | None = None, dtype: str = "float32", *,
-                 target: Target | None = None, isolate: bool = False):
+    def __init__(
+        self,
+        device: str | Device | None = None,
+        dtype: str = "float32",
+        *,
+        target: Target | None = None,
+        isolate: bool = False,
+    ):
         """target: tile choices as for another kind of device (tests run the GPU tilings on a
         CPU device this way); default: the device's own. isolate: give every planned tensor its
         own allocation instead of a place in one arena, so that a tool such as Oclgrind sees an
         access past a tensor's end (inside an arena it is just another tensor's bytes)."""
         if dtype != "float32":
-            raise CnncError(f"the opencl backend computes in float32, not {dtype!r}",
-                            hint="use backend='numpy' for float64")
+            raise CnncError(
+                f"the opencl backend computes in float32, not {dtype!r}",
+                hint="use backend='numpy' for float64",
+            )
         cl = _cl()
         self.device = device if isinstance(device, Device) else select_device(device)
         self.target = target or Target(self.device.kind, self.device.compute_units)
@@ -83,7 +95,9 @@ class OpenCLBackend:
             raise DeviceError(
                 f"{what} needs {nbytes / 2**20:.1f} MiB in one buffer, more than the "
                 f"{self.device.max_allocation / 2**20:.0f} MiB {self.device.describe()} "
-                "allows", hint=OOM_HINT)
+                "allows",
+                hint=OOM_HINT,
+            )
         try:
             return cl.Buffer(self.device.context, cl.mem_flags.READ_WRITE, max(nbytes, 4))
         except cl.Error as err:
@@ -136,15 +150,18 @@ class OpenCLBackend:
         try:
             return self._state[name]
         except KeyError:
-            raise CnncError(f"unknown state tensor '{name}' (not initialised on this "
-                            "backend)") from None
+            raise CnncError(
+                f"unknown state tensor '{name}' (not initialised on this backend)"
+            ) from None
 
     @staticmethod
     def _host_array(spec: StateSpec, value: Any) -> np.ndarray:
         host = np.ascontiguousarray(value, dtype=np.float32)
         if host.shape != tuple(spec.shape):
-            raise CnncError(f"state '{spec.name}' has shape {tuple(spec.shape)}, got an array "
-                            f"of shape {host.shape}")
+            raise CnncError(
+                f"state '{spec.name}' has shape {tuple(spec.shape)}, got an array "
+                f"of shape {host.shape}"
+            )
         return host
 
     def _write(self, buf: Any, host: np.ndarray, what: str) -> None:
@@ -164,11 +181,9 @@ class OpenCLBackend:
     # ---------------------------------------------------------------- graphs
 
     def plan(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> ExecutionPlan:
-        return make_plan(graph, batch, self.target, alignment=self.device.base_alignment,
-                         keep=keep)
+        return make_plan(graph, batch, self.target, alignment=self.device.base_alignment, keep=keep)
 
-    def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()
-                ) -> OpenCLExecutable:
+    def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> OpenCLExecutable:
         """keep: values to keep readable besides the outputs ('*' for every value)."""
         if not isinstance(batch, int) or batch <= 0:
             raise InputError(f"the batch size must be a positive integer, got {batch!r}")
@@ -200,16 +215,19 @@ class OpenCLExecutable:
         memory = plan.memory
         if backend.isolate:
             self.arena = None
-            self.buffers = {t.name: backend.allocate(t.nbytes, f"tensor '{t.name}'")
-                            for t in memory.tensors}
+            self.buffers = {
+                t.name: backend.allocate(t.nbytes, f"tensor '{t.name}'") for t in memory.tensors
+            }
         else:
-            self.arena = backend.allocate(memory.peak, f"the working memory of "
-                                          f"'{self.graph.name}' at batch {self.batch}")
+            self.arena = backend.allocate(
+                memory.peak, f"the working memory of '{self.graph.name}' at batch {self.batch}"
+            )
             cl = _cl()
             try:
-                self.buffers = {t.name: self.arena.get_sub_region(memory.offsets[t.name],
-                                                                  max(t.nbytes, 4))
-                                for t in memory.tensors}
+                self.buffers = {
+                    t.name: self.arena.get_sub_region(memory.offsets[t.name], max(t.nbytes, 4))
+                    for t in memory.tensors
+                }
             except cl.Error as err:
                 raise _device_error(err, "dividing the working memory", device) from None
         self.zeros = backend.allocate(4 * max(plan.zeros, 1), "a buffer of zeros")
@@ -231,8 +249,12 @@ class OpenCLExecutable:
             if isinstance(arg, Value):
                 if arg.name in self.graph.state_map:
                     bound.state_args.append((i, arg.name))
-                    kernel.set_arg(i, self.backend.state_buffer(arg.name)
-                                   if self.backend.has_state(arg.name) else None)
+                    kernel.set_arg(
+                        i,
+                        self.backend.state_buffer(arg.name)
+                        if self.backend.has_state(arg.name)
+                        else None,
+                    )
                 else:
                     kernel.set_arg(i, self.value_buffer(arg.name))
             elif isinstance(arg, Workspace):
@@ -261,8 +283,10 @@ class OpenCLExecutable:
         for b in self.bound:
             for i, name in b.state_args:
                 if not self.backend.has_state(name):
-                    raise CnncError(f"state tensor '{name}' of '{self.graph.name}' has no value "
-                                    "on the device: initialise the state before running")
+                    raise CnncError(
+                        f"state tensor '{name}' of '{self.graph.name}' has no value "
+                        "on the device: initialise the state before running"
+                    )
                 b.kernel.set_arg(i, self.backend.state_buffer(name))
         self._state_version = self.backend.state_version
 
@@ -275,8 +299,7 @@ class OpenCLExecutable:
                     continue
                 if b.node not in scalars:
                     node = self.graph.node(b.node)
-                    lr = (learning_rate if learning_rate is not None
-                          else node.attrs["learning_rate"])
+                    lr = learning_rate if learning_rate is not None else node.attrs["learning_rate"]
                     scalars[b.node] = node.opdef.scalars(node.attrs, step, lr)
                 b.kernel.set_arg(i, np.float32(scalars[b.node][arg.index]))
 
@@ -290,24 +313,34 @@ class OpenCLExecutable:
             raise InputError(f"input '{name}' cannot be read as {dtype.__name__}: {err}") from None
         want = self.plan.shape(name)
         if host.shape != want:
-            raise InputError(f"input '{name}' must have shape {want} at batch {self.batch}, "
-                             f"got {host.shape}")
+            raise InputError(
+                f"input '{name}' must have shape {want} at batch {self.batch}, got {host.shape}"
+            )
         return host
 
-    def run(self, feeds: Mapping[str, np.ndarray], fetch: Sequence[str], *, step: int = 0,
-            learning_rate: float | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        feeds: Mapping[str, np.ndarray],
+        fetch: Sequence[str],
+        *,
+        step: int = 0,
+        learning_rate: float | None = None,
+    ) -> dict[str, np.ndarray]:
         cl = _cl()
         inputs = self.graph.inputs
         missing = [n for n in inputs if n not in feeds]
         extra = [n for n in feeds if n not in inputs]
         if missing or extra:
-            raise InputError(f"'{self.graph.name}' takes inputs {', '.join(inputs)}; "
-                             + (f"missing {', '.join(missing)}" if missing else
-                                f"unknown {', '.join(extra)}"))
+            raise InputError(
+                f"'{self.graph.name}' takes inputs {', '.join(inputs)}; "
+                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(extra)}")
+            )
         for name in fetch:
             if name not in self.plan.kept and name not in self.graph.state_map:
-                raise CnncError(f"'{name}' cannot be fetched: it is not kept after the run of "
-                                f"'{self.graph.name}' (compile with keep=['{name}'])")
+                raise CnncError(
+                    f"'{name}' cannot be fetched: it is not kept after the run of "
+                    f"'{self.graph.name}' (compile with keep=['{name}'])"
+                )
         hosts = [(name, self._host_input(name, feeds[name])) for name in inputs]
         self._refresh_state_args()
         self._set_dynamic_args(step, learning_rate)
@@ -319,8 +352,9 @@ class OpenCLExecutable:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
             for b in self.bound:
                 current = f"running node '{b.node}' ({b.launch.file}:{b.launch.kernel})"
-                cl.enqueue_nd_range_kernel(queue, b.kernel, b.launch.global_size,
-                                           b.launch.local_size)
+                cl.enqueue_nd_range_kernel(
+                    queue, b.kernel, b.launch.global_size, b.launch.local_size
+                )
             current = "reading the results"
             for name in fetch:
                 if name in self.graph.state_map:

@@ -1,0 +1,126 @@
+"""What a binding says: kernel launches, their arguments, and the context a binder reads.
+
+A binder (bind.py) turns one node into `Launch`es: kernel file and name, -D defines, global and
+local work sizes, and arguments. Arguments name what the runtime passes: a graph value or state
+tensor, one of the node's workspaces, the zeros buffer, a scalar, or a scalar the runtime sets
+before each run (the step counter, an optimizer's per-step scalars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from math import prod
+
+from cnnc.backends.opencl.tiling import Target
+from cnnc.ir.graph import Graph
+
+
+@dataclass(frozen=True)
+class Value:
+    """A graph value or state tensor, by name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The node's i-th scratch buffer (planned like any other tensor, live only at this node)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Zeros:
+    """A read-only buffer of zeros that padding taps read instead of branching."""
+
+
+@dataclass(frozen=True)
+class Int:
+    value: int
+
+
+@dataclass(frozen=True)
+class UInt:
+    value: int
+
+
+@dataclass(frozen=True)
+class Float:
+    value: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """The run's step counter (uint), set before each run."""
+
+
+@dataclass(frozen=True)
+class UpdateScalar:
+    """Float i of the update op's per-step scalars (OpDef.scalars), set before each run."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Null:
+    """An unused pointer argument (a kernel variant that does not read it)."""
+
+
+Arg = Value | Workspace | Zeros | Int | UInt | Float | Step | UpdateScalar | Null
+ZEROS, STEP, NULL = Zeros(), Step(), Null()
+
+
+@dataclass(frozen=True)
+class Launch:
+    file: str
+    kernel: str
+    defines: tuple[tuple[str, int], ...]
+    global_size: tuple[int, ...]
+    local_size: tuple[int, ...] | None
+    args: tuple[Arg, ...]
+
+    @property
+    def define_map(self) -> dict[str, int]:
+        return dict(self.defines)
+
+
+@dataclass(frozen=True)
+class NodeBinding:
+    launches: tuple[Launch, ...] = ()
+    workspaces: tuple[int, ...] = ()  # bytes of each scratch buffer
+    view_of: str | None = None  # the output is this input's storage, under another shape
+    zeros: int = 0  # floats of zeros the launches may read
+    fed: bool = False  # the value is written by the host (input nodes)
+
+
+def launch(
+    file: str,
+    kernel: str,
+    global_size: tuple[int, ...],
+    args: tuple[Arg, ...],
+    defines: Mapping[str, int] | None = None,
+    local_size: tuple[int, ...] | None = None,
+) -> Launch:
+    return Launch(
+        file,
+        kernel,
+        tuple(sorted((defines or {}).items())),
+        tuple(global_size),
+        local_size,
+        tuple(args),
+    )
+
+
+@dataclass
+class BindContext:
+    graph: Graph
+    batch: int
+    target: Target = field(default_factory=Target)
+
+    def shape(self, value: str) -> tuple[int, ...]:
+        shape = self.graph.shape_of(value)
+        return tuple(self.batch if d is None else d for d in shape)
+
+    def numel(self, value: str) -> int:
+        return prod(self.shape(value))
