@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except CnncError as err:
-        print(f"cnnc: error: {err.render()}" if not err.span and not err.path and not err.file
-              else err.render(), file=sys.stderr)
+        # A located error starts with its place in the user's text; any other names the program.
+        located = err.span or err.path or err.file
+        print(err.render() if located else f"cnnc: error: {err.render()}", file=sys.stderr)
         return err.exit_status
     except KeyboardInterrupt:
         print("cnnc: interrupted", file=sys.stderr)

@@ -8,8 +8,8 @@ copy them along, so an error found deep in shape inference still renders as
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class CnncError(Exception):
         path: str | None = None,
         file: str | None = None,
         hint: str | None = None,
-        errors: Sequence["CnncError"] = (),
+        errors: Sequence[CnncError] = (),
     ):
         super().__init__(message)
         self.message = message
@@ -66,7 +66,7 @@ class CnncError(Exception):
 
     # Errors carry location; re-raising with more context keeps the innermost one.
     def with_context(self, *, span: Span | None = None, path: str | None = None,
-                     file: str | None = None) -> "CnncError":
+                     file: str | None = None) -> CnncError:
         if self.span is None and span is not None:
             self.span = span
             if self.file is None:

@@ -9,8 +9,8 @@ layer never changes another layer's initial values, and the same seed gives the 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from math import prod, sqrt
-from typing import Iterable
 
 import numpy as np
 

@@ -12,7 +12,8 @@ Decisions (documented for users in the Model's docstrings):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from cnnc.ir.layers import shape_str
 def _array(value: Any, what: str) -> np.ndarray:
     try:
         a = np.asarray(value)
-    except Exception as err:  # ragged lists and the like
+    except Exception as err:  # noqa: BLE001 (ragged lists, odd objects: all the caller's data)
         raise InputError(f"{what} is not an array: {err}") from None
     if a.dtype == object or a.dtype.kind in "SUV":
         raise InputError(f"{what} must be a numeric array, received dtype {a.dtype}")
@@ -71,15 +72,16 @@ def input_feeds(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     """Checked arrays for every input node: `x` is an array (one input) or a dict by name."""
     inputs = [n for n in graph.nodes if n.op == "input"]
     if isinstance(x, Mapping):
-        names = {n.name for n in inputs}
-        unknown = [k for k in x if k not in names]
+        names = [n.name for n in inputs]
+        problems = []
         missing = [n for n in names if n not in x]
-        if unknown or missing:
-            raise InputError(f"inputs are {', '.join(sorted(names))}; "
-                             + "; ".join(p for p in (
-                                 "missing " + ", ".join(missing) if missing else "",
-                                 "unknown " + ", ".join(map(str, unknown)) if unknown else "")
-                                 if p))
+        if missing:
+            problems.append("missing " + ", ".join(missing))
+        unknown = [str(k) for k in x if k not in names]
+        if unknown:
+            problems.append("unknown " + ", ".join(unknown))
+        if problems:
+            raise InputError(f"inputs are {', '.join(sorted(names))}; " + "; ".join(problems))
         feeds = {n.name: check_images(x[n.name], n) for n in inputs}
     elif len(inputs) == 1:
         feeds = {inputs[0].name: check_images(x, inputs[0])}

@@ -9,22 +9,23 @@ runs graphs compiled for one batch size (cnnc/backends/base.py); executables are
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from cnnc import weights as wfile
 from cnnc.backends.base import Backend, Executable, get_backend
-from cnnc.errors import CnncError, InputError, SpecError, did_you_mean
+from cnnc.errors import CnncError, InputError
 from cnnc.init import initial_values
 from cnnc.inputs import check_targets, input_feeds
 from cnnc.ir.graph import Graph
 from cnnc.passes import names
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.train.config import (
-    LOSSES,
     OptimizerConfig,
     TrainConfig,
+    parse_loss,
     parse_optimizer,
     parse_train_config,
 )
@@ -141,17 +142,19 @@ class Model:
         """Parameters and moving statistics by name (copies), e.g. 'conv2d/kernel'."""
         return self.backend.read_state(list(self._weight_shapes))
 
+    def _write_state(self, checked: Mapping[str, np.ndarray]) -> None:
+        """Arrays already checked against the state's names and shapes, in the model's dtype."""
+        self.backend.write_state({k: v.astype(self.dtype) for k, v in checked.items()})
+
     def set_weights(self, values: Mapping[str, Any]) -> None:
         """Replace every weight; WeightsError names missing, extra or misshaped arrays."""
-        checked = wfile.check_arrays(self._weight_shapes, values, what="the weights")
-        self.backend.write_state({k: v.astype(self.dtype) for k, v in checked.items()})
+        self._write_state(wfile.check_arrays(self._weight_shapes, values, what="the weights"))
 
     def save_weights(self, path: str) -> None:
         wfile.save_weights(path, self.get_weights(), self.spec_graph.name)
 
     def load_weights(self, path: str) -> None:
-        arrays = wfile.load_weights(path, self._weight_shapes, self.spec_graph.name)
-        self.backend.write_state({k: v.astype(self.dtype) for k, v in arrays.items()})
+        self._write_state(wfile.load_weights(path, self._weight_shapes, self.spec_graph.name))
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         graph = self.training_graph()
@@ -173,9 +176,8 @@ class Model:
         step = int(checked.pop(STEP))
         if step < 0:
             raise CnncError(f"the training state has a negative step ({step})")
-        self.backend.write_state({k: v.astype(self.dtype) for k, v in checked.items()})
+        self._write_state(checked)
         self.step = step
-
 
     # ------------------------------------------------------------ training loop (cnnc/train)
 
@@ -206,10 +208,7 @@ def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any) -> TrainCo
     elif not isinstance(config, TrainConfig):
         config = parse_train_config(config)
     if loss is not None:
-        if not isinstance(loss, str) or loss.lower() not in LOSSES:
-            raise SpecError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}",
-                            hint=did_you_mean(str(loss), LOSSES))
-        config = config.replace(loss=LOSSES[loss.lower()])
+        config = config.replace(loss=parse_loss(loss, path=None))
     if optimizer is not None:
         if not isinstance(optimizer, OptimizerConfig):
             optimizer = parse_optimizer(optimizer, path="optimizer")

@@ -30,10 +30,15 @@ def device_selector() -> str | None:
     return os.environ.get("CNNC_DEVICE") or None
 
 
+def _flag(name: str) -> bool:
+    """A yes/no variable: set to anything but '', 0, false or no means yes."""
+    return os.environ.get(name, "") not in ("", "0", "false", "no")
+
+
 def debug() -> bool:
-    return os.environ.get("CNNC_DEBUG", "") not in ("", "0", "false", "no")
+    return _flag("CNNC_DEBUG")
 
 
 def offline() -> bool:
-    """True when datasets must not be downloaded (CNNC_OFFLINE set to anything but 0/false/no)."""
-    return os.environ.get("CNNC_OFFLINE", "") not in ("", "0", "false", "no")
+    """True when datasets must not be downloaded."""
+    return _flag("CNNC_OFFLINE")

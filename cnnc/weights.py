@@ -2,21 +2,21 @@
 
 A weights file holds one array per parameter and moving statistic (names as in the graph, such
 as ``conv2d/kernel``) plus metadata naming the format and the network it was saved from.
-Files are written atomically (a temporary file in the same folder, then a rename), so a crash
-never leaves a half-written checkpoint under the real name. The same functions serve training
-checkpoints (`save_arrays` / `load_arrays` with any arrays and metadata).
+Files are written atomically (cnnc.atomic), so a crash never leaves a half-written file under
+the real name. Training checkpoints are written with the same `save_arrays` and read their
+metadata with `header_metadata`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
+from cnnc.atomic import atomic_write
 from cnnc.errors import WeightsError
 from cnnc.ir.layers import shape_str
 
@@ -32,19 +32,9 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
         {name: np.array(a, order="C", copy=True) for name, a in arrays.items()},
         metadata={k: str(v) for k, v in (metadata or {}).items()})
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise WeightsError(f"cannot write '{target}': the folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not target.parent.is_dir():
+        raise WeightsError(f"cannot write '{target}': the folder '{target.parent}' does not exist")
+    atomic_write(target, data)
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -59,20 +49,23 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
         data = p.read_bytes()
         # safe_open returns 0-d arrays as shape (1,); load() keeps them, so read the whole file.
         arrays = {name: np.array(a) for name, a in safetensors.numpy.load(data).items()}
-        metadata = _metadata(data)
+        metadata = header_metadata(data)
     except (SafetensorError, OSError, ValueError, TypeError) as err:
         raise WeightsError(f"'{p}' is not a readable safetensors file (truncated or "
                            f"corrupt?): {err}", file=str(p)) from None
     return arrays, metadata
 
 
-def _metadata(data: bytes) -> dict[str, str]:
-    """The `__metadata__` of a safetensors header (8-byte length, then JSON)."""
+def header_metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's bytes (u64 little-endian length, then JSON).
+
+    safetensors.numpy.load does not return it, so it is read from the header here.
+    """
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + size])
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
-        raise ValueError("the header's __metadata__ is not a mapping")
+        raise TypeError("the header's __metadata__ is not a mapping")
     return {str(k): str(v) for k, v in meta.items()}
 
 
@@ -94,9 +87,9 @@ def check_arrays(
     extra = sorted(n for n in given if n not in expected)
     problems = []
     if missing:
-        problems.append("missing " + ", ".join(f"'{n}'" for n in missing))
+        problems.append("missing " + _listed(missing))
     if extra:
-        problems.append("unexpected " + ", ".join(f"'{n}'" for n in extra))
+        problems.append("unexpected " + _listed(extra))
     out: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
         if name not in given:
@@ -116,8 +109,18 @@ def check_arrays(
             continue
         out[name] = value
     if problems:
+        if len(problems) > LISTED + 2:  # a file for another network: the gist, not a wall
+            problems = problems[:LISTED] + [f"{len(problems) - LISTED} more problems"]
         raise WeightsError(f"{what} do not fit: " + "; ".join(problems))
     return out
+
+
+LISTED = 6  # names listed in one message before "and N more"
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:LISTED])
+    return shown + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
 
 
 def save_weights(path: str | os.PathLike, weights: Mapping[str, np.ndarray],

@@ -5,7 +5,7 @@
  * come from reduce.cl. Launch: one dimension over rows * cols elements.
  */
 
-static float gamma_of(__global const float *restrict gamma, int c)
+static float gamma_of(__global const float *gamma, int c)
 {
 #if HAS_GAMMA
     return gamma[c];
@@ -14,7 +14,7 @@ static float gamma_of(__global const float *restrict gamma, int c)
 #endif
 }
 
-static float beta_of(__global const float *restrict beta, int c)
+static float beta_of(__global const float *beta, int c)
 {
 #if HAS_BETA
     return beta[c];
@@ -23,7 +23,14 @@ static float beta_of(__global const float *restrict beta, int c)
 #endif
 }
 
-/* Inference: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta. */
+/* (x - mean) / sqrt(var + eps) * gamma + beta, for channel c. */
+static float normalise(float x, float mean, float var, float eps, __global const float *gamma,
+                       __global const float *beta, int c)
+{
+    return (x - mean) / sqrt(var + eps) * gamma_of(gamma, c) + beta_of(beta, c);
+}
+
+/* Inference: normalised with the moving statistics. */
 #ifdef BATCHNORM
 __kernel void batchnorm(__global const float *restrict x, __global const float *restrict gamma,
                         __global const float *restrict beta, __global const float *restrict mean,
@@ -34,7 +41,7 @@ __kernel void batchnorm(__global const float *restrict x, __global const float *
     if (i >= n)
         return;
     const int c = i % cols;
-    y[i] = (x[i] - mean[c]) / sqrt(var[c] + eps) * gamma_of(gamma, c) + beta_of(beta, c);
+    y[i] = normalise(x[i], mean[c], var[c], eps, gamma, beta, c);
 }
 #endif
 
@@ -50,8 +57,7 @@ __kernel void batchnorm_train(__global const float *restrict x,
     if (i >= n)
         return;
     const int c = i % cols;
-    const float xhat = (x[i] - stats[c]) / sqrt(stats[cols + c] + eps);
-    y[i] = xhat * gamma_of(gamma, c) + beta_of(beta, c);
+    y[i] = normalise(x[i], stats[c], stats[cols + c], eps, gamma, beta, c);
 }
 #endif
 

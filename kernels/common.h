@@ -1,4 +1,5 @@
-/* Shared by every kernel family: vector types of a configurable width and the activations.
+/* Shared by every kernel family: vector types of a configurable width, the activations, and
+ * how a reduction is cut into parts.
  *
  * Build options (-D, integers only, set by cnnc/backends/opencl/bind.py):
  *   VW   vector width of a register block's columns (1, 2, 4, 8 or 16)
@@ -50,5 +51,19 @@ typedef CAT(float, VW) floatV;
 #else
 #error "unknown ACT"
 #endif
+
+/* Helper functions (static, inlined into the kernels) take plain pointers, not restrict
+ * ones: the kernels' own restrict parameters already tell the compiler that buffers do not
+ * overlap, and inlining a helper's restrict parameters leaves calls to
+ * llvm.experimental.noalias.scope.decl that Oclgrind cannot run (tests/opencl/test_oclgrind.py).
+ */
+
+/* Where part k of `parts` starts in a reduction over n items: the parts split n as evenly as
+ * possible (end = the start of part k + 1). The product is taken in 64 bits: n * k may
+ * exceed int. */
+static int part_begin(int n, int k, int parts)
+{
+    return (int)(((long)n * k) / parts);
+}
 
 #endif

@@ -1,9 +1,9 @@
-/* 2-D convolution (NHWC activations, HWIO kernels) as implicit GEMMs, register-blocked.
+/* 2-D convolution (NHWC activations, HWIO kernels) as implicit GEMMs, register-blocked (tile.h).
  *
- * Each work-item computes an MR x NR block of a GEMM's output (NR = VW * NV columns held in NV
- * vectors of width VW), reading the "A" operand straight from the activation tensor at the right
- * window offsets (no im2col copy). A window tap that falls into the zero padding reads from
- * `zeros`, a buffer of zeros at least as long as the inner loop, so the inner loop has no branch.
+ * Each work-item computes an MR x NR block of a GEMM's output, reading the "A" operand straight
+ * from the activation tensor at the right window offsets (no im2col copy). A window tap that
+ * falls into the zero padding reads from `zeros`, a buffer of zeros at least as long as the inner
+ * loop, so the inner loop has no branch.
  *
  * Geometry (-D): H W C input, OH OW F output, CG = C / groups, FG = F / groups, KH KW kernel,
  *   SH SW strides, DH DW dilation, PT PL padding before (top, left). The batch size comes as the
@@ -14,15 +14,10 @@
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands
  *   in local memory (tile.h); launch (TX, TY) work-groups, one per BM x BN tile.
  */
-#include "common.h"
-
-#define NR (VW * NV)
-
-#if LOCAL_TILE
 #include "tile.h"
-#if CG != C
+
+#if LOCAL_TILE && CG != C
 #error "LOCAL_TILE needs groups == 1"
-#endif
 #endif
 
 /* y[n, oh, ow, f] = act(bias[f] + sum x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, g*CG + c]
@@ -31,7 +26,7 @@
 #ifdef CONV2D_FORWARD
 #if LOCAL_TILE
 /* Element (m, k) of the forward GEMM's A: m = (n, oh, ow), k = (kh, kw, c). */
-static float forward_input(__global const float *restrict x, int m, int k, int M)
+static float forward_input(__global const float *x, int m, int k, int M)
 {
     if (m >= M || k >= KH * KW * C)
         return 0.0f;
@@ -41,6 +36,10 @@ static float forward_input(__global const float *restrict x, int m, int k, int M
     const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
     return inside ? x[((n * H + ih) * W + iw) * C + k % C] : 0.0f;
 }
+
+#define KDIM (KH * KW * C)
+#define A_ELEM(m, k) forward_input(x, (m), (k), M)
+#define B_ELEM(k, n) ((k) < KDIM && (n) < F ? w[(k) * F + (n)] : 0.0f)
 #endif
 
 __kernel void conv2d_forward(__global const float *restrict x, __global const float *restrict w,
@@ -49,27 +48,12 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
                              int batch)
 {
     const int M = batch * OH * OW;
-#if LOCAL_TILE
-    const int m_tile = get_group_id(1) * BM, n_tile = get_group_id(0) * BN;
-    const int m0 = m_tile + get_local_id(1) * MR, n0 = n_tile + get_local_id(0) * NR;
-#else
     const int n0 = get_global_id(0) * NR;
     const int m0 = get_global_id(1) * MR;
-#endif
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 #if LOCAL_TILE
-#define KDIM (KH * KW * C)
-#define A_ELEM(m, k) forward_input(x, (m), (k), M)
-#define B_ELEM(k, n) ((k) < KDIM && (n) < F ? w[(k) * F + (n)] : 0.0f)
     TILED_GEMM(acc)
-#undef KDIM
-#undef A_ELEM
-#undef B_ELEM
 #else
     const int g = n0 / FG;
     int ih0[MR], iw0[MR], base[MR];
@@ -90,48 +74,23 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
                 const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
                 src[r] = inside ? x + base[r] + (ih * W + iw) * C : zeros;
             }
-            __global const float *wk = w + (kh * KW + kw) * CG * F + n0;
-            for (int c = 0; c < CG; c++) {
-                floatV b[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    b[v] = LOADV(wk + c * F + v * VW);
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    const float a = src[r][c];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] += a * b[v];
-                }
-            }
+            gemm_steps(acc, src, w + (kh * KW + kw) * CG * F + n0, CG, F);
         }
     }
 #endif
-
-#pragma unroll
-    for (int r = 0; r < MR; r++) {
-        if (m0 + r < M && n0 < F) {
-#pragma unroll
-            for (int v = 0; v < NV; v++) {
-                floatV out = acc[r][v];
-#if HAS_BIAS
-                out += LOADV(bias + n0 + v * VW);
-#endif
-                STOREV(ACTIVATE(out), y + (m0 + r) * F + n0 + v * VW);
-            }
-        }
-    }
+    store_block(acc, bias, y, m0, n0, M, F);
 }
 #endif
 
 /* dx[n, ih, iw, g*CG + c] = sum over taps (kh, kw) and f < FG of
- *     dy[n, oh, ow, g*FG + f] * w[kh, kw, c, g*FG + f]   where oh*SH = ih + PT - kh*DH (same for w).
+ *     dy[n, oh, ow, g*FG + f] * w[kh, kw, c, g*FG + f]
+ * where oh*SH = ih + PT - kh*DH (and the same for ow).
  * `wt` is w with each tap's (CG, F) matrix transposed to (F, CG) (gemm.cl: transpose), so the
  * columns c of one reduction step are contiguous. GEMM rows m = (n, ih, iw), columns c. */
 #ifdef CONV2D_GRAD_INPUT
 #if LOCAL_TILE
 /* Element (m, k) of the input gradient's A: m = (n, ih, iw), k = (kh, kw, f). */
-static float input_grad_source(__global const float *restrict dy, int m, int k, int M)
+static float input_grad_source(__global const float *dy, int m, int k, int M)
 {
     if (m >= M || k >= KH * KW * F)
         return 0.0f;
@@ -141,6 +100,10 @@ static float input_grad_source(__global const float *restrict dy, int m, int k, 
     const bool hit = th >= 0 && tw >= 0 && oh * SH == th && ow * SW == tw && oh < OH && ow < OW;
     return hit ? dy[((n * OH + oh) * OW + ow) * F + k % F] : 0.0f;
 }
+
+#define KDIM (KH * KW * F)
+#define A_ELEM(m, k) input_grad_source(dy, (m), (k), M)
+#define B_ELEM(k, n) ((k) < KDIM && (n) < C ? wt[(k) * C + (n)] : 0.0f)
 #endif
 
 __kernel void conv2d_grad_input(__global const float *restrict dy,
@@ -149,27 +112,12 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
                                 __global float *restrict dx, int batch)
 {
     const int M = batch * H * W;
-#if LOCAL_TILE
-    const int m_tile = get_group_id(1) * BM, n_tile = get_group_id(0) * BN;
-    const int m0 = m_tile + get_local_id(1) * MR, c0 = n_tile + get_local_id(0) * NR;
-#else
     const int c0 = get_global_id(0) * NR;
     const int m0 = get_global_id(1) * MR;
-#endif
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 #if LOCAL_TILE
-#define KDIM (KH * KW * F)
-#define A_ELEM(m, k) input_grad_source(dy, (m), (k), M)
-#define B_ELEM(k, n) ((k) < KDIM && (n) < C ? wt[(k) * C + (n)] : 0.0f)
     TILED_GEMM(acc)
-#undef KDIM
-#undef A_ELEM
-#undef B_ELEM
 #else
     const int g = c0 / CG;
     int th0[MR], tw0[MR], base[MR];
@@ -192,30 +140,12 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
                                  oh < OH && ow < OW;
                 src[r] = hit ? dy + base[r] + (oh * OW + ow) * F : zeros;
             }
-            __global const float *wk = wt + ((kh * KW + kw) * F + g * FG) * CG + (c0 - g * CG);
-            for (int f = 0; f < FG; f++) {
-                floatV b[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    b[v] = LOADV(wk + f * CG + v * VW);
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    const float a = src[r][f];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] += a * b[v];
-                }
-            }
+            const int tap = kh * KW + kw;
+            gemm_steps(acc, src, wt + (tap * F + g * FG) * CG + (c0 - g * CG), FG, CG);
         }
     }
 #endif
-
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-        if (m0 + r < M && c0 < C)
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                STOREV(acc[r][v], dx + (m0 + r) * C + c0 + v * VW);
+    store_block(acc, 0, dx, m0, c0, M, C);
 }
 #endif
 
@@ -237,8 +167,8 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
     const int j0 = get_global_id(1) * MR;
     const int part = get_global_id(2);
     const int g = f0 / FG;
-    const int p_begin = (int)(((long)P * part) / parts);
-    const int p_end = (int)(((long)P * (part + 1)) / parts);
+    const int p_begin = part_begin(P, part, parts);
+    const int p_end = part_begin(P, part + 1, parts);
 
     int dh[MR], dw[MR], cc[MR];
 #pragma unroll
@@ -250,20 +180,15 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
         cc[r] = g * CG + j % CG;
     }
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 
     int n = p_begin / (OH * OW);
     int oh = (p_begin % (OH * OW)) / OW;
     int ow = p_begin % OW;
     for (int p = p_begin; p < p_end; p++) {
         floatV b[NV];
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            b[v] = LOADV(dy + p * F + f0 + v * VW);
+        float a[MR];
+        load_row(b, dy + p * F + f0);
         const int img = n * (H * W * C);
 #if TAP_ROWS
         const int ih = oh * SH + dh[0], iw = ow * SW + dw[0];
@@ -271,23 +196,18 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
         if (inside) {
             __global const float *src = x + img + (ih * W + iw) * C + cc[0];
 #pragma unroll
-            for (int r = 0; r < MR; r++) {
-                const float a = src[r];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    acc[r][v] += a * b[v];
-            }
+            for (int r = 0; r < MR; r++)
+                a[r] = src[r];
+            rank1_update(acc, a, b);
         }
 #else
 #pragma unroll
         for (int r = 0; r < MR; r++) {
             const int ih = oh * SH + dh[r], iw = ow * SW + dw[r];
             const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-            const float a = inside ? x[img + (ih * W + iw) * C + cc[r]] : 0.0f;
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                acc[r][v] += a * b[v];
+            a[r] = inside ? x[img + (ih * W + iw) * C + cc[r]] : 0.0f;
         }
+        rank1_update(acc, a, b);
 #endif
         if (++ow == OW) {
             ow = 0;
@@ -297,14 +217,7 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
             }
         }
     }
-
-    __global float *dst = out + part * (R * F);
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-        if (j0 + r < R)
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                STOREV(acc[r][v], dst + (j0 + r) * F + f0 + v * VW);
+    store_block(acc, 0, out + part * (R * F), j0, f0, R, F);
 }
 #endif
 

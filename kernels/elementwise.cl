@@ -82,6 +82,7 @@ __kernel void copy_block(__global const float *restrict src, __global float *res
     if (t >= outer * len * inner)
         return;
     const int i = t % inner, j = (t / inner) % len, o = t / (inner * len);
-    dst[(o * dst_axis + dst_start + j) * inner + i] = src[(o * src_axis + src_start + j) * inner + i];
+    dst[(o * dst_axis + dst_start + j) * inner + i] =
+        src[(o * src_axis + src_start + j) * inner + i];
 }
 #endif

@@ -10,69 +10,32 @@
  * Launch: dim 0 column blocks, dim 1 row blocks, dim 2 (matmul_tn) parts of the reduction.
  * GPUs (-D LOCAL_TILE=1 TX TY KT): matmul stages its operands in local memory (tile.h).
  */
-#include "common.h"
-
-#define NR (VW * NV)
-
-#if LOCAL_TILE
 #include "tile.h"
-#endif
 
 #ifdef MATMUL
-__kernel void matmul(__global const float *restrict a, __global const float *restrict b,
-                     __global const float *restrict bias, __global float *restrict c, int M)
-{
-#if LOCAL_TILE
-    const int m_tile = get_group_id(1) * BM, n_tile = get_group_id(0) * BN;
-    const int m0 = m_tile + get_local_id(1) * MR, n0 = n_tile + get_local_id(0) * NR;
-#else
-    const int n0 = get_global_id(0) * NR;
-    const int m0 = get_global_id(1) * MR;
-#endif
-    floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
 #if LOCAL_TILE
 #define KDIM K
 #define A_ELEM(m, k) ((m) < M && (k) < K ? a[(m) * K + (k)] : 0.0f)
 #define B_ELEM(k, n) ((k) < K && (n) < N ? b[(k) * N + (n)] : 0.0f)
+#endif
+
+__kernel void matmul(__global const float *restrict a, __global const float *restrict b,
+                     __global const float *restrict bias, __global float *restrict c, int M)
+{
+    const int n0 = get_global_id(0) * NR;
+    const int m0 = get_global_id(1) * MR;
+    floatV acc[MR][NV];
+    zero_block(acc);
+#if LOCAL_TILE
     TILED_GEMM(acc)
 #else
     __global const float *arow[MR];
 #pragma unroll
     for (int r = 0; r < MR; r++)
         arow[r] = a + min(m0 + r, M - 1) * K; /* rows past the end repeat the last; not stored */
-    for (int k = 0; k < K; k++) {
-        floatV bv[NV];
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            bv[v] = LOADV(b + k * N + n0 + v * VW);
-#pragma unroll
-        for (int r = 0; r < MR; r++) {
-            const float av = arow[r][k];
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                acc[r][v] += av * bv[v];
-        }
-    }
+    gemm_steps(acc, arow, b + n0, K, N);
 #endif
-
-#pragma unroll
-    for (int r = 0; r < MR; r++) {
-        if (m0 + r < M && n0 < N) {
-#pragma unroll
-            for (int v = 0; v < NV; v++) {
-                floatV out = acc[r][v];
-#if HAS_BIAS
-                out += LOADV(bias + n0 + v * VW);
-#endif
-                STOREV(ACTIVATE(out), c + (m0 + r) * N + n0 + v * VW);
-            }
-        }
-    }
+    store_block(acc, bias, c, m0, n0, M, N);
 }
 #endif
 
@@ -84,40 +47,23 @@ __kernel void matmul_tn(__global const float *restrict a, __global const float *
     const int m0 = get_global_id(1) * MR;
     const int part = get_global_id(2);
     const int parts = get_global_size(2);
-    const int k_begin = (int)(((long)K * part) / parts);
-    const int k_end = (int)(((long)K * (part + 1)) / parts);
+    const int k_end = part_begin(K, part + 1, parts);
     int col[MR];
 #pragma unroll
     for (int r = 0; r < MR; r++)
         col[r] = min(m0 + r, M - 1);
     floatV acc[MR][NV];
+    zero_block(acc);
+    for (int k = part_begin(K, part, parts); k < k_end; k++) {
+        floatV bk[NV];
+        float ak[MR];
+        load_row(bk, b + k * N + n0);
 #pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
-
-    for (int k = k_begin; k < k_end; k++) {
-        floatV bv[NV];
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            bv[v] = LOADV(b + k * N + n0 + v * VW);
-#pragma unroll
-        for (int r = 0; r < MR; r++) {
-            const float av = a[k * M + col[r]];
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                acc[r][v] += av * bv[v];
-        }
+        for (int r = 0; r < MR; r++)
+            ak[r] = a[k * M + col[r]];
+        rank1_update(acc, ak, bk);
     }
-
-    __global float *dst = c + part * (M * N);
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-        if (m0 + r < M)
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                STOREV(acc[r][v], dst + (m0 + r) * N + n0 + v * VW);
+    store_block(acc, 0, c + part * (M * N), m0, n0, M, N);
 }
 #endif
 

@@ -29,7 +29,16 @@ __kernel void sgd_update(__global float *restrict p, __global const float *restr
 }
 #endif
 
-/* Keras Adam: m += (g-m)(1-b1); v += (g^2-v)(1-b2); p -= alpha*m/(sqrt(v)+eps). */
+/* Adam's moment estimates after gradient g, element i: m += (g - m)(1 - b1);
+ * v += (g^2 - v)(1 - b2). Nadam updates them the same way. */
+static void update_moments(__global float *m, __global float *v, int i, float g,
+                           float one_minus_b1, float one_minus_b2)
+{
+    m[i] += (g - m[i]) * one_minus_b1;
+    v[i] += (g * g - v[i]) * one_minus_b2;
+}
+
+/* Keras Adam: p -= alpha * m / (sqrt(v) + eps). */
 #ifdef ADAM_UPDATE
 __kernel void adam_update(__global float *restrict p, __global const float *restrict g,
                           __global float *restrict m, __global float *restrict v, int n,
@@ -38,12 +47,8 @@ __kernel void adam_update(__global float *restrict p, __global const float *rest
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    const float gi = g[i];
-    const float mi = m[i] + (gi - m[i]) * one_minus_b1;
-    const float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] -= alpha * mi / (sqrt(vi) + eps);
+    update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
+    p[i] -= alpha * m[i] / (sqrt(v[i]) + eps);
 }
 #endif
 
@@ -57,12 +62,8 @@ __kernel void nadam_update(__global float *restrict p, __global const float *res
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    const float gi = g[i];
-    const float mi = m[i] + (gi - m[i]) * one_minus_b1;
-    const float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] -= (c_m * mi + c_g * gi) / (sqrt(vi * c_v) + eps);
+    update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
+    p[i] -= (c_m * m[i] + c_g * g[i]) / (sqrt(v[i] * c_v) + eps);
 }
 #endif
 

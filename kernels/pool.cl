@@ -24,25 +24,53 @@ typedef CAT(int, VW) intV;
 #define FIRST_WINDOW(i, P, K, S) ((i) + (P) - (K) + 1 <= 0 ? 0 : ((i) + (P) - (K) + (S)) / (S))
 #define LAST_WINDOW(i, P, S, O) min((O) - 1, ((i) + (P)) / (S))
 
-/* The first maximum of window (oh, ow) per channel, as a flat (kh, kw) index; padding skipped. */
-static intV window_argmax(__global const float *restrict x, int n, int oh, int ow, int c)
+/* Runs the statement after it for every real (unpadded) input cell (ih, iw) of window
+ * (oh, ow), row by row. The trip counts stay the constants KH and KW, so the loops unroll. */
+#define FOR_WINDOW_CELLS(oh, ow, ih, iw)                                                      \
+    for (int kh_ = 0, ih = (oh) * SH - PT; kh_ < KH; kh_++, ih++)                             \
+        if (ih >= 0 && ih < H)                                                                \
+            for (int kw_ = 0, iw = (ow) * SW - PL; kw_ < KW; kw_++, iw++)                     \
+                if (iw >= 0 && iw < W)
+
+/* Where work-item i works: VW channels from c at position (h, w) of image n, in a tensor of
+ * rows x cols positions (the input's H x W or the output's OH x OW). */
+typedef struct {
+    int n, h, w, c;
+} Place;
+
+static Place place_of(int i, int rows, int cols)
+{
+    Place p;
+    p.c = (i % CV) * VW;
+    p.w = (i / CV) % cols;
+    p.h = (i / (CV * cols)) % rows;
+    p.n = i / (CV * cols * rows);
+    return p;
+}
+
+/* Offsets of (n, h, w, c) in the input (x, dx) and in the output (y, dy). */
+static int input_at(int n, int h, int w, int c)
+{
+    return ((n * H + h) * W + w) * C + c;
+}
+
+static int output_at(int n, int h, int w, int c)
+{
+    return ((n * OH + h) * OW + w) * C + c;
+}
+
+/* The first maximum of window (oh, ow) per channel, as the input cell ih * W + iw (-1 when the
+ * window has no real cell). */
+static intV window_argmax(__global const float *x, int n, int oh, int ow, int c)
 {
     floatV best = (floatV)(-INFINITY);
     intV where = (intV)(-1);
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh;
-        if (ih < 0 || ih >= H)
-            continue;
-        for (int kw = 0; kw < KW; kw++) {
-            const int iw = ow * SW - PL + kw;
-            if (iw < 0 || iw >= W)
-                continue;
-            const floatV v = LOADV(x + ((n * H + ih) * W + iw) * C + c);
-            /* strictly greater: a later equal value does not displace the first maximum */
-            const intV take = v > best || where < (intV)(0);
-            best = select(best, v, take);
-            where = select(where, (intV)(kh * KW + kw), take);
-        }
+    FOR_WINDOW_CELLS(oh, ow, ih, iw) {
+        const floatV v = LOADV(x + input_at(n, ih, iw, c));
+        /* strictly greater: a later equal value does not displace the first maximum */
+        const intV take = v > best || where < (intV)(0);
+        best = select(best, v, take);
+        where = select(where, (intV)(ih * W + iw), take);
     }
     return where;
 }
@@ -63,20 +91,10 @@ __kernel void maxpool2d(__global const float *restrict x, __global float *restri
     const int i = get_global_id(0);
     if (i >= batch * OH * OW * CV)
         return;
-    const int c = (i % CV) * VW, ow = (i / CV) % OW, oh = (i / (CV * OW)) % OH;
-    const int n = i / (CV * OW * OH);
+    const Place o = place_of(i, OH, OW);
     floatV best = (floatV)(-INFINITY);
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh;
-        if (ih < 0 || ih >= H)
-            continue;
-        for (int kw = 0; kw < KW; kw++) {
-            const int iw = ow * SW - PL + kw;
-            if (iw < 0 || iw >= W)
-                continue;
-            best = max(best, LOADV(x + ((n * H + ih) * W + iw) * C + c));
-        }
-    }
+    FOR_WINDOW_CELLS(o.h, o.w, ih, iw)
+        best = max(best, LOADV(x + input_at(o.n, ih, iw, o.c)));
     STOREV(best, y + i * VW);
 }
 #endif
@@ -88,21 +106,11 @@ __kernel void avgpool2d(__global const float *restrict x, __global float *restri
     const int i = get_global_id(0);
     if (i >= batch * OH * OW * CV)
         return;
-    const int c = (i % CV) * VW, ow = (i / CV) % OW, oh = (i / (CV * OW)) % OH;
-    const int n = i / (CV * OW * OH);
+    const Place o = place_of(i, OH, OW);
     floatV sum = (floatV)(0.0f);
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh;
-        if (ih < 0 || ih >= H)
-            continue;
-        for (int kw = 0; kw < KW; kw++) {
-            const int iw = ow * SW - PL + kw;
-            if (iw < 0 || iw >= W)
-                continue;
-            sum += LOADV(x + ((n * H + ih) * W + iw) * C + c);
-        }
-    }
-    STOREV(sum / (float)window_count(oh, ow), y + i * VW);
+    FOR_WINDOW_CELLS(o.h, o.w, ih, iw)
+        sum += LOADV(x + input_at(o.n, ih, iw, o.c));
+    STOREV(sum / (float)window_count(o.h, o.w), y + i * VW);
 }
 #endif
 
@@ -115,14 +123,12 @@ __kernel void maxpool2d_grad(__global const float *restrict x, __global const fl
     const int i = get_global_id(0);
     if (i >= batch * H * W * CV)
         return;
-    const int c = (i % CV) * VW, iw = (i / CV) % W, ih = (i / (CV * W)) % H;
-    const int n = i / (CV * W * H);
+    const Place p = place_of(i, H, W);
     floatV sum = (floatV)(0.0f);
-    for (int oh = FIRST_WINDOW(ih, PT, KH, SH); oh <= LAST_WINDOW(ih, PT, SH, OH); oh++) {
-        for (int ow = FIRST_WINDOW(iw, PL, KW, SW); ow <= LAST_WINDOW(iw, PL, SW, OW); ow++) {
-            const int mine = (ih - (oh * SH - PT)) * KW + (iw - (ow * SW - PL));
-            const intV hit = window_argmax(x, n, oh, ow, c) == (intV)(mine);
-            const floatV g = LOADV(dy + ((n * OH + oh) * OW + ow) * C + c);
+    for (int oh = FIRST_WINDOW(p.h, PT, KH, SH); oh <= LAST_WINDOW(p.h, PT, SH, OH); oh++) {
+        for (int ow = FIRST_WINDOW(p.w, PL, KW, SW); ow <= LAST_WINDOW(p.w, PL, SW, OW); ow++) {
+            const intV hit = window_argmax(x, p.n, oh, ow, p.c) == (intV)(p.h * W + p.w);
+            const floatV g = LOADV(dy + output_at(p.n, oh, ow, p.c));
             sum += select((floatV)(0.0f), g, hit);
         }
     }
@@ -141,21 +147,12 @@ __kernel void maxpool2d_grad_scatter(__global const float *restrict x,
     const int i = get_global_id(0);
     if (i >= batch * OH * OW * CV)
         return;
-    const int c = (i % CV) * VW, ow = (i / CV) % OW, oh = (i / (CV * OW)) % OH;
-    const int n = i / (CV * OW * OH);
-    const intV where = window_argmax(x, n, oh, ow, c);
+    const Place o = place_of(i, OH, OW);
+    const intV where = window_argmax(x, o.n, o.h, o.w, o.c);
     const floatV g = LOADV(dy + i * VW);
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh;
-        if (ih < 0 || ih >= H)
-            continue;
-        for (int kw = 0; kw < KW; kw++) {
-            const int iw = ow * SW - PL + kw;
-            if (iw < 0 || iw >= W)
-                continue;
-            const intV hit = where == (intV)(kh * KW + kw);
-            STOREV(select((floatV)(0.0f), g, hit), dx + ((n * H + ih) * W + iw) * C + c);
-        }
+    FOR_WINDOW_CELLS(o.h, o.w, ih, iw) {
+        const intV hit = where == (intV)(ih * W + iw);
+        STOREV(select((floatV)(0.0f), g, hit), dx + input_at(o.n, ih, iw, o.c));
     }
 }
 #endif
@@ -168,12 +165,11 @@ __kernel void avgpool2d_grad(__global const float *restrict dy, __global float *
     const int i = get_global_id(0);
     if (i >= batch * H * W * CV)
         return;
-    const int c = (i % CV) * VW, iw = (i / CV) % W, ih = (i / (CV * W)) % H;
-    const int n = i / (CV * W * H);
+    const Place p = place_of(i, H, W);
     floatV sum = (floatV)(0.0f);
-    for (int oh = FIRST_WINDOW(ih, PT, KH, SH); oh <= LAST_WINDOW(ih, PT, SH, OH); oh++)
-        for (int ow = FIRST_WINDOW(iw, PL, KW, SW); ow <= LAST_WINDOW(iw, PL, SW, OW); ow++)
-            sum += LOADV(dy + ((n * OH + oh) * OW + ow) * C + c) / (float)window_count(oh, ow);
+    for (int oh = FIRST_WINDOW(p.h, PT, KH, SH); oh <= LAST_WINDOW(p.h, PT, SH, OH); oh++)
+        for (int ow = FIRST_WINDOW(p.w, PL, KW, SW); ow <= LAST_WINDOW(p.w, PL, SW, OW); ow++)
+            sum += LOADV(dy + output_at(p.n, oh, ow, p.c)) / (float)window_count(oh, ow);
     STOREV(sum, dx + i * VW);
 }
 #endif

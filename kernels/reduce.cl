@@ -25,8 +25,8 @@ __kernel void col_sum_partial(__global const float *restrict a, __global const f
     const int k = get_global_id(1);
     if (col >= cols || k >= chunks)
         return;
-    const int begin = (int)(((long)rows * k) / chunks);
-    const int end = (int)(((long)rows * (k + 1)) / chunks);
+    const int begin = part_begin(rows, k, chunks);
+    const int end = part_begin(rows, k + 1, chunks);
 #if MODE >= 1
     const floatV mean = LOADV(stats + col);
 #endif

@@ -20,7 +20,22 @@ static float clip_probability(float p)
     return clamp(p, CLIP_EPS, 1.0f - CLIP_EPS);
 }
 
-static float row_max(__global const float *restrict x, int cols)
+/* d/dq of -target * log(clip_probability(q)): -target / q, or 0 where the clip is active. */
+static float clipped_log_grad(float q, float target)
+{
+    const bool active = q >= CLIP_EPS && q <= 1.0f - CLIP_EPS;
+    return active ? -target / q : 0.0f;
+}
+
+static float row_sum(__global const float *x, int cols)
+{
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++)
+        s += x[j];
+    return s;
+}
+
+static float row_max(__global const float *x, int cols)
 {
     float m = -INFINITY;
     for (int j = 0; j < cols; j++)
@@ -29,7 +44,7 @@ static float row_max(__global const float *restrict x, int cols)
 }
 
 /* log(sum(exp(x))) computed stably. */
-static float log_sum_exp(__global const float *restrict x, int cols)
+static float log_sum_exp(__global const float *x, int cols)
 {
     const float m = row_max(x, cols);
     float s = 0.0f;
@@ -78,7 +93,7 @@ __kernel void softmax_grad(__global const float *restrict y, __global const floa
 #endif
 
 /* The target's weight of class j in row r: one-hot for sparse targets. */
-static float target_weight(__global const TARGET_T *restrict t, int r, int j, int cols)
+static float target_weight(__global const TARGET_T *t, int r, int j, int cols)
 {
 #if SPARSE
     return t[r] == j ? 1.0f : 0.0f;
@@ -87,7 +102,7 @@ static float target_weight(__global const TARGET_T *restrict t, int r, int j, in
 #endif
 }
 
-static bool target_valid(__global const TARGET_T *restrict t, int r, int cols)
+static bool target_valid(__global const TARGET_T *t, int r, int cols)
 {
 #if SPARSE
     return t[r] >= 0 && t[r] < cols;
@@ -157,9 +172,7 @@ __kernel void cross_entropy(__global const float *restrict pred,
         loss[r] = NAN;
         return;
     }
-    float total = 0.0f;
-    for (int j = 0; j < cols; j++)
-        total += p[j];
+    const float total = row_sum(p, cols);
 #if SPARSE
     loss[r] = -log(clip_probability(p[target[r]] / total));
 #else
@@ -184,20 +197,14 @@ __kernel void cross_entropy_grad(__global const float *restrict pred,
         return;
     __global const float *p = pred + r * cols;
     const bool valid = target_valid(target, r, cols);
-    float total = 0.0f;
-    for (int j = 0; j < cols; j++)
-        total += p[j];
+    const float total = row_sum(p, cols);
     float dot = 0.0f;
     for (int j = 0; j < cols; j++) {
         const float q = p[j] / total;
-        const bool active = q >= CLIP_EPS && q <= 1.0f - CLIP_EPS;
-        const float g = active ? -target_weight(target, r, j, cols) / q : 0.0f;
-        dot += g * q;
+        dot += clipped_log_grad(q, target_weight(target, r, j, cols)) * q;
     }
     for (int j = 0; j < cols; j++) {
-        const float q = p[j] / total;
-        const bool active = q >= CLIP_EPS && q <= 1.0f - CLIP_EPS;
-        const float g = active ? -target_weight(target, r, j, cols) / q : 0.0f;
+        const float g = clipped_log_grad(p[j] / total, target_weight(target, r, j, cols));
         dx[r * cols + j] = valid ? (g - dot) / total * scale : NAN;
     }
 }

@@ -1,21 +1,101 @@
-/* The local-memory tiled GEMM loop, for GPUs (-D LOCAL_TILE=1): conv2d.cl and gemm.cl use it.
+/* The tiles of a GEMM, shared by conv2d.cl and gemm.cl: each work-item's register block, and on
+ * GPUs the work-group's local-memory tile.
  *
- * A work-group of TX x TY work-items computes a tile of BM = TY*MR rows by BN = TX*NR columns;
- * each work-item still holds an MR x NR register block. The reduction runs in steps of KT: the
- * group copies a KT x BM slice of A and a KT x BN slice of B into local memory, waits, and every
- * work-item accumulates its block from there, so each global value is read once per tile instead
- * of once per work-item. On a CPU the copies and barriers only cost: bind.py enables this for
- * GPUs alone (and tests it on every device).
+ * Register block (-D MR VW NV): a work-item computes MR rows by NR = VW * NV columns of the
+ * output, held in `floatV acc[MR][NV]` (NV vectors of width VW per row). Its block starts at row
+ * m0 = get_global_id(1) * MR and column n0 = get_global_id(0) * NR: launch dim 0 over column
+ * blocks, dim 1 over row blocks. Each step of the reduction adds a column of A times a row of B
+ * (rank1_update): with -cl-mad-enable, NV vector loads, MR broadcasts and MR * NV FMAs.
  *
- * The including kernel defines, before TILED_GEMM(acc):
+ * Local tile (-D LOCAL_TILE=1 TX TY KT, GPUs): a work-group of TX x TY work-items computes a tile
+ * of BM = TY*MR rows by BN = TX*NR columns, still one register block per work-item. The reduction
+ * runs in steps of KT: the group copies a KT x BM slice of A and a KT x BN slice of B into local
+ * memory, waits, and every work-item accumulates its block from there, so each global value is
+ * read once per tile instead of once per work-item. On a CPU the copies and barriers only cost:
+ * bind.py enables this for GPUs alone (and tests it on every device). The including kernel
+ * defines, before TILED_GEMM(acc):
  *   KDIM           the reduction length
  *   A_ELEM(m, k)   element (m, k) of A, 0.0f outside the matrix or in padding
  *   B_ELEM(k, n)   element (k, n) of B, 0.0f outside
- * and the variables m_tile and n_tile (the first row and column of the group's tile).
  */
 #ifndef CNNC_TILE_H
 #define CNNC_TILE_H
 
+#include "common.h"
+
+/* Kernels that share a file with the GEMMs but are none (im2col, transpose) build without -D MR
+ * and see nothing of this header. */
+#ifdef MR
+#define NR (VW * NV)
+
+static void zero_block(floatV acc[MR][NV])
+{
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (floatV)(0.0f);
+}
+
+/* b = the NR floats from p on. */
+static void load_row(floatV b[NV], __global const float *p)
+{
+#pragma unroll
+    for (int v = 0; v < NV; v++)
+        b[v] = LOADV(p + v * VW);
+}
+
+/* One step of the reduction: acc[r] += a[r] * b for every row r of the block. */
+static void rank1_update(floatV acc[MR][NV], const float a[MR], const floatV b[NV])
+{
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] += a[r] * b[v];
+}
+
+/* acc += A . B over `len` steps, where row r of A starts at a_rows[r] (contiguous along the
+ * reduction) and row k of B at b + k * ldb: matmul's whole loop, one convolution tap's. */
+static void gemm_steps(floatV acc[MR][NV], __global const float *a_rows[MR],
+                       __global const float *b, int len, int ldb)
+{
+    for (int k = 0; k < len; k++) {
+        floatV bk[NV];
+        float ak[MR];
+        load_row(bk, b + k * ldb);
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+            ak[r] = a_rows[r][k];
+        rank1_update(acc, ak, bk);
+    }
+}
+
+/* Writes the block to rows m0.. and columns n0.. of `out`, a rows x cols matrix, skipping rows
+ * past the end (and the whole block when it starts past the last column: only local tiles
+ * round the grid up that far). The epilogue: with -D HAS_BIAS=1, + bias[n] (kernels without a
+ * bias pass 0); then ACTIVATE, the identity unless -D ACT (common.h). */
+static void store_block(floatV acc[MR][NV], __global const float *bias, __global float *out,
+                        int m0, int n0, int rows, int cols)
+{
+    if (n0 >= cols)
+        return;
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (m0 + r >= rows)
+            return;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            floatV value = acc[r][v];
+#if HAS_BIAS
+            value += LOADV(bias + n0 + v * VW);
+#endif
+            STOREV(ACTIVATE(value), out + (m0 + r) * cols + n0 + v * VW);
+        }
+    }
+}
+
+#if LOCAL_TILE
 #define BM (TY * MR)
 #define BN (TX * NR)
 
@@ -23,6 +103,7 @@
     __local float a_tile[KT][BM];                                                             \
     __local float b_tile[KT][BN];                                                             \
     {                                                                                         \
+        const int m_tile = get_group_id(1) * BM, n_tile = get_group_id(0) * BN;              \
         const int lx = get_local_id(0), ly = get_local_id(1);                                 \
         const int lid = ly * TX + lx;                                                         \
         for (int k0 = 0; k0 < KDIM; k0 += KT) {                                               \
@@ -33,17 +114,18 @@
                 b_tile[i / BN][i % BN] = B_ELEM(k0 + i / BN, n_tile + i % BN);                \
             barrier(CLK_LOCAL_MEM_FENCE);                                                     \
             for (int kk = 0; kk < KT; kk++) {                                                 \
-                floatV b[NV];                                                                 \
+                floatV bk[NV];                                                                \
+                float ak[MR];                                                                 \
                 for (int v = 0; v < NV; v++)                                                  \
-                    b[v] = LOADV(&b_tile[kk][lx * NR + v * VW]);                              \
-                for (int r = 0; r < MR; r++) {                                                \
-                    const float a = a_tile[kk][ly * MR + r];                                  \
-                    for (int v = 0; v < NV; v++)                                              \
-                        acc[r][v] += a * b[v];                                                \
-                }                                                                             \
+                    bk[v] = LOADV(&b_tile[kk][lx * NR + v * VW]);                             \
+                for (int r = 0; r < MR; r++)                                                  \
+                    ak[r] = a_tile[kk][ly * MR + r];                                          \
+                rank1_update(acc, ak, bk);                                                    \
             }                                                                                 \
             barrier(CLK_LOCAL_MEM_FENCE);                                                     \
         }                                                                                     \
     }
+#endif /* LOCAL_TILE */
+#endif /* MR */
 
 #endif

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from cnnc.commands.options import add_backend_arguments, add_data_argument, positive_int
+from cnnc.train.loop import EVAL_BATCH_SIZE
+from cnnc.train.session import DEFAULT_BACKEND
 
 HELP = "evaluate saved weights on the spec's test set"
 
@@ -13,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="the spec file the weights belong to")
     parser.add_argument("--weights", required=True, metavar="FILE",
                         help="a weights.safetensors file (e.g. from a run folder)")
-    parser.add_argument("--batch-size", type=positive_int, default=256,
-                        help="examples per inference batch (default 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
+                        help=f"examples per inference batch (default {EVAL_BATCH_SIZE})")
     parser.add_argument("--limit", type=positive_int, metavar="N",
                         help="evaluate only the first N test examples")
     add_backend_arguments(parser)
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnc.train.evaluation import evaluate_spec
 
-    result = evaluate_spec(args.spec, args.weights, backend=args.backend or "opencl",
+    result = evaluate_spec(args.spec, args.weights, backend=args.backend or DEFAULT_BACKEND,
                            device=args.device, data_dir=args.data, batch_size=args.batch_size,
                            limit=args.limit)
     print(result.report())

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.data.images import load_inputs
     from cnnc.train.evaluation import load_trained, top_classes
     from cnnc.train.fit import input_shape
+    from cnnc.train.session import DEFAULT_BACKEND
 
-    model = load_trained(args.spec, args.weights, args.backend or "opencl", args.device)
+    model = load_trained(args.spec, args.weights, args.backend or DEFAULT_BACKEND, args.device)
     inputs = load_inputs(args.inputs, input_shape(model), invert=args.invert)
     for note in inputs.notes:
         print(f"cnnc: {note}", file=sys.stderr)

@@ -110,7 +110,7 @@ def training_line(config) -> str:
     opt = config.optimizer
     parts = [config.dataset, f"{config.epochs} epochs", f"batch {config.batch_size}",
              f"{opt.name} (learning rate {opt.learning_rate:g})", config.loss]
-    if getattr(config, "validation_size", None):
+    if config.validation_size:
         parts.append(f"{config.validation_size:,} held out for validation")
     elif config.validation_split:
         parts.append(f"validation split {config.validation_split:g}")

@@ -36,14 +36,28 @@ class DatasetInfo:
         return next(f for f in self.files if f.role == role)
 
 
+# Fashion-MNIST was made as a drop-in replacement for MNIST: both use these file names.
+MNIST_FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _mnist_files(**md5: str) -> tuple[DataFile, ...]:
+    """The four files under MNIST's names, with the MD5 of each .gz given by role."""
+    return tuple(DataFile(role, name, md5[role]) for role, name in MNIST_FILE_NAMES.items())
+
+
 FASHION_MNIST = DatasetInfo(
     name="fashion_mnist",
     title="Fashion-MNIST",
-    files=(
-        DataFile("train_images", "train-images-idx3-ubyte", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        DataFile("train_labels", "train-labels-idx1-ubyte", "25c81989df183df01b3e8a0aad5dffbe"),
-        DataFile("test_images", "t10k-images-idx3-ubyte", "bef4ecab320f06d8554ea6380940ec79"),
-        DataFile("test_labels", "t10k-labels-idx1-ubyte", "bb300cfdad3c16e7a12a480ee83cd310"),
+    files=_mnist_files(
+        train_images="8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        train_labels="25c81989df183df01b3e8a0aad5dffbe",
+        test_images="bef4ecab320f06d8554ea6380940ec79",
+        test_labels="bb300cfdad3c16e7a12a480ee83cd310",
     ),
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"),
@@ -56,16 +70,17 @@ FASHION_MNIST = DatasetInfo(
 MNIST = DatasetInfo(
     name="mnist",
     title="MNIST",
-    files=(
-        DataFile("train_images", "train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        DataFile("train_labels", "train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432"),
-        DataFile("test_images", "t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3"),
-        DataFile("test_labels", "t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c"),
+    files=_mnist_files(
+        train_images="f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        train_labels="d53e105ee54ea40749a09fcbcd1e9432",
+        test_images="9fb629c4189551a2d022fa330f9573f3",
+        test_labels="ec29112dd5afa0611ce80d1b7f02629c",
     ),
     class_names=tuple(str(d) for d in range(10)),
     # Y. LeCun's page is the original home; the S3 copy is the mirror torchvision uses because
     # the original often refuses automated downloads. The MD5s decide what is accepted.
-    mirrors=("https://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+    mirrors=("https://yann.lecun.com/exdb/mnist/",
+             "https://ossci-datasets.s3.amazonaws.com/mnist/"),
 )
 
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (FASHION_MNIST, MNIST)}

@@ -6,9 +6,9 @@ the spec's input shape, so a 60,000-image training set costs 47 MB until it is u
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def head(self, n: int) -> "Split":
+    def head(self, n: int) -> Split:
         return Split(self.images[:n], self.labels[:n])
 
 
@@ -107,5 +107,10 @@ def to_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
             f"{'x'.join(map(str, shape))}",
             hint="the dataset's images must match the input layer's shape")
     if images.dtype == np.uint8:
-        return images.astype(np.float32) / np.float32(255.0)
+        return scale_pixels(images)
     return images.astype(np.float32, copy=False)
+
+
+def scale_pixels(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1]: the seed code's `/ 255.`, for training and predict."""
+    return pixels.astype(np.float32) / np.float32(255.0)

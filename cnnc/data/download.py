@@ -11,8 +11,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cnnc.data.catalog import DataFile, DatasetInfo
 

@@ -9,12 +9,13 @@ image (H, W[, C]) or many (N, H, W[, C]); uint8 values are divided by 255 as in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from cnnc.data.dataset import scale_pixels
 from cnnc.data.idx import read_idx
 from cnnc.errors import DataError, InputError
 
@@ -31,12 +32,12 @@ class Inputs:
 
 def _is_idx(path: Path) -> bool:
     name = path.name.lower()
-    return "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz")
+    return "idx" in name or name.endswith(("-ubyte", "-ubyte.gz"))
 
 
 def _scale(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255.0)
+        return scale_pixels(array)
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise InputError(f"{path}: expected numbers, the array holds {array.dtype}")
     out = array.astype(np.float32)
@@ -102,7 +103,7 @@ def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.nda
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     image = image.convert("L" if c == 1 else "RGB")
-    pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+    pixels = scale_pixels(np.asarray(image))
     flipped = False
     border = np.concatenate([pixels[0].ravel(), pixels[-1].ravel(), pixels[:, 0].ravel(),
                              pixels[:, -1].ravel()])
@@ -117,7 +118,7 @@ def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.nda
     square[top:top + ih, left:left + iw] = pixels
     pil = Image.fromarray(np.round(square * 255).astype(np.uint8))  # 2-D: L, HxWx3: RGB
     resized = pil.resize((w, h), Image.Resampling.LANCZOS)
-    out = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+    out = scale_pixels(np.asarray(resized))
     return out.reshape(1, h, w, c), flipped
 
 

@@ -9,9 +9,9 @@ tried and the two ways to get the data.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from cnnc import settings
 from cnnc.data.catalog import DataFile, DatasetInfo
@@ -74,6 +74,14 @@ class _Search:
             self.tried.append(f"{folder} ({origin}): no such folder")
         return None
 
+    def first(self, folders: Iterable[Path], origin: str) -> FoundFiles | None:
+        """The first of `folders` that holds every file; each one tried is recorded."""
+        for folder in folders:
+            hit = self.look(folder, origin)
+            if hit:
+                return hit
+        return None
+
 
 def locate_dataset(
     info: DatasetInfo,
@@ -89,29 +97,25 @@ def locate_dataset(
     log = log or _log_stderr
     search = _Search(info, [])
     if data_dir is not None:
-        for folder in _with_subfolders(Path(data_dir).expanduser(), info):
-            hit = search.look(folder, "--data")
-            if hit:
-                return hit
+        hit = search.first(_with_subfolders(Path(data_dir).expanduser(), info), "--data")
+        if hit:
+            return hit
         raise DataError(
             f"{info.title} files not found in the folder given with --data ({data_dir})",
             hint="expected " + ", ".join(f.gz_name for f in info.files)
             + " (gzipped or not), in that folder or in a subfolder named "
             + info.name + "; looked at:\n  " + "\n  ".join(search.tried))
     env = settings.data_dir()
-    if env is not None:
-        for folder in _with_subfolders(env, info):
-            hit = search.look(folder, "$CNNC_DATA")
-            if hit:
-                return hit
-    else:
+    if env is None:
         search.tried.append("$CNNC_DATA: not set")
     cache = settings.cache_dir() / info.name
-    hit = search.look(cache, "user cache")
-    if hit:
-        return hit
-    for folder in info.system_dirs:
-        hit = search.look(Path(folder), f"Debian package {info.system_package}")
+    places = [  # the search order of the module doc, after --data
+        (_with_subfolders(env, info) if env is not None else [], "$CNNC_DATA"),
+        ([cache], "user cache"),
+        ([Path(f) for f in info.system_dirs], f"Debian package {info.system_package}"),
+    ]
+    for folders, origin in places:
+        hit = search.first(folders, origin)
         if hit:
             return hit
 

@@ -38,7 +38,7 @@ def validation_split_point(n: int, fraction: float = 0.0, size: int | None = Non
         return n - size
     if fraction <= 0.0:
         return n
-    point = int(math.floor(n * (1.0 - fraction)))
+    point = math.floor(n * (1.0 - fraction))
     if point <= 0 or point >= n:
         raise DataError(f"training data holds {n} examples, too few to split with "
                         f"validation_split={fraction}",

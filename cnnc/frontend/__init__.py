@@ -7,5 +7,6 @@
     yaml_spec.py    YAML text or a dict -> layer declarations
     builder.py      cnnc.Network: layer declarations from Python calls
     lower.py        layer declarations -> checked, shape-inferred Graph (shared by all three)
+    arguments.py    a declaration's positional values, bare words and keywords -> op arguments
     writers.py      Graph -> DSL text or YAML that parse back to an equal graph
 """

@@ -19,19 +19,16 @@ from __future__ import annotations
 import inspect
 import linecache
 import numbers
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
 from cnnc.errors import CnncError, Span, SpecError, did_you_mean
-from cnnc.frontend.lower import LayerDecl, lower
+from cnnc.frontend.lower import LayerDecl, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import layer_names, lookup_layer
 from cnnc.train.config import parse_train_config
-
-DIMS = re.compile(r"[0-9]+(x[0-9]+)+")
 
 
 class UnknownLayerError(SpecError, AttributeError):
@@ -66,7 +63,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, str):
-        return tuple(int(p) for p in value.split("x")) if DIMS.fullmatch(value) else value
+        return dims_value(value) or value
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):

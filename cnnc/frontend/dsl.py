@@ -12,13 +12,12 @@ references to layers outside the block are left as they are. Unlabelled layers g
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from cnnc.errors import CnncError, Span, SpecError
 from cnnc.frontend import ast
 from cnnc.frontend.dsl_parser import parse_program
-from cnnc.frontend.lower import LayerDecl, lower
+from cnnc.frontend.lower import LayerDecl, default_network_name, lower
 from cnnc.ir.graph import Graph
 from cnnc.train.config import TrainConfig, parse_train_config
 
@@ -53,7 +52,7 @@ def program_to_graph(program: ast.Program, *, name: str | None = None) -> Graph:
         if len(decls) > MAX_LAYERS:
             raise SpecError(f"the network has more than {MAX_LAYERS:,} layers",
                             span=getattr(stmt, "span", None), file=file)
-    graph_name = name or (network.name.text if network else _default_name(file))
+    graph_name = name or (network.name.text if network else default_network_name(file))
     graph = lower(
         graph_name, decls,
         outputs=[n.text for n in outputs.names] if outputs else None,
@@ -63,10 +62,6 @@ def program_to_graph(program: ast.Program, *, name: str | None = None) -> Graph:
     if train is not None:
         graph = graph.replace(train=train_config(train))
     return graph
-
-
-def _default_name(file: str | None) -> str:
-    return Path(file).stem if file else "network"
 
 
 def _once(seen: Any, span: Span, what: str) -> None:

@@ -1,8 +1,8 @@
 """DSL text to syntax tree: the Lark parser (built once, on first use) and the transformer.
 
 The grammar is package data (grammar.lark beside this file), so an installed cnnc finds it.
-The transformer only builds `cnnc.frontend.ast` nodes with spans; it checks nothing, so it has
-nothing to raise. Syntax errors become SpecErrors in dsl_errors.py.
+The transformer only builds `cnnc.frontend.ast` nodes with spans; it checks nothing but the
+escapes of quoted strings. Syntax errors become SpecErrors in dsl_errors.py.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def parse_program(text: str, file: str | None = None) -> ast.Program:
         raise syntax_error(err, text, file) from None
     try:
         statements = _ToAst(file, text).transform(tree)
-    except VisitError as err:  # the transformer raises nothing by design; never leak Lark's type
+    except VisitError as err:  # Lark wraps what the transformer raises; never leak its type
         if isinstance(err.orig_exc, CnncError):
             raise err.orig_exc from None
         raise SpecError(f"cannot read this spec: {err.orig_exc}", file=file) from None

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from cnnc.errors import Span, SpecError, did_you_mean
-from cnnc.ir.args import ArgError, Attrs
+from cnnc.frontend.arguments import plural, resolve_args
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
 from cnnc.ir.ops import OpDef, Shape, layer_names, lookup_layer
 
 PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
 
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+# A shape written as one word, 28x28x1: the DSL's DIMS token, accepted by YAML and Python too.
+DIMS = re.compile(r"[0-9]+(x[0-9]+)+")
 # The DSL's keywords: a layer named so could not be written back out as DSL.
 RESERVED_NAMES = frozenset({"network", "repeat", "train", "output", "outputs"})
 
@@ -48,6 +51,16 @@ class LayerDecl:
     name_span: Span | None = None
     input_spans: Sequence[Span | None] = ()
     key_spans: Mapping[str, Span] = field(default_factory=dict)
+
+
+def dims_value(text: str) -> tuple[int, ...] | None:
+    """'28x28x1' as (28, 28, 1); None for any other text."""
+    return tuple(int(p) for p in text.split("x")) if DIMS.fullmatch(text) else None
+
+
+def default_network_name(file: str | None) -> str:
+    """The name of a network whose spec gives none: its file's stem, else 'network'."""
+    return Path(file).stem if file else "network"
 
 
 def keras_auto_name(op: OpDef) -> str:
@@ -82,94 +95,6 @@ def assign_names(ops: Sequence[OpDef], given: Sequence[str | None]) -> list[str]
     return names
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _arg_error(decl: LayerDecl, label: str, key: str, message: str,
-               hint: str | None = None, *, at_key: bool = False) -> SpecError:
-    """An argument error located at the value (or keyword) as precisely as the front end knows.
-
-    Key-path errors (YAML, dicts) are named by the path; text errors by the layer's name.
-    """
-    span = (decl.key_spans.get(key) if at_key else None) or decl.arg_spans.get(key) or decl.span
-    path = decl.arg_paths.get(key)
-    if path is None and decl.path is not None:
-        path = decl.path if key.startswith("#") or not key else f"{decl.path}.{key}"
-    if path is None:
-        message = f"{label}: {message}"
-    return SpecError(message, span=span, path=path, hint=hint)
-
-
-def resolve_args(decl: LayerDecl, op: OpDef, label: str | None = None) -> Attrs:
-    """Positional values and bare words mapped onto the op's arguments, then checked.
-
-    A bare word (``relu``, ``same``) goes to the argument whose `words` contain it; other
-    positional values fill the op's positional arguments in order. `label` is the layer's name,
-    for messages.
-    """
-    label = label or decl.name or op.name
-    given: dict[str, Any] = {}
-    where: dict[str, str] = {}  # arg name -> key in arg_spans/arg_paths
-    slots = [a for a in op.args if a.positional]
-    for i, value in enumerate(decl.positional):
-        key = f"#{i}"
-        target = None
-        if isinstance(value, str):
-            for a in op.args:
-                if a.words and value.lower() in a.words and a.name not in given:
-                    target = a
-                    break
-        if target is None:
-            while slots and slots[0].name in given:
-                slots.pop(0)
-            if not slots:
-                raise _too_many(decl, op, label, key, value)
-            target = slots.pop(0)
-        given[target.name] = value
-        where[target.name] = key
-    for k, value in decl.keywords.items():
-        if k in given:
-            raise _arg_error(decl, label, k, f"argument '{k}' is given twice (once by position)",
-                             at_key=True)
-        given[k] = value
-        where[k] = k
-    try:
-        return op.check_attrs(given)
-    except ArgError as err:
-        # Point at the argument the message names, if we can tell which.
-        msg = str(err)
-        m = re.match(r"unknown argument '([^']+)'", msg)
-        if m:
-            return _raise_unknown(decl, op, label, m.group(1))
-        key = next((where[k] for k in given if f"{k}=" in msg or f"'{k}'" in msg), "")
-        raise _arg_error(decl, label, key, msg) from None
-
-
-def _too_many(decl: LayerDecl, op: OpDef, label: str, key: str, value: Any) -> SpecError:
-    positional = [a.name for a in op.args if a.positional]
-    words = sorted({w for a in op.args for w in a.words})
-    if isinstance(value, str) and words:
-        hint = did_you_mean(value, words)
-        return _arg_error(decl, label, key, f"'{value}' is not a word {op.name} understands "
-                          f"(it takes {', '.join(words)})", hint)
-    if positional:
-        takes = f"{_plural(len(positional), 'positional argument')} ({', '.join(positional)})"
-    else:
-        takes = "no positional arguments"
-    return _arg_error(decl, label, key, f"{op.name} takes {takes}; {value!r} is one too many")
-
-
-def _raise_unknown(decl: LayerDecl, op: OpDef, label: str, key: str) -> Attrs:
-    known = [a.name for a in op.args]
-    # In a key-path spec (YAML, dict) the layer's name and inputs are keys beside its arguments.
-    candidates = known + ["name", "inputs"] if decl.path is not None else known
-    hint = did_you_mean(key, candidates) or (
-        f"{op.name} takes {', '.join(known)}" if known else f"{op.name} takes no arguments")
-    raise _arg_error(decl, label, key, f"unknown argument '{key}' for {op.name}", hint,
-                     at_key=True) from None
-
-
 def lower(
     name: str,
     decls: Sequence[LayerDecl],
@@ -197,43 +122,7 @@ def lower(
         ops.append(op)
 
     names = _names(decls, ops)
-    taken = {n: i for i, n in enumerate(names)}
-    index = {id(d): i for i, d in enumerate(decls)}
-
-    # Inputs: explicit references or the previous declaration.
-    wired: list[list[int]] = []
-    for i, d in enumerate(decls):
-        op = ops[i]
-        if op.name == "input":
-            if d.inputs:
-                raise SpecError(f"input layer '{names[i]}' cannot take inputs", span=d.span,
-                                path=d.path)
-            wired.append([])
-            continue
-        if d.inputs is PREVIOUS:
-            if i == 0:
-                raise SpecError(f"the first layer '{names[i]}' has no input: start the network "
-                                "with an input layer (e.g. 'input 28x28x1')", span=d.span,
-                                path=d.path)
-            wired.append([i - 1])
-            continue
-        refs = []
-        for j, ref in enumerate(d.inputs):
-            if isinstance(ref, LayerDecl):
-                if id(ref) not in index:
-                    raise SpecError(f"an input of '{names[i]}' is a layer of another network",
-                                    span=d.span, path=d.path)
-                refs.append(index[id(ref)])
-                continue
-            if ref not in taken:
-                span = d.input_spans[j] if j < len(d.input_spans) else None
-                raise SpecError(f"unknown layer '{ref}' in the inputs of '{names[i]}'",
-                                span=span or d.span,
-                                path=f"{d.path}.inputs[{j}]" if d.path else None,
-                                hint=did_you_mean(ref, taken))
-            refs.append(taken[ref])
-        wired.append(refs)
-
+    wired = _wire(decls, ops, names)
     order = _topological_order(names, wired, decls)
 
     # Shapes, parameters and nodes in topological order.
@@ -246,46 +135,91 @@ def lower(
         lo, hi = op.arity
         n_in = len(wired[i])
         if n_in < lo or (hi is not None and n_in > hi):
-            want = _plural(lo, "input") if lo == hi else f"at least {_plural(lo, 'input')}"
+            want = plural(lo, "input") if lo == hi else f"at least {plural(lo, 'input')}"
             raise SpecError(f"{names[i]}: {op.name} takes {want}, got {n_in}",
                             span=d.span, path=f"{d.path}.inputs" if d.path else None)
         inputs = tuple(names[j] for j in wired[i])
         node = Node(name=names[i], op=op.name, inputs=inputs, attrs=attrs, span=d.span,
                     path=d.path)
         in_shapes = [shapes[v] for v in inputs]
-        out = infer_node(node, in_shapes)
+        out = infer_node(node, in_shapes)  # first: the parameter rules assume valid shapes
         params = []
         for p in param_specs(node, in_shapes):
             pname = f"{names[i]}/{p.suffix}"
             state.append(StateSpec(pname, p.shape, p.init, p.trainable, "param", p.fan))
             params.append(pname)
-        node = Node(name=node.name, op=node.op, inputs=inputs, attrs=attrs, params=tuple(params),
-                    shape=out, span=d.span, path=d.path)
+        node = replace(node, params=tuple(params), shape=out)
         shapes[node.name] = out
         nodes.append(node)
 
     if not any(n.op == "input" for n in nodes):
         raise SpecError("the network has no input layer (e.g. 'input 28x28x1')", file=file,
                         span=decls[0].span, path=decls[0].path)
-    if outputs:
-        outputs = [names[index[id(o)]] if isinstance(o, LayerDecl) and id(o) in index else o
-                   for o in outputs]
-        for j, o in enumerate(outputs):
-            if not isinstance(o, str):
-                raise SpecError("an output is a layer of another network", file=file)
-            if o not in taken:
-                span = output_spans[j] if j < len(output_spans) else None
-                path = output_paths[j] if j < len(output_paths) else None
-                raise SpecError(f"unknown layer '{o}' named as an output", span=span,
-                                path=path if path or span else f"outputs[{j}]",
-                                hint=did_you_mean(o, taken), file=file)
-        outs = tuple(outputs)
-    else:
-        outs = (names[len(decls) - 1],)
+    outs = _outputs(outputs, decls, names, output_spans, output_paths, file)
     if all(n.op == "input" for n in nodes):
         raise SpecError("the network is empty: it has an input but no layers", file=file,
                         span=decls[0].span, path=decls[0].path)
     return Graph(name=name, nodes=tuple(nodes), outputs=outs, state=tuple(state), train=train)
+
+
+def _wire(decls: Sequence[LayerDecl], ops: Sequence[OpDef], names: list[str]) -> list[list[int]]:
+    """Each declaration's inputs as indices: its explicit references, or the one before it."""
+    taken = {n: i for i, n in enumerate(names)}
+    index = {id(d): i for i, d in enumerate(decls)}
+    wired: list[list[int]] = []
+    for i, d in enumerate(decls):
+        if ops[i].name == "input":
+            if d.inputs:
+                raise SpecError(f"input layer '{names[i]}' cannot take inputs", span=d.span,
+                                path=d.path)
+            wired.append([])
+        elif d.inputs is PREVIOUS:
+            if i == 0:
+                raise SpecError(f"the first layer '{names[i]}' has no input: start the network "
+                                "with an input layer (e.g. 'input 28x28x1')", span=d.span,
+                                path=d.path)
+            wired.append([i - 1])
+        else:
+            wired.append([_reference(d, j, ref, names[i], taken, index)
+                          for j, ref in enumerate(d.inputs)])
+    return wired
+
+
+def _reference(d: LayerDecl, j: int, ref: str | LayerDecl, label: str, taken: dict[str, int],
+               index: dict[int, int]) -> int:
+    """The index of the layer that input `j` of `d` (named `label`) refers to."""
+    if isinstance(ref, LayerDecl):
+        if id(ref) not in index:
+            raise SpecError(f"an input of '{label}' is a layer of another network",
+                            span=d.span, path=d.path)
+        return index[id(ref)]
+    if ref not in taken:
+        span = d.input_spans[j] if j < len(d.input_spans) else None
+        raise SpecError(f"unknown layer '{ref}' in the inputs of '{label}'",
+                        span=span or d.span, path=f"{d.path}.inputs[{j}]" if d.path else None,
+                        hint=did_you_mean(ref, taken))
+    return taken[ref]
+
+
+def _outputs(outputs: Sequence[str | LayerDecl] | None, decls: Sequence[LayerDecl],
+             names: list[str], spans: Sequence[Span | None], paths: Sequence[str | None],
+             file: str | None) -> tuple[str, ...]:
+    """The outputs by name, each checked (default: the last declaration)."""
+    if not outputs:
+        return (names[len(decls) - 1],)
+    index = {id(d): i for i, d in enumerate(decls)}
+    found = [names[index[id(o)]] if isinstance(o, LayerDecl) and id(o) in index else o
+             for o in outputs]
+    for j, o in enumerate(found):
+        if not isinstance(o, str):
+            raise SpecError("an output is a layer of another network", file=file)
+        if o not in names:
+            span = spans[j] if j < len(spans) else None
+            path = paths[j] if j < len(paths) else None
+            raise SpecError(f"unknown layer '{o}' named as an output", span=span,
+                            path=path if path or span else f"outputs[{j}]",
+                            hint=did_you_mean(o, names), file=file)
+    return tuple(found)
 
 
 def _names(decls: Sequence[LayerDecl], ops: Sequence[OpDef]) -> list[str]:
@@ -353,12 +287,14 @@ def _topological_order(names: list[str], wired: list[list[int]],
 
 
 __all__ = [
+    "DIMS",
     "NAME_PATTERN",
     "PREVIOUS",
     "RESERVED_NAMES",
     "LayerDecl",
     "assign_names",
+    "default_network_name",
+    "dims_value",
     "keras_auto_name",
     "lower",
-    "resolve_args",
 ]

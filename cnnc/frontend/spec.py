@@ -93,9 +93,10 @@ def load_file(path: str | os.PathLike) -> Graph:
     else:
         text = bundled_text(p)
         if text is None:
-            hint = did_you_mean(p.stem, [Path(n).stem for n in bundled_specs()])
-            if hint is None and bundled_specs():
-                hint = "the bundled specs are " + ", ".join(bundled_specs())
+            bundled = bundled_specs()
+            hint = did_you_mean(p.stem, [Path(n).stem for n in bundled])
+            if hint is None and bundled:
+                hint = "the bundled specs are " + ", ".join(bundled)
             raise SpecError(f"no such file: {label}", hint=hint)
     return load_text(text, file=label, format=FORMATS.get(p.suffix.lower()))
 

@@ -16,13 +16,15 @@ from typing import Any
 import yaml
 
 from cnnc.errors import SpecError
-from cnnc.frontend.lower import NAME_PATTERN, assign_names
+from cnnc.frontend.dsl_parser import CONSTANTS
+from cnnc.frontend.lower import NAME_PATTERN, RESERVED_NAMES, assign_names
 from cnnc.ir import args as A
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import OpDef
 from cnnc.train.config import TrainConfig, parse_optimizer, parse_train_config
 
-KEYWORDS = {"network", "repeat", "train", "output", "outputs", "true", "false", "none", "null"}
+# Words a name cannot be written as: the DSL's keywords and its constants.
+KEYWORDS = RESERVED_NAMES | set(CONSTANTS)
 ALWAYS_WRITTEN = ("dataset", "epochs", "batch_size", "optimizer", "loss")
 
 

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cnnc.errors import CnncError, Span, SpecError, did_you_mean
-from cnnc.frontend.lower import LayerDecl, lower
+from cnnc.frontend.lower import LayerDecl, default_network_name, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
 from cnnc.train.config import parse_train_config
 
 TOP_KEYS = ("network", "input", "layers", "outputs", "train")
 LAYER_KEYS = ("name", "inputs")  # keys of a layer item that are not arguments
-DIMS = re.compile(r"[0-9]+(x[0-9]+)+")
 
 Marks = dict[str, tuple[Span, Span]]  # key path -> (span of the key, span of the value)
 
@@ -151,7 +149,7 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
     network = data.get("network")
     if network is not None and not isinstance(network, str):
         raise where.error("network", f"expected the network's name, got {network!r}")
-    graph_name = name or network or (Path(file).stem if file else "network")
+    graph_name = name or network or default_network_name(file)
 
     outputs = data.get("outputs")
     if isinstance(outputs, str):
@@ -192,8 +190,8 @@ def value_from_yaml(value: Any) -> Any:
     """YAML lists are tuples here, and '28x28x1' is a shape, as in the DSL."""
     if isinstance(value, list):
         return tuple(value_from_yaml(v) for v in value)
-    if isinstance(value, str) and DIMS.fullmatch(value):
-        return tuple(int(p) for p in value.split("x"))
+    if isinstance(value, str):
+        return dims_value(value) or value
     return value
 
 

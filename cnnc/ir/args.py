@@ -6,9 +6,9 @@ front ends only add the location (DSL span or YAML key path).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax")
 PADDINGS = ("valid", "same")
@@ -50,7 +50,7 @@ class Arg:
 class Attrs(Mapping):
     """An immutable, hashable mapping of checked argument values (ints, floats, strs, tuples)."""
 
-    __slots__ = ("_items", "_dict")
+    __slots__ = ("_dict", "_items")
 
     def __init__(self, items: Mapping[str, Any] | None = None, **kw: Any):
         d = dict(items or {})
@@ -80,7 +80,7 @@ class Attrs(Mapping):
     def __repr__(self) -> str:
         return "Attrs(" + ", ".join(f"{k}={v!r}" for k, v in self._items) + ")"
 
-    def replace(self, **kw: Any) -> "Attrs":
+    def replace(self, **kw: Any) -> Attrs:
         d = dict(self._dict)
         d.update(kw)
         return Attrs(d)
@@ -138,7 +138,8 @@ def shape(name: str, value: Any) -> tuple[int, ...]:
         _is_int(v) and v > 0 for v in value
     ):
         return tuple(int(v) for v in value)
-    raise ArgError(f"Expected a shape of positive integers such as 28x28x1. {_received(name, value)}")
+    raise ArgError("Expected a shape of positive integers such as 28x28x1. "
+                   + _received(name, value))
 
 
 def any_shape(name: str, value: Any) -> tuple[int, ...]:

@@ -10,10 +10,11 @@ Graphs are never changed in place: passes build new ones (`Graph.replace`, `with
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from math import prod
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from cnnc.errors import CnncError, ShapeError, Span, SpecError
 from cnnc.ir.args import ArgError, Attrs
@@ -130,10 +131,10 @@ class Graph:
 
     # ------------------------------------------------------------ building new graphs
 
-    def replace(self, **changes: Any) -> "Graph":
+    def replace(self, **changes: Any) -> Graph:
         return replace(self, **changes)
 
-    def with_nodes(self, nodes: Iterable[Node], **changes: Any) -> "Graph":
+    def with_nodes(self, nodes: Iterable[Node], **changes: Any) -> Graph:
         return replace(self, nodes=tuple(nodes), **changes)
 
 

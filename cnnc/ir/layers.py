@@ -31,10 +31,6 @@ LEAKY_RELU_SLOPE = 0.2  # Keras 3's default negative_slope
 ELU_ALPHA = 1.0
 
 
-def fmt_shape(shape: Shape) -> str:
-    return "x".join("?" if d is None else str(d) for d in shape)
-
-
 def _rank(shape: Shape, n: int, what: str) -> None:
     if len(shape) != n:
         raise ShapeError(
@@ -146,18 +142,19 @@ def _conv_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> i
         attrs["activation"]]
 
 
+# The window of a convolution: what its gradient ops need to know too (cnnc/ir/train_ops.py).
+CONV_GEOMETRY_ARGS = (
+    Arg("filters", A.positive_int, positional=True),
+    Arg("kernel_size", A.pair, positional=True),
+    Arg("strides", A.pair, (1, 1)),
+    PADDING_ARG,
+    Arg("dilation_rate", A.pair, (1, 1)),
+    Arg("groups", A.positive_int, 1),
+)
+
 register(OpDef(
     name="conv2d", group="layer", keras_name="Conv2D", aliases=("Conv2D", "conv"),
-    args=(
-        Arg("filters", A.positive_int, positional=True),
-        Arg("kernel_size", A.pair, positional=True),
-        Arg("strides", A.pair, (1, 1)),
-        PADDING_ARG,
-        Arg("dilation_rate", A.pair, (1, 1)),
-        Arg("groups", A.positive_int, 1),
-        ACTIVATION_ARG,
-        Arg("use_bias", A.boolean, True),
-    ),
+    args=(*CONV_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
     arity=(1, 1), infer=_conv_infer, params=_conv_params, flops=_conv_flops, check=_conv_check,
     doc="2-D convolution (cross-correlation) over NHWC input, with bias and activation.",
 ))
@@ -166,14 +163,15 @@ register(OpDef(
 # ---------------------------------------------------------------- pooling
 
 
-def _pool_attrs_strides(attrs: Attrs) -> tuple[int, int]:
+def pool_strides(attrs: Attrs) -> tuple[int, int]:
+    """The effective strides of a pooling layer (Keras: strides default to pool_size)."""
     return attrs["strides"] if attrs["strides"] is not None else attrs["pool_size"]
 
 
 def _pool_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     (x,) = shapes
     _rank(x, 4, "(batch, height, width, channels)")
-    oh, ow = window_output(x, attrs["pool_size"], _pool_attrs_strides(attrs), attrs["padding"],
+    oh, ow = window_output(x, attrs["pool_size"], pool_strides(attrs), attrs["padding"],
                            what="pool window")
     return (x[0], oh, ow, x[3])
 
@@ -188,11 +186,6 @@ POOL_ARGS = (
     Arg("strides", A.optional_pair, None, doc="defaults to pool_size"),
     PADDING_ARG,
 )
-
-
-def pool_strides(attrs: Attrs) -> tuple[int, int]:
-    """The effective strides of a pooling layer (Keras: strides default to pool_size)."""
-    return _pool_attrs_strides(attrs)
 
 
 register(OpDef(
@@ -301,10 +294,6 @@ def _bn_check(attrs: Attrs) -> None:
         )
 
 
-def _bn_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
-    return shapes[0]
-
-
 def _bn_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
     c = shapes[0][-1]
     out = []
@@ -317,17 +306,19 @@ def _bn_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]
     return tuple(out)
 
 
+# How batch normalisation normalises: what its training ops need to know too.
+BN_NORMALISE_ARGS = (
+    Arg("epsilon", A.positive_real, 1e-3),
+    Arg("center", A.boolean, True),
+    Arg("scale", A.boolean, True),
+)
+
 register(OpDef(
     name="batchnorm", group="layer", keras_name="BatchNormalization",
     aliases=("BatchNormalization", "BatchNorm", "bn", "batch_normalization"),
-    args=(
-        Arg("axis", A.integer, -1),
-        Arg("momentum", A.unit_interval, 0.99),
-        Arg("epsilon", A.positive_real, 1e-3),
-        Arg("center", A.boolean, True),
-        Arg("scale", A.boolean, True),
-    ),
-    arity=(1, 1), infer=_bn_infer, params=_bn_params, check=_bn_check,
+    args=(Arg("axis", A.integer, -1), Arg("momentum", A.unit_interval, 0.99),
+          *BN_NORMALISE_ARGS),
+    arity=(1, 1), infer=_same_shape, params=_bn_params, check=_bn_check,
     flops=lambda attrs, shapes, out: 2 * _numel(out),
     doc="Inference: (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta. "
         "Training uses the batch's mean and (biased) variance and updates the moving averages.",

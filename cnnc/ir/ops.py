@@ -15,12 +15,13 @@ Groups:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from cnnc.ir.args import Arg, Attrs, check_args
 
-Shape = tuple[Optional[int], ...]
+Shape = tuple[int | None, ...]
 """A tensor shape; a leading None is the batch dimension, left open until compile time."""
 
 

@@ -16,14 +16,13 @@ from typing import Any
 
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec
+from cnnc.ir.layers import shape_str
 from cnnc.ir.ops import OPS, Shape
 
 
 def format_shape(shape: Shape | None) -> str:
-    if shape is None:
-        return "-"
-    dims = ", ".join("None" if d is None else str(d) for d in shape)
-    return f"({dims},)" if len(shape) == 1 else f"({dims})"
+    """A shape as Keras prints it, (None, 28, 28, 1); '-' for an update op's missing value."""
+    return "-" if shape is None else shape_str(shape)
 
 
 def format_value(value: Any) -> str:

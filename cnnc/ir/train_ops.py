@@ -15,17 +15,12 @@ import math
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, Attrs
-from cnnc.ir.layers import POOL_ARGS, shape_str
+from cnnc.ir.layers import BN_NORMALISE_ARGS, CONV_GEOMETRY_ARGS, POOL_ARGS, shape_str
 from cnnc.ir.ops import OpDef, Shape, register
 
-CONV_GEOMETRY = (
-    Arg("filters", A.positive_int),
-    Arg("kernel_size", A.pair),
-    Arg("strides", A.pair, (1, 1)),
-    Arg("padding", A.choice(*A.PADDINGS), "valid"),
-    Arg("dilation_rate", A.pair, (1, 1)),
-    Arg("groups", A.positive_int, 1),
-)
+# Keras' backend epsilon: cross_entropy clips probabilities to [CLIP_EPSILON, 1 - CLIP_EPSILON].
+CLIP_EPSILON = 1e-7
+
 INPUT_SHAPE = Arg("input_shape", A.shape, doc="the forward input's shape without batch")
 
 
@@ -65,14 +60,14 @@ def _conv_kernel_shape(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 register(OpDef(
-    name="conv2d_grad_input", group="train", args=(*CONV_GEOMETRY, INPUT_SHAPE),
+    name="conv2d_grad_input", group="train", args=(*CONV_GEOMETRY_ARGS, INPUT_SHAPE),
     arity=(2, 2), infer=_from_input_shape,
     doc="dx of conv2d (a transposed convolution). Inputs (dy, kernel); dy is the gradient of "
         "the convolution before bias and activation.",
 ))
 
 register(OpDef(
-    name="conv2d_grad_kernel", group="train", args=(*CONV_GEOMETRY, INPUT_SHAPE),
+    name="conv2d_grad_kernel", group="train", args=(*CONV_GEOMETRY_ARGS, INPUT_SHAPE),
     arity=(2, 2), infer=_conv_kernel_shape,
     doc="d kernel of conv2d, summed over the batch. Inputs (x, dy).",
 ))
@@ -173,12 +168,6 @@ register(OpDef(
 
 # ---------------------------------------------------------------- batch norm
 
-BN_ARGS = (
-    Arg("epsilon", A.positive_real, 1e-3),
-    Arg("center", A.boolean, True),
-    Arg("scale", A.boolean, True),
-)
-
 
 def _bn_stats_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     return (2, shapes[0][-1])
@@ -190,13 +179,14 @@ register(OpDef(
 ))
 
 register(OpDef(
-    name="batchnorm_train", group="train", args=BN_ARGS, arity=(2, 4), infer=_like_input(0),
+    name="batchnorm_train", group="train", args=BN_NORMALISE_ARGS, arity=(2, 4),
+    infer=_like_input(0),
     doc="(x - mean) / sqrt(var + epsilon) * gamma + beta with the batch's stats. Inputs "
         "(x, stats[, gamma][, beta]): gamma present iff scale, beta iff center.",
 ))
 
 register(OpDef(
-    name="batchnorm_grad_input", group="train", args=BN_ARGS, arity=(3, 4),
+    name="batchnorm_grad_input", group="train", args=BN_NORMALISE_ARGS, arity=(3, 4),
     infer=_like_input(0),
     doc="dx of batchnorm_train through the batch statistics: with xhat the normalised x, "
         "g = dy*gamma, dx = (g - mean(g) - xhat*mean(g*xhat)) / sqrt(var + epsilon). Inputs "
@@ -204,8 +194,8 @@ register(OpDef(
 ))
 
 register(OpDef(
-    name="batchnorm_grad_gamma", group="train", args=BN_ARGS, arity=(3, 3),
-    infer=lambda attrs, shapes: (shapes[0][-1],),
+    name="batchnorm_grad_gamma", group="train", args=BN_NORMALISE_ARGS, arity=(3, 3),
+    infer=_channels_vector,
     doc="sum(dy * xhat) over every axis but the last. Inputs (x, stats, dy).",
 ))
 
@@ -251,8 +241,8 @@ register(OpDef(
 register(OpDef(
     name="cross_entropy", group="loss", args=(SPARSE,), arity=(2, 2), infer=_scalar,
     doc="Keras' categorical cross-entropy on probabilities: p = pred / sum(pred), clipped to "
-        "[1e-7, 1 - 1e-7]; mean over the batch (rows, as in softmax_cross_entropy) of "
-        "-sum(target * log p). Inputs (pred, target).",
+        f"[{CLIP_EPSILON:g}, 1 - {CLIP_EPSILON:g}]; mean over the batch (rows, as in "
+        "softmax_cross_entropy) of -sum(target * log p). Inputs (pred, target).",
 ))
 register(OpDef(
     name="cross_entropy_grad", group="loss", args=(SPARSE,), arity=(2, 2), infer=_grad_like_pred,
@@ -276,7 +266,6 @@ def _no_value(attrs: Attrs, shapes: tuple[Shape, ...]) -> None:
     for s in shapes[1:]:
         if s != first and len(s) == len(first):
             raise ShapeError(f"update operands {shape_str(first)} and {shape_str(s)} differ")
-    return None
 
 
 register(OpDef(
@@ -329,6 +318,8 @@ def _nadam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
 
 
 LR = Arg("learning_rate", A.positive_real)
+ADAM_ARGS = (LR, Arg("beta_1", A.unit_interval, 0.9), Arg("beta_2", A.unit_interval, 0.999),
+             Arg("epsilon", A.positive_real, 1e-7))  # Adam's and Nadam's, Keras' defaults
 
 register(OpDef(
     name="sgd_update", group="update",
@@ -340,18 +331,14 @@ register(OpDef(
 ))
 
 register(OpDef(
-    name="adam_update", group="update",
-    args=(LR, Arg("beta_1", A.unit_interval, 0.9), Arg("beta_2", A.unit_interval, 0.999),
-          Arg("epsilon", A.positive_real, 1e-7)),
+    name="adam_update", group="update", args=ADAM_ARGS,
     arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_adam_scalars,
     doc="Keras Adam with scalars (alpha, 1-b1, 1-b2, eps): m += (g-m)(1-b1); "
         "v += (g^2-v)(1-b2); p -= alpha*m/(sqrt(v)+eps). Inputs (param, grad, m, v).",
 ))
 
 register(OpDef(
-    name="nadam_update", group="update",
-    args=(LR, Arg("beta_1", A.unit_interval, 0.9), Arg("beta_2", A.unit_interval, 0.999),
-          Arg("epsilon", A.positive_real, 1e-7)),
+    name="nadam_update", group="update", args=ADAM_ARGS,
     arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_nadam_scalars,
     doc="Keras 3 Nadam with scalars (c_m, c_g, c_v, 1-b1, 1-b2, eps): m += (g-m)(1-b1); "
         "v += (g^2-v)(1-b2); p -= (c_m*m + c_g*g) / (sqrt(v*c_v) + eps). "

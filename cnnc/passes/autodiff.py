@@ -9,7 +9,8 @@ values between a trainable parameter (or, with wrt_inputs, a graph input) and th
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cnnc.ir.graph import Graph, Node, VerifyError
 from cnnc.ir.ops import Shape

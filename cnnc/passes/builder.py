@@ -7,7 +7,9 @@ ops are kept after every other node: they write state that earlier nodes read.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
 
 from cnnc.errors import SpecError
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_node
@@ -58,9 +60,7 @@ class GraphBuilder:
                     span=like.span if like else None, path=like.path if like else None)
         shape = infer_node(node, [self.shapes[v] for v in node.inputs])
         self._claim(name)
-        node = Node(name=node.name, op=op, inputs=node.inputs, attrs=checked,
-                    params=node.params, shape=shape, span=node.span, path=node.path)
-        self.nodes.append(node)
+        self.nodes.append(replace(node, shape=shape))
         if shape is not None:
             self.shapes[name] = shape
         return name
@@ -77,9 +77,7 @@ class GraphBuilder:
             if node.name == old:
                 self._claim(new)
                 self._taken.discard(old)
-                self.nodes[i] = Node(name=new, op=node.op, inputs=node.inputs, attrs=node.attrs,
-                                     params=node.params, shape=node.shape, span=node.span,
-                                     path=node.path)
+                self.nodes[i] = replace(node, name=new)
                 self.shapes[new] = self.shapes.pop(old)
                 return new
         raise KeyError(old)

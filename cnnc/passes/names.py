@@ -33,11 +33,11 @@ def grad(name: str) -> str:
 
 
 def grad_part(name: str, k: int) -> str:
-    return f"{GRAD_PREFIX}{name}/{k}"
+    return f"{grad(name)}/{k}"
 
 
 def preact_grad(layer: str) -> str:
-    return f"{GRAD_PREFIX}{layer}/preact"
+    return f"{grad(layer)}/preact"
 
 
 def logits(layer: str) -> str:

@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Sequence, TextIO
+from typing import TextIO
 
 from cnnc import settings
 from cnnc.ir.graph import Graph, verify

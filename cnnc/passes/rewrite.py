@@ -7,8 +7,8 @@ values for every reader and output (so a removed node's readers read its replace
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
 
 from cnnc.ir.graph import Graph, Node
 

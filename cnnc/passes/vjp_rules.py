@@ -10,10 +10,12 @@ Ops that never get a rule: see NOT_DIFFERENTIATED.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
+from cnnc.ir import args as A
 from cnnc.ir.graph import Node
-from cnnc.ir.layers import POOL_ARGS
+from cnnc.ir.layers import BN_NORMALISE_ARGS, CONV_GEOMETRY_ARGS, POOL_ARGS
 from cnnc.ir.ops import Shape
 from cnnc.passes import names
 
@@ -34,11 +36,10 @@ class RuleContext(Protocol):
 
 Rule = Callable[[RuleContext, Node, "str | None", Sequence[bool]], Grads]
 
-CONV_GEOMETRY = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups")
-
-
-def _pick(node: Node, keys: Sequence[str]) -> dict[str, Any]:
-    return {k: node.attrs[k] for k in keys}
+def _pick(node: Node, args: Sequence[str | A.Arg]) -> dict[str, Any]:
+    """The node's values of these arguments (given by name or as the op table's Args)."""
+    names_ = [a if isinstance(a, str) else a.name for a in args]
+    return {k: node.attrs[k] for k in names_}
 
 
 def _preactivation(cx: RuleContext, node: Node, dy: str) -> str:
@@ -50,42 +51,39 @@ def _preactivation(cx: RuleContext, node: Node, dy: str) -> str:
                   {"activation": act}, like=node)
 
 
-def _conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+def _kernel_layer(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool],
+                  attrs: Mapping[str, Any]) -> Grads:
+    """conv2d and dense: operands (x, kernel[, bias]); their gradient ops are named
+    `<op>_grad_input` and `<op>_grad_kernel` and take `attrs`."""
     d = _preactivation(cx, node, dy)
     x, kernel = node.operands[:2]
-    attrs = {**_pick(node, CONV_GEOMETRY), "input_shape": cx.shape(x)[1:]}
     out: Grads = [None] * len(node.operands)
     if needs[0]:
-        out[0] = cx.part(x, "conv2d_grad_input", (d, kernel), attrs, like=node)
+        out[0] = cx.part(x, f"{node.op}_grad_input", (d, kernel), attrs, like=node)
     if needs[1]:
-        out[1] = cx.part(kernel, "conv2d_grad_kernel", (x, d), attrs, like=node)
+        out[1] = cx.part(kernel, f"{node.op}_grad_kernel", (x, d), attrs, like=node)
     if len(out) > 2 and needs[2]:
         out[2] = cx.part(node.operands[2], "bias_grad", (d,), like=node)
     return out
+
+
+def _conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    attrs = {**_pick(node, CONV_GEOMETRY_ARGS), "input_shape": cx.shape(node.inputs[0])[1:]}
+    return _kernel_layer(cx, node, dy, needs, attrs)
 
 
 def _dense(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
-    d = _preactivation(cx, node, dy)
-    x, kernel = node.operands[:2]
-    out: Grads = [None] * len(node.operands)
-    if needs[0]:
-        out[0] = cx.part(x, "dense_grad_input", (d, kernel), like=node)
-    if needs[1]:
-        out[1] = cx.part(kernel, "dense_grad_kernel", (x, d), like=node)
-    if len(out) > 2 and needs[2]:
-        out[2] = cx.part(node.operands[2], "bias_grad", (d,), like=node)
-    return out
+    return _kernel_layer(cx, node, dy, needs, {})
 
 
 def _maxpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     (x,) = node.inputs
-    attrs = _pick(node, [a.name for a in POOL_ARGS])
-    return [cx.part(x, "maxpool2d_grad", (x, dy), attrs, like=node)]
+    return [cx.part(x, "maxpool2d_grad", (x, dy), _pick(node, POOL_ARGS), like=node)]
 
 
 def _avgpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     (x,) = node.inputs
-    attrs = {**_pick(node, [a.name for a in POOL_ARGS]), "input_shape": cx.shape(x)[1:]}
+    attrs = {**_pick(node, POOL_ARGS), "input_shape": cx.shape(x)[1:]}
     return [cx.part(x, "avgpool2d_grad", (dy,), attrs, like=node)]
 
 
@@ -134,7 +132,7 @@ def _batchnorm_train(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]
     a = node.attrs
     x, stats, *affine = node.operands
     gamma = affine[0] if a["scale"] else None
-    attrs = _pick(node, ("epsilon", "center", "scale"))
+    attrs = _pick(node, BN_NORMALISE_ARGS)
     out: Grads = [None] * len(node.operands)
     if needs[0]:
         extra = (gamma,) if gamma is not None else ()

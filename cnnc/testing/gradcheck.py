@@ -14,14 +14,14 @@ gradients that are zero up to rounding compare absolutely.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.numpy.pool import maxpool_argmax
-from cnnc.ir.graph import Graph
+from cnnc.ir.graph import Graph, Node
 from cnnc.passes import names
 from cnnc.passes.pipeline import loss_graph, training_graph
 from cnnc.train.config import TrainConfig
@@ -30,25 +30,26 @@ KINKED = ("relu", "leaky_relu")
 FLOOR = 1e-3
 
 
-def kink_fetch(graph: Graph) -> list[str]:
-    """Values whose sign patterns or window winners decide which side of a kink we are on."""
+def _kinks(graph: Graph) -> list[tuple[Node, str]]:
+    """Each node with a kink, and the value whose sign pattern (ReLU-family activations) or
+    window winners (max pooling) decide which side of the kink a run is on."""
     out = []
     for node in graph.nodes:
         if node.op in ("conv2d", "dense", "activation") and node.attrs["activation"] in KINKED:
-            out.append(node.name)
+            out.append((node, node.name))
         elif node.op == "maxpool2d":
-            out.append(node.inputs[0])
-    return list(dict.fromkeys(out))
+            out.append((node, node.inputs[0]))
+    return out
+
+
+def kink_fetch(graph: Graph) -> list[str]:
+    """The values kink_signature needs fetched, each once."""
+    return list(dict.fromkeys(value for _, value in _kinks(graph)))
 
 
 def kink_signature(graph: Graph, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    sig = []
-    for node in graph.nodes:
-        if node.op in ("conv2d", "dense", "activation") and node.attrs["activation"] in KINKED:
-            sig.append(values[node.name] > 0)
-        elif node.op == "maxpool2d":
-            sig.append(maxpool_argmax(values[node.inputs[0]], node.attrs))
-    return sig
+    return [maxpool_argmax(values[value], node.attrs) if node.op == "maxpool2d"
+            else values[value] > 0 for node, value in _kinks(graph)]
 
 
 def _same(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
@@ -98,9 +99,7 @@ def random_weights(graph: Graph, rng: np.random.Generator) -> dict[str, np.ndarr
     """Random parameters in a range where nothing saturates; positive moving variances."""
     out = {}
     for s in graph.state:
-        if s.name.endswith("/moving_variance"):
-            out[s.name] = rng.uniform(0.5, 1.5, s.shape)
-        elif s.name.endswith("/gamma"):
+        if s.name.endswith(("/moving_variance", "/gamma")):
             out[s.name] = rng.uniform(0.5, 1.5, s.shape)
         else:
             fan = s.fan[0] if s.fan else 1

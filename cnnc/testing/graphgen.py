@@ -13,8 +13,8 @@ lowers. Sizes stay small so that interpreters and device kernels run each exampl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from hypothesis import strategies as st
 

@@ -7,17 +7,14 @@ the settings that must not change on resume. Shuffling and augmentation derive f
 epoch) and dropout masks from (seed, step), so this is all the random state exact resumption
 needs.
 
-Writes go to a temporary file in the same folder, are flushed and fsync'd, then renamed over the
-old file (os.replace is atomic on POSIX), and the folder is fsync'd: a kill at any moment leaves
-either the old checkpoint or the new one, never a torn file.
+The file is written like a weights file (cnnc.weights.save_arrays, atomic through cnnc.atomic):
+a kill at any moment leaves either the old checkpoint or the new one, never a torn file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.errors import CnncError
+from cnnc.weights import header_metadata, save_arrays
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = 1
@@ -33,39 +31,6 @@ _META_KEY = "cnnc_checkpoint"
 
 class CheckpointError(CnncError):
     """A checkpoint that is missing, corrupt, or from a different run's settings."""
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Replace `path` with `data` so that readers see the old or the new content, nothing else."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, and harmless to skip.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -84,6 +49,12 @@ class Checkpoint:
     def step(self) -> int:
         return int(np.asarray(self.state.get("step", 0)))
 
+    def position(self) -> str:
+        """Where the loop stood, in words: 'after epoch 2' or 'in epoch 3 at batch 5'."""
+        if self.batch == 0:
+            return f"after epoch {self.epoch}"
+        return f"in epoch {self.epoch + 1} at batch {self.batch}"
+
     def meta(self) -> dict[str, Any]:
         return {"format": FORMAT, "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "partial": self.partial, "history": self.history, "settings": self.settings,
@@ -91,20 +62,13 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
-    from safetensors.numpy import save
-
-    # np.array, not np.ascontiguousarray: the latter turns the 0-d step counter into shape (1,).
-    tensors = {k: np.array(v, order="C") for k, v in ckpt.state.items()}
-    data = save(tensors, metadata={_META_KEY: json.dumps(ckpt.meta())})
-    return atomic_write(path, data)
+    save_arrays(path, ckpt.state, {_META_KEY: json.dumps(ckpt.meta())})
+    return Path(path)
 
 
 def _metadata(data: bytes, path: Path) -> dict[str, Any]:
-    # safetensors layout: u64 little-endian header length, then the JSON header.
-    (n,) = struct.unpack("<Q", data[:8])
     try:
-        header = json.loads(data[8:8 + n])
-        return json.loads(header["__metadata__"][_META_KEY])
+        return json.loads(header_metadata(data)[_META_KEY])
     except (ValueError, KeyError, TypeError):
         raise CheckpointError(f"{path}: not a cnnc checkpoint (no training metadata)") from None
 

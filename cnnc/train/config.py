@@ -7,13 +7,16 @@ checked against the optimizer's update op in the op table, so there is one list 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from cnnc.errors import SpecError, did_you_mean
 from cnnc.ir import args as A
 from cnnc.ir.args import ArgError, Attrs
 
+# The names in cnnc.data.catalog.DATASETS, spelled here so that checking a spec does not import
+# the data package (and NumPy); tests/train/test_config.py checks that the two agree.
 DATASETS = ("fashion_mnist", "mnist")
 LOSSES = {
     "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
@@ -70,7 +73,7 @@ class TrainConfig:
     schedule: Attrs = field(default_factory=lambda: Attrs(name="constant"))
     augment: Attrs = field(default_factory=lambda: Attrs(shift=0, flip=False))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,10 +138,26 @@ def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfi
     return OptimizerConfig(name, Attrs(_check_args(path, args, given)))
 
 
-FIELDS = {
-    "dataset", "epochs", "batch_size", "optimizer", "loss", "seed", "validation_split",
-    "validation_size", "shuffle", "schedule", "augment",
+FIELDS = tuple(f.name for f in fields(TrainConfig))
+
+# The settings that are one checked value each.
+SCALARS: dict[str, Callable[[str, Any], Any]] = {
+    "dataset": A.choice(*DATASETS),
+    "epochs": A.positive_int,
+    "batch_size": A.positive_int,
+    "seed": A.non_negative_int,
+    "validation_split": A.unit_interval,
+    "validation_size": A.non_negative_int,
+    "shuffle": A.boolean,
 }
+
+
+def parse_loss(value: Any, path: str | None = "train.loss") -> str:
+    """A loss's canonical name (mse is mean_squared_error); SpecError naming the choices."""
+    if not isinstance(value, str) or value.lower() not in LOSSES:
+        raise SpecError(f"unknown loss {value!r}; expected one of {', '.join(LOSSES)}",
+                        path=path, hint=did_you_mean(str(value), LOSSES))
+    return LOSSES[value.lower()]
 
 
 def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
@@ -148,35 +167,15 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
     m = _mapping(path, value, "a mapping of training settings")
     for key in m:
         if key not in FIELDS:
-            raise _fail(f"{path}.{key}", f"unknown key '{key}'",
-                        did_you_mean(str(key), FIELDS) or f"expected one of {', '.join(sorted(FIELDS))}")
-    c = TrainConfig()
-    changes: dict[str, Any] = {}
-    if "dataset" in m:
-        changes["dataset"] = _check(path, A.choice(*DATASETS), "dataset", m["dataset"])
-    if "epochs" in m:
-        changes["epochs"] = _check(path, A.positive_int, "epochs", m["epochs"])
-    if "batch_size" in m:
-        changes["batch_size"] = _check(path, A.positive_int, "batch_size", m["batch_size"])
-    if "seed" in m:
-        changes["seed"] = _check(path, A.non_negative_int, "seed", m["seed"])
-    if "validation_split" in m:
-        changes["validation_split"] = _check(path, A.unit_interval, "validation_split",
-                                             m["validation_split"])
-    if "validation_size" in m:
-        if m.get("validation_split"):
-            raise _fail(f"{path}.validation_size", "give validation_split or validation_size, "
-                        "not both")
-        changes["validation_size"] = _check(path, A.non_negative_int, "validation_size",
-                                            m["validation_size"])
-    if "shuffle" in m:
-        changes["shuffle"] = _check(path, A.boolean, "shuffle", m["shuffle"])
+            raise _fail(f"{path}.{key}", f"unknown key '{key}'", did_you_mean(str(key), FIELDS)
+                        or f"expected one of {', '.join(sorted(FIELDS))}")
+    if "validation_size" in m and m.get("validation_split"):
+        raise _fail(f"{path}.validation_size", "give validation_split or validation_size, "
+                    "not both")
+    changes: dict[str, Any] = {key: _check(path, check, key, m[key])
+                               for key, check in SCALARS.items() if key in m}
     if "loss" in m:
-        loss = m["loss"]
-        if not isinstance(loss, str) or loss.lower() not in LOSSES:
-            raise _fail(f"{path}.loss", f"unknown loss {loss!r}; expected one of "
-                        f"{', '.join(LOSSES)}", did_you_mean(str(loss), LOSSES))
-        changes["loss"] = LOSSES[loss.lower()]
+        changes["loss"] = parse_loss(m["loss"], f"{path}.loss")
     if "optimizer" in m:
         changes["optimizer"] = parse_optimizer(m["optimizer"], f"{path}.optimizer")
     if "schedule" in m:
@@ -184,6 +183,7 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
         changes["schedule"] = Attrs(
             name=name, **_check_args(f"{path}.schedule", SCHEDULES[name], given))
     if "augment" in m:
-        given = _mapping(f"{path}.augment", m["augment"], "a mapping such as {shift: 2, flip: true}")
+        given = _mapping(f"{path}.augment", m["augment"],
+                         "a mapping such as {shift: 2, flip: true}")
         changes["augment"] = Attrs(_check_args(f"{path}.augment", AUGMENT_ARGS, given))
-    return c.replace(**changes)
+    return TrainConfig().replace(**changes)

@@ -10,8 +10,9 @@ import numpy as np
 from cnnc.errors import WeightsError
 from cnnc.train.config import TrainConfig
 from cnnc.train.fit import input_shape
-from cnnc.train.loop import LabelledData, evaluate_arrays
+from cnnc.train.loop import EVAL_BATCH_SIZE, LabelledData, evaluate_arrays
 from cnnc.train.metrics import Evaluation, format_confusion
+from cnnc.train.session import DEFAULT_BACKEND
 
 
 def load_trained(spec: str, weights: str, backend: str, device: str | None):
@@ -38,15 +39,15 @@ class EvalResult:
         return "\n".join([
             f"spec      {self.spec}",
             f"weights   {self.weights}",
-            f"test      {self.dataset}: accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})  "
-            f"loss {ev.loss:.4f}",
+            (f"test      {self.dataset}: accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})  "
+             f"loss {ev.loss:.4f}"),
             format_confusion(ev.confusion, ev.class_names),
         ])
 
 
-def evaluate_spec(spec: str, weights: str, *, backend: str = "opencl", device: str | None = None,
-                  data_dir: str | None = None, batch_size: int = 256,
-                  limit: int | None = None) -> EvalResult:
+def evaluate_spec(spec: str, weights: str, *, backend: str = DEFAULT_BACKEND,
+                  device: str | None = None, data_dir: str | None = None,
+                  batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> EvalResult:
     from cnnc.data.dataset import load_dataset, to_inputs
 
     model = load_trained(spec, weights, backend, device)

@@ -17,7 +17,7 @@ from cnnc.data.dataset import Dataset, load_dataset, to_inputs
 from cnnc.data.split import validation_split_point
 from cnnc.errors import InputError
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from cnnc.train.config import TrainConfig
+from cnnc.train.config import TrainConfig, parse_train_config
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
 from cnnc.train.metrics import Evaluation
 from cnnc.train.progress import ConsoleReporter, SilentReporter
@@ -33,12 +33,6 @@ def num_classes(model) -> int:
     return int(g.shape_of(g.outputs[0])[-1])
 
 
-def validation_size(config: TrainConfig) -> int | None:
-    """The spec's validation count, when the config carries one (`validation_size`)."""
-    size = getattr(config, "validation_size", None)
-    return int(size) if size is not None else None
-
-
 @dataclass
 class PreparedData:
     train: LabelledData
@@ -47,26 +41,37 @@ class PreparedData:
     class_names: tuple[str, ...]
     dataset: Dataset
 
+    def sizes(self) -> dict[str, int]:
+        """Examples in each part, as run.json and the run's header and summary state them."""
+        return {"train": len(self.train),
+                "validation": len(self.validation) if self.validation else 0,
+                "test": len(self.test)}
+
+
+def _parts(n: int, config: TrainConfig, limit: int | None) -> tuple[slice, slice | None]:
+    """The training and validation parts of n examples: validation is split off first (Keras'
+    semantics, before any shuffling), then `limit` caps the training part only."""
+    point = validation_split_point(n, config.validation_split, config.validation_size)
+    if limit is not None and limit <= 0:
+        raise InputError(f"--limit must be a positive number of examples, got {limit}")
+    train = slice(0, point if limit is None else min(point, limit))
+    return train, (slice(point, n) if point < n else None)
+
 
 def prepare_data(config: TrainConfig, dataset: Dataset, shape: tuple[int, ...],
                  limit: int | None = None) -> PreparedData:
-    """Split off validation (before shuffling, from the full training set), then apply `limit`.
+    """The dataset as model inputs: training, validation (see `_parts`) and test.
 
     `limit` caps the examples trained on; the validation and test sets stay whole so that their
-    figures stay comparable between runs.
+    figures stay comparable between runs. Only the parts used are converted to float32.
     """
     images, labels = dataset.train.images, dataset.train.labels
-    point = validation_split_point(len(labels), config.validation_split, validation_size(config))
-    train_images, train_labels = images[:point], labels[:point]
-    if limit is not None:
-        if limit <= 0:
-            raise InputError(f"--limit must be a positive number of examples, got {limit}")
-        train_images, train_labels = train_images[:limit], train_labels[:limit]
+    train, held = _parts(len(labels), config, limit)
     validation = None
-    if point < len(labels):
-        validation = LabelledData(to_inputs(images[point:], shape), labels[point:])
+    if held is not None:
+        validation = LabelledData(to_inputs(images[held], shape), labels[held])
     return PreparedData(
-        train=LabelledData(to_inputs(train_images, shape), train_labels),
+        train=LabelledData(to_inputs(images[train], shape), labels[train]),
         validation=validation,
         test=LabelledData(to_inputs(dataset.test.images, shape), dataset.test.labels),
         class_names=dataset.class_names,
@@ -81,9 +86,8 @@ def _labels(y: Any, n: int, what: str) -> np.ndarray:
     if y.ndim != 1 or y.shape[0] != n:
         raise InputError(f"{what}: expected {n} labels (class indices or one-hot rows), got "
                          f"an array of shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y, 1), 0)):
-            raise InputError(f"{what}: labels must be whole class indices")
+    if not np.issubdtype(y.dtype, np.integer) and not np.all(np.equal(np.mod(y, 1), 0)):
+        raise InputError(f"{what}: labels must be whole class indices")
     return y.astype(np.int64)
 
 
@@ -106,17 +110,11 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     on Ctrl-C); resume: continue from the checkpoint found there.
     """
     config: TrainConfig = model.train_config
-    changes: dict[str, Any] = {}
-    if epochs is not None:
-        changes["epochs"] = epochs
-    if batch_size is not None:
-        changes["batch_size"] = batch_size
-    if shuffle is not None:
-        changes["shuffle"] = shuffle
+    given = {"epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
+             "validation_split": validation_split}
+    changes = {k: v for k, v in given.items() if v is not None}
     if validation_split is not None:
-        changes["validation_split"] = validation_split
-        if hasattr(config, "validation_size"):
-            changes["validation_size"] = None
+        changes["validation_size"] = None  # a split given here replaces the spec's count
     config = apply_overrides(config, changes)
     classes = num_classes(model)
     if x is None:
@@ -125,13 +123,9 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
         train, validation = data.train, data.validation
     else:
         every = _arrays(x, y, "fit")
-        point = validation_split_point(len(every), config.validation_split,
-                                       validation_size(config))
-        train = LabelledData(every.x[:point], every.labels[:point])
-        validation = (LabelledData(every.x[point:], every.labels[point:])
-                      if point < len(every) else None)
-        if limit is not None:
-            train = LabelledData(train.x[:limit], train.labels[:limit])
+        train_part, held = _parts(len(every), config, limit)
+        train = every.part(train_part)
+        validation = every.part(held) if held is not None else None
     if validation_data is not None:
         validation = _arrays(*validation_data, "validation_data")
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
@@ -154,18 +148,24 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     return trainer.run(start)
 
 
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    """The settings as plain data, unset ones left out: what a resumed run must match."""
+    return {k: v for k, v in config.to_dict().items() if v is not None}
+
+
 def _resumable(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed fit must share with the checkpoint's (all but epochs)."""
-    d = {k: v for k, v in config.to_dict().items() if v is not None}
+    d = config_dict(config)
     d.pop("epochs")
     return d
 
 
 def apply_overrides(config: TrainConfig, changes: dict[str, Any], path: str = "train"
                     ) -> TrainConfig:
-    """`config` with `changes` applied, each checked as the spec's value would be."""
-    from cnnc.train.config import parse_train_config
+    """`config` with `changes` applied, each checked as the spec's value would be.
 
+    A change to None unsets that setting (validation_size when a validation_split is given).
+    """
     checked = {k: v for k, v in changes.items() if v is not None}
     parsed = parse_train_config(checked, path)
     return config.replace(**{k: (getattr(parsed, k) if k in checked else None)

@@ -17,9 +17,10 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, final
 
 import numpy as np
 
@@ -29,7 +30,9 @@ from cnnc.errors import CnncError
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.config import TrainConfig
 from cnnc.train.metrics import (
-    RunningMetrics, evaluation_from_predictions, targets_for,
+    RunningMetrics,
+    evaluation_from_predictions,
+    targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
 from cnnc.train.schedule import learning_rate
@@ -49,6 +52,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.epoch, self.batch, self.step, self.checkpoint = epoch, batch, step, checkpoint
 
 
+@final
 class _SigintFlag:
     """While active, the first SIGINT only sets `requested`; the second raises as usual."""
 
@@ -62,7 +66,7 @@ class _SigintFlag:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> "_SigintFlag":
+    def __enter__(self) -> _SigintFlag:
         # Signal handlers can only be set from the main thread; elsewhere Ctrl-C is not ours.
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -99,6 +103,9 @@ class LabelledData:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def part(self, rows: slice) -> LabelledData:
+        return LabelledData(self.x[rows], self.labels[rows])
+
 
 def evaluate_arrays(model, data: LabelledData, loss: str, class_names: tuple[str, ...] = (),
                     batch_size: int = EVAL_BATCH_SIZE):
@@ -129,6 +136,8 @@ class Trainer:
         self.train = train
         self.validation = validation if validation is not None and len(validation) else None
         self.classes = classes
+        # What train_step takes as y, for every example at once rather than batch by batch.
+        self._targets = targets_for(config.loss, train.labels, classes)
         self.reporter = reporter or SilentReporter()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.settings = settings or {}
@@ -155,9 +164,7 @@ class Trainer:
             return "no checkpoint was written before it (the model's weights are now invalid)"
         ckpt = load_checkpoint(self.checkpoint_path)
         self.model.set_training_state(ckpt.state)
-        where = (f"after epoch {ckpt.epoch}" if ckpt.batch == 0
-                 else f"in epoch {ckpt.epoch + 1} at batch {ckpt.batch}")
-        return (f"the last good checkpoint ({where}, step {ckpt.step}) is kept in "
+        return (f"the last good checkpoint ({ckpt.position()}, step {ckpt.step}) is kept in "
                 f"{self.checkpoint_path} and the model was reset to it")
 
     # ------------------------------------------------------------ the loop
@@ -201,9 +208,8 @@ class Trainer:
             labels = self.train.labels[idx]
             lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
             step = self.model.step
-            loss, pred = self.model.train_step(
-                xb, targets_for(cfg.loss, labels, self.classes), learning_rate=lr,
-                return_predictions=True)
+            loss, pred = self.model.train_step(xb, self._targets[idx], learning_rate=lr,
+                                               return_predictions=True)
             loss = float(loss)
             if not math.isfinite(loss):
                 kept = self._restore_last_good()

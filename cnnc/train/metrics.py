@@ -2,19 +2,19 @@
 
 Training losses come from the training graph (Model.train_step). Evaluation runs the inference
 graph and computes the loss here from its outputs, with Keras' formulas: cross-entropy on
-probabilities normalised to sum 1 and clipped to [1e-7, 1 - 1e-7] (the `cross_entropy` op's
-contract in cnnc/ir/train_ops.py), mean squared error on one-hot targets.
+probabilities normalised to sum 1 and clipped to [CLIP_EPSILON, 1 - CLIP_EPSILON] (the
+`cross_entropy` op's contract in cnnc/ir/train_ops.py), mean squared error on one-hot targets.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnnc.errors import InputError
-
-EPSILON = 1e-7  # Keras' backend epsilon, used to clip probabilities
+from cnnc.ir.train_ops import CLIP_EPSILON
 
 
 def targets_for(loss: str, labels: np.ndarray, classes: int) -> np.ndarray:
@@ -41,7 +41,7 @@ def per_example_loss(loss: str, pred: np.ndarray, labels: np.ndarray) -> np.ndar
         total = pred.sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             p = pred / total
-        p = np.clip(p, EPSILON, 1.0 - EPSILON)
+        p = np.clip(p, CLIP_EPSILON, 1.0 - CLIP_EPSILON)
         return -np.log(p[np.arange(pred.shape[0]), labels])
     if loss == "mean_squared_error":
         return ((pred - one_hot(labels, pred.shape[1])) ** 2).mean(axis=1)
@@ -81,7 +81,7 @@ class RunningMetrics:
         return {"loss_sum": self.loss_sum, "correct": self.correct, "count": self.count}
 
     @classmethod
-    def from_state(cls, state: dict) -> "RunningMetrics":
+    def from_state(cls, state: dict) -> RunningMetrics:
         return cls(float(state["loss_sum"]), int(state["correct"]), int(state["count"]))
 
 
@@ -108,7 +108,7 @@ class Evaluation:
             "count": self.count, "class_names": names,
             "confusion_matrix": self.confusion.tolist(),
             # None where a class has no examples (NaN is not JSON).
-            "per_class_accuracy": {n: (None if a != a else a)
+            "per_class_accuracy": {n: (None if math.isnan(a) else a)
                                    for n, a in zip(names, self.per_class_accuracy())},
         }
 

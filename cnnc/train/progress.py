@@ -81,6 +81,3 @@ class ConsoleReporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-    def message(self, text: str) -> None:
-        print(text, file=self.out, flush=True)

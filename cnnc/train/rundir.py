@@ -10,7 +10,7 @@
       confusion_matrix.csv     the same matrix, rows = true class, columns = predicted
       summary.txt              a page a person reads first
 
-Every file is written atomically (cnnc.train.checkpoint.atomic_write).
+Every file is written atomically (cnnc.atomic.atomic_write).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cnnc.train.checkpoint import CHECKPOINT_NAME, atomic_write
+from cnnc.atomic import atomic_write
+from cnnc.train.checkpoint import CHECKPOINT_NAME
 from cnnc.train.metrics import Evaluation
 
 RUN_JSON = "run.json"
@@ -56,7 +57,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, spec_name: str, out: str | Path | None = None,
-               base: str | Path = "runs") -> "RunFolder":
+               base: str | Path = "runs") -> RunFolder:
         """A new folder: `out` if given (created; must be empty), else base/<spec>-<time>."""
         if out is not None:
             path = Path(out)

@@ -1,4 +1,4 @@
-"""`cnnc run` end to end: spec + overrides → data → compiled model → epochs → test → run folder.
+"""`cnnc run` end to end: spec and overrides → data → model → epochs → test → run folder.
 
 A new run creates its folder first and records how it was started (run.json, spec.yaml), so that
 `--resume RUN_DIR` can rebuild the same run: the stored settings are the base, command-line flags
@@ -9,7 +9,6 @@ would.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,13 @@ from typing import Any, TextIO
 from cnnc.errors import CnncError, SpecError
 from cnnc.train.checkpoint import CheckpointError, load_checkpoint
 from cnnc.train.config import OptimizerConfig, TrainConfig, parse_train_config
-from cnnc.train.fit import PreparedData, apply_overrides, num_classes, prepare_data
+from cnnc.train.fit import (
+    PreparedData,
+    apply_overrides,
+    config_dict,
+    num_classes,
+    prepare_data,
+)
 from cnnc.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate_arrays
 from cnnc.train.metrics import Evaluation, format_confusion
 from cnnc.train.progress import ConsoleReporter, epoch_line
@@ -62,10 +67,6 @@ def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
         config = config.replace(optimizer=OptimizerConfig(
             opt.name, opt.args.replace(learning_rate=float(opts.lr))))
     return config
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.to_dict().items() if v is not None}
 
 
 def _load_graph(spec: str):
@@ -198,36 +199,30 @@ class _Run:
             return
         self.folder = RunFolder.create(_spec_name(self.graph, self.spec_path), self.opts.out)
         _write_resolved_spec(self.folder, self.graph)
-        p = self.prepared
         self.record = {
             "spec": str(self.spec_path), "name": _spec_name(self.graph, self.spec_path),
             "command": self.opts.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "backend": self.backend, "device": self.device,
             "train": config_dict(self.config), "limit": self.limit,
             "data": str(Path(self.data_dir).resolve()) if self.data_dir else None,
-            "examples": {"train": len(p.train),
-                         "validation": len(p.validation) if p.validation else 0,
-                         "test": len(p.test)},
+            "examples": self.prepared.sizes(),
         }
         self.folder.write_json(RUN_JSON, self.record)
 
     def header(self) -> None:
         p = self.prepared
         src = p.dataset.source
-        val = len(p.validation) if p.validation else 0
         self.say(f"spec      {self.spec_path} ({_spec_name(self.graph, self.spec_path)}, "
                  f"{self.graph.param_count():,} parameters)")
         self.say(f"device    {self.device_text()}")
         if src is not None:
             self.say(f"data      {p.dataset.info.title} from {src.folder} ({src.origin})")
-        self.say(f"examples  train {len(p.train):,}  validation {val:,}  test {len(p.test):,}")
+        self.say("examples  " + "  ".join(f"{k} {n:,}" for k, n in p.sizes().items()))
         self.say(f"training  {self.describe_training()}")
         self.say(f"run       {self.folder.path}")
         if self.checkpoint is not None:
             ck = self.checkpoint
-            where = (f"after epoch {ck.epoch}" if ck.batch == 0
-                     else f"in epoch {ck.epoch + 1} at batch {ck.batch}")
-            self.say(f"resuming  from the checkpoint {where} (step {ck.step})")
+            self.say(f"resuming  from the checkpoint {ck.position()} (step {ck.step})")
 
     def describe_training(self) -> str:
         c = self.config
@@ -253,9 +248,7 @@ class _Run:
 
     def finish(self) -> None:
         p = self.prepared
-        tmp = self.folder.path / ".weights.tmp.safetensors"
-        self.model.save_weights(tmp)
-        os.replace(tmp, self.folder.weights)
+        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
         self.test = evaluate_arrays(self.model, p.test, self.config.loss, p.class_names)
         self.folder.write_test(self.test)
         t = self.test
@@ -270,7 +263,6 @@ class _Run:
         history = self.trainer.history.epochs if self.trainer else []
         trained_s = self.trainer.elapsed_s if self.trainer else 0.0
         p = self.prepared
-        val = len(p.validation) if p.validation else 0
         lines = [
             f"cnnc run: {_spec_name(self.graph, self.spec_path)} ({status})",
             "",
@@ -278,20 +270,20 @@ class _Run:
             f"command     {' '.join(self.opts.argv) or '(Python)'}",
             f"device      {self.device_text()}",
             f"parameters  {self.graph.param_count():,}",
-            f"dataset     {self.config.dataset}"
-            + (f" from {p.dataset.source.folder}" if p.dataset.source else ""),
-            f"examples    train {len(p.train):,}, validation {val:,}, test {len(p.test):,}",
+            (f"dataset     {self.config.dataset}"
+             + (f" from {p.dataset.source.folder}" if p.dataset.source else "")),
+            "examples    " + ", ".join(f"{k} {n:,}" for k, n in p.sizes().items()),
             f"training    {self.describe_training()}",
-            f"wall time   training {trained_s:.1f} s (all invocations), this invocation "
-            f"{time.time() - self.started:.1f} s",
+            (f"wall time   training {trained_s:.1f} s (all invocations), this invocation "
+             f"{time.time() - self.started:.1f} s"),
             "",
             "epochs",
         ]
         lines += ["  " + epoch_line(r, self.config.epochs) for r in history] or ["  (none)"]
         if self.test is not None:
             t = self.test
-            lines += ["", f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
-                          f"loss {t.loss:.4f}", "", "per-class accuracy"]
+            lines += ["", (f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
+                           f"loss {t.loss:.4f}"), "", "per-class accuracy"]
             for name, acc in t.to_dict()["per_class_accuracy"].items():
                 lines.append(f"  {name:<12} " + ("no examples" if acc is None else f"{acc:.4f}"))
             lines += ["", "confusion matrix (rows: true class, columns: predicted)",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from cnnc.testing.offline import isolate_datasets
+
 
 @pytest.fixture(autouse=True)
 def isolated_data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNC_OFFLINE", "1")
-    monkeypatch.setenv("CNNC_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CNNC_DATA", raising=False)
-    return tmp_path
+    isolate_datasets(monkeypatch, tmp_path / "cache")
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def no_system_dirs(monkeypatch):
     """Hide Debian's folder so that tests see only the folders they make."""
     import dataclasses
 
-    import cnnc.data.catalog as catalog
+    from cnnc.data import catalog
 
     for name, info in list(catalog.DATASETS.items()):
         monkeypatch.setitem(catalog.DATASETS, name, dataclasses.replace(info, system_dirs=()))

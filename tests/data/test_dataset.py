@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from cnnc.data import load_dataset, to_inputs, write_idx
+from cnnc.data.catalog import FASHION_MNIST
 from cnnc.data.synthetic import write_synthetic_dataset
 from cnnc.errors import DataError
 
-REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+REAL_FASHION = Path(FASHION_MNIST.system_dirs[0])  # where Debian's package puts it
 
 
 def test_synthetic_dataset_loads(tmp_path):
@@ -77,7 +78,7 @@ def test_to_inputs_rejects_another_shape():
 
 
 @pytest.mark.skipif(not REAL_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not "
-                    "installed (/usr/share/datasets/fashion-mnist)")
+                    f"installed ({REAL_FASHION})")
 def test_real_fashion_mnist():
     data = load_dataset("fashion_mnist")
     assert data.source.origin.startswith("Debian package")

@@ -7,8 +7,7 @@ import hashlib
 
 import pytest
 
-import cnnc.data.catalog as catalog
-from cnnc.data import load_dataset
+from cnnc.data import catalog, load_dataset
 from cnnc.data.synthetic import write_synthetic_dataset
 from cnnc.errors import DataError
 

@@ -79,7 +79,7 @@ def test_not_found_offline_names_folders_and_both_remedies(tmp_path, monkeypatch
 def test_debian_folder_is_listed_when_empty(tmp_path, monkeypatch):
     import dataclasses
 
-    import cnnc.data.catalog as catalog
+    from cnnc.data import catalog
 
     info = dataclasses.replace(FASHION_MNIST, system_dirs=(str(tmp_path / "usr-share"),))
     monkeypatch.setitem(catalog.DATASETS, "fashion_mnist", info)

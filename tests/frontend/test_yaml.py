@@ -137,6 +137,17 @@ def test_unknown_reference_and_output():
     assert (err.path, err.hint) == ("outputs[0]", "did you mean 'dense'?")
 
 
+def test_cycle_and_duplicate_name_point_at_the_layer_with_its_key_path():
+    err = error_of(load_yaml, "input: [8]\nlayers:\n  - {dense: 4, name: a, inputs: [c]}\n"
+                   "  - {dense: 4, name: b, inputs: [a]}\n  - {dense: 4, name: c, inputs: [b]}\n",
+                   file="c.yaml")
+    assert err.headline() == "c.yaml:3:6: layers[0]: cycle in the layer graph: a -> b -> c -> a"
+    err = error_of(load_yaml, "input: [8]\nlayers:\n  - {dense: 4, name: x}\n"
+                   "  - {dense: 2, name: x}\n", file="d.yaml")
+    assert err.headline() == ("d.yaml:4:22: layers[1].name: duplicate layer name 'x' (first "
+                              "defined at d.yaml:3:22)")
+
+
 def test_duplicate_key_is_an_error_not_a_silent_overwrite():
     err = error_of(load_yaml, "input: [8]\nlayers: [flatten]\ninput: [9]\n")
     assert (err.path, err.line, err.message) == ("input", 3, "duplicate key 'input'")

@@ -26,8 +26,8 @@ Y = np.array([0, 2])
     (np.zeros((2, 16), np.float32),
      "input 'input_layer' expects shape (N, 4, 4, 1), received (2, 16)"),
     (np.zeros((4, 4, 1), np.float32),
-     "expects a batch of shape (N, 4, 4, 1), received one example of shape (4, 4, 1); "
-     "add a batch axis: x[None]"),
+     ("expects a batch of shape (N, 4, 4, 1), received one example of shape (4, 4, 1); "
+      "add a batch axis: x[None]")),
     (np.zeros((2, 4, 4, 1), np.uint8),
      "input 'input_layer' expects floating-point values, received uint8; convert explicitly"),
     (np.zeros((2, 4, 4, 1), np.int32), "expects floating-point values, received int32"),
@@ -47,13 +47,13 @@ def test_bad_images(model, x, message):
 
 
 @pytest.mark.parametrize("y,message", [
-    (np.array([0.0, 1.0]), "labels must be integer class ids, received float64; convert them "
-                           "with y.astype('int32')"),
+    (np.array([0.0, 1.0]), ("labels must be integer class ids, received float64; convert them "
+                            "with y.astype('int32')")),
     (np.array([0, 3]), "label 3 at index (1,) is not a class id in 0..2"),
     (np.array([-1, 0]), "label -1 at index (0,) is not a class id in 0..2"),
     (np.array([0, 1, 2]), "the batch has 2 inputs but 3 targets"),
-    (np.zeros((2, 3), int), "labels must have shape (N) for predictions of shape (None, 3), "
-                            "received (2, 3)"),
+    (np.zeros((2, 3), int), ("labels must have shape (N) for predictions of shape (None, 3), "
+                             "received (2, 3)")),
 ])
 def test_bad_labels(model, y, message):
     with pytest.raises(InputError) as info:

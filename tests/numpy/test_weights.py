@@ -76,3 +76,18 @@ def test_arrays_and_metadata_round_trip(tmp_path):
 def test_writing_into_a_missing_folder(tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
         small().save_weights(str(tmp_path / "nope" / "w.safetensors"))
+
+
+def test_a_long_list_of_problems_is_cut_short():
+    from cnnc.weights import check_arrays
+
+    expected = {f"layer_{i}/kernel": (2, 2) for i in range(20)}
+    given = {f"other_{i}/kernel": np.zeros((2, 2)) for i in range(9)}
+    given.update({f"layer_{i}/kernel": np.zeros((3, 3)) for i in range(10, 20)})
+    with pytest.raises(WeightsError) as info:
+        check_arrays(expected, given)
+    msg = info.value.message
+    assert "missing 'layer_0/kernel', 'layer_1/kernel'" in msg and "and 4 more;" in msg
+    assert "unexpected 'other_0/kernel'" in msg and "and 3 more;" in msg
+    assert msg.endswith("6 more problems")
+    assert msg.count("has shape") == 4

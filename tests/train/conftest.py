@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from training_spec import TINY_SPEC
 
 from cnnc.data.synthetic import write_synthetic_dataset
-
-from training_spec import TINY_SPEC  # noqa: E402  (tests/train is on sys.path)
+from cnnc.testing.offline import isolate_datasets
 
 
 @pytest.fixture(autouse=True)
 def isolated_data_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNC_OFFLINE", "1")
-    monkeypatch.setenv("CNNC_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CNNC_DATA", raising=False)
+    isolate_datasets(monkeypatch, tmp_path / "cache")
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,10 @@ from pathlib import Path
 import pytest
 
 import cnnc
+from cnnc.data.catalog import FASHION_MNIST
 from cnnc.data.synthetic import write_synthetic_dataset
 
-REAL = Path("/usr/share/datasets/fashion-mnist")
+REAL = Path(FASHION_MNIST.system_dirs[0])  # where Debian's package puts it
 
 SPEC = """\
 network: agreement

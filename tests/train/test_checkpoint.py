@@ -7,8 +7,12 @@ import os
 import numpy as np
 import pytest
 
+from cnnc.atomic import atomic_write
 from cnnc.train.checkpoint import (
-    Checkpoint, CheckpointError, atomic_write, load_checkpoint, save_checkpoint,
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
 )
 
 

@@ -7,13 +7,12 @@ import signal
 
 import numpy as np
 import pytest
+from training_spec import TINY_SPEC  # tests/train is on sys.path under pytest
 
 import cnnc
 from cnnc.data.synthetic import write_synthetic_dataset
 from cnnc.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from cnnc.train.loop import TrainingDiverged, TrainingInterrupted
-
-from training_spec import TINY_SPEC  # tests/train is on sys.path under pytest
 
 
 def _model(backend="numpy", spec=TINY_SPEC):
@@ -85,8 +84,8 @@ class _SigintAt:
 
 
 def test_ctrl_c_mid_epoch_checkpoints_and_resumes_exactly(tiny_data, tmp_path, backend):
-    from cnnc.train.fit import input_shape, prepare_data
     from cnnc.data import load_dataset
+    from cnnc.train.fit import input_shape, prepare_data
     from cnnc.train.loop import Trainer
 
     straight = _model(backend)
@@ -148,6 +147,21 @@ def test_bad_fit_arguments_are_clear_errors():
         model.fit(x, np.zeros(3, int), verbose=0)
     with pytest.raises(cnnc.CnncError, match="epochs"):
         model.fit(x, np.zeros(4, int), epochs=0, verbose=0)
+
+
+@pytest.mark.parametrize("option,message", [
+    ({"batch_size": 0},
+     "train.batch_size: Expected a strictly positive integer. Received batch_size=0."),
+    ({"epochs": 0}, "train.epochs: Expected a strictly positive integer. Received epochs=0."),
+    ({"validation_split": 1.0},
+     "train.validation_split: Expected a number in [0, 1). Received validation_split=1.0."),
+    ({"limit": 0}, "--limit must be a positive number of examples, got 0"),
+])
+def test_bad_fit_settings_name_the_setting(option, message):
+    x = np.zeros((40, 12, 12, 1), np.float32)  # TINY_SPEC holds out 32 for validation
+    with pytest.raises(cnnc.CnncError) as info:
+        _model().fit(x, np.zeros(40, int), verbose=0, **option)
+    assert info.value.render() == message
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tiny_data, tmp_path):

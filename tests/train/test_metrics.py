@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from cnnc.train.metrics import (
-    RunningMetrics, confusion_matrix, evaluation_from_predictions, format_confusion,
-    per_example_loss, targets_for,
+    RunningMetrics,
+    confusion_matrix,
+    evaluation_from_predictions,
+    format_confusion,
+    per_example_loss,
+    targets_for,
 )
 
 

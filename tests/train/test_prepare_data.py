@@ -9,11 +9,12 @@ import pytest
 
 import cnnc
 from cnnc.data import load_dataset
+from cnnc.data.catalog import FASHION_MNIST
 from cnnc.data.synthetic import write_synthetic_dataset
 from cnnc.train.config import parse_train_config
 from cnnc.train.fit import prepare_data
 
-REAL = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+REAL = Path(FASHION_MNIST.system_dirs[0])  # where Debian's package puts it
 
 
 def test_validation_is_the_tail_and_limit_cuts_training_only(tmp_path):

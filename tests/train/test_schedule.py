@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -48,7 +49,7 @@ def test_cosine_without_warmup_starts_at_base_and_decays():
     s = _schedule("cosine")
     rates = [learning_rate(s, 1.0, e, b, 10, 3) for e in range(3) for b in range(10)]
     assert rates[0] == 1.0
-    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert all(a > b for a, b in itertools.pairwise(rates))
     assert rates[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 29 / 30)))
 
 

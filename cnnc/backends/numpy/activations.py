@@ -5,7 +5,7 @@ Keyed by the names in cnnc.ir.args.ACTIVATIONS; a test checks both tables cover 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

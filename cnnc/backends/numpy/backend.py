@@ -6,7 +6,7 @@ The compute dtype is a compile option: float32 (the default, like the OpenCL bac
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -43,10 +43,7 @@ class NumpyBackend:
         for spec in specs:
             if spec.name not in values:
                 raise WeightsError(f"no initial value for '{spec.name}'")
-            value = np.asarray(values[spec.name])
-            if value.shape != spec.shape:
-                raise WeightsError(f"'{spec.name}' has shape {shape_str(value.shape)}, "
-                                   f"expected {shape_str(spec.shape)}")
+            value = _shaped(spec.name, values[spec.name], spec.shape)
             self._state[spec.name] = np.array(value, dtype=self.dtype, copy=True)
 
     def read_state(self, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -55,11 +52,7 @@ class NumpyBackend:
     def write_state(self, values: Mapping[str, np.ndarray]) -> None:
         for name, value in values.items():
             target = self._lookup(name)
-            value = np.asarray(value)
-            if value.shape != target.shape:
-                raise WeightsError(f"'{name}' has shape {shape_str(value.shape)}, "
-                                   f"expected {shape_str(target.shape)}")
-            target[...] = value
+            target[...] = _shaped(name, value, target.shape)
 
     def _lookup(self, name: str) -> np.ndarray:
         try:
@@ -72,3 +65,12 @@ class NumpyBackend:
 
     def compile(self, graph: Graph, batch: int) -> NumpyExecutable:
         return NumpyExecutable(self, graph, batch)
+
+
+def _shaped(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`value` as an array, if it has the state tensor's shape (never broadcast into it)."""
+    value = np.asarray(value)
+    if value.shape != shape:
+        raise WeightsError(f"'{name}' has shape {shape_str(value.shape)}, "
+                           f"expected {shape_str(shape)}")
+    return value

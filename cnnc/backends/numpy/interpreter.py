@@ -8,7 +8,8 @@ and its place in the spec. Update ops write the backend's state arrays in place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def last_uses(graph: Graph) -> list[list[str]]:
 class NumpyExecutable:
     """A graph bound to the NumPy backend for one batch size (cnnc.backends.base.Executable)."""
 
-    def __init__(self, backend: "NumpyBackend", graph: Graph, batch: int):
+    def __init__(self, backend: NumpyBackend, graph: Graph, batch: int):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
             raise InputError(f"the batch size must be a positive integer, got {batch!r}")
         for node in graph.nodes:

@@ -10,8 +10,7 @@ import numpy as np
 
 from cnnc.backends.numpy.call import Call, Impl
 from cnnc.errors import InputError
-
-CLIP_EPSILON = 1e-7  # Keras' backend epsilon, the clip of cross_entropy
+from cnnc.ir.train_ops import CLIP_EPSILON
 
 
 def _rows(pred: np.ndarray) -> int:
