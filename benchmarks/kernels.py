@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,13 +36,26 @@ CONV = {
 }
 
 
+def _input(name: str, shape: tuple[int, ...]) -> Node:
+    return Node(name, "input", attrs=Attrs(shape=shape, dtype="float32"), shape=(None, *shape))
+
+
+def _three_ops(
+    x: Node, dy: Node, fwd: Node, gin: Node, gk: Node, params: tuple[StateSpec, ...], gemm: tuple
+) -> list[tuple[str, Graph, tuple]]:
+    """Forward, input gradient and kernel gradient of one layer, as one-node graphs; `params`
+    = (kernel, bias)."""
+    return [
+        ("forward", Graph("fwd", (x, fwd), ("y",), params), gemm),
+        ("grad input", Graph("gin", (dy, gin), ("dx",), params[:1]), gemm),
+        ("grad kernel", Graph("gk", (x, dy, gk), ("dk",), ()), gemm),
+    ]
+
+
 def conv_nodes(h: int, w: int, c: int, f: int, k: int) -> list[tuple[str, Graph, tuple]]:
     """Forward, input gradient and kernel gradient of one convolution, as one-node graphs."""
     geo = {**CONV, "kernel_size": (k, k)}
-    x = Node("x", "input", attrs=Attrs(shape=(h, w, c), dtype="float32"), shape=(None, h, w, c))
-    dy = Node("dy", "input", attrs=Attrs(shape=(h, w, f), dtype="float32"), shape=(None, h, w, f))
-    kernel = StateSpec("k", (k, k, c, f))
-    bias = StateSpec("b", (f,))
+    params = (StateSpec("k", (k, k, c, f)), StateSpec("b", (f,)))
     fwd = Node(
         "y",
         "conv2d",
@@ -50,32 +64,15 @@ def conv_nodes(h: int, w: int, c: int, f: int, k: int) -> list[tuple[str, Graph,
         params=("k", "b"),
         shape=(None, h, w, f),
     )
-    gin = Node(
-        "dx",
-        "conv2d_grad_input",
-        ("dy", "k"),
-        Attrs(filters=f, input_shape=(h, w, c), **geo),
-        shape=(None, h, w, c),
-    )
-    gk = Node(
-        "dk",
-        "conv2d_grad_kernel",
-        ("x", "dy"),
-        Attrs(filters=f, input_shape=(h, w, c), **geo),
-        shape=(k, k, c, f),
-    )
+    grad_attrs = Attrs(filters=f, input_shape=(h, w, c), **geo)
+    gin = Node("dx", "conv2d_grad_input", ("dy", "k"), grad_attrs, shape=(None, h, w, c))
+    gk = Node("dk", "conv2d_grad_kernel", ("x", "dy"), grad_attrs, shape=(k, k, c, f))
     gemm = (h * w, k * k * c, f)  # per image: M rows, K reduction, N columns
-    return [
-        ("forward", Graph("fwd", (x, fwd), ("y",), (kernel, bias)), gemm),
-        ("grad input", Graph("gin", (dy, gin), ("dx",), (kernel,)), gemm),
-        ("grad kernel", Graph("gk", (x, dy, gk), ("dk",), ()), gemm),
-    ]
+    return _three_ops(_input("x", (h, w, c)), _input("dy", (h, w, f)), fwd, gin, gk, params, gemm)
 
 
 def dense_nodes(n_in: int, units: int) -> list[tuple[str, Graph, tuple]]:
-    x = Node("x", "input", attrs=Attrs(shape=(n_in,), dtype="float32"), shape=(None, n_in))
-    dy = Node("dy", "input", attrs=Attrs(shape=(units,), dtype="float32"), shape=(None, units))
-    kernel, bias = StateSpec("k", (n_in, units)), StateSpec("b", (units,))
+    params = (StateSpec("k", (n_in, units)), StateSpec("b", (units,)))
     fwd = Node(
         "y",
         "dense",
@@ -87,11 +84,7 @@ def dense_nodes(n_in: int, units: int) -> list[tuple[str, Graph, tuple]]:
     gin = Node("dx", "dense_grad_input", ("dy", "k"), shape=(None, n_in))
     gk = Node("dk", "dense_grad_kernel", ("x", "dy"), shape=(n_in, units))
     gemm = (1, n_in, units)
-    return [
-        ("forward", Graph("fwd", (x, fwd), ("y",), (kernel, bias)), gemm),
-        ("grad input", Graph("gin", (dy, gin), ("dx",), (kernel,)), gemm),
-        ("grad kernel", Graph("gk", (x, dy, gk), ("dk",), ()), gemm),
-    ]
+    return _three_ops(_input("x", (n_in,)), _input("dy", (units,)), fwd, gin, gk, params, gemm)
 
 
 def _values(graph: Graph, batch: int, rng) -> dict[str, np.ndarray]:
@@ -104,35 +97,37 @@ def _values(graph: Graph, batch: int, rng) -> dict[str, np.ndarray]:
     return out
 
 
+def _best_time(run: Callable[[], object], repeat: int) -> float:
+    """The fastest of `repeat` timed calls: the one the other processes disturbed least."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def time_opencl(backend: OpenCLBackend, graph: Graph, batch: int, values, repeat: int) -> float:
+    import pyopencl as cl
+
     backend.init_state(graph.state, values)
     exe = backend.compile(graph, batch)
     feeds = {n: values[n] for n in graph.inputs}
     exe.run(feeds, [], step=0)  # inputs on the device, kernels compiled and warm
-    import pyopencl as cl
 
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    def launches() -> None:
         for b in exe.bound:
-            cl.enqueue_nd_range_kernel(
-                backend.queue, b.kernel, b.launch.global_size, b.launch.local_size
-            )
+            b.enqueue(cl, backend.queue)
         backend.queue.finish()
-        times.append(time.perf_counter() - start)
-    return min(times)
+
+    return _best_time(launches, repeat)
 
 
 def time_numpy_impl(graph: Graph, batch: int, values, repeat: int) -> float:
     node = graph.nodes[-1]
     operands = [values[v] for v in node.operands]
     call = Call(node=node, dtype=np.dtype(np.float32))
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        IMPLS[node.op](call, *operands)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return _best_time(lambda: IMPLS[node.op](call, *operands), repeat)
 
 
 def time_sgemm(m: int, k: int, n: int, repeat: int, rng) -> float:
@@ -140,12 +135,7 @@ def time_sgemm(m: int, k: int, n: int, repeat: int, rng) -> float:
     b = rng.standard_normal((k, n), dtype=np.float32)
     for _ in range(3):
         a @ b
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return _best_time(lambda: a @ b, repeat)
 
 
 def main() -> None:

@@ -144,6 +144,15 @@ class DeviceError(CnncError):
     """OpenCL devices: none found, a kernel that fails to build, out of device memory."""
 
 
+class InternalError(CnncError):
+    """A bug in cnnc, not the user's input: two of its parts disagree (an op with no kernel
+    binding, a launch argument the runtime does not know). The message asks for a report."""
+
+    def __init__(self, message: str, **kwargs):
+        kwargs.setdefault("hint", "this is a bug in cnnc, not in your input: please report it")
+        super().__init__(message, **kwargs)
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest valid name, or None when nothing is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -1,26 +1,20 @@
 /* Batch normalisation over the last axis (channels), with tensors seen as [rows, cols].
  *
- * -D HAS_GAMMA (scale=True), HAS_BETA (center=True). epsilon comes as a float argument (build
- * options carry integers only). The batch statistics and the per-channel sums the gradients need
- * come from reduce.cl. Launch: one dimension over rows * cols elements.
+ * -D HAS_GAMMA (scale=True) and HAS_BETA (center=True), 0 or 1, always both. epsilon comes as a
+ * float argument (build options carry integers only). The batch statistics and the per-channel
+ * sums the gradients need come from reduce.cl. Launch: one dimension over rows * cols elements.
  */
 
+/* gamma[c] and beta[c], or 1 and 0 for a layer without them (gamma or beta is then NULL and the
+ * constant condition keeps it from being read). */
 static float gamma_of(__global const float *gamma, int c)
 {
-#if HAS_GAMMA
-    return gamma[c];
-#else
-    return 1.0f;
-#endif
+    return HAS_GAMMA ? gamma[c] : 1.0f;
 }
 
 static float beta_of(__global const float *beta, int c)
 {
-#if HAS_BETA
-    return beta[c];
-#else
-    return 0.0f;
-#endif
+    return HAS_BETA ? beta[c] : 0.0f;
 }
 
 /* (x - mean) / sqrt(var + eps) * gamma + beta, for channel c. */

@@ -47,14 +47,14 @@ __kernel void matmul_tn(__global const float *restrict a, __global const float *
     const int m0 = get_global_id(1) * MR;
     const int part = get_global_id(2);
     const int parts = get_global_size(2);
-    const int k_end = part_begin(K, part + 1, parts);
+    const int k_begin = part_begin(K, part, parts), k_end = part_begin(K, part + 1, parts);
     int col[MR];
 #pragma unroll
     for (int r = 0; r < MR; r++)
         col[r] = min(m0 + r, M - 1);
     floatV acc[MR][NV];
     zero_block(acc);
-    for (int k = part_begin(K, part, parts); k < k_end; k++) {
+    for (int k = k_begin; k < k_end; k++) {
         floatV bk[NV];
         float ak[MR];
         load_row(bk, b + k * N + n0);

@@ -20,9 +20,15 @@ typedef CAT(int, VW) intV;
 #endif
 
 #ifdef KH
-/* Rows oh of the windows that cover input row ih: max(0, ceil((ih+PT-KH+1)/SH)) .. */
+/* The first and last window along one axis that cover input position i: from
+ * max(0, ceil((i + P - K + 1) / S)) to min(O - 1, (i + P) / S). */
 #define FIRST_WINDOW(i, P, K, S) ((i) + (P) - (K) + 1 <= 0 ? 0 : ((i) + (P) - (K) + (S)) / (S))
 #define LAST_WINDOW(i, P, S, O) min((O) - 1, ((i) + (P)) / (S))
+
+/* Runs the statement after it for every window (oh, ow) that covers input cell (ih, iw). */
+#define FOR_COVERING_WINDOWS(ih, iw, oh, ow)                                                  \
+    for (int oh = FIRST_WINDOW(ih, PT, KH, SH); oh <= LAST_WINDOW(ih, PT, SH, OH); oh++)      \
+        for (int ow = FIRST_WINDOW(iw, PL, KW, SW); ow <= LAST_WINDOW(iw, PL, SW, OW); ow++)
 
 /* Runs the statement after it for every real (unpadded) input cell (ih, iw) of window
  * (oh, ow), row by row. The trip counts stay the constants KH and KW, so the loops unroll. */
@@ -125,12 +131,10 @@ __kernel void maxpool2d_grad(__global const float *restrict x, __global const fl
         return;
     const Place p = place_of(i, H, W);
     floatV sum = (floatV)(0.0f);
-    for (int oh = FIRST_WINDOW(p.h, PT, KH, SH); oh <= LAST_WINDOW(p.h, PT, SH, OH); oh++) {
-        for (int ow = FIRST_WINDOW(p.w, PL, KW, SW); ow <= LAST_WINDOW(p.w, PL, SW, OW); ow++) {
-            const intV hit = window_argmax(x, p.n, oh, ow, p.c) == (intV)(p.h * W + p.w);
-            const floatV g = LOADV(dy + output_at(p.n, oh, ow, p.c));
-            sum += select((floatV)(0.0f), g, hit);
-        }
+    FOR_COVERING_WINDOWS(p.h, p.w, oh, ow) {
+        const intV hit = window_argmax(x, p.n, oh, ow, p.c) == (intV)(p.h * W + p.w);
+        const floatV g = LOADV(dy + output_at(p.n, oh, ow, p.c));
+        sum += select((floatV)(0.0f), g, hit);
     }
     STOREV(sum, dx + i * VW);
 }
@@ -167,9 +171,8 @@ __kernel void avgpool2d_grad(__global const float *restrict dy, __global float *
         return;
     const Place p = place_of(i, H, W);
     floatV sum = (floatV)(0.0f);
-    for (int oh = FIRST_WINDOW(p.h, PT, KH, SH); oh <= LAST_WINDOW(p.h, PT, SH, OH); oh++)
-        for (int ow = FIRST_WINDOW(p.w, PL, KW, SW); ow <= LAST_WINDOW(p.w, PL, SW, OW); ow++)
-            sum += LOADV(dy + output_at(p.n, oh, ow, p.c)) / (float)window_count(oh, ow);
+    FOR_COVERING_WINDOWS(p.h, p.w, oh, ow)
+        sum += LOADV(dy + output_at(p.n, oh, ow, p.c)) / (float)window_count(oh, ow);
     STOREV(sum, dx + i * VW);
 }
 #endif

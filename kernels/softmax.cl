@@ -111,7 +111,35 @@ static bool target_valid(__global const TARGET_T *t, int r, int cols)
 #endif
 }
 
-/* -sum(target * log_softmax(logits)) per row. */
+/* Both cross-entropies are -sum over j of target_j * log q_j, per row. softmax_cross_entropy
+ * scores q = softmax(logits): log q_j = x_j - log_sum_exp(x); cross_entropy (Keras, on
+ * probabilities) q = clip(pred / sum(pred)). `norm`, computed once per row, is that log_sum_exp
+ * or that sum. */
+static float log_q(__global const float *x, int j, float norm)
+{
+#ifdef SOFTMAX_CROSS_ENTROPY
+    return x[j] - norm;
+#else
+    return log(clip_probability(x[j] / norm));
+#endif
+}
+
+/* The loss of row r with scores x; NaN for a class index out of range. */
+static float row_cross_entropy(__global const float *x, __global const TARGET_T *target, int r,
+                               int cols, float norm)
+{
+    if (!target_valid(target, r, cols))
+        return NAN;
+#if SPARSE
+    return -log_q(x, target[r], norm);
+#else
+    float s = 0.0f;
+    for (int j = 0; j < cols; j++)
+        s += target[r * cols + j] * log_q(x, j, norm);
+    return -s;
+#endif
+}
+
 #ifdef SOFTMAX_CROSS_ENTROPY
 __kernel void softmax_cross_entropy(__global const float *restrict logits,
                                     __global const TARGET_T *restrict target,
@@ -121,19 +149,7 @@ __kernel void softmax_cross_entropy(__global const float *restrict logits,
     if (r >= rows)
         return;
     __global const float *l = logits + r * cols;
-    if (!target_valid(target, r, cols)) {
-        loss[r] = NAN;
-        return;
-    }
-    const float lse = log_sum_exp(l, cols);
-#if SPARSE
-    loss[r] = lse - l[target[r]];
-#else
-    float s = 0.0f;
-    for (int j = 0; j < cols; j++)
-        s += target[r * cols + j] * (l[j] - lse);
-    loss[r] = -s;
-#endif
+    loss[r] = row_cross_entropy(l, target, r, cols, log_sum_exp(l, cols));
 }
 #endif
 
@@ -157,8 +173,6 @@ __kernel void softmax_cross_entropy_grad(__global const float *restrict logits,
 }
 #endif
 
-/* Keras' categorical cross-entropy on probabilities, per row: p = clip(pred / sum(pred)),
- * -sum(target * log p). */
 #ifdef CROSS_ENTROPY
 __kernel void cross_entropy(__global const float *restrict pred,
                             __global const TARGET_T *restrict target,
@@ -168,19 +182,7 @@ __kernel void cross_entropy(__global const float *restrict pred,
     if (r >= rows)
         return;
     __global const float *p = pred + r * cols;
-    if (!target_valid(target, r, cols)) {
-        loss[r] = NAN;
-        return;
-    }
-    const float total = row_sum(p, cols);
-#if SPARSE
-    loss[r] = -log(clip_probability(p[target[r]] / total));
-#else
-    float s = 0.0f;
-    for (int j = 0; j < cols; j++)
-        s += target[r * cols + j] * log(clip_probability(p[j] / total));
-    loss[r] = -s;
-#endif
+    loss[r] = row_cross_entropy(p, target, r, cols, row_sum(p, cols));
 }
 #endif
 

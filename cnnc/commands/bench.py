@@ -54,7 +54,7 @@ def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
     for b in exe.bound:
         start = time.perf_counter()
         for _ in range(repeat):
-            cl.enqueue_nd_range_kernel(queue, b.kernel, b.launch.global_size, b.launch.local_size)
+            b.enqueue(cl, queue)
         queue.finish()
         rows.append(
             ((time.perf_counter() - start) / repeat, b.node, f"{b.launch.file}:{b.launch.kernel}")

@@ -71,40 +71,39 @@ def build_graph(args: argparse.Namespace):
     return training_graph(graph, dump=hook) if args.train else inference_graph(graph, dump=hook)
 
 
-def format_schedule(plan) -> list[str]:
-    """One line per launch: step, node, kernel, global/local sizes, buffers."""
+def _buffer(plan, node: str, arg) -> str | None:
+    """Where a launch argument lives, for --plan ('conv2d @0x1000'); None for scalars."""
     from cnnc.backends.opencl.launches import Value, Workspace, Zeros
     from cnnc.passes.memplan import workspace_name
 
+    if isinstance(arg, Value):
+        if arg.name in plan.graph.state_map:
+            return f"{arg.name} state"
+        return f"{arg.name} @{plan.memory.offset_of(arg.name):#x}"
+    if isinstance(arg, Workspace):
+        name = workspace_name(node, arg.index)
+        return f"{name} @{plan.memory.offsets[name]:#x}"
+    if isinstance(arg, Zeros):
+        return "zeros"
+    return None
+
+
+def format_schedule(plan) -> list[str]:
+    """One line per launch: step, node, kernel, global/local sizes, buffers."""
     lines = []
-    memory = plan.memory
     for i, name in enumerate(plan.schedule):
         binding = plan.bindings[name]
-        node = plan.graph.node(name)
         if binding.fed:
-            lines.append(f"{i:4d}  {name}  <- written by the host @{memory.offset_of(name):#x}")
-            continue
-        if binding.view_of is not None:
-            lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({node.op}, no launch)")
-            continue
+            where = plan.memory.offset_of(name)
+            lines.append(f"{i:4d}  {name}  <- written by the host @{where:#x}")
+        elif binding.view_of is not None:
+            op = plan.graph.node(name).op
+            lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({op}, no launch)")
         for lau in binding.launches:
-            bufs = []
-            for arg in lau.args:
-                if isinstance(arg, Value):
-                    where = (
-                        "state"
-                        if arg.name in plan.graph.state_map
-                        else f"@{memory.offset_of(arg.name):#x}"
-                    )
-                    bufs.append(f"{arg.name} {where}")
-                elif isinstance(arg, Workspace):
-                    ws = workspace_name(name, arg.index)
-                    bufs.append(f"{ws} @{memory.offsets[ws]:#x}")
-                elif isinstance(arg, Zeros):
-                    bufs.append("zeros")
+            buffers = [_buffer(plan, name, arg) for arg in lau.args]
             lines.append(
                 f"{i:4d}  {name}  {lau.file}:{lau.kernel}  global={_dims(lau.global_size)}"
-                f" local={_dims(lau.local_size)}  [{', '.join(bufs)}]"
+                f" local={_dims(lau.local_size)}  [{', '.join(b for b in buffers if b)}]"
             )
     return lines
 
@@ -146,7 +145,7 @@ def format_memory(plan) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.backends.opencl.runtime import OpenCLBackend, OpenCLExecutable
 
     graph = build_graph(args)
     backend = OpenCLBackend(args.device)
@@ -162,8 +161,6 @@ def run(args: argparse.Namespace) -> int:
         for line in format_memory(plan):
             print(line)
         return 0
-    from cnnc.backends.opencl.runtime import OpenCLExecutable
-
     start = time.perf_counter()
     before = len(backend.programs.records)
     OpenCLExecutable(backend, plan)

@@ -13,7 +13,7 @@ import heapq
 from dataclasses import dataclass
 from functools import cached_property
 
-from cnnc.ir.graph import Graph, VerifyError
+from cnnc.ir.graph import Graph, Node, VerifyError
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class Schedule:
         return len(self.order)
 
 
+def mutated(node: Node) -> list[str]:
+    """The state tensors an update node writes (sgd without momentum has no velocity)."""
+    return [node.operands[i] for i in node.opdef.mutates if i < len(node.operands)]
+
+
 def _dependencies(graph: Graph) -> dict[str, set[str]]:
     """For each node, the nodes that must run before it."""
     deps: dict[str, set[str]] = {n.name: set() for n in graph.nodes}
@@ -51,7 +56,7 @@ def _dependencies(graph: Graph) -> dict[str, set[str]]:
         for v in node.operands:
             if v in graph.node_map:
                 mine.add(v)
-        written = {node.operands[i] for i in node.opdef.mutates if i < len(node.operands)}
+        written = set(mutated(node))
         for v in node.operands:
             if v in graph.state_map:
                 if v in last_update:  # read after write: see the update

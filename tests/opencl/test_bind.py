@@ -15,8 +15,9 @@ import pytest
 from test_ops import CASES, forward_graph, train_graph
 
 import cnnc
-from cnnc.backends.opencl.bind import BINDERS
+from cnnc.backends.opencl.bind import BINDERS, bind_node
 from cnnc.backends.opencl.launches import (
+    BindContext,
     Float,
     Int,
     Null,
@@ -30,6 +31,8 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.program import build_options, kernel_dir
 from cnnc.backends.opencl.tiling import Target
+from cnnc.errors import CnncError, InternalError
+from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import OPS
 from cnnc.passes.pipeline import inference_graph, training_graph
 
@@ -42,6 +45,17 @@ def test_every_op_has_an_opencl_binding():
     assert not missing, f"ops with no OpenCL binding: {', '.join(missing)}"
     extra = sorted(set(BINDERS) - set(OPS))
     assert not extra, f"bindings for ops that do not exist: {', '.join(extra)}"
+
+
+def test_an_op_without_a_binding_is_reported_as_a_bug():
+    """A clean error the CLI prints (a CnncError), saying it is cnnc's fault, not the user's."""
+    node = Node("n", "no_such_op")
+    with pytest.raises(InternalError) as err:
+        bind_node(node, BindContext(Graph("g", (node,), ()), 1))
+    assert isinstance(err.value, CnncError)
+    text = err.value.render()
+    assert "no OpenCL binding for op 'no_such_op'" in text
+    assert "bug in cnnc" in text and "report" in text
 
 
 @cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from math import prod
 
 from cnnc.backends.opencl.launches import (
     NULL,
@@ -18,23 +17,19 @@ from cnnc.backends.opencl.launches import (
     launch,
 )
 from cnnc.backends.opencl.primitives import (
-    ACT_CODES,
+    activation,
+    affine_defines,
     conv_geometry,
     copy_block,
     epilogue_act,
+    global_pool_defines,
     im2col,
     matmul,
-    softmax_after,
+    unfused_softmax,
     uses_im2col,
-    vector_width,
     window_defines,
 )
-from cnnc.backends.opencl.tiling import (
-    flat,
-    gemm_grid,
-    register_tile,
-    with_local_tile,
-)
+from cnnc.backends.opencl.tiling import flat, gemm_grid, register_tile, with_local_tile
 from cnnc.ir.graph import Node
 
 
@@ -49,109 +44,91 @@ def bind_view(node: Node, ctx: BindContext) -> NodeBinding:
 
 def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
-    kernel = node.params[0]
-    bias = node.params[1] if node.attrs["use_bias"] else None
-    geo = conv_geometry(node.attrs, ctx.shape(x), node.attrs["filters"])
+    bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
+    geo = conv_geometry(node.attrs, ctx.shape(x))
     if uses_im2col(node, geo):
-        return _bind_conv2d_im2col(node, ctx, geo, x, kernel, bias)
+        return _bind_conv2d_im2col(node, ctx, geo, bias)
     rows = ctx.batch * geo["OH"] * geo["OW"]
     tile, local = with_local_tile(
         register_tile(geo["FG"], ctx.target), ctx.target, node.attrs["groups"] == 1
     )
-    defines = {**geo, **tile, "HAS_BIAS": int(bias is not None), "ACT": epilogue_act(node)}
-    softmax = node.attrs["activation"] == "softmax"
-    gemm_out: Arg = Workspace(0) if softmax else Value(node.name)
+    defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), "ACT": epilogue_act(node)}
+    gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
     grid, group = gemm_grid(rows, geo["F"], tile, local, ctx.target)
-    args = (Value(x), Value(kernel), Value(bias) if bias else NULL, ZEROS, gemm_out, Int(ctx.batch))
-    launches = (
-        launch("conv2d.cl", "conv2d_forward", grid, args, defines, group),
-        *softmax_after(node, ctx, gemm_out, Value(node.name)),
-    )
-    return NodeBinding(
-        launches, workspaces=(4 * ctx.numel(node.name),) if softmax else (), zeros=geo["CG"]
-    )
+    args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
+    conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
+    return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
 
 
 def _bind_conv2d_im2col(
-    node: Node, ctx: BindContext, geo: Mapping[str, int], x: str, kernel: str, bias: str | None
+    node: Node, ctx: BindContext, geo: Mapping[str, int], bias: Arg
 ) -> NodeBinding:
     rows = ctx.batch * geo["OH"] * geo["OW"]
     depth = geo["KH"] * geo["KW"] * geo["C"]
-    softmax = node.attrs["activation"] == "softmax"
-    gemm_out: Arg = Workspace(1) if softmax else Value(node.name)
+    gemm_out, after, work = unfused_softmax(node, ctx, workspace=1)
+    windows = Workspace(0)
     launches = (
-        im2col(x, Workspace(0), geo, ctx.batch),
+        im2col(node.inputs[0], windows, geo, ctx.batch),
         matmul(
-            Workspace(0),
-            Value(kernel),
-            Value(bias) if bias else NULL,
+            ctx,
+            windows,
+            Value(node.params[0]),
             gemm_out,
             rows,
             depth,
             geo["F"],
-            epilogue_act(node),
-            ctx,
+            bias=bias,
+            act=epilogue_act(node),
         ),
-        *softmax_after(node, ctx, gemm_out, Value(node.name)),
+        *after,
     )
-    work = (4 * rows * depth,) + ((4 * ctx.numel(node.name),) if softmax else ())
-    return NodeBinding(launches, workspaces=work)
+    return NodeBinding(launches, workspaces=(rows * depth, *work))
 
 
 def bind_pool(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     defines = window_defines(node.attrs, ctx.shape(x), ctx.shape(node.name), ctx.target)
-    return NodeBinding(
-        (
-            launch(
-                "pool.cl",
-                node.op,
-                flat(ctx.numel(node.name) // defines["VW"]),
-                (Value(x), Value(node.name), Int(ctx.batch)),
-                defines,
-            ),
-        )
-    )
+    grid = flat(ctx.numel(node.name) // defines["VW"])
+    args = (Value(x), Value(node.name), Int(ctx.batch))
+    return NodeBinding((launch("pool.cl", node.op, grid, args, defines),))
 
 
 def bind_global_avgpool2d(node: Node, ctx: BindContext) -> NodeBinding:
-    n, h, w, c = ctx.shape(node.inputs[0])
-    defines = {"HW": h * w, "C": c, "VW": vector_width(c, ctx.target)}
-    return NodeBinding(
-        (
-            launch(
-                "pool.cl",
-                "global_avgpool2d",
-                flat(n * c // defines["VW"]),
-                (Value(node.inputs[0]), Value(node.name), Int(n)),
-                defines,
-            ),
-        )
-    )
+    x = node.inputs[0]
+    defines = global_pool_defines(ctx.shape(x), ctx.target)
+    grid = flat(ctx.numel(node.name) // defines["VW"])
+    args = (Value(x), Value(node.name), Int(ctx.batch))
+    return NodeBinding((launch("pool.cl", "global_avgpool2d", grid, args, defines),))
 
 
 def bind_dense(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
-    shape = ctx.shape(x)
-    m, k, n = prod(shape[:-1]), shape[-1], node.attrs["units"]
+    m, k = ctx.rows_cols(x)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
-    softmax = node.attrs["activation"] == "softmax"
-    gemm_out: Arg = Workspace(0) if softmax else Value(node.name)
-    launches = (
-        matmul(Value(x), Value(node.params[0]), bias, gemm_out, m, k, n, epilogue_act(node), ctx),
-        *softmax_after(node, ctx, gemm_out, Value(node.name)),
+    gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
+    gemm = matmul(
+        ctx,
+        Value(x),
+        Value(node.params[0]),
+        gemm_out,
+        m,
+        k,
+        node.attrs["units"],
+        bias=bias,
+        act=epilogue_act(node),
     )
-    return NodeBinding(launches, workspaces=(4 * ctx.numel(node.name),) if softmax else ())
+    return NodeBinding((gemm, *after), workspaces=work)
 
 
 def bind_batchnorm(node: Node, ctx: BindContext) -> NodeBinding:
     by_suffix = {p.rsplit("/", 1)[-1]: p for p in node.params}
-    gamma, beta = by_suffix.get("gamma"), by_suffix.get("beta")
+    gamma = Value(by_suffix["gamma"]) if "gamma" in by_suffix else NULL
+    beta = Value(by_suffix["beta"]) if "beta" in by_suffix else NULL
     n, cols = ctx.numel(node.name), ctx.shape(node.name)[-1]
     args = (
         Value(node.inputs[0]),
-        Value(gamma) if gamma else NULL,
-        Value(beta) if beta else NULL,
+        gamma,
+        beta,
         Value(by_suffix["moving_mean"]),
         Value(by_suffix["moving_variance"]),
         Value(node.name),
@@ -159,38 +136,12 @@ def bind_batchnorm(node: Node, ctx: BindContext) -> NodeBinding:
         Int(cols),
         Float(node.attrs["epsilon"]),
     )
-    defines = {"HAS_GAMMA": int(gamma is not None), "HAS_BETA": int(beta is not None)}
+    defines = affine_defines(gamma, beta)
     return NodeBinding((launch("batchnorm.cl", "batchnorm", flat(n), args, defines),))
 
 
 def bind_activation(node: Node, ctx: BindContext) -> NodeBinding:
-    x = node.inputs[0]
-    shape = ctx.shape(node.name)
-    act = node.attrs["activation"]
-    if act == "softmax":
-        rows, cols = prod(shape[:-1]), shape[-1]
-        return NodeBinding(
-            (
-                launch(
-                    "softmax.cl",
-                    "softmax",
-                    flat(rows),
-                    (Value(x), Value(node.name), Int(rows), Int(cols)),
-                ),
-            )
-        )
-    n = prod(shape)
-    return NodeBinding(
-        (
-            launch(
-                "elementwise.cl",
-                "activation",
-                flat(n),
-                (Value(x), Value(node.name), Int(n)),
-                {"ACT": ACT_CODES[act]},
-            ),
-        )
-    )
+    return NodeBinding((activation(node, ctx, (Value(node.inputs[0]),)),))
 
 
 def bind_add(node: Node, ctx: BindContext) -> NodeBinding:
@@ -210,8 +161,16 @@ def bind_concatenate(node: Node, ctx: BindContext) -> NodeBinding:
     launches, start = [], 0
     for v in node.inputs:
         length = ctx.shape(v)[axis]
-        launches.append(
-            copy_block(v, node.name, out_shape, axis, length, length, 0, out_shape[axis], start)
+        copy = copy_block(
+            v,
+            node.name,
+            out_shape,
+            axis,
+            length,
+            src_axis=length,
+            dst_axis=out_shape[axis],
+            dst_start=start,
         )
+        launches.append(copy)
         start += length
     return NodeBinding(tuple(launches))

@@ -3,8 +3,6 @@ optimizer updates; one function per op, node -> launches."""
 
 from __future__ import annotations
 
-from math import prod
-
 from cnnc.backends.opencl.launches import (
     NULL,
     STEP,
@@ -21,23 +19,25 @@ from cnnc.backends.opencl.launches import (
     launch,
 )
 from cnnc.backends.opencl.primitives import (
-    ACT_CODES,
+    SUM_B_XHAT,
+    SUM_SQUARED_DEVIATION,
+    activation,
+    affine_defines,
     column_sum,
     conv_geometry,
     copy_block,
+    global_pool_defines,
     im2col,
     matmul,
     matmul_tn,
-    rows_cols,
     sum_all,
-    sum_parts,
     transpose,
     uses_im2col,
-    vector_width,
     window_defines,
+    with_parts_summed,
 )
 from cnnc.backends.opencl.tiling import (
-    ceil_div,
+    block_grid,
     flat,
     gemm_grid,
     register_tile,
@@ -46,117 +46,62 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.ir.graph import Node
-from cnnc.ir.ops import OPS
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
     y, dy = node.inputs
-    shape = ctx.shape(node.name)
-    act = node.attrs["activation"]
-    if act == "softmax":
-        rows, cols = prod(shape[:-1]), shape[-1]
-        return NodeBinding(
-            (
-                launch(
-                    "softmax.cl",
-                    "softmax_grad",
-                    flat(rows),
-                    (Value(y), Value(dy), Value(node.name), Int(rows), Int(cols)),
-                ),
-            )
-        )
-    n = prod(shape)
-    return NodeBinding(
-        (
-            launch(
-                "elementwise.cl",
-                "activation_grad",
-                flat(n),
-                (Value(y), Value(dy), Value(node.name), Int(n)),
-                {"ACT": ACT_CODES[act]},
-            ),
-        )
-    )
+    return NodeBinding((activation(node, ctx, (Value(y), Value(dy)), grad=True),))
 
 
 def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     dy, kernel = node.inputs
-    geo = conv_geometry(node.attrs, ctx.shape(node.name), node.attrs["filters"])
+    geo = conv_geometry(node.attrs, ctx.shape(node.name))
     rows = ctx.batch * geo["H"] * geo["W"]
     tile, local = with_local_tile(
         register_tile(geo["CG"], ctx.target), ctx.target, node.attrs["groups"] == 1
     )
     grid, group = gemm_grid(rows, geo["C"], tile, local, ctx.target)
     taps = geo["KH"] * geo["KW"]
+    kernel_t = Workspace(0)
+    args = (Value(dy), kernel_t, ZEROS, Value(node.name), Int(ctx.batch))
     launches = (
-        transpose(Value(kernel), Workspace(0), taps, geo["CG"], geo["F"]),
-        launch(
-            "conv2d.cl",
-            "conv2d_grad_input",
-            grid,
-            (Value(dy), Workspace(0), ZEROS, Value(node.name), Int(ctx.batch)),
-            {**geo, **tile},
-            group,
-        ),
+        transpose(Value(kernel), kernel_t, taps, geo["CG"], geo["F"]),
+        launch("conv2d.cl", "conv2d_grad_input", grid, args, {**geo, **tile}, group),
     )
-    return NodeBinding(launches, workspaces=(4 * taps * geo["CG"] * geo["F"],), zeros=geo["FG"])
+    return NodeBinding(launches, workspaces=(taps * geo["CG"] * geo["F"],), zeros=geo["FG"])
 
 
 def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
-    geo = conv_geometry(node.attrs, ctx.shape(x), node.attrs["filters"])
+    out = Value(node.name)
+    geo = conv_geometry(node.attrs, ctx.shape(x))
+    pixels = ctx.batch * geo["OH"] * geo["OW"]
     if uses_im2col(node, geo):
-        pixels = ctx.batch * geo["OH"] * geo["OW"]
         depth = geo["KH"] * geo["KW"] * geo["C"]
-        tn = matmul_tn(
-            Workspace(0), Value(dy), Value(node.name), depth, geo["F"], pixels, ctx, Workspace(1)
-        )
+        windows = Workspace(0)
+        tn = matmul_tn(ctx, windows, Value(dy), out, depth, geo["F"], pixels, Workspace(1))
         return NodeBinding(
-            (im2col(x, Workspace(0), geo, ctx.batch), *tn.launches),
-            workspaces=(4 * pixels * depth, *tn.workspaces),
+            (im2col(x, windows, geo, ctx.batch), *tn.launches),
+            workspaces=(pixels * depth, *tn.workspaces),
         )
     rows = geo["KH"] * geo["KW"] * geo["CG"]
-    pixels = ctx.batch * geo["OH"] * geo["OW"]
     tile = register_tile(geo["FG"], ctx.target)
-    blocks = (geo["F"] // (tile["VW"] * tile["NV"]), ceil_div(rows, tile["MR"]))
+    blocks = block_grid(rows, geo["F"], tile)
     split = split_reduction(blocks[0] * blocks[1], pixels, 4 * (geo["C"] + geo["F"]), ctx.target)
+    grid = (*blocks, split)
+    parts = Workspace(0)
+    args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
     defines = {**geo, **tile, "TAP_ROWS": int(geo["CG"] % tile["MR"] == 0)}
-    batch = Int(ctx.batch)
-    if split == 1:
-        return NodeBinding(
-            (
-                launch(
-                    "conv2d.cl",
-                    "conv2d_grad_kernel",
-                    (*blocks, 1),
-                    (Value(x), Value(dy), Value(node.name), batch),
-                    defines,
-                    row_groups((*blocks, 1), ctx.target),
-                ),
-            )
-        )
-    size = rows * geo["F"]
-    return NodeBinding(
-        (
-            launch(
-                "conv2d.cl",
-                "conv2d_grad_kernel",
-                (*blocks, split),
-                (Value(x), Value(dy), Workspace(0), batch),
-                defines,
-                row_groups((*blocks, split), ctx.target),
-            ),
-            sum_parts(Workspace(0), Value(node.name), size, split, ctx.target),
-        ),
-        workspaces=(4 * split * size,),
+    main = launch(
+        "conv2d.cl", "conv2d_grad_kernel", grid, args, defines, row_groups(grid, ctx.target)
     )
+    return with_parts_summed(main, parts, out, rows * geo["F"], ctx.target)
 
 
 def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
     dy = node.inputs[0]
-    cols = ctx.shape(node.name)[-1]
-    rows = ctx.numel(dy) // cols
-    launches, work = column_sum(Value(dy), NULL, NULL, 0.0, Value(node.name), rows, cols, 0, ctx)
+    rows, cols = ctx.rows_cols(dy)
+    launches, work = column_sum(ctx, Value(dy), Value(node.name), rows, cols)
     return NodeBinding(launches, workspaces=(work,))
 
 
@@ -164,18 +109,19 @@ def bind_dense_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     dy, kernel = node.inputs
     k_in, units = ctx.shape(kernel)
     m = ctx.numel(dy) // units
+    kernel_t = Workspace(0)
     launches = (
-        transpose(Value(kernel), Workspace(0), 1, k_in, units),
-        matmul(Value(dy), Workspace(0), NULL, Value(node.name), m, units, k_in, 0, ctx),
+        transpose(Value(kernel), kernel_t, 1, k_in, units),
+        matmul(ctx, Value(dy), kernel_t, Value(node.name), m, units, k_in),
     )
-    return NodeBinding(launches, workspaces=(4 * k_in * units,))
+    return NodeBinding(launches, workspaces=(k_in * units,))
 
 
 def bind_dense_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     k_in, units = ctx.shape(node.name)
     rows = ctx.numel(x) // k_in
-    return matmul_tn(Value(x), Value(dy), Value(node.name), k_in, units, rows, ctx)
+    return matmul_tn(ctx, Value(x), Value(dy), Value(node.name), k_in, units, rows, Workspace(0))
 
 
 def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -183,56 +129,36 @@ def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     d = window_defines(node.attrs, ctx.shape(x), ctx.shape(dy), ctx.target)
     args = (Value(x), Value(dy), Value(node.name), Int(ctx.batch))
     if d["SH"] < d["KH"] or d["SW"] < d["KW"]:  # overlapping windows: gather
-        return NodeBinding(
-            (launch("pool.cl", "maxpool2d_grad", flat(ctx.numel(x) // d["VW"]), args, d),)
-        )
+        grid = flat(ctx.numel(x) // d["VW"])
+        return NodeBinding((launch("pool.cl", "maxpool2d_grad", grid, args, d),))
     # Disjoint windows: scatter from each window, after zeroing the cells no window covers.
+    scatter = launch("pool.cl", "maxpool2d_grad_scatter", flat(ctx.numel(dy) // d["VW"]), args, d)
     covered = (
         d["SH"] == d["KH"]
         and d["SW"] == d["KW"]
         and d["OH"] * d["SH"] - d["PT"] >= d["H"]
         and d["OW"] * d["SW"] - d["PL"] >= d["W"]
     )
+    if covered:
+        return NodeBinding((scatter,))
     n = ctx.numel(x)
-    zero = (
-        () if covered else (launch("elementwise.cl", "zero", flat(n), (Value(node.name), Int(n))),)
-    )
-    return NodeBinding(
-        zero
-        + (launch("pool.cl", "maxpool2d_grad_scatter", flat(ctx.numel(dy) // d["VW"]), args, d),)
-    )
+    zero = launch("elementwise.cl", "zero", flat(n), (Value(node.name), Int(n)))
+    return NodeBinding((zero, scatter))
 
 
 def bind_avgpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     dy = node.inputs[0]
     d = window_defines(node.attrs, ctx.shape(node.name), ctx.shape(dy), ctx.target)
-    return NodeBinding(
-        (
-            launch(
-                "pool.cl",
-                "avgpool2d_grad",
-                flat(ctx.numel(node.name) // d["VW"]),
-                (Value(dy), Value(node.name), Int(ctx.batch)),
-                d,
-            ),
-        )
-    )
+    grid = flat(ctx.numel(node.name) // d["VW"])
+    args = (Value(dy), Value(node.name), Int(ctx.batch))
+    return NodeBinding((launch("pool.cl", "avgpool2d_grad", grid, args, d),))
 
 
 def bind_global_avgpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    n, h, w, c = ctx.shape(node.name)
-    defines = {"HW": h * w, "C": c, "VW": vector_width(c, ctx.target)}
-    return NodeBinding(
-        (
-            launch(
-                "pool.cl",
-                "global_avgpool2d_grad",
-                flat(n * h * w * c // defines["VW"]),
-                (Value(node.inputs[0]), Value(node.name), Int(n)),
-                defines,
-            ),
-        )
-    )
+    defines = global_pool_defines(ctx.shape(node.name), ctx.target)
+    grid = flat(ctx.numel(node.name) // defines["VW"])
+    args = (Value(node.inputs[0]), Value(node.name), Int(ctx.batch))
+    return NodeBinding((launch("pool.cl", "global_avgpool2d_grad", grid, args, defines),))
 
 
 def bind_slice(node: Node, ctx: BindContext) -> NodeBinding:
@@ -240,13 +166,17 @@ def bind_slice(node: Node, ctx: BindContext) -> NodeBinding:
     in_shape = ctx.shape(x)
     axis = node.attrs["axis"] % len(in_shape)
     start, stop = node.attrs["start"], node.attrs["stop"]
-    return NodeBinding(
-        (
-            copy_block(
-                x, node.name, in_shape, axis, stop - start, in_shape[axis], start, stop - start, 0
-            ),
-        )
+    copy = copy_block(
+        x,
+        node.name,
+        in_shape,
+        axis,
+        stop - start,
+        src_axis=in_shape[axis],
+        src_start=start,
+        dst_axis=stop - start,
     )
+    return NodeBinding((copy,))
 
 
 def bind_dropout_mask(node: Node, ctx: BindContext) -> NodeBinding:
@@ -266,13 +196,21 @@ def bind_dropout_mask(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def bind_batchnorm_stats(node: Node, ctx: BindContext) -> NodeBinding:
+    """[mean; biased variance] per channel: two column sums, the second about the first."""
     x = node.inputs[0]
-    cols = ctx.shape(node.name)[-1]
-    rows = ctx.numel(x) // cols
+    rows, cols = ctx.rows_cols(x)
     out = Value(node.name)
-    means, work = column_sum(Value(x), NULL, NULL, 0.0, out, rows, cols, 0, ctx, 1.0 / rows)
+    means, work = column_sum(ctx, Value(x), out, rows, cols, scale=1.0 / rows)
     variances, _ = column_sum(
-        Value(x), NULL, out, 0.0, out, rows, cols, 1, ctx, 1.0 / rows, out_offset=cols
+        ctx,
+        Value(x),
+        out,
+        rows,
+        cols,
+        mode=SUM_SQUARED_DEVIATION,
+        stats=out,
+        scale=1.0 / rows,
+        out_offset=cols,
     )
     return NodeBinding(means + variances, workspaces=(work,))
 
@@ -299,20 +237,28 @@ def bind_batchnorm_train(node: Node, ctx: BindContext) -> NodeBinding:
         Int(cols),
         Float(node.attrs["epsilon"]),
     )
-    defines = {"HAS_GAMMA": int(gamma != NULL), "HAS_BETA": int(beta != NULL)}
+    defines = affine_defines(gamma, beta)
     return NodeBinding((launch("batchnorm.cl", "batchnorm_train", flat(n), args, defines),))
 
 
 def bind_batchnorm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats, dy = node.inputs[:3]
     gamma = Value(node.inputs[3]) if len(node.inputs) > 3 else NULL
-    n, cols = ctx.numel(node.name), ctx.shape(node.name)[-1]
-    rows = n // cols
+    rows, cols = ctx.rows_cols(x)
     eps = node.attrs["epsilon"]
-    sums = Workspace(1)
-    dy_sum, work = column_sum(Value(dy), NULL, NULL, eps, sums, rows, cols, 0, ctx)
+    sums = Workspace(1)  # [sum(dy); sum(dy * xhat)] per channel
+    dy_sum, work = column_sum(ctx, Value(dy), sums, rows, cols)
     dyx_sum, _ = column_sum(
-        Value(x), Value(dy), Value(stats), eps, sums, rows, cols, 2, ctx, out_offset=cols
+        ctx,
+        Value(x),
+        sums,
+        rows,
+        cols,
+        mode=SUM_B_XHAT,
+        b=Value(dy),
+        stats=Value(stats),
+        eps=eps,
+        out_offset=cols,
     )
     args = (
         Value(x),
@@ -321,94 +267,62 @@ def bind_batchnorm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
         gamma,
         sums,
         Value(node.name),
-        Int(n),
+        Int(rows * cols),
         Int(cols),
         Float(eps),
         Float(1.0 / rows),
     )
-    final = launch(
-        "batchnorm.cl",
-        "batchnorm_grad_input",
-        flat(n),
-        args,
-        {"HAS_GAMMA": int(gamma != NULL), "HAS_BETA": 0},
-    )
-    return NodeBinding(dy_sum + dyx_sum + (final,), workspaces=(work, 4 * 2 * cols))
+    defines = affine_defines(gamma, NULL)
+    final = launch("batchnorm.cl", "batchnorm_grad_input", flat(rows * cols), args, defines)
+    return NodeBinding(dy_sum + dyx_sum + (final,), workspaces=(work, 2 * cols))
 
 
 def bind_batchnorm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats, dy = node.inputs
-    cols = ctx.shape(node.name)[-1]
-    rows = ctx.numel(x) // cols
+    rows, cols = ctx.rows_cols(x)
     launches, work = column_sum(
+        ctx,
         Value(x),
-        Value(dy),
-        Value(stats),
-        node.attrs["epsilon"],
         Value(node.name),
         rows,
         cols,
-        2,
-        ctx,
+        mode=SUM_B_XHAT,
+        b=Value(dy),
+        stats=Value(stats),
+        eps=node.attrs["epsilon"],
     )
     return NodeBinding(launches, workspaces=(work,))
+
+
+def _sparse_define(node: Node) -> dict[str, int]:
+    """softmax.cl's -D SPARSE: targets as class indices (int32) instead of one row each."""
+    return {"SPARSE": int(bool(node.attrs.get("sparse", False)))}
 
 
 def bind_row_loss(node: Node, ctx: BindContext) -> NodeBinding:
     """A loss: one value per row into a workspace, then their mean."""
     pred, target = node.inputs
-    rows, cols = rows_cols(ctx, pred)
-    defines = {"SPARSE": int(bool(node.attrs.get("sparse", False)))}
-    per_row = launch(
-        "softmax.cl",
-        node.op,
-        flat(rows),
-        (Value(pred), Value(target), Workspace(0), Int(rows), Int(cols)),
-        defines,
-    )
+    rows, cols = ctx.rows_cols(pred)
+    per_row = Workspace(0)
+    args = (Value(pred), Value(target), per_row, Int(rows), Int(cols))
+    losses = launch("softmax.cl", node.op, flat(rows), args, _sparse_define(node))
     scale = 1.0 / (rows * cols) if node.op == "mean_squared_error" else 1.0 / rows
-    return NodeBinding(
-        (per_row, sum_all(Workspace(0), Value(node.name), rows, scale)), workspaces=(4 * rows,)
-    )
+    mean = sum_all(per_row, Value(node.name), rows, scale)
+    return NodeBinding((losses, mean), workspaces=(rows,))
 
 
 def bind_row_loss_grad(node: Node, ctx: BindContext) -> NodeBinding:
     pred, target = node.inputs
-    rows, cols = rows_cols(ctx, pred)
-    defines = {"SPARSE": int(bool(node.attrs.get("sparse", False)))}
-    return NodeBinding(
-        (
-            launch(
-                "softmax.cl",
-                node.op,
-                flat(rows),
-                (
-                    Value(pred),
-                    Value(target),
-                    Value(node.name),
-                    Int(rows),
-                    Int(cols),
-                    Float(1.0 / rows),
-                ),
-                defines,
-            ),
-        )
-    )
+    rows, cols = ctx.rows_cols(pred)
+    args = (Value(pred), Value(target), Value(node.name), Int(rows), Int(cols), Float(1.0 / rows))
+    return NodeBinding((launch("softmax.cl", node.op, flat(rows), args, _sparse_define(node)),))
 
 
 def bind_mean_squared_error_grad(node: Node, ctx: BindContext) -> NodeBinding:
     pred, target = node.inputs
     n = ctx.numel(pred)
-    return NodeBinding(
-        (
-            launch(
-                "softmax.cl",
-                "mean_squared_error_grad",
-                flat(n),
-                (Value(pred), Value(target), Value(node.name), Int(n), Float(1.0 / n)),
-            ),
-        )
-    )
+    args = (Value(pred), Value(target), Value(node.name), Int(n), Float(1.0 / n))
+    return NodeBinding((launch("softmax.cl", "mean_squared_error_grad", flat(n), args),))
 
 
 def bind_moving_average_update(node: Node, ctx: BindContext) -> NodeBinding:
@@ -427,7 +341,7 @@ def bind_moving_average_update(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
     """sgd/adam/nadam: the state tensors, the count, then the per-step scalars."""
     n = ctx.numel(node.inputs[0])
-    count = len(OPS[node.op].scalars(node.attrs, 0, 1.0))
+    count = len(node.opdef.scalars(node.attrs, 0, 1.0))
     tensors = [Value(v) for v in node.inputs]
     defines: dict[str, int] = {}
     if node.op == "sgd_update":

@@ -19,19 +19,21 @@ Errors are relative to the largest magnitude of the reference value: max|a - b| 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from math import prod, sqrt
 
 import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
+from cnnc.backends.opencl.launches import batch_shape
 from cnnc.backends.opencl.plan import ExecutionPlan
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.backends.opencl.tiling import Target
 from cnnc.init import initial_values
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec
+from cnnc.passes.schedule import mutated
 
 # float32 has 24 bits: results computed from identical operands in another order differ by a
 # few units of 2^-24 per operation, growing like the square root of the number of terms summed.
@@ -40,13 +42,25 @@ NUMPY_ERROR_FACTOR = 2.0  # ... or this many times NumPy float32's error, times 
 OUTPUT_TOLERANCE = 1e-3  # the graph's outputs after a whole run, relative to max|ref|
 
 
-def _batch(shape, batch: int) -> tuple[int, ...]:
-    return tuple(batch if d is None else d for d in shape)
+# How many terms an op sums into one output, from (node, graph, batch).
+Terms = Callable[[Node, Graph, int], int]
 
 
-def _rows(node: Node, graph: Graph, batch: int, value: str | None = None) -> int:
-    shape = _batch(graph.shape_of(value or node.inputs[0]), batch)
-    return prod(shape[:-1])
+def _one(node: Node, graph: Graph, batch: int) -> int:
+    return 1
+
+
+def _last_axis(node: Node, graph: Graph, batch: int) -> int:
+    return graph.shape_of(node.inputs[0])[-1]
+
+
+def _elements(node: Node, graph: Graph, batch: int) -> int:
+    return prod(batch_shape(graph.shape_of(node.inputs[0]), batch))
+
+
+def _rows_of(index: int) -> Terms:
+    """The rows of input `index` seen as a matrix (all but its last axis)."""
+    return lambda n, g, b: prod(batch_shape(g.shape_of(n.inputs[index]), b)[:-1])
 
 
 def _window(node: Node, graph: Graph, batch: int) -> int:
@@ -54,62 +68,53 @@ def _window(node: Node, graph: Graph, batch: int) -> int:
     return kh * kw
 
 
-def _conv_taps(node: Node, graph: Graph, batch: int) -> int:
+def _conv_taps(node: Node) -> int:
     kh, kw = node.attrs["kernel_size"]
     return kh * kw
 
 
-# How many terms each op sums into one output (its error grows with the square root of it).
-REDUCTION: dict[str, Callable[[Node, Graph, int], int]] = {
-    "input": lambda n, g, b: 1,
-    "conv2d": lambda n, g, b: (
-        _conv_taps(n, g, b) * g.shape_of(n.inputs[0])[-1] // n.attrs["groups"]
-    ),
-    "maxpool2d": lambda n, g, b: 1,
+# The number of terms each op sums into one output (its error grows with the square root of it).
+REDUCTION: dict[str, Terms] = {
+    "input": _one,
+    "conv2d": lambda n, g, b: _conv_taps(n) * g.shape_of(n.inputs[0])[-1] // n.attrs["groups"],
+    "maxpool2d": _one,
     "avgpool2d": _window,
     "global_avgpool2d": lambda n, g, b: prod(g.shape_of(n.inputs[0])[1:3]),
-    "dense": lambda n, g, b: g.shape_of(n.inputs[0])[-1],
-    "flatten": lambda n, g, b: 1,
-    "dropout": lambda n, g, b: 1,
-    "batchnorm": lambda n, g, b: 1,
-    "activation": lambda n, g, b: g.shape_of(n.name)[-1],
+    "dense": _last_axis,
+    "flatten": _one,
+    "dropout": _one,
+    "batchnorm": _one,
+    "activation": _last_axis,
     "add": lambda n, g, b: len(n.inputs),
-    "concatenate": lambda n, g, b: 1,
-    "activation_grad": lambda n, g, b: g.shape_of(n.name)[-1],
-    "conv2d_grad_input": lambda n, g, b: (
-        _conv_taps(n, g, b) * n.attrs["filters"] // n.attrs["groups"]
-    ),
-    "conv2d_grad_kernel": lambda n, g, b: _rows(n, g, b, n.inputs[1]),
-    "bias_grad": lambda n, g, b: _rows(n, g, b),
-    "dense_grad_input": lambda n, g, b: g.shape_of(n.inputs[0])[-1],
-    "dense_grad_kernel": lambda n, g, b: _rows(n, g, b),
+    "concatenate": _one,
+    "activation_grad": _last_axis,
+    "conv2d_grad_input": lambda n, g, b: _conv_taps(n) * n.attrs["filters"] // n.attrs["groups"],
+    "conv2d_grad_kernel": _rows_of(1),
+    "bias_grad": _rows_of(0),
+    "dense_grad_input": _last_axis,
+    "dense_grad_kernel": _rows_of(0),
     "maxpool2d_grad": _window,
     "avgpool2d_grad": _window,
-    "global_avgpool2d_grad": lambda n, g, b: 1,
-    "reshape": lambda n, g, b: 1,
-    "slice": lambda n, g, b: 1,
-    "dropout_train": lambda n, g, b: 1,
-    "dropout_grad": lambda n, g, b: 1,
-    "batchnorm_stats": lambda n, g, b: _rows(n, g, b),
-    "batchnorm_train": lambda n, g, b: _rows(n, g, b, n.inputs[0]),
-    "batchnorm_grad_input": lambda n, g, b: _rows(n, g, b, n.inputs[0]),
-    "batchnorm_grad_gamma": lambda n, g, b: _rows(n, g, b),
-    "softmax_cross_entropy": lambda n, g, b: prod(_batch(g.shape_of(n.inputs[0]), b)),
-    "softmax_cross_entropy_grad": lambda n, g, b: g.shape_of(n.inputs[0])[-1],
-    "cross_entropy": lambda n, g, b: prod(_batch(g.shape_of(n.inputs[0]), b)),
-    "cross_entropy_grad": lambda n, g, b: g.shape_of(n.inputs[0])[-1],
-    "mean_squared_error": lambda n, g, b: prod(_batch(g.shape_of(n.inputs[0]), b)),
-    "mean_squared_error_grad": lambda n, g, b: 1,
-    "moving_average_update": lambda n, g, b: 1,
-    "sgd_update": lambda n, g, b: 1,
-    "adam_update": lambda n, g, b: 1,
-    "nadam_update": lambda n, g, b: 1,
+    "global_avgpool2d_grad": _one,
+    "reshape": _one,
+    "slice": _one,
+    "dropout_train": _one,
+    "dropout_grad": _one,
+    "batchnorm_stats": _rows_of(0),
+    "batchnorm_train": _rows_of(0),
+    "batchnorm_grad_input": _rows_of(0),
+    "batchnorm_grad_gamma": _rows_of(0),
+    "softmax_cross_entropy": _elements,
+    "softmax_cross_entropy_grad": _last_axis,
+    "cross_entropy": _elements,
+    "cross_entropy_grad": _last_axis,
+    "mean_squared_error": _elements,
+    "mean_squared_error_grad": _one,
+    "moving_average_update": _one,
+    "sgd_update": _one,
+    "adam_update": _one,
+    "nadam_update": _one,
 }
-
-
-def mutated(node: Node) -> list[str]:
-    """The state tensors an update node writes (sgd without momentum has no velocity)."""
-    return [node.operands[i] for i in node.opdef.mutates if i < len(node.operands)]
 
 
 def local_tolerance(node: Node, graph: Graph, batch: int, numpy_error: float = 0.0) -> float:
@@ -137,6 +142,14 @@ def errors(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
     err = float(np.max(np.abs(ref - got)))
     scale = float(np.max(np.abs(ref)))
     return err, (err / scale if scale > 0 else (0.0 if err == 0 else float("inf")))
+
+
+def worst_errors(
+    refs: Mapping[str, np.ndarray], gots: Mapping[str, np.ndarray], names: Iterable[str]
+) -> tuple[float, float]:
+    """The largest absolute and relative `errors` over the named values."""
+    pairs = [errors(refs[k], gots[k]) for k in names]
+    return max(p[0] for p in pairs), max(p[1] for p in pairs)
 
 
 @dataclass
@@ -186,7 +199,7 @@ def random_feeds(graph: Graph, batch: int, seed: int) -> dict[str, np.ndarray]:
     for node in graph.nodes:
         if node.op != "input":
             continue
-        shape = _batch(node.shape, batch)
+        shape = batch_shape(node.shape, batch)
         if node.attrs["dtype"] == "int32":
             classes = 2
             for user in graph.consumers.get(node.name, ()):
@@ -215,7 +228,7 @@ def single_node_graph(graph: Graph, node: Node, batch: int) -> Graph:
             attrs = Attrs(shape=tuple(shape[1:]), dtype=graph.dtype_of(v))
             nodes.append(Node(v, "input", attrs=attrs, shape=tuple(shape)))
         else:
-            state.append(StateSpec(v, _batch(shape, batch)))
+            state.append(StateSpec(v, batch_shape(shape, batch)))
     nodes.append(node)
     outputs = (node.name,) if node.shape is not None else ()
     return Graph(f"{graph.name}:{node.name}", tuple(nodes), outputs, tuple(state))
@@ -299,18 +312,14 @@ def cross_check(
         if node.shape is not None:
             check.e2e_abs, check.e2e_rel = errors(ref[name], got[name])
         else:
-            pairs = [errors(ref_state[s], got_state[s]) for s in writes]
-            check.e2e_abs = max(p[0] for p in pairs)
-            check.e2e_rel = max(p[1] for p in pairs)
+            check.e2e_abs, check.e2e_rel = worst_errors(ref_state, got_state, writes)
         # An operand that an earlier update already changed has no recorded value: skip.
         if local and node.op != "input" and not updated_before & set(node.operands):
             want = _run_single(exact, graph, node, batch, operand_values, step)
             f32 = _run_single(single, graph, node, batch, operand_values, step)
             mine = _run_single(local_ocl, graph, node, batch, operand_values, step)
-            pairs = [errors(want[k], mine[k]) for k in want]
-            check.local_abs = max(p[0] for p in pairs)
-            check.local_rel = max(p[1] for p in pairs)
-            numpy_error = max(errors(want[k], f32[k])[1] for k in want)
+            check.local_abs, check.local_rel = worst_errors(want, mine, want)
+            _, numpy_error = worst_errors(want, f32, want)
             check.tolerance = local_tolerance(node, graph, batch, numpy_error)
         updated_before.update(writes)
         report.checks.append(check)

@@ -92,14 +92,6 @@ class Device:
         return int(self.cl_device.max_mem_alloc_size)
 
     @cached_property
-    def local_memory(self) -> int:
-        return int(self.cl_device.local_mem_size)
-
-    @cached_property
-    def max_work_group_size(self) -> int:
-        return int(self.cl_device.max_work_group_size)
-
-    @cached_property
     def opencl_version(self) -> str:
         """'OpenCL 3.0' (the device's version string without the vendor's suffix)."""
         return " ".join(self.cl_device.version.split()[:2])
@@ -108,10 +100,6 @@ class Device:
     def platform_release(self) -> str:
         """The platform's version in short: 'OpenCL 3.0 PoCL 3.1+debian'."""
         return " ".join(self.platform_version.split()[:4])
-
-    @cached_property
-    def driver_version(self) -> str:
-        return self.cl_device.driver_version.strip()
 
     @cached_property
     def fp64(self) -> bool:
@@ -215,11 +203,17 @@ def devices() -> list[Device]:
     return _DEVICES
 
 
-def default_device() -> Device:
-    """The first usable GPU, else the first usable CPU, else any usable device."""
+def _devices_or_error() -> list[Device]:
+    """devices(), or a DeviceError saying how to get a driver when there are none."""
     found = devices()
     if not found:
         raise DeviceError("no OpenCL platform or device found", hint=NO_PLATFORM_HINT)
+    return found
+
+
+def default_device() -> Device:
+    """The first usable GPU, else the first usable CPU, else any usable device."""
+    found = _devices_or_error()
     for kind in ("gpu", "cpu", None):
         for d in found:
             if (kind is None or d.kind == kind) and d.usable:
@@ -239,9 +233,7 @@ def select_device(selector: str | None = None) -> Device:
     if selector is None:
         return default_device()
     selector = selector.strip()
-    found = devices()
-    if not found:
-        raise DeviceError("no OpenCL platform or device found", hint=NO_PLATFORM_HINT)
+    found = _devices_or_error()
     matches = _matching(found, selector)
     if not matches:
         names = ", ".join(f"{d.index} '{d.name}'" for d in found)
@@ -272,9 +264,3 @@ def _matching(found: list[Device], selector: str) -> list[Device]:
         for d in found
         if any(low in text.lower() for text in (d.name, d.platform_name, d.platform_version))
     ]
-
-
-def reset_for_tests() -> None:
-    """Forget the device list (tests that fake an empty platform list)."""
-    global _DEVICES
-    _DEVICES = None

@@ -14,6 +14,7 @@ from math import prod
 
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
+from cnnc.ir.ops import Shape
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Zeros:
     """A read-only buffer of zeros that padding taps read instead of branching."""
 
 
+# Scalar arguments, one class per C type (int, uint, float): the runtime passes each at its width.
 @dataclass(frozen=True)
 class Int:
     value: int
@@ -88,7 +90,7 @@ class Launch:
 @dataclass(frozen=True)
 class NodeBinding:
     launches: tuple[Launch, ...] = ()
-    workspaces: tuple[int, ...] = ()  # bytes of each scratch buffer
+    workspaces: tuple[int, ...] = ()  # floats in each scratch buffer
     view_of: str | None = None  # the output is this input's storage, under another shape
     zeros: int = 0  # floats of zeros the launches may read
     fed: bool = False  # the value is written by the host (input nodes)
@@ -112,6 +114,11 @@ def launch(
     )
 
 
+def batch_shape(shape: Shape, batch: int) -> tuple[int, ...]:
+    """`shape` with its batch dimension (None) set to `batch`."""
+    return tuple(batch if d is None else d for d in shape)
+
+
 @dataclass
 class BindContext:
     graph: Graph
@@ -119,8 +126,12 @@ class BindContext:
     target: Target = field(default_factory=Target)
 
     def shape(self, value: str) -> tuple[int, ...]:
-        shape = self.graph.shape_of(value)
-        return tuple(self.batch if d is None else d for d in shape)
+        return batch_shape(self.graph.shape_of(value), self.batch)
 
     def numel(self, value: str) -> int:
         return prod(self.shape(value))
+
+    def rows_cols(self, value: str) -> tuple[int, int]:
+        """The value seen as a matrix: (product of the leading dimensions, the last one)."""
+        shape = self.shape(value)
+        return prod(shape[:-1]), shape[-1]

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from math import prod
 
 from cnnc.backends.opencl.bind import bind_node
-from cnnc.backends.opencl.launches import BindContext, Launch, NodeBinding
+from cnnc.backends.opencl.launches import BindContext, Launch, NodeBinding, batch_shape
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
 from cnnc.passes.memplan import MemoryPlan, lifetimes, plan_memory, verify_plan
@@ -40,13 +39,7 @@ class ExecutionPlan:
         return max((b.zeros for b in self.bindings.values()), default=0)
 
     def shape(self, value: str) -> tuple[int, ...]:
-        shape = self.graph.shape_of(value)
-        return tuple(self.batch if d is None else d for d in shape)
-
-
-def value_bytes(graph: Graph, value: str, batch: int) -> int:
-    shape = graph.shape_of(value)
-    return ITEMSIZE * prod(batch if d is None else d for d in shape)
+        return batch_shape(self.graph.shape_of(value), self.batch)
 
 
 def make_plan(
@@ -66,8 +59,12 @@ def make_plan(
     ctx = BindContext(graph, batch, target)
     bindings = {name: bind_node(graph.node(name), ctx) for name in sched}
     views = {name: b.view_of for name, b in bindings.items() if b.view_of is not None}
-    sizes = {n.name: value_bytes(graph, n.name, batch) for n in graph.nodes if n.shape is not None}
-    workspaces = {name: b.workspaces for name, b in bindings.items() if b.workspaces}
+    sizes = {n.name: ITEMSIZE * ctx.numel(n.name) for n in graph.nodes if n.shape is not None}
+    workspaces = {
+        name: tuple(ITEMSIZE * n for n in b.workspaces)
+        for name, b in bindings.items()
+        if b.workspaces
+    }
     tensors, storage = lifetimes(
         sched, sizes, views=views, workspaces=workspaces, keep=sorted(keep)
     )

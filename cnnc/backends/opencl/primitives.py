@@ -1,9 +1,9 @@
 """Launch builders for the kernels that several ops share.
 
-Matrix products (gemm.cl: matmul, matmul_tn with its split reduction, transpose), column sums
-(reduce.cl), block copies (elementwise.cl), softmax after a linear layer, window copies for
-im2col, and the geometry defines of convolutions and pooling windows. The binders in
-bind_layers.py and bind_train.py compose these.
+Activations and softmax (elementwise.cl, softmax.cl), matrix products (gemm.cl: matmul, matmul_tn
+with its split reduction, transpose), column sums (reduce.cl), block copies (elementwise.cl),
+window copies for im2col, and the geometry defines of convolutions and pooling windows. The
+binders in bind_layers.py and bind_train.py compose these.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cnnc.backends.opencl.launches import (
 )
 from cnnc.backends.opencl.tiling import (
     Target,
-    ceil_div,
+    block_grid,
     column_chunks,
     flat,
     gemm_grid,
@@ -35,6 +35,8 @@ from cnnc.backends.opencl.tiling import (
     vector_width,
     with_local_tile,
 )
+from cnnc.errors import InternalError
+from cnnc.ir.args import Attrs
 from cnnc.ir.convpool import window_geometry
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import pool_strides
@@ -46,24 +48,67 @@ ACT_CODES = {"linear": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "t
 # more on window bookkeeping than on arithmetic (measured ~70 GFLOP/s against ~240).
 IM2COL_MAX_CHANNELS = 4
 
+# What reduce.cl's col_sum_partial adds up per column (its -D MODE).
+SUM_A = 0  # a
+SUM_SQUARED_DEVIATION = 1  # (a - mean)^2, mean = stats row 0
+SUM_B_XHAT = 2  # b * (a - mean) / sqrt(var + eps): sum(dy * xhat) for batch norm
 
-def softmax_after(node: Node, ctx: BindContext, out: Arg, into: Arg) -> tuple[Launch, ...]:
-    """Softmax after a GEMM (the other activations are fused into its epilogue)."""
-    if node.attrs.get("activation") != "softmax":
-        return ()
-    shape = ctx.shape(node.name)
-    rows, cols = prod(shape[:-1]), shape[-1]
-    return (launch("softmax.cl", "softmax", flat(rows), (out, into, Int(rows), Int(cols))),)
+
+# ---------------------------------------------------------------- activations
+
+
+def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool = False) -> Launch:
+    """`node`'s activation over its value, read from `inputs` (with grad=True its gradient, from
+    y and dy): softmax along the last axis (softmax.cl), the others element-wise with -D ACT."""
+    act = node.attrs["activation"]
+    suffix = "_grad" if grad else ""
+    out = Value(node.name)
+    if act == "softmax":
+        rows, cols = ctx.rows_cols(node.name)
+        args = (*inputs, out, Int(rows), Int(cols))
+        return launch("softmax.cl", "softmax" + suffix, flat(rows), args)
+    n = ctx.numel(node.name)
+    args = (*inputs, out, Int(n))
+    return launch("elementwise.cl", "activation" + suffix, flat(n), args, {"ACT": ACT_CODES[act]})
 
 
 def epilogue_act(node: Node) -> int:
+    """The activation a GEMM applies as it stores (-D ACT): softmax is not one of them."""
     act = node.attrs.get("activation", "linear")
     return 0 if act == "softmax" else ACT_CODES[act]
 
 
+def unfused_softmax(
+    node: Node, ctx: BindContext, workspace: int
+) -> tuple[Arg, tuple[Launch, ...], tuple[int, ...]]:
+    """Where a conv2d or dense GEMM writes, the launches after it and the workspace they need.
+
+    Softmax spans a row of outputs, more than one work-item's block, so it cannot be the GEMM's
+    epilogue: the GEMM writes Workspace(`workspace`) and softmax.cl reads it into the node's
+    value. With any other activation the GEMM writes the value itself.
+    """
+    if node.attrs["activation"] != "softmax":
+        return Value(node.name), (), ()
+    logits = Workspace(workspace)
+    return logits, (activation(node, ctx, (logits,)),), (ctx.numel(node.name),)
+
+
+# ---------------------------------------------------------------- matrix products
+
+
 def matmul(
-    a: Arg, b: Arg, bias: Arg, out: Arg, m: int, k: int, n: int, act: int, ctx: BindContext
+    ctx: BindContext,
+    a: Arg,
+    b: Arg,
+    out: Arg,
+    m: int,
+    k: int,
+    n: int,
+    *,
+    bias: Arg = NULL,
+    act: int = 0,
 ) -> Launch:
+    """out[m, n] = act(a[m, k] . b[k, n] + bias)."""
     tile, local = with_local_tile(register_tile(n, ctx.target), ctx.target)
     defines = {"K": k, "N": n, **tile, "HAS_BIAS": int(bias != NULL), "ACT": act}
     grid, group = gemm_grid(m, n, tile, local, ctx.target)
@@ -71,48 +116,40 @@ def matmul(
 
 
 def matmul_tn(
-    a: Arg, b: Arg, out: Arg, m: int, n: int, k: int, ctx: BindContext, parts: Arg | None = None
+    ctx: BindContext, a: Arg, b: Arg, out: Arg, m: int, n: int, k: int, parts: Arg
 ) -> NodeBinding:
-    """out[m, n] = a[k, m]^T . b[k, n], the k rows cut in parts if that helps; the partial
-    products go to `parts` (default: the node's workspace 0)."""
-    parts = Workspace(0) if parts is None else parts
+    """out[m, n] = a[k, m]^T . b[k, n], the k rows cut in parts if that helps (the partial
+    products go to `parts`, a workspace)."""
     tile = register_tile(n, ctx.target)
-    blocks = (n // (tile["VW"] * tile["NV"]), ceil_div(m, tile["MR"]))
+    blocks = block_grid(m, n, tile)
     split = split_reduction(blocks[0] * blocks[1], k, 4 * (m + n), ctx.target)
+    grid = (*blocks, split)
+    dst = out if split == 1 else parts
     defines = {"M": m, "N": n, **tile}
-    if split == 1:
-        return NodeBinding(
-            (
-                launch(
-                    "gemm.cl",
-                    "matmul_tn",
-                    (*blocks, 1),
-                    (a, b, out, Int(k)),
-                    defines,
-                    row_groups((*blocks, 1), ctx.target),
-                ),
-            )
-        )
-    return NodeBinding(
-        (
-            launch(
-                "gemm.cl",
-                "matmul_tn",
-                (*blocks, split),
-                (a, b, parts, Int(k)),
-                defines,
-                row_groups((*blocks, split), ctx.target),
-            ),
-            sum_parts(parts, out, m * n, split, ctx.target),
-        ),
-        workspaces=(4 * split * m * n,),
+    main = launch(
+        "gemm.cl", "matmul_tn", grid, (a, b, dst, Int(k)), defines, row_groups(grid, ctx.target)
     )
+    return with_parts_summed(main, parts, out, m * n, ctx.target)
+
+
+def with_parts_summed(main: Launch, parts: Arg, out: Arg, size: int, target: Target) -> NodeBinding:
+    """The binding of a launch whose reduction runs in parts along dim 2: with one part it
+    wrote `out` itself; with more, each part wrote its `size` partial sums to `parts`, and
+    reduce.cl adds them up into `out`."""
+    split = main.global_size[2]
+    if split == 1:
+        return NodeBinding((main,))
+    finish = sum_parts(parts, out, size, split, target)
+    return NodeBinding((main, finish), workspaces=(split * size,))
 
 
 def transpose(src: Arg, dst: Arg, batches: int, rows: int, cols: int) -> Launch:
     return launch(
         "gemm.cl", "transpose", (rows, cols, batches), (src, dst), {"TR": rows, "TC": cols}
     )
+
+
+# ---------------------------------------------------------------- sums
 
 
 def sum_parts(
@@ -124,6 +161,7 @@ def sum_parts(
     scale: float = 1.0,
     out_offset: int = 0,
 ) -> Launch:
+    """out[out_offset + col] = scale * sum over the `chunks` rows of parts[chunk, col]."""
     vw = vector_width(cols, target)
     return launch(
         "reduce.cl",
@@ -135,33 +173,42 @@ def sum_parts(
 
 
 def column_sum(
+    ctx: BindContext,
     a: Arg,
-    b: Arg,
-    stats: Arg,
-    eps: float,
     out: Arg,
     rows: int,
     cols: int,
-    mode: int,
-    ctx: BindContext,
+    *,
+    mode: int = SUM_A,
+    b: Arg = NULL,
+    stats: Arg = NULL,
+    eps: float = 0.0,
     scale: float = 1.0,
     out_offset: int = 0,
 ) -> tuple[tuple[Launch, ...], int]:
-    """Launches for a column sum into `out` (+ offset), and the partial-sums workspace size.
-
-    The partials always go to Workspace(0)."""
+    """Launches for a column sum of a [rows, cols] into `out` (+ offset), times `scale`, and the
+    floats of the partial-sums workspace, which is always Workspace(0). `mode` says what is
+    summed (SUM_A, SUM_SQUARED_DEVIATION, SUM_B_XHAT)."""
     chunks = column_chunks(rows, cols, ctx.target)
     vw = vector_width(cols, ctx.target)
+    grid = (cols // vw, chunks)
     partial = launch(
         "reduce.cl",
         "col_sum_partial",
-        (cols // vw, chunks),
+        grid,
         (a, b, stats, Float(eps), Workspace(0), Int(rows), Int(cols), Int(chunks)),
         {"MODE": mode, "VW": vw},
-        row_groups((cols // vw, chunks), ctx.target),
+        row_groups(grid, ctx.target),
     )
     finish = sum_parts(Workspace(0), out, cols, chunks, ctx.target, scale, out_offset)
-    return (partial, finish), 4 * chunks * cols
+    return (partial, finish), chunks * cols
+
+
+def sum_all(src: Arg, out: Arg, n: int, scale: float) -> Launch:
+    return launch("reduce.cl", "sum_all", (1,), (src, out, Int(n), Float(scale)))
+
+
+# ---------------------------------------------------------------- copies
 
 
 def copy_block(
@@ -170,11 +217,14 @@ def copy_block(
     shape: tuple[int, ...],
     axis: int,
     length: int,
+    *,
     src_axis: int,
-    src_start: int,
     dst_axis: int,
-    dst_start: int,
+    src_start: int = 0,
+    dst_start: int = 0,
 ) -> Launch:
+    """Copy `length` positions along `axis` from src (of `src_axis` positions there, from
+    `src_start`) to dst (of `dst_axis`, from `dst_start`); `shape` gives the other axes."""
     outer, inner = prod(shape[:axis]), prod(shape[axis + 1 :])
     args = (
         Value(src),
@@ -190,20 +240,18 @@ def copy_block(
     return launch("elementwise.cl", "copy_block", flat(outer * length * inner), args)
 
 
-def sum_all(src: Arg, out: Arg, n: int, scale: float) -> Launch:
-    return launch("reduce.cl", "sum_all", (1,), (src, out, Int(n), Float(scale)))
+# ---------------------------------------------------------------- convolution and pooling
 
 
-def conv_geometry(attrs, in_shape: tuple[int, ...], filters: int) -> dict[str, int]:
+def conv_geometry(attrs: Attrs, in_shape: tuple[int, ...]) -> dict[str, int]:
+    """conv2d.cl's geometry defines for a convolution of an input of `in_shape` (NHWC)."""
     _, h, w, c = in_shape
     geo = window_geometry(
         (h, w), attrs["kernel_size"], attrs["strides"], attrs["padding"], attrs["dilation_rate"]
     )
-    g = attrs["groups"]
+    g, filters = attrs["groups"], attrs["filters"]
     keys = ("H", "W", "KH", "KW", "SH", "SW", "DH", "DW", "OH", "OW", "PT", "PL")
-    out = {k: geo[k] for k in keys}
-    out.update(C=c, CG=c // g, F=filters, FG=filters // g)
-    return out
+    return {**{k: geo[k] for k in keys}, "C": c, "CG": c // g, "F": filters, "FG": filters // g}
 
 
 def im2col(x: str, out: Arg, geo: Mapping[str, int], batch: int) -> Launch:
@@ -216,15 +264,26 @@ def uses_im2col(node: Node, geo: Mapping[str, int]) -> bool:
 
 
 def window_defines(
-    attrs, in_shape: tuple[int, ...], out_shape: tuple[int, ...], target: Target
-) -> dict:
+    attrs: Attrs, in_shape: tuple[int, ...], out_shape: tuple[int, ...], target: Target
+) -> dict[str, int]:
+    """pool.cl's window geometry defines for a pooling of `in_shape` into `out_shape` (NHWC)."""
     _, h, w, c = in_shape
     geo = window_geometry((h, w), attrs["pool_size"], pool_strides(attrs), attrs["padding"])
-    assert (geo["OH"], geo["OW"]) == tuple(out_shape[1:3])
+    if (geo["OH"], geo["OW"]) != tuple(out_shape[1:3]):
+        raise InternalError(
+            f"pooling windows give {geo['OH']}x{geo['OW']} outputs, shape inference "
+            f"{out_shape[1]}x{out_shape[2]}"
+        )
     keys = ("H", "W", "KH", "KW", "SH", "SW", "OH", "OW", "PT", "PL")
     return {"C": c, "VW": vector_width(c, target), **{k: geo[k] for k in keys}}
 
 
-def rows_cols(ctx: BindContext, value: str) -> tuple[int, int]:
-    shape = ctx.shape(value)
-    return prod(shape[:-1]), shape[-1]
+def global_pool_defines(shape: tuple[int, ...], target: Target) -> dict[str, int]:
+    """pool.cl's defines for global average pooling over the positions of `shape` (NHWC)."""
+    _, h, w, c = shape
+    return {"HW": h * w, "C": c, "VW": vector_width(c, target)}
+
+
+def affine_defines(gamma: Arg, beta: Arg) -> dict[str, int]:
+    """batchnorm.cl's defines: whether the scale and the offset are there."""
+    return {"HAS_GAMMA": int(gamma != NULL), "HAS_BETA": int(beta != NULL)}

@@ -16,6 +16,7 @@ import numpy as np
 
 from cnnc.backends.opencl.device import Device, _cl, select_device
 from cnnc.backends.opencl.launches import (
+    Arg,
     Float,
     Int,
     Launch,
@@ -30,11 +31,14 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
 from cnnc.backends.opencl.tiling import Target
-from cnnc.errors import CnncError, DeviceError, InputError
+from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.passes.memplan import workspace_name
 
 OOM_HINT = "lower the batch size (--batch), or pick a device with more memory (--device)"
+
+# Scalar launch arguments, by the NumPy type that gives the kernel parameter's C type.
+SCALAR_TYPES = {Int: np.int32, UInt: np.uint32, Float: np.float32}
 
 
 def _is_out_of_memory(err: Exception) -> bool:
@@ -122,13 +126,8 @@ class OpenCLBackend:
 
     def read_state(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         cl = _cl()
-        out = {}
         try:
-            for name in names:
-                buf, spec = self._state_entry(name)
-                host = np.empty(spec.shape, dtype=np.float32)
-                cl.enqueue_copy(self.queue, host, buf, is_blocking=False)
-                out[name] = host
+            out = {name: self.enqueue_state_read(name) for name in names}
         except cl.Error as err:
             raise _device_error(err, "reading state", self.device) from None
         self._finish("reading state")
@@ -142,6 +141,14 @@ class OpenCLBackend:
 
     def state_buffer(self, name: str) -> Any:
         return self._state_entry(name)[0]
+
+    def enqueue_state_read(self, name: str) -> np.ndarray:
+        """A host array that a copy of the state tensor, now enqueued, fills by the next
+        `queue.finish()`."""
+        buf, spec = self._state_entry(name)
+        host = np.empty(spec.shape, dtype=np.float32)
+        _cl().enqueue_copy(self.queue, host, buf, is_blocking=False)
+        return host
 
     def has_state(self, name: str) -> bool:
         return name in self._state
@@ -190,17 +197,24 @@ class OpenCLBackend:
         return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
 
 
-class _Bound:
+class BoundLaunch:
     """One launch with its kernel object; arguments set once, some refreshed per run."""
 
-    __slots__ = ("dynamic_args", "kernel", "launch", "node", "state_args")
+    __slots__ = ("doing", "dynamic_args", "kernel", "launch", "node", "state_args")
 
     def __init__(self, node: str, launch: Launch, kernel: Any):
         self.node = node
         self.launch = launch
         self.kernel = kernel
-        self.state_args: list[tuple[int, str]] = []
-        self.dynamic_args: list[tuple[int, Step | UpdateScalar]] = []
+        self.doing = f"running node '{node}' ({launch.file}:{launch.kernel})"  # for errors
+        self.state_args: list[tuple[int, str]] = []  # set whenever the state buffers change
+        self.dynamic_args: list[tuple[int, Step | UpdateScalar]] = []  # set before each run
+
+    def enqueue(self, cl: Any, queue: Any) -> None:
+        """Enqueue the kernel (`cl`: the pyopencl module, looked up once by the caller)."""
+        cl.enqueue_nd_range_kernel(
+            queue, self.kernel, self.launch.global_size, self.launch.local_size
+        )
 
 
 class OpenCLExecutable:
@@ -211,6 +225,7 @@ class OpenCLExecutable:
         self.plan = plan
         self.graph = plan.graph
         self.batch = plan.batch
+        self.inputs = plan.graph.inputs  # the names every run must feed
         device = backend.device
         memory = plan.memory
         if backend.isolate:
@@ -230,12 +245,14 @@ class OpenCLExecutable:
                 }
             except cl.Error as err:
                 raise _device_error(err, "dividing the working memory", device) from None
-        self.zeros = backend.allocate(4 * max(plan.zeros, 1), "a buffer of zeros")
-        backend._write(self.zeros, np.zeros(max(plan.zeros, 1), np.float32), "zeroing")
-        self.bound: list[_Bound] = []
+        zeros = np.zeros(max(plan.zeros, 1), np.float32)
+        self.zeros = backend.allocate(zeros.nbytes, "a buffer of zeros")
+        backend._write(self.zeros, zeros, "zeroing")
+        self.bound: list[BoundLaunch] = []
         for node, lau in plan.launches():
             kernel = backend.programs.kernel(lau.file, lau.kernel, lau.define_map)
             self.bound.append(self._bind_args(node, lau, kernel))
+        self._dynamic = [b for b in self.bound if b.dynamic_args]
         self._state_version = -1  # state arguments are (re)bound at the first run
 
     # ---------------------------------------------------------------- arguments
@@ -243,38 +260,31 @@ class OpenCLExecutable:
     def value_buffer(self, value: str) -> Any:
         return self.buffers[self.plan.memory.storage.get(value, value)]
 
-    def _bind_args(self, node: str, lau: Launch, kernel: Any) -> _Bound:
-        bound = _Bound(node, lau, kernel)
+    def _bind_args(self, node: str, lau: Launch, kernel: Any) -> BoundLaunch:
+        """Set the arguments that never change; list those that do."""
+        bound = BoundLaunch(node, lau, kernel)
         for i, arg in enumerate(lau.args):
-            if isinstance(arg, Value):
-                if arg.name in self.graph.state_map:
-                    bound.state_args.append((i, arg.name))
-                    kernel.set_arg(
-                        i,
-                        self.backend.state_buffer(arg.name)
-                        if self.backend.has_state(arg.name)
-                        else None,
-                    )
-                else:
-                    kernel.set_arg(i, self.value_buffer(arg.name))
-            elif isinstance(arg, Workspace):
-                kernel.set_arg(i, self.buffers[workspace_name(node, arg.index)])
-            elif isinstance(arg, Zeros):
-                kernel.set_arg(i, self.zeros)
-            elif isinstance(arg, Int):
-                kernel.set_arg(i, np.int32(arg.value))
-            elif isinstance(arg, UInt):
-                kernel.set_arg(i, np.uint32(arg.value))
-            elif isinstance(arg, Float):
-                kernel.set_arg(i, np.float32(arg.value))
-            elif isinstance(arg, Null):
-                kernel.set_arg(i, None)
-            elif isinstance(arg, (Step, UpdateScalar)):
+            if isinstance(arg, (Step, UpdateScalar)):
                 bound.dynamic_args.append((i, arg))
-                kernel.set_arg(i, np.uint32(0) if isinstance(arg, Step) else np.float32(0))
-            else:  # a new kind of argument added to bind.py and not here
-                raise TypeError(f"unknown launch argument {arg!r}")
+            elif isinstance(arg, Value) and arg.name in self.graph.state_map:
+                bound.state_args.append((i, arg.name))
+            else:
+                kernel.set_arg(i, self._fixed_arg(node, arg))
         return bound
+
+    def _fixed_arg(self, node: str, arg: Arg) -> Any:
+        """What the kernel receives for an argument that never changes."""
+        if isinstance(arg, Value):
+            return self.value_buffer(arg.name)
+        if isinstance(arg, Workspace):
+            return self.buffers[workspace_name(node, arg.index)]
+        if isinstance(arg, Zeros):
+            return self.zeros
+        if isinstance(arg, Null):
+            return None
+        if type(arg) in SCALAR_TYPES:
+            return SCALAR_TYPES[type(arg)](arg.value)
+        raise InternalError(f"node '{node}': the runtime cannot pass launch argument {arg!r}")
 
     def _refresh_state_args(self) -> None:
         """Point launches at the current state buffers if init_state replaced any."""
@@ -291,8 +301,8 @@ class OpenCLExecutable:
         self._state_version = self.backend.state_version
 
     def _set_dynamic_args(self, step: int, learning_rate: float | None) -> None:
-        scalars: dict[str, tuple[float, ...]] = {}
-        for b in self.bound:
+        scalars: dict[str, tuple[float, ...]] = {}  # per update node, computed once per run
+        for b in self._dynamic:
             for i, arg in b.dynamic_args:
                 if isinstance(arg, Step):
                     b.kernel.set_arg(i, np.uint32(step & 0xFFFFFFFF))
@@ -305,8 +315,11 @@ class OpenCLExecutable:
 
     # ---------------------------------------------------------------- running
 
+    def _dtype(self, value: str) -> type:
+        return np.int32 if self.graph.dtype_of(value) == "int32" else np.float32
+
     def _host_input(self, name: str, value: Any) -> np.ndarray:
-        dtype = np.int32 if self.graph.dtype_of(name) == "int32" else np.float32
+        dtype = self._dtype(name)
         try:
             host = np.ascontiguousarray(value, dtype=dtype)
         except (TypeError, ValueError) as err:
@@ -318,6 +331,23 @@ class OpenCLExecutable:
             )
         return host
 
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+        missing = [n for n in self.inputs if n not in feeds]
+        extra = [n for n in feeds if n not in self.inputs]
+        if missing or extra:
+            raise InputError(
+                f"'{self.graph.name}' takes inputs {', '.join(self.inputs)}; "
+                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(extra)}")
+            )
+
+    def _check_fetch(self, fetch: Sequence[str]) -> None:
+        for name in fetch:
+            if name not in self.plan.kept and name not in self.graph.state_map:
+                raise CnncError(
+                    f"'{name}' cannot be fetched: it is not kept after the run of "
+                    f"'{self.graph.name}' (compile with keep=['{name}'])"
+                )
+
     def run(
         self,
         feeds: Mapping[str, np.ndarray],
@@ -327,47 +357,30 @@ class OpenCLExecutable:
         learning_rate: float | None = None,
     ) -> dict[str, np.ndarray]:
         cl = _cl()
-        inputs = self.graph.inputs
-        missing = [n for n in inputs if n not in feeds]
-        extra = [n for n in feeds if n not in inputs]
-        if missing or extra:
-            raise InputError(
-                f"'{self.graph.name}' takes inputs {', '.join(inputs)}; "
-                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(extra)}")
-            )
-        for name in fetch:
-            if name not in self.plan.kept and name not in self.graph.state_map:
-                raise CnncError(
-                    f"'{name}' cannot be fetched: it is not kept after the run of "
-                    f"'{self.graph.name}' (compile with keep=['{name}'])"
-                )
-        hosts = [(name, self._host_input(name, feeds[name])) for name in inputs]
+        self._check_feeds(feeds)
+        self._check_fetch(fetch)
+        hosts = [(name, self._host_input(name, feeds[name])) for name in self.inputs]
         self._refresh_state_args()
         self._set_dynamic_args(step, learning_rate)
         out: dict[str, np.ndarray] = {}
         queue = self.backend.queue
-        current = "writing the inputs"
+        doing = "writing the inputs"
         try:
             for name, host in hosts:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
             for b in self.bound:
-                current = f"running node '{b.node}' ({b.launch.file}:{b.launch.kernel})"
-                cl.enqueue_nd_range_kernel(
-                    queue, b.kernel, b.launch.global_size, b.launch.local_size
-                )
-            current = "reading the results"
+                doing = b.doing
+                b.enqueue(cl, queue)
+            doing = "reading the results"
             for name in fetch:
                 if name in self.graph.state_map:
-                    buf, spec = self.backend._state_entry(name)
-                    host = np.empty(spec.shape, np.float32)
-                else:
-                    buf = self.value_buffer(name)
-                    dtype = np.int32 if self.graph.dtype_of(name) == "int32" else np.float32
-                    host = np.empty(self.plan.shape(name), dtype)
-                cl.enqueue_copy(queue, host, buf, is_blocking=False)
+                    out[name] = self.backend.enqueue_state_read(name)
+                    continue
+                host = np.empty(self.plan.shape(name), self._dtype(name))
+                cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
                 out[name] = host
             queue.finish()
         except cl.Error as err:
-            raise _device_error(err, current, self.backend.device) from None
+            raise _device_error(err, doing, self.backend.device) from None
         del hosts  # the input copies have completed: the host arrays may go
         return out

@@ -89,16 +89,21 @@ def row_groups(grid: tuple[int, ...], target: Target) -> tuple[int, ...] | None:
     return (grid[0],) + (1,) * (len(grid) - 1)
 
 
+def block_grid(rows: int, cols: int, tile: Mapping[str, int]) -> tuple[int, int]:
+    """One work-item per MR x NR register block: (column blocks, row blocks)."""
+    return ceil_div(cols, tile["VW"] * tile["NV"]), ceil_div(rows, tile["MR"])
+
+
 def gemm_grid(
     rows: int, cols: int, tile: Mapping[str, int], local: bool, target: Target
 ) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """Global and local sizes of a GEMM-like launch: one work-item per MR x NR block, or with
     local tiling one (TX, TY) work-group per (TY*MR) x (TX*NR) tile."""
-    nr = tile["VW"] * tile["NV"]
     if not local:
-        grid = (ceil_div(cols, nr), ceil_div(rows, tile["MR"]))
+        grid = block_grid(rows, cols, tile)
         return grid, row_groups(grid, target)
     tx, ty = tile["TX"], tile["TY"]
+    nr = tile["VW"] * tile["NV"]
     return ((ceil_div(cols, tx * nr) * tx, ceil_div(rows, ty * tile["MR"]) * ty), (tx, ty))
 
 
