@@ -168,7 +168,8 @@ def main() -> None:
             print("(PyTorch is not installed: pip install torch==2.13.0 to compare with it)")
         ref = rows["cnnc opencl"]
         print(f"\n{graph.name} ({spec})")
-        print(f"| system | forward img/s | training img/s | cnnc opencl is x faster (fwd / train) |")
+        print("| system | forward img/s | training img/s | cnnc opencl is x faster "
+              "(fwd / train) |")
         print("|---|---:|---:|---:|")
         for name, t in rows.items():
             if t is None:

@@ -23,14 +23,16 @@ if TYPE_CHECKING:
     from cnnc.model import Model
 
 
-def load_spec(spec: Any, *, name: str | None = None) -> "Graph":
+def load_spec(spec: Any, *, name: str | None = None) -> Graph:
     """A graph from a spec: a path (.yaml/.yml/.cnn), DSL or YAML text, a dict, or a Network."""
     from cnnc.frontend.spec import load_spec as _load
 
     return _load(spec, name=name)
 
 
-def compile(spec: Any, backend: str = "numpy", device: str | None = None, **options: Any) -> "Model":
+def compile(
+    spec: Any, backend: str = "numpy", device: str | None = None, **options: Any
+) -> Model:
     """Compile a spec (anything load_spec takes, or a Graph) for a backend.
 
     backend: 'numpy' (the reference interpreter) or 'opencl'. device: for OpenCL, 'gpu', 'cpu',
@@ -54,4 +56,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cnnc' has no attribute {name!r}")
 
 
-__all__ = ["CnncError", "Graph", "Network", "compile", "load_spec", "__version__"]
+__all__ = ["CnncError", "Graph", "Network", "__version__", "compile", "load_spec"]

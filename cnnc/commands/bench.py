@@ -13,37 +13,19 @@ import argparse
 import statistics
 import time
 
-from cnnc.commands.options import positive_int
+from cnnc.commands.options import add_graph_arguments, positive_int
 
 HELP = "time a spec's forward pass or training step on an OpenCL device"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
-    parser.add_argument(
-        "--device", metavar="SELECTOR", help="OpenCL device: gpu, cpu, P:D or part of a name"
-    )
-    parser.add_argument(
-        "--batch", type=positive_int, default=32, metavar="N", help="batch size (default 32)"
-    )
-    parser.add_argument("--train", action="store_true", help="time a training step")
+    add_graph_arguments(parser, verb="time", batch=32)
     parser.add_argument(
         "--runs", type=positive_int, default=10, metavar="K", help="timed runs (default 10)"
     )
     parser.add_argument(
         "--profile", action="store_true", help="also time every kernel launch on its own"
     )
-
-
-def forward_flops(graph) -> int:
-    """FLOPs per example of the forward pass, from the op table."""
-    total = 0
-    for node in graph.nodes:
-        if node.opdef.group != "layer" or node.shape is None:
-            continue
-        shapes = tuple(graph.shape_of(v) for v in node.inputs)
-        total += node.opdef.flops(node.attrs, shapes, node.shape)
-    return total
 
 
 def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
@@ -67,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.frontend.spec import load_spec
     from cnnc.init import initial_values
+    from cnnc.ir.cost import total_flops
     from cnnc.passes.pipeline import inference_graph, training_graph
 
     spec = load_spec(args.spec)
@@ -85,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         exe.run(feeds, fetch, step=step + 1)
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
-    flops = forward_flops(spec) * (3 if args.train else 1) * args.batch
+    flops = total_flops(spec) * (3 if args.train else 1) * args.batch  # spec: the forward pass
     what = "training step" if args.train else "forward pass"
     print(f"{spec.name}: {what} at batch {args.batch} on {backend.device.describe()}")
     print(f"compile and first run: {warm:.2f} s")

@@ -12,32 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from cnnc.commands.options import positive_int
+from cnnc.commands.options import add_graph_arguments
 
 HELP = "compile a spec for an OpenCL device; --plan shows the launches and the memory plan"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
-    parser.add_argument(
-        "--device",
-        metavar="SELECTOR",
-        help="OpenCL device: gpu, cpu, P:D or part of a name (default: "
-        "$CNNC_DEVICE, else the first usable GPU, then CPU)",
-    )
-    parser.add_argument(
-        "--batch",
-        type=positive_int,
-        default=32,
-        metavar="N",
-        help="batch size to compile for (default 32)",
-    )
-    parser.add_argument(
-        "--train",
-        action="store_true",
-        help="compile the training step (loss, gradients, optimizer updates) "
-        "instead of the forward pass",
-    )
+    add_graph_arguments(parser, verb="compile", batch=32)
     parser.add_argument(
         "--plan",
         action="store_true",

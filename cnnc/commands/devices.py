@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnc.commands.options import SELECTORS
+
 HELP = "list the OpenCL platforms and devices, and which one cnnc uses by default"
 
 
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         metavar="SELECTOR",
-        help="also say which device this selector picks (gpu, cpu, P:D or part of a name)",
+        help=f"also say which device this selector picks: {SELECTORS}",
     )
 
 

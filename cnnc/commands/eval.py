@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from cnnc.commands.options import add_backend_arguments, add_data_argument, positive_int
+from cnnc.commands.options import (
+    add_backend_arguments,
+    add_data_argument,
+    add_weights_arguments,
+    positive_int,
+)
 from cnnc.train.loop import EVAL_BATCH_SIZE
 from cnnc.train.session import DEFAULT_BACKEND
 
@@ -12,9 +17,7 @@ HELP = "evaluate saved weights on the spec's test set"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="the spec file the weights belong to")
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a weights.safetensors file (e.g. from a run folder)")
+    add_weights_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
                         help=f"examples per inference batch (default {EVAL_BATCH_SIZE})")
     parser.add_argument("--limit", type=positive_int, metavar="N",

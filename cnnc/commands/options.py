@@ -1,10 +1,17 @@
-"""Command-line options shared by run, eval and predict (backend, device, data folder)."""
+"""Command-line options that several `cnnc` commands share: spec, backend, device, batch, data.
+
+Each option is declared here once, with its help text, so that `--device` (say) reads the same in
+every command that takes it.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from cnnc.backends.base import BACKENDS
+
+SPEC_HELP = "a .cnn or .yaml spec file, or a bundled spec's name (fashion, lenet5, ...)"
+SELECTORS = "gpu, cpu, P:D (platform:device) or part of a name"  # see device.select_device
 
 
 def positive_int(text: str) -> int:
@@ -17,13 +24,47 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_spec_argument(parser: argparse.ArgumentParser, help: str = SPEC_HELP,
+                      **options) -> None:
+    """The spec positional; `options` go to argparse (run's is optional: nargs='?')."""
+    parser.add_argument("spec", metavar="SPEC", help=help, **options)
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """SPEC and --weights: a trained network, for eval and predict."""
+    add_spec_argument(parser, help="the spec the weights belong to (a .cnn or .yaml file, or a "
+                                   "bundled spec's name)")
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="a weights.safetensors file (e.g. from a run folder)")
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", metavar="SELECTOR",
+                        help=f"OpenCL device: {SELECTORS} (default: $CNNC_DEVICE, else the first "
+                             "usable GPU, then CPU)")
+
+
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend and --device: where run, eval and predict compute."""
     parser.add_argument("--backend", choices=tuple(BACKENDS),
                         help="where to run: opencl (the default) or numpy (the reference "
                              "interpreter)")
-    parser.add_argument("--device", metavar="SELECTOR",
-                        help="OpenCL device: gpu, cpu, P:D (platform:device) or part of a "
-                             "name (default: $CNNC_DEVICE, else the first device)")
+    add_device_argument(parser)
+
+
+def add_graph_arguments(parser: argparse.ArgumentParser, *, verb: str, batch: int) -> None:
+    """SPEC, --device, --batch and --train: the graph that compile, verify and bench act on.
+
+    verb: what the command does with the graph ('compile', 'compare', 'time'); batch: the
+    default batch size.
+    """
+    add_spec_argument(parser)
+    add_device_argument(parser)
+    parser.add_argument("--batch", type=positive_int, default=batch, metavar="N",
+                        help=f"batch size (default {batch})")
+    parser.add_argument("--train", action="store_true",
+                        help=f"{verb} the training step (loss, gradients, optimizer updates) "
+                             "instead of the forward pass")
 
 
 def add_data_argument(parser: argparse.ArgumentParser) -> None:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnc.commands.options import add_backend_arguments, positive_int
+from cnnc.commands.options import add_backend_arguments, add_weights_arguments, positive_int
 
 HELP = "classify images (PNG/JPEG) or IDX/.npy arrays with saved weights"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="the spec file the weights belong to")
+    add_weights_arguments(parser)
     parser.add_argument("inputs", nargs="+", metavar="IMAGE",
                         help="PNG/JPEG files (converted to the input's shape), or IDX/.npy "
                              "arrays of one image or a stack")
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a weights.safetensors file (e.g. from a run folder)")
     parser.add_argument("--top", type=positive_int, default=1, metavar="K",
                         help="show the K most likely classes (default 1)")
     parser.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",

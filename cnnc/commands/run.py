@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnc.commands.options import add_backend_arguments, add_data_argument, positive_int
+from cnnc.commands.options import (
+    SPEC_HELP,
+    add_backend_arguments,
+    add_data_argument,
+    add_spec_argument,
+    positive_int,
+)
 from cnnc.train.session import RunOptions, run_spec
 
 HELP = "train a spec on its dataset and evaluate it on the test set"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", nargs="?", metavar="SPEC",
-                        help="the spec file (.yaml or .cnn); with --resume, defaults to the run's "
-                             "spec.yaml")
+    add_spec_argument(parser, nargs="?",
+                      help=f"{SPEC_HELP}; with --resume, defaults to the run's spec.yaml")
     parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
     parser.add_argument("--batch-size", type=positive_int, help="override train.batch_size")
     parser.add_argument("--lr", type=float, metavar="RATE",

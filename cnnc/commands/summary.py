@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnc.commands.options import add_spec_argument
+from cnnc.ir.cost import node_flops, total_flops
 from cnnc.ir.graph import Graph
 from cnnc.ir.printer import format_shape, format_value
 
@@ -16,8 +18,7 @@ HELP = "show a network's layers, output shapes, parameters and FLOPs (like Keras
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name "
-                        "(fashion, lenet5, ...)")
+    add_spec_argument(parser)
     parser.add_argument("--ir", action="store_true",
                         help="also print the graph as IR text, one line per node")
 
@@ -57,11 +58,9 @@ def layer_rows(graph: Graph) -> list[tuple[str, str, int, int, str]]:
     rows = []
     for node in graph.nodes:
         op = node.opdef
-        in_shapes = tuple(graph.shape_of(v) for v in node.inputs)
         params = sum(graph.state_map[p].size for p in node.params)
-        flops = op.flops(node.attrs, in_shapes, node.shape)
         rows.append((f"{node.name} ({op.keras_name or op.name})", format_shape(node.shape),
-                     params, flops, ", ".join(node.inputs)))
+                     params, node_flops(graph, node), ", ".join(node.inputs)))
     return rows
 
 
@@ -89,7 +88,7 @@ def summary_text(graph: Graph) -> str:
     rule_width = sum(widths) + 2 * (len(widths) - 1)
     total = sum(s.size for s in graph.weights)
     trainable = sum(s.size for s in graph.weights if s.trainable)
-    flops = sum(r[3] for r in rows)
+    flops = total_flops(graph)
     out = [f'Network: "{graph.name}"', "=" * rule_width, line(head), "=" * rule_width]
     out += [line(c) for c in cells]
     out.append("=" * rule_width)

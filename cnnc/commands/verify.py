@@ -14,24 +14,13 @@ from __future__ import annotations
 import argparse
 import math
 
-from cnnc.commands.options import positive_int
+from cnnc.commands.options import add_graph_arguments
 
 HELP = "run a spec on NumPy and on an OpenCL device and compare every node's result"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="a .cnn or .yaml spec file, or a bundled spec's name")
-    parser.add_argument(
-        "--device", metavar="SELECTOR", help="OpenCL device: gpu, cpu, P:D or part of a name"
-    )
-    parser.add_argument(
-        "--batch", type=positive_int, default=4, metavar="N", help="batch size (default 4)"
-    )
-    parser.add_argument(
-        "--train",
-        action="store_true",
-        help="compare one training step: loss, gradients, updated parameters",
-    )
+    add_graph_arguments(parser, verb="compare", batch=4)
     parser.add_argument(
         "--seed",
         type=int,

@@ -103,6 +103,11 @@ class Graph:
             return shape
         return self.state_map[value].shape
 
+    def concrete_shape(self, value: str, batch: int) -> tuple[int, ...]:
+        """The shape of a value or state tensor with its batch dimension (None) set to `batch`:
+        what a backend allocates, feeds or checks when it runs the graph at that batch size."""
+        return tuple(batch if d is None else d for d in self.shape_of(value))
+
     def dtype_of(self, value: str) -> str:
         node = self.node_map.get(value)
         if node is not None and node.op == "input":

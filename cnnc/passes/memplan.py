@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cnnc.intmath import round_up
 from cnnc.ir.graph import VerifyError
 from cnnc.passes.schedule import Schedule
 
@@ -47,17 +48,13 @@ class MemoryPlan:
     @property
     def naive(self) -> int:
         """Bytes one buffer per tensor would take (views excluded, every workspace included)."""
-        return sum(_round_up(t.nbytes, self.alignment) for t in self.tensors)
+        return sum(round_up(t.nbytes, self.alignment) for t in self.tensors)
 
     def offset_of(self, value: str) -> int:
         return self.offsets[self.storage.get(value, value)]
 
     def tensor(self, name: str) -> Tensor:
         return next(t for t in self.tensors if t.name == name)
-
-
-def _round_up(n: int, k: int) -> int:
-    return (n + k - 1) // k * k
 
 
 def workspace_name(node: str, index: int) -> str:
@@ -123,13 +120,13 @@ def plan_memory(
     placed: list[tuple[int, int, Tensor]] = []  # (offset, end offset, tensor)
     offsets: dict[str, int] = {}
     for t in order:
-        size = _round_up(max(t.nbytes, 1), alignment)
+        size = round_up(max(t.nbytes, 1), alignment)
         busy = sorted((lo, hi) for lo, hi, other in placed if other.overlaps(t))
         offset = 0
         for lo, hi in busy:
             if offset + size <= lo:
                 break
-            offset = max(offset, _round_up(hi, alignment))
+            offset = max(offset, round_up(hi, alignment))
         offsets[t.name] = offset
         placed.append((offset, offset + size, t))
     peak = max((hi for _, hi, _ in placed), default=0)

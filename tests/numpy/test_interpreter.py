@@ -9,7 +9,7 @@ import cnnc
 from cnnc.backends.numpy import IMPLS, ExecutionError, NumpyBackend
 from cnnc.backends.numpy.activations import BACKWARD, FORWARD
 from cnnc.backends.numpy.interpreter import last_uses
-from cnnc.errors import CnncError, InputError
+from cnnc.errors import CnncError, InputError, InternalError
 from cnnc.init import initial_values
 from cnnc.ir.args import ACTIVATIONS
 from cnnc.ir.ops import OPS
@@ -115,3 +115,35 @@ def test_float64_is_a_backend_option():
     with pytest.raises(CnncError, match="computes in float32 or float64, not 'float16'"):
         NumpyBackend("float16")
     assert NumpyBackend("float64").dtype == np.float64
+
+
+def test_a_feed_must_be_of_its_inputs_kind(rng):
+    """The checks every backend shares (cnnc.backends.base): integer labels, float images."""
+    g = training_graph(chain((4,), ("dense", 3, {"activation": "softmax"})))
+    backend = NumpyBackend()
+    backend.init_state(g.state, initial_values(g.state, 0))
+    exe = backend.compile(g, 2)
+    x = rng.normal(size=(2, 4))  # float64 images are computed in the backend's float32
+    labels = np.array([0, 2], dtype=np.int64)
+    out = exe.run({"input_layer": x, names.TARGET: labels}, [names.LOSS])
+    assert out[names.LOSS].dtype == np.float32
+    with pytest.raises(InputError, match=f"input '{names.TARGET}' expects integers, "
+                                         "received float64"):
+        exe.run({"input_layer": x, names.TARGET: labels.astype(np.float64)}, [names.LOSS])
+    with pytest.raises(InputError, match="expects floating-point values, received uint8"):
+        exe.run({"input_layer": x.astype(np.uint8), names.TARGET: labels}, [names.LOSS])
+    with pytest.raises(InputError, match="outside the int32 range"):
+        exe.run({"input_layer": x, names.TARGET: labels + 2**40}, [names.LOSS])
+
+
+def test_a_wrong_fetch_is_an_internal_error():
+    """cnnc's own code chooses what to fetch, so a wrong name is a bug in cnnc."""
+    g = chain((4,), ("dense", 3))
+    backend = NumpyBackend()
+    backend.init_state(g.state, initial_values(g.state, 0))
+    exe = backend.compile(g, 1)
+    feeds = {"input_layer": np.zeros((1, 4), dtype=np.float32)}
+    with pytest.raises(InternalError, match="'dens' is not a value of graph 'net'"):
+        exe.run(feeds, ["dens"])
+    with pytest.raises(InternalError, match="a sequence of names, not one string"):
+        exe.run(feeds, "dense")

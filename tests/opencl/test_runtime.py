@@ -7,7 +7,7 @@ import pytest
 
 import cnnc
 from cnnc.backends.opencl.crosscheck import random_feeds
-from cnnc.errors import CnncError, DeviceError, InputError
+from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.init import initial_values
 from cnnc.passes.pipeline import inference_graph, training_graph
 
@@ -105,8 +105,32 @@ def test_bad_feeds_and_fetches_are_clear_errors(backend, lenet):
     with pytest.raises(InputError, match="missing"):
         exe.run({}, list(graph.outputs))
     hidden = graph.nodes[1].name
-    with pytest.raises(CnncError, match="not kept"):
+    with pytest.raises(CnncError, match="not kept") as err:
         exe.run(feeds, [hidden])
+    assert isinstance(err.value, InternalError)  # cnnc's own code chooses what to fetch
+    with pytest.raises(InternalError, match="'no_such_value' is not a value of graph"):
+        exe.run(feeds, ["no_such_value"])
+
+
+def test_a_feed_must_be_of_its_inputs_kind(backend, lenet):
+    """Nothing is converted silently: float labels and integer images are errors, as on the
+    NumPy backend (cnnc.backends.base.check_feeds); float64 images are computed in float32."""
+    graph = training_graph(lenet)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    exe = backend.compile(graph, 2)
+    feeds = random_feeds(graph, 2, 0)
+    image, label = (n.name for n in graph.nodes if n.op == "input")
+    assert feeds[image].dtype == np.float32 and feeds[label].dtype == np.int32
+    with pytest.raises(InputError, match=f"input '{label}' expects integers, received float32"):
+        exe.run({**feeds, label: feeds[label].astype(np.float32)}, ["train/loss"])
+    with pytest.raises(InputError, match=f"input '{image}' expects floating-point values, "
+                                         "received int32"):
+        exe.run({**feeds, image: feeds[image].astype(np.int32)}, ["train/loss"])
+    state = initial_values(graph.state, 0)
+    wide = exe.run({**feeds, image: feeds[image].astype(np.float64)}, ["train/loss"])
+    backend.init_state(graph.state, state)  # undo the update of the step before
+    narrow = exe.run(feeds, ["train/loss"])
+    np.testing.assert_array_equal(wide["train/loss"], narrow["train/loss"])
 
 
 def test_running_before_the_state_exists_is_a_clear_error(device, lenet):

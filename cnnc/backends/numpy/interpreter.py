@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cnnc.backends.base import check_feeds, check_fetch
 from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
-from cnnc.errors import CnncError, InputError, did_you_mean
+from cnnc.errors import CnncError, InputError
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import shape_str
 
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 
 class ExecutionError(CnncError):
     """An op implementation failed on a node: a backend bug or values it cannot handle."""
-
-
-def _batch_shape(shape: tuple, batch: int) -> tuple[int, ...]:
-    return tuple(batch if d is None else d for d in shape)
 
 
 def last_uses(graph: Graph) -> list[list[str]]:
@@ -59,50 +56,6 @@ class NumpyExecutable:
         self.batch = batch
         self._backend = backend
         self._frees = last_uses(graph)
-        self._inputs = [n for n in graph.nodes if n.op == "input"]
-
-    # ------------------------------------------------------------ checks
-
-    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = {n.name for n in self._inputs}
-        for key in feeds:
-            if key not in names:
-                raise InputError(f"'{key}' is not an input of graph '{self.graph.name}'",
-                                 hint=did_you_mean(key, names)
-                                 or f"its inputs are {', '.join(sorted(names))}")
-        out = {}
-        for node in self._inputs:
-            if node.name not in feeds:
-                raise InputError(f"no value fed for input '{node.name}'")
-            value = np.asarray(feeds[node.name])
-            want = _batch_shape(node.shape, self.batch)
-            if value.shape != want:
-                raise InputError(f"input '{node.name}' expects shape {shape_str(want)}, "
-                                 f"received {shape_str(value.shape)}")
-            if node.attrs["dtype"] == "int32":
-                if not np.issubdtype(value.dtype, np.integer):
-                    raise InputError(f"input '{node.name}' expects integers, "
-                                     f"received {value.dtype}")
-            else:
-                if not np.issubdtype(value.dtype, np.floating):
-                    raise InputError(f"input '{node.name}' expects floating-point values, "
-                                     f"received {value.dtype}")
-                value = value.astype(self._backend.dtype, copy=False)
-            out[node.name] = value
-        return out
-
-    def _check_fetch(self, fetch: Sequence[str]) -> None:
-        if isinstance(fetch, str):
-            raise TypeError("fetch must be a sequence of names, not one string")
-        known = self.graph.node_map
-        state = self._backend.state_names()
-        for name in fetch:
-            node = known.get(name)
-            if node is None and name not in state:
-                raise CnncError(f"'{name}' is not a value of graph '{self.graph.name}'",
-                                hint=did_you_mean(name, list(known) + list(state)))
-            if node is not None and node.shape is None:
-                raise CnncError(f"'{name}' is an update and produces no value")
 
     # ------------------------------------------------------------ running
 
@@ -114,8 +67,8 @@ class NumpyExecutable:
         step: int = 0,
         learning_rate: float | None = None,
     ) -> dict[str, np.ndarray]:
-        self._check_fetch(fetch)
-        checked = self._check_feeds(feeds)
+        check_fetch(self.graph, fetch, state=self._backend.state_names())
+        checked = check_feeds(self.graph, self.batch, feeds, self._backend.dtype)
         keep = set(fetch)
         state = self._backend.state_arrays()
         dtype = self._backend.dtype
@@ -157,7 +110,7 @@ class NumpyExecutable:
                 f"{node.op} failed: {type(err).__name__}: {err}")) from err
         if node.shape is None:
             return None
-        want = _batch_shape(node.shape, self.batch)
+        want = self.graph.concrete_shape(node.name, self.batch)
         if out is None or out.shape != want:
             got = "nothing" if out is None else shape_str(out.shape)
             raise node.located(ExecutionError(

@@ -26,7 +26,6 @@ from math import prod, sqrt
 import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.backends.opencl.launches import batch_shape
 from cnnc.backends.opencl.plan import ExecutionPlan
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.backends.opencl.tiling import Target
@@ -55,12 +54,12 @@ def _last_axis(node: Node, graph: Graph, batch: int) -> int:
 
 
 def _elements(node: Node, graph: Graph, batch: int) -> int:
-    return prod(batch_shape(graph.shape_of(node.inputs[0]), batch))
+    return prod(graph.concrete_shape(node.inputs[0], batch))
 
 
 def _rows_of(index: int) -> Terms:
     """The rows of input `index` seen as a matrix (all but its last axis)."""
-    return lambda n, g, b: prod(batch_shape(g.shape_of(n.inputs[index]), b)[:-1])
+    return lambda n, g, b: prod(g.concrete_shape(n.inputs[index], b)[:-1])
 
 
 def _window(node: Node, graph: Graph, batch: int) -> int:
@@ -199,7 +198,7 @@ def random_feeds(graph: Graph, batch: int, seed: int) -> dict[str, np.ndarray]:
     for node in graph.nodes:
         if node.op != "input":
             continue
-        shape = batch_shape(node.shape, batch)
+        shape = graph.concrete_shape(node.name, batch)
         if node.attrs["dtype"] == "int32":
             classes = 2
             for user in graph.consumers.get(node.name, ()):
@@ -228,7 +227,7 @@ def single_node_graph(graph: Graph, node: Node, batch: int) -> Graph:
             attrs = Attrs(shape=tuple(shape[1:]), dtype=graph.dtype_of(v))
             nodes.append(Node(v, "input", attrs=attrs, shape=tuple(shape)))
         else:
-            state.append(StateSpec(v, batch_shape(shape, batch)))
+            state.append(StateSpec(v, graph.concrete_shape(v, batch)))
     nodes.append(node)
     outputs = (node.name,) if node.shape is not None else ()
     return Graph(f"{graph.name}:{node.name}", tuple(nodes), outputs, tuple(state))

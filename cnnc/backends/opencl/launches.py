@@ -14,7 +14,6 @@ from math import prod
 
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
-from cnnc.ir.ops import Shape
 
 
 @dataclass(frozen=True)
@@ -114,11 +113,6 @@ def launch(
     )
 
 
-def batch_shape(shape: Shape, batch: int) -> tuple[int, ...]:
-    """`shape` with its batch dimension (None) set to `batch`."""
-    return tuple(batch if d is None else d for d in shape)
-
-
 @dataclass
 class BindContext:
     graph: Graph
@@ -126,7 +120,7 @@ class BindContext:
     target: Target = field(default_factory=Target)
 
     def shape(self, value: str) -> tuple[int, ...]:
-        return batch_shape(self.graph.shape_of(value), self.batch)
+        return self.graph.concrete_shape(value, self.batch)
 
     def numel(self, value: str) -> int:
         return prod(self.shape(value))

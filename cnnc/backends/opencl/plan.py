@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cnnc.backends.opencl.bind import bind_node
-from cnnc.backends.opencl.launches import BindContext, Launch, NodeBinding, batch_shape
+from cnnc.backends.opencl.launches import BindContext, Launch, NodeBinding
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
 from cnnc.passes.memplan import MemoryPlan, lifetimes, plan_memory, verify_plan
@@ -39,7 +39,7 @@ class ExecutionPlan:
         return max((b.zeros for b in self.bindings.values()), default=0)
 
     def shape(self, value: str) -> tuple[int, ...]:
-        return batch_shape(self.graph.shape_of(value), self.batch)
+        return self.graph.concrete_shape(value, self.batch)
 
 
 def make_plan(

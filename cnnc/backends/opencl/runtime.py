@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnc.backends.base import check_feeds, check_fetch, host_dtype
 from cnnc.backends.opencl.device import Device, _cl, select_device
 from cnnc.backends.opencl.launches import (
     Arg,
@@ -225,7 +226,6 @@ class OpenCLExecutable:
         self.plan = plan
         self.graph = plan.graph
         self.batch = plan.batch
-        self.inputs = plan.graph.inputs  # the names every run must feed
         device = backend.device
         memory = plan.memory
         if backend.isolate:
@@ -315,39 +315,6 @@ class OpenCLExecutable:
 
     # ---------------------------------------------------------------- running
 
-    def _dtype(self, value: str) -> type:
-        return np.int32 if self.graph.dtype_of(value) == "int32" else np.float32
-
-    def _host_input(self, name: str, value: Any) -> np.ndarray:
-        dtype = self._dtype(name)
-        try:
-            host = np.ascontiguousarray(value, dtype=dtype)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"input '{name}' cannot be read as {dtype.__name__}: {err}") from None
-        want = self.plan.shape(name)
-        if host.shape != want:
-            raise InputError(
-                f"input '{name}' must have shape {want} at batch {self.batch}, got {host.shape}"
-            )
-        return host
-
-    def _check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
-        missing = [n for n in self.inputs if n not in feeds]
-        extra = [n for n in feeds if n not in self.inputs]
-        if missing or extra:
-            raise InputError(
-                f"'{self.graph.name}' takes inputs {', '.join(self.inputs)}; "
-                + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(extra)}")
-            )
-
-    def _check_fetch(self, fetch: Sequence[str]) -> None:
-        for name in fetch:
-            if name not in self.plan.kept and name not in self.graph.state_map:
-                raise CnncError(
-                    f"'{name}' cannot be fetched: it is not kept after the run of "
-                    f"'{self.graph.name}' (compile with keep=['{name}'])"
-                )
-
     def run(
         self,
         feeds: Mapping[str, np.ndarray],
@@ -357,9 +324,10 @@ class OpenCLExecutable:
         learning_rate: float | None = None,
     ) -> dict[str, np.ndarray]:
         cl = _cl()
-        self._check_feeds(feeds)
-        self._check_fetch(fetch)
-        hosts = [(name, self._host_input(name, feeds[name])) for name in self.inputs]
+        checked = check_feeds(self.graph, self.batch, feeds, np.float32)
+        check_fetch(self.graph, fetch, kept=self.plan.kept)
+        # enqueue_copy reads each host array as one block of memory
+        hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
         self._refresh_state_args()
         self._set_dynamic_args(step, learning_rate)
         out: dict[str, np.ndarray] = {}
@@ -376,7 +344,7 @@ class OpenCLExecutable:
                 if name in self.graph.state_map:
                     out[name] = self.backend.enqueue_state_read(name)
                     continue
-                host = np.empty(self.plan.shape(name), self._dtype(name))
+                host = np.empty(self.plan.shape(name), host_dtype(self.graph, name, np.float32))
                 cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
                 out[name] = host
             queue.finish()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cnnc.intmath import ceil_div, round_up
+
 
 @dataclass(frozen=True)
 class Target:
@@ -46,14 +48,6 @@ class Target:
 
 
 ELEMENTWISE_GROUP = 64  # 1-D launches are rounded up to this; kernels check their bound
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def round_up(a: int, b: int) -> int:
-    return ceil_div(a, b) * b
 
 
 def flat(n: int) -> tuple[int]:
