@@ -9,10 +9,10 @@
  *   SH SW strides, DH DW dilation, PT PL padding before (top, left). The batch size comes as the
  *   argument `batch`, so one program serves every batch size.
  * Tiling (-D): MR rows per work-item, VW, NV. Epilogue (-D): HAS_BIAS, ACT (see common.h).
- * Launch: dim 0 = column blocks (NR columns), dim 1 = row blocks (MR rows); dim 2 of the
- *   kernel gradient = parts of the reduction (its global size).
+ * Launch: dim 0 = row blocks (MR rows: the large count), dim 1 = column blocks (NR columns);
+ *   dim 2 of the kernel gradient = parts of the reduction (its global size).
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands
- *   in local memory (tile.h); launch (TX, TY) work-groups, one per BM x BN tile.
+ *   in local memory (tile.h); launch one work-group of TX * TY work-items per BM x BN tile.
  */
 #include "tile.h"
 
@@ -48,8 +48,7 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
                              int batch)
 {
     const int M = batch * OH * OW;
-    const int n0 = get_global_id(0) * NR;
-    const int m0 = get_global_id(1) * MR;
+    const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
     floatV acc[MR][NV];
     zero_block(acc);
 #if LOCAL_TILE
@@ -112,8 +111,7 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
                                 __global float *restrict dx, int batch)
 {
     const int M = batch * H * W;
-    const int c0 = get_global_id(0) * NR;
-    const int m0 = get_global_id(1) * MR;
+    const int m0 = BLOCK_ROW(), c0 = BLOCK_COL();
     floatV acc[MR][NV];
     zero_block(acc);
 #if LOCAL_TILE
@@ -163,8 +161,7 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
     const int R = KH * KW * CG;
     const int P = batch * OH * OW;
     const int parts = get_global_size(2);
-    const int f0 = get_global_id(0) * NR;
-    const int j0 = get_global_id(1) * MR;
+    const int j0 = BLOCK_ROW(), f0 = BLOCK_COL();
     const int part = get_global_id(2);
     const int g = f0 / FG;
     const int p_begin = part_begin(P, part, parts);

@@ -7,8 +7,9 @@
  * Sizes (-D): the weight's M/K and N; the batch-dependent size (m rows of matmul, k reduction of
  * matmul_tn) is an argument, so one program serves every batch size. Tiling (-D): MR rows per
  * work-item, VW, NV (NR = VW * NV columns, N % NR == 0); epilogue (-D): HAS_BIAS, ACT.
- * Launch: dim 0 column blocks, dim 1 row blocks, dim 2 (matmul_tn) parts of the reduction.
- * GPUs (-D LOCAL_TILE=1 TX TY KT): matmul stages its operands in local memory (tile.h).
+ * Launch: dim 0 row blocks, dim 1 column blocks, dim 2 (matmul_tn) parts of the reduction
+ * (tile.h: BLOCK_ROW, BLOCK_COL). GPUs (-D LOCAL_TILE=1 TX TY KT): matmul stages its operands in
+ * local memory (tile.h). transpose: one dimension over the elements.
  */
 #include "tile.h"
 
@@ -22,8 +23,7 @@
 __kernel void matmul(__global const float *restrict a, __global const float *restrict b,
                      __global const float *restrict bias, __global float *restrict c, int M)
 {
-    const int n0 = get_global_id(0) * NR;
-    const int m0 = get_global_id(1) * MR;
+    const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
     floatV acc[MR][NV];
     zero_block(acc);
 #if LOCAL_TILE
@@ -43,8 +43,7 @@ __kernel void matmul(__global const float *restrict a, __global const float *res
 __kernel void matmul_tn(__global const float *restrict a, __global const float *restrict b,
                         __global float *restrict c, int K)
 {
-    const int n0 = get_global_id(0) * NR;
-    const int m0 = get_global_id(1) * MR;
+    const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
     const int part = get_global_id(2);
     const int parts = get_global_size(2);
     const int k_begin = part_begin(K, part, parts), k_end = part_begin(K, part + 1, parts);
@@ -67,13 +66,17 @@ __kernel void matmul_tn(__global const float *restrict a, __global const float *
 }
 #endif
 
-/* One work-item per element of dst; -D TR TC (rows and columns of each source matrix). */
+/* One work-item per element of src, in one launch dimension (-D TR TC: rows and columns of each
+ * source matrix; n elements in all): consecutive work-items read consecutive elements. */
 #ifdef TRANSPOSE
-__kernel void transpose(__global const float *restrict src, __global float *restrict dst)
+__kernel void transpose(__global const float *restrict src, __global float *restrict dst, int n)
 {
-    const int i = get_global_id(0); /* source row */
-    const int j = get_global_id(1); /* source column */
-    const int b = get_global_id(2);
-    dst[(b * TC + j) * TR + i] = src[(b * TR + i) * TC + j];
+    const int t = get_global_id(0);
+    if (t >= n)
+        return;
+    const int j = t % TC;        /* source column */
+    const int i = (t / TC) % TR; /* source row */
+    const int b = t / (TR * TC);
+    dst[(b * TC + j) * TR + i] = src[t];
 }
 #endif

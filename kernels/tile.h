@@ -3,17 +3,21 @@
  *
  * Register block (-D MR VW NV): a work-item computes MR rows by NR = VW * NV columns of the
  * output, held in `floatV acc[MR][NV]` (NV vectors of width VW per row). Its block starts at row
- * m0 = get_global_id(1) * MR and column n0 = get_global_id(0) * NR: launch dim 0 over column
- * blocks, dim 1 over row blocks. Each step of the reduction adds a column of A times a row of B
- * (rank1_update): with -cl-mad-enable, NV vector loads, MR broadcasts and MR * NV FMAs.
+ * m0 = BLOCK_ROW() and column n0 = BLOCK_COL(): launch dim 0 over row blocks (the large count:
+ * some drivers cap dims 1 and 2 at 65,535 groups), dim 1 over column blocks. Each step of the
+ * reduction adds a column of A times a row of B (rank1_update): with -cl-mad-enable, NV vector
+ * loads, MR broadcasts and MR * NV FMAs.
  *
- * Local tile (-D LOCAL_TILE=1 TX TY KT, GPUs): a work-group of TX x TY work-items computes a tile
- * of BM = TY*MR rows by BN = TX*NR columns, still one register block per work-item. The reduction
+ * Local tile (-D LOCAL_TILE=1 TX TY KT, GPUs): a work-group of TX * TY work-items, all in launch
+ * dim 0, computes a tile of BM = TY*MR rows by BN = TX*NR columns, still one register block per
+ * work-item; group g0 of dim 0 is the tile's row, group g1 of dim 1 its column, and consecutive
+ * work-items take consecutive column blocks (so their loads of B are contiguous). The reduction
  * runs in steps of KT: the group copies a KT x BM slice of A and a KT x BN slice of B into local
  * memory, waits, and every work-item accumulates its block from there, so each global value is
  * read once per tile instead of once per work-item. On a CPU the copies and barriers only cost:
- * bind.py enables this for GPUs alone (and tests it on every device). The including kernel
- * defines, before TILED_GEMM(acc):
+ * bind.py enables this for GPUs alone (and tests it on every device); tiling.py picks TX, TY, KT
+ * within the device's work-group size and local memory. The including kernel defines, before
+ * TILED_GEMM(acc):
  *   KDIM           the reduction length
  *   A_ELEM(m, k)   element (m, k) of A, 0.0f outside the matrix or in padding
  *   B_ELEM(k, n)   element (k, n) of B, 0.0f outside
@@ -27,6 +31,16 @@
  * and see nothing of this header. */
 #ifdef MR
 #define NR (VW * NV)
+
+#if LOCAL_TILE
+#define BM (TY * MR)
+#define BN (TX * NR)
+#define BLOCK_ROW() ((int)get_group_id(0) * BM + ((int)get_local_id(0) / TX) * MR)
+#define BLOCK_COL() ((int)get_group_id(1) * BN + ((int)get_local_id(0) % TX) * NR)
+#else
+#define BLOCK_ROW() ((int)get_global_id(0) * MR)
+#define BLOCK_COL() ((int)get_global_id(1) * NR)
+#endif
 
 static void zero_block(floatV acc[MR][NV])
 {
@@ -96,16 +110,13 @@ static void store_block(floatV acc[MR][NV], __global const float *bias, __global
 }
 
 #if LOCAL_TILE
-#define BM (TY * MR)
-#define BN (TX * NR)
-
 #define TILED_GEMM(acc)                                                                       \
     __local float a_tile[KT][BM];                                                             \
     __local float b_tile[KT][BN];                                                             \
     {                                                                                         \
-        const int m_tile = get_group_id(1) * BM, n_tile = get_group_id(0) * BN;              \
-        const int lx = get_local_id(0), ly = get_local_id(1);                                 \
-        const int lid = ly * TX + lx;                                                         \
+        const int m_tile = get_group_id(0) * BM, n_tile = get_group_id(1) * BN;              \
+        const int lid = get_local_id(0);                                                      \
+        const int lx = lid % TX, ly = lid / TX;                                               \
         for (int k0 = 0; k0 < KDIM; k0 += KT) {                                               \
             /* consecutive work-items read consecutive k: A is contiguous along k */          \
             for (int i = lid; i < KT * BM; i += TX * TY)                                      \

@@ -52,18 +52,25 @@ def build_graph(args: argparse.Namespace):
     return training_graph(graph, dump=hook) if args.train else inference_graph(graph, dump=hook)
 
 
+def _place(memory, tensor: str) -> str:
+    """'@0x1000', or '@1:0x1000' (arena 1) when the plan has several buffers."""
+    arena = f"{memory.arena_of(tensor)}:" if len(memory.sizes) > 1 else ""
+    return f"@{arena}{memory.offsets[tensor]:#x}"
+
+
 def _buffer(plan, node: str, arg) -> str | None:
     """Where a launch argument lives, for --plan ('conv2d @0x1000'); None for scalars."""
     from cnnc.backends.opencl.launches import Value, Workspace, Zeros
     from cnnc.passes.memplan import workspace_name
 
+    memory = plan.memory
     if isinstance(arg, Value):
         if arg.name in plan.graph.state_map:
             return f"{arg.name} state"
-        return f"{arg.name} @{plan.memory.offset_of(arg.name):#x}"
+        return f"{arg.name} {_place(memory, memory.storage.get(arg.name, arg.name))}"
     if isinstance(arg, Workspace):
         name = workspace_name(node, arg.index)
-        return f"{name} @{plan.memory.offsets[name]:#x}"
+        return f"{name} {_place(memory, name)}"
     if isinstance(arg, Zeros):
         return "zeros"
     return None
@@ -75,8 +82,8 @@ def format_schedule(plan) -> list[str]:
     for i, name in enumerate(plan.schedule):
         binding = plan.bindings[name]
         if binding.fed:
-            where = plan.memory.offset_of(name)
-            lines.append(f"{i:4d}  {name}  <- written by the host @{where:#x}")
+            where = _place(plan.memory, plan.memory.storage.get(name, name))
+            lines.append(f"{i:4d}  {name}  <- written by the host {where}")
         elif binding.view_of is not None:
             op = plan.graph.node(name).op
             lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({op}, no launch)")
@@ -92,7 +99,9 @@ def format_schedule(plan) -> list[str]:
 def format_memory(plan) -> list[str]:
     memory = plan.memory
     lines = ["tensor                                          bytes      offset   live steps"]
-    ordered = sorted(memory.tensors, key=lambda t: (memory.offsets[t.name], t.start))
+    ordered = sorted(
+        memory.tensors, key=lambda t: (memory.arena_of(t.name), memory.offsets[t.name], t.start)
+    )
     for t in ordered:
         off = memory.offsets[t.name]
         # Earlier tensors whose bytes this one takes over; name the one that died last.
@@ -101,6 +110,7 @@ def format_memory(plan) -> list[str]:
                 o
                 for o in memory.tensors
                 if o is not t
+                and memory.arena_of(o.name) == memory.arena_of(t.name)
                 and not o.overlaps(t)
                 and memory.offsets[o.name] < off + t.nbytes
                 and off < memory.offsets[o.name] + o.nbytes
@@ -111,7 +121,8 @@ def format_memory(plan) -> list[str]:
         reuse = f"  reuses {shared[0].name}" if shared else ""
         end = "end" if t.end >= len(plan.schedule) else str(t.end)
         start = "host" if t.start < 0 else str(t.start)
-        lines.append(f"{t.name:44s} {t.nbytes:>10,d}  {off:#10x}   {start}..{end}{reuse}")
+        place = _place(memory, t.name)[1:]
+        lines.append(f"{t.name:44s} {t.nbytes:>10,d}  {place:>10s}   {start}..{end}{reuse}")
     state = sum(s.size * 4 for s in plan.graph.state)
     lines.append("")
     lines.append(
@@ -119,6 +130,12 @@ def format_memory(plan) -> list[str]:
         f"tensors; one buffer per tensor would take {_mib(memory.naive)} "
         f"({100 * (1 - memory.peak / max(memory.naive, 1)):.0f}% saved)"
     )
+    if len(memory.sizes) > 1:
+        parts = ", ".join(_mib(size) for size in memory.sizes)
+        lines.append(
+            f"in {len(memory.sizes)} buffers (each within the device's largest allocation): "
+            f"{parts}"
+        )
     lines.append(
         f"state (parameters, statistics, optimizer slots): {_mib(state)}, kept across runs"
     )
@@ -126,7 +143,7 @@ def format_memory(plan) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnc.backends.opencl.runtime import OpenCLBackend, OpenCLExecutable
+    from cnnc.backends.opencl.runtime import OpenCLBackend
 
     graph = build_graph(args)
     backend = OpenCLBackend(args.device)
@@ -144,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     start = time.perf_counter()
     before = len(backend.programs.records)
-    OpenCLExecutable(backend, plan)
+    plan = backend.compile(graph, args.batch).plan  # within the built kernels' limits
     records = backend.programs.records[before:]
     cached = sum(r.from_disk for r in records)
     print(

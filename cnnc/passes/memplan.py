@@ -1,11 +1,15 @@
-"""Memory planning: every intermediate tensor gets an offset in one arena, reusing dead memory.
+"""Memory planning: every intermediate tensor gets an offset in an arena, reusing dead memory.
 
 Runs after scheduling. A tensor (a node's value, a value fed from the host, a kernel's workspace)
 is live from the step that writes it to the last step that reads it, inclusive; a fed value from
 before the first step, a kept value (fetched outputs) to after the last. Tensors whose lifetimes
 overlap must not share bytes; others may. Offsets are placed greedily, largest tensor first, at
 the lowest aligned offset free for the whole lifetime (the arena planners of TFLite and XLA work
-this way). `verify_plan` checks the result pairwise, independently of how it was made.
+this way). A device allocates buffers of at most a certain size (CL_DEVICE_MAX_MEM_ALLOC_SIZE, a
+quarter of the memory on NVIDIA's drivers), so with `max_arena` a tensor that would end past it
+goes into the first later arena where it fits, or a new one: the plan is one arena when it can
+be, several buffers when it must. `verify_plan` checks the result pairwise, independently of how
+it was made.
 
 Views (flatten, reshape, dropout at inference) have no tensor of their own: they are names for
 their input's storage, whose lifetime covers every view's.
@@ -40,10 +44,20 @@ class Tensor:
 @dataclass(frozen=True)
 class MemoryPlan:
     tensors: tuple[Tensor, ...]
-    offsets: Mapping[str, int]
-    peak: int  # bytes of the arena
+    offsets: Mapping[str, int]  # within the tensor's arena
+    peak: int  # bytes of all the arenas together
     alignment: int
     storage: Mapping[str, str] = field(default_factory=dict)  # value -> the tensor it lives in
+    arenas: Mapping[str, int] = field(default_factory=dict)  # tensor -> its arena (default 0)
+    arena_sizes: tuple[int, ...] = ()  # bytes of each arena; () means one arena of `peak`
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Bytes of each arena (one buffer each)."""
+        return self.arena_sizes or (self.peak,)
+
+    def arena_of(self, tensor: str) -> int:
+        return self.arenas.get(tensor, 0)
 
     @property
     def naive(self) -> int:
@@ -113,43 +127,92 @@ def lifetimes(
 
 
 def plan_memory(
-    tensors: Sequence[Tensor], alignment: int, storage: Mapping[str, str] | None = None
+    tensors: Sequence[Tensor],
+    alignment: int,
+    storage: Mapping[str, str] | None = None,
+    max_arena: int | None = None,
 ) -> MemoryPlan:
-    """Offsets for every tensor: largest first, each at the lowest aligned free offset."""
+    """Offsets for every tensor: largest first, each at the lowest aligned free offset of the
+    first arena where it ends within `max_arena` bytes (no limit: one arena)."""
     order = sorted(tensors, key=lambda t: (-t.nbytes, t.start, t.name))
-    placed: list[tuple[int, int, Tensor]] = []  # (offset, end offset, tensor)
+    placed: list[list[tuple[int, int, Tensor]]] = []  # per arena: (offset, end offset, tensor)
     offsets: dict[str, int] = {}
+    arenas: dict[str, int] = {}
     for t in order:
         size = round_up(max(t.nbytes, 1), alignment)
-        busy = sorted((lo, hi) for lo, hi, other in placed if other.overlaps(t))
-        offset = 0
-        for lo, hi in busy:
-            if offset + size <= lo:
+        if max_arena is not None and size > max_arena:
+            raise VerifyError(
+                f"memory plan: '{t.name}' ({t.nbytes} bytes) is larger than an arena may be "
+                f"({max_arena} bytes)"
+            )
+        for index in range(len(placed) + 1):
+            if index == len(placed):
+                placed.append([])
+            offset = _lowest_free(placed[index], t, size, alignment)
+            if max_arena is None or offset + size <= max_arena:
                 break
-            offset = max(offset, round_up(hi, alignment))
         offsets[t.name] = offset
-        placed.append((offset, offset + size, t))
-    peak = max((hi for _, hi, _ in placed), default=0)
-    return MemoryPlan(tuple(tensors), offsets, peak, alignment, dict(storage or {}))
+        arenas[t.name] = index
+        placed[index].append((offset, offset + size, t))
+    sizes = tuple(max((hi for _, hi, _ in arena), default=0) for arena in placed)
+    return MemoryPlan(
+        tuple(tensors),
+        offsets,
+        sum(sizes),
+        alignment,
+        dict(storage or {}),
+        arenas,
+        sizes if len(sizes) > 1 else (),
+    )
 
 
-def verify_plan(plan: MemoryPlan) -> None:
-    """No two tensors that are live at the same step share a byte; offsets are aligned."""
+def _lowest_free(
+    placed: Sequence[tuple[int, int, Tensor]], t: Tensor, size: int, alignment: int
+) -> int:
+    """The lowest aligned offset where `size` bytes are free for `t`'s whole lifetime."""
+    busy = sorted((lo, hi) for lo, hi, other in placed if other.overlaps(t))
+    offset = 0
+    for lo, hi in busy:
+        if offset + size <= lo:
+            break
+        offset = max(offset, round_up(hi, alignment))
+    return offset
+
+
+def verify_plan(plan: MemoryPlan, max_arena: int | None = None) -> None:
+    """No two tensors of one arena that are live at the same step share a byte; offsets are
+    aligned; every tensor lies within its arena, and every arena within `max_arena` bytes."""
+    sizes = plan.sizes
+    if sum(sizes) != plan.peak:
+        raise VerifyError(f"memory plan: arenas of {sizes} bytes do not add up to {plan.peak}")
+    for i, size in enumerate(sizes):
+        if max_arena is not None and size > max_arena:
+            raise VerifyError(
+                f"memory plan: arena {i} has {size} bytes, more than the {max_arena} allowed"
+            )
     ts = sorted(plan.tensors, key=lambda t: t.start)
     for t in ts:
         off = plan.offsets[t.name]
+        arena = plan.arena_of(t.name)
         if off % plan.alignment:
             raise VerifyError(
                 f"memory plan: '{t.name}' at offset {off} is not aligned to {plan.alignment} bytes"
             )
-        if off + t.nbytes > plan.peak:
-            raise VerifyError(f"memory plan: '{t.name}' ends past the arena ({plan.peak} bytes)")
+        if not 0 <= arena < len(sizes):
+            raise VerifyError(f"memory plan: '{t.name}' is in arena {arena}, which is not there")
+        if off + t.nbytes > sizes[arena]:
+            raise VerifyError(
+                f"memory plan: '{t.name}' ends past the arena (arena {arena}: {sizes[arena]} "
+                "bytes)"
+            )
     for i, a in enumerate(ts):
         a_lo = plan.offsets[a.name]
         a_hi = a_lo + a.nbytes
         for b in ts[i + 1 :]:
             if b.start > a.end:
                 break  # sorted by start: no later tensor overlaps a in time
+            if plan.arena_of(a.name) != plan.arena_of(b.name):
+                continue
             b_lo = plan.offsets[b.name]
             if a_lo < b_lo + b.nbytes and b_lo < a_hi:
                 raise VerifyError(

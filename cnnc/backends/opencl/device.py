@@ -1,10 +1,12 @@
 """OpenCL device discovery and selection: the first stage of the OpenCL backend.
 
 Every platform and device is listed; a device counts as usable only once it has built and run a
-tiny kernel (once per process), because a driver can list a device it cannot compile for (pip's
-pocl 3.0 on a Zen 5 CPU: "unknown target CPU 'generic'"). Selection takes 'gpu', 'cpu', 'P:D'
-(platform:device index) or part of a device name; the default is the first usable GPU, then the
-first usable CPU.
+small kernel that uses what cnnc's kernels use (once per process), because a driver can list a
+device it cannot compile for (pip's pocl 3.0 on a Zen 5 CPU: "unknown target CPU 'generic'"), and
+an OpenCL C 1.1 device (Mesa's Clover) builds a trivial kernel but none of cnnc's. Selection takes
+'gpu', 'cpu', 'P:D' (platform:device index) or part of a device name; the default is the first
+usable GPU, then the first usable CPU, then anything else (a simulator such as Oclgrind, which
+reports itself as every type of device at once, is never taken for a GPU).
 """
 
 from __future__ import annotations
@@ -17,9 +19,28 @@ from typing import Any
 import numpy as np
 
 from cnnc import settings
+from cnnc.backends.opencl.limits import Limits
 from cnnc.errors import DeviceError
 
-PROBE_SOURCE = "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }"
+# What the probe kernel exercises, because cnnc's kernels rely on it: OpenCL C 1.2 (`static`
+# helper functions), restrict pointers, local memory with a barrier and an explicit work-group,
+# vector loads and stores, select(), -D defines and -cl-mad-enable.
+PROBE_SOURCE = """
+static float4 scaled(float4 v, float s) { return v * s + (float4)(0.0f); }
+
+__kernel void probe(__global const float *restrict x, __global float *restrict y)
+{
+    __local float staged[PROBE_GROUP * 4];
+    const int i = get_global_id(0), l = get_local_id(0);
+    vstore4(vload4(i, x), l, staged);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float4 v = vload4(PROBE_GROUP - 1 - l, staged); /* the group's float4s reversed */
+    vstore4(select(scaled(v, 2.0f), v, v < (float4)(0.0f)), i, y);
+}
+"""
+PROBE_GROUP = 4
+PROBE_OPTIONS = f"-cl-mad-enable -DPROBE_GROUP={PROBE_GROUP}"
+MIN_OPENCL_C = (1, 2)
 
 NO_PLATFORM_HINT = (
     "install an OpenCL driver: `pip install 'cnnc[pocl]'` for a CPU driver, or on Debian/Ubuntu "
@@ -68,16 +89,24 @@ class Device:
 
     @cached_property
     def kind(self) -> str:
-        """'gpu', 'cpu', 'accelerator' or 'other'."""
+        """'gpu', 'cpu', 'accelerator', 'simulator' or 'other'.
+
+        A device that reports more than one of GPU, CPU and accelerator at once (Oclgrind
+        reports all of them) is a simulator: slow, for checking, and never the default GPU."""
         cl = _cl()
         t = self.cl_device.type
-        if t & cl.device_type.GPU:
-            return "gpu"
-        if t & cl.device_type.CPU:
-            return "cpu"
-        if t & cl.device_type.ACCELERATOR:
-            return "accelerator"
-        return "other"
+        kinds = [
+            name
+            for name, bit in (
+                ("gpu", cl.device_type.GPU),
+                ("cpu", cl.device_type.CPU),
+                ("accelerator", cl.device_type.ACCELERATOR),
+            )
+            if t & bit
+        ]
+        if len(kinds) > 1 or "oclgrind" in self.name.lower():
+            return "simulator"
+        return kinds[0] if kinds else "other"
 
     @cached_property
     def compute_units(self) -> int:
@@ -90,6 +119,37 @@ class Device:
     @cached_property
     def max_allocation(self) -> int:
         return int(self.cl_device.max_mem_alloc_size)
+
+    @cached_property
+    def limits(self) -> Limits:
+        """What launches and buffers on this device must stay within (limits.py)."""
+        cl = _cl()
+        d = self.cl_device
+        sizes = [int(n) for n in d.max_work_item_sizes][:3]
+        sizes += [1] * (3 - len(sizes))
+        local_is_global = int(d.local_mem_type) == int(cl.device_local_mem_type.GLOBAL)
+        return Limits(
+            max_group=int(d.max_work_group_size),
+            max_item_sizes=(sizes[0], sizes[1], sizes[2]),
+            local_memory=0 if local_is_global else int(d.local_mem_size),
+            max_allocation=int(d.max_mem_alloc_size),
+            global_memory=int(d.global_mem_size),
+        )
+
+    @cached_property
+    def opencl_c_version(self) -> tuple[int, int] | None:
+        """The OpenCL C version the device compiles, (1, 2) for 'OpenCL C 1.2 ...'; None when
+        it does not say (an OpenCL 1.0 device)."""
+        try:
+            text = str(self.cl_device.opencl_c_version)
+        except (AttributeError, _cl().Error):  # an OpenCL 1.0 device (or a fake) lacks it
+            return None
+        m = re.search(r"OpenCL C (\d+)\.(\d+)", text)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    @cached_property
+    def fp16(self) -> bool:
+        return "cl_khr_fp16" in self.cl_device.extensions
 
     @cached_property
     def opencl_version(self) -> str:
@@ -138,21 +198,39 @@ class Device:
         return self._context
 
     def probe(self) -> None:
-        """Build and run a one-line kernel; remember whether that worked and why not."""
+        """Build and run a kernel using what cnnc's kernels use; remember whether that worked
+        and why not."""
         if self._usable is not None:
+            return
+        version = self.opencl_c_version
+        if version is not None and version < MIN_OPENCL_C:
+            self._usable = False
+            self._reason = (
+                f"the device compiles OpenCL C {version[0]}.{version[1]}; cnnc's kernels need "
+                f"OpenCL C {MIN_OPENCL_C[0]}.{MIN_OPENCL_C[1]} or newer (static functions)"
+            )
             return
         cl = _cl()
         try:
             ctx = self.context
-            program = cl.Program(ctx, PROBE_SOURCE).build()
+            program = cl.Program(ctx, PROBE_SOURCE).build(options=PROBE_OPTIONS)
             queue = cl.CommandQueue(ctx)
-            host = np.zeros(4, dtype=np.float32)
-            buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=host)
-            cl.Kernel(program, "probe")(queue, (4,), None, buf)
-            cl.enqueue_copy(queue, host, buf)
+            n = 2 * PROBE_GROUP
+            host = np.arange(-4 * n // 2, 4 * n // 2, dtype=np.float32)
+            flags = cl.mem_flags
+            src = cl.Buffer(ctx, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=host)
+            dst = cl.Buffer(ctx, flags.WRITE_ONLY, host.nbytes)
+            cl.Kernel(program, "probe")(queue, (n,), (PROBE_GROUP,), src, dst)
+            out = np.empty_like(host)
+            cl.enqueue_copy(queue, out, dst)
             queue.finish()
-            if not np.array_equal(host, np.ones(4, dtype=np.float32)):
-                raise RuntimeError(f"a test kernel computed {host.tolist()} instead of 1.0s")
+            # Each group reverses its float4s through local memory; positives are doubled.
+            want = host.reshape(-1, PROBE_GROUP, 4)[:, ::-1].reshape(-1)
+            want = np.where(want < 0, want, 2 * want)
+            if not np.array_equal(out, want):
+                raise RuntimeError(
+                    f"a test kernel computed {out[:8].tolist()}... instead of {want[:8].tolist()}"
+                )
             self._usable, self._reason = True, None
         except (cl.Error, RuntimeError, DeviceError) as err:
             self._usable, self._reason = False, _first_error_line(err)

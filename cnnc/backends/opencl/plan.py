@@ -1,7 +1,11 @@
 """From a graph to what the OpenCL runtime enqueues: schedule, bindings and memory plan.
 
-Nothing here touches a device (only its description, `Target`), so `cnnc compile --plan` shows
-exactly what a run would launch and allocate, and tests can check the plan without OpenCL.
+Nothing here touches a device (only its description, `Target`, with its limits), so `cnnc
+compile --plan` shows exactly what a run would launch and allocate, and tests can check the plan
+without OpenCL. The plan refuses, with the figures, what the device or the kernels could not run:
+a tensor beyond the kernels' 32-bit indices or larger than one buffer may be, a launch outside
+the device's work-group or grid limits (limits.py). The memory plan is split into as many
+buffers as the device's largest allocation requires.
 """
 
 from __future__ import annotations
@@ -10,10 +14,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cnnc.backends.opencl.bind import bind_node
-from cnnc.backends.opencl.launches import BindContext, Launch, NodeBinding
+from cnnc.backends.opencl.launches import BindContext, Int, Launch, NodeBinding, UInt
+from cnnc.backends.opencl.limits import (
+    UNLIMITED,
+    Limits,
+    check_launch,
+    check_scalar,
+    check_tensor,
+)
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
-from cnnc.passes.memplan import MemoryPlan, lifetimes, plan_memory, verify_plan
+from cnnc.passes.memplan import (
+    MemoryPlan,
+    lifetimes,
+    plan_memory,
+    verify_plan,
+    workspace_name,
+)
 from cnnc.passes.schedule import Schedule, check_schedule, schedule
 
 ITEMSIZE = 4  # float32 and int32
@@ -65,9 +82,49 @@ def make_plan(
         for name, b in bindings.items()
         if b.workspaces
     }
+    limits = target.limits
+    _check_tensors(ctx, sizes, bindings, limits)
+    for name in sched:
+        for lau in bindings[name].launches:
+            _check_launch(name, lau, limits)
     tensors, storage = lifetimes(
         sched, sizes, views=views, workspaces=workspaces, keep=sorted(keep)
     )
-    memory = plan_memory(tensors, alignment, storage)
-    verify_plan(memory)
+    max_arena = None
+    if limits.max_allocation < UNLIMITED:
+        max_arena = limits.max_allocation // alignment * alignment
+    memory = plan_memory(tensors, alignment, storage, max_arena)
+    verify_plan(memory, max_arena)
     return ExecutionPlan(graph, batch, sched, bindings, memory, frozenset(keep))
+
+
+def _check_tensors(
+    ctx: BindContext, sizes: dict[str, int], bindings: dict[str, NodeBinding], limits: Limits
+) -> None:
+    """Every state tensor, value and workspace within the kernels' indices and one buffer."""
+    graph = ctx.graph
+    for spec in graph.state:
+        check_tensor(spec.name, tuple(spec.shape), ITEMSIZE * spec.size, limits)
+    for name, nbytes in sizes.items():
+        batched = bool(graph.shape_of(name)) and graph.shape_of(name)[0] is None
+        check_tensor(
+            name, ctx.shape(name), nbytes, limits, batch=ctx.batch if batched else None
+        )
+    for name, binding in bindings.items():
+        for i, floats in enumerate(binding.workspaces):
+            check_tensor(
+                f"{workspace_name(name, i)} (scratch of node '{name}')",
+                (floats,),
+                ITEMSIZE * floats,
+                limits,
+                batch=ctx.batch,
+            )
+    zeros = max((b.zeros for b in bindings.values()), default=0)
+    check_tensor("zeros (padding taps)", (zeros,), ITEMSIZE * zeros, limits)
+
+
+def _check_launch(node: str, lau: Launch, limits: Limits) -> None:
+    check_launch(node, lau, limits)
+    for arg in lau.args:
+        if type(arg) in (Int, UInt):
+            check_scalar(node, lau, arg.value, unsigned=isinstance(arg, UInt))

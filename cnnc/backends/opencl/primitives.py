@@ -144,9 +144,10 @@ def with_parts_summed(main: Launch, parts: Arg, out: Arg, size: int, target: Tar
 
 
 def transpose(src: Arg, dst: Arg, batches: int, rows: int, cols: int) -> Launch:
-    return launch(
-        "gemm.cl", "transpose", (rows, cols, batches), (src, dst), {"TR": rows, "TC": cols}
-    )
+    """One work-item per element, in one launch dimension (grid dimensions 1 and 2 are capped
+    on some drivers, limits.py)."""
+    n = batches * rows * cols
+    return launch("gemm.cl", "transpose", flat(n), (src, dst, Int(n)), {"TR": rows, "TC": cols})
 
 
 # ---------------------------------------------------------------- sums
@@ -198,7 +199,7 @@ def column_sum(
         grid,
         (a, b, stats, Float(eps), Workspace(0), Int(rows), Int(cols), Int(chunks)),
         {"MODE": mode, "VW": vw},
-        row_groups(grid, ctx.target),
+        row_groups(grid, ctx.target, across=0),  # one chunk's columns
     )
     finish = sum_parts(Workspace(0), out, cols, chunks, ctx.target, scale, out_offset)
     return (partial, finish), chunks * cols

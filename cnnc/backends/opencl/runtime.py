@@ -1,15 +1,22 @@
 """The OpenCL runtime: state buffers, and compiled graphs enqueued without host round trips.
 
 The last stage of the OpenCL backend, and free of op logic: `plan.make_plan` says what to launch
-and where every tensor lives; this module allocates the arena, builds the kernels (through the
-program cache), sets each launch's arguments once, and per run only writes the inputs, refreshes
-the step-dependent scalars, enqueues every launch on one in-order queue and reads back what was
-asked for. State tensors (parameters, optimizer slots) live in their own buffers across runs.
+and where every tensor lives; this module builds the kernels (through the program cache),
+allocates the arenas (as many buffers as the device's largest allocation requires), sets each
+launch's arguments once, and per run only writes the inputs, refreshes the step-dependent
+scalars, enqueues every launch on one in-order queue and reads back what was asked for. State
+tensors (parameters, optimizer slots) live in their own buffers across runs.
+
+A kernel may allow fewer work-items per group than the device (CL_KERNEL_WORK_GROUP_SIZE, e.g.
+a GEMM that needs many registers), or need more local memory than the plan assumed: that is
+known only once it is built. Compiling then plans again within the kernel's limits.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,14 +36,18 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     Zeros,
 )
+from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.tiling import Target, local_tile_bytes
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.passes.memplan import workspace_name
 
 OOM_HINT = "lower the batch size (--batch), or pick a device with more memory (--device)"
+
+# Plans made again within a kernel's limits before giving up (each lowers a limit).
+MAX_REPLANS = 8
 
 # Scalar launch arguments, by the NumPy type that gives the kernel parameter's C type.
 SCALAR_TYPES = {Int: np.int32, UInt: np.uint32, Float: np.float32}
@@ -51,6 +62,24 @@ def _is_out_of_memory(err: Exception) -> bool:
         cl.status_code.OUT_OF_HOST_MEMORY,
         cl.status_code.INVALID_BUFFER_SIZE,
     )
+
+
+def target_for(device: Device, target: Target | None = None) -> Target:
+    """The tile choices for `device`: its own kind's, or `target`'s; always within the device's
+    limits (and `target`'s, where a test sets tighter ones)."""
+    if target is None:
+        # A simulator (Oclgrind) runs the GPU code paths: those are what it is there to check.
+        kind = "gpu" if device.kind == "simulator" else device.kind
+        return Target(kind, device.compute_units, device.limits)
+    return replace(target, limits=device.limits.tighter(target.limits))
+
+
+class KernelLimitExceeded(DeviceError):
+    """A built kernel allows less than its launch asks for; `limits` are what to plan within."""
+
+    def __init__(self, message: str, limits: Limits):
+        super().__init__(message)
+        self.limits = limits
 
 
 def _device_error(err: Exception, what: str, device: Device) -> DeviceError:
@@ -75,8 +104,9 @@ class OpenCLBackend:
         isolate: bool = False,
     ):
         """target: tile choices as for another kind of device (tests run the GPU tilings on a
-        CPU device this way); default: the device's own. isolate: give every planned tensor its
-        own allocation instead of a place in one arena, so that a tool such as Oclgrind sees an
+        CPU device this way), with tighter limits if it sets any (tests split the memory plan
+        this way); default: the device's own. isolate: give every planned tensor its own
+        allocation instead of a place in an arena, so that a tool such as Oclgrind sees an
         access past a tensor's end (inside an arena it is just another tensor's bytes)."""
         if dtype != "float32":
             raise CnncError(
@@ -85,7 +115,7 @@ class OpenCLBackend:
             )
         cl = _cl()
         self.device = device if isinstance(device, Device) else select_device(device)
-        self.target = target or Target(self.device.kind, self.device.compute_units)
+        self.target = target_for(self.device, target)
         self.isolate = isolate
         self.programs = program_cache(self.device)
         self.queue = cl.CommandQueue(self.device.context)
@@ -195,7 +225,56 @@ class OpenCLBackend:
         """keep: values to keep readable besides the outputs ('*' for every value)."""
         if not isinstance(batch, int) or batch <= 0:
             raise InputError(f"the batch size must be a positive integer, got {batch!r}")
+        for _ in range(MAX_REPLANS):
+            try:
+                return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
+            except KernelLimitExceeded as err:
+                # Every later plan of this backend stays within what the kernel allows.
+                self.target = replace(self.target, limits=err.limits)
         return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
+
+
+def kernel_group_size(kernel: Any, device: Device) -> int:
+    """CL_KERNEL_WORK_GROUP_SIZE: the most work-items per group this built kernel allows."""
+    cl = _cl()
+    info = cl.kernel_work_group_info.WORK_GROUP_SIZE
+    return int(kernel.get_work_group_info(info, device.cl_device))
+
+
+def kernel_local_memory(kernel: Any, device: Device) -> int:
+    """CL_KERNEL_LOCAL_MEM_SIZE: bytes of local memory this built kernel uses."""
+    cl = _cl()
+    info = cl.kernel_work_group_info.LOCAL_MEM_SIZE
+    return int(kernel.get_work_group_info(info, device.cl_device))
+
+
+def _check_kernel_limits(
+    kernels: Sequence[tuple[str, Launch, Any]], backend: OpenCLBackend
+) -> None:
+    """Raise KernelLimitExceeded, with the limits to plan within, if a launch asks a built kernel
+    for a larger work-group than it allows or it needs more local memory than the device has."""
+    device, limits = backend.device, backend.target.limits
+    for node, lau, kernel in kernels:
+        if lau.local_size is None:
+            continue
+        group = math.prod(lau.local_size)
+        allowed = kernel_group_size(kernel, device)
+        what = f"node '{node}' ({lau.file}:{lau.kernel})"
+        if group > allowed:
+            raise KernelLimitExceeded(
+                f"{what}: the kernel allows {allowed} work-items per group, the plan {group}",
+                limits.with_group_limit(allowed),
+            )
+        defines = lau.define_map
+        if defines.get("LOCAL_TILE"):
+            used, available = kernel_local_memory(kernel, device), device.limits.local_memory
+            if used > available:
+                planned = local_tile_bytes(defines)
+                raise KernelLimitExceeded(
+                    f"{what}: the kernel needs {used} bytes of local memory, the device has "
+                    f"{available}",
+                    limits.with_local_memory(planned - (used - available)),
+                )
 
 
 class BoundLaunch:
@@ -228,19 +307,29 @@ class OpenCLExecutable:
         self.batch = plan.batch
         device = backend.device
         memory = plan.memory
+        kernels = [
+            (node, lau, backend.programs.kernel(lau.file, lau.kernel, lau.define_map))
+            for node, lau in plan.launches()
+        ]
+        _check_kernel_limits(kernels, backend)
         if backend.isolate:
-            self.arena = None
+            self.arenas = []
             self.buffers = {
                 t.name: backend.allocate(t.nbytes, f"tensor '{t.name}'") for t in memory.tensors
             }
         else:
-            self.arena = backend.allocate(
-                memory.peak, f"the working memory of '{self.graph.name}' at batch {self.batch}"
-            )
+            what = f"the working memory of '{self.graph.name}' at batch {self.batch}"
+            sizes = memory.sizes
+            self.arenas = [
+                backend.allocate(size, what if len(sizes) == 1 else f"{what} (part {i + 1})")
+                for i, size in enumerate(sizes)
+            ]
             cl = _cl()
             try:
                 self.buffers = {
-                    t.name: self.arena.get_sub_region(memory.offsets[t.name], max(t.nbytes, 4))
+                    t.name: self.arenas[memory.arena_of(t.name)].get_sub_region(
+                        memory.offsets[t.name], max(t.nbytes, 4)
+                    )
                     for t in memory.tensors
                 }
             except cl.Error as err:
@@ -248,10 +337,9 @@ class OpenCLExecutable:
         zeros = np.zeros(max(plan.zeros, 1), np.float32)
         self.zeros = backend.allocate(zeros.nbytes, "a buffer of zeros")
         backend._write(self.zeros, zeros, "zeroing")
-        self.bound: list[BoundLaunch] = []
-        for node, lau in plan.launches():
-            kernel = backend.programs.kernel(lau.file, lau.kernel, lau.define_map)
-            self.bound.append(self._bind_args(node, lau, kernel))
+        self.bound: list[BoundLaunch] = [
+            self._bind_args(node, lau, kernel) for node, lau, kernel in kernels
+        ]
         self._dynamic = [b for b in self.bound if b.dynamic_args]
         self._state_version = -1  # state arguments are (re)bound at the first run
 

@@ -2,14 +2,18 @@
 
 The binders (bind.py) ask these functions and the device's `Target` for vector widths, register
 tiles, local-memory tiles and how to cut long reductions, so the choices per kind of device sit
-in one place. Measured figures behind them are in benchmarks/README.md.
+in one place. Every work-group shape is chosen within the device's limits (`Target.limits`,
+limits.py): the work-group size, the sizes per dimension, the local memory. The large counts of
+a launch (row blocks, elements) go in dimension 0, whose grid no driver caps; dimensions 1 and 2
+stay within limits.GRID_GROUPS. Measured figures behind the choices are in benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cnnc.backends.opencl.limits import GRID_GROUPS, Limits
 from cnnc.intmath import ceil_div, round_up
 
 
@@ -19,6 +23,7 @@ class Target:
 
     kind: str = "cpu"  # 'cpu' | 'gpu' | ...
     compute_units: int = 1
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def max_vector(self) -> int:
@@ -41,11 +46,18 @@ class Target:
         return 1 << 20
 
     @property
-    def local_tile(self) -> dict[str, int] | None:
+    def local_tiling(self) -> bool:
         """Local-memory tiling (tile.h) for GEMM-like kernels: GPUs only; on a CPU device the
-        copies and barriers cost more than they save (benchmarks/README.md)."""
-        return {"TX": 16, "TY": 16, "KT": 16} if self.kind == "gpu" else None
+        copies and barriers cost more than they save (benchmarks/README.md), and so they do
+        where the device's local memory is global memory (limits.local_memory 0)."""
+        return self.kind == "gpu" and self.limits.local_memory > 0
 
+
+# Local tiles (TX, TY) in order of preference, and reduction steps KT per staged slice: the
+# largest that fits the device's work-group size and local memory is used.
+LOCAL_TILE_SHAPES = ((16, 16), (16, 8), (8, 8), (8, 4), (4, 4))
+LOCAL_TILE_DEPTHS = (16, 8, 4)
+FLOAT_BYTES = 4
 
 ELEMENTWISE_GROUP = 64  # 1-D launches are rounded up to this; kernels check their bound
 
@@ -70,47 +82,78 @@ def register_tile(cols: int, target: Target) -> dict[str, int]:
     return {"MR": target.rows_per_item, "VW": vw, "NV": nv}
 
 
-def row_groups(grid: tuple[int, ...], target: Target) -> tuple[int, ...] | None:
-    """Work-groups of one row of the grid on a CPU device: (grid[0], 1, ...).
+def row_groups(grid: tuple[int, ...], target: Target, across: int = 1) -> tuple[int, ...] | None:
+    """Work-groups on a CPU device that span dimension `across` of the grid (1 elsewhere): for a
+    GEMM grid (row blocks, column blocks, ...) one row block's column blocks.
 
     Left to itself, pocl groups small 2-D grids into one work-group that one core then runs
-    alone (measured: the fashion model's conv5 at batch 32, grid 8 x 196, ran at half speed).
-    Rows of blocks that share their A operand make many groups, and neighbours in one group
-    reuse what is in the core's cache. GPUs: the driver's choice.
+    alone (measured: the fashion model's conv5 at batch 32, grid 196 x 8, ran at half speed).
+    Blocks of one row share their A operand: as one work-group they make many groups, and
+    neighbours in one group reuse what is in the core's cache. GPUs: the driver's choice.
     """
-    if target.kind != "cpu" or len(grid) < 2 or grid[0] > 256:
+    if target.kind != "cpu" or len(grid) < 2:
         return None
-    return (grid[0],) + (1,) * (len(grid) - 1)
+    group = tuple(n if d == across else 1 for d, n in enumerate(grid))
+    if grid[across] > 256 or not target.limits.group_fits(group):
+        return None
+    return group
 
 
 def block_grid(rows: int, cols: int, tile: Mapping[str, int]) -> tuple[int, int]:
-    """One work-item per MR x NR register block: (column blocks, row blocks)."""
-    return ceil_div(cols, tile["VW"] * tile["NV"]), ceil_div(rows, tile["MR"])
+    """One work-item per MR x NR register block: (row blocks, column blocks)."""
+    return ceil_div(rows, tile["MR"]), ceil_div(cols, tile["VW"] * tile["NV"])
 
 
 def gemm_grid(
     rows: int, cols: int, tile: Mapping[str, int], local: bool, target: Target
 ) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """Global and local sizes of a GEMM-like launch: one work-item per MR x NR block, or with
-    local tiling one (TX, TY) work-group per (TY*MR) x (TX*NR) tile."""
+    local tiling one work-group of TX * TY work-items (in dimension 0, tile.h) per
+    (TY*MR) x (TX*NR) tile: (row tiles * TX * TY, column tiles) in groups of (TX * TY, 1)."""
     if not local:
         grid = block_grid(rows, cols, tile)
         return grid, row_groups(grid, target)
     tx, ty = tile["TX"], tile["TY"]
     nr = tile["VW"] * tile["NV"]
-    return ((ceil_div(cols, tx * nr) * tx, ceil_div(rows, ty * tile["MR"]) * ty), (tx, ty))
+    row_tiles, col_tiles = ceil_div(rows, ty * tile["MR"]), ceil_div(cols, tx * nr)
+    return (row_tiles * tx * ty, col_tiles), (tx * ty, 1)
+
+
+def local_tile_bytes(tile: Mapping[str, int]) -> int:
+    """Local memory a tiled GEMM stages: KT rows of A's (TY*MR) and B's (TX*NR) columns."""
+    nr = tile["VW"] * tile["NV"]
+    return FLOAT_BYTES * tile["KT"] * (tile["TY"] * tile["MR"] + tile["TX"] * nr)
+
+
+def local_tile(tile: Mapping[str, int], target: Target) -> dict[str, int] | None:
+    """The largest local tile (TX, TY, KT) for register tile `tile` within the device's
+    work-group size (the group is one dimension of TX * TY) and local memory; None if none."""
+    if not target.local_tiling:
+        return None
+    limits = target.limits
+    group_cap = min(limits.max_group, limits.max_item_sizes[0])
+    for tx, ty in LOCAL_TILE_SHAPES:
+        if tx * ty > group_cap:
+            continue
+        for kt in LOCAL_TILE_DEPTHS:
+            shape = {"TX": tx, "TY": ty, "KT": kt}
+            if local_tile_bytes({**tile, **shape}) <= limits.local_memory:
+                return shape
+    return None
 
 
 def with_local_tile(
     tile: dict[str, int], target: Target, allowed: bool = True
 ) -> tuple[dict[str, int], bool]:
-    if not allowed or target.local_tile is None:
+    shape = local_tile(tile, target) if allowed else None
+    if shape is None:
         return tile, False
-    return {**tile, "LOCAL_TILE": 1, **target.local_tile}, True
+    return {**tile, "LOCAL_TILE": 1, **shape}, True
 
 
 def split_reduction(items: int, reduction: int, step_bytes: int, target: Target) -> int:
-    """Parts to cut a long reduction into (partial sums are added up after).
+    """Parts to cut a long reduction into (partial sums are added up after); the parts go in
+    launch dimension 2, so there are at most GRID_GROUPS[2] of them.
 
     A GPU needs enough work-items to fill it. A CPU device runs the work-items of one part
     together, so a part should read no more than fits in a core's cache: measured on the fashion
@@ -119,16 +162,17 @@ def split_reduction(items: int, reduction: int, step_bytes: int, target: Target)
     """
     if target.kind == "cpu":
         per_part = max(target.cache_bytes // max(step_bytes, 1), 64)
-        return max(1, ceil_div(reduction, per_part))
+        return min(max(1, ceil_div(reduction, per_part)), GRID_GROUPS[2])
     split = 1
     while items * split < target.min_items and reduction // (split * 2) >= 64:
         split *= 2
-    return split
+    return min(split, GRID_GROUPS[2])
 
 
 def column_chunks(rows: int, cols: int, target: Target) -> int:
-    """Row chunks for a two-stage column sum: enough work-items, and rows enough per chunk."""
+    """Row chunks for a two-stage column sum: enough work-items, and rows enough per chunk. The
+    chunks go in launch dimension 1, so there are at most GRID_GROUPS[1] of them."""
     chunks = 1
     while chunks * cols < 16 * target.min_items and rows // (chunks * 2) >= 32:
         chunks *= 2
-    return chunks
+    return min(chunks, GRID_GROUPS[1])
