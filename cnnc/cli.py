@@ -14,7 +14,9 @@ import sys
 from cnnc.errors import CnncError
 
 # Subcommands in the order `cnnc --help` lists them; each is cnnc/commands/<name>.py.
-COMMANDS = ("run", "summary", "compile", "verify", "devices", "eval", "predict", "bench")
+COMMANDS = (
+    "run", "summary", "compile", "verify", "devices", "doctor", "eval", "predict", "bench",
+)
 
 
 def _available() -> list[str]:

@@ -5,6 +5,7 @@ CNNC_CACHE_DIR   where datasets and compiled kernels are cached (default ~/.cach
 CNNC_DEVICE      default OpenCL device selector ('gpu', 'cpu', 'P:D' or part of a name)
 CNNC_DEBUG       '1' verifies the graph after every pass and names the pass that broke it
 CNNC_OFFLINE     '1' never downloads datasets (the test suite and CI set it)
+OCL_ICD_VENDORS, LD_LIBRARY_PATH   read (not set) by `cnnc doctor`, to report the OpenCL drivers
 """
 
 from __future__ import annotations
@@ -42,3 +43,14 @@ def debug() -> bool:
 def offline() -> bool:
     """True when datasets must not be downloaded."""
     return _flag("CNNC_OFFLINE")
+
+
+def icd_vendors() -> str | None:
+    """OCL_ICD_VENDORS: where the OpenCL ICD loader looks for vendor files (for `cnnc doctor`;
+    the loader itself reads it)."""
+    return os.environ.get("OCL_ICD_VENDORS") or None
+
+
+def library_path() -> list[str]:
+    """The folders of LD_LIBRARY_PATH (for `cnnc doctor`'s check of OpenCL drivers)."""
+    return [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]

@@ -11,12 +11,23 @@ from cnnc.errors import DeviceError
 
 
 def _fake(
-    p: int, d: int, name: str, kind: str, usable: bool = True, reason: str | None = None
+    p: int,
+    d: int,
+    name: str,
+    kind: str,
+    usable: bool | None = True,
+    reason: str | None = None,
+    **attributes,
 ) -> dev.Device:
     cl = pytest.importorskip("pyopencl")
-    types = {"gpu": cl.device_type.GPU, "cpu": cl.device_type.CPU}
+    types = {
+        "gpu": cl.device_type.GPU,
+        "cpu": cl.device_type.CPU,
+        # Oclgrind's type: every bit at once
+        "all": cl.device_type.ALL,
+    }
     platform = SimpleNamespace(name="Fake Platform", version=f"OpenCL 3.0 Fake {p}")
-    cl_device = SimpleNamespace(name=name, type=types[kind], platform=platform)
+    cl_device = SimpleNamespace(name=name, type=types[kind], platform=platform, **attributes)
     return dev.Device(p, d, cl_device, _usable=usable, _reason=reason)
 
 
@@ -38,6 +49,31 @@ def test_default_prefers_a_usable_gpu_then_a_cpu(fake_devices):
     assert dev.default_device() is gpu
     fake_devices([cpu, broken_gpu])
     assert dev.default_device() is cpu
+
+
+def test_a_simulator_reporting_every_type_is_never_the_default_gpu(fake_devices):
+    simulator = _fake(0, 0, "Simulator", "all")
+    cpu = _fake(1, 0, "Some CPU", "cpu")
+    fake_devices([simulator, cpu])
+    assert simulator.kind == "simulator"
+    assert dev.default_device() is cpu
+    with pytest.raises(DeviceError, match="no OpenCL device matches 'gpu'"):
+        dev.select_device("gpu")
+    assert dev.select_device("simulator") is simulator
+    fake_devices([simulator])
+    assert dev.default_device() is simulator  # the last resort, still usable
+    assert _fake(0, 0, "Oclgrind Simulator", "gpu").kind == "simulator"
+
+
+def test_an_opencl_c_1_1_device_is_unusable_with_the_reason():
+    """Mesa's Clover builds a trivial kernel but none of cnnc's (`static` needs OpenCL C 1.2):
+    the probe says so without building anything."""
+    clover = _fake(
+        0, 0, "AMD Radeon (Clover)", "gpu", usable=None, opencl_c_version="OpenCL C 1.1 Mesa"
+    )
+    assert clover.opencl_c_version == (1, 1)
+    assert not clover.usable
+    assert "OpenCL C 1.1" in clover.reason and "OpenCL C 1.2 or newer" in clover.reason
 
 
 def test_selection_by_kind_index_and_name(fake_devices):
@@ -101,8 +137,13 @@ def test_no_usable_device_names_each_reason(fake_devices):
 
 def test_real_devices_are_probed_once(device):
     assert device.usable and device.reason is None
-    assert device.kind in ("gpu", "cpu", "accelerator", "other")
+    assert device.kind in ("gpu", "cpu", "accelerator", "simulator", "other")
     assert device.compute_units >= 1 and device.global_memory > 0
+    assert device.opencl_c_version >= (1, 2)
+    limits = device.limits
+    assert limits.max_group >= 1 and min(limits.max_item_sizes) >= 1
+    assert 0 < limits.max_allocation <= limits.global_memory
+    assert limits.local_memory >= 0
     ctx = device.context
     device.probe()
     assert device.context is ctx  # one context per device and process

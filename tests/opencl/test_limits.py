@@ -47,7 +47,7 @@ DEVICE_LIMITS = {
     "small-group": Limits(64, (64, 64, 64), 16 * KIB, 2**30, 4 * 2**30),
     "odd-dims": Limits(256, (32, 256, 4), 16 * KIB, 2**30, 4 * 2**30),
     "tiny-local": Limits(256, (256, 256, 256), 2 * KIB, 2**30, 4 * 2**30),
-    "global-local": Limits(1024, (1024, 1024, 1024), 0, 2**30, 4 * 2**30),
+    "global-local": Limits(1024, (1024,) * 3, 48 * KIB, 2**30, 4 * 2**30, local_is_global=True),
 }
 
 
@@ -60,12 +60,16 @@ def _launches_within(plan, limits: Limits) -> None:
             assert all(n <= m for n, m in zip(lau.local_size, limits.max_item_sizes)), where
         defines = lau.define_map
         if defines.get("LOCAL_TILE"):
-            assert limits.local_memory > 0, where
+            assert not limits.local_is_global, where
             assert local_tile_bytes(defines) <= limits.local_memory, where
 
 
+# Training graphs hold every forward op too.
+TRAIN_GRAPHS = [g for g in GRAPHS if g[0].endswith("/train")]
+
+
 @pytest.mark.parametrize("device", DEVICE_LIMITS)
-@pytest.mark.parametrize("name,graph,batch", GRAPHS, ids=[g[0] for g in GRAPHS])
+@pytest.mark.parametrize("name,graph,batch", TRAIN_GRAPHS, ids=[g[0] for g in TRAIN_GRAPHS])
 def test_every_launch_fits_the_device(name, graph, batch, device):
     limits = DEVICE_LIMITS[device]
     for kind in ("gpu", "cpu"):
@@ -82,7 +86,7 @@ def test_every_launch_fits_the_device(name, graph, batch, device):
         (16, 16 * KIB, 16),
         (8, 16 * KIB, None),  # too small for any tile: register blocks only
         (256, 1 * KIB, 64),  # little local memory: a smaller, shallow tile (8 x 8, KT 4)
-        (256, 0, None),  # local memory in global memory (CL_DEVICE_LOCAL_MEM_TYPE GLOBAL)
+        (256, 0, None),  # no local memory
     ],
 )
 def test_local_tiles_fit_the_work_group_and_local_memory(max_group, local_memory, group):
@@ -96,6 +100,16 @@ def test_local_tiles_fit_the_work_group_and_local_memory(max_group, local_memory
         return
     assert shape["TX"] * shape["TY"] == group
     assert local_tile_bytes({**tile, **shape}) <= local_memory
+
+
+def test_no_local_tiles_where_local_memory_is_global_unless_forced():
+    """CL_DEVICE_LOCAL_MEM_TYPE GLOBAL (pocl): staging copies only cost. Tests force them to
+    run the GPU code paths on such devices too."""
+    limits = Limits(1024, (1024,) * 3, 48 * KIB, local_is_global=True)
+    tile = register_tile(64, Target("gpu", 4))
+    assert local_tile(tile, Target("gpu", 4, limits)) is None
+    forced = local_tile(tile, Target("gpu", 4, limits, force_local_tiles=True))
+    assert forced == {"TX": 16, "TY": 16, "KT": 16}
 
 
 def test_per_dimension_limits_bound_the_local_tile():

@@ -49,7 +49,7 @@ def _target(tiling: str, device):
         return None
     if device.kind == "gpu":
         pytest.skip("the native tiling of a GPU device is the GPU tiling")
-    return Target("gpu", device.compute_units)
+    return Target("gpu", device.compute_units, force_local_tiles=True)
 
 
 @pytest.mark.parametrize("tiling", TILINGS)

@@ -131,9 +131,10 @@ class Device:
         return Limits(
             max_group=int(d.max_work_group_size),
             max_item_sizes=(sizes[0], sizes[1], sizes[2]),
-            local_memory=0 if local_is_global else int(d.local_mem_size),
+            local_memory=int(d.local_mem_size),
             max_allocation=int(d.max_mem_alloc_size),
             global_memory=int(d.global_mem_size),
+            local_is_global=local_is_global,
         )
 
     @cached_property
@@ -331,7 +332,7 @@ def select_device(selector: str | None = None) -> Device:
 
 def _matching(found: list[Device], selector: str) -> list[Device]:
     low = selector.lower()
-    if low in ("gpu", "cpu", "accelerator"):
+    if low in ("gpu", "cpu", "accelerator", "simulator"):
         return [d for d in found if d.kind == low]
     m = re.fullmatch(r"(\d+):(\d+)", selector)
     if m:

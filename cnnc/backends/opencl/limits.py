@@ -40,9 +40,10 @@ class Limits:
     max_group: CL_DEVICE_MAX_WORK_GROUP_SIZE, lowered to the smallest CL_KERNEL_WORK_GROUP_SIZE
     of a kernel launched with an explicit work-group once the runtime has seen one that allows
     fewer (a kernel that needs many registers can). max_item_sizes: CL_DEVICE_MAX_WORK_ITEM_SIZES.
-    local_memory: bytes of CL_DEVICE_LOCAL_MEM_SIZE that local tiles may use, 0 where the local
-    memory is emulated in global memory (CL_DEVICE_LOCAL_MEM_TYPE GLOBAL: tiling there only adds
-    copies). max_allocation: CL_DEVICE_MAX_MEM_ALLOC_SIZE, the largest single buffer.
+    local_memory: bytes of CL_DEVICE_LOCAL_MEM_SIZE that local tiles may use (lowered when a
+    kernel turns out to need some of its own). local_is_global: CL_DEVICE_LOCAL_MEM_TYPE is
+    GLOBAL, local memory emulated in global memory (pocl): tiling there only adds copies.
+    max_allocation: CL_DEVICE_MAX_MEM_ALLOC_SIZE, the largest single buffer.
     """
 
     max_group: int = UNLIMITED
@@ -50,6 +51,7 @@ class Limits:
     local_memory: int = UNLIMITED
     max_allocation: int = UNLIMITED
     global_memory: int = UNLIMITED
+    local_is_global: bool = False
 
     def tighter(self, other: Limits) -> Limits:
         """The smaller of each limit of the two (a test's limits on a real device's)."""
@@ -59,6 +61,7 @@ class Limits:
             min(self.local_memory, other.local_memory),
             min(self.max_allocation, other.max_allocation),
             min(self.global_memory, other.global_memory),
+            self.local_is_global or other.local_is_global,
         )
 
     def with_group_limit(self, group: int) -> Limits:

@@ -24,6 +24,9 @@ class Target:
     kind: str = "cpu"  # 'cpu' | 'gpu' | ...
     compute_units: int = 1
     limits: Limits = field(default_factory=Limits)
+    # True: a GPU's local tiles wherever they fit, even where local memory is global memory
+    # (tests run the GPU code paths on every device this way); None: where they pay.
+    force_local_tiles: bool | None = None
 
     @property
     def max_vector(self) -> int:
@@ -49,8 +52,8 @@ class Target:
     def local_tiling(self) -> bool:
         """Local-memory tiling (tile.h) for GEMM-like kernels: GPUs only; on a CPU device the
         copies and barriers cost more than they save (benchmarks/README.md), and so they do
-        where the device's local memory is global memory (limits.local_memory 0)."""
-        return self.kind == "gpu" and self.limits.local_memory > 0
+        where the device's local memory is global memory (CL_DEVICE_LOCAL_MEM_TYPE GLOBAL)."""
+        return self.kind == "gpu" and bool(self.force_local_tiles or not self.limits.local_is_global)
 
 
 # Local tiles (TX, TY) in order of preference, and reduction steps KT per staged slice: the

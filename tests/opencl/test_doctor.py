@@ -1,0 +1,137 @@
+"""`cnnc doctor`: OK / WARN / FAIL lines with their fixes, and exit status 1 on any FAIL.
+
+One run on the real machine (every device verifies a tiny network against NumPy); the failures
+are made by breaking one thing at a time: a read-only cache, a stale lock, no device, a device
+that computes wrong results, a driver file naming a missing library, an old Python.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from cnnc import doctor
+from cnnc.backends.opencl import device as dev
+from cnnc.cli import main
+
+
+def _doctor(capsys, *args: str) -> tuple[int, str]:
+    status = main(["doctor", *args])
+    return status, capsys.readouterr().out
+
+
+def _lines(out: str, status: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(status)]
+
+
+@pytest.fixture
+def no_verify(monkeypatch):
+    """The tiny network's check passes without running (the failure tests need no device)."""
+    monkeypatch.setattr(doctor, "verify_tiny_network", lambda d: (True, "verified (stub)"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CNNC_CACHE_DIR", str(folder))
+    (folder / "opencl").mkdir(parents=True)
+    return folder / "opencl"
+
+
+def test_doctor_on_this_machine(device, capsys):
+    status, out = _doctor(capsys)
+    assert status == 0, out
+    assert not _lines(out, "FAIL"), out
+    for topic in ("python", "numpy", "pyopencl", "icd loader", "icd vendors", "kernel cache",
+                  "default device", "dataset fashion_mnist"):
+        assert re.search(rf"^OK +{topic}: ", out, re.MULTILINE), (topic, out)
+    assert f"OK    device {device.index}: " in out
+    assert re.search(rf"device {device.index}: .*work-groups of up to \d+", out)
+    assert re.search(rf"OK +device {device.index}: a tiny network verifies against NumPy", out)
+    assert re.search(r"^doctor: \d+ OK, \d+ WARN, 0 FAIL$", out, re.MULTILINE)
+
+
+def test_an_unwritable_cache_fails_with_the_fix(device, no_verify, tmp_path, capsys,
+                                               monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where the cache folder's parent should be
+    monkeypatch.setenv("CNNC_CACHE_DIR", str(blocker / "cache"))
+    status, out = _doctor(capsys)
+    assert status == 1
+    assert f"FAIL  kernel cache: {blocker}/cache/opencl is not writable" in out
+    assert "fix: set CNNC_CACHE_DIR to a writable folder" in out
+
+
+def test_a_stale_lock_fails_with_the_fix(device, no_verify, cache, capsys):
+    lock = cache / "lock"
+    lock.write_text("")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    status, out = _doctor(capsys)
+    assert status == 1
+    assert f"FAIL  kernel cache: stale lock {lock}" in out and f"fix: delete it: rm {lock}" in out
+
+
+def test_lock_files_naming_a_process_are_stale_only_once_it_is_gone(tmp_path):
+    mine = tmp_path / "mine.lock"
+    mine.write_text(f"{os.getpid()}\n")
+    gone = tmp_path / "gone.lock"
+    gone.write_text("999999999\n")  # beyond any pid_max
+    fresh = tmp_path / "lock"
+    fresh.write_text("")
+    assert doctor.stale_locks(tmp_path) == [gone]
+    later = time.time() + doctor.STALE_LOCK_SECONDS + 1
+    assert sorted(doctor.stale_locks(tmp_path, now=later)) == sorted([gone, fresh])
+
+
+def test_no_device_fails_and_says_what_to_install(no_verify, cache, capsys, monkeypatch):
+    pytest.importorskip("pyopencl")
+    monkeypatch.setattr(dev, "_DEVICES", [])
+    status, out = _doctor(capsys)
+    assert status == 1
+    assert "FAIL  devices: no OpenCL platform or device found" in out
+    assert "pocl-opencl-icd" in out
+
+
+def test_a_device_computing_wrong_results_fails(device, cache, capsys, monkeypatch):
+    monkeypatch.setattr(
+        doctor, "verify_tiny_network", lambda d: (False, "the forward pass differs at 'dense'")
+    )
+    status, out = _doctor(capsys)
+    assert status == 1
+    assert f"FAIL  device {device.index}: the forward pass differs at 'dense'" in out
+    assert f"cnnc verify <spec> --device {device.index}" in out
+
+
+def test_an_unusable_device_beside_a_usable_one_is_a_warning(device, no_verify, cache, capsys,
+                                                             monkeypatch):
+    broken = dev.Device(9, 0, device.cl_device, _usable=False,
+                        _reason="error: unknown target CPU 'generic'")
+    monkeypatch.setattr(dev, "_DEVICES", [device, broken])
+    status, out = _doctor(capsys)
+    assert status == 0, out
+    assert "WARN  device 9:0: cannot build and run cnnc's kernels: error: unknown target" in out
+    monkeypatch.setattr(dev, "_DEVICES", [broken])
+    status, out = _doctor(capsys)
+    assert status == 1
+    assert "FAIL  device 9:0: cannot build and run cnnc's kernels" in out
+
+
+def test_a_driver_file_naming_a_missing_library_is_a_warning(tmp_path, monkeypatch):
+    vendors = tmp_path / "vendors"
+    vendors.mkdir()
+    (vendors / "gone.icd").write_text("/nowhere/libgone.so\n")
+    monkeypatch.setenv("OCL_ICD_VENDORS", str(vendors))
+    findings = list(doctor.check_icd())
+    bad = [f for f in findings if f.status == doctor.WARN]
+    assert bad and "libgone.so, which is not installed" in bad[0].message
+    assert f"remove {vendors / 'gone.icd'}" in bad[0].fix
+
+
+def test_an_old_python_fails(monkeypatch):
+    monkeypatch.setattr(doctor, "MIN_PYTHON", (99, 0))
+    (finding,) = doctor.check_python()
+    assert finding.status == doctor.FAIL and finding.fix == "use Python 99.0 or newer"
