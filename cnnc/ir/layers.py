@@ -16,7 +16,14 @@ from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, ArgError, Attrs
 from cnnc.ir.convpool import output_length
-from cnnc.ir.ops import OpDef, ParamSpec, Shape, register
+from cnnc.ir.ops import (
+    OpDef,
+    ParamSpec,
+    last_axis_terms,
+    register,
+    window_terms,
+)
+from cnnc.ir.shapes import Shape, numel, shape_str
 
 ACTIVATION_ARG = Arg(
     "activation", A.choice(*A.ACTIVATIONS, none_as="linear"), "linear", words=A.ACTIVATIONS
@@ -38,14 +45,7 @@ def _rank(shape: Shape, n: int, what: str) -> None:
         )
 
 
-def shape_str(shape: Shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
-        ",)" if len(shape) == 1 else ")"
-    )
-
-
-def _numel(shape: Shape) -> int:
-    return prod(d for d in shape if d is not None)
+_numel = numel
 
 
 # ---------------------------------------------------------------- input
@@ -142,7 +142,12 @@ def _conv_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> i
         attrs["activation"]]
 
 
-# The window of a convolution: what its gradient ops need to know too (cnnc/ir/train_ops.py).
+def _conv_terms(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+    kh, kw = attrs["kernel_size"]
+    return kh * kw * shapes[0][-1] // attrs["groups"]
+
+
+# The window of a convolution: what its gradient ops need to know too (cnnc/ir/gradients.py).
 CONV_GEOMETRY_ARGS = (
     Arg("filters", A.positive_int, positional=True),
     Arg("kernel_size", A.pair, positional=True),
@@ -156,6 +161,7 @@ register(OpDef(
     name="conv2d", group="layer", keras_name="Conv2D", aliases=("Conv2D", "conv"),
     args=(*CONV_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
     arity=(1, 1), infer=_conv_infer, params=_conv_params, flops=_conv_flops, check=_conv_check,
+    reduction=_conv_terms, fuses_activation=True,
     doc="2-D convolution (cross-correlation) over NHWC input, with bias and activation.",
 ))
 
@@ -199,6 +205,7 @@ register(OpDef(
     name="avgpool2d", group="layer", keras_name="AveragePooling2D",
     aliases=("AveragePooling2D", "AvgPool2D", "avgpool", "average_pooling2d"),
     args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    reduction=window_terms,
     doc="Mean over each window; with 'same' padding the mean is over the real (unpadded) cells.",
 ))
 
@@ -215,6 +222,7 @@ register(OpDef(
     args=(Arg("keepdims", A.boolean, False),),
     arity=(1, 1), infer=_gap_infer,
     flops=lambda attrs, shapes, out: _numel(shapes[0]),
+    reduction=lambda attrs, shapes: prod(shapes[0][1:3]),
     doc="Mean over height and width.",
 ))
 
@@ -252,6 +260,7 @@ register(OpDef(
         Arg("use_bias", A.boolean, True),
     ),
     arity=(1, 1), infer=_dense_infer, params=_dense_params, flops=_dense_flops,
+    reduction=last_axis_terms, fuses_activation=True,
     doc="x @ kernel + bias on the last axis, then the activation.",
 ))
 
@@ -283,7 +292,7 @@ register(OpDef(
     ),
     arity=(1, 1), infer=_same_shape,
     doc="Identity at inference; in training zeroes each element with probability `rate` and "
-        "scales the rest by 1/(1-rate), with masks from cnnc.random.",
+        "scales the rest by 1/(1-rate), with masks from cnnc.rng.",
 ))
 
 
@@ -330,6 +339,7 @@ register(OpDef(
     args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),),
     arity=(1, 1), infer=_same_shape,
     flops=lambda attrs, shapes, out: _numel(out) * ACTIVATION_FLOPS[attrs["activation"]],
+    reduction=last_axis_terms, fuses_activation=True,
     doc="Elementwise activation; softmax is over the last axis.",
 ))
 
@@ -350,6 +360,7 @@ register(OpDef(
     name="add", group="layer", keras_name="Add", aliases=("Add",),
     args=(), arity=(2, None), infer=_add_infer,
     flops=lambda attrs, shapes, out: _numel(out) * (len(shapes) - 1),
+    reduction=lambda attrs, shapes: len(shapes),
     doc="Elementwise sum of inputs of equal shape.",
 ))
 

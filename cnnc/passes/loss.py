@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from cnnc.errors import SpecError
 from cnnc.ir.graph import Graph, Node
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 from cnnc.passes import names
-from cnnc.passes.builder import GraphBuilder
+from cnnc.passes.graph_builder import GraphBuilder
 
 CROSS_ENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 

@@ -22,9 +22,9 @@ import numpy as np
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.numpy.pool import maxpool_argmax
 from cnnc.ir.graph import Graph, Node
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import loss_graph, training_graph
-from cnnc.train.config import TrainConfig
 
 KINKED = ("relu", "leaky_relu")
 FLOOR = 1e-3

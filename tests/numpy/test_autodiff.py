@@ -7,18 +7,18 @@ import io
 import numpy as np
 import pytest
 
-from cnnc import random as crandom
+from cnnc import rng as crandom
 from cnnc.errors import SpecError
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.ir.graph import verify
 from cnnc.ir.ops import OPS, op_names
+from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes import names
 from cnnc.passes.pipeline import text_dump, training_graph
 from cnnc.passes.training_mode import REPLACED_IN_TRAINING
 from cnnc.passes.vjp_rules import NOT_DIFFERENTIATED, VJP_RULES
 from cnnc.testing.nets import chain
-from cnnc.train.config import TrainConfig, parse_optimizer
 
 NET = [("conv2d", 2, 3, {"activation": "relu"}), ("batchnorm",), ("dropout", 0.5),
        ("flatten",), ("dense", 3, {"activation": "softmax"})]

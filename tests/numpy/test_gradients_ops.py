@@ -15,10 +15,10 @@ from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.ir.args import ACTIVATIONS
 from cnnc.ir.ops import op_names
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes.pipeline import training_graph
 from cnnc.testing.gradcheck import GradientCheck
 from cnnc.testing.nets import chain
-from cnnc.train.config import TrainConfig
 
 MSE = "mean_squared_error"
 SPARSE = "sparse_categorical_crossentropy"

@@ -10,13 +10,13 @@ from cnnc.backends.numpy import IMPLS, ExecutionError, NumpyBackend
 from cnnc.backends.numpy.activations import BACKWARD, FORWARD
 from cnnc.backends.numpy.interpreter import last_uses
 from cnnc.errors import CnncError, InputError, InternalError
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.ir.args import ACTIVATIONS
 from cnnc.ir.ops import OPS
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import training_graph
 from cnnc.testing.nets import chain, run
-from cnnc.train.config import TrainConfig
 
 NET = [("conv2d", 3, 3, {"padding": "same", "activation": "relu"}), ("batchnorm",),
        ("maxpool2d", 2), ("dropout", 0.5), ("flatten",), ("dense", 4, {"activation": "softmax"})]

@@ -1,4 +1,4 @@
-"""Hand-computed tiny examples pinning each training op's `doc` semantics (cnnc/ir/train_ops.py).
+"""Hand-computed tiny examples pinning each training op's `doc` semantics (cnnc/ir/gradients.py).
 
 Test names start with test_<op>__; the last test checks every 'train' op has one.
 """
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from cnnc import random as crandom
+from cnnc import rng as crandom
 from cnnc.ir.ops import op_names
 from cnnc.testing.nets import run, single_op
 
@@ -124,7 +124,7 @@ def test_slice__along_an_axis():
 
 
 def _lowbias32(x: int) -> int:
-    """cnnc.random's hash, re-written with Python integers (independent of the NumPy one)."""
+    """cnnc.rng's hash, re-written with Python integers (independent of the NumPy one)."""
     x &= 0xFFFFFFFF
     x ^= x >> 16
     x = (x * 0x7FEB352D) & 0xFFFFFFFF
@@ -199,5 +199,5 @@ def test_batchnorm_grad_gamma__dy_times_xhat():
 
 def test_every_train_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
-    missing = set(op_names("train")) - pinned
+    missing = set(op_names("gradient")) - pinned
     assert not missing, f"train ops without a hand-computed test: {sorted(missing)}"

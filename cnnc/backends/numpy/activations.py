@@ -42,7 +42,7 @@ def _softmax_grad(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
-# d(activation)/dx times dy, written in terms of the output y (cnnc.ir.train_ops activation_grad).
+# d(activation)/dx times dy, written in terms of the output y (cnnc.ir.gradients activation_grad).
 BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "linear": lambda y, dy: dy,
     "relu": lambda y, dy: np.where(y > 0, dy, dy.dtype.type(0)),

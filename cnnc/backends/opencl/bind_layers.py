@@ -1,5 +1,5 @@
-"""Binders of the layer ops (what a spec contains): one function per op, node -> launches."""
-
+"""Binders of the layer ops (cnnc/ir/layers.py): node -> launches, one function per op, and
+their table `BINDERS`, keyed by op name."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,11 +9,13 @@ from cnnc.backends.opencl.launches import (
     ZEROS,
     Arg,
     BindContext,
+    Binder,
     Float,
     Int,
     NodeBinding,
     Value,
     Workspace,
+    bind_view,
     launch,
 )
 from cnnc.backends.opencl.primitives import (
@@ -35,11 +37,6 @@ from cnnc.ir.graph import Node
 
 def bind_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(fed=True)
-
-
-def bind_view(node: Node, ctx: BindContext) -> NodeBinding:
-    """Same bytes, another shape (flatten, reshape) or the identity (dropout at inference)."""
-    return NodeBinding(view_of=node.inputs[0])
 
 
 def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
@@ -174,3 +171,19 @@ def bind_concatenate(node: Node, ctx: BindContext) -> NodeBinding:
         launches.append(copy)
         start += length
     return NodeBinding(tuple(launches))
+
+
+BINDERS: dict[str, Binder] = {
+    "input": bind_input,
+    "conv2d": bind_conv2d,
+    "maxpool2d": bind_pool,
+    "avgpool2d": bind_pool,
+    "global_avgpool2d": bind_global_avgpool2d,
+    "dense": bind_dense,
+    "flatten": bind_view,
+    "dropout": bind_view,
+    "batchnorm": bind_batchnorm,
+    "activation": bind_activation,
+    "add": bind_add,
+    "concatenate": bind_concatenate,
+}

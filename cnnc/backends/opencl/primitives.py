@@ -3,7 +3,7 @@
 Activations and softmax (elementwise.cl, softmax.cl), matrix products (gemm.cl: matmul, matmul_tn
 with its split reduction, transpose), column sums (reduce.cl), block copies (elementwise.cl),
 window copies for im2col, and the geometry defines of convolutions and pooling windows. The
-binders in bind_layers.py and bind_train.py compose these.
+binders of every op group (bind_*.py) compose these.
 """
 
 from __future__ import annotations

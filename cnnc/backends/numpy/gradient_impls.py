@@ -1,13 +1,13 @@
-"""NumPy implementations of the training-graph ops (group 'train'), keyed by op name.
+"""NumPy implementations of the gradient ops (group 'gradient'), keyed by op name.
 
-Each follows the `doc` of its op in cnnc/ir/train_ops.py, which the OpenCL kernels implement too.
+Each follows the `doc` of its op in cnnc/ir/gradients.py, which the OpenCL kernels implement too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnc import random as crandom
+from cnnc import rng as crandom
 from cnnc.backends.numpy import conv, pool
 from cnnc.backends.numpy.activations import BACKWARD
 from cnnc.backends.numpy.call import Call, Impl
@@ -85,7 +85,7 @@ def _slice(call: Call, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[tuple(index)])
 
 
-TRAIN_IMPLS: dict[str, Impl] = {
+GRADIENT_IMPLS: dict[str, Impl] = {
     "activation_grad": lambda call, y, dy: BACKWARD[call.attrs["activation"]](y, dy),
     "conv2d_grad_input": lambda call, dy, kernel: conv.conv2d_grad_input(
         dy, kernel, call.attrs, _input_shape(call, dy.shape[0])),
