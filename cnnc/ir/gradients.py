@@ -14,7 +14,13 @@ from __future__ import annotations
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, Attrs
-from cnnc.ir.layers import BN_NORMALISE_ARGS, CONV_GEOMETRY_ARGS, POOL_ARGS
+from cnnc.ir.layers import (
+    BN_NORMALISE_ARGS,
+    CONV_GEOMETRY_ARGS,
+    DEPTHWISE_GEOMETRY_ARGS,
+    POOL_ARGS,
+    RELU_ARGS,
+)
 from cnnc.ir.ops import OpDef, Shape, last_axis_terms, register, row_terms, window_terms
 
 INPUT_SHAPE = Arg("input_shape", A.shape, doc="the forward input's shape without batch")
@@ -48,6 +54,13 @@ register(OpDef(
 ))
 
 
+register(OpDef(
+    name="relu_grad", group="gradient", args=RELU_ARGS, arity=(2, 2), infer=_like_input(0),
+    doc="dx of the relu layer from its input x and dy: dy where threshold <= x < max_value, "
+        "negative_slope * dy below the threshold, 0 from max_value up. Inputs (x, dy).",
+))
+
+
 # ---------------------------------------------------------------- conv2d
 
 
@@ -75,6 +88,32 @@ register(OpDef(
     reduction=row_terms(1),
     doc="d kernel of conv2d, summed over the batch. Inputs (x, dy).",
 ))
+
+# ---------------------------------------------------------------- depthwise_conv2d
+
+
+def _depthwise_kernel_shape(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    kh, kw = attrs["kernel_size"]
+    return (kh, kw, attrs["input_shape"][-1], attrs["depth_multiplier"])
+
+
+register(OpDef(
+    name="depthwise_conv2d_grad_input", group="gradient",
+    args=(*DEPTHWISE_GEOMETRY_ARGS, INPUT_SHAPE), arity=(2, 2), infer=_from_input_shape,
+    reduction=lambda attrs, shapes: attrs["kernel_size"][0] * attrs["kernel_size"][1]
+    * attrs["depth_multiplier"],
+    doc="dx of depthwise_conv2d: conv2d_grad_input of its grouped conv2d (cnnc.ir.layers."
+        "depthwise_as_conv2d). Inputs (dy, kernel).",
+))
+
+register(OpDef(
+    name="depthwise_conv2d_grad_kernel", group="gradient",
+    args=(*DEPTHWISE_GEOMETRY_ARGS, INPUT_SHAPE), arity=(2, 2), infer=_depthwise_kernel_shape,
+    reduction=row_terms(1),
+    doc="d kernel of depthwise_conv2d, summed over the batch, in the layer's (KH, KW, C, M) "
+        "shape. Inputs (x, dy).",
+))
+
 
 register(OpDef(
     name="bias_grad", group="gradient", args=(), arity=(1, 1), infer=_channels_vector,

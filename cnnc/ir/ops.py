@@ -129,6 +129,12 @@ def op_names(group: str | None = None) -> list[str]:
     return [n for n, o in OPS.items() if group is None or o.group == group]
 
 
+def node_op_names(group: str | None = None) -> list[str]:
+    """The ops a graph node can have: all but layers that lowering expands into another op.
+    Every backend and rule table covers these."""
+    return [n for n in op_names(group) if OPS[n].expand is None]
+
+
 def lookup_layer(name: str) -> OpDef | None:
     """The layer op a spec names, by its cnnc name or any alias (case-insensitive)."""
     key = name.lower()

@@ -21,7 +21,7 @@ CROSS_ENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 
 
 def _ends_in_softmax(node: Node) -> bool:
-    return node.op in ("conv2d", "dense", "activation") and node.attrs["activation"] == "softmax"
+    return node.opdef.fuses_activation and node.attrs["activation"] == "softmax"
 
 
 def attach_loss(graph: Graph, *, loss: str) -> Graph:

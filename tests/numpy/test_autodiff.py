@@ -12,7 +12,7 @@ from cnnc.errors import SpecError
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.ir.graph import verify
-from cnnc.ir.ops import OPS, op_names
+from cnnc.ir.ops import OPS, node_op_names, op_names
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes import names
 from cnnc.passes.pipeline import text_dump, training_graph
@@ -29,7 +29,8 @@ def ops_of(graph):
 
 
 def test_rule_table_covers_every_differentiable_op():
-    forward = set(op_names("layer")) | {"dropout_train", "batchnorm_stats", "batchnorm_train"}
+    forward = set(node_op_names("layer")) | {"dropout_train", "batchnorm_stats",
+                                             "batchnorm_train"}
     losses = {n for n in op_names("loss") if not n.endswith("_grad")}
     missing = (forward | losses) - set(VJP_RULES) - set(NOT_DIFFERENTIATED)
     assert not missing

@@ -3,6 +3,8 @@ and their table `BINDERS`, keyed by op name."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cnnc.backends.opencl.launches import (
     NULL,
     STEP,
@@ -31,6 +33,7 @@ from cnnc.backends.opencl.primitives import (
     im2col,
     matmul,
     matmul_tn,
+    relu_launch,
     transpose,
     uses_im2col,
     window_defines,
@@ -46,6 +49,7 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.ir.graph import Node
+from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -96,6 +100,27 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
         "conv2d.cl", "conv2d_grad_kernel", grid, args, defines, row_groups(grid, ctx.target)
     )
     return with_parts_summed(main, parts, out, rows * geo["F"], ctx.target)
+
+
+def _depthwise_as_conv2d(node: Node) -> Node:
+    """The grouped conv2d gradient node a depthwise one is (see bind_depthwise_conv2d)."""
+    shape = node.attrs["input_shape"]
+    attrs = depthwise_as_conv2d(node.attrs, shape[-1]).replace(input_shape=shape)
+    op = node.op.replace("depthwise_conv2d", "conv2d")
+    return replace(node, op=op, attrs=attrs)
+
+
+def bind_depthwise_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
+    return bind_conv2d_grad_input(_depthwise_as_conv2d(node), ctx)
+
+
+def bind_depthwise_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
+    return bind_conv2d_grad_kernel(_depthwise_as_conv2d(node), ctx)
+
+
+def bind_relu_grad(node: Node, ctx: BindContext) -> NodeBinding:
+    x, dy = node.inputs
+    return NodeBinding((relu_launch(node, ctx, (Value(x), Value(dy)), grad=True),))
 
 
 def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -298,6 +323,9 @@ BINDERS: dict[str, Binder] = {
     "activation_grad": bind_activation_grad,
     "conv2d_grad_input": bind_conv2d_grad_input,
     "conv2d_grad_kernel": bind_conv2d_grad_kernel,
+    "depthwise_conv2d_grad_input": bind_depthwise_conv2d_grad_input,
+    "depthwise_conv2d_grad_kernel": bind_depthwise_conv2d_grad_kernel,
+    "relu_grad": bind_relu_grad,
     "bias_grad": bind_bias_grad,
     "dense_grad_input": bind_dense_grad_input,
     "dense_grad_kernel": bind_dense_grad_kernel,
