@@ -229,11 +229,11 @@ class Device:
             want = host.reshape(-1, PROBE_GROUP, 4)[:, ::-1].reshape(-1)
             want = np.where(want < 0, want, 2 * want)
             if not np.array_equal(out, want):
-                raise RuntimeError(
+                raise DeviceError(
                     f"a test kernel computed {out[:8].tolist()}... instead of {want[:8].tolist()}"
                 )
             self._usable, self._reason = True, None
-        except (cl.Error, RuntimeError, DeviceError) as err:
+        except (cl.Error, DeviceError) as err:
             self._usable, self._reason = False, _first_error_line(err)
 
     @property

@@ -14,7 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cnnc.backends.opencl.bind import bind_node
-from cnnc.backends.opencl.launches import BindContext, Int, Launch, NodeBinding, UInt
+from cnnc.backends.opencl.launches import (
+    BindContext,
+    Int,
+    Launch,
+    NodeBinding,
+    UInt,
+    Value,
+    Workspace,
+    Zeros,
+)
 from cnnc.backends.opencl.limits import (
     UNLIMITED,
     Limits,
@@ -34,6 +43,14 @@ from cnnc.passes.memplan import (
 from cnnc.passes.schedule import Schedule, check_schedule, schedule
 
 ITEMSIZE = 4  # float32 and int32
+
+
+def mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.2f} MiB"
+
+
+def _dims(sizes: tuple[int, ...] | None) -> str:
+    return "auto" if sizes is None else "x".join(str(s) for s in sizes)
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,92 @@ class ExecutionPlan:
 
     def shape(self, value: str) -> tuple[int, ...]:
         return self.graph.concrete_shape(value, self.batch)
+
+    def _place(self, tensor: str) -> str:
+        """'@0x1000', or '@1:0x1000' (arena 1) when the plan has several buffers."""
+        memory = self.memory
+        arena = f"{memory.arena_of(tensor)}:" if len(memory.sizes) > 1 else ""
+        return f"@{arena}{memory.offsets[tensor]:#x}"
+
+    def _buffer(self, node: str, arg) -> str | None:
+        """Where a launch argument lives ('conv2d @0x1000'); None for scalars."""
+        if isinstance(arg, Value):
+            if arg.name in self.graph.state_map:
+                return f"{arg.name} state"
+            return f"{arg.name} {self._place(self.memory.storage.get(arg.name, arg.name))}"
+        if isinstance(arg, Workspace):
+            name = workspace_name(node, arg.index)
+            return f"{name} {self._place(name)}"
+        if isinstance(arg, Zeros):
+            return "zeros"
+        return None
+
+    def describe_launches(self) -> list[str]:
+        """One line per launch (`cnnc compile --plan`): step, node, kernel, global/local
+        sizes, and where each buffer argument lives."""
+        lines = []
+        for i, name in enumerate(self.schedule):
+            binding = self.bindings[name]
+            if binding.fed:
+                where = self._place(self.memory.storage.get(name, name))
+                lines.append(f"{i:4d}  {name}  <- written by the host {where}")
+            elif binding.view_of is not None:
+                op = self.graph.node(name).op
+                lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({op}, no launch)")
+            for lau in binding.launches:
+                buffers = [self._buffer(name, arg) for arg in lau.args]
+                lines.append(
+                    f"{i:4d}  {name}  {lau.file}:{lau.kernel}  global={_dims(lau.global_size)}"
+                    f" local={_dims(lau.local_size)}  [{', '.join(b for b in buffers if b)}]"
+                )
+        return lines
+
+    def describe_memory(self) -> list[str]:
+        """The memory plan, one line per tensor, and the totals (`cnnc compile --plan`)."""
+        memory = self.memory
+        lines = ["tensor                                          bytes      offset   live steps"]
+        ordered = sorted(
+            memory.tensors,
+            key=lambda t: (memory.arena_of(t.name), memory.offsets[t.name], t.start),
+        )
+        for t in ordered:
+            off = memory.offsets[t.name]
+            # Earlier tensors whose bytes this one takes over; name the one that died last.
+            shared = sorted(
+                (
+                    o
+                    for o in memory.tensors
+                    if o is not t
+                    and memory.arena_of(o.name) == memory.arena_of(t.name)
+                    and not o.overlaps(t)
+                    and memory.offsets[o.name] < off + t.nbytes
+                    and off < memory.offsets[o.name] + o.nbytes
+                    and o.start < t.start
+                ),
+                key=lambda o: -o.end,
+            )
+            reuse = f"  reuses {shared[0].name}" if shared else ""
+            end = "end" if t.end >= len(self.schedule) else str(t.end)
+            start = "host" if t.start < 0 else str(t.start)
+            place = self._place(t.name)[1:]
+            lines.append(f"{t.name:44s} {t.nbytes:>10,d}  {place:>10s}   {start}..{end}{reuse}")
+        state = sum(s.size * ITEMSIZE for s in self.graph.state)
+        lines.append("")
+        lines.append(
+            f"planned peak device memory: {mib(memory.peak)} for {len(memory.tensors)} "
+            f"tensors; one buffer per tensor would take {mib(memory.naive)} "
+            f"({100 * (1 - memory.peak / max(memory.naive, 1)):.0f}% saved)"
+        )
+        if len(memory.sizes) > 1:
+            parts = ", ".join(mib(size) for size in memory.sizes)
+            lines.append(
+                f"in {len(memory.sizes)} buffers (each within the device's largest allocation): "
+                f"{parts}"
+            )
+        lines.append(
+            f"state (parameters, statistics, optimizer slots): {mib(state)}, kept across runs"
+        )
+        return lines
 
 
 def make_plan(
