@@ -51,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
             f"{_mib(d.global_memory)} memory (largest buffer {_mib(d.max_allocation)}), "
             f"{d.opencl_version}, fp64 {'yes' if d.fp64 else 'no'}"
         )
+        limits = d.limits
+        local = _mib(limits.local_memory) if limits.local_memory >= 2**20 else (
+            f"{limits.local_memory // 1024} KiB")
+        print(
+            f"       work-groups of up to {limits.max_group} work-items, local memory {local}"
+            f"{' (in global memory)' if limits.local_is_global else ''}"
+        )
         state = "usable" if d.usable else f"NOT usable: {d.reason}"
         print(f"       {state}")
     if default is None:

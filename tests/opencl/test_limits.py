@@ -180,7 +180,7 @@ def test_a_tensor_past_32_bit_indices_is_refused_with_its_size_and_a_batch_that_
     text = err.value.render()
     assert f"tensor 'conv2d' ({batch}x224x224x64)" in text
     assert f"{batch * per_image:,} elements" in text and "32-bit" in text
-    assert f"batch size of at most {INDEX_MAX // per_image:,}" in text
+    assert f"lower the batch size to at most {INDEX_MAX // per_image:,}" in text
     make_plan(graph, INDEX_MAX // per_image, Target("gpu", 132, DEVICE_LIMITS["nvidia"]))
 
 

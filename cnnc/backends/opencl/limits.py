@@ -143,7 +143,7 @@ def check_tensor(
         by_bytes = limits.max_allocation // max(nbytes // batch, 1)
         fits_batch = min(by_index, by_bytes)
     hint = (
-        f"use a batch size of at most {fits_batch:,} (--batch)"
+        f"lower the batch size to at most {fits_batch:,} (--batch)"
         if fits_batch
         else "make the layer smaller"
     )
@@ -154,8 +154,11 @@ def check_tensor(
             hint=hint,
         )
     if nbytes > limits.max_allocation:
+        need, cap = describe_size(nbytes), describe_size(limits.max_allocation)
+        if need == cap:  # too close to tell apart when rounded
+            need, cap = f"{nbytes:,} bytes", f"{limits.max_allocation:,} bytes"
         raise DeviceError(
-            f"tensor '{name}' ({shape_text}) needs {describe_size(nbytes)} in one buffer, more "
-            f"than the {describe_size(limits.max_allocation)} the device allows per buffer",
+            f"tensor '{name}' ({shape_text}) needs {need} in one buffer, more than the {cap} "
+            "the device allows per buffer",
             hint=hint,
         )
