@@ -136,9 +136,9 @@ if [ "$TINY" = 1 ]; then
     say "== cnnc bench: skipped with --tiny (timing a simulator says nothing about a device)"
     SUMMARY+=("$(printf '%-9s %6s  %s' skipped - "cnnc bench (--tiny)")")
 else
-    step "cnnc bench fashion (forward, batch 256)" 60 "$PY" -m cnnc.cli bench fashion --device "$DEVICE" --batch 256
-    step "cnnc bench fashion --train (batch 32)" 60 "$PY" -m cnnc.cli bench fashion --train --device "$DEVICE" --batch 32
-    step "cnnc bench fashion --train (batch 128)" 60 "$PY" -m cnnc.cli bench fashion --train --device "$DEVICE" --batch 128
+    step "cnnc bench fashion (forward, batch 256)" 60 "$PY" -m cnnc.cli bench fashion --device "$DEVICE" --batch 256 --runs 5
+    step "cnnc bench fashion --train (batch 32)" 60 "$PY" -m cnnc.cli bench fashion --train --device "$DEVICE" --batch 32 --runs 5
+    step "cnnc bench fashion --train (batch 128)" 60 "$PY" -m cnnc.cli bench fashion --train --device "$DEVICE" --batch 128 --runs 5
 fi
 
 # ---------------------------------------------------------------- 5. the OpenCL tests, last

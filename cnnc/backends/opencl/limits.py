@@ -127,24 +127,30 @@ def check_scalar(node: str, launch: Launch, value: int, unsigned: bool = False) 
         )
 
 
+def largest_batch(elements: int, nbytes: int, batch: int, limits: Limits) -> int:
+    """The largest batch size at which a tensor that grows with the batch (`elements` and
+    `nbytes` at `batch`) still fits the kernels' indices and one buffer."""
+    per_item = max(elements // batch, 1)
+    return min(INDEX_MAX // per_item, limits.max_allocation // max(nbytes // batch, 1))
+
+
 def check_tensor(
-    name: str, shape: tuple[int, ...], nbytes: int, limits: Limits, *, batch: int | None = None
+    name: str,
+    shape: tuple[int, ...],
+    nbytes: int,
+    limits: Limits,
+    *,
+    batch_that_fits: int | None = None,
 ) -> None:
     """A tensor must fit the kernels' int indices and one buffer of the device.
 
-    batch: the batch size when the tensor's first axis is the batch (the hint then says which
-    batch size would fit)."""
+    batch_that_fits: the largest batch size at which every tensor of the plan fits, when this
+    one grows with the batch (the hint then says to lower it)."""
     elements = prod(shape)
     shape_text = "x".join(str(s) for s in shape) or "scalar"
-    fits_batch = None
-    if batch and elements:
-        per_item = elements // batch
-        by_index = INDEX_MAX // max(per_item, 1)
-        by_bytes = limits.max_allocation // max(nbytes // batch, 1)
-        fits_batch = min(by_index, by_bytes)
     hint = (
-        f"lower the batch size to at most {fits_batch:,} (--batch)"
-        if fits_batch
+        f"lower the batch size to at most {batch_that_fits:,} (--batch)"
+        if batch_that_fits
         else "make the layer smaller"
     )
     if elements > INDEX_MAX:

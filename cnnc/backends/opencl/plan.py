@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from math import prod
 
 from cnnc.backends.opencl.bind import bind_node
 from cnnc.backends.opencl.launches import (
@@ -30,6 +31,7 @@ from cnnc.backends.opencl.limits import (
     check_launch,
     check_scalar,
     check_tensor,
+    largest_batch,
 )
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
@@ -204,26 +206,32 @@ def make_plan(
 def _check_tensors(
     ctx: BindContext, sizes: dict[str, int], bindings: dict[str, NodeBinding], limits: Limits
 ) -> None:
-    """Every state tensor, value and workspace within the kernels' indices and one buffer."""
+    """Every state tensor, value and workspace within the kernels' indices and one buffer; a
+    refusal of one that grows with the batch names the largest batch size at which all fit."""
     graph = ctx.graph
-    for spec in graph.state:
-        check_tensor(spec.name, tuple(spec.shape), ITEMSIZE * spec.size, limits)
+    batched: list[tuple[str, tuple[int, ...], int]] = []  # grow with the batch
+    fixed: list[tuple[str, tuple[int, ...], int]] = [
+        (spec.name, tuple(spec.shape), ITEMSIZE * spec.size) for spec in graph.state
+    ]
     for name, nbytes in sizes.items():
-        batched = bool(graph.shape_of(name)) and graph.shape_of(name)[0] is None
-        check_tensor(
-            name, ctx.shape(name), nbytes, limits, batch=ctx.batch if batched else None
-        )
+        shape = graph.shape_of(name)
+        grows = bool(shape) and shape[0] is None
+        (batched if grows else fixed).append((name, ctx.shape(name), nbytes))
     for name, binding in bindings.items():
         for i, floats in enumerate(binding.workspaces):
-            check_tensor(
-                f"{workspace_name(name, i)} (scratch of node '{name}')",
-                (floats,),
-                ITEMSIZE * floats,
-                limits,
-                batch=ctx.batch,
-            )
+            # Scratch buffers mostly grow with the batch (im2col windows, partial sums).
+            what = f"{workspace_name(name, i)} (scratch of node '{name}')"
+            batched.append((what, (floats,), ITEMSIZE * floats))
     zeros = max((b.zeros for b in bindings.values()), default=0)
-    check_tensor("zeros (padding taps)", (zeros,), ITEMSIZE * zeros, limits)
+    fixed.append(("zeros (padding taps)", (zeros,), ITEMSIZE * zeros))
+    for name, shape, nbytes in fixed:
+        check_tensor(name, shape, nbytes, limits)
+    fits = min(
+        (largest_batch(prod(shape), nbytes, ctx.batch, limits) for _, shape, nbytes in batched),
+        default=None,
+    )
+    for name, shape, nbytes in batched:
+        check_tensor(name, shape, nbytes, limits, batch_that_fits=fits or None)
 
 
 def _check_launch(node: str, lau: Launch, limits: Limits) -> None:
