@@ -112,12 +112,27 @@ class CnncError(Exception):
         if self.span is not None:
             line = self.span.source_line()
             if line is not None:
+                line, caret = _window(line, max(self.span.column, 1) - 1)
                 out.append(f"    {line}")
-                out.append("    " + " " * (max(self.span.column, 1) - 1) + "^")
+                out.append("    " + " " * caret + "^")
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.render()
+
+
+SHOWN_COLUMNS = 100  # of a long source line, the part around the error's column
+
+
+def _window(line: str, caret: int) -> tuple[str, int]:
+    """The part of a long line around `caret` (marked with '...'), and the caret's place in it."""
+    if len(line) <= SHOWN_COLUMNS:
+        return line, caret
+    start = min(max(caret - SHOWN_COLUMNS // 2, 0), len(line) - SHOWN_COLUMNS)
+    part = line[start:start + SHOWN_COLUMNS]
+    head = "..." if start > 0 else ""
+    tail = "..." if start + SHOWN_COLUMNS < len(line) else ""
+    return head + part + tail, caret - start + len(head)
 
 
 class SpecError(CnncError):

@@ -19,9 +19,8 @@ from cnnc.frontend import ast
 from cnnc.frontend.dsl_parser import parse_program
 from cnnc.frontend.lower import LayerDecl, default_network_name, lower
 from cnnc.ir.graph import Graph
+from cnnc.limits import MAX_LAYERS  # also bounds what `repeat` may unroll to
 from cnnc.train.config import TrainConfig, parse_train_config
-
-MAX_LAYERS = 100_000  # a bound on what `repeat` may unroll to, so a typo cannot exhaust memory
 
 
 def load_dsl(text: str, *, file: str | None = None, name: str | None = None) -> Graph:

@@ -18,6 +18,7 @@ from cnnc.errors import Span, SpecError, did_you_mean
 from cnnc.frontend.arguments import plural, resolve_args
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
 from cnnc.ir.ops import OpDef, Shape, layer_names, lookup_layer
+from cnnc.limits import MAX_LAYERS
 
 PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
 
@@ -113,6 +114,9 @@ def lower(
     if not decls:
         raise SpecError("the network is empty: it needs an input and at least one layer",
                         file=file)
+    if len(decls) > MAX_LAYERS:
+        raise SpecError(f"the network has {len(decls):,} layers, more than the "
+                        f"{MAX_LAYERS:,} cnnc compiles", file=file)
     ops: list[OpDef] = []
     for d in decls:
         op = lookup_layer(d.op)

@@ -27,9 +27,11 @@ from typing import Any
 import yaml
 
 from cnnc.errors import CnncError, Span, SpecError, did_you_mean
+from cnnc.frontend.budget import check_yaml_events
 from cnnc.frontend.lower import LayerDecl, default_network_name, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
+from cnnc.limits import MAX_LAYERS
 from cnnc.train.config import parse_train_config
 
 TOP_KEYS = ("network", "input", "layers", "outputs", "train")
@@ -38,8 +40,12 @@ LAYER_KEYS = ("name", "inputs")  # keys of a layer item that are not arguments
 Marks = dict[str, tuple[Span, Span]]  # key path -> (span of the key, span of the value)
 
 
-class SpecLoader(yaml.SafeLoader):
-    """yaml.SafeLoader, plus floats written without a dot (1e-3, 5E+2)."""
+# libyaml's parser when PyYAML was built with it: the same documents, many times faster.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SpecLoader(_SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """A safe loader (no Python tags), plus floats written without a dot (1e-3, 5E+2)."""
 
 
 SpecLoader.add_implicit_resolver(
@@ -56,14 +62,23 @@ def load_yaml(text: str, *, file: str | None = None, name: str | None = None) ->
 
 
 def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Marks]:
-    """The document's data, and where each key path was written."""
-    loader = SpecLoader(text)
+    """The document's data, and where each key path was written.
+
+    The text's size in values, aliases and nesting is checked first (cnnc.frontend.budget).
+    """
     try:
-        node = loader.get_single_node()
-        marks: Marks = {}
-        if node is not None:
-            _walk(node, "", marks, file, text)
-        data = loader.construct_document(node) if node is not None else None
+        check_yaml_events(text, file, SpecLoader)
+        loader = SpecLoader(text)
+        try:
+            node = loader.get_single_node()
+            marks: Marks = {}
+            if node is not None:
+                _walk(node, "", marks, file, text)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow, such as NUL
+        raise _reader_error(err, text, file) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
@@ -72,9 +87,19 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Marks]:
                         span=_span(mark, file, text) if mark else None) from None
     except yaml.YAMLError as err:
         raise SpecError(f"invalid YAML: {err}", file=file) from None
-    finally:
-        loader.dispose()
+    except ValueError as err:  # a value the constructor cannot make, e.g. a 5,000-digit int
+        raise SpecError(f"invalid YAML value: {err}", file=file) from None
     return data, marks
+
+
+def _reader_error(err: yaml.reader.ReaderError, text: str, file: str | None) -> SpecError:
+    position = max(0, min(err.position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or " ")
+    return SpecError(f"invalid YAML: the character U+{char:04X} is not allowed in YAML text "
+                     "(is this a binary file?)", file=file,
+                     span=Span(file, line, column, source=text))
 
 
 def _span(mark: Any, file: str | None, text: str) -> Span:
@@ -143,6 +168,9 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
     layers = data.get("layers")
     if layers is not None and not isinstance(layers, list):
         raise where.error("layers", "expected a list of layers, such as [flatten, {dense: 10}]")
+    if layers is not None and len(layers) > MAX_LAYERS:
+        raise where.error("layers", f"the network has {len(layers):,} layers, more than the "
+                          f"{MAX_LAYERS:,} cnnc compiles")
     for i, item in enumerate(layers or ()):
         decls.append(_layer_decl(item, f"layers[{i}]", where))
 
