@@ -39,8 +39,14 @@ def compile(
     'P:D' (platform:device index) or part of a device name; None picks the default device.
     options: seed (int, initialisation and dropout), dtype ('float32' or 'float64', NumPy only).
     """
-    from cnnc.model import compile_model
+    from cnnc.errors import did_you_mean
+    from cnnc.model import COMPILE_OPTIONS, compile_model
 
+    for key in options:
+        if key not in COMPILE_OPTIONS:
+            raise CnncError(f"cnnc.compile got an unknown keyword argument {key!r}",
+                            hint=did_you_mean(str(key), COMPILE_OPTIONS)
+                            or f"the options are {', '.join(COMPILE_OPTIONS)}")
     return compile_model(spec, backend=backend, device=device, **options)
 
 

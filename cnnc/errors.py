@@ -159,6 +159,15 @@ class DeviceError(CnncError):
     """OpenCL devices: none found, a kernel that fails to build, out of device memory."""
 
 
+class OutputError(CnncError):
+    """Files and folders cnnc cannot write: a read-only or full disk, a file where a folder
+    should be. Writes are atomic, so what was there before is left as it was."""
+
+
+class TrainingDiverged(CnncError):
+    """The training loss became NaN or infinite: the weights no longer hold finite values."""
+
+
 class InternalError(CnncError):
     """A bug in cnnc, not the user's input: two of its parts disagree (an op with no kernel
     binding, a launch argument the runtime does not know). The message asks for a report."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from cnnc.data.augment import epoch_augmentation
 from cnnc.data.split import batch_bounds, epoch_order
-from cnnc.errors import CnncError
+from cnnc.errors import TrainingDiverged
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.config import TrainConfig
 from cnnc.train.metrics import (
@@ -38,10 +38,6 @@ from cnnc.train.progress import Reporter, SilentReporter
 from cnnc.train.schedule import learning_rate
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
-
-
-class TrainingDiverged(CnncError):
-    """The loss became NaN or infinite."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -208,9 +204,12 @@ class Trainer:
             labels = self.train.labels[idx]
             lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
             step = self.model.step
-            loss, pred = self.model.train_step(xb, self._targets[idx], learning_rate=lr,
-                                               return_predictions=True)
-            loss = float(loss)
+            try:
+                loss, pred = self.model.train_step(xb, self._targets[idx], learning_rate=lr,
+                                                   return_predictions=True)
+                loss = float(loss)
+            except TrainingDiverged as err:  # said with the epoch and checkpoint below
+                loss = getattr(err, "loss", math.nan)
             if not math.isfinite(loss):
                 kept = self._restore_last_good()
                 raise TrainingDiverged(
