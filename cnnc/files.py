@@ -22,7 +22,7 @@ def check_regular(path: str | os.PathLike, error: type[CnncError] = CnncError,
     try:
         info = os.stat(label)
     except FileNotFoundError:
-        raise error(f"no such {what}", file=label) from None
+        raise error("no such file", file=label) from None
     except (OSError, ValueError) as err:  # ENAMETOOLONG, ELOOP, EACCES, an embedded NUL ...
         reason = getattr(err, "strerror", None) or str(err)
         raise error(f"cannot open the {what} ({reason})", file=label) from None
