@@ -7,7 +7,6 @@ copy them along, so an error found deep in shape inference still renders as
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -179,6 +178,8 @@ class InternalError(CnncError):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest valid name, or None when nothing is close."""
+    import difflib  # here, not at the top: `cnnc` starts faster (Ctrl-C then finds main())
+
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not matches and name:
         lowered = {c.lower(): c for c in candidates}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from cnnc.atomic import remove_stale_temporaries
 from cnnc.errors import CnncError, SpecError
 from cnnc.train.checkpoint import CheckpointError, load_checkpoint
 from cnnc.train.config import OptimizerConfig, TrainConfig, parse_train_config
@@ -105,11 +106,20 @@ class _Run:
     def settings(self) -> None:
         opts = self.opts
         self.checkpoint = None
-        if opts.resume:
+        self.starting_over = False
+        self.removed: list[Path] = []
+        if opts.resume is not None:
+            if not str(opts.resume).strip():
+                raise CnncError("--resume needs a run folder", hint="e.g. --resume runs/first")
             self.folder = RunFolder(opts.resume)
             if not (self.folder.path / RUN_JSON).is_file():
-                raise CnncError(f"--resume {opts.resume}: not a cnnc run folder (no {RUN_JSON})")
+                raise CnncError(f"--resume {opts.resume}: not a cnnc run folder (no {RUN_JSON})",
+                                hint="a run stopped before it recorded itself left nothing to "
+                                     "resume: start it again (--out may name the same folder)")
             self.record = self.folder.read_json(RUN_JSON)
+            if not isinstance(self.record, dict) or not isinstance(self.record.get("train"),
+                                                                   dict):
+                raise CnncError(f"{self.folder.file(RUN_JSON)}: not a cnnc run record")
             spec = opts.spec or str(self.folder.file(SPEC_YAML))
             self.graph = _load_graph(spec)
             self.spec_path = self.record.get("spec", spec)
@@ -123,12 +133,19 @@ class _Run:
             same = self.backend == self.record.get("backend")
             self.device = opts.device or (self.record.get("device") if same else None)
             self.data_dir = opts.data or self.record.get("data")
-            try:
-                self.checkpoint = load_checkpoint(self.folder.checkpoint)
-            except CheckpointError as err:
-                raise CheckpointError(
-                    f"cannot resume {opts.resume}: {err.message}",
-                    hint="the run stopped before its first checkpoint; start it again") from None
+            # A kill during a checkpoint write leaves its temporary file: nothing reads it.
+            self.removed = remove_stale_temporaries(self.folder.path)
+            if not self.folder.checkpoint.exists():
+                # Stopped before its first checkpoint: nothing was kept, so start over here.
+                self.starting_over = True
+            else:
+                try:
+                    self.checkpoint = load_checkpoint(self.folder.checkpoint)
+                except CheckpointError as err:
+                    raise CheckpointError(
+                        f"cannot resume {opts.resume}: {err.message}",
+                        hint="the checkpoint is damaged (cnnc writes it atomically, so "
+                             "something else changed it); start the run again") from None
         else:
             if not opts.spec:
                 raise CnncError("no spec given", hint="cnnc run SPEC (e.g. specs/fashion.yaml)")
@@ -223,6 +240,12 @@ class _Run:
         if self.checkpoint is not None:
             ck = self.checkpoint
             self.say(f"resuming  from the checkpoint {ck.position()} (step {ck.step})")
+        if self.starting_over:
+            self.say("resuming  the run stopped before its first checkpoint: starting it over "
+                     "from the beginning")
+        if self.removed:
+            self.say(f"cleaned   {len(self.removed)} temporary file(s) left by a write that was "
+                     "killed")
 
     def describe_training(self) -> str:
         c = self.config
