@@ -144,11 +144,15 @@ class Device:
         cl = _cl()
         try:
             ctx = self.context
-            program = cl.Program(ctx, PROBE_SOURCE).build()
+            # No disk cache (pyopencl's takes a lock a killed process can leave behind) and no
+            # generated invoker: a plain build and launch.
+            program = cl.Program(ctx, PROBE_SOURCE).build(cache_dir=False)
             queue = cl.CommandQueue(ctx)
             host = np.zeros(4, dtype=np.float32)
             buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=host)
-            cl.Kernel(program, "probe")(queue, (4,), None, buf)
+            kernel = cl.Kernel(program, "probe")
+            kernel.set_arg(0, buf)
+            cl.enqueue_nd_range_kernel(queue, kernel, (4,), None)
             cl.enqueue_copy(queue, host, buf)
             queue.finish()
             if not np.array_equal(host, np.ones(4, dtype=np.float32)):
