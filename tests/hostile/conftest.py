@@ -1,0 +1,26 @@
+"""Fixtures for the hostile-input tests: the bounded-run server, and a tiny trainable setup."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from bounded import BoundedCnnc
+
+from cnnc.testing.offline import isolate_datasets
+
+# The training tests' tiny spec and its synthetic dataset (tests/train/training_spec.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+
+
+@pytest.fixture(scope="module")
+def bounded():
+    """Runs `cnnc` commands under a memory cap and a time limit (see bounded.py)."""
+    with BoundedCnnc() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_env(tmp_path, monkeypatch):
+    isolate_datasets(monkeypatch, tmp_path / "cache")
