@@ -67,9 +67,15 @@ class BoundedCnnc:
             self.proc.wait(timeout=30)
 
     def run(self, argv: list[str], *, memory_mb: int, timeout_s: float,
-            cwd: str | os.PathLike | None = None) -> Outcome:
+            cwd: str | os.PathLike | None = None, fsize_kb: int | None = None,
+            plant: tuple[str, int] | None = None, kill_after_s: float | None = None
+            ) -> Outcome:
+        """Run `cnnc ARGV...`. fsize_kb caps the size of any file written (RLIMIT_FSIZE);
+        plant=(mode, k) makes the process SIGKILL itself there (planted_kills.py);
+        kill_after_s has the server SIGKILL it after that many seconds."""
         request = {"argv": [str(a) for a in argv], "memory_mb": memory_mb,
-                   "timeout_s": timeout_s, "cwd": str(cwd) if cwd else None}
+                   "timeout_s": timeout_s, "cwd": str(cwd) if cwd else None,
+                   "fsize_kb": fsize_kb, "plant": plant, "kill_after_s": kill_after_s}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return Outcome(**json.loads(self.proc.stdout.readline()))
@@ -101,9 +107,17 @@ def _child(request: dict, out_path: str, err_path: str) -> None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         if request["cwd"]:
             os.chdir(request["cwd"])
+        if request.get("fsize_kb"):  # a file-size cap: writes past it fail as on a full disk
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            cap = request["fsize_kb"] * 1024
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, request["timeout_s"])
         sys.argv = ["cnnc", *request["argv"]]
+        if request.get("plant"):
+            from planted_kills import plant
+
+            plant(*request["plant"])
         from cnnc.cli import main
 
         status = main(request["argv"])
@@ -123,11 +137,17 @@ def _child(request: dict, out_path: str, err_path: str) -> None:
 
 def serve() -> None:
     # Import everything a command may need once, so that each forked child starts warm.
+    import cnnc
     import cnnc.cli
 
     cnnc.cli.build_parser()
     import cnnc.data.images  # noqa: F401
     import cnnc.train.session  # noqa: F401
+
+    # Build what is built lazily on first use (the DSL parser, the passes' tables), once.
+    graph = cnnc.load_spec("input 4x4x1\nflatten\ndense 2 softmax\n")
+    cnnc.load_spec("input: [4, 4, 1]\nlayers: [flatten]\n")
+    cnnc.compile(graph).predict(__import__("numpy").zeros((1, 4, 4, 1), "float32"))
 
     print("ready", flush=True)
     for line in sys.stdin:
@@ -141,7 +161,19 @@ def serve() -> None:
             pid = os.fork()
             if pid == 0:
                 _child(request, out_path, err_path)
-            _, status, usage = os.wait4(pid, 0)
+            kill_at = request.get("kill_after_s")
+            if kill_at is None:
+                _, status, usage = os.wait4(pid, 0)
+            else:
+                while True:
+                    done, status, usage = os.wait4(pid, os.WNOHANG)
+                    if done:
+                        break
+                    if time.perf_counter() - start >= kill_at:
+                        os.kill(pid, signal.SIGKILL)
+                        _, status, usage = os.wait4(pid, 0)
+                        break
+                    time.sleep(0.002)
             seconds = time.perf_counter() - start
             with open(out_path, errors="replace") as f:
                 stdout = f.read()

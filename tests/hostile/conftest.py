@@ -14,7 +14,7 @@ from cnnc.testing.offline import isolate_datasets
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bounded():
     """Runs `cnnc` commands under a memory cap and a time limit (see bounded.py)."""
     with BoundedCnnc() as server:
