@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from bounded import BoundedCnnc
 
-from cnnc.testing.offline import isolate_datasets
-
 # The training tests' tiny spec and its synthetic dataset (tests/train/training_spec.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 
@@ -22,5 +20,8 @@ def bounded():
 
 
 @pytest.fixture(autouse=True)
-def isolated_data_env(tmp_path, monkeypatch):
-    isolate_datasets(monkeypatch, tmp_path / "cache")
+def offline(monkeypatch):
+    """No downloads and no $CNNC_DATA: datasets only where a test names them. The kernel cache
+    stays the caller's, so that the OpenCL tests here do not rebuild every kernel."""
+    monkeypatch.setenv("CNNC_OFFLINE", "1")
+    monkeypatch.delenv("CNNC_DATA", raising=False)
