@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 
-
 # Ctrl-C while modules load is only noted, and acted on once they have loaded: raised inside an
 # import, KeyboardInterrupt can come out as another error (NumPy's C extensions turn it into an
 # ImportError), with a traceback.
@@ -27,13 +26,13 @@ def _note_interrupt(signum: int, frame: object) -> None:
 if os.path.basename(sys.argv[0] if sys.argv else "") in ("cnnc", "cnnc.exe"):
     signal.signal(signal.SIGINT, _note_interrupt)
 
-import argparse  # noqa: E402 (after the handler above, which must come first)
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+import argparse  # after the handler above, which must come first
+import importlib
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from cnnc.errors import CnncError  # noqa: E402
+from cnnc.errors import CnncError
 
 # Subcommands in the order `cnnc --help` lists them; each is cnnc/commands/<name>.py.
 COMMANDS = ("run", "summary", "compile", "verify", "devices", "eval", "predict", "bench")

@@ -120,7 +120,6 @@ class Model:
         parts: dict[str, list[np.ndarray]] = {o: [] for o in self.graph.outputs}
         for start in range(0, count, int(batch_size)):
             chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
-            n = len(next(iter(chunk.values())))
             out = self._run("predict", self.graph, chunk, self.graph.outputs, step=self.step)
             for o in self.graph.outputs:
                 parts[o].append(out[o])

@@ -19,8 +19,8 @@ import numpy as np
 from cnnc.atomic import atomic_write
 from cnnc.errors import WeightsError
 from cnnc.files import check_regular
-from cnnc.limits import MAX_SAFETENSORS_HEADER
 from cnnc.ir.layers import shape_str
+from cnnc.limits import MAX_SAFETENSORS_HEADER
 
 FORMAT = "cnnc-weights"
 # Trained weights are rarely above 1e3; a weight over 1e18 squares to more than float32 holds
@@ -87,15 +87,15 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
 
 
 def _check_header(header: object, data_bytes: int, path: Path) -> None:
-    """Raise ValueError (the caller's 'not readable') or WeightsError (a dtype) for a header
-    that does not describe the file's data."""
+    """Raise TypeError or ValueError (the caller's 'not readable'), or WeightsError (a dtype
+    NumPy cannot hold), for a header that does not describe the file's data."""
     if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object")
+        raise TypeError("the header is not a JSON object")
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         if not isinstance(entry, dict):
-            raise ValueError(f"the header's entry for '{name}' is not an object")
+            raise TypeError(f"the header's entry for '{name}' is not an object")
         dtype = entry.get("dtype")
         if dtype not in READABLE_DTYPES:
             raise WeightsError(

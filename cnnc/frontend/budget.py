@@ -86,7 +86,7 @@ class counting_nesting:
     def __enter__(self) -> None:
         _NESTING.depth, _NESTING.file, _NESTING.source = 0, self.file, self.text
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         _NESTING.depth, _NESTING.file, _NESTING.source = None, None, ""
 
 

@@ -31,7 +31,7 @@ from cnnc.frontend.budget import check_yaml_events
 from cnnc.frontend.lower import LayerDecl, default_network_name, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
-from cnnc.limits import MAX_LAYERS
+from cnnc.limits import MAX_LAYERS, MAX_NESTING
 from cnnc.train.config import parse_train_config
 
 TOP_KEYS = ("network", "input", "layers", "outputs", "train")
@@ -205,7 +205,8 @@ def _train(value: Any, where: _Where):
         path = err.path or "train"
         probe = path
         while probe and probe not in where.marks:
-            probe = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", probe)
+            shorter = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", probe)
+            probe = shorter if shorter != probe else ""  # a dict from Python has no marks
         if probe:
             at_key = err.message.startswith("unknown key") and probe == path
             err.span = where.key(probe) if at_key else where.value(probe)
@@ -214,10 +215,16 @@ def _train(value: Any, where: _Where):
         raise err from None
 
 
-def value_from_yaml(value: Any) -> Any:
-    """YAML lists are tuples here, and '28x28x1' is a shape, as in the DSL."""
+def value_from_yaml(value: Any, depth: int = 0) -> Any:
+    """YAML lists are tuples here, and '28x28x1' is a shape, as in the DSL.
+
+    A dict from Python has not been through the YAML checks: lists nested deeper than
+    MAX_NESTING (or a list inside itself) are refused here.
+    """
     if isinstance(value, list):
-        return tuple(value_from_yaml(v) for v in value)
+        if depth >= MAX_NESTING:
+            raise SpecError(f"lists nest more than {MAX_NESTING} deep in this value")
+        return tuple(value_from_yaml(v, depth + 1) for v in value)
     if isinstance(value, str):
         return dims_value(value) or value
     return value

@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import final
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,6 +45,7 @@ class Outcome:
                 f"\nstdout: {self.stdout[-500:]}")
 
 
+@final
 class BoundedCnnc:
     """A client of the server below; a context manager that starts and stops it."""
 
@@ -123,7 +125,7 @@ def _child(request: dict, out_path: str, err_path: str) -> None:
         status = main(request["argv"])
     except SystemExit as stop:  # argparse's own errors exit with 2
         status = stop.code if isinstance(stop.code, int) else 1
-    except BaseException:  # a raw traceback: what these tests exist to catch
+    except BaseException:  # noqa: BLE001 (a raw traceback: what these tests exist to catch)
         import traceback
 
         traceback.print_exc()
@@ -141,8 +143,8 @@ def serve() -> None:
     import cnnc.cli
 
     cnnc.cli.build_parser()
-    import cnnc.data.images  # noqa: F401
-    import cnnc.train.session  # noqa: F401
+    import cnnc.data.images
+    import cnnc.train.session
 
     # Build what is built lazily on first use (the DSL parser, the passes' tables), once.
     graph = cnnc.load_spec("input 4x4x1\nflatten\ndense 2 softmax\n")

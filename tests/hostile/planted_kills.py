@@ -21,7 +21,7 @@ def _die() -> None:
 
 
 def plant(mode: str, k: int) -> None:
-    import cnnc.atomic as atomic
+    from cnnc import atomic
     from cnnc.train import loop
 
     writes = {"n": 0}

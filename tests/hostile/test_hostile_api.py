@@ -46,6 +46,18 @@ def test_very_long_text_is_text_not_a_file_name():
         cnnc.load_spec("input 4\n" + "#" * 5_000_000)
 
 
+def test_dicts_from_python_with_bad_or_self_referencing_values():
+    loop: dict = {}
+    loop["x"] = loop
+    nested: list = []
+    nested.append(nested)
+    for train in ({"optimizer": "bogus"}, {"optimizer": loop}, {"epochs": nested}):
+        with pytest.raises(cnnc.CnncError, match="train"):  # once an endless loop
+            cnnc.load_spec({"input": [8, 8, 1], "layers": ["flatten"], "train": train})
+    with pytest.raises(cnnc.CnncError, match="nest more than 32 deep"):
+        cnnc.load_spec({"input": [8, 8, 1], "layers": [{"dense": nested}]})
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"backend": None}, "backend must be one of 'numpy', 'opencl', got None"),
     ({"backend": 42}, "got 42"),

@@ -92,7 +92,7 @@ if shutil.which("unshare") is None:
     NAMESPACE_REASON = "needs unshare(1) to mount a private tmpfs"
 else:
     probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         NAMESPACE_REASON = ("cannot mount a tmpfs in a user namespace here: "
                             + (probe.stderr.strip() or f"status {probe.returncode}"))
@@ -123,7 +123,7 @@ def _in_tmpfs(tmp_path, options: str, argv: list) -> dict:
     command = (f"mount -t tmpfs -o {options} tmpfs {mount} && exec {sys.executable} -c "
                f"'{SCRIPT}' {mount} " + " ".join(f"'{a}'" for a in argv))
     done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
