@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from cnnc.errors import CnncError
-    from cnnc.frontend.builder import Network
+    from cnnc.frontend.network import Network
     from cnnc.ir.graph import Graph
     from cnnc.model import Model
 
@@ -57,7 +57,7 @@ def __getattr__(name: str) -> Any:
 
         return CnncError
     if name == "Network":
-        from cnnc.frontend.builder import Network
+        from cnnc.frontend.network import Network
 
         return Network
     if name == "Graph":

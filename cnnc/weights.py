@@ -19,7 +19,7 @@ import numpy as np
 from cnnc.atomic import atomic_write
 from cnnc.errors import WeightsError
 from cnnc.files import check_regular
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 from cnnc.limits import MAX_SAFETENSORS_HEADER
 
 FORMAT = "cnnc-weights"

@@ -131,7 +131,7 @@ def test_a_checkpoint_at_step_2_40_trains_in_bounded_time(backend):
 
 
 def test_the_nadam_table_is_bounded_and_exact():
-    from cnnc.ir.train_ops import _NadamMomentumCache
+    from cnnc.ir.updates import _NadamMomentumCache
 
     for beta_1 in (0.9, 0.999, 1.0):
         cache = _NadamMomentumCache()
