@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cnnc.atomic import atomic_write
+from cnnc.atomic import atomic_write, remove_stale_temporaries
 from cnnc.errors import CnncError
 
 FORMAT = b"cnnc-opencl-program 1\n"
@@ -67,10 +67,17 @@ def read_entry(path: Path) -> bytes | None:
     return binary
 
 
+_CLEANED: set[Path] = set()  # cache folders this process has swept of dead writers' files
+
+
 def write_entry(path: Path, binary: bytes) -> bool:
-    """Store a binary; False (and nothing else happens) if the cache cannot be written."""
+    """Store a binary; False (and nothing else happens) if the cache cannot be written. The
+    first write of a process into a folder removes what writers killed mid-write left there."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in _CLEANED:
+            _CLEANED.add(path.parent)
+            remove_stale_temporaries(path.parent)
         atomic_write(path, entry_bytes(binary))
     except (OSError, CnncError):
         return False
