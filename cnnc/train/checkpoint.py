@@ -90,11 +90,22 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this cnnc "
                               f"reads format {FORMAT}")
     try:
-        return Checkpoint(
+        ckpt = Checkpoint(
             state=dict(tensors), epoch=int(meta["epoch"]), batch=int(meta["batch"]),
             partial=dict(meta.get("partial") or {}), history=list(meta.get("history") or []),
             settings=dict(meta.get("settings") or {}),
             elapsed_s=float(meta.get("elapsed_s", 0.0)),
         )
+        if ckpt.epoch < 0 or ckpt.batch < 0 or not all(isinstance(r, dict)
+                                                      for r in ckpt.history):
+            raise ValueError("a negative position, or a history that is not a list of records")
+        step = np.asarray(ckpt.state["step"])
+        if step.shape != () or not np.issubdtype(step.dtype, np.integer) or step < 0:
+            raise ValueError(f"the step is {step!r}, not a count")
+        if ckpt.batch:
+            from cnnc.train.metrics import RunningMetrics
+
+            RunningMetrics.from_state(ckpt.partial)  # what resuming mid-epoch will read
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({err!r})") from None
+    return ckpt

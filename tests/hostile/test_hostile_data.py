@@ -167,3 +167,49 @@ def test_weights_of_3e38_are_refused(bounded, trained, tmp_path):
     np.save(x, np.zeros((12, 12), np.uint8))
     _refused(_predict(bounded, trained, x, weights=tmp_path / "big.safetensors"),
              "more than the 1e+18 a weight may be")
+
+
+BASE_META = {"format": 1, "epoch": 1, "batch": 0, "step": 8, "partial": {}, "history": [],
+             "settings": {}, "elapsed_s": 0.0}
+
+
+@pytest.mark.parametrize("meta, step", [
+    ({**BASE_META, "batch": 3, "partial": {"x": 1}}, 8),  # mid-epoch, no running metrics
+    ({**BASE_META, "epoch": -1}, 8),
+    ({**BASE_META, "history": [1, 2]}, 8),
+    ({**BASE_META, "partial": [1]}, 8),
+    ({**BASE_META, "epoch": "one"}, 8),
+    (BASE_META, [1, 2]),
+    (BASE_META, 1.5),
+])
+def test_hostile_checkpoints(tmp_path, meta, step):
+    from cnnc.train.checkpoint import CheckpointError, load_checkpoint
+    from cnnc.weights import save_arrays
+
+    path = tmp_path / "checkpoint.safetensors"
+    save_arrays(path, {"step": np.array(step)}, {"cnnc_checkpoint": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="corrupt checkpoint metadata"):
+        load_checkpoint(path)
+
+
+def test_resuming_from_a_bf16_checkpoint(bounded, tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    data = write_synthetic_dataset(tmp_path / "data", train=64, test=16, shape=(12, 12))
+    out = tmp_path / "run"
+    first = bounded.run(["run", spec, "--data", data, "--backend", "numpy", "--progress", "off",
+                         "--epochs", "1", "--out", out], memory_mb=MEMORY_MB, timeout_s=SECONDS)
+    assert first.rc == 0, first.describe()
+    checkpoint = out / "checkpoint.safetensors"
+    from cnnc.train.checkpoint import load_checkpoint
+    from cnnc.weights import save_arrays
+
+    saved = load_checkpoint(checkpoint)
+    state = {k: v.astype(np.float16) if v.dtype == np.float32 else v
+             for k, v in saved.state.items()}
+    save_arrays(tmp_path / "f16.safetensors", state,
+                {"cnnc_checkpoint": json.dumps(saved.meta())})
+    _retyped(tmp_path / "f16.safetensors", "F16", "BF16", checkpoint)
+    out2 = bounded.run(["run", "--resume", out, "--epochs", "2", "--progress", "off"],
+                       memory_mb=MEMORY_MB, timeout_s=SECONDS)
+    _refused(out2, "is stored as BF16")
