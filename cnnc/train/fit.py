@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnc.atomic import remove_stale_temporaries
 from cnnc.data.dataset import Dataset, load_dataset, to_inputs
 from cnnc.data.split import validation_split_point
-from cnnc.errors import InputError
+from cnnc.errors import InputError, OutputError
 from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
@@ -144,7 +145,12 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
         validation = _arrays(*validation_data, "validation_data", classes)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt_path is not None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create the checkpoint folder {ckpt_path.parent}: "
+                              f"{err.strerror or err}") from None
+        remove_stale_temporaries(ckpt_path.parent)  # what writers killed mid-write left
     settings = {"train": _resumable(config), "train_examples": len(train)}
     start = None
     if resume:
