@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -77,16 +79,13 @@ def _close(token: Any) -> Any:
 LEXER_CALLBACKS = {**{name: _open for name in OPENING}, **{name: _close for name in CLOSING}}
 
 
-class counting_nesting:
-    """Context manager: count bracket depth in the lexer while `text` is parsed."""
-
-    def __init__(self, text: str, file: str | None):
-        self.text, self.file = text, file
-
-    def __enter__(self) -> None:
-        _NESTING.depth, _NESTING.file, _NESTING.source = 0, self.file, self.text
-
-    def __exit__(self, *exc: object) -> None:
+@contextmanager
+def counting_nesting(text: str, file: str | None) -> Iterator[None]:
+    """Count bracket depth in the lexer (LEXER_CALLBACKS) while `text` is parsed."""
+    _NESTING.depth, _NESTING.file, _NESTING.source = 0, file, text
+    try:
+        yield
+    finally:
         _NESTING.depth, _NESTING.file, _NESTING.source = None, None, ""
 
 

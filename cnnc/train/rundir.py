@@ -62,8 +62,7 @@ class RunFolder:
                base: str | Path = "runs") -> RunFolder:
         """A new folder: `out` if given (created; must be empty), else base/<spec>-<time>.
 
-        A folder left by a run stopped before it recorded itself (no run.json: only the
-        resolved spec and temporary files) counts as empty.
+        Temporary files that writers killed mid-write left count as nothing (and are removed).
         """
         if out is not None:
             path = Path(out)
@@ -74,7 +73,7 @@ class RunFolder:
                                   hint="choose a new folder name")
             if path.is_dir():
                 try:
-                    entries = [p for p in path.iterdir() if not _unrecorded_start(p)]
+                    entries = [p for p in path.iterdir() if not _temporary(p)]
                 except OSError as err:
                     raise OutputError(f"--out {path}: cannot list the folder "
                                       f"({err.strerror or err})") from None
@@ -146,9 +145,9 @@ class RunFolder:
         self.write_text(CONFUSION_CSV, buf.getvalue())
 
 
-def _unrecorded_start(entry: Path) -> bool:
-    """What a run writes before run.json: its resolved spec, and temporary files."""
-    return entry.name == SPEC_YAML or (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+def _temporary(entry: Path) -> bool:
+    """A temporary file of cnnc.atomic's (a user's spec.yaml, say, is never taken for one)."""
+    return entry.name.startswith(".") and entry.name.endswith(".tmp")
 
 
 def _mkdir(path: Path, *, exist_ok: bool) -> None:

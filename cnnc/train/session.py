@@ -115,7 +115,7 @@ class _Run:
             if not (self.folder.path / RUN_JSON).is_file():
                 raise CnncError(f"--resume {opts.resume}: not a cnnc run folder (no {RUN_JSON})",
                                 hint="a run stopped before it recorded itself left nothing to "
-                                     "resume: start it again (--out may name the same folder)")
+                                     "resume: start it again")
             self.record = self.folder.read_json(RUN_JSON)
             if not isinstance(self.record, dict) or not isinstance(self.record.get("train"),
                                                                    dict):
