@@ -198,6 +198,38 @@ class Model:
         return evaluate(self, x, y, **options)
 
 
+    # ------------------------------------------------------------ pictures (cnnc/viz)
+
+    def show_filters(self, layer: str | None = None, *, channel: int | str | None = None):
+        """A convolution's learned filters as a grid: a matplotlib Figure (a notebook shows it;
+        `fig.savefig("f.png")` writes it). layer: a convolution's name (default: the first);
+        channel: the input channel to draw for deeper layers, or 'norm'."""
+        from cnnc.viz.filters import show_filters
+
+        return show_filters(self, layer, channel=channel)
+
+    def show_maps(self, image: Any, *, data_dir: str | None = None, invert: str = "auto"):
+        """The feature maps of every convolution and pooling layer for one image (an array
+        (H, W, C), 'test:N' for the dataset's test image N, or an image file): a Figure."""
+        from cnnc.viz.maps import show_maps
+
+        return show_maps(self, image, data_dir=data_dir, invert=invert)
+
+    def show_mistakes(self, x: Any = None, y: Any = None, *, count: int = 32,
+                      data_dir: str | None = None):
+        """The most confidently wrong predictions on (x, y), or on the dataset's test set."""
+        from cnnc.viz.mistakes import show_mistakes
+
+        return show_mistakes(self, x, y, count=count, data_dir=data_dir)
+
+    def show_graph(self):
+        """The layer graph as a diagram: `.dot` text, drawn as SVG in notebooks where Graphviz
+        is installed; `.save(base)` writes base.dot, .svg and .png."""
+        from cnnc.viz.graph_dot import GraphDiagram
+
+        return GraphDiagram(self.spec_graph)
+
+
 # ---------------------------------------------------------------- compile
 
 

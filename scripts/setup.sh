@@ -10,7 +10,8 @@ PYTHON="${PYTHON:-python3}"
 #   newer CPUs ("unknown target CPU"), so Debian's is the one that works there.
 # oclgrind: an OpenCL simulator that reports out-of-bounds accesses in kernels.
 # dataset-fashion-mnist: the Fashion-MNIST files, so nothing downloads at run time.
-APT_PACKAGES=(pocl-opencl-icd oclgrind dataset-fashion-mnist)
+# graphviz: the `dot` program that draws `cnnc show SPEC --graph` as SVG and PNG.
+APT_PACKAGES=(pocl-opencl-icd oclgrind dataset-fashion-mnist graphviz)
 apt_updated=0
 
 can_apt() {
@@ -38,8 +39,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
             echo "setup: apt-get install ${missing[*]}"
             apt_install "${missing[@]}"
         else
-            echo "setup: not installed (optional, but the OpenCL and data tests skip without" \
-                 "them): ${missing[*]}"
+            echo "setup: not installed (optional, but the OpenCL, data and Graphviz tests" \
+                 "skip without them): ${missing[*]}"
             echo "setup: install them with: sudo apt-get install ${missing[*]}"
         fi
     fi

@@ -92,6 +92,12 @@ class History:
             keys += [k for k in rec if k not in keys]
         return {k: [rec.get(k) for rec in self.epochs] for k in keys}
 
+    def show_curves(self, title: str = "Training"):
+        """Loss, accuracy and learning rate per epoch: a matplotlib Figure (cnnc/viz)."""
+        from cnnc.viz.curves import curves_figure
+
+        return curves_figure(self.epochs, title=title)
+
 
 @dataclass
 class LabelledData:

@@ -101,6 +101,12 @@ class Evaluation:
         return [float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan")
                 for i in range(self.confusion.shape[0])]
 
+    def show_confusion(self, title: str = "Confusion matrix"):
+        """The confusion matrix with counts and row-normalised colour: a matplotlib Figure."""
+        from cnnc.viz.confusion import confusion_figure
+
+        return confusion_figure(self.confusion, self.class_names, title=title)
+
     def to_dict(self) -> dict:
         names = list(self.class_names) or [str(i) for i in range(self.confusion.shape[0])]
         return {
