@@ -142,8 +142,9 @@ def filters_figure(kernel: np.ndarray, *, layer: str, kind: str = "Conv2D",
         vmin, vmax = (0.0, limit) if norm_mode else (-limit, limit)
         im = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha,
                        interpolation="nearest")
-        cax = fig.add_axes(((left + img_w + 0.25) / width, bottom / height,
-                            0.18 / width, min(img_h, 4.0) / height))
+        bar_h = min(img_h, 4.0)  # beside the top of the grid, where the eye starts
+        cax = fig.add_axes(((left + img_w + 0.25) / width, (bottom + img_h - bar_h) / height,
+                            0.18 / width, bar_h / height))
         fig.colorbar(im, cax=cax, label="norm" if norm_mode else "weight")
     # Row and column labels instead of a number on every panel: filter = row + column.
     ax.set_xticks([c * (kw_up + 1) + (kw_up - 1) / 2 for c in range(cols)],

@@ -8,6 +8,7 @@ as branches. DOT text needs nothing; SVG and PNG need Graphviz's `dot` program, 
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,29 +37,36 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
 def _label(graph: Graph, node: Node) -> str:
+    """An HTML-like label: the layer's name in bold, then type, output shape, parameters."""
     kind = node.opdef.keras_name or node.op
     activation = node.attrs.get("activation", "linear")
-    if node.op != "activation" and activation != "linear":
-        kind += f" + {activation}"
+    if activation != "linear":
+        kind += f": {activation}" if node.op == "activation" else f" + {activation}"
     params = sum(graph.state_map[p].size for p in node.params)
-    lines = [node.name, kind, format_shape(node.shape)]
+    lines = [f"<b>{_html(node.name)}</b>", _html(kind), _html(format_shape(node.shape))]
     if params:
         lines.append(f"{params:,} params")
-    return "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
+    return "<" + "<br/>".join(lines) + ">"
 
 
 def to_dot(graph: Graph) -> str:
     """The graph in Graphviz's DOT language: a node per layer, an edge per connection."""
+    title = f"{graph.name}: {graph.param_count():,} parameters"
     lines = [
         f"digraph {_quote(graph.name)} {{",
         "  rankdir=TB;",
+        f'  graph [label={_quote(title)}, labelloc=t, fontname="Helvetica", fontsize=14];',
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
         '  edge [color="#555555", arrowsize=0.7];',
     ]
     for node in graph.nodes:
         fill = FILL.get(node.op, DEFAULT_FILL)
-        lines.append(f'  {_quote(node.name)} [label="{_label(graph, node)}", '
+        lines.append(f'  {_quote(node.name)} [label={_label(graph, node)}, '
                      f'fillcolor="{fill}"];')
     for node in graph.nodes:
         for value in node.inputs:

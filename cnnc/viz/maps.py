@@ -29,6 +29,7 @@ MAPS_CMAP = "viridis"
 TARGET_COLS = 16  # the widest layer's grid: at most this many maps per row
 WIDTH_PX = 1200  # about how wide the grids are drawn
 MAX_SCALE = 12.0  # screen pixels per map pixel, at most (tiny inputs)
+WIDTH_SLACK = 1.15  # a grid may be this much wider than the widest layer's, to fill its rows
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,16 @@ def _kind(node: Node) -> str:
     return f"{kind} + {activation}" if activation != "linear" else kind
 
 
+def _columns(count: int, w: int, width: int) -> int:
+    """Maps per row for `count` maps of width w in about `width` pixels: a number that fills
+    every row when one comes close (64 maps of 14x14: 32 a row, in 2 rows), else as many as fit.
+    """
+    fit = max(1, min(count, width // (w + 1)))
+    wider = int(width * WIDTH_SLACK) // (w + 1)
+    even = max((d for d in range(1, min(count, wider) + 1) if count % d == 0), default=1)
+    return even if even >= 0.6 * fit else fit
+
+
 @dataclass(frozen=True)
 class _Row:
     title: str
@@ -132,7 +143,7 @@ def maps_figure(image: np.ndarray, layers: list[tuple[Node, np.ndarray]], *, net
                      + [w0])
     for node, value in layers:
         h, w, c = value.shape
-        cols = max(1, min(c, width_maps // (w + 1)))
+        cols = _columns(c, w, width_maps)
         scaled, flat = _scaled(np.moveaxis(value, 2, 0))
         cols = grid_shape(c, cols)[1]
         note = f"; {flat} constant (drawn dark)" if flat else ""

@@ -44,7 +44,7 @@ def test_labels_hold_type_shape_and_parameters():
     graph = cnnc.load_spec(SPECS / "fashion.yaml")
     dot = to_dot(graph)
     line = next(s for s in dot.splitlines() if s.startswith('  "conv2d" ['))
-    assert 'label="conv2d\\nConv2D + relu\\n(None, 28, 28, 64)\\n3,200 params"' in line
+    assert "label=<<b>conv2d</b><br/>Conv2D + relu<br/>(None, 28, 28, 64)<br/>3,200 params>" in line
     line = next(s for s in dot.splitlines() if s.startswith('  "flatten" ['))
     assert "params" not in line
 
