@@ -215,7 +215,7 @@ class Model:
 
         return show_maps(self, image, data_dir=data_dir, invert=invert)
 
-    def show_mistakes(self, x: Any = None, y: Any = None, *, count: int = 32,
+    def show_mistakes(self, x: Any = None, y: Any = None, *, count: int = 24,
                       data_dir: str | None = None):
         """The most confidently wrong predictions on (x, y), or on the dataset's test set."""
         from cnnc.viz.mistakes import show_mistakes

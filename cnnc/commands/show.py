@@ -56,14 +56,26 @@ def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
                         help=f"OpenCL device for --backend opencl: {SELECTORS}")
 
 
+EXAMPLES = """\
+examples:
+  cnnc show specs/fashion.yaml --graph
+  cnnc show specs/fashion.yaml --weights RUN/weights.safetensors filters [LAYER]
+  cnnc show specs/fashion.yaml --weights RUN/weights.safetensors maps test:123
+  cnnc show specs/fashion.yaml --weights RUN/weights.safetensors maps shirt.png
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the examples' lines
     add_spec_argument(parser)
     parser.add_argument("--graph", action="store_true",
                         help="draw the layer graph (DOT text; SVG and PNG when Graphviz's dot "
                              "is installed)")
     _common(parser, sub=False)
     add_data_argument(parser)
-    pictures = parser.add_subparsers(dest="picture", metavar="PICTURE")
+    pictures = parser.add_subparsers(dest="picture", metavar="{filters,maps}",
+                                     title="pictures (besides --graph)")
     filters = pictures.add_parser("filters", help="a convolution's learned kernels as a grid",
                                   description="A convolution's learned kernels as a grid.")
     filters.add_argument("layer", nargs="?", metavar="LAYER",

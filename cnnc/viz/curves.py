@@ -48,6 +48,8 @@ def _panel(ax: Axes, records: Sequence[dict[str, Any]], key: str, title: str,
 
 def curves_figure(records: Sequence[dict[str, Any]], *, title: str = "Training") -> Figure:
     """Loss, accuracy and learning rate against the epoch, one panel each."""
+    from matplotlib.ticker import FuncFormatter
+
     fig = new_figure(13.0, 4.0, layout="constrained")
     loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     _panel(loss_ax, records, "loss", "Loss")
@@ -55,7 +57,8 @@ def curves_figure(records: Sequence[dict[str, Any]], *, title: str = "Training")
     xs, ys = _series(records, "learning_rate")
     if xs:
         lr_ax.plot(xs, ys, marker="o", markersize=4, color="#555555")
-        lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        # Plain numbers (0.001), not an offset factor above the axis that readers miss.
+        lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         lr_ax.set_ylim(0, max(ys) * 1.15)  # from zero: a constant rate reads as constant
     lr_ax.set_title("Learning rate", fontsize=11)
     lr_ax.set_xlabel("epoch")

@@ -140,6 +140,17 @@ def _epochs_table(history: list[dict[str, Any]]) -> str:
                    "time (s)"], rows, set(range(7)))
 
 
+def _confused_list(test: Evaluation) -> str:
+    from cnnc.viz.confusion import most_confused
+
+    pairs = most_confused(test.confusion, test.class_names)
+    if not pairs:
+        return ""
+    items = "".join(f"<li>{html.escape(c.true)} taken for {html.escape(c.predicted)}: "
+                    f"{c.count:,} ({c.share:.1%} of {html.escape(c.true)})</li>" for c in pairs)
+    return f"<h3>Most often confused</h3><ol>{items}</ol>"
+
+
 def _scores_table(test: Evaluation) -> str:
     from cnnc.viz.confusion import class_scores
 
@@ -164,7 +175,13 @@ table.settings th { background: none; font-weight: 600; vertical-align: top; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .caption { color: #555; font-size: .92em; margin: .2em 0 .6em; }
 .missing { color: #a33; }
-pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .8em; line-height: 1.3; }
+pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .88em; line-height: 1.35; }
+h3 { font-size: 1.05em; margin: 1.2em 0 .3em; }
+ol { margin: .3em 0; padding-left: 1.4em; font-size: .92em; }
+.pair { display: flex; flex-wrap: wrap; gap: 0 2em; align-items: flex-start; }
+.pair .wide { flex: 1 1 560px; min-width: 0; }
+.pair .side { flex: 0 1 390px; }
+.pair .side td:first-child { white-space: nowrap; }
 .files a { margin-right: 1em; }
 """
 
@@ -210,12 +227,17 @@ def report_html(report: RunReport, pictures: Sequence[Picture], links: Sequence[
     figure(CURVES_PNG)
     if report.history:
         parts.append(_epochs_table(report.history))
-    figure(CONFUSION_PNG)
     if test is not None:
-        parts.append("<h2>Per-class precision and recall (test set)</h2>")
+        # The matrix and the per-class scores side by side: they answer the same question.
+        parts.append('<div class="pair"><div class="wide">')
+        figure(CONFUSION_PNG)
+        parts.append('</div><div class="side">')
+        parts.append("<h2>Per class (test set)</h2>")
         parts.append('<p class="caption">Precision: of the images predicted as the class, the '
                      "share that are. Recall: of the images of the class, the share found.</p>")
         parts.append(_scores_table(test))
+        parts.append(_confused_list(test))
+        parts.append("</div></div>")
     figure(MISTAKES_PNG)
     figure(FILTERS_PNG)
     parts.append("<h2>Network</h2>")
