@@ -143,6 +143,7 @@ def _merge(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) ->
 RULES: dict[str, Rule] = {
     "input": _input,
     "conv2d": _conv,
+    "depthwise_conv2d": _conv,
     "maxpool2d": _pool,
     "avgpool2d": _pool,
     "global_avgpool2d": _whole_map,
@@ -151,6 +152,8 @@ RULES: dict[str, Rule] = {
     "dropout": _same,
     "batchnorm": _same,
     "activation": _same,
+    "relu": _same,
+    "leaky_relu": _same,  # lowered to relu by the front ends; here for graphs built by hand
     "add": _merge,
     "concatenate": _merge,
 }

@@ -188,3 +188,18 @@ def test_every_bundled_spec_has_fields_that_only_grow(spec):
             for before, after in zip(fields[value], fields[node.name]):
                 assert after.h.size >= before.h.size and after.w.size >= before.w.size
                 assert after.h.start <= before.h.start
+
+
+def test_depthwise_convolutions_and_relu_layers():
+    """mobilenet_mini: a 3x3 stride-2 'same' stem on 28 pads nothing before (13*2 + 3 - 28 = 1
+    row, after), then 3x3 depthwise layers add 2 jumps each; the strided one on 14 again pads
+    only after."""
+    g = cnnc.load_spec(SPECS / "mobilenet_mini.cnn")
+    assert fields_of(g, "conv2d") == square(3, 2, 0)
+    assert fields_of(g, "re_lu") == square(3, 2, 0)
+    assert fields_of(g, "depthwise_conv2d") == square(7, 2, -2)
+    assert fields_of(g, "depthwise_conv2d_1") == square(11, 2, -4)
+    assert fields_of(g, "depthwise_conv2d_2") == square(15, 4, -4)
+    assert fields_of(g, "leaky_re_lu") == square(15, 4, -4)
+    # global pooling over the 7x7 map: 15 + 6 * 4 = 39 pixels from -4
+    assert fields_of(g, "global_average_pooling2d") == square(39, 28, -4)

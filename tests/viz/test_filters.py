@@ -89,3 +89,18 @@ def test_a_layer_without_filters_is_a_clear_error(small_model, layer, message, h
 def test_a_channel_out_of_range_is_a_clear_error(small_model):
     with pytest.raises(CnncError, match=r"channel must be an input channel 0\.\.5 or 'norm'"):
         small_model.show_filters("conv2d_1", channel=6)
+
+
+def test_depthwise_filters_are_one_panel_per_output_channel():
+    import cnnc
+
+    model = cnnc.compile("network dw\ninput 8x8x3\ndepthwise_conv2d 3 depth_multiplier=2\n",
+                         backend="numpy")
+    fig = model.show_filters()
+    check_figure(fig)
+    grid = _grid(fig)
+    assert grid.count == 6 and "6 filters of 3x3 over 1 input channel" in grid.title
+    kernel = model.get_weights()["depthwise_conv2d/kernel"]  # (3, 3, 3 channels, 2)
+    up = grid.panel_h // 3
+    for i, panel in enumerate(_panel_values(grid)):  # output channel c * 2 + m
+        assert np.allclose(panel[::up, ::up], kernel[:, :, i // 2, i % 2])
