@@ -2,10 +2,11 @@
 
 `BINDERS` maps every op name in the op table to a function that, given a node with concrete
 shapes, returns its launches (launches.py): kernel file, kernel name, -D defines (integers only),
-global and local sizes, and arguments. The binders live in bind_layers.py (spec ops) and
-bind_train.py (gradients, losses, updates), built from the shared launches of primitives.py and
-the tile choices of tiling.py. Nothing here touches a device: the runtime builds and enqueues
-what the bindings describe, so `cnnc compile --plan` can print them as they are.
+global and local sizes, and arguments. The binders live in bind_layers.py (spec ops),
+bind_train.py (gradients, losses, updates) and bind_distributed.py (data-parallel training),
+built from the shared launches of primitives.py and the tile choices of tiling.py. Nothing here
+touches a device: the runtime builds and enqueues what the bindings describe, so
+`cnnc compile --plan` can print them as they are.
 
 Sizes that shape the arithmetic of compute-bound kernels (convolutions, matrix products, pooling
 windows) are -D defines, so the compiler unrolls and folds them. The batch size is always a
@@ -18,6 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cnnc.backends.opencl.bind_distributed import (
+    bind_batchnorm_grad_apply,
+    bind_batchnorm_grad_sums,
+)
 from cnnc.backends.opencl.bind_layers import (
     bind_activation,
     bind_add,
@@ -90,6 +95,9 @@ BINDERS: dict[str, Binder] = {
     "batchnorm_train": bind_batchnorm_train,
     "batchnorm_grad_input": bind_batchnorm_grad_input,
     "batchnorm_grad_gamma": bind_batchnorm_grad_gamma,
+    # data-parallel training
+    "batchnorm_grad_sums": bind_batchnorm_grad_sums,
+    "batchnorm_grad_apply": bind_batchnorm_grad_apply,
     # losses
     "softmax_cross_entropy": bind_row_loss,
     "softmax_cross_entropy_grad": bind_row_loss_grad,

@@ -9,6 +9,7 @@ from cnnc.backends.opencl.launches import (
     ZEROS,
     Arg,
     BindContext,
+    FirstIndex,
     Float,
     Int,
     NodeBinding,
@@ -189,6 +190,7 @@ def bind_dropout_mask(node: Node, ctx: BindContext) -> NodeBinding:
         Int(n),
         UInt(node.attrs["seed"] & 0xFFFFFFFF),
         STEP,
+        FirstIndex(n // ctx.batch),
         Float(rate),
         Float(1.0 - rate),
     )
