@@ -128,7 +128,7 @@ def bcast_arrays(comm: Comm, arrays: dict[str, np.ndarray] | None,
     """Root's named arrays on every rank (the training state: a few MB, once per run)."""
     header = None
     if comm.rank == root:
-        arrays = {k: np.ascontiguousarray(v) for k, v in (arrays or {}).items()}
+        arrays = {k: np.asarray(v, order="C") for k, v in (arrays or {}).items()}
         header = [[k, list(v.shape), v.dtype.str] for k, v in arrays.items()]
     header = bcast_json(comm, header, root)
     out = {}
