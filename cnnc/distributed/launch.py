@@ -130,7 +130,7 @@ def _checkpoint(run) -> str | None:
 
 def _run_stages(run, comm: Comm) -> int:
     try:
-        for stage in (run.settings, run.data, run.compile, run.start_folder):
+        for stage in run.stages():
             collectively(comm, stage)
     except _PeerFailed as peer:
         return peer.status

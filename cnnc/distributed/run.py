@@ -1,7 +1,9 @@
 """`cnnc run` as one rank of a data-parallel run: cnnc/train/session.py's run, made collective.
 
-Every rank reads the spec, the data and (on --resume) the run folder itself, and checks that it
-read what rank 0 read; rank 0 alone creates and writes the run folder, prints, and saves
+Setting up runs in stages (`stages`), each either local to the rank or starting with its
+collectives, so that a rank that fails in a stage never leaves the others waiting in one: the
+launcher (launch.py) agrees after each stage whether any rank failed. Every rank reads the spec,
+the data and (on --resume) the run folder itself, and checks that it read what rank 0 read; rank 0 alone creates and writes the run folder, prints, and saves
 checkpoints and weights. Rank 0's initial training state is broadcast, so the replicas start
 identical; each rank then computes on its own device: the node-local rank k takes the k-th GPU
 when there are GPUs, else the CPU device (whose threads are shared between the ranks of the
@@ -11,6 +13,7 @@ node), unless --device or CNNC_DEVICE names one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -69,13 +72,10 @@ class DistributedRun(_Run):
         if self.root:
             super().say(text)
 
-    def agree(self, what: str, mine: Any) -> None:
-        """Fail unless every rank holds the same `mine` (plain data) as rank 0."""
-        text = json.dumps(mine, sort_keys=True, default=str)
-        if bcast_json(self.comm, text) != text:
-            raise DistributedError(
-                f"rank {self.comm.rank} read other {what} than rank 0",
-                hint="give every rank the same spec, data and run folder (a shared file system)")
+    def stages(self) -> list[Callable[[], object]]:
+        """The setup, in order; each stage is local, or its collectives come first."""
+        return [self.settings, self.data, self.agree, self.compile, self.share_state,
+                self.start_folder, self.share_folder]
 
     # ------------------------------------------------------------ settings, data, model
 
@@ -83,14 +83,18 @@ class DistributedRun(_Run):
         super().settings()
         if self.opts.device is None:
             self.device = None  # chosen per rank in compile(), not the run's recorded one
-        ck = self.checkpoint
-        self.agree("training settings", [config_dict(self.config), self.limit, self.backend,
-                                         None if ck is None else [ck.epoch, ck.batch, ck.step]])
 
-    def data(self):
-        prepared = super().data()
-        self.agree("data", prepared.sizes())
-        return prepared
+    def agree(self) -> None:
+        """Fail unless this rank read the settings, data and checkpoint that rank 0 read."""
+        ck = self.checkpoint
+        mine = json.dumps([config_dict(self.config), self.limit, self.backend,
+                           self.prepared.sizes(),
+                           None if ck is None else [ck.epoch, ck.batch, ck.step]],
+                          sort_keys=True, default=str)
+        if bcast_json(self.comm, mine) != mine:
+            raise DistributedError(
+                f"rank {self.comm.rank} read other settings, data or checkpoint than rank 0",
+                hint="give every rank the same spec, data and run folder (a shared file system)")
 
     def compile(self) -> None:
         settings.share_cpu_threads(self.comm.local_size)  # before OpenCL starts
@@ -98,6 +102,9 @@ class DistributedRun(_Run):
             self.device = rank_device(self.comm.local_rank)
         super().compile()
         self.model.training_graph()  # the optimizer slots, before the state is broadcast
+
+    def share_state(self) -> None:
+        """Rank 0's initial training state on every rank, and every rank's device's name."""
         state = bcast_arrays(self.comm, self.model.get_training_state() if self.root else None)
         self.model.set_training_state(state)
         self.device_texts = allgather_json(self.comm, super().device_text())
@@ -111,14 +118,14 @@ class DistributedRun(_Run):
     # ------------------------------------------------------------ the run
 
     def start_folder(self) -> None:
-        path = None
         if self.root:
             super().start_folder()
             if self.record.get("ranks") != self.comm.size:
                 self.record["ranks"] = self.comm.size  # for the record: resuming takes any N
                 self.folder.write_json("run.json", self.record)
-            path = str(self.folder.path)
-        path = bcast_json(self.comm, path)
+
+    def share_folder(self) -> None:
+        path = bcast_json(self.comm, str(self.folder.path) if self.root else None)
         if not self.root:
             self.folder = PeerFolder(path)
 

@@ -103,6 +103,8 @@ REDUCTION: dict[str, Terms] = {
     "batchnorm_train": _rows_of(0),
     "batchnorm_grad_input": _rows_of(0),
     "batchnorm_grad_gamma": _rows_of(0),
+    "batchnorm_grad_sums": _rows_of(0),
+    "batchnorm_grad_apply": _rows_of(0),
     "softmax_cross_entropy": _elements,
     "softmax_cross_entropy_grad": _last_axis,
     "cross_entropy": _elements,
