@@ -111,6 +111,8 @@ class DistributedRun(_Run):
 
     def device_text(self) -> str:
         texts = self.device_texts or [super().device_text()]
+        if len(texts) == 1:
+            return f"{texts[0]}, one rank"
         if len(set(texts)) == 1:
             return f"{texts[0]} on each of {len(texts)} ranks"
         return "; ".join(f"rank {r}: {t}" for r, t in enumerate(texts))
@@ -133,8 +135,9 @@ class DistributedRun(_Run):
         super().header()
         b = self.config.batch_size
         parts = sorted({hi - lo for lo, hi in shares(b, self.comm.size)}, reverse=True)
-        self.say(f"ranks     {self.comm.size} data-parallel ranks, the global batch of {b} split "
-                 f"{' or '.join(map(str, parts))} per rank")
+        n = self.comm.size
+        self.say(f"ranks     {n} data-parallel rank{'s' if n > 1 else ''}, the global batch of {b} "
+                 f"split {' or '.join(map(str, parts))} per rank")
 
     def train(self) -> None:
         p = self.prepared

@@ -87,4 +87,5 @@ class DistributedTrainer(Trainer):
         if not self._bad_ranks:
             return ""
         ranks = ", ".join(str(r) for r in self._bad_ranks)
-        return f", on rank {ranks} of {self.comm.size}"
+        which = "rank" if len(self._bad_ranks) == 1 else "ranks"
+        return f", on {which} {ranks} of {self.comm.size}"
