@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_threads import LOSS_RTOL, WEIGHT_RTOL
+from test_threads import assert_same_run
 
 from cnnc.train.checkpoint import load_checkpoint
 
@@ -74,11 +74,7 @@ def _equivalence(mpiexec, tmp_path, backend, ranks, steps, examples):
         done = subprocess.run(mpiexec(n, sys.executable, *args, str(out)), capture_output=True,
                               text=True, timeout=600, env=_env(), check=False)
         assert done.returncode == 0, done.stderr
-        losses, weights = _record(out)
-        np.testing.assert_allclose(losses, want[0], rtol=LOSS_RTOL, err_msg=f"{n} ranks")
-        for k, w in want[1].items():
-            rel = np.linalg.norm(weights[k] - w) / max(np.linalg.norm(w), 1e-12)
-            assert rel <= WEIGHT_RTOL, f"{n} ranks, {k}: {rel:.2e}"
+        assert_same_run(_record(out), want, f"{n} ranks")
 
 
 def test_two_and_three_ranks_reproduce_one_device(mpiexec, tmp_path, opencl_status):

@@ -1,7 +1,10 @@
 """Data-parallel training with ranks as threads (no MPI needed): the same run whatever N is.
 
 The equivalence target: per-step losses within 1e-5 relative and final weights within 1e-4
-relative (per tensor, in the L2 norm) of the single-device run, on a spec with batch norm,
+relative (all weights as one vector, L2 norm; 1e-3 for each tensor alone, since Adam turns the
+rounding of a near-zero gradient into a whole step for a small tensor such as batch norm's
+beta: one device with 1 or 2 pocl threads differs that much) of the single-device run, on a
+spec with batch norm,
 dropout, augmentation, Adam and a schedule, including short last batches and a batch with fewer
 examples than ranks. The longer, 100-step version on real ranks is in test_mpi.py (-m slow).
 """
@@ -24,17 +27,21 @@ from cnnc.testing.threadcomm import ThreadGroup
 from cnnc.train.session import RunOptions, run_spec
 
 LOSS_RTOL = 1e-5
-WEIGHT_RTOL = 1e-4
+WEIGHT_RTOL = 1e-4  # all weights together
+TENSOR_RTOL = 1e-3  # each tensor alone
 
 
-def assert_same_run(got, want):
+def assert_same_run(got, want, what: str = ""):
     losses, weights = got
     ref_losses, ref_weights = want
     assert len(losses) == len(ref_losses)
-    np.testing.assert_allclose(losses, ref_losses, rtol=LOSS_RTOL)
+    np.testing.assert_allclose(losses, ref_losses, rtol=LOSS_RTOL, err_msg=what)
+    diff = np.sqrt(sum(np.sum((weights[k] - w) ** 2) for k, w in ref_weights.items()))
+    norm = np.sqrt(sum(np.sum(w.astype(np.float64) ** 2) for w in ref_weights.values()))
+    assert diff / norm <= WEIGHT_RTOL, f"{what}: all weights {diff / norm:.2e}"
     for k, w in ref_weights.items():
         rel = np.linalg.norm(weights[k] - w) / max(np.linalg.norm(w), 1e-12)
-        assert rel <= WEIGHT_RTOL, f"{k}: {rel:.2e}"
+        assert rel <= TENSOR_RTOL, f"{what}: {k}: {rel:.2e}"
 
 
 @pytest.mark.parametrize("examples", [90, 33], ids=["short-last-batch", "batch-of-one"])
