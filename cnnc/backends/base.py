@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnc.errors import CnncError, InputError, InternalError, did_you_mean
 from cnnc.ir.graph import Graph, StateSpec
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 
 Exchange = Mapping[str, Callable[[np.ndarray], np.ndarray]]
 """Values the host replaces in the middle of a run: each function receives the value right after

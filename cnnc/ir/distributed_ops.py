@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from cnnc.ir.args import Attrs
 from cnnc.ir.layers import BN_NORMALISE_ARGS
-from cnnc.ir.ops import OpDef, Shape, register
+from cnnc.ir.ops import OpDef, register, row_terms
+from cnnc.ir.shapes import Shape
 
 
 def _sums_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
@@ -24,15 +25,15 @@ def _like_x(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 register(OpDef(
-    name="batchnorm_grad_sums", group="train", args=BN_NORMALISE_ARGS, arity=(3, 3),
-    infer=_sums_infer,
+    name="batchnorm_grad_sums", group="parallel", args=BN_NORMALISE_ARGS, arity=(3, 3),
+    infer=_sums_infer, reduction=row_terms(0),
     doc="Row 0: sum(dy), row 1: sum(dy * xhat), over every axis but the last, with xhat the x "
         "normalised by stats. Inputs (x, stats, dy).",
 ))
 
 register(OpDef(
-    name="batchnorm_grad_apply", group="train", args=BN_NORMALISE_ARGS, arity=(4, 5),
-    infer=_like_x,
+    name="batchnorm_grad_apply", group="parallel", args=BN_NORMALISE_ARGS, arity=(4, 5),
+    infer=_like_x, reduction=row_terms(0),
     doc="batchnorm_grad_input with the sums given: g = dy*gamma, dx = (g - gamma*sums[0]/R - "
         "xhat*gamma*sums[1]/R) / sqrt(var + epsilon), R the rows of x (every axis but the "
         "last). Inputs (x, stats, dy, sums[, gamma]).",

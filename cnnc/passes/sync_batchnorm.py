@@ -17,7 +17,7 @@ from math import prod
 
 from cnnc.ir.graph import Graph
 from cnnc.passes import names
-from cnnc.passes.builder import GraphBuilder
+from cnnc.passes.graph_builder import GraphBuilder
 
 BATCH_STATS = "batch_stats"  # (2, C): mean and biased variance over the rows a rank holds
 WEIGHTED_SUM = "weighted_sum"  # sums over the rows a rank holds, of its share of the loss

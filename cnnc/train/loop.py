@@ -30,8 +30,9 @@ import numpy as np
 from cnnc.data.augment import EpochAugmentation, epoch_augmentation
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import CnncError
+from cnnc.ir.train_config import TrainConfig
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnc.train.config import TrainConfig
+from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
     RunningMetrics,
     count_correct,
@@ -39,7 +40,6 @@ from cnnc.train.metrics import (
     targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
-from cnnc.train.schedule import learning_rate
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
 

@@ -18,7 +18,7 @@ from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
 from cnnc.errors import CnncError, InputError
 from cnnc.ir.graph import Graph, Node
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 
 if TYPE_CHECKING:
     from cnnc.backends.numpy.backend import NumpyBackend

@@ -1,4 +1,4 @@
-"""OpenCL bindings of the data-parallel ops (cnnc/ir/distributed_ops.py).
+"""OpenCL bindings of the data-parallel ops (cnnc/ir/distributed_ops.py), and their `BINDERS`.
 
 They are `batchnorm_grad_input`'s own launches (bind_train.py) cut in two where the batch sums
 are complete: the two column sums write a graph value instead of a workspace, and the final
@@ -10,6 +10,7 @@ from __future__ import annotations
 from cnnc.backends.opencl.launches import (
     NULL,
     BindContext,
+    Binder,
     Float,
     Int,
     NodeBinding,
@@ -62,3 +63,9 @@ def bind_batchnorm_grad_apply(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(
         (launch("batchnorm.cl", "batchnorm_grad_input", flat(rows * cols), args, defines),)
     )
+
+
+BINDERS: dict[str, Binder] = {
+    "batchnorm_grad_sums": bind_batchnorm_grad_sums,
+    "batchnorm_grad_apply": bind_batchnorm_grad_apply,
+}
