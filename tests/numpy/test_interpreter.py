@@ -8,7 +8,6 @@ import pytest
 import cnnc
 from cnnc.backends.numpy import IMPLS, ExecutionError, NumpyBackend
 from cnnc.backends.numpy.activations import BACKWARD, FORWARD
-from cnnc.backends.numpy.interpreter import last_uses
 from cnnc.errors import CnncError, InputError, InternalError
 from cnnc.initializers import initial_values
 from cnnc.ir.args import ACTIVATIONS
@@ -16,6 +15,7 @@ from cnnc.ir.ops import node_op_names
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import training_graph
+from cnnc.passes.schedule import schedule
 from cnnc.testing.nets import chain, run
 
 NET = [("conv2d", 3, 3, {"padding": "same", "activation": "relu"}), ("batchnorm",),
@@ -46,8 +46,8 @@ def test_every_value_of_a_training_step_stays_in_the_compute_dtype(dtype, rng):
 
 def test_values_are_freed_after_their_last_reader():
     g = chain((4,), ("dense", 3), ("dense", 2), ("dense", 1))
-    frees = last_uses(g)
-    assert frees == [[], ["input_layer"], ["dense"], ["dense_1", "dense_2"]]
+    frees = schedule(g).frees  # the schedule both backends walk
+    assert frees == ((), ("input_layer",), ("dense",), ("dense_1", "dense_2"))
 
 
 def test_fetching_an_intermediate_value_keeps_it(rng):
