@@ -67,7 +67,8 @@ def _equivalence(mpiexec, tmp_path, backend, ranks, steps, examples):
     args = ["-m", "cnnc.testing.equivalence", "--backend", backend, "--steps", str(steps),
             "--examples", str(examples)]
     single = tmp_path / "single.npz"
-    subprocess.run([sys.executable, *args, str(single), "--single"], check=True, timeout=600)
+    subprocess.run([sys.executable, *args, str(single), "--single"], check=True, timeout=600,
+                   env=_env())  # the same device settings as the ranks
     want = _record(single)
     for n in ranks:
         out = tmp_path / f"ranks{n}.npz"
