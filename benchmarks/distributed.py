@@ -9,8 +9,9 @@ size, twice, each process limited to one pocl thread (POCL_MAX_PTHREAD_COUNT=1):
 - N ranks under mpiexec: the data-parallel step (cnnc/distributed/step.py), each rank on its
   share of the batch, gradients all-reduced through the host.
 Prints images/s of each (median step time of --steps timed steps after two warm-up steps), their
-ratio, and per step on rank 0: the all-reduce, the host's reading back and writing of gradients,
-and batch norm's exchanges. Also the machine's load average, since the machine may be shared.
+ratio, and per step on rank 0: the all-reduce (which includes waiting for the slowest rank; the
+same all-reduce timed alone after a barrier is printed beside it), the host's reading back and
+writing of gradients, and batch norm's exchanges. Also the machine's load average, since the machine may be shared.
 Needs the mpi extra.
 """
 
@@ -71,8 +72,17 @@ def worker(args) -> None:
         if i >= 2:
             times.append(time.perf_counter() - start)
     if args.ranks > 1:
+        # The step's all-reduce also waits for the slowest rank; time it alone too, in step.
+        from cnnc.distributed.comm import any_rank
+
+        buf = stepper.buffer.copy()
+        any_rank(comm, False)  # a barrier
+        start = time.perf_counter()
+        for _ in range(5):
+            comm.allreduce_sum(buf)
         extra = {"per_step_ms": stepper.times.per_step_ms(),
-                 "gradient_mb": stepper.gradient_bytes / 1e6}
+                 "gradient_mb": stepper.gradient_bytes / 1e6,
+                 "allreduce_alone_ms": 1e3 * (time.perf_counter() - start) / 5}
     if rank == 0:
         median = statistics.median(times)
         print(json.dumps({"ranks": args.ranks, "step_s": median,
@@ -118,9 +128,11 @@ def main() -> None:
           f"({1e3 * many['step_s']:.0f} ms/step)")
     print(f"ratio    {many['images_per_s'] / one['images_per_s']:.2f}x")
     ms = many["per_step_ms"]
-    print(f"comm     {many['gradient_mb']:.2f} MB of gradients per step: all-reduce "
-          f"{ms['allreduce']:.1f} ms, reading back and writing {ms['host']:.1f} ms, batch-norm "
-          f"exchanges {ms['exchange']:.1f} ms (rank 0, per step)")
+    print(f"comm     {many['gradient_mb']:.2f} MB of gradients per step, on rank 0 per step: "
+          f"all-reduce {ms['allreduce']:.1f} ms (with waiting for the other ranks; "
+          f"{many['allreduce_alone_ms']:.1f} ms alone, in step), packing and writing the "
+          f"gradients {ms['host']:.1f} ms, update phase {ms['update']:.1f} ms, batch-norm "
+          f"exchanges {ms['exchange']:.1f} ms")
     load = os.getloadavg()
     print(f"load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

@@ -168,6 +168,6 @@ class DistributedRun(_Run):
             step = self.trainer.stepper
             ms = step.times.per_step_ms()
             self.say(f"comm      {step.gradient_bytes / 1e6:.2f} MB of gradients all-reduced per "
-                     f"step: {ms['allreduce']:.1f} ms all-reduce, {ms['host']:.1f} ms reading "
-                     f"back and writing, {ms['exchange']:.1f} ms batch-norm exchanges "
-                     f"(means over {step.times.steps} steps)")
+                     f"step: {ms['allreduce']:.1f} ms all-reduce (waits for the slowest rank "
+                     f"included), {ms['host']:.1f} ms packing and writing, {ms['exchange']:.1f} "
+                     f"ms batch-norm exchanges (means over {step.times.steps} steps on rank 0)")

@@ -49,12 +49,13 @@ class StepTimes:
     steps: int = 0
     allreduce_s: float = 0.0  # the gradient all-reduce alone
     exchange_s: float = 0.0  # batch norm's exchanges (reads, gathers and writes)
-    host_s: float = 0.0  # reading gradients back, packing them, writing the sums
+    host_s: float = 0.0  # packing the gradients read back, writing the sums to the device
+    update_s: float = 0.0  # the update phase (the optimizer's kernels)
 
     def per_step_ms(self) -> dict[str, float]:
         n = max(self.steps, 1)
         return {"allreduce": 1e3 * self.allreduce_s / n, "exchange": 1e3 * self.exchange_s / n,
-                "host": 1e3 * self.host_s / n}
+                "host": 1e3 * self.host_s / n, "update": 1e3 * self.update_s / n}
 
 
 class DataParallelStep:
@@ -129,15 +130,17 @@ class DataParallelStep:
         t2 = time.perf_counter()
         bad = tuple(r for r in range(comm.size) if tail[BAD + r] > 0)
         loss = float("nan") if bad else float(tail[LOSS])
+        t3 = t2
         if math.isfinite(loss):  # else the loop restores the last checkpoint: skip the update
             model.backend.write_state({name: buf[a:b].reshape(shape)
                                        for name, shape, a, b in self.layout})
+            t3 = time.perf_counter()
             self.update.run({}, [], step=model.step, learning_rate=learning_rate)
         model.step += 1
-        t3 = time.perf_counter()
         self.times.steps += 1
         self.times.allreduce_s += t2 - t1
         self.times.host_s += (t1 - t0) + (t3 - t2)
+        self.times.update_s += time.perf_counter() - t3
         return StepResult(loss, round(float(tail[CORRECT])), bool(tail[STOP] > 0), bad)
 
     # ------------------------------------------------------------ batch norm's exchanges
