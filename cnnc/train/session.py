@@ -53,6 +53,7 @@ class RunOptions:
     resume: str | None = None
     bars: bool | None = None  # None: progress bars only on a terminal
     argv: list[str] = field(default_factory=list)
+    distributed: bool | None = None  # None: data parallel when an MPI launcher started >1 ranks
 
 
 def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
@@ -98,6 +99,7 @@ class _Run:
         self.started = time.time()
         self.trainer: Trainer | None = None
         self.test: Evaluation | None = None
+        self.test_probs: np.ndarray | None = None  # the test outputs, when this process has them
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -249,21 +251,27 @@ class _Run:
         trainer.run(self.checkpoint)
 
     def finish(self) -> None:
-        p = self.prepared
-        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
-        # The test outputs are kept for the report's pictures (its most confident mistakes).
-        probs = np.asarray(self.model.predict(p.test.x, batch_size=EVAL_BATCH_SIZE))
-        self.test = evaluation_from_predictions(self.config.loss, probs, p.test.labels,
-                                                p.class_names)
+        self.save_weights()
+        self.test = self.evaluate_test()
         self.folder.write_test(self.test)
         t = self.test
         self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
         self.say(format_confusion(t.confusion, t.class_names))
         self.write_summary("finished")
-        self.write_report(probs)
+        self.write_report()
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
                  f"{time.time() - self.started:.1f} s, on {self.device_text()}")
         self.say(f"results   {self.folder.path}")
+
+    def save_weights(self) -> None:
+        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
+
+    def evaluate_test(self) -> Evaluation:
+        p = self.prepared
+        # The outputs are kept for the report's pictures (its most confident mistakes).
+        self.test_probs = np.asarray(self.model.predict(p.test.x, batch_size=EVAL_BATCH_SIZE))
+        return evaluation_from_predictions(self.config.loss, self.test_probs, p.test.labels,
+                                           p.class_names)
 
     def settings_rows(self) -> list[tuple[str, str]]:
         """How the run was set up, as (label, value): for summary.txt and report.html."""
@@ -298,7 +306,7 @@ class _Run:
                       format_confusion(t.confusion, t.class_names)]
         self.folder.write_text(SUMMARY, "\n".join(lines) + "\n")
 
-    def write_report(self, probs: np.ndarray) -> None:
+    def write_report(self) -> None:
         """The run's pictures and report.html (cnnc/viz/report.py), drawn after every result is
         on disk: a picture that cannot be drawn is a warning, never a failed run."""
         p = self.prepared
@@ -309,8 +317,8 @@ class _Run:
                 name=_spec_name(self.graph, self.spec_path), graph=self.graph,
                 status="finished", settings=self.settings_rows(),
                 history=list(self.trainer.history.epochs) if self.trainer else [],
-                test=self.test, test_x=p.test.x, test_labels=p.test.labels, test_probs=probs,
-                weights=self.model.get_weights())
+                test=self.test, test_x=p.test.x, test_labels=p.test.labels,
+                test_probs=self.test_probs, weights=self.model.get_weights())
             failed = write_report(self.folder.path, report)
         except Exception as err:  # noqa: BLE001 (the results are saved; drawing is extra)
             print(f"cnnc: warning: the run's report was not written: {type(err).__name__}: "
@@ -323,6 +331,10 @@ class _Run:
 
 def run_spec(opts: RunOptions, out: TextIO | None = None) -> int:
     """Run `cnnc run`; returns the exit status (0, or 130 after Ctrl-C)."""
+    from cnnc.distributed import launch
+
+    if launch.wanted(opts.distributed):
+        return launch.run_distributed(opts, out or sys.stdout)
     run = _Run(opts, out or sys.stdout)
     run.settings()
     run.data()
