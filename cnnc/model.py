@@ -56,6 +56,8 @@ class Model:
         self._executables: dict[tuple[str, int], Executable] = {}
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
         backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
+        if spec_graph.given_weights is not None:  # an imported model's trained weights
+            self.set_weights(spec_graph.given_weights)
 
     # ------------------------------------------------------------ names
 
