@@ -57,6 +57,11 @@ def _batchnorm(call: Call, x: np.ndarray, *params: np.ndarray) -> np.ndarray:
     return y
 
 
+def _zero_padding2d(call: Call, x: np.ndarray) -> np.ndarray:
+    (t, b), (left, r) = call.attrs["padding"]
+    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
+
+
 def _add(call: Call, *xs: np.ndarray) -> np.ndarray:
     out = xs[0] + xs[1]
     for x in xs[2:]:
@@ -70,6 +75,7 @@ LAYER_IMPLS: dict[str, Impl] = {
     "maxpool2d": lambda call, x: pool.maxpool2d(x, call.attrs),
     "avgpool2d": lambda call, x: pool.avgpool2d(x, call.attrs),
     "global_avgpool2d": _global_avgpool2d,
+    "zero_padding2d": _zero_padding2d,
     "dense": _dense,
     "flatten": _flatten,
     "dropout": lambda call, x: x,  # inference: the identity

@@ -29,6 +29,7 @@ from cnnc.backends.opencl.bind_layers import (
     bind_input,
     bind_pool,
     bind_view,
+    bind_zero_padding2d,
 )
 from cnnc.backends.opencl.bind_train import (
     bind_activation_grad,
@@ -65,6 +66,7 @@ BINDERS: dict[str, Binder] = {
     "maxpool2d": bind_pool,
     "avgpool2d": bind_pool,
     "global_avgpool2d": bind_global_avgpool2d,
+    "zero_padding2d": bind_zero_padding2d,
     "dense": bind_dense,
     "flatten": bind_view,
     "dropout": bind_view,
