@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +53,23 @@ def load_onnx(path: str | os.PathLike) -> Graph:
         graph = read_graph(model, label)
         default = Path(label).stem
         name = graph.name if model.producer_name == PRODUCER and graph.name else default
-        return lower_onnx(graph, name=name)
+        return lower_onnx(graph, name=name, shapes=lambda: _inferred_shapes(model))
     except CnncError as err:
         raise err.with_context(file=label) from None
 
 
-def lower_onnx(g: OnnxGraph, *, name: str) -> Graph:
+def lower_onnx(g: OnnxGraph, *, name: str,
+               shapes: Callable[[], dict[str, tuple]] | None = None) -> Graph:
+    """Lower a read graph; `shapes` gives ONNX's inferred value shapes, used only after a node
+    fails, so that the nodes after it are still checked (and reported) too."""
     cx = Context(g, layer_args_metadata(g, LAYER_ARGS_KEY))
     problems: list[str] = []
     poisoned: set[str] = set()
+    inferred: dict[str, tuple] | None = None
     _inputs(cx, problems, poisoned)
     for node in g.nodes:
         if any(v in poisoned for v in node.inputs if v):
-            # Lowered only if its inputs were: report it only if its op is unknown anyway.
+            # Not lowered without its inputs: reported only if its op is unknown anyway.
             if node.op not in RULES and node.op not in FOLDERS:
                 problems.append(_problem(node, "this operator is not supported"))
             poisoned.update(v for v in node.outputs if v)
@@ -73,7 +78,9 @@ def lower_onnx(g: OnnxGraph, *, name: str) -> Graph:
             _lower_node(cx, node)
         except (Unsupported, FoldError, WindowError) as err:
             problems.append(_problem(node, str(err)))
-            poisoned.update(v for v in node.outputs if v)
+            if inferred is None:
+                inferred = shapes() if shapes is not None else {}
+            _stand_in(cx, node, inferred, poisoned)
     outputs = _outputs(cx, problems, poisoned)
     if problems:
         shown = problems[:LISTED]
@@ -83,6 +90,41 @@ def lower_onnx(g: OnnxGraph, *, name: str) -> Graph:
         raise SpecError(f"the model cannot be imported: {count} cannot be lowered exactly to "
                         "cnnc layers:\n" + "\n".join(shown), file=g.file)
     return _build(cx, name, outputs)
+
+
+def _inferred_shapes(model: Any) -> dict[str, tuple]:
+    """Every value's shape as ONNX's shape inference sees it ({} when it cannot say)."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - only a help for reporting; the model is refused anyway
+        return {}
+    out = {}
+    for vi in inferred.graph.value_info:
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None
+                                 for d in tt.shape.dim)
+    return out
+
+
+def _stand_in(cx: Context, node: OnnxNode, inferred: dict[str, tuple],
+              poisoned: set[str]) -> None:
+    """After a node fails, stand-in values of its outputs' shapes (NCHW, or (batch, n)) let
+    the nodes after it be checked too; outputs of unknown shape poison their readers."""
+    for v in node.outputs:
+        if not v:
+            continue
+        dims = inferred.get(v)
+        if dims is None or len(dims) not in (2, 4) or not all(d for d in dims[1:]):
+            poisoned.add(v)
+            continue
+        if len(dims) == 4:
+            shape, perm = (None, dims[2], dims[3], dims[1]), NCHW
+        else:
+            shape, perm = (None, dims[1]), (0, 1)
+        cx.tensors[v] = Tensor(cx.stand_in(shape), perm)
 
 
 def _problem(node: OnnxNode, reason: str) -> str:

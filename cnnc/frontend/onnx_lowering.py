@@ -106,6 +106,7 @@ class Context:
         self.constants: dict[str, np.ndarray] = dict(graph.constants)
         self.tensors: dict[str, Tensor] = {}
         self.layers: list[Layer] = []
+        self.stand_ins: list[Layer] = []
         self.readers = graph.consumers()
         self.outputs = set(graph.outputs)
         self.layer_args = layer_args  # from cnnc's own export: choices ONNX cannot state
@@ -197,10 +198,17 @@ class Context:
         layer.decl.keywords = merged
 
     def shape_of(self, decl: Any) -> Shape:
-        for layer in self.layers:
+        for layer in (*self.layers, *self.stand_ins):
             if layer.decl is decl:
                 return layer.shape
         raise InternalError("a layer reads a declaration that is not in the import")
+
+    def stand_in(self, shape: Shape) -> Layer:
+        """A layer of this shape for the output of a node that failed: never lowered (the
+        import fails anyway), it lets the nodes after it be checked and reported too."""
+        layer = Layer(LayerDecl(op="<unsupported>"), None, shape)
+        self.stand_ins.append(layer)
+        return layer
 
     def layer_arg(self, name: str | None, arg: str) -> Any:
         """What cnnc's own export recorded for this layer's argument (None if nothing)."""

@@ -79,6 +79,7 @@ REDUCTION: dict[str, Terms] = {
     "maxpool2d": _one,
     "avgpool2d": _window,
     "global_avgpool2d": lambda n, g, b: prod(g.shape_of(n.inputs[0])[1:3]),
+    "zero_padding2d": _one,
     "dense": _last_axis,
     "flatten": _one,
     "dropout": _one,
