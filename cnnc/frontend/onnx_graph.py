@@ -232,9 +232,11 @@ def _cycle(left: list[OnnxNode], producer: dict[str, OnnxNode]) -> str:
         seen.append(node.index)
         node = next(producer[v] for v in node.inputs
                     if v in producer and producer[v].index in in_left)
-    loop = seen[seen.index(node.index):]
+    loop = list(reversed(seen[seen.index(node.index):]))  # in the direction data flows
+    first = loop.index(min(loop))  # start at the node the file lists first
+    loop = loop[first:] + loop[:first]
     by_index = {n.index: n for n in left}
-    names = [by_index[i].label for i in reversed(loop)]
+    names = [by_index[i].label for i in loop]
     return " -> ".join([*names, names[0]])
 
 

@@ -78,9 +78,12 @@ def clean_name(name: str, op: str) -> str | None:
 
     PyTorch names nodes by module path and op ('/layer1/layer1.0/conv1/Conv'): that becomes
     'layer1.0.conv1', as in its state_dict. A bare op name ('/Relu_1') gives None (an auto name).
+    tf2onnx names them by Keras layer and TensorFlow op ('sequential/conv2d/Conv2D'): that
+    becomes 'sequential.conv2d'.
     """
     parts = [p for p in name.strip().split("/") if p]
-    if parts and re.fullmatch(re.escape(op) + r"(_\d+)?", parts[-1]):
+    if parts and (re.fullmatch(re.escape(op) + r"(_\d+)?", parts[-1])
+                  or (len(parts) > 1 and parts[-1][:1].isupper())):
         parts.pop()
     # PyTorch repeats each parent: layer1/layer1.0 -> keep the longer one.
     parts = [p for i, p in enumerate(parts)

@@ -433,10 +433,15 @@ def _activation(cx: Context, node: OnnxNode) -> None:
     cx.define(node, Tensor(layer, x.perm, x.order, nonneg))
 
 
+def _parent(name: str) -> str:
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
 def _fusable(cx: Context, node: OnnxNode, x: Tensor, producer: Layer) -> bool:
     """An activation joins the conv/dense before it when nothing else reads that layer's output
-    and the activation node has no name of its own (PyTorch's '/Relu'), or is named after the
-    layer ('conv2d/relu', as cnnc's export writes a fused activation)."""
+    and the activation node has no name of its own (PyTorch's '/Relu'), is named after the
+    layer ('conv2d/relu', as cnnc's export writes a fused activation) or belongs to the same
+    layer (tf2onnx's 'model/conv2d/Conv2D' then 'model/conv2d/Relu')."""
     if producer.op not in ("conv2d", "dense"):
         return False
     if producer.keywords.get("activation", "linear") != "linear":
@@ -444,7 +449,8 @@ def _fusable(cx: Context, node: OnnxNode, x: Tensor, producer: Layer) -> bool:
     if not cx.sole_reader(x, node.inputs[0], node):
         return False
     own = producer.node.name if producer.node is not None else ""
-    return _hint(node) is None or bool(own and node.name.startswith(own + "/"))
+    return _hint(node) is None or bool(own) and (
+        node.name.startswith(own + "/") or _parent(node.name) == _parent(own) != "")
 
 
 # ---------------------------------------------------------------- normalisation, dropout
