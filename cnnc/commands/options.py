@@ -34,8 +34,9 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     """SPEC and --weights: a trained network, for eval and predict."""
     add_spec_argument(parser, help="the spec the weights belong to (a .cnn or .yaml file, or a "
                                    "bundled spec's name)")
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a weights.safetensors file (e.g. from a run folder)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="a weights.safetensors file (e.g. from a run folder); needed unless "
+                             "SPEC is an .onnx model, which holds its own")
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
