@@ -18,7 +18,7 @@ from cnnc.errors import CnncError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from cnnc.frontend.builder import Network
+    from cnnc.frontend.network import Network
     from cnnc.ir.graph import Graph
     from cnnc.model import Model
 
@@ -46,7 +46,7 @@ def compile(
 
 def __getattr__(name: str) -> Any:
     if name == "Network":
-        from cnnc.frontend.builder import Network
+        from cnnc.frontend.network import Network
 
         return Network
     if name == "Graph":

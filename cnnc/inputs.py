@@ -19,7 +19,7 @@ import numpy as np
 
 from cnnc.errors import InputError
 from cnnc.ir.graph import Graph, Node
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 
 
 def _array(value: Any, what: str) -> np.ndarray:

@@ -17,18 +17,18 @@ import numpy as np
 from cnnc import weights as wfile
 from cnnc.backends.base import Backend, Executable, get_backend
 from cnnc.errors import CnncError, InputError
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.inputs import check_targets, input_feeds
 from cnnc.ir.graph import Graph
-from cnnc.passes import names
-from cnnc.passes.pipeline import inference_graph, training_graph
-from cnnc.train.config import (
+from cnnc.ir.train_config import (
     OptimizerConfig,
     TrainConfig,
     parse_loss,
     parse_optimizer,
     parse_train_config,
 )
+from cnnc.passes import names
+from cnnc.passes.pipeline import inference_graph, training_graph
 
 DTYPES = ("float32", "float64")
 STEP = "step"  # the step counter's key in get_training_state()

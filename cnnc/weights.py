@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnc.atomic import atomic_write
 from cnnc.errors import WeightsError
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 
 FORMAT = "cnnc-weights"
 

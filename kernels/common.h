@@ -1,9 +1,9 @@
 /* Shared by every kernel family: vector types of a configurable width, the activations, and
  * how a reduction is cut into parts.
  *
- * Build options (-D, integers only, set by cnnc/backends/opencl/bind.py):
- *   VW   vector width of a register block's columns (1, 2, 4, 8 or 16)
- *   ACT  activation: 0 linear, 1 relu, 2 leaky_relu, 3 elu, 4 sigmoid, 5 tanh
+ * Build options (-D, integers only, made by the binders in cnnc/backends/opencl/bind_*.py):
+ *   VW        vector width of a register block's columns (1, 2, 4, 8 or 16)
+ *   ACT_<NAME> the activation, by name (below)
  */
 #ifndef CNNC_COMMON_H
 #define CNNC_COMMON_H
@@ -23,33 +23,37 @@ typedef CAT(float, VW) floatV;
 #endif
 #endif
 
-#define ACT_LINEAR 0
-#define ACT_RELU 1
-#define ACT_LEAKY_RELU 2
-#define ACT_ELU 3
-#define ACT_SIGMOID 4
-#define ACT_TANH 5
+/* The activation a kernel applies as it stores, chosen by name: the binders pass
+ * cnnc/ir/activations.py's `kernel_defines`, that is -D ACT_<NAME>=1 and, for each constant
+ * of that activation, -D ACT_<CONSTANT>_BITS=<the float32's bits as an int> (only integers
+ * reach build options; as_float() gets the exact float back). No ACT_* define: the identity.
+ * tests/opencl/test_program.py checks that every elementwise row of the table has a case here
+ * and in elementwise.cl's activation_grad. ACTIVATE(v) works on float and on floatN: every
+ * built-in used is overloaded on gentype. */
+#ifdef ACT_SLOPE_BITS
+#define ACT_SLOPE as_float(ACT_SLOPE_BITS)
+#endif
+#ifdef ACT_ALPHA_BITS
+#define ACT_ALPHA as_float(ACT_ALPHA_BITS)
+#endif
+#ifdef ACT_MAX_VALUE_BITS
+#define ACT_MAX_VALUE as_float(ACT_MAX_VALUE_BITS)
+#endif
 
-/* Keras 3 defaults; cnnc/ir/layers.py states the same constants. */
-#define LEAKY_SLOPE 0.2f
-
-/* ACTIVATE(v) works on float and on floatN: every built-in used is overloaded on gentype. */
-#ifndef ACT
-#define ACTIVATE(v) (v)
-#elif ACT == ACT_LINEAR
-#define ACTIVATE(v) (v)
-#elif ACT == ACT_RELU
+#if defined(ACT_RELU)
 #define ACTIVATE(v) max((v), 0.0f)
-#elif ACT == ACT_LEAKY_RELU
-#define ACTIVATE(v) select(LEAKY_SLOPE * (v), (v), (v) >= 0.0f)
-#elif ACT == ACT_ELU
-#define ACTIVATE(v) select(expm1(v), (v), (v) > 0.0f)
-#elif ACT == ACT_SIGMOID
+#elif defined(ACT_LEAKY_RELU)
+#define ACTIVATE(v) select(ACT_SLOPE * (v), (v), (v) >= 0.0f)
+#elif defined(ACT_RELU6)
+#define ACTIVATE(v) clamp((v), 0.0f, ACT_MAX_VALUE)
+#elif defined(ACT_ELU)
+#define ACTIVATE(v) select(ACT_ALPHA * expm1(v), (v), (v) > 0.0f)
+#elif defined(ACT_SIGMOID)
 #define ACTIVATE(v) (1.0f / (1.0f + exp(-(v))))
-#elif ACT == ACT_TANH
+#elif defined(ACT_TANH)
 #define ACTIVATE(v) tanh(v)
-#else
-#error "unknown ACT"
+#else /* ACT_LINEAR, or none */
+#define ACTIVATE(v) (v)
 #endif
 
 /* Helper functions (static, inlined into the kernels) take plain pointers, not restrict

@@ -8,7 +8,7 @@
  * Geometry (-D): H W C input, OH OW F output, CG = C / groups, FG = F / groups, KH KW kernel,
  *   SH SW strides, DH DW dilation, PT PL padding before (top, left). The batch size comes as the
  *   argument `batch`, so one program serves every batch size.
- * Tiling (-D): MR rows per work-item, VW, NV. Epilogue (-D): HAS_BIAS, ACT (see common.h).
+ * Tiling (-D): MR rows per work-item, VW, NV. Epilogue (-D): HAS_BIAS, ACT_<NAME> (see common.h).
  * Launch: dim 0 = column blocks (NR columns), dim 1 = row blocks (MR rows); dim 2 of the
  *   kernel gradient = parts of the reduction (its global size).
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands

@@ -6,7 +6,7 @@
  *
  * Sizes (-D): the weight's M/K and N; the batch-dependent size (m rows of matmul, k reduction of
  * matmul_tn) is an argument, so one program serves every batch size. Tiling (-D): MR rows per
- * work-item, VW, NV (NR = VW * NV columns, N % NR == 0); epilogue (-D): HAS_BIAS, ACT.
+ * work-item, VW, NV (NR = VW * NV columns, N % NR == 0); epilogue (-D): HAS_BIAS, ACT_<NAME>.
  * Launch: dim 0 column blocks, dim 1 row blocks, dim 2 (matmul_tn) parts of the reduction.
  * GPUs (-D LOCAL_TILE=1 TX TY KT): matmul stages its operands in local memory (tile.h).
  */

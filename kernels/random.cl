@@ -1,4 +1,4 @@
-/* Counter-based random numbers and dropout: the same bits as cnnc/random.py.
+/* Counter-based random numbers and dropout: the same bits as cnnc/rng.py.
  *
  *   k1 = lowbias32(seed); k2 = lowbias32(k1 ^ step); h = lowbias32(k2 ^ i)
  *   u  = (h >> 8) * 2^-24, in [0, 1) and exact in float32
@@ -36,7 +36,7 @@ __kernel void dropout(__global const float *restrict x, __global float *restrict
 }
 #endif
 
-/* The uniforms themselves, for tests that compare with cnnc.random.uniform. */
+/* The uniforms themselves, for tests that compare with cnnc.rng.uniform. */
 #ifdef UNIFORM
 __kernel void uniform(__global float *restrict out, int n, uint seed, uint step)
 {

@@ -74,7 +74,7 @@ static void gemm_steps(floatV acc[MR][NV], __global const float *a_rows[MR],
 /* Writes the block to rows m0.. and columns n0.. of `out`, a rows x cols matrix, skipping rows
  * past the end (and the whole block when it starts past the last column: only local tiles
  * round the grid up that far). The epilogue: with -D HAS_BIAS=1, + bias[n] (kernels without a
- * bias pass 0); then ACTIVATE, the identity unless -D ACT (common.h). */
+ * bias pass 0); then ACTIVATE, the identity unless -D ACT_<NAME> (common.h). */
 static void store_block(floatV acc[MR][NV], __global const float *bias, __global float *out,
                         int m0, int n0, int rows, int cols)
 {

@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnc.errors import CnncError, InputError, InternalError, did_you_mean
 from cnnc.ir.graph import Graph, StateSpec
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 
 
 class Executable(Protocol):

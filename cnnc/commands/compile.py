@@ -29,14 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _mib(nbytes: int) -> str:
-    return f"{nbytes / 2**20:.2f} MiB"
-
-
-def _dims(sizes: tuple[int, ...] | None) -> str:
-    return "auto" if sizes is None else "x".join(str(s) for s in sizes)
-
-
 def build_graph(args: argparse.Namespace):
     from cnnc.frontend.spec import load_spec
     from cnnc.ir.printer import format_graph
@@ -52,80 +44,8 @@ def build_graph(args: argparse.Namespace):
     return training_graph(graph, dump=hook) if args.train else inference_graph(graph, dump=hook)
 
 
-def _buffer(plan, node: str, arg) -> str | None:
-    """Where a launch argument lives, for --plan ('conv2d @0x1000'); None for scalars."""
-    from cnnc.backends.opencl.launches import Value, Workspace, Zeros
-    from cnnc.passes.memplan import workspace_name
-
-    if isinstance(arg, Value):
-        if arg.name in plan.graph.state_map:
-            return f"{arg.name} state"
-        return f"{arg.name} @{plan.memory.offset_of(arg.name):#x}"
-    if isinstance(arg, Workspace):
-        name = workspace_name(node, arg.index)
-        return f"{name} @{plan.memory.offsets[name]:#x}"
-    if isinstance(arg, Zeros):
-        return "zeros"
-    return None
-
-
-def format_schedule(plan) -> list[str]:
-    """One line per launch: step, node, kernel, global/local sizes, buffers."""
-    lines = []
-    for i, name in enumerate(plan.schedule):
-        binding = plan.bindings[name]
-        if binding.fed:
-            where = plan.memory.offset_of(name)
-            lines.append(f"{i:4d}  {name}  <- written by the host @{where:#x}")
-        elif binding.view_of is not None:
-            op = plan.graph.node(name).op
-            lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({op}, no launch)")
-        for lau in binding.launches:
-            buffers = [_buffer(plan, name, arg) for arg in lau.args]
-            lines.append(
-                f"{i:4d}  {name}  {lau.file}:{lau.kernel}  global={_dims(lau.global_size)}"
-                f" local={_dims(lau.local_size)}  [{', '.join(b for b in buffers if b)}]"
-            )
-    return lines
-
-
-def format_memory(plan) -> list[str]:
-    memory = plan.memory
-    lines = ["tensor                                          bytes      offset   live steps"]
-    ordered = sorted(memory.tensors, key=lambda t: (memory.offsets[t.name], t.start))
-    for t in ordered:
-        off = memory.offsets[t.name]
-        # Earlier tensors whose bytes this one takes over; name the one that died last.
-        shared = sorted(
-            (
-                o
-                for o in memory.tensors
-                if o is not t
-                and not o.overlaps(t)
-                and memory.offsets[o.name] < off + t.nbytes
-                and off < memory.offsets[o.name] + o.nbytes
-                and o.start < t.start
-            ),
-            key=lambda o: -o.end,
-        )
-        reuse = f"  reuses {shared[0].name}" if shared else ""
-        end = "end" if t.end >= len(plan.schedule) else str(t.end)
-        start = "host" if t.start < 0 else str(t.start)
-        lines.append(f"{t.name:44s} {t.nbytes:>10,d}  {off:#10x}   {start}..{end}{reuse}")
-    state = sum(s.size * 4 for s in plan.graph.state)
-    lines.append("")
-    lines.append(
-        f"planned peak device memory: {_mib(memory.peak)} for {len(memory.tensors)} "
-        f"tensors; one buffer per tensor would take {_mib(memory.naive)} "
-        f"({100 * (1 - memory.peak / max(memory.naive, 1)):.0f}% saved)"
-    )
-    lines.append(
-        f"state (parameters, statistics, optimizer slots): {_mib(state)}, kept across runs"
-    )
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
+    from cnnc.backends.opencl.plan import mib
     from cnnc.backends.opencl.runtime import OpenCLBackend, OpenCLExecutable
 
     graph = build_graph(args)
@@ -136,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     launches = sum(len(b.launches) for b in plan.bindings.values())
     if args.plan:
         print(f"schedule: {len(plan.schedule)} nodes, {launches} kernel launches")
-        for line in format_schedule(plan):
+        for line in plan.describe_launches():
             print(line)
         print()
-        for line in format_memory(plan):
+        for line in plan.describe_memory():
             print(line)
         return 0
     start = time.perf_counter()
@@ -153,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - start:.1f} s"
     )
     print(
-        f"planned device memory: {_mib(plan.memory.peak)} "
-        f"(one buffer per tensor: {_mib(plan.memory.naive)})"
+        f"planned device memory: {mib(plan.memory.peak)} "
+        f"(one buffer per tensor: {mib(plan.memory.naive)})"
     )
     return 0

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc import weights as wfile
     from cnnc.export.onnx_export import export_onnx
     from cnnc.frontend.spec import load_spec
-    from cnnc.init import initial_values
+    from cnnc.initializers import initial_values
 
     graph = load_spec(args.spec)
     shapes = {s.name: s.shape for s in graph.weights}

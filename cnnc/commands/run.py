@@ -12,7 +12,7 @@ from cnnc.commands.options import (
     add_spec_argument,
     positive_int,
 )
-from cnnc.train.config import DATASETS
+from cnnc.ir.train_config import DATASETS
 from cnnc.train.session import RunOptions, run_spec
 
 HELP = "train a spec on its dataset and evaluate it on the test set"

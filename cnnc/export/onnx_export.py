@@ -26,9 +26,10 @@ from cnnc.errors import CnncError, InternalError
 from cnnc.frontend.onnx_file import require_onnx
 from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
+from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
-from cnnc.ir.layers import ELU_ALPHA, LEAKY_RELU_SLOPE, pool_strides
+from cnnc.ir.layers import pool_strides
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over one axis, Dropout's ratio input, Clip's bounds as inputs
@@ -89,6 +90,12 @@ class Exporter:
             np.array(array, dtype=np.float32, order="C"), name))
         return name
 
+    def weight_ints(self, name: str, values: list[int]) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.array(values, np.int64), name))
+        return name
+
     def add(self, op: str, inputs: list[str], outputs: list[str], name: str,
             **attrs: Any) -> None:
         self.nodes.append(self.helper.make_node(op, inputs, outputs, name=name, **attrs))
@@ -108,11 +115,19 @@ class Exporter:
             self.add("Identity", [src], [dst], name)
         elif act == "softmax":
             self.add("Softmax", [src], [dst], name, axis=1 if rank == 4 else -1)
+        elif act == "relu6":
+            self.clip(src, dst, name, CNNC_ACTIVATIONS["relu6"].constants["max_value"])
         elif act in ACTIVATION_OPS:
             op, attrs = ACTIVATION_OPS[act]
             self.add(op, [src], [dst], name, **attrs)
         else:
             raise ExportError(f"{node.name}: activation '{act}' has no ONNX export yet")
+
+    def clip(self, src: str, dst: str, name: str, high: float) -> None:
+        """Clip(0, high): relu6, and Keras' ReLU(max_value=high)."""
+        low = self.weight(f"{name}/min", np.array(0.0))
+        high_name = self.weight(f"{name}/max", np.array(high))
+        self.add("Clip", [src, low, high_name], [dst], name)
 
     def with_activation(self, node: Node, op: str, inputs: list[str], **attrs: Any) -> None:
         """A conv/dense node, then its fused activation as a node named '<layer>/<act>'."""
@@ -127,12 +142,13 @@ class Exporter:
         self.values[self.folded_into.get(node.name, node.name)] = Value(out)
 
 
+# cnnc activation -> ONNX op and attributes (softmax, relu6 and linear are written above).
 ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]]] = {
     "relu": ("Relu", {}),
     "sigmoid": ("Sigmoid", {}),
     "tanh": ("Tanh", {}),
-    "elu": ("Elu", {"alpha": ELU_ALPHA}),
-    "leaky_relu": ("LeakyRelu", {"alpha": LEAKY_RELU_SLOPE}),
+    "elu": ("Elu", {"alpha": CNNC_ACTIVATIONS["elu"].constants["alpha"]}),
+    "leaky_relu": ("LeakyRelu", {"alpha": CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]}),
 }
 
 
@@ -179,6 +195,42 @@ def _conv2d(ex: Exporter, node: Node) -> None:
     ex.with_activation(node, "Conv", inputs, kernel_shape=list(a["kernel_size"]),
                        strides=list(a["strides"]), dilations=list(a["dilation_rate"]),
                        group=a["groups"], pads=pads)
+
+
+def _depthwise_conv2d(ex: Exporter, node: Node) -> None:
+    """A Conv with one group per input channel; the import reads it back as depthwise_conv2d
+    (a grouped conv2d computes the same) because the metadata says so."""
+    a = node.attrs
+    x = node.inputs[0]
+    kernel = np.asarray(ex.weights[node.params[0]])  # (kh, kw, channels, depth_multiplier)
+    kh, kw, channels, mult = kernel.shape
+    pads = _window_pads(node, ex.graph.shape_of(x), a["kernel_size"], a["strides"],
+                        a["dilation_rate"])
+    _note_padding(ex, node, pads)
+    ex.note(node.name, "op", "depthwise_conv2d")
+    onnx_kernel = kernel.reshape(kh, kw, channels * mult).transpose(2, 0, 1)[:, None]
+    inputs = [ex.value(x).name, ex.weight(node.params[0], onnx_kernel)]
+    if a["use_bias"]:
+        inputs.append(ex.weight(node.params[1], ex.weights[node.params[1]]))
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[kh, kw], strides=list(a["strides"]),
+                       dilations=list(a["dilation_rate"]), group=channels, pads=pads)
+
+
+def _relu(ex: Exporter, node: Node) -> None:
+    """Keras' ReLU layer as Relu, LeakyRelu or Clip(0, max); the metadata keeps it a layer."""
+    a = node.attrs
+    src, out = ex.value(node.inputs[0]), ex.out(node)
+    if a["threshold"] != 0.0 or (a["negative_slope"] and a["max_value"] is not None):
+        raise ExportError(f"{node.name}: a relu with a threshold, or with both a slope and a "
+                          "cap, has no ONNX export yet")
+    ex.note(node.name, "op", "relu")
+    if a["max_value"] is not None:
+        ex.clip(src.name, out, node.name, a["max_value"])
+    elif a["negative_slope"]:
+        ex.add("LeakyRelu", [src.name], [out], node.name, alpha=a["negative_slope"])
+    else:
+        ex.add("Relu", [src.name], [out], node.name)
+    ex.values[node.name] = Value(out, src.order)
 
 
 def _dense(ex: Exporter, node: Node) -> None:
@@ -239,6 +291,14 @@ def _global_avgpool2d(ex: Exporter, node: Node) -> None:
         ex.add("GlobalAveragePool", [src], [f"{node.name}/pooled"], node.name)
         ex.add("Flatten", [f"{node.name}/pooled"], [ex.out(node)], f"{node.name}/flatten",
                axis=1)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _zero_padding2d(ex: Exporter, node: Node) -> None:
+    (t, b), (left, r) = node.attrs["padding"]
+    pads = ex.weight_ints(f"{node.name}/pads", [0, 0, t, left, 0, 0, b, r])  # NCHW begins, ends
+    ex.add("Pad", [ex.value(node.inputs[0]).name, pads], [ex.out(node)], node.name,
+           mode="constant")
     ex.values[node.name] = Value(ex.out(node))
 
 
@@ -324,14 +384,17 @@ def _concatenate(ex: Exporter, node: Node) -> None:
 EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "input": _input,
     "conv2d": _conv2d,
+    "depthwise_conv2d": _depthwise_conv2d,
     "maxpool2d": _pool,
     "avgpool2d": _pool,
     "global_avgpool2d": _global_avgpool2d,
+    "zero_padding2d": _zero_padding2d,
     "dense": _dense,
     "flatten": _flatten,
     "dropout": _dropout,
     "batchnorm": _batchnorm,
     "activation": _activation,
+    "relu": _relu,
     "add": _add,
     "concatenate": _concatenate,
 }

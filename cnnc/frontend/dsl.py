@@ -1,7 +1,7 @@
 """The DSL front end: text -> syntax tree (dsl_parser) -> layer declarations -> `lower`.
 
 Here the statements take meaning: `repeat` blocks are unrolled, the `train` block becomes the
-mapping that cnnc.train.config checks, and every declaration keeps the spans of what it was
+mapping that cnnc.ir.train_config checks, and every declaration keeps the spans of what it was
 written from, so that lowering reports errors at the right word.
 
 Names inside `repeat N { ... }`: a label `b` in the block becomes `b_1`, `b_2`, ... `b_N`, one
@@ -19,7 +19,7 @@ from cnnc.frontend import ast
 from cnnc.frontend.dsl_parser import parse_program
 from cnnc.frontend.lower import LayerDecl, default_network_name, lower
 from cnnc.ir.graph import Graph
-from cnnc.train.config import TrainConfig, parse_train_config
+from cnnc.ir.train_config import TrainConfig, parse_train_config
 
 MAX_LAYERS = 100_000  # a bound on what `repeat` may unroll to, so a typo cannot exhaust memory
 
@@ -156,7 +156,7 @@ def train_mapping(block: ast.Train) -> tuple[dict[str, Any], dict[str, tuple[Spa
 
 
 def train_config(block: ast.Train) -> TrainConfig:
-    """The block checked by cnnc.train.config, its errors moved onto the words they are about."""
+    """The block checked by cnnc.ir.train_config, its errors moved onto the words they are about."""
     settings, where = train_mapping(block)
     try:
         return parse_train_config(settings)

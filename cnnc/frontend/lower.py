@@ -3,7 +3,8 @@
 The DSL, YAML and Python front ends each turn their input into a list of `LayerDecl` (what the
 user wrote, with where they wrote it) and call `lower`. Everything after that is common: op and
 argument checking, Keras-style auto names, reference resolution, cycle detection, topological
-order, shape inference and parameter creation. So the three front ends cannot drift apart.
+order, expansion of layers that are special cases of another op (`OpDef.expand`), shape
+inference and parameter creation. So the three front ends cannot drift apart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from cnnc.errors import Span, SpecError, did_you_mean
 from cnnc.frontend.arguments import plural, resolve_args
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
-from cnnc.ir.ops import OpDef, Shape, layer_names, lookup_layer
+from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
 
 PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
 
@@ -132,6 +133,10 @@ def lower(
     for i in order:
         d, op = decls[i], ops[i]
         attrs = resolve_args(d, op, names[i])
+        if op.expand is not None:  # a special case of another op: build that op's node
+            target, given = op.expand(attrs)
+            op = OPS[target]
+            attrs = op.check_attrs(given)
         lo, hi = op.arity
         n_in = len(wired[i])
         if n_in < lo or (hi is not None and n_in > hi):

@@ -246,7 +246,7 @@ def _train(cx: Context) -> Any:
         return None
     import json
 
-    from cnnc.train.config import parse_train_config
+    from cnnc.ir.train_config import parse_train_config
 
     try:
         data = json.loads(text)

@@ -20,11 +20,17 @@ from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
 from cnnc.frontend.onnx_windows import Window, WindowError, read_window
-from cnnc.ir import args as A
-from cnnc.ir.layers import ELU_ALPHA, LEAKY_RELU_SLOPE
+from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.ops import OPS
 
 NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
+KERNEL_LAYERS = ("conv2d", "depthwise_conv2d", "dense")  # take a bias and an activation
+ELU_ALPHA = CNNC_ACTIVATIONS["elu"].constants["alpha"]
+LEAKY_SLOPE = CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]
+RELU6_MAX = CNNC_ACTIVATIONS["relu6"].constants["max_value"]
+# The activations that are also a `relu` layer, with its arguments (Keras' ReLU layer).
+AS_RELU_LAYER = {"relu": {}, "relu6": {"max_value": RELU6_MAX},
+                 "leaky_relu": {"negative_slope": LEAKY_SLOPE}}
 PAD_OP = "zero_padding2d"  # Keras ZeroPadding2D, when cnnc has it
 
 
@@ -124,14 +130,26 @@ def _conv(cx: Context, node: OnnxNode) -> None:
     bias = cx.weight(node, 2, "the bias B", (filters,))
     win = _window(node, x, (kh, kw))
     padding, pads = _padding(cx, node, win, zero_pad=True)
-    keywords = {"filters": filters, "kernel_size": (kh, kw), "strides": win.strides,
-                "padding": padding, "dilation_rate": win.dilations, "groups": group,
-                "use_bias": bias is not None}
-    x = _with_padding(cx, node, x, pads, "conv2d", keywords)
-    params = {"kernel": np.ascontiguousarray(w.transpose(2, 3, 1, 0))}  # OIHW -> HWIO
+    channels = x.shape[3]
+    if cx.layer_arg(_hint(node), "op") == "depthwise_conv2d" and group == channels and cin_g == 1:
+        # Keras' DepthwiseConv2D, as cnnc's export wrote it: output c * m_count + m is input
+        # channel c with filter m, kernel (kh, kw, channels, depth_multiplier).
+        op = "depthwise_conv2d"
+        keywords = {"kernel_size": (kh, kw), "strides": win.strides, "padding": padding,
+                    "depth_multiplier": filters // channels, "dilation_rate": win.dilations,
+                    "use_bias": bias is not None}
+        kernel = w[:, 0].reshape(channels, filters // channels, kh, kw).transpose(2, 3, 0, 1)
+    else:
+        op = "conv2d"
+        keywords = {"filters": filters, "kernel_size": (kh, kw), "strides": win.strides,
+                    "padding": padding, "dilation_rate": win.dilations, "groups": group,
+                    "use_bias": bias is not None}
+        kernel = w.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    x = _with_padding(cx, node, x, pads, op, keywords)
+    params = {"kernel": np.ascontiguousarray(kernel)}
     if bias is not None:
         params["bias"] = bias
-    layer = cx.layer(node, "conv2d", [x], keywords, params, hint=_hint(node))
+    layer = cx.layer(node, op, [x], keywords, params, hint=_hint(node))
     cx.define(node, Tensor(layer, NCHW))
 
 
@@ -336,7 +354,7 @@ def _add(cx: Context, node: OnnxNode) -> None:
         t = cx.tensor(node, i)
         c = cx.weight(node, 1 - i, "the constant addend")
         layer = t.layer
-        bias = _bias_vector(t, c) if layer.op in ("conv2d", "dense") else None
+        bias = _bias_vector(t, c) if layer.op in KERNEL_LAYERS else None
         if (bias is not None and not layer.keywords.get("use_bias", True)
                 and layer.keywords.get("activation", "linear") == "linear"
                 and cx.sole_reader(t, node.inputs[i], node)):
@@ -381,12 +399,13 @@ def _elu(cx: Context, node: OnnxNode, x: Tensor) -> str:
     return "elu"
 
 
-def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> str:
+def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
     alpha = node.attrs.get("alpha", 0.01)
-    if not isclose(alpha, LEAKY_RELU_SLOPE, rel_tol=1e-6):
-        raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's leaky_relu has slope "
-                          f"{LEAKY_RELU_SLOPE}")
-    return "leaky_relu"
+    if isclose(alpha, LEAKY_SLOPE, rel_tol=1e-6):
+        return "leaky_relu"
+    if alpha < 0:
+        raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's relu takes a slope >= 0")
+    return {"negative_slope": float32_value(alpha)}
 
 
 def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
@@ -397,18 +416,21 @@ def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
             np.inf if hi is None else float(hi.reshape(-1)[0]))
 
 
-def _clip(cx: Context, node: OnnxNode, x: Tensor) -> str:
+def _clip(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
     lo, hi = _clip_bounds(cx, node)
     if lo == 0.0 and hi == np.inf:
         return "relu"
-    if lo == 0.0 and hi == 6.0 and "relu6" in A.ACTIVATIONS:
+    if lo == 0.0 and hi == RELU6_MAX:
         return "relu6"
-    raise Unsupported(f"min={lo}, max={hi}: cnnc lowers Clip(0, inf) as relu"
-                      + (" and Clip(0, 6) as relu6" if "relu6" in A.ACTIVATIONS else ""))
+    if lo == 0.0 and 0.0 < hi < np.inf:
+        return {"max_value": float32_value(hi)}  # Keras' ReLU(max_value=hi)
+    raise Unsupported(f"min={lo}, max={hi}: cnnc lowers Clip(0, max) only (a capped relu)")
 
 
-# ONNX elementwise op -> the cnnc activation it is, given the node and its input.
-ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str]] = {
+# ONNX elementwise op -> what cnnc computes it with, given the node and its input: an
+# activation name (fused into the layer before it, or an `activation` layer), or the arguments
+# of a `relu` layer (Keras' ReLU) for what no activation name says.
+ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
     "Relu": lambda cx, node, x: "relu",
     "Sigmoid": lambda cx, node, x: "sigmoid",
     "Tanh": lambda cx, node, x: "tanh",
@@ -422,6 +444,13 @@ ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str]] = {
 def _activation(cx: Context, node: OnnxNode) -> None:
     x = cx.tensor(node, 0)
     name = ACTIVATIONS[node.op](cx, node, x)
+    hint = _hint(node)
+    if isinstance(name, str) and cx.layer_arg(hint, "op") == "relu" and name in AS_RELU_LAYER:
+        name = dict(AS_RELU_LAYER[name])  # cnnc's export of a relu layer
+    if isinstance(name, dict):
+        layer = cx.layer(node, "relu", [x], name, hint=hint)
+        cx.define(node, Tensor(layer, x.perm, x.order, not name.get("negative_slope")))
+        return
     producer = x.layer
     nonneg = name in NONNEGATIVE
     if _fusable(cx, node, x, producer):
@@ -429,7 +458,7 @@ def _activation(cx: Context, node: OnnxNode) -> None:
         producer.value = node.outputs[0]
         cx.define(node, Tensor(producer, x.perm, x.order, nonneg))
         return
-    layer = cx.layer(node, "activation", [x], {"activation": name}, hint=_hint(node))
+    layer = cx.layer(node, "activation", [x], {"activation": name}, hint=hint)
     cx.define(node, Tensor(layer, x.perm, x.order, nonneg))
 
 
@@ -442,7 +471,7 @@ def _fusable(cx: Context, node: OnnxNode, x: Tensor, producer: Layer) -> bool:
     and the activation node has no name of its own (PyTorch's '/Relu'), is named after the
     layer ('conv2d/relu', as cnnc's export writes a fused activation) or belongs to the same
     layer (tf2onnx's 'model/conv2d/Conv2D' then 'model/conv2d/Relu')."""
-    if producer.op not in ("conv2d", "dense"):
+    if producer.op not in KERNEL_LAYERS:
         return False
     if producer.keywords.get("activation", "linear") != "linear":
         return False

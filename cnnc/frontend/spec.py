@@ -26,7 +26,7 @@ YAML_START = re.compile(r"(network|input|layers|outputs|train)[ \t]*:([ \t]|$)|\
 def load_spec(spec: Any, *, name: str | None = None) -> Graph:
     """The graph of `spec`: a path (str or PathLike), DSL or YAML text, a mapping such as YAML
     gives, a cnnc.Network, or a Graph (returned as it is). `name` renames the network."""
-    from cnnc.frontend.builder import Network
+    from cnnc.frontend.network import Network
 
     if isinstance(spec, Graph):
         graph = spec

@@ -21,7 +21,7 @@ from cnnc.frontend.lower import NAME_PATTERN, RESERVED_NAMES, assign_names
 from cnnc.ir import args as A
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import OpDef
-from cnnc.train.config import TrainConfig, parse_optimizer, parse_train_config
+from cnnc.ir.train_config import TrainConfig, parse_optimizer, parse_train_config
 
 # Words a name cannot be written as: the DSL's keywords and its constants.
 KEYWORDS = RESERVED_NAMES | set(CONSTANTS)

@@ -35,7 +35,7 @@ from cnnc.errors import CnncError, Span, SpecError, did_you_mean
 from cnnc.frontend.lower import LayerDecl, default_network_name, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
-from cnnc.train.config import parse_train_config
+from cnnc.ir.train_config import parse_train_config
 
 TOP_KEYS = ("network", "input", "layers", "outputs", "train", "onnx")
 LAYER_KEYS = ("name", "inputs")  # keys of a layer item that are not arguments

@@ -6,11 +6,15 @@ front ends only add the location (DSL span or YAML key path).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax")
+from cnnc.ir.activations import NAMES as ACTIVATION_NAMES
+
+# The activation names an `activation` argument accepts: the activations table's rows.
+ACTIVATIONS = ACTIVATION_NAMES
 PADDINGS = ("valid", "same")
 
 
@@ -160,6 +164,24 @@ def positive_real(name: str, value: Any) -> float:
     if not v > 0:
         raise ArgError(f"Expected a strictly positive number. {_received(name, value)}")
     return v
+
+
+def finite_real(name: str, value: Any) -> float:
+    v = real(name, value)
+    if not math.isfinite(v):
+        raise ArgError(f"Expected a finite number. {_received(name, value)}")
+    return v
+
+
+def non_negative_real(name: str, value: Any) -> float:
+    v = finite_real(name, value)
+    if v < 0:
+        raise ArgError(f"Expected a number >= 0. {_received(name, value)}")
+    return v
+
+
+def optional_non_negative_real(name: str, value: Any) -> float | None:
+    return None if value is None else non_negative_real(name, value)
 
 
 def unit_interval(name: str, value: Any) -> float:

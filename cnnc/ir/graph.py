@@ -19,6 +19,7 @@ from typing import Any
 from cnnc.errors import CnncError, ShapeError, Span, SpecError
 from cnnc.ir.args import ArgError, Attrs
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, Shape
+from cnnc.ir.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     state: tuple[StateSpec, ...] = ()
-    train: Any = None  # the spec's training settings (cnnc.train.config.TrainConfig) or None
+    train: TrainConfig | None = None  # the spec's training settings, if it has any
     # Weights that come with the network (an imported ONNX model's initialisers), by state name:
     # compiling starts from them instead of the initialisers. Not part of graph equality.
     given_weights: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)

@@ -14,21 +14,27 @@ from math import prod
 
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
+from cnnc.ir.activations import ACTIVATIONS
 from cnnc.ir.args import Arg, ArgError, Attrs
 from cnnc.ir.convpool import output_length
-from cnnc.ir.ops import OpDef, ParamSpec, Shape, register
+from cnnc.ir.ops import (
+    OpDef,
+    ParamSpec,
+    last_axis_terms,
+    register,
+    window_terms,
+)
+from cnnc.ir.shapes import Shape, numel, shape_str
 
 ACTIVATION_ARG = Arg(
     "activation", A.choice(*A.ACTIVATIONS, none_as="linear"), "linear", words=A.ACTIVATIONS
 )
 PADDING_ARG = Arg("padding", A.choice(*A.PADDINGS), "valid", words=A.PADDINGS)
 
-# Elementwise cost of each activation (FLOPs per element), for the summary's FLOP column.
-ACTIVATION_FLOPS = {
-    "linear": 0, "relu": 1, "leaky_relu": 2, "elu": 4, "sigmoid": 4, "tanh": 4, "softmax": 5,
-}
-LEAKY_RELU_SLOPE = 0.2  # Keras 3's default negative_slope
-ELU_ALPHA = 1.0
+
+
+def _activation_flops(attrs: Attrs, out: Shape) -> int:
+    return _numel(out) * ACTIVATIONS[attrs["activation"]].flops
 
 
 def _rank(shape: Shape, n: int, what: str) -> None:
@@ -38,14 +44,7 @@ def _rank(shape: Shape, n: int, what: str) -> None:
         )
 
 
-def shape_str(shape: Shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
-        ",)" if len(shape) == 1 else ")"
-    )
-
-
-def _numel(shape: Shape) -> int:
-    return prod(d for d in shape if d is not None)
+_numel = numel
 
 
 # ---------------------------------------------------------------- input
@@ -138,11 +137,15 @@ def _conv_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> i
     kh, kw = attrs["kernel_size"]
     n_out = _numel(out)
     macs = n_out * kh * kw * (x[3] // attrs["groups"])
-    return 2 * macs + (n_out if attrs["use_bias"] else 0) + n_out * ACTIVATION_FLOPS[
-        attrs["activation"]]
+    return 2 * macs + (n_out if attrs["use_bias"] else 0) + _activation_flops(attrs, out)
 
 
-# The window of a convolution: what its gradient ops need to know too (cnnc/ir/train_ops.py).
+def _conv_terms(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+    kh, kw = attrs["kernel_size"]
+    return kh * kw * shapes[0][-1] // attrs["groups"]
+
+
+# The window of a convolution: what its gradient ops need to know too (cnnc/ir/gradients.py).
 CONV_GEOMETRY_ARGS = (
     Arg("filters", A.positive_int, positional=True),
     Arg("kernel_size", A.pair, positional=True),
@@ -156,7 +159,79 @@ register(OpDef(
     name="conv2d", group="layer", keras_name="Conv2D", aliases=("Conv2D", "conv"),
     args=(*CONV_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
     arity=(1, 1), infer=_conv_infer, params=_conv_params, flops=_conv_flops, check=_conv_check,
+    reduction=_conv_terms, fuses_activation=True,
     doc="2-D convolution (cross-correlation) over NHWC input, with bias and activation.",
+))
+
+
+# ---------------------------------------------------------------- depthwise_conv2d
+
+
+def depthwise_as_conv2d(attrs: Attrs, in_channels: int) -> Attrs:
+    """The grouped conv2d a depthwise convolution is: one group per input channel, each with
+    depth_multiplier filters. Its (KH, KW, C, M) kernel holds the same floats in the same order
+    as that conv2d's (KH, KW, 1, C*M), so the backends run it, and its gradients, as that conv2d.
+    """
+    m = attrs["depth_multiplier"]
+    return Attrs(filters=in_channels * m, kernel_size=attrs["kernel_size"],
+                 strides=attrs["strides"], padding=attrs["padding"],
+                 dilation_rate=attrs["dilation_rate"], groups=in_channels,
+                 activation=attrs.get("activation", "linear"),
+                 use_bias=attrs.get("use_bias", False))
+
+
+def _depthwise_check(attrs: Attrs) -> None:
+    if max(attrs["strides"]) > 1 and max(attrs["dilation_rate"]) > 1:
+        raise ArgError(
+            "strides > 1 is not supported together with dilation_rate > 1. Received "
+            f"strides={attrs['strides']}, dilation_rate={attrs['dilation_rate']}."
+        )
+
+
+def _depthwise_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    _rank(x, 4, "(batch, height, width, channels)")
+    oh, ow = window_output(x, attrs["kernel_size"], attrs["strides"], attrs["padding"],
+                           attrs["dilation_rate"])
+    return (x[0], oh, ow, x[3] * attrs["depth_multiplier"])
+
+
+def _depthwise_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
+    # Keras 3's DepthwiseConv2D: kernel (kh, kw, in_channels, depth_multiplier), whose fans
+    # Keras computes from that shape (receptive field times its last two axes).
+    c, m = shapes[0][3], attrs["depth_multiplier"]
+    kh, kw = attrs["kernel_size"]
+    out = [ParamSpec("kernel", (kh, kw, c, m), "glorot_uniform", fan=(kh * kw * c, kh * kw * m))]
+    if attrs["use_bias"]:
+        out.append(ParamSpec("bias", (c * m,), "zeros"))
+    return tuple(out)
+
+
+def _depthwise_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
+    kh, kw = attrs["kernel_size"]
+    n_out = _numel(out)
+    return 2 * n_out * kh * kw + (n_out if attrs["use_bias"] else 0) + _activation_flops(attrs,
+                                                                                        out)
+
+
+# The window of a depthwise convolution: what its gradient ops need to know too.
+DEPTHWISE_GEOMETRY_ARGS = (
+    Arg("kernel_size", A.pair, positional=True),
+    Arg("strides", A.pair, (1, 1)),
+    PADDING_ARG,
+    Arg("depth_multiplier", A.positive_int, 1),
+    Arg("dilation_rate", A.pair, (1, 1)),
+)
+
+register(OpDef(
+    name="depthwise_conv2d", group="layer", keras_name="DepthwiseConv2D",
+    aliases=("DepthwiseConv2D", "depthwise"),
+    args=(*DEPTHWISE_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
+    arity=(1, 1), infer=_depthwise_infer, params=_depthwise_params, flops=_depthwise_flops,
+    check=_depthwise_check, reduction=lambda attrs, shapes: prod(attrs["kernel_size"]),
+    fuses_activation=True,
+    doc="Each input channel convolved with its own depth_multiplier filters (output channel "
+        "c * depth_multiplier + m), then bias and activation: conv2d with groups = channels.",
 ))
 
 
@@ -199,6 +274,7 @@ register(OpDef(
     name="avgpool2d", group="layer", keras_name="AveragePooling2D",
     aliases=("AveragePooling2D", "AvgPool2D", "avgpool", "average_pooling2d"),
     args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    reduction=window_terms,
     doc="Mean over each window; with 'same' padding the mean is over the real (unpadded) cells.",
 ))
 
@@ -249,6 +325,7 @@ register(OpDef(
     args=(Arg("keepdims", A.boolean, False),),
     arity=(1, 1), infer=_gap_infer,
     flops=lambda attrs, shapes, out: _numel(shapes[0]),
+    reduction=lambda attrs, shapes: prod(shapes[0][1:3]),
     doc="Mean over height and width.",
 ))
 
@@ -275,7 +352,7 @@ def _dense_params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, .
 def _dense_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
     n_out = _numel(out)
     return (2 * n_out * shapes[0][-1] + (n_out if attrs["use_bias"] else 0)
-            + n_out * ACTIVATION_FLOPS[attrs["activation"]])
+            + _activation_flops(attrs, out))
 
 
 register(OpDef(
@@ -286,6 +363,7 @@ register(OpDef(
         Arg("use_bias", A.boolean, True),
     ),
     arity=(1, 1), infer=_dense_infer, params=_dense_params, flops=_dense_flops,
+    reduction=last_axis_terms, fuses_activation=True,
     doc="x @ kernel + bias on the last axis, then the activation.",
 ))
 
@@ -317,7 +395,7 @@ register(OpDef(
     ),
     arity=(1, 1), infer=_same_shape,
     doc="Identity at inference; in training zeroes each element with probability `rate` and "
-        "scales the rest by 1/(1-rate), with masks from cnnc.random.",
+        "scales the rest by 1/(1-rate), with masks from cnnc.rng.",
 ))
 
 
@@ -363,8 +441,41 @@ register(OpDef(
     name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
     args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),),
     arity=(1, 1), infer=_same_shape,
-    flops=lambda attrs, shapes, out: _numel(out) * ACTIVATION_FLOPS[attrs["activation"]],
+    flops=lambda attrs, shapes, out: _activation_flops(attrs, out),
+    reduction=last_axis_terms, fuses_activation=True,
     doc="Elementwise activation; softmax is over the last axis.",
+))
+
+
+def _relu_check(attrs: Attrs) -> None:
+    if attrs["max_value"] is not None and attrs["max_value"] < attrs["threshold"]:
+        raise ArgError(
+            "max_value must not be below threshold. Received "
+            f"max_value={attrs['max_value']}, threshold={attrs['threshold']}."
+        )
+
+
+# Keras' ReLU layer, whose arguments make it leaky, capped (ReLU6) or shifted.
+RELU_ARGS = (
+    Arg("max_value", A.optional_non_negative_real, None, doc="cap; none for no cap"),
+    Arg("negative_slope", A.non_negative_real, 0.0, doc="slope below the threshold"),
+    Arg("threshold", A.finite_real, 0.0, doc="where the slope changes"),
+)
+
+register(OpDef(
+    name="relu", group="layer", keras_name="ReLU", aliases=("ReLU",),
+    args=RELU_ARGS, arity=(1, 1), infer=_same_shape, check=_relu_check,
+    flops=lambda attrs, shapes, out: 2 * _numel(out),
+    doc="Keras' ReLU: max_value where x >= max_value, x where threshold <= x < max_value, "
+        "negative_slope * (x - threshold) below the threshold.",
+))
+
+register(OpDef(
+    name="leaky_relu", group="layer", keras_name="LeakyReLU", aliases=("LeakyReLU",),
+    args=(Arg("negative_slope", A.non_negative_real, 0.2, positional=True),),
+    arity=(1, 1), infer=_same_shape,
+    expand=lambda attrs: ("relu", {"negative_slope": attrs["negative_slope"]}),
+    doc="Keras' LeakyReLU: x where x >= 0, negative_slope * x below. Lowered to a relu node.",
 ))
 
 
@@ -384,6 +495,7 @@ register(OpDef(
     name="add", group="layer", keras_name="Add", aliases=("Add",),
     args=(), arity=(2, None), infer=_add_infer,
     flops=lambda attrs, shapes, out: _numel(out) * (len(shapes) - 1),
+    reduction=lambda attrs, shapes: len(shapes),
     doc="Elementwise sum of inputs of equal shape.",
 ))
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import prod
 from typing import Any
 
 from cnnc.ir.args import Arg, Attrs, check_args
-
-Shape = tuple[int | None, ...]
-"""A tensor shape; a leading None is the batch dimension, left open until compile time."""
+from cnnc.ir.shapes import Shape
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,37 @@ def _no_check(attrs: Attrs) -> None:
     return None
 
 
+# ---------------------------------------------------------------- reduction rules
+# How many terms an op sums into one output value, from its attributes and its inputs' concrete
+# shapes (batch included). The cross-check (cnnc/verify.py) scales its float32 tolerance by the
+# square root of it: rounding errors grow like that in a sum of independent terms.
+
+
+def one_term(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+    return 1
+
+
+def last_axis_terms(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+    """A sum along the first input's last axis (dense, softmax and its gradient)."""
+    return shapes[0][-1]
+
+
+def row_terms(index: int) -> Callable[[Attrs, tuple[Shape, ...]], int]:
+    """A sum over the rows of input `index` seen as a matrix (all but its last axis)."""
+    return lambda attrs, shapes: prod(shapes[index][:-1])
+
+
+def element_terms(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+    """A sum over every element of the first input (the mean losses)."""
+    return prod(shapes[0])
+
+
+def window_terms(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+    """A sum over a pooling window."""
+    kh, kw = attrs["pool_size"]
+    return kh * kw
+
+
 @dataclass(frozen=True)
 class OpDef:
     """One op. `infer(attrs, input_shapes) -> output shape` raises ShapeError (message only)."""
@@ -68,6 +98,14 @@ class OpDef:
     # host and handed to every backend, so both run the same arithmetic on the tensors.
     scalars: Callable[[Attrs, int, float], tuple[float, ...]] | None = None
     dtype: str = "float32"  # dtype of the output value
+    # Terms summed into one output value (see "reduction rules" above), for the cross-check.
+    reduction: Callable[[Attrs, tuple[Shape, ...]], int] = one_term
+    # Carries an `activation` argument applied to its result (conv2d, dense, activation): the
+    # passes that fuse, split or differentiate activations find them by this, not by a list.
+    fuses_activation: bool = False
+    # A layer that is a special case of another op: attrs -> (that op's name, its attributes).
+    # Lowering (frontend/lower.py) builds the other op's node, so the special case costs one row.
+    expand: Callable[[Attrs], tuple[str, dict[str, Any]]] | None = None
     doc: str = ""
 
     def check_attrs(self, given: dict[str, Any]) -> Attrs:
@@ -89,6 +127,12 @@ def register(op: OpDef) -> OpDef:
 
 def op_names(group: str | None = None) -> list[str]:
     return [n for n, o in OPS.items() if group is None or o.group == group]
+
+
+def node_op_names(group: str | None = None) -> list[str]:
+    """The ops a graph node can have: all but layers that lowering expands into another op.
+    Every backend and rule table covers these."""
+    return [n for n in op_names(group) if OPS[n].expand is None]
 
 
 def lookup_layer(name: str) -> OpDef | None:

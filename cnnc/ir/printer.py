@@ -16,8 +16,8 @@ from typing import Any
 
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec
-from cnnc.ir.layers import shape_str
 from cnnc.ir.ops import OPS, Shape
+from cnnc.ir.shapes import shape_str
 
 
 def format_shape(shape: Shape | None) -> str:

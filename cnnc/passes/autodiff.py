@@ -15,7 +15,7 @@ from typing import Any
 from cnnc.ir.graph import Graph, Node, VerifyError
 from cnnc.ir.ops import Shape
 from cnnc.passes import names
-from cnnc.passes.builder import GraphBuilder
+from cnnc.passes.graph_builder import GraphBuilder
 from cnnc.passes.vjp_rules import VJP_RULES
 
 

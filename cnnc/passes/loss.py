@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from cnnc.errors import SpecError
 from cnnc.ir.graph import Graph, Node
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 from cnnc.passes import names
-from cnnc.passes.builder import GraphBuilder
+from cnnc.passes.graph_builder import GraphBuilder
 
 CROSS_ENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 
 
 def _ends_in_softmax(node: Node) -> bool:
-    return node.op in ("conv2d", "dense", "activation") and node.attrs["activation"] == "softmax"
+    return node.opdef.fuses_activation and node.attrs["activation"] == "softmax"
 
 
 def attach_loss(graph: Graph, *, loss: str) -> Graph:

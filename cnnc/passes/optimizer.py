@@ -10,9 +10,9 @@ time. A trainable parameter that the loss does not depend on gets no update.
 from __future__ import annotations
 
 from cnnc.ir.graph import Graph, StateSpec
+from cnnc.ir.train_config import OptimizerConfig
 from cnnc.passes import names
-from cnnc.passes.builder import GraphBuilder
-from cnnc.train.config import OptimizerConfig
+from cnnc.passes.graph_builder import GraphBuilder
 
 
 def slot_kinds(optimizer: OptimizerConfig) -> tuple[str, ...]:

@@ -17,12 +17,12 @@ from typing import TextIO
 
 from cnnc import settings
 from cnnc.ir.graph import Graph, verify
+from cnnc.ir.train_config import OptimizerConfig, TrainConfig
 from cnnc.passes.autodiff import backward
 from cnnc.passes.loss import attach_loss
 from cnnc.passes.optimizer import optimizer_updates
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
 from cnnc.passes.training_mode import training_mode
-from cnnc.train.config import OptimizerConfig, TrainConfig
 
 Dump = Callable[[str, Graph], None]
 

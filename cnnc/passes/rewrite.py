@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from cnnc.errors import InternalError
 from cnnc.ir.graph import Graph, Node
 
 
@@ -48,4 +49,4 @@ def apply_rules(graph: Graph, rules: Mapping[str, Rule], limit: int = 10_000) ->
                 break
         else:
             return graph
-    raise RuntimeError(f"rewrite rules did not reach a fixpoint in {limit} steps")
+    raise InternalError(f"rewrite rules did not reach a fixpoint in {limit} steps")

@@ -34,6 +34,19 @@ class Schedule:
                 out[v] = i
         return out
 
+    @cached_property
+    def frees(self) -> tuple[tuple[str, ...], ...]:
+        """For each position, the values that die there: read for the last time (the
+        `last_use`), or produced and never read. Both backends' memory follows this."""
+        dies: dict[str, int] = {}
+        for i, name in enumerate(self.order):
+            if self.graph.node(name).shape is not None:
+                dies[name] = self.last_use.get(name, i)
+        out: list[list[str]] = [[] for _ in self.order]
+        for value, i in dies.items():
+            out[max(i, self.position[value])].append(value)
+        return tuple(tuple(v) for v in out)
+
     def __iter__(self):
         return iter(self.order)
 

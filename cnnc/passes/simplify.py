@@ -2,8 +2,8 @@
 
 - remove_dropout: dropout is the identity at inference; its readers read its input. (A dropout
   that is itself an output stays, so that outputs keep their names; it runs as the identity.)
-- fuse_activation: conv2d/dense (linear) followed by an activation layer becomes one conv2d/dense
-  with that activation, named after the activation layer (so outputs keep their names), when
+- fuse_activation: an op that fuses an activation (conv2d, dense: `fuses_activation` in the op
+  table), left linear and followed by an activation layer, becomes one node with that activation, named after the activation layer (so outputs keep their names), when
   nothing else reads the pre-activation value.
 - dead_code_elimination: drops nodes that neither lead to an output, nor are updates (side
   effects), nor are gradients someone may fetch. Inputs always stay (they are fed).
@@ -28,7 +28,7 @@ def _fuse_activation(graph: Graph, node: Node) -> Rewrite | None:
     if node.op != "activation" or node.inputs[0] not in graph.node_map:
         return None
     producer = graph.node(node.inputs[0])
-    if (producer.op not in ("conv2d", "dense") or producer.attrs["activation"] != "linear"
+    if (not producer.opdef.fuses_activation or producer.attrs["activation"] != "linear"
             or graph.consumers.get(producer.name) != (node.name,)
             or producer.name in graph.outputs):
         return None

@@ -1,7 +1,7 @@
 """Training pass 1: the forward graph as it runs in training (dropout masks, batch statistics).
 
 - dropout -> dropout_train, with the layer's seed or one derived from the training seed and the
-  layer name (cnnc.random.derive_seed), so adding a layer never changes another layer's masks;
+  layer name (cnnc.rng.derive_seed), so adding a layer never changes another layer's masks;
 - batchnorm -> batchnorm_stats + batchnorm_train (batch statistics), plus one
   moving_average_update per moving statistic.
 Nodes keep their names, so `<layer>` is the same value in inference and training.
@@ -9,10 +9,10 @@ Nodes keep their names, so `<layer>` is the same value in inference and training
 
 from __future__ import annotations
 
-from cnnc import random as crandom
+from cnnc import rng as crandom
 from cnnc.ir.graph import Graph, Node
 from cnnc.passes import names
-from cnnc.passes.builder import GraphBuilder
+from cnnc.passes.graph_builder import GraphBuilder
 
 # Layer ops whose training behaviour differs, and the op that computes the training value.
 REPLACED_IN_TRAINING = {"dropout": "dropout_train", "batchnorm": "batchnorm_train"}

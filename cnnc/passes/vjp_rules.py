@@ -15,7 +15,13 @@ from typing import Any, Protocol
 
 from cnnc.ir import args as A
 from cnnc.ir.graph import Node
-from cnnc.ir.layers import BN_NORMALISE_ARGS, CONV_GEOMETRY_ARGS, POOL_ARGS
+from cnnc.ir.layers import (
+    BN_NORMALISE_ARGS,
+    CONV_GEOMETRY_ARGS,
+    DEPTHWISE_GEOMETRY_ARGS,
+    POOL_ARGS,
+    RELU_ARGS,
+)
 from cnnc.ir.ops import Shape
 from cnnc.passes import names
 
@@ -72,6 +78,12 @@ def _conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grad
     return _kernel_layer(cx, node, dy, needs, attrs)
 
 
+def _depthwise_conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    attrs = {**_pick(node, DEPTHWISE_GEOMETRY_ARGS),
+             "input_shape": cx.shape(node.inputs[0])[1:]}
+    return _kernel_layer(cx, node, dy, needs, attrs)
+
+
 def _dense(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     return _kernel_layer(cx, node, dy, needs, {})
 
@@ -113,6 +125,13 @@ def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> 
     (x,) = node.inputs
     return [cx.part(x, "activation_grad", (node.name, dy),
                     {"activation": node.attrs["activation"]}, like=node)]
+
+
+def _relu(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    # From the input x, not the output: with a threshold or a cap, y does not tell the sides of
+    # the kinks apart (a capped y equals max_value from every x above it).
+    (x,) = node.inputs
+    return [cx.part(x, "relu_grad", (x, dy), _pick(node, RELU_ARGS), like=node)]
 
 
 def _add(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
@@ -168,6 +187,7 @@ def _loss(grad_op: str, keys: Sequence[str]) -> Rule:
 
 VJP_RULES: dict[str, Rule] = {
     "conv2d": _conv2d,
+    "depthwise_conv2d": _depthwise_conv2d,
     "dense": _dense,
     "maxpool2d": _maxpool2d,
     "avgpool2d": _avgpool2d,
@@ -175,6 +195,7 @@ VJP_RULES: dict[str, Rule] = {
     "zero_padding2d": _zero_padding2d,
     "flatten": _flatten,
     "activation": _activation,
+    "relu": _relu,
     "add": _add,
     "concatenate": _concatenate,
     "dropout_train": _dropout_train,

@@ -21,23 +21,24 @@ import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.numpy.pool import maxpool_argmax
+from cnnc.ir.activations import ACTIVATIONS
 from cnnc.ir.graph import Graph, Node
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import loss_graph, training_graph
-from cnnc.train.config import TrainConfig
 
-KINKED = ("relu", "leaky_relu")
+KINKED = tuple(a.name for a in ACTIVATIONS.values() if a.kinked)
 FLOOR = 1e-3
 
 
 def _kinks(graph: Graph) -> list[tuple[Node, str]]:
-    """Each node with a kink, and the value whose sign pattern (ReLU-family activations) or
-    window winners (max pooling) decide which side of the kink a run is on."""
+    """Each node with a kink, and the value whose sign pattern (ReLU-family activations, the relu
+    layer's input) or window winners (max pooling) decide which side of the kink a run is on."""
     out = []
     for node in graph.nodes:
-        if node.op in ("conv2d", "dense", "activation") and node.attrs["activation"] in KINKED:
+        if node.opdef.fuses_activation and node.attrs["activation"] in KINKED:
             out.append((node, node.name))
-        elif node.op == "maxpool2d":
+        elif node.op in ("maxpool2d", "relu"):
             out.append((node, node.inputs[0]))
     return out
 
@@ -47,9 +48,21 @@ def kink_fetch(graph: Graph) -> list[str]:
     return list(dict.fromkeys(value for _, value in _kinks(graph)))
 
 
+def _side(node: Node, v: np.ndarray) -> np.ndarray:
+    """Which side of each kink every element of `v` lies on."""
+    if node.op == "maxpool2d":
+        return maxpool_argmax(v, node.attrs)
+    if node.op == "relu":  # v is its input: kinks at the threshold, and at 0 and the cap
+        a = node.attrs
+        points = [a["threshold"]] + ([0.0, a["max_value"]] if a["max_value"] is not None else [])
+        return np.digitize(v, sorted(set(points)))
+    # v is a fused activation's output: 0 where it is flat below, max_value where capped
+    cap = ACTIVATIONS[node.attrs["activation"]].constants.get("max_value")
+    return (v > 0) if cap is None else (v > 0) + (v >= cap)
+
+
 def kink_signature(graph: Graph, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    return [maxpool_argmax(values[value], node.attrs) if node.op == "maxpool2d"
-            else values[value] > 0 for node, value in _kinks(graph)]
+    return [_side(node, values[value]) for node, value in _kinks(graph)]
 
 
 def _same(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnc.errors import WeightsError
-from cnnc.train.config import TrainConfig
+from cnnc.ir.train_config import TrainConfig
 from cnnc.train.fit import input_shape
 from cnnc.train.loop import EVAL_BATCH_SIZE, LabelledData, evaluate_arrays
 from cnnc.train.metrics import Evaluation, format_confusion

@@ -16,8 +16,8 @@ import numpy as np
 from cnnc.data.dataset import Dataset, load_dataset, to_inputs
 from cnnc.data.split import validation_split_point
 from cnnc.errors import InputError
+from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from cnnc.train.config import TrainConfig, parse_train_config
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
 from cnnc.train.metrics import Evaluation
 from cnnc.train.progress import ConsoleReporter, SilentReporter

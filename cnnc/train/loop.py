@@ -27,15 +27,15 @@ import numpy as np
 from cnnc.data.augment import epoch_augmentation
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import CnncError
+from cnnc.ir.train_config import TrainConfig
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnc.train.config import TrainConfig
+from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
     RunningMetrics,
     evaluation_from_predictions,
     targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
-from cnnc.train.schedule import learning_rate
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
 

@@ -3,7 +3,7 @@
 Training losses come from the training graph (Model.train_step). Evaluation runs the inference
 graph and computes the loss here from its outputs, with Keras' formulas: cross-entropy on
 probabilities normalised to sum 1 and clipped to [CLIP_EPSILON, 1 - CLIP_EPSILON] (the
-`cross_entropy` op's contract in cnnc/ir/train_ops.py), mean squared error on one-hot targets.
+`cross_entropy` op's contract in cnnc/ir/losses.py), mean squared error on one-hot targets.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnc.errors import InputError
-from cnnc.ir.train_ops import CLIP_EPSILON
+from cnnc.ir.losses import CLIP_EPSILON
 
 
 def targets_for(loss: str, labels: np.ndarray, classes: int) -> np.ndarray:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnnc.errors import CnncError, SpecError
+from cnnc.ir.train_config import OptimizerConfig, TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CheckpointError, load_checkpoint
-from cnnc.train.config import OptimizerConfig, TrainConfig, parse_train_config
 from cnnc.train.fit import (
     PreparedData,
     apply_overrides,
@@ -26,10 +26,10 @@ from cnnc.train.fit import (
     prepare_data,
 )
 from cnnc.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate_arrays
+from cnnc.train.lr_schedule import describe as describe_schedule
 from cnnc.train.metrics import Evaluation, format_confusion
 from cnnc.train.progress import ConsoleReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
-from cnnc.train.schedule import describe as describe_schedule
 
 # Settings that may differ between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = ("epochs",)

@@ -127,10 +127,41 @@ def inception_mini() -> cnnc.Network:
     return net
 
 
+def mobilenet_mini() -> cnnc.Network:
+    net = cnnc.Network("mobilenet_mini", input=(28, 28, 1))
+    net.conv2d(16, 3, strides=2, padding="same", use_bias=False)
+    net.batchnorm()
+    net.relu(max_value=6)
+
+    def separable(filters: int, **depthwise) -> None:
+        net.depthwise_conv2d(3, padding="same", use_bias=False, **depthwise)
+        net.batchnorm()
+        if depthwise:
+            net.leaky_relu(0.1)
+        else:
+            net.activation("relu6")
+        net.conv2d(filters, 1, use_bias=False)
+        net.batchnorm()
+        net.activation("relu6")
+
+    separable(32)
+    separable(32)
+    separable(64, strides=2, depth_multiplier=2)
+    net.global_avgpool2d()
+    net.dropout(0.2)
+    net.dense(10, activation="softmax")
+    net.train(dataset="fashion_mnist", epochs=10, batch_size=128,
+              optimizer={"name": "adam", "learning_rate": 0.002},
+              loss="sparse_categorical_crossentropy", validation_size=5000,
+              schedule="cosine", seed=0)
+    return net
+
+
 BUILDERS: dict[str, Callable[[], cnnc.Network]] = {
     "fashion": fashion,
     "fashion-plus": fashion_plus,
     "lenet5": lenet5,
     "resnet_mini": resnet_mini,
     "inception_mini": inception_mini,
+    "mobilenet_mini": mobilenet_mini,
 }

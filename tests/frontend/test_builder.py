@@ -8,8 +8,8 @@ from frontend_helpers import error_of
 
 import cnnc
 from cnnc.errors import CnncError
-from cnnc.frontend.builder import Layer, Network, UnknownLayerError
 from cnnc.frontend.dsl import load_dsl
+from cnnc.frontend.network import Layer, Network, UnknownLayerError
 
 
 def test_network_is_exported_from_cnnc():

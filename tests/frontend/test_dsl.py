@@ -5,7 +5,7 @@ from __future__ import annotations
 from cnnc.frontend import ast
 from cnnc.frontend.dsl import load_dsl
 from cnnc.frontend.dsl_parser import parse_program, parser
-from cnnc.train.config import TrainConfig
+from cnnc.ir.train_config import TrainConfig
 
 
 def nodes(text: str):

@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cnnc.errors import CnncError
-from cnnc.frontend.builder import Network
 from cnnc.frontend.dsl import load_dsl
+from cnnc.frontend.network import Network
 from cnnc.frontend.writers import to_dsl, to_yaml
 from cnnc.frontend.yaml_spec import load_yaml
-from cnnc.train.config import TrainConfig
+from cnnc.ir.train_config import TrainConfig
 
 
 def round_trips(graph) -> None:

@@ -193,7 +193,7 @@ def test_malformed_specs(text, message):
 
 
 def test_train_section_may_be_empty():
-    from cnnc.train.config import TrainConfig
+    from cnnc.ir.train_config import TrainConfig
 
     assert load_yaml("input: [8]\nlayers: [{dense: 2}]\ntrain:\n").train == TrainConfig()
 

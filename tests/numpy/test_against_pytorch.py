@@ -13,11 +13,11 @@ import pytest
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.numpy.conv import conv_geometry
 from cnnc.backends.numpy.pool import pool_geometry
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import training_graph
 from cnnc.testing.gradcheck import random_weights
 from cnnc.testing.nets import chain, run
-from cnnc.train.config import TrainConfig
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional comparison)")
 F = torch.nn.functional

@@ -7,18 +7,18 @@ import io
 import numpy as np
 import pytest
 
-from cnnc import random as crandom
+from cnnc import rng as crandom
 from cnnc.errors import SpecError
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.ir.graph import verify
-from cnnc.ir.ops import OPS, op_names
+from cnnc.ir.ops import OPS, node_op_names, op_names
+from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes import names
 from cnnc.passes.pipeline import text_dump, training_graph
 from cnnc.passes.training_mode import REPLACED_IN_TRAINING
 from cnnc.passes.vjp_rules import NOT_DIFFERENTIATED, VJP_RULES
 from cnnc.testing.nets import chain
-from cnnc.train.config import TrainConfig, parse_optimizer
 
 NET = [("conv2d", 2, 3, {"activation": "relu"}), ("batchnorm",), ("dropout", 0.5),
        ("flatten",), ("dense", 3, {"activation": "softmax"})]
@@ -29,7 +29,8 @@ def ops_of(graph):
 
 
 def test_rule_table_covers_every_differentiable_op():
-    forward = set(op_names("layer")) | {"dropout_train", "batchnorm_stats", "batchnorm_train"}
+    forward = set(node_op_names("layer")) | {"dropout_train", "batchnorm_stats",
+                                             "batchnorm_train"}
     losses = {n for n in op_names("loss") if not n.endswith("_grad")}
     missing = (forward | losses) - set(VJP_RULES) - set(NOT_DIFFERENTIATED)
     assert not missing

@@ -14,11 +14,11 @@ import pytest
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.ir.args import ACTIVATIONS
-from cnnc.ir.ops import op_names
+from cnnc.ir.ops import node_op_names
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes.pipeline import training_graph
 from cnnc.testing.gradcheck import GradientCheck
 from cnnc.testing.nets import chain
-from cnnc.train.config import TrainConfig
 
 MSE = "mean_squared_error"
 SPARSE = "sparse_categorical_crossentropy"
@@ -46,6 +46,18 @@ CASES = {
         "dilation_rate": (2, 1), "groups": 2, "activation": "sigmoid"})), MSE),
     "conv2d_no_bias_relu": (lambda: chain((5, 5, 2), ("conv2d", 3, 2, {
         "use_bias": False, "activation": "relu", "strides": (1, 2)})), MSE),
+    "depthwise_same_multiplier2": (lambda: chain((5, 6, 3), ("depthwise_conv2d", 3, {
+        "padding": "same", "depth_multiplier": 2, "activation": "tanh"})), MSE),
+    "depthwise_strided_relu6_no_bias": (lambda: chain((7, 6, 2), ("depthwise_conv2d", (3, 2), {
+        "strides": (2, 1), "activation": "relu6", "use_bias": False})), MSE),
+    "depthwise_dilated": (lambda: chain((7, 7, 3), ("depthwise_conv2d", 2, {
+        "dilation_rate": 2, "depth_multiplier": 3})), MSE),
+    "relu_layer_plain": (lambda: chain((2, 5), ("dense", 5), ("relu",)), MSE),
+    "relu_layer_capped_leaky_threshold": (lambda: chain((2, 5), ("dense", 5), ("relu", {
+        "max_value": 0.5, "negative_slope": 0.3, "threshold": -0.2})), MSE),
+    "relu_layer_threshold_above_zero": (lambda: chain((2, 5), ("dense", 5), ("relu", {
+        "negative_slope": 0.1, "threshold": 0.25})), MSE),
+    "leaky_relu_layer": (lambda: chain((2, 5), ("dense", 5), ("leaky_relu", 0.05)), MSE),
     "maxpool2d_overlapping": (lambda: chain((5, 5, 2), ("maxpool2d", 3, {"strides": 1})), MSE),
     "maxpool2d_same": (lambda: chain((5, 4, 2), ("maxpool2d", 2, {"padding": "same"})), MSE),
     "avgpool2d_same": (lambda: chain((5, 5, 2), ("avgpool2d", 3, {
@@ -100,7 +112,8 @@ def test_the_cases_exercise_every_op():
     for build, loss in CASES.values():
         g = training_graph(build(), TrainConfig(loss=loss), optimizer=False, wrt_inputs=True)
         used |= {n.op for n in g.nodes}
-    want = set(op_names("layer")) | set(op_names("train")) | set(op_names("loss"))
+    want = (set(node_op_names("layer")) | set(node_op_names("gradient"))
+            | set(node_op_names("loss")))
     # inference-only forms are replaced in training graphs; they are pinned by hand elsewhere
     want -= {"dropout", "batchnorm"}
     assert not want - used, f"ops no gradient case runs: {sorted(want - used)}"

@@ -8,22 +8,22 @@ import pytest
 import cnnc
 from cnnc.backends.numpy import IMPLS, ExecutionError, NumpyBackend
 from cnnc.backends.numpy.activations import BACKWARD, FORWARD
-from cnnc.backends.numpy.interpreter import last_uses
 from cnnc.errors import CnncError, InputError, InternalError
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.ir.args import ACTIVATIONS
-from cnnc.ir.ops import OPS
+from cnnc.ir.ops import node_op_names
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import training_graph
+from cnnc.passes.schedule import schedule
 from cnnc.testing.nets import chain, run
-from cnnc.train.config import TrainConfig
 
 NET = [("conv2d", 3, 3, {"padding": "same", "activation": "relu"}), ("batchnorm",),
        ("maxpool2d", 2), ("dropout", 0.5), ("flatten",), ("dense", 4, {"activation": "softmax"})]
 
 
 def test_the_implementation_table_covers_every_op():
-    assert set(IMPLS) == set(OPS)
+    assert set(IMPLS) == set(node_op_names())
 
 
 def test_activation_tables_cover_every_activation():
@@ -46,8 +46,8 @@ def test_every_value_of_a_training_step_stays_in_the_compute_dtype(dtype, rng):
 
 def test_values_are_freed_after_their_last_reader():
     g = chain((4,), ("dense", 3), ("dense", 2), ("dense", 1))
-    frees = last_uses(g)
-    assert frees == [[], ["input_layer"], ["dense"], ["dense_1", "dense_2"]]
+    frees = schedule(g).frees  # the schedule both backends walk
+    assert frees == ((), ("input_layer",), ("dense",), ("dense_1", "dense_2"))
 
 
 def test_fetching_an_intermediate_value_keeps_it(rng):

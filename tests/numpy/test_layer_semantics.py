@@ -217,6 +217,55 @@ def test_zero_padding2d__keras_argument_forms():
             "padding"] == want
 
 
+def test_depthwise_conv2d__each_channel_with_its_own_filters_channel_major():
+    # Keras: output channel c * depth_multiplier + m is input channel c with filter (c, m).
+    g = chain((2, 2, 2), ("depthwise_conv2d", 2, {"depth_multiplier": 2}))
+    x = np.array([[[1.0, 10.0], [2.0, 20.0]], [[3.0, 30.0], [4.0, 40.0]]])[None]
+    k = np.zeros((2, 2, 2, 2))
+    k[:, :, 0, 0] = 1.0        # channel 0, filter 0: sum of the window
+    k[0, 0, 0, 1] = 1.0        # channel 0, filter 1: top-left tap
+    k[1, 1, 1, 0] = 1.0        # channel 1, filter 0: bottom-right tap
+    k[:, :, 1, 1] = -1.0       # channel 1, filter 1: minus the sum
+    y = forward(g, x, {"depthwise_conv2d/kernel": k,
+                       "depthwise_conv2d/bias": np.array([0.0, 0.5, 0.0, 0.0])})
+    np.testing.assert_array_equal(y.reshape(-1), [10, 1.5, 40, -100])
+
+
+def test_depthwise_conv2d__same_padding_and_keras_parameter_shapes():
+    g = chain((3, 3, 2), ("depthwise_conv2d", 3, {"padding": "same", "depth_multiplier": 3}))
+    shapes = {s.name: s.shape for s in g.state}
+    assert shapes == {"depthwise_conv2d/kernel": (3, 3, 2, 3), "depthwise_conv2d/bias": (6,)}
+    assert g.node("depthwise_conv2d").shape == (None, 3, 3, 6)
+
+
+def test_relu__keras_threshold_cap_and_slope():
+    x = np.array([[-2.0, -0.5, 0.0, 0.5, 1.0, 2.0, 7.0]])
+    cases = [
+        ({}, [0, 0, 0, 0.5, 1, 2, 7]),
+        ({"max_value": 6}, [0, 0, 0, 0.5, 1, 2, 6]),
+        ({"negative_slope": 0.5}, [-1, -0.25, 0, 0.5, 1, 2, 7]),
+        # Keras: x above the threshold (not x - threshold), slope * (x - threshold) below it.
+        ({"threshold": 1.0, "negative_slope": 0.5}, [-1.5, -0.75, -0.5, -0.25, 0, 2, 7]),
+        ({"threshold": 0.5, "max_value": 1.5}, [0, 0, 0, 0, 1, 1.5, 1.5]),
+    ]
+    for attrs, want in cases:
+        g = chain((7,), ("relu", attrs))
+        np.testing.assert_array_equal(forward(g, x)[0], want, err_msg=str(attrs))
+
+
+def test_leaky_relu__is_relu_with_a_negative_slope():
+    g = chain((3,), ("leaky_relu", 0.1))
+    assert g.node(g.outputs[0]).op == "relu"
+    np.testing.assert_allclose(forward(g, [[-2.0, 0.0, 3.0]])[0], [-0.2, 0, 3], rtol=1e-15)
+    default = chain((1,), ("leaky_relu",))
+    assert default.node(default.outputs[0]).attrs["negative_slope"] == 0.2  # Keras 3
+
+
+def test_activation__relu6_caps_at_six():
+    g = chain((3,), ("activation", "relu6"))
+    np.testing.assert_array_equal(forward(g, [[-1.0, 3.0, 9.0]])[0], [0, 3, 6])
+
+
 def test_every_layer_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("layer")) - pinned

@@ -9,7 +9,7 @@ import pytest
 
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.ir.graph import VerifyError
 from cnnc.passes.pipeline import Pass, inference_graph, inference_pipeline, run_pipeline
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.ir.graph import verify
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.testing.gradcheck import GradientCheck
 from cnnc.testing.graphgen import graphs
 from cnnc.testing.nets import run
-from cnnc.train.config import TrainConfig
 
 BATCH = 3
 

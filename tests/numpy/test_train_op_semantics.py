@@ -1,6 +1,6 @@
-"""Hand-computed tiny examples pinning each training op's `doc` semantics (cnnc/ir/train_ops.py).
+"""Hand-computed tiny examples pinning each training op's `doc` semantics (cnnc/ir/gradients.py).
 
-Test names start with test_<op>__; the last test checks every 'train' op has one.
+Test names start with test_<op>__; the last test checks every 'gradient' op has one.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from cnnc import random as crandom
-from cnnc.ir.ops import op_names
+from cnnc import rng as crandom
+from cnnc.ir.ops import node_op_names
 from cnnc.testing.nets import run, single_op
 
 EPS = 1e-3
@@ -26,13 +26,15 @@ def one(graph, **feeds):
     ("linear", [-1.0, 2.0], [3.0, 4.0], [3.0, 4.0]),
     ("relu", [0.0, 1.0], [5.0, 7.0], [0.0, 7.0]),
     ("leaky_relu", [-0.2, 2.0], [5.0, 7.0], [1.0, 7.0]),
+    ("relu6", [0.0, 3.0, 6.0], [5.0, 7.0, 9.0], [0.0, 7.0, 0.0]),
     ("elu", [-0.5, 1.0], [4.0, 7.0], [2.0, 7.0]),
     ("sigmoid", [0.25, 0.5], [1.0, 2.0], [0.1875, 0.5]),
     ("tanh", [0.5, 0.0], [1.0, 2.0], [0.75, 2.0]),
     ("softmax", [0.25, 0.75], [1.0, 0.0], [0.1875, -0.1875]),
 ])
 def test_activation_grad__from_the_output(act, y, dy, want):
-    g = single_op("activation_grad", inputs={"y": (2,), "dy": (2,)}, attrs={"activation": act})
+    n = len(y)
+    g = single_op("activation_grad", inputs={"y": (n,), "dy": (n,)}, attrs={"activation": act})
     np.testing.assert_allclose(one(g, y=[y], dy=[dy]), [want], rtol=1e-15)
 
 
@@ -63,6 +65,40 @@ def test_conv2d_grad_kernel__correlates_input_with_dy_summed_over_batch():
     dy[:, 0, 0, 0] = 1
     dk = one(g, x=x, dy=dy)
     np.testing.assert_array_equal(dk[:, :, 0, 0], 3 * np.array([[1, 2], [4, 5]]))
+
+
+def test_relu_grad__from_the_input_across_threshold_and_cap():
+    attrs = {"threshold": 0.5, "max_value": 2.0, "negative_slope": 0.25}
+    g = single_op("relu_grad", inputs={"x": (5,), "dy": (5,)}, attrs=attrs)
+    dx = one(g, x=[[-1.0, 0.25, 1.0, 2.0, 3.0]], dy=[[4.0, 4.0, 4.0, 4.0, 4.0]])
+    np.testing.assert_array_equal(dx, [[1.0, 1.0, 4.0, 0.0, 0.0]])
+
+
+DEPTHWISE = {"kernel_size": (2, 2), "depth_multiplier": 2, "input_shape": (2, 2, 2)}
+
+
+def test_depthwise_conv2d_grad_input__each_channel_from_its_own_filters():
+    g = single_op("depthwise_conv2d_grad_input", inputs={"dy": (1, 1, 4)},
+                  state={"k": (2, 2, 2, 2)}, attrs=DEPTHWISE)
+    k = np.arange(16.0).reshape(2, 2, 2, 2)
+    dy = np.array([1.0, 0.0, 0.0, 2.0]).reshape(1, 1, 1, 4)  # (c0, m0) and (c1, m1)
+    dx = run(g, {"dy": dy}, {"k": k})["out"]
+    np.testing.assert_array_equal(dx[0, :, :, 0], k[:, :, 0, 0])
+    np.testing.assert_array_equal(dx[0, :, :, 1], 2 * k[:, :, 1, 1])
+
+
+def test_depthwise_conv2d_grad_kernel__keras_shape_summed_over_batch():
+    g = single_op("depthwise_conv2d_grad_kernel", inputs={"x": (2, 2, 2), "dy": (1, 1, 4)},
+                  attrs=DEPTHWISE)
+    x = np.arange(8.0).reshape(1, 2, 2, 2)
+    x = np.concatenate([x, 3 * x])
+    dy = np.zeros((2, 1, 1, 4))
+    dy[:, 0, 0, 1] = 1.0  # only channel 0's second filter
+    dk = one(g, x=x, dy=dy)
+    assert dk.shape == (2, 2, 2, 2)
+    want = np.zeros((2, 2, 2, 2))
+    want[:, :, 0, 1] = 4 * x[0, :, :, 0]
+    np.testing.assert_array_equal(dk, want)
 
 
 def test_bias_grad__sums_all_but_the_last_axis():
@@ -124,7 +160,7 @@ def test_slice__along_an_axis():
 
 
 def _lowbias32(x: int) -> int:
-    """cnnc.random's hash, re-written with Python integers (independent of the NumPy one)."""
+    """cnnc.rng's hash, re-written with Python integers (independent of the NumPy one)."""
     x &= 0xFFFFFFFF
     x ^= x >> 16
     x = (x * 0x7FEB352D) & 0xFFFFFFFF
@@ -199,5 +235,5 @@ def test_batchnorm_grad_gamma__dy_times_xhat():
 
 def test_every_train_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
-    missing = set(op_names("train")) - pinned
+    missing = set(node_op_names("gradient")) - pinned
     assert not missing, f"train ops without a hand-computed test: {sorted(missing)}"

@@ -75,6 +75,54 @@ def test_round_trip_gives_an_equal_graph_and_equal_outputs(spec, layout, tmp_pat
     assert relative_error(model.predict(x), nhwc(want) if layout == "nchw" else want) <= RTOL
 
 
+# Every layer form ONNX cannot state by itself (and the metadata keeps): explicit strides equal
+# to the pool size, 'same' on a window needing no padding, batch norm without gamma or beta, a
+# channel axis written 3, relu layers, a dropout seed; plus zero padding and a relu6 activation.
+EVERY_FORM = """
+network every_form
+input 9x10x3
+a: conv2d 6 1 same leaky_relu
+zero_padding2d ((1, 0), (2, 1))
+b: conv2d 6 3 strides=2 relu6 use_bias=false
+mp: maxpool2d 2 strides=2
+c: conv2d(a) 6 3 strides=4x3
+bn: batchnorm(mp) center=false
+bn2: batchnorm(c) scale=false epsilon=0.01 momentum=0.9
+cat: concatenate(bn, bn2) axis=3
+ReLU max_value=2.5
+LeakyReLU 0.3
+ReLU
+avgpool2d 2 strides=1 same
+depthwise_conv2d 2 depth_multiplier=2 elu
+flatten
+dropout 0.25 seed=7
+dense 8 sigmoid use_bias=false
+d: dense 5
+activation softmax
+"""
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_round_trip_of_every_layer_form(layout, tmp_path):
+    graph = cnnc.load_spec(EVERY_FORM)
+    model = trained_like(cnnc.compile(graph))
+    path = tmp_path / "every.onnx"
+    model.export_onnx(str(path), layout=layout)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    back = cnnc.load_spec(path)
+    assert back == graph
+    x = inputs(graph)
+    np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
+    (want,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, layout)})
+    assert relative_error(model.predict(x), want) <= RTOL
+
+
+def test_a_relu_with_a_threshold_is_refused_by_name(tmp_path):
+    graph = cnnc.load_spec("input 4x4x1\nflatten\nt: ReLU threshold=0.5\n")
+    with pytest.raises(CnncError, match="t: a relu with a threshold"):
+        cnnc.compile(graph).export_onnx(str(tmp_path / "m.onnx"))
+
+
 @pytest.mark.parametrize("spec", ["resnet_mini", "fashion-plus"])
 def test_fold_bn_folds_into_the_layer_before_and_keeps_the_outputs(spec, tmp_path):
     graph = cnnc.load_spec(spec)

@@ -128,6 +128,16 @@ CASES = {
         helper.make_node("LeakyRelu", ["c"], ["a5"], alpha=0.2),
         helper.make_node("Softmax", ["c"], ["a6"], axis=1),
         node("Sum", ["a1", "a2", "a3", "a4", "a5", "a6"])], CONV3),
+    "relu6_leaky_and_capped_relu": Case([
+        conv(dst="c", pads=P1),
+        helper.make_node("Clip", ["c", "zero", "six"], ["a1"], name="/Clip"),
+        helper.make_node("LeakyRelu", ["x"], ["a2"], name="leaky", alpha=0.1),
+        helper.make_node("Clip", ["x", "zero", "cap"], ["a3"], name="capped"),
+        helper.make_node("Concat", ["a2", "a3"], ["a23"], axis=1),
+        helper.make_node("Conv", ["a23", "W2"], ["c2"], pads=P1),
+        node("Add", ["a1", "c2"])],
+        {**CONV3, "W2": randn(4, 6, 3, 3, seed=5), "zero": np.array(0, np.float32),
+         "six": np.array(6, np.float32), "cap": np.array(0.5, np.float32)}),
     "clip_as_relu": Case([
         helper.make_node("Constant", [], ["lo"], value=helper.make_tensor("lo", 1, [], [0.0])),
         node("Clip", ["x", "lo"])]),
@@ -214,6 +224,13 @@ def test_fusions_give_keras_like_layers(tmp_path):
     g = cnnc.load_spec(save(CASES["global_avgpool_flatten_gemm"].model(), tmp_path / "b.onnx"))
     assert [n.op for n in g.nodes] == ["input", "global_avgpool2d", "dense"]
     assert g.node("gap").attrs["keepdims"] is False
+
+
+def test_relu_family_maps_to_activations_and_relu_layers(tmp_path):
+    g = cnnc.load_spec(save(CASES["relu6_leaky_and_capped_relu"].model(), tmp_path / "r.onnx"))
+    assert g.node("conv").attrs["activation"] == "relu6"  # Clip(0, 6) joins the conv
+    assert g.node("leaky").op == "relu" and g.node("leaky").attrs["negative_slope"] == 0.1
+    assert g.node("capped").op == "relu" and g.node("capped").attrs["max_value"] == 0.5
 
 
 def _refused(tmp_path, model, *needles):

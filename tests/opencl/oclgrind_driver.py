@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_ops import CASES, forward_graph, train_graph
 
-from cnnc.backends.opencl.crosscheck import cross_check
 from cnnc.backends.opencl.tiling import Target
+from cnnc.verify import cross_check
 
 
 def main(names: list[str]) -> int:

@@ -86,6 +86,31 @@ CASES = [
         [{"conv2d": [32, 1], "use_bias": False}, {"conv2d": [64, 3], "padding": "same"}],
         batch=2,
     ),
+    Case(
+        "depthwise_same_multiplier2",
+        (7, 6, 5),
+        [
+            {"depthwise_conv2d": 3, "padding": "same", "depth_multiplier": 2,
+             "activation": "relu6"},
+            {"conv2d": [6, 1], "activation": "relu6"},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+    ),
+    Case(
+        "depthwise_strided_narrow",
+        (9, 8, 3),
+        [{"depthwise_conv2d": [3, 2], "strides": 2, "use_bias": False}, {"leaky_relu": 0.1}],
+        loss="mean_squared_error",
+        batch=2,
+    ),
+    Case(
+        "depthwise_dilated_wide",
+        (8, 8, 12),
+        [{"depthwise_conv2d": 3, "dilation_rate": 2, "padding": "same", "activation": "tanh"},
+         {"ReLU": {"max_value": 0.5, "negative_slope": 0.2, "threshold": -0.1}}],
+        optimizer="nadam",
+    ),
     Case("conv_softmax", (5, 5, 3), [{"conv2d": [3, 2], "activation": "softmax"}]),
     Case(
         "maxpool",

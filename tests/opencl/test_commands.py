@@ -13,7 +13,7 @@ def test_compile_plan_shows_launches_and_memory_reuse(device, capsys, monkeypatc
     assert main(["compile", "specs/fashion.yaml", "--plan", "--train", "--batch", "8"]) == 0
     out = capsys.readouterr().out
     assert "conv2d.cl:conv2d_forward  global=" in out
-    assert "conv2d.cl:conv2d_grad_kernel" in out and "optimizer.cl:nadam_update" in out
+    assert "conv2d.cl:conv2d_grad_kernel" in out and "updates.cl:nadam_update" in out
     assert "<- written by the host" in out and "= view of max_pooling2d_2" in out
     assert " reuses " in out
     assert "planned peak device memory:" in out and "one buffer per tensor would take" in out

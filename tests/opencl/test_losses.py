@@ -1,7 +1,7 @@
 """Loss kernels on labels that are not class ids: NaN for that row, never a read out of bounds.
 
 The NumPy backend rejects such labels with an InputError before computing; the device computes
-without looking at the host, so softmax.cl marks the row instead (see its header).
+without looking at the host, so losses.cl marks the row instead (see its header).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from op_cases import CASES
 from test_ops import train_graph
 
-from cnnc.backends.opencl.crosscheck import random_feeds
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
+from cnnc.verify import random_feeds
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 For each case, the forward graph (as loaded, so dropout layers are there) and one training step
 (loss, every gradient, the optimizer's updates) run on both backends; every node is compared run
 alone on the reference's operands (tolerance: float32, scaled by the square root of the number of
-terms summed, see cnnc/backends/opencl/crosscheck.py) and the outputs after the whole run.
+terms summed, see cnnc/verify.py) and the outputs after the whole run.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 from op_cases import CASES, Case
 
 import cnnc
-from cnnc.backends.opencl.crosscheck import cross_check
 from cnnc.backends.opencl.tiling import Target
-from cnnc.ir.ops import OPS
+from cnnc.ir.ops import node_op_names
+from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes.pipeline import training_graph
-from cnnc.train.config import TrainConfig, parse_optimizer
+from cnnc.verify import cross_check
 
 
 def forward_graph(case: Case):
@@ -84,8 +84,8 @@ def test_training_step_matches_numpy(case, tiling, device):
 def test_dropout_masks_match_exactly(step, backend):
     """The same zeros in the same places, forward and backward, at every step."""
     from cnnc.backends.numpy import NumpyBackend
-    from cnnc.backends.opencl.crosscheck import random_feeds
-    from cnnc.init import initial_values
+    from cnnc.initializers import initial_values
+    from cnnc.verify import random_feeds
 
     case = next(c for c in CASES if c.name == "dense_stack_dropout")
     graph = train_graph(case)
@@ -108,12 +108,12 @@ def test_the_cases_cover_every_op():
     for case in CASES:
         seen |= {n.op for n in forward_graph(case).nodes}
         seen |= {n.op for n in train_graph(case).nodes}
-    missing = sorted(set(OPS) - seen)
+    missing = sorted(set(node_op_names()) - seen)
     assert not missing, f"no test case exercises: {', '.join(missing)}"
 
 
 def test_counter_based_uniforms_match_bit_for_bit(device):
-    from cnnc import random as crandom
+    from cnnc import rng as crandom
     from cnnc.backends.opencl.program import program_cache
     from cnnc.backends.opencl.runtime import OpenCLBackend
 

@@ -21,14 +21,15 @@ KERNEL_FILES = (
     "softmax.cl",
     "reduce.cl",
     "batchnorm.cl",
-    "optimizer.cl",
+    "losses.cl",
+    "updates.cl",
     "random.cl",
 )
 
 
 def test_kernel_sources_are_found():
     folder = kernel_dir()
-    for name in KERNEL_FILES + ("common.h",):
+    for name in KERNEL_FILES + ("common.h", "rows.h", "tile.h"):
         assert (folder / name).is_file(), name
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from cnnc.data.catalog import DATASETS as CATALOG
 from cnnc.errors import SpecError
-from cnnc.train.config import DATASETS, TrainConfig, parse_loss, parse_train_config
+from cnnc.ir.train_config import DATASETS, TrainConfig, parse_loss, parse_train_config
 
 
 def test_the_datasets_a_spec_may_name_are_those_cnnc_knows():

@@ -11,7 +11,7 @@ import cnnc
 from cnnc.data import load_dataset
 from cnnc.data.catalog import FASHION_MNIST
 from cnnc.data.synthetic import write_synthetic_dataset
-from cnnc.train.config import parse_train_config
+from cnnc.ir.train_config import parse_train_config
 from cnnc.train.fit import prepare_data
 
 REAL = Path(FASHION_MNIST.system_dirs[0])  # where Debian's package puts it

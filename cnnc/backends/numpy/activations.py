@@ -1,6 +1,7 @@
 """Activation functions and their derivatives (from the output y), for the NumPy backend.
 
-Keyed by the names in cnnc.ir.args.ACTIVATIONS; a test checks both tables cover them all.
+Keyed by the rows of the activations table (cnnc/ir/activations.py), whose constants they read;
+tests/numpy/test_interpreter.py checks that both tables cover every row.
 """
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cnnc.ir.layers import ELU_ALPHA, LEAKY_RELU_SLOPE
+from cnnc.ir.activations import ACTIVATIONS
+
+SLOPE = ACTIVATIONS["leaky_relu"].constants["slope"]
+ALPHA = ACTIVATIONS["elu"].constants["alpha"]
+MAX6 = ACTIVATIONS["relu6"].constants["max_value"]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -24,13 +29,14 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _elu(x: np.ndarray) -> np.ndarray:
-    return np.where(x > 0, x, x.dtype.type(ELU_ALPHA) * np.expm1(np.minimum(x, 0)))
+    return np.where(x > 0, x, x.dtype.type(ALPHA) * np.expm1(np.minimum(x, 0)))
 
 
 FORWARD: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, x.dtype.type(0)),
-    "leaky_relu": lambda x: np.where(x > 0, x, x * x.dtype.type(LEAKY_RELU_SLOPE)),
+    "leaky_relu": lambda x: np.where(x > 0, x, x * x.dtype.type(SLOPE)),
+    "relu6": lambda x: np.clip(x, x.dtype.type(0), x.dtype.type(MAX6)),
     "elu": _elu,
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
@@ -42,12 +48,13 @@ def _softmax_grad(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
-# d(activation)/dx times dy, written in terms of the output y (cnnc.ir.train_ops activation_grad).
+# d(activation)/dx times dy, written in terms of the output y (the activation_grad op).
 BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "linear": lambda y, dy: dy,
     "relu": lambda y, dy: np.where(y > 0, dy, dy.dtype.type(0)),
-    "leaky_relu": lambda y, dy: np.where(y > 0, dy, dy * dy.dtype.type(LEAKY_RELU_SLOPE)),
-    "elu": lambda y, dy: np.where(y > 0, dy, dy * (y + y.dtype.type(ELU_ALPHA))),
+    "leaky_relu": lambda y, dy: np.where(y > 0, dy, dy * dy.dtype.type(SLOPE)),
+    "relu6": lambda y, dy: np.where((y > 0) & (y < MAX6), dy, dy.dtype.type(0)),
+    "elu": lambda y, dy: np.where(y > 0, dy, dy * (y + y.dtype.type(ALPHA))),
     "sigmoid": lambda y, dy: dy * y * (1 - y),
     "tanh": lambda y, dy: dy * (1 - y * y),
     "softmax": _softmax_grad,
@@ -56,3 +63,30 @@ BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 def activate(name: str, x: np.ndarray) -> np.ndarray:
     return FORWARD[name](x)
+
+
+# ---------------------------------------------------------------- the relu layer (Keras' ReLU)
+# Keras computes it in three steps, which fix what happens between the kinks: keep x above the
+# threshold (else 0), clip that to [0, max_value] when there is a cap, then subtract
+# negative_slope * max(threshold - x, 0). kernels/elementwise.cl's relu kernels do the same.
+
+
+def relu_layer(x: np.ndarray, attrs) -> np.ndarray:
+    t = x.dtype.type
+    threshold, cap, slope = attrs["threshold"], attrs["max_value"], attrs["negative_slope"]
+    y = np.where(x > t(threshold), x, t(0))
+    if cap is not None:
+        y = np.clip(y, t(0), t(cap))
+    if slope != 0.0:
+        y = y - t(slope) * np.maximum(t(threshold) - x, t(0))
+    return y
+
+
+def relu_layer_grad(x: np.ndarray, dy: np.ndarray, attrs) -> np.ndarray:
+    t = x.dtype.type
+    threshold, cap, slope = attrs["threshold"], attrs["max_value"], attrs["negative_slope"]
+    passes = x > t(threshold)
+    if cap is not None:
+        passes &= (x > t(0)) & (x < t(cap))
+    scale = np.where(passes, t(1), t(0)) + np.where(x < t(threshold), t(slope), t(0))
+    return dy * scale

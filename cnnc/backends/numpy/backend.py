@@ -13,7 +13,7 @@ import numpy as np
 from cnnc.backends.numpy.interpreter import NumpyExecutable
 from cnnc.errors import CnncError, WeightsError, did_you_mean
 from cnnc.ir.graph import Graph, StateSpec
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
 
 DTYPES = ("float32", "float64")
 

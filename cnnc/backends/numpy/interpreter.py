@@ -1,8 +1,9 @@
 """The NumPy interpreter: runs a graph node by node through the implementation table.
 
-An environment maps value names to arrays; each node's operands are looked up (values, then state
-tensors), its implementation is called, and every value is dropped after its last reader unless
-it was asked for. A failure inside an implementation is re-raised tagged with the node, its op
+It walks the same schedule as the OpenCL backend (cnnc/passes/schedule.py), with the same
+liveness: an environment maps value names to arrays; each node's operands are looked up (values,
+then state tensors), its implementation is called, and every value is dropped after its last
+reader unless it was asked for. A failure inside an implementation is re-raised tagged with the node, its op
 and its place in the spec. Update ops write the backend's state arrays in place.
 """
 
@@ -18,7 +19,8 @@ from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
 from cnnc.errors import CnncError, InputError
 from cnnc.ir.graph import Graph, Node
-from cnnc.ir.layers import shape_str
+from cnnc.ir.shapes import shape_str
+from cnnc.passes.schedule import schedule
 
 if TYPE_CHECKING:
     from cnnc.backends.numpy.backend import NumpyBackend
@@ -26,21 +28,6 @@ if TYPE_CHECKING:
 
 class ExecutionError(CnncError):
     """An op implementation failed on a node: a backend bug or values it cannot handle."""
-
-
-def last_uses(graph: Graph) -> list[list[str]]:
-    """For each node index, the values whose last reader (or, if unread, producer) it is."""
-    last: dict[str, int] = {}
-    for i, node in enumerate(graph.nodes):
-        if node.shape is not None:
-            last[node.name] = i
-        for v in node.operands:
-            if v in graph.node_map:
-                last[v] = i
-    frees: list[list[str]] = [[] for _ in graph.nodes]
-    for value, i in last.items():
-        frees[i].append(value)
-    return frees
 
 
 class NumpyExecutable:
@@ -55,7 +42,8 @@ class NumpyExecutable:
         self.graph = graph
         self.batch = batch
         self._backend = backend
-        self._frees = last_uses(graph)
+        # The same order and liveness as the OpenCL backend's plan (cnnc/passes/schedule.py).
+        self.schedule = schedule(graph)
 
     # ------------------------------------------------------------ running
 
@@ -73,11 +61,12 @@ class NumpyExecutable:
         state = self._backend.state_arrays()
         dtype = self._backend.dtype
         env: dict[str, np.ndarray] = {}
-        for i, node in enumerate(self.graph.nodes):
+        for name, frees in zip(self.schedule.order, self.schedule.frees, strict=True):
+            node = self.graph.node(name)
             out = self._run_node(node, env, state, checked, dtype, step, learning_rate)
             if out is not None:
                 env[node.name] = out
-            for value in self._frees[i]:
+            for value in frees:
                 if value not in keep:
                     env.pop(value, None)
         result = {}

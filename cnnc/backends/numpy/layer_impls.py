@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from cnnc.backends.numpy import conv, pool
-from cnnc.backends.numpy.activations import activate
+from cnnc.backends.numpy.activations import activate, relu_layer
 from cnnc.backends.numpy.call import Call, Impl
+from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def _input(call: Call) -> np.ndarray:
@@ -62,6 +63,13 @@ def _zero_padding2d(call: Call, x: np.ndarray) -> np.ndarray:
     return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
 
 
+def _depthwise_conv2d(call: Call, x: np.ndarray, kernel: np.ndarray,
+                      bias: np.ndarray | None = None) -> np.ndarray:
+    attrs = depthwise_as_conv2d(call.attrs, x.shape[-1])
+    kh, kw, c, m = kernel.shape
+    return _with_bias(call, conv.conv2d(x, kernel.reshape(kh, kw, 1, c * m), attrs), bias)
+
+
 def _add(call: Call, *xs: np.ndarray) -> np.ndarray:
     out = xs[0] + xs[1]
     for x in xs[2:]:
@@ -72,6 +80,7 @@ def _add(call: Call, *xs: np.ndarray) -> np.ndarray:
 LAYER_IMPLS: dict[str, Impl] = {
     "input": _input,
     "conv2d": _conv2d,
+    "depthwise_conv2d": _depthwise_conv2d,
     "maxpool2d": lambda call, x: pool.maxpool2d(x, call.attrs),
     "avgpool2d": lambda call, x: pool.avgpool2d(x, call.attrs),
     "global_avgpool2d": _global_avgpool2d,
@@ -81,6 +90,7 @@ LAYER_IMPLS: dict[str, Impl] = {
     "dropout": lambda call, x: x,  # inference: the identity
     "batchnorm": _batchnorm,
     "activation": lambda call, x: activate(call.attrs["activation"], x),
+    "relu": lambda call, x: relu_layer(x, call.attrs),
     "add": _add,
     "concatenate": lambda call, *xs: np.concatenate(xs, axis=call.attrs["axis"]),
 }

@@ -10,7 +10,7 @@ import numpy as np
 
 from cnnc.backends.numpy.call import Call, Impl
 from cnnc.errors import InputError
-from cnnc.ir.train_ops import CLIP_EPSILON
+from cnnc.ir.losses import CLIP_EPSILON
 
 
 def _rows(pred: np.ndarray) -> int:

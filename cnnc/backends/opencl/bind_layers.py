@@ -1,19 +1,22 @@
-"""Binders of the layer ops (what a spec contains): one function per op, node -> launches."""
-
+"""Binders of the layer ops (cnnc/ir/layers.py): node -> launches, one function per op, and
+their table `BINDERS`, keyed by op name."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from cnnc.backends.opencl.launches import (
     NULL,
     ZEROS,
     Arg,
     BindContext,
+    Binder,
     Float,
     Int,
     NodeBinding,
     Value,
     Workspace,
+    bind_view,
     launch,
 )
 from cnnc.backends.opencl.primitives import (
@@ -25,21 +28,18 @@ from cnnc.backends.opencl.primitives import (
     global_pool_defines,
     im2col,
     matmul,
+    relu_launch,
     unfused_softmax,
     uses_im2col,
     window_defines,
 )
 from cnnc.backends.opencl.tiling import flat, gemm_grid, register_tile, with_local_tile
 from cnnc.ir.graph import Node
+from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def bind_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(fed=True)
-
-
-def bind_view(node: Node, ctx: BindContext) -> NodeBinding:
-    """Same bytes, another shape (flatten, reshape) or the identity (dropout at inference)."""
-    return NodeBinding(view_of=node.inputs[0])
 
 
 def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
@@ -52,12 +52,19 @@ def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     tile, local = with_local_tile(
         register_tile(geo["FG"], ctx.target), ctx.target, node.attrs["groups"] == 1
     )
-    defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), "ACT": epilogue_act(node)}
+    defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
     grid, group = gemm_grid(rows, geo["F"], tile, local, ctx.target)
     args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
+
+
+def bind_depthwise_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
+    # Its (KH, KW, C, M) kernel is the (KH, KW, 1, C*M) kernel of a grouped conv2d, byte for
+    # byte: bind that conv2d.
+    attrs = depthwise_as_conv2d(node.attrs, ctx.shape(node.inputs[0])[-1])
+    return bind_conv2d(replace(node, op="conv2d", attrs=attrs), ctx)
 
 
 def _bind_conv2d_im2col(
@@ -154,6 +161,10 @@ def bind_activation(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((activation(node, ctx, (Value(node.inputs[0]),)),))
 
 
+def bind_relu(node: Node, ctx: BindContext) -> NodeBinding:
+    return NodeBinding((relu_launch(node, ctx, (Value(node.inputs[0]),)),))
+
+
 def bind_add(node: Node, ctx: BindContext) -> NodeBinding:
     n = ctx.numel(node.name)
     a, b, *rest = node.inputs
@@ -184,3 +195,22 @@ def bind_concatenate(node: Node, ctx: BindContext) -> NodeBinding:
         launches.append(copy)
         start += length
     return NodeBinding(tuple(launches))
+
+
+BINDERS: dict[str, Binder] = {
+    "input": bind_input,
+    "conv2d": bind_conv2d,
+    "depthwise_conv2d": bind_depthwise_conv2d,
+    "maxpool2d": bind_pool,
+    "avgpool2d": bind_pool,
+    "global_avgpool2d": bind_global_avgpool2d,
+    "zero_padding2d": bind_zero_padding2d,
+    "dense": bind_dense,
+    "flatten": bind_view,
+    "dropout": bind_view,
+    "batchnorm": bind_batchnorm,
+    "activation": bind_activation,
+    "relu": bind_relu,
+    "add": bind_add,
+    "concatenate": bind_concatenate,
+}

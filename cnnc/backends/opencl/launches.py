@@ -8,12 +8,12 @@ before each run (the step counter, an optimizer's per-step scalars).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import prod
 
 from cnnc.backends.opencl.tiling import Target
-from cnnc.ir.graph import Graph
+from cnnc.ir.graph import Graph, Node
 
 
 @dataclass(frozen=True)
@@ -129,3 +129,12 @@ class BindContext:
         """The value seen as a matrix: (product of the leading dimensions, the last one)."""
         shape = self.shape(value)
         return prod(shape[:-1]), shape[-1]
+
+
+Binder = Callable[[Node, BindContext], NodeBinding]
+"""What each op's entry in the binder tables is (bind.py merges the tables of the op groups)."""
+
+
+def bind_view(node: Node, ctx: BindContext) -> NodeBinding:
+    """Same bytes, another shape (flatten, reshape) or the identity (dropout at inference)."""
+    return NodeBinding(view_of=node.inputs[0])

@@ -3,7 +3,7 @@
 Activations and softmax (elementwise.cl, softmax.cl), matrix products (gemm.cl: matmul, matmul_tn
 with its split reduction, transpose), column sums (reduce.cl), block copies (elementwise.cl),
 window copies for im2col, and the geometry defines of convolutions and pooling windows. The
-binders in bind_layers.py and bind_train.py compose these.
+binders of every op group (bind_*.py) compose these.
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.errors import InternalError
+from cnnc.ir.activations import ACTIVATIONS, float_bits, kernel_defines
 from cnnc.ir.args import Attrs
 from cnnc.ir.convpool import window_geometry
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import pool_strides
-
-ACT_CODES = {"linear": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 5}
 
 # Up to this many input channels, a convolution copies its windows out (im2col) and runs a
 # plain matrix product: with 1 channel (the fashion model's first layer) the implicit GEMM spends
@@ -59,7 +58,8 @@ SUM_B_XHAT = 2  # b * (a - mean) / sqrt(var + eps): sum(dy * xhat) for batch nor
 
 def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool = False) -> Launch:
     """`node`'s activation over its value, read from `inputs` (with grad=True its gradient, from
-    y and dy): softmax along the last axis (softmax.cl), the others element-wise with -D ACT."""
+    y and dy): softmax along the last axis (softmax.cl), the others element-wise with the
+    activation's -D options (cnnc/ir/activations.py)."""
     act = node.attrs["activation"]
     suffix = "_grad" if grad else ""
     out = Value(node.name)
@@ -69,13 +69,29 @@ def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool
         return launch("softmax.cl", "softmax" + suffix, flat(rows), args)
     n = ctx.numel(node.name)
     args = (*inputs, out, Int(n))
-    return launch("elementwise.cl", "activation" + suffix, flat(n), args, {"ACT": ACT_CODES[act]})
+    return launch("elementwise.cl", "activation" + suffix, flat(n), args, kernel_defines(act))
 
 
-def epilogue_act(node: Node) -> int:
-    """The activation a GEMM applies as it stores (-D ACT): softmax is not one of them."""
+def relu_launch(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool = False
+                ) -> Launch:
+    """The relu layer (or, with grad=True, its gradient from x and dy), element-wise, with its
+    constants as float bits (elementwise.cl)."""
+    a = node.attrs
+    defines = {"THRESHOLD_BITS": float_bits(a["threshold"])}
+    if a["negative_slope"] != 0.0:
+        defines["SLOPE_BITS"] = float_bits(a["negative_slope"])
+    if a["max_value"] is not None:
+        defines["MAX_VALUE_BITS"] = float_bits(a["max_value"])
+    n = ctx.numel(node.name)
+    kernel = "relu_grad" if grad else "relu"
+    return launch("elementwise.cl", kernel, flat(n), (*inputs, Value(node.name), Int(n)), defines)
+
+
+def epilogue_act(node: Node) -> dict[str, int]:
+    """The -D options of the activation a GEMM applies as it stores: none for softmax, which
+    spans a row (see `unfused_softmax`)."""
     act = node.attrs.get("activation", "linear")
-    return 0 if act == "softmax" else ACT_CODES[act]
+    return kernel_defines(act) if ACTIVATIONS[act].elementwise else {}
 
 
 def unfused_softmax(
@@ -106,11 +122,11 @@ def matmul(
     n: int,
     *,
     bias: Arg = NULL,
-    act: int = 0,
+    act: Mapping[str, int] | None = None,
 ) -> Launch:
     """out[m, n] = act(a[m, k] . b[k, n] + bias)."""
     tile, local = with_local_tile(register_tile(n, ctx.target), ctx.target)
-    defines = {"K": k, "N": n, **tile, "HAS_BIAS": int(bias != NULL), "ACT": act}
+    defines = {"K": k, "N": n, **tile, "HAS_BIAS": int(bias != NULL), **(act or {})}
     grid, group = gemm_grid(m, n, tile, local, ctx.target)
     return launch("gemm.cl", "matmul", grid, (a, b, bias, out, Int(m)), defines, group)
 

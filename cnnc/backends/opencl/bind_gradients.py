@@ -1,7 +1,9 @@
-"""Binders of the training graph's ops: gradients, batch statistics, dropout masks, losses and
-optimizer updates; one function per op, node -> launches."""
+"""Binders of the gradient ops (cnnc/ir/gradients.py): node -> launches, one function per op,
+and their table `BINDERS`, keyed by op name."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from cnnc.backends.opencl.launches import (
     NULL,
@@ -9,13 +11,14 @@ from cnnc.backends.opencl.launches import (
     ZEROS,
     Arg,
     BindContext,
+    Binder,
     Float,
     Int,
     NodeBinding,
     UInt,
-    UpdateScalar,
     Value,
     Workspace,
+    bind_view,
     launch,
 )
 from cnnc.backends.opencl.primitives import (
@@ -30,7 +33,7 @@ from cnnc.backends.opencl.primitives import (
     im2col,
     matmul,
     matmul_tn,
-    sum_all,
+    relu_launch,
     transpose,
     uses_im2col,
     window_defines,
@@ -46,6 +49,7 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.ir.graph import Node
+from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -96,6 +100,27 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
         "conv2d.cl", "conv2d_grad_kernel", grid, args, defines, row_groups(grid, ctx.target)
     )
     return with_parts_summed(main, parts, out, rows * geo["F"], ctx.target)
+
+
+def _depthwise_as_conv2d(node: Node) -> Node:
+    """The grouped conv2d gradient node a depthwise one is (see bind_depthwise_conv2d)."""
+    shape = node.attrs["input_shape"]
+    attrs = depthwise_as_conv2d(node.attrs, shape[-1]).replace(input_shape=shape)
+    op = node.op.replace("depthwise_conv2d", "conv2d")
+    return replace(node, op=op, attrs=attrs)
+
+
+def bind_depthwise_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
+    return bind_conv2d_grad_input(_depthwise_as_conv2d(node), ctx)
+
+
+def bind_depthwise_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
+    return bind_conv2d_grad_kernel(_depthwise_as_conv2d(node), ctx)
+
+
+def bind_relu_grad(node: Node, ctx: BindContext) -> NodeBinding:
+    x, dy = node.inputs
+    return NodeBinding((relu_launch(node, ctx, (Value(x), Value(dy)), grad=True),))
 
 
 def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -294,60 +319,25 @@ def bind_batchnorm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(launches, workspaces=(work,))
 
 
-def _sparse_define(node: Node) -> dict[str, int]:
-    """softmax.cl's -D SPARSE: targets as class indices (int32) instead of one row each."""
-    return {"SPARSE": int(bool(node.attrs.get("sparse", False)))}
-
-
-def bind_row_loss(node: Node, ctx: BindContext) -> NodeBinding:
-    """A loss: one value per row into a workspace, then their mean."""
-    pred, target = node.inputs
-    rows, cols = ctx.rows_cols(pred)
-    per_row = Workspace(0)
-    args = (Value(pred), Value(target), per_row, Int(rows), Int(cols))
-    losses = launch("softmax.cl", node.op, flat(rows), args, _sparse_define(node))
-    scale = 1.0 / (rows * cols) if node.op == "mean_squared_error" else 1.0 / rows
-    mean = sum_all(per_row, Value(node.name), rows, scale)
-    return NodeBinding((losses, mean), workspaces=(rows,))
-
-
-def bind_row_loss_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    pred, target = node.inputs
-    rows, cols = ctx.rows_cols(pred)
-    args = (Value(pred), Value(target), Value(node.name), Int(rows), Int(cols), Float(1.0 / rows))
-    return NodeBinding((launch("softmax.cl", node.op, flat(rows), args, _sparse_define(node)),))
-
-
-def bind_mean_squared_error_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    pred, target = node.inputs
-    n = ctx.numel(pred)
-    args = (Value(pred), Value(target), Value(node.name), Int(n), Float(1.0 / n))
-    return NodeBinding((launch("softmax.cl", "mean_squared_error_grad", flat(n), args),))
-
-
-def bind_moving_average_update(node: Node, ctx: BindContext) -> NodeBinding:
-    moving, stats = node.inputs
-    n = ctx.numel(moving)
-    args = (
-        Value(moving),
-        Value(stats),
-        Int(n),
-        Int(node.attrs["index"]),
-        Float(node.attrs["momentum"]),
-    )
-    return NodeBinding((launch("optimizer.cl", "moving_average_update", flat(n), args),))
-
-
-def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
-    """sgd/adam/nadam: the state tensors, the count, then the per-step scalars."""
-    n = ctx.numel(node.inputs[0])
-    count = len(node.opdef.scalars(node.attrs, 0, 1.0))
-    tensors = [Value(v) for v in node.inputs]
-    defines: dict[str, int] = {}
-    if node.op == "sgd_update":
-        momentum = len(node.inputs) > 2
-        defines = {"MOMENTUM": int(momentum), "NESTEROV": int(node.attrs["nesterov"])}
-        if not momentum:
-            tensors.append(NULL)
-    args = (*tensors, Int(n), *(UpdateScalar(i) for i in range(count)))
-    return NodeBinding((launch("optimizer.cl", node.op, flat(n), args, defines),))
+BINDERS: dict[str, Binder] = {
+    "activation_grad": bind_activation_grad,
+    "conv2d_grad_input": bind_conv2d_grad_input,
+    "conv2d_grad_kernel": bind_conv2d_grad_kernel,
+    "depthwise_conv2d_grad_input": bind_depthwise_conv2d_grad_input,
+    "depthwise_conv2d_grad_kernel": bind_depthwise_conv2d_grad_kernel,
+    "relu_grad": bind_relu_grad,
+    "bias_grad": bind_bias_grad,
+    "dense_grad_input": bind_dense_grad_input,
+    "dense_grad_kernel": bind_dense_grad_kernel,
+    "maxpool2d_grad": bind_maxpool2d_grad,
+    "avgpool2d_grad": bind_avgpool2d_grad,
+    "global_avgpool2d_grad": bind_global_avgpool2d_grad,
+    "reshape": bind_view,
+    "slice": bind_slice,
+    "dropout_train": bind_dropout_mask,
+    "dropout_grad": bind_dropout_mask,
+    "batchnorm_stats": bind_batchnorm_stats,
+    "batchnorm_train": bind_batchnorm_train,
+    "batchnorm_grad_input": bind_batchnorm_grad_input,
+    "batchnorm_grad_gamma": bind_batchnorm_grad_gamma,
+}

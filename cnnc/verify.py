@@ -1,12 +1,16 @@
 """Cross-backend verification: the same graph, inputs and state on NumPy and on an OpenCL device.
 
+A tool above the backends (`cnnc verify`, `cnnc doctor`, the OpenCL tests): it runs both and
+compares them, node by node. What each op sums, which sets its tolerance, is the op's own
+`reduction` rule in the op table.
+
 Two comparisons per node (what `cnnc verify` prints):
 - alone: the node by itself, run on identical operands (the NumPy run's values) by the OpenCL
   device, by NumPy in float32 and by NumPy in float64 (the exact answer, as far as float32 is
   concerned). This is what each kernel is judged by: the error does not depend on how far
   errors travelled through the network, so a tight tolerance can name the kernel at fault.
   Tolerance, relative to max|exact|: sqrt(K) * max(2e-6, 2 * NumPy float32's own error), K the
-  number of terms the node sums into one output. The second term matters where a sum cancels
+  number of terms the node sums into one output (its op's `reduction` rule). The second term matters where a sum cancels
   (a gradient that is mathematically zero is float32 noise in any order of summation).
 - run: every value of one whole run on each backend (forward pass, or a training step with
   gradients and updated parameters), as a user sees it. The graph's outputs are judged by a
@@ -19,9 +23,9 @@ Errors are relative to the largest magnitude of the reference value: max|a - b| 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from math import prod, sqrt
+from math import sqrt
 
 import numpy as np
 
@@ -29,7 +33,7 @@ from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.opencl.plan import ExecutionPlan
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.backends.opencl.tiling import Target
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec
 from cnnc.passes.schedule import mutated
@@ -41,85 +45,10 @@ NUMPY_ERROR_FACTOR = 2.0  # ... or this many times NumPy float32's error, times 
 OUTPUT_TOLERANCE = 1e-3  # the graph's outputs after a whole run, relative to max|ref|
 
 
-# How many terms an op sums into one output, from (node, graph, batch).
-Terms = Callable[[Node, Graph, int], int]
-
-
-def _one(node: Node, graph: Graph, batch: int) -> int:
-    return 1
-
-
-def _last_axis(node: Node, graph: Graph, batch: int) -> int:
-    return graph.shape_of(node.inputs[0])[-1]
-
-
-def _elements(node: Node, graph: Graph, batch: int) -> int:
-    return prod(graph.concrete_shape(node.inputs[0], batch))
-
-
-def _rows_of(index: int) -> Terms:
-    """The rows of input `index` seen as a matrix (all but its last axis)."""
-    return lambda n, g, b: prod(g.concrete_shape(n.inputs[index], b)[:-1])
-
-
-def _window(node: Node, graph: Graph, batch: int) -> int:
-    kh, kw = node.attrs["pool_size"]
-    return kh * kw
-
-
-def _conv_taps(node: Node) -> int:
-    kh, kw = node.attrs["kernel_size"]
-    return kh * kw
-
-
-# The number of terms each op sums into one output (its error grows with the square root of it).
-REDUCTION: dict[str, Terms] = {
-    "input": _one,
-    "conv2d": lambda n, g, b: _conv_taps(n) * g.shape_of(n.inputs[0])[-1] // n.attrs["groups"],
-    "maxpool2d": _one,
-    "avgpool2d": _window,
-    "global_avgpool2d": lambda n, g, b: prod(g.shape_of(n.inputs[0])[1:3]),
-    "zero_padding2d": _one,
-    "dense": _last_axis,
-    "flatten": _one,
-    "dropout": _one,
-    "batchnorm": _one,
-    "activation": _last_axis,
-    "add": lambda n, g, b: len(n.inputs),
-    "concatenate": _one,
-    "activation_grad": _last_axis,
-    "conv2d_grad_input": lambda n, g, b: _conv_taps(n) * n.attrs["filters"] // n.attrs["groups"],
-    "conv2d_grad_kernel": _rows_of(1),
-    "bias_grad": _rows_of(0),
-    "dense_grad_input": _last_axis,
-    "dense_grad_kernel": _rows_of(0),
-    "maxpool2d_grad": _window,
-    "avgpool2d_grad": _window,
-    "global_avgpool2d_grad": _one,
-    "reshape": _one,
-    "slice": _one,
-    "dropout_train": _one,
-    "dropout_grad": _one,
-    "batchnorm_stats": _rows_of(0),
-    "batchnorm_train": _rows_of(0),
-    "batchnorm_grad_input": _rows_of(0),
-    "batchnorm_grad_gamma": _rows_of(0),
-    "softmax_cross_entropy": _elements,
-    "softmax_cross_entropy_grad": _last_axis,
-    "cross_entropy": _elements,
-    "cross_entropy_grad": _last_axis,
-    "mean_squared_error": _elements,
-    "mean_squared_error_grad": _one,
-    "moving_average_update": _one,
-    "sgd_update": _one,
-    "adam_update": _one,
-    "nadam_update": _one,
-}
-
-
 def local_tolerance(node: Node, graph: Graph, batch: int, numpy_error: float = 0.0) -> float:
     """The allowed error relative to max|exact|, given NumPy float32's relative error."""
-    root = sqrt(max(REDUCTION[node.op](node, graph, batch), 1))
+    in_shapes = tuple(graph.concrete_shape(v, batch) for v in node.inputs)
+    root = sqrt(max(node.opdef.reduction(node.attrs, in_shapes), 1))
     return root * max(LOCAL_TOLERANCE, NUMPY_ERROR_FACTOR * numpy_error)
 
 

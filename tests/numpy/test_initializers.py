@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from cnnc.init import initial_values
+from cnnc.initializers import initial_values
 from cnnc.testing.nets import chain
 
 

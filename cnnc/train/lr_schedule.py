@@ -1,6 +1,6 @@
 """Learning-rate schedules: the rate for each training step, from the `train.schedule` settings.
 
-The formulas are the ones documented beside SCHEDULES in cnnc/train/config.py. `epoch` below is
+The formulas are the ones documented beside SCHEDULES in cnnc/ir/train_config.py. `epoch` below is
 fractional (epoch index + batch / batches per epoch) for the smooth schedules (exponential,
 cosine) and whole for the step schedule. The training loop hands the result to
 Model.train_step(learning_rate=...), so both backends see the same number.

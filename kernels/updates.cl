@@ -1,7 +1,7 @@
 /* In-place state updates: optimizer steps and batch-norm moving averages.
  *
  * The per-step scalars are computed once on the host by the update op's `scalars` rule
- * (cnnc/ir/train_ops.py) and passed as float arguments each step, so the NumPy and OpenCL
+ * (cnnc/ir/updates.py) and passed as float arguments each step, so the NumPy and OpenCL
  * backends run the same arithmetic. -D MOMENTUM, NESTEROV select the SGD variant.
  * Launch: one dimension over the parameter's elements.
  */

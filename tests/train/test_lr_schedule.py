@@ -1,4 +1,4 @@
-"""Learning-rate schedules, against the formulas documented in cnnc/train/config.py."""
+"""Learning-rate schedules, against the formulas documented in cnnc/ir/train_config.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from cnnc.train.config import parse_train_config
-from cnnc.train.schedule import describe, learning_rate
+from cnnc.ir.train_config import parse_train_config
+from cnnc.train.lr_schedule import describe, learning_rate
 
 
 def _schedule(value):

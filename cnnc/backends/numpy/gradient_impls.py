@@ -1,16 +1,17 @@
-"""NumPy implementations of the training-graph ops (group 'train'), keyed by op name.
+"""NumPy implementations of the gradient ops (group 'gradient'), keyed by op name.
 
-Each follows the `doc` of its op in cnnc/ir/train_ops.py, which the OpenCL kernels implement too.
+Each follows the `doc` of its op in cnnc/ir/gradients.py, which the OpenCL kernels implement too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnc import random as crandom
+from cnnc import rng as crandom
 from cnnc.backends.numpy import conv, pool
-from cnnc.backends.numpy.activations import BACKWARD
+from cnnc.backends.numpy.activations import BACKWARD, relu_layer_grad
 from cnnc.backends.numpy.call import Call, Impl
+from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def _input_shape(call: Call, batch: int) -> tuple[int, ...]:
@@ -85,11 +86,27 @@ def _slice(call: Call, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[tuple(index)])
 
 
-TRAIN_IMPLS: dict[str, Impl] = {
+def _depthwise_grad_input(call: Call, dy: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    shape = _input_shape(call, dy.shape[0])
+    kh, kw, c, m = kernel.shape
+    attrs = depthwise_as_conv2d(call.attrs, c)
+    return conv.conv2d_grad_input(dy, kernel.reshape(kh, kw, 1, c * m), attrs, shape)
+
+
+def _depthwise_grad_kernel(call: Call, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    c, m = x.shape[-1], call.attrs["depth_multiplier"]
+    grad = conv.conv2d_grad_kernel(x, dy, depthwise_as_conv2d(call.attrs, c))
+    return grad.reshape(*grad.shape[:2], c, m)
+
+
+GRADIENT_IMPLS: dict[str, Impl] = {
     "activation_grad": lambda call, y, dy: BACKWARD[call.attrs["activation"]](y, dy),
     "conv2d_grad_input": lambda call, dy, kernel: conv.conv2d_grad_input(
         dy, kernel, call.attrs, _input_shape(call, dy.shape[0])),
     "conv2d_grad_kernel": lambda call, x, dy: conv.conv2d_grad_kernel(x, dy, call.attrs),
+    "depthwise_conv2d_grad_input": _depthwise_grad_input,
+    "depthwise_conv2d_grad_kernel": _depthwise_grad_kernel,
+    "relu_grad": lambda call, x, dy: relu_layer_grad(x, dy, call.attrs),
     "bias_grad": lambda call, dy: dy.sum(axis=_all_but_last(dy)),
     "dense_grad_input": lambda call, dy, kernel: dy @ kernel.T,
     "dense_grad_kernel": _dense_grad_kernel,

@@ -28,7 +28,7 @@ from cnnc.errors import CnncError, Span, SpecError, did_you_mean
 from cnnc.frontend.lower import LayerDecl, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import layer_names, lookup_layer
-from cnnc.train.config import parse_train_config
+from cnnc.ir.train_config import parse_train_config
 
 
 class UnknownLayerError(SpecError, AttributeError):

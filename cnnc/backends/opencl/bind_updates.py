@@ -1,0 +1,55 @@
+"""Binders of the update ops (cnnc/ir/updates.py) and their table `BINDERS`, keyed by op name."""
+
+from __future__ import annotations
+
+from cnnc.backends.opencl.launches import (
+    NULL,
+    BindContext,
+    Binder,
+    Float,
+    Int,
+    NodeBinding,
+    UpdateScalar,
+    Value,
+    launch,
+)
+from cnnc.backends.opencl.tiling import (
+    flat,
+)
+from cnnc.ir.graph import Node
+
+
+def bind_moving_average_update(node: Node, ctx: BindContext) -> NodeBinding:
+    moving, stats = node.inputs
+    n = ctx.numel(moving)
+    args = (
+        Value(moving),
+        Value(stats),
+        Int(n),
+        Int(node.attrs["index"]),
+        Float(node.attrs["momentum"]),
+    )
+    return NodeBinding((launch("updates.cl", "moving_average_update", flat(n), args),))
+
+
+def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
+    """sgd/adam/nadam: the state tensors, the count, then the per-step scalars."""
+    n = ctx.numel(node.inputs[0])
+    count = len(node.opdef.scalars(node.attrs, 0, 1.0))
+    tensors = [Value(v) for v in node.inputs]
+    defines: dict[str, int] = {}
+    if node.op == "sgd_update":
+        momentum = len(node.inputs) > 2
+        defines = {"MOMENTUM": int(momentum), "NESTEROV": int(node.attrs["nesterov"])}
+        if not momentum:
+            tensors.append(NULL)
+    args = (*tensors, Int(n), *(UpdateScalar(i) for i in range(count)))
+    return NodeBinding((launch("updates.cl", node.op, flat(n), args, defines),))
+
+
+BINDERS: dict[str, Binder] = {
+    "moving_average_update": bind_moving_average_update,
+    "sgd_update": bind_optimizer_update,
+    "adam_update": bind_optimizer_update,
+    "nadam_update": bind_optimizer_update,
+}

@@ -1,0 +1,103 @@
+"""Update ops: in-place writes of state (optimizer steps, batch norm's moving averages).
+
+They produce no value; `mutates` lists the inputs they write. Optimizers count iterations from
+t = step + 1, as Keras does; their per-step scalars are computed once on the host (`scalars`)
+and handed to every backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnc.errors import ShapeError
+from cnnc.ir import args as A
+from cnnc.ir.args import Arg, Attrs
+from cnnc.ir.ops import OpDef, Shape, register
+from cnnc.ir.shapes import shape_str
+
+# ---------------------------------------------------------------- updates
+
+
+def _no_value(attrs: Attrs, shapes: tuple[Shape, ...]) -> None:
+    first = shapes[0]
+    for s in shapes[1:]:
+        if s != first and len(s) == len(first):
+            raise ShapeError(f"update operands {shape_str(first)} and {shape_str(s)} differ")
+
+
+register(OpDef(
+    name="moving_average_update", group="update",
+    args=(Arg("index", A.non_negative_int), Arg("momentum", A.unit_interval)),
+    arity=(2, 2), infer=lambda attrs, shapes: None, mutates=(0,),
+    doc="moving = moving * momentum + stats[index] * (1 - momentum). Inputs (moving, stats).",
+))
+
+
+def _sgd_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
+    return (lr, attrs["momentum"])
+
+
+def _adam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
+    t = step + 1
+    b1, b2 = attrs["beta_1"], attrs["beta_2"]
+    alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    return (alpha, 1.0 - b1, 1.0 - b2, attrs["epsilon"])
+
+
+class _NadamMomentumCache:
+    """Keras' Nadam keeps u_product = prod_{i<=t} u_i; a table of it grows as steps advance."""
+
+    def __init__(self) -> None:
+        self._tables: dict[float, list[float]] = {}
+
+    def product(self, beta_1: float, t: int) -> float:
+        table = self._tables.setdefault(beta_1, [1.0])
+        while len(table) <= t:
+            i = len(table)
+            table.append(table[-1] * beta_1 * (1.0 - 0.5 * 0.96 ** i))
+        return table[t]
+
+
+_NADAM_CACHE = _NadamMomentumCache()
+
+
+def _nadam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
+    t = step + 1
+    b1, b2 = attrs["beta_1"], attrs["beta_2"]
+    u_t = b1 * (1.0 - 0.5 * 0.96 ** t)
+    u_next = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+    prod_t = _NADAM_CACHE.product(b1, t)
+    prod_next = prod_t * u_next
+    c_m = lr * u_next / (1.0 - prod_next)
+    c_g = lr * (1.0 - u_t) / (1.0 - prod_t)
+    c_v = 1.0 / (1.0 - b2 ** t)
+    return (c_m, c_g, c_v, 1.0 - b1, 1.0 - b2, attrs["epsilon"])
+
+
+LR = Arg("learning_rate", A.positive_real)
+ADAM_ARGS = (LR, Arg("beta_1", A.unit_interval, 0.9), Arg("beta_2", A.unit_interval, 0.999),
+             Arg("epsilon", A.positive_real, 1e-7))  # Adam's and Nadam's, Keras' defaults
+
+register(OpDef(
+    name="sgd_update", group="update",
+    args=(LR, Arg("momentum", A.unit_interval, 0.0), Arg("nesterov", A.boolean, False)),
+    arity=(2, 3), infer=_no_value, mutates=(0, 2), uses_step=True, scalars=_sgd_scalars,
+    doc="Keras SGD with scalars (lr, momentum). Without momentum: p -= lr*g. With: "
+        "v = momentum*v - lr*g; p += v, or p += momentum*v - lr*g with nesterov. "
+        "Inputs (param, grad[, velocity]).",
+))
+
+register(OpDef(
+    name="adam_update", group="update", args=ADAM_ARGS,
+    arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_adam_scalars,
+    doc="Keras Adam with scalars (alpha, 1-b1, 1-b2, eps): m += (g-m)(1-b1); "
+        "v += (g^2-v)(1-b2); p -= alpha*m/(sqrt(v)+eps). Inputs (param, grad, m, v).",
+))
+
+register(OpDef(
+    name="nadam_update", group="update", args=ADAM_ARGS,
+    arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_nadam_scalars,
+    doc="Keras 3 Nadam with scalars (c_m, c_g, c_v, 1-b1, 1-b2, eps): m += (g-m)(1-b1); "
+        "v += (g^2-v)(1-b2); p -= (c_m*m + c_g*g) / (sqrt(v*c_v) + eps). "
+        "Inputs (param, grad, m, v).",
+))
