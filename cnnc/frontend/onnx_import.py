@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.errors import CnncError, InternalError, SpecError
-from cnnc.frontend.lower import assign_names, lower
+from cnnc.frontend.lower import LayerDecl, assign_names, lower
 from cnnc.frontend.onnx_file import read_model
 from cnnc.frontend.onnx_fold import FOLDERS, FoldError, can_fold, fold
 from cnnc.frontend.onnx_graph import (
@@ -182,8 +182,6 @@ def _inputs(cx: Context, problems: list[str], poisoned: set[str]) -> None:
         else:
             shape, perm = tuple(dims[1:]), tuple(range(len(dims)))
         cx.infer("input", {"shape": shape}, [])
-        from cnnc.frontend.lower import LayerDecl
-
         decl = LayerDecl(op="input", keywords={"shape": shape}, path=f"input '{inp.name}'")
         layer = Layer(decl, None, (None, *shape), hint=clean_name(inp.name, ""), value=inp.name)
         cx.layers.append(layer)
