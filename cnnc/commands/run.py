@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                         help="progress bars: auto shows them on a terminal only")
+    parser.add_argument("--distributed", action="store_true", default=None,
+                        help="train data-parallel over MPI, one rank per process (the default "
+                             "when started by mpiexec or srun with more than one process; "
+                             "needs the mpi extra); see docs/scaling.md")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, limit=args.limit, backend=args.backend, device=args.device, seed=args.seed,
         data=args.data, out=args.out, resume=args.resume,
         bars={"auto": None, "on": True, "off": False}[args.progress],
-        argv=["cnnc", *sys.argv[1:]],
+        argv=["cnnc", *sys.argv[1:]], distributed=args.distributed,
     )
     return run_spec(opts)

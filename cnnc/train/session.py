@@ -52,6 +52,7 @@ class RunOptions:
     resume: str | None = None
     bars: bool | None = None  # None: progress bars only on a terminal
     argv: list[str] = field(default_factory=list)
+    distributed: bool | None = None  # None: data parallel when an MPI launcher started >1 ranks
 
 
 def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
@@ -248,9 +249,8 @@ class _Run:
         trainer.run(self.checkpoint)
 
     def finish(self) -> None:
-        p = self.prepared
-        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
-        self.test = evaluate_arrays(self.model, p.test, self.config.loss, p.class_names)
+        self.save_weights()
+        self.test = self.evaluate_test()
         self.folder.write_test(self.test)
         t = self.test
         self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
@@ -259,6 +259,13 @@ class _Run:
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
                  f"{time.time() - self.started:.1f} s, on {self.device_text()}")
         self.say(f"results   {self.folder.path}")
+
+    def save_weights(self) -> None:
+        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
+
+    def evaluate_test(self) -> Evaluation:
+        p = self.prepared
+        return evaluate_arrays(self.model, p.test, self.config.loss, p.class_names)
 
     def write_summary(self, status: str) -> None:
         history = self.trainer.history.epochs if self.trainer else []
@@ -294,6 +301,10 @@ class _Run:
 
 def run_spec(opts: RunOptions, out: TextIO | None = None) -> int:
     """Run `cnnc run`; returns the exit status (0, or 130 after Ctrl-C)."""
+    from cnnc.distributed import launch
+
+    if launch.wanted(opts.distributed):
+        return launch.run_distributed(opts, out or sys.stdout)
     run = _Run(opts, out or sys.stdout)
     run.settings()
     run.data()

@@ -152,9 +152,9 @@ class Device:
             cl.enqueue_copy(queue, host, buf)
             queue.finish()
             if not np.array_equal(host, np.ones(4, dtype=np.float32)):
-                raise RuntimeError(f"a test kernel computed {host.tolist()} instead of 1.0s")
+                raise DeviceError(f"a test kernel computed {host.tolist()} instead of 1.0s")
             self._usable, self._reason = True, None
-        except (cl.Error, RuntimeError, DeviceError) as err:
+        except (cl.Error, DeviceError) as err:
             self._usable, self._reason = False, _first_error_line(err)
 
     @property
