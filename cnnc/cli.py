@@ -15,7 +15,7 @@ from cnnc.errors import CnncError
 
 # Subcommands in the order `cnnc --help` lists them; each is cnnc/commands/<name>.py.
 COMMANDS = ("run", "summary", "show", "compile", "verify", "devices", "eval", "predict",
-            "bench")
+            "bench", "export")
 
 
 def _available() -> list[str]:

@@ -56,6 +56,8 @@ class Model:
         self._executables: dict[tuple[str, int], Executable] = {}
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
         backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
+        if spec_graph.given_weights is not None:  # an imported model's trained weights
+            self.set_weights(spec_graph.given_weights)
 
     # ------------------------------------------------------------ names
 
@@ -178,6 +180,18 @@ class Model:
             raise CnncError(f"the training state has a negative step ({step})")
         self._write_state(checked)
         self.step = step
+
+    def export_onnx(self, path: str, *, layout: str = "nchw", fold_bn: bool = False,
+                    opset: int | None = None) -> None:
+        """Write the network with its current weights as an ONNX model (cnnc.export).
+
+        layout: 'nchw' (4-D inputs and outputs as the ONNX world has them) or 'nhwc' (as cnnc
+        has them, behind transposes). fold_bn: fold batch norms into the layer before them.
+        """
+        from cnnc.export.onnx_export import DEFAULT_OPSET, export_onnx
+
+        export_onnx(self.spec_graph, self.get_weights(), path, layout=layout, fold_bn=fold_bn,
+                    opset=DEFAULT_OPSET if opset is None else opset)
 
     # ------------------------------------------------------------ training loop (cnnc/train)
 

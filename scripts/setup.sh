@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up cnnc in this checkout: the Debian packages it uses (when run as root where apt-get
-# exists; otherwise it says what to install), then .venv with cnnc and its dev, pocl and mpi
-# extras (mpi: mpi4py and MPICH from pip, for `mpiexec -n N cnnc run ...`).
+# exists; otherwise it says what to install), then .venv with cnnc and its dev, pocl, mpi and
+# onnx extras (mpi: mpi4py and MPICH from pip, for `mpiexec -n N cnnc run ...`; onnx: ONNX
+# import and export).
 # Safe to run again: what is already in place is kept, and a second run takes a second or two.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,8 +71,8 @@ fi
 stamp=.venv/.cnnc-installed
 want="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: pip install -e '.[dev,pocl,mpi]' into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,pocl,mpi]"
+    echo "setup: pip install -e '.[dev,pocl,mpi,onnx]' into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,pocl,mpi,onnx]"
     echo "$want" > "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/cnnc --version))"

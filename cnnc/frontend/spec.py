@@ -1,8 +1,9 @@
 """`load_spec`: every way in to one Graph (a file, spec text, a dict, a Network or a Graph).
 
-Files are read by extension (.cnn is the DSL; .yaml and .yml are YAML), text without one by
-sniffing. A path that does not exist may name a spec bundled with cnnc (`fashion`,
-`specs/fashion.yaml`), so the examples work from an installed package as from a checkout.
+Files are read by extension (.cnn is the DSL; .yaml and .yml are YAML; .onnx is an ONNX
+model), text without one by sniffing. A path that does not exist may name a spec bundled with
+cnnc (`fashion`, `specs/fashion.yaml`), so the examples work from an installed package as from a
+checkout.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cnnc.errors import SpecError, did_you_mean
 from cnnc.ir.graph import Graph
 
 FORMATS = {".cnn": "dsl", ".yaml": "yaml", ".yml": "yaml"}
+ONNX_SUFFIX = ".onnx"  # a model file (cnnc/frontend/onnx_import.py), not spec text
 YAML_START = re.compile(r"(network|input|layers|outputs|train)[ \t]*:([ \t]|$)|\{|---|- ")
 
 
@@ -48,7 +50,8 @@ def _is_text(spec: str) -> bool:
     """Spec text rather than a path: several lines, or one line that is not a bare file name."""
     if "\n" in spec:
         return True
-    if Path(spec).suffix.lower() in FORMATS or os.sep in spec or Path(spec).exists():
+    suffix = Path(spec).suffix.lower()
+    if suffix in FORMATS or suffix == ONNX_SUFFIX or os.sep in spec or Path(spec).exists():
         return False
     return not re.fullmatch(r"[\w.\-]+", spec.strip())
 
@@ -81,6 +84,10 @@ def load_file(path: str | os.PathLike) -> Graph:
     """Read a spec file; a missing one may be a bundled spec (see the module doc)."""
     label = os.fspath(path)
     p = Path(label)
+    if p.suffix.lower() == ONNX_SUFFIX:
+        from cnnc.frontend.onnx_import import load_onnx
+
+        return load_onnx(p)
     if p.is_dir():
         raise SpecError(f"{label} is a directory, not a spec file")
     if p.exists():

@@ -14,7 +14,8 @@ Rules, per op, for a window of k taps with stride s, dilation d, and p padding b
     jump_out  = jump_in * s
     start_out = start_in - p * jump_in
 
-Elementwise layers and dense layers on the channel axis keep the field. Flatten and global
+Elementwise layers and dense layers on the channel axis keep the field; zero padding shifts its
+start by the rows or columns added before. Flatten and global
 pooling join every position: they act as one window over the whole map, so every unit after
 them sees the union of the fields of all positions. Where paths meet (add, concatenate) the
 field on each axis is the union of the incoming ones: the largest field over the paths (and
@@ -108,6 +109,13 @@ def _pool(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> 
                  for f in fields[0])
 
 
+def _zero_padding(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
+    """ZeroPadding2D: output pixel i is input pixel i - top, so fields shift by the padding."""
+    (top, _), (left, _) = node.attrs["padding"]
+    return tuple(Field(f.input, f.h.window(1, 1, 1, top), f.w.window(1, 1, 1, left))
+                 for f in fields[0])
+
+
 def _whole_map(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
     """Flatten and global pooling: one window as large as the map, so every unit after them
     depends on every position. A flatten of a non-image (rank 2 or 3) keeps what it had."""
@@ -146,6 +154,7 @@ RULES: dict[str, Rule] = {
     "depthwise_conv2d": _conv,
     "maxpool2d": _pool,
     "avgpool2d": _pool,
+    "zero_padding2d": _zero_padding,
     "global_avgpool2d": _whole_map,
     "flatten": _whole_map,
     "dense": _same,  # on the last axis: a 1x1 window on images, nothing spatial on vectors

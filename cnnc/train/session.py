@@ -41,6 +41,7 @@ DEFAULT_BACKEND = "opencl"
 @dataclass
 class RunOptions:
     spec: str | None
+    dataset: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -59,7 +60,7 @@ class RunOptions:
 def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
     """The spec's train section with the command-line flags applied (each checked)."""
     changes: dict[str, Any] = {}
-    for key in ("epochs", "batch_size", "seed"):
+    for key in ("dataset", "epochs", "batch_size", "seed"):
         if getattr(opts, key) is not None:
             changes[key] = getattr(opts, key)
     config = apply_overrides(config, changes, path="command line") if changes else config

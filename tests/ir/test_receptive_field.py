@@ -203,3 +203,11 @@ def test_depthwise_convolutions_and_relu_layers():
     assert fields_of(g, "leaky_re_lu") == square(15, 4, -4)
     # global pooling over the 7x7 map: 15 + 6 * 4 = 39 pixels from -4
     assert fields_of(g, "global_average_pooling2d") == square(39, 28, -4)
+
+
+def test_zero_padding_shifts_the_fields():
+    # 2 rows and 1 column of zeros before: a following valid 3x3 conv's first output starts
+    # there, at row -2 and column -1 of the input
+    g = chain((8, 8, 1), ("zero_padding2d", {"padding": ((2, 0), (1, 3))}), ("conv2d", 2, 3))
+    assert fields_of(g, "zero_padding2d") == ((1, 1, -2), (1, 1, -1))
+    assert fields_of(g, "conv2d") == ((3, 1, -2), (3, 1, -1))
