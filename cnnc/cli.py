@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from cnnc.errors import CnncError
 
 # Subcommands in the order `cnnc --help` lists them; each is cnnc/commands/<name>.py.
-COMMANDS = ("run", "summary", "compile", "verify", "devices", "eval", "predict", "bench")
+COMMANDS = ("run", "summary", "show", "compile", "verify", "devices", "eval", "predict",
+            "bench", "export")
 
 
 def _available() -> list[str]:

@@ -66,6 +66,8 @@ class Model:
                 f"out of memory allocating the network's {values:,} weights "
                 f"({size_text(values * np.dtype(dtype).itemsize)} as {dtype})",
                 hint="the network is too large for this machine") from None
+        if spec_graph.given_weights is not None:  # an imported model's trained weights
+            self.set_weights(spec_graph.given_weights)
 
     # ------------------------------------------------------------ names
 
@@ -217,6 +219,18 @@ class Model:
         self._write_state(checked)
         self.step = step
 
+    def export_onnx(self, path: str, *, layout: str = "nchw", fold_bn: bool = False,
+                    opset: int | None = None) -> None:
+        """Write the network with its current weights as an ONNX model (cnnc.export).
+
+        layout: 'nchw' (4-D inputs and outputs as the ONNX world has them) or 'nhwc' (as cnnc
+        has them, behind transposes). fold_bn: fold batch norms into the layer before them.
+        """
+        from cnnc.export.onnx_export import DEFAULT_OPSET, export_onnx
+
+        export_onnx(self.spec_graph, self.get_weights(), path, layout=layout, fold_bn=fold_bn,
+                    opset=DEFAULT_OPSET if opset is None else opset)
+
     # ------------------------------------------------------------ training loop (cnnc/train)
 
     def fit(self, x: Any = None, y: Any = None, **options: Any):
@@ -234,6 +248,38 @@ class Model:
         from cnnc.train.fit import evaluate
 
         return evaluate(self, x, y, **options)
+
+
+    # ------------------------------------------------------------ pictures (cnnc/viz)
+
+    def show_filters(self, layer: str | None = None, *, channel: int | str | None = None):
+        """A convolution's learned filters as a grid: a matplotlib Figure (a notebook shows it;
+        `fig.savefig("f.png")` writes it). layer: a convolution's name (default: the first);
+        channel: the input channel to draw for deeper layers, or 'norm'."""
+        from cnnc.viz.filters import show_filters
+
+        return show_filters(self, layer, channel=channel)
+
+    def show_maps(self, image: Any, *, data_dir: str | None = None, invert: str = "auto"):
+        """The feature maps of every convolution and pooling layer for one image (an array
+        (H, W, C), 'test:N' for the dataset's test image N, or an image file): a Figure."""
+        from cnnc.viz.maps import show_maps
+
+        return show_maps(self, image, data_dir=data_dir, invert=invert)
+
+    def show_mistakes(self, x: Any = None, y: Any = None, *, count: int = 24,
+                      data_dir: str | None = None):
+        """The most confidently wrong predictions on (x, y), or on the dataset's test set."""
+        from cnnc.viz.mistakes import show_mistakes
+
+        return show_mistakes(self, x, y, count=count, data_dir=data_dir)
+
+    def show_graph(self):
+        """The layer graph as a diagram: `.dot` text, drawn as SVG in notebooks where Graphviz
+        is installed; `.save(base)` writes base.dot, .svg and .png."""
+        from cnnc.viz.graph_dot import GraphDiagram
+
+        return GraphDiagram(self.spec_graph)
 
 
 @contextmanager

@@ -13,6 +13,10 @@
     outputs: [out]                   # optional; default: the last layer
     train: {epochs: 10, optimizer: nadam}
 
+or, for a model trained elsewhere, `onnx: model.onnx` (a path relative to the spec's folder)
+instead of input, layers and outputs: that model's layers and weights (onnx_import.py), with
+this spec's network name and train section.
+
 Text is read with a SafeLoader subclass (no Python tags, nothing executed) that also reads
 exponent floats such as 1e-3, which YAML 1.1 would leave as strings. Every value keeps its key
 path and its line and column, so errors read ``specs/x.yaml:7:20: layers[3].kernel_size: ...``.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -34,7 +39,7 @@ from cnnc.ir.ops import lookup_layer
 from cnnc.ir.train_config import parse_train_config
 from cnnc.limits import MAX_LAYERS, MAX_NESTING
 
-TOP_KEYS = ("network", "input", "layers", "outputs", "train")
+TOP_KEYS = ("network", "input", "layers", "outputs", "train", "onnx")
 LAYER_KEYS = ("name", "inputs")  # keys of a layer item that are not arguments
 
 Marks = dict[str, tuple[Span, Span]]  # key path -> (span of the key, span of the value)
@@ -162,6 +167,8 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
             raise where.error(str(key), f"unknown key '{key}'",
                               did_you_mean(str(key), TOP_KEYS)
                               or f"a spec has the keys {', '.join(TOP_KEYS)}", at_key=True)
+    if "onnx" in data:
+        return _onnx_graph(data, where, name)
     decls: list[LayerDecl] = []
     if data.get("input") is not None:
         decls.append(_input_decl(data["input"], where))
@@ -193,6 +200,32 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
         output_spans=[where.value(p) for p in output_paths], output_paths=output_paths,
         file=file,
     )
+    if "train" in data:
+        graph = graph.replace(train=_train(data["train"], where))
+    return graph
+
+
+def _onnx_graph(data: Mapping, where: _Where, name: str | None) -> Graph:
+    """`onnx: model.onnx` (a path relative to the spec's folder): that model, under the spec's
+    network name and train section, with the model's weights."""
+    from cnnc.frontend.onnx_import import load_onnx
+
+    for key in ("input", "layers", "outputs"):
+        if key in data:
+            raise where.error(key, f"a spec with 'onnx' takes its layers from the model; "
+                              f"remove '{key}'", at_key=True)
+    value = data["onnx"]
+    if not isinstance(value, str) or not value.endswith(".onnx"):
+        raise where.error("onnx", f"expected the path of an .onnx file, got {value!r}")
+    path = Path(value)
+    if where.file is not None and not path.is_absolute():
+        path = Path(where.file).parent / path
+    graph = load_onnx(path)
+    network = data.get("network")
+    if network is not None and not isinstance(network, str):
+        raise where.error("network", f"expected the network's name, got {network!r}")
+    if name or network:
+        graph = graph.replace(name=name or network)
     if "train" in data:
         graph = graph.replace(train=_train(data["train"], where))
     return graph

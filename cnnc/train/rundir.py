@@ -9,6 +9,8 @@
       test_metrics.json        test loss, accuracy, per-class accuracy, confusion matrix
       confusion_matrix.csv     the same matrix, rows = true class, columns = predicted
       summary.txt              a page a person reads first
+      curves.png, confusion.png, mistakes.png, filters.png, report.html
+                               pictures and a page for a browser (cnnc/viz/report.py)
 
 Every file is written atomically (cnnc.atomic.atomic_write). A run stopped before its first
 checkpoint leaves run.json and spec.yaml; `--resume` starts such a run over in its folder.
