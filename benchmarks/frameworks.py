@@ -8,9 +8,10 @@ public API with inputs coming from host NumPy arrays:
 - forward: predictions for one batch (inference mode),
 - training step: forward, loss, backward and the spec's optimizer update on one batch,
 for cnnc's OpenCL backend, cnnc's NumPy reference backend (a vectorised NumPy interpreter: what a
-hand-written NumPy implementation of the same network does), and PyTorch when it is installed
+hand-written NumPy implementation of the same network does), PyTorch when it is installed
 (CPU build; `pip install torch==2.13.0`), with the same layers built from the cnnc graph and
-torch.set_num_threads(os.cpu_count()). Each figure is the median of --runs timed runs after one
+torch.set_num_threads(os.cpu_count()), and onnxruntime when it is installed (forward only), on
+the model cnnc's own export writes (`cnnc export`, NCHW). Each figure is the median of --runs timed runs after one
 warm-up run (kernel builds and first-run costs are not counted). Ratios are cnnc OpenCL's
 images/s over the other system's.
 """
@@ -40,7 +41,7 @@ def median_seconds(fn: Callable[[], object], runs: int) -> float:
 
 
 def cnnc_timings(graph: Graph, backend: str, device: str | None, fb: int, tb: int,
-                 runs: int) -> dict[str, float]:
+                 runs: int) -> dict[str, float | None]:
     model = cnnc.compile(graph, backend=backend, device=device, seed=0)
     shape = graph.shape_of(graph.inputs[0])[1:]
     rng = np.random.default_rng(0)
@@ -142,6 +143,29 @@ def torch_timings(graph: Graph, fb: int, tb: int, runs: int) -> dict[str, float]
     return {"forward": median_seconds(forward, runs), "train": median_seconds(train, runs)}
 
 
+# ---------------------------------------------------------------- onnxruntime
+
+
+def onnxruntime_timings(graph: Graph, fb: int, runs: int) -> dict[str, float | None]:
+    """Forward time in onnxruntime (CPU) of the network as cnnc exports it."""
+    import onnxruntime as ort
+
+    from cnnc.export.onnx_export import build_model
+
+    weights = cnnc.compile(graph, backend="numpy", seed=0).get_weights()
+    proto = build_model(graph, weights)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(proto.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    shape = graph.shape_of(graph.inputs[0])[1:]
+    x = np.random.default_rng(0).random((fb, *shape), dtype=np.float32)
+    if x.ndim == 4:
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # the export's NCHW input
+    feeds = {graph.inputs[0]: x}
+    return {"forward": median_seconds(lambda: session.run(None, feeds), runs), "train": None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=["specs/fashion.yaml"])
@@ -156,7 +180,7 @@ def main() -> None:
           f"training batch {tb}; median of {args.runs} runs")
     for spec in args.specs:
         graph = cnnc.load_spec(spec)
-        rows: dict[str, dict[str, float] | None] = {}
+        rows: dict[str, dict[str, float | None] | None] = {}
         rows["cnnc opencl"] = cnnc_timings(graph, "opencl", args.device, fb, tb, args.runs)
         if not args.no_numpy:
             rows["cnnc numpy"] = cnnc_timings(graph, "numpy", None, fb, tb, args.runs)
@@ -166,6 +190,13 @@ def main() -> None:
             rows[f"pytorch {torch.__version__}"] = torch_timings(graph, fb, tb, args.runs)
         except ImportError:
             print("(PyTorch is not installed: pip install torch==2.13.0 to compare with it)")
+        try:
+            import onnxruntime
+
+            rows[f"onnxruntime {onnxruntime.__version__} (cnnc export)"] = onnxruntime_timings(
+                graph, fb, args.runs)
+        except ImportError:
+            print("(onnxruntime is not installed: pip install 'cnnc[dev]' to compare with it)")
         ref = rows["cnnc opencl"]
         print(f"\n{graph.name} ({spec})")
         print("| system | forward img/s | training img/s | cnnc opencl is x faster "
@@ -175,8 +206,11 @@ def main() -> None:
             if t is None:
                 print(f"| {name} | (network not expressible) | | |")
                 continue
-            f, tr = fb / t["forward"], tb / t["train"]
-            rf, rt = t["forward"] / ref["forward"], t["train"] / ref["train"]
+            f, rf = fb / t["forward"], t["forward"] / ref["forward"]
+            if t["train"] is None:  # inference only (onnxruntime)
+                print(f"| {name} | {f:,.0f} | — | {rf:.2f} / — |")
+                continue
+            tr, rt = tb / t["train"], t["train"] / ref["train"]
             print(f"| {name} | {f:,.0f} | {tr:,.0f} | {rf:.2f} / {rt:.2f} |")
 
 

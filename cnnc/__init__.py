@@ -11,13 +11,13 @@ on OpenCL devices, with a NumPy interpreter as the reference backend.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from cnnc.errors import CnncError
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `cnnc` starts faster
 if TYPE_CHECKING:
+    from typing import Any
+
+    from cnnc.errors import CnncError
     from cnnc.frontend.network import Network
     from cnnc.ir.graph import Graph
     from cnnc.model import Model
@@ -39,12 +39,23 @@ def compile(
     'P:D' (platform:device index) or part of a device name; None picks the default device.
     options: seed (int, initialisation and dropout), dtype ('float32' or 'float64', NumPy only).
     """
-    from cnnc.model import compile_model
+    from cnnc.errors import CnncError, did_you_mean
+    from cnnc.model import COMPILE_OPTIONS, compile_model
 
+    for key in options:
+        if key not in COMPILE_OPTIONS:
+            raise CnncError(f"cnnc.compile got an unknown keyword argument {key!r}",
+                            hint=did_you_mean(str(key), COMPILE_OPTIONS)
+                            or f"the options are {', '.join(COMPILE_OPTIONS)}")
     return compile_model(spec, backend=backend, device=device, **options)
 
 
 def __getattr__(name: str) -> Any:
+    # Imported on first use, so that `import cnnc` (and the `cnnc` command's start) is quick.
+    if name == "CnncError":
+        from cnnc.errors import CnncError
+
+        return CnncError
     if name == "Network":
         from cnnc.frontend.network import Network
 

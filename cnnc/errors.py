@@ -7,7 +7,6 @@ copy them along, so an error found deep in shape inference still renders as
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -112,12 +111,27 @@ class CnncError(Exception):
         if self.span is not None:
             line = self.span.source_line()
             if line is not None:
+                line, caret = _window(line, max(self.span.column, 1) - 1)
                 out.append(f"    {line}")
-                out.append("    " + " " * (max(self.span.column, 1) - 1) + "^")
+                out.append("    " + " " * caret + "^")
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.render()
+
+
+SHOWN_COLUMNS = 100  # of a long source line, the part around the error's column
+
+
+def _window(line: str, caret: int) -> tuple[str, int]:
+    """The part of a long line around `caret` (marked with '...'), and the caret's place in it."""
+    if len(line) <= SHOWN_COLUMNS:
+        return line, caret
+    start = min(max(caret - SHOWN_COLUMNS // 2, 0), len(line) - SHOWN_COLUMNS)
+    part = line[start:start + SHOWN_COLUMNS]
+    head = "..." if start > 0 else ""
+    tail = "..." if start + SHOWN_COLUMNS < len(line) else ""
+    return head + part + tail, caret - start + len(head)
 
 
 class SpecError(CnncError):
@@ -144,6 +158,15 @@ class DeviceError(CnncError):
     """OpenCL devices: none found, a kernel that fails to build, out of device memory."""
 
 
+class OutputError(CnncError):
+    """Files and folders cnnc cannot write: a read-only or full disk, a file where a folder
+    should be. Writes are atomic, so what was there before is left as it was."""
+
+
+class TrainingDiverged(CnncError):
+    """The training loss became NaN or infinite: the weights no longer hold finite values."""
+
+
 class InternalError(CnncError):
     """A bug in cnnc, not the user's input: two of its parts disagree (an op with no kernel
     binding, a launch argument the runtime does not know). The message asks for a report."""
@@ -155,6 +178,8 @@ class InternalError(CnncError):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest valid name, or None when nothing is close."""
+    import difflib  # here, not at the top: `cnnc` starts faster (Ctrl-C then finds main())
+
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not matches and name:
         lowered = {c.lower(): c for c in candidates}

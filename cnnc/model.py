@@ -9,14 +9,15 @@ runs graphs compiled for one batch size (cnnc/backends/base.py); executables are
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from cnnc import weights as wfile
 from cnnc.backends.base import Backend, Executable, get_backend
-from cnnc.errors import CnncError, InputError
+from cnnc.errors import CnncError, InputError, TrainingDiverged
 from cnnc.initializers import initial_values
 from cnnc.inputs import check_targets, input_feeds
 from cnnc.ir.graph import Graph
@@ -27,10 +28,12 @@ from cnnc.ir.train_config import (
     parse_optimizer,
     parse_train_config,
 )
+from cnnc.limits import size_text
 from cnnc.passes import names
 from cnnc.passes.pipeline import inference_graph, training_graph
 
 DTYPES = ("float32", "float64")
+COMPILE_OPTIONS = ("seed", "dtype", "loss", "optimizer")  # compile_model's keyword arguments
 STEP = "step"  # the step counter's key in get_training_state()
 
 
@@ -55,7 +58,16 @@ class Model:
         self._training_graph: Graph | None = None
         self._executables: dict[tuple[str, int], Executable] = {}
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
-        backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
+        try:
+            backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
+        except MemoryError:
+            values = sum(math.prod(s.shape) for s in spec_graph.state)
+            raise CnncError(
+                f"out of memory allocating the network's {values:,} weights "
+                f"({size_text(values * np.dtype(dtype).itemsize)} as {dtype})",
+                hint="the network is too large for this machine") from None
+        if spec_graph.given_weights is not None:  # an imported model's trained weights
+            self.set_weights(spec_graph.given_weights)
 
     # ------------------------------------------------------------ names
 
@@ -82,8 +94,17 @@ class Model:
         key = (kind, batch)
         exe = self._executables.get(key)
         if exe is None:
-            exe = self._executables[key] = self.backend.compile(graph, batch)
+            with _memory_named(batch):
+                exe = self.backend.compile(graph, batch)
+            self._executables[key] = exe
         return exe
+
+    def _run(self, kind: str, graph: Graph, feeds: dict[str, np.ndarray], fetch: Any,
+             **options: Any) -> dict[str, np.ndarray]:
+        count = len(next(iter(feeds.values())))
+        exe = self._executable(kind, graph, count)
+        with _memory_named(count):
+            return exe.run(feeds, fetch, **options)
 
     # ------------------------------------------------------------ running
 
@@ -101,12 +122,14 @@ class Model:
         parts: dict[str, list[np.ndarray]] = {o: [] for o in self.graph.outputs}
         for start in range(0, count, int(batch_size)):
             chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
-            n = len(next(iter(chunk.values())))
-            out = self._executable("predict", self.graph, n).run(chunk, self.graph.outputs,
-                                                                 step=self.step)
+            out = self._run("predict", self.graph, chunk, self.graph.outputs, step=self.step)
             for o in self.graph.outputs:
                 parts[o].append(out[o])
         result = {o: np.concatenate(p).astype(self.dtype, copy=False) for o, p in parts.items()}
+        for o, values in result.items():
+            if not np.isfinite(values).all():
+                raise CnncError(f"the output '{o}' holds NaN or infinite values for finite "
+                                f"inputs: {self._overflow_cause()}")
         return result[self.graph.outputs[0]] if len(result) == 1 else result
 
     def train_step(self, x: Any, y: Any, *, learning_rate: float | None = None,
@@ -127,16 +150,32 @@ class Model:
         count = len(next(iter(feeds.values())))
         feeds[names.TARGET] = check_targets(y, target, graph.shape_of(pred), count)
         fetch = [names.LOSS, pred] if return_predictions else [names.LOSS]
-        out = self._executable("train", graph, count).run(
-            feeds, fetch, step=self.step,
-            learning_rate=None if learning_rate is None else float(learning_rate))
+        out = self._run("train", graph, feeds, fetch, step=self.step,
+                        learning_rate=None if learning_rate is None else float(learning_rate))
         self.step += 1
         loss = float(out[names.LOSS])
+        if not math.isfinite(loss):
+            rate = "" if learning_rate is None else f" (learning rate {learning_rate:g})"
+            err = TrainingDiverged(
+                f"the training loss is {loss} at step {self.step}{rate}: the weights no longer "
+                "hold finite values", hint="lower the learning rate, then reload the weights "
+                "or a checkpoint (set_weights, load_weights, set_training_state)")
+            err.loss = loss  # type: ignore[attr-defined]  # for the training loop's message
+            raise err
         if return_predictions:
             return loss, out[pred].astype(self.dtype, copy=False)
         return loss
 
     # ------------------------------------------------------------ weights and state
+
+    def _overflow_cause(self) -> str:
+        weights = self.get_weights()
+        if not all(np.isfinite(w).all() for w in weights.values()):
+            return ("the weights hold NaN or infinite values (a diverged training step?); "
+                    "reload them")
+        largest = max((float(np.abs(w).max()) for w in weights.values() if w.size), default=0)
+        return (f"the computation overflows {self.dtype} (the largest weight's magnitude is "
+                f"{largest:g})")
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Parameters and moving statistics by name (copies), e.g. 'conv2d/kernel'."""
@@ -148,7 +187,8 @@ class Model:
 
     def set_weights(self, values: Mapping[str, Any]) -> None:
         """Replace every weight; WeightsError names missing, extra or misshaped arrays."""
-        self._write_state(wfile.check_arrays(self._weight_shapes, values, what="the weights"))
+        self._write_state(wfile.check_arrays(self._weight_shapes, values, what="the weights",
+                                             max_abs=wfile.MAX_WEIGHT))
 
     def save_weights(self, path: str) -> None:
         wfile.save_weights(path, self.get_weights(), self.spec_graph.name)
@@ -179,6 +219,18 @@ class Model:
         self._write_state(checked)
         self.step = step
 
+    def export_onnx(self, path: str, *, layout: str = "nchw", fold_bn: bool = False,
+                    opset: int | None = None) -> None:
+        """Write the network with its current weights as an ONNX model (cnnc.export).
+
+        layout: 'nchw' (4-D inputs and outputs as the ONNX world has them) or 'nhwc' (as cnnc
+        has them, behind transposes). fold_bn: fold batch norms into the layer before them.
+        """
+        from cnnc.export.onnx_export import DEFAULT_OPSET, export_onnx
+
+        export_onnx(self.spec_graph, self.get_weights(), path, layout=layout, fold_bn=fold_bn,
+                    opset=DEFAULT_OPSET if opset is None else opset)
+
     # ------------------------------------------------------------ training loop (cnnc/train)
 
     def fit(self, x: Any = None, y: Any = None, **options: Any):
@@ -196,6 +248,49 @@ class Model:
         from cnnc.train.fit import evaluate
 
         return evaluate(self, x, y, **options)
+
+
+    # ------------------------------------------------------------ pictures (cnnc/viz)
+
+    def show_filters(self, layer: str | None = None, *, channel: int | str | None = None):
+        """A convolution's learned filters as a grid: a matplotlib Figure (a notebook shows it;
+        `fig.savefig("f.png")` writes it). layer: a convolution's name (default: the first);
+        channel: the input channel to draw for deeper layers, or 'norm'."""
+        from cnnc.viz.filters import show_filters
+
+        return show_filters(self, layer, channel=channel)
+
+    def show_maps(self, image: Any, *, data_dir: str | None = None, invert: str = "auto"):
+        """The feature maps of every convolution and pooling layer for one image (an array
+        (H, W, C), 'test:N' for the dataset's test image N, or an image file): a Figure."""
+        from cnnc.viz.maps import show_maps
+
+        return show_maps(self, image, data_dir=data_dir, invert=invert)
+
+    def show_mistakes(self, x: Any = None, y: Any = None, *, count: int = 24,
+                      data_dir: str | None = None):
+        """The most confidently wrong predictions on (x, y), or on the dataset's test set."""
+        from cnnc.viz.mistakes import show_mistakes
+
+        return show_mistakes(self, x, y, count=count, data_dir=data_dir)
+
+    def show_graph(self):
+        """The layer graph as a diagram: `.dot` text, drawn as SVG in notebooks where Graphviz
+        is installed; `.save(base)` writes base.dot, .svg and .png."""
+        from cnnc.viz.graph_dot import GraphDiagram
+
+        return GraphDiagram(self.spec_graph)
+
+
+@contextmanager
+def _memory_named(batch: int) -> Iterator[None]:
+    """A host allocation that fails while a batch is compiled or run becomes a CnncError."""
+    try:
+        yield
+    except MemoryError:
+        raise CnncError(f"out of memory running a batch of {batch} examples",
+                        hint="use a smaller batch size" if batch > 1 else
+                        "the network is too large for this machine") from None
 
 
 # ---------------------------------------------------------------- compile
@@ -221,8 +316,16 @@ def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any) -> TrainCo
 
 
 def _backend(backend: Any, device: str | None, dtype: str) -> Backend:
-    if not isinstance(backend, str):
+    if all(hasattr(backend, m) for m in ("compile", "init_state", "read_state")):
         return backend  # an already constructed Backend
+    if not isinstance(backend, str):
+        from cnnc.backends.base import BACKENDS
+
+        raise CnncError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got "
+                        f"{backend!r}")
+    if device is not None and not isinstance(device, str):
+        raise CnncError(f"device must be a device selector string ('gpu', 'cpu', 'P:D' or "
+                        f"part of a device name), got {device!r}")
     options: dict[str, Any] = {}
     if backend == "numpy":
         if device is not None:

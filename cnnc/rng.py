@@ -3,7 +3,9 @@
 uniform(seed, step, i) hashes the three 32-bit counters with the 'lowbias32' integer hash
 (Chris Wellons' hash-prospector, bias ~0.17): a pure function of its inputs, so every element of a
 dropout mask can be computed independently, in any order, on any backend. kernels/random.cl holds
-the same arithmetic in OpenCL C.
+the same arithmetic in OpenCL C. The index i counts elements from the start of the whole (global)
+batch: a data-parallel rank that holds examples [k, k + n) of it starts at k times the elements
+per example (`start`), so N ranks draw the masks one device would.
 
     k1 = lowbias32(seed)
     k2 = lowbias32(k1 ^ step)
@@ -31,19 +33,21 @@ def lowbias32(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def uniform(seed: int, step: int, count: int) -> np.ndarray:
-    """float32 uniforms in [0, 1) for flat indices 0..count-1."""
+def uniform(seed: int, step: int, count: int, start: int = 0) -> np.ndarray:
+    """float32 uniforms in [0, 1) for flat indices start..start+count-1 (modulo 2**32)."""
     k1 = lowbias32(np.uint64(seed & 0xFFFFFFFF))
     k2 = lowbias32(k1 ^ np.uint64(step & 0xFFFFFFFF))
-    i = np.arange(count, dtype=np.uint64)
+    i = (np.arange(count, dtype=np.uint64) + np.uint64(start & 0xFFFFFFFF)) & _M32
     h = lowbias32(k2 ^ i)
     return ((h >> np.uint64(8)).astype(np.float32) * np.float32(2.0**-24)).astype(np.float32)
 
 
-def keep_mask(seed: int, step: int, shape: tuple[int, ...], rate: float) -> np.ndarray:
-    """The dropout keep-mask (bool) for a tensor of `shape`, row-major flat indices."""
+def keep_mask(seed: int, step: int, shape: tuple[int, ...], rate: float,
+              start: int = 0) -> np.ndarray:
+    """The dropout keep-mask (bool) for a tensor of `shape`, row-major flat indices from
+    `start` (the first element's index in the whole batch)."""
     count = int(np.prod(shape)) if shape else 1
-    return (uniform(seed, step, count) >= np.float32(rate)).reshape(shape)
+    return (uniform(seed, step, count, start) >= np.float32(rate)).reshape(shape)
 
 
 def derive_seed(base: int, name: str) -> int:

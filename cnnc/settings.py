@@ -5,6 +5,13 @@ CNNC_CACHE_DIR   where datasets and compiled kernels are cached (default ~/.cach
 CNNC_DEVICE      default OpenCL device selector ('gpu', 'cpu', 'P:D' or part of a name)
 CNNC_DEBUG       '1' verifies the graph after every pass and names the pass that broke it
 CNNC_OFFLINE     '1' never downloads datasets (the test suite and CI set it)
+
+Set by others and read here too:
+PMI_SIZE, OMPI_COMM_WORLD_SIZE, MV2_COMM_WORLD_SIZE, PMIX_RANK with SLURM_STEP_NUM_TASKS
+                 the process count of an MPI launcher (mpiexec, srun): `cnnc run` trains
+                 data-parallel when it is above 1 (cnnc/distributed)
+POCL_MAX_PTHREAD_COUNT  pocl's worker threads per process: set, when unset, to share a node's
+                 cores between the ranks on it
 OCL_ICD_VENDORS, LD_LIBRARY_PATH   read (not set) by `cnnc doctor`, to report the OpenCL drivers
 """
 
@@ -43,6 +50,31 @@ def debug() -> bool:
 def offline() -> bool:
     """True when datasets must not be downloaded."""
     return _flag("CNNC_OFFLINE")
+
+
+# Variables through which MPI launchers tell a process how many they started.
+LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def launcher_ranks() -> int | None:
+    """How many processes an MPI launcher started with this one, or None outside a launcher."""
+    names = LAUNCHER_SIZE_VARIABLES
+    if os.environ.get("PMIX_RANK") is not None:  # srun --mpi=pmix names no size of its own
+        names += ("SLURM_STEP_NUM_TASKS",)
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def share_cpu_threads(ranks_here: int) -> None:
+    """Give pocl's CPU device cores // ranks_here threads per process (when not set by the user),
+    so that ranks sharing a node do not each start a thread per core. Call before OpenCL starts."""
+    if ranks_here > 1 and not os.environ.get("POCL_MAX_PTHREAD_COUNT"):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        os.environ["POCL_MAX_PTHREAD_COUNT"] = str(max(1, cores // ranks_here))
 
 
 def icd_vendors() -> str | None:

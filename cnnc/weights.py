@@ -18,9 +18,14 @@ import numpy as np
 
 from cnnc.atomic import atomic_write
 from cnnc.errors import WeightsError
+from cnnc.files import check_regular
 from cnnc.ir.shapes import shape_str
+from cnnc.limits import MAX_SAFETENSORS_HEADER
 
 FORMAT = "cnnc-weights"
+# Trained weights are rarely above 1e3; a weight over 1e18 squares to more than float32 holds
+# (3.4e38), so its model can only predict infinities and NaN: refused when weights are set.
+MAX_WEIGHT = 1e18
 
 
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
@@ -28,32 +33,79 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     """Write arrays to a safetensors file atomically."""
     import safetensors.numpy
 
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise WeightsError(f"a weights file is named by a path, got {path!r}")
+    target = Path(path)
+    if target.is_dir():
+        raise WeightsError(f"cannot write '{target}': it is a directory",
+                           hint="name a file in it, e.g. weights.safetensors")
+    if not target.parent.is_dir():
+        raise WeightsError(f"cannot write '{target}': the folder '{target.parent}' does not exist")
     data = safetensors.numpy.save(
         {name: np.array(a, order="C", copy=True) for name, a in arrays.items()},
         metadata={k: str(v) for k, v in (metadata or {}).items()})
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise WeightsError(f"cannot write '{target}': the folder '{target.parent}' does not exist")
     atomic_write(target, data)
 
 
+# The safetensors dtypes NumPy can hold; BF16 and the FP8 kinds have no NumPy type.
+READABLE_DTYPES = frozenset({"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64",
+                             "F16", "F32", "F64"})
+
+
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """(arrays, metadata) from a safetensors file; WeightsError if missing, truncated, corrupt."""
+    """(arrays, metadata) from a safetensors file; WeightsError if missing, truncated, corrupt.
+
+    The header is read and checked first (its size, JSON, the dtypes, that the data it
+    declares is in the file), so a file that is not a weights file is refused before its data
+    is read, and a dtype NumPy has no type for (BF16) is named rather than failing inside.
+    """
     import safetensors.numpy
     from safetensors import SafetensorError
 
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise WeightsError(f"no weights file '{p}'", file=str(p))
+    check_regular(p, WeightsError, "weights file")
+    unreadable = f"'{p}' is not a readable safetensors file (truncated or corrupt?)"
     try:
-        data = p.read_bytes()
+        with p.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+                raise ValueError(f"its header length is {length}")
+            header = json.loads(f.read(length))
+            _check_header(header, size - 8 - length, p)
+            f.seek(0)
+            data = f.read()
         # safe_open returns 0-d arrays as shape (1,); load() keeps them, so read the whole file.
         arrays = {name: np.array(a) for name, a in safetensors.numpy.load(data).items()}
         metadata = header_metadata(data)
-    except (SafetensorError, OSError, ValueError, TypeError) as err:
-        raise WeightsError(f"'{p}' is not a readable safetensors file (truncated or "
-                           f"corrupt?): {err}", file=str(p)) from None
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError) as err:
+        raise WeightsError(f"{unreadable}: {err}", file=str(p)) from None
     return arrays, metadata
+
+
+def _check_header(header: object, data_bytes: int, path: Path) -> None:
+    """Raise TypeError or ValueError (the caller's 'not readable'), or WeightsError (a dtype
+    NumPy cannot hold), for a header that does not describe the file's data."""
+    if not isinstance(header, dict):
+        raise TypeError("the header is not a JSON object")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise TypeError(f"the header's entry for '{name}' is not an object")
+        dtype = entry.get("dtype")
+        if dtype not in READABLE_DTYPES:
+            raise WeightsError(
+                f"'{path}': '{name}' is stored as {dtype}, which cnnc cannot read",
+                hint="save the weights as float32 (NumPy has no bfloat16 or float8 type)")
+        offsets = entry.get("data_offsets")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            raise ValueError(f"the data of '{name}' lies outside the file")
 
 
 def header_metadata(data: bytes) -> dict[str, str]:
@@ -75,11 +127,13 @@ def check_arrays(
     *,
     what: str = "weights",
     integer: frozenset[str] = frozenset(),
+    max_abs: float | None = None,
 ) -> dict[str, np.ndarray]:
     """`given` must have exactly the expected names and shapes, finite real values.
 
-    Names in `integer` must hold integers; every other array must be floating point. The
-    message lists every missing, extra and misshaped array at once.
+    Names in `integer` must hold integers; every other array must be floating point, with no
+    magnitude over `max_abs` if given. The message lists every missing, extra and misshaped
+    array at once.
     """
     if not isinstance(given, Mapping):
         raise WeightsError(f"{what} must be a dict of arrays by name, got {type(given).__name__}")
@@ -106,6 +160,11 @@ def check_arrays(
             continue
         if kind is np.floating and not np.isfinite(value).all():
             problems.append(f"'{name}' contains NaN or infinity")
+            continue
+        if kind is np.floating and max_abs is not None and value.size \
+                and float(np.abs(value).max()) > max_abs:
+            problems.append(f"'{name}' holds {float(np.abs(value).max()):g} in magnitude, "
+                            f"more than the {max_abs:g} a weight may be")
             continue
         out[name] = value
     if problems:
@@ -134,7 +193,7 @@ def load_weights(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]
     arrays, metadata = load_arrays(path)
     what = f"the weights in '{path}'"
     try:
-        return check_arrays(expected, arrays, what=what)
+        return check_arrays(expected, arrays, what=what, max_abs=MAX_WEIGHT)
     except WeightsError as err:
         saved_from = metadata.get("network")
         if metadata.get("format") != FORMAT:

@@ -89,6 +89,21 @@ __kernel void copy_block(__global const float *restrict src, __global float *res
 }
 #endif
 
+/* Zero padding (zero_padding2d) of an NHWC tensor: y[n, oy, ox, c] = x[n, oy - pt, ox - pl, c]
+ * inside the input, 0 in the padding. `n` counts y's elements. */
+#ifdef ZERO_PADDING2D
+__kernel void zero_padding2d(__global const float *restrict x, __global float *restrict y, int n,
+                             int h, int w, int c, int oh, int ow, int pt, int pl)
+{
+    const int t = get_global_id(0);
+    if (t >= n)
+        return;
+    const int ch = t % c, ox = (t / c) % ow, oy = (t / (c * ow)) % oh, b = t / (c * ow * oh);
+    const int iy = oy - pt, ix = ox - pl;
+    y[t] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[((b * h + iy) * w + ix) * c + ch] : 0.0f;
+}
+#endif
+
 /* The relu layer (Keras' ReLU, cnnc/ir/layers.py) and its gradient from the input x. Its
  * constants come as float bits (-D THRESHOLD_BITS, SLOPE_BITS; MAX_VALUE_BITS when capped;
  * SLOPE_BITS absent for no slope), computed the way Keras does: x above the threshold (else 0),

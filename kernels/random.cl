@@ -3,7 +3,10 @@
  *   k1 = lowbias32(seed); k2 = lowbias32(k1 ^ step); h = lowbias32(k2 ^ i)
  *   u  = (h >> 8) * 2^-24, in [0, 1) and exact in float32
  * Every element's number depends only on (seed, step, flat index), so masks agree with the NumPy
- * backend bit for bit, in any launch order. Launch: one dimension over the elements.
+ * backend bit for bit, in any launch order. Launch: one dimension over the elements. The flat
+ * index counts from the start of the whole batch: `base` is the index of this launch's first
+ * element there (a data-parallel rank's first example times the elements per example; 0 on one
+ * device), so every rank draws the masks that one device would for the same examples.
  */
 
 static uint lowbias32(uint x)
@@ -27,12 +30,12 @@ static float counter_uniform(uint seed, uint step, uint i)
  * NumPy does, so kept values agree bit for bit too. */
 #ifdef DROPOUT
 __kernel void dropout(__global const float *restrict x, __global float *restrict y, int n,
-                      uint seed, uint step, float rate, float keep_rate)
+                      uint seed, uint step, uint base, float rate, float keep_rate)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
-    y[i] = counter_uniform(seed, step, (uint)i) >= rate ? x[i] / keep_rate : 0.0f;
+    y[i] = counter_uniform(seed, step, base + (uint)i) >= rate ? x[i] / keep_rate : 0.0f;
 }
 #endif
 

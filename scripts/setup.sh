@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up cnnc in this checkout: the Debian packages it uses (when run as root where apt-get
-# exists; otherwise it says what to install), then .venv with cnnc and its dev and pocl extras.
+# exists; otherwise it says what to install), then .venv with cnnc and its dev, pocl, mpi and
+# onnx extras (mpi: mpi4py and MPICH from pip, for `mpiexec -n N cnnc run ...`; onnx: ONNX
+# import and export).
 # Safe to run again: what is already in place is kept, and a second run takes a second or two.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,7 +12,8 @@ PYTHON="${PYTHON:-python3}"
 #   newer CPUs ("unknown target CPU"), so Debian's is the one that works there.
 # oclgrind: an OpenCL simulator that reports out-of-bounds accesses in kernels.
 # dataset-fashion-mnist: the Fashion-MNIST files, so nothing downloads at run time.
-APT_PACKAGES=(pocl-opencl-icd oclgrind dataset-fashion-mnist)
+# graphviz: the `dot` program that draws `cnnc show SPEC --graph` as SVG and PNG.
+APT_PACKAGES=(pocl-opencl-icd oclgrind dataset-fashion-mnist graphviz)
 apt_updated=0
 
 can_apt() {
@@ -38,8 +41,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
             echo "setup: apt-get install ${missing[*]}"
             apt_install "${missing[@]}"
         else
-            echo "setup: not installed (optional, but the OpenCL and data tests skip without" \
-                 "them): ${missing[*]}"
+            echo "setup: not installed (optional, but the OpenCL, data and Graphviz tests" \
+                 "skip without them): ${missing[*]}"
             echo "setup: install them with: sudo apt-get install ${missing[*]}"
         fi
     fi
@@ -68,8 +71,8 @@ fi
 stamp=.venv/.cnnc-installed
 want="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: pip install -e '.[dev,pocl]' into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,pocl]"
+    echo "setup: pip install -e '.[dev,pocl,mpi,onnx]' into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,pocl,mpi,onnx]"
     echo "$want" > "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/cnnc --version))"

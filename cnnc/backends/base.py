@@ -9,7 +9,7 @@ arrays, device buffers) and runs a graph; every backend's run checks its feeds a
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,6 +17,11 @@ import numpy as np
 from cnnc.errors import CnncError, InputError, InternalError, did_you_mean
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.ir.shapes import shape_str
+
+Exchange = Mapping[str, Callable[[np.ndarray], np.ndarray]]
+"""Values the host replaces in the middle of a run: each function receives the value right after
+its node has run and returns what every later reader sees instead (the same shape). Data-parallel
+training reduces batch statistics across ranks this way (cnnc/distributed)."""
 
 
 class Executable(Protocol):
@@ -32,11 +37,15 @@ class Executable(Protocol):
         *,
         step: int = 0,
         learning_rate: float | None = None,
+        first_example: int = 0,
+        exchange: Exchange | None = None,
     ) -> dict[str, np.ndarray]:
         """Run once: `feeds` gives every input node's value, `fetch` names the values wanted back.
 
         Update ops write their state in place. `step` feeds ops that use it; `learning_rate`
-        overrides the update ops' attribute (learning-rate schedules).
+        overrides the update ops' attribute (learning-rate schedules). `first_example`: the
+        index of the batch's first example within the global batch that data-parallel ranks
+        share (dropout masks are keyed by it). `exchange`: see Exchange.
         """
         ...
 
@@ -145,6 +154,15 @@ def check_fetch(
         if kept is not None and name not in kept:
             raise InternalError(f"'{name}' cannot be fetched: it is not kept after the run of "
                                 f"'{graph.name}' (compile with keep=['{name}'])")
+
+
+def check_exchange(graph: Graph, exchange: Exchange) -> None:
+    """Only values that nodes compute can be exchanged (cnnc's own choice: InternalError)."""
+    for name in exchange:
+        node = graph.node_map.get(name)
+        if node is None or node.shape is None or node.op == "input":
+            raise InternalError(f"'{name}' is not a computed value of graph '{graph.name}' and "
+                                "cannot be exchanged")
 
 
 # Backends by name; modules are imported on first use so numpy-only users never load pyopencl.

@@ -10,7 +10,8 @@ import argparse
 
 from cnnc.backends.base import BACKENDS
 
-SPEC_HELP = "a .cnn or .yaml spec file, or a bundled spec's name (fashion, lenet5, ...)"
+SPEC_HELP = ("a .cnn or .yaml spec file, an .onnx model, or a bundled spec's name (fashion, "
+             "lenet5, ...)")
 SELECTORS = "gpu, cpu, P:D (platform:device) or part of a name"  # see device.select_device
 
 
@@ -32,10 +33,11 @@ def add_spec_argument(parser: argparse.ArgumentParser, help: str = SPEC_HELP,
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     """SPEC and --weights: a trained network, for eval and predict."""
-    add_spec_argument(parser, help="the spec the weights belong to (a .cnn or .yaml file, or a "
-                                   "bundled spec's name)")
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a weights.safetensors file (e.g. from a run folder)")
+    add_spec_argument(parser, help="the spec the weights belong to (a .cnn or .yaml file, an "
+                                   ".onnx model, or a bundled spec's name)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="a weights.safetensors file (e.g. from a run folder); needed unless "
+                             "SPEC is an .onnx model, which holds its own")
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from cnnc.commands.options import (
     add_spec_argument,
     positive_int,
 )
+from cnnc.ir.train_config import DATASETS
 from cnnc.train.session import RunOptions, run_spec
 
 HELP = "train a spec on its dataset and evaluate it on the test set"
@@ -20,6 +21,9 @@ HELP = "train a spec on its dataset and evaluate it on the test set"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_argument(parser, nargs="?",
                       help=f"{SPEC_HELP}; with --resume, defaults to the run's spec.yaml")
+    parser.add_argument("--dataset", choices=DATASETS,
+                        help="override train.dataset (e.g. for an .onnx model, which has no "
+                             "train section)")
     parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
     parser.add_argument("--batch-size", type=positive_int, help="override train.batch_size")
     parser.add_argument("--lr", type=float, metavar="RATE",
@@ -37,14 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                         help="progress bars: auto shows them on a terminal only")
+    parser.add_argument("--distributed", action="store_true", default=None,
+                        help="train data-parallel over MPI, one rank per process (the default "
+                             "when started by mpiexec or srun with more than one process; "
+                             "needs the mpi extra); see docs/scaling.md")
 
 
 def run(args: argparse.Namespace) -> int:
     opts = RunOptions(
-        spec=args.spec, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        limit=args.limit, backend=args.backend, device=args.device, seed=args.seed,
+        spec=args.spec, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, limit=args.limit, backend=args.backend, device=args.device, seed=args.seed,
         data=args.data, out=args.out, resume=args.resume,
         bars={"auto": None, "on": True, "off": False}[args.progress],
-        argv=["cnnc", *sys.argv[1:]],
+        argv=["cnnc", *sys.argv[1:]], distributed=args.distributed,
     )
     return run_spec(opts)

@@ -3,6 +3,9 @@
 One row per layer: name and Keras class, output shape with the batch left open (None),
 parameters, and forward FLOPs per example (a multiply-add counts two, as the op table counts).
 Totals below: parameters (trainable and not: batch norm's moving statistics are not) and FLOPs.
+With --rf, three more columns give each layer's receptive field on the input
+(cnnc/ir/receptive_field.py): its size, the jump between neighbouring outputs' fields, and
+where the first output's field starts (negative: it reaches into the zero padding).
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec_argument(parser)
     parser.add_argument("--ir", action="store_true",
                         help="also print the graph as IR text, one line per node")
+    parser.add_argument("--rf", action="store_true",
+                        help="add each layer's receptive field on the input: size (height x "
+                             "width), jump between neighbouring outputs, and start (first input "
+                             "pixel; negative inside the padding)")
 
 
 def run(args: argparse.Namespace) -> int:
     from cnnc.frontend.spec import load_spec
 
     graph = load_spec(args.spec)
-    print(summary_text(graph))
+    print(summary_text(graph, rf=args.rf))
     if args.ir:
         from cnnc.ir.printer import format_graph
 
@@ -70,15 +77,25 @@ def _is_chain(graph: Graph) -> bool:
                for i, n in enumerate(nodes))
 
 
-def summary_text(graph: Graph) -> str:
-    """The table and totals, as `cnnc summary` prints them."""
+def summary_text(graph: Graph, *, rf: bool = False) -> str:
+    """The table and totals, as `cnnc summary` prints them; rf adds the receptive fields."""
     rows = layer_rows(graph)
     chain = _is_chain(graph)
     head = ["Layer (type)", "Output Shape", "Param #", "FLOPs"] + ([] if chain else
                                                                   ["Connected to"])
     cells = [[r[0], r[1], f"{r[2]:,}", f"{r[3]:,}"] + ([] if chain else [r[4]]) for r in rows]
-    widths = [max(len(str(c[i])) for c in [head, *cells]) for i in range(len(head))]
     right = {2, 3}  # numbers align right
+    if rf:
+        from cnnc.ir.receptive_field import describe, receptive_fields
+
+        fields = receptive_fields(graph)
+        at = len(head)
+        head += ["RF size", "Jump", "Start"]
+        for cell, node in zip(cells, graph.nodes):
+            spatial = node.shape is not None and len(node.shape) == 4
+            cell += describe(fields[node.name], spatial=spatial)
+        right |= {at, at + 1, at + 2}
+    widths = [max(len(str(c[i])) for c in [head, *cells]) for i in range(len(head))]
 
     def line(values: list[str]) -> str:
         parts = [f"{v:>{w}}" if i in right else f"{v:<{w}}"

@@ -2,13 +2,16 @@
 
 PNG/JPEG (anything Pillow reads) become one example each: converted to grayscale (or RGB for a
 3-channel input), fitted into a square without distortion, resized to the input's height and
-width. Fashion-MNIST shows light objects on a black background, so a photo with a light
-background is inverted ('auto' decides from the border pixels). IDX and .npy files may hold one
+width. Large images are reduced in 8 bits first, and ones over cnnc.limits.MAX_IMAGE_PIXELS are
+refused from their header. Fashion-MNIST shows light objects on a black background, so a photo
+with a light background is inverted ('auto' decides from the border pixels). IDX and .npy files may hold one
 image (H, W[, C]) or many (N, H, W[, C]); uint8 values are divided by 255 as in training.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,8 @@ import numpy as np
 from cnnc.data.dataset import scale_pixels
 from cnnc.data.idx import read_idx
 from cnnc.errors import DataError, InputError
+from cnnc.files import check_regular, open_regular
+from cnnc.limits import MAX_IMAGE_PIXELS, MAX_NPY_BYTES, WORK_IMAGE_SIDE, size_text
 
 ARRAY_SUFFIXES = (".npy",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -64,14 +69,34 @@ def _shape_array(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.nd
     return array
 
 
-def _load_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
+def _load_npy(path: Path) -> np.ndarray:
+    """A .npy array, its header checked against the file and MAX_NPY_BYTES before the data
+    is read: a header may claim any shape, and np.load would allocate it first."""
+    fmt = np.lib.format
+    with open_regular(path, InputError, ".npy file") as f:
         try:
-            array = np.load(path, allow_pickle=False)
+            version = fmt.read_magic(f)
+            read_header = (fmt.read_array_header_1_0 if version == (1, 0)
+                           else fmt.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            if dtype.hasobject:
+                raise ValueError("it holds Python objects, which cnnc does not load")
+            want = math.prod(shape) * dtype.itemsize
+            have = os.fstat(f.fileno()).st_size - f.tell()
+            if want > have:
+                raise ValueError(f"truncated: the header declares {shape} values of {dtype} "
+                                 f"({size_text(want)}) but only {size_text(have)} follow")
+            if want > MAX_NPY_BYTES:
+                raise ValueError(f"the array is {size_text(want)}, more than the "
+                                 f"{size_text(MAX_NPY_BYTES)} cnnc reads")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
             raise InputError(f"{path}: not a readable .npy array ({err})") from None
-    else:
-        array = read_idx(path)
+
+
+def _load_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    array = _load_npy(path) if path.suffix.lower() == ".npy" else read_idx(path)
     return _scale(_shape_array(np.asarray(array), shape, path), path)
 
 
@@ -82,10 +107,38 @@ def _open_image(path: Path):
         raise InputError(f"{path}: reading image files needs Pillow",
                          hint="pip install pillow, or pass .npy / IDX arrays") from None
     try:
-        image = Image.open(path)
+        image = Image.open(path)  # reads the header only
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputError(f"{path}: the image is {width}x{height} pixels "
+                             f"({width * height / 1e6:.0f} megapixels), more than the "
+                             f"{MAX_IMAGE_PIXELS / 1e6:.0f} cnnc reads",
+                             hint="shrink it first; the model sees it at its input's size")
+        # JPEG decodes at a reduced scale directly (at least WORK_IMAGE_SIDE a side).
+        image.draft(image.mode if image.mode in ("L", "RGB") else None,
+                    (WORK_IMAGE_SIDE, WORK_IMAGE_SIDE))
         image.load()
+    except Image.DecompressionBombError as err:  # Pillow's own bound, checked in open()
+        raise InputError(f"{path}: the image is more than the {MAX_IMAGE_PIXELS / 1e6:.0f} "
+                         f"megapixels cnnc reads ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: not an image cnnc can read ({err})") from None
+    return image
+
+
+def _shrink(image, mode: str):
+    """The image reduced (in 8 bits, keeping its aspect) to at most WORK_IMAGE_SIDE a side, so
+    that the float work after costs little whatever the photo's size; `mode` is the one to
+    convert to should Pillow not resize the image's own."""
+    from PIL import Image
+
+    if max(image.size) <= WORK_IMAGE_SIDE:
+        return image
+    try:
+        image.thumbnail((WORK_IMAGE_SIDE, WORK_IMAGE_SIDE), Image.Resampling.LANCZOS)
+    except ValueError:  # a mode resize does not take (16-bit, CMYK, ...)
+        image = image.convert(mode)
+        image.thumbnail((WORK_IMAGE_SIDE, WORK_IMAGE_SIDE), Image.Resampling.LANCZOS)
     return image
 
 
@@ -98,8 +151,11 @@ def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.nda
                          f"takes {c} channels", hint="pass a .npy array instead")
     image = _open_image(path)
     if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+    image = _shrink(image, "RGBA" if image.mode == "RGBA" else "L" if c == 1 else "RGB")
+    if image.mode == "RGBA":
         # Transparent pixels count as background: composite onto white like a viewer shows it.
-        rgba = image.convert("RGBA")
+        rgba = image
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     image = image.convert("L" if c == 1 else "RGB")
@@ -131,14 +187,13 @@ def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto"
     xs, names, notes = [], [], []
     for text in paths:
         path = Path(text)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+        check_regular(path, InputError, "input file")
         suffix = path.suffix.lower()
         if suffix in ARRAY_SUFFIXES or _is_idx(path):
             try:
                 array = _load_array(path, shape)
             except DataError as err:
-                raise InputError(err.message) from None
+                raise InputError(err.message, file=err.file, hint=err.hint) from None
             xs.append(array)
             names += [str(path)] if len(array) == 1 else [f"{path}[{i}]" for i in range(len(array))]
         else:

@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from cnnc.errors import CnncError, Span, SpecError
 from cnnc.frontend import ast
+from cnnc.frontend.budget import LEXER_CALLBACKS, check_dsl_text, counting_nesting
 
 GRAMMAR = "grammar.lark"
 
@@ -29,15 +30,17 @@ def parser() -> Lark:
     """The LALR parser for the DSL, built from the packaged grammar the first time it is needed."""
     text = resources.files("cnnc.frontend").joinpath(GRAMMAR).read_text(encoding="utf-8")
     return Lark(text, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=False)
+                maybe_placeholders=False, lexer_callbacks=LEXER_CALLBACKS)
 
 
 def parse_program(text: str, file: str | None = None) -> ast.Program:
     """Parse DSL text; raises SpecError (file:line:col, source line, caret) on a syntax error."""
     from cnnc.frontend.dsl_errors import syntax_error
 
+    check_dsl_text(text, file)
     try:
-        tree = parser().parse(text)
+        with counting_nesting(text, file):
+            tree = parser().parse(text)
     except UnexpectedInput as err:
         raise syntax_error(err, text, file) from None
     try:

@@ -9,16 +9,24 @@ inference and parameter creation. So the three front ends cannot drift apart.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cnnc.errors import Span, SpecError, did_you_mean
+from cnnc.errors import ShapeError, Span, SpecError, did_you_mean
 from cnnc.frontend.arguments import plural, resolve_args
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
 from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
+from cnnc.limits import (
+    MAX_LAYERS,
+    MAX_PARAMETER_BYTES,
+    MAX_TENSOR_BYTES,
+    count_text,
+    size_text,
+)
 
 PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
 
@@ -114,6 +122,9 @@ def lower(
     if not decls:
         raise SpecError("the network is empty: it needs an input and at least one layer",
                         file=file)
+    if len(decls) > MAX_LAYERS:
+        raise SpecError(f"the network has {len(decls):,} layers, more than the "
+                        f"{MAX_LAYERS:,} cnnc compiles", file=file)
     ops: list[OpDef] = []
     for d in decls:
         op = lookup_layer(d.op)
@@ -130,6 +141,7 @@ def lower(
     nodes: list[Node] = []
     state: list[StateSpec] = []
     shapes: dict[str, Shape] = {}
+    total_params = 0
     for i in order:
         d, op = decls[i], ops[i]
         attrs = resolve_args(d, op, names[i])
@@ -148,14 +160,23 @@ def lower(
                     path=d.path)
         in_shapes = [shapes[v] for v in inputs]
         out = infer_node(node, in_shapes)  # first: the parameter rules assume valid shapes
+        _check_size(node, "output", out[1:], d)
         params = []
         for p in param_specs(node, in_shapes):
             pname = f"{names[i]}/{p.suffix}"
+            _check_size(node, p.suffix, p.shape, d)
+            total_params += math.prod(p.shape)
             state.append(StateSpec(pname, p.shape, p.init, p.trainable, "param", p.fan))
             params.append(pname)
         node = replace(node, params=tuple(params), shape=out)
         shapes[node.name] = out
         nodes.append(node)
+        if total_params * FLOAT32 > MAX_PARAMETER_BYTES:
+            raise ShapeError(
+                f"{node.name}: the network has {count_text(total_params)} parameters up to "
+                f"here ({size_text(total_params * FLOAT32)} as float32), more than any device "
+                f"holds; cnnc refuses networks over {size_text(MAX_PARAMETER_BYTES)}",
+                span=d.span, path=d.path)
 
     if not any(n.op == "input" for n in nodes):
         raise SpecError("the network has no input layer (e.g. 'input 28x28x1')", file=file,
@@ -165,6 +186,23 @@ def lower(
         raise SpecError("the network is empty: it has an input but no layers", file=file,
                         span=decls[0].span, path=decls[0].path)
     return Graph(name=name, nodes=tuple(nodes), outputs=outs, state=tuple(state), train=train)
+
+
+FLOAT32 = 4  # bytes per value: the sizes below are the least a tensor takes on any backend
+
+
+def _check_size(node: Node, what: str, shape: Sequence[int | None], d: LayerDecl) -> None:
+    """Refuse at lowering a tensor no device could hold (limits.MAX_TENSOR_BYTES), with its
+    figures, before anything tries to allocate it; `shape` is per example for outputs."""
+    dims = [int(x) for x in shape if x is not None]
+    values = math.prod(dims)
+    if values * FLOAT32 > MAX_TENSOR_BYTES:
+        kind = "one example's output" if what == "output" else f"its {what}"
+        raise ShapeError(
+            f"{node.name}: {kind} of shape {'x'.join(map(str, dims))} holds "
+            f"{count_text(values)} values ({size_text(values * FLOAT32)} as float32), more "
+            f"than any device holds; cnnc refuses tensors over {size_text(MAX_TENSOR_BYTES)}",
+            span=d.span, path=d.path)
 
 
 def _wire(decls: Sequence[LayerDecl], ops: Sequence[OpDef], names: list[str]) -> list[list[int]]:

@@ -1,8 +1,9 @@
 """`load_spec`: every way in to one Graph (a file, spec text, a dict, a Network or a Graph).
 
-Files are read by extension (.cnn is the DSL; .yaml and .yml are YAML), text without one by
-sniffing. A path that does not exist may name a spec bundled with cnnc (`fashion`,
-`specs/fashion.yaml`), so the examples work from an installed package as from a checkout.
+Files are read by extension (.cnn is the DSL; .yaml and .yml are YAML; .onnx is an ONNX
+model), text without one by sniffing. A path that does not exist may name a spec bundled with
+cnnc (`fashion`, `specs/fashion.yaml`), so the examples work from an installed package as from a
+checkout.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnc.errors import SpecError, did_you_mean
+from cnnc.files import check_regular, read_capped
 from cnnc.ir.graph import Graph
+from cnnc.limits import MAX_SPEC_BYTES, size_text
 
 FORMATS = {".cnn": "dsl", ".yaml": "yaml", ".yml": "yaml"}
+ONNX_SUFFIX = ".onnx"  # a model file (cnnc/frontend/onnx_import.py), not spec text
 YAML_START = re.compile(r"(network|input|layers|outputs|train)[ \t]*:([ \t]|$)|\{|---|- ")
 
 
@@ -46,11 +50,22 @@ def load_spec(spec: Any, *, name: str | None = None) -> Graph:
 
 def _is_text(spec: str) -> bool:
     """Spec text rather than a path: several lines, or one line that is not a bare file name."""
-    if "\n" in spec:
+    if "\n" in spec or "\0" in spec or len(spec) > MAX_PATH_CHARS:
         return True
-    if Path(spec).suffix.lower() in FORMATS or os.sep in spec or Path(spec).exists():
+    suffix = Path(spec).suffix.lower()
+    if suffix in FORMATS or suffix == ONNX_SUFFIX or os.sep in spec or _exists(spec):
         return False
     return not re.fullmatch(r"[\w.\-]+", spec.strip())
+
+
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux: one line longer than this is text, not a file name
+
+
+def _exists(spec: str) -> bool:
+    try:
+        return Path(spec).exists()
+    except (OSError, ValueError):  # a name too long for the filesystem is not a file's
+        return False
 
 
 def sniff_format(text: str) -> str:
@@ -65,6 +80,9 @@ def sniff_format(text: str) -> str:
 
 def load_text(text: str, *, file: str | None = None, format: str | None = None) -> Graph:
     """Parse spec text; `format` is 'dsl' or 'yaml' (default: sniffed)."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"the spec is {len(text):,} characters long, more than the "
+                        f"{size_text(MAX_SPEC_BYTES)} cnnc reads", file=file)
     fmt = format or sniff_format(text)
     if fmt == "yaml":
         from cnnc.frontend.yaml_spec import load_yaml
@@ -81,15 +99,18 @@ def load_file(path: str | os.PathLike) -> Graph:
     """Read a spec file; a missing one may be a bundled spec (see the module doc)."""
     label = os.fspath(path)
     p = Path(label)
-    if p.is_dir():
-        raise SpecError(f"{label} is a directory, not a spec file")
-    if p.exists():
+    if p.suffix.lower() == ONNX_SUFFIX:
+        from cnnc.frontend.onnx_import import load_onnx
+
+        if _exists(label):
+            check_regular(label, SpecError, "ONNX model")  # not a FIFO or a device
+        return load_onnx(p)
+    if _exists(label):
+        data = read_capped(label, MAX_SPEC_BYTES, SpecError, "spec file")
         try:
-            text = p.read_text(encoding="utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise SpecError("not a spec: the file is not UTF-8 text", file=label) from None
-        except OSError as err:
-            raise SpecError(f"cannot read the file: {err.strerror}", file=label) from None
     else:
         text = bundled_text(p)
         if text is None:

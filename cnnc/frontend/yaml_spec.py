@@ -13,6 +13,10 @@
     outputs: [out]                   # optional; default: the last layer
     train: {epochs: 10, optimizer: nadam}
 
+or, for a model trained elsewhere, `onnx: model.onnx` (a path relative to the spec's folder)
+instead of input, layers and outputs: that model's layers and weights (onnx_import.py), with
+this spec's network name and train section.
+
 Text is read with a SafeLoader subclass (no Python tags, nothing executed) that also reads
 exponent floats such as 1e-3, which YAML 1.1 would leave as strings. Every value keeps its key
 path and its line and column, so errors read ``specs/x.yaml:7:20: layers[3].kernel_size: ...``.
@@ -22,24 +26,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cnnc.errors import CnncError, Span, SpecError, did_you_mean
+from cnnc.frontend.budget import check_yaml_events
 from cnnc.frontend.lower import LayerDecl, default_network_name, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
 from cnnc.ir.train_config import parse_train_config
+from cnnc.limits import MAX_LAYERS, MAX_NESTING
 
-TOP_KEYS = ("network", "input", "layers", "outputs", "train")
+TOP_KEYS = ("network", "input", "layers", "outputs", "train", "onnx")
 LAYER_KEYS = ("name", "inputs")  # keys of a layer item that are not arguments
 
 Marks = dict[str, tuple[Span, Span]]  # key path -> (span of the key, span of the value)
 
 
-class SpecLoader(yaml.SafeLoader):
-    """yaml.SafeLoader, plus floats written without a dot (1e-3, 5E+2)."""
+# libyaml's parser when PyYAML was built with it: the same documents, many times faster.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SpecLoader(_SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """A safe loader (no Python tags), plus floats written without a dot (1e-3, 5E+2)."""
 
 
 SpecLoader.add_implicit_resolver(
@@ -56,14 +67,23 @@ def load_yaml(text: str, *, file: str | None = None, name: str | None = None) ->
 
 
 def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Marks]:
-    """The document's data, and where each key path was written."""
-    loader = SpecLoader(text)
+    """The document's data, and where each key path was written.
+
+    The text's size in values, aliases and nesting is checked first (cnnc.frontend.budget).
+    """
     try:
-        node = loader.get_single_node()
-        marks: Marks = {}
-        if node is not None:
-            _walk(node, "", marks, file, text)
-        data = loader.construct_document(node) if node is not None else None
+        check_yaml_events(text, file, SpecLoader)
+        loader = SpecLoader(text)
+        try:
+            node = loader.get_single_node()
+            marks: Marks = {}
+            if node is not None:
+                _walk(node, "", marks, file, text)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow, such as NUL
+        raise _reader_error(err, text, file) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
@@ -72,9 +92,19 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Marks]:
                         span=_span(mark, file, text) if mark else None) from None
     except yaml.YAMLError as err:
         raise SpecError(f"invalid YAML: {err}", file=file) from None
-    finally:
-        loader.dispose()
+    except ValueError as err:  # a value the constructor cannot make, e.g. a 5,000-digit int
+        raise SpecError(f"invalid YAML value: {err}", file=file) from None
     return data, marks
+
+
+def _reader_error(err: yaml.reader.ReaderError, text: str, file: str | None) -> SpecError:
+    position = max(0, min(err.position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = err.character if isinstance(err.character, int) else ord(str(err.character)[:1] or " ")
+    return SpecError(f"invalid YAML: the character U+{char:04X} is not allowed in YAML text "
+                     "(is this a binary file?)", file=file,
+                     span=Span(file, line, column, source=text))
 
 
 def _span(mark: Any, file: str | None, text: str) -> Span:
@@ -137,12 +167,17 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
             raise where.error(str(key), f"unknown key '{key}'",
                               did_you_mean(str(key), TOP_KEYS)
                               or f"a spec has the keys {', '.join(TOP_KEYS)}", at_key=True)
+    if "onnx" in data:
+        return _onnx_graph(data, where, name)
     decls: list[LayerDecl] = []
     if data.get("input") is not None:
         decls.append(_input_decl(data["input"], where))
     layers = data.get("layers")
     if layers is not None and not isinstance(layers, list):
         raise where.error("layers", "expected a list of layers, such as [flatten, {dense: 10}]")
+    if layers is not None and len(layers) > MAX_LAYERS:
+        raise where.error("layers", f"the network has {len(layers):,} layers, more than the "
+                          f"{MAX_LAYERS:,} cnnc compiles")
     for i, item in enumerate(layers or ()):
         decls.append(_layer_decl(item, f"layers[{i}]", where))
 
@@ -170,6 +205,32 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
     return graph
 
 
+def _onnx_graph(data: Mapping, where: _Where, name: str | None) -> Graph:
+    """`onnx: model.onnx` (a path relative to the spec's folder): that model, under the spec's
+    network name and train section, with the model's weights."""
+    from cnnc.frontend.onnx_import import load_onnx
+
+    for key in ("input", "layers", "outputs"):
+        if key in data:
+            raise where.error(key, f"a spec with 'onnx' takes its layers from the model; "
+                              f"remove '{key}'", at_key=True)
+    value = data["onnx"]
+    if not isinstance(value, str) or not value.endswith(".onnx"):
+        raise where.error("onnx", f"expected the path of an .onnx file, got {value!r}")
+    path = Path(value)
+    if where.file is not None and not path.is_absolute():
+        path = Path(where.file).parent / path
+    graph = load_onnx(path)
+    network = data.get("network")
+    if network is not None and not isinstance(network, str):
+        raise where.error("network", f"expected the network's name, got {network!r}")
+    if name or network:
+        graph = graph.replace(name=name or network)
+    if "train" in data:
+        graph = graph.replace(train=_train(data["train"], where))
+    return graph
+
+
 def _train(value: Any, where: _Where):
     try:
         return parse_train_config({} if value is None else value)
@@ -177,7 +238,8 @@ def _train(value: Any, where: _Where):
         path = err.path or "train"
         probe = path
         while probe and probe not in where.marks:
-            probe = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", probe)
+            shorter = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", probe)
+            probe = shorter if shorter != probe else ""  # a dict from Python has no marks
         if probe:
             at_key = err.message.startswith("unknown key") and probe == path
             err.span = where.key(probe) if at_key else where.value(probe)
@@ -186,10 +248,16 @@ def _train(value: Any, where: _Where):
         raise err from None
 
 
-def value_from_yaml(value: Any) -> Any:
-    """YAML lists are tuples here, and '28x28x1' is a shape, as in the DSL."""
+def value_from_yaml(value: Any, depth: int = 0) -> Any:
+    """YAML lists are tuples here, and '28x28x1' is a shape, as in the DSL.
+
+    A dict from Python has not been through the YAML checks: lists nested deeper than
+    MAX_NESTING (or a list inside itself) are refused here.
+    """
     if isinstance(value, list):
-        return tuple(value_from_yaml(v) for v in value)
+        if depth >= MAX_NESTING:
+            raise SpecError(f"lists nest more than {MAX_NESTING} deep in this value")
+        return tuple(value_from_yaml(v, depth + 1) for v in value)
     if isinstance(value, str):
         return dims_value(value) or value
     return value

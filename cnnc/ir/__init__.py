@@ -1,6 +1,12 @@
 """The intermediate representation: the op table, graphs, shape inference and verification."""
 
-from cnnc.ir import gradients, layers, losses, updates  # noqa: F401  (fill the op table)
+from cnnc.ir import (  # noqa: F401  (fill the op table)
+    distributed_ops,
+    gradients,
+    layers,
+    losses,
+    updates,
+)
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes, verify
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, Shape

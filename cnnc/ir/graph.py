@@ -10,7 +10,7 @@ Graphs are never changed in place: passes build new ones (`Graph.replace`, `with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from math import prod
@@ -72,6 +72,9 @@ class Graph:
     outputs: tuple[str, ...]
     state: tuple[StateSpec, ...] = ()
     train: TrainConfig | None = None  # the spec's training settings, if it has any
+    # Weights that come with the network (an imported ONNX model's initialisers), by state name:
+    # compiling starts from them instead of the initialisers. Not part of graph equality.
+    given_weights: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------ lookups
 

@@ -279,6 +279,40 @@ register(OpDef(
 ))
 
 
+def _padding_pairs(name: str, value: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras ZeroPadding2D's padding: n, (rows, cols) or ((top, bottom), (left, right))."""
+    def amount(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if amount(value):
+        return ((value, value), (value, value))  # type: ignore[return-value]
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        if all(amount(v) for v in value):
+            return ((value[0], value[0]), (value[1], value[1]))  # type: ignore[return-value]
+        if all(isinstance(v, (tuple, list)) and len(v) == 2 and all(amount(u) for u in v)
+               for v in value):
+            return ((value[0][0], value[0][1]), (value[1][0], value[1][1]))  # type: ignore
+    raise ArgError("Expected a non-negative integer, a pair of them (rows, columns) or a pair "
+                   f"of pairs ((top, bottom), (left, right)). Received {name}={value!r}.")
+
+
+def _zero_padding_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    (x,) = shapes
+    _rank(x, 4, "(batch, height, width, channels)")
+    (t, b), (left, r) = attrs["padding"]
+    return (x[0], x[1] + t + b, x[2] + left + r, x[3])
+
+
+register(OpDef(
+    name="zero_padding2d", group="layer", keras_name="ZeroPadding2D",
+    aliases=("ZeroPadding2D", "zeropad"),
+    args=(Arg("padding", _padding_pairs, ((1, 1), (1, 1)), positional=True),),
+    arity=(1, 1), infer=_zero_padding_infer,
+    doc="Rows and columns of zeros around the image: explicit padding, such as an imported "
+        "model's asymmetric one, before a 'valid' convolution or pooling.",
+))
+
+
 def _gap_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     (x,) = shapes
     _rank(x, 4, "(batch, height, width, channels)")

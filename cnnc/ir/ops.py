@@ -4,13 +4,14 @@ Everything that differs per op and does not belong to a backend lives here. Back
 keep their own tables keyed by the same op names (NumPy implementations, OpenCL bindings,
 gradient rules); tests assert that every table covers every op in `OPS`.
 
-Groups:
-- ``layer``: what a spec can contain (Keras layers).
-- ``train``: ops that only the training graph uses (gradients, batch-norm statistics, dropout
-  with a mask). Their inputs may name state tensors (parameters) directly.
-- ``loss``: a loss and its gradient.
-- ``update``: in-place updates of state (optimizer steps, moving averages). They produce no value;
-  `mutates` lists the indices of the inputs they write.
+Groups, one module each in cnnc/ir/ and one table each in every backend:
+- ``layer`` (layers.py): what a spec can contain (Keras layers).
+- ``gradient`` (gradients.py): ops that only the training graph uses (gradients, batch-norm
+  statistics, dropout with a mask). Their inputs may name state tensors (parameters) directly.
+- ``loss`` (losses.py): a loss and its gradient.
+- ``update`` (updates.py): in-place updates of state (optimizer steps, moving averages). They
+  produce no value; `mutates` lists the indices of the inputs they write.
+- ``parallel`` (distributed_ops.py): ops that only data-parallel training uses.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ and handed to every backend.
 from __future__ import annotations
 
 import math
+from array import array
 
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
@@ -45,17 +46,38 @@ def _adam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
 
 
 class _NadamMomentumCache:
-    """Keras' Nadam keeps u_product = prod_{i<=t} u_i; a table of it grows as steps advance."""
+    """Keras' Nadam keeps u_product = prod_{i<=t} u_i; a table of it grows as steps advance.
+
+    The table is bounded: past TABLE_STEPS steps (more than any run here takes), the factors
+    are exactly beta_1 (0.96**i is far below float64's resolution), so the product is the last
+    entry times beta_1**(t - TABLE_STEPS), computed at once. A checkpoint claiming step 2**40
+    then costs 8 MB and a fraction of a second, not a table that grows until memory runs out.
+    """
+
+    TABLE_STEPS = 2**20
 
     def __init__(self) -> None:
-        self._tables: dict[float, list[float]] = {}
+        self._tables: dict[float, array] = {}
+        self._fixed: set[float] = set()  # beta_1 values whose product no longer changes
 
     def product(self, beta_1: float, t: int) -> float:
-        table = self._tables.setdefault(beta_1, [1.0])
-        while len(table) <= t:
-            i = len(table)
-            table.append(table[-1] * beta_1 * (1.0 - 0.5 * 0.96 ** i))
-        return table[t]
+        table = self._tables.setdefault(beta_1, array("d", [1.0]))
+        last = len(table) - 1
+        if t > last and last < self.TABLE_STEPS and beta_1 not in self._fixed:
+            for i in range(last + 1, min(t, self.TABLE_STEPS) + 1):
+                value = table[-1] * beta_1 * (1.0 - 0.5 * 0.96 ** i)  # Keras' order
+                table.append(value)
+                if value == table[-2] and 1.0 - 0.5 * 0.96 ** i == 1.0:
+                    # Every later factor is exactly beta_1 and leaves this value as it is
+                    # (beta_1 of 1, or the smallest subnormal): the product is fixed.
+                    self._fixed.add(beta_1)
+                    break
+            last = len(table) - 1
+        if t <= last:
+            return table[t]
+        if beta_1 in self._fixed:
+            return table[last]
+        return table[last] * beta_1 ** (t - last)
 
 
 _NADAM_CACHE = _NadamMomentumCache()

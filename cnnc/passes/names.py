@@ -12,7 +12,9 @@ spec's names.
     grad/<value>            d loss / d value, for a layer output (or an input, if asked)
     grad/<param>            d loss / d parameter, e.g. grad/dense/kernel
     grad/<value>/preact     d loss / d the pre-activation of a conv2d or dense with activation
+    grad/<value>/rows       zero_padding2d's output gradient with the padded rows cut off
     grad/<name>/<k>         the k-th contribution when several consumers add up to grad/<name>
+    <grad value>/sums       batch norm's gradient sums, exchanged by data-parallel ranks
     slot/<param>/velocity   SGD momentum slot
     slot/<param>/m, /v      Adam and Nadam moment slots
     update/<state>          the update op writing a parameter or moving statistic
@@ -46,6 +48,10 @@ def logits(layer: str) -> str:
 
 def stats(layer: str) -> str:
     return f"{layer}/stats"
+
+
+def batch_sums(grad_value: str) -> str:
+    return f"{grad_value}/sums"
 
 
 def slot(param: str, kind: str) -> str:

@@ -105,6 +105,17 @@ def _global_avgpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool
                     like=node)]
 
 
+def _zero_padding2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """The padding cut off again: a slice of the rows, then one of the columns."""
+    (x,) = node.inputs
+    _, h, w, _ = cx.shape(x)
+    (t, _), (left, _) = node.attrs["padding"]
+    rows = cx.add(f"{names.grad(node.name)}/rows", "slice", (dy,),
+                  {"axis": 1, "start": t, "stop": t + h}, like=node)
+    return [cx.part(x, "slice", (rows,), {"axis": 2, "start": left, "stop": left + w},
+                    like=node)]
+
+
 def _flatten(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     (x,) = node.inputs
     return [cx.part(x, "reshape", (dy,), {"shape": cx.shape(x)[1:]}, like=node)]
@@ -181,6 +192,7 @@ VJP_RULES: dict[str, Rule] = {
     "maxpool2d": _maxpool2d,
     "avgpool2d": _avgpool2d,
     "global_avgpool2d": _global_avgpool2d,
+    "zero_padding2d": _zero_padding2d,
     "flatten": _flatten,
     "activation": _activation,
     "relu": _relu,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.errors import CnncError
-from cnnc.weights import header_metadata, save_arrays
+from cnnc.weights import save_arrays
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = 1
@@ -66,36 +66,46 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     return Path(path)
 
 
-def _metadata(data: bytes, path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(header_metadata(data)[_META_KEY])
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path}: not a cnnc checkpoint (no training metadata)") from None
-
-
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
+    from cnnc.errors import WeightsError
+    from cnnc.weights import load_arrays
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no checkpoint there") from None
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot read ({err.strerror or err})") from None
-    if len(data) < 8:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no checkpoint there")
+    if path.is_file() and path.stat().st_size < 8:
         raise CheckpointError(f"{path}: not a checkpoint (file too short)")
     try:
-        tensors = load(data)
-    except SafetensorError as err:
-        raise CheckpointError(f"{path}: corrupt checkpoint ({err})") from None
-    meta = _metadata(data, path)
+        tensors, header = load_arrays(path)
+    except WeightsError as err:
+        raise CheckpointError(f"{path}: corrupt checkpoint ({err.message})",
+                              hint=err.hint) from None
+    try:
+        meta = json.loads(header[_META_KEY])
+        if not isinstance(meta, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path}: not a cnnc checkpoint (no training metadata)") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this cnnc "
                               f"reads format {FORMAT}")
-    return Checkpoint(
-        state=dict(tensors), epoch=int(meta["epoch"]), batch=int(meta["batch"]),
-        partial=dict(meta.get("partial") or {}), history=list(meta.get("history") or []),
-        settings=dict(meta.get("settings") or {}), elapsed_s=float(meta.get("elapsed_s", 0.0)),
-    )
+    try:
+        ckpt = Checkpoint(
+            state=dict(tensors), epoch=int(meta["epoch"]), batch=int(meta["batch"]),
+            partial=dict(meta.get("partial") or {}), history=list(meta.get("history") or []),
+            settings=dict(meta.get("settings") or {}),
+            elapsed_s=float(meta.get("elapsed_s", 0.0)),
+        )
+        if ckpt.epoch < 0 or ckpt.batch < 0 or not all(isinstance(r, dict)
+                                                      for r in ckpt.history):
+            raise ValueError("a negative position, or a history that is not a list of records")
+        step = np.asarray(ckpt.state["step"])
+        if step.shape != () or not np.issubdtype(step.dtype, np.integer) or step < 0:
+            raise ValueError(f"the step is {step!r}, not a count")
+        if ckpt.batch:
+            from cnnc.train.metrics import RunningMetrics
+
+            RunningMetrics.from_state(ckpt.partial)  # what resuming mid-epoch will read
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({err!r})") from None
+    return ckpt

@@ -15,22 +15,28 @@ from cnnc.train.metrics import Evaluation, format_confusion
 from cnnc.train.session import DEFAULT_BACKEND
 
 
-def load_trained(spec: str, weights: str, backend: str, device: str | None):
-    """The spec compiled for `backend` with `weights` loaded."""
+def load_trained(spec: str, weights: str | None, backend: str, device: str | None):
+    """The spec compiled for `backend` with `weights` loaded (None: the weights the spec holds,
+    as an .onnx model does)."""
     import cnnc
 
-    if not Path(weights).is_file():
+    if weights is not None and not Path(weights).is_file():
         raise WeightsError(f"{weights}: no such weights file",
                            hint="pass the weights.safetensors of a run folder")
-    model = cnnc.compile(spec, backend=backend, device=device)
-    model.load_weights(weights)
+    graph = cnnc.load_spec(spec)
+    if weights is None and graph.given_weights is None:
+        raise WeightsError(f"{spec} holds no weights: give --weights FILE",
+                           hint="pass the weights.safetensors of a run folder")
+    model = cnnc.compile(graph, backend=backend, device=device)
+    if weights is not None:
+        model.load_weights(weights)
     return model
 
 
 @dataclass
 class EvalResult:
     spec: str
-    weights: str
+    weights: str | None
     dataset: str
     evaluation: Evaluation
 
@@ -38,14 +44,14 @@ class EvalResult:
         ev = self.evaluation
         return "\n".join([
             f"spec      {self.spec}",
-            f"weights   {self.weights}",
+            f"weights   {self.weights or 'those in ' + self.spec}",
             (f"test      {self.dataset}: accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})  "
              f"loss {ev.loss:.4f}"),
             format_confusion(ev.confusion, ev.class_names),
         ])
 
 
-def evaluate_spec(spec: str, weights: str, *, backend: str = DEFAULT_BACKEND,
+def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACKEND,
                   device: str | None = None, data_dir: str | None = None,
                   batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> EvalResult:
     from cnnc.data.dataset import load_dataset, to_inputs

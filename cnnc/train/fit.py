@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnc.atomic import remove_stale_temporaries
 from cnnc.data.dataset import Dataset, load_dataset, to_inputs
 from cnnc.data.split import validation_split_point
-from cnnc.errors import InputError
+from cnnc.errors import InputError, OutputError
 from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
@@ -79,8 +80,10 @@ def prepare_data(config: TrainConfig, dataset: Dataset, shape: tuple[int, ...],
     )
 
 
-def _labels(y: Any, n: int, what: str) -> np.ndarray:
+def _labels(y: Any, n: int, what: str, classes: int) -> np.ndarray:
     y = np.asarray(y)
+    if y.dtype == object or y.dtype.kind in "SUV":
+        raise InputError(f"{what}: labels must be class indices, got an array of {y.dtype}")
     if y.ndim == 2:
         y = np.argmax(y, axis=1)  # one-hot targets
     if y.ndim != 1 or y.shape[0] != n:
@@ -88,14 +91,24 @@ def _labels(y: Any, n: int, what: str) -> np.ndarray:
                          f"an array of shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) and not np.all(np.equal(np.mod(y, 1), 0)):
         raise InputError(f"{what}: labels must be whole class indices")
+    bad = np.flatnonzero((y < 0) | (y >= classes))
+    if bad.size:
+        # A label of -1 would index the last class, and 10 of 10 classes nothing: never guess.
+        raise InputError(f"{what}: label {y[bad[0]].item()!r} at index {int(bad[0])} is not a class "
+                         f"index in 0..{classes - 1} ({bad.size} such labels)")
     return y.astype(np.int64)
 
 
-def _arrays(x: Any, y: Any, what: str) -> LabelledData:
+def _arrays(x: Any, y: Any, what: str, classes: int) -> LabelledData:
     if y is None:
         raise InputError(f"{what}: x was given without y")
-    x = np.asarray(x, dtype=np.float32)
-    return LabelledData(x, _labels(y, x.shape[0], what))
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{what}: x is not an array of numbers ({err})") from None
+    if x.ndim == 0:
+        raise InputError(f"{what}: x is a single number, not a batch of inputs")
+    return LabelledData(x, _labels(y, x.shape[0], what, classes))
 
 
 def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
@@ -122,15 +135,22 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
         data = prepare_data(config, dataset, input_shape(model), limit)
         train, validation = data.train, data.validation
     else:
-        every = _arrays(x, y, "fit")
+        every = _arrays(x, y, "fit", classes)
         train_part, held = _parts(len(every), config, limit)
         train = every.part(train_part)
         validation = every.part(held) if held is not None else None
     if validation_data is not None:
-        validation = _arrays(*validation_data, "validation_data")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise InputError("validation_data must be a pair (x, y)")
+        validation = _arrays(*validation_data, "validation_data", classes)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt_path is not None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create the checkpoint folder {ckpt_path.parent}: "
+                              f"{err.strerror or err}") from None
+        remove_stale_temporaries(ckpt_path.parent)  # what writers killed mid-write left
     settings = {"train": _resumable(config), "train_examples": len(train)}
     start = None
     if resume:
@@ -183,7 +203,7 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
                             dataset.test.labels)
         class_names = dataset.class_names
     else:
-        data = _arrays(x, y, "evaluate")
+        data = _arrays(x, y, "evaluate", num_classes(model))
     ev = evaluate_arrays(model, data, config.loss, class_names,
                          batch_size=batch_size or EVAL_BATCH_SIZE)
     if verbose:

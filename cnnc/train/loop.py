@@ -4,6 +4,9 @@ Everything random is a pure function of the seed and the position (epoch order a
 from (seed, epoch), dropout masks from the model's step), so a run can stop anywhere between two
 steps and continue from its checkpoint to the same weights it would have reached uninterrupted.
 
+Data-parallel training (cnnc/distributed/trainer.py) runs this same loop: it overrides the
+methods marked as such below (one step, evaluation, saving, stopping), not the loop.
+
 Two ways a run stops early:
 - Ctrl-C (SIGINT) sets a flag that the loop reads between steps: the step in flight finishes,
   a checkpoint is written, and TrainingInterrupted is raised. A second Ctrl-C interrupts at once.
@@ -24,24 +27,21 @@ from typing import Any, final
 
 import numpy as np
 
-from cnnc.data.augment import epoch_augmentation
+from cnnc.data.augment import EpochAugmentation, epoch_augmentation
 from cnnc.data.split import batch_bounds, epoch_order
-from cnnc.errors import CnncError
+from cnnc.errors import TrainingDiverged
 from cnnc.ir.train_config import TrainConfig
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
     RunningMetrics,
+    count_correct,
     evaluation_from_predictions,
     targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
-
-
-class TrainingDiverged(CnncError):
-    """The loss became NaN or infinite."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -91,6 +91,12 @@ class History:
         for rec in self.epochs:
             keys += [k for k in rec if k not in keys]
         return {k: [rec.get(k) for rec in self.epochs] for k in keys}
+
+    def show_curves(self, title: str = "Training"):
+        """Loss, accuracy and learning rate per epoch: a matplotlib Figure (cnnc/viz)."""
+        from cnnc.viz.curves import curves_figure
+
+        return curves_figure(self.epochs, title=title)
 
 
 @dataclass
@@ -146,6 +152,7 @@ class Trainer:
         self.history = History()
         self.elapsed_s = 0.0
         self._last_good: int | None = None  # epoch count of the checkpoint on disk
+        self._sigint: _SigintFlag | None = None  # while run() runs
 
     # ------------------------------------------------------------ checkpoints
 
@@ -167,6 +174,30 @@ class Trainer:
         return (f"the last good checkpoint ({ckpt.position()}, step {ckpt.step}) is kept in "
                 f"{self.checkpoint_path} and the model was reset to it")
 
+    # ------------------------------------------------------------ what data parallelism overrides
+
+    def _train_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
+                     lr: float) -> tuple[float, int]:
+        """One optimizer step on the examples `idx`, at positions start.. of the epoch's order;
+        returns the batch's loss and how many of its predictions were right."""
+        xb = self.train.x[idx]
+        if aug is not None:
+            xb = aug.batch(xb, start, start + len(idx))
+        loss, pred = self.model.train_step(xb, self._targets[idx], learning_rate=lr,
+                                           return_predictions=True)
+        return float(loss), count_correct(np.asarray(pred), self.train.labels[idx])
+
+    def _evaluate(self, data: LabelledData):
+        return evaluate_arrays(self.model, data, self.config.loss,
+                               batch_size=self.eval_batch_size)
+
+    def _stop_requested(self, stop: _SigintFlag) -> bool:
+        return stop.requested
+
+    def _divergence_note(self) -> str:
+        """Added to the divergence message (data parallelism names the ranks)."""
+        return ""
+
     # ------------------------------------------------------------ the loop
 
     def run(self, start: Checkpoint | None = None) -> History:
@@ -181,6 +212,7 @@ class Trainer:
             if batch0:
                 running = RunningMetrics.from_state(start.partial)
         with _SigintFlag() as stop:
+            self._sigint = stop
             for epoch in range(epoch0, cfg.epochs):
                 self._epoch(epoch, batch0 if epoch == epoch0 else 0,
                             running if epoch == epoch0 else RunningMetrics(), stop)
@@ -201,29 +233,25 @@ class Trainer:
         lr = base_lr
         for b in range(first_batch, len(bounds)):
             start, stop_ = bounds[b]
-            idx = order[start:stop_]
-            xb = self.train.x[idx]
-            if aug is not None:
-                xb = aug.batch(xb, start, stop_)
-            labels = self.train.labels[idx]
             lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
             step = self.model.step
-            loss, pred = self.model.train_step(xb, self._targets[idx], learning_rate=lr,
-                                               return_predictions=True)
-            loss = float(loss)
+            try:
+                loss, correct = self._train_batch(order[start:stop_], start, aug, lr)
+            except TrainingDiverged as err:  # said with the epoch and checkpoint below
+                loss, correct = getattr(err, "loss", math.nan), 0
             if not math.isfinite(loss):
                 kept = self._restore_last_good()
                 raise TrainingDiverged(
                     f"the training loss became {loss} at step {step + 1} (epoch {epoch + 1}, "
-                    f"batch {b + 1} of {len(bounds)}, learning rate {lr:g}); training stopped "
-                    f"and {kept}",
+                    f"batch {b + 1} of {len(bounds)}, learning rate {lr:g}"
+                    f"{self._divergence_note()}); training stopped and {kept}",
                     hint="lower the learning rate (--lr) or add batch normalisation")
-            running.add(loss, np.asarray(pred), labels)
-            seen += len(idx)
+            running.add_counts(loss, correct, stop_ - start)
+            seen += stop_ - start
             elapsed = time.perf_counter() - t0
             self.reporter.batch_end(b, running.loss, running.accuracy,
                                     seen / elapsed if elapsed > 0 else 0.0)
-            if stop.requested:
+            if self._stop_requested(stop):
                 self.elapsed_s += elapsed
                 self._save(epoch, b + 1, running)
                 self.reporter.close()
@@ -233,8 +261,7 @@ class Trainer:
             "epoch": epoch + 1, "loss": running.loss, "accuracy": running.accuracy,
         }
         if self.validation is not None:
-            ev = evaluate_arrays(self.model, self.validation, cfg.loss,
-                                 batch_size=self.eval_batch_size)
+            ev = self._evaluate(self.validation)
             record["val_loss"], record["val_accuracy"] = ev.loss, ev.accuracy
         total_s = time.perf_counter() - t0
         self.elapsed_s += total_s
@@ -247,6 +274,6 @@ class Trainer:
         if self.on_epoch_end is not None:
             self.on_epoch_end(self.history.epochs)
         self.reporter.epoch_end(record)
-        if stop.requested:
+        if self._stop_requested(stop):
             # Ctrl-C during validation: the end-of-epoch checkpoint above already holds it all.
             raise TrainingInterrupted(epoch + 1, 0, self.model.step, self.checkpoint_path)

@@ -55,6 +55,11 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) ->
     return m
 
 
+def count_correct(pred: np.ndarray, labels: np.ndarray) -> int:
+    """How many rows of `pred` have their largest value at the label's class."""
+    return int(np.count_nonzero(np.argmax(pred, axis=1) == np.asarray(labels)))
+
+
 @dataclass
 class RunningMetrics:
     """Loss and accuracy accumulated over batches, each batch weighted by its size (Keras)."""
@@ -64,10 +69,13 @@ class RunningMetrics:
     count: int = 0
 
     def add(self, loss: float, pred: np.ndarray, labels: np.ndarray) -> None:
-        n = int(labels.shape[0])
+        self.add_counts(loss, count_correct(pred, labels), int(labels.shape[0]))
+
+    def add_counts(self, loss: float, correct: int, n: int) -> None:
+        """A batch of n examples with mean loss `loss`, `correct` of them predicted right."""
         self.loss_sum += float(loss) * n
-        self.correct += int(np.count_nonzero(np.argmax(pred, axis=1) == labels))
-        self.count += n
+        self.correct += int(correct)
+        self.count += int(n)
 
     @property
     def loss(self) -> float:
@@ -100,6 +108,12 @@ class Evaluation:
         rows = self.confusion.sum(axis=1)
         return [float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan")
                 for i in range(self.confusion.shape[0])]
+
+    def show_confusion(self, title: str = "Confusion matrix"):
+        """The confusion matrix with counts and row-normalised colour: a matplotlib Figure."""
+        from cnnc.viz.confusion import confusion_figure
+
+        return confusion_figure(self.confusion, self.class_names, title=title)
 
     def to_dict(self) -> dict:
         names = list(self.class_names) or [str(i) for i in range(self.confusion.shape[0])]

@@ -9,8 +9,11 @@
       test_metrics.json        test loss, accuracy, per-class accuracy, confusion matrix
       confusion_matrix.csv     the same matrix, rows = true class, columns = predicted
       summary.txt              a page a person reads first
+      curves.png, confusion.png, mistakes.png, filters.png, report.html
+                               pictures and a page for a browser (cnnc/viz/report.py)
 
-Every file is written atomically (cnnc.atomic.atomic_write).
+Every file is written atomically (cnnc.atomic.atomic_write). A run stopped before its first
+checkpoint leaves run.json and spec.yaml; `--resume` starts such a run over in its folder.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cnnc.atomic import atomic_write
+from cnnc.atomic import atomic_write, remove_stale_temporaries
+from cnnc.errors import CnncError, OutputError
 from cnnc.train.checkpoint import CHECKPOINT_NAME
 from cnnc.train.metrics import Evaluation
 
@@ -58,26 +62,41 @@ class RunFolder:
     @classmethod
     def create(cls, spec_name: str, out: str | Path | None = None,
                base: str | Path = "runs") -> RunFolder:
-        """A new folder: `out` if given (created; must be empty), else base/<spec>-<time>."""
+        """A new folder: `out` if given (created; must be empty), else base/<spec>-<time>.
+
+        Temporary files that writers killed mid-write left count as nothing (and are removed).
+        """
         if out is not None:
             path = Path(out)
-            if path.exists() and any(path.iterdir()):
-                from cnnc.errors import CnncError
-
-                raise CnncError(f"--out {path}: the folder is not empty",
-                                hint="choose a new folder, or continue that run with --resume")
-            path.mkdir(parents=True, exist_ok=True)
+            if not str(out).strip():
+                raise CnncError("--out needs a folder name", hint="e.g. --out runs/first")
+            if path.exists() and not path.is_dir():
+                raise OutputError(f"--out {path}: it is a file, not a folder",
+                                  hint="choose a new folder name")
+            if path.is_dir():
+                try:
+                    entries = [p for p in path.iterdir() if not _temporary(p)]
+                except OSError as err:
+                    raise OutputError(f"--out {path}: cannot list the folder "
+                                      f"({err.strerror or err})") from None
+                if entries:
+                    raise CnncError(f"--out {path}: the folder is not empty",
+                                    hint="choose a new folder, or continue that run with "
+                                         "--resume")
+                remove_stale_temporaries(path)
+            _mkdir(path, exist_ok=True)
             return cls(path)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in spec_name) or "run"
         for i in range(1, 1000):
             path = Path(base) / (f"{safe}-{stamp}" if i == 1 else f"{safe}-{stamp}-{i}")
             try:
-                path.mkdir(parents=True)
+                _mkdir(path, exist_ok=False)
                 return cls(path)
             except FileExistsError:
                 continue
-        raise FileExistsError(f"no free run folder name under {base}")
+        raise OutputError(f"no free run folder name under {base}",
+                          hint="name one with --out")
 
     # ------------------------------------------------------------ paths
 
@@ -98,7 +117,11 @@ class RunFolder:
         return atomic_write(self.path / name, _json(data))
 
     def read_json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+        path = self.path / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise CnncError(f"{path}: cannot read this run record ({err})") from None
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic_write(self.path / name, text)
@@ -122,6 +145,28 @@ class RunFolder:
         for name, row in zip(names, ev.confusion.tolist()):
             writer.writerow([name, *row])
         self.write_text(CONFUSION_CSV, buf.getvalue())
+
+
+def _temporary(entry: Path) -> bool:
+    """A temporary file of cnnc.atomic's (a user's spec.yaml, say, is never taken for one)."""
+    return entry.name.startswith(".") and entry.name.endswith(".tmp")
+
+
+def _mkdir(path: Path, *, exist_ok: bool) -> None:
+    """Create a run folder (and its parents); OutputError, naming the reason, if that fails."""
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        if not exist_ok:
+            raise
+        raise OutputError(f"cannot create the run folder {path}: a file has that name") \
+            from None
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if isinstance(err, (NotADirectoryError, FileExistsError)):
+            reason = "a file stands where a folder of that path should be"
+        raise OutputError(f"cannot create the run folder {path}: {reason}",
+                          hint="choose another place with --out") from None
 
 
 def _csv_value(value: Any) -> Any:

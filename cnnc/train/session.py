@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
+from cnnc.atomic import remove_stale_temporaries
 from cnnc.errors import CnncError, SpecError
 from cnnc.ir.train_config import OptimizerConfig, TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CheckpointError, load_checkpoint
@@ -25,9 +28,9 @@ from cnnc.train.fit import (
     num_classes,
     prepare_data,
 )
-from cnnc.train.loop import Trainer, TrainingDiverged, TrainingInterrupted, evaluate_arrays
+from cnnc.train.loop import EVAL_BATCH_SIZE, Trainer, TrainingDiverged, TrainingInterrupted
 from cnnc.train.lr_schedule import describe as describe_schedule
-from cnnc.train.metrics import Evaluation, format_confusion
+from cnnc.train.metrics import Evaluation, evaluation_from_predictions, format_confusion
 from cnnc.train.progress import ConsoleReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
@@ -39,6 +42,7 @@ DEFAULT_BACKEND = "opencl"
 @dataclass
 class RunOptions:
     spec: str | None
+    dataset: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -51,12 +55,13 @@ class RunOptions:
     resume: str | None = None
     bars: bool | None = None  # None: progress bars only on a terminal
     argv: list[str] = field(default_factory=list)
+    distributed: bool | None = None  # None: data parallel when an MPI launcher started >1 ranks
 
 
 def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
     """The spec's train section with the command-line flags applied (each checked)."""
     changes: dict[str, Any] = {}
-    for key in ("epochs", "batch_size", "seed"):
+    for key in ("dataset", "epochs", "batch_size", "seed"):
         if getattr(opts, key) is not None:
             changes[key] = getattr(opts, key)
     config = apply_overrides(config, changes, path="command line") if changes else config
@@ -96,6 +101,7 @@ class _Run:
         self.started = time.time()
         self.trainer: Trainer | None = None
         self.test: Evaluation | None = None
+        self.test_probs: np.ndarray | None = None  # the test outputs, when this process has them
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -105,11 +111,20 @@ class _Run:
     def settings(self) -> None:
         opts = self.opts
         self.checkpoint = None
-        if opts.resume:
+        self.starting_over = False
+        self.removed: list[Path] = []
+        if opts.resume is not None:
+            if not str(opts.resume).strip():
+                raise CnncError("--resume needs a run folder", hint="e.g. --resume runs/first")
             self.folder = RunFolder(opts.resume)
             if not (self.folder.path / RUN_JSON).is_file():
-                raise CnncError(f"--resume {opts.resume}: not a cnnc run folder (no {RUN_JSON})")
+                raise CnncError(f"--resume {opts.resume}: not a cnnc run folder (no {RUN_JSON})",
+                                hint="a run stopped before it recorded itself left nothing to "
+                                     "resume: start it again")
             self.record = self.folder.read_json(RUN_JSON)
+            if not isinstance(self.record, dict) or not isinstance(self.record.get("train"),
+                                                                   dict):
+                raise CnncError(f"{self.folder.file(RUN_JSON)}: not a cnnc run record")
             spec = opts.spec or str(self.folder.file(SPEC_YAML))
             self.graph = _load_graph(spec)
             self.spec_path = self.record.get("spec", spec)
@@ -123,12 +138,19 @@ class _Run:
             same = self.backend == self.record.get("backend")
             self.device = opts.device or (self.record.get("device") if same else None)
             self.data_dir = opts.data or self.record.get("data")
-            try:
-                self.checkpoint = load_checkpoint(self.folder.checkpoint)
-            except CheckpointError as err:
-                raise CheckpointError(
-                    f"cannot resume {opts.resume}: {err.message}",
-                    hint="the run stopped before its first checkpoint; start it again") from None
+            # A kill during a checkpoint write leaves its temporary file: nothing reads it.
+            self.removed = remove_stale_temporaries(self.folder.path)
+            if not self.folder.checkpoint.exists():
+                # Stopped before its first checkpoint: nothing was kept, so start over here.
+                self.starting_over = True
+            else:
+                try:
+                    self.checkpoint = load_checkpoint(self.folder.checkpoint)
+                except CheckpointError as err:
+                    raise CheckpointError(
+                        f"cannot resume {opts.resume}: {err.message}",
+                        hint="the checkpoint is damaged (cnnc writes it atomically, so "
+                             "something else changed it); start the run again") from None
         else:
             if not opts.spec:
                 raise CnncError("no spec given", hint="cnnc run SPEC (e.g. specs/fashion.yaml)")
@@ -223,6 +245,12 @@ class _Run:
         if self.checkpoint is not None:
             ck = self.checkpoint
             self.say(f"resuming  from the checkpoint {ck.position()} (step {ck.step})")
+        if self.starting_over:
+            self.say("resuming  the run stopped before its first checkpoint: starting it over "
+                     "from the beginning")
+        if self.removed:
+            self.say(f"cleaned   {len(self.removed)} temporary file(s) left by a write that was "
+                     "killed")
 
     def describe_training(self) -> str:
         c = self.config
@@ -247,38 +275,50 @@ class _Run:
         trainer.run(self.checkpoint)
 
     def finish(self) -> None:
-        p = self.prepared
-        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
-        self.test = evaluate_arrays(self.model, p.test, self.config.loss, p.class_names)
+        self.save_weights()
+        self.test = self.evaluate_test()
         self.folder.write_test(self.test)
         t = self.test
         self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
         self.say(format_confusion(t.confusion, t.class_names))
         self.write_summary("finished")
+        self.write_report()
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
                  f"{time.time() - self.started:.1f} s, on {self.device_text()}")
         self.say(f"results   {self.folder.path}")
 
+    def save_weights(self) -> None:
+        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
+
+    def evaluate_test(self) -> Evaluation:
+        p = self.prepared
+        # The outputs are kept for the report's pictures (its most confident mistakes).
+        self.test_probs = np.asarray(self.model.predict(p.test.x, batch_size=EVAL_BATCH_SIZE))
+        return evaluation_from_predictions(self.config.loss, self.test_probs, p.test.labels,
+                                           p.class_names)
+
+    def settings_rows(self) -> list[tuple[str, str]]:
+        """How the run was set up, as (label, value): for summary.txt and report.html."""
+        p = self.prepared
+        trained_s = self.trainer.elapsed_s if self.trainer else 0.0
+        return [
+            ("spec", str(self.spec_path)),
+            ("command", " ".join(self.opts.argv) or "(Python)"),
+            ("device", self.device_text()),
+            ("parameters", f"{self.graph.param_count():,}"),
+            ("dataset", self.config.dataset
+             + (f" from {p.dataset.source.folder}" if p.dataset.source else "")),
+            ("examples", ", ".join(f"{k} {n:,}" for k, n in p.sizes().items())),
+            ("training", self.describe_training()),
+            ("wall time", (f"training {trained_s:.1f} s (all invocations), this invocation "
+                           f"{time.time() - self.started:.1f} s")),
+        ]
+
     def write_summary(self, status: str) -> None:
         history = self.trainer.history.epochs if self.trainer else []
-        trained_s = self.trainer.elapsed_s if self.trainer else 0.0
-        p = self.prepared
-        lines = [
-            f"cnnc run: {_spec_name(self.graph, self.spec_path)} ({status})",
-            "",
-            f"spec        {self.spec_path}",
-            f"command     {' '.join(self.opts.argv) or '(Python)'}",
-            f"device      {self.device_text()}",
-            f"parameters  {self.graph.param_count():,}",
-            (f"dataset     {self.config.dataset}"
-             + (f" from {p.dataset.source.folder}" if p.dataset.source else "")),
-            "examples    " + ", ".join(f"{k} {n:,}" for k, n in p.sizes().items()),
-            f"training    {self.describe_training()}",
-            (f"wall time   training {trained_s:.1f} s (all invocations), this invocation "
-             f"{time.time() - self.started:.1f} s"),
-            "",
-            "epochs",
-        ]
+        lines = [f"cnnc run: {_spec_name(self.graph, self.spec_path)} ({status})", ""]
+        lines += [f"{label:<12}{value}" for label, value in self.settings_rows()]
+        lines += ["", "epochs"]
         lines += ["  " + epoch_line(r, self.config.epochs) for r in history] or ["  (none)"]
         if self.test is not None:
             t = self.test
@@ -290,9 +330,35 @@ class _Run:
                       format_confusion(t.confusion, t.class_names)]
         self.folder.write_text(SUMMARY, "\n".join(lines) + "\n")
 
+    def write_report(self) -> None:
+        """The run's pictures and report.html (cnnc/viz/report.py), drawn after every result is
+        on disk: a picture that cannot be drawn is a warning, never a failed run."""
+        p = self.prepared
+        try:
+            from cnnc.viz.report import REPORT_HTML, RunReport, write_report
+
+            report = RunReport(
+                name=_spec_name(self.graph, self.spec_path), graph=self.graph,
+                status="finished", settings=self.settings_rows(),
+                history=list(self.trainer.history.epochs) if self.trainer else [],
+                test=self.test, test_x=p.test.x, test_labels=p.test.labels,
+                test_probs=self.test_probs, weights=self.model.get_weights())
+            failed = write_report(self.folder.path, report)
+        except Exception as err:  # noqa: BLE001 (the results are saved; drawing is extra)
+            print(f"cnnc: warning: the run's report was not written: {type(err).__name__}: "
+                  f"{err}", file=sys.stderr)
+            return
+        for problem in failed:
+            print(f"cnnc: warning: a picture was not drawn: {problem}", file=sys.stderr)
+        self.say(f"report    {self.folder.file(REPORT_HTML)}")
+
 
 def run_spec(opts: RunOptions, out: TextIO | None = None) -> int:
     """Run `cnnc run`; returns the exit status (0, or 130 after Ctrl-C)."""
+    from cnnc.distributed import launch
+
+    if launch.wanted(opts.distributed):
+        return launch.run_distributed(opts, out or sys.stdout)
     run = _Run(opts, out or sys.stdout)
     run.settings()
     run.data()

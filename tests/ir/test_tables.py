@@ -100,6 +100,7 @@ def test_reduction_rules_give_a_positive_count_for_every_op_of_the_example_cases
     from cnnc.frontend.spec import load_spec
     from cnnc.ir.train_config import TrainConfig, parse_optimizer
     from cnnc.passes.pipeline import training_graph
+    from cnnc.passes.sync_batchnorm import sync_batchnorm
 
     CASES = _op_cases().CASES
 
@@ -107,7 +108,8 @@ def test_reduction_rules_give_a_positive_count_for_every_op_of_the_example_cases
     for case in CASES:
         graph = load_spec(case.spec())
         config = TrainConfig(loss=case.loss, optimizer=parse_optimizer(case.optimizer))
-        for g in (graph, training_graph(graph, config, seed=7, wrt_inputs=True)):
+        train = training_graph(graph, config, seed=7, wrt_inputs=True)
+        for g in (graph, train, sync_batchnorm(train)):  # the last: data-parallel ops
             for node in g.nodes:
                 shapes = tuple(g.concrete_shape(v, case.batch) for v in node.inputs)
                 terms = node.opdef.reduction(node.attrs, shapes)

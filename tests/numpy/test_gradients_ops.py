@@ -65,6 +65,8 @@ CASES = {
     "global_avgpool2d": (lambda: chain((3, 4, 2), ("global_avgpool2d",)), MSE),
     "global_avgpool2d_keepdims": (lambda: chain((3, 4, 2), (
         "global_avgpool2d", {"keepdims": True})), MSE),
+    "zero_padding2d_conv": (lambda: chain((4, 3, 2), ("zero_padding2d", ((1, 0), (0, 2))),
+                                          ("conv2d", 2, 3, {"strides": 2})), MSE),
     "dense_flatten": (lambda: chain((2, 3, 2), ("flatten",), ("dense", 4)), MSE),
     "dense_rank3_no_bias": (lambda: chain((3, 4), ("dense", 2, {"use_bias": False})), MSE),
     "dropout": (lambda: chain((4, 4, 3), ("conv2d", 2, 1), ("dropout", 0.5)), MSE),

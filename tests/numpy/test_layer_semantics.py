@@ -204,6 +204,19 @@ def test_concatenate__joins_along_the_axis(axis, want):
                                       [[1, 2], [3, 4], [5, 6]])
 
 
+def test_zero_padding2d__zeros_around_the_image():
+    g = chain((2, 2, 1), ("zero_padding2d", ((1, 0), (0, 2))))
+    y = forward(g, img([[1, 2], [3, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0, 0, 0, 0], [1, 2, 0, 0], [3, 4, 0, 0]])
+
+
+def test_zero_padding2d__keras_argument_forms():
+    for given, want in ((2, ((2, 2), (2, 2))), ((1, 3), ((1, 1), (3, 3))),
+                        (((0, 1), (2, 3)), ((0, 1), (2, 3)))):
+        assert chain((3, 3, 1), ("zero_padding2d", given)).node("zero_padding2d").attrs[
+            "padding"] == want
+
+
 def test_depthwise_conv2d__each_channel_with_its_own_filters_channel_major():
     # Keras: output channel c * depth_multiplier + m is input channel c with filter (c, m).
     g = chain((2, 2, 2), ("depthwise_conv2d", 2, {"depth_multiplier": 2}))

@@ -138,6 +138,17 @@ CASES = [
         loss="mean_squared_error",
     ),
     Case(
+        "zero_padding",
+        (5, 6, 3),
+        [
+            {"zero_padding2d": [[1, 0], [2, 1]]},
+            {"conv2d": [4, 3], "strides": 2, "activation": "relu"},
+            {"zero_padding2d": 1},
+            {"maxpool2d": 3, "strides": 2},
+        ],
+        loss="mean_squared_error",
+    ),
+    Case(
         "global_avgpool_dense",
         (5, 6, 3),
         [

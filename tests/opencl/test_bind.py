@@ -18,6 +18,7 @@ import cnnc
 from cnnc.backends.opencl.bind import BINDERS, bind_node
 from cnnc.backends.opencl.launches import (
     BindContext,
+    FirstIndex,
     Float,
     Int,
     Null,
@@ -84,6 +85,7 @@ ARG_KINDS = {
     UInt: "uint",
     Float: "float",
     Step: "uint",
+    FirstIndex: "uint",
     UpdateScalar: "float",
 }
 

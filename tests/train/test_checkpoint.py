@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cnnc.atomic import atomic_write
+from cnnc.errors import OutputError
 from cnnc.train.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -40,7 +41,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):
         save_checkpoint(path, _ckpt(step=2))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]  # no temp left

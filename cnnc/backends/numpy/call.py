@@ -23,6 +23,7 @@ class Call:
     node: Node
     dtype: np.dtype
     step: int = 0
+    first_example: int = 0  # this run's first example within the global batch (data parallel)
     scalars: tuple[Any, ...] = ()  # update ops: OpDef.scalars(attrs, step, lr), in `dtype`
     feeds: Mapping[str, np.ndarray] = field(default_factory=dict)
 

@@ -24,7 +24,9 @@ def _all_but_last(x: np.ndarray) -> tuple[int, ...]:
 
 def _dropout_scale(call: Call, x: np.ndarray) -> np.ndarray:
     a = call.attrs
-    keep = crandom.keep_mask(a["seed"], call.step, x.shape, a["rate"])
+    per_example = x.size // x.shape[0] if x.ndim else 1
+    keep = crandom.keep_mask(a["seed"], call.step, x.shape, a["rate"],
+                             start=call.first_example * per_example)
     return np.where(keep, x / call.const(1.0 - a["rate"]), call.const(0.0))
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnc.backends.base import check_feeds, check_fetch
+from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch
 from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
 from cnnc.errors import CnncError, InputError
@@ -54,16 +54,23 @@ class NumpyExecutable:
         *,
         step: int = 0,
         learning_rate: float | None = None,
+        first_example: int = 0,
+        exchange: Exchange | None = None,
     ) -> dict[str, np.ndarray]:
         check_fetch(self.graph, fetch, state=self._backend.state_names())
         checked = check_feeds(self.graph, self.batch, feeds, self._backend.dtype)
+        exchange = exchange or {}
+        check_exchange(self.graph, exchange)
         keep = set(fetch)
         state = self._backend.state_arrays()
         dtype = self._backend.dtype
         env: dict[str, np.ndarray] = {}
         for name, frees in zip(self.schedule.order, self.schedule.frees, strict=True):
             node = self.graph.node(name)
-            out = self._run_node(node, env, state, checked, dtype, step, learning_rate)
+            out = self._run_node(node, env, state, checked, dtype, step, learning_rate,
+                                 first_example)
+            if node.name in exchange:
+                out = self._exchanged(node, out, exchange[node.name])
             if out is not None:
                 env[node.name] = out
             for value in frees:
@@ -77,7 +84,7 @@ class NumpyExecutable:
 
     def _run_node(self, node: Node, env: dict[str, np.ndarray], state: Mapping[str, np.ndarray],
                   feeds: Mapping[str, np.ndarray], dtype: np.dtype, step: int,
-                  learning_rate: float | None) -> np.ndarray | None:
+                  learning_rate: float | None, first_example: int = 0) -> np.ndarray | None:
         op = node.opdef
         try:
             operands = [env[v] if v in env else state[v] for v in node.operands]
@@ -88,7 +95,8 @@ class NumpyExecutable:
         if op.scalars is not None:
             lr = node.attrs["learning_rate"] if learning_rate is None else learning_rate
             scalars = tuple(dtype.type(s) for s in op.scalars(node.attrs, step, lr))
-        call = Call(node=node, dtype=dtype, step=step, scalars=scalars, feeds=feeds)
+        call = Call(node=node, dtype=dtype, step=step, first_example=first_example,
+                    scalars=scalars, feeds=feeds)
         try:
             with np.errstate(over="ignore", under="ignore"):
                 out = IMPLS[node.op](call, *operands)
@@ -105,3 +113,11 @@ class NumpyExecutable:
             raise node.located(ExecutionError(
                 f"{node.op} produced {got}, the graph says {shape_str(want)}"))
         return out
+
+    def _exchanged(self, node: Node, out: np.ndarray, replace) -> np.ndarray:
+        """The host's replacement for a node's value (Exchange), same shape, compute dtype."""
+        new = np.array(replace(out.copy()), dtype=self._backend.dtype)
+        if new.shape != out.shape:
+            raise node.located(ExecutionError(
+                f"the exchange returned shape {shape_str(new.shape)}, not {shape_str(out.shape)}"))
+        return new

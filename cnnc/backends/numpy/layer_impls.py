@@ -58,6 +58,11 @@ def _batchnorm(call: Call, x: np.ndarray, *params: np.ndarray) -> np.ndarray:
     return y
 
 
+def _zero_padding2d(call: Call, x: np.ndarray) -> np.ndarray:
+    (t, b), (left, r) = call.attrs["padding"]
+    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
+
+
 def _depthwise_conv2d(call: Call, x: np.ndarray, kernel: np.ndarray,
                       bias: np.ndarray | None = None) -> np.ndarray:
     attrs = depthwise_as_conv2d(call.attrs, x.shape[-1])
@@ -79,6 +84,7 @@ LAYER_IMPLS: dict[str, Impl] = {
     "maxpool2d": lambda call, x: pool.maxpool2d(x, call.attrs),
     "avgpool2d": lambda call, x: pool.avgpool2d(x, call.attrs),
     "global_avgpool2d": _global_avgpool2d,
+    "zero_padding2d": _zero_padding2d,
     "dense": _dense,
     "flatten": _flatten,
     "dropout": lambda call, x: x,  # inference: the identity

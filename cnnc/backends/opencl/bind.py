@@ -3,9 +3,10 @@
 `BINDERS` maps every op name in the op table to a function that, given a node with concrete
 shapes, returns its launches (launches.py): kernel file, kernel name, -D defines (integers only),
 global and local sizes, and arguments. The binders live in one module per op group
-(bind_layers.py, bind_gradients.py, bind_losses.py, bind_updates.py), built from the shared
-launches of primitives.py and the tile choices of tiling.py. Nothing here touches a device: the runtime builds and enqueues
-what the bindings describe, so `cnnc compile --plan` can print them as they are.
+(bind_layers.py, bind_gradients.py, bind_losses.py, bind_updates.py, and bind_distributed.py for
+data-parallel training), built from the shared launches of primitives.py and the tile choices of
+tiling.py. Nothing here touches a device: the runtime builds and enqueues what the bindings
+describe, so `cnnc compile --plan` can print them as they are.
 
 Sizes that shape the arithmetic of compute-bound kernels (convolutions, matrix products, pooling
 windows) are -D defines, so the compiler unrolls and folds them. The batch size is always a
@@ -16,7 +17,13 @@ program serves every shape.
 
 from __future__ import annotations
 
-from cnnc.backends.opencl import bind_gradients, bind_layers, bind_losses, bind_updates
+from cnnc.backends.opencl import (
+    bind_distributed,
+    bind_gradients,
+    bind_layers,
+    bind_losses,
+    bind_updates,
+)
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.errors import InternalError
 from cnnc.ir.graph import Node
@@ -28,6 +35,7 @@ BINDERS: dict[str, Binder] = {
     **bind_gradients.BINDERS,
     **bind_losses.BINDERS,
     **bind_updates.BINDERS,
+    **bind_distributed.BINDERS,
 }
 
 

@@ -12,6 +12,7 @@ from cnnc.backends.opencl.launches import (
     Arg,
     BindContext,
     Binder,
+    FirstIndex,
     Float,
     Int,
     NodeBinding,
@@ -214,6 +215,7 @@ def bind_dropout_mask(node: Node, ctx: BindContext) -> NodeBinding:
         Int(n),
         UInt(node.attrs["seed"] & 0xFFFFFFFF),
         STEP,
+        FirstIndex(n // ctx.batch),
         Float(rate),
         Float(1.0 - rate),
     )

@@ -108,6 +108,16 @@ def bind_global_avgpool2d(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((launch("pool.cl", "global_avgpool2d", grid, args, defines),))
 
 
+def bind_zero_padding2d(node: Node, ctx: BindContext) -> NodeBinding:
+    _, h, w, c = ctx.shape(node.inputs[0])
+    _, oh, ow, _ = ctx.shape(node.name)
+    (t, _), (left, _) = node.attrs["padding"]
+    n = ctx.numel(node.name)
+    args = (Value(node.inputs[0]), Value(node.name), Int(n), Int(h), Int(w), Int(c), Int(oh),
+            Int(ow), Int(t), Int(left))
+    return NodeBinding((launch("elementwise.cl", "zero_padding2d", flat(n), args),))
+
+
 def bind_dense(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     m, k = ctx.rows_cols(x)
@@ -194,6 +204,7 @@ BINDERS: dict[str, Binder] = {
     "maxpool2d": bind_pool,
     "avgpool2d": bind_pool,
     "global_avgpool2d": bind_global_avgpool2d,
+    "zero_padding2d": bind_zero_padding2d,
     "dense": bind_dense,
     "flatten": bind_view,
     "dropout": bind_view,

@@ -214,14 +214,19 @@ class Device:
         cl = _cl()
         try:
             ctx = self.context
-            program = cl.Program(ctx, PROBE_SOURCE).build(options=PROBE_OPTIONS)
+            # No disk cache (pyopencl's takes a lock a killed process can leave behind) and no
+            # generated invoker: a plain build and launch.
+            program = cl.Program(ctx, PROBE_SOURCE).build(options=PROBE_OPTIONS, cache_dir=False)
             queue = cl.CommandQueue(ctx)
             n = 2 * PROBE_GROUP
             host = np.arange(-4 * n // 2, 4 * n // 2, dtype=np.float32)
             flags = cl.mem_flags
             src = cl.Buffer(ctx, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=host)
             dst = cl.Buffer(ctx, flags.WRITE_ONLY, host.nbytes)
-            cl.Kernel(program, "probe")(queue, (n,), (PROBE_GROUP,), src, dst)
+            kernel = cl.Kernel(program, "probe")
+            kernel.set_arg(0, src)
+            kernel.set_arg(1, dst)
+            cl.enqueue_nd_range_kernel(queue, kernel, (n,), (PROBE_GROUP,))
             out = np.empty_like(host)
             cl.enqueue_copy(queue, out, dst)
             queue.finish()

@@ -3,7 +3,7 @@
 A binder (bind.py) turns one node into `Launch`es: kernel file and name, -D defines, global and
 local work sizes, and arguments. Arguments name what the runtime passes: a graph value or state
 tensor, one of the node's workspaces, the zeros buffer, a scalar, or a scalar the runtime sets
-before each run (the step counter, an optimizer's per-step scalars).
+before each run (the step counter, the first example's index, an optimizer's per-step scalars).
 """
 
 from __future__ import annotations
@@ -57,6 +57,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class FirstIndex:
+    """The flat index (uint) of the value's first element within the whole global batch: the
+    run's first example times `per_example` elements, set before each run (0 on one device; a
+    data-parallel rank's offset otherwise, so that counter-based masks match one device's)."""
+
+    per_example: int
+
+
+@dataclass(frozen=True)
 class UpdateScalar:
     """Float i of the update op's per-step scalars (OpDef.scalars), set before each run."""
 
@@ -68,7 +77,7 @@ class Null:
     """An unused pointer argument (a kernel variant that does not read it)."""
 
 
-Arg = Value | Workspace | Zeros | Int | UInt | Float | Step | UpdateScalar | Null
+Arg = Value | Workspace | Zeros | Int | UInt | Float | Step | FirstIndex | UpdateScalar | Null
 ZEROS, STEP, NULL = Zeros(), Step(), Null()
 
 

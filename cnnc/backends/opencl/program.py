@@ -5,9 +5,9 @@ specialised only by -D options made from validated integers in `build_options`. 
 a file is guarded by `#ifdef <ITS NAME IN UPPER CASE>`, and a program is built for one kernel:
 the compiler sees only the code a launch needs, and a kernel's -D options never have to satisfy
 its neighbours in the file. A built program
-is kept in memory for the rest of the process and its binary on disk across processes
-(pyopencl's binary cache, keyed by the source, the options and the device/driver identity, in
-the cnnc cache folder). A failed build is a DeviceError naming the file, the options and the log.
+is kept in memory for the rest of the process and its binary on disk across processes (cnnc's
+own cache, binary_cache.py: keyed by the source, the headers, the options and the device/driver
+identity, in the cnnc cache folder; no lock, atomic writes). A failed build is a DeviceError naming the file, the options and the log.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnc import settings
+from cnnc.backends.opencl.binary_cache import build_cached, header_texts
 from cnnc.backends.opencl.device import Device, _cl
 from cnnc.errors import DeviceError
 
@@ -87,6 +88,7 @@ class ProgramCache:
         self.device = device
         self.programs: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.records: list[BuildRecord] = []
+        self._headers: dict[str, str] | None = None  # kernels/*.h, read once
 
     def program(self, file: str, kernel: str, defines: Mapping[str, int]) -> Any:
         options = build_options({**defines, kernel.upper(): 1})
@@ -108,8 +110,6 @@ class ProgramCache:
 
     def _build(self, file: str, options: tuple[str, ...]) -> Any:
         cl = _cl()
-        from pyopencl.cache import create_built_program_from_source_cached
-
         folder = kernel_dir()
         path = folder / file
         try:
@@ -122,27 +122,17 @@ class ProgramCache:
         include_opt = f'"{include}"' if " " in include else include
         option_text = " ".join((*options, "-I", include_opt))
         cache = settings.cache_dir() / "opencl"
+        if self._headers is None:
+            self._headers = header_texts(folder)
         start = time.perf_counter()
         try:
-            cache.mkdir(parents=True, exist_ok=True)
-            raw, from_disk = create_built_program_from_source_cached(
-                self.device.context,
-                source,
-                option_text.encode(),
-                [self.device.cl_device],
-                cache_dir=str(cache),
-                include_path=[include],
-            )
+            raw, from_disk = build_cached(self.device.context, self.device.cl_device, source,
+                                          option_text, self._headers, cache)
         except cl.Error as err:
             raise DeviceError(
                 f"building kernels/{file} failed on {self.device.describe()} with options "
                 f"'{' '.join(options)}':\n{_build_log(err)}",
                 hint="pick another device with --device, or report this with the log",
-            ) from None
-        except OSError as err:
-            raise DeviceError(
-                f"cannot use the kernel cache folder {cache}: {err}",
-                hint="set CNNC_CACHE_DIR to a writable folder",
             ) from None
         self.records.append(
             BuildRecord(file, options, time.perf_counter() - start, bool(from_disk))

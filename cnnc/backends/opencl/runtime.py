@@ -5,7 +5,9 @@ and where every tensor lives; this module builds the kernels (through the progra
 allocates the arenas (as many buffers as the device's largest allocation requires), sets each
 launch's arguments once, and per run only writes the inputs, refreshes the step-dependent
 scalars, enqueues every launch on one in-order queue and reads back what was asked for. State
-tensors (parameters, optimizer slots) live in their own buffers across runs.
+tensors (parameters, optimizer slots) live in their own buffers across runs. A run may pause
+after the nodes named in `exchange` to let the host replace their values (the collectives of
+data-parallel training); it costs two blocking copies each, and nothing otherwise.
 
 A kernel may allow fewer work-items per group than the device (CL_KERNEL_WORK_GROUP_SIZE, e.g.
 a GEMM that needs many registers), or need more local memory than the plan assumed: that is
@@ -21,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from cnnc.backends.base import check_feeds, check_fetch, host_dtype
+from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch, host_dtype
 from cnnc.backends.opencl.device import Device, _cl, select_device
 from cnnc.backends.opencl.launches import (
     Arg,
+    FirstIndex,
     Float,
     Int,
     Launch,
@@ -288,7 +291,7 @@ class BoundLaunch:
         self.kernel = kernel
         self.doing = f"running node '{node}' ({launch.file}:{launch.kernel})"  # for errors
         self.state_args: list[tuple[int, str]] = []  # set whenever the state buffers change
-        self.dynamic_args: list[tuple[int, Step | UpdateScalar]] = []  # set before each run
+        self.dynamic_args: list[tuple[int, Step | FirstIndex | UpdateScalar]] = []  # per run
 
     def enqueue(self, cl: Any, queue: Any) -> None:
         """Enqueue the kernel (`cl`: the pyopencl module, looked up once by the caller)."""
@@ -352,7 +355,7 @@ class OpenCLExecutable:
         """Set the arguments that never change; list those that do."""
         bound = BoundLaunch(node, lau, kernel)
         for i, arg in enumerate(lau.args):
-            if isinstance(arg, (Step, UpdateScalar)):
+            if isinstance(arg, (Step, FirstIndex, UpdateScalar)):
                 bound.dynamic_args.append((i, arg))
             elif isinstance(arg, Value) and arg.name in self.graph.state_map:
                 bound.state_args.append((i, arg.name))
@@ -388,12 +391,16 @@ class OpenCLExecutable:
                 b.kernel.set_arg(i, self.backend.state_buffer(name))
         self._state_version = self.backend.state_version
 
-    def _set_dynamic_args(self, step: int, learning_rate: float | None) -> None:
+    def _set_dynamic_args(self, step: int, learning_rate: float | None,
+                          first_example: int = 0) -> None:
         scalars: dict[str, tuple[float, ...]] = {}  # per update node, computed once per run
         for b in self._dynamic:
             for i, arg in b.dynamic_args:
                 if isinstance(arg, Step):
                     b.kernel.set_arg(i, np.uint32(step & 0xFFFFFFFF))
+                    continue
+                if isinstance(arg, FirstIndex):
+                    b.kernel.set_arg(i, np.uint32((first_example * arg.per_example) & 0xFFFFFFFF))
                     continue
                 if b.node not in scalars:
                     node = self.graph.node(b.node)
@@ -410,23 +417,30 @@ class OpenCLExecutable:
         *,
         step: int = 0,
         learning_rate: float | None = None,
+        first_example: int = 0,
+        exchange: Exchange | None = None,
     ) -> dict[str, np.ndarray]:
         cl = _cl()
         checked = check_feeds(self.graph, self.batch, feeds, np.float32)
         check_fetch(self.graph, fetch, kept=self.plan.kept)
+        pauses = self._pauses(exchange) if exchange else {}
         # enqueue_copy reads each host array as one block of memory
         hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
         self._refresh_state_args()
-        self._set_dynamic_args(step, learning_rate)
+        self._set_dynamic_args(step, learning_rate, first_example)
         out: dict[str, np.ndarray] = {}
         queue = self.backend.queue
         doing = "writing the inputs"
         try:
             for name, host in hosts:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
-            for b in self.bound:
+            for k, b in enumerate(self.bound):
                 doing = b.doing
                 b.enqueue(cl, queue)
+                if k in pauses:
+                    name = pauses[k]
+                    doing = f"exchanging '{name}' with the host"
+                    self._exchange(cl, queue, name, exchange[name])
             doing = "reading the results"
             for name in fetch:
                 if name in self.graph.state_map:
@@ -440,3 +454,27 @@ class OpenCLExecutable:
             raise _device_error(err, doing, self.backend.device) from None
         del hosts  # the input copies have completed: the host arrays may go
         return out
+
+    # ---------------------------------------------------------------- exchanges
+
+    def _pauses(self, exchange: Exchange) -> dict[int, str]:
+        """For each value to exchange, the index of its node's last launch."""
+        check_exchange(self.graph, exchange)
+        last = {b.node: k for k, b in enumerate(self.bound)}
+        missing = [name for name in exchange if name not in last]
+        if missing:
+            raise InternalError(f"'{missing[0]}' cannot be exchanged: its node launches no kernel "
+                                "(a view or an input)")
+        return {last[name]: name for name in exchange}
+
+    def _exchange(self, cl: Any, queue: Any, name: str, replace: Any) -> None:
+        """Read the value (the queue is in order: its node has finished), let the host replace
+        it, write it back before any later launch reads it."""
+        host = np.empty(self.plan.shape(name), host_dtype(self.graph, name, np.float32))
+        buf = self.value_buffer(name)
+        cl.enqueue_copy(queue, host, buf, is_blocking=True)
+        new = np.ascontiguousarray(replace(host), dtype=host.dtype)
+        if new.shape != host.shape:
+            raise InternalError(f"the exchange of '{name}' returned shape {new.shape}, "
+                                f"not {host.shape}")
+        cl.enqueue_copy(queue, buf, new, is_blocking=True)

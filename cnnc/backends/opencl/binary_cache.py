@@ -1,0 +1,136 @@
+"""cnnc's own on-disk cache of built OpenCL programs: one file per program, written atomically.
+
+This replaces pyopencl's binary cache, which takes one lock file for every read and write of
+the whole cache: a process killed while holding it left every later run on that cache waiting
+60 s and then failing, and its records are read with pickle. Here there is no lock. An entry is
+one file named by the SHA-256 of everything its binary depends on (the kernel source, the
+headers it may include, the build options, the device and its driver), written with
+cnnc.atomic.atomic_write: processes building the same program at once write the same bytes
+under the same name, and a reader sees a whole file or none. An entry starts with a format line
+and the binary's length and SHA-256; one that does not check out is rebuilt, and so is one its
+driver rejects. A cache that cannot be written (read-only, full) costs build time, not a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cnnc.atomic import atomic_write, remove_stale_temporaries
+from cnnc.errors import CnncError
+
+FORMAT = b"cnnc-opencl-program 1\n"
+MAX_ENTRY_BYTES = 256 * 2**20  # a built program is KBs to a few MBs; anything larger is not ours
+
+
+def device_identity(cl_device: Any) -> str:
+    """What a binary is valid for: the device, its driver and its platform, by name/version."""
+    parts = [cl_device.name, cl_device.vendor, cl_device.version, cl_device.driver_version,
+             cl_device.platform.name, cl_device.platform.version]
+    return "\n".join(str(p).strip() for p in parts)
+
+
+def cache_key(source: str, headers: Mapping[str, str], options: str, identity: str) -> str:
+    """The SHA-256 naming an entry: every input of the build, each length-prefixed."""
+    digest = hashlib.sha256(FORMAT)
+    fields = [source, options, identity]
+    for name in sorted(headers):
+        fields += [name, headers[name]]
+    for text in fields:
+        data = text.encode()
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+def entry_bytes(binary: bytes) -> bytes:
+    return FORMAT + len(binary).to_bytes(8, "little") + hashlib.sha256(binary).digest() + binary
+
+
+def read_entry(path: Path) -> bytes | None:
+    """The binary in an entry, or None if there is none or it does not check out."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_ENTRY_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(FORMAT)
+    if not data.startswith(FORMAT) or len(data) < head + 40:
+        return None
+    size = int.from_bytes(data[head:head + 8], "little")
+    checksum, binary = data[head + 8:head + 40], data[head + 40:]
+    if len(binary) != size or hashlib.sha256(binary).digest() != checksum:
+        return None
+    return binary
+
+
+_CLEANED: set[Path] = set()  # cache folders this process has swept of dead writers' files
+
+
+def write_entry(path: Path, binary: bytes) -> bool:
+    """Store a binary; False (and nothing else happens) if the cache cannot be written. The
+    first write of a process into a folder removes what writers killed mid-write left there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in _CLEANED:
+            _CLEANED.add(path.parent)
+            remove_stale_temporaries(path.parent)
+        atomic_write(path, entry_bytes(binary))
+    except (OSError, CnncError):
+        return False
+    return True
+
+
+def build_cached(context: Any, cl_device: Any, source: str, options: str,
+                 headers: Mapping[str, str], folder: Path) -> tuple[Any, bool]:
+    """A program built for one device, from the cache in `folder` when it holds it.
+
+    Returns (pyopencl's raw program, whether it came from the disk). Build errors from source
+    are pyopencl's (the caller reports them with the log).
+    """
+    import pyopencl as cl
+    from pyopencl import _cl as raw
+
+    key = cache_key(source, headers, options, device_identity(cl_device))
+    path = folder / f"{key}.bin"
+    options_bytes = options.encode()
+    binary = read_entry(path)
+    if binary is not None:
+        try:
+            program = raw._Program(context, [cl_device], [binary])
+            program.build(options_bytes, [cl_device])
+            return program, True
+        except cl.Error:
+            pass  # the driver rejects the binary (it changed under the same name): rebuild
+    program = raw._Program(context, source)
+    program.build(options_bytes, [cl_device])
+    built = program.get_info(cl.program_info.BINARIES)
+    if built and built[0]:
+        write_entry(path, bytes(built[0]))
+    return program, False
+
+
+def header_texts(folder: Path) -> dict[str, str]:
+    """The .h files a kernel may include from `folder`, by name (part of every key)."""
+    texts = {}
+    for path in sorted(folder.glob("*.h")):
+        try:
+            texts[path.name] = path.read_text()
+        except OSError:
+            texts[path.name] = ""
+    return texts
+
+
+def entries(folder: str | os.PathLike) -> list[Path]:
+    """The cache's entries (for reports such as the size of the cache)."""
+    try:
+        return sorted(Path(folder).glob("*.bin"))
+    except OSError:
+        return []
+
+
+__all__ = ["FORMAT", "build_cached", "cache_key", "device_identity", "entries", "header_texts",
+           "read_entry", "write_entry"]

@@ -1,0 +1,510 @@
+"""ONNX export: a layer graph and its weights -> an ONNX model that onnx.checker accepts.
+
+The body is NCHW, as the ONNX world expects: kernels are converted once (HWIO -> OIHW), and
+cnnc's NHWC flatten becomes either ONNX's Flatten with the next dense kernel's rows permuted
+(PyTorch's form, when only dense layers read it) or a transpose back to NHWC first. With
+layout='nhwc' the model's 4-D inputs and outputs stay NHWC, behind a transpose each (tf2onnx's
+form). Every ONNX node is named after its cnnc layer ('conv2d_1'; helper nodes
+'conv2d_1/relu'), initialisers after cnnc's parameters ('conv2d_1/kernel'), and what ONNX
+cannot state (Keras' default pool strides, 'same' on a window that needs no padding, a batch
+norm without gamma) goes into the model's metadata, so importing the file gives back an equal
+graph (cnnc/frontend/onnx_import.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnnc.atomic import atomic_write
+from cnnc.errors import CnncError, InternalError
+from cnnc.frontend.onnx_file import require_onnx
+from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
+from cnnc.frontend.onnx_ops import flatten_order
+from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
+from cnnc.ir.convpool import pad_amounts
+from cnnc.ir.graph import Graph, Node
+from cnnc.ir.layers import pool_strides
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Softmax over one axis, Dropout's ratio input, Clip's bounds as inputs
+LAYOUTS = ("nchw", "nhwc")
+NCHW = (0, 3, 1, 2)  # ONNX axis i of a 4-D body value is cnnc axis NCHW[i]
+TO_NCHW = (0, 3, 1, 2)  # Transpose perm: NHWC -> NCHW
+TO_NHWC = (0, 2, 3, 1)  # Transpose perm: NCHW -> NHWC
+BATCH_DIM = "batch"
+
+
+class ExportError(CnncError):
+    """A graph or setting that cannot be written as ONNX."""
+
+
+@dataclass
+class Value:
+    """How the ONNX body holds a cnnc value: the tensor's name and, for a flattened NCHW value,
+    the cnnc column of each ONNX column (absorbed by the dense kernel that reads it)."""
+
+    name: str
+    order: np.ndarray | None = None
+
+
+@dataclass
+class Exporter:
+    graph: Graph
+    weights: Mapping[str, np.ndarray]
+    layout: str
+    fold_bn: bool
+    helper: Any
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    values: dict[str, Value] = field(default_factory=dict)
+    layer_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)  # batch norm -> the layer it joins
+
+    # ------------------------------------------------------------ helpers
+
+    def rank(self, value: str) -> int:
+        return len(self.graph.shape_of(value))
+
+    def out(self, node: Node) -> str:
+        """The tensor name of a layer's final result: its name, unless a transpose back to
+        NHWC (layout='nhwc') must come after it as the graph's output."""
+        name = self.folded_into.get(node.name, node.name)
+        if self.layout == "nhwc" and name in self.graph.outputs and self.rank(name) == 4:
+            return f"{name}/nchw"
+        return name
+
+    def value(self, name: str) -> Value:
+        return self.values[name]
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        # np.array, not np.ascontiguousarray, which makes a 0-d ratio 1-d.
+        self.initializers.append(numpy_helper.from_array(
+            np.array(array, dtype=np.float32, order="C"), name))
+        return name
+
+    def weight_ints(self, name: str, values: list[int]) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.array(values, np.int64), name))
+        return name
+
+    def add(self, op: str, inputs: list[str], outputs: list[str], name: str,
+            **attrs: Any) -> None:
+        self.nodes.append(self.helper.make_node(op, inputs, outputs, name=name, **attrs))
+
+    def note(self, layer: str, arg: str, value: Any) -> None:
+        self.layer_args.setdefault(layer, {})[arg] = value
+
+    @property
+    def folded_into(self) -> dict[str, str]:
+        """conv/dense name -> the batch norm folded into it (whose name its result takes)."""
+        return {v: k for k, v in self.folded.items()}
+
+    def activation(self, node: Node, act: str, src: str, dst: str, rank: int,
+                   name: str) -> None:
+        """The ONNX node computing cnnc activation `act` from src into dst."""
+        if act == "linear":
+            self.add("Identity", [src], [dst], name)
+        elif act == "softmax":
+            self.add("Softmax", [src], [dst], name, axis=1 if rank == 4 else -1)
+        elif act == "relu6":
+            self.clip(src, dst, name, CNNC_ACTIVATIONS["relu6"].constants["max_value"])
+        elif act in ACTIVATION_OPS:
+            op, attrs = ACTIVATION_OPS[act]
+            self.add(op, [src], [dst], name, **attrs)
+        else:
+            raise ExportError(f"{node.name}: activation '{act}' has no ONNX export yet")
+
+    def clip(self, src: str, dst: str, name: str, high: float) -> None:
+        """Clip(0, high): relu6, and Keras' ReLU(max_value=high)."""
+        low = self.weight(f"{name}/min", np.array(0.0))
+        high_name = self.weight(f"{name}/max", np.array(high))
+        self.add("Clip", [src, low, high_name], [dst], name)
+
+    def with_activation(self, node: Node, op: str, inputs: list[str], **attrs: Any) -> None:
+        """A conv/dense node, then its fused activation as a node named '<layer>/<act>'."""
+        act = node.attrs["activation"]
+        out = self.out(node)
+        if act == "linear":
+            self.add(op, inputs, [out], node.name, **attrs)
+        else:
+            self.add(op, inputs, [f"{node.name}/preact"], node.name, **attrs)
+            self.activation(node, act, f"{node.name}/preact", out, self.rank(node.name),
+                            f"{node.name}/{act}")
+        self.values[self.folded_into.get(node.name, node.name)] = Value(out)
+
+
+# cnnc activation -> ONNX op and attributes (softmax, relu6 and linear are written above).
+ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "relu": ("Relu", {}),
+    "sigmoid": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "elu": ("Elu", {"alpha": CNNC_ACTIVATIONS["elu"].constants["alpha"]}),
+    "leaky_relu": ("LeakyRelu", {"alpha": CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]}),
+}
+
+
+def _window_pads(node: Node, in_shape: tuple, kernel: tuple[int, int],
+                 strides: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> list[int]:
+    """ONNX pads [top, left, bottom, right] for the node's Keras padding."""
+    padding = node.attrs["padding"]
+    (pt, pb), (pl, pr) = (pad_amounts(in_shape[i + 1], kernel[i], strides[i], padding,
+                                      dilation[i]) for i in range(2))
+    return [pt, pl, pb, pr]
+
+
+def _note_padding(ex: Exporter, node: Node, pads: list[int]) -> None:
+    if node.attrs["padding"] == "same" and not any(pads):
+        ex.note(node.name, "padding", "same")  # ONNX cannot tell it from 'valid' here
+
+
+# ---------------------------------------------------------------- per-op exporters
+
+
+def _input(ex: Exporter, node: Node) -> None:
+    if ex.rank(node.name) == 4 and ex.layout == "nhwc":
+        ex.add("Transpose", [node.name], [f"{node.name}/nchw"], f"{node.name}/nchw",
+               perm=list(TO_NCHW))
+        ex.values[node.name] = Value(f"{node.name}/nchw")
+    else:
+        ex.values[node.name] = Value(node.name)
+
+
+def _conv2d(ex: Exporter, node: Node) -> None:
+    a = node.attrs
+    x = node.inputs[0]
+    kernel = np.asarray(ex.weights[node.params[0]])
+    bias = np.asarray(ex.weights[node.params[1]]) if a["use_bias"] else None
+    if node.name in ex.folded_into:
+        kernel, bias = _fold(ex, ex.folded_into[node.name], kernel, bias)
+    pads = _window_pads(node, ex.graph.shape_of(x), a["kernel_size"], a["strides"],
+                        a["dilation_rate"])
+    _note_padding(ex, node, pads)
+    inputs = [ex.value(x).name,
+              ex.weight(node.params[0], kernel.transpose(3, 2, 0, 1))]  # HWIO -> OIHW
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.with_activation(node, "Conv", inputs, kernel_shape=list(a["kernel_size"]),
+                       strides=list(a["strides"]), dilations=list(a["dilation_rate"]),
+                       group=a["groups"], pads=pads)
+
+
+def _depthwise_conv2d(ex: Exporter, node: Node) -> None:
+    """A Conv with one group per input channel; the import reads it back as depthwise_conv2d
+    (a grouped conv2d computes the same) because the metadata says so."""
+    a = node.attrs
+    x = node.inputs[0]
+    kernel = np.asarray(ex.weights[node.params[0]])  # (kh, kw, channels, depth_multiplier)
+    kh, kw, channels, mult = kernel.shape
+    pads = _window_pads(node, ex.graph.shape_of(x), a["kernel_size"], a["strides"],
+                        a["dilation_rate"])
+    _note_padding(ex, node, pads)
+    ex.note(node.name, "op", "depthwise_conv2d")
+    onnx_kernel = kernel.reshape(kh, kw, channels * mult).transpose(2, 0, 1)[:, None]
+    inputs = [ex.value(x).name, ex.weight(node.params[0], onnx_kernel)]
+    if a["use_bias"]:
+        inputs.append(ex.weight(node.params[1], ex.weights[node.params[1]]))
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[kh, kw], strides=list(a["strides"]),
+                       dilations=list(a["dilation_rate"]), group=channels, pads=pads)
+
+
+def _relu(ex: Exporter, node: Node) -> None:
+    """Keras' ReLU layer as Relu, LeakyRelu or Clip(0, max); the metadata keeps it a layer."""
+    a = node.attrs
+    src, out = ex.value(node.inputs[0]), ex.out(node)
+    if a["threshold"] != 0.0 or (a["negative_slope"] and a["max_value"] is not None):
+        raise ExportError(f"{node.name}: a relu with a threshold, or with both a slope and a "
+                          "cap, has no ONNX export yet")
+    ex.note(node.name, "op", "relu")
+    if a["max_value"] is not None:
+        ex.clip(src.name, out, node.name, a["max_value"])
+    elif a["negative_slope"]:
+        ex.add("LeakyRelu", [src.name], [out], node.name, alpha=a["negative_slope"])
+    else:
+        ex.add("Relu", [src.name], [out], node.name)
+    ex.values[node.name] = Value(out, src.order)
+
+
+def _dense(ex: Exporter, node: Node) -> None:
+    x = node.inputs[0]
+    if ex.rank(x) != 2:
+        raise ExportError(f"{node.name}: a dense layer on a rank-{ex.rank(x)} input has no ONNX "
+                          "export yet (flatten first)")
+    src = ex.value(x)
+    kernel = np.asarray(ex.weights[node.params[0]])
+    bias = np.asarray(ex.weights[node.params[1]]) if node.attrs["use_bias"] else None
+    if node.name in ex.folded_into:
+        kernel, bias = _fold(ex, ex.folded_into[node.name], kernel, bias)
+    if src.order is not None:
+        kernel = kernel[src.order]  # ONNX column j is cnnc column order[j]
+    inputs = [src.name, ex.weight(node.params[0], kernel)]
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.with_activation(node, "Gemm", inputs)
+
+
+def _fold(ex: Exporter, bn_name: str, kernel: np.ndarray, bias: np.ndarray | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """A batch norm at inference folded into the conv/dense before it (--fold-bn)."""
+    bn = ex.graph.node(bn_name)
+    p = {name.rsplit("/", 1)[-1]: np.asarray(ex.weights[name], dtype=np.float64)
+         for name in bn.params}
+    channels = kernel.shape[-1]
+    gamma = p.get("gamma", np.ones(channels))
+    beta = p.get("beta", np.zeros(channels))
+    scale = gamma / np.sqrt(p["moving_variance"] + bn.attrs["epsilon"])
+    b = np.zeros(channels) if bias is None else bias.astype(np.float64)
+    return ((kernel.astype(np.float64) * scale).astype(np.float32),
+            ((b - p["moving_mean"]) * scale + beta).astype(np.float32))
+
+
+def _pool(ex: Exporter, node: Node) -> None:
+    a = node.attrs
+    x = node.inputs[0]
+    strides = pool_strides(a)
+    pads = _window_pads(node, ex.graph.shape_of(x), a["pool_size"], strides)
+    _note_padding(ex, node, pads)
+    if a["strides"] is not None and a["strides"] == a["pool_size"]:
+        ex.note(node.name, "strides", list(a["strides"]))  # given, though Keras' default
+    attrs: dict[str, Any] = {"kernel_shape": list(a["pool_size"]), "strides": list(strides),
+                             "pads": pads}
+    op = "MaxPool"
+    if node.op == "avgpool2d":
+        op, attrs["count_include_pad"] = "AveragePool", 0  # cnnc averages the real cells
+    ex.add(op, [ex.value(x).name], [ex.out(node)], node.name, **attrs)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _global_avgpool2d(ex: Exporter, node: Node) -> None:
+    src = ex.value(node.inputs[0]).name
+    if node.attrs["keepdims"]:
+        ex.add("GlobalAveragePool", [src], [ex.out(node)], node.name)
+    else:
+        ex.add("GlobalAveragePool", [src], [f"{node.name}/pooled"], node.name)
+        ex.add("Flatten", [f"{node.name}/pooled"], [ex.out(node)], f"{node.name}/flatten",
+               axis=1)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _zero_padding2d(ex: Exporter, node: Node) -> None:
+    (t, b), (left, r) = node.attrs["padding"]
+    pads = ex.weight_ints(f"{node.name}/pads", [0, 0, t, left, 0, 0, b, r])  # NCHW begins, ends
+    ex.add("Pad", [ex.value(node.inputs[0]).name, pads], [ex.out(node)], node.name,
+           mode="constant")
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _flatten(ex: Exporter, node: Node) -> None:
+    x = node.inputs[0]
+    shape = ex.graph.shape_of(x)
+    src = ex.value(x).name
+    readers = ex.graph.consumers.get(node.name, ())
+    out = ex.out(node)
+    if len(shape) != 4:
+        ex.add("Flatten", [src], [out], node.name, axis=1)
+        ex.values[node.name] = Value(out)
+        return
+    if readers and node.name not in ex.graph.outputs and all(
+            ex.graph.node(r).op == "dense" for r in readers):
+        # PyTorch's form: flatten NCHW, and the dense kernels take the permutation.
+        ex.add("Flatten", [src], [out], node.name, axis=1)
+        ex.values[node.name] = Value(out, flatten_order(shape, NCHW))
+        return
+    ex.add("Transpose", [src], [f"{node.name}/nhwc"], f"{node.name}/nhwc", perm=list(TO_NHWC))
+    ex.add("Flatten", [f"{node.name}/nhwc"], [out], node.name, axis=1)
+    ex.values[node.name] = Value(out)
+
+
+def _dropout(ex: Exporter, node: Node) -> None:
+    ratio = ex.weight(f"{node.name}/ratio", np.array(node.attrs["rate"], dtype=np.float32))
+    if node.attrs["seed"] is not None:
+        ex.note(node.name, "seed", node.attrs["seed"])
+    ex.add("Dropout", [ex.value(node.inputs[0]).name, ratio], [ex.out(node)], node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _batchnorm(ex: Exporter, node: Node) -> None:
+    if node.name in ex.folded:
+        return  # computed by the layer it was folded into
+    a = node.attrs
+    x = node.inputs[0]
+    if ex.value(x).order is not None:
+        raise InternalError(f"{node.name}: batch norm on a permuted flatten")
+    by_suffix = {p.rsplit("/", 1)[-1]: p for p in node.params}
+    channels = ex.graph.shape_of(x)[-1]
+    names = []
+    for suffix, default in (("gamma", 1.0), ("beta", 0.0)):
+        if suffix in by_suffix:
+            names.append(ex.weight(by_suffix[suffix], ex.weights[by_suffix[suffix]]))
+        else:
+            ex.note(node.name, "scale" if suffix == "gamma" else "center", False)
+            names.append(ex.weight(f"{node.name}/{suffix}", np.full(channels, default)))
+    for suffix in ("moving_mean", "moving_variance"):
+        names.append(ex.weight(by_suffix[suffix], ex.weights[by_suffix[suffix]]))
+    ex.add("BatchNormalization", [ex.value(x).name, *names], [ex.out(node)], node.name,
+           epsilon=a["epsilon"], momentum=a["momentum"])
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _activation(ex: Exporter, node: Node) -> None:
+    src = ex.value(node.inputs[0])
+    ex.activation(node, node.attrs["activation"], src.name, ex.out(node),
+                  ex.rank(node.name), node.name)
+    ex.values[node.name] = Value(ex.out(node), src.order)
+
+
+def _add(ex: Exporter, node: Node) -> None:
+    srcs = [ex.value(v) for v in node.inputs]
+    if any(s.order is not None for s in srcs):
+        raise InternalError(f"{node.name}: add of a permuted flatten")
+    ex.add("Add" if len(srcs) == 2 else "Sum", [s.name for s in srcs], [ex.out(node)],
+           node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _concatenate(ex: Exporter, node: Node) -> None:
+    rank = ex.rank(node.name)
+    axis = node.attrs["axis"] % rank
+    onnx_axis = NCHW.index(axis) if rank == 4 else axis
+    if node.attrs["axis"] != axis - rank:
+        ex.note(node.name, "axis", node.attrs["axis"])  # the import writes channels as -1
+    ex.add("Concat", [ex.value(v).name for v in node.inputs], [ex.out(node)], node.name,
+           axis=onnx_axis)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
+    "input": _input,
+    "conv2d": _conv2d,
+    "depthwise_conv2d": _depthwise_conv2d,
+    "maxpool2d": _pool,
+    "avgpool2d": _pool,
+    "global_avgpool2d": _global_avgpool2d,
+    "zero_padding2d": _zero_padding2d,
+    "dense": _dense,
+    "flatten": _flatten,
+    "dropout": _dropout,
+    "batchnorm": _batchnorm,
+    "activation": _activation,
+    "relu": _relu,
+    "add": _add,
+    "concatenate": _concatenate,
+}
+
+
+# ---------------------------------------------------------------- the model
+
+
+def _foldable(graph: Graph) -> dict[str, str]:
+    """Batch norms that follow a linear conv2d/dense read by nothing else: bn -> that layer."""
+    out = {}
+    for node in graph.nodes:
+        if node.op != "batchnorm" or node.inputs[0] not in graph.node_map:
+            continue
+        prev = graph.node(node.inputs[0])
+        if (prev.op in ("conv2d", "dense") and prev.attrs["activation"] == "linear"
+                and graph.consumers.get(prev.name) == (node.name,)
+                and prev.name not in graph.outputs):
+            out[node.name] = prev.name
+    return out
+
+
+def _value_info(helper: Any, name: str, shape: tuple) -> Any:
+    from onnx import TensorProto
+
+    dims = [BATCH_DIM if d is None else int(d) for d in shape]
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+
+
+def _io_shape(shape: tuple, layout: str) -> tuple:
+    """A 4-D cnnc (NHWC) shape as the model's input/output declares it."""
+    if len(shape) == 4 and layout == "nchw":
+        return tuple(shape[i] for i in NCHW)
+    return shape
+
+
+def build_model(graph: Graph, weights: Mapping[str, np.ndarray], *, layout: str = "nchw",
+                fold_bn: bool = False, opset: int = DEFAULT_OPSET) -> Any:
+    """The onnx.ModelProto of `graph` with `weights` (checked with onnx.checker, full check)."""
+    onnx = require_onnx()
+    from onnx import helper
+
+    if layout not in LAYOUTS:
+        raise ExportError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset must be an integer from {MIN_OPSET} to {newest} (this onnx "
+                          f"package's newest), got {opset!r}")
+    missing = [s.name for s in graph.weights if s.name not in weights]
+    if missing:
+        raise ExportError(f"no values for the weights {', '.join(missing[:5])}"
+                          + (" ..." if len(missing) > 5 else ""))
+    ex = Exporter(graph, weights, layout, fold_bn, helper)
+    if fold_bn:
+        ex.folded = _foldable(graph)
+    for node in graph.nodes:
+        if node.opdef.group != "layer":
+            raise ExportError(f"only layer graphs can be exported; '{node.name}' is a {node.op} "
+                              "node")
+        exporter = EXPORTERS.get(node.op)
+        if exporter is None:
+            raise ExportError(f"{node.name}: layer op '{node.op}' has no ONNX export yet")
+        exporter(ex, node)
+    outputs = []
+    for o in graph.outputs:
+        name = ex.folded_into.get(o, o)
+        if ex.values[o].order is not None:
+            raise InternalError(f"output {o} is a permuted flatten")
+        if ex.values[o].name != o:  # layout='nhwc': a transpose back to NHWC
+            ex.add("Transpose", [ex.values[o].name], [o], f"{o}/nhwc", perm=list(TO_NHWC))
+        outputs.append(_value_info(helper, o, _io_shape(graph.shape_of(name), layout)))
+    inputs = [_value_info(helper, i, _io_shape(graph.shape_of(i), layout)) for i in graph.inputs]
+    body = helper.make_graph(ex.nodes, graph.name, inputs, outputs, ex.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(body, opset_imports=opsets, producer_name=PRODUCER,
+                              producer_version=_version(),
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    model.doc_string = (f"cnnc network '{graph.name}', {layout.upper()} inputs"
+                        + (", batch norm folded" if ex.folded else ""))
+    meta = {}
+    if ex.layer_args:
+        meta[LAYER_ARGS_KEY] = json.dumps(ex.layer_args, sort_keys=True)
+    if graph.train is not None:
+        from cnnc.frontend.writers import train_settings
+
+        meta[TRAIN_KEY] = json.dumps(train_settings(graph.train), sort_keys=True)
+    helper.set_model_props(model, meta)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise InternalError(f"the exported model does not pass onnx.checker: {err}") from None
+    return model
+
+
+def _version() -> str:
+    from cnnc import __version__
+
+    return __version__
+
+
+def export_onnx(graph: Graph, weights: Mapping[str, np.ndarray], path: str | os.PathLike, *,
+                layout: str = "nchw", fold_bn: bool = False, opset: int = DEFAULT_OPSET) -> Any:
+    """Write `graph` with `weights` to `path` as ONNX (atomically); returns the ModelProto."""
+    model = build_model(graph, weights, layout=layout, fold_bn=fold_bn, opset=opset)
+    target = os.fspath(path)
+    folder = os.path.dirname(target) or "."
+    if not os.path.isdir(folder):
+        raise ExportError(f"cannot write '{target}': the folder '{folder}' does not exist")
+    atomic_write(target, model.SerializeToString())
+    return model
+
+
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "LAYOUTS", "ExportError", "build_model", "export_onnx"]

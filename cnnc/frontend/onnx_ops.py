@@ -1,0 +1,681 @@
+"""ONNX front end: the one table from ONNX operators to cnnc layers, each lowered exactly.
+
+`RULES` maps an ONNX op type to the function that lowers one such node (through the Context of
+onnx_lowering.py) and the attributes it understands: a node with any other attribute is refused,
+never lowered with the attribute ignored. `ACTIVATIONS` maps the elementwise ONNX ops to cnnc
+activation names; a new cnnc activation is one line there. A rule that cannot lower its node
+raises Unsupported naming the attribute or value; the importer collects them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from math import isclose, prod
+from typing import Any
+
+import numpy as np
+
+from cnnc.frontend.onnx_fold import BATCH, slice_shape
+from cnnc.frontend.onnx_graph import OnnxNode
+from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
+from cnnc.frontend.onnx_windows import Window, WindowError, read_window
+from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
+from cnnc.ir.ops import OPS
+
+NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
+KERNEL_LAYERS = ("conv2d", "depthwise_conv2d", "dense")  # take a bias and an activation
+ELU_ALPHA = CNNC_ACTIVATIONS["elu"].constants["alpha"]
+LEAKY_SLOPE = CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]
+RELU6_MAX = CNNC_ACTIVATIONS["relu6"].constants["max_value"]
+# The activations that are also a `relu` layer, with its arguments (Keras' ReLU layer).
+AS_RELU_LAYER = {"relu": {}, "relu6": {"max_value": RELU6_MAX},
+                 "leaky_relu": {"negative_slope": LEAKY_SLOPE}}
+PAD_OP = "zero_padding2d"  # Keras ZeroPadding2D, when cnnc has it
+
+
+def float32_value(value: float) -> float:
+    """An ONNX float (stored as float32) as the shortest decimal that reads back as it:
+    0.30000001192092896 -> 0.3, as the spec that was exported said."""
+    return float(str(np.float32(value)))
+
+
+def _hint(node: OnnxNode) -> str | None:
+    return clean_name(node.name, node.op)
+
+
+def _needs_layout(x: Tensor, what: str = "input") -> None:
+    """A 4-D tensor in ONNX's NCHW view of a cnnc NHWC tensor (what Conv and pooling read)."""
+    if x.rank != 4 or x.perm != NCHW:
+        layout = "" if x.rank != 4 else " (a transposed layout)"
+        raise Unsupported(f"the {what} has ONNX shape {x.onnx_shape}{layout}; cnnc lowers this "
+                          "op on 4-D NCHW tensors only")
+
+
+def _hw(x: Tensor) -> tuple[int, int]:
+    return (int(x.shape[1]), int(x.shape[2]))
+
+
+def _window(node: OnnxNode, x: Tensor, kernel: tuple[int, int], ceil: bool = False) -> Window:
+    try:
+        return read_window(node.attrs, _hw(x), kernel, ceil_mode=ceil)
+    except WindowError as err:
+        raise Unsupported(str(err)) from None
+
+
+def _pads_text(win: Window) -> str:
+    (t, b), (left, r) = win.declared
+    (ut, ub), (ul, ur) = win.pads
+    used = "" if win.pads == win.declared else f" (of which the outputs use {[ut, ul, ub, ur]})"
+    return f"pads={[t, left, b, r]}{used}"
+
+
+def _padding(cx: Context, node: OnnxNode, win: Window, *, zero_pad: bool, why: str = ""
+             ) -> tuple[str, tuple[tuple[int, int], tuple[int, int]] | None]:
+    """The Keras padding to use, plus explicit zero padding to put first when neither Keras
+    padding gives this window (None when one does)."""
+    chosen = cx.layer_arg(_hint(node), "padding")
+    if chosen in win.modes:
+        return chosen, None
+    for mode in ("valid", "same"):
+        if mode in win.modes:
+            return mode, None
+    if not zero_pad:
+        raise Unsupported(f"{_pads_text(win)} equal neither Keras 'valid' nor 'same' padding"
+                          f"{why}")
+    if PAD_OP not in OPS:
+        raise Unsupported(f"{_pads_text(win)} equal neither Keras 'valid' nor 'same' padding, "
+                          "and this cnnc has no zero-padding layer to put first")
+    return "valid", win.pads
+
+
+def _with_padding(cx: Context, node: OnnxNode, x: Tensor, pads: Any, op: str,
+                  keywords: dict[str, Any]) -> Tensor:
+    """x, zero-padded first when `pads` is given; checks the layer after it before emitting."""
+    if pads is None:
+        cx.infer(op, keywords, [x.shape])
+        return x
+    pad_keywords = {"padding": pads}
+    padded = cx.infer(PAD_OP, pad_keywords, [x.shape])
+    cx.infer(op, keywords, [padded])
+    hint = _hint(node)
+    pad = cx.layer(node, PAD_OP, [x], pad_keywords, hint=f"{hint}.pad" if hint else None,
+                   value="")
+    return Tensor(pad, x.perm, None, x.nonneg)
+
+
+def _check_outputs_unused(cx: Context, node: OnnxNode, first: int, what: str) -> None:
+    for v in node.outputs[first:]:
+        if v and (v in cx.readers or v in cx.outputs):
+            raise Unsupported(f"its {what} output ('{v}') is used")
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+
+def _conv(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    _needs_layout(x)
+    w = cx.weight(node, 1, "the weight W")
+    if w.ndim != 4:
+        raise Unsupported(f"W has shape {w.shape}: cnnc lowers 2-D convolutions (4-D weights)")
+    filters, cin_g, kh, kw = w.shape
+    group = node.attrs.get("group", 1)
+    if group < 1 or cin_g * group != x.shape[3]:
+        raise Unsupported(f"group={group} with W of shape {w.shape} does not fit an input of "
+                          f"{x.shape[3]} channels")
+    if node.attrs.get("kernel_shape", (kh, kw)) != (kh, kw):
+        raise Unsupported(f"kernel_shape={node.attrs['kernel_shape']} differs from W's "
+                          f"{(kh, kw)}")
+    bias = cx.weight(node, 2, "the bias B", (filters,))
+    win = _window(node, x, (kh, kw))
+    padding, pads = _padding(cx, node, win, zero_pad=True)
+    channels = x.shape[3]
+    if cx.layer_arg(_hint(node), "op") == "depthwise_conv2d" and group == channels and cin_g == 1:
+        # Keras' DepthwiseConv2D, as cnnc's export wrote it: output c * m_count + m is input
+        # channel c with filter m, kernel (kh, kw, channels, depth_multiplier).
+        op = "depthwise_conv2d"
+        keywords = {"kernel_size": (kh, kw), "strides": win.strides, "padding": padding,
+                    "depth_multiplier": filters // channels, "dilation_rate": win.dilations,
+                    "use_bias": bias is not None}
+        kernel = w[:, 0].reshape(channels, filters // channels, kh, kw).transpose(2, 3, 0, 1)
+    else:
+        op = "conv2d"
+        keywords = {"filters": filters, "kernel_size": (kh, kw), "strides": win.strides,
+                    "padding": padding, "dilation_rate": win.dilations, "groups": group,
+                    "use_bias": bias is not None}
+        kernel = w.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    x = _with_padding(cx, node, x, pads, op, keywords)
+    params = {"kernel": np.ascontiguousarray(kernel)}
+    if bias is not None:
+        params["bias"] = bias
+    layer = cx.layer(node, op, [x], keywords, params, hint=_hint(node))
+    cx.define(node, Tensor(layer, NCHW))
+
+
+def _pool_kernel(node: OnnxNode) -> tuple[int, int]:
+    kernel = node.attrs.get("kernel_shape")
+    if not isinstance(kernel, tuple) or len(kernel) != 2:
+        raise Unsupported(f"kernel_shape={kernel!r}: cnnc pools 2-D windows")
+    if node.attrs.get("dilations", (1, 1)) != (1, 1):
+        raise Unsupported(f"dilations={node.attrs['dilations']}: cnnc's pooling has no "
+                          "dilation")
+    return kernel
+
+
+def _pool_strides(cx: Context, node: OnnxNode, win: Window) -> tuple[int, int] | None:
+    """Keras' default strides (None: the pool size) unless the export said they were given."""
+    given = cx.layer_arg(_hint(node), "strides")
+    if win.strides == win.kernel and given is None:
+        return None
+    return win.strides
+
+
+def _maxpool(cx: Context, node: OnnxNode) -> None:
+    _check_outputs_unused(cx, node, 1, "Indices")
+    x = cx.tensor(node, 0)
+    _needs_layout(x)
+    kernel = _pool_kernel(node)
+    win = _window(node, x, kernel, bool(node.attrs.get("ceil_mode", 0)))
+    # Zero padding stands in for ONNX's (never chosen) padding only on values >= 0, and only
+    # while every window still holds a real cell.
+    exact = x.nonneg and all(b < k for (b, _), k in zip(win.pads, kernel))
+    padding, pads = _padding(cx, node, win, zero_pad=exact,
+                             why=" (zero padding would be exact only on values known to be >= 0)")
+    keywords = {"pool_size": kernel, "strides": _pool_strides(cx, node, win), "padding": padding}
+    x = _with_padding(cx, node, x, pads, "maxpool2d", keywords)
+    layer = cx.layer(node, "maxpool2d", [x], keywords, hint=_hint(node))
+    cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
+
+
+def _avgpool(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    _needs_layout(x)
+    kernel = _pool_kernel(node)
+    win = _window(node, x, kernel, bool(node.attrs.get("ceil_mode", 0)))
+    count_pads = bool(node.attrs.get("count_include_pad", 0))
+    if "valid" in win.modes:
+        padding, pads = "valid", None
+    elif not count_pads and "same" in win.modes:
+        padding, pads = "same", None  # cnnc's 'same' averages over the real cells, as here
+    elif not count_pads:
+        raise Unsupported(f"count_include_pad=0 with {_pads_text(win)}, which are not Keras "
+                          "'same' padding")
+    elif any(u[1] > d[1] for u, d in zip(win.pads, win.declared)):
+        raise Unsupported(f"ceil_mode=1 with count_include_pad=1 and {_pads_text(win)}: the "
+                          "last windows reach past the padding")
+    else:
+        # The pads count in the mean: zero padding first, then 'valid'.
+        padding, pads = _padding(cx, node, replace(win, modes=frozenset()), zero_pad=True)
+    keywords = {"pool_size": kernel, "strides": _pool_strides(cx, node, win), "padding": padding}
+    x = _with_padding(cx, node, x, pads, "avgpool2d", keywords)
+    layer = cx.layer(node, "avgpool2d", [x], keywords, hint=_hint(node))
+    cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
+
+
+def _global_avgpool(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    _needs_layout(x)
+    layer = cx.layer(node, "global_avgpool2d", [x], {"keepdims": True}, hint=_hint(node))
+    cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
+
+
+def _reduce_mean(cx: Context, node: OnnxNode) -> None:
+    """ReduceMean over the two spatial axes: tf2onnx's GlobalAveragePooling2D."""
+    x = cx.tensor(node, 0)
+    axes = node.attrs.get("axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1]:
+        axes = tuple(int(a) for a in cx.constant(node, 1, "axes").reshape(-1))
+    if x.rank != 4 or axes is None or {x.perm[a % 4] for a in axes} != {1, 2}:
+        raise Unsupported(f"axes={axes}: cnnc lowers ReduceMean only over the spatial axes of "
+                          "a 4-D tensor (global average pooling)")
+    keep = bool(node.attrs.get("keepdims", 1))
+    layer = cx.layer(node, "global_avgpool2d", [x], {"keepdims": keep}, hint=_hint(node))
+    perm = x.perm if keep else tuple(0 if p == 0 else 1 for p in x.perm if p in (0, 3))
+    cx.define(node, Tensor(layer, perm, None, x.nonneg))
+
+
+def _pad(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    if node.attrs.get("mode", "constant") != "constant":
+        raise Unsupported(f"mode={node.attrs['mode']!r}: only zero padding is supported")
+    if "pads" in node.attrs:
+        pads = list(node.attrs["pads"])
+        value = node.attrs.get("value", 0.0)
+    else:
+        pads = [int(p) for p in cx.constant(node, 1, "pads").reshape(-1)]
+        v = cx.constant(node, 2, "constant_value")
+        value = 0.0 if v is None else float(v.reshape(-1)[0])
+    axes = list(range(x.rank))
+    if len(node.inputs) > 3 and node.inputs[3]:
+        axes = [int(a) % x.rank for a in cx.constant(node, 3, "axes").reshape(-1)]
+    if value != 0.0:
+        raise Unsupported(f"constant_value={value}: only zero padding is supported")
+    if len(pads) != 2 * len(axes) or any(p < 0 for p in pads):
+        raise Unsupported(f"pads={pads} for axes {axes}")
+    by_axis = {x.perm[a]: (pads[i], pads[i + len(axes)]) for i, a in enumerate(axes)}
+    if x.rank != 4 or any(by_axis.get(a, (0, 0)) != (0, 0) for a in (0, 3)):
+        raise Unsupported(f"pads={pads}: cnnc pads only the height and width of 4-D tensors")
+    if PAD_OP not in OPS:
+        raise Unsupported("this cnnc has no zero-padding layer")
+    keywords = {"padding": (by_axis.get(1, (0, 0)), by_axis.get(2, (0, 0)))}
+    layer = cx.layer(node, PAD_OP, [x], keywords, hint=_hint(node))
+    cx.define(node, Tensor(layer, x.perm, None, x.nonneg))
+
+
+# ---------------------------------------------------------------- dense
+
+
+def _rows_in_cnnc_order(x: Tensor, kernel: np.ndarray) -> np.ndarray:
+    """A kernel whose rows follow ONNX's column order, reordered to the cnnc input's columns
+    (the flatten of an NCHW tensor, absorbed here)."""
+    if x.order is None:
+        return kernel
+    out = np.empty_like(kernel)
+    out[x.order] = kernel
+    return out
+
+
+def _dense(cx: Context, node: OnnxNode, x: Tensor, kernel: np.ndarray,
+           bias: np.ndarray | None) -> None:
+    if x.rank != 2 or kernel.ndim != 2 or kernel.shape[0] != x.shape[1]:
+        raise Unsupported(f"a product of ONNX shapes {x.onnx_shape} and {kernel.shape}: cnnc "
+                          "lowers (batch, features) x (features, units) with a constant second "
+                          "operand")
+    params = {"kernel": _rows_in_cnnc_order(x, kernel)}
+    if bias is not None:
+        params["bias"] = bias
+    keywords = {"units": int(kernel.shape[1]), "use_bias": bias is not None}
+    layer = cx.layer(node, "dense", [x], keywords, params, hint=_hint(node))
+    cx.define(node, Tensor(layer, (0, 1)))
+
+
+def _gemm(cx: Context, node: OnnxNode) -> None:
+    a = node.attrs
+    if a.get("transA", 0):
+        raise Unsupported("transA=1: the batch would be a reduced axis")
+    x = cx.tensor(node, 0)
+    b = cx.weight(node, 1, "B")
+    if b.ndim != 2:
+        raise Unsupported(f"B has shape {b.shape}; expected a matrix")
+    kernel = b.T if a.get("transB", 0) else b
+    kernel = kernel * np.float32(a.get("alpha", 1.0)) if a.get("alpha", 1.0) != 1.0 else kernel
+    c = cx.weight(node, 2, "C")
+    bias = None
+    if c is not None:
+        units = kernel.shape[1]
+        if c.size not in (1, units) or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
+            raise Unsupported(f"C has shape {c.shape}; cnnc adds a bias of ({units},)")
+        bias = np.broadcast_to(c.reshape(-1), (units,)) * np.float32(a.get("beta", 1.0))
+    _dense(cx, node, x, np.ascontiguousarray(kernel, dtype=np.float32),
+           None if bias is None else bias.astype(np.float32))
+
+
+def _matmul(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    _dense(cx, node, x, cx.weight(node, 1, "the second operand"), None)
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def _bias_vector(t: Tensor, c: np.ndarray) -> np.ndarray | None:
+    """A constant added to a conv/dense output as its per-channel bias, or None if it is not
+    one."""
+    layer = t.layer
+    if layer.op == "dense":
+        units = t.shape[-1]
+        ok = c.size in (1, units) and (c.ndim <= 1 or c.shape[:-1] == (1,) * (c.ndim - 1))
+        return np.broadcast_to(c.reshape(-1), (units,)).astype(np.float32) if ok else None
+    filters = t.shape[-1]
+    if c.size == 1:
+        return np.full((filters,), c.reshape(-1)[0], dtype=np.float32)
+    if c.ndim in (3, 4) and c.shape[-3:] == (filters, 1, 1) and c.shape[:-3] in ((), (1,)):
+        return c.reshape(-1).astype(np.float32)
+    return None
+
+
+def _add(cx: Context, node: OnnxNode) -> None:
+    present = [i for i, v in enumerate(node.inputs) if v]
+    computed = [i for i in present if cx.has_tensor(node, i)]
+    if len(computed) == len(present) and len(present) >= 2:
+        xs = [cx.tensor(node, i) for i in computed]
+        first = xs[0]
+        for x in xs[1:]:
+            if x.shape != first.shape or x.perm != first.perm or not _same_order(x, first):
+                raise Unsupported(f"inputs of ONNX shapes {[t.onnx_shape for t in xs]} (in "
+                                  "cnnc's layouts) differ; cnnc adds equal shapes only")
+        layer = cx.layer(node, "add", xs, {}, hint=_hint(node))
+        cx.define(node, Tensor(layer, first.perm, first.order,
+                               all(x.nonneg for x in xs)))
+        return
+    if node.op == "Add" and len(computed) == 1 and len(present) == 2:
+        i = computed[0]
+        t = cx.tensor(node, i)
+        c = cx.weight(node, 1 - i, "the constant addend")
+        layer = t.layer
+        bias = _bias_vector(t, c) if layer.op in KERNEL_LAYERS else None
+        if (bias is not None and not layer.keywords.get("use_bias", True)
+                and layer.keywords.get("activation", "linear") == "linear"
+                and cx.sole_reader(t, node.inputs[i], node)):
+            cx.relayer(layer, use_bias=True)
+            layer.params["bias"] = bias
+            layer.value = node.outputs[0]
+            cx.define(node, Tensor(layer, t.perm, t.order))
+            return
+        raise Unsupported(f"adding a constant of shape {c.shape} that is not the bias of the "
+                          "convolution or dense layer before it")
+    raise Unsupported("cnnc adds computed tensors, or a bias right after a Conv/MatMul")
+
+
+def _same_order(a: Tensor, b: Tensor) -> bool:
+    if a.order is None or b.order is None:
+        return a.order is None and b.order is None
+    return bool(np.array_equal(a.order, b.order))
+
+
+def _softmax(cx: Context, node: OnnxNode, x: Tensor) -> str:
+    axis = node.attrs.get("axis", 1 if cx.opset < 13 else -1)
+    if not -x.rank <= axis < x.rank:
+        raise Unsupported(f"axis={axis} is out of range for rank {x.rank}")
+    axis %= x.rank
+    last = x.rank - 1
+    if cx.opset < 13:  # softmax over all axes from `axis` on, flattened
+        covered = {x.perm[i] for i in range(axis, x.rank)}
+        ok = all(x.shape[i] == 1 for i in covered if i != last) and last in covered \
+            and axis > 0
+    else:
+        ok = x.perm[axis] == last
+    if not ok:
+        raise Unsupported(f"axis={node.attrs.get('axis')}: cnnc's softmax is over the channels "
+                          f"(here ONNX axis {x.perm.index(last)})")
+    return "softmax"
+
+
+def _elu(cx: Context, node: OnnxNode, x: Tensor) -> str:
+    alpha = node.attrs.get("alpha", 1.0)
+    if not isclose(alpha, ELU_ALPHA, rel_tol=1e-6):
+        raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's elu has alpha {ELU_ALPHA}")
+    return "elu"
+
+
+def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
+    alpha = node.attrs.get("alpha", 0.01)
+    if isclose(alpha, LEAKY_SLOPE, rel_tol=1e-6):
+        return "leaky_relu"
+    if alpha < 0:
+        raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's relu takes a slope >= 0")
+    return {"negative_slope": float32_value(alpha)}
+
+
+def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
+    if cx.opset < 11:
+        return node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
+    lo, hi = cx.constant(node, 1, "min"), cx.constant(node, 2, "max")
+    return (-np.inf if lo is None else float(lo.reshape(-1)[0]),
+            np.inf if hi is None else float(hi.reshape(-1)[0]))
+
+
+def _clip(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
+    lo, hi = _clip_bounds(cx, node)
+    if lo == 0.0 and hi == np.inf:
+        return "relu"
+    if lo == 0.0 and hi == RELU6_MAX:
+        return "relu6"
+    if lo == 0.0 and 0.0 < hi < np.inf:
+        return {"max_value": float32_value(hi)}  # Keras' ReLU(max_value=hi)
+    raise Unsupported(f"min={lo}, max={hi}: cnnc lowers Clip(0, max) only (a capped relu)")
+
+
+# ONNX elementwise op -> what cnnc computes it with, given the node and its input: an
+# activation name (fused into the layer before it, or an `activation` layer), or the arguments
+# of a `relu` layer (Keras' ReLU) for what no activation name says.
+ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
+    "Relu": lambda cx, node, x: "relu",
+    "Sigmoid": lambda cx, node, x: "sigmoid",
+    "Tanh": lambda cx, node, x: "tanh",
+    "Elu": _elu,
+    "LeakyRelu": _leaky_relu,
+    "Clip": _clip,
+    "Softmax": _softmax,
+}
+
+
+def _activation(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    name = ACTIVATIONS[node.op](cx, node, x)
+    hint = _hint(node)
+    if isinstance(name, str) and cx.layer_arg(hint, "op") == "relu" and name in AS_RELU_LAYER:
+        name = dict(AS_RELU_LAYER[name])  # cnnc's export of a relu layer
+    if isinstance(name, dict):
+        layer = cx.layer(node, "relu", [x], name, hint=hint)
+        cx.define(node, Tensor(layer, x.perm, x.order, not name.get("negative_slope")))
+        return
+    producer = x.layer
+    nonneg = name in NONNEGATIVE
+    if _fusable(cx, node, x, producer):
+        cx.relayer(producer, activation=name)
+        producer.value = node.outputs[0]
+        cx.define(node, Tensor(producer, x.perm, x.order, nonneg))
+        return
+    layer = cx.layer(node, "activation", [x], {"activation": name}, hint=hint)
+    cx.define(node, Tensor(layer, x.perm, x.order, nonneg))
+
+
+def _parent(name: str) -> str:
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
+def _fusable(cx: Context, node: OnnxNode, x: Tensor, producer: Layer) -> bool:
+    """An activation joins the conv/dense before it when nothing else reads that layer's output
+    and the activation node has no name of its own (PyTorch's '/Relu'), is named after the
+    layer ('conv2d/relu', as cnnc's export writes a fused activation) or belongs to the same
+    layer (tf2onnx's 'model/conv2d/Conv2D' then 'model/conv2d/Relu')."""
+    if producer.op not in KERNEL_LAYERS:
+        return False
+    if producer.keywords.get("activation", "linear") != "linear":
+        return False
+    if not cx.sole_reader(x, node.inputs[0], node):
+        return False
+    own = producer.node.name if producer.node is not None else ""
+    return _hint(node) is None or bool(own) and (
+        node.name.startswith(own + "/") or _parent(node.name) == _parent(own) != "")
+
+
+# ---------------------------------------------------------------- normalisation, dropout
+
+
+def _batchnorm(cx: Context, node: OnnxNode) -> None:
+    a = node.attrs
+    if a.get("training_mode", 0) or not a.get("spatial", 1) or a.get("is_test", 1) == 0:
+        raise Unsupported("training mode: cnnc imports batch normalisation for inference")
+    _check_outputs_unused(cx, node, 1, "running statistics")
+    x = cx.tensor(node, 0)
+    if x.rank < 2 or x.perm[1] != x.rank - 1:
+        raise Unsupported(f"an input of ONNX shape {x.onnx_shape} whose channels are not cnnc's "
+                          "last axis")
+    c = x.shape[-1]
+    named = ("scale", "B", "input_mean", "input_var")
+    values = [cx.weight(node, i + 1, name, (c,)) for i, name in enumerate(named)]
+    if any(v is None for v in values):
+        raise Unsupported("scale, B, mean and var must all be given")
+    gamma, beta, mean, var = (_rows_in_cnnc_order(x, v) for v in values)
+    hint = _hint(node)
+    keywords: dict[str, Any] = {"momentum": float32_value(a.get("momentum", 0.9)),
+                                "epsilon": float32_value(a.get("epsilon", 1e-5))}
+    params = {"gamma": gamma, "beta": beta, "moving_mean": mean, "moving_variance": var}
+    # cnnc's export writes ones/zeros for a layer without gamma/beta and says so in metadata.
+    if cx.layer_arg(hint, "scale") is False and (gamma == 1).all():
+        keywords["scale"] = False
+        del params["gamma"]
+    if cx.layer_arg(hint, "center") is False and (beta == 0).all():
+        keywords["center"] = False
+        del params["beta"]
+    layer = cx.layer(node, "batchnorm", [x], keywords, params, hint=hint)
+    cx.define(node, Tensor(layer, x.perm, x.order))
+
+
+def _dropout(cx: Context, node: OnnxNode) -> None:
+    _check_outputs_unused(cx, node, 1, "mask")
+    x = cx.tensor(node, 0)
+    if cx.opset < 12:
+        rate = node.attrs.get("ratio", 0.5)
+    else:
+        ratio = cx.constant(node, 1, "ratio")
+        rate = 0.5 if ratio is None else float(ratio.reshape(-1)[0])
+        mode = cx.constant(node, 2, "training_mode")
+        if mode is not None and bool(mode.reshape(-1)[0]):
+            raise Unsupported("training_mode=true")
+    keywords: dict[str, Any] = {"rate": float32_value(rate)}
+    seed = cx.layer_arg(_hint(node), "seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        keywords["seed"] = seed
+    layer = cx.layer(node, "dropout", [x], keywords, hint=_hint(node))
+    cx.define(node, Tensor(layer, x.perm, x.order, x.nonneg))
+
+
+# ---------------------------------------------------------------- layout: flatten, reshape
+
+
+def flatten_order(shape: tuple[int, ...], perm: tuple[int, ...]) -> np.ndarray | None:
+    """For an ONNX value np.transpose(v, perm) of a cnnc value v of `shape`, flattened after
+    the batch: the cnnc (row-major) column of each ONNX column; None when they agree."""
+    cells = np.arange(prod(shape[1:])).reshape(shape[1:])
+    order = np.transpose(cells, [p - 1 for p in perm[1:]]).reshape(-1)
+    return None if (order == np.arange(order.size)).all() else order
+
+
+def _flatten_value(cx: Context, node: OnnxNode, x: Tensor) -> None:
+    if x.rank == 2:
+        cx.define(node, x)
+        return
+    if x.perm[0] != 0:
+        raise Unsupported("the batch axis is not the first")
+    producer = x.layer
+    if (producer.op == "global_avgpool2d" and producer.keywords.get("keepdims")
+            and cx.sole_reader(x, node.inputs[0], node)):
+        cx.relayer(producer, keepdims=False)  # GlobalAveragePool + Flatten: Keras' GAP layer
+        producer.value = node.outputs[0]
+        cx.define(node, Tensor(producer, (0, 1), None, x.nonneg))
+        return
+    layer = cx.layer(node, "flatten", [x], {}, hint=_hint(node))
+    cx.define(node, Tensor(layer, (0, 1), flatten_order(x.shape, x.perm), x.nonneg))
+
+
+def _flatten(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    axis = node.attrs.get("axis", 1)
+    if axis % max(x.rank, 1) != 1 and not (x.rank == 2 and axis in (-1, 1)):
+        raise Unsupported(f"axis={axis}: cnnc flattens everything after the batch axis")
+    _flatten_value(cx, node, x)
+
+
+def _reshape(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    shape = cx.constant(node, 1, "shape")
+    target = [int(v) for v in shape.reshape(-1)]
+    have = x.onnx_shape
+    per = prod(have[1:])
+    rest = [have[i + 1] if d == 0 and not node.attrs.get("allowzero", 0) and i + 1 < len(have)
+            else d for i, d in enumerate(target[1:])]
+    known = prod(d for d in rest if d != -1)
+    if rest.count(-1) == 1 and known and per % known == 0:
+        rest = [per // known if d == -1 else d for d in rest]
+    first = target[0] if target else None
+    batch_first = first in (BATCH, 0) or (first == -1 and prod(rest) == per) or (
+        cx.batch is not None and first == cx.batch)
+    if batch_first and rest == [per]:
+        _flatten_value(cx, node, x)
+        return
+    if batch_first and tuple(rest) == tuple(have[1:]):
+        cx.define(node, x)
+        return
+    shown = ["batch" if d == BATCH else d for d in target]
+    raise Unsupported(f"reshaping ONNX shape {have} to {shown}: cnnc lowers only flattening "
+                      "to (batch, features) and reshapes that change nothing")
+
+
+def _transpose(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    perm = node.attrs.get("perm", tuple(reversed(range(x.rank))))
+    if sorted(perm) != list(range(x.rank)):
+        raise Unsupported(f"perm={perm} is not a permutation of {x.rank} axes")
+    new = tuple(x.perm[q] for q in perm)
+    if new[0] != 0:
+        raise Unsupported(f"perm={perm} moves the batch axis")
+    if new != x.perm and x.order is not None:
+        raise Unsupported(f"perm={perm} on a flattened tensor")
+    cx.define(node, Tensor(x.layer, new, x.order, x.nonneg))
+
+
+def _concat(cx: Context, node: OnnxNode) -> None:
+    xs = [cx.tensor(node, i) for i, v in enumerate(node.inputs) if v]
+    first = xs[0]
+    if any(x.perm != first.perm or x.order is not None for x in xs):
+        raise Unsupported("inputs in different layouts, or flattened ones")
+    axis = node.attrs.get("axis")
+    if axis is None or not -first.rank <= axis < first.rank:
+        raise Unsupported(f"axis={axis} for rank-{first.rank} inputs")
+    cnnc_axis = first.perm[axis % first.rank]
+    if cnnc_axis == 0:
+        raise Unsupported("concatenating along the batch axis")
+    given = cx.layer_arg(_hint(node), "axis")
+    keyword = given if isinstance(given, int) and given % first.rank == cnnc_axis else (
+        cnnc_axis - first.rank)
+    layer = cx.layer(node, "concatenate", xs, {"axis": keyword}, hint=_hint(node))
+    cx.define(node, Tensor(layer, first.perm, None, all(x.nonneg for x in xs)))
+
+
+def _identity(cx: Context, node: OnnxNode) -> None:
+    cx.define(node, cx.tensor(node, 0))
+
+
+def _shape(cx: Context, node: OnnxNode) -> None:
+    """The shape of a computed tensor: a constant, with the batch size as BATCH."""
+    x = cx.tensor(node, 0)
+    dims = [BATCH if d is None else d for d in x.onnx_shape]
+    cx.constants[node.outputs[0]] = slice_shape(dims, node)
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Rule:
+    lower: Callable[[Context, OnnxNode], None]
+    attrs: tuple[str, ...] = ()  # the attributes it reads; a node with any other is refused
+
+
+WINDOW = ("auto_pad", "pads", "strides", "kernel_shape")
+
+RULES: dict[str, Rule] = {
+    "Conv": Rule(_conv, (*WINDOW, "dilations", "group")),
+    "MaxPool": Rule(_maxpool, (*WINDOW, "ceil_mode", "dilations", "storage_order")),
+    "AveragePool": Rule(_avgpool, (*WINDOW, "ceil_mode", "count_include_pad", "dilations")),
+    "GlobalAveragePool": Rule(_global_avgpool),
+    "ReduceMean": Rule(_reduce_mean, ("axes", "keepdims")),
+    "Pad": Rule(_pad, ("mode", "pads", "value")),
+    "Gemm": Rule(_gemm, ("alpha", "beta", "transA", "transB")),
+    "MatMul": Rule(_matmul),
+    "Add": Rule(_add),
+    "Sum": Rule(_add),
+    "Relu": Rule(_activation),
+    "Sigmoid": Rule(_activation),
+    "Tanh": Rule(_activation),
+    "Elu": Rule(_activation, ("alpha",)),
+    "LeakyRelu": Rule(_activation, ("alpha",)),
+    "Clip": Rule(_activation, ("min", "max")),
+    "Softmax": Rule(_activation, ("axis",)),
+    "BatchNormalization": Rule(_batchnorm, ("epsilon", "momentum", "spatial", "training_mode",
+                                            "is_test")),
+    "Dropout": Rule(_dropout, ("ratio", "seed", "is_test")),
+    "Flatten": Rule(_flatten, ("axis",)),
+    "Reshape": Rule(_reshape, ("allowzero",)),
+    "Transpose": Rule(_transpose, ("perm",)),
+    "Concat": Rule(_concat, ("axis",)),
+    "Identity": Rule(_identity),
+    "Shape": Rule(_shape, ("start", "end")),
+}
+
+
+__all__ = ["ACTIVATIONS", "RULES", "Rule", "flatten_order", "float32_value"]

@@ -1,0 +1,63 @@
+"""Data-parallel pass: batch norm over the global batch, and the values ranks must exchange.
+
+A training graph split over ranks computes the same thing as on one device except where a value
+sums over the batch. Parameter gradients are all-reduced after the gradient phase (phases.py);
+batch norm needs its sums over the global batch in the middle of the step:
+- forward: `<layer>/stats` (mean, variance) is exchanged right after batchnorm_stats, so every
+  rank normalises with, and updates its moving averages from, the global batch's statistics;
+- backward: batchnorm_grad_input becomes batchnorm_grad_sums (its per-channel sums, exchanged)
+  plus batchnorm_grad_apply (cnnc/ir/distributed_ops.py), the same arithmetic in two steps.
+`exchange_points` lists those values in the order every rank's executable reaches them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from cnnc.ir.graph import Graph
+from cnnc.passes import names
+from cnnc.passes.graph_builder import GraphBuilder
+
+BATCH_STATS = "batch_stats"  # (2, C): mean and biased variance over the rows a rank holds
+WEIGHTED_SUM = "weighted_sum"  # sums over the rows a rank holds, of its share of the loss
+
+
+@dataclass(frozen=True)
+class ExchangePoint:
+    value: str
+    kind: str  # BATCH_STATS or WEIGHTED_SUM
+    rows_per_example: int  # rows summed over per example (H*W for NHWC, 1 for dense)
+    index: int  # position among the graph's exchange points (ranks check they agree)
+
+
+def sync_batchnorm(graph: Graph) -> Graph:
+    """batchnorm_grad_input split into batchnorm_grad_sums + batchnorm_grad_apply."""
+    if not any(n.op == "batchnorm_grad_input" for n in graph.nodes):
+        return graph
+    b = GraphBuilder(graph)
+    for node in graph.nodes:
+        if node.op != "batchnorm_grad_input":
+            b.keep(node)
+            continue
+        x, stats, dy, *gamma = node.inputs
+        sums = b.add(names.batch_sums(node.name), "batchnorm_grad_sums", (x, stats, dy),
+                     node.attrs, like=node)
+        b.add(node.name, "batchnorm_grad_apply", (x, stats, dy, sums, *gamma), node.attrs,
+              like=node)
+    return b.build()
+
+
+def exchange_points(graph: Graph) -> tuple[ExchangePoint, ...]:
+    """The values a data-parallel step exchanges mid-run, in graph order."""
+    points = []
+    for node in graph.nodes:
+        if node.op == "batchnorm_stats":
+            kind = BATCH_STATS
+        elif node.op == "batchnorm_grad_sums":
+            kind = WEIGHTED_SUM
+        else:
+            continue
+        x_shape = graph.shape_of(node.inputs[0])
+        points.append(ExchangePoint(node.name, kind, prod(x_shape[1:-1]), len(points)))
+    return tuple(points)

@@ -1,0 +1,30 @@
+"""Fixtures for the ONNX tests: skipped, with the reason, where onnx or onnxruntime is missing
+(the dev extra installs both)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("onnx", reason="onnx is not installed (pip install 'cnnc[dev]')")
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install "
+                                          "'cnnc[dev]')")
+
+
+def opencl_status() -> tuple[bool, str]:
+    from cnnc.backends.opencl.device import devices
+    from cnnc.errors import DeviceError
+
+    try:
+        usable = [d for d in devices() if d.usable]
+    except DeviceError as err:
+        return False, f"no OpenCL: {err.message}"
+    return (True, "") if usable else (False, "no usable OpenCL device")
+
+
+@pytest.fixture(params=["numpy", "opencl"])
+def backend(request):
+    if request.param == "opencl":
+        ok, why = opencl_status()
+        if not ok:
+            pytest.skip(why)
+    return request.param
