@@ -5,7 +5,7 @@ what to do). They cover, in order: Python, NumPy and pyopencl; the OpenCL ICD lo
 vendor files it reads; every platform and device with its limits, whether a probe kernel builds
 and runs there, and whether a tiny network verifies against the NumPy reference on it (the
 `cnnc verify` machinery); the device cnnc would pick; the kernel cache (where, size, writable,
-stale locks); the datasets found. Nothing here raises for a broken installation: that is what
+stale locks and temporary files of killed processes); the datasets found. Nothing here raises for a broken installation: that is what
 the findings report.
 """
 
@@ -312,6 +312,16 @@ def _writable(folder: Path) -> bool:
     return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or no process at all: leave it be
+    return True
+
+
 def _lock_owner_alive(lock: Path) -> bool | None:
     """Whether the process a lock file names is alive; None when the file names none."""
     try:
@@ -319,15 +329,7 @@ def _lock_owner_alive(lock: Path) -> bool | None:
     except OSError:
         return None
     m = re.search(r"\b(\d{1,9})\b", text)
-    if not m:
-        return None
-    try:
-        os.kill(int(m.group(1)), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _pid_alive(int(m.group(1))) if m else None
 
 
 def stale_locks(folder: Path, now: float | None = None) -> list[Path]:
@@ -346,6 +348,20 @@ def stale_locks(folder: Path, now: float | None = None) -> list[Path]:
     return stale
 
 
+# cnnc.atomic's temporary files: '.<name>.<pid>.<random>.tmp', left behind by a killed writer.
+TEMPORARY = re.compile(r"\..+\.(?P<pid>\d+)\.[^.]+\.tmp")
+
+
+def stale_temporaries(folder: Path) -> list[Path]:
+    """Temporary files under `folder` whose writer is gone (a process killed mid-write)."""
+    found = []
+    for path in folder.rglob(".*.tmp"):
+        m = TEMPORARY.fullmatch(path.name)
+        if m and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"])):
+            found.append(path)
+    return found
+
+
 def check_caches() -> Iterator[Finding]:
     folder = settings.cache_dir() / "opencl"
     size, count = _folder_size(folder) if folder.is_dir() else (0, 0)
@@ -353,20 +369,30 @@ def check_caches() -> Iterator[Finding]:
         yield Finding(
             FAIL,
             "kernel cache",
-            f"{folder} is not writable: every run rebuilds its kernels, or fails",
+            f"{folder} is not writable: every run builds its kernels again",
             "set CNNC_CACHE_DIR to a writable folder",
         )
     else:
         state = f"{_mib(size)} in {count} files" if count else "empty (kernels build on first use)"
         yield Finding(OK, "kernel cache", f"{folder}: {state}, writable")
     if folder.is_dir():
+        # cnnc's cache takes no lock (binary_cache.py); pyopencl's used to, and one left by a
+        # killed process made every later run wait and fail. Harmless now, but still clutter.
         for lock in stale_locks(folder):
             yield Finding(
-                FAIL,
+                WARN,
                 "kernel cache",
-                f"stale lock {lock} (left by a process that was killed): kernel builds wait "
-                "on it",
+                f"stale lock {lock} (left by a killed process; cnnc no longer waits on it)",
                 f"delete it: rm {lock}",
+            )
+        leftovers = stale_temporaries(folder)
+        if leftovers:
+            nbytes = sum(p.stat().st_size for p in leftovers if p.exists())
+            yield Finding(
+                WARN,
+                "kernel cache",
+                f"{len(leftovers)} temporary files of killed processes ({_mib(nbytes)})",
+                f"delete them: rm {folder}/.*.tmp",
             )
     yield Finding(OK, "tuning cache", "none: tile shapes are chosen by rule from the device's "
                                       "kind and limits")
