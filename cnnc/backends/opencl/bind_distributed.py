@@ -17,30 +17,18 @@ from cnnc.backends.opencl.launches import (
     Value,
     launch,
 )
-from cnnc.backends.opencl.primitives import SUM_B_XHAT, affine_defines, column_sum
+from cnnc.backends.opencl.primitives import (
+    affine_defines,
+    batchnorm_grad_sums,
+)
 from cnnc.backends.opencl.tiling import flat
 from cnnc.ir.graph import Node
 
 
 def bind_batchnorm_grad_sums(node: Node, ctx: BindContext) -> NodeBinding:
     """[sum(dy); sum(dy * xhat)] per channel: two column sums into the node's (2, C) value."""
-    x, stats, dy = node.inputs
-    rows, cols = ctx.rows_cols(x)
-    out = Value(node.name)
-    dy_sum, work = column_sum(ctx, Value(dy), out, rows, cols)
-    dyx_sum, _ = column_sum(
-        ctx,
-        Value(x),
-        out,
-        rows,
-        cols,
-        mode=SUM_B_XHAT,
-        b=Value(dy),
-        stats=Value(stats),
-        eps=node.attrs["epsilon"],
-        out_offset=cols,
-    )
-    return NodeBinding(dy_sum + dyx_sum, workspaces=(work,))
+    launches, work = batchnorm_grad_sums(node, ctx, Value(node.name))
+    return NodeBinding(launches, workspaces=(work,))
 
 
 def bind_batchnorm_grad_apply(node: Node, ctx: BindContext) -> NodeBinding:

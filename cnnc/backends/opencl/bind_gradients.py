@@ -27,6 +27,7 @@ from cnnc.backends.opencl.primitives import (
     SUM_SQUARED_DEVIATION,
     activation,
     affine_defines,
+    batchnorm_grad_sums,
     column_sum,
     conv_geometry,
     copy_block,
@@ -274,19 +275,7 @@ def bind_batchnorm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     rows, cols = ctx.rows_cols(x)
     eps = node.attrs["epsilon"]
     sums = Workspace(1)  # [sum(dy); sum(dy * xhat)] per channel
-    dy_sum, work = column_sum(ctx, Value(dy), sums, rows, cols)
-    dyx_sum, _ = column_sum(
-        ctx,
-        Value(x),
-        sums,
-        rows,
-        cols,
-        mode=SUM_B_XHAT,
-        b=Value(dy),
-        stats=Value(stats),
-        eps=eps,
-        out_offset=cols,
-    )
+    reductions, work = batchnorm_grad_sums(node, ctx, sums)
     args = (
         Value(x),
         Value(stats),
@@ -301,7 +290,7 @@ def bind_batchnorm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     )
     defines = affine_defines(gamma, NULL)
     final = launch("batchnorm.cl", "batchnorm_grad_input", flat(rows * cols), args, defines)
-    return NodeBinding(dy_sum + dyx_sum + (final,), workspaces=(work, 2 * cols))
+    return NodeBinding(reductions + (final,), workspaces=(work, 2 * cols))
 
 
 def bind_batchnorm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:

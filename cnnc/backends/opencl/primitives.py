@@ -221,6 +221,22 @@ def column_sum(
     return (partial, finish), chunks * cols
 
 
+def batchnorm_grad_sums(
+    node: Node, ctx: BindContext, out: Arg
+) -> tuple[tuple[Launch, ...], int]:
+    """[sum(dy); sum(dy * xhat)] per channel into `out` (2 x C), for a node whose first inputs
+    are (x, stats, dy): the two reductions of batch norm's input gradient. Returns the launches
+    and the workspace (floats) they need."""
+    x, stats, dy = node.inputs[:3]
+    rows, cols = ctx.rows_cols(x)
+    dy_sum, work = column_sum(ctx, Value(dy), out, rows, cols)
+    dyx_sum, _ = column_sum(
+        ctx, Value(x), out, rows, cols, mode=SUM_B_XHAT, b=Value(dy), stats=Value(stats),
+        eps=node.attrs["epsilon"], out_offset=cols,
+    )
+    return dy_sum + dyx_sum, work
+
+
 def sum_all(src: Arg, out: Arg, n: int, scale: float) -> Launch:
     return launch("reduce.cl", "sum_all", (1,), (src, out, Int(n), Float(scale)))
 
