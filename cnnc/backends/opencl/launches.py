@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import prod
+from typing import Any
 
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph, Node
@@ -127,6 +128,12 @@ class BindContext:
     graph: Graph
     batch: int
     target: Target = field(default_factory=Target)
+    # Chosen kernel variants by node name (the tuner's choices, cnnc/tune/); a node not named,
+    # or a key a variant leaves out, gets the defaults the binders derive from `target`.
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def variant(self, node: Node) -> Mapping[str, Any]:
+        return self.variants.get(node.name, {})
 
     def shape(self, value: str) -> tuple[int, ...]:
         return self.graph.concrete_shape(value, self.batch)

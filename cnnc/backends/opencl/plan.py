@@ -10,9 +10,10 @@ buffers as the device's largest allocation requires.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from math import prod
+from typing import Any
 
 from cnnc.backends.opencl.bind import bind_node
 from cnnc.backends.opencl.launches import (
@@ -165,12 +166,19 @@ class ExecutionPlan:
 
 
 def make_plan(
-    graph: Graph, batch: int, target: Target, *, alignment: int = 128, keep: Iterable[str] = ()
+    graph: Graph,
+    batch: int,
+    target: Target,
+    *,
+    alignment: int = 128,
+    keep: Iterable[str] = (),
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExecutionPlan:
     """Schedule the graph, bind every node, and plan the memory of every intermediate.
 
     keep: values that must stay readable after the run besides the graph's outputs ('*' keeps
-    every value, for per-node comparisons).
+    every value, for per-node comparisons). variants: kernel variants by node name
+    (BindContext.variants); none: every node gets the defaults.
     """
     keep = set(keep)
     if "*" in keep:
@@ -178,7 +186,7 @@ def make_plan(
     keep |= {o for o in graph.outputs if o in graph.node_map}
     sched = schedule(graph)
     check_schedule(sched)
-    ctx = BindContext(graph, batch, target)
+    ctx = BindContext(graph, batch, target, variants or {})
     bindings = {name: bind_node(graph.node(name), ctx) for name in sched}
     views = {name: b.view_of for name, b in bindings.items() if b.view_of is not None}
     sizes = {n.name: ITEMSIZE * ctx.numel(n.name) for n in graph.nodes if n.shape is not None}

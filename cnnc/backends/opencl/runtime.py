@@ -17,7 +17,7 @@ known only once it is built. Compiling then plans again within the kernel's limi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -124,6 +124,11 @@ class OpenCLBackend:
         self.queue = cl.CommandQueue(self.device.context)
         self._state: dict[str, tuple[Any, StateSpec]] = {}
         self.state_version = 0  # bumped when a state buffer is replaced
+        # Kernel variants for a graph at a batch size, by node name (BindContext.variants):
+        # the tuner installs its choices here; by default every node gets the defaults.
+        self.choose_variants: Callable[[Graph, int], Mapping[str, Mapping[str, Any]]] = (
+            lambda graph, batch: {}
+        )
 
     # ---------------------------------------------------------------- memory
 
@@ -222,7 +227,14 @@ class OpenCLBackend:
     # ---------------------------------------------------------------- graphs
 
     def plan(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> ExecutionPlan:
-        return make_plan(graph, batch, self.target, alignment=self.device.base_alignment, keep=keep)
+        return make_plan(
+            graph,
+            batch,
+            self.target,
+            alignment=self.device.base_alignment,
+            keep=keep,
+            variants=self.choose_variants(graph, batch),
+        )
 
     def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> OpenCLExecutable:
         """keep: values to keep readable besides the outputs ('*' for every value)."""
