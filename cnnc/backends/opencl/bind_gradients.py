@@ -45,9 +45,9 @@ from cnnc.backends.opencl.tiling import (
     block_grid,
     flat,
     gemm_grid,
-    register_tile,
-    row_groups,
-    split_reduction,
+    tuned_row_groups,
+    tuned_split,
+    tuned_tile,
     with_local_tile,
 )
 from cnnc.ir.graph import Node
@@ -63,10 +63,13 @@ def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     dy, kernel = node.inputs
     geo = conv_geometry(node.attrs, ctx.shape(node.name))
     rows = ctx.batch * geo["H"] * geo["W"]
+    variant = ctx.variant(node)
     tile, local = with_local_tile(
-        register_tile(geo["CG"], ctx.target), ctx.target, node.attrs["groups"] == 1
+        tuned_tile(geo["CG"], ctx.target, variant),
+        ctx.target,
+        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
     )
-    grid, group = gemm_grid(rows, geo["C"], tile, local, ctx.target)
+    grid, group = gemm_grid(rows, geo["C"], tile, local, ctx.target, variant)
     taps = geo["KH"] * geo["KW"]
     kernel_t = Workspace(0)
     args = (Value(dy), kernel_t, ZEROS, Value(node.name), Int(ctx.batch))
@@ -85,21 +88,29 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     if uses_im2col(node, geo):
         depth = geo["KH"] * geo["KW"] * geo["C"]
         windows = Workspace(0)
-        tn = matmul_tn(ctx, windows, Value(dy), out, depth, geo["F"], pixels, Workspace(1))
+        tn = matmul_tn(ctx, windows, Value(dy), out, depth, geo["F"], pixels, Workspace(1),
+                       variant=ctx.variant(node))
         return NodeBinding(
             (im2col(x, windows, geo, ctx.batch), *tn.launches),
             workspaces=(pixels * depth, *tn.workspaces),
         )
     rows = geo["KH"] * geo["KW"] * geo["CG"]
-    tile = register_tile(geo["FG"], ctx.target)
+    variant = ctx.variant(node)
+    tile = tuned_tile(geo["FG"], ctx.target, variant)
     blocks = block_grid(rows, geo["F"], tile)
-    split = split_reduction(blocks[0] * blocks[1], pixels, 4 * (geo["C"] + geo["F"]), ctx.target)
+    step_bytes = 4 * (geo["C"] + geo["F"])
+    split = tuned_split(blocks[0] * blocks[1], pixels, step_bytes, ctx.target, variant)
     grid = (*blocks, split)
     parts = Workspace(0)
     args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
     defines = {**geo, **tile, "TAP_ROWS": int(geo["CG"] % tile["MR"] == 0)}
     main = launch(
-        "conv2d.cl", "conv2d_grad_kernel", grid, args, defines, row_groups(grid, ctx.target)
+        "conv2d.cl",
+        "conv2d_grad_kernel",
+        grid,
+        args,
+        defines,
+        tuned_row_groups(grid, ctx.target, variant),
     )
     return with_parts_summed(main, parts, out, rows * geo["F"], ctx.target)
 
@@ -139,7 +150,8 @@ def bind_dense_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     kernel_t = Workspace(0)
     launches = (
         transpose(Value(kernel), kernel_t, 1, k_in, units),
-        matmul(ctx, Value(dy), kernel_t, Value(node.name), m, units, k_in),
+        matmul(ctx, Value(dy), kernel_t, Value(node.name), m, units, k_in,
+               variant=ctx.variant(node)),
     )
     return NodeBinding(launches, workspaces=(k_in * units,))
 
@@ -148,7 +160,8 @@ def bind_dense_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     k_in, units = ctx.shape(node.name)
     rows = ctx.numel(x) // k_in
-    return matmul_tn(ctx, Value(x), Value(dy), Value(node.name), k_in, units, rows, Workspace(0))
+    return matmul_tn(ctx, Value(x), Value(dy), Value(node.name), k_in, units, rows, Workspace(0),
+                     variant=ctx.variant(node))
 
 
 def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:

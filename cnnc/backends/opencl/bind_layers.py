@@ -33,7 +33,7 @@ from cnnc.backends.opencl.primitives import (
     uses_im2col,
     window_defines,
 )
-from cnnc.backends.opencl.tiling import flat, gemm_grid, register_tile, with_local_tile
+from cnnc.backends.opencl.tiling import flat, gemm_grid, tuned_tile, with_local_tile
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -49,12 +49,15 @@ def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     if uses_im2col(node, geo):
         return _bind_conv2d_im2col(node, ctx, geo, bias)
     rows = ctx.batch * geo["OH"] * geo["OW"]
+    variant = ctx.variant(node)
     tile, local = with_local_tile(
-        register_tile(geo["FG"], ctx.target), ctx.target, node.attrs["groups"] == 1
+        tuned_tile(geo["FG"], ctx.target, variant),
+        ctx.target,
+        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
     )
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
-    grid, group = gemm_grid(rows, geo["F"], tile, local, ctx.target)
+    grid, group = gemm_grid(rows, geo["F"], tile, local, ctx.target, variant)
     args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
@@ -86,6 +89,7 @@ def _bind_conv2d_im2col(
             geo["F"],
             bias=bias,
             act=epilogue_act(node),
+            variant=ctx.variant(node),
         ),
         *after,
     )
@@ -133,6 +137,7 @@ def bind_dense(node: Node, ctx: BindContext) -> NodeBinding:
         node.attrs["units"],
         bias=bias,
         act=epilogue_act(node),
+        variant=ctx.variant(node),
     )
     return NodeBinding((gemm, *after), workspaces=work)
 

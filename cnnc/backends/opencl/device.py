@@ -113,6 +113,14 @@ class Device:
         return int(self.cl_device.max_compute_units)
 
     @cached_property
+    def native_vector_width(self) -> int:
+        """CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: floats in one SIMD register (0 if not said)."""
+        try:
+            return int(self.cl_device.native_vector_width_float)
+        except (AttributeError, _cl().Error):
+            return 0
+
+    @cached_property
     def global_memory(self) -> int:
         return int(self.cl_device.global_mem_size)
 

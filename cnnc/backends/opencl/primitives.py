@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from math import prod
+from typing import Any
 
 from cnnc.backends.opencl.launches import (
     NULL,
@@ -29,9 +30,10 @@ from cnnc.backends.opencl.tiling import (
     column_chunks,
     flat,
     gemm_grid,
-    register_tile,
     row_groups,
-    split_reduction,
+    tuned_row_groups,
+    tuned_split,
+    tuned_tile,
     vector_width,
     with_local_tile,
 )
@@ -123,27 +125,45 @@ def matmul(
     *,
     bias: Arg = NULL,
     act: Mapping[str, int] | None = None,
+    variant: Mapping[str, Any] | None = None,
 ) -> Launch:
-    """out[m, n] = act(a[m, k] . b[k, n] + bias)."""
-    tile, local = with_local_tile(register_tile(n, ctx.target), ctx.target)
+    """out[m, n] = act(a[m, k] . b[k, n] + bias); `variant`: the node's tuned tile, if any."""
+    variant = variant or {}
+    tile, local = with_local_tile(
+        tuned_tile(n, ctx.target, variant), ctx.target, bool(variant.get("local", 1))
+    )
     defines = {"K": k, "N": n, **tile, "HAS_BIAS": int(bias != NULL), **(act or {})}
-    grid, group = gemm_grid(m, n, tile, local, ctx.target)
+    grid, group = gemm_grid(m, n, tile, local, ctx.target, variant)
     return launch("gemm.cl", "matmul", grid, (a, b, bias, out, Int(m)), defines, group)
 
 
 def matmul_tn(
-    ctx: BindContext, a: Arg, b: Arg, out: Arg, m: int, n: int, k: int, parts: Arg
+    ctx: BindContext,
+    a: Arg,
+    b: Arg,
+    out: Arg,
+    m: int,
+    n: int,
+    k: int,
+    parts: Arg,
+    variant: Mapping[str, Any] | None = None,
 ) -> NodeBinding:
     """out[m, n] = a[k, m]^T . b[k, n], the k rows cut in parts if that helps (the partial
-    products go to `parts`, a workspace)."""
-    tile = register_tile(n, ctx.target)
+    products go to `parts`, a workspace); `variant`: the node's tuned tile and split, if any."""
+    variant = variant or {}
+    tile = tuned_tile(n, ctx.target, variant)
     blocks = block_grid(m, n, tile)
-    split = split_reduction(blocks[0] * blocks[1], k, 4 * (m + n), ctx.target)
+    split = tuned_split(blocks[0] * blocks[1], k, 4 * (m + n), ctx.target, variant)
     grid = (*blocks, split)
     dst = out if split == 1 else parts
     defines = {"M": m, "N": n, **tile}
     main = launch(
-        "gemm.cl", "matmul_tn", grid, (a, b, dst, Int(k)), defines, row_groups(grid, ctx.target)
+        "gemm.cl",
+        "matmul_tn",
+        grid,
+        (a, b, dst, Int(k)),
+        defines,
+        tuned_row_groups(grid, ctx.target, variant),
     )
     return with_parts_summed(main, parts, out, m * n, ctx.target)
 

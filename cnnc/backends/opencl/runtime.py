@@ -73,7 +73,9 @@ def target_for(device: Device, target: Target | None = None) -> Target:
     if target is None:
         # A simulator (Oclgrind) runs the GPU code paths: those are what it is there to check.
         kind = "gpu" if device.kind == "simulator" else device.kind
-        return Target(kind, device.compute_units, device.limits)
+        return Target(
+            kind, device.compute_units, device.limits, native_vector=device.native_vector_width
+        )
     return replace(target, limits=device.limits.tighter(target.limits))
 
 

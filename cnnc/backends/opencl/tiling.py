@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cnnc.backends.opencl.limits import GRID_GROUPS, Limits
+from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div, round_up
 
 
@@ -27,12 +29,25 @@ class Target:
     # True: a GPU's local tiles wherever they fit, even where local memory is global memory
     # (tests run the GPU code paths on every device this way); None: where they pay.
     force_local_tiles: bool | None = None
+    # CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT (0: not known, as in tests that build a Target by
+    # hand): a CPU's SIMD register in floats, 8 on AVX2, 16 on AVX-512.
+    native_vector: int = 0
 
     @property
     def max_vector(self) -> int:
-        # CPUs: a float16 register block maps onto AVX-512 registers (float8 on AVX2 still
-        # compiles to two). GPUs: a work-item is one lane; narrow vectors keep registers free.
-        return 16 if self.kind == "cpu" else 4
+        # CPUs: one register block row maps onto the SIMD registers; wider vectors compile to
+        # several registers each. Unknown width: float16 (AVX-512). GPUs: a work-item is one
+        # lane; narrow vectors keep registers free.
+        if self.kind != "cpu":
+            return 4
+        return min(self.native_vector, 16) if self.native_vector >= 4 else 16
+
+    @property
+    def vector_registers(self) -> int:
+        """SIMD registers a CPU's work-item may fill with accumulators and operands: AVX-512
+        has 32, AVX2 (and narrower) 16. A register block past this spills: measured on a Zen 1
+        (AVX2), the fashion training step ran 25% slower with 8x16x2 blocks than with 4x8x2."""
+        return 32 if self.native_vector >= 16 or self.native_vector == 0 else 16
 
     @property
     def rows_per_item(self) -> int:
@@ -74,15 +89,56 @@ def vector_width(n: int, target: Target) -> int:
     return next(v for v in (16, 8, 4, 2, 1) if v <= target.max_vector and n % v == 0)
 
 
+def registers_used(tile: Mapping[str, int], target: Target) -> int:
+    """SIMD registers an MR x (VW * NV) block holds on a CPU: MR * NV accumulator vectors, NV
+    operand vectors and one broadcast, each VW / native-width registers wide."""
+    per_vector = ceil_div(tile["VW"], target.max_vector)
+    return (tile["MR"] * tile["NV"] + tile["NV"]) * per_vector + 1
+
+
 def register_tile(cols: int, target: Target) -> dict[str, int]:
     """MR x (VW * NV) outputs per work-item for a GEMM with `cols` columns per group.
 
     VW is the widest vector dividing cols (so no column block straddles the end or a group);
-    two vectors per row when cols allows: ~20% faster on AVX-512 (benchmarks/README.md).
+    two vectors per row when cols allows: ~20% faster on AVX-512 (benchmarks/README.md). On a
+    CPU, MR is the most rows (8, 4, 2 or 1) whose block fits the vector registers.
     """
     vw = vector_width(cols, target)
     nv = 2 if cols % (2 * vw) == 0 and target.kind == "cpu" else 1
-    return {"MR": target.rows_per_item, "VW": vw, "NV": nv}
+    if target.kind != "cpu":
+        return {"MR": target.rows_per_item, "VW": vw, "NV": nv}
+    for mr in (8, 4, 2, 1):
+        tile = {"MR": mr, "VW": vw, "NV": nv}
+        if registers_used(tile, target) <= target.vector_registers:
+            return tile
+    return {"MR": 1, "VW": vw, "NV": 1}
+
+
+# Keys a tuned variant (BindContext.variants, cnnc/tune/space.py) may set for a GEMM-like launch.
+TILE_KEYS = ("MR", "VW", "NV")
+
+
+def tuned_tile(cols: int, target: Target, variant: Mapping[str, Any]) -> dict[str, int]:
+    """register_tile(cols), with the MR, VW and NV a tuned variant sets in their place.
+
+    A variant comes from the tuner's space, which only holds blocks whose columns divide cols
+    (and which a cache entry was validated against); one that does not is a bug, not a choice.
+    """
+    tile = register_tile(cols, target)
+    tile.update({k: int(variant[k]) for k in TILE_KEYS if k in variant})
+    if cols % (tile["VW"] * tile["NV"]) or min(tile.values()) < 1:
+        raise InternalError(f"variant tile {tile} does not fit {cols} columns")
+    return tile
+
+
+def tuned_row_groups(
+    grid: tuple[int, ...], target: Target, variant: Mapping[str, Any], across: int = 1
+) -> tuple[int, ...] | None:
+    """row_groups(), unless a tuned variant turns them off ("row_groups": 0: the driver's
+    work-group choice)."""
+    if not variant.get("row_groups", 1):
+        return None
+    return row_groups(grid, target, across)
 
 
 def row_groups(grid: tuple[int, ...], target: Target, across: int = 1) -> tuple[int, ...] | None:
@@ -108,14 +164,19 @@ def block_grid(rows: int, cols: int, tile: Mapping[str, int]) -> tuple[int, int]
 
 
 def gemm_grid(
-    rows: int, cols: int, tile: Mapping[str, int], local: bool, target: Target
+    rows: int,
+    cols: int,
+    tile: Mapping[str, int],
+    local: bool,
+    target: Target,
+    variant: Mapping[str, Any] | None = None,
 ) -> tuple[tuple[int, int], tuple[int, int] | None]:
     """Global and local sizes of a GEMM-like launch: one work-item per MR x NR block, or with
     local tiling one work-group of TX * TY work-items (in dimension 0, tile.h) per
     (TY*MR) x (TX*NR) tile: (row tiles * TX * TY, column tiles) in groups of (TX * TY, 1)."""
     if not local:
         grid = block_grid(rows, cols, tile)
-        return grid, row_groups(grid, target)
+        return grid, tuned_row_groups(grid, target, variant or {})
     tx, ty = tile["TX"], tile["TY"]
     nr = tile["VW"] * tile["NV"]
     row_tiles, col_tiles = ceil_div(rows, ty * tile["MR"]), ceil_div(cols, tx * nr)
@@ -152,6 +213,15 @@ def with_local_tile(
     if shape is None:
         return tile, False
     return {**tile, "LOCAL_TILE": 1, **shape}, True
+
+
+def tuned_split(
+    items: int, reduction: int, step_bytes: int, target: Target, variant: Mapping[str, Any]
+) -> int:
+    """split_reduction(), or the parts a tuned variant sets ("split"), within the grid's cap."""
+    if "split" in variant:
+        return max(1, min(int(variant["split"]), reduction, GRID_GROUPS[2]))
+    return split_reduction(items, reduction, step_bytes, target)
 
 
 def split_reduction(items: int, reduction: int, step_bytes: int, target: Target) -> int:
