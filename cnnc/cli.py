@@ -36,7 +36,7 @@ from cnnc.errors import CnncError
 
 # Subcommands in the order `cnnc --help` lists them; each is cnnc/commands/<name>.py.
 COMMANDS = ("run", "summary", "show", "compile", "verify", "devices", "doctor", "eval",
-            "predict", "bench", "export")
+            "predict", "bench", "tune", "export")
 
 
 def _available() -> list[str]:

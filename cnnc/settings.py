@@ -5,6 +5,8 @@ CNNC_CACHE_DIR   where datasets and compiled kernels are cached (default ~/.cach
 CNNC_DEVICE      default OpenCL device selector ('gpu', 'cpu', 'P:D' or part of a name)
 CNNC_DEBUG       '1' verifies the graph after every pass and names the pass that broke it
 CNNC_OFFLINE     '1' never downloads datasets (the test suite and CI set it)
+CNNC_TUNE        '0' turns kernel tuning off: the device's default kernel variants only, no
+                 tuning cache read or written (the test suite sets it; cnnc/tune/)
 
 Set by others and read here too:
 PMI_SIZE, OMPI_COMM_WORLD_SIZE, MV2_COMM_WORLD_SIZE, PMIX_RANK with SLURM_STEP_NUM_TASKS
@@ -45,6 +47,11 @@ def _flag(name: str) -> bool:
 
 def debug() -> bool:
     return _flag("CNNC_DEBUG")
+
+
+def tune() -> bool:
+    """False when CNNC_TUNE says no ('0', 'false', 'no', 'off'); unset means yes."""
+    return os.environ.get("CNNC_TUNE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def offline() -> bool:

@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile", action="store_true", help="also time every kernel launch on its own"
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="time the tuned kernel variants (the tuning cache's, `cnnc tune`) against the "
+        "defaults, per layer and in all",
+    )
 
 
 def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
@@ -54,7 +60,14 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     graph = training_graph(spec) if args.train else inference_graph(spec)
+    if args.compare:
+        from cnnc.commands.bench_compare import compare
+
+        return compare(graph, args)
     backend = OpenCLBackend(args.device)
+    from cnnc.tune.tuner import install
+
+    install(backend)  # the tuning cache's variants, if any (none with CNNC_TUNE=0)
     backend.init_state(graph.state, initial_values(graph.state, 0))
     start = time.perf_counter()
     exe = backend.compile(graph, args.batch)

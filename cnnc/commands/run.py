@@ -16,6 +16,7 @@ from cnnc.ir.train_config import DATASETS
 from cnnc.train.session import RunOptions, run_spec
 
 HELP = "train a spec on its dataset and evaluate it on the test set"
+TUNE_BUDGET = 60.0  # seconds of kernel tuning on a device's first run of a spec (cnnc/tune/)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                         help="progress bars: auto shows them on a terminal only")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="do not tune kernel launches the tuning cache lacks (cached "
+                             "tunings are still used; CNNC_TUNE=0 turns both off)")
+    parser.add_argument("--tune-budget", type=float, default=TUNE_BUDGET, metavar="SECONDS",
+                        help=f"at most this long tuning on first use (default {TUNE_BUDGET:.0f})")
     parser.add_argument("--distributed", action="store_true", default=None,
                         help="train data-parallel over MPI, one rank per process (the default "
                              "when started by mpiexec or srun with more than one process; "
@@ -54,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, resume=args.resume,
         bars={"auto": None, "on": True, "off": False}[args.progress],
         argv=["cnnc", *sys.argv[1:]], distributed=args.distributed,
+        tune_budget=0.0 if args.no_tune else max(args.tune_budget, 0.0),
     )
     return run_spec(opts)

@@ -56,6 +56,9 @@ class RunOptions:
     bars: bool | None = None  # None: progress bars only on a terminal
     argv: list[str] = field(default_factory=list)
     distributed: bool | None = None  # None: data parallel when an MPI launcher started >1 ranks
+    # Seconds the OpenCL backend may spend tuning launches the tuning cache lacks (cnnc/tune/);
+    # 0: the cached tunings only. CNNC_TUNE=0: neither.
+    tune_budget: float = 0.0
 
 
 def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
@@ -194,6 +197,11 @@ class _Run:
 
         self.model = cnnc.compile(self.graph, backend=self.backend, device=self.device,
                                   seed=self.config.seed)
+        if hasattr(self.model.backend, "choose_variants"):  # OpenCL: kernels tuned per device
+            from cnnc.tune.tuner import install
+
+            install(self.model.backend, tune_budget=self.opts.tune_budget,
+                    progress=self.opts.bars)
         classes = num_classes(self.model)
         names = self.prepared.class_names
         if classes < len(names):

@@ -1,0 +1,116 @@
+"""`cnnc tune SPEC`: time the kernel variants of a spec's launches on a device and cache the
+fastest that pass the correctness gate; `--show`, `--export FILE`, `--import FILE` manage the
+tuning cache (cnnc/tune/)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from cnnc.commands.options import add_device_argument, add_spec_argument, positive_int
+from cnnc.errors import CnncError
+
+HELP = "tune a spec's kernel launches for a device (the fastest variants the gate admits)"
+DEFAULT_BUDGET = 60.0
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_argument(parser, nargs="?")
+    add_device_argument(parser)
+    parser.add_argument("--batch", type=positive_int, default=32, metavar="N",
+                        help="batch size (default 32)")
+    parser.add_argument("--train", action="store_true",
+                        help="tune the training step's launches (gradients included)")
+    parser.add_argument("--budget", type=_budget, default=DEFAULT_BUDGET, metavar="SECONDS",
+                        help=f"time to spend at most (default {DEFAULT_BUDGET:.0f})")
+    parser.add_argument("--force", action="store_true",
+                        help="tune again launches the cache already holds")
+    parser.add_argument("--show", action="store_true",
+                        help="list the cached tunings with their speedup over the default")
+    parser.add_argument("--export", metavar="FILE", help="write the cached tunings to FILE")
+    parser.add_argument("--import", dest="import_file", metavar="FILE",
+                        help="add the valid tunings of FILE (from `--export`) to the cache")
+
+
+def show(cache) -> None:
+    from cnnc.tune.space import describe
+
+    entries = sorted(cache.entries.values(), key=lambda e: (e["key"]["device"], e["key"]["op"],
+                                                            str(e["key"]["shapes"])))
+    print(f"tuning cache {cache.path}: {len(entries)} entries")
+    if not entries:
+        return
+    print(f"{'device':28s} {'op':20s} {'output':16s} {'batch':>5s} {'variant':22s} "
+          f"{'default ms':>10s} {'tuned ms':>9s} {'speedup':>7s}")
+    for e in entries:
+        k = e["key"]
+        out = "x".join(str(d) for d in k["shapes"][-1])
+        print(f"{k['device'][:28]:28s} {k['op'][:20]:20s} {out[:16]:16s} {k['batch']:5d} "
+              f"{describe(e['variant'])[:22]:22s} {e['default_seconds'] * 1e3:10.2f} "
+              f"{e['seconds'] * 1e3:9.2f} {e['default_seconds'] / e['seconds']:6.2f}x")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnc.tune.cache import TuningCache, export_entries, import_entries
+
+    cache = TuningCache.default()
+    acted = False
+    if args.import_file:
+        n = import_entries(cache, args.import_file)
+        print(f"imported {n} tunings from {args.import_file} into {cache.path}")
+        acted = True
+    if args.spec:
+        _tune(args, cache)
+        acted = True
+    if args.export:
+        n = export_entries(cache, args.export)
+        print(f"exported {n} tunings to {args.export}")
+        acted = True
+    if args.show:
+        show(cache)
+        acted = True
+    if not acted:
+        raise CnncError("nothing to do", hint="give a SPEC to tune, or --show, --export FILE or "
+                                              "--import FILE")
+    return 0
+
+
+def _tune(args: argparse.Namespace, cache) -> None:
+    from cnnc import settings
+    from cnnc.backends.opencl.device import select_device
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph, training_graph
+    from cnnc.tune.space import describe
+    from cnnc.tune.tuner import Tuner
+
+    if not settings.tune():
+        raise CnncError("tuning is turned off (CNNC_TUNE=0)", hint="unset CNNC_TUNE")
+    spec = load_spec(args.spec)
+    graph = training_graph(spec) if args.train else inference_graph(spec)
+    device = select_device(args.device)
+    what = "training step" if args.train else "forward pass"
+    print(f"tuning {spec.name}'s {what} at batch {args.batch} on {device.describe()} "
+          f"(at most {args.budget:.0f} s)")
+    start = time.perf_counter()
+    tuner = Tuner(device, cache, args.budget)
+    results = tuner.tune_graph(graph, args.batch, force=args.force)
+    print(f"{'node':28s} {'op':20s} {'variant':24s} {'default ms':>10s} {'tuned ms':>9s} "
+          f"{'speedup':>7s}  source")
+    for r in results:
+        variant = describe(r.variant) if r.variant else "default"
+        times = (f"{r.default_seconds * 1e3:10.2f} {r.seconds * 1e3:9.2f} {r.speedup:6.2f}x"
+                 if r.seconds else f"{'-':>10s} {'-':>9s} {'-':>7s}")
+        print(f"{r.node[:28]:28s} {r.op:20s} {variant[:24]:24s} {times}  {r.source}")
+        for name, why in r.rejected:
+            print(f"    rejected {name}: {why}")
+    print(f"tuned in {time.perf_counter() - start:.1f} s; cache: {cache.path}")

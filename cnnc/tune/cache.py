@@ -1,0 +1,292 @@
+"""The tuning cache: the winning kernel variant of each tuned launch, one JSON file per user.
+
+`<cache dir>/tuning.json` (CNNC_CACHE_DIR, settings.py) maps an entry id, the SHA-256 of the
+entry's key, to the entry. The key names everything a choice depends on: the device's name,
+driver and platform versions, a hash of the kernel sources (kernels/*.cl and *.h), the op and
+its shapes and attributes, the batch size and the dtype. Each entry carries a checksum of its
+content. On reading, the file and every entry are validated (format, known fields, the id
+matching the key, variant keys and integer ranges, positive times, the checksum): a corrupt
+file or a tampered or malformed entry is discarded with a warning, never used. An entry for
+another device or another version of the kernels is simply never looked up.
+
+Writers take an exclusive lock on `tuning.json.lock` (fcntl.flock; the lock is released by the
+kernel when a process dies, so a crash never leaves it held), re-read the file, merge their
+entries and replace the file atomically (cnnc/atomic.py): two processes tuning at once both
+keep their entries, and a reader without the lock sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cnnc import settings
+from cnnc.atomic import atomic_write
+from cnnc.errors import CnncError
+from cnnc.tune.space import ALGOS, INT_KEYS
+
+FORMAT = "cnnc-tuning 1"
+FILE_NAME = "tuning.json"
+KEY_FIELDS = ("device", "driver", "platform", "kernels", "op", "shapes", "attrs", "batch", "dtype")
+ENTRY_FIELDS = ("key", "variant", "seconds", "default_seconds", "checksum")
+MAX_FILE_BYTES = 64 * 2**20
+
+
+class TuningCacheError(CnncError):
+    """A tuning file that cannot be read or written (import, export)."""
+
+
+def warn(message: str) -> None:
+    print(f"cnnc: warning: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- keys
+
+
+@cache
+def kernel_source_hash() -> str:
+    """SHA-256 of every kernel source and header: a tuning is for one version of the kernels."""
+    from cnnc.backends.opencl.program import kernel_dir
+
+    digest = hashlib.sha256()
+    folder = kernel_dir()
+    for path in sorted([*folder.glob("*.cl"), *folder.glob("*.h")]):
+        data = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+def device_fields(device: Any) -> dict[str, str]:
+    """The key's device part (cnnc.backends.opencl.device.Device)."""
+    d = device.cl_device
+    return {
+        "device": str(d.name).strip(),
+        "driver": str(d.driver_version).strip(),
+        "platform": str(d.platform.version).strip(),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Attributes as JSON: tuples as lists, mappings with sorted keys."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(value[k]) for k in sorted(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def make_key(device: Mapping[str, str], op: str, shapes: list, attrs: Mapping[str, Any],
+             batch: int, dtype: str = "float32") -> dict[str, Any]:
+    return {
+        **device,
+        "kernels": kernel_source_hash(),
+        "op": op,
+        "shapes": _plain(shapes),
+        "attrs": _plain(attrs),
+        "batch": batch,
+        "dtype": dtype,
+    }
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def entry_id(key: Mapping[str, Any]) -> str:
+    return hashlib.sha256(b"key\0" + _canonical(key)).hexdigest()
+
+
+def checksum(entry: Mapping[str, Any]) -> str:
+    body = {k: entry[k] for k in ENTRY_FIELDS if k != "checksum"}
+    return hashlib.sha256(b"entry\0" + _canonical(body)).hexdigest()
+
+
+# ---------------------------------------------------------------- validation
+
+
+def variant_problem(variant: Any) -> str | None:
+    """Why `variant` is not a variant the binders accept (None: it is one)."""
+    if not isinstance(variant, dict):
+        return "the variant is not a mapping"
+    for name, value in variant.items():
+        if name == "algo":
+            if value not in ALGOS:
+                return f"unknown algorithm {value!r}"
+        elif name in INT_KEYS:
+            lo, hi = INT_KEYS[name]
+            if type(value) is not int or not lo <= value <= hi:
+                return f"{name}={value!r} is not an integer in {lo}..{hi}"
+        else:
+            return f"unknown variant key {name!r}"
+    if "VW" in variant and variant["VW"] not in (1, 2, 4, 8, 16):
+        return f"VW={variant['VW']} is not a vector width"
+    return None
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is float and math.isfinite(value) and value > 0
+
+
+def entry_problem(eid: Any, entry: Any) -> str | None:
+    """Why an entry is not a valid one (None: it is)."""
+    if not isinstance(entry, dict) or sorted(entry) != sorted(ENTRY_FIELDS):
+        return "its fields are not the expected ones"
+    key = entry["key"]
+    if not isinstance(key, dict) or sorted(key) != sorted(KEY_FIELDS):
+        return "its key's fields are not the expected ones"
+    if type(key["batch"]) is not int or key["batch"] <= 0:
+        return "its batch is not a positive integer"
+    if eid != entry_id(key):
+        return "its id does not match its key"
+    problem = variant_problem(entry["variant"])
+    if problem:
+        return problem
+    if not (_positive(entry["seconds"]) and _positive(entry["default_seconds"])):
+        return "its times are not positive numbers"
+    if entry["checksum"] != checksum(entry):
+        return "its checksum does not match its content"
+    return None
+
+
+def parse(text: str | bytes, where: str) -> dict[str, dict[str, Any]]:
+    """The valid entries of a tuning file's text; everything else discarded with a warning."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        warn(f"{where} is not valid JSON ({err}); its tunings are discarded")
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(
+        data.get("entries"), dict
+    ):
+        warn(f"{where} is not a cnnc tuning file ({FORMAT!r}); its tunings are discarded")
+        return {}
+    valid = {}
+    for eid, entry in data["entries"].items():
+        problem = entry_problem(eid, entry)
+        if problem:
+            warn(f"{where}: entry {str(eid)[:12]} discarded: {problem}")
+            continue
+        valid[eid] = entry
+    return valid
+
+
+def dump(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    return json.dumps({"format": FORMAT, "entries": dict(entries)}, indent=1, sort_keys=True)
+
+
+def make_entry(key: dict[str, Any], variant: dict[str, Any], seconds: float,
+               default_seconds: float) -> dict[str, Any]:
+    entry = {"key": key, "variant": dict(variant), "seconds": float(seconds),
+             "default_seconds": float(default_seconds)}
+    entry["checksum"] = checksum({**entry, "checksum": ""})
+    return entry
+
+
+# ---------------------------------------------------------------- the file
+
+
+@dataclass
+class TuningCache:
+    """The tuning file at `path` (default: <cache dir>/tuning.json), read once, merged on
+    every write."""
+
+    path: Path
+
+    @classmethod
+    def default(cls) -> TuningCache:
+        return cls(settings.cache_dir() / FILE_NAME)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self._entries: dict[str, dict[str, Any]] | None = None
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return {}
+        except OSError as err:
+            warn(f"the tuning cache {self.path} cannot be read ({err.strerror}); not used")
+            return {}
+        if len(data) > MAX_FILE_BYTES:
+            warn(f"the tuning cache {self.path} is larger than any cnnc writes; not used")
+            return {}
+        return parse(data, str(self.path))
+
+    @property
+    def entries(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = self._read()
+        return self._entries
+
+    def get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The entry for `key`, or None."""
+        return self.entries.get(entry_id(key))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def store(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        """Add `entries` (id -> entry) to the file, keeping what other processes wrote."""
+        try:
+            with self._locked():
+                merged = {**self._read(), **entries}
+                atomic_write(self.path, dump(merged))
+        except (OSError, CnncError) as err:
+            warn(f"the tuning cache {self.path} cannot be written ({err}); the tunings of this "
+                 "run are not kept")
+            merged = {**self.entries, **entries}
+        self._entries = dict(merged)
+
+    def put(self, entry: Mapping[str, Any]) -> None:
+        self.store({entry_id(entry["key"]): dict(entry)})
+
+
+def export_entries(cache_: TuningCache, path: str | os.PathLike) -> int:
+    """Write every valid entry of the cache to `path`; the number written."""
+    entries = cache_.entries
+    try:
+        atomic_write(path, dump(entries))
+    except OSError as err:
+        raise TuningCacheError(f"cannot write {path}: {err.strerror}") from None
+    return len(entries)
+
+
+def import_entries(cache_: TuningCache, path: str | os.PathLike) -> int:
+    """Merge the valid entries of the file at `path` into the cache; the number taken."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise TuningCacheError(f"cannot read {path}: {err.strerror}",
+                               file=str(path)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise TuningCacheError(f"{path} is larger than any tuning file cnnc writes")
+    entries = parse(data, str(path))
+    for eid, entry in list(entries.items()):
+        if entry["key"]["kernels"] != kernel_source_hash():  # never looked up: not kept
+            warn(f"{path}: entry {eid[:12]} discarded: it was tuned for other kernel sources")
+            del entries[eid]
+    if entries:
+        cache_.store(entries)
+    return len(entries)
