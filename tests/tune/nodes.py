@@ -1,0 +1,40 @@
+"""Small graphs with every tunable op, on odd shapes, for the tuner's tests."""
+
+from __future__ import annotations
+
+from cnnc.frontend.spec import load_spec
+from cnnc.ir.graph import Graph
+from cnnc.passes.pipeline import training_graph
+from cnnc.tune.space import tunable
+
+# Odd spatial sizes and odd reduction channels; the columns (8 and 16 filters, 12 units) leave
+# several register blocks to choose from. conv2d_1 has 9 input channels (not im2col's few).
+SPEC = """
+network: tiny_tune
+input: [7, 5, 9]
+layers:
+  - {conv2d: [8, 3], padding: same, activation: relu}
+  - {conv2d: [16, 3], padding: same, activation: relu}
+  - flatten
+  - {dense: 12, activation: relu}
+  - {dense: 4, activation: softmax}
+train:
+  dataset: fashion_mnist
+  batch_size: 3
+  optimizer: {name: sgd, learning_rate: 0.01}
+  loss: sparse_categorical_crossentropy
+"""
+
+
+def write_spec(folder) -> str:
+    path = folder / "tiny_tune.yaml"
+    path.write_text(SPEC)
+    return str(path)
+
+
+def tiny_training_graph(folder) -> Graph:
+    return training_graph(load_spec(write_spec(folder)))
+
+
+def tunable_nodes(graph: Graph, ops: tuple[str, ...] | None = None):
+    return [n for n in graph.nodes if tunable(n) and (ops is None or n.op in ops)]

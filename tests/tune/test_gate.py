@@ -1,0 +1,100 @@
+"""The correctness gate rejects a variant whose kernel computes something else, and the tuner
+never keeps such a variant, saying which and why (cnnc/tune/gate.py, tuner.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from nodes import tiny_training_graph, tunable_nodes
+
+from cnnc.backends.opencl import bind
+from cnnc.backends.opencl.launches import BindContext, NodeBinding
+from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.tune import tuner as tuner_module
+from cnnc.tune.cache import TuningCache
+from cnnc.tune.gate import Gate, cases
+from cnnc.tune.space import default_variant
+
+WRONG = {"test_wrong": 1}  # a test-only key the patched binder below acts on
+
+
+def _wrong_conv2d(original):
+    """conv2d's binder, but a variant with "test_wrong" shifts the window one row down (wrong
+    numbers, every read still in bounds): a variant that builds, runs and is fast, and is
+    wrong."""
+
+    def binder(node, ctx: BindContext) -> NodeBinding:
+        binding = original(node, ctx)
+        if not ctx.variant(node).get("test_wrong"):
+            return binding
+        launches = []
+        for lau in binding.launches:
+            if lau.kernel == "conv2d_forward":
+                defines = dict(lau.defines)
+                defines["PT"] -= 1
+                lau = replace(lau, defines=tuple(sorted(defines.items())))
+            launches.append(lau)
+        return replace(binding, launches=tuple(launches))
+
+    return binder
+
+
+@pytest.fixture
+def wrong_variant_binder(monkeypatch):
+    monkeypatch.setitem(bind.BINDERS, "conv2d", _wrong_conv2d(bind.BINDERS["conv2d"]))
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return tiny_training_graph(tmp_path_factory.mktemp("spec"))
+
+
+def test_edge_shapes_cover_tiles_and_channels(graph):
+    node = tunable_nodes(graph, ("conv2d_grad_input",))[0]
+    labels = [c.label for c in cases(graph, node, 32)]
+    assert labels[0] == "real shape"
+    assert any("1x1" in x for x in labels) and any("odd sizes" in x for x in labels)
+    assert all("17 filters" in x for x in labels[1:])  # 16 filters -> an odd reduction
+
+
+def test_the_gate_rejects_a_wrong_variant(device, graph, wrong_variant_binder):
+    backend = OpenCLBackend(device)
+    node = tunable_nodes(graph, ("conv2d",))[1]  # the implicit GEMM (9 input channels)
+    gate = Gate(backend, graph, node, 3)
+    default = default_variant(node, BindContext(graph, 3, backend.target))
+    assert gate.check(default).admitted
+    verdict = gate.check({**default, **WRONG})
+    assert not verdict.admitted
+    assert "real shape" in verdict.reason and "over the tolerance" in verdict.reason
+
+
+def test_the_tuner_never_keeps_a_rejected_variant(device, graph, wrong_variant_binder,
+                                                  monkeypatch, tmp_path, capsys):
+    """The wrong variant is made to look fastest; the tuner says it was rejected and keeps the
+    default."""
+    node = tunable_nodes(graph, ("conv2d",))[1]
+    real_space = tuner_module.variant_space
+
+    def space_with_wrong(n, ctx):
+        space = real_space(n, ctx)
+        return [space[0], {**space[0], **WRONG}] if n.name == node.name else space[:1]
+
+    real_time = tuner_module.Tuner._time
+
+    def fast_wrong(self, graph_, name, batch, values, variant):
+        seconds, again = real_time(self, graph_, name, batch, values, variant)
+        if variant.get("test_wrong"):
+            return seconds / 10, lambda: again() / 10
+        return seconds, again
+
+    monkeypatch.setattr(tuner_module, "variant_space", space_with_wrong)
+    monkeypatch.setattr(tuner_module.Tuner, "_time", fast_wrong)
+    cache = TuningCache(tmp_path / "tuning.json")
+    t = tuner_module.Tuner(device, cache, budget=120, progress=False)
+    results = {r.node: r for r in t.tune_graph(graph, 3)}
+    r = results[node.name]
+    assert "test_wrong" not in r.variant
+    assert r.rejected and "over the tolerance" in r.rejected[0][1]
+    assert f"{node.name}: variant" in capsys.readouterr().err
+    assert all("test_wrong" not in e["variant"] for e in cache.entries.values())

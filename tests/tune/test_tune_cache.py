@@ -1,0 +1,128 @@
+"""The tuning cache (cnnc/tune/cache.py): valid entries kept, corrupt files and tampered or
+foreign entries discarded with a warning, concurrent writers merged, export/import."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+from cnnc.tune import cache as tc
+
+DEVICE = {"device": "test device", "driver": "1.0", "platform": "OpenCL 3.0 test"}
+
+
+def _entry(i: int, variant=None) -> dict:
+    key = tc.make_key(DEVICE, "conv2d", [[2, 5, 5, 3], [2, 5, 5, 8]], {"filters": 8}, 2 + i)
+    return tc.make_entry(key, variant or {"algo": "direct", "MR": 4, "VW": 8, "NV": 1},
+                         0.001, 0.002)
+
+
+def _write(path, entries: dict) -> None:
+    path.write_text(json.dumps({"format": tc.FORMAT, "entries": entries}))
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tc.TuningCache(tmp_path / "tuning.json")
+
+
+def test_entries_round_trip(cache):
+    e = _entry(0)
+    cache.put(e)
+    again = tc.TuningCache(cache.path)
+    assert again.get(e["key"]) == e
+    assert again.get(_entry(1)["key"]) is None
+
+
+def test_a_corrupt_file_is_discarded_with_a_warning(cache, capsys):
+    cache.path.write_text('{"format": "cnnc-tuning 1", "entries": {')
+    assert cache.entries == {}
+    assert "not valid JSON" in capsys.readouterr().err
+    cache.put(_entry(0))  # and a later write replaces it with a valid file
+    assert len(tc.TuningCache(cache.path).entries) == 1
+
+
+def test_another_programs_file_is_discarded(cache, capsys):
+    cache.path.write_text(json.dumps({"format": "something else", "entries": {}}))
+    assert cache.entries == {}
+    assert "not a cnnc tuning file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "tamper,why",
+    [
+        (lambda e: e["variant"].update(MR=2), "checksum"),
+        (lambda e: e["variant"].update(MR=99), "MR=99"),
+        (lambda e: e["variant"].update(MR="4"), "MR='4'"),
+        (lambda e: e["variant"].update(evil=1), "unknown variant key"),
+        (lambda e: e["variant"].update(algo="fast"), "unknown algorithm"),
+        (lambda e: e["key"].update(batch=99), "id does not match"),
+        (lambda e: e.update(seconds=-1.0), "times"),
+        (lambda e: e.pop("checksum"), "fields"),
+    ],
+)
+def test_a_tampered_or_foreign_entry_is_discarded(cache, capsys, tamper, why):
+    good, bad = _entry(0), _entry(1)
+    bad_id = tc.entry_id(bad["key"])
+    tamper(bad)
+    _write(cache.path, {tc.entry_id(good["key"]): good, bad_id: bad})
+    assert list(cache.entries) == [tc.entry_id(good["key"])]
+    err = capsys.readouterr().err
+    assert f"entry {bad_id[:12]} discarded" in err and why in err
+
+
+def test_an_entry_under_another_entrys_id_is_discarded(cache, capsys):
+    a, b = _entry(0), _entry(1)
+    _write(cache.path, {tc.entry_id(a["key"]): b})
+    assert cache.entries == {}
+    assert "id does not match" in capsys.readouterr().err
+
+
+def _store_many(path: str, first: int, count: int) -> None:
+    c = tc.TuningCache(path)
+    for i in range(first, first + count):
+        c.put(_entry(i))
+
+
+def test_concurrent_writers_leave_a_valid_cache_with_every_entry(tmp_path):
+    path = str(tmp_path / "tuning.json")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_store_many, args=(path, 100 * p, 15)) for p in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    entries = tc.parse((tmp_path / "tuning.json").read_text(), path)
+    assert len(entries) == 45
+
+
+def test_export_import_round_trip(cache, tmp_path, capsys):
+    for i in range(3):
+        cache.put(_entry(i))
+    out = tmp_path / "moved.json"
+    assert tc.export_entries(cache, out) == 3
+    other = tc.TuningCache(tmp_path / "other" / "tuning.json")
+    assert tc.import_entries(other, out) == 3
+    assert tc.TuningCache(other.path).entries == cache.entries
+
+
+def test_import_validates(cache, tmp_path, capsys):
+    good, bad, old = _entry(0), _entry(1), _entry(2)
+    bad["variant"]["NV"] = 3
+    old["key"]["kernels"] = "0" * 64  # tuned for other kernel sources
+    old["checksum"] = tc.checksum(old)
+    entries = {tc.entry_id(e["key"]): e for e in (good, bad, old)}
+    f = tmp_path / "in.json"
+    _write(f, entries)
+    assert tc.import_entries(cache, f) == 1
+    assert list(tc.TuningCache(cache.path).entries) == [tc.entry_id(good["key"])]
+    err = capsys.readouterr().err
+    assert "checksum" in err and "other kernel sources" in err
+
+
+def test_import_of_a_missing_file_is_a_clear_error(cache, tmp_path):
+    with pytest.raises(tc.TuningCacheError, match="cannot read"):
+        tc.import_entries(cache, tmp_path / "nope.json")

@@ -1,0 +1,55 @@
+"""Every variant the tuner can pick, not only the default, computes what the NumPy reference
+computes: on odd shapes, for each tunable op (cnnc/tune/space.py, gate.py)."""
+
+from __future__ import annotations
+
+import pytest
+from nodes import tiny_training_graph, tunable_nodes
+
+from cnnc.backends.opencl.launches import BindContext
+from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.backends.opencl.tiling import Target
+from cnnc.tune.gate import Gate
+from cnnc.tune.space import TUNABLE_OPS, describe, variant_space
+
+BATCH = 3
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return tiny_training_graph(tmp_path_factory.mktemp("spec"))
+
+
+def _check_all(backend, graph, node, *, edges: bool) -> list[str]:
+    gate = Gate(backend, graph, node, BATCH)
+    if not edges:
+        gate.cases = gate.cases[:1]
+    ctx = BindContext(graph, BATCH, backend.target)
+    space = variant_space(node, ctx)
+    assert len(space) >= 2, "a tunable node offers variants besides the default"
+    failures = []
+    for variant in space:
+        verdict = gate.check(variant)
+        if not verdict.admitted:
+            failures.append(f"{describe(variant)}: {verdict.reason}")
+    return failures
+
+
+@pytest.mark.parametrize("op", TUNABLE_OPS)
+def test_every_variant_matches_the_reference(device, graph, op):
+    """The real (odd) shape of one node per op, every variant of the device's own space."""
+    backend = OpenCLBackend(device)
+    (node, *_) = tunable_nodes(graph, (op,))
+    assert _check_all(backend, graph, node, edges=False) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["own", "gpu"])
+def test_every_variant_of_every_node_on_edge_shapes(device, graph, kind):
+    """Every node, every variant, every edge shape; also with a GPU's tiling (local tiles)."""
+    target = Target("gpu", device.compute_units, force_local_tiles=True) if kind == "gpu" else None
+    backend = OpenCLBackend(device, target=target)
+    failures = []
+    for node in tunable_nodes(graph):
+        failures += [f"{node.name}: {f}" for f in _check_all(backend, graph, node, edges=True)]
+    assert failures == []
