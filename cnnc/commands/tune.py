@@ -110,7 +110,8 @@ def _tune(args: argparse.Namespace, cache) -> None:
         variant = describe(r.variant) if r.variant else "default"
         times = (f"{r.default_seconds * 1e3:10.2f} {r.seconds * 1e3:9.2f} {r.speedup:6.2f}x"
                  if r.seconds else f"{'-':>10s} {'-':>9s} {'-':>7s}")
-        print(f"{r.node[:28]:28s} {r.op:20s} {variant[:24]:24s} {times}  {r.source}")
+        tried = f", {r.tried} variants timed" if r.source == "tuned" else ""
+        print(f"{r.node[:28]:28s} {r.op:20s} {variant[:24]:24s} {times}  {r.source}{tried}")
         for name, why in r.rejected:
             print(f"    rejected {name}: {why}")
     print(f"tuned in {time.perf_counter() - start:.1f} s; cache: {cache.path}")
