@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, resume=args.resume,
         bars={"auto": None, "on": True, "off": False}[args.progress],
         argv=["cnnc", *sys.argv[1:]], distributed=args.distributed,
-        tune_budget=0.0 if args.no_tune else max(args.tune_budget, 0.0),
+        # A resumed run keeps the variants its first part ran with: no new tuning.
+        tune_budget=0.0 if args.no_tune or args.resume else max(args.tune_budget, 0.0),
     )
     return run_spec(opts)

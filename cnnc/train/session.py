@@ -9,6 +9,7 @@ would.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -366,7 +367,10 @@ def run_spec(opts: RunOptions, out: TextIO | None = None) -> int:
     from cnnc.distributed import launch
 
     if launch.wanted(opts.distributed):
-        return launch.run_distributed(opts, out or sys.stdout)
+        # Ranks tuning at once would compete for the cores and could choose differently:
+        # data-parallel runs use the cached tunings only.
+        return launch.run_distributed(dataclasses.replace(opts, tune_budget=0.0),
+                                      out or sys.stdout)
     run = _Run(opts, out or sys.stdout)
     run.settings()
     run.data()

@@ -1,0 +1,71 @@
+"""The variant space and the defaults (cnnc/tune/space.py, tiling.py): defaults from the
+device's properties only, every variant within the device's limits, no device needed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from nodes import tiny_training_graph, tunable_nodes
+
+from cnnc.backends.opencl.launches import BindContext
+from cnnc.backends.opencl.limits import Limits
+from cnnc.backends.opencl.plan import make_plan
+from cnnc.backends.opencl.tiling import Target, register_tile, registers_used
+from cnnc.tune.cache import variant_problem
+from cnnc.tune.space import default_variant, describe, variant_space
+
+AVX2 = Target("cpu", 2, native_vector=8)
+AVX512 = Target("cpu", 2, native_vector=16)
+SMALL_GPU = Target("gpu", 4, Limits(max_group=128, max_item_sizes=(128, 128, 64),
+                                    local_memory=16 * 1024), force_local_tiles=True)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return tiny_training_graph(tmp_path_factory.mktemp("spec"))
+
+
+def test_defaults_follow_the_vector_registers():
+    # AVX2: 16 registers, float8 -> 4 rows of two float8 vectors (8 x 16 x 2 spills)
+    assert register_tile(128, AVX2) == {"MR": 4, "VW": 8, "NV": 2}
+    # AVX-512 (and an unknown width, as before): 32 registers, float16
+    assert register_tile(128, AVX512) == {"MR": 8, "VW": 16, "NV": 2}
+    assert register_tile(128, Target("cpu", 2)) == {"MR": 8, "VW": 16, "NV": 2}
+    assert register_tile(128, Target("gpu", 8)) == {"MR": 4, "VW": 4, "NV": 1}
+    for target in (AVX2, AVX512):
+        for cols in (1, 3, 10, 12, 64, 256):
+            tile = register_tile(cols, target)
+            assert cols % (tile["VW"] * tile["NV"]) == 0
+            assert registers_used(tile, target) <= target.vector_registers
+
+
+@pytest.mark.parametrize("target", [AVX2, AVX512, SMALL_GPU], ids=["avx2", "avx512", "gpu"])
+def test_every_variant_is_valid_and_within_the_limits(graph, target):
+    for node in tunable_nodes(graph):
+        ctx = BindContext(graph, 3, target)
+        space = variant_space(node, ctx)
+        assert space[0] == default_variant(node, ctx)
+        assert 2 <= len(space) <= 20, [describe(v) for v in space]
+        assert len({describe(v) for v in space}) == len(space)
+        for variant in space:
+            assert variant_problem(variant) is None
+            if target.kind == "cpu" and "MR" in variant:
+                assert registers_used(variant, target) <= target.vector_registers
+            plan = make_plan(graph, 3, target, variants={node.name: variant})
+            for name, lau in plan.launches():
+                if name == node.name and lau.local_size is not None:
+                    assert math.prod(lau.local_size) <= target.limits.max_group
+                    assert all(s <= m for s, m in zip(lau.local_size,
+                                                      target.limits.max_item_sizes))
+
+
+def test_the_binders_take_the_variant(graph):
+    node = tunable_nodes(graph, ("conv2d_grad_kernel",))[0]
+    variant = {"algo": "direct", "MR": 2, "VW": 4, "NV": 2, "split": 2, "row_groups": 0}
+    plan = make_plan(graph, 3, AVX2, variants={node.name: variant})
+    (main,) = [lau for n, lau in plan.launches() if n == node.name
+               and lau.kernel in ("conv2d_grad_kernel", "matmul_tn")]
+    d = main.define_map
+    assert (d["MR"], d["VW"], d["NV"]) == (2, 4, 2)
+    assert main.global_size[2] == 2 and main.local_size is None
