@@ -259,11 +259,11 @@ class CachedVariants:
         self._tuner: Tuner | None = None
         self._warned: set[str] = set()
 
-    def _tune(self, graph: Graph, batch: int, missing: int) -> None:
+    def _tune(self, graph: Graph, batch: int) -> None:
         if self._tuner is None:
-            print(f"cnnc: tuning {missing} kernel launches for {self.backend.device.name} (first "
-                  f"use; at most {self.tune_budget:.0f} s, kept in {self.cache.path}; --no-tune "
-                  "skips)", file=self.out, flush=True)
+            print(f"\ncnnc: tuning the kernel launches of '{graph.name}' at batch {batch} for "
+                  f"{self.backend.device.name} (first use: at most {self.tune_budget:.0f} s, kept "
+                  f"in {self.cache.path}; --no-tune skips)", file=self.out, flush=True)
             self._tuner = Tuner(self.backend.device, self.cache, self.tune_budget, out=self.out,
                                 progress=self.progress)
         if self._tuner.left() > 0:
@@ -273,8 +273,7 @@ class CachedVariants:
         nodes = [n for n in graph.nodes if tunable(n)]
         keys = {n.name: node_key(self.backend, graph, n, batch) for n in nodes}
         if self.tune_budget > 0 and any(self.cache.get(k) is None for k in keys.values()):
-            missing = sum(self.cache.get(k) is None for k in keys.values())
-            self._tune(graph, batch, missing)
+            self._tune(graph, batch)
         ctx = BindContext(graph, batch, self.backend.target)
         chosen: dict[str, dict[str, Any]] = {}
         for n in nodes:

@@ -41,6 +41,12 @@ def test_two_processes_tuning_at_once_leave_a_valid_cache(cache_dir, tmp_path, c
     rows = [line for line in show.splitlines() if line.rstrip().endswith("x")]
     assert len(rows) == len(entries)
 
+    compare = subprocess.run([sys.executable, "-m", "cnnc.cli", "bench", spec, "--train",
+                              "--batch", "2", "--compare", "--runs", "2"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "tuning cache: " in compare and "whole training step" in compare
+    assert "conv2d_grad_kernel" in compare and "GFLOP/s" in compare
+
 
 def test_the_backend_uses_the_cached_variants(device, cache_dir, tmp_path, capsys):
     graph = tiny_training_graph(tmp_path)
