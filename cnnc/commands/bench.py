@@ -4,7 +4,9 @@ Random inputs; the executable is compiled and run once before timing (kernel bui
 launches are not counted). Prints the median time per run, images per second and the FLOP rate
 (from the op table's FLOP counts: forward, or about three times that for a training step), and
 with --profile the time of each kernel launch, slowest first. Per-kernel GFLOP/s beside NumPy and
-OpenBLAS: benchmarks/kernels.py.
+OpenBLAS: benchmarks/kernels.py. The kernels run the tuning cache's variants where it has them
+(`cnnc tune`; none with CNNC_TUNE=0), as `cnnc run` does; --compare times them against the
+defaults (bench_compare.py).
 """
 
 from __future__ import annotations
