@@ -3,7 +3,7 @@
 For each tunable node (space.py) not yet in the cache, the node runs alone (a one-node graph,
 data on the device) under each variant of its space, default first, each timed as the median
 of a few runs. A node's search stops when it has used its share of the budget (the budget is
-shared in proportion to the nodes' FLOPs; nodes under 1% of the FLOPs keep the defaults). The
+shared in proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The
 fastest variant is then timed again beside the default, and it must beat it by MIN_GAIN and
 pass the correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and
 the tuner says which and why. Nodes with the same cache key share one search.
@@ -32,7 +32,7 @@ from cnnc.tune.space import default_variant, describe, gemm_of, tunable, variant
 from cnnc.verify import single_node_graph
 
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
-SMALL_SHARE = 0.01  # nodes under this share of the tunable FLOPs keep the defaults
+SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs keep the defaults
 MIN_RUNS, MAX_RUNS, RUN_SECONDS = 3, 7, 0.2  # timed runs per variant
 
 
