@@ -50,6 +50,7 @@ from cnnc.backends.opencl.tiling import (
     split_reduction,
     with_local_tile,
 )
+from cnnc.backends.opencl.winograd import bind_conv2d_grad_input_winograd
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -62,6 +63,9 @@ def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     dy, kernel = node.inputs
     geo = conv_geometry(node.attrs, ctx.shape(node.name))
+    v = ctx.variant(node)
+    if v.get("algo") == "winograd":
+        return bind_conv2d_grad_input_winograd(node, ctx, geo, m=v.get("wino_m", 4))
     rows = ctx.batch * geo["H"] * geo["W"]
     tile, local = with_local_tile(
         register_tile(geo["CG"], ctx.target), ctx.target, node.attrs["groups"] == 1

@@ -1,0 +1,152 @@
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (kernels/winograd.cl, cnnc/backends/opencl/winograd.py)
+against the NumPy reference backend in float64: conv2d's forward pass and its input gradient on
+odd shapes (sizes not multiples of the tile, 1x1 images, channels not multiples of the vector
+width, same and valid padding, with and without bias, relu and tanh), chosen per node through
+the backend's `choose_variants` hook; and the fashion model's forward pass and training step with
+every 3x3 convolution on Winograd against the default kernels.
+
+Tolerance: the float32 error of a direct kernel (reduction of K = 9C terms: ~sqrt(K) * 2^-24
+relative to the output's scale), times `winograd_error_factor(m)`, with a margin of 8x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnc.backends.numpy.call import Call
+from cnnc.backends.numpy.table import IMPLS
+from cnnc.backends.opencl.launches import BindContext
+from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.winograd import (
+    winograd_applies,
+    winograd_error_factor,
+    winograd_variants,
+)
+from cnnc.ir.args import Attrs
+from cnnc.ir.graph import Graph, Node, StateSpec
+
+EPS32 = 2.0**-24
+
+
+def _input(name: str, shape: tuple[int, ...]) -> Node:
+    return Node(name, "input", attrs=Attrs(shape=shape, dtype="float32"), shape=(None, *shape))
+
+
+def _attrs(padding: str, **extra) -> dict:
+    return {"kernel_size": (3, 3), "strides": (1, 1), "padding": padding,
+            "dilation_rate": (1, 1), "groups": 1, **extra}
+
+
+def forward_graph(h, w, c, f, padding, bias, act) -> Graph:
+    oh, ow = (h, w) if padding == "same" else (h - 2, w - 2)
+    params = (StateSpec("k", (3, 3, c, f)),) + ((StateSpec("b", (f,)),) if bias else ())
+    node = Node(
+        "y", "conv2d", ("x",),
+        Attrs(filters=f, activation=act, use_bias=bias, **_attrs(padding)),
+        params=tuple(p.name for p in params), shape=(None, oh, ow, f),
+    )
+    return Graph("fwd", (_input("x", (h, w, c)), node), ("y",), params)
+
+
+def grad_input_graph(h, w, c, f, padding) -> Graph:
+    oh, ow = (h, w) if padding == "same" else (h - 2, w - 2)
+    attrs = Attrs(filters=f, input_shape=(h, w, c), **_attrs(padding))
+    node = Node("y", "conv2d_grad_input", ("dy", "k"), attrs, shape=(None, h, w, c))
+    return Graph("gin", (_input("dy", (oh, ow, f)), node), ("y",), (StateSpec("k", (3, 3, c, f)),))
+
+
+def run_both(graph: Graph, batch: int, device, variant: dict | None, target=None):
+    """(OpenCL output in float32 with `variant` on node 'y', NumPy float64 reference, K)."""
+    rng = np.random.default_rng(batch * 7 + len(graph.state))
+    values = {}
+    for n in graph.nodes:
+        if n.op == "input":
+            values[n.name] = rng.standard_normal((batch, *n.shape[1:])).astype(np.float32)
+    for s in graph.state:
+        values[s.name] = (rng.standard_normal(s.shape) * 0.3).astype(np.float32)
+    backend = OpenCLBackend(device, target=target)
+    if variant is not None:
+        backend.choose_variants = lambda g, b: {"y": variant}
+    backend.init_state(graph.state, values)
+    exe = backend.compile(graph, batch)
+    got = exe.run({n: values[n] for n in graph.inputs}, ["y"])["y"]
+    node = graph.node("y")
+    operands = [values[v].astype(np.float64) for v in node.operands]
+    ref = IMPLS[node.op](Call(node=node, dtype=np.dtype(np.float64)), *operands)
+    k = 9 * (values[node.operands[0]].shape[-1])
+    return got, ref, k, exe
+
+
+def assert_close(got, ref, k: int, m: int) -> None:
+    scale = max(np.abs(ref).max(), 1.0)
+    tol = 8 * winograd_error_factor(m) * np.sqrt(k) * EPS32 * scale
+    err = np.abs(got.astype(np.float64) - ref).max()
+    assert err <= tol, f"max error {err:.3e} > tolerance {tol:.3e}"
+
+
+def _kernels(exe) -> set[str]:
+    return {lau.kernel for b in exe.plan.bindings.values() for lau in b.launches}
+
+
+SHAPES = [  # (batch, h, w, c, f, padding)
+    (1, 5, 7, 3, 5, "same"),
+    (3, 1, 1, 4, 8, "same"),
+    (1, 3, 3, 8, 3, "same"),
+    (3, 5, 7, 16, 24, "valid"),
+    (2, 9, 6, 5, 16, "same"),
+]
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:5])) + s[5])
+def test_forward_matches_reference(device, m, shape):
+    batch, h, w, c, f, padding = shape
+    for bias, act in ((True, "relu"), (False, "tanh")):
+        graph = forward_graph(h, w, c, f, padding, bias, act)
+        got, ref, k, exe = run_both(graph, batch, device, {"algo": "winograd", "wino_m": m})
+        assert "winograd_gemm" in _kernels(exe) and "conv2d_forward" not in _kernels(exe)
+        assert_close(got, ref, k, m)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:5])) + s[5])
+def test_grad_input_matches_reference(device, m, shape):
+    batch, h, w, c, f, padding = shape
+    graph = grad_input_graph(h, w, c, f, padding)
+    got, ref, k, exe = run_both(graph, batch, device, {"algo": "winograd", "wino_m": m})
+    assert "winograd_gemm" in _kernels(exe) and "conv2d_grad_input" not in _kernels(exe)
+    assert_close(got, ref, 9 * f, m)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_batch_chunks_and_gpu_tiling(device, m):
+    """The batch's tiles in chunks (an odd chunk size: the last chunk is short), and a GPU's
+    local-memory tiles on whatever device there is."""
+    graph = forward_graph(5, 7, 8, 16, "same", True, "relu")
+    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5}
+    got, ref, k, exe = run_both(graph, 3, device, variant)
+    assert sum(lau.kernel == "winograd_gemm" for lau in exe.plan.bindings["y"].launches) > 1
+    assert_close(got, ref, k, m)
+    gpu = Target("gpu", device.compute_units, force_local_tiles=True)
+    got, ref, k, exe = run_both(graph, 3, device, {"algo": "winograd", "wino_m": m}, gpu)
+    gemm = next(x for x in exe.plan.bindings["y"].launches if x.kernel == "winograd_gemm")
+    if device.kind != "gpu":
+        assert gemm.define_map.get("LOCAL_TILE") == 1
+    assert_close(got, ref, k, m)
+
+
+def test_variant_space():
+    fwd = forward_graph(5, 7, 3, 5, "same", True, "relu")
+    ctx = BindContext(fwd, 2, Target())
+    assert winograd_variants(fwd.node("y"), ctx) == [
+        {"algo": "winograd", "wino_m": 2}, {"algo": "winograd", "wino_m": 4}
+    ]
+    gin = grad_input_graph(5, 7, 3, 5, "valid")
+    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 2
+    strided = dict(_attrs("same"), strides=(2, 2))
+    assert not winograd_applies(strided)
+    assert not winograd_applies(dict(_attrs("same"), kernel_size=(5, 5)))
+    assert not winograd_applies(dict(_attrs("same"), groups=2))
+    assert winograd_applies(_attrs("valid"))
