@@ -97,30 +97,37 @@
     } while (0)
 
 #ifdef WINOGRAD_FILTER
-/* One work-item per (c, f), f fastest: consecutive work-items write consecutive floats of U.
- * g[kh][kw] = w[kh, kw, c, f], or with FLIP w[2 - kh, 2 - kw, f, c] (w is 3 x 3 x F x C). */
+/* One work-item per (c, VW filters f..f+VW-1), f fastest: consecutive work-items write
+ * consecutive vectors of U. g[kh][kw] = w[kh, kw, c, f], or with FLIP w[2 - kh, 2 - kw, f, c]
+ * (w is 3 x 3 x F x C there: the VW values are C apart, gathered one by one). */
 __kernel void winograd_filter(__global const float *restrict w, __global float *restrict u)
 {
     const int i = get_global_id(0);
-    if (i >= C * F)
+    if (i >= C * (F / VW))
         return;
-    const int c = i / F, f = i % F;
-    float g[3][3], out[T][T];
+    const int c = i / (F / VW), f = (i % (F / VW)) * VW;
+    floatV g[3][3], out[T][T];
 #pragma unroll
     for (int kh = 0; kh < 3; kh++)
 #pragma unroll
-        for (int kw = 0; kw < 3; kw++)
+        for (int kw = 0; kw < 3; kw++) {
 #if FLIP
-            g[kh][kw] = w[((2 - kh) * 3 + (2 - kw)) * (F * C) + f * C + c];
+            float gather[VW];
+            __global const float *src = w + ((2 - kh) * 3 + (2 - kw)) * (F * C) + f * C + c;
+#pragma unroll
+            for (int j = 0; j < VW; j++)
+                gather[j] = src[j * C];
+            g[kh][kw] = LOADV(gather);
 #else
-            g[kh][kw] = w[(kh * 3 + kw) * (C * F) + c * F + f];
+            g[kh][kw] = LOADV(w + (kh * 3 + kw) * (C * F) + c * F + f);
 #endif
-    TRANSFORM_2D(float, G_1D, g, 3, T, out);
+        }
+    TRANSFORM_2D(floatV, G_1D, g, 3, T, out);
 #pragma unroll
     for (int a = 0; a < T; a++)
 #pragma unroll
         for (int b = 0; b < T; b++)
-            u[(a * T + b) * (C * F) + i] = out[a][b];
+            STOREV(out[a][b], u + (a * T + b) * (C * F) + c * F + f);
 }
 #endif
 

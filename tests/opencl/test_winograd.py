@@ -140,9 +140,14 @@ def test_batch_chunks_and_gpu_tiling(device, m):
 def test_variant_space():
     fwd = forward_graph(5, 7, 3, 5, "same", True, "relu")
     ctx = BindContext(fwd, 2, Target())
+    # F = 5: only the default tile (no tile of 16 columns divides it)
     assert winograd_variants(fwd.node("y"), ctx) == [
         {"algo": "winograd", "wino_m": 2}, {"algo": "winograd", "wino_m": 4}
     ]
+    wide = forward_graph(5, 7, 3, 32, "same", True, "relu")
+    found = winograd_variants(wide.node("y"), BindContext(wide, 2, Target()))
+    assert {v["wino_m"] for v in found} == {2, 4} and len(found) == 6
+    assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
     gin = grad_input_graph(5, 7, 3, 5, "valid")
     assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 2
     strided = dict(_attrs("same"), strides=(2, 2))

@@ -34,6 +34,7 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.limits import INDEX_MAX
 from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
 from cnnc.backends.opencl.tiling import (
+    Target,
     flat,
     gemm_grid,
     register_tile,
@@ -144,20 +145,40 @@ def _workspace_floats(shape: Mapping[str, int], m: int, chunk: int) -> tuple[int
     return tt * shape["C"] * shape["F"], tt * chunk * shape["C"], tt * chunk * shape["F"]
 
 
+def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
+    """Register tiles for the Winograd GEMMs worth trying, None standing for the default
+    (tiling.register_tile): also 8 x 16 and 4 x 16 outputs per work-item, whose accumulators
+    fit 16 AVX2 registers (the default 8 x 32 does on AVX-512 only; measured on a 2-core Zen 1,
+    4 x 16 ran the GEMMs ~1.7x faster, benchmarks/README.md)."""
+    default = register_tile(cols, target)
+    out: list[dict[str, int] | None] = [None]
+    if cols % 16 == 0 and target.kind == "cpu":
+        vw = min(16, target.max_vector)
+        for mr in (8, 4):
+            tile = {"MR": mr, "VW": vw, "NV": 16 // vw}
+            if tile != default:
+                out.append(tile)
+    return out
+
+
 def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     """The Winograd variants admissible for `node` on ctx's device: {"algo": "winograd",
     "wino_m": m} for each m whose workspaces fit the device's largest buffer and the kernels'
-    int indices; [] where Winograd does not apply (not a conv2d or its input gradient, or not
-    a stride-1 3x3 convolution)."""
+    int indices, each also with the other GEMM tiles of `gemm_tiles` ("wino_tile"); [] where
+    Winograd does not apply (not a conv2d or its input gradient, or not a stride-1 3x3
+    convolution)."""
     if node.op not in OPS or not winograd_applies(node.attrs):
         return []
     shape = _conv_shape(node, ctx)
     limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
-    out = []
+    out: list[dict[str, Any]] = []
     for m in WINO_MS:
         chunk = _tiles(shape, m, ctx.batch)[2]
-        if max(_workspace_floats(shape, m, chunk)) <= limit:
-            out.append({"algo": "winograd", "wino_m": m})
+        if max(_workspace_floats(shape, m, chunk)) > limit:
+            continue
+        for tile in gemm_tiles(shape["F"], ctx.target):
+            v: dict[str, Any] = {"algo": "winograd", "wino_m": m}
+            out.append(v if tile is None else {**v, "wino_tile": tile})
     return out
 
 
@@ -173,6 +194,7 @@ def winograd_launches(
     y: Arg,
     act: Mapping[str, int],
     chunk: int = 0,
+    gemm_tile: Mapping[str, int] | None = None,
 ) -> NodeBinding:
     """The launches and workspaces of y = act(conv3x3(x, w) + bias) by F(m x m, 3 x 3), for the
     stride-1 convolution `shape` (_conv_shape's keys). chunk: tiles per chunk of the batch
@@ -185,13 +207,17 @@ def winograd_launches(
     c, f = shape["C"], shape["F"]
     geo = {**shape, "WINO_M": m, "TH": th, "TW": tw}
     u, v, mt = Workspace(0), Workspace(1), Workspace(2)
-    filt = launch("winograd.cl", "winograd_filter", flat(c * f), (w, u), geo)
+    filt_vw = vector_width(f, ctx.target)
+    filt = launch(
+        "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u), {**geo, "VW": filt_vw}
+    )
     launches: list[Launch] = [filt]
     in_defines = {**geo, "VW": vector_width(c, ctx.target)}
     out_defines = {
         **geo, "VW": vector_width(f, ctx.target), "HAS_BIAS": int(bias != NULL), **act
     }
-    tile, local = with_local_tile(register_tile(f, ctx.target), ctx.target)
+    tile, local = with_local_tile({**register_tile(f, ctx.target), **(gemm_tile or {})},
+                                  ctx.target)
     for start in range(0, tiles, chunk):
         n = min(chunk, tiles - start)
         launches.append(
@@ -217,6 +243,26 @@ def winograd_launches(
     return NodeBinding(tuple(launches), workspaces=_workspace_floats(shape, m, chunk))
 
 
+def _options(
+    node: Node, ctx: BindContext, shape: Mapping[str, int]
+) -> tuple[int, dict[str, int] | None]:
+    """The variant's batch chunk ("wino_chunk": tiles, 0 = all) and GEMM register tile
+    ("wino_tile": {"MR", "VW", "NV"}, default tiling.register_tile), checked: only integers
+    that make a valid tile reach the kernels' build options."""
+    v = ctx.variant(node)
+    chunk = v.get("wino_chunk", 0)
+    tile = v.get("wino_tile")
+    ok = type(chunk) is int and chunk >= 0
+    if tile is not None:
+        tile = dict(tile)
+        ok = ok and set(tile) == {"MR", "VW", "NV"} and all(type(x) is int for x in tile.values())
+        ok = ok and tile["VW"] in (1, 2, 4, 8, 16) and 1 <= tile["MR"] <= 16
+        ok = ok and 1 <= tile["NV"] <= 4 and shape["F"] % (tile["VW"] * tile["NV"]) == 0
+    if not ok:
+        raise InternalError(f"node '{node.name}': bad Winograd variant {dict(v)!r}")
+    return chunk, tile
+
+
 def _check_applies(node: Node) -> None:
     if node.op not in OPS or not winograd_applies(node.attrs):
         raise InternalError(
@@ -234,10 +280,9 @@ def bind_conv2d_winograd(
     shape = _conv_shape(node, ctx)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=3)
-    chunk = int(ctx.variant(node).get("wino_chunk", 0))
     core = winograd_launches(
         ctx, shape, m, Value(node.inputs[0]), Value(node.params[0]), bias, out,
-        epilogue_act(node), chunk,
+        epilogue_act(node), *_options(node, ctx, shape),
     )
     return NodeBinding((*core.launches, *after), workspaces=(*core.workspaces, *work))
 
@@ -249,8 +294,8 @@ def bind_conv2d_grad_input_winograd(
     kernel rotated 180 degrees and its channel axes swapped (read so by the filter transform)."""
     _check_applies(node)
     dy, kernel = node.inputs
-    chunk = int(ctx.variant(node).get("wino_chunk", 0))
+    shape = _conv_shape(node, ctx)
     return winograd_launches(
-        ctx, _conv_shape(node, ctx), m, Value(dy), Value(kernel), NULL, Value(node.name), {},
-        chunk,
+        ctx, shape, m, Value(dy), Value(kernel), NULL, Value(node.name), {},
+        *_options(node, ctx, shape),
     )
