@@ -20,11 +20,11 @@ import os
 from contextlib import contextmanager
 
 import numpy as np
-from kernels import _values, conv_nodes, time_opencl
 
 from cnnc.backends.opencl import bind_gradients, bind_layers
 from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.runtime import OpenCLBackend
+from kernels import _values, conv_nodes, time_opencl
 
 LAYERS = {
     "conv2 14x14x64->128": (14, 14, 64, 128),
@@ -81,7 +81,7 @@ def main() -> None:
                 for name, variant in variants:
                     direct_tile = variant if name.startswith("direct") else None
                     wino = None if name.startswith("direct") else variant
-                    backend.choose_variants = lambda g, b, v=wino: {node: v} if v else {}
+                    backend.choose_variants = lambda g, b, v=wino, n=node: {n: v} if v else {}
                     with _direct_tile(direct_tile):
                         t = time_opencl(backend, graph, batch, values, args.repeat)
                     base = base or t

@@ -16,7 +16,7 @@ from cnnc.backends.opencl.winograd import (
 
 def direct_conv(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
     """y[n, i, j, f] = sum x[n, i + a - pad, j + b - pad, c] w[a, b, c, f] (zero outside)."""
-    n, h, wd, c = x.shape
+    n, h, wd, _c = x.shape
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
     y = np.zeros((n, oh, ow, w.shape[3]), x.dtype)
