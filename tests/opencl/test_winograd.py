@@ -11,6 +11,7 @@ relative to the output's scale), times `winograd_error_factor(m)`, with a margin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +132,14 @@ def test_grad_input_matches_reference(device, m, case):
 
 @pytest.mark.parametrize("m", [2, 4])
 def test_batch_chunks_and_gpu_tiling(device, m):
-    """The batch's tiles in chunks (an odd chunk size: the last chunk is short), and a GPU's
-    local-memory tiles on whatever device there is."""
+    """The batch's tiles in chunks (an odd chunk size: the last chunk is short) with another
+    GEMM tile, and a GPU's local-memory tiles on whatever device there is."""
     graph = forward_graph(5, 7, 8, 16, "same", True, "relu")
-    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5}
+    tile = {"MR": 3, "VW": 8, "NV": 2}  # a tuner's tile: rows past the end, two vectors
+    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5, "wino_tile": tile}
     got, ref, k, exe = run_both(graph, 3, device, variant)
-    assert sum(lau.kernel == "winograd_gemm" for lau in exe.plan.bindings["y"].launches) > 1
+    gemms = [x for x in exe.plan.bindings["y"].launches if x.kernel == "winograd_gemm"]
+    assert len(gemms) > 1 and gemms[0].define_map["MR"] == 3
     assert_close(got, ref, k, m)
     gpu = Target("gpu", device.compute_units, force_local_tiles=True)
     got, ref, k, exe = run_both(graph, 3, device, {"algo": "winograd", "wino_m": m}, gpu)
@@ -144,6 +147,37 @@ def test_batch_chunks_and_gpu_tiling(device, m):
     if device.kind != "gpu":
         assert gemm.define_map.get("LOCAL_TILE") == 1
     assert_close(got, ref, k, m)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"algo": "winograd", "wino_m": 3},
+        {"algo": "winograd", "wino_m": 2, "wino_chunk": -1},
+        {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 3, "NV": 1}},
+        {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 8, "NV": 1}},  # F = 5
+    ],
+)
+def test_bad_variants_are_refused(variant):
+    from cnnc.backends.opencl.plan import make_plan
+    from cnnc.errors import InternalError
+
+    graph = forward_graph(5, 7, 3, 5, "same", True, "relu")
+    with pytest.raises(InternalError, match="Winograd"):
+        make_plan(graph, 2, Target(), variants={"y": variant})
+
+
+def test_winograd_refused_where_it_does_not_apply():
+    from cnnc.backends.opencl.plan import make_plan
+    from cnnc.errors import InternalError
+
+    graph = forward_graph(5, 7, 3, 5, "same", True, "relu")
+    node = graph.node("y")
+    strided = replace(node, attrs=node.attrs.replace(strides=(2, 2)), shape=(None, 3, 4, 5))
+    graph = Graph("s", (graph.nodes[0], strided), ("y",), graph.state)
+    assert winograd_variants(strided, BindContext(graph, 2, Target())) == []
+    with pytest.raises(InternalError, match="Winograd"):
+        make_plan(graph, 2, Target(), variants={"y": {"algo": "winograd", "wino_m": 2}})
 
 
 def test_variant_space():

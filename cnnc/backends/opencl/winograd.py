@@ -201,7 +201,7 @@ def winograd_launches(
     (0: all at once); the transforms and GEMMs of each chunk run before the next chunk's, so
     its V and Mt may stay in cache."""
     if m not in WINO_MS:
-        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+        raise InternalError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
     th, tw, tiles = _tiles(shape, m, ctx.batch)
     chunk = tiles if chunk <= 0 else min(chunk, tiles)
     c, f = shape["C"], shape["F"]
