@@ -80,8 +80,8 @@
 #error "WINO_M must be 2 or 4"
 #endif
 
-/* out = L in L^T for a 1-D transform L (one of the *_1D macros) from R to S points: L applied
- * down each column of `in` (R x R', row-major, R' = the columns), then along each row. */
+/* out (S x S) = L in L^T for a 1-D transform L (one of the *_1D macros) from R to S points and
+ * `in` an R x R array: L applied down each column of `in`, then along each row of the result. */
 #define TRANSFORM_2D(TYPE, L, in, R, S, out)                                                  \
     do {                                                                                      \
         TYPE col_[R], res_[S], mid_[S][R], row_[S];                                           \

@@ -1,8 +1,10 @@
 """Winograd F(m x m, 3 x 3) bindings of stride-1 3x3 convolutions (kernels/winograd.cl): conv2d's
 forward pass and its input gradient, as kernel variants the tuner may choose for a node.
 
-A variant is the dict {"algo": "winograd", "wino_m": 2 | 4} (optionally "wino_chunk": tiles per
-chunk, 0 or absent = the whole batch at once) in BindContext.variants under the node's name;
+A variant is the dict {"algo": "winograd", "wino_m": 2 | 4} in BindContext.variants under the
+node's name, optionally with "wino_tile": {"MR": int, "VW": int, "NV": int} (the GEMMs' register
+tile; absent = tiling.register_tile's) and "wino_chunk": tiles per chunk of the batch (0 or
+absent = the whole batch at once). `winograd_variants` lists those worth timing for a node;
 bind_layers.bind_conv2d and bind_gradients.bind_conv2d_grad_input hand such nodes here. A node
 is bound as four launches: the filter transform (once per run of the plan, so once per weight
 update in training), then per chunk of the batch's tiles the input transform, T*T batched GEMMs
