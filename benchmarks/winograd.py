@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/winograd.py [--device SEL] [--batch 32 256] [--repeat 5]
         [--chunk 0 512]
+    .venv/bin/python benchmarks/winograd.py --model [--repeat 3]
 
 Each row is one op (forward with bias and relu, or input gradient) of one layer at one batch
 size, bound exactly as `cnnc` binds it with the node's variant set through the backend's
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +34,60 @@ LAYERS = {
     "conv4 7x7x128->256": (7, 7, 128, 256),
     "conv5 7x7x256->256": (7, 7, 256, 256),
 }
+
+
+def whole_model(device_sel: str | None, repeat: int) -> None:
+    """specs/fashion.yaml's forward pass (batch 256) and Nadam training step (batch 32), every
+    stride-1 3x3 convolution and input gradient on the default kernels, on F(4x4), and on F(4x4)
+    with 4 x 16 GEMM tiles; runs interleaved, best of `repeat`."""
+    import time
+
+    import cnnc
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.backends.opencl.winograd import winograd_variants
+    from cnnc.initializers import initial_values
+    from cnnc.ir.train_config import TrainConfig, parse_optimizer
+    from cnnc.passes.pipeline import inference_graph, training_graph
+    from cnnc.verify import random_feeds
+
+    spec = cnnc.load_spec(Path(__file__).parents[1] / "specs" / "fashion.yaml")
+    config = TrainConfig(
+        loss="sparse_categorical_crossentropy", optimizer=parse_optimizer("nadam")
+    )
+    device = select_device(device_sel)
+    print(f"device: {device.describe()}; load average {os.getloadavg()[0]:.2f}")
+    for name, graph, batch in (
+        ("forward", inference_graph(spec), 256),
+        ("training step", training_graph(spec, config, seed=7), 32),
+    ):
+        ctx = BindContext(graph, batch, OpenCLBackend(device).target)
+        nodes = [n.name for n in graph.nodes if winograd_variants(n, ctx)]
+        f4 = {"algo": "winograd", "wino_m": 4}
+        f4_small = {**f4, "wino_tile": {"MR": 4, "VW": 16, "NV": 1}}
+        configs = {
+            "default": {},
+            "F(4x4)": {n: f4 for n in nodes},
+            "F(4x4) 4x16": {n: f4_small for n in nodes},
+        }
+        runs = {}
+        for label, variants in configs.items():
+            backend = OpenCLBackend(device)
+            backend.choose_variants = lambda g, b, v=variants: v
+            backend.init_state(graph.state, initial_values(graph.state, 1))
+            exe, feeds = backend.compile(graph, batch), random_feeds(graph, batch, 1)
+            exe.run(feeds, [], step=1)
+            runs[label] = (backend, exe, feeds, [])
+        for _ in range(repeat):
+            for backend, exe, feeds, times in runs.values():
+                start = time.perf_counter()
+                exe.run(feeds, [], step=1)
+                backend.queue.finish()
+                times.append(time.perf_counter() - start)
+        base = min(runs["default"][3])
+        cells = [f"{k} {batch / min(r[3]):.0f} img/s ({base / min(r[3]):.2f}x)"
+                 for k, r in runs.items()]
+        print(f"{name}, batch {batch}: " + "; ".join(cells), flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 @contextmanager
@@ -55,7 +111,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunk", type=int, nargs="+", default=[0])
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
+    parser.add_argument(
+        "--model", action="store_true",
+        help="instead: the whole fashion model (forward at batch 256, training step at 32)",
+    )
     args = parser.parse_args()
+    if args.model:
+        whole_model(args.device, args.repeat)
+        return
     device = select_device(args.device)
     backend = OpenCLBackend(device)
     rng = np.random.default_rng(0)
