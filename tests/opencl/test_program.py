@@ -24,6 +24,7 @@ KERNEL_FILES = (
     "losses.cl",
     "updates.cl",
     "random.cl",
+    "winograd.cl",
 )
 
 

@@ -51,6 +51,7 @@ from cnnc.backends.opencl.tiling import (
     tuned_tile,
     with_local_tile,
 )
+from cnnc.backends.opencl.winograd import bind_conv2d_grad_input_winograd
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -63,6 +64,9 @@ def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     dy, kernel = node.inputs
     geo = conv_geometry(node.attrs, ctx.shape(node.name))
+    v = ctx.variant(node)
+    if v.get("algo") == "winograd":
+        return bind_conv2d_grad_input_winograd(node, ctx, geo, m=v.get("wino_m", 4))
     rows = ctx.batch * geo["H"] * geo["W"]
     variant = ctx.variant(node)
     tile, local = with_local_tile(

@@ -35,6 +35,7 @@ from cnnc.backends.opencl.primitives import (
     window_defines,
 )
 from cnnc.backends.opencl.tiling import flat, gemm_grid, tuned_tile, with_local_tile
+from cnnc.backends.opencl.winograd import bind_conv2d_winograd
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -47,6 +48,9 @@ def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     geo = conv_geometry(node.attrs, ctx.shape(x))
+    v = ctx.variant(node)
+    if v.get("algo") == "winograd":
+        return bind_conv2d_winograd(node, ctx, geo, m=v.get("wino_m", 4))
     if uses_im2col(node, geo):
         return _bind_conv2d_im2col(node, ctx, geo, bias)
     rows = ctx.batch * geo["OH"] * geo["OW"]

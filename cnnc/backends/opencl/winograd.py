@@ -1,0 +1,303 @@
+"""Winograd F(m x m, 3 x 3) bindings of stride-1 3x3 convolutions (kernels/winograd.cl): conv2d's
+forward pass and its input gradient, as kernel variants the tuner may choose for a node.
+
+A variant is the dict {"algo": "winograd", "wino_m": 2 | 4} in BindContext.variants under the
+node's name, optionally with "wino_tile": {"MR": int, "VW": int, "NV": int} (the GEMMs' register
+tile; absent = tiling.register_tile's) and "wino_chunk": tiles per chunk of the batch (0 or
+absent = the whole batch at once). `winograd_variants` lists those worth timing for a node;
+bind_layers.bind_conv2d and bind_gradients.bind_conv2d_grad_input hand such nodes here. A node
+is bound as four launches: the filter transform (once per run of the plan, so once per weight
+update in training), then per chunk of the batch's tiles the input transform, T*T batched GEMMs
+(tile.h's register blocks, T = m + 2) and the output transform with the bias and activation.
+
+The transform matrices (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+2015) are here as NumPy arrays too: tests/numpy/test_winograd_transforms.py checks them in
+float64, and `winograd_error_factor` states how much more float32 error they bring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from cnnc.backends.opencl.launches import (
+    NULL,
+    Arg,
+    BindContext,
+    Int,
+    Launch,
+    NodeBinding,
+    Value,
+    Workspace,
+    launch,
+)
+from cnnc.backends.opencl.limits import INDEX_MAX
+from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
+from cnnc.backends.opencl.tiling import (
+    Target,
+    flat,
+    gemm_grid,
+    register_tile,
+    row_groups,
+    vector_width,
+    with_local_tile,
+)
+from cnnc.errors import InternalError
+from cnnc.intmath import ceil_div
+from cnnc.ir.graph import Node
+
+WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
+OPS = ("conv2d", "conv2d_grad_input")  # the ops bound here when a variant asks
+
+
+# ---------------------------------------------------------------- transform matrices
+
+def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B^T, G, A^T) of F(m x m, 3 x 3) in float64: y = A^T [(G g G^T) * (B^T d B)] A for a
+    (m + 2) x (m + 2) input patch d and a 3 x 3 filter g (correlation, as conv2d computes)."""
+    if m == 2:  # points 0, 1, -1, infinity
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    elif m == 4:  # points 0, 1, -1, 2, -2, infinity
+        bt = [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ]
+        g = [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    else:
+        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+    return (np.array(bt, np.float64), np.array(g, np.float64), np.array(at, np.float64))
+
+
+# How much larger a float32 Winograd convolution's error is than a direct float32 convolution's
+# on the same inputs: the ratio of their largest absolute errors against a float64 reference.
+# Measured with tests/numpy/test_winograd_transforms.py's `measured_error_factor` (random N(0,1)
+# inputs, weights scaled by 1/sqrt(9C), C = 16..256 channels, 20 trials each, float32
+# transforms and sums): F(2x2) 2.4-3.6x; F(4x4) 44-87x, an order of magnitude worse, as
+# expected: its transforms have entries up to 8 (A^T), 5 (B^T) and 1/24 (G), and each adds
+# rounding error by a fixed factor that does not depend on the reduction length. The bounds are
+# a little over the worst measured ratio; the reduction-length growth of the error is the same
+# as direct convolution's (the GEMM over C is an ordinary float32 sum), so a gate's tolerance
+# for the direct kernel times this factor bounds the Winograd kernel's.
+_ERROR_FACTORS = {2: 6.0, 4: 128.0}
+
+
+def winograd_error_factor(m: int) -> float:
+    """Bound on how much a float32 F(m x m, 3 x 3) convolution's error exceeds a direct float32
+    convolution's on the same inputs (see _ERROR_FACTORS): the tuner's gate scales its
+    tolerance by this."""
+    if m not in _ERROR_FACTORS:
+        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+    return _ERROR_FACTORS[m]
+
+
+# ---------------------------------------------------------------- when it applies
+
+def winograd_applies(attrs: Mapping[str, Any]) -> bool:
+    """Whether a convolution (conv2d attrs, or its gradient's) can run as Winograd F(m, 3x3):
+    3x3 kernel, stride 1, dilation 1, groups 1; any padding."""
+    return (
+        tuple(attrs["kernel_size"]) == (3, 3)
+        and tuple(attrs["strides"]) == (1, 1)
+        and tuple(attrs["dilation_rate"]) == (1, 1)
+        and attrs["groups"] == 1
+    )
+
+
+def _conv_shape(node: Node, ctx: BindContext) -> dict[str, int]:
+    """The geometry of the stride-1 convolution the Winograd kernels compute for `node`: input
+    H x W x C, output OH x OW x F, padding before PT, PL, and FLIP (the input gradient: the
+    convolution of dy with the kernel rotated and its channels swapped)."""
+    if node.op == "conv2d":
+        geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+        keys = ("H", "W", "C", "OH", "OW", "F", "PT", "PL")
+        return {**{k: geo[k] for k in keys}, "FLIP": 0}
+    geo = conv_geometry(node.attrs, ctx.shape(node.name))
+    # dx[ih] = sum_kh dy[ih + PT - kh] w[kh] = sum_j dy[ih - (2 - PT) + j] w[2 - j]
+    return {
+        "H": geo["OH"], "W": geo["OW"], "C": geo["F"],
+        "OH": geo["H"], "OW": geo["W"], "F": geo["C"],
+        "PT": geo["KH"] - 1 - geo["PT"], "PL": geo["KW"] - 1 - geo["PL"], "FLIP": 1,
+    }
+
+
+def _tiles(shape: Mapping[str, int], m: int, batch: int) -> tuple[int, int, int]:
+    th, tw = ceil_div(shape["OH"], m), ceil_div(shape["OW"], m)
+    return th, tw, batch * th * tw
+
+
+def _workspace_floats(shape: Mapping[str, int], m: int, chunk: int) -> tuple[int, int, int]:
+    """Floats of U (transformed filters), V (transformed inputs) and Mt (GEMM outputs)."""
+    tt = (m + 2) ** 2
+    return tt * shape["C"] * shape["F"], tt * chunk * shape["C"], tt * chunk * shape["F"]
+
+
+def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
+    """Register tiles for the Winograd GEMMs worth trying, None standing for the default
+    (tiling.register_tile): also 8 x 16 and 4 x 16 outputs per work-item, whose accumulators
+    fit 16 AVX2 registers (the default 8 x 32 does on AVX-512 only; measured on a 2-core Zen 1,
+    4 x 16 ran the GEMMs ~1.7x faster, benchmarks/README.md)."""
+    default = register_tile(cols, target)
+    out: list[dict[str, int] | None] = [None]
+    if cols % 16 == 0 and target.kind == "cpu":
+        vw = min(16, target.max_vector)
+        for mr in (8, 4):
+            tile = {"MR": mr, "VW": vw, "NV": 16 // vw}
+            if tile != default:
+                out.append(tile)
+    return out
+
+
+def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """The Winograd variants admissible for `node` on ctx's device: {"algo": "winograd",
+    "wino_m": m} for each m whose workspaces fit the device's largest buffer and the kernels'
+    int indices, each also with the other GEMM tiles of `gemm_tiles` ("wino_tile"); [] where
+    Winograd does not apply (not a conv2d or its input gradient, or not a stride-1 3x3
+    convolution)."""
+    if node.op not in OPS or not winograd_applies(node.attrs):
+        return []
+    shape = _conv_shape(node, ctx)
+    limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
+    out: list[dict[str, Any]] = []
+    for m in WINO_MS:
+        chunk = _tiles(shape, m, ctx.batch)[2]
+        if max(_workspace_floats(shape, m, chunk)) > limit:
+            continue
+        for tile in gemm_tiles(shape["F"], ctx.target):
+            v: dict[str, Any] = {"algo": "winograd", "wino_m": m}
+            out.append(v if tile is None else {**v, "wino_tile": tile})
+    return out
+
+
+# ---------------------------------------------------------------- launches
+
+def winograd_launches(
+    ctx: BindContext,
+    shape: Mapping[str, int],
+    m: int,
+    x: Arg,
+    w: Arg,
+    bias: Arg,
+    y: Arg,
+    act: Mapping[str, int],
+    chunk: int = 0,
+    gemm_tile: Mapping[str, int] | None = None,
+) -> NodeBinding:
+    """The launches and workspaces of y = act(conv3x3(x, w) + bias) by F(m x m, 3 x 3), for the
+    stride-1 convolution `shape` (_conv_shape's keys). chunk: tiles per chunk of the batch
+    (0: all at once); the transforms and GEMMs of each chunk run before the next chunk's, so
+    its V and Mt may stay in cache."""
+    if m not in WINO_MS:
+        raise InternalError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+    th, tw, tiles = _tiles(shape, m, ctx.batch)
+    chunk = tiles if chunk <= 0 else min(chunk, tiles)
+    c, f = shape["C"], shape["F"]
+    geo = {**shape, "WINO_M": m, "TH": th, "TW": tw}
+    u, v, mt = Workspace(0), Workspace(1), Workspace(2)
+    filt_vw = vector_width(f, ctx.target)
+    filt = launch(
+        "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u), {**geo, "VW": filt_vw}
+    )
+    launches: list[Launch] = [filt]
+    in_defines = {**geo, "VW": vector_width(c, ctx.target)}
+    out_defines = {
+        **geo, "VW": vector_width(f, ctx.target), "HAS_BIAS": int(bias != NULL), **act
+    }
+    tile, local = with_local_tile({**register_tile(f, ctx.target), **(gemm_tile or {})},
+                                  ctx.target)
+    for start in range(0, tiles, chunk):
+        n = min(chunk, tiles - start)
+        launches.append(
+            launch(
+                "winograd.cl", "winograd_input", flat(n * c // in_defines["VW"]),
+                (x, v, Int(start), Int(n)), in_defines,
+            )
+        )
+        grid2, group2 = gemm_grid(n, f, tile, local, ctx.target)
+        grid = (*grid2, (m + 2) ** 2)
+        group = (*group2, 1) if local else row_groups(grid, ctx.target)
+        launches.append(
+            launch(
+                "winograd.cl", "winograd_gemm", grid, (v, u, mt, Int(n)), {**geo, **tile}, group
+            )
+        )
+        launches.append(
+            launch(
+                "winograd.cl", "winograd_output", flat(n * f // out_defines["VW"]),
+                (mt, bias, y, Int(start), Int(n)), out_defines,
+            )
+        )
+    return NodeBinding(tuple(launches), workspaces=_workspace_floats(shape, m, chunk))
+
+
+def _options(
+    node: Node, ctx: BindContext, shape: Mapping[str, int]
+) -> tuple[int, dict[str, int] | None]:
+    """The variant's batch chunk ("wino_chunk": tiles, 0 = all) and GEMM register tile
+    ("wino_tile": {"MR", "VW", "NV"}, default tiling.register_tile), checked: only integers
+    that make a valid tile reach the kernels' build options."""
+    v = ctx.variant(node)
+    chunk = v.get("wino_chunk", 0)
+    tile = v.get("wino_tile")
+    ok = type(chunk) is int and chunk >= 0
+    if tile is not None:
+        tile = dict(tile)
+        ok = ok and set(tile) == {"MR", "VW", "NV"} and all(type(x) is int for x in tile.values())
+        ok = ok and tile["VW"] in (1, 2, 4, 8, 16) and 1 <= tile["MR"] <= 16
+        ok = ok and 1 <= tile["NV"] <= 4 and shape["F"] % (tile["VW"] * tile["NV"]) == 0
+    if not ok:
+        raise InternalError(f"node '{node.name}': bad Winograd variant {dict(v)!r}")
+    return chunk, tile
+
+
+def _check_applies(node: Node) -> None:
+    if node.op not in OPS or not winograd_applies(node.attrs):
+        raise InternalError(
+            f"node '{node.name}' ({node.op}) was given a Winograd variant, which needs a "
+            "stride-1, undilated, ungrouped 3x3 convolution"
+        )
+
+
+def bind_conv2d_winograd(
+    node: Node, ctx: BindContext, geo: Mapping[str, int] | None = None, m: int = 4
+) -> NodeBinding:
+    """conv2d's forward pass by F(m x m, 3 x 3) (a softmax activation runs after, unfused).
+    geo: bind_conv2d's conv_geometry (unused: recomputed here, kept for the binders' call)."""
+    _check_applies(node)
+    shape = _conv_shape(node, ctx)
+    bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
+    out, after, work = unfused_softmax(node, ctx, workspace=3)
+    core = winograd_launches(
+        ctx, shape, m, Value(node.inputs[0]), Value(node.params[0]), bias, out,
+        epilogue_act(node), *_options(node, ctx, shape),
+    )
+    return NodeBinding((*core.launches, *after), workspaces=(*core.workspaces, *work))
+
+
+def bind_conv2d_grad_input_winograd(
+    node: Node, ctx: BindContext, geo: Mapping[str, int] | None = None, m: int = 4
+) -> NodeBinding:
+    """conv2d's input gradient dx by F(m x m, 3 x 3): the stride-1 convolution of dy with the
+    kernel rotated 180 degrees and its channel axes swapped (read so by the filter transform)."""
+    _check_applies(node)
+    dy, kernel = node.inputs
+    shape = _conv_shape(node, ctx)
+    return winograd_launches(
+        ctx, shape, m, Value(dy), Value(kernel), NULL, Value(node.name), {},
+        *_options(node, ctx, shape),
+    )

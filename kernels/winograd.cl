@@ -1,0 +1,239 @@
+/* Stride-1 3x3 convolutions by Winograd's minimal filtering F(M x M, 3 x 3) (Lavin & Gray 2015),
+ * NHWC activations, HWIO kernels: four kernels, one launch each (cnnc/backends/opencl/winograd.py
+ * binds them, for conv2d's forward pass and its input gradient).
+ *
+ *   winograd_filter  U[t][c][f]   = (G g G^T)[t] for each (c, f); g the 3x3 kernel slice
+ *   winograd_input   V[t][p][c]   = (B^T d B)[t] for each tile p and channel c; d the T x T input
+ *                                   patch at (th*M - PT, tw*M - PL), zero outside the image
+ *   winograd_gemm    Mt[t][p][f]  = sum_c V[t][p][c] U[t][c][f]: T*T independent GEMMs (tile.h)
+ *   winograd_output  y[n, th*M + i, tw*M + j, f] = act(bias[f] + (A^T Mt[.][p][f] A)[i][j]),
+ *                                   only the positions inside OH x OW
+ * with T = M + 2 and t = (row, column) of the T x T transformed tile, row-major.
+ *
+ * Geometry (-D): H W C input, OH OW F output, PT PL padding before (any sign), WINO_M (2 or 4),
+ *   TH TW tiles per image (ceil(OH / M), ceil(OW / M)). The batch-dependent counts are
+ *   arguments: `tile0` (the first tile of this launch: a launch may cover a chunk of the batch's
+ *   tiles) and `tiles` (how many). Tile p = (n, th, tw) row-major over the whole batch.
+ * Filter (-D FLIP=1, the input gradient): the convolution's kernel is w rotated 180 degrees with
+ *   its two channel axes swapped, read straight from w (of shape 3 x 3 x F x C) with no copy.
+ * Vectors (-D VW): channels per work-item of the transforms (VW divides C for winograd_input,
+ *   F for winograd_output). The GEMM's tiling: MR VW NV (and LOCAL_TILE TX TY KT), as conv2d.cl.
+ * Epilogue (winograd_output, -D): HAS_BIAS, ACT_<NAME> (common.h).
+ *
+ * Why the transforms are written out as sums rather than loops over matrices: most entries of
+ * B^T and A^T are 0 or +-1, and spelling them out leaves only the real multiplies.
+ */
+#include "tile.h"
+
+#define T (WINO_M + 2)
+#define TT (T * T)
+
+#if WINO_M == 2
+/* F(2x2, 3x3), interpolation points 0, 1, -1 (and infinity). */
+#define BT_1D(d, o)                                                                           \
+    do {                                                                                      \
+        o[0] = d[0] - d[2];                                                                   \
+        o[1] = d[1] + d[2];                                                                   \
+        o[2] = d[2] - d[1];                                                                   \
+        o[3] = d[1] - d[3];                                                                   \
+    } while (0)
+#define G_1D(g, o)                                                                            \
+    do {                                                                                      \
+        o[0] = g[0];                                                                          \
+        o[1] = 0.5f * (g[0] + g[1] + g[2]);                                                   \
+        o[2] = 0.5f * (g[0] - g[1] + g[2]);                                                   \
+        o[3] = g[2];                                                                          \
+    } while (0)
+#define AT_1D(m, o)                                                                           \
+    do {                                                                                      \
+        o[0] = m[0] + m[1] + m[2];                                                            \
+        o[1] = m[1] - m[2] - m[3];                                                            \
+    } while (0)
+#elif WINO_M == 4
+/* F(4x4, 3x3), interpolation points 0, 1, -1, 2, -2 (and infinity). */
+#define BT_1D(d, o)                                                                           \
+    do {                                                                                      \
+        o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];                                              \
+        o[1] = d[3] + d[4] - 4.0f * (d[1] + d[2]);                                            \
+        o[2] = d[4] - d[3] + 4.0f * (d[1] - d[2]);                                            \
+        o[3] = d[4] - d[2] + 2.0f * (d[3] - d[1]);                                            \
+        o[4] = d[4] - d[2] + 2.0f * (d[1] - d[3]);                                            \
+        o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];                                              \
+    } while (0)
+#define G_1D(g, o)                                                                            \
+    do {                                                                                      \
+        o[0] = 0.25f * g[0];                                                                  \
+        o[1] = (g[0] + g[1] + g[2]) * (-1.0f / 6.0f);                                         \
+        o[2] = (g[0] - g[1] + g[2]) * (-1.0f / 6.0f);                                         \
+        o[3] = g[0] * (1.0f / 24.0f) + g[1] * (1.0f / 12.0f) + g[2] * (1.0f / 6.0f);          \
+        o[4] = g[0] * (1.0f / 24.0f) - g[1] * (1.0f / 12.0f) + g[2] * (1.0f / 6.0f);          \
+        o[5] = g[2];                                                                          \
+    } while (0)
+#define AT_1D(m, o)                                                                           \
+    do {                                                                                      \
+        o[0] = m[0] + (m[1] + m[2]) + (m[3] + m[4]);                                          \
+        o[1] = (m[1] - m[2]) + 2.0f * (m[3] - m[4]);                                          \
+        o[2] = (m[1] + m[2]) + 4.0f * (m[3] + m[4]);                                          \
+        o[3] = (m[1] - m[2]) + 8.0f * (m[3] - m[4]) + m[5];                                   \
+    } while (0)
+#else
+#error "WINO_M must be 2 or 4"
+#endif
+
+/* out (S x S) = L in L^T for a 1-D transform L (one of the *_1D macros) from R to S points and
+ * `in` an R x R array: L applied down each column of `in`, then along each row of the result. */
+#define TRANSFORM_2D(TYPE, L, in, R, S, out)                                                  \
+    do {                                                                                      \
+        TYPE col_[R], res_[S], mid_[S][R], row_[S];                                           \
+        _Pragma("unroll") for (int j_ = 0; j_ < R; j_++) {                                    \
+            _Pragma("unroll") for (int i_ = 0; i_ < R; i_++) col_[i_] = in[i_][j_];           \
+            L(col_, res_);                                                                    \
+            _Pragma("unroll") for (int i_ = 0; i_ < S; i_++) mid_[i_][j_] = res_[i_];         \
+        }                                                                                     \
+        _Pragma("unroll") for (int i_ = 0; i_ < S; i_++) {                                    \
+            L(mid_[i_], row_);                                                                \
+            _Pragma("unroll") for (int j_ = 0; j_ < S; j_++) out[i_][j_] = row_[j_];          \
+        }                                                                                     \
+    } while (0)
+
+#ifdef WINOGRAD_FILTER
+/* One work-item per (c, VW filters f..f+VW-1), f fastest: consecutive work-items write
+ * consecutive vectors of U. g[kh][kw] = w[kh, kw, c, f], or with FLIP w[2 - kh, 2 - kw, f, c]
+ * (w is 3 x 3 x F x C there: the VW values are C apart, gathered one by one). */
+__kernel void winograd_filter(__global const float *restrict w, __global float *restrict u)
+{
+    const int i = get_global_id(0);
+    if (i >= C * (F / VW))
+        return;
+    const int c = i / (F / VW), f = (i % (F / VW)) * VW;
+    floatV g[3][3], out[T][T];
+#pragma unroll
+    for (int kh = 0; kh < 3; kh++)
+#pragma unroll
+        for (int kw = 0; kw < 3; kw++) {
+#if FLIP
+            float gather[VW];
+            __global const float *src = w + ((2 - kh) * 3 + (2 - kw)) * (F * C) + f * C + c;
+#pragma unroll
+            for (int j = 0; j < VW; j++)
+                gather[j] = src[j * C];
+            g[kh][kw] = LOADV(gather);
+#else
+            g[kh][kw] = LOADV(w + (kh * 3 + kw) * (C * F) + c * F + f);
+#endif
+        }
+    TRANSFORM_2D(floatV, G_1D, g, 3, T, out);
+#pragma unroll
+    for (int a = 0; a < T; a++)
+#pragma unroll
+        for (int b = 0; b < T; b++)
+            STOREV(out[a][b], u + (a * T + b) * (C * F) + c * F + f);
+}
+#endif
+
+#ifdef WINOGRAD_INPUT
+/* One work-item per (tile, VW channels), channels fastest; `tiles` tiles from tile0 on, written
+ * to V as rows 0..tiles-1. */
+__kernel void winograd_input(__global const float *restrict x, __global float *restrict v,
+                             int tile0, int tiles)
+{
+    const int i = get_global_id(0);
+    if (i >= tiles * (C / VW))
+        return;
+    const int q = i / (C / VW), c = (i % (C / VW)) * VW;
+    const int p = tile0 + q;
+    const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
+    const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
+    __global const float *img = x + n * (H * W * C) + c;
+    floatV d[T][T], out[T][T];
+#pragma unroll
+    for (int a = 0; a < T; a++) {
+        const int ih = h0 + a;
+#pragma unroll
+        for (int b = 0; b < T; b++) {
+            const int iw = w0 + b;
+            const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+            d[a][b] = inside ? LOADV(img + (ih * W + iw) * C) : (floatV)(0.0f);
+        }
+    }
+    TRANSFORM_2D(floatV, BT_1D, d, T, T, out);
+#pragma unroll
+    for (int a = 0; a < T; a++)
+#pragma unroll
+        for (int b = 0; b < T; b++)
+            STOREV(out[a][b], v + ((a * T + b) * tiles + q) * C + c);
+}
+#endif
+
+#ifdef WINOGRAD_GEMM
+/* Mt[t] = V[t] (tiles x C) . U[t] (C x F): dim 0 row blocks (tiles), dim 1 column blocks (F),
+ * dim 2 the T*T matrices. */
+#if LOCAL_TILE
+#define KDIM C
+#define A_ELEM(m, k) ((m) < tiles && (k) < C ? vt[(m) * C + (k)] : 0.0f)
+#define B_ELEM(k, n) ((k) < C && (n) < F ? ut[(k) * F + (n)] : 0.0f)
+#endif
+
+__kernel void winograd_gemm(__global const float *restrict v, __global const float *restrict u,
+                            __global float *restrict mt, int tiles)
+{
+    const int t = get_global_id(2);
+    const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
+    __global const float *vt = v + t * tiles * C;
+    __global const float *ut = u + t * (C * F);
+    floatV acc[MR][NV];
+    zero_block(acc);
+#if LOCAL_TILE
+    TILED_GEMM(acc)
+#else
+    __global const float *arow[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        arow[r] = vt + min(m0 + r, tiles - 1) * C; /* rows past the end: never stored */
+    gemm_steps(acc, arow, ut + n0, C, F);
+#endif
+    store_block(acc, 0, mt + t * tiles * F, m0, n0, tiles, F);
+}
+#endif
+
+#ifdef WINOGRAD_OUTPUT
+/* One work-item per (tile, VW filters), filters fastest; reads rows 0..tiles-1 of Mt, the tiles
+ * tile0.. of the batch. */
+__kernel void winograd_output(__global const float *restrict mt,
+                              __global const float *restrict bias, __global float *restrict y,
+                              int tile0, int tiles)
+{
+    const int i = get_global_id(0);
+    if (i >= tiles * (F / VW))
+        return;
+    const int q = i / (F / VW), f = (i % (F / VW)) * VW;
+    const int p = tile0 + q;
+    const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
+    floatV m[T][T], out[WINO_M][WINO_M];
+#pragma unroll
+    for (int a = 0; a < T; a++)
+#pragma unroll
+        for (int b = 0; b < T; b++)
+            m[a][b] = LOADV(mt + ((a * T + b) * tiles + q) * F + f);
+    TRANSFORM_2D(floatV, AT_1D, m, T, WINO_M, out);
+#if HAS_BIAS
+    const floatV b = LOADV(bias + f);
+#endif
+    __global float *dst = y + n * (OH * OW * F) + f;
+#pragma unroll
+    for (int a = 0; a < WINO_M; a++) {
+        const int oh = th * WINO_M + a;
+#pragma unroll
+        for (int c = 0; c < WINO_M; c++) {
+            const int ow = tw * WINO_M + c;
+            if (oh < OH && ow < OW) {
+                floatV value = out[a][c];
+#if HAS_BIAS
+                value += b;
+#endif
+                STOREV(ACTIVATE(value), dst + (oh * OW + ow) * F);
+            }
+        }
+    }
+}
+#endif

@@ -1,0 +1,96 @@
+"""The Winograd F(m x m, 3 x 3) transform matrices (cnnc/backends/opencl/winograd.py), in NumPy
+alone: a whole convolution through them equals direct convolution to float64 rounding, and their
+float32 error stays within `winograd_error_factor` of a direct float32 convolution's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnc.backends.opencl.winograd import (
+    WINO_MS,
+    transform_matrices,
+    winograd_error_factor,
+)
+
+
+def direct_conv(x: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """y[n, i, j, f] = sum x[n, i + a - pad, j + b - pad, c] w[a, b, c, f] (zero outside)."""
+    n, h, wd, _c = x.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
+    y = np.zeros((n, oh, ow, w.shape[3]), x.dtype)
+    for a in range(3):
+        for b in range(3):
+            y += xp[:, a : a + oh, b : b + ow, :] @ w[a, b]
+    return y
+
+
+def winograd_conv(x: np.ndarray, w: np.ndarray, pad: int, m: int) -> np.ndarray:
+    """The same convolution as the kernels compute it: tiles of m x m outputs from (m+2)^2
+    input patches, transforms and the per-point GEMMs in x's dtype."""
+    bt, g, at = (a.astype(x.dtype) for a in transform_matrices(m))
+    t = m + 2
+    n, h, wd, c = x.shape
+    oh, ow = h + 2 * pad - 2, wd + 2 * pad - 2
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = np.zeros((n, th * m + 2, tw * m + 2, c), x.dtype)
+    xp[:, pad : pad + h, pad : pad + wd] = x[:, : th * m + 2 - pad, : tw * m + 2 - pad]
+    u = np.einsum("ia,abcf,jb->ijcf", g, w, g)  # (t, t, C, F)
+    y = np.zeros((n, th * m, tw * m, w.shape[3]), x.dtype)
+    for i in range(th):
+        for j in range(tw):
+            d = xp[:, i * m : i * m + t, j * m : j * m + t, :]  # (n, t, t, C)
+            v = np.einsum("ia,nabc,jb->nijc", bt, d, bt)
+            prod = np.einsum("nijc,ijcf->nijf", v, u)
+            y[:, i * m : (i + 1) * m, j * m : (j + 1) * m] = np.einsum(
+                "ia,nabf,jb->nijf", at, prod, at
+            )
+    return y[:, :oh, :ow]
+
+
+@pytest.mark.parametrize("m", WINO_MS)
+def test_one_tile_is_exact_correlation(m):
+    bt, g, at = transform_matrices(m)
+    rng = np.random.default_rng(m)
+    d, k = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+    y = at @ ((g @ k @ g.T) * (bt @ d @ bt.T)) @ at.T
+    direct = np.array([[np.sum(d[i : i + 3, j : j + 3] * k) for j in range(m)] for i in range(m)])
+    np.testing.assert_allclose(y, direct, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", WINO_MS)
+@pytest.mark.parametrize("hw,pad", [((5, 7), 1), ((1, 1), 1), ((3, 3), 0), ((6, 4), 1)])
+def test_whole_convolution_float64(m, hw, pad):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, *hw, 3))
+    w = rng.standard_normal((3, 3, 3, 5))
+    np.testing.assert_allclose(winograd_conv(x, w, pad, m), direct_conv(x, w, pad), atol=1e-12)
+
+
+def measured_error_factor(m: int, c: int, trials: int, seed: int = 0) -> float:
+    """The largest ratio, over `trials` random N(0, 1) problems of C = c channels, of the float32
+    Winograd convolution's max abs error to the float32 direct convolution's (both against
+    float64)."""
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for _ in range(trials):
+        x = rng.standard_normal((1, 8, 8, c))
+        w = rng.standard_normal((3, 3, c, 8)) / np.sqrt(9 * c)
+        exact = direct_conv(x, w, 1)
+        x32, w32 = x.astype(np.float32), w.astype(np.float32)
+        direct = np.abs(direct_conv(x32, w32, 1) - exact).max()
+        wino = np.abs(winograd_conv(x32, w32, 1, m) - exact).max()
+        worst = max(worst, wino / direct)
+    return worst
+
+
+@pytest.mark.parametrize("m", WINO_MS)
+def test_float32_error_within_stated_factor(m):
+    factor = measured_error_factor(m, c=64, trials=5)
+    assert 1.0 <= factor <= winograd_error_factor(m), factor
+
+
+def test_larger_tiles_lose_more_precision():
+    assert measured_error_factor(4, 64, 5) > measured_error_factor(2, 64, 5)
+    assert winograd_error_factor(4) > winograd_error_factor(2)

@@ -1,0 +1,241 @@
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (kernels/winograd.cl, cnnc/backends/opencl/winograd.py)
+against the NumPy reference backend in float64: conv2d's forward pass and its input gradient on
+odd shapes (sizes not multiples of the tile, 1x1 images, channels not multiples of the vector
+width, same and valid padding, with and without bias, relu and tanh), chosen per node through
+the backend's `choose_variants` hook; and the fashion model's forward pass and training step with
+every 3x3 convolution on Winograd against the default kernels.
+
+Tolerance: the float32 error of a direct kernel (reduction of K = 9C terms: ~sqrt(K) * 2^-24
+relative to the output's scale), times `winograd_error_factor(m)`, with a margin of 2x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnc.backends.numpy.call import Call
+from cnnc.backends.numpy.table import IMPLS
+from cnnc.backends.opencl.launches import BindContext
+from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.winograd import (
+    winograd_applies,
+    winograd_error_factor,
+    winograd_variants,
+)
+from cnnc.ir.args import Attrs
+from cnnc.ir.graph import Graph, Node, StateSpec
+
+EPS32 = 2.0**-24
+
+
+def _input(name: str, shape: tuple[int, ...]) -> Node:
+    return Node(name, "input", attrs=Attrs(shape=shape, dtype="float32"), shape=(None, *shape))
+
+
+def _attrs(padding: str, **extra) -> dict:
+    return {"kernel_size": (3, 3), "strides": (1, 1), "padding": padding,
+            "dilation_rate": (1, 1), "groups": 1, **extra}
+
+
+def forward_graph(h, w, c, f, padding, bias, act) -> Graph:
+    oh, ow = (h, w) if padding == "same" else (h - 2, w - 2)
+    params = (StateSpec("k", (3, 3, c, f)),) + ((StateSpec("b", (f,)),) if bias else ())
+    node = Node(
+        "y", "conv2d", ("x",),
+        Attrs(filters=f, activation=act, use_bias=bias, **_attrs(padding)),
+        params=tuple(p.name for p in params), shape=(None, oh, ow, f),
+    )
+    return Graph("fwd", (_input("x", (h, w, c)), node), ("y",), params)
+
+
+def grad_input_graph(h, w, c, f, padding) -> Graph:
+    oh, ow = (h, w) if padding == "same" else (h - 2, w - 2)
+    attrs = Attrs(filters=f, input_shape=(h, w, c), **_attrs(padding))
+    node = Node("y", "conv2d_grad_input", ("dy", "k"), attrs, shape=(None, h, w, c))
+    return Graph("gin", (_input("dy", (oh, ow, f)), node), ("y",), (StateSpec("k", (3, 3, c, f)),))
+
+
+def run_both(graph: Graph, batch: int, device, variant: dict | None, target=None, isolate=False):
+    """(OpenCL output in float32 with `variant` on node 'y', NumPy float64 reference, K)."""
+    rng = np.random.default_rng(batch * 7 + len(graph.state))
+    values = {}
+    for n in graph.nodes:
+        if n.op == "input":
+            values[n.name] = rng.standard_normal((batch, *n.shape[1:])).astype(np.float32)
+    for s in graph.state:
+        values[s.name] = (rng.standard_normal(s.shape) * 0.3).astype(np.float32)
+    backend = OpenCLBackend(device, target=target, isolate=isolate)
+    if variant is not None:
+        backend.choose_variants = lambda g, b: {"y": variant}
+    backend.init_state(graph.state, values)
+    exe = backend.compile(graph, batch)
+    got = exe.run({n: values[n] for n in graph.inputs}, ["y"])["y"]
+    node = graph.node("y")
+    operands = [values[v].astype(np.float64) for v in node.operands]
+    ref = IMPLS[node.op](Call(node=node, dtype=np.dtype(np.float64)), *operands)
+    k = 9 * (values[node.operands[0]].shape[-1])
+    return got, ref, k, exe
+
+
+def assert_close(got, ref, k: int, m: int) -> None:
+    scale = max(np.abs(ref).max(), 1.0)
+    tol = 2 * winograd_error_factor(m) * np.sqrt(k) * EPS32 * scale
+    err = np.abs(got.astype(np.float64) - ref).max()
+    assert err <= tol, f"max error {err:.3e} > tolerance {tol:.3e}"
+
+
+def _kernels(exe) -> set[str]:
+    return {lau.kernel for b in exe.plan.bindings.values() for lau in b.launches}
+
+
+SLOW = pytest.mark.slow
+# (batch, h, w, c, f, padding, bias, activation): sizes not multiples of the tile (5x7, 1x1,
+# 3x3), channels not multiples of the vector width, same and valid padding, batch 1 and 3.
+CASES = [
+    (1, 5, 7, 3, 5, "same", True, "relu"),
+    (3, 1, 1, 4, 8, "same", False, "tanh"),
+    (3, 5, 7, 16, 24, "valid", True, "tanh"),
+    pytest.param((1, 3, 3, 8, 3, "same", False, "relu"), marks=SLOW),
+    pytest.param((2, 9, 6, 5, 16, "same", True, "relu"), marks=SLOW),
+    pytest.param((3, 5, 7, 3, 5, "valid", False, "relu"), marks=SLOW),
+]
+
+
+def _case_id(case) -> str:
+    return "x".join(map(str, case[:5])) + f"-{case[5]}-{'bias' if case[6] else 'nobias'}-{case[7]}"
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_forward_matches_reference(device, m, case):
+    batch, h, w, c, f, padding, bias, act = case
+    graph = forward_graph(h, w, c, f, padding, bias, act)
+    got, ref, k, exe = run_both(graph, batch, device, {"algo": "winograd", "wino_m": m})
+    assert "winograd_gemm" in _kernels(exe) and "conv2d_forward" not in _kernels(exe)
+    assert_close(got, ref, k, m)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_grad_input_matches_reference(device, m, case):
+    batch, h, w, c, f, padding = case[:6]
+    graph = grad_input_graph(h, w, c, f, padding)
+    got, ref, k, exe = run_both(graph, batch, device, {"algo": "winograd", "wino_m": m})
+    assert "winograd_gemm" in _kernels(exe) and "conv2d_grad_input" not in _kernels(exe)
+    assert_close(got, ref, k, m)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_batch_chunks_and_gpu_tiling(device, m):
+    """The batch's tiles in chunks (an odd chunk size: the last chunk is short) with another
+    GEMM tile, and a GPU's local-memory tiles on whatever device there is."""
+    graph = forward_graph(5, 7, 8, 16, "same", True, "relu")
+    tile = {"MR": 3, "VW": 8, "NV": 2}  # a tuner's tile: rows past the end, two vectors
+    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5, "wino_tile": tile}
+    got, ref, k, exe = run_both(graph, 3, device, variant)
+    gemms = [x for x in exe.plan.bindings["y"].launches if x.kernel == "winograd_gemm"]
+    assert len(gemms) > 1 and gemms[0].define_map["MR"] == 3
+    assert_close(got, ref, k, m)
+    gpu = Target("gpu", device.compute_units, force_local_tiles=True)
+    got, ref, k, exe = run_both(graph, 3, device, {"algo": "winograd", "wino_m": m}, gpu)
+    gemm = next(x for x in exe.plan.bindings["y"].launches if x.kernel == "winograd_gemm")
+    if device.kind != "gpu":
+        assert gemm.define_map.get("LOCAL_TILE") == 1
+    assert_close(got, ref, k, m)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"algo": "winograd", "wino_m": 3},
+        {"algo": "winograd", "wino_m": 2, "wino_chunk": -1},
+        {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 3, "NV": 1}},
+        {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 8, "NV": 1}},  # F = 5
+    ],
+)
+def test_bad_variants_are_refused(variant):
+    from cnnc.backends.opencl.plan import make_plan
+    from cnnc.errors import InternalError
+
+    graph = forward_graph(5, 7, 3, 5, "same", True, "relu")
+    with pytest.raises(InternalError, match="Winograd"):
+        make_plan(graph, 2, Target(), variants={"y": variant})
+
+
+def test_winograd_refused_where_it_does_not_apply():
+    from cnnc.backends.opencl.plan import make_plan
+    from cnnc.errors import InternalError
+
+    graph = forward_graph(5, 7, 3, 5, "same", True, "relu")
+    node = graph.node("y")
+    strided = replace(node, attrs=node.attrs.replace(strides=(2, 2)), shape=(None, 3, 4, 5))
+    graph = Graph("s", (graph.nodes[0], strided), ("y",), graph.state)
+    assert winograd_variants(strided, BindContext(graph, 2, Target())) == []
+    with pytest.raises(InternalError, match="Winograd"):
+        make_plan(graph, 2, Target(), variants={"y": {"algo": "winograd", "wino_m": 2}})
+
+
+def test_variant_space():
+    fwd = forward_graph(5, 7, 3, 5, "same", True, "relu")
+    ctx = BindContext(fwd, 2, Target())
+    # F = 5: only the default tile (no tile of 16 columns divides it)
+    assert winograd_variants(fwd.node("y"), ctx) == [
+        {"algo": "winograd", "wino_m": 2}, {"algo": "winograd", "wino_m": 4}
+    ]
+    wide = forward_graph(5, 7, 3, 32, "same", True, "relu")
+    found = winograd_variants(wide.node("y"), BindContext(wide, 2, Target()))
+    assert {v["wino_m"] for v in found} == {2, 4} and len(found) == 6
+    assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
+    gin = grad_input_graph(5, 7, 3, 5, "valid")
+    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 2
+    strided = dict(_attrs("same"), strides=(2, 2))
+    assert not winograd_applies(strided)
+    assert not winograd_applies(dict(_attrs("same"), kernel_size=(5, 5)))
+    assert not winograd_applies(dict(_attrs("same"), groups=2))
+    assert winograd_applies(_attrs("valid"))
+
+
+def _fashion_graphs():
+    import cnnc
+    from cnnc.ir.train_config import TrainConfig, parse_optimizer
+    from cnnc.passes.pipeline import training_graph
+    forward = cnnc.load_spec(Path(__file__).parents[2] / "specs" / "fashion.yaml")
+    config = TrainConfig(loss="sparse_categorical_crossentropy", optimizer=parse_optimizer("nadam"))
+    return forward, training_graph(forward, config, seed=7, wrt_inputs=True)
+
+
+def test_fashion_model_on_winograd_matches_default(device):
+    """The seed model's forward pass and training step with every stride-1 3x3 convolution and
+    input gradient on Winograd (F(2x2) and F(4x4) in turn) against the default kernels: the
+    outputs and every gradient, relative to each tensor's largest value."""
+    from cnnc.initializers import initial_values
+    from cnnc.verify import random_feeds
+
+    batch = 2
+    for graph, expected in zip(_fashion_graphs(), (4, 8)):
+        ctx = BindContext(graph, batch, Target())
+        nodes = [n.name for n in graph.nodes if winograd_variants(n, ctx)]
+        chosen = {name: {"algo": "winograd", "wino_m": 2 + 2 * (i % 2)}
+                  for i, name in enumerate(nodes)}
+        assert len(chosen) == expected, sorted(chosen)  # 4 convolutions, their input gradients
+        compared = [n.name for n in graph.nodes if n.shape is not None
+                    and (n.op.endswith(("_grad_kernel", "_grad_input")) or n.name in graph.outputs)]
+        state, feeds = initial_values(graph.state, 3), random_feeds(graph, batch, 3)
+        results = []
+        for variants in ({}, chosen):
+            backend = OpenCLBackend(device)
+            backend.choose_variants = lambda g, b, v=variants: v
+            backend.init_state(graph.state, state)
+            exe = backend.compile(graph, batch, keep=compared)
+            results.append(exe.run(feeds, compared, step=1))
+            assert ("winograd_gemm" in _kernels(exe)) == bool(variants)
+        for name in compared:
+            want, got = results[0][name], results[1][name]
+            scale = max(np.abs(want).max(), 1e-30)
+            err = np.abs(got - want).max() / scale
+            assert err <= 1e-6 * winograd_error_factor(4), f"{name}: relative error {err:.2e}"
