@@ -78,3 +78,30 @@ __kernel void batchnorm_grad_input(__global const float *restrict x,
     dx[i] = (dy[i] * gm - mean_g - xhat * mean_gx) * rstd;
 }
 #endif
+
+/* Inference batch norm folded into the layer before it (conv2d_bn, dense_bn): with
+ * s = gamma / sqrt(var + eps) per output channel c (the kernel's last axis, `cols` of them),
+ * w_out = w * s and b_out = (bias - mean) * s + beta, from the live state on every run.
+ * -D HAS_BIAS as the layer's. Launch: one dimension over n + cols (n: the kernel's elements). */
+#ifdef BATCHNORM_FOLD
+__kernel void batchnorm_fold(__global const float *restrict w,
+                             __global const float *restrict bias,
+                             __global const float *restrict gamma,
+                             __global const float *restrict beta,
+                             __global const float *restrict mean,
+                             __global const float *restrict var, __global float *restrict w_out,
+                             __global float *restrict b_out, int n, int cols, float eps)
+{
+    const int i = get_global_id(0);
+    if (i >= n + cols)
+        return;
+    const int c = i < n ? i % cols : i - n;
+    const float s = gamma_of(gamma, c) * (1.0f / sqrt(var[c] + eps));
+    if (i < n) {
+        w_out[i] = w[i] * s;
+    } else {
+        const float b = HAS_BIAS ? bias[c] : 0.0f;
+        b_out[c] = (b - mean[c]) * s + beta_of(beta, c);
+    }
+}
+#endif
