@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, Attrs
+
 # Importing cnnc.ir.layers registers the layer ops whose rules the fused ops reuse.
 from cnnc.ir.layers import ACTIVATION_ARG, BN_NORMALISE_ARGS, CONV_GEOMETRY_ARGS
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
+
 
 def _with_bn_params(layer: str):
     layer_params = OPS[layer].params
