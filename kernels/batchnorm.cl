@@ -2,8 +2,9 @@
  *
  * -D HAS_GAMMA (scale=True) and HAS_BETA (center=True), 0 or 1, always both. epsilon comes as a
  * float argument (build options carry integers only). The batch statistics and the per-channel
- * sums the gradients need come from reduce.cl. Launch: one dimension over rows * cols elements.
+ * sums the gradients need come from reduce.cl.
  */
+#include "common.h"
 
 /* gamma[c] and beta[c], or 1 and 0 for a layer without them (gamma or beta is then NULL and the
  * constant condition keeps it from being read). */
@@ -39,19 +40,40 @@ __kernel void batchnorm(__global const float *restrict x, __global const float *
 }
 #endif
 
-/* Training: the same with the batch's statistics, stats = [mean; biased variance]. */
+/* The training kernels run over (cols / VW, chunks): each work-item takes VW neighbouring
+ * channels (-D VW divides cols) over chunk k of the rows, so the per-channel factors (a square
+ * root, a division, the affine parameters) are computed once per work-item, not per element,
+ * and every load and store is a vector. */
+
+/* Training: y = act((x - mean) * (gamma / sqrt(var + eps)) + beta) with the batch's statistics,
+ * stats = [mean; biased variance]: batch norm and the activation after it in one pass (-D
+ * ACT_<NAME>, common.h; none: linear). */
 #ifdef BATCHNORM_TRAIN
 __kernel void batchnorm_train(__global const float *restrict x,
                               __global const float *restrict stats,
                               __global const float *restrict gamma,
                               __global const float *restrict beta, __global float *restrict y,
-                              int n, int cols, float eps)
+                              int rows, int cols, int chunks, float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i % cols;
-    y[i] = normalise(x[i], stats[c], stats[cols + c], eps, gamma, beta, c);
+    const floatV mean = LOADV(stats + col);
+    floatV scale = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
+#if HAS_GAMMA
+    scale *= LOADV(gamma + col);
+#endif
+#if HAS_BETA
+    const floatV shift = LOADV(beta + col);
+#else
+    const floatV shift = (floatV)(0.0f);
+#endif
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const floatV v = (LOADV(x + r * cols + col) - mean) * scale + shift;
+        STOREV(ACTIVATE(v), y + r * cols + col);
+    }
 }
 #endif
 
@@ -63,19 +85,28 @@ __kernel void batchnorm_grad_input(__global const float *restrict x,
                                    __global const float *restrict dy,
                                    __global const float *restrict gamma,
                                    __global const float *restrict sums,
-                                   __global float *restrict dx, int n, int cols, float eps,
-                                   float inv_rows)
+                                   __global float *restrict dx, int rows, int cols, int chunks,
+                                   float eps, float inv_rows)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i % cols;
-    const float rstd = 1.0f / sqrt(stats[cols + c] + eps);
-    const float xhat = (x[i] - stats[c]) * rstd;
-    const float gm = gamma_of(gamma, c);
-    const float mean_g = gm * sums[c] * inv_rows;
-    const float mean_gx = gm * sums[cols + c] * inv_rows;
-    dx[i] = (dy[i] * gm - mean_g - xhat * mean_gx) * rstd;
+    const floatV mean = LOADV(stats + col);
+    const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
+#if HAS_GAMMA
+    const floatV gm = LOADV(gamma + col);
+#else
+    const floatV gm = (floatV)(1.0f);
+#endif
+    const floatV mean_g = gm * LOADV(sums + col) * inv_rows;
+    const floatV mean_gx = gm * LOADV(sums + cols + col) * inv_rows;
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const int i = r * cols + col;
+        const floatV xhat = (LOADV(x + i) - mean) * rstd;
+        STOREV((LOADV(dy + i) * gm - mean_g - xhat * mean_gx) * rstd, dx + i);
+    }
 }
 #endif
 
