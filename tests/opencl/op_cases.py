@@ -220,6 +220,8 @@ CASES = [
             {"conv2d": [6, 2], "groups": 2, "use_bias": False},
             "batchnorm",
             {"activation": "elu"},
+            {"depthwise_conv2d": 2, "depth_multiplier": 2, "padding": "same"},
+            {"batchnorm": None, "epsilon": 0.01},
             "flatten",
             {"dense": 9, "use_bias": False},
             {"batchnorm": None, "scale": False},

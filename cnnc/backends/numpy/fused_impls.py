@@ -13,7 +13,8 @@ def fold_batchnorm(
     attrs, kernel: np.ndarray, bias: np.ndarray | None, params: list[np.ndarray], dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
     """The kernel and bias of a layer with the batch norm after it folded in, per output
-    channel (the kernel's last axis). params: [gamma if scale] [beta if center] mean variance."""
+    channel: the kernel's last axis, or for a depthwise (KH, KW, C, M) kernel its last two (output
+    channel c * M + m). params: [gamma if scale] [beta if center] mean variance."""
     params = list(params)
     gamma = params.pop(0) if attrs["scale"] else None
     beta = params.pop(0) if attrs["center"] else None
@@ -25,7 +26,8 @@ def fold_batchnorm(
     shift = shift * scale
     if beta is not None:
         shift = shift + beta
-    return kernel * scale, shift
+    # Row-major, the output channel is the flat index modulo the channel count in all three.
+    return (kernel.reshape(-1, len(scale)) * scale).reshape(kernel.shape), shift
 
 
 def _folded(layer: str) -> Impl:
@@ -41,5 +43,6 @@ def _folded(layer: str) -> Impl:
 
 FUSED_IMPLS: dict[str, Impl] = {
     "conv2d_bn": _folded("conv2d"),
+    "depthwise_conv2d_bn": _folded("depthwise_conv2d"),
     "dense_bn": _folded("dense"),
 }

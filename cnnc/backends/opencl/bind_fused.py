@@ -1,6 +1,6 @@
 """Binders of the fused ops (cnnc/ir/fused.py): node -> launches, and their table `BINDERS`.
 
-conv2d_bn and dense_bn run the layer's own binding (bind_layers.py, with whatever kernel
+conv2d_bn, depthwise_conv2d_bn and dense_bn run the layer's own binding (bind_layers.py, with whatever kernel
 variant it picks) on a folded kernel and bias: one small batchnorm.cl:batchnorm_fold launch
 first computes them from the live state into two workspaces, and every argument of the layer's
 launches that named the kernel or the bias reads those instead. The fold runs on every run, so
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from math import prod
 
-from cnnc.backends.opencl.bind_layers import bind_conv2d, bind_dense
+from cnnc.backends.opencl.bind_layers import bind_conv2d, bind_dense, bind_depthwise_conv2d
 from cnnc.backends.opencl.launches import (
     NULL,
     Arg,
@@ -63,7 +63,9 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
         gamma = Value(by_suffix["gamma"]) if node.attrs["scale"] else NULL
         beta = Value(by_suffix["beta"]) if node.attrs["center"] else NULL
         n = prod(ctx.shape(kernel))
-        cols = ctx.shape(kernel)[-1]
+        # Output channels: the kernel's fastest-varying index modulo this is the channel
+        # (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M) kernel's c * M + m).
+        cols = ctx.shape(node.name)[-1]
         args = (Value(kernel), Value(bias) if bias else NULL, gamma, beta,
                 Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
                 Int(n), Int(cols), Float(node.attrs["epsilon"]))
@@ -77,5 +79,6 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
 
 BINDERS: dict[str, Binder] = {
     "conv2d_bn": folded("conv2d", bind_conv2d),
+    "depthwise_conv2d_bn": folded("depthwise_conv2d", bind_depthwise_conv2d),
     "dense_bn": folded("dense", bind_dense),
 }
