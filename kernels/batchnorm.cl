@@ -6,37 +6,32 @@
  */
 #include "common.h"
 
-/* gamma[c] and beta[c], or 1 and 0 for a layer without them (gamma or beta is then NULL and the
- * constant condition keeps it from being read). */
-static float gamma_of(__global const float *gamma, int c)
-{
-    return HAS_GAMMA ? gamma[c] : 1.0f;
-}
-
-static float beta_of(__global const float *beta, int c)
-{
-    return HAS_BETA ? beta[c] : 0.0f;
-}
-
-/* (x - mean) / sqrt(var + eps) * gamma + beta, for channel c. */
-static float normalise(float x, float mean, float var, float eps, __global const float *gamma,
-                       __global const float *beta, int c)
-{
-    return (x - mean) / sqrt(var + eps) * gamma_of(gamma, c) + beta_of(beta, c);
-}
-
-/* Inference: normalised with the moving statistics. */
+/* Inference: normalised with the moving statistics (where no layer before it took the batch
+ * norm in: cnnc/passes/fold_batchnorm.py). Launch over (cols / VW, chunks) as the training
+ * kernels below. */
 #ifdef BATCHNORM
 __kernel void batchnorm(__global const float *restrict x, __global const float *restrict gamma,
                         __global const float *restrict beta, __global const float *restrict mean,
-                        __global const float *restrict var, __global float *restrict y, int n,
-                        int cols, float eps)
+                        __global const float *restrict var, __global float *restrict y, int rows,
+                        int cols, int chunks, float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i % cols;
-    y[i] = normalise(x[i], mean[c], var[c], eps, gamma, beta, c);
+    const floatV m = LOADV(mean + col);
+    floatV scale = 1.0f / sqrt(LOADV(var + col) + eps);
+#if HAS_GAMMA
+    scale *= LOADV(gamma + col);
+#endif
+#if HAS_BETA
+    const floatV shift = LOADV(beta + col);
+#else
+    const floatV shift = (floatV)(0.0f);
+#endif
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++)
+        STOREV((LOADV(x + r * cols + col) - m) * scale + shift, y + r * cols + col);
 }
 #endif
 
@@ -110,10 +105,12 @@ __kernel void batchnorm_grad_input(__global const float *restrict x,
 }
 #endif
 
-/* Inference batch norm folded into the layer before it (conv2d_bn, dense_bn): with
- * s = gamma / sqrt(var + eps) per output channel c (the kernel's last axis, `cols` of them),
- * w_out = w * s and b_out = (bias - mean) * s + beta, from the live state on every run.
- * -D HAS_BIAS as the layer's. Launch: one dimension over n + cols (n: the kernel's elements). */
+/* Inference batch norm folded into the layer before it (conv2d_bn, depthwise_conv2d_bn,
+ * dense_bn): with s = gamma / sqrt(var + eps) per output channel, w_out = w * s and
+ * b_out = (bias - mean) * s + beta, from the live state on every run. The kernel w is seen as
+ * [rows, cols] with the output channel as the column (HWIO, (in, units), and a depthwise
+ * (KH, KW, C, M) kernel's c * M + m). -D HAS_BIAS as the layer's. Launch over (cols / VW,
+ * chunks) as the training kernels; chunk 0 also writes the bias. */
 #ifdef BATCHNORM_FOLD
 __kernel void batchnorm_fold(__global const float *restrict w,
                              __global const float *restrict bias,
@@ -121,18 +118,31 @@ __kernel void batchnorm_fold(__global const float *restrict w,
                              __global const float *restrict beta,
                              __global const float *restrict mean,
                              __global const float *restrict var, __global float *restrict w_out,
-                             __global float *restrict b_out, int n, int cols, float eps)
+                             __global float *restrict b_out, int rows, int cols, int chunks,
+                             float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n + cols)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i < n ? i % cols : i - n;
-    const float s = gamma_of(gamma, c) * (1.0f / sqrt(var[c] + eps));
-    if (i < n) {
-        w_out[i] = w[i] * s;
-    } else {
-        const float b = HAS_BIAS ? bias[c] : 0.0f;
-        b_out[c] = (b - mean[c]) * s + beta_of(beta, c);
-    }
+    floatV s = 1.0f / sqrt(LOADV(var + col) + eps);
+#if HAS_GAMMA
+    s = LOADV(gamma + col) * s;
+#endif
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++)
+        STOREV(LOADV(w + r * cols + col) * s, w_out + r * cols + col);
+    if (k != 0)
+        return;
+#if HAS_BIAS
+    floatV b = LOADV(bias + col) - LOADV(mean + col);
+#else
+    floatV b = -LOADV(mean + col);
+#endif
+    b *= s;
+#if HAS_BETA
+    b += LOADV(beta + col);
+#endif
+    STOREV(b, b_out + col);
 }
 #endif

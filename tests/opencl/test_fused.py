@@ -36,8 +36,18 @@ def _close(got, want, what):
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * scale, err_msg=what)
 
 
+@pytest.mark.parametrize("tiling", ["native", "gpu-tiling"])
 @pytest.mark.parametrize("case", FOLDED_CASES, ids=[c.name for c in FOLDED_CASES])
-def test_folded_inference_matches_the_unfolded_reference(case, backend):
+def test_folded_inference_matches_the_unfolded_reference(case, tiling, device):
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.backends.opencl.tiling import Target
+
+    if tiling == "gpu-tiling" and device.kind == "gpu":
+        pytest.skip("the native tiling of a GPU device is the GPU tiling")
+    # A GPU's work sizes (narrow vectors, short row chunks) run on whatever device there is.
+    target = Target("gpu", device.compute_units, force_local_tiles=True) \
+        if tiling == "gpu-tiling" else None
+    backend = OpenCLBackend(device, target=target)
     spec = cnnc.load_spec(case.spec())
     folded = inference_graph(spec)
     assert FUSED_OPS & {n.op for n in folded.nodes}

@@ -26,8 +26,7 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
-from cnnc.backends.opencl.primitives import affine_defines
-from cnnc.backends.opencl.tiling import flat
+from cnnc.backends.opencl.primitives import affine_defines, channel_grid
 from cnnc.ir.args import Attrs
 from cnnc.ir.fused import BN_FOLD_ARGS
 from cnnc.ir.graph import Node
@@ -62,18 +61,20 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
         by_suffix = {p.rsplit("/", 1)[-1]: p for p in bn}
         gamma = Value(by_suffix["gamma"]) if node.attrs["scale"] else NULL
         beta = Value(by_suffix["beta"]) if node.attrs["center"] else NULL
-        n = prod(ctx.shape(kernel))
-        # Output channels: the kernel's fastest-varying index modulo this is the channel
-        # (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M) kernel's c * M + m).
+        # The kernel as [rows, cols], cols the output channels: the kernel's flat index modulo
+        # cols is the channel (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M)
+        # kernel's c * M + m).
         cols = ctx.shape(node.name)[-1]
+        rows = prod(ctx.shape(kernel)) // cols
+        grid, group, vw, chunks = channel_grid(ctx, rows, cols)
         args = (Value(kernel), Value(bias) if bias else NULL, gamma, beta,
                 Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
-                Int(n), Int(cols), Float(node.attrs["epsilon"]))
-        defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None)}
-        fold = launch("batchnorm.cl", "batchnorm_fold", flat(n + cols), args, defines)
+                Int(rows), Int(cols), Int(chunks), Float(node.attrs["epsilon"]))
+        defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
+        fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group)
         names = {kernel: w, bias_arg: b}
         launches = (fold, *(_redirect(lau, names) for lau in inner.launches))
-        return replace(inner, launches=launches, workspaces=(*inner.workspaces, n, cols))
+        return replace(inner, launches=launches, workspaces=(*inner.workspaces, rows * cols, cols))
     return bind
 
 
