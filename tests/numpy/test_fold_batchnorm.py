@@ -50,6 +50,20 @@ def test_conv_batchnorm_relu_is_one_node():
                             "batch_normalization/moving_variance")
 
 
+@pytest.mark.parametrize(("relu", "fused"), [
+    ({}, "relu"), ({"max_value": 6.0}, "relu6"), ({"negative_slope": 0.2}, "leaky_relu"),
+    ({"negative_slope": 0.1}, None), ({"threshold": 0.5}, None), ({"max_value": 5.0}, None),
+])
+def test_a_relu_layer_fuses_only_as_an_activation_it_equals(relu, fused):
+    g = chain((6, 6, 2), ("conv2d", 3, 3), ("batchnorm",), ("relu", relu))
+    ops = [n.op for n in inference_graph(g, check=True).nodes]
+    if fused is None:
+        assert ops == ["input", "conv2d_bn", "relu"]
+    else:
+        assert ops == ["input", "conv2d_bn"]
+        assert inference_graph(g).node("re_lu").attrs["activation"] == fused
+
+
 @pytest.mark.parametrize("layers", [
     # an activation before the batch norm: conv2d -> relu -> batchnorm is not a linear map
     [("conv2d", 3, 3, {"activation": "relu"}), ("batchnorm",)],
@@ -91,6 +105,10 @@ NETS = {
                            ("batchnorm",), ("activation", "relu6")],
     "depthwise_multiplier_bn": [("depthwise_conv2d", 2, {"depth_multiplier": 3}),
                                 ("batchnorm", {"center": False}), ("activation", "elu")],
+    "conv_bn_relu6_layer": [("conv2d", 4, 3, {"use_bias": False}), ("batchnorm",),
+                            ("relu", {"max_value": 6.0})],
+    "conv_bn_leaky_layer": [("conv2d", 4, 3), ("batchnorm",), ("leaky_relu", 0.2)],
+    "conv_bn_shifted_relu_layer": [("conv2d", 4, 3), ("batchnorm",), ("relu", {"threshold": 0.1})],
     "dense_bn_relu": [("flatten",), ("dense", 7, {"use_bias": False}), ("batchnorm",),
                       ("activation", "relu"), ("dense", 3)],
     "dense_bn_sigmoid": [("flatten",), ("dense", 5), ("batchnorm", {"center": False}),
