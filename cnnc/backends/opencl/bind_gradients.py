@@ -27,6 +27,7 @@ from cnnc.backends.opencl.primitives import (
     SUM_SQUARED_DEVIATION,
     activation,
     affine_defines,
+    batchnorm_grad_apply,
     batchnorm_grad_sums,
     channel_grid,
     column_sum,
@@ -267,16 +268,11 @@ def bind_batchnorm_train(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_batchnorm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats, dy = node.inputs[:3]
     gamma = Value(node.inputs[3]) if len(node.inputs) > 3 else NULL
-    rows, cols = ctx.rows_cols(x)
-    eps = node.attrs["epsilon"]
     sums = Workspace(1)  # [sum(dy); sum(dy * xhat)] per channel
     reductions, work = batchnorm_grad_sums(node, ctx, sums)
-    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
-    args = (Value(x), Value(stats), Value(dy), gamma, sums, Value(node.name), Int(rows),
-            Int(cols), Int(chunks), Float(eps), Float(1.0 / rows))
-    defines = {**affine_defines(gamma, NULL), "VW": vw}
-    final = launch("batchnorm.cl", "batchnorm_grad_input", grid, args, defines, group)
-    return NodeBinding(reductions + (final,), workspaces=(work, 2 * cols))
+    final = batchnorm_grad_apply(ctx, x, stats, dy, gamma, sums, Value(node.name),
+                                 node.attrs["epsilon"])
+    return NodeBinding(reductions + (final,), workspaces=(work, 2 * ctx.shape(x)[-1]))
 
 
 def bind_batchnorm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:

@@ -255,6 +255,19 @@ def channel_grid(
     return grid, row_groups(grid, ctx.target, across=0), vw, chunks
 
 
+def batchnorm_grad_apply(
+    ctx: BindContext, x: str, stats: str, dy: str, gamma: Arg, sums: Arg, out: Arg, eps: float
+) -> Launch:
+    """Batch norm's input gradient from its per-channel sums [sum(dy); sum(dy * xhat)]
+    (batchnorm_grad_sums): batchnorm.cl's per-channel kernel over the [rows, cols] tensor."""
+    rows, cols = ctx.rows_cols(x)
+    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
+    args = (Value(x), Value(stats), Value(dy), gamma, sums, out, Int(rows), Int(cols),
+            Int(chunks), Float(eps), Float(1.0 / rows))
+    defines = {**affine_defines(gamma, NULL), "VW": vw}
+    return launch("batchnorm.cl", "batchnorm_grad_input", grid, args, defines, group)
+
+
 def sum_all(src: Arg, out: Arg, n: int, scale: float) -> Launch:
     return launch("reduce.cl", "sum_all", (1,), (src, out, Int(n), Float(scale)))
 
