@@ -2,56 +2,73 @@
  *
  * -D HAS_GAMMA (scale=True) and HAS_BETA (center=True), 0 or 1, always both. epsilon comes as a
  * float argument (build options carry integers only). The batch statistics and the per-channel
- * sums the gradients need come from reduce.cl. Launch: one dimension over rows * cols elements.
+ * sums the gradients need come from reduce.cl.
  */
+#include "common.h"
 
-/* gamma[c] and beta[c], or 1 and 0 for a layer without them (gamma or beta is then NULL and the
- * constant condition keeps it from being read). */
-static float gamma_of(__global const float *gamma, int c)
-{
-    return HAS_GAMMA ? gamma[c] : 1.0f;
-}
-
-static float beta_of(__global const float *beta, int c)
-{
-    return HAS_BETA ? beta[c] : 0.0f;
-}
-
-/* (x - mean) / sqrt(var + eps) * gamma + beta, for channel c. */
-static float normalise(float x, float mean, float var, float eps, __global const float *gamma,
-                       __global const float *beta, int c)
-{
-    return (x - mean) / sqrt(var + eps) * gamma_of(gamma, c) + beta_of(beta, c);
-}
-
-/* Inference: normalised with the moving statistics. */
+/* Inference: normalised with the moving statistics (where no layer before it took the batch
+ * norm in: cnnc/passes/fold_batchnorm.py). Launch over (cols / VW, chunks) as the training
+ * kernels below. */
 #ifdef BATCHNORM
 __kernel void batchnorm(__global const float *restrict x, __global const float *restrict gamma,
                         __global const float *restrict beta, __global const float *restrict mean,
-                        __global const float *restrict var, __global float *restrict y, int n,
-                        int cols, float eps)
+                        __global const float *restrict var, __global float *restrict y, int rows,
+                        int cols, int chunks, float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i % cols;
-    y[i] = normalise(x[i], mean[c], var[c], eps, gamma, beta, c);
+    const floatV m = LOADV(mean + col);
+    floatV scale = 1.0f / sqrt(LOADV(var + col) + eps);
+#if HAS_GAMMA
+    scale *= LOADV(gamma + col);
+#endif
+#if HAS_BETA
+    const floatV shift = LOADV(beta + col);
+#else
+    const floatV shift = (floatV)(0.0f);
+#endif
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++)
+        STOREV((LOADV(x + r * cols + col) - m) * scale + shift, y + r * cols + col);
 }
 #endif
 
-/* Training: the same with the batch's statistics, stats = [mean; biased variance]. */
+/* The training kernels run over (cols / VW, chunks): each work-item takes VW neighbouring
+ * channels (-D VW divides cols) over chunk k of the rows, so the per-channel factors (a square
+ * root, a division, the affine parameters) are computed once per work-item, not per element,
+ * and every load and store is a vector. */
+
+/* Training: y = act((x - mean) * (gamma / sqrt(var + eps)) + beta) with the batch's statistics,
+ * stats = [mean; biased variance]: batch norm and the activation after it in one pass (-D
+ * ACT_<NAME>, common.h; none: linear). */
 #ifdef BATCHNORM_TRAIN
 __kernel void batchnorm_train(__global const float *restrict x,
                               __global const float *restrict stats,
                               __global const float *restrict gamma,
                               __global const float *restrict beta, __global float *restrict y,
-                              int n, int cols, float eps)
+                              int rows, int cols, int chunks, float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i % cols;
-    y[i] = normalise(x[i], stats[c], stats[cols + c], eps, gamma, beta, c);
+    const floatV mean = LOADV(stats + col);
+    floatV scale = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
+#if HAS_GAMMA
+    scale *= LOADV(gamma + col);
+#endif
+#if HAS_BETA
+    const floatV shift = LOADV(beta + col);
+#else
+    const floatV shift = (floatV)(0.0f);
+#endif
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const floatV v = (LOADV(x + r * cols + col) - mean) * scale + shift;
+        STOREV(ACTIVATE(v), y + r * cols + col);
+    }
 }
 #endif
 
@@ -63,18 +80,69 @@ __kernel void batchnorm_grad_input(__global const float *restrict x,
                                    __global const float *restrict dy,
                                    __global const float *restrict gamma,
                                    __global const float *restrict sums,
-                                   __global float *restrict dx, int n, int cols, float eps,
-                                   float inv_rows)
+                                   __global float *restrict dx, int rows, int cols, int chunks,
+                                   float eps, float inv_rows)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
         return;
-    const int c = i % cols;
-    const float rstd = 1.0f / sqrt(stats[cols + c] + eps);
-    const float xhat = (x[i] - stats[c]) * rstd;
-    const float gm = gamma_of(gamma, c);
-    const float mean_g = gm * sums[c] * inv_rows;
-    const float mean_gx = gm * sums[cols + c] * inv_rows;
-    dx[i] = (dy[i] * gm - mean_g - xhat * mean_gx) * rstd;
+    const floatV mean = LOADV(stats + col);
+    const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
+#if HAS_GAMMA
+    const floatV gm = LOADV(gamma + col);
+#else
+    const floatV gm = (floatV)(1.0f);
+#endif
+    const floatV mean_g = gm * LOADV(sums + col) * inv_rows;
+    const floatV mean_gx = gm * LOADV(sums + cols + col) * inv_rows;
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const int i = r * cols + col;
+        const floatV xhat = (LOADV(x + i) - mean) * rstd;
+        STOREV((LOADV(dy + i) * gm - mean_g - xhat * mean_gx) * rstd, dx + i);
+    }
+}
+#endif
+
+/* Inference batch norm folded into the layer before it (conv2d_bn, depthwise_conv2d_bn,
+ * dense_bn): with s = gamma / sqrt(var + eps) per output channel, w_out = w * s and
+ * b_out = (bias - mean) * s + beta, from the live state on every run. The kernel w is seen as
+ * [rows, cols] with the output channel as the column (HWIO, (in, units), and a depthwise
+ * (KH, KW, C, M) kernel's c * M + m). -D HAS_BIAS as the layer's. Launch over (cols / VW,
+ * chunks) as the training kernels; chunk 0 also writes the bias. */
+#ifdef BATCHNORM_FOLD
+__kernel void batchnorm_fold(__global const float *restrict w,
+                             __global const float *restrict bias,
+                             __global const float *restrict gamma,
+                             __global const float *restrict beta,
+                             __global const float *restrict mean,
+                             __global const float *restrict var, __global float *restrict w_out,
+                             __global float *restrict b_out, int rows, int cols, int chunks,
+                             float eps)
+{
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
+        return;
+    floatV s = 1.0f / sqrt(LOADV(var + col) + eps);
+#if HAS_GAMMA
+    s = LOADV(gamma + col) * s;
+#endif
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++)
+        STOREV(LOADV(w + r * cols + col) * s, w_out + r * cols + col);
+    if (k != 0)
+        return;
+#if HAS_BIAS
+    floatV b = LOADV(bias + col) - LOADV(mean + col);
+#else
+    floatV b = -LOADV(mean + col);
+#endif
+    b *= s;
+#if HAS_BETA
+    b += LOADV(beta + col);
+#endif
+    STOREV(b, b_out + col);
 }
 #endif

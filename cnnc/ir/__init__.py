@@ -2,6 +2,7 @@
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
     distributed_ops,
+    fused,
     gradients,
     layers,
     losses,

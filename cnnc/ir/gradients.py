@@ -15,6 +15,7 @@ from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, Attrs
 from cnnc.ir.layers import (
+    ACTIVATION_ARG,
     BN_NORMALISE_ARGS,
     CONV_GEOMETRY_ARGS,
     DEPTHWISE_GEOMETRY_ARGS,
@@ -228,11 +229,12 @@ register(OpDef(
 ))
 
 register(OpDef(
-    name="batchnorm_train", group="gradient", args=BN_NORMALISE_ARGS, arity=(2, 4),
-    infer=_like_input(0),
+    name="batchnorm_train", group="gradient", args=(*BN_NORMALISE_ARGS, ACTIVATION_ARG),
+    arity=(2, 4), infer=_like_input(0),
     reduction=row_terms(0),
-    doc="(x - mean) / sqrt(var + epsilon) * gamma + beta with the batch's stats. Inputs "
-        "(x, stats[, gamma][, beta]): gamma present iff scale, beta iff center.",
+    doc="activation((x - mean) / sqrt(var + epsilon) * gamma + beta) with the batch's stats. "
+        "Inputs (x, stats[, gamma][, beta]): gamma present iff scale, beta iff center. The "
+        "activation is linear unless passes/fuse_training.py fused the next layer's in.",
 ))
 
 register(OpDef(

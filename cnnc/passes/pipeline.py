@@ -4,8 +4,9 @@
 (CNNC_DEBUG=1), naming the pass that broke it, and can hand the graph after every pass to a
 `dump` callback (`cnnc compile --dump-ir`). The final graph is always verified: it is cheap.
 
-    inference:  remove_dropout -> fuse_activation -> dead_code_elimination
-    training:   training_mode -> attach_loss -> backward -> optimizer -> dead_code_elimination
+    inference:  remove_dropout -> fold_batchnorm -> fuse_activation -> dead_code_elimination
+    training:   training_mode -> attach_loss -> backward -> optimizer
+                -> fuse_batchnorm_activation -> dead_code_elimination
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from cnnc import settings
 from cnnc.ir.graph import Graph, verify
 from cnnc.ir.train_config import OptimizerConfig, TrainConfig
 from cnnc.passes.autodiff import backward
+from cnnc.passes.fold_batchnorm import fold_batchnorm
+from cnnc.passes.fuse_training import fuse_batchnorm_activation
 from cnnc.passes.loss import attach_loss
 from cnnc.passes.optimizer import optimizer_updates
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
@@ -46,6 +49,8 @@ def text_dump(stream: TextIO) -> Dump:
 def inference_pipeline() -> list[Pass]:
     return [
         Pass("remove_dropout", remove_dropout, "dropout is the identity at inference"),
+        Pass("fold_batchnorm", fold_batchnorm,
+             "conv2d/dense + batchnorm as one node: batch norm folded into its weights"),
         Pass("fuse_activation", fuse_activation,
              "conv2d/dense + activation as one node: no intermediate tensor"),
         Pass("dead_code_elimination", dead_code_elimination,
@@ -68,6 +73,8 @@ def training_pipeline(
     if optimizer is not None:
         passes.append(Pass("optimizer", partial(optimizer_updates, optimizer=optimizer),
                            "one optimizer update per trainable parameter"))
+    passes.append(Pass("fuse_batchnorm_activation", fuse_batchnorm_activation,
+                       "batch norm and the activation after it in one pass over memory"))
     passes.append(Pass("dead_code_elimination", dead_code_elimination,
                        "nothing computed that neither the loss nor an update needs"))
     return passes

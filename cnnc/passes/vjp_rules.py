@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from cnnc.errors import InternalError
 from cnnc.ir import args as A
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import (
@@ -160,6 +161,8 @@ def _batchnorm_train(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]
     """Operands (x, stats[, gamma][, beta]); the path through the batch statistics is part of
     batchnorm_grad_input, so `stats` gets no gradient of its own."""
     a = node.attrs
+    if a["activation"] != "linear":  # fused after the backward pass (passes/fuse_training.py)
+        raise InternalError(f"{node.name}: batchnorm_train with a fused activation has no rule")
     x, stats, *affine = node.operands
     gamma = affine[0] if a["scale"] else None
     attrs = _pick(node, BN_NORMALISE_ARGS)

@@ -36,7 +36,9 @@ def _kinks(graph: Graph) -> list[tuple[Node, str]]:
     layer's input) or window winners (max pooling) decide which side of the kink a run is on."""
     out = []
     for node in graph.nodes:
-        if node.opdef.fuses_activation and node.attrs["activation"] in KINKED:
+        # batchnorm_train: the training pass fuses the activation after it (fuse_training.py)
+        fused = node.opdef.fuses_activation or node.op == "batchnorm_train"
+        if fused and node.attrs["activation"] in KINKED:
             out.append((node, node.name))
         elif node.op in ("maxpool2d", "relu"):
             out.append((node, node.inputs[0]))

@@ -24,7 +24,10 @@ from cnnc.viz.grid import Grid, grid_shape, mosaic
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-MAP_OPS = ("conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d")
+# conv2d_bn, depthwise_conv2d_bn: a convolution with the batch norm after it folded in
+# (cnnc/passes/fold_batchnorm.py): its map is the batch norm's (and fused activation's) output.
+MAP_OPS = ("conv2d", "depthwise_conv2d", "conv2d_bn", "depthwise_conv2d_bn", "maxpool2d",
+           "avgpool2d")
 MAPS_CMAP = "viridis"
 TARGET_COLS = 16  # the widest layer's grid: at most this many maps per row
 WIDTH_PX = 1200  # about how wide the grids are drawn

@@ -67,7 +67,7 @@ def test_numpy_activations_cover_the_table():
 def test_fused_activation_flag_matches_the_activation_argument():
     for op in OPS.values():
         has_arg = any(a.name == "activation" for a in op.args)
-        if op.group == "layer":
+        if op.group in ("layer", "fused"):
             assert op.fuses_activation == has_arg, op.name
         else:
             assert not op.fuses_activation, op.name
@@ -99,7 +99,7 @@ def test_reduction_rules_give_a_positive_count_for_every_op_of_the_example_cases
     graphs that together hold every op (the OpenCL op cases)."""
     from cnnc.frontend.spec import load_spec
     from cnnc.ir.train_config import TrainConfig, parse_optimizer
-    from cnnc.passes.pipeline import training_graph
+    from cnnc.passes.pipeline import inference_graph, training_graph
     from cnnc.passes.sync_batchnorm import sync_batchnorm
 
     CASES = _op_cases().CASES
@@ -109,7 +109,8 @@ def test_reduction_rules_give_a_positive_count_for_every_op_of_the_example_cases
         graph = load_spec(case.spec())
         config = TrainConfig(loss=case.loss, optimizer=parse_optimizer(case.optimizer))
         train = training_graph(graph, config, seed=7, wrt_inputs=True)
-        for g in (graph, train, sync_batchnorm(train)):  # the last: data-parallel ops
+        # sync_batchnorm: data-parallel ops; inference_graph: the fused ops
+        for g in (graph, train, sync_batchnorm(train), inference_graph(graph)):
             for node in g.nodes:
                 shapes = tuple(g.concrete_shape(v, case.batch) for v in node.inputs)
                 terms = node.opdef.reduction(node.attrs, shapes)

@@ -211,6 +211,27 @@ CASES = [
         batch=4,
     ),
     Case(
+        # Inference folds these batch norms into the layer before (conv2d_bn, dense_bn).
+        "batchnorm_folded",
+        (6, 5, 5),
+        [
+            {"conv2d": [8, 3], "strides": 2, "padding": "same"},
+            {"batchnorm": None, "center": False},
+            {"conv2d": [6, 2], "groups": 2, "use_bias": False},
+            "batchnorm",
+            {"activation": "elu"},
+            {"depthwise_conv2d": 2, "depth_multiplier": 2, "padding": "same"},
+            {"batchnorm": None, "epsilon": 0.01},
+            "flatten",
+            {"dense": 9, "use_bias": False},
+            {"batchnorm": None, "scale": False},
+            {"activation": "relu"},
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=5,
+    ),
+    Case(
         "activations",
         (3, 4, 5),
         [

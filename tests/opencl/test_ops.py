@@ -16,7 +16,7 @@ import cnnc
 from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.ops import node_op_names
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
-from cnnc.passes.pipeline import training_graph
+from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.passes.sync_batchnorm import sync_batchnorm
 from cnnc.verify import cross_check
 
@@ -110,6 +110,7 @@ def test_the_cases_cover_every_op():
         seen |= {n.op for n in forward_graph(case).nodes}
         seen |= {n.op for n in train_graph(case).nodes}
         seen |= {n.op for n in sync_batchnorm(train_graph(case)).nodes}  # data parallel
+        seen |= {n.op for n in inference_graph(forward_graph(case)).nodes}  # fused ops
     missing = sorted(set(node_op_names()) - seen)
     assert not missing, f"no test case exercises: {', '.join(missing)}"
 

@@ -22,8 +22,9 @@ def test_one_panel_per_channel_and_layer(small_model):
     fig = small_model.show_maps(_image())
     check_figure(fig)
     grids = fig.cnnc_grids
-    # the input, then conv2d (12x12x6), max_pooling2d (6x6x6), conv2d_1 (6x6x8), pooling (3x3x8)
-    want = [("input", 12, 12, 1), ("conv2d", 12, 12, 6), ("max_pooling2d", 6, 6, 6),
+    # the input, then conv2d with its batch norm and relu folded in, named after the activation
+    # (12x12x6), max_pooling2d (6x6x6), conv2d_1 (6x6x8), pooling (3x3x8)
+    want = [("input", 12, 12, 1), ("activation", 12, 12, 6), ("max_pooling2d", 6, 6, 6),
             ("conv2d_1", 6, 6, 8), ("max_pooling2d_1", 3, 3, 8)]
     assert len(grids) == len(want)
     for grid, (name, h, w, c) in zip(grids, want):
@@ -82,7 +83,7 @@ def test_bad_test_indices_are_clear_errors(small_model, small_data, image, messa
 
 def test_only_convolutions_and_pooling_are_drawn(small_model):
     names = [n.name for n in map_layers(small_model.graph)]
-    assert names == ["conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
+    assert names == ["activation", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
 
 
 def test_a_network_without_maps_says_so():

@@ -1,7 +1,8 @@
 """The small spec the picture tests share (a module, not conftest, so tests can import it)."""
 
 # 12x12 gray images; convolutions with 1 and 6 input channels, two pooling layers, a batch norm
-# between the first convolution and its activation (so it is not fused), dropout.
+# between the first convolution and its activation (folded, with the activation, into the
+# convolution at inference), dropout.
 VIZ_SPEC = """\
 network: small
 input: [12, 12, 1]

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnc import rng as crandom
 from cnnc.backends.numpy import conv, pool
-from cnnc.backends.numpy.activations import BACKWARD, relu_layer_grad
+from cnnc.backends.numpy.activations import BACKWARD, activate, relu_layer_grad
 from cnnc.backends.numpy.call import Call, Impl
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -52,7 +52,7 @@ def _batchnorm_train(call: Call, x: np.ndarray, stats: np.ndarray,
         y = y * rest.pop(0)
     if a["center"]:
         y = y + rest.pop(0)
-    return y
+    return activate(a["activation"], y)
 
 
 def _batchnorm_grad_input(call: Call, x: np.ndarray, stats: np.ndarray, dy: np.ndarray,

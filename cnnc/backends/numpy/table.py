@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
+from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.update_impls import UPDATE_IMPLS
 
 IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDATE_IMPLS,
-                          **DISTRIBUTED_IMPLS}
+                          **DISTRIBUTED_IMPLS, **FUSED_IMPLS}

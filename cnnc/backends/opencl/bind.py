@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from cnnc.backends.opencl import (
     bind_distributed,
+    bind_fused,
     bind_gradients,
     bind_layers,
     bind_losses,
@@ -36,6 +37,7 @@ BINDERS: dict[str, Binder] = {
     **bind_losses.BINDERS,
     **bind_updates.BINDERS,
     **bind_distributed.BINDERS,
+    **bind_fused.BINDERS,
 }
 
 

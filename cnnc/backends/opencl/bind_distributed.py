@@ -7,21 +7,8 @@ kernel reads it. The kernels are the same, so one rank computes what one device 
 
 from __future__ import annotations
 
-from cnnc.backends.opencl.launches import (
-    NULL,
-    BindContext,
-    Binder,
-    Float,
-    Int,
-    NodeBinding,
-    Value,
-    launch,
-)
-from cnnc.backends.opencl.primitives import (
-    affine_defines,
-    batchnorm_grad_sums,
-)
-from cnnc.backends.opencl.tiling import flat
+from cnnc.backends.opencl.launches import NULL, BindContext, Binder, NodeBinding, Value
+from cnnc.backends.opencl.primitives import batchnorm_grad_apply, batchnorm_grad_sums
 from cnnc.ir.graph import Node
 
 
@@ -34,23 +21,9 @@ def bind_batchnorm_grad_sums(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_batchnorm_grad_apply(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats, dy, sums = node.inputs[:4]
     gamma = Value(node.inputs[4]) if len(node.inputs) > 4 else NULL
-    rows, cols = ctx.rows_cols(x)
-    args = (
-        Value(x),
-        Value(stats),
-        Value(dy),
-        gamma,
-        Value(sums),
-        Value(node.name),
-        Int(rows * cols),
-        Int(cols),
-        Float(node.attrs["epsilon"]),
-        Float(1.0 / rows),
-    )
-    defines = affine_defines(gamma, NULL)
-    return NodeBinding(
-        (launch("batchnorm.cl", "batchnorm_grad_input", flat(rows * cols), args, defines),)
-    )
+    final = batchnorm_grad_apply(ctx, x, stats, dy, gamma, Value(sums), Value(node.name),
+                                 node.attrs["epsilon"])
+    return NodeBinding((final,))
 
 
 BINDERS: dict[str, Binder] = {

@@ -28,10 +28,13 @@ from cnnc.backends.opencl.primitives import (
     SUM_SQUARED_DEVIATION,
     activation,
     affine_defines,
+    batchnorm_grad_apply,
     batchnorm_grad_sums,
+    channel_grid,
     column_sum,
     conv_geometry,
     copy_block,
+    epilogue_act,
     global_pool_defines,
     im2col,
     matmul,
@@ -272,43 +275,22 @@ def _bn_inputs(node: Node, first: int) -> tuple[Arg, Arg]:
 def bind_batchnorm_train(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats = node.inputs[:2]
     gamma, beta = _bn_inputs(node, 2)
-    n, cols = ctx.numel(node.name), ctx.shape(node.name)[-1]
-    args = (
-        Value(x),
-        Value(stats),
-        gamma,
-        beta,
-        Value(node.name),
-        Int(n),
-        Int(cols),
-        Float(node.attrs["epsilon"]),
-    )
-    defines = affine_defines(gamma, beta)
-    return NodeBinding((launch("batchnorm.cl", "batchnorm_train", flat(n), args, defines),))
+    rows, cols = ctx.rows_cols(node.name)
+    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
+    args = (Value(x), Value(stats), gamma, beta, Value(node.name), Int(rows), Int(cols),
+            Int(chunks), Float(node.attrs["epsilon"]))
+    defines = {**affine_defines(gamma, beta), "VW": vw, **epilogue_act(node)}
+    return NodeBinding((launch("batchnorm.cl", "batchnorm_train", grid, args, defines, group),))
 
 
 def bind_batchnorm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats, dy = node.inputs[:3]
     gamma = Value(node.inputs[3]) if len(node.inputs) > 3 else NULL
-    rows, cols = ctx.rows_cols(x)
-    eps = node.attrs["epsilon"]
     sums = Workspace(1)  # [sum(dy); sum(dy * xhat)] per channel
     reductions, work = batchnorm_grad_sums(node, ctx, sums)
-    args = (
-        Value(x),
-        Value(stats),
-        Value(dy),
-        gamma,
-        sums,
-        Value(node.name),
-        Int(rows * cols),
-        Int(cols),
-        Float(eps),
-        Float(1.0 / rows),
-    )
-    defines = affine_defines(gamma, NULL)
-    final = launch("batchnorm.cl", "batchnorm_grad_input", flat(rows * cols), args, defines)
-    return NodeBinding(reductions + (final,), workspaces=(work, 2 * cols))
+    final = batchnorm_grad_apply(ctx, x, stats, dy, gamma, sums, Value(node.name),
+                                 node.attrs["epsilon"])
+    return NodeBinding(reductions + (final,), workspaces=(work, 2 * ctx.shape(x)[-1]))
 
 
 def bind_batchnorm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:

@@ -23,6 +23,7 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.primitives import (
     activation,
     affine_defines,
+    channel_grid,
     conv_geometry,
     copy_block,
     epilogue_act,
@@ -151,7 +152,8 @@ def bind_batchnorm(node: Node, ctx: BindContext) -> NodeBinding:
     by_suffix = {p.rsplit("/", 1)[-1]: p for p in node.params}
     gamma = Value(by_suffix["gamma"]) if "gamma" in by_suffix else NULL
     beta = Value(by_suffix["beta"]) if "beta" in by_suffix else NULL
-    n, cols = ctx.numel(node.name), ctx.shape(node.name)[-1]
+    rows, cols = ctx.rows_cols(node.name)
+    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
     args = (
         Value(node.inputs[0]),
         gamma,
@@ -159,12 +161,13 @@ def bind_batchnorm(node: Node, ctx: BindContext) -> NodeBinding:
         Value(by_suffix["moving_mean"]),
         Value(by_suffix["moving_variance"]),
         Value(node.name),
-        Int(n),
+        Int(rows),
         Int(cols),
+        Int(chunks),
         Float(node.attrs["epsilon"]),
     )
-    defines = affine_defines(gamma, beta)
-    return NodeBinding((launch("batchnorm.cl", "batchnorm", flat(n), args, defines),))
+    defines = {**affine_defines(gamma, beta), "VW": vw}
+    return NodeBinding((launch("batchnorm.cl", "batchnorm", grid, args, defines, group),))
 
 
 def bind_activation(node: Node, ctx: BindContext) -> NodeBinding:

@@ -25,6 +25,7 @@ from cnnc.backends.opencl.launches import (
     elementwise_launch,
     launch,
 )
+from cnnc.backends.opencl.limits import GRID_GROUPS
 from cnnc.backends.opencl.tiling import (
     Target,
     block_grid,
@@ -260,6 +261,36 @@ def batchnorm_grad_sums(
         eps=node.attrs["epsilon"], out_offset=cols,
     )
     return dy_sum + dyx_sum, work
+
+
+# Rows per work-item of the per-channel training kernels of batchnorm.cl: enough to amortise
+# the per-channel factors on a CPU core; on a GPU more, shorter loops fill the device.
+CHANNEL_ROWS = {"cpu": 32, "gpu": 4}
+
+
+def channel_grid(
+    ctx: BindContext, rows: int, cols: int
+) -> tuple[tuple[int, int], tuple[int, ...] | None, int, int]:
+    """The (cols / VW, chunks) grid of batchnorm.cl's training kernels over a [rows, cols]
+    tensor: the grid, its work-groups, the vector width VW and the number of row chunks."""
+    vw = vector_width(cols, ctx.target)
+    per_chunk = CHANNEL_ROWS.get(ctx.target.kind, 4)
+    chunks = max(1, min(rows // per_chunk, GRID_GROUPS[1]))
+    grid = (cols // vw, chunks)
+    return grid, row_groups(grid, ctx.target, across=0), vw, chunks
+
+
+def batchnorm_grad_apply(
+    ctx: BindContext, x: str, stats: str, dy: str, gamma: Arg, sums: Arg, out: Arg, eps: float
+) -> Launch:
+    """Batch norm's input gradient from its per-channel sums [sum(dy); sum(dy * xhat)]
+    (batchnorm_grad_sums): batchnorm.cl's per-channel kernel over the [rows, cols] tensor."""
+    rows, cols = ctx.rows_cols(x)
+    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
+    args = (Value(x), Value(stats), Value(dy), gamma, sums, out, Int(rows), Int(cols),
+            Int(chunks), Float(eps), Float(1.0 / rows))
+    defines = {**affine_defines(gamma, NULL), "VW": vw}
+    return launch("batchnorm.cl", "batchnorm_grad_input", grid, args, defines, group)
 
 
 def sum_all(src: Arg, out: Arg, n: int, scale: float) -> Launch:

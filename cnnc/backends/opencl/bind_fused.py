@@ -1,0 +1,85 @@
+"""Binders of the fused ops (cnnc/ir/fused.py): node -> launches, and their table `BINDERS`.
+
+conv2d_bn, depthwise_conv2d_bn and dense_bn run the layer's own binding (bind_layers.py, with whatever kernel
+variant it picks) on a folded kernel and bias: one small batchnorm.cl:batchnorm_fold launch
+first computes them from the live state into two workspaces, and every argument of the layer's
+launches that named the kernel or the bias reads those instead. The fold runs on every run, so
+the folded weights are never stale after a training step or loading weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from math import prod
+
+from cnnc.backends.opencl.bind_layers import bind_conv2d, bind_dense, bind_depthwise_conv2d
+from cnnc.backends.opencl.launches import (
+    NULL,
+    Arg,
+    BindContext,
+    Binder,
+    Float,
+    Int,
+    Launch,
+    NodeBinding,
+    Value,
+    Workspace,
+    launch,
+)
+from cnnc.backends.opencl.primitives import affine_defines, channel_grid
+from cnnc.ir.args import Attrs
+from cnnc.ir.fused import BN_FOLD_ARGS
+from cnnc.ir.graph import Node
+
+_BN_ATTRS = tuple(a.name for a in BN_FOLD_ARGS)
+
+
+def _layer_node(node: Node, layer_op: str) -> tuple[Node, str, str | None, tuple[str, ...]]:
+    """The layer's node as the layer binder sees it (always with a bias: the folded one),
+    the kernel and bias names its launches will read, and the batch norm's parameters."""
+    n_layer = 2 if node.attrs["use_bias"] else 1
+    kernel, bias = node.params[0], node.params[1] if n_layer == 2 else None
+    # A name no tensor has: the layer's launches read the folded bias through it.
+    bias_arg = bias or f"{node.name}/folded_bias"
+    attrs = Attrs({k: v for k, v in node.attrs.items() if k not in _BN_ATTRS}).replace(
+        use_bias=True)
+    layer = replace(node, op=layer_op, attrs=attrs, params=(kernel, bias_arg))
+    return layer, bias_arg, bias, node.params[n_layer:]
+
+
+def _redirect(lau: Launch, names: dict[str, Arg]) -> Launch:
+    args = tuple(names.get(a.name, a) if isinstance(a, Value) else a for a in lau.args)
+    return lau if args == lau.args else replace(lau, args=args)
+
+
+def folded(layer_op: str, layer_binder: Binder) -> Binder:
+    def bind(node: Node, ctx: BindContext) -> NodeBinding:
+        layer, bias_arg, bias, bn = _layer_node(node, layer_op)
+        inner = layer_binder(layer, ctx)
+        kernel = node.params[0]
+        w, b = Workspace(len(inner.workspaces)), Workspace(len(inner.workspaces) + 1)
+        by_suffix = {p.rsplit("/", 1)[-1]: p for p in bn}
+        gamma = Value(by_suffix["gamma"]) if node.attrs["scale"] else NULL
+        beta = Value(by_suffix["beta"]) if node.attrs["center"] else NULL
+        # The kernel as [rows, cols], cols the output channels: the kernel's flat index modulo
+        # cols is the channel (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M)
+        # kernel's c * M + m).
+        cols = ctx.shape(node.name)[-1]
+        rows = prod(ctx.shape(kernel)) // cols
+        grid, group, vw, chunks = channel_grid(ctx, rows, cols)
+        args = (Value(kernel), Value(bias) if bias else NULL, gamma, beta,
+                Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
+                Int(rows), Int(cols), Int(chunks), Float(node.attrs["epsilon"]))
+        defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
+        fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group)
+        names = {kernel: w, bias_arg: b}
+        launches = (fold, *(_redirect(lau, names) for lau in inner.launches))
+        return replace(inner, launches=launches, workspaces=(*inner.workspaces, rows * cols, cols))
+    return bind
+
+
+BINDERS: dict[str, Binder] = {
+    "conv2d_bn": folded("conv2d", bind_conv2d),
+    "depthwise_conv2d_bn": folded("depthwise_conv2d", bind_depthwise_conv2d),
+    "dense_bn": folded("dense", bind_dense),
+}
