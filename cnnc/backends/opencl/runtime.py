@@ -7,7 +7,9 @@ launch's arguments once, and per run only writes the inputs, refreshes the step-
 scalars, enqueues every launch on one in-order queue and reads back what was asked for. State
 tensors (parameters, optimizer slots) live in their own buffers across runs. A run may pause
 after the nodes named in `exchange` to let the host replace their values (the collectives of
-data-parallel training); it costs two blocking copies each, and nothing otherwise.
+data-parallel training); it costs two blocking copies each, and nothing otherwise. A training
+step run with a Record and nothing to fetch is queued without waiting for it: its loss and count
+of right predictions stay on the device until read_step_figures (step_figures.py).
 
 A kernel may allow fewer work-items per group than the device (CL_KERNEL_WORK_GROUP_SIZE, e.g.
 a GEMM that needs many registers), or need more local memory than the plan assumed: that is
@@ -42,7 +44,9 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
+from cnnc.backends.opencl.step_figures import DeviceStepFigures, InFlight, PinnedInputs
 from cnnc.backends.opencl.tiling import Target, local_tile_bytes
+from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.passes.memplan import workspace_name
@@ -124,6 +128,8 @@ class OpenCLBackend:
         self.queue = cl.CommandQueue(self.device.context)
         self._state: dict[str, tuple[Any, StateSpec]] = {}
         self.state_version = 0  # bumped when a state buffer is replaced
+        self.waits = 0  # times the host waited for the whole queue (tests count them)
+        self._figures: DeviceStepFigures | None = None  # made by the first queued step
         # Kernel variants for a graph at a batch size, by node name (BindContext.variants):
         # the tuner installs its choices here; by default every node gets the defaults.
         self.choose_variants: Callable[[Graph, int], Mapping[str, Mapping[str, Any]]] = (
@@ -218,11 +224,27 @@ class OpenCLBackend:
             raise _device_error(err, what, self.device) from None
 
     def _finish(self, what: str) -> None:
+        self.wait(what)
+
+    def wait(self, what: str) -> None:
+        """Wait until everything enqueued has run (`what`: for the error message)."""
         cl = _cl()
+        self.waits += 1
         try:
             self.queue.finish()
         except cl.Error as err:
             raise _device_error(err, what, self.device) from None
+
+    # ---------------------------------------------------------------- queued steps
+
+    def step_figures(self) -> DeviceStepFigures:
+        if self._figures is None:
+            self._figures = DeviceStepFigures(self)
+        return self._figures
+
+    def read_step_figures(self) -> list[StepFigures]:
+        """The figures of the steps run with a Record since the last call, in order."""
+        return [] if self._figures is None else self._figures.read()
 
     # ---------------------------------------------------------------- graphs
 
@@ -357,6 +379,8 @@ class OpenCLExecutable:
         ]
         self._dynamic = [b for b in self.bound if b.dynamic_args]
         self._state_version = -1  # state arguments are (re)bound at the first run
+        self._pinned: PinnedInputs | None = None  # made by the first queued run
+        self.in_flight = InFlight()
 
     # ---------------------------------------------------------------- arguments
 
@@ -431,13 +455,27 @@ class OpenCLExecutable:
         learning_rate: float | None = None,
         first_example: int = 0,
         exchange: Exchange | None = None,
+        record: Record | None = None,
     ) -> dict[str, np.ndarray]:
+        """See Executable.run. With a `record` and nothing to fetch or exchange, the run is
+        queued and this returns at once: the inputs are copied from pinned memory, and the host
+        waits only for the run before the last one (the figures: read_step_figures)."""
         cl = _cl()
         checked = check_feeds(self.graph, self.batch, feeds, np.float32)
         check_fetch(self.graph, fetch, kept=self.plan.kept)
         pauses = self._pauses(exchange) if exchange else {}
-        # enqueue_copy reads each host array as one block of memory
-        hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
+        queued = record is not None and not fetch and not exchange
+        if record is not None:
+            self._check_record(record)
+        if queued:
+            self.in_flight.make_room()  # the pinned set to write was used two runs ago
+            pinned = self._pinned_inputs().next_set()
+            for name, value in checked.items():
+                np.copyto(pinned[name], value, casting="no")
+            hosts = list(pinned.items())
+        else:
+            # enqueue_copy reads each host array as one block of memory
+            hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
         self._refresh_state_args()
         self._set_dynamic_args(step, learning_rate, first_example)
         out: dict[str, np.ndarray] = {}
@@ -453,6 +491,12 @@ class OpenCLExecutable:
                     name = pauses[k]
                     doing = f"exchanging '{name}' with the host"
                     self._exchange(cl, queue, name, exchange[name])
+            if record is not None:
+                doing = "recording the step's loss"
+                event = self._record(queue, record)
+                if queued:
+                    self.in_flight.add(event)
+                    return out
             doing = "reading the results"
             for name in fetch:
                 if name in self.graph.state_map:
@@ -461,11 +505,39 @@ class OpenCLExecutable:
                 host = np.empty(self.plan.shape(name), host_dtype(self.graph, name, np.float32))
                 cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
                 out[name] = host
+            self.backend.waits += 1
             queue.finish()
         except cl.Error as err:
             raise _device_error(err, doing, self.backend.device) from None
         del hosts  # the input copies have completed: the host arrays may go
         return out
+
+    # ---------------------------------------------------------------- queued steps
+
+    def _check_record(self, record: Record) -> None:
+        for name in record:
+            if name not in self.graph.node_map:
+                raise InternalError(f"'{name}' is not a value of graph '{self.graph.name}'")
+        if record.target not in self.plan.kept:
+            raise InternalError(f"the target '{record.target}' is not kept after the run of "
+                                f"'{self.graph.name}' (compile with keep=['{record.target}'])")
+
+    def _pinned_inputs(self) -> PinnedInputs:
+        if self._pinned is None:
+            self._pinned = PinnedInputs(self.backend, {
+                name: (self.plan.shape(name), host_dtype(self.graph, name, np.float32))
+                for name in self.graph.inputs})
+        return self._pinned
+
+    def _record(self, queue: Any, record: Record) -> Any:
+        """Enqueue the kernel that keeps the run's loss and right predictions on the device."""
+        shape = self.plan.shape(record.prediction)
+        rows = shape[0]
+        cols = math.prod(shape[1:])
+        sparse = self.graph.dtype_of(record.target) == "int32"
+        return self.backend.step_figures().record(
+            queue, self.value_buffer(record.loss), self.value_buffer(record.prediction),
+            self.value_buffer(record.target), rows, cols, sparse)
 
     # ---------------------------------------------------------------- exchanges
 
