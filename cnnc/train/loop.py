@@ -156,12 +156,13 @@ class Trainer:
         on_epoch_end: Callable[[list[dict[str, Any]]], None] | None = None,
         eval_batch_size: int = EVAL_BATCH_SIZE,
         read_every: int = READ_EVERY,
+        read_every_s: float = READ_EVERY_S,
     ):
         """read_every: steps queued at most between two reads of their losses (1: after
-        every step)."""
+        every step); read_every_s: seconds at most between two reads (math.inf: no limit)."""
         if isinstance(read_every, bool) or not isinstance(read_every, int) or read_every < 1:
             raise InternalError(f"read_every must be a positive integer, got {read_every!r}")
-        self.read_every = read_every
+        self.read_every, self.read_every_s = read_every, read_every_s
         self.model = model
         self.config = config
         self.train = train
@@ -291,7 +292,7 @@ class Trainer:
             self._queue_batch(order[start:stop_], start, aug, lr)
             stopping = self._stop_requested(stop)
             if (stopping or b + 1 == len(bounds) or len(queued) >= self.read_every
-                    or time.perf_counter() - last_read >= READ_EVERY_S):
+                    or time.perf_counter() - last_read >= self.read_every_s):
                 seen = self._take(queued, running, epoch, len(bounds), t0, seen)
                 queued = []
                 last_read = time.perf_counter()
