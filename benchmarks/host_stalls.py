@@ -69,8 +69,8 @@ def main() -> None:
     device = getattr(getattr(model.backend, "device", None), "describe", lambda: "host")()
     print(f"{args.spec}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds on "
           f"{device}")
-    for k in med:
-        print(f"  {k:<6} median {med[k]:8.1f} examples/s, {waits[k] / args.rounds:.0f} "
+    for k, rate in med.items():
+        print(f"  {k:<6} median {rate:8.1f} examples/s, {waits[k] / args.rounds:.0f} "
               "whole-queue waits per round")
     print(f"  ratio queued / eager: {med['queued'] / med['eager']:.3f}")
 

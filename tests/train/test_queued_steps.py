@@ -16,7 +16,6 @@ from cnnc.train.checkpoint import load_checkpoint
 from cnnc.train.loop import LabelledData, Trainer, TrainingDiverged, TrainingInterrupted
 from cnnc.train.metrics import count_correct
 
-
 # Plain SGD at a rate beyond float32's range, from the first step on.
 WILD_SPEC = TINY_SPEC.replace("schedule: {name: cosine, warmup_epochs: 1}",
                               "schedule: {name: constant}").replace(
@@ -202,3 +201,23 @@ def test_the_record_kernel_counts_as_numpy_argmax_does(opencl_status):
                        sparse)
     assert backend.read_step_figures() == [(1.25, want), (1.25, want)]
     assert backend.read_step_figures() == []
+
+
+def test_queued_and_waited_for_steps_mix_on_one_model(backend):
+    """Queued steps read their inputs from their own buffers, train_step from the arena: in any
+    order they take the same steps as train_step alone."""
+    data = _data(96)
+    batches = [slice(i * 16, (i + 1) * 16) for i in range(6)]
+    alone = cnnc.compile(TINY_SPEC, backend=backend)
+    want = [alone.train_step(data.x[b], data.labels[b]) for b in batches]
+    mixed = cnnc.compile(TINY_SPEC, backend=backend)
+    got = []
+    for k, b in enumerate(batches):
+        if k in (2, 5):
+            got += [loss for loss, _ in mixed.read_queued_steps()]
+            got.append(mixed.train_step(data.x[b], data.labels[b]))
+        else:
+            mixed.queue_train_step(data.x[b], data.labels[b])
+    assert got == want
+    wa, wb = alone.get_weights(), mixed.get_weights()
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)

@@ -44,7 +44,7 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
-from cnnc.backends.opencl.step_figures import DeviceStepFigures, InFlight, PinnedInputs
+from cnnc.backends.opencl.step_figures import DeviceStepFigures, InFlight, InputSet, QueuedInputs
 from cnnc.backends.opencl.tiling import Target, local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
@@ -130,6 +130,7 @@ class OpenCLBackend:
         self.state_version = 0  # bumped when a state buffer is replaced
         self.waits = 0  # times the host waited for the whole queue (tests count them)
         self._figures: DeviceStepFigures | None = None  # made by the first queued step
+        self._upload_queue: Any = None  # the queued steps' input uploads (step_figures.py)
         # Kernel variants for a graph at a batch size, by node name (BindContext.variants):
         # the tuner installs its choices here; by default every node gets the defaults.
         self.choose_variants: Callable[[Graph, int], Mapping[str, Mapping[str, Any]]] = (
@@ -242,6 +243,11 @@ class OpenCLBackend:
             self._figures = DeviceStepFigures(self)
         return self._figures
 
+    def upload_queue(self) -> Any:
+        if self._upload_queue is None:
+            self._upload_queue = _cl().CommandQueue(self.device.context)
+        return self._upload_queue
+
     def read_step_figures(self) -> list[StepFigures]:
         """The figures of the steps run with a Record since the last call, in order."""
         return [] if self._figures is None else self._figures.read()
@@ -327,11 +333,11 @@ class BoundLaunch:
         self.state_args: list[tuple[int, str]] = []  # set whenever the state buffers change
         self.dynamic_args: list[tuple[int, Step | FirstIndex | UpdateScalar]] = []  # per run
 
-    def enqueue(self, cl: Any, queue: Any) -> None:
+    def enqueue(self, cl: Any, queue: Any, wait_for: Sequence[Any] | None = None) -> Any:
         """Enqueue the kernel (`cl`: the pyopencl module, looked up once by the caller)."""
-        cl.enqueue_nd_range_kernel(
-            queue, self.kernel, self.launch.global_size, self.launch.local_size
-        )
+        return cl.enqueue_nd_range_kernel(
+            queue, self.kernel, self.launch.global_size, self.launch.local_size,
+            wait_for=wait_for)
 
 
 class OpenCLExecutable:
@@ -374,12 +380,17 @@ class OpenCLExecutable:
         zeros = np.zeros(max(plan.zeros, 1), np.float32)
         self.zeros = backend.allocate(zeros.nbytes, "a buffer of zeros")
         backend._write(self.zeros, zeros, "zeroing")
+        # Arguments that are graph inputs (or views of one): queued runs point them at the
+        # input set of the run (step_figures.QueuedInputs), other runs at the arena.
+        roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
+        self._input_args: list[tuple[BoundLaunch, int, str]] = []
         self.bound: list[BoundLaunch] = [
-            self._bind_args(node, lau, kernel) for node, lau, kernel in kernels
+            self._bind_args(node, lau, kernel, roots) for node, lau, kernel in kernels
         ]
         self._dynamic = [b for b in self.bound if b.dynamic_args]
         self._state_version = -1  # state arguments are (re)bound at the first run
-        self._pinned: PinnedInputs | None = None  # made by the first queued run
+        self._queued_inputs: QueuedInputs | None = None  # made by the first queued run
+        self._input_set: int | None = None  # the set the input arguments point to (None: arena)
         self.in_flight = InFlight()
 
     # ---------------------------------------------------------------- arguments
@@ -387,9 +398,12 @@ class OpenCLExecutable:
     def value_buffer(self, value: str) -> Any:
         return self.buffers[self.plan.memory.storage.get(value, value)]
 
-    def _bind_args(self, node: str, lau: Launch, kernel: Any) -> BoundLaunch:
-        """Set the arguments that never change; list those that do."""
+    def _bind_args(self, node: str, lau: Launch, kernel: Any,
+                   roots: Mapping[str, str]) -> BoundLaunch:
+        """Set the arguments that never change; list those that do. roots: the storage of
+        each input, to the input's name."""
         bound = BoundLaunch(node, lau, kernel)
+        storage = self.plan.memory.storage
         for i, arg in enumerate(lau.args):
             if isinstance(arg, (Step, FirstIndex, UpdateScalar)):
                 bound.dynamic_args.append((i, arg))
@@ -397,7 +411,19 @@ class OpenCLExecutable:
                 bound.state_args.append((i, arg.name))
             else:
                 kernel.set_arg(i, self._fixed_arg(node, arg))
+                if isinstance(arg, Value) and storage.get(arg.name, arg.name) in roots:
+                    self._input_args.append((bound, i, roots[storage.get(arg.name, arg.name)]))
         return bound
+
+    def _point_inputs(self, inputs: InputSet | None) -> None:
+        """Point the launches that read inputs at `inputs`' buffers, or at the arena's."""
+        index = None if inputs is None else inputs.index
+        if index == self._input_set:
+            return
+        for b, i, name in self._input_args:
+            b.kernel.set_arg(i, self.value_buffer(name) if inputs is None
+                             else inputs.device[name])
+        self._input_set = index
 
     def _fixed_arg(self, node: str, arg: Arg) -> Any:
         """What the kernel receives for an argument that never changes."""
@@ -467,15 +493,17 @@ class OpenCLExecutable:
         queued = record is not None and not fetch and not exchange
         if record is not None:
             self._check_record(record)
+        inputs: InputSet | None = None
         if queued:
-            self.in_flight.make_room()  # the pinned set to write was used two runs ago
-            pinned = self._pinned_inputs().next_set()
+            self.in_flight.make_room()  # the set to write was used two runs ago
+            inputs = self._inputs().next_set()
             for name, value in checked.items():
-                np.copyto(pinned[name], value, casting="no")
-            hosts = list(pinned.items())
+                np.copyto(inputs.host[name], value, casting="no")
+            hosts = []
         else:
             # enqueue_copy reads each host array as one block of memory
             hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
+        self._point_inputs(inputs)
         self._refresh_state_args()
         self._set_dynamic_args(step, learning_rate, first_example)
         out: dict[str, np.ndarray] = {}
@@ -484,16 +512,17 @@ class OpenCLExecutable:
         try:
             for name, host in hosts:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
+            uploads = self._upload(cl, inputs) if inputs is not None else None
             for k, b in enumerate(self.bound):
                 doing = b.doing
-                b.enqueue(cl, queue)
+                b.enqueue(cl, queue, uploads if k == 0 else None)
                 if k in pauses:
                     name = pauses[k]
                     doing = f"exchanging '{name}' with the host"
                     self._exchange(cl, queue, name, exchange[name])
             if record is not None:
                 doing = "recording the step's loss"
-                event = self._record(queue, record)
+                event = self._record(queue, record, inputs, uploads)
                 if queued:
                     self.in_flight.add(event)
                     return out
@@ -522,22 +551,34 @@ class OpenCLExecutable:
             raise InternalError(f"the target '{record.target}' is not kept after the run of "
                                 f"'{self.graph.name}' (compile with keep=['{record.target}'])")
 
-    def _pinned_inputs(self) -> PinnedInputs:
-        if self._pinned is None:
-            self._pinned = PinnedInputs(self.backend, {
+    def _inputs(self) -> QueuedInputs:
+        if self._queued_inputs is None:
+            self._queued_inputs = QueuedInputs(self.backend, {
                 name: (self.plan.shape(name), host_dtype(self.graph, name, np.float32))
                 for name in self.graph.inputs})
-        return self._pinned
+        return self._queued_inputs
 
-    def _record(self, queue: Any, record: Record) -> Any:
+    def _upload(self, cl: Any, inputs: InputSet) -> list[Any]:
+        """Enqueue the input set's uploads on the upload queue, started at once; their events
+        (the run's first launch waits for them)."""
+        upload = self.backend.upload_queue()
+        events = [cl.enqueue_copy(upload, inputs.device[name], host, is_blocking=False)
+                  for name, host in inputs.host.items()]
+        upload.flush()
+        return events
+
+    def _record(self, queue: Any, record: Record, inputs: InputSet | None,
+                uploads: Sequence[Any] | None) -> Any:
         """Enqueue the kernel that keeps the run's loss and right predictions on the device."""
         shape = self.plan.shape(record.prediction)
         rows = shape[0]
         cols = math.prod(shape[1:])
         sparse = self.graph.dtype_of(record.target) == "int32"
+        target = (self.value_buffer(record.target) if inputs is None
+                  else inputs.device[record.target])
         return self.backend.step_figures().record(
             queue, self.value_buffer(record.loss), self.value_buffer(record.prediction),
-            self.value_buffer(record.target), rows, cols, sparse)
+            target, rows, cols, sparse, wait_for=uploads if not self.bound else None)
 
     # ---------------------------------------------------------------- exchanges
 

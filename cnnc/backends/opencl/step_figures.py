@@ -7,10 +7,11 @@ predictions into the next slot of two device arrays; the host reads every slot a
 the training loop asks (every few steps), instead of waiting for every step.
 
 Its inputs go through pinned host memory (CL_MEM_ALLOC_HOST_PTR, mapped once: what GPU drivers
-copy from by DMA without staging) in two sets used in turn, so the host writes the next batch
-while the device still copies and runs the current one. A set is written again only two steps
-later, after the step that used it has finished (`InFlight` waits for that): the host never
-runs more than two steps ahead, so it holds at most two batches.
+copy from by DMA without staging) into device buffers of their own, in two sets used in turn,
+and are uploaded on a second queue: the next batch is written and uploaded while the device
+still runs the current step, whose first kernel waits for its own upload only. A set is written
+again two steps later, after the step that used it has finished (`InFlight` waits for that):
+the host never runs more than two steps ahead, so it holds at most two batches.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class DeviceStepFigures:
         return found
 
     def record(self, queue: Any, loss: Any, pred: Any, target: Any, rows: int, cols: int,
-               sparse: bool) -> Any:
+               sparse: bool, wait_for: Any = None) -> Any:
         """Enqueue the step's record into the next slot; returns the kernel's event."""
         if self.used == CAPACITY:
             self._done += self._read_slots()
@@ -75,7 +76,8 @@ class DeviceStepFigures:
         i32 = self._int32
         for i, arg in enumerate((loss, pred, target, i32(rows), i32(cols), i32(self.used))):
             kernel.set_arg(i, arg)
-        event = self._cl.enqueue_nd_range_kernel(queue, kernel, (group,), (group,))
+        event = self._cl.enqueue_nd_range_kernel(queue, kernel, (group,), (group,),
+                                                 wait_for=wait_for)
         self.used += 1
         return event
 
@@ -104,34 +106,44 @@ class DeviceStepFigures:
                                                                      strict=True)]
 
 
-class PinnedInputs:
-    """IN_FLIGHT sets of pinned host arrays for a graph's inputs, used in turn."""
+class InputSet:
+    """One set of a queued run's inputs: pinned host arrays and the device buffers they are
+    uploaded to (outside the arena, so that an upload never overwrites what a step still
+    reads)."""
+
+    def __init__(self, index: int, host: dict[str, np.ndarray], device: dict[str, Any]):
+        self.index, self.host, self.device = index, host, device
+
+
+class QueuedInputs:
+    """IN_FLIGHT input sets for a graph's inputs, used in turn."""
 
     def __init__(self, backend: Any, shapes: Mapping[str, tuple[tuple[int, ...], np.dtype]]):
         cl = _cl()
         flags = cl.mem_flags.ALLOC_HOST_PTR | cl.mem_flags.READ_ONLY
-        self._buffers: list[Any] = []  # the pinned buffers stay alive while mapped
-        self.sets: list[dict[str, np.ndarray]] = []
-        for _ in range(IN_FLIGHT):
-            arrays = {}
+        self._pinned: list[Any] = []  # the pinned buffers stay alive while mapped
+        self.sets: list[InputSet] = []
+        for index in range(IN_FLIGHT):
+            host, device = {}, {}
             for name, (shape, dtype) in shapes.items():
                 nbytes = max(int(np.prod(shape)) * dtype.itemsize, 4)
                 try:
                     buf = cl.Buffer(backend.device.context, flags, nbytes)
-                    host, _ = cl.enqueue_map_buffer(backend.queue, buf, cl.map_flags.WRITE, 0,
-                                                    shape, dtype, is_blocking=True)
+                    host[name], _ = cl.enqueue_map_buffer(
+                        backend.queue, buf, cl.map_flags.WRITE, 0, shape, dtype,
+                        is_blocking=True)
                 except cl.Error as err:
                     raise DeviceError(f"cannot allocate pinned host memory for input "
                                       f"'{name}' ({nbytes} bytes): {err}") from None
-                self._buffers.append(buf)
-                arrays[name] = host
-            self.sets.append(arrays)
+                self._pinned.append(buf)
+                device[name] = backend.allocate(nbytes, f"input '{name}' (set {index + 1})")
+            self.sets.append(InputSet(index, host, device))
         self.turn = 0
 
-    def next_set(self) -> dict[str, np.ndarray]:
-        arrays = self.sets[self.turn]
+    def next_set(self) -> InputSet:
+        found = self.sets[self.turn]
         self.turn = (self.turn + 1) % IN_FLIGHT
-        return arrays
+        return found
 
 
 class InFlight:
