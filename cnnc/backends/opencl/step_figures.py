@@ -160,7 +160,11 @@ class InFlight:
             self.events.popleft()
         while len(self.events) >= IN_FLIGHT:
             self.waits += 1
-            self.events.popleft().wait()
+            try:
+                self.events.popleft().wait()
+            except _cl().Error as err:
+                raise DeviceError(f"OpenCL error while running a queued training step: {err}"
+                                  ) from None
 
     def add(self, event: Any) -> None:
         self.events.append(event)
