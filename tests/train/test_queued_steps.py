@@ -221,3 +221,16 @@ def test_queued_and_waited_for_steps_mix_on_one_model(backend):
     assert got == want
     wa, wb = alone.get_weights(), mixed.get_weights()
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_uploads_on_a_separate_queue_give_the_same_steps(opencl_status):
+    """GPUs upload a queued step's inputs on a second queue (the first launch waits for the
+    copies): forced here on whatever device there is."""
+    import pyopencl as cl
+
+    eager = _train("opencl", EagerTrainer) if opencl_status[0] else None
+    model = _opencl_model(opencl_status)
+    model.backend._upload_queue = cl.CommandQueue(model.backend.device.context)
+    config = model.train_config.replace(epochs=2, validation_size=None)
+    history = Trainer(model, config, _data(), None, classes=10).run()
+    _same(eager, (model, history))

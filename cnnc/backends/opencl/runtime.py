@@ -244,8 +244,13 @@ class OpenCLBackend:
         return self._figures
 
     def upload_queue(self) -> Any:
+        """Where queued steps upload their inputs: on a GPU a second queue, so that the copy
+        overlaps the step before; on a CPU, where a copy is a memcpy by the same cores, the
+        compute queue (pocl's waits across queues made steps slower, not faster)."""
         if self._upload_queue is None:
-            self._upload_queue = _cl().CommandQueue(self.device.context)
+            separate = self.device.kind == "gpu"
+            self._upload_queue = (_cl().CommandQueue(self.device.context) if separate
+                                  else self.queue)
         return self._upload_queue
 
     def read_step_figures(self) -> list[StepFigures]:
@@ -558,12 +563,14 @@ class OpenCLExecutable:
                 for name in self.graph.inputs})
         return self._queued_inputs
 
-    def _upload(self, cl: Any, inputs: InputSet) -> list[Any]:
+    def _upload(self, cl: Any, inputs: InputSet) -> list[Any] | None:
         """Enqueue the input set's uploads on the upload queue, started at once; their events
-        (the run's first launch waits for them)."""
+        for the run's first launch to wait for (None on the compute queue)."""
         upload = self.backend.upload_queue()
         events = [cl.enqueue_copy(upload, inputs.device[name], host, is_blocking=False)
                   for name, host in inputs.host.items()]
+        if upload is self.backend.queue:
+            return None  # one in-order queue: the launches follow the copies anyway
         upload.flush()
         return events
 
