@@ -1,19 +1,26 @@
 """Whole-network speed of cnnc beside other systems on the same machine, in one run, as ratios.
 
-    .venv/bin/python benchmarks/frameworks.py [SPEC ...] [--forward-batch 256] [--train-batch 32]
+    .venv/bin/python benchmarks/frameworks.py [SPEC ...] [--forward-batch 256] [--train-batch 32 128]
                                               [--runs 5] [--device SEL]
 
 For each spec (default: the seed model, specs/fashion.yaml) it times, through each system's
 public API with inputs coming from host NumPy arrays:
 - forward: predictions for one batch (inference mode),
-- training step: forward, loss, backward and the spec's optimizer update on one batch,
+- training step: forward, loss, backward and the spec's optimizer update on one batch, read
+  back (the step has finished when the clock stops),
 for cnnc's OpenCL backend, cnnc's NumPy reference backend (a vectorised NumPy interpreter: what a
-hand-written NumPy implementation of the same network does), PyTorch when it is installed
-(CPU build; `pip install torch==2.13.0`), with the same layers built from the cnnc graph and
-torch.set_num_threads(os.cpu_count()), and onnxruntime when it is installed (forward only), on
-the model cnnc's own export writes (`cnnc export`, NCHW). Each figure is the median of --runs timed runs after one
-warm-up run (kernel builds and first-run costs are not counted). Ratios are cnnc OpenCL's
-images/s over the other system's.
+hand-written NumPy implementation of the same network does), PyTorch when it is installed (CPU
+build; `pip install torch==2.13.0`: a module that walks the cnnc graph with torch's layers,
+torch.set_num_threads(os.cpu_count())), and onnxruntime when it is installed (forward only, on
+the model cnnc's own export writes: same network, same weights, NCHW). Each figure is the median
+of --runs timed runs after one warm-up run each (kernel builds and first-run costs are not
+counted), the systems taking turns run by run so that a change of load touches all alike.
+Ratios are cnnc OpenCL's images/s over the other system's. The CPU's name is printed first.
+
+Reproduce the README's table:
+
+    .venv/bin/python benchmarks/frameworks.py specs/fashion.yaml specs/fashion-plus.yaml \
+        specs/resnet_mini.yaml --no-numpy
 """
 
 from __future__ import annotations
@@ -29,97 +36,140 @@ import numpy as np
 import cnnc
 from cnnc.ir.graph import Graph
 
-
-def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up: kernel builds, allocations, first-touch
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+Tasks = dict[str, Callable[[], object]]  # "forward" / "train 32" ... -> one timed run
 
 
-def cnnc_timings(graph: Graph, backend: str, device: str | None, fb: int, tb: int,
-                 runs: int) -> dict[str, float | None]:
-    model = cnnc.compile(graph, backend=backend, device=device, seed=0)
-    shape = graph.shape_of(graph.inputs[0])[1:]
+def batches(shape: tuple[int, ...], classes: int, fb: int, tbs: list[int]):
     rng = np.random.default_rng(0)
     x_f = rng.random((fb, *shape), dtype=np.float32)
-    x_t = rng.random((tb, *shape), dtype=np.float32)
+    train = {tb: (rng.random((tb, *shape), dtype=np.float32),
+                  rng.integers(0, classes, tb).astype(np.int32)) for tb in tbs}
+    return x_f, train
+
+
+def cnnc_tasks(graph: Graph, backend: str, device: str | None, fb: int, tbs: list[int]) -> Tasks:
+    model = cnnc.compile(graph, backend=backend, device=device, seed=0)
     classes = graph.shape_of(graph.outputs[0])[-1]
-    y_t = rng.integers(0, classes, tb).astype(np.int32)
-    return {
-        "forward": median_seconds(lambda: model.predict(x_f, batch_size=fb), runs),
-        "train": median_seconds(lambda: model.train_step(x_t, y_t), runs),
-    }
+    x_f, train = batches(graph.shape_of(graph.inputs[0])[1:], classes, fb, tbs)
+    tasks: Tasks = {"forward": lambda: model.predict(x_f, batch_size=fb)}
+    for tb, (x, y) in train.items():
+        # float(): the step's loss read back, so the step has finished when the clock stops.
+        tasks[f"train {tb}"] = lambda x=x, y=y: float(model.train_step(x, y))
+    return tasks
 
 
 # ---------------------------------------------------------------- PyTorch replica
 
 
+def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Keras/TF 'same' padding (before, after): the odd pixel goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
 def torch_model(graph: Graph):
-    """The chain network as torch modules (NCHW), or None when the graph is not a chain."""
+    """The network as a torch module (NCHW) that walks cnnc's graph: chains, residual adds,
+    concatenations. Softmax is left to the loss (as cnnc folds it into its loss); flatten
+    keeps NHWC order so every layer has the shape it has in cnnc. None for an op it lacks."""
     import torch
     from torch import nn
+    from torch.nn import functional as fn
 
-    acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "elu": nn.ELU,
-            "softmax": lambda: nn.Softmax(dim=1), "leaky_relu": lambda: nn.LeakyReLU(0.2)}
-    layers: list = []
-    prev = None
-    for node in graph.nodes:
-        if node.op != "input" and node.inputs != (prev,):
-            return None
-        prev = node.name
-        a = node.attrs
-        if node.op == "input":
-            continue
-        in_shape = graph.shape_of(node.inputs[0])
-        if node.op == "conv2d":
-            kh, kw = a["kernel_size"]
-            if a["padding"] == "same" and max(a["strides"]) > 1:
-                return None  # TF-style asymmetric padding has no direct torch equivalent
-            layers.append(nn.Conv2d(in_shape[-1], a["filters"], (kh, kw), a["strides"],
-                                    padding=a["padding"], dilation=a["dilation_rate"],
-                                    groups=a["groups"], bias=a["use_bias"]))
-        elif node.op in ("maxpool2d", "avgpool2d"):
-            if a["padding"] != "valid":
-                return None
-            cls = nn.MaxPool2d if node.op == "maxpool2d" else nn.AvgPool2d
-            layers.append(cls(a["pool_size"], a["strides"] or a["pool_size"]))
-        elif node.op == "flatten":
-            layers.append(nn.Flatten())
-        elif node.op == "dense":
-            layers.append(nn.Linear(in_shape[-1], a["units"], bias=a["use_bias"]))
-        elif node.op == "dropout":
-            layers.append(nn.Dropout(a["rate"]))
-        elif node.op == "batchnorm":
-            c = in_shape[-1]
-            bn = nn.BatchNorm2d if len(in_shape) == 4 else nn.BatchNorm1d
-            layers.append(bn(c, eps=a["epsilon"], momentum=1 - a["momentum"]))
-        elif node.op == "global_avgpool2d":
-            layers.extend([nn.AdaptiveAvgPool2d(1), nn.Flatten()])
-        elif node.op != "activation":
-            return None
-        act = a.get("activation", "linear")
-        if act != "linear" and act != "softmax":
-            layers.append(acts[act]())
-    return torch.nn.Sequential(*layers)  # softmax folded into the loss, as cnnc does
+    acts = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "elu": fn.elu,
+            "relu6": fn.relu6, "linear": None, "softmax": None,
+            "leaky_relu": lambda t: fn.leaky_relu(t, 0.2)}
+    supported = {"input", "conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "flatten",
+                 "dense", "dropout", "batchnorm", "global_avgpool2d", "add", "concatenate",
+                 "activation", "relu", "zero_padding2d"}
+    if any(n.op not in supported or n.attrs.get("activation", "linear") not in acts
+           for n in graph.nodes):
+        return None
+
+    class GraphModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.ModuleDict()
+            for node in graph.nodes:
+                a, key = node.attrs, node.name.replace("/", "_").replace(".", "_")
+                if node.op == "input":
+                    continue
+                c = graph.shape_of(node.inputs[0])[-1]
+                if node.op in ("conv2d", "depthwise_conv2d"):
+                    depthwise = node.op == "depthwise_conv2d"
+                    out = c * a["depth_multiplier"] if depthwise else a["filters"]
+                    groups = c if depthwise else a["groups"]
+                    self.layers[key] = nn.Conv2d(c, out, a["kernel_size"], a["strides"],
+                                                 dilation=a["dilation_rate"], groups=groups,
+                                                 bias=a["use_bias"])
+                elif node.op == "dense":
+                    self.layers[key] = nn.Linear(c, a["units"], bias=a["use_bias"])
+                elif node.op == "batchnorm":
+                    rank4 = len(graph.shape_of(node.inputs[0])) == 4
+                    bn = nn.BatchNorm2d if rank4 else nn.BatchNorm1d
+                    self.layers[key] = bn(c, eps=a["epsilon"], momentum=1 - a["momentum"])
+
+        def forward(self, x):
+            values = {graph.inputs[0]: x}
+            for node in graph.nodes:
+                if node.op == "input":
+                    continue
+                a, key = node.attrs, node.name.replace("/", "_").replace(".", "_")
+                ins = [values[i] for i in node.inputs]
+                t = ins[0]
+                if node.op in ("conv2d", "depthwise_conv2d"):
+                    if a["padding"] == "same":
+                        (kh, kw), (sh, sw) = a["kernel_size"], a["strides"]
+                        dh, dw = a["dilation_rate"]
+                        top, bottom = _same_pads(t.shape[2], kh, sh, dh)
+                        left, right = _same_pads(t.shape[3], kw, sw, dw)
+                        t = fn.pad(t, (left, right, top, bottom))
+                    t = self.layers[key](t)
+                elif node.op in ("maxpool2d", "avgpool2d"):
+                    pool, stride = a["pool_size"], a["strides"] or a["pool_size"]
+                    if a["padding"] == "same":
+                        top, bottom = _same_pads(t.shape[2], pool[0], stride[0], 1)
+                        left, right = _same_pads(t.shape[3], pool[1], stride[1], 1)
+                        fill = float("-inf") if node.op == "maxpool2d" else 0.0
+                        t = fn.pad(t, (left, right, top, bottom), value=fill)
+                    pool_fn = fn.max_pool2d if node.op == "maxpool2d" else fn.avg_pool2d
+                    t = pool_fn(t, pool, stride)
+                elif node.op == "flatten":
+                    t = t.permute(0, 2, 3, 1).flatten(1) if t.dim() == 4 else t.flatten(1)
+                elif node.op in ("dense", "batchnorm"):
+                    t = self.layers[key](t)
+                elif node.op == "dropout":
+                    t = fn.dropout(t, a["rate"], self.training)
+                elif node.op == "global_avgpool2d":
+                    t = t.mean((2, 3))
+                elif node.op == "add":
+                    t = sum(ins[1:], ins[0])
+                elif node.op == "concatenate":
+                    t = torch.cat(ins, dim=1 if t.dim() == 4 else -1)
+                elif node.op == "relu":  # Keras ReLU: threshold, negative slope, cap
+                    thr = a["threshold"]
+                    t = torch.where(t >= thr, t, a["negative_slope"] * (t - thr))
+                    if a["max_value"] is not None:
+                        t = torch.clamp(t, max=a["max_value"])
+                elif node.op == "zero_padding2d":
+                    (top, bottom), (left, right) = a["padding"]
+                    t = fn.pad(t, (left, right, top, bottom))
+                act = acts[a.get("activation", "linear")]
+                values[node.name] = act(t) if act else t
+            return values[graph.outputs[0]]
+
+    return GraphModule()
 
 
-def torch_timings(graph: Graph, fb: int, tb: int, runs: int) -> dict[str, float] | None:
+def torch_tasks(graph: Graph, fb: int, tbs: list[int]) -> Tasks | None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     net = torch_model(graph)
     if net is None:
         return None
-    shape = graph.shape_of(graph.inputs[0])[1:]
     classes = graph.shape_of(graph.outputs[0])[-1]
-    rng = np.random.default_rng(0)
-    x_f = rng.random((fb, *shape), dtype=np.float32)
-    x_t = rng.random((tb, *shape), dtype=np.float32)
-    y_t = rng.integers(0, classes, tb)
+    x_f, train = batches(graph.shape_of(graph.inputs[0])[1:], classes, fb, tbs)
     opt_name = graph.train.optimizer.name if graph.train else "nadam"
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
     opt = opt_cls[opt_name](net.parameters(), lr=1e-3)
@@ -131,23 +181,26 @@ def torch_timings(graph: Graph, fb: int, tb: int, runs: int) -> dict[str, float]
             x = torch.from_numpy(x_f).permute(0, 3, 1, 2).contiguous()
             return torch.softmax(net(x), dim=1).numpy()
 
-    def train() -> float:
+    def step(x_t: np.ndarray, y_t: np.ndarray) -> float:
         net.train()
         x = torch.from_numpy(x_t).permute(0, 3, 1, 2).contiguous()
         opt.zero_grad()
-        loss = loss_fn(net(x), torch.from_numpy(y_t))
+        loss = loss_fn(net(x), torch.from_numpy(y_t.astype(np.int64)))
         loss.backward()
         opt.step()
         return loss.item()
 
-    return {"forward": median_seconds(forward, runs), "train": median_seconds(train, runs)}
+    tasks: Tasks = {"forward": forward}
+    for tb, (x, y) in train.items():
+        tasks[f"train {tb}"] = lambda x=x, y=y: step(x, y)
+    return tasks
 
 
 # ---------------------------------------------------------------- onnxruntime
 
 
-def onnxruntime_timings(graph: Graph, fb: int, runs: int) -> dict[str, float | None]:
-    """Forward time in onnxruntime (CPU) of the network as cnnc exports it."""
+def onnxruntime_tasks(graph: Graph, fb: int) -> Tasks:
+    """Forward in onnxruntime (CPU) of the network as cnnc exports it (same weights)."""
     import onnxruntime as ort
 
     from cnnc.export.onnx_export import build_model
@@ -163,55 +216,86 @@ def onnxruntime_timings(graph: Graph, fb: int, runs: int) -> dict[str, float | N
     if x.ndim == 4:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # the export's NCHW input
     feeds = {graph.inputs[0]: x}
-    return {"forward": median_seconds(lambda: session.run(None, feeds), runs), "train": None}
+    return {"forward": lambda: session.run(None, feeds)}
+
+
+def interleaved_medians(systems: dict[str, Tasks | None], runs: int) -> dict[str, dict]:
+    """Median seconds per system and task, the systems taking turns run by run (a change in
+    the machine's load then touches every system alike). One warm-up run each first: kernel
+    builds, allocations, first touch."""
+    live = {name: tasks for name, tasks in systems.items() if tasks}
+    for tasks in live.values():
+        for fn in tasks.values():
+            fn()
+    times: dict[str, dict[str, list[float]]] = {n: {t: [] for t in ts} for n, ts in live.items()}
+    for _ in range(runs):
+        for name, tasks in live.items():
+            for task, fn in tasks.items():
+                start = time.perf_counter()
+                fn()
+                times[name][task].append(time.perf_counter() - start)
+    return {n: {t: statistics.median(v) for t, v in ts.items()} for n, ts in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=["specs/fashion.yaml"])
     parser.add_argument("--forward-batch", type=int, default=256)
-    parser.add_argument("--train-batch", type=int, default=32)
+    parser.add_argument("--train-batch", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy backend")
     args = parser.parse_args()
-    fb, tb = args.forward_batch, args.train_batch
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; forward batch {fb}, "
-          f"training batch {tb}; median of {args.runs} runs")
+    fb, tbs = args.forward_batch, args.train_batch
+    print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+          f"forward batch {fb}, training batch {', '.join(map(str, tbs))}; median of "
+          f"{args.runs} interleaved runs")
     for spec in args.specs:
         graph = cnnc.load_spec(spec)
-        rows: dict[str, dict[str, float | None] | None] = {}
-        rows["cnnc opencl"] = cnnc_timings(graph, "opencl", args.device, fb, tb, args.runs)
+        systems: dict[str, Tasks | None] = {
+            "cnnc opencl": cnnc_tasks(graph, "opencl", args.device, fb, tbs)}
         if not args.no_numpy:
-            rows["cnnc numpy"] = cnnc_timings(graph, "numpy", None, fb, tb, args.runs)
+            systems["cnnc numpy"] = cnnc_tasks(graph, "numpy", None, fb, tbs)
         try:
             import torch
 
-            rows[f"pytorch {torch.__version__}"] = torch_timings(graph, fb, tb, args.runs)
+            systems[f"pytorch {torch.__version__}"] = torch_tasks(graph, fb, tbs)
         except ImportError:
             print("(PyTorch is not installed: pip install torch==2.13.0 to compare with it)")
         try:
             import onnxruntime
 
-            rows[f"onnxruntime {onnxruntime.__version__} (cnnc export)"] = onnxruntime_timings(
-                graph, fb, args.runs)
+            systems[f"onnxruntime {onnxruntime.__version__} (cnnc export)"] = (
+                onnxruntime_tasks(graph, fb))
         except ImportError:
             print("(onnxruntime is not installed: pip install 'cnnc[dev]' to compare with it)")
-        ref = rows["cnnc opencl"]
-        print(f"\n{graph.name} ({spec})")
-        print("| system | forward img/s | training img/s | cnnc opencl is x faster "
-              "(fwd / train) |")
-        print("|---|---:|---:|---:|")
-        for name, t in rows.items():
-            if t is None:
-                print(f"| {name} | (network not expressible) | | |")
+        medians = interleaved_medians(systems, args.runs)
+        ref = medians["cnnc opencl"]
+        tasks = ["forward", *(f"train {tb}" for tb in tbs)]
+        sizes = {"forward": fb, **{f"train {tb}": tb for tb in tbs}}
+        print(f"\n{graph.name} ({spec}): images/s, and cnnc opencl's speed over each (x)")
+        print("| system | " + " | ".join(f"{t} img/s" for t in tasks) + " | "
+              + " | ".join(f"cnnc x ({t})" for t in tasks) + " |")
+        print("|---|" + "---:|" * (2 * len(tasks)))
+        for name in systems:
+            if name not in medians:
+                print(f"| {name} | (network not expressible) |" + " |" * (2 * len(tasks) - 1))
                 continue
-            f, rf = fb / t["forward"], t["forward"] / ref["forward"]
-            if t["train"] is None:  # inference only (onnxruntime)
-                print(f"| {name} | {f:,.0f} | — | {rf:.2f} / — |")
-                continue
-            tr, rt = tb / t["train"], t["train"] / ref["train"]
-            print(f"| {name} | {f:,.0f} | {tr:,.0f} | {rf:.2f} / {rt:.2f} |")
+            got = medians[name]
+            speed = [f"{sizes[t] / got[t]:,.0f}" if t in got else "—" for t in tasks]
+            ratio = [f"{got[t] / ref[t]:.2f}" if t in got else "—" for t in tasks]
+            print(f"| {name} | " + " | ".join(speed) + " | " + " | ".join(ratio) + " |")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -2,15 +2,14 @@
  *
  * Memory-bound, so they are specialised only by what changes the arithmetic (-D ACT_<NAME>,
  * see common.h); element counts come as arguments and one program serves every shape.
- * Launch: one dimension, at least `n` work-items.
+ * Launch: one dimension, at least ceil(n / ELEMS) work-items (common.h: FOR_ELEMENTS).
  */
 #include "common.h"
 
 #ifdef ACTIVATION
 __kernel void activation(__global const float *restrict x, __global float *restrict y, int n)
 {
-    const int i = get_global_id(0);
-    if (i < n)
+    FOR_ELEMENTS(i, n)
         y[i] = ACTIVATE(x[i]);
 }
 #endif
@@ -20,25 +19,24 @@ __kernel void activation(__global const float *restrict x, __global float *restr
 __kernel void activation_grad(__global const float *restrict y, __global const float *restrict dy,
                               __global float *restrict dx, int n)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
-    const float v = y[i], g = dy[i];
+    FOR_ELEMENTS(i, n) {
+        const float v = y[i], g = dy[i];
 #if defined(ACT_RELU)
-    dx[i] = v > 0.0f ? g : 0.0f;
+        dx[i] = v > 0.0f ? g : 0.0f;
 #elif defined(ACT_LEAKY_RELU)
-    dx[i] = v > 0.0f ? g : ACT_SLOPE * g;
+        dx[i] = v > 0.0f ? g : ACT_SLOPE * g;
 #elif defined(ACT_RELU6)
-    dx[i] = v > 0.0f && v < ACT_MAX_VALUE ? g : 0.0f;
+        dx[i] = v > 0.0f && v < ACT_MAX_VALUE ? g : 0.0f;
 #elif defined(ACT_ELU)
-    dx[i] = v > 0.0f ? g : (v + ACT_ALPHA) * g;
+        dx[i] = v > 0.0f ? g : (v + ACT_ALPHA) * g;
 #elif defined(ACT_SIGMOID)
-    dx[i] = g * v * (1.0f - v);
+        dx[i] = g * v * (1.0f - v);
 #elif defined(ACT_TANH)
-    dx[i] = g * (1.0f - v * v);
+        dx[i] = g * (1.0f - v * v);
 #else /* ACT_LINEAR */
-    dx[i] = g;
+        dx[i] = g;
 #endif
+    }
 }
 #endif
 
@@ -46,8 +44,7 @@ __kernel void activation_grad(__global const float *restrict y, __global const f
 #ifdef ZERO
 __kernel void zero(__global float *restrict y, int n)
 {
-    const int i = get_global_id(0);
-    if (i < n)
+    FOR_ELEMENTS(i, n)
         y[i] = 0.0f;
 }
 #endif
@@ -56,8 +53,7 @@ __kernel void zero(__global float *restrict y, int n)
 __kernel void add(__global const float *restrict a, __global const float *restrict b,
                   __global float *restrict y, int n)
 {
-    const int i = get_global_id(0);
-    if (i < n)
+    FOR_ELEMENTS(i, n)
         y[i] = a[i] + b[i];
 }
 #endif
@@ -66,8 +62,7 @@ __kernel void add(__global const float *restrict a, __global const float *restri
 #ifdef ACCUMULATE
 __kernel void accumulate(__global const float *restrict a, __global float *restrict y, int n)
 {
-    const int i = get_global_id(0);
-    if (i < n)
+    FOR_ELEMENTS(i, n)
         y[i] += a[i];
 }
 #endif
@@ -80,12 +75,11 @@ __kernel void copy_block(__global const float *restrict src, __global float *res
                          int outer, int len, int inner, int src_axis, int src_start,
                          int dst_axis, int dst_start)
 {
-    const int t = get_global_id(0);
-    if (t >= outer * len * inner)
-        return;
-    const int i = t % inner, j = (t / inner) % len, o = t / (inner * len);
-    dst[(o * dst_axis + dst_start + j) * inner + i] =
-        src[(o * src_axis + src_start + j) * inner + i];
+    FOR_ELEMENTS(t, outer * len * inner) {
+        const int i = t % inner, j = (t / inner) % len, o = t / (inner * len);
+        dst[(o * dst_axis + dst_start + j) * inner + i] =
+            src[(o * src_axis + src_start + j) * inner + i];
+    }
 }
 #endif
 
@@ -95,12 +89,12 @@ __kernel void copy_block(__global const float *restrict src, __global float *res
 __kernel void zero_padding2d(__global const float *restrict x, __global float *restrict y, int n,
                              int h, int w, int c, int oh, int ow, int pt, int pl)
 {
-    const int t = get_global_id(0);
-    if (t >= n)
-        return;
-    const int ch = t % c, ox = (t / c) % ow, oy = (t / (c * ow)) % oh, b = t / (c * ow * oh);
-    const int iy = oy - pt, ix = ox - pl;
-    y[t] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[((b * h + iy) * w + ix) * c + ch] : 0.0f;
+    FOR_ELEMENTS(t, n) {
+        const int ch = t % c, ox = (t / c) % ow, oy = (t / (c * ow)) % oh;
+        const int b = t / (c * ow * oh), iy = oy - pt, ix = ox - pl;
+        const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+        y[t] = inside ? x[((b * h + iy) * w + ix) * c + ch] : 0.0f;
+    }
 }
 #endif
 
@@ -115,18 +109,17 @@ __kernel void zero_padding2d(__global const float *restrict x, __global float *r
 #ifdef RELU
 __kernel void relu(__global const float *restrict x, __global float *restrict y, int n)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
-    const float v = x[i];
-    float r = v > THRESHOLD ? v : 0.0f;
+    FOR_ELEMENTS(i, n) {
+        const float v = x[i];
+        float r = v > THRESHOLD ? v : 0.0f;
 #ifdef MAX_VALUE_BITS
-    r = clamp(r, 0.0f, as_float(MAX_VALUE_BITS));
+        r = clamp(r, 0.0f, as_float(MAX_VALUE_BITS));
 #endif
 #ifdef SLOPE_BITS
-    r -= as_float(SLOPE_BITS) * max(THRESHOLD - v, 0.0f);
+        r -= as_float(SLOPE_BITS) * max(THRESHOLD - v, 0.0f);
 #endif
-    y[i] = r;
+        y[i] = r;
+    }
 }
 #endif
 
@@ -134,18 +127,17 @@ __kernel void relu(__global const float *restrict x, __global float *restrict y,
 __kernel void relu_grad(__global const float *restrict x, __global const float *restrict dy,
                         __global float *restrict dx, int n)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
-    const float v = x[i];
-    bool passes = v > THRESHOLD;
+    FOR_ELEMENTS(i, n) {
+        const float v = x[i];
+        bool passes = v > THRESHOLD;
 #ifdef MAX_VALUE_BITS
-    passes = passes && v > 0.0f && v < as_float(MAX_VALUE_BITS);
+        passes = passes && v > 0.0f && v < as_float(MAX_VALUE_BITS);
 #endif
-    float scale = passes ? 1.0f : 0.0f;
+        float scale = passes ? 1.0f : 0.0f;
 #ifdef SLOPE_BITS
-    scale += v < THRESHOLD ? as_float(SLOPE_BITS) : 0.0f;
+        scale += v < THRESHOLD ? as_float(SLOPE_BITS) : 0.0f;
 #endif
-    dx[i] = dy[i] * scale;
+        dx[i] = dy[i] * scale;
+    }
 }
 #endif

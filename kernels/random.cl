@@ -8,6 +8,7 @@
  * element there (a data-parallel rank's first example times the elements per example; 0 on one
  * device), so every rank draws the masks that one device would for the same examples.
  */
+#include "common.h"
 
 static uint lowbias32(uint x)
 {
@@ -32,10 +33,9 @@ static float counter_uniform(uint seed, uint step, uint i)
 __kernel void dropout(__global const float *restrict x, __global float *restrict y, int n,
                       uint seed, uint step, uint base, float rate, float keep_rate)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
-    y[i] = counter_uniform(seed, step, base + (uint)i) >= rate ? x[i] / keep_rate : 0.0f;
+    FOR_ELEMENTS(i, n) {
+        y[i] = counter_uniform(seed, step, base + (uint)i) >= rate ? x[i] / keep_rate : 0.0f;
+    }
 }
 #endif
 
@@ -43,8 +43,7 @@ __kernel void dropout(__global const float *restrict x, __global float *restrict
 #ifdef UNIFORM
 __kernel void uniform(__global float *restrict out, int n, uint seed, uint step)
 {
-    const int i = get_global_id(0);
-    if (i < n)
+    FOR_ELEMENTS(i, n)
         out[i] = counter_uniform(seed, step, (uint)i);
 }
 #endif

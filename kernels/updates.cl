@@ -5,6 +5,7 @@
  * backends run the same arithmetic. -D MOMENTUM, NESTEROV select the SGD variant.
  * Launch: one dimension over the parameter's elements.
  */
+#include "common.h"
 
 /* Keras SGD. Without momentum: p -= lr*g. With: v = momentum*v - lr*g; p += v, or
  * p += momentum*v - lr*g with nesterov. */
@@ -12,20 +13,19 @@
 __kernel void sgd_update(__global float *restrict p, __global const float *restrict g,
                          __global float *restrict velocity, int n, float lr, float momentum)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
+    FOR_ELEMENTS(i, n) {
 #if MOMENTUM
-    const float v = momentum * velocity[i] - lr * g[i];
-    velocity[i] = v;
+        const float v = momentum * velocity[i] - lr * g[i];
+        velocity[i] = v;
 #if NESTEROV
-    p[i] += momentum * v - lr * g[i];
+        p[i] += momentum * v - lr * g[i];
 #else
-    p[i] += v;
+        p[i] += v;
 #endif
 #else
-    p[i] -= lr * g[i];
+        p[i] -= lr * g[i];
 #endif
+    }
 }
 #endif
 
@@ -44,11 +44,10 @@ __kernel void adam_update(__global float *restrict p, __global const float *rest
                           __global float *restrict m, __global float *restrict v, int n,
                           float alpha, float one_minus_b1, float one_minus_b2, float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
-    update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
-    p[i] -= alpha * m[i] / (sqrt(v[i]) + eps);
+    FOR_ELEMENTS(i, n) {
+        update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
+        p[i] -= alpha * m[i] / (sqrt(v[i]) + eps);
+    }
 }
 #endif
 
@@ -59,11 +58,10 @@ __kernel void nadam_update(__global float *restrict p, __global const float *res
                            float c_m, float c_g, float c_v, float one_minus_b1,
                            float one_minus_b2, float eps)
 {
-    const int i = get_global_id(0);
-    if (i >= n)
-        return;
-    update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
-    p[i] -= (c_m * m[i] + c_g * g[i]) / (sqrt(v[i] * c_v) + eps);
+    FOR_ELEMENTS(i, n) {
+        update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
+        p[i] -= (c_m * m[i] + c_g * g[i]) / (sqrt(v[i] * c_v) + eps);
+    }
 }
 #endif
 
@@ -73,8 +71,7 @@ __kernel void moving_average_update(__global float *restrict moving,
                                     __global const float *restrict stats, int n, int index,
                                     float momentum)
 {
-    const int i = get_global_id(0);
-    if (i < n)
+    FOR_ELEMENTS(i, n)
         moving[i] = moving[i] * momentum + stats[index * n + i] * (1.0f - momentum);
 }
 #endif

@@ -20,6 +20,7 @@ from cnnc.backends.opencl.launches import (
     Value,
     Workspace,
     bind_view,
+    elementwise_launch,
     launch,
 )
 from cnnc.backends.opencl.primitives import (
@@ -169,7 +170,7 @@ def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     if covered:
         return NodeBinding((scatter,))
     n = ctx.numel(x)
-    zero = launch("elementwise.cl", "zero", flat(n), (Value(node.name), Int(n)))
+    zero = elementwise_launch("elementwise.cl", "zero", n, (Value(node.name), Int(n)), ctx.target)
     return NodeBinding((zero, scatter))
 
 
@@ -220,7 +221,7 @@ def bind_dropout_mask(node: Node, ctx: BindContext) -> NodeBinding:
         Float(rate),
         Float(1.0 - rate),
     )
-    return NodeBinding((launch("random.cl", "dropout", flat(n), args),))
+    return NodeBinding((elementwise_launch("random.cl", "dropout", n, args, ctx.target),))
 
 
 def bind_batchnorm_stats(node: Node, ctx: BindContext) -> NodeBinding:

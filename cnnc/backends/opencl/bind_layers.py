@@ -17,6 +17,7 @@ from cnnc.backends.opencl.launches import (
     Value,
     Workspace,
     bind_view,
+    elementwise_launch,
     launch,
 )
 from cnnc.backends.opencl.primitives import (
@@ -115,7 +116,7 @@ def bind_zero_padding2d(node: Node, ctx: BindContext) -> NodeBinding:
     n = ctx.numel(node.name)
     args = (Value(node.inputs[0]), Value(node.name), Int(n), Int(h), Int(w), Int(c), Int(oh),
             Int(ow), Int(t), Int(left))
-    return NodeBinding((launch("elementwise.cl", "zero_padding2d", flat(n), args),))
+    return NodeBinding((elementwise_launch("elementwise.cl", "zero_padding2d", n, args, ctx.target),))
 
 
 def bind_dense(node: Node, ctx: BindContext) -> NodeBinding:
@@ -169,9 +170,9 @@ def bind_add(node: Node, ctx: BindContext) -> NodeBinding:
     n = ctx.numel(node.name)
     a, b, *rest = node.inputs
     out = Value(node.name)
-    launches = [launch("elementwise.cl", "add", flat(n), (Value(a), Value(b), out, Int(n)))]
+    launches = [elementwise_launch("elementwise.cl", "add", n, (Value(a), Value(b), out, Int(n)), ctx.target)]
     launches += [
-        launch("elementwise.cl", "accumulate", flat(n), (Value(v), out, Int(n))) for v in rest
+        elementwise_launch("elementwise.cl", "accumulate", n, (Value(v), out, Int(n)), ctx.target) for v in rest
     ]
     return NodeBinding(tuple(launches))
 

@@ -11,10 +11,7 @@ from cnnc.backends.opencl.launches import (
     NodeBinding,
     UpdateScalar,
     Value,
-    launch,
-)
-from cnnc.backends.opencl.tiling import (
-    flat,
+    elementwise_launch,
 )
 from cnnc.ir.graph import Node
 
@@ -29,7 +26,7 @@ def bind_moving_average_update(node: Node, ctx: BindContext) -> NodeBinding:
         Int(node.attrs["index"]),
         Float(node.attrs["momentum"]),
     )
-    return NodeBinding((launch("updates.cl", "moving_average_update", flat(n), args),))
+    return NodeBinding((elementwise_launch("updates.cl", "moving_average_update", n, args, ctx.target),))
 
 
 def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
@@ -44,7 +41,7 @@ def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
         if not momentum:
             tensors.append(NULL)
     args = (*tensors, Int(n), *(UpdateScalar(i) for i in range(count)))
-    return NodeBinding((launch("updates.cl", node.op, flat(n), args, defines),))
+    return NodeBinding((elementwise_launch("updates.cl", node.op, n, args, ctx.target, defines),))
 
 
 BINDERS: dict[str, Binder] = {

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.tiling import Target, elements_per_item, flat
+from cnnc.intmath import ceil_div
 from cnnc.ir.graph import Graph, Node
 
 
@@ -121,6 +122,21 @@ def launch(
         local_size,
         tuple(args),
     )
+
+
+def elementwise_launch(
+    file: str,
+    kernel: str,
+    n: int,
+    args: tuple[Arg, ...],
+    target: Target,
+    defines: Mapping[str, int] | None = None,
+) -> Launch:
+    """A launch of an element-wise kernel (one written with common.h's FOR_ELEMENTS) over n
+    elements: ceil(n / ELEMS) work-items of ELEMS elements each."""
+    per = elements_per_item(target)
+    grid = flat(ceil_div(n, per))
+    return launch(file, kernel, grid, args, {**(defines or {}), "ELEMS": per})
 
 
 @dataclass

@@ -21,6 +21,7 @@ from cnnc.backends.opencl.launches import (
     NodeBinding,
     Value,
     Workspace,
+    elementwise_launch,
     launch,
 )
 from cnnc.backends.opencl.tiling import (
@@ -69,7 +70,9 @@ def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool
         return launch("softmax.cl", "softmax" + suffix, flat(rows), args)
     n = ctx.numel(node.name)
     args = (*inputs, out, Int(n))
-    return launch("elementwise.cl", "activation" + suffix, flat(n), args, kernel_defines(act))
+    return elementwise_launch(
+        "elementwise.cl", "activation" + suffix, n, args, ctx.target, kernel_defines(act)
+    )
 
 
 def relu_launch(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool = False
@@ -84,7 +87,9 @@ def relu_launch(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: boo
         defines["MAX_VALUE_BITS"] = float_bits(a["max_value"])
     n = ctx.numel(node.name)
     kernel = "relu_grad" if grad else "relu"
-    return launch("elementwise.cl", kernel, flat(n), (*inputs, Value(node.name), Int(n)), defines)
+    return elementwise_launch(
+        "elementwise.cl", kernel, n, (*inputs, Value(node.name), Int(n)), ctx.target, defines
+    )
 
 
 def epilogue_act(node: Node) -> dict[str, int]:
