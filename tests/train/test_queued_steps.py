@@ -234,3 +234,17 @@ def test_uploads_on_a_separate_queue_give_the_same_steps(opencl_status):
     config = model.train_config.replace(epochs=2, validation_size=None)
     history = Trainer(model, config, _data(), None, classes=10).run()
     _same(eager, (model, history))
+
+
+def test_more_queued_steps_than_device_slots_are_all_read(opencl_status, monkeypatch):
+    from cnnc.backends.opencl import step_figures
+
+    monkeypatch.setattr(step_figures, "CAPACITY", 3)
+    data = _data(7 * 8)
+    batches = [slice(i * 8, (i + 1) * 8) for i in range(7)]
+    eager = _opencl_model(opencl_status)
+    want = [eager.train_step(data.x[b], data.labels[b]) for b in batches]
+    model = cnnc.compile(TINY_SPEC, backend="opencl")
+    for b in batches:
+        model.queue_train_step(data.x[b], data.labels[b])
+    assert [loss for loss, _ in model.read_queued_steps()] == want

@@ -8,8 +8,9 @@ the training loop asks (every few steps), instead of waiting for every step.
 
 Its inputs go through pinned host memory (CL_MEM_ALLOC_HOST_PTR, mapped once: what GPU drivers
 copy from by DMA without staging) into device buffers of their own, in two sets used in turn,
-and are uploaded on a second queue: the next batch is written and uploaded while the device
-still runs the current step, whose first kernel waits for its own upload only. A set is written
+and, on a GPU, uploaded on a second queue: the next batch is written and uploaded while the
+device still runs the current step, whose first kernel waits for its own upload only (on a CPU
+the copy is a memcpy by the same cores, enqueued on the compute queue). A set is written
 again two steps later, after the step that used it has finished (`InFlight` waits for that):
 the host never runs more than two steps ahead, so it holds at most two batches.
 """
