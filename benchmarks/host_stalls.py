@@ -6,8 +6,9 @@ Both loops run on the same model and executable, in interleaved rounds: `eager` 
 it was (Model.train_step, which waits for the step and reads its loss and predictions, then
 counts right predictions on the host); `queued` is the training loop's way now
 (Model.queue_train_step, figures read every --read-every steps). Prints each round's
-examples/s, the medians and their ratio (queued / eager), and how many times the host waited
-for the whole queue. Random inputs; the figures are not checked here (tests/train are).
+examples/s, the medians and their ratio (queued / eager), the process's CPU time per round (the
+same work should cost the same: on a shared machine it is steadier than the wall clock), and
+how many times the host waited for the whole queue. Random inputs; the figures are not checked here (tests/train are).
 """
 
 from __future__ import annotations
@@ -55,24 +56,28 @@ def main() -> None:
     eager()  # compiles and warms up
     queued()
     rates: dict[str, list[float]] = {"eager": [], "queued": []}
+    cpu: dict[str, list[float]] = {"eager": [], "queued": []}
     waits: dict[str, int] = {"eager": 0, "queued": 0}
     for r in range(args.rounds):
         for name, loop in (("eager", eager), ("queued", queued)):
             w0 = getattr(model.backend, "waits", 0)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loop()
             rate = args.steps * args.batch / (time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
             waits[name] += getattr(model.backend, "waits", 0) - w0
             rates[name].append(rate)
-            print(f"round {r + 1}  {name:<6}  {rate:8.1f} examples/s", flush=True)
+            print(f"round {r + 1}  {name:<6}  {rate:8.1f} examples/s, CPU {cpu[name][-1]:.2f} s",
+                  flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
     device = getattr(getattr(model.backend, "device", None), "describe", lambda: "host")()
     print(f"{args.spec}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds on "
           f"{device}")
     for k, rate in med.items():
-        print(f"  {k:<6} median {rate:8.1f} examples/s, {waits[k] / args.rounds:.0f} "
-              "whole-queue waits per round")
-    print(f"  ratio queued / eager: {med['queued'] / med['eager']:.3f}")
+        print(f"  {k:<6} median {rate:8.1f} examples/s, CPU {statistics.median(cpu[k]):.2f} s "
+              f"a round, {waits[k] / args.rounds:.0f} whole-queue waits per round")
+    print(f"  ratio queued / eager: {med['queued'] / med['eager']:.3f} (examples/s), "
+          f"{statistics.median(cpu['queued']) / statistics.median(cpu['eager']):.3f} (CPU time)")
 
 
 if __name__ == "__main__":
