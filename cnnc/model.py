@@ -17,6 +17,7 @@ import numpy as np
 
 from cnnc import weights as wfile
 from cnnc.backends.base import Backend, Executable, get_backend
+from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, InputError, TrainingDiverged
 from cnnc.initializers import initial_values
 from cnnc.inputs import check_targets, input_feeds
@@ -94,8 +95,10 @@ class Model:
         key = (kind, batch)
         exe = self._executables.get(key)
         if exe is None:
+            # A queued step's record reads the target after the run (cnnc/backends/step_figures)
+            options = {"keep": (names.TARGET,)} if kind == "train" else {}
             with _memory_named(batch):
-                exe = self.backend.compile(graph, batch)
+                exe = self.backend.compile(graph, batch, **options)
             self._executables[key] = exe
         return exe
 
@@ -139,16 +142,9 @@ class Model:
         learning_rate overrides the optimizer's for this step (schedules). With
         return_predictions, also the batch's predictions (training mode: dropout active).
         """
-        if learning_rate is not None and (
-                isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
-                or not math.isfinite(learning_rate) or learning_rate <= 0):
-            raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        graph = self.training_graph()
-        target = graph.node(names.TARGET)
+        _check_learning_rate(learning_rate)
+        graph, feeds = self._train_feeds(x, y)
         pred = graph.outputs[1]
-        feeds = input_feeds(self.spec_graph, x)
-        count = len(next(iter(feeds.values())))
-        feeds[names.TARGET] = check_targets(y, target, graph.shape_of(pred), count)
         fetch = [names.LOSS, pred] if return_predictions else [names.LOSS]
         out = self._run("train", graph, feeds, fetch, step=self.step,
                         learning_rate=None if learning_rate is None else float(learning_rate))
@@ -165,6 +161,32 @@ class Model:
         if return_predictions:
             return loss, out[pred].astype(self.dtype, copy=False)
         return loss
+
+    def _train_feeds(self, x: Any, y: Any) -> tuple[Graph, dict[str, np.ndarray]]:
+        """The training graph and its checked feeds for inputs x and targets y."""
+        graph = self.training_graph()
+        feeds = input_feeds(self.spec_graph, x)
+        count = len(next(iter(feeds.values())))
+        feeds[names.TARGET] = check_targets(y, graph.node(names.TARGET),
+                                            graph.shape_of(graph.outputs[1]), count)
+        return graph, feeds
+
+    def queue_train_step(self, x: Any, y: Any, *, learning_rate: float | None = None) -> None:
+        """train_step without waiting for it: the step is enqueued, and its loss and count of
+        right predictions (argmax at the target's class) are kept where it runs until
+        `read_queued_steps`. What the training loop uses (cnnc/train/loop.py); a loss that is
+        not finite is for the reader to find."""
+        _check_learning_rate(learning_rate)
+        graph, feeds = self._train_feeds(x, y)
+        record = Record(names.LOSS, graph.outputs[1], names.TARGET)
+        self._run("train", graph, feeds, [], step=self.step, record=record,
+                  learning_rate=None if learning_rate is None else float(learning_rate))
+        self.step += 1
+
+    def read_queued_steps(self) -> list[StepFigures]:
+        """(loss, right predictions) of every step queued since the last read, in order; waits
+        for them to finish."""
+        return self.backend.read_step_figures()
 
     # ------------------------------------------------------------ weights and state
 
@@ -280,6 +302,13 @@ class Model:
         from cnnc.viz.graph_dot import GraphDiagram
 
         return GraphDiagram(self.spec_graph)
+
+
+def _check_learning_rate(learning_rate: Any) -> None:
+    if learning_rate is not None and (
+            isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
+            or not math.isfinite(learning_rate) or learning_rate <= 0):
+        raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
 
 
 @contextmanager

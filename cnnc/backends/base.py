@@ -9,11 +9,12 @@ arrays, device buffers) and runs a graph; every backend's run checks its feeds a
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
+from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, InputError, InternalError, did_you_mean
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.ir.shapes import shape_str
@@ -39,13 +40,17 @@ class Executable(Protocol):
         learning_rate: float | None = None,
         first_example: int = 0,
         exchange: Exchange | None = None,
+        record: Record | None = None,
     ) -> dict[str, np.ndarray]:
         """Run once: `feeds` gives every input node's value, `fetch` names the values wanted back.
 
         Update ops write their state in place. `step` feeds ops that use it; `learning_rate`
         overrides the update ops' attribute (learning-rate schedules). `first_example`: the
         index of the batch's first example within the global batch that data-parallel ranks
-        share (dropout masks are keyed by it). `exchange`: see Exchange.
+        share (dropout masks are keyed by it). `exchange`: see Exchange. `record`: keep the
+        run's loss and count of right predictions for Backend.read_step_figures; with nothing
+        to fetch or exchange, a backend may return before the run has finished (the OpenCL
+        backend does: cnnc/backends/step_figures.py).
         """
         ...
 
@@ -61,7 +66,14 @@ class Backend(Protocol):
 
     def write_state(self, values: Mapping[str, np.ndarray]) -> None: ...
 
-    def compile(self, graph: Graph, batch: int) -> Executable: ...
+    def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> Executable:
+        """keep: values to keep readable after a run besides the outputs."""
+        ...
+
+    def read_step_figures(self) -> list[StepFigures]:
+        """The figures of the runs made with a Record since the last call, in order; waits
+        for those runs to finish."""
+        ...
 
 
 # ---------------------------------------------------------------- checks of Executable.run

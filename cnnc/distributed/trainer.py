@@ -30,14 +30,18 @@ class DistributedTrainer(Trainer):
     """Trainer for one rank of `comm`; give rank 0 alone a checkpoint path and a reporter."""
 
     def __init__(self, *args, comm: Comm, **kwargs):
-        super().__init__(*args, **kwargs)
+        # Each step's all-reduce reads its figures anyway: the loop reads them after every step,
+        # so that a divergence names the ranks of the step where it happened.
+        super().__init__(*args, read_every=1, **kwargs)
         self.comm = comm
+        self._ready: list[tuple[float, int]] = []  # steps run, not read by the loop yet
         self.stepper = DataParallelStep(self.model, comm)
         self._agreed_stop: bool | None = None  # the last step's, until the loop reads it
         self._bad_ranks: tuple[int, ...] = ()
 
     def _train_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
                      lr: float) -> tuple[float, int]:
+        """One step, run at once (its all-reduce waits for every rank); (loss, right)."""
         comm = self.comm
         lo, hi = shares(len(idx), comm.size)[comm.rank]
         # A rank with no example of a short batch steps on a stand-in (the batch's first
@@ -55,6 +59,14 @@ class DistributedTrainer(Trainer):
         self._agreed_stop = result.stop
         self._bad_ranks = result.bad_ranks
         return result.loss, result.correct
+
+    def _queue_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
+                     lr: float) -> None:
+        self._ready.append(self._train_batch(idx, start, aug, lr))
+
+    def _read_batches(self) -> list[tuple[float, int]]:
+        ready, self._ready = self._ready, []
+        return ready
 
     def _stop_requested(self, stop) -> bool:
         if self._agreed_stop is not None:  # agreed in the step's all-reduce

@@ -63,15 +63,21 @@ def train_recorded(comm=None, *, backend: str = "numpy", steps: int = 10, batch:
     losses: list[float] = []
     base = Trainer if comm is None else DistributedTrainer
 
+    queued = [0]
+
     class Recording(base):
-        def _train_batch(self, *args):
-            loss, correct = super()._train_batch(*args)
-            losses.append(loss)
-            return loss, correct
+        def _queue_batch(self, *args):
+            super()._queue_batch(*args)
+            queued[0] += 1
+
+        def _read_batches(self):
+            figures = super()._read_batches()
+            losses.extend(loss for loss, _ in figures)
+            return figures
 
         def _stop_requested(self, stop) -> bool:
             # after `steps` steps, stop as Ctrl-C would (there is no checkpoint to write)
-            return super()._stop_requested(stop) or len(losses) >= steps
+            return super()._stop_requested(stop) or queued[0] >= steps
 
     extra = {} if comm is None else {"comm": comm}
     trainer = Recording(model, config, training_data(examples), None, classes=10, **extra)

@@ -7,11 +7,17 @@ steps and continue from its checkpoint to the same weights it would have reached
 Data-parallel training (cnnc/distributed/trainer.py) runs this same loop: it overrides the
 methods marked as such below (one step, evaluation, saving, stopping), not the loop.
 
+Steps are queued, not waited for (Model.queue_train_step): their losses and counts of right
+predictions stay where they were computed, and the loop reads them every `read_every` steps,
+after READ_EVERY_S seconds, at the epoch's end and before a checkpoint. It adds them up in step
+order exactly as it would after every step, so the figures do not depend on when it reads.
+
 Two ways a run stops early:
 - Ctrl-C (SIGINT) sets a flag that the loop reads between steps: the step in flight finishes,
   a checkpoint is written, and TrainingInterrupted is raised. A second Ctrl-C interrupts at once.
-- A loss that is NaN or infinite raises TrainingDiverged naming the step; the checkpoint on disk
-  is left as it was (the last good one) and the model is put back to it.
+- A loss that is NaN or infinite raises TrainingDiverged naming the step (found at the next
+  read, a few steps later at most); the checkpoint on disk is left as it was (the last good one)
+  and the model is put back to it.
 """
 
 from __future__ import annotations
@@ -29,19 +35,32 @@ import numpy as np
 
 from cnnc.data.augment import EpochAugmentation, epoch_augmentation
 from cnnc.data.split import batch_bounds, epoch_order
-from cnnc.errors import TrainingDiverged
+from cnnc.errors import InternalError, TrainingDiverged
 from cnnc.ir.train_config import TrainConfig
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
     RunningMetrics,
-    count_correct,
     evaluation_from_predictions,
     targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
+# Steps queued before the loop reads their figures: rarely enough that the device never waits
+# for the host, often enough that the progress bar moves and a diverged loss is found soon.
+READ_EVERY = 50
+READ_EVERY_S = 1.0  # ... or this long after the last read, whichever comes first
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A step queued and not read yet: what the loop needs to account for it."""
+
+    step: int  # the model's step counter before it
+    batch: int
+    count: int  # examples
+    learning_rate: float
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -136,7 +155,14 @@ class Trainer:
         settings: dict[str, Any] | None = None,
         on_epoch_end: Callable[[list[dict[str, Any]]], None] | None = None,
         eval_batch_size: int = EVAL_BATCH_SIZE,
+        read_every: int = READ_EVERY,
+        read_every_s: float = READ_EVERY_S,
     ):
+        """read_every: steps queued at most between two reads of their losses (1: after
+        every step); read_every_s: seconds at most between two reads (math.inf: no limit)."""
+        if isinstance(read_every, bool) or not isinstance(read_every, int) or read_every < 1:
+            raise InternalError(f"read_every must be a positive integer, got {read_every!r}")
+        self.read_every, self.read_every_s = read_every, read_every_s
         self.model = model
         self.config = config
         self.train = train
@@ -176,16 +202,18 @@ class Trainer:
 
     # ------------------------------------------------------------ what data parallelism overrides
 
-    def _train_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
-                     lr: float) -> tuple[float, int]:
-        """One optimizer step on the examples `idx`, at positions start.. of the epoch's order;
-        returns the batch's loss and how many of its predictions were right."""
+    def _queue_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
+                     lr: float) -> None:
+        """Queue one optimizer step on the examples `idx`, at positions start.. of the epoch's
+        order (its figures: `_read_batches`)."""
         xb = self.train.x[idx]
         if aug is not None:
             xb = aug.batch(xb, start, start + len(idx))
-        loss, pred = self.model.train_step(xb, self._targets[idx], learning_rate=lr,
-                                           return_predictions=True)
-        return float(loss), count_correct(np.asarray(pred), self.train.labels[idx])
+        self.model.queue_train_step(xb, self._targets[idx], learning_rate=lr)
+
+    def _read_batches(self) -> list[tuple[float, int]]:
+        """(loss, right predictions) of each step queued since the last read, in order."""
+        return [(f.loss, f.correct) for f in self.model.read_queued_steps()]
 
     def _evaluate(self, data: LabelledData):
         return evaluate_arrays(self.model, data, self.config.loss,
@@ -199,6 +227,31 @@ class Trainer:
         return ""
 
     # ------------------------------------------------------------ the loop
+
+    def _take(self, queued: list[_Queued], running: RunningMetrics, epoch: int, batches: int,
+              t0: float, seen: int) -> int:
+        """Read the queued steps' figures and add them up in order, as if each had been read
+        after its step; stop at a loss that is not finite. Returns the examples seen."""
+        figures = self._read_batches()
+        if len(figures) != len(queued):
+            raise InternalError(f"{len(queued)} training steps were queued but {len(figures)} "
+                                "were read back")
+        elapsed = time.perf_counter() - t0
+        for q, (loss, correct) in zip(queued, figures, strict=True):
+            if not math.isfinite(loss):
+                kept = self._restore_last_good()
+                found = (f"; found when reading steps {queued[0].step + 1} to "
+                         f"{queued[-1].step + 1}" if len(queued) > 1 else "")
+                raise TrainingDiverged(
+                    f"the training loss became {loss} at step {q.step + 1} (epoch {epoch + 1}, "
+                    f"batch {q.batch + 1} of {batches}, learning rate {q.learning_rate:g}"
+                    f"{self._divergence_note()}{found}); training stopped and {kept}",
+                    hint="lower the learning rate (--lr) or add batch normalisation")
+            running.add_counts(loss, correct, q.count)
+            seen += q.count
+            self.reporter.batch_end(q.batch, running.loss, running.accuracy,
+                                    seen / elapsed if elapsed > 0 else 0.0)
+        return seen
 
     def run(self, start: Checkpoint | None = None) -> History:
         cfg = self.config
@@ -228,31 +281,23 @@ class Trainer:
                if aug_cfg["shift"] or aug_cfg["flip"] else None)
         base_lr = cfg.optimizer.learning_rate
         self.reporter.epoch_start(epoch, cfg.epochs, len(bounds), first_batch)
-        t0 = time.perf_counter()
+        t0 = last_read = time.perf_counter()
         seen = 0
         lr = base_lr
+        queued: list[_Queued] = []
         for b in range(first_batch, len(bounds)):
             start, stop_ = bounds[b]
             lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
-            step = self.model.step
-            try:
-                loss, correct = self._train_batch(order[start:stop_], start, aug, lr)
-            except TrainingDiverged as err:  # said with the epoch and checkpoint below
-                loss, correct = getattr(err, "loss", math.nan), 0
-            if not math.isfinite(loss):
-                kept = self._restore_last_good()
-                raise TrainingDiverged(
-                    f"the training loss became {loss} at step {step + 1} (epoch {epoch + 1}, "
-                    f"batch {b + 1} of {len(bounds)}, learning rate {lr:g}"
-                    f"{self._divergence_note()}); training stopped and {kept}",
-                    hint="lower the learning rate (--lr) or add batch normalisation")
-            running.add_counts(loss, correct, stop_ - start)
-            seen += stop_ - start
-            elapsed = time.perf_counter() - t0
-            self.reporter.batch_end(b, running.loss, running.accuracy,
-                                    seen / elapsed if elapsed > 0 else 0.0)
-            if self._stop_requested(stop):
-                self.elapsed_s += elapsed
+            queued.append(_Queued(self.model.step, b, stop_ - start, lr))
+            self._queue_batch(order[start:stop_], start, aug, lr)
+            stopping = self._stop_requested(stop)
+            if (stopping or b + 1 == len(bounds) or len(queued) >= self.read_every
+                    or time.perf_counter() - last_read >= self.read_every_s):
+                seen = self._take(queued, running, epoch, len(bounds), t0, seen)
+                queued = []
+                last_read = time.perf_counter()
+            if stopping:
+                self.elapsed_s += time.perf_counter() - t0
                 self._save(epoch, b + 1, running)
                 self.reporter.close()
                 raise TrainingInterrupted(epoch, b + 1, self.model.step, self.checkpoint_path)

@@ -63,39 +63,35 @@ def test_resume_after_an_epoch_ends_with_the_same_weights(tiny_data, tmp_path, b
     _same_weights(resumed, straight)
 
 
-class _SigintAt:
-    """A reporter that sends this process SIGINT after a given batch (a Ctrl-C mid-epoch)."""
+def _sigint_at(epoch: int, batch: int):
+    """A Trainer class that sends this process SIGINT once it has queued a given batch (a
+    Ctrl-C mid-epoch, between two reads of the steps' losses)."""
+    from cnnc.train.loop import Trainer
 
-    def __init__(self, epoch: int, batch: int):
-        self.at, self.epoch = (epoch, batch), None
+    class SigintAt(Trainer):
+        def _epoch(self, e, *args):
+            self._at_epoch = e
+            return super()._epoch(e, *args)
 
-    def epoch_start(self, epoch, epochs, batches, first_batch):
-        self.epoch = epoch
+        def _queue_batch(self, idx, start, aug, lr):
+            super()._queue_batch(idx, start, aug, lr)
+            if self._at_epoch == epoch and start == batch * self.config.batch_size:
+                os.kill(os.getpid(), signal.SIGINT)
 
-    def batch_end(self, batch, loss, accuracy, rate):
-        if (self.epoch, batch) == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def epoch_end(self, record):
-        pass
-
-    def close(self):
-        pass
+    return SigintAt
 
 
 def test_ctrl_c_mid_epoch_checkpoints_and_resumes_exactly(tiny_data, tmp_path, backend):
     from cnnc.data import load_dataset
     from cnnc.train.fit import input_shape, prepare_data
-    from cnnc.train.loop import Trainer
-
     straight = _model(backend)
     ref = straight.fit(data_dir=tiny_data, verbose=0)
     model = _model(backend)
     data = prepare_data(model.train_config, load_dataset("fashion_mnist", tiny_data),
                         input_shape(model))
     ckpt = tmp_path / CHECKPOINT_NAME
-    trainer = Trainer(model, model.train_config, data.train, data.validation, classes=10,
-                      reporter=_SigintAt(epoch=1, batch=2), checkpoint_path=ckpt)
+    trainer = _sigint_at(epoch=1, batch=2)(model, model.train_config, data.train,
+                                           data.validation, classes=10, checkpoint_path=ckpt)
     with pytest.raises(TrainingInterrupted) as stop:
         trainer.run()
     assert stop.value.step == 8 + 3 and stop.value.checkpoint == ckpt

@@ -6,11 +6,12 @@ The compute dtype is a compile option: float32 (the default, like the OpenCL bac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from cnnc.backends.numpy.interpreter import NumpyExecutable
+from cnnc.backends.step_figures import StepFigures
 from cnnc.errors import CnncError, WeightsError, did_you_mean
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.ir.shapes import shape_str
@@ -29,6 +30,7 @@ class NumpyBackend:
                             f"not {dtype!r}")
         self.dtype = np.dtype(dtype)
         self._state: dict[str, np.ndarray] = {}
+        self._figures: list[StepFigures] = []  # steps run with a Record, not read yet
 
     # ------------------------------------------------------------ state
 
@@ -63,8 +65,20 @@ class NumpyBackend:
 
     # ------------------------------------------------------------ graphs
 
-    def compile(self, graph: Graph, batch: int) -> NumpyExecutable:
+    def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> NumpyExecutable:
+        """keep: values to keep readable after a run (the interpreter keeps what it is asked
+        for at each run, so this is accepted for the Backend interface and not needed)."""
         return NumpyExecutable(self, graph, batch)
+
+    # ------------------------------------------------------------ queued steps
+
+    def keep_step_figures(self, figures: StepFigures) -> None:
+        self._figures.append(figures)
+
+    def read_step_figures(self) -> list[StepFigures]:
+        """The figures of the steps run with a Record since the last call, in order."""
+        figures, self._figures = self._figures, []
+        return figures
 
 
 def _shaped(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

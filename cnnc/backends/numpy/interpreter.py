@@ -17,6 +17,7 @@ import numpy as np
 from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch
 from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
+from cnnc.backends.step_figures import Record, host_figures
 from cnnc.errors import CnncError, InputError
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.shapes import shape_str
@@ -56,9 +57,17 @@ class NumpyExecutable:
         learning_rate: float | None = None,
         first_example: int = 0,
         exchange: Exchange | None = None,
+        record: Record | None = None,
     ) -> dict[str, np.ndarray]:
         check_fetch(self.graph, fetch, state=self._backend.state_names())
         checked = check_feeds(self.graph, self.batch, feeds, self._backend.dtype)
+        if record is not None:  # kept by the backend for read_step_figures (computed now)
+            wanted = [*fetch, *(v for v in (record.loss, record.prediction) if v not in fetch)]
+            out = self.run(checked, wanted, step=step, learning_rate=learning_rate,
+                           first_example=first_example, exchange=exchange)
+            self._backend.keep_step_figures(host_figures(
+                out[record.loss], out[record.prediction], checked[record.target]))
+            return {name: out[name] for name in fetch}
         exchange = exchange or {}
         check_exchange(self.graph, exchange)
         keep = set(fetch)

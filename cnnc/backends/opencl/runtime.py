@@ -7,7 +7,9 @@ launch's arguments once, and per run only writes the inputs, refreshes the step-
 scalars, enqueues every launch on one in-order queue and reads back what was asked for. State
 tensors (parameters, optimizer slots) live in their own buffers across runs. A run may pause
 after the nodes named in `exchange` to let the host replace their values (the collectives of
-data-parallel training); it costs two blocking copies each, and nothing otherwise.
+data-parallel training); it costs two blocking copies each, and nothing otherwise. A training
+step run with a Record and nothing to fetch is queued without waiting for it: its loss and count
+of right predictions stay on the device until read_step_figures (step_figures.py).
 
 A kernel may allow fewer work-items per group than the device (CL_KERNEL_WORK_GROUP_SIZE, e.g.
 a GEMM that needs many registers), or need more local memory than the plan assumed: that is
@@ -42,7 +44,9 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
+from cnnc.backends.opencl.step_figures import DeviceStepFigures, InFlight, InputSet, QueuedInputs
 from cnnc.backends.opencl.tiling import Target, local_tile_bytes
+from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.passes.memplan import workspace_name
@@ -126,6 +130,9 @@ class OpenCLBackend:
         self.queue = cl.CommandQueue(self.device.context)
         self._state: dict[str, tuple[Any, StateSpec]] = {}
         self.state_version = 0  # bumped when a state buffer is replaced
+        self.waits = 0  # times the host waited for the whole queue (tests count them)
+        self._figures: DeviceStepFigures | None = None  # made by the first queued step
+        self._upload_queue: Any = None  # the queued steps' input uploads (step_figures.py)
         # Kernel variants for a graph at a batch size, by node name (BindContext.variants):
         # the tuner installs its choices here; by default every node gets the defaults.
         self.choose_variants: Callable[[Graph, int], Mapping[str, Mapping[str, Any]]] = (
@@ -220,11 +227,37 @@ class OpenCLBackend:
             raise _device_error(err, what, self.device) from None
 
     def _finish(self, what: str) -> None:
+        self.wait(what)
+
+    def wait(self, what: str) -> None:
+        """Wait until everything enqueued has run (`what`: for the error message)."""
         cl = _cl()
+        self.waits += 1
         try:
             self.queue.finish()
         except cl.Error as err:
             raise _device_error(err, what, self.device) from None
+
+    # ---------------------------------------------------------------- queued steps
+
+    def step_figures(self) -> DeviceStepFigures:
+        if self._figures is None:
+            self._figures = DeviceStepFigures(self)
+        return self._figures
+
+    def upload_queue(self) -> Any:
+        """Where queued steps upload their inputs: on a GPU a second queue, so that the copy
+        overlaps the step before; on a CPU, where a copy is a memcpy by the same cores, the
+        compute queue (pocl's waits across queues made steps slower, not faster)."""
+        if self._upload_queue is None:
+            separate = self.device.kind == "gpu"
+            self._upload_queue = (_cl().CommandQueue(self.device.context) if separate
+                                  else self.queue)
+        return self._upload_queue
+
+    def read_step_figures(self) -> list[StepFigures]:
+        """The figures of the steps run with a Record since the last call, in order."""
+        return [] if self._figures is None else self._figures.read()
 
     # ---------------------------------------------------------------- graphs
 
@@ -307,11 +340,11 @@ class BoundLaunch:
         self.state_args: list[tuple[int, str]] = []  # set whenever the state buffers change
         self.dynamic_args: list[tuple[int, Step | FirstIndex | UpdateScalar]] = []  # per run
 
-    def enqueue(self, cl: Any, queue: Any) -> None:
+    def enqueue(self, cl: Any, queue: Any, wait_for: Sequence[Any] | None = None) -> Any:
         """Enqueue the kernel (`cl`: the pyopencl module, looked up once by the caller)."""
-        cl.enqueue_nd_range_kernel(
-            queue, self.kernel, self.launch.global_size, self.launch.local_size
-        )
+        return cl.enqueue_nd_range_kernel(
+            queue, self.kernel, self.launch.global_size, self.launch.local_size,
+            wait_for=wait_for)
 
 
 class OpenCLExecutable:
@@ -354,20 +387,30 @@ class OpenCLExecutable:
         zeros = np.zeros(max(plan.zeros, 1), np.float32)
         self.zeros = backend.allocate(zeros.nbytes, "a buffer of zeros")
         backend._write(self.zeros, zeros, "zeroing")
+        # Arguments that are graph inputs (or views of one): queued runs point them at the
+        # input set of the run (step_figures.QueuedInputs), other runs at the arena.
+        roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
+        self._input_args: list[tuple[BoundLaunch, int, str]] = []
         self.bound: list[BoundLaunch] = [
-            self._bind_args(node, lau, kernel) for node, lau, kernel in kernels
+            self._bind_args(node, lau, kernel, roots) for node, lau, kernel in kernels
         ]
         self._dynamic = [b for b in self.bound if b.dynamic_args]
         self._state_version = -1  # state arguments are (re)bound at the first run
+        self._queued_inputs: QueuedInputs | None = None  # made by the first queued run
+        self._input_set: int | None = None  # the set the input arguments point to (None: arena)
+        self.in_flight = InFlight()
 
     # ---------------------------------------------------------------- arguments
 
     def value_buffer(self, value: str) -> Any:
         return self.buffers[self.plan.memory.storage.get(value, value)]
 
-    def _bind_args(self, node: str, lau: Launch, kernel: Any) -> BoundLaunch:
-        """Set the arguments that never change; list those that do."""
+    def _bind_args(self, node: str, lau: Launch, kernel: Any,
+                   roots: Mapping[str, str]) -> BoundLaunch:
+        """Set the arguments that never change; list those that do. roots: the storage of
+        each input, to the input's name."""
         bound = BoundLaunch(node, lau, kernel)
+        storage = self.plan.memory.storage
         for i, arg in enumerate(lau.args):
             if isinstance(arg, (Step, FirstIndex, UpdateScalar)):
                 bound.dynamic_args.append((i, arg))
@@ -375,7 +418,19 @@ class OpenCLExecutable:
                 bound.state_args.append((i, arg.name))
             else:
                 kernel.set_arg(i, self._fixed_arg(node, arg))
+                if isinstance(arg, Value) and storage.get(arg.name, arg.name) in roots:
+                    self._input_args.append((bound, i, roots[storage.get(arg.name, arg.name)]))
         return bound
+
+    def _point_inputs(self, inputs: InputSet | None) -> None:
+        """Point the launches that read inputs at `inputs`' buffers, or at the arena's."""
+        index = None if inputs is None else inputs.index
+        if index == self._input_set:
+            return
+        for b, i, name in self._input_args:
+            b.kernel.set_arg(i, self.value_buffer(name) if inputs is None
+                             else inputs.device[name])
+        self._input_set = index
 
     def _fixed_arg(self, node: str, arg: Arg) -> Any:
         """What the kernel receives for an argument that never changes."""
@@ -433,13 +488,29 @@ class OpenCLExecutable:
         learning_rate: float | None = None,
         first_example: int = 0,
         exchange: Exchange | None = None,
+        record: Record | None = None,
     ) -> dict[str, np.ndarray]:
+        """See Executable.run. With a `record` and nothing to fetch or exchange, the run is
+        queued and this returns at once: the inputs are copied from pinned memory, and the host
+        waits only for the run before the last one (the figures: read_step_figures)."""
         cl = _cl()
         checked = check_feeds(self.graph, self.batch, feeds, np.float32)
         check_fetch(self.graph, fetch, kept=self.plan.kept)
         pauses = self._pauses(exchange) if exchange else {}
-        # enqueue_copy reads each host array as one block of memory
-        hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
+        queued = record is not None and not fetch and not exchange
+        if record is not None:
+            self._check_record(record)
+        inputs: InputSet | None = None
+        if queued:
+            self.in_flight.make_room()  # the set to write was used two runs ago
+            inputs = self._inputs().next_set()
+            for name, value in checked.items():
+                np.copyto(inputs.host[name], value, casting="no")
+            hosts = []
+        else:
+            # enqueue_copy reads each host array as one block of memory
+            hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
+        self._point_inputs(inputs)
         self._refresh_state_args()
         self._set_dynamic_args(step, learning_rate, first_example)
         out: dict[str, np.ndarray] = {}
@@ -448,13 +519,20 @@ class OpenCLExecutable:
         try:
             for name, host in hosts:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
+            uploads = self._upload(cl, inputs) if inputs is not None else None
             for k, b in enumerate(self.bound):
                 doing = b.doing
-                b.enqueue(cl, queue)
+                b.enqueue(cl, queue, uploads if k == 0 else None)
                 if k in pauses:
                     name = pauses[k]
                     doing = f"exchanging '{name}' with the host"
                     self._exchange(cl, queue, name, exchange[name])
+            if record is not None:
+                doing = "recording the step's loss"
+                event = self._record(queue, record, inputs, uploads)
+                if queued:
+                    self.in_flight.add(event)
+                    return out
             doing = "reading the results"
             for name in fetch:
                 if name in self.graph.state_map:
@@ -463,11 +541,53 @@ class OpenCLExecutable:
                 host = np.empty(self.plan.shape(name), host_dtype(self.graph, name, np.float32))
                 cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
                 out[name] = host
+            self.backend.waits += 1
             queue.finish()
         except cl.Error as err:
             raise _device_error(err, doing, self.backend.device) from None
         del hosts  # the input copies have completed: the host arrays may go
         return out
+
+    # ---------------------------------------------------------------- queued steps
+
+    def _check_record(self, record: Record) -> None:
+        for name in record:
+            if name not in self.graph.node_map:
+                raise InternalError(f"'{name}' is not a value of graph '{self.graph.name}'")
+        if record.target not in self.plan.kept:
+            raise InternalError(f"the target '{record.target}' is not kept after the run of "
+                                f"'{self.graph.name}' (compile with keep=['{record.target}'])")
+
+    def _inputs(self) -> QueuedInputs:
+        if self._queued_inputs is None:
+            self._queued_inputs = QueuedInputs(self.backend, {
+                name: (self.plan.shape(name), host_dtype(self.graph, name, np.float32))
+                for name in self.graph.inputs})
+        return self._queued_inputs
+
+    def _upload(self, cl: Any, inputs: InputSet) -> list[Any] | None:
+        """Enqueue the input set's uploads on the upload queue, started at once; their events
+        for the run's first launch to wait for (None on the compute queue)."""
+        upload = self.backend.upload_queue()
+        events = [cl.enqueue_copy(upload, inputs.device[name], host, is_blocking=False)
+                  for name, host in inputs.host.items()]
+        if upload is self.backend.queue:
+            return None  # one in-order queue: the launches follow the copies anyway
+        upload.flush()
+        return events
+
+    def _record(self, queue: Any, record: Record, inputs: InputSet | None,
+                uploads: Sequence[Any] | None) -> Any:
+        """Enqueue the kernel that keeps the run's loss and right predictions on the device."""
+        shape = self.plan.shape(record.prediction)
+        rows = shape[0]
+        cols = math.prod(shape[1:])
+        sparse = self.graph.dtype_of(record.target) == "int32"
+        target = (self.value_buffer(record.target) if inputs is None
+                  else inputs.device[record.target])
+        return self.backend.step_figures().record(
+            queue, self.value_buffer(record.loss), self.value_buffer(record.prediction),
+            target, rows, cols, sparse, wait_for=uploads if not self.bound else None)
 
     # ---------------------------------------------------------------- exchanges
 
