@@ -130,7 +130,10 @@ class Tuner:
         timed: list[tuple[float, int, Callable[[], float]]] = []
         result = NodeResult(node.name, node.op, default, default, flops=gemm_flops(node, ctx))
         for i, variant in enumerate(space):
-            if i > 0 and (time.perf_counter() > stop or self.left() <= 0):
+            # The default and the likeliest gain (variant_space puts it next) even past the
+            # node's share of the budget, not past the whole budget.
+            past_share = i > 1 and time.perf_counter() > stop
+            if i > 0 and (past_share or self.left() <= 0):
                 break
             try:
                 seconds, again = self._time(g1, node.name, batch, values, variant)
