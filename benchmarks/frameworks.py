@@ -15,6 +15,8 @@ torch.set_num_threads(os.cpu_count())), and onnxruntime when it is installed (fo
 the model cnnc's own export writes: same network, same weights, NCHW). Each figure is the median
 of --runs timed runs after one warm-up run each (kernel builds and first-run costs are not
 counted), the systems taking turns run by run so that a change of load touches all alike.
+cnnc first tunes its kernels for the device (`cnnc tune`: --tune-budget seconds per graph and
+batch size, for what the tuning cache lacks) and runs with the tuned variants, as `cnnc run` does.
 Ratios are cnnc OpenCL's images/s over the other system's. The CPU's name is printed first.
 
 Reproduce the README's table:
@@ -47,8 +49,29 @@ def batches(shape: tuple[int, ...], classes: int, fb: int, tbs: list[int]):
     return x_f, train
 
 
+def tune(graph: Graph, device: str | None, fb: int, tbs: list[int], budget: float) -> None:
+    """Tune the forward graph at batch fb and the training graph at each of tbs, `budget`
+    seconds each at most, as `cnnc tune` does (launches already in the cache are kept)."""
+    from cnnc.backends.opencl.device import select_device
+    from cnnc.passes.pipeline import inference_graph, training_graph
+    from cnnc.tune.cache import TuningCache
+    from cnnc.tune.tuner import Tuner
+
+    dev = select_device(device)
+    for g, batch in [(inference_graph(graph), fb), *((training_graph(graph), tb) for tb in tbs)]:
+        start = time.perf_counter()
+        with open(os.devnull, "w") as quiet:
+            Tuner(dev, TuningCache.default(), budget, progress=False, out=quiet).tune_graph(
+                g, batch)
+        print(f"  tuned {g.name} at batch {batch} in {time.perf_counter() - start:.1f} s")
+
+
 def cnnc_tasks(graph: Graph, backend: str, device: str | None, fb: int, tbs: list[int]) -> Tasks:
     model = cnnc.compile(graph, backend=backend, device=device, seed=0)
+    if backend == "opencl":
+        from cnnc.tune.tuner import install
+
+        install(model.backend)  # the tuning cache's variants, as `cnnc run` uses them
     classes = graph.shape_of(graph.outputs[0])[-1]
     x_f, train = batches(graph.shape_of(graph.inputs[0])[1:], classes, fb, tbs)
     tasks: Tasks = {"forward": lambda: model.predict(x_f, batch_size=fb)}
@@ -245,6 +268,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy backend")
+    parser.add_argument("--tune-budget", type=float, default=60.0,
+                        help="seconds of tuning per graph and batch size before timing (what "
+                             "the cache lacks; 0: the cache as it is)")
     args = parser.parse_args()
     fb, tbs = args.forward_batch, args.train_batch
     print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
@@ -252,6 +278,8 @@ def main() -> None:
           f"{args.runs} interleaved runs")
     for spec in args.specs:
         graph = cnnc.load_spec(spec)
+        if args.tune_budget > 0:
+            tune(graph, args.device, fb, tbs, args.tune_budget)
         systems: dict[str, Tasks | None] = {
             "cnnc opencl": cnnc_tasks(graph, "opencl", args.device, fb, tbs)}
         if not args.no_numpy:
