@@ -25,7 +25,7 @@ from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
 from cnnc.errors import CnncError
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
-from cnnc.tune.space import error_factor
+from cnnc.tune.space import as_layer, error_factor
 from cnnc.verify import LOCAL_TOLERANCE, errors, single_node_graph
 
 # The batch the real shape is checked at: the kernels take the batch as an argument and only
@@ -86,19 +86,26 @@ def _spatial_edges(attrs: Attrs) -> list[tuple[str, int, int, int]]:
     return [("odd sizes", mh + 2, mw + 4, 3), ("1x1", mh, mw, 1)]
 
 
+def _layer_state(node: Node, kernel: tuple[int, ...], units: int) -> dict[str, tuple[int, ...]]:
+    """A conv2d's or dense's state shapes, or a fused one's (bias, then the batch norm's
+    per-channel tensors), for a kernel of shape `kernel`."""
+    state = {node.params[0]: kernel}
+    for p in node.params[1:]:
+        state[p] = (units,)
+    return state
+
+
 def _conv_edges(node: Node, graph: Graph) -> list[Case]:
     a = node.attrs
     g = a["groups"]
     cases = []
-    if node.op == "conv2d":
+    if as_layer(node).op == "conv2d":
         _, h, w, c = graph.shape_of(node.inputs[0])
         geo = conv_geometry(a, (1, h, w, c))
         odd_c = c if uses_im2col(node, geo) else _odd_group(g, c // g)
         f = a["filters"]
         for label, eh, ew, batch in _spatial_edges(a):
-            state = {node.params[0]: (*a["kernel_size"], odd_c // g, f)}
-            if a["use_bias"]:
-                state[node.params[1]] = (f,)
+            state = _layer_state(node, (*a["kernel_size"], odd_c // g, f), f)
             gr = _graph(node, {node.inputs[0]: (eh, ew, odd_c)}, state, a)
             cases.append(Case(f"{label}, {odd_c} input channels", gr, batch))
         return cases
@@ -128,13 +135,11 @@ def _conv_edges(node: Node, graph: Graph) -> list[Case]:
 
 def _dense_edges(node: Node, graph: Graph) -> list[Case]:
     a = node.attrs
-    if node.op == "dense":
+    if as_layer(node).op == "dense":
         k = graph.shape_of(node.inputs[0])[-1]
         units = a["units"]
         odd_k = k + 1 if k % 2 == 0 else k
-        state = {node.params[0]: (odd_k, units)}
-        if a["use_bias"]:
-            state[node.params[1]] = (units,)
+        state = _layer_state(node, (odd_k, units), units)
         gr = _graph(node, {node.inputs[0]: (odd_k,)}, state, a)
         return [Case(f"batch 3, {odd_k} inputs", gr, 3), Case(f"batch 1, {odd_k} inputs", gr, 1)]
     if node.op == "dense_grad_input":
@@ -170,6 +175,8 @@ def random_values(graph: Graph, batch: int, seed: int = 0) -> dict[str, np.ndarr
             values[n.name] = rng.standard_normal(shape, dtype=np.float32)
     for s in graph.state:
         values[s.name] = rng.standard_normal(s.shape, dtype=np.float32)
+        if s.name.endswith("moving_variance"):  # a folded batch norm's: a variance
+            values[s.name] = np.abs(values[s.name]) + np.float32(0.5)
     return values
 
 

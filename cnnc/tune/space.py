@@ -19,7 +19,7 @@ the runtime checks each built kernel's CL_KERNEL_WORK_GROUP_SIZE). The space is 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cnnc.backends.opencl.launches import BindContext
@@ -45,6 +45,17 @@ TUNABLE_OPS = (
     "dense_grad_input",
     "dense_grad_kernel",
 )
+
+# Inference ops that fold a batch norm into their layer (cnnc/ir/fused.py): bind_fused.py runs
+# the layer's own binding under the fused node's name, so they are tuned as that layer.
+FUSED_LAYERS = {"conv2d_bn": "conv2d", "dense_bn": "dense"}
+
+
+def as_layer(node: Node) -> Node:
+    """The node as its launches are bound: a fused node as its layer, others as they are."""
+    layer = FUSED_LAYERS.get(node.op)
+    return node if layer is None else replace(node, op=layer)
+
 
 # Every key a variant may hold, with what its value may be: the cache (cache.py) refuses any
 # other key or value.
@@ -78,6 +89,7 @@ class Gemm:
 
 def gemm_of(node: Node, ctx: BindContext) -> Gemm:
     """The GEMM a tunable node binds to (as bind_layers.py and bind_gradients.py bind it)."""
+    node = as_layer(node)
     op, batch = node.op, ctx.batch
     if op == "conv2d":
         geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
@@ -114,7 +126,7 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
 
 
 def tunable(node: Node) -> bool:
-    return node.op in TUNABLE_OPS
+    return as_layer(node).op in TUNABLE_OPS
 
 
 def default_variant(node: Node, ctx: BindContext) -> Variant:
@@ -208,7 +220,7 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     # change the arithmetic, tiles only how fast it runs, so a search that its budget cuts short
     # has tried the likeliest gains (F(4x4) ran the fashion 3x3 convolutions 3.6-5.7x faster
     # than the direct kernel on a Zen 1; a tile alone, 1.1-2.1x).
-    algorithms = [v for provider in ALGORITHM_PROVIDERS for v in provider(node, ctx)]
+    algorithms = [v for provider in ALGORITHM_PROVIDERS for v in provider(as_layer(node), ctx)]
     for variant in sorted(algorithms, key=lambda v: -int(v.get("wino_m", 0))):
         add(variant)
 

@@ -53,3 +53,40 @@ def test_every_variant_of_every_node_on_edge_shapes(device, graph, kind):
     for node in tunable_nodes(graph):
         failures += [f"{node.name}: {f}" for f in _check_all(backend, graph, node, edges=True)]
     assert failures == []
+
+
+FOLDED_SPEC = """
+network: tiny_folded
+input: [6, 5, 7]
+layers:
+  - {conv2d: [8, 3], padding: same, use_bias: false}
+  - batchnorm
+  - {activation: relu}
+  - {conv2d: [8, 3], padding: valid}
+  - batchnorm
+  - flatten
+  - {dense: 8}
+  - batchnorm
+  - {dense: 3, activation: softmax}
+"""
+
+
+def test_folded_batchnorm_nodes_are_tuned_as_their_layer(device, tmp_path):
+    """conv2d_bn and dense_bn (inference graphs fold batch norm into the layer before it) take
+    their layer's variants, Winograd included for the 3x3 convolutions, and every variant
+    matches the reference, the batch norm's moving statistics folded in."""
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph
+
+    path = tmp_path / "folded.yaml"
+    path.write_text(FOLDED_SPEC)
+    graph = inference_graph(load_spec(str(path)))
+    backend = OpenCLBackend(device)
+    folded = [n for n in graph.nodes if n.op in ("conv2d_bn", "dense_bn")]
+    assert sorted(n.op for n in folded) == ["conv2d_bn", "conv2d_bn", "dense_bn"]
+    ctx = BindContext(graph, BATCH, backend.target)
+    for node in folded:
+        space = variant_space(node, ctx)
+        if node.op == "conv2d_bn":
+            assert any(v.get("algo") == "winograd" for v in space)
+        assert _check_all(backend, graph, node, edges=False) == [], node.name
