@@ -32,7 +32,7 @@ from typing import Any
 from cnnc import settings
 from cnnc.atomic import atomic_write
 from cnnc.errors import CnncError
-from cnnc.tune.space import ALGOS, INT_KEYS
+from cnnc.tune.space import ALGOS, INT_KEYS, TILE_VARIANT_KEYS
 
 FORMAT = "cnnc-tuning 1"
 FILE_NAME = "tuning.json"
@@ -127,6 +127,12 @@ def variant_problem(variant: Any) -> str | None:
             lo, hi = INT_KEYS[name]
             if type(value) is not int or not lo <= value <= hi:
                 return f"{name}={value!r} is not an integer in {lo}..{hi}"
+        elif name in TILE_VARIANT_KEYS:
+            if not isinstance(value, dict) or set(value) != {"MR", "VW", "NV"}:
+                return f"{name}={value!r} is not a register tile (MR, VW, NV)"
+            problem = variant_problem(value)
+            if problem:
+                return f"{name}: {problem}"
         else:
             return f"unknown variant key {name!r}"
     if "VW" in variant and variant["VW"] not in (1, 2, 4, 8, 16):

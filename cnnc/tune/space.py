@@ -67,7 +67,10 @@ INT_KEYS: dict[str, tuple[int, int]] = {
     "split": (1, GRID_GROUPS[2]),
     "local": (0, 1),
     "wino_m": (2, 6),
+    "wino_chunk": (0, 1 << 30),  # Winograd tiles per chunk of the batch (0: all)
 }
+# Keys holding a register tile of their own (Winograd's GEMMs): MR, VW, NV as above.
+TILE_VARIANT_KEYS = ("wino_tile",)
 ALGOS = ("direct", "winograd")
 VECTOR_WIDTHS = (1, 2, 4, 8, 16)
 
@@ -248,6 +251,11 @@ def describe(variant: Mapping[str, Any]) -> str:
     """'4x8x2' and the flags that differ from the defaults ('4x8x2 split=3 no-row-groups')."""
     if variant.get("algo", "direct") != "direct":
         extra = f" m={variant['wino_m']}" if "wino_m" in variant else ""
+        tile = variant.get("wino_tile")
+        if tile:
+            extra += f" {tile.get('MR', '?')}x{tile.get('VW', '?')}x{tile.get('NV', '?')}"
+        if variant.get("wino_chunk"):
+            extra += f" chunk={variant['wino_chunk']}"
         return f"{variant['algo']}{extra}"
     text = f"{variant.get('MR', '?')}x{variant.get('VW', '?')}x{variant.get('NV', '?')}"
     if "split" in variant:
