@@ -38,6 +38,7 @@ import numpy as np
 import cnnc
 from cnnc.ir.graph import Graph
 
+SETTLE_SECONDS = 0.5
 Tasks = dict[str, Callable[[], object]]  # "forward" / "train 32" ... -> one timed run
 
 
@@ -253,6 +254,9 @@ def interleaved_medians(systems: dict[str, Tasks | None], runs: int) -> dict[str
     times: dict[str, dict[str, list[float]]] = {n: {t: [] for t in ts} for n, ts in live.items()}
     for _ in range(runs):
         for name, tasks in live.items():
+            # PyTorch's OpenMP threads and onnxruntime's pool spin-wait for a while after a
+            # call: let them go idle, so that they do not take the cores from the next system.
+            time.sleep(SETTLE_SECONDS)
             for task, fn in tasks.items():
                 start = time.perf_counter()
                 fn()
