@@ -275,7 +275,10 @@ class CachedVariants:
     def __call__(self, graph: Graph, batch: int) -> dict[str, dict[str, Any]]:
         nodes = [n for n in graph.nodes if tunable(n)]
         keys = {n.name: node_key(self.backend, graph, n, batch) for n in nodes}
-        if self.tune_budget > 0 and any(self.cache.get(k) is None for k in keys.values()):
+        # First use: none of the graph's launches tuned yet on this device. Once some are (by
+        # an earlier run's budget, or `cnnc tune`), a run starts at once with what is cached:
+        # the launches a budget did not reach wait for `cnnc tune`, not for every later run.
+        if self.tune_budget > 0 and all(self.cache.get(k) is None for k in keys.values()):
             self._tune(graph, batch)
         ctx = BindContext(graph, batch, self.backend.target)
         chosen: dict[str, dict[str, Any]] = {}

@@ -92,3 +92,28 @@ def test_first_use_tuning_fills_the_cache_and_is_not_repeated(device, cache_dir,
     for r in again.tune_graph(graph, 3):
         if tc.entry_id(node_key(backend, graph, graph.node(r.node), 3)) in tuned:
             assert r.source == "cache"
+
+
+def test_a_later_run_starts_with_a_partly_tuned_cache(device, cache_dir, tmp_path):
+    """Once some of a graph's launches are tuned (a first run's budget ran out before the
+    rest), a later run (a new chooser, as in a new process) uses what is cached and tunes
+    nothing, so it starts at once; the rest is left to `cnnc tune`."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import default_variant, tunable
+
+    graph = tiny_training_graph(tmp_path)
+    backend = OpenCLBackend(device)
+    node = next(n for n in graph.nodes if tunable(n))
+    variant = default_variant(node, BindContext(graph, 3, backend.target))
+    cache = tc.TuningCache.default()
+    cache.put(tc.make_entry(node_key(backend, graph, node, 3), variant, 1.0, 1.0))
+    later = CachedVariants(backend, tune_budget=60, progress=False)
+    backend.choose_variants = later
+    backend.plan(graph, 3)
+    assert later._tuner is None, "no tuning once the graph has tuned launches"
+    # and with nothing cached, the same graph is tuned on first use
+    tc.TuningCache.default().path.unlink()
+    first = CachedVariants(backend, tune_budget=0.5, progress=False)
+    backend.choose_variants = first
+    backend.plan(graph, 3)
+    assert first._tuner is not None
