@@ -6,6 +6,29 @@
  */
 #include "common.h"
 
+#ifdef VW
+/* Channels col..col+VW-1's scale, gamma / sqrt(var + eps) (1 / sqrt(var + eps) without gamma),
+ * and shift, beta (0 without). */
+static floatV channel_scale(__global const float *var, __global const float *gamma, int col,
+                            float eps)
+{
+    floatV scale = 1.0f / sqrt(LOADV(var + col) + eps);
+#if HAS_GAMMA
+    scale *= LOADV(gamma + col);
+#endif
+    return scale;
+}
+
+static floatV channel_shift(__global const float *beta, int col)
+{
+#if HAS_BETA
+    return LOADV(beta + col);
+#else
+    return (floatV)(0.0f);
+#endif
+}
+#endif
+
 /* Inference: normalised with the moving statistics (where no layer before it took the batch
  * norm in: cnnc/passes/fold_batchnorm.py). Launch over (cols / VW, chunks) as the training
  * kernels below. */
@@ -20,15 +43,7 @@ __kernel void batchnorm(__global const float *restrict x, __global const float *
     if (col >= cols || k >= chunks)
         return;
     const floatV m = LOADV(mean + col);
-    floatV scale = 1.0f / sqrt(LOADV(var + col) + eps);
-#if HAS_GAMMA
-    scale *= LOADV(gamma + col);
-#endif
-#if HAS_BETA
-    const floatV shift = LOADV(beta + col);
-#else
-    const floatV shift = (floatV)(0.0f);
-#endif
+    const floatV scale = channel_scale(var, gamma, col, eps), shift = channel_shift(beta, col);
     const int end = part_begin(rows, k + 1, chunks);
     for (int r = part_begin(rows, k, chunks); r < end; r++)
         STOREV((LOADV(x + r * cols + col) - m) * scale + shift, y + r * cols + col);
@@ -55,15 +70,8 @@ __kernel void batchnorm_train(__global const float *restrict x,
     if (col >= cols || k >= chunks)
         return;
     const floatV mean = LOADV(stats + col);
-    floatV scale = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
-#if HAS_GAMMA
-    scale *= LOADV(gamma + col);
-#endif
-#if HAS_BETA
-    const floatV shift = LOADV(beta + col);
-#else
-    const floatV shift = (floatV)(0.0f);
-#endif
+    const floatV scale = channel_scale(stats + cols, gamma, col, eps);
+    const floatV shift = channel_shift(beta, col);
     const int end = part_begin(rows, k + 1, chunks);
     for (int r = part_begin(rows, k, chunks); r < end; r++) {
         const floatV v = (LOADV(x + r * cols + col) - mean) * scale + shift;
@@ -125,10 +133,7 @@ __kernel void batchnorm_fold(__global const float *restrict w,
     const int k = get_global_id(1);
     if (col >= cols || k >= chunks)
         return;
-    floatV s = 1.0f / sqrt(LOADV(var + col) + eps);
-#if HAS_GAMMA
-    s = LOADV(gamma + col) * s;
-#endif
+    const floatV s = channel_scale(var, gamma, col, eps);
     const int end = part_begin(rows, k + 1, chunks);
     for (int r = part_begin(rows, k, chunks); r < end; r++)
         STOREV(LOADV(w + r * cols + col) * s, w_out + r * cols + col);
