@@ -29,11 +29,7 @@ __kernel void matmul(__global const float *restrict a, __global const float *res
 #if LOCAL_TILE
     TILED_GEMM(acc)
 #else
-    __global const float *arow[MR];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-        arow[r] = a + min(m0 + r, M - 1) * K; /* rows past the end repeat the last; not stored */
-    gemm_steps(acc, arow, b + n0, K, N);
+    gemm_block(acc, a, b, m0, n0, M, K, N);
 #endif
     store_block(acc, bias, c, m0, n0, M, N);
 }

@@ -85,6 +85,19 @@ static void gemm_steps(floatV acc[MR][NV], __global const float *a_rows[MR],
     }
 }
 
+/* acc += rows m0.. of A (rows x depth, row-major) . columns n0.. of B (depth x cols): a plain
+ * matrix product's block (matmul, Winograd's per-point GEMMs). Rows past the end repeat the
+ * last; store_block never stores them. (Lower-case names: kernels define M, K, N with -D.) */
+static void gemm_block(floatV acc[MR][NV], __global const float *a, __global const float *b,
+                       int m0, int n0, int rows, int depth, int cols)
+{
+    __global const float *a_rows[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        a_rows[r] = a + min(m0 + r, rows - 1) * depth;
+    gemm_steps(acc, a_rows, b + n0, depth, cols);
+}
+
 /* Writes the block to rows m0.. and columns n0.. of `out`, a rows x cols matrix, skipping rows
  * past the end (and the whole block when it starts past the last column: only local tiles
  * round the grid up that far). The epilogue: with -D HAS_BIAS=1, + bias[n] (kernels without a

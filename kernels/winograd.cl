@@ -186,11 +186,7 @@ __kernel void winograd_gemm(__global const float *restrict v, __global const flo
 #if LOCAL_TILE
     TILED_GEMM(acc)
 #else
-    __global const float *arow[MR];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-        arow[r] = vt + min(m0 + r, tiles - 1) * C; /* rows past the end: never stored */
-    gemm_steps(acc, arow, ut + n0, C, F);
+    gemm_block(acc, vt, ut, m0, n0, tiles, C, F);
 #endif
     store_block(acc, 0, mt + t * tiles * F, m0, n0, tiles, F);
 }
