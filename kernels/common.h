@@ -4,6 +4,7 @@
  * Build options (-D, integers only, made by the binders in cnnc/backends/opencl/bind_*.py):
  *   VW        vector width of a register block's columns (1, 2, 4, 8 or 16)
  *   ACT_<NAME> the activation, by name (below)
+ *   HAS_BIAS, HAS_RESIDUAL  what a layer's epilogue adds before the activation (below)
  */
 #ifndef CNNC_COMMON_H
 #define CNNC_COMMON_H
@@ -66,11 +67,41 @@ typedef CAT(float, VW) floatV;
 #define ACTIVATE(v) (v)
 #endif
 
+/* A residual added as a layer's output is stored (-D HAS_RESIDUAL=1: the residual ops of
+ * cnnc/ir/residual.py, a residual block's add fused into the convolution before it). The kernels
+ * that store a layer's output (conv2d_forward, matmul, winograd_output) end their parameter list
+ * with RESIDUAL_PARAM, the tensor added (of the output's shape), which the binder
+ * (bind_residual.py) appends as the last argument only then, and hand RESIDUAL to `epilogue`. */
+#if HAS_RESIDUAL
+#define RESIDUAL_PARAM , __global const float *restrict residual
+#define RESIDUAL residual
+#else
+#define RESIDUAL_PARAM
+#define RESIDUAL 0
+#endif
+
 /* Helper functions (static, inlined into the kernels) take plain pointers, not restrict
  * ones: the kernels' own restrict parameters already tell the compiler that buffers do not
  * overlap, and inlining a helper's restrict parameters leaves calls to
  * llvm.experimental.noalias.scope.decl that Oclgrind cannot run (tests/opencl/test_oclgrind.py).
  */
+
+#ifdef VW
+/* The epilogue of every store of a layer's output, in one place: value + bias[col] (-D
+ * HAS_BIAS=1) + residual[at] (-D HAS_RESIDUAL=1: the output's own element `at` of a tensor
+ * shaped like it), then ACTIVATE; `col` is the output channel, `at` the flat index stored. */
+static floatV epilogue(floatV value, __global const float *bias, __global const float *residual,
+                       int col, int at)
+{
+#if HAS_BIAS
+    value += LOADV(bias + col);
+#endif
+#if HAS_RESIDUAL
+    value += LOADV(residual + at);
+#endif
+    return ACTIVATE(value);
+}
+#endif
 
 /* Where part k of `parts` starts in a reduction over n items: the parts split n as evenly as
  * possible (end = the start of part k + 1). The product is taken in 64 bits: n * k may

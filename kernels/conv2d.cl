@@ -8,7 +8,8 @@
  * Geometry (-D): H W C input, OH OW F output, CG = C / groups, FG = F / groups, KH KW kernel,
  *   SH SW strides, DH DW dilation, PT PL padding before (top, left). The batch size comes as the
  *   argument `batch`, so one program serves every batch size.
- * Tiling (-D): MR rows per work-item, VW, NV. Epilogue (-D): HAS_BIAS, ACT_<NAME> (see common.h).
+ * Tiling (-D): MR rows per work-item, VW, NV. Epilogue (-D): HAS_BIAS, HAS_RESIDUAL, ACT_<NAME>
+ *   (see common.h).
  * Launch: dim 0 = row blocks (MR rows: the large count), dim 1 = column blocks (NR columns);
  *   dim 2 of the kernel gradient = parts of the reduction (its global size).
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands
@@ -45,7 +46,7 @@ static float forward_input(__global const float *x, int m, int k, int M)
 __kernel void conv2d_forward(__global const float *restrict x, __global const float *restrict w,
                              __global const float *restrict bias,
                              __global const float *restrict zeros, __global float *restrict y,
-                             int batch)
+                             int batch RESIDUAL_PARAM)
 {
     const int M = batch * OH * OW;
     const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
@@ -77,7 +78,7 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
         }
     }
 #endif
-    store_block(acc, bias, y, m0, n0, M, F);
+    store_output(acc, bias, RESIDUAL, y, m0, n0, M, F);
 }
 #endif
 

@@ -1,12 +1,12 @@
 /* Dense matrix products, register-blocked like conv2d.cl, and the transpose they need.
  *
- * matmul:     C[m, N] = act(A[m, K] . B[K, N] + bias)        (Dense forward, Dense dx)
+ * matmul:     C[m, N] = act(A[m, K] . B[K, N] + bias [+ R])  (Dense forward, Dense dx)
  * matmul_tn:  C[M, N] = A[k, M]^T . B[k, N], k cut in parts  (Dense d kernel)
  * transpose:  dst[b, j, i] = src[b, i, j] for matrices of TR x TC (Dense and conv2d dx)
  *
  * Sizes (-D): the weight's M/K and N; the batch-dependent size (m rows of matmul, k reduction of
  * matmul_tn) is an argument, so one program serves every batch size. Tiling (-D): MR rows per
- * work-item, VW, NV (NR = VW * NV columns, N % NR == 0); epilogue (-D): HAS_BIAS, ACT_<NAME>.
+ * work-item, VW, NV (NR = VW * NV columns, N % NR == 0); epilogue (-D): HAS_BIAS, HAS_RESIDUAL (R, a last argument: common.h), ACT_<NAME>.
  * Launch: dim 0 row blocks, dim 1 column blocks, dim 2 (matmul_tn) parts of the reduction
  * (tile.h: BLOCK_ROW, BLOCK_COL). GPUs (-D LOCAL_TILE=1 TX TY KT): matmul stages its operands in
  * local memory (tile.h). transpose: one dimension over the elements.
@@ -21,7 +21,8 @@
 #endif
 
 __kernel void matmul(__global const float *restrict a, __global const float *restrict b,
-                     __global const float *restrict bias, __global float *restrict c, int M)
+                     __global const float *restrict bias, __global float *restrict c, int M
+                     RESIDUAL_PARAM)
 {
     const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
     floatV acc[MR][NV];
@@ -31,7 +32,7 @@ __kernel void matmul(__global const float *restrict a, __global const float *res
 #else
     gemm_block(acc, a, b, m0, n0, M, K, N);
 #endif
-    store_block(acc, bias, c, m0, n0, M, N);
+    store_output(acc, bias, RESIDUAL, c, m0, n0, M, N);
 }
 #endif
 

@@ -100,10 +100,12 @@ static void gemm_block(floatV acc[MR][NV], __global const float *a, __global con
 
 /* Writes the block to rows m0.. and columns n0.. of `out`, a rows x cols matrix, skipping rows
  * past the end (and the whole block when it starts past the last column: only local tiles
- * round the grid up that far). The epilogue: with -D HAS_BIAS=1, + bias[n] (kernels without a
- * bias pass 0); then ACTIVATE, the identity unless -D ACT_<NAME> (common.h). */
-static void store_block(floatV acc[MR][NV], __global const float *bias, __global float *out,
-                        int m0, int n0, int rows, int cols)
+ * round the grid up that far), through common.h's `epilogue`: + bias[n] with -D HAS_BIAS=1,
+ * + the same element of `residual` (a rows x cols matrix too) with -D HAS_RESIDUAL=1, then
+ * ACTIVATE. Kernels without a bias or a residual pass 0. */
+static void store_output(floatV acc[MR][NV], __global const float *bias,
+                         __global const float *residual, __global float *out, int m0, int n0,
+                         int rows, int cols)
 {
     if (n0 >= cols)
         return;
@@ -113,13 +115,17 @@ static void store_block(floatV acc[MR][NV], __global const float *bias, __global
             return;
 #pragma unroll
         for (int v = 0; v < NV; v++) {
-            floatV value = acc[r][v];
-#if HAS_BIAS
-            value += LOADV(bias + n0 + v * VW);
-#endif
-            STOREV(ACTIVATE(value), out + (m0 + r) * cols + n0 + v * VW);
+            const int at = (m0 + r) * cols + n0 + v * VW;
+            STOREV(epilogue(acc[r][v], bias, residual, n0 + v * VW, at), out + at);
         }
     }
+}
+
+/* store_output with no residual: the kernels that never store a residual node's value. */
+static void store_block(floatV acc[MR][NV], __global const float *bias, __global float *out,
+                        int m0, int n0, int rows, int cols)
+{
+    store_output(acc, bias, 0, out, m0, n0, rows, cols);
 }
 
 #if LOCAL_TILE

@@ -18,7 +18,7 @@
  *   its two channel axes swapped, read straight from w (of shape 3 x 3 x F x C) with no copy.
  * Vectors (-D VW): channels per work-item of the transforms (VW divides C for winograd_input,
  *   F for winograd_output). The GEMM's tiling: MR VW NV (and LOCAL_TILE TX TY KT), as conv2d.cl.
- * Epilogue (winograd_output, -D): HAS_BIAS, ACT_<NAME> (common.h).
+ * Epilogue (winograd_output, -D): HAS_BIAS, HAS_RESIDUAL, ACT_<NAME> (common.h's `epilogue`).
  *
  * Why the transforms are written out as sums rather than loops over matrices: most entries of
  * B^T and A^T are 0 or +-1, and spelling them out leaves only the real multiplies.
@@ -197,7 +197,7 @@ __kernel void winograd_gemm(__global const float *restrict v, __global const flo
  * tile0.. of the batch. */
 __kernel void winograd_output(__global const float *restrict mt,
                               __global const float *restrict bias, __global float *restrict y,
-                              int tile0, int tiles)
+                              int tile0, int tiles RESIDUAL_PARAM)
 {
     const int i = get_global_id(0);
     if (i >= tiles * (F / VW))
@@ -212,10 +212,6 @@ __kernel void winograd_output(__global const float *restrict mt,
         for (int b = 0; b < T; b++)
             m[a][b] = LOADV(mt + ((a * T + b) * tiles + q) * F + f);
     TRANSFORM_2D(floatV, AT_1D, m, T, WINO_M, out);
-#if HAS_BIAS
-    const floatV b = LOADV(bias + f);
-#endif
-    __global float *dst = y + n * (OH * OW * F) + f;
 #pragma unroll
     for (int a = 0; a < WINO_M; a++) {
         const int oh = th * WINO_M + a;
@@ -223,11 +219,8 @@ __kernel void winograd_output(__global const float *restrict mt,
         for (int c = 0; c < WINO_M; c++) {
             const int ow = tw * WINO_M + c;
             if (oh < OH && ow < OW) {
-                floatV value = out[a][c];
-#if HAS_BIAS
-                value += b;
-#endif
-                STOREV(ACTIVATE(value), dst + (oh * OW + ow) * F);
+                const int at = (n * (OH * OW) + oh * OW + ow) * F + f;
+                STOREV(epilogue(out[a][c], bias, RESIDUAL, f, at), y + at);
             }
         }
     }

@@ -4,7 +4,8 @@
 (CNNC_DEBUG=1), naming the pass that broke it, and can hand the graph after every pass to a
 `dump` callback (`cnnc compile --dump-ir`). The final graph is always verified: it is cheap.
 
-    inference:  remove_dropout -> fold_batchnorm -> fuse_activation -> dead_code_elimination
+    inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
+                -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> optimizer
                 -> fuse_batchnorm_activation -> dead_code_elimination
 """
@@ -21,6 +22,7 @@ from cnnc.ir.graph import Graph, verify
 from cnnc.ir.train_config import OptimizerConfig, TrainConfig
 from cnnc.passes.autodiff import backward
 from cnnc.passes.fold_batchnorm import fold_batchnorm
+from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
 from cnnc.passes.loss import attach_loss
 from cnnc.passes.optimizer import optimizer_updates
@@ -51,6 +53,8 @@ def inference_pipeline() -> list[Pass]:
         Pass("remove_dropout", remove_dropout, "dropout is the identity at inference"),
         Pass("fold_batchnorm", fold_batchnorm,
              "conv2d/dense + batchnorm as one node: batch norm folded into its weights"),
+        Pass("fuse_residual", fuse_residual,
+             "conv2d/dense + add as one node: the residual added as the layer stores"),
         Pass("fuse_activation", fuse_activation,
              "conv2d/dense + activation as one node: no intermediate tensor"),
         Pass("dead_code_elimination", dead_code_elimination,

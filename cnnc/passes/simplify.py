@@ -6,7 +6,8 @@
   table), left linear and followed by an activation layer (or a relu layer that is exactly one
   of the table's activations: relu, relu6, leaky_relu with slope 0.2), becomes one node with
   that activation, named after the activation layer (so outputs keep their names), when nothing
-  else reads the pre-activation value.
+  else reads the pre-activation value and the op accepts that activation (a residual op takes
+  no softmax).
 - dead_code_elimination: drops nodes that neither lead to an output, nor are updates (side
   effects), nor are gradients someone may fetch. Inputs always stay (they are fed).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.args import Attrs
+from cnnc.ir.args import ArgError, Attrs
 from cnnc.ir.graph import Graph, Node
 from cnnc.passes import names
 from cnnc.passes.rewrite import Rewrite, Rule, apply_rules
@@ -53,7 +54,12 @@ def _fuse_activation(graph: Graph, node: Node) -> Rewrite | None:
             or graph.consumers.get(producer.name) != (node.name,)
             or producer.name in graph.outputs):
         return None
-    fused = replace(producer, name=node.name, attrs=producer.attrs.replace(activation=act))
+    attrs = producer.attrs.replace(activation=act)
+    try:  # an op may refuse an activation (residual ops: softmax)
+        producer.opdef.check(attrs)
+    except ArgError:
+        return None
+    fused = replace(producer, name=node.name, attrs=attrs)
     return Rewrite(at=node.name, new=(fused,), drop=(producer.name,))
 
 

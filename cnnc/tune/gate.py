@@ -25,6 +25,8 @@ from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
 from cnnc.errors import CnncError
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
+from cnnc.ir.ops import OPS
+from cnnc.ir.residual import LAYER_OF
 from cnnc.tune.space import as_layer, error_factor
 from cnnc.verify import LOCAL_TOLERANCE, errors, single_node_graph
 
@@ -65,11 +67,25 @@ def _graph(node: Node, inputs: Mapping[str, tuple[int, ...]],
            state: Mapping[str, tuple[int, ...]], attrs: Attrs) -> Graph:
     """`node` alone with new attrs, its batched operands `inputs` (shapes without the batch) and
     its other operands `state`; its output shape inferred."""
+    if node.op in LAYER_OF:
+        node, inputs = _with_residual_input(node, inputs, attrs)
     nodes = [_input(name, shape) for name, shape in inputs.items()]
     nodes.append(replace(node, attrs=attrs, shape=None))
     specs = tuple(StateSpec(name, shape) for name, shape in state.items())
     g = Graph(f"gate:{node.name}", tuple(nodes), (node.name,), specs)
     return infer_shapes(g)
+
+
+def _with_residual_input(node: Node, inputs: Mapping[str, tuple[int, ...]],
+                         attrs: Attrs) -> tuple[Node, dict[str, tuple[int, ...]]]:
+    """A residual op (cnnc/ir/residual.py) and `inputs` with its added operand, shaped like its
+    layer's output on the edge shape's input (renamed where it was the layer's input too)."""
+    x, other = node.inputs
+    if other == x:  # add(conv(x), x): x changes shape in the edge cases
+        other = f"{x}/residual"
+        node = replace(node, inputs=(x, other))
+    out = OPS[LAYER_OF[node.op]].infer(attrs, ((None, *inputs[x]),))
+    return node, {**inputs, other: tuple(out[1:])}
 
 
 def _odd_group(groups: int, per_group: int) -> int:

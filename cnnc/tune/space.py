@@ -33,6 +33,7 @@ from cnnc.backends.opencl.tiling import (
     split_reduction,
 )
 from cnnc.ir.graph import Node
+from cnnc.ir.residual import LAYER_OF
 
 Variant = dict[str, Any]
 
@@ -49,6 +50,9 @@ TUNABLE_OPS = (
 # Inference ops that fold a batch norm into their layer (cnnc/ir/fused.py): bind_fused.py runs
 # the layer's own binding under the fused node's name, so they are tuned as that layer.
 FUSED_LAYERS = {"conv2d_bn": "conv2d", "dense_bn": "dense"}
+# Residual ops (cnnc/ir/residual.py) run their layer's binding too, adding the residual as
+# it stores.
+FUSED_LAYERS |= {op: FUSED_LAYERS.get(layer, layer) for op, layer in LAYER_OF.items()}
 
 
 def as_layer(node: Node) -> Node:

@@ -60,13 +60,19 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 
 
 @cache
-def kernel_signatures(file: str) -> dict[str, list[str]]:
-    """kernel name -> parameter types ('ptr', 'int', 'uint', 'float')."""
+def kernel_signatures(file: str, residual: bool = False) -> dict[str, list[str]]:
+    """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
+    in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
+    (-D HAS_RESIDUAL=1), and none otherwise."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
         kinds = []
-        for param in m.group(2).split(","):
+        params = m.group(2)
+        if params.rstrip().endswith("RESIDUAL_PARAM"):
+            params = params.rstrip().removesuffix("RESIDUAL_PARAM")
+            params += ", __global const float *residual" if residual else ""
+        for param in params.split(","):
             param = " ".join(param.split())
             if "*" in param:
                 kinds.append("ptr")
@@ -93,9 +99,12 @@ ARG_KINDS = {
 def _graphs():
     yield "fashion/forward", inference_graph(cnnc.load_spec("specs/fashion.yaml")), 32
     yield "fashion/train", training_graph(cnnc.load_spec("specs/fashion.yaml")), 32
+    yield "resnet_mini/forward", inference_graph(cnnc.load_spec("specs/resnet_mini.yaml")), 8
     for case in CASES:
         yield f"{case.name}/forward", forward_graph(case), case.batch
         yield f"{case.name}/train", train_graph(case), case.batch
+        if "add" in str(case.layers):  # the residual ops (fuse_residual)
+            yield f"{case.name}/inference", inference_graph(forward_graph(case)), case.batch
 
 
 GRAPHS = list(_graphs())
@@ -107,7 +116,7 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
     plan = make_plan(graph, batch, target)
     for node, lau in plan.launches():
         where = f"{node}: {lau.file}:{lau.kernel}"
-        sig = kernel_signatures(lau.file)
+        sig = kernel_signatures(lau.file, bool(lau.define_map.get("HAS_RESIDUAL")))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

@@ -1,6 +1,7 @@
 """Fused ops on the device against the NumPy reference: batch norm folded into the convolution
-or dense layer before it (conv2d_bn, dense_bn), with batch norm state far from its initial
-values, after training steps and after loading weights."""
+or dense layer before it (conv2d_bn, dense_bn; with a residual add fused in too, conv2d_bn_add,
+dense_bn_add), with batch norm state far from its initial values, after training steps and after
+loading weights."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cnnc.passes.pipeline import inference_graph
 from cnnc.verify import random_feeds
 
 FOLDED_CASES = [c for c in CASES if "batchnorm" in str(c.layers)]
-FUSED_OPS = {"conv2d_bn", "dense_bn"}
+FUSED_OPS = {"conv2d_bn", "dense_bn", "conv2d_bn_add", "dense_bn_add"}
 
 
 def random_state(graph, seed: int) -> dict[str, np.ndarray]:

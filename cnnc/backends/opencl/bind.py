@@ -23,6 +23,7 @@ from cnnc.backends.opencl import (
     bind_gradients,
     bind_layers,
     bind_losses,
+    bind_residual,
     bind_updates,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
@@ -38,6 +39,7 @@ BINDERS: dict[str, Binder] = {
     **bind_updates.BINDERS,
     **bind_distributed.BINDERS,
     **bind_fused.BINDERS,
+    **bind_residual.BINDERS,
 }
 
 

@@ -1,0 +1,66 @@
+"""Residual ops: a layer with the residual add after it fused in, made by the inference passes
+(cnnc/passes/fuse_residual.py), never written in a spec.
+
+``conv2d_add``, ``conv2d_bn_add``, ``dense_add`` and ``dense_bn_add`` compute
+act(layer(x) + other): the layer's own result (conv2d, dense, or one with a batch norm folded in,
+cnnc/ir/fused.py) before its activation, plus `other`, a tensor of the output's shape, then the
+activation. Inputs: (x, other); parameters, arguments and FLOPs: the layer's, plus one add per
+output. A residual block's join, conv -> batchnorm -> add -> relu, is then one launch that
+writes the block's output once, instead of three passes over memory. The activation must be
+element-wise: softmax spans a row of outputs, more than the epilogue that adds `other` sees.
+"""
+
+from __future__ import annotations
+
+from cnnc.errors import ShapeError
+from cnnc.ir import fused  # noqa: F401  (registers the folded layers residual ops build on)
+from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.args import ArgError, Attrs
+from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
+from cnnc.ir.shapes import Shape, numel, shape_str
+
+RESIDUAL_OF = {"conv2d": "conv2d_add", "conv2d_bn": "conv2d_bn_add", "dense": "dense_add",
+               "dense_bn": "dense_bn_add"}
+"""The residual op each layer (or folded layer) becomes with the add after it."""
+
+LAYER_OF = {residual: layer for layer, residual in RESIDUAL_OF.items()}
+"""The layer op a residual op adds to (its inputs but the last, same arguments)."""
+
+
+def _residual_op(layer: str) -> OpDef:
+    base = OPS[layer]
+
+    def infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+        out = base.infer(attrs, shapes[:1])
+        if shapes[1] != out:
+            raise ShapeError(
+                f"the residual {shape_str(shapes[1])} differs from the layer's output "
+                f"{shape_str(out)}")
+        return out
+
+    def params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
+        return base.params(attrs, shapes[:1])
+
+    def flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
+        return base.flops(attrs, shapes[:1], out) + numel(out)
+
+    def check(attrs: Attrs) -> None:
+        base.check(attrs)
+        if not ACTIVATIONS[attrs["activation"]].elementwise:
+            raise ArgError(
+                f"activation '{attrs['activation']}' spans a row and cannot follow a fused "
+                "residual add; expected an element-wise activation")
+
+    def reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
+        return base.reduction(attrs, shapes[:1]) + 1
+
+    return OpDef(
+        name=RESIDUAL_OF[layer], group="fused", args=base.args, arity=(2, 2), infer=infer,
+        params=params, flops=flops, check=check, reduction=reduction, fuses_activation=True,
+        doc=f"{layer} plus a residual tensor of its output's shape (the add after it), then "
+            "the activation, as one node.",
+    )
+
+
+for _layer in RESIDUAL_OF:
+    register(_residual_op(_layer))
