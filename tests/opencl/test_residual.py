@@ -52,8 +52,10 @@ def residual_graph(op: str, x_shape: tuple[int, ...], **attrs) -> Graph:
     return infer_shapes(g)
 
 
-def run_both(graph: Graph, batch: int, device, variant: dict | None, target=None):
-    """(OpenCL output with `variant` on node 'y', the NumPy float64 reference, the plan)."""
+def run_both(graph: Graph, batch: int, device, variant: dict | None, target=None,
+             isolate: bool = False):
+    """(OpenCL output with `variant` on node 'y', the NumPy float64 reference, the executable);
+    isolate: every tensor in its own allocation (for Oclgrind)."""
     rng = np.random.default_rng(batch * 13 + len(graph.state))
     values = {n.name: rng.standard_normal((batch, *n.shape[1:])).astype(np.float32)
               for n in graph.nodes if n.op == "input"}
@@ -61,7 +63,7 @@ def run_both(graph: Graph, batch: int, device, variant: dict | None, target=None
         values[s.name] = rng.standard_normal(s.shape).astype(np.float32)
         if s.name.endswith("moving_variance"):
             values[s.name] = np.abs(values[s.name]) + np.float32(0.5)
-    backend = OpenCLBackend(device, target=target)
+    backend = OpenCLBackend(device, target=target, isolate=isolate)
     if variant is not None:
         backend.choose_variants = lambda g, b: {"y": variant}
     backend.init_state(graph.state, values)
@@ -73,13 +75,19 @@ def run_both(graph: Graph, batch: int, device, variant: dict | None, target=None
     return got, ref, exe
 
 
-def assert_close(graph: Graph, batch: int, got, ref, variant: dict | None) -> None:
+def close(graph: Graph, batch: int, got, ref, variant: dict | None) -> tuple[bool, str]:
+    """Whether `got` is within the gate's tolerance of `ref`, and the error against it."""
     node = graph.node("y")
     terms = node.opdef.reduction(node.attrs, tuple(graph.concrete_shape(v, batch)
                                                    for v in node.inputs))
     tol = LOCAL_TOLERANCE * sqrt(terms) * error_factor(variant or {})
     _, rel = errors(ref, got)
-    assert rel <= tol, f"error {rel:.2e} of max|reference| over {tol:.2e}"
+    return rel <= tol, f"error {rel:.2e} of max|reference|, tolerance {tol:.2e}"
+
+
+def assert_close(graph: Graph, batch: int, got, ref, variant: dict | None) -> None:
+    ok, how = close(graph, batch, got, ref, variant)
+    assert ok, how
 
 
 def _stores(exe) -> list:
@@ -110,7 +118,8 @@ ACTS = ["relu", "leaky_relu", "relu6", "elu", "sigmoid", "tanh", "linear"]
 
 def _conv_id(case) -> str:
     op, batch, shape, f, _, variant, kernel = case
-    return f"{op}-{batch}x{'x'.join(map(str, shape))}-{f}-{describe(variant) if variant else 'default'}-{kernel}"
+    how = describe(variant) if variant else "default"
+    return f"{op}-{batch}x{'x'.join(map(str, shape))}-{f}-{how}-{kernel}"
 
 
 @pytest.mark.parametrize("tiling", ["native", "gpu-tiling"])
