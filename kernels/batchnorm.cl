@@ -55,15 +55,15 @@ __kernel void batchnorm(__global const float *restrict x, __global const float *
  * root, a division, the affine parameters) are computed once per work-item, not per element,
  * and every load and store is a vector. */
 
-/* Training: y = act((x - mean) * (gamma / sqrt(var + eps)) + beta) with the batch's statistics,
- * stats = [mean; biased variance]: batch norm and the activation after it in one pass (-D
- * ACT_<NAME>, common.h; none: linear). */
+/* Training: y = act((x - mean) * (gamma / sqrt(var + eps)) + beta [+ residual]) with the batch's
+ * statistics, stats = [mean; biased variance]: batch norm, a residual add (-D HAS_RESIDUAL=1)
+ * and the activation after it in one pass (-D ACT_<NAME>; common.h's `epilogue`). */
 #ifdef BATCHNORM_TRAIN
 __kernel void batchnorm_train(__global const float *restrict x,
                               __global const float *restrict stats,
                               __global const float *restrict gamma,
                               __global const float *restrict beta, __global float *restrict y,
-                              int rows, int cols, int chunks, float eps)
+                              int rows, int cols, int chunks, float eps RESIDUAL_PARAM)
 {
     const int col = get_global_id(0) * VW;
     const int k = get_global_id(1);
@@ -75,7 +75,7 @@ __kernel void batchnorm_train(__global const float *restrict x,
     const int end = part_begin(rows, k + 1, chunks);
     for (int r = part_begin(rows, k, chunks); r < end; r++) {
         const floatV v = (LOADV(x + r * cols + col) - mean) * scale + shift;
-        STOREV(ACTIVATE(v), y + r * cols + col);
+        STOREV(epilogue(v, 0, RESIDUAL, col, r * cols + col), y + r * cols + col);
     }
 }
 #endif

@@ -1,5 +1,6 @@
-"""Residual ops: a layer with the residual add after it fused in, made by the inference passes
-(cnnc/passes/fuse_residual.py), never written in a spec.
+"""Residual ops: a layer with the residual add after it fused in, made by the passes
+(cnnc/passes/fuse_residual.py for inference, fuse_training.py for training), never written in a
+spec.
 
 ``conv2d_add``, ``conv2d_bn_add``, ``dense_add`` and ``dense_bn_add`` compute
 act(layer(x) + other): the layer's own result (conv2d, dense, or one with a batch norm folded in,
@@ -8,6 +9,12 @@ activation. Inputs: (x, other); parameters, arguments and FLOPs: the layer's, pl
 output. A residual block's join, conv -> batchnorm -> add -> relu, is then one launch that
 writes the block's output once, instead of three passes over memory. The activation must be
 element-wise: softmax spans a row of outputs, more than the epilogue that adds `other` sees.
+
+``batchnorm_train_add``, in training graphs: act(batchnorm_train(x, stats, ...) + other), inputs
+(x, stats, other[, gamma][, beta]) (batchnorm_train's with the residual third), one pass over
+memory instead of three (normalise, add, activate). The backward pass never reads the
+normalised value nor the sum before the activation (batch norm's gradients read x, its
+statistics and dy; add passes dy through; activation_grad reads the activation's output).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from cnnc.errors import ShapeError
 from cnnc.ir import fused  # noqa: F401  (registers the folded layers residual ops build on)
 from cnnc.ir.activations import ACTIVATIONS
 from cnnc.ir.args import ArgError, Attrs
-from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
+from cnnc.ir.layers import ACTIVATION_ARG, BN_NORMALISE_ARGS
+from cnnc.ir.ops import OPS, OpDef, ParamSpec, register, row_terms
 from cnnc.ir.shapes import Shape, numel, shape_str
 
 RESIDUAL_OF = {"conv2d": "conv2d_add", "conv2d_bn": "conv2d_bn_add", "dense": "dense_add",
@@ -46,10 +54,7 @@ def _residual_op(layer: str) -> OpDef:
 
     def check(attrs: Attrs) -> None:
         base.check(attrs)
-        if not ACTIVATIONS[attrs["activation"]].elementwise:
-            raise ArgError(
-                f"activation '{attrs['activation']}' spans a row and cannot follow a fused "
-                "residual add; expected an element-wise activation")
+        _check_elementwise(attrs)
 
     def reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
         return base.reduction(attrs, shapes[:1]) + 1
@@ -64,3 +69,27 @@ def _residual_op(layer: str) -> OpDef:
 
 for _layer in RESIDUAL_OF:
     register(_residual_op(_layer))
+
+
+def _check_elementwise(attrs: Attrs) -> None:
+    if not ACTIVATIONS[attrs["activation"]].elementwise:
+        raise ArgError(
+            f"activation '{attrs['activation']}' spans a row and cannot follow a fused "
+            "residual add; expected an element-wise activation")
+
+
+def _bn_residual_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    x, _, other = shapes[:3]
+    if other != x:
+        raise ShapeError(f"the residual {shape_str(other)} differs from the normalised input "
+                         f"{shape_str(x)}")
+    return x
+
+
+register(OpDef(
+    name="batchnorm_train_add", group="fused", args=(*BN_NORMALISE_ARGS, ACTIVATION_ARG),
+    arity=(3, 5), infer=_bn_residual_infer, check=_check_elementwise, reduction=row_terms(0),
+    fuses_activation=True,
+    doc="activation(batchnorm_train(x, stats[, gamma][, beta]) + other) in training graphs. "
+        "Inputs (x, stats, other[, gamma][, beta]).",
+))
