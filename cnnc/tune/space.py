@@ -8,6 +8,7 @@ A variant is a small dict the binders read through `BindContext.variant(node)` (
     local        0: no local-memory tiles on a GPU, where they would otherwise be used
     algo         'direct' (the implicit GEMM), or another algorithm a provider registers below
     wino_m       Winograd's output tile F(m x m, 3x3), with algo 'winograd'
+    wino_fused   tiles per work-item of Winograd in one launch (winograd_fused), 0: not fused
 
 Every variant is generated within the device's properties: blocks whose columns divide the
 GEMM's (so no block straddles a group), register blocks within the CPU's vector registers,
@@ -68,6 +69,7 @@ INT_KEYS: dict[str, tuple[int, int]] = {
     "local": (0, 1),
     "wino_m": (2, 6),
     "wino_chunk": (0, 1 << 30),  # Winograd tiles per chunk of the batch (0: all)
+    "wino_fused": (0, 16),  # tiles per work-item of the one-launch Winograd kernel (0: not it)
 }
 # Keys holding a register tile of their own (Winograd's GEMMs): MR, VW, NV as above.
 TILE_VARIANT_KEYS = ("wino_tile",)
@@ -256,6 +258,8 @@ def describe(variant: Mapping[str, Any]) -> str:
             extra += f" {tile.get('MR', '?')}x{tile.get('VW', '?')}x{tile.get('NV', '?')}"
         if variant.get("wino_chunk"):
             extra += f" chunk={variant['wino_chunk']}"
+        if variant.get("wino_fused"):
+            extra += f" fused x{variant['wino_fused']}"
         return f"{variant['algo']}{extra}"
     text = f"{variant.get('MR', '?')}x{variant.get('VW', '?')}x{variant.get('NV', '?')}"
     if "split" in variant:
