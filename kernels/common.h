@@ -69,7 +69,8 @@ typedef CAT(float, VW) floatV;
 
 /* A residual added as a layer's output is stored (-D HAS_RESIDUAL=1: the residual ops of
  * cnnc/ir/residual.py, a residual block's add fused into the convolution before it). The kernels
- * that store a layer's output (conv2d_forward, matmul, winograd_output) end their parameter list
+ * that store a layer's output (conv2d_forward, matmul, winograd_output and winograd_fused,
+ * batchnorm_train) end their parameter list
  * with RESIDUAL_PARAM, the tensor added (of the output's shape), which the binder
  * (bind_residual.py) appends as the last argument only then, and hand RESIDUAL to `epilogue`. */
 #if HAS_RESIDUAL

@@ -248,7 +248,7 @@ typedef CAT(float, VC) floatC;
 
 __kernel void winograd_fused(__global const float *restrict x, __global const float *restrict u,
                              __global const float *restrict bias, __global float *restrict y,
-                             int tiles)
+                             int tiles RESIDUAL_PARAM)
 {
     const int q0 = get_global_id(0) * NT;
     if (q0 >= tiles)
@@ -311,19 +311,12 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
                 for (int j = 0; j < NV; j++)
                     mt[k][j][t] = acc[k][j];
         }
-#if HAS_BIAS
-        floatV bv[NV];
-#pragma unroll
-        for (int j = 0; j < NV; j++)
-            bv[j] = LOADV(bias + f0 + j * VW);
-#endif
 #pragma unroll
         for (int k = 0; k < NT; k++) {
             const int p = q0 + k;
             if (p >= tiles)
                 break;
             const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
-            __global float *dst = y + n * (OH * OW * F) + f0;
 #pragma unroll
             for (int j = 0; j < NV; j++) {
                 floatV m[T][T], out[WINO_M][WINO_M];
@@ -340,11 +333,9 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
                     for (int b = 0; b < WINO_M; b++) {
                         const int ow = tw * WINO_M + b;
                         if (oh < OH && ow < OW) {
-                            floatV value = out[a][b];
-#if HAS_BIAS
-                            value += bv[j];
-#endif
-                            STOREV(ACTIVATE(value), dst + (oh * OW + ow) * F + j * VW);
+                            const int at = (n * (OH * OW) + oh * OW + ow) * F + f0 + j * VW;
+                            STOREV(epilogue(out[a][b], bias, RESIDUAL, f0 + j * VW, at),
+                                   y + at);
                         }
                     }
                 }

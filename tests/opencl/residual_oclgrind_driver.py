@@ -2,10 +2,10 @@
 
 The inference graph of the op case `residual_joins` (conv2d_add on im2col + matmul,
 conv2d_bn_add on the implicit GEMM, dense_add and dense_bn_add, each adding its residual as it
-stores), and a conv2d_bn_add by Winograd F(2x2) (in batch chunks) and F(4x4), on the device
-CNNC_DEVICE names; tilings: a CPU's and a GPU's, or with --native only the device's own. Every
-tensor in its own allocation (isolate), so Oclgrind sees any access past a tensor's end. Prints
-one line per run and exits 1 on a mismatch.
+stores), and a conv2d_bn_add by Winograd F(2x2) (in batch chunks), F(4x4) and F(2x2) in one
+launch (winograd_fused), on the device CNNC_DEVICE names; tilings: a CPU's and a GPU's, or with
+--native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind sees
+any access past a tensor's end. Prints one line per run and exits 1 on a mismatch.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import cnnc
 from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.tiling import Target
 from cnnc.passes.pipeline import inference_graph
+from cnnc.tune.space import describe
 from cnnc.verify import cross_check
 
 
@@ -41,16 +42,17 @@ def main(args: list[str]) -> int:
         failed += not report.passed
         print(f"residual_joins {tiling}-tiling: {'ok' if report.passed else 'MISMATCH'}",
               flush=True)
-        for m in (2, 4):
-            variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5 if m == 2 else 0}
+        for variant in ({"algo": "winograd", "wino_m": 2, "wino_chunk": 5},
+                        {"algo": "winograd", "wino_m": 4},
+                        {"algo": "winograd", "wino_m": 2, "wino_fused": 2}):
             got, ref, exe = run_both(wino, 2, device, variant, target, isolate=True)
             groups = sorted({lau.local_size for b in exe.plan.bindings.values()
                              for lau in b.launches if lau.local_size})
             ok, how = close(wino, 2, got, ref, variant)
             failed += not ok
             status = "ok" if ok else f"MISMATCH ({how})"
-            print(f"conv2d_bn_add F({m}x{m}) {tiling}-tiling: {status} groups {groups}",
-                  flush=True)
+            print(f"conv2d_bn_add {describe(variant)} {tiling}-tiling: {status} groups "
+                  f"{groups}", flush=True)
     return 1 if failed else 0
 
 

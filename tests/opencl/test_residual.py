@@ -1,6 +1,7 @@
 """The residual ops (cnnc/ir/residual.py) on the device against the NumPy reference in float64:
 each binding of the layer they run as (the implicit GEMM, im2col + GEMM, Winograd F(2x2) and
-F(4x4) with batch chunks and a tuner's GEMM tile, dense's GEMM, and a GPU's local-memory tiles
+F(4x4) with batch chunks and a tuner's GEMM tile, Winograd in one launch (winograd_fused),
+dense's GEMM, batch norm in training (batchnorm_train_add), and a GPU's local-memory tiles
 on whatever device there is) adding the residual in its epilogue, on odd shapes, with every
 element-wise activation; the tuner's gate on residual nodes (a residual that is the layer's own
 input too); and every variant the tuner can pick (slow).
@@ -112,6 +113,10 @@ CONV_CASES = [
      "winograd_output"),
     ("conv2d_bn_add", 2, (6, 9, 8), 16, {"padding": "same"}, WINO4_CHUNKED, "winograd_output"),
     ("conv2d_bn_add", 3, (5, 5, 3), 5, {"padding": "valid"}, WINO2, "winograd_output"),
+    ("conv2d_bn_add", 3, (5, 7, 6), 8, {"padding": "same"},
+     {"algo": "winograd", "wino_m": 2, "wino_fused": 2}, "winograd_fused"),
+    ("conv2d_add", 2, (6, 5, 4), 32, {"padding": "valid", "use_bias": False},  # 2 filter blocks
+     {"algo": "winograd", "wino_m": 4, "wino_fused": 3}, "winograd_fused"),
 ]
 ACTS = ["relu", "leaky_relu", "relu6", "elu", "sigmoid", "tanh", "linear"]
 

@@ -26,6 +26,7 @@ RESIDUAL_KERNELS = frozenset({
     ("conv2d.cl", "conv2d_forward"),
     ("gemm.cl", "matmul"),
     ("winograd.cl", "winograd_output"),
+    ("winograd.cl", "winograd_fused"),
     ("batchnorm.cl", "batchnorm_train"),
 })
 
