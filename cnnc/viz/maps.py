@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 # conv2d_bn, depthwise_conv2d_bn: a convolution with the batch norm after it folded in
 # (cnnc/passes/fold_batchnorm.py): its map is the batch norm's (and fused activation's) output.
-MAP_OPS = ("conv2d", "depthwise_conv2d", "conv2d_bn", "depthwise_conv2d_bn", "maxpool2d",
-           "avgpool2d")
+# conv2d_add, conv2d_bn_add: a residual block's join (passes/fuse_residual.py), the block's output.
+MAP_OPS = ("conv2d", "depthwise_conv2d", "conv2d_bn", "depthwise_conv2d_bn", "conv2d_add",
+           "conv2d_bn_add", "maxpool2d", "avgpool2d")
 MAPS_CMAP = "viridis"
 TARGET_COLS = 16  # the widest layer's grid: at most this many maps per row
 WIDTH_PX = 1200  # about how wide the grids are drawn
