@@ -48,9 +48,11 @@ def training_data(examples: int):
 
 
 def train_recorded(comm=None, *, backend: str = "numpy", steps: int = 10, batch: int = 16,
-                   examples: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                   examples: int | None = None, spec: str = SPEC
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(the loss of every step, the final weights), over `steps` steps of `batch` examples
-    (epochs of `examples` examples, whose last batch may be short); comm None: one device."""
+    (epochs of `examples` examples, whose last batch may be short); comm None: one device;
+    `spec`: a YAML spec of 12 x 12 x 1 inputs and 10 classes (default: SPEC)."""
     import cnnc
     from cnnc.distributed.trainer import DistributedTrainer
     from cnnc.train.loop import Trainer, TrainingInterrupted
@@ -58,7 +60,7 @@ def train_recorded(comm=None, *, backend: str = "numpy", steps: int = 10, batch:
     examples = examples or batch * steps
     per_epoch = -(-examples // batch)
     epochs = -(-steps // per_epoch)
-    model = cnnc.compile(SPEC, backend=backend)
+    model = cnnc.compile(spec, backend=backend)
     config = model.train_config.replace(epochs=epochs, batch_size=batch)
     losses: list[float] = []
     base = Trainer if comm is None else DistributedTrainer
