@@ -27,7 +27,7 @@ from cnnc.backends.opencl.launches import BindContext
 from cnnc.errors import CnncError
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
-from cnnc.tune.gate import Gate, random_values
+from cnnc.tune.gate import Gate, prebuild, random_values
 from cnnc.tune.space import default_variant, describe, gemm_of, tunable, variant_space
 from cnnc.verify import single_node_graph
 
@@ -48,10 +48,11 @@ PATIENCE = 2
 FAMILY_CUT = 2.0
 LOST_NODES = 3
 LOSS = 1.1
-ROUNDS = 3  # side-by-side rounds of the default and the best variant
+ROUNDS = 3  # side-by-side rounds of the default and the best variant (2 where both are CUT)
 # Until this run has measured a correctness gate: its cost as a multiple of what setting up
 # and timing one variant cost (the gate builds the variant again for two edge shapes).
 GATE_COST_GUESS = 3.0
+MARGIN = 1.5  # estimates from medians are multiplied by this (a shared machine varies)
 
 
 @dataclass
@@ -121,7 +122,8 @@ class Tuner:
 
     The budget bounds the tuner's wall time, the last node's side-by-side timing and gate
     included: a step starts only when what it is expected to cost (measured earlier in this
-    run) fits in what is left, so the budget is never overrun by more than a misestimate.
+    run) fits in what is left, so the budget is never overrun by more than a misestimate (or,
+    for a budget too small for it, by the first node's default: nothing is measured before).
     `spent` is time already gone from the budget (the process's start, for `cnnc tune`);
     `clock` is what the budget is measured with (tests pass a fake one).
     """
@@ -142,22 +144,31 @@ class Tuner:
         self.progress = progress
         self.results: dict[str, NodeResult] = {}  # by entry id
         self.costs: list[float] = []  # what each variant's setup and timing cost
-        self.gate_ratios: list[float] = []  # each gate's cost over its variant's
+        self.gates: list[float] = []  # what each correctness gate cost
+        self.prebuilds: list[float] = []  # what building each node's first variants cost
         # Per family: the nodes it lost on by CUT or more, and those it won (tune_node).
         self.lost: dict[tuple[str, int], int] = {}
         self.won: set[tuple[str, int]] = set()
 
-    @property
-    def gate_ratio(self) -> float:
-        """A gate's cost over its variant's, with a margin: the median measured (a gate
-        slowed down by another process on a shared machine is not the rule)."""
-        if not self.gate_ratios:
-            return GATE_COST_GUESS
-        return 1.5 * statistics.median(self.gate_ratios)
-
     def typical_cost(self) -> float:
         """What setting up and timing one variant costs, the median so far in this run."""
         return statistics.median(self.costs) if self.costs else 0.0
+
+    def gate_cost(self, variant_cost: float) -> float:
+        """What a correctness gate is expected to cost: the median so far with a margin (a
+        gate slowed down by another process on a shared machine is not the rule), or before
+        any, a multiple of what its variant cost."""
+        if not self.gates:
+            return GATE_COST_GUESS * variant_cost
+        return MARGIN * statistics.median(self.gates)
+
+    def node_cost(self) -> float:
+        """What tuning a node at least (its first variants built, the default and one more
+        timed, the gate) is expected to cost, from what this run measured so far."""
+        if not self.costs:
+            return 0.0
+        typical = self.typical_cost()
+        return MARGIN * (statistics.median(self.prebuilds) + 2 * typical) + self.gate_cost(typical)
 
     def _lost_family(self, fam: tuple[str, int]) -> bool:
         return fam not in self.won and self.lost.get(fam, 0) >= LOST_NODES
@@ -213,7 +224,7 @@ class Tuner:
         if best is None:
             return 0.0
         rounds = ROUNDS * (default.seconds + best.seconds)
-        return rounds + self.gate_ratio * max(best.cost, default.cost)
+        return rounds + self.gate_cost(max(best.cost, default.cost))
 
     def tune_node(self, graph: Graph, node: Node, batch: int, share: float,
                   key: dict[str, Any]) -> NodeResult:
@@ -228,18 +239,26 @@ class Tuner:
         firsts: dict[tuple[str, int], float] = {}  # each family's first variant's time
         dropped: set[tuple[str, int]] = set()
         stale = 0  # variants in a row no faster than the best so far
+        # The variants timed on every node unless they fail (the default, and PATIENCE more
+        # unless one is faster), their programs built at once.
+        start = self.clock()
+        first = [v for v in space if not self._lost_family(family(v))][:1 + PATIENCE]
+        prebuild(self.backend, [(g1, node.name, batch, v) for v in first])
+        self.prebuilds.append(self.clock() - start)
         for i, variant in enumerate(space):
             if i > 0:
                 if stale >= PATIENCE:
                     break
                 if family(variant) in dropped or self._lost_family(family(variant)):
                     continue
-                # The next variant is expected to cost as much as the dearest so far, and the
-                # decision after it its side by side timing and gate: start it only if that
-                # fits. The default and the likeliest gain (variant_space puts it next) may run
+                # The next variant is expected to cost as much as the dearest so far (and a
+                # build), and the decision after it its side by side timing and gate: start it
+                # only if that fits. The default and the likeliest gain (variant_space puts it next) may run
                 # past the node's share of the budget, never past the whole budget.
                 best = min(timed, key=lambda t: t.seconds)
                 expect = max(self.typical_cost(), *(t.cost for t in timed))
+                if variant not in first:  # its programs are still to be built
+                    expect += statistics.median(self.prebuilds)
                 need = expect + self._final_cost(timed[0], best)
                 now = self.clock()
                 if now + need > self.deadline or (i > 1 and now + need > stop):
@@ -290,7 +309,11 @@ class Tuner:
                 return None
             # The default's time and the variant's, measured again side by side (shared
             # machines).
-            rounds = [(base.again(), t.again()) for _ in range(ROUNDS)]
+            rounds = [(base.again(), t.again())]
+            while len(rounds) < ROUNDS:
+                rounds.append((base.again(), t.again()))
+                if all(v * CUT < d for d, v in rounds):
+                    break  # two rounds, each decisive
             t_default = statistics.median(r[0] for r in rounds)
             t_variant = statistics.median(r[1] for r in rounds)
             if t_variant > t_default * (1 - MIN_GAIN):
@@ -298,7 +321,7 @@ class Tuner:
             start = self.clock()
             gate = gate or Gate(self.backend, graph, node, batch)
             verdict = gate.check(space[t.index])
-            self.gate_ratios.append((self.clock() - start) / max(t.cost, 1e-3))
+            self.gates.append(self.clock() - start)
             if not verdict.admitted:
                 result.rejected.append((describe(space[t.index]), verdict.reason))
                 self.say(f"cnnc tune: {node.name}: variant {describe(space[t.index])} rejected "
@@ -344,11 +367,11 @@ class Tuner:
                 eid = entry_id(keys[n.name])
                 # A node is worth starting if the default and one variant can be timed and
                 # checked (costs as measured so far in this run).
-                if self.left() <= self.typical_cost() * (2 + self.gate_ratio):
+                if self.left() <= self.node_cost():
                     results[n.name] = NodeResult(n.name, n.op, {}, {}, flops=flops[n.name],
                                                  source="no budget")
                     continue
-                share = self.left() * flops[n.name] / max(weight, 1)
+                share = max(self.left() * flops[n.name] / max(weight, 1), self.node_cost())
                 weight -= flops[n.name]
                 if bar is not None:
                     bar.set_postfix_str(n.name)
