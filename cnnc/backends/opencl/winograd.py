@@ -181,7 +181,7 @@ def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> li
     accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
     would (tiling.register_tile), else half that, if the private arrays stay within
     FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer tiles: on a Zen 1, 4 tiles
-    ran resnet_mini's layers 1.1-1.5x faster than 2, benchmarks/winograd.py.)"""
+    ran resnet_mini's layers as fast as 2 or up to 1.5x faster, benchmarks/winograd.py.)"""
     fb = fused_filter_block(shape["F"], target)
     most = register_tile(shape["F"], target)["MR"]
     for nt in (most, most // 2):
