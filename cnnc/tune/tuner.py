@@ -96,9 +96,14 @@ def gemm_flops(node: Node, ctx: BindContext) -> int:
                                                 if node.op.startswith("conv2d") else 1)
 
 
-def family(variant: Mapping[str, Any]) -> tuple[str, int]:
-    """The variant's algorithm and Winograd tile: what changes its arithmetic."""
-    return str(variant.get("algo", "direct")), int(variant.get("wino_m", 0))
+Family = tuple[str, int, bool, int]
+
+
+def family(variant: Mapping[str, Any]) -> Family:
+    """What the variant computes how, tiles aside: its algorithm, Winograd's output tile and
+    whether in one launch, and whether the direct algorithm copies the windows out."""
+    return (str(variant.get("algo", "direct")), int(variant.get("wino_m", 0)),
+            bool(variant.get("wino_fused", 0)), int(variant.get("im2col", 1)))
 
 
 def process_age() -> float:
@@ -147,8 +152,8 @@ class Tuner:
         self.gates: list[float] = []  # what each correctness gate cost
         self.prebuilds: list[float] = []  # what building each node's first variants cost
         # Per family: the nodes it lost on by CUT or more, and those it won (tune_node).
-        self.lost: dict[tuple[str, int], int] = {}
-        self.won: set[tuple[str, int]] = set()
+        self.lost: dict[Family, int] = {}
+        self.won: set[Family] = set()
 
     def typical_cost(self) -> float:
         """What setting up and timing one variant costs, the median so far in this run."""
@@ -170,7 +175,7 @@ class Tuner:
         typical = self.typical_cost()
         return MARGIN * (statistics.median(self.prebuilds) + 2 * typical) + self.gate_cost(typical)
 
-    def _lost_family(self, fam: tuple[str, int]) -> bool:
+    def _lost_family(self, fam: Family) -> bool:
         return fam not in self.won and self.lost.get(fam, 0) >= LOST_NODES
 
     def left(self) -> float:
@@ -236,8 +241,8 @@ class Tuner:
         stop = self.clock() + share
         timed: list[Timed] = []
         result = NodeResult(node.name, node.op, default, default, flops=gemm_flops(node, ctx))
-        firsts: dict[tuple[str, int], float] = {}  # each family's first variant's time
-        dropped: set[tuple[str, int]] = set()
+        firsts: dict[Family, float] = {}  # each family's first variant's time
+        dropped: set[Family] = set()
         stale = 0  # variants in a row no faster than the best so far
         # The variants timed on every node unless they fail (the default, and PATIENCE more
         # unless one is faster), their programs built at once.

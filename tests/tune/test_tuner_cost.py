@@ -15,8 +15,8 @@ from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.tune import tuner as tuner_module
 from cnnc.tune.cache import TuningCache
 from cnnc.tune.gate import Verdict
-from cnnc.tune.space import tunable, variant_space
-from cnnc.tune.tuner import CachedVariants, Timed, Tuner, family, process_age
+from cnnc.tune.space import variant_space
+from cnnc.tune.tuner import CachedVariants, Timed, Tuner, process_age
 
 
 @pytest.fixture(scope="module")
@@ -186,33 +186,27 @@ def test_a_generous_budget_is_not_all_used(device, graph, tmp_path, monkeypatch)
 def test_a_family_far_slower_than_the_best_is_left(device, graph, tmp_path, monkeypatch):
     """Where Winograd is 3x faster than the default, no other direct tile is timed; a Winograd
     tile that lost on the first nodes is not timed on later ones."""
-    ctx_graph = graph
     clock = FakeClock()
+    m4, m2 = {"algo": "winograd", "wino_m": 4}, {"algo": "winograd", "wino_m": 2}
+    tiles = [{"algo": "direct", "MR": mr, "VW": 4, "NV": 1} for mr in (2, 4, 8)]
+    space = [{"algo": "direct", "MR": 4, "VW": 8, "NV": 1}, m4, m2, *tiles]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
 
     def seconds(variant, index: int) -> float:
         if variant.get("algo") == "winograd":
-            return 0.01 if variant.get("wino_m") == 4 else 0.02
+            return 0.01 if variant["wino_m"] == 4 else 0.02
         return 0.03
 
     timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
     monkeypatch.setattr(tuner_module, "LOST_NODES", 1)
     tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
-    tuner.tune_graph(ctx_graph, 3)
-    spaces = {}
-    for n in ctx_graph.nodes:
-        if tunable(n):
-            spaces[n.name] = variant_space(n, BindContext(ctx_graph, 3, tuner.backend.target))
+    results = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+    assert len(results) >= 2
     order = list(dict.fromkeys(name for name, _ in timed))  # the order they were tuned in
-    wino_nodes = [name for name in order
-                  if any(v.get("algo") == "winograd" for v in spaces[name])]
-    if not wino_nodes:
-        pytest.skip("no Winograd variants in this build")
-    m2_timed = []
-    for name in wino_nodes:
-        families = [family(spaces[name][i]) for n, i in timed if n == name]
-        assert families.count(("direct", 0)) == 1, "only the default of the direct family"
-        m2_timed.append(("winograd", 2) in families)
-    assert m2_timed[0] and not any(m2_timed[1:]), "m=2 lost on the first node: not timed again"
+    per_node = [[i for name, i in timed if name == node] for node in order]
+    assert per_node[0] == [0, 1, 2], "the direct tiles left: their default is 3x slower"
+    assert all(indices == [0, 1] for indices in per_node[1:]), "m=2 lost: not timed again"
+    assert all(r.variant == m4 for r in results)
 
 
 # ---------------------------------------------------------------- timing runs
