@@ -53,6 +53,19 @@ def test_a_deferred_program_reaches_the_disk_only_when_stored(device, empty_cach
     assert len(list((empty_caches / "opencl").glob("*.bin"))) == 2
 
 
+def test_prebuilt_programs_are_the_ones_used(device, empty_caches):
+    cache = program_module.program_cache(device)
+    if "portable computing language" not in device.platform_name.lower():
+        pytest.skip("programs are built at once only on pocl")
+    requests = [("elementwise.cl", "zero", {"VW": vw}) for vw in (1, 2, 4)]
+    with cache.deferred_writes():
+        cache.prebuild(requests)
+    assert len(cache.records) == 3 and len(cache.unstored) == 3
+    for file, kernel, defines in requests:
+        cache.kernel(file, kernel, defines)
+    assert len(cache.records) == 3, "no program built twice"
+
+
 def test_only_the_winners_binaries_are_written(device, empty_caches, graph, monkeypatch):
     """A variant made to lose (its times inflated) leaves no binary on disk; the winners' are
     there, and a later process (a new program cache) loads them from the disk."""

@@ -140,7 +140,11 @@ class ProgramCache:
         """Build the programs of (file, kernel, defines) `requests` not built yet, several at
         once: the compiler runs outside the GIL, and pocl's compiles of different programs
         overlap (6 builds took 0.7x as long on two threads as one after another on 2 cores).
-        A build that fails is left for `program` to report."""
+        Only on pocl: Oclgrind crashed building on two threads (double free), and drivers not
+        tried here are left to build one program at a time, as `program` does. A build that
+        fails is left for `program` to report."""
+        if "portable computing language" not in self.device.platform_name.lower():
+            return
         todo: dict[ProgramKey, None] = {}  # in order, once each
         for file, kernel, defines in requests:
             key = (file, build_options({**defines, kernel.upper(): 1}))
