@@ -1,12 +1,17 @@
 """The tuner: times the admitted kernel variants of a graph's launches and keeps the winners.
 
 For each tunable node (space.py) not yet in the cache, the node runs alone (a one-node graph,
-data on the device) under each variant of its space, default first, each timed as the median
-of a few runs. A node's search stops when it has used its share of the budget (the budget is
-shared in proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The
-fastest variant is then timed again beside the default, and it must beat it by MIN_GAIN and
-pass the correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and
-the tuner says which and why. Nodes with the same cache key share one search.
+data on the device) under the variants of its space in order, default first, each timed as the
+median of a few runs (one, if that one is far slower than the best so far). The search of a
+node stops where its measurements are decisive: after PATIENCE variants in a row that gained
+nothing, skipping families of variants (an algorithm, a Winograd tile) far slower than the best
+or beaten on every earlier node of this run; and when its share of the budget is used (shared in
+proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The fastest
+variant is then timed again beside the default, and it must beat it by MIN_GAIN and pass the
+correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and the tuner
+says which and why. Nodes with the same cache key share one search. Only the kept variants'
+programs are written to the disk cache of built programs (the first variants of a node, and a
+gate's shapes, are built several at once). The budget bounds the whole tuning: see Tuner.
 
 `CachedVariants` is what `OpenCLBackend.choose_variants` runs: the cache's choices for a
 graph's nodes (each re-checked to be one its space holds), tuning what is missing on first use
@@ -15,6 +20,7 @@ when it has a budget.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -39,9 +45,9 @@ MIN_RUNS, MAX_RUNS, RUN_SECONDS = 3, 7, 0.2  # timed runs per variant
 CUT = 1.3
 # The search of a node stops after this many variants in a row that were not faster than the
 # best so far (variant_space orders each node's space by likeliness), and a family of variants
-# (one algorithm, one Winograd tile) is left when the first of it timed (its likeliest; the
-# default, for the direct algorithm) is FAMILY_CUT times slower than the best: register tiles
-# changed the direct kernel's speed by 1.1-2.1x where measured, not more. A family that lost
+# (family(): an algorithm, a Winograd tile) is left when the first of it timed (its likeliest;
+# the default, for the direct algorithm) is FAMILY_CUT times slower than the best: register
+# tiles changed the direct kernel's speed by 1.1-2.1x where measured, not more. A family that lost
 # (its best LOSS times slower than the node's best) on each of the first LOST_NODES nodes it
 # was timed on in this run, and won on none, is not timed on later nodes.
 PATIENCE = 2
@@ -114,8 +120,6 @@ def process_age() -> float:
             fields = f.read().rsplit(")", 1)[1].split()
         with open("/proc/uptime") as f:
             uptime = float(f.read().split()[0])
-        import os
-
         started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
         return max(0.0, uptime - started)
     except (OSError, ValueError, IndexError):
@@ -151,7 +155,7 @@ class Tuner:
         self.costs: list[float] = []  # what each variant's setup and timing cost
         self.gates: list[float] = []  # what each correctness gate cost
         self.prebuilds: list[float] = []  # what building each node's first variants cost
-        # Per family: the nodes it lost on by CUT or more, and those it won (tune_node).
+        # Per family: the nodes it lost on (by LOSS), and those it won (tune_node).
         self.lost: dict[Family, int] = {}
         self.won: set[Family] = set()
 
@@ -258,8 +262,8 @@ class Tuner:
                     continue
                 # The next variant is expected to cost as much as the dearest so far (and a
                 # build), and the decision after it its side by side timing and gate: start it
-                # only if that fits. The default and the likeliest gain (variant_space puts it next) may run
-                # past the node's share of the budget, never past the whole budget.
+                # only if that fits. The default and the likeliest gain (variant_space puts it
+                # next) may run past the node's share of the budget, never past the whole budget.
                 best = min(timed, key=lambda t: t.seconds)
                 expect = max(self.typical_cost(), *(t.cost for t in timed))
                 if variant not in first:  # its programs are still to be built
