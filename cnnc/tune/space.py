@@ -139,10 +139,10 @@ def default_algo(node: Node, ctx: BindContext) -> str:
     """The algorithm the binders choose without a variant: a strided input gradient's phases
     (the direct kernel's zero terms left out), else the direct kernel."""
     node = as_layer(node)
-    if node.op == "conv2d_grad_input":
-        if phases_apply(conv_geometry(node.attrs, ctx.shape(node.name))):
-            return "phases"
-    return "direct"
+    strided = node.op == "conv2d_grad_input" and phases_apply(
+        conv_geometry(node.attrs, ctx.shape(node.name))
+    )
+    return "phases" if strided else "direct"
 
 
 def default_variant(node: Node, ctx: BindContext) -> Variant:
