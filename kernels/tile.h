@@ -132,15 +132,17 @@ static void store_rows(floatV acc[MR][NV], __global const float *bias,
         return;
 #pragma unroll
     for (int r = 0; r < MR; r++) {
-        if (r >= count)
-            return;
+        /* a guard, not an early return: an exit from the loop kept Oclgrind's clang from
+         * unrolling it */
+        if (r < count) {
 #pragma unroll
-        for (int v = 0; v < NV; v++) {
-            floatV value = acc[r][v];
+            for (int v = 0; v < NV; v++) {
+                floatV value = acc[r][v];
 #if HAS_BIAS
-            value += LOADV(bias + n0 + v * VW);
+                value += LOADV(bias + n0 + v * VW);
 #endif
-            STOREV(ACTIVATE(value), out_rows[r] + n0 + v * VW);
+                STOREV(ACTIVATE(value), out_rows[r] + n0 + v * VW);
+            }
         }
     }
 }
