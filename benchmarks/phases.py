@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[128, 32])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--device")
+    parser.add_argument("--no-row-groups", action="store_true",
+                        help="both kernels with the driver's work-groups (row_groups 0)")
     args = parser.parse_args()
     spec = cnnc.load_spec(args.spec)
     graph = training_graph(spec)
@@ -47,8 +49,12 @@ def main() -> None:
         ctx = BindContext(graph, batch, backends[0].target)
         strided = [n for n in graph.nodes if n.op == "conv2d_grad_input"
                    and default_variant(n, ctx)["algo"] == "phases"]
-        direct = {n.name: {**default_variant(n, ctx), "algo": "direct"} for n in strided}
+        extra = {"row_groups": 0} if args.no_row_groups else {}
+        direct = {n.name: {**default_variant(n, ctx), "algo": "direct", **extra}
+                  for n in strided}
+        phases = {n.name: {**default_variant(n, ctx), **extra} for n in strided}
         backends[0].choose_variants = lambda g, b, v=direct: v
+        backends[1].choose_variants = lambda g, b, v=phases: v
         feeds = random_feeds(graph, batch, 0)
         exes = []
         for backend in backends:
@@ -76,7 +82,7 @@ def main() -> None:
             k = "x".join(map(str, n.attrs["kernel_size"]))
             s = "x".join(map(str, n.attrs["strides"]))
             print(f"{'':9s}{n.name[:18]:18s} {k + '/' + s:10s} {t_d * 1e3:9.2f} "
-                  f"{t_p * 1e3:9.2f} {t_d / t_p:6.2f}x  ({describe(default_variant(n, ctx))})")
+                  f"{t_p * 1e3:9.2f} {t_d / t_p:6.2f}x  ({describe(phases[n.name])})")
         t_d, t_p = statistics.median(steps[0]), statistics.median(steps[1])
         print(f"{'':9s}whole step (median, interleaved): direct {t_d * 1e3:.1f} ms, phases "
               f"{t_p * 1e3:.1f} ms ({t_d / t_p:.2f}x)")
