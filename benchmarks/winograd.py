@@ -10,22 +10,22 @@ size, bound exactly as `cnnc` binds it with the node's variant set through the b
 benchmarks/kernels.py). Effective GFLOP/s = the direct convolution's FLOPs (2 * N*OH*OW * 9*C*F)
 / time, so the columns compare as speeds; ratios are over the direct kernel, measured in the
 same process. "4x16": the GEMMs' register tile set to 4 rows x 16 columns instead of
-tiling.register_tile's (for the direct kernel by patching the binders' lookup). --chunk: tiles per batch chunk to try for Winograd (0 = the whole
-batch's tiles at once).
+tiling.register_tile's (a variant's MR, VW, NV, as the tuner sets them). --chunk: tiles per batch chunk to try for Winograd (0 = the whole
+batch's tiles at once). --fused: tiles per work-item of the one-launch kernel (winograd_fused)
+to try too; a layer with too many channels for it (winograd.fused_tiles_per_item) shows "-".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from cnnc.backends.opencl import bind_gradients, bind_layers
 from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.backends.opencl.winograd import fused_tiles_per_item
 from kernels import _values, conv_nodes, time_opencl
 
 LAYERS = {
@@ -33,6 +33,9 @@ LAYERS = {
     "conv3 14x14x128->128": (14, 14, 128, 128),
     "conv4 7x7x128->256": (7, 7, 128, 256),
     "conv5 7x7x256->256": (7, 7, 256, 256),
+    # specs/resnet_mini.yaml's: few channels, where the transforms cost as much as the GEMMs
+    "resnet 28x28x16->16": (28, 28, 16, 16),
+    "resnet 14x14x32->32": (14, 14, 32, 32),
 }
 
 
@@ -90,26 +93,13 @@ def whole_model(device_sel: str | None, repeat: int) -> None:
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
-@contextmanager
-def _direct_tile(tile: dict | None):
-    """The direct kernels with register tile `tile` instead of tiling.register_tile's (a
-    benchmark-only patch of the binders' lookup: how much of Winograd's gain a smaller tile alone
-    would bring on this machine)."""
-    saved = bind_layers.register_tile, bind_gradients.register_tile
-    if tile is not None:
-        bind_layers.register_tile = bind_gradients.register_tile = lambda cols, target: tile
-    try:
-        yield
-    finally:
-        bind_layers.register_tile, bind_gradients.register_tile = saved
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device")
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunk", type=int, nargs="+", default=[0])
+    parser.add_argument("--fused", type=int, nargs="*", default=[4])
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
     parser.add_argument(
         "--model", action="store_true",
@@ -130,6 +120,9 @@ def main() -> None:
             name = f"F({m}x{m})" + (f" chunk {c}" if c else "")
             v = {"algo": "winograd", "wino_m": m, "wino_chunk": c}
             variants += [(name, v), (name + " 4x16", {**v, "wino_tile": small})]
+        for nt in args.fused:
+            variants.append((f"F({m}x{m}) fused x{nt}",
+                             {"algo": "winograd", "wino_m": m, "wino_fused": nt}))
     print(f"{'layer':22} {'op':11} {'batch':>5} " + " ".join(f"{n:>17}" for n, _ in variants))
     for layer in args.layers:
         h, w, c, f = LAYERS[layer]
@@ -142,11 +135,15 @@ def main() -> None:
                 cells = []
                 base = None
                 for name, variant in variants:
-                    direct_tile = variant if name.startswith("direct") else None
-                    wino = None if name.startswith("direct") else variant
-                    backend.choose_variants = lambda g, b, v=wino, n=node: {n: v} if v else {}
-                    with _direct_tile(direct_tile):
-                        t = time_opencl(backend, graph, batch, values, args.repeat)
+                    if variant and variant.get("wino_fused") and variant["wino_fused"] not in \
+                            fused_tiles_per_item(
+                                {"C": c if op == "forward" else f, "F": f if op == "forward"
+                                 else c}, variant["wino_m"], backend.target):
+                        cells.append("-")
+                        continue
+                    chosen = {"algo": "direct", **variant} if name == "direct 4x16" else variant
+                    backend.choose_variants = lambda g, b, v=chosen, n=node: {n: v} if v else {}
+                    t = time_opencl(backend, graph, batch, values, args.repeat)
                     base = base or t
                     cells.append(f"{flops / t / 1e9:7.1f} ({base / t:4.2f}x)")
                 print(f"{layer:22} {op:11} {batch:5} " + " ".join(f"{s:>17}" for s in cells),

@@ -233,3 +233,130 @@ __kernel void winograd_output(__global const float *restrict mt,
     }
 }
 #endif
+
+#ifdef WINOGRAD_FUSED
+/* The three steps after the filter transform in one launch, for few channels: there the
+ * transforms cost about as much as the GEMMs, and V's and Mt's round trips through memory more
+ * than either. One work-item per NT consecutive tiles (tile0 + q0 .. q0 + NT - 1), all F
+ * filters: the input transform of its tiles into private memory (channels VC at a time), then
+ * per block of FB = VW * NV filters the T*T products with U, accumulated NT tiles x NV vectors at
+ * a time in registers (each U vector loaded once for NT tiles), and the output transform with
+ * the epilogue. Private memory: NT * T*T * (C + FB) floats (winograd.py keeps it small). */
+#define FB (VW * NV)
+#if VC == 1
+typedef float floatC;
+#define LOADC(p) (*(p))
+#define STOREC(v, p) (*(p) = (v))
+#else
+typedef CAT(float, VC) floatC;
+#define LOADC(p) CAT(vload, VC)(0, (p))
+#define STOREC(v, p) CAT(vstore, VC)((v), 0, (p))
+#endif
+
+__kernel void winograd_fused(__global const float *restrict x, __global const float *restrict u,
+                             __global const float *restrict bias, __global float *restrict y,
+                             int tiles)
+{
+    const int q0 = get_global_id(0) * NT;
+    if (q0 >= tiles)
+        return;
+    float vt[NT][TT][C];
+#pragma unroll
+    for (int k = 0; k < NT; k++) {
+        /* Past the last tile: tile tiles-1 again, transformed and multiplied but not stored. */
+        const int p = min(q0 + k, tiles - 1);
+        const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
+        const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
+        __global const float *img = x + n * (H * W * C);
+        for (int c = 0; c < C; c += VC) {
+            floatC d[T][T], out[T][T];
+#pragma unroll
+            for (int a = 0; a < T; a++) {
+                const int ih = h0 + a;
+#pragma unroll
+                for (int b = 0; b < T; b++) {
+                    const int iw = w0 + b;
+                    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                    d[a][b] = inside ? LOADC(img + (ih * W + iw) * C + c) : (floatC)(0.0f);
+                }
+            }
+            TRANSFORM_2D(floatC, BT_1D, d, T, T, out);
+#pragma unroll
+            for (int a = 0; a < T; a++)
+#pragma unroll
+                for (int b = 0; b < T; b++)
+                    STOREC(out[a][b], &vt[k][a * T + b][c]);
+        }
+    }
+    for (int f0 = 0; f0 < F; f0 += FB) {
+        floatV mt[NT][NV][TT];
+        for (int t = 0; t < TT; t++) {
+            floatV acc[NT][NV];
+#pragma unroll
+            for (int k = 0; k < NT; k++)
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    acc[k][j] = (floatV)(0.0f);
+            __global const float *ut = u + t * (C * F) + f0;
+#pragma unroll 4
+            for (int c = 0; c < C; c++) {
+                floatV w[NV];
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    w[j] = LOADV(ut + c * F + j * VW);
+#pragma unroll
+                for (int k = 0; k < NT; k++) {
+                    const float a = vt[k][t][c];
+#pragma unroll
+                    for (int j = 0; j < NV; j++)
+                        acc[k][j] = fma((floatV)(a), w[j], acc[k][j]);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < NT; k++)
+#pragma unroll
+                for (int j = 0; j < NV; j++)
+                    mt[k][j][t] = acc[k][j];
+        }
+#if HAS_BIAS
+        floatV bv[NV];
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            bv[j] = LOADV(bias + f0 + j * VW);
+#endif
+#pragma unroll
+        for (int k = 0; k < NT; k++) {
+            const int p = q0 + k;
+            if (p >= tiles)
+                break;
+            const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
+            __global float *dst = y + n * (OH * OW * F) + f0;
+#pragma unroll
+            for (int j = 0; j < NV; j++) {
+                floatV m[T][T], out[WINO_M][WINO_M];
+#pragma unroll
+                for (int a = 0; a < T; a++)
+#pragma unroll
+                    for (int b = 0; b < T; b++)
+                        m[a][b] = mt[k][j][a * T + b];
+                TRANSFORM_2D(floatV, AT_1D, m, T, WINO_M, out);
+#pragma unroll
+                for (int a = 0; a < WINO_M; a++) {
+                    const int oh = th * WINO_M + a;
+#pragma unroll
+                    for (int b = 0; b < WINO_M; b++) {
+                        const int ow = tw * WINO_M + b;
+                        if (oh < OH && ow < OW) {
+                            floatV value = out[a][b];
+#if HAS_BIAS
+                            value += bv[j];
+#endif
+                            STOREV(ACTIVATE(value), dst + (oh * OW + ow) * F + j * VW);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#endif

@@ -10,6 +10,8 @@ A variant is a small dict the binders read through `BindContext.variant(node)` (
                  opencl/phases.py: the default where it applies), or another algorithm a
                  provider registers below
     wino_m       Winograd's output tile F(m x m, 3x3), with algo 'winograd'
+    im2col       0: the implicit GEMM even where few channels make the default copy windows
+    wino_fused   tiles per work-item of Winograd in one launch (winograd_fused), 0: not fused
 
 Every variant is generated within the device's properties: blocks whose columns divide the
 GEMM's (so no block straddles a group), register blocks within the CPU's vector registers,
@@ -71,6 +73,8 @@ INT_KEYS: dict[str, tuple[int, int]] = {
     "local": (0, 1),
     "wino_m": (2, 6),
     "wino_chunk": (0, 1 << 30),  # Winograd tiles per chunk of the batch (0: all)
+    "wino_fused": (0, 16),
+    "im2col": (0, 1),  # 0: the implicit GEMM where few channels would copy the windows out  # tiles per work-item of the one-launch Winograd kernel (0: not it)
 }
 # Keys holding a register tile of their own (Winograd's GEMMs): MR, VW, NV as above.
 TILE_VARIANT_KEYS = ("wino_tile",)
@@ -93,15 +97,21 @@ class Gemm:
     step_bytes: int = 0  # bytes one step of a split reduction reads
 
 
-def gemm_of(node: Node, ctx: BindContext) -> Gemm:
-    """The GEMM a tunable node binds to (as bind_layers.py and bind_gradients.py bind it)."""
+def _geometry(node: Node, ctx: BindContext) -> dict[str, int]:
+    node = as_layer(node)
+    return conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+
+
+def gemm_of(node: Node, ctx: BindContext, *, im2col: bool = True) -> Gemm:
+    """The GEMM a tunable node binds to (as bind_layers.py and bind_gradients.py bind it);
+    im2col=False: the implicit GEMM even where few channels would copy the windows out."""
     node = as_layer(node)
     op, batch = node.op, ctx.batch
     if op == "conv2d":
         geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
         rows = batch * geo["OH"] * geo["OW"]
         depth = geo["KH"] * geo["KW"] * geo["CG"]
-        if uses_im2col(node, geo):
+        if im2col and uses_im2col(node, geo):
             return Gemm(geo["F"], rows, depth, split=False, local=True)
         return Gemm(geo["FG"], rows, depth, split=False, local=node.attrs["groups"] == 1)
     if op == "conv2d_grad_input":
@@ -113,7 +123,7 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
         geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
         pixels = batch * geo["OH"] * geo["OW"]
         rows = geo["KH"] * geo["KW"] * geo["CG"]
-        if uses_im2col(node, geo):
+        if im2col and uses_im2col(node, geo):
             step = 4 * (geo["KH"] * geo["KW"] * geo["C"] + geo["F"])
             return Gemm(geo["F"], rows, pixels, split=True, local=False, step_bytes=step)
         step = 4 * (geo["C"] + geo["F"])
@@ -244,6 +254,16 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     if default["algo"] == "phases":
         add({**default, "algo": "direct"})
 
+    # Few channels: the implicit GEMM instead of copying the windows out (im2col), with the
+    # default block and the largest one.
+    layer = as_layer(node)
+    if layer.op in ("conv2d", "conv2d_grad_kernel") and uses_im2col(layer, _geometry(node, ctx)):
+        direct = gemm_of(as_layer(node), ctx, im2col=False)
+        for tile in [register_tile(direct.cols, target), *_tiles(direct.cols, target)[:1]]:
+            variant = {"algo": "direct", **tile, "im2col": 0}
+            if direct.split:
+                variant["split"] = _default_split(direct, tile, target)
+            add(variant)
     for tile in _tiles(gemm.cols, target):
         variant = {"algo": default["algo"], **tile}
         if gemm.split:
@@ -274,6 +294,8 @@ def describe(variant: Mapping[str, Any]) -> str:
             extra += f" {tile.get('MR', '?')}x{tile.get('VW', '?')}x{tile.get('NV', '?')}"
         if variant.get("wino_chunk"):
             extra += f" chunk={variant['wino_chunk']}"
+        if variant.get("wino_fused"):
+            extra += f" fused x{variant['wino_fused']}"
         return f"{variant['algo']}{extra}"
     text = f"{variant.get('MR', '?')}x{variant.get('VW', '?')}x{variant.get('NV', '?')}"
     if "split" in variant:
@@ -282,4 +304,6 @@ def describe(variant: Mapping[str, Any]) -> str:
         text += " no-row-groups"
     if variant.get("local", 1) == 0:
         text += " no-local"
+    if variant.get("im2col", 1) == 0:
+        text += " no-im2col"
     return f"phases {text}" if algo == "phases" else text

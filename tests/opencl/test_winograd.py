@@ -130,6 +130,43 @@ def test_grad_input_matches_reference(device, m, case):
     assert_close(got, ref, k, m)
 
 
+# (m, tiles per work-item): one, an odd count that leaves the last work-item short, four.
+FUSED = [(2, 3), (4, 1), (4, 4)]
+
+
+@pytest.mark.parametrize("m,nt", FUSED)
+@pytest.mark.parametrize("case", CASES[:3], ids=_case_id)
+def test_fused_forward_matches_reference(device, m, nt, case):
+    batch, h, w, c, f, padding, bias, act = case
+    graph = forward_graph(h, w, c, f, padding, bias, act)
+    variant = {"algo": "winograd", "wino_m": m, "wino_fused": nt}
+    got, ref, k, exe = run_both(graph, batch, device, variant)
+    assert "winograd_fused" in _kernels(exe) and "winograd_gemm" not in _kernels(exe)
+    assert_close(got, ref, k, m)
+
+
+@pytest.mark.parametrize("m,nt", FUSED)
+@pytest.mark.parametrize("case", CASES[:3], ids=_case_id)
+def test_fused_grad_input_matches_reference(device, m, nt, case):
+    batch, h, w, c, f, padding = case[:6]
+    graph = grad_input_graph(h, w, c, f, padding)
+    variant = {"algo": "winograd", "wino_m": m, "wino_fused": nt}
+    got, ref, k, exe = run_both(graph, batch, device, variant)
+    assert "winograd_fused" in _kernels(exe) and "conv2d_grad_input" not in _kernels(exe)
+    assert_close(got, ref, k, m)
+
+
+def test_fused_two_filter_blocks(device):
+    """Filters in two blocks of two vectors (F = 32 on 8-wide vectors), channels of 16 moved
+    8 at a time, on a 7x7 image: the loops the small cases above do not reach."""
+    graph = forward_graph(7, 7, 16, 32, "same", True, "relu")
+    variant = {"algo": "winograd", "wino_m": 4, "wino_fused": 2}
+    got, ref, k, exe = run_both(graph, 3, device, variant)
+    fused = next(x for x in exe.plan.bindings["y"].launches if x.kernel == "winograd_fused")
+    assert fused.define_map["VW"] * fused.define_map["NV"] < 32
+    assert_close(got, ref, k, 4)
+
+
 @pytest.mark.parametrize("m", [2, 4])
 def test_batch_chunks_and_gpu_tiling(device, m):
     """The batch's tiles in chunks (an odd chunk size: the last chunk is short) with another
@@ -156,6 +193,9 @@ def test_batch_chunks_and_gpu_tiling(device, m):
         {"algo": "winograd", "wino_m": 2, "wino_chunk": -1},
         {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 3, "NV": 1}},
         {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 8, "NV": 1}},  # F = 5
+        {"algo": "winograd", "wino_m": 2, "wino_fused": 17},
+        {"algo": "winograd", "wino_m": 2, "wino_fused": 2, "wino_chunk": 4},
+        {"algo": "winograd", "wino_m": 2, "wino_fused": "2"},
     ],
 )
 def test_bad_variants_are_refused(variant):
@@ -183,16 +223,26 @@ def test_winograd_refused_where_it_does_not_apply():
 def test_variant_space():
     fwd = forward_graph(5, 7, 3, 5, "same", True, "relu")
     ctx = BindContext(fwd, 2, Target())
-    # F = 5: only the default tile (no tile of 16 columns divides it)
+    # F = 5: only the default tile (no tile of 16 columns divides it); few channels, so the
+    # fused kernel too, with the register block's rows (8 of one float)
+    fused = [{"algo": "winograd", "wino_m": m, "wino_fused": 8} for m in (2, 4)]
     assert winograd_variants(fwd.node("y"), ctx) == [
-        {"algo": "winograd", "wino_m": 2}, {"algo": "winograd", "wino_m": 4}
+        fused[0], {"algo": "winograd", "wino_m": 2}, fused[1], {"algo": "winograd", "wino_m": 4}
     ]
     wide = forward_graph(5, 7, 3, 32, "same", True, "relu")
     found = winograd_variants(wide.node("y"), BindContext(wide, 2, Target()))
-    assert {v["wino_m"] for v in found} == {2, 4} and len(found) == 6
+    assert {v["wino_m"] for v in found} == {2, 4}
+    assert len([v for v in found if "wino_fused" not in v]) == 6
+    # F(4x4) at 8 tiles per work-item would pass FUSED_PRIVATE_FLOATS (8 * 36 * (3 + 32)
+    # floats): half that
+    assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [(2, 8), (4, 4)]
     assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
+    # many channels: no fused kernel (its private arrays would pass FUSED_PRIVATE_FLOATS)
+    deep = forward_graph(5, 7, 256, 32, "same", True, "relu")
+    found = winograd_variants(deep.node("y"), BindContext(deep, 2, Target()))
+    assert found and not any("wino_fused" in v for v in found)
     gin = grad_input_graph(5, 7, 3, 5, "valid")
-    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 2
+    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 4
     strided = dict(_attrs("same"), strides=(2, 2))
     assert not winograd_applies(strided)
     assert not winograd_applies(dict(_attrs("same"), kernel_size=(5, 5)))

@@ -1,6 +1,7 @@
 """Run the Winograd kernels on tiny shapes, for `test_winograd_oclgrind.py` (under Oclgrind).
 
-Forward (bias, relu) and input gradient, F(2x2) and F(4x4), a shape whose tiles overhang the
+Forward (bias, relu) and input gradient, F(2x2) and F(4x4), in four launches and in one
+(winograd_fused), a shape whose tiles overhang the
 image and whose channels are not multiples of the vector width, on the device CNNC_DEVICE names;
 tilings: a CPU's (register blocks) and a GPU's (local-memory tiles within the device's limits),
 or with --native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind
@@ -36,8 +37,11 @@ def main(args: list[str]) -> int:
     failed = 0
     for tiling, target in targets.items():
         for what, graph in graphs.items():
-            for m in (2, 4):
-                variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5 if m == 2 else 0}
+            for m, fused in ((2, 0), (4, 0), (2, 3), (4, 2)):
+                if fused:  # one launch, 3 (2) tiles per work-item: the last one's short
+                    variant = {"algo": "winograd", "wino_m": m, "wino_fused": fused}
+                else:
+                    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5 if m == 2 else 0}
                 got, ref, k, exe = run_both(graph, 2, device, variant, target, isolate=True)
                 groups = sorted(
                     {lau.local_size for b in exe.plan.bindings.values() for lau in b.launches
@@ -48,7 +52,9 @@ def main(args: list[str]) -> int:
                 ok = np.abs(got - ref).max() <= tol
                 failed += not ok
                 status = "ok" if ok else "MISMATCH"
-                print(f"{what} F({m}x{m}) {tiling}-tiling: {status} groups {groups}", flush=True)
+                kind = f"fused x{fused} " if fused else ""
+                print(f"{what} F({m}x{m}) {kind}{tiling}-tiling: {status} groups {groups}",
+                      flush=True)
     return 1 if failed else 0
 
 

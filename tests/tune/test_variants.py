@@ -90,3 +90,53 @@ def test_folded_batchnorm_nodes_are_tuned_as_their_layer(device, tmp_path):
         if node.op == "conv2d_bn":
             assert any(v.get("algo") == "winograd" for v in space)
         assert _check_all(backend, graph, node, edges=False) == [], node.name
+
+
+FEW_CHANNELS_SPEC = """
+network: tiny_few
+input: [6, 5, 2]
+layers:
+  - {conv2d: [8, 3], padding: same, activation: relu}
+  - flatten
+  - {dense: 3, activation: softmax}
+train:
+  dataset: fashion_mnist
+  batch_size: 3
+  optimizer: {name: sgd, learning_rate: 0.01}
+  loss: sparse_categorical_crossentropy
+"""
+
+
+def test_few_channels_also_try_the_implicit_gemm(device, tmp_path):
+    """A convolution with 2 input channels copies its windows out by default (im2col); its
+    space also holds the implicit GEMM ("im2col": 0) for the forward pass and the kernel
+    gradient, which then binds conv2d.cl's kernels and matches the reference (the gate's shapes)."""
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import training_graph
+
+    path = tmp_path / "few.yaml"
+    path.write_text(FEW_CHANNELS_SPEC)
+    graph = training_graph(load_spec(str(path)))
+    backend = OpenCLBackend(device)
+    ctx = BindContext(graph, BATCH, backend.target)
+    for node in tunable_nodes(graph, ("conv2d", "conv2d_grad_kernel")):
+        direct = [v for v in variant_space(node, ctx) if v.get("im2col") == 0]
+        assert direct, node.name
+        plan_kernels = {
+            lau.kernel
+            for lau in backend.compile(graph, BATCH).plan.bindings[node.name].launches
+        }
+        assert "im2col" in plan_kernels  # the default
+        backend.choose_variants = lambda g, b, v=direct[0], n=node.name: {n: v}
+        plan_kernels = {
+            lau.kernel
+            for lau in backend.compile(graph, BATCH).plan.bindings[node.name].launches
+        }
+        backend.choose_variants = lambda g, b: {}
+        assert "im2col" not in plan_kernels and plan_kernels & {
+            "conv2d_forward", "conv2d_grad_kernel"
+        }, plan_kernels
+        gate = Gate(backend, graph, node, BATCH)  # the real shape and the edge shapes
+        for variant in direct:
+            verdict = gate.check(variant)
+            assert verdict.admitted, f"{node.name} {describe(variant)}: {verdict.reason}"

@@ -97,7 +97,7 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     out = Value(node.name)
     geo = conv_geometry(node.attrs, ctx.shape(x))
     pixels = ctx.batch * geo["OH"] * geo["OW"]
-    if uses_im2col(node, geo):
+    if uses_im2col(node, geo, ctx.variant(node)):
         depth = geo["KH"] * geo["KW"] * geo["C"]
         windows = Workspace(0)
         tn = matmul_tn(ctx, windows, Value(dy), out, depth, geo["F"], pixels, Workspace(1),

@@ -52,7 +52,7 @@ def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     v = ctx.variant(node)
     if v.get("algo") == "winograd":
         return bind_conv2d_winograd(node, ctx, geo, m=v.get("wino_m", 4))
-    if uses_im2col(node, geo):
+    if uses_im2col(node, geo, v):
         return _bind_conv2d_im2col(node, ctx, geo, bias)
     rows = ctx.batch * geo["OH"] * geo["OW"]
     variant = ctx.variant(node)

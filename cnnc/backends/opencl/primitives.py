@@ -348,8 +348,16 @@ def im2col(x: str, out: Arg, geo: Mapping[str, int], batch: int) -> Launch:
     return launch("conv2d.cl", "im2col", flat(rows), (Value(x), out, Int(batch)), dict(geo))
 
 
-def uses_im2col(node: Node, geo: Mapping[str, int]) -> bool:
-    return node.attrs["groups"] == 1 and geo["C"] <= IM2COL_MAX_CHANNELS
+def uses_im2col(
+    node: Node, geo: Mapping[str, int], variant: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether a convolution (or its kernel gradient) copies its windows out: few channels,
+    unless a tuned variant says "im2col": 0 (the implicit GEMM was measured faster there)."""
+    return (
+        node.attrs["groups"] == 1
+        and geo["C"] <= IM2COL_MAX_CHANNELS
+        and bool((variant or {}).get("im2col", 1))
+    )
 
 
 def window_defines(

@@ -45,7 +45,7 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.errors import InternalError
-from cnnc.intmath import ceil_div
+from cnnc.intmath import ceil_div, round_up
 from cnnc.ir.graph import Node
 
 WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
@@ -163,12 +163,41 @@ def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
     return out
 
 
+# Private floats a winograd_fused work-item may hold (its tiles' V and one filter block's Mt):
+# about an L1 data cache (32 KiB on the x86 cores measured; drivers do not report it), past
+# which the fused kernel only moves the round trip through memory from global to private.
+FUSED_PRIVATE_FLOATS = 8192
+
+
+def fused_filter_block(cols: int, target: Target) -> dict[str, int]:
+    """VW and NV of winograd_fused's filter block: the widest vector dividing `cols`, two of
+    them where they divide it on a CPU (as tiling.register_tile)."""
+    tile = register_tile(cols, target)
+    return {"VW": tile["VW"], "NV": tile["NV"]}
+
+
+def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> list[int]:
+    """Tiles per work-item worth trying for winograd_fused ([] or one count): the most whose
+    accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
+    would (tiling.register_tile), else half that, if the private arrays stay within
+    FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer tiles: on a Zen 1, 4 tiles
+    ran resnet_mini's layers as fast as 2 or up to 1.5x faster, benchmarks/winograd.py.)"""
+    fb = fused_filter_block(shape["F"], target)
+    most = register_tile(shape["F"], target)["MR"]
+    for nt in (most, most // 2):
+        private = nt * (m + 2) ** 2 * (shape["C"] + fb["VW"] * fb["NV"])
+        if nt >= 1 and private <= FUSED_PRIVATE_FLOATS:
+            return [nt]
+    return []
+
+
 def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     """The Winograd variants admissible for `node` on ctx's device: {"algo": "winograd",
     "wino_m": m} for each m whose workspaces fit the device's largest buffer and the kernels'
     int indices, each also with the other GEMM tiles of `gemm_tiles` ("wino_tile"); [] where
     Winograd does not apply (not a conv2d or its input gradient, or not a stride-1 3x3
-    convolution)."""
+    convolution). Where the channels are few, also the fused kernel ("wino_fused": tiles per
+    work-item), first: it needs no V or Mt workspace at all."""
     if node.op not in OPS or not winograd_applies(node.attrs):
         return []
     shape = _conv_shape(node, ctx)
@@ -176,6 +205,10 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in WINO_MS:
         chunk = _tiles(shape, m, ctx.batch)[2]
+        if _workspace_floats(shape, m, chunk)[0] > limit or chunk > limit:
+            continue
+        for nt in fused_tiles_per_item(shape, m, ctx.target):
+            out.append({"algo": "winograd", "wino_m": m, "wino_fused": nt})
         if max(_workspace_floats(shape, m, chunk)) > limit:
             continue
         for tile in gemm_tiles(shape["F"], ctx.target):
@@ -197,11 +230,13 @@ def winograd_launches(
     act: Mapping[str, int],
     chunk: int = 0,
     gemm_tile: Mapping[str, int] | None = None,
+    fused: int = 0,
 ) -> NodeBinding:
     """The launches and workspaces of y = act(conv3x3(x, w) + bias) by F(m x m, 3 x 3), for the
     stride-1 convolution `shape` (_conv_shape's keys). chunk: tiles per chunk of the batch
     (0: all at once); the transforms and GEMMs of each chunk run before the next chunk's, so
-    its V and Mt may stay in cache."""
+    its V and Mt may stay in cache. fused: tiles per work-item of winograd_fused, which does the
+    input transform, GEMMs and output transform in one launch (0: three launches)."""
     if m not in WINO_MS:
         raise InternalError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
     th, tw, tiles = _tiles(shape, m, ctx.batch)
@@ -214,6 +249,22 @@ def winograd_launches(
         "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u), {**geo, "VW": filt_vw}
     )
     launches: list[Launch] = [filt]
+    if fused:
+        # Work-groups of 8: pocl 3.1 (CPU) keeps a whole group's private arrays on one
+        # thread's stack, and left to choose (1,568 work-items at batch 128) it chose groups
+        # whose arrays overflowed it (a segmentation fault).
+        fb = fused_filter_block(f, ctx.target)
+        defines = {
+            **geo, "NT": fused, "VC": vector_width(c, ctx.target), **fb,
+            "HAS_BIAS": int(bias != NULL), **act,
+        }
+        launches.append(
+            launch(
+                "winograd.cl", "winograd_fused", (round_up(ceil_div(tiles, fused), 8),),
+                (x, u, bias, y, Int(tiles)), defines, (8,),
+            )
+        )
+        return NodeBinding(tuple(launches), workspaces=(_workspace_floats(shape, m, 0)[0],))
     in_defines = {**geo, "VW": vector_width(c, ctx.target)}
     out_defines = {
         **geo, "VW": vector_width(f, ctx.target), "HAS_BIAS": int(bias != NULL), **act
@@ -247,14 +298,17 @@ def winograd_launches(
 
 def _options(
     node: Node, ctx: BindContext, shape: Mapping[str, int]
-) -> tuple[int, dict[str, int] | None]:
-    """The variant's batch chunk ("wino_chunk": tiles, 0 = all) and GEMM register tile
-    ("wino_tile": {"MR", "VW", "NV"}, default tiling.register_tile), checked: only integers
-    that make a valid tile reach the kernels' build options."""
+) -> tuple[int, dict[str, int] | None, int]:
+    """The variant's batch chunk ("wino_chunk": tiles, 0 = all), GEMM register tile
+    ("wino_tile": {"MR", "VW", "NV"}, default tiling.register_tile) and fused kernel's tiles
+    per work-item ("wino_fused", 0 = not fused; with neither of the others), checked: only
+    integers that make a valid tile reach the kernels' build options."""
     v = ctx.variant(node)
     chunk = v.get("wino_chunk", 0)
     tile = v.get("wino_tile")
-    ok = type(chunk) is int and chunk >= 0
+    fused = v.get("wino_fused", 0)
+    ok = type(chunk) is int and chunk >= 0 and type(fused) is int and 0 <= fused <= 16
+    ok = ok and not (fused and (chunk or tile is not None))
     if tile is not None:
         tile = dict(tile)
         ok = ok and set(tile) == {"MR", "VW", "NV"} and all(type(x) is int for x in tile.values())
@@ -262,7 +316,7 @@ def _options(
         ok = ok and 1 <= tile["NV"] <= 4 and shape["F"] % (tile["VW"] * tile["NV"]) == 0
     if not ok:
         raise InternalError(f"node '{node.name}': bad Winograd variant {dict(v)!r}")
-    return chunk, tile
+    return chunk, tile, fused
 
 
 def _check_applies(node: Node) -> None:
