@@ -456,15 +456,25 @@ class CachedVariants:
         # First use: none of the graph's launches tuned yet on this device. Once some are (by
         # an earlier run's budget, or `cnnc tune`), a run starts at once with what is cached:
         # the launches a budget did not reach wait for `cnnc tune`, not for every later run.
-        if self.tune_budget > 0 and all(self.cache.get(k) is None for k in keys.values()):
-            self._tune(graph, batch)
+        # A graph at another batch size than the one tuned (a run's short last batch, its
+        # evaluation batch) takes the tuned batch's choices, where they hold at this size.
+        entries = {name: self.cache.get(k) for name, k in keys.items()}
+        if self.tune_budget > 0 and not any(entries.values()):
+            entries = {name: self.cache.get_other_batch(k) for name, k in keys.items()}
+            if not any(entries.values()):
+                self._tune(graph, batch)
+                entries = {name: self.cache.get(k) for name, k in keys.items()}
         ctx = BindContext(graph, batch, self.backend.target)
         chosen: dict[str, dict[str, Any]] = {}
         for n in nodes:
-            entry = self.cache.get(keys[n.name])
+            entry = entries[n.name] or self.cache.get_other_batch(keys[n.name])
             if entry is None:
                 continue
             variant = dict(entry["variant"])
+            if entry["key"]["batch"] != batch:
+                if variant in variant_space(n, ctx):
+                    chosen[n.name] = variant
+                continue
             if variant not in variant_space(n, ctx):
                 eid = entry_id(keys[n.name])
                 if eid not in self._warned:
