@@ -148,6 +148,168 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
 }
 #endif
 
+/* The input gradient of a strided convolution by phases (a sub-pixel decomposition): the sum
+ * above without its zero terms. dx pixel ih takes tap kh only where ih + PT - kh*DH is a
+ * multiple of SH, so the pixels of one phase ph = (ih + PT) mod SH take only the taps with
+ * kh*DH = ph (mod SH): every TSH-th tap from the phase's first, TSH = SH / gcd(SH, DH) (-D TSH
+ * TSW), about KH / SH taps instead of KH (a quarter of the FMAs of a 3x3 stride-2 kernel).
+ * GEMM rows are grouped by phase (ph, pw), in that order: phase rows j = (n, qh, qw) are the
+ * pixels ih = ihf + qh*SH, iw = iwf + qw*SW (ihf, iwf the phase's first), and each phase's rows
+ * are padded to whole blocks (MR rows; BM with local tiles), so a block lies in one phase and
+ * loops over its taps only; for tap kh, oh = qh + (ihf + PT - kh*DH) / SH, an exact division.
+ * A phase that no tap reaches (a 1x1 stride-2 kernel's odd pixels) stores zeros: dx is
+ * written, not accumulated. Launch: dim 0 = the phases' row blocks (phases.py: phase_blocks;
+ * with LOCAL_TILE, one work-group of TX * TY per BM-row tile), dim 1 = column blocks. */
+#ifdef CONV2D_GRAD_INPUT_PHASES
+#if LOCAL_TILE
+#define ROW_ALIGN BM
+#define BLOCK_INDEX() ((int)get_group_id(0))
+#else
+#define ROW_ALIGN MR
+#define BLOCK_INDEX() ((int)get_global_id(0))
+#endif
+
+/* Along one axis of stride s, dilation d and padding `pad`: phase p's first pixel, its pixel
+ * count in [0, size), and its first tap (a big number if no tap of step t reaches it). */
+static int phase_first_pixel(int p, int pad, int s)
+{
+    return ((p - pad) % s + s) % s;
+}
+
+static int phase_pixels(int first, int size, int s)
+{
+    return first < size ? (size - first + s - 1) / s : 0;
+}
+
+static int phase_first_tap(int p, int d, int s, int t)
+{
+    for (int k = 0; k < t; k++)
+        if ((k * d) % s == p)
+            return k;
+    return 1 << 20;
+}
+
+/* Where a block of rows lies: its phase's geometry, and the phase's first block. */
+typedef struct {
+    int ihf, iwf;   /* first pixel */
+    int qh, qw;     /* pixels along each axis */
+    int khf, kwf;   /* first tap */
+    int rows;       /* batch * qh * qw */
+    int first;      /* first block index */
+} Phase;
+
+static Phase find_phase(int block, int batch)
+{
+    Phase ph;
+    ph.first = 0;
+    for (int p = 0; p < SH * SW; p++) {
+        const int a = p / SW, b = p % SW;
+        ph.ihf = phase_first_pixel(a, PT, SH);
+        ph.iwf = phase_first_pixel(b, PL, SW);
+        ph.qh = phase_pixels(ph.ihf, H, SH);
+        ph.qw = phase_pixels(ph.iwf, W, SW);
+        ph.khf = phase_first_tap(a, DH, SH, TSH);
+        ph.kwf = phase_first_tap(b, DW, SW, TSW);
+        ph.rows = batch * ph.qh * ph.qw;
+        const int blocks = (ph.rows + ROW_ALIGN - 1) / ROW_ALIGN;
+        if (block < ph.first + blocks)
+            return ph;
+        ph.first += blocks;
+    }
+    ph.rows = 0; /* past the last phase: the grid is exact, so never */
+    return ph;
+}
+
+static int phase_taps(int first, int k, int t)
+{
+    return first < k ? (k - first + t - 1) / t : 0;
+}
+
+#if LOCAL_TILE
+/* Element (j, k) of the phase's A: j = (n, qh, qw), k = (the phase's tap i, f). */
+static float phase_grad_source(__global const float *dy, Phase ph, int j, int k, int kdim, int ntw)
+{
+    if (j >= ph.rows || k >= kdim)
+        return 0.0f;
+    const int i = k / F;
+    const int kh = ph.khf + (i / ntw) * TSH, kw = ph.kwf + (i % ntw) * TSW;
+    const int n = j / (ph.qh * ph.qw), rem = j % (ph.qh * ph.qw);
+    const int oh = rem / ph.qw + (ph.ihf + PT - kh * DH) / SH;
+    const int ow = rem % ph.qw + (ph.iwf + PL - kw * DW) / SW;
+    const bool hit = oh >= 0 && oh < OH && ow >= 0 && ow < OW;
+    return hit ? dy[((n * OH + oh) * OW + ow) * F + k % F] : 0.0f;
+}
+
+/* Element (k, c) of the phase's B: the transposed kernel's row (tap, f). */
+static float phase_grad_weight(__global const float *wt, Phase ph, int k, int c, int kdim, int ntw)
+{
+    if (k >= kdim || c >= C)
+        return 0.0f;
+    const int i = k / F;
+    const int kh = ph.khf + (i / ntw) * TSH, kw = ph.kwf + (i % ntw) * TSW;
+    return wt[((kh * KW + kw) * F + k % F) * C + c];
+}
+
+#define KDIM kdim
+#define A_ELEM(m, k) phase_grad_source(dy, ph, (m) - ph.first * BM, (k), kdim, ntw)
+#define B_ELEM(k, n) phase_grad_weight(wt, ph, (k), (n), kdim, ntw)
+#endif
+
+__kernel void conv2d_grad_input_phases(__global const float *restrict dy,
+                                       __global const float *restrict wt,
+                                       __global const float *restrict zeros,
+                                       __global float *restrict dx, int batch)
+{
+    const Phase ph = find_phase(BLOCK_INDEX(), batch);
+    if (ph.rows == 0)
+        return;
+    const int j0 = BLOCK_ROW() - ph.first * ROW_ALIGN, c0 = BLOCK_COL();
+    const int nth = phase_taps(ph.khf, KH, TSH), ntw = phase_taps(ph.kwf, KW, TSW);
+    const int pixels = ph.qh * ph.qw;
+    floatV acc[MR][NV];
+    zero_block(acc);
+#if LOCAL_TILE
+    const int kdim = nth * ntw * F;
+    TILED_GEMM(acc)
+#else
+    const int g = c0 / CG;
+    int qh[MR], qw[MR], base[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        const int j = min(j0 + r, ph.rows - 1); /* rows past the phase's end: never stored */
+        const int rem = j % pixels;
+        qh[r] = rem / ph.qw;
+        qw[r] = rem % ph.qw;
+        base[r] = (j / pixels) * (OH * OW * F) + g * FG;
+    }
+    for (int i = 0; i < nth; i++) {
+        const int kh = ph.khf + i * TSH, dh = (ph.ihf + PT - kh * DH) / SH;
+        for (int l = 0; l < ntw; l++) {
+            const int kw = ph.kwf + l * TSW, dw = (ph.iwf + PL - kw * DW) / SW;
+            __global const float *src[MR];
+#pragma unroll
+            for (int r = 0; r < MR; r++) {
+                const int oh = qh[r] + dh, ow = qw[r] + dw;
+                const bool hit = oh >= 0 && oh < OH && ow >= 0 && ow < OW;
+                src[r] = hit ? dy + base[r] + (oh * OW + ow) * F : zeros;
+            }
+            const int tap = kh * KW + kw;
+            gemm_steps(acc, src, wt + (tap * F + g * FG) * CG + (c0 - g * CG), FG, CG);
+        }
+    }
+#endif
+    __global float *rows[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        const int j = min(j0 + r, ph.rows - 1);
+        const int rem = j % pixels;
+        const int ih = ph.ihf + (rem / ph.qw) * SH, iw = ph.iwf + (rem % ph.qw) * SW;
+        rows[r] = dx + (((j / pixels) * H + ih) * W + iw) * C;
+    }
+    store_rows(acc, 0, rows, ph.rows - j0, c0, C);
+}
+#endif
+
 /* dw[kh, kw, c, f] = sum over (n, oh, ow) of
  *     x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, g*CG + c] * dy[n, oh, ow, f],  g = f / FG.
  * GEMM rows j = (kh, kw, c) (KH*KW*CG of them), columns f, reduction over the N*OH*OW pixels,

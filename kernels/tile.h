@@ -128,6 +128,26 @@ static void store_block(floatV acc[MR][NV], __global const float *bias, __global
     store_output(acc, bias, 0, out, m0, n0, rows, cols);
 }
 
+/* store_block for rows that are not consecutive in memory: row r of the block goes to columns
+ * n0.. of the row starting at out_rows[r], for the first `count` rows (conv2d.cl's phases of a
+ * strided input gradient). The same epilogue as store_block (no residual). */
+static void store_rows(floatV acc[MR][NV], __global const float *bias,
+                       __global float *out_rows[MR], int count, int n0, int cols)
+{
+    if (n0 >= cols)
+        return;
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        /* a guard, not an early return: an exit from the loop kept Oclgrind's clang from
+         * unrolling it */
+        if (r < count) {
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                STOREV(epilogue(acc[r][v], bias, 0, n0 + v * VW, 0), out_rows[r] + n0 + v * VW);
+        }
+    }
+}
+
 #if LOCAL_TILE
 #define TILED_GEMM(acc)                                                                       \
     __local float a_tile[KT][BM];                                                             \

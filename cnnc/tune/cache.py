@@ -107,6 +107,23 @@ def entry_id(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(b"key\0" + _canonical(key)).hexdigest()
 
 
+def same_but_batch(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two keys name the same launch at (possibly) different batch sizes: equal but
+    for the batch, and shapes equal or differing only in a leading dimension that is each
+    key's batch size."""
+    rest = ("batch", "shapes")
+    if {k: v for k, v in a.items() if k not in rest} != {k: v for k, v in b.items()
+                                                          if k not in rest}:
+        return False
+    if len(a["shapes"]) != len(b["shapes"]):
+        return False
+    for sa, sb in zip(a["shapes"], b["shapes"]):
+        if sa != sb and not (len(sa) == len(sb) > 0 and sa[1:] == sb[1:]
+                             and sa[0] == a["batch"] and sb[0] == b["batch"]):
+            return False
+    return True
+
+
 def checksum(entry: Mapping[str, Any]) -> str:
     body = {k: entry[k] for k in ENTRY_FIELDS if k != "checksum"}
     return hashlib.sha256(b"entry\0" + _canonical(body)).hexdigest()
@@ -240,6 +257,12 @@ class TuningCache:
     def get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
         """The entry for `key`, or None."""
         return self.entries.get(entry_id(key))
+
+    def get_other_batch(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """An entry for the same launch at another batch size (the nearest), or None: what a
+        run's short last batch or its evaluation batch can use instead of tuning anew."""
+        found = [e for e in self.entries.values() if same_but_batch(e["key"], key)]
+        return min(found, key=lambda e: abs(e["key"]["batch"] - key["batch"]), default=None)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

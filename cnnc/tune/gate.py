@@ -14,7 +14,7 @@ vector width, odd batches; the column count stays, since a variant's block must 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from math import sqrt
 from typing import Any
@@ -221,6 +221,25 @@ def tolerance(case: Case, variant: Mapping[str, Any]) -> float:
     return LOCAL_TOLERANCE * sqrt(terms) * error_factor(variant)
 
 
+def prebuild(backend: Any, jobs: Sequence[tuple[Graph, str, int, Mapping[str, Any]]]) -> None:
+    """Build at once (several compiles overlapping, ProgramCache.prebuild) the programs that
+    `backend` will run for one-node graphs: (graph, node name, batch, variant)s. What cannot be
+    planned or built here is left for the run to report."""
+    saved = backend.choose_variants
+    requests = []
+    try:
+        for graph, name, batch, variant in jobs:
+            backend.choose_variants = lambda g, b, v=dict(variant), n=name: {n: v}
+            try:
+                plan = backend.plan(graph, batch)
+            except CnncError:
+                continue
+            requests += [(lau.file, lau.kernel, lau.define_map) for _, lau in plan.launches()]
+    finally:
+        backend.choose_variants = saved
+    backend.programs.prebuild(requests)
+
+
 class Gate:
     """Checks variants of one node; the references are computed once per shape."""
 
@@ -236,6 +255,7 @@ class Gate:
         worst = 0.0
         saved = self.backend.choose_variants
         try:
+            prebuild(self.backend, [(c.graph, c.node.name, c.batch, variant) for c in self.cases])
             for i, case in enumerate(self.cases):
                 name = case.node.name
                 self.backend.choose_variants = lambda g, b, v=dict(variant), n=name: {n: v}

@@ -6,7 +6,9 @@ A variant is a small dict the binders read through `BindContext.variant(node)` (
     row_groups   0: leave work-group shapes to the driver; 1: one row block's columns per group
     split        parts the reduction of a kernel gradient is cut into (added up after)
     local        0: no local-memory tiles on a GPU, where they would otherwise be used
-    algo         'direct' (the implicit GEMM), or another algorithm a provider registers below
+    algo         'direct' (the implicit GEMM), 'phases' (a strided input gradient by phases,
+                 opencl/phases.py: the default where it applies), or another algorithm a
+                 provider registers below
     wino_m       Winograd's output tile F(m x m, 3x3), with algo 'winograd'
     im2col       0: the implicit GEMM even where few channels make the default copy windows
     wino_fused   tiles per work-item of Winograd in one launch (winograd_fused), 0: not fused
@@ -26,6 +28,7 @@ from typing import Any
 
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.limits import GRID_GROUPS
+from cnnc.backends.opencl.phases import phases_apply
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
 from cnnc.backends.opencl.tiling import (
     Target,
@@ -79,7 +82,7 @@ INT_KEYS: dict[str, tuple[int, int]] = {
 }
 # Keys holding a register tile of their own (Winograd's GEMMs): MR, VW, NV as above.
 TILE_VARIANT_KEYS = ("wino_tile",)
-ALGOS = ("direct", "winograd")
+ALGOS = ("direct", "phases", "winograd")
 VECTOR_WIDTHS = (1, 2, 4, 8, 16)
 
 
@@ -146,10 +149,20 @@ def tunable(node: Node) -> bool:
     return as_layer(node).op in TUNABLE_OPS
 
 
+def default_algo(node: Node, ctx: BindContext) -> str:
+    """The algorithm the binders choose without a variant: a strided input gradient's phases
+    (the direct kernel's zero terms left out), else the direct kernel."""
+    node = as_layer(node)
+    strided = node.op == "conv2d_grad_input" and phases_apply(
+        conv_geometry(node.attrs, ctx.shape(node.name))
+    )
+    return "phases" if strided else "direct"
+
+
 def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
     gemm = gemm_of(node, ctx)
-    variant: Variant = {"algo": "direct", **register_tile(gemm.cols, ctx.target)}
+    variant: Variant = {"algo": default_algo(node, ctx), **register_tile(gemm.cols, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
     return variant
@@ -241,6 +254,10 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     for variant in sorted(algorithms, key=lambda v: -int(v.get("wino_m", 0))):
         add(variant)
 
+    # A strided input gradient: the direct kernel (all taps) with the default's block too.
+    if default["algo"] == "phases":
+        add({**default, "algo": "direct"})
+
     # Few channels: the implicit GEMM instead of copying the windows out (im2col), with the
     # default block and the largest one.
     layer = as_layer(node)
@@ -252,7 +269,7 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
                 variant["split"] = _default_split(direct, tile, target)
             add(variant)
     for tile in _tiles(gemm.cols, target):
-        variant = {"algo": "direct", **tile}
+        variant = {"algo": default["algo"], **tile}
         if gemm.split:
             variant["split"] = _default_split(gemm, tile, target)
         add(variant)
@@ -273,7 +290,8 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
 
 def describe(variant: Mapping[str, Any]) -> str:
     """'4x8x2' and the flags that differ from the defaults ('4x8x2 split=3 no-row-groups')."""
-    if variant.get("algo", "direct") != "direct":
+    algo = variant.get("algo", "direct")
+    if algo not in ("direct", "phases"):
         extra = f" m={variant['wino_m']}" if "wino_m" in variant else ""
         tile = variant.get("wino_tile")
         if tile:
@@ -292,4 +310,4 @@ def describe(variant: Mapping[str, Any]) -> str:
         text += " no-local"
     if variant.get("im2col", 1) == 0:
         text += " no-im2col"
-    return text
+    return f"phases {text}" if algo == "phases" else text

@@ -1,12 +1,17 @@
 """The tuner: times the admitted kernel variants of a graph's launches and keeps the winners.
 
 For each tunable node (space.py) not yet in the cache, the node runs alone (a one-node graph,
-data on the device) under each variant of its space, default first, each timed as the median
-of a few runs. A node's search stops when it has used its share of the budget (the budget is
-shared in proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The
-fastest variant is then timed again beside the default, and it must beat it by MIN_GAIN and
-pass the correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and
-the tuner says which and why. Nodes with the same cache key share one search.
+data on the device) under the variants of its space in order, default first, each timed as the
+median of a few runs (one, if that one is far slower than the best so far). The search of a
+node stops where its measurements are decisive: after PATIENCE variants in a row that gained
+nothing, skipping families of variants (an algorithm, a Winograd tile) far slower than the best
+or beaten on every earlier node of this run; and when its share of the budget is used (shared in
+proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The fastest
+variant is then timed again beside the default, and it must beat it by MIN_GAIN and pass the
+correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and the tuner
+says which and why. Nodes with the same cache key share one search. Only the kept variants'
+programs are written to the disk cache of built programs (the first variants of a node, and a
+gate's shapes, are built several at once). The budget bounds the whole tuning: see Tuner.
 
 `CachedVariants` is what `OpenCLBackend.choose_variants` runs: the cache's choices for a
 graph's nodes (each re-checked to be one its space holds), tuning what is missing on first use
@@ -15,6 +20,7 @@ when it has a budget.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -27,13 +33,32 @@ from cnnc.backends.opencl.launches import BindContext
 from cnnc.errors import CnncError
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
-from cnnc.tune.gate import Gate, random_values
+from cnnc.tune.gate import Gate, prebuild, random_values
 from cnnc.tune.space import default_variant, describe, gemm_of, tunable, variant_space
 from cnnc.verify import single_node_graph
 
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
 SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs keep the defaults
 MIN_RUNS, MAX_RUNS, RUN_SECONDS = 3, 7, 0.2  # timed runs per variant
+# A variant whose first timed run is this much slower than the best median so far is timed no
+# more: noise on a shared machine slows runs down, it does not make a 1.3x gap appear faster.
+CUT = 1.3
+# The search of a node stops after this many variants in a row that were not faster than the
+# best so far (variant_space orders each node's space by likeliness), and a family of variants
+# (family(): an algorithm, a Winograd tile) is left when the first of it timed (its likeliest;
+# the default, for the direct algorithm) is FAMILY_CUT times slower than the best: register
+# tiles changed the direct kernel's speed by 1.1-2.1x where measured, not more. A family that lost
+# (its best LOSS times slower than the node's best) on each of the first LOST_NODES nodes it
+# was timed on in this run, and won on none, is not timed on later nodes.
+PATIENCE = 2
+FAMILY_CUT = 2.0
+LOST_NODES = 3
+LOSS = 1.1
+ROUNDS = 3  # side-by-side rounds of the default and the best variant (2 where both are CUT)
+# Until this run has measured a correctness gate: its cost as a multiple of what setting up
+# and timing one variant cost (the gate builds the variant again for two edge shapes).
+GATE_COST_GUESS = 3.0
+MARGIN = 1.5  # estimates from medians are multiplied by this (a shared machine varies)
 
 
 @dataclass
@@ -54,6 +79,18 @@ class NodeResult:
         return self.default_seconds / self.seconds if self.seconds > 0 else 1.0
 
 
+@dataclass
+class Timed:
+    """One variant of a node, set up and timed."""
+
+    index: int  # in the node's space
+    seconds: float  # median of its timed runs
+    again: Callable[[], float]  # times one more run
+    programs: set[Any]  # the program keys it runs (ProgramCache.store)
+    cost: float  # wall seconds its build, first run and timing took
+    runs: int = 0  # how many runs were timed
+
+
 def node_key(backend: Any, graph: Graph, node: Node, batch: int) -> dict[str, Any]:
     shapes = [list(graph.concrete_shape(v, batch)) for v in (*node.operands, node.name)]
     return make_key(device_fields(backend.device), node.op, shapes, dict(node.attrs), batch)
@@ -65,11 +102,44 @@ def gemm_flops(node: Node, ctx: BindContext) -> int:
                                                 if node.op.startswith("conv2d") else 1)
 
 
+Family = tuple[str, int, bool, int]
+
+
+def family(variant: Mapping[str, Any]) -> Family:
+    """What the variant computes how, tiles aside: its algorithm, Winograd's output tile and
+    whether in one launch, and whether the direct algorithm copies the windows out."""
+    return (str(variant.get("algo", "direct")), int(variant.get("wino_m", 0)),
+            bool(variant.get("wino_fused", 0)), int(variant.get("im2col", 1)))
+
+
+def process_age() -> float:
+    """Seconds since this process started (its interpreter's start and imports included), from
+    /proc on Linux; 0 where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+        return max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class Tuner:
-    """Tunes the nodes of graphs on one device within a total budget of seconds."""
+    """Tunes the nodes of graphs on one device within a total budget of seconds.
+
+    The budget bounds the tuner's wall time, the last node's side-by-side timing and gate
+    included: a step starts only when what it is expected to cost (measured earlier in this
+    run) fits in what is left, so the budget is never overrun by more than a misestimate (or,
+    for a budget too small for it, by the first node's default: nothing is measured before).
+    `spent` is time already gone from the budget (the process's start, for `cnnc tune`);
+    `clock` is what the budget is measured with (tests pass a fake one).
+    """
 
     def __init__(self, device: Any, cache: TuningCache, budget: float, *,
-                 out: TextIO | None = None, progress: bool | None = None):
+                 out: TextIO | None = None, progress: bool | None = None, spent: float = 0.0,
+                 clock: Callable[[], float] = time.perf_counter):
         from cnnc.backends.opencl.runtime import OpenCLBackend
 
         # A backend of its own: the one-node graphs' state has the network's names, and must
@@ -77,13 +147,43 @@ class Tuner:
         self.backend = OpenCLBackend(device)
         self.cache = cache
         self.budget = float(budget)
-        self.deadline = time.perf_counter() + self.budget
+        self.clock = clock
+        self.deadline = clock() + self.budget - spent
         self.out = out or sys.stderr
         self.progress = progress
         self.results: dict[str, NodeResult] = {}  # by entry id
+        self.costs: list[float] = []  # what each variant's setup and timing cost
+        self.gates: list[float] = []  # what each correctness gate cost
+        self.prebuilds: list[float] = []  # what building each node's first variants cost
+        # Per family: the nodes it lost on (by LOSS), and those it won (tune_node).
+        self.lost: dict[Family, int] = {}
+        self.won: set[Family] = set()
+
+    def typical_cost(self) -> float:
+        """What setting up and timing one variant costs, the median so far in this run."""
+        return statistics.median(self.costs) if self.costs else 0.0
+
+    def gate_cost(self, variant_cost: float) -> float:
+        """What a correctness gate is expected to cost: the median so far with a margin (a
+        gate slowed down by another process on a shared machine is not the rule), or before
+        any, a multiple of what its variant cost."""
+        if not self.gates:
+            return GATE_COST_GUESS * variant_cost
+        return MARGIN * statistics.median(self.gates)
+
+    def node_cost(self) -> float:
+        """What tuning a node at least (its first variants built, the default and one more
+        timed, the gate) is expected to cost, from what this run measured so far."""
+        if not self.costs:
+            return 0.0
+        typical = self.typical_cost()
+        return MARGIN * (statistics.median(self.prebuilds) + 2 * typical) + self.gate_cost(typical)
+
+    def _lost_family(self, fam: Family) -> bool:
+        return fam not in self.won and self.lost.get(fam, 0) >= LOST_NODES
 
     def left(self) -> float:
-        return self.deadline - time.perf_counter()
+        return self.deadline - self.clock()
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -91,16 +191,19 @@ class Tuner:
     # ------------------------------------------------------------ one variant
 
     def _time(self, graph: Graph, name: str, batch: int, values: Mapping[str, Any],
-              variant: Mapping[str, Any]) -> tuple[float, Callable[[], float]]:
-        """(median seconds of the variant's launches, a function timing one more run)."""
+              variant: Mapping[str, Any], index: int, best: float | None = None) -> Timed:
+        """Set up and time one variant: the median of its runs, or its first run alone when
+        that is CUT times slower than `best` (the fastest median so far)."""
         import pyopencl as cl
 
+        start = self.clock()
         backend = self.backend
         backend.choose_variants = lambda g, b, v=dict(variant): {name: v}
         try:
-            backend.init_state(graph.state, {s.name: values[s.name] for s in graph.state})
-            exe = backend.compile(graph, batch)
-            exe.run({n: values[n] for n in graph.inputs}, [], step=0)
+            with backend.programs.recording() as programs:
+                backend.init_state(graph.state, {s.name: values[s.name] for s in graph.state})
+                exe = backend.compile(graph, batch)
+                exe.run({n: values[n] for n in graph.inputs}, [], step=0)
         finally:
             backend.choose_variants = lambda g, b: {}
         queue = backend.queue
@@ -112,12 +215,25 @@ class Tuner:
             queue.finish()
             return time.perf_counter() - start
 
+        # Runs until RUN_SECONDS are timed, MIN_RUNS of them or two of a slow launch; one of a
+        # variant that is far slower than the best at its first.
         times = [once()]
-        while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or sum(times) < RUN_SECONDS):
-            times.append(once())
-        return statistics.median(times), once
+        if best is None or times[0] <= CUT * best:
+            while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or sum(times) < RUN_SECONDS):
+                if len(times) >= 2 and sum(times) >= RUN_SECONDS:
+                    break
+                times.append(once())
+        cost = self.clock() - start
+        return Timed(index, statistics.median(times), once, programs, cost, len(times))
 
     # ------------------------------------------------------------ one node
+
+    def _final_cost(self, default: Timed, best: Timed | None) -> float:
+        """What deciding the node is expected to cost: the side-by-side rounds and the gate."""
+        if best is None:
+            return 0.0
+        rounds = ROUNDS * (default.seconds + best.seconds)
+        return rounds + self.gate_cost(max(best.cost, default.cost))
 
     def tune_node(self, graph: Graph, node: Node, batch: int, share: float,
                   key: dict[str, Any]) -> NodeResult:
@@ -126,47 +242,104 @@ class Tuner:
         default = space[0]
         g1 = single_node_graph(graph, node, batch)
         values = random_values(g1, batch)
-        stop = time.perf_counter() + share
-        timed: list[tuple[float, int, Callable[[], float]]] = []
+        stop = self.clock() + share
+        timed: list[Timed] = []
         result = NodeResult(node.name, node.op, default, default, flops=gemm_flops(node, ctx))
+        firsts: dict[Family, float] = {}  # each family's first variant's time
+        dropped: set[Family] = set()
+        stale = 0  # variants in a row no faster than the best so far
+        # The variants timed on every node unless they fail (the default, and PATIENCE more
+        # unless one is faster), their programs built at once.
+        start = self.clock()
+        first = [v for v in space if not self._lost_family(family(v))][:1 + PATIENCE]
+        prebuild(self.backend, [(g1, node.name, batch, v) for v in first])
+        self.prebuilds.append(self.clock() - start)
         for i, variant in enumerate(space):
-            # The default and the likeliest gain (variant_space puts it next) even past the
-            # node's share of the budget, not past the whole budget.
-            past_share = i > 1 and time.perf_counter() > stop
-            if i > 0 and (past_share or self.left() <= 0):
-                break
+            if i > 0:
+                if stale >= PATIENCE:
+                    break
+                if family(variant) in dropped or self._lost_family(family(variant)):
+                    continue
+                # The next variant is expected to cost as much as the dearest so far (and a
+                # build), and the decision after it its side by side timing and gate: start it
+                # only if that fits. The default and the likeliest gain (variant_space puts it
+                # next) may run past the node's share of the budget, never past the whole budget.
+                best = min(timed, key=lambda t: t.seconds)
+                expect = max(self.typical_cost(), *(t.cost for t in timed))
+                if variant not in first:  # its programs are still to be built
+                    expect += statistics.median(self.prebuilds)
+                need = expect + self._final_cost(timed[0], best)
+                now = self.clock()
+                if now + need > self.deadline or (i > 1 and now + need > stop):
+                    break
             try:
-                seconds, again = self._time(g1, node.name, batch, values, variant)
+                t = self._time(g1, node.name, batch, values, variant, i,
+                               min((t.seconds for t in timed), default=None))
             except CnncError as err:  # a variant that cannot build or launch here is not used
                 if i == 0:
                     raise
                 result.rejected.append((describe(variant), f"failed to run: {err}"))
                 continue
-            timed.append((seconds, i, again))
+            best_before = min((t.seconds for t in timed), default=None)
+            timed.append(t)
+            self.costs.append(t.cost)
+            faster = best_before is None or t.seconds < best_before * (1 - MIN_GAIN)
+            stale = 0 if faster else stale + 1
+            firsts.setdefault(family(variant), t.seconds)
+            best_now = min(t.seconds for t in timed)
+            dropped.update(f for f, first in firsts.items() if first > FAMILY_CUT * best_now)
         result.tried = len(timed)
-        # The default's time and the best's, measured again side by side (shared machines).
-        base = next(t for t in timed if t[1] == 0)
+        base = timed[0]
+        best_time = min(t.seconds for t in timed)
+        for fam in firsts:
+            fam_best = min(t.seconds for t in timed if family(space[t.index]) == fam)
+            if fam != family(default) and fam_best > LOSS * best_time:
+                self.lost[fam] = self.lost.get(fam, 0) + 1
+        winner = self._decide(graph, node, batch, space, timed, result)
+        if winner is not None:
+            self.won.add(family(space[winner.index]))
+        self.backend.programs.store((winner or base).programs)
+        if winner is None:
+            result.seconds = result.default_seconds = base.seconds
+        return result
+
+    def _decide(self, graph: Graph, node: Node, batch: int, space: list[dict[str, Any]],
+                timed: list[Timed], result: NodeResult) -> Timed | None:
+        """The fastest variant that beats the default side by side and passes the gate, set
+        in `result`; None to keep the default."""
+        base = timed[0]
         gate = None
-        for seconds, i, again in sorted(timed, key=lambda t: t[0]):
-            if i == 0:
-                break
-            rounds = [(base[2](), again()) for _ in range(3)]
+        for t in sorted(timed, key=lambda t: t.seconds):
+            if t.index == 0:
+                return None
+            if self._final_cost(base, t) > self.left():
+                self.say(f"cnnc tune: {node.name}: no time left to check {describe(space[t.index])}"
+                         " against the default and the reference; the default is kept")
+                return None
+            # The default's time and the variant's, measured again side by side (shared
+            # machines).
+            rounds = [(base.again(), t.again())]
+            while len(rounds) < ROUNDS:
+                rounds.append((base.again(), t.again()))
+                if all(v * CUT < d for d, v in rounds):
+                    break  # two rounds, each decisive
             t_default = statistics.median(r[0] for r in rounds)
             t_variant = statistics.median(r[1] for r in rounds)
             if t_variant > t_default * (1 - MIN_GAIN):
-                break  # no faster than the default after all
+                return None  # no faster than the default after all
+            start = self.clock()
             gate = gate or Gate(self.backend, graph, node, batch)
-            verdict = gate.check(space[i])
+            verdict = gate.check(space[t.index])
+            self.gates.append(self.clock() - start)
             if not verdict.admitted:
-                result.rejected.append((describe(space[i]), verdict.reason))
-                self.say(f"cnnc tune: {node.name}: variant {describe(space[i])} rejected by "
-                         f"the correctness gate: {verdict.reason}")
+                result.rejected.append((describe(space[t.index]), verdict.reason))
+                self.say(f"cnnc tune: {node.name}: variant {describe(space[t.index])} rejected "
+                         f"by the correctness gate: {verdict.reason}")
                 continue
-            result.variant = space[i]
+            result.variant = space[t.index]
             result.seconds, result.default_seconds = t_variant, t_default
-            return result
-        result.seconds = result.default_seconds = base[0]
-        return result
+            return t
+        return None
 
     # ------------------------------------------------------------ a graph
 
@@ -197,18 +370,23 @@ class Tuner:
         todo.sort(key=lambda n: -flops[n.name])
         weight = sum(flops[n.name] for n in todo)
         bar = _bar(len(todo), self.progress, self.out)
+        programs = self.backend.programs
         try:
             for n in todo:
                 eid = entry_id(keys[n.name])
-                if self.left() <= 0:
+                # A node is worth starting if the default and one variant can be timed and
+                # checked (costs as measured so far in this run).
+                if self.left() <= self.node_cost():
                     results[n.name] = NodeResult(n.name, n.op, {}, {}, flops=flops[n.name],
                                                  source="no budget")
                     continue
-                share = self.left() * flops[n.name] / max(weight, 1)
+                share = max(self.left() * flops[n.name] / max(weight, 1), self.node_cost())
                 weight -= flops[n.name]
                 if bar is not None:
                     bar.set_postfix_str(n.name)
-                r = self.tune_node(graph, n, batch, share, keys[n.name])
+                # Only the winners' programs are written to the disk cache (tune_node).
+                with programs.deferred_writes():
+                    r = self.tune_node(graph, n, batch, share, keys[n.name])
                 self.results[eid] = r
                 results[n.name] = r
                 self.cache.put(make_entry(keys[n.name], r.variant, r.seconds,
@@ -278,15 +456,25 @@ class CachedVariants:
         # First use: none of the graph's launches tuned yet on this device. Once some are (by
         # an earlier run's budget, or `cnnc tune`), a run starts at once with what is cached:
         # the launches a budget did not reach wait for `cnnc tune`, not for every later run.
-        if self.tune_budget > 0 and all(self.cache.get(k) is None for k in keys.values()):
-            self._tune(graph, batch)
+        # A graph at another batch size than the one tuned (a run's short last batch, its
+        # evaluation batch) takes the tuned batch's choices, where they hold at this size.
+        entries = {name: self.cache.get(k) for name, k in keys.items()}
+        if self.tune_budget > 0 and not any(entries.values()):
+            entries = {name: self.cache.get_other_batch(k) for name, k in keys.items()}
+            if not any(entries.values()):
+                self._tune(graph, batch)
+                entries = {name: self.cache.get(k) for name, k in keys.items()}
         ctx = BindContext(graph, batch, self.backend.target)
         chosen: dict[str, dict[str, Any]] = {}
         for n in nodes:
-            entry = self.cache.get(keys[n.name])
+            entry = entries[n.name] or self.cache.get_other_batch(keys[n.name])
             if entry is None:
                 continue
             variant = dict(entry["variant"])
+            if entry["key"]["batch"] != batch:
+                if variant in variant_space(n, ctx):
+                    chosen[n.name] = variant
+                continue
             if variant not in variant_space(n, ctx):
                 eid = entry_id(keys[n.name])
                 if eid not in self._warned:

@@ -224,26 +224,25 @@ def test_variant_space():
     fwd = forward_graph(5, 7, 3, 5, "same", True, "relu")
     ctx = BindContext(fwd, 2, Target())
     # F = 5: only the default tile (no tile of 16 columns divides it); few channels, so the
-    # fused kernel too, with the register block's rows (8 of one float) and half that
-    fused = [{"algo": "winograd", "wino_m": m, "wino_fused": nt} for m in (2, 4) for nt in (8, 4)]
+    # fused kernel too, with the register block's rows (8 of one float)
+    fused = [{"algo": "winograd", "wino_m": m, "wino_fused": 8} for m in (2, 4)]
     assert winograd_variants(fwd.node("y"), ctx) == [
-        *fused[:2], {"algo": "winograd", "wino_m": 2}, *fused[2:], {"algo": "winograd", "wino_m": 4}
+        fused[0], {"algo": "winograd", "wino_m": 2}, fused[1], {"algo": "winograd", "wino_m": 4}
     ]
     wide = forward_graph(5, 7, 3, 32, "same", True, "relu")
     found = winograd_variants(wide.node("y"), BindContext(wide, 2, Target()))
     assert {v["wino_m"] for v in found} == {2, 4}
     assert len([v for v in found if "wino_fused" not in v]) == 6
-    # F(4x4) at 8 tiles per work-item would pass FUSED_PRIVATE_FLOATS: 8 * 36 * (3 + 32) floats
-    assert {(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v} == {
-        (2, 8), (2, 4), (4, 4)
-    }
+    # F(4x4) at 8 tiles per work-item would pass FUSED_PRIVATE_FLOATS (8 * 36 * (3 + 32)
+    # floats): half that
+    assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [(2, 8), (4, 4)]
     assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
     # many channels: no fused kernel (its private arrays would pass FUSED_PRIVATE_FLOATS)
     deep = forward_graph(5, 7, 256, 32, "same", True, "relu")
     found = winograd_variants(deep.node("y"), BindContext(deep, 2, Target()))
     assert found and not any("wino_fused" in v for v in found)
     gin = grad_input_graph(5, 7, 3, 5, "valid")
-    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 6
+    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 4
     strided = dict(_attrs("same"), strides=(2, 2))
     assert not winograd_applies(strided)
     assert not winograd_applies(dict(_attrs("same"), kernel_size=(5, 5)))

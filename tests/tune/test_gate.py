@@ -82,11 +82,12 @@ def test_the_tuner_never_keeps_a_rejected_variant(device, graph, wrong_variant_b
 
     real_time = tuner_module.Tuner._time
 
-    def fast_wrong(self, graph_, name, batch, values, variant):
-        seconds, again = real_time(self, graph_, name, batch, values, variant)
+    def fast_wrong(self, graph_, name, batch, values, variant, index, best=None):
+        t = real_time(self, graph_, name, batch, values, variant, index, best)
         if variant.get("test_wrong"):
-            return seconds / 10, lambda: again() / 10
-        return seconds, again
+            again = t.again
+            return replace(t, seconds=t.seconds / 10, again=lambda: again() / 10)
+        return t
 
     monkeypatch.setattr(tuner_module, "variant_space", space_with_wrong)
     monkeypatch.setattr(tuner_module.Tuner, "_time", fast_wrong)

@@ -117,3 +117,31 @@ def test_a_later_run_starts_with_a_partly_tuned_cache(device, cache_dir, tmp_pat
     backend.choose_variants = first
     backend.plan(graph, 3)
     assert first._tuner is not None
+
+
+def test_another_batch_size_takes_the_tuned_batchs_choices(device, cache_dir, tmp_path):
+    """A graph at a batch size not tuned (a run's short last batch, its evaluation batch) is not
+    tuned anew: it takes the choices cached for the same launches at the nearest batch size,
+    where they are in its own space, and the defaults elsewhere."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import tunable, variant_space
+
+    graph = tiny_training_graph(tmp_path)
+    backend = OpenCLBackend(device)
+    ctx = BindContext(graph, 3, backend.target)
+    nodes = [n for n in graph.nodes if tunable(n)]
+    cache = tc.TuningCache.default()
+    picked = {}
+    for n in nodes[:2]:  # a variant other than the default, for two launches
+        picked[n.name] = variant_space(n, ctx)[1]
+        cache.put(tc.make_entry(node_key(backend, graph, n, 3), picked[n.name], 1.0, 2.0))
+    cache.put(tc.make_entry(node_key(backend, graph, nodes[0], 40), variant_space(
+        nodes[0], BindContext(graph, 40, backend.target))[0], 1.0, 1.0))  # farther: not used
+    chooser = CachedVariants(backend, tune_budget=60, progress=False)
+    chosen = chooser(graph, 5)
+    assert chooser._tuner is None, "no tuning at a batch size whose launches are tuned at another"
+    ctx5 = BindContext(graph, 5, backend.target)
+    assert chosen == {k: v for k, v in picked.items()
+                      if v in variant_space(graph.node(k), ctx5)}
+    assert chosen, "the tuned choices hold at batch 5 here"
+    assert len(tc.TuningCache.default().entries) == 3, "nothing tuned or stored"

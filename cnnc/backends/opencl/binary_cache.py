@@ -84,9 +84,30 @@ def write_entry(path: Path, binary: bytes) -> bool:
     return True
 
 
+def entry_path(cl_device: Any, source: str, options: str, headers: Mapping[str, str],
+               folder: Path) -> Path:
+    """Where the cache in `folder` keeps the program built from these inputs."""
+    return folder / f"{cache_key(source, headers, options, device_identity(cl_device))}.bin"
+
+
+def store_program(program: Any, path: Path) -> bool:
+    """Write a built program's binary to the cache entry `path`; False if it was not written.
+
+    Asking pocl for a binary generates the code of every kernel in the program (about a tenth
+    of a second each on a 2-core Zen 1), so a caller that builds programs it will not use again
+    (the tuner's losing variants) builds them with `store=False` and stores only the keepers.
+    """
+    import pyopencl as cl
+
+    built = program.get_info(cl.program_info.BINARIES)
+    return bool(built and built[0]) and write_entry(path, bytes(built[0]))
+
+
 def build_cached(context: Any, cl_device: Any, source: str, options: str,
-                 headers: Mapping[str, str], folder: Path) -> tuple[Any, bool]:
-    """A program built for one device, from the cache in `folder` when it holds it.
+                 headers: Mapping[str, str], folder: Path, *,
+                 store: bool = True) -> tuple[Any, bool]:
+    """A program built for one device, from the cache in `folder` when it holds it; a program
+    built from source is written to the cache unless `store` is False (store_program later).
 
     Returns (pyopencl's raw program, whether it came from the disk). Build errors from source
     are pyopencl's (the caller reports them with the log).
@@ -94,8 +115,7 @@ def build_cached(context: Any, cl_device: Any, source: str, options: str,
     import pyopencl as cl
     from pyopencl import _cl as raw
 
-    key = cache_key(source, headers, options, device_identity(cl_device))
-    path = folder / f"{key}.bin"
+    path = entry_path(cl_device, source, options, headers, folder)
     options_bytes = options.encode()
     binary = read_entry(path)
     if binary is not None:
@@ -107,9 +127,8 @@ def build_cached(context: Any, cl_device: Any, source: str, options: str,
             pass  # the driver rejects the binary (it changed under the same name): rebuild
     program = raw._Program(context, source)
     program.build(options_bytes, [cl_device])
-    built = program.get_info(cl.program_info.BINARIES)
-    if built and built[0]:
-        write_entry(path, bytes(built[0]))
+    if store:
+        store_program(program, path)
     return program, False
 
 
@@ -132,5 +151,5 @@ def entries(folder: str | os.PathLike) -> list[Path]:
         return []
 
 
-__all__ = ["FORMAT", "build_cached", "cache_key", "device_identity", "entries", "header_texts",
-           "read_entry", "write_entry"]
+__all__ = ["FORMAT", "build_cached", "cache_key", "device_identity", "entries", "entry_path",
+           "header_texts", "read_entry", "store_program", "write_entry"]

@@ -4,24 +4,33 @@ Kernels are plain OpenCL C files in kernels/ (the `cnnc.kernels` package once in
 specialised only by -D options made from validated integers in `build_options`. Each kernel in
 a file is guarded by `#ifdef <ITS NAME IN UPPER CASE>`, and a program is built for one kernel:
 the compiler sees only the code a launch needs, and a kernel's -D options never have to satisfy
-its neighbours in the file. A built program
-is kept in memory for the rest of the process and its binary on disk across processes (cnnc's
-own cache, binary_cache.py: keyed by the source, the headers, the options and the device/driver
-identity, in the cnnc cache folder; no lock, atomic writes). A failed build is a DeviceError naming the file, the options and the log.
+its neighbours in the file. A built program is kept in memory for the rest of the process and
+its binary on disk across processes (cnnc's own cache, binary_cache.py: keyed by the source,
+the headers, the options and the device/driver identity, in the cnnc cache folder; no lock,
+atomic writes). A failed build is a DeviceError naming the file, the options and the log. The
+tuner builds many variants and keeps few: inside `deferred_writes()` programs built from source
+go to the disk only when `store` names them.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cnnc import settings
-from cnnc.backends.opencl.binary_cache import build_cached, header_texts
+from cnnc.backends.opencl.binary_cache import (
+    build_cached,
+    entry_path,
+    header_texts,
+    store_program,
+)
 from cnnc.backends.opencl.device import Device, _cl
 from cnnc.errors import DeviceError
 
@@ -30,6 +39,7 @@ from cnnc.errors import DeviceError
 # which the losses and activations do not need to give up.
 BASE_OPTIONS = ("-cl-mad-enable",)
 
+PREBUILD_THREADS = 4  # the most builds `prebuild` runs at once
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _DEFINE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -81,18 +91,88 @@ class BuildRecord:
     from_disk: bool
 
 
+ProgramKey = tuple[str, tuple[str, ...]]  # (file, build options)
+
+
 class ProgramCache:
     """Programs for one device, built once per (file, options) in this process."""
 
     def __init__(self, device: Device):
         self.device = device
-        self.programs: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self.programs: dict[ProgramKey, Any] = {}
         self.records: list[BuildRecord] = []
         self._headers: dict[str, str] | None = None  # kernels/*.h, read once
+        self._defer = False
+        self.paths: dict[ProgramKey, Path] = {}  # each program's entry in the disk cache
+        self.unstored: set[ProgramKey] = set()  # built in deferred_writes(), not on disk
+        self._recorders: list[set[ProgramKey]] = []
+
+    @contextmanager
+    def deferred_writes(self) -> Iterator[None]:
+        """Programs built from source inside are not written to the disk cache (see `store`)."""
+        saved, self._defer = self._defer, True
+        try:
+            yield
+        finally:
+            self._defer = saved
+
+    @contextmanager
+    def recording(self) -> Iterator[set[ProgramKey]]:
+        """The set of the programs asked for inside (built or not), for `store`."""
+        used: set[ProgramKey] = set()
+        self._recorders.append(used)
+        try:
+            yield used
+        finally:
+            self._recorders.remove(used)
+
+    def store(self, keys: Iterable[ProgramKey]) -> int:
+        """Write the binaries of those of `keys` that deferred_writes() kept off the disk; how
+        many were written."""
+        written = 0
+        for key in keys:
+            if key in self.unstored:
+                self.unstored.discard(key)
+                written += store_program(self.programs[key], self.paths[key])
+        return written
+
+    def prebuild(self, requests: Iterable[tuple[str, str, Mapping[str, int]]]) -> None:
+        """Build the programs of (file, kernel, defines) `requests` not built yet, several at
+        once: the compiler runs outside the GIL, and pocl's compiles of different programs
+        overlap (6 builds took 0.7x as long on two threads as one after another on 2 cores).
+        Only on pocl: Oclgrind crashed building on two threads (double free), and drivers not
+        tried here are left to build one program at a time, as `program` does. A build that
+        fails is left for `program` to report."""
+        if "portable computing language" not in self.device.platform_name.lower():
+            return
+        todo: dict[ProgramKey, None] = {}  # in order, once each
+        for file, kernel, defines in requests:
+            key = (file, build_options({**defines, kernel.upper(): 1}))
+            if key not in self.programs:
+                todo[key] = None
+        if len(todo) < 2:
+            return
+        if self._headers is None:
+            self._headers = header_texts(kernel_dir())
+
+        def build(key: ProgramKey) -> None:
+            try:
+                prg = self._build(*key)
+            except DeviceError:
+                return
+            self.programs.setdefault(key, prg)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(len(todo), max(1, min(os.cpu_count() or 1, PREBUILD_THREADS)))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(build, todo))
 
     def program(self, file: str, kernel: str, defines: Mapping[str, int]) -> Any:
         options = build_options({**defines, kernel.upper(): 1})
         key = (file, options)
+        for used in self._recorders:
+            used.add(key)
         prg = self.programs.get(key)
         if prg is None:
             prg = self._build(file, options)
@@ -127,7 +207,8 @@ class ProgramCache:
         start = time.perf_counter()
         try:
             raw, from_disk = build_cached(self.device.context, self.device.cl_device, source,
-                                          option_text, self._headers, cache)
+                                          option_text, self._headers, cache,
+                                          store=not self._defer)
         except cl.Error as err:
             raise DeviceError(
                 f"building kernels/{file} failed on {self.device.describe()} with options "
@@ -137,6 +218,11 @@ class ProgramCache:
         self.records.append(
             BuildRecord(file, options, time.perf_counter() - start, bool(from_disk))
         )
+        key = (file, options)
+        self.paths[key] = entry_path(self.device.cl_device, source, option_text, self._headers,
+                                     cache)
+        if self._defer and not from_disk:
+            self.unstored.add(key)
         return raw  # the _Program: pyopencl's Program wrapper would look up attributes as kernels
 
 

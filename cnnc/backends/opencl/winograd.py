@@ -177,18 +177,18 @@ def fused_filter_block(cols: int, target: Target) -> dict[str, int]:
 
 
 def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> list[int]:
-    """Tiles per work-item worth trying for winograd_fused, largest first: the most whose
+    """Tiles per work-item worth trying for winograd_fused ([] or one count): the most whose
     accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
-    would (tiling.register_tile), and half that; none whose private arrays pass
-    FUSED_PRIVATE_FLOATS."""
+    would (tiling.register_tile), else half that, if the private arrays stay within
+    FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer tiles: on a Zen 1, 4 tiles
+    ran resnet_mini's layers as fast as 2 or up to 1.5x faster, benchmarks/winograd.py.)"""
     fb = fused_filter_block(shape["F"], target)
     most = register_tile(shape["F"], target)["MR"]
-    out = []
     for nt in (most, most // 2):
         private = nt * (m + 2) ** 2 * (shape["C"] + fb["VW"] * fb["NV"])
-        if nt >= 1 and nt not in out and private <= FUSED_PRIVATE_FLOATS:
-            out.append(nt)
-    return out
+        if nt >= 1 and private <= FUSED_PRIVATE_FLOATS:
+            return [nt]
+    return []
 
 
 def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:

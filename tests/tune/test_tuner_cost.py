@@ -1,0 +1,245 @@
+"""What tuning costs: only the winners' programs are written to the disk cache, the budget
+bounds the tuner's time (a fake clock: no timed assertions), and the search is cut where its
+measurements are decisive (cnnc/tune/tuner.py, cnnc/backends/opencl/program.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from nodes import tiny_training_graph, tunable_nodes
+
+from cnnc.backends.opencl import program as program_module
+from cnnc.backends.opencl.launches import BindContext
+from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.tune import tuner as tuner_module
+from cnnc.tune.cache import TuningCache
+from cnnc.tune.gate import Verdict
+from cnnc.tune.space import variant_space
+from cnnc.tune.tuner import CachedVariants, Timed, Tuner, process_age
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return tiny_training_graph(tmp_path_factory.mktemp("spec"))
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """An empty cache folder (tuning file and built programs), and no program built in this
+    process yet (the in-memory cache is per process)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CNNC_CACHE_DIR", str(folder))
+    monkeypatch.setenv("CNNC_TUNE", "1")
+    monkeypatch.setattr(program_module, "_CACHES", {})
+    return folder
+
+
+# ---------------------------------------------------------------- the disk cache
+
+
+def test_a_deferred_program_reaches_the_disk_only_when_stored(device, empty_caches):
+    cache = program_module.program_cache(device)
+    with cache.deferred_writes(), cache.recording() as used:
+        cache.program("elementwise.cl", "zero", {"VW": 1})
+        cache.program("elementwise.cl", "zero", {"VW": 2})
+    assert len(used) == 2
+    kept, lost = sorted(used)
+    assert not cache.paths[kept].exists() and not cache.paths[lost].exists()
+    assert cache.store([kept]) == 1
+    assert cache.paths[kept].exists() and not cache.paths[lost].exists()
+    assert cache.store([kept]) == 0, "a program is stored once"
+    cache.program("elementwise.cl", "zero", {"VW": 4})  # outside: written as it is built
+    assert len(list((empty_caches / "opencl").glob("*.bin"))) == 2
+
+
+def test_prebuilt_programs_are_the_ones_used(device, empty_caches):
+    cache = program_module.program_cache(device)
+    if "portable computing language" not in device.platform_name.lower():
+        pytest.skip("programs are built at once only on pocl")
+    requests = [("elementwise.cl", "zero", {"VW": vw}) for vw in (1, 2, 4)]
+    with cache.deferred_writes():
+        cache.prebuild(requests)
+    assert len(cache.records) == 3 and len(cache.unstored) == 3
+    for file, kernel, defines in requests:
+        cache.kernel(file, kernel, defines)
+    assert len(cache.records) == 3, "no program built twice"
+
+
+def test_only_the_winners_binaries_are_written(device, empty_caches, graph, monkeypatch):
+    """A variant made to lose (its times inflated) leaves no binary on disk; the winners' are
+    there, and a later process (a new program cache) loads them from the disk."""
+    node = tunable_nodes(graph, ("conv2d_grad_input",))[0]
+    real_space = tuner_module.variant_space
+
+    def two_variants(n, ctx):
+        space = real_space(n, ctx)
+        if n.name != node.name:
+            return space[:1]
+        other = next(v for v in space[1:] if v.get("algo", "direct") == "direct")
+        return [space[0], other]
+
+    timed: dict[str, list[Timed]] = {}
+    real_time = Tuner._time
+
+    def losing_second(self, graph_, name, batch, values, variant, index, best=None):
+        t = real_time(self, graph_, name, batch, values, variant, index, best)
+        if index == 1:
+            again = t.again
+            t = replace(t, seconds=t.seconds * 10, again=lambda: again() * 10)
+        timed.setdefault(name, []).append(t)
+        return t
+
+    monkeypatch.setattr(tuner_module, "variant_space", two_variants)
+    monkeypatch.setattr(Tuner, "_time", losing_second)
+    tuner = Tuner(device, TuningCache.default(), budget=600, progress=False)
+    results = {r.node: r for r in tuner.tune_graph(graph, 3)}
+    assert results[node.name].tried == 2
+    programs = tuner.backend.programs
+    default_keys = timed[node.name][0].programs
+    loser_only = timed[node.name][1].programs - default_keys
+    assert loser_only, "the two variants build different programs"
+    for key in loser_only:
+        assert not programs.paths[key].exists(), f"a losing variant's {key[0]} was written"
+    winners = set().union(*(ts[0].programs for ts in timed.values()))
+    for key in winners:
+        assert programs.paths[key].exists(), f"a winner's {key[0]} is not on disk"
+    assert results[node.name].variant == results[node.name].default
+
+    # A later run (a fresh program cache, as in a new process) finds the winners on disk.
+    monkeypatch.setattr(program_module, "_CACHES", {})
+    backend = OpenCLBackend(device)
+    backend.choose_variants = CachedVariants(backend, progress=False)
+    backend.compile(graph, 3)
+    records = {(r.file, r.options): r.from_disk for r in backend.programs.records}
+    assert all(records[key] for key in winners if key in records)
+    assert any(key in records for key in winners)
+
+
+# ---------------------------------------------------------------- the budget
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fake_device_work(monkeypatch, clock: FakeClock, *, cost: float, gate: float,
+                      seconds=None) -> list[tuple[str, int]]:
+    """Replace the device work of a tuner by the fake clock's advancing: each variant's setup
+    and timing costs `cost` s, each gate `gate` s, a run `seconds(variant, index)`.
+    Returns the (node, index) of each variant timed."""
+    timed: list[tuple[str, int]] = []
+    seconds = seconds or (lambda v, i: 0.01)
+
+    def fake_time(self, graph_, name, batch, values, variant, index, best=None):
+        clock.now += cost
+        timed.append((name, index))
+        run = seconds(variant, index)
+
+        def again() -> float:
+            clock.now += run
+            return run
+
+        return Timed(index, run, again, set(), cost, 3)
+
+    class FakeGate:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def check(self, variant) -> Verdict:
+            clock.now += gate
+            return Verdict(True)
+
+    def fake_prebuild(backend, jobs) -> None:
+        clock.now += cost
+
+    monkeypatch.setattr(Tuner, "_time", fake_time)
+    monkeypatch.setattr(tuner_module, "prebuild", fake_prebuild)
+    monkeypatch.setattr(tuner_module, "Gate", FakeGate)
+    return timed
+
+
+def _faster_than_default(variant, index: int) -> float:
+    """Every variant but the default is 20% faster, so each node ends in a gate check."""
+    return 0.01 if index == 0 else 0.008
+
+
+@pytest.mark.parametrize("budget", [1.5, 2.5, 4.0, 7.0, 12.0, 20.0, 60.0])
+def test_the_budget_bounds_the_whole_tuning(device, graph, tmp_path, monkeypatch, budget):
+    """Including the last node's side-by-side timing and gate, and time already spent (once
+    the first node's default is timed: before that, nothing is measured to go by)."""
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=_faster_than_default)
+    start = clock.now
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), budget, progress=False,
+                  spent=0.4, clock=clock)
+    results = tuner.tune_graph(graph, 3)
+    assert clock.now - start <= budget - 0.4 + 1e-9
+    if budget >= 60:
+        assert all(r.source != "no budget" for r in results)
+
+
+def test_a_generous_budget_is_not_all_used(device, graph, tmp_path, monkeypatch):
+    """The search of each node stops by its own measurements, not by the budget."""
+    clock = FakeClock()
+    timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0)
+    start = clock.now
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    results = tuner.tune_graph(graph, 3)
+    assert clock.now - start < 100
+    tuned = [r for r in results if r.source == "tuned"]
+    assert tuned and all(r.tried <= 1 + tuner_module.PATIENCE for r in tuned)
+    assert len(timed) == sum(r.tried for r in tuned)
+
+
+def test_a_family_far_slower_than_the_best_is_left(device, graph, tmp_path, monkeypatch):
+    """Where Winograd is 3x faster than the default, no other direct tile is timed; a Winograd
+    tile that lost on the first nodes is not timed on later ones."""
+    clock = FakeClock()
+    m4, m2 = {"algo": "winograd", "wino_m": 4}, {"algo": "winograd", "wino_m": 2}
+    tiles = [{"algo": "direct", "MR": mr, "VW": 4, "NV": 1} for mr in (2, 4, 8)]
+    space = [{"algo": "direct", "MR": 4, "VW": 8, "NV": 1}, m4, m2, *tiles]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+
+    def seconds(variant, index: int) -> float:
+        if variant.get("algo") == "winograd":
+            return 0.01 if variant["wino_m"] == 4 else 0.02
+        return 0.03
+
+    timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
+    monkeypatch.setattr(tuner_module, "LOST_NODES", 1)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    results = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+    assert len(results) >= 2
+    order = list(dict.fromkeys(name for name, _ in timed))  # the order they were tuned in
+    per_node = [[i for name, i in timed if name == node] for node in order]
+    assert per_node[0] == [0, 1, 2], "the direct tiles left: their default is 3x slower"
+    assert all(indices == [0, 1] for indices in per_node[1:]), "m=2 lost: not timed again"
+    assert all(r.variant == m4 for r in results)
+
+
+# ---------------------------------------------------------------- timing runs
+
+
+def test_a_variant_far_slower_than_the_best_is_timed_once(device, graph, tmp_path):
+    from cnnc.tune.gate import random_values
+    from cnnc.verify import single_node_graph
+
+    node = tunable_nodes(graph, ("conv2d",))[0]
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 60, progress=False)
+    g1 = single_node_graph(graph, node, 3)
+    values = random_values(g1, 3)
+    variant = variant_space(node, BindContext(graph, 3, tuner.backend.target))[0]
+    full = tuner._time(g1, node.name, 3, values, variant, 0)
+    assert full.runs >= 2 and full.programs
+    cut = tuner._time(g1, node.name, 3, values, variant, 0, best=full.seconds * 1e-6)
+    assert cut.runs == 1
+
+
+def test_the_process_age_is_counted():
+    age = process_age()
+    assert 0 <= age < 7 * 86400
