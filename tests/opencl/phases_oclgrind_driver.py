@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from test_phases import grad_input_graph, run_both
+from test_strided_grad_input import grad_input_graph, run_both
 
 from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.tiling import Target
