@@ -155,3 +155,14 @@ def test_scripts_are_there_and_quick_start_names_them():
         proc = subprocess.run(["bash", "-n", str(script)], check=False, capture_output=True,
                               text=True)
         assert proc.returncode == 0, f"{script}: {proc.stderr}"
+
+
+def test_test_modules_have_unique_basenames():
+    """The test folders are not packages, so pytest imports each test module by its basename:
+    two files with the same name in different folders fail the whole run's collection."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if "fuzz_corpus" not in path.parts:
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    clashes = {k: v for k, v in names.items() if len(v) > 1 and k != "conftest.py"}
+    assert clashes == {}
