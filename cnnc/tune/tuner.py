@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from cnnc import settings
@@ -371,14 +371,15 @@ class Tuner:
         weight = sum(flops[n.name] for n in todo)
         bar = _bar(len(todo), self.progress, self.out)
         programs = self.backend.programs
+        skipped: dict[str, NodeResult] = {}  # by entry id: launches the budget did not reach
         try:
             for n in todo:
                 eid = entry_id(keys[n.name])
                 # A node is worth starting if the default and one variant can be timed and
                 # checked (costs as measured so far in this run).
                 if self.left() <= self.node_cost():
-                    results[n.name] = NodeResult(n.name, n.op, {}, {}, flops=flops[n.name],
-                                                 source="no budget")
+                    results[n.name] = skipped[eid] = NodeResult(
+                        n.name, n.op, {}, {}, flops=flops[n.name], source="no budget")
                     continue
                 share = max(self.left() * flops[n.name] / max(weight, 1), self.node_cost())
                 weight -= flops[n.name]
@@ -396,9 +397,13 @@ class Tuner:
         finally:
             if bar is not None:
                 bar.close()
-        for n in nodes:  # later nodes with a key tuned above
+        for n in nodes:  # later nodes with the key of one tuned (or not reached) above
             if n.name not in results:
-                results[n.name] = _reused(self.results[entry_id(keys[n.name])], n)
+                eid = entry_id(keys[n.name])
+                if eid in self.results:
+                    results[n.name] = _reused(self.results[eid], n)
+                else:
+                    results[n.name] = replace(skipped[eid], node=n.name, op=n.op)
         return [results[n.name] for n in nodes]
 
 

@@ -243,3 +243,39 @@ def test_a_variant_far_slower_than_the_best_is_timed_once(device, graph, tmp_pat
 def test_the_process_age_is_counted():
     age = process_age()
     assert 0 <= age < 7 * 86400
+
+
+REPEATED_SPEC = """
+network: tiny_repeated
+input: [6, 5, 8]
+layers:
+  - {conv2d: [8, 3], padding: same, activation: relu}
+  - {conv2d: [8, 3], padding: same, activation: relu}
+  - {conv2d: [8, 3], padding: same, activation: relu}
+  - flatten
+  - {dense: 3, activation: softmax}
+"""
+
+
+@pytest.mark.parametrize("budget", [0.0, 1.5, 60.0])
+def test_launches_sharing_a_key_with_one_not_reached(device, tmp_path, monkeypatch, budget):
+    """Three convolutions of one shape share a cache key and one search; where the budget does
+    not reach it, all three say so (none is left out of the table, nothing fails)."""
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph
+
+    path = tmp_path / "repeated.yaml"
+    path.write_text(REPEATED_SPEC)
+    graph = inference_graph(load_spec(str(path)))
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=_faster_than_default)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), budget, progress=False,
+                  clock=clock)
+    results = {r.node: r for r in tuner.tune_graph(graph, 3)}
+    convs = [n.name for n in graph.nodes if n.op == "conv2d"]
+    assert len(convs) == 3 and all(c in results for c in convs)
+    sources = {results[c].source for c in convs}
+    if budget == 0:
+        assert sources == {"no budget"}
+    if budget >= 60:
+        assert sources == {"tuned", "same key"}
