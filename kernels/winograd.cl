@@ -96,6 +96,20 @@
         }                                                                                     \
     } while (0)
 
+/* d (T x T, of TYPE) = the input patch at (h0, w0) of the image at `img` (H x W x C, from the
+ * channel the pointer is at), LOAD-ed TYPE-wide; zero outside the image. */
+#define LOAD_PATCH(TYPE, LOAD, d, img, h0, w0)                                                \
+    do {                                                                                      \
+        _Pragma("unroll") for (int a_ = 0; a_ < T; a_++) {                                    \
+            const int ih_ = (h0) + a_;                                                        \
+            _Pragma("unroll") for (int b_ = 0; b_ < T; b_++) {                                \
+                const int iw_ = (w0) + b_;                                                    \
+                const bool in_ = ih_ >= 0 && ih_ < H && iw_ >= 0 && iw_ < W;                  \
+                d[a_][b_] = in_ ? LOAD((img) + (ih_ * W + iw_) * C) : (TYPE)(0.0f);           \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
 #ifdef WINOGRAD_FILTER
 /* One work-item per (c, VW filters f..f+VW-1), f fastest: consecutive work-items write
  * consecutive vectors of U. g[kh][kw] = w[kh, kw, c, f], or with FLIP w[2 - kh, 2 - kw, f, c]
@@ -146,16 +160,7 @@ __kernel void winograd_input(__global const float *restrict x, __global float *r
     const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
     __global const float *img = x + n * (H * W * C) + c;
     floatV d[T][T], out[T][T];
-#pragma unroll
-    for (int a = 0; a < T; a++) {
-        const int ih = h0 + a;
-#pragma unroll
-        for (int b = 0; b < T; b++) {
-            const int iw = w0 + b;
-            const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-            d[a][b] = inside ? LOADV(img + (ih * W + iw) * C) : (floatV)(0.0f);
-        }
-    }
+    LOAD_PATCH(floatV, LOADV, d, img, h0, w0);
     TRANSFORM_2D(floatV, BT_1D, d, T, T, out);
 #pragma unroll
     for (int a = 0; a < T; a++)
@@ -263,16 +268,7 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
         __global const float *img = x + n * (H * W * C);
         for (int c = 0; c < C; c += VC) {
             floatC d[T][T], out[T][T];
-#pragma unroll
-            for (int a = 0; a < T; a++) {
-                const int ih = h0 + a;
-#pragma unroll
-                for (int b = 0; b < T; b++) {
-                    const int iw = w0 + b;
-                    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-                    d[a][b] = inside ? LOADC(img + (ih * W + iw) * C + c) : (floatC)(0.0f);
-                }
-            }
+            LOAD_PATCH(floatC, LOADC, d, img + c, h0, w0);
             TRANSFORM_2D(floatC, BT_1D, d, T, T, out);
 #pragma unroll
             for (int a = 0; a < T; a++)

@@ -58,9 +58,16 @@ def oclgrind_env(tmp_path_factory):
     return env
 
 
-def _run_driver(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def run_clean(driver: Path, env: dict[str, str], *args: str) -> str:
+    """Run a driver script under Oclgrind (env from `oclgrind_env`); its standard output, after
+    checking that Oclgrind reported nothing and the driver found no mismatch."""
+    return _run_driver(env, *args, driver=driver).stdout
+
+
+def _run_driver(env: dict[str, str], *args: str, driver: Path = DRIVER
+                ) -> subprocess.CompletedProcess:
     run = subprocess.run(
-        [sys.executable, str(DRIVER), *args],
+        [sys.executable, str(driver), *args],
         env=env,
         capture_output=True,
         text=True,

@@ -5,24 +5,16 @@ most 128 work-items, 16 KiB of local memory) so that a launch outside the limits
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from test_oclgrind import oclgrind_env, pytestmark  # noqa: F401  (fixture and skip mark)
+from test_oclgrind import oclgrind_env, pytestmark, run_clean  # noqa: F401  (fixture, mark)
 
 DRIVER = Path(__file__).with_name("phases_oclgrind_driver.py")
 CASES = 4  # phases_oclgrind_driver.CASES
 
 
 def _run(env: dict[str, str], *args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, str(DRIVER), *args],
-        env=env, capture_output=True, text=True, timeout=1200, check=False,
-    )
-    assert run.stderr.strip() == "", f"Oclgrind reported problems:\n{run.stderr[:6000]}"
-    assert run.returncode == 0, run.stdout
-    return run.stdout
+    return run_clean(DRIVER, env, *args)
 
 
 def test_phases_clean_under_oclgrind(oclgrind_env):  # noqa: F811
