@@ -2,9 +2,10 @@
 
 Each check yields `Finding`s (OK, WARN or FAIL, a topic, what was found, and for WARN and FAIL
 what to do). They cover, in order: Python, NumPy and pyopencl; the OpenCL ICD loader and the
-vendor files it reads; every platform and device with its limits, whether a probe kernel builds
-and runs there, and whether a tiny network verifies against the NumPy reference on it (the
-`cnnc verify` machinery); the device cnnc would pick; the kernel cache (where, size, writable,
+vendor files it reads; every platform and device with its limits and its driver's
+qualification (backends/opencl/qualification.py: every cnnc kernel built and run, and small
+networks checked against the NumPy reference, in a child process that a crashing driver cannot
+take down; remembered, or run again with --requalify); the device cnnc would pick; the kernel cache (where, size, writable,
 stale locks and temporary files of killed processes); the datasets found. Nothing here raises for a broken installation: that is what
 the findings report.
 """
@@ -26,17 +27,6 @@ from cnnc.errors import CnncError
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MIN_PYTHON = (3, 10)
 STALE_LOCK_SECONDS = 120  # pyopencl holds its cache lock for one build at a time
-
-# The tiny network verified on each device: an im2col convolution, pooling, a dense softmax.
-TINY_SPEC = """network doctor
-input 6x6x2
-conv2d 4 3 relu same
-maxpool2d 2
-flatten
-dense 3 softmax
-"""
-TINY_BATCH = 2
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -207,29 +197,19 @@ def describe_limits(device: Any) -> str:
     )
 
 
-def verify_tiny_network(device: Any) -> tuple[bool, str]:
-    """(passed, what) for the tiny network's forward pass and training step on `device`,
-    checked node by node against the NumPy reference (cnnc verify)."""
-    from cnnc.frontend.spec import load_spec
-    from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.verify import cross_check
-
-    spec = load_spec(TINY_SPEC)
-    checked = 0
-    for what, graph in (("forward", inference_graph(spec)), ("training", training_graph(spec))):
-        report = cross_check(graph, TINY_BATCH, device=device.index, seed=0)
-        checked += len(report.checks)
-        bad = report.first_failure
-        if bad is not None:
-            return False, (
-                f"the {what} pass of a tiny network differs from NumPy at node '{bad.node}' "
-                f"({bad.op}, {bad.kernels}): error {bad.local_rel:.1e} alone, {bad.e2e_rel:.1e} "
-                f"after the run; tolerance {bad.tolerance:.1e}"
-            )
-    return True, f"a tiny network verifies against NumPy ({checked} nodes, forward and training)"
+def describe_verdict(device: Any) -> str:
+    """How the device's driver qualified: when, how long it took, remembered or just run."""
+    verdict = device.verdict
+    if verdict is None:  # a simulator: the probe kernel only
+        return "a probe kernel (OpenCL C 1.2, local memory, vectors) builds and runs"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(verdict.when)) if verdict.when else "?"
+    how = f"remembered from {when}" if verdict.cached else "qualified now"
+    return (f"qualified: every cnnc kernel builds and runs, and small networks' forward passes "
+            f"and training steps match NumPy ({how}, {verdict.seconds:.1f} s, in a child "
+            f"process)")
 
 
-def check_devices(selector: str | None = None) -> Iterator[Finding]:
+def check_devices(selector: str | None = None, requalify: bool = False) -> Iterator[Finding]:
     try:
         from cnnc.backends.opencl.device import NO_PLATFORM_HINT, devices, select_device
     except ImportError:
@@ -242,6 +222,9 @@ def check_devices(selector: str | None = None) -> Iterator[Finding]:
     if not found:
         yield Finding(FAIL, "devices", "no OpenCL platform or device found", NO_PLATFORM_HINT)
         return
+    for d in found:
+        if requalify:
+            d.probe(fresh=True)
     usable = [d for d in found if d.usable]
     for d in found:
         topic = f"device {d.index}"
@@ -250,32 +233,21 @@ def check_devices(selector: str | None = None) -> Iterator[Finding]:
         if not d.usable:
             others = [u.index for u in usable]
             yield Finding(
-                WARN if others else FAIL,
+                FAIL,
                 topic,
-                f"cannot build and run cnnc's kernels: {d.reason}",
-                (f"cnnc uses another device ({', '.join(others)}); " if others else "")
-                + "update this device's OpenCL driver, or "
-                + ("ignore it" if others else NO_PLATFORM_HINT),
+                f"unusable: {d.reason}",
+                d.fix + (f" (meanwhile cnnc uses {', '.join(others)})" if others else ""),
             )
             continue
-        yield Finding(OK, topic, "a probe kernel (OpenCL C 1.2, local memory, vectors) builds "
-                                 "and runs")
+        yield Finding(OK, topic, describe_verdict(d))
+        verdict = d.verdict
+        if verdict is not None and not verdict.binaries:
+            yield Finding(WARN, topic, f"programs are built from source at every start: "
+                                       f"binaries are not cached ({verdict.binaries_reason})",
+                          d.fix)
         if d.kind == "simulator":
             yield Finding(WARN, topic, "a simulator (slow): cnnc takes it only when nothing else "
                                        "is usable", "select another device with --device")
-        start = time.perf_counter()
-        try:
-            passed, what = verify_tiny_network(d)
-        except CnncError as err:
-            passed, what = False, f"a tiny network cannot run: {err.message}"
-        seconds = time.perf_counter() - start
-        yield Finding(
-            OK if passed else FAIL,
-            topic,
-            f"{what} in {seconds:.1f} s",
-            None if passed else f"do not use this device (--device); report this with "
-                                f"`cnnc verify <spec> --device {d.index}`",
-        )
     try:
         chosen = select_device(selector)
     except CnncError as err:
@@ -424,12 +396,13 @@ def check_datasets() -> Iterator[Finding]:
 # ---------------------------------------------------------------- all of it
 
 
-def all_checks(selector: str | None = None) -> list[Callable[[], Iterator[Finding]]]:
+def all_checks(selector: str | None = None,
+               requalify: bool = False) -> list[Callable[[], Iterator[Finding]]]:
     return [
         check_python,
         check_packages,
         check_icd,
-        lambda: check_devices(selector),
+        lambda: check_devices(selector, requalify),
         check_caches,
         check_datasets,
     ]

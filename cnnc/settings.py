@@ -2,6 +2,9 @@
 
 CNNC_DATA        a folder holding dataset IDX files (searched before the user cache)
 CNNC_CACHE_DIR   where datasets and compiled kernels are cached (default ~/.cache/cnnc)
+CNNC_VERDICT_DIR where OpenCL driver qualifications are remembered (default: the cache's
+                 opencl-drivers folder; the test suite points every process at one)
+CNNC_QUALIFY_TIMEOUT  seconds a driver's qualification may take before it counts as hung
 CNNC_DEVICE      default OpenCL device selector ('gpu', 'cpu', 'P:D' or part of a name)
 CNNC_DEBUG       '1' verifies the graph after every pass and names the pass that broke it
 CNNC_OFFLINE     '1' never downloads datasets (the test suite and CI set it)
@@ -34,6 +37,23 @@ def cache_dir() -> Path:
         return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base).expanduser() if base else Path.home() / ".cache") / "cnnc"
+
+
+def verdict_dir() -> Path:
+    value = os.environ.get("CNNC_VERDICT_DIR")
+    return Path(value).expanduser() if value else cache_dir() / "opencl-drivers"
+
+
+QUALIFY_TIMEOUT = 600.0  # a first qualification builds ~60 programs: ~20 s on an idle 2-core CPU
+
+
+def qualify_timeout() -> float:
+    value = os.environ.get("CNNC_QUALIFY_TIMEOUT", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return QUALIFY_TIMEOUT
+    return seconds if seconds > 0 else QUALIFY_TIMEOUT
 
 
 def device_selector() -> str | None:

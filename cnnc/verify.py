@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from math import sqrt
+from typing import Any
 
 import numpy as np
 
@@ -193,17 +194,20 @@ def cross_check(
     graph: Graph,
     batch: int,
     *,
-    device: str | None = None,
+    device: Any = None,
     seed: int = 0,
     step: int = 0,
     local: bool = True,
     target: Target | None = None,
     isolate: bool = False,
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> CrossCheck:
     """Compare the NumPy and OpenCL backends on `graph` (any graph: forward or training).
 
-    target: bind for another kind of device (tests run the GPU tilings on a CPU this way).
-    isolate: every tensor in its own allocation (see OpenCLBackend), for memory checkers.
+    device: a selector or a Device. target: bind for another kind of device (tests run the GPU
+    tilings on a CPU this way). isolate: every tensor in its own allocation (see
+    OpenCLBackend), for memory checkers. variants: kernel variants by node name (the tuner's),
+    instead of the defaults.
     """
     state0 = initial_values(graph.state, seed)
     feeds = random_feeds(graph, batch, seed)
@@ -216,6 +220,8 @@ def cross_check(
     ref_state = ref_backend.read_state(written)
 
     ocl = OpenCLBackend(device, target=target, isolate=isolate)
+    if variants is not None:
+        ocl.choose_variants = lambda g, b: variants
     ocl.init_state(graph.state, state0)
     exe = ocl.compile(graph, batch, keep=["*"])
     got = exe.run(feeds, values, step=step)
@@ -228,6 +234,7 @@ def cross_check(
     order = exe.plan.schedule.order
     exact, single = NumpyBackend("float64"), NumpyBackend()
     local_ocl = OpenCLBackend(ocl.device, target=target, isolate=isolate)
+    local_ocl.choose_variants = ocl.choose_variants
     for name in order:
         node = graph.node(name)
         check = NodeCheck(

@@ -1,9 +1,82 @@
-"""Suite-wide settings: kernel tuning off (CNNC_TUNE=0), so every test runs the device's default
-kernel variants, whatever a user's tuning cache holds (tests/tune/ turns it on where it tests
-the tuner, with a cache of its own)."""
+"""Suite-wide settings and the OpenCL devices the suite runs on.
+
+Kernel tuning is off (CNNC_TUNE=0), so every test runs the device's default kernel variants,
+whatever a user's tuning cache holds (tests/tune/ turns it on where it tests the tuner, with a
+cache of its own).
+
+Every OpenCL driver is qualified once, by the controlling process before any test runs
+(cnnc/backends/opencl/qualification.py: cnnc's kernels built and run in a child process), and
+the suite runs only on the devices that qualified; the header names the others and why. The
+verdicts live in one folder for the whole run (CNNC_VERDICT_DIR, inherited by every process a
+test starts), so a test that points CNNC_CACHE_DIR at an empty folder does not qualify again.
+The default device runs every test; another qualified device runs the representative modules
+below, and the rest of its tests only with `-m all_devices`.
+"""
 
 from __future__ import annotations
 
 import os
 
+import pytest
+
+from cnnc import settings
+
 os.environ["CNNC_TUNE"] = "0"
+os.environ["CNNC_VERDICT_DIR"] = str(settings.verdict_dir())
+
+# What a device other than the default runs unless asked for all: every op against NumPy, every
+# example spec end to end, the losses.
+REPRESENTATIVE = ("test_ops.py", "test_specs.py", "test_losses.py")
+
+
+def _devices():
+    """(every device found, the default one or None), without raising."""
+    try:
+        from cnnc.backends.opencl.device import default_device, devices
+
+        found = devices()
+    except Exception:  # no pyopencl: the OpenCL tests say why when they skip
+        return [], None
+    try:
+        return found, default_device()
+    except Exception:
+        return found, None
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "all_devices: a test on an OpenCL device other than the default (run them "
+        "with -m all_devices)")
+    if not hasattr(config, "workerinput"):  # the controller: qualify before the workers start
+        found, _ = _devices()
+        for d in found:
+            d.usable
+
+
+def pytest_report_header(config):
+    found, default = _devices()
+    if not found:
+        return ["opencl: no OpenCL device found: the OpenCL tests skip"]
+    lines = []
+    for d in found:
+        if d.usable:
+            role = "default, every test" if d is default else (
+                "representative tests; -m all_devices for the rest")
+            lines.append(f"opencl: {d.describe()}: qualified ({role})")
+        else:
+            lines.append(f"opencl: {d.describe()}: SKIPPED, unusable: {d.reason}")
+    return lines
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of devices other than the default outside the representative modules,
+    before -m selects."""
+    _, default = _devices()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        device = callspec.params.get("device") if callspec else None
+        if device is None or default is None or getattr(device, "index", None) == default.index:
+            continue
+        if item.path.name not in REPRESENTATIVE:
+            item.add_marker(pytest.mark.all_devices)

@@ -1,8 +1,8 @@
 """`cnnc devices`: every OpenCL platform and device, whether it can be used, and the default.
 
-Each device is probed by building and running a one-line kernel, so a driver that lists a
-device it cannot compile for (pip's pocl on a CPU its LLVM does not know) shows up as not
-usable, with the driver's reason.
+Each device's driver is qualified once (backends/opencl/qualification.py: cnnc's kernels built
+and run in a child process), so a driver that lists a device it cannot compile for, or crashes
+on real kernels, shows up as unusable, with the reason and what to use instead.
 """
 
 from __future__ import annotations
@@ -58,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
             f"       work-groups of up to {limits.max_group} work-items, local memory {local}"
             f"{' (in global memory)' if limits.local_is_global else ''}"
         )
-        state = "usable" if d.usable else f"NOT usable: {d.reason}"
-        print(f"       {state}")
+        if not d.usable:
+            print(f"       unusable: {d.reason}")
+            print(f"       fix: {d.fix}")
+        elif d.verdict is not None and not d.verdict.binaries:
+            print(f"       usable, programs built from source (no binary cache: "
+                  f"{d.verdict.binaries_reason})")
+        else:
+            print("       usable")
     if default is None:
-        print("no device can build kernels; " + NO_PLATFORM_HINT)
+        print("no device can run cnnc's kernels; " + NO_PLATFORM_HINT)
         return 1
     print(
         f"* default device: {default.index} {default.name} (override with --device or CNNC_DEVICE)"

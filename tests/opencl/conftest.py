@@ -1,7 +1,9 @@
-"""Fixtures for OpenCL tests: one `device` per usable device found (CNNC_DEVICE narrows it).
+"""Fixtures for OpenCL tests: one `device` per qualified device (CNNC_DEVICE narrows it), the
+default first.
 
-Tests skip only when no OpenCL device exists at all; a machine whose devices all fail to build
-kernels fails them, with the driver's reason.
+Tests skip only when no OpenCL device exists at all; a machine whose devices all fail their
+qualification fails them, with each driver's reason. Devices that failed beside one that
+qualified are left out (tests/conftest.py names them in the header).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from cnnc.errors import DeviceError
 
 
 def _devices():
-    from cnnc.backends.opencl.device import devices, select_device
+    from cnnc.backends.opencl.device import default_device, devices, select_device
 
     try:
         found = devices()
@@ -27,8 +29,9 @@ def _devices():
     usable = [d for d in found if d.usable]
     if not usable:
         why = "; ".join(f"{d.describe()}: {d.reason}" for d in found)
-        raise DeviceError(f"OpenCL devices exist but none can build kernels: {why}")
-    return usable, None
+        raise DeviceError(f"OpenCL devices exist but none can run cnnc's kernels: {why}")
+    default = default_device()
+    return [default, *(d for d in usable if d is not default)], None
 
 
 DEVICES, NO_DEVICE = _devices()
@@ -38,7 +41,7 @@ DEVICES, NO_DEVICE = _devices()
     params=DEVICES or [None], ids=[d.index for d in DEVICES] if DEVICES else ["no-device"]
 )
 def device(request):
-    """A usable OpenCL device (every one found, or the one CNNC_DEVICE names)."""
+    """A qualified OpenCL device (every one found, or the one CNNC_DEVICE names)."""
     if request.param is None:
         pytest.skip(f"no OpenCL device: {NO_DEVICE}")
     return request.param

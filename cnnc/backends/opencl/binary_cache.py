@@ -105,9 +105,11 @@ def store_program(program: Any, path: Path) -> bool:
 
 def build_cached(context: Any, cl_device: Any, source: str, options: str,
                  headers: Mapping[str, str], folder: Path, *,
-                 store: bool = True) -> tuple[Any, bool]:
+                 store: bool = True, disk: bool = True) -> tuple[Any, bool]:
     """A program built for one device, from the cache in `folder` when it holds it; a program
     built from source is written to the cache unless `store` is False (store_program later).
+    disk=False: built from source, the cache neither read nor written (a driver whose binaries
+    crashed or did not reload when it was qualified).
 
     Returns (pyopencl's raw program, whether it came from the disk). Build errors from source
     are pyopencl's (the caller reports them with the log).
@@ -117,7 +119,7 @@ def build_cached(context: Any, cl_device: Any, source: str, options: str,
 
     path = entry_path(cl_device, source, options, headers, folder)
     options_bytes = options.encode()
-    binary = read_entry(path)
+    binary = read_entry(path) if disk else None
     if binary is not None:
         try:
             program = raw._Program(context, [cl_device], [binary])
@@ -127,7 +129,7 @@ def build_cached(context: Any, cl_device: Any, source: str, options: str,
             pass  # the driver rejects the binary (it changed under the same name): rebuild
     program = raw._Program(context, source)
     program.build(options_bytes, [cl_device])
-    if store:
+    if store and disk:
         store_program(program, path)
     return program, False
 

@@ -1,9 +1,11 @@
 """OpenCL device discovery and selection: the first stage of the OpenCL backend.
 
-Every platform and device is listed; a device counts as usable only once it has built and run a
-small kernel that uses what cnnc's kernels use (once per process), because a driver can list a
-device it cannot compile for (pip's pocl 3.0 on a Zen 5 CPU: "unknown target CPU 'generic'"), and
-an OpenCL C 1.1 device (Mesa's Clover) builds a trivial kernel but none of cnnc's. Selection takes
+Every platform and device is listed; a device counts as usable only once its driver has
+qualified (qualification.py: cnnc's own kernels built and run in a child process, once per
+driver, device and kernel sources, remembered), because a driver can list a device it cannot
+compile for (pip's pocl 3.0 on a Zen 5 CPU: "unknown target CPU 'generic'"), pass a probe kernel
+and then crash on real ones (the same pocl on a Zen 4), and an OpenCL C 1.1 device (Mesa's
+Clover) builds a trivial kernel but none of cnnc's. Selection takes
 'gpu', 'cpu', 'P:D' (platform:device index) or part of a device name; the default is the first
 usable GPU, then the first usable CPU, then anything else (a simulator such as Oclgrind, which
 reports itself as every type of device at once, is never taken for a GPU).
@@ -68,6 +70,7 @@ class Device:
     _usable: bool | None = field(default=None, repr=False)
     _reason: str | None = field(default=None, repr=False)
     _context: Any = field(default=None, repr=False)
+    verdict: Any = field(default=None, repr=False)  # its qualification.Verdict, once probed
 
     # ---------------------------------------------------------------- description
 
@@ -206,10 +209,17 @@ class Device:
                 ) from None
         return self._context
 
-    def probe(self) -> None:
-        """Build and run a kernel using what cnnc's kernels use; remember whether that worked
-        and why not."""
-        if self._usable is not None:
+    def trust(self) -> None:
+        """Take the device as usable without qualifying it: for the process that qualifies it
+        (cnnc/qualify.py)."""
+        self._usable, self._reason = True, None
+
+    def probe(self, fresh: bool = False) -> None:
+        """Decide once per process whether the device is usable, and why not: from its OpenCL C
+        version, then its driver's qualification (qualification.py: remembered, or run now in a
+        child process; fresh: run now whatever is remembered). A simulator runs the probe kernel
+        only, in this process."""
+        if self._usable is not None and not fresh:
             return
         version = self.opencl_c_version
         if version is not None and version < MIN_OPENCL_C:
@@ -219,35 +229,40 @@ class Device:
                 f"OpenCL C {MIN_OPENCL_C[0]}.{MIN_OPENCL_C[1]} or newer (static functions)"
             )
             return
-        cl = _cl()
-        try:
-            ctx = self.context
-            # No disk cache (pyopencl's takes a lock a killed process can leave behind) and no
-            # generated invoker: a plain build and launch.
-            program = cl.Program(ctx, PROBE_SOURCE).build(options=PROBE_OPTIONS, cache_dir=False)
-            queue = cl.CommandQueue(ctx)
-            n = 2 * PROBE_GROUP
-            host = np.arange(-4 * n // 2, 4 * n // 2, dtype=np.float32)
-            flags = cl.mem_flags
-            src = cl.Buffer(ctx, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=host)
-            dst = cl.Buffer(ctx, flags.WRITE_ONLY, host.nbytes)
-            kernel = cl.Kernel(program, "probe")
-            kernel.set_arg(0, src)
-            kernel.set_arg(1, dst)
-            cl.enqueue_nd_range_kernel(queue, kernel, (n,), (PROBE_GROUP,))
-            out = np.empty_like(host)
-            cl.enqueue_copy(queue, out, dst)
-            queue.finish()
-            # Each group reverses its float4s through local memory; positives are doubled.
-            want = host.reshape(-1, PROBE_GROUP, 4)[:, ::-1].reshape(-1)
-            want = np.where(want < 0, want, 2 * want)
-            if not np.array_equal(out, want):
-                raise DeviceError(
-                    f"a test kernel computed {out[:8].tolist()}... instead of {want[:8].tolist()}"
-                )
-            self._usable, self._reason = True, None
-        except (cl.Error, DeviceError) as err:
-            self._usable, self._reason = False, _first_error_line(err)
+        if self.kind == "simulator":
+            cl = _cl()
+            try:
+                probe_kernel(self)
+                self._usable, self._reason = True, None
+            except (cl.Error, DeviceError) as err:
+                self._usable, self._reason = False, _first_error_line(err)
+            return
+        from cnnc.backends.opencl import qualification
+
+        verdict = qualification.qualify(self.index, self.name, self.identity, fresh=fresh)
+        self.verdict = verdict
+        self._usable, self._reason = verdict.usable, verdict.reason
+
+    @cached_property
+    def identity(self) -> str:
+        """What a qualification and a program binary are valid for (binary_cache.py)."""
+        from cnnc.backends.opencl.binary_cache import device_identity
+
+        return device_identity(self.cl_device)
+
+    @property
+    def binaries(self) -> bool:
+        """Whether built programs may be kept on disk: not where the driver's qualification
+        found that retrieving or reloading binaries fails."""
+        self.probe()
+        return self.verdict is None or self.verdict.binaries
+
+    @property
+    def fix(self) -> str:
+        """What to do about this device when it is not usable."""
+        from cnnc.backends.opencl.qualification import fix_for
+
+        return fix_for(self.kind)
 
     @property
     def usable(self) -> bool:
@@ -259,6 +274,36 @@ class Device:
         """Why the device is not usable (None when it is)."""
         self.probe()
         return self._reason
+
+
+def probe_kernel(device: Device) -> None:
+    """Build and run the probe kernel on `device`; raises cl.Error or DeviceError if it fails
+    or computes something else."""
+    cl = _cl()
+    ctx = device.context
+    # No disk cache (pyopencl's takes a lock a killed process can leave behind) and no generated
+    # invoker: a plain build and launch.
+    program = cl.Program(ctx, PROBE_SOURCE).build(options=PROBE_OPTIONS, cache_dir=False)
+    queue = cl.CommandQueue(ctx)
+    n = 2 * PROBE_GROUP
+    host = np.arange(-4 * n // 2, 4 * n // 2, dtype=np.float32)
+    flags = cl.mem_flags
+    src = cl.Buffer(ctx, flags.READ_ONLY | flags.COPY_HOST_PTR, hostbuf=host)
+    dst = cl.Buffer(ctx, flags.WRITE_ONLY, host.nbytes)
+    kernel = cl.Kernel(program, "probe")
+    kernel.set_arg(0, src)
+    kernel.set_arg(1, dst)
+    cl.enqueue_nd_range_kernel(queue, kernel, (n,), (PROBE_GROUP,))
+    out = np.empty_like(host)
+    cl.enqueue_copy(queue, out, dst)
+    queue.finish()
+    # Each group reverses its float4s through local memory; positives are doubled.
+    want = host.reshape(-1, PROBE_GROUP, 4)[:, ::-1].reshape(-1)
+    want = np.where(want < 0, want, 2 * want)
+    if not np.array_equal(out, want):
+        raise DeviceError(
+            f"a test kernel computed {out[:8].tolist()}... instead of {want[:8].tolist()}"
+        )
 
 
 def _first_error_line(err: Exception) -> str:
@@ -311,7 +356,8 @@ def default_device() -> Device:
             if (kind is None or d.kind == kind) and d.usable:
                 return d
     listed = "; ".join(f"{d.describe()}: {d.reason}" for d in found)
-    raise DeviceError(f"no OpenCL device can build kernels ({listed})", hint=NO_PLATFORM_HINT)
+    raise DeviceError(f"no OpenCL device can run cnnc's kernels ({listed})",
+                      hint=NO_PLATFORM_HINT)
 
 
 def select_device(selector: str | None = None) -> Device:
@@ -337,9 +383,10 @@ def select_device(selector: str | None = None) -> Device:
     for d in matches:
         if d.usable:
             return d
-    why = "; ".join(f"{d.describe()} cannot build kernels: {d.reason}" for d in matches)
+    why = "; ".join(f"{d.describe()} is unusable: {d.reason}" for d in matches)
     others = [d for d in found if d not in matches and d.usable]
-    hint = f"pick another device, e.g. --device {others[0].index}" if others else NO_PLATFORM_HINT
+    hint = matches[0].fix + (f"; or pick another device, e.g. --device {others[0].index}"
+                             if others else "")
     raise DeviceError(f"OpenCL device '{selector}' is not usable ({why})", hint=hint)
 
 

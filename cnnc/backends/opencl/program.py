@@ -130,6 +130,8 @@ class ProgramCache:
         """Write the binaries of those of `keys` that deferred_writes() kept off the disk; how
         many were written."""
         written = 0
+        if not self.device.binaries:
+            return 0
         for key in keys:
             if key in self.unstored:
                 self.unstored.discard(key)
@@ -208,7 +210,7 @@ class ProgramCache:
         try:
             raw, from_disk = build_cached(self.device.context, self.device.cl_device, source,
                                           option_text, self._headers, cache,
-                                          store=not self._defer)
+                                          store=not self._defer, disk=self.device.binaries)
         except cl.Error as err:
             raise DeviceError(
                 f"building kernels/{file} failed on {self.device.describe()} with options "
@@ -235,6 +237,11 @@ def _build_log(err: Exception) -> str:
 
 # One cache per device, shared by every executable of the process.
 _CACHES: dict[str, ProgramCache] = {}
+
+
+def forget_programs() -> None:
+    """Drop every program built in this process (the next ones come from the disk cache)."""
+    _CACHES.clear()
 
 
 def program_cache(device: Device) -> ProgramCache:

@@ -1,0 +1,295 @@
+"""The child process that qualifies one OpenCL driver: `python -m cnnc.qualify P:D --name NAME`.
+
+Run by cnnc/backends/opencl/qualification.py, never by hand: a driver that crashes or hangs on
+cnnc's kernels takes down this process, not the one that asked. It prints a line before each
+stage ("stage <name>: <what it does>") and, when it gets to the end, one verdict line
+("verdict {json}"); what a crash or a hang means is decided by the parent from the last stage.
+
+The networks build every kernel in kernels/*.cl (tests/opencl/test_qualification.py checks
+that): small shapes, every layer kind, three losses and optimizers, and for each tunable node
+each algorithm the tuner may choose (Winograd, phases, the direct kernel, no im2col), each node
+checked against the NumPy reference as `cnnc verify` checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+# Every layer kind the OpenCL backend binds, in a network small enough to build and check in
+# seconds: 3 input channels (im2col), residual joins of two and three, a strided depthwise and a
+# strided 1x1 convolution (phases), concatenation, batch norm and activations that fold into
+# nothing, both poolings (disjoint windows that leave cells uncovered, overlapping ones),
+# padding, dropout.
+NETWORK = """network qualify
+input 11x11x3
+stem: conv2d 8 3 same use_bias=false
+batchnorm
+a: activation relu
+conv2d 8 3 same
+b: batchnorm
+c: add(a, b, stem)
+batchnorm
+r: relu max_value=6
+d: depthwise_conv2d 3 strides=2 same depth_multiplier=2
+e: leaky_relu 0.1
+f: conv2d(r) 8 1 strides=2 activation=elu
+concatenate(e, f)
+activation tanh
+zero_padding2d 1
+conv2d 12 2 activation=tanh
+maxpool2d 2
+maxpool2d 2 strides=1 padding=same
+avgpool2d 2
+dropout 0.25
+flatten
+dense 16 activation=sigmoid
+dense 4 softmax
+"""
+# Global pooling, and the losses on outputs that do not fuse with them (cross-entropy on
+# sigmoid outputs, mean squared error on a softmax).
+GLOBAL_POOL = """network qualify_gap
+input 6x6x4
+conv2d 4 3 same relu
+global_avgpool2d
+dense 3 {activation}
+"""
+# Each loss and optimizer cnnc has, on one of the two networks.
+TRAINING = (
+    (NETWORK, "nadam", "sparse_categorical_crossentropy"),
+    (GLOBAL_POOL.format(activation="sigmoid"), "adam", "categorical_crossentropy"),
+    (GLOBAL_POOL.format(activation="softmax"), "sgd momentum=0.9", "mean_squared_error"),
+)
+BATCH = 3
+VARIANT_GRAPH = 2  # the graph (in the order of graphs()) run with every kind of variant too
+STAGES = {
+    "probe": "running a probe kernel",
+    "networks": "building and running cnnc's kernels",
+    "binaries": "retrieving program binaries",
+    "reload": "running cnnc's kernels built from their binaries",
+}
+
+
+def stage(name: str) -> None:
+    print(f"stage {name}: {STAGES[name]}", flush=True)
+
+
+def verdict(**fields: Any) -> int:
+    print("verdict " + json.dumps(fields), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- what runs
+
+
+def graphs() -> Iterator[tuple[str, Any]]:
+    """(what, graph) for every graph the qualification runs."""
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph, training_graph
+
+    for text in (NETWORK, GLOBAL_POOL.format(activation="softmax")):
+        yield "forward", inference_graph(load_spec(text))
+    for text, optimizer, loss in TRAINING:
+        yield f"training ({optimizer.split()[0]}, {loss})", training_graph(load_spec(
+            f"{text}train {{ optimizer {optimizer}  loss {loss} }}\n"))
+
+
+Chooser = Callable[[Any, int], Mapping[str, Mapping[str, Any]]]
+
+
+def variant_choosers(graph: Any, target: Any) -> list[Chooser]:
+    """Choosers of kernel variants such that every kernel the tuner may pick is built and
+    checked: for the k-th, each tunable node's k-th other way of computing (an algorithm, the
+    one-launch Winograd, no im2col), each with its smallest Winograd tile, which builds
+    fastest (the kernels are the same for every tile)."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import tunable, variant_space
+    from cnnc.tune.tuner import family
+
+    ctx = BindContext(graph, BATCH, target)
+    per_node: dict[str, list[dict[str, Any]]] = {}
+    for node in graph.nodes:
+        if not tunable(node):
+            continue
+        space = variant_space(node, ctx)
+        algo, _, fused, im2col = family(space[0])
+        ways: dict[Any, dict[str, Any]] = {(algo, fused, im2col): space[0]}  # the default's
+        for variant in sorted(space, key=lambda v: family(v)[1]):  # smallest tile first
+            algo, _, fused, im2col = family(variant)
+            ways.setdefault((algo, fused, im2col), variant)
+        ways.pop(next(iter(ways)))
+        if ways:
+            per_node[node.name] = list(ways.values())
+    rounds = max((len(v) for v in per_node.values()), default=0)
+    return [
+        (lambda chosen: (lambda g, b: chosen))(
+            {name: vs[k] for name, vs in per_node.items() if k < len(vs)})
+        for k in range(rounds)
+    ]
+
+
+def run_networks(device: Any, every_variant: bool = True) -> str | None:
+    """Build and check every network, with every kind of variant (every_variant=False: the
+    defaults only); the first failure."""
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.verify import cross_check
+
+    target = OpenCLBackend(device).target
+    for k, (what, graph) in enumerate(graphs()):
+        # The first training graph holds every tunable op: its variants cover the forward's.
+        others = (variant_choosers(graph, target) if every_variant and k == VARIANT_GRAPH
+                  else [])
+        for chooser in [None, *others]:
+            variants = chooser(graph, BATCH) if chooser else None
+            report = cross_check(graph, BATCH, device=device, seed=1, variants=variants)
+            bad = report.first_failure
+            if bad is not None:
+                how = "" if not variants else " with the tuner's variants " + ", ".join(
+                    f"{n}={dict(v)}" for n, v in sorted(variants.items()))
+                return (f"the {what} pass of a small network{how} differs from NumPy at node "
+                        f"'{bad.node}' ({bad.op}, {bad.kernels}): error {bad.local_rel:.1e} "
+                        f"alone, tolerance {bad.tolerance:.1e}")
+    return None
+
+
+def check_recorded_step(device: Any) -> str | None:
+    """A queued training step whose loss and right predictions stay on the device
+    (step_figures.cl), against the same step run with its values fetched."""
+    import numpy as np
+
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.backends.step_figures import Record, host_figures
+    from cnnc.initializers import initial_values
+    from cnnc.verify import random_feeds
+
+    graph = next(g for what, g in graphs() if what.startswith("training"))
+    loss, prediction = graph.outputs
+    target = next(n.name for n in graph.nodes if n.op == "input" and n.name != graph.inputs[0])
+    feeds = random_feeds(graph, BATCH, seed=2)
+    state = initial_values(graph.state, 2)
+    backend = OpenCLBackend(device)
+    exe = backend.compile(graph, BATCH, keep=[target])
+    backend.init_state(graph.state, state)
+    fetched = exe.run(feeds, [loss, prediction])
+    want = host_figures(fetched[loss], fetched[prediction], feeds[target])
+    backend.init_state(graph.state, state)
+    exe.run(feeds, [], record=Record(loss, prediction, target))
+    got = backend.read_step_figures()
+    if len(got) != 1 or got[0].correct != want.correct or not np.isclose(
+            got[0].loss, want.loss, rtol=1e-5, atol=1e-6):
+        return (f"a queued training step recorded {got} on the device, where its fetched "
+                f"values give {want}")
+    return None
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def qualify(index: str, name: str, fault: str | None) -> int:
+    import pyopencl as cl
+
+    from cnnc.backends.opencl import program
+    from cnnc.backends.opencl.device import devices, probe_kernel
+    from cnnc.errors import CnncError
+
+    def failed(stage_name: str, reason: str) -> int:
+        return verdict(usable=False, reason=reason, stage=stage_name)
+
+    stage("probe")
+    found = [d for d in devices() if d.index == index]
+    if not found or found[0].name != name:
+        return failed("probe", f"device {index} '{name}' is not listed by this process")
+    device = found[0]
+    device.trust()  # this process is the one that qualifies it
+    _fault(fault, "probe")
+    try:
+        probe_kernel(device)
+    except (cl.Error, CnncError) as err:
+        return failed("probe", f"a probe kernel fails: {_first_line(err)}")
+
+    stage("networks")
+    _fault(fault, "networks")
+    start = time.perf_counter()
+    cache = program.program_cache(device)
+    try:
+        with cache.deferred_writes():
+            bad = run_networks(device) or check_recorded_step(device)
+    except (cl.Error, CnncError) as err:
+        return failed("networks", f"cnnc's kernels fail: {_first_line(err)}")
+    if bad is not None:
+        return failed("networks", bad)
+    built = len(cache.programs)
+    network_seconds = time.perf_counter() - start
+
+    stage("binaries")
+    _fault(fault, "binaries")
+    try:
+        written = cache.store(list(cache.programs))
+    except cl.Error as err:
+        return verdict(usable=True, binaries=False, stage="binaries",
+                       binaries_reason=f"retrieving a program binary fails: {_first_line(err)}")
+    if written < built:
+        return verdict(usable=True, binaries=False, stage="binaries",
+                       binaries_reason=f"the driver gave binaries for {written} of {built} "
+                                       "programs")
+
+    stage("reload")
+    _fault(fault, "reload")
+    program.forget_programs()
+    try:
+        bad = run_networks(device, every_variant=False) or check_recorded_step(device)
+    except (cl.Error, CnncError) as err:
+        bad = f"cnnc's kernels fail when built from binaries: {_first_line(err)}"
+    reloaded = program.program_cache(device)
+    missed = [r for r in reloaded.records if not r.from_disk]
+    if bad is None and missed:
+        bad = (f"{len(missed)} of {len(reloaded.records)} program binaries did not reload "
+               f"(kernels/{missed[0].file})")
+    if bad is not None:
+        return verdict(usable=True, binaries=False, stage="reload", binaries_reason=bad)
+    return verdict(usable=True, binaries=True, programs=built,
+                   network_seconds=round(network_seconds, 2))
+
+
+def _first_line(err: Exception) -> str:
+    text = getattr(err, "message", None) or str(err)
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    for line in lines:
+        if "error" in line.lower() and "clBuildProgram" not in line:
+            return line[:300]
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def _fault(fault: str | None, where: str) -> None:
+    """For tests: behave as a broken driver would at stage `where` ('abort@networks')."""
+    if not fault:
+        return
+    how, _, at = fault.partition("@")
+    if at != where:
+        return
+    if how == "abort":
+        import os
+
+        print("LLVM ERROR: a test asked this qualification to abort", file=sys.stderr,
+              flush=True)
+        os.abort()
+    if how == "hang":
+        while True:
+            time.sleep(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cnnc.qualify", description=__doc__)
+    parser.add_argument("device", help="the device's index, P:D")
+    parser.add_argument("--name", required=True, help="the device's name, as the parent saw it")
+    parser.add_argument("--fault", help=argparse.SUPPRESS)  # tests: abort@STAGE, hang@STAGE
+    args = parser.parse_args(argv)
+    return qualify(args.device, args.name, args.fault)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
