@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # Every layer kind the OpenCL backend binds, in a network small enough to build and check in
@@ -98,13 +98,13 @@ def graphs() -> Iterator[tuple[str, Any]]:
             f"{text}train {{ optimizer {optimizer}  loss {loss} }}\n"))
 
 
-Chooser = Callable[[Any, int], Mapping[str, Mapping[str, Any]]]
+Variants = Mapping[str, Mapping[str, Any]]  # kernel variants by node name
 
 
-def variant_choosers(graph: Any, target: Any) -> list[Chooser]:
-    """Choosers of kernel variants such that every kernel the tuner may pick is built and
-    checked: for the k-th, each tunable node's k-th other way of computing (an algorithm, the
-    one-launch Winograd, no im2col), each with its smallest Winograd tile, which builds
+def variant_rounds(graph: Any, target: Any) -> list[Variants]:
+    """Kernel variants for runs of `graph` such that every kernel the tuner may pick is built
+    and checked: in the k-th, each tunable node's k-th other way of computing (an algorithm,
+    the one-launch Winograd, no im2col), each with its smallest Winograd tile, which builds
     fastest (the kernels are the same for every tile)."""
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.tune.space import tunable, variant_space
@@ -125,11 +125,8 @@ def variant_choosers(graph: Any, target: Any) -> list[Chooser]:
         if ways:
             per_node[node.name] = list(ways.values())
     rounds = max((len(v) for v in per_node.values()), default=0)
-    return [
-        (lambda chosen: (lambda g, b: chosen))(
-            {name: vs[k] for name, vs in per_node.items() if k < len(vs)})
-        for k in range(rounds)
-    ]
+    return [{name: vs[k] for name, vs in per_node.items() if k < len(vs)}
+            for k in range(rounds)]
 
 
 def run_networks(device: Any, every_variant: bool = True) -> str | None:
@@ -141,10 +138,8 @@ def run_networks(device: Any, every_variant: bool = True) -> str | None:
     target = OpenCLBackend(device).target
     for k, (what, graph) in enumerate(graphs()):
         # The first training graph holds every tunable op: its variants cover the forward's.
-        others = (variant_choosers(graph, target) if every_variant and k == VARIANT_GRAPH
-                  else [])
-        for chooser in [None, *others]:
-            variants = chooser(graph, BATCH) if chooser else None
+        others = variant_rounds(graph, target) if every_variant and k == VARIANT_GRAPH else []
+        for variants in [None, *others]:
             report = cross_check(graph, BATCH, device=device, seed=1, variants=variants)
             bad = report.first_failure
             if bad is not None:

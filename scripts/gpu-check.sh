@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared check of cnnc on a machine with a GPU, in under 10 minutes, into one report file:
-#   1. cnnc doctor                       (drivers, devices and their limits, a tiny network verified)
+#   1. cnnc doctor                       (drivers, devices and their limits, each driver qualified)
 #   2. cnnc verify SPEC --train          on every example spec, node by node against NumPy
 #   3. edge launches                     more than 65,535 row tiles; memory over the per-buffer cap
 #                                        (scripts/edge_launches.py)

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Sets up cnnc in this checkout: the Debian packages it uses (when run as root where apt-get
-# exists; otherwise it says what to install), then .venv with cnnc and its dev, pocl, mpi and
-# onnx extras (mpi: mpi4py and MPICH from pip, for `mpiexec -n N cnnc run ...`; onnx: ONNX
-# import and export).
+# exists; otherwise it says what to install), then .venv with cnnc and its dev, mpi and onnx
+# extras (mpi: mpi4py and MPICH from pip, for `mpiexec -n N cnnc run ...`; onnx: ONNX import
+# and export), and the pocl extra (pip's CPU OpenCL driver) only where no system OpenCL driver is
+# installed. A new .venv ends with `cnnc devices`, which qualifies every driver on cnnc's own
+# kernels (once per driver; cnnc/backends/opencl/qualification.py).
 # Safe to run again: what is already in place is kept, and a second run takes a second or two.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON="${PYTHON:-python3}"
-# pocl-opencl-icd: Debian's CPU OpenCL driver. pip's pocl (LLVM 14) cannot build kernels for
-#   newer CPUs ("unknown target CPU"), so Debian's is the one that works there.
+# pocl-opencl-icd: Debian's CPU OpenCL driver (pocl 3.1, LLVM 15): it qualified on every CPU
+#   these machines have had. pip's pocl 3.0-rc2 (LLVM 14) cannot build for a Zen 5 ("unknown
+#   target CPU") and crashes on cnnc's kernels on a Zen 4, so it is installed only where no
+#   system driver is (a machine without root), as a last resort that still has to qualify.
 # oclgrind: an OpenCL simulator that reports out-of-bounds accesses in kernels.
 # dataset-fashion-mnist: the Fashion-MNIST files, so nothing downloads at run time.
 # graphviz: the `dot` program that draws `cnnc show SPEC --graph` as SVG and PNG.
@@ -67,12 +71,30 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 
-# Reinstall only when pyproject.toml or this checkout's place changed since the last run.
+# ---------------------------------------------------------------- OpenCL driver
+# A system driver is a vendor file the ICD loader reads (Debian's pocl, a GPU vendor's driver).
+extras="dev,mpi,onnx"
+if compgen -G "/etc/OpenCL/vendors/*.icd" >/dev/null; then
+    driver="system"
+else
+    extras="$extras,pocl"
+    driver="pip's pocl"
+    echo "setup: no system OpenCL driver (/etc/OpenCL/vendors is empty): installing pip's pocl;" \
+         "Debian's (apt-get install pocl-opencl-icd) is the one known to work on every CPU"
+fi
+
+# Reinstall only when pyproject.toml, the extras or this checkout's place changed since the last
+# run.
 stamp=.venv/.cnnc-installed
-want="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: pip install -e '.[dev,pocl,mpi,onnx]' into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,pocl,mpi,onnx]"
+    echo "setup: pip install -e '.[$extras]' into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
     echo "$want" > "$stamp"
+    # Qualify every OpenCL driver now (cnnc's kernels built and run in a child process, about
+    # a minute each the first time), so that a broken one is named here, with what to do.
+    echo "setup: OpenCL devices ($driver driver), each qualified on cnnc's kernels:"
+    .venv/bin/cnnc devices || echo "setup: no usable OpenCL device: cnnc runs on NumPy only" \
+                                   "(--backend numpy) until one is installed"
 fi
 echo "setup: ready ($(.venv/bin/cnnc --version))"
