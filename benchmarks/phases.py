@@ -26,7 +26,7 @@ from cnnc.commands.bench_compare import _node_times
 from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import training_graph
 from cnnc.tune.space import default_variant, describe
-from cnnc.verify import random_feeds
+from cnnc.crosscheck import random_feeds
 
 
 def main() -> None:

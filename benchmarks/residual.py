@@ -34,7 +34,7 @@ from cnnc.passes.pipeline import (
 from cnnc.passes.rewrite import apply_rules
 from cnnc.tune.cache import TuningCache
 from cnnc.tune.tuner import Tuner, install
-from cnnc.verify import random_feeds
+from cnnc.crosscheck import random_feeds
 
 
 def _graphs(spec, train: bool):

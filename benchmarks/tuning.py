@@ -24,7 +24,7 @@ from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.tune.cache import TuningCache
 from cnnc.tune.tuner import CachedVariants
-from cnnc.verify import random_feeds
+from cnnc.crosscheck import random_feeds
 
 
 def main() -> None:

@@ -212,7 +212,7 @@ def verify_tiny_network(device: Any) -> tuple[bool, str]:
     checked node by node against the NumPy reference (cnnc verify)."""
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.verify import cross_check
+    from cnnc.crosscheck import cross_check
 
     spec = load_spec(TINY_SPEC)
     checked = 0

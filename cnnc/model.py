@@ -29,7 +29,7 @@ from cnnc.ir.train_config import (
     parse_optimizer,
     parse_train_config,
 )
-from cnnc.limits import size_text
+from cnnc.input_limits import size_text
 from cnnc.passes import names
 from cnnc.passes.pipeline import inference_graph, training_graph
 

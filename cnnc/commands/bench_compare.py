@@ -40,7 +40,7 @@ def compare(graph: Graph, args: argparse.Namespace) -> int:
     from cnnc.tune.cache import TuningCache
     from cnnc.tune.space import default_variant, describe, tunable
     from cnnc.tune.tuner import CachedVariants, gemm_flops
-    from cnnc.verify import random_feeds
+    from cnnc.crosscheck import random_feeds
 
     default = OpenCLBackend(args.device)
     tuned = OpenCLBackend(default.device)

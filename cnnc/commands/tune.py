@@ -136,7 +136,7 @@ def _warm_up(device, cache, graph, batch: int) -> None:
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.initializers import initial_values
     from cnnc.tune.tuner import CachedVariants
-    from cnnc.verify import random_feeds
+    from cnnc.crosscheck import random_feeds
 
     backend = OpenCLBackend(device)
     backend.choose_variants = CachedVariants(backend, cache)

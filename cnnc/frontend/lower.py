@@ -20,7 +20,7 @@ from cnnc.errors import ShapeError, Span, SpecError, did_you_mean
 from cnnc.frontend.arguments import plural, resolve_args
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
 from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
-from cnnc.limits import (
+from cnnc.input_limits import (
     MAX_LAYERS,
     MAX_PARAMETER_BYTES,
     MAX_TENSOR_BYTES,

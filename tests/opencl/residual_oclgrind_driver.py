@@ -23,7 +23,7 @@ from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.tiling import Target
 from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.space import describe
-from cnnc.verify import cross_check
+from cnnc.crosscheck import cross_check
 
 
 def main(args: list[str]) -> int:

@@ -12,7 +12,7 @@ from op_cases import CASES
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.passes.pipeline import inference_graph
-from cnnc.verify import random_feeds
+from cnnc.crosscheck import random_feeds
 
 FOLDED_CASES = [c for c in CASES if "batchnorm" in str(c.layers)]
 FUSED_OPS = {"conv2d_bn", "dense_bn", "conv2d_bn_add", "dense_bn_add"}

@@ -15,7 +15,7 @@ from test_bind import GRAPHS
 
 import cnnc
 from cnnc.backends.opencl.launches import launch
-from cnnc.backends.opencl.limits import (
+from cnnc.backends.opencl.target import (
     GRID_GROUPS,
     INDEX_MAX,
     Limits,

@@ -12,7 +12,7 @@ from op_cases import CASES
 from test_ops import train_graph
 
 from cnnc.initializers import initial_values
-from cnnc.verify import random_feeds
+from cnnc.crosscheck import random_feeds
 
 
 @pytest.mark.parametrize(

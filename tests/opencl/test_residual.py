@@ -31,7 +31,7 @@ from cnnc.ir.residual import LAYER_OF
 from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.gate import Gate
 from cnnc.tune.space import describe, error_factor, variant_space
-from cnnc.verify import LOCAL_TOLERANCE, errors
+from cnnc.crosscheck import LOCAL_TOLERANCE, errors
 
 BN = ("gamma", "beta", "moving_mean", "moving_variance")
 

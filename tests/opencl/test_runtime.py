@@ -9,7 +9,7 @@ import cnnc
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import inference_graph, training_graph
-from cnnc.verify import random_feeds
+from cnnc.crosscheck import random_feeds
 
 
 @pytest.fixture(scope="module")

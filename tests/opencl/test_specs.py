@@ -16,7 +16,7 @@ import cnnc
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.testing.graphgen import graphs
-from cnnc.verify import cross_check
+from cnnc.crosscheck import cross_check
 
 SPECS = sorted(
     p

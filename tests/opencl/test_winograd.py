@@ -264,7 +264,7 @@ def test_fashion_model_on_winograd_matches_default(device):
     input gradient on Winograd (F(2x2) and F(4x4) in turn) against the default kernels: the
     outputs and every gradient, relative to each tensor's largest value."""
     from cnnc.initializers import initial_values
-    from cnnc.verify import random_feeds
+    from cnnc.crosscheck import random_feeds
 
     batch = 2
     for graph, expected in zip(_fashion_graphs(), (4, 8)):

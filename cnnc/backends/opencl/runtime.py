@@ -9,7 +9,7 @@ tensors (parameters, optimizer slots) live in their own buffers across runs. A r
 after the nodes named in `exchange` to let the host replace their values (the collectives of
 data-parallel training); it costs two blocking copies each, and nothing otherwise. A training
 step run with a Record and nothing to fetch is queued without waiting for it: its loss and count
-of right predictions stay on the device until read_step_figures (step_figures.py).
+of right predictions stay on the device until read_step_figures (queued_steps.py).
 
 A kernel may allow fewer work-items per group than the device (CL_KERNEL_WORK_GROUP_SIZE, e.g.
 a GEMM that needs many registers), or need more local memory than the plan assumed: that is
@@ -41,10 +41,10 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     Zeros,
 )
-from cnnc.backends.opencl.limits import Limits
+from cnnc.backends.opencl.target import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import program_cache
-from cnnc.backends.opencl.step_figures import DeviceStepFigures, InFlight, InputSet, QueuedInputs
+from cnnc.backends.opencl.queued_steps import DeviceStepFigures, InFlight, InputSet, QueuedInputs
 from cnnc.backends.opencl.tiling import Target, local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
@@ -132,7 +132,7 @@ class OpenCLBackend:
         self.state_version = 0  # bumped when a state buffer is replaced
         self.waits = 0  # times the host waited for the whole queue (tests count them)
         self._figures: DeviceStepFigures | None = None  # made by the first queued step
-        self._upload_queue: Any = None  # the queued steps' input uploads (step_figures.py)
+        self._upload_queue: Any = None  # the queued steps' input uploads (queued_steps.py)
         # Kernel variants for a graph at a batch size, by node name (BindContext.variants):
         # the tuner installs its choices here; by default every node gets the defaults.
         self.choose_variants: Callable[[Graph, int], Mapping[str, Mapping[str, Any]]] = (

@@ -3,7 +3,7 @@
 The binders (bind.py) ask these functions and the device's `Target` for vector widths, register
 tiles, local-memory tiles and how to cut long reductions, so the choices per kind of device sit
 in one place. Every work-group shape is chosen within the device's limits (`Target.limits`,
-limits.py): the work-group size, the sizes per dimension, the local memory. The large counts of
+target.py): the work-group size, the sizes per dimension, the local memory. The large counts of
 a launch (row blocks, elements) go in dimension 0, whose grid no driver caps; dimensions 1 and 2
 stay within limits.GRID_GROUPS. Measured figures behind the choices are in benchmarks/README.md.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnc.backends.opencl.limits import GRID_GROUPS, Limits
+from cnnc.backends.opencl.target import GRID_GROUPS, Limits
 from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div, round_up
 
