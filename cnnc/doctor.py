@@ -210,9 +210,9 @@ def describe_limits(device: Any) -> str:
 def verify_tiny_network(device: Any) -> tuple[bool, str]:
     """(passed, what) for the tiny network's forward pass and training step on `device`,
     checked node by node against the NumPy reference (cnnc verify)."""
+    from cnnc.crosscheck import cross_check
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.crosscheck import cross_check
 
     spec = load_spec(TINY_SPEC)
     checked = 0

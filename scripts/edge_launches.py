@@ -27,21 +27,21 @@ import numpy as np
 
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
+from cnnc.backends.opencl.plan import make_plan
+from cnnc.backends.opencl.runtime import OpenCLBackend, target_for
 from cnnc.backends.opencl.target import (
     GRID_GROUPS,
     INDEX_MAX,
     UNLIMITED,
     Limits,
+    Target,
     describe_size,
 )
-from cnnc.backends.opencl.plan import make_plan
-from cnnc.backends.opencl.runtime import OpenCLBackend, target_for
-from cnnc.backends.opencl.tiling import Target
+from cnnc.crosscheck import errors, random_feeds
 from cnnc.errors import CnncError
 from cnnc.initializers import initial_values
 from cnnc.ir.graph import Graph
 from cnnc.passes.pipeline import inference_graph, training_graph
-from cnnc.crosscheck import errors, random_feeds
 
 TOLERANCE = 1e-3  # every value after a whole run, relative to max|reference|
 NUMPY_FACTOR = 4.0  # ... or this many times NumPy float32's own error, where that is larger

@@ -35,9 +35,9 @@ def _num(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnc.crosscheck import OUTPUT_TOLERANCE, cross_check
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.crosscheck import OUTPUT_TOLERANCE, cross_check
 
     spec = load_spec(args.spec)
     graph = training_graph(spec, seed=args.seed) if args.train else inference_graph(spec)

@@ -18,8 +18,6 @@ from typing import Any
 
 from cnnc.errors import ShapeError, Span, SpecError, did_you_mean
 from cnnc.frontend.arguments import plural, resolve_args
-from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
-from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
 from cnnc.input_limits import (
     MAX_LAYERS,
     MAX_PARAMETER_BYTES,
@@ -27,6 +25,8 @@ from cnnc.input_limits import (
     count_text,
     size_text,
 )
+from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
+from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
 
 PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
 

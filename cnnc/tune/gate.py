@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
+from cnnc.crosscheck import LOCAL_TOLERANCE, errors, single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
 from cnnc.ir.ops import OPS
 from cnnc.ir.residual import LAYER_OF
 from cnnc.tune.space import as_layer, error_factor
-from cnnc.crosscheck import LOCAL_TOLERANCE, errors, single_node_graph
 
 # The batch the real shape is checked at: the kernels take the batch as an argument and only
 # their grids grow with it, so a small batch checks the same program; the float64 reference of

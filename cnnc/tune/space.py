@@ -27,16 +27,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cnnc.backends.opencl.launches import BindContext
-from cnnc.backends.opencl.target import GRID_GROUPS
-from cnnc.backends.opencl.strided_grad import phases_apply
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.tiling import (
-    Target,
-    block_grid,
-    register_tile,
-    registers_used,
-    split_reduction,
-)
+from cnnc.backends.opencl.strided_grad import phases_apply
+from cnnc.backends.opencl.target import GRID_GROUPS, Target
+from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
 from cnnc.ir.graph import Node
 from cnnc.ir.residual import LAYER_OF
 

@@ -18,15 +18,15 @@ import pytest
 
 from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
-from cnnc.backends.opencl.strided_grad import phase_blocks, phase_pixels
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.primitives import conv_geometry
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.strided_grad import phase_blocks, phase_pixels
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import LOCAL_TOLERANCE
 from cnnc.ir.args import Attrs
 from cnnc.ir.convpool import output_length
 from cnnc.ir.graph import Graph, Node, StateSpec
-from cnnc.crosscheck import LOCAL_TOLERANCE
 
 SLOW = pytest.mark.slow
 

@@ -11,10 +11,9 @@ import pytest
 
 from cnnc.backends.opencl import bind
 from cnnc.backends.opencl.launches import BindContext, NodeBinding
-from cnnc.backends.opencl.target import Limits
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Limits, Target
 from cnnc.frontend.spec import load_spec
 from cnnc.passes.pipeline import training_graph
 from cnnc.tune.cache import variant_problem

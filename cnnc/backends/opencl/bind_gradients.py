@@ -23,7 +23,6 @@ from cnnc.backends.opencl.launches import (
     elementwise_launch,
     launch,
 )
-from cnnc.backends.opencl.strided_grad import bind_conv2d_grad_input_phases, phases_apply
 from cnnc.backends.opencl.primitives import (
     SUM_B_XHAT,
     SUM_SQUARED_DEVIATION,
@@ -46,6 +45,7 @@ from cnnc.backends.opencl.primitives import (
     window_defines,
     with_parts_summed,
 )
+from cnnc.backends.opencl.strided_grad import bind_conv2d_grad_input_phases, phases_apply
 from cnnc.backends.opencl.tiling import (
     block_grid,
     flat,

@@ -25,16 +25,16 @@ from cnnc.backends.opencl.launches import (
     Value,
     Workspace,
     Zeros,
+    check_launch,
+    check_scalar,
 )
 from cnnc.backends.opencl.target import (
     UNLIMITED,
     Limits,
-    check_launch,
-    check_scalar,
+    Target,
     check_tensor,
     largest_batch,
 )
-from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
 from cnnc.passes.memplan import (
     MemoryPlan,

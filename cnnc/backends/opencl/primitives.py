@@ -25,9 +25,8 @@ from cnnc.backends.opencl.launches import (
     elementwise_launch,
     launch,
 )
-from cnnc.backends.opencl.target import GRID_GROUPS
+from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import (
-    Target,
     block_grid,
     column_chunks,
     flat,

@@ -242,3 +242,17 @@ def program_cache(device: Device) -> ProgramCache:
     if key not in _CACHES:
         _CACHES[key] = ProgramCache(device)
     return _CACHES[key]
+
+
+def kernel_group_size(kernel: Any, device: Device) -> int:
+    """CL_KERNEL_WORK_GROUP_SIZE: the most work-items per group this built kernel allows."""
+    cl = _cl()
+    info = cl.kernel_work_group_info.WORK_GROUP_SIZE
+    return int(kernel.get_work_group_info(info, device.cl_device))
+
+
+def kernel_local_memory(kernel: Any, device: Device) -> int:
+    """CL_KERNEL_LOCAL_MEM_SIZE: bytes of local memory this built kernel uses."""
+    cl = _cl()
+    info = cl.kernel_work_group_info.LOCAL_MEM_SIZE
+    return int(kernel.get_work_group_info(info, device.cl_device))

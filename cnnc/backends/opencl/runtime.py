@@ -41,11 +41,11 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     Zeros,
 )
-from cnnc.backends.opencl.target import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
-from cnnc.backends.opencl.program import program_cache
+from cnnc.backends.opencl.program import kernel_group_size, kernel_local_memory, program_cache
 from cnnc.backends.opencl.queued_steps import DeviceStepFigures, InFlight, InputSet, QueuedInputs
-from cnnc.backends.opencl.tiling import Target, local_tile_bytes
+from cnnc.backends.opencl.target import Limits, Target
+from cnnc.backends.opencl.tiling import local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
@@ -282,20 +282,6 @@ class OpenCLBackend:
                 # Every later plan of this backend stays within what the kernel allows.
                 self.target = replace(self.target, limits=err.limits)
         return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
-
-
-def kernel_group_size(kernel: Any, device: Device) -> int:
-    """CL_KERNEL_WORK_GROUP_SIZE: the most work-items per group this built kernel allows."""
-    cl = _cl()
-    info = cl.kernel_work_group_info.WORK_GROUP_SIZE
-    return int(kernel.get_work_group_info(info, device.cl_device))
-
-
-def kernel_local_memory(kernel: Any, device: Device) -> int:
-    """CL_KERNEL_LOCAL_MEM_SIZE: bytes of local memory this built kernel uses."""
-    cl = _cl()
-    info = cl.kernel_work_group_info.LOCAL_MEM_SIZE
-    return int(kernel.get_work_group_info(info, device.cl_device))
 
 
 def _check_kernel_limits(
