@@ -390,7 +390,7 @@ def compile_model(
     if isinstance(spec, Graph):
         graph = spec
     else:
-        from cnnc import load_spec
+        from cnnc.frontend.spec import load_spec
 
         graph = load_spec(spec)
     config = _train_config(graph, loss, optimizer, seed)
