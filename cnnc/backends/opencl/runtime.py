@@ -374,7 +374,7 @@ class OpenCLExecutable:
         self.zeros = backend.allocate(zeros.nbytes, "a buffer of zeros")
         backend._write(self.zeros, zeros, "zeroing")
         # Arguments that are graph inputs (or views of one): queued runs point them at the
-        # input set of the run (step_figures.QueuedInputs), other runs at the arena.
+        # input set of the run (queued_steps.QueuedInputs), other runs at the arena.
         roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
         self._input_args: list[tuple[BoundLaunch, int, str]] = []
         self.bound: list[BoundLaunch] = [
