@@ -35,7 +35,7 @@ from cnnc.train.fit import (
 from cnnc.train.loop import EVAL_BATCH_SIZE, Trainer, TrainingDiverged, TrainingInterrupted
 from cnnc.train.lr_schedule import describe as describe_schedule
 from cnnc.train.metrics import Evaluation, evaluation_from_predictions, format_confusion
-from cnnc.train.progress import ConsoleReporter, epoch_line
+from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
 # Settings that may differ between a run and its resumption; everything else must match.
@@ -303,12 +303,14 @@ class RunSession:
         """Train from the checkpoint, if any; trainer: one the caller built (a data-parallel
         run's), else this process's own."""
         if trainer is None:
-            p = self.prepared
+            p, lead = self.prepared, self.lead
             trainer = Trainer(
                 self.model, self.config, p.train, p.validation, classes=self.classes,
-                reporter=ConsoleReporter(self.out, bars=self.opts.bars),
-                checkpoint_path=self.folder.checkpoint, settings=self.trainer_settings(),
-                on_epoch_end=self.folder.write_metrics,
+                reporter=ConsoleReporter(self.out, bars=self.opts.bars) if lead
+                else SilentReporter(),
+                checkpoint_path=self.folder.checkpoint if lead else None,
+                settings=self.trainer_settings(),
+                on_epoch_end=self.folder.write_metrics if lead else None,
             )
         self.trainer = trainer
         trainer.run(self.checkpoint)
