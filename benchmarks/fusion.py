@@ -18,10 +18,10 @@ import statistics
 import time
 
 from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.crosscheck import random_feeds
 from cnnc.frontend.spec import load_spec
 from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import inference_pipeline, run_pipeline, training_pipeline
-from cnnc.verify import random_feeds
 
 FUSION_PASSES = {"fold_batchnorm", "fuse_batchnorm_activation"}
 

@@ -23,10 +23,10 @@ from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.commands.bench_compare import _node_times
+from cnnc.crosscheck import random_feeds
 from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import training_graph
 from cnnc.tune.space import default_variant, describe
-from cnnc.verify import random_feeds
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import statistics
 import time
 
 from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.crosscheck import random_feeds
 from cnnc.frontend.spec import load_spec
 from cnnc.initializers import initial_values
 from cnnc.passes import fuse_training
@@ -34,7 +35,6 @@ from cnnc.passes.pipeline import (
 from cnnc.passes.rewrite import apply_rules
 from cnnc.tune.cache import TuningCache
 from cnnc.tune.tuner import Tuner, install
-from cnnc.verify import random_feeds
 
 
 def _graphs(spec, train: bool):

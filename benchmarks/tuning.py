@@ -19,12 +19,12 @@ import time
 from dataclasses import replace
 
 from cnnc.backends.opencl.runtime import OpenCLBackend
+from cnnc.crosscheck import random_feeds
 from cnnc.frontend.spec import load_spec
 from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.tune.cache import TuningCache
 from cnnc.tune.tuner import CachedVariants
-from cnnc.verify import random_feeds
 
 
 def main() -> None:

@@ -48,10 +48,10 @@ def whole_model(device_sel: str | None, repeat: int) -> None:
     import cnnc
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.backends.opencl.winograd import winograd_variants
+    from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
     from cnnc.ir.train_config import TrainConfig, parse_optimizer
     from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.verify import random_feeds
 
     spec = cnnc.load_spec(Path(__file__).parents[1] / "specs" / "fashion.yaml")
     config = TrainConfig(

@@ -11,7 +11,7 @@ on OpenCL devices, with a NumPy interpreter as the reference backend.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from cnnc.version import __version__
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `cnnc` starts faster
 if TYPE_CHECKING:

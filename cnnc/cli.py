@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print("cnnc: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        # The checks before allocations (cnnc.limits) make this rare; never a traceback.
+        # The checks before allocations (cnnc.input_limits) make this rare; never a traceback.
         print("cnnc: error: out of memory", file=sys.stderr)
         return CnncError.exit_status
     except BrokenPipeError:

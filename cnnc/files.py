@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 from cnnc.errors import CnncError
-from cnnc.limits import size_text
+from cnnc.input_limits import size_text
 
 
 def check_regular(path: str | os.PathLike, error: type[CnncError] = CnncError,

@@ -20,6 +20,7 @@ from cnnc.backends.base import Backend, Executable, get_backend
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, InputError, TrainingDiverged
 from cnnc.initializers import initial_values
+from cnnc.input_limits import size_text
 from cnnc.inputs import check_targets, input_feeds
 from cnnc.ir.graph import Graph
 from cnnc.ir.train_config import (
@@ -29,7 +30,6 @@ from cnnc.ir.train_config import (
     parse_optimizer,
     parse_train_config,
 )
-from cnnc.limits import size_text
 from cnnc.passes import names
 from cnnc.passes.pipeline import inference_graph, training_graph
 
@@ -390,7 +390,7 @@ def compile_model(
     if isinstance(spec, Graph):
         graph = spec
     else:
-        from cnnc import load_spec
+        from cnnc.frontend.spec import load_spec
 
         graph = load_spec(spec)
     config = _train_config(graph, loss, optimizer, seed)

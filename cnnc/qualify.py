@@ -133,7 +133,7 @@ def run_networks(device: Any, every_variant: bool = True) -> str | None:
     """Build and check every network, with every kind of variant (every_variant=False: the
     defaults only); the first failure."""
     from cnnc.backends.opencl.runtime import OpenCLBackend
-    from cnnc.verify import cross_check
+    from cnnc.crosscheck import cross_check
 
     target = OpenCLBackend(device).target
     for k, (what, graph) in enumerate(graphs()):
@@ -159,7 +159,7 @@ def check_recorded_step(device: Any) -> str | None:
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.backends.step_figures import Record, host_figures
     from cnnc.initializers import initial_values
-    from cnnc.verify import random_feeds
+    from cnnc.crosscheck import random_feeds
 
     graph = next(g for what, g in graphs() if what.startswith("training"))
     loss, prediction = graph.outputs

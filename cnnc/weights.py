@@ -19,8 +19,8 @@ import numpy as np
 from cnnc.atomic import atomic_write
 from cnnc.errors import WeightsError
 from cnnc.files import check_regular
+from cnnc.input_limits import MAX_SAFETENSORS_HEADER
 from cnnc.ir.shapes import shape_str
-from cnnc.limits import MAX_SAFETENSORS_HEADER
 
 FORMAT = "cnnc-weights"
 # Trained weights are rarely above 1e3; a weight over 1e18 squares to more than float32 holds

@@ -158,7 +158,7 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
  * are padded to whole blocks (MR rows; BM with local tiles), so a block lies in one phase and
  * loops over its taps only; for tap kh, oh = qh + (ihf + PT - kh*DH) / SH, an exact division.
  * A phase that no tap reaches (a 1x1 stride-2 kernel's odd pixels) stores zeros: dx is
- * written, not accumulated. Launch: dim 0 = the phases' row blocks (phases.py: phase_blocks;
+ * written, not accumulated. Launch: dim 0 = the phases' row blocks (strided_grad.py: phase_blocks;
  * with LOCAL_TILE, one work-group of TX * TY per BM-row tile), dim 1 = column blocks. */
 #ifdef CONV2D_GRAD_INPUT_PHASES
 #if LOCAL_TILE

@@ -1,4 +1,4 @@
-/* A training step's figures kept on the device (cnnc/backends/opencl/step_figures.py), so that
+/* A training step's figures kept on the device (cnnc/backends/opencl/queued_steps.py), so that
  * the host reads them every few steps instead of waiting for every step.
  *
  * record_step copies the batch's loss into losses[slot] and counts into correct[slot] the rows

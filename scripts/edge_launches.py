@@ -27,21 +27,21 @@ import numpy as np
 
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.backends.opencl.limits import (
+from cnnc.backends.opencl.plan import make_plan
+from cnnc.backends.opencl.runtime import OpenCLBackend, target_for
+from cnnc.backends.opencl.target import (
     GRID_GROUPS,
     INDEX_MAX,
     UNLIMITED,
     Limits,
+    Target,
     describe_size,
 )
-from cnnc.backends.opencl.plan import make_plan
-from cnnc.backends.opencl.runtime import OpenCLBackend, target_for
-from cnnc.backends.opencl.tiling import Target
+from cnnc.crosscheck import errors, random_feeds
 from cnnc.errors import CnncError
 from cnnc.initializers import initial_values
 from cnnc.ir.graph import Graph
 from cnnc.passes.pipeline import inference_graph, training_graph
-from cnnc.verify import errors, random_feeds
 
 TOLERANCE = 1e-3  # every value after a whole run, relative to max|reference|
 NUMPY_FACTOR = 4.0  # ... or this many times NumPy float32's own error, where that is larger
@@ -67,7 +67,7 @@ def conv_chain(size: int, layers: int) -> Graph:
 
 def compare_whole_run(graph: Graph, batch: int, device: str | None) -> tuple[bool, str]:
     """Run `graph` once on the device, on NumPy in float32 and in float64 (the exact answer,
-    as far as float32 goes); every value (not the updated parameters: cnnc/verify.py says why)
+    as far as float32 goes); every value (not the updated parameters: cnnc/crosscheck.py says why)
     must be within TOLERANCE of float64, or within NUMPY_FACTOR times NumPy float32's own
     error where that is larger (a gradient summing millions of terms that nearly cancel)."""
     state = initial_values(graph.state, 0)

@@ -3,7 +3,7 @@
 Shared by both backends: the training loop (cnnc/train/loop.py) enqueues steps with a `Record`
 and reads the figures of many steps at once (Backend.read_step_figures), so that the host does
 not wait for the device after every step. The OpenCL backend keeps them in device buffers
-(opencl/step_figures.py); the NumPy backend computes eagerly and keeps them in a list. Both
+(opencl/queued_steps.py); the NumPy backend computes eagerly and keeps them in a list. Both
 count right predictions as `count_correct` does on the host: NumPy's argmax (first largest
 value, NaN largest) of the prediction equal to the target's class.
 """

@@ -54,11 +54,11 @@ def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.crosscheck import random_feeds
     from cnnc.frontend.spec import load_spec
     from cnnc.initializers import initial_values
     from cnnc.ir.cost import total_flops
     from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.verify import random_feeds
 
     spec = load_spec(args.spec)
     graph = training_graph(spec) if args.train else inference_graph(spec)

@@ -36,11 +36,11 @@ def _node_times(exe: Any, nodes: set[str], repeat: int = 5) -> dict[str, float]:
 def compare(graph: Graph, args: argparse.Namespace) -> int:
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
     from cnnc.tune.cache import TuningCache
     from cnnc.tune.space import default_variant, describe, tunable
     from cnnc.tune.tuner import CachedVariants, gemm_flops
-    from cnnc.verify import random_feeds
 
     default = OpenCLBackend(args.device)
     tuned = OpenCLBackend(default.device)

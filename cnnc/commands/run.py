@@ -1,8 +1,13 @@
-"""`cnnc run SPEC`: train a spec on its dataset, evaluate it on the test set, keep the results."""
+"""`cnnc run SPEC`: train a spec on its dataset, evaluate it on the test set, keep the results.
+
+Here `cnnc run` chooses between one process (cnnc/train/session.py's run_spec) and one rank of a
+data-parallel run (cnnc/distributed/launch.py), which composes the same session's stages.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from cnnc.commands.options import (
@@ -63,4 +68,10 @@ def run(args: argparse.Namespace) -> int:
         # A resumed run keeps the variants its first part ran with: no new tuning.
         tune_budget=0.0 if args.no_tune or args.resume else max(args.tune_budget, 0.0),
     )
+    from cnnc.distributed import launch
+
+    if launch.wanted(opts.distributed):
+        # Ranks tuning at once would compete for the cores and could choose differently:
+        # data-parallel runs use the cached tunings only.
+        return launch.run_distributed(dataclasses.replace(opts, tune_budget=0.0), sys.stdout)
     return run_spec(opts)

@@ -134,9 +134,9 @@ def _warm_up(device, cache, graph, batch: int) -> None:
     `cnnc run` after tuning then starts as fast as later ones (measured: its first step 3.8 s
     after start without this, 1.9 s with warm caches)."""
     from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
     from cnnc.tune.tuner import CachedVariants
-    from cnnc.verify import random_feeds
 
     backend = OpenCLBackend(device)
     backend.choose_variants = CachedVariants(backend, cache)

@@ -6,7 +6,7 @@ schedule order it prints the error of the kernel run alone on the reference's op
 against a float32 tolerance scaled by the square root of the number of terms the node sums) and
 the error after the whole run (judged for the graph's outputs), then names the first node over
 its tolerance with the kernels that computed it. Exit status 1 when any tolerance is exceeded.
-See cnnc/verify.py for the tolerances.
+See cnnc/crosscheck.py for the tolerances.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def _num(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnc.crosscheck import OUTPUT_TOLERANCE, cross_check
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
-    from cnnc.verify import OUTPUT_TOLERANCE, cross_check
 
     spec = load_spec(args.spec)
     graph = training_graph(spec, seed=args.seed) if args.train else inference_graph(spec)

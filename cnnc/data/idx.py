@@ -23,7 +23,7 @@ import numpy as np
 
 from cnnc.errors import DataError
 from cnnc.files import open_regular
-from cnnc.limits import MAX_IDX_BYTES, size_text
+from cnnc.input_limits import MAX_IDX_BYTES, size_text
 
 # Type codes from the format's definition (Y. LeCun's MNIST page); multi-byte values big-endian.
 IDX_DTYPES: dict[int, np.dtype] = {

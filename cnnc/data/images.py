@@ -2,10 +2,11 @@
 
 PNG/JPEG (anything Pillow reads) become one example each: converted to grayscale (or RGB for a
 3-channel input), fitted into a square without distortion, resized to the input's height and
-width. Large images are reduced in 8 bits first, and ones over cnnc.limits.MAX_IMAGE_PIXELS are
-refused from their header. Fashion-MNIST shows light objects on a black background, so a photo
-with a light background is inverted ('auto' decides from the border pixels). IDX and .npy files may hold one
-image (H, W[, C]) or many (N, H, W[, C]); uint8 values are divided by 255 as in training.
+width. Large images are reduced in 8 bits first, and ones over
+cnnc.input_limits.MAX_IMAGE_PIXELS are refused from their header. Fashion-MNIST shows light
+objects on a black background, so a photo with a light background is inverted ('auto' decides
+from the border pixels). IDX and .npy files may hold one image (H, W[, C]) or many
+(N, H, W[, C]); uint8 values are divided by 255 as in training.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cnnc.data.dataset import scale_pixels
 from cnnc.data.idx import read_idx
 from cnnc.errors import DataError, InputError
 from cnnc.files import check_regular, open_regular
-from cnnc.limits import MAX_IMAGE_PIXELS, MAX_NPY_BYTES, WORK_IMAGE_SIDE, size_text
+from cnnc.input_limits import MAX_IMAGE_PIXELS, MAX_NPY_BYTES, WORK_IMAGE_SIDE, size_text
 
 ARRAY_SUFFIXES = (".npy",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -124,7 +124,7 @@ def run_ranked(opts: RunOptions, out: TextIO, comm: Comm) -> int:
 
 
 def _checkpoint(run) -> str | None:
-    folder = run.folder
+    folder = run.session.folder
     return str(folder.checkpoint) if folder is not None and folder.checkpoint.exists() else None
 
 
@@ -150,7 +150,8 @@ def _run_stages(run, comm: Comm) -> int:
         run.write_summary("interrupted")
         if comm.rank == 0:
             print(f"cnnc: interrupted; checkpoint saved in {stop.checkpoint} (step {stop.step})"
-                  f". Continue with: cnnc run {run.spec_path} --resume {run.folder.path}",
+                  f". Continue with: cnnc run {run.session.spec_path} --resume "
+                  f"{run.session.folder.path}",
                   file=sys.stderr)
         return 130
     except TrainingDiverged as err:  # every rank saw the same summed loss

@@ -1,12 +1,12 @@
 """One data-parallel training step: gradient phase, one all-reduce, update phase, on every rank.
 
-Each rank runs the gradient phase (cnnc/passes/phases.py) on its share of the global batch, with
-batch norm's sums exchanged mid-run (cnnc/passes/sync_batchnorm.py). It reads its gradients
-back, scales them by its share of the batch, and packs them into one flat buffer together with
-the step's small figures (loss, correct predictions, a stop request, a not-finite flag per
-rank); one Allreduce sums that buffer over the ranks. Every rank then writes the same summed
-gradients into the update phase's gradient tensors and runs the same optimizer update, so the
-replicas never drift apart.
+Each rank runs the gradient phase (cnnc/passes/data_parallel.py) on its share of the global
+batch, with batch norm's sums exchanged mid-run (cnnc/passes/sync_batchnorm.py). It reads its
+gradients back, scales them by its share of the batch, and packs them into one flat buffer
+together with the step's small figures (loss, correct predictions, a stop request, a not-finite
+flag per rank); one Allreduce sums that buffer over the ranks. Every rank then writes the same
+summed gradients into the update phase's gradient tensors and runs the same optimizer update, so
+the replicas never drift apart.
 
 The all-reduce goes through the host (read back, reduce, write), which works with every OpenCL
 driver. With GPUs the read and the write are where device-to-device transfers (CUDA-aware MPI,
@@ -25,7 +25,7 @@ from cnnc.distributed.comm import Comm, DistributedError
 from cnnc.distributed.shares import combine_batch_stats, weighted_sum
 from cnnc.inputs import check_targets, input_feeds
 from cnnc.passes import names
-from cnnc.passes.phases import split_phases
+from cnnc.passes.data_parallel import split_phases
 from cnnc.passes.sync_batchnorm import BATCH_STATS, ExchangePoint, exchange_points, sync_batchnorm
 from cnnc.train.metrics import count_correct
 

@@ -490,7 +490,7 @@ def build_model(graph: Graph, weights: Mapping[str, np.ndarray], *, layout: str 
 
 
 def _version() -> str:
-    from cnnc import __version__
+    from cnnc.version import __version__
 
     return __version__
 

@@ -7,14 +7,12 @@ keyword) they are about, as precisely as the front end recorded it: a DSL span, 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cnnc.errors import SpecError, did_you_mean
+from cnnc.frontend.decl import LayerDecl
 from cnnc.ir.args import ArgError, Attrs
 from cnnc.ir.ops import OpDef
-
-if TYPE_CHECKING:
-    from cnnc.frontend.lower import LayerDecl
 
 
 def plural(n: int, word: str) -> str:

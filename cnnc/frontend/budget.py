@@ -1,4 +1,4 @@
-"""Bounds on spec text, checked before and while it is parsed (the limits are in cnnc.limits).
+"""Bounds on spec text, checked before and while it is parsed (the limits are in cnnc.input_limits).
 
 Parsing costs time and memory per token (Lark builds a tree; PyYAML composes nodes), and both
 parsers recurse per level of nesting. So before a DSL text is parsed its lines and tokens are
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from cnnc.errors import Span, SpecError
-from cnnc.limits import MAX_DSL_TOKENS, MAX_LAYERS, MAX_NESTING, MAX_YAML_NODES
+from cnnc.input_limits import MAX_DSL_TOKENS, MAX_LAYERS, MAX_NESTING, MAX_YAML_NODES
 
 # ------------------------------------------------------------------ DSL
 

@@ -18,9 +18,9 @@ from cnnc.errors import CnncError, Span, SpecError
 from cnnc.frontend import ast
 from cnnc.frontend.dsl_parser import parse_program
 from cnnc.frontend.lower import LayerDecl, default_network_name, lower
+from cnnc.input_limits import MAX_LAYERS  # also bounds what `repeat` may unroll to
 from cnnc.ir.graph import Graph
 from cnnc.ir.train_config import TrainConfig, parse_train_config
-from cnnc.limits import MAX_LAYERS  # also bounds what `repeat` may unroll to
 
 
 def load_dsl(text: str, *, file: str | None = None, name: str | None = None) -> Graph:

@@ -14,6 +14,7 @@ from functools import cache
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from cnnc.errors import Span, SpecError
+from cnnc.frontend.dsl_grammar import parser
 
 # message -> malformed snippets that fail where the message applies (tests check each one).
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -122,8 +123,6 @@ def _state_messages() -> dict[int, str]:
 
 def example_state(snippet: str) -> int | None:
     """The LALR state in which `snippet` fails to parse, or None if it parses."""
-    from cnnc.frontend.dsl_parser import parser
-
     try:
         parser().parse(snippet)
     except UnexpectedInput as err:
@@ -149,8 +148,6 @@ def expected_message(err: UnexpectedInput) -> str:
 
 
 def _describe_terminals(names) -> str:
-    from cnnc.frontend.dsl_parser import parser
-
     words: list[str] = []
     for name in sorted(names):
         word = TERMINAL_WORDS.get(name)

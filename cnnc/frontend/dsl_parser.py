@@ -1,6 +1,5 @@
-"""DSL text to syntax tree: the Lark parser (built once, on first use) and the transformer.
+"""DSL text to syntax tree: the Lark parser (dsl_grammar.py) and the transformer.
 
-The grammar is package data (grammar.lark beside this file), so an installed cnnc finds it.
 The transformer only builds `cnnc.frontend.ast` nodes with spans; it checks nothing but the
 escapes of quoted strings. Syntax errors become SpecErrors in dsl_errors.py.
 """
@@ -8,29 +7,18 @@ escapes of quoted strings. Syntax errors become SpecErrors in dsl_errors.py.
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from cnnc.errors import CnncError, Span, SpecError
 from cnnc.frontend import ast
-from cnnc.frontend.budget import LEXER_CALLBACKS, check_dsl_text, counting_nesting
-
-GRAMMAR = "grammar.lark"
+from cnnc.frontend.budget import check_dsl_text, counting_nesting
+from cnnc.frontend.dsl_grammar import parser
 
 # Bare words that mean a constant rather than a name.
 CONSTANTS = {"true": True, "false": False, "none": None, "null": None}
-
-
-@cache
-def parser() -> Lark:
-    """The LALR parser for the DSL, built from the packaged grammar the first time it is needed."""
-    text = resources.files("cnnc.frontend").joinpath(GRAMMAR).read_text(encoding="utf-8")
-    return Lark(text, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=False, lexer_callbacks=LEXER_CALLBACKS)
 
 
 def parse_program(text: str, file: str | None = None) -> ast.Program:

@@ -1,7 +1,7 @@
 """Lowering shared by every front end: layer declarations in, one checked layer graph out.
 
-The DSL, YAML and Python front ends each turn their input into a list of `LayerDecl` (what the
-user wrote, with where they wrote it) and call `lower`. Everything after that is common: op and
+The DSL, YAML and Python front ends each turn their input into a list of `LayerDecl` (decl.py:
+what the user wrote, with where they wrote it) and call `lower`. Everything after that is common: op and
 argument checking, Keras-style auto names, reference resolution, cycle detection, topological
 order, expansion of layers that are special cases of another op (`OpDef.expand`), shape
 inference and parameter creation. So the three front ends cannot drift apart.
@@ -11,55 +11,29 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cnnc.errors import ShapeError, Span, SpecError, did_you_mean
 from cnnc.frontend.arguments import plural, resolve_args
-from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
-from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
-from cnnc.limits import (
+from cnnc.frontend.decl import PREVIOUS, LayerDecl
+from cnnc.input_limits import (
     MAX_LAYERS,
     MAX_PARAMETER_BYTES,
     MAX_TENSOR_BYTES,
     count_text,
     size_text,
 )
-
-PREVIOUS = None  # LayerDecl.inputs value meaning "the layer declared just before"
+from cnnc.ir.graph import Graph, Node, StateSpec, infer_node, param_specs
+from cnnc.ir.ops import OPS, OpDef, Shape, layer_names, lookup_layer
 
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 # A shape written as one word, 28x28x1: the DSL's DIMS token, accepted by YAML and Python too.
 DIMS = re.compile(r"[0-9]+(x[0-9]+)+")
 # The DSL's keywords: a layer named so could not be written back out as DSL.
 RESERVED_NAMES = frozenset({"network", "repeat", "train", "output", "outputs"})
-
-
-@dataclass(eq=False)
-class LayerDecl:
-    """One layer as written: op name, positional and keyword arguments, name, inputs, location.
-
-    `inputs` None means the previous layer (a chain); a list names layers, each by its name or
-    by its `LayerDecl` (the Python builder's handles, which may be unnamed until lowering).
-    `arg_spans` and `arg_paths` locate individual argument values (keys are argument names, or
-    '#<i>' for the i-th positional value) so that a bad value is reported where it was written;
-    `key_spans` locate the keywords themselves (for unknown-argument errors).
-    """
-
-    op: str
-    positional: Sequence[Any] = ()
-    keywords: Mapping[str, Any] = field(default_factory=dict)
-    name: str | None = None
-    inputs: Sequence[str | LayerDecl] | None = PREVIOUS
-    span: Span | None = None
-    path: str | None = None
-    arg_spans: Mapping[str, Span] = field(default_factory=dict)
-    arg_paths: Mapping[str, str] = field(default_factory=dict)
-    name_span: Span | None = None
-    input_spans: Sequence[Span | None] = ()
-    key_spans: Mapping[str, Span] = field(default_factory=dict)
 
 
 def dims_value(text: str) -> tuple[int, ...] | None:

@@ -17,8 +17,8 @@ from typing import Any
 
 from cnnc.errors import SpecError, did_you_mean
 from cnnc.files import check_regular, read_capped
+from cnnc.input_limits import MAX_SPEC_BYTES, size_text
 from cnnc.ir.graph import Graph
-from cnnc.limits import MAX_SPEC_BYTES, size_text
 
 FORMATS = {".cnn": "dsl", ".yaml": "yaml", ".yml": "yaml"}
 ONNX_SUFFIX = ".onnx"  # a model file (cnnc/frontend/onnx_import.py), not spec text

@@ -34,10 +34,10 @@ import yaml
 from cnnc.errors import CnncError, Span, SpecError, did_you_mean
 from cnnc.frontend.budget import check_yaml_events
 from cnnc.frontend.lower import LayerDecl, default_network_name, dims_value, lower
+from cnnc.input_limits import MAX_LAYERS, MAX_NESTING
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
 from cnnc.ir.train_config import parse_train_config
-from cnnc.limits import MAX_LAYERS, MAX_NESTING
 
 TOP_KEYS = ("network", "input", "layers", "outputs", "train", "onnx")
 LAYER_KEYS = ("name", "inputs")  # keys of a layer item that are not arguments

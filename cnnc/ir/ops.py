@@ -50,7 +50,7 @@ def _no_check(attrs: Attrs) -> None:
 
 # ---------------------------------------------------------------- reduction rules
 # How many terms an op sums into one output value, from its attributes and its inputs' concrete
-# shapes (batch included). The cross-check (cnnc/verify.py) scales its float32 tolerance by the
+# shapes (batch included). The cross-check (cnnc/crosscheck.py) scales its float32 tolerance by the
 # square root of it: rounding errors grow like that in a sum of independent terms.
 
 

@@ -1,8 +1,8 @@
 """Data-parallel pass: batch norm over the global batch, and the values ranks must exchange.
 
 A training graph split over ranks computes the same thing as on one device except where a value
-sums over the batch. Parameter gradients are all-reduced after the gradient phase (phases.py);
-batch norm needs its sums over the global batch in the middle of the step:
+sums over the batch. Parameter gradients are all-reduced after the gradient phase
+(data_parallel.py); batch norm needs its sums over the global batch in the middle of the step:
 - forward: `<layer>/stats` (mean, variance) is exchanged right after batchnorm_stats, so every
   rank normalises with, and updates its moving averages from, the global batch's statistics;
 - backward: batchnorm_grad_input becomes batchnorm_grad_sums (its per-channel sums, exchanged)

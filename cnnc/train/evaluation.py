@@ -18,16 +18,17 @@ from cnnc.train.session import DEFAULT_BACKEND
 def load_trained(spec: str, weights: str | None, backend: str, device: str | None):
     """The spec compiled for `backend` with `weights` loaded (None: the weights the spec holds,
     as an .onnx model does)."""
-    import cnnc
+    from cnnc.frontend.spec import load_spec
+    from cnnc.model import compile_model
 
     if weights is not None and not Path(weights).is_file():
         raise WeightsError(f"{weights}: no such weights file",
                            hint="pass the weights.safetensors of a run folder")
-    graph = cnnc.load_spec(spec)
+    graph = load_spec(spec)
     if weights is None and graph.given_weights is None:
         raise WeightsError(f"{spec} holds no weights: give --weights FILE",
                            hint="pass the weights.safetensors of a run folder")
-    model = cnnc.compile(graph, backend=backend, device=device)
+    model = compile_model(graph, backend=backend, device=device)
     if weights is not None:
         model.load_weights(weights)
     return model

@@ -1,5 +1,9 @@
 """`cnnc run` end to end: spec and overrides → data → model → epochs → test → run folder.
 
+The run is a `RunSession` whose public stages run in order (`run_spec` runs them in one
+process); a data-parallel run (cnnc/distributed/run.py) composes the same stages on every rank,
+with its collectives between them, and hands in what differs rather than overriding it.
+
 A new run creates its folder first and records how it was started (run.json, spec.yaml), so that
 `--resume RUN_DIR` can rebuild the same run: the stored settings are the base, command-line flags
 may extend `epochs` or change the backend and device, and any other difference is refused
@@ -9,7 +13,6 @@ would.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ from cnnc.train.fit import (
 from cnnc.train.loop import EVAL_BATCH_SIZE, Trainer, TrainingDiverged, TrainingInterrupted
 from cnnc.train.lr_schedule import describe as describe_schedule
 from cnnc.train.metrics import Evaluation, evaluation_from_predictions, format_confusion
-from cnnc.train.progress import ConsoleReporter, epoch_line
+from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
 # Settings that may differ between a run and its resumption; everything else must match.
@@ -79,10 +82,10 @@ def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
 
 
 def _load_graph(spec: str):
-    import cnnc
+    from cnnc.frontend.spec import load_spec
 
     # load_spec reports a missing file itself, and also knows the specs bundled with cnnc.
-    return cnnc.load_spec(spec)
+    return load_spec(spec)
 
 
 def _spec_name(graph, spec: str) -> str:
@@ -96,19 +99,34 @@ def _write_resolved_spec(folder: RunFolder, graph) -> None:
     folder.write_text(SPEC_YAML, to_yaml(graph))
 
 
-class _Run:
-    """One `cnnc run` invocation; methods in the order they happen."""
+class RunSession:
+    """One `cnnc run` invocation, as stages a caller runs in this order:
 
-    def __init__(self, opts: RunOptions, out: TextIO):
+        settings() → data() → compile() → start_folder() → header() → train() →
+        save_weights() → evaluate() → write_results()   (finish() runs the last three)
+
+    and write_summary(status) instead of the last three when training stops early. Between the
+    stages a caller may read and set the public attributes (graph, config, backend, device,
+    prepared, model, folder, record, checkpoint). What a data-parallel run changes it passes in:
+    its trainer (train), its sharded test evaluation (evaluate), every rank's device
+    (device_summary), and lead=False on the ranks that neither print nor write.
+    """
+
+    def __init__(self, opts: RunOptions, out: TextIO, *, lead: bool = True):
         self.opts = opts
         self.out = out
+        # False: this process computes but prints nothing and writes nothing (the run folder,
+        # the weights, the report are the lead's): a data-parallel run's ranks but rank 0.
+        self.lead = lead
         self.started = time.time()
         self.trainer: Trainer | None = None
         self.test: Evaluation | None = None
         self.test_probs: np.ndarray | None = None  # the test outputs, when this process has them
+        self.device_summary: str | None = None  # set by a caller that knows more devices
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        if self.lead:
+            print(text, file=self.out, flush=True)
 
     # ------------------------------------------------------------ settings
 
@@ -194,10 +212,10 @@ class _Run:
         return self.prepared
 
     def compile(self) -> None:
-        import cnnc
+        from cnnc.model import compile_model
 
-        self.model = cnnc.compile(self.graph, backend=self.backend, device=self.device,
-                                  seed=self.config.seed)
+        self.model = compile_model(self.graph, backend=self.backend, device=self.device,
+                                   seed=self.config.seed)
         if hasattr(self.model.backend, "choose_variants"):  # OpenCL: kernels tuned per device
             from cnnc.tune.tuner import install
 
@@ -213,6 +231,12 @@ class _Run:
         self.classes = classes
 
     def device_text(self) -> str:
+        """The run's devices, as the header and the summary name them."""
+        return self.device_summary if self.device_summary is not None \
+            else self.local_device_text()
+
+    def local_device_text(self) -> str:
+        """This process's backend and device."""
         device = getattr(self.model.backend, "device", None)
         if device is None:
             return f"{self.backend} (host CPU)"
@@ -271,21 +295,53 @@ class _Run:
                 f"{c.loss}, schedule {describe_schedule(c.schedule)}, "
                 f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
 
-    def train(self) -> None:
-        p = self.prepared
-        settings = {"train": config_dict(self.config), "limit": self.limit}
-        trainer = Trainer(
-            self.model, self.config, p.train, p.validation, classes=self.classes,
-            reporter=ConsoleReporter(self.out, bars=self.opts.bars),
-            checkpoint_path=self.folder.checkpoint, settings=settings,
-            on_epoch_end=self.folder.write_metrics,
-        )
+    def trainer_settings(self) -> dict[str, Any]:
+        """What a checkpoint records of the run, so that resuming it can check them."""
+        return {"train": config_dict(self.config), "limit": self.limit}
+
+    def train(self, trainer: Trainer | None = None) -> None:
+        """Train from the checkpoint, if any; trainer: one the caller built (a data-parallel
+        run's), else this process's own."""
+        if trainer is None:
+            p, lead = self.prepared, self.lead
+            trainer = Trainer(
+                self.model, self.config, p.train, p.validation, classes=self.classes,
+                reporter=ConsoleReporter(self.out, bars=self.opts.bars) if lead
+                else SilentReporter(),
+                checkpoint_path=self.folder.checkpoint if lead else None,
+                settings=self.trainer_settings(),
+                on_epoch_end=self.folder.write_metrics if lead else None,
+            )
         self.trainer = trainer
         trainer.run(self.checkpoint)
 
     def finish(self) -> None:
+        """The weights, the test set's evaluation, and every result written."""
         self.save_weights()
-        self.test = self.evaluate_test()
+        self.evaluate()
+        self.write_results()
+
+    def save_weights(self) -> None:
+        if self.lead:
+            self.model.save_weights(self.folder.weights)  # atomic, as every weights file
+
+    def evaluate(self, test: Evaluation | None = None) -> Evaluation:
+        """The test set's evaluation: `test` when the caller computed it (sharded over ranks),
+        else this process's predictions, kept for the report's pictures (its most confident
+        mistakes)."""
+        if test is None:
+            p = self.prepared
+            self.test_probs = np.asarray(self.model.predict(p.test.x,
+                                                            batch_size=EVAL_BATCH_SIZE))
+            test = evaluation_from_predictions(self.config.loss, self.test_probs,
+                                               p.test.labels, p.class_names)
+        self.test = test
+        return test
+
+    def write_results(self) -> None:
+        """test_metrics.json, summary.txt, the report, and the closing lines."""
+        if not self.lead:
+            return
         self.folder.write_test(self.test)
         t = self.test
         self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
@@ -295,16 +351,6 @@ class _Run:
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
                  f"{time.time() - self.started:.1f} s, on {self.device_text()}")
         self.say(f"results   {self.folder.path}")
-
-    def save_weights(self) -> None:
-        self.model.save_weights(self.folder.weights)  # atomic, as every weights file
-
-    def evaluate_test(self) -> Evaluation:
-        p = self.prepared
-        # The outputs are kept for the report's pictures (its most confident mistakes).
-        self.test_probs = np.asarray(self.model.predict(p.test.x, batch_size=EVAL_BATCH_SIZE))
-        return evaluation_from_predictions(self.config.loss, self.test_probs, p.test.labels,
-                                           p.class_names)
 
     def settings_rows(self) -> list[tuple[str, str]]:
         """How the run was set up, as (label, value): for summary.txt and report.html."""
@@ -324,6 +370,8 @@ class _Run:
         ]
 
     def write_summary(self, status: str) -> None:
+        if not self.lead:
+            return
         history = self.trainer.history.epochs if self.trainer else []
         lines = [f"cnnc run: {_spec_name(self.graph, self.spec_path)} ({status})", ""]
         lines += [f"{label:<12}{value}" for label, value in self.settings_rows()]
@@ -342,6 +390,8 @@ class _Run:
     def write_report(self) -> None:
         """The run's pictures and report.html (cnnc/viz/report.py), drawn after every result is
         on disk: a picture that cannot be drawn is a warning, never a failed run."""
+        if not self.lead:
+            return
         p = self.prepared
         try:
             from cnnc.viz.report import REPORT_HTML, RunReport, write_report
@@ -363,15 +413,9 @@ class _Run:
 
 
 def run_spec(opts: RunOptions, out: TextIO | None = None) -> int:
-    """Run `cnnc run`; returns the exit status (0, or 130 after Ctrl-C)."""
-    from cnnc.distributed import launch
-
-    if launch.wanted(opts.distributed):
-        # Ranks tuning at once would compete for the cores and could choose differently:
-        # data-parallel runs use the cached tunings only.
-        return launch.run_distributed(dataclasses.replace(opts, tune_budget=0.0),
-                                      out or sys.stdout)
-    run = _Run(opts, out or sys.stdout)
+    """`cnnc run` in this process alone; returns the exit status (0, or 130 after Ctrl-C).
+    commands/run.py chooses between this and a data-parallel run (cnnc/distributed/)."""
+    run = RunSession(opts, out or sys.stdout)
     run.settings()
     run.data()
     run.compile()

@@ -1,10 +1,10 @@
 """The tuner's correctness gate: a kernel variant is admitted only if it computes what the NumPy
 reference backend computes, on the node's real shape and on edge shapes.
 
-Each check runs the node alone (a one-node graph, cnnc/verify.py's single_node_graph) on the
+Each check runs the node alone (a one-node graph, cnnc/crosscheck.py's single_node_graph) on the
 OpenCL device with the variant installed, and the same graph on the NumPy backend in float64,
 on the same random inputs (standard normal: signed, so sums cancel as in a network). The error
-relative to max|reference| must stay within verify.py's float32 tolerance, which grows with the
+relative to max|reference| must stay within crosscheck.py's float32 tolerance, which grows with the
 square root of the number of terms the op sums (its OpDef.reduction), times the variant's own
 error factor (1 for the direct algorithm; Winograd's larger error is stated by its provider,
 space.error_factor). Edge shapes are the node with its other dimensions changed where tiles
@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
+from cnnc.crosscheck import LOCAL_TOLERANCE, errors, single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
 from cnnc.ir.ops import OPS
 from cnnc.ir.residual import LAYER_OF
 from cnnc.tune.space import as_layer, error_factor
-from cnnc.verify import LOCAL_TOLERANCE, errors, single_node_graph
 
 # The batch the real shape is checked at: the kernels take the batch as an argument and only
 # their grids grow with it, so a small batch checks the same program; the float64 reference of
@@ -213,7 +213,7 @@ def reference(case: Case, values: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def tolerance(case: Case, variant: Mapping[str, Any]) -> float:
-    """Allowed error relative to max|reference|: verify.py's float32 tolerance, times the
+    """Allowed error relative to max|reference|: crosscheck.py's float32 tolerance, times the
     square root of the terms summed, times the variant's error factor."""
     g, node = case.graph, case.node
     in_shapes = tuple(g.concrete_shape(v, case.batch) for v in node.inputs)

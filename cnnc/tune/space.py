@@ -7,7 +7,7 @@ A variant is a small dict the binders read through `BindContext.variant(node)` (
     split        parts the reduction of a kernel gradient is cut into (added up after)
     local        0: no local-memory tiles on a GPU, where they would otherwise be used
     algo         'direct' (the implicit GEMM), 'phases' (a strided input gradient by phases,
-                 opencl/phases.py: the default where it applies), or another algorithm a
+                 opencl/strided_grad.py: the default where it applies), or another algorithm a
                  provider registers below
     wino_m       Winograd's output tile F(m x m, 3x3), with algo 'winograd'
     im2col       0: the implicit GEMM even where few channels make the default copy windows
@@ -27,16 +27,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cnnc.backends.opencl.launches import BindContext
-from cnnc.backends.opencl.limits import GRID_GROUPS
-from cnnc.backends.opencl.phases import phases_apply
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.tiling import (
-    Target,
-    block_grid,
-    register_tile,
-    registers_used,
-    split_reduction,
-)
+from cnnc.backends.opencl.strided_grad import phases_apply
+from cnnc.backends.opencl.target import GRID_GROUPS, Target
+from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
 from cnnc.ir.graph import Node
 from cnnc.ir.residual import LAYER_OF
 

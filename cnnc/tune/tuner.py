@@ -30,12 +30,12 @@ from typing import Any, TextIO
 
 from cnnc import settings
 from cnnc.backends.opencl.launches import BindContext
+from cnnc.crosscheck import single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
 from cnnc.tune.gate import Gate, prebuild, random_values
 from cnnc.tune.space import default_variant, describe, gemm_of, tunable, variant_space
-from cnnc.verify import single_node_graph
 
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
 SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs keep the defaults

@@ -189,7 +189,7 @@ ol { margin: .3em 0; padding-left: 1.4em; font-size: .92em; }
 def report_html(report: RunReport, pictures: Sequence[Picture], links: Sequence[str] = ()
                 ) -> str:
     """The report page; pictures and links are file names in the same folder."""
-    from cnnc.commands.summary import summary_text
+    from cnnc.ir.summary import summary_text
 
     esc = html.escape
     by_file = {p.file: p for p in pictures}

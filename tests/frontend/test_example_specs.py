@@ -8,11 +8,11 @@ import pytest
 from example_networks import BUILDERS
 from frontend_helpers import SPECS, spec_files
 
-from cnnc.commands.summary import summary_text
 from cnnc.frontend.dsl import load_dsl
 from cnnc.frontend.spec import load_spec
 from cnnc.frontend.writers import to_dsl, to_yaml
 from cnnc.frontend.yaml_spec import load_yaml
+from cnnc.ir.summary import summary_text
 
 SPECS_FOUND = spec_files()
 IDS = [p.name for p in SPECS_FOUND]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cnnc.commands.summary import layer_rows
 from cnnc.ir.cost import node_flops, total_flops
+from cnnc.ir.summary import layer_rows
 from cnnc.passes.pipeline import training_graph
 from cnnc.testing.nets import chain
 

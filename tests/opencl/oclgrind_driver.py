@@ -22,8 +22,8 @@ from test_ops import CASES, forward_graph, train_graph
 from cnnc.backends.opencl.device import select_device
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.runtime import target_for
-from cnnc.backends.opencl.tiling import Target
-from cnnc.verify import cross_check
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
 
 # The smallest network whose forward pass and training step launch every tiled GEMM (im2col with
 # matmul, the implicit convolution and its input gradient, dense and its input gradient), for

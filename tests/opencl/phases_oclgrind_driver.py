@@ -19,7 +19,7 @@ import numpy as np
 from test_strided_grad_input import grad_input_graph, run_both
 
 from cnnc.backends.opencl.device import select_device
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 
 # (batch, h, w, c, f, kernel, strides, padding, groups)
 CASES = [

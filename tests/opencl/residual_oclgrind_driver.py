@@ -20,10 +20,10 @@ from test_residual import close, residual_graph, run_both
 
 import cnnc
 from cnnc.backends.opencl.device import select_device
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
 from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.space import describe
-from cnnc.verify import cross_check
 
 
 def main(args: list[str]) -> int:

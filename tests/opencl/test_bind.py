@@ -31,7 +31,7 @@ from cnnc.backends.opencl.launches import (
 )
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.program import build_options, kernel_dir
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 from cnnc.errors import CnncError, InternalError
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import node_op_names

@@ -11,8 +11,8 @@ from op_cases import CASES
 
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
+from cnnc.crosscheck import random_feeds
 from cnnc.passes.pipeline import inference_graph
-from cnnc.verify import random_feeds
 
 FOLDED_CASES = [c for c in CASES if "batchnorm" in str(c.layers)]
 FUSED_OPS = {"conv2d_bn", "dense_bn", "conv2d_bn_add", "dense_bn_add"}
@@ -41,7 +41,7 @@ def _close(got, want, what):
 @pytest.mark.parametrize("case", FOLDED_CASES, ids=[c.name for c in FOLDED_CASES])
 def test_folded_inference_matches_the_unfolded_reference(case, tiling, device):
     from cnnc.backends.opencl.runtime import OpenCLBackend
-    from cnnc.backends.opencl.tiling import Target
+    from cnnc.backends.opencl.target import Target
 
     if tiling == "gpu-tiling" and device.kind == "gpu":
         pytest.skip("the native tiling of a GPU device is the GPU tiling")

@@ -14,23 +14,16 @@ import pytest
 from test_bind import GRAPHS
 
 import cnnc
-from cnnc.backends.opencl.launches import launch
-from cnnc.backends.opencl.limits import (
+from cnnc.backends.opencl.launches import check_launch, check_scalar, launch
+from cnnc.backends.opencl.plan import make_plan
+from cnnc.backends.opencl.target import (
     GRID_GROUPS,
     INDEX_MAX,
     Limits,
-    check_launch,
-    check_scalar,
+    Target,
     check_tensor,
 )
-from cnnc.backends.opencl.plan import make_plan
-from cnnc.backends.opencl.tiling import (
-    Target,
-    local_tile,
-    local_tile_bytes,
-    register_tile,
-    with_local_tile,
-)
+from cnnc.backends.opencl.tiling import local_tile, local_tile_bytes, register_tile, with_local_tile
 from cnnc.errors import DeviceError, InternalError
 from cnnc.ir.graph import VerifyError
 from cnnc.passes.memplan import Tensor, plan_memory, verify_plan

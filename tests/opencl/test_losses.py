@@ -11,8 +11,8 @@ import pytest
 from op_cases import CASES
 from test_ops import train_graph
 
+from cnnc.crosscheck import random_feeds
 from cnnc.initializers import initial_values
-from cnnc.verify import random_feeds
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 For each case, the forward graph (as loaded, so dropout layers are there) and one training step
 (loss, every gradient, the optimizer's updates) run on both backends; every node is compared run
 alone on the reference's operands (tolerance: float32, scaled by the square root of the number of
-terms summed, see cnnc/verify.py) and the outputs after the whole run.
+terms summed, see cnnc/crosscheck.py) and the outputs after the whole run.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pytest
 from op_cases import CASES, Case
 
 import cnnc
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
 from cnnc.ir.ops import node_op_names
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.passes.sync_batchnorm import sync_batchnorm
-from cnnc.verify import cross_check
 
 
 def forward_graph(case: Case):
@@ -85,8 +85,8 @@ def test_training_step_matches_numpy(case, tiling, device):
 def test_dropout_masks_match_exactly(step, backend):
     """The same zeros in the same places, forward and backward, at every step."""
     from cnnc.backends.numpy import NumpyBackend
+    from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
-    from cnnc.verify import random_feeds
 
     case = next(c for c in CASES if c.name == "dense_stack_dropout")
     graph = train_graph(case)

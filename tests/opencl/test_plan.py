@@ -8,7 +8,7 @@ import pytest
 
 import cnnc
 from cnnc.backends.opencl.plan import make_plan
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 from cnnc.ir.graph import VerifyError
 from cnnc.passes.memplan import MemoryPlan, Tensor, plan_memory, verify_plan
 from cnnc.passes.pipeline import inference_graph, training_graph

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cnnc.backends.opencl import device as dev
-from cnnc.backends.opencl import program, qualification
+from cnnc.backends.opencl import kernel_files, program, qualification
 from cnnc.cli import main
 from cnnc.errors import DeviceError
 
@@ -136,7 +136,7 @@ def test_a_verdict_depends_on_the_kernel_sources(monkeypatch, tmp_path):
     for path in program.kernel_dir().iterdir():
         if path.suffix in (".cl", ".h"):
             (folder / path.name).write_bytes(path.read_bytes())
-    monkeypatch.setattr(program, "kernel_dir", lambda: folder)
+    monkeypatch.setattr(kernel_files, "kernel_dir", lambda: folder)
     assert qualification.verdict_key("driver") == before
     (folder / "gemm.cl").write_text((folder / "gemm.cl").read_text() + "\n// changed\n")
     assert qualification.verdict_key("driver") != before

@@ -23,7 +23,8 @@ from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import LOCAL_TOLERANCE, errors
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
 from cnnc.ir.ops import OPS
@@ -31,7 +32,6 @@ from cnnc.ir.residual import LAYER_OF
 from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.gate import Gate
 from cnnc.tune.space import describe, error_factor, variant_space
-from cnnc.verify import LOCAL_TOLERANCE, errors
 
 BN = ("gamma", "beta", "moving_mean", "moving_variance")
 

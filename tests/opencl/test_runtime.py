@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import cnnc
+from cnnc.crosscheck import random_feeds
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.initializers import initial_values
 from cnnc.passes.pipeline import inference_graph, training_graph
-from cnnc.verify import random_feeds
 
 
 @pytest.fixture(scope="module")

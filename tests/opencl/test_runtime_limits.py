@@ -15,11 +15,11 @@ from test_ops import CASES, train_graph
 
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.opencl import runtime
-from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target, local_tile_bytes
+from cnnc.backends.opencl.target import Limits, Target
+from cnnc.backends.opencl.tiling import local_tile_bytes
+from cnnc.crosscheck import random_feeds
 from cnnc.initializers import initial_values
-from cnnc.verify import random_feeds
 
 CASE = next(c for c in CASES if c.name == "conv_1x1_wide")  # tiled convolutions and GEMMs
 

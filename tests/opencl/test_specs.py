@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import cnnc
+from cnnc.crosscheck import cross_check
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.testing.graphgen import graphs
-from cnnc.verify import cross_check
 
 SPECS = sorted(
     p

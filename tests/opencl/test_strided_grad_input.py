@@ -1,11 +1,11 @@
 """The input gradient of strided convolutions by phases (kernels/conv2d.cl:
-conv2d_grad_input_phases, cnnc/backends/opencl/phases.py) against the NumPy reference in float64,
-and against the direct kernel: strides 2 and 3, kernels 1, 3 and 5, same and valid padding,
+conv2d_grad_input_phases, cnnc/backends/opencl/strided_grad.py) against the NumPy reference in
+float64, and against the direct kernel: strides 2 and 3, kernels 1, 3 and 5, same and valid padding,
 sizes the stride does not divide, batch 1 and 3, channels not a multiple of the vector width,
 groups, dilation with strides (a geometry the layers refuse but the kernel handles), a CPU's
 register blocks and a GPU's local tiles on whatever device there is.
 
-Tolerance: verify.py's float32 tolerance (2e-6 relative to max|reference|, times the square
+Tolerance: crosscheck.py's float32 tolerance (2e-6 relative to max|reference|, times the square
 root of the number of terms summed, KH*KW*F/groups).
 """
 
@@ -18,15 +18,15 @@ import pytest
 
 from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
-from cnnc.backends.opencl.phases import phase_blocks, phase_pixels
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.primitives import conv_geometry
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.strided_grad import phase_blocks, phase_pixels
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import LOCAL_TOLERANCE
 from cnnc.ir.args import Attrs
 from cnnc.ir.convpool import output_length
 from cnnc.ir.graph import Graph, Node, StateSpec
-from cnnc.verify import LOCAL_TOLERANCE
 
 SLOW = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.winograd import (
     winograd_applies,
     winograd_error_factor,
@@ -271,8 +271,8 @@ def test_fashion_model_on_winograd_matches_default(device):
     """The seed model's forward pass and training step with every stride-1 3x3 convolution and
     input gradient on Winograd (F(2x2) and F(4x4) in turn) against the default kernels: the
     outputs and every gradient, relative to each tensor's largest value."""
+    from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
-    from cnnc.verify import random_feeds
 
     batch = 2
     for graph, expected in zip(_fashion_graphs(), (4, 8)):

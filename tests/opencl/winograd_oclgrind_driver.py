@@ -19,7 +19,7 @@ import numpy as np
 from test_winograd import forward_graph, grad_input_graph, run_both, winograd_error_factor
 
 from cnnc.backends.opencl.device import select_device
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 
 EPS32 = 2.0**-24
 

@@ -237,9 +237,9 @@ def test_uploads_on_a_separate_queue_give_the_same_steps(opencl_status):
 
 
 def test_more_queued_steps_than_device_slots_are_all_read(opencl_status, monkeypatch):
-    from cnnc.backends.opencl import step_figures
+    from cnnc.backends.opencl import queued_steps
 
-    monkeypatch.setattr(step_figures, "CAPACITY", 3)
+    monkeypatch.setattr(queued_steps, "CAPACITY", 3)
     data = _data(7 * 8)
     batches = [slice(i * 8, (i + 1) * 8) for i in range(7)]
     eager = _opencl_model(opencl_status)

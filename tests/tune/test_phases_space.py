@@ -1,4 +1,4 @@
-"""Strided input gradients in the tuner (cnnc/tune/space.py, cnnc/backends/opencl/phases.py):
+"""Strided input gradients in the tuner (cnnc/tune/space.py, cnnc/backends/opencl/strided_grad.py):
 by phases by default, the direct kernel as the other variant, every variant within the device's
 limits, admitted by the correctness gate; and a wrong phases kernel refused by it."""
 
@@ -11,10 +11,9 @@ import pytest
 
 from cnnc.backends.opencl import bind
 from cnnc.backends.opencl.launches import BindContext, NodeBinding
-from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Limits, Target
 from cnnc.frontend.spec import load_spec
 from cnnc.passes.pipeline import training_graph
 from cnnc.tune.cache import variant_problem

@@ -9,9 +9,9 @@ import pytest
 from nodes import tiny_training_graph, tunable_nodes
 
 from cnnc.backends.opencl.launches import BindContext
-from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import make_plan
-from cnnc.backends.opencl.tiling import Target, register_tile, registers_used
+from cnnc.backends.opencl.target import Limits, Target
+from cnnc.backends.opencl.tiling import register_tile, registers_used
 from cnnc.tune.cache import variant_problem
 from cnnc.tune.space import default_variant, describe, variant_space
 

@@ -226,8 +226,8 @@ def test_a_family_far_slower_than_the_best_is_left(device, graph, tmp_path, monk
 
 
 def test_a_variant_far_slower_than_the_best_is_timed_once(device, graph, tmp_path):
+    from cnnc.crosscheck import single_node_graph
     from cnnc.tune.gate import random_values
-    from cnnc.verify import single_node_graph
 
     node = tunable_nodes(graph, ("conv2d",))[0]
     tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 60, progress=False)

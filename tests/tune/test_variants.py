@@ -8,7 +8,7 @@ from nodes import tiny_training_graph, tunable_nodes
 
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 from cnnc.tune.gate import Gate
 from cnnc.tune.space import TUNABLE_OPS, describe, variant_space
 

@@ -10,21 +10,31 @@ and its place in the spec. Update ops write the backend's state arrays in place.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch
 from cnnc.backends.numpy.call import Call
 from cnnc.backends.numpy.table import IMPLS
-from cnnc.backends.step_figures import Record, host_figures
+from cnnc.backends.step_figures import Record, StepFigures, host_figures
 from cnnc.errors import CnncError, InputError
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.shapes import shape_str
 from cnnc.passes.schedule import schedule
 
-if TYPE_CHECKING:
-    from cnnc.backends.numpy.backend import NumpyBackend
+
+class HostState(Protocol):
+    """What an executable needs of its backend (backend.py's NumpyBackend, which imports this
+    module): the state arrays it reads and updates in place, and where step figures go."""
+
+    dtype: np.dtype
+
+    def state_names(self) -> tuple[str, ...]: ...
+
+    def state_arrays(self) -> Mapping[str, np.ndarray]: ...
+
+    def keep_step_figures(self, figures: StepFigures) -> None: ...
 
 
 class ExecutionError(CnncError):
@@ -34,7 +44,7 @@ class ExecutionError(CnncError):
 class NumpyExecutable:
     """A graph bound to the NumPy backend for one batch size (cnnc.backends.base.Executable)."""
 
-    def __init__(self, backend: NumpyBackend, graph: Graph, batch: int):
+    def __init__(self, backend: HostState, graph: Graph, batch: int):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
             raise InputError(f"the batch size must be a positive integer, got {batch!r}")
         for node in graph.nodes:

@@ -23,7 +23,6 @@ from cnnc.backends.opencl.launches import (
     elementwise_launch,
     launch,
 )
-from cnnc.backends.opencl.phases import bind_conv2d_grad_input_phases, phases_apply
 from cnnc.backends.opencl.primitives import (
     SUM_B_XHAT,
     SUM_SQUARED_DEVIATION,
@@ -46,6 +45,7 @@ from cnnc.backends.opencl.primitives import (
     window_defines,
     with_parts_summed,
 )
+from cnnc.backends.opencl.strided_grad import bind_conv2d_grad_input_phases, phases_apply
 from cnnc.backends.opencl.tiling import (
     block_grid,
     flat,
@@ -72,7 +72,7 @@ def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     algo = v.get("algo", "phases" if phases_apply(geo) else "direct")
     if algo == "winograd":
         return bind_conv2d_grad_input_winograd(node, ctx, geo, m=v.get("wino_m", 4))
-    if algo == "phases":  # strided: the taps of each pixel's phase only (phases.py)
+    if algo == "phases":  # strided: the taps of each pixel's phase only (strided_grad.py)
         return bind_conv2d_grad_input_phases(node, ctx, geo, v)
     rows = ctx.batch * geo["H"] * geo["W"]
     variant = ctx.variant(node)

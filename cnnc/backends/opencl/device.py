@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cnnc import settings
-from cnnc.backends.opencl.limits import Limits
+from cnnc.backends.opencl.target import Limits
 from cnnc.errors import DeviceError
 
 # What the probe kernel exercises, because cnnc's kernels rely on it: OpenCL C 1.2 (`static`
@@ -133,7 +133,7 @@ class Device:
 
     @cached_property
     def limits(self) -> Limits:
-        """What launches and buffers on this device must stay within (limits.py)."""
+        """What launches and buffers on this device must stay within (target.py)."""
         cl = _cl()
         d = self.cl_device
         sizes = [int(n) for n in d.max_work_item_sizes][:3]

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
-from cnnc.backends.opencl.tiling import Target, elements_per_item, flat
+from cnnc.backends.opencl.target import GRID_GROUPS, INDEX_MAX, Limits, Target
+from cnnc.backends.opencl.tiling import elements_per_item, flat
+from cnnc.errors import DeviceError, InternalError
 from cnnc.intmath import ceil_div
 from cnnc.ir.graph import Graph, Node
 
@@ -170,3 +172,45 @@ Binder = Callable[[Node, BindContext], NodeBinding]
 def bind_view(node: Node, ctx: BindContext) -> NodeBinding:
     """Same bytes, another shape (flatten, reshape) or the identity (dropout at inference)."""
     return NodeBinding(view_of=node.inputs[0])
+
+
+def check_launch(node: str, launch: Launch, limits: Limits) -> None:
+    """Raise if `launch` (a launches.Launch of `node`) is outside what the device or the kernels'
+    int indices allow. The binders stay within these limits; this says so before a run."""
+    where = f"node '{node}' ({launch.file}:{launch.kernel})"
+    glob, local = launch.global_size, launch.local_size
+    for d, n in enumerate(glob):
+        if n > INDEX_MAX:
+            raise DeviceError(
+                f"{where} needs {n:,} work-items in launch dimension {d}, more than the "
+                f"{INDEX_MAX:,} cnnc's kernels can index with 32-bit integers",
+                hint="lower the batch size (--batch)",
+            )
+    if local is not None:
+        if len(local) != len(glob) or any(g % k for g, k in zip(glob, local)):
+            raise InternalError(f"{where}: work-group {local} does not divide the grid {glob}")
+        if not limits.group_fits(local):
+            raise InternalError(
+                f"{where}: work-group {local} exceeds the device's limits (at most "
+                f"{limits.max_group} work-items, {limits.max_item_sizes} per dimension)"
+            )
+    for d, n in enumerate(glob):
+        # Without a work-group the driver chooses one: assume the smallest, one work-item.
+        groups = ceil_div(n, local[d]) if local is not None else n
+        if d > 0 and groups > GRID_GROUPS[d]:
+            raise DeviceError(
+                f"{where} needs {groups:,} work-groups in launch dimension {d}; some drivers "
+                f"allow at most {GRID_GROUPS[d]:,} there",
+                hint="this shape is beyond what cnnc's kernels can launch portably",
+            )
+
+
+def check_scalar(node: str, launch: Launch, value: int, unsigned: bool = False) -> None:
+    """An integer kernel argument must fit its C type (int, or uint for unsigned)."""
+    low, high = (0, 2**32 - 1) if unsigned else (-(2**31), INDEX_MAX)
+    if not low <= value <= high:
+        raise DeviceError(
+            f"node '{node}' ({launch.file}:{launch.kernel}) would pass {value:,} to the kernel, "
+            f"outside the range of a 32-bit {'uint' if unsigned else 'int'}",
+            hint="lower the batch size (--batch)",
+        )

@@ -4,7 +4,7 @@ Nothing here touches a device (only its description, `Target`, with its limits),
 compile --plan` shows exactly what a run would launch and allocate, and tests can check the plan
 without OpenCL. The plan refuses, with the figures, what the device or the kernels could not run:
 a tensor beyond the kernels' 32-bit indices or larger than one buffer may be, a launch outside
-the device's work-group or grid limits (limits.py). The memory plan is split into as many
+the device's work-group or grid limits (target.py). The memory plan is split into as many
 buffers as the device's largest allocation requires.
 """
 
@@ -25,16 +25,16 @@ from cnnc.backends.opencl.launches import (
     Value,
     Workspace,
     Zeros,
-)
-from cnnc.backends.opencl.limits import (
-    UNLIMITED,
-    Limits,
     check_launch,
     check_scalar,
+)
+from cnnc.backends.opencl.target import (
+    UNLIMITED,
+    Limits,
+    Target,
     check_tensor,
     largest_batch,
 )
-from cnnc.backends.opencl.tiling import Target
 from cnnc.ir.graph import Graph
 from cnnc.passes.memplan import (
     MemoryPlan,

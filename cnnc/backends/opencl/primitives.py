@@ -25,9 +25,8 @@ from cnnc.backends.opencl.launches import (
     elementwise_launch,
     launch,
 )
-from cnnc.backends.opencl.limits import GRID_GROUPS
+from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import (
-    Target,
     block_grid,
     column_chunks,
     flat,
@@ -187,7 +186,7 @@ def with_parts_summed(main: Launch, parts: Arg, out: Arg, size: int, target: Tar
 
 def transpose(src: Arg, dst: Arg, batches: int, rows: int, cols: int) -> Launch:
     """One work-item per element, in one launch dimension (grid dimensions 1 and 2 are capped
-    on some drivers, limits.py)."""
+    on some drivers, target.py)."""
     n = batches * rows * cols
     return launch("gemm.cl", "transpose", flat(n), (src, dst, Int(n)), {"TR": rows, "TC": cols})
 

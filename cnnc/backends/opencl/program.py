@@ -14,7 +14,6 @@ go to the disk only when `store` names them.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import re
 import time
@@ -32,6 +31,7 @@ from cnnc.backends.opencl.binary_cache import (
     store_program,
 )
 from cnnc.backends.opencl.device import Device, _cl
+from cnnc.backends.opencl.kernel_files import kernel_dir
 from cnnc.errors import DeviceError
 
 # -cl-mad-enable lets the compiler contract a*b+c into fused multiply-adds, which is what makes
@@ -42,24 +42,6 @@ BASE_OPTIONS = ("-cl-mad-enable",)
 PREBUILD_THREADS = 4  # the most builds `prebuild` runs at once
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _DEFINE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-
-
-def kernel_dir() -> Path:
-    """The folder holding the .cl files: the installed package's, else the checkout's."""
-    try:
-        found = importlib.resources.files("cnnc.kernels")
-        path = Path(str(found))
-        if path.is_dir() and any(path.glob("*.cl")):
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    checkout = Path(__file__).resolve().parents[3] / "kernels"
-    if checkout.is_dir():
-        return checkout
-    raise DeviceError(
-        "the OpenCL kernel sources (kernels/*.cl) are missing from this install",
-        hint="reinstall cnnc",
-    )
 
 
 def build_options(defines: Mapping[str, int]) -> tuple[str, ...]:
@@ -249,3 +231,17 @@ def program_cache(device: Device) -> ProgramCache:
     if key not in _CACHES:
         _CACHES[key] = ProgramCache(device)
     return _CACHES[key]
+
+
+def kernel_group_size(kernel: Any, device: Device) -> int:
+    """CL_KERNEL_WORK_GROUP_SIZE: the most work-items per group this built kernel allows."""
+    cl = _cl()
+    info = cl.kernel_work_group_info.WORK_GROUP_SIZE
+    return int(kernel.get_work_group_info(info, device.cl_device))
+
+
+def kernel_local_memory(kernel: Any, device: Device) -> int:
+    """CL_KERNEL_LOCAL_MEM_SIZE: bytes of local memory this built kernel uses."""
+    cl = _cl()
+    info = cl.kernel_work_group_info.LOCAL_MEM_SIZE
+    return int(kernel.get_work_group_info(info, device.cl_device))

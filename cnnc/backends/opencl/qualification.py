@@ -101,7 +101,7 @@ def _text(value: Any) -> str | None:
 
 def kernel_sources_digest() -> str:
     """SHA-256 of every kernel source and header cnnc ships (their names and texts)."""
-    from cnnc.backends.opencl.program import kernel_dir
+    from cnnc.backends.opencl.kernel_files import kernel_dir
 
     digest = hashlib.sha256()
     folder = kernel_dir()

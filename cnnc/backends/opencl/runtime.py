@@ -9,7 +9,7 @@ tensors (parameters, optimizer slots) live in their own buffers across runs. A r
 after the nodes named in `exchange` to let the host replace their values (the collectives of
 data-parallel training); it costs two blocking copies each, and nothing otherwise. A training
 step run with a Record and nothing to fetch is queued without waiting for it: its loss and count
-of right predictions stay on the device until read_step_figures (step_figures.py).
+of right predictions stay on the device until read_step_figures (queued_steps.py).
 
 A kernel may allow fewer work-items per group than the device (CL_KERNEL_WORK_GROUP_SIZE, e.g.
 a GEMM that needs many registers), or need more local memory than the plan assumed: that is
@@ -41,11 +41,11 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     Zeros,
 )
-from cnnc.backends.opencl.limits import Limits
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
-from cnnc.backends.opencl.program import program_cache
-from cnnc.backends.opencl.step_figures import DeviceStepFigures, InFlight, InputSet, QueuedInputs
-from cnnc.backends.opencl.tiling import Target, local_tile_bytes
+from cnnc.backends.opencl.program import kernel_group_size, kernel_local_memory, program_cache
+from cnnc.backends.opencl.queued_steps import DeviceStepFigures, InFlight, InputSet, QueuedInputs
+from cnnc.backends.opencl.target import Limits, Target
+from cnnc.backends.opencl.tiling import local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
@@ -132,7 +132,7 @@ class OpenCLBackend:
         self.state_version = 0  # bumped when a state buffer is replaced
         self.waits = 0  # times the host waited for the whole queue (tests count them)
         self._figures: DeviceStepFigures | None = None  # made by the first queued step
-        self._upload_queue: Any = None  # the queued steps' input uploads (step_figures.py)
+        self._upload_queue: Any = None  # the queued steps' input uploads (queued_steps.py)
         # Kernel variants for a graph at a batch size, by node name (BindContext.variants):
         # the tuner installs its choices here; by default every node gets the defaults.
         self.choose_variants: Callable[[Graph, int], Mapping[str, Mapping[str, Any]]] = (
@@ -284,20 +284,6 @@ class OpenCLBackend:
         return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
 
 
-def kernel_group_size(kernel: Any, device: Device) -> int:
-    """CL_KERNEL_WORK_GROUP_SIZE: the most work-items per group this built kernel allows."""
-    cl = _cl()
-    info = cl.kernel_work_group_info.WORK_GROUP_SIZE
-    return int(kernel.get_work_group_info(info, device.cl_device))
-
-
-def kernel_local_memory(kernel: Any, device: Device) -> int:
-    """CL_KERNEL_LOCAL_MEM_SIZE: bytes of local memory this built kernel uses."""
-    cl = _cl()
-    info = cl.kernel_work_group_info.LOCAL_MEM_SIZE
-    return int(kernel.get_work_group_info(info, device.cl_device))
-
-
 def _check_kernel_limits(
     kernels: Sequence[tuple[str, Launch, Any]], backend: OpenCLBackend
 ) -> None:
@@ -388,7 +374,7 @@ class OpenCLExecutable:
         self.zeros = backend.allocate(zeros.nbytes, "a buffer of zeros")
         backend._write(self.zeros, zeros, "zeroing")
         # Arguments that are graph inputs (or views of one): queued runs point them at the
-        # input set of the run (step_figures.QueuedInputs), other runs at the arena.
+        # input set of the run (queued_steps.QueuedInputs), other runs at the arena.
         roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
         self._input_args: list[tuple[BoundLaunch, int, str]] = []
         self.bound: list[BoundLaunch] = [

@@ -3,75 +3,19 @@
 The binders (bind.py) ask these functions and the device's `Target` for vector widths, register
 tiles, local-memory tiles and how to cut long reductions, so the choices per kind of device sit
 in one place. Every work-group shape is chosen within the device's limits (`Target.limits`,
-limits.py): the work-group size, the sizes per dimension, the local memory. The large counts of
+target.py): the work-group size, the sizes per dimension, the local memory. The large counts of
 a launch (row blocks, elements) go in dimension 0, whose grid no driver caps; dimensions 1 and 2
-stay within limits.GRID_GROUPS. Measured figures behind the choices are in benchmarks/README.md.
+stay within target.GRID_GROUPS. Measured figures behind the choices are in benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from cnnc.backends.opencl.limits import GRID_GROUPS, Limits
+from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div, round_up
-
-
-@dataclass(frozen=True)
-class Target:
-    """What the bindings need to know about the device to choose tile sizes."""
-
-    kind: str = "cpu"  # 'cpu' | 'gpu' | ...
-    compute_units: int = 1
-    limits: Limits = field(default_factory=Limits)
-    # True: a GPU's local tiles wherever they fit, even where local memory is global memory
-    # (tests run the GPU code paths on every device this way); None: where they pay.
-    force_local_tiles: bool | None = None
-    # CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT (0: not known, as in tests that build a Target by
-    # hand): a CPU's SIMD register in floats, 8 on AVX2, 16 on AVX-512.
-    native_vector: int = 0
-
-    @property
-    def max_vector(self) -> int:
-        # CPUs: one register block row maps onto the SIMD registers; wider vectors compile to
-        # several registers each. Unknown width: float16 (AVX-512). GPUs: a work-item is one
-        # lane; narrow vectors keep registers free.
-        if self.kind != "cpu":
-            return 4
-        return min(self.native_vector, 16) if self.native_vector >= 4 else 16
-
-    @property
-    def vector_registers(self) -> int:
-        """SIMD registers a CPU's work-item may fill with accumulators and operands: AVX-512
-        has 32, AVX2 (and narrower) 16. A register block past this spills: measured on a Zen 1
-        (AVX2), the fashion training step ran 25% slower with 8x16x2 blocks than with 4x8x2."""
-        return 32 if self.native_vector >= 16 or self.native_vector == 0 else 16
-
-    @property
-    def rows_per_item(self) -> int:
-        return 8 if self.kind == "cpu" else 4
-
-    @property
-    def min_items(self) -> int:
-        """Work-items a reduction-heavy kernel should offer before it is split."""
-        return 4 * self.compute_units if self.kind == "cpu" else 64 * self.compute_units
-
-    @property
-    def cache_bytes(self) -> int:
-        """What one part of a split reduction may read (CPU: about one core's L2)."""
-        return 1 << 20
-
-    @property
-    def local_tiling(self) -> bool:
-        """Local-memory tiling (tile.h) for GEMM-like kernels: GPUs only; on a CPU device the
-        copies and barriers cost more than they save (benchmarks/README.md), and so they do
-        where the device's local memory is global memory (CL_DEVICE_LOCAL_MEM_TYPE GLOBAL)."""
-        return self.kind == "gpu" and bool(
-            self.force_local_tiles or not self.limits.local_is_global
-        )
-
 
 # Local tiles (TX, TY) in order of preference, and reduction steps KT per staged slice: the
 # largest that fits the device's work-group size and local memory is used.

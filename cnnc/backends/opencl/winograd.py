@@ -33,10 +33,9 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
-from cnnc.backends.opencl.limits import INDEX_MAX
 from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
+from cnnc.backends.opencl.target import INDEX_MAX, Target
 from cnnc.backends.opencl.tiling import (
-    Target,
     flat,
     gemm_grid,
     register_tile,

@@ -18,7 +18,7 @@ from cnnc.backends.base import get_backend
 from cnnc.errors import InternalError
 from cnnc.initializers import initial_values
 from cnnc.passes import names
-from cnnc.passes.phases import GRADIENT_ROLE, split_phases
+from cnnc.passes.data_parallel import GRADIENT_ROLE, split_phases
 from cnnc.passes.pipeline import training_graph
 from cnnc.passes.sync_batchnorm import BATCH_STATS, WEIGHTED_SUM, exchange_points, sync_batchnorm
 from cnnc.testing.equivalence import SPEC
@@ -96,7 +96,7 @@ def test_batch_norm_gradient_in_two_ops_matches_the_fused_op():
 def test_the_sync_ops_match_numpy_on_the_device(opencl_status):
     if not opencl_status[0]:
         pytest.skip(opencl_status[1])
-    from cnnc.verify import cross_check
+    from cnnc.crosscheck import cross_check
 
     graph = sync_batchnorm(training_graph(cnnc.load_spec(SPEC)))
     report = cross_check(graph, 5, seed=2, step=1)

@@ -33,7 +33,7 @@ import numpy as np
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.opencl.plan import ExecutionPlan
 from cnnc.backends.opencl.runtime import OpenCLBackend
-from cnnc.backends.opencl.tiling import Target
+from cnnc.backends.opencl.target import Target
 from cnnc.initializers import initial_values
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec

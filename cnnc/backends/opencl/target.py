@@ -1,24 +1,20 @@
-"""A device's limits, and the checks that every planned launch and tensor respects them.
+"""The device as the binders see it (`Target`), its `Limits`, and the check that a tensor fits.
 
-The binders (through tiling.py) choose work-group shapes, local-memory tiles and grid layouts
-within `Limits`; `check_launch` and `check_tensor` are the plan's last line of defence, so a
-launch the device would refuse (CL_INVALID_WORK_GROUP_SIZE), a grid some driver cannot run, or a
-tensor the kernels' 32-bit indices would wrap on becomes a clear error before anything runs.
-Nothing here touches OpenCL: `Device.limits` (device.py) reads the real values, tests make
-their own.
+A leaf of the OpenCL backend: it imports nothing of the backend, so tiling.py, launches.py, the
+binders and the runtime all build on it. The binders (through tiling.py) choose work-group
+shapes, local-memory tiles and grid layouts within `Limits`; `check_launch` (launches.py) and
+`check_tensor` are the plan's last line of defence, so a launch the device would refuse
+(CL_INVALID_WORK_GROUP_SIZE), a grid some driver cannot run, or a tensor the kernels' 32-bit
+indices would wrap on becomes a clear error before anything runs. Nothing here touches OpenCL:
+`Device.limits` (device.py) reads the real values, tests make their own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from math import prod
-from typing import TYPE_CHECKING
 
-from cnnc.errors import DeviceError, InternalError
-from cnnc.intmath import ceil_div
-
-if TYPE_CHECKING:  # launches.py imports tiling.py, which imports this module
-    from cnnc.backends.opencl.launches import Launch
+from cnnc.errors import DeviceError
 
 # The kernels index tensors and work-items with `int`: no tensor may hold more elements, and
 # no launch dimension more work-items.
@@ -77,54 +73,66 @@ class Limits:
         )
 
 
+@dataclass(frozen=True)
+class Target:
+    """What the bindings need to know about the device to choose tile sizes."""
+
+    kind: str = "cpu"  # 'cpu' | 'gpu' | ...
+    compute_units: int = 1
+    limits: Limits = field(default_factory=Limits)
+    # True: a GPU's local tiles wherever they fit, even where local memory is global memory
+    # (tests run the GPU code paths on every device this way); None: where they pay.
+    force_local_tiles: bool | None = None
+    # CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT (0: not known, as in tests that build a Target by
+    # hand): a CPU's SIMD register in floats, 8 on AVX2, 16 on AVX-512.
+    native_vector: int = 0
+
+    @property
+    def max_vector(self) -> int:
+        # CPUs: one register block row maps onto the SIMD registers; wider vectors compile to
+        # several registers each. Unknown width: float16 (AVX-512). GPUs: a work-item is one
+        # lane; narrow vectors keep registers free.
+        if self.kind != "cpu":
+            return 4
+        return min(self.native_vector, 16) if self.native_vector >= 4 else 16
+
+    @property
+    def vector_registers(self) -> int:
+        """SIMD registers a CPU's work-item may fill with accumulators and operands: AVX-512
+        has 32, AVX2 (and narrower) 16. A register block past this spills: measured on a Zen 1
+        (AVX2), the fashion training step ran 25% slower with 8x16x2 blocks than with 4x8x2."""
+        return 32 if self.native_vector >= 16 or self.native_vector == 0 else 16
+
+    @property
+    def rows_per_item(self) -> int:
+        return 8 if self.kind == "cpu" else 4
+
+    @property
+    def min_items(self) -> int:
+        """Work-items a reduction-heavy kernel should offer before it is split."""
+        return 4 * self.compute_units if self.kind == "cpu" else 64 * self.compute_units
+
+    @property
+    def cache_bytes(self) -> int:
+        """What one part of a split reduction may read (CPU: about one core's L2)."""
+        return 1 << 20
+
+    @property
+    def local_tiling(self) -> bool:
+        """Local-memory tiling (tile.h) for GEMM-like kernels: GPUs only; on a CPU device the
+        copies and barriers cost more than they save (benchmarks/README.md), and so they do
+        where the device's local memory is global memory (CL_DEVICE_LOCAL_MEM_TYPE GLOBAL)."""
+        return self.kind == "gpu" and bool(
+            self.force_local_tiles or not self.limits.local_is_global
+        )
+
+
 def describe_size(nbytes: int) -> str:
     """Bytes in the unit a reader wants: '1.5 GiB', '320.0 MiB', '12.0 KiB'."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= size:
             return f"{nbytes / size:,.1f} {unit}"
     return f"{nbytes} bytes"
-
-
-def check_launch(node: str, launch: Launch, limits: Limits) -> None:
-    """Raise if `launch` (a launches.Launch of `node`) is outside what the device or the kernels'
-    int indices allow. The binders stay within these limits; this says so before a run."""
-    where = f"node '{node}' ({launch.file}:{launch.kernel})"
-    glob, local = launch.global_size, launch.local_size
-    for d, n in enumerate(glob):
-        if n > INDEX_MAX:
-            raise DeviceError(
-                f"{where} needs {n:,} work-items in launch dimension {d}, more than the "
-                f"{INDEX_MAX:,} cnnc's kernels can index with 32-bit integers",
-                hint="lower the batch size (--batch)",
-            )
-    if local is not None:
-        if len(local) != len(glob) or any(g % k for g, k in zip(glob, local)):
-            raise InternalError(f"{where}: work-group {local} does not divide the grid {glob}")
-        if not limits.group_fits(local):
-            raise InternalError(
-                f"{where}: work-group {local} exceeds the device's limits (at most "
-                f"{limits.max_group} work-items, {limits.max_item_sizes} per dimension)"
-            )
-    for d, n in enumerate(glob):
-        # Without a work-group the driver chooses one: assume the smallest, one work-item.
-        groups = ceil_div(n, local[d]) if local is not None else n
-        if d > 0 and groups > GRID_GROUPS[d]:
-            raise DeviceError(
-                f"{where} needs {groups:,} work-groups in launch dimension {d}; some drivers "
-                f"allow at most {GRID_GROUPS[d]:,} there",
-                hint="this shape is beyond what cnnc's kernels can launch portably",
-            )
-
-
-def check_scalar(node: str, launch: Launch, value: int, unsigned: bool = False) -> None:
-    """An integer kernel argument must fit its C type (int, or uint for unsigned)."""
-    low, high = (0, 2**32 - 1) if unsigned else (-(2**31), INDEX_MAX)
-    if not low <= value <= high:
-        raise DeviceError(
-            f"node '{node}' ({launch.file}:{launch.kernel}) would pass {value:,} to the kernel, "
-            f"outside the range of a 32-bit {'uint' if unsigned else 'int'}",
-            hint="lower the batch size (--batch)",
-        )
 
 
 def largest_batch(elements: int, nbytes: int, batch: int, limits: Limits) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.backends.opencl.device import _cl
+from cnnc.backends.opencl.program import kernel_group_size
 from cnnc.backends.step_figures import StepFigures
 from cnnc.errors import DeviceError
 
@@ -53,8 +54,6 @@ class DeviceStepFigures:
         """The record kernel for class-index (sparse) or one-hot targets, and its group size."""
         found = self._kernels.get(sparse)
         if found is None:
-            from cnnc.backends.opencl.runtime import kernel_group_size
-
             group = GROUP
             while True:
                 kernel = self.backend.programs.kernel(
