@@ -107,6 +107,10 @@ class OpDef:
     # A layer that is a special case of another op: attrs -> (that op's name, its attributes).
     # Lowering (frontend/lower.py) builds the other op's node, so the special case costs one row.
     expand: Callable[[Attrs], tuple[str, dict[str, Any]]] | None = None
+    # A fused op: the op it computes with more folded in (conv2d_bn: conv2d; conv2d_bn_add:
+    # conv2d_bn). Its backends run that op's implementation and binding around the fold, so
+    # fusion, the tuner, the pictures and the export all read it (`layer_of`), never a list.
+    base: str | None = None
     doc: str = ""
 
     def check_attrs(self, given: dict[str, Any]) -> Attrs:
@@ -134,6 +138,14 @@ def node_op_names(group: str | None = None) -> list[str]:
     """The ops a graph node can have: all but layers that lowering expands into another op.
     Every backend and rule table covers these."""
     return [n for n in op_names(group) if OPS[n].expand is None]
+
+
+def layer_of(name: str) -> str:
+    """The op a fused op stands for: its `base`, followed to an op that has none (conv2d_bn_add:
+    conv2d). Any other op stands for itself."""
+    while (base := OPS[name].base) is not None:
+        name = base
+    return name
 
 
 def lookup_layer(name: str) -> OpDef | None:
