@@ -1,12 +1,13 @@
 """Fused ops: what the inference passes make of two layers, never written in a spec.
 
 - ``conv2d_bn``, ``depthwise_conv2d_bn`` and ``dense_bn``: a convolution (or dense layer)
-  followed by batch norm at inference (cnnc/passes/fold_batchnorm.py). With s = gamma / sqrt(moving_variance + epsilon)
-  per output channel, the result is the layer's with kernel w * s (per output channel) and bias
-  (b - moving_mean) * s + beta, then the activation. The folded kernel and bias are computed
-  from the live state on every run (a backend never keeps them), so they are never stale after
-  training or loading weights. Parameters: the layer's (kernel[, bias]) then the batch norm's
-  ([gamma][, beta], moving_mean, moving_variance), the layer's and the batch norm's own state.
+  followed by batch norm at inference (cnnc/passes/fold_batchnorm.py), the layer being the
+  op's `base`. With s = gamma / sqrt(moving_variance + epsilon) per output channel, the result
+  is the layer's with kernel w * s (per output channel) and bias (b - moving_mean) * s + beta,
+  then the activation. The folded kernel and bias are computed from the live state on every
+  run (a backend never keeps them), so they are never stale after training or loading weights.
+  Parameters: the layer's (kernel[, bias]) then the batch norm's ([gamma][, beta],
+  moving_mean, moving_variance), the layer's and the batch norm's own state.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def _residual_op(layer: str) -> OpDef:
     return OpDef(
         name=f"{layer}_add", group="fused", args=base.args, arity=(2, 2), infer=infer,
         params=params, flops=flops, check=check, reduction=reduction, fuses_activation=True,
-        base=layer, doc=f"{layer} plus a residual tensor of its output's shape (the add after it), then "
+        base=layer,
+        doc=f"{layer} plus a residual tensor of its output's shape (the add after it), then "
             "the activation, as one node.",
     )
 
