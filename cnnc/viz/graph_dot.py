@@ -20,13 +20,27 @@ from cnnc.ir.printer import format_shape
 
 DOT_TIMEOUT_S = 60
 
-# Box colours by kind of layer, so the eye finds the convolutions and the merges.
-FILL = {
-    "input": "#e0e0e0", "conv2d": "#cfe2f3", "depthwise_conv2d": "#cfe2f3",
-    "maxpool2d": "#d9ead3", "avgpool2d": "#d9ead3", "global_avgpool2d": "#d9ead3",
-    "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc",
-}
 DEFAULT_FILL = "#ffffff"
+# Box colours by kind of layer, so the eye finds the convolutions and the merges: an entry for
+# every layer op (tests/viz/test_viz_tables.py holds it to the op table). The diagram draws
+# layer graphs; another op (a fused one, drawing an inference graph) gets DEFAULT_FILL.
+FILL: dict[str, str] = {
+    "input": "#e0e0e0",
+    "conv2d": "#cfe2f3",
+    "depthwise_conv2d": "#cfe2f3",
+    "maxpool2d": "#d9ead3",
+    "avgpool2d": "#d9ead3",
+    "global_avgpool2d": "#d9ead3",
+    "dense": "#fce5cd",
+    "add": "#fff2cc",
+    "concatenate": "#fff2cc",
+    "zero_padding2d": DEFAULT_FILL,
+    "batchnorm": DEFAULT_FILL,
+    "activation": DEFAULT_FILL,
+    "relu": DEFAULT_FILL,
+    "dropout": DEFAULT_FILL,
+    "flatten": DEFAULT_FILL,
+}
 
 
 class GraphvizMissing(CnncError):
@@ -65,7 +79,7 @@ def to_dot(graph: Graph) -> str:
         '  edge [color="#555555", arrowsize=0.7];',
     ]
     for node in graph.nodes:
-        fill = FILL.get(node.op, DEFAULT_FILL)
+        fill = FILL[node.op] if node.opdef.group == "layer" else DEFAULT_FILL
         lines.append(f'  {_quote(node.name)} [label={_label(graph, node)}, '
                      f'fillcolor="{fill}"];')
     for node in graph.nodes:
