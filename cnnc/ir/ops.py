@@ -111,6 +111,9 @@ class OpDef:
     # conv2d_bn). Its backends run that op's implementation and binding around the fold, so
     # fusion, the tuner, the pictures and the export all read it (`layer_of`), never a list.
     base: str | None = None
+    # A layer op: what kind of layer it is (LAYER_KINDS). The pictures colour and draw layers by
+    # kind (cnnc/viz), so a new layer of a known kind needs nothing there.
+    kind: str | None = None
     doc: str = ""
 
     def check_attrs(self, given: dict[str, Any]) -> Attrs:
@@ -122,10 +125,28 @@ class OpDef:
 
 OPS: dict[str, OpDef] = {}
 
+# The kinds of layer (Keras' grouping of its layers, global pooling apart: it leaves no image).
+LAYER_KINDS: dict[str, str] = {
+    "input": "the data fed at run time",
+    "convolution": "a product over sliding windows: each output channel is a feature map",
+    "pooling": "a reduction over windows of each channel, an image again",
+    "global_pooling": "a reduction over each whole channel",
+    "dense": "a matrix product over the last axis",
+    "merging": "several inputs joined into one",
+    "normalization": "a per-channel affine normalisation",
+    "activation": "an element-wise (or row-wise) function",
+    "regularization": "training-time noise, the identity at inference",
+    "reshaping": "values moved or padded without arithmetic",
+}
+
 
 def register(op: OpDef) -> OpDef:
     if op.name in OPS:
         raise ValueError(f"op {op.name!r} defined twice")
+    if (op.group == "layer") != (op.kind is not None) or (
+            op.kind is not None and op.kind not in LAYER_KINDS):
+        raise ValueError(f"op {op.name!r}: a layer op has a kind from LAYER_KINDS "
+                         f"({', '.join(LAYER_KINDS)}), and no other op has one; got {op.kind!r}")
     OPS[op.name] = op
     return op
 

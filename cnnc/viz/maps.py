@@ -25,26 +25,21 @@ from cnnc.viz.grid import Grid, grid_shape, mosaic
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-# Whether a layer op's output is drawn, for every layer op (tests/viz/test_viz_tables.py holds
-# it to the op table): convolutions and pooling. A fused op is drawn as the layer it stands for
-# (`layer_of`): conv2d_bn's map is its batch norm's (and fused activation's) output,
-# conv2d_add's the residual block's join. Other ops are never in an inference graph.
-MAP_OPS: dict[str, bool] = {
+# Whether a kind of layer (cnnc/ir/ops.py LAYER_KINDS) has its output drawn, for every kind
+# (tests/viz/test_viz_tables.py holds it to the table): convolutions and pooling, whose outputs
+# are images. A fused op is drawn as the layer it stands for (`layer_of`): conv2d_bn's map is
+# its batch norm's (and fused activation's) output, conv2d_add's the residual block's join.
+MAP_KINDS: dict[str, bool] = {
     "input": False,  # drawn first, as the image itself
-    "conv2d": True,
-    "depthwise_conv2d": True,
-    "maxpool2d": True,
-    "avgpool2d": True,
-    "global_avgpool2d": False,  # 1x1 maps
-    "zero_padding2d": False,  # the maps before it, with a border
-    "batchnorm": False,
-    "activation": False,
-    "relu": False,
-    "dropout": False,
-    "add": False,
-    "concatenate": False,
-    "flatten": False,
+    "convolution": True,
+    "pooling": True,
+    "global_pooling": False,  # 1x1 maps
     "dense": False,
+    "merging": False,
+    "normalization": False,
+    "activation": False,
+    "regularization": False,
+    "reshaping": False,  # the maps before it, moved or with a border
 }
 MAPS_CMAP = "viridis"
 TARGET_COLS = 16  # the widest layer's grid: at most this many maps per row
@@ -64,10 +59,10 @@ class ImageInput:
 
 
 def draws_maps(op: str) -> bool:
-    """Whether nodes of `op` have their output drawn (with an image output): MAP_OPS of the
-    layer it stands for."""
-    layer = layer_of(op)
-    return OPS[layer].group == "layer" and MAP_OPS[layer]
+    """Whether nodes of `op` have their output drawn (where it is an image): by the kind of the
+    layer it stands for. Other ops (training graphs') are never drawn."""
+    kind = OPS[layer_of(op)].kind
+    return kind is not None and MAP_KINDS[kind]
 
 
 def map_layers(graph: Graph) -> list[Node]:
