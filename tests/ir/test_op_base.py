@@ -3,11 +3,7 @@ passes' maps (cnnc/ir/fused.py, residual.py), the backends' fused tables and the
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from cnnc.ir.args import Attrs
 from cnnc.ir.fused import BN_FOLD_ARGS, FOLDED_LAYER
-from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, layer_of
 from cnnc.ir.residual import LAYER_OF, RESIDUAL_OF
 
@@ -51,15 +47,3 @@ def test_layer_of_follows_the_chain_to_the_layer():
     assert layer_of("depthwise_conv2d_bn") == "depthwise_conv2d"
     assert layer_of("batchnorm_train_add") == "batchnorm_train"
     assert layer_of("conv2d") == "conv2d"
-
-
-def test_the_tuner_binds_every_fused_op_as_its_layer():
-    from cnnc.tune.space import as_layer
-
-    for name, op in OPS.items():
-        node = Node("n", name, inputs=("x",), attrs=Attrs())
-        want = node if op.base is None else replace(node, op=layer_of(name))
-        assert as_layer(node) == want, name
-    # once missing from the tuner's hand-written inverse of FOLDED_LAYER
-    dw = Node("n", "depthwise_conv2d_bn", inputs=("x",), attrs=Attrs())
-    assert as_layer(dw).op == "depthwise_conv2d"
