@@ -108,8 +108,8 @@ class OpDef:
     # Lowering (frontend/lower.py) builds the other op's node, so the special case costs one row.
     expand: Callable[[Attrs], tuple[str, dict[str, Any]]] | None = None
     # A fused op: the op it computes with more folded in (conv2d_bn: conv2d; conv2d_bn_add:
-    # conv2d_bn). Its backends run that op's implementation and binding around the fold, so
-    # fusion, the tuner, the pictures and the export all read it (`layer_of`), never a list.
+    # conv2d_bn). Its backends run that op's implementation and binding around the fold, and
+    # fusion, the backends' fused tables, the tuner and the pictures read it (`layer_of`).
     base: str | None = None
     # A layer op: what kind of layer it is (LAYER_KINDS). The pictures colour and draw layers by
     # kind (cnnc/viz), so a new layer of a known kind needs nothing there.
