@@ -21,10 +21,14 @@ from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
 from cnnc.frontend.onnx_windows import Window, WindowError, read_window
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
-from cnnc.ir.ops import OPS
+from cnnc.ir.ops import OPS, node_op_names
 
 NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
-KERNEL_LAYERS = ("conv2d", "depthwise_conv2d", "dense")  # take a bias and an activation
+# The layers an import gives a bias (a constant added after them, per output channel) and an
+# activation (one right after them): those with `use_bias` and a fused activation in the op table.
+KERNEL_LAYERS = tuple(
+    name for name in node_op_names("layer")
+    if OPS[name].fuses_activation and any(a.name == "use_bias" for a in OPS[name].args))
 ELU_ALPHA = CNNC_ACTIVATIONS["elu"].constants["alpha"]
 LEAKY_SLOPE = CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]
 RELU6_MAX = CNNC_ACTIVATIONS["relu6"].constants["max_value"]

@@ -64,6 +64,7 @@ def _input_shape(name: str, value: object) -> tuple[int, ...]:
 
 register(OpDef(
     name="input", group="layer", keras_name="InputLayer", aliases=("Input", "InputLayer"),
+    kind="input",
     args=(
         Arg("shape", _input_shape, positional=True, doc="shape without the batch dimension"),
         Arg("dtype", A.choice("float32", "int32"), "float32"),
@@ -157,6 +158,7 @@ CONV_GEOMETRY_ARGS = (
 
 register(OpDef(
     name="conv2d", group="layer", keras_name="Conv2D", aliases=("Conv2D", "conv"),
+    kind="convolution",
     args=(*CONV_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
     arity=(1, 1), infer=_conv_infer, params=_conv_params, flops=_conv_flops, check=_conv_check,
     reduction=_conv_terms, fuses_activation=True,
@@ -224,7 +226,7 @@ DEPTHWISE_GEOMETRY_ARGS = (
 )
 
 register(OpDef(
-    name="depthwise_conv2d", group="layer", keras_name="DepthwiseConv2D",
+    name="depthwise_conv2d", group="layer", kind="convolution", keras_name="DepthwiseConv2D",
     aliases=("DepthwiseConv2D", "depthwise"),
     args=(*DEPTHWISE_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
     arity=(1, 1), infer=_depthwise_infer, params=_depthwise_params, flops=_depthwise_flops,
@@ -264,14 +266,14 @@ POOL_ARGS = (
 
 
 register(OpDef(
-    name="maxpool2d", group="layer", keras_name="MaxPooling2D",
+    name="maxpool2d", group="layer", kind="pooling", keras_name="MaxPooling2D",
     aliases=("MaxPooling2D", "MaxPool2D", "maxpool", "max_pooling2d"),
     args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
     doc="Max over each window; 'same' padding never wins the max.",
 ))
 
 register(OpDef(
-    name="avgpool2d", group="layer", keras_name="AveragePooling2D",
+    name="avgpool2d", group="layer", kind="pooling", keras_name="AveragePooling2D",
     aliases=("AveragePooling2D", "AvgPool2D", "avgpool", "average_pooling2d"),
     args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
     reduction=window_terms,
@@ -304,7 +306,7 @@ def _zero_padding_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 register(OpDef(
-    name="zero_padding2d", group="layer", keras_name="ZeroPadding2D",
+    name="zero_padding2d", group="layer", kind="reshaping", keras_name="ZeroPadding2D",
     aliases=("ZeroPadding2D", "zeropad"),
     args=(Arg("padding", _padding_pairs, ((1, 1), (1, 1)), positional=True),),
     arity=(1, 1), infer=_zero_padding_infer,
@@ -321,6 +323,7 @@ def _gap_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 register(OpDef(
     name="global_avgpool2d", group="layer", keras_name="GlobalAveragePooling2D",
+    kind="global_pooling",
     aliases=("GlobalAveragePooling2D", "GlobalAvgPool2D", "gap", "global_average_pooling2d"),
     args=(Arg("keepdims", A.boolean, False),),
     arity=(1, 1), infer=_gap_infer,
@@ -357,6 +360,7 @@ def _dense_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> 
 
 register(OpDef(
     name="dense", group="layer", keras_name="Dense", aliases=("Dense", "fc", "linear"),
+    kind="dense",
     args=(
         Arg("units", A.positive_int, positional=True),
         ACTIVATION_ARG,
@@ -374,7 +378,7 @@ def _flatten_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 register(OpDef(
-    name="flatten", group="layer", keras_name="Flatten", aliases=("Flatten",),
+    name="flatten", group="layer", kind="reshaping", keras_name="Flatten", aliases=("Flatten",),
     args=(), arity=(1, 1), infer=_flatten_infer,
     doc="Row-major (height, width, channels) to one axis; free on NHWC data.",
 ))
@@ -389,6 +393,7 @@ def _same_shape(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 register(OpDef(
     name="dropout", group="layer", keras_name="Dropout", aliases=("Dropout",),
+    kind="regularization",
     args=(
         Arg("rate", A.unit_interval, positional=True),
         Arg("seed", A.optional_int, None, doc="mask seed; derived from the training seed if unset"),
@@ -426,7 +431,7 @@ BN_NORMALISE_ARGS = (
 )
 
 register(OpDef(
-    name="batchnorm", group="layer", keras_name="BatchNormalization",
+    name="batchnorm", group="layer", kind="normalization", keras_name="BatchNormalization",
     aliases=("BatchNormalization", "BatchNorm", "bn", "batch_normalization"),
     args=(Arg("axis", A.integer, -1), Arg("momentum", A.unit_interval, 0.99),
           *BN_NORMALISE_ARGS),
@@ -439,6 +444,7 @@ register(OpDef(
 
 register(OpDef(
     name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
+    kind="activation",
     args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),),
     arity=(1, 1), infer=_same_shape,
     flops=lambda attrs, shapes, out: _activation_flops(attrs, out),
@@ -463,7 +469,7 @@ RELU_ARGS = (
 )
 
 register(OpDef(
-    name="relu", group="layer", keras_name="ReLU", aliases=("ReLU",),
+    name="relu", group="layer", kind="activation", keras_name="ReLU", aliases=("ReLU",),
     args=RELU_ARGS, arity=(1, 1), infer=_same_shape, check=_relu_check,
     flops=lambda attrs, shapes, out: 2 * _numel(out),
     doc="Keras' ReLU: max_value where x >= max_value, x where threshold <= x < max_value, "
@@ -472,6 +478,7 @@ register(OpDef(
 
 register(OpDef(
     name="leaky_relu", group="layer", keras_name="LeakyReLU", aliases=("LeakyReLU",),
+    kind="activation",
     args=(Arg("negative_slope", A.non_negative_real, 0.2, positional=True),),
     arity=(1, 1), infer=_same_shape,
     expand=lambda attrs: ("relu", {"negative_slope": attrs["negative_slope"]}),
@@ -492,7 +499,7 @@ def _add_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 register(OpDef(
-    name="add", group="layer", keras_name="Add", aliases=("Add",),
+    name="add", group="layer", kind="merging", keras_name="Add", aliases=("Add",),
     args=(), arity=(2, None), infer=_add_infer,
     flops=lambda attrs, shapes, out: _numel(out) * (len(shapes) - 1),
     reduction=lambda attrs, shapes: len(shapes),
@@ -516,7 +523,7 @@ def _concat_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 register(OpDef(
-    name="concatenate", group="layer", keras_name="Concatenate",
+    name="concatenate", group="layer", kind="merging", keras_name="Concatenate",
     aliases=("Concatenate", "concat"),
     args=(Arg("axis", A.integer, -1),), arity=(2, None), infer=_concat_infer,
     doc="Join inputs along an axis (default: channels).",

@@ -107,6 +107,13 @@ class OpDef:
     # A layer that is a special case of another op: attrs -> (that op's name, its attributes).
     # Lowering (frontend/lower.py) builds the other op's node, so the special case costs one row.
     expand: Callable[[Attrs], tuple[str, dict[str, Any]]] | None = None
+    # A fused op: the op it computes with more folded in (conv2d_bn: conv2d; conv2d_bn_add:
+    # conv2d_bn). Its backends run that op's implementation and binding around the fold, and
+    # fusion, the backends' fused tables, the tuner and the pictures read it (`layer_of`).
+    base: str | None = None
+    # A layer op: what kind of layer it is (LAYER_KINDS). The pictures colour and draw layers by
+    # kind (cnnc/viz), so a new layer of a known kind needs nothing there.
+    kind: str | None = None
     doc: str = ""
 
     def check_attrs(self, given: dict[str, Any]) -> Attrs:
@@ -118,10 +125,28 @@ class OpDef:
 
 OPS: dict[str, OpDef] = {}
 
+# The kinds of layer (Keras' grouping of its layers, global pooling apart: it leaves no image).
+LAYER_KINDS: dict[str, str] = {
+    "input": "the data fed at run time",
+    "convolution": "a product over sliding windows: each output channel is a feature map",
+    "pooling": "a reduction over windows of each channel, an image again",
+    "global_pooling": "a reduction over each whole channel",
+    "dense": "a matrix product over the last axis",
+    "merging": "several inputs joined into one",
+    "normalization": "a per-channel affine normalisation",
+    "activation": "an element-wise (or row-wise) function",
+    "regularization": "training-time noise, the identity at inference",
+    "reshaping": "values moved or padded without arithmetic",
+}
+
 
 def register(op: OpDef) -> OpDef:
     if op.name in OPS:
         raise ValueError(f"op {op.name!r} defined twice")
+    if (op.group == "layer") != (op.kind is not None) or (
+            op.kind is not None and op.kind not in LAYER_KINDS):
+        raise ValueError(f"op {op.name!r}: a layer op has a kind from LAYER_KINDS "
+                         f"({', '.join(LAYER_KINDS)}), and no other op has one; got {op.kind!r}")
     OPS[op.name] = op
     return op
 
@@ -134,6 +159,14 @@ def node_op_names(group: str | None = None) -> list[str]:
     """The ops a graph node can have: all but layers that lowering expands into another op.
     Every backend and rule table covers these."""
     return [n for n in op_names(group) if OPS[n].expand is None]
+
+
+def layer_of(name: str) -> str:
+    """The op a fused op stands for: its `base`, followed to an op that has none (conv2d_bn_add:
+    conv2d). Any other op stands for itself."""
+    while (base := OPS[name].base) is not None:
+        name = base
+    return name
 
 
 def lookup_layer(name: str) -> OpDef | None:

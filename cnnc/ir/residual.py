@@ -27,12 +27,9 @@ from cnnc.ir.layers import ACTIVATION_ARG, BN_NORMALISE_ARGS
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register, row_terms
 from cnnc.ir.shapes import Shape, numel, shape_str
 
-RESIDUAL_OF = {"conv2d": "conv2d_add", "conv2d_bn": "conv2d_bn_add", "dense": "dense_add",
-               "dense_bn": "dense_bn_add"}
-"""The residual op each layer (or folded layer) becomes with the add after it."""
-
-LAYER_OF = {residual: layer for layer, residual in RESIDUAL_OF.items()}
-"""The layer op a residual op adds to (its inputs but the last, same arguments)."""
+RESIDUAL_OF: dict[str, str] = {}
+"""The residual op each layer (or folded layer) becomes with the add after it (registered
+below; each residual op's `base` is its layer)."""
 
 
 def _residual_op(layer: str) -> OpDef:
@@ -60,15 +57,19 @@ def _residual_op(layer: str) -> OpDef:
         return base.reduction(attrs, shapes[:1]) + 1
 
     return OpDef(
-        name=RESIDUAL_OF[layer], group="fused", args=base.args, arity=(2, 2), infer=infer,
+        name=f"{layer}_add", group="fused", args=base.args, arity=(2, 2), infer=infer,
         params=params, flops=flops, check=check, reduction=reduction, fuses_activation=True,
+        base=layer,
         doc=f"{layer} plus a residual tensor of its output's shape (the add after it), then "
             "the activation, as one node.",
     )
 
 
-for _layer in RESIDUAL_OF:
-    register(_residual_op(_layer))
+for _layer in ("conv2d", "conv2d_bn", "dense", "dense_bn"):
+    RESIDUAL_OF[_layer] = register(_residual_op(_layer)).name
+
+LAYER_OF = {residual: OPS[residual].base for residual in RESIDUAL_OF.values()}
+"""The layer op a residual op adds to (its inputs but the last, same arguments)."""
 
 
 def _check_elementwise(attrs: Attrs) -> None:
@@ -89,7 +90,7 @@ def _bn_residual_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 register(OpDef(
     name="batchnorm_train_add", group="fused", args=(*BN_NORMALISE_ARGS, ACTIVATION_ARG),
     arity=(3, 5), infer=_bn_residual_infer, check=_check_elementwise, reduction=row_terms(0),
-    fuses_activation=True,
+    fuses_activation=True, base="batchnorm_train",
     doc="activation(batchnorm_train(x, stats[, gamma][, beta]) + other) in training graphs. "
         "Inputs (x, stats, other[, gamma][, beta]).",
 ))

@@ -32,7 +32,7 @@ from cnnc.backends.opencl.strided_grad import phases_apply
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
 from cnnc.ir.graph import Node
-from cnnc.ir.residual import LAYER_OF
+from cnnc.ir.ops import layer_of
 
 Variant = dict[str, Any]
 
@@ -46,18 +46,13 @@ TUNABLE_OPS = (
     "dense_grad_kernel",
 )
 
-# Inference ops that fold a batch norm into their layer (cnnc/ir/fused.py): bind_fused.py runs
-# the layer's own binding under the fused node's name, so they are tuned as that layer.
-FUSED_LAYERS = {"conv2d_bn": "conv2d", "dense_bn": "dense"}
-# Residual ops (cnnc/ir/residual.py) run their layer's binding too, adding the residual as
-# it stores.
-FUSED_LAYERS |= {op: FUSED_LAYERS.get(layer, layer) for op, layer in LAYER_OF.items()}
-
 
 def as_layer(node: Node) -> Node:
-    """The node as its launches are bound: a fused node as its layer, others as they are."""
-    layer = FUSED_LAYERS.get(node.op)
-    return node if layer is None else replace(node, op=layer)
+    """The node as its launches are bound: a fused node (cnnc/ir/fused.py, residual.py) as the
+    layer its op stands for (bind_fused.py and bind_residual.py run that layer's binding under
+    the fused node's name), others as they are."""
+    layer = layer_of(node.op)
+    return node if layer == node.op else replace(node, op=layer)
 
 
 # Every key a variant may hold, with what its value may be: the cache (cache.py) refuses any

@@ -20,13 +20,28 @@ from cnnc.ir.printer import format_shape
 
 DOT_TIMEOUT_S = 60
 
-# Box colours by kind of layer, so the eye finds the convolutions and the merges.
-FILL = {
-    "input": "#e0e0e0", "conv2d": "#cfe2f3", "depthwise_conv2d": "#cfe2f3",
-    "maxpool2d": "#d9ead3", "avgpool2d": "#d9ead3", "global_avgpool2d": "#d9ead3",
-    "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc",
-}
 DEFAULT_FILL = "#ffffff"
+# Box colours by kind of layer (cnnc/ir/ops.py LAYER_KINDS), so the eye finds the convolutions
+# and the merges: an entry for every kind (tests/viz/test_viz_tables.py holds it to the table).
+# The diagram draws layer graphs; another op (a fused one, in an inference graph) is plain.
+FILL: dict[str, str] = {
+    "input": "#e0e0e0",
+    "convolution": "#cfe2f3",
+    "pooling": "#d9ead3",
+    "global_pooling": "#d9ead3",
+    "dense": "#fce5cd",
+    "merging": "#fff2cc",
+    "normalization": DEFAULT_FILL,
+    "activation": DEFAULT_FILL,
+    "regularization": DEFAULT_FILL,
+    "reshaping": DEFAULT_FILL,
+}
+
+
+def fill_of(node: Node) -> str:
+    """The node's box colour: its kind's, or plain for an op that is not a layer."""
+    kind = node.opdef.kind
+    return DEFAULT_FILL if kind is None else FILL[kind]
 
 
 class GraphvizMissing(CnncError):
@@ -65,7 +80,7 @@ def to_dot(graph: Graph) -> str:
         '  edge [color="#555555", arrowsize=0.7];',
     ]
     for node in graph.nodes:
-        fill = FILL.get(node.op, DEFAULT_FILL)
+        fill = fill_of(node)
         lines.append(f'  {_quote(node.name)} [label={_label(graph, node)}, '
                      f'fillcolor="{fill}"];')
     for node in graph.nodes:

@@ -18,17 +18,29 @@ import numpy as np
 from cnnc.errors import CnncError, InputError
 from cnnc.inputs import input_feeds
 from cnnc.ir.graph import Graph, Node
+from cnnc.ir.ops import OPS, layer_of
 from cnnc.viz.canvas import DPI, new_figure
 from cnnc.viz.grid import Grid, grid_shape, mosaic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-# conv2d_bn, depthwise_conv2d_bn: a convolution with the batch norm after it folded in
-# (cnnc/passes/fold_batchnorm.py): its map is the batch norm's (and fused activation's) output.
-# conv2d_add, conv2d_bn_add: a residual block's join (passes/fuse_residual.py), the block's output.
-MAP_OPS = ("conv2d", "depthwise_conv2d", "conv2d_bn", "depthwise_conv2d_bn", "conv2d_add",
-           "conv2d_bn_add", "maxpool2d", "avgpool2d")
+# Whether a kind of layer (cnnc/ir/ops.py LAYER_KINDS) has its output drawn, for every kind
+# (tests/viz/test_viz_tables.py holds it to the table): convolutions and pooling, whose outputs
+# are images. A fused op is drawn as the layer it stands for (`layer_of`): conv2d_bn's map is
+# its batch norm's (and fused activation's) output, conv2d_add's the residual block's join.
+MAP_KINDS: dict[str, bool] = {
+    "input": False,  # drawn first, as the image itself
+    "convolution": True,
+    "pooling": True,
+    "global_pooling": False,  # 1x1 maps
+    "dense": False,
+    "merging": False,
+    "normalization": False,
+    "activation": False,
+    "regularization": False,
+    "reshaping": False,  # the maps before it, moved or with a border
+}
 MAPS_CMAP = "viridis"
 TARGET_COLS = 16  # the widest layer's grid: at most this many maps per row
 WIDTH_PX = 1200  # about how wide the grids are drawn
@@ -46,9 +58,16 @@ class ImageInput:
     notes: tuple[str, ...] = ()  # things a user should know (an inverted photo)
 
 
+def draws_maps(op: str) -> bool:
+    """Whether nodes of `op` have their output drawn (where it is an image): by the kind of the
+    layer it stands for. Other ops (training graphs') are never drawn."""
+    kind = OPS[layer_of(op)].kind
+    return kind is not None and MAP_KINDS[kind]
+
+
 def map_layers(graph: Graph) -> list[Node]:
     """The nodes whose output is drawn: convolutions and pooling with an image output."""
-    return [n for n in graph.nodes if n.op in MAP_OPS and n.shape is not None
+    return [n for n in graph.nodes if draws_maps(n.op) and n.shape is not None
             and len(n.shape) == 4]
 
 

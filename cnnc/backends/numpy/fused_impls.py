@@ -1,5 +1,5 @@
 """NumPy implementations of the fused ops (cnnc/ir/fused.py), keyed by op name: the reference
-for the folded batch norm (the fold, then the layer's own implementation)."""
+for the folded batch norm (the fold, then the implementation of the op's `base` layer)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from cnnc.backends.numpy.call import Call, Impl
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
+from cnnc.ir.fused import FOLDED_LAYER
 
 
 def fold_batchnorm(
@@ -41,8 +42,4 @@ def _folded(layer: str) -> Impl:
     return impl
 
 
-FUSED_IMPLS: dict[str, Impl] = {
-    "conv2d_bn": _folded("conv2d"),
-    "depthwise_conv2d_bn": _folded("depthwise_conv2d"),
-    "dense_bn": _folded("dense"),
-}
+FUSED_IMPLS: dict[str, Impl] = {op: _folded(layer) for layer, op in FOLDED_LAYER.items()}

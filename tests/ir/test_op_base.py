@@ -1,0 +1,49 @@
+"""The layer a fused op stands for is one field, `OpDef.base` (cnnc/ir/ops.py): the fusion
+passes' maps (cnnc/ir/fused.py, residual.py), the backends' fused tables and the tuner read it."""
+
+from __future__ import annotations
+
+from cnnc.ir.fused import BN_FOLD_ARGS, FOLDED_LAYER
+from cnnc.ir.ops import OPS, layer_of
+from cnnc.ir.residual import LAYER_OF, RESIDUAL_OF
+
+
+def test_every_fused_op_names_the_op_it_stands_for_and_no_other_op_does():
+    for op in OPS.values():
+        if op.group == "fused":
+            assert op.base in OPS and op.base != op.name, op.name
+            assert OPS[layer_of(op.name)].base is None
+            assert OPS[layer_of(op.name)].group in ("layer", "gradient"), op.name
+        else:
+            assert op.base is None, op.name
+            assert layer_of(op.name) == op.name
+
+
+def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
+    assert {OPS[op].base: op for op in FOLDED_LAYER.values()} == FOLDED_LAYER
+    assert LAYER_OF == {op: OPS[op].base for op in RESIDUAL_OF.values()}
+    assert RESIDUAL_OF == {layer: op for op, layer in LAYER_OF.items()}
+    fused = {n for n, op in OPS.items() if op.group == "fused"}
+    # batchnorm_train_add: training graphs' fusion (passes/fuse_training.py), its own binding
+    assert fused == set(FOLDED_LAYER.values()) | set(LAYER_OF) | {"batchnorm_train_add"}
+    assert OPS["batchnorm_train_add"].base == "batchnorm_train"
+
+
+def test_folded_ops_are_their_layer_with_the_batch_norms_arguments():
+    for layer, folded in FOLDED_LAYER.items():
+        assert OPS[folded].args == (*OPS[layer].args, *BN_FOLD_ARGS)
+        assert OPS[folded].infer is OPS[layer].infer and OPS[folded].flops is OPS[layer].flops
+
+
+def test_residual_ops_have_their_layers_arguments():
+    for residual, layer in LAYER_OF.items():
+        assert OPS[residual].args == OPS[layer].args
+        assert layer_of(residual) == layer_of(layer)
+
+
+def test_layer_of_follows_the_chain_to_the_layer():
+    assert layer_of("conv2d_bn_add") == "conv2d"
+    assert layer_of("dense_bn_add") == "dense"
+    assert layer_of("depthwise_conv2d_bn") == "depthwise_conv2d"
+    assert layer_of("batchnorm_train_add") == "batchnorm_train"
+    assert layer_of("conv2d") == "conv2d"
