@@ -158,8 +158,8 @@ def check_recorded_step(device: Any) -> str | None:
 
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.backends.step_figures import Record, host_figures
-    from cnnc.initializers import initial_values
     from cnnc.crosscheck import random_feeds
+    from cnnc.initializers import initial_values
 
     graph = next(g for what, g in graphs() if what.startswith("training"))
     loss, prediction = graph.outputs

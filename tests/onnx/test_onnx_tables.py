@@ -18,12 +18,11 @@ from onnx_helpers import RTOL, ort_outputs, relative_error
 import cnnc
 from cnnc.backends.numpy.fused_impls import fold_batchnorm
 from cnnc.export.onnx_export import EXPORTERS
-from cnnc.frontend.spec import load_spec
 from cnnc.frontend.onnx_ops import KERNEL_LAYERS
+from cnnc.frontend.spec import load_spec
 from cnnc.ir.fused import FOLDED_LAYER
 from cnnc.ir.ops import OPS, node_op_names
 from cnnc.passes.pipeline import inference_graph
-
 
 
 def _op_cases():

@@ -12,7 +12,6 @@ relative to the output's scale), times `winograd_error_factor(m)`, with a margin
 from __future__ import annotations
 
 import math
-
 from dataclasses import replace
 from pathlib import Path
 
