@@ -27,6 +27,7 @@ from cnnc.frontend.onnx_file import require_onnx
 from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
+from cnnc.ir.activations import parameters
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -216,23 +217,6 @@ def _depthwise_conv2d(ex: Exporter, node: Node) -> None:
                        dilations=list(a["dilation_rate"]), group=channels, pads=pads)
 
 
-def _relu(ex: Exporter, node: Node) -> None:
-    """Keras' ReLU layer as Relu, LeakyRelu or Clip(0, max); the metadata keeps it a layer."""
-    a = node.attrs
-    src, out = ex.value(node.inputs[0]), ex.out(node)
-    if a["threshold"] != 0.0 or (a["negative_slope"] and a["max_value"] is not None):
-        raise ExportError(f"{node.name}: a relu with a threshold, or with both a slope and a "
-                          "cap, has no ONNX export yet")
-    ex.note(node.name, "op", "relu")
-    if a["max_value"] is not None:
-        ex.clip(src.name, out, node.name, a["max_value"])
-    elif a["negative_slope"]:
-        ex.add("LeakyRelu", [src.name], [out], node.name, alpha=a["negative_slope"])
-    else:
-        ex.add("Relu", [src.name], [out], node.name)
-    ex.values[node.name] = Value(out, src.order)
-
-
 def _dense(ex: Exporter, node: Node) -> None:
     x = node.inputs[0]
     if ex.rank(x) != 2:
@@ -356,9 +340,30 @@ def _batchnorm(ex: Exporter, node: Node) -> None:
 
 def _activation(ex: Exporter, node: Node) -> None:
     src = ex.value(node.inputs[0])
-    ex.activation(node, node.attrs["activation"], src.name, ex.out(node),
-                  ex.rank(node.name), node.name)
+    if parameters(node.attrs):
+        _relu_with_parameters(ex, node, src.name)
+    else:
+        ex.activation(node, node.attrs["activation"], src.name, ex.out(node),
+                      ex.rank(node.name), node.name)
     ex.values[node.name] = Value(ex.out(node), src.order)
+
+
+def _relu_with_parameters(ex: Exporter, node: Node, src: str) -> None:
+    """Keras' ReLU with one argument as Clip(0, max), LeakyRelu or ThresholdedRelu; the metadata
+    says it had parameters (`op: relu`, as the export of the former relu layer said), so that
+    the import does not make ReLU(max_value=6) the relu6 activation."""
+    given = parameters(node.attrs)
+    if len(given) > 1:
+        raise ExportError(f"{node.name}: a relu with more than one of max_value, negative_slope "
+                          f"and threshold ({', '.join(sorted(given))}) has no ONNX export yet")
+    ex.note(node.name, "op", "relu")
+    out = ex.out(node)
+    if "max_value" in given:
+        ex.clip(src, out, node.name, given["max_value"])
+    elif "negative_slope" in given:
+        ex.add("LeakyRelu", [src], [out], node.name, alpha=given["negative_slope"])
+    else:
+        ex.add("ThresholdedRelu", [src], [out], node.name, alpha=given["threshold"])
 
 
 def _add(ex: Exporter, node: Node) -> None:
@@ -394,7 +399,6 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "dropout": _dropout,
     "batchnorm": _batchnorm,
     "activation": _activation,
-    "relu": _relu,
     "add": _add,
     "concatenate": _concatenate,
 }

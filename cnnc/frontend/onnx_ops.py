@@ -26,11 +26,6 @@ from cnnc.ir.ops import OPS
 NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
 KERNEL_LAYERS = ("conv2d", "depthwise_conv2d", "dense")  # take a bias and an activation
 ELU_ALPHA = CNNC_ACTIVATIONS["elu"].constants["alpha"]
-LEAKY_SLOPE = CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]
-RELU6_MAX = CNNC_ACTIVATIONS["relu6"].constants["max_value"]
-# The activations that are also a `relu` layer, with its arguments (Keras' ReLU layer).
-AS_RELU_LAYER = {"relu": {}, "relu6": {"max_value": RELU6_MAX},
-                 "leaky_relu": {"negative_slope": LEAKY_SLOPE}}
 PAD_OP = "zero_padding2d"  # Keras ZeroPadding2D, when cnnc has it
 
 
@@ -399,13 +394,15 @@ def _elu(cx: Context, node: OnnxNode, x: Tensor) -> str:
     return "elu"
 
 
-def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
+def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
     alpha = node.attrs.get("alpha", 0.01)
-    if isclose(alpha, LEAKY_SLOPE, rel_tol=1e-6):
-        return "leaky_relu"
     if alpha < 0:
         raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's relu takes a slope >= 0")
     return {"negative_slope": float32_value(alpha)}
+
+
+def _thresholded_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
+    return {"threshold": float32_value(node.attrs.get("alpha", 1.0))}
 
 
 def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
@@ -416,40 +413,55 @@ def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
             np.inf if hi is None else float(hi.reshape(-1)[0]))
 
 
-def _clip(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
+def _clip(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
     lo, hi = _clip_bounds(cx, node)
     if lo == 0.0 and hi == np.inf:
-        return "relu"
-    if lo == 0.0 and hi == RELU6_MAX:
-        return "relu6"
+        return {}
     if lo == 0.0 and 0.0 < hi < np.inf:
         return {"max_value": float32_value(hi)}  # Keras' ReLU(max_value=hi)
     raise Unsupported(f"min={lo}, max={hi}: cnnc lowers Clip(0, max) only (a capped relu)")
 
 
 # ONNX elementwise op -> what cnnc computes it with, given the node and its input: an
-# activation name (fused into the layer before it, or an `activation` layer), or the arguments
-# of a `relu` layer (Keras' ReLU) for what no activation name says.
+# activation name, or for the ReLU family the arguments of Keras' ReLU (the relu activation's
+# parameters), which become a name of the table where one says exactly that (`_relu_as`).
 ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
-    "Relu": lambda cx, node, x: "relu",
+    "Relu": lambda cx, node, x: {},
     "Sigmoid": lambda cx, node, x: "sigmoid",
     "Tanh": lambda cx, node, x: "tanh",
     "Elu": _elu,
     "LeakyRelu": _leaky_relu,
+    "ThresholdedRelu": _thresholded_relu,
     "Clip": _clip,
     "Softmax": _softmax,
 }
+
+
+def _relu_as(params: dict[str, float], parameterised: bool) -> str | dict[str, float]:
+    """Keras' ReLU with these arguments as the activation of the table that it equals (relu,
+    relu6, leaky_relu), which then may join the layer before it; left with its parameters when
+    the metadata says cnnc's export wrote a relu with parameters (`op: relu`, as its export of
+    a ReLU layer did), or when no name says it."""
+    if not params:
+        return "relu"
+    if not parameterised:
+        for act in CNNC_ACTIVATIONS.values():
+            if act.relu is not None and act.relu.keys() == params.keys() and all(
+                    isclose(params[k], v, rel_tol=1e-6) for k, v in act.relu.items()):
+                return act.name
+    return params
 
 
 def _activation(cx: Context, node: OnnxNode) -> None:
     x = cx.tensor(node, 0)
     name = ACTIVATIONS[node.op](cx, node, x)
     hint = _hint(node)
-    if isinstance(name, str) and cx.layer_arg(hint, "op") == "relu" and name in AS_RELU_LAYER:
-        name = dict(AS_RELU_LAYER[name])  # cnnc's export of a relu layer
     if isinstance(name, dict):
-        layer = cx.layer(node, "relu", [x], name, hint=hint)
-        cx.define(node, Tensor(layer, x.perm, x.order, not name.get("negative_slope")))
+        name = _relu_as(name, cx.layer_arg(hint, "op") == "relu")
+    if isinstance(name, dict):
+        layer = cx.layer(node, "activation", [x], {"activation": "relu", **name}, hint=hint)
+        nonneg = not name.get("negative_slope") and name.get("threshold", 0.0) >= 0.0
+        cx.define(node, Tensor(layer, x.perm, x.order, nonneg))
         return
     producer = x.layer
     nonneg = name in NONNEGATIVE
@@ -664,6 +676,7 @@ RULES: dict[str, Rule] = {
     "Tanh": Rule(_activation),
     "Elu": Rule(_activation, ("alpha",)),
     "LeakyRelu": Rule(_activation, ("alpha",)),
+    "ThresholdedRelu": Rule(_activation, ("alpha",)),
     "Clip": Rule(_activation, ("min", "max")),
     "Softmax": Rule(_activation, ("axis",)),
     "BatchNormalization": Rule(_batchnorm, ("epsilon", "momentum", "spatial", "training_mode",

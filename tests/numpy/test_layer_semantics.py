@@ -253,12 +253,29 @@ def test_relu__keras_threshold_cap_and_slope():
         np.testing.assert_array_equal(forward(g, x)[0], want, err_msg=str(attrs))
 
 
+def test_activation__relu_takes_keras_relu_arguments():
+    x = np.array([[-2.0, -0.5, 0.0, 0.5, 1.0, 2.0, 7.0]])
+    g = chain((7,), ("activation", {"activation": "relu", "threshold": 0.5, "max_value": 1.5}))
+    np.testing.assert_array_equal(forward(g, x)[0], [0, 0, 0, 0, 1, 1.5, 1.5])
+
+
 def test_leaky_relu__is_relu_with_a_negative_slope():
     g = chain((3,), ("leaky_relu", 0.1))
-    assert g.node(g.outputs[0]).op == "relu"
+    node = g.node(g.outputs[0])
+    assert node.op == "activation" and node.attrs["activation"] == "relu"
+    assert node.attrs["negative_slope"] == 0.1
     np.testing.assert_allclose(forward(g, [[-2.0, 0.0, 3.0]])[0], [-0.2, 0, 3], rtol=1e-15)
     default = chain((1,), ("leaky_relu",))
     assert default.node(default.outputs[0]).attrs["negative_slope"] == 0.2  # Keras 3
+
+
+def test_thresholded_relu__is_relu_with_a_threshold():
+    g = chain((4,), ("thresholded_relu", 0.5))
+    node = g.node(g.outputs[0])
+    assert node.op == "activation" and node.attrs["threshold"] == 0.5
+    np.testing.assert_array_equal(forward(g, [[-1.0, 0.5, 0.75, 3.0]])[0], [0, 0, 0.75, 3])
+    default = chain((1,), ("ThresholdedReLU",))
+    assert default.node(default.outputs[0]).attrs["threshold"] == 1.0  # Keras 2's theta
 
 
 def test_activation__relu6_caps_at_six():

@@ -226,11 +226,13 @@ def test_fusions_give_keras_like_layers(tmp_path):
     assert g.node("gap").attrs["keepdims"] is False
 
 
-def test_relu_family_maps_to_activations_and_relu_layers(tmp_path):
+def test_relu_family_maps_to_activations_and_relu_with_parameters(tmp_path):
     g = cnnc.load_spec(save(CASES["relu6_leaky_and_capped_relu"].model(), tmp_path / "r.onnx"))
     assert g.node("conv").attrs["activation"] == "relu6"  # Clip(0, 6) joins the conv
-    assert g.node("leaky").op == "relu" and g.node("leaky").attrs["negative_slope"] == 0.1
-    assert g.node("capped").op == "relu" and g.node("capped").attrs["max_value"] == 0.5
+    leaky, capped = g.node("leaky"), g.node("capped")
+    assert leaky.op == capped.op == "activation"
+    assert leaky.attrs["activation"] == capped.attrs["activation"] == "relu"
+    assert leaky.attrs["negative_slope"] == 0.1 and capped.attrs["max_value"] == 0.5
 
 
 def _refused(tmp_path, model, *needles):

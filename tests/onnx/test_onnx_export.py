@@ -77,7 +77,8 @@ def test_round_trip_gives_an_equal_graph_and_equal_outputs(spec, layout, tmp_pat
 
 # Every layer form ONNX cannot state by itself (and the metadata keeps): explicit strides equal
 # to the pool size, 'same' on a window needing no padding, batch norm without gamma or beta, a
-# channel axis written 3, relu layers, a dropout seed; plus zero padding and a relu6 activation.
+# channel axis written 3, relus with parameters (relu6's and leaky_relu's too), a dropout seed;
+# plus zero padding and a relu6 activation.
 EVERY_FORM = """
 network every_form
 input 9x10x3
@@ -92,6 +93,9 @@ cat: concatenate(bn, bn2) axis=3
 ReLU max_value=2.5
 LeakyReLU 0.3
 ReLU
+ReLU max_value=6
+LeakyReLU 0.2
+ThresholdedReLU 0.1
 avgpool2d 2 strides=1 same
 depthwise_conv2d 2 depth_multiplier=2 elu
 flatten
@@ -117,9 +121,9 @@ def test_round_trip_of_every_layer_form(layout, tmp_path):
     assert relative_error(model.predict(x), want) <= RTOL
 
 
-def test_a_relu_with_a_threshold_is_refused_by_name(tmp_path):
-    graph = cnnc.load_spec("input 4x4x1\nflatten\nt: ReLU threshold=0.5\n")
-    with pytest.raises(CnncError, match="t: a relu with a threshold"):
+def test_a_relu_with_two_parameters_is_refused_by_name(tmp_path):
+    graph = cnnc.load_spec("input 4x4x1\nflatten\nt: ReLU threshold=0.5 negative_slope=0.1\n")
+    with pytest.raises(CnncError, match="t: a relu with more than one of"):
         cnnc.compile(graph).export_onnx(str(tmp_path / "m.onnx"))
 
 
