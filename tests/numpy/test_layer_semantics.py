@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from cnnc.ir.activations import ACTIVATIONS
 from cnnc.ir.ops import op_names
 from cnnc.testing.nets import chain, run, single_op
 
@@ -149,10 +150,13 @@ def test_batchnorm__without_center_or_scale():
     np.testing.assert_allclose(forward(g, [[3.0]], w), [[2.0 / math.sqrt(2.0)]])
 
 
+# Hand-computed at x = -1, 0, 2, one row per activation of the table (a new one too: see
+# test_activation__every_one_has_a_hand_computed_case).
 ACTIVATION_CASES = {
     "linear": [-1.0, 0.0, 2.0],
     "relu": [0.0, 0.0, 2.0],
     "leaky_relu": [-0.2, 0.0, 2.0],
+    "relu6": [0.0, 0.0, 2.0],
     "elu": [math.exp(-1) - 1, 0.0, 2.0],
     "sigmoid": [1 / (1 + math.e), 0.5, 1 / (1 + math.exp(-2))],
     "tanh": [math.tanh(-1), 0.0, math.tanh(2)],
@@ -167,6 +171,11 @@ def test_activation__each_function(act):
     g = chain((3,), ("activation", act))
     np.testing.assert_allclose(forward(g, [[-1.0, 0.0, 2.0]]), [ACTIVATION_CASES[act]],
                                rtol=1e-14, atol=1e-300)
+
+
+def test_activation__every_one_has_a_hand_computed_case():
+    missing = sorted(set(ACTIVATIONS) - set(ACTIVATION_CASES))
+    assert not missing, f"activations without a hand-computed case: {missing}"
 
 
 def test_activation__softmax_over_the_last_axis_only():
