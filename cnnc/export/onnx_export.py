@@ -111,24 +111,34 @@ class Exporter:
 
     def activation(self, node: Node, act: str, src: str, dst: str, rank: int,
                    name: str) -> None:
-        """The ONNX node computing cnnc activation `act` from src into dst."""
+        """The ONNX node computing cnnc activation `act` from src into dst: the ONNX operator
+        its row of the activations table names, with its constants, or for a ReLU the Keras
+        ReLU it equals (relu6: Clip(0, 6))."""
+        row = CNNC_ACTIVATIONS[act]
         if act == "linear":
             self.add("Identity", [src], [dst], name)
         elif act == "softmax":
             self.add("Softmax", [src], [dst], name, axis=1 if rank == 4 else -1)
-        elif act == "relu6":
-            self.clip(src, dst, name, CNNC_ACTIVATIONS["relu6"].constants["max_value"])
-        elif act in ACTIVATION_OPS:
-            op, attrs = ACTIVATION_OPS[act]
-            self.add(op, [src], [dst], name, **attrs)
+        elif row.relu is not None:
+            self.keras_relu(src, dst, name, row.relu)
+        elif row.onnx is not None:
+            self.add(row.onnx, [src], [dst], name, **row.constants)
         else:
             raise ExportError(f"{node.name}: activation '{act}' has no ONNX export yet")
 
-    def clip(self, src: str, dst: str, name: str, high: float) -> None:
-        """Clip(0, high): relu6, and Keras' ReLU(max_value=high)."""
-        low = self.weight(f"{name}/min", np.array(0.0))
-        high_name = self.weight(f"{name}/max", np.array(high))
-        self.add("Clip", [src, low, high_name], [dst], name)
+    def keras_relu(self, src: str, dst: str, name: str, given: Mapping[str, float]) -> None:
+        """Keras' ReLU with at most one argument off its default: Relu, Clip(0, max_value),
+        LeakyRelu or ThresholdedRelu."""
+        if not given:
+            self.add("Relu", [src], [dst], name)
+        elif "max_value" in given:
+            low = self.weight(f"{name}/min", np.array(0.0))
+            high = self.weight(f"{name}/max", np.array(given["max_value"]))
+            self.add("Clip", [src, low, high], [dst], name)
+        elif "negative_slope" in given:
+            self.add("LeakyRelu", [src], [dst], name, alpha=given["negative_slope"])
+        else:
+            self.add("ThresholdedRelu", [src], [dst], name, alpha=given["threshold"])
 
     def with_activation(self, node: Node, op: str, inputs: list[str], **attrs: Any) -> None:
         """A conv/dense node, then its fused activation as a node named '<layer>/<act>'."""
@@ -141,16 +151,6 @@ class Exporter:
             self.activation(node, act, f"{node.name}/preact", out, self.rank(node.name),
                             f"{node.name}/{act}")
         self.values[self.folded_into.get(node.name, node.name)] = Value(out)
-
-
-# cnnc activation -> ONNX op and attributes (softmax, relu6 and linear are written above).
-ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]]] = {
-    "relu": ("Relu", {}),
-    "sigmoid": ("Sigmoid", {}),
-    "tanh": ("Tanh", {}),
-    "elu": ("Elu", {"alpha": CNNC_ACTIVATIONS["elu"].constants["alpha"]}),
-    "leaky_relu": ("LeakyRelu", {"alpha": CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]}),
-}
 
 
 def _window_pads(node: Node, in_shape: tuple, kernel: tuple[int, int],
@@ -357,13 +357,7 @@ def _relu_with_parameters(ex: Exporter, node: Node, src: str) -> None:
         raise ExportError(f"{node.name}: a relu with more than one of max_value, negative_slope "
                           f"and threshold ({', '.join(sorted(given))}) has no ONNX export yet")
     ex.note(node.name, "op", "relu")
-    out = ex.out(node)
-    if "max_value" in given:
-        ex.clip(src, out, node.name, given["max_value"])
-    elif "negative_slope" in given:
-        ex.add("LeakyRelu", [src], [out], node.name, alpha=given["negative_slope"])
-    else:
-        ex.add("ThresholdedRelu", [src], [out], node.name, alpha=given["threshold"])
+    ex.keras_relu(src, ex.out(node), node.name, given)
 
 
 def _add(ex: Exporter, node: Node) -> None:

@@ -3,7 +3,8 @@
 `RULES` maps an ONNX op type to the function that lowers one such node (through the Context of
 onnx_lowering.py) and the attributes it understands: a node with any other attribute is refused,
 never lowered with the attribute ignored. `ACTIVATIONS` maps the elementwise ONNX ops to cnnc
-activation names; a new cnnc activation is one line there. A rule that cannot lower its node
+activation names: the ReLU family and softmax by rules of their own, every other one by its row
+of the activations table (`Activation.onnx`), so a new cnnc activation needs no line here. A rule that cannot lower its node
 raises Unsupported naming the attribute or value; the importer collects them all.
 """
 
@@ -21,11 +22,11 @@ from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
 from cnnc.frontend.onnx_windows import Window, WindowError, read_window
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
+from cnnc.ir.activations import Activation
 from cnnc.ir.ops import OPS
 
 NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
 KERNEL_LAYERS = ("conv2d", "depthwise_conv2d", "dense")  # take a bias and an activation
-ELU_ALPHA = CNNC_ACTIVATIONS["elu"].constants["alpha"]
 PAD_OP = "zero_padding2d"  # Keras ZeroPadding2D, when cnnc has it
 
 
@@ -387,11 +388,28 @@ def _softmax(cx: Context, node: OnnxNode, x: Tensor) -> str:
     return "softmax"
 
 
-def _elu(cx: Context, node: OnnxNode, x: Tensor) -> str:
-    alpha = node.attrs.get("alpha", 1.0)
-    if not isclose(alpha, ELU_ALPHA, rel_tol=1e-6):
-        raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's elu has alpha {ELU_ALPHA}")
-    return "elu"
+def _onnx_default(op: str, attribute: str) -> Any:
+    from onnx.defs import get_schema  # onnx is there: a file is being read
+    from onnx.helper import get_attribute_value
+
+    return get_attribute_value(get_schema(op).attributes[attribute].default_value)
+
+
+def _by_table(act: Activation) -> Callable[[Context, OnnxNode, Tensor], str]:
+    """The rule for an activation whose row of the table names its ONNX operator: the node's
+    attributes (ONNX's defaults where absent) must be the row's constants."""
+    def rule(cx: Context, node: OnnxNode, x: Tensor) -> str:
+        for const, value in act.constants.items():
+            given = node.attrs.get(const, _onnx_default(node.op, const))
+            if not isclose(given, value, rel_tol=1e-6):
+                raise Unsupported(f"{const}={float32_value(given)}: cnnc's {act.name} has "
+                                  f"{const} {value}")
+        return act.name
+    return rule
+
+
+# The activations of the table that name their ONNX operator (elu, sigmoid, tanh, ...).
+BY_TABLE = {a.onnx: a for a in CNNC_ACTIVATIONS.values() if a.onnx is not None}
 
 
 def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
@@ -427,9 +445,7 @@ def _clip(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
 # parameters), which become a name of the table where one says exactly that (`_relu_as`).
 ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
     "Relu": lambda cx, node, x: {},
-    "Sigmoid": lambda cx, node, x: "sigmoid",
-    "Tanh": lambda cx, node, x: "tanh",
-    "Elu": _elu,
+    **{op: _by_table(act) for op, act in BY_TABLE.items()},
     "LeakyRelu": _leaky_relu,
     "ThresholdedRelu": _thresholded_relu,
     "Clip": _clip,
@@ -672,9 +688,7 @@ RULES: dict[str, Rule] = {
     "Add": Rule(_add),
     "Sum": Rule(_add),
     "Relu": Rule(_activation),
-    "Sigmoid": Rule(_activation),
-    "Tanh": Rule(_activation),
-    "Elu": Rule(_activation, ("alpha",)),
+    **{op: Rule(_activation, tuple(act.constants)) for op, act in BY_TABLE.items()},
     "LeakyRelu": Rule(_activation, ("alpha",)),
     "ThresholdedRelu": Rule(_activation, ("alpha",)),
     "Clip": Rule(_activation, ("min", "max")),

@@ -41,6 +41,11 @@ class Activation:
     params_flops: int = 0
     # The Keras ReLU arguments it equals (relu6 is ReLU(max_value=6)); None: not a ReLU.
     relu: Mapping[str, float] | None = None
+    # The ONNX operator computing it, whose attributes of the same names are its constants: how
+    # ONNX import and export read and write it. None: a ReLU (written as the Keras ReLU it
+    # equals), linear and softmax (Identity, and Softmax with its axis: their own rules), or
+    # none in ONNX (export refuses it by name).
+    onnx: str | None = None
 
     @property
     def define(self) -> str:
@@ -70,9 +75,9 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
          relu={"negative_slope": 0.2}),
     _row("relu6", 2, "1 if 0 < y < max_value else 0", constants={"max_value": 6.0},
          kinked=True, relu={"max_value": 6.0}),
-    _row("elu", 4, "1 if y > 0 else y + alpha", constants={"alpha": 1.0}),
-    _row("sigmoid", 4, "y * (1 - y)"),
-    _row("tanh", 4, "1 - y * y"),
+    _row("elu", 4, "1 if y > 0 else y + alpha", constants={"alpha": 1.0}, onnx="Elu"),
+    _row("sigmoid", 4, "y * (1 - y)", onnx="Sigmoid"),
+    _row("tanh", 4, "1 - y * y", onnx="Tanh"),
     _row("softmax", 5, "y * (dy - sum(dy * y)) over the last axis", elementwise=False),
 )}
 

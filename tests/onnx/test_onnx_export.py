@@ -16,6 +16,7 @@ import cnnc
 from cnnc.cli import main
 from cnnc.errors import CnncError
 from cnnc.frontend.spec import bundled_specs
+from cnnc.ir.activations import ACTIVATIONS
 
 SPECS = sorted({Path(name).stem for name in bundled_specs()})
 
@@ -118,6 +119,29 @@ def test_round_trip_of_every_layer_form(layout, tmp_path):
     x = inputs(graph)
     np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
     (want,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, layout)})
+    assert relative_error(model.predict(x), want) <= RTOL
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_every_activation_of_the_table_round_trips_or_is_refused_by_name(act, tmp_path):
+    """As a layer of its own and fused into a dense layer: exported by its row of the table
+    (its ONNX operator, or the Keras ReLU it equals), read back equal; an activation that ONNX
+    has no operator for is refused by name."""
+    graph = cnnc.load_spec(f"input 2x3x4\na: activation {act}\nflatten\ndense 3 {act}\n")
+    model = trained_like(cnnc.compile(graph))
+    path = tmp_path / "act.onnx"
+    row = ACTIVATIONS[act]
+    if row.onnx is None and row.relu is None and act not in ("linear", "softmax"):
+        with pytest.raises(CnncError, match=f"activation '{act}' has no ONNX export"):
+            model.export_onnx(str(path))
+        return
+    model.export_onnx(str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    back = cnnc.load_spec(path)
+    if act != "linear":  # Identity reads back as no layer at all
+        assert back == graph
+    x = inputs(graph) * 4 - 2  # both sides of 0, and past relu6's cap after the dense layer
+    (want,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, "nchw")})
     assert relative_error(model.predict(x), want) <= RTOL
 
 
