@@ -161,8 +161,9 @@ RULES: dict[str, Rule] = {
     "dropout": _same,
     "batchnorm": _same,
     "activation": _same,
-    "relu": _same,  # relu, leaky_relu, thresholded_relu: lowered to activation by the front
-    "leaky_relu": _same,  # ends; here for graphs built by hand
+    # The ReLU layers, lowered to activation by the front ends; here for graphs built by hand.
+    "relu": _same,
+    "leaky_relu": _same,
     "thresholded_relu": _same,
     "add": _merge,
     "concatenate": _merge,
