@@ -84,10 +84,6 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
 NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
 
 
-PARAM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(p for a in ACTIVATIONS.values()
-                                                   for p in a.params))
-
-
 def activation(name: str) -> Activation:
     return ACTIVATIONS[name]
 

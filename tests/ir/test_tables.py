@@ -42,7 +42,7 @@ def _activation_branches() -> dict[str, str]:
     common = _kernel_text("common.h")
     start = common.index("#if defined(ACT_")
     chain = common[start:common.index("#else /* ACT_LINEAR", start)]
-    parts = re.split(r"^#(?:if|elif) (defined\(ACT_.*)$", chain, flags=re.M)
+    parts = re.split(r"^#(?:if|elif) (defined\(ACT_.*)$", chain, flags=re.MULTILINE)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
