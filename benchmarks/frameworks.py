@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 import cnnc
+from cnnc.ir.activations import parameters
 from cnnc.ir.graph import Graph
 
 SETTLE_SECONDS = 0.5
@@ -105,7 +106,7 @@ def torch_model(graph: Graph):
             "leaky_relu": lambda t: fn.leaky_relu(t, 0.2)}
     supported = {"input", "conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "flatten",
                  "dense", "dropout", "batchnorm", "global_avgpool2d", "add", "concatenate",
-                 "activation", "relu", "zero_padding2d"}
+                 "activation", "zero_padding2d"}
     if any(n.op not in supported or n.attrs.get("activation", "linear") not in acts
            for n in graph.nodes):
         return None
@@ -170,11 +171,14 @@ def torch_model(graph: Graph):
                     t = sum(ins[1:], ins[0])
                 elif node.op == "concatenate":
                     t = torch.cat(ins, dim=1 if t.dim() == 4 else -1)
-                elif node.op == "relu":  # Keras ReLU: threshold, negative slope, cap
+                elif node.op == "activation" and parameters(a):
+                    # Keras ReLU: threshold, negative slope, cap
                     thr = a["threshold"]
                     t = torch.where(t >= thr, t, a["negative_slope"] * (t - thr))
                     if a["max_value"] is not None:
                         t = torch.clamp(t, max=a["max_value"])
+                    values[node.name] = t
+                    continue
                 elif node.op == "zero_padding2d":
                     (top, bottom), (left, right) = a["padding"]
                     t = fn.pad(t, (left, right, top, bottom))

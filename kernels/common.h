@@ -38,9 +38,11 @@ typedef CAT(float, VW) floatV;
  * cnnc/ir/activations.py's `kernel_defines`, that is -D ACT_<NAME>=1 and, for each constant
  * of that activation, -D ACT_<CONSTANT>_BITS=<the float32's bits as an int> (only integers
  * reach build options; as_float() gets the exact float back). No ACT_* define: the identity.
- * tests/opencl/test_program.py checks that every elementwise row of the table has a case here
- * and in elementwise.cl's activation_grad. ACTIVATE(v) works on float and on floatN: every
- * built-in used is overloaded on gentype. */
+ * ACTIVATE(v) works on float and on floatN: every built-in used is overloaded on gentype.
+ * ACTIVATE_GRAD(v, g) is dx from dy = g and v, the activation's output y (its input x for an
+ * activation with parameters), for elementwise.cl's activation_grad.
+ * tests/ir/test_tables.py checks that every elementwise row of the table has a case in both,
+ * and that each of its constants and parameters is read here. */
 #ifdef ACT_SLOPE_BITS
 #define ACT_SLOPE as_float(ACT_SLOPE_BITS)
 #endif
@@ -50,21 +52,63 @@ typedef CAT(float, VW) floatV;
 #ifdef ACT_MAX_VALUE_BITS
 #define ACT_MAX_VALUE as_float(ACT_MAX_VALUE_BITS)
 #endif
+#ifdef ACT_THRESHOLD_BITS
+#define ACT_THRESHOLD as_float(ACT_THRESHOLD_BITS)
+#endif
 
-#if defined(ACT_RELU)
+#if defined(ACT_RELU) && defined(ACT_THRESHOLD_BITS)
+/* The relu with parameters, as Keras' ReLU layer computes it: x above the threshold (else 0),
+ * clipped to [0, max_value] when capped, minus negative_slope * max(threshold - x, 0) when the
+ * slope is not 0 (its bits are 0 then). Scalar only: a layer's epilogue applies activations
+ * by name, never this one (activations.fused_name). */
+static float relu_keras(float v)
+{
+    float r = v > ACT_THRESHOLD ? v : 0.0f;
+#ifdef ACT_MAX_VALUE_BITS
+    r = clamp(r, 0.0f, ACT_MAX_VALUE);
+#endif
+#if ACT_NEGATIVE_SLOPE_BITS
+    r -= as_float(ACT_NEGATIVE_SLOPE_BITS) * max(ACT_THRESHOLD - v, 0.0f);
+#endif
+    return r;
+}
+
+/* Its gradient from the input x. */
+static float relu_keras_grad(float v, float g)
+{
+    bool passes = v > ACT_THRESHOLD;
+#ifdef ACT_MAX_VALUE_BITS
+    passes = passes && v > 0.0f && v < ACT_MAX_VALUE;
+#endif
+    float scale = passes ? 1.0f : 0.0f;
+#if ACT_NEGATIVE_SLOPE_BITS
+    scale += v < ACT_THRESHOLD ? as_float(ACT_NEGATIVE_SLOPE_BITS) : 0.0f;
+#endif
+    return g * scale;
+}
+#define ACTIVATE(v) relu_keras(v)
+#define ACTIVATE_GRAD(v, g) relu_keras_grad((v), (g))
+#elif defined(ACT_RELU)
 #define ACTIVATE(v) max((v), 0.0f)
+#define ACTIVATE_GRAD(v, g) ((v) > 0.0f ? (g) : 0.0f)
 #elif defined(ACT_LEAKY_RELU)
 #define ACTIVATE(v) select(ACT_SLOPE * (v), (v), (v) >= 0.0f)
+#define ACTIVATE_GRAD(v, g) ((v) > 0.0f ? (g) : ACT_SLOPE * (g))
 #elif defined(ACT_RELU6)
 #define ACTIVATE(v) clamp((v), 0.0f, ACT_MAX_VALUE)
+#define ACTIVATE_GRAD(v, g) ((v) > 0.0f && (v) < ACT_MAX_VALUE ? (g) : 0.0f)
 #elif defined(ACT_ELU)
 #define ACTIVATE(v) select(ACT_ALPHA * expm1(v), (v), (v) > 0.0f)
+#define ACTIVATE_GRAD(v, g) ((v) > 0.0f ? (g) : ((v) + ACT_ALPHA) * (g))
 #elif defined(ACT_SIGMOID)
 #define ACTIVATE(v) (1.0f / (1.0f + exp(-(v))))
+#define ACTIVATE_GRAD(v, g) ((g) * (v) * (1.0f - (v)))
 #elif defined(ACT_TANH)
 #define ACTIVATE(v) tanh(v)
+#define ACTIVATE_GRAD(v, g) ((g) * (1.0f - (v) * (v)))
 #else /* ACT_LINEAR, or none */
 #define ACTIVATE(v) (v)
+#define ACTIVATE_GRAD(v, g) (g)
 #endif
 
 /* A residual added as a layer's output is stored (-D HAS_RESIDUAL=1: the residual ops of

@@ -14,29 +14,14 @@ __kernel void activation(__global const float *restrict x, __global float *restr
 }
 #endif
 
-/* dx from the activation's output y and dy (softmax has its own kernel in softmax.cl). */
+/* dx from the activation's output y (its input x for a relu with parameters) and dy, by
+ * common.h's ACTIVATE_GRAD (softmax has its own kernel in softmax.cl). */
 #ifdef ACTIVATION_GRAD
-__kernel void activation_grad(__global const float *restrict y, __global const float *restrict dy,
+__kernel void activation_grad(__global const float *restrict v, __global const float *restrict dy,
                               __global float *restrict dx, int n)
 {
-    FOR_ELEMENTS(i, n) {
-        const float v = y[i], g = dy[i];
-#if defined(ACT_RELU)
-        dx[i] = v > 0.0f ? g : 0.0f;
-#elif defined(ACT_LEAKY_RELU)
-        dx[i] = v > 0.0f ? g : ACT_SLOPE * g;
-#elif defined(ACT_RELU6)
-        dx[i] = v > 0.0f && v < ACT_MAX_VALUE ? g : 0.0f;
-#elif defined(ACT_ELU)
-        dx[i] = v > 0.0f ? g : (v + ACT_ALPHA) * g;
-#elif defined(ACT_SIGMOID)
-        dx[i] = g * v * (1.0f - v);
-#elif defined(ACT_TANH)
-        dx[i] = g * (1.0f - v * v);
-#else /* ACT_LINEAR */
-        dx[i] = g;
-#endif
-    }
+    FOR_ELEMENTS(i, n)
+        dx[i] = ACTIVATE_GRAD(v[i], dy[i]);
 }
 #endif
 
@@ -94,50 +79,6 @@ __kernel void zero_padding2d(__global const float *restrict x, __global float *r
         const int b = t / (c * ow * oh), iy = oy - pt, ix = ox - pl;
         const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
         y[t] = inside ? x[((b * h + iy) * w + ix) * c + ch] : 0.0f;
-    }
-}
-#endif
-
-/* The relu layer (Keras' ReLU, cnnc/ir/layers.py) and its gradient from the input x. Its
- * constants come as float bits (-D THRESHOLD_BITS, SLOPE_BITS; MAX_VALUE_BITS when capped;
- * SLOPE_BITS absent for no slope), computed the way Keras does: x above the threshold (else 0),
- * clipped to [0, max_value], minus slope * max(threshold - x, 0). */
-#if defined(RELU) || defined(RELU_GRAD)
-#define THRESHOLD as_float(THRESHOLD_BITS)
-#endif
-
-#ifdef RELU
-__kernel void relu(__global const float *restrict x, __global float *restrict y, int n)
-{
-    FOR_ELEMENTS(i, n) {
-        const float v = x[i];
-        float r = v > THRESHOLD ? v : 0.0f;
-#ifdef MAX_VALUE_BITS
-        r = clamp(r, 0.0f, as_float(MAX_VALUE_BITS));
-#endif
-#ifdef SLOPE_BITS
-        r -= as_float(SLOPE_BITS) * max(THRESHOLD - v, 0.0f);
-#endif
-        y[i] = r;
-    }
-}
-#endif
-
-#ifdef RELU_GRAD
-__kernel void relu_grad(__global const float *restrict x, __global const float *restrict dy,
-                        __global float *restrict dx, int n)
-{
-    FOR_ELEMENTS(i, n) {
-        const float v = x[i];
-        bool passes = v > THRESHOLD;
-#ifdef MAX_VALUE_BITS
-        passes = passes && v > 0.0f && v < as_float(MAX_VALUE_BITS);
-#endif
-        float scale = passes ? 1.0f : 0.0f;
-#ifdef SLOPE_BITS
-        scale += v < THRESHOLD ? as_float(SLOPE_BITS) : 0.0f;
-#endif
-        dx[i] = dy[i] * scale;
     }
 }
 #endif

@@ -28,6 +28,7 @@ from cnnc.frontend.onnx_file import require_onnx
 from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
+from cnnc.ir.activations import parameters
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -125,24 +126,34 @@ class Exporter:
 
     def activation(self, node: Node, act: str, src: str, dst: str, rank: int,
                    name: str) -> None:
-        """The ONNX node computing cnnc activation `act` from src into dst."""
+        """The ONNX node computing cnnc activation `act` from src into dst: the ONNX operator
+        its row of the activations table names, with its constants, or for a ReLU the Keras
+        ReLU it equals (relu6: Clip(0, 6))."""
+        row = CNNC_ACTIVATIONS[act]
         if act == "linear":
             self.add("Identity", [src], [dst], name)
         elif act == "softmax":
             self.add("Softmax", [src], [dst], name, axis=1 if rank == 4 else -1)
-        elif act == "relu6":
-            self.clip(src, dst, name, CNNC_ACTIVATIONS["relu6"].constants["max_value"])
-        elif act in ACTIVATION_OPS:
-            op, attrs = ACTIVATION_OPS[act]
-            self.add(op, [src], [dst], name, **attrs)
+        elif row.relu is not None:
+            self.keras_relu(src, dst, name, row.relu)
+        elif row.onnx is not None:
+            self.add(row.onnx, [src], [dst], name, **row.constants)
         else:
             raise ExportError(f"{node.name}: activation '{act}' has no ONNX export yet")
 
-    def clip(self, src: str, dst: str, name: str, high: float) -> None:
-        """Clip(0, high): relu6, and Keras' ReLU(max_value=high)."""
-        low = self.weight(f"{name}/min", np.array(0.0))
-        high_name = self.weight(f"{name}/max", np.array(high))
-        self.add("Clip", [src, low, high_name], [dst], name)
+    def keras_relu(self, src: str, dst: str, name: str, given: Mapping[str, float]) -> None:
+        """Keras' ReLU with at most one argument off its default: Relu, Clip(0, max_value),
+        LeakyRelu or ThresholdedRelu."""
+        if not given:
+            self.add("Relu", [src], [dst], name)
+        elif "max_value" in given:
+            low = self.weight(f"{name}/min", np.array(0.0))
+            high = self.weight(f"{name}/max", np.array(given["max_value"]))
+            self.add("Clip", [src, low, high], [dst], name)
+        elif "negative_slope" in given:
+            self.add("LeakyRelu", [src], [dst], name, alpha=given["negative_slope"])
+        else:
+            self.add("ThresholdedRelu", [src], [dst], name, alpha=given["threshold"])
 
     def with_activation(self, node: Node, op: str, inputs: list[str], **attrs: Any) -> None:
         """A conv/dense node, then its fused activation as a node named '<layer>/<act>'."""
@@ -155,16 +166,6 @@ class Exporter:
             self.activation(node, act, f"{node.name}/preact", out, self.rank(node.name),
                             f"{node.name}/{act}")
         self.values[self.folded_into.get(node.name, node.name)] = Value(out)
-
-
-# cnnc activation -> ONNX op and attributes (softmax, relu6 and linear are written above).
-ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]]] = {
-    "relu": ("Relu", {}),
-    "sigmoid": ("Sigmoid", {}),
-    "tanh": ("Tanh", {}),
-    "elu": ("Elu", {"alpha": CNNC_ACTIVATIONS["elu"].constants["alpha"]}),
-    "leaky_relu": ("LeakyRelu", {"alpha": CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]}),
-}
 
 
 def _window_pads(node: Node, in_shape: tuple, kernel: tuple[int, int],
@@ -226,23 +227,6 @@ def _depthwise_conv2d(ex: Exporter, node: Node) -> None:
         inputs.append(ex.weight(f"{node.name}/bias", bias))
     ex.with_activation(node, "Conv", inputs, kernel_shape=[kh, kw], strides=list(a["strides"]),
                        dilations=list(a["dilation_rate"]), group=channels, pads=pads)
-
-
-def _relu(ex: Exporter, node: Node) -> None:
-    """Keras' ReLU layer as Relu, LeakyRelu or Clip(0, max); the metadata keeps it a layer."""
-    a = node.attrs
-    src, out = ex.value(node.inputs[0]), ex.out(node)
-    if a["threshold"] != 0.0 or (a["negative_slope"] and a["max_value"] is not None):
-        raise ExportError(f"{node.name}: a relu with a threshold, or with both a slope and a "
-                          "cap, has no ONNX export yet")
-    ex.note(node.name, "op", "relu")
-    if a["max_value"] is not None:
-        ex.clip(src.name, out, node.name, a["max_value"])
-    elif a["negative_slope"]:
-        ex.add("LeakyRelu", [src.name], [out], node.name, alpha=a["negative_slope"])
-    else:
-        ex.add("Relu", [src.name], [out], node.name)
-    ex.values[node.name] = Value(out, src.order)
 
 
 def _dense(ex: Exporter, node: Node) -> None:
@@ -350,9 +334,24 @@ def _batchnorm(ex: Exporter, node: Node) -> None:
 
 def _activation(ex: Exporter, node: Node) -> None:
     src = ex.value(node.inputs[0])
-    ex.activation(node, node.attrs["activation"], src.name, ex.out(node),
-                  ex.rank(node.name), node.name)
+    if parameters(node.attrs):
+        _relu_with_parameters(ex, node, src.name)
+    else:
+        ex.activation(node, node.attrs["activation"], src.name, ex.out(node),
+                      ex.rank(node.name), node.name)
     ex.values[node.name] = Value(ex.out(node), src.order)
+
+
+def _relu_with_parameters(ex: Exporter, node: Node, src: str) -> None:
+    """Keras' ReLU with one argument as Clip(0, max), LeakyRelu or ThresholdedRelu; the metadata
+    says it had parameters (`op: relu`, as the export of the former relu layer said), so that
+    the import does not make ReLU(max_value=6) the relu6 activation."""
+    given = parameters(node.attrs)
+    if len(given) > 1:
+        raise ExportError(f"{node.name}: a relu with more than one of max_value, negative_slope "
+                          f"and threshold ({', '.join(sorted(given))}) has no ONNX export yet")
+    ex.note(node.name, "op", "relu")
+    ex.keras_relu(src, ex.out(node), node.name, given)
 
 
 def _add(ex: Exporter, node: Node) -> None:
@@ -390,7 +389,6 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "dropout": _dropout,
     "batchnorm": _batchnorm,
     "activation": _activation,
-    "relu": _relu,
     "add": _add,
     "concatenate": _concatenate,
 }

@@ -3,7 +3,8 @@
 `RULES` maps an ONNX op type to the function that lowers one such node (through the Context of
 onnx_lowering.py) and the attributes it understands: a node with any other attribute is refused,
 never lowered with the attribute ignored. `ACTIVATIONS` maps the elementwise ONNX ops to cnnc
-activation names; a new cnnc activation is one line there. A rule that cannot lower its node
+activation names: the ReLU family and softmax by rules of their own, every other one by its row
+of the activations table (`Activation.onnx`), so a new cnnc activation needs no line here. A rule that cannot lower its node
 raises Unsupported naming the attribute or value; the importer collects them all.
 """
 
@@ -21,6 +22,7 @@ from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
 from cnnc.frontend.onnx_windows import Window, WindowError, read_window
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
+from cnnc.ir.activations import Activation
 from cnnc.ir.ops import OPS, node_op_names
 
 NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
@@ -29,12 +31,6 @@ NONNEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax"})
 KERNEL_LAYERS = tuple(
     name for name in node_op_names("layer")
     if OPS[name].fuses_activation and any(a.name == "use_bias" for a in OPS[name].args))
-ELU_ALPHA = CNNC_ACTIVATIONS["elu"].constants["alpha"]
-LEAKY_SLOPE = CNNC_ACTIVATIONS["leaky_relu"].constants["slope"]
-RELU6_MAX = CNNC_ACTIVATIONS["relu6"].constants["max_value"]
-# The activations that are also a `relu` layer, with its arguments (Keras' ReLU layer).
-AS_RELU_LAYER = {"relu": {}, "relu6": {"max_value": RELU6_MAX},
-                 "leaky_relu": {"negative_slope": LEAKY_SLOPE}}
 PAD_OP = "zero_padding2d"  # Keras ZeroPadding2D, when cnnc has it
 
 
@@ -396,20 +392,39 @@ def _softmax(cx: Context, node: OnnxNode, x: Tensor) -> str:
     return "softmax"
 
 
-def _elu(cx: Context, node: OnnxNode, x: Tensor) -> str:
-    alpha = node.attrs.get("alpha", 1.0)
-    if not isclose(alpha, ELU_ALPHA, rel_tol=1e-6):
-        raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's elu has alpha {ELU_ALPHA}")
-    return "elu"
+def _onnx_default(op: str, attribute: str) -> Any:
+    from onnx.defs import get_schema  # onnx is there: a file is being read
+    from onnx.helper import get_attribute_value
+
+    return get_attribute_value(get_schema(op).attributes[attribute].default_value)
 
 
-def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
+def _by_table(act: Activation) -> Callable[[Context, OnnxNode, Tensor], str]:
+    """The rule for an activation whose row of the table names its ONNX operator: the node's
+    attributes (ONNX's defaults where absent) must be the row's constants."""
+    def rule(cx: Context, node: OnnxNode, x: Tensor) -> str:
+        for const, value in act.constants.items():
+            given = node.attrs.get(const, _onnx_default(node.op, const))
+            if not isclose(given, value, rel_tol=1e-6):
+                raise Unsupported(f"{const}={float32_value(given)}: cnnc's {act.name} has "
+                                  f"{const} {value}")
+        return act.name
+    return rule
+
+
+# The activations of the table that name their ONNX operator (elu, sigmoid, tanh, ...).
+BY_TABLE = {a.onnx: a for a in CNNC_ACTIVATIONS.values() if a.onnx is not None}
+
+
+def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
     alpha = node.attrs.get("alpha", 0.01)
-    if isclose(alpha, LEAKY_SLOPE, rel_tol=1e-6):
-        return "leaky_relu"
     if alpha < 0:
         raise Unsupported(f"alpha={float32_value(alpha)}: cnnc's relu takes a slope >= 0")
     return {"negative_slope": float32_value(alpha)}
+
+
+def _thresholded_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
+    return {"threshold": float32_value(node.attrs.get("alpha", 1.0))}
 
 
 def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
@@ -420,40 +435,53 @@ def _clip_bounds(cx: Context, node: OnnxNode) -> tuple[float, float]:
             np.inf if hi is None else float(hi.reshape(-1)[0]))
 
 
-def _clip(cx: Context, node: OnnxNode, x: Tensor) -> str | dict[str, float]:
+def _clip(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
     lo, hi = _clip_bounds(cx, node)
     if lo == 0.0 and hi == np.inf:
-        return "relu"
-    if lo == 0.0 and hi == RELU6_MAX:
-        return "relu6"
+        return {}
     if lo == 0.0 and 0.0 < hi < np.inf:
         return {"max_value": float32_value(hi)}  # Keras' ReLU(max_value=hi)
     raise Unsupported(f"min={lo}, max={hi}: cnnc lowers Clip(0, max) only (a capped relu)")
 
 
 # ONNX elementwise op -> what cnnc computes it with, given the node and its input: an
-# activation name (fused into the layer before it, or an `activation` layer), or the arguments
-# of a `relu` layer (Keras' ReLU) for what no activation name says.
+# activation name, or for the ReLU family the arguments of Keras' ReLU (the relu activation's
+# parameters), which become a name of the table where one says exactly that (`_relu_as`).
 ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
-    "Relu": lambda cx, node, x: "relu",
-    "Sigmoid": lambda cx, node, x: "sigmoid",
-    "Tanh": lambda cx, node, x: "tanh",
-    "Elu": _elu,
+    "Relu": lambda cx, node, x: {},
+    **{op: _by_table(act) for op, act in BY_TABLE.items()},
     "LeakyRelu": _leaky_relu,
+    "ThresholdedRelu": _thresholded_relu,
     "Clip": _clip,
     "Softmax": _softmax,
 }
+
+
+def _relu_as(params: dict[str, float], parameterised: bool) -> str | dict[str, float]:
+    """Keras' ReLU with these arguments as the activation of the table that it equals (relu,
+    relu6, leaky_relu), which then may join the layer before it; left with its parameters when
+    the metadata says cnnc's export wrote a relu with parameters (`op: relu`, as its export of
+    a ReLU layer did), or when no name says it."""
+    if not params:
+        return "relu"
+    if not parameterised:
+        for act in CNNC_ACTIVATIONS.values():
+            if act.relu is not None and act.relu.keys() == params.keys() and all(
+                    isclose(params[k], v, rel_tol=1e-6) for k, v in act.relu.items()):
+                return act.name
+    return params
 
 
 def _activation(cx: Context, node: OnnxNode) -> None:
     x = cx.tensor(node, 0)
     name = ACTIVATIONS[node.op](cx, node, x)
     hint = _hint(node)
-    if isinstance(name, str) and cx.layer_arg(hint, "op") == "relu" and name in AS_RELU_LAYER:
-        name = dict(AS_RELU_LAYER[name])  # cnnc's export of a relu layer
     if isinstance(name, dict):
-        layer = cx.layer(node, "relu", [x], name, hint=hint)
-        cx.define(node, Tensor(layer, x.perm, x.order, not name.get("negative_slope")))
+        name = _relu_as(name, cx.layer_arg(hint, "op") == "relu")
+    if isinstance(name, dict):
+        layer = cx.layer(node, "activation", [x], {"activation": "relu", **name}, hint=hint)
+        nonneg = not name.get("negative_slope") and name.get("threshold", 0.0) >= 0.0
+        cx.define(node, Tensor(layer, x.perm, x.order, nonneg))
         return
     producer = x.layer
     nonneg = name in NONNEGATIVE
@@ -664,10 +692,9 @@ RULES: dict[str, Rule] = {
     "Add": Rule(_add),
     "Sum": Rule(_add),
     "Relu": Rule(_activation),
-    "Sigmoid": Rule(_activation),
-    "Tanh": Rule(_activation),
-    "Elu": Rule(_activation, ("alpha",)),
+    **{op: Rule(_activation, tuple(act.constants)) for op, act in BY_TABLE.items()},
     "LeakyRelu": Rule(_activation, ("alpha",)),
+    "ThresholdedRelu": Rule(_activation, ("alpha",)),
     "Clip": Rule(_activation, ("min", "max")),
     "Softmax": Rule(_activation, ("axis",)),
     "BatchNormalization": Rule(_batchnorm, ("epsilon", "momentum", "spatial", "training_mode",

@@ -8,6 +8,14 @@ this one.
 
 Derivatives are written in terms of the activation's output y (what the training graph keeps),
 which every activation here determines uniquely where it matters.
+
+Parameters: the `relu` activation takes Keras' ReLU arguments (max_value, negative_slope,
+threshold) on the `activation` op; the Keras ReLU, LeakyReLU and ThresholdedReLU layers lower to
+it. With all of them at their defaults it is the plain relu; with any other value it computes as
+Keras' ReLU layer does (three steps, below) and is differentiated from its input x, since a
+threshold or a cap hides the side of a kink from y. relu6 and leaky_relu are the ReLUs whose
+arguments their `relu` field gives: where a layer's epilogue applies an activation by name
+(`fused_name`), such a parameterised relu becomes that name.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,17 @@ class Activation:
     constants: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     kinked: bool = False  # not differentiable somewhere: finite differences avoid its kinks
     elementwise: bool = True  # softmax is not: it spans a row, so no GEMM can apply it as it stores
+    # The activation op's arguments this activation takes, with their defaults (relu: Keras'
+    # ReLU layer's), and the FLOPs per element when any differs from its default.
+    params: Mapping[str, float | None] = field(default_factory=lambda: MappingProxyType({}))
+    params_flops: int = 0
+    # The Keras ReLU arguments it equals (relu6 is ReLU(max_value=6)); None: not a ReLU.
+    relu: Mapping[str, float] | None = None
+    # The ONNX operator computing it, whose attributes of the same names are its constants: how
+    # ONNX import and export read and write it. None: a ReLU (written as the Keras ReLU it
+    # equals), linear and softmax (Identity, and Softmax with its axis: their own rules), or
+    # none in ONNX (export refuses it by name).
+    onnx: str | None = None
 
     @property
     def define(self) -> str:
@@ -34,21 +54,30 @@ class Activation:
 
 
 def _row(name: str, flops: int, derivative: str, **kw) -> Activation:
-    if "constants" in kw:
-        kw["constants"] = MappingProxyType(dict(kw["constants"]))
+    for key in ("constants", "params", "relu"):
+        if key in kw:
+            kw[key] = MappingProxyType(dict(kw[key]))
     return Activation(name, flops, derivative, **kw)
+
+
+# Keras' ReLU layer: max_value (a cap, None for none), negative_slope below the threshold.
+RELU_PARAMS = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}
 
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     _row("linear", 0, "1"),
-    _row("relu", 1, "1 if y > 0 else 0", kinked=True),
+    # With parameters: 1 where threshold < x (and 0 < x < max_value when capped), plus
+    # negative_slope where x < threshold, from the input x.
+    _row("relu", 1, "1 if y > 0 else 0", kinked=True, params=RELU_PARAMS, params_flops=2,
+         relu={}),
     # Keras 3's default negative_slope for the leaky_relu activation.
-    _row("leaky_relu", 2, "1 if y > 0 else slope", constants={"slope": 0.2}, kinked=True),
+    _row("leaky_relu", 2, "1 if y > 0 else slope", constants={"slope": 0.2}, kinked=True,
+         relu={"negative_slope": 0.2}),
     _row("relu6", 2, "1 if 0 < y < max_value else 0", constants={"max_value": 6.0},
-         kinked=True),
-    _row("elu", 4, "1 if y > 0 else y + alpha", constants={"alpha": 1.0}),
-    _row("sigmoid", 4, "y * (1 - y)"),
-    _row("tanh", 4, "1 - y * y"),
+         kinked=True, relu={"max_value": 6.0}),
+    _row("elu", 4, "1 if y > 0 else y + alpha", constants={"alpha": 1.0}, onnx="Elu"),
+    _row("sigmoid", 4, "y * (1 - y)", onnx="Sigmoid"),
+    _row("tanh", 4, "1 - y * y", onnx="Tanh"),
     _row("softmax", 5, "y * (dy - sum(dy * y)) over the last axis", elementwise=False),
 )}
 
@@ -59,16 +88,56 @@ def activation(name: str) -> Activation:
     return ACTIVATIONS[name]
 
 
+def parameters(attrs: Mapping[str, Any]) -> dict[str, float | None]:
+    """The parameters of an activation (the `activation` op's, or activation_grad's attributes)
+    that differ from their defaults; empty for a plain activation, and for the activation
+    argument of a layer (conv2d's), which takes none."""
+    defaults = ACTIVATIONS[attrs["activation"]].params
+    return {k: attrs[k] for k, d in defaults.items() if k in attrs and attrs[k] != d}
+
+
+def reads_input(attrs: Mapping[str, Any]) -> bool:
+    """Whether the gradient of this activation reads its input x rather than its output y: a
+    parameterised relu's threshold or cap hides from y which side of a kink x was on."""
+    return bool(parameters(attrs))
+
+
+def fused_name(attrs: Mapping[str, Any]) -> str | None:
+    """The activation, by name alone, that an `activation` node computes: what a layer before it
+    applies in its epilogue when the two fuse. A parameterised relu has one when its arguments
+    are exactly those of a ReLU of the table (relu6, leaky_relu); otherwise None."""
+    given = parameters(attrs)
+    if not given:
+        return attrs["activation"]
+    if attrs["activation"] == "relu":
+        for act in ACTIVATIONS.values():
+            if act.relu is not None and act.relu == given:
+                return act.name
+    return None
+
+
+def flops(attrs: Mapping[str, Any]) -> int:
+    """FLOPs per element of an activation with its parameters."""
+    act = ACTIVATIONS[attrs["activation"]]
+    return act.params_flops if parameters(attrs) else act.flops
+
+
 def float_bits(value: float) -> int:
     """A float32 as the signed 32-bit integer with the same bits: how a constant travels in a
     -D option (only integers reach build options); the kernel reads it back with as_float()."""
     return struct.unpack("<i", struct.pack("<f", value))[0]
 
 
-def kernel_defines(name: str) -> dict[str, int]:
-    """The -D options that make kernels/common.h's ACTIVATE(v) this activation.
+def kernel_defines(name: str, params: Mapping[str, float | None] | None = None
+                   ) -> dict[str, int]:
+    """The -D options that make kernels/common.h's ACTIVATE(v) (and ACTIVATE_GRAD) this
+    activation, with the parameters that differ from their defaults (`parameters`).
 
-    `ACT_<NAME>=1` selects it, and each constant comes as `ACT_<CONSTANT>_BITS`.
+    `ACT_<NAME>=1` selects it, and each constant comes as `ACT_<CONSTANT>_BITS`. A
+    parameterised activation (any parameter off its default) carries each of its parameters
+    that has a value the same way, `ACT_<PARAM>_BITS`: their presence selects the parameterised
+    formula (a relu's ACT_THRESHOLD_BITS: Keras' ReLU), and the kernel skips a step whose
+    parameter leaves the value as it is (no cap: no ACT_MAX_VALUE_BITS; slope 0: bits 0).
     """
     act = ACTIVATIONS[name]
     if not act.elementwise:
@@ -76,4 +145,9 @@ def kernel_defines(name: str) -> dict[str, int]:
     defines = {act.define: 1}
     for const, value in act.constants.items():
         defines[f"ACT_{const.upper()}_BITS"] = float_bits(value)
+    if params:
+        for param, default in act.params.items():
+            value = params.get(param, default)
+            if value is not None:
+                defines[f"ACT_{param.upper()}_BITS"] = float_bits(value)
     return defines

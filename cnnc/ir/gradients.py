@@ -16,11 +16,11 @@ from cnnc.ir import args as A
 from cnnc.ir.args import Arg, Attrs
 from cnnc.ir.layers import (
     ACTIVATION_ARG,
+    ACTIVATION_PARAMS,
     BN_NORMALISE_ARGS,
     CONV_GEOMETRY_ARGS,
     DEPTHWISE_GEOMETRY_ARGS,
     POOL_ARGS,
-    RELU_ARGS,
 )
 from cnnc.ir.ops import OpDef, Shape, last_axis_terms, register, row_terms, window_terms
 
@@ -46,19 +46,14 @@ def _channels_vector(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 register(OpDef(
     name="activation_grad", group="gradient",
-    args=(Arg("activation", A.choice(*A.ACTIVATIONS)),),
+    args=(Arg("activation", A.choice(*A.ACTIVATIONS)), *ACTIVATION_PARAMS),
     arity=(2, 2), infer=_like_input(0),
     reduction=last_axis_terms,
     doc="dx from the activation's output y and dy: relu 1[y>0]; leaky_relu 1 or 0.2; "
         "elu 1 or y+1; sigmoid y(1-y); tanh 1-y^2; softmax y*(dy - sum(dy*y, last axis)); "
-        "linear dy. Inputs (y, dy).",
-))
-
-
-register(OpDef(
-    name="relu_grad", group="gradient", args=RELU_ARGS, arity=(2, 2), infer=_like_input(0),
-    doc="dx of the relu layer from its input x and dy: dy where threshold <= x < max_value, "
-        "negative_slope * dy below the threshold, 0 from max_value up. Inputs (x, dy).",
+        "linear dy. Inputs (y, dy); a relu with parameters (activations.reads_input) reads its "
+        "input x instead, (x, dy): dy where threshold < x (and 0 < x < max_value when capped), "
+        "plus negative_slope * dy where x < threshold.",
 ))
 
 

@@ -11,10 +11,12 @@ FLOPs per example count a multiply-add as two and any other arithmetic operation
 from __future__ import annotations
 
 from math import prod
+from typing import Any
 
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
-from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.activations import ACTIVATIONS, RELU_PARAMS
+from cnnc.ir.activations import flops as activation_flops
 from cnnc.ir.args import Arg, ArgError, Attrs
 from cnnc.ir.convpool import output_length
 from cnnc.ir.ops import (
@@ -442,18 +444,24 @@ register(OpDef(
 ))
 
 
-register(OpDef(
-    name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
-    kind="activation",
-    args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),),
-    arity=(1, 1), infer=_same_shape,
-    flops=lambda attrs, shapes, out: _activation_flops(attrs, out),
-    reduction=last_axis_terms, fuses_activation=True,
-    doc="Elementwise activation; softmax is over the last axis.",
-))
+# The activation op's parameters (cnnc/ir/activations.py: the relu's are Keras' ReLU layer's).
+ACTIVATION_PARAMS = (
+    Arg("max_value", A.optional_non_negative_real, RELU_PARAMS["max_value"],
+        doc="relu: the cap; none for no cap"),
+    Arg("negative_slope", A.non_negative_real, RELU_PARAMS["negative_slope"],
+        doc="relu: the slope below the threshold"),
+    Arg("threshold", A.finite_real, RELU_PARAMS["threshold"],
+        doc="relu: where the slope changes"),
+)
 
 
-def _relu_check(attrs: Attrs) -> None:
+def _activation_check(attrs: Attrs) -> None:
+    act = ACTIVATIONS[attrs["activation"]]
+    for arg in ACTIVATION_PARAMS:
+        if arg.name not in act.params and attrs[arg.name] != arg.default:
+            takes = [a.name for a in ACTIVATIONS.values() if arg.name in a.params]
+            raise ArgError(f"{arg.name} applies to the {' and '.join(takes)} activation only. "
+                           f"Received activation={act.name}, {arg.name}={attrs[arg.name]}.")
     if attrs["max_value"] is not None and attrs["max_value"] < attrs["threshold"]:
         raise ArgError(
             "max_value must not be below threshold. Received "
@@ -461,28 +469,51 @@ def _relu_check(attrs: Attrs) -> None:
         )
 
 
-# Keras' ReLU layer, whose arguments make it leaky, capped (ReLU6) or shifted.
-RELU_ARGS = (
-    Arg("max_value", A.optional_non_negative_real, None, doc="cap; none for no cap"),
-    Arg("negative_slope", A.non_negative_real, 0.0, doc="slope below the threshold"),
-    Arg("threshold", A.finite_real, 0.0, doc="where the slope changes"),
-)
+register(OpDef(
+    name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
+    kind="activation",
+    args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),
+          *ACTIVATION_PARAMS),
+    arity=(1, 1), infer=_same_shape, check=_activation_check,
+    flops=lambda attrs, shapes, out: _numel(out) * activation_flops(attrs),
+    reduction=last_axis_terms, fuses_activation=True,
+    doc="Elementwise activation; softmax is over the last axis. The relu takes Keras' ReLU "
+        "arguments: max_value where x >= max_value, x where threshold < x < max_value, "
+        "negative_slope * (x - threshold) below the threshold.",
+))
 
+
+def _relu_params(attrs: Attrs) -> tuple[str, dict[str, Any]]:
+    return "activation", {"activation": "relu", **{a.name: attrs[a.name]
+                                                   for a in ACTIVATION_PARAMS if a.name in attrs}}
+
+
+# Keras' ReLU layer, whose arguments make it leaky, capped (ReLU6) or shifted, and its special
+# cases: each is the relu activation with those arguments.
 register(OpDef(
     name="relu", group="layer", kind="activation", keras_name="ReLU", aliases=("ReLU",),
-    args=RELU_ARGS, arity=(1, 1), infer=_same_shape, check=_relu_check,
-    flops=lambda attrs, shapes, out: 2 * _numel(out),
-    doc="Keras' ReLU: max_value where x >= max_value, x where threshold <= x < max_value, "
-        "negative_slope * (x - threshold) below the threshold.",
+    args=ACTIVATION_PARAMS, arity=(1, 1), infer=_same_shape, expand=_relu_params,
+    check=lambda attrs: _activation_check(_relu_params(attrs)[1]),
+    doc="Keras' ReLU: the relu activation with these arguments.",
 ))
 
 register(OpDef(
     name="leaky_relu", group="layer", keras_name="LeakyReLU", aliases=("LeakyReLU",),
     kind="activation",
     args=(Arg("negative_slope", A.non_negative_real, 0.2, positional=True),),
+    arity=(1, 1), infer=_same_shape, expand=_relu_params,
+    doc="Keras' LeakyReLU: x where x >= 0, negative_slope * x below: the relu activation with "
+        "that negative_slope.",
+))
+
+register(OpDef(
+    name="thresholded_relu", group="layer", kind="activation", keras_name="ThresholdedReLU",
+    aliases=("ThresholdedReLU",),
+    args=(Arg("theta", A.finite_real, 1.0, positional=True),),
     arity=(1, 1), infer=_same_shape,
-    expand=lambda attrs: ("relu", {"negative_slope": attrs["negative_slope"]}),
-    doc="Keras' LeakyReLU: x where x >= 0, negative_slope * x below. Lowered to a relu node.",
+    expand=lambda attrs: ("activation", {"activation": "relu", "threshold": attrs["theta"]}),
+    doc="Keras 2's ThresholdedReLU: x where x > theta, 0 elsewhere: the relu activation with "
+        "threshold=theta.",
 ))
 
 

@@ -161,8 +161,10 @@ RULES: dict[str, Rule] = {
     "dropout": _same,
     "batchnorm": _same,
     "activation": _same,
+    # The ReLU layers, lowered to activation by the front ends; here for graphs built by hand.
     "relu": _same,
-    "leaky_relu": _same,  # lowered to relu by the front ends; here for graphs built by hand
+    "leaky_relu": _same,
+    "thresholded_relu": _same,
     "add": _merge,
     "concatenate": _merge,
 }

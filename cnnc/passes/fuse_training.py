@@ -9,8 +9,9 @@ normalisation.
   keeps its name): the backends normalise (add) and activate in one pass.
 Runs after the backward pass, whose rules read what the fusion keeps: activation_grad reads y
 and dy, add passes dy through, and batch norm's gradients read x, its statistics and dy, never
-the normalised value itself (a node that does, a relu layer's gradient for one, is a second
-reader, and then nothing fuses). The batch statistics stay a node of their own, so data-parallel
+the normalised value itself (a node that does, a parameterised relu's gradient for one, is a
+second reader, and then nothing fuses; such a relu never fuses, as its kernel has no
+parameters). The batch statistics stay a node of their own, so data-parallel
 training (sync_batchnorm.py) exchanges them as before.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.activations import ACTIVATIONS, parameters
 from cnnc.ir.graph import Graph, Node
 from cnnc.passes.rewrite import Rewrite, apply_rules
 
@@ -46,7 +47,7 @@ def _fuse_add(graph: Graph, node: Node) -> Rewrite | None:
 
 def _fuse(graph: Graph, node: Node) -> Rewrite | None:
     if (node.op != "activation" or not ACTIVATIONS[node.attrs["activation"]].elementwise
-            or node.inputs[0] not in graph.node_map):
+            or parameters(node.attrs) or node.inputs[0] not in graph.node_map):
         return None
     bn = graph.node(node.inputs[0])
     if (bn.op not in NORMALISE_OPS or bn.attrs["activation"] != "linear"

@@ -3,9 +3,9 @@
 - remove_dropout: dropout is the identity at inference; its readers read its input. (A dropout
   that is itself an output stays, so that outputs keep their names; it runs as the identity.)
 - fuse_activation: an op that fuses an activation (conv2d, dense: `fuses_activation` in the op
-  table), left linear and followed by an activation layer (or a relu layer that is exactly one
-  of the table's activations: relu, relu6, leaky_relu with slope 0.2), becomes one node with
-  that activation, named after the activation layer (so outputs keep their names), when nothing
+  table), left linear and followed by an activation layer that a name alone says (a relu with
+  parameters only when they are exactly those of relu6 or leaky_relu:
+  `activations.fused_name`), becomes one node with that activation, named after the activation layer (so outputs keep their names), when nothing
   else reads the pre-activation value and the op accepts that activation (a residual op takes
   no softmax).
 - dead_code_elimination: drops nodes that neither lead to an output, nor are updates (side
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.args import ArgError, Attrs
+from cnnc.ir.activations import fused_name
+from cnnc.ir.args import ArgError
 from cnnc.ir.graph import Graph, Node
 from cnnc.passes import names
 from cnnc.passes.rewrite import Rewrite, Rule, apply_rules
@@ -29,24 +29,8 @@ def _remove_dropout(graph: Graph, node: Node) -> Rewrite | None:
     return Rewrite(at=node.name, redirect={node.name: node.inputs[0]})
 
 
-def relu_as_activation(attrs: Attrs) -> str | None:
-    """The activation of the table a relu layer computes, if it is one of them exactly (ReLU,
-    ReLU(max_value=6), LeakyReLU(0.2)): then it fuses like that activation."""
-    if attrs["threshold"] != 0.0:
-        return None
-    for name in ("relu", "relu6", "leaky_relu"):
-        constants = ACTIVATIONS[name].constants
-        if (attrs["negative_slope"] == constants.get("slope", 0.0)
-                and attrs["max_value"] == constants.get("max_value")):
-            return name
-    return None
-
-
 def _fuse_activation(graph: Graph, node: Node) -> Rewrite | None:
-    if node.op == "relu":
-        act = relu_as_activation(node.attrs)
-    else:
-        act = node.attrs["activation"] if node.op == "activation" else None
+    act = fused_name(node.attrs) if node.op == "activation" else None
     if act is None or node.inputs[0] not in graph.node_map:
         return None
     producer = graph.node(node.inputs[0])
@@ -65,7 +49,7 @@ def _fuse_activation(graph: Graph, node: Node) -> Rewrite | None:
 
 INFERENCE_RULES: dict[str, dict[str, Rule]] = {
     "remove_dropout": {"dropout is the identity at inference": _remove_dropout},
-    "fuse_activation": {"conv2d/dense + activation (or relu layer) -> one node": _fuse_activation},
+    "fuse_activation": {"conv2d/dense + activation -> one node": _fuse_activation},
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from cnnc.errors import InternalError
+from cnnc.ir import activations
 from cnnc.ir import args as A
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import (
@@ -21,7 +22,6 @@ from cnnc.ir.layers import (
     CONV_GEOMETRY_ARGS,
     DEPTHWISE_GEOMETRY_ARGS,
     POOL_ARGS,
-    RELU_ARGS,
 )
 from cnnc.ir.ops import Shape
 from cnnc.passes import names
@@ -123,16 +123,13 @@ def _flatten(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Gra
 
 
 def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    # From the output y, which the training graph keeps anyway; a parameterised relu from its
+    # input x: with a threshold or a cap, y does not tell the sides of the kinks apart (a capped
+    # y equals max_value from every x above it).
     (x,) = node.inputs
-    return [cx.part(x, "activation_grad", (node.name, dy),
-                    {"activation": node.attrs["activation"]}, like=node)]
-
-
-def _relu(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
-    # From the input x, not the output: with a threshold or a cap, y does not tell the sides of
-    # the kinks apart (a capped y equals max_value from every x above it).
-    (x,) = node.inputs
-    return [cx.part(x, "relu_grad", (x, dy), _pick(node, RELU_ARGS), like=node)]
+    attrs = {"activation": node.attrs["activation"], **activations.parameters(node.attrs)}
+    value = x if activations.reads_input(node.attrs) else node.name
+    return [cx.part(x, "activation_grad", (value, dy), attrs, like=node)]
 
 
 def _add(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
@@ -198,7 +195,6 @@ VJP_RULES: dict[str, Rule] = {
     "zero_padding2d": _zero_padding2d,
     "flatten": _flatten,
     "activation": _activation,
-    "relu": _relu,
     "add": _add,
     "concatenate": _concatenate,
     "dropout_train": _dropout_train,

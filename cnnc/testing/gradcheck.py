@@ -21,7 +21,7 @@ import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.numpy.pool import maxpool_argmax
-from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.activations import ACTIVATIONS, parameters
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
@@ -32,15 +32,18 @@ FLOOR = 1e-3
 
 
 def _kinks(graph: Graph) -> list[tuple[Node, str]]:
-    """Each node with a kink, and the value whose sign pattern (ReLU-family activations, the relu
-    layer's input) or window winners (max pooling) decide which side of the kink a run is on."""
+    """Each node with a kink, and the value whose sign pattern (ReLU-family activations' output,
+    a relu with parameters' input) or window winners (max pooling) decide which side of the kink
+    a run is on."""
     out = []
     for node in graph.nodes:
         # batchnorm_train: the training pass fuses the activation after it (fuse_training.py)
         fused = node.opdef.fuses_activation or node.op == "batchnorm_train"
-        if fused and node.attrs["activation"] in KINKED:
+        if fused and parameters(node.attrs):
+            out.append((node, node.inputs[0]))
+        elif fused and node.attrs["activation"] in KINKED:
             out.append((node, node.name))
-        elif node.op in ("maxpool2d", "relu"):
+        elif node.op == "maxpool2d":
             out.append((node, node.inputs[0]))
     return out
 
@@ -54,7 +57,7 @@ def _side(node: Node, v: np.ndarray) -> np.ndarray:
     """Which side of each kink every element of `v` lies on."""
     if node.op == "maxpool2d":
         return maxpool_argmax(v, node.attrs)
-    if node.op == "relu":  # v is its input: kinks at the threshold, and at 0 and the cap
+    if parameters(node.attrs):  # v is its input: kinks at the threshold, and at 0 and the cap
         a = node.attrs
         points = [a["threshold"]] + ([0.0, a["max_value"]] if a["max_value"] is not None else [])
         return np.digitize(v, sorted(set(points)))

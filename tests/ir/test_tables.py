@@ -37,16 +37,37 @@ def _kernel_text(name: str) -> str:
     return (kernel_dir() / name).read_text()
 
 
+def _activation_branches() -> dict[str, str]:
+    """common.h's chain of activations: each `#if`/`#elif` condition -> the text of its branch."""
+    common = _kernel_text("common.h")
+    start = common.index("#if defined(ACT_")
+    chain = common[start:common.index("#else /* ACT_LINEAR", start)]
+    parts = re.split(r"^#(?:if|elif) (defined\(ACT_.*)$", chain, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
 def test_every_elementwise_activation_has_a_forward_and_gradient_case_in_the_kernels():
     common = _kernel_text("common.h")
-    grad = _kernel_text("elementwise.cl")
+    branches = _activation_branches()
     for act in ACTIVATIONS.values():
         if not act.elementwise or act.name == "linear":
             continue
-        assert re.search(rf"defined\({act.define}\)", common), act.name
-        assert re.search(rf"defined\({act.define}\)", grad), act.name
+        plain = branches.get(f"defined({act.define})")
+        assert plain is not None, f"common.h has no '#elif defined({act.define})' case"
+        assert "#define ACTIVATE(" in plain and "#define ACTIVATE_GRAD(" in plain, act.name
         for const in act.constants:
             assert f"ACT_{const.upper()}_BITS" in common, (act.name, const)
+            assert re.search(rf"\bACT_{const.upper()}\b", plain), (act.name, const)
+        if act.params:  # a case of its own, selected by its parameters' defines
+            with_params = [body for cond, body in branches.items()
+                           if f"defined({act.define})" in cond and "_BITS)" in cond]
+            assert len(with_params) == 1, act.name
+            body = with_params[0]
+            assert "#define ACTIVATE(" in body and "#define ACTIVATE_GRAD(" in body, act.name
+            for param in act.params:
+                assert f"ACT_{param.upper()}" in body, (act.name, param)
+    grad = _kernel_text("elementwise.cl")
+    assert "ACTIVATE_GRAD(" in grad
 
 
 def test_kernel_defines_carry_constants_as_exact_float_bits():
@@ -58,10 +79,44 @@ def test_kernel_defines_carry_constants_as_exact_float_bits():
         kernel_defines("softmax")  # spans a row: not an ACTIVATE(v)
 
 
+def test_kernel_defines_carry_parameters_only_when_any_is_off_its_default():
+    assert kernel_defines("relu", {}) == {"ACT_RELU": 1}
+    capped = kernel_defines("relu", {"max_value": 0.5})
+    assert capped == {"ACT_RELU": 1, "ACT_MAX_VALUE_BITS": float_bits(0.5),
+                      "ACT_NEGATIVE_SLOPE_BITS": 0, "ACT_THRESHOLD_BITS": 0}
+    leaky = kernel_defines("relu", {"negative_slope": 0.1, "threshold": -1.0})
+    assert "ACT_MAX_VALUE_BITS" not in leaky  # no cap
+    assert leaky["ACT_THRESHOLD_BITS"] == float_bits(-1.0)
+
+
+def test_activation_parameters_belong_to_their_activation():
+    """Keras' ReLU arguments on the relu; any other activation refuses them; the named ReLUs
+    (relu6, leaky_relu) are what a parameterised relu fuses as."""
+    from cnnc.ir.activations import fused_name, parameters
+    from cnnc.ir.args import ArgError
+
+    op = OPS["activation"]
+    for act in ACTIVATIONS.values():
+        for param, default in act.params.items():
+            assert any(a.name == param and a.default == default for a in op.args), param
+    assert parameters(op.check_attrs({"activation": "relu"})) == {}
+    with pytest.raises(ArgError, match="max_value applies to the relu activation only"):
+        op.check_attrs({"activation": "tanh", "max_value": 1.0})
+    with pytest.raises(ArgError, match="below threshold"):
+        op.check_attrs({"activation": "relu", "max_value": 1.0, "threshold": 2.0})
+    for act in ACTIVATIONS.values():
+        if act.relu is not None:
+            attrs = op.check_attrs({"activation": "relu", **act.relu})
+            assert fused_name(attrs) == act.name
+    odd = op.check_attrs({"activation": "relu", "negative_slope": 0.3})
+    assert fused_name(odd) is None
+
+
 def test_numpy_activations_cover_the_table():
-    from cnnc.backends.numpy.activations import BACKWARD, FORWARD
+    from cnnc.backends.numpy.activations import BACKWARD, FORWARD, PARAMETERISED
 
     assert set(FORWARD) == set(ACTIVATIONS) == set(BACKWARD)
+    assert set(PARAMETERISED) == {a.name for a in ACTIVATIONS.values() if a.params}
 
 
 def test_fused_activation_flag_matches_the_activation_argument():
@@ -80,6 +135,9 @@ def test_activation_flops_come_from_the_table():
     for act in ACTIVATIONS.values():
         attrs = op.check_attrs({"activation": act.name})
         assert op.flops(attrs, ((None, 4, 5),), (None, 4, 5)) == numel((4, 5)) * act.flops
+    # Keras' ReLU with parameters counts as the relu layer did: two per element
+    attrs = op.check_attrs({"activation": "relu", "max_value": 6.0})
+    assert op.flops(attrs, ((None, 4, 5),), (None, 4, 5)) == numel((4, 5)) * 2
 
 
 def test_expansions_name_layer_ops_with_valid_attributes():

@@ -58,7 +58,7 @@ def test_a_relu_layer_fuses_only_as_an_activation_it_equals(relu, fused):
     g = chain((6, 6, 2), ("conv2d", 3, 3), ("batchnorm",), ("relu", relu))
     ops = [n.op for n in inference_graph(g, check=True).nodes]
     if fused is None:
-        assert ops == ["input", "conv2d_bn", "relu"]
+        assert ops == ["input", "conv2d_bn", "activation"]
     else:
         assert ops == ["input", "conv2d_bn"]
         assert inference_graph(g).node("re_lu").attrs["activation"] == fused

@@ -126,10 +126,12 @@ def test_residual_block_trains_as_one_node_with_the_same_step(act, rng):
 def test_no_residual_fusion_when_the_sum_or_the_normalised_value_is_read_elsewhere():
     from cnnc.frontend.lower import LayerDecl as L
 
-    # a relu layer's gradient reads its input, the sum: the add fuses, the relu stays
-    g = _residual_net(None, [L("relu", name="r")])
+    # a relu with parameters: its gradient reads its input, the sum: the add fuses, the relu
+    # stays
+    g = _residual_net(None, [L("relu", keywords={"max_value": 6.0}, name="r")])
     t = training_graph(g, CONFIG, check=True)
-    assert t.node("s").op == "batchnorm_train_add" and t.node("r").op == "relu"
+    assert t.node("s").op == "batchnorm_train_add" and t.node("r").op == "activation"
+    assert t.node("r").attrs["max_value"] == 6.0
     # the normalised value read by a second layer: nothing fuses
     g = _residual_net("relu", [L("add", name="again", inputs=["y", "bn"])])
     t = _unfused(g)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from cnnc.ir.activations import ACTIVATIONS
 from cnnc.ir.ops import op_names
 from cnnc.testing.nets import chain, run, single_op
 
@@ -149,10 +150,13 @@ def test_batchnorm__without_center_or_scale():
     np.testing.assert_allclose(forward(g, [[3.0]], w), [[2.0 / math.sqrt(2.0)]])
 
 
+# Hand-computed at x = -1, 0, 2, one row per activation of the table (a new one too: see
+# test_activation__every_one_has_a_hand_computed_case).
 ACTIVATION_CASES = {
     "linear": [-1.0, 0.0, 2.0],
     "relu": [0.0, 0.0, 2.0],
     "leaky_relu": [-0.2, 0.0, 2.0],
+    "relu6": [0.0, 0.0, 2.0],
     "elu": [math.exp(-1) - 1, 0.0, 2.0],
     "sigmoid": [1 / (1 + math.e), 0.5, 1 / (1 + math.exp(-2))],
     "tanh": [math.tanh(-1), 0.0, math.tanh(2)],
@@ -167,6 +171,11 @@ def test_activation__each_function(act):
     g = chain((3,), ("activation", act))
     np.testing.assert_allclose(forward(g, [[-1.0, 0.0, 2.0]]), [ACTIVATION_CASES[act]],
                                rtol=1e-14, atol=1e-300)
+
+
+def test_activation__every_one_has_a_hand_computed_case():
+    missing = sorted(set(ACTIVATIONS) - set(ACTIVATION_CASES))
+    assert not missing, f"activations without a hand-computed case: {missing}"
 
 
 def test_activation__softmax_over_the_last_axis_only():
@@ -253,12 +262,29 @@ def test_relu__keras_threshold_cap_and_slope():
         np.testing.assert_array_equal(forward(g, x)[0], want, err_msg=str(attrs))
 
 
+def test_activation__relu_takes_keras_relu_arguments():
+    x = np.array([[-2.0, -0.5, 0.0, 0.5, 1.0, 2.0, 7.0]])
+    g = chain((7,), ("activation", {"activation": "relu", "threshold": 0.5, "max_value": 1.5}))
+    np.testing.assert_array_equal(forward(g, x)[0], [0, 0, 0, 0, 1, 1.5, 1.5])
+
+
 def test_leaky_relu__is_relu_with_a_negative_slope():
     g = chain((3,), ("leaky_relu", 0.1))
-    assert g.node(g.outputs[0]).op == "relu"
+    node = g.node(g.outputs[0])
+    assert node.op == "activation" and node.attrs["activation"] == "relu"
+    assert node.attrs["negative_slope"] == 0.1
     np.testing.assert_allclose(forward(g, [[-2.0, 0.0, 3.0]])[0], [-0.2, 0, 3], rtol=1e-15)
     default = chain((1,), ("leaky_relu",))
     assert default.node(default.outputs[0]).attrs["negative_slope"] == 0.2  # Keras 3
+
+
+def test_thresholded_relu__is_relu_with_a_threshold():
+    g = chain((4,), ("thresholded_relu", 0.5))
+    node = g.node(g.outputs[0])
+    assert node.op == "activation" and node.attrs["threshold"] == 0.5
+    np.testing.assert_array_equal(forward(g, [[-1.0, 0.5, 0.75, 3.0]])[0], [0, 0, 0.75, 3])
+    default = chain((1,), ("ThresholdedReLU",))
+    assert default.node(default.outputs[0]).attrs["threshold"] == 1.0  # Keras 2's theta
 
 
 def test_activation__relu6_caps_at_six():

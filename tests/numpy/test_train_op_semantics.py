@@ -67,9 +67,9 @@ def test_conv2d_grad_kernel__correlates_input_with_dy_summed_over_batch():
     np.testing.assert_array_equal(dk[:, :, 0, 0], 3 * np.array([[1, 2], [4, 5]]))
 
 
-def test_relu_grad__from_the_input_across_threshold_and_cap():
-    attrs = {"threshold": 0.5, "max_value": 2.0, "negative_slope": 0.25}
-    g = single_op("relu_grad", inputs={"x": (5,), "dy": (5,)}, attrs=attrs)
+def test_activation_grad__a_relu_with_parameters_from_the_input_across_threshold_and_cap():
+    attrs = {"activation": "relu", "threshold": 0.5, "max_value": 2.0, "negative_slope": 0.25}
+    g = single_op("activation_grad", inputs={"x": (5,), "dy": (5,)}, attrs=attrs)
     dx = one(g, x=[[-1.0, 0.25, 1.0, 2.0, 3.0]], dy=[[4.0, 4.0, 4.0, 4.0, 4.0]])
     np.testing.assert_array_equal(dx, [[1.0, 1.0, 4.0, 0.0, 0.0]])
 

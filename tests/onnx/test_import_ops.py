@@ -138,6 +138,7 @@ CASES = {
         node("Add", ["a1", "c2"])],
         {**CONV3, "W2": randn(4, 6, 3, 3, seed=5), "zero": np.array(0, np.float32),
          "six": np.array(6, np.float32), "cap": np.array(0.5, np.float32)}),
+    "thresholded_relu": Case([node("ThresholdedRelu", ["x"], alpha=0.25)]),
     "clip_as_relu": Case([
         helper.make_node("Constant", [], ["lo"], value=helper.make_tensor("lo", 1, [], [0.0])),
         node("Clip", ["x", "lo"])]),
@@ -226,11 +227,16 @@ def test_fusions_give_keras_like_layers(tmp_path):
     assert g.node("gap").attrs["keepdims"] is False
 
 
-def test_relu_family_maps_to_activations_and_relu_layers(tmp_path):
+def test_relu_family_maps_to_activations_and_relu_with_parameters(tmp_path):
     g = cnnc.load_spec(save(CASES["relu6_leaky_and_capped_relu"].model(), tmp_path / "r.onnx"))
     assert g.node("conv").attrs["activation"] == "relu6"  # Clip(0, 6) joins the conv
-    assert g.node("leaky").op == "relu" and g.node("leaky").attrs["negative_slope"] == 0.1
-    assert g.node("capped").op == "relu" and g.node("capped").attrs["max_value"] == 0.5
+    leaky, capped = g.node("leaky"), g.node("capped")
+    assert leaky.op == capped.op == "activation"
+    assert leaky.attrs["activation"] == capped.attrs["activation"] == "relu"
+    assert leaky.attrs["negative_slope"] == 0.1 and capped.attrs["max_value"] == 0.5
+    (shifted,) = cnnc.load_spec(save(CASES["thresholded_relu"].model(), tmp_path / "t.onnx")
+                                ).nodes[1:]
+    assert shifted.op == "activation" and shifted.attrs["threshold"] == 0.25
 
 
 def _refused(tmp_path, model, *needles):

@@ -16,6 +16,7 @@ import cnnc
 from cnnc.cli import main
 from cnnc.errors import CnncError
 from cnnc.frontend.spec import bundled_specs
+from cnnc.ir.activations import ACTIVATIONS
 
 SPECS = sorted({Path(name).stem for name in bundled_specs()})
 
@@ -77,7 +78,8 @@ def test_round_trip_gives_an_equal_graph_and_equal_outputs(spec, layout, tmp_pat
 
 # Every layer form ONNX cannot state by itself (and the metadata keeps): explicit strides equal
 # to the pool size, 'same' on a window needing no padding, batch norm without gamma or beta, a
-# channel axis written 3, relu layers, a dropout seed; plus zero padding and a relu6 activation.
+# channel axis written 3, relus with parameters (relu6's and leaky_relu's too), a dropout seed;
+# plus zero padding and a relu6 activation.
 EVERY_FORM = """
 network every_form
 input 9x10x3
@@ -92,6 +94,9 @@ cat: concatenate(bn, bn2) axis=3
 ReLU max_value=2.5
 LeakyReLU 0.3
 ReLU
+ReLU max_value=6
+LeakyReLU 0.2
+ThresholdedReLU 0.1
 avgpool2d 2 strides=1 same
 depthwise_conv2d 2 depth_multiplier=2 elu
 flatten
@@ -117,9 +122,32 @@ def test_round_trip_of_every_layer_form(layout, tmp_path):
     assert relative_error(model.predict(x), want) <= RTOL
 
 
-def test_a_relu_with_a_threshold_is_refused_by_name(tmp_path):
-    graph = cnnc.load_spec("input 4x4x1\nflatten\nt: ReLU threshold=0.5\n")
-    with pytest.raises(CnncError, match="t: a relu with a threshold"):
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_every_activation_of_the_table_round_trips_or_is_refused_by_name(act, tmp_path):
+    """As a layer of its own and fused into a dense layer: exported by its row of the table
+    (its ONNX operator, or the Keras ReLU it equals), read back equal; an activation that ONNX
+    has no operator for is refused by name."""
+    graph = cnnc.load_spec(f"input 2x3x4\na: activation {act}\nflatten\ndense 3 {act}\n")
+    model = trained_like(cnnc.compile(graph))
+    path = tmp_path / "act.onnx"
+    row = ACTIVATIONS[act]
+    if row.onnx is None and row.relu is None and act not in ("linear", "softmax"):
+        with pytest.raises(CnncError, match=f"activation '{act}' has no ONNX export"):
+            model.export_onnx(str(path))
+        return
+    model.export_onnx(str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    back = cnnc.load_spec(path)
+    if act != "linear":  # Identity reads back as no layer at all
+        assert back == graph
+    x = inputs(graph) * 4 - 2  # both sides of 0, and past relu6's cap after the dense layer
+    (want,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, "nchw")})
+    assert relative_error(model.predict(x), want) <= RTOL
+
+
+def test_a_relu_with_two_parameters_is_refused_by_name(tmp_path):
+    graph = cnnc.load_spec("input 4x4x1\nflatten\nt: ReLU threshold=0.5 negative_slope=0.1\n")
+    with pytest.raises(CnncError, match="t: a relu with more than one of"):
         cnnc.compile(graph).export_onnx(str(tmp_path / "m.onnx"))
 
 

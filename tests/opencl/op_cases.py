@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cnnc.ir.activations import ACTIVATIONS
+
 
 @dataclass(frozen=True)
 class Case:
@@ -232,15 +234,11 @@ CASES = [
         batch=5,
     ),
     Case(
+        # every element-wise activation of the table, a new one included
         "activations",
         (3, 4, 5),
         [
-            {"activation": "relu"},
-            {"activation": "leaky_relu"},
-            {"activation": "elu"},
-            {"activation": "sigmoid"},
-            {"activation": "tanh"},
-            {"activation": "linear"},
+            *({"activation": a.name} for a in ACTIVATIONS.values() if a.elementwise),
             {"conv2d": [4, 1]},
             {"activation": "softmax"},
         ],

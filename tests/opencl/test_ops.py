@@ -15,6 +15,7 @@ from op_cases import CASES, Case
 import cnnc
 from cnnc.backends.opencl.target import Target
 from cnnc.crosscheck import cross_check
+from cnnc.ir.activations import ACTIVATIONS, parameters
 from cnnc.ir.ops import node_op_names
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
 from cnnc.passes.pipeline import inference_graph, training_graph
@@ -113,6 +114,23 @@ def test_the_cases_cover_every_op():
         seen |= {n.op for n in inference_graph(forward_graph(case)).nodes}  # fused ops
     missing = sorted(set(node_op_names()) - seen)
     assert not missing, f"no test case exercises: {', '.join(missing)}"
+
+
+def test_the_cases_cover_every_activation_by_name_and_with_parameters():
+    """Each activation of the table runs on the device and is differentiated there, and so does
+    each one that takes parameters (Keras' ReLU), with them."""
+    seen = set()
+    for case in CASES:
+        for node in (*forward_graph(case).nodes, *train_graph(case).nodes):
+            if node.op in ("activation", "activation_grad"):
+                seen.add((node.op, node.attrs["activation"], bool(parameters(node.attrs))))
+    want = {("activation", a.name, False) for a in ACTIVATIONS.values()}
+    # softmax's own gradient (softmax.cl) is not asked for here: the cases end it in a loss
+    want |= {("activation_grad", a.name, False) for a in ACTIVATIONS.values() if a.elementwise}
+    want |= {(op, a.name, True) for a in ACTIVATIONS.values() if a.params
+             for op in ("activation", "activation_grad")}
+    missing = sorted(want - seen)
+    assert not missing, f"no test case exercises: {missing}"
 
 
 def test_counter_based_uniforms_match_bit_for_bit(device):

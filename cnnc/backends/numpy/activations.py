@@ -1,7 +1,8 @@
 """Activation functions and their derivatives (from the output y), for the NumPy backend.
 
 Keyed by the rows of the activations table (cnnc/ir/activations.py), whose constants they read;
-tests/numpy/test_interpreter.py checks that both tables cover every row.
+tests/numpy/test_interpreter.py checks that both tables cover every row, and that the
+activations with parameters (the relu: Keras' ReLU) have an entry in PARAMETERISED too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.activations import ACTIVATIONS, parameters
 
 SLOPE = ACTIVATIONS["leaky_relu"].constants["slope"]
 ALPHA = ACTIVATIONS["elu"].constants["alpha"]
@@ -62,16 +63,17 @@ BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 
 def activate(name: str, x: np.ndarray) -> np.ndarray:
+    """An activation by name alone (what a layer's `activation` argument applies)."""
     return FORWARD[name](x)
 
 
-# ---------------------------------------------------------------- the relu layer (Keras' ReLU)
-# Keras computes it in three steps, which fix what happens between the kinks: keep x above the
-# threshold (else 0), clip that to [0, max_value] when there is a cap, then subtract
-# negative_slope * max(threshold - x, 0). kernels/elementwise.cl's relu kernels do the same.
+# ---------------------------------------------------------------- with parameters (Keras' ReLU)
+# Keras computes its ReLU layer in three steps, which fix what happens between the kinks: keep x
+# above the threshold (else 0), clip that to [0, max_value] when there is a cap, then subtract
+# negative_slope * max(threshold - x, 0). kernels/common.h's relu with parameters does the same.
 
 
-def relu_layer(x: np.ndarray, attrs) -> np.ndarray:
+def _keras_relu(x: np.ndarray, attrs) -> np.ndarray:
     t = x.dtype.type
     threshold, cap, slope = attrs["threshold"], attrs["max_value"], attrs["negative_slope"]
     y = np.where(x > t(threshold), x, t(0))
@@ -82,7 +84,8 @@ def relu_layer(x: np.ndarray, attrs) -> np.ndarray:
     return y
 
 
-def relu_layer_grad(x: np.ndarray, dy: np.ndarray, attrs) -> np.ndarray:
+def _keras_relu_grad(x: np.ndarray, dy: np.ndarray, attrs) -> np.ndarray:
+    """From the input x (activations.reads_input)."""
     t = x.dtype.type
     threshold, cap, slope = attrs["threshold"], attrs["max_value"], attrs["negative_slope"]
     passes = x > t(threshold)
@@ -90,3 +93,24 @@ def relu_layer_grad(x: np.ndarray, dy: np.ndarray, attrs) -> np.ndarray:
         passes &= (x > t(0)) & (x < t(cap))
     scale = np.where(passes, t(1), t(0)) + np.where(x < t(threshold), t(slope), t(0))
     return dy * scale
+
+
+# name -> (forward(x, attrs), backward(x, dy, attrs)) for an activation node whose parameters
+# are not all at their defaults (activations.parameters).
+PARAMETERISED: dict[str, tuple[Callable, Callable]] = {
+    "relu": (_keras_relu, _keras_relu_grad),
+}
+
+
+def activation(attrs, x: np.ndarray) -> np.ndarray:
+    """The `activation` op: by name, or with its parameters."""
+    if parameters(attrs):
+        return PARAMETERISED[attrs["activation"]][0](x, attrs)
+    return FORWARD[attrs["activation"]](x)
+
+
+def activation_grad(attrs, v: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """The activation_grad op: from the output y, or with parameters from the input x."""
+    if parameters(attrs):
+        return PARAMETERISED[attrs["activation"]][1](v, dy, attrs)
+    return BACKWARD[attrs["activation"]](v, dy)

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnc import rng as crandom
 from cnnc.backends.numpy import conv, pool
-from cnnc.backends.numpy.activations import BACKWARD, activate, relu_layer_grad
+from cnnc.backends.numpy.activations import activate, activation_grad
 from cnnc.backends.numpy.call import Call, Impl
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -102,13 +102,12 @@ def _depthwise_grad_kernel(call: Call, x: np.ndarray, dy: np.ndarray) -> np.ndar
 
 
 GRADIENT_IMPLS: dict[str, Impl] = {
-    "activation_grad": lambda call, y, dy: BACKWARD[call.attrs["activation"]](y, dy),
+    "activation_grad": lambda call, v, dy: activation_grad(call.attrs, v, dy),
     "conv2d_grad_input": lambda call, dy, kernel: conv.conv2d_grad_input(
         dy, kernel, call.attrs, _input_shape(call, dy.shape[0])),
     "conv2d_grad_kernel": lambda call, x, dy: conv.conv2d_grad_kernel(x, dy, call.attrs),
     "depthwise_conv2d_grad_input": _depthwise_grad_input,
     "depthwise_conv2d_grad_kernel": _depthwise_grad_kernel,
-    "relu_grad": lambda call, x, dy: relu_layer_grad(x, dy, call.attrs),
     "bias_grad": lambda call, dy: dy.sum(axis=_all_but_last(dy)),
     "dense_grad_input": lambda call, dy, kernel: dy @ kernel.T,
     "dense_grad_kernel": _dense_grad_kernel,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnc.backends.numpy import conv, pool
-from cnnc.backends.numpy.activations import activate, relu_layer
+from cnnc.backends.numpy.activations import activate, activation
 from cnnc.backends.numpy.call import Call, Impl
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -89,8 +89,7 @@ LAYER_IMPLS: dict[str, Impl] = {
     "flatten": _flatten,
     "dropout": lambda call, x: x,  # inference: the identity
     "batchnorm": _batchnorm,
-    "activation": lambda call, x: activate(call.attrs["activation"], x),
-    "relu": lambda call, x: relu_layer(x, call.attrs),
+    "activation": lambda call, x: activation(call.attrs, x),
     "add": _add,
     "concatenate": lambda call, *xs: np.concatenate(xs, axis=call.attrs["axis"]),
 }

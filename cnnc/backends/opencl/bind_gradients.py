@@ -39,7 +39,6 @@ from cnnc.backends.opencl.primitives import (
     im2col,
     matmul,
     matmul_tn,
-    relu_launch,
     transpose,
     uses_im2col,
     window_defines,
@@ -61,8 +60,8 @@ from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    y, dy = node.inputs
-    return NodeBinding((activation(node, ctx, (Value(y), Value(dy)), grad=True),))
+    v, dy = node.inputs  # y, or x for a parameterised relu
+    return NodeBinding((activation(node, ctx, (Value(v), Value(dy)), grad=True),))
 
 
 def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
@@ -141,11 +140,6 @@ def bind_depthwise_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBindin
 
 def bind_depthwise_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
     return bind_conv2d_grad_kernel(_depthwise_as_conv2d(node), ctx)
-
-
-def bind_relu_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    x, dy = node.inputs
-    return NodeBinding((relu_launch(node, ctx, (Value(x), Value(dy)), grad=True),))
 
 
 def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -320,7 +314,6 @@ BINDERS: dict[str, Binder] = {
     "conv2d_grad_kernel": bind_conv2d_grad_kernel,
     "depthwise_conv2d_grad_input": bind_depthwise_conv2d_grad_input,
     "depthwise_conv2d_grad_kernel": bind_depthwise_conv2d_grad_kernel,
-    "relu_grad": bind_relu_grad,
     "bias_grad": bind_bias_grad,
     "dense_grad_input": bind_dense_grad_input,
     "dense_grad_kernel": bind_dense_grad_kernel,

@@ -30,7 +30,6 @@ from cnnc.backends.opencl.primitives import (
     global_pool_defines,
     im2col,
     matmul,
-    relu_launch,
     unfused_softmax,
     uses_im2col,
     window_defines,
@@ -174,10 +173,6 @@ def bind_activation(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((activation(node, ctx, (Value(node.inputs[0]),)),))
 
 
-def bind_relu(node: Node, ctx: BindContext) -> NodeBinding:
-    return NodeBinding((relu_launch(node, ctx, (Value(node.inputs[0]),)),))
-
-
 def bind_add(node: Node, ctx: BindContext) -> NodeBinding:
     n = ctx.numel(node.name)
     a, b, *rest = node.inputs
@@ -223,7 +218,6 @@ BINDERS: dict[str, Binder] = {
     "dropout": bind_view,
     "batchnorm": bind_batchnorm,
     "activation": bind_activation,
-    "relu": bind_relu,
     "add": bind_add,
     "concatenate": bind_concatenate,
 }

@@ -39,7 +39,7 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.errors import InternalError
-from cnnc.ir.activations import ACTIVATIONS, float_bits, kernel_defines
+from cnnc.ir.activations import ACTIVATIONS, kernel_defines, parameters
 from cnnc.ir.args import Attrs
 from cnnc.ir.convpool import window_geometry
 from cnnc.ir.graph import Node
@@ -61,8 +61,9 @@ SUM_B_XHAT = 2  # b * (a - mean) / sqrt(var + eps): sum(dy * xhat) for batch nor
 
 def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool = False) -> Launch:
     """`node`'s activation over its value, read from `inputs` (with grad=True its gradient, from
-    y and dy): softmax along the last axis (softmax.cl), the others element-wise with the
-    activation's -D options (cnnc/ir/activations.py)."""
+    y and dy, or x and dy for a parameterised relu): softmax along the last axis (softmax.cl),
+    the others element-wise with the activation's -D options, its parameters included
+    (cnnc/ir/activations.py)."""
     act = node.attrs["activation"]
     suffix = "_grad" if grad else ""
     out = Value(node.name)
@@ -73,24 +74,8 @@ def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool
     n = ctx.numel(node.name)
     args = (*inputs, out, Int(n))
     return elementwise_launch(
-        "elementwise.cl", "activation" + suffix, n, args, ctx.target, kernel_defines(act)
-    )
-
-
-def relu_launch(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool = False
-                ) -> Launch:
-    """The relu layer (or, with grad=True, its gradient from x and dy), element-wise, with its
-    constants as float bits (elementwise.cl)."""
-    a = node.attrs
-    defines = {"THRESHOLD_BITS": float_bits(a["threshold"])}
-    if a["negative_slope"] != 0.0:
-        defines["SLOPE_BITS"] = float_bits(a["negative_slope"])
-    if a["max_value"] is not None:
-        defines["MAX_VALUE_BITS"] = float_bits(a["max_value"])
-    n = ctx.numel(node.name)
-    kernel = "relu_grad" if grad else "relu"
-    return elementwise_launch(
-        "elementwise.cl", kernel, n, (*inputs, Value(node.name), Int(n)), ctx.target, defines
+        "elementwise.cl", "activation" + suffix, n, args, ctx.target,
+        kernel_defines(act, parameters(node.attrs)),
     )
 
 
