@@ -8,26 +8,13 @@ tests/opencl/test_bind.py).
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
+from op_cases_module import op_cases
 
 from cnnc.ir.activations import ACTIVATIONS, float_bits, kernel_defines
 from cnnc.ir.ops import OPS, lookup_layer
-
-
-def _op_cases():
-    if "op_cases" in sys.modules:  # tests/opencl imports it under this name too
-        return sys.modules["op_cases"]
-    path = Path(__file__).parents[1] / "opencl" / "op_cases.py"
-    spec = importlib.util.spec_from_file_location("op_cases", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["op_cases"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _kernel_text(name: str) -> str:
@@ -160,7 +147,7 @@ def test_reduction_rules_give_a_positive_count_for_every_op_of_the_example_cases
     from cnnc.passes.pipeline import inference_graph, training_graph
     from cnnc.passes.sync_batchnorm import sync_batchnorm
 
-    CASES = _op_cases().CASES
+    CASES = op_cases().CASES
 
     seen = set()
     for case in CASES:

@@ -5,15 +5,12 @@ pipeline's (passes/fold_batchnorm.py), with the same arithmetic, for every layer
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
 from onnx_helpers import RTOL, ort_outputs, relative_error
+from op_cases_module import op_cases
 
 import cnnc
 from cnnc.backends.numpy.fused_impls import fold_batchnorm
@@ -25,22 +22,9 @@ from cnnc.ir.ops import OPS, node_op_names
 from cnnc.passes.pipeline import inference_graph
 
 
-def _op_cases():
-    """tests/opencl/op_cases.py: small networks that together hold every op (and, in their
-    inference graphs, every fused op), loaded by path as tests/ir/test_tables.py does."""
-    if "op_cases" in sys.modules:
-        return sys.modules["op_cases"]
-    path = Path(__file__).parents[1] / "opencl" / "op_cases.py"
-    spec = importlib.util.spec_from_file_location("op_cases", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["op_cases"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def _folding_cases():
     out = []
-    for case in _op_cases().CASES:
+    for case in op_cases().CASES:
         graph = load_spec(case.spec())
         if any(_folds(n.op) for n in inference_graph(graph).nodes):
             out.append(pytest.param(graph, id=case.name))
@@ -74,7 +58,7 @@ def test_kernel_layers_have_a_bias_per_output_channel():
     """The import adds a constant after such a layer into its bias as one value per output
     channel (the output's last axis): check it on every such node of the op cases."""
     seen = set()
-    for case in _op_cases().CASES:
+    for case in op_cases().CASES:
         graph = load_spec(case.spec())
         for node in graph.nodes:
             if node.op in KERNEL_LAYERS and node.attrs["use_bias"]:
