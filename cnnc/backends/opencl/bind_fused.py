@@ -1,10 +1,11 @@
 """Binders of the fused ops (cnnc/ir/fused.py): node -> launches, and their table `BINDERS`.
 
-conv2d_bn, depthwise_conv2d_bn and dense_bn run the layer's own binding (bind_layers.py, with whatever kernel
-variant it picks) on a folded kernel and bias: one small batchnorm.cl:batchnorm_fold launch
-first computes them from the live state into two workspaces, and every argument of the layer's
-launches that named the kernel or the bias reads those instead. The fold runs on every run, so
-the folded weights are never stale after a training step or loading weights.
+conv2d_bn, depthwise_conv2d_bn and dense_bn run the layer's own binding (algorithms.py and
+bind_depthwise.py, with whatever kernel variant it picks) on a folded kernel and bias: one small
+batchnorm.cl:batchnorm_fold launch first computes them from the live state into two
+workspaces, and every argument of the layer's launches that named the kernel or the bias reads
+those instead. The fold runs on every run, so the folded weights are never stale after a
+training step or loading weights.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from math import prod
 
-from cnnc.backends.opencl.bind_layers import bind_conv2d, bind_dense, bind_depthwise_conv2d
+from cnnc.backends.opencl.algorithms import bind_by_algorithm
+from cnnc.backends.opencl.bind_depthwise import bind_depthwise_conv2d
 from cnnc.backends.opencl.launches import (
     NULL,
     Arg,
@@ -79,7 +81,7 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
 
 
 BINDERS: dict[str, Binder] = {
-    "conv2d_bn": folded("conv2d", bind_conv2d),
+    "conv2d_bn": folded("conv2d", bind_by_algorithm),
     "depthwise_conv2d_bn": folded("depthwise_conv2d", bind_depthwise_conv2d),
-    "dense_bn": folded("dense", bind_dense),
+    "dense_bn": folded("dense", bind_by_algorithm),
 }
