@@ -68,14 +68,14 @@ def bind_conv2d_grad_input_direct(node: Node, ctx: BindContext) -> NodeBinding:
     """dx as the implicit GEMM of dy and the transposed kernel, every tap of every pixel."""
     dy, kernel = node.inputs
     geo = conv_geometry(node.attrs, ctx.shape(node.name))
-    rows = ctx.batch * geo["H"] * geo["W"]
     variant = ctx.variant(node)
+    gemm = conv2d_grad_input_gemm(node, ctx, variant)
     tile, local = with_local_tile(
-        tuned_tile(geo["CG"], ctx.target, variant),
+        tuned_tile(gemm.cols, ctx.target, variant),
         ctx.target,
-        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
+        gemm.local and bool(variant.get("local", 1)),
     )
-    grid, group = gemm_grid(rows, geo["C"], tile, local, ctx.target, variant)
+    grid, group = gemm_grid(gemm.rows, geo["C"], tile, local, ctx.target, variant)
     taps = geo["KH"] * geo["KW"]
     kernel_t = Workspace(0)
     args = (Value(dy), kernel_t, ZEROS, Value(node.name), Int(ctx.batch))
@@ -120,12 +120,12 @@ def bind_conv2d_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
             (im2col(x, windows, geo, ctx.batch), *tn.launches),
             workspaces=(pixels * depth, *tn.workspaces),
         )
-    rows = geo["KH"] * geo["KW"] * geo["CG"]
     variant = ctx.variant(node)
-    tile = tuned_tile(geo["FG"], ctx.target, variant)
-    blocks = block_grid(rows, geo["F"], tile)
-    step_bytes = 4 * (geo["C"] + geo["F"])
-    split = tuned_split(blocks[0] * blocks[1], pixels, step_bytes, ctx.target, variant)
+    gemm = conv2d_grad_kernel_gemm(node, ctx, variant)
+    tile = tuned_tile(gemm.cols, ctx.target, variant)
+    blocks = block_grid(gemm.rows, geo["F"], tile)
+    split = tuned_split(blocks[0] * blocks[1], gemm.reduction, gemm.step_bytes, ctx.target,
+                        variant)
     grid = (*blocks, split)
     parts = Workspace(0)
     args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
@@ -138,7 +138,7 @@ def bind_conv2d_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
         defines,
         tuned_row_groups(grid, ctx.target, variant),
     )
-    return with_parts_summed(main, parts, out, rows * geo["F"], ctx.target)
+    return with_parts_summed(main, parts, out, gemm.rows * geo["F"], ctx.target)
 
 
 def conv2d_grad_kernel_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:

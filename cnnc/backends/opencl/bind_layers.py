@@ -50,19 +50,18 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     geo = conv_geometry(node.attrs, ctx.shape(x))
-    v = ctx.variant(node)
-    if uses_im2col(node, geo, v):
-        return _bind_conv2d_im2col(node, ctx, geo, bias)
-    rows = ctx.batch * geo["OH"] * geo["OW"]
     variant = ctx.variant(node)
+    if uses_im2col(node, geo, variant):
+        return _bind_conv2d_im2col(node, ctx, geo, bias)
+    gemm = conv2d_gemm(node, ctx, variant)
     tile, local = with_local_tile(
-        tuned_tile(geo["FG"], ctx.target, variant),
+        tuned_tile(gemm.cols, ctx.target, variant),
         ctx.target,
-        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
+        gemm.local and bool(variant.get("local", 1)),
     )
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
-    grid, group = gemm_grid(rows, geo["F"], tile, local, ctx.target, variant)
+    grid, group = gemm_grid(gemm.rows, geo["F"], tile, local, ctx.target, variant)
     args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
