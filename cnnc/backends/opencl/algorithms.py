@@ -10,7 +10,8 @@ default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_gradients import (
@@ -33,9 +34,9 @@ from cnnc.backends.opencl.bind_layers import (
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.tunable import Algorithm, Variant, tile_text
+from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
 from cnnc.errors import InternalError
-from cnnc.ir.graph import Node
+from cnnc.ir.graph import Graph, Node
 
 
 def _im2col_off(node: Node, ctx: BindContext) -> list[dict[str, int]]:
@@ -55,36 +56,44 @@ def _phases_text(variant: Variant) -> str:
 
 
 _IM2COL_KEYS = {"im2col": (0, 1)}  # 0: the implicit GEMM where few channels would copy windows
-_DIRECT = {"describe": tile_text, "family": _direct_family}
-_WINOGRAD = {
-    "name": "winograd", "describe": winograd.describe, "applies": winograd.applies,
-    "variants": winograd.winograd_space, "keys": winograd.VARIANT_KEYS,
-    "tile_keys": winograd.TILE_KEYS, "error_factor": winograd.variant_error_factor,
-    "family": winograd.variant_family,
-}
+
+
+def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],
+            gemm: Callable[[Node, BindContext, Variant], Gemm], **more: Any) -> Algorithm:
+    """The op's direct algorithm: its GEMM, register-blocked as the tuner chooses."""
+    return Algorithm(op, "direct", bind, edges, tile_text, gemm=gemm, family=_direct_family,
+                     **more)
+
+
+def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]]
+              ) -> Algorithm:
+    """Winograd F(m x m, 3 x 3) for a stride-1 3x3 convolution the op is (winograd.py)."""
+    return Algorithm(op, "winograd", bind, edges, winograd.describe, applies=winograd.applies,
+                     variants=winograd.winograd_space, keys=winograd.VARIANT_KEYS,
+                     tile_keys=winograd.TILE_KEYS, error_factor=winograd.variant_error_factor,
+                     family=winograd.variant_family)
+
 
 REGISTERED: tuple[Algorithm, ...] = (
-    Algorithm("conv2d", "direct", bind_conv2d_direct, edge_shapes.conv2d_edges, gemm=conv2d_gemm,
-              forms=_im2col_off, keys=_IM2COL_KEYS, **_DIRECT),
-    Algorithm(op="conv2d", bind=winograd.bind_conv2d_winograd, edges=edge_shapes.conv2d_edges,
-              **_WINOGRAD),
+    _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
+            forms=_im2col_off, keys=_IM2COL_KEYS),
+    _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
               edge_shapes.conv2d_grad_input_edges, _phases_text, gemm=conv2d_grad_input_gemm,
               applies=strided),
-    Algorithm("conv2d_grad_input", "direct", bind_conv2d_grad_input_direct,
-              edge_shapes.conv2d_grad_input_edges, gemm=conv2d_grad_input_gemm, **_DIRECT),
-    Algorithm(op="conv2d_grad_input", bind=winograd.bind_conv2d_grad_input_winograd,
-              edges=edge_shapes.conv2d_grad_input_edges, **_WINOGRAD),
-    Algorithm("conv2d_grad_kernel", "direct", bind_conv2d_grad_kernel_direct,
-              edge_shapes.conv2d_grad_kernel_edges, gemm=conv2d_grad_kernel_gemm,
-              forms=_im2col_off, keys=_IM2COL_KEYS, **_DIRECT),
-    Algorithm("dense", "direct", bind_dense_direct, edge_shapes.dense_edges, gemm=dense_gemm,
-              **_DIRECT),
-    Algorithm("dense_grad_input", "direct", bind_dense_grad_input_direct,
-              edge_shapes.dense_grad_input_edges, gemm=dense_grad_input_gemm, **_DIRECT),
-    Algorithm("dense_grad_kernel", "direct", bind_dense_grad_kernel_direct,
-              edge_shapes.dense_grad_kernel_edges, gemm=dense_grad_kernel_gemm, **_DIRECT),
+    _direct("conv2d_grad_input", bind_conv2d_grad_input_direct,
+            edge_shapes.conv2d_grad_input_edges, conv2d_grad_input_gemm),
+    _winograd("conv2d_grad_input", winograd.bind_conv2d_grad_input_winograd,
+              edge_shapes.conv2d_grad_input_edges),
+    _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
+            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_off,
+            keys=_IM2COL_KEYS),
+    _direct("dense", bind_dense_direct, edge_shapes.dense_edges, dense_gemm),
+    _direct("dense_grad_input", bind_dense_grad_input_direct, edge_shapes.dense_grad_input_edges,
+            dense_grad_input_gemm),
+    _direct("dense_grad_kernel", bind_dense_grad_kernel_direct,
+            edge_shapes.dense_grad_kernel_edges, dense_grad_kernel_gemm),
 )
 
 ALGORITHMS: Mapping[tuple[str, str], Algorithm] = {(a.op, a.name): a for a in REGISTERED}
