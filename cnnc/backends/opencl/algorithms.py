@@ -68,7 +68,7 @@ def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape
 def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]]
               ) -> Algorithm:
     """Winograd F(m x m, 3 x 3) for a stride-1 3x3 convolution the op is (winograd.py)."""
-    return Algorithm(op, "winograd", bind, edges, winograd.describe, applies=winograd.applies,
+    return Algorithm(op, winograd.NAME, bind, edges, winograd.describe, applies=winograd.applies,
                      variants=winograd.winograd_space, keys=winograd.VARIANT_KEYS,
                      tile_keys=winograd.TILE_KEYS, error_factor=winograd.variant_error_factor,
                      family=winograd.variant_family)

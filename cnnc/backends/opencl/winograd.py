@@ -49,6 +49,7 @@ from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div, round_up
 from cnnc.ir.graph import Node
 
+NAME = "winograd"  # the variants' "algo" (algorithms.py registers it under this name)
 WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
 
 
@@ -234,11 +235,11 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
         if _workspace_floats(shape, m, chunk)[0] > limit or chunk > limit:
             continue
         for nt in fused_tiles_per_item(shape, m, ctx.target):
-            out.append({"algo": "winograd", "wino_m": m, "wino_fused": nt})
+            out.append({"algo": NAME, "wino_m": m, "wino_fused": nt})
         if max(_workspace_floats(shape, m, chunk)) > limit:
             continue
         for tile in gemm_tiles(shape["F"], ctx.target):
-            v: dict[str, Any] = {"algo": "winograd", "wino_m": m}
+            v: dict[str, Any] = {"algo": NAME, "wino_m": m}
             out.append(v if tile is None else {**v, "wino_tile": tile})
     return out
 
