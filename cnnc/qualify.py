@@ -103,27 +103,30 @@ Variants = Mapping[str, Mapping[str, Any]]  # kernel variants by node name
 
 def variant_rounds(graph: Any, target: Any) -> list[Variants]:
     """Kernel variants for runs of `graph` such that every kernel the tuner may pick is built
-    and checked: in the k-th, each tunable node's k-th other way of computing (an algorithm,
-    the one-launch Winograd, no im2col), each with its smallest Winograd tile, which builds
-    fastest (the kernels are the same for every tile)."""
+    and checked: for each tunable node, the variants of its tuning space that launch a kernel
+    none before them does, the space read from its end (where the smallest Winograd tiles, the
+    fastest to build, come first; the kernels are the same for every tile); in the k-th run,
+    each node's k-th such variant."""
+    from cnnc.backends.opencl.bind import bind_node
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.tune.space import tunable, variant_space
-    from cnnc.tune.tuner import family
 
+    def kernels(node: Any, variant: Mapping[str, Any]) -> set[tuple[str, str]]:
+        ctx = BindContext(graph, BATCH, target, {node.name: variant})
+        return {(x.file, x.kernel) for x in bind_node(node, ctx).launches}
+
+    per_node: dict[str, list[Mapping[str, Any]]] = {}
     ctx = BindContext(graph, BATCH, target)
-    per_node: dict[str, list[dict[str, Any]]] = {}
     for node in graph.nodes:
         if not tunable(node):
             continue
         space = variant_space(node, ctx)
-        algo, _, fused, im2col = family(space[0])
-        ways: dict[Any, dict[str, Any]] = {(algo, fused, im2col): space[0]}  # the default's
-        for variant in sorted(space, key=lambda v: family(v)[1]):  # smallest tile first
-            algo, _, fused, im2col = family(variant)
-            ways.setdefault((algo, fused, im2col), variant)
-        ways.pop(next(iter(ways)))
-        if ways:
-            per_node[node.name] = list(ways.values())
+        seen = kernels(node, space[0])  # the default's, run without variants
+        for variant in reversed(space[1:]):
+            new = kernels(node, variant) - seen
+            if new:
+                seen |= new
+                per_node.setdefault(node.name, []).append(variant)
     rounds = max((len(v) for v in per_node.values()), default=0)
     return [{name: vs[k] for name, vs in per_node.items() if k < len(vs)}
             for k in range(rounds)]

@@ -5,11 +5,11 @@ Each check runs the node alone (a one-node graph, cnnc/crosscheck.py's single_no
 OpenCL device with the variant installed, and the same graph on the NumPy backend in float64,
 on the same random inputs (standard normal: signed, so sums cancel as in a network). The error
 relative to max|reference| must stay within crosscheck.py's float32 tolerance, which grows with the
-square root of the number of terms the op sums (its OpDef.reduction), times the variant's own
-error factor (1 for the direct algorithm; Winograd's larger error is stated by its provider,
-space.error_factor). Edge shapes are the node with its other dimensions changed where tiles
-break: spatial sizes no tile divides, 1x1 outputs, reduction channels not a multiple of any
-vector width, odd batches; the column count stays, since a variant's block must divide it.
+square root of the number of terms the op sums (its OpDef.reduction), times the error factor
+its algorithm states (1 for a direct sum; Winograd's is larger: space.error_factor). Edge shapes
+are the node with its other dimensions changed where tiles break, as the op's algorithms state
+them (Algorithm.edges, cnnc/backends/opencl/edge_shapes.py): spatial sizes no tile divides, 1x1
+outputs, reduction channels not a multiple of any vector width, odd batches.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
+from cnnc.backends.opencl.algorithms import algorithms_of
+from cnnc.backends.opencl.tunable import EdgeShape
 from cnnc.crosscheck import LOCAL_TOLERANCE, errors, single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.args import Attrs
@@ -88,94 +89,16 @@ def _with_residual_input(node: Node, inputs: Mapping[str, tuple[int, ...]],
     return node, {**inputs, other: tuple(out[1:])}
 
 
-def _odd_group(groups: int, per_group: int) -> int:
-    """Channels with an odd count per group (near per_group): no vector width divides them."""
-    return groups * (per_group + 1 if per_group % 2 == 0 else per_group)
-
-
-def _spatial_edges(attrs: Attrs) -> list[tuple[str, int, int, int]]:
-    """(label, H, W, batch): a size no tile divides, and the smallest (1x1 output)."""
-    kh, kw = attrs["kernel_size"]
-    dh, dw = attrs["dilation_rate"]
-    same = attrs["padding"] == "same"
-    mh, mw = (1, 1) if same else ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    return [("odd sizes", mh + 2, mw + 4, 3), ("1x1", mh, mw, 1)]
-
-
-def _layer_state(node: Node, kernel: tuple[int, ...], units: int) -> dict[str, tuple[int, ...]]:
-    """A conv2d's or dense's state shapes, or a fused one's (bias, then the batch norm's
-    per-channel tensors), for a kernel of shape `kernel`."""
-    state = {node.params[0]: kernel}
-    for p in node.params[1:]:
-        state[p] = (units,)
-    return state
-
-
-def _conv_edges(node: Node, graph: Graph) -> list[Case]:
-    a = node.attrs
-    g = a["groups"]
-    cases = []
-    if as_layer(node).op == "conv2d":
-        _, h, w, c = graph.shape_of(node.inputs[0])
-        geo = conv_geometry(a, (1, h, w, c))
-        odd_c = c if uses_im2col(node, geo) else _odd_group(g, c // g)
-        f = a["filters"]
-        for label, eh, ew, batch in _spatial_edges(a):
-            state = _layer_state(node, (*a["kernel_size"], odd_c // g, f), f)
-            gr = _graph(node, {node.inputs[0]: (eh, ew, odd_c)}, state, a)
-            cases.append(Case(f"{label}, {odd_c} input channels", gr, batch))
-        return cases
-    h, w, c = a["input_shape"]
-    f = a["filters"]
-    if node.op == "conv2d_grad_input":  # columns: the input's channels; reduction: filters
-        odd_f = _odd_group(g, f // g)
-        for label, eh, ew, batch in _spatial_edges(a):
-            geo = conv_geometry(a, (1, eh, ew, c))
-            attrs = a.replace(input_shape=(eh, ew, c), filters=odd_f)
-            dy, kernel = node.inputs
-            gr = _graph(node, {dy: (geo["OH"], geo["OW"], odd_f)},
-                        {kernel: (*a["kernel_size"], c // g, odd_f)}, attrs)
-            cases.append(Case(f"{label}, {odd_f} filters", gr, batch))
-        return cases
-    # conv2d_grad_kernel: columns: the filters; rows: taps x input channels
-    geo = conv_geometry(a, (1, h, w, c))
-    odd_c = c if uses_im2col(node, geo) else _odd_group(g, c // g)
-    for label, eh, ew, batch in _spatial_edges(a):
-        geo = conv_geometry(a, (1, eh, ew, odd_c))
-        attrs = a.replace(input_shape=(eh, ew, odd_c))
-        x, dy = node.inputs
-        gr = _graph(node, {x: (eh, ew, odd_c), dy: (geo["OH"], geo["OW"], f)}, {}, attrs)
-        cases.append(Case(f"{label}, {odd_c} input channels", gr, batch))
-    return cases
-
-
-def _dense_edges(node: Node, graph: Graph) -> list[Case]:
-    a = node.attrs
-    if as_layer(node).op == "dense":
-        k = graph.shape_of(node.inputs[0])[-1]
-        units = a["units"]
-        odd_k = k + 1 if k % 2 == 0 else k
-        state = _layer_state(node, (odd_k, units), units)
-        gr = _graph(node, {node.inputs[0]: (odd_k,)}, state, a)
-        return [Case(f"batch 3, {odd_k} inputs", gr, 3), Case(f"batch 1, {odd_k} inputs", gr, 1)]
-    if node.op == "dense_grad_input":
-        dy, kernel = node.inputs
-        k_in, units = graph.shape_of(kernel)
-        odd_u = units + 1 if units % 2 == 0 else units
-        gr = _graph(node, {dy: (odd_u,)}, {kernel: (k_in, odd_u)}, a)
-        return [Case(f"batch 3, {odd_u} units", gr, 3), Case(f"batch 1, {odd_u} units", gr, 1)]
-    x, dy = node.inputs  # dense_grad_kernel: columns: units; rows: inputs; reduction: batch
-    k_in, units = node.shape
-    odd_k = k_in + 1 if k_in % 2 == 0 else k_in
-    gr = _graph(node, {x: (odd_k,), dy: (units,)}, {}, a)
-    return [Case(f"batch 3, {odd_k} inputs", gr, 3), Case(f"batch 1, {odd_k} inputs", gr, 1)]
+def _edge_case(node: Node, edge: EdgeShape) -> Case:
+    return Case(edge.label, _graph(node, edge.inputs, edge.state, edge.attrs), edge.batch)
 
 
 def cases(graph: Graph, node: Node, batch: int) -> list[Case]:
     """The real shape (at up to GATE_BATCH) and the edge shapes `node` is checked on."""
     real = Case("real shape", single_node_graph(graph, node, batch), min(batch, GATE_BATCH))
-    edges = _dense_edges(node, graph) if node.op.startswith("dense") else _conv_edges(node, graph)
-    return [real, *edges]
+    # Each of the op's algorithms states its edge shapes; those it shares are checked once.
+    stated = dict.fromkeys(a.edges for a in algorithms_of(as_layer(node).op))
+    return [real, *(_edge_case(node, e) for edges in stated for e in edges(node, graph))]
 
 
 # ---------------------------------------------------------------- the check
@@ -218,7 +141,7 @@ def tolerance(case: Case, variant: Mapping[str, Any]) -> float:
     g, node = case.graph, case.node
     in_shapes = tuple(g.concrete_shape(v, case.batch) for v in node.inputs)
     terms = max(node.opdef.reduction(node.attrs, in_shapes), 1)
-    return LOCAL_TOLERANCE * sqrt(terms) * error_factor(variant)
+    return LOCAL_TOLERANCE * sqrt(terms) * error_factor(node, variant)
 
 
 def prebuild(backend: Any, jobs: Sequence[tuple[Graph, str, int, Mapping[str, Any]]]) -> None:

@@ -1,17 +1,17 @@
 """The tuner's variant space: which nodes have kernel variants, and which variants each may take.
 
-A variant is a small dict the binders read through `BindContext.variant(node)` (launches.py):
+The OpenCL backend registers each tunable op's algorithms (cnnc/backends/opencl/algorithms.py);
+this module builds a node's space from its op's registrations and knows no op or algorithm by
+name. A variant is a small dict the binders read through `BindContext.variant(node)`
+(launches.py):
 
-    MR, VW, NV   the register block: MR rows x (VW * NV) columns per work-item (tiling.py)
+    algo         the algorithm (a registration's name; absent: the op's default)
+    MR, VW, NV   the register block of an algorithm's GEMM: MR rows x (VW * NV) columns per
+                 work-item (tiling.py)
     row_groups   0: leave work-group shapes to the driver; 1: one row block's columns per group
     split        parts the reduction of a kernel gradient is cut into (added up after)
     local        0: no local-memory tiles on a GPU, where they would otherwise be used
-    algo         'direct' (the implicit GEMM), 'phases' (a strided input gradient by phases,
-                 opencl/strided_grad.py: the default where it applies), or another algorithm a
-                 provider registers below
-    wino_m       Winograd's output tile F(m x m, 3x3), with algo 'winograd'
-    im2col       0: the implicit GEMM even where few channels make the default copy windows
-    wino_fused   tiles per work-item of Winograd in one launch (winograd_fused), 0: not fused
+    ...          keys an algorithm registers for itself (Algorithm.keys, tile_keys)
 
 Every variant is generated within the device's properties: blocks whose columns divide the
 GEMM's (so no block straddles a group), register blocks within the CPU's vector registers,
@@ -22,29 +22,25 @@ the runtime checks each built kernel's CL_KERNEL_WORK_GROUP_SIZE). The space is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from cnnc.backends.opencl.algorithms import (
+    ALGORITHMS,
+    TUNABLE_OPS,
+    algorithms_of,
+    default_algorithm,
+)
 from cnnc.backends.opencl.launches import BindContext
-from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.strided_grad import phases_apply
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
+from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import layer_of
 
 Variant = dict[str, Any]
 
-# The ops whose launches are GEMM-like (conv2d.cl, gemm.cl) and take a variant.
-TUNABLE_OPS = (
-    "conv2d",
-    "conv2d_grad_input",
-    "conv2d_grad_kernel",
-    "dense",
-    "dense_grad_input",
-    "dense_grad_kernel",
-)
 
 
 def as_layer(node: Node) -> Node:
@@ -56,102 +52,47 @@ def as_layer(node: Node) -> Node:
 
 
 # Every key a variant may hold, with what its value may be: the cache (cache.py) refuses any
-# other key or value.
-INT_KEYS: dict[str, tuple[int, int]] = {
+# other key or value. The tile knobs, then the keys the registered algorithms add.
+TILE_INT_KEYS: dict[str, tuple[int, int]] = {
     "MR": (1, 16),
     "VW": (1, 16),
     "NV": (1, 4),
     "row_groups": (0, 1),
     "split": (1, GRID_GROUPS[2]),
     "local": (0, 1),
-    "wino_m": (2, 6),
-    "wino_chunk": (0, 1 << 30),  # Winograd tiles per chunk of the batch (0: all)
-    "wino_fused": (0, 16),
-    "im2col": (0, 1),  # 0: the implicit GEMM where few channels would copy the windows out  # tiles per work-item of the one-launch Winograd kernel (0: not it)
 }
-# Keys holding a register tile of their own (Winograd's GEMMs): MR, VW, NV as above.
-TILE_VARIANT_KEYS = ("wino_tile",)
-ALGOS = ("direct", "phases", "winograd")
+INT_KEYS: dict[str, tuple[int, int]] = {
+    **TILE_INT_KEYS, **{k: r for a in ALGORITHMS.values() for k, r in a.keys.items()}}
+# Keys holding a register tile of their own (MR, VW, NV as above).
+TILE_VARIANT_KEYS = tuple(dict.fromkeys(k for a in ALGORITHMS.values() for k in a.tile_keys))
+ALGOS = tuple(dict.fromkeys(name for _, name in ALGORITHMS))
 VECTOR_WIDTHS = (1, 2, 4, 8, 16)
 
 
-@dataclass(frozen=True)
-class Gemm:
-    """What a tunable node's main launch is, as a GEMM: `cols` columns per group (the register
-    block's columns must divide them), whether its reduction can be split (kernel gradients),
-    whether it may use local tiles (groups == 1, not the transposed product), and its rows,
-    columns and reduction length per run (for the split's defaults and for FLOP counts)."""
-
-    cols: int
-    rows: int
-    reduction: int
-    split: bool
-    local: bool
-    step_bytes: int = 0  # bytes one step of a split reduction reads
+def _named(variant: Mapping[str, Any]) -> Algorithm | None:
+    """A registration of the variant's algorithm, any op's (those of one name describe, group
+    and err alike: tests/opencl/test_algorithms.py); None without one."""
+    name = variant.get("algo")
+    return next((a for a in ALGORITHMS.values() if a.name == name), None)
 
 
-def _geometry(node: Node, ctx: BindContext) -> dict[str, int]:
-    node = as_layer(node)
-    return conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-
-
-def gemm_of(node: Node, ctx: BindContext, *, im2col: bool = True) -> Gemm:
-    """The GEMM a tunable node binds to (as bind_layers.py and bind_gradients.py bind it);
-    im2col=False: the implicit GEMM even where few channels would copy the windows out."""
-    node = as_layer(node)
-    op, batch = node.op, ctx.batch
-    if op == "conv2d":
-        geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-        rows = batch * geo["OH"] * geo["OW"]
-        depth = geo["KH"] * geo["KW"] * geo["CG"]
-        if im2col and uses_im2col(node, geo):
-            return Gemm(geo["F"], rows, depth, split=False, local=True)
-        return Gemm(geo["FG"], rows, depth, split=False, local=node.attrs["groups"] == 1)
-    if op == "conv2d_grad_input":
-        geo = conv_geometry(node.attrs, ctx.shape(node.name))
-        rows = batch * geo["H"] * geo["W"]
-        depth = geo["KH"] * geo["KW"] * geo["FG"]
-        return Gemm(geo["CG"], rows, depth, split=False, local=node.attrs["groups"] == 1)
-    if op == "conv2d_grad_kernel":
-        geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-        pixels = batch * geo["OH"] * geo["OW"]
-        rows = geo["KH"] * geo["KW"] * geo["CG"]
-        if im2col and uses_im2col(node, geo):
-            step = 4 * (geo["KH"] * geo["KW"] * geo["C"] + geo["F"])
-            return Gemm(geo["F"], rows, pixels, split=True, local=False, step_bytes=step)
-        step = 4 * (geo["C"] + geo["F"])
-        return Gemm(geo["FG"], rows, pixels, split=True, local=False, step_bytes=step)
-    if op == "dense":
-        m, k = ctx.rows_cols(node.inputs[0])
-        return Gemm(node.attrs["units"], m, k, split=False, local=True)
-    if op == "dense_grad_input":
-        k_in, units = ctx.shape(node.inputs[1])
-        return Gemm(k_in, ctx.numel(node.inputs[0]) // units, units, split=False, local=True)
-    if op == "dense_grad_kernel":
-        k_in, units = ctx.shape(node.name)
-        rows = ctx.numel(node.inputs[0]) // k_in
-        return Gemm(units, k_in, rows, split=True, local=False, step_bytes=4 * (k_in + units))
-    raise ValueError(f"{op} has no kernel variants")
+def gemm_of(node: Node, ctx: BindContext) -> Gemm:
+    """The GEMM a tunable node's default algorithm launches (as its binder binds it)."""
+    layer = as_layer(node)
+    algorithm = default_algorithm(layer, ctx)
+    assert algorithm.gemm is not None  # a default has one
+    return algorithm.gemm(layer, ctx, {})
 
 
 def tunable(node: Node) -> bool:
     return as_layer(node).op in TUNABLE_OPS
 
 
-def default_algo(node: Node, ctx: BindContext) -> str:
-    """The algorithm the binders choose without a variant: a strided input gradient's phases
-    (the direct kernel's zero terms left out), else the direct kernel."""
-    node = as_layer(node)
-    strided = node.op == "conv2d_grad_input" and phases_apply(
-        conv_geometry(node.attrs, ctx.shape(node.name))
-    )
-    return "phases" if strided else "direct"
-
-
 def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
     gemm = gemm_of(node, ctx)
-    variant: Variant = {"algo": default_algo(node, ctx), **register_tile(gemm.cols, ctx.target)}
+    algorithm = default_algorithm(as_layer(node), ctx)
+    variant: Variant = {"algo": algorithm.name, **register_tile(gemm.cols, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
     return variant
@@ -194,31 +135,19 @@ def _tiles(cols: int, target: Target) -> list[dict[str, int]]:
     return tiles
 
 
-# ---------------------------------------------------------------- other algorithms
-# Registration point for variants of other algorithms (Winograd: cnnc/backends/opencl/
-# winograd.py on branch `winograd`). A provider maps (node, ctx) to variant dicts carrying
-# "algo", and states the algorithm's error growth as a factor on the gate's tolerance.
-
-
-def _winograd_variants(node: Node, ctx: BindContext) -> list[Variant]:
-    try:
-        from cnnc.backends.opencl.winograd import winograd_variants
-    except ImportError:  # the Winograd kernels are not part of this build
-        return []
-    return [dict(v) for v in winograd_variants(node, ctx)]
-
-
-ALGORITHM_PROVIDERS: list[Callable[[Node, BindContext], list[Variant]]] = [_winograd_variants]
-
-
-def error_factor(variant: Mapping[str, Any]) -> float:
+def error_factor(node: Node, variant: Mapping[str, Any]) -> float:
     """How much larger than a direct sum's the variant's rounding error may be (the gate's
-    tolerance is multiplied by it): 1 for the direct algorithm."""
-    if variant.get("algo", "direct") == "winograd":
-        from cnnc.backends.opencl.winograd import winograd_error_factor
+    tolerance is multiplied by it), as its algorithm states: 1 for the default's."""
+    key = (as_layer(node).op, variant.get("algo"))
+    algorithm = ALGORITHMS[key] if key in ALGORITHMS else _named(variant)
+    return 1.0 if algorithm is None else float(algorithm.error_factor(variant))
 
-        return float(winograd_error_factor(int(variant["wino_m"])))
-    return 1.0
+
+def family(variant: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the variant computes how, tiles aside, the same for every op: its algorithm and
+    what that says sets its variants apart (Algorithm.family)."""
+    algorithm = _named(variant)
+    return (variant.get("algo"), *(() if algorithm is None else algorithm.family(variant)))
 
 
 # ---------------------------------------------------------------- the space
@@ -226,42 +155,44 @@ def error_factor(variant: Mapping[str, Any]) -> float:
 
 def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     """Every variant the tuner may choose for `node`, the default first (no duplicates)."""
-    gemm = gemm_of(node, ctx)
+    layer = as_layer(node)
     target = ctx.target
     default = default_variant(node, ctx)
+    chosen = default_algorithm(layer, ctx)
+    gemm = gemm_of(node, ctx)
     out: list[Variant] = [default]
 
     def add(variant: Variant) -> None:
         if variant not in out:
             out.append(variant)
 
-    # Other algorithms first, the fewest multiplications first (Winograd's largest m): they
-    # change the arithmetic, tiles only how fast it runs, so a search that its budget cuts short
-    # has tried the likeliest gains (F(4x4) ran the fashion 3x3 convolutions 3.6-5.7x faster
-    # than the direct kernel on a Zen 1; a tile alone, 1.1-2.1x).
-    algorithms = [v for provider in ALGORITHM_PROVIDERS for v in provider(as_layer(node), ctx)]
-    for variant in sorted(algorithms, key=lambda v: -int(v.get("wino_m", 0))):
-        add(variant)
+    def with_split(variant: Variant, g: Gemm, tile: Mapping[str, int]) -> Variant:
+        if g.split:
+            variant["split"] = _default_split(g, tile, target)
+        return variant
 
-    # A strided input gradient: the direct kernel (all taps) with the default's block too.
-    if default["algo"] == "phases":
-        add({**default, "algo": "direct"})
-
-    # Few channels: the implicit GEMM instead of copying the windows out (im2col), with the
-    # default block and the largest one.
-    layer = as_layer(node)
-    if layer.op in ("conv2d", "conv2d_grad_kernel") and uses_im2col(layer, _geometry(node, ctx)):
-        direct = gemm_of(as_layer(node), ctx, im2col=False)
-        for tile in [register_tile(direct.cols, target), *_tiles(direct.cols, target)[:1]]:
-            variant = {"algo": "direct", **tile, "im2col": 0}
-            if direct.split:
-                variant["split"] = _default_split(direct, tile, target)
-            add(variant)
+    algorithms = algorithms_of(layer.op)
+    # The algorithms that list their own variants first: they change the arithmetic, tiles
+    # only how fast it runs, so a search that its budget cuts short has tried the likeliest
+    # gains first (each lists its own in the order worth timing).
+    for algorithm in algorithms:
+        for variant in algorithm.variants(layer, ctx):
+            add(dict(variant))
+    # The other algorithms with a GEMM that apply, with the default's block (a strided input
+    # gradient's direct kernel, all taps, beside the default's phases).
+    others = [a for a in algorithms if a.gemm is not None and a.applies(layer, ctx)]
+    for algorithm in others:
+        if algorithm is not chosen:
+            add({**default, "algo": algorithm.name})
+    # Other forms of a GEMM (few channels: the implicit GEMM instead of copying the windows
+    # out), with the default block and the largest one.
+    for algorithm in others:
+        for form in algorithm.forms(layer, ctx):
+            g = algorithm.gemm(layer, ctx, form)
+            for tile in [register_tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
+                add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     for tile in _tiles(gemm.cols, target):
-        variant = {"algo": default["algo"], **tile}
-        if gemm.split:
-            variant["split"] = _default_split(gemm, tile, target)
-        add(variant)
+        add(with_split({"algo": default["algo"], **tile}, gemm, tile))
     # Work-group shape: the driver's instead of row groups (CPU), for the default block.
     if target.kind == "cpu":
         add({**default, "row_groups": 0})
@@ -278,25 +209,10 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
 
 
 def describe(variant: Mapping[str, Any]) -> str:
-    """'4x8x2' and the flags that differ from the defaults ('4x8x2 split=3 no-row-groups')."""
-    algo = variant.get("algo", "direct")
-    if algo not in ("direct", "phases"):
-        extra = f" m={variant['wino_m']}" if "wino_m" in variant else ""
-        tile = variant.get("wino_tile")
-        if tile:
-            extra += f" {tile.get('MR', '?')}x{tile.get('VW', '?')}x{tile.get('NV', '?')}"
-        if variant.get("wino_chunk"):
-            extra += f" chunk={variant['wino_chunk']}"
-        if variant.get("wino_fused"):
-            extra += f" fused x{variant['wino_fused']}"
-        return f"{variant['algo']}{extra}"
-    text = f"{variant.get('MR', '?')}x{variant.get('VW', '?')}x{variant.get('NV', '?')}"
-    if "split" in variant:
-        text += f" split={variant['split']}"
-    if variant.get("row_groups", 1) == 0:
-        text += " no-row-groups"
-    if variant.get("local", 1) == 0:
-        text += " no-local"
-    if variant.get("im2col", 1) == 0:
-        text += " no-im2col"
-    return f"phases {text}" if algo == "phases" else text
+    """A variant in a few words, as its algorithm writes it ('4x8x2 split=3 no-row-groups',
+    'phases 4x8x2', 'winograd m=4 fused x4')."""
+    algorithm = _named(variant)
+    if algorithm is not None:
+        return algorithm.describe(variant)
+    name = variant.get("algo")
+    return tile_text(variant) if name is None else f"{name} {tile_text(variant)}"

@@ -35,7 +35,7 @@ from cnnc.errors import CnncError
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
 from cnnc.tune.gate import Gate, prebuild, random_values
-from cnnc.tune.space import default_variant, describe, gemm_of, tunable, variant_space
+from cnnc.tune.space import default_variant, describe, family, gemm_of, tunable, variant_space
 
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
 SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs keep the defaults
@@ -97,19 +97,12 @@ def node_key(backend: Any, graph: Graph, node: Node, batch: int) -> dict[str, An
 
 
 def gemm_flops(node: Node, ctx: BindContext) -> int:
-    g = gemm_of(node, ctx)
-    return 2 * g.rows * g.cols * g.reduction * (ctx.shape(node.name)[-1] // max(g.cols, 1)
-                                                if node.op.startswith("conv2d") else 1)
+    return gemm_of(node, ctx).flops
 
 
-Family = tuple[str, int, bool, int]
-
-
-def family(variant: Mapping[str, Any]) -> Family:
-    """What the variant computes how, tiles aside: its algorithm, Winograd's output tile and
-    whether in one launch, and whether the direct algorithm copies the windows out."""
-    return (str(variant.get("algo", "direct")), int(variant.get("wino_m", 0)),
-            bool(variant.get("wino_fused", 0)), int(variant.get("im2col", 1)))
+# What a variant computes how, tiles aside (space.family): an algorithm, and what sets its
+# variants apart (Winograd's output tile, the direct algorithm's copied windows).
+Family = tuple[Any, ...]
 
 
 def process_age() -> float:

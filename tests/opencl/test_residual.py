@@ -81,7 +81,7 @@ def close(graph: Graph, batch: int, got, ref, variant: dict | None) -> tuple[boo
     node = graph.node("y")
     terms = node.opdef.reduction(node.attrs, tuple(graph.concrete_shape(v, batch)
                                                    for v in node.inputs))
-    tol = LOCAL_TOLERANCE * sqrt(terms) * error_factor(variant or {})
+    tol = LOCAL_TOLERANCE * sqrt(terms) * error_factor(node, variant or {})
     _, rel = errors(ref, got)
     return rel <= tol, f"error {rel:.2e} of max|reference|, tolerance {tol:.2e}"
 

@@ -126,3 +126,26 @@ def test_import_validates(cache, tmp_path, capsys):
 def test_import_of_a_missing_file_is_a_clear_error(cache, tmp_path):
     with pytest.raises(tc.TuningCacheError, match="cannot read"):
         tc.import_entries(cache, tmp_path / "nope.json")
+
+
+# Variants of every algorithm as the tuner wrote them before the algorithms were registered in
+# the OpenCL backend (cnnc/backends/opencl/algorithms.py): the format stayed "cnnc-tuning 1",
+# so they must still read as valid (a change to the keys an algorithm registers must bump
+# tc.FORMAT, which discards older files with a message instead).
+WRITTEN_BEFORE = [
+    {"algo": "direct", "MR": 4, "VW": 8, "NV": 2},
+    {"algo": "direct", "MR": 8, "VW": 4, "NV": 1, "split": 3, "row_groups": 0},
+    {"algo": "direct", "MR": 4, "VW": 4, "NV": 1, "local": 0},
+    {"algo": "direct", "MR": 8, "VW": 8, "NV": 1, "im2col": 0, "split": 2},
+    {"algo": "phases", "MR": 4, "VW": 8, "NV": 2},
+    {"algo": "winograd", "wino_m": 4},
+    {"algo": "winograd", "wino_m": 2, "wino_fused": 8},
+    {"algo": "winograd", "wino_m": 4, "wino_tile": {"MR": 4, "VW": 16, "NV": 1},
+     "wino_chunk": 64},
+]
+
+
+@pytest.mark.parametrize("variant", WRITTEN_BEFORE, ids=lambda v: "-".join(map(str, v.values())))
+def test_variants_written_before_the_registry_still_read(variant):
+    assert tc.FORMAT == "cnnc-tuning 1"
+    assert tc.variant_problem(variant) is None

@@ -4,9 +4,11 @@
 shapes, returns its launches (launches.py): kernel file, kernel name, -D defines (integers only),
 global and local sizes, and arguments. The binders live in one module per op group
 (bind_layers.py, bind_gradients.py, bind_losses.py, bind_updates.py, and bind_distributed.py for
-data-parallel training), built from the shared launches of primitives.py and the tile choices of
-tiling.py. Nothing here touches a device: the runtime builds and enqueues what the bindings
-describe, so `cnnc compile --plan` can print them as they are.
+data-parallel training); the ops with several algorithms are bound by algorithms.py, which
+registers each (op, algorithm) once, and depthwise convolutions as the grouped conv2d they
+are (bind_depthwise.py). All are built from the shared launches of primitives.py and the tile
+choices of tiling.py. Nothing here touches a device: the runtime builds and enqueues what the
+bindings describe, so `cnnc compile --plan` can print them as they are.
 
 Sizes that shape the arithmetic of compute-bound kernels (convolutions, matrix products, pooling
 windows) are -D defines, so the compiler unrolls and folds them. The batch size is always a
@@ -18,6 +20,8 @@ program serves every shape.
 from __future__ import annotations
 
 from cnnc.backends.opencl import (
+    algorithms,
+    bind_depthwise,
     bind_distributed,
     bind_fused,
     bind_gradients,
@@ -35,6 +39,8 @@ from cnnc.ir.graph import Node
 BINDERS: dict[str, Binder] = {
     **bind_layers.BINDERS,
     **bind_gradients.BINDERS,
+    **algorithms.BINDERS,
+    **bind_depthwise.BINDERS,
     **bind_losses.BINDERS,
     **bind_updates.BINDERS,
     **bind_distributed.BINDERS,

@@ -1,11 +1,11 @@
 """Binders of the fused ops (cnnc/ir/fused.py): node -> launches, and their table `BINDERS`.
 
-conv2d_bn, depthwise_conv2d_bn and dense_bn run the binding of their `base` layer
-(bind_layers.py, with whatever kernel variant it picks) on a folded kernel and bias: one small
-batchnorm.cl:batchnorm_fold launch first computes them from the live state into two workspaces,
-and every argument of the layer's launches that named the kernel or the bias reads those
-instead. The fold runs on every run, so the folded weights are never stale after a training step
-or loading weights.
+conv2d_bn, depthwise_conv2d_bn and dense_bn run the binding of their `base` layer (algorithms.py and
+bind_depthwise.py, with whatever kernel variant it picks) on a folded kernel and bias: one small
+batchnorm.cl:batchnorm_fold launch first computes them from the live state into two
+workspaces, and every argument of the layer's launches that named the kernel or the bias reads
+those instead. The fold runs on every run, so the folded weights are never stale after a
+training step or loading weights.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from math import prod
 
-from cnnc.backends.opencl.bind_layers import BINDERS as LAYER_BINDERS
+from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
+from cnnc.backends.opencl.bind_depthwise import BINDERS as DEPTHWISE_BINDERS
 from cnnc.backends.opencl.launches import (
     NULL,
     Arg,
@@ -79,5 +80,6 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
     return bind
 
 
-BINDERS: dict[str, Binder] = {op: folded(layer, LAYER_BINDERS[layer])
+_LAYER_BINDERS: dict[str, Binder] = {**ALGORITHM_BINDERS, **DEPTHWISE_BINDERS}
+BINDERS: dict[str, Binder] = {op: folded(layer, _LAYER_BINDERS[layer])
                                for layer, op in FOLDED_LAYER.items()}

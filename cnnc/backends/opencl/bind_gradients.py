@@ -1,9 +1,9 @@
 """Binders of the gradient ops (cnnc/ir/gradients.py): node -> launches, one function per op,
-and their table `BINDERS`, keyed by op name."""
+and their table `BINDERS`, keyed by op name. The convolution and dense gradients have several
+algorithms, registered in algorithms.py (which binds them): their direct ones, the phases
+binding's entry, and the GEMMs those launch, are here."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from cnnc.backends.opencl.launches import (
     NULL,
@@ -54,9 +54,8 @@ from cnnc.backends.opencl.tiling import (
     tuned_tile,
     with_local_tile,
 )
-from cnnc.backends.opencl.winograd import bind_conv2d_grad_input_winograd
+from cnnc.backends.opencl.tunable import Gemm, Variant
 from cnnc.ir.graph import Node
-from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -64,23 +63,18 @@ def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((activation(node, ctx, (Value(v), Value(dy)), grad=True),))
 
 
-def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
+def bind_conv2d_grad_input_direct(node: Node, ctx: BindContext) -> NodeBinding:
+    """dx as the implicit GEMM of dy and the transposed kernel, every tap of every pixel."""
     dy, kernel = node.inputs
     geo = conv_geometry(node.attrs, ctx.shape(node.name))
-    v = ctx.variant(node)
-    algo = v.get("algo", "phases" if phases_apply(geo) else "direct")
-    if algo == "winograd":
-        return bind_conv2d_grad_input_winograd(node, ctx, geo, m=v.get("wino_m", 4))
-    if algo == "phases":  # strided: the taps of each pixel's phase only (strided_grad.py)
-        return bind_conv2d_grad_input_phases(node, ctx, geo, v)
-    rows = ctx.batch * geo["H"] * geo["W"]
     variant = ctx.variant(node)
+    gemm = conv2d_grad_input_gemm(node, ctx, variant)
     tile, local = with_local_tile(
-        tuned_tile(geo["CG"], ctx.target, variant),
+        tuned_tile(gemm.cols, ctx.target, variant),
         ctx.target,
-        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
+        gemm.local and bool(variant.get("local", 1)),
     )
-    grid, group = gemm_grid(rows, geo["C"], tile, local, ctx.target, variant)
+    grid, group = gemm_grid(gemm.rows, geo["C"], tile, local, ctx.target, variant)
     taps = geo["KH"] * geo["KW"]
     kernel_t = Workspace(0)
     args = (Value(dy), kernel_t, ZEROS, Value(node.name), Int(ctx.batch))
@@ -91,7 +85,27 @@ def bind_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(launches, workspaces=(taps * geo["CG"] * geo["F"],), zeros=geo["FG"])
 
 
-def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
+def bind_conv2d_grad_input_by_phases(node: Node, ctx: BindContext) -> NodeBinding:
+    """A strided convolution's dx, each pixel's phase with its own taps only (strided_grad.py)."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.name))
+    return bind_conv2d_grad_input_phases(node, ctx, geo, ctx.variant(node))
+
+
+def strided(node: Node, ctx: BindContext) -> bool:
+    """Whether phases save a convolution's input gradient work (a stride above 1)."""
+    return phases_apply(conv_geometry(node.attrs, ctx.shape(node.name)))
+
+
+def conv2d_grad_input_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """The input gradient's GEMM, directly or by phases (the same columns and sums)."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.name))
+    rows = ctx.batch * geo["H"] * geo["W"]
+    depth = geo["KH"] * geo["KW"] * geo["FG"]
+    groups = node.attrs["groups"]
+    return Gemm(geo["CG"], rows, depth, split=False, local=groups == 1, groups=groups)
+
+
+def bind_conv2d_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     out = Value(node.name)
     geo = conv_geometry(node.attrs, ctx.shape(x))
@@ -105,12 +119,12 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
             (im2col(x, windows, geo, ctx.batch), *tn.launches),
             workspaces=(pixels * depth, *tn.workspaces),
         )
-    rows = geo["KH"] * geo["KW"] * geo["CG"]
     variant = ctx.variant(node)
-    tile = tuned_tile(geo["FG"], ctx.target, variant)
-    blocks = block_grid(rows, geo["F"], tile)
-    step_bytes = 4 * (geo["C"] + geo["F"])
-    split = tuned_split(blocks[0] * blocks[1], pixels, step_bytes, ctx.target, variant)
+    gemm = conv2d_grad_kernel_gemm(node, ctx, variant)
+    tile = tuned_tile(gemm.cols, ctx.target, variant)
+    blocks = block_grid(gemm.rows, geo["F"], tile)
+    split = tuned_split(blocks[0] * blocks[1], gemm.reduction, gemm.step_bytes, ctx.target,
+                        variant)
     grid = (*blocks, split)
     parts = Workspace(0)
     args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
@@ -123,23 +137,22 @@ def bind_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
         defines,
         tuned_row_groups(grid, ctx.target, variant),
     )
-    return with_parts_summed(main, parts, out, rows * geo["F"], ctx.target)
+    return with_parts_summed(main, parts, out, gemm.rows * geo["F"], ctx.target)
 
 
-def _depthwise_as_conv2d(node: Node) -> Node:
-    """The grouped conv2d gradient node a depthwise one is (see bind_depthwise_conv2d)."""
-    shape = node.attrs["input_shape"]
-    attrs = depthwise_as_conv2d(node.attrs, shape[-1]).replace(input_shape=shape)
-    op = node.op.replace("depthwise_conv2d", "conv2d")
-    return replace(node, op=op, attrs=attrs)
-
-
-def bind_depthwise_conv2d_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
-    return bind_conv2d_grad_input(_depthwise_as_conv2d(node), ctx)
-
-
-def bind_depthwise_conv2d_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
-    return bind_conv2d_grad_kernel(_depthwise_as_conv2d(node), ctx)
+def conv2d_grad_kernel_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """bind_conv2d_grad_kernel_direct's main launch as a GEMM: rows the taps' input channels,
+    the reduction over every output pixel, split into parts added up after."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    pixels = ctx.batch * geo["OH"] * geo["OW"]
+    rows = geo["KH"] * geo["KW"] * geo["CG"]
+    if uses_im2col(node, geo, variant):
+        step = 4 * (geo["KH"] * geo["KW"] * geo["C"] + geo["F"])
+        return Gemm(geo["F"], rows, pixels, split=True, local=False, step_bytes=step)
+    step = 4 * (geo["C"] + geo["F"])
+    groups = node.attrs["groups"]
+    return Gemm(geo["FG"], rows, pixels, split=True, local=False, step_bytes=step,
+                groups=groups)
 
 
 def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -149,7 +162,7 @@ def bind_bias_grad(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(launches, workspaces=(work,))
 
 
-def bind_dense_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
+def bind_dense_grad_input_direct(node: Node, ctx: BindContext) -> NodeBinding:
     dy, kernel = node.inputs
     k_in, units = ctx.shape(kernel)
     m = ctx.numel(dy) // units
@@ -162,12 +175,24 @@ def bind_dense_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(launches, workspaces=(k_in * units,))
 
 
-def bind_dense_grad_kernel(node: Node, ctx: BindContext) -> NodeBinding:
+def dense_grad_input_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    k_in, units = ctx.shape(node.inputs[1])
+    return Gemm(k_in, ctx.numel(node.inputs[0]) // units, units, split=False, local=True)
+
+
+def bind_dense_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     k_in, units = ctx.shape(node.name)
     rows = ctx.numel(x) // k_in
     return matmul_tn(ctx, Value(x), Value(dy), Value(node.name), k_in, units, rows, Workspace(0),
                      variant=ctx.variant(node))
+
+
+def dense_grad_kernel_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """x^T dy: rows the inputs, columns the units, the reduction over the batch (split)."""
+    k_in, units = ctx.shape(node.name)
+    rows = ctx.numel(node.inputs[0]) // k_in
+    return Gemm(units, k_in, rows, split=True, local=False, step_bytes=4 * (k_in + units))
 
 
 def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -310,13 +335,7 @@ def bind_batchnorm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
 
 BINDERS: dict[str, Binder] = {
     "activation_grad": bind_activation_grad,
-    "conv2d_grad_input": bind_conv2d_grad_input,
-    "conv2d_grad_kernel": bind_conv2d_grad_kernel,
-    "depthwise_conv2d_grad_input": bind_depthwise_conv2d_grad_input,
-    "depthwise_conv2d_grad_kernel": bind_depthwise_conv2d_grad_kernel,
     "bias_grad": bind_bias_grad,
-    "dense_grad_input": bind_dense_grad_input,
-    "dense_grad_kernel": bind_dense_grad_kernel,
     "maxpool2d_grad": bind_maxpool2d_grad,
     "avgpool2d_grad": bind_avgpool2d_grad,
     "global_avgpool2d_grad": bind_global_avgpool2d_grad,

@@ -1,9 +1,9 @@
 """Binders of the layer ops (cnnc/ir/layers.py): node -> launches, one function per op, and
-their table `BINDERS`, keyed by op name."""
+their table `BINDERS`, keyed by op name. conv2d and dense have several algorithms, registered in
+algorithms.py (which binds them): their direct ones, and the GEMMs those launch, are here."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from cnnc.backends.opencl.launches import (
     NULL,
@@ -35,44 +35,46 @@ from cnnc.backends.opencl.primitives import (
     window_defines,
 )
 from cnnc.backends.opencl.tiling import flat, gemm_grid, tuned_tile, with_local_tile
-from cnnc.backends.opencl.winograd import bind_conv2d_winograd
+from cnnc.backends.opencl.tunable import Gemm, Variant
 from cnnc.ir.graph import Node
-from cnnc.ir.layers import depthwise_as_conv2d
 
 
 def bind_input(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding(fed=True)
 
 
-def bind_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
+def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
+    """conv2d as an implicit GEMM (conv2d.cl), or with few channels, its windows copied out and
+    multiplied (im2col + gemm.cl)."""
     x = node.inputs[0]
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     geo = conv_geometry(node.attrs, ctx.shape(x))
-    v = ctx.variant(node)
-    if v.get("algo") == "winograd":
-        return bind_conv2d_winograd(node, ctx, geo, m=v.get("wino_m", 4))
-    if uses_im2col(node, geo, v):
-        return _bind_conv2d_im2col(node, ctx, geo, bias)
-    rows = ctx.batch * geo["OH"] * geo["OW"]
     variant = ctx.variant(node)
+    if uses_im2col(node, geo, variant):
+        return _bind_conv2d_im2col(node, ctx, geo, bias)
+    gemm = conv2d_gemm(node, ctx, variant)
     tile, local = with_local_tile(
-        tuned_tile(geo["FG"], ctx.target, variant),
+        tuned_tile(gemm.cols, ctx.target, variant),
         ctx.target,
-        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
+        gemm.local and bool(variant.get("local", 1)),
     )
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
-    grid, group = gemm_grid(rows, geo["F"], tile, local, ctx.target, variant)
+    grid, group = gemm_grid(gemm.rows, geo["F"], tile, local, ctx.target, variant)
     args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
 
 
-def bind_depthwise_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
-    # Its (KH, KW, C, M) kernel is the (KH, KW, 1, C*M) kernel of a grouped conv2d, byte for
-    # byte: bind that conv2d.
-    attrs = depthwise_as_conv2d(node.attrs, ctx.shape(node.inputs[0])[-1])
-    return bind_conv2d(replace(node, op="conv2d", attrs=attrs), ctx)
+def conv2d_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """bind_conv2d_direct's main launch as a GEMM."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    rows = ctx.batch * geo["OH"] * geo["OW"]
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    if uses_im2col(node, geo, variant):
+        return Gemm(geo["F"], rows, depth, split=False, local=True)
+    groups = node.attrs["groups"]
+    return Gemm(geo["FG"], rows, depth, split=False, local=groups == 1, groups=groups)
 
 
 def _bind_conv2d_im2col(
@@ -127,7 +129,7 @@ def bind_zero_padding2d(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((elementwise_launch("elementwise.cl", "zero_padding2d", n, args, ctx.target),))
 
 
-def bind_dense(node: Node, ctx: BindContext) -> NodeBinding:
+def bind_dense_direct(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     m, k = ctx.rows_cols(x)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
@@ -145,6 +147,12 @@ def bind_dense(node: Node, ctx: BindContext) -> NodeBinding:
         variant=ctx.variant(node),
     )
     return NodeBinding((gemm, *after), workspaces=work)
+
+
+def dense_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """bind_dense_direct's GEMM."""
+    m, k = ctx.rows_cols(node.inputs[0])
+    return Gemm(node.attrs["units"], m, k, split=False, local=True)
 
 
 def bind_batchnorm(node: Node, ctx: BindContext) -> NodeBinding:
@@ -207,13 +215,10 @@ def bind_concatenate(node: Node, ctx: BindContext) -> NodeBinding:
 
 BINDERS: dict[str, Binder] = {
     "input": bind_input,
-    "conv2d": bind_conv2d,
-    "depthwise_conv2d": bind_depthwise_conv2d,
     "maxpool2d": bind_pool,
     "avgpool2d": bind_pool,
     "global_avgpool2d": bind_global_avgpool2d,
     "zero_padding2d": bind_zero_padding2d,
-    "dense": bind_dense,
     "flatten": bind_view,
     "dropout": bind_view,
     "batchnorm": bind_batchnorm,

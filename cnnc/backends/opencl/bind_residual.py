@@ -1,6 +1,6 @@
 """Binders of the residual ops (cnnc/ir/residual.py): node -> launches, and their table `BINDERS`.
 
-A residual node runs its layer's own binding (bind_layers.py or bind_fused.py, with whatever
+A residual node runs its layer's own binding (algorithms.py or bind_fused.py, with whatever
 kernel variant the layer picks: implicit GEMM, im2col + GEMM, Winograd; batchnorm_train_add:
 batchnorm_train's, bind_gradients.py) with the residual added in the epilogue of the launches
 that store the node's value: those get -D HAS_RESIDUAL=1 and the residual tensor as one more
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
 from cnnc.backends.opencl.bind_fused import BINDERS as FUSED_BINDERS
 from cnnc.backends.opencl.bind_gradients import bind_batchnorm_train
-from cnnc.backends.opencl.bind_layers import BINDERS as LAYER_BINDERS
 from cnnc.backends.opencl.launches import BindContext, Binder, Launch, NodeBinding, Value
 from cnnc.errors import InternalError
 from cnnc.ir.graph import Node
@@ -65,6 +65,6 @@ def bind_batchnorm_train_add(node: Node, ctx: BindContext) -> NodeBinding:
     return _with_residual_stores(node, bind_batchnorm_train(bn, ctx), other, "batchnorm_train")
 
 
-_LAYERS = {**LAYER_BINDERS, **FUSED_BINDERS}
+_LAYERS = {**ALGORITHM_BINDERS, **FUSED_BINDERS}
 BINDERS: dict[str, Binder] = {op: residual(layer, _LAYERS[layer]) for op, layer in LAYER_OF.items()}
 BINDERS["batchnorm_train_add"] = bind_batchnorm_train_add

@@ -1,5 +1,5 @@
 """The input gradient of a strided convolution by phases (kernels/conv2d.cl:
-conv2d_grad_input_phases): its binding, called by bind_gradients.bind_conv2d_grad_input.
+conv2d_grad_input_phases): its binding, conv2d_grad_input's "phases" algorithm (algorithms.py).
 
 With strides S, the direct input gradient (conv2d_grad_input) visits every tap for every dx
 pixel, though only about one (pixel, tap) pair in SH*SW meets a dy element; the others read the
@@ -7,8 +7,8 @@ zeros buffer and do their FMAs anyway. Grouping the dx pixels by phase ((ih + PT
 (iw + PL) mod SW) leaves each group a convolution with the taps of its phase only: the same
 sums without their zero terms (a 3x3 stride-2 kernel's gradient does a quarter of the FMAs).
 It is the default for strided input gradients ("algo": "phases"; "direct" is the old kernel,
-both tuner variants: cnnc/tune/space.py). Dilation and groups are handled as the direct kernel
-does; local tiles (GPUs) when groups == 1.
+both registered there, both in the tuner's space). Dilation and groups are handled as the
+direct kernel does; local tiles (GPUs) when groups == 1.
 """
 
 from __future__ import annotations

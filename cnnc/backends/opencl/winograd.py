@@ -5,7 +5,8 @@ A variant is the dict {"algo": "winograd", "wino_m": 2 | 4} in BindContext.varia
 node's name, optionally with "wino_tile": {"MR": int, "VW": int, "NV": int} (the GEMMs' register
 tile; absent = tiling.register_tile's) and "wino_chunk": tiles per chunk of the batch (0 or
 absent = the whole batch at once). `winograd_variants` lists those worth timing for a node;
-bind_layers.bind_conv2d and bind_gradients.bind_conv2d_grad_input hand such nodes here. A node
+algorithms.py registers the bindings, variants and error factor here as conv2d's and
+conv2d_grad_input's "winograd" algorithm. A node
 is bound as four launches: the filter transform (once per run of the plan, so once per weight
 update in training), then per chunk of the batch's tiles the input transform, T*T batched GEMMs
 (tile.h's register blocks, T = m + 2) and the output transform with the bias and activation.
@@ -47,8 +48,8 @@ from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div, round_up
 from cnnc.ir.graph import Node
 
+NAME = "winograd"  # the variants' "algo" (algorithms.py registers it under this name)
 WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
-OPS = ("conv2d", "conv2d_grad_input")  # the ops bound here when a variant asks
 
 
 # ---------------------------------------------------------------- transform matrices
@@ -107,6 +108,11 @@ def winograd_error_factor(m: int) -> float:
 
 # ---------------------------------------------------------------- when it applies
 
+def applies(node: Node, ctx: BindContext) -> bool:
+    """Whether the node is a convolution Winograd can run (winograd_applies)."""
+    return winograd_applies(node.attrs)
+
+
 def winograd_applies(attrs: Mapping[str, Any]) -> bool:
     """Whether a convolution (conv2d attrs, or its gradient's) can run as Winograd F(m, 3x3):
     3x3 kernel, stride 1, dilation 1, groups 1; any padding."""
@@ -118,14 +124,13 @@ def winograd_applies(attrs: Mapping[str, Any]) -> bool:
     )
 
 
-def _conv_shape(node: Node, ctx: BindContext) -> dict[str, int]:
-    """The geometry of the stride-1 convolution the Winograd kernels compute for `node`: input
-    H x W x C, output OH x OW x F, padding before PT, PL, and FLIP (the input gradient: the
-    convolution of dy with the kernel rotated and its channels swapped)."""
-    if node.op == "conv2d":
-        geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-        keys = ("H", "W", "C", "OH", "OW", "F", "PT", "PL")
-        return {**{k: geo[k] for k in keys}, "FLIP": 0}
+def _forward_shape(node: Node, ctx: BindContext) -> dict[str, int]:
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    keys = ("H", "W", "C", "OH", "OW", "F", "PT", "PL")
+    return {**{k: geo[k] for k in keys}, "FLIP": 0}
+
+
+def _grad_input_shape(node: Node, ctx: BindContext) -> dict[str, int]:
     geo = conv_geometry(node.attrs, ctx.shape(node.name))
     # dx[ih] = sum_kh dy[ih + PT - kh] w[kh] = sum_j dy[ih - (2 - PT) + j] w[2 - j]
     return {
@@ -133,6 +138,18 @@ def _conv_shape(node: Node, ctx: BindContext) -> dict[str, int]:
         "OH": geo["H"], "OW": geo["W"], "F": geo["C"],
         "PT": geo["KH"] - 1 - geo["PT"], "PL": geo["KW"] - 1 - geo["PL"], "FLIP": 1,
     }
+
+
+# The geometry of the stride-1 convolution the Winograd kernels compute for a node of each op
+# bound here (algorithms.py registers those bindings): input H x W x C, output OH x OW x F,
+# padding before PT, PL, and FLIP (the input gradient: the convolution of dy with the kernel
+# rotated and its channels swapped).
+CONVOLUTION_OF = {"conv2d": _forward_shape, "conv2d_grad_input": _grad_input_shape}
+OPS = tuple(CONVOLUTION_OF)  # the ops bound here when a variant asks
+
+
+def _conv_shape(node: Node, ctx: BindContext) -> dict[str, int]:
+    return CONVOLUTION_OF[node.op](node, ctx)
 
 
 def _tiles(shape: Mapping[str, int], m: int, batch: int) -> tuple[int, int, int]:
@@ -190,6 +207,16 @@ def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> li
     return []
 
 
+# The variant keys of the algorithm, with their ranges (the tuning cache refuses others), and the
+# one holding a register tile of its own.
+VARIANT_KEYS = {
+    "wino_m": (2, 6),
+    "wino_chunk": (0, 1 << 30),  # Winograd tiles per chunk of the batch (0: all)
+    "wino_fused": (0, 16),  # tiles per work-item of the one-launch kernel (0: not it)
+}
+TILE_KEYS = ("wino_tile",)
+
+
 def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     """The Winograd variants admissible for `node` on ctx's device: {"algo": "winograd",
     "wino_m": m} for each m whose workspaces fit the device's largest buffer and the kernels'
@@ -207,13 +234,43 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
         if _workspace_floats(shape, m, chunk)[0] > limit or chunk > limit:
             continue
         for nt in fused_tiles_per_item(shape, m, ctx.target):
-            out.append({"algo": "winograd", "wino_m": m, "wino_fused": nt})
+            out.append({"algo": NAME, "wino_m": m, "wino_fused": nt})
         if max(_workspace_floats(shape, m, chunk)) > limit:
             continue
         for tile in gemm_tiles(shape["F"], ctx.target):
-            v: dict[str, Any] = {"algo": "winograd", "wino_m": m}
+            v: dict[str, Any] = {"algo": NAME, "wino_m": m}
             out.append(v if tile is None else {**v, "wino_tile": tile})
     return out
+
+
+def winograd_space(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """winograd_variants in the order worth timing: the fewest multiplications (the largest m)
+    first, since they change the arithmetic and tiles only how fast it runs (F(4x4) ran the
+    fashion 3x3 convolutions 3.6-5.7x faster than the direct kernel on a Zen 1; a tile alone,
+    1.1-2.1x)."""
+    return sorted(winograd_variants(node, ctx), key=lambda v: -v["wino_m"])
+
+
+def variant_error_factor(variant: Mapping[str, Any]) -> float:
+    return float(winograd_error_factor(int(variant["wino_m"])))
+
+
+def variant_family(variant: Mapping[str, Any]) -> tuple[int, bool]:
+    """Its output tile, and whether in one launch (the register tiles and chunks aside)."""
+    return int(variant.get("wino_m", 0)), bool(variant.get("wino_fused", 0))
+
+
+def describe(variant: Mapping[str, Any]) -> str:
+    """'winograd m=4 4x16x1 chunk=64', 'winograd m=2 fused x4'."""
+    extra = f" m={variant['wino_m']}" if "wino_m" in variant else ""
+    tile = variant.get("wino_tile")
+    if tile:
+        extra += f" {tile.get('MR', '?')}x{tile.get('VW', '?')}x{tile.get('NV', '?')}"
+    if variant.get("wino_chunk"):
+        extra += f" chunk={variant['wino_chunk']}"
+    if variant.get("wino_fused"):
+        extra += f" fused x{variant['wino_fused']}"
+    return f"{variant['algo']}{extra}"
 
 
 # ---------------------------------------------------------------- launches
@@ -326,12 +383,11 @@ def _check_applies(node: Node) -> None:
         )
 
 
-def bind_conv2d_winograd(
-    node: Node, ctx: BindContext, geo: Mapping[str, int] | None = None, m: int = 4
-) -> NodeBinding:
-    """conv2d's forward pass by F(m x m, 3 x 3) (a softmax activation runs after, unfused).
-    geo: bind_conv2d's conv_geometry (unused: recomputed here, kept for the binders' call)."""
+def bind_conv2d_winograd(node: Node, ctx: BindContext) -> NodeBinding:
+    """conv2d's forward pass by F(m x m, 3 x 3), m the variant's "wino_m" (default 4; a softmax
+    activation runs after, unfused)."""
     _check_applies(node)
+    m = ctx.variant(node).get("wino_m", 4)
     shape = _conv_shape(node, ctx)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=3)
@@ -342,12 +398,12 @@ def bind_conv2d_winograd(
     return NodeBinding((*core.launches, *after), workspaces=(*core.workspaces, *work))
 
 
-def bind_conv2d_grad_input_winograd(
-    node: Node, ctx: BindContext, geo: Mapping[str, int] | None = None, m: int = 4
-) -> NodeBinding:
-    """conv2d's input gradient dx by F(m x m, 3 x 3): the stride-1 convolution of dy with the
-    kernel rotated 180 degrees and its channel axes swapped (read so by the filter transform)."""
+def bind_conv2d_grad_input_winograd(node: Node, ctx: BindContext) -> NodeBinding:
+    """conv2d's input gradient dx by F(m x m, 3 x 3), m the variant's "wino_m" (default 4): the
+    stride-1 convolution of dy with the kernel rotated 180 degrees and its channel axes swapped
+    (read so by the filter transform)."""
     _check_applies(node)
+    m = ctx.variant(node).get("wino_m", 4)
     dy, kernel = node.inputs
     shape = _conv_shape(node, ctx)
     return winograd_launches(

@@ -1,0 +1,138 @@
+"""The OpenCL backend's algorithms: each tunable op's implementations, registered once under
+(op, algorithm) with their binding, GEMM geometry, variants, error growth and edge shapes, and
+the binders of those ops, which run the one a node's variant names (else the op's default).
+
+The tuner (cnnc/tune/) iterates over `ALGORITHMS` and knows no op or algorithm by name: adding an
+algorithm for an op, or a new tunable op, is one `Algorithm` in `REGISTERED` (beside the binding
+it names). Where several of an op's algorithms have a GEMM and apply, the first registered is the
+default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cnnc.backends.opencl import edge_shapes, winograd
+from cnnc.backends.opencl.bind_gradients import (
+    bind_conv2d_grad_input_by_phases,
+    bind_conv2d_grad_input_direct,
+    bind_conv2d_grad_kernel_direct,
+    bind_dense_grad_input_direct,
+    bind_dense_grad_kernel_direct,
+    conv2d_grad_input_gemm,
+    conv2d_grad_kernel_gemm,
+    dense_grad_input_gemm,
+    dense_grad_kernel_gemm,
+    strided,
+)
+from cnnc.backends.opencl.bind_layers import (
+    bind_conv2d_direct,
+    bind_dense_direct,
+    conv2d_gemm,
+    dense_gemm,
+)
+from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
+from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
+from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
+from cnnc.errors import InternalError
+from cnnc.ir.graph import Graph, Node
+
+
+def _im2col_off(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """The implicit GEMM where few channels make the direct algorithm copy the windows out."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    return [{"im2col": 0}] if uses_im2col(node, geo) else []
+
+
+def _direct_family(variant: Variant) -> tuple[int]:
+    """Whether the windows are copied out (im2col) where they would be: the same family for
+    every op's direct algorithm."""
+    return (int(variant.get("im2col", 1)),)
+
+
+def _phases_text(variant: Variant) -> str:
+    return f"phases {tile_text(variant)}"
+
+
+_IM2COL_KEYS = {"im2col": (0, 1)}  # 0: the implicit GEMM where few channels would copy windows
+
+
+def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],
+            gemm: Callable[[Node, BindContext, Variant], Gemm], **more: Any) -> Algorithm:
+    """The op's direct algorithm: its GEMM, register-blocked as the tuner chooses."""
+    return Algorithm(op, "direct", bind, edges, tile_text, gemm=gemm, family=_direct_family,
+                     **more)
+
+
+def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]]
+              ) -> Algorithm:
+    """Winograd F(m x m, 3 x 3) for a stride-1 3x3 convolution the op is (winograd.py)."""
+    return Algorithm(op, winograd.NAME, bind, edges, winograd.describe, applies=winograd.applies,
+                     variants=winograd.winograd_space, keys=winograd.VARIANT_KEYS,
+                     tile_keys=winograd.TILE_KEYS, error_factor=winograd.variant_error_factor,
+                     family=winograd.variant_family)
+
+
+REGISTERED: tuple[Algorithm, ...] = (
+    _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
+            forms=_im2col_off, keys=_IM2COL_KEYS),
+    _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
+    # Phases first: the default where they apply (a strided convolution's input gradient).
+    Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
+              edge_shapes.conv2d_grad_input_edges, _phases_text, gemm=conv2d_grad_input_gemm,
+              applies=strided),
+    _direct("conv2d_grad_input", bind_conv2d_grad_input_direct,
+            edge_shapes.conv2d_grad_input_edges, conv2d_grad_input_gemm),
+    _winograd("conv2d_grad_input", winograd.bind_conv2d_grad_input_winograd,
+              edge_shapes.conv2d_grad_input_edges),
+    _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
+            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_off,
+            keys=_IM2COL_KEYS),
+    _direct("dense", bind_dense_direct, edge_shapes.dense_edges, dense_gemm),
+    _direct("dense_grad_input", bind_dense_grad_input_direct, edge_shapes.dense_grad_input_edges,
+            dense_grad_input_gemm),
+    _direct("dense_grad_kernel", bind_dense_grad_kernel_direct,
+            edge_shapes.dense_grad_kernel_edges, dense_grad_kernel_gemm),
+)
+
+ALGORITHMS: Mapping[tuple[str, str], Algorithm] = {(a.op, a.name): a for a in REGISTERED}
+if len(ALGORITHMS) != len(REGISTERED):
+    raise InternalError("an (op, algorithm) is registered twice in algorithms.py")
+
+TUNABLE_OPS: tuple[str, ...] = tuple(dict.fromkeys(a.op for a in REGISTERED))
+"""The ops with kernel variants, in registration order."""
+
+
+def algorithms_of(op: str) -> list[Algorithm]:
+    """The op's algorithms, in registration order ([] for an op with one way to bind it)."""
+    return [a for a in REGISTERED if a.op == op]
+
+
+def default_algorithm(node: Node, ctx: BindContext) -> Algorithm:
+    """What the binders run for `node` without a variant: the first of its op's algorithms with
+    a GEMM that applies."""
+    for a in algorithms_of(node.op):
+        if a.gemm is not None and a.applies(node, ctx):
+            return a
+    raise InternalError(f"node '{node.name}': no default algorithm for op '{node.op}'")
+
+
+def chosen_algorithm(node: Node, ctx: BindContext) -> Algorithm:
+    """The algorithm the node's variant names ("algo"), else the op's default."""
+    name = ctx.variant(node).get("algo")
+    if name is None:
+        return default_algorithm(node, ctx)
+    try:
+        return ALGORITHMS[(node.op, name)]
+    except KeyError:
+        known = ", ".join(a.name for a in algorithms_of(node.op))
+        raise InternalError(f"node '{node.name}': {node.op} has no algorithm {name!r} (it has "
+                            f"{known})") from None
+
+
+def bind_by_algorithm(node: Node, ctx: BindContext) -> NodeBinding:
+    return chosen_algorithm(node, ctx).bind(node, ctx)
+
+
+BINDERS: dict[str, Binder] = {op: bind_by_algorithm for op in TUNABLE_OPS}
