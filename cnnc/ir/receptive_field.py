@@ -147,27 +147,39 @@ def _merge(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) ->
     return union(fields)
 
 
-# One rule per layer op (tests/ir/test_receptive_field.py checks every layer op has one).
-RULES: dict[str, Rule] = {
+# Kinds of layer (ops.LAYER_KINDS) whose windows differ from op to op: each of their ops has its
+# own rule in RULES. Every other kind's rule follows from the kind (KIND_RULES), so a new layer
+# of such a kind needs nothing here.
+PER_OP_KINDS = frozenset({"convolution", "pooling", "reshaping"})
+
+KIND_RULES: dict[str, Rule] = {
     "input": _input,
+    "global_pooling": _whole_map,
+    "dense": _same,  # on the last axis: a 1x1 window on images, nothing spatial on vectors
+    "regularization": _same,
+    "normalization": _same,
+    "activation": _same,
+    "merging": _merge,
+}
+
+# One rule per layer op of the PER_OP_KINDS (tests/ir/test_receptive_field.py checks that every
+# layer op has a rule, its own or its kind's).
+RULES: dict[str, Rule] = {
     "conv2d": _conv,
     "depthwise_conv2d": _conv,
     "maxpool2d": _pool,
     "avgpool2d": _pool,
     "zero_padding2d": _zero_padding,
-    "global_avgpool2d": _whole_map,
     "flatten": _whole_map,
-    "dense": _same,  # on the last axis: a 1x1 window on images, nothing spatial on vectors
-    "dropout": _same,
-    "batchnorm": _same,
-    "activation": _same,
-    # The ReLU layers, lowered to activation by the front ends; here for graphs built by hand.
-    "relu": _same,
-    "leaky_relu": _same,
-    "thresholded_relu": _same,
-    "add": _merge,
-    "concatenate": _merge,
 }
+
+
+def rule_of(op: str) -> Rule | None:
+    """The receptive-field rule of a layer op: its own, else its kind's; None for other ops."""
+    if op in RULES:
+        return RULES[op]
+    kind = OPS[op].kind if op in OPS else None
+    return KIND_RULES.get(kind) if kind is not None else None
 
 
 def receptive_fields(graph: Graph) -> dict[str, Fields]:
@@ -178,7 +190,7 @@ def receptive_fields(graph: Graph) -> dict[str, Fields]:
     """
     out: dict[str, Fields] = {}
     for node in graph.nodes:
-        rule = RULES.get(node.op)
+        rule = rule_of(node.op)
         if rule is None:
             group = OPS[node.op].group if node.op in OPS else "unknown"
             raise InternalError(f"no receptive-field rule for op '{node.op}' ({group} op) at "

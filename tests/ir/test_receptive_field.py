@@ -8,8 +8,16 @@ import pytest
 
 import cnnc
 from cnnc.cli import main
-from cnnc.ir.ops import op_names
-from cnnc.ir.receptive_field import RULES, AxisField, describe, receptive_fields
+from cnnc.ir.ops import LAYER_KINDS, OPS, op_names
+from cnnc.ir.receptive_field import (
+    KIND_RULES,
+    PER_OP_KINDS,
+    RULES,
+    AxisField,
+    describe,
+    receptive_fields,
+    rule_of,
+)
 from cnnc.passes.pipeline import inference_graph
 from cnnc.testing.nets import chain
 
@@ -27,8 +35,17 @@ def square(size: int, jump: int, start: int):
 
 
 def test_every_layer_op_has_a_rule_and_every_rule_an_op():
-    assert sorted(set(op_names("layer")) - set(RULES)) == []
+    assert [op for op in op_names("layer") if rule_of(op) is None] == []
     assert sorted(set(RULES) - set(op_names("layer"))) == []
+    # an op of a kind whose windows differ from op to op must have its own rule
+    assert [op for op in op_names("layer") if OPS[op].kind in PER_OP_KINDS
+            and op not in RULES] == []
+    assert [op for op in RULES if OPS[op].kind not in PER_OP_KINDS] == []
+
+
+def test_every_kind_has_a_rule_or_rules_per_op():
+    assert set(KIND_RULES).isdisjoint(PER_OP_KINDS)
+    assert set(KIND_RULES) | PER_OP_KINDS == set(LAYER_KINDS)
 
 
 def test_the_seed_model_by_hand():

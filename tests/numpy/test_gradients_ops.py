@@ -4,16 +4,22 @@ Each case is a tiny network around one op; GradientCheck builds its training gra
 gradients for the input too) and compares grad/<name> against central differences of the loss
 for random entries of the input and every trainable parameter. ReLU/max-pool kinks are avoided:
 an entry whose +-h runs change a ReLU sign or a max-pool winner is not compared (and few may be).
-The last test checks that together the cases exercise every layer, train and loss op.
+The cases of tests/opencl/op_cases.py (every op on odd shapes) are checked the same way, so a
+new op's case there is its gradient check too; the cases here add what those do not reach (each
+activation on its own, losses on outputs they do not fuse with, kinks). The last test checks
+that together they exercise every layer, gradient and loss op.
 """
 
 from __future__ import annotations
 
 import pytest
+from op_cases_module import op_cases
 
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
+from cnnc.frontend.spec import load_spec
 from cnnc.ir.args import ACTIVATIONS
+from cnnc.ir.graph import Graph
 from cnnc.ir.ops import node_op_names
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes.pipeline import training_graph
@@ -94,10 +100,31 @@ CASES = {
 }
 
 
+# tests/opencl/op_cases.py: the networks every op runs on the devices, checked here too, so that
+# a new op's case there is its gradient check as well.
+OP_CASES = {case.name: case for case in op_cases().CASES}
+
+
+def _graphs() -> list[tuple[Graph, str]]:
+    """(forward graph, loss) of every case, hand-written and shared."""
+    return ([(build(), loss) for build, loss in CASES.values()]
+            + [(load_spec(case.spec()), case.loss) for case in OP_CASES.values()])
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_gradient_matches_finite_differences(case):
     build, loss = CASES[case]
-    check = GradientCheck(build(), loss=loss, batch=3, seed=7, step=5)
+    _check(build(), loss)
+
+
+@pytest.mark.parametrize("name", sorted(OP_CASES))
+def test_op_case_gradient_matches_finite_differences(name):
+    case = OP_CASES[name]
+    _check(load_spec(case.spec()), case.loss)
+
+
+def _check(forward: Graph, loss: str) -> None:
+    check = GradientCheck(forward, loss=loss, batch=3, seed=7, step=5)
     report = check.check(entries=8)
     assert len(report.skipped) <= len(report.entries) // 4, report.summary()
     worst = report.worst()
@@ -109,8 +136,8 @@ def test_gradient_matches_finite_differences(case):
 
 def test_the_cases_exercise_every_op():
     used = set()
-    for build, loss in CASES.values():
-        g = training_graph(build(), TrainConfig(loss=loss), optimizer=False, wrt_inputs=True)
+    for forward, loss in _graphs():
+        g = training_graph(forward, TrainConfig(loss=loss), optimizer=False, wrt_inputs=True)
         used |= {n.op for n in g.nodes}
     want = (set(node_op_names("layer")) | set(node_op_names("gradient"))
             | set(node_op_names("loss")))
