@@ -23,7 +23,8 @@ def _note_interrupt(signum: int, frame: object) -> None:
 
 # The `cnnc` command notes Ctrl-C from here on (main() acts on it); a program that imports
 # cnnc.cli keeps its own Ctrl-C handling.
-if os.path.basename(sys.argv[0] if sys.argv else "") in ("cnnc", "cnnc.exe"):
+_IS_COMMAND = os.path.basename(sys.argv[0] if sys.argv else "") in ("cnnc", "cnnc.exe")
+if _IS_COMMAND:
     signal.signal(signal.SIGINT, _note_interrupt)
 
 import argparse  # after the handler above, which must come first
@@ -59,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if _IS_COMMAND:
+            # The command's work and its exit status are settled: a Ctrl-C while the interpreter
+            # shuts down would otherwise kill it by the signal once Python has put the default
+            # action back (status -2, no message). A program that imports cnnc.cli is left alone.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(argv: list[str] | None) -> int:
     # Everything, argument parsing and the imports it triggers included, is inside the try:
     # Ctrl-C at any moment is one line, never a traceback.
     try:
