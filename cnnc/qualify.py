@@ -191,7 +191,7 @@ def qualify(index: str, name: str, fault: str | None) -> int:
     import pyopencl as cl
 
     from cnnc.backends.opencl import program
-    from cnnc.backends.opencl.device import devices, probe_kernel
+    from cnnc.backends.opencl.device import devices, first_error_line, probe_kernel
     from cnnc.errors import CnncError
 
     def failed(stage_name: str, reason: str) -> int:
@@ -207,7 +207,7 @@ def qualify(index: str, name: str, fault: str | None) -> int:
     try:
         probe_kernel(device)
     except (cl.Error, CnncError) as err:
-        return failed("probe", f"a probe kernel fails: {_first_line(err)}")
+        return failed("probe", f"a probe kernel fails: {first_error_line(err)}")
 
     stage("networks")
     _fault(fault, "networks")
@@ -217,7 +217,7 @@ def qualify(index: str, name: str, fault: str | None) -> int:
         with cache.deferred_writes():
             bad = run_networks(device) or check_recorded_step(device)
     except (cl.Error, CnncError) as err:
-        return failed("networks", f"cnnc's kernels fail: {_first_line(err)}")
+        return failed("networks", f"cnnc's kernels fail: {first_error_line(err)}")
     if bad is not None:
         return failed("networks", bad)
     built = len(cache.programs)
@@ -229,7 +229,8 @@ def qualify(index: str, name: str, fault: str | None) -> int:
         written = cache.store(list(cache.programs))
     except cl.Error as err:
         return verdict(usable=True, binaries=False, stage="binaries",
-                       binaries_reason=f"retrieving a program binary fails: {_first_line(err)}")
+                       binaries_reason="retrieving a program binary fails: "
+                                       + first_error_line(err))
     if written < built:
         return verdict(usable=True, binaries=False, stage="binaries",
                        binaries_reason=f"the driver gave binaries for {written} of {built} "
@@ -241,7 +242,7 @@ def qualify(index: str, name: str, fault: str | None) -> int:
     try:
         bad = run_networks(device, every_variant=False) or check_recorded_step(device)
     except (cl.Error, CnncError) as err:
-        bad = f"cnnc's kernels fail when built from binaries: {_first_line(err)}"
+        bad = f"cnnc's kernels fail when built from binaries: {first_error_line(err)}"
     reloaded = program.program_cache(device)
     missed = [r for r in reloaded.records if not r.from_disk]
     if bad is None and missed:
@@ -251,15 +252,6 @@ def qualify(index: str, name: str, fault: str | None) -> int:
         return verdict(usable=True, binaries=False, stage="reload", binaries_reason=bad)
     return verdict(usable=True, binaries=True, programs=built,
                    network_seconds=round(network_seconds, 2))
-
-
-def _first_line(err: Exception) -> str:
-    text = getattr(err, "message", None) or str(err)
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    for line in lines:
-        if "error" in line.lower() and "clBuildProgram" not in line:
-            return line[:300]
-    return lines[0][:300] if lines else type(err).__name__
 
 
 def _fault(fault: str | None, where: str) -> None:

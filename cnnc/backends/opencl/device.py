@@ -235,7 +235,7 @@ class Device:
                 probe_kernel(self)
                 self._usable, self._reason = True, None
             except (cl.Error, DeviceError) as err:
-                self._usable, self._reason = False, _first_error_line(err)
+                self._usable, self._reason = False, first_error_line(err)
             return
         from cnnc.backends.opencl import qualification
 
@@ -306,14 +306,15 @@ def probe_kernel(device: Device) -> None:
         )
 
 
-def _first_error_line(err: Exception) -> str:
-    """The telling line of a driver's build log ('error: unknown target CPU ...')."""
-    text = str(err)
+def first_error_line(err: Exception) -> str:
+    """The telling line of a driver's build log ('error: unknown target CPU ...'), or of an
+    error's message."""
+    text = str(getattr(err, "message", None) or err)
     for line in text.splitlines():
         if re.search(r"\berror\b", line, re.IGNORECASE) and "clBuildProgram" not in line:
-            return line.strip()
+            return line.strip()[:300]
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-    return first[:200]
+    return first[:300]
 
 
 _DEVICES: list[Device] | None = None
