@@ -24,6 +24,7 @@ import numpy as np
 from cnnc.atomic import atomic_write
 from cnnc.backends.numpy.fused_impls import fold_batchnorm
 from cnnc.errors import CnncError, InternalError
+from cnnc.export.onnx_activations import DECOMPOSITIONS
 from cnnc.frontend.onnx_file import require_onnx
 from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
@@ -68,6 +69,7 @@ class Exporter:
     values: dict[str, Value] = field(default_factory=dict)
     layer_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)  # batch norm -> the layer it joins
+    opset: int = DEFAULT_OPSET  # the file's: an activation without an operator there decomposes
 
     # ------------------------------------------------------------ helpers
 
@@ -136,8 +138,10 @@ class Exporter:
             self.add("Softmax", [src], [dst], name, axis=1 if rank == 4 else -1)
         elif row.relu is not None:
             self.keras_relu(src, dst, name, row.relu)
-        elif row.onnx is not None:
-            self.add(row.onnx, [src], [dst], name, **row.constants)
+        elif row.onnx is not None and self.opset >= row.onnx_since:
+            self.add(row.onnx, [src], [dst], name, **row.constants, **row.onnx_attrs)
+        elif act in DECOMPOSITIONS:  # no operator at this opset (gelu before 20)
+            DECOMPOSITIONS[act](self, src, dst, name)
         else:
             raise ExportError(f"{node.name}: activation '{act}' has no ONNX export yet")
 
@@ -437,7 +441,7 @@ def build_model(graph: Graph, weights: Mapping[str, np.ndarray], *, layout: str 
     if missing:
         raise ExportError(f"no values for the weights {', '.join(missing[:5])}"
                           + (" ..." if len(missing) > 5 else ""))
-    ex = Exporter(graph, weights, layout, fold_bn, helper)
+    ex = Exporter(graph, weights, layout, fold_bn, helper, opset=opset)
     if fold_bn:
         ex.folded = _foldable(graph)
     for node in graph.nodes:

@@ -34,6 +34,7 @@ from cnnc.frontend.onnx_graph import (
 )
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
 from cnnc.frontend.onnx_ops import RULES
+from cnnc.frontend.onnx_patterns import rewrite_activation_patterns
 from cnnc.frontend.onnx_windows import WindowError
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
@@ -62,6 +63,7 @@ def lower_onnx(g: OnnxGraph, *, name: str,
                shapes: Callable[[], dict[str, tuple]] | None = None) -> Graph:
     """Lower a read graph; `shapes` gives ONNX's inferred value shapes, used only after a node
     fails, so that the nodes after it are still checked (and reported) too."""
+    g = rewrite_activation_patterns(g)  # before any rule: exporters' SiLU, GELU, ... subgraphs
     cx = Context(g, layer_args_metadata(g, LAYER_ARGS_KEY))
     problems: list[str] = []
     poisoned: set[str] = set()

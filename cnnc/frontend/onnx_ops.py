@@ -412,8 +412,44 @@ def _by_table(act: Activation) -> Callable[[Context, OnnxNode, Tensor], str]:
     return rule
 
 
-# The activations of the table that name their ONNX operator (elu, sigmoid, tanh, ...).
-BY_TABLE = {a.onnx: a for a in CNNC_ACTIVATIONS.values() if a.onnx is not None}
+# The activations of the table that name their ONNX operator (elu, sigmoid, tanh, ...); those
+# that an attribute tells apart (Gelu's approximate) are BY_ATTRIBUTES'.
+BY_TABLE = {a.onnx: a for a in CNNC_ACTIVATIONS.values()
+            if a.onnx is not None and not a.onnx_attrs}
+
+
+# ---- issue 20: operators whose attributes select the activation (Gelu: approximate='none' is
+# gelu, 'tanh' gelu_tanh; Swish with alpha 1 is silu). The decompositions PyTorch writes (SiLU
+# as Sigmoid and Mul, GELU through Erf or Tanh, ...) become these operators before lowering
+# (onnx_patterns.py).
+BY_ATTRIBUTES: dict[str, list[Activation]] = {}
+for _act in CNNC_ACTIVATIONS.values():
+    if _act.onnx is not None and _act.onnx_attrs:
+        BY_ATTRIBUTES.setdefault(_act.onnx, []).append(_act)
+
+
+def _attribute_text(value: Any) -> str:
+    return float32_value(value) if isinstance(value, float) else repr(value)
+
+
+def _by_attributes(op: str) -> Callable[[Context, OnnxNode, Tensor], str]:
+    """The row of the table whose ONNX attributes the node has (ONNX's defaults where absent)."""
+    def rule(cx: Context, node: OnnxNode, x: Tensor) -> str:
+        given = {k: node.attrs.get(k, _onnx_default(op, k))
+                 for act in BY_ATTRIBUTES[op] for k in act.onnx_attrs}
+        for act in BY_ATTRIBUTES[op]:
+            if all(isclose(given[k], v, rel_tol=1e-6) if isinstance(v, float) else given[k] == v
+                   for k, v in act.onnx_attrs.items()):
+                return act.name
+        told = ", ".join(f"{k}={_attribute_text(v)}" for k, v in given.items())
+        known = "; ".join(", ".join(f"{k}={_attribute_text(v)}" for k, v in a.onnx_attrs.items())
+                          + f" ({a.name})" for a in BY_ATTRIBUTES[op])
+        raise Unsupported(f"{told}: cnnc computes {op} with {known} only")
+    return rule
+
+
+def _attribute_names(op: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for act in BY_ATTRIBUTES[op] for k in act.onnx_attrs))
 
 
 def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
@@ -450,6 +486,7 @@ def _clip(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
 ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
     "Relu": lambda cx, node, x: {},
     **{op: _by_table(act) for op, act in BY_TABLE.items()},
+    **{op: _by_attributes(op) for op in BY_ATTRIBUTES},
     "LeakyRelu": _leaky_relu,
     "ThresholdedRelu": _thresholded_relu,
     "Clip": _clip,
@@ -693,6 +730,7 @@ RULES: dict[str, Rule] = {
     "Sum": Rule(_add),
     "Relu": Rule(_activation),
     **{op: Rule(_activation, tuple(act.constants)) for op, act in BY_TABLE.items()},
+    **{op: Rule(_activation, _attribute_names(op)) for op in BY_ATTRIBUTES},
     "LeakyRelu": Rule(_activation, ("alpha",)),
     "ThresholdedRelu": Rule(_activation, ("alpha",)),
     "Clip": Rule(_activation, ("min", "max")),

@@ -29,7 +29,7 @@ from cnnc.ir.ops import (
 from cnnc.ir.shapes import Shape, numel, shape_str
 
 ACTIVATION_ARG = Arg(
-    "activation", A.choice(*A.ACTIVATIONS, none_as="linear"), "linear", words=A.ACTIVATIONS
+    "activation", A.activation_choice(none_as="linear"), "linear", words=A.ACTIVATION_WORDS
 )
 PADDING_ARG = Arg("padding", A.choice(*A.PADDINGS), "valid", words=A.PADDINGS)
 
@@ -472,7 +472,7 @@ def _activation_check(attrs: Attrs) -> None:
 register(OpDef(
     name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
     kind="activation",
-    args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),
+    args=(Arg("activation", A.activation_choice(), positional=True, words=A.ACTIVATION_WORDS),
           *ACTIVATION_PARAMS),
     arity=(1, 1), infer=_same_shape, check=_activation_check,
     flops=lambda attrs, shapes, out: _numel(out) * activation_flops(attrs),

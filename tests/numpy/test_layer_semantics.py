@@ -163,6 +163,15 @@ ACTIVATION_CASES = {
     "softmax": [math.exp(-1) / (math.exp(-1) + 1 + math.exp(2)),
                 1 / (math.exp(-1) + 1 + math.exp(2)),
                 math.exp(2) / (math.exp(-1) + 1 + math.exp(2))],
+    # issue 20: Keras 3's definitions, at the same -1, 0, 2
+    "silu": [-1 / (1 + math.e), 0.0, 2 / (1 + math.exp(-2))],
+    "hard_sigmoid": [1 / 3, 0.5, 5 / 6],  # relu6(x + 3) / 6
+    "hard_swish": [-1 / 3, 0.0, 5 / 3],  # x relu6(x + 3) / 6
+    "gelu": [-0.15865525393145707, 0.0, 2 * 0.9772498680518208],  # x Phi(x), Phi from tables
+    "gelu_tanh": [0.5 * -1 * (1 + math.tanh(math.sqrt(2 / math.pi) * (-1 - 0.044715))), 0.0,
+                  0.5 * 2 * (1 + math.tanh(math.sqrt(2 / math.pi) * (2 + 0.044715 * 8)))],
+    "softplus": [math.log(1 + math.exp(-1)), math.log(2), math.log(1 + math.exp(2))],
+    "mish": [-math.tanh(math.log(1 + math.exp(-1))), 0.0, 2 * math.tanh(math.log(1 + math.e ** 2))],
 }
 
 

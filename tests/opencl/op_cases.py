@@ -246,6 +246,50 @@ CASES = [
         optimizer="nadam",
     ),
     Case(
+        # Issue 20's activations, each carried by a conv2d (trained split from it, as their
+        # gradients read the pre-activation: passes/training_mode.py), and a separate
+        # `activation swish` layer that inference fuses into the linear conv before it.
+        "conv_each_new_activation",
+        (6, 5, 3),
+        [
+            {"conv2d": [5, 3], "padding": "same", "activation": "silu"},
+            {"conv2d": [6, 3], "padding": "same", "activation": "hard_sigmoid"},
+            {"conv2d": [5, 3], "padding": "same", "activation": "hard_swish"},
+            {"conv2d": [6, 1], "activation": "gelu"},
+            {"conv2d": [7, 3], "padding": "same", "activation": "gelu_tanh"},
+            {"conv2d": [5, [2, 3]], "activation": "softplus"},
+            {"conv2d": [6, 3], "padding": "same", "activation": "mish"},
+            {"conv2d": [4, 1]},
+            {"activation": "swish"},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+    ),
+    Case(
+        # ... and on the other fused paths: depthwise, conv + batch norm (folded at inference),
+        # a residual add, dense (+ batch norm) with the activation in its epilogue.
+        "new_activations_fused_paths",
+        (5, 6, 4),
+        [
+            {"depthwise_conv2d": 3, "padding": "same", "activation": "hard_silu", "name": "dw"},
+            {"conv2d": [4, 3], "padding": "same", "use_bias": False, "name": "c1"},
+            {"batchnorm": None, "name": "bn1"},
+            {"activation": "gelu", "name": "g1"},
+            {"conv2d": [4, 1], "name": "c2"},
+            {"add": None, "inputs": ["c2", "dw"], "name": "j1"},
+            {"activation": "mish", "name": "m1"},
+            {"flatten": None, "name": "flat"},
+            {"dense": 7, "activation": "softplus", "name": "d1"},
+            {"dense": 6, "use_bias": False, "name": "d2"},
+            {"batchnorm": None, "name": "bn2"},
+            {"activation": "hard_sigmoid", "name": "h2"},
+            {"dense": 3, "activation": "gelu_tanh", "name": "d3"},
+        ],
+        loss="mean_squared_error",
+        optimizer={"name": "sgd", "momentum": 0.9},
+        batch=4,
+    ),
+    Case(
         "add_and_concatenate",
         (6, 6, 3),
         [
