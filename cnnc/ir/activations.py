@@ -35,7 +35,7 @@ from typing import Any
 class Activation:
     name: str
     flops: int  # per element, for the FLOP count (a multiply-add counts two)
-    derivative: str  # d/dx as a function of the output y (what activation_grad computes)
+    derivative: str  # d/dx from the output y, or from x where from_input (activation_grad)
     constants: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     kinked: bool = False  # not differentiable somewhere: finite differences avoid its kinks
     elementwise: bool = True  # softmax is not: it spans a row, so no GEMM can apply it as it stores
