@@ -285,4 +285,36 @@ CASES = [
         loss="mean_squared_error",
         batch=3,
     ),
+    # The broadcasting merges and reshape (cnnc/ir/merges.py, reshapes.py): squeeze-and-excite
+    # gates (1, 1, C) from a reshaped dense and from 1x1 convolutions, a (C,) vector against a
+    # map (NumPy's trailing-axis rule), n-ary maximum, minimum, average and multiply.
+    Case(
+        "squeeze_excite_merges",
+        (5, 6, 7),
+        [
+            {"conv2d": [7, 3], "padding": "same", "activation": "tanh", "name": "x"},
+            {"global_avgpool2d": None, "name": "squeeze"},
+            {"reshape": None, "target_shape": [1, 1, 7], "name": "r"},
+            {"dense": 3, "activation": "relu", "name": "fc1"},
+            {"dense": 7, "activation": "sigmoid", "name": "gate"},
+            {"multiply": None, "inputs": ["x", "gate"], "name": "se"},
+            {"global_avgpool2d": None, "keepdims": True, "name": "sq2", "inputs": ["se"]},
+            {"conv2d": [3, 1], "activation": "relu", "name": "c1"},
+            {"conv2d": [7, 1], "activation": "sigmoid", "name": "gate2"},
+            {"multiply": None, "inputs": ["gate2", "se", "gate"], "name": "se2"},
+            {"dense": 7, "name": "vec", "inputs": ["squeeze"]},
+            {"subtract": None, "inputs": ["se2", "vec"], "name": "sub"},
+            {"subtract": None, "inputs": ["vec", "x"], "name": "sub2"},
+            {"maximum": None, "inputs": ["sub", "gate2", "sub2"], "name": "max"},
+            {"minimum": None, "inputs": ["gate", "max"], "name": "min"},
+            {"average": None, "inputs": ["min", "vec", "x"], "name": "avg"},
+            {"add": None, "inputs": ["gate2", "avg"], "name": "plus"},
+            {"reshape": None, "target_shape": [-1], "name": "flat_gate",
+             "inputs": ["gate"]},
+            {"add": None, "inputs": ["plus", "flat_gate", "x"], "name": "plus3"},
+            {"conv2d": [4, 3], "strides": 2, "name": "out"},
+        ],
+        loss="mean_squared_error",
+        batch=3,
+    ),
 ]
