@@ -14,9 +14,12 @@ from math import prod
 
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
-from cnnc.ir.args import Arg, Attrs
+from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.activations import flops as activation_flops
+from cnnc.ir.args import Arg, ArgError, Attrs
 from cnnc.ir.broadcast import broadcast_shapes, padded
-from cnnc.ir.ops import OpDef, register
+from cnnc.ir.layers import ACTIVATION_ARG
+from cnnc.ir.ops import OPS, OpDef, register
 from cnnc.ir.shapes import Shape, numel, shape_str
 
 INPUT_SHAPE = Arg("input_shape", A.shape, doc="the forward input's shape without batch")
@@ -99,3 +102,29 @@ for _name, _wins in (("maximum", "x > other"), ("minimum", "x < other")):
             "where x == other, 0 elsewhere: x's gradient of the binary " + _name
             + ". Inputs (dy, x, other).",
     ))
+
+
+# ---------------------------------------------------------------- fused: merge + activation
+
+
+def _check_elementwise(attrs: Attrs) -> None:
+    if not ACTIVATIONS[attrs["activation"]].elementwise:
+        raise ArgError(f"activation '{attrs['activation']}' spans a row and cannot be applied "
+                       "as a merge stores; expected an element-wise activation")
+
+
+FUSED_MERGE: dict[str, str] = {}
+"""merge -> `<merge>_act`, the merge with the activation after it applied as it stores (made by
+cnnc/passes/fuse_merge.py at inference): a squeeze-excite block's x * gate and a residual join's
+add then relu write their result once."""
+
+for _name in ("add", "multiply", "subtract", "maximum", "minimum", "average"):
+    _base = OPS[_name]
+    FUSED_MERGE[_name] = register(OpDef(
+        name=f"{_name}_act", group="fused", args=(ACTIVATION_ARG,), arity=_base.arity,
+        infer=_base.infer, check=_check_elementwise, reduction=_base.reduction,
+        flops=lambda attrs, shapes, out, f=_base.flops: (
+            f(attrs, shapes, out) + numel(out) * activation_flops(attrs)),
+        fuses_activation=True, base=_name,
+        doc=f"{_name} then an element-wise activation, as one node (inference).",
+    )).name

@@ -317,4 +317,30 @@ CASES = [
         loss="mean_squared_error",
         batch=3,
     ),
+    Case(
+        # Inference fuses each merge with the activation after it (cnnc/passes/fuse_merge.py):
+        # the gate and the activation in one launch, broadcasting included.
+        "merge_activations",
+        (4, 5, 6),
+        [
+            {"conv2d": [6, 1], "name": "x"},
+            {"global_avgpool2d": None, "keepdims": True, "name": "g"},
+            {"multiply": None, "inputs": ["x", "g"], "name": "se"},
+            {"activation": "relu6", "name": "a1"},
+            {"add": None, "inputs": ["a1", "x"], "name": "j"},
+            {"activation": "relu", "name": "a2"},
+            {"add": None, "inputs": ["a2", "g"], "name": "jb"},
+            {"activation": "tanh", "name": "a3"},
+            {"subtract": None, "inputs": ["a3", "g"], "name": "d"},
+            {"activation": "elu", "name": "a4"},
+            {"maximum": None, "inputs": ["a4", "g"], "name": "mx"},
+            {"activation": "sigmoid", "name": "a5"},
+            {"minimum": None, "inputs": ["a5", "x"], "name": "mn"},
+            {"leaky_relu": 0.2, "name": "a6"},
+            {"average": None, "inputs": ["a6", "g", "x"], "name": "av"},
+            {"activation": "tanh", "name": "a7"},
+        ],
+        loss="mean_squared_error",
+        batch=2,
+    ),
 ]

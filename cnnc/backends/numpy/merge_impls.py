@@ -7,7 +7,10 @@ from functools import reduce
 
 import numpy as np
 
+from cnnc.backends.numpy.activations import activate
 from cnnc.backends.numpy.call import Call, Impl
+from cnnc.ir.merges import FUSED_MERGE
+from cnnc.ir.ops import layer_of
 
 
 def expand(xs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
@@ -59,6 +62,13 @@ def _unbroadcast(call: Call, dy: np.ndarray) -> np.ndarray:
     return sum_to(call, dy) * call.const(call.attrs["scale"])
 
 
+def _with_activation(call: Call, *xs: np.ndarray) -> np.ndarray:
+    """A fused `<merge>_act`: the merge's own implementation, then the activation."""
+    base = layer_of(call.node.op)
+    y = _fold(np.add)(call, *xs) if base == "add" else MERGE_IMPLS[base](call, *xs)
+    return activate(call.attrs["activation"], y)
+
+
 MERGE_IMPLS: dict[str, Impl] = {
     "multiply": _fold(np.multiply),
     "subtract": _fold(np.subtract),
@@ -70,4 +80,5 @@ MERGE_IMPLS: dict[str, Impl] = {
     "maximum_grad": _extremum_grad(True),
     "minimum_grad": _extremum_grad(False),
     "reshape": lambda call, x: x.reshape(x.shape[0], *call.node.shape[1:]),
+    **{fused: _with_activation for fused in FUSED_MERGE.values()},
 }

@@ -24,6 +24,7 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.primitives import epilogue_act
 from cnnc.errors import DeviceError
 from cnnc.ir.graph import Node
+from cnnc.ir.merges import FUSED_MERGE
 from cnnc.ir.ops import layer_of
 
 RANK = 4  # (N, D1, D2, D3)
@@ -106,4 +107,5 @@ BINDERS: dict[str, Binder] = {
     **{op: bind_merge for op in COMBINATION if op != "add"},  # add: bind_layers.bind_add
     **{op: bind_merge_grad for op in GRAD_WEIGHT},
     "reshape": bind_view,
+    **{fused: bind_merge for fused in FUSED_MERGE.values()},  # the activation as it stores
 }
