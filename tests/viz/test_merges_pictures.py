@@ -33,7 +33,8 @@ def test_the_diagram_draws_each_merge_with_its_class_shape_colour_and_edges():
     line = next(s for s in dot.splitlines() if s.startswith('  "r" ['))
     assert "Reshape<br/>(None, 1, 1, 8)" in line
     for name, cls in (("d", "Subtract"), ("m", "Maximum"), ("average", "Average")):
-        assert re.search(rf'^  "{name}" \[label=<<b>{name}</b><br/>{cls}<br/>', dot, re.MULTILINE), name
+        label = rf'^  "{name}" \[label=<<b>{name}</b><br/>{cls}<br/>'
+        assert re.search(label, dot, re.MULTILINE), name
 
 
 def test_summary_lists_the_merges_with_their_connections_and_flops(capsys, tmp_path):
