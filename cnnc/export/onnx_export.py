@@ -235,6 +235,9 @@ def _depthwise_conv2d(ex: Exporter, node: Node) -> None:
 
 def _dense(ex: Exporter, node: Node) -> None:
     x = node.inputs[0]
+    if ex.rank(x) == 4:
+        _dense_as_conv(ex, node)
+        return
     if ex.rank(x) != 2:
         raise ExportError(f"{node.name}: a dense layer on a rank-{ex.rank(x)} input has no ONNX "
                           "export yet (flatten first)")
@@ -246,6 +249,18 @@ def _dense(ex: Exporter, node: Node) -> None:
     if bias is not None:
         inputs.append(ex.weight(f"{node.name}/bias", bias))
     ex.with_activation(node, "Gemm", inputs)
+
+
+def _dense_as_conv(ex: Exporter, node: Node) -> None:
+    """A dense layer on an NHWC input acts on the channels: a 1x1 Conv on the NCHW body (the
+    squeeze-excite block's Dense after Reshape((1, 1, C))); the metadata says it was a dense."""
+    kernel, bias = ex.kernel_and_bias(node)
+    inputs = [ex.value(node.inputs[0]).name,
+              ex.weight(node.params[0], kernel.T[:, :, None, None])]
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.note(node.name, "op", "dense")
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[1, 1])
 
 
 def _pool(ex: Exporter, node: Node) -> None:
@@ -359,11 +374,71 @@ def _relu_with_parameters(ex: Exporter, node: Node, src: str) -> None:
 
 
 def _add(ex: Exporter, node: Node) -> None:
-    srcs = [ex.value(v) for v in node.inputs]
-    if any(s.order is not None for s in srcs):
-        raise InternalError(f"{node.name}: add of a permuted flatten")
-    ex.add("Add" if len(srcs) == 2 else "Sum", [s.name for s in srcs], [ex.out(node)],
-           node.name)
+    srcs = _merge_operands(ex, node)
+    ex.add("Add" if len(srcs) == 2 else "Sum", srcs, [ex.out(node)], node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+# ---------------------------------------------------------------- broadcasting merges, reshape
+
+
+def _merge_operands(ex: Exporter, node: Node) -> list[str]:
+    """A merge's inputs as ONNX tensors that broadcast as cnnc's do: cnnc gives a lower-rank
+    input size-1 axes after the batch axis, ONNX before it, so such an input is reshaped to
+    its cnnc broadcast shape in the body's layout ((N, C) -> NCHW (N, C, 1, 1))."""
+    out_rank = ex.rank(node.name)
+    names = []
+    for i, v in enumerate(node.inputs):
+        src = ex.value(v)
+        if src.order is not None:
+            raise InternalError(f"{node.name}: {node.op} of a permuted flatten")
+        shape = ex.graph.shape_of(v)
+        if len(shape) == out_rank:
+            names.append(src.name)
+            continue
+        name = src.name
+        padded = (*(1,) * (out_rank - len(shape)), *shape[1:])
+        if out_rank == 4:
+            if len(shape) == 3 and shape[1] != 1:  # (N, W, C): the channels first
+                name = f"{node.name}/in{i}/nchw"
+                ex.add("Transpose", [src.name], [name], name, perm=[0, 2, 1])
+            padded = (padded[2], padded[0], padded[1])
+        dims = ex.weight_ints(f"{node.name}/in{i}/shape", [0, *padded])
+        out = f"{node.name}/in{i}"
+        ex.add("Reshape", [name, dims], [out], out)
+        names.append(out)
+    return names
+
+
+# cnnc merge -> its ONNX operator and whether that one takes more than two inputs
+MERGE_OPS = {"multiply": ("Mul", False), "subtract": ("Sub", False), "maximum": ("Max", True),
+             "minimum": ("Min", True), "average": ("Mean", True)}
+
+
+def _merge(ex: Exporter, node: Node) -> None:
+    op, variadic = MERGE_OPS[node.op]
+    srcs = _merge_operands(ex, node)
+    acc = srcs[0]
+    rest = [srcs[1:]] if variadic else [[s] for s in srcs[1:]]
+    for k, more in enumerate(rest):
+        last = k == len(rest) - 1
+        out = ex.out(node) if last else f"{node.name}/{k}"
+        ex.add(op, [acc, *more], [out], node.name if last else out)
+        acc = out
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _reshape(ex: Exporter, node: Node) -> None:
+    """Channels only, so the bytes are in the same order in every layout: one Reshape to the
+    body's shape of the result ((1, 1, C) is NCHW (C, 1, 1))."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise InternalError(f"{node.name}: reshape of a permuted flatten")
+    target = ex.graph.shape_of(node.name)[1:]
+    body = (target[-1], *target[:-1]) if len(target) == 3 else target
+    dims = ex.weight_ints(f"{node.name}/shape", [0, *body])
+    ex.add("Reshape", [src.name, dims], [ex.out(node)], node.name)
+    ex.note(node.name, "target_shape", list(node.attrs["target_shape"]))
     ex.values[node.name] = Value(ex.out(node))
 
 
@@ -395,6 +470,8 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "activation": _activation,
     "add": _add,
     "concatenate": _concatenate,
+    **dict.fromkeys(MERGE_OPS, _merge),
+    "reshape": _reshape,
 }
 
 

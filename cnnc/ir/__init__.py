@@ -6,6 +6,8 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     gradients,
     layers,
     losses,
+    merges,
+    reshapes,
     residual,
     updates,
 )

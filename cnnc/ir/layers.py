@@ -18,6 +18,7 @@ from cnnc.ir import args as A
 from cnnc.ir.activations import ACTIVATIONS, RELU_PARAMS
 from cnnc.ir.activations import flops as activation_flops
 from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.broadcast import broadcast_shapes
 from cnnc.ir.convpool import output_length
 from cnnc.ir.ops import (
     OpDef,
@@ -521,12 +522,7 @@ register(OpDef(
 
 
 def _add_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
-    first = shapes[0]
-    for other in shapes[1:]:
-        if other != first:
-            listed = " and ".join(shape_str(s) for s in shapes)
-            raise ShapeError(f"inputs {listed} differ")
-    return first
+    return broadcast_shapes(shapes)
 
 
 register(OpDef(
@@ -534,7 +530,7 @@ register(OpDef(
     args=(), arity=(2, None), infer=_add_infer,
     flops=lambda attrs, shapes, out: _numel(out) * (len(shapes) - 1),
     reduction=lambda attrs, shapes: len(shapes),
-    doc="Elementwise sum of inputs of equal shape.",
+    doc="Elementwise sum of the inputs, broadcast like NumPy on the non-batch axes.",
 ))
 
 

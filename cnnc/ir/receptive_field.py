@@ -171,6 +171,7 @@ RULES: dict[str, Rule] = {
     "avgpool2d": _pool,
     "zero_padding2d": _zero_padding,
     "flatten": _whole_map,
+    "reshape": _same,  # size-1 axes around the channels only (cnnc/ir/reshapes.py)
 }
 
 

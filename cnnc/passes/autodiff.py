@@ -60,7 +60,7 @@ class _Context:
             self.created.discard(part)
             return self.b.rename(part, target)
         # A gradient passed through unchanged (add): still give it its documented name.
-        return self.b.add(target, "reshape", (part,), {"shape": self.b.shape(part)[1:]},
+        return self.b.add(target, "view", (part,), {"shape": self.b.shape(part)[1:]},
                           like=like)
 
 

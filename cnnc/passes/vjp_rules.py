@@ -10,8 +10,8 @@ Ops that never get a rule: see NOT_DIFFERENTIATED.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cnnc.errors import InternalError
 from cnnc.ir import activations
@@ -23,25 +23,10 @@ from cnnc.ir.layers import (
     DEPTHWISE_GEOMETRY_ARGS,
     POOL_ARGS,
 )
-from cnnc.ir.ops import Shape
 from cnnc.passes import names
+from cnnc.passes.merge_vjp import MERGE_RULES
+from cnnc.passes.vjp_types import Grads, Rule, RuleContext
 
-Grads = list["str | None"]
-
-
-class RuleContext(Protocol):
-    def shape(self, value: str) -> Shape: ...
-
-    def part(self, operand: str, op: str, inputs: Sequence[str],
-             attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:
-        """A node computing one gradient contribution to `operand`."""
-        ...
-
-    def add(self, name: str, op: str, inputs: Sequence[str],
-            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str: ...
-
-
-Rule = Callable[[RuleContext, Node, "str | None", Sequence[bool]], Grads]
 
 def _pick(node: Node, args: Sequence[str | A.Arg]) -> dict[str, Any]:
     """The node's values of these arguments (given by name or as the op table's Args)."""
@@ -119,7 +104,7 @@ def _zero_padding2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool])
 
 def _flatten(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     (x,) = node.inputs
-    return [cx.part(x, "reshape", (dy,), {"shape": cx.shape(x)[1:]}, like=node)]
+    return [cx.part(x, "view", (dy,), {"shape": cx.shape(x)[1:]}, like=node)]
 
 
 def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
@@ -130,10 +115,6 @@ def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> 
     attrs = {"activation": node.attrs["activation"], **activations.parameters(node.attrs)}
     value = x if activations.reads_input(node.attrs) else node.name
     return [cx.part(x, "activation_grad", (value, dy), attrs, like=node)]
-
-
-def _add(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
-    return [dy if need else None for need in needs]
 
 
 def _concatenate(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
@@ -195,13 +176,14 @@ VJP_RULES: dict[str, Rule] = {
     "zero_padding2d": _zero_padding2d,
     "flatten": _flatten,
     "activation": _activation,
-    "add": _add,
     "concatenate": _concatenate,
     "dropout_train": _dropout_train,
     "batchnorm_train": _batchnorm_train,
     "softmax_cross_entropy": _loss("softmax_cross_entropy_grad", ("sparse",)),
     "cross_entropy": _loss("cross_entropy_grad", ("sparse",)),
     "mean_squared_error": _loss("mean_squared_error_grad", ()),
+    # the broadcasting merges (add's rule among them: a broadcast operand's gradient is summed)
+    **MERGE_RULES,
 }
 
 # Ops of a forward or loss graph that have no rule, and why.

@@ -301,6 +301,76 @@ def test_activation__relu6_caps_at_six():
     np.testing.assert_array_equal(forward(g, [[-1.0, 3.0, 9.0]])[0], [0, 3, 6])
 
 
+# ---- the broadcasting merges and reshape (cnnc/ir/merges.py, reshapes.py)
+
+GATE = np.array([[[[2.0, -1.0]]]])             # (1, 1, 1, 2): a squeeze-excite gate
+MAP = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])   # (1, 1, 2, 2): an image of 2 channels
+
+
+def merge(op, a, b, *more):
+    shapes = {k: v.shape[1:] for k, v in zip("abc", (a, b, *more))}
+    g = single_op(op, inputs=shapes)
+    return g.node("out").shape, run(g, dict(zip("abc", (a, b, *more))))["out"]
+
+
+def test_multiply__a_channel_gate_scales_every_pixel():
+    shape, y = merge("multiply", MAP, GATE)
+    assert shape == (None, 1, 2, 2)
+    np.testing.assert_array_equal(y, [[[[2, -2], [6, -4]]]])
+
+
+def test_multiply__a_vector_meets_the_last_axis():
+    # Keras: a (N, C) input is seen as (N, 1, 1, C) against an (N, H, W, C) map
+    shape, y = merge("multiply", MAP, np.array([[10.0, 100.0]]), np.array([[1.0, 2.0]]))
+    assert shape == (None, 1, 2, 2)
+    np.testing.assert_array_equal(y, [[[[10, 400], [30, 800]]]])
+
+
+def test_subtract__first_minus_second_either_way_round():
+    np.testing.assert_array_equal(merge("subtract", MAP, GATE)[1], [[[[-1, 3], [1, 5]]]])
+    np.testing.assert_array_equal(merge("subtract", GATE, MAP)[1], [[[[1, -3], [-1, -5]]]])
+
+
+def test_maximum__elementwise_larger_with_broadcast():
+    np.testing.assert_array_equal(merge("maximum", MAP, GATE)[1], [[[[2, 2], [3, 4]]]])
+
+
+def test_minimum__elementwise_smaller_over_three_inputs():
+    y = merge("minimum", MAP, GATE, np.array([[[[0.0, 5.0]]]]))[1]
+    np.testing.assert_array_equal(y, [[[[0, -1], [0, -1]]]])
+
+
+def test_average__mean_of_the_inputs():
+    np.testing.assert_array_equal(merge("average", MAP, GATE)[1], [[[[1.5, 0.5], [2.5, 1.5]]]])
+
+
+def test_add__broadcasts_a_gate_like_the_other_merges():
+    shape, y = merge("add", GATE, MAP)
+    assert shape == (None, 1, 2, 2)
+    np.testing.assert_array_equal(y, [[[[3, 1], [5, 3]]]])
+
+
+@pytest.mark.parametrize("op", ["add", "multiply", "subtract", "maximum", "minimum", "average"])
+def test_merges__refuse_shapes_that_do_not_broadcast(op):
+    from cnnc.errors import CnncError
+    with pytest.raises(CnncError, match=r"\(None, 4, 4, 8\) and \(None, 3\) do not broadcast: "
+                       r"axis -1 has sizes 8 and 3"):
+        single_op(op, inputs={"a": (4, 4, 8), "b": (3,)})
+
+
+@pytest.mark.parametrize("source,target,want", [
+    ((3,), (1, 1, 3), (None, 1, 1, 3)),
+    ((1, 1, 3), (3,), (None, 3)),
+    ((1, 1, 3), (1, -1), (None, 1, 3)),
+    ((1, 3), (-1,), (None, 3)),
+])
+def test_reshape__adds_and_removes_size_one_axes_around_the_channels(source, target, want):
+    g = chain(source, ("reshape", target))
+    assert g.node("reshape").shape == want
+    x = np.arange(3.0).reshape(1, *source)
+    np.testing.assert_array_equal(forward(g, x).reshape(-1), [0, 1, 2])
+
+
 def test_every_layer_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("layer")) - pinned

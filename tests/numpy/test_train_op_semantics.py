@@ -149,8 +149,8 @@ def test_global_avgpool2d_grad__spreads_evenly():
     np.testing.assert_array_equal(dx[0], np.broadcast_to([1.0, 2.0], (2, 2, 2)))
 
 
-def test_reshape__row_major():
-    g = single_op("reshape", inputs={"x": (4,)}, attrs={"shape": (2, 2)})
+def test_view__row_major():
+    g = single_op("view", inputs={"x": (4,)}, attrs={"shape": (2, 2)})
     np.testing.assert_array_equal(one(g, x=[[1, 2, 3, 4]]), [[[1, 2], [3, 4]]])
 
 
@@ -231,6 +231,45 @@ def test_batchnorm_grad_gamma__dy_times_xhat():
     dg = run(g, {"x": np.array([[0.0], [2.0]]), "dy": np.array([[1.0], [3.0]])},
              {"stats": np.array([[1.0], [1.0]])})["out"]
     np.testing.assert_allclose(dg, [2 / math.sqrt(1 + EPS)], rtol=1e-15)
+
+
+# ---- the broadcasting merges' gradients (cnnc/ir/merges.py)
+
+
+def test_unbroadcast__sums_the_broadcast_axes_and_scales():
+    g = single_op("unbroadcast", inputs={"dy": (2, 2, 2)},
+                  attrs={"input_shape": (1, 1, 2), "scale": -0.5})
+    dy = np.arange(8.0).reshape(1, 2, 2, 2)  # channel 0: 0+2+4+6, channel 1: 1+3+5+7
+    np.testing.assert_array_equal(one(g, dy=dy), [[[[-6.0, -8.0]]]])
+
+
+def test_unbroadcast__to_a_lower_rank_vector():
+    g = single_op("unbroadcast", inputs={"dy": (1, 2, 2)}, attrs={"input_shape": (2,)})
+    np.testing.assert_array_equal(one(g, dy=[[[[1.0, 2.0], [3.0, 4.0]]]]), [[4.0, 6.0]])
+
+
+def test_multiply_grad__dy_times_the_other_summed_over_the_gate_axes():
+    g = single_op("multiply_grad", inputs={"dy": (1, 2, 2), "other": (1, 2, 2)},
+                  attrs={"input_shape": (1, 1, 2)})
+    dx = one(g, dy=[[[[1.0, 2.0], [3.0, 4.0]]]], other=[[[[10.0, 20.0], [30.0, 40.0]]]])
+    np.testing.assert_array_equal(dx, [[[[100.0, 200.0]]]])  # 1*10+3*30, 2*20+4*40
+
+
+@pytest.mark.parametrize("op,want", [("maximum_grad", [[1.0, 0.0, 1.5]]),
+                                     ("minimum_grad", [[0.0, 2.0, 1.5]])])
+def test_maximum_grad__winner_takes_dy_and_ties_share_it(op, want):
+    # minimum_grad is pinned by the same case (the other side of each comparison)
+    g = single_op(op, inputs={"dy": (3,), "x": (3,), "other": (3,)},
+                  attrs={"input_shape": (3,)})
+    dx = one(g, dy=[[1.0, 2.0, 3.0]], x=[[5.0, 1.0, 4.0]], other=[[2.0, 7.0, 4.0]])
+    np.testing.assert_array_equal(dx, want)
+
+
+def test_minimum_grad__a_broadcast_operand_sums_its_shares():
+    g = single_op("minimum_grad", inputs={"dy": (3,), "x": (1,), "other": (3,)},
+                  attrs={"input_shape": (1,)})
+    dx = one(g, dy=[[1.0, 2.0, 4.0]], x=[[3.0]], other=[[5.0, 3.0, 1.0]])
+    np.testing.assert_array_equal(dx, [[1.0 + 1.0 + 0.0]])
 
 
 def test_every_train_op_has_a_pinned_example():
