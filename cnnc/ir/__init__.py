@@ -9,6 +9,11 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     residual,
     updates,
 )
+from cnnc.ir import (  # noqa: F401  (layer norm, global max pooling, channel shuffle)
+    channel_shuffle,
+    global_maxpool,
+    layer_norm,
+)
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes, verify
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, Shape

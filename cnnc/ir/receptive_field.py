@@ -172,6 +172,8 @@ RULES: dict[str, Rule] = {
     "zero_padding2d": _zero_padding,
     "flatten": _whole_map,
 }
+# ShuffleNet's channel shuffle moves channels only: each position keeps its field.
+RULES["channel_shuffle"] = _same
 
 
 def rule_of(op: str) -> Rule | None:
