@@ -1,18 +1,16 @@
 """The intermediate representation: the op table, graphs, shape inference and verification."""
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
+    channel_shuffle,
     distributed_ops,
     fused,
+    global_maxpool,
     gradients,
+    layer_norm,
     layers,
     losses,
     residual,
     updates,
-)
-from cnnc.ir import (  # noqa: F401  (layer norm, global max pooling, channel shuffle)
-    channel_shuffle,
-    global_maxpool,
-    layer_norm,
 )
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes, verify

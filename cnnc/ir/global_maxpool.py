@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, Attrs

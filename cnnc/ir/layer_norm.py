@@ -9,7 +9,6 @@ averages and behaves the same in training and at inference, so no pass replaces 
 
 from __future__ import annotations
 
-
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, ArgError, Attrs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnc.backends.numpy.call import Call, Impl
+from cnnc.backends.numpy.call import Impl
 
 
 def channel_shuffle(x: np.ndarray, groups: int) -> np.ndarray:
