@@ -584,9 +584,10 @@ def _flatten_value(cx: Context, node: OnnxNode, x: Tensor) -> None:
     if x.perm[0] != 0:
         raise Unsupported("the batch axis is not the first")
     producer = x.layer
-    if (producer.op == "global_avgpool2d" and producer.keywords.get("keepdims")
+    if (producer.op in ("global_avgpool2d", "global_maxpool2d")
+            and producer.keywords.get("keepdims")
             and cx.sole_reader(x, node.inputs[0], node)):
-        cx.relayer(producer, keepdims=False)  # GlobalAveragePool + Flatten: Keras' GAP layer
+        cx.relayer(producer, keepdims=False)  # Global*Pool + Flatten: Keras' global pooling
         producer.value = node.outputs[0]
         cx.define(node, Tensor(producer, (0, 1), None, x.nonneg))
         return
