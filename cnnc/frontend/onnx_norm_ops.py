@@ -200,9 +200,11 @@ def _target_shape(cx: Context, node: OnnxNode, have: tuple) -> list[int | None] 
     """A Reshape's target with the batch as None, 0s copied and one -1 worked out, when its
     first axis is the batch; None otherwise."""
     shape = _known(cx, node.inputs[1]) if len(node.inputs) > 1 else None
-    if shape is None or shape.dtype.kind not in "iu" or node.attrs.get("allowzero", 0):
+    if shape is None or shape.dtype.kind not in "iu":
         return None
     target = [int(v) for v in shape.reshape(-1)]
+    if node.attrs.get("allowzero", 0) and 0 in target:  # a literal empty axis
+        return None
     if not target or target[0] not in (BATCH, 0, -1) and target[0] != cx.batch:
         return None
     rest = [have[i + 1] if d == 0 and i + 1 < len(have) else d
@@ -231,7 +233,7 @@ def _absorb(cx: Context, *nodes: OnnxNode) -> None:
 def _channel_shuffle(cx: Context, node: OnnxNode) -> bool:
     """On ONNX's channel axis (1 of NCHW; the last of a (batch, channels) tensor): that axis
     split into (G, C/G), the two swapped, and merged back."""
-    if not cx.has_tensor(node, 0) or node.attrs.get("allowzero", 0):
+    if not cx.has_tensor(node, 0):
         return False
     x = cx.tensor(node, 0)
     if x.order is not None:
@@ -240,7 +242,7 @@ def _channel_shuffle(cx: Context, node: OnnxNode) -> bool:
     ax = x.perm.index(x.rank - 1)
     transpose = _next(cx, node.outputs[0], "Transpose")
     back = transpose and _next(cx, transpose.outputs[0], "Reshape")
-    if back is None or back.attrs.get("allowzero", 0) or back.inputs[0] != transpose.outputs[0]:
+    if back is None or back.inputs[0] != transpose.outputs[0]:
         return False
     grouped = _target_shape(cx, node, x.onnx_shape)
     if (grouped is None or len(grouped) != x.rank + 1 or grouped[:ax] != have[:ax]
@@ -292,7 +294,7 @@ def _layer_norm_2d(cx: Context, node: OnnxNode) -> bool:
     if sub is None or tuple(sub.inputs) != (xname, node.outputs[0]):
         return False
     # (x - mean) is read twice: squared, and divided by the standard deviation.
-    readers = cx.readers.get(sub.outputs[0], ())
+    readers = list({r.index: r for r in cx.readers.get(sub.outputs[0], ())}.values())
     if len(readers) != 2 or sub.outputs[0] in cx.outputs:
         return False
     square = next((r for r in readers if r.op in ("Pow", "Mul")), None)
