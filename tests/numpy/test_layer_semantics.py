@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.ops import OPS, op_names
+from cnnc.ir.ops import op_names
 from cnnc.testing.nets import chain, run, single_op
 
 
@@ -339,23 +339,6 @@ def test_global_maxpool2d__max_of_height_and_width(keepdims):
     y = forward(g, x)
     assert y.shape == ((1, 1, 1, 2) if keepdims else (1, 2))
     np.testing.assert_array_equal(y.ravel(), [7, -2])
-
-
-def test_global_maxpool2d__gradient_goes_to_the_first_maximum():
-    from cnnc.backends.numpy.call import Call
-    from cnnc.backends.numpy.table import IMPLS
-    from cnnc.ir.graph import Node
-
-    node = Node("g", "global_maxpool2d_grad", ("x", "dy"), OPS["global_maxpool2d_grad"]
-                .check_attrs({}))
-    # channel 0: 4 at (0, 1) and (1, 0), the first in row-major order wins; channel 1: one max.
-    x = np.array([[[[1.0, 0.0], [4.0, 0.0]], [[4.0, 9.0], [2.0, 0.0]]]])
-    dx = IMPLS["global_maxpool2d_grad"](Call(node, np.dtype(np.float64)), x,
-                                        np.array([[10.0, 20.0]]))
-    want = np.zeros((1, 2, 2, 2))
-    want[0, 0, 1, 0] = 10.0
-    want[0, 1, 0, 1] = 20.0
-    np.testing.assert_array_equal(dx, want)
 
 
 @pytest.mark.parametrize(("groups", "want"), [(2, [0, 3, 1, 4, 2, 5]),
