@@ -475,6 +475,94 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
 }
 
 
+# ---------------------------------------------------------------- layer norm, global max
+# pooling, channel shuffle (cnnc/ir/layer_norm.py, global_maxpool.py, channel_shuffle.py)
+
+LAYER_NORM_OPSET = 17  # ONNX's LayerNormalization
+
+
+def _layer_norm(ex: Exporter, node: Node) -> None:
+    """LayerNormalization over ONNX's last axis: on a 4-D (NCHW) body value between transposes
+    to NHWC and back, as PyTorch's ConvNeXt permutes around nn.LayerNorm. ONNX requires Scale:
+    a layer without gamma writes ones and says so in the metadata; one without beta writes no
+    B (ONNX's default, zeros)."""
+    if ex.opset < LAYER_NORM_OPSET:
+        raise ExportError(f"{node.name}: a layer_norm layer needs ONNX LayerNormalization, "
+                          f"opset {LAYER_NORM_OPSET} or later; got opset {ex.opset}")
+    a = node.attrs
+    x = node.inputs[0]
+    src = ex.value(x)
+    channels = ex.graph.shape_of(x)[-1]
+    gamma, beta, *_ = (*node.params, None, None) if a["scale"] else (None, *node.params, None)
+    scale = (np.asarray(ex.weights[gamma], dtype=np.float32) if gamma is not None
+             else np.ones(channels, np.float32))
+    if gamma is None:
+        ex.note(node.name, "scale", False)
+    shift = np.asarray(ex.weights[beta], dtype=np.float32) if a["center"] else None
+    if src.order is not None:  # a permuted flatten: ONNX column j is cnnc column order[j]
+        scale = scale[src.order]
+        shift = shift[src.order] if shift is not None else None
+    inputs = [ex.weight(gamma or f"{node.name}/gamma", scale)]
+    if shift is not None:
+        inputs.append(ex.weight(beta, shift))
+    out = ex.out(node)
+    if ex.rank(x) == 4:
+        ex.add("Transpose", [src.name], [f"{node.name}/nhwc"], f"{node.name}/nhwc",
+               perm=list(TO_NHWC))
+        ex.add("LayerNormalization", [f"{node.name}/nhwc", *inputs],
+               [f"{node.name}/normalised"], node.name, axis=-1, epsilon=a["epsilon"])
+        ex.add("Transpose", [f"{node.name}/normalised"], [out], f"{node.name}/nchw",
+               perm=list(TO_NCHW))
+    else:
+        ex.add("LayerNormalization", [src.name, *inputs], [out], node.name, axis=-1,
+               epsilon=a["epsilon"])
+    ex.values[node.name] = Value(out, src.order)
+
+
+def _global_maxpool2d(ex: Exporter, node: Node) -> None:
+    src = ex.value(node.inputs[0]).name
+    if node.attrs["keepdims"]:
+        ex.add("GlobalMaxPool", [src], [ex.out(node)], node.name)
+    else:
+        ex.add("GlobalMaxPool", [src], [f"{node.name}/pooled"], node.name)
+        ex.add("Flatten", [f"{node.name}/pooled"], [ex.out(node)], f"{node.name}/flatten",
+               axis=1)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _channel_shuffle(ex: Exporter, node: Node) -> None:
+    """PyTorch's form, Reshape (N, G, C/G, ...) -> Transpose -> Reshape (N, C, ...), on ONNX's
+    channel axis (1 for a 4-D NCHW body value, else the last); 0 keeps the batch size."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise ExportError(f"{node.name}: a channel shuffle of a flattened NCHW map has no ONNX "
+                          "export (its columns are not channels)")
+    shape = ex.graph.shape_of(node.name)
+    groups = node.attrs["groups"]
+    channels = shape[-1]
+    onnx_shape = [shape[i] for i in NCHW] if len(shape) == 4 else list(shape)
+    axis = 1 if len(shape) == 4 else len(shape) - 1
+    grouped = [0, *onnx_shape[1:axis], groups, channels // groups, *onnx_shape[axis + 1:]]
+    perm = list(range(len(grouped)))
+    perm[axis], perm[axis + 1] = axis + 1, axis
+    name = node.name
+    ex.add("Reshape", [src.name, ex.weight_ints(f"{name}/grouped_shape", grouped)],
+           [f"{name}/grouped"], f"{name}/grouped")
+    ex.add("Transpose", [f"{name}/grouped"], [f"{name}/transposed"], f"{name}/transposed",
+           perm=perm)
+    ex.add("Reshape", [f"{name}/transposed", ex.weight_ints(f"{name}/shape",
+                                                            [0, *onnx_shape[1:]])],
+           [ex.out(node)], name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+EXPORTERS.update({
+    "layer_norm": _layer_norm,
+    "global_maxpool2d": _global_maxpool2d,
+    "channel_shuffle": _channel_shuffle,
+})
+
+
 # ---------------------------------------------------------------- the model
 
 

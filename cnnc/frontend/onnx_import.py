@@ -33,6 +33,7 @@ from cnnc.frontend.onnx_graph import (
     read_graph,
 )
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
+from cnnc.frontend.onnx_norm_ops import PATTERNS
 from cnnc.frontend.onnx_ops import RULES
 from cnnc.frontend.onnx_patterns import rewrite_activation_patterns
 from cnnc.frontend.onnx_windows import WindowError
@@ -70,6 +71,8 @@ def lower_onnx(g: OnnxGraph, *, name: str,
     inferred: dict[str, tuple] | None = None
     _inputs(cx, problems, poisoned)
     for node in g.nodes:
+        if node.index in cx.absorbed:  # lowered with the first node of its pattern
+            continue
         if any(v in poisoned for v in node.inputs if v):
             # Not lowered without its inputs: reported only if its op is unknown anyway.
             if node.op not in RULES and node.op not in FOLDERS:
@@ -141,6 +144,8 @@ def _lower_node(cx: Context, node: OnnxNode) -> None:
                                                       for v in node.inputs], cx.opset)):
             if v:
                 cx.constants[v] = value
+        return
+    if any(match(cx, node) for match in PATTERNS.get(node.op, ())):
         return
     rule = RULES.get(node.op)
     if rule is None:

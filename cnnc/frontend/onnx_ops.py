@@ -290,16 +290,19 @@ def _rows_in_cnnc_order(x: Tensor, kernel: np.ndarray) -> np.ndarray:
 
 def _dense(cx: Context, node: OnnxNode, x: Tensor, kernel: np.ndarray,
            bias: np.ndarray | None) -> None:
-    if x.rank != 2 or kernel.ndim != 2 or kernel.shape[0] != x.shape[1]:
+    # On a 4-D map whose ONNX last axis is cnnc's channels (PyTorch's nn.Linear after a permute
+    # to channels-last, as in ConvNeXt), the product is cnnc's dense on the last axis.
+    channels_last = x.rank > 2 and x.perm[-1] == x.rank - 1 and x.order is None
+    if (x.rank != 2 and not channels_last) or kernel.ndim != 2 or kernel.shape[0] != x.shape[-1]:
         raise Unsupported(f"a product of ONNX shapes {x.onnx_shape} and {kernel.shape}: cnnc "
-                          "lowers (batch, features) x (features, units) with a constant second "
-                          "operand")
+                          "lowers (batch, features) x (features, units), or a channels-last "
+                          "map x (channels, units), with a constant second operand")
     params = {"kernel": _rows_in_cnnc_order(x, kernel)}
     if bias is not None:
         params["bias"] = bias
     keywords = {"units": int(kernel.shape[1]), "use_bias": bias is not None}
     layer = cx.layer(node, "dense", [x], keywords, params, hint=_hint(node))
-    cx.define(node, Tensor(layer, (0, 1)))
+    cx.define(node, Tensor(layer, x.perm if channels_last else (0, 1)))
 
 
 def _gemm(cx: Context, node: OnnxNode) -> None:
@@ -648,9 +651,10 @@ def _flatten_value(cx: Context, node: OnnxNode, x: Tensor) -> None:
     if x.perm[0] != 0:
         raise Unsupported("the batch axis is not the first")
     producer = x.layer
-    if (producer.op == "global_avgpool2d" and producer.keywords.get("keepdims")
+    if (producer.op in ("global_avgpool2d", "global_maxpool2d")
+            and producer.keywords.get("keepdims")
             and cx.sole_reader(x, node.inputs[0], node)):
-        cx.relayer(producer, keepdims=False)  # GlobalAveragePool + Flatten: Keras' GAP layer
+        cx.relayer(producer, keepdims=False)  # Global*Pool + Flatten: Keras' global pooling
         producer.value = node.outputs[0]
         cx.define(node, Tensor(producer, (0, 1), None, x.nonneg))
         return

@@ -1,9 +1,12 @@
 """The intermediate representation: the op table, graphs, shape inference and verification."""
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
+    channel_shuffle,
     distributed_ops,
     fused,
+    global_maxpool,
     gradients,
+    layer_norm,
     layers,
     losses,
     merges,

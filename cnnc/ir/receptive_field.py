@@ -173,6 +173,8 @@ RULES: dict[str, Rule] = {
     "flatten": _whole_map,
     "reshape": _same,  # size-1 axes around the channels only (cnnc/ir/reshapes.py)
 }
+# ShuffleNet's channel shuffle moves channels only: each position keeps its field.
+RULES["channel_shuffle"] = _same
 
 
 def rule_of(op: str) -> Rule | None:

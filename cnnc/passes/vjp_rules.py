@@ -193,3 +193,49 @@ NOT_DIFFERENTIATED = {
     "batchnorm": "replaced by batchnorm_stats + batchnorm_train in training mode",
     "batchnorm_stats": "its gradient is part of batchnorm_grad_input",
 }
+
+
+# ---------------------------------------------------------------- layer norm, global max
+# pooling, channel shuffle (cnnc/ir/layer_norm.py, global_maxpool.py, channel_shuffle.py)
+
+
+def _layer_norm(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """Operands (x[, gamma][, beta]); the row statistics are recomputed from x by the gradient
+    ops, so the forward pass keeps nothing but x."""
+    a = node.attrs
+    x, *affine = node.operands
+    gamma = affine[0] if a["scale"] else None
+    attrs = {k: a[k] for k in ("epsilon", "center", "scale")}
+    out: Grads = [None] * len(node.operands)
+    if needs[0]:
+        extra = (gamma,) if gamma is not None else ()
+        out[0] = cx.part(x, "layer_norm_grad_input", (x, dy, *extra), attrs, like=node)
+    i = 1
+    if a["scale"]:
+        if needs[i]:
+            out[i] = cx.part(gamma, "layer_norm_grad_gamma", (x, dy),
+                             {"epsilon": a["epsilon"]}, like=node)
+        i += 1
+    if a["center"] and needs[i]:
+        out[i] = cx.part(node.operands[i], "bias_grad", (dy,), like=node)
+    return out
+
+
+def _global_maxpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    return [cx.part(x, "global_maxpool2d_grad", (x, dy), like=node)]
+
+
+def _channel_shuffle(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """The inverse permutation: a shuffle with C/groups groups."""
+    (x,) = node.inputs
+    channels = cx.shape(x)[-1]
+    return [cx.part(x, "channel_shuffle", (dy,), {"groups": channels // node.attrs["groups"]},
+                    like=node)]
+
+
+VJP_RULES.update({
+    "layer_norm": _layer_norm,
+    "global_maxpool2d": _global_maxpool2d,
+    "channel_shuffle": _channel_shuffle,
+})

@@ -375,3 +375,73 @@ def test_every_layer_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("layer")) - pinned
     assert not missing, f"layer ops without a hand-computed test: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------- layer norm, global max pooling,
+# channel shuffle
+
+
+def test_layer_norm__each_row_by_its_own_mean_and_variance():
+    g = chain((2, 4), ("layer_norm", {"epsilon": 0.5}))
+    w = {"layer_normalization/gamma": np.array([1.0, 2.0, 1.0, 2.0]),
+         "layer_normalization/beta": np.array([0.0, 0.0, 1.0, 1.0])}
+    # Row [1, 2, 3, 6]: mean 3, deviations -2 -1 0 3, variance 14/4 = 3.5, sqrt(3.5 + 0.5) = 2,
+    # xhat -1 -0.5 0 1.5. Row [5, 5, 5, 5]: xhat 0 everywhere, so y = beta.
+    y = forward(g, [[[1.0, 2.0, 3.0, 6.0], [5.0, 5.0, 5.0, 5.0]]], w)
+    np.testing.assert_allclose(y, [[[-1, -1, 1, 4], [0, 0, 1, 1]]], rtol=1e-14)
+
+
+def test_layer_norm__keras_defaults_and_parameters():
+    g = chain((3, 3, 5), ("layer_norm",))
+    (node,) = [n for n in g.nodes if n.op == "layer_norm"]
+    assert node.attrs["epsilon"] == 1e-3 and node.attrs["axis"] == -1
+    assert {s.name: (s.shape, s.init) for s in g.weights} == {
+        "layer_normalization/gamma": ((5,), "ones"), "layer_normalization/beta": ((5,), "zeros")}
+    plain = chain((2,), ("layer_norm", {"center": False, "scale": False, "epsilon": 1.0}))
+    assert not plain.weights
+    # [0, 2]: mean 1, variance 1, sqrt(1 + 1) = sqrt(2)
+    np.testing.assert_allclose(forward(plain, [[0.0, 2.0]]), [[-1 / math.sqrt(2),
+                                                               1 / math.sqrt(2)]])
+
+
+def test_layer_norm__refuses_other_axes():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=r"only axis=-1 .*Received axis=1"):
+        chain((3, 3, 2), ("layer_norm", {"axis": 1}))
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_maxpool2d__max_of_height_and_width(keepdims):
+    g = chain((2, 2, 2), ("global_maxpool2d", {"keepdims": keepdims}))
+    x = np.array([[[[1.0, -8.0], [7.0, -2.0]], [[3.0, -5.0], [-1.0, -9.0]]]])
+    y = forward(g, x)
+    assert y.shape == ((1, 1, 1, 2) if keepdims else (1, 2))
+    np.testing.assert_array_equal(y.ravel(), [7, -2])
+
+
+@pytest.mark.parametrize(("groups", "want"), [(2, [0, 3, 1, 4, 2, 5]),
+                                              (3, [0, 2, 4, 1, 3, 5])])
+def test_channel_shuffle__six_channels(groups, want):
+    # 2 groups: (2, 3) [[0 1 2] [3 4 5]] transposed to (3, 2) [[0 3] [1 4] [2 5]];
+    # 3 groups: (3, 2) [[0 1] [2 3] [4 5]] transposed to (2, 3) [[0 2 4] [1 3 5]].
+    g = chain((1, 2, 6), ("channel_shuffle", groups))
+    x = np.arange(6.0)[None, None, None, :] + np.array([0.0, 10.0])[None, None, :, None]
+    y = forward(g, x)
+    np.testing.assert_array_equal(y[0, 0, 0], want)
+    np.testing.assert_array_equal(y[0, 0, 1], np.array(want) + 10)
+
+
+def test_channel_shuffle__inverse_is_the_shuffle_by_the_other_factor():
+    g = chain((12,), ("channel_shuffle", 3), ("channel_shuffle", 4))
+    x = np.arange(12.0)[None]
+    np.testing.assert_array_equal(forward(g, x), x)
+
+
+def test_channel_shuffle__channels_must_divide_into_groups():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=r"5 channels .* not a multiple of groups=2"):
+        chain((3, 3, 5), ("channel_shuffle", 2))
+    with pytest.raises(CnncError, match=r"groups"):
+        chain((3, 3, 4), ("channel_shuffle", 0))

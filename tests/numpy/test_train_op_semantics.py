@@ -270,6 +270,40 @@ def test_minimum_grad__a_broadcast_operand_sums_its_shares():
                   attrs={"input_shape": (1,)})
     dx = one(g, dy=[[1.0, 2.0, 4.0]], x=[[3.0]], other=[[5.0, 3.0, 1.0]])
     np.testing.assert_array_equal(dx, [[1.0 + 1.0 + 0.0]])
+# ---------------------------------------------------------------- layer norm, global max pooling
+
+
+def test_layer_norm_grad_input__through_the_row_statistics():
+    # Row [1, 3], epsilon 3: mean 2, variance 1, 1/sqrt(1 + 3) = 1/2, xhat [-1/2, 1/2]. As a
+    # function of d = (x0 - x1)/2, y0 = d / sqrt(d^2 + 3), dy0/dd = 3 / (d^2 + 3)^(3/2) = 3/8,
+    # so dy0/dx0 = 3/16 and dy0/dx1 = -3/16; gamma scales g.
+    g = single_op("layer_norm_grad_input", inputs={"x": (2,), "dy": (2,)},
+                  attrs={"epsilon": 3.0, "scale": False})
+    np.testing.assert_allclose(one(g, x=[[1.0, 3.0]], dy=[[1.0, 0.0]]), [[0.1875, -0.1875]],
+                               rtol=1e-15)
+    g = single_op("layer_norm_grad_input", inputs={"x": (2,), "dy": (2,)},
+                  state={"gamma": (2,)}, attrs={"epsilon": 3.0})
+    out = run(g, {"x": np.array([[1.0, 3.0]]), "dy": np.array([[1.0, 0.0]])},
+              {"gamma": np.array([2.0, 5.0])})["out"]
+    np.testing.assert_allclose(out, [[0.375, -0.375]], rtol=1e-15)
+
+
+def test_layer_norm_grad_gamma__dy_times_xhat_summed_over_rows():
+    # Rows [1, 3] (xhat [-1/2, 1/2] with epsilon 3) and [5, 5] (xhat 0).
+    g = single_op("layer_norm_grad_gamma", inputs={"x": (2,), "dy": (2,)},
+                  attrs={"epsilon": 3.0})
+    np.testing.assert_allclose(one(g, x=[[1.0, 3.0], [5.0, 5.0]], dy=[[1.0, 2.0], [7.0, 7.0]]),
+                               [-0.5, 1.0], rtol=1e-15)
+
+
+def test_global_maxpool2d_grad__ties_go_to_the_first_maximum():
+    g = single_op("global_maxpool2d_grad", inputs={"x": (2, 2, 2), "dy": (2,)})
+    # channel 0: 4 at (0, 1) and (1, 0), the first in row-major order wins; channel 1: one max.
+    x = [[[[1.0, 0.0], [4.0, 0.0]], [[4.0, 9.0], [2.0, 0.0]]]]
+    want = np.zeros((1, 2, 2, 2))
+    want[0, 0, 1, 0] = 10.0
+    want[0, 1, 0, 1] = 20.0
+    np.testing.assert_array_equal(one(g, x=x, dy=[[10.0, 20.0]]), want)
 
 
 def test_every_train_op_has_a_pinned_example():

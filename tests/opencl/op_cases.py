@@ -388,3 +388,52 @@ CASES = [
         batch=2,
     ),
 ]
+
+# Layer norm, global max pooling and channel shuffle (cnnc/ir/layer_norm.py, global_maxpool.py,
+# channel_shuffle.py): ConvNeXt's and ShuffleNet's layers.
+CASES += [
+    Case(
+        "layer_norm",
+        (4, 5, 6),
+        [
+            {"conv2d": [7, 3], "padding": "same"},
+            "layer_norm",
+            {"activation": "relu"},
+            {"layer_norm": None, "center": False, "epsilon": 0.01},
+            {"layer_norm": None, "scale": False},
+            "flatten",
+            {"dense": 5},
+            {"layer_norm": None, "epsilon": 1e-5},
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+    Case(
+        "global_maxpool",
+        (5, 4, 6),
+        [
+            {"conv2d": [5, 3], "padding": "same", "activation": "tanh"},
+            {"global_maxpool2d": None, "keepdims": True},
+            {"conv2d": [4, 1]},
+            "global_maxpool2d",
+            {"dense": 3, "activation": "softmax"},
+        ],
+        optimizer="nadam",
+        batch=4,
+    ),
+    Case(
+        "channel_shuffle",
+        (4, 3, 6),
+        [
+            {"conv2d": [6, 1], "name": "pw"},
+            {"channel_shuffle": 2, "name": "s2"},
+            {"conv2d": [12, 3], "padding": "same", "groups": 3, "name": "gc"},
+            {"channel_shuffle": 3, "name": "s3"},
+            {"channel_shuffle": 4, "name": "s4"},
+            {"conv2d": [5, 2], "strides": 2},
+        ],
+        loss="mean_squared_error",
+        batch=3,
+    ),
+]

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from cnnc.backends.opencl import (
     algorithms,
+    bind_channel_shuffle,
     bind_depthwise,
     bind_distributed,
     bind_fused,
+    bind_global_maxpool,
     bind_gradients,
+    bind_layer_norm,
     bind_layers,
     bind_losses,
     bind_merges,
@@ -49,6 +52,8 @@ BINDERS: dict[str, Binder] = {
     **bind_residual.BINDERS,
     **bind_merges.BINDERS,
 }
+BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
+                **bind_channel_shuffle.BINDERS})
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
