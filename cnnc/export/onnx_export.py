@@ -374,6 +374,41 @@ def _concatenate(ex: Exporter, node: Node) -> None:
     ex.values[node.name] = Value(ex.out(node))
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+
+
+def _cropping2d(ex: Exporter, node: Node) -> None:
+    (t, b), (left, r) = node.attrs["cropping"]
+    _, h, w, _ = ex.graph.shape_of(node.inputs[0])
+    starts = ex.weight_ints(f"{node.name}/starts", [t, left])
+    ends = ex.weight_ints(f"{node.name}/ends", [h - b, w - r])
+    axes = ex.weight_ints(f"{node.name}/axes", [2, 3])  # NCHW height, width
+    ex.add("Slice", [ex.value(node.inputs[0]).name, starts, ends, axes], [ex.out(node)],
+           node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _upsampling2d(ex: Exporter, node: Node) -> None:
+    """Resize by integer scales: nearest as PyTorch writes it (asymmetric, floor), bilinear
+    with half-pixel centres (Keras 3 = PyTorch align_corners=False)."""
+    sh, sw = node.attrs["size"]
+    scales = ex.weight(f"{node.name}/scales", np.array([1, 1, sh, sw], np.float32))
+    if node.attrs["interpolation"] == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    ex.add("Resize", [ex.value(node.inputs[0]).name, "", scales], [ex.out(node)], node.name,
+           **attrs)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+RESAMPLE_EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
+    "cropping2d": _cropping2d,
+    "upsampling2d": _upsampling2d,
+}
+
+
 # How each layer op exports, for every layer op (tests/onnx/test_onnx_tables.py holds it to the op
 # table); graphs of other ops are refused whole (build_model).
 EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
@@ -391,6 +426,7 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "activation": _activation,
     "add": _add,
     "concatenate": _concatenate,
+    **RESAMPLE_EXPORTERS,
 }
 
 

@@ -6,6 +6,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     gradients,
     layers,
     losses,
+    resample,
     residual,
     updates,
 )

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from cnnc.errors import InternalError
 from cnnc.ir.convpool import pad_amounts
@@ -42,9 +43,10 @@ from cnnc.ir.ops import OPS, Shape
 class AxisField:
     """The field along one axis, in input pixels (see the module docstring)."""
 
-    size: int
-    jump: int
-    start: int
+    # Fractions after an upsampling (RESAMPLE_RULES): its outputs are under a pixel apart.
+    size: int | Fraction
+    jump: int | Fraction
+    start: int | Fraction
 
     @property
     def end(self) -> int:
@@ -147,6 +149,35 @@ def _merge(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) ->
     return union(fields)
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+# An upsampling by s puts s output positions per input position: their fields are 1/s of a jump
+# apart (a Fraction, printed as such), and each reads the same input pixels as its source
+# (nearest) or those and the next one (bilinear).
+
+
+def _upsampling(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
+    sh, sw = node.attrs["size"]
+    extra = 1 if node.attrs["interpolation"] == "bilinear" else 0
+
+    def axis(a: AxisField, s: int) -> AxisField:
+        return AxisField(size=a.size + extra * a.jump, jump=Fraction(a.jump) / s, start=a.start)
+
+    return tuple(Field(f.input, axis(f.h, sh), axis(f.w, sw)) for f in fields[0])
+
+
+def _cropping(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
+    """Cropping2D: output pixel i is input pixel i + top, so fields shift by the cropping."""
+    (top, _), (left, _) = node.attrs["cropping"]
+    return tuple(Field(f.input, f.h.window(1, 1, 1, -top), f.w.window(1, 1, 1, -left))
+                 for f in fields[0])
+
+
+RESAMPLE_RULES: dict[str, Rule] = {
+    "upsampling2d": _upsampling,
+    "cropping2d": _cropping,
+}
+
+
 # Kinds of layer (ops.LAYER_KINDS) whose windows differ from op to op: each of their ops has its
 # own rule in RULES. Every other kind's rule follows from the kind (KIND_RULES), so a new layer
 # of such a kind needs nothing here.
@@ -171,6 +202,7 @@ RULES: dict[str, Rule] = {
     "avgpool2d": _pool,
     "zero_padding2d": _zero_padding,
     "flatten": _whole_map,
+    **RESAMPLE_RULES,
 }
 
 

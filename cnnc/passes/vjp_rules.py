@@ -24,6 +24,7 @@ from cnnc.ir.layers import (
     POOL_ARGS,
 )
 from cnnc.ir.ops import Shape
+from cnnc.ir.resample import UPSAMPLING_ARGS
 from cnnc.passes import names
 
 Grads = list["str | None"]
@@ -185,6 +186,28 @@ def _loss(grad_op: str, keys: Sequence[str]) -> Rule:
     return rule
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+
+
+def _upsampling2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    attrs = {**_pick(node, UPSAMPLING_ARGS), "input_shape": cx.shape(x)[1:]}
+    return [cx.part(x, "upsampling2d_grad", (dy,), attrs, like=node)]
+
+
+def _cropping2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """The cropped rows and columns back as zeros: zero padding."""
+    (x,) = node.inputs
+    return [cx.part(x, "zero_padding2d", (dy,), {"padding": node.attrs["cropping"]},
+                    like=node)]
+
+
+RESAMPLE_VJP_RULES: dict[str, Rule] = {
+    "upsampling2d": _upsampling2d,
+    "cropping2d": _cropping2d,
+}
+
+
 VJP_RULES: dict[str, Rule] = {
     "conv2d": _conv2d,
     "depthwise_conv2d": _depthwise_conv2d,
@@ -202,6 +225,7 @@ VJP_RULES: dict[str, Rule] = {
     "softmax_cross_entropy": _loss("softmax_cross_entropy_grad", ("sparse",)),
     "cross_entropy": _loss("cross_entropy_grad", ("sparse",)),
     "mean_squared_error": _loss("mean_squared_error_grad", ()),
+    **RESAMPLE_VJP_RULES,
 }
 
 # Ops of a forward or loss graph that have no rule, and why.

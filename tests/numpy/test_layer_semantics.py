@@ -292,6 +292,32 @@ def test_activation__relu6_caps_at_six():
     np.testing.assert_array_equal(forward(g, [[-1.0, 3.0, 9.0]])[0], [0, 3, 6])
 
 
+# ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+
+
+def test_cropping2d__cuts_the_borders_keras_argument_forms():
+    g = chain((3, 4, 1), ("cropping2d", ((1, 0), (1, 2))))
+    y = forward(g, img([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[6], [10]])
+    for given, want in ((1, ((1, 1), (1, 1))), ((1, 0), ((1, 1), (0, 0)))):
+        assert chain((3, 3, 1), ("cropping2d", given)).node("cropping2d").attrs[
+            "cropping"] == want
+
+
+def test_upsampling2d__nearest_repeats_rows_and_columns():
+    g = chain((2, 2, 1), ("upsampling2d", (2, 1)))
+    y = forward(g, img([[1, 2], [3, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[1, 2], [1, 2], [3, 4], [3, 4]])
+
+
+def test_upsampling2d__bilinear_half_pixel_clamped_at_the_edges():
+    # Output column o reads src = (o + 0.5) / 2 - 0.5: -0.25 (clamped to 0), 0.25, 0.75, 1.25
+    # (its right neighbour clamped to column 1): 0, 0.75*0 + 0.25*4, 0.25*0 + 0.75*4, 4.
+    g = chain((1, 2, 1), ("upsampling2d", (1, 2), {"interpolation": "bilinear"}))
+    y = forward(g, img([[0, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0, 1, 3, 4]])
+
+
 def test_every_layer_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("layer")) - pinned

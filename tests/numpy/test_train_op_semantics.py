@@ -233,6 +233,24 @@ def test_batchnorm_grad_gamma__dy_times_xhat():
     np.testing.assert_allclose(dg, [2 / math.sqrt(1 + EPS)], rtol=1e-15)
 
 
+# ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+
+
+def test_upsampling2d_grad__nearest_sums_each_block():
+    g = single_op("upsampling2d_grad", inputs={"dy": (2, 4, 1)},
+                  attrs={"size": (2, 2), "interpolation": "nearest", "input_shape": (1, 2, 1)})
+    dy = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]).reshape(1, 2, 4, 1)
+    np.testing.assert_array_equal(one(g, dy=dy)[0, :, :, 0], [[14, 22]])
+
+
+def test_upsampling2d_grad__bilinear_hands_back_the_weights():
+    # Forward weights on columns (0, 1): (1, 0), (0.75, 0.25), (0.25, 0.75), (0, 1).
+    g = single_op("upsampling2d_grad", inputs={"dy": (1, 4, 1)},
+                  attrs={"size": (1, 2), "interpolation": "bilinear", "input_shape": (1, 2, 1)})
+    dy = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4, 1)
+    np.testing.assert_array_equal(one(g, dy=dy)[0, 0, :, 0], [3.25, 6.75])
+
+
 def test_every_train_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(node_op_names("gradient")) - pinned

@@ -150,6 +150,32 @@ CASES = [
         ],
         loss="mean_squared_error",
     ),
+    # ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+    Case(
+        "cropping_upsampling_nearest",
+        (6, 7, 3),
+        [
+            {"cropping2d": [[1, 0], [2, 1]]},
+            {"conv2d": [4, 2], "activation": "relu"},
+            {"upsampling2d": [2, 3]},
+            {"cropping2d": 1},
+            {"conv2d": [3, 3], "strides": 2},
+        ],
+        loss="mean_squared_error",
+    ),
+    Case(
+        "upsampling_bilinear",
+        (3, 5, 5),
+        [
+            {"upsampling2d": 2, "interpolation": "bilinear"},
+            {"conv2d": [6, 3], "padding": "same", "activation": "tanh"},
+            {"upsampling2d": [3, 1], "interpolation": "bilinear"},
+            {"cropping2d": [2, 0]},
+            {"conv2d": [4, 3], "strides": 2},
+        ],
+        loss="mean_squared_error",
+        batch=2,
+    ),
     Case(
         "global_avgpool_dense",
         (5, 6, 3),

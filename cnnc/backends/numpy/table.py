@@ -8,8 +8,10 @@ from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
+from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
 from cnnc.backends.numpy.update_impls import UPDATE_IMPLS
 
 IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDATE_IMPLS,
-                          **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS}
+                          **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS,
+                          **RESAMPLE_IMPLS}

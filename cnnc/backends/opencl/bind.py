@@ -27,6 +27,7 @@ from cnnc.backends.opencl import (
     bind_gradients,
     bind_layers,
     bind_losses,
+    bind_resample,
     bind_residual,
     bind_updates,
 )
@@ -46,6 +47,7 @@ BINDERS: dict[str, Binder] = {
     **bind_distributed.BINDERS,
     **bind_fused.BINDERS,
     **bind_residual.BINDERS,
+    **bind_resample.BINDERS,
 }
 
 
