@@ -29,6 +29,7 @@ from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.activations import parameters
+from cnnc.ir.conv_transpose import transpose_window
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -403,7 +404,39 @@ def _upsampling2d(ex: Exporter, node: Node) -> None:
     ex.values[node.name] = Value(ex.out(node))
 
 
+def transpose_pads(attrs: Any, in_hw: tuple[int, int]) -> tuple[list[int], list[int]]:
+    """ONNX ConvTranspose pads [top, left, bottom, right] and output_padding giving Keras'
+    output size: ONNX's output is s * (n - 1) + output_padding + span - pad_begin - pad_end."""
+    win = transpose_window(attrs, in_hw)
+    begin, end, extra = [], [], []
+    for i in range(2):
+        span = attrs["dilation_rate"][i] * (attrs["kernel_size"][i] - 1) + 1
+        cut = attrs["strides"][i] * (in_hw[i] - 1) + span - win.pad_before[i] - win.out_hw[i]
+        begin.append(win.pad_before[i])
+        end.append(max(cut, 0))
+        extra.append(max(-cut, 0))  # rows past every window: zeros (then bias), as in Keras
+    return begin + end, extra
+
+
+def _conv2d_transpose(ex: Exporter, node: Node) -> None:
+    a = node.attrs
+    x = node.inputs[0]
+    kernel, bias = ex.kernel_and_bias(node)  # (kh, kw, filters, in_channels)
+    pads, extra = transpose_pads(a, tuple(ex.graph.shape_of(x)[1:3]))
+    if a["padding"] == "same":
+        ex.note(node.name, "padding", "same")
+    if a["output_padding"] is not None:
+        ex.note(node.name, "output_padding", list(a["output_padding"]))
+    inputs = [ex.value(x).name, ex.weight(node.params[0], kernel.transpose(3, 2, 0, 1))]
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.with_activation(node, "ConvTranspose", inputs, kernel_shape=list(a["kernel_size"]),
+                       strides=list(a["strides"]), dilations=list(a["dilation_rate"]),
+                       pads=pads, output_padding=extra)
+
+
 RESAMPLE_EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
+    "conv2d_transpose": _conv2d_transpose,
     "cropping2d": _cropping2d,
     "upsampling2d": _upsampling2d,
 }

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from cnnc.errors import InternalError
+from cnnc.ir.conv_transpose import transpose_window
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -172,7 +173,24 @@ def _cropping(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...])
                  for f in fields[0])
 
 
+def _conv_transpose(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]
+                    ) -> Fields:
+    """Output o of a transposed convolution reads inputs i with i * s = o + p - t * d for its
+    taps t: up to ceil(span / s) of them, the first output from i = ceil((p - span + 1) / s)."""
+    a = node.attrs
+    pads = transpose_window(a, _hw(shapes[0])).pad_before
+
+    def axis(f: AxisField, i: int) -> AxisField:
+        k, s, d = a["kernel_size"][i], a["strides"][i], a["dilation_rate"][i]
+        span = d * (k - 1) + 1
+        return AxisField(size=f.size + (-(-span // s) - 1) * f.jump, jump=Fraction(f.jump) / s,
+                         start=f.start - ((span - 1 - pads[i]) // s) * f.jump)
+
+    return tuple(Field(f.input, axis(f.h, 0), axis(f.w, 1)) for f in fields[0])
+
+
 RESAMPLE_RULES: dict[str, Rule] = {
+    "conv2d_transpose": _conv_transpose,
     "upsampling2d": _upsampling,
     "cropping2d": _cropping,
 }

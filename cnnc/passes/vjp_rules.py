@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from cnnc.errors import InternalError
 from cnnc.ir import activations
 from cnnc.ir import args as A
+from cnnc.ir.conv_transpose import TRANSPOSE_GEOMETRY_ARGS
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import (
     BN_NORMALISE_ARGS,
@@ -202,7 +203,13 @@ def _cropping2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> 
                     like=node)]
 
 
+def _conv2d_transpose(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    attrs = {**_pick(node, TRANSPOSE_GEOMETRY_ARGS), "input_shape": cx.shape(node.inputs[0])[1:]}
+    return _kernel_layer(cx, node, dy, needs, attrs)
+
+
 RESAMPLE_VJP_RULES: dict[str, Rule] = {
+    "conv2d_transpose": _conv2d_transpose,
     "upsampling2d": _upsampling2d,
     "cropping2d": _cropping2d,
 }

@@ -251,6 +251,30 @@ def test_upsampling2d_grad__bilinear_hands_back_the_weights():
     np.testing.assert_array_equal(one(g, dy=dy)[0, 0, :, 0], [3.25, 6.75])
 
 
+# The transposed convolution of test_layer_semantics: width 2 -> 4, kernel [1, 2, 3], 'same'
+# stride 2: input i meets output 2 i + t.
+TRANSPOSE = {"filters": 1, "kernel_size": (1, 3), "strides": (1, 2), "padding": "same",
+             "input_shape": (1, 2, 1)}
+
+
+def test_conv2d_transpose_grad_input__reads_each_inputs_outputs():
+    g = single_op("conv2d_transpose_grad_input", inputs={"dy": (1, 4, 1)},
+                  state={"k": (1, 3, 1, 1)}, attrs=TRANSPOSE)
+    dy = np.array([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 4, 1)
+    k = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    # dx[0] = 1*dy[0] + 2*dy[1] + 3*dy[2] = 1; dx[1] = 1*dy[2] + 2*dy[3] (dy[4]: cut) = 2
+    np.testing.assert_array_equal(run(g, {"dy": dy}, {"k": k})["out"][0, 0, :, 0], [1, 2])
+
+
+def test_conv2d_transpose_grad_kernel__sums_dy_times_x_per_tap():
+    g = single_op("conv2d_transpose_grad_kernel", inputs={"x": (1, 2, 1), "dy": (1, 4, 1)},
+                  attrs=TRANSPOSE)
+    x = np.array([1.0, 2.0]).reshape(1, 1, 2, 1)
+    dy = np.array([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 4, 1)
+    # tap t: dy[t] * x[0] + dy[2 + t] * x[1]: 1 + 0, 0 + 2, 0 + (cut)
+    np.testing.assert_array_equal(one(g, x=x, dy=dy)[0, :, 0, 0], [1, 2, 0])
+
+
 def test_every_train_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(node_op_names("gradient")) - pinned

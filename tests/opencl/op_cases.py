@@ -177,6 +177,33 @@ CASES = [
         batch=2,
     ),
     Case(
+        "conv_transpose_strided",
+        (4, 3, 3),
+        [
+            {"conv2d_transpose": [5, 3], "strides": 2, "padding": "same", "activation": "relu"},
+            {"conv2d_transpose": [6, [2, 3]], "strides": [2, 1], "use_bias": False},
+            {"conv2d_transpose": [4, 3], "strides": 2, "output_padding": 1,
+             "activation": "tanh"},
+            {"conv2d": [3, 3], "strides": 3},
+        ],
+        loss="mean_squared_error",
+    ),
+    Case(
+        "conv_transpose_valid_dilated",
+        (3, 4, 6),
+        [
+            {"conv2d_transpose": [7, 3], "dilation_rate": 2, "activation": "elu"},
+            {"conv2d_transpose": [3, 4], "strides": 3, "output_padding": [2, 0],
+             "padding": "same"},
+            {"conv2d_transpose": [5, 2], "strides": 2, "padding": "same", "output_padding": 0},
+            {"conv2d_transpose": [3, 1], "strides": [3, 2]},
+            {"conv2d": [2, 3], "strides": 3},
+        ],
+        optimizer="adam",
+        loss="mean_squared_error",
+        batch=2,
+    ),
+    Case(
         "global_avgpool_dense",
         (5, 6, 3),
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnc.backends.numpy.call import Impl
+from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
@@ -14,4 +15,4 @@ from cnnc.backends.numpy.update_impls import UPDATE_IMPLS
 
 IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDATE_IMPLS,
                           **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS,
-                          **RESAMPLE_IMPLS}
+                          **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS}
