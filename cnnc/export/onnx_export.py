@@ -435,7 +435,30 @@ def _conv2d_transpose(ex: Exporter, node: Node) -> None:
                        pads=pads, output_padding=extra)
 
 
+def _separable_conv2d(ex: Exporter, node: Node) -> None:
+    """Its two parts: a Conv with one group per channel (no bias), then a 1x1 Conv with the
+    bias and activation. The import reads them back as depthwise_conv2d and conv2d."""
+    a = node.attrs
+    x = node.inputs[0]
+    depthwise = np.asarray(ex.weights[node.params[0]], dtype=np.float32)
+    pointwise = np.asarray(ex.weights[node.params[1]], dtype=np.float32)
+    kh, kw, channels, mult = depthwise.shape
+    pads = _window_pads(node, ex.graph.shape_of(x), a["kernel_size"], a["strides"],
+                        a["dilation_rate"])
+    middle = f"{node.name}/depthwise"
+    ex.add("Conv", [ex.value(x).name, ex.weight(node.params[0], depthwise.reshape(
+               kh, kw, channels * mult).transpose(2, 0, 1)[:, None])], [middle], middle,
+           kernel_shape=[kh, kw], strides=list(a["strides"]),
+           dilations=list(a["dilation_rate"]), group=channels, pads=pads)
+    inputs = [middle, ex.weight(node.params[1], pointwise.transpose(3, 2, 0, 1))]
+    if a["use_bias"]:
+        inputs.append(ex.weight(node.params[2], np.asarray(ex.weights[node.params[2]])))
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[1, 1], strides=[1, 1],
+                       dilations=[1, 1], group=1, pads=[0, 0, 0, 0])
+
+
 RESAMPLE_EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
+    "separable_conv2d": _separable_conv2d,
     "conv2d_transpose": _conv2d_transpose,
     "cropping2d": _cropping2d,
     "upsampling2d": _upsampling2d,

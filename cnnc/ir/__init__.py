@@ -9,6 +9,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     losses,
     resample,
     residual,
+    separable,
     updates,
 )
 from cnnc.ir.args import Attrs

@@ -190,6 +190,7 @@ def _conv_transpose(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape,
 
 
 RESAMPLE_RULES: dict[str, Rule] = {
+    "separable_conv2d": _conv,  # its 1x1 part keeps the depthwise part's field
     "conv2d_transpose": _conv_transpose,
     "upsampling2d": _upsampling,
     "cropping2d": _cropping,

@@ -26,6 +26,7 @@ from cnnc.ir.layers import (
 )
 from cnnc.ir.ops import Shape
 from cnnc.ir.resample import UPSAMPLING_ARGS
+from cnnc.ir.separable import separable_parts
 from cnnc.passes import names
 
 Grads = list["str | None"]
@@ -40,7 +41,10 @@ class RuleContext(Protocol):
         ...
 
     def add(self, name: str, op: str, inputs: Sequence[str],
-            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str: ...
+            attrs: Mapping[str, Any] | None = None, *, like: Node,
+            params: Sequence[str] = ()) -> str:
+        """A node (a layer op's parameters in `params`) that no operand's gradient is."""
+        ...
 
 
 Rule = Callable[[RuleContext, Node, "str | None", Sequence[bool]], Grads]
@@ -208,7 +212,40 @@ def _conv2d_transpose(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool
     return _kernel_layer(cx, node, dy, needs, attrs)
 
 
+def _separable_conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """Operands (x, depthwise_kernel, pointwise_kernel[, bias]): the depthwise part is
+    recomputed (cheap: no channel sums) for the pointwise kernel's gradient."""
+    x, dk, pk = node.operands[:3]
+    dw_attrs, pw_attrs = separable_parts(node.attrs)
+    t = cx.add(f"{node.name}/depthwise", "depthwise_conv2d", (x,), dw_attrs, like=node,
+               params=(dk,))
+    d = _preactivation(cx, node, dy)
+    pw_geometry = {**_pick_attrs(pw_attrs, CONV_GEOMETRY_ARGS), "input_shape": cx.shape(t)[1:]}
+    dw_geometry = {**_pick_attrs(dw_attrs, DEPTHWISE_GEOMETRY_ARGS),
+                   "input_shape": cx.shape(x)[1:]}
+    out: Grads = [None] * len(node.operands)
+    if needs[2]:
+        out[2] = cx.part(pk, "conv2d_grad_kernel", (t, d), pw_geometry, like=node)
+    if len(out) > 3 and needs[3]:
+        out[3] = cx.part(node.operands[3], "bias_grad", (d,), like=node)
+    if needs[0] or needs[1]:
+        dt = cx.add(f"{names.grad(node.name)}/depthwise", "conv2d_grad_input", (d, pk),
+                    pw_geometry, like=node)
+        if needs[0]:
+            out[0] = cx.part(x, "depthwise_conv2d_grad_input", (dt, dk), dw_geometry,
+                             like=node)
+        if needs[1]:
+            out[1] = cx.part(dk, "depthwise_conv2d_grad_kernel", (x, dt), dw_geometry,
+                             like=node)
+    return out
+
+
+def _pick_attrs(attrs: Mapping[str, Any], args: Sequence[A.Arg]) -> dict[str, Any]:
+    return {a.name: attrs[a.name] for a in args}
+
+
 RESAMPLE_VJP_RULES: dict[str, Rule] = {
+    "separable_conv2d": _separable_conv2d,
     "conv2d_transpose": _conv2d_transpose,
     "upsampling2d": _upsampling2d,
     "cropping2d": _cropping2d,

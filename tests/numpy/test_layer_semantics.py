@@ -362,6 +362,22 @@ def test_conv2d_transpose__refuses_output_padding_not_below_the_stride():
         chain((3, 3, 1), ("conv2d_transpose", 1, 3, {"strides": 2, "output_padding": 2}))
 
 
+def test_separable_conv2d__depthwise_then_pointwise_with_bias():
+    # Channel 0 summed over the 2x2 window (10), channel 1's bottom-right tap (40), then
+    # filter 0 = 1*a + 2*b + 1 (bias) and filter 1 = a - b.
+    g = chain((2, 2, 2), ("separable_conv2d", 2, 2))
+    x = np.array([[[1.0, 10.0], [2.0, 20.0]], [[3.0, 30.0], [4.0, 40.0]]])[None]
+    dk = np.zeros((2, 2, 2, 1))
+    dk[:, :, 0, 0] = 1.0
+    dk[1, 1, 1, 0] = 1.0
+    pk = np.array([[1.0, 1.0], [2.0, -1.0]]).reshape(1, 1, 2, 2)
+    y = forward(g, x, {"separable_conv2d/depthwise_kernel": dk,
+                       "separable_conv2d/pointwise_kernel": pk,
+                       "separable_conv2d/bias": np.array([1.0, 0.0])})
+    np.testing.assert_array_equal(y.reshape(-1), [91, -30])
+    assert [s.shape for s in g.state] == [(2, 2, 2, 1), (1, 1, 2, 2), (2,)]
+
+
 def test_every_layer_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("layer")) - pinned

@@ -50,10 +50,15 @@ def test_export_matches_onnxruntime_and_reads_back_equal(graph, tmp_path):
     got = model.predict(x)
     assert relative_error(got, nhwc(want)) <= RTOL
     back = cnnc.load_spec(path)
+    if any(n.op == "separable_conv2d" for n in graph.nodes):
+        # read back as its parts, a grouped conv2d and a 1x1 one: the same sums
+        assert [n.op for n in back.nodes].count("conv2d") == 2 * len(graph.nodes[1:])
+        np.testing.assert_allclose(cnnc.compile(back).predict(x), got, rtol=1e-5, atol=1e-6)
+        return
     assert back == graph
     np.testing.assert_array_equal(cnnc.compile(back).predict(x), got)
 
 
 def test_there_are_cases_for_every_new_op():
     seen = {n.op for c in CASES for n in c.values[0].nodes}
-    assert NEW_OPS - {"separable_conv2d"} <= seen
+    assert NEW_OPS <= seen

@@ -204,6 +204,19 @@ CASES = [
         batch=2,
     ),
     Case(
+        "separable",
+        (7, 6, 3),
+        [
+            {"separable_conv2d": [5, 3], "padding": "same", "depth_multiplier": 2,
+             "activation": "relu"},
+            {"separable_conv2d": [4, [2, 3]], "strides": 2, "use_bias": False},
+            {"separable_conv2d": [6, 2], "dilation_rate": 2, "padding": "same",
+             "activation": "tanh"},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+    ),
+    Case(
         "global_avgpool_dense",
         (5, 6, 3),
         [

@@ -11,8 +11,10 @@ from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
+from cnnc.backends.numpy.separable_impls import SEPARABLE_IMPLS
 from cnnc.backends.numpy.update_impls import UPDATE_IMPLS
 
 IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDATE_IMPLS,
                           **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS,
-                          **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS}
+                          **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
+                          **SEPARABLE_IMPLS}

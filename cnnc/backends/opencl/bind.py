@@ -29,6 +29,7 @@ from cnnc.backends.opencl import (
     bind_losses,
     bind_resample,
     bind_residual,
+    bind_separable,
     bind_updates,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
@@ -48,6 +49,7 @@ BINDERS: dict[str, Binder] = {
     **bind_fused.BINDERS,
     **bind_residual.BINDERS,
     **bind_resample.BINDERS,
+    **bind_separable.BINDERS,
 }
 
 
