@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnc.frontend.onnx_fold import BATCH
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Tensor, Unsupported, clean_name
 from cnnc.ir.conv_transpose import transpose_window
@@ -56,7 +57,8 @@ def _onnx_window(node: OnnxNode, in_hw: tuple[int, int], kernel: tuple[int, int]
         total = [full[i] - out[i] for i in range(2)]
         if min(total) < 0:
             raise Unsupported(f"output_shape {out} is larger than the windows reach")
-        upper = auto != "SAME_LOWER"
+        # The spec's (and onnxruntime's): the smaller half before only for SAME_UPPER.
+        upper = auto == "SAME_UPPER"
         before = [t // 2 if upper else t - t // 2 for t in total]
         return (out[0], out[1]), (before[0], before[1])
     if auto == "VALID":
@@ -170,6 +172,10 @@ def resize(cx: Context, node: OnnxNode) -> None:
         if _text(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
             raise Unsupported("keep_aspect_ratio_policy other than 'stretch'")
         for a, size in zip(axes, sizes.reshape(-1)):
+            if onnx_in[a] is None:  # the batch: PyTorch's sizes carry it as a folded Shape
+                if int(size) != BATCH:
+                    raise Unsupported(f"sizes fix the batch axis to {int(size)}")
+                continue
             if int(size) % int(onnx_in[a]):
                 raise Unsupported(f"sizes={[int(s) for s in sizes.reshape(-1)]} are not whole "
                                   f"multiples of the input's {list(onnx_in)}: cnnc's "

@@ -62,3 +62,87 @@ def test_export_matches_onnxruntime_and_reads_back_equal(graph, tmp_path):
 def test_there_are_cases_for_every_new_op():
     seen = {n.op for c in CASES for n in c.values[0].nodes}
     assert NEW_OPS <= seen
+
+
+# ---- models written with onnx.helper: forms PyTorch does not write, and refusals
+
+from onnx import helper  # noqa: E402
+from onnx_helpers import check_against_ort, make_model, save  # noqa: E402
+
+from cnnc.errors import CnncError  # noqa: E402
+
+
+def _conv_transpose_model(tmp_path, w_shape=(3, 4, 3, 3), **attrs):
+    rng = np.random.default_rng(1)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="up", **attrs)
+    model = make_model([node], {"x": ["N", w_shape[0], 5, 4]}, ["y"],
+                       {"w": rng.standard_normal(w_shape).astype(np.float32),
+                        "b": rng.standard_normal(w_shape[1] * attrs.get("group", 1)).astype(
+                            np.float32)})
+    return save(model, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("attrs", [
+    {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+    {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
+    {"strides": [2, 1], "auto_pad": "VALID", "output_padding": [1, 0]},
+    {"strides": [2, 2], "pads": [1, 0, 2, 1]},
+    {"strides": [3, 2], "output_shape": [14, 9]},
+    {"dilations": [2, 1], "pads": [1, 1, 1, 1]},
+], ids=lambda a: str(sorted(a.items())))
+def test_conv_transpose_forms_match_onnxruntime(attrs, tmp_path):
+    path = _conv_transpose_model(tmp_path, **attrs)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4)).astype(np.float32)
+    graph = check_against_ort(path, x)
+    assert "conv2d_transpose" in {n.op for n in graph.nodes}
+
+
+def _resize_model(tmp_path, scales=None, sizes=None, opset=17, **attrs):
+    inits = {}
+    inputs = ["x", ""]
+    if scales is not None:
+        inits["scales"] = np.array(scales, np.float32)
+        inputs.append("scales")
+    else:
+        inputs.append("")
+    if sizes is not None:
+        inits["sizes"] = np.array(sizes, np.int64)
+        inputs.append("sizes")
+    node = helper.make_node("Resize", inputs, ["y"], name="resize", **attrs)
+    model = make_model([node], {"x": ["N", 2, 3, 4]}, ["y"], inits, opset=opset)
+    return save(model, tmp_path / "r.onnx")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"scales": [1, 1, 2, 3], "mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+     "nearest_mode": "floor"},
+    {"sizes": [6, 8], "axes": [2, 3], "mode": "nearest", "opset": 18,
+     "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"},
+    {"scales": [1, 1, 3, 2], "mode": "linear", "coordinate_transformation_mode": "half_pixel"},
+    {"scales": [1, 1, 2, 1], "mode": "linear",
+     "coordinate_transformation_mode": "pytorch_half_pixel", "opset": 13},
+    {"scales": [2, 3], "axes": [2, 3], "mode": "linear", "opset": 18},
+], ids=str)
+def test_resize_forms_match_onnxruntime(kwargs, tmp_path):
+    path = _resize_model(tmp_path, **kwargs)
+    x = np.random.default_rng(0).standard_normal((2, 2, 3, 4)).astype(np.float32)
+    graph = check_against_ort(path, x)
+    assert [n.op for n in graph.nodes] == ["input", "upsampling2d"]
+
+
+@pytest.mark.parametrize("path_of,message", [
+    (lambda p: _conv_transpose_model(p, (4, 2, 3, 3), group=2),
+     r"'up' \(ConvTranspose\): group=2"),
+    (lambda p: _resize_model(p, scales=[1, 1, 1.5, 2], mode="nearest"),
+     r"'resize' \(Resize\): scales=.* are not integer factors"),
+    (lambda p: _resize_model(p, scales=[1, 1, 2, 2], mode="linear",
+                             coordinate_transformation_mode="align_corners"),
+     "align_corners"),
+    (lambda p: _resize_model(p, scales=[1, 1, 2, 2], mode="cubic"), "mode='cubic'"),
+    (lambda p: _resize_model(p, scales=[1, 2, 2, 2], mode="nearest",
+                             coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+     "channel axis"),
+], ids=["group", "fractional", "align_corners", "cubic", "channels"])
+def test_inexpressible_forms_are_refused_naming_the_node(path_of, message, tmp_path):
+    with pytest.raises(CnncError, match=message):
+        cnnc.load_spec(path_of(tmp_path))
