@@ -7,10 +7,20 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx_helpers import RTOL, nhwc, ort_outputs, relative_error
+from onnx import helper
+from onnx_helpers import (
+    RTOL,
+    check_against_ort,
+    make_model,
+    nhwc,
+    ort_outputs,
+    relative_error,
+    save,
+)
 from op_cases_module import op_cases
 
 import cnnc
+from cnnc.errors import CnncError
 from cnnc.frontend.spec import load_spec
 
 NEW_OPS = {"conv2d_transpose", "upsampling2d", "cropping2d", "separable_conv2d"}
@@ -65,12 +75,6 @@ def test_there_are_cases_for_every_new_op():
 
 
 # ---- models written with onnx.helper: forms PyTorch does not write, and refusals
-
-from onnx import helper  # noqa: E402
-from onnx_helpers import check_against_ort, make_model, save  # noqa: E402
-
-from cnnc.errors import CnncError  # noqa: E402
-
 
 def _conv_transpose_model(tmp_path, w_shape=(3, 4, 3, 3), **attrs):
     rng = np.random.default_rng(1)
