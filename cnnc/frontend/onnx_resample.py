@@ -172,9 +172,9 @@ def resize(cx: Context, node: OnnxNode) -> None:
         if _text(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
             raise Unsupported("keep_aspect_ratio_policy other than 'stretch'")
         for a, size in zip(axes, sizes.reshape(-1)):
-            if onnx_in[a] is None:  # the batch: PyTorch's sizes carry it as a folded Shape
-                if int(size) != BATCH:
-                    raise Unsupported(f"sizes fix the batch axis to {int(size)}")
+            if onnx_in[a] is None:  # the batch: a folded Shape, or the model's fixed batch
+                if int(size) not in (BATCH, cx.batch):
+                    raise Unsupported(f"sizes set the batch axis to {int(size)}")
                 continue
             if int(size) % int(onnx_in[a]):
                 raise Unsupported(f"sizes={[int(s) for s in sizes.reshape(-1)]} are not whole "

@@ -78,3 +78,27 @@ def test_unet_matches_onnxruntime_and_pytorch(unet, dynamo, tmp_path, backend):
     # PyTorch's k4/s2/p1 is Keras' 'same'
     assert any(n.op == "conv2d_transpose" and n.attrs["padding"] == "same" for n in graph.nodes)
     assert graph.param_count() == sum(p.numel() for p in unet.parameters())
+
+
+class Interpolations(nn.Module):
+    """F.interpolate by size (Resize with sizes) and by non-square scale factors (scales)."""
+
+    def forward(self, x):
+        f = nn.functional
+        return torch.cat([f.interpolate(x, size=(16, 12), mode="nearest"),
+                          f.interpolate(x, scale_factor=(4, 3), mode="bilinear",
+                                        align_corners=False),
+                          f.interpolate(x, size=(16, 12), mode="bilinear")], 1)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "default"])
+def test_interpolate_by_size_and_by_scale_matches_onnxruntime(dynamo, tmp_path):
+    path = tmp_path / "interpolate.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        options = {} if dynamo else {"dynamo": False, "dynamic_axes": {"x": {0: "batch"}}}
+        torch.onnx.export(Interpolations(), (torch.randn(2, 3, 4, 4),), str(path),
+                          input_names=["x"], **options)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    graph = check_against_ort(path, x)
+    assert [n.attrs["size"] for n in graph.nodes if n.op == "upsampling2d"] == [(4, 3)] * 3
