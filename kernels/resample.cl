@@ -62,6 +62,17 @@ static inline float weight_of(int o, int i, int n, int s)
 }
 
 #ifdef UPSAMPLING2D_GRAD
+/* Outputs that may read input position i along an axis: WIN of them from FIRST(i). */
+#if BILINEAR
+#define WIN_H (3 * SH)
+#define WIN_W (3 * SW)
+#define FIRST(i, s) (((i) - 1) * (s))
+#else
+#define WIN_H SH
+#define WIN_W SW
+#define FIRST(i, s) ((i) * (s))
+#endif
+
 __kernel void upsampling2d_grad(__global const float *restrict dy, __global float *restrict dx,
                                 int n, int h, int w, int c)
 {
@@ -69,23 +80,27 @@ __kernel void upsampling2d_grad(__global const float *restrict dy, __global floa
     FOR_ELEMENTS(t, n) {
         const int ch = t % c, ix = (t / c) % w, iy = (t / (c * w)) % h;
         const int b = t / (c * w * h);
-#if BILINEAR
-        const int oy0 = max((iy - 1) * SH, 0), oy1 = min((iy + 2) * SH, oh);
-        const int ox0 = max((ix - 1) * SW, 0), ox1 = min((ix + 2) * SW, ow);
-#else
-        const int oy0 = iy * SH, oy1 = (iy + 1) * SH;
-        const int ox0 = ix * SW, ox1 = (ix + 1) * SW;
-#endif
+        /* The column weights once per element, not once per output row. */
+        float wx[WIN_W];
+        for (int j = 0; j < WIN_W; j++) {
+            const int ox = FIRST(ix, SW) + j;
+            wx[j] = ox >= 0 && ox < ow ? weight_of(ox, ix, w, SW) : 0.0f;
+        }
         __global const float *img = dy + b * oh * ow * c + ch;
         float acc = 0.0f;
-        for (int oy = oy0; oy < oy1; oy++) {
+        for (int a = 0; a < WIN_H; a++) {
+            const int oy = FIRST(iy, SH) + a;
+            if (oy < 0 || oy >= oh)
+                continue;
             const float wy = weight_of(oy, iy, h, SH);
             if (wy == 0.0f)
                 continue;
-            float row = 0.0f;
-            for (int ox = ox0; ox < ox1; ox++)
-                row += weight_of(ox, ix, w, SW) * img[(oy * ow + ox) * c];
-            acc += wy * row;
+            __global const float *row = img + (oy * ow + FIRST(ix, SW)) * c;
+            float sum = 0.0f;
+            for (int j = 0; j < WIN_W; j++)
+                if (wx[j] != 0.0f)
+                    sum += wx[j] * row[j * c];
+            acc += wy * sum;
         }
         dx[t] = acc;
     }
