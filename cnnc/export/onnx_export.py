@@ -30,6 +30,7 @@ from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.activations import parameters
+from cnnc.ir.conv_transpose import transpose_window
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -453,6 +454,96 @@ def _concatenate(ex: Exporter, node: Node) -> None:
     ex.values[node.name] = Value(ex.out(node))
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+
+
+def _cropping2d(ex: Exporter, node: Node) -> None:
+    (t, b), (left, r) = node.attrs["cropping"]
+    _, h, w, _ = ex.graph.shape_of(node.inputs[0])
+    starts = ex.weight_ints(f"{node.name}/starts", [t, left])
+    ends = ex.weight_ints(f"{node.name}/ends", [h - b, w - r])
+    axes = ex.weight_ints(f"{node.name}/axes", [2, 3])  # NCHW height, width
+    ex.add("Slice", [ex.value(node.inputs[0]).name, starts, ends, axes], [ex.out(node)],
+           node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _upsampling2d(ex: Exporter, node: Node) -> None:
+    """Resize by integer scales: nearest as PyTorch writes it (asymmetric, floor), bilinear
+    with half-pixel centres (Keras 3 = PyTorch align_corners=False)."""
+    sh, sw = node.attrs["size"]
+    scales = ex.weight(f"{node.name}/scales", np.array([1, 1, sh, sw], np.float32))
+    if node.attrs["interpolation"] == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    ex.add("Resize", [ex.value(node.inputs[0]).name, "", scales], [ex.out(node)], node.name,
+           **attrs)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def transpose_pads(attrs: Any, in_hw: tuple[int, int]) -> tuple[list[int], list[int]]:
+    """ONNX ConvTranspose pads [top, left, bottom, right] and output_padding giving Keras'
+    output size: ONNX's output is s * (n - 1) + output_padding + span - pad_begin - pad_end."""
+    win = transpose_window(attrs, in_hw)
+    begin, end, extra = [], [], []
+    for i in range(2):
+        span = attrs["dilation_rate"][i] * (attrs["kernel_size"][i] - 1) + 1
+        cut = attrs["strides"][i] * (in_hw[i] - 1) + span - win.pad_before[i] - win.out_hw[i]
+        begin.append(win.pad_before[i])
+        end.append(max(cut, 0))
+        extra.append(max(-cut, 0))  # rows past every window: zeros (then bias), as in Keras
+    return begin + end, extra
+
+
+def _conv2d_transpose(ex: Exporter, node: Node) -> None:
+    a = node.attrs
+    x = node.inputs[0]
+    kernel, bias = ex.kernel_and_bias(node)  # (kh, kw, filters, in_channels)
+    pads, extra = transpose_pads(a, tuple(ex.graph.shape_of(x)[1:3]))
+    if a["padding"] == "same":
+        ex.note(node.name, "padding", "same")
+    if a["output_padding"] is not None:
+        ex.note(node.name, "output_padding", list(a["output_padding"]))
+    inputs = [ex.value(x).name, ex.weight(node.params[0], kernel.transpose(3, 2, 0, 1))]
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.with_activation(node, "ConvTranspose", inputs, kernel_shape=list(a["kernel_size"]),
+                       strides=list(a["strides"]), dilations=list(a["dilation_rate"]),
+                       pads=pads, output_padding=extra)
+
+
+def _separable_conv2d(ex: Exporter, node: Node) -> None:
+    """Its two parts: a Conv with one group per channel (no bias), then a 1x1 Conv with the
+    bias and activation. The import reads them back as depthwise_conv2d and conv2d."""
+    a = node.attrs
+    x = node.inputs[0]
+    depthwise = np.asarray(ex.weights[node.params[0]], dtype=np.float32)
+    pointwise = np.asarray(ex.weights[node.params[1]], dtype=np.float32)
+    kh, kw, channels, mult = depthwise.shape
+    pads = _window_pads(node, ex.graph.shape_of(x), a["kernel_size"], a["strides"],
+                        a["dilation_rate"])
+    middle = f"{node.name}/depthwise"
+    ex.add("Conv", [ex.value(x).name, ex.weight(node.params[0], depthwise.reshape(
+               kh, kw, channels * mult).transpose(2, 0, 1)[:, None])], [middle], middle,
+           kernel_shape=[kh, kw], strides=list(a["strides"]),
+           dilations=list(a["dilation_rate"]), group=channels, pads=pads)
+    inputs = [middle, ex.weight(node.params[1], pointwise.transpose(3, 2, 0, 1))]
+    if a["use_bias"]:
+        inputs.append(ex.weight(node.params[2], np.asarray(ex.weights[node.params[2]])))
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[1, 1], strides=[1, 1],
+                       dilations=[1, 1], group=1, pads=[0, 0, 0, 0])
+
+
+RESAMPLE_EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
+    "separable_conv2d": _separable_conv2d,
+    "conv2d_transpose": _conv2d_transpose,
+    "cropping2d": _cropping2d,
+    "upsampling2d": _upsampling2d,
+}
+
+
 # How each layer op exports, for every layer op (tests/onnx/test_onnx_tables.py holds it to the op
 # table); graphs of other ops are refused whole (build_model).
 EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
@@ -472,6 +563,7 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "concatenate": _concatenate,
     **dict.fromkeys(MERGE_OPS, _merge),
     "reshape": _reshape,
+    **RESAMPLE_EXPORTERS,
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.frontend import onnx_arith
+from cnnc.frontend import onnx_resample
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
@@ -805,6 +806,14 @@ RULES: dict[str, Rule] = {
     "Concat": Rule(_concat, ("axis",)),
     "Identity": Rule(_identity),
     "Shape": Rule(_shape, ("start", "end")),
+    # Transposed convolution and resampling (onnx_resample.py)
+    "ConvTranspose": Rule(onnx_resample.conv_transpose,
+                          (*WINDOW, "dilations", "group", "output_padding", "output_shape")),
+    "Resize": Rule(onnx_resample.resize,
+                   ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+                    "exclude_outside", "extrapolation_value", "antialias", "axes",
+                    "keep_aspect_ratio_policy")),
+    "Slice": Rule(onnx_resample.slice_, ("starts", "ends", "axes")),
 }
 
 

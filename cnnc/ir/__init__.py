@@ -2,6 +2,7 @@
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
     channel_shuffle,
+    conv_transpose,
     distributed_ops,
     fused,
     global_maxpool,
@@ -11,7 +12,9 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     losses,
     merges,
     reshapes,
+    resample,
     residual,
+    separable,
     updates,
 )
 from cnnc.ir.args import Attrs

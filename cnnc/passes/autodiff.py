@@ -32,8 +32,9 @@ class _Context:
         return self.b.shape(value)
 
     def add(self, name: str, op: str, inputs: Sequence[str],
-            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:
-        return self.b.add(name, op, inputs, attrs, like=like)
+            attrs: Mapping[str, Any] | None = None, *, like: Node,
+            params: Sequence[str] = ()) -> str:
+        return self.b.add(name, op, inputs, attrs, params, like=like)
 
     def part(self, operand: str, op: str, inputs: Sequence[str],
              attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:

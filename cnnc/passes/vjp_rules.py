@@ -16,6 +16,7 @@ from typing import Any
 from cnnc.errors import InternalError
 from cnnc.ir import activations
 from cnnc.ir import args as A
+from cnnc.ir.conv_transpose import TRANSPOSE_GEOMETRY_ARGS
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import (
     BN_NORMALISE_ARGS,
@@ -23,6 +24,8 @@ from cnnc.ir.layers import (
     DEPTHWISE_GEOMETRY_ARGS,
     POOL_ARGS,
 )
+from cnnc.ir.resample import UPSAMPLING_ARGS
+from cnnc.ir.separable import separable_parts
 from cnnc.passes import names
 from cnnc.passes.merge_vjp import MERGE_RULES
 from cnnc.passes.vjp_types import Grads, Rule, RuleContext
@@ -166,6 +169,67 @@ def _loss(grad_op: str, keys: Sequence[str]) -> Rule:
     return rule
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+
+
+def _upsampling2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    attrs = {**_pick(node, UPSAMPLING_ARGS), "input_shape": cx.shape(x)[1:]}
+    return [cx.part(x, "upsampling2d_grad", (dy,), attrs, like=node)]
+
+
+def _cropping2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """The cropped rows and columns back as zeros: zero padding."""
+    (x,) = node.inputs
+    return [cx.part(x, "zero_padding2d", (dy,), {"padding": node.attrs["cropping"]},
+                    like=node)]
+
+
+def _conv2d_transpose(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    attrs = {**_pick(node, TRANSPOSE_GEOMETRY_ARGS), "input_shape": cx.shape(node.inputs[0])[1:]}
+    return _kernel_layer(cx, node, dy, needs, attrs)
+
+
+def _separable_conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """Operands (x, depthwise_kernel, pointwise_kernel[, bias]): the depthwise part is
+    recomputed (cheap: no channel sums) for the pointwise kernel's gradient."""
+    x, dk, pk = node.operands[:3]
+    dw_attrs, pw_attrs = separable_parts(node.attrs)
+    t = cx.add(f"{node.name}/depthwise", "depthwise_conv2d", (x,), dw_attrs, like=node,
+               params=(dk,))
+    d = _preactivation(cx, node, dy)
+    pw_geometry = {**_pick_attrs(pw_attrs, CONV_GEOMETRY_ARGS), "input_shape": cx.shape(t)[1:]}
+    dw_geometry = {**_pick_attrs(dw_attrs, DEPTHWISE_GEOMETRY_ARGS),
+                   "input_shape": cx.shape(x)[1:]}
+    out: Grads = [None] * len(node.operands)
+    if needs[2]:
+        out[2] = cx.part(pk, "conv2d_grad_kernel", (t, d), pw_geometry, like=node)
+    if len(out) > 3 and needs[3]:
+        out[3] = cx.part(node.operands[3], "bias_grad", (d,), like=node)
+    if needs[0] or needs[1]:
+        dt = cx.add(f"{names.grad(node.name)}/depthwise", "conv2d_grad_input", (d, pk),
+                    pw_geometry, like=node)
+        if needs[0]:
+            out[0] = cx.part(x, "depthwise_conv2d_grad_input", (dt, dk), dw_geometry,
+                             like=node)
+        if needs[1]:
+            out[1] = cx.part(dk, "depthwise_conv2d_grad_kernel", (x, dt), dw_geometry,
+                             like=node)
+    return out
+
+
+def _pick_attrs(attrs: Mapping[str, Any], args: Sequence[A.Arg]) -> dict[str, Any]:
+    return {a.name: attrs[a.name] for a in args}
+
+
+RESAMPLE_VJP_RULES: dict[str, Rule] = {
+    "separable_conv2d": _separable_conv2d,
+    "conv2d_transpose": _conv2d_transpose,
+    "upsampling2d": _upsampling2d,
+    "cropping2d": _cropping2d,
+}
+
+
 VJP_RULES: dict[str, Rule] = {
     "conv2d": _conv2d,
     "depthwise_conv2d": _depthwise_conv2d,
@@ -184,6 +248,7 @@ VJP_RULES: dict[str, Rule] = {
     "mean_squared_error": _loss("mean_squared_error_grad", ()),
     # the broadcasting merges (add's rule among them: a broadcast operand's gradient is summed)
     **MERGE_RULES,
+    **RESAMPLE_VJP_RULES,
 }
 
 # Ops of a forward or loss graph that have no rule, and why.

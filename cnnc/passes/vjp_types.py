@@ -21,7 +21,10 @@ class RuleContext(Protocol):
         ...
 
     def add(self, name: str, op: str, inputs: Sequence[str],
-            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str: ...
+            attrs: Mapping[str, Any] | None = None, *, like: Node,
+            params: Sequence[str] = ()) -> str:
+        """A node (a layer op's parameters in `params`) that no operand's gradient is."""
+        ...
 
 
 Rule = Callable[[RuleContext, Node, "str | None", Sequence[bool]], Grads]

@@ -369,6 +369,90 @@ def test_reshape__adds_and_removes_size_one_axes_around_the_channels(source, tar
     assert g.node("reshape").shape == want
     x = np.arange(3.0).reshape(1, *source)
     np.testing.assert_array_equal(forward(g, x).reshape(-1), [0, 1, 2])
+# ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+
+
+def test_cropping2d__cuts_the_borders_keras_argument_forms():
+    g = chain((3, 4, 1), ("cropping2d", ((1, 0), (1, 2))))
+    y = forward(g, img([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[6], [10]])
+    for given, want in ((1, ((1, 1), (1, 1))), ((1, 0), ((1, 1), (0, 0)))):
+        assert chain((3, 3, 1), ("cropping2d", given)).node("cropping2d").attrs[
+            "cropping"] == want
+
+
+def test_upsampling2d__nearest_repeats_rows_and_columns():
+    g = chain((2, 2, 1), ("upsampling2d", (2, 1)))
+    y = forward(g, img([[1, 2], [3, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[1, 2], [1, 2], [3, 4], [3, 4]])
+
+
+def test_upsampling2d__bilinear_half_pixel_clamped_at_the_edges():
+    # Output column o reads src = (o + 0.5) / 2 - 0.5: -0.25 (clamped to 0), 0.25, 0.75, 1.25
+    # (its right neighbour clamped to column 1): 0, 0.75*0 + 0.25*4, 0.25*0 + 0.75*4, 4.
+    g = chain((1, 2, 1), ("upsampling2d", (1, 2), {"interpolation": "bilinear"}))
+    y = forward(g, img([[0, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0, 1, 3, 4]])
+
+
+def test_conv2d_transpose__2x2_stride2_tiles_the_kernel_times_each_pixel():
+    g = chain((2, 2, 1), ("conv2d_transpose", 1, 2, {"strides": 2, "use_bias": False}))
+    k = np.array([[1.0, 10.0], [100.0, 1000.0]]).reshape(2, 2, 1, 1)
+    y = forward(g, img([[1, 2], [3, 4]]), {"conv2d_transpose/kernel": k})
+    np.testing.assert_array_equal(y[0, :, :, 0], [[1, 10, 2, 20], [100, 1000, 200, 2000],
+                                                  [3, 30, 4, 40], [300, 3000, 400, 4000]])
+
+
+def test_conv2d_transpose__same_stride2_keeps_the_first_rows_as_tensorflow():
+    # Output column o = 2 i + t (no padding before, as TensorFlow's 'same' input gradient):
+    # [1, 2, 3] from x = 1 at 0..2, [2, 4, 6] from x = 2 at 2..4, cut to 4 columns; + bias 1.
+    g = chain((1, 2, 1), ("conv2d_transpose", 1, (1, 3), {"strides": (1, 2),
+                                                          "padding": "same"}))
+    k = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    y = forward(g, img([[1, 2]]), {"conv2d_transpose/kernel": k,
+                                   "conv2d_transpose/bias": np.array([1.0])})
+    np.testing.assert_array_equal(y[0, :, :, 0], [[2, 3, 6, 5]])
+
+
+@pytest.mark.parametrize("n,k,s,padding,output_padding,dilation,want", [
+    # Keras' deconv_output_length, by hand
+    (5, 3, 2, "valid", None, 1, 11),   # n * s + max(k - s, 0)
+    (5, 1, 3, "valid", None, 1, 15),   # max(k - s, 0) = 0
+    (5, 3, 2, "same", None, 1, 10),    # n * s
+    (5, 3, 2, "valid", 1, 1, 12),      # (n - 1) * s + k + output_padding
+    (5, 3, 2, "same", 1, 1, 10),       # (n - 1) * s + k - 2 * (k // 2) + output_padding
+    (5, 4, 2, "same", 0, 1, 8),        # an even kernel loses a row
+    (4, 3, 1, "valid", None, 2, 8),    # dilated kernel spans 5
+])
+def test_conv2d_transpose__output_size_is_keras_deconv_output_length(
+        n, k, s, padding, output_padding, dilation, want):
+    keywords = {"strides": s, "padding": padding, "output_padding": output_padding,
+                "dilation_rate": dilation}
+    g = chain((n, n, 2), ("conv2d_transpose", 3, k, keywords))
+    assert g.shape_of("conv2d_transpose") == (None, want, want, 3)
+
+
+def test_conv2d_transpose__refuses_output_padding_not_below_the_stride():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match="output_padding must be smaller than strides"):
+        chain((3, 3, 1), ("conv2d_transpose", 1, 3, {"strides": 2, "output_padding": 2}))
+
+
+def test_separable_conv2d__depthwise_then_pointwise_with_bias():
+    # Channel 0 summed over the 2x2 window (10), channel 1's bottom-right tap (40), then
+    # filter 0 = 1*a + 2*b + 1 (bias) and filter 1 = a - b.
+    g = chain((2, 2, 2), ("separable_conv2d", 2, 2))
+    x = np.array([[[1.0, 10.0], [2.0, 20.0]], [[3.0, 30.0], [4.0, 40.0]]])[None]
+    dk = np.zeros((2, 2, 2, 1))
+    dk[:, :, 0, 0] = 1.0
+    dk[1, 1, 1, 0] = 1.0
+    pk = np.array([[1.0, 1.0], [2.0, -1.0]]).reshape(1, 1, 2, 2)
+    y = forward(g, x, {"separable_conv2d/depthwise_kernel": dk,
+                       "separable_conv2d/pointwise_kernel": pk,
+                       "separable_conv2d/bias": np.array([1.0, 0.0])})
+    np.testing.assert_array_equal(y.reshape(-1), [91, -30])
+    assert [s.shape for s in g.state] == [(2, 2, 2, 1), (1, 1, 2, 2), (2,)]
 
 
 def test_every_layer_op_has_a_pinned_example():

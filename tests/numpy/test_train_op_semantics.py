@@ -304,6 +304,46 @@ def test_global_maxpool2d_grad__ties_go_to_the_first_maximum():
     want[0, 0, 1, 0] = 10.0
     want[0, 1, 0, 1] = 20.0
     np.testing.assert_array_equal(one(g, x=x, dy=[[10.0, 20.0]]), want)
+# ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+
+
+def test_upsampling2d_grad__nearest_sums_each_block():
+    g = single_op("upsampling2d_grad", inputs={"dy": (2, 4, 1)},
+                  attrs={"size": (2, 2), "interpolation": "nearest", "input_shape": (1, 2, 1)})
+    dy = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]).reshape(1, 2, 4, 1)
+    np.testing.assert_array_equal(one(g, dy=dy)[0, :, :, 0], [[14, 22]])
+
+
+def test_upsampling2d_grad__bilinear_hands_back_the_weights():
+    # Forward weights on columns (0, 1): (1, 0), (0.75, 0.25), (0.25, 0.75), (0, 1).
+    g = single_op("upsampling2d_grad", inputs={"dy": (1, 4, 1)},
+                  attrs={"size": (1, 2), "interpolation": "bilinear", "input_shape": (1, 2, 1)})
+    dy = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4, 1)
+    np.testing.assert_array_equal(one(g, dy=dy)[0, 0, :, 0], [3.25, 6.75])
+
+
+# The transposed convolution of test_layer_semantics: width 2 -> 4, kernel [1, 2, 3], 'same'
+# stride 2: input i meets output 2 i + t.
+TRANSPOSE = {"filters": 1, "kernel_size": (1, 3), "strides": (1, 2), "padding": "same",
+             "input_shape": (1, 2, 1)}
+
+
+def test_conv2d_transpose_grad_input__reads_each_inputs_outputs():
+    g = single_op("conv2d_transpose_grad_input", inputs={"dy": (1, 4, 1)},
+                  state={"k": (1, 3, 1, 1)}, attrs=TRANSPOSE)
+    dy = np.array([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 4, 1)
+    k = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    # dx[0] = 1*dy[0] + 2*dy[1] + 3*dy[2] = 1; dx[1] = 1*dy[2] + 2*dy[3] (dy[4]: cut) = 2
+    np.testing.assert_array_equal(run(g, {"dy": dy}, {"k": k})["out"][0, 0, :, 0], [1, 2])
+
+
+def test_conv2d_transpose_grad_kernel__sums_dy_times_x_per_tap():
+    g = single_op("conv2d_transpose_grad_kernel", inputs={"x": (1, 2, 1), "dy": (1, 4, 1)},
+                  attrs=TRANSPOSE)
+    x = np.array([1.0, 2.0]).reshape(1, 1, 2, 1)
+    dy = np.array([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 4, 1)
+    # tap t: dy[t] * x[0] + dy[2 + t] * x[1]: 1 + 0, 0 + 2, 0 + (cut)
+    np.testing.assert_array_equal(one(g, x=x, dy=dy)[0, :, 0, 0], [1, 2, 0])
 
 
 def test_every_train_op_has_a_pinned_example():

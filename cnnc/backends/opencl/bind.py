@@ -31,7 +31,9 @@ from cnnc.backends.opencl import (
     bind_layers,
     bind_losses,
     bind_merges,
+    bind_resample,
     bind_residual,
+    bind_separable,
     bind_updates,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
@@ -51,6 +53,8 @@ BINDERS: dict[str, Binder] = {
     **bind_fused.BINDERS,
     **bind_residual.BINDERS,
     **bind_merges.BINDERS,
+    **bind_resample.BINDERS,
+    **bind_separable.BINDERS,
 }
 BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
