@@ -20,7 +20,8 @@ COLOURS = {"input": "#e0e0e0", "conv2d": "#cfe2f3", "depthwise_conv2d": "#cfe2f3
            "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc",
            # later merges take the merging kind's colour
            **dict.fromkeys(("multiply", "subtract", "maximum", "minimum", "average"), "#fff2cc"),
-           "conv2d_transpose": "#cfe2f3", "separable_conv2d": "#cfe2f3"}
+           "conv2d_transpose": "#cfe2f3", "separable_conv2d": "#cfe2f3",
+           "global_maxpool2d": "#d9ead3"}
 
 
 def test_maps_table_covers_every_kind():
