@@ -655,6 +655,29 @@ EXPORTERS.update({
 })
 
 
+# ---------------------------------------------------------------- channel slice
+# (cnnc/ir/channel_slice.py)
+
+
+def _channel_slice(ex: Exporter, node: Node) -> None:
+    """Slice on ONNX's channel axis (1 for a 4-D NCHW body value, else the last): what
+    PyTorch's `chunk` and `split` on dim 1 write."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise ExportError(f"{node.name}: a channel slice of a flattened NCHW map has no ONNX "
+                          "export (its columns are not channels)")
+    rank = ex.rank(node.name)
+    axis = 1 if rank == 4 else rank - 1
+    name = node.name
+    ex.add("Slice", [src.name, ex.weight_ints(f"{name}/starts", [node.attrs["start"]]),
+                     ex.weight_ints(f"{name}/ends", [node.attrs["stop"]]),
+                     ex.weight_ints(f"{name}/axes", [axis])], [ex.out(node)], name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+EXPORTERS["channel_slice"] = _channel_slice
+
+
 # ---------------------------------------------------------------- the model
 
 

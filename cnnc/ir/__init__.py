@@ -2,6 +2,7 @@
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
     channel_shuffle,
+    channel_slice,
     conv_transpose,
     distributed_ops,
     fused,

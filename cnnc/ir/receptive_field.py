@@ -226,6 +226,8 @@ RULES: dict[str, Rule] = {
 }
 # ShuffleNet's channel shuffle moves channels only: each position keeps its field.
 RULES["channel_shuffle"] = _same
+# A channel slice keeps every position: each keeps its field.
+RULES["channel_slice"] = _same
 
 
 def rule_of(op: str) -> Rule | None:

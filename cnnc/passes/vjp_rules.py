@@ -304,3 +304,18 @@ VJP_RULES.update({
     "global_maxpool2d": _global_maxpool2d,
     "channel_shuffle": _channel_shuffle,
 })
+
+
+# ---------------------------------------------------------------- channel slice
+# (cnnc/ir/channel_slice.py)
+
+
+def _channel_slice(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """dy back in its channel range, zeros elsewhere; the other slices of x add theirs."""
+    (x,) = node.inputs
+    attrs = {"start": node.attrs["start"], "stop": node.attrs["stop"],
+             "channels": cx.shape(x)[-1]}
+    return [cx.part(x, "channel_slice_grad", (dy,), attrs, like=node)]
+
+
+VJP_RULES["channel_slice"] = _channel_slice

@@ -529,3 +529,42 @@ def test_channel_shuffle__channels_must_divide_into_groups():
         chain((3, 3, 5), ("channel_shuffle", 2))
     with pytest.raises(CnncError, match=r"groups"):
         chain((3, 3, 4), ("channel_shuffle", 0))
+
+
+# ---------------------------------------------------------------- channel slice
+
+
+def test_channel_slice__a_contiguous_range_of_channels():
+    g = chain((1, 2, 5), ("channel_slice", 1, 4))
+    x = np.arange(5.0)[None, None, None, :] + np.array([0.0, 10.0])[None, None, :, None]
+    y = forward(g, x)
+    assert y.shape == (1, 1, 2, 3)
+    np.testing.assert_array_equal(y[0, 0], [[1, 2, 3], [11, 12, 13]])
+
+
+def test_channel_slice__the_two_halves_of_a_split_concatenate_back_in_any_front_end():
+    from cnnc.frontend.spec import load_spec
+    from cnnc.frontend.yaml_spec import load_yaml
+
+    spec = {"network": "split", "input": [1, 1, 4], "layers": [
+        {"channel_slice": [2, 4], "name": "hi"},
+        {"channel_slice": {"start": 0, "stop": 2}, "name": "lo", "inputs": ["input_layer"]},
+        {"concatenate": None, "inputs": ["hi", "lo"]}]}
+    yaml = ("network: split\ninput: [1, 1, 4]\nlayers:\n"
+            "  - {channel_slice: [2, 4], name: hi}\n"
+            "  - {channel_slice: [0, 2], name: lo, inputs: [input_layer]}\n"
+            "  - {concatenate: null, inputs: [hi, lo]}\n")
+    x = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 4)
+    for g in (load_spec(spec), load_yaml(yaml)):
+        np.testing.assert_array_equal(forward(g, x).ravel(), [3, 4, 1, 2])
+
+
+def test_channel_slice__refuses_empty_and_out_of_range():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=r"stop > start.*start=3, stop=3"):
+        chain((2, 2, 4), ("channel_slice", 3, 3))
+    with pytest.raises(CnncError, match=r"channels 2:6 run past the input's 4 channels"):
+        chain((2, 2, 4), ("channel_slice", 2, 6))
+    with pytest.raises(CnncError, match=r"start"):
+        chain((2, 2, 4), ("channel_slice", -1, 2))

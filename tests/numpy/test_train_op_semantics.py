@@ -350,3 +350,10 @@ def test_every_train_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(node_op_names("gradient")) - pinned
     assert not missing, f"train ops without a hand-computed test: {sorted(missing)}"
+
+
+def test_channel_slice_grad__dy_in_its_channels_zeros_elsewhere():
+    g = single_op("channel_slice_grad", inputs={"dy": (2, 2)},
+                  attrs={"start": 1, "stop": 3, "channels": 5})
+    np.testing.assert_array_equal(one(g, dy=[[[1, 2], [3, 4]]]),
+                                  [[[0, 1, 2, 0, 0], [0, 3, 4, 0, 0]]])

@@ -503,3 +503,28 @@ CASES += [
         batch=3,
     ),
 ]
+
+# Channel slice (cnnc/ir/channel_slice.py): ShuffleNetV2's split into two halves, one processed
+# and concatenated back before a shuffle; an overlapping slice of the same tensor, so its
+# gradient adds into channels another slice also fills; a slice of a dense output (rank 2).
+CASES += [
+    Case(
+        "channel_slice",
+        (5, 4, 3),
+        [
+            {"conv2d": [6, 1], "name": "pw"},
+            {"channel_slice": [0, 3], "name": "left", "inputs": ["pw"]},
+            {"channel_slice": [3, 6], "name": "right", "inputs": ["pw"]},
+            {"conv2d": [3, 3], "padding": "same", "activation": "tanh", "name": "branch",
+             "inputs": ["right"]},
+            {"channel_slice": [1, 5], "name": "mid", "inputs": ["pw"]},
+            {"concatenate": None, "inputs": ["left", "branch", "mid"], "name": "cat"},
+            {"channel_shuffle": 2, "name": "shuf"},
+            "flatten",
+            {"dense": 7},
+            {"channel_slice": {"start": 2, "stop": 6}},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]

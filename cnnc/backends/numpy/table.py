@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
+from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
@@ -22,4 +23,4 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS,
                           **MERGE_IMPLS, **LAYER_NORM_IMPLS, **GLOBAL_MAXPOOL_IMPLS,
                           **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
-                          **SEPARABLE_IMPLS}
+                          **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS}

@@ -22,6 +22,7 @@ from __future__ import annotations
 from cnnc.backends.opencl import (
     algorithms,
     bind_channel_shuffle,
+    bind_channel_slice,
     bind_depthwise,
     bind_distributed,
     bind_fused,
@@ -58,6 +59,7 @@ BINDERS: dict[str, Binder] = {
 }
 BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
+BINDERS.update(bind_channel_slice.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
