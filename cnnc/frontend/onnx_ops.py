@@ -19,6 +19,7 @@ import numpy as np
 
 from cnnc.frontend import onnx_arith
 from cnnc.frontend import onnx_resample
+from cnnc.frontend import onnx_split
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
@@ -813,8 +814,10 @@ RULES: dict[str, Rule] = {
                    ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
                     "exclude_outside", "extrapolation_value", "antialias", "axes",
                     "keep_aspect_ratio_policy")),
-    "Slice": Rule(onnx_resample.slice_, ("starts", "ends", "axes")),
+    "Slice": Rule(onnx_split.slice_, ("starts", "ends", "axes")),
 }
+# A split of the channels (onnx_split.py; Slice above dispatches there too)
+RULES["Split"] = Rule(onnx_split.split, ("axis", "split", "num_outputs"))
 
 
 __all__ = ["ACTIVATIONS", "RULES", "Rule", "flatten_order", "float32_value"]
