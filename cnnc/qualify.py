@@ -50,12 +50,16 @@ flatten
 dense 16 activation=sigmoid
 dense 4 softmax
 """
-# Global pooling, and the losses on outputs that do not fuse with them (cross-entropy on
-# sigmoid outputs, mean squared error on a softmax).
+# Global pooling (average and max), layer norm and channel shuffle, and the losses on outputs
+# that do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 conv2d 4 3 same relu
-global_avgpool2d
+layer_norm
+s: channel_shuffle 2
+g: global_avgpool2d
+m: global_maxpool2d(s)
+concatenate(g, m)
 dense 3 {activation}
 """
 # Each loss and optimizer cnnc has, on one of the two networks.

@@ -17,7 +17,8 @@ from cnnc.viz.maps import MAP_KINDS, draws_maps, map_layers
 # The colours before the table went by kind: the diagrams stay as they were.
 COLOURS = {"input": "#e0e0e0", "conv2d": "#cfe2f3", "depthwise_conv2d": "#cfe2f3",
            "maxpool2d": "#d9ead3", "avgpool2d": "#d9ead3", "global_avgpool2d": "#d9ead3",
-           "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc"}
+           "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc",
+           "global_maxpool2d": "#d9ead3"}  # a global pooling, as global_avgpool2d
 
 
 def test_maps_table_covers_every_kind():
