@@ -50,15 +50,19 @@ flatten
 dense 16 activation=sigmoid
 dense 4 softmax
 """
-# Global pooling, a squeeze-excite style broadcast multiply (merge.cl, forward and gradient),
-# and the losses on outputs that do not fuse with them (cross-entropy on sigmoid outputs, mean
-# squared error on a softmax).
+# Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
+# and gradient), layer norm and channel shuffle, and the losses on outputs that do not fuse with
+# them (cross-entropy on sigmoid outputs, mean squared error on a softmax).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
-g: global_avgpool2d keepdims=true
-multiply(x, g)
-global_avgpool2d
+e: global_avgpool2d keepdims=true
+multiply(x, e)
+layer_norm
+s: channel_shuffle 2
+g: global_avgpool2d
+m: global_maxpool2d(s)
+concatenate(g, m)
 dense 3 {activation}
 """
 # Each loss and optimizer cnnc has, on one of the two networks.
