@@ -114,6 +114,9 @@ class Context:
         self.outputs = set(graph.outputs)
         self.layer_args = layer_args  # from cnnc's own export: choices ONNX cannot state
         self.batch: int | None = None  # a batch size fixed by the model, if any
+        # Values that are a computed tensor flattened batch and all (PyTorch's as_strided
+        # exports as Reshape to [-1] then Gather): only a Gather that undoes it may read them.
+        self.flat: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------ reading values
 

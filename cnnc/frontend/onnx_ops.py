@@ -220,17 +220,43 @@ def _global_avgpool(cx: Context, node: OnnxNode) -> None:
     cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
 
 
-def _reduce_mean(cx: Context, node: OnnxNode) -> None:
-    """ReduceMean over the two spatial axes: tf2onnx's GlobalAveragePooling2D."""
-    x = cx.tensor(node, 0)
+def _reduce_axes(cx: Context, node: OnnxNode, x: Tensor) -> tuple[int, ...] | None:
+    """A Reduce* node's axes: the attribute (before opset 18), else the optional second input
+    (from 18 on; ReduceSum from 13); None when neither is given."""
     axes = node.attrs.get("axes")
     if axes is None and len(node.inputs) > 1 and node.inputs[1]:
-        axes = tuple(int(a) for a in cx.constant(node, 1, "axes").reshape(-1))
-    if x.rank != 4 or axes is None or {x.perm[a % 4] for a in axes} != {1, 2}:
-        raise Unsupported(f"axes={axes}: cnnc lowers ReduceMean only over the spatial axes of "
-                          "a 4-D tensor (global average pooling)")
+        value = cx.constant(node, 1, "axes")
+        if value.dtype.kind not in "iu":
+            raise Unsupported(f"axes hold {value.dtype} values, not integers")
+        axes = tuple(int(a) for a in value.reshape(-1))
+    if axes is not None and any(not -x.rank <= a < x.rank for a in axes):
+        raise Unsupported(f"axes={axes} are out of range for rank {x.rank}")
+    return axes
+
+
+# ONNX reduction -> the cnnc layer that computes it over the spatial axes of a 4-D tensor,
+# where cnnc has that layer (global_maxpool2d may not be there yet).
+GLOBAL_POOLS = {"ReduceMean": "global_avgpool2d", "ReduceMax": "global_maxpool2d"}
+
+
+def _global_reduce(cx: Context, node: OnnxNode) -> None:
+    """ReduceMean/ReduceMax over the two spatial axes: global pooling (tf2onnx's
+    GlobalAveragePooling2D, PyTorch's x.mean([2, 3]) and the dynamo exporter's
+    AdaptiveAvgPool2d(1)); with no axes and noop_with_empty_axes=1, the identity."""
+    x = cx.tensor(node, 0)
+    axes = _reduce_axes(cx, node, x)
+    if not axes and node.attrs.get("noop_with_empty_axes", 0):
+        cx.define(node, x)  # ONNX: no axes and noop_with_empty_axes=1 pass the input through
+        return
+    op = GLOBAL_POOLS[node.op]
+    if x.rank != 4 or not axes or {x.perm[a % 4] for a in axes} != {1, 2}:
+        shown = "none (every axis)" if not axes else axes
+        raise Unsupported(f"axes={shown}: cnnc lowers {node.op} only over the spatial axes of "
+                          f"a 4-D tensor (global pooling)")
+    if op not in OPS:
+        raise Unsupported(f"this cnnc has no {op} layer")
     keep = bool(node.attrs.get("keepdims", 1))
-    layer = cx.layer(node, "global_avgpool2d", [x], {"keepdims": keep}, hint=_hint(node))
+    layer = cx.layer(node, op, [x], {"keepdims": keep}, hint=_hint(node))
     perm = x.perm if keep else tuple(0 if p == 0 else 1 for p in x.perm if p in (0, 3))
     cx.define(node, Tensor(layer, perm, None, x.nonneg))
 
@@ -278,16 +304,19 @@ def _rows_in_cnnc_order(x: Tensor, kernel: np.ndarray) -> np.ndarray:
 
 def _dense(cx: Context, node: OnnxNode, x: Tensor, kernel: np.ndarray,
            bias: np.ndarray | None) -> None:
-    if x.rank != 2 or kernel.ndim != 2 or kernel.shape[0] != x.shape[1]:
+    # ConvNeXt's Linear after a permute to channels-last: a product over cnnc's channel axis.
+    channels_last = x.rank > 2 and x.perm[-1] == x.rank - 1 and x.order is None
+    if not (x.rank == 2 or channels_last) or kernel.ndim != 2 or (
+            kernel.shape[0] != x.onnx_shape[-1]):
         raise Unsupported(f"a product of ONNX shapes {x.onnx_shape} and {kernel.shape}: cnnc "
-                          "lowers (batch, features) x (features, units) with a constant second "
-                          "operand")
+                          "lowers (batch, ..., features) x (features, units) with a constant "
+                          "second operand, over cnnc's last (channel) axis")
     params = {"kernel": _rows_in_cnnc_order(x, kernel)}
     if bias is not None:
         params["bias"] = bias
     keywords = {"units": int(kernel.shape[1]), "use_bias": bias is not None}
     layer = cx.layer(node, "dense", [x], keywords, params, hint=_hint(node))
-    cx.define(node, Tensor(layer, (0, 1)))
+    cx.define(node, Tensor(layer, x.perm))
 
 
 def _gemm(cx: Context, node: OnnxNode) -> None:
@@ -622,9 +651,40 @@ def _reshape(cx: Context, node: OnnxNode) -> None:
     if batch_first and tuple(rest) == tuple(have[1:]):
         cx.define(node, x)
         return
+    whole = cx.batch * per if cx.batch is not None else None
+    if target in ([-1], [whole]) and whole is not None:
+        cx.flat[node.outputs[0]] = x  # read only by a Gather that restores it (_gather_flat)
+        return
     shown = ["batch" if d == BATCH else d for d in target]
     raise Unsupported(f"reshaping ONNX shape {have} to {shown}: cnnc lowers only flattening "
                       "to (batch, features) and reshapes that change nothing")
+
+
+def _gather_flat(cx: Context, node: OnnxNode) -> None:
+    """Gather(axis 0) of a whole tensor flattened, with constant indices that lay the
+    elements out as the tensor itself or a transpose of it keeping the batch first: what
+    PyTorch's dynamo exporter writes for as_strided (ConvNeXt's LayerNorm2d after pooling)."""
+    x = cx.flat.get(node.inputs[0]) if node.inputs else None
+    if x is None:
+        raise Unsupported("cnnc gathers only constants, or the elements of a tensor flattened "
+                          "batch and all, put back in place")
+    idx = cx.constant(node, 1, "indices")
+    if node.attrs.get("axis", 0) != 0 or idx is None or idx.dtype.kind not in "iu":
+        raise Unsupported("cnnc gathers a flattened tensor only along axis 0 with integer "
+                          "indices")
+    have = (cx.batch, *x.onnx_shape[1:])
+    cells = np.arange(prod(have)).reshape(have)
+    if idx.ndim == len(have):
+        from itertools import permutations
+
+        for q in permutations(range(1, len(have))):
+            view = cells.transpose((0, *q))
+            if view.shape == idx.shape and np.array_equal(view, idx):
+                perm = tuple(x.perm[a] for a in (0, *q))
+                cx.define(node, Tensor(x.layer, perm, x.order, x.nonneg))
+                return
+    raise Unsupported(f"indices of shape {idx.shape} do not put a tensor of ONNX shape {have} "
+                      "back in place or transpose it (cnnc gathers nothing else)")
 
 
 def _transpose(cx: Context, node: OnnxNode) -> None:
@@ -642,7 +702,15 @@ def _transpose(cx: Context, node: OnnxNode) -> None:
 
 def _concat(cx: Context, node: OnnxNode) -> None:
     xs = [cx.tensor(node, i) for i, v in enumerate(node.inputs) if v]
+    if not xs:
+        raise Unsupported("no inputs")
     first = xs[0]
+    if len(xs) == 1:  # valid ONNX (DenseNet's torch.cat([x])): the identity
+        axis = node.attrs.get("axis")
+        if axis is None or not -first.rank <= axis < first.rank:
+            raise Unsupported(f"axis={axis} for a rank-{first.rank} input")
+        cx.define(node, first)
+        return
     if any(x.perm != first.perm or x.order is not None for x in xs):
         raise Unsupported("inputs in different layouts, or flattened ones")
     axis = node.attrs.get("axis")
@@ -659,6 +727,21 @@ def _concat(cx: Context, node: OnnxNode) -> None:
 
 
 def _identity(cx: Context, node: OnnxNode) -> None:
+    cx.define(node, cx.tensor(node, 0))
+
+
+def _cast(cx: Context, node: OnnxNode) -> None:
+    """Cast of a computed tensor: to float32 it changes nothing (cnnc computes in float32);
+    any other type is refused."""
+    from onnx import TensorProto
+
+    from cnnc.frontend.onnx_file import dtype_name
+
+    to = node.attrs.get("to")
+    if to != TensorProto.FLOAT:
+        shown = dtype_name(to) if isinstance(to, int) else repr(to)
+        raise Unsupported(f"to={shown}: cnnc computes in float32 and casts computed tensors "
+                          "only to float32")
     cx.define(node, cx.tensor(node, 0))
 
 
@@ -685,7 +768,8 @@ RULES: dict[str, Rule] = {
     "MaxPool": Rule(_maxpool, (*WINDOW, "ceil_mode", "dilations", "storage_order")),
     "AveragePool": Rule(_avgpool, (*WINDOW, "ceil_mode", "count_include_pad", "dilations")),
     "GlobalAveragePool": Rule(_global_avgpool),
-    "ReduceMean": Rule(_reduce_mean, ("axes", "keepdims")),
+    "ReduceMean": Rule(_global_reduce, ("axes", "keepdims", "noop_with_empty_axes")),
+    "ReduceMax": Rule(_global_reduce, ("axes", "keepdims", "noop_with_empty_axes")),
     "Pad": Rule(_pad, ("mode", "pads", "value")),
     "Gemm": Rule(_gemm, ("alpha", "beta", "transA", "transB")),
     "MatMul": Rule(_matmul),
@@ -705,6 +789,8 @@ RULES: dict[str, Rule] = {
     "Transpose": Rule(_transpose, ("perm",)),
     "Concat": Rule(_concat, ("axis",)),
     "Identity": Rule(_identity),
+    "Cast": Rule(_cast, ("to", "saturate", "round_mode")),
+    "Gather": Rule(_gather_flat, ("axis",)),
     "Shape": Rule(_shape, ("start", "end")),
 }
 
