@@ -19,7 +19,15 @@ import numpy as np
 
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
-from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
+from cnnc.frontend.onnx_lowering import (
+    NCHW,
+    Context,
+    Layer,
+    Tensor,
+    Unsupported,
+    clean_name,
+    weight_path,
+)
 from cnnc.frontend.onnx_windows import Window, WindowError, read_window
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.activations import Activation
@@ -41,7 +49,8 @@ def float32_value(value: float) -> float:
 
 
 def _hint(node: OnnxNode) -> str | None:
-    return clean_name(node.name, node.op)
+    own = clean_name(node.name, node.op)
+    return own if own is not None else weight_path(node)
 
 
 def _needs_layout(x: Tensor, what: str = "input") -> None:
