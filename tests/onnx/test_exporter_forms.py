@@ -274,3 +274,33 @@ def test_tf2onnx_nhwc_output_keeps_its_layout(tmp_path):
     (want,) = ort_outputs(path, {"x": x})
     got = cnnc.compile(cnnc.load_spec(path)).predict(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+def _as_strided_model(indices):
+    """The dynamo exporter's as_strided on a pooled (2, 4, 1, 1) tensor: a Reshape to [-1] of
+    the whole tensor, batch included, then a Gather of constant indices (fixed batch 2)."""
+    nodes = [*conv_relu(),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Reshape", ["p", "flat"], ["f"]),
+             helper.make_node("Gather", ["f", "idx"], ["g"], axis=0, name="as_strided"),
+             helper.make_node("Flatten", ["g"], ["v"])]
+    gemm, weights = head("v", 4)
+    return nodes + gemm, {**CONV, "flat": i64(-1), "idx": indices, **weights}
+
+
+def test_as_strided_put_back_in_place(tmp_path):
+    nodes, inits = _as_strided_model(np.arange(8, dtype=np.int64).reshape(2, 4, 1, 1))
+    g = _run(tmp_path, nodes, inits, x_shape=(2, 3, 8, 8), batch=2)
+    assert [n.op for n in g.nodes] == ["input", "conv2d", "global_avgpool2d", "flatten",
+                                       "dense"]
+
+
+def test_as_strided_that_mixes_samples_is_refused(tmp_path):
+    nodes, inits = _as_strided_model(np.arange(8, dtype=np.int64)[::-1].reshape(2, 4, 1, 1)
+                                     .copy())
+    path = save(make_model(nodes, {"x": (2, 3, 8, 8)}, ["y"], inits, opset=18),
+                tmp_path / "m.onnx")
+    with pytest.raises(CnncError) as info:
+        cnnc.load_spec(path)
+    text = info.value.render()
+    assert "node 'as_strided' (Gather)" in text and "back in place" in text, text
