@@ -304,3 +304,24 @@ def test_as_strided_that_mixes_samples_is_refused(tmp_path):
         cnnc.load_spec(path)
     text = info.value.render()
     assert "node 'as_strided' (Gather)" in text and "back in place" in text, text
+
+
+def test_linear_layers_on_a_channels_last_tensor(tmp_path):
+    """ConvNeXt's inverted bottleneck as both exporters write it: a permute to channels-last,
+    MatMul + Add (Linear) to 4x the width, an activation, MatMul + Add back, a permute to
+    NCHW and the residual: dense layers over cnnc's channel axis, no transposes."""
+    nodes = [*conv_relu(),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("MatMul", ["t", "M1"], ["m1"]),
+             helper.make_node("Add", ["m1", "b1"], ["a1"]),
+             helper.make_node("Relu", ["a1"], ["h"]),
+             helper.make_node("MatMul", ["h", "M2"], ["m2"]),
+             helper.make_node("Add", ["m2", "b2"], ["a2"]),
+             helper.make_node("Transpose", ["a2"], ["back"], perm=[0, 3, 1, 2]),
+             helper.make_node("Add", ["back", "r"], ["y"])]
+    inits = {**CONV, "M1": randn(4, 16, seed=3), "b1": randn(16, seed=4),
+             "M2": randn(16, 4, seed=5), "b2": randn(4, seed=6)}
+    g = _run(tmp_path, nodes, inits, opset=18)
+    assert [(n.op, n.attrs.get("use_bias"), n.attrs.get("activation")) for n in g.nodes] == [
+        ("input", None, None), ("conv2d", True, "relu"), ("dense", True, "relu"),
+        ("dense", True, "linear"), ("add", None, None)]
