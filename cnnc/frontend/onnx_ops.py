@@ -243,13 +243,8 @@ def _reduce_axes(cx: Context, node: OnnxNode, x: Tensor) -> tuple[int, ...] | No
     return axes
 
 
-# ONNX reduction -> the cnnc layer that computes it over the spatial axes of a 4-D tensor,
-# where cnnc has that layer (global_maxpool2d may not be there yet).
-GLOBAL_POOLS = {"ReduceMean": "global_avgpool2d", "ReduceMax": "global_maxpool2d"}
-
-
-def _global_reduce(cx: Context, node: OnnxNode) -> None:
-    """ReduceMean/ReduceMax over the two spatial axes: global pooling (tf2onnx's
+def _reduce_mean(cx: Context, node: OnnxNode) -> None:
+    """ReduceMean over the two spatial axes: global average pooling (tf2onnx's
     GlobalAveragePooling2D, PyTorch's x.mean([2, 3]) and the dynamo exporter's
     AdaptiveAvgPool2d(1)); with no axes and noop_with_empty_axes=1, the identity."""
     x = cx.tensor(node, 0)
@@ -257,15 +252,12 @@ def _global_reduce(cx: Context, node: OnnxNode) -> None:
     if not axes and node.attrs.get("noop_with_empty_axes", 0):
         cx.define(node, x)  # ONNX: no axes and noop_with_empty_axes=1 pass the input through
         return
-    op = GLOBAL_POOLS[node.op]
     if x.rank != 4 or not axes or {x.perm[a % 4] for a in axes} != {1, 2}:
         shown = "none (every axis)" if not axes else axes
-        raise Unsupported(f"axes={shown}: cnnc lowers {node.op} only over the spatial axes of "
-                          f"a 4-D tensor (global pooling)")
-    if op not in OPS:
-        raise Unsupported(f"this cnnc has no {op} layer")
+        raise Unsupported(f"axes={shown}: cnnc lowers ReduceMean only over the spatial axes of "
+                          "a 4-D tensor (global average pooling)")
     keep = bool(node.attrs.get("keepdims", 1))
-    layer = cx.layer(node, op, [x], {"keepdims": keep}, hint=_hint(node))
+    layer = cx.layer(node, "global_avgpool2d", [x], {"keepdims": keep}, hint=_hint(node))
     perm = x.perm if keep else tuple(0 if p == 0 else 1 for p in x.perm if p in (0, 3))
     cx.define(node, Tensor(layer, perm, None, x.nonneg))
 
@@ -313,19 +305,19 @@ def _rows_in_cnnc_order(x: Tensor, kernel: np.ndarray) -> np.ndarray:
 
 def _dense(cx: Context, node: OnnxNode, x: Tensor, kernel: np.ndarray,
            bias: np.ndarray | None) -> None:
-    # ConvNeXt's Linear after a permute to channels-last: a product over cnnc's channel axis.
+    # On a 4-D map whose ONNX last axis is cnnc's channels (PyTorch's nn.Linear after a permute
+    # to channels-last, as in ConvNeXt), the product is cnnc's dense on the last axis.
     channels_last = x.rank > 2 and x.perm[-1] == x.rank - 1 and x.order is None
-    if not (x.rank == 2 or channels_last) or kernel.ndim != 2 or (
-            kernel.shape[0] != x.onnx_shape[-1]):
+    if (x.rank != 2 and not channels_last) or kernel.ndim != 2 or kernel.shape[0] != x.shape[-1]:
         raise Unsupported(f"a product of ONNX shapes {x.onnx_shape} and {kernel.shape}: cnnc "
-                          "lowers (batch, ..., features) x (features, units) with a constant "
-                          "second operand, over cnnc's last (channel) axis")
+                          "lowers (batch, features) x (features, units), or a channels-last "
+                          "map x (channels, units), with a constant second operand")
     params = {"kernel": _rows_in_cnnc_order(x, kernel)}
     if bias is not None:
         params["bias"] = bias
     keywords = {"units": int(kernel.shape[1]), "use_bias": bias is not None}
     layer = cx.layer(node, "dense", [x], keywords, params, hint=_hint(node))
-    cx.define(node, Tensor(layer, x.perm))
+    cx.define(node, Tensor(layer, x.perm if channels_last else (0, 1)))
 
 
 def _gemm(cx: Context, node: OnnxNode) -> None:
@@ -777,8 +769,7 @@ RULES: dict[str, Rule] = {
     "MaxPool": Rule(_maxpool, (*WINDOW, "ceil_mode", "dilations", "storage_order")),
     "AveragePool": Rule(_avgpool, (*WINDOW, "ceil_mode", "count_include_pad", "dilations")),
     "GlobalAveragePool": Rule(_global_avgpool),
-    "ReduceMean": Rule(_global_reduce, ("axes", "keepdims", "noop_with_empty_axes")),
-    "ReduceMax": Rule(_global_reduce, ("axes", "keepdims", "noop_with_empty_axes")),
+    "ReduceMean": Rule(_reduce_mean, ("axes", "keepdims", "noop_with_empty_axes")),
     "Pad": Rule(_pad, ("mode", "pads", "value")),
     "Gemm": Rule(_gemm, ("alpha", "beta", "transA", "transB")),
     "MatMul": Rule(_matmul),
