@@ -125,13 +125,13 @@ class Context:
         self.tensors: dict[str, Tensor] = {}
         self.layers: list[Layer] = []
         self.stand_ins: list[Layer] = []
+        # Values that are a computed tensor flattened batch and all (PyTorch's as_strided
+        # exports as Reshape to [-1] then Gather): only a Gather that undoes it may read them.
+        self.flat: dict[str, Tensor] = {}
         self.readers = graph.consumers()
         self.outputs = set(graph.outputs)
         self.layer_args = layer_args  # from cnnc's own export: choices ONNX cannot state
         self.batch: int | None = None  # a batch size fixed by the model, if any
-        # Values that are a computed tensor flattened batch and all (PyTorch's as_strided
-        # exports as Reshape to [-1] then Gather): only a Gather that undoes it may read them.
-        self.flat: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------ reading values
 

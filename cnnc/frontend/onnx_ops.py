@@ -661,33 +661,6 @@ def _reshape(cx: Context, node: OnnxNode) -> None:
                       "to (batch, features) and reshapes that change nothing")
 
 
-def _gather_flat(cx: Context, node: OnnxNode) -> None:
-    """Gather(axis 0) of a whole tensor flattened, with constant indices that lay the
-    elements out as the tensor itself or a transpose of it keeping the batch first: what
-    PyTorch's dynamo exporter writes for as_strided (ConvNeXt's LayerNorm2d after pooling)."""
-    x = cx.flat.get(node.inputs[0]) if node.inputs else None
-    if x is None:
-        raise Unsupported("cnnc gathers only constants, or the elements of a tensor flattened "
-                          "batch and all, put back in place")
-    idx = cx.constant(node, 1, "indices")
-    if node.attrs.get("axis", 0) != 0 or idx is None or idx.dtype.kind not in "iu":
-        raise Unsupported("cnnc gathers a flattened tensor only along axis 0 with integer "
-                          "indices")
-    have = (cx.batch, *x.onnx_shape[1:])
-    cells = np.arange(prod(have)).reshape(have)
-    if idx.ndim == len(have):
-        from itertools import permutations
-
-        for q in permutations(range(1, len(have))):
-            view = cells.transpose((0, *q))
-            if view.shape == idx.shape and np.array_equal(view, idx):
-                perm = tuple(x.perm[a] for a in (0, *q))
-                cx.define(node, Tensor(x.layer, perm, x.order, x.nonneg))
-                return
-    raise Unsupported(f"indices of shape {idx.shape} do not put a tensor of ONNX shape {have} "
-                      "back in place or transpose it (cnnc gathers nothing else)")
-
-
 def _transpose(cx: Context, node: OnnxNode) -> None:
     x = cx.tensor(node, 0)
     perm = node.attrs.get("perm", tuple(reversed(range(x.rank))))
@@ -729,6 +702,33 @@ def _concat(cx: Context, node: OnnxNode) -> None:
 
 def _identity(cx: Context, node: OnnxNode) -> None:
     cx.define(node, cx.tensor(node, 0))
+
+
+def _gather_flat(cx: Context, node: OnnxNode) -> None:
+    """Gather(axis 0) of a whole tensor flattened, with constant indices that lay the
+    elements out as the tensor itself or a transpose of it keeping the batch first: what
+    PyTorch's dynamo exporter writes for as_strided (ConvNeXt's LayerNorm2d after pooling)."""
+    x = cx.flat.get(node.inputs[0]) if node.inputs else None
+    if x is None:
+        raise Unsupported("cnnc gathers only constants, or the elements of a tensor flattened "
+                          "batch and all, put back in place")
+    idx = cx.constant(node, 1, "indices")
+    if node.attrs.get("axis", 0) != 0 or idx is None or idx.dtype.kind not in "iu":
+        raise Unsupported("cnnc gathers a flattened tensor only along axis 0 with integer "
+                          "indices")
+    have = (cx.batch, *x.onnx_shape[1:])
+    cells = np.arange(prod(have)).reshape(have)
+    if idx.ndim == len(have):
+        from itertools import permutations
+
+        for q in permutations(range(1, len(have))):
+            view = cells.transpose((0, *q))
+            if view.shape == idx.shape and np.array_equal(view, idx):
+                perm = tuple(x.perm[a] for a in (0, *q))
+                cx.define(node, Tensor(x.layer, perm, x.order, x.nonneg))
+                return
+    raise Unsupported(f"indices of shape {idx.shape} do not put a tensor of ONNX shape {have} "
+                      "back in place or transpose it (cnnc gathers nothing else)")
 
 
 def _cast(cx: Context, node: OnnxNode) -> None:
