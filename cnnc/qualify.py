@@ -50,11 +50,14 @@ flatten
 dense 16 activation=sigmoid
 dense 4 softmax
 """
-# Global pooling, and the losses on outputs that do not fuse with them (cross-entropy on
-# sigmoid outputs, mean squared error on a softmax).
+# Global pooling, a squeeze-excite style broadcast multiply (merge.cl, forward and gradient),
+# and the losses on outputs that do not fuse with them (cross-entropy on sigmoid outputs, mean
+# squared error on a softmax).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
-conv2d 4 3 same relu
+x: conv2d 4 3 same relu
+g: global_avgpool2d keepdims=true
+multiply(x, g)
 global_avgpool2d
 dense 3 {activation}
 """
