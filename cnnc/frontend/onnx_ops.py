@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnc.frontend import onnx_arith
-from cnnc.frontend import onnx_resample
+from cnnc.frontend import onnx_arith, onnx_resample
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import (
