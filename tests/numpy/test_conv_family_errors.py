@@ -10,13 +10,12 @@ from cnnc.testing.nets import chain
 
 
 @pytest.mark.parametrize("layer,message", [
-    (("cropping2d", ((2, 2), (0, 0))), r"cropping2d: cropping \(\(2, 2\), \(0, 0\)\) leaves "
-                                        r"nothing of a 4x4x1 input"),
+    (("cropping2d", ((2, 2), (0, 0))),
+     r"cropping2d: cropping \(\(2, 2\), \(0, 0\)\) leaves nothing of a 4x4x1 input"),
     (("cropping2d", -1), r"cropping2d: Expected a non-negative integer.*Received cropping=-1"),
     (("upsampling2d", 0), r"up_sampling2d: Expected a positive integer.*Received size=0"),
     (("upsampling2d", 2, {"interpolation": "bicubic"}),
-     r"up_sampling2d: Expected one of 'nearest', 'bilinear'. Received "
-     r"interpolation='bicubic'"),
+     r"up_sampling2d: Expected one of 'nearest', 'bilinear'. Received interpolation='bicubic'"),
     (("conv2d_transpose", 2, 3, {"strides": 2, "output_padding": 3}),
      r"output_padding must be smaller than strides.*output_padding=\(3, 3\), strides=\(2, 2\)"),
     (("conv2d_transpose", 2, 3, {"strides": 2, "dilation_rate": 2}),
@@ -24,7 +23,8 @@ from cnnc.testing.nets import chain
     (("conv2d_transpose", 2, 3, {"activation": "softmax"}),
      "element-wise activations only. Received activation=softmax"),
     (("separable_conv2d", 2, 5), r"5x5 kernel does not fit a 4x4x1 input with padding 'valid'"),
-    (("separable_conv2d", 0, 3), r"separable_conv2d: Expected a strictly positive integer. Received filters=0"),
+    (("separable_conv2d", 0, 3),
+     r"separable_conv2d: Expected a strictly positive integer. Received filters=0"),
 ])
 def test_bad_layers_are_refused_with_the_argument_and_value(layer, message):
     with pytest.raises(CnncError, match=message):
