@@ -23,8 +23,8 @@ from typing import Any
 # Every layer kind the OpenCL backend binds, in a network small enough to build and check in
 # seconds: 3 input channels (im2col), residual joins of two and three, a strided depthwise and a
 # strided 1x1 convolution (phases), concatenation, batch norm and activations that fold into
-# nothing, both poolings (disjoint windows that leave cells uncovered, overlapping ones),
-# padding, dropout.
+# nothing, a transposed convolution, upsampling and cropping, both poolings (disjoint windows
+# that leave cells uncovered, overlapping ones), padding, dropout.
 NETWORK = """network qualify
 input 11x11x3
 stem: conv2d 8 3 same use_bias=false
@@ -40,6 +40,9 @@ e: leaky_relu 0.1
 f: conv2d(r) 8 1 strides=2 activation=elu
 concatenate(e, f)
 activation tanh
+conv2d_transpose 6 3 strides=2 padding=same relu
+upsampling2d 2 interpolation=bilinear
+cropping2d 8
 zero_padding2d 1
 conv2d 12 2 activation=tanh
 maxpool2d 2
