@@ -42,6 +42,7 @@ from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
     RunningMetrics,
     evaluation_from_predictions,
+    reconstruction_from_predictions,
     targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
@@ -133,9 +134,12 @@ class LabelledData:
 
 
 def evaluate_arrays(model, data: LabelledData, loss: str, class_names: tuple[str, ...] = (),
-                    batch_size: int = EVAL_BATCH_SIZE):
-    """Loss, accuracy and confusion matrix of `model` (inference graph) on `data`."""
+                    batch_size: int = EVAL_BATCH_SIZE, target: str = "labels"):
+    """Loss, accuracy and confusion matrix of `model` (inference graph) on `data`; with
+    target "input" (an autoencoder), the reconstruction error of its images instead."""
     pred = model.predict(data.x, batch_size=batch_size)
+    if target == "input":
+        return reconstruction_from_predictions(np.asarray(pred), data.x)
     return evaluation_from_predictions(loss, np.asarray(pred), data.labels, class_names)
 
 
@@ -168,8 +172,10 @@ class Trainer:
         self.train = train
         self.validation = validation if validation is not None and len(validation) else None
         self.classes = classes
-        # What train_step takes as y, for every example at once rather than batch by batch.
-        self._targets = targets_for(config.loss, train.labels, classes)
+        # What train_step takes as y, for every example at once rather than batch by batch;
+        # an autoencoder's target is its (augmented) input batch itself.
+        self._targets = (None if config.reconstruction
+                         else targets_for(config.loss, train.labels, classes))
         self.reporter = reporter or SilentReporter()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.settings = settings or {}
@@ -209,7 +215,8 @@ class Trainer:
         xb = self.train.x[idx]
         if aug is not None:
             xb = aug.batch(xb, start, start + len(idx))
-        self.model.queue_train_step(xb, self._targets[idx], learning_rate=lr)
+        yb = xb if self._targets is None else self._targets[idx]
+        self.model.queue_train_step(xb, yb, learning_rate=lr)
 
     def _read_batches(self) -> list[tuple[float, int]]:
         """(loss, right predictions) of each step queued since the last read, in order."""
@@ -217,7 +224,7 @@ class Trainer:
 
     def _evaluate(self, data: LabelledData):
         return evaluate_arrays(self.model, data, self.config.loss,
-                               batch_size=self.eval_batch_size)
+                               batch_size=self.eval_batch_size, target=self.config.target)
 
     def _stop_requested(self, stop: _SigintFlag) -> bool:
         return stop.requested
@@ -249,7 +256,9 @@ class Trainer:
                     hint="lower the learning rate (--lr) or add batch normalisation")
             running.add_counts(loss, correct, q.count)
             seen += q.count
-            self.reporter.batch_end(q.batch, running.loss, running.accuracy,
+            # A reconstruction has no accuracy (its count of "right" arg-max pixels is noise).
+            accuracy = math.nan if self.config.reconstruction else running.accuracy
+            self.reporter.batch_end(q.batch, running.loss, accuracy,
                                     seen / elapsed if elapsed > 0 else 0.0)
         return seen
 
@@ -302,12 +311,14 @@ class Trainer:
                 self.reporter.close()
                 raise TrainingInterrupted(epoch, b + 1, self.model.step, self.checkpoint_path)
         train_s = time.perf_counter() - t0
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "loss": running.loss, "accuracy": running.accuracy,
-        }
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": running.loss}
+        if not cfg.reconstruction:
+            record["accuracy"] = running.accuracy
         if self.validation is not None:
             ev = self._evaluate(self.validation)
-            record["val_loss"], record["val_accuracy"] = ev.loss, ev.accuracy
+            record["val_loss"] = ev.loss
+            if not cfg.reconstruction:
+                record["val_accuracy"] = ev.accuracy
         total_s = time.perf_counter() - t0
         self.elapsed_s += total_s
         record.update({

@@ -34,7 +34,13 @@ from cnnc.train.fit import (
 )
 from cnnc.train.loop import EVAL_BATCH_SIZE, Trainer, TrainingDiverged, TrainingInterrupted
 from cnnc.train.lr_schedule import describe as describe_schedule
-from cnnc.train.metrics import Evaluation, evaluation_from_predictions, format_confusion
+from cnnc.train.metrics import (
+    Evaluation,
+    ReconstructionEvaluation,
+    evaluation_from_predictions,
+    format_confusion,
+    reconstruction_from_predictions,
+)
 from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
@@ -120,7 +126,7 @@ class RunSession:
         self.lead = lead
         self.started = time.time()
         self.trainer: Trainer | None = None
-        self.test: Evaluation | None = None
+        self.test: Evaluation | ReconstructionEvaluation | None = None
         self.test_probs: np.ndarray | None = None  # the test outputs, when this process has them
         self.device_summary: str | None = None  # set by a caller that knows more devices
 
@@ -223,7 +229,7 @@ class RunSession:
                     progress=self.opts.bars)
         classes = num_classes(self.model)
         names = self.prepared.class_names
-        if classes < len(names):
+        if classes < len(names) and not self.config.reconstruction:
             out = self.graph.outputs[0]
             raise SpecError(f"the network's output '{out}' has {classes} units but "
                             f"{self.config.dataset} has {len(names)} classes",
@@ -325,7 +331,8 @@ class RunSession:
         if self.lead:
             self.model.save_weights(self.folder.weights)  # atomic, as every weights file
 
-    def evaluate(self, test: Evaluation | None = None) -> Evaluation:
+    def evaluate(self, test: Evaluation | ReconstructionEvaluation | None = None
+                 ) -> Evaluation | ReconstructionEvaluation:
         """The test set's evaluation: `test` when the caller computed it (sharded over ranks),
         else this process's predictions, kept for the report's pictures (its most confident
         mistakes)."""
@@ -333,8 +340,11 @@ class RunSession:
             p = self.prepared
             self.test_probs = np.asarray(self.model.predict(p.test.x,
                                                             batch_size=EVAL_BATCH_SIZE))
-            test = evaluation_from_predictions(self.config.loss, self.test_probs,
-                                               p.test.labels, p.class_names)
+            if self.config.reconstruction:
+                test = reconstruction_from_predictions(self.test_probs, p.test.x)
+            else:
+                test = evaluation_from_predictions(self.config.loss, self.test_probs,
+                                                   p.test.labels, p.class_names)
         self.test = test
         return test
 
@@ -344,8 +354,12 @@ class RunSession:
             return
         self.folder.write_test(self.test)
         t = self.test
-        self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
-        self.say(format_confusion(t.confusion, t.class_names))
+        if isinstance(t, ReconstructionEvaluation):
+            self.say(f"test      {t.text()}")
+        else:
+            self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  "
+                     f"loss {t.loss:.4f}")
+            self.say(format_confusion(t.confusion, t.class_names))
         self.write_summary("finished")
         self.write_report()
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
@@ -377,7 +391,9 @@ class RunSession:
         lines += [f"{label:<12}{value}" for label, value in self.settings_rows()]
         lines += ["", "epochs"]
         lines += ["  " + epoch_line(r, self.config.epochs) for r in history] or ["  (none)"]
-        if self.test is not None:
+        if isinstance(self.test, ReconstructionEvaluation):
+            lines += ["", f"test        {self.test.text()}"]
+        elif self.test is not None:
             t = self.test
             lines += ["", (f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
                            f"loss {t.loss:.4f}"), "", "per-class accuracy"]
