@@ -78,6 +78,9 @@ class TrainConfig:
     schedule: Attrs = field(default_factory=lambda: Attrs(name="constant"))
     augment: Attrs = field(default_factory=lambda: Attrs(shift=0, flip=False))
     target: str = "labels"
+    # With target input: the standard deviation of Gaussian noise added to the inputs (training,
+    # validation and test), the target staying the clean image: a denoising autoencoder.
+    noise: float = 0.0
 
     @property
     def reconstruction(self) -> bool:
@@ -161,6 +164,7 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "validation_size": A.non_negative_int,
     "shuffle": A.boolean,
     "target": A.choice(*TARGETS),
+    "noise": A.non_negative_real,
 }
 
 
@@ -208,3 +212,6 @@ def check_target(config: TrainConfig, path: str = "train") -> None:
     if config.reconstruction and config.loss not in PIXEL_WISE_LOSSES:
         raise _fail(f"{path}.target", f"target input (reconstruction) needs a pixel-wise loss; "
                     f"the loss is {config.loss}", "add `loss mse` (mean_squared_error)")
+    if config.noise and not config.reconstruction:
+        raise _fail(f"{path}.noise", "noise (a denoising autoencoder's) needs target input",
+                    "add `target input`, or remove noise")

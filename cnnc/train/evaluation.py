@@ -69,7 +69,7 @@ def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACK
         images, labels = images[:limit], labels[:limit]
     data = LabelledData(to_inputs(images, input_shape(model)), labels)
     ev = evaluate_arrays(model, data, config.loss, dataset.class_names, batch_size=batch_size,
-                         target=config.target)
+                         target=config.target, noise=config.noise, seed=config.seed)
     return EvalResult(spec, weights, config.dataset, ev)
 
 

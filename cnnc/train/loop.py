@@ -33,7 +33,7 @@ from typing import Any, final
 
 import numpy as np
 
-from cnnc.data.augment import EpochAugmentation, epoch_augmentation
+from cnnc.data.augment import EVAL_NOISE_EPOCH, EpochAugmentation, epoch_augmentation, noisy
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import InternalError, TrainingDiverged
 from cnnc.ir.train_config import TrainConfig
@@ -134,13 +134,21 @@ class LabelledData:
 
 
 def evaluate_arrays(model, data: LabelledData, loss: str, class_names: tuple[str, ...] = (),
-                    batch_size: int = EVAL_BATCH_SIZE, target: str = "labels"):
+                    batch_size: int = EVAL_BATCH_SIZE, target: str = "labels",
+                    noise: float = 0.0, seed: int = 0):
     """Loss, accuracy and confusion matrix of `model` (inference graph) on `data`; with
-    target "input" (an autoencoder), the reconstruction error of its images instead."""
-    pred = model.predict(data.x, batch_size=batch_size)
+    target "input" (an autoencoder), the reconstruction error of its images instead, from
+    inputs with Gaussian noise of std `noise` (a denoising autoencoder's; drawn from `seed`)."""
     if target == "input":
+        pred = model.predict(reconstruction_inputs(data.x, noise, seed), batch_size=batch_size)
         return reconstruction_from_predictions(np.asarray(pred), data.x)
+    pred = model.predict(data.x, batch_size=batch_size)
     return evaluation_from_predictions(loss, np.asarray(pred), data.labels, class_names)
+
+
+def reconstruction_inputs(x: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """What an autoencoder is evaluated on: x itself, or x with its fixed evaluation noise."""
+    return noisy(x, noise, seed, EVAL_NOISE_EPOCH)
 
 
 class Trainer:
@@ -185,6 +193,7 @@ class Trainer:
         self.elapsed_s = 0.0
         self._last_good: int | None = None  # epoch count of the checkpoint on disk
         self._sigint: _SigintFlag | None = None  # while run() runs
+        self._epoch_now = 0  # the epoch being trained (a denoising autoencoder's noise)
 
     # ------------------------------------------------------------ checkpoints
 
@@ -216,6 +225,8 @@ class Trainer:
         if aug is not None:
             xb = aug.batch(xb, start, start + len(idx))
         yb = xb if self._targets is None else self._targets[idx]
+        if self.config.noise:  # a denoising autoencoder: noisy input, clean target
+            xb = noisy(xb, self.config.noise, self.config.seed, self._epoch_now, start)
         self.model.queue_train_step(xb, yb, learning_rate=lr)
 
     def _read_batches(self) -> list[tuple[float, int]]:
@@ -224,7 +235,8 @@ class Trainer:
 
     def _evaluate(self, data: LabelledData):
         return evaluate_arrays(self.model, data, self.config.loss,
-                               batch_size=self.eval_batch_size, target=self.config.target)
+                               batch_size=self.eval_batch_size, target=self.config.target,
+                               noise=self.config.noise, seed=self.config.seed)
 
     def _stop_requested(self, stop: _SigintFlag) -> bool:
         return stop.requested
@@ -289,6 +301,7 @@ class Trainer:
         aug = (epoch_augmentation(n, cfg.seed, epoch, aug_cfg["shift"], aug_cfg["flip"])
                if aug_cfg["shift"] or aug_cfg["flip"] else None)
         base_lr = cfg.optimizer.learning_rate
+        self._epoch_now = epoch
         self.reporter.epoch_start(epoch, cfg.epochs, len(bounds), first_batch)
         t0 = last_read = time.perf_counter()
         seen = 0

@@ -32,7 +32,13 @@ from cnnc.train.fit import (
     num_classes,
     prepare_data,
 )
-from cnnc.train.loop import EVAL_BATCH_SIZE, Trainer, TrainingDiverged, TrainingInterrupted
+from cnnc.train.loop import (
+    EVAL_BATCH_SIZE,
+    Trainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+    reconstruction_inputs,
+)
 from cnnc.train.lr_schedule import describe as describe_schedule
 from cnnc.train.metrics import (
     Evaluation,
@@ -128,6 +134,7 @@ class RunSession:
         self.trainer: Trainer | None = None
         self.test: Evaluation | ReconstructionEvaluation | None = None
         self.test_probs: np.ndarray | None = None  # the test outputs, when this process has them
+        self.test_inputs: np.ndarray | None = None  # what they were computed from
         self.device_summary: str | None = None  # set by a caller that knows more devices
 
     def say(self, text: str = "") -> None:
@@ -297,8 +304,12 @@ class RunSession:
                         for k, v in c.optimizer.args.items())
         aug = [f"shift ±{c.augment['shift']} px"] if c.augment["shift"] else []
         aug += ["horizontal flips"] if c.augment["flip"] else []
+        target = ""
+        if c.reconstruction:
+            target = ("target input with noise " + f"{c.noise:g}" if c.noise
+                      else "target input") + ", "
         return (f"{c.epochs} epochs, batch {c.batch_size}, {c.optimizer.name} ({opt}), "
-                f"{c.loss}, schedule {describe_schedule(c.schedule)}, "
+                f"{c.loss}, {target}schedule {describe_schedule(c.schedule)}, "
                 f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
 
     def trainer_settings(self) -> dict[str, Any]:
@@ -338,8 +349,11 @@ class RunSession:
         mistakes)."""
         if test is None:
             p = self.prepared
-            self.test_probs = np.asarray(self.model.predict(p.test.x,
-                                                            batch_size=EVAL_BATCH_SIZE))
+            x = p.test.x
+            if self.config.reconstruction:  # a denoising autoencoder sees noisy images
+                x = reconstruction_inputs(x, self.config.noise, self.config.seed)
+            self.test_inputs = x
+            self.test_probs = np.asarray(self.model.predict(x, batch_size=EVAL_BATCH_SIZE))
             if self.config.reconstruction:
                 test = reconstruction_from_predictions(self.test_probs, p.test.x)
             else:
@@ -417,7 +431,8 @@ class RunSession:
                 status="finished", settings=self.settings_rows(),
                 history=list(self.trainer.history.epochs) if self.trainer else [],
                 test=self.test, test_x=p.test.x, test_labels=p.test.labels,
-                test_probs=self.test_probs, weights=self.model.get_weights())
+                test_probs=self.test_probs, weights=self.model.get_weights(),
+                test_inputs=self.test_inputs if self.config.noise else None)
             failed = write_report(self.folder.path, report)
         except Exception as err:  # noqa: BLE001 (the results are saved; drawing is extra)
             print(f"cnnc: warning: the run's report was not written: {type(err).__name__}: "

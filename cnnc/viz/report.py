@@ -55,6 +55,7 @@ class RunReport:
     test_labels: np.ndarray | None = None
     test_probs: np.ndarray | None = None  # the model's outputs on them
     weights: Mapping[str, np.ndarray] | None = None
+    test_inputs: np.ndarray | None = None  # a denoising autoencoder's noisy test inputs
 
 
 @dataclass
@@ -98,10 +99,11 @@ def draw_pictures(folder: Path, report: RunReport) -> list[Picture]:
     if isinstance(test, ReconstructionEvaluation):
         if report.test_probs is not None and report.test_x is not None:
             pictures.append(Picture(RECONSTRUCTIONS_PNG, "Reconstructions (test set)",
-                                    "The first test images (top) and the network's outputs "
-                                    "for them (below), each with its PSNR."))
+                                    "The first test images, the network's outputs for them "
+                                    "(each with its PSNR) and, for a denoising autoencoder, "
+                                    "the noisy images it was given."))
             pictures[-1].error = _draw(folder, RECONSTRUCTIONS_PNG, lambda: reconstructions_figure(
-                report.test_x, report.test_probs,
+                report.test_x, report.test_probs, noisy=report.test_inputs,
                 title=f"{name}: test mse {test.mse:.5f}, psnr {test.psnr:.2f} dB"))
         test = None  # no classes: no confusion matrix, no mistakes
     elif test is not None:

@@ -154,9 +154,10 @@ def test_cnnc_run_end_to_end(tiny_data, tmp_path, capsys, backend):
     assert f"mse {test['mse']:.5f}" in capsys.readouterr().out
 
 
-def test_resume_continues_to_the_same_weights(tiny_data, tmp_path):
+@pytest.mark.parametrize("noise", ["", "\n  noise 0.2"], ids=["plain", "denoising"])
+def test_resume_continues_to_the_same_weights(tiny_data, tmp_path, noise):
     spec = tmp_path / "ae.cnn"
-    spec.write_text(AE_SPEC)
+    spec.write_text(AE_SPEC.replace("seed 3", "seed 3" + noise))
     base = ["--data", str(tiny_data), "--backend", "numpy", "--progress", "off"]
     assert main(["run", str(spec), "--out", str(tmp_path / "straight"), *base]) == 0
     assert main(["run", str(spec), "--out", str(tmp_path / "part"), "--epochs", "1", *base]) == 0
@@ -167,3 +168,52 @@ def test_resume_continues_to_the_same_weights(tiny_data, tmp_path):
     b = load_file(str(tmp_path / "part" / "weights.safetensors"))
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_noise_needs_target_input():
+    with pytest.raises(SpecError) as info:
+        parse_train_config({"noise": 0.2})
+    assert info.value.path == "train.noise" and "target input" in info.value.message
+    with pytest.raises(SpecError) as info:
+        parse_train_config({"target": "input", "loss": "mse", "noise": -1})
+    assert info.value.path == "train.noise"
+    assert parse_train_config({"target": "input", "loss": "mse", "noise": 0.3}).noise == 0.3
+
+
+def test_noisy_inputs_are_reproducible_and_clipped():
+    from cnnc.data.augment import noisy
+
+    x = np.full((3, 4, 4, 1), 0.5, np.float32)
+    a, b = noisy(x, 0.2, 1, 0, 16), noisy(x, 0.2, 1, 0, 16)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32 and not np.array_equal(a, x)
+    assert not np.array_equal(a, noisy(x, 0.2, 1, 0, 32))  # another batch, other noise
+    assert not np.array_equal(a, noisy(x, 0.2, 1, 1, 16))  # another epoch, other noise
+    big = noisy(x, 5.0, 0, 0)
+    assert big.min() == 0.0 and big.max() == 1.0  # clipped to the images' range
+    assert noisy(x, 0.0, 0, 0) is x
+
+
+def test_a_denoising_autoencoder_is_evaluated_on_noisy_inputs(backend):
+    model = cnnc.compile(AE_SPEC.replace("seed 3", "seed 3\n  noise 0.3"), backend=backend,
+                         seed=1)
+    assert model.train_config.noise == 0.3
+    x = _images(64, 0)
+    model.fit(x, epochs=2, verbose=0)
+    ev = model.evaluate(x[:16], verbose=0)
+    from cnnc.train.loop import reconstruction_inputs
+
+    given = reconstruction_inputs(x[:16], 0.3, model.train_config.seed)
+    assert not np.allclose(given, x[:16])
+    want = float(((model.predict(given).astype(np.float64) - x[:16]) ** 2).mean())
+    assert ev.mse == pytest.approx(want, rel=1e-6)
+
+
+def test_cnnc_run_denoising(tiny_data, tmp_path, capsys):
+    spec = tmp_path / "dae.cnn"
+    spec.write_text(AE_SPEC.replace("seed 3", "seed 3\n  noise 0.2"))
+    out = tmp_path / "run"
+    assert main(["run", str(spec), "--data", str(tiny_data), "--out", str(out),
+                 "--backend", "numpy", "--progress", "off", "--epochs", "1"]) == 0
+    assert "target input with noise 0.2" in capsys.readouterr().out
+    assert (out / "reconstructions.png").stat().st_size > 1000
