@@ -326,7 +326,12 @@ def torch_model(graph: Graph):
                         fill = float("-inf") if node.op == "maxpool2d" else 0.0
                         t = fn.pad(t, (left, right, top, bottom), value=fill)
                     pool_fn = fn.max_pool2d if node.op == "maxpool2d" else fn.avg_pool2d
-                    t = pool_fn(t, pool, stride)
+                    if node.op == "avgpool2d" and a["padding"] == "same":
+                        # Keras averages over the pixels inside the image only.
+                        ones = fn.pad(torch.ones_like(ins[0][:, :1]), (left, right, top, bottom))
+                        t = pool_fn(t, pool, stride) / pool_fn(ones, pool, stride)
+                    else:
+                        t = pool_fn(t, pool, stride)
                 elif node.op == "flatten":
                     t = t.permute(0, 2, 3, 1).flatten(1) if t.dim() == 4 else t.flatten(1)
                 elif node.op in ("dense", "batchnorm"):
@@ -334,7 +339,7 @@ def torch_model(graph: Graph):
                 elif node.op == "dropout":
                     t = fn.dropout(t, a["rate"], self.training)
                 elif node.op == "global_avgpool2d":
-                    t = t.mean((2, 3))
+                    t = t.mean((2, 3), keepdim=bool(a.get("keepdims", False)))
                 elif node.op == "add":
                     t = sum(ins[1:], ins[0])
                 elif node.op == "concatenate":
