@@ -55,6 +55,9 @@ typedef CAT(float, VW) floatV;
 #ifdef ACT_THRESHOLD_BITS
 #define ACT_THRESHOLD as_float(ACT_THRESHOLD_BITS)
 #endif
+#ifdef ACT_BETA_BITS
+#define ACT_BETA as_float(ACT_BETA_BITS)
+#endif
 
 #if defined(ACT_RELU) && defined(ACT_THRESHOLD_BITS)
 /* The relu with parameters, as Keras' ReLU layer computes it: x above the threshold (else 0),
@@ -106,6 +109,64 @@ static float relu_keras_grad(float v, float g)
 #elif defined(ACT_TANH)
 #define ACTIVATE(v) tanh(v)
 #define ACTIVATE_GRAD(v, g) ((g) * (1.0f - (v) * (v)))
+/* Issue 20's activations: ACTIVATE on float or floatN (no ?: there), ACTIVATE_GRAD scalar and
+ * from the input x (activations.py's from_input). Written to stay within a few float32 ulps of
+ * NumPy's float64 reference: softplus as max(x, 0) + log1p(exp(-|x|)), gelu's Phi(x) as
+ * erfc(-x / sqrt 2) / 2 and tanh-gelu's (1 + tanh u) / 2 as sigmoid(2u), so that no 1 + (-1 +
+ * tiny) cancels for negative x. */
+#elif defined(ACT_SILU)
+#define ACTIVATE(v) ((v) / (1.0f + exp(-(v))))
+static float silu_grad(float x, float g)
+{
+    float s = 1.0f / (1.0f + exp(-x));
+    return g * s * (1.0f + x * (1.0f - s));
+}
+#define ACTIVATE_GRAD(v, g) silu_grad((v), (g))
+#elif defined(ACT_HARD_SIGMOID)
+#define ACTIVATE(v) clamp((v) * ACT_ALPHA + ACT_BETA, 0.0f, 1.0f)
+static float hard_sigmoid_grad(float x, float g)
+{
+    float h = x * ACT_ALPHA + ACT_BETA;
+    return h > 0.0f && h < 1.0f ? g * ACT_ALPHA : 0.0f;
+}
+#define ACTIVATE_GRAD(v, g) hard_sigmoid_grad((v), (g))
+#elif defined(ACT_HARD_SWISH)
+#define ACTIVATE(v) ((v) * clamp((v) * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f))
+static float hard_swish_grad(float x, float g)
+{
+    return x < -3.0f ? 0.0f : x > 3.0f ? g : g * (x * (1.0f / 3.0f) + 0.5f);
+}
+#define ACTIVATE_GRAD(v, g) hard_swish_grad((v), (g))
+#elif defined(ACT_GELU)
+#define ACTIVATE(v) ((v) * (0.5f * erfc((v) * -M_SQRT1_2_F)))
+static float gelu_grad(float x, float g)
+{
+    /* Phi(x) + x phi(x); 1 / sqrt(2 pi) = M_2_SQRTPI_F * M_SQRT1_2_F / 2 */
+    float pdf = exp(-0.5f * x * x) * (0.5f * M_2_SQRTPI_F * M_SQRT1_2_F);
+    return g * (0.5f * erfc(x * -M_SQRT1_2_F) + x * pdf);
+}
+#define ACTIVATE_GRAD(v, g) gelu_grad((v), (g))
+#elif defined(ACT_GELU_TANH)
+/* k = sqrt(2 / pi) = M_2_SQRTPI_F * M_SQRT1_2_F, c = 0.044715 */
+#define GELU_K (M_2_SQRTPI_F * M_SQRT1_2_F)
+#define ACTIVATE(v) ((v) / (1.0f + exp(-2.0f * GELU_K * ((v) + 0.044715f * (v) * (v) * (v)))))
+static float gelu_tanh_grad(float x, float g)
+{
+    float s = 1.0f / (1.0f + exp(-2.0f * GELU_K * (x + 0.044715f * x * x * x)));
+    return g * (s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x));
+}
+#define ACTIVATE_GRAD(v, g) gelu_tanh_grad((v), (g))
+#elif defined(ACT_SOFTPLUS)
+#define ACTIVATE(v) (fmax((v), 0.0f) + log1p(exp(-fabs(v))))
+#define ACTIVATE_GRAD(v, g) ((g) / (1.0f + exp(-(v))))
+#elif defined(ACT_MISH)
+#define ACTIVATE(v) ((v) * tanh(fmax((v), 0.0f) + log1p(exp(-fabs(v)))))
+static float mish_grad(float x, float g)
+{
+    float t = tanh(fmax(x, 0.0f) + log1p(exp(-fabs(x))));
+    return g * (t + x / (1.0f + exp(-x)) * (1.0f - t * t));
+}
+#define ACTIVATE_GRAD(v, g) mish_grad((v), (g))
 #else /* ACT_LINEAR, or none */
 #define ACTIVATE(v) (v)
 #define ACTIVATE_GRAD(v, g) (g)

@@ -24,11 +24,13 @@ import numpy as np
 from cnnc.atomic import atomic_write
 from cnnc.backends.numpy.fused_impls import fold_batchnorm
 from cnnc.errors import CnncError, InternalError
+from cnnc.export.onnx_activations import DECOMPOSITIONS
 from cnnc.frontend.onnx_file import require_onnx
 from cnnc.frontend.onnx_import import LAYER_ARGS_KEY, PRODUCER, TRAIN_KEY
 from cnnc.frontend.onnx_ops import flatten_order
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.activations import parameters
+from cnnc.ir.conv_transpose import transpose_window
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -68,6 +70,7 @@ class Exporter:
     values: dict[str, Value] = field(default_factory=dict)
     layer_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)  # batch norm -> the layer it joins
+    opset: int = DEFAULT_OPSET  # the file's: an activation without an operator there decomposes
 
     # ------------------------------------------------------------ helpers
 
@@ -136,8 +139,10 @@ class Exporter:
             self.add("Softmax", [src], [dst], name, axis=1 if rank == 4 else -1)
         elif row.relu is not None:
             self.keras_relu(src, dst, name, row.relu)
-        elif row.onnx is not None:
-            self.add(row.onnx, [src], [dst], name, **row.constants)
+        elif row.onnx is not None and self.opset >= row.onnx_since:
+            self.add(row.onnx, [src], [dst], name, **row.constants, **row.onnx_attrs)
+        elif act in DECOMPOSITIONS:  # no operator at this opset (gelu before 20)
+            DECOMPOSITIONS[act](self, src, dst, name)
         else:
             raise ExportError(f"{node.name}: activation '{act}' has no ONNX export yet")
 
@@ -231,6 +236,9 @@ def _depthwise_conv2d(ex: Exporter, node: Node) -> None:
 
 def _dense(ex: Exporter, node: Node) -> None:
     x = node.inputs[0]
+    if ex.rank(x) == 4:
+        _dense_as_conv(ex, node)
+        return
     if ex.rank(x) != 2:
         raise ExportError(f"{node.name}: a dense layer on a rank-{ex.rank(x)} input has no ONNX "
                           "export yet (flatten first)")
@@ -242,6 +250,18 @@ def _dense(ex: Exporter, node: Node) -> None:
     if bias is not None:
         inputs.append(ex.weight(f"{node.name}/bias", bias))
     ex.with_activation(node, "Gemm", inputs)
+
+
+def _dense_as_conv(ex: Exporter, node: Node) -> None:
+    """A dense layer on an NHWC input acts on the channels: a 1x1 Conv on the NCHW body (the
+    squeeze-excite block's Dense after Reshape((1, 1, C))); the metadata says it was a dense."""
+    kernel, bias = ex.kernel_and_bias(node)
+    inputs = [ex.value(node.inputs[0]).name,
+              ex.weight(node.params[0], kernel.T[:, :, None, None])]
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.note(node.name, "op", "dense")
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[1, 1])
 
 
 def _pool(ex: Exporter, node: Node) -> None:
@@ -355,11 +375,71 @@ def _relu_with_parameters(ex: Exporter, node: Node, src: str) -> None:
 
 
 def _add(ex: Exporter, node: Node) -> None:
-    srcs = [ex.value(v) for v in node.inputs]
-    if any(s.order is not None for s in srcs):
-        raise InternalError(f"{node.name}: add of a permuted flatten")
-    ex.add("Add" if len(srcs) == 2 else "Sum", [s.name for s in srcs], [ex.out(node)],
-           node.name)
+    srcs = _merge_operands(ex, node)
+    ex.add("Add" if len(srcs) == 2 else "Sum", srcs, [ex.out(node)], node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+# ---------------------------------------------------------------- broadcasting merges, reshape
+
+
+def _merge_operands(ex: Exporter, node: Node) -> list[str]:
+    """A merge's inputs as ONNX tensors that broadcast as cnnc's do: cnnc gives a lower-rank
+    input size-1 axes after the batch axis, ONNX before it, so such an input is reshaped to
+    its cnnc broadcast shape in the body's layout ((N, C) -> NCHW (N, C, 1, 1))."""
+    out_rank = ex.rank(node.name)
+    names = []
+    for i, v in enumerate(node.inputs):
+        src = ex.value(v)
+        if src.order is not None:
+            raise InternalError(f"{node.name}: {node.op} of a permuted flatten")
+        shape = ex.graph.shape_of(v)
+        if len(shape) == out_rank:
+            names.append(src.name)
+            continue
+        name = src.name
+        padded = (*(1,) * (out_rank - len(shape)), *shape[1:])
+        if out_rank == 4:
+            if len(shape) == 3 and shape[1] != 1:  # (N, W, C): the channels first
+                name = f"{node.name}/in{i}/nchw"
+                ex.add("Transpose", [src.name], [name], name, perm=[0, 2, 1])
+            padded = (padded[2], padded[0], padded[1])
+        dims = ex.weight_ints(f"{node.name}/in{i}/shape", [0, *padded])
+        out = f"{node.name}/in{i}"
+        ex.add("Reshape", [name, dims], [out], out)
+        names.append(out)
+    return names
+
+
+# cnnc merge -> its ONNX operator and whether that one takes more than two inputs
+MERGE_OPS = {"multiply": ("Mul", False), "subtract": ("Sub", False), "maximum": ("Max", True),
+             "minimum": ("Min", True), "average": ("Mean", True)}
+
+
+def _merge(ex: Exporter, node: Node) -> None:
+    op, variadic = MERGE_OPS[node.op]
+    srcs = _merge_operands(ex, node)
+    acc = srcs[0]
+    rest = [srcs[1:]] if variadic else [[s] for s in srcs[1:]]
+    for k, more in enumerate(rest):
+        last = k == len(rest) - 1
+        out = ex.out(node) if last else f"{node.name}/{k}"
+        ex.add(op, [acc, *more], [out], node.name if last else out)
+        acc = out
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _reshape(ex: Exporter, node: Node) -> None:
+    """Channels only, so the bytes are in the same order in every layout: one Reshape to the
+    body's shape of the result ((1, 1, C) is NCHW (C, 1, 1))."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise InternalError(f"{node.name}: reshape of a permuted flatten")
+    target = ex.graph.shape_of(node.name)[1:]
+    body = (target[-1], *target[:-1]) if len(target) == 3 else target
+    dims = ex.weight_ints(f"{node.name}/shape", [0, *body])
+    ex.add("Reshape", [src.name, dims], [ex.out(node)], node.name)
+    ex.note(node.name, "target_shape", list(node.attrs["target_shape"]))
     ex.values[node.name] = Value(ex.out(node))
 
 
@@ -372,6 +452,96 @@ def _concatenate(ex: Exporter, node: Node) -> None:
     ex.add("Concat", [ex.value(v).name for v in node.inputs], [ex.out(node)], node.name,
            axis=onnx_axis)
     ex.values[node.name] = Value(ex.out(node))
+
+
+# ---------------------------------------------------------------- resampling, transposed convs
+
+
+def _cropping2d(ex: Exporter, node: Node) -> None:
+    (t, b), (left, r) = node.attrs["cropping"]
+    _, h, w, _ = ex.graph.shape_of(node.inputs[0])
+    starts = ex.weight_ints(f"{node.name}/starts", [t, left])
+    ends = ex.weight_ints(f"{node.name}/ends", [h - b, w - r])
+    axes = ex.weight_ints(f"{node.name}/axes", [2, 3])  # NCHW height, width
+    ex.add("Slice", [ex.value(node.inputs[0]).name, starts, ends, axes], [ex.out(node)],
+           node.name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _upsampling2d(ex: Exporter, node: Node) -> None:
+    """Resize by integer scales: nearest as PyTorch writes it (asymmetric, floor), bilinear
+    with half-pixel centres (Keras 3 = PyTorch align_corners=False)."""
+    sh, sw = node.attrs["size"]
+    scales = ex.weight(f"{node.name}/scales", np.array([1, 1, sh, sw], np.float32))
+    if node.attrs["interpolation"] == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    ex.add("Resize", [ex.value(node.inputs[0]).name, "", scales], [ex.out(node)], node.name,
+           **attrs)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def transpose_pads(attrs: Any, in_hw: tuple[int, int]) -> tuple[list[int], list[int]]:
+    """ONNX ConvTranspose pads [top, left, bottom, right] and output_padding giving Keras'
+    output size: ONNX's output is s * (n - 1) + output_padding + span - pad_begin - pad_end."""
+    win = transpose_window(attrs, in_hw)
+    begin, end, extra = [], [], []
+    for i in range(2):
+        span = attrs["dilation_rate"][i] * (attrs["kernel_size"][i] - 1) + 1
+        cut = attrs["strides"][i] * (in_hw[i] - 1) + span - win.pad_before[i] - win.out_hw[i]
+        begin.append(win.pad_before[i])
+        end.append(max(cut, 0))
+        extra.append(max(-cut, 0))  # rows past every window: zeros (then bias), as in Keras
+    return begin + end, extra
+
+
+def _conv2d_transpose(ex: Exporter, node: Node) -> None:
+    a = node.attrs
+    x = node.inputs[0]
+    kernel, bias = ex.kernel_and_bias(node)  # (kh, kw, filters, in_channels)
+    pads, extra = transpose_pads(a, tuple(ex.graph.shape_of(x)[1:3]))
+    if a["padding"] == "same":
+        ex.note(node.name, "padding", "same")
+    if a["output_padding"] is not None:
+        ex.note(node.name, "output_padding", list(a["output_padding"]))
+    inputs = [ex.value(x).name, ex.weight(node.params[0], kernel.transpose(3, 2, 0, 1))]
+    if bias is not None:
+        inputs.append(ex.weight(f"{node.name}/bias", bias))
+    ex.with_activation(node, "ConvTranspose", inputs, kernel_shape=list(a["kernel_size"]),
+                       strides=list(a["strides"]), dilations=list(a["dilation_rate"]),
+                       pads=pads, output_padding=extra)
+
+
+def _separable_conv2d(ex: Exporter, node: Node) -> None:
+    """Its two parts: a Conv with one group per channel (no bias), then a 1x1 Conv with the
+    bias and activation. The import reads them back as depthwise_conv2d and conv2d."""
+    a = node.attrs
+    x = node.inputs[0]
+    depthwise = np.asarray(ex.weights[node.params[0]], dtype=np.float32)
+    pointwise = np.asarray(ex.weights[node.params[1]], dtype=np.float32)
+    kh, kw, channels, mult = depthwise.shape
+    pads = _window_pads(node, ex.graph.shape_of(x), a["kernel_size"], a["strides"],
+                        a["dilation_rate"])
+    middle = f"{node.name}/depthwise"
+    ex.add("Conv", [ex.value(x).name, ex.weight(node.params[0], depthwise.reshape(
+               kh, kw, channels * mult).transpose(2, 0, 1)[:, None])], [middle], middle,
+           kernel_shape=[kh, kw], strides=list(a["strides"]),
+           dilations=list(a["dilation_rate"]), group=channels, pads=pads)
+    inputs = [middle, ex.weight(node.params[1], pointwise.transpose(3, 2, 0, 1))]
+    if a["use_bias"]:
+        inputs.append(ex.weight(node.params[2], np.asarray(ex.weights[node.params[2]])))
+    ex.with_activation(node, "Conv", inputs, kernel_shape=[1, 1], strides=[1, 1],
+                       dilations=[1, 1], group=1, pads=[0, 0, 0, 0])
+
+
+RESAMPLE_EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
+    "separable_conv2d": _separable_conv2d,
+    "conv2d_transpose": _conv2d_transpose,
+    "cropping2d": _cropping2d,
+    "upsampling2d": _upsampling2d,
+}
 
 
 # How each layer op exports, for every layer op (tests/onnx/test_onnx_tables.py holds it to the op
@@ -391,7 +561,98 @@ EXPORTERS: dict[str, Callable[[Exporter, Node], None]] = {
     "activation": _activation,
     "add": _add,
     "concatenate": _concatenate,
+    **dict.fromkeys(MERGE_OPS, _merge),
+    "reshape": _reshape,
+    **RESAMPLE_EXPORTERS,
 }
+
+
+# ---------------------------------------------------------------- layer norm, global max
+# pooling, channel shuffle (cnnc/ir/layer_norm.py, global_maxpool.py, channel_shuffle.py)
+
+LAYER_NORM_OPSET = 17  # ONNX's LayerNormalization
+
+
+def _layer_norm(ex: Exporter, node: Node) -> None:
+    """LayerNormalization over ONNX's last axis: on a 4-D (NCHW) body value between transposes
+    to NHWC and back, as PyTorch's ConvNeXt permutes around nn.LayerNorm. ONNX requires Scale:
+    a layer without gamma writes ones and says so in the metadata; one without beta writes no
+    B (ONNX's default, zeros)."""
+    if ex.opset < LAYER_NORM_OPSET:
+        raise ExportError(f"{node.name}: a layer_norm layer needs ONNX LayerNormalization, "
+                          f"opset {LAYER_NORM_OPSET} or later; got opset {ex.opset}")
+    a = node.attrs
+    x = node.inputs[0]
+    src = ex.value(x)
+    channels = ex.graph.shape_of(x)[-1]
+    gamma, beta, *_ = (*node.params, None, None) if a["scale"] else (None, *node.params, None)
+    scale = (np.asarray(ex.weights[gamma], dtype=np.float32) if gamma is not None
+             else np.ones(channels, np.float32))
+    if gamma is None:
+        ex.note(node.name, "scale", False)
+    shift = np.asarray(ex.weights[beta], dtype=np.float32) if a["center"] else None
+    if src.order is not None:  # a permuted flatten: ONNX column j is cnnc column order[j]
+        scale = scale[src.order]
+        shift = shift[src.order] if shift is not None else None
+    inputs = [ex.weight(gamma or f"{node.name}/gamma", scale)]
+    if shift is not None:
+        inputs.append(ex.weight(beta, shift))
+    out = ex.out(node)
+    if ex.rank(x) == 4:
+        ex.add("Transpose", [src.name], [f"{node.name}/nhwc"], f"{node.name}/nhwc",
+               perm=list(TO_NHWC))
+        ex.add("LayerNormalization", [f"{node.name}/nhwc", *inputs],
+               [f"{node.name}/normalised"], node.name, axis=-1, epsilon=a["epsilon"])
+        ex.add("Transpose", [f"{node.name}/normalised"], [out], f"{node.name}/nchw",
+               perm=list(TO_NCHW))
+    else:
+        ex.add("LayerNormalization", [src.name, *inputs], [out], node.name, axis=-1,
+               epsilon=a["epsilon"])
+    ex.values[node.name] = Value(out, src.order)
+
+
+def _global_maxpool2d(ex: Exporter, node: Node) -> None:
+    src = ex.value(node.inputs[0]).name
+    if node.attrs["keepdims"]:
+        ex.add("GlobalMaxPool", [src], [ex.out(node)], node.name)
+    else:
+        ex.add("GlobalMaxPool", [src], [f"{node.name}/pooled"], node.name)
+        ex.add("Flatten", [f"{node.name}/pooled"], [ex.out(node)], f"{node.name}/flatten",
+               axis=1)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+def _channel_shuffle(ex: Exporter, node: Node) -> None:
+    """PyTorch's form, Reshape (N, G, C/G, ...) -> Transpose -> Reshape (N, C, ...), on ONNX's
+    channel axis (1 for a 4-D NCHW body value, else the last); 0 keeps the batch size."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise ExportError(f"{node.name}: a channel shuffle of a flattened NCHW map has no ONNX "
+                          "export (its columns are not channels)")
+    shape = ex.graph.shape_of(node.name)
+    groups = node.attrs["groups"]
+    channels = shape[-1]
+    onnx_shape = [shape[i] for i in NCHW] if len(shape) == 4 else list(shape)
+    axis = 1 if len(shape) == 4 else len(shape) - 1
+    grouped = [0, *onnx_shape[1:axis], groups, channels // groups, *onnx_shape[axis + 1:]]
+    perm = list(range(len(grouped)))
+    perm[axis], perm[axis + 1] = axis + 1, axis
+    name = node.name
+    ex.add("Reshape", [src.name, ex.weight_ints(f"{name}/grouped_shape", grouped)],
+           [f"{name}/grouped"], f"{name}/grouped")
+    ex.add("Transpose", [f"{name}/grouped"], [f"{name}/transposed"], f"{name}/transposed",
+           perm=perm)
+    ex.add("Reshape", [f"{name}/transposed", ex.weight_ints(f"{name}/shape",
+                                                            [0, *onnx_shape[1:]])],
+           [ex.out(node)], name)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+EXPORTERS.update({
+    "layer_norm": _layer_norm,
+    "global_maxpool2d": _global_maxpool2d,
+    "channel_shuffle": _channel_shuffle,
+})
 
 
 # ---------------------------------------------------------------- the model
@@ -437,7 +698,7 @@ def build_model(graph: Graph, weights: Mapping[str, np.ndarray], *, layout: str 
     if missing:
         raise ExportError(f"no values for the weights {', '.join(missing[:5])}"
                           + (" ..." if len(missing) > 5 else ""))
-    ex = Exporter(graph, weights, layout, fold_bn, helper)
+    ex = Exporter(graph, weights, layout, fold_bn, helper, opset=opset)
     if fold_bn:
         ex.folded = _foldable(graph)
     for node in graph.nodes:

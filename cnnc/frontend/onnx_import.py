@@ -33,7 +33,9 @@ from cnnc.frontend.onnx_graph import (
     read_graph,
 )
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
+from cnnc.frontend.onnx_norm_ops import PATTERNS
 from cnnc.frontend.onnx_ops import RULES
+from cnnc.frontend.onnx_patterns import rewrite_activation_patterns
 from cnnc.frontend.onnx_windows import WindowError
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import lookup_layer
@@ -62,12 +64,15 @@ def lower_onnx(g: OnnxGraph, *, name: str,
                shapes: Callable[[], dict[str, tuple]] | None = None) -> Graph:
     """Lower a read graph; `shapes` gives ONNX's inferred value shapes, used only after a node
     fails, so that the nodes after it are still checked (and reported) too."""
+    g = rewrite_activation_patterns(g)  # before any rule: exporters' SiLU, GELU, ... subgraphs
     cx = Context(g, layer_args_metadata(g, LAYER_ARGS_KEY))
     problems: list[str] = []
     poisoned: set[str] = set()
     inferred: dict[str, tuple] | None = None
     _inputs(cx, problems, poisoned)
     for node in g.nodes:
+        if node.index in cx.absorbed:  # lowered with the first node of its pattern
+            continue
         if any(v in poisoned for v in node.inputs if v):
             # Not lowered without its inputs: reported only if its op is unknown anyway.
             if node.op not in RULES and node.op not in FOLDERS:
@@ -139,6 +144,8 @@ def _lower_node(cx: Context, node: OnnxNode) -> None:
                                                       for v in node.inputs], cx.opset)):
             if v:
                 cx.constants[v] = value
+        return
+    if any(match(cx, node) for match in PATTERNS.get(node.op, ())):
         return
     rule = RULES.get(node.op)
     if rule is None:

@@ -114,6 +114,9 @@ class Context:
         self.outputs = set(graph.outputs)
         self.layer_args = layer_args  # from cnnc's own export: choices ONNX cannot state
         self.batch: int | None = None  # a batch size fixed by the model, if any
+        # Nodes a pattern of several nodes lowered with the first (onnx_norm_ops.PATTERNS): the
+        # import skips them.
+        self.absorbed: set[int] = set()
 
     # ------------------------------------------------------------ reading values
 

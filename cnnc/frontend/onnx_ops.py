@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnc.frontend import onnx_arith
+from cnnc.frontend import onnx_resample
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
@@ -117,6 +119,17 @@ def _conv(cx: Context, node: OnnxNode) -> None:
     x = cx.tensor(node, 0)
     _needs_layout(x)
     w = cx.weight(node, 1, "the weight W")
+    if (cx.layer_arg(_hint(node), "op") == "dense" and w.ndim == 4 and w.shape[2:] == (1, 1)
+            and node.attrs.get("group", 1) == 1):
+        # cnnc's dense on a 4-D input (on the channels), as its export wrote it: a 1x1 Conv
+        bias = cx.weight(node, 2, "the bias B", (w.shape[0],))
+        params = {"kernel": np.ascontiguousarray(w[:, :, 0, 0].T)}
+        if bias is not None:
+            params["bias"] = bias
+        keywords = {"units": int(w.shape[0]), "use_bias": bias is not None}
+        cx.define(node, Tensor(cx.layer(node, "dense", [x], keywords, params,
+                                        hint=_hint(node)), NCHW))
+        return
     if w.ndim != 4:
         raise Unsupported(f"W has shape {w.shape}: cnnc lowers 2-D convolutions (4-D weights)")
     filters, cin_g, kh, kw = w.shape
@@ -278,16 +291,19 @@ def _rows_in_cnnc_order(x: Tensor, kernel: np.ndarray) -> np.ndarray:
 
 def _dense(cx: Context, node: OnnxNode, x: Tensor, kernel: np.ndarray,
            bias: np.ndarray | None) -> None:
-    if x.rank != 2 or kernel.ndim != 2 or kernel.shape[0] != x.shape[1]:
+    # On a 4-D map whose ONNX last axis is cnnc's channels (PyTorch's nn.Linear after a permute
+    # to channels-last, as in ConvNeXt), the product is cnnc's dense on the last axis.
+    channels_last = x.rank > 2 and x.perm[-1] == x.rank - 1 and x.order is None
+    if (x.rank != 2 and not channels_last) or kernel.ndim != 2 or kernel.shape[0] != x.shape[-1]:
         raise Unsupported(f"a product of ONNX shapes {x.onnx_shape} and {kernel.shape}: cnnc "
-                          "lowers (batch, features) x (features, units) with a constant second "
-                          "operand")
+                          "lowers (batch, features) x (features, units), or a channels-last "
+                          "map x (channels, units), with a constant second operand")
     params = {"kernel": _rows_in_cnnc_order(x, kernel)}
     if bias is not None:
         params["bias"] = bias
     keywords = {"units": int(kernel.shape[1]), "use_bias": bias is not None}
     layer = cx.layer(node, "dense", [x], keywords, params, hint=_hint(node))
-    cx.define(node, Tensor(layer, (0, 1)))
+    cx.define(node, Tensor(layer, x.perm if channels_last else (0, 1)))
 
 
 def _gemm(cx: Context, node: OnnxNode) -> None:
@@ -339,15 +355,7 @@ def _add(cx: Context, node: OnnxNode) -> None:
     present = [i for i, v in enumerate(node.inputs) if v]
     computed = [i for i in present if cx.has_tensor(node, i)]
     if len(computed) == len(present) and len(present) >= 2:
-        xs = [cx.tensor(node, i) for i in computed]
-        first = xs[0]
-        for x in xs[1:]:
-            if x.shape != first.shape or x.perm != first.perm or not _same_order(x, first):
-                raise Unsupported(f"inputs of ONNX shapes {[t.onnx_shape for t in xs]} (in "
-                                  "cnnc's layouts) differ; cnnc adds equal shapes only")
-        layer = cx.layer(node, "add", xs, {}, hint=_hint(node))
-        cx.define(node, Tensor(layer, first.perm, first.order,
-                               all(x.nonneg for x in xs)))
+        onnx_arith.merge(cx, node, [cx.tensor(node, i) for i in computed])  # broadcasting
         return
     if node.op == "Add" and len(computed) == 1 and len(present) == 2:
         i = computed[0]
@@ -363,9 +371,32 @@ def _add(cx: Context, node: OnnxNode) -> None:
             layer.value = node.outputs[0]
             cx.define(node, Tensor(layer, t.perm, t.order))
             return
-        raise Unsupported(f"adding a constant of shape {c.shape} that is not the bias of the "
-                          "convolution or dense layer before it")
+        onnx_arith.affine(cx, node)  # a scalar or per-channel shift
+        return
     raise Unsupported("cnnc adds computed tensors, or a bias right after a Conv/MatMul")
+
+
+# Patterns tried, in order, before the generic rules of the arithmetic ops (SiLU's
+# Sigmoid -> Mul(x, s), GELU's Erf decomposition, ...): each returns True when it lowered the
+# node, False to leave it to the next. `arithmetic` is the one entry of every such op.
+ARITHMETIC_PATTERNS: list[Callable[[Context, OnnxNode], bool]] = []
+
+
+def arithmetic(cx: Context, node: OnnxNode) -> None:
+    """Add, Sum, Sub, Mul, Div, Max, Min, Mean: the patterns first, then Add's bias folding,
+    then the merges of computed tensors or a per-channel affine with a constant
+    (onnx_arith.py)."""
+    for pattern in ARITHMETIC_PATTERNS:
+        if pattern(cx, node):
+            return
+    if node.op in ("Add", "Sum"):
+        _add(cx, node)
+        return
+    present = [i for i, v in enumerate(node.inputs) if v]
+    if all(cx.has_tensor(node, i) for i in present):
+        onnx_arith.merge(cx, node, [cx.tensor(node, i) for i in present])
+    else:
+        onnx_arith.affine(cx, node)
 
 
 def _same_order(a: Tensor, b: Tensor) -> bool:
@@ -412,8 +443,44 @@ def _by_table(act: Activation) -> Callable[[Context, OnnxNode, Tensor], str]:
     return rule
 
 
-# The activations of the table that name their ONNX operator (elu, sigmoid, tanh, ...).
-BY_TABLE = {a.onnx: a for a in CNNC_ACTIVATIONS.values() if a.onnx is not None}
+# The activations of the table that name their ONNX operator (elu, sigmoid, tanh, ...); those
+# that an attribute tells apart (Gelu's approximate) are BY_ATTRIBUTES'.
+BY_TABLE = {a.onnx: a for a in CNNC_ACTIVATIONS.values()
+            if a.onnx is not None and not a.onnx_attrs}
+
+
+# ---- issue 20: operators whose attributes select the activation (Gelu: approximate='none' is
+# gelu, 'tanh' gelu_tanh; Swish with alpha 1 is silu). The decompositions PyTorch writes (SiLU
+# as Sigmoid and Mul, GELU through Erf or Tanh, ...) become these operators before lowering
+# (onnx_patterns.py).
+BY_ATTRIBUTES: dict[str, list[Activation]] = {}
+for _act in CNNC_ACTIVATIONS.values():
+    if _act.onnx is not None and _act.onnx_attrs:
+        BY_ATTRIBUTES.setdefault(_act.onnx, []).append(_act)
+
+
+def _attribute_text(value: Any) -> str:
+    return float32_value(value) if isinstance(value, float) else repr(value)
+
+
+def _by_attributes(op: str) -> Callable[[Context, OnnxNode, Tensor], str]:
+    """The row of the table whose ONNX attributes the node has (ONNX's defaults where absent)."""
+    def rule(cx: Context, node: OnnxNode, x: Tensor) -> str:
+        given = {k: node.attrs.get(k, _onnx_default(op, k))
+                 for act in BY_ATTRIBUTES[op] for k in act.onnx_attrs}
+        for act in BY_ATTRIBUTES[op]:
+            if all(isclose(given[k], v, rel_tol=1e-6) if isinstance(v, float) else given[k] == v
+                   for k, v in act.onnx_attrs.items()):
+                return act.name
+        told = ", ".join(f"{k}={_attribute_text(v)}" for k, v in given.items())
+        known = "; ".join(", ".join(f"{k}={_attribute_text(v)}" for k, v in a.onnx_attrs.items())
+                          + f" ({a.name})" for a in BY_ATTRIBUTES[op])
+        raise Unsupported(f"{told}: cnnc computes {op} with {known} only")
+    return rule
+
+
+def _attribute_names(op: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for act in BY_ATTRIBUTES[op] for k in act.onnx_attrs))
 
 
 def _leaky_relu(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
@@ -450,6 +517,7 @@ def _clip(cx: Context, node: OnnxNode, x: Tensor) -> dict[str, float]:
 ACTIVATIONS: dict[str, Callable[[Context, OnnxNode, Tensor], str | dict[str, float]]] = {
     "Relu": lambda cx, node, x: {},
     **{op: _by_table(act) for op, act in BY_TABLE.items()},
+    **{op: _by_attributes(op) for op in BY_ATTRIBUTES},
     "LeakyRelu": _leaky_relu,
     "ThresholdedRelu": _thresholded_relu,
     "Clip": _clip,
@@ -584,9 +652,10 @@ def _flatten_value(cx: Context, node: OnnxNode, x: Tensor) -> None:
     if x.perm[0] != 0:
         raise Unsupported("the batch axis is not the first")
     producer = x.layer
-    if (producer.op == "global_avgpool2d" and producer.keywords.get("keepdims")
+    if (producer.op in ("global_avgpool2d", "global_maxpool2d")
+            and producer.keywords.get("keepdims")
             and cx.sole_reader(x, node.inputs[0], node)):
-        cx.relayer(producer, keepdims=False)  # GlobalAveragePool + Flatten: Keras' GAP layer
+        cx.relayer(producer, keepdims=False)  # Global*Pool + Flatten: Keras' global pooling
         producer.value = node.outputs[0]
         cx.define(node, Tensor(producer, (0, 1), None, x.nonneg))
         return
@@ -616,6 +685,19 @@ def _reshape(cx: Context, node: OnnxNode) -> None:
     first = target[0] if target else None
     batch_first = first in (BATCH, 0) or (first == -1 and prod(rest) == per) or (
         cx.batch is not None and first == cx.batch)
+    regroup = _channel_regroup(x, rest) if batch_first and "reshape" in OPS else None
+    if regroup is not None and (cx.layer_arg(_hint(node), "target_shape") is not None
+                                or not (rest == [per] or tuple(rest) == tuple(have[1:]))):
+        # cnnc's reshape (its own export recorded it, or nothing else lowers it): the
+        # squeeze-excite block's view(N, C, 1, 1) of a (N, C) vector, and back
+        shape, perm = regroup
+        given = cx.layer_arg(_hint(node), "target_shape")  # as written, with its -1
+        if isinstance(given, list) and len(given) == len(shape) and all(
+                g in (d, -1) for g, d in zip(given, shape)) and given.count(-1) <= 1:
+            shape = tuple(given)
+        layer = cx.layer(node, "reshape", [x], {"target_shape": shape}, hint=_hint(node))
+        cx.define(node, Tensor(layer, perm, None, x.nonneg))
+        return
     if batch_first and rest == [per]:
         _flatten_value(cx, node, x)
         return
@@ -625,6 +707,23 @@ def _reshape(cx: Context, node: OnnxNode) -> None:
     shown = ["batch" if d == BATCH else d for d in target]
     raise Unsupported(f"reshaping ONNX shape {have} to {shown}: cnnc lowers only flattening "
                       "to (batch, features) and reshapes that change nothing")
+
+
+def _channel_regroup(x: Tensor, rest: list[int]
+                     ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The cnnc reshape (target_shape, the result's perm) that gives ONNX non-batch shape
+    `rest` from a tensor holding channels only ((N, C), (N, 1, C), NCHW (N, C, 1, 1)); None if
+    that is not what it is."""
+    c = x.shape[-1]
+    if x.order is not None or any(d != 1 for d in x.shape[1:-1]) or x.perm[0] != 0:
+        return None
+    if rest == [c, 1, 1]:
+        return (1, 1, c), NCHW
+    if rest == [c]:
+        return (c,), (0, 1)
+    if rest == [1, c]:
+        return (1, c), (0, 1, 2)
+    return None
 
 
 def _transpose(cx: Context, node: OnnxNode) -> None:
@@ -689,10 +788,11 @@ RULES: dict[str, Rule] = {
     "Pad": Rule(_pad, ("mode", "pads", "value")),
     "Gemm": Rule(_gemm, ("alpha", "beta", "transA", "transB")),
     "MatMul": Rule(_matmul),
-    "Add": Rule(_add),
-    "Sum": Rule(_add),
+    # element-wise arithmetic, all through `arithmetic` (patterns, then onnx_arith.py)
+    **{op: Rule(arithmetic) for op in ("Add", "Sum", "Sub", "Mul", "Div", "Max", "Min", "Mean")},
     "Relu": Rule(_activation),
     **{op: Rule(_activation, tuple(act.constants)) for op, act in BY_TABLE.items()},
+    **{op: Rule(_activation, _attribute_names(op)) for op in BY_ATTRIBUTES},
     "LeakyRelu": Rule(_activation, ("alpha",)),
     "ThresholdedRelu": Rule(_activation, ("alpha",)),
     "Clip": Rule(_activation, ("min", "max")),
@@ -706,6 +806,14 @@ RULES: dict[str, Rule] = {
     "Concat": Rule(_concat, ("axis",)),
     "Identity": Rule(_identity),
     "Shape": Rule(_shape, ("start", "end")),
+    # Transposed convolution and resampling (onnx_resample.py)
+    "ConvTranspose": Rule(onnx_resample.conv_transpose,
+                          (*WINDOW, "dilations", "group", "output_padding", "output_shape")),
+    "Resize": Rule(onnx_resample.resize,
+                   ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+                    "exclude_outside", "extrapolation_value", "antialias", "axes",
+                    "keep_aspect_ratio_policy")),
+    "Slice": Rule(onnx_resample.slice_, ("starts", "ends", "axes")),
 }
 
 

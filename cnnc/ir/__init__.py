@@ -1,12 +1,20 @@
 """The intermediate representation: the op table, graphs, shape inference and verification."""
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
+    channel_shuffle,
+    conv_transpose,
     distributed_ops,
     fused,
+    global_maxpool,
     gradients,
+    layer_norm,
     layers,
     losses,
+    merges,
+    reshapes,
+    resample,
     residual,
+    separable,
     updates,
 )
 from cnnc.ir.args import Attrs

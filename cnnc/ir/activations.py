@@ -7,7 +7,10 @@ agree between Python and OpenCL C. Coverage tests hold every table keyed by acti
 this one.
 
 Derivatives are written in terms of the activation's output y (what the training graph keeps),
-which every activation here determines uniquely where it matters.
+where y determines them; the smooth non-monotone ones (silu, gelu, mish, hard_swish) and the
+rest of the issue-20 family are differentiated from their input x instead (`from_input`): the
+training pass splits a layer carrying one into the linear layer and an activation node
+(passes/training_mode.py), so that x exists as a value of its own.
 
 Parameters: the `relu` activation takes Keras' ReLU arguments (max_value, negative_slope,
 threshold) on the `activation` op; the Keras ReLU, LeakyReLU and ThresholdedReLU layers lower to
@@ -20,6 +23,7 @@ arguments their `relu` field gives: where a layer's epilogue applies an activati
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from typing import Any
 class Activation:
     name: str
     flops: int  # per element, for the FLOP count (a multiply-add counts two)
-    derivative: str  # d/dx as a function of the output y (what activation_grad computes)
+    derivative: str  # d/dx from the output y, or from x where from_input (activation_grad)
     constants: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     kinked: bool = False  # not differentiable somewhere: finite differences avoid its kinks
     elementwise: bool = True  # softmax is not: it spans a row, so no GEMM can apply it as it stores
@@ -46,6 +50,16 @@ class Activation:
     # equals), linear and softmax (Identity, and Softmax with its axis: their own rules), or
     # none in ONNX (export refuses it by name).
     onnx: str | None = None
+    # ONNX attributes other than the constants that select this activation among the rows that
+    # share its operator (Gelu: approximate='none' or 'tanh').
+    onnx_attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # The opset that first has `onnx`; export below it writes the decomposition instead
+    # (cnnc/export/onnx_activations.py), as PyTorch's exporters do.
+    onnx_since: int = 1
+    # The derivative reads the input x, not the output y (`reads_input`).
+    from_input: bool = False
+    # Where, in x, a kinked activation read from x has its kinks (finite differences avoid them).
+    kinks: tuple[float, ...] = ()
 
     @property
     def define(self) -> str:
@@ -54,7 +68,7 @@ class Activation:
 
 
 def _row(name: str, flops: int, derivative: str, **kw) -> Activation:
-    for key in ("constants", "params", "relu"):
+    for key in ("constants", "params", "relu", "onnx_attrs"):
         if key in kw:
             kw[key] = MappingProxyType(dict(kw[key]))
     return Activation(name, flops, derivative, **kw)
@@ -79,9 +93,35 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     _row("sigmoid", 4, "y * (1 - y)", onnx="Sigmoid"),
     _row("tanh", 4, "1 - y * y", onnx="Tanh"),
     _row("softmax", 5, "y * (dy - sum(dy * y)) over the last axis", elementwise=False),
+    # ---- issue 20: Keras 3's smooth and hard activations, each differentiated from x.
+    _row("silu", 5, "s * (1 + x * (1 - s)), s = sigmoid(x)", onnx="Swish",
+         onnx_attrs={"alpha": 1.0}, onnx_since=24, from_input=True),
+    # Keras 3: relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1), ONNX HardSigmoid's alpha and beta
+    # (Keras 2's was 0.2x + 0.5).
+    _row("hard_sigmoid", 3, "alpha if 0 < alpha * x + beta < 1 else 0",
+         constants={"alpha": 1 / 6, "beta": 0.5}, kinked=True, onnx="HardSigmoid",
+         from_input=True, kinks=(-3.0, 3.0)),
+    _row("hard_swish", 4, "0 if x < -3, 1 if x > 3, else x / 3 + 0.5", kinked=True,
+         onnx="HardSwish", onnx_since=14, from_input=True, kinks=(-3.0, 3.0)),
+    _row("gelu", 8, "Phi(x) + x * phi(x)", onnx="Gelu", onnx_attrs={"approximate": "none"},
+         onnx_since=20, from_input=True),
+    # k = sqrt(2 / pi), c = 0.044715 (GELU_TANH_K, GELU_TANH_C; not ONNX attributes)
+    _row("gelu_tanh", 10, "s + 2x s (1 - s) k (1 + 3c x^2), s = sigmoid(2k (x + c x^3))",
+         onnx="Gelu",
+         onnx_attrs={"approximate": "tanh"}, onnx_since=20, from_input=True),
+    _row("softplus", 4, "sigmoid(x)", onnx="Softplus", from_input=True),
+    _row("mish", 8, "t + x * sigmoid(x) * (1 - t^2), t = tanh(softplus(x))", onnx="Mish",
+         onnx_since=18, from_input=True),
 )}
 
 NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
+
+GELU_TANH_K = math.sqrt(2 / math.pi)
+GELU_TANH_C = 0.044715
+
+# Other names an `activation` argument accepts for a row (Keras 3's: swish is silu, hard_silu is
+# hard_swish).
+ALIASES: Mapping[str, str] = MappingProxyType({"swish": "silu", "hard_silu": "hard_swish"})
 
 
 def activation(name: str) -> Activation:
@@ -98,8 +138,9 @@ def parameters(attrs: Mapping[str, Any]) -> dict[str, float | None]:
 
 def reads_input(attrs: Mapping[str, Any]) -> bool:
     """Whether the gradient of this activation reads its input x rather than its output y: a
-    parameterised relu's threshold or cap hides from y which side of a kink x was on."""
-    return bool(parameters(attrs))
+    parameterised relu's threshold or cap hides from y which side of a kink x was on, and y
+    does not determine x for the non-monotone ones (`Activation.from_input`)."""
+    return bool(parameters(attrs)) or ACTIVATIONS[attrs["activation"]].from_input
 
 
 def fused_name(attrs: Mapping[str, Any]) -> str | None:

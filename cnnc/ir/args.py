@@ -11,10 +11,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnnc.ir.activations import ALIASES as ACTIVATION_ALIASES
 from cnnc.ir.activations import NAMES as ACTIVATION_NAMES
 
-# The activation names an `activation` argument accepts: the activations table's rows.
+# The activation names an `activation` argument accepts: the activations table's rows, and
+# (ACTIVATION_WORDS) their aliases, which `activation_choice` reads as the row's name.
 ACTIVATIONS = ACTIVATION_NAMES
+ACTIVATION_WORDS = ACTIVATION_NAMES + tuple(ACTIVATION_ALIASES)
 PADDINGS = ("valid", "same")
 
 
@@ -221,6 +224,18 @@ def choice(*options: str, none_as: str | None = None) -> Callable[[str, Any], st
         raise ArgError(msg)
 
     check.options = options  # type: ignore[attr-defined]
+    return check
+
+
+def activation_choice(none_as: str | None = None) -> Callable[[str, Any], str]:
+    """An activation name of the table, or an alias of one (swish: silu), as the row's name."""
+    inner = choice(*ACTIVATION_WORDS, none_as=none_as)
+
+    def check(name: str, value: Any) -> str:
+        word = inner(name, value)
+        return ACTIVATION_ALIASES.get(word, word)
+
+    check.options = ACTIVATION_WORDS  # type: ignore[attr-defined]
     return check
 
 

@@ -170,7 +170,7 @@ register(OpDef(
 ))
 
 register(OpDef(
-    name="reshape", group="gradient", args=(Arg("shape", A.shape),), arity=(1, 1),
+    name="view", group="gradient", args=(Arg("shape", A.shape),), arity=(1, 1),
     infer=lambda attrs, shapes: (shapes[0][0], *attrs["shape"]),
     doc="Same data, new non-batch shape (row-major). Input (x,).",
 ))

@@ -18,6 +18,7 @@ from cnnc.ir import args as A
 from cnnc.ir.activations import ACTIVATIONS, RELU_PARAMS
 from cnnc.ir.activations import flops as activation_flops
 from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.broadcast import broadcast_shapes
 from cnnc.ir.convpool import output_length
 from cnnc.ir.ops import (
     OpDef,
@@ -29,7 +30,7 @@ from cnnc.ir.ops import (
 from cnnc.ir.shapes import Shape, numel, shape_str
 
 ACTIVATION_ARG = Arg(
-    "activation", A.choice(*A.ACTIVATIONS, none_as="linear"), "linear", words=A.ACTIVATIONS
+    "activation", A.activation_choice(none_as="linear"), "linear", words=A.ACTIVATION_WORDS
 )
 PADDING_ARG = Arg("padding", A.choice(*A.PADDINGS), "valid", words=A.PADDINGS)
 
@@ -472,7 +473,7 @@ def _activation_check(attrs: Attrs) -> None:
 register(OpDef(
     name="activation", group="layer", keras_name="Activation", aliases=("Activation",),
     kind="activation",
-    args=(Arg("activation", A.choice(*A.ACTIVATIONS), positional=True, words=A.ACTIVATIONS),
+    args=(Arg("activation", A.activation_choice(), positional=True, words=A.ACTIVATION_WORDS),
           *ACTIVATION_PARAMS),
     arity=(1, 1), infer=_same_shape, check=_activation_check,
     flops=lambda attrs, shapes, out: _numel(out) * activation_flops(attrs),
@@ -521,12 +522,7 @@ register(OpDef(
 
 
 def _add_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
-    first = shapes[0]
-    for other in shapes[1:]:
-        if other != first:
-            listed = " and ".join(shape_str(s) for s in shapes)
-            raise ShapeError(f"inputs {listed} differ")
-    return first
+    return broadcast_shapes(shapes)
 
 
 register(OpDef(
@@ -534,7 +530,7 @@ register(OpDef(
     args=(), arity=(2, None), infer=_add_infer,
     flops=lambda attrs, shapes, out: _numel(out) * (len(shapes) - 1),
     reduction=lambda attrs, shapes: len(shapes),
-    doc="Elementwise sum of inputs of equal shape.",
+    doc="Elementwise sum of the inputs, broadcast like NumPy on the non-batch axes.",
 ))
 
 

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from cnnc.errors import InternalError
+from cnnc.ir.conv_transpose import transpose_window
 from cnnc.ir.convpool import pad_amounts
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
@@ -42,9 +44,10 @@ from cnnc.ir.ops import OPS, Shape
 class AxisField:
     """The field along one axis, in input pixels (see the module docstring)."""
 
-    size: int
-    jump: int
-    start: int
+    # Fractions after an upsampling (RESAMPLE_RULES): its outputs are under a pixel apart.
+    size: int | Fraction
+    jump: int | Fraction
+    start: int | Fraction
 
     @property
     def end(self) -> int:
@@ -147,6 +150,53 @@ def _merge(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) ->
     return union(fields)
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+# An upsampling by s puts s output positions per input position: their fields are 1/s of a jump
+# apart (a Fraction, printed as such), and each reads the same input pixels as its source
+# (nearest) or those and the next one (bilinear).
+
+
+def _upsampling(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
+    sh, sw = node.attrs["size"]
+    extra = 1 if node.attrs["interpolation"] == "bilinear" else 0
+
+    def axis(a: AxisField, s: int) -> AxisField:
+        return AxisField(size=a.size + extra * a.jump, jump=Fraction(a.jump) / s, start=a.start)
+
+    return tuple(Field(f.input, axis(f.h, sh), axis(f.w, sw)) for f in fields[0])
+
+
+def _cropping(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
+    """Cropping2D: output pixel i is input pixel i + top, so fields shift by the cropping."""
+    (top, _), (left, _) = node.attrs["cropping"]
+    return tuple(Field(f.input, f.h.window(1, 1, 1, -top), f.w.window(1, 1, 1, -left))
+                 for f in fields[0])
+
+
+def _conv_transpose(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]
+                    ) -> Fields:
+    """Output o of a transposed convolution reads inputs i with i * s = o + p - t * d for its
+    taps t: up to ceil(span / s) of them, the first output from i = ceil((p - span + 1) / s)."""
+    a = node.attrs
+    pads = transpose_window(a, _hw(shapes[0])).pad_before
+
+    def axis(f: AxisField, i: int) -> AxisField:
+        k, s, d = a["kernel_size"][i], a["strides"][i], a["dilation_rate"][i]
+        span = d * (k - 1) + 1
+        return AxisField(size=f.size + (-(-span // s) - 1) * f.jump, jump=Fraction(f.jump) / s,
+                         start=f.start - ((span - 1 - pads[i]) // s) * f.jump)
+
+    return tuple(Field(f.input, axis(f.h, 0), axis(f.w, 1)) for f in fields[0])
+
+
+RESAMPLE_RULES: dict[str, Rule] = {
+    "separable_conv2d": _conv,  # its 1x1 part keeps the depthwise part's field
+    "conv2d_transpose": _conv_transpose,
+    "upsampling2d": _upsampling,
+    "cropping2d": _cropping,
+}
+
+
 # Kinds of layer (ops.LAYER_KINDS) whose windows differ from op to op: each of their ops has its
 # own rule in RULES. Every other kind's rule follows from the kind (KIND_RULES), so a new layer
 # of such a kind needs nothing here.
@@ -171,7 +221,11 @@ RULES: dict[str, Rule] = {
     "avgpool2d": _pool,
     "zero_padding2d": _zero_padding,
     "flatten": _whole_map,
+    "reshape": _same,  # size-1 axes around the channels only (cnnc/ir/reshapes.py)
+    **RESAMPLE_RULES,
 }
+# ShuffleNet's channel shuffle moves channels only: each position keeps its field.
+RULES["channel_shuffle"] = _same
 
 
 def rule_of(op: str) -> Rule | None:

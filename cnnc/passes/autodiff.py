@@ -32,8 +32,9 @@ class _Context:
         return self.b.shape(value)
 
     def add(self, name: str, op: str, inputs: Sequence[str],
-            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:
-        return self.b.add(name, op, inputs, attrs, like=like)
+            attrs: Mapping[str, Any] | None = None, *, like: Node,
+            params: Sequence[str] = ()) -> str:
+        return self.b.add(name, op, inputs, attrs, params, like=like)
 
     def part(self, operand: str, op: str, inputs: Sequence[str],
              attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:
@@ -60,7 +61,7 @@ class _Context:
             self.created.discard(part)
             return self.b.rename(part, target)
         # A gradient passed through unchanged (add): still give it its documented name.
-        return self.b.add(target, "reshape", (part,), {"shape": self.b.shape(part)[1:]},
+        return self.b.add(target, "view", (part,), {"shape": self.b.shape(part)[1:]},
                           like=like)
 
 

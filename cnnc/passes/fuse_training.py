@@ -33,6 +33,8 @@ def _sole_reader(graph: Graph, value: str, reader: str) -> bool:
 def _fuse_add(graph: Graph, node: Node) -> Rewrite | None:
     if node.op != "add" or len(node.inputs) != 2:
         return None
+    if any(graph.shape_of(v) != node.shape for v in node.inputs):  # a broadcast add
+        return None
     for i, value in enumerate(node.inputs):
         bn = graph.node_map.get(value)
         if (bn is None or bn.op != "batchnorm_train" or bn.attrs["activation"] != "linear"

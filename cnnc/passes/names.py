@@ -8,6 +8,7 @@ spec's names.
     train/loss              the scalar loss (an output of the training graph)
     <layer>                 forward values in training mode keep their layer names
     <layer>/logits          the pre-softmax value when the output layer's softmax is split off
+    <layer>/preact          a layer's linear part, when its activation's gradient reads its input
     <layer>/stats           batch-norm batch statistics: row 0 mean, row 1 biased variance
     grad/<value>            d loss / d value, for a layer output (or an input, if asked)
     grad/<param>            d loss / d parameter, e.g. grad/dense/kernel
@@ -40,6 +41,12 @@ def grad_part(name: str, k: int) -> str:
 
 def preact_grad(layer: str) -> str:
     return f"{grad(layer)}/preact"
+
+
+def preactivation(layer: str) -> str:
+    """The linear part of a layer split from its activation (training_mode.py); its gradient
+    is then grad/<layer>/preact, as `preact_grad` names it for a fused layer."""
+    return f"{layer}/preact"
 
 
 def logits(layer: str) -> str:

@@ -4,12 +4,20 @@
   layer name (cnnc.rng.derive_seed), so adding a layer never changes another layer's masks;
 - batchnorm -> batchnorm_stats + batchnorm_train (batch statistics), plus one
   moving_average_update per moving statistic.
+- a layer carrying an activation whose gradient reads its input (a conv2d with silu, gelu, ...:
+  `activations.reads_input`) -> the layer, linear, as `<layer>/preact` + an activation node
+  `<layer>`: the gradient needs the pre-activation, which a fused layer never stores. The
+  alternative, a fused kernel writing the pre-activation as a second output, would save the
+  activation's extra read of it, but needs a second output in every kernel family (direct,
+  GEMM, Winograd, depthwise); the split costs one element-wise pass over a tensor that the
+  backward pass reads anyway, and inference still fuses (passes/simplify.py).
 Nodes keep their names, so `<layer>` is the same value in inference and training.
 """
 
 from __future__ import annotations
 
 from cnnc import rng as crandom
+from cnnc.ir import activations
 from cnnc.ir.graph import Graph, Node
 from cnnc.passes import names
 from cnnc.passes.graph_builder import GraphBuilder
@@ -47,6 +55,18 @@ def _batchnorm(b: GraphBuilder, node: Node) -> None:
               {"index": index, "momentum": a["momentum"]}, like=node)
 
 
+def _split_activation(b: GraphBuilder, node: Node) -> None:
+    act = node.attrs["activation"]
+    pre = b.add(names.preactivation(node.name), node.op, node.inputs,
+                node.attrs.replace(activation="linear"), node.params, like=node)
+    b.add(node.name, "activation", (pre,), {"activation": act}, like=node)
+
+
+def _needs_split(node: Node) -> bool:
+    return (node.op != "activation" and node.opdef.fuses_activation
+            and "activation" in node.attrs and activations.reads_input(node.attrs))
+
+
 def training_mode(graph: Graph, *, seed: int) -> Graph:
     b = GraphBuilder(graph)
     for node in graph.nodes:
@@ -54,6 +74,8 @@ def training_mode(graph: Graph, *, seed: int) -> Graph:
             _dropout(b, node, seed)
         elif node.op == "batchnorm":
             _batchnorm(b, node)
+        elif _needs_split(node):
+            _split_activation(b, node)
         else:
             b.keep(node)
     return b.build()

@@ -10,12 +10,13 @@ Ops that never get a rule: see NOT_DIFFERENTIATED.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cnnc.errors import InternalError
 from cnnc.ir import activations
 from cnnc.ir import args as A
+from cnnc.ir.conv_transpose import TRANSPOSE_GEOMETRY_ARGS
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import (
     BN_NORMALISE_ARGS,
@@ -23,25 +24,12 @@ from cnnc.ir.layers import (
     DEPTHWISE_GEOMETRY_ARGS,
     POOL_ARGS,
 )
-from cnnc.ir.ops import Shape
+from cnnc.ir.resample import UPSAMPLING_ARGS
+from cnnc.ir.separable import separable_parts
 from cnnc.passes import names
+from cnnc.passes.merge_vjp import MERGE_RULES
+from cnnc.passes.vjp_types import Grads, Rule, RuleContext
 
-Grads = list["str | None"]
-
-
-class RuleContext(Protocol):
-    def shape(self, value: str) -> Shape: ...
-
-    def part(self, operand: str, op: str, inputs: Sequence[str],
-             attrs: Mapping[str, Any] | None = None, *, like: Node) -> str:
-        """A node computing one gradient contribution to `operand`."""
-        ...
-
-    def add(self, name: str, op: str, inputs: Sequence[str],
-            attrs: Mapping[str, Any] | None = None, *, like: Node) -> str: ...
-
-
-Rule = Callable[[RuleContext, Node, "str | None", Sequence[bool]], Grads]
 
 def _pick(node: Node, args: Sequence[str | A.Arg]) -> dict[str, Any]:
     """The node's values of these arguments (given by name or as the op table's Args)."""
@@ -119,7 +107,7 @@ def _zero_padding2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool])
 
 def _flatten(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     (x,) = node.inputs
-    return [cx.part(x, "reshape", (dy,), {"shape": cx.shape(x)[1:]}, like=node)]
+    return [cx.part(x, "view", (dy,), {"shape": cx.shape(x)[1:]}, like=node)]
 
 
 def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
@@ -130,10 +118,6 @@ def _activation(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> 
     attrs = {"activation": node.attrs["activation"], **activations.parameters(node.attrs)}
     value = x if activations.reads_input(node.attrs) else node.name
     return [cx.part(x, "activation_grad", (value, dy), attrs, like=node)]
-
-
-def _add(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
-    return [dy if need else None for need in needs]
 
 
 def _concatenate(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
@@ -185,6 +169,67 @@ def _loss(grad_op: str, keys: Sequence[str]) -> Rule:
     return rule
 
 
+# ---------------------------------------------------------------- resampling, transposed convs
+
+
+def _upsampling2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    attrs = {**_pick(node, UPSAMPLING_ARGS), "input_shape": cx.shape(x)[1:]}
+    return [cx.part(x, "upsampling2d_grad", (dy,), attrs, like=node)]
+
+
+def _cropping2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """The cropped rows and columns back as zeros: zero padding."""
+    (x,) = node.inputs
+    return [cx.part(x, "zero_padding2d", (dy,), {"padding": node.attrs["cropping"]},
+                    like=node)]
+
+
+def _conv2d_transpose(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    attrs = {**_pick(node, TRANSPOSE_GEOMETRY_ARGS), "input_shape": cx.shape(node.inputs[0])[1:]}
+    return _kernel_layer(cx, node, dy, needs, attrs)
+
+
+def _separable_conv2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """Operands (x, depthwise_kernel, pointwise_kernel[, bias]): the depthwise part is
+    recomputed (cheap: no channel sums) for the pointwise kernel's gradient."""
+    x, dk, pk = node.operands[:3]
+    dw_attrs, pw_attrs = separable_parts(node.attrs)
+    t = cx.add(f"{node.name}/depthwise", "depthwise_conv2d", (x,), dw_attrs, like=node,
+               params=(dk,))
+    d = _preactivation(cx, node, dy)
+    pw_geometry = {**_pick_attrs(pw_attrs, CONV_GEOMETRY_ARGS), "input_shape": cx.shape(t)[1:]}
+    dw_geometry = {**_pick_attrs(dw_attrs, DEPTHWISE_GEOMETRY_ARGS),
+                   "input_shape": cx.shape(x)[1:]}
+    out: Grads = [None] * len(node.operands)
+    if needs[2]:
+        out[2] = cx.part(pk, "conv2d_grad_kernel", (t, d), pw_geometry, like=node)
+    if len(out) > 3 and needs[3]:
+        out[3] = cx.part(node.operands[3], "bias_grad", (d,), like=node)
+    if needs[0] or needs[1]:
+        dt = cx.add(f"{names.grad(node.name)}/depthwise", "conv2d_grad_input", (d, pk),
+                    pw_geometry, like=node)
+        if needs[0]:
+            out[0] = cx.part(x, "depthwise_conv2d_grad_input", (dt, dk), dw_geometry,
+                             like=node)
+        if needs[1]:
+            out[1] = cx.part(dk, "depthwise_conv2d_grad_kernel", (x, dt), dw_geometry,
+                             like=node)
+    return out
+
+
+def _pick_attrs(attrs: Mapping[str, Any], args: Sequence[A.Arg]) -> dict[str, Any]:
+    return {a.name: attrs[a.name] for a in args}
+
+
+RESAMPLE_VJP_RULES: dict[str, Rule] = {
+    "separable_conv2d": _separable_conv2d,
+    "conv2d_transpose": _conv2d_transpose,
+    "upsampling2d": _upsampling2d,
+    "cropping2d": _cropping2d,
+}
+
+
 VJP_RULES: dict[str, Rule] = {
     "conv2d": _conv2d,
     "depthwise_conv2d": _depthwise_conv2d,
@@ -195,13 +240,15 @@ VJP_RULES: dict[str, Rule] = {
     "zero_padding2d": _zero_padding2d,
     "flatten": _flatten,
     "activation": _activation,
-    "add": _add,
     "concatenate": _concatenate,
     "dropout_train": _dropout_train,
     "batchnorm_train": _batchnorm_train,
     "softmax_cross_entropy": _loss("softmax_cross_entropy_grad", ("sparse",)),
     "cross_entropy": _loss("cross_entropy_grad", ("sparse",)),
     "mean_squared_error": _loss("mean_squared_error_grad", ()),
+    # the broadcasting merges (add's rule among them: a broadcast operand's gradient is summed)
+    **MERGE_RULES,
+    **RESAMPLE_VJP_RULES,
 }
 
 # Ops of a forward or loss graph that have no rule, and why.
@@ -211,3 +258,49 @@ NOT_DIFFERENTIATED = {
     "batchnorm": "replaced by batchnorm_stats + batchnorm_train in training mode",
     "batchnorm_stats": "its gradient is part of batchnorm_grad_input",
 }
+
+
+# ---------------------------------------------------------------- layer norm, global max
+# pooling, channel shuffle (cnnc/ir/layer_norm.py, global_maxpool.py, channel_shuffle.py)
+
+
+def _layer_norm(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """Operands (x[, gamma][, beta]); the row statistics are recomputed from x by the gradient
+    ops, so the forward pass keeps nothing but x."""
+    a = node.attrs
+    x, *affine = node.operands
+    gamma = affine[0] if a["scale"] else None
+    attrs = {k: a[k] for k in ("epsilon", "center", "scale")}
+    out: Grads = [None] * len(node.operands)
+    if needs[0]:
+        extra = (gamma,) if gamma is not None else ()
+        out[0] = cx.part(x, "layer_norm_grad_input", (x, dy, *extra), attrs, like=node)
+    i = 1
+    if a["scale"]:
+        if needs[i]:
+            out[i] = cx.part(gamma, "layer_norm_grad_gamma", (x, dy),
+                             {"epsilon": a["epsilon"]}, like=node)
+        i += 1
+    if a["center"] and needs[i]:
+        out[i] = cx.part(node.operands[i], "bias_grad", (dy,), like=node)
+    return out
+
+
+def _global_maxpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    (x,) = node.inputs
+    return [cx.part(x, "global_maxpool2d_grad", (x, dy), like=node)]
+
+
+def _channel_shuffle(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """The inverse permutation: a shuffle with C/groups groups."""
+    (x,) = node.inputs
+    channels = cx.shape(x)[-1]
+    return [cx.part(x, "channel_shuffle", (dy,), {"groups": channels // node.attrs["groups"]},
+                    like=node)]
+
+
+VJP_RULES.update({
+    "layer_norm": _layer_norm,
+    "global_maxpool2d": _global_maxpool2d,
+    "channel_shuffle": _channel_shuffle,
+})

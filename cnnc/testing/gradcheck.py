@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
+from cnnc.backends.numpy.activations import activate
 from cnnc.backends.numpy.pool import maxpool_argmax
 from cnnc.ir.activations import ACTIVATIONS, parameters
 from cnnc.ir.graph import Graph, Node
@@ -57,6 +58,13 @@ def _side(node: Node, v: np.ndarray) -> np.ndarray:
     """Which side of each kink every element of `v` lies on."""
     if node.op == "maxpool2d":
         return maxpool_argmax(v, node.attrs)
+    act = ACTIVATIONS[node.attrs["activation"]]
+    if act.kinks and not parameters(node.attrs):
+        # v is the output of hard_sigmoid or hard_swish (a value the loss graph has too, where
+        # batch norm may have fused with it): 0 exactly below the lower kink, at least the
+        # value at the upper kink above it.
+        top = float(activate(act.name, np.float64(act.kinks[-1])))
+        return (v != 0).astype(int) + (v >= top)
     if parameters(node.attrs):  # v is its input: kinks at the threshold, and at 0 and the cap
         a = node.attrs
         points = [a["threshold"]] + ([0.0, a["max_value"]] if a["max_value"] is not None else [])

@@ -163,6 +163,15 @@ ACTIVATION_CASES = {
     "softmax": [math.exp(-1) / (math.exp(-1) + 1 + math.exp(2)),
                 1 / (math.exp(-1) + 1 + math.exp(2)),
                 math.exp(2) / (math.exp(-1) + 1 + math.exp(2))],
+    # issue 20: Keras 3's definitions, at the same -1, 0, 2
+    "silu": [-1 / (1 + math.e), 0.0, 2 / (1 + math.exp(-2))],
+    "hard_sigmoid": [1 / 3, 0.5, 5 / 6],  # relu6(x + 3) / 6
+    "hard_swish": [-1 / 3, 0.0, 5 / 3],  # x relu6(x + 3) / 6
+    "gelu": [-0.15865525393145707, 0.0, 2 * 0.9772498680518208],  # x Phi(x), Phi from tables
+    "gelu_tanh": [0.5 * -1 * (1 + math.tanh(math.sqrt(2 / math.pi) * (-1 - 0.044715))), 0.0,
+                  0.5 * 2 * (1 + math.tanh(math.sqrt(2 / math.pi) * (2 + 0.044715 * 8)))],
+    "softplus": [math.log(1 + math.exp(-1)), math.log(2), math.log(1 + math.exp(2))],
+    "mish": [-math.tanh(math.log(1 + math.exp(-1))), 0.0, 2 * math.tanh(math.log(1 + math.e ** 2))],
 }
 
 
@@ -292,7 +301,231 @@ def test_activation__relu6_caps_at_six():
     np.testing.assert_array_equal(forward(g, [[-1.0, 3.0, 9.0]])[0], [0, 3, 6])
 
 
+# ---- the broadcasting merges and reshape (cnnc/ir/merges.py, reshapes.py)
+
+GATE = np.array([[[[2.0, -1.0]]]])             # (1, 1, 1, 2): a squeeze-excite gate
+MAP = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])   # (1, 1, 2, 2): an image of 2 channels
+
+
+def merge(op, a, b, *more):
+    shapes = {k: v.shape[1:] for k, v in zip("abc", (a, b, *more))}
+    g = single_op(op, inputs=shapes)
+    return g.node("out").shape, run(g, dict(zip("abc", (a, b, *more))))["out"]
+
+
+def test_multiply__a_channel_gate_scales_every_pixel():
+    shape, y = merge("multiply", MAP, GATE)
+    assert shape == (None, 1, 2, 2)
+    np.testing.assert_array_equal(y, [[[[2, -2], [6, -4]]]])
+
+
+def test_multiply__a_vector_meets_the_last_axis():
+    # Keras: a (N, C) input is seen as (N, 1, 1, C) against an (N, H, W, C) map
+    shape, y = merge("multiply", MAP, np.array([[10.0, 100.0]]), np.array([[1.0, 2.0]]))
+    assert shape == (None, 1, 2, 2)
+    np.testing.assert_array_equal(y, [[[[10, 400], [30, 800]]]])
+
+
+def test_subtract__first_minus_second_either_way_round():
+    np.testing.assert_array_equal(merge("subtract", MAP, GATE)[1], [[[[-1, 3], [1, 5]]]])
+    np.testing.assert_array_equal(merge("subtract", GATE, MAP)[1], [[[[1, -3], [-1, -5]]]])
+
+
+def test_maximum__elementwise_larger_with_broadcast():
+    np.testing.assert_array_equal(merge("maximum", MAP, GATE)[1], [[[[2, 2], [3, 4]]]])
+
+
+def test_minimum__elementwise_smaller_over_three_inputs():
+    y = merge("minimum", MAP, GATE, np.array([[[[0.0, 5.0]]]]))[1]
+    np.testing.assert_array_equal(y, [[[[0, -1], [0, -1]]]])
+
+
+def test_average__mean_of_the_inputs():
+    np.testing.assert_array_equal(merge("average", MAP, GATE)[1], [[[[1.5, 0.5], [2.5, 1.5]]]])
+
+
+def test_add__broadcasts_a_gate_like_the_other_merges():
+    shape, y = merge("add", GATE, MAP)
+    assert shape == (None, 1, 2, 2)
+    np.testing.assert_array_equal(y, [[[[3, 1], [5, 3]]]])
+
+
+@pytest.mark.parametrize("op", ["add", "multiply", "subtract", "maximum", "minimum", "average"])
+def test_merges__refuse_shapes_that_do_not_broadcast(op):
+    from cnnc.errors import CnncError
+    with pytest.raises(CnncError, match=r"\(None, 4, 4, 8\) and \(None, 3\) do not broadcast: "
+                       r"axis -1 has sizes 8 and 3"):
+        single_op(op, inputs={"a": (4, 4, 8), "b": (3,)})
+
+
+@pytest.mark.parametrize("source,target,want", [
+    ((3,), (1, 1, 3), (None, 1, 1, 3)),
+    ((1, 1, 3), (3,), (None, 3)),
+    ((1, 1, 3), (1, -1), (None, 1, 3)),
+    ((1, 3), (-1,), (None, 3)),
+])
+def test_reshape__adds_and_removes_size_one_axes_around_the_channels(source, target, want):
+    g = chain(source, ("reshape", target))
+    assert g.node("reshape").shape == want
+    x = np.arange(3.0).reshape(1, *source)
+    np.testing.assert_array_equal(forward(g, x).reshape(-1), [0, 1, 2])
+# ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+
+
+def test_cropping2d__cuts_the_borders_keras_argument_forms():
+    g = chain((3, 4, 1), ("cropping2d", ((1, 0), (1, 2))))
+    y = forward(g, img([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[6], [10]])
+    for given, want in ((1, ((1, 1), (1, 1))), ((1, 0), ((1, 1), (0, 0)))):
+        assert chain((3, 3, 1), ("cropping2d", given)).node("cropping2d").attrs[
+            "cropping"] == want
+
+
+def test_upsampling2d__nearest_repeats_rows_and_columns():
+    g = chain((2, 2, 1), ("upsampling2d", (2, 1)))
+    y = forward(g, img([[1, 2], [3, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[1, 2], [1, 2], [3, 4], [3, 4]])
+
+
+def test_upsampling2d__bilinear_half_pixel_clamped_at_the_edges():
+    # Output column o reads src = (o + 0.5) / 2 - 0.5: -0.25 (clamped to 0), 0.25, 0.75, 1.25
+    # (its right neighbour clamped to column 1): 0, 0.75*0 + 0.25*4, 0.25*0 + 0.75*4, 4.
+    g = chain((1, 2, 1), ("upsampling2d", (1, 2), {"interpolation": "bilinear"}))
+    y = forward(g, img([[0, 4]]))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0, 1, 3, 4]])
+
+
+def test_conv2d_transpose__2x2_stride2_tiles_the_kernel_times_each_pixel():
+    g = chain((2, 2, 1), ("conv2d_transpose", 1, 2, {"strides": 2, "use_bias": False}))
+    k = np.array([[1.0, 10.0], [100.0, 1000.0]]).reshape(2, 2, 1, 1)
+    y = forward(g, img([[1, 2], [3, 4]]), {"conv2d_transpose/kernel": k})
+    np.testing.assert_array_equal(y[0, :, :, 0], [[1, 10, 2, 20], [100, 1000, 200, 2000],
+                                                  [3, 30, 4, 40], [300, 3000, 400, 4000]])
+
+
+def test_conv2d_transpose__same_stride2_keeps_the_first_rows_as_tensorflow():
+    # Output column o = 2 i + t (no padding before, as TensorFlow's 'same' input gradient):
+    # [1, 2, 3] from x = 1 at 0..2, [2, 4, 6] from x = 2 at 2..4, cut to 4 columns; + bias 1.
+    g = chain((1, 2, 1), ("conv2d_transpose", 1, (1, 3), {"strides": (1, 2),
+                                                          "padding": "same"}))
+    k = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    y = forward(g, img([[1, 2]]), {"conv2d_transpose/kernel": k,
+                                   "conv2d_transpose/bias": np.array([1.0])})
+    np.testing.assert_array_equal(y[0, :, :, 0], [[2, 3, 6, 5]])
+
+
+@pytest.mark.parametrize("n,k,s,padding,output_padding,dilation,want", [
+    # Keras' deconv_output_length, by hand
+    (5, 3, 2, "valid", None, 1, 11),   # n * s + max(k - s, 0)
+    (5, 1, 3, "valid", None, 1, 15),   # max(k - s, 0) = 0
+    (5, 3, 2, "same", None, 1, 10),    # n * s
+    (5, 3, 2, "valid", 1, 1, 12),      # (n - 1) * s + k + output_padding
+    (5, 3, 2, "same", 1, 1, 10),       # (n - 1) * s + k - 2 * (k // 2) + output_padding
+    (5, 4, 2, "same", 0, 1, 8),        # an even kernel loses a row
+    (4, 3, 1, "valid", None, 2, 8),    # dilated kernel spans 5
+])
+def test_conv2d_transpose__output_size_is_keras_deconv_output_length(
+        n, k, s, padding, output_padding, dilation, want):
+    keywords = {"strides": s, "padding": padding, "output_padding": output_padding,
+                "dilation_rate": dilation}
+    g = chain((n, n, 2), ("conv2d_transpose", 3, k, keywords))
+    assert g.shape_of("conv2d_transpose") == (None, want, want, 3)
+
+
+def test_conv2d_transpose__refuses_output_padding_not_below_the_stride():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match="output_padding must be smaller than strides"):
+        chain((3, 3, 1), ("conv2d_transpose", 1, 3, {"strides": 2, "output_padding": 2}))
+
+
+def test_separable_conv2d__depthwise_then_pointwise_with_bias():
+    # Channel 0 summed over the 2x2 window (10), channel 1's bottom-right tap (40), then
+    # filter 0 = 1*a + 2*b + 1 (bias) and filter 1 = a - b.
+    g = chain((2, 2, 2), ("separable_conv2d", 2, 2))
+    x = np.array([[[1.0, 10.0], [2.0, 20.0]], [[3.0, 30.0], [4.0, 40.0]]])[None]
+    dk = np.zeros((2, 2, 2, 1))
+    dk[:, :, 0, 0] = 1.0
+    dk[1, 1, 1, 0] = 1.0
+    pk = np.array([[1.0, 1.0], [2.0, -1.0]]).reshape(1, 1, 2, 2)
+    y = forward(g, x, {"separable_conv2d/depthwise_kernel": dk,
+                       "separable_conv2d/pointwise_kernel": pk,
+                       "separable_conv2d/bias": np.array([1.0, 0.0])})
+    np.testing.assert_array_equal(y.reshape(-1), [91, -30])
+    assert [s.shape for s in g.state] == [(2, 2, 2, 1), (1, 1, 2, 2), (2,)]
+
+
 def test_every_layer_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("layer")) - pinned
     assert not missing, f"layer ops without a hand-computed test: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------- layer norm, global max pooling,
+# channel shuffle
+
+
+def test_layer_norm__each_row_by_its_own_mean_and_variance():
+    g = chain((2, 4), ("layer_norm", {"epsilon": 0.5}))
+    w = {"layer_normalization/gamma": np.array([1.0, 2.0, 1.0, 2.0]),
+         "layer_normalization/beta": np.array([0.0, 0.0, 1.0, 1.0])}
+    # Row [1, 2, 3, 6]: mean 3, deviations -2 -1 0 3, variance 14/4 = 3.5, sqrt(3.5 + 0.5) = 2,
+    # xhat -1 -0.5 0 1.5. Row [5, 5, 5, 5]: xhat 0 everywhere, so y = beta.
+    y = forward(g, [[[1.0, 2.0, 3.0, 6.0], [5.0, 5.0, 5.0, 5.0]]], w)
+    np.testing.assert_allclose(y, [[[-1, -1, 1, 4], [0, 0, 1, 1]]], rtol=1e-14)
+
+
+def test_layer_norm__keras_defaults_and_parameters():
+    g = chain((3, 3, 5), ("layer_norm",))
+    (node,) = [n for n in g.nodes if n.op == "layer_norm"]
+    assert node.attrs["epsilon"] == 1e-3 and node.attrs["axis"] == -1
+    assert {s.name: (s.shape, s.init) for s in g.weights} == {
+        "layer_normalization/gamma": ((5,), "ones"), "layer_normalization/beta": ((5,), "zeros")}
+    plain = chain((2,), ("layer_norm", {"center": False, "scale": False, "epsilon": 1.0}))
+    assert not plain.weights
+    # [0, 2]: mean 1, variance 1, sqrt(1 + 1) = sqrt(2)
+    np.testing.assert_allclose(forward(plain, [[0.0, 2.0]]), [[-1 / math.sqrt(2),
+                                                               1 / math.sqrt(2)]])
+
+
+def test_layer_norm__refuses_other_axes():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=r"only axis=-1 .*Received axis=1"):
+        chain((3, 3, 2), ("layer_norm", {"axis": 1}))
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_maxpool2d__max_of_height_and_width(keepdims):
+    g = chain((2, 2, 2), ("global_maxpool2d", {"keepdims": keepdims}))
+    x = np.array([[[[1.0, -8.0], [7.0, -2.0]], [[3.0, -5.0], [-1.0, -9.0]]]])
+    y = forward(g, x)
+    assert y.shape == ((1, 1, 1, 2) if keepdims else (1, 2))
+    np.testing.assert_array_equal(y.ravel(), [7, -2])
+
+
+@pytest.mark.parametrize(("groups", "want"), [(2, [0, 3, 1, 4, 2, 5]),
+                                              (3, [0, 2, 4, 1, 3, 5])])
+def test_channel_shuffle__six_channels(groups, want):
+    # 2 groups: (2, 3) [[0 1 2] [3 4 5]] transposed to (3, 2) [[0 3] [1 4] [2 5]];
+    # 3 groups: (3, 2) [[0 1] [2 3] [4 5]] transposed to (2, 3) [[0 2 4] [1 3 5]].
+    g = chain((1, 2, 6), ("channel_shuffle", groups))
+    x = np.arange(6.0)[None, None, None, :] + np.array([0.0, 10.0])[None, None, :, None]
+    y = forward(g, x)
+    np.testing.assert_array_equal(y[0, 0, 0], want)
+    np.testing.assert_array_equal(y[0, 0, 1], np.array(want) + 10)
+
+
+def test_channel_shuffle__inverse_is_the_shuffle_by_the_other_factor():
+    g = chain((12,), ("channel_shuffle", 3), ("channel_shuffle", 4))
+    x = np.arange(12.0)[None]
+    np.testing.assert_array_equal(forward(g, x), x)
+
+
+def test_channel_shuffle__channels_must_divide_into_groups():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=r"5 channels .* not a multiple of groups=2"):
+        chain((3, 3, 5), ("channel_shuffle", 2))
+    with pytest.raises(CnncError, match=r"groups"):
+        chain((3, 3, 4), ("channel_shuffle", 0))

@@ -19,6 +19,7 @@ from cnnc.testing.nets import chain, run
 def test_inference_pipeline_is_a_list_of_named_passes():
     assert [p.name for p in inference_pipeline()] == [
         "remove_dropout", "fold_batchnorm", "fuse_residual", "fuse_activation",
+        "fuse_merge_activation",
         "dead_code_elimination"]
 
 
@@ -94,4 +95,5 @@ def test_dump_sees_the_graph_after_every_pass():
     inference_graph(chain((4,), ("dense", 3), ("dropout", 0.5), ("dense", 2)),
                     dump=lambda name, graph: seen.append((name, len(graph.nodes))))
     assert seen == [("input", 4), ("remove_dropout", 3), ("fold_batchnorm", 3),
-                    ("fuse_residual", 3), ("fuse_activation", 3), ("dead_code_elimination", 3)]
+                    ("fuse_residual", 3), ("fuse_activation", 3), ("fuse_merge_activation", 3),
+                    ("dead_code_elimination", 3)]

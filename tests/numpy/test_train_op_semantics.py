@@ -149,8 +149,8 @@ def test_global_avgpool2d_grad__spreads_evenly():
     np.testing.assert_array_equal(dx[0], np.broadcast_to([1.0, 2.0], (2, 2, 2)))
 
 
-def test_reshape__row_major():
-    g = single_op("reshape", inputs={"x": (4,)}, attrs={"shape": (2, 2)})
+def test_view__row_major():
+    g = single_op("view", inputs={"x": (4,)}, attrs={"shape": (2, 2)})
     np.testing.assert_array_equal(one(g, x=[[1, 2, 3, 4]]), [[[1, 2], [3, 4]]])
 
 
@@ -231,6 +231,119 @@ def test_batchnorm_grad_gamma__dy_times_xhat():
     dg = run(g, {"x": np.array([[0.0], [2.0]]), "dy": np.array([[1.0], [3.0]])},
              {"stats": np.array([[1.0], [1.0]])})["out"]
     np.testing.assert_allclose(dg, [2 / math.sqrt(1 + EPS)], rtol=1e-15)
+
+
+# ---- the broadcasting merges' gradients (cnnc/ir/merges.py)
+
+
+def test_unbroadcast__sums_the_broadcast_axes_and_scales():
+    g = single_op("unbroadcast", inputs={"dy": (2, 2, 2)},
+                  attrs={"input_shape": (1, 1, 2), "scale": -0.5})
+    dy = np.arange(8.0).reshape(1, 2, 2, 2)  # channel 0: 0+2+4+6, channel 1: 1+3+5+7
+    np.testing.assert_array_equal(one(g, dy=dy), [[[[-6.0, -8.0]]]])
+
+
+def test_unbroadcast__to_a_lower_rank_vector():
+    g = single_op("unbroadcast", inputs={"dy": (1, 2, 2)}, attrs={"input_shape": (2,)})
+    np.testing.assert_array_equal(one(g, dy=[[[[1.0, 2.0], [3.0, 4.0]]]]), [[4.0, 6.0]])
+
+
+def test_multiply_grad__dy_times_the_other_summed_over_the_gate_axes():
+    g = single_op("multiply_grad", inputs={"dy": (1, 2, 2), "other": (1, 2, 2)},
+                  attrs={"input_shape": (1, 1, 2)})
+    dx = one(g, dy=[[[[1.0, 2.0], [3.0, 4.0]]]], other=[[[[10.0, 20.0], [30.0, 40.0]]]])
+    np.testing.assert_array_equal(dx, [[[[100.0, 200.0]]]])  # 1*10+3*30, 2*20+4*40
+
+
+@pytest.mark.parametrize("op,want", [("maximum_grad", [[1.0, 0.0, 1.5]]),
+                                     ("minimum_grad", [[0.0, 2.0, 1.5]])])
+def test_maximum_grad__winner_takes_dy_and_ties_share_it(op, want):
+    # minimum_grad is pinned by the same case (the other side of each comparison)
+    g = single_op(op, inputs={"dy": (3,), "x": (3,), "other": (3,)},
+                  attrs={"input_shape": (3,)})
+    dx = one(g, dy=[[1.0, 2.0, 3.0]], x=[[5.0, 1.0, 4.0]], other=[[2.0, 7.0, 4.0]])
+    np.testing.assert_array_equal(dx, want)
+
+
+def test_minimum_grad__a_broadcast_operand_sums_its_shares():
+    g = single_op("minimum_grad", inputs={"dy": (3,), "x": (1,), "other": (3,)},
+                  attrs={"input_shape": (1,)})
+    dx = one(g, dy=[[1.0, 2.0, 4.0]], x=[[3.0]], other=[[5.0, 3.0, 1.0]])
+    np.testing.assert_array_equal(dx, [[1.0 + 1.0 + 0.0]])
+# ---------------------------------------------------------------- layer norm, global max pooling
+
+
+def test_layer_norm_grad_input__through_the_row_statistics():
+    # Row [1, 3], epsilon 3: mean 2, variance 1, 1/sqrt(1 + 3) = 1/2, xhat [-1/2, 1/2]. As a
+    # function of d = (x0 - x1)/2, y0 = d / sqrt(d^2 + 3), dy0/dd = 3 / (d^2 + 3)^(3/2) = 3/8,
+    # so dy0/dx0 = 3/16 and dy0/dx1 = -3/16; gamma scales g.
+    g = single_op("layer_norm_grad_input", inputs={"x": (2,), "dy": (2,)},
+                  attrs={"epsilon": 3.0, "scale": False})
+    np.testing.assert_allclose(one(g, x=[[1.0, 3.0]], dy=[[1.0, 0.0]]), [[0.1875, -0.1875]],
+                               rtol=1e-15)
+    g = single_op("layer_norm_grad_input", inputs={"x": (2,), "dy": (2,)},
+                  state={"gamma": (2,)}, attrs={"epsilon": 3.0})
+    out = run(g, {"x": np.array([[1.0, 3.0]]), "dy": np.array([[1.0, 0.0]])},
+              {"gamma": np.array([2.0, 5.0])})["out"]
+    np.testing.assert_allclose(out, [[0.375, -0.375]], rtol=1e-15)
+
+
+def test_layer_norm_grad_gamma__dy_times_xhat_summed_over_rows():
+    # Rows [1, 3] (xhat [-1/2, 1/2] with epsilon 3) and [5, 5] (xhat 0).
+    g = single_op("layer_norm_grad_gamma", inputs={"x": (2,), "dy": (2,)},
+                  attrs={"epsilon": 3.0})
+    np.testing.assert_allclose(one(g, x=[[1.0, 3.0], [5.0, 5.0]], dy=[[1.0, 2.0], [7.0, 7.0]]),
+                               [-0.5, 1.0], rtol=1e-15)
+
+
+def test_global_maxpool2d_grad__ties_go_to_the_first_maximum():
+    g = single_op("global_maxpool2d_grad", inputs={"x": (2, 2, 2), "dy": (2,)})
+    # channel 0: 4 at (0, 1) and (1, 0), the first in row-major order wins; channel 1: one max.
+    x = [[[[1.0, 0.0], [4.0, 0.0]], [[4.0, 9.0], [2.0, 0.0]]]]
+    want = np.zeros((1, 2, 2, 2))
+    want[0, 0, 1, 0] = 10.0
+    want[0, 1, 0, 1] = 20.0
+    np.testing.assert_array_equal(one(g, x=x, dy=[[10.0, 20.0]]), want)
+# ---- resampling and transposed convolutions (cnnc/ir/resample.py, conv_transpose.py)
+
+
+def test_upsampling2d_grad__nearest_sums_each_block():
+    g = single_op("upsampling2d_grad", inputs={"dy": (2, 4, 1)},
+                  attrs={"size": (2, 2), "interpolation": "nearest", "input_shape": (1, 2, 1)})
+    dy = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]).reshape(1, 2, 4, 1)
+    np.testing.assert_array_equal(one(g, dy=dy)[0, :, :, 0], [[14, 22]])
+
+
+def test_upsampling2d_grad__bilinear_hands_back_the_weights():
+    # Forward weights on columns (0, 1): (1, 0), (0.75, 0.25), (0.25, 0.75), (0, 1).
+    g = single_op("upsampling2d_grad", inputs={"dy": (1, 4, 1)},
+                  attrs={"size": (1, 2), "interpolation": "bilinear", "input_shape": (1, 2, 1)})
+    dy = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4, 1)
+    np.testing.assert_array_equal(one(g, dy=dy)[0, 0, :, 0], [3.25, 6.75])
+
+
+# The transposed convolution of test_layer_semantics: width 2 -> 4, kernel [1, 2, 3], 'same'
+# stride 2: input i meets output 2 i + t.
+TRANSPOSE = {"filters": 1, "kernel_size": (1, 3), "strides": (1, 2), "padding": "same",
+             "input_shape": (1, 2, 1)}
+
+
+def test_conv2d_transpose_grad_input__reads_each_inputs_outputs():
+    g = single_op("conv2d_transpose_grad_input", inputs={"dy": (1, 4, 1)},
+                  state={"k": (1, 3, 1, 1)}, attrs=TRANSPOSE)
+    dy = np.array([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 4, 1)
+    k = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    # dx[0] = 1*dy[0] + 2*dy[1] + 3*dy[2] = 1; dx[1] = 1*dy[2] + 2*dy[3] (dy[4]: cut) = 2
+    np.testing.assert_array_equal(run(g, {"dy": dy}, {"k": k})["out"][0, 0, :, 0], [1, 2])
+
+
+def test_conv2d_transpose_grad_kernel__sums_dy_times_x_per_tap():
+    g = single_op("conv2d_transpose_grad_kernel", inputs={"x": (1, 2, 1), "dy": (1, 4, 1)},
+                  attrs=TRANSPOSE)
+    x = np.array([1.0, 2.0]).reshape(1, 1, 2, 1)
+    dy = np.array([1.0, 0.0, 0.0, 1.0]).reshape(1, 1, 4, 1)
+    # tap t: dy[t] * x[0] + dy[2 + t] * x[1]: 1 + 0, 0 + 2, 0 + (cut)
+    np.testing.assert_array_equal(one(g, x=x, dy=dy)[0, :, 0, 0], [1, 2, 0])
 
 
 def test_every_train_op_has_a_pinned_example():

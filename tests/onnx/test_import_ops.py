@@ -291,7 +291,7 @@ def test_what_cannot_be_lowered_exactly_is_refused(case, tmp_path):
 def test_every_unsupported_node_is_listed_at_once(tmp_path):
     nodes = [
         conv(name="c1", dst="a", strides=[2, 2], dilations=[2, 2]),
-        helper.make_node("HardSwish", ["a"], ["b"], name="hs"),
+        helper.make_node("Softsign", ["a"], ["b"], name="ss"),
         helper.make_node("Elu", ["b"], ["c"], name="elu", alpha=0.3),
         conv(name="c2", src="c", dst="d", w="W2", b=None, pads=[1, 1, 1, 1], foo=3),
         helper.make_node("Selu", ["d"], ["e"]),
@@ -299,7 +299,7 @@ def test_every_unsupported_node_is_listed_at_once(tmp_path):
     ]
     model = single(nodes, inits={**weights(4, 3, 3, 3), "W2": randn(4, 4, 3, 3)},
                    x=(N, 3, 16, 16))
-    text = _refused(tmp_path, model, "5 nodes", "node 'c1' (Conv)", "node 'hs' (HardSwish)",
+    text = _refused(tmp_path, model, "5 nodes", "node 'c1' (Conv)", "node 'ss' (Softsign)",
                     "node 'elu' (Elu): alpha=0.3", "node 'c2' (Conv): attribute foo=3",
                     "(Selu): this operator is not supported")
     assert "fine" not in text

@@ -17,7 +17,11 @@ from cnnc.viz.maps import MAP_KINDS, draws_maps, map_layers
 # The colours before the table went by kind: the diagrams stay as they were.
 COLOURS = {"input": "#e0e0e0", "conv2d": "#cfe2f3", "depthwise_conv2d": "#cfe2f3",
            "maxpool2d": "#d9ead3", "avgpool2d": "#d9ead3", "global_avgpool2d": "#d9ead3",
-           "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc"}
+           "dense": "#fce5cd", "add": "#fff2cc", "concatenate": "#fff2cc",
+           # later merges take the merging kind's colour
+           **dict.fromkeys(("multiply", "subtract", "maximum", "minimum", "average"), "#fff2cc"),
+           "conv2d_transpose": "#cfe2f3", "separable_conv2d": "#cfe2f3",
+           "global_maxpool2d": "#d9ead3"}
 
 
 def test_maps_table_covers_every_kind():
@@ -56,7 +60,8 @@ def test_a_fused_op_draws_its_maps_as_the_layer_it_stands_for():
             assert not draws_maps(name), name  # never in an inference graph
     drawn = {n for n in OPS if n in node_op_names() and draws_maps(n)}
     assert drawn == {"conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "conv2d_bn",
-                     "depthwise_conv2d_bn", "conv2d_add", "conv2d_bn_add"}
+                     "depthwise_conv2d_bn", "conv2d_add", "conv2d_bn_add", "conv2d_transpose",
+                     "separable_conv2d"}
 
 
 def test_maps_of_an_inference_graph_with_folded_and_residual_layers():

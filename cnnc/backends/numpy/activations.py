@@ -7,11 +7,12 @@ activations with parameters (the relu: Keras' ReLU) have an entry in PARAMETERIS
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
-from cnnc.ir.activations import ACTIVATIONS, parameters
+from cnnc.ir.activations import ACTIVATIONS, GELU_TANH_C, GELU_TANH_K, parameters
 
 SLOPE = ACTIVATIONS["leaky_relu"].constants["slope"]
 ALPHA = ACTIVATIONS["elu"].constants["alpha"]
@@ -33,6 +34,81 @@ def _elu(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, x, x.dtype.type(ALPHA) * np.expm1(np.minimum(x, 0)))
 
 
+# ---------------------------------------------------------------- issue 20's activations
+# Each computes in float64 and rounds once to the input's dtype: the reference the OpenCL
+# kernels (a few float32 ulps) are held to. Their derivatives read the input x
+# (Activation.from_input). NumPy has no erf: math.erfc element by element, exact in float64.
+HS_ALPHA = ACTIVATIONS["hard_sigmoid"].constants["alpha"]
+HS_BETA = ACTIVATIONS["hard_sigmoid"].constants["beta"]
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _in64(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.asarray(f(x.astype(np.float64)), dtype=np.float64).astype(x.dtype, copy=False)
+    return forward
+
+
+def _grad64(f: Callable[[np.ndarray], np.ndarray]
+            ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        d = f(x.astype(np.float64)) * dy.astype(np.float64)
+        return d.astype(dy.dtype, copy=False)
+    return backward
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * HS_ALPHA + HS_BETA, 0, 1)
+
+
+def _phi_upper(x: np.ndarray) -> np.ndarray:
+    """Phi(x), the standard normal CDF, as erfc(-x / sqrt 2) / 2: no cancellation below 0."""
+    return 0.5 * _erfc(-x * math.sqrt(0.5)).astype(np.float64)
+
+
+def _gelu_tanh_s(x: np.ndarray) -> np.ndarray:
+    # 0.5 (1 + tanh u) = sigmoid(2u): no cancellation for negative x
+    return _sigmoid(2 * GELU_TANH_K * (x + GELU_TANH_C * x ** 3))
+
+
+def _gelu_tanh_grad(x: np.ndarray) -> np.ndarray:
+    s = _gelu_tanh_s(x)
+    return s + 2 * x * s * (1 - s) * GELU_TANH_K * (1 + 3 * GELU_TANH_C * x * x)
+
+
+def _mish_grad(x: np.ndarray) -> np.ndarray:
+    t = np.tanh(_softplus(x))
+    return t + x * _sigmoid(x) * (1 - t * t)
+
+
+NEW_FORWARD: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "silu": _in64(lambda x: x * _sigmoid(x)),
+    "hard_sigmoid": _in64(_hard_sigmoid),
+    "hard_swish": _in64(lambda x: x * _hard_sigmoid(x)),
+    "gelu": _in64(lambda x: x * _phi_upper(x)),
+    "gelu_tanh": _in64(lambda x: x * _gelu_tanh_s(x)),
+    "softplus": _in64(_softplus),
+    "mish": _in64(lambda x: x * np.tanh(_softplus(x))),
+}
+
+NEW_BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "silu": _grad64(lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "hard_sigmoid": _grad64(
+        lambda x: np.where((x * HS_ALPHA + HS_BETA > 0) & (x * HS_ALPHA + HS_BETA < 1),
+                           HS_ALPHA, 0.0)),
+    "hard_swish": _grad64(lambda x: np.where(x < -3, 0.0, np.where(x > 3, 1.0, x / 3 + 0.5))),
+    "gelu": _grad64(lambda x: _phi_upper(x)
+                    + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),
+    "gelu_tanh": _grad64(_gelu_tanh_grad),
+    "softplus": _grad64(_sigmoid),
+    "mish": _grad64(_mish_grad),
+}
+
+
 FORWARD: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, x.dtype.type(0)),
@@ -42,6 +118,7 @@ FORWARD: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
     "softmax": _softmax,
+    **NEW_FORWARD,
 }
 
 
@@ -49,7 +126,8 @@ def _softmax_grad(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
 
-# d(activation)/dx times dy, written in terms of the output y (the activation_grad op).
+# d(activation)/dx times dy, written in terms of the output y (the activation_grad op), or of
+# the input x for the rows with `from_input` (NEW_BACKWARD).
 BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "linear": lambda y, dy: dy,
     "relu": lambda y, dy: np.where(y > 0, dy, dy.dtype.type(0)),
@@ -59,6 +137,7 @@ BACKWARD: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "sigmoid": lambda y, dy: dy * y * (1 - y),
     "tanh": lambda y, dy: dy * (1 - y * y),
     "softmax": _softmax_grad,
+    **NEW_BACKWARD,
 }
 
 
@@ -110,7 +189,8 @@ def activation(attrs, x: np.ndarray) -> np.ndarray:
 
 
 def activation_grad(attrs, v: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """The activation_grad op: from the output y, or with parameters from the input x."""
+    """The activation_grad op: from the output y, or (with parameters, or a `from_input` row)
+    from the input x."""
     if parameters(attrs):
         return PARAMETERISED[attrs["activation"]][1](v, dy, attrs)
     return BACKWARD[attrs["activation"]](v, dy)

@@ -115,7 +115,7 @@ GRADIENT_IMPLS: dict[str, Impl] = {
     "avgpool2d_grad": lambda call, dy: pool.avgpool2d_grad(
         dy, call.attrs, _input_shape(call, dy.shape[0])),
     "global_avgpool2d_grad": _global_avgpool2d_grad,
-    "reshape": lambda call, x: x.reshape(x.shape[0], *call.attrs["shape"]),
+    "view": lambda call, x: x.reshape(x.shape[0], *call.attrs["shape"]),
     "slice": _slice,
     "dropout_train": _dropout_scale,
     "dropout_grad": _dropout_scale,

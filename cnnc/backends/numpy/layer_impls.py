@@ -12,6 +12,7 @@ import numpy as np
 from cnnc.backends.numpy import conv, pool
 from cnnc.backends.numpy.activations import activate, activation
 from cnnc.backends.numpy.call import Call, Impl
+from cnnc.backends.numpy.merge_impls import expand
 from cnnc.ir.layers import depthwise_as_conv2d
 
 
@@ -71,9 +72,10 @@ def _depthwise_conv2d(call: Call, x: np.ndarray, kernel: np.ndarray,
 
 
 def _add(call: Call, *xs: np.ndarray) -> np.ndarray:
+    xs = tuple(expand(xs))  # broadcast like Keras (merge_impls.py)
     out = xs[0] + xs[1]
     for x in xs[2:]:
-        out += x
+        out = out + x
     return out
 
 

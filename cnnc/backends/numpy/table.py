@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from cnnc.backends.numpy.call import Impl
+from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
+from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
+from cnnc.backends.numpy.global_maxpool_impls import GLOBAL_MAXPOOL_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
+from cnnc.backends.numpy.layer_norm_impls import LAYER_NORM_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
+from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
+from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
+from cnnc.backends.numpy.separable_impls import SEPARABLE_IMPLS
 from cnnc.backends.numpy.update_impls import UPDATE_IMPLS
 
 IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDATE_IMPLS,
-                          **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS}
+                          **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS,
+                          **MERGE_IMPLS, **LAYER_NORM_IMPLS, **GLOBAL_MAXPOOL_IMPLS,
+                          **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
+                          **SEPARABLE_IMPLS}

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cnnc.backends.opencl import edge_shapes, winograd
+from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
+from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
 from cnnc.backends.opencl.bind_gradients import (
     bind_conv2d_grad_input_by_phases,
     bind_conv2d_grad_input_direct,
@@ -88,6 +90,18 @@ REGISTERED: tuple[Algorithm, ...] = (
               edge_shapes.conv2d_grad_input_edges),
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
             edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_off,
+            keys=_IM2COL_KEYS),
+    # Transposed convolutions: the conv2d op each is, with its explicit window
+    # (bind_conv_transpose.py); phases first where strided, as for conv2d_grad_input.
+    Algorithm("conv2d_transpose", "phases", on_conv(bind_conv2d_grad_input_by_phases),
+              transpose_edges, _phases_text, gemm=on_conv(conv2d_grad_input_gemm),
+              applies=lambda node, ctx: transposed_phases_apply(node, ctx, strided)),
+    _direct("conv2d_transpose", on_conv(bind_conv2d_grad_input_direct), transpose_edges,
+            on_conv(conv2d_grad_input_gemm)),
+    _direct("conv2d_transpose_grad_input", on_conv(bind_conv2d_direct), transpose_edges,
+            on_conv(conv2d_gemm), forms=on_conv(_im2col_off), keys=_IM2COL_KEYS),
+    _direct("conv2d_transpose_grad_kernel", on_conv(bind_conv2d_grad_kernel_direct),
+            transpose_edges, on_conv(conv2d_grad_kernel_gemm), forms=on_conv(_im2col_off),
             keys=_IM2COL_KEYS),
     _direct("dense", bind_dense_direct, edge_shapes.dense_edges, dense_gemm),
     _direct("dense_grad_input", bind_dense_grad_input_direct, edge_shapes.dense_grad_input_edges,

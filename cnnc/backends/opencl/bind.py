@@ -21,13 +21,19 @@ from __future__ import annotations
 
 from cnnc.backends.opencl import (
     algorithms,
+    bind_channel_shuffle,
     bind_depthwise,
     bind_distributed,
     bind_fused,
+    bind_global_maxpool,
     bind_gradients,
+    bind_layer_norm,
     bind_layers,
     bind_losses,
+    bind_merges,
+    bind_resample,
     bind_residual,
+    bind_separable,
     bind_updates,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
@@ -46,7 +52,12 @@ BINDERS: dict[str, Binder] = {
     **bind_distributed.BINDERS,
     **bind_fused.BINDERS,
     **bind_residual.BINDERS,
+    **bind_merges.BINDERS,
+    **bind_resample.BINDERS,
+    **bind_separable.BINDERS,
 }
+BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
+                **bind_channel_shuffle.BINDERS})
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:

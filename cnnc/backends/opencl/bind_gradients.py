@@ -339,7 +339,7 @@ BINDERS: dict[str, Binder] = {
     "maxpool2d_grad": bind_maxpool2d_grad,
     "avgpool2d_grad": bind_avgpool2d_grad,
     "global_avgpool2d_grad": bind_global_avgpool2d_grad,
-    "reshape": bind_view,
+    "view": bind_view,
     "slice": bind_slice,
     "dropout_train": bind_dropout_mask,
     "dropout_grad": bind_dropout_mask,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cnnc.backends.opencl.bind_merges import bind_merge
 from cnnc.backends.opencl.launches import (
     NULL,
     ZEROS,
@@ -182,6 +183,8 @@ def bind_activation(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def bind_add(node: Node, ctx: BindContext) -> NodeBinding:
+    if any(ctx.shape(v) != ctx.shape(node.name) for v in node.inputs):
+        return bind_merge(node, ctx)  # a broadcast add (merge.cl)
     n = ctx.numel(node.name)
     a, b, *rest = node.inputs
     out = Value(node.name)

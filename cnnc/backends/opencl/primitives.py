@@ -323,6 +323,10 @@ def conv_geometry(attrs: Attrs, in_shape: tuple[int, ...]) -> dict[str, int]:
         (h, w), attrs["kernel_size"], attrs["strides"], attrs["padding"], attrs["dilation_rate"]
     )
     g, filters = attrs["groups"], attrs["filters"]
+    if attrs.get("window") is not None:
+        # A convolution a transposed one inverts (bind_conv_transpose.py): its output size and
+        # padding before come from the transposed convolution's arguments, not from padding.
+        (geo["OH"], geo["OW"]), (geo["PT"], geo["PL"]) = attrs["window"]
     keys = ("H", "W", "KH", "KW", "SH", "SW", "DH", "DW", "OH", "OW", "PT", "PL")
     return {**{k: geo[k] for k in keys}, "C": c, "CG": c // g, "F": filters, "FG": filters // g}
 

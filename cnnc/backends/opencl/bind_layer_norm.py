@@ -1,0 +1,74 @@
+"""Binders of layer normalisation and its gradient ops (cnnc/ir/layer_norm.py): node ->
+launches of kernels/layer_norm.cl, and their table `BINDERS`, keyed by op name."""
+
+from __future__ import annotations
+
+from cnnc.backends.opencl.launches import (
+    NULL,
+    Arg,
+    BindContext,
+    Binder,
+    Float,
+    Int,
+    NodeBinding,
+    Value,
+    Workspace,
+    launch,
+)
+from cnnc.backends.opencl.primitives import affine_defines, sum_parts
+from cnnc.backends.opencl.tiling import column_chunks, flat, row_groups
+from cnnc.ir.graph import Node
+
+
+def _affine(node: Node, params: tuple[str, ...]) -> tuple[Arg, Arg]:
+    """(gamma, beta) of a layer_norm node's parameters, NULL where it has none."""
+    rest = list(params)
+    gamma = Value(rest.pop(0)) if node.attrs["scale"] else NULL
+    beta = Value(rest.pop(0)) if node.attrs["center"] else NULL
+    return gamma, beta
+
+
+def bind_layer_norm(node: Node, ctx: BindContext) -> NodeBinding:
+    """One work-item per row of the last axis."""
+    gamma, beta = _affine(node, node.params)
+    rows, cols = ctx.rows_cols(node.name)
+    args = (Value(node.inputs[0]), gamma, beta, Value(node.name), Int(rows), Int(cols),
+            Float(node.attrs["epsilon"]))
+    return NodeBinding((launch("layer_norm.cl", "layer_norm", flat(rows), args,
+                               affine_defines(gamma, beta)),))
+
+
+def bind_layer_norm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
+    """Inputs (x, dy[, gamma]); one work-item per row, its statistics recomputed from x."""
+    x, dy, *rest = node.inputs
+    gamma = Value(rest[0]) if rest else NULL
+    rows, cols = ctx.rows_cols(x)
+    args = (Value(x), Value(dy), gamma, Value(node.name), Int(rows), Int(cols),
+            Float(node.attrs["epsilon"]))
+    return NodeBinding((launch("layer_norm.cl", "layer_norm_grad_input", flat(rows), args,
+                               affine_defines(gamma, NULL)),))
+
+
+def bind_layer_norm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
+    """sum(dy * xhat) over the rows, on the device: each row's statistics into Workspace(0),
+    chunks of rows summed per column into Workspace(1), then the chunks added up in order."""
+    x, dy = node.inputs
+    rows, cols = ctx.rows_cols(x)
+    eps = Float(node.attrs["epsilon"])
+    stats = launch("layer_norm.cl", "layer_norm_stats", flat(rows),
+                   (Value(x), Workspace(0), Int(rows), Int(cols), eps))
+    chunks = column_chunks(rows, cols, ctx.target)
+    grid = (cols, chunks)
+    partial = launch("layer_norm.cl", "layer_norm_grad_gamma_partial", grid,
+                     (Value(x), Value(dy), Workspace(0), Workspace(1), Int(rows), Int(cols),
+                      Int(chunks)),
+                     local_size=row_groups(grid, ctx.target, across=0))
+    finish = sum_parts(Workspace(1), Value(node.name), cols, chunks, ctx.target)
+    return NodeBinding((stats, partial, finish), workspaces=(2 * rows, chunks * cols))
+
+
+BINDERS: dict[str, Binder] = {
+    "layer_norm": bind_layer_norm,
+    "layer_norm_grad_input": bind_layer_norm_grad_input,
+    "layer_norm_grad_gamma": bind_layer_norm_grad_gamma,
+}

@@ -1,0 +1,89 @@
+/* Merges with broadcasting (add, subtract, multiply, maximum, minimum, average) and their
+ * gradients: cnnc/ir/merges.py, bound by cnnc/backends/opencl/bind_merges.py.
+ *
+ * Every tensor is seen as (N, D1, D2, D3): a lower-rank one gets size-1 axes after the batch
+ * axis (Keras' broadcasting). An operand is read through four strides, 0 on the axes it is
+ * broadcast along, so one program serves every pair of shapes. Sizes and strides are kernel
+ * arguments; the build options are only
+ *   MERGE_ADD | MERGE_SUB | MERGE_MUL | MERGE_MAX | MERGE_MIN   the binary combination (merge)
+ *   GRAD_SUM | GRAD_MUL | GRAD_MAX | GRAD_MIN                   the gradient's weight (merge_grad)
+ *   ACT_<NAME> (common.h)  the activation merge applies as it stores (a fused merge + act)
+ *   ELEMS (common.h)        elements per work-item
+ * Launch: one dimension, FOR_ELEMENTS over the elements written.
+ */
+#include "common.h"
+
+#if defined(MERGE_ADD)
+#define COMBINE(u, v) ((u) + (v))
+#elif defined(MERGE_SUB)
+#define COMBINE(u, v) ((u) - (v))
+#elif defined(MERGE_MUL)
+#define COMBINE(u, v) ((u) * (v))
+#elif defined(MERGE_MAX)
+#define COMBINE(u, v) fmax((u), (v))
+#elif defined(MERGE_MIN)
+#define COMBINE(u, v) fmin((u), (v))
+#endif
+
+#ifdef COMBINE
+/* y = ACTIVATE(scale * COMBINE(a, b)) over y's n elements. An n-ary merge folds from the left:
+ * its later launches read y as `a` (so a and y are not restrict). */
+__kernel void merge(__global const float *a, int a0, int a1, int a2, int a3,
+                    __global const float *restrict b, int b0, int b1, int b2, int b3,
+                    __global float *y, int n, int d1, int d2, int d3, float scale)
+{
+    FOR_ELEMENTS(t, n) {
+        const int k = t % d3, j = (t / d3) % d2, i = (t / (d3 * d2)) % d1;
+        const int m = t / (d3 * d2 * d1);
+        const float u = a[m * a0 + i * a1 + j * a2 + k * a3];
+        const float v = b[m * b0 + i * b1 + j * b2 + k * b3];
+        y[t] = ACTIVATE(scale * COMBINE(u, v));
+    }
+}
+#endif
+
+#if defined(GRAD_SUM) || defined(GRAD_MUL) || defined(GRAD_MAX) || defined(GRAD_MIN)
+/* dx[e] = scale * sum of dy * w over the output positions element e of x (shape (N, T1, T2, T3))
+ * was broadcast to (dy of shape (N, D1, D2, D3)): w is 1 (GRAD_SUM), the other operand
+ * (GRAD_MUL), or the binary maximum's (minimum's) share of x: 1 where x wins, 1/2 on a tie
+ * (PyTorch's rule), 0 where `other` wins (GRAD_MAX, GRAD_MIN). Each work-item sums its own
+ * elements' positions, so no atomics; `other` is read through its strides. */
+__kernel void merge_grad(__global const float *restrict dy, __global const float *restrict x,
+                         __global const float *restrict other, int o0, int o1, int o2, int o3,
+                         __global float *restrict dx, int n, int t1, int t2, int t3,
+                         int d1, int d2, int d3, float scale)
+{
+    /* an axis is summed over where x has size 1 and dy more */
+    const int r1 = t1 == d1 ? 1 : d1, r2 = t2 == d2 ? 1 : d2, r3 = t3 == d3 ? 1 : d3;
+    FOR_ELEMENTS(e, n) {
+        const int k = e % t3, j = (e / t3) % t2, i = (e / (t3 * t2)) % t1;
+        const int m = e / (t3 * t2 * t1);
+#if defined(GRAD_MAX) || defined(GRAD_MIN)
+        const float xv = x[e];
+#endif
+        float s = 0.0f;
+        for (int ii = 0; ii < r1; ii++) {
+            const int I = r1 == 1 ? i : ii;
+            for (int jj = 0; jj < r2; jj++) {
+                const int J = r2 == 1 ? j : jj;
+                for (int kk = 0; kk < r3; kk++) {
+                    const int K = r3 == 1 ? k : kk;
+                    float g = dy[((m * d1 + I) * d2 + J) * d3 + K];
+#ifndef GRAD_SUM
+                    const float ov = other[m * o0 + I * o1 + J * o2 + K * o3];
+#endif
+#if defined(GRAD_MUL)
+                    g *= ov;
+#elif defined(GRAD_MAX)
+                    g *= xv > ov ? 1.0f : (xv == ov ? 0.5f : 0.0f);
+#elif defined(GRAD_MIN)
+                    g *= xv < ov ? 1.0f : (xv == ov ? 0.5f : 0.0f);
+#endif
+                    s += g;
+                }
+            }
+        }
+        dx[e] = scale * s;
+    }
+}
+#endif
