@@ -23,6 +23,14 @@ Reproduce the README's table:
 
     .venv/bin/python benchmarks/frameworks.py specs/fashion.yaml specs/fashion-plus.yaml \
         specs/resnet_mini.yaml --no-numpy
+
+and its table of issue 20's families (an autoencoder, `train target input`, trains with MSE on
+its input in both systems; tests/numpy/test_framework_twins.py checks every twin against cnnc's
+forward and training loss with the same weights):
+
+    .venv/bin/python benchmarks/frameworks.py specs/mobilenetv3_mini.yaml \
+        specs/efficientnet_mini.yaml specs/convnext_mini.yaml specs/shufflenet_mini.yaml \
+        specs/unet_mini.yaml --no-numpy --train-batch 128
 """
 
 from __future__ import annotations
