@@ -23,6 +23,14 @@ Reproduce the README's table:
 
     .venv/bin/python benchmarks/frameworks.py specs/fashion.yaml specs/fashion-plus.yaml \
         specs/resnet_mini.yaml --no-numpy
+
+and its table of issue 20's families (an autoencoder, `train target input`, trains with MSE on
+its input in both systems; tests/numpy/test_framework_twins.py checks every twin against cnnc's
+forward and training loss with the same weights):
+
+    .venv/bin/python benchmarks/frameworks.py specs/mobilenetv3_mini.yaml \
+        specs/efficientnet_mini.yaml specs/convnext_mini.yaml specs/shufflenet_mini.yaml \
+        specs/unet_mini.yaml --no-numpy --train-batch 128
 """
 
 from __future__ import annotations
@@ -77,7 +85,9 @@ def cnnc_tasks(graph: Graph, backend: str, device: str | None, fb: int, tbs: lis
     classes = graph.shape_of(graph.outputs[0])[-1]
     x_f, train = batches(graph.shape_of(graph.inputs[0])[1:], classes, fb, tbs)
     tasks: Tasks = {"forward": lambda: model.predict(x_f, batch_size=fb)}
+    reconstruction = graph.train is not None and graph.train.reconstruction
     for tb, (x, y) in train.items():
+        y = x if reconstruction else y  # an autoencoder's target is its input
         # float(): the step's loss read back, so the step has finished when the clock stops.
         tasks[f"train {tb}"] = lambda x=x, y=y: float(model.train_step(x, y))
     return tasks
@@ -93,6 +103,170 @@ def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]
     return total // 2, total - total // 2
 
 
+# ---------------------------------------------------------------- the 2020s layers in PyTorch
+# (issue 20: MobileNetV3, EfficientNet, ConvNeXt, ShuffleNet, U-Net). Keras' definitions: its
+# hard_sigmoid is relu6(x + 3) / 6, which is torch's hardsigmoid; hard_swish x * that.
+
+
+def _torch_activations() -> dict[str, Callable | None]:
+    try:
+        from torch.nn import functional as fn
+    except ImportError:
+        return {}
+    return {"silu": fn.silu, "swish": fn.silu, "hard_sigmoid": fn.hardsigmoid,
+            "hard_swish": fn.hardswish, "hard_silu": fn.hardswish, "gelu": fn.gelu,
+            "gelu_tanh": lambda t: fn.gelu(t, approximate="tanh"), "softplus": fn.softplus,
+            "mish": fn.mish}
+
+
+NEW_ACTIVATIONS = _torch_activations()
+NEW_OPS = {"multiply", "subtract", "maximum", "minimum", "average", "global_maxpool2d",
+           "layer_norm", "channel_shuffle", "conv2d_transpose", "upsampling2d",
+           "separable_conv2d", "cropping2d"}
+
+
+def new_op_module(layers, key: str, node, c: int) -> None:
+    """The torch modules holding a new layer's parameters (NCHW), under `key`."""
+    from torch import nn
+
+    a = node.attrs
+    if node.op == "layer_norm":
+        layers[key] = nn.LayerNorm(c, eps=a["epsilon"],
+                                   elementwise_affine=a["scale"] or a["center"], bias=a["center"])
+    elif node.op == "conv2d_transpose":
+        # No padding here: Keras' 'same'/'valid' output is cropped from the full one in forward.
+        layers[key] = nn.ConvTranspose2d(c, a["filters"], a["kernel_size"], a["strides"],
+                                         dilation=a["dilation_rate"], bias=a["use_bias"])
+    elif node.op == "separable_conv2d":
+        m = a["depth_multiplier"]
+        layers[key + "_dw"] = nn.Conv2d(c, c * m, a["kernel_size"], a["strides"],
+                                        dilation=a["dilation_rate"], groups=c, bias=False)
+        layers[key + "_pw"] = nn.Conv2d(c * m, a["filters"], 1, bias=a["use_bias"])
+
+
+def _transpose_crop(t, size: int, padding: str, dim: int):
+    """Keras' Conv2DTranspose output of length `size` from torch's full one (no padding): for
+    'same' TF crops half the excess from the start (the rest from the end), for 'valid' none;
+    zeros are added at the end when the full output is shorter (output_padding)."""
+    from torch.nn import functional as fn
+
+    full = t.shape[dim]
+    before = max(full - size, 0) // 2 if padding == "same" else 0
+    t = t.narrow(dim, before, min(size, full - before))
+    short = size - t.shape[dim]
+    if short > 0:
+        pads = [0, 0, 0, 0]
+        pads[1 if dim == 3 else 3] = short
+        t = fn.pad(t, pads)
+    return t
+
+
+def new_op_forward(layers, key: str, node, ins: list, graph: Graph):
+    """A new layer's output (NCHW) from its inputs (NCHW), as Keras computes it."""
+    import torch
+    from torch.nn import functional as fn
+
+    a, t = node.attrs, ins[0]
+    op = node.op
+    if op == "multiply":
+        out = ins[0]
+        for other in ins[1:]:
+            out = out * other
+        return out
+    if op == "subtract":
+        return ins[0] - ins[1]
+    if op in ("maximum", "minimum"):
+        pick = torch.maximum if op == "maximum" else torch.minimum
+        out = ins[0]
+        for other in ins[1:]:
+            out = pick(out, other)
+        return out
+    if op == "average":
+        return sum(ins[1:], ins[0]) / len(ins)
+    if op == "global_maxpool2d":
+        return t.amax((2, 3), keepdim=bool(a["keepdims"]))
+    if op == "layer_norm":
+        ln = layers[key]
+        return fn.layer_norm(t.permute(0, 2, 3, 1), ln.normalized_shape, ln.weight, ln.bias,
+                             ln.eps).permute(0, 3, 1, 2)
+    if op == "channel_shuffle":
+        n, c, h, w = t.shape
+        g = a["groups"]
+        return t.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+    if op == "conv2d_transpose":
+        t = layers[key](t)
+        _, oh, ow, _ = graph.shape_of(node.name)
+        return _transpose_crop(_transpose_crop(t, oh, a["padding"], 2), ow, a["padding"], 3)
+    if op == "upsampling2d":
+        mode = a["interpolation"]
+        return fn.interpolate(t, scale_factor=tuple(a["size"]), mode=mode,
+                              **({"align_corners": False} if mode == "bilinear" else {}))
+    if op == "separable_conv2d":
+        if a["padding"] == "same":
+            (kh, kw), (sh, sw) = a["kernel_size"], a["strides"]
+            dh, dw = a["dilation_rate"]
+            top, bottom = _same_pads(t.shape[2], kh, sh, dh)
+            left, right = _same_pads(t.shape[3], kw, sw, dw)
+            t = fn.pad(t, (left, right, top, bottom))
+        return layers[key + "_pw"](layers[key + "_dw"](t))
+    if op == "cropping2d":
+        (top, bottom), (left, right) = a["cropping"]
+        return t[:, :, top:t.shape[2] - bottom, left:t.shape[3] - right]
+    raise NotImplementedError(op)
+
+
+def load_cnnc_weights(net, graph: Graph, weights: dict[str, np.ndarray]) -> None:
+    """Copy cnnc's weights (Keras layouts: HWIO kernels) into the torch twin (OIHW)."""
+    import torch
+
+    def put(param, value: np.ndarray) -> None:
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+
+    for node in graph.nodes:
+        key = node.name.replace("/", "_").replace(".", "_")
+        w = {param.rsplit("/", 1)[-1]: weights[param] for param in node.params}
+        if not w:
+            continue
+        if node.op == "separable_conv2d":
+            dw, pw = net.layers[key + "_dw"], net.layers[key + "_pw"]
+            k = w["depthwise_kernel"]  # (kh, kw, C, M): output channel c * M + m
+            put(dw.weight, k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))
+            put(pw.weight, w["pointwise_kernel"].transpose(3, 2, 0, 1))
+            if "bias" in w:
+                put(pw.bias, w["bias"])
+            continue
+        mod = net.layers[key]
+        if node.op == "conv2d":
+            put(mod.weight, w["kernel"].transpose(3, 2, 0, 1))
+        elif node.op == "depthwise_conv2d":
+            k = w["kernel"]
+            put(mod.weight, k.transpose(2, 3, 0, 1).reshape(-1, 1, *k.shape[:2]))
+        elif node.op == "conv2d_transpose":
+            # Keras (kh, kw, filters, in) -> torch (in, filters, kh, kw)
+            put(mod.weight, w["kernel"].transpose(3, 2, 0, 1))
+        elif node.op == "dense":
+            put(mod.weight, w["kernel"].T)
+        elif node.op == "batchnorm":
+            if "gamma" in w:
+                put(mod.weight, w["gamma"])
+            if "beta" in w:
+                put(mod.bias, w["beta"])
+            put(mod.running_mean, w["moving_mean"])
+            put(mod.running_var, w["moving_variance"])
+            continue
+        elif node.op == "layer_norm":
+            if "gamma" in w:
+                put(mod.weight, w["gamma"])
+            if "beta" in w:
+                put(mod.bias, w["beta"])
+            continue
+        else:
+            raise NotImplementedError(f"weights of {node.op}")
+        if "bias" in w:
+            put(mod.bias, w["bias"])
+
+
 def torch_model(graph: Graph):
     """The network as a torch module (NCHW) that walks cnnc's graph: chains, residual adds,
     concatenations. Softmax is left to the loss (as cnnc folds it into its loss); flatten
@@ -103,10 +277,10 @@ def torch_model(graph: Graph):
 
     acts = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "elu": fn.elu,
             "relu6": fn.relu6, "linear": None, "softmax": None,
-            "leaky_relu": lambda t: fn.leaky_relu(t, 0.2)}
+            "leaky_relu": lambda t: fn.leaky_relu(t, 0.2), **NEW_ACTIVATIONS}
     supported = {"input", "conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "flatten",
                  "dense", "dropout", "batchnorm", "global_avgpool2d", "add", "concatenate",
-                 "activation", "zero_padding2d"}
+                 "activation", "zero_padding2d", *NEW_OPS}
     if any(n.op not in supported or n.attrs.get("activation", "linear") not in acts
            for n in graph.nodes):
         return None
@@ -133,6 +307,8 @@ def torch_model(graph: Graph):
                     rank4 = len(graph.shape_of(node.inputs[0])) == 4
                     bn = nn.BatchNorm2d if rank4 else nn.BatchNorm1d
                     self.layers[key] = bn(c, eps=a["epsilon"], momentum=1 - a["momentum"])
+                elif node.op in NEW_OPS:
+                    new_op_module(self.layers, key, node, c)
 
         def forward(self, x):
             values = {graph.inputs[0]: x}
@@ -158,7 +334,12 @@ def torch_model(graph: Graph):
                         fill = float("-inf") if node.op == "maxpool2d" else 0.0
                         t = fn.pad(t, (left, right, top, bottom), value=fill)
                     pool_fn = fn.max_pool2d if node.op == "maxpool2d" else fn.avg_pool2d
-                    t = pool_fn(t, pool, stride)
+                    if node.op == "avgpool2d" and a["padding"] == "same":
+                        # Keras averages over the pixels inside the image only.
+                        ones = fn.pad(torch.ones_like(ins[0][:, :1]), (left, right, top, bottom))
+                        t = pool_fn(t, pool, stride) / pool_fn(ones, pool, stride)
+                    else:
+                        t = pool_fn(t, pool, stride)
                 elif node.op == "flatten":
                     t = t.permute(0, 2, 3, 1).flatten(1) if t.dim() == 4 else t.flatten(1)
                 elif node.op in ("dense", "batchnorm"):
@@ -166,7 +347,7 @@ def torch_model(graph: Graph):
                 elif node.op == "dropout":
                     t = fn.dropout(t, a["rate"], self.training)
                 elif node.op == "global_avgpool2d":
-                    t = t.mean((2, 3))
+                    t = t.mean((2, 3), keepdim=bool(a.get("keepdims", False)))
                 elif node.op == "add":
                     t = sum(ins[1:], ins[0])
                 elif node.op == "concatenate":
@@ -182,6 +363,8 @@ def torch_model(graph: Graph):
                 elif node.op == "zero_padding2d":
                     (top, bottom), (left, right) = a["padding"]
                     t = fn.pad(t, (left, right, top, bottom))
+                elif node.op in NEW_OPS:
+                    t = new_op_forward(self.layers, key, node, ins, graph)
                 act = acts[a.get("activation", "linear")]
                 values[node.name] = act(t) if act else t
             return values[graph.outputs[0]]
@@ -201,19 +384,23 @@ def torch_tasks(graph: Graph, fb: int, tbs: list[int]) -> Tasks | None:
     opt_name = graph.train.optimizer.name if graph.train else "nadam"
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
     opt = opt_cls[opt_name](net.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    # An autoencoder (train target input) learns its input with MSE; softmax is not in the net.
+    reconstruction = graph.train is not None and graph.train.reconstruction
+    loss_fn = torch.nn.MSELoss() if reconstruction else torch.nn.CrossEntropyLoss()
 
     def forward() -> np.ndarray:
         net.eval()
         with torch.no_grad():
             x = torch.from_numpy(x_f).permute(0, 3, 1, 2).contiguous()
-            return torch.softmax(net(x), dim=1).numpy()
+            out = net(x)
+            return (out if reconstruction else torch.softmax(out, dim=1)).numpy()
 
     def step(x_t: np.ndarray, y_t: np.ndarray) -> float:
         net.train()
         x = torch.from_numpy(x_t).permute(0, 3, 1, 2).contiguous()
         opt.zero_grad()
-        loss = loss_fn(net(x), torch.from_numpy(y_t.astype(np.int64)))
+        target = x if reconstruction else torch.from_numpy(y_t.astype(np.int64))
+        loss = loss_fn(net(x), target)
         loss.backward()
         opt.step()
         return loss.item()

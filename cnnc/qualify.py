@@ -23,8 +23,8 @@ from typing import Any
 # Every layer kind the OpenCL backend binds, in a network small enough to build and check in
 # seconds: 3 input channels (im2col), residual joins of two and three, a strided depthwise and a
 # strided 1x1 convolution (phases), concatenation, batch norm and activations that fold into
-# nothing, both poolings (disjoint windows that leave cells uncovered, overlapping ones),
-# padding, dropout.
+# nothing, a transposed convolution, upsampling and cropping, both poolings (disjoint windows
+# that leave cells uncovered, overlapping ones), padding, dropout.
 NETWORK = """network qualify
 input 11x11x3
 stem: conv2d 8 3 same use_bias=false
@@ -40,6 +40,9 @@ e: leaky_relu 0.1
 f: conv2d(r) 8 1 strides=2 activation=elu
 concatenate(e, f)
 activation tanh
+conv2d_transpose 6 3 strides=2 padding=same relu
+upsampling2d 2 interpolation=bilinear
+cropping2d 8
 zero_padding2d 1
 conv2d 12 2 activation=tanh
 maxpool2d 2
@@ -50,15 +53,19 @@ flatten
 dense 16 activation=sigmoid
 dense 4 softmax
 """
-# Global pooling, a squeeze-excite style broadcast multiply (merge.cl, forward and gradient),
-# and the losses on outputs that do not fuse with them (cross-entropy on sigmoid outputs, mean
-# squared error on a softmax).
+# Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
+# and gradient), layer norm and channel shuffle, and the losses on outputs that do not fuse with
+# them (cross-entropy on sigmoid outputs, mean squared error on a softmax).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
-g: global_avgpool2d keepdims=true
-multiply(x, g)
-global_avgpool2d
+e: global_avgpool2d keepdims=true
+multiply(x, e)
+layer_norm
+s: channel_shuffle 2
+g: global_avgpool2d
+m: global_maxpool2d(s)
+concatenate(g, m)
 dense 3 {activation}
 """
 # Each loss and optimizer cnnc has, on one of the two networks.

@@ -1,4 +1,5 @@
-"""Augmentation of training batches: random shifts with zero fill and horizontal flips.
+"""Augmentation of training batches: random shifts with zero fill and horizontal flips; and the
+Gaussian noise a denoising autoencoder (train target input, noise) learns to remove.
 
 Draws are made once per epoch for every position in that epoch's order, from (seed, epoch), so a
 batch's augmentation depends only on where it falls in the epoch: reproducible, and identical in
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnc.data.split import STREAM_AUGMENT, epoch_rng
+from cnnc.data.split import STREAM_AUGMENT, STREAM_NOISE, epoch_rng
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,23 @@ def augment_batch(x: np.ndarray, shifts: np.ndarray, flips: np.ndarray) -> np.nd
         out = out.copy() if out is x else out
         out[flips] = out[flips, :, ::-1]
     return out
+
+
+# Evaluation noise is drawn as if at this epoch: a fixed draw per set, apart from training's.
+EVAL_NOISE_EPOCH = -1
+
+
+def noisy(x: np.ndarray, std: float, seed: int, epoch: int, start: int = 0) -> np.ndarray:
+    """x (N, H, W, C) in [0, 1] plus Gaussian noise of `std`, clipped to [0, 1], float32.
+
+    The noise of a training batch depends only on (seed, epoch, the batch's first position in
+    the epoch's order): reproducible, and identical in a resumed run. Validation and test sets
+    use epoch EVAL_NOISE_EPOCH, so they are the same noisy images after every epoch.
+    """
+    if std <= 0:
+        return x
+    # SeedSequence takes non-negative words only: the evaluation epoch -1 becomes 2**32 - 1.
+    rng = np.random.default_rng(np.random.SeedSequence(
+        [seed & 0xFFFFFFFF, epoch & 0xFFFFFFFF, STREAM_NOISE, start]))
+    out = x + rng.normal(0.0, std, size=x.shape).astype(np.float32)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)

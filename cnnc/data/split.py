@@ -20,6 +20,7 @@ from cnnc.errors import DataError
 # Streams of randomness a training run draws, kept apart by this third seed word.
 STREAM_SHUFFLE = 1
 STREAM_AUGMENT = 2
+STREAM_NOISE = 3  # a denoising autoencoder's input noise (cnnc/data/augment.py)
 
 
 def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:

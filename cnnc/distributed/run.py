@@ -29,6 +29,7 @@ from cnnc.distributed.comm import (
 from cnnc.distributed.evaluation import evaluate_sharded
 from cnnc.distributed.shares import shares
 from cnnc.distributed.trainer import DistributedTrainer
+from cnnc.errors import CnncError
 from cnnc.train.fit import config_dict
 from cnnc.train.progress import ConsoleReporter, SilentReporter
 from cnnc.train.rundir import RunFolder
@@ -73,6 +74,10 @@ class DistributedRun:
     def settings(self) -> None:
         run = self.session
         run.settings()
+        if run.config.reconstruction:
+            # Its sharded step and evaluation count classes; an autoencoder has none.
+            raise CnncError("train target input (an autoencoder) does not train data-parallel "
+                            "yet", hint="run it in one process (without --distributed)")
         if run.opts.device is None:
             run.device = None  # chosen per rank in compile(), not the run's recorded one
 

@@ -223,6 +223,19 @@ def _constant_of_shape(node: OnnxNode, xs: Sequence[np.ndarray | None],
     return [np.full(dims, value.reshape(-1)[0], dtype=value.dtype)]
 
 
+def _range(node: OnnxNode, xs: Sequence[np.ndarray | None], opset: int) -> list[np.ndarray]:
+    start, limit, delta = xs
+    if _has_batch(start, limit, delta):
+        raise FoldError("a range over the batch size is not supported")
+    if any(v.size != 1 for v in xs):
+        raise FoldError("start, limit and delta must be scalars")
+    a, b, d = (v.reshape(-1)[0] for v in xs)
+    if d == 0:
+        raise FoldError("delta is 0")
+    _bounded((max(int(np.ceil((b - a) / d)), 0),))
+    return [np.arange(a, b, d).astype(np.result_type(start, limit, delta))]
+
+
 FOLDERS: dict[str, Folder] = {
     "Constant": _constant,
     "Identity": lambda node, xs, opset: [xs[0]],
@@ -242,6 +255,7 @@ FOLDERS: dict[str, Folder] = {
     "Neg": lambda node, xs, opset: [-xs[0]],
     "Sqrt": lambda node, xs, opset: [np.sqrt(xs[0])],
     "ConstantOfShape": _constant_of_shape,
+    "Range": _range,
 }
 
 

@@ -123,6 +123,7 @@ def _input_dims(value_info: Any) -> tuple[int, tuple[int | str | None, ...] | No
 
 def read_graph(model: Any, file: str | None) -> OnnxGraph:
     """The model's main graph, checked (see the module doc); OnnxFileError on any problem."""
+    model = inline_functions(model, file)
     g = model.graph
     if len(g.node) > MAX_NODES:
         raise OnnxFileError(f"the graph has {len(g.node):,} nodes, more than cnnc reads "
@@ -159,6 +160,46 @@ def read_graph(model: Any, file: str | None) -> OnnxGraph:
         metadata=_metadata(model, file), file=file,
     )
     return graph
+
+
+def inline_functions(model: Any, file: str | None) -> Any:
+    """The model with its local functions (ModelProto.functions, which exporters may write for
+    a module) inlined into the graph; refused when they call themselves or would expand past
+    MAX_NODES nodes (counted before anything is expanded)."""
+    if not model.functions:
+        return model
+    bodies = {(f.domain, f.name): f for f in model.functions}
+    sizes: dict[tuple[str, str], int] = {}
+
+    def size(key: tuple[str, str], calling: tuple[tuple[str, str], ...]) -> int:
+        if key in calling:
+            chain = " -> ".join(f"{d}.{n}" if d else n for d, n in (*calling, key))
+            raise OnnxFileError(f"the model's local functions call themselves: {chain}",
+                                file=file)
+        if key not in sizes:
+            total = 0
+            for n in bodies[key].node:
+                inner = (n.domain, n.op_type)
+                total += size(inner, (*calling, key)) if inner in bodies else 1
+                if total > MAX_NODES:
+                    break
+            sizes[key] = total
+        return sizes[key]
+
+    expanded = 0
+    for n in model.graph.node:
+        key = (n.domain, n.op_type)
+        expanded += size(key, ()) if key in bodies else 1
+        if expanded > MAX_NODES:
+            raise OnnxFileError(f"the graph's local functions expand to more than {MAX_NODES:,}"
+                                " nodes", file=file)
+    from onnx import inliner
+
+    try:
+        return inliner.inline_local_functions(model)
+    except Exception as err:  # noqa: BLE001 - the inliner's errors are not one type
+        raise OnnxFileError(f"the model's local functions cannot be inlined: {err}",
+                            file=file) from None
 
 
 def _metadata(model: Any, file: str | None) -> dict[str, str]:

@@ -117,11 +117,18 @@ def _inferred_shapes(model: Any) -> dict[str, tuple]:
 def _stand_in(cx: Context, node: OnnxNode, inferred: dict[str, tuple],
               poisoned: set[str]) -> None:
     """After a node fails, stand-in values of its outputs' shapes (NCHW, or (batch, n)) let
-    the nodes after it be checked too; outputs of unknown shape poison their readers."""
+    the nodes after it be checked too; outputs of unknown shape poison their readers. An
+    output of its first input's shape (an elementwise op, a normalisation) keeps that input's
+    layout, so that a layout-sensitive node after it is judged as it would be."""
+    first = cx.tensors.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
     for v in node.outputs:
         if not v:
             continue
         dims = inferred.get(v)
+        if first is not None and first.order is None and dims is not None and (
+                tuple(dims[1:]) == tuple(first.onnx_shape[1:])):
+            cx.tensors[v] = Tensor(cx.stand_in(first.shape), first.perm)
+            continue
         if dims is None or len(dims) not in (2, 4) or not all(d for d in dims[1:]):
             poisoned.add(v)
             continue
@@ -156,7 +163,7 @@ def _lower_node(cx: Context, node: OnnxNode) -> None:
         raise Unsupported(f"attribute {listed} is not supported")
     rule.lower(cx, node)
     for i, v in enumerate(node.outputs):
-        if v and v not in cx.tensors and v not in cx.constants and (
+        if v and v not in cx.tensors and v not in cx.constants and v not in cx.flat and (
                 v in cx.readers or v in cx.outputs):
             raise Unsupported(f"output {i} ('{v}') is used, and cnnc does not compute it")
 

@@ -25,6 +25,7 @@ from cnnc.ir.args import ArgError
 from cnnc.ir.ops import OPS, Shape
 
 NCHW = (0, 3, 1, 2)  # ONNX axis i of a 4-D value is cnnc axis NCHW[i]
+DYNAMO_NAME = r"node_\w+|n\d+(_\d+)*"  # what torch.onnx's dynamo exporter names nodes
 
 
 class Unsupported(Exception):
@@ -79,8 +80,11 @@ def clean_name(name: str, op: str) -> str | None:
     PyTorch names nodes by module path and op ('/layer1/layer1.0/conv1/Conv'): that becomes
     'layer1.0.conv1', as in its state_dict. A bare op name ('/Relu_1') gives None (an auto name).
     tf2onnx names them by Keras layer and TensorFlow op ('sequential/conv2d/Conv2D'): that
-    becomes 'sequential.conv2d'.
+    becomes 'sequential.conv2d'. The dynamo exporter's names ('node_conv2d_3', 'n0_2') say
+    only the op: None (weight_path then names a layer by its weight).
     """
+    if re.fullmatch(DYNAMO_NAME, name.strip()):
+        return None
     parts = [p for p in name.strip().split("/") if p]
     if parts and (re.fullmatch(re.escape(op) + r"(_\d+)?", parts[-1])
                   or (len(parts) > 1 and parts[-1][:1].isupper())):
@@ -99,6 +103,17 @@ def clean_name(name: str, op: str) -> str | None:
     return text
 
 
+def weight_path(node: OnnxNode) -> str | None:
+    """The module path of a node's PyTorch weight ('layer1.0.conv1.weight' -> 'layer1.0.conv1'):
+    the dynamo exporter keeps state_dict names on initialisers, not on nodes."""
+    for v in node.inputs[1:]:
+        if v.endswith(".weight"):
+            text = v[:-len(".weight")]
+            if re.fullmatch(NAME_PATTERN, text) and text not in RESERVED_NAMES:
+                return text
+    return None
+
+
 class Context:
     """Everything the rules share: the ONNX graph, known constants, the values lowered so far,
     and the cnnc layers declared (in order)."""
@@ -110,6 +125,9 @@ class Context:
         self.tensors: dict[str, Tensor] = {}
         self.layers: list[Layer] = []
         self.stand_ins: list[Layer] = []
+        # Values that are a computed tensor flattened batch and all (PyTorch's as_strided
+        # exports as Reshape to [-1] then Gather): only a Gather that undoes it may read them.
+        self.flat: dict[str, Tensor] = {}
         self.readers = graph.consumers()
         self.outputs = set(graph.outputs)
         self.layer_args = layer_args  # from cnnc's own export: choices ONNX cannot state
@@ -223,4 +241,4 @@ class Context:
         return self.layer_args.get(name, {}).get(arg)
 
 
-__all__ = ["NCHW", "Context", "Layer", "Tensor", "Unsupported", "clean_name"]
+__all__ = ["NCHW", "Context", "Layer", "Tensor", "Unsupported", "clean_name", "weight_path"]

@@ -17,12 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from cnnc.frontend import onnx_arith
-from cnnc.frontend import onnx_resample
-from cnnc.frontend import onnx_split
+from cnnc.frontend import onnx_arith, onnx_resample, onnx_split
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
-from cnnc.frontend.onnx_lowering import NCHW, Context, Layer, Tensor, Unsupported, clean_name
+from cnnc.frontend.onnx_lowering import (
+    NCHW,
+    Context,
+    Layer,
+    Tensor,
+    Unsupported,
+    clean_name,
+    weight_path,
+)
 from cnnc.frontend.onnx_windows import Window, WindowError, read_window
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.activations import Activation
@@ -44,7 +50,8 @@ def float32_value(value: float) -> float:
 
 
 def _hint(node: OnnxNode) -> str | None:
-    return clean_name(node.name, node.op)
+    own = clean_name(node.name, node.op)
+    return own if own is not None else weight_path(node)
 
 
 def _needs_layout(x: Tensor, what: str = "input") -> None:
@@ -234,14 +241,32 @@ def _global_avgpool(cx: Context, node: OnnxNode) -> None:
     cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
 
 
-def _reduce_mean(cx: Context, node: OnnxNode) -> None:
-    """ReduceMean over the two spatial axes: tf2onnx's GlobalAveragePooling2D."""
-    x = cx.tensor(node, 0)
+def _reduce_axes(cx: Context, node: OnnxNode, x: Tensor) -> tuple[int, ...] | None:
+    """A Reduce* node's axes: the attribute (before opset 18), else the optional second input
+    (from 18 on; ReduceSum from 13); None when neither is given."""
     axes = node.attrs.get("axes")
     if axes is None and len(node.inputs) > 1 and node.inputs[1]:
-        axes = tuple(int(a) for a in cx.constant(node, 1, "axes").reshape(-1))
-    if x.rank != 4 or axes is None or {x.perm[a % 4] for a in axes} != {1, 2}:
-        raise Unsupported(f"axes={axes}: cnnc lowers ReduceMean only over the spatial axes of "
+        value = cx.constant(node, 1, "axes")
+        if value.dtype.kind not in "iu":
+            raise Unsupported(f"axes hold {value.dtype} values, not integers")
+        axes = tuple(int(a) for a in value.reshape(-1))
+    if axes is not None and any(not -x.rank <= a < x.rank for a in axes):
+        raise Unsupported(f"axes={axes} are out of range for rank {x.rank}")
+    return axes
+
+
+def _reduce_mean(cx: Context, node: OnnxNode) -> None:
+    """ReduceMean over the two spatial axes: global average pooling (tf2onnx's
+    GlobalAveragePooling2D, PyTorch's x.mean([2, 3]) and the dynamo exporter's
+    AdaptiveAvgPool2d(1)); with no axes and noop_with_empty_axes=1, the identity."""
+    x = cx.tensor(node, 0)
+    axes = _reduce_axes(cx, node, x)
+    if not axes and node.attrs.get("noop_with_empty_axes", 0):
+        cx.define(node, x)  # ONNX: no axes and noop_with_empty_axes=1 pass the input through
+        return
+    if x.rank != 4 or not axes or {x.perm[a % 4] for a in axes} != {1, 2}:
+        shown = "none (every axis)" if not axes else axes
+        raise Unsupported(f"axes={shown}: cnnc lowers ReduceMean only over the spatial axes of "
                           "a 4-D tensor (global average pooling)")
     keep = bool(node.attrs.get("keepdims", 1))
     layer = cx.layer(node, "global_avgpool2d", [x], {"keepdims": keep}, hint=_hint(node))
@@ -705,6 +730,10 @@ def _reshape(cx: Context, node: OnnxNode) -> None:
     if batch_first and tuple(rest) == tuple(have[1:]):
         cx.define(node, x)
         return
+    whole = cx.batch * per if cx.batch is not None else None
+    if target in ([-1], [whole]) and whole is not None:
+        cx.flat[node.outputs[0]] = x  # read only by a Gather that restores it (_gather_flat)
+        return
     shown = ["batch" if d == BATCH else d for d in target]
     raise Unsupported(f"reshaping ONNX shape {have} to {shown}: cnnc lowers only flattening "
                       "to (batch, features) and reshapes that change nothing")
@@ -742,7 +771,15 @@ def _transpose(cx: Context, node: OnnxNode) -> None:
 
 def _concat(cx: Context, node: OnnxNode) -> None:
     xs = [cx.tensor(node, i) for i, v in enumerate(node.inputs) if v]
+    if not xs:
+        raise Unsupported("no inputs")
     first = xs[0]
+    if len(xs) == 1:  # valid ONNX (DenseNet's torch.cat([x])): the identity
+        axis = node.attrs.get("axis")
+        if axis is None or not -first.rank <= axis < first.rank:
+            raise Unsupported(f"axis={axis} for a rank-{first.rank} input")
+        cx.define(node, first)
+        return
     if any(x.perm != first.perm or x.order is not None for x in xs):
         raise Unsupported("inputs in different layouts, or flattened ones")
     axis = node.attrs.get("axis")
@@ -759,6 +796,48 @@ def _concat(cx: Context, node: OnnxNode) -> None:
 
 
 def _identity(cx: Context, node: OnnxNode) -> None:
+    cx.define(node, cx.tensor(node, 0))
+
+
+def _gather_flat(cx: Context, node: OnnxNode) -> None:
+    """Gather(axis 0) of a whole tensor flattened, with constant indices that lay the
+    elements out as the tensor itself or a transpose of it keeping the batch first: what
+    PyTorch's dynamo exporter writes for as_strided (ConvNeXt's LayerNorm2d after pooling)."""
+    x = cx.flat.get(node.inputs[0]) if node.inputs else None
+    if x is None:
+        raise Unsupported("cnnc gathers only constants, or the elements of a tensor flattened "
+                          "batch and all, put back in place")
+    idx = cx.constant(node, 1, "indices")
+    if node.attrs.get("axis", 0) != 0 or idx is None or idx.dtype.kind not in "iu":
+        raise Unsupported("cnnc gathers a flattened tensor only along axis 0 with integer "
+                          "indices")
+    have = (cx.batch, *x.onnx_shape[1:])
+    cells = np.arange(prod(have)).reshape(have)
+    if idx.ndim == len(have):
+        from itertools import permutations
+
+        for q in permutations(range(1, len(have))):
+            view = cells.transpose((0, *q))
+            if view.shape == idx.shape and np.array_equal(view, idx):
+                perm = tuple(x.perm[a] for a in (0, *q))
+                cx.define(node, Tensor(x.layer, perm, x.order, x.nonneg))
+                return
+    raise Unsupported(f"indices of shape {idx.shape} do not put a tensor of ONNX shape {have} "
+                      "back in place or transpose it (cnnc gathers nothing else)")
+
+
+def _cast(cx: Context, node: OnnxNode) -> None:
+    """Cast of a computed tensor: to float32 it changes nothing (cnnc computes in float32);
+    any other type is refused."""
+    from onnx import TensorProto
+
+    from cnnc.frontend.onnx_file import dtype_name
+
+    to = node.attrs.get("to")
+    if to != TensorProto.FLOAT:
+        shown = dtype_name(to) if isinstance(to, int) else repr(to)
+        raise Unsupported(f"to={shown}: cnnc computes in float32 and casts computed tensors "
+                          "only to float32")
     cx.define(node, cx.tensor(node, 0))
 
 
@@ -785,7 +864,7 @@ RULES: dict[str, Rule] = {
     "MaxPool": Rule(_maxpool, (*WINDOW, "ceil_mode", "dilations", "storage_order")),
     "AveragePool": Rule(_avgpool, (*WINDOW, "ceil_mode", "count_include_pad", "dilations")),
     "GlobalAveragePool": Rule(_global_avgpool),
-    "ReduceMean": Rule(_reduce_mean, ("axes", "keepdims")),
+    "ReduceMean": Rule(_reduce_mean, ("axes", "keepdims", "noop_with_empty_axes")),
     "Pad": Rule(_pad, ("mode", "pads", "value")),
     "Gemm": Rule(_gemm, ("alpha", "beta", "transA", "transB")),
     "MatMul": Rule(_matmul),
@@ -806,6 +885,8 @@ RULES: dict[str, Rule] = {
     "Transpose": Rule(_transpose, ("perm",)),
     "Concat": Rule(_concat, ("axis",)),
     "Identity": Rule(_identity),
+    "Cast": Rule(_cast, ("to", "saturate", "round_mode")),
+    "Gather": Rule(_gather_flat, ("axis",)),
     "Shape": Rule(_shape, ("start", "end")),
     # Transposed convolution and resampling (onnx_resample.py)
     "ConvTranspose": Rule(onnx_resample.conv_transpose,

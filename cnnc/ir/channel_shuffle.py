@@ -23,11 +23,6 @@ def _infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     return x
 
 
-def source_channel(c: int, channels: int, groups: int) -> int:
-    """The input channel that output channel `c` of a shuffle holds."""
-    return (c % groups) * (channels // groups) + c // groups
-
-
 register(OpDef(
     name="channel_shuffle", group="layer", kind="reshaping", keras_name="ChannelShuffle",
     aliases=("ChannelShuffle", "shuffle"),

@@ -284,8 +284,9 @@ register(OpDef(
 ))
 
 
-def _padding_pairs(name: str, value: object) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Keras ZeroPadding2D's padding: n, (rows, cols) or ((top, bottom), (left, right))."""
+def side_pairs(name: str, value: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras ZeroPadding2D's padding and Cropping2D's cropping: n, (rows, cols) or
+    ((top, bottom), (left, right))."""
     def amount(v: object) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
@@ -311,7 +312,7 @@ def _zero_padding_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 register(OpDef(
     name="zero_padding2d", group="layer", kind="reshaping", keras_name="ZeroPadding2D",
     aliases=("ZeroPadding2D", "zeropad"),
-    args=(Arg("padding", _padding_pairs, ((1, 1), (1, 1)), positional=True),),
+    args=(Arg("padding", side_pairs, ((1, 1), (1, 1)), positional=True),),
     arity=(1, 1), infer=_zero_padding_infer,
     doc="Rows and columns of zeros around the image: explicit padding, such as an imported "
         "model's asymmetric one, before a 'valid' convolution or pooling.",

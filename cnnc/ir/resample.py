@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, Attrs
 from cnnc.ir.gradients import INPUT_SHAPE
+from cnnc.ir.layers import side_pairs
 from cnnc.ir.ops import OpDef, register
 from cnnc.ir.shapes import Shape, numel, shape_str
 
@@ -23,23 +24,6 @@ def _image(x: Shape) -> None:
     if len(x) != 4:
         raise ShapeError(f"expects a rank-4 input (batch, height, width, channels), got shape "
                          f"{shape_str(x)}")
-
-
-def _cropping_pairs(name: str, value: object) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Keras Cropping2D's cropping: n, (rows, cols) or ((top, bottom), (left, right))."""
-    def amount(v: object) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-    if amount(value):
-        return ((value, value), (value, value))  # type: ignore[return-value]
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        if all(amount(v) for v in value):
-            return ((value[0], value[0]), (value[1], value[1]))  # type: ignore[return-value]
-        if all(isinstance(v, (tuple, list)) and len(v) == 2 and all(amount(u) for u in v)
-               for v in value):
-            return ((value[0][0], value[0][1]), (value[1][0], value[1][1]))  # type: ignore
-    raise ArgError("Expected a non-negative integer, a pair of them (rows, columns) or a pair "
-                   f"of pairs ((top, bottom), (left, right)). Received {name}={value!r}.")
 
 
 def _cropping_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
@@ -56,7 +40,7 @@ def _cropping_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 register(OpDef(
     name="cropping2d", group="layer", kind="reshaping", keras_name="Cropping2D",
     aliases=("Cropping2D", "crop"),
-    args=(Arg("cropping", _cropping_pairs, ((0, 0), (0, 0)), positional=True,
+    args=(Arg("cropping", side_pairs, ((0, 0), (0, 0)), positional=True,
               doc="n, (rows, columns) or ((top, bottom), (left, right))"),),
     arity=(1, 1), infer=_cropping_infer,
     doc="Rows and columns cut off the borders: y[n, i, j, c] = x[n, i + top, j + left, c].",

@@ -10,17 +10,13 @@ cheap, rather than keeping it).
 
 from __future__ import annotations
 
+from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.args import Arg, Attrs
-from cnnc.ir.layers import (
-    ACTIVATION_ARG,
-    PADDING_ARG,
-    _depthwise_check,
-    _depthwise_infer,
-)
+from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.layers import ACTIVATION_ARG, PADDING_ARG, window_output
 from cnnc.ir.ops import OpDef, ParamSpec, register
-from cnnc.ir.shapes import Shape, numel
+from cnnc.ir.shapes import Shape, numel, shape_str
 
 
 def separable_parts(attrs: Attrs) -> tuple[Attrs, Attrs]:
@@ -34,9 +30,22 @@ def separable_parts(attrs: Attrs) -> tuple[Attrs, Attrs]:
     return depthwise, pointwise
 
 
+def _check(attrs: Attrs) -> None:
+    if max(attrs["strides"]) > 1 and max(attrs["dilation_rate"]) > 1:
+        raise ArgError(
+            "strides > 1 is not supported together with dilation_rate > 1. Received "
+            f"strides={attrs['strides']}, dilation_rate={attrs['dilation_rate']}."
+        )
+
+
 def _infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
-    x = _depthwise_infer(attrs, shapes)
-    return (*x[:3], attrs["filters"])
+    (x,) = shapes
+    if len(x) != 4:
+        raise ShapeError("expects a rank-4 input (batch, height, width, channels), got shape "
+                         f"{shape_str(x)}")
+    oh, ow = window_output(x, attrs["kernel_size"], attrs["strides"], attrs["padding"],
+                           attrs["dilation_rate"])
+    return (x[0], oh, ow, attrs["filters"])
 
 
 def _params(attrs: Attrs, shapes: tuple[Shape, ...]) -> tuple[ParamSpec, ...]:
@@ -70,7 +79,7 @@ register(OpDef(
           Arg("depth_multiplier", A.positive_int, 1),
           Arg("dilation_rate", A.pair, (1, 1)),
           ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
-    arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_depthwise_check,
+    arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=lambda attrs, shapes: (attrs["kernel_size"][0] * attrs["kernel_size"][1]
                                      + shapes[0][3] * attrs["depth_multiplier"]),
     fuses_activation=True,

@@ -25,6 +25,11 @@ LOSSES = {
     "mse": "mean_squared_error",
 }
 OPTIMIZERS = ("sgd", "adam", "nadam")
+# What the network learns to output: `labels`, the dataset's class labels (classification), or
+# `input`, the input image itself (reconstruction: an autoencoder's pixel-wise target, which
+# needs a pixel-wise loss and an output shaped like the input).
+TARGETS = ("labels", "input")
+PIXEL_WISE_LOSSES = ("mean_squared_error",)
 DEFAULT_LEARNING_RATE = {"sgd": 0.01, "adam": 0.001, "nadam": 0.001}  # Keras' defaults
 
 # Learning-rate schedules, per epoch (fractional within an epoch where the schedule is smooth):
@@ -72,6 +77,15 @@ class TrainConfig:
     shuffle: bool = True
     schedule: Attrs = field(default_factory=lambda: Attrs(name="constant"))
     augment: Attrs = field(default_factory=lambda: Attrs(shift=0, flip=False))
+    target: str = "labels"
+    # With target input: the standard deviation of Gaussian noise added to the inputs (training,
+    # validation and test), the target staying the clean image: a denoising autoencoder.
+    noise: float = 0.0
+
+    @property
+    def reconstruction(self) -> bool:
+        """True when the target is the input image (an autoencoder), not the class label."""
+        return self.target == "input"
 
     def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
@@ -149,6 +163,8 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "validation_split": A.unit_interval,
     "validation_size": A.non_negative_int,
     "shuffle": A.boolean,
+    "target": A.choice(*TARGETS),
+    "noise": A.non_negative_real,
 }
 
 
@@ -186,4 +202,16 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
         given = _mapping(f"{path}.augment", m["augment"],
                          "a mapping such as {shift: 2, flip: true}")
         changes["augment"] = Attrs(_check_args(f"{path}.augment", AUGMENT_ARGS, given))
-    return TrainConfig().replace(**changes)
+    config = TrainConfig().replace(**changes)
+    check_target(config, path)
+    return config
+
+
+def check_target(config: TrainConfig, path: str = "train") -> None:
+    """A reconstruction target needs a pixel-wise loss: cross-entropy has no class to score."""
+    if config.reconstruction and config.loss not in PIXEL_WISE_LOSSES:
+        raise _fail(f"{path}.target", f"target input (reconstruction) needs a pixel-wise loss; "
+                    f"the loss is {config.loss}", "add `loss mse` (mean_squared_error)")
+    if config.noise and not config.reconstruction:
+        raise _fail(f"{path}.noise", "noise (a denoising autoencoder's) needs target input",
+                    "add `target input`, or remove noise")

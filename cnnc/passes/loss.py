@@ -59,3 +59,18 @@ def attach_loss(graph: Graph, *, loss: str) -> Graph:
         op, attrs = "mean_squared_error", {}
     b.add(names.LOSS, op, (pred, names.TARGET), attrs, like=out)
     return b.build(outputs=(names.LOSS, out.name))
+
+
+def check_reconstruction(graph: Graph) -> None:
+    """For `target input` (an autoencoder): the output must have the input's shape, since the
+    target fed as `train/target` is the input image itself."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise SpecError(f"target input (reconstruction) needs a network with one input and one "
+                        f"output; '{graph.name}' has {len(graph.inputs)} and "
+                        f"{len(graph.outputs)}")
+    want = graph.shape_of(graph.inputs[0])
+    out = graph.node(graph.outputs[0])
+    if out.shape != want:
+        raise out.located(SpecError(
+            f"target input (reconstruction) needs the output shaped like the input "
+            f"{shape_str(want)}; the output '{out.name}' has shape {shape_str(out.shape)}"))

@@ -19,13 +19,13 @@ from typing import TextIO
 
 from cnnc import settings
 from cnnc.ir.graph import Graph, verify
-from cnnc.ir.train_config import OptimizerConfig, TrainConfig
+from cnnc.ir.train_config import OptimizerConfig, TrainConfig, check_target
 from cnnc.passes.autodiff import backward
 from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
-from cnnc.passes.loss import attach_loss
+from cnnc.passes.loss import attach_loss, check_reconstruction
 from cnnc.passes.optimizer import optimizer_updates
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
 from cnnc.passes.training_mode import training_mode
@@ -116,6 +116,13 @@ def inference_graph(graph: Graph, *, check: bool | None = None,
     return run_pipeline(graph, inference_pipeline(), check=check, dump=dump)
 
 
+def _check_target(graph: Graph, config: TrainConfig) -> None:
+    """A reconstruction's loss and output shape, checked before any pass runs."""
+    if config.reconstruction:
+        check_target(config)
+        check_reconstruction(graph)
+
+
 def training_graph(
     graph: Graph,
     config: TrainConfig | None = None,
@@ -130,6 +137,7 @@ def training_graph(
     train section, else TrainConfig()); seed: dropout seeds (default config.seed);
     optimizer=False leaves out the updates of trainable parameters."""
     config = config or graph.train or TrainConfig()
+    _check_target(graph, config)
     passes = training_pipeline(
         loss=config.loss, optimizer=config.optimizer if optimizer else None,
         seed=config.seed if seed is None else seed, wrt_inputs=wrt_inputs)
@@ -140,5 +148,6 @@ def loss_graph(graph: Graph, config: TrainConfig | None = None, *, seed: int | N
                check: bool | None = None) -> Graph:
     """The training graph's forward part and loss only (finite differences need no more)."""
     config = config or graph.train or TrainConfig()
+    _check_target(graph, config)
     passes = loss_pipeline(loss=config.loss, seed=config.seed if seed is None else seed)
     return run_pipeline(graph, passes, check=check)

@@ -11,7 +11,7 @@ from cnnc.errors import WeightsError
 from cnnc.ir.train_config import TrainConfig
 from cnnc.train.fit import input_shape
 from cnnc.train.loop import EVAL_BATCH_SIZE, LabelledData, evaluate_arrays
-from cnnc.train.metrics import Evaluation, format_confusion
+from cnnc.train.metrics import Evaluation, ReconstructionEvaluation, format_confusion
 from cnnc.train.session import DEFAULT_BACKEND
 
 
@@ -39,10 +39,14 @@ class EvalResult:
     spec: str
     weights: str | None
     dataset: str
-    evaluation: Evaluation
+    evaluation: Evaluation | ReconstructionEvaluation
 
     def report(self) -> str:
         ev = self.evaluation
+        if isinstance(ev, ReconstructionEvaluation):
+            return "\n".join([f"spec      {self.spec}",
+                              f"weights   {self.weights or 'those in ' + self.spec}",
+                              f"test      {self.dataset}: {ev.text()}"])
         return "\n".join([
             f"spec      {self.spec}",
             f"weights   {self.weights or 'those in ' + self.spec}",
@@ -64,7 +68,8 @@ def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACK
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     data = LabelledData(to_inputs(images, input_shape(model)), labels)
-    ev = evaluate_arrays(model, data, config.loss, dataset.class_names, batch_size=batch_size)
+    ev = evaluate_arrays(model, data, config.loss, dataset.class_names, batch_size=batch_size,
+                         target=config.target, noise=config.noise, seed=config.seed)
     return EvalResult(spec, weights, config.dataset, ev)
 
 

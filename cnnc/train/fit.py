@@ -20,7 +20,7 @@ from cnnc.errors import InputError, OutputError
 from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
-from cnnc.train.metrics import Evaluation
+from cnnc.train.metrics import Evaluation, ReconstructionEvaluation
 from cnnc.train.progress import ConsoleReporter, SilentReporter
 
 
@@ -99,8 +99,9 @@ def _labels(y: Any, n: int, what: str, classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _arrays(x: Any, y: Any, what: str, classes: int) -> LabelledData:
-    if y is None:
+def _arrays(x: Any, y: Any, what: str, classes: int, reconstruction: bool = False
+            ) -> LabelledData:
+    if y is None and not reconstruction:
         raise InputError(f"{what}: x was given without y")
     try:
         x = np.asarray(x, dtype=np.float32)
@@ -108,6 +109,11 @@ def _arrays(x: Any, y: Any, what: str, classes: int) -> LabelledData:
         raise InputError(f"{what}: x is not an array of numbers ({err})") from None
     if x.ndim == 0:
         raise InputError(f"{what}: x is a single number, not a batch of inputs")
+    if reconstruction:
+        # The target is x itself; labels, when given, are kept but not trained on.
+        labels = (np.zeros(x.shape[0], np.int64) if y is None
+                  else np.asarray(y).reshape(x.shape[0], -1)[:, 0])
+        return LabelledData(x, labels)
     return LabelledData(x, _labels(y, x.shape[0], what, classes))
 
 
@@ -135,14 +141,15 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
         data = prepare_data(config, dataset, input_shape(model), limit)
         train, validation = data.train, data.validation
     else:
-        every = _arrays(x, y, "fit", classes)
+        every = _arrays(x, y, "fit", classes, config.reconstruction)
         train_part, held = _parts(len(every), config, limit)
         train = every.part(train_part)
         validation = every.part(held) if held is not None else None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise InputError("validation_data must be a pair (x, y)")
-        validation = _arrays(*validation_data, "validation_data", classes)
+        validation = _arrays(*validation_data, "validation_data", classes,
+                             config.reconstruction)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt_path is not None:
         try:
@@ -193,8 +200,10 @@ def apply_overrides(config: TrainConfig, changes: dict[str, Any], path: str = "t
 
 
 def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = None,
-             verbose: int = 1, data_dir: str | Path | None = None) -> Evaluation:
-    """Loss, accuracy and confusion matrix on (x, y), or on the spec's dataset's test set."""
+             verbose: int = 1, data_dir: str | Path | None = None
+             ) -> Evaluation | ReconstructionEvaluation:
+    """Loss, accuracy and confusion matrix on (x, y), or on the spec's dataset's test set; an
+    autoencoder's (train target input) reconstruction error, y not needed."""
     config: TrainConfig = model.train_config
     class_names: tuple[str, ...] = ()
     if x is None:
@@ -203,9 +212,11 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
                             dataset.test.labels)
         class_names = dataset.class_names
     else:
-        data = _arrays(x, y, "evaluate", num_classes(model))
+        data = _arrays(x, y, "evaluate", num_classes(model), config.reconstruction)
     ev = evaluate_arrays(model, data, config.loss, class_names,
-                         batch_size=batch_size or EVAL_BATCH_SIZE)
+                         batch_size=batch_size or EVAL_BATCH_SIZE, target=config.target,
+                         noise=config.noise, seed=config.seed)
     if verbose:
-        print(f"test loss {ev.loss:.4f}  accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})")
+        print(f"test {ev.text()}" if isinstance(ev, ReconstructionEvaluation) else
+              f"test loss {ev.loss:.4f}  accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})")
     return ev

@@ -33,7 +33,7 @@ from typing import Any, final
 
 import numpy as np
 
-from cnnc.data.augment import EpochAugmentation, epoch_augmentation
+from cnnc.data.augment import EVAL_NOISE_EPOCH, EpochAugmentation, epoch_augmentation, noisy
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import InternalError, TrainingDiverged
 from cnnc.ir.train_config import TrainConfig
@@ -42,6 +42,7 @@ from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
     RunningMetrics,
     evaluation_from_predictions,
+    reconstruction_from_predictions,
     targets_for,
 )
 from cnnc.train.progress import Reporter, SilentReporter
@@ -133,10 +134,21 @@ class LabelledData:
 
 
 def evaluate_arrays(model, data: LabelledData, loss: str, class_names: tuple[str, ...] = (),
-                    batch_size: int = EVAL_BATCH_SIZE):
-    """Loss, accuracy and confusion matrix of `model` (inference graph) on `data`."""
+                    batch_size: int = EVAL_BATCH_SIZE, target: str = "labels",
+                    noise: float = 0.0, seed: int = 0):
+    """Loss, accuracy and confusion matrix of `model` (inference graph) on `data`; with
+    target "input" (an autoencoder), the reconstruction error of its images instead, from
+    inputs with Gaussian noise of std `noise` (a denoising autoencoder's; drawn from `seed`)."""
+    if target == "input":
+        pred = model.predict(reconstruction_inputs(data.x, noise, seed), batch_size=batch_size)
+        return reconstruction_from_predictions(np.asarray(pred), data.x)
     pred = model.predict(data.x, batch_size=batch_size)
     return evaluation_from_predictions(loss, np.asarray(pred), data.labels, class_names)
+
+
+def reconstruction_inputs(x: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """What an autoencoder is evaluated on: x itself, or x with its fixed evaluation noise."""
+    return noisy(x, noise, seed, EVAL_NOISE_EPOCH)
 
 
 class Trainer:
@@ -168,8 +180,10 @@ class Trainer:
         self.train = train
         self.validation = validation if validation is not None and len(validation) else None
         self.classes = classes
-        # What train_step takes as y, for every example at once rather than batch by batch.
-        self._targets = targets_for(config.loss, train.labels, classes)
+        # What train_step takes as y, for every example at once rather than batch by batch;
+        # an autoencoder's target is its (augmented) input batch itself.
+        self._targets = (None if config.reconstruction
+                         else targets_for(config.loss, train.labels, classes))
         self.reporter = reporter or SilentReporter()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.settings = settings or {}
@@ -179,6 +193,7 @@ class Trainer:
         self.elapsed_s = 0.0
         self._last_good: int | None = None  # epoch count of the checkpoint on disk
         self._sigint: _SigintFlag | None = None  # while run() runs
+        self._epoch_now = 0  # the epoch being trained (a denoising autoencoder's noise)
 
     # ------------------------------------------------------------ checkpoints
 
@@ -209,7 +224,10 @@ class Trainer:
         xb = self.train.x[idx]
         if aug is not None:
             xb = aug.batch(xb, start, start + len(idx))
-        self.model.queue_train_step(xb, self._targets[idx], learning_rate=lr)
+        yb = xb if self._targets is None else self._targets[idx]
+        if self.config.noise:  # a denoising autoencoder: noisy input, clean target
+            xb = noisy(xb, self.config.noise, self.config.seed, self._epoch_now, start)
+        self.model.queue_train_step(xb, yb, learning_rate=lr)
 
     def _read_batches(self) -> list[tuple[float, int]]:
         """(loss, right predictions) of each step queued since the last read, in order."""
@@ -217,7 +235,8 @@ class Trainer:
 
     def _evaluate(self, data: LabelledData):
         return evaluate_arrays(self.model, data, self.config.loss,
-                               batch_size=self.eval_batch_size)
+                               batch_size=self.eval_batch_size, target=self.config.target,
+                               noise=self.config.noise, seed=self.config.seed)
 
     def _stop_requested(self, stop: _SigintFlag) -> bool:
         return stop.requested
@@ -249,7 +268,9 @@ class Trainer:
                     hint="lower the learning rate (--lr) or add batch normalisation")
             running.add_counts(loss, correct, q.count)
             seen += q.count
-            self.reporter.batch_end(q.batch, running.loss, running.accuracy,
+            # A reconstruction has no accuracy (its count of "right" arg-max pixels is noise).
+            accuracy = math.nan if self.config.reconstruction else running.accuracy
+            self.reporter.batch_end(q.batch, running.loss, accuracy,
                                     seen / elapsed if elapsed > 0 else 0.0)
         return seen
 
@@ -280,6 +301,7 @@ class Trainer:
         aug = (epoch_augmentation(n, cfg.seed, epoch, aug_cfg["shift"], aug_cfg["flip"])
                if aug_cfg["shift"] or aug_cfg["flip"] else None)
         base_lr = cfg.optimizer.learning_rate
+        self._epoch_now = epoch
         self.reporter.epoch_start(epoch, cfg.epochs, len(bounds), first_batch)
         t0 = last_read = time.perf_counter()
         seen = 0
@@ -302,12 +324,14 @@ class Trainer:
                 self.reporter.close()
                 raise TrainingInterrupted(epoch, b + 1, self.model.step, self.checkpoint_path)
         train_s = time.perf_counter() - t0
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "loss": running.loss, "accuracy": running.accuracy,
-        }
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": running.loss}
+        if not cfg.reconstruction:
+            record["accuracy"] = running.accuracy
         if self.validation is not None:
             ev = self._evaluate(self.validation)
-            record["val_loss"], record["val_accuracy"] = ev.loss, ev.accuracy
+            record["val_loss"] = ev.loss
+            if not cfg.reconstruction:
+                record["val_accuracy"] = ev.accuracy
         total_s = time.perf_counter() - t0
         self.elapsed_s += total_s
         record.update({

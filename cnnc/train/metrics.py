@@ -155,3 +155,44 @@ def format_confusion(confusion: np.ndarray, class_names: tuple[str, ...] = ()) -
         lines.append(f"{names[i]:<{label_w}}{cells}")
     lines.append("columns: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- reconstruction (target input)
+
+
+def psnr(mse: float, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB of a mean squared error on images in [0, peak]."""
+    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+@dataclass(frozen=True)
+class ReconstructionEvaluation:
+    """An autoencoder's figures on one set: the mean squared error over every pixel (the loss)
+    and the PSNR of that error; no accuracy, since there is no class to get right."""
+
+    loss: float
+    count: int
+
+    @property
+    def mse(self) -> float:
+        return self.loss
+
+    @property
+    def psnr(self) -> float:
+        return psnr(self.loss)
+
+    def text(self) -> str:
+        """One line, as `cnnc run` and `cnnc eval` print it."""
+        return f"mse {self.loss:.5f}  psnr {self.psnr:.2f} dB ({self.count} images)"
+
+    def to_dict(self) -> dict:
+        return {"loss": self.loss, "mse": self.loss,
+                "psnr_db": None if math.isinf(self.psnr) else self.psnr, "count": self.count}
+
+
+def reconstruction_from_predictions(pred: np.ndarray, x: np.ndarray) -> ReconstructionEvaluation:
+    """The figures of reconstructions `pred` of the images `x` (same shape), in float64."""
+    pred, x = np.asarray(pred, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    if pred.shape != x.shape:
+        raise InputError(f"expected reconstructions of shape {x.shape}, got {pred.shape}")
+    return ReconstructionEvaluation(loss=float(((pred - x) ** 2).mean()), count=int(x.shape[0]))

@@ -7,6 +7,7 @@ learning rate and the time taken.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Protocol, TextIO
 
@@ -37,11 +38,15 @@ class SilentReporter:
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
     width = len(str(epochs))
-    parts = [f"epoch {record['epoch']:>{width}}/{epochs}",
-             f"loss {record['loss']:.4f}", f"accuracy {record['accuracy']:.4f}"]
+    # A reconstruction's records have no accuracy: its losses get more digits instead.
+    digits = 4 if "accuracy" in record else 5
+    parts = [f"epoch {record['epoch']:>{width}}/{epochs}", f"loss {record['loss']:.{digits}f}"]
+    if "accuracy" in record:
+        parts.append(f"accuracy {record['accuracy']:.4f}")
     if "val_loss" in record:
-        parts += [f"val_loss {record['val_loss']:.4f}",
-                  f"val_accuracy {record['val_accuracy']:.4f}"]
+        parts.append(f"val_loss {record['val_loss']:.{digits}f}")
+    if "val_accuracy" in record:
+        parts.append(f"val_accuracy {record['val_accuracy']:.4f}")
     parts += [f"lr {record['learning_rate']:.3g}",
               f"{record['time_s']:.1f} s ({record['examples_per_s']:.0f} examples/s)"]
     return "  ".join(parts)
@@ -69,8 +74,10 @@ class ConsoleReporter:
 
     def batch_end(self, batch: int, loss: float, accuracy: float, rate: float) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(
-                f"loss {loss:.4f}, accuracy {accuracy:.4f}, {rate:.0f} examples/s", refresh=False)
+            # NaN: a reconstruction, which has no accuracy.
+            shown = (f"loss {loss:.5f}" if math.isnan(accuracy)
+                     else f"loss {loss:.4f}, accuracy {accuracy:.4f}")
+            self._bar.set_postfix_str(f"{shown}, {rate:.0f} examples/s", refresh=False)
             self._bar.update(1)
 
     def epoch_end(self, record: dict[str, Any]) -> None:

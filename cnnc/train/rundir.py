@@ -7,6 +7,7 @@
       metrics.csv, metrics.json   one row per epoch
       weights.safetensors      the trained weights (after the last epoch)
       test_metrics.json        test loss, accuracy, per-class accuracy, confusion matrix
+                               (an autoencoder's: test mse and psnr)
       confusion_matrix.csv     the same matrix, rows = true class, columns = predicted
       summary.txt              a page a person reads first
       curves.png, confusion.png, mistakes.png, filters.png, report.html
@@ -28,7 +29,7 @@ from typing import Any
 from cnnc.atomic import atomic_write, remove_stale_temporaries
 from cnnc.errors import CnncError, OutputError
 from cnnc.train.checkpoint import CHECKPOINT_NAME
-from cnnc.train.metrics import Evaluation
+from cnnc.train.metrics import Evaluation, ReconstructionEvaluation
 
 RUN_JSON = "run.json"
 SPEC_YAML = "spec.yaml"
@@ -136,8 +137,10 @@ class RunFolder:
         self.write_text(METRICS_CSV, buf.getvalue())
         self.write_json(METRICS_JSON, history)
 
-    def write_test(self, ev: Evaluation) -> None:
+    def write_test(self, ev: Evaluation | ReconstructionEvaluation) -> None:
         self.write_json(TEST_JSON, ev.to_dict())
+        if isinstance(ev, ReconstructionEvaluation):
+            return  # no classes, so no confusion matrix
         names = list(ev.class_names) or [str(i) for i in range(ev.confusion.shape[0])]
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

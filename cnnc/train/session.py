@@ -32,9 +32,21 @@ from cnnc.train.fit import (
     num_classes,
     prepare_data,
 )
-from cnnc.train.loop import EVAL_BATCH_SIZE, Trainer, TrainingDiverged, TrainingInterrupted
+from cnnc.train.loop import (
+    EVAL_BATCH_SIZE,
+    Trainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+    reconstruction_inputs,
+)
 from cnnc.train.lr_schedule import describe as describe_schedule
-from cnnc.train.metrics import Evaluation, evaluation_from_predictions, format_confusion
+from cnnc.train.metrics import (
+    Evaluation,
+    ReconstructionEvaluation,
+    evaluation_from_predictions,
+    format_confusion,
+    reconstruction_from_predictions,
+)
 from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
@@ -120,8 +132,9 @@ class RunSession:
         self.lead = lead
         self.started = time.time()
         self.trainer: Trainer | None = None
-        self.test: Evaluation | None = None
+        self.test: Evaluation | ReconstructionEvaluation | None = None
         self.test_probs: np.ndarray | None = None  # the test outputs, when this process has them
+        self.test_inputs: np.ndarray | None = None  # what they were computed from
         self.device_summary: str | None = None  # set by a caller that knows more devices
 
     def say(self, text: str = "") -> None:
@@ -223,7 +236,7 @@ class RunSession:
                     progress=self.opts.bars)
         classes = num_classes(self.model)
         names = self.prepared.class_names
-        if classes < len(names):
+        if classes < len(names) and not self.config.reconstruction:
             out = self.graph.outputs[0]
             raise SpecError(f"the network's output '{out}' has {classes} units but "
                             f"{self.config.dataset} has {len(names)} classes",
@@ -291,8 +304,12 @@ class RunSession:
                         for k, v in c.optimizer.args.items())
         aug = [f"shift ±{c.augment['shift']} px"] if c.augment["shift"] else []
         aug += ["horizontal flips"] if c.augment["flip"] else []
+        target = ""
+        if c.reconstruction:
+            target = ("target input with noise " + f"{c.noise:g}" if c.noise
+                      else "target input") + ", "
         return (f"{c.epochs} epochs, batch {c.batch_size}, {c.optimizer.name} ({opt}), "
-                f"{c.loss}, schedule {describe_schedule(c.schedule)}, "
+                f"{c.loss}, {target}schedule {describe_schedule(c.schedule)}, "
                 f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
 
     def trainer_settings(self) -> dict[str, Any]:
@@ -325,16 +342,23 @@ class RunSession:
         if self.lead:
             self.model.save_weights(self.folder.weights)  # atomic, as every weights file
 
-    def evaluate(self, test: Evaluation | None = None) -> Evaluation:
+    def evaluate(self, test: Evaluation | ReconstructionEvaluation | None = None
+                 ) -> Evaluation | ReconstructionEvaluation:
         """The test set's evaluation: `test` when the caller computed it (sharded over ranks),
         else this process's predictions, kept for the report's pictures (its most confident
         mistakes)."""
         if test is None:
             p = self.prepared
-            self.test_probs = np.asarray(self.model.predict(p.test.x,
-                                                            batch_size=EVAL_BATCH_SIZE))
-            test = evaluation_from_predictions(self.config.loss, self.test_probs,
-                                               p.test.labels, p.class_names)
+            x = p.test.x
+            if self.config.reconstruction:  # a denoising autoencoder sees noisy images
+                x = reconstruction_inputs(x, self.config.noise, self.config.seed)
+            self.test_inputs = x
+            self.test_probs = np.asarray(self.model.predict(x, batch_size=EVAL_BATCH_SIZE))
+            if self.config.reconstruction:
+                test = reconstruction_from_predictions(self.test_probs, p.test.x)
+            else:
+                test = evaluation_from_predictions(self.config.loss, self.test_probs,
+                                                   p.test.labels, p.class_names)
         self.test = test
         return test
 
@@ -344,8 +368,12 @@ class RunSession:
             return
         self.folder.write_test(self.test)
         t = self.test
-        self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  loss {t.loss:.4f}")
-        self.say(format_confusion(t.confusion, t.class_names))
+        if isinstance(t, ReconstructionEvaluation):
+            self.say(f"test      {t.text()}")
+        else:
+            self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  "
+                     f"loss {t.loss:.4f}")
+            self.say(format_confusion(t.confusion, t.class_names))
         self.write_summary("finished")
         self.write_report()
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
@@ -377,7 +405,9 @@ class RunSession:
         lines += [f"{label:<12}{value}" for label, value in self.settings_rows()]
         lines += ["", "epochs"]
         lines += ["  " + epoch_line(r, self.config.epochs) for r in history] or ["  (none)"]
-        if self.test is not None:
+        if isinstance(self.test, ReconstructionEvaluation):
+            lines += ["", f"test        {self.test.text()}"]
+        elif self.test is not None:
             t = self.test
             lines += ["", (f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
                            f"loss {t.loss:.4f}"), "", "per-class accuracy"]
@@ -401,7 +431,8 @@ class RunSession:
                 status="finished", settings=self.settings_rows(),
                 history=list(self.trainer.history.epochs) if self.trainer else [],
                 test=self.test, test_x=p.test.x, test_labels=p.test.labels,
-                test_probs=self.test_probs, weights=self.model.get_weights())
+                test_probs=self.test_probs, weights=self.model.get_weights(),
+                test_inputs=self.test_inputs if self.config.noise else None)
             failed = write_report(self.folder.path, report)
         except Exception as err:  # noqa: BLE001 (the results are saved; drawing is extra)
             print(f"cnnc: warning: the run's report was not written: {type(err).__name__}: "

@@ -4,6 +4,8 @@
     confusion.png   the test confusion matrix
     mistakes.png    the most confidently wrong test images
     filters.png     the first convolution's filters
+    reconstructions.png   an autoencoder's test images and its outputs (instead of the
+                    confusion matrix and the mistakes, which need classes)
     report.html     one page with the summary, the settings, those pictures and per-class
                     precision and recall: plain HTML and CSS, no script, nothing fetched,
                     pictures referenced by name next to it, so a browser opens it from disk
@@ -26,12 +28,13 @@ import numpy as np
 
 from cnnc.atomic import atomic_write
 from cnnc.ir.graph import Graph
-from cnnc.train.metrics import Evaluation
+from cnnc.train.metrics import Evaluation, ReconstructionEvaluation
 
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion.png"
 MISTAKES_PNG = "mistakes.png"
 FILTERS_PNG = "filters.png"
+RECONSTRUCTIONS_PNG = "reconstructions.png"
 REPORT_HTML = "report.html"
 # Files of the run folder the page links to, when they exist (cnnc/train/rundir.py).
 LINKED_FILES = ("summary.txt", "spec.yaml", "metrics.csv", "test_metrics.json",
@@ -47,11 +50,12 @@ class RunReport:
     status: str = "finished"
     settings: list[tuple[str, str]] = field(default_factory=list)  # (label, value) rows
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.json rows
-    test: Evaluation | None = None
+    test: Evaluation | ReconstructionEvaluation | None = None
     test_x: np.ndarray | None = None  # the test inputs, for the mistakes
     test_labels: np.ndarray | None = None
     test_probs: np.ndarray | None = None  # the model's outputs on them
     weights: Mapping[str, np.ndarray] | None = None
+    test_inputs: np.ndarray | None = None  # a denoising autoencoder's noisy test inputs
 
 
 @dataclass
@@ -82,6 +86,7 @@ def draw_pictures(folder: Path, report: RunReport) -> list[Picture]:
     from cnnc.viz.curves import curves_figure
     from cnnc.viz.filters import conv_layers, filters_of
     from cnnc.viz.mistakes import mistakes_figure
+    from cnnc.viz.reconstructions import reconstructions_figure
 
     name, test = report.name, report.test
     pictures = [
@@ -91,7 +96,17 @@ def draw_pictures(folder: Path, report: RunReport) -> list[Picture]:
     ]
     pictures[-1].error = _draw(folder, CURVES_PNG, lambda: curves_figure(
         report.history, title=f"{name}: training"))
-    if test is not None:
+    if isinstance(test, ReconstructionEvaluation):
+        if report.test_probs is not None and report.test_x is not None:
+            pictures.append(Picture(RECONSTRUCTIONS_PNG, "Reconstructions (test set)",
+                                    "The first test images, the network's outputs for them "
+                                    "(each with its PSNR) and, for a denoising autoencoder, "
+                                    "the noisy images it was given."))
+            pictures[-1].error = _draw(folder, RECONSTRUCTIONS_PNG, lambda: reconstructions_figure(
+                report.test_x, report.test_probs, noisy=report.test_inputs,
+                title=f"{name}: test mse {test.mse:.5f}, psnr {test.psnr:.2f} dB"))
+        test = None  # no classes: no confusion matrix, no mistakes
+    elif test is not None:
         pictures.append(Picture(CONFUSION_PNG, "Confusion matrix (test set)",
                                 "Rows are true classes, columns predicted ones; colour is the "
                                 "share of the row."))
@@ -99,7 +114,7 @@ def draw_pictures(folder: Path, report: RunReport) -> list[Picture]:
             test.confusion, test.class_names,
             title=f"{name}: test accuracy {test.accuracy:.2%} ({test.correct:,} of "
                   f"{test.count:,})"))
-    if report.test_probs is not None and report.test_x is not None:
+    if report.test_probs is not None and report.test_x is not None and test is not None:
         pictures.append(Picture(MISTAKES_PNG, "Most confident mistakes",
                                 "Test images the model got wrong, the most confident first."))
         pictures[-1].error = _draw(folder, MISTAKES_PNG, lambda: mistakes_figure(
@@ -204,6 +219,10 @@ def report_html(report: RunReport, pictures: Sequence[Picture], links: Sequence[
          f"{esc(time.strftime('%Y-%m-%d %H:%M:%S'))}</p>"),
     ]
     test = report.test
+    if isinstance(test, ReconstructionEvaluation):
+        parts.append(f'<p class="key">Test mean squared error <b>{test.mse:.5f}</b>, PSNR '
+                     f"{test.psnr:.2f} dB ({test.count:,} images)</p>")
+        test = None  # what follows is about classes
     if test is not None:
         parts.append(f'<p class="key">Test accuracy <b>{test.accuracy:.2%}</b> '
                      f"({test.correct:,} of {test.count:,}), loss {test.loss:.4f}</p>")
@@ -238,6 +257,7 @@ def report_html(report: RunReport, pictures: Sequence[Picture], links: Sequence[
         parts.append(_scores_table(test))
         parts.append(_confused_list(test))
         parts.append("</div></div>")
+    figure(RECONSTRUCTIONS_PNG)
     figure(MISTAKES_PNG)
     figure(FILTERS_PNG)
     parts.append("<h2>Network</h2>")

@@ -157,6 +157,195 @@ def mobilenet_mini() -> cnnc.Network:
     return net
 
 
+# ---------------------------------------------------------------- issue 20's families
+
+
+def _squeeze_excite(net: cnnc.Network, x, reduced: int, channels: int, activation: str,
+                    gate: str, name: str):
+    """Global average pooling (1x1 kept), 1x1 reduce, 1x1 expand to a gate, times x."""
+    net.global_avgpool2d(keepdims=True)
+    net.conv2d(reduced, 1, activation=activation)
+    g = net.conv2d(channels, 1, activation=gate, name=name)
+    return net.multiply(x, g)
+
+
+def mobilenetv3_mini() -> cnnc.Network:
+    net = cnnc.Network("mobilenetv3_mini", input=(28, 28, 1))
+    net.conv2d(16, 3, strides=2, padding="same", use_bias=False)
+    net.batchnorm()
+    stem = net.activation("hard_swish", name="stem")
+    net.depthwise_conv2d(3, padding="same", use_bias=False)
+    net.batchnorm()
+    dw = net.activation("relu", name="b1_dw")
+    _squeeze_excite(net, dw, 8, 16, "relu", "hard_sigmoid", "b1_gate")
+    net.conv2d(16, 1, use_bias=False)
+    proj = net.batchnorm(name="b1_proj")
+    net.add(stem, proj, name="b1_out")
+    net.conv2d(48, 1, use_bias=False)
+    net.batchnorm()
+    net.activation("relu")
+    net.depthwise_conv2d(3, strides=2, padding="same", use_bias=False)
+    net.batchnorm()
+    net.activation("relu")
+    net.conv2d(24, 1, use_bias=False)
+    b2 = net.batchnorm(name="b2_out")
+    net.conv2d(72, 1, use_bias=False)
+    net.batchnorm()
+    net.activation("hard_swish")
+    net.depthwise_conv2d(5, padding="same", use_bias=False)
+    net.batchnorm()
+    dw = net.activation("hard_swish", name="b3_dw")
+    _squeeze_excite(net, dw, 24, 72, "relu", "hard_sigmoid", "b3_gate")
+    net.conv2d(24, 1, use_bias=False)
+    proj = net.batchnorm(name="b3_proj")
+    net.add(b2, proj)
+    net.conv2d(96, 1, use_bias=False)
+    net.batchnorm()
+    net.activation("hard_swish")
+    net.global_avgpool2d()
+    net.dense(128, activation="hard_swish")
+    net.dropout(0.2)
+    net.dense(10, activation="softmax")
+    net.train(dataset="fashion_mnist", epochs=8, batch_size=128,
+              optimizer={"name": "adam", "learning_rate": 0.003},
+              loss="sparse_categorical_crossentropy", validation_size=5000,
+              schedule="cosine", seed=0)
+    return net
+
+
+def efficientnet_mini() -> cnnc.Network:
+    net = cnnc.Network("efficientnet_mini", input=(28, 28, 1))
+    net.conv2d(16, 3, strides=2, padding="same", use_bias=False)
+    net.batchnorm()
+    stem = net.activation("silu", name="stem")
+    net.depthwise_conv2d(3, padding="same", use_bias=False)
+    net.batchnorm()
+    dw = net.activation("silu", name="b1_dw")
+    _squeeze_excite(net, dw, 4, 16, "silu", "sigmoid", "b1_gate")
+    net.conv2d(16, 1, use_bias=False)
+    proj = net.batchnorm(name="b1_proj")
+    net.add(stem, proj)
+
+    def expand_depthwise(expanded: int, kernel: int, strides: int, name: str):
+        net.conv2d(expanded, 1, use_bias=False)
+        net.batchnorm()
+        net.activation("silu")
+        net.depthwise_conv2d(kernel, strides=strides, padding="same", use_bias=False)
+        net.batchnorm()
+        return net.activation("silu", name=name)
+
+    dw = expand_depthwise(96, 3, 2, "b2_dw")
+    _squeeze_excite(net, dw, 4, 96, "silu", "sigmoid", "b2_gate")
+    net.conv2d(24, 1, use_bias=False)
+    b2 = net.batchnorm(name="b2_out")
+    dw = expand_depthwise(144, 5, 1, "b3_dw")
+    _squeeze_excite(net, dw, 6, 144, "silu", "sigmoid", "b3_gate")
+    net.conv2d(24, 1, use_bias=False)
+    proj = net.batchnorm(name="b3_proj")
+    net.add(b2, proj)
+    net.conv2d(128, 1, use_bias=False)
+    net.batchnorm()
+    net.activation("silu")
+    net.global_avgpool2d()
+    net.dropout(0.2)
+    net.dense(10, activation="softmax")
+    net.train(dataset="fashion_mnist", epochs=8, batch_size=128,
+              optimizer={"name": "adam", "learning_rate": 0.003},
+              loss="sparse_categorical_crossentropy", validation_size=5000,
+              schedule="cosine", seed=0)
+    return net
+
+
+def convnext_mini() -> cnnc.Network:
+    net = cnnc.Network("convnext_mini", input=(28, 28, 1))
+
+    def block(x, width: int, proj: str, out: str | None = None):
+        net.depthwise_conv2d(7, padding="same")
+        net.layer_norm(epsilon=1e-6)
+        net.conv2d(4 * width, 1, activation="gelu")
+        return net.add(x, net.conv2d(width, 1, name=proj), name=out)
+
+    net.conv2d(32, 4, strides=4)
+    stem = net.layer_norm(epsilon=1e-6, name="stem")
+    b1 = block(stem, 32, "b1_proj", "b1_out")
+    block(b1, 32, "b2_proj")
+    net.layer_norm(epsilon=1e-6)
+    down = net.conv2d(64, 2, strides=2, name="down")
+    block(down, 64, "b3_proj")
+    net.layer_norm(epsilon=1e-6)
+    net.global_avgpool2d()
+    net.dense(10, activation="softmax")
+    net.train(dataset="fashion_mnist", epochs=8, batch_size=128,
+              optimizer={"name": "adam", "learning_rate": 0.002},
+              loss="sparse_categorical_crossentropy", validation_size=5000,
+              schedule={"name": "cosine", "warmup_epochs": 1}, seed=0)
+    return net
+
+
+def shufflenet_mini() -> cnnc.Network:
+    net = cnnc.Network("shufflenet_mini", input=(28, 28, 1))
+
+    def grouped_shuffle_depthwise(mid: int, strides: int = 1) -> None:
+        net.conv2d(mid, 1, groups=2, use_bias=False)
+        net.batchnorm()
+        net.activation("relu")
+        net.channel_shuffle(groups=2)
+        net.depthwise_conv2d(3, strides=strides, padding="same", use_bias=False)
+        net.batchnorm()
+
+    net.conv2d(24, 3, strides=2, padding="same", use_bias=False)
+    net.batchnorm()
+    stem = net.activation("relu", name="stem")
+    grouped_shuffle_depthwise(24)
+    net.conv2d(24, 1, groups=2, use_bias=False)
+    main = net.batchnorm(name="u1_bn")
+    net.add(stem, main)
+    u1 = net.activation("relu", name="u1_out")
+    grouped_shuffle_depthwise(24, strides=2)
+    net.conv2d(48, 1, groups=2, use_bias=False)
+    main = net.batchnorm(name="u2_main")
+    short = net.avgpool2d(u1, 3, strides=2, padding="same", name="u2_short")
+    net.concatenate(short, main)
+    u2 = net.activation("relu", name="u2_out")
+    grouped_shuffle_depthwise(72)
+    net.conv2d(72, 1, groups=2, use_bias=False)
+    main = net.batchnorm(name="u3_bn")
+    net.add(u2, main)
+    net.activation("relu")
+    net.conv2d(128, 1, use_bias=False)
+    net.batchnorm()
+    net.activation("relu")
+    net.global_avgpool2d()
+    net.dense(10, activation="softmax")
+    net.train(dataset="fashion_mnist", epochs=8, batch_size=128,
+              optimizer={"name": "adam", "learning_rate": 0.003},
+              loss="sparse_categorical_crossentropy", validation_size=5000,
+              schedule="cosine", seed=0)
+    return net
+
+
+def unet_mini() -> cnnc.Network:
+    net = cnnc.Network("unet_mini", input=(28, 28, 1))
+    net.conv2d(16, 3, padding="same", activation="relu")
+    e1 = net.conv2d(16, 3, padding="same", activation="relu", name="e1")
+    net.maxpool2d(2)
+    net.conv2d(32, 3, padding="same", activation="relu")
+    e2 = net.conv2d(32, 3, padding="same", activation="relu", name="e2")
+    net.maxpool2d(2)
+    net.conv2d(64, 3, padding="same", activation="relu")
+    up2 = net.conv2d_transpose(32, 3, strides=2, padding="same", activation="relu", name="up2")
+    net.concatenate(up2, e2)
+    net.conv2d(32, 3, padding="same", activation="relu")
+    up1 = net.upsampling2d(name="up1")
+    net.concatenate(up1, e1)
+    net.conv2d(16, 3, padding="same", activation="relu")
+    net.conv2d(1, 1, activation="sigmoid")
+    net.train(dataset="fashion_mnist", target="input", noise=0.3, loss="mse", epochs=3,
+              batch_size=64, optimizer={"name": "adam", "learning_rate": 0.002},
+              validation_size=5000, seed=0)
+    return net
+
+
 BUILDERS: dict[str, Callable[[], cnnc.Network]] = {
     "fashion": fashion,
     "fashion-plus": fashion_plus,
@@ -164,4 +353,9 @@ BUILDERS: dict[str, Callable[[], cnnc.Network]] = {
     "resnet_mini": resnet_mini,
     "inception_mini": inception_mini,
     "mobilenet_mini": mobilenet_mini,
+    "mobilenetv3_mini": mobilenetv3_mini,
+    "efficientnet_mini": efficientnet_mini,
+    "convnext_mini": convnext_mini,
+    "shufflenet_mini": shufflenet_mini,
+    "unet_mini": unet_mini,
 }

@@ -120,3 +120,63 @@ def test_inception_mini_concatenates_three_branches():
     concat = next(n for n in graph.nodes if n.op == "concatenate")
     assert concat.inputs == ("b1", "b2", "b3")
     assert concat.shape == (None, 14, 14, 16 + 24 + 16)
+
+
+# ---------------------------------------------------------------- issue 20's families
+
+
+def _ops(stem: str) -> list:
+    return list(load_spec(SPECS / f"{stem}.cnn").nodes)
+
+
+def test_mobilenetv3_and_efficientnet_gate_channels_by_squeeze_excite():
+    for stem, gate, act in (("mobilenetv3_mini", "hard_sigmoid", "hard_swish"),
+                            ("efficientnet_mini", "sigmoid", "silu")):
+        graph = load_spec(SPECS / f"{stem}.cnn")
+        muls = [n for n in graph.nodes if n.op == "multiply"]
+        assert muls, stem
+        for mul in muls:
+            x, g = (graph.node(i) for i in mul.inputs)
+            # A (1, 1, C) gate times an (H, W, C) map: broadcasting over the spatial axes.
+            assert g.shape[1:3] == (1, 1) and g.shape[3] == x.shape[3] and x.shape[1] > 1
+            assert g.op == "conv2d" and g.attrs["activation"] == gate
+            pool = graph.node(graph.node(g.inputs[0]).inputs[0])
+            assert pool.op == "global_avgpool2d" and pool.attrs["keepdims"] is True
+        assert any(n.attrs.get("activation") == act for n in graph.nodes), stem
+        assert [n.op for n in graph.nodes].count("add") == 2
+
+
+def test_convnext_blocks():
+    graph = load_spec(SPECS / "convnext_mini.cnn")
+    dws = [n for n in graph.nodes if n.op == "depthwise_conv2d"]
+    assert len(dws) == 3 and all(n.attrs["kernel_size"] == (7, 7) for n in dws)
+    for dw in dws:
+        ln = next(n for n in graph.nodes if n.inputs == (dw.name,))
+        expand = next(n for n in graph.nodes if n.inputs == (ln.name,))
+        assert ln.op == "layer_norm" and ln.attrs["epsilon"] == 1e-6
+        assert expand.op == "conv2d" and expand.attrs["activation"] == "gelu"
+        assert expand.shape[-1] == 4 * dw.shape[-1]  # the inverted bottleneck's 4x
+    assert [n.op for n in graph.nodes].count("add") == 3
+
+
+def test_shufflenet_shuffles_between_grouped_convolutions():
+    graph = load_spec(SPECS / "shufflenet_mini.cnn")
+    shuffles = [n for n in graph.nodes if n.op == "channel_shuffle"]
+    assert len(shuffles) == 3 and all(n.attrs["groups"] == 2 for n in shuffles)
+    for s in shuffles:
+        before = graph.node(graph.node(graph.node(s.inputs[0]).inputs[0]).inputs[0])
+        assert before.op == "conv2d" and before.attrs["groups"] == 2
+    concat = next(n for n in graph.nodes if n.op == "concatenate")
+    assert concat.inputs == ("u2_short", "u2_main") and concat.shape == (None, 7, 7, 72)
+
+
+def test_unet_is_an_autoencoder_with_skips():
+    graph = load_spec(SPECS / "unet_mini.cnn")
+    ops = [n.op for n in graph.nodes]
+    assert "conv2d_transpose" in ops and "upsampling2d" in ops and ops.count("concatenate") == 2
+    assert graph.shape_of(graph.outputs[0]) == graph.shape_of(graph.inputs[0]) == (None, 28, 28, 1)
+    assert graph.node("up2").shape == (None, 14, 14, 32)
+    assert [graph.node(n).op for n in graph.node("concatenate_1").inputs] == ["upsampling2d",
+                                                                            "conv2d"]
+    train = graph.train
+    assert (train.target, train.loss, train.noise) == ("input", "mean_squared_error", 0.3)

@@ -28,3 +28,15 @@ def backend(request):
         if not ok:
             pytest.skip(why)
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _dynamo_needs_onnxscript(request):
+    """A test run with PyTorch's default exporter (parametrised `dynamo=True` or
+    `exporter='dynamo'`) is skipped, with the reason, where onnxscript is missing: that exporter
+    imports it, and the TorchScript cases of the same test still run."""
+    spec = getattr(request.node, "callspec", None)
+    params = spec.params if spec is not None else {}
+    if params.get("dynamo") is True or params.get("exporter") == "dynamo":
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed (PyTorch's "
+                                                 "default exporter needs it)")

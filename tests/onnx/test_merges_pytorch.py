@@ -9,8 +9,6 @@ import warnings
 import pytest
 from onnx_helpers import check_against_ort, randn
 
-from cnnc.errors import SpecError
-
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install "
                                             "torch==2.13.0 for these tests)")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (the dynamo exporter)")
@@ -66,8 +64,7 @@ def _export(module, path, dynamo):
 # The dynamo exporter writes x.mean((2, 3)) and the pooling as opset-18 ReduceMean (axes as an
 # input, noop_with_empty_axes), which the ONNX plumbing part of issue 20 adds; until it lands
 # the import refuses those two nodes, and only them (strict: this says when it lands).
-DYNAMO = pytest.param(True, id="dynamo", marks=pytest.mark.xfail(
-    raises=SpecError, strict=True, reason="opset-18 ReduceMean is another part of issue 20"))
+DYNAMO = pytest.param(True, id="dynamo")
 
 
 @pytest.mark.parametrize("dynamo", [pytest.param(False, id="torchscript"), DYNAMO])

@@ -8,13 +8,15 @@ from cnnc.passes.pipeline import training_graph
 from cnnc.tune.space import tunable
 
 # Odd spatial sizes and odd reduction channels; the columns (8 and 16 filters, 12 units) leave
-# several register blocks to choose from. conv2d_1 has 9 input channels (not im2col's few).
+# several register blocks to choose from. conv2d_1 has 9 input channels (not im2col's few);
+# the strided transposed convolution takes phases.
 SPEC = """
 network: tiny_tune
 input: [7, 5, 9]
 layers:
   - {conv2d: [8, 3], padding: same, activation: relu}
   - {conv2d: [16, 3], padding: same, activation: relu}
+  - {conv2d_transpose: [6, 3], strides: 2, padding: same, activation: relu}
   - flatten
   - {dense: 12, activation: relu}
   - {dense: 4, activation: softmax}

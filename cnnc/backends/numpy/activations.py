@@ -62,7 +62,8 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 
 
 def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.clip(x * HS_ALPHA + HS_BETA, 0, 1)
+    # Keras' relu6(x + 3) / 6: alpha x + beta with the row's constants, as kernels/common.h
+    return np.clip(x + 3, 0, 6) / 6
 
 
 def _phi_upper(x: np.ndarray) -> np.ndarray:

@@ -4,24 +4,17 @@ kernels/channel_shuffle.cl, and its table `BINDERS`. Its gradient is a channel_s
 
 from __future__ import annotations
 
-from cnnc.backends.opencl.launches import (
-    BindContext,
-    Binder,
-    Int,
-    NodeBinding,
-    Value,
-    elementwise_launch,
-)
+from cnnc.backends.opencl.launches import BindContext, Binder, Int, NodeBinding, Value, launch
+from cnnc.backends.opencl.tiling import flat
 from cnnc.ir.graph import Node
 
 
 def bind_channel_shuffle(node: Node, ctx: BindContext) -> NodeBinding:
-    n = ctx.numel(node.name)
-    cols = ctx.shape(node.name)[-1]
-    args = (Value(node.inputs[0]), Value(node.name), Int(n), Int(cols),
+    """One work-item per row of the last axis."""
+    rows, cols = ctx.rows_cols(node.name)
+    args = (Value(node.inputs[0]), Value(node.name), Int(rows), Int(cols),
             Int(node.attrs["groups"]))
-    return NodeBinding((elementwise_launch("channel_shuffle.cl", "channel_shuffle", n, args,
-                                           ctx.target),))
+    return NodeBinding((launch("channel_shuffle.cl", "channel_shuffle", flat(rows), args),))
 
 
 BINDERS: dict[str, Binder] = {"channel_shuffle": bind_channel_shuffle}

@@ -70,7 +70,11 @@ def bind_conv2d_grad_input_phases(
     tile, local = with_local_tile(
         tuned_tile(geo["CG"], ctx.target, variant),
         ctx.target,
-        node.attrs["groups"] == 1 and bool(variant.get("local", 1)),
+        # The local-tile path gets a stride of 1 on one axis only wrong (strides (2, 1): every
+        # dx value off); until conv2d.cl's tiled phases are mended, those rows take the
+        # register-tile path, which is right for every stride.
+        node.attrs["groups"] == 1 and bool(variant.get("local", 1))
+        and min(geo["SH"], geo["SW"]) > 1,
     )
     nr = tile["VW"] * tile["NV"]
     if local:

@@ -1,0 +1,174 @@
+"""Published architectures (twins.py: MobileNetV3 small and large, EfficientNet-B0, ShuffleNetV2,
+RegNetY, ConvNeXt, DenseNet-121, ResNeXt), exported from PyTorch with the default exporter
+(`torch.onnx.export(model, (x,), path)`: dynamo, opset 18, a fixed batch) and with the
+TorchScript one (`dynamo=False`, a dynamic batch), imported, and compared with onnxruntime and
+with PyTorch within 1e-5 relative on the NumPy and OpenCL backends. A model whose ops cnnc
+still lacks must fail to import (strict xfail, while the op is missing) with a message naming
+each refused node. Skipped without torch."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from onnx_helpers import RTOL, check_against_ort, nhwc, relative_error
+
+import cnnc
+from cnnc.errors import SpecError
+from cnnc.frontend.onnx_ops import RULES
+from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.ops import OPS
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install "
+                                            "torch==2.13.0 for these tests)")
+twins = pytest.importorskip("twins")
+
+SIZE = (3, 64, 64)
+BATCH = 2
+
+
+def _lacks(*needs: str) -> list[str]:
+    """Of cnnc layers and activations (and, as 'onnx:Op', ONNX rules), those still missing."""
+    return [n for n in needs if (n.startswith("onnx:") and n[5:] not in RULES)
+            or (not n.startswith("onnx:") and n not in OPS and n not in ACTIVATIONS)]
+
+
+# What each model needs that cnnc may lack today (the cnnc layer or activation that the part
+# of issue 20 bringing it adds, with its ONNX import): the test is an expected failure until
+# every one is there, then it must pass.
+NEEDS = {
+    "mobilenet_v3_small": (("hard_swish", "hard_sigmoid", "multiply"),
+                           "HardSwish, HardSigmoid (part 1), Mul with broadcasting (part 2)"),
+    "mobilenet_v3_large": (("hard_swish", "hard_sigmoid", "multiply"),
+                           "HardSwish, HardSigmoid (part 1), Mul with broadcasting (part 2)"),
+    "efficientnet_b0": (("multiply",), "SiLU's and squeeze-excite's Mul (parts 1, 2)"),
+    "regnet_y": (("multiply",), "squeeze-excite's Mul with broadcasting (part 2)"),
+    "convnext": (("layer_norm", "gelu", "multiply"),
+                 "LayerNormalization (part 4), Gelu (part 1), Mul by the layer scale (part 2)"),
+    "shufflenet_v2": (("channel_shuffle", "onnx:Split"),
+                      ("the channel-shuffle Reshape/Transpose/Reshape (part 4) and Split/Slice "
+                       "of the channels (chunk), which no part of issue 20 adds")),
+    "densenet121": ((), ""),
+    "resnext": ((), ""),
+}
+# The ONNX ops each model's import refuses while it lacks them (checked by name below).
+REFUSED = {
+    "mobilenet_v3_small": {"HardSwish", "HardSigmoid", "Mul"},
+    "mobilenet_v3_large": {"HardSwish", "HardSigmoid", "Mul"},
+    "efficientnet_b0": {"Mul"},
+    "regnet_y": {"Mul"},
+    "convnext": {"LayerNormalization", "Gelu", "Mul"},
+    "shufflenet_v2": {"Split", "Slice", "Reshape", "Transpose"},
+}
+EXPORTERS = ("dynamo", "torchscript")
+# The models slow to export with the dynamo exporter (tens of seconds on 2 cores).
+SLOW = {("densenet121", "dynamo")}
+
+
+def _export(module, path, exporter: str) -> None:
+    x = (torch.randn(BATCH, *SIZE),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            pytest.importorskip("onnxscript", reason="the default exporter needs onnxscript")
+            torch.onnx.export(module, x, str(path), input_names=["x"], output_names=["y"])
+        else:
+            torch.onnx.export(module, x, str(path), dynamo=False, input_names=["x"],
+                              output_names=["y"],
+                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model name, exporter) -> (module, path), each exported once for the module."""
+    cache: dict = {}
+
+    def get(name: str, exporter: str):
+        if (name, exporter) not in cache:
+            module = twins.build(name, seed=sorted(twins.TWINS).index(name))
+            path = tmp_path_factory.mktemp(f"{name}_{exporter}") / f"{name}.onnx"
+            _export(module, path, exporter)
+            cache[name, exporter] = module, path
+        return cache[name, exporter]
+    return get
+
+
+def _cases(backends):
+    out = []
+    for name, (ops, who) in NEEDS.items():
+        for exporter in EXPORTERS:
+            for backend in backends:
+                marks = []
+                missing = _lacks(*ops)
+                if missing:
+                    marks.append(pytest.mark.xfail(
+                        raises=SpecError, strict=True,
+                        reason=f"needs {', '.join(missing)}: {who} (issue 20)"))
+                if (name, exporter) in SLOW or backend == "opencl":
+                    marks.append(pytest.mark.slow)
+                out.append(pytest.param(name, exporter, backend, marks=marks,
+                                        id=f"{name}-{exporter}-{backend}"))
+    return out
+
+
+@pytest.mark.parametrize(("name", "exporter", "backend"), _cases(("numpy", "opencl")),
+                         indirect=["backend"])
+def test_published_architecture_matches_onnxruntime_and_pytorch(name, exporter, backend,
+                                                                exported):
+    module, path = exported(name, exporter)
+    x = np.random.default_rng(3).standard_normal((BATCH, *SIZE)).astype(np.float32)
+    graph = check_against_ort(path, x, backend=backend)
+    got = cnnc.compile(graph, backend=backend).predict(nhwc(x))
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    assert relative_error(got, want) <= RTOL
+
+
+@pytest.mark.parametrize("name", [n for n, (ops, _) in NEEDS.items() if _lacks(*ops)])
+def test_what_a_model_still_needs_is_named_node_by_node(name, exported):
+    """While an op is missing, the import fails once, naming each refused node and its op,
+    and every op it names is one of those the model is known to need."""
+    _, path = exported(name, "dynamo")
+    with pytest.raises(SpecError) as info:
+        cnnc.load_spec(path)
+    text = info.value.render()
+    assert "cannot be lowered exactly to cnnc layers" in text
+    refused = re.finditer(r"^  node .*? \((\w+)\): ", text, re.MULTILINE)
+    named = {m.group(1) for m in refused}
+    assert named and named <= REFUSED[name], text
+
+
+def test_an_op_cnnc_lacks_is_named_with_its_node(tmp_path):
+    """torch.einsum: the default exporter writes an Einsum node, refused by name."""
+    pytest.importorskip("onnxscript", reason="the default exporter needs onnxscript")
+
+    class WithEinsum(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.mix = torch.nn.Parameter(torch.randn(4, 4))
+
+        def forward(self, x):
+            return torch.einsum("nchw,cd->ndhw", torch.relu(self.conv(x)), self.mix)
+
+    path = tmp_path / "einsum.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(WithEinsum().eval(), (torch.randn(2, 3, 8, 8),), str(path))
+    with pytest.raises(SpecError) as info:
+        cnnc.load_spec(path)
+    text = info.value.render()
+    assert "1 node cannot be lowered" in text
+    assert "node 'node_einsum' (Einsum): this operator is not supported" in text
+
+
+def test_the_default_exporter_keeps_pytorch_names(exported):
+    """The dynamo exporter names nodes by op ('node_Conv_12'); layers take their names from
+    the weights' state_dict paths instead, and an unnamed activation joins its convolution."""
+    _, path = exported("resnext", "dynamo")
+    graph = cnnc.load_spec(path)
+    assert "layer1.0.conv1" in graph.node_map and "layer2.0.downsample.0" in graph.node_map
+    assert graph.node("layer1.0.conv1").attrs["activation"] == "relu"
+    assert graph.node("fc").op == "dense"
