@@ -54,8 +54,8 @@ dense 16 activation=sigmoid
 dense 4 softmax
 """
 # Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
-# and gradient), layer norm and channel shuffle, and the losses on outputs that do not fuse with
-# them (cross-entropy on sigmoid outputs, mean squared error on a softmax).
+# and gradient), layer norm, channel shuffle and a channel slice, and the losses on outputs that
+# do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -64,7 +64,8 @@ multiply(x, e)
 layer_norm
 s: channel_shuffle 2
 g: global_avgpool2d
-m: global_maxpool2d(s)
+h: channel_slice(s) 1 3
+m: global_maxpool2d
 concatenate(g, m)
 dense 3 {activation}
 """
