@@ -2,13 +2,10 @@
 RegNetY, ConvNeXt, DenseNet-121, ResNeXt), exported from PyTorch with the default exporter
 (`torch.onnx.export(model, (x,), path)`: dynamo, opset 18, a fixed batch) and with the
 TorchScript one (`dynamo=False`, a dynamic batch), imported, and compared with onnxruntime and
-with PyTorch within 1e-5 relative on the NumPy and OpenCL backends. A model whose ops cnnc
-still lacks must fail to import (strict xfail, while the op is missing) with a message naming
-each refused node. Skipped without torch."""
+with PyTorch within 1e-5 relative on the NumPy and OpenCL backends. Skipped without torch."""
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -17,9 +14,6 @@ from onnx_helpers import RTOL, check_against_ort, nhwc, relative_error
 
 import cnnc
 from cnnc.errors import SpecError
-from cnnc.frontend.onnx_ops import RULES
-from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.ops import OPS
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install "
                                             "torch==2.13.0 for these tests)")
@@ -29,39 +23,7 @@ SIZE = (3, 64, 64)
 BATCH = 2
 
 
-def _lacks(*needs: str) -> list[str]:
-    """Of cnnc layers and activations (and, as 'onnx:Op', ONNX rules), those still missing."""
-    return [n for n in needs if (n.startswith("onnx:") and n[5:] not in RULES)
-            or (not n.startswith("onnx:") and n not in OPS and n not in ACTIVATIONS)]
-
-
-# What each model needs that cnnc may lack today (the cnnc layer or activation that the part
-# of issue 20 bringing it adds, with its ONNX import): the test is an expected failure until
-# every one is there, then it must pass.
-NEEDS = {
-    "mobilenet_v3_small": (("hard_swish", "hard_sigmoid", "multiply"),
-                           "HardSwish, HardSigmoid (part 1), Mul with broadcasting (part 2)"),
-    "mobilenet_v3_large": (("hard_swish", "hard_sigmoid", "multiply"),
-                           "HardSwish, HardSigmoid (part 1), Mul with broadcasting (part 2)"),
-    "efficientnet_b0": (("multiply",), "SiLU's and squeeze-excite's Mul (parts 1, 2)"),
-    "regnet_y": (("multiply",), "squeeze-excite's Mul with broadcasting (part 2)"),
-    "convnext": (("layer_norm", "gelu", "multiply"),
-                 "LayerNormalization (part 4), Gelu (part 1), Mul by the layer scale (part 2)"),
-    "shufflenet_v2": (("channel_shuffle", "onnx:Split"),
-                      ("the channel-shuffle Reshape/Transpose/Reshape (part 4) and Split/Slice "
-                       "of the channels (chunk), which no part of issue 20 adds")),
-    "densenet121": ((), ""),
-    "resnext": ((), ""),
-}
-# The ONNX ops each model's import refuses while it lacks them (checked by name below).
-REFUSED = {
-    "mobilenet_v3_small": {"HardSwish", "HardSigmoid", "Mul"},
-    "mobilenet_v3_large": {"HardSwish", "HardSigmoid", "Mul"},
-    "efficientnet_b0": {"Mul"},
-    "regnet_y": {"Mul"},
-    "convnext": {"LayerNormalization", "Gelu", "Mul"},
-    "shufflenet_v2": {"Split", "Slice", "Reshape", "Transpose"},
-}
+MODELS = tuple(twins.TWINS)
 EXPORTERS = ("dynamo", "torchscript")
 # The models slow to export with the dynamo exporter (tens of seconds on 2 cores).
 SLOW = {("densenet121", "dynamo")}
@@ -97,15 +59,10 @@ def exported(tmp_path_factory):
 
 def _cases(backends):
     out = []
-    for name, (ops, who) in NEEDS.items():
+    for name in MODELS:
         for exporter in EXPORTERS:
             for backend in backends:
                 marks = []
-                missing = _lacks(*ops)
-                if missing:
-                    marks.append(pytest.mark.xfail(
-                        raises=SpecError, strict=True,
-                        reason=f"needs {', '.join(missing)}: {who} (issue 20)"))
                 if (name, exporter) in SLOW or backend == "opencl":
                     marks.append(pytest.mark.slow)
                 out.append(pytest.param(name, exporter, backend, marks=marks,
@@ -124,20 +81,6 @@ def test_published_architecture_matches_onnxruntime_and_pytorch(name, exporter, 
     with torch.no_grad():
         want = module(torch.from_numpy(x)).numpy()
     assert relative_error(got, want) <= RTOL
-
-
-@pytest.mark.parametrize("name", [n for n, (ops, _) in NEEDS.items() if _lacks(*ops)])
-def test_what_a_model_still_needs_is_named_node_by_node(name, exported):
-    """While an op is missing, the import fails once, naming each refused node and its op,
-    and every op it names is one of those the model is known to need."""
-    _, path = exported(name, "dynamo")
-    with pytest.raises(SpecError) as info:
-        cnnc.load_spec(path)
-    text = info.value.render()
-    assert "cannot be lowered exactly to cnnc layers" in text
-    refused = re.finditer(r"^  node .*? \((\w+)\): ", text, re.MULTILINE)
-    named = {m.group(1) for m in refused}
-    assert named and named <= REFUSED[name], text
 
 
 def test_an_op_cnnc_lacks_is_named_with_its_node(tmp_path):
