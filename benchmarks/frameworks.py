@@ -122,7 +122,7 @@ def _torch_activations() -> dict[str, Callable | None]:
 NEW_ACTIVATIONS = _torch_activations()
 NEW_OPS = {"multiply", "subtract", "maximum", "minimum", "average", "global_maxpool2d",
            "layer_norm", "channel_shuffle", "conv2d_transpose", "upsampling2d",
-           "separable_conv2d", "cropping2d"}
+           "separable_conv2d", "cropping2d", "channel_slice"}
 
 
 def new_op_module(layers, key: str, node, c: int) -> None:
@@ -193,6 +193,8 @@ def new_op_forward(layers, key: str, node, ins: list, graph: Graph):
         n, c, h, w = t.shape
         g = a["groups"]
         return t.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+    if op == "channel_slice":
+        return t[:, a["start"]:a["stop"]]
     if op == "conv2d_transpose":
         t = layers[key](t)
         _, oh, ow, _ = graph.shape_of(node.name)

@@ -159,15 +159,18 @@ def test_convnext_blocks():
     assert [n.op for n in graph.nodes].count("add") == 3
 
 
-def test_shufflenet_shuffles_between_grouped_convolutions():
+def test_shufflenet_splits_the_channels_and_shuffles_after_each_unit():
     graph = load_spec(SPECS / "shufflenet_mini.cnn")
     shuffles = [n for n in graph.nodes if n.op == "channel_shuffle"]
     assert len(shuffles) == 3 and all(n.attrs["groups"] == 2 for n in shuffles)
-    for s in shuffles:
-        before = graph.node(graph.node(graph.node(s.inputs[0]).inputs[0]).inputs[0])
-        assert before.op == "conv2d" and before.attrs["groups"] == 2
-    concat = next(n for n in graph.nodes if n.op == "concatenate")
-    assert concat.inputs == ("u2_short", "u2_main") and concat.shape == (None, 7, 7, 72)
+    assert all(graph.node(s.inputs[0]).op == "concatenate" for s in shuffles)
+    slices = [n for n in graph.nodes if n.op == "channel_slice"]
+    assert [(n.inputs[0], n.attrs["start"], n.attrs["stop"]) for n in slices] == [
+        ("u1", 0, 24), ("u1", 24, 48), ("u2", 0, 24), ("u2", 24, 48)]
+    concat = [n for n in graph.nodes if n.op == "concatenate"]
+    assert [n.inputs for n in concat] == [("u1_left", "u1_right"), ("u2_keep", "u2_branch"),
+                                          ("u3_keep", "u3_branch")]
+    assert all(n.shape == (None, 7, 7, 48) for n in concat)
 
 
 def test_unet_is_an_autoencoder_with_skips():
