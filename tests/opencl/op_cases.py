@@ -113,6 +113,30 @@ CASES = [
          {"ReLU": {"max_value": 0.5, "negative_slope": 0.2, "threshold": -0.1}}],
         optimizer="nadam",
     ),
+    # The direct depthwise kernel (depthwise.cl) at its edges: 7 channels (no vector wider
+    # than 1 divides them), 'valid'; stride 2 with M = 2 and an odd output; M = 3, whose vector
+    # lanes straddle input channels, dilated on one axis, with softmax (not an epilogue).
+    Case(
+        "depthwise_valid_seven_channels",
+        (9, 10, 7),
+        [{"depthwise_conv2d": [3, 4], "padding": "valid", "activation": "elu"}],
+        loss="mean_squared_error",
+    ),
+    Case(
+        "depthwise_stride2_multiplier2",
+        (9, 7, 6),
+        [{"depthwise_conv2d": 5, "strides": 2, "padding": "same", "depth_multiplier": 2,
+          "activation": "hard_swish"}],
+        loss="mean_squared_error",
+    ),
+    Case(
+        "depthwise_dilated_multiplier3_softmax",
+        (11, 9, 4),
+        [{"depthwise_conv2d": 3, "dilation_rate": [2, 1], "depth_multiplier": 3,
+          "activation": "softmax"}],
+        loss="mean_squared_error",
+        batch=2,
+    ),
     Case("conv_softmax", (5, 5, 3), [{"conv2d": [3, 2], "activation": "softmax"}]),
     Case(
         "maxpool",

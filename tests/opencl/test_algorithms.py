@@ -38,7 +38,8 @@ from cnnc.tune.space import as_layer, gemm_of, tunable, variant_space
 
 # Every algorithm of every tunable op applies somewhere here: a few channels (im2col), a
 # stride-2 convolution (phases), stride-1 3x3 ones (Winograd), a grouped one, transposed
-# convolutions (strided: phases; and not), dense layers.
+# convolutions (strided: phases; and not), depthwise ones (one with a batch norm folded in at
+# inference), dense layers.
 SPEC = """
 network: algorithms
 input: [9, 11, 3]
@@ -47,6 +48,9 @@ layers:
   - {conv2d: [12, 3], strides: 2, padding: same, activation: relu}
   - {conv2d: [16, 3], padding: same, activation: relu}
   - {conv2d: [16, 1], groups: 4, activation: relu}
+  - {depthwise_conv2d: 3, padding: same, activation: relu}
+  - {depthwise_conv2d: 3, depth_multiplier: 2, use_bias: false}
+  - batchnorm
   - {conv2d_transpose: [6, 3], strides: 2, padding: same, activation: relu}
   - {conv2d_transpose: [5, 2], activation: relu}
   - flatten

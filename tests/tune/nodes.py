@@ -16,6 +16,7 @@ input: [7, 5, 9]
 layers:
   - {conv2d: [8, 3], padding: same, activation: relu}
   - {conv2d: [16, 3], padding: same, activation: relu}
+  - {depthwise_conv2d: 3, padding: same, activation: relu}
   - {conv2d_transpose: [6, 3], strides: 2, padding: same, activation: relu}
   - flatten
   - {dense: 12, activation: relu}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
@@ -103,6 +104,15 @@ REGISTERED: tuple[Algorithm, ...] = (
     _direct("conv2d_transpose_grad_kernel", on_conv(bind_conv2d_grad_kernel_direct),
             transpose_edges, on_conv(conv2d_grad_kernel_gemm), forms=on_conv(_im2col_off),
             keys=_IM2COL_KEYS),
+    # Depthwise convolutions: the direct kernel first (the default), the grouped conv2d they
+    # also are as the other (bind_depthwise_direct.py); their gradients bind as grouped
+    # conv2d gradients (bind_depthwise.py).
+    Algorithm("depthwise_conv2d", depthwise.DIRECT, depthwise.bind_depthwise_direct,
+              edge_shapes.depthwise_edges, depthwise.describe_direct,
+              gemm=depthwise.depthwise_gemm),
+    Algorithm("depthwise_conv2d", depthwise.GROUPED, depthwise.bind_depthwise_grouped,
+              edge_shapes.depthwise_edges, depthwise.describe_grouped,
+              variants=depthwise.grouped_variants, family=_direct_family),
     _direct("dense", bind_dense_direct, edge_shapes.dense_edges, dense_gemm),
     _direct("dense_grad_input", bind_dense_grad_input_direct, edge_shapes.dense_grad_input_edges,
             dense_grad_input_gemm),

@@ -5,9 +5,9 @@ shapes, returns its launches (launches.py): kernel file, kernel name, -D defines
 global and local sizes, and arguments. The binders live in one module per op group
 (bind_layers.py, bind_gradients.py, bind_losses.py, bind_updates.py, and bind_distributed.py for
 data-parallel training); the ops with several algorithms are bound by algorithms.py, which
-registers each (op, algorithm) once, and depthwise convolutions as the grouped conv2d they
-are (bind_depthwise.py). All are built from the shared launches of primitives.py and the tile
-choices of tiling.py. Nothing here touches a device: the runtime builds and enqueues what the
+registers each (op, algorithm) once (depthwise convolutions' among them), and the depthwise
+gradients as the grouped conv2d gradients they are (bind_depthwise.py). All are built from the
+shared launches of primitives.py and the tile choices of tiling.py. Nothing here touches a device: the runtime builds and enqueues what the
 bindings describe, so `cnnc compile --plan` can print them as they are.
 
 Sizes that shape the arithmetic of compute-bound kernels (convolutions, matrix products, pooling

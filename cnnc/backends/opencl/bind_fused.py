@@ -1,7 +1,7 @@
 """Binders of the fused ops (cnnc/ir/fused.py): node -> launches, and their table `BINDERS`.
 
-conv2d_bn, depthwise_conv2d_bn and dense_bn run the binding of their `base` layer (algorithms.py and
-bind_depthwise.py, with whatever kernel variant it picks) on a folded kernel and bias: one small
+conv2d_bn, depthwise_conv2d_bn and dense_bn run the binding of their `base` layer (algorithms.py,
+with whatever kernel variant it picks) on a folded kernel and bias: one small
 batchnorm.cl:batchnorm_fold launch first computes them from the live state into two
 workspaces, and every argument of the layer's launches that named the kernel or the bias reads
 those instead. The fold runs on every run, so the folded weights are never stale after a
@@ -14,7 +14,6 @@ from dataclasses import replace
 from math import prod
 
 from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
-from cnnc.backends.opencl.bind_depthwise import BINDERS as DEPTHWISE_BINDERS
 from cnnc.backends.opencl.launches import (
     NULL,
     Arg,
@@ -80,6 +79,5 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
     return bind
 
 
-_LAYER_BINDERS: dict[str, Binder] = {**ALGORITHM_BINDERS, **DEPTHWISE_BINDERS}
-BINDERS: dict[str, Binder] = {op: folded(layer, _LAYER_BINDERS[layer])
+BINDERS: dict[str, Binder] = {op: folded(layer, ALGORITHM_BINDERS[layer])
                                for layer, op in FOLDED_LAYER.items()}

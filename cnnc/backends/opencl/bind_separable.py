@@ -1,12 +1,12 @@
 """Binding of separable_conv2d (cnnc/ir/separable.py): its two parts' bindings run in turn,
-the depthwise part (bind_depthwise.py) into a scratch buffer that the 1x1 conv2d (conv2d's
+the depthwise part (its algorithms, algorithms.py) into a scratch buffer that the 1x1 conv2d (conv2d's
 algorithms, the GEMM the tuner sizes) reads; the two parts' own scratch buffers follow it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from cnnc.backends.opencl import algorithms, bind_depthwise
+from cnnc.backends.opencl import algorithms
 from cnnc.backends.opencl.launches import (
     Arg,
     BindContext,
@@ -42,7 +42,7 @@ def bind_separable_conv2d(node: Node, ctx: BindContext) -> NodeBinding:
     dw = replace(dw, shape=infer_node(dw, [ctx.graph.shape_of(x)]))
     pw = replace(node, op="conv2d", inputs=(middle,), params=node.params[1:], attrs=pw_attrs)
     sub = replace(ctx, graph=ctx.graph.with_nodes((*ctx.graph.nodes, dw)))
-    first = bind_depthwise.BINDERS["depthwise_conv2d"](dw, sub)
+    first = algorithms.BINDERS["depthwise_conv2d"](dw, sub)
     second = algorithms.BINDERS["conv2d"](pw, sub)
     launches = (*_moved(first, middle, 1),
                 *_moved(second, middle, 1 + len(first.workspaces)))

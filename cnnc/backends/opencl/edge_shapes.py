@@ -58,6 +58,19 @@ def conv2d_edges(node: Node, graph: Graph) -> list[EdgeShape]:
     return edges
 
 
+def depthwise_edges(node: Node, graph: Graph) -> list[EdgeShape]:
+    """Odd spatial sizes and a 1x1 output; the channels (the columns, times the depth
+    multiplier) stay, and each output channel's reduction is its own KH x KW taps."""
+    a = node.attrs
+    c = graph.shape_of(node.inputs[0])[-1]
+    m = a["depth_multiplier"]
+    edges = []
+    for label, eh, ew, batch in _spatial_edges(a):
+        state = _layer_state(node, (*a["kernel_size"], c, m), c * m)
+        edges.append(EdgeShape(label, {node.inputs[0]: (eh, ew, c)}, state, a, batch))
+    return edges
+
+
 def conv2d_grad_input_edges(node: Node, graph: Graph) -> list[EdgeShape]:
     """Columns: the input's channels (kept); reduction: an odd number of filters per group."""
     a = node.attrs

@@ -1,0 +1,92 @@
+/* Depthwise 2-D convolution, forward, direct (NHWC activations, (KH, KW, C, M) kernels):
+ *
+ *   y[n, oh, ow, c*M + m] = act(bias[c*M + m] + sum over (kh, kw) of
+ *                               x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, c] * w[kh, kw, c, m])
+ *
+ * The kernel's flat index is (kh*KW + kw) * F + f for output channel f = c*M + m, so a tap's
+ * weights for consecutive output channels are contiguous, like the output's channels: each
+ * work-item computes MR consecutive output pixels (flat (n, oh, ow)) by NR = VW * NV
+ * consecutive output channels, loads each tap's NV weight vectors once for its MR pixels, and
+ * skips the taps in the padding (no GEMM: each output reads KH * KW inputs, not C).
+ *
+ * Geometry (-D): H W C input, M depth multiplier, OH OW output, KH KW kernel, SH SW strides,
+ *   DH DW dilation, PT PL padding before (top, left). The batch comes as the argument `batch`.
+ * Block (-D): MR pixels, VW vector width, NV vectors per work-item (VW * NV divides C * M).
+ * Epilogue (-D): HAS_BIAS, ACT_<NAME> (common.h).
+ * Launch: dim 0 = pixel blocks (the large count), dim 1 = channel blocks.
+ */
+#include "common.h"
+
+#define F (C * M)
+#define NR (VW * NV)
+
+/* The inputs of output channels f .. f + VW - 1 at the pixel whose channels start at `at`:
+ * channels f .. with M == 1, else channel (f + i) / M for lane i. */
+static floatV input_vector(__global const float *x, int at, int f)
+{
+#if M == 1
+    return LOADV(x + at + f);
+#else
+    float lanes[VW];
+#pragma unroll
+    for (int i = 0; i < VW; i++)
+        lanes[i] = x[at + (f + i) / M];
+    return LOADV(lanes);
+#endif
+}
+
+__kernel void depthwise_forward(__global const float *restrict x, __global const float *restrict w,
+                                __global const float *restrict bias, __global float *restrict y,
+                                int batch)
+{
+    const int P = batch * OH * OW;
+    const int p0 = (int)get_global_id(0) * MR, f0 = (int)get_global_id(1) * NR;
+    int ih0[MR], iw0[MR], base[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        /* A block past the last pixel recomputes the last one and does not store it. */
+        const int p = min(p0 + r, P - 1);
+        const int rem = p % (OH * OW);
+        ih0[r] = (rem / OW) * SH - PT;
+        iw0[r] = (rem % OW) * SW - PL;
+        base[r] = (p / (OH * OW)) * H;
+    }
+    floatV acc[MR][NV];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (floatV)(0.0f);
+
+#pragma unroll
+    for (int kh = 0; kh < KH; kh++) {
+#pragma unroll
+        for (int kw = 0; kw < KW; kw++) {
+            floatV wv[NV];
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                wv[v] = LOADV(w + (kh * KW + kw) * F + f0 + v * VW);
+#pragma unroll
+            for (int r = 0; r < MR; r++) {
+                const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw * DW;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                    continue;
+                const int at = ((base[r] + ih) * W + iw) * C;
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    acc[r][v] = fma(input_vector(x, at, f0 + v * VW), wv[v], acc[r][v]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (p0 + r >= P)
+            break;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const int f = f0 + v * VW, at = (p0 + r) * F + f;
+            STOREV(epilogue(acc[r][v], bias, 0, f, at), y + at);
+        }
+    }
+}
