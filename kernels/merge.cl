@@ -32,12 +32,21 @@ __kernel void merge(__global const float *a, int a0, int a1, int a2, int a3,
                     __global const float *restrict b, int b0, int b1, int b2, int b3,
                     __global float *y, int n, int d1, int d2, int d3, float scale)
 {
+    /* The operands' offsets are found by division once per row of d3 elements (once per
+     * work-item where ELEMS <= d3), then stepped along the row: integer divisions per element
+     * cost more than the arithmetic they index. */
+    int k = d3, pa = 0, pb = 0;
     FOR_ELEMENTS(t, n) {
-        const int k = t % d3, j = (t / d3) % d2, i = (t / (d3 * d2)) % d1;
-        const int m = t / (d3 * d2 * d1);
-        const float u = a[m * a0 + i * a1 + j * a2 + k * a3];
-        const float v = b[m * b0 + i * b1 + j * b2 + k * b3];
-        y[t] = ACTIVATE(scale * COMBINE(u, v));
+        if (k == d3) {
+            k = t % d3;
+            const int j = (t / d3) % d2, i = (t / (d3 * d2)) % d1, m = t / (d3 * d2 * d1);
+            pa = m * a0 + i * a1 + j * a2 + k * a3;
+            pb = m * b0 + i * b1 + j * b2 + k * b3;
+        }
+        y[t] = ACTIVATE(scale * COMBINE(a[pa], b[pb]));
+        k++;
+        pa += a3;
+        pb += b3;
     }
 }
 #endif
