@@ -226,14 +226,12 @@ def resize(cx: Context, node: OnnxNode) -> None:
 # ---------------------------------------------------------------- Slice
 
 
-def slice_(cx: Context, node: OnnxNode) -> None:
-    """A slice of height and width only, with step 1: Keras' Cropping2D."""
-    x = cx.tensor(node, 0)
-    _needs_image(x)
-    if "starts" in node.attrs:  # opset 1-9: attributes
-        starts = list(node.attrs["starts"])
-        ends = list(node.attrs["ends"])
-        axes = list(node.attrs.get("axes", range(len(starts))))
+def slice_ranges(cx: Context, node: OnnxNode) -> list[tuple[int, int, int, int]]:
+    """(axis, start, end, step) per sliced axis, from attributes (opset 1-9) or inputs."""
+    if "starts" in node.attrs:
+        starts = [int(v) for v in node.attrs["starts"]]
+        ends = [int(v) for v in node.attrs["ends"]]
+        axes = [int(v) for v in node.attrs.get("axes", range(len(starts)))]
         steps = [1] * len(starts)
     else:
         starts = [int(v) for v in cx.constant(node, 1, "starts").reshape(-1)]
@@ -242,6 +240,18 @@ def slice_(cx: Context, node: OnnxNode) -> None:
         s = cx.constant(node, 4, "steps") if len(node.inputs) > 4 else None
         axes = list(range(len(starts))) if a is None else [int(v) for v in a.reshape(-1)]
         steps = [1] * len(starts) if s is None else [int(v) for v in s.reshape(-1)]
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise Unsupported(f"starts, ends, axes and steps of different lengths ({len(starts)}, "
+                          f"{len(ends)}, {len(axes)}, {len(steps)})")
+    return list(zip(axes, starts, ends, steps))
+
+
+def slice_(cx: Context, node: OnnxNode) -> None:
+    """A slice of height and width only, with step 1: Keras' Cropping2D."""
+    x = cx.tensor(node, 0)
+    _needs_image(x)
+    ranges = slice_ranges(cx, node)
+    axes, starts, ends, steps = (list(v) for v in zip(*ranges)) if ranges else ([], [], [], [])
     shape = x.onnx_shape
     cut = {1: (0, 0), 2: (0, 0)}
     for axis, start, end, step in zip(axes, starts, ends, steps):

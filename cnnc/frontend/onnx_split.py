@@ -82,26 +82,6 @@ def split(cx: Context, node: OnnxNode) -> None:
 # ---------------------------------------------------------------- Slice
 
 
-def _slice_ranges(cx: Context, node: OnnxNode) -> list[tuple[int, int, int, int]]:
-    """(axis, start, end, step) per sliced axis, from attributes (opset 1-9) or inputs."""
-    if "starts" in node.attrs:
-        starts = [int(v) for v in node.attrs["starts"]]
-        ends = [int(v) for v in node.attrs["ends"]]
-        axes = [int(v) for v in node.attrs.get("axes", range(len(starts)))]
-        steps = [1] * len(starts)
-    else:
-        starts = [int(v) for v in cx.constant(node, 1, "starts").reshape(-1)]
-        ends = [int(v) for v in cx.constant(node, 2, "ends").reshape(-1)]
-        a = cx.constant(node, 3, "axes") if len(node.inputs) > 3 else None
-        s = cx.constant(node, 4, "steps") if len(node.inputs) > 4 else None
-        axes = list(range(len(starts))) if a is None else [int(v) for v in a.reshape(-1)]
-        steps = [1] * len(starts) if s is None else [int(v) for v in s.reshape(-1)]
-    if not len(starts) == len(ends) == len(axes) == len(steps):
-        raise Unsupported(f"starts, ends, axes and steps of different lengths ({len(starts)}, "
-                          f"{len(ends)}, {len(axes)}, {len(steps)})")
-    return list(zip(axes, starts, ends, steps))
-
-
 def _whole(x: Tensor, axis: int, start: int, end: int, step: int) -> bool:
     """Whether a range keeps all of its axis (PyTorch writes `0:INT64_MAX` for `:`)."""
     dim = x.onnx_shape[axis % x.rank] if -x.rank <= axis < x.rank else None
@@ -115,12 +95,13 @@ def slice_(cx: Context, node: OnnxNode) -> None:
     x = cx.tensor(node, 0)
     if x.order is not None:
         raise Unsupported("the input is a flattened map (its columns are not channels)")
-    channel = [r for r in _slice_ranges(cx, node)
+    channel = [r for r in onnx_resample.slice_ranges(cx, node)
                if -x.rank <= r[0] < x.rank and x.perm[r[0] % x.rank] == x.rank - 1]
     if not channel:
         onnx_resample.slice_(cx, node)
         return
-    others = [r for r in _slice_ranges(cx, node) if r not in channel and not _whole(x, *r)]
+    others = [r for r in onnx_resample.slice_ranges(cx, node)
+              if r not in channel and not _whole(x, *r)]
     if others:
         raise Unsupported(f"it slices the channel axis together with ONNX axes "
                           f"{[r[0] for r in others]}; cnnc slices channels alone")
