@@ -366,8 +366,32 @@ def check_caches() -> Iterator[Finding]:
                 f"{len(leftovers)} temporary files of killed processes ({_mib(nbytes)})",
                 f"delete them: rm {folder}/.*.tmp",
             )
-    yield Finding(OK, "tuning cache", "none: tile shapes are chosen by rule from the device's "
-                                      "kind and limits")
+    yield from check_tuning_cache()
+
+
+def check_tuning_cache() -> Iterator[Finding]:
+    """What `cnnc tune` has stored, per device, and how much of it the current kernels can use:
+    an entry made for another version of the kernel sources is never looked up again."""
+    from cnnc.tune.cache import TuningCache, kernel_source_hash
+
+    cache = TuningCache.default()
+    entries = list(cache.entries.values())
+    if not entries:
+        yield Finding(OK, "tuning cache", f"{cache.path}: no tunings; tile shapes and algorithms "
+                                          "are chosen by rule from the device's kind and limits",
+                      "`cnnc tune SPEC` (or `cnnc run`, which tunes on first use) fills it")
+        return
+    current = kernel_source_hash()
+    per_device: dict[str, list[int]] = {}
+    for entry in entries:
+        counts = per_device.setdefault(entry["key"]["device"], [0, 0])
+        counts[entry["key"]["kernels"] == current] += 1
+    for device, (stale, usable) in sorted(per_device.items()):
+        detail = f"{cache.path}: {usable} tuned launches for {device!r}"
+        if stale:
+            detail += f" ({stale} more for earlier kernel sources, never used again)"
+        yield Finding(OK if usable else WARN, "tuning cache", detail,
+                      None if usable else "`cnnc tune SPEC` tunes for the current kernels")
 
 
 # ---------------------------------------------------------------- datasets

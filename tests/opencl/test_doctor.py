@@ -159,3 +159,39 @@ def test_an_old_python_fails(monkeypatch):
     monkeypatch.setattr(doctor, "MIN_PYTHON", (99, 0))
     (finding,) = doctor.check_python()
     assert finding.status == doctor.FAIL and finding.fix == "use Python 99.0 or newer"
+
+
+def test_the_tuning_cache_is_reported_per_device_with_what_the_kernels_can_use(cache, capsys):
+    """Issue 23: the line was a fixed 'none' whatever `cnnc tune` had stored."""
+    from cnnc.tune import cache as tc
+
+    device = {"device": "pthread-some-long-device-name-not-cut", "driver": "1", "platform": "p"}
+
+    def entry(batch: int, kernels: str | None = None) -> dict:
+        key = tc.make_key(device, "conv2d", [[batch, 5, 5, 3], [batch, 5, 5, 8]], {}, batch)
+        if kernels is not None:
+            key["kernels"] = kernels
+        return tc.make_entry(key, {"algo": "direct", "MR": 4, "VW": 8, "NV": 1}, 0.001, 0.002)
+
+    findings = list(doctor.check_tuning_cache())
+    assert [f.status for f in findings] == [doctor.OK]
+    assert "no tunings" in findings[0].message and "cnnc tune" in findings[0].fix
+
+    tuning = tc.TuningCache.default()
+    tuning.store({tc.entry_id(e["key"]): e
+                  for e in [entry(1), entry(2), entry(3, kernels="0" * 64)]})
+    findings = list(doctor.check_tuning_cache())
+    assert len(findings) == 1 and findings[0].status == doctor.OK
+    assert f"2 tuned launches for {device['device']!r}" in findings[0].message
+    assert "1 more for earlier kernel sources" in findings[0].message
+
+    tuning.store({tc.entry_id(e["key"]): e for e in [entry(5, kernels="1" * 64)]})
+    other = {**device, "device": "another device"}
+    old = tc.make_entry({**tc.make_key(other, "conv2d", [[1, 5, 5, 3]], {}, 1),
+                         "kernels": "2" * 64}, {"algo": "direct", "MR": 4, "VW": 8, "NV": 1},
+                        0.001, 0.002)
+    tuning.store({tc.entry_id(old["key"]): old})
+    findings = list(doctor.check_tuning_cache())
+    assert [f.status for f in findings] == [doctor.WARN, doctor.OK]  # sorted by device name
+    assert "0 tuned launches for 'another device'" in findings[0].message
+    assert "cnnc tune" in findings[0].fix
