@@ -37,7 +37,10 @@ def compile(
 
     backend: 'numpy' (the reference interpreter) or 'opencl'. device: for OpenCL, 'gpu', 'cpu',
     'P:D' (platform:device index) or part of a device name; None picks the default device.
-    options: seed (int, initialisation and dropout), dtype ('float32' or 'float64', NumPy only).
+    options: seed (int, initialisation and dropout), dtype ('float32' or 'float64', NumPy only),
+    loss and optimizer (override the spec's), tune (OpenCL: 'cached', the default, runs the
+    kernel variants the tuning cache holds for the device; 'never' the defaults; seconds: also
+    tune what the cache lacks on first use, within that budget; see Model.tune).
     """
     from cnnc.errors import CnncError, did_you_mean
     from cnnc.model import COMPILE_OPTIONS, compile_model

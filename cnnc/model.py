@@ -34,7 +34,7 @@ from cnnc.passes import names
 from cnnc.passes.pipeline import inference_graph, training_graph
 
 DTYPES = ("float32", "float64")
-COMPILE_OPTIONS = ("seed", "dtype", "loss", "optimizer")  # compile_model's keyword arguments
+COMPILE_OPTIONS = ("seed", "dtype", "loss", "optimizer", "tune")  # compile_model's keyword arguments
 STEP = "step"  # the step counter's key in get_training_state()
 
 
@@ -108,6 +108,39 @@ class Model:
         exe = self._executable(kind, graph, count)
         with _memory_named(count):
             return exe.run(feeds, fetch, **options)
+
+    # ------------------------------------------------------------ tuning
+
+    def tune(self, batch: int = 32, *, train: bool = False, budget: float = 60.0,
+             force: bool = False) -> list[Any]:
+        """Tune the kernel launches of the forward pass (or, with train=True, of the training
+        step) at `batch` for this model's OpenCL device, within `budget` seconds, as `cnnc tune`
+        does: the fastest variants the correctness gate admits, kept in the tuning cache for
+        every later run. Later predictions and steps at that batch size run them. Returns one
+        result per tunable launch (node, op, variant, seconds, default_seconds, source)."""
+        from cnnc import settings
+        from cnnc.tune.tuner import CachedVariants, Tuner, install
+
+        if not hasattr(self.backend, "choose_variants"):
+            raise CnncError("tuning is for the OpenCL backend; this model runs on "
+                            f"{type(self.backend).__name__}",
+                            hint="cnnc.compile(spec, backend='opencl')")
+        if not settings.tune():
+            raise CnncError("tuning is turned off (CNNC_TUNE=0)", hint="unset CNNC_TUNE")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise CnncError(f"batch must be a positive integer, got {batch!r}")
+        if _tune_option(budget) is None or budget == 0:
+            raise CnncError(f"budget must be seconds (0 < budget <= 86400), got {budget!r}")
+        graph = self.training_graph() if train else self.graph
+        chooser = self.backend.choose_variants
+        cache = chooser.cache if isinstance(chooser, CachedVariants) else None
+        if cache is None:  # compiled with tune='never': this call asks for the tuned kernels
+            cache = install(self.backend).cache
+        results = Tuner(self.backend.device, cache, float(budget)).tune_graph(
+            graph, int(batch), force=force)
+        # Executables bound before this call keep the variants they were built with.
+        self._executables.pop(("train" if train else "predict", int(batch)), None)
+        return results
 
     # ------------------------------------------------------------ running
 
@@ -369,6 +402,21 @@ def _backend(backend: Any, device: str | None, dtype: str) -> Backend:
     return get_backend(backend, **options)
 
 
+def _tune_option(tune: Any) -> float | None:
+    """compile's `tune=`: None for 'never', else the first-use budget in seconds (0: the
+    cache's variants only)."""
+    if tune == "never" or tune is False:
+        return None
+    if tune == "cached" or tune is True:
+        return 0.0
+    if (isinstance(tune, (int, float, np.integer, np.floating)) and not isinstance(tune, bool)
+            and math.isfinite(tune) and 0 < tune <= 86400):
+        return float(tune)
+    raise CnncError(f"tune must be 'cached' (the tuning cache's variants, the default), "
+                    f"'never' (the default variants) or a budget in seconds for tuning what "
+                    f"the cache lacks on first use (0 < budget <= 86400), got {tune!r}")
+
+
 def compile_model(
     spec: Any,
     backend: Any = "numpy",
@@ -378,13 +426,19 @@ def compile_model(
     dtype: str = "float32",
     loss: str | None = None,
     optimizer: Any = None,
+    tune: Any = "cached",
 ) -> Model:
     """cnnc.compile: a spec (anything cnnc.load_spec takes, or a Graph) compiled for a backend.
 
     seed: initialisation and dropout masks (default: the spec's train.seed, else 0).
     dtype: 'float32', or 'float64' (NumPy backend, for gradient checks).
     loss, optimizer: override the spec's train section (a name, or a mapping with 'name').
+    tune (OpenCL): 'cached' runs the kernel variants `cnnc tune` (or an earlier `cnnc run`,
+    or `Model.tune`) stored for this device, the defaults where it has none; 'never' runs the
+    defaults; a number of seconds also tunes, within that budget, the launches of a graph the
+    cache has nothing for, on its first use (as `cnnc run` does). CNNC_TUNE=0 turns it off.
     """
+    budget = _tune_option(tune)
     if dtype not in DTYPES:
         raise CnncError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if isinstance(spec, Graph):
@@ -394,5 +448,10 @@ def compile_model(
 
         graph = load_spec(spec)
     config = _train_config(graph, loss, optimizer, seed)
-    return Model(graph, _backend(backend, device, dtype), seed=config.seed, dtype=dtype,
-                 train_config=config)
+    built = _backend(backend, device, dtype)
+    if budget is not None and hasattr(built, "choose_variants"):
+        from cnnc.tune.tuner import install
+
+        # Without this, Python users got the untuned defaults with the cache full (issue 22).
+        install(built, tune_budget=budget)
+    return Model(graph, built, seed=config.seed, dtype=dtype, train_config=config)

@@ -227,8 +227,9 @@ class RunSession:
     def compile(self) -> None:
         from cnnc.model import compile_model
 
+        # tune='never': the session installs the tuning itself, with its budget and bars.
         self.model = compile_model(self.graph, backend=self.backend, device=self.device,
-                                   seed=self.config.seed)
+                                   seed=self.config.seed, tune="never")
         if hasattr(self.model.backend, "choose_variants"):  # OpenCL: kernels tuned per device
             from cnnc.tune.tuner import install
 

@@ -1,0 +1,77 @@
+"""Tuning from Python (issue 22): a compiled OpenCL model runs the tuning cache's variants
+unless told not to, and Model.tune fills the cache for its own graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from nodes import SPEC, tunable_nodes
+
+import cnnc
+from cnnc.errors import CnncError
+from cnnc.tune import cache as tc
+from cnnc.tune.space import variant_space
+from cnnc.tune.tuner import node_key
+
+
+def _launch_defines(model, graph, batch: int, node: str) -> list[dict]:
+    plan = model.backend.plan(graph, batch)
+    return [lau.define_map for n, lau in plan.launches() if n == node]
+
+
+def _non_default_variant(model, graph, batch):
+    """A tunable node of `graph` and a variant of its space other than the default, stored in
+    the cache as a tuning would."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import default_variant
+
+    ctx = BindContext(graph, batch, model.backend.target)
+    for node in tunable_nodes(graph, ("conv2d", "dense")):
+        default = default_variant(node, ctx)
+        others = [v for v in variant_space(node, ctx) if v != default
+                  and v.get("algo", "direct") == default.get("algo", "direct")]
+        if others:
+            return node, others[0]
+    pytest.fail("no tunable launch with a second variant in the tiny graph")
+
+
+def test_compile_runs_the_cached_variants_by_default(device, cache_dir):
+    model = cnnc.compile(SPEC, backend="opencl", device=device.index)
+    node, variant = _non_default_variant(model, model.graph, 4)
+    tc.TuningCache.default().put(tc.make_entry(
+        node_key(model.backend, model.graph, node, 4), variant, 0.001, 0.002))
+    tuned = _launch_defines(model, model.graph, 4, node.name)
+    blocks = {k: v for k, v in variant.items() if k != "algo"}
+    assert any(all(d.get(k) == v for k, v in blocks.items()) for d in tuned), (
+        "a compiled model ran the defaults with a tuning cached for its launch")
+
+    never = cnnc.compile(SPEC, backend="opencl", device=device.index, tune="never")
+    default = _launch_defines(never, never.graph, 4, node.name)
+    assert default != tuned
+    x = np.random.default_rng(0).random((4, 7, 5, 9), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x), never.predict(x), rtol=1e-4, atol=1e-6)
+
+
+def test_model_tune_fills_the_cache_for_the_training_step(device, cache_dir):
+    model = cnnc.compile(SPEC, backend="opencl", device=device.index, tune="never")
+    results = model.tune(batch=3, train=True, budget=20)
+    assert results and all(r.node for r in results)
+    graph = model.training_graph()
+    cache = tc.TuningCache.default()
+    stored = [n for n in tunable_nodes(graph) if cache.get(node_key(model.backend, graph, n, 3))]
+    assert stored, "Model.tune kept its winners in the tuning cache"
+    # and the model now runs them: its chooser was installed by tune()
+    assert model.backend.choose_variants(graph, 3)
+    x = np.random.default_rng(1).random((3, 7, 5, 9), dtype=np.float32)
+    assert np.isfinite(model.train_step(x, np.array([0, 1, 2])))
+
+
+@pytest.mark.parametrize("tune", ["sometimes", -1, 0, float("nan"), [60]])
+def test_a_bad_tune_option_is_refused(tune):
+    with pytest.raises(CnncError, match="tune must be"):
+        cnnc.compile(SPEC, tune=tune)
+
+
+def test_tuning_a_numpy_model_is_refused():
+    with pytest.raises(CnncError, match="OpenCL backend"):
+        cnnc.compile(SPEC).tune(batch=2)
