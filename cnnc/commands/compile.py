@@ -44,19 +44,40 @@ def build_graph(args: argparse.Namespace):
     return training_graph(graph, dump=hook) if args.train else inference_graph(graph, dump=hook)
 
 
+def variant_words(backend, graph, batch: int) -> dict[str, str]:
+    """Each tunable node's kernel variant in words: the tuning cache's ('tuned: winograd m=4')
+    or the device's default ('default: direct 4x8x2')."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import default_variant, describe, tunable
+
+    tuned = backend.choose_variants(graph, batch)
+    ctx = BindContext(graph, batch, backend.target)
+    words = {}
+    for node in graph.nodes:
+        if not tunable(node):
+            continue
+        if node.name in tuned:
+            words[node.name] = f"tuned: {describe(tuned[node.name])}"
+        else:
+            words[node.name] = f"default: {describe(default_variant(node, ctx))}"
+    return words
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnc.backends.opencl.plan import mib
     from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.tune.tuner import install
 
     graph = build_graph(args)
     backend = OpenCLBackend(args.device)
+    install(backend)  # the tuning cache's variants, as `cnnc run` and cnnc.compile use them
     what = "training step" if args.train else "forward pass"
     print(f"{graph.name}: {what} at batch {args.batch} on {backend.device.describe()}")
     plan = backend.plan(graph, args.batch)
     launches = sum(len(b.launches) for b in plan.bindings.values())
     if args.plan:
         print(f"schedule: {len(plan.schedule)} nodes, {launches} kernel launches")
-        for line in plan.describe_launches():
+        for line in plan.describe_launches(variant_words(backend, graph, args.batch)):
             print(line)
         print()
         for line in plan.describe_memory():

@@ -75,3 +75,29 @@ def test_a_bad_tune_option_is_refused(tune):
 def test_tuning_a_numpy_model_is_refused():
     with pytest.raises(CnncError, match="OpenCL backend"):
         cnnc.compile(SPEC).tune(batch=2)
+
+
+def test_compile_plan_names_the_variant_each_launch_runs(device, cache_dir, tmp_path, capsys):
+    """Issue 23: `cnnc compile --plan` listed the default kernels for layers that ran tuned
+    Winograd ones."""
+    from nodes import write_spec
+
+    from cnnc.cli import main
+
+    spec = write_spec(tmp_path)
+    model = cnnc.compile(spec, backend="opencl", device=device.index)
+    node, variant = _non_default_variant(model, model.graph, 4)
+    args = ["compile", spec, "--plan", "--batch", "4", "--device", device.index]
+    assert main(args) == 0
+    before = [line for line in capsys.readouterr().out.splitlines() if "variant:" in line]
+    assert before and all("default: " in line for line in before)
+    tc.TuningCache.default().put(tc.make_entry(
+        node_key(model.backend, model.graph, node, 4), variant, 0.001, 0.002))
+    assert main(args) == 0
+    after = [line for line in capsys.readouterr().out.splitlines() if "variant:" in line]
+    from cnnc.tune.space import describe
+
+    assert [line for line in after if "tuned: " in line] == [
+        next(line for line in after if f"  {node.name}  " in line)]
+    assert f"tuned: {describe(variant)}" in next(line for line in after
+                                                  if f"  {node.name}  " in line)

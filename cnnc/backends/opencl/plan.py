@@ -97,12 +97,15 @@ class ExecutionPlan:
             return "zeros"
         return None
 
-    def describe_launches(self) -> list[str]:
+    def describe_launches(self, variants: Mapping[str, str] | None = None) -> list[str]:
         """One line per launch (`cnnc compile --plan`): step, node, kernel, global/local
-        sizes, and where each buffer argument lives."""
+        sizes, and where each buffer argument lives; `variants` (node -> words) adds, above a
+        node's launches, the kernel variant it runs (tuned or default)."""
         lines = []
         for i, name in enumerate(self.schedule):
             binding = self.bindings[name]
+            if variants and name in variants and binding.launches:
+                lines.append(f"{i:4d}  {name}  variant: {variants[name]}")
             if binding.fed:
                 where = self._place(self.memory.storage.get(name, name))
                 lines.append(f"{i:4d}  {name}  <- written by the host {where}")
