@@ -44,22 +44,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add the valid tunings of FILE (from `--export`) to the cache")
 
 
+def _attrs_text(attrs: dict) -> str:
+    """The attributes that tell two launches of one op and shape apart, briefly."""
+    def pair(v) -> str:
+        return "x".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    parts = []
+    if "kernel_size" in attrs:
+        parts.append(f"k{pair(attrs['kernel_size'])}")
+    if attrs.get("strides") not in (None, [1, 1], 1):
+        parts.append(f"s{pair(attrs['strides'])}")
+    if attrs.get("dilation_rate") not in (None, [1, 1], 1):
+        parts.append(f"d{pair(attrs['dilation_rate'])}")
+    if attrs.get("groups", 1) != 1:
+        parts.append(f"g{attrs['groups']}")
+    if "padding" in attrs:
+        parts.append(str(attrs["padding"]))
+    shown = {"kernel_size", "strides", "dilation_rate", "groups", "padding", "input_shape",
+             "filters", "units"}  # the last three are in the shapes
+    parts += [f"{name}={pair(value)}" for name, value in sorted(attrs.items())
+              if name not in shown]
+    return " ".join(parts) or "-"
+
+
 def show(cache) -> None:
+    """The cached tunings, grouped by device (named in full), one row per launch with every
+    shape and the attributes that tell launches apart, and the variant's whole name."""
+    from cnnc.tune.cache import kernel_source_hash
     from cnnc.tune.space import describe
 
-    entries = sorted(cache.entries.values(), key=lambda e: (e["key"]["device"], e["key"]["op"],
-                                                            str(e["key"]["shapes"])))
+    entries = sorted(cache.entries.values(), key=lambda e: (
+        e["key"]["device"], e["key"]["driver"], e["key"]["op"], str(e["key"]["shapes"]),
+        e["key"]["batch"]))
     print(f"tuning cache {cache.path}: {len(entries)} entries")
     if not entries:
         return
-    print(f"{'device':28s} {'op':20s} {'output':16s} {'batch':>5s} {'variant':22s} "
-          f"{'default ms':>10s} {'tuned ms':>9s} {'speedup':>7s}")
+    current = kernel_source_hash()
+    earlier = sum(e["key"]["kernels"] != current for e in entries)
+    if earlier:
+        print(f"({earlier} of them for earlier versions of the kernel sources, never used "
+              "again, are not listed)")
+    rows: dict[tuple[str, str], list[list[str]]] = {}
     for e in entries:
         k = e["key"]
-        out = "x".join(str(d) for d in k["shapes"][-1])
-        print(f"{k['device'][:28]:28s} {k['op'][:20]:20s} {out[:16]:16s} {k['batch']:5d} "
-              f"{describe(e['variant'])[:22]:22s} {e['default_seconds'] * 1e3:10.2f} "
-              f"{e['seconds'] * 1e3:9.2f} {e['default_seconds'] / e['seconds']:6.2f}x")
+        if k["kernels"] != current:
+            continue
+        shapes = " ".join("x".join(str(d) for d in shape) for shape in k["shapes"])
+        rows.setdefault((k["device"], k["driver"]), []).append([
+            k["op"], shapes, _attrs_text(k["attrs"]), str(k["batch"]), describe(e["variant"]),
+            f"{e['default_seconds'] * 1e3:.2f}", f"{e['seconds'] * 1e3:.2f}",
+            f"{e['default_seconds'] / e['seconds']:.2f}x"])
+    head = ["op", "shapes (inputs, output)", "attributes", "batch", "variant", "default ms",
+            "tuned ms", "speedup"]
+    for (device, driver), table in rows.items():
+        print(f"\ndevice {device!r}, driver {driver}: {len(table)} entries")
+        widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
+        right = {3, 5, 6, 7}
+        for r in [head, *table]:
+            print("  ".join(c.rjust(w) if i in right else c.ljust(w)
+                            for i, (c, w) in enumerate(zip(r, widths))).rstrip())
 
 
 def run(args: argparse.Namespace) -> int:
