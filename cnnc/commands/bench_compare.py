@@ -36,6 +36,7 @@ def _node_times(exe: Any, nodes: set[str], repeat: int = 5) -> dict[str, float]:
 def compare(graph: Graph, args: argparse.Namespace) -> int:
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.commands.table import format_table
     from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
     from cnnc.tune.cache import TuningCache
@@ -68,8 +69,7 @@ def compare(graph: Graph, args: argparse.Namespace) -> int:
     what = "training step" if args.train else "forward pass"
     print(f"{graph.name}: {what} at batch {args.batch} on {default.device.describe()}, tuned "
           f"variants (tuning cache: {len(chosen)} of {len(nodes)} launches) against defaults")
-    print(f"{'node':26s} {'op':18s} {'GFLOP':>6s} {'default':18s} {'ms':>7s} {'GFLOP/s':>7s} "
-          f"{'tuned':18s} {'ms':>7s} {'GFLOP/s':>7s} {'speedup':>7s}")
+    rows = []
     for n in nodes:
         t_d, t_t = per_node[0].get(n.name), per_node[1].get(n.name)
         if not t_d or not t_t:
@@ -77,9 +77,11 @@ def compare(graph: Graph, args: argparse.Namespace) -> int:
         g = gemm_flops(n, ctx) / 1e9
         v_d = describe(default_variant(n, ctx))
         v_t = describe(chosen[n.name]) if n.name in chosen else "(default)"
-        print(f"{n.name[:26]:26s} {n.op[:18]:18s} {g:6.2f} {v_d[:18]:18s} {t_d * 1e3:7.2f} "
-              f"{g / t_d:7.1f} {v_t[:18]:18s} {t_t * 1e3:7.2f} {g / t_t:7.1f} "
-              f"{t_d / t_t:6.2f}x")
+        rows.append([n.name, n.op, f"{g:.2f}", v_d, f"{t_d * 1e3:.2f}", f"{g / t_d:.1f}", v_t,
+                     f"{t_t * 1e3:.2f}", f"{g / t_t:.1f}", f"{t_d / t_t:.2f}x"])
+    head = ["node", "op", "GFLOP", "default", "ms", "GFLOP/s", "tuned", "ms", "GFLOP/s",
+            "speedup"]
+    print("\n".join(format_table(head, rows, right={2, 4, 5, 7, 8, 9})))
     t_d, t_t = statistics.median(runs[0]), statistics.median(runs[1])
     print(f"whole {what}, median of {args.runs} interleaved runs: default {t_d * 1e3:.1f} ms, "
           f"tuned {t_t * 1e3:.1f} ms ({t_d / t_t:.2f}x); {args.batch / t_t:.0f} images/s tuned")

@@ -70,6 +70,7 @@ def _attrs_text(attrs: dict) -> str:
 def show(cache) -> None:
     """The cached tunings, grouped by device (named in full), one row per launch with every
     shape and the attributes that tell launches apart, and the variant's whole name."""
+    from cnnc.commands.table import format_table
     from cnnc.tune.cache import kernel_source_hash
     from cnnc.tune.space import describe
 
@@ -98,11 +99,7 @@ def show(cache) -> None:
             "tuned ms", "speedup"]
     for (device, driver), table in rows.items():
         print(f"\ndevice {device!r}, driver {driver}: {len(table)} entries")
-        widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
-        right = {3, 5, 6, 7}
-        for r in [head, *table]:
-            print("  ".join(c.rjust(w) if i in right else c.ljust(w)
-                            for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print("\n".join(format_table(head, table, right={3, 5, 6, 7})))
 
 
 def run(args: argparse.Namespace) -> int:
