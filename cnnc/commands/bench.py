@@ -52,7 +52,54 @@ def _profile(exe, repeat: int = 3) -> list[tuple[float, str, str]]:
     return sorted(rows, reverse=True)
 
 
+def rates(batch: int, seconds: float, flops: float, peak_gflops: float | None = None
+          ) -> tuple[float, float, float | None]:
+    """(images/s, GFLOP/s, fraction of the peak or None) of `batch` images taking `seconds`
+    for `flops` FLOPs in all."""
+    gflops = flops / seconds / 1e9
+    return batch / seconds, gflops, (gflops / peak_gflops if peak_gflops else None)
+
+
+def launch_flops(graph, exe, batch: int) -> dict[str, int]:
+    """FLOPs of each node that launches kernels, for the whole batch: the op table's count
+    (the direct algorithm's, however the kernel computes it: Winograd's saved multiplications
+    count as done), else the matrix product a gradient launch computes (the tuner's count)."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.ir.cost import node_flops
+    from cnnc.tune.space import tunable
+    from cnnc.tune.tuner import gemm_flops
+
+    ctx = BindContext(graph, batch, exe.backend.target)
+    found = {}
+    for name in {b.node for b in exe.bound}:
+        node = graph.node(name)
+        flops = node_flops(graph, node) * batch
+        if not flops and tunable(node):
+            flops = gemm_flops(node, ctx)
+        if flops:
+            found[name] = flops
+    return found
+
+
+def _per_node_table(graph, exe, rows, batch: int, peak: float) -> list[str]:
+    from cnnc.commands.table import format_table
+
+    seconds: dict[str, float] = {}
+    for t, node, _ in rows:
+        seconds[node] = seconds.get(node, 0.0) + t
+    flops = launch_flops(graph, exe, batch)
+    table = []
+    for node in sorted(flops, key=lambda n: -seconds.get(n, 0.0)):
+        if seconds.get(node):
+            _, gflops, fraction = rates(batch, seconds[node], flops[node], peak)
+            table.append([node, graph.node(node).op, f"{seconds[node] * 1e3:.2f}",
+                          f"{flops[node] / 1e6:.2f}", f"{gflops:.1f}", f"{100 * fraction:.0f}%"])
+    head = ["node", "op", "ms", "MFLOP", "GFLOP/s", "of peak"]
+    return ["  " + line for line in format_table(head, table, right={2, 3, 4, 5})]
+
+
 def run(args: argparse.Namespace) -> int:
+    from cnnc.backends.opencl.peak import measured_peak
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.crosscheck import random_feeds
     from cnnc.frontend.spec import load_spec
@@ -84,12 +131,15 @@ def run(args: argparse.Namespace) -> int:
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
     flops = total_flops(spec) * (3 if args.train else 1) * args.batch  # spec: the forward pass
+    peak = measured_peak(backend.device)
+    images, gflops, fraction = rates(args.batch, t, flops, peak)
     what = "training step" if args.train else "forward pass"
     print(f"{spec.name}: {what} at batch {args.batch} on {backend.device.describe()}")
     print(f"compile and first run: {warm:.2f} s")
     print(
-        f"median of {args.runs} runs: {t * 1e3:.1f} ms, {args.batch / t:.0f} images/s, "
-        f"{flops / t / 1e9:.0f} GFLOP/s (data transfers included)"
+        f"median of {args.runs} runs: {t * 1e3:.1f} ms, {images:.0f} images/s, "
+        f"{gflops:.0f} GFLOP/s (data transfers included), {100 * fraction:.0f}% of the "
+        f"device's measured FMA peak ({peak:.0f} GFLOP/s)"
     )
     if args.profile:
         rows = _profile(exe)
@@ -97,4 +147,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"kernel launches, each timed alone ({total * 1e3:.1f} ms in all):")
         for seconds, node, kernel in rows:
             print(f"  {seconds * 1e3:8.2f} ms  {100 * seconds / total:5.1f}%  {node}  {kernel}")
+        print(f"layers that compute, their launches together, against the peak "
+              f"({peak:.0f} GFLOP/s; FLOPs as the direct algorithm counts them):")
+        for line in _per_node_table(graph, exe, rows, args.batch, peak):
+            print(line)
     return 0

@@ -86,3 +86,39 @@ def test_a_bad_device_selector_is_a_clean_error(capsys):
     err = capsys.readouterr().err
     assert "no OpenCL device matches 'no-such-device'" in err
     assert "Traceback" not in err
+
+
+def test_bench_rates_are_the_figures_divided_out():
+    from cnnc.commands.bench import rates
+
+    assert rates(256, 0.5, 100e9, 400.0) == (512.0, 200.0, 0.5)
+    assert rates(1, 0.002, 4e6)[:2] == (500.0, 2.0) and rates(1, 0.002, 4e6)[2] is None
+
+
+def test_bench_figures_follow_from_the_time_the_flops_and_the_peak(device, capsys, monkeypatch):
+    """Issue 22/25: the printed images/s, GFLOP/s and fraction of the peak are the median time's,
+    and a layer's MFLOP are its FLOPs (lenet5's first convolution, counted by hand: 28x28x6
+    outputs of 25 multiply-adds, a bias and a tanh each, a tanh counting 4 FLOPs
+    as cnnc/ir/activations.py's table says)."""
+    import re
+
+    import cnnc
+    from cnnc.backends.opencl import peak
+    from cnnc.ir.cost import total_flops
+
+    monkeypatch.setattr(peak, "measured_peak", lambda device: 50.0)
+    assert main(["bench", "specs/lenet5.yaml", "--batch", "4", "--runs", "2", "--profile",
+                 "--device", device.index]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"median of 2 runs: ([\d.]+) ms, (\d+) images/s, (\d+) GFLOP/s .*, (\d+)% of "
+                  r"the device's measured FMA peak \(50 GFLOP/s\)", out)
+    assert m, out
+    ms, images, gflops, percent = float(m[1]), int(m[2]), int(m[3]), int(m[4])
+    assert abs(images - 4 / (ms / 1e3)) <= 0.06 * images + 1  # ms is printed to 0.1
+    flops = total_flops(cnnc.load_spec("lenet5")) * 4
+    assert abs(gflops - flops / (ms / 1e3) / 1e9) <= 0.06 * gflops + 1
+    assert abs(percent - 100 * gflops / 50) <= 2 + 0.06 * percent
+    row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["conv2d",
+                                                                                  "conv2d"])
+    assert float(row[3]) == round(28 * 28 * 6 * (25 * 2 + 1 + 4) * 4 / 1e6, 2)
+    assert abs(float(row[4]) - float(row[3]) / float(row[2])) <= 0.06 * float(row[4]) + 0.1

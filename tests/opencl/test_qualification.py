@@ -23,7 +23,8 @@ from cnnc.cli import main
 from cnnc.errors import DeviceError
 
 # Kernels no network runs: what only tests use.
-NOT_IN_NETWORKS = {("random.cl", "uniform"): "the dropout mask's uniforms, for tests"}
+NOT_IN_NETWORKS = {("random.cl", "uniform"): "the dropout mask's uniforms, for tests",
+                   ("peak.cl", "fma_peak"): "cnnc bench's probe of the device's FMA peak"}
 
 
 @pytest.fixture
