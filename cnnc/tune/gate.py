@@ -9,7 +9,9 @@ square root of the number of terms the op sums (its OpDef.reduction), times the 
 its algorithm states (1 for a direct sum; Winograd's is larger: space.error_factor). Edge shapes
 are the node with its other dimensions changed where tiles break, as the op's algorithms state
 them (Algorithm.edges, cnnc/backends/opencl/edge_shapes.py): spatial sizes no tile divides, 1x1
-outputs, reduction channels not a multiple of any vector width, odd batches.
+outputs, reduction channels not a multiple of any vector width, odd batches. Every buffer of
+a case has guard regions filled with a known pattern before and after it (the backend's canary
+mode); a variant that touches them is refused, whatever its output.
 """
 
 from __future__ import annotations
@@ -167,7 +169,12 @@ class Gate:
     """Checks variants of one node; the references are computed once per shape."""
 
     def __init__(self, backend: Any, graph: Graph, node: Node, batch: int):
-        self.backend = backend
+        from cnnc.backends.opencl.runtime import OpenCLBackend
+
+        # The cases run with guard regions around every buffer: a variant that computes the
+        # right output but writes past it (into a neighbour's bytes in a real run's arena) is
+        # refused too. Same device and target, so the same programs as `backend` runs.
+        self.backend = OpenCLBackend(backend.device, target=backend.target, canary=True)
         self.cases = cases(graph, node, batch)
         self._values = [random_values(c.graph, c.batch, seed=i) for i, c in
                         enumerate(self.cases)]
@@ -186,6 +193,10 @@ class Gate:
                     got = run_case(self.backend, case, self._values[i])
                 except CnncError as err:  # a variant that cannot build or launch is refused
                     return Verdict(False, f"{case.label}: failed to run: {err}", float("inf"))
+                outside = self.backend.check_canaries()
+                if outside:
+                    return Verdict(False, f"{case.label} (batch {case.batch}): wrote outside "
+                                          f"its buffers: {'; '.join(outside)}", float("inf"))
                 if self._refs[i] is None:
                     self._refs[i] = reference(case, self._values[i])
                 _, rel = errors(self._refs[i], got)

@@ -104,3 +104,43 @@ def test_the_tuner_never_keeps_a_rejected_variant(device, graph, wrong_variant_b
     assert r.rejected and "over the tolerance" in r.rejected[0][1]
     assert f"{node.name}: variant" in capsys.readouterr().err
     assert all("test_wrong" not in e["variant"] for e in cache.entries.values())
+
+
+OVERFLOW = {"test_overflow": 1}  # a test-only key: the patched binder writes past the output
+
+
+def _overflowing_conv2d(original):
+    """conv2d's binder, but a variant with "test_overflow" ends with a launch that writes 16
+    floats past the end of the node's output (and nothing inside it): the output is right, the
+    neighbour's bytes in a real run's arena are not."""
+    from math import prod
+
+    from cnnc.backends.opencl.launches import Int, Value, launch
+
+    def binder(node, ctx: BindContext) -> NodeBinding:
+        binding = original(node, ctx)
+        if not ctx.variant(node).get("test_overflow"):
+            return binding
+        n = ctx.batch * prod(node.shape[1:])
+        # peak.cl's probe writes out[get_global_id(0)] for n + 16 items; launched first, its
+        # writes inside the output are replaced by the real launches', those past it stay.
+        overflow = launch("peak.cl", "fma_peak", (n + 16,), (Value(node.name), Int(0)),
+                          {"VW": 1})
+        return replace(binding, launches=(overflow, *binding.launches))
+
+    return binder
+
+
+def test_the_gate_rejects_a_variant_that_writes_outside_its_output(device, graph, monkeypatch):
+    """Issue 22: a variant whose output is right but which writes past it is refused (the guard
+    regions after the output buffer changed)."""
+    monkeypatch.setitem(bind.BINDERS, "conv2d", _overflowing_conv2d(bind.BINDERS["conv2d"]))
+    backend = OpenCLBackend(device)
+    node = tunable_nodes(graph, ("conv2d",))[1]
+    gate = Gate(backend, graph, node, 3)
+    default = default_variant(node, BindContext(graph, 3, backend.target))
+    assert gate.check(default).admitted
+    verdict = gate.check({**default, **OVERFLOW})
+    assert not verdict.admitted
+    assert "wrote outside its buffers" in verdict.reason
+    assert f"tensor '{node.name}': written up to 64 bytes after it" in verdict.reason

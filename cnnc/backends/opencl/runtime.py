@@ -51,6 +51,11 @@ from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.passes.memplan import workspace_name
 
+# The guard regions of a canary backend: bytes before and after each buffer (at least), and
+# the 32-bit pattern they hold (a NaN no kernel computes).
+CANARY_BYTES = 1024
+CANARY = 0x7FA5C3E1
+
 OOM_HINT = "lower the batch size (--batch), or pick a device with more memory (--device)"
 
 # Plans made again within a kernel's limits before giving up (each lowers a limit).
@@ -111,12 +116,16 @@ class OpenCLBackend:
         *,
         target: Target | None = None,
         isolate: bool = False,
+        canary: bool = False,
     ):
         """target: tile choices as for another kind of device (tests run the GPU tilings on a
         CPU device this way), with tighter limits if it sets any (tests split the memory plan
         this way); default: the device's own. isolate: give every planned tensor its own
         allocation instead of a place in an arena, so that a tool such as Oclgrind sees an
-        access past a tensor's end (inside an arena it is just another tensor's bytes)."""
+        access past a tensor's end (inside an arena it is just another tensor's bytes).
+        canary: isolate, and put a guard region filled with a known pattern before and after
+        every buffer, for check_canaries to find a kernel that wrote outside its tensor (the
+        tuner's gate, as CLBlast's tuner does)."""
         if dtype != "float32":
             raise CnncError(
                 f"the opencl backend computes in float32, not {dtype!r}",
@@ -125,7 +134,9 @@ class OpenCLBackend:
         cl = _cl()
         self.device = device if isinstance(device, Device) else select_device(device)
         self.target = target_for(self.device, target)
-        self.isolate = isolate
+        self.isolate = isolate or canary
+        self.canary = canary
+        self._guarded: list[tuple[Any, int, int, str]] = []  # (whole buffer, guard, size, what)
         self.programs = program_cache(self.device)
         self.queue = cl.CommandQueue(self.device.context)
         self._state: dict[str, tuple[Any, StateSpec]] = {}
@@ -151,9 +162,42 @@ class OpenCLBackend:
                 hint=OOM_HINT,
             )
         try:
+            if self.canary:
+                return self._guarded_buffer(max(nbytes, 4), what)
             return cl.Buffer(self.device.context, cl.mem_flags.READ_WRITE, max(nbytes, 4))
         except cl.Error as err:
             raise _device_error(err, f"allocating {what} ({nbytes} bytes)", self.device) from None
+
+    def _guarded_buffer(self, nbytes: int, what: str) -> Any:
+        """A sub-buffer of `nbytes` with CANARY-filled guard regions around it."""
+        cl = _cl()
+        align = max(int(self.device.cl_device.mem_base_addr_align) // 8, 4)
+        guard = -(-CANARY_BYTES // align) * align  # a sub-buffer's origin must be aligned
+        whole = cl.Buffer(self.device.context, cl.mem_flags.READ_WRITE, nbytes + 2 * guard)
+        pattern = np.full((nbytes + 2 * guard + 3) // 4, CANARY, np.uint32)
+        cl.enqueue_copy(self.queue, whole, pattern[: (nbytes + 2 * guard) // 4],
+                        is_blocking=True)
+        self._guarded.append((whole, guard, nbytes, what))
+        return whole.get_sub_region(guard, nbytes)
+
+    def check_canaries(self) -> list[str]:
+        """With canary=True: what was written outside its buffer since the buffers were made
+        (one line per buffer touched), after waiting for the queue. The buffers of finished
+        executables are forgotten; the state's are kept and checked again next time."""
+        cl = _cl()
+        self._finish("checking the guard regions")
+        found = []
+        for whole, guard, nbytes, what in self._guarded:
+            host = np.empty((nbytes + 2 * guard) // 4, np.uint32)
+            cl.enqueue_copy(self.queue, host, whole, is_blocking=True)
+            before = np.flatnonzero(host[: guard // 4] != CANARY)
+            after = np.flatnonzero(host[(guard + nbytes + 3) // 4:] != CANARY)
+            if before.size:
+                found.append(f"{what}: written up to {guard - 4 * before[0]} bytes before it")
+            if after.size:
+                found.append(f"{what}: written up to {4 * after[-1] + 4} bytes after it")
+        self._guarded = [g for g in self._guarded if g[3].startswith("state ")]
+        return found
 
     # ---------------------------------------------------------------- state
 
