@@ -340,3 +340,142 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
     }
 }
 #endif
+
+/* ---------------------------------------------------------------- the kernel gradient
+ * dW of a stride-1 3x3 convolution by F(3x3, M x M), the dual of the forward algorithm: over
+ * each tile of dy's grid, dW += G^T [(A e A^T) * (B^T d B)] G, with d the T x T input patch of
+ * the tile (winograd_input, as the forward pass reads it) and e the M x M tile of dy, zero
+ * outside OH x OW (cnnc/backends/opencl/winograd.py: bind_conv2d_grad_kernel_winograd):
+ *
+ *   winograd_input        V[t][p][c]  = (B^T d B)[t]
+ *   winograd_dy           E[t][p][f]  = (A e A^T)[t]
+ *   winograd_grad_gemm    Mt[part][t][c][f] = sum over the part's tiles p of V[t][p][c] E[t][p][f]
+ *   winograd_grad_output  dw[kh][kw][c][f] = (G^T (sum over parts of Mt[part]) G)[kh][kw]
+ *
+ * A = (A^T)^T maps M points to T, G^T maps T points to 3: 2.25 (M = 2) or 4 (M = 4) times fewer
+ * multiplications than the direct kernel gradient's 9 M^2 per tile and channel pair. */
+#if WINO_M == 2
+#define A_1D(m, o)                                                                            \
+    do {                                                                                      \
+        o[0] = m[0];                                                                          \
+        o[1] = m[0] + m[1];                                                                   \
+        o[2] = m[0] - m[1];                                                                   \
+        o[3] = -m[1];                                                                         \
+    } while (0)
+#define GT_1D(m, o)                                                                           \
+    do {                                                                                      \
+        o[0] = m[0] + 0.5f * (m[1] + m[2]);                                                   \
+        o[1] = 0.5f * (m[1] - m[2]);                                                          \
+        o[2] = 0.5f * (m[1] + m[2]) + m[3];                                                   \
+    } while (0)
+#else
+#define A_1D(m, o)                                                                            \
+    do {                                                                                      \
+        o[0] = m[0];                                                                          \
+        o[1] = (m[0] + m[2]) + (m[1] + m[3]);                                                 \
+        o[2] = (m[0] + m[2]) - (m[1] + m[3]);                                                 \
+        o[3] = (m[0] + 4.0f * m[2]) + 2.0f * (m[1] + 4.0f * m[3]);                            \
+        o[4] = (m[0] + 4.0f * m[2]) - 2.0f * (m[1] + 4.0f * m[3]);                            \
+        o[5] = m[3];                                                                          \
+    } while (0)
+#define GT_1D(m, o)                                                                           \
+    do {                                                                                      \
+        o[0] = 0.25f * m[0] - (m[1] + m[2]) * (1.0f / 6.0f) + (m[3] + m[4]) * (1.0f / 24.0f); \
+        o[1] = (m[2] - m[1]) * (1.0f / 6.0f) + (m[3] - m[4]) * (1.0f / 12.0f);                \
+        o[2] = ((m[3] + m[4]) - (m[1] + m[2])) * (1.0f / 6.0f) + m[5];                        \
+    } while (0)
+#endif
+
+#ifdef WINOGRAD_DY
+/* One work-item per (tile, VW filters), filters fastest; `tiles` tiles from tile0 on. */
+__kernel void winograd_dy(__global const float *restrict dy, __global float *restrict e,
+                          int tile0, int tiles)
+{
+    const int i = get_global_id(0);
+    if (i >= tiles * (F / VW))
+        return;
+    const int q = i / (F / VW), f = (i % (F / VW)) * VW;
+    const int p = tile0 + q;
+    const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
+    floatV d[WINO_M][WINO_M], out[T][T];
+#pragma unroll
+    for (int a = 0; a < WINO_M; a++) {
+        const int oh = th * WINO_M + a;
+#pragma unroll
+        for (int b = 0; b < WINO_M; b++) {
+            const int ow = tw * WINO_M + b;
+            d[a][b] = oh < OH && ow < OW ? LOADV(dy + ((n * OH + oh) * OW + ow) * F + f)
+                                         : (floatV)(0.0f);
+        }
+    }
+    TRANSFORM_2D(floatV, A_1D, d, WINO_M, T, out);
+#pragma unroll
+    for (int a = 0; a < T; a++)
+#pragma unroll
+        for (int b = 0; b < T; b++)
+            STOREV(out[a][b], e + ((a * T + b) * tiles + q) * F + f);
+}
+#endif
+
+#ifdef WINOGRAD_GRAD_GEMM
+/* Mt[part][t] = V[t]^T (C x tiles) . E[t] (tiles x F) over the part's tiles: dim 0 row blocks
+ * (channels c), dim 1 column blocks (filters f), dim 2 the T*T points times the parts (point
+ * fastest). Each step loads MR consecutive channels of one tile's V row and NR filters of its
+ * E row, as gemm.cl's matmul_tn. */
+__kernel void winograd_grad_gemm(__global const float *restrict v,
+                                 __global const float *restrict e, __global float *restrict mt,
+                                 int tiles)
+{
+    const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
+    const int t = get_global_id(2) % TT, part = get_global_id(2) / TT;
+    const int parts = get_global_size(2) / TT;
+    const int k_begin = part_begin(tiles, part, parts);
+    const int k_end = part_begin(tiles, part + 1, parts);
+    __global const float *vt = v + t * tiles * C;
+    __global const float *et = e + t * tiles * F;
+    int col[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        col[r] = min(m0 + r, C - 1);
+    floatV acc[MR][NV];
+    zero_block(acc);
+    for (int k = k_begin; k < k_end; k++) {
+        floatV bk[NV];
+        float ak[MR];
+        load_row(bk, et + k * F + n0);
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+            ak[r] = vt[k * C + col[r]];
+        rank1_update(acc, ak, bk);
+    }
+    store_block(acc, 0, mt + (part * TT + t) * (C * F), m0, n0, C, F);
+}
+#endif
+
+#ifdef WINOGRAD_GRAD_OUTPUT
+/* One work-item per (channel c, VW filters), filters fastest: the parts' sums, then G^T . G. */
+__kernel void winograd_grad_output(__global const float *restrict mt,
+                                   __global float *restrict dw, int parts)
+{
+    const int i = get_global_id(0);
+    if (i >= C * (F / VW))
+        return;
+    const int c = i / (F / VW), f = (i % (F / VW)) * VW;
+    floatV m[T][T], out[3][3];
+#pragma unroll
+    for (int a = 0; a < T; a++)
+#pragma unroll
+        for (int b = 0; b < T; b++) {
+            floatV s = (floatV)(0.0f);
+            for (int part = 0; part < parts; part++)
+                s += LOADV(mt + ((part * TT + a * T + b) * C + c) * F + f);
+            m[a][b] = s;
+        }
+    TRANSFORM_2D(floatV, GT_1D, m, T, 3, out);
+#pragma unroll
+    for (int kh = 0; kh < 3; kh++)
+#pragma unroll
+        for (int kw = 0; kw < 3; kw++)
+            STOREV(out[kh][kw], dw + ((kh * 3 + kw) * C + c) * F + f);
+}
+#endif

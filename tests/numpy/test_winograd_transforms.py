@@ -94,3 +94,73 @@ def test_float32_error_within_stated_factor(m):
 def test_larger_tiles_lose_more_precision():
     assert measured_error_factor(4, 64, 5) > measured_error_factor(2, 64, 5)
     assert winograd_error_factor(4) > winograd_error_factor(2)
+
+
+# ---------------------------------------------------------------- the kernel gradient
+
+
+def direct_grad_kernel(x: np.ndarray, dy: np.ndarray, pad: int) -> np.ndarray:
+    """dW[a, b, c, f] = sum over n, i, j of x[n, i + a - pad, j + b - pad, c] dy[n, i, j, f]."""
+    c = x.shape[3]
+    oh, ow = dy.shape[1:3]
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out = np.zeros((3, 3, c, dy.shape[3]), x.dtype)
+    for a in range(3):
+        for b in range(3):
+            window = xp[:, a : a + oh, b : b + ow, :].reshape(-1, c)
+            out[a, b] = window.T @ dy.reshape(-1, dy.shape[3])
+    return out
+
+
+def winograd_grad_kernel(x: np.ndarray, dy: np.ndarray, pad: int, m: int) -> np.ndarray:
+    """dW as winograd.cl computes it, F(3x3, m x m): over the tiles of dy's grid,
+    G^T [(A e A^T) * (B^T d B)] G with d the (m+2)^2 input patch, e the m x m tile of dy (zero
+    past its edge), A = (A^T)^T; sums in x's dtype."""
+    bt, g, at = (a.astype(x.dtype) for a in transform_matrices(m))
+    t = m + 2
+    n, h, wd, c = x.shape
+    oh, ow = dy.shape[1:3]
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = np.zeros((n, th * m + 2, tw * m + 2, c), x.dtype)
+    xp[:, pad : pad + h, pad : pad + wd] = x[:, : th * m + 2 - pad, : tw * m + 2 - pad]
+    dyp = np.zeros((n, th * m, tw * m, dy.shape[3]), x.dtype)
+    dyp[:, :oh, :ow] = dy
+    acc = np.zeros((t, t, c, dy.shape[3]), x.dtype)
+    for i in range(th):
+        for j in range(tw):
+            v = np.einsum("ia,nabc,jb->nijc", bt, xp[:, i * m : i * m + t, j * m : j * m + t], bt)
+            e = np.einsum("ai,nabf,bj->nijf", at, dyp[:, i * m : (i + 1) * m,
+                                                       j * m : (j + 1) * m], at)
+            acc += np.einsum("nijc,nijf->ijcf", v, e)
+    return np.einsum("ia,ijcf,jb->abcf", g, acc, g)
+
+
+@pytest.mark.parametrize("m", WINO_MS)
+@pytest.mark.parametrize("hw,pad", [((5, 7), 1), ((1, 1), 1), ((4, 3), 0), ((6, 6), 1)])
+def test_grad_kernel_float64(m, hw, pad):
+    """The dual algorithm: the forward pass's B^T on the input, A on dy, G^T on the sums."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, *hw, 3))
+    oh, ow = hw[0] + 2 * pad - 2, hw[1] + 2 * pad - 2
+    dy = rng.standard_normal((2, oh, ow, 4))
+    np.testing.assert_allclose(winograd_grad_kernel(x, dy, pad, m),
+                               direct_grad_kernel(x, dy, pad), atol=1e-11)
+
+
+@pytest.mark.parametrize("m", WINO_MS)
+def test_grad_kernel_float32_error_within_stated_factor(m):
+    """winograd.py's _GRAD_KERNEL_ERROR_FACTORS bound the measured ratio to the direct kernel
+    gradient's float32 error (16 and 64 channels; measured 0.5-1.3x and 3.3-7.7x)."""
+    from cnnc.backends.opencl.winograd import grad_kernel_error_factor
+
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for c in (16, 64):
+        for _ in range(3):
+            x, dy = rng.standard_normal((4, 12, 12, c)), rng.standard_normal((4, 12, 12, 8))
+            exact = direct_grad_kernel(x, dy, 1)
+            x32, dy32 = x.astype(np.float32), dy.astype(np.float32)
+            direct = np.abs(direct_grad_kernel(x32, dy32, 1) - exact).max()
+            wino = np.abs(winograd_grad_kernel(x32, dy32, 1, m) - exact).max()
+            worst = max(worst, wino / direct)
+    assert worst <= grad_kernel_error_factor({"wino_m": m}), worst

@@ -24,6 +24,7 @@ from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.winograd import (
+    grad_kernel_variants,
     winograd_applies,
     winograd_error_factor,
     winograd_variants,
@@ -267,19 +268,21 @@ def _fashion_graphs():
 
 
 def test_fashion_model_on_winograd_matches_default(device):
-    """The seed model's forward pass and training step with every stride-1 3x3 convolution and
-    input gradient on Winograd (F(2x2) and F(4x4) in turn) against the default kernels: the
+    """The seed model's forward pass and training step with every stride-1 3x3 convolution, input
+    gradient and kernel gradient on Winograd (F(2x2) and F(4x4) in turn) against the default kernels: the
     outputs and every gradient, relative to each tensor's largest value."""
     from cnnc.crosscheck import random_feeds
     from cnnc.initializers import initial_values
 
     batch = 2
-    for graph, expected in zip(_fashion_graphs(), (4, 8)):
+    for graph, expected in zip(_fashion_graphs(), (4, 12)):
         ctx = BindContext(graph, batch, Target())
-        nodes = [n.name for n in graph.nodes if winograd_variants(n, ctx)]
+        nodes = [n.name for n in graph.nodes
+                 if winograd_variants(n, ctx) or grad_kernel_variants(n, ctx)]
         chosen = {name: {"algo": "winograd", "wino_m": 2 + 2 * (i % 2)}
                   for i, name in enumerate(nodes)}
-        assert len(chosen) == expected, sorted(chosen)  # 4 convolutions, their input gradients
+        # 4 convolutions; in training also their input gradients and kernel gradients
+        assert len(chosen) == expected, sorted(chosen)
         compared = [n.name for n in graph.nodes if n.shape is not None
                     and (n.op.endswith(("_grad_kernel", "_grad_input")) or n.name in graph.outputs)]
         state, feeds = initial_values(graph.state, 3), random_feeds(graph, batch, 3)

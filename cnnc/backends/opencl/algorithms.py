@@ -92,6 +92,12 @@ REGISTERED: tuple[Algorithm, ...] = (
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
             edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_off,
             keys=_IM2COL_KEYS),
+    # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
+    Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,
+              edge_shapes.conv2d_grad_kernel_edges, winograd.describe,
+              applies=winograd.grad_kernel_applies, variants=winograd.grad_kernel_variants,
+              keys=winograd.VARIANT_KEYS, tile_keys=winograd.TILE_KEYS,
+              error_factor=winograd.grad_kernel_error_factor, family=winograd.variant_family),
     # Transposed convolutions: the conv2d op each is, with its explicit window
     # (bind_conv_transpose.py); phases first where strided, as for conv2d_grad_input.
     Algorithm("conv2d_transpose", "phases", on_conv(bind_conv2d_grad_input_by_phases),

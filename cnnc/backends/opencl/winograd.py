@@ -410,3 +410,108 @@ def bind_conv2d_grad_input_winograd(node: Node, ctx: BindContext) -> NodeBinding
         ctx, shape, m, Value(dy), Value(kernel), NULL, Value(node.name), {},
         *_options(node, ctx, shape),
     )
+
+
+# ---------------------------------------------------------------- the kernel gradient
+
+# The kernel gradient's error beside the direct kernel gradient's (float32 against float64, as
+# _ERROR_FACTORS): its transforms are the forward pass's A and G used the other way round (A on
+# dy, G^T on the sums), which amplify rounding much less than B^T on the input does. Measured
+# in tests/numpy/test_winograd_transforms.py (random N(0,1) inputs and
+# gradients, 16 and 64 channels): F(3x3, 2x2) 0.5-1.3x, F(3x3, 4x4) 3.3-7.7x; bounds with room.
+_GRAD_KERNEL_ERROR_FACTORS = {2: 4.0, 4: 24.0}
+
+
+def grad_kernel_applies(node: Node, ctx: BindContext) -> bool:
+    return node.op == "conv2d_grad_kernel" and winograd_applies(node.attrs)
+
+
+def _grad_kernel_shape(node: Node, ctx: BindContext) -> dict[str, int]:
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    return {k: geo[k] for k in ("H", "W", "C", "OH", "OW", "F", "PT", "PL")}
+
+
+def _grad_kernel_parts(shape: Mapping[str, int], m: int, tiles: int,
+                       tile: Mapping[str, int], target: Target) -> int:
+    """Parts the sum over tiles is cut into (split_reduction's rule for a GEMM reading one
+    tile's V and E rows per step), within the grid's dimension-2 cap of T*T points x parts."""
+    from cnnc.backends.opencl.tiling import GRID_GROUPS, block_grid, split_reduction
+
+    tt = (m + 2) ** 2
+    blocks = block_grid(shape["C"], shape["F"], tile)
+    split = split_reduction(blocks[0] * blocks[1] * tt, tiles, 4 * (shape["C"] + shape["F"]),
+                            target)
+    return max(1, min(split, GRID_GROUPS[2] // tt))
+
+
+def _grad_kernel_workspaces(shape: Mapping[str, int], m: int, tiles: int,
+                            parts: int) -> tuple[int, int, int]:
+    """Floats of V (transformed input tiles), E (transformed dy tiles) and the parts' sums."""
+    tt = (m + 2) ** 2
+    return tt * tiles * shape["C"], tt * tiles * shape["F"], parts * tt * shape["C"] * shape["F"]
+
+
+def grad_kernel_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """{"algo": "winograd", "wino_m": m}, largest m first, each also with gemm_tiles' other
+    register tiles ("wino_tile"), where the workspaces fit the device's largest buffer and the
+    kernels' int indices; [] where Winograd does not apply."""
+    if not grad_kernel_applies(node, ctx):
+        return []
+    shape = _grad_kernel_shape(node, ctx)
+    limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
+    out: list[dict[str, Any]] = []
+    for m in sorted(WINO_MS, reverse=True):
+        tiles = _tiles(shape, m, ctx.batch)[2]
+        for tile in gemm_tiles(shape["F"], ctx.target):
+            full = {**register_tile(shape["F"], ctx.target), **(tile or {})}
+            parts = _grad_kernel_parts(shape, m, tiles, full, ctx.target)
+            if max(_grad_kernel_workspaces(shape, m, tiles, parts)) > limit:
+                continue
+            v: dict[str, Any] = {"algo": NAME, "wino_m": m}
+            out.append(v if tile is None else {**v, "wino_tile": tile})
+    return out
+
+
+def grad_kernel_error_factor(variant: Mapping[str, Any]) -> float:
+    m = int(variant["wino_m"])
+    if m not in _GRAD_KERNEL_ERROR_FACTORS:
+        raise ValueError(f"Winograd F(3x3, {m}x{m}) is not implemented (m = 2 or 4)")
+    return _GRAD_KERNEL_ERROR_FACTORS[m]
+
+
+def bind_conv2d_grad_kernel_winograd(node: Node, ctx: BindContext) -> NodeBinding:
+    """conv2d's kernel gradient dW by F(3x3, m x m), m the variant's "wino_m" (default 4): the
+    input transform of the forward pass on the tiles of dy's grid, dy's tiles transformed by A,
+    T*T GEMMs summing over tiles (in parts), and G^T . G of the parts' sum (winograd.cl)."""
+    if not grad_kernel_applies(node, ctx):
+        raise InternalError(
+            f"node '{node.name}' ({node.op}) was given a Winograd kernel-gradient variant, which "
+            "needs the kernel gradient of a stride-1, undilated, ungrouped 3x3 convolution")
+    variant = ctx.variant(node)
+    m = variant.get("wino_m", 4)
+    shape = _grad_kernel_shape(node, ctx)
+    _, gemm_tile, _ = _options(node, ctx, shape)  # checks "wino_tile" as the forward does
+    if m not in WINO_MS:
+        raise InternalError(f"node '{node.name}': bad Winograd variant {dict(variant)!r}")
+    x, dy = node.inputs
+    c, f = shape["C"], shape["F"]
+    th, tw, tiles = _tiles(shape, m, ctx.batch)
+    tt = (m + 2) ** 2
+    geo = {**shape, "WINO_M": m, "TH": th, "TW": tw}
+    tile = {**register_tile(f, ctx.target), **(gemm_tile or {})}
+    parts = _grad_kernel_parts(shape, m, tiles, tile, ctx.target)
+    v, e, mt = Workspace(0), Workspace(1), Workspace(2)
+    in_vw, f_vw = vector_width(c, ctx.target), vector_width(f, ctx.target)
+    grid2, _ = gemm_grid(c, f, tile, False, ctx.target)
+    grid = (*grid2, tt * parts)
+    launches = (
+        launch("winograd.cl", "winograd_input", flat(tiles * c // in_vw),
+               (Value(x), v, Int(0), Int(tiles)), {**geo, "VW": in_vw}),
+        launch("winograd.cl", "winograd_dy", flat(tiles * f // f_vw),
+               (Value(dy), e, Int(0), Int(tiles)), {**geo, "VW": f_vw}),
+        launch("winograd.cl", "winograd_grad_gemm", grid, (v, e, mt, Int(tiles)),
+               {**geo, **tile}, row_groups(grid, ctx.target)),
+        launch("winograd.cl", "winograd_grad_output", flat(c * f // f_vw),
+               (mt, Value(node.name), Int(parts)), {**geo, "VW": f_vw}),
+    )
+    return NodeBinding(launches, workspaces=_grad_kernel_workspaces(shape, m, tiles, parts))
