@@ -71,3 +71,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["CnncError", "Graph", "Network", "__version__", "compile", "load_spec"]
+
+
+def __dir__() -> list[str]:
+    # The names imported on first use (__getattr__) are public too: tab completion shows them.
+    return sorted({*globals(), *__all__})

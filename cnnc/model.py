@@ -57,6 +57,7 @@ class Model:
         self.dtype = dtype
         self.step = 0
         self._training_graph: Graph | None = None
+        self._class_names: tuple[str, ...] | None = None
         self._executables: dict[tuple[str, int], Executable] = {}
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
         try:
@@ -69,6 +70,64 @@ class Model:
                 hint="the network is too large for this machine") from None
         if spec_graph.given_weights is not None:  # an imported model's trained weights
             self.set_weights(spec_graph.given_weights)
+
+    # ------------------------------------------------------------ as Keras shows it
+
+    def summary(self, *, rf: bool = False, print_fn: Any = print) -> None:
+        """Print the layer table `cnnc summary` prints (Keras' model.summary()): layers, output
+        shapes, parameters, FLOPs; rf=True adds each layer's receptive field. print_fn takes
+        the text instead of print (one call)."""
+        from cnnc.ir.summary import summary_text
+
+        print_fn(summary_text(self.spec_graph, rf=rf))
+
+    def count_params(self) -> int:
+        """Parameters in all (trainable and not), as the summary's total (Keras' name)."""
+        return sum(s.size for s in self.spec_graph.weights)
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The names of the output classes: those set on the model (a run's data, or by
+        assignment), else those of the spec's dataset when cnnc knows it; None for a model
+        whose classes have no names (an autoencoder, an imported model)."""
+        if self._class_names is not None:
+            return self._class_names
+        config = self.spec_graph.train
+        if config is None or getattr(config, "target", "labels") != "labels":
+            return None
+        from cnnc.data.catalog import DATASETS
+
+        known = DATASETS.get(config.dataset)
+        return tuple(known.class_names) if known is not None else None
+
+    @class_names.setter
+    def class_names(self, names: Any) -> None:
+        if names is not None:
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise CnncError(f"class_names must be a sequence of strings, got {names!r}")
+            names = tuple(names)
+        self._class_names = names
+
+    def _device_text(self) -> str:
+        device = getattr(self.backend, "device", None)
+        if device is None:
+            return type(self.backend).__name__.removesuffix("Backend").lower() or "backend"
+        return f"opencl {device.index} {device.name!r}"
+
+    def __repr__(self) -> str:
+        return (f"<cnnc.Model {self.spec_graph.name!r} on {self._device_text()}: "
+                f"{self.count_params():,} parameters, {self.step} training steps>")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the name, backend and device over the summary table."""
+        import html
+
+        from cnnc.ir.summary import summary_text
+
+        head = html.escape(f"cnnc.Model {self.spec_graph.name!r} on {self._device_text()}, "
+                           f"{self.step} training steps")
+        return (f"<div><b>{head}</b><pre>{html.escape(summary_text(self.spec_graph))}</pre>"
+                "</div>")
 
     # ------------------------------------------------------------ names
 
