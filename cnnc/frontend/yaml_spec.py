@@ -86,10 +86,15 @@ def parse_yaml(text: str, file: str | None = None) -> tuple[Any, Marks]:
         raise _reader_error(err, text, file) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
+        span = _span(mark, file, text) if mark else None
+        if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+            raise SpecError("invalid YAML: a tab character: YAML indents with spaces only",
+                            file=file, span=span,
+                            hint="replace the tabs with spaces (two a level, as the examples "
+                                 "in specs/ do)") from None
         problem = err.problem or err.context or "invalid YAML"
         context = f" ({err.context})" if err.context and err.problem else ""
-        raise SpecError(f"invalid YAML: {problem}{context}", file=file,
-                        span=_span(mark, file, text) if mark else None) from None
+        raise SpecError(f"invalid YAML: {problem}{context}", file=file, span=span) from None
     except yaml.YAMLError as err:
         raise SpecError(f"invalid YAML: {err}", file=file) from None
     except ValueError as err:  # a value the constructor cannot make, e.g. a 5,000-digit int
@@ -174,7 +179,12 @@ def mapping_to_graph(data: Any, *, file: str | None = None, name: str | None = N
         decls.append(_input_decl(data["input"], where))
     layers = data.get("layers")
     if layers is not None and not isinstance(layers, list):
-        raise where.error("layers", "expected a list of layers, such as [flatten, {dense: 10}]")
+        hint = None
+        if isinstance(layers, Mapping):
+            hint = ("a mapping was given: make each layer a list item, a '- ' before it (for "
+                    "example '  - {conv2d: [32, 3]}' and '  - flatten', one a line)")
+        raise where.error("layers", "expected a list of layers, such as [flatten, {dense: 10}]",
+                          hint)
     if layers is not None and len(layers) > MAX_LAYERS:
         raise where.error("layers", f"the network has {len(layers):,} layers, more than the "
                           f"{MAX_LAYERS:,} cnnc compiles")
@@ -277,6 +287,12 @@ def _layer_decl(item: Any, path: str, where: _Where, *, nested: bool = False) ->
     `nested` (a top-level `input` mapping) means the keys sit directly under `path`.
     """
     if isinstance(item, str):
+        if re.search(r"\s-(\s|$)", item) and lookup_layer(item) is None:
+            # '  - batchnorm\n   - relu': the deeper '- relu' continues the item above as text
+            first = item.split(" -")[0].strip()
+            raise where.error(path, f"'{item}' is not a layer: it reads as list items run "
+                              f"together, '- {first}' and the next '-' line indented deeper",
+                              "start every layer's '- ' at the same column, one layer a line")
         return LayerDecl(op=item, span=where.value(path), path=path)
     if not isinstance(item, Mapping) or not item:
         raise where.error(path, "expected a layer: a name such as flatten, or a mapping such as "

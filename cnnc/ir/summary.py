@@ -97,7 +97,8 @@ def summary_text(graph: Graph, *, rf: bool = False) -> str:
 def training_line(config) -> str:
     """The train section in one line: dataset, epochs, batch, optimizer, loss, extras."""
     opt = config.optimizer
-    parts = [config.dataset, f"{config.epochs} epochs", f"batch {config.batch_size}",
+    epochs = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
+    parts = [config.dataset, epochs, f"batch {config.batch_size}",
              f"{opt.name} (learning rate {opt.learning_rate:g})", config.loss]
     if config.validation_size:
         parts.append(f"{config.validation_size:,} held out for validation")

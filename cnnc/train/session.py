@@ -309,7 +309,8 @@ class RunSession:
         if c.reconstruction:
             target = ("target input with noise " + f"{c.noise:g}" if c.noise
                       else "target input") + ", "
-        return (f"{c.epochs} epochs, batch {c.batch_size}, {c.optimizer.name} ({opt}), "
+        return (f"{c.epochs} epoch{'' if c.epochs == 1 else 's'}, batch {c.batch_size}, "
+                f"{c.optimizer.name} ({opt}), "
                 f"{c.loss}, {target}schedule {describe_schedule(c.schedule)}, "
                 f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
 

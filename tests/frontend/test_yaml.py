@@ -231,3 +231,31 @@ def test_any_mapping_gives_a_graph_or_a_cnnc_error(data):
         mapping_to_graph(data)
     except CnncError as err:
         assert err.render()
+
+
+# Issue 23: YAML's own mistakes get located messages with a hint.
+def test_a_list_item_indented_deeper_is_named_as_such():
+    text = "input: [8, 8, 1]\nlayers:\n  - {conv2d: [4, 3]}\n  - batchnorm\n   - relu\n"
+    err = error_of(load_yaml, text, file="x.yaml")
+    assert (err.path, err.line, err.column) == ("layers[1]", 4, 5)
+    assert "'batchnorm - relu' is not a layer" in err.message
+    assert "indented deeper" in err.message and "same column" in err.hint
+
+
+def test_a_tab_in_the_indentation_is_named():
+    err = error_of(load_yaml, "input: [8, 8, 1]\nlayers:\n\t- flatten\n", file="x.yaml")
+    assert (err.line, err.column) == (3, 1)
+    assert err.message == "invalid YAML: a tab character: YAML indents with spaces only"
+    assert "spaces" in err.hint and "cannot start any token" not in err.render()
+
+
+def test_a_mapping_where_the_layer_list_belongs_says_how_to_write_it():
+    err = error_of(load_yaml, "input: [8, 8, 1]\nlayers:\n  conv2d: [4, 3]\n  flatten: true\n")
+    assert err.path == "layers" and "expected a list of layers" in err.message
+    assert "a mapping was given" in err.hint and "'- '" in err.hint
+
+
+def test_layer_names_with_a_dash_elsewhere_still_read():
+    graph = load_yaml("input: [8, 8, 1]\nlayers:\n  - {conv2d: [4, 3], name: my-conv}\n"
+                      "  - flatten\n")
+    assert "my-conv" in [n.name for n in graph.nodes]

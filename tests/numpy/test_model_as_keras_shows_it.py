@@ -33,6 +33,7 @@ def test_summary_prints_the_cnnc_summary_table(capsys):
     # 3x3x1x4 + 4 and (6*6*4)*10 + 10, counted by hand
     assert model.count_params() == 40 + 1450
     assert f"Total params: {40 + 1450:,}" in lines[0]
+    assert "Training: fashion_mnist, 1 epoch, batch" in lines[0]  # not "1 epochs"
 
 
 def test_repr_and_html_name_network_backend_and_size():
