@@ -149,12 +149,22 @@ def test_real_devices_are_probed_once(device):
     assert device.context is ctx  # one context per device and process
 
 
-def test_unusable_real_devices_report_the_driver_error():
-    """pip's pocl on a CPU its LLVM does not know fails to build; it must say so, not crash."""
-    pytest.importorskip("pyopencl")
-    for d in dev.devices():
-        if not d.usable:
-            assert d.reason and len(d.reason) < 300
+def test_unusable_devices_report_the_driver_error(device, monkeypatch, tmp_path):
+    """pip's pocl on a CPU its LLVM does not know fails to build; it must say so, not crash.
+    A device on a driver made to crash in its qualification stands in for it (issue 25: the
+    loop over real unusable devices had none to check on most machines), beside the real ones."""
+    from test_qualification import _fake, _faulty
+
+    monkeypatch.setenv("CNNC_VERDICT_DIR", str(tmp_path / "verdicts"))
+    _faulty(monkeypatch, device, "abort@networks")
+    broken = _fake(device, 9, "a driver that crashes")
+    monkeypatch.setattr(dev, "_DEVICES", [broken, *dev.devices()])
+    unusable = [d for d in dev.devices() if not d.usable]
+    assert broken in unusable
+    for d in unusable:
+        assert d.reason and len(d.reason) < 300
+    assert broken.reason.startswith("the driver crashed (SIGABRT) while building and running "
+                                    "cnnc's kernels: LLVM ERROR:"), broken.reason
 
 
 def test_devices_command_marks_the_default(device, capsys):
