@@ -1,5 +1,5 @@
 """Binders of the resampling ops (cnnc/ir/resample.py): node -> launches of kernels/resample.cl,
-and cropping as elementwise.cl's zero padding with negative offsets (it reads inside only)."""
+and cropping as elementwise.cl's pad_rows with negative offsets (it reads inside only)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cnnc.backends.opencl.launches import (
     Value,
     elementwise_launch,
 )
+from cnnc.backends.opencl.primitives import pad_rows
 from cnnc.ir.graph import Node
 
 
@@ -39,11 +40,9 @@ def bind_cropping2d(node: Node, ctx: BindContext) -> NodeBinding:
     _, h, w, c = ctx.shape(node.inputs[0])
     _, oh, ow, _ = ctx.shape(node.name)
     (t, _), (left, _) = node.attrs["cropping"]
-    n = ctx.numel(node.name)
-    args = (Value(node.inputs[0]), Value(node.name), Int(n), Int(h), Int(w), Int(c), Int(oh),
-            Int(ow), Int(-t), Int(-left))
-    return NodeBinding((elementwise_launch("elementwise.cl", "zero_padding2d", n, args,
-                                           ctx.target),))
+    crop = pad_rows(node.inputs[0], node.name, ctx.batch * oh, oh=oh, h=h, pt=-t, in_run=w * c,
+                    out_run=ow * c, lead=-left * c, target=ctx.target)
+    return NodeBinding((crop,))
 
 
 BINDERS: dict[str, Binder] = {
