@@ -219,12 +219,17 @@ def run_vector(*lengths: int, target: Target) -> int:
     )
 
 
-def run_grid(rows: int, run: int, vw: int, target: Target) -> tuple[int, int, int, int]:
-    """How a copy of `rows` rows of `run` floats is cut (elementwise.cl's copy_block): the
-    (rows per work-item, floats per chunk of a row, chunks per row, work-items). A CPU's
-    work-item takes about CPU_RUN_FLOATS floats, whole rows where they are short; a GPU's one
-    vector, so that neighbours in dimension 0 touch neighbouring addresses."""
-    per_item = CPU_RUN_FLOATS if target.kind == "cpu" else vw
+def run_grid(
+    rows: int, run: int, vw: int, target: Target, unit: int = 1
+) -> tuple[int, int, int, int]:
+    """How a copy of `rows` rows of `run` units of `unit` floats is cut (elementwise.cl's
+    copy_block: floats; resample.cl: pixels of c floats): the (rows per work-item, units per
+    chunk of a row, chunks per row, work-items). A CPU's work-item takes about CPU_RUN_FLOATS
+    floats, whole rows where they are short; a GPU's one vector (one unit, for units of
+    several floats), so that neighbours in dimension 0 touch neighbouring addresses."""
+    if unit > 1:
+        vw = 1  # units are moved whole; the vectors run inside a unit
+    per_item = max(1, CPU_RUN_FLOATS // unit) if target.kind == "cpu" else vw
     chunk = max(vw, min(round_up(run, vw), per_item // vw * vw))
     chunks = ceil_div(run, chunk)
     rows_per = max(1, per_item // (chunk * chunks)) if chunks == 1 else 1
