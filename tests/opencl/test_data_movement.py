@@ -1,6 +1,7 @@
-"""The data-movement kernels (elementwise.cl's copy_block and pad_rows, resample.cl) against the
-NumPy reference on the device, forward and gradients: concatenations of many sources on every
-axis, channel slices, zero padding, cropping and both upsamplings, with odd sizes, one channel,
+"""The data-movement kernels (elementwise.cl's copy_block and pad_rows, resample.cl,
+channel_shuffle.cl) against the NumPy reference on the device, forward and gradients:
+concatenations of many sources on every axis, channel slices, zero padding, cropping, both
+upsamplings and channel shuffles of 2 to 16 groups, with odd sizes, one channel,
 batch 1, and the launch cut three ways (the device's own, a GPU's one vector a work-item, and a
 CPU's with rows cut into several chunks and several rows a work-item: tiling.run_grid)."""
 
@@ -74,6 +75,22 @@ NETWORKS = [
     ),
 ]
 
+NETWORKS += [
+    (
+        "channel_shuffle",
+        (3, 2, 4),
+        [
+            {"conv2d": [32, 1], "name": "pw"},
+            {"channel_shuffle": 2},
+            {"channel_shuffle": 4},
+            {"channel_shuffle": 16},
+            {"conv2d": [12, 1]},
+            {"channel_shuffle": 3},
+            {"conv2d": [2, 2]},
+        ],
+    ),
+]
+
 # How the launches are cut: the device's own; a GPU's; a CPU's with a handful of floats a
 # work-item, so that long rows take several chunks and short ones several rows a work-item.
 CUTS = ["native", "gpu", "cpu-small-chunks"]
@@ -107,7 +124,8 @@ def test_data_movement_matches_numpy(net, cut, batch, train, device, monkeypatch
     graph = _graph(*net, train)
     ops = {n.op for n in graph.nodes}
     want = {"concatenate_many": {"concatenate", "channel_slice"},
-            "padding_cropping": {"zero_padding2d", "cropping2d"}}.get(net[0], {"upsampling2d"})
+            "padding_cropping": {"zero_padding2d", "cropping2d"},
+            "channel_shuffle": {"channel_shuffle"}}.get(net[0], {"upsampling2d"})
     if train:
         want |= {"upsampling2d_grad"} if "upsampling" in net[0] else set()
         want |= {"channel_slice_grad", "slice"} if net[0] == "concatenate_many" else set()
