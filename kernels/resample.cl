@@ -105,6 +105,7 @@ __kernel void upsampling2d_grad(__global const float *restrict dy, __global floa
     const int r1 = min((blk + 1) * rows_per, rows);
     for (int r = blk * rows_per; r < r1; r++) {
         const int img = r / h, iy = r - img * h;
+#if BILINEAR
         /* The output rows that read input row iy, and their weights: once per row. */
         int oys[WIN_H];
         float wys[WIN_H];
@@ -117,28 +118,46 @@ __kernel void upsampling2d_grad(__global const float *restrict dy, __global floa
                 wys[taken++] = wy;
             }
         }
+#endif
         __global const float *img_dy = dy + (long)img * oh * ow * c;
         __global float *d = dx + (long)r * w * c;
         for (int ix = p0; ix < p1; ix++) {
-            /* The column weights once per pixel, not once per channel. */
-            float wx[WIN_W];
+#if BILINEAR
+            /* The output columns that read input column ix, and their weights: once per
+             * pixel, not once per channel, and no test in the channel loop. */
+            int oxs[WIN_W];
+            float wxs[WIN_W];
+            int across = 0;
             for (int j = 0; j < WIN_W; j++) {
                 const int ox = FIRST(ix, SW) + j;
-                wx[j] = ox >= 0 && ox < ow ? weight_of(ox, ix, w, SW) : 0.0f;
+                const float wx = ox >= 0 && ox < ow ? weight_of(ox, ix, w, SW) : 0.0f;
+                if (wx != 0.0f) {
+                    oxs[across] = ox * c;
+                    wxs[across++] = wx;
+                }
             }
             for (int ch = 0; ch < c; ch += VW) {
                 floatV acc = 0.0f;
                 for (int a = 0; a < taken; a++) {
-                    __global const float *row = img_dy + ((long)oys[a] * ow + FIRST(ix, SW)) * c
-                                                + ch;
+                    __global const float *row = img_dy + (long)oys[a] * ow * c + ch;
                     floatV sum = 0.0f;
-                    for (int j = 0; j < WIN_W; j++)
-                        if (wx[j] != 0.0f)
-                            sum += wx[j] * LOADV(row + j * c);
+                    for (int j = 0; j < across; j++)
+                        sum += wxs[j] * LOADV(row + oxs[j]);
                     acc += wys[a] * sum;
                 }
                 STOREV(acc, d + ix * c + ch);
             }
+#else
+            /* Nearest: the SH x SW block of outputs at (iy * SH, ix * SW), weights 1. */
+            __global const float *block = img_dy + ((long)iy * SH * ow + ix * SW) * c;
+            for (int ch = 0; ch < c; ch += VW) {
+                floatV acc = 0.0f;
+                for (int a = 0; a < SH; a++)
+                    for (int j = 0; j < SW; j++)
+                        acc += LOADV(block + (a * ow + j) * c + ch);
+                STOREV(acc, d + ix * c + ch);
+            }
+#endif
         }
     }
 }
