@@ -1,24 +1,34 @@
 /* ShuffleNet's channel shuffle over the last axis (cnnc/ir/channel_shuffle.py), as a gather:
- * output channel j * groups + g of each row is input channel g * (cols / groups) + j. Its
+ * output channel j * GROUPS + g of each row is input channel g * (cols / GROUPS) + j. Its
  * gradient is the same kernel with cols / groups groups.
- * Launch: one work-item per row (rounded up; the kernel checks its bound), walking the row's
- * outputs in order with two nested loops: no integer division per element, which on a CPU
- * driver cost more than moving the floats (pocl, Zen 4: 13 ns an element with four divisions).
+ * -D GROUPS: the groups, so that the inner loop over them unrolls into GROUPS vector loads.
+ * Launch (tiling.py's run_grid over rows of cols floats, in whole rows): work-item t takes rows
+ * [t * rows_per, (t + 1) * rows_per), walking each row's outputs in order: no integer division
+ * per element, which on a CPU driver cost more than moving the floats (pocl, Zen 4: 13 ns an
+ * element with four divisions), and on a CPU enough rows a work-item that its cost vanishes.
+ * VW: each step takes VW runs of GROUPS outputs (-D VW divides cols / GROUPS): one vector load
+ * per group, stored interleaved.
  */
 #include "common.h"
 
 #ifdef CHANNEL_SHUFFLE
 __kernel void channel_shuffle(__global const float *restrict x, __global float *restrict y,
-                              int rows, int cols, int groups)
+                              int rows, int cols, int rows_per)
 {
-    const int r = get_global_id(0);
-    if (r >= rows)
-        return;
-    const int per_group = cols / groups;
-    __global const float *src = x + r * cols;
-    __global float *dst = y + r * cols;
-    for (int j = 0; j < per_group; j++)
-        for (int g = 0; g < groups; g++)
-            dst[j * groups + g] = src[g * per_group + j];
+    const int r0 = get_global_id(0) * rows_per, r1 = min(r0 + rows_per, rows);
+    const int per_group = cols / GROUPS;
+    for (int r = r0; r < r1; r++) {
+        __global const float *src = x + (long)r * cols;
+        __global float *dst = y + (long)r * cols;
+        for (int j = 0; j < per_group; j += VW) {
+            float v[GROUPS][VW];
+            for (int g = 0; g < GROUPS; g++)
+                for (int i = 0; i < VW; i++)
+                    v[g][i] = src[g * per_group + j + i];
+            for (int i = 0; i < VW; i++)
+                for (int g = 0; g < GROUPS; g++)
+                    dst[(j + i) * GROUPS + g] = v[g][i];
+        }
+    }
 }
 #endif

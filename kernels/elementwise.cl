@@ -52,33 +52,60 @@ __kernel void accumulate(__global const float *restrict a, __global float *restr
 }
 #endif
 
-/* A block copy along one axis, with the tensors seen as [outer, axis, inner]:
- * dst[o, dst_start + j, i] = src[o, src_start + j, i] for j < len. Concatenate copies each input
- * into its place; slice (the gradient of concatenate) copies a part out. */
+/* Block copies as rows of one contiguous run each (tiling.py's run_grid cuts the launch):
+ * dst[r * dst_stride + dst_off + k] = src[r * src_stride + src_off + k] for r < rows, k < run.
+ * Concatenate copies each input into its place, slice (concatenate's gradient) and
+ * channel_slice copy a part out. Work-item t takes rows [b * rows_per, (b + 1) * rows_per) and
+ * of each the floats [c * chunk, (c + 1) * chunk) for b = t / chunks, c = t % chunks: one
+ * division per work-item, then plain vector loops (-D VW divides run and chunk). On a CPU a
+ * work-item moves a few KB (a per-element division cost more than the floats: 1.6 GB/s);
+ * on a GPU one vector, so that neighbouring work-items touch neighbouring addresses. */
 #ifdef COPY_BLOCK
 __kernel void copy_block(__global const float *restrict src, __global float *restrict dst,
-                         int outer, int len, int inner, int src_axis, int src_start,
-                         int dst_axis, int dst_start)
+                         int rows, int run, int rows_per, int chunk, int chunks, int src_stride,
+                         int src_off, int dst_stride, int dst_off)
 {
-    FOR_ELEMENTS(t, outer * len * inner) {
-        const int i = t % inner, j = (t / inner) % len, o = t / (inner * len);
-        dst[(o * dst_axis + dst_start + j) * inner + i] =
-            src[(o * src_axis + src_start + j) * inner + i];
+    const int t = get_global_id(0), b = t / chunks;
+    const int k0 = (t - b * chunks) * chunk, k1 = min(k0 + chunk, run);
+    const int r1 = min((b + 1) * rows_per, rows);
+    for (int r = b * rows_per; r < r1; r++) {
+        __global const float *s = src + (long)r * src_stride + src_off;
+        __global float *d = dst + (long)r * dst_stride + dst_off;
+        for (int k = k0; k < k1; k += VW)
+            STOREV(LOADV(s + k), d + k);
     }
 }
 #endif
 
-/* Zero padding (zero_padding2d) of an NHWC tensor: y[n, oy, ox, c] = x[n, oy - pt, ox - pl, c]
- * inside the input, 0 in the padding. `n` counts y's elements. */
-#ifdef ZERO_PADDING2D
-__kernel void zero_padding2d(__global const float *restrict x, __global float *restrict y, int n,
-                             int h, int w, int c, int oh, int ow, int pt, int pl)
+/* Rows padded with zeros or cropped, cut like copy_block: output row r (of out_run floats) is
+ * image b = r / oh's row oy = r % oh, which reads input row iy = oy - pt (of in_run floats, h
+ * rows an image) shifted right by `lead` floats (negative: cropped), zeros where it reads
+ * outside. zero_padding2d and cropping2d on NHWC rows (runs of w * c floats), and the
+ * gradient of channel_slice (h = oh = rows: one row an image, lead = start). -D VW divides
+ * in_run, out_run, lead and chunk. */
+#ifdef PAD_ROWS
+__kernel void pad_rows(__global const float *restrict x, __global float *restrict y, int rows,
+                       int rows_per, int chunk, int chunks, int oh, int h, int pt, int in_run,
+                       int out_run, int lead)
 {
-    FOR_ELEMENTS(t, n) {
-        const int ch = t % c, ox = (t / c) % ow, oy = (t / (c * ow)) % oh;
-        const int b = t / (c * ow * oh), iy = oy - pt, ix = ox - pl;
-        const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-        y[t] = inside ? x[((b * h + iy) * w + ix) * c + ch] : 0.0f;
+    const int t = get_global_id(0), b = t / chunks;
+    const int k0 = (t - b * chunks) * chunk, k1 = min(k0 + chunk, out_run);
+    const int r1 = min((b + 1) * rows_per, rows);
+    for (int r = b * rows_per; r < r1; r++) {
+        const int img = r / oh, iy = r - img * oh - pt;
+        __global float *d = y + (long)r * out_run;
+        __global const float *s = x + ((long)img * h + iy) * in_run - lead;
+        const bool inside = iy >= 0 && iy < h;
+        /* [k0, lo) zeros, [lo, hi) copied, [hi, k1) zeros */
+        const int lo = inside ? clamp(lead, k0, k1) : k1;
+        const int hi = inside ? clamp(lead + in_run, lo, k1) : k1;
+        const floatV zero = 0.0f;
+        for (int k = k0; k < lo; k += VW)
+            STOREV(zero, d + k);
+        for (int k = lo; k < hi; k += VW)
+            STOREV(LOADV(s + k), d + k);
+        for (int k = hi; k < k1; k += VW)
+            STOREV(zero, d + k);
     }
 }
 #endif

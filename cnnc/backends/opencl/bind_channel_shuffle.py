@@ -5,16 +5,25 @@ kernels/channel_shuffle.cl, and its table `BINDERS`. Its gradient is a channel_s
 from __future__ import annotations
 
 from cnnc.backends.opencl.launches import BindContext, Binder, Int, NodeBinding, Value, launch
-from cnnc.backends.opencl.tiling import flat
+from cnnc.backends.opencl.tiling import flat, run_grid, run_vector
 from cnnc.ir.graph import Node
+
+# Floats a work-item holds between its loads and its interleaved stores (GROUPS x VW): a few
+# registers' worth, far below the private memory that a CPU driver keeps on a stack.
+MAX_HELD = 64
 
 
 def bind_channel_shuffle(node: Node, ctx: BindContext) -> NodeBinding:
-    """One work-item per row of the last axis."""
+    """Whole rows of the last axis a work-item (tiling.run_grid)."""
     rows, cols = ctx.rows_cols(node.name)
-    args = (Value(node.inputs[0]), Value(node.name), Int(rows), Int(cols),
-            Int(node.attrs["groups"]))
-    return NodeBinding((launch("channel_shuffle.cl", "channel_shuffle", flat(rows), args),))
+    groups = node.attrs["groups"]
+    vw = run_vector(cols // groups, target=ctx.target)
+    while vw > 1 and groups * vw > MAX_HELD:
+        vw //= 2
+    rows_per, _, _, items = run_grid(rows, 1, 1, ctx.target, unit=cols)
+    args = (Value(node.inputs[0]), Value(node.name), Int(rows), Int(cols), Int(rows_per))
+    return NodeBinding((launch("channel_shuffle.cl", "channel_shuffle", flat(items), args,
+                               {"GROUPS": groups, "VW": vw}),))
 
 
 BINDERS: dict[str, Binder] = {"channel_shuffle": bind_channel_shuffle}

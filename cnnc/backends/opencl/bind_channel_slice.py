@@ -1,18 +1,12 @@
 """Binders of the channel slice and its gradient (cnnc/ir/channel_slice.py): the slice as
 elementwise.cl's copy_block on the last axis (as concatenate's gradient `slice`), its gradient
-as a scatter into zeros of kernels/channel_slice.cl; and their table `BINDERS`."""
+as elementwise.cl's pad_rows (each dy row placed in a row of zeros); and their table
+`BINDERS`."""
 
 from __future__ import annotations
 
-from cnnc.backends.opencl.launches import (
-    BindContext,
-    Binder,
-    Int,
-    NodeBinding,
-    Value,
-    elementwise_launch,
-)
-from cnnc.backends.opencl.primitives import copy_block
+from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
+from cnnc.backends.opencl.primitives import copy_block, pad_rows
 from cnnc.ir.graph import Node
 
 
@@ -23,16 +17,17 @@ def bind_channel_slice(node: Node, ctx: BindContext) -> NodeBinding:
     axis = len(shape) - 1
     return NodeBinding((copy_block(x, node.name, shape, axis, stop - start,
                                    src_axis=shape[axis], src_start=start,
-                                   dst_axis=stop - start),))
+                                   dst_axis=stop - start, target=ctx.target),))
 
 
 def bind_channel_slice_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    n = ctx.numel(node.name)
+    rows, cols = ctx.rows_cols(node.name)
     a = node.attrs
-    args = (Value(node.inputs[0]), Value(node.name), Int(n), Int(a["channels"]),
-            Int(a["start"]), Int(a["stop"] - a["start"]))
-    return NodeBinding((elementwise_launch("channel_slice.cl", "channel_slice_grad", n, args,
-                                           ctx.target),))
+    # One row an image (oh = h = rows), so dx row r reads dy row r.
+    pad = pad_rows(node.inputs[0], node.name, rows, oh=rows, h=rows, pt=0,
+                   in_run=a["stop"] - a["start"], out_run=cols, lead=a["start"],
+                   target=ctx.target)
+    return NodeBinding((pad,))
 
 
 BINDERS: dict[str, Binder] = {

@@ -246,6 +246,7 @@ def bind_slice(node: Node, ctx: BindContext) -> NodeBinding:
         src_axis=in_shape[axis],
         src_start=start,
         dst_axis=stop - start,
+        target=ctx.target,
     )
     return NodeBinding((copy,))
 

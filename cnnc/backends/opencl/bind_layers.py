@@ -31,6 +31,7 @@ from cnnc.backends.opencl.primitives import (
     global_pool_defines,
     im2col,
     matmul,
+    pad_rows,
     unfused_softmax,
     uses_im2col,
     window_defines,
@@ -124,10 +125,9 @@ def bind_zero_padding2d(node: Node, ctx: BindContext) -> NodeBinding:
     _, h, w, c = ctx.shape(node.inputs[0])
     _, oh, ow, _ = ctx.shape(node.name)
     (t, _), (left, _) = node.attrs["padding"]
-    n = ctx.numel(node.name)
-    args = (Value(node.inputs[0]), Value(node.name), Int(n), Int(h), Int(w), Int(c), Int(oh),
-            Int(ow), Int(t), Int(left))
-    return NodeBinding((elementwise_launch("elementwise.cl", "zero_padding2d", n, args, ctx.target),))
+    pad = pad_rows(node.inputs[0], node.name, ctx.batch * oh, oh=oh, h=h, pt=t, in_run=w * c,
+                   out_run=ow * c, lead=left * c, target=ctx.target)
+    return NodeBinding((pad,))
 
 
 def bind_dense_direct(node: Node, ctx: BindContext) -> NodeBinding:
@@ -210,6 +210,7 @@ def bind_concatenate(node: Node, ctx: BindContext) -> NodeBinding:
             src_axis=length,
             dst_axis=out_shape[axis],
             dst_start=start,
+            target=ctx.target,
         )
         launches.append(copy)
         start += length

@@ -32,6 +32,8 @@ from cnnc.backends.opencl.tiling import (
     flat,
     gemm_grid,
     row_groups,
+    run_grid,
+    run_vector,
     tuned_row_groups,
     tuned_split,
     tuned_tile,
@@ -293,24 +295,54 @@ def copy_block(
     *,
     src_axis: int,
     dst_axis: int,
+    target: Target,
     src_start: int = 0,
     dst_start: int = 0,
 ) -> Launch:
     """Copy `length` positions along `axis` from src (of `src_axis` positions there, from
-    `src_start`) to dst (of `dst_axis`, from `dst_start`); `shape` gives the other axes."""
+    `src_start`) to dst (of `dst_axis`, from `dst_start`); `shape` gives the other axes. Seen
+    as rows (the axes before `axis`) of one contiguous run of length * inner floats each."""
     outer, inner = prod(shape[:axis]), prod(shape[axis + 1 :])
+    run = length * inner
+    vw = run_vector(run, target=target)
+    rows_per, chunk, chunks, items = run_grid(outer, run, vw, target)
     args = (
         Value(src),
         Value(dst),
         Int(outer),
-        Int(length),
-        Int(inner),
-        Int(src_axis),
-        Int(src_start),
-        Int(dst_axis),
-        Int(dst_start),
+        Int(run),
+        Int(rows_per),
+        Int(chunk),
+        Int(chunks),
+        Int(src_axis * inner),
+        Int(src_start * inner),
+        Int(dst_axis * inner),
+        Int(dst_start * inner),
     )
-    return launch("elementwise.cl", "copy_block", flat(outer * length * inner), args)
+    return launch("elementwise.cl", "copy_block", flat(items), args, {"VW": vw})
+
+
+def pad_rows(
+    src: str,
+    dst: str,
+    rows: int,
+    *,
+    oh: int,
+    h: int,
+    pt: int,
+    in_run: int,
+    out_run: int,
+    lead: int,
+    target: Target,
+) -> Launch:
+    """Rows of `out_run` floats of dst from rows of `in_run` floats of src shifted by `lead`
+    floats (negative: cropped), zeros elsewhere; dst row r is image r // oh's row r % oh, which
+    reads src row r % oh - pt of that image's h (zeros outside): elementwise.cl's pad_rows."""
+    vw = run_vector(in_run, out_run, abs(lead), target=target)
+    rows_per, chunk, chunks, items = run_grid(rows, out_run, vw, target)
+    args = (Value(src), Value(dst), Int(rows), Int(rows_per), Int(chunk), Int(chunks), Int(oh),
+            Int(h), Int(pt), Int(in_run), Int(out_run), Int(lead))
+    return launch("elementwise.cl", "pad_rows", flat(items), args, {"VW": vw})
 
 
 # ---------------------------------------------------------------- convolution and pooling

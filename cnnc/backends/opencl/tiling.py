@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cnnc.backends.opencl.target import GRID_GROUPS, Target
+from cnnc.backends.opencl.target import GRID_GROUPS, INDEX_MAX, Target
 from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div, round_up
 
@@ -202,3 +202,38 @@ def column_chunks(rows: int, cols: int, target: Target) -> int:
     while chunks * cols < 16 * target.min_items and rows // (chunks * 2) >= 32:
         chunks *= 2
     return min(chunks, GRID_GROUPS[1])
+
+
+# ---------------------------------------------------------------- row copies
+# Floats a work-item of a CPU's row copy (elementwise.cl: copy_block, pad_rows; resample.cl)
+# moves: enough that the per-work-item cost of a CPU driver vanishes, few enough for both cores.
+# Measured on pocl (AMD EPYC Zen 4): one float a work-item with an integer division per float
+# copied 1.6 GB/s.
+CPU_RUN_FLOATS = 2048
+
+
+def run_vector(*lengths: int, target: Target) -> int:
+    """The widest vector (up to the target's) dividing every length: a row copy's VW."""
+    return next(
+        v for v in (16, 8, 4, 2, 1) if v <= target.max_vector and all(n % v == 0 for n in lengths)
+    )
+
+
+def run_grid(
+    rows: int, run: int, vw: int, target: Target, unit: int = 1
+) -> tuple[int, int, int, int]:
+    """How a copy of `rows` rows of `run` units of `unit` floats is cut (elementwise.cl's
+    copy_block: floats; resample.cl: pixels of c floats): the (rows per work-item, units per
+    chunk of a row, chunks per row, work-items). A CPU's work-item takes about CPU_RUN_FLOATS
+    floats, whole rows where they are short; a GPU's one vector (one unit, for units of
+    several floats), so that neighbours in dimension 0 touch neighbouring addresses."""
+    if unit > 1:
+        vw = 1  # units are moved whole; the vectors run inside a unit
+    per_item = max(1, CPU_RUN_FLOATS // unit) if target.kind == "cpu" else vw
+    chunk = max(vw, min(round_up(run, vw), per_item // vw * vw))
+    chunks = ceil_div(run, chunk)
+    rows_per = max(1, per_item // (chunk * chunks)) if chunks == 1 else 1
+    items = ceil_div(rows, rows_per) * chunks
+    if items > INDEX_MAX:
+        raise InternalError(f"a row copy of {rows} x {run} floats needs {items} work-items")
+    return rows_per, chunk, chunks, items
