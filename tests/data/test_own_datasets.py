@@ -18,11 +18,6 @@ from cnnc.testing.own_data import (
 pytest.importorskip("PIL.Image", reason="Pillow is not installed")
 
 
-def _colour_of(dataset, names):
-    """The flat colour each class was painted, as the spec's channels see it."""
-    return {i: COLOURS[n] for i, n in enumerate(names)}
-
-
 @pytest.mark.parametrize("channels", [1, 3])
 def test_image_folder_classes_labels_and_channels(tmp_path, channels):
     root = write_image_folder(tmp_path / "pets", per_class=5)
@@ -124,12 +119,11 @@ def test_cifar_archives(tmp_path, hundred, binary, archive):
 
 
 def test_cifar_pixel_layout_by_hand(tmp_path):
-    _, want = write_cifar(tmp_path / "c.tar.gz", per_batch=1)
-    data = load_dataset("./c.tar.gz", tmp_path / "c.tar.gz", input_shape=(32, 32, 3))
-    raw = (tmp_path / "c.tar.gz")
     import tarfile
 
-    with tarfile.open(raw) as tar:
+    write_cifar(tmp_path / "c.tar.gz", per_batch=1)
+    data = load_dataset("./c.tar.gz", tmp_path / "c.tar.gz", input_shape=(32, 32, 3))
+    with tarfile.open(tmp_path / "c.tar.gz") as tar:
         record = tar.extractfile("cifar-10-batches-bin/data_batch_1.bin").read()
     # Byte 1 + 1024*c + 32*y + x is channel c of pixel (y, x); byte 0 the label.
     assert data.train.labels[0] == record[0]
