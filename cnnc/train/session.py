@@ -280,7 +280,7 @@ class RunSession:
             "command": self.opts.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "backend": self.backend, "device": self.device,
             "train": config_dict(self.config), "limit": self.limit,
-            "data": str(Path(self.data_dir).resolve()) if self.data_dir else None,
+            "data": self._data_record(),
             "examples": self.prepared.sizes(),
             # The user's own data: its class names (for `cnnc predict` with these weights) and
             # the files skipped as unreadable (bad_images: skip).
@@ -289,6 +289,16 @@ class RunSession:
             "skipped": list(self.prepared.dataset.skipped),
         }
         self.folder.write_json(RUN_JSON, self.record)
+
+    def _data_record(self) -> str | None:
+        """The data's absolute path for run.json, so that --resume finds it from any folder:
+        --data, or a path given as train.dataset (relative to where the run started)."""
+        if self.data_dir:
+            return str(Path(self.data_dir).resolve())
+        src = self.prepared.dataset.source
+        if src is not None and src.origin == "train.dataset":
+            return str(src.folder.resolve())
+        return None
 
     def header(self) -> None:
         p = self.prepared
