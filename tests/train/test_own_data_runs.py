@@ -155,3 +155,36 @@ def test_an_unknown_dataset_name_exits_2(tmp_path, capsys):
     assert _run(_spec(tmp_path, dataset="cifar"), "--out", tmp_path / "r") == 2
     err = capsys.readouterr().err
     assert "train.dataset" in err and "or the path of your own data" in err
+
+
+def test_python_network_fit_evaluate_and_mistakes_on_an_image_folder(tmp_path):
+    import cnnc
+
+    data = write_image_folder(tmp_path / "pets", per_class=8)
+    net = cnnc.Network("py", input=(8, 8, 3))
+    net.conv2d(4, 3, padding="same", activation="relu")
+    net.flatten()
+    net.dense(3, activation="softmax")
+    net.train(dataset=str(data), epochs=2, batch_size=8, image_fit="crop", seed=1)
+    model = cnnc.compile(net, backend="numpy")
+    history = model.fit(verbose=0)
+    assert len(history.epochs) == 2
+    ev = model.evaluate(verbose=0)
+    assert ev.class_names == ("cat", "dog", "eel") and ev.count == 5
+    fig = model.show_mistakes()
+    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(
+        ax.get_title() for ax in fig.axes)
+    wrong = ev.count - ev.correct
+    assert wrong == 0 or any(n in texts for n in ("cat", "dog", "eel"))
+
+
+def test_eval_command_on_own_data(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "pets", per_class=8)
+    spec = _spec(tmp_path)
+    assert _run(spec, "--data", data, "--out", tmp_path / "r", "--epochs", "1") == 0
+    capsys.readouterr()
+    assert main(["eval", str(spec), "--weights", str(tmp_path / "r" / "weights.safetensors"),
+                 "--backend", "numpy", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "(5/5)" in out or "/5)" in out
+    assert "eel" in out
