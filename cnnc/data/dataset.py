@@ -16,6 +16,7 @@ from cnnc.data.catalog import DATASETS, DatasetInfo, dataset_info
 from cnnc.data.idx import read_idx
 from cnnc.data.locate import FoundFiles, _with_subfolders, files_in, locate_dataset
 from cnnc.data.sources import is_source_path, load_source
+from cnnc.data.streamed import DiskImages, StreamedInputs
 from cnnc.errors import DataError
 from cnnc.ir.train_config import is_dataset_path
 
@@ -86,6 +87,7 @@ def load_dataset(
     input_shape: Sequence[int] | None = None,
     image_fit: str = "resize",
     bad_images: str = "refuse",
+    stream: bool = False,
 ) -> Dataset:
     """Find (or download) and read a dataset's training and test sets.
 
@@ -105,7 +107,7 @@ def load_dataset(
         source, origin = Path(name).expanduser(), "train.dataset"
     if source is not None:
         data = load_source(source, input_shape, image_fit=image_fit, bad_images=bad_images,
-                           log=log, origin=origin)
+                           log=log, origin=origin, stream=stream)
         return Dataset(data.info, Split(*data.train), Split(*data.test), data.found,
                        validation=Split(*data.validation) if data.validation else None,
                        notes=data.notes, skipped=data.skipped)
@@ -126,8 +128,14 @@ def _hw(split: Split) -> str:
 
 def to_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """uint8 images (N, H, W) or (N, H, W, C) as float32 in [0, 1] of shape (N, *input_shape)."""
-    images = np.asarray(images)
     shape = tuple(int(d) for d in input_shape)
+    if isinstance(images, DiskImages):  # streamed: scaled per batch as it is read
+        per_image = images.shape[1:]
+        if per_image != shape and not (per_image == shape[:-1] and shape[-1] == 1):
+            raise DataError(f"the images are {'x'.join(map(str, per_image))} but the spec's "
+                            f"input is {'x'.join(map(str, shape))}")
+        return StreamedInputs(images, shape)
+    images = np.asarray(images)
     per_image = images.shape[1:]
     if per_image == shape[:-1] and shape[-1] == 1:
         images = images[..., None]
@@ -151,4 +159,5 @@ def load_configured(config, data_dir: str | Path | None, input_shape: Sequence[i
     """The dataset of a spec's train section (a TrainConfig: its dataset, image_fit and
     bad_images), read for inputs of `input_shape`; data_dir: --data."""
     return load_dataset(config.dataset, data_dir, log=log, input_shape=input_shape,
-                        image_fit=config.image_fit, bad_images=config.bad_images)
+                        image_fit=config.image_fit, bad_images=config.bad_images,
+                        stream=config.stream)

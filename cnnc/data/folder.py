@@ -16,7 +16,8 @@ spec's input channels, then fitted to its height and width by the `image_fit` se
   resize (default)  stretched to the size, as Keras does by default (Pillow's bilinear)
   crop              the largest centred window of the input's aspect ratio, then resized
                     (Keras' crop_to_aspect_ratio=True): no distortion, edges lost
-Images are stored as uint8 at the input size (N*H*W*C bytes), decoded on worker threads.
+Images are stored as uint8 at the input size (N*H*W*C bytes), decoded on worker threads; with
+`stream`, the training images go to a temporary file and are read per batch (streamed.py).
 A file that cannot be used (corrupt, not an image, too small, too large) is refused with its
 path, or skipped and listed when the `bad_images` setting is `skip`.
 """
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnc.data.pillow import open_image
+from cnnc.data.streamed import DiskImages
 from cnnc.errors import CnncError, DataError
 from cnnc.input_limits import MIN_IMAGE_SIDE
 
@@ -41,11 +43,12 @@ TEST_FRACTION = 0.2
 SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation"), "test": ("test",)}
 ORDER_SEED = 0x636E6E63  # 'cnnc': the fixed file order, the same whatever the training seed
 WORKERS = min(8, os.cpu_count() or 1)
+IN_FLIGHT = 256  # images decoded ahead of storing them, at most
 
 
 @dataclass(frozen=True)
 class FolderPart:
-    images: np.ndarray  # (N, H, W) or (N, H, W, 3) uint8
+    images: np.ndarray | DiskImages  # (N, H, W) or (N, H, W, 3) uint8
     labels: np.ndarray  # (N,) int32
 
 
@@ -153,7 +156,8 @@ def decode_image(path: Path, shape: tuple[int, int, int], fit: str) -> np.ndarra
 
 
 def _decode_all(paths: list[Path], labels: np.ndarray, shape: tuple[int, int, int], fit: str,
-                bad: str, skipped: list[str], progress: bool) -> FolderPart:
+                bad: str, skipped: list[str], progress: bool, stream: bool = False
+                ) -> FolderPart:
     def one(path: Path) -> np.ndarray | str:
         try:
             return decode_image(path, shape, fit)
@@ -165,7 +169,10 @@ def _decode_all(paths: list[Path], labels: np.ndarray, shape: tuple[int, int, in
             return err.message
 
     h, w, c = shape
-    out = np.empty((len(paths), h, w) + ((3,) if c == 3 else ()), dtype=np.uint8)
+    image_shape = (h, w) + ((3,) if c == 3 else ())
+    # Streamed: rows of a temporary file (cnnc/data/streamed.py), else one array in memory.
+    out = DiskImages(image_shape, len(paths)) if stream \
+        else np.empty((len(paths), *image_shape), dtype=np.uint8)
     keep = np.ones(len(paths), dtype=bool)
     bar = None
     if progress and len(paths) >= 2000:
@@ -174,17 +181,23 @@ def _decode_all(paths: list[Path], labels: np.ndarray, shape: tuple[int, int, in
         bar = tqdm(total=len(paths), desc="reading images", unit="img", leave=False,
                    disable=None)
     with ThreadPoolExecutor(WORKERS) as pool:
-        for i, result in enumerate(pool.map(one, paths)):
-            if isinstance(result, str):
-                keep[i] = False
-                skipped.append(result)
-            else:
-                out[i] = result
+        # A chunk at a time, so that at most IN_FLIGHT decoded images wait to be stored
+        # (Executor.map would start every file at once and hold what it decoded ahead).
+        for first in range(0, len(paths), IN_FLIGHT):
+            chunk = paths[first:first + IN_FLIGHT]
+            for i, result in enumerate(pool.map(one, chunk), start=first):
+                if isinstance(result, str):
+                    keep[i] = False
+                    skipped.append(result)
+                elif stream:
+                    out.write(i, result)
+                else:
+                    out[i] = result
             if bar is not None:
-                bar.update(1)
+                bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    return FolderPart(out[keep], labels[keep])
+    return FolderPart(out.keep(keep) if stream else out[keep], labels[keep])
 
 
 def _check_classes(part: FolderPart, names: tuple[str, ...], where: Path) -> None:
@@ -195,9 +208,10 @@ def _check_classes(part: FolderPart, names: tuple[str, ...], where: Path) -> Non
 
 
 def load_image_folder(root: Path, shape: tuple[int, ...], fit: str = "resize",
-                      bad: str = "refuse", log: Callable[[str], None] | None = None
-                      ) -> FolderData:
-    """Read an image folder (see the module doc) into uint8 arrays of the input's shape."""
+                      bad: str = "refuse", log: Callable[[str], None] | None = None,
+                      stream: bool = False) -> FolderData:
+    """Read an image folder (see the module doc) into uint8 arrays of the input's shape;
+    stream: the training images into a temporary file instead (cnnc/data/streamed.py)."""
     if len(shape) != 3 or shape[-1] not in (1, 3):
         raise DataError(f"{shown(root)}: an image folder feeds inputs of shape (H, W, 1) or "
                         f"(H, W, 3); the spec's input is {tuple(shape)}")
@@ -245,7 +259,8 @@ def load_image_folder(root: Path, shape: tuple[int, ...], fit: str = "resize",
     total = sum(len(p) for p, _ in listed.values())
     if log is not None and total >= 2000:
         log(f"reading {total:,} images from {shown(root)} on {WORKERS} threads")
-    parts = {role: _decode_all(p, lab, (h, w, c), fit, bad, skipped, log is not None)
+    parts = {role: _decode_all(p, lab, (h, w, c), fit, bad, skipped, log is not None,
+                               stream=stream and role == "train")
              for role, (p, lab) in listed.items()}
     for role in ("train", "test"):
         if parts[role].labels.size == 0:
@@ -253,6 +268,7 @@ def load_image_folder(root: Path, shape: tuple[int, ...], fit: str = "resize",
     _check_classes(parts["train"], names, root)
     notes.append(f"images    {', '.join(f'{r} {len(p.labels):,}' for r, p in parts.items())}, "
                  f"{len(names)} classes, fitted to {h}x{w} by {fit}, "
-                 f"{'grayscale' if c == 1 else 'RGB'}")
+                 f"{'grayscale' if c == 1 else 'RGB'}"
+                 + (", training images streamed from a temporary file" if stream else ""))
     return FolderData(parts["train"], parts.get("validation"), parts["test"], names,
                       tuple(skipped), tuple(notes))

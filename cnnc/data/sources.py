@@ -61,7 +61,7 @@ def is_source_path(path: Path) -> bool:
 
 def load_source(path: Path, input_shape: Sequence[int] | None, *, image_fit: str = "resize",
                 bad_images: str = "refuse", log: Callable[[str], None] | None = None,
-                origin: str = "--data") -> SourceData:
+                origin: str = "--data", stream: bool = False) -> SourceData:
     """The dataset at `path` (see the module doc) for inputs of `input_shape` (H, W, C)."""
     if not path.exists():
         raise DataError(f"{shown(path)}: no such file or folder", hint="a dataset is " + FORMATS)
@@ -82,7 +82,7 @@ def load_source(path: Path, input_shape: Sequence[int] | None, *, image_fit: str
         if shape is None:
             raise DataError(f"{shown(path)}: an image folder is read at the input's size, "
                             "which was not given")
-        folder = load_image_folder(path, shape, image_fit, bad_images, log)
+        folder = load_image_folder(path, shape, image_fit, bad_images, log, stream=stream)
         x_train, y_train = folder.train.images, folder.train.labels
         x_test, y_test = folder.test.images, folder.test.labels
         if folder.validation is not None:
@@ -92,6 +92,9 @@ def load_source(path: Path, input_shape: Sequence[int] | None, *, image_fit: str
     else:
         raise DataError(f"{shown(path)}: not a dataset cnnc reads",
                         hint="a dataset is " + FORMATS)
+    if stream and title != "image folder":
+        raise DataError(f"{shown(path)}: stream applies to image folders only; {title} are "
+                        "read whole", hint="remove stream from the train section")
     if shape is not None and len(shape) == 3:
         x_train = _fit(x_train, shape, f"{shown(path)}: training images")
         x_test = _fit(x_test, shape, f"{shown(path)}: test images")

@@ -54,6 +54,7 @@ AUGMENT_ARGS = (A.Arg("shift", A.non_negative_int, 0), A.Arg("flip", A.boolean, 
 #   image_fit:  how an image folder's images meet the input's size: resize (stretch, Keras'
 #               default) or crop (centred crop to the input's aspect ratio, then resize)
 #   bad_images: an image that cannot be read: refuse (stop, naming it) or skip (list it)
+#   stream:     an image folder's training images kept in a temporary file, read per batch
 IMAGE_FITS = ("resize", "crop")
 BAD_IMAGES = ("refuse", "skip")
 DATASET_SUFFIXES = (".npz", ".tar.gz", ".tgz", ".tar")
@@ -110,6 +111,7 @@ class TrainConfig:
     noise: float = 0.0
     image_fit: str = "resize"
     bad_images: str = "refuse"
+    stream: bool = False
 
     @property
     def reconstruction(self) -> bool:
@@ -196,6 +198,7 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "noise": A.non_negative_real,
     "image_fit": A.choice(*IMAGE_FITS),
     "bad_images": A.choice(*BAD_IMAGES),
+    "stream": A.boolean,
 }
 
 

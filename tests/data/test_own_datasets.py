@@ -143,3 +143,22 @@ def test_cifar_python_protocol_2_as_python_3_writes_it(tmp_path):
 
     first = Image.fromarray(want["test"][0][0]).convert("L")
     np.testing.assert_array_equal(data.test.images[0], np.asarray(first))
+
+
+def test_streamed_folder_reads_the_same_images(tmp_path):
+    from cnnc.data.dataset import to_inputs
+    from cnnc.data.streamed import DiskImages, StreamedInputs
+
+    root = write_image_folder(tmp_path / "pets", per_class=6)
+    (root / "dog" / "zz-bad.png").write_text("junk")
+    memory = load_dataset("./p", root, input_shape=(5, 6, 3), bad_images="skip")
+    disk = load_dataset("./p", root, input_shape=(5, 6, 3), bad_images="skip", stream=True)
+    assert isinstance(disk.train.images, DiskImages) and len(disk.skipped) == 1
+    assert isinstance(disk.test.images, np.ndarray)  # only the training part streams
+    np.testing.assert_array_equal(disk.train.labels, memory.train.labels)
+    x_memory = to_inputs(memory.train.images, (5, 6, 3))
+    x_disk = to_inputs(disk.train.images[2:], (5, 6, 3))
+    assert isinstance(x_disk, StreamedInputs) and x_disk.shape == (len(memory.train) - 2, 5, 6, 3)
+    idx = np.array([4, 0, 4, 9])
+    np.testing.assert_array_equal(x_disk[idx], x_memory[2:][idx])  # bit-identical inputs
+    np.testing.assert_array_equal(np.asarray(x_disk), x_memory[2:])

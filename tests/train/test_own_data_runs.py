@@ -188,3 +188,17 @@ def test_eval_command_on_own_data(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(5/5)" in out or "/5)" in out
     assert "eel" in out
+
+
+def test_streamed_training_matches_in_memory_bit_for_bit(tmp_path, capsys, backend):
+    data = write_image_folder(tmp_path / "pets", per_class=8)
+    spec = _spec(tmp_path)
+    streamed = tmp_path / "s.yaml"
+    streamed.write_text(spec.read_text().replace("  seed: 3\n", "  seed: 3\n  stream: true\n"))
+    assert _run(spec, "--data", data, "--out", tmp_path / "memory", backend=backend) == 0
+    assert _run(streamed, "--data", data, "--out", tmp_path / "disk", "--epochs", "2",
+                backend=backend) == 0
+    assert "training images streamed from a temporary file" in capsys.readouterr().out
+    assert main(["run", "--resume", str(tmp_path / "disk"), "--epochs", "3"]) == 0
+    a, b = _weights(tmp_path / "memory"), _weights(tmp_path / "disk")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
