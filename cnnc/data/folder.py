@@ -162,11 +162,13 @@ def _decode_all(paths: list[Path], labels: np.ndarray, shape: tuple[int, int, in
         try:
             return decode_image(path, shape, fit)
         except CnncError as err:
+            # A file name that is not UTF-8 is shown with escapes: the list is printed.
+            message = err.message.replace(str(path), shown(path))
             if bad == "refuse":
-                raise DataError(err.message, hint="remove or fix the file, or set "
+                raise DataError(message, hint="remove or fix the file, or set "
                                 "train.bad_images: skip (--bad-images skip) to skip such "
                                 "files") from None
-            return err.message
+            return message
 
     h, w, c = shape
     image_shape = (h, w) + ((3,) if c == 3 else ())

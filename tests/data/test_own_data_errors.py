@@ -200,3 +200,18 @@ def test_a_tar_that_is_not_cifar(tmp_path):
         tar.add(__file__, arcname="README")
     with pytest.raises(DataError, match=r"x\.tar\.gz: the archive holds no CIFAR files"):
         load_dataset("./x.tar.gz", tmp_path / "x.tar.gz", input_shape=(32, 32, 3))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are POSIX")
+def test_a_skipped_file_with_a_non_utf8_name_is_listed_printably(tmp_path):
+    root = _folder(tmp_path)
+    bad = os.path.join(os.fsencode(root / "dog"), b"bad\xff.png")
+    try:
+        with open(bad, "wb") as f:
+            f.write(b"junk")
+    except OSError as err:
+        pytest.skip(f"cannot make a non-UTF-8 name here: {err}")
+    data = _load(root, bad_images="skip")
+    (line,) = data.skipped
+    assert "bad\\xff.png: not an image cnnc can read" in line
+    line.encode("utf-8")  # printable on a UTF-8 terminal: no lone surrogates
