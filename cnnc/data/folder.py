@@ -261,7 +261,9 @@ def load_image_folder(root: Path, shape: tuple[int, ...], fit: str = "resize",
     total = sum(len(p) for p, _ in listed.values())
     if log is not None and total >= 2000:
         log(f"reading {total:,} images from {shown(root)} on {WORKERS} threads")
-    parts = {role: _decode_all(p, lab, (h, w, c), fit, bad, skipped, log is not None,
+    # The progress bar of a large folder's first scan shows on a terminal only (tqdm's
+    # disable=None), whoever reads the folder.
+    parts = {role: _decode_all(p, lab, (h, w, c), fit, bad, skipped, True,
                                stream=stream and role == "train")
              for role, (p, lab) in listed.items()}
     for role in ("train", "test"):
