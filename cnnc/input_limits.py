@@ -28,6 +28,9 @@ MAX_PARAMETER_BYTES = 2**40  # all parameters together, as float32
 MAX_IDX_BYTES = 2**32  # one IDX file's values once decompressed (Fashion-MNIST's: 47 MB)
 MAX_NPY_BYTES = 2**32  # one .npy array given to `cnnc predict`
 MAX_IMAGE_PIXELS = 64 * 10**6  # one image file given to `cnnc predict` (8000x8000)
+# The smallest side of an image a dataset folder may hold: a 1-pixel image carries no picture,
+# and stretching it to the input's size would train on a flat colour.
+MIN_IMAGE_SIDE = 2
 # Images are reduced with Pillow (in 8-bit) to at most this many pixels a side before the float
 # work of predict, so a large photo costs its decoded size once, not several float copies.
 WORK_IMAGE_SIDE = 1024
@@ -61,6 +64,7 @@ __all__ = [
     "MAX_SPEC_BYTES",
     "MAX_TENSOR_BYTES",
     "MAX_YAML_NODES",
+    "MIN_IMAGE_SIDE",
     "WORK_IMAGE_SIDE",
     "count_text",
     "size_text",

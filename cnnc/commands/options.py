@@ -70,6 +70,10 @@ def add_graph_arguments(parser: argparse.ArgumentParser, *, verb: str, batch: in
 
 
 def add_data_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", metavar="DIR",
-                        help="folder holding the dataset's IDX files (default: $CNNC_DATA, "
-                             "the user cache, /usr/share/datasets/fashion-mnist, then download)")
+    parser.add_argument("--data", metavar="PATH",
+                        help="the dataset: a folder holding the named dataset's IDX files "
+                             "(default: $CNNC_DATA, the user cache, "
+                             "/usr/share/datasets/fashion-mnist, then download), or your own: "
+                             "an image folder (a subfolder per class), a .npz or .npy folder "
+                             "(x_train, y_train, x_test, y_test), a CIFAR-10/100 .tar.gz or "
+                             "folder")

@@ -17,7 +17,7 @@ from cnnc.commands.options import (
     add_spec_argument,
     positive_int,
 )
-from cnnc.ir.train_config import DATASETS
+from cnnc.ir.train_config import BAD_IMAGES, DATASETS, IMAGE_FITS
 from cnnc.train.session import RunOptions, run_spec
 
 HELP = "train a spec on its dataset and evaluate it on the test set"
@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "shuffling, augmentation)")
     add_backend_arguments(parser)
     add_data_argument(parser)
+    parser.add_argument("--image-fit", choices=IMAGE_FITS,
+                        help="override train.image_fit: how an image folder's images meet the "
+                             "input size (resize, the default, or crop: centred, then resize)")
+    parser.add_argument("--bad-images", choices=BAD_IMAGES,
+                        help="override train.bad_images: an unreadable image file stops the "
+                             "run (refuse, the default) or is skipped and listed (skip)")
     parser.add_argument("--out", metavar="DIR",
                         help="the run folder (default runs/<spec>-<timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR",
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         spec=args.spec, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, limit=args.limit, backend=args.backend, device=args.device, seed=args.seed,
         data=args.data, out=args.out, resume=args.resume,
+        image_fit=args.image_fit, bad_images=args.bad_images,
         bars={"auto": None, "on": True, "off": False}[args.progress],
         argv=["cnnc", *sys.argv[1:]], distributed=args.distributed,
         # A resumed run keeps the variants its first part ran with: no new tuning.

@@ -12,15 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnc.data.catalog import DatasetInfo, dataset_info
+from cnnc.data.catalog import DATASETS, DatasetInfo, dataset_info
 from cnnc.data.idx import read_idx
-from cnnc.data.locate import FoundFiles, locate_dataset
+from cnnc.data.locate import FoundFiles, _with_subfolders, files_in, locate_dataset
+from cnnc.data.sources import is_source_path, load_source
+from cnnc.data.streamed import DiskImages, StreamedInputs
 from cnnc.errors import DataError
+from cnnc.ir.train_config import is_dataset_path
 
 
 @dataclass(frozen=True)
 class Split:
-    """Images (N, H, W) uint8 and labels (N,) int32."""
+    """Images (N, H, W) or (N, H, W, C), uint8 (or float32 in [0, 1]), and labels (N,) int32."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -38,6 +41,10 @@ class Dataset:
     train: Split
     test: Split
     source: FoundFiles | None = None
+    # A separate validation set (an image folder's val/), used instead of a split of train.
+    validation: Split | None = None
+    notes: tuple[str, ...] = ()  # how the files were read, for the run's header
+    skipped: tuple[str, ...] = ()  # "PATH: reason" for each unreadable file skipped
 
     @property
     def name(self) -> str:
@@ -77,8 +84,33 @@ def load_dataset(
     *,
     download: bool | None = None,
     log: Callable[[str], None] | None = None,
+    input_shape: Sequence[int] | None = None,
+    image_fit: str = "resize",
+    bad_images: str = "refuse",
+    stream: bool = False,
 ) -> Dataset:
-    """Find (or download) and read a dataset's training and test sets."""
+    """Find (or download) and read a dataset's training and test sets.
+
+    name: a dataset cnnc knows (fashion_mnist, mnist) or the path of the user's own
+    (cnnc/data/sources.py); data_dir (--data): the folder of the named one's IDX files, or a
+    dataset path of its own, which then replaces `name`. input_shape (H, W, C): the spec's
+    input, to which image folders are decoded and arrays' channels converted.
+    """
+    source, origin = None, "--data"
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser()
+        idx_folder = name in DATASETS and any(
+            not files_in(f, DATASETS[name])[1] for f in _with_subfolders(folder, DATASETS[name]))
+        if not idx_folder and (name not in DATASETS or is_source_path(folder)):
+            source = folder
+    elif name not in DATASETS and is_dataset_path(name):
+        source, origin = Path(name).expanduser(), "train.dataset"
+    if source is not None:
+        data = load_source(source, input_shape, image_fit=image_fit, bad_images=bad_images,
+                           log=log, origin=origin, stream=stream)
+        return Dataset(data.info, Split(*data.train), Split(*data.test), data.found,
+                       validation=Split(*data.validation) if data.validation else None,
+                       notes=data.notes, skipped=data.skipped)
     info = dataset_info(name)
     found = locate_dataset(info, data_dir, download=download, log=log)
     classes = len(info.class_names)
@@ -96,8 +128,14 @@ def _hw(split: Split) -> str:
 
 def to_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     """uint8 images (N, H, W) or (N, H, W, C) as float32 in [0, 1] of shape (N, *input_shape)."""
-    images = np.asarray(images)
     shape = tuple(int(d) for d in input_shape)
+    if isinstance(images, DiskImages):  # streamed: scaled per batch as it is read
+        per_image = images.shape[1:]
+        if per_image != shape and not (per_image == shape[:-1] and shape[-1] == 1):
+            raise DataError(f"the images are {'x'.join(map(str, per_image))} but the spec's "
+                            f"input is {'x'.join(map(str, shape))}")
+        return StreamedInputs(images, shape)
+    images = np.asarray(images)
     per_image = images.shape[1:]
     if per_image == shape[:-1] and shape[-1] == 1:
         images = images[..., None]
@@ -114,3 +152,12 @@ def to_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
 def scale_pixels(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels as float32 in [0, 1]: the seed code's `/ 255.`, for training and predict."""
     return pixels.astype(np.float32) / np.float32(255.0)
+
+
+def load_configured(config, data_dir: str | Path | None, input_shape: Sequence[int],
+                    log: Callable[[str], None] | None = None) -> Dataset:
+    """The dataset of a spec's train section (a TrainConfig: its dataset, image_fit and
+    bad_images), read for inputs of `input_shape`; data_dir: --data."""
+    return load_dataset(config.dataset, data_dir, log=log, input_shape=input_shape,
+                        image_fit=config.image_fit, bad_images=config.bad_images,
+                        stream=config.stream)

@@ -6,7 +6,10 @@ width. Large images are reduced in 8 bits first, and ones over
 cnnc.input_limits.MAX_IMAGE_PIXELS are refused from their header. Fashion-MNIST shows light
 objects on a black background, so a photo with a light background is inverted ('auto' decides
 from the border pixels). IDX and .npy files may hold one image (H, W[, C]) or many
-(N, H, W[, C]); uint8 values are divided by 255 as in training.
+(N, H, W[, C]); uint8 values are divided by 255 as in training. A folder stands for the image
+files under it (sorted, at any depth); a .npz for its x_test array (or x, or its only array).
+With `fit` (the weights were trained on an image folder), image files are decoded exactly as
+that folder's were (cnnc/data/folder.py: resize or crop, no inversion unless asked).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import numpy as np
 
 from cnnc.data.dataset import scale_pixels
 from cnnc.data.idx import read_idx
+from cnnc.data.pillow import open_image as _open_image
 from cnnc.errors import DataError, InputError
 from cnnc.files import check_regular, open_regular
-from cnnc.input_limits import MAX_IMAGE_PIXELS, MAX_NPY_BYTES, WORK_IMAGE_SIDE, size_text
+from cnnc.input_limits import MAX_NPY_BYTES, WORK_IMAGE_SIDE, size_text
 
-ARRAY_SUFFIXES = (".npy",)
+ARRAY_SUFFIXES = (".npy", ".npz")
+NPZ_KEYS = ("x_test", "x")  # the .npz member predict reads, in order of preference
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
@@ -96,35 +101,25 @@ def _load_npy(path: Path) -> np.ndarray:
             raise InputError(f"{path}: not a readable .npy array ({err})") from None
 
 
+def _load_npz(path: Path) -> np.ndarray:
+    from cnnc.data.arrays import read_npz
+
+    members = read_npz(path)
+    key = next((k for k in NPZ_KEYS if k in members), None)
+    if key is None and len(members) == 1:
+        key = next(iter(members))
+    if key is None:
+        raise InputError(f"{path}: no {' or '.join(NPZ_KEYS)} array in it (it has "
+                         f"{', '.join(sorted(members)) or 'none'})",
+                         hint="save the images to predict as x_test (or x)")
+    return members[key]
+
+
 def _load_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    array = _load_npy(path) if path.suffix.lower() == ".npy" else read_idx(path)
+    suffix = path.suffix.lower()
+    array = (_load_npy(path) if suffix == ".npy" else _load_npz(path) if suffix == ".npz"
+             else read_idx(path))
     return _scale(_shape_array(np.asarray(array), shape, path), path)
-
-
-def _open_image(path: Path):
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise InputError(f"{path}: reading image files needs Pillow",
-                         hint="pip install pillow, or pass .npy / IDX arrays") from None
-    try:
-        image = Image.open(path)  # reads the header only
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise InputError(f"{path}: the image is {width}x{height} pixels "
-                             f"({width * height / 1e6:.0f} megapixels), more than the "
-                             f"{MAX_IMAGE_PIXELS / 1e6:.0f} cnnc reads",
-                             hint="shrink it first; the model sees it at its input's size")
-        # JPEG decodes at a reduced scale directly (at least WORK_IMAGE_SIDE a side).
-        image.draft(image.mode if image.mode in ("L", "RGB") else None,
-                    (WORK_IMAGE_SIDE, WORK_IMAGE_SIDE))
-        image.load()
-    except Image.DecompressionBombError as err:  # Pillow's own bound, checked in open()
-        raise InputError(f"{path}: the image is more than the {MAX_IMAGE_PIXELS / 1e6:.0f} "
-                         f"megapixels cnnc reads ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"{path}: not an image cnnc can read ({err})") from None
-    return image
 
 
 def _shrink(image, mode: str):
@@ -179,15 +174,50 @@ def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.nda
     return out.reshape(1, h, w, c), flipped
 
 
-def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto") -> Inputs:
-    """Every file as model inputs of `shape` (H, W, C); errors name the file."""
+def _expand(paths: Sequence[str]) -> list[Path]:
+    """The files named, a folder standing for the image files under it (sorted, any depth,
+    names starting with '.' left out)."""
+    out = []
+    for text in paths:
+        path = Path(text)
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                        and p.is_file() and not any(part.startswith(".")
+                                                    for part in p.relative_to(path).parts)),
+                       key=lambda p: os.fsencode(p))
+        if not found:
+            raise InputError(f"{path}: the folder holds no image files",
+                             hint=f"image files end in {', '.join(IMAGE_SUFFIXES)}")
+        out += found
+    return out
+
+
+def _load_training_image(path: Path, shape: tuple[int, ...], fit: str, invert: str
+                         ) -> np.ndarray:
+    from cnnc.data.folder import decode_image
+
+    h, w, c = shape
+    try:
+        pixels = scale_pixels(decode_image(path, shape, fit))
+    except DataError as err:
+        raise InputError(err.message, hint=err.hint) from None
+    if invert == "yes":
+        pixels = 1.0 - pixels
+    return pixels.reshape(1, h, w, c)
+
+
+def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto",
+                fit: str | None = None) -> Inputs:
+    """Every file as model inputs of `shape` (H, W, C); errors name the file. fit: decode
+    images as an image folder's were in training (resize or crop), not as photos."""
     shape = tuple(int(d) for d in shape)
     if len(shape) != 3:
         raise InputError(f"predict takes image-shaped inputs (H, W, C); the model's input is "
                          f"{shape}")
     xs, names, notes = [], [], []
-    for text in paths:
-        path = Path(text)
+    for path in _expand(paths):
         check_regular(path, InputError, "input file")
         suffix = path.suffix.lower()
         if suffix in ARRAY_SUFFIXES or _is_idx(path):
@@ -197,6 +227,9 @@ def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto"
                 raise InputError(err.message, file=err.file, hint=err.hint) from None
             xs.append(array)
             names += [str(path)] if len(array) == 1 else [f"{path}[{i}]" for i in range(len(array))]
+        elif fit is not None:
+            xs.append(_load_training_image(path, shape, fit, invert))
+            names.append(str(path))
         else:
             array, flipped = _load_image(path, shape, invert)
             xs.append(array)

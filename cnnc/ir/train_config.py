@@ -50,6 +50,34 @@ SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
 #   flip:  random horizontal flip with probability 1/2
 AUGMENT_ARGS = (A.Arg("shift", A.non_negative_int, 0), A.Arg("flip", A.boolean, False))
 
+# Datasets from the user's own files (cnnc/data/sources.py): `dataset` is then a path, and
+#   image_fit:  how an image folder's images meet the input's size: resize (stretch, Keras'
+#               default) or crop (centred crop to the input's aspect ratio, then resize)
+#   bad_images: an image that cannot be read: refuse (stop, naming it) or skip (list it)
+#   stream:     an image folder's training images kept in a temporary file, read per batch
+IMAGE_FITS = ("resize", "crop")
+BAD_IMAGES = ("refuse", "skip")
+DATASET_SUFFIXES = (".npz", ".tar.gz", ".tgz", ".tar")
+
+
+def is_dataset_path(value: str) -> bool:
+    """True when a train.dataset value names a path rather than a dataset cnnc knows."""
+    return ("/" in value or "\\" in value or value.startswith(("~", "."))
+            or value.lower().endswith(DATASET_SUFFIXES))
+
+
+def dataset_name_or_path(key: str, value: Any) -> str:
+    """A dataset cnnc knows by name, or the path of the user's own (a folder or file): a value
+    with a path separator, or a dataset file's suffix, is a path."""
+    if isinstance(value, str) and value.lower() in DATASETS:
+        return value.lower()
+    if isinstance(value, str) and value.strip() and is_dataset_path(value):
+        return value
+    hint = did_you_mean(value, DATASETS) if isinstance(value, str) else None
+    raise ArgError(f"Expected one of {', '.join(repr(d) for d in DATASETS)}, or the path of "
+                   f"your own data (./images, data.npz, ...). Received {key}={value!r}."
+                   + (f" ({hint})" if hint else ""))
+
 
 @dataclass(frozen=True)
 class OptimizerConfig:
@@ -81,6 +109,9 @@ class TrainConfig:
     # With target input: the standard deviation of Gaussian noise added to the inputs (training,
     # validation and test), the target staying the clean image: a denoising autoencoder.
     noise: float = 0.0
+    image_fit: str = "resize"
+    bad_images: str = "refuse"
+    stream: bool = False
 
     @property
     def reconstruction(self) -> bool:
@@ -156,7 +187,7 @@ FIELDS = tuple(f.name for f in fields(TrainConfig))
 
 # The settings that are one checked value each.
 SCALARS: dict[str, Callable[[str, Any], Any]] = {
-    "dataset": A.choice(*DATASETS),
+    "dataset": dataset_name_or_path,
     "epochs": A.positive_int,
     "batch_size": A.positive_int,
     "seed": A.non_negative_int,
@@ -165,6 +196,9 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "shuffle": A.boolean,
     "target": A.choice(*TARGETS),
     "noise": A.non_negative_real,
+    "image_fit": A.choice(*IMAGE_FITS),
+    "bad_images": A.choice(*BAD_IMAGES),
+    "stream": A.boolean,
 }
 
 

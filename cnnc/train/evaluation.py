@@ -59,11 +59,11 @@ class EvalResult:
 def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACKEND,
                   device: str | None = None, data_dir: str | None = None,
                   batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> EvalResult:
-    from cnnc.data.dataset import load_dataset, to_inputs
+    from cnnc.data.dataset import load_configured, to_inputs
 
     model = load_trained(spec, weights, backend, device)
     config: TrainConfig = model.train_config
-    dataset = load_dataset(config.dataset, data_dir)
+    dataset = load_configured(config, data_dir, input_shape(model))
     images, labels = dataset.test.images, dataset.test.labels
     if limit is not None:
         images, labels = images[:limit], labels[:limit]

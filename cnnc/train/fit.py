@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from cnnc.atomic import remove_stale_temporaries
-from cnnc.data.dataset import Dataset, load_dataset, to_inputs
+from cnnc.data.dataset import Dataset, load_configured, to_inputs
 from cnnc.data.split import validation_split_point
-from cnnc.errors import InputError, OutputError
+from cnnc.errors import DataError, InputError, OutputError
 from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
@@ -67,10 +67,21 @@ def prepare_data(config: TrainConfig, dataset: Dataset, shape: tuple[int, ...],
     figures stay comparable between runs. Only the parts used are converted to float32.
     """
     images, labels = dataset.train.images, dataset.train.labels
-    train, held = _parts(len(labels), config, limit)
-    validation = None
-    if held is not None:
-        validation = LabelledData(to_inputs(images[held], shape), labels[held])
+    if dataset.validation is not None:
+        # An image folder's own val/: a split of train as well would be a second, silent one.
+        if config.validation_split or config.validation_size:
+            raise DataError(f"{dataset.source.folder if dataset.source else dataset.name} has "
+                            "its own validation folder, and the spec sets validation_split or "
+                            "validation_size too", hint="remove one of the two")
+        train, _ = _parts(len(labels), config.replace(validation_size=None,
+                                                      validation_split=0.0), limit)
+        validation = LabelledData(to_inputs(dataset.validation.images, shape),
+                                  dataset.validation.labels)
+    else:
+        train, held = _parts(len(labels), config, limit)
+        validation = None
+        if held is not None:
+            validation = LabelledData(to_inputs(images[held], shape), labels[held])
     return PreparedData(
         train=LabelledData(to_inputs(images[train], shape), labels[train]),
         validation=validation,
@@ -137,7 +148,7 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     config = apply_overrides(config, changes)
     classes = num_classes(model)
     if x is None:
-        dataset = load_dataset(config.dataset, data_dir)
+        dataset = load_configured(config, data_dir, input_shape(model))
         data = prepare_data(config, dataset, input_shape(model), limit)
         train, validation = data.train, data.validation
     else:
@@ -207,7 +218,7 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
     config: TrainConfig = model.train_config
     class_names: tuple[str, ...] = ()
     if x is None:
-        dataset = load_dataset(config.dataset, data_dir)
+        dataset = load_configured(config, data_dir, input_shape(model))
         data = LabelledData(to_inputs(dataset.test.images, input_shape(model)),
                             dataset.test.labels)
         class_names = dataset.class_names

@@ -53,6 +53,7 @@ from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 # Settings that may differ between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = ("epochs",)
 DEFAULT_BACKEND = "opencl"
+SKIPPED_SHOWN = 10  # unreadable files named in the header; run.json lists them all
 
 
 @dataclass
@@ -75,12 +76,19 @@ class RunOptions:
     # Seconds the OpenCL backend may spend tuning launches the tuning cache lacks (cnnc/tune/);
     # 0: the cached tunings only. CNNC_TUNE=0: neither.
     tune_budget: float = 0.0
+    # How the user's own image files are read (train.image_fit, train.bad_images); None: the
+    # spec's setting.
+    image_fit: str | None = None
+    bad_images: str | None = None
 
 
 def overrides(opts: RunOptions, config: TrainConfig) -> TrainConfig:
     """The spec's train section with the command-line flags applied (each checked)."""
     changes: dict[str, Any] = {}
     for key in ("dataset", "epochs", "batch_size", "seed"):
+        if getattr(opts, key) is not None:
+            changes[key] = getattr(opts, key)
+    for key in ("image_fit", "bad_images"):
         if getattr(opts, key) is not None:
             changes[key] = getattr(opts, key)
     config = apply_overrides(config, changes, path="command line") if changes else config
@@ -216,11 +224,11 @@ class RunSession:
     # ------------------------------------------------------------ data and model
 
     def data(self) -> PreparedData:
-        from cnnc.data.dataset import load_dataset
+        from cnnc.data.dataset import load_configured
 
         g = self.graph
         shape = tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
-        dataset = load_dataset(self.config.dataset, self.data_dir)
+        dataset = load_configured(self.config, self.data_dir, shape)
         self.prepared = prepare_data(self.config, dataset, shape, self.limit)
         return self.prepared
 
@@ -273,10 +281,25 @@ class RunSession:
             "command": self.opts.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "backend": self.backend, "device": self.device,
             "train": config_dict(self.config), "limit": self.limit,
-            "data": str(Path(self.data_dir).resolve()) if self.data_dir else None,
+            "data": self._data_record(),
             "examples": self.prepared.sizes(),
+            # The user's own data: its class names (for `cnnc predict` with these weights) and
+            # the files skipped as unreadable (bad_images: skip).
+            "class_names": list(self.prepared.class_names),
+            "dataset_kind": self.prepared.dataset.info.title,
+            "skipped": list(self.prepared.dataset.skipped),
         }
         self.folder.write_json(RUN_JSON, self.record)
+
+    def _data_record(self) -> str | None:
+        """The data's absolute path for run.json, so that --resume finds it from any folder:
+        --data, or a path given as train.dataset (relative to where the run started)."""
+        if self.data_dir:
+            return str(Path(self.data_dir).resolve())
+        src = self.prepared.dataset.source
+        if src is not None and src.origin == "train.dataset":
+            return str(src.folder.resolve())
+        return None
 
     def header(self) -> None:
         p = self.prepared
@@ -286,6 +309,16 @@ class RunSession:
         self.say(f"device    {self.device_text()}")
         if src is not None:
             self.say(f"data      {p.dataset.info.title} from {src.folder} ({src.origin})")
+        for note in p.dataset.notes:
+            self.say(note)
+        if p.dataset.skipped:
+            shown = p.dataset.skipped[:SKIPPED_SHOWN]
+            self.say(f"skipped   {len(p.dataset.skipped)} unreadable file(s) (bad_images: skip; "
+                     f"all listed in run.json):")
+            for line in shown:
+                self.say(f"            {line}")
+            if len(p.dataset.skipped) > len(shown):
+                self.say(f"            ... and {len(p.dataset.skipped) - len(shown)} more")
         self.say("examples  " + "  ".join(f"{k} {n:,}" for k, n in p.sizes().items()))
         self.say(f"training  {self.describe_training()}")
         self.say(f"run       {self.folder.path}")

@@ -101,12 +101,12 @@ def resolve_image(model, image: Any, *, data_dir: str | None = None,
 
 
 def _test_image(model, text: str, shape: tuple[int, ...], data_dir: str | None) -> ImageInput:
-    from cnnc.data.dataset import load_dataset, to_inputs
+    from cnnc.data.dataset import load_configured, to_inputs
 
     index_text = text[len("test:"):]
     if not index_text.isdigit():
         raise InputError(f"'{text}': expected test:N with N a test-set index, e.g. test:123")
-    dataset = load_dataset(model.train_config.dataset, data_dir)
+    dataset = load_configured(model.train_config, data_dir, shape)
     index = int(index_text)
     count = len(dataset.test)
     if index >= count:

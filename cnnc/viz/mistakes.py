@@ -84,11 +84,12 @@ def show_mistakes(model, x=None, y=None, *, count: int = 24, data_dir=None) -> F
     info = DATASETS.get(model.train_config.dataset)
     names = info.class_names if info else ()
     if x is None:
-        from cnnc.data.dataset import load_dataset, to_inputs
+        from cnnc.data.dataset import load_configured, to_inputs
 
-        dataset = load_dataset(model.train_config.dataset, data_dir)
         shape = model.graph.shape_of(model.graph.inputs[0])[1:]
+        dataset = load_configured(model.train_config, data_dir, shape)
         x, labels = to_inputs(dataset.test.images, shape), dataset.test.labels
+        names = dataset.class_names  # the user's own data names its classes itself
     else:
         labels = np.asarray(y)
         if labels.ndim == 2:  # one-hot rows

@@ -17,8 +17,8 @@ def test_the_datasets_a_spec_may_name_are_those_cnnc_knows():
     ({"batch_size": 0},
      "train.batch_size: Expected a strictly positive integer. Received batch_size=0."),
     ({"dataset": "fashion"},
-     ("train.dataset: Expected one of 'fashion_mnist', 'mnist'. Received dataset='fashion'. "
-      "(did you mean 'fashion_mnist'?)")),
+     ("train.dataset: Expected one of 'fashion_mnist', 'mnist', or the path of your own data "
+      "(./images, data.npz, ...). Received dataset='fashion'. (did you mean 'fashion_mnist'?)")),
     ({"validation_split": 0.1, "validation_size": 10},
      "train.validation_size: give validation_split or validation_size, not both"),
     ({"loss": "mse2"},
