@@ -154,3 +154,43 @@ def test_spec_must_fit_the_dataset(tiny_data, tmp_path, capsys):
                     "softmax}\n")
     assert _run(spec, "--data", tiny_data) == 2
     assert "has 5 units but fashion_mnist has 10 classes" in capsys.readouterr().err
+
+
+def test_kernels_are_tuned_and_built_before_the_first_epoch(tiny_spec, tiny_data, tmp_path,
+                                                            capsys, monkeypatch):
+    """Issue 23: first-use tuning ran inside the first batch and was counted as training (the
+    epoch's time and rate). Now it is a step of its own before the first epoch, its seconds in
+    run.json, and the first epoch builds no kernel."""
+    pytest.importorskip("pyopencl")
+    from cnnc.backends.opencl import program
+    from cnnc.errors import DeviceError
+    from cnnc.train import loop
+
+    try:
+        from cnnc.backends.opencl.device import select_device
+
+        select_device(None)
+    except DeviceError as err:
+        pytest.skip(f"no usable OpenCL device: {err}")
+    built_in_epochs = []
+    real_run = loop.Trainer.run
+
+    def run(self, *args, **kwargs):
+        before = sum(len(c.records) for c in program._CACHES.values())
+        try:
+            return real_run(self, *args, **kwargs)
+        finally:
+            records = [r for c in program._CACHES.values() for r in c.records]
+            built_in_epochs.append([(r.file, r.options) for r in records[before:]])
+
+    monkeypatch.setattr(loop.Trainer, "run", run)
+    program.forget_programs()  # every kernel is fetched again: from the disk cache, or built
+    out = tmp_path / "run"
+    assert _run(tiny_spec, "--data", tiny_data, "--out", out, "--epochs", "1",
+                backend="opencl") == 0
+    text = capsys.readouterr().out
+    kernels = text.index("kernels   tuned and built in")
+    assert kernels < text.index("epoch 1/1")
+    assert built_in_epochs == [[]], "a kernel was fetched or built inside the epochs"
+    record = json.loads((out / "run.json").read_text())
+    assert len(record["kernel_seconds"]) == 1 and record["kernel_seconds"][0] >= 0

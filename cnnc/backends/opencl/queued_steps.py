@@ -67,6 +67,10 @@ class DeviceStepFigures:
             found = self._kernels[sparse] = (kernel, group)
         return found
 
+    def prepare(self, sparse: bool) -> None:
+        """Build the record kernel now (a run does it before its first epoch)."""
+        self._kernel(sparse)
+
     def record(self, queue: Any, loss: Any, pred: Any, target: Any, rows: int, cols: int,
                sparse: bool, wait_for: Any = None) -> Any:
         """Enqueue the step's record into the next slot; returns the kernel's event."""
