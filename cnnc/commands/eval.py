@@ -9,6 +9,7 @@ from cnnc.commands.options import (
     add_data_argument,
     add_weights_arguments,
     positive_int,
+    use_run_folder,
 )
 from cnnc.train.loop import EVAL_BATCH_SIZE
 from cnnc.train.session import DEFAULT_BACKEND
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnc.train.evaluation import evaluate_spec
 
+    use_run_folder(args)
     result = evaluate_spec(args.spec, args.weights, backend=args.backend or DEFAULT_BACKEND,
                            device=args.device, data_dir=args.data, batch_size=args.batch_size,
                            limit=args.limit)

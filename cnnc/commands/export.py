@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnc.commands.options import add_spec_argument, positive_int
+from cnnc.commands.options import add_spec_argument, positive_int, use_run_folder
 
 HELP = "write a network and its weights as an ONNX model"
 
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.frontend.spec import load_spec
     from cnnc.initializers import initial_values
 
+    use_run_folder(args)
     graph = load_spec(args.spec)
     shapes = {s.name: s.shape for s in graph.weights}
     if args.weights:

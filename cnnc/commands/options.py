@@ -77,3 +77,41 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
                              "an image folder (a subfolder per class), a .npz or .npy folder "
                              "(x_train, y_train, x_test, y_test), a CIFAR-10/100 .tar.gz or "
                              "folder")
+
+
+def use_run_folder(args: argparse.Namespace, *, weights: bool = True) -> None:
+    """A run folder (what `cnnc run` made) given as SPEC stands for its spec.yaml and, unless
+    --weights names others, the weights at the run's end (weights.safetensors); where the
+    command reads data and --data is not given, the data the run trained on. Says so once."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from cnnc.errors import CnncError
+
+    folder = Path(args.spec)
+    if not folder.is_dir():
+        return
+    spec, record_file = folder / "spec.yaml", folder / "run.json"
+    if not spec.is_file() or not record_file.is_file():
+        raise CnncError(f"{folder} is a folder, not a run folder (it holds no run.json and "
+                        "spec.yaml)", hint="give a spec file, or a folder `cnnc run` made")
+    args.spec = str(spec)
+    used = [str(spec)]
+    if weights and getattr(args, "weights", None) is None:
+        final = folder / "weights.safetensors"
+        if not final.is_file():
+            raise CnncError(f"the run {folder} has no final weights (weights.safetensors): it "
+                            "stopped before its end", hint=f"cnnc run --resume {folder}")
+        args.weights = str(final)
+        used.append(f"{final} (the weights at the run's end)")
+    if hasattr(args, "data") and args.data is None:
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError):
+            record = {}
+        data = record.get("data") if isinstance(record, dict) else None
+        if isinstance(data, str) and data:
+            args.data = data
+            used.append(f"the run's data {data}")
+    print(f"cnnc: the run folder {folder}: {', '.join(used)}", file=sys.stderr)

@@ -13,7 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnc.commands.options import add_backend_arguments, add_weights_arguments, positive_int
+from cnnc.commands.options import (
+    add_backend_arguments,
+    add_weights_arguments,
+    positive_int,
+    use_run_folder,
+)
 
 HELP = "classify images (PNG/JPEG/...), folders of images or IDX/.npy/.npz arrays"
 MAX_RUN_JSON = 2**24
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.train.fit import input_shape
     from cnnc.train.session import DEFAULT_BACKEND
 
+    use_run_folder(args)
     model = load_trained(args.spec, args.weights, args.backend or DEFAULT_BACKEND, args.device)
     record = run_record(args.weights)
     fit = None

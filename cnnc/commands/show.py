@@ -19,7 +19,12 @@ import re
 import sys
 from pathlib import Path
 
-from cnnc.commands.options import SELECTORS, add_data_argument, add_spec_argument
+from cnnc.commands.options import (
+    SELECTORS,
+    add_data_argument,
+    add_spec_argument,
+    use_run_folder,
+)
 from cnnc.errors import CnncError
 
 HELP = "draw a network: its graph (--graph), learned filters, or feature maps for an image"
@@ -146,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.graph and picture is not None and args.out:
         raise CnncError("--out names one picture; ask for --graph and for "
                         f"{picture} in two commands")
+    use_run_folder(args, weights=picture is not None)
     graph = load_spec(args.spec)
     if args.graph:
         _graph(graph, None if picture else args.out)
