@@ -10,6 +10,9 @@
  *   argument `batch`, so one program serves every batch size.
  * Tiling (-D): MR rows per work-item, VW, NV. Epilogue (-D): HAS_BIAS, HAS_RESIDUAL, ACT_<NAME>
  *   (see common.h).
+ * Gated input (-D GATED=1 GS0 GS1 GS2 GS3, forward and im2col): the input is read as
+ *   x * gate, the gate (a squeeze-excite scale, cnnc/ir/gated.py) read at n*GS0 + ih*GS1 +
+ *   iw*GS2 + c*GS3 (0 on the axes it is broadcast along), passed as the last argument.
  * Launch: dim 0 = row blocks (MR rows: the large count), dim 1 = column blocks (NR columns);
  *   dim 2 of the kernel gradient = parts of the reduction (its global size).
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands
@@ -19,6 +22,12 @@
 
 #if LOCAL_TILE && CG != C
 #error "LOCAL_TILE needs groups == 1"
+#endif
+
+#if GATED
+#define GATE_PARAM , __global const float *restrict gate
+#else
+#define GATE_PARAM
 #endif
 
 /* y[n, oh, ow, f] = act(bias[f] + sum x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, g*CG + c]
@@ -39,14 +48,110 @@ static float forward_input(__global const float *x, int m, int k, int M)
 }
 
 #define KDIM (KH * KW * C)
+#if GATED
+/* The gate's factor for element (m, k) of A (1 outside: A is 0 there). */
+static float forward_gate(__global const float *gate, int m, int k, int M)
+{
+    if (m >= M || k >= KH * KW * C)
+        return 1.0f;
+    const int n = m / (OH * OW), rem = m % (OH * OW), tap = k / C;
+    const int ih = (rem / OW) * SH + (tap / KW) * DH - PT;
+    const int iw = (rem % OW) * SW + (tap % KW) * DW - PL;
+    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+    return inside ? gate[n * GS0 + ih * GS1 + iw * GS2 + (k % C) * GS3] : 1.0f;
+}
+#define A_ELEM(m, k) (forward_input(x, (m), (k), M) * forward_gate(gate, (m), (k), M))
+#else
 #define A_ELEM(m, k) forward_input(x, (m), (k), M)
+#endif
 #define B_ELEM(k, n) ((k) < KDIM && (n) < F ? w[(k) * F + (n)] : 0.0f)
+#endif
+
+#if GATED && !LOCAL_TILE
+/* gemm_steps on x * gate: row r's gate values start at g_rows[r], one per CG/GS3 step. */
+static void gated_steps_by_row(floatV acc[MR][NV], __global const float *a_rows[MR],
+                               __global const float *g_rows[MR], __global const float *b,
+                               int len, int ldb)
+{
+    for (int k = 0; k < len; k++) {
+        floatV bk[NV];
+        float ak[MR];
+        load_row(bk, b + k * ldb);
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+            ak[r] = a_rows[r][k] * g_rows[r][k * GS3];
+        rank1_update(acc, ak, bk);
+    }
+}
+
+/* gemm_steps on x * gate where every row of the block has the same gate values (one example,
+ * a gate constant over the pixels: squeeze-excite): the gate scales B's row instead, NV
+ * vector multiplies a step instead of MR scalar ones. */
+static void gated_steps_shared(floatV acc[MR][NV], __global const float *a_rows[MR],
+                               __global const float *g, __global const float *b, int len,
+                               int ldb)
+{
+    for (int k = 0; k < len; k++) {
+        floatV bk[NV];
+        float ak[MR];
+        load_row(bk, b + k * ldb);
+        const float gk = g[k * GS3];
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            bk[v] *= gk;
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+            ak[r] = a_rows[r][k];
+        rank1_update(acc, ak, bk);
+    }
+}
+
+/* conv2d_forward's taps on x * gate (the non-tiled path). */
+static void gated_taps(floatV acc[MR][NV], __global const float *x, __global const float *gate,
+                       __global const float *w, __global const float *zeros, int m0, int n0,
+                       int M)
+{
+    const int g = n0 / FG;
+    int ih0[MR], iw0[MR], base[MR], gbase[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        const int m = min(m0 + r, M - 1);
+        const int n = m / (OH * OW), rem = m % (OH * OW);
+        ih0[r] = (rem / OW) * SH - PT;
+        iw0[r] = (rem % OW) * SW - PL;
+        base[r] = n * (H * W * C) + g * CG;
+        gbase[r] = n * GS0 + g * CG * GS3;
+    }
+#if GS1 == 0 && GS2 == 0
+    const bool shared = gbase[0] == gbase[MR - 1];
+#else
+    const bool shared = false;
+#endif
+    for (int kh = 0; kh < KH; kh++) {
+        for (int kw = 0; kw < KW; kw++) {
+            __global const float *src[MR];
+            __global const float *gsrc[MR];
+#pragma unroll
+            for (int r = 0; r < MR; r++) {
+                const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw * DW;
+                const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                src[r] = inside ? x + base[r] + (ih * W + iw) * C : zeros;
+                gsrc[r] = inside ? gate + gbase[r] + ih * GS1 + iw * GS2 : zeros;
+            }
+            __global const float *wk = w + (kh * KW + kw) * CG * F + n0;
+            if (shared)
+                gated_steps_shared(acc, src, gate + gbase[0], wk, CG, F);
+            else
+                gated_steps_by_row(acc, src, gsrc, wk, CG, F);
+        }
+    }
+}
 #endif
 
 __kernel void conv2d_forward(__global const float *restrict x, __global const float *restrict w,
                              __global const float *restrict bias,
                              __global const float *restrict zeros, __global float *restrict y,
-                             int batch RESIDUAL_PARAM)
+                             int batch RESIDUAL_PARAM GATE_PARAM)
 {
     const int M = batch * OH * OW;
     const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
@@ -54,6 +159,8 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
     zero_block(acc);
 #if LOCAL_TILE
     TILED_GEMM(acc)
+#elif GATED
+    gated_taps(acc, x, gate, w, zeros, m0, n0, M);
 #else
     const int g = n0 / FG;
     int ih0[MR], iw0[MR], base[MR];
@@ -387,7 +494,8 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
  * arithmetic. bind.py follows it with gemm.cl's matmul (forward) or matmul_tn (kernel
  * gradient). groups == 1. Launch: one work-item per row m (output position). */
 #ifdef IM2COL
-__kernel void im2col(__global const float *restrict x, __global float *restrict a, int batch)
+__kernel void im2col(__global const float *restrict x, __global float *restrict a,
+                     int batch GATE_PARAM)
 {
     const int m = get_global_id(0);
     if (m >= batch * OH * OW)
@@ -402,8 +510,14 @@ __kernel void im2col(__global const float *restrict x, __global float *restrict 
         for (int kw = 0; kw < KW; kw++) {
             const int iw = iw0 + kw * DW;
             const bool inside = row_inside && iw >= 0 && iw < W;
-            for (int c = 0; c < C; c++)
-                row[(kh * KW + kw) * C + c] = inside ? img[(ih * W + iw) * C + c] : 0.0f;
+            for (int c = 0; c < C; c++) {
+#if GATED
+                const float scale = inside ? gate[n * GS0 + ih * GS1 + iw * GS2 + c * GS3] : 0.0f;
+#else
+                const float scale = 1.0f;
+#endif
+                row[(kh * KW + kw) * C + c] = inside ? img[(ih * W + iw) * C + c] * scale : 0.0f;
+            }
         }
     }
 }

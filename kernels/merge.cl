@@ -9,7 +9,9 @@
  *   GRAD_SUM | GRAD_MUL | GRAD_MAX | GRAD_MIN                   the gradient's weight (merge_grad)
  *   ACT_<NAME> (common.h)  the activation merge applies as it stores (a fused merge + act)
  *   ELEMS (common.h)        elements per work-item
- * Launch: one dimension, FOR_ELEMENTS over the elements written.
+ *   VW (common.h)           channels per work-item (merge_grad_channels)
+ * Launch: one dimension, FOR_ELEMENTS over the elements written; merge_grad_channels: one
+ * work-item per VW channels of one example.
  */
 #include "common.h"
 
@@ -94,5 +96,58 @@ __kernel void merge_grad(__global const float *restrict dy, __global const float
         }
         dx[e] = scale * s;
     }
+}
+#endif
+
+#ifdef MERGE_GRAD_CHANNELS
+/* merge_grad for an operand of shape (N, 1, 1, C) broadcast over dy's P = D1 * D2 positions
+ * (a squeeze-excite gate, a per-channel bias): dx[n, c] = scale * sum over p of dy[n, p, c] * w,
+ * w as in merge_grad, with `other` (GRAD_MUL, GRAD_MAX, GRAD_MIN) of dy's shape. The row-wise
+ * form of merge_grad's sum: each work-item adds VW channels of one example down the positions,
+ * whole vectors of contiguous channels per load and no division per element (merge_grad's
+ * strided walk costs a division per term and loads one float at a time). Two partial sums
+ * hide the add latency. */
+static floatV grad_term(__global const float *dy, __global const float *other, floatV xv, int at)
+{
+    floatV g = LOADV(dy + at);
+#if defined(GRAD_MUL)
+    g *= LOADV(other + at);
+#elif defined(GRAD_MAX) || defined(GRAD_MIN)
+    const floatV ov = LOADV(other + at);
+#if defined(GRAD_MAX)
+    g *= select(select((floatV)(0.0f), (floatV)(0.5f), xv == ov), (floatV)(1.0f), xv > ov);
+#else
+    g *= select(select((floatV)(0.0f), (floatV)(0.5f), xv == ov), (floatV)(1.0f), xv < ov);
+#endif
+#endif
+    return g;
+}
+
+__kernel void merge_grad_channels(__global const float *restrict dy,
+                                  __global const float *restrict x,
+                                  __global const float *restrict other,
+                                  __global float *restrict dx, int vectors, int P, int C,
+                                  float scale)
+{
+    const int t = get_global_id(0);
+    if (t >= vectors)
+        return;
+    const int per_example = C / VW;
+    const int n = t / per_example, c = (t % per_example) * VW;
+    const int base = n * P * C + c;
+#if defined(GRAD_MAX) || defined(GRAD_MIN)
+    const floatV xv = LOADV(x + n * C + c);
+#else
+    const floatV xv = (floatV)(0.0f);
+#endif
+    floatV s0 = (floatV)(0.0f), s1 = (floatV)(0.0f);
+    int p = 0;
+    for (; p + 1 < P; p += 2) {
+        s0 += grad_term(dy, other, xv, base + p * C);
+        s1 += grad_term(dy, other, xv, base + (p + 1) * C);
+    }
+    if (p < P)
+        s0 += grad_term(dy, other, xv, base + p * C);
+    STOREV(scale * (s0 + s1), dx + n * C + c);
 }
 #endif

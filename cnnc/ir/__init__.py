@@ -6,6 +6,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     conv_transpose,
     distributed_ops,
     fused,
+    gated,
     global_maxpool,
     gradients,
     layer_norm,

@@ -5,7 +5,7 @@
 `dump` callback (`cnnc compile --dump-ir`). The final graph is always verified: it is cheap.
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
-                -> fuse_merge_activation -> dead_code_elimination
+                -> fuse_merge_activation -> fold_gate -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> optimizer
                 -> fuse_batchnorm_activation -> dead_code_elimination
 """
@@ -22,6 +22,7 @@ from cnnc.ir.graph import Graph, verify
 from cnnc.ir.train_config import OptimizerConfig, TrainConfig, check_target
 from cnnc.passes.autodiff import backward
 from cnnc.passes.fold_batchnorm import fold_batchnorm
+from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
@@ -60,6 +61,8 @@ def inference_pipeline() -> list[Pass]:
              "conv2d/dense + activation as one node: no intermediate tensor"),
         Pass("fuse_merge_activation", fuse_merge_activation,
              "merge (x * gate, add, ...) + activation as one node: one pass over memory"),
+        Pass("fold_gate", fold_gate,
+             "x * gate + the convolution reading it as one node: the scale as it loads"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

@@ -28,6 +28,7 @@ from cnnc.backends.opencl.tunable import EdgeShape
 from cnnc.crosscheck import LOCAL_TOLERANCE, errors, single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.args import Attrs
+from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
 from cnnc.ir.ops import OPS
 from cnnc.ir.residual import LAYER_OF
@@ -70,7 +71,9 @@ def _graph(node: Node, inputs: Mapping[str, tuple[int, ...]],
            state: Mapping[str, tuple[int, ...]], attrs: Attrs) -> Graph:
     """`node` alone with new attrs, its batched operands `inputs` (shapes without the batch) and
     its other operands `state`; its output shape inferred."""
-    if node.op in LAYER_OF:
+    if node.op in LAYER_OF_GATED:
+        node, inputs = _with_gate_input(node, inputs, attrs)
+    elif node.op in LAYER_OF:
         node, inputs = _with_residual_input(node, inputs, attrs)
     nodes = [_input(name, shape) for name, shape in inputs.items()]
     nodes.append(replace(node, attrs=attrs, shape=None))
@@ -89,6 +92,19 @@ def _with_residual_input(node: Node, inputs: Mapping[str, tuple[int, ...]],
         node = replace(node, inputs=(x, other))
     out = OPS[LAYER_OF[node.op]].infer(attrs, ((None, *inputs[x]),))
     return node, {**inputs, other: tuple(out[1:])}
+
+
+def _with_gate_input(node: Node, inputs: Mapping[str, tuple[int, ...]],
+                     attrs: Attrs) -> tuple[Node, dict[str, tuple[int, ...]]]:
+    """A gated op (cnnc/ir/gated.py) and `inputs` with a (1, 1, C) gate for the edge shape's
+    input (and its layer's residual, if any): any gate checks the scaled loads."""
+    x, gate, *rest = node.inputs
+    layer = replace(node, op=LAYER_OF_GATED[node.op], inputs=(x, *rest))
+    if layer.op in LAYER_OF:
+        layer, inputs = _with_residual_input(layer, inputs, attrs)
+    gate = f"{x}/gate"
+    node = replace(node, inputs=(layer.inputs[0], gate, *layer.inputs[1:]))
+    return node, {**inputs, gate: (1, 1, inputs[x][-1])}
 
 
 def _edge_case(node: Node, edge: EdgeShape) -> Case:

@@ -36,6 +36,7 @@ from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
+from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import layer_of
 
@@ -205,6 +206,10 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
         for split in (base // 2, base * 2, 1):
             if 1 <= split <= min(GRID_GROUPS[2], gemm.reduction):
                 add({**default, "split": split})
+    # A gated convolution (cnnc/ir/gated.py) scales its input as the direct algorithm loads it;
+    # its binder (bind_gated.py) sets any other aside, so only the direct one is worth timing.
+    if node.op in LAYER_OF_GATED:
+        out = [v for v in out if v.get("algo") == "direct"]
     return out
 
 

@@ -4,6 +4,7 @@ passes' maps (cnnc/ir/fused.py, residual.py), the backends' fused tables and the
 from __future__ import annotations
 
 from cnnc.ir.fused import BN_FOLD_ARGS, FOLDED_LAYER
+from cnnc.ir.gated import GATED_OF, LAYER_OF_GATED
 from cnnc.ir.merges import FUSED_MERGE
 from cnnc.ir.ops import OPS, layer_of
 from cnnc.ir.residual import LAYER_OF, RESIDUAL_OF
@@ -27,7 +28,8 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     fused = {n for n, op in OPS.items() if op.group == "fused"}
     # batchnorm_train_add: training graphs' fusion (passes/fuse_training.py), its own binding
     assert fused == (set(FOLDED_LAYER.values()) | set(LAYER_OF) | {"batchnorm_train_add"}
-                     | set(FUSED_MERGE.values()))
+                     | set(FUSED_MERGE.values()) | set(LAYER_OF_GATED))
+    assert GATED_OF == {OPS[op].base: op for op in LAYER_OF_GATED}
     assert FUSED_MERGE == {OPS[op].base: op for op in FUSED_MERGE.values()}
     assert OPS["batchnorm_train_add"].base == "batchnorm_train"
 

@@ -552,3 +552,54 @@ CASES += [
         batch=3,
     ),
 ]
+
+# Squeeze-excite products folded into the convolution that reads them at inference
+# (cnnc/passes/fold_gate.py, cnnc/ir/gated.py): a (1, 1, C) gate before a strided 3x3
+# convolution with padding, before a projection + batch norm + residual (gate as the first
+# input) and a conv + residual; a product with two readers (not folded); a map-shaped gate
+# (H, W, C) before a valid 3x3 convolution + batch norm; a 3-channel map whose convolution takes
+# the im2col path. Batch 3 and 6x5 images: row blocks straddle two examples.
+CASES += [
+    Case(
+        "se_gated_convs",
+        (6, 5, 7),
+        [
+            {"conv2d": [8, 3], "padding": "same", "activation": "tanh", "name": "x"},
+            {"global_avgpool2d": None, "keepdims": True, "name": "sq"},
+            {"conv2d": [3, 1], "activation": "relu", "name": "fc"},
+            {"conv2d": [8, 1], "activation": "sigmoid", "name": "gate"},
+            {"multiply": None, "inputs": ["x", "gate"], "name": "se"},
+            {"conv2d": [5, 3], "strides": 2, "padding": "same", "name": "c_strided"},
+            {"global_avgpool2d": None, "name": "p1"},
+            {"multiply": None, "inputs": ["gate", "x"], "name": "se_b"},
+            {"conv2d": [8, 1], "use_bias": False, "name": "proj"},
+            {"batchnorm": None, "name": "proj_bn"},
+            {"add": None, "inputs": ["x", "proj_bn"], "name": "join"},
+            {"global_avgpool2d": None, "name": "p2"},
+            {"multiply": None, "inputs": ["x", "gate"], "name": "se_c"},
+            {"conv2d": [8, 1], "name": "pc"},
+            {"add": None, "inputs": ["pc", "x"], "name": "join2"},
+            {"activation": "relu", "name": "join2_relu"},
+            {"global_avgpool2d": None, "name": "p3"},
+            {"multiply": None, "inputs": ["x", "gate"], "name": "se_two"},
+            {"conv2d": [4, 1], "activation": "relu", "name": "c_two"},
+            {"global_avgpool2d": None, "name": "p4"},
+            {"global_avgpool2d": None, "name": "p5", "inputs": ["se_two"]},
+            {"conv2d": [8, 1], "activation": "sigmoid", "name": "map_gate", "inputs": ["x"]},
+            {"multiply": None, "inputs": ["x", "map_gate"], "name": "se_map"},
+            {"conv2d": [6, 3], "use_bias": False, "name": "c_map"},
+            {"batchnorm": None, "name": "c_map_bn"},
+            {"global_avgpool2d": None, "name": "p6"},
+            {"conv2d": [3, 1], "name": "narrow", "inputs": ["x"]},
+            {"global_avgpool2d": None, "keepdims": True, "name": "nsq"},
+            {"activation": "sigmoid", "name": "ngate"},
+            {"multiply": None, "inputs": ["narrow", "ngate"], "name": "se_narrow"},
+            {"conv2d": [4, [2, 3]], "activation": "elu", "name": "c_narrow"},
+            {"global_avgpool2d": None, "name": "p7"},
+            {"concatenate": None, "inputs": ["p1", "p2", "p3", "p4", "p5", "p6", "p7"]},
+            {"dense": 4, "activation": "softmax"},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]

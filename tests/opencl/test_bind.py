@@ -60,18 +60,23 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 
 
 @cache
-def kernel_signatures(file: str, residual: bool = False) -> dict[str, list[str]]:
+def kernel_signatures(file: str, residual: bool = False,
+                      gated: bool = False) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
     in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
-    (-D HAS_RESIDUAL=1), and none otherwise."""
+    (-D HAS_RESIDUAL=1), and none otherwise; one whose list ends in GATE_PARAM (conv2d.cl)
+    takes one more after that when built `gated` (-D GATED=1)."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
         kinds = []
         params = m.group(2)
+        gate = params.rstrip().endswith("GATE_PARAM")
+        params = params.rstrip().removesuffix("GATE_PARAM")
         if params.rstrip().endswith("RESIDUAL_PARAM"):
             params = params.rstrip().removesuffix("RESIDUAL_PARAM")
             params += ", __global const float *residual" if residual else ""
+        params += ", __global const float *gate" if gate and gated else ""
         for param in params.split(","):
             param = " ".join(param.split())
             if "*" in param:
@@ -116,7 +121,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
     plan = make_plan(graph, batch, target)
     for node, lau in plan.launches():
         where = f"{node}: {lau.file}:{lau.kernel}"
-        sig = kernel_signatures(lau.file, bool(lau.define_map.get("HAS_RESIDUAL")))
+        sig = kernel_signatures(lau.file, bool(lau.define_map.get("HAS_RESIDUAL")),
+                                bool(lau.define_map.get("GATED")))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

@@ -15,7 +15,8 @@ from cnnc.crosscheck import random_feeds
 from cnnc.passes.pipeline import inference_graph
 
 FOLDED_CASES = [c for c in CASES if "batchnorm" in str(c.layers)]
-FUSED_OPS = {"conv2d_bn", "dense_bn", "conv2d_bn_add", "dense_bn_add"}
+FUSED_OPS = {"conv2d_bn", "dense_bn", "conv2d_bn_add", "dense_bn_add",
+             "conv2d_bn_gated", "conv2d_bn_add_gated"}  # with a squeeze-excite gate folded in
 
 
 def random_state(graph, seed: int) -> dict[str, np.ndarray]:

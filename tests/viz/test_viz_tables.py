@@ -61,7 +61,9 @@ def test_a_fused_op_draws_its_maps_as_the_layer_it_stands_for():
     drawn = {n for n in OPS if n in node_op_names() and draws_maps(n)}
     assert drawn == {"conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "conv2d_bn",
                      "depthwise_conv2d_bn", "conv2d_add", "conv2d_bn_add", "conv2d_transpose",
-                     "separable_conv2d"}
+                     "separable_conv2d",
+                     # a squeeze-excite scale folded in (cnnc/ir/gated.py)
+                     "conv2d_gated", "conv2d_bn_gated", "conv2d_add_gated", "conv2d_bn_add_gated"}
 
 
 def test_maps_of_an_inference_graph_with_folded_and_residual_layers():

@@ -8,6 +8,7 @@ from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
+from cnnc.backends.numpy.gated_impls import GATED_IMPLS
 from cnnc.backends.numpy.global_maxpool_impls import GLOBAL_MAXPOOL_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
@@ -24,3 +25,4 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **MERGE_IMPLS, **LAYER_NORM_IMPLS, **GLOBAL_MAXPOOL_IMPLS,
                           **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
                           **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS}
+IMPLS.update(GATED_IMPLS)

@@ -26,6 +26,7 @@ from cnnc.backends.opencl import (
     bind_depthwise,
     bind_distributed,
     bind_fused,
+    bind_gated,
     bind_global_maxpool,
     bind_gradients,
     bind_layer_norm,
@@ -60,6 +61,7 @@ BINDERS: dict[str, Binder] = {
 BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
 BINDERS.update(bind_channel_slice.BINDERS)
+BINDERS.update(bind_gated.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:

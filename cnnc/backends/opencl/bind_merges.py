@@ -20,8 +20,10 @@ from cnnc.backends.opencl.launches import (
     Value,
     bind_view,
     elementwise_launch,
+    launch,
 )
 from cnnc.backends.opencl.primitives import epilogue_act
+from cnnc.backends.opencl.tiling import flat, vector_width
 from cnnc.errors import DeviceError
 from cnnc.ir.graph import Node
 from cnnc.ir.merges import FUSED_MERGE
@@ -82,7 +84,12 @@ def bind_merge(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def bind_merge_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    """One work-item per element of the operand's gradient, summing its broadcast positions."""
+    """The row-wise forms where they apply (a product's gradient with no sum: merge.cl's merge;
+    a per-example channel operand's: merge_grad_channels), else one work-item per element of
+    the operand's gradient, summing its broadcast positions."""
+    fast = _merge_grad_rows(node, ctx)
+    if fast is not None:
+        return fast
     weight = GRAD_WEIGHT[node.op]
     dy = node.inputs[0]
     _, d1, d2, d3 = as_rank4(node, ctx.shape(dy))
@@ -101,6 +108,41 @@ def bind_merge_grad(node: Node, ctx: BindContext) -> NodeBinding:
             Int(t3), Int(d1), Int(d2), Int(d3), Float(scale))
     return NodeBinding((elementwise_launch("merge.cl", "merge_grad", n, args, ctx.target,
                                            {f"GRAD_{weight}": 1}),))
+
+
+def _merge_grad_rows(node: Node, ctx: BindContext) -> NodeBinding | None:
+    """merge_grad's common cases without its per-element divisions, or None:
+    - multiply_grad of an operand of dy's shape (the map of a squeeze-excite product): dx =
+      dy * other with other broadcast, which is merge.cl's merge (MERGE_MUL), stepping along rows;
+    - an operand of shape (N, 1, 1, C) or (N, C) summed over dy's positions (the gate, a
+      per-channel bias), `other` (if any) of dy's shape: merge_grad_channels, VW channels per
+      work-item."""
+    dy = node.inputs[0]
+    dy_shape, out = ctx.shape(dy), ctx.shape(node.name)
+    _, d1, d2, d3 = as_rank4(node, dy_shape)
+    _, t1, t2, t3 = as_rank4(node, out)
+    n = ctx.numel(node.name)
+    if node.op == "multiply_grad" and out == dy_shape:
+        other = node.inputs[1]
+        args: tuple[Arg, ...] = (Value(dy), *strides(node, dy_shape), Value(other),
+                                 *strides(node, ctx.shape(other)), Value(node.name), Int(n),
+                                 Int(d1), Int(d2), Int(d3), Float(1.0))
+        return NodeBinding((elementwise_launch("merge.cl", "merge", n, args, ctx.target,
+                                               {"MERGE_MUL": 1}),))
+    others = node.inputs[1:] if node.op == "multiply_grad" else node.inputs[2:]
+    if (t1, t2, t3) != (1, 1, d3) or any(
+            ctx.shape(o) != dy_shape for o in others):
+        return None
+    x: Arg = Value(node.inputs[1]) if node.op in ("maximum_grad", "minimum_grad") else NULL
+    other: Arg = Value(others[0]) if others else NULL
+    vw = vector_width(d3, ctx.target)
+    vectors = n // vw
+    scale = node.attrs["scale"] if node.op == "unbroadcast" else 1.0
+    args = (Value(dy), x, other, Value(node.name), Int(vectors), Int(d1 * d2), Int(d3),
+            Float(scale))
+    defines = {f"GRAD_{GRAD_WEIGHT[node.op]}": 1, "VW": vw}
+    return NodeBinding((launch("merge.cl", "merge_grad_channels", flat(vectors), args,
+                               defines),))
 
 
 BINDERS: dict[str, Binder] = {
