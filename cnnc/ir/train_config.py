@@ -174,11 +174,16 @@ def _check_args(path: str, args: tuple[A.Arg, ...], given: Mapping[str, Any]) ->
     return out
 
 
+# Update-op arguments that a training pass sets per parameter, not the optimizer settings: l2,
+# a layer's kernel_regularizer (cnnc/passes/regularize.py).
+PASS_ARGS = ("l2",)
+
+
 def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfig:
     from cnnc.ir.ops import OPS
 
     name, given = _named(path, value, OPTIMIZERS, "optimizer")
-    args = OPS[f"{name}_update"].args
+    args = tuple(a for a in OPS[f"{name}_update"].args if a.name not in PASS_ARGS)
     given.setdefault("learning_rate", DEFAULT_LEARNING_RATE[name])
     return OptimizerConfig(name, Attrs(_check_args(path, args, given)))
 

@@ -9,6 +9,7 @@ time. A trainable parameter that the loss does not depend on gets no update.
 Decoupled weight decay (`weight_decay`) reaches kernels only: biases and normalisation
 parameters (batch/layer norm gamma and beta) get an update with weight_decay 0, as most modern
 recipes have it (timm, the AdamW paper's follow-ups), unless `decay_bias_and_norm` is true.
+A kernel with a kernel_regularizer gets `l2` (cnnc/passes/regularize.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cnnc.ir.ops import OPS
 from cnnc.ir.train_config import OptimizerConfig
 from cnnc.passes import names
 from cnnc.passes.graph_builder import GraphBuilder
+from cnnc.passes.regularize import kernel_l2
 
 
 def slot_kinds(optimizer: OptimizerConfig) -> tuple[str, ...]:
@@ -45,6 +47,7 @@ def optimizer_updates(graph: Graph, *, optimizer: OptimizerConfig) -> Graph:
         b.keep(node)
     op = f"{optimizer.name}_update"
     args = dict(optimizer.args)
+    l2 = kernel_l2(graph)
     for spec in graph.state:
         grad = names.grad(spec.name)
         if spec.role != "param" or not spec.trainable or grad not in graph.node_map:
@@ -56,5 +59,7 @@ def optimizer_updates(graph: Graph, *, optimizer: OptimizerConfig) -> Graph:
         if args.get("weight_decay") and not args.get("decay_bias_and_norm") \
                 and decay_excluded(graph, spec.name):
             attrs = {**args, "weight_decay": 0.0}
+        if spec.name in l2:  # the kernel regularizer's gradient, added in the update
+            attrs = {**attrs, "l2": l2[spec.name]}
         b.add(names.update(spec.name), op, (spec.name, grad, *slots), attrs)
     return b.build()

@@ -118,3 +118,50 @@ def test_nadam_weight_decay_is_decoupled_before_the_step():
     got = run_cnnc({"name": "nadam", "learning_rate": 0.1, "weight_decay": 0.5},
                    grads=[np.zeros_like(P0)] * 3)
     np.testing.assert_allclose(got, P0 * 0.95 ** 3, rtol=1e-12)
+
+
+def _run_update(op: str, attrs: dict, slots: tuple[str, ...]) -> np.ndarray:
+    g = single_op(op, state={"p": P0.shape, "g": P0.shape, **{s: P0.shape for s in slots}},
+                  attrs=attrs)
+    backend = NumpyBackend("float64")
+    backend.init_state(g.state, {s.name: np.zeros(s.shape) for s in g.state})
+    backend.write_state({"p": P0})
+    exe = backend.compile(g, 1)
+    for t, grad in enumerate(GRADS):
+        backend.write_state({"g": grad})
+        exe.run({}, [], step=t)
+    return backend.read_state(["p"])["p"]
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_kernel_l2_gradient_is_torch_sgd_coupled_weight_decay(momentum, nesterov):
+    # An L2 penalty l2 * sum(p^2) adds 2 * l2 * p to the gradient: PyTorch's (coupled)
+    # SGD weight_decay of 2 * l2, momentum and all.
+    got = _run_update("sgd_update", {"learning_rate": 0.1, "momentum": momentum,
+                                     "nesterov": nesterov, "l2": 0.15},
+                      ("velocity",) if momentum else ())
+    want = run_torch(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=momentum,
+                                                nesterov=nesterov, weight_decay=0.3))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_kernel_l2_gradient_is_torch_adam_coupled_weight_decay():
+    got = _run_update("adam_update", {"learning_rate": 0.02, "epsilon": 1e-12, "l2": 0.25},
+                      ("m", "v"))
+    want = run_torch(lambda ps: torch.optim.Adam(ps, lr=0.02, eps=1e-12, weight_decay=0.5))
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_kernel_l2_then_decoupled_decay_is_torch_adam_l2_after_decay():
+    # Both: the L2 gradient from p before the decay, then p *= 1 - lr*wd, then Adam's step.
+    got = _run_update("adamw_update", {"learning_rate": 0.02, "epsilon": 1e-12, "l2": 0.25,
+                                       "weight_decay": 0.1}, ("m", "v"))
+    p = torch.tensor(P0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.02, eps=1e-12)
+    for grad in GRADS:
+        g = torch.tensor(grad, dtype=torch.float64) + 0.5 * p.detach()
+        with torch.no_grad():
+            p.mul_(1 - 0.02 * 0.1)
+        p.grad = g
+        opt.step()
+    np.testing.assert_allclose(got, p.detach().numpy(), rtol=1e-9)

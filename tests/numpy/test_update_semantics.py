@@ -164,3 +164,16 @@ def test_every_update_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("update")) - pinned
     assert not missing, f"update ops without a hand-computed test: {sorted(missing)}"
+
+
+def test_sgd_update__kernel_l2_gradient_by_hand():
+    # l2 0.25 adds 2 * 0.25 * p to g before the step: from p = 1 with lr 0.1, g + 0.5,
+    # p = 1 - 0.1 (g + 0.5) = 0.95 - 0.1 g; with weight_decay 0.5 too, decay from the same p:
+    # p = 1 * 0.95 - 0.1 (g + 0.5) = 0.9 - 0.1 g.
+    g = np.array([0.5, -1.0, 2.0])
+    for decay, want in [(0.0, 0.95 - 0.1 * g), (0.5, 0.9 - 0.1 * g)]:
+        b, step = updater("sgd_update", {"learning_rate": 0.1, "l2": 0.25,
+                                         "weight_decay": decay})
+        b.write_state({"p": np.ones(3)})
+        step(g, 0)
+        np.testing.assert_allclose(b.read_state(["p"])["p"], want, rtol=1e-12)

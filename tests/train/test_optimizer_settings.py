@@ -1,7 +1,8 @@
 """Optimizer settings through the compiled model on both backends: decoupled weight decay
 reaches kernels only (biases and batch/layer norm parameters are left alone unless
 decay_bias_and_norm), in the queued training step the training loop uses; and training with
-AdamW, Nesterov SGD and the one-cycle schedule resumes bit-identically."""
+AdamW, Nesterov SGD, an L2 kernel regularizer and the one-cycle schedule resumes
+bit-identically."""
 
 from __future__ import annotations
 
@@ -91,9 +92,13 @@ RECIPES = {
 
 
 def _recipe(name: str) -> str:
+    """TINY_SPEC with the recipe's optimizer and schedule, and an L2 kernel regularizer on its
+    convolution (its penalty joins the loss, its gradient the update)."""
     old_opt, new_opt, old_sched, new_sched = RECIPES[name]
-    assert old_opt in TINY_SPEC and old_sched in TINY_SPEC
-    return TINY_SPEC.replace(old_opt, new_opt).replace(old_sched, new_sched)
+    conv = "use_bias: false}"
+    assert old_opt in TINY_SPEC and old_sched in TINY_SPEC and conv in TINY_SPEC
+    return (TINY_SPEC.replace(old_opt, new_opt).replace(old_sched, new_sched)
+            .replace(conv, "use_bias: false, kernel_regularizer: [l2, 0.001]}"))
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))

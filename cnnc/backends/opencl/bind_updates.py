@@ -38,7 +38,8 @@ def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
     n = ctx.numel(node.inputs[0])
     count = len(node.opdef.scalars(node.attrs, 0, 1.0))
     tensors = [Value(v) for v in node.inputs]
-    defines: dict[str, int] = {"DECAY": int(node.attrs["weight_decay"] > 0)}
+    defines: dict[str, int] = {"DECAY": int(node.attrs["weight_decay"] > 0),
+                               "L2": int(node.attrs["l2"] > 0)}
     if node.op == "sgd_update":
         momentum = len(node.inputs) > 2
         defines.update(MOMENTUM=int(momentum), NESTEROV=int(node.attrs["nesterov"]))
