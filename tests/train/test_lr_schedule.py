@@ -117,3 +117,13 @@ def test_one_cycle_bad_settings_name_the_key(value, message):
 
     with pytest.raises(SpecError, match=message):
         _schedule(value)
+
+
+def test_one_cycle_on_runs_too_short_for_a_rise_ends_at_the_lowest_rate():
+    # With pct_start * steps < 1 the rising phase ends before step 0 (PyTorch divides by zero
+    # when a phase has no length); every rate is finite and the last is max / 25 / 1e4.
+    s = _schedule("one_cycle")
+    for steps in (1, 2, 3):
+        rates = [learning_rate(s, 1.0, 0, b, steps, 1) for b in range(steps)]
+        assert all(math.isfinite(r) and r > 0 for r in rates), rates
+        assert rates[-1] == pytest.approx(4e-6)
