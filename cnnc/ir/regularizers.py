@@ -21,11 +21,15 @@ KERAS_L2_DEFAULT = 0.01  # keras.regularizers.L2(l2=0.01), what the string 'l2' 
 
 
 def _factor(name: str, value: Any, original: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0:
+    try:  # an integer too large for a float overflows here
+        factor = float(value) if isinstance(value, (int, float)) \
+            and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        factor = math.inf
+    if not (math.isfinite(factor) and factor >= 0):
         raise ArgError(f"Expected an L2 factor, a finite number >= 0. "
                        f"Received {name}={original!r}")
-    return float(value)
+    return factor
 
 
 def regularizer(name: str, value: Any) -> float:
