@@ -55,7 +55,8 @@ dense 4 softmax
 """
 # Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
 # and gradient), layer norm, channel shuffle and a channel slice, and the losses on outputs that
-# do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax).
+# do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
+# L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -67,13 +68,14 @@ g: global_avgpool2d
 h: channel_slice(s) 1 3
 m: global_maxpool2d
 concatenate(g, m)
-dense 3 {activation}
+dense 3 {activation} kernel_regularizer=0.01
 """
 # Each loss and optimizer cnnc has, on one of the two networks.
 TRAINING = (
     (NETWORK, "nadam", "sparse_categorical_crossentropy"),
     (GLOBAL_POOL.format(activation="sigmoid"), "adam", "categorical_crossentropy"),
-    (GLOBAL_POOL.format(activation="softmax"), "sgd momentum=0.9", "mean_squared_error"),
+    (GLOBAL_POOL.format(activation="softmax"), "sgd momentum=0.9 weight_decay=0.001",
+     "mean_squared_error"),
 )
 BATCH = 3
 VARIANT_GRAPH = 2  # the graph (in the order of graphs()) run with every kind of variant too

@@ -2,28 +2,54 @@
  *
  * The per-step scalars are computed once on the host by the update op's `scalars` rule
  * (cnnc/ir/updates.py) and passed as float arguments each step, so the NumPy and OpenCL
- * backends run the same arithmetic. -D MOMENTUM, NESTEROV select the SGD variant.
+ * backends run the same arithmetic. -D MOMENTUM, NESTEROV select the SGD variant; -D DECAY=1
+ * applies decoupled weight decay first, p *= decay (decay = 1 - lr * weight_decay, the last
+ * scalar but one), as Keras 3 and torch.optim.AdamW do before the step. -D L2=1 adds an L2
+ * kernel regularizer's gradient to g first: g + l2x2 * p (l2x2 = 2 * l2, the last scalar),
+ * from p before the decay, as Keras differentiates the penalty in the loss.
  * Launch: one dimension over the parameter's elements.
  */
 #include "common.h"
+
+#ifndef DECAY
+#define DECAY 0
+#endif
+#ifndef L2
+#define L2 0
+#endif
+
+/* The gradient with the L2 penalty's, then the weight decay: the first lines of every step. */
+#if L2
+#define GRADIENT(i) (g[i] + l2x2 * p[i])
+#else
+#define GRADIENT(i) g[i]
+#endif
+#if DECAY
+#define DECAY_WEIGHT(i) p[i] *= decay
+#else
+#define DECAY_WEIGHT(i)
+#endif
 
 /* Keras SGD. Without momentum: p -= lr*g. With: v = momentum*v - lr*g; p += v, or
  * p += momentum*v - lr*g with nesterov. */
 #ifdef SGD_UPDATE
 __kernel void sgd_update(__global float *restrict p, __global const float *restrict g,
-                         __global float *restrict velocity, int n, float lr, float momentum)
+                         __global float *restrict velocity, int n, float lr, float momentum,
+                         float decay, float l2x2)
 {
     FOR_ELEMENTS(i, n) {
+        const float gi = GRADIENT(i);
+        DECAY_WEIGHT(i);
 #if MOMENTUM
-        const float v = momentum * velocity[i] - lr * g[i];
+        const float v = momentum * velocity[i] - lr * gi;
         velocity[i] = v;
 #if NESTEROV
-        p[i] += momentum * v - lr * g[i];
+        p[i] += momentum * v - lr * gi;
 #else
         p[i] += v;
 #endif
 #else
-        p[i] -= lr * g[i];
+        p[i] -= lr * gi;
 #endif
     }
 }
@@ -42,10 +68,13 @@ static void update_moments(__global float *m, __global float *v, int i, float g,
 #ifdef ADAM_UPDATE
 __kernel void adam_update(__global float *restrict p, __global const float *restrict g,
                           __global float *restrict m, __global float *restrict v, int n,
-                          float alpha, float one_minus_b1, float one_minus_b2, float eps)
+                          float alpha, float one_minus_b1, float one_minus_b2, float eps,
+                          float decay, float l2x2)
 {
     FOR_ELEMENTS(i, n) {
-        update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
+        const float gi = GRADIENT(i);
+        DECAY_WEIGHT(i);
+        update_moments(m, v, i, gi, one_minus_b1, one_minus_b2);
         p[i] -= alpha * m[i] / (sqrt(v[i]) + eps);
     }
 }
@@ -56,11 +85,13 @@ __kernel void adam_update(__global float *restrict p, __global const float *rest
 __kernel void nadam_update(__global float *restrict p, __global const float *restrict g,
                            __global float *restrict m, __global float *restrict v, int n,
                            float c_m, float c_g, float c_v, float one_minus_b1,
-                           float one_minus_b2, float eps)
+                           float one_minus_b2, float eps, float decay, float l2x2)
 {
     FOR_ELEMENTS(i, n) {
-        update_moments(m, v, i, g[i], one_minus_b1, one_minus_b2);
-        p[i] -= (c_m * m[i] + c_g * g[i]) / (sqrt(v[i] * c_v) + eps);
+        const float gi = GRADIENT(i);
+        DECAY_WEIGHT(i);
+        update_moments(m, v, i, gi, one_minus_b1, one_minus_b2);
+        p[i] -= (c_m * m[i] + c_g * gi) / (sqrt(v[i] * c_v) + eps);
     }
 }
 #endif

@@ -13,6 +13,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     layers,
     losses,
     merges,
+    regularizers,
     resample,
     reshapes,
     residual,

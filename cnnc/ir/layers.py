@@ -27,6 +27,7 @@ from cnnc.ir.ops import (
     register,
     window_terms,
 )
+from cnnc.ir.regularizers import KERNEL_REGULARIZER
 from cnnc.ir.shapes import Shape, numel, shape_str
 
 ACTIVATION_ARG = Arg(
@@ -162,7 +163,8 @@ CONV_GEOMETRY_ARGS = (
 register(OpDef(
     name="conv2d", group="layer", keras_name="Conv2D", aliases=("Conv2D", "conv"),
     kind="convolution",
-    args=(*CONV_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True)),
+    args=(*CONV_GEOMETRY_ARGS, ACTIVATION_ARG, Arg("use_bias", A.boolean, True),
+          KERNEL_REGULARIZER),
     arity=(1, 1), infer=_conv_infer, params=_conv_params, flops=_conv_flops, check=_conv_check,
     reduction=_conv_terms, fuses_activation=True,
     doc="2-D convolution (cross-correlation) over NHWC input, with bias and activation.",
@@ -369,6 +371,7 @@ register(OpDef(
         Arg("units", A.positive_int, positional=True),
         ACTIVATION_ARG,
         Arg("use_bias", A.boolean, True),
+        KERNEL_REGULARIZER,
     ),
     arity=(1, 1), infer=_dense_infer, params=_dense_params, flops=_dense_flops,
     reduction=last_axis_terms, fuses_activation=True,

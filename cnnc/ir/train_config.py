@@ -24,13 +24,32 @@ LOSSES = {
     "mean_squared_error": "mean_squared_error",
     "mse": "mean_squared_error",
 }
-OPTIMIZERS = ("sgd", "adam", "nadam")
+OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 # What the network learns to output: `labels`, the dataset's class labels (classification), or
 # `input`, the input image itself (reconstruction: an autoencoder's pixel-wise target, which
 # needs a pixel-wise loss and an output shaped like the input).
 TARGETS = ("labels", "input")
 PIXEL_WISE_LOSSES = ("mean_squared_error",)
-DEFAULT_LEARNING_RATE = {"sgd": 0.01, "adam": 0.001, "nadam": 0.001}  # Keras' defaults
+DEFAULT_LEARNING_RATE = {"sgd": 0.01, "adam": 0.001, "nadam": 0.001,  # Keras' defaults
+                         "adamw": 0.001}
+
+def _optional_rate(name: str, value: Any) -> float | None:
+    """A finite positive learning rate, or None (the optimizer's)."""
+    if value is None:
+        return None
+    v = A.finite_real(name, value)
+    if not v > 0:
+        raise ArgError(f"Expected a strictly positive number. Received {name}={value!r}")
+    return v
+
+
+def _open_fraction(name: str, value: Any) -> float:
+    """A number in (0, 1): a share of the run's steps that leaves some to each phase."""
+    v = A.real(name, value)
+    if not 0.0 < v < 1.0:
+        raise ArgError(f"Expected a number in (0, 1). Received {name}={value!r}")
+    return v
+
 
 # Learning-rate schedules, per epoch (fractional within an epoch where the schedule is smooth):
 #   constant                       lr
@@ -38,12 +57,22 @@ DEFAULT_LEARNING_RATE = {"sgd": 0.01, "adam": 0.001, "nadam": 0.001}  # Keras' d
 #   exponential  factor            lr * factor ** epoch
 #   cosine       min_factor, warmup_epochs
 #                                  linear warm-up, then lr * (min + (1-min)(1+cos(pi*progress))/2)
+#   one_cycle    max_lr, pct_start, div_factor, final_div_factor, three_phase
+#                                  per step, torch.optim.lr_scheduler.OneCycleLR's cosine form:
+#                                  max_lr/div_factor up to max_lr over pct_start of the steps,
+#                                  then down to max_lr/div_factor/final_div_factor
+#                                  (cnnc/train/lr_schedule.py); max_lr defaults to lr
 SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
     "constant": (),
     "step": (A.Arg("factor", A.positive_real, 0.5), A.Arg("every", A.positive_int, 5)),
     "exponential": (A.Arg("factor", A.positive_real, 0.9),),
     "cosine": (A.Arg("min_factor", A.unit_interval, 0.0),
                A.Arg("warmup_epochs", A.non_negative_int, 0)),
+    "one_cycle": (A.Arg("max_lr", _optional_rate, None),
+                  A.Arg("pct_start", _open_fraction, 0.3),
+                  A.Arg("div_factor", A.positive_real, 25.0),
+                  A.Arg("final_div_factor", A.positive_real, 1e4),
+                  A.Arg("three_phase", A.boolean, False)),
 }
 # Augmentation of training images (never of validation or test images):
 #   shift: random translation by up to this many pixels each way, zero fill
@@ -83,7 +112,9 @@ def dataset_name_or_path(key: str, value: Any) -> str:
 class OptimizerConfig:
     name: str = "nadam"
     args: Attrs = field(default_factory=lambda: Attrs(learning_rate=0.001, beta_1=0.9,
-                                                      beta_2=0.999, epsilon=1e-7))
+                                                      beta_2=0.999, epsilon=1e-7,
+                                                      weight_decay=0.0,
+                                                      decay_bias_and_norm=False))
 
     @property
     def learning_rate(self) -> float:
@@ -174,11 +205,16 @@ def _check_args(path: str, args: tuple[A.Arg, ...], given: Mapping[str, Any]) ->
     return out
 
 
+# Update-op arguments that a training pass sets per parameter, not the optimizer settings: l2,
+# a layer's kernel_regularizer (cnnc/passes/regularize.py).
+PASS_ARGS = ("l2",)
+
+
 def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfig:
     from cnnc.ir.ops import OPS
 
     name, given = _named(path, value, OPTIMIZERS, "optimizer")
-    args = OPS[f"{name}_update"].args
+    args = tuple(a for a in OPS[f"{name}_update"].args if a.name not in PASS_ARGS)
     given.setdefault("learning_rate", DEFAULT_LEARNING_RATE[name])
     return OptimizerConfig(name, Attrs(_check_args(path, args, given)))
 

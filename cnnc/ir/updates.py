@@ -34,15 +34,21 @@ register(OpDef(
 ))
 
 
+def _decay(attrs: Attrs, lr: float) -> float:
+    """Decoupled weight decay's factor for this step: p *= 1 - lr * weight_decay, before the
+    optimizer's own update (Keras 3's BaseOptimizer._apply_weight_decay, torch.optim.AdamW)."""
+    return 1.0 - lr * attrs["weight_decay"]
+
+
 def _sgd_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
-    return (lr, attrs["momentum"])
+    return (lr, attrs["momentum"], _decay(attrs, lr), 2.0 * attrs["l2"])
 
 
 def _adam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
     t = step + 1
     b1, b2 = attrs["beta_1"], attrs["beta_2"]
     alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
-    return (alpha, 1.0 - b1, 1.0 - b2, attrs["epsilon"])
+    return (alpha, 1.0 - b1, 1.0 - b2, attrs["epsilon"], _decay(attrs, lr), 2.0 * attrs["l2"])
 
 
 class _NadamMomentumCache:
@@ -93,33 +99,59 @@ def _nadam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
     c_m = lr * u_next / (1.0 - prod_next)
     c_g = lr * (1.0 - u_t) / (1.0 - prod_t)
     c_v = 1.0 / (1.0 - b2 ** t)
-    return (c_m, c_g, c_v, 1.0 - b1, 1.0 - b2, attrs["epsilon"])
+    return (c_m, c_g, c_v, 1.0 - b1, 1.0 - b2, attrs["epsilon"], _decay(attrs, lr),
+            2.0 * attrs["l2"])
 
 
 LR = Arg("learning_rate", A.positive_real)
+# Decoupled weight decay (Loshchilov & Hutter as Keras 3 and torch.optim.AdamW apply it: the
+# factor is lr * weight_decay, so a schedule scales it too), and whether it also reaches biases
+# and normalisation parameters (cnnc/passes/optimizer.py leaves those out unless this is true).
+# `l2`: a kernel regularizer's factor (cnnc/ir/regularizers.py), set per parameter by
+# cnnc/passes/regularize.py, never by the optimizer settings (train_config.PASS_ARGS): the
+# update adds 2 * l2 * p to the gradient before anything else (the last scalar is 2 * l2).
+L2_ARG = Arg("l2", A.non_negative_real, 0.0)
+DECAY_ARGS = (Arg("weight_decay", A.non_negative_real, 0.0),
+              Arg("decay_bias_and_norm", A.boolean, False), L2_ARG)
 ADAM_ARGS = (LR, Arg("beta_1", A.unit_interval, 0.9), Arg("beta_2", A.unit_interval, 0.999),
              Arg("epsilon", A.positive_real, 1e-7))  # Adam's and Nadam's, Keras' defaults
 
 register(OpDef(
     name="sgd_update", group="update",
-    args=(LR, Arg("momentum", A.unit_interval, 0.0), Arg("nesterov", A.boolean, False)),
+    args=(LR, Arg("momentum", A.unit_interval, 0.0), Arg("nesterov", A.boolean, False),
+          *DECAY_ARGS),
     arity=(2, 3), infer=_no_value, mutates=(0, 2), uses_step=True, scalars=_sgd_scalars,
-    doc="Keras SGD with scalars (lr, momentum). Without momentum: p -= lr*g. With: "
+    doc="Keras SGD with scalars (lr, momentum, decay, 2*l2). g += 2*l2*p (an L2 kernel "
+        "regularizer's gradient), then p *= decay (1 - lr*weight_decay); "
+        "then without momentum: p -= lr*g. With: "
         "v = momentum*v - lr*g; p += v, or p += momentum*v - lr*g with nesterov. "
         "Inputs (param, grad[, velocity]).",
 ))
 
 register(OpDef(
-    name="adam_update", group="update", args=ADAM_ARGS,
+    name="adam_update", group="update", args=(*ADAM_ARGS, *DECAY_ARGS),
     arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_adam_scalars,
-    doc="Keras Adam with scalars (alpha, 1-b1, 1-b2, eps): m += (g-m)(1-b1); "
-        "v += (g^2-v)(1-b2); p -= alpha*m/(sqrt(v)+eps). Inputs (param, grad, m, v).",
+    doc="Keras Adam with scalars (alpha, 1-b1, 1-b2, eps, decay, 2*l2): g += 2*l2*p and "
+        "p *= decay first; "
+        "m += (g-m)(1-b1); v += (g^2-v)(1-b2); p -= alpha*m/(sqrt(v)+eps). "
+        "Inputs (param, grad, m, v).",
+))
+
+# Keras' AdamW: Adam with a decoupled weight decay of 0.004 by default (torch.optim.AdamW's is
+# 0.01 and its epsilon 1e-8, added after the bias correction of sqrt(v) rather than before).
+register(OpDef(
+    name="adamw_update", group="update",
+    args=(*ADAM_ARGS, Arg("weight_decay", A.non_negative_real, 0.004), *DECAY_ARGS[1:]),
+    arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_adam_scalars,
+    doc="Keras AdamW: adam_update with weight_decay 0.004 by default; p *= 1 - lr*weight_decay "
+        "before the Adam step. Inputs (param, grad, m, v).",
 ))
 
 register(OpDef(
-    name="nadam_update", group="update", args=ADAM_ARGS,
+    name="nadam_update", group="update", args=(*ADAM_ARGS, *DECAY_ARGS),
     arity=(4, 4), infer=_no_value, mutates=(0, 2, 3), uses_step=True, scalars=_nadam_scalars,
-    doc="Keras 3 Nadam with scalars (c_m, c_g, c_v, 1-b1, 1-b2, eps): m += (g-m)(1-b1); "
+    doc="Keras 3 Nadam with scalars (c_m, c_g, c_v, 1-b1, 1-b2, eps, decay, 2*l2): "
+        "g += 2*l2*p and p *= decay first; m += (g-m)(1-b1); "
         "v += (g^2-v)(1-b2); p -= (c_m*m + c_g*g) / (sqrt(v*c_v) + eps). "
         "Inputs (param, grad, m, v).",
 ))

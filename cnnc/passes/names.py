@@ -6,6 +6,8 @@ spec's names.
 
     train/target            the target input (int32 class ids for sparse losses)
     train/loss              the scalar loss (an output of the training graph)
+    train/loss/data         the loss before kernel regularizers' penalties, when there are any
+    train/loss/l2/<param>   the loss so far plus that kernel's L2 penalty (the last is train/loss)
     <layer>                 forward values in training mode keep their layer names
     <layer>/logits          the pre-softmax value when the output layer's softmax is split off
     <layer>/preact          a layer's linear part, when its activation's gradient reads its input
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 TARGET = "train/target"
 LOSS = "train/loss"
+DATA_LOSS = "train/loss/data"  # the loss before kernel regularizers' penalties (regularize.py)
 GRAD_PREFIX = "grad/"
 SLOT_PREFIX = "slot/"
 UPDATE_PREFIX = "update/"
@@ -71,3 +74,8 @@ def update(state: str) -> str:
 
 def is_gradient(name: str) -> bool:
     return name.startswith(GRAD_PREFIX)
+
+
+def penalty(param: str) -> str:
+    """The loss with the L2 penalties up to `param`'s added (the last one is LOSS)."""
+    return f"{LOSS}/l2/{param}"

@@ -6,7 +6,7 @@
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> dead_code_elimination
-    training:   training_mode -> attach_loss -> backward -> optimizer
+    training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> dead_code_elimination
 """
 
@@ -28,6 +28,7 @@ from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
 from cnnc.passes.loss import attach_loss, check_reconstruction
 from cnnc.passes.optimizer import optimizer_updates
+from cnnc.passes.regularize import add_penalties
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
 from cnnc.passes.training_mode import training_mode
 
@@ -81,6 +82,8 @@ def training_pipeline(
              "gradients of the loss by vector-Jacobian rules"),
     ]
     if optimizer is not None:
+        passes.append(Pass("regularize", add_penalties,
+                           "kernel regularizers' L2 penalties added to the reported loss"))
         passes.append(Pass("optimizer", partial(optimizer_updates, optimizer=optimizer),
                            "one optimizer update per trainable parameter"))
     passes.append(Pass("fuse_batchnorm_activation", fuse_batchnorm_activation,

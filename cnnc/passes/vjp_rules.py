@@ -257,6 +257,8 @@ NOT_DIFFERENTIATED = {
     "dropout": "replaced by dropout_train in training mode",
     "batchnorm": "replaced by batchnorm_stats + batchnorm_train in training mode",
     "batchnorm_stats": "its gradient is part of batchnorm_grad_input",
+    "l2_penalty": "added after `backward` (passes/regularize.py); its kernel gradient, "
+                  "2 * l2 * kernel, is added in the optimizer's update",
 }
 
 

@@ -362,8 +362,10 @@ class RunSession:
 
     def describe_training(self) -> str:
         c = self.config
+        # weight decay's settings only where decay is on: most runs have none
         opt = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in c.optimizer.args.items())
+                        for k, v in c.optimizer.args.items()
+                        if k not in ("weight_decay", "decay_bias_and_norm") or v)
         aug = [f"shift ±{c.augment['shift']} px"] if c.augment["shift"] else []
         aug += ["horizontal flips"] if c.augment["flip"] else []
         target = ""

@@ -34,7 +34,8 @@ outputs: d"""
 def test_defaults_locations_and_state():
     graph = load_dsl("input 4\nd: dense 3", file="g.cnn")
     line = format_node(graph.node("d"), defaults=True, location=True)
-    assert line.endswith("units=3 activation=linear use_bias=true  # g.cnn:2:4")
+    assert line.endswith("units=3 activation=linear use_bias=true kernel_regularizer=0.0"
+                         "  # g.cnn:2:4")
     text = format_graph(graph, state=True)
     assert text.splitlines()[-2:] == ["  d/kernel  (4, 3)  glorot_uniform trainable",
                                       "  d/bias  (3,)  zeros trainable"]

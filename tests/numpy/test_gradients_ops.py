@@ -143,4 +143,7 @@ def test_the_cases_exercise_every_op():
             | set(node_op_names("loss")))
     # inference-only forms are replaced in training graphs; they are pinned by hand elsewhere
     want -= {"dropout", "batchnorm"}
+    # l2_penalty joins only graphs with updates, which add its gradient (tests/train/
+    # test_kernel_regularizer.py, tests/numpy/test_optimizers_vs_pytorch.py)
+    want -= {"l2_penalty"}
     assert not want - used, f"ops no gradient case runs: {sorted(want - used)}"

@@ -82,6 +82,17 @@ def test_mean_squared_error_grad__two_diff_over_size():
     np.testing.assert_allclose(got, [[0.5, 1.0], [0.0, -0.5]])
 
 
+def test_l2_penalty__adds_l2_times_the_sum_of_squares():
+    from cnnc.backends.numpy import NumpyBackend
+
+    g = single_op("l2_penalty", state={"loss": (), "w": (2, 2)}, attrs={"l2": 0.5})
+    backend = NumpyBackend("float64")
+    backend.init_state(g.state, {"loss": np.array(1.25), "w": np.array([[1.0, -2.0],
+                                                                         [0.5, 0.0]])})
+    out = backend.compile(g, 1).run({}, ["out"])["out"]
+    assert float(out) == pytest.approx(1.25 + 0.5 * (1 + 4 + 0.25))  # 3.875
+
+
 def test_every_loss_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("loss")) - pinned

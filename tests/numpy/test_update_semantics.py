@@ -131,7 +131,49 @@ def test_nadam_update__learning_rate_override_per_step():
                                rtol=1e-13)
 
 
+def test_sgd_update__decoupled_weight_decay_by_hand():
+    g = np.array([0.5, -1.0, 2.0])
+    # lr 0.1, weight_decay 0.5: p *= 1 - 0.05 before each step. From p = 1, two plain steps:
+    # 0.95 - 0.1 g, then 0.95 (0.95 - 0.1 g) - 0.1 g = 0.9025 - 0.195 g.
+    b, step = updater("sgd_update", {"learning_rate": 0.1, "weight_decay": 0.5})
+    b.write_state({"p": np.ones(3)})
+    step(g, 0)
+    step(g, 1)
+    np.testing.assert_allclose(b.read_state(["p"])["p"], 0.9025 - 0.195 * g, rtol=1e-12)
+
+
+def test_adamw_update__first_step_by_hand():
+    b, step = updater("adamw_update", {"learning_rate": 0.01, "weight_decay": 0.1}, ("m", "v"))
+    b.write_state({"p": np.ones(3)})
+    step(np.array([0.5, -1.0, 2.0]), 0)
+    # p *= 1 - 0.01 * 0.1 first, then Adam's first step as in test_adam_update__first_step_by_hand
+    eps_scaled = 1e-7 / math.sqrt(0.001)
+    want = 0.999 - 0.01 * np.array([0.5, -1, 2]) / (np.array([0.5, 1, 2]) + eps_scaled)
+    np.testing.assert_allclose(b.read_state(["p"])["p"], want, rtol=1e-12)
+
+
+def test_adamw_update__defaults_are_keras():
+    from cnnc.ir.train_config import parse_optimizer
+
+    args = parse_optimizer("adamw").args
+    assert (args["learning_rate"], args["weight_decay"], args["epsilon"]) == (0.001, 0.004, 1e-7)
+    assert parse_optimizer("adam").args["weight_decay"] == 0.0
+
+
 def test_every_update_op_has_a_pinned_example():
     pinned = {name[5:].split("__")[0] for name in globals() if name.startswith("test_")}
     missing = set(op_names("update")) - pinned
     assert not missing, f"update ops without a hand-computed test: {sorted(missing)}"
+
+
+def test_sgd_update__kernel_l2_gradient_by_hand():
+    # l2 0.25 adds 2 * 0.25 * p to g before the step: from p = 1 with lr 0.1, g + 0.5,
+    # p = 1 - 0.1 (g + 0.5) = 0.95 - 0.1 g; with weight_decay 0.5 too, decay from the same p:
+    # p = 1 * 0.95 - 0.1 (g + 0.5) = 0.9 - 0.1 g.
+    g = np.array([0.5, -1.0, 2.0])
+    for decay, want in [(0.0, 0.95 - 0.1 * g), (0.5, 0.9 - 0.1 * g)]:
+        b, step = updater("sgd_update", {"learning_rate": 0.1, "l2": 0.25,
+                                         "weight_decay": decay})
+        b.write_state({"p": np.ones(3)})
+        step(g, 0)
+        np.testing.assert_allclose(b.read_state(["p"])["p"], want, rtol=1e-12)

@@ -603,3 +603,50 @@ CASES += [
         batch=3,
     ),
 ]
+
+# Optimizer settings (cnnc/ir/updates.py): decoupled weight decay on the kernels with the bias
+# and batch norm left undecayed (adamw; sgd with Nesterov momentum), and with every parameter
+# decayed (nadam with decay_bias_and_norm); L2 kernel regularizers (l2_penalty in the loss, its
+# gradient in the update), with and without decay.
+CASES += [
+    Case(
+        "adamw_decay",
+        (5, 5, 3),
+        [{"conv2d": [4, 3], "padding": "same"}, "batchnorm", {"activation": "relu"},
+         "flatten", {"dense": 3, "activation": "softmax"}],
+        optimizer={"name": "adamw", "learning_rate": 0.01, "weight_decay": 0.5},
+        batch=2,
+    ),
+    Case(
+        "sgd_nesterov_decay",
+        (4, 4, 2),
+        [{"conv2d": [3, 3], "strides": 2}, "flatten", {"dense": 4}],
+        loss="mean_squared_error",
+        optimizer={"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+        batch=3,
+    ),
+    Case(
+        "nadam_decay_all",
+        (4, 4, 2),
+        [{"conv2d": [3, 3]}, "batchnorm", "flatten", {"dense": 3, "activation": "softmax"}],
+        optimizer={"name": "nadam", "weight_decay": 0.2, "decay_bias_and_norm": True},
+        batch=3,
+    ),
+    Case(
+        "kernel_regularizer_l2",
+        (5, 4, 3),
+        [{"conv2d": [6, 3], "padding": "same", "kernel_regularizer": ["l2", 0.05]},
+         {"activation": "relu"}, "flatten",
+         {"dense": 4, "activation": "softmax", "kernel_regularizer": 0.2}],
+        optimizer={"name": "sgd", "momentum": 0.9, "weight_decay": 0.1},
+        batch=2,
+    ),
+    Case(
+        "kernel_regularizer_adam",
+        (4, 4, 2),
+        [{"conv2d": [3, 3], "kernel_regularizer": "l2"}, "flatten", {"dense": 3}],
+        loss="mean_squared_error",
+        optimizer="adam",
+        batch=3,
+    ),
+]

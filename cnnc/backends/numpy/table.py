@@ -15,6 +15,7 @@ from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.layer_norm_impls import LAYER_NORM_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
+from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
 from cnnc.backends.numpy.separable_impls import SEPARABLE_IMPLS
@@ -24,5 +25,6 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **DISTRIBUTED_IMPLS, **FUSED_IMPLS, **RESIDUAL_IMPLS,
                           **MERGE_IMPLS, **LAYER_NORM_IMPLS, **GLOBAL_MAXPOOL_IMPLS,
                           **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
-                          **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS}
+                          **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS,
+                          **REGULARIZER_IMPLS}
 IMPLS.update(GATED_IMPLS)

@@ -29,24 +29,31 @@ def bind_moving_average_update(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((elementwise_launch("updates.cl", "moving_average_update", n, args, ctx.target),))
 
 
+# Update ops that run another op's kernel (AdamW is Adam with its weight decay on by default).
+KERNEL_OF = {"adamw_update": "adam_update"}
+
+
 def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
-    """sgd/adam/nadam: the state tensors, the count, then the per-step scalars."""
+    """sgd/adam/adamw/nadam: the state tensors, the count, then the per-step scalars."""
     n = ctx.numel(node.inputs[0])
     count = len(node.opdef.scalars(node.attrs, 0, 1.0))
     tensors = [Value(v) for v in node.inputs]
-    defines: dict[str, int] = {}
+    defines: dict[str, int] = {"DECAY": int(node.attrs["weight_decay"] > 0),
+                               "L2": int(node.attrs["l2"] > 0)}
     if node.op == "sgd_update":
         momentum = len(node.inputs) > 2
-        defines = {"MOMENTUM": int(momentum), "NESTEROV": int(node.attrs["nesterov"])}
+        defines.update(MOMENTUM=int(momentum), NESTEROV=int(node.attrs["nesterov"]))
         if not momentum:
             tensors.append(NULL)
     args = (*tensors, Int(n), *(UpdateScalar(i) for i in range(count)))
-    return NodeBinding((elementwise_launch("updates.cl", node.op, n, args, ctx.target, defines),))
+    kernel = KERNEL_OF.get(node.op, node.op)
+    return NodeBinding((elementwise_launch("updates.cl", kernel, n, args, ctx.target, defines),))
 
 
 BINDERS: dict[str, Binder] = {
     "moving_average_update": bind_moving_average_update,
     "sgd_update": bind_optimizer_update,
     "adam_update": bind_optimizer_update,
+    "adamw_update": bind_optimizer_update,
     "nadam_update": bind_optimizer_update,
 }

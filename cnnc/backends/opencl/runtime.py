@@ -256,6 +256,8 @@ class OpenCLBackend:
     @staticmethod
     def _host_array(spec: StateSpec, value: Any) -> np.ndarray:
         host = np.ascontiguousarray(value, dtype=np.float32)
+        if spec.shape == () and np.ndim(value) == 0:
+            host = host.reshape(())  # ascontiguousarray makes a 0-d value 1-d
         if host.shape != tuple(spec.shape):
             raise CnncError(
                 f"state '{spec.name}' has shape {tuple(spec.shape)}, got an array "
