@@ -54,14 +54,17 @@ dense 16 activation=sigmoid
 dense 4 softmax
 """
 # Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
-# and gradient), layer norm, channel shuffle and a channel slice, and the losses on outputs that
+# and gradient: its row forms) and a maximum with a row-shaped operand (merge_grad's general
+# form), layer norm, channel shuffle and a channel slice, and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
 e: global_avgpool2d keepdims=true
-multiply(x, e)
+y: multiply(x, e)
+r: avgpool2d(x) (1, 6)
+maximum(y, r)
 layer_norm
 s: channel_shuffle 2
 g: global_avgpool2d
