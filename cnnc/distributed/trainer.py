@@ -22,6 +22,7 @@ from cnnc.distributed.comm import Comm, any_rank, bcast_arrays, bcast_json
 from cnnc.distributed.evaluation import evaluate_sharded
 from cnnc.distributed.shares import shares
 from cnnc.distributed.step import DataParallelStep
+from cnnc.errors import SpecError
 from cnnc.train.checkpoint import load_checkpoint
 from cnnc.train.loop import LabelledData, RunningMetrics, Trainer
 
@@ -33,6 +34,11 @@ class DistributedTrainer(Trainer):
         # Each step's all-reduce reads its figures anyway: the loop reads them after every step,
         # so that a divergence names the ranks of the step where it happened.
         super().__init__(*args, read_every=1, **kwargs)
+        mixing = [k for k in ("mixup", "cutmix") if self.config.augment.get(k)]
+        if mixing:
+            # Each rank holds part of a batch; mixing pairs examples across the whole batch.
+            raise SpecError(f"{mixing[0]} is not supported with data-parallel training yet",
+                            path=f"train.augment.{mixing[0]}", hint="train on one process")
         self.comm = comm
         self._ready: list[tuple[float, int]] = []  # steps run, not read by the loop yet
         self.stepper = DataParallelStep(self.model, comm)
