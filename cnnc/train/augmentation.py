@@ -133,12 +133,14 @@ def random_crop(x: np.ndarray, offsets: np.ndarray, pad: int, mode: str = "zero"
     """torchvision's RandomCrop(size=(H, W), padding=pad): pad every side by `pad` (zeros, or
     reflection without repeating the edge: padding_mode 'reflect'), then take the H x W window
     whose top-left corner is at offsets (y, x) of each image, each in [0, 2 * pad]."""
-    n, h, w, _ = x.shape
+    _, h, w, _ = x.shape
     padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)),
                     mode="reflect" if mode == "reflect" else "constant")
-    rows = offsets[:, 0, None] + np.arange(h)[None, :]
-    cols = offsets[:, 1, None] + np.arange(w)[None, :]
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    out = np.empty_like(x)
+    # One slice copy per image: faster than a gather of every pixel's index.
+    for i, (r, c) in enumerate(offsets.tolist()):
+        out[i] = padded[i, r:r + h, c:c + w]
+    return out
 
 
 def affine(x: np.ndarray, degrees: np.ndarray, shifts: np.ndarray) -> np.ndarray:
@@ -146,12 +148,16 @@ def affine(x: np.ndarray, degrees: np.ndarray, shifts: np.ndarray) -> np.ndarray
     ((W-1)/2, (H-1)/2 in pixel indices) and move it by (dx, dy) pixels (right, down); bilinear,
     zero outside the image. torchvision's F.affine on tensors, without rounding the shift."""
     _, h, w, _ = x.shape
+    # float32 coordinates: exact to 1/1000 pixel below 4096 pixels, and half the memory traffic.
     t = np.radians(degrees.astype(np.float64))
-    cos, sin = np.cos(t)[:, None, None], np.sin(t)[:, None, None]
-    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    cos = np.cos(t).astype(np.float32)[:, None, None]
+    sin = np.sin(t).astype(np.float32)[:, None, None]
+    cy, cx = np.float32((h - 1) / 2.0), np.float32((w - 1) / 2.0)
     # Each output pixel reads the input at the inverse map: undo the shift, then the rotation.
-    yo = np.arange(h, dtype=np.float64)[None, :, None] - cy - shifts[:, 1, None, None]
-    xo = np.arange(w, dtype=np.float64)[None, None, :] - cx - shifts[:, 0, None, None]
+    yo = (np.arange(h, dtype=np.float32)[None, :, None]
+          - (cy + shifts[:, 1, None, None].astype(np.float32)))
+    xo = (np.arange(w, dtype=np.float32)[None, None, :]
+          - (cx + shifts[:, 0, None, None].astype(np.float32)))
     xs = cos * xo - sin * yo + cx
     ys = sin * xo + cos * yo + cy
     return bilinear(x, ys, xs)
@@ -160,19 +166,26 @@ def affine(x: np.ndarray, degrees: np.ndarray, shifts: np.ndarray) -> np.ndarray
 def bilinear(x: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Sample each image b of NHWC `x` at real pixel coordinates (ys[b], xs[b]) of shape (H, W),
     bilinearly, reading zero outside (grid_sample's padding_mode 'zeros')."""
-    n, h, w, _ = x.shape
-    # A one-pixel zero border: every neighbour outside the image reads a zero from it.
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    n, h, w, c = x.shape
+    # A one-pixel zero border: every neighbour outside the image reads a zero from it. Pixels
+    # are gathered by flat index (one take per corner), the fastest gather NumPy has.
+    flat = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(-1, c)
     y0, x0 = np.floor(ys), np.floor(xs)
-    fy, fx = (ys - y0)[..., None], (xs - x0)[..., None]
-    y0i = np.clip(y0, -1, h).astype(np.int64) + 1
-    x0i = np.clip(x0, -1, w).astype(np.int64) + 1
-    y1i = np.clip(y0 + 1, -1, h).astype(np.int64) + 1
-    x1i = np.clip(x0 + 1, -1, w).astype(np.int64) + 1
-    b = np.arange(n)[:, None, None]
-    top = padded[b, y0i, x0i] * (1 - fx) + padded[b, y0i, x1i] * fx
-    bottom = padded[b, y1i, x0i] * (1 - fx) + padded[b, y1i, x1i] * fx
-    return (top * (1 - fy) + bottom * fy).astype(x.dtype, copy=False)
+    fy = (ys - y0).astype(x.dtype)[..., None]
+    fx = (xs - x0).astype(x.dtype)[..., None]
+    row0 = np.clip(y0, -1, h).astype(np.intp) + 1
+    row1 = np.minimum(row0 + 1, h + 1) * (y0 >= -1)  # the row below, or a border row
+    col0 = np.clip(x0, -1, w).astype(np.intp) + 1
+    col1 = np.minimum(col0 + 1, w + 1) * (x0 >= -1)
+    image = (np.arange(n, dtype=np.intp) * ((h + 2) * (w + 2)))[:, None, None]
+    row0, row1 = image + row0 * (w + 2), image + row1 * (w + 2)
+
+    def at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.take(flat, rows + cols, axis=0)
+
+    top = at(row0, col0) * (1 - fx) + at(row0, col1) * fx
+    bottom = at(row1, col0) * (1 - fx) + at(row1, col1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 # ---------------------------------------------------------------- erasing

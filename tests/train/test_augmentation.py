@@ -386,3 +386,20 @@ def _resume_check(backend: str, tmp_path, augment: dict) -> None:
 
 def test_resume_mid_epoch_is_bit_identical_with_every_augmentation(backend, tmp_path):
     _resume_check(backend, tmp_path, ALL)
+
+
+def test_augmentation_and_label_smoothing_round_trip_through_the_dsl_and_yaml(tmp_path):
+    from cnnc.frontend.writers import to_dsl, to_yaml
+
+    dsl = tmp_path / "t.cnn"
+    dsl.write_text("network t\ninput 8x8x1\nflatten\ndense 3 softmax\ntrain {\n"
+                   "  augment crop=4 crop_padding=reflect vflip=true rotate=10 translate=0.1 "
+                   "erase=0.5 cutout=4 mixup=0.2 cutmix=1.0\n  label_smoothing 0.1\n}\n")
+    graph = cnnc.load_spec(dsl)
+    want = {**parse_train_config({}).augment, "crop": 4, "crop_padding": "reflect",
+            "vflip": True, "rotate": 10.0, "translate": 0.1, "erase": 0.5, "cutout": 4,
+            "mixup": 0.2, "cutmix": 1.0}
+    assert dict(graph.train.augment) == want and graph.train.label_smoothing == 0.1
+    for text, name in ((to_dsl(graph), "back.cnn"), (to_yaml(graph), "back.yaml")):
+        (tmp_path / name).write_text(text)
+        assert cnnc.load_spec(tmp_path / name).train == graph.train, name
