@@ -21,7 +21,7 @@ import numpy as np
 from cnnc.data.augment import EpochAugmentation, epoch_augmentation
 from cnnc.data.split import STREAM_AUGMENT
 from cnnc.errors import SpecError
-from cnnc.ir.train_config import TrainConfig
+from cnnc.ir.train_config import DEFAULT_AUGMENT, TrainConfig
 
 # The fourth seed word of each transform's stream (the third is STREAM_AUGMENT).
 _CROP, _VFLIP, _AFFINE, _ERASE, _CUTOUT, _MIX = 1, 2, 3, 4, 5, 6
@@ -97,6 +97,13 @@ def epoch_plan(config: TrainConfig, n: int, image_shape: tuple[int, ...], epoch:
     """The augmentation draws of `epoch` for n training examples of shape (H, W, C); None when
     the config augments nothing."""
     a, seed = config.augment, config.seed
+    spatial = [k for k, v in a.items() if v and v != DEFAULT_AUGMENT[k] and k != "mixup"]
+    if len(image_shape) != 3:
+        if spatial:
+            raise SpecError(f"augment {spatial[0]} needs image inputs (height, width, "
+                            f"channels); the inputs have shape {tuple(image_shape)}",
+                            path=f"train.augment.{spatial[0]}", hint="only mixup applies")
+        image_shape = (1, 1, 1)  # mixup only: blends whole examples of any shape
     h, w = int(image_shape[0]), int(image_shape[1])
     parts: dict = {}
     if a["shift"] or a["flip"]:
@@ -279,11 +286,16 @@ def mix_batch(x: np.ndarray, y: np.ndarray, lam: np.ndarray, boxes: np.ndarray,
     lam * x_i + (1 - lam) * x_j, or cutmix x_i with its box pasted from x_j, lam then being the
     share of x_i's pixels left (1 - box area / image area, as in the paper). The targets mix
     with the same lam: rows of class weights summing to 1."""
-    n, h, w, _ = x.shape
+    n = x.shape[0]
     partner = np.arange(n)[::-1]
-    area = (np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0))
-    share = np.where(cut, 1.0 - area / float(h * w), lam)
-    lam_x = np.where(cut, 1.0, lam)[:, None, None, None].astype(x.dtype)
+    if cut.any():
+        _, h, w, _ = x.shape
+        area = (np.maximum(boxes[:, 2] - boxes[:, 0], 0)
+                * np.maximum(boxes[:, 3] - boxes[:, 1], 0))
+        share = np.where(cut, 1.0 - area / float(h * w), lam)
+    else:
+        share = lam
+    lam_x = np.where(cut, 1.0, lam).reshape((n,) + (1,) * (x.ndim - 1)).astype(x.dtype)
     mixed = lam_x * x + (1 - lam_x) * x[partner]  # exactly x where cutmix (lam_x = 1)
     if cut.any():
         mixed = np.where(box_masks(boxes, h, w) & cut[:, None, None, None], x[partner], mixed)

@@ -181,8 +181,6 @@ class Trainer:
         self.train = train
         self.validation = validation if validation is not None and len(validation) else None
         self.classes = classes
-        # What train_step takes as y, for every example at once rather than batch by batch;
-        # an autoencoder's target is its (augmented) input batch itself.
         # Mixup and cutmix mix targets: rows of class weights even for a sparse loss, which the
         # model's training graph must take (it is built from the model's own train section).
         model_config = getattr(model, "train_config", config)
@@ -190,6 +188,8 @@ class Trainer:
             raise InternalError("the training settings mix targets (mixup, cutmix) but the "
                                 "model's do not, or the other way round: compile the model "
                                 "with the settings it is trained with")
+        # What train_step takes as y, for every example at once rather than batch by batch;
+        # an autoencoder's target is its (augmented) input batch itself.
         self._targets = (None if config.reconstruction
                          else targets_for("categorical_crossentropy" if config.soft_targets
                                           else config.loss, train.labels, classes))

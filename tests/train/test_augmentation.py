@@ -403,3 +403,17 @@ def test_augmentation_and_label_smoothing_round_trip_through_the_dsl_and_yaml(tm
     for text, name in ((to_dsl(graph), "back.cnn"), (to_yaml(graph), "back.yaml")):
         (tmp_path / name).write_text(text)
         assert cnnc.load_spec(tmp_path / name).train == graph.train, name
+
+
+def test_mixup_applies_to_inputs_of_any_shape_and_the_rest_need_images():
+    config = parse_train_config({"augment": {"mixup": 0.5}, "seed": 1})
+    plan = aug.epoch_plan(config, 6, (5,), 0)
+    x = np.arange(30, dtype=np.float32).reshape(6, 5)
+    y = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 0, 1]]
+    mixed, soft = plan.mix(x, y, 0, 6)
+    lam = plan.mix_lambda[:, None]
+    np.testing.assert_allclose(mixed, lam * x + (1 - lam) * x[::-1], rtol=1e-6)
+    np.testing.assert_allclose(soft[:, 0], np.where(y[:, 0] == 1, lam[:, 0], 1 - lam[:, 0]),
+                               rtol=1e-6)
+    with pytest.raises(SpecError, match="augment crop needs image inputs"):
+        aug.epoch_plan(parse_train_config({"augment": {"crop": 2}}), 6, (5,), 0)
