@@ -14,7 +14,9 @@ cutmix, which also mix the targets (rows of class weights). All vectorised NumPy
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +66,8 @@ class EpochPlan:
         return self.mix_lambda is not None
 
     def batch(self, x: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """The NHWC images at positions [start, stop) of the epoch, augmented (a new array)."""
+        """The NHWC images at positions [start, stop) of the epoch, augmented (x itself is never
+        written: each transform makes a new array)."""
         s = slice(start, stop)
         if self.crop is not None:
             x = random_crop(x, self.crop[s], self.crop_pad, self.crop_mode)
@@ -225,7 +228,8 @@ def erasing_boxes(apply: np.ndarray, u: np.ndarray, h: int, w: int) -> np.ndarra
 
 def cutout_boxes(centre: np.ndarray, size: int, h: int, w: int) -> np.ndarray:
     """Cutout (DeVries and Taylor, 2017): a size x size square centred on a uniformly drawn
-    pixel (centre: uniforms (n, 2)), clipped at the border: rows [cy - size//2, cy + size//2)."""
+    pixel (centre: uniforms (n, 2)), clipped at the border: rows [cy - size//2, that + size)
+    (their code's square for an even size; for an odd one theirs is a pixel smaller)."""
     cy = np.floor(centre[:, 0] * h).astype(np.int64)
     cx = np.floor(centre[:, 1] * w).astype(np.int64)
     half = size // 2
@@ -253,7 +257,7 @@ def erase_boxes(x: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def _mix_draws(rng: np.random.Generator, n: int, mixup: float, cutmix: float, h: int, w: int
-               ) -> dict:
+               ) -> dict[str, np.ndarray]:
     # Every draw is made whichever is on, so that each example's draws stay where they are.
     use_cut = rng.random(n) < 0.5
     lam_mixup = rng.beta(mixup, mixup, n) if mixup else np.ones(n)
@@ -303,7 +307,7 @@ def mix_batch(x: np.ndarray, y: np.ndarray, lam: np.ndarray, boxes: np.ndarray,
     return mixed, s * y + (1 - s) * y[partner]
 
 
-def describe(augment) -> list[str]:
+def describe(augment: Mapping[str, Any]) -> list[str]:
     """The run header's words for the transforms this module adds (shift and flip: the
     caller's)."""
     a = augment
