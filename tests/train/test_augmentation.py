@@ -417,3 +417,17 @@ def test_mixup_applies_to_inputs_of_any_shape_and_the_rest_need_images():
                                rtol=1e-6)
     with pytest.raises(SpecError, match="augment crop needs image inputs"):
         aug.epoch_plan(parse_train_config({"augment": {"crop": 2}}), 6, (5,), 0)
+
+
+def test_the_run_header_and_summary_name_each_setting():
+    from cnnc.ir.summary import training_line
+
+    config = parse_train_config({"augment": ALL, "label_smoothing": 0.1})
+    words = aug.describe(config.augment)
+    assert words == ["random crop with 2 px reflect padding", "vertical flips", "rotation ±15°",
+                     "translation ±0.1", "random erasing p=0.5", "cutout 3 px",
+                     "mixup alpha=0.2", "cutmix alpha=1"]
+    line = training_line(config)
+    assert "crop_padding=reflect" in line and line.endswith("label smoothing 0.1")
+    plain = training_line(parse_train_config({"augment": {"shift": 2}}))
+    assert "augment shift=2" in plain and "crop_padding" not in plain
