@@ -3,7 +3,8 @@
  * Tensors are seen as [rows, cols] with cols the last axis. One work-item per row. Losses write
  * one value per row; reduce.cl's sum_all turns them into the mean. -D SPARSE=1: targets are
  * int32 class indices, one per row (an index outside 0..cols-1 gives NaN rather than reading out
- * of bounds). CLIP_EPS is Keras' epsilon for probabilities.
+ * of bounds). CLIP_EPS is Keras' epsilon for probabilities. The cross-entropies take the label
+ * smoothing e as their last argument (0: none).
  */
 #include "rows.h"
 
@@ -28,13 +29,15 @@ static float clipped_log_grad(float q, float target)
     return active ? -target / q : 0.0f;
 }
 
-static float target_weight(__global const TARGET_T *t, int r, int j, int cols)
+/* The target's weight of class j in row r, label-smoothed by e: (1 - e) * t_j + e / cols. */
+static float target_weight(__global const TARGET_T *t, int r, int j, int cols, float e)
 {
 #if SPARSE
-    return t[r] == j ? 1.0f : 0.0f;
+    const float w = t[r] == j ? 1.0f : 0.0f;
 #else
-    return t[r * cols + j];
+    const float w = t[r * cols + j];
 #endif
+    return e == 0.0f ? w : (1.0f - e) * w + e / (float)cols;
 }
 
 static bool target_valid(__global const TARGET_T *t, int r, int cols)
@@ -59,41 +62,42 @@ static float log_q(__global const float *x, int j, float norm)
 #endif
 }
 
-/* The loss of row r with scores x; NaN for a class index out of range. */
+/* The loss of row r with scores x, targets smoothed by e; NaN for a class index out of range. */
 static float row_cross_entropy(__global const float *x, __global const TARGET_T *target, int r,
-                               int cols, float norm)
+                               int cols, float norm, float e)
 {
     if (!target_valid(target, r, cols))
         return NAN;
 #if SPARSE
-    return -log_q(x, target[r], norm);
-#else
+    if (e == 0.0f)
+        return -log_q(x, target[r], norm);
+#endif
     float s = 0.0f;
     for (int j = 0; j < cols; j++)
-        s += target[r * cols + j] * log_q(x, j, norm);
+        s += target_weight(target, r, j, cols, e) * log_q(x, j, norm);
     return -s;
-#endif
 }
 
 #ifdef SOFTMAX_CROSS_ENTROPY
 __kernel void softmax_cross_entropy(__global const float *restrict logits,
                                     __global const TARGET_T *restrict target,
-                                    __global float *restrict loss, int rows, int cols)
+                                    __global float *restrict loss, int rows, int cols,
+                                    float smoothing)
 {
     const int r = get_global_id(0);
     if (r >= rows)
         return;
     __global const float *l = logits + r * cols;
-    loss[r] = row_cross_entropy(l, target, r, cols, log_sum_exp(l, cols));
+    loss[r] = row_cross_entropy(l, target, r, cols, log_sum_exp(l, cols), smoothing);
 }
 #endif
 
-/* (softmax(logits) - target) * scale, scale = 1 / rows. */
+/* (softmax(logits) - smoothed target) * scale, scale = 1 / rows. */
 #ifdef SOFTMAX_CROSS_ENTROPY_GRAD
 __kernel void softmax_cross_entropy_grad(__global const float *restrict logits,
                                          __global const TARGET_T *restrict target,
                                          __global float *restrict dx, int rows, int cols,
-                                         float scale)
+                                         float scale, float smoothing)
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -102,7 +106,7 @@ __kernel void softmax_cross_entropy_grad(__global const float *restrict logits,
     const bool valid = target_valid(target, r, cols);
     const float lse = log_sum_exp(l, cols);
     for (int j = 0; j < cols; j++) {
-        const float g = exp(l[j] - lse) - target_weight(target, r, j, cols);
+        const float g = exp(l[j] - lse) - target_weight(target, r, j, cols, smoothing);
         dx[r * cols + j] = valid ? g * scale : NAN;
     }
 }
@@ -111,13 +115,13 @@ __kernel void softmax_cross_entropy_grad(__global const float *restrict logits,
 #ifdef CROSS_ENTROPY
 __kernel void cross_entropy(__global const float *restrict pred,
                             __global const TARGET_T *restrict target,
-                            __global float *restrict loss, int rows, int cols)
+                            __global float *restrict loss, int rows, int cols, float smoothing)
 {
     const int r = get_global_id(0);
     if (r >= rows)
         return;
     __global const float *p = pred + r * cols;
-    loss[r] = row_cross_entropy(p, target, r, cols, row_sum(p, cols));
+    loss[r] = row_cross_entropy(p, target, r, cols, row_sum(p, cols), smoothing);
 }
 #endif
 
@@ -127,7 +131,8 @@ __kernel void cross_entropy(__global const float *restrict pred,
 #ifdef CROSS_ENTROPY_GRAD
 __kernel void cross_entropy_grad(__global const float *restrict pred,
                                  __global const TARGET_T *restrict target,
-                                 __global float *restrict dx, int rows, int cols, float scale)
+                                 __global float *restrict dx, int rows, int cols, float scale,
+                                 float smoothing)
 {
     const int r = get_global_id(0);
     if (r >= rows)
@@ -138,10 +143,11 @@ __kernel void cross_entropy_grad(__global const float *restrict pred,
     float dot = 0.0f;
     for (int j = 0; j < cols; j++) {
         const float q = p[j] / total;
-        dot += clipped_log_grad(q, target_weight(target, r, j, cols)) * q;
+        dot += clipped_log_grad(q, target_weight(target, r, j, cols, smoothing)) * q;
     }
     for (int j = 0; j < cols; j++) {
-        const float g = clipped_log_grad(p[j] / total, target_weight(target, r, j, cols));
+        const float g = clipped_log_grad(p[j] / total,
+                                         target_weight(target, r, j, cols, smoothing));
         dx[r * cols + j] = valid ? (g - dot) / total * scale : NAN;
     }
 }

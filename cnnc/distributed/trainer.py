@@ -22,6 +22,7 @@ from cnnc.distributed.comm import Comm, any_rank, bcast_arrays, bcast_json
 from cnnc.distributed.evaluation import evaluate_sharded
 from cnnc.distributed.shares import shares
 from cnnc.distributed.step import DataParallelStep
+from cnnc.train.augmentation import EpochPlan
 from cnnc.train.checkpoint import load_checkpoint
 from cnnc.train.loop import LabelledData, RunningMetrics, Trainer
 
@@ -49,11 +50,21 @@ class DistributedTrainer(Trainer):
         mine = idx[lo:hi] if hi > lo else idx[:1]
         first = start + lo if hi > lo else start
         x = self.train.x[mine]
-        if aug is not None:
+        y, labels = self._targets[mine], self.train.labels[mine]
+        if isinstance(aug, EpochPlan) and aug.mixes:
+            # Mixup and cutmix pair examples across the whole batch: every rank augments and
+            # mixes all of it, as one device would, and keeps its share. Right predictions are
+            # counted against the larger share of each mixed target (as on one device).
+            whole = aug.batch(self.train.x[idx], start, start + len(idx))
+            whole, mixed = aug.mix(whole, self._targets[idx], start, start + len(idx))
+            part = slice(lo, hi) if hi > lo else slice(0, 1)
+            x, y = whole[part], mixed[part]
+            labels = np.argmax(y, axis=1)
+        elif aug is not None:
             x = aug.batch(x, first, first + len(mine))
         sigint = self._sigint
         result = self.stepper.run(
-            x, self._targets[mine], self.train.labels[mine], first_example=lo if hi > lo else 0,
+            x, y, labels, first_example=lo if hi > lo else 0,
             weight=(hi - lo) / len(idx), learning_rate=lr,
             stop=bool(sigint is not None and sigint.requested))
         self._agreed_stop = result.stop

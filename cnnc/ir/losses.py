@@ -40,30 +40,34 @@ def _grad_like_pred(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
 
 
 SPARSE = Arg("sparse", A.boolean, False)
+# PyTorch's and Keras' label smoothing: the target row t becomes (1 - e) * t + e / classes.
+LABEL_SMOOTHING = Arg("label_smoothing", A.unit_interval, 0.0)
 
 register(OpDef(
-    name="softmax_cross_entropy", group="loss", args=(SPARSE,), arity=(2, 2), infer=_scalar,
+    name="softmax_cross_entropy", group="loss", args=(SPARSE, LABEL_SMOOTHING), arity=(2, 2), infer=_scalar,
     reduction=element_terms,
     doc="Mean over the batch of -sum(target * log_softmax(logits)); sparse targets are int32 "
         "class indices. Inputs (logits, target). Used when the network ends in softmax. "
-        "For predictions of rank > 2, N (the 'batch') counts every row: all axes but the last.",
+        "For predictions of rank > 2, N (the 'batch') counts every row: all axes but the last. "
+        "label_smoothing e scores the target (1 - e) * target + e / classes.",
 ))
 register(OpDef(
-    name="softmax_cross_entropy_grad", group="loss", args=(SPARSE,), arity=(2, 2),
+    name="softmax_cross_entropy_grad", group="loss", args=(SPARSE, LABEL_SMOOTHING), arity=(2, 2),
     infer=_grad_like_pred,
     reduction=last_axis_terms,
     doc="(softmax(logits) - target) / N, N as in softmax_cross_entropy. Inputs (logits, "
         "target).",
 ))
 register(OpDef(
-    name="cross_entropy", group="loss", args=(SPARSE,), arity=(2, 2), infer=_scalar,
+    name="cross_entropy", group="loss", args=(SPARSE, LABEL_SMOOTHING), arity=(2, 2), infer=_scalar,
     reduction=element_terms,
     doc="Keras' categorical cross-entropy on probabilities: p = pred / sum(pred), clipped to "
         f"[{CLIP_EPSILON:g}, 1 - {CLIP_EPSILON:g}]; mean over the batch (rows, as in "
-        "softmax_cross_entropy) of -sum(target * log p). Inputs (pred, target).",
+        "softmax_cross_entropy) of -sum(target * log p), the target smoothed as in "
+        "softmax_cross_entropy. Inputs (pred, target).",
 ))
 register(OpDef(
-    name="cross_entropy_grad", group="loss", args=(SPARSE,), arity=(2, 2), infer=_grad_like_pred,
+    name="cross_entropy_grad", group="loss", args=(SPARSE, LABEL_SMOOTHING), arity=(2, 2), infer=_grad_like_pred,
     reduction=last_axis_terms,
     doc="Gradient of cross_entropy with respect to pred (zero where the clip is active).",
 ))

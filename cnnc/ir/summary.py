@@ -14,6 +14,7 @@ from __future__ import annotations
 from cnnc.ir.cost import node_flops, total_flops
 from cnnc.ir.graph import Graph
 from cnnc.ir.printer import format_shape, format_value
+from cnnc.ir.train_config import DEFAULT_AUGMENT
 
 
 def _size(n_params: int) -> str:
@@ -106,7 +107,11 @@ def training_line(config) -> str:
         parts.append(f"validation split {config.validation_split:g}")
     if config.schedule["name"] != "constant":
         parts.append(f"{config.schedule['name']} schedule")
-    augment = [f"{k}={format_value(v)}" for k, v in config.augment.items() if v]
+    # Settings at their defaults are left out (crop_padding's default, zero, is a word).
+    augment = [f"{k}={format_value(v)}" for k, v in config.augment.items()
+               if v and v != DEFAULT_AUGMENT.get(k)]
     if augment:
         parts.append("augment " + " ".join(augment))
+    if config.label_smoothing:
+        parts.append(f"label smoothing {config.label_smoothing:g}")
     return ", ".join(parts)

@@ -74,10 +74,45 @@ SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
                   A.Arg("final_div_factor", A.positive_real, 1e4),
                   A.Arg("three_phase", A.boolean, False)),
 }
-# Augmentation of training images (never of validation or test images):
-#   shift: random translation by up to this many pixels each way, zero fill
-#   flip:  random horizontal flip with probability 1/2
-AUGMENT_ARGS = (A.Arg("shift", A.non_negative_int, 0), A.Arg("flip", A.boolean, False))
+# Augmentation of training images (never of validation or test images), in this order
+# (cnnc/data/augment.py and cnnc/train/augmentation.py):
+#   crop:    random crop back to the input size after padding `crop` pixels on every side
+#            (torchvision's RandomCrop(size, padding=crop)); crop_padding zero or reflect
+#   shift:   random translation by up to this many pixels each way, zero fill
+#   flip:    random horizontal flip with probability 1/2; vflip: vertical, likewise
+#   rotate, translate: a random rotation by up to `rotate` degrees either way and a shift by up
+#            to `translate` of the width/height, bilinear, zero fill (torchvision RandomAffine)
+#   erase:   probability of erasing one random rectangle (torchvision RandomErasing: area 2-33%,
+#            aspect 0.3-3.3, value 0); cutout: a square of this side erased always (DeVries)
+#   mixup, cutmix: Beta(alpha, alpha) mixing of each example with another of its batch, and of
+#            their targets (both given: each example uses one of the two at random)
+MAX_ROTATION = 180.0
+
+
+def _probability(name: str, value: Any) -> float:
+    v = A.real(name, value)
+    if not 0.0 <= v <= 1.0:
+        raise ArgError(f"Expected a probability in [0, 1]. Received {name}={value!r}")
+    return v
+
+
+def _degrees(name: str, value: Any) -> float:
+    v = A.non_negative_real(name, value)
+    if v > MAX_ROTATION:
+        raise ArgError(f"Expected degrees in [0, {MAX_ROTATION:g}]. Received {name}={value!r}")
+    return v
+
+
+AUGMENT_ARGS = (
+    A.Arg("shift", A.non_negative_int, 0), A.Arg("flip", A.boolean, False),
+    A.Arg("vflip", A.boolean, False),
+    A.Arg("crop", A.non_negative_int, 0),
+    A.Arg("crop_padding", A.choice("zero", "reflect"), "zero"),
+    A.Arg("rotate", _degrees, 0.0), A.Arg("translate", A.unit_interval, 0.0),
+    A.Arg("erase", _probability, 0.0), A.Arg("cutout", A.non_negative_int, 0),
+    A.Arg("mixup", A.non_negative_real, 0.0), A.Arg("cutmix", A.non_negative_real, 0.0),
+)
+DEFAULT_AUGMENT = {a.name: a.default for a in AUGMENT_ARGS}
 
 # Datasets from the user's own files (cnnc/data/sources.py): `dataset` is then a path, and
 #   image_fit:  how an image folder's images meet the input's size: resize (stretch, Keras'
@@ -135,7 +170,9 @@ class TrainConfig:
     validation_size: int | None = None
     shuffle: bool = True
     schedule: Attrs = field(default_factory=lambda: Attrs(name="constant"))
-    augment: Attrs = field(default_factory=lambda: Attrs(shift=0, flip=False))
+    augment: Attrs = field(default_factory=lambda: Attrs(DEFAULT_AUGMENT))
+    # The cross-entropies' label smoothing e: targets (1 - e) * one_hot + e / classes.
+    label_smoothing: float = 0.0
     target: str = "labels"
     # With target input: the standard deviation of Gaussian noise added to the inputs (training,
     # validation and test), the target staying the clean image: a denoising autoencoder.
@@ -148,6 +185,12 @@ class TrainConfig:
     def reconstruction(self) -> bool:
         """True when the target is the input image (an autoencoder), not the class label."""
         return self.target == "input"
+
+    @property
+    def soft_targets(self) -> bool:
+        """True when training feeds rows of class weights (mixup, cutmix), not class ids."""
+        return (self.loss in ("sparse_categorical_crossentropy", "categorical_crossentropy")
+                and bool(self.augment.get("mixup") or self.augment.get("cutmix")))
 
     def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
@@ -235,6 +278,7 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "image_fit": A.choice(*IMAGE_FITS),
     "bad_images": A.choice(*BAD_IMAGES),
     "stream": A.boolean,
+    "label_smoothing": A.unit_interval,
 }
 
 
@@ -282,6 +326,14 @@ def check_target(config: TrainConfig, path: str = "train") -> None:
     if config.reconstruction and config.loss not in PIXEL_WISE_LOSSES:
         raise _fail(f"{path}.target", f"target input (reconstruction) needs a pixel-wise loss; "
                     f"the loss is {config.loss}", "add `loss mse` (mean_squared_error)")
+    if config.label_smoothing and config.loss not in ("sparse_categorical_crossentropy",
+                                                      "categorical_crossentropy"):
+        raise _fail(f"{path}.label_smoothing", f"label smoothing applies to the cross-entropy "
+                    f"losses; the loss is {config.loss}", "remove label_smoothing")
+    mixing = [k for k in ("mixup", "cutmix") if config.augment.get(k)]
+    if mixing and config.reconstruction:
+        raise _fail(f"{path}.augment.{mixing[0]}", f"{mixing[0]} mixes class targets; target "
+                    "input (reconstruction) has none", f"remove {mixing[0]}")
     if config.noise and not config.reconstruction:
         raise _fail(f"{path}.noise", "noise (a denoising autoencoder's) needs target input",
                     "add `target input`, or remove noise")

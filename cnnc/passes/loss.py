@@ -24,13 +24,18 @@ def _ends_in_softmax(node: Node) -> bool:
     return node.opdef.fuses_activation and node.attrs["activation"] == "softmax"
 
 
-def attach_loss(graph: Graph, *, loss: str) -> Graph:
+def attach_loss(graph: Graph, *, loss: str, label_smoothing: float = 0.0,
+                soft_targets: bool = False) -> Graph:
+    """label_smoothing: the cross-entropies' e; soft_targets: a sparse cross-entropy takes
+    float rows of class weights instead of class ids (what mixup and cutmix feed)."""
     if len(graph.outputs) != 1:
         raise SpecError(f"training needs a network with one output; '{graph.name}' has "
                         f"{len(graph.outputs)}: {', '.join(graph.outputs)}")
     out = graph.node(graph.outputs[0]) if graph.outputs[0] in graph.node_map else None
     if out is None or out.shape is None:
         raise SpecError(f"the output '{graph.outputs[0]}' of '{graph.name}' is not a layer")
+    if label_smoothing and loss not in CROSS_ENTROPY:
+        raise SpecError(f"label_smoothing applies to the cross-entropy losses, not {loss}")
     sparse = loss == "sparse_categorical_crossentropy"
     if sparse and len(out.shape) < 2:
         raise out.located(SpecError(
@@ -48,6 +53,9 @@ def attach_loss(graph: Graph, *, loss: str) -> Graph:
             b.keep(node)
     if fused and out.op == "activation":
         pred = out.inputs[0]
+    if soft_targets and sparse:
+        # Checked above as a sparse loss (a class axis); fed as rows of class weights from here.
+        sparse = False
     target_shape = out.shape[1:-1] if sparse else out.shape[1:]
     b.add(names.TARGET, "input", (),
           {"shape": target_shape, "dtype": "int32" if sparse else "float32"}, like=out)
@@ -57,6 +65,8 @@ def attach_loss(graph: Graph, *, loss: str) -> Graph:
         op, attrs = "cross_entropy", {"sparse": sparse}
     else:
         op, attrs = "mean_squared_error", {}
+    if label_smoothing:
+        attrs["label_smoothing"] = float(label_smoothing)
     b.add(names.LOSS, op, (pred, names.TARGET), attrs, like=out)
     return b.build(outputs=(names.LOSS, out.name))
 

@@ -71,12 +71,15 @@ def inference_pipeline() -> list[Pass]:
 
 def training_pipeline(
     *, loss: str, optimizer: OptimizerConfig | None, seed: int, wrt_inputs: bool = False,
+    label_smoothing: float = 0.0, soft_targets: bool = False,
 ) -> list[Pass]:
-    """optimizer None: loss and gradients only (gradient checks, cross-backend comparisons)."""
+    """optimizer None: loss and gradients only (gradient checks, cross-backend comparisons);
+    label_smoothing and soft_targets: attach_loss's (TrainConfig's)."""
     passes = [
         Pass("training_mode", partial(training_mode, seed=seed),
              "dropout masks and batch statistics, moving-average updates"),
-        Pass("attach_loss", partial(attach_loss, loss=loss),
+        Pass("attach_loss", partial(attach_loss, loss=loss, label_smoothing=label_smoothing,
+                                    soft_targets=soft_targets),
              "the loss on the output, fused with a final softmax"),
         Pass("backward", partial(backward, wrt_inputs=wrt_inputs),
              "gradients of the loss by vector-Jacobian rules"),
@@ -93,9 +96,12 @@ def training_pipeline(
     return passes
 
 
-def loss_pipeline(*, loss: str, seed: int) -> list[Pass]:
+def loss_pipeline(*, loss: str, seed: int, label_smoothing: float = 0.0,
+                  soft_targets: bool = False) -> list[Pass]:
     """The training forward pass and its loss, without gradients or updates."""
-    return [p for p in training_pipeline(loss=loss, optimizer=None, seed=seed)
+    return [p for p in training_pipeline(loss=loss, optimizer=None, seed=seed,
+                                         label_smoothing=label_smoothing,
+                                         soft_targets=soft_targets)
             if p.name != "backward"]
 
 
@@ -146,7 +152,8 @@ def training_graph(
     _check_target(graph, config)
     passes = training_pipeline(
         loss=config.loss, optimizer=config.optimizer if optimizer else None,
-        seed=config.seed if seed is None else seed, wrt_inputs=wrt_inputs)
+        seed=config.seed if seed is None else seed, wrt_inputs=wrt_inputs,
+        label_smoothing=config.label_smoothing, soft_targets=config.soft_targets)
     return run_pipeline(graph, passes, check=check, dump=dump)
 
 
@@ -155,5 +162,7 @@ def loss_graph(graph: Graph, config: TrainConfig | None = None, *, seed: int | N
     """The training graph's forward part and loss only (finite differences need no more)."""
     config = config or graph.train or TrainConfig()
     _check_target(graph, config)
-    passes = loss_pipeline(loss=config.loss, seed=config.seed if seed is None else seed)
+    passes = loss_pipeline(loss=config.loss, seed=config.seed if seed is None else seed,
+                           label_smoothing=config.label_smoothing,
+                           soft_targets=config.soft_targets)
     return run_pipeline(graph, passes, check=check)

@@ -243,8 +243,8 @@ VJP_RULES: dict[str, Rule] = {
     "concatenate": _concatenate,
     "dropout_train": _dropout_train,
     "batchnorm_train": _batchnorm_train,
-    "softmax_cross_entropy": _loss("softmax_cross_entropy_grad", ("sparse",)),
-    "cross_entropy": _loss("cross_entropy_grad", ("sparse",)),
+    "softmax_cross_entropy": _loss("softmax_cross_entropy_grad", ("sparse", "label_smoothing")),
+    "cross_entropy": _loss("cross_entropy_grad", ("sparse", "label_smoothing")),
     "mean_squared_error": _loss("mean_squared_error_grad", ()),
     # the broadcasting merges (add's rule among them: a broadcast operand's gradient is summed)
     **MERGE_RULES,

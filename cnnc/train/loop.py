@@ -33,10 +33,11 @@ from typing import Any, final
 
 import numpy as np
 
-from cnnc.data.augment import EVAL_NOISE_EPOCH, EpochAugmentation, epoch_augmentation, noisy
+from cnnc.data.augment import EVAL_NOISE_EPOCH, EpochAugmentation, noisy
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import InternalError, TrainingDiverged
 from cnnc.ir.train_config import TrainConfig
+from cnnc.train.augmentation import EpochPlan, epoch_plan
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.lr_schedule import learning_rate
 from cnnc.train.metrics import (
@@ -180,10 +181,18 @@ class Trainer:
         self.train = train
         self.validation = validation if validation is not None and len(validation) else None
         self.classes = classes
+        # Mixup and cutmix mix targets: rows of class weights even for a sparse loss, which the
+        # model's training graph must take (it is built from the model's own train section).
+        model_config = getattr(model, "train_config", config)
+        if config.soft_targets != model_config.soft_targets:
+            raise InternalError("the training settings mix targets (mixup, cutmix) but the "
+                                "model's do not, or the other way round: compile the model "
+                                "with the settings it is trained with")
         # What train_step takes as y, for every example at once rather than batch by batch;
         # an autoencoder's target is its (augmented) input batch itself.
         self._targets = (None if config.reconstruction
-                         else targets_for(config.loss, train.labels, classes))
+                         else targets_for("categorical_crossentropy" if config.soft_targets
+                                          else config.loss, train.labels, classes))
         self.reporter = reporter or SilentReporter()
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.settings = settings or {}
@@ -217,14 +226,16 @@ class Trainer:
 
     # ------------------------------------------------------------ what data parallelism overrides
 
-    def _queue_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
-                     lr: float) -> None:
+    def _queue_batch(self, idx: np.ndarray, start: int,
+                     aug: EpochPlan | EpochAugmentation | None, lr: float) -> None:
         """Queue one optimizer step on the examples `idx`, at positions start.. of the epoch's
-        order (its figures: `_read_batches`)."""
+        order (its figures: `_read_batches`); `aug` augments it (cnnc/train/augmentation.py)."""
         xb = self.train.x[idx]
         if aug is not None:
             xb = aug.batch(xb, start, start + len(idx))
         yb = xb if self._targets is None else self._targets[idx]
+        if isinstance(aug, EpochPlan) and aug.mixes:
+            xb, yb = aug.mix(xb, yb, start, start + len(idx))
         if self.config.noise:  # a denoising autoencoder: noisy input, clean target
             xb = noisy(xb, self.config.noise, self.config.seed, self._epoch_now, start)
         self.model.queue_train_step(xb, yb, learning_rate=lr)
@@ -297,9 +308,7 @@ class Trainer:
         n = len(self.train)
         bounds = batch_bounds(n, cfg.batch_size)
         order = epoch_order(n, cfg.seed, epoch, cfg.shuffle)
-        aug_cfg = cfg.augment
-        aug = (epoch_augmentation(n, cfg.seed, epoch, aug_cfg["shift"], aug_cfg["flip"])
-               if aug_cfg["shift"] or aug_cfg["flip"] else None)
+        aug = epoch_plan(cfg, n, self.train.x.shape[1:], epoch)
         base_lr = cfg.optimizer.learning_rate
         self._epoch_now = epoch
         self.reporter.epoch_start(epoch, cfg.epochs, len(bounds), first_batch)

@@ -24,6 +24,7 @@ import numpy as np
 from cnnc.atomic import remove_stale_temporaries
 from cnnc.errors import CnncError, SpecError
 from cnnc.ir.train_config import OptimizerConfig, TrainConfig, parse_train_config
+from cnnc.train.augmentation import describe as describe_augment
 from cnnc.train.checkpoint import CheckpointError, load_checkpoint
 from cnnc.train.fit import (
     PreparedData,
@@ -368,6 +369,9 @@ class RunSession:
                         if k not in ("weight_decay", "decay_bias_and_norm") or v)
         aug = [f"shift ±{c.augment['shift']} px"] if c.augment["shift"] else []
         aug += ["horizontal flips"] if c.augment["flip"] else []
+        aug += describe_augment(c.augment)
+        if c.label_smoothing:
+            aug += [f"label smoothing {c.label_smoothing:g}"]
         target = ""
         if c.reconstruction:
             target = ("target input with noise " + f"{c.noise:g}" if c.noise

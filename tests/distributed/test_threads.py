@@ -22,7 +22,7 @@ from cnnc.distributed.launch import run_ranked
 from cnnc.distributed.run import DistributedRun
 from cnnc.distributed.step import DataParallelStep
 from cnnc.errors import DataError, DeviceError
-from cnnc.testing.equivalence import train_recorded
+from cnnc.testing.equivalence import SPEC, train_recorded
 from cnnc.testing.threadcomm import ThreadGroup
 from cnnc.train.session import RunOptions, run_spec
 
@@ -54,6 +54,23 @@ def test_one_two_and_three_ranks_make_the_same_run(examples):
         for losses, weights in ranks[1:]:  # the replicas never drift apart
             np.testing.assert_array_equal(losses, ranks[0][0])
             assert all(np.array_equal(weights[k], ranks[0][1][k]) for k in weights)
+
+
+# Every augmentation, mixup/cutmix (pairs across the whole batch, so across ranks) and label
+# smoothing (cnnc/train/augmentation.py).
+AUGMENTED_SPEC = SPEC.replace(
+    "augment: {shift: 1, flip: true}",
+    "augment: {crop: 2, shift: 1, flip: true, vflip: true, rotate: 10, translate: 0.1, "
+    "erase: 0.5, cutout: 4, mixup: 0.4, cutmix: 1.0}\n  label_smoothing: 0.1")
+
+
+def test_ranks_make_the_same_run_with_every_augmentation_and_mixing():
+    assert AUGMENTED_SPEC != SPEC
+    want = train_recorded(steps=8, examples=45, spec=AUGMENTED_SPEC)
+    for n in (2, 3):
+        ranks = ThreadGroup(n).run(lambda comm: train_recorded(comm, steps=8, examples=45,
+                                                               spec=AUGMENTED_SPEC))
+        assert_same_run(ranks[0], want)
 
 
 def _options(spec, data, out, **changes):

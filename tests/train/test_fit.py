@@ -7,7 +7,7 @@ import signal
 
 import numpy as np
 import pytest
-from training_spec import TINY_SPEC  # tests/train is on sys.path under pytest
+from training_spec import AUGMENTED_SPEC, TINY_SPEC  # tests/train is on sys.path under pytest
 
 import cnnc
 from cnnc.data.synthetic import write_synthetic_dataset
@@ -50,13 +50,14 @@ def test_fit_on_arrays_with_keras_validation_split():
     assert ev.loss == pytest.approx(history.epochs[0]["val_loss"])
 
 
-def test_resume_after_an_epoch_ends_with_the_same_weights(tiny_data, tmp_path, backend):
-    straight = _model(backend)
+@pytest.mark.parametrize("spec", [TINY_SPEC, AUGMENTED_SPEC], ids=["shift_flip", "augmented"])
+def test_resume_after_an_epoch_ends_with_the_same_weights(tiny_data, tmp_path, backend, spec):
+    straight = _model(backend, spec)
     straight.fit(data_dir=tiny_data, verbose=0)
-    first = _model(backend)
+    first = _model(backend, spec)
     first.fit(data_dir=tiny_data, epochs=1, verbose=0, checkpoint_dir=tmp_path)
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME).epoch == 1
-    resumed = _model(backend)
+    resumed = _model(backend, spec)
     history = resumed.fit(data_dir=tiny_data, verbose=0, checkpoint_dir=tmp_path, resume=True)
     assert [r["epoch"] for r in history.epochs] == [1, 2, 3]
     assert resumed.step == straight.step
@@ -81,12 +82,13 @@ def _sigint_at(epoch: int, batch: int):
     return SigintAt
 
 
-def test_ctrl_c_mid_epoch_checkpoints_and_resumes_exactly(tiny_data, tmp_path, backend):
+@pytest.mark.parametrize("spec", [TINY_SPEC, AUGMENTED_SPEC], ids=["shift_flip", "augmented"])
+def test_ctrl_c_mid_epoch_checkpoints_and_resumes_exactly(tiny_data, tmp_path, backend, spec):
     from cnnc.data import load_dataset
     from cnnc.train.fit import input_shape, prepare_data
-    straight = _model(backend)
+    straight = _model(backend, spec)
     ref = straight.fit(data_dir=tiny_data, verbose=0)
-    model = _model(backend)
+    model = _model(backend, spec)
     data = prepare_data(model.train_config, load_dataset("fashion_mnist", tiny_data),
                         input_shape(model))
     ckpt = tmp_path / CHECKPOINT_NAME
@@ -98,7 +100,7 @@ def test_ctrl_c_mid_epoch_checkpoints_and_resumes_exactly(tiny_data, tmp_path, b
     saved = load_checkpoint(ckpt)
     assert (saved.epoch, saved.batch, saved.step) == (1, 3, 11)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    resumed = _model(backend)
+    resumed = _model(backend, spec)
     history = resumed.fit(data_dir=tiny_data, verbose=0, checkpoint_dir=tmp_path, resume=True)
     _same_weights(resumed, straight)
     # The interrupted epoch's metrics are those of an uninterrupted epoch.

@@ -24,3 +24,10 @@ train:
   schedule: {name: cosine, warmup_epochs: 1}
   seed: 5
 """
+
+# TINY_SPEC with every augmentation, mixup/cutmix's soft targets and label smoothing on: what
+# the resume tests run as well (cnnc/train/augmentation.py).
+AUGMENTED_SPEC = TINY_SPEC.replace(
+    "augment: {shift: 1, flip: true}",
+    "augment: {crop: 2, crop_padding: reflect, shift: 1, flip: true, vflip: true, rotate: 10, "
+    "translate: 0.1, erase: 0.5, cutout: 4, mixup: 0.2, cutmix: 1.0}\n  label_smoothing: 0.1")

@@ -18,14 +18,18 @@ def _rows(pred: np.ndarray) -> int:
 
 
 def _dense_target(call: Call, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Sparse class ids become one-hot rows in the compute dtype; dense targets pass through."""
-    if not call.attrs["sparse"]:
-        return target
+    """Sparse class ids become one-hot rows in the compute dtype; dense targets pass through;
+    then label smoothing e: (1 - e) * t + e / classes."""
     classes = pred.shape[-1]
-    if target.size and (target.min() < 0 or target.max() >= classes):
-        bad = target[(target < 0) | (target >= classes)].ravel()[0]
-        raise InputError(f"label {bad} is not a class id in 0..{classes - 1}")
-    return (target[..., None] == np.arange(classes)).astype(pred.dtype)
+    if call.attrs["sparse"]:
+        if target.size and (target.min() < 0 or target.max() >= classes):
+            bad = target[(target < 0) | (target >= classes)].ravel()[0]
+            raise InputError(f"label {bad} is not a class id in 0..{classes - 1}")
+        target = (target[..., None] == np.arange(classes)).astype(pred.dtype)
+    e = call.attrs.get("label_smoothing", 0.0)
+    if not e:
+        return target
+    return call.const(1.0 - e) * target + call.const(e / classes)
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -26,12 +26,19 @@ def _sparse_define(node: Node) -> dict[str, int]:
     return {"SPARSE": int(bool(node.attrs.get("sparse", False)))}
 
 
+def _smoothing(node: Node) -> tuple[Float, ...]:
+    """The cross-entropies' last kernel argument, their label smoothing (a float, not a -D)."""
+    if node.op == "mean_squared_error":
+        return ()
+    return (Float(float(node.attrs.get("label_smoothing", 0.0))),)
+
+
 def bind_row_loss(node: Node, ctx: BindContext) -> NodeBinding:
     """A loss: one value per row into a workspace, then their mean."""
     pred, target = node.inputs
     rows, cols = ctx.rows_cols(pred)
     per_row = Workspace(0)
-    args = (Value(pred), Value(target), per_row, Int(rows), Int(cols))
+    args = (Value(pred), Value(target), per_row, Int(rows), Int(cols), *_smoothing(node))
     losses = launch("losses.cl", node.op, flat(rows), args, _sparse_define(node))
     scale = 1.0 / (rows * cols) if node.op == "mean_squared_error" else 1.0 / rows
     mean = sum_all(per_row, Value(node.name), rows, scale)
@@ -41,7 +48,8 @@ def bind_row_loss(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_row_loss_grad(node: Node, ctx: BindContext) -> NodeBinding:
     pred, target = node.inputs
     rows, cols = ctx.rows_cols(pred)
-    args = (Value(pred), Value(target), Value(node.name), Int(rows), Int(cols), Float(1.0 / rows))
+    args = (Value(pred), Value(target), Value(node.name), Int(rows), Int(cols), Float(1.0 / rows),
+            *_smoothing(node))
     return NodeBinding((launch("losses.cl", node.op, flat(rows), args, _sparse_define(node)),))
 
 
