@@ -30,6 +30,7 @@ SPEC = {
         {"conv2d": [3, 1], "name": "p", "inputs": ["dw"]},
         {"conv2d": [3, 3], "padding": "same", "name": "q", "inputs": ["dw"]},
         {"add": None, "inputs": ["p", "q"], "name": "s"},
+        {"activation": "softplus", "name": "sp"},
         {"conv2d": [5, 3], "strides": 2, "padding": "same", "activation": "mish", "name": "c3"},
         {"conv2d": [4, 1], "activation": "relu", "name": "c4"},
         "flatten",
