@@ -585,3 +585,27 @@ CASES += [
         batch=1,
     ),
 ]
+
+# layer_norm.cl reads a row VW channels at a time (VW: the widest vector dividing the channels):
+# 16, 12, 6 and 10 channels take vectors of 16 (8 on a GPU's tiling: 4), 4, 2 and 2 lanes, with
+# and without gamma and beta; batch 1.
+CASES += [
+    Case(
+        "layer_norm_vectors",
+        (3, 5, 4),
+        [
+            {"conv2d": [16, 1]},
+            {"layer_norm": None, "epsilon": 1e-5},
+            {"conv2d": [12, 1], "activation": "gelu"},
+            {"layer_norm": None, "center": False},
+            {"conv2d": [6, 3], "padding": "same"},
+            {"layer_norm": None, "scale": False},
+            "flatten",
+            {"dense": 10},
+            "layer_norm",
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=1,
+    ),
+]
