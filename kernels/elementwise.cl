@@ -8,11 +8,8 @@
 
 /* With -D VW=ELEMS (a CPU's several elements per work-item), a work-item's whole run is one
  * vector: pocl ran the issue-20 activations' exp and erfc one lane at a time in the scalar
- * loop. The last, partial run takes the loop. */
-#if defined(VW) && VW > 1 && VW != ELEMS
-#error "VW must be ELEMS: a work-item's run is one vector"
-#endif
-#if defined(VW) && VW > 1
+ * loop. The last, partial run takes the loop (and every run, where VW is not ELEMS). */
+#if defined(VW) && VW > 1 && VW == ELEMS
 #define VECTOR_RUN(i0, n) const int i0 = get_global_id(0) * VW; if (i0 + VW <= (n))
 #endif
 

@@ -1,11 +1,14 @@
 """Training pass: an activation's gradient fused into the op that produces its dy.
 
-activation_grad(v, dy) of an element-wise activation, where dy is the value of a
+activation_grad(v, dy) of an element-wise activation differentiated from its input (silu, gelu,
+hard_swish, mish, ...: `activations.reads_input`, the ones training splits off their layer), where
+dy is the value of a
 conv2d_grad_input, depthwise_conv2d_grad_input, dense_grad_input or a two-input add (gradient
 contributions summed) that nothing else reads, becomes one `<op>_act_grad` node
 (cnnc/ir/act_grad_fused.py) named after the activation_grad node, so its readers keep their
 input: the backends apply act'(v) as the op stores, and the backward pass makes no pass of its
-own over memory per activation. Runs after the backward pass (which made the nodes) and after
+own over memory per activation (relu and the others read from y are left as they were: their
+derivative is cheap, and the tuner's tests pin their graphs). Runs after the backward pass (which made the nodes) and after
 fuse_batchnorm_activation (which reads activation nodes, never their gradients). Left alone:
 softmax (its gradient spans a row), a dy read by another node or that is a graph output, and
 adds of three or more gradients or that broadcast.
@@ -16,14 +19,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cnnc.ir.act_grad_fused import ACT_GRAD_OF
-from cnnc.ir.activations import ACTIVATIONS
+from cnnc.ir.activations import ACTIVATIONS, reads_input
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node
 from cnnc.passes.rewrite import Rewrite, apply_rules
 
 
 def _fuse(graph: Graph, node: Node) -> Rewrite | None:
-    if node.op != "activation_grad" or not ACTIVATIONS[node.attrs["activation"]].elementwise:
+    if (node.op != "activation_grad" or not ACTIVATIONS[node.attrs["activation"]].elementwise
+            or not reads_input(node.attrs)):
         return None
     v, dy = node.inputs
     producer = graph.node_map.get(dy)
