@@ -198,7 +198,7 @@ static float mish_grad(float x, float g)
  * batchnorm_train) end their parameter list
  * with RESIDUAL_PARAM, the tensor added (of the output's shape), which the binder
  * (bind_residual.py) appends as the last argument only then, and hand RESIDUAL to `epilogue`. */
-#if HAS_RESIDUAL
+#if HAS_RESIDUAL || HAS_ACT_GRAD
 #define RESIDUAL_PARAM , __global const float *restrict residual
 #define RESIDUAL residual
 #else
@@ -211,6 +211,60 @@ static float mish_grad(float x, float g)
  * overlap, and inlining a helper's restrict parameters leaves calls to
  * llvm.experimental.noalias.scope.decl that Oclgrind cannot run (tests/opencl/test_oclgrind.py).
  */
+
+#if HAS_ACT_GRAD && HAS_RESIDUAL
+#error "HAS_ACT_GRAD takes the residual's argument: a kernel cannot have both"
+#endif
+#ifdef VW
+/* ACTIVATE_GRAD(v[at + lane], g) on a vector of VW lanes: elementwise.cl's activation_grad, and
+ * with -D HAS_ACT_GRAD=1 (cnnc/backends/opencl/bind_act_grad.py) the store of a kernel whose
+ * value is the dy of an activation, whose derivative is then applied as it is stored (no
+ * activation of the kernel's own: gradient kernels have none); `v` (the activation's y, or its
+ * input x) comes in the residual's argument, read at the same flat index. ACTIVATE_GRAD is
+ * scalar (the issue-20 ones branch), so other activations take a vector apart lane by lane. */
+static floatV activate_grad_at(__global const float *v, int at, floatV g)
+{
+    /* The smooth and hard issue-20 activations on whole vectors (the formulas of their
+     * ACTIVATE_GRAD above): lane by lane, each exp would be a scalar call inside a GEMM's
+     * epilogue. */
+#if defined(ACT_SILU) || defined(ACT_GELU) || defined(ACT_GELU_TANH) || defined(ACT_SOFTPLUS) \
+    || defined(ACT_MISH) || defined(ACT_HARD_SWISH) || defined(ACT_HARD_SIGMOID)
+    const floatV x = LOADV(v + at);
+#if defined(ACT_SILU)
+    const floatV s = 1.0f / (1.0f + exp(-x));
+    return g * s * (1.0f + x * (1.0f - s));
+#elif defined(ACT_GELU)
+    const floatV pdf = exp(-0.5f * x * x) * (0.5f * M_2_SQRTPI_F * M_SQRT1_2_F);
+    return g * (0.5f * ERFC(x * -M_SQRT1_2_F) + x * pdf);
+#elif defined(ACT_GELU_TANH)
+    const floatV s = 1.0f / (1.0f + exp(-2.0f * GELU_K * (x + 0.044715f * x * x * x)));
+    return g * (s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x));
+#elif defined(ACT_SOFTPLUS)
+    return g / (1.0f + exp(-x));
+#elif defined(ACT_MISH)
+    const floatV n = exp(fmin(x, 20.0f));
+    const floatV w = n * (n + 2.0f);
+    const floatV t = w / (w + 2.0f);
+    return g * (t + x * (n / (1.0f + n)) * (2.0f / (w + 2.0f)) * (1.0f + t));
+#elif defined(ACT_HARD_SWISH)
+    return select(select(g * (x * (1.0f / 3.0f) + 0.5f), g, x > 3.0f), (floatV)(0.0f),
+                  x < -3.0f);
+#else /* ACT_HARD_SIGMOID */
+    const floatV h = x * ACT_ALPHA + ACT_BETA;
+    return select((floatV)(0.0f), g * ACT_ALPHA, h > 0.0f && h < 1.0f);
+#endif
+#elif VW == 1
+    return ACTIVATE_GRAD(v[at], g);
+#else
+    float lanes[VW];
+    CAT(vstore, VW)(g, 0, lanes);
+#pragma unroll
+    for (int i = 0; i < VW; i++)
+        lanes[i] = ACTIVATE_GRAD(v[at + i], lanes[i]);
+    return CAT(vload, VW)(0, lanes);
+#endif
+}
+#endif
 
 #ifdef VW
 /* The epilogue of every store of a layer's output, in one place: value + bias[col] (-D
@@ -225,7 +279,11 @@ static floatV epilogue(floatV value, __global const float *bias, __global const 
 #if HAS_RESIDUAL
     value += LOADV(residual + at);
 #endif
+#if HAS_ACT_GRAD
+    return activate_grad_at(residual, at, value);
+#else
     return ACTIVATE(value);
+#endif
 }
 #endif
 

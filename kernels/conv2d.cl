@@ -216,7 +216,7 @@ static float input_grad_source(__global const float *dy, int m, int k, int M)
 __kernel void conv2d_grad_input(__global const float *restrict dy,
                                 __global const float *restrict wt,
                                 __global const float *restrict zeros,
-                                __global float *restrict dx, int batch)
+                                __global float *restrict dx, int batch RESIDUAL_PARAM)
 {
     const int M = batch * H * W;
     const int m0 = BLOCK_ROW(), c0 = BLOCK_COL();
@@ -251,7 +251,8 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
         }
     }
 #endif
-    store_block(acc, 0, dx, m0, c0, M, C);
+    /* RESIDUAL: with -D HAS_ACT_GRAD=1, the activation's v whose derivative the store applies */
+    store_output(acc, 0, RESIDUAL, dx, m0, c0, M, C);
 }
 #endif
 

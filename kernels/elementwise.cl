@@ -6,9 +6,22 @@
  */
 #include "common.h"
 
+/* With -D VW=ELEMS (a CPU's several elements per work-item), a work-item's whole run is one
+ * vector: pocl ran the issue-20 activations' exp and erfc one lane at a time in the scalar
+ * loop. The last, partial run takes the loop (and every run, where VW is not ELEMS). */
+#if defined(VW) && VW > 1 && VW == ELEMS
+#define VECTOR_RUN(i0, n) const int i0 = get_global_id(0) * VW; if (i0 + VW <= (n))
+#endif
+
 #ifdef ACTIVATION
 __kernel void activation(__global const float *restrict x, __global float *restrict y, int n)
 {
+#ifdef VECTOR_RUN
+    VECTOR_RUN(i0, n) {
+        STOREV(ACTIVATE(LOADV(x + i0)), y + i0);
+        return;
+    }
+#endif
     FOR_ELEMENTS(i, n)
         y[i] = ACTIVATE(x[i]);
 }
@@ -20,8 +33,31 @@ __kernel void activation(__global const float *restrict x, __global float *restr
 __kernel void activation_grad(__global const float *restrict v, __global const float *restrict dy,
                               __global float *restrict dx, int n)
 {
+#ifdef VECTOR_RUN
+    VECTOR_RUN(i0, n) {
+        STOREV(activate_grad_at(v, i0, LOADV(dy + i0)), dx + i0);
+        return;
+    }
+#endif
     FOR_ELEMENTS(i, n)
         dx[i] = ACTIVATE_GRAD(v[i], dy[i]);
+}
+#endif
+
+/* dx = ACTIVATE_GRAD(v, a + b): two gradient contributions summed and an activation's derivative
+ * applied in one pass (the add_act_grad op, cnnc/ir/act_grad_fused.py). */
+#ifdef ADD_ACT_GRAD
+__kernel void add_act_grad(__global const float *restrict a, __global const float *restrict b,
+                           __global const float *restrict v, __global float *restrict dx, int n)
+{
+#ifdef VECTOR_RUN
+    VECTOR_RUN(i0, n) {
+        STOREV(activate_grad_at(v, i0, LOADV(a + i0) + LOADV(b + i0)), dx + i0);
+        return;
+    }
+#endif
+    FOR_ELEMENTS(i, n)
+        dx[i] = ACTIVATE_GRAD(v[i], a[i] + b[i]);
 }
 #endif
 

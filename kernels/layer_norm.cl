@@ -9,19 +9,41 @@
  * up (kernels check bounds); layer_norm_grad_gamma_partial over (cols, chunks), its chunks
  * then added up in order by reduce.cl's col_sum_finish: no atomics, the same sums every run.
  */
+/* -D VW (a width dividing cols, bind_layer_norm.py): each row is read VW contiguous channels at
+ * a time, a vector load, where one float at a time left pocl to gather across rows. */
+#ifndef VW
+#define VW 1
+#endif
 #include "common.h"
+
+/* The sum of a vector's lanes. */
+static float lanes_sum(floatV v)
+{
+#if VW == 1
+    return v;
+#else
+    float lanes[VW];
+    CAT(vstore, VW)(v, 0, lanes);
+    float s = 0.0f;
+    for (int i = 0; i < VW; i++)
+        s += lanes[i];
+    return s;
+#endif
+}
 
 /* (mean, 1 / sqrt(biased variance + eps)) of the cols values at x. */
 static float2 row_stats(__global const float *x, int cols, float eps)
 {
-    float sum = 0.0f;
-    for (int j = 0; j < cols; j++)
-        sum += x[j];
-    const float mean = sum / (float)cols;
-    float dev = 0.0f;
-    for (int j = 0; j < cols; j++)
-        dev += (x[j] - mean) * (x[j] - mean);
-    return (float2)(mean, 1.0f / sqrt(dev / (float)cols + eps));
+    floatV sum = (floatV)(0.0f);
+    for (int j = 0; j < cols; j += VW)
+        sum += LOADV(x + j);
+    const float mean = lanes_sum(sum) / (float)cols;
+    floatV dev = (floatV)(0.0f);
+    for (int j = 0; j < cols; j += VW) {
+        const floatV d = LOADV(x + j) - mean;
+        dev += d * d;
+    }
+    return (float2)(mean, 1.0f / sqrt(lanes_sum(dev) / (float)cols + eps));
 }
 
 #ifdef LAYER_NORM
@@ -34,15 +56,15 @@ __kernel void layer_norm(__global const float *restrict x, __global const float 
         return;
     const int at = r * cols;
     const float2 s = row_stats(x + at, cols, eps);
-    for (int j = 0; j < cols; j++) {
-        float v = (x[at + j] - s.x) * s.y;
+    for (int j = 0; j < cols; j += VW) {
+        floatV v = (LOADV(x + at + j) - s.x) * s.y;
 #if HAS_GAMMA
-        v *= gamma[j];
+        v *= LOADV(gamma + j);
 #endif
 #if HAS_BETA
-        v += beta[j];
+        v += LOADV(beta + j);
 #endif
-        y[at + j] = v;
+        STOREV(v, y + at + j);
     }
 }
 #endif
@@ -59,23 +81,24 @@ __kernel void layer_norm_grad_input(__global const float *restrict x,
         return;
     const int at = r * cols;
     const float2 s = row_stats(x + at, cols, eps);
-    float sum_g = 0.0f, sum_gx = 0.0f;
-    for (int j = 0; j < cols; j++) {
-        float g = dy[at + j];
+    floatV sum_g = (floatV)(0.0f), sum_gx = (floatV)(0.0f);
+    for (int j = 0; j < cols; j += VW) {
+        floatV g = LOADV(dy + at + j);
 #if HAS_GAMMA
-        g *= gamma[j];
+        g *= LOADV(gamma + j);
 #endif
         sum_g += g;
-        sum_gx += g * ((x[at + j] - s.x) * s.y);
+        sum_gx += g * ((LOADV(x + at + j) - s.x) * s.y);
     }
-    const float mean_g = sum_g / (float)cols, mean_gx = sum_gx / (float)cols;
-    for (int j = 0; j < cols; j++) {
-        float g = dy[at + j];
+    const float mean_g = lanes_sum(sum_g) / (float)cols;
+    const float mean_gx = lanes_sum(sum_gx) / (float)cols;
+    for (int j = 0; j < cols; j += VW) {
+        floatV g = LOADV(dy + at + j);
 #if HAS_GAMMA
-        g *= gamma[j];
+        g *= LOADV(gamma + j);
 #endif
-        const float xhat = (x[at + j] - s.x) * s.y;
-        dx[at + j] = (g - mean_g - xhat * mean_gx) * s.y;
+        const floatV xhat = (LOADV(x + at + j) - s.x) * s.y;
+        STOREV((g - mean_g - xhat * mean_gx) * s.y, dx + at + j);
     }
 }
 #endif

@@ -1,6 +1,7 @@
 """The intermediate representation: the op table, graphs, shape inference and verification."""
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
+    act_grad_fused,
     channel_shuffle,
     channel_slice,
     conv_transpose,

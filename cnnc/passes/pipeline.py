@@ -7,7 +7,7 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
-                -> fuse_batchnorm_activation -> dead_code_elimination
+                -> fuse_batchnorm_activation -> fuse_activation_grad -> dead_code_elimination
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from cnnc.ir.train_config import OptimizerConfig, TrainConfig, check_target
 from cnnc.passes.autodiff import backward
 from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
+from cnnc.passes.fuse_act_grad import fuse_activation_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
@@ -91,6 +92,8 @@ def training_pipeline(
                            "one optimizer update per trainable parameter"))
     passes.append(Pass("fuse_batchnorm_activation", fuse_batchnorm_activation,
                        "batch norm and the activation after it in one pass over memory"))
+    passes.append(Pass("fuse_activation_grad", fuse_activation_grad,
+                       "an activation's derivative applied as its dy is stored"))
     passes.append(Pass("dead_code_elimination", dead_code_elimination,
                        "nothing computed that neither the loss nor an update needs"))
     return passes

@@ -10,7 +10,8 @@
   alternative, a fused kernel writing the pre-activation as a second output, would save the
   activation's extra read of it, but needs a second output in every kernel family (direct,
   GEMM, Winograd, depthwise); the split costs one element-wise pass over a tensor that the
-  backward pass reads anyway, and inference still fuses (passes/simplify.py).
+  backward pass reads anyway, and inference still fuses (passes/simplify.py). The gradient
+  costs no pass of its own: fuse_act_grad.py applies it as its dy is stored.
 Nodes keep their names, so `<layer>` is the same value in inference and training.
 """
 

@@ -27,6 +27,7 @@ from cnnc.backends.opencl.algorithms import algorithms_of
 from cnnc.backends.opencl.tunable import EdgeShape
 from cnnc.crosscheck import LOCAL_TOLERANCE, errors, single_node_graph
 from cnnc.errors import CnncError
+from cnnc.ir.act_grad_fused import BASE_OF
 from cnnc.ir.args import Attrs
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Graph, Node, StateSpec, infer_shapes
@@ -75,6 +76,8 @@ def _graph(node: Node, inputs: Mapping[str, tuple[int, ...]],
         node, inputs = _with_gate_input(node, inputs, attrs)
     elif node.op in LAYER_OF:
         node, inputs = _with_residual_input(node, inputs, attrs)
+    if node.op in BASE_OF:
+        node, inputs = _with_act_grad_input(node, inputs, state, attrs)
     nodes = [_input(name, shape) for name, shape in inputs.items()]
     nodes.append(replace(node, attrs=attrs, shape=None))
     specs = tuple(StateSpec(name, shape) for name, shape in state.items())
@@ -107,6 +110,28 @@ def _with_gate_input(node: Node, inputs: Mapping[str, tuple[int, ...]],
     return node, {**inputs, gate: (1, 1, inputs[x][-1])}
 
 
+def _with_act_grad_input(node: Node, inputs: Mapping[str, tuple[int, ...]],
+                         state: Mapping[str, tuple[int, ...]], attrs: Attrs
+                         ) -> tuple[Node, dict[str, tuple[int, ...]]]:
+    """A fused gradient op (cnnc/ir/act_grad_fused.py) and `inputs` with the activation's value
+    it reads last, shaped like its producer's output on the edge shape (the producer's edge
+    shapes know nothing of it)."""
+    *produced_from, v = node.inputs
+    shapes = tuple((None, *inputs[i]) if i in inputs else state[i] for i in produced_from)
+    out = OPS[BASE_OF[node.op]].infer(attrs, shapes)
+    if v in inputs or v in state:
+        v = f"{v}/act"
+        node = replace(node, inputs=(*produced_from, v))
+    return node, {**inputs, v: tuple(out[1:])}
+
+
+def _as_producer(node: Node) -> Node:
+    """A fused gradient op as the producer whose edge shapes it is checked on."""
+    if node.op not in BASE_OF:
+        return node
+    return replace(node, op=BASE_OF[node.op], inputs=node.inputs[:-1])
+
+
 def _edge_case(node: Node, edge: EdgeShape) -> Case:
     return Case(edge.label, _graph(node, edge.inputs, edge.state, edge.attrs), edge.batch)
 
@@ -116,7 +141,8 @@ def cases(graph: Graph, node: Node, batch: int) -> list[Case]:
     real = Case("real shape", single_node_graph(graph, node, batch), min(batch, GATE_BATCH))
     # Each of the op's algorithms states its edge shapes; those it shares are checked once.
     stated = dict.fromkeys(a.edges for a in algorithms_of(as_layer(node).op))
-    return [real, *(_edge_case(node, e) for edges in stated for e in edges(node, graph))]
+    return [real, *(_edge_case(node, e) for edges in stated
+                    for e in edges(_as_producer(node), graph))]
 
 
 # ---------------------------------------------------------------- the check

@@ -650,3 +650,60 @@ CASES += [
         batch=3,
     ),
 ]
+
+# An activation's gradient fused into the op that produces its dy (passes/fuse_act_grad.py,
+# bind_act_grad.py), each issue-20 activation on each producer: a 1x1 and a 3x3 conv2d input
+# gradient (the implicit GEMM's epilogue), a strided one (the phases: the unfused fallback
+# through a scratch buffer), a depthwise one, a dense one (matmul), and a two-input add of
+# gradients (add_act_grad); relu from y beside them. Odd widths leave partial vectors; batch 1.
+CASES += [
+    Case(
+        "activation_grads_fused",
+        (7, 6, 3),
+        [
+            {"conv2d": [5, 3], "padding": "same", "activation": "silu", "name": "c1"},
+            {"conv2d": [7, 3], "strides": 2, "padding": "same", "activation": "gelu",
+             "name": "c2"},
+            {"conv2d": [6, 1], "activation": "mish", "name": "c3"},
+            {"depthwise_conv2d": 3, "padding": "same", "activation": "hard_swish", "name": "dw"},
+            {"conv2d": [5, 3], "padding": "same", "activation": "gelu_tanh", "name": "c4"},
+            {"conv2d": [9, 1], "activation": "hard_sigmoid", "name": "h"},
+            {"conv2d": [4, 1], "name": "p", "inputs": ["h"]},
+            {"conv2d": [4, 3], "padding": "same", "name": "q", "inputs": ["h"]},
+            {"add": None, "inputs": ["p", "q"], "name": "pq"},
+            {"activation": "softplus", "name": "sp"},
+            {"conv2d": [3, 1], "activation": "relu", "name": "r"},
+            "flatten",
+            {"dense": 7, "activation": "silu", "name": "d1"},
+            {"dense": 5, "activation": "relu", "name": "d2"},
+            {"dense": 3},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+        batch=1,
+    ),
+]
+
+# layer_norm.cl reads a row VW channels at a time (VW: the widest vector dividing the channels):
+# 16, 12, 6 and 10 channels take vectors of 16 (8 on a GPU's tiling: 4), 4, 2 and 2 lanes, with
+# and without gamma and beta; batch 1.
+CASES += [
+    Case(
+        "layer_norm_vectors",
+        (3, 5, 4),
+        [
+            {"conv2d": [16, 1]},
+            {"layer_norm": None, "epsilon": 1e-5},
+            {"conv2d": [12, 1], "activation": "gelu"},
+            {"layer_norm": None, "center": False},
+            {"conv2d": [6, 3], "padding": "same"},
+            {"layer_norm": None, "scale": False},
+            "flatten",
+            {"dense": 10},
+            "layer_norm",
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=1,
+    ),
+]

@@ -144,3 +144,27 @@ def test_the_gate_rejects_a_variant_that_writes_outside_its_output(device, graph
     assert not verdict.admitted
     assert "wrote outside its buffers" in verdict.reason
     assert f"tensor '{node.name}': written up to 64 bytes after it" in verdict.reason
+
+
+def test_a_fused_activation_gradient_is_checked_on_its_producers_edge_shapes():
+    """conv2d_grad_input_act_grad (passes/fuse_act_grad.py) reads the activation's value last:
+    the edge shapes of conv2d_grad_input, with that value shaped like the gradient."""
+    from cnnc.frontend.lower import LayerDecl as L
+    from cnnc.frontend.lower import lower
+    from cnnc.ir.train_config import TrainConfig
+    from cnnc.passes.pipeline import training_graph
+
+    g = training_graph(lower("net", [
+        L("input", [(6, 5, 3)], name="x"),
+        L("conv2d", [9, 3], {"padding": "same", "activation": "gelu"}, name="c1"),
+        L("conv2d", [16, 3], {"padding": "same"}, name="c2"),
+        L("flatten", name="f"), L("dense", [2], name="d"),
+    ]), TrainConfig(loss="mean_squared_error"))
+    node = g.node("grad/c1/preact")
+    assert node.op == "conv2d_grad_input_act_grad"
+    found = cases(g, node, 8)
+    assert len(found) > 1 and any("17 filters" in c.label for c in found)
+    for case in found:
+        fused = case.node
+        assert fused.op == node.op and len(fused.inputs) == 3
+        assert case.graph.shape_of(fused.inputs[-1]) == fused.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnnc.backends.numpy.act_grad_impls import ACT_GRAD_IMPLS
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
 from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
@@ -26,5 +27,5 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **MERGE_IMPLS, **LAYER_NORM_IMPLS, **GLOBAL_MAXPOOL_IMPLS,
                           **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
                           **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS,
-                          **REGULARIZER_IMPLS}
+                          **REGULARIZER_IMPLS, **ACT_GRAD_IMPLS}
 IMPLS.update(GATED_IMPLS)

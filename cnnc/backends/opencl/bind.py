@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from cnnc.backends.opencl import (
     algorithms,
+    bind_act_grad,
     bind_channel_shuffle,
     bind_channel_slice,
     bind_depthwise,
@@ -64,6 +65,7 @@ BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
 BINDERS.update(bind_channel_slice.BINDERS)
 BINDERS.update(bind_gated.BINDERS)
+BINDERS.update(bind_act_grad.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:

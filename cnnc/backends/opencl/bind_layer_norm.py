@@ -16,7 +16,7 @@ from cnnc.backends.opencl.launches import (
     launch,
 )
 from cnnc.backends.opencl.primitives import affine_defines, sum_parts
-from cnnc.backends.opencl.tiling import column_chunks, flat, row_groups
+from cnnc.backends.opencl.tiling import column_chunks, flat, row_groups, vector_width
 from cnnc.ir.graph import Node
 
 
@@ -29,13 +29,13 @@ def _affine(node: Node, params: tuple[str, ...]) -> tuple[Arg, Arg]:
 
 
 def bind_layer_norm(node: Node, ctx: BindContext) -> NodeBinding:
-    """One work-item per row of the last axis."""
+    """One work-item per row of the last axis, reading it a vector of VW channels at a time."""
     gamma, beta = _affine(node, node.params)
     rows, cols = ctx.rows_cols(node.name)
     args = (Value(node.inputs[0]), gamma, beta, Value(node.name), Int(rows), Int(cols),
             Float(node.attrs["epsilon"]))
-    return NodeBinding((launch("layer_norm.cl", "layer_norm", flat(rows), args,
-                               affine_defines(gamma, beta)),))
+    defines = {**affine_defines(gamma, beta), "VW": vector_width(cols, ctx.target)}
+    return NodeBinding((launch("layer_norm.cl", "layer_norm", flat(rows), args, defines),))
 
 
 def bind_layer_norm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
@@ -45,8 +45,9 @@ def bind_layer_norm_grad_input(node: Node, ctx: BindContext) -> NodeBinding:
     rows, cols = ctx.rows_cols(x)
     args = (Value(x), Value(dy), gamma, Value(node.name), Int(rows), Int(cols),
             Float(node.attrs["epsilon"]))
+    defines = {**affine_defines(gamma, NULL), "VW": vector_width(cols, ctx.target)}
     return NodeBinding((launch("layer_norm.cl", "layer_norm_grad_input", flat(rows), args,
-                               affine_defines(gamma, NULL)),))
+                               defines),))
 
 
 def bind_layer_norm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
@@ -56,7 +57,8 @@ def bind_layer_norm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
     rows, cols = ctx.rows_cols(x)
     eps = Float(node.attrs["epsilon"])
     stats = launch("layer_norm.cl", "layer_norm_stats", flat(rows),
-                   (Value(x), Workspace(0), Int(rows), Int(cols), eps))
+                   (Value(x), Workspace(0), Int(rows), Int(cols), eps),
+                   {"VW": vector_width(cols, ctx.target)})
     chunks = column_chunks(rows, cols, ctx.target)
     grid = (cols, chunks)
     partial = launch("layer_norm.cl", "layer_norm_grad_gamma_partial", grid,

@@ -29,6 +29,7 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import (
     block_grid,
     column_chunks,
+    elements_per_item,
     flat,
     gemm_grid,
     row_groups,
@@ -77,8 +78,18 @@ def activation(node: Node, ctx: BindContext, inputs: tuple[Arg, ...], grad: bool
     args = (*inputs, out, Int(n))
     return elementwise_launch(
         "elementwise.cl", "activation" + suffix, n, args, ctx.target,
-        kernel_defines(act, parameters(node.attrs)),
+        activation_defines(act, parameters(node.attrs), ctx.target),
     )
+
+
+def activation_defines(act: str, params: Mapping[str, float | None] | None,
+                       target: Target) -> dict[str, int]:
+    """An element-wise activation kernel's -D options (elementwise.cl: activation,
+    activation_grad, add_act_grad): the activation's, and VW = the elements a work-item takes,
+    which it then handles as one vector; not for a relu with parameters, which is scalar
+    (common.h: relu_keras)."""
+    defines = kernel_defines(act, params)
+    return defines if params else {**defines, "VW": elements_per_item(target)}
 
 
 def epilogue_act(node: Node) -> dict[str, int]:

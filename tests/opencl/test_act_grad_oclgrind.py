@@ -1,0 +1,22 @@
+"""The fused activation gradients under Oclgrind (see test_oclgrind.py): every access checked,
+data races detected, with a CPU's and a GPU's tiling, and once with GPU-like limits
+(work-groups of at most 128 work-items, 16 KiB of local memory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_oclgrind import oclgrind_env, pytestmark, run_clean  # noqa: F401  (fixture, mark)
+
+DRIVER = Path(__file__).with_name("act_grad_oclgrind_driver.py")
+
+
+def test_fused_activation_gradients_clean_under_oclgrind(oclgrind_env):  # noqa: F811
+    out = run_clean(DRIVER, oclgrind_env)
+    assert out.count(": ok") == 4, out
+
+
+def test_fused_activation_gradients_within_gpu_like_limits(oclgrind_env):  # noqa: F811
+    env = {**oclgrind_env, "OCLGRIND_MAX_WGSIZE": "128", "OCLGRIND_LOCAL_MEM_SIZE": "16384"}
+    out = run_clean(DRIVER, env, "--native")
+    assert out.count(": ok") == 2, out
