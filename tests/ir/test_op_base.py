@@ -11,11 +11,16 @@ from cnnc.ir.residual import LAYER_OF, RESIDUAL_OF
 
 
 def test_every_fused_op_names_the_op_it_stands_for_and_no_other_op_does():
+    from cnnc.ir.act_grad_fused import BASE_OF
+
     for op in OPS.values():
         if op.group == "fused":
             assert op.base in OPS and op.base != op.name, op.name
             assert OPS[layer_of(op.name)].base is None
             assert OPS[layer_of(op.name)].group in ("layer", "gradient"), op.name
+        elif op.name in BASE_OF:  # dy's producer (a gradient op, an add) with the derivative
+            assert op.group == "gradient" and op.base == BASE_OF[op.name], op.name
+            assert OPS[op.base].group in ("gradient", "layer") and OPS[op.base].base is None, op.name
         else:
             assert op.base is None, op.name
             assert layer_of(op.name) == op.name
