@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from cnnc.backends.opencl import (
-    bind_depthwise,
     bind_distributed,
     bind_fused,
     bind_gradients,
@@ -84,7 +83,7 @@ def test_the_tunable_ops_are_bound_by_their_algorithms_only():
     """No op group's table binds a tunable op besides the registry: an algorithm cannot be
     chosen by a binder of its own."""
     for table in (bind_layers, bind_gradients, bind_losses, bind_updates, bind_distributed,
-                  bind_fused, bind_residual, bind_depthwise):
+                  bind_fused, bind_residual):
         assert not set(table.BINDERS) & set(TUNABLE_OPS), table.__name__
     assert set(TUNABLE_OPS) <= set(node_op_names())
     for op in TUNABLE_OPS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
@@ -111,14 +112,26 @@ REGISTERED: tuple[Algorithm, ...] = (
             transpose_edges, on_conv(conv2d_grad_kernel_gemm), forms=on_conv(_im2col_off),
             keys=_IM2COL_KEYS),
     # Depthwise convolutions: the direct kernel first (the default), the grouped conv2d they
-    # also are as the other (bind_depthwise_direct.py); their gradients bind as grouped
-    # conv2d gradients (bind_depthwise.py).
+    # also are as the other (bind_depthwise_direct.py); their gradients likewise: the direct
+    # kernels of depthwise_grad.cl, else the grouped conv2d gradients (bind_depthwise.py).
     Algorithm("depthwise_conv2d", depthwise.DIRECT, depthwise.bind_depthwise_direct,
               edge_shapes.depthwise_edges, depthwise.describe_direct,
               gemm=depthwise.depthwise_gemm),
     Algorithm("depthwise_conv2d", depthwise.GROUPED, depthwise.bind_depthwise_grouped,
               edge_shapes.depthwise_edges, depthwise.describe_grouped,
               variants=depthwise.grouped_variants, family=_direct_family),
+    Algorithm("depthwise_conv2d_grad_input", depthwise.DIRECT, dw_grad.bind_grad_input_direct,
+              dw_grad.grad_input_edges, depthwise.describe_direct, gemm=dw_grad.grad_input_gemm),
+    Algorithm("depthwise_conv2d_grad_input", depthwise.GROUPED, dw_grad.bind_grad_input_grouped,
+              dw_grad.grad_input_edges, depthwise.describe_grouped,
+              variants=dw_grad.grad_input_grouped_variants, family=_direct_family),
+    Algorithm("depthwise_conv2d_grad_kernel", depthwise.DIRECT, dw_grad.bind_grad_kernel_direct,
+              dw_grad.grad_kernel_edges, depthwise.describe_direct,
+              gemm=dw_grad.grad_kernel_gemm),
+    Algorithm("depthwise_conv2d_grad_kernel", depthwise.GROUPED,
+              dw_grad.bind_grad_kernel_grouped, dw_grad.grad_kernel_edges,
+              depthwise.describe_grouped, variants=dw_grad.grad_kernel_grouped_variants,
+              family=_direct_family),
     _direct("dense", bind_dense_direct, edge_shapes.dense_edges, dense_gemm),
     _direct("dense_grad_input", bind_dense_grad_input_direct, edge_shapes.dense_grad_input_edges,
             dense_grad_input_gemm),

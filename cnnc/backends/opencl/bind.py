@@ -5,8 +5,8 @@ shapes, returns its launches (launches.py): kernel file, kernel name, -D defines
 global and local sizes, and arguments. The binders live in one module per op group
 (bind_layers.py, bind_gradients.py, bind_losses.py, bind_updates.py, and bind_distributed.py for
 data-parallel training); the ops with several algorithms are bound by algorithms.py, which
-registers each (op, algorithm) once (depthwise convolutions' among them), and the depthwise
-gradients as the grouped conv2d gradients they are (bind_depthwise.py). All are built from the
+registers each (op, algorithm) once (depthwise convolutions' and their gradients' among them,
+bind_depthwise_direct.py and bind_depthwise.py). All are built from the
 shared launches of primitives.py and the tile choices of tiling.py. Nothing here touches a device: the runtime builds and enqueues what the
 bindings describe, so `cnnc compile --plan` can print them as they are.
 
@@ -24,7 +24,6 @@ from cnnc.backends.opencl import (
     bind_act_grad,
     bind_channel_shuffle,
     bind_channel_slice,
-    bind_depthwise,
     bind_distributed,
     bind_fused,
     bind_gated,
@@ -50,7 +49,6 @@ BINDERS: dict[str, Binder] = {
     **bind_layers.BINDERS,
     **bind_gradients.BINDERS,
     **algorithms.BINDERS,
-    **bind_depthwise.BINDERS,
     **bind_losses.BINDERS,
     **bind_updates.BINDERS,
     **bind_regularizers.BINDERS,
