@@ -1,7 +1,7 @@
 """Binders of the fused gradient ops (cnnc/ir/act_grad_fused.py): node -> launches, and their
 table `BINDERS`.
 
-A fused node runs its producer's own binding (algorithms.py, bind_depthwise.py, bind_layers.py:
+A fused node runs its producer's own binding (algorithms.py, bind_layers.py:
 whatever algorithm and tuned variant the producer picks) with the activation's derivative
 applied where the value is stored:
 - a launch of ACT_GRAD_KERNELS that stores the whole value gets -D HAS_ACT_GRAD=1 with the
@@ -19,7 +19,6 @@ from dataclasses import replace
 
 from cnnc.backends.opencl import bind_layers
 from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
-from cnnc.backends.opencl.bind_depthwise import BINDERS as DEPTHWISE_BINDERS
 from cnnc.backends.opencl.launches import (
     Arg,
     BindContext,
@@ -98,6 +97,6 @@ def act_grad(base: str, base_binder: Binder) -> Binder:
     return bind
 
 
-_PRODUCERS = {**bind_layers.BINDERS, **ALGORITHM_BINDERS, **DEPTHWISE_BINDERS}
+_PRODUCERS = {**bind_layers.BINDERS, **ALGORITHM_BINDERS}  # depthwise: algorithms.py
 BINDERS: dict[str, Binder] = {op: act_grad(base, _PRODUCERS[base])
                               for op, base in BASE_OF.items()}
