@@ -45,6 +45,10 @@ def initial_value(spec: StateSpec, seed: int, dtype: str = "float32") -> np.ndar
         limit = sqrt(6.0 / (fan_in + fan_out))
         values = generator(seed, spec.name).uniform(-limit, limit, size=spec.shape)
         return values.astype(dtype)
+    if spec.init.startswith("constant:"):
+        # values a spec gives (normalization's mean and variance), one per channel
+        values = [float(v) for v in spec.init[len("constant:"):].split(",")]
+        return np.asarray(values, dtype=dtype).reshape(spec.shape)
     raise CnncError(f"'{spec.name}' asks for an unknown initializer '{spec.init}'")
 
 

@@ -12,6 +12,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     layers,
     losses,
     merges,
+    preprocessing,
     resample,
     reshapes,
     residual,

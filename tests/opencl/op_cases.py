@@ -552,3 +552,27 @@ CASES += [
         batch=3,
     ),
 ]
+
+# Preprocessing layers (cnnc/ir/preprocessing.py): rescaling and normalization at the input (no
+# gradient needed there) and between layers (their input gradients), per channel on a map and
+# on a vector; normalization with one value for every channel and with one per channel.
+CASES += [
+    Case(
+        "preprocessing",
+        (5, 4, 3),
+        [
+            {"rescaling": [0.5, -0.25]},
+            {"normalization": None, "mean": [0.1, -0.2, 0.3], "variance": [0.5, 2.0, 1.5]},
+            {"conv2d": [5, 3], "padding": "same", "activation": "tanh"},
+            {"normalization": None, "mean": 0.25, "variance": 4.0},
+            {"rescaling": 1.5},
+            {"conv2d": [4, 2], "strides": 2},
+            "flatten",
+            {"normalization": None, "mean": 0.5, "variance": 0.25},
+            {"rescaling": [-2.0, 0.5]},
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]

@@ -14,6 +14,7 @@ from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.layer_norm_impls import LAYER_NORM_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
+from cnnc.backends.numpy.preprocessing_impls import PREPROCESSING_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
 from cnnc.backends.numpy.separable_impls import SEPARABLE_IMPLS
@@ -24,3 +25,4 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **MERGE_IMPLS, **LAYER_NORM_IMPLS, **GLOBAL_MAXPOOL_IMPLS,
                           **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
                           **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS}
+IMPLS.update(PREPROCESSING_IMPLS)

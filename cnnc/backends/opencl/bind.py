@@ -32,6 +32,7 @@ from cnnc.backends.opencl import (
     bind_layers,
     bind_losses,
     bind_merges,
+    bind_preprocessing,
     bind_resample,
     bind_residual,
     bind_separable,
@@ -60,6 +61,7 @@ BINDERS: dict[str, Binder] = {
 BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
 BINDERS.update(bind_channel_slice.BINDERS)
+BINDERS.update(bind_preprocessing.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
