@@ -241,6 +241,15 @@ class Model:
         self._write_state(checked)
         self.step = step
 
+    def adapt(self, x: Any) -> list[str]:
+        """Keras' Normalization.adapt for every normalization layer: its mean and (biased)
+        variance per channel from the examples `x`, in graph order (a layer sees the ones
+        before it adapted). Returns the names of the layers adapted. `cnnc run` does this
+        from the training split for the layers given no mean and variance."""
+        from cnnc.train.adapt import adapt
+
+        return adapt(self, x)
+
     def export_onnx(self, path: str, *, layout: str = "nchw", fold_bn: bool = False,
                     opset: int | None = None) -> None:
         """Write the network with its current weights as an ONNX model (cnnc.export).
