@@ -801,12 +801,12 @@ def _channel_constant(ex: Exporter, node: Node, name: str, values: np.ndarray) -
 def _rescaling(ex: Exporter, node: Node) -> None:
     src = ex.value(node.inputs[0])
     a, name = node.attrs, node.name
+    # The first node carries the layer's name: the import names the layer after it.
     scaled = ex.out(node) if a["offset"] == 0 else f"{name}/scaled"
-    ex.add("Mul", [src.name, ex.weight(f"{name}/scale", np.float32(a["scale"]))], [scaled],
-           name if a["offset"] == 0 else f"{name}/scale")
+    ex.add("Mul", [src.name, ex.weight(f"{name}/scale", np.float32(a["scale"]))], [scaled], name)
     if a["offset"] != 0:
         ex.add("Add", [scaled, ex.weight(f"{name}/offset", np.float32(a["offset"]))],
-               [ex.out(node)], name)
+               [ex.out(node)], f"{name}/offset")
     ex.values[name] = Value(ex.out(node), src.order)
 
 
@@ -821,9 +821,9 @@ def _normalization(ex: Exporter, node: Node) -> None:
                      np.float32(NORMALIZATION_EPSILON))
     name = node.name
     ex.add("Sub", [src.name, _channel_constant(ex, node, mean_name, mean)], [f"{name}/centred"],
-           f"{name}/centre")
+           name)
     ex.add("Div", [f"{name}/centred", _channel_constant(ex, node, f"{name}/std", std)],
-           [ex.out(node)], name)
+           [ex.out(node)], f"{name}/std")
     ex.values[name] = Value(ex.out(node), src.order)
 
 
