@@ -16,6 +16,7 @@ from typing import Any
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.graph import Graph
 from cnnc.ir.ops import OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape, numel, shape_str
 
@@ -142,3 +143,15 @@ register(OpDef(
     doc="dx of normalization: dy / max(sqrt(variance), 1e-7) per channel. Inputs "
         "(dy, variance).",
 ))
+
+
+def rescaled_inputs(graph: Graph) -> frozenset[str]:
+    """The float inputs that only rescaling layers read: the model scales them itself (a
+    `rescaling 0.00392156862745098` first layer takes 0-255 pixels), so they may be given as
+    uint8 or other integer images, converted to floats unchanged (cnnc/inputs.py)."""
+    readers = graph.consumers
+    by_name = graph.node_map
+    return frozenset(
+        n.name for n in graph.nodes
+        if n.op == "input" and n.attrs["dtype"] != "int32" and readers.get(n.name)
+        and all(by_name[r].op == "rescaling" for r in readers[n.name]))
