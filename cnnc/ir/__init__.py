@@ -3,8 +3,10 @@
 from cnnc.ir import (  # noqa: F401  (fill the op table)
     channel_shuffle,
     channel_slice,
+    clipping,
     conv_transpose,
     distributed_ops,
+    ema,
     fused,
     global_maxpool,
     gradients,

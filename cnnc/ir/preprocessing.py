@@ -124,8 +124,9 @@ register(OpDef(
     aliases=("Normalization", "normalize"),
     args=(Arg("mean", channel_values, None, doc="a number or one per channel"),
           Arg("variance", channel_values, None, doc="a number or one per channel"),
-          Arg("adapt", optional_boolean, None, doc="compute mean and variance from the training split (the default "
-                        "when they are not given)"),
+          Arg("adapt", optional_boolean, None,
+              doc="compute mean and variance from the training split (the default when they "
+                  "are not given)"),
           Arg("axis", A.integer, -1)),
     arity=(1, 1), infer=_norm_infer, params=_norm_params, check=_norm_check,
     flops=_elementwise_flops(2),

@@ -10,6 +10,7 @@ time. A trainable parameter that the loss does not depend on gets no update.
 from __future__ import annotations
 
 from cnnc.ir.graph import Graph, StateSpec
+from cnnc.ir.optimizer_options import update_args
 from cnnc.ir.train_config import OptimizerConfig
 from cnnc.passes import names
 from cnnc.passes.graph_builder import GraphBuilder
@@ -33,5 +34,6 @@ def optimizer_updates(graph: Graph, *, optimizer: OptimizerConfig) -> Graph:
         slots = [b.add_state(StateSpec(names.slot(spec.name, kind), spec.shape, "zeros",
                                        trainable=False, role="slot"))
                  for kind in slot_kinds(optimizer)]
-        b.add(names.update(spec.name), op, (spec.name, grad, *slots), dict(optimizer.args))
+        b.add(names.update(spec.name), op, (spec.name, grad, *slots),
+              update_args(optimizer.args))  # without global_clipnorm and the like
     return b.build()

@@ -576,3 +576,31 @@ CASES += [
         batch=3,
     ),
 ]
+
+# Gradient clipping by global norm (cnnc/ir/clipping.py, the optimizer's global_clipnorm): a
+# bound below the gradients' norm (the coefficient clips) with momentum SGD and the weights'
+# moving average (cnnc/ir/ema.py, use_ema), and one far above it (the coefficient is 1) with
+# Adam; gradients of odd sizes, a bias among them.
+CASES += [
+    Case(
+        "clip_global_norm",
+        (5, 4, 3),
+        [
+            {"conv2d": [5, 3], "padding": "same", "activation": "relu"},
+            "flatten",
+            {"dense": 7, "activation": "tanh"},
+            {"dense": 3},
+        ],
+        optimizer={"name": "sgd", "momentum": 0.9, "global_clipnorm": 0.05, "use_ema": True,
+                   "ema_momentum": 0.9},
+        batch=3,
+    ),
+    Case(
+        "clip_global_norm_loose",
+        (7,),
+        [{"dense": 5, "activation": "sigmoid"}, {"dense": 4}],
+        optimizer={"name": "adam", "global_clipnorm": 1000.0},
+        loss="mean_squared_error",
+        batch=4,
+    ),
+]

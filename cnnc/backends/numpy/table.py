@@ -5,8 +5,10 @@ from __future__ import annotations
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
 from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
+from cnnc.backends.numpy.clipping_impls import CLIPPING_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
+from cnnc.backends.numpy.ema_impls import EMA_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
 from cnnc.backends.numpy.global_maxpool_impls import GLOBAL_MAXPOOL_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
@@ -26,3 +28,5 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **CHANNEL_SHUFFLE_IMPLS, **RESAMPLE_IMPLS, **CONV_TRANSPOSE_IMPLS,
                           **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS}
 IMPLS.update(PREPROCESSING_IMPLS)
+IMPLS.update(CLIPPING_IMPLS)
+IMPLS.update(EMA_IMPLS)

@@ -23,8 +23,10 @@ from cnnc.backends.opencl import (
     algorithms,
     bind_channel_shuffle,
     bind_channel_slice,
+    bind_clipping,
     bind_depthwise,
     bind_distributed,
+    bind_ema,
     bind_fused,
     bind_global_maxpool,
     bind_gradients,
@@ -62,6 +64,8 @@ BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
 BINDERS.update(bind_channel_slice.BINDERS)
 BINDERS.update(bind_preprocessing.BINDERS)
+BINDERS.update(bind_clipping.BINDERS)
+BINDERS.update(bind_ema.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
