@@ -12,9 +12,7 @@ from cnnc.backends.opencl.launches import (
     NodeBinding,
     Value,
     elementwise_launch,
-    launch,
 )
-from cnnc.backends.opencl.tiling import flat
 from cnnc.ir.graph import Node
 
 
@@ -27,19 +25,21 @@ def bind_rescaling(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def bind_normalization(node: Node, ctx: BindContext) -> NodeBinding:
-    """Operands (x, mean, variance); one work-item per row of the last axis."""
+    """Operands (x, mean, variance); element-wise, each channel from its index."""
     x, mean, variance = node.operands
-    rows, cols = ctx.rows_cols(node.name)
-    args = (Value(x), Value(mean), Value(variance), Value(node.name), Int(rows), Int(cols))
-    return NodeBinding((launch("preprocessing.cl", "normalization", flat(rows), args),))
+    n, cols = ctx.numel(node.name), ctx.shape(node.name)[-1]
+    args = (Value(x), Value(mean), Value(variance), Value(node.name), Int(n), Int(cols))
+    return NodeBinding((elementwise_launch("preprocessing.cl", "normalization", n, args,
+                                           ctx.target),))
 
 
 def bind_normalization_grad(node: Node, ctx: BindContext) -> NodeBinding:
-    """Inputs (dy, variance); one work-item per row of the last axis."""
+    """Inputs (dy, variance); element-wise, each channel from its index."""
     dy, variance = node.inputs
-    rows, cols = ctx.rows_cols(node.name)
-    args = (Value(dy), Value(variance), Value(node.name), Int(rows), Int(cols))
-    return NodeBinding((launch("preprocessing.cl", "normalization_grad", flat(rows), args),))
+    n, cols = ctx.numel(node.name), ctx.shape(node.name)[-1]
+    args = (Value(dy), Value(variance), Value(node.name), Int(n), Int(cols))
+    return NodeBinding((elementwise_launch("preprocessing.cl", "normalization_grad", n, args,
+                                           ctx.target),))
 
 
 BINDERS: dict[str, Binder] = {
