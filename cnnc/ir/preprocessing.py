@@ -28,7 +28,7 @@ CONSTANT_INIT = "constant:"
 
 
 def _same_shape(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
-    (x,) = shapes[:1]
+    x = shapes[0]
     if len(x) < 2:
         raise ShapeError(f"expects an input of rank 2 or more, got shape {shape_str(x)}")
     return x
