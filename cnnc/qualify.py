@@ -62,6 +62,8 @@ x: conv2d 4 3 same relu
 e: global_avgpool2d keepdims=true
 multiply(x, e)
 layer_norm
+normalization mean=0.1 variance=2.0
+rescaling 0.5 0.1
 s: channel_shuffle 2
 g: global_avgpool2d
 h: channel_slice(s) 1 3
@@ -73,7 +75,8 @@ dense 3 {activation}
 TRAINING = (
     (NETWORK, "nadam", "sparse_categorical_crossentropy"),
     (GLOBAL_POOL.format(activation="sigmoid"), "adam", "categorical_crossentropy"),
-    (GLOBAL_POOL.format(activation="softmax"), "sgd momentum=0.9", "mean_squared_error"),
+    (GLOBAL_POOL.format(activation="softmax"),
+     "sgd momentum=0.9 global_clipnorm=1.0 use_ema=true", "mean_squared_error"),
 )
 BATCH = 3
 VARIANT_GRAPH = 2  # the graph (in the order of graphs()) run with every kind of variant too
