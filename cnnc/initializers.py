@@ -16,6 +16,7 @@ import numpy as np
 
 from cnnc.errors import CnncError
 from cnnc.ir.graph import StateSpec
+from cnnc.ir.preprocessing import CONSTANT_INIT
 
 
 def _fans(spec: StateSpec) -> tuple[int, int]:
@@ -45,6 +46,10 @@ def initial_value(spec: StateSpec, seed: int, dtype: str = "float32") -> np.ndar
         limit = sqrt(6.0 / (fan_in + fan_out))
         values = generator(seed, spec.name).uniform(-limit, limit, size=spec.shape)
         return values.astype(dtype)
+    if spec.init.startswith(CONSTANT_INIT):
+        # values a spec gives (normalization's mean and variance), one per channel
+        values = [float(v) for v in spec.init[len(CONSTANT_INIT):].split(",")]
+        return np.asarray(values, dtype=dtype).reshape(spec.shape)
     raise CnncError(f"'{spec.name}' asks for an unknown initializer '{spec.init}'")
 
 

@@ -3,7 +3,8 @@
 Decisions (documented for users in the Model's docstrings):
 - Images must be floating point (float16/32/64; computed in the model's dtype). Integer and uint8
   images are an error rather than silently converted: whether to scale by 1/255 is the caller's
-  choice, and a silent cast would train on 0..255 values.
+  choice, and a silent cast would train on 0..255 values. The exception: an input that only
+  `rescaling` layers read (the model scales its own pixels) takes integer images as they are.
 - Labels for sparse_categorical_crossentropy are integer class ids (any integer dtype) in
   0..classes-1, of shape (N,) or (N, 1) for (N, classes) predictions. Other losses take targets
   of the prediction's shape, integer or floating point.
@@ -19,6 +20,7 @@ import numpy as np
 
 from cnnc.errors import InputError
 from cnnc.ir.graph import Graph, Node
+from cnnc.ir.preprocessing import rescaled_inputs
 from cnnc.ir.shapes import shape_str
 
 
@@ -42,11 +44,14 @@ def _expected(node: Node, n: str = "N") -> str:
     return "(" + ", ".join([n, *(str(d) for d in node.shape[1:])]) + ")"
 
 
-def check_images(value: Any, node: Node) -> np.ndarray:
+def check_images(value: Any, node: Node, rescaled: bool = False) -> np.ndarray:
     """One input's batch: floating point (integers for an int32 input), shape (N, *node shape),
-    N >= 1, finite."""
+    N >= 1, finite. rescaled: the model's own rescaling layers read this input, so integer
+    pixels (uint8 images) are taken too, as floats of the same values."""
     what = f"input '{node.name}'"
     a = _array(value, what)
+    if rescaled and np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32 if a.dtype.itemsize <= 2 else np.float64)
     if node.attrs["dtype"] == "int32":
         if not np.issubdtype(a.dtype, np.integer):
             raise InputError(f"{what} expects integers, received {a.dtype}")
@@ -71,6 +76,7 @@ def check_images(value: Any, node: Node) -> np.ndarray:
 def input_feeds(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     """Checked arrays for every input node: `x` is an array (one input) or a dict by name."""
     inputs = [n for n in graph.nodes if n.op == "input"]
+    raw = rescaled_inputs(graph)
     if isinstance(x, Mapping):
         names = [n.name for n in inputs]
         problems = []
@@ -82,9 +88,9 @@ def input_feeds(graph: Graph, x: Any) -> dict[str, np.ndarray]:
             problems.append("unknown " + ", ".join(unknown))
         if problems:
             raise InputError(f"inputs are {', '.join(sorted(names))}; " + "; ".join(problems))
-        feeds = {n.name: check_images(x[n.name], n) for n in inputs}
+        feeds = {n.name: check_images(x[n.name], n, n.name in raw) for n in inputs}
     elif len(inputs) == 1:
-        feeds = {inputs[0].name: check_images(x, inputs[0])}
+        feeds = {inputs[0].name: check_images(x, inputs[0], inputs[0].name in raw)}
     else:
         raise InputError(f"the network has {len(inputs)} inputs; pass a dict "
                          f"{{{', '.join(repr(n.name) for n in inputs)}: array}}")

@@ -44,7 +44,8 @@ class Model:
     Attributes: `graph` (inference graph after the inference pipeline), `spec_graph` (the graph
     as loaded), `train_config`, `backend`, `step` (training steps taken), `seed`, `dtype`.
     Inputs to `predict` and `train_step` must be floating point (uint8 images are rejected, not
-    silently scaled) with shape (N, *input shape); sparse labels are integer class ids.
+    silently scaled; unless only `rescaling` layers read the input, which scale it themselves)
+    with shape (N, *input shape); sparse labels are integer class ids.
     """
 
     def __init__(self, spec_graph: Graph, backend: Backend, *, seed: int, dtype: str,
@@ -332,6 +333,15 @@ class Model:
             raise CnncError(f"the training state has a negative step ({step})")
         self._write_state(checked)
         self.step = step
+
+    def adapt(self, x: Any) -> list[str]:
+        """Keras' Normalization.adapt for every normalization layer: its mean and (biased)
+        variance per channel from the examples `x`, in graph order (a layer sees the ones
+        before it adapted). Returns the names of the layers adapted. `cnnc run` does this
+        from the training split for the layers given no mean and variance."""
+        from cnnc.train.adapt import adapt
+
+        return adapt(self, x)
 
     def export_onnx(self, path: str, *, layout: str = "nchw", fold_bn: bool = False,
                     opset: int | None = None) -> None:

@@ -66,6 +66,8 @@ y: multiply(x, e)
 r: avgpool2d(x) (1, 6)
 maximum(y, r)
 layer_norm
+normalization mean=0.1 variance=2.0
+rescaling 0.5 0.1
 s: channel_shuffle 2
 g: global_avgpool2d
 h: channel_slice(s) 1 3
@@ -77,8 +79,8 @@ dense 3 {activation} kernel_regularizer=0.01
 TRAINING = (
     (NETWORK, "nadam", "sparse_categorical_crossentropy"),
     (GLOBAL_POOL.format(activation="sigmoid"), "adam", "categorical_crossentropy"),
-    (GLOBAL_POOL.format(activation="softmax"), "sgd momentum=0.9 weight_decay=0.001",
-     "mean_squared_error"),
+    (GLOBAL_POOL.format(activation="softmax"),
+     "sgd momentum=0.9 weight_decay=0.001 global_clipnorm=1.0 use_ema=true", "mean_squared_error"),
 )
 BATCH = 3
 VARIANT_GRAPH = 2  # the graph (in the order of graphs()) run with every kind of variant too

@@ -779,3 +779,52 @@ def export_onnx(graph: Graph, weights: Mapping[str, np.ndarray], path: str | os.
 
 
 __all__ = ["DEFAULT_OPSET", "EXPORTERS", "LAYOUTS", "ExportError", "build_model", "export_onnx"]
+
+
+# ---------------------------------------------------------------- preprocessing layers
+# (cnnc/ir/preprocessing.py): the model carries its own input scaling, as Mul/Add and Sub/Div
+# by constants (scalars for rescaling; per channel, on ONNX's channel axis, for normalization).
+
+
+def _channel_constant(ex: Exporter, node: Node, name: str, values: np.ndarray) -> str:
+    """Per-channel constants broadcast on ONNX's channel axis: (C, 1, 1) against a 4-D NCHW
+    value, else (C,) against the last axis (reordered like a permuted flatten's columns)."""
+    src = ex.value(node.inputs[0])
+    values = np.asarray(values, dtype=np.float32)
+    if ex.rank(node.inputs[0]) == 4:
+        values = values.reshape(-1, 1, 1)
+    elif src.order is not None:
+        values = values[src.order]
+    return ex.weight(name, values)
+
+
+def _rescaling(ex: Exporter, node: Node) -> None:
+    src = ex.value(node.inputs[0])
+    a, name = node.attrs, node.name
+    # The first node carries the layer's name: the import names the layer after it.
+    scaled = ex.out(node) if a["offset"] == 0 else f"{name}/scaled"
+    ex.add("Mul", [src.name, ex.weight(f"{name}/scale", np.float32(a["scale"]))], [scaled], name)
+    if a["offset"] != 0:
+        ex.add("Add", [scaled, ex.weight(f"{name}/offset", np.float32(a["offset"]))],
+               [ex.out(node)], f"{name}/offset")
+    ex.values[name] = Value(ex.out(node), src.order)
+
+
+def _normalization(ex: Exporter, node: Node) -> None:
+    """Sub the mean, Div by Keras' max(sqrt(variance), 1e-7), computed here in float32."""
+    from cnnc.ir.preprocessing import NORMALIZATION_EPSILON
+
+    src = ex.value(node.inputs[0])
+    mean_name, var_name = node.params
+    mean = np.asarray(ex.weights[mean_name], dtype=np.float32)
+    std = np.maximum(np.sqrt(np.asarray(ex.weights[var_name], dtype=np.float32)),
+                     np.float32(NORMALIZATION_EPSILON))
+    name = node.name
+    ex.add("Sub", [src.name, _channel_constant(ex, node, mean_name, mean)], [f"{name}/centred"],
+           name)
+    ex.add("Div", [f"{name}/centred", _channel_constant(ex, node, f"{name}/std", std)],
+           [ex.out(node)], f"{name}/std")
+    ex.values[name] = Value(ex.out(node), src.order)
+
+
+EXPORTERS.update({"rescaling": _rescaling, "normalization": _normalization})

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnc.frontend import onnx_arith, onnx_resample, onnx_split
+from cnnc.frontend import onnx_arith, onnx_preprocessing, onnx_resample, onnx_split
 from cnnc.frontend.onnx_fold import BATCH, slice_shape
 from cnnc.frontend.onnx_graph import OnnxNode
 from cnnc.frontend.onnx_lowering import (
@@ -406,6 +406,8 @@ def _add(cx: Context, node: OnnxNode) -> None:
 # Sigmoid -> Mul(x, s), GELU's Erf decomposition, ...): each returns True when it lowered the
 # node, False to leave it to the next. `arithmetic` is the one entry of every such op.
 ARITHMETIC_PATTERNS: list[Callable[[Context, OnnxNode], bool]] = []
+# Input normalisation by constants: cnnc's rescaling and normalization layers.
+ARITHMETIC_PATTERNS.append(onnx_preprocessing.input_scaling)
 
 
 def arithmetic(cx: Context, node: OnnxNode) -> None:

@@ -259,7 +259,11 @@ def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfi
     name, given = _named(path, value, OPTIMIZERS, "optimizer")
     args = tuple(a for a in OPS[f"{name}_update"].args if a.name not in PASS_ARGS)
     given.setdefault("learning_rate", DEFAULT_LEARNING_RATE[name])
-    return OptimizerConfig(name, Attrs(_check_args(path, args, given)))
+    # Keras' base-optimizer options (global_clipnorm, ...): kept only where given.
+    from cnnc.ir.optimizer_options import OPTIMIZER_OPTIONS, given_options
+
+    checked = _check_args(path, (*args, *OPTIMIZER_OPTIONS), given)
+    return OptimizerConfig(name, Attrs(given_options(checked, given)))
 
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))

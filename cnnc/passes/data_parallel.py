@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnc.errors import InternalError
+from cnnc.errors import InternalError, SpecError
 from cnnc.ir.graph import Graph, Node, StateSpec, verify
 from cnnc.passes import names
 
@@ -48,6 +48,14 @@ def split_phases(graph: Graph) -> Phases:
     updates = [n for n in graph.nodes if _is_optimizer_update(n)]
     if not updates:
         raise InternalError(f"graph '{graph.name}' has no optimizer update to split off")
+    if any(n.op == "ema_update" for n in graph.nodes):
+        raise SpecError("use_ema is not supported in data-parallel runs yet",
+                        hint="train on one process (no --ranks/mpirun), or drop the option")
+    if any(n.op == "clip_coefficient" for n in graph.nodes):
+        # the norm must be of the averaged gradients, which exist only after the exchange
+        raise SpecError("global_clipnorm is not supported in data-parallel runs yet: each rank "
+                        "would clip its own gradients before they are averaged",
+                        hint="train on one process (no --ranks/mpirun), or drop the option")
     rest = [n for n in graph.nodes if not _is_optimizer_update(n)]
     grads: list[str] = []
     for node in updates:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from cnnc.ir.graph import Graph, StateSpec
 from cnnc.ir.ops import OPS
+from cnnc.ir.optimizer_options import update_args
 from cnnc.ir.train_config import OptimizerConfig
 from cnnc.passes import names
 from cnnc.passes.graph_builder import GraphBuilder
@@ -46,7 +47,7 @@ def optimizer_updates(graph: Graph, *, optimizer: OptimizerConfig) -> Graph:
     for node in graph.nodes:
         b.keep(node)
     op = f"{optimizer.name}_update"
-    args = dict(optimizer.args)
+    args = update_args(optimizer.args)  # without global_clipnorm and the like
     l2 = kernel_l2(graph)
     for spec in graph.state:
         grad = names.grad(spec.name)

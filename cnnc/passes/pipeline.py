@@ -21,6 +21,8 @@ from cnnc import settings
 from cnnc.ir.graph import Graph, verify
 from cnnc.ir.train_config import OptimizerConfig, TrainConfig, check_target
 from cnnc.passes.autodiff import backward
+from cnnc.passes.clip_gradients import clip_gradients
+from cnnc.passes.ema import average_weights
 from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_act_grad import fuse_activation_grad
@@ -90,6 +92,12 @@ def training_pipeline(
                            "kernel regularizers' L2 penalties added to the reported loss"))
         passes.append(Pass("optimizer", partial(optimizer_updates, optimizer=optimizer),
                            "one optimizer update per trainable parameter"))
+        passes.append(Pass("clip_gradients", partial(
+            clip_gradients, max_norm=optimizer.args.get("global_clipnorm")),
+            "global_clipnorm: the updates read gradients scaled to a global norm at most that"))
+        ema = optimizer.args.get("ema_momentum", 0.99) if optimizer.args.get("use_ema") else None
+        passes.append(Pass("average_weights", partial(average_weights, momentum=ema),
+                           "use_ema: a moving average of each parameter after its update"))
     passes.append(Pass("fuse_batchnorm_activation", fuse_batchnorm_activation,
                        "batch norm and the activation after it in one pass over memory"))
     passes.append(Pass("fuse_activation_grad", fuse_activation_grad,

@@ -321,3 +321,27 @@ def _channel_slice(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) 
 
 
 VJP_RULES["channel_slice"] = _channel_slice
+
+
+# ---------------------------------------------------------------- preprocessing layers
+# (cnnc/ir/preprocessing.py): element-wise affine maps. Their constants and normalization's
+# statistics are not trained, so only the input gets a gradient.
+
+
+def _rescaling(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """dx = dy * scale: the same layer with no offset."""
+    (x,) = node.inputs
+    if not needs[0]:
+        return [None]
+    return [cx.part(x, "rescaling", (dy,), {"scale": node.attrs["scale"], "offset": 0.0},
+                    like=node)]
+
+
+def _normalization(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    x, _, variance = node.operands
+    if not needs[0]:
+        return [None, None, None]
+    return [cx.part(x, "normalization_grad", (dy, variance), like=node), None, None]
+
+
+VJP_RULES.update({"rescaling": _rescaling, "normalization": _normalization})

@@ -125,7 +125,7 @@ def random_weights(graph: Graph, rng: np.random.Generator) -> dict[str, np.ndarr
     """Random parameters in a range where nothing saturates; positive moving variances."""
     out = {}
     for s in graph.state:
-        if s.name.endswith(("/moving_variance", "/gamma")):
+        if s.name.endswith(("/moving_variance", "/gamma", "/variance")):
             out[s.name] = rng.uniform(0.5, 1.5, s.shape)
         else:
             fan = s.fan[0] if s.fan else 1

@@ -245,9 +245,12 @@ class Trainer:
         return [(f.loss, f.correct) for f in self.model.read_queued_steps()]
 
     def _evaluate(self, data: LabelledData):
-        return evaluate_arrays(self.model, data, self.config.loss,
-                               batch_size=self.eval_batch_size, target=self.config.target,
-                               noise=self.config.noise, seed=self.config.seed)
+        from cnnc.train.ema import averaged_weights
+
+        with averaged_weights(self.model):  # use_ema: validation sees the averaged weights
+            return evaluate_arrays(self.model, data, self.config.loss,
+                                   batch_size=self.eval_batch_size, target=self.config.target,
+                                   noise=self.config.noise, seed=self.config.seed)
 
     def _stop_requested(self, stop: _SigintFlag) -> bool:
         return stop.requested
@@ -301,6 +304,10 @@ class Trainer:
             for epoch in range(epoch0, cfg.epochs):
                 self._epoch(epoch, batch0 if epoch == epoch0 else 0,
                             running if epoch == epoch0 else RunningMetrics(), stop)
+        from cnnc.train.ema import use_averaged_weights
+
+        # use_ema: the averaged weights from here on (the checkpoint keeps the raw ones)
+        use_averaged_weights(self.model)
         return self.history
 
     def _epoch(self, epoch: int, first_batch: int, running: RunningMetrics, stop) -> None:

@@ -399,7 +399,19 @@ class RunSession:
                 on_epoch_end=self.folder.write_metrics if lead else None,
             )
         self.trainer = trainer
+        if self.checkpoint is None:
+            self.adapt()
         trainer.run(self.checkpoint)
+
+    def adapt(self) -> None:
+        """Normalization layers given no mean and variance learn them from the training split
+        (never the validation or test data) before the first step; a checkpoint holds them."""
+        from cnnc.train.adapt import adapt
+
+        done = adapt(self.model, self.prepared.train.x, every=False)
+        if done:
+            self.say(f"adapted   {', '.join(done)} to the {len(self.prepared.train):,} "
+                     "training examples")
 
     def finish(self) -> None:
         """The weights, the test set's evaluation, and every result written."""

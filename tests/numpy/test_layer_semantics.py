@@ -568,3 +568,75 @@ def test_channel_slice__refuses_empty_and_out_of_range():
         chain((2, 2, 4), ("channel_slice", 2, 6))
     with pytest.raises(CnncError, match=r"start"):
         chain((2, 2, 4), ("channel_slice", -1, 2))
+
+
+# ---------------------------------------------------------------- preprocessing layers
+# (cnnc/ir/preprocessing.py)
+
+
+def _initial(g):
+    """The weights a graph starts from (normalization's given mean and variance)."""
+    from cnnc.initializers import initial_values
+
+    return initial_values(g.weights, seed=0, dtype="float64")
+
+
+def test_rescaling__scale_then_offset():
+    g = chain((2, 1, 2), ("rescaling", 0.5, -1.0))
+    # Keras' Rescaling: y = x * scale + offset; [0, 2, 255, -4] * 0.5 - 1.
+    y = forward(g, [[[[0.0, 2.0]], [[255.0, -4.0]]]])
+    np.testing.assert_array_equal(y.ravel(), [-1.0, 0.0, 126.5, -3.0])
+    assert not g.weights
+
+
+def test_rescaling__offset_defaults_to_zero_and_pixels_to_the_unit_interval():
+    g = chain((3,), ("rescaling", 1 / 255))
+    np.testing.assert_allclose(forward(g, [[0.0, 51.0, 255.0]]), [[0.0, 0.2, 1.0]], rtol=1e-15)
+
+
+def test_normalization__per_channel_mean_and_variance():
+    g = chain((1, 2, 3), ("normalization", {"mean": [1.0, -2.0, 0.5], "variance": [4.0, 0.25,
+                                                                                   0.0]}))
+    # (x - mean) / max(sqrt(var), 1e-7): channel 0 / 2, channel 1 / 0.5, channel 2 / 1e-7.
+    x = [[[[3.0, -2.0, 0.5], [-1.0, -1.0, 0.5000001]]]]
+    y = forward(g, x, _initial(g))
+    np.testing.assert_allclose(y[0, 0], [[1.0, 0.0, 0.0], [-1.0, 2.0, 1.0]], rtol=1e-8)
+    assert {s.name: (s.shape, s.trainable) for s in g.weights} == {
+        "normalization/mean": ((3,), False), "normalization/variance": ((3,), False)}
+
+
+def test_normalization__one_value_for_every_channel_and_weights_override():
+    g = chain((2,), ("normalization", {"mean": 3.0, "variance": 9.0}))
+    np.testing.assert_allclose(forward(g, [[6.0, 0.0]], _initial(g)), [[1.0, -1.0]])
+    w = {"normalization/mean": np.array([1.0, 2.0]),
+         "normalization/variance": np.array([1.0, 16.0])}
+    np.testing.assert_allclose(forward(g, [[6.0, 0.0]], w), [[5.0, -0.5]])
+
+
+def test_normalization__without_values_adapts_and_starts_as_the_identity():
+    from cnnc.ir.preprocessing import adapts
+
+    g = chain((2,), ("normalization",))
+    (node,) = [n for n in g.nodes if n.op == "normalization"]
+    assert adapts(node.attrs)
+    np.testing.assert_array_equal(forward(g, [[6.0, -1.0]], _initial(g)), [[6.0, -1.0]])
+    (fixed,) = [n for n in chain((2,), ("normalization", {"adapt": False})).nodes
+                if n.op == "normalization"]
+    assert not adapts(fixed.attrs)
+
+
+def test_normalization__refusals():
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=r"give both mean and variance, or neither"):
+        chain((2,), ("normalization", {"mean": 1.0}))
+    with pytest.raises(CnncError, match=r"adapt=true computes mean and variance"):
+        chain((2,), ("normalization", {"mean": 1.0, "variance": 1.0, "adapt": True}))
+    with pytest.raises(CnncError, match=r"variance has 3 values, but the input has 2 channels"):
+        chain((2,), ("normalization", {"mean": 0.0, "variance": [1.0, 2.0, 3.0]}))
+    with pytest.raises(CnncError, match=r"Expected variances >= 0"):
+        chain((2,), ("normalization", {"mean": 0.0, "variance": -1.0}))
+    with pytest.raises(CnncError, match=r"only axis=-1"):
+        chain((2, 2, 2), ("normalization", {"axis": 1}))
+    with pytest.raises(CnncError, match=r"Expected a number"):
+        chain((2,), ("rescaling", "x"))

@@ -357,3 +357,34 @@ def test_channel_slice_grad__dy_in_its_channels_zeros_elsewhere():
                   attrs={"start": 1, "stop": 3, "channels": 5})
     np.testing.assert_array_equal(one(g, dy=[[[1, 2], [3, 4]]]),
                                   [[[0, 1, 2, 0, 0], [0, 3, 4, 0, 0]]])
+
+
+# ---------------------------------------------------------------- normalization's gradient,
+# gradient clipping (cnnc/ir/preprocessing.py, cnnc/ir/clipping.py)
+
+
+def test_normalization_grad__dy_over_the_clamped_standard_deviation():
+    g = single_op("normalization_grad", inputs={"dy": (2,)}, state={"variance": (2,)})
+    out = run(g, {"dy": np.array([[2.0, 3e-7]])}, {"variance": np.array([4.0, 0.0])})["out"]
+    # sqrt(4) = 2; sqrt(0) is clamped to Keras' epsilon 1e-7
+    np.testing.assert_allclose(out, [[1.0, 3.0]], rtol=1e-12)
+
+
+def test_square_sum__every_element_squared_plus_the_running_sum():
+    g = single_op("square_sum", inputs={"x": (3,)}, state={"running": (1,)})
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]])
+    out = run(g, {"x": x}, {"running": np.array([10.0])})["out"]
+    assert out.tolist() == [1 + 4 + 9 + 0.25 + 0 + 1 + 10]
+
+
+@pytest.mark.parametrize(("squared", "want"), [(100.0, 5.0 / (10.0 + 1e-6)), (16.0, 1.0)])
+def test_clip_coefficient__pytorchs_clip_grad_norm(squared, want):
+    g = single_op("clip_coefficient", state={"sq": (1,)}, attrs={"max_norm": 5.0})
+    out = run(g, {}, {"sq": np.array([squared])})["out"]
+    assert out.tolist() == [want]  # norm 10 > 5: 5 / (10 + 1e-6); norm 4: not scaled up
+
+
+def test_scale_gradient__times_the_coefficient():
+    g = single_op("scale_gradient", state={"grad": (3,), "c": (1,)})
+    out = run(g, {}, {"grad": np.array([2.0, -4.0, 1.0]), "c": np.array([0.25])})["out"]
+    assert out.tolist() == [0.5, -1.0, 0.25]

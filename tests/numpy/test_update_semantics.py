@@ -177,3 +177,19 @@ def test_sgd_update__kernel_l2_gradient_by_hand():
         b.write_state({"p": np.ones(3)})
         step(g, 0)
         np.testing.assert_allclose(b.read_state(["p"])["p"], want, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- the weights' moving average
+# (cnnc/ir/ema.py)
+
+
+def test_ema_update__the_weights_at_step_0_then_the_momentum():
+    g = single_op("ema_update", state={"avg": (2,), "w": (2,)}, attrs={"momentum": 0.75})
+    b = NumpyBackend("float64")
+    b.init_state(g.state, {"avg": np.array([9.0, 9.0]), "w": np.array([1.0, 2.0])})
+    exe = b.compile(g, 1)
+    exe.run({}, [], step=0)  # Keras: momentum 0 at the first step, so the average = w
+    np.testing.assert_array_equal(b.read_state(["avg"])["avg"], [1.0, 2.0])
+    b.write_state({"w": np.array([5.0, -2.0])})
+    exe.run({}, [], step=1)  # 0.75 * (1, 2) + 0.25 * (5, -2)
+    np.testing.assert_allclose(b.read_state(["avg"])["avg"], [2.0, 1.0], rtol=1e-15)

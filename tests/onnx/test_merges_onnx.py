@@ -155,8 +155,9 @@ def test_input_normalisation_and_batch_norm_written_out_become_one_affine_layer(
     path = save(model, tmp_path / "norm.onnx")
     graph = check_against_ort(path, randn(2, 3, 5, 4, seed=9))
     ops = [n.op for n in graph.nodes]
-    # centre+scale: one layer; bn_mul+bn_add: one; double+flip: one (after the relu)
-    assert ops == ["input", "depthwise_conv2d", "conv2d", "depthwise_conv2d", "activation",
+    # centre+scale: one layer (on the graph input: the preprocessing layer normalization, of
+    # constant statistics); bn_mul+bn_add: one; double+flip: one (after the relu)
+    assert ops == ["input", "normalization", "conv2d", "depthwise_conv2d", "activation",
                    "depthwise_conv2d"], ops
 
 

@@ -651,6 +651,30 @@ CASES += [
     ),
 ]
 
+# Preprocessing layers (cnnc/ir/preprocessing.py): rescaling and normalization at the input (no
+# gradient needed there) and between layers (their input gradients), per channel on a map and
+# on a vector; normalization with one value for every channel and with one per channel.
+CASES += [
+    Case(
+        "preprocessing",
+        (5, 4, 3),
+        [
+            {"rescaling": [0.5, -0.25]},
+            {"normalization": None, "mean": [0.1, -0.2, 0.3], "variance": [0.5, 2.0, 1.5]},
+            {"conv2d": [5, 3], "padding": "same", "activation": "tanh"},
+            {"normalization": None, "mean": 0.25, "variance": 4.0},
+            {"rescaling": 1.5},
+            {"conv2d": [4, 2], "strides": 2},
+            "flatten",
+            {"normalization": None, "mean": 0.5, "variance": 0.25},
+            {"rescaling": [-2.0, 0.5]},
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]
+
 # An activation's gradient fused into the op that produces its dy (passes/fuse_act_grad.py,
 # bind_act_grad.py), each issue-20 activation on each producer: a 1x1 and a 3x3 conv2d input
 # gradient (the implicit GEMM's epilogue), a strided one (the phases: the unfused fallback
@@ -705,5 +729,33 @@ CASES += [
         ],
         optimizer="adam",
         batch=1,
+    ),
+]
+
+# Gradient clipping by global norm (cnnc/ir/clipping.py, the optimizer's global_clipnorm): a
+# bound below the gradients' norm (the coefficient clips) with momentum SGD and the weights'
+# moving average (cnnc/ir/ema.py, use_ema), and one far above it (the coefficient is 1) with
+# Adam; gradients of odd sizes, a bias among them.
+CASES += [
+    Case(
+        "clip_global_norm",
+        (5, 4, 3),
+        [
+            {"conv2d": [5, 3], "padding": "same", "activation": "relu"},
+            "flatten",
+            {"dense": 7, "activation": "tanh"},
+            {"dense": 3},
+        ],
+        optimizer={"name": "sgd", "momentum": 0.9, "global_clipnorm": 0.05, "use_ema": True,
+                   "ema_momentum": 0.9},
+        batch=3,
+    ),
+    Case(
+        "clip_global_norm_loose",
+        (7,),
+        [{"dense": 5, "activation": "sigmoid"}, {"dense": 4}],
+        optimizer={"name": "adam", "global_clipnorm": 1000.0},
+        loss="mean_squared_error",
+        batch=4,
     ),
 ]

@@ -112,7 +112,8 @@ class NumpyExecutable:
                 f"state tensor '{err.args[0]}' has not been initialised")) from None
         scalars: tuple = ()
         if op.scalars is not None:
-            lr = node.attrs["learning_rate"] if learning_rate is None else learning_rate
+            # an update without a learning rate (ema_update) gets 0.0, which it ignores
+            lr = node.attrs.get("learning_rate", 0.0) if learning_rate is None else learning_rate
             scalars = tuple(dtype.type(s) for s in op.scalars(node.attrs, step, lr))
         call = Call(node=node, dtype=dtype, step=step, first_example=first_example,
                     scalars=scalars, feeds=feeds)

@@ -6,8 +6,10 @@ from cnnc.backends.numpy.act_grad_impls import ACT_GRAD_IMPLS
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
 from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
+from cnnc.backends.numpy.clipping_impls import CLIPPING_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
+from cnnc.backends.numpy.ema_impls import EMA_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
 from cnnc.backends.numpy.gated_impls import GATED_IMPLS
 from cnnc.backends.numpy.global_maxpool_impls import GLOBAL_MAXPOOL_IMPLS
@@ -16,6 +18,7 @@ from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.layer_norm_impls import LAYER_NORM_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
+from cnnc.backends.numpy.preprocessing_impls import PREPROCESSING_IMPLS
 from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
@@ -29,3 +32,6 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS,
                           **REGULARIZER_IMPLS, **ACT_GRAD_IMPLS}
 IMPLS.update(GATED_IMPLS)
+IMPLS.update(PREPROCESSING_IMPLS)
+IMPLS.update(CLIPPING_IMPLS)
+IMPLS.update(EMA_IMPLS)

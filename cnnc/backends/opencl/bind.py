@@ -24,7 +24,9 @@ from cnnc.backends.opencl import (
     bind_act_grad,
     bind_channel_shuffle,
     bind_channel_slice,
+    bind_clipping,
     bind_distributed,
+    bind_ema,
     bind_fused,
     bind_gated,
     bind_global_maxpool,
@@ -33,6 +35,7 @@ from cnnc.backends.opencl import (
     bind_layers,
     bind_losses,
     bind_merges,
+    bind_preprocessing,
     bind_regularizers,
     bind_resample,
     bind_residual,
@@ -64,6 +67,9 @@ BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
 BINDERS.update(bind_channel_slice.BINDERS)
 BINDERS.update(bind_gated.BINDERS)
 BINDERS.update(bind_act_grad.BINDERS)
+BINDERS.update(bind_preprocessing.BINDERS)
+BINDERS.update(bind_clipping.BINDERS)
+BINDERS.update(bind_ema.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:

@@ -505,7 +505,9 @@ class OpenCLExecutable:
                     continue
                 if b.node not in scalars:
                     node = self.graph.node(b.node)
-                    lr = learning_rate if learning_rate is not None else node.attrs["learning_rate"]
+                    # an update without a learning rate (ema_update) gets 0.0, which it ignores
+                    lr = (learning_rate if learning_rate is not None
+                          else node.attrs.get("learning_rate", 0.0))
                     scalars[b.node] = node.opdef.scalars(node.attrs, step, lr)
                 b.kernel.set_arg(i, np.float32(scalars[b.node][arg.index]))
 
