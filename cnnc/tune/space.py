@@ -206,10 +206,12 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
         for split in (base // 2, base * 2, 1):
             if 1 <= split <= min(GRID_GROUPS[2], gemm.reduction):
                 add({**default, "split": split})
-    # A gated convolution (cnnc/ir/gated.py) scales its input as the direct algorithm loads it;
-    # its binder (bind_gated.py) sets any other aside, so only the direct one is worth timing.
+    # A gated convolution (cnnc/ir/gated.py) scales its input as some algorithms' kernels load
+    # it; its binder (bind_gated.py) sets the others aside, so only those are worth timing.
     if node.op in LAYER_OF_GATED:
-        out = [v for v in out if v.get("algo") == "direct"]
+        from cnnc.backends.opencl.bind_gated import GATE_ALGORITHMS
+
+        out = [v for v in out if v.get("algo") in GATE_ALGORITHMS]
     return out
 
 

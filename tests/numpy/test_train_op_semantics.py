@@ -388,3 +388,52 @@ def test_scale_gradient__times_the_coefficient():
     g = single_op("scale_gradient", state={"grad": (3,), "c": (1,)})
     out = run(g, {}, {"grad": np.array([2.0, -4.0, 1.0]), "c": np.array([0.25])})["out"]
     assert out.tolist() == [0.5, -1.0, 0.25]
+
+
+# ---------------------------------------------------------------- an activation's derivative
+# applied where its dy is produced (cnnc/ir/act_grad_fused.py): the producer's value times
+# f'(v), v the activation's input. softplus' = sigmoid: 1/2 at 0, 3/4 at ln 3.
+LN3 = math.log(3.0)
+
+
+def test_dense_grad_input_act_grad__dy_times_kernel_transposed_then_the_derivative():
+    g = single_op("dense_grad_input_act_grad", inputs={"dy": (3,), "v": (2,)},
+                  state={"k": (2, 3)}, attrs={"activation": "softplus"},
+                  operands=["dy", "k", "v"])
+    k = np.array([[1.0, 2, 3], [4, 5, 6]])
+    out = run(g, {"dy": np.array([[1.0, 0, 1]]), "v": np.array([[0.0, LN3]])}, {"k": k})["out"]
+    np.testing.assert_allclose(out, [[4 * 0.5, 10 * 0.75]], rtol=1e-12)
+
+
+def test_conv2d_grad_input_act_grad__spread_kernel_then_the_derivative():
+    g = single_op("conv2d_grad_input_act_grad", inputs={"dy": (2, 2, 1), "v": (3, 3, 1)},
+                  state={"k": (2, 2, 1, 1)}, attrs={**CONV, "activation": "softplus"},
+                  operands=["dy", "k", "v"])
+    k = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
+    dy = np.array([[0.0, 0.0], [0.0, 1.0]]).reshape(1, 2, 2, 1)
+    v = np.zeros((1, 3, 3, 1))
+    v[0, 2, 2, 0] = LN3
+    out = run(g, {"dy": dy, "v": v}, {"k": k})["out"]
+    np.testing.assert_allclose(out[0, :, :, 0], [[0, 0, 0], [0, 0.5, 1.0], [0, 1.5, 3.0]],
+                               rtol=1e-12)
+
+
+def test_depthwise_conv2d_grad_input_act_grad__own_filters_then_the_derivative():
+    g = single_op("depthwise_conv2d_grad_input_act_grad", inputs={"dy": (1, 1, 4),
+                                                                  "v": (2, 2, 2)},
+                  state={"k": (2, 2, 2, 2)}, attrs={**DEPTHWISE, "activation": "softplus"},
+                  operands=["dy", "k", "v"])
+    k = np.arange(16.0).reshape(2, 2, 2, 2)
+    dy = np.array([1.0, 0.0, 0.0, 2.0]).reshape(1, 1, 1, 4)
+    v = np.zeros((1, 2, 2, 2))
+    v[..., 1] = LN3
+    out = run(g, {"dy": dy, "v": v}, {"k": k})["out"]
+    np.testing.assert_allclose(out[0, :, :, 0], 0.5 * k[:, :, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(out[0, :, :, 1], 0.75 * 2 * k[:, :, 1, 1], rtol=1e-12)
+
+
+def test_add_act_grad__the_sum_then_the_derivative():
+    g = single_op("add_act_grad", inputs={"a": (2,), "b": (2,), "v": (2,)},
+                  attrs={"activation": "softplus"})
+    out = one(g, a=[[1.0, 2.0]], b=[[3.0, 4.0]], v=[[0.0, LN3]])
+    np.testing.assert_allclose(out, [[4 * 0.5, 6 * 0.75]], rtol=1e-12)

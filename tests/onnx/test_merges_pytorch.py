@@ -74,5 +74,6 @@ def test_se_block_and_input_normalisation_match_onnxruntime(dynamo, tmp_path):
     graph = check_against_ort(path, randn(2, 3, 9, 7, seed=4))
     ops = [n.op for n in graph.nodes]
     assert ops.count("multiply") == 2 and "maximum" in ops and "minimum" in ops, ops
-    # (x - mean) / std: one per-channel affine layer before the convolution
-    assert ops[1] == "depthwise_conv2d", ops
+    # (x - mean) / std on the graph input: the preprocessing layer normalization (constant
+    # statistics) before the convolution
+    assert ops[1] == "normalization", ops

@@ -48,10 +48,15 @@ def with_gate(lau: Launch, gate: Value, strides: dict[str, int]) -> Launch:
     return replace(lau, defines=defines, args=(*lau.args, gate))
 
 
+# The algorithms whose kernels scale their input by a gate as they load it: the tuner offers a
+# gated node only these (cnnc/tune/space.py).
+GATE_ALGORITHMS = frozenset({"direct"})
+
+
 def _direct_only(node: Node, ctx: BindContext) -> BindContext:
     """ctx without a tuned variant that names an algorithm other than the direct one."""
     variant = ctx.variant(node)
-    if variant.get("algo", "direct") == "direct":
+    if variant.get("algo", "direct") in GATE_ALGORITHMS:
         return ctx
     return replace(ctx, variants={k: v for k, v in ctx.variants.items() if k != node.name})
 
