@@ -57,17 +57,21 @@ PYTHON_BYTES_PER_STEP = 64
 RSS_BYTES_PER_STEP = 8192  # and the process's resident memory (pages: coarse)
 
 
-def test_queued_training_steps_leave_nothing_behind():
-    """Issue 25: the production path (Model.queue_train_step, read_queued_steps), measured
-    per step: Python's own allocations (tracemalloc, exact) and the resident set (which also
-    sees the driver's), after the first steps' one-time allocations."""
+def _queued_model():
+    """The tiny network on OpenCL with Nadam, and one batch to train it on."""
     try:
         model = cnnc.compile(TINY_SPEC, backend="opencl", optimizer="nadam")
     except DeviceError as err:
         pytest.skip(f"no usable OpenCL device: {err.message}")
     rng = np.random.default_rng(0)
-    x = rng.random((16, 12, 12, 1)).astype(np.float32)
-    y = rng.integers(0, 10, 16)
+    return (model, rng.random((16, 12, 12, 1)).astype(np.float32), rng.integers(0, 10, 16))
+
+
+def test_queued_training_steps_leave_nothing_behind():
+    """Issue 25: the production path (Model.queue_train_step, read_queued_steps), measured
+    per step: Python's own allocations (tracemalloc, exact) and the resident set (which also
+    sees the driver's), after the first steps' one-time allocations."""
+    model, x, y = _queued_model()
 
     def run(steps: int) -> None:
         for step in range(steps):
@@ -95,13 +99,7 @@ def test_queued_training_steps_leave_nothing_behind():
 
 @pytest.mark.slow
 def test_memory_is_flat_over_2000_queued_steps():
-    try:
-        model = cnnc.compile(TINY_SPEC, backend="opencl", optimizer="nadam")
-    except DeviceError as err:
-        pytest.skip(f"no usable OpenCL device: {err.message}")
-    rng = np.random.default_rng(0)
-    x = rng.random((16, 12, 12, 1)).astype(np.float32)
-    y = rng.integers(0, 10, 16)
+    model, x, y = _queued_model()
     before = None
     for step in range(STEPS):
         if step == WARMUP:
