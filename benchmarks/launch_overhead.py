@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
         shape = model.graph.shape_of(model.graph.inputs[0])[1:]
         x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
         model.predict(x, batch_size=1)
-        launches = len(model._executable("predict", model.graph, 1).bound)
+        launches = len(model.prepare(1).bound)
         times = []
         for _ in range(args.runs):
             start = time.perf_counter()

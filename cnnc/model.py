@@ -162,6 +162,14 @@ class Model:
             self._executables[key] = exe
         return exe
 
+    def prepare(self, batch: int, *, train: bool = False) -> Executable:
+        """Compile (tuning first where the backend's tuning says so) the forward pass, or with
+        train=True the training step, at `batch`, as the first predict or step would: what
+        `cnnc run` does before its first epoch, so that no epoch pays for it."""
+        if train:
+            return self._executable("train", self.training_graph(), batch)
+        return self._executable("predict", self.graph, batch)
+
     def _run(self, kind: str, graph: Graph, feeds: dict[str, np.ndarray], fetch: Any,
              **options: Any) -> dict[str, np.ndarray]:
         count = len(next(iter(feeds.values())))

@@ -7,8 +7,12 @@ every command that takes it.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from cnnc.backends.base import BACKENDS
+from cnnc.errors import CnncError
 
 SPEC_HELP = ("a .cnn or .yaml spec file, an .onnx model, or a bundled spec's name (fashion, "
              "lenet5, ...)")
@@ -83,12 +87,6 @@ def use_run_folder(args: argparse.Namespace, *, weights: bool = True) -> None:
     """A run folder (what `cnnc run` made) given as SPEC stands for its spec.yaml and, unless
     --weights names others, the weights at the run's end (weights.safetensors); where the
     command reads data and --data is not given, the data the run trained on. Says so once."""
-    import json
-    import sys
-    from pathlib import Path
-
-    from cnnc.errors import CnncError
-
     folder = Path(args.spec)
     if not folder.is_dir():
         return

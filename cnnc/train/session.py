@@ -341,20 +341,19 @@ class RunSession:
         model = self.model
         if not hasattr(model.backend, "choose_variants"):
             return
+        from cnnc.passes import names
         from cnnc.train.loop import EVAL_BATCH_SIZE
 
         start = time.perf_counter()
         sizes = self.prepared.sizes()
         batch = max(1, min(self.config.batch_size, sizes["train"] or self.config.batch_size))
-        graph = model.training_graph()
-        model._executable("train", graph, batch)
-        # the kernel that keeps each queued step's loss on the device
-        from cnnc.passes import names
-
-        model.backend.step_figures().prepare(graph.dtype_of(names.TARGET) == "int32")
+        model.prepare(batch, train=True)
+        # and the kernel that keeps each queued step's loss on the device
+        target = model.training_graph().dtype_of(names.TARGET)
+        model.backend.step_figures().prepare(target == "int32")
         held_out = max((n for k, n in sizes.items() if k != "train"), default=0)
         if held_out:
-            model._executable("predict", model.graph, min(EVAL_BATCH_SIZE, held_out))
+            model.prepare(min(EVAL_BATCH_SIZE, held_out))
         seconds = time.perf_counter() - start
         self.say(f"kernels   tuned and built in {seconds:.1f} s, before the first epoch")
         if self.lead and self.folder is not None:

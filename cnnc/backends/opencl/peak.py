@@ -9,6 +9,7 @@ reaches when nothing but FMAs limits it. It takes well under a second and is kep
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -92,9 +93,8 @@ def measured_peak(device: Any, *, remeasure: bool = False) -> float:
     entry = {"gflops": rates[width], "width": width, "device": device.name}
     cached = _read(path)  # another process may have written meanwhile
     cached[key] = entry
-    try:
+    # A read-only cache keeps nothing: the peak is measured again next time, never wrong.
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(cached, indent=1, sort_keys=True).encode())
-    except OSError:
-        pass  # a read-only cache: measured again next time, never wrong
     return rates[width]
