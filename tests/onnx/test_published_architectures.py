@@ -25,8 +25,10 @@ BATCH = 2
 
 MODELS = tuple(twins.TWINS)
 EXPORTERS = ("dynamo", "torchscript")
-# The models slow to export with the dynamo exporter (tens of seconds on 2 cores).
-SLOW = {("densenet121", "dynamo")}
+# The models slow to export with the dynamo exporter (tens of seconds on 2 cores), and those
+# whose ops the default suite already meets through that exporter elsewhere: MobileNetV3-small
+# has the large one's blocks, test_channel_split.py exports ShuffleNetV2 both ways.
+SLOW = {("densenet121", "dynamo"), ("mobilenet_v3_large", "dynamo"), ("shufflenet_v2", "dynamo")}
 
 
 def _export(module, path, exporter: str) -> None:

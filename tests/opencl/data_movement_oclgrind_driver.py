@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from oclgrind_cuts import chosen
 from test_data_movement import NETWORKS, _graph
 
 from cnnc.backends.opencl import tiling
@@ -26,7 +27,7 @@ def main(args: list[str]) -> int:
     if "--native" in args:
         cuts = {"native": None}
     else:
-        cuts = {"cpu": Target("cpu", 1), "gpu": Target("gpu", 1)}
+        cuts = chosen({"cpu": Target("cpu", 1), "gpu": Target("gpu", 1)})
     tiling.CPU_RUN_FLOATS = 12
     failed = 0
     for cut, target in cuts.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from oclgrind_cuts import chosen
 from op_cases import Case
 from test_ops import CASES, forward_graph, train_graph
 
@@ -50,7 +51,9 @@ def main(args: list[str]) -> int:
     if native:
         targets = {"native": None}
     else:
-        targets = {"cpu": Target("cpu", 1), "gpu": Target("gpu", 1, force_local_tiles=True)}
+        targets = chosen(
+            {"cpu": Target("cpu", 1), "gpu": Target("gpu", 1, force_local_tiles=True)}
+        )
     for case in cases:
         for tiling, target in targets.items():
             for what, graph in (("forward", forward_graph(case)), ("train", train_graph(case))):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from oclgrind_cuts import chosen
 from op_cases import CASES
 from test_residual import close, residual_graph, run_both
 
@@ -31,7 +32,8 @@ def main(args: list[str]) -> int:
     if "--native" in args:
         targets = {"native": None}
     else:
-        targets = {"cpu": Target("cpu", 1), "gpu": Target("gpu", 1, force_local_tiles=True)}
+        targets = chosen({"cpu": Target("cpu", 1),
+                          "gpu": Target("gpu", 1, force_local_tiles=True)})
     case = next(c for c in CASES if c.name == "residual_joins")
     joins = inference_graph(cnnc.load_spec(case.spec()))
     wino = residual_graph("conv2d_bn_add", (3, 5, 6), filters=6, kernel_size=3,

@@ -7,14 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_data_movement import NETWORKS
-from test_oclgrind import oclgrind_env, pytestmark, run_clean  # noqa: F401  (fixture, mark)
+from test_oclgrind import (  # noqa: F401  (fixture, mark)
+    cuts,
+    oclgrind_env,
+    pytestmark,
+    run_clean,
+    with_cut,
+)
 
 DRIVER = Path(__file__).with_name("data_movement_oclgrind_driver.py")
 
 
-def test_data_movement_clean_under_oclgrind(oclgrind_env):  # noqa: F811
-    out = run_clean(DRIVER, oclgrind_env)
-    assert out.count(": ok") == 2 * 2 * len(NETWORKS), out
+# The GPU's cut (local-memory tiles, where races hide) by default; the CPU's under -m slow.
+@cuts("gpu", "cpu")
+def test_data_movement_clean_under_oclgrind(oclgrind_env, cut):  # noqa: F811
+    out = run_clean(DRIVER, with_cut(oclgrind_env, cut))
+    assert out.count(": ok") == 2 * len(NETWORKS), out
 
 
 def test_data_movement_within_gpu_like_limits(oclgrind_env):  # noqa: F811

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from math import prod
 
+import pytest
 from test_oclgrind import DRIVER, _run_driver, oclgrind_env, pytestmark, run_clean  # noqa: F401
 from test_ops import CASES, forward_graph, train_graph
 
@@ -37,6 +38,8 @@ def test_the_cases_launch_the_direct_depthwise_gradient_kernels():
                 assert ("depthwise_grad.cl", "depthwise_grad_input") in kernels, case.name
 
 
+@pytest.mark.slow(reason="test_every_kernel_is_clean_under_oclgrind runs these cases in the "
+                  "default suite; this runs them alone, to name a depthwise failure")
 def test_depthwise_kernel_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     names = list(dict.fromkeys([*NAMES, *GRAD_NAMES]))
     out = run_clean(DRIVER, oclgrind_env, *names)

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
+from oclgrind_cuts import chosen
 from test_winograd import forward_graph, grad_input_graph, run_both, winograd_error_factor
 from test_winograd_grad_kernel import grad_kernel_graph
 
@@ -31,7 +32,8 @@ def main(args: list[str]) -> int:
     if "--native" in args:
         targets = {"native": None}
     else:
-        targets = {"cpu": Target("cpu", 1), "gpu": Target("gpu", 1, force_local_tiles=True)}
+        targets = chosen({"cpu": Target("cpu", 1),
+                          "gpu": Target("gpu", 1, force_local_tiles=True)})
     graphs = {
         "forward": forward_graph(3, 5, 3, 6, "same", True, "relu"),
         "grad_input": grad_input_graph(5, 3, 6, 3, "valid"),

@@ -73,12 +73,12 @@ def test_resume_after_completed_epochs_matches(tiny_spec, tiny_data, tmp_path, c
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_ends_the_same(tiny_spec, tmp_path):
     data = write_synthetic_dataset(tmp_path / "data", train=1600, test=48, shape=(12, 12))
-    common = ["--backend", "numpy", "--data", str(data), "--progress", "off", "--epochs", "20"]
+    common = ["--backend", "numpy", "--data", str(data), "--progress", "off", "--epochs", "6"]
     cmd = [sys.executable, "-m", "cnnc.cli", "run", str(tiny_spec)]
     proc = subprocess.Popen(cmd + ["--out", str(tmp_path / "cut"), *common],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
-        if line.startswith("epoch  1/20"):
+        if line.startswith("epoch 1/6"):
             proc.send_signal(signal.SIGINT)
             break
     _, err = proc.communicate(timeout=120)
@@ -86,7 +86,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_ends_the_same(tiny_spec, tmp_path)
     assert "interrupted; checkpoint saved" in err and "--resume" in err
     assert "Traceback" not in err
     ckpt = load_checkpoint(tmp_path / "cut" / "checkpoint.safetensors")
-    assert ckpt.step >= 98 and ckpt.epoch < 20  # after epoch 1 (98 steps), before the end
+    assert ckpt.step >= 98 and ckpt.epoch < 6  # after epoch 1 (98 steps), before the end
     assert "interrupted" in (tmp_path / "cut" / "summary.txt").read_text()
     resumed = subprocess.run(cmd + ["--resume", str(tmp_path / "cut"), *common],
                              check=False, capture_output=True, text=True, timeout=300)
