@@ -22,7 +22,7 @@ def _cnnc(*args: str) -> subprocess.Popen:
 
 def test_two_processes_tuning_at_once_leave_a_valid_cache(cache_dir, tmp_path, capsys):
     spec = write_spec(tmp_path)
-    procs = [_cnnc("tune", spec, "--train", "--batch", str(b), "--budget", "6") for b in (2, 3)]
+    procs = [_cnnc("tune", spec, "--train", "--batch", str(b), "--budget", "30") for b in (2, 3)]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
