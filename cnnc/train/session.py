@@ -225,12 +225,13 @@ class RunSession:
     # ------------------------------------------------------------ data and model
 
     def data(self) -> PreparedData:
-        from cnnc.data.dataset import load_configured
+        from cnnc.data.dataset import load_configured, raw_pixels
 
         g = self.graph
         shape = tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
         dataset = load_configured(self.config, self.data_dir, shape)
-        self.prepared = prepare_data(self.config, dataset, shape, self.limit)
+        self.prepared = prepare_data(self.config, dataset, shape, self.limit,
+                                     raw=raw_pixels(g))
         return self.prepared
 
     def compile(self) -> None:
