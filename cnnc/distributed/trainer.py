@@ -66,7 +66,7 @@ class DistributedTrainer(Trainer):
         result = self.stepper.run(
             x, y, labels, first_example=lo if hi > lo else 0,
             weight=(hi - lo) / len(idx), learning_rate=lr,
-            stop=bool(sigint is not None and sigint.requested))
+            stop=bool(sigint is not None and sigint.requested), momentum=self._momentum_now)
         self._agreed_stop = result.stop
         self._bad_ranks = result.bad_ranks
         return result.loss, result.correct

@@ -61,7 +61,9 @@ def _open_fraction(name: str, value: Any) -> float:
 #                                  per step, torch.optim.lr_scheduler.OneCycleLR's cosine form:
 #                                  max_lr/div_factor up to max_lr over pct_start of the steps,
 #                                  then down to max_lr/div_factor/final_div_factor
-#                                  (cnnc/train/lr_schedule.py); max_lr defaults to lr
+#                                  (cnnc/train/lr_schedule.py); max_lr defaults to lr;
+#                                  cycle_momentum: momentum/beta_1 from max_momentum down to
+#                                  base_momentum and back, inversely to the rate
 SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
     "constant": (),
     "step": (A.Arg("factor", A.positive_real, 0.5), A.Arg("every", A.positive_int, 5)),
@@ -72,7 +74,12 @@ SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
                   A.Arg("pct_start", _open_fraction, 0.3),
                   A.Arg("div_factor", A.positive_real, 25.0),
                   A.Arg("final_div_factor", A.positive_real, 1e4),
-                  A.Arg("three_phase", A.boolean, False)),
+                  A.Arg("three_phase", A.boolean, False),
+                  # Smith's momentum cycling, as OneCycleLR's cycle_momentum: sgd's momentum or
+                  # adam/adamw's beta_1 runs inversely to the rate between these two.
+                  A.Arg("cycle_momentum", A.boolean, True),
+                  A.Arg("base_momentum", A.unit_interval, 0.85),
+                  A.Arg("max_momentum", A.unit_interval, 0.95)),
 }
 # Augmentation of training images (never of validation or test images), in this order
 # (cnnc/data/augment.py and cnnc/train/augmentation.py):
@@ -322,7 +329,46 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
         changes["augment"] = Attrs(_check_args(f"{path}.augment", AUGMENT_ARGS, given))
     config = TrainConfig().replace(**changes)
     check_target(config, path)
+    if isinstance(m.get("schedule"), Mapping) and m["schedule"].get("cycle_momentum") is True:
+        check_cycled_momentum(config, path)  # asked for, not only the default
+    else:
+        check_cycled_momentum(config, path, needed=False)
     return config
+
+
+# The optimizer argument a one-cycle schedule's momentum cycling sets each step.
+CYCLED_MOMENTUM = {"sgd": "momentum", "adam": "beta_1", "adamw": "beta_1"}
+
+
+def cycles_momentum(config: TrainConfig) -> bool:
+    """Whether the run cycles its optimizer's momentum: one_cycle with cycle_momentum (the
+    default) and an optimizer with a momentum to cycle (sgd with momentum, adam, adamw)."""
+    s, opt = config.schedule, config.optimizer
+    return (s["name"] == "one_cycle" and s["cycle_momentum"] and opt.name in CYCLED_MOMENTUM
+            and not (opt.name == "sgd" and not opt.args["momentum"]))
+
+
+def check_cycled_momentum(config: TrainConfig, path: str = "train", needed: bool = True
+                          ) -> None:
+    """one_cycle's cycle_momentum needs an optimizer with a momentum to cycle: sgd with
+    momentum (without, it keeps no velocity), adam or adamw (beta_1). Nadam's momentum schedule
+    is a product over every step's beta_1, which a per-step value cannot follow. needed: the
+    spec asks for cycling in so many words (the default leaves such optimizers uncycled)."""
+    s, opt = config.schedule, config.optimizer
+    if s["name"] != "one_cycle" or not s["cycle_momentum"]:
+        return
+    name = opt.name
+    if needed and not cycles_momentum(config):
+        what = "sgd without momentum" if name == "sgd" else name
+        raise _fail(f"{path}.schedule.cycle_momentum",
+                    f"cycle_momentum cycles the optimizer's momentum, and {what} has none "
+                    "that cnnc can cycle",
+                    "set cycle_momentum: false, or use sgd with momentum, adam or adamw")
+    if s["base_momentum"] > s["max_momentum"]:
+        raise _fail(f"{path}.schedule.base_momentum",
+                    f"base_momentum {s['base_momentum']:g} is above max_momentum "
+                    f"{s['max_momentum']:g}", "momentum runs from max_momentum down to "
+                    "base_momentum while the rate rises")
 
 
 def check_target(config: TrainConfig, path: str = "train") -> None:

@@ -36,10 +36,10 @@ import numpy as np
 from cnnc.data.augment import EVAL_NOISE_EPOCH, EpochAugmentation, noisy
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import InternalError, TrainingDiverged
-from cnnc.ir.train_config import TrainConfig
+from cnnc.ir.train_config import TrainConfig, cycles_momentum
 from cnnc.train.augmentation import EpochPlan, epoch_plan
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnc.train.lr_schedule import learning_rate
+from cnnc.train.lr_schedule import learning_rate, momentum
 from cnnc.train.metrics import (
     RunningMetrics,
     evaluation_from_predictions,
@@ -203,6 +203,9 @@ class Trainer:
         self._last_good: int | None = None  # epoch count of the checkpoint on disk
         self._sigint: _SigintFlag | None = None  # while run() runs
         self._epoch_now = 0  # the epoch being trained (a denoising autoencoder's noise)
+        # one_cycle's momentum for the step being queued (None: the optimizer's own)
+        self._momentum_now: float | None = None
+        self._cycles_momentum = cycles_momentum(config)
 
     # ------------------------------------------------------------ checkpoints
 
@@ -238,7 +241,7 @@ class Trainer:
             xb, yb = aug.mix(xb, yb, start, start + len(idx))
         if self.config.noise:  # a denoising autoencoder: noisy input, clean target
             xb = noisy(xb, self.config.noise, self.config.seed, self._epoch_now, start)
-        self.model.queue_train_step(xb, yb, learning_rate=lr)
+        self.model.queue_train_step(xb, yb, learning_rate=lr, momentum=self._momentum_now)
 
     def _read_batches(self) -> list[tuple[float, int]]:
         """(loss, right predictions) of each step queued since the last read, in order."""
@@ -326,6 +329,8 @@ class Trainer:
         for b in range(first_batch, len(bounds)):
             start, stop_ = bounds[b]
             lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
+            if self._cycles_momentum:
+                self._momentum_now = momentum(cfg.schedule, epoch, b, len(bounds), cfg.epochs)
             queued.append(_Queued(self.model.step, b, stop_ - start, lr))
             self._queue_batch(order[start:stop_], start, aug, lr)
             stopping = self._stop_requested(stop)
