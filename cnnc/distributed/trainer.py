@@ -40,6 +40,8 @@ class DistributedTrainer(Trainer):
         self._agreed_stop: bool | None = None  # the last step's, until the loop reads it
         self._bad_ranks: tuple[int, ...] = ()
 
+    prefetches = False  # each rank prepares its share of the batch within its step
+
     def _train_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
                      lr: float) -> tuple[float, int]:
         """One step, run at once (its all-reduce waits for every rank); (loss, right)."""

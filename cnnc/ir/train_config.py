@@ -187,6 +187,9 @@ class TrainConfig:
     image_fit: str = "resize"
     bad_images: str = "refuse"
     stream: bool = False
+    # Batches prepared ahead of the step on a worker thread (cnnc/train/prefetch.py); 0: none,
+    # the loop prepares each itself; None: the default depth (2). Changes no result.
+    prefetch: int | None = None
 
     @property
     def reconstruction(self) -> bool:
@@ -275,6 +278,16 @@ def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfi
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 
+MAX_PREFETCH = 8  # batches prepared ahead at most: each costs a batch of memory
+
+
+def _prefetch_depth(name: str, value: Any) -> int:
+    v = A.non_negative_int(name, value)
+    if v > MAX_PREFETCH:
+        raise ArgError(f"Expected at most {MAX_PREFETCH} batches prepared ahead (0: none). "
+                       f"Received {name}={value!r}")
+    return v
+
 # The settings that are one checked value each.
 SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "dataset": dataset_name_or_path,
@@ -290,6 +303,7 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "bad_images": A.choice(*BAD_IMAGES),
     "stream": A.boolean,
     "label_smoothing": A.unit_interval,
+    "prefetch": _prefetch_depth,
 }
 
 

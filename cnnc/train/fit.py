@@ -197,6 +197,7 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed fit must share with the checkpoint's (all but epochs)."""
     d = config_dict(config)
     d.pop("epochs")
+    d.pop("prefetch", None)  # how the batches are prepared changes none of them
     return d
 
 

@@ -52,7 +52,7 @@ from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
 # Settings that may differ between a run and its resumption; everything else must match.
-RESUMABLE_CHANGES = ("epochs",)
+RESUMABLE_CHANGES = ("epochs", "prefetch")
 DEFAULT_BACKEND = "opencl"
 SKIPPED_SHOWN = 10  # unreadable files named in the header; run.json lists them all
 
