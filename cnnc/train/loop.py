@@ -40,13 +40,13 @@ from cnnc.ir.train_config import TrainConfig, cycles_momentum
 from cnnc.train.augmentation import EpochPlan, epoch_plan
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.lr_schedule import learning_rate, momentum
-from cnnc.train.prefetch import DEFAULT_DEPTH, Prefetcher
 from cnnc.train.metrics import (
     RunningMetrics,
     evaluation_from_predictions,
     reconstruction_from_predictions,
     targets_for,
 )
+from cnnc.train.prefetch import DEFAULT_DEPTH, Prefetcher
 from cnnc.train.progress import Reporter, SilentReporter
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result

@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, final
 
 from cnnc.errors import InternalError
 
@@ -26,6 +26,7 @@ DEFAULT_DEPTH = 2
 _POLL_S = 0.05
 
 
+@final
 class Prefetcher:
     """Calls make(key) for each key in order on a worker thread, at most `depth` results ahead
     of `get`; use as a context manager (or call `close`)."""
@@ -100,5 +101,5 @@ class Prefetcher:
     def __enter__(self) -> Prefetcher:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close(strict=exc[0] is None)  # never hide the error that ends the epoch
