@@ -505,13 +505,18 @@ class RunSession:
             return
         p = self.prepared
         try:
+            from cnnc.data.dataset import raw_pixels
             from cnnc.viz.report import REPORT_HTML, RunReport, write_report
+
+            # A model that scales its own pixels took 0..255 values: drawn in [0, 1].
+            shown = (np.asarray(p.test.x) / np.float32(255.0) if raw_pixels(self.graph)
+                     else p.test.x)
 
             report = RunReport(
                 name=_spec_name(self.graph, self.spec_path), graph=self.graph,
                 status="finished", settings=self.settings_rows(),
                 history=list(self.trainer.history.epochs) if self.trainer else [],
-                test=self.test, test_x=p.test.x, test_labels=p.test.labels,
+                test=self.test, test_x=shown, test_labels=p.test.labels,
                 test_probs=self.test_probs, weights=self.model.get_weights(),
                 test_inputs=self.test_inputs if self.config.noise else None)
             failed = write_report(self.folder.path, report)

@@ -142,3 +142,21 @@ def test_the_exported_model_carries_its_rescaling(tmp_path):
     name = session.get_inputs()[0].name
     probs = session.run(None, {name: np.full((1, 2, 2, 1), 255.0, np.float32)})[0]
     assert probs[0, 0] == pytest.approx(P_CLASS0, rel=1e-5)
+
+
+def test_pictures_feed_raw_pixels_and_draw_them_in_unit_range(npz, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import cnnc.viz.mistakes as mistakes
+    from cnnc.viz.maps import resolve_image
+
+    drawn = {}
+
+    def capture(x, labels, probs, *args, **kw):
+        drawn.update(x=x, probs=probs)
+
+    monkeypatch.setattr(mistakes, "mistakes_figure", capture)
+    model = _probe()
+    mistakes.show_mistakes(model, data_dir=npz)
+    np.testing.assert_allclose(drawn["probs"][:, 0], P_CLASS0, rtol=1e-5)
+    assert float(np.max(drawn["x"])) == 1.0
+    assert float(np.max(resolve_image(model, "test:0", data_dir=str(npz)).x)) == 255.0
