@@ -261,6 +261,11 @@ class Trainer:
             xb, yb = self._batch_data(idx, start, aug, self._epoch_now)
         self.model.queue_train_step(xb, yb, learning_rate=lr, momentum=self._momentum_now)
 
+    def _close_prefetcher(self) -> None:
+        if self._prefetcher is not None:
+            prefetcher, self._prefetcher = self._prefetcher, None
+            prefetcher.close(strict=False)
+
     def _read_batches(self) -> list[tuple[float, int]]:
         """(loss, right predictions) of each step queued since the last read, in order."""
         return [(f.loss, f.correct) for f in self.model.read_queued_steps()]
@@ -323,8 +328,11 @@ class Trainer:
         with _SigintFlag() as stop:
             self._sigint = stop
             for epoch in range(epoch0, cfg.epochs):
-                self._epoch(epoch, batch0 if epoch == epoch0 else 0,
-                            running if epoch == epoch0 else RunningMetrics(), stop)
+                try:
+                    self._epoch(epoch, batch0 if epoch == epoch0 else 0,
+                                running if epoch == epoch0 else RunningMetrics(), stop)
+                finally:  # Ctrl-C or an error: the prefetch thread stops before run returns
+                    self._close_prefetcher()
         from cnnc.train.ema import use_averaged_weights
 
         # use_ema: the averaged weights from here on (the checkpoint keeps the raw ones)
@@ -351,31 +359,25 @@ class Trainer:
             ends = {bounds[b][0]: bounds[b][1] for b in range(first_batch, len(bounds))}
             self._prefetcher = Prefetcher(
                 lambda s: self._batch_data(order[s:ends[s]], s, aug, epoch), list(ends), depth)
-        try:
-            for b in range(first_batch, len(bounds)):
-                start, stop_ = bounds[b]
-                lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
-                if self._cycles_momentum:
-                    self._momentum_now = momentum(cfg.schedule, epoch, b, len(bounds),
-                                                  cfg.epochs)
-                queued.append(_Queued(self.model.step, b, stop_ - start, lr))
-                self._queue_batch(order[start:stop_], start, aug, lr)
-                stopping = self._stop_requested(stop)
-                if (stopping or b + 1 == len(bounds) or len(queued) >= self.read_every
-                        or time.perf_counter() - last_read >= self.read_every_s):
-                    seen = self._take(queued, running, epoch, len(bounds), t0, seen)
-                    queued = []
-                    last_read = time.perf_counter()
-                if stopping:
-                    self.elapsed_s += time.perf_counter() - t0
-                    self._save(epoch, b + 1, running)
-                    self.reporter.close()
-                    raise TrainingInterrupted(epoch, b + 1, self.model.step,
-                                              self.checkpoint_path)
-        finally:
-            if self._prefetcher is not None:
-                prefetcher, self._prefetcher = self._prefetcher, None
-                prefetcher.close(strict=False)
+        for b in range(first_batch, len(bounds)):
+            start, stop_ = bounds[b]
+            lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
+            if self._cycles_momentum:
+                self._momentum_now = momentum(cfg.schedule, epoch, b, len(bounds), cfg.epochs)
+            queued.append(_Queued(self.model.step, b, stop_ - start, lr))
+            self._queue_batch(order[start:stop_], start, aug, lr)
+            stopping = self._stop_requested(stop)
+            if (stopping or b + 1 == len(bounds) or len(queued) >= self.read_every
+                    or time.perf_counter() - last_read >= self.read_every_s):
+                seen = self._take(queued, running, epoch, len(bounds), t0, seen)
+                queued = []
+                last_read = time.perf_counter()
+            if stopping:
+                self.elapsed_s += time.perf_counter() - t0
+                self._save(epoch, b + 1, running)
+                self.reporter.close()
+                raise TrainingInterrupted(epoch, b + 1, self.model.step, self.checkpoint_path)
+        self._close_prefetcher()
         train_s = time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": running.loss}
         if not cfg.reconstruction:
