@@ -137,3 +137,21 @@ def test_the_setting_is_checked():
         parse_train_config({"prefetch": 9})
     with pytest.raises(SpecError, match="prefetch"):
         parse_train_config({"prefetch": -1})
+
+
+def test_a_second_ctrl_c_mid_step_leaves_no_thread(tiny_data):
+    """KeyboardInterrupt raised at once (a second Ctrl-C) while the worker is ahead: the worker
+    is stopped before the exception leaves fit."""
+    model = cnnc.compile(_with(4), backend="numpy")
+    queue, calls = model.queue_train_step, [0]
+
+    def interrupted(x, y, **kw):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        queue(x, y, **kw)
+
+    model.queue_train_step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data_dir=tiny_data, epochs=1, verbose=0)
+    assert _workers() == []
