@@ -237,18 +237,22 @@ class Model:
         return result[self.graph.outputs[0]] if len(result) == 1 else result
 
     def train_step(self, x: Any, y: Any, *, learning_rate: float | None = None,
-                   return_predictions: bool = False) -> float | tuple[float, np.ndarray]:
+                   return_predictions: bool = False, momentum: float | None = None
+                   ) -> float | tuple[float, np.ndarray]:
         """One optimizer step on one batch; returns the batch's loss (before the update).
 
-        learning_rate overrides the optimizer's for this step (schedules). With
+        learning_rate overrides the optimizer's for this step (schedules); momentum overrides
+        sgd's momentum or adam/adamw's beta_1 (one_cycle's cycle_momentum). With
         return_predictions, also the batch's predictions (training mode: dropout active).
         """
         _check_learning_rate(learning_rate)
+        _check_momentum(momentum)
         graph, feeds = self._train_feeds(x, y)
         pred = graph.outputs[1]
         fetch = [names.LOSS, pred] if return_predictions else [names.LOSS]
         out = self._run("train", graph, feeds, fetch, step=self.step,
-                        learning_rate=None if learning_rate is None else float(learning_rate))
+                        learning_rate=None if learning_rate is None else float(learning_rate),
+                        momentum=None if momentum is None else float(momentum))
         self.step += 1
         loss = float(out[names.LOSS])
         if not math.isfinite(loss):
@@ -272,16 +276,19 @@ class Model:
                                             graph.shape_of(graph.outputs[1]), count)
         return graph, feeds
 
-    def queue_train_step(self, x: Any, y: Any, *, learning_rate: float | None = None) -> None:
+    def queue_train_step(self, x: Any, y: Any, *, learning_rate: float | None = None,
+                         momentum: float | None = None) -> None:
         """train_step without waiting for it: the step is enqueued, and its loss and count of
         right predictions (argmax at the target's class) are kept where it runs until
         `read_queued_steps`. What the training loop uses (cnnc/train/loop.py); a loss that is
         not finite is for the reader to find."""
         _check_learning_rate(learning_rate)
+        _check_momentum(momentum)
         graph, feeds = self._train_feeds(x, y)
         record = Record(names.LOSS, graph.outputs[1], names.TARGET)
         self._run("train", graph, feeds, [], step=self.step, record=record,
-                  learning_rate=None if learning_rate is None else float(learning_rate))
+                  learning_rate=None if learning_rate is None else float(learning_rate),
+                  momentum=None if momentum is None else float(momentum))
         self.step += 1
 
     def read_queued_steps(self) -> list[StepFigures]:
@@ -412,6 +419,13 @@ class Model:
         from cnnc.viz.graph_dot import GraphDiagram
 
         return GraphDiagram(self.spec_graph)
+
+
+def _check_momentum(momentum: Any) -> None:
+    if momentum is not None and (
+            isinstance(momentum, bool) or not isinstance(momentum, (int, float))
+            or not 0.0 <= momentum <= 1.0):
+        raise InputError(f"momentum must be a number in [0, 1], got {momentum!r}")
 
 
 def _check_learning_rate(learning_rate: Any) -> None:

@@ -41,6 +41,7 @@ class Executable(Protocol):
         first_example: int = 0,
         exchange: Exchange | None = None,
         record: Record | None = None,
+        momentum: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Run once: `feeds` gives every input node's value, `fetch` names the values wanted back.
 
@@ -50,7 +51,8 @@ class Executable(Protocol):
         share (dropout masks are keyed by it). `exchange`: see Exchange. `record`: keep the
         run's loss and count of right predictions for Backend.read_step_figures; with nothing
         to fetch or exchange, a backend may return before the run has finished (the OpenCL
-        backend does: cnnc/backends/step_figures.py).
+        backend does: cnnc/backends/step_figures.py). `momentum` overrides sgd's momentum and
+        adam/adamw's beta_1 for this step (one_cycle's cycle_momentum; ir/updates.step_scalars).
         """
         ...
 

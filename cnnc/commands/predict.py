@@ -68,6 +68,7 @@ def class_names(record: dict[str, Any], dataset: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnc.data.dataset import raw_pixels
     from cnnc.data.images import load_inputs
     from cnnc.train.evaluation import load_trained, top_classes
     from cnnc.train.fit import input_shape
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         train = record.get("train") if isinstance(record.get("train"), dict) else {}
         fit = train.get("image_fit") if train.get("image_fit") in ("resize", "crop") \
             else "resize"
-    inputs = load_inputs(args.inputs, input_shape(model), invert=args.invert, fit=fit)
+    # A model whose rescaling layer scales its pixels is given them unscaled (no double scaling).
+    inputs = load_inputs(args.inputs, input_shape(model), invert=args.invert, fit=fit,
+                         raw=raw_pixels(model.graph))
     for note in inputs.notes:
         print(f"cnnc: {note}", file=sys.stderr)
     probs = model.predict(inputs.x)

@@ -1,7 +1,9 @@
 """A dataset loaded into memory: the four IDX files checked against each other, and model inputs.
 
 Images stay uint8 until `to_inputs` scales them to [0, 1] float32 (the seed code's `/ 255.`) in
-the spec's input shape, so a 60,000-image training set costs 47 MB until it is used.
+the spec's input shape, so a 60,000-image training set costs 47 MB until it is used. A model
+whose input only `rescaling` layers read (`raw_pixels`) is given the pixels' 0..255 values
+instead: its own layer scales them, once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from cnnc.data.locate import FoundFiles, _with_subfolders, files_in, locate_data
 from cnnc.data.sources import is_source_path, load_source
 from cnnc.data.streamed import DiskImages, StreamedInputs
 from cnnc.errors import DataError
+from cnnc.ir.graph import Graph
+from cnnc.ir.preprocessing import rescaled_inputs
 from cnnc.ir.train_config import is_dataset_path
 
 
@@ -126,15 +130,19 @@ def _hw(split: Split) -> str:
     return "x".join(str(d) for d in split.images.shape[1:])
 
 
-def to_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
-    """uint8 images (N, H, W) or (N, H, W, C) as float32 in [0, 1] of shape (N, *input_shape)."""
+def to_inputs(images: np.ndarray, input_shape: Sequence[int], raw: bool = False) -> np.ndarray:
+    """uint8 images (N, H, W) or (N, H, W, C) as float32 in [0, 1] of shape (N, *input_shape).
+
+    raw: the model scales its pixels itself (`raw_pixels`): uint8 values become float32 of the
+    same values, 0..255, so that its `rescaling` layer scales them exactly once.
+    """
     shape = tuple(int(d) for d in input_shape)
     if isinstance(images, DiskImages):  # streamed: scaled per batch as it is read
         per_image = images.shape[1:]
         if per_image != shape and not (per_image == shape[:-1] and shape[-1] == 1):
             raise DataError(f"the images are {'x'.join(map(str, per_image))} but the spec's "
                             f"input is {'x'.join(map(str, shape))}")
-        return StreamedInputs(images, shape)
+        return StreamedInputs(images, shape, raw=raw)
     images = np.asarray(images)
     per_image = images.shape[1:]
     if per_image == shape[:-1] and shape[-1] == 1:
@@ -145,13 +153,23 @@ def to_inputs(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
             f"{'x'.join(map(str, shape))}",
             hint="the dataset's images must match the input layer's shape")
     if images.dtype == np.uint8:
-        return scale_pixels(images)
+        return scale_pixels(images, raw)
     return images.astype(np.float32, copy=False)
 
 
-def scale_pixels(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels as float32 in [0, 1]: the seed code's `/ 255.`, for training and predict."""
+def scale_pixels(pixels: np.ndarray, raw: bool = False) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1]: the seed code's `/ 255.`, for training and predict;
+    with raw (the model's own rescaling layer scales them), float32 of the same 0..255 values."""
+    if raw:
+        return pixels.astype(np.float32)
     return pixels.astype(np.float32) / np.float32(255.0)
+
+
+def raw_pixels(graph: Graph) -> bool:
+    """True when the graph's (first) input is read by `rescaling` layers alone: the model scales
+    its own pixels, so the data layer hands it 0..255 values rather than dividing by 255 too
+    (cnnc.ir.preprocessing.rescaled_inputs, which Model.predict's integer inputs also follow)."""
+    return bool(graph.inputs) and graph.inputs[0] in rescaled_inputs(graph)
 
 
 def load_configured(config, data_dir: str | Path | None, input_shape: Sequence[int],

@@ -6,7 +6,8 @@ width. Large images are reduced in 8 bits first, and ones over
 cnnc.input_limits.MAX_IMAGE_PIXELS are refused from their header. Fashion-MNIST shows light
 objects on a black background, so a photo with a light background is inverted ('auto' decides
 from the border pixels). IDX and .npy files may hold one image (H, W[, C]) or many
-(N, H, W[, C]); uint8 values are divided by 255 as in training. A folder stands for the image
+(N, H, W[, C]); uint8 values are divided by 255 as in training (not with `raw`, for a model whose
+own `rescaling` layer scales them: then 0..255 values, scaled once, by the model). A folder stands for the image
 files under it (sorted, at any depth); a .npz for its x_test array (or x, or its only array).
 With `fit` (the weights were trained on an image folder), image files are decoded exactly as
 that folder's were (cnnc/data/folder.py: resize or crop, no inversion unless asked).
@@ -46,17 +47,19 @@ def _is_idx(path: Path) -> bool:
     return "idx" in name or name.endswith(("-ubyte", "-ubyte.gz"))
 
 
-def _scale(array: np.ndarray, path: Path) -> np.ndarray:
+def _scale(array: np.ndarray, path: Path, raw: bool = False) -> np.ndarray:
     if array.dtype == np.uint8:
-        return scale_pixels(array)
+        return scale_pixels(array, raw)
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise InputError(f"{path}: expected numbers, the array holds {array.dtype}")
     out = array.astype(np.float32)
     if not np.all(np.isfinite(out)):
         raise InputError(f"{path}: the array holds NaN or infinite values")
-    if out.size and (out.min() < 0.0 or out.max() > 1.0):
+    top = 255.0 if raw else 1.0  # a model that rescales itself takes pixel values
+    if out.size and (out.min() < 0.0 or out.max() > top):
         raise InputError(f"{path}: values range over [{out.min():g}, {out.max():g}]; the model "
-                         "expects [0, 1]", hint="save uint8 pixels (0-255), or divide by 255")
+                         f"expects [0, {top:g}]", hint="save uint8 pixels (0-255)" + (
+                             "" if raw else ", or divide by 255"))
     return out
 
 
@@ -115,11 +118,11 @@ def _load_npz(path: Path) -> np.ndarray:
     return members[key]
 
 
-def _load_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+def _load_array(path: Path, shape: tuple[int, ...], raw: bool = False) -> np.ndarray:
     suffix = path.suffix.lower()
     array = (_load_npy(path) if suffix == ".npy" else _load_npz(path) if suffix == ".npz"
              else read_idx(path))
-    return _scale(_shape_array(np.asarray(array), shape, path), path)
+    return _scale(_shape_array(np.asarray(array), shape, path), path, raw)
 
 
 def _shrink(image, mode: str):
@@ -138,7 +141,8 @@ def _shrink(image, mode: str):
     return image
 
 
-def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.ndarray, bool]:
+def _load_image(path: Path, shape: tuple[int, ...], invert: str, raw: bool = False
+                ) -> tuple[np.ndarray, bool]:
     from PIL import Image
 
     h, w, c = shape
@@ -170,7 +174,7 @@ def _load_image(path: Path, shape: tuple[int, ...], invert: str) -> tuple[np.nda
     square[top:top + ih, left:left + iw] = pixels
     pil = Image.fromarray(np.round(square * 255).astype(np.uint8))  # 2-D: L, HxWx3: RGB
     resized = pil.resize((w, h), Image.Resampling.LANCZOS)
-    out = scale_pixels(np.asarray(resized))
+    out = scale_pixels(np.asarray(resized), raw)
     return out.reshape(1, h, w, c), flipped
 
 
@@ -194,24 +198,25 @@ def _expand(paths: Sequence[str]) -> list[Path]:
     return out
 
 
-def _load_training_image(path: Path, shape: tuple[int, ...], fit: str, invert: str
-                         ) -> np.ndarray:
+def _load_training_image(path: Path, shape: tuple[int, ...], fit: str, invert: str,
+                         raw: bool = False) -> np.ndarray:
     from cnnc.data.folder import decode_image
 
     h, w, c = shape
     try:
-        pixels = scale_pixels(decode_image(path, shape, fit))
+        pixels = scale_pixels(decode_image(path, shape, fit), raw)
     except DataError as err:
         raise InputError(err.message, hint=err.hint) from None
     if invert == "yes":
-        pixels = 1.0 - pixels
+        pixels = (np.float32(255.0) if raw else np.float32(1.0)) - pixels
     return pixels.reshape(1, h, w, c)
 
 
 def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto",
-                fit: str | None = None) -> Inputs:
+                fit: str | None = None, raw: bool = False) -> Inputs:
     """Every file as model inputs of `shape` (H, W, C); errors name the file. fit: decode
-    images as an image folder's were in training (resize or crop), not as photos."""
+    images as an image folder's were in training (resize or crop), not as photos. raw: the
+    model's own rescaling layer scales pixels (cnnc.data.dataset.raw_pixels): 0..255 values."""
     shape = tuple(int(d) for d in shape)
     if len(shape) != 3:
         raise InputError(f"predict takes image-shaped inputs (H, W, C); the model's input is "
@@ -222,16 +227,16 @@ def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto"
         suffix = path.suffix.lower()
         if suffix in ARRAY_SUFFIXES or _is_idx(path):
             try:
-                array = _load_array(path, shape)
+                array = _load_array(path, shape, raw)
             except DataError as err:
                 raise InputError(err.message, file=err.file, hint=err.hint) from None
             xs.append(array)
             names += [str(path)] if len(array) == 1 else [f"{path}[{i}]" for i in range(len(array))]
         elif fit is not None:
-            xs.append(_load_training_image(path, shape, fit, invert))
+            xs.append(_load_training_image(path, shape, fit, invert, raw))
             names.append(str(path))
         else:
-            array, flipped = _load_image(path, shape, invert)
+            array, flipped = _load_image(path, shape, invert, raw)
             xs.append(array)
             names.append(str(path))
             if flipped:

@@ -5,7 +5,8 @@ bounded number in flight) into an anonymous temporary file of uint8 rows at the 
 training reads the rows of each batch from it (os.pread: the page cache, never a mapping of the
 whole file), so memory holds a batch, not the folder. `DiskImages` is that file (indexing with
 rows gives uint8 arrays; a slice gives a view); `StreamedInputs` is what the training loop
-indexes: the same rows scaled to float32 in [0, 1], exactly as `to_inputs` scales them.
+indexes: the same rows scaled to float32 in [0, 1], exactly as `to_inputs` scales them (or
+their 0..255 values with `raw`, for a model whose `rescaling` layer scales them itself).
 """
 
 from __future__ import annotations
@@ -102,9 +103,10 @@ class StreamedInputs:
     """Model inputs (N, *input_shape) float32 read from `DiskImages` per index: what the training
     loop's x[idx] takes. Anything that needs a whole array (np.asarray) reads every row."""
 
-    def __init__(self, images: DiskImages, input_shape: tuple[int, ...]):
+    def __init__(self, images: DiskImages, input_shape: tuple[int, ...], raw: bool = False):
         self.images = images
         self.input_shape = tuple(int(d) for d in input_shape)
+        self.raw = raw
 
     def __len__(self) -> int:
         return len(self.images)
@@ -121,11 +123,14 @@ class StreamedInputs:
 
     def _scaled(self, pixels: np.ndarray) -> np.ndarray:
         # The same float32 arithmetic as cnnc.data.dataset.scale_pixels: bit-identical inputs.
-        return (pixels.astype(np.float32) / np.float32(255.0)).reshape(-1, *self.input_shape)
+        values = pixels.astype(np.float32)
+        if not self.raw:
+            values /= np.float32(255.0)
+        return values.reshape(-1, *self.input_shape)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return StreamedInputs(self.images[index], self.input_shape)
+            return StreamedInputs(self.images[index], self.input_shape, self.raw)
         if isinstance(index, (int, np.integer)):
             return self._scaled(self.images.read([index]))[0]
         return self._scaled(self.images.read(index))

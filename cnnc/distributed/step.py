@@ -97,7 +97,8 @@ class DataParallelStep:
     # ------------------------------------------------------------ the step
 
     def run(self, x: np.ndarray, y: np.ndarray, labels: np.ndarray, *, first_example: int,
-            weight: float, learning_rate: float | None, stop: bool = False) -> StepResult:
+            weight: float, learning_rate: float | None, stop: bool = False,
+            momentum: float | None = None) -> StepResult:
         """One step on this rank's examples (x, targets y, class labels), which start at
         `first_example` of the global batch and are `weight` of it (0: a stand-in example for a
         rank that holds none of a short batch; it takes part in every collective only)."""
@@ -135,7 +136,8 @@ class DataParallelStep:
             model.backend.write_state({name: buf[a:b].reshape(shape)
                                        for name, shape, a, b in self.layout})
             t3 = time.perf_counter()
-            self.update.run({}, [], step=model.step, learning_rate=learning_rate)
+            self.update.run({}, [], step=model.step, learning_rate=learning_rate,
+                            momentum=momentum)
         model.step += 1
         self.times.steps += 1
         self.times.allreduce_s += t2 - t1

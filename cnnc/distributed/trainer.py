@@ -40,6 +40,8 @@ class DistributedTrainer(Trainer):
         self._agreed_stop: bool | None = None  # the last step's, until the loop reads it
         self._bad_ranks: tuple[int, ...] = ()
 
+    prefetches = False  # each rank prepares its share of the batch within its step
+
     def _train_batch(self, idx: np.ndarray, start: int, aug: EpochAugmentation | None,
                      lr: float) -> tuple[float, int]:
         """One step, run at once (its all-reduce waits for every rank); (loss, right)."""
@@ -66,7 +68,7 @@ class DistributedTrainer(Trainer):
         result = self.stepper.run(
             x, y, labels, first_example=lo if hi > lo else 0,
             weight=(hi - lo) / len(idx), learning_rate=lr,
-            stop=bool(sigint is not None and sigint.requested))
+            stop=bool(sigint is not None and sigint.requested), momentum=self._momentum_now)
         self._agreed_stop = result.stop
         self._bad_ranks = result.bad_ranks
         return result.loss, result.correct

@@ -61,7 +61,9 @@ def _open_fraction(name: str, value: Any) -> float:
 #                                  per step, torch.optim.lr_scheduler.OneCycleLR's cosine form:
 #                                  max_lr/div_factor up to max_lr over pct_start of the steps,
 #                                  then down to max_lr/div_factor/final_div_factor
-#                                  (cnnc/train/lr_schedule.py); max_lr defaults to lr
+#                                  (cnnc/train/lr_schedule.py); max_lr defaults to lr;
+#                                  cycle_momentum: momentum/beta_1 from max_momentum down to
+#                                  base_momentum and back, inversely to the rate
 SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
     "constant": (),
     "step": (A.Arg("factor", A.positive_real, 0.5), A.Arg("every", A.positive_int, 5)),
@@ -72,7 +74,12 @@ SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
                   A.Arg("pct_start", _open_fraction, 0.3),
                   A.Arg("div_factor", A.positive_real, 25.0),
                   A.Arg("final_div_factor", A.positive_real, 1e4),
-                  A.Arg("three_phase", A.boolean, False)),
+                  A.Arg("three_phase", A.boolean, False),
+                  # Smith's momentum cycling, as OneCycleLR's cycle_momentum: sgd's momentum or
+                  # adam/adamw's beta_1 runs inversely to the rate between these two.
+                  A.Arg("cycle_momentum", A.boolean, True),
+                  A.Arg("base_momentum", A.unit_interval, 0.85),
+                  A.Arg("max_momentum", A.unit_interval, 0.95)),
 }
 # Augmentation of training images (never of validation or test images), in this order
 # (cnnc/data/augment.py and cnnc/train/augmentation.py):
@@ -180,6 +187,9 @@ class TrainConfig:
     image_fit: str = "resize"
     bad_images: str = "refuse"
     stream: bool = False
+    # Batches prepared ahead of the step on a worker thread (cnnc/train/prefetch.py); 0: none,
+    # the loop prepares each itself; None: the default depth (2). Changes no result.
+    prefetch: int | None = None
 
     @property
     def reconstruction(self) -> bool:
@@ -268,6 +278,16 @@ def parse_optimizer(value: Any, path: str = "train.optimizer") -> OptimizerConfi
 
 FIELDS = tuple(f.name for f in fields(TrainConfig))
 
+MAX_PREFETCH = 8  # batches prepared ahead at most: each costs a batch of memory
+
+
+def _prefetch_depth(name: str, value: Any) -> int:
+    v = A.non_negative_int(name, value)
+    if v > MAX_PREFETCH:
+        raise ArgError(f"Expected at most {MAX_PREFETCH} batches prepared ahead (0: none). "
+                       f"Received {name}={value!r}")
+    return v
+
 # The settings that are one checked value each.
 SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "dataset": dataset_name_or_path,
@@ -283,6 +303,7 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "bad_images": A.choice(*BAD_IMAGES),
     "stream": A.boolean,
     "label_smoothing": A.unit_interval,
+    "prefetch": _prefetch_depth,
 }
 
 
@@ -322,7 +343,46 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
         changes["augment"] = Attrs(_check_args(f"{path}.augment", AUGMENT_ARGS, given))
     config = TrainConfig().replace(**changes)
     check_target(config, path)
+    if isinstance(m.get("schedule"), Mapping) and m["schedule"].get("cycle_momentum") is True:
+        check_cycled_momentum(config, path)  # asked for, not only the default
+    else:
+        check_cycled_momentum(config, path, needed=False)
     return config
+
+
+# The optimizer argument a one-cycle schedule's momentum cycling sets each step.
+CYCLED_MOMENTUM = {"sgd": "momentum", "adam": "beta_1", "adamw": "beta_1"}
+
+
+def cycles_momentum(config: TrainConfig) -> bool:
+    """Whether the run cycles its optimizer's momentum: one_cycle with cycle_momentum (the
+    default) and an optimizer with a momentum to cycle (sgd with momentum, adam, adamw)."""
+    s, opt = config.schedule, config.optimizer
+    return (s["name"] == "one_cycle" and s["cycle_momentum"] and opt.name in CYCLED_MOMENTUM
+            and not (opt.name == "sgd" and not opt.args["momentum"]))
+
+
+def check_cycled_momentum(config: TrainConfig, path: str = "train", needed: bool = True
+                          ) -> None:
+    """one_cycle's cycle_momentum needs an optimizer with a momentum to cycle: sgd with
+    momentum (without, it keeps no velocity), adam or adamw (beta_1). Nadam's momentum schedule
+    is a product over every step's beta_1, which a per-step value cannot follow. needed: the
+    spec asks for cycling in so many words (the default leaves such optimizers uncycled)."""
+    s, opt = config.schedule, config.optimizer
+    if s["name"] != "one_cycle" or not s["cycle_momentum"]:
+        return
+    name = opt.name
+    if needed and not cycles_momentum(config):
+        what = "sgd without momentum" if name == "sgd" else name
+        raise _fail(f"{path}.schedule.cycle_momentum",
+                    f"cycle_momentum cycles the optimizer's momentum, and {what} has none "
+                    "that cnnc can cycle",
+                    "set cycle_momentum: false, or use sgd with momentum, adam or adamw")
+    if s["base_momentum"] > s["max_momentum"]:
+        raise _fail(f"{path}.schedule.base_momentum",
+                    f"base_momentum {s['base_momentum']:g} is above max_momentum "
+                    f"{s['max_momentum']:g}", "momentum runs from max_momentum down to "
+                    "base_momentum while the rate rises")
 
 
 def check_target(config: TrainConfig, path: str = "train") -> None:

@@ -103,6 +103,24 @@ def _nadam_scalars(attrs: Attrs, step: int, lr: float) -> tuple[float, ...]:
             2.0 * attrs["l2"])
 
 
+# The attribute that a schedule's per-step momentum (one_cycle's cycle_momentum) stands in for,
+# per update op: the backends pass it to OpDef.scalars in place of the attribute's value.
+CYCLED_MOMENTUM_ARG = {"sgd_update": "momentum", "adam_update": "beta_1",
+                       "adamw_update": "beta_1"}
+
+
+def step_scalars(op: str, attrs: Attrs, step: int, lr: float, momentum: float | None = None
+                 ) -> tuple[float, ...]:
+    """OPS[op].scalars for this step, with the step's `momentum` (None: the attribute's own) in
+    place of sgd's momentum or adam's beta_1: what every backend hands its update kernels."""
+    from cnnc.ir.ops import OPS
+
+    key = CYCLED_MOMENTUM_ARG.get(op)
+    if momentum is not None and key is not None:
+        attrs = Attrs({**dict(attrs.items()), key: momentum})
+    return OPS[op].scalars(attrs, step, lr)
+
+
 LR = Arg("learning_rate", A.positive_real)
 # Decoupled weight decay (Loshchilov & Hutter as Keras 3 and torch.optim.AdamW apply it: the
 # factor is lr * weight_decay, so a schedule scales it too), and whether it also reaches biases

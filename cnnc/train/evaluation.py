@@ -59,7 +59,7 @@ class EvalResult:
 def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACKEND,
                   device: str | None = None, data_dir: str | None = None,
                   batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> EvalResult:
-    from cnnc.data.dataset import load_configured, to_inputs
+    from cnnc.data.dataset import load_configured, raw_pixels, to_inputs
 
     model = load_trained(spec, weights, backend, device)
     config: TrainConfig = model.train_config
@@ -67,7 +67,7 @@ def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACK
     images, labels = dataset.test.images, dataset.test.labels
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    data = LabelledData(to_inputs(images, input_shape(model)), labels)
+    data = LabelledData(to_inputs(images, input_shape(model), raw_pixels(model.graph)), labels)
     ev = evaluate_arrays(model, data, config.loss, dataset.class_names, batch_size=batch_size,
                          target=config.target, noise=config.noise, seed=config.seed)
     return EvalResult(spec, weights, config.dataset, ev)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.atomic import remove_stale_temporaries
-from cnnc.data.dataset import Dataset, load_configured, to_inputs
+from cnnc.data.dataset import Dataset, load_configured, raw_pixels, to_inputs
 from cnnc.data.split import validation_split_point
 from cnnc.errors import DataError, InputError, OutputError
 from cnnc.ir.train_config import TrainConfig, parse_train_config
@@ -60,11 +60,12 @@ def _parts(n: int, config: TrainConfig, limit: int | None) -> tuple[slice, slice
 
 
 def prepare_data(config: TrainConfig, dataset: Dataset, shape: tuple[int, ...],
-                 limit: int | None = None) -> PreparedData:
+                 limit: int | None = None, raw: bool = False) -> PreparedData:
     """The dataset as model inputs: training, validation (see `_parts`) and test.
 
     `limit` caps the examples trained on; the validation and test sets stay whole so that their
-    figures stay comparable between runs. Only the parts used are converted to float32.
+    figures stay comparable between runs. Only the parts used are converted to float32. raw:
+    the model's own rescaling layer scales the pixels (cnnc.data.dataset.raw_pixels).
     """
     images, labels = dataset.train.images, dataset.train.labels
     if dataset.validation is not None:
@@ -75,17 +76,17 @@ def prepare_data(config: TrainConfig, dataset: Dataset, shape: tuple[int, ...],
                             "validation_size too", hint="remove one of the two")
         train, _ = _parts(len(labels), config.replace(validation_size=None,
                                                       validation_split=0.0), limit)
-        validation = LabelledData(to_inputs(dataset.validation.images, shape),
+        validation = LabelledData(to_inputs(dataset.validation.images, shape, raw),
                                   dataset.validation.labels)
     else:
         train, held = _parts(len(labels), config, limit)
         validation = None
         if held is not None:
-            validation = LabelledData(to_inputs(images[held], shape), labels[held])
+            validation = LabelledData(to_inputs(images[held], shape, raw), labels[held])
     return PreparedData(
-        train=LabelledData(to_inputs(images[train], shape), labels[train]),
+        train=LabelledData(to_inputs(images[train], shape, raw), labels[train]),
         validation=validation,
-        test=LabelledData(to_inputs(dataset.test.images, shape), dataset.test.labels),
+        test=LabelledData(to_inputs(dataset.test.images, shape, raw), dataset.test.labels),
         class_names=dataset.class_names,
         dataset=dataset,
     )
@@ -149,7 +150,8 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     classes = num_classes(model)
     if x is None:
         dataset = load_configured(config, data_dir, input_shape(model))
-        data = prepare_data(config, dataset, input_shape(model), limit)
+        data = prepare_data(config, dataset, input_shape(model), limit,
+                            raw=raw_pixels(model.graph))
         train, validation = data.train, data.validation
     else:
         every = _arrays(x, y, "fit", classes, config.reconstruction)
@@ -195,6 +197,7 @@ def _resumable(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed fit must share with the checkpoint's (all but epochs)."""
     d = config_dict(config)
     d.pop("epochs")
+    d.pop("prefetch", None)  # how the batches are prepared changes none of them
     return d
 
 
@@ -219,8 +222,8 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
     class_names: tuple[str, ...] = ()
     if x is None:
         dataset = load_configured(config, data_dir, input_shape(model))
-        data = LabelledData(to_inputs(dataset.test.images, input_shape(model)),
-                            dataset.test.labels)
+        data = LabelledData(to_inputs(dataset.test.images, input_shape(model),
+                                      raw_pixels(model.graph)), dataset.test.labels)
         class_names = dataset.class_names
     else:
         data = _arrays(x, y, "evaluate", num_classes(model), config.reconstruction)

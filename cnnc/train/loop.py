@@ -36,16 +36,17 @@ import numpy as np
 from cnnc.data.augment import EVAL_NOISE_EPOCH, EpochAugmentation, noisy
 from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import InternalError, TrainingDiverged
-from cnnc.ir.train_config import TrainConfig
+from cnnc.ir.train_config import TrainConfig, cycles_momentum
 from cnnc.train.augmentation import EpochPlan, epoch_plan
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnc.train.lr_schedule import learning_rate
+from cnnc.train.lr_schedule import learning_rate, momentum
 from cnnc.train.metrics import (
     RunningMetrics,
     evaluation_from_predictions,
     reconstruction_from_predictions,
     targets_for,
 )
+from cnnc.train.prefetch import DEFAULT_DEPTH, Prefetcher
 from cnnc.train.progress import Reporter, SilentReporter
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
@@ -203,6 +204,10 @@ class Trainer:
         self._last_good: int | None = None  # epoch count of the checkpoint on disk
         self._sigint: _SigintFlag | None = None  # while run() runs
         self._epoch_now = 0  # the epoch being trained (a denoising autoencoder's noise)
+        # one_cycle's momentum for the step being queued (None: the optimizer's own)
+        self._momentum_now: float | None = None
+        self._cycles_momentum = cycles_momentum(config)
+        self._prefetcher: Prefetcher | None = None  # the epoch's, while it runs
 
     # ------------------------------------------------------------ checkpoints
 
@@ -226,10 +231,16 @@ class Trainer:
 
     # ------------------------------------------------------------ what data parallelism overrides
 
-    def _queue_batch(self, idx: np.ndarray, start: int,
-                     aug: EpochPlan | EpochAugmentation | None, lr: float) -> None:
-        """Queue one optimizer step on the examples `idx`, at positions start.. of the epoch's
-        order (its figures: `_read_batches`); `aug` augments it (cnnc/train/augmentation.py)."""
+    # Whether this loop's steps take their data from a prefetch queue (data parallelism
+    # prepares each rank's share in its own step, and sets this False).
+    prefetches = True
+
+    def _batch_data(self, idx: np.ndarray, start: int,
+                    aug: EpochPlan | EpochAugmentation | None, epoch: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The inputs and targets of the step on the examples `idx` at positions start.. of
+        epoch `epoch`'s order: read, augmented, mixed. A pure function of its arguments (the
+        prefetch thread runs it ahead of the step; cnnc/train/prefetch.py)."""
         xb = self.train.x[idx]
         if aug is not None:
             xb = aug.batch(xb, start, start + len(idx))
@@ -237,8 +248,23 @@ class Trainer:
         if isinstance(aug, EpochPlan) and aug.mixes:
             xb, yb = aug.mix(xb, yb, start, start + len(idx))
         if self.config.noise:  # a denoising autoencoder: noisy input, clean target
-            xb = noisy(xb, self.config.noise, self.config.seed, self._epoch_now, start)
-        self.model.queue_train_step(xb, yb, learning_rate=lr)
+            xb = noisy(xb, self.config.noise, self.config.seed, epoch, start)
+        return xb, yb
+
+    def _queue_batch(self, idx: np.ndarray, start: int,
+                     aug: EpochPlan | EpochAugmentation | None, lr: float) -> None:
+        """Queue one optimizer step on the examples `idx`, at positions start.. of the epoch's
+        order (its figures: `_read_batches`); `aug` augments it (cnnc/train/augmentation.py)."""
+        if self._prefetcher is not None:
+            xb, yb = self._prefetcher.get(start)
+        else:
+            xb, yb = self._batch_data(idx, start, aug, self._epoch_now)
+        self.model.queue_train_step(xb, yb, learning_rate=lr, momentum=self._momentum_now)
+
+    def _close_prefetcher(self) -> None:
+        if self._prefetcher is not None:
+            prefetcher, self._prefetcher = self._prefetcher, None
+            prefetcher.close(strict=False)
 
     def _read_batches(self) -> list[tuple[float, int]]:
         """(loss, right predictions) of each step queued since the last read, in order."""
@@ -302,8 +328,11 @@ class Trainer:
         with _SigintFlag() as stop:
             self._sigint = stop
             for epoch in range(epoch0, cfg.epochs):
-                self._epoch(epoch, batch0 if epoch == epoch0 else 0,
-                            running if epoch == epoch0 else RunningMetrics(), stop)
+                try:
+                    self._epoch(epoch, batch0 if epoch == epoch0 else 0,
+                                running if epoch == epoch0 else RunningMetrics(), stop)
+                finally:  # Ctrl-C or an error: the prefetch thread stops before run returns
+                    self._close_prefetcher()
         from cnnc.train.ema import use_averaged_weights
 
         # use_ema: the averaged weights from here on (the checkpoint keeps the raw ones)
@@ -323,9 +352,18 @@ class Trainer:
         seen = 0
         lr = base_lr
         queued: list[_Queued] = []
+        depth = DEFAULT_DEPTH if cfg.prefetch is None else cfg.prefetch
+        if self.prefetches and depth and first_batch < len(bounds):
+            # The batches [first_batch, end) of this epoch, by their first position, `depth`
+            # ahead of the steps.
+            ends = {bounds[b][0]: bounds[b][1] for b in range(first_batch, len(bounds))}
+            self._prefetcher = Prefetcher(
+                lambda s: self._batch_data(order[s:ends[s]], s, aug, epoch), list(ends), depth)
         for b in range(first_batch, len(bounds)):
             start, stop_ = bounds[b]
             lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
+            if self._cycles_momentum:
+                self._momentum_now = momentum(cfg.schedule, epoch, b, len(bounds), cfg.epochs)
             queued.append(_Queued(self.model.step, b, stop_ - start, lr))
             self._queue_batch(order[start:stop_], start, aug, lr)
             stopping = self._stop_requested(stop)
@@ -339,6 +377,7 @@ class Trainer:
                 self._save(epoch, b + 1, running)
                 self.reporter.close()
                 raise TrainingInterrupted(epoch, b + 1, self.model.step, self.checkpoint_path)
+        self._close_prefetcher()
         train_s = time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": running.loss}
         if not cfg.reconstruction:

@@ -3,8 +3,9 @@
 The formulas are the ones documented beside SCHEDULES in cnnc/ir/train_config.py. `epoch` below is
 fractional (epoch index + batch / batches per epoch) for the smooth schedules (exponential,
 cosine) and whole for the step schedule; one_cycle counts steps (epoch * batches + batch) over
-epochs * batches in all, as torch.optim.lr_scheduler.OneCycleLR stepped once per batch. The training loop hands the result to
-Model.train_step(learning_rate=...), so both backends see the same number.
+epochs * batches in all, as torch.optim.lr_scheduler.OneCycleLR stepped once per batch, and
+cycles the momentum as it does (cycle_momentum). The training loop hands the results to
+Model.train_step(learning_rate=..., momentum=...), so both backends see the same numbers.
 """
 
 from __future__ import annotations
@@ -44,30 +45,60 @@ def _cos_anneal(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1.0)
 
 
-def one_cycle(schedule: Attrs, base: float, step: int, total: int) -> float:
-    """OneCycleLR's rate at step `step` (0-based) of `total`, anneal_strategy='cos'.
+def _one_cycle_position(schedule: Attrs, step: int, total: int) -> tuple[int, float]:
+    """(phase, fraction of it done) of step `step` (0-based) of `total`, as OneCycleLR counts.
 
-    The phases end at step pct_start * total - 1 (rising from max_lr / div_factor to max_lr),
-    then, with three_phase, at 2 * pct_start * total - 2 (back down to max_lr / div_factor),
-    and at total - 1 (down to max_lr / div_factor / final_div_factor), as PyTorch counts them.
+    The phases end at step pct_start * total - 1, then, with three_phase, at
+    2 * pct_start * total - 2, and at total - 1, as PyTorch counts them.
     """
+    rise = float(schedule["pct_start"] * total) - 1
+    ends = (rise, 2 * rise, total - 1) if schedule["three_phase"] else (rise, total - 1)
+    start = 0.0
+    for i, end in enumerate(ends):
+        if step <= end or i == len(ends) - 1:
+            # A phase of zero length (a run of one or two steps) is at its end already;
+            # PyTorch divides by zero there.
+            return i, (step - start) / (end - start) if end > start else 1.0
+        start = end
+    raise AssertionError("unreachable: the last phase always answers")
+
+
+def one_cycle(schedule: Attrs, base: float, step: int, total: int) -> float:
+    """OneCycleLR's rate at step `step` (0-based) of `total`, anneal_strategy='cos': rising
+    from max_lr / div_factor to max_lr, then (three_phase) back down to max_lr / div_factor,
+    and down to max_lr / div_factor / final_div_factor."""
     peak = base if schedule["max_lr"] is None else schedule["max_lr"]
     initial = peak / schedule["div_factor"]
     low = initial / schedule["final_div_factor"]
-    rise = float(schedule["pct_start"] * total) - 1
     if schedule["three_phase"]:
-        phases = ((rise, initial, peak), (2 * rise, peak, initial), (total - 1, initial, low))
+        phases = ((initial, peak), (peak, initial), (initial, low))
     else:
-        phases = ((rise, initial, peak), (total - 1, peak, low))
-    start = 0.0
-    for i, (end, lr_from, lr_to) in enumerate(phases):
-        if step <= end or i == len(phases) - 1:
-            # A phase of zero length (a run of one or two steps) is at its end already;
-            # PyTorch divides by zero there.
-            pct = (step - start) / (end - start) if end > start else 1.0
-            return _cos_anneal(lr_from, lr_to, pct)
-        start = end
-    raise AssertionError("unreachable: the last phase always answers")
+        phases = ((initial, peak), (peak, low))
+    i, pct = _one_cycle_position(schedule, step, total)
+    return _cos_anneal(*phases[i], pct)
+
+
+def one_cycle_momentum(schedule: Attrs, step: int, total: int) -> float:
+    """OneCycleLR's momentum (cycle_momentum=True) at step `step` of `total`: from max_momentum
+    down to base_momentum while the rate rises, back up while it falls (three_phase: then
+    held at max_momentum), on the same cosine as the rate."""
+    low, high = schedule["base_momentum"], schedule["max_momentum"]
+    if schedule["three_phase"]:
+        phases = ((high, low), (low, high), (high, high))
+    else:
+        phases = ((high, low), (low, high))
+    i, pct = _one_cycle_position(schedule, step, total)
+    return _cos_anneal(*phases[i], pct)
+
+
+def momentum(schedule: Attrs, epoch: int, batch: int, batches: int, epochs: int
+             ) -> float | None:
+    """The optimizer's momentum (sgd's momentum, adam's beta_1) for batch `batch` of `batches`
+    in epoch `epoch` of `epochs` where the schedule cycles it (one_cycle with cycle_momentum;
+    the caller checks that the optimizer has one: train_config.cycles_momentum); else None."""
+    if schedule["name"] != "one_cycle" or not schedule["cycle_momentum"]:
+        return None
+    return one_cycle_momentum(schedule, epoch * batches + batch, epochs * batches)
 
 
 def describe(schedule: Attrs) -> str:

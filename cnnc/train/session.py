@@ -52,7 +52,7 @@ from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
 
 # Settings that may differ between a run and its resumption; everything else must match.
-RESUMABLE_CHANGES = ("epochs",)
+RESUMABLE_CHANGES = ("epochs", "prefetch")
 DEFAULT_BACKEND = "opencl"
 SKIPPED_SHOWN = 10  # unreadable files named in the header; run.json lists them all
 
@@ -225,12 +225,13 @@ class RunSession:
     # ------------------------------------------------------------ data and model
 
     def data(self) -> PreparedData:
-        from cnnc.data.dataset import load_configured
+        from cnnc.data.dataset import load_configured, raw_pixels
 
         g = self.graph
         shape = tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
         dataset = load_configured(self.config, self.data_dir, shape)
-        self.prepared = prepare_data(self.config, dataset, shape, self.limit)
+        self.prepared = prepare_data(self.config, dataset, shape, self.limit,
+                                     raw=raw_pixels(g))
         return self.prepared
 
     def compile(self) -> None:
@@ -504,13 +505,18 @@ class RunSession:
             return
         p = self.prepared
         try:
+            from cnnc.data.dataset import raw_pixels
             from cnnc.viz.report import REPORT_HTML, RunReport, write_report
+
+            # A model that scales its own pixels took 0..255 values: drawn in [0, 1].
+            shown = (np.asarray(p.test.x) / np.float32(255.0) if raw_pixels(self.graph)
+                     else p.test.x)
 
             report = RunReport(
                 name=_spec_name(self.graph, self.spec_path), graph=self.graph,
                 status="finished", settings=self.settings_rows(),
                 history=list(self.trainer.history.epochs) if self.trainer else [],
-                test=self.test, test_x=p.test.x, test_labels=p.test.labels,
+                test=self.test, test_x=shown, test_labels=p.test.labels,
                 test_probs=self.test_probs, weights=self.model.get_weights(),
                 test_inputs=self.test_inputs if self.config.noise else None)
             failed = write_report(self.folder.path, report)

@@ -88,9 +88,10 @@ def resolve_image(model, image: Any, *, data_dir: str | None = None,
     if isinstance(image, str) and image.startswith("test:"):
         return _test_image(model, image, shape, data_dir)
     if isinstance(image, str):
+        from cnnc.data.dataset import raw_pixels
         from cnnc.data.images import load_inputs
 
-        inputs = load_inputs([image], shape, invert=invert)
+        inputs = load_inputs([image], shape, invert=invert, raw=raw_pixels(model.graph))
         return ImageInput(inputs.x[:1], inputs.names[0], notes=inputs.notes)
     x = np.asarray(image)
     if x.shape == shape:
@@ -101,7 +102,7 @@ def resolve_image(model, image: Any, *, data_dir: str | None = None,
 
 
 def _test_image(model, text: str, shape: tuple[int, ...], data_dir: str | None) -> ImageInput:
-    from cnnc.data.dataset import load_configured, to_inputs
+    from cnnc.data.dataset import load_configured, raw_pixels, to_inputs
 
     index_text = text[len("test:"):]
     if not index_text.isdigit():
@@ -112,7 +113,7 @@ def _test_image(model, text: str, shape: tuple[int, ...], data_dir: str | None) 
     if index >= count:
         raise InputError(f"'{text}': the {dataset.name} test set has {count:,} images "
                          f"(0..{count - 1})")
-    x = to_inputs(dataset.test.images[index:index + 1], shape)
+    x = to_inputs(dataset.test.images[index:index + 1], shape, raw_pixels(model.graph))
     return ImageInput(x, f"test image {index}", int(dataset.test.labels[index]))
 
 
@@ -234,5 +235,9 @@ def show_maps(model, image: Any, *, data_dir: str | None = None, invert: str = "
         caption = f"predicted {_class_name(model, best)} ({out[best]:.0%})"
         if picked.label is not None:
             caption = f"true {_class_name(model, picked.label)}, {caption}"
-    return maps_figure(picked.x[0], [(n, values[n.name][0]) for n in nodes],
+    from cnnc.data.dataset import raw_pixels
+
+    # A model that scales its own pixels was given 0..255 values: drawn in [0, 1] like others'.
+    shown = picked.x[0] / np.float32(255.0) if raw_pixels(model.graph) else picked.x[0]
+    return maps_figure(shown, [(n, values[n.name][0]) for n in nodes],
                        network=model.graph.name, source=picked.name, caption=caption)

@@ -83,12 +83,14 @@ def show_mistakes(model, x=None, y=None, *, count: int = 24, data_dir=None) -> F
 
     info = DATASETS.get(model.train_config.dataset)
     names = info.class_names if info else ()
+    pixels = False  # x holds 0..255 values (the model's rescaling layer scales them)
     if x is None:
-        from cnnc.data.dataset import load_configured, to_inputs
+        from cnnc.data.dataset import load_configured, raw_pixels, to_inputs
 
         shape = model.graph.shape_of(model.graph.inputs[0])[1:]
         dataset = load_configured(model.train_config, data_dir, shape)
-        x, labels = to_inputs(dataset.test.images, shape), dataset.test.labels
+        pixels = raw_pixels(model.graph)
+        x, labels = to_inputs(dataset.test.images, shape, pixels), dataset.test.labels
         names = dataset.class_names  # the user's own data names its classes itself
     else:
         labels = np.asarray(y)
@@ -99,5 +101,6 @@ def show_mistakes(model, x=None, y=None, *, count: int = 24, data_dir=None) -> F
             raise InputError("labels must be class indices (N,) or one-hot rows (N, classes)")
         labels = labels.astype(np.int64)
     probs = np.asarray(model.predict(x, batch_size=256))
-    return mistakes_figure(np.asarray(x), labels, probs, names, count=count,
+    shown = np.asarray(x) / np.float32(255.0) if pixels else np.asarray(x)
+    return mistakes_figure(shown, labels, probs, names, count=count,
                            title=f"{model.graph.name}: most confident mistakes")

@@ -106,6 +106,45 @@ def resnet_mini() -> cnnc.Network:
     return net
 
 
+def fashion_best() -> cnnc.Network:
+    net = cnnc.Network("fashion_best", input=(28, 28, 1))
+    net.conv2d(32, 3, padding="same", use_bias=False, name="stem")
+    net.batchnorm()
+    stem = net.activation("relu", name="stem_out")
+    net.conv2d(32, 3, padding="same", use_bias=False)
+    net.batchnorm()
+    net.activation("relu")
+    net.conv2d(32, 3, padding="same", use_bias=False)
+    main = net.batchnorm(name="b1_bn")
+    net.add(stem, main)
+    block = net.activation("relu", name="b1_out")
+    for stage, filters in ((2, 64), (4, 128)):
+        net.conv2d(filters, 3, strides=2, padding="same", use_bias=False)
+        net.batchnorm()
+        net.activation("relu")
+        net.conv2d(filters, 3, padding="same", use_bias=False)
+        main = net.batchnorm(name=f"b{stage}_bn")
+        net.conv2d(block, filters, 1, strides=2, use_bias=False, name=f"b{stage}_shortcut")
+        shortcut = net.batchnorm(name=f"b{stage}_shortcut_bn")
+        net.add(main, shortcut)
+        block = net.activation("relu", name=f"b{stage}_out")
+        net.conv2d(filters, 3, padding="same", use_bias=False)
+        net.batchnorm()
+        net.activation("relu")
+        net.conv2d(filters, 3, padding="same", use_bias=False)
+        main = net.batchnorm(name=f"b{stage + 1}_bn")
+        net.add(block, main)
+        block = net.activation("relu", name=f"b{stage + 1}_out" if stage == 2 else None)
+    net.global_avgpool2d()
+    net.dense(10, activation="softmax")
+    net.train(dataset="fashion_mnist", epochs=20, batch_size=128,
+              optimizer={"name": "adamw", "learning_rate": 0.004, "weight_decay": 0.05},
+              loss="sparse_categorical_crossentropy", label_smoothing=0.1,
+              schedule={"name": "one_cycle", "max_lr": 0.004, "pct_start": 0.25},
+              augment={"crop": 2, "flip": True, "erase": 0.5}, validation_size=5000, seed=0)
+    return net
+
+
 def inception_mini() -> cnnc.Network:
     net = cnnc.Network("inception_mini", input=(28, 28, 1))
     net.conv2d(32, 3, activation="relu", padding="same")
@@ -353,6 +392,7 @@ def unet_mini() -> cnnc.Network:
 BUILDERS: dict[str, Callable[[], cnnc.Network]] = {
     "fashion": fashion,
     "fashion-plus": fashion_plus,
+    "fashion-best": fashion_best,
     "lenet5": lenet5,
     "resnet_mini": resnet_mini,
     "inception_mini": inception_mini,

@@ -74,9 +74,11 @@ def test_cnnc_run_adapts_from_the_training_split_only(backend, tiny_data, tmp_pa
     assert main(["run", str(spec), "--data", str(tiny_data), "--out", str(out), "--backend",
                  backend, "--progress", "off"]) == 0
     assert "adapted   normalization, deep to the 128 training examples" in capsys.readouterr().out
-    # The same training split as the run's: 160 examples less the 32 of validation.
+    # The same training split as the run's: 160 examples less the 32 of validation, as the
+    # run feeds them: 0..255 pixels, since only the rescaling layer reads the input.
     config = TrainConfig(dataset="fashion_mnist", validation_size=32, seed=3)
-    data = prepare_data(config, load_dataset("fashion_mnist", str(tiny_data)), (12, 12, 1), None)
+    data = prepare_data(config, load_dataset("fashion_mnist", str(tiny_data)), (12, 12, 1), None,
+                        raw=True)
     x = data.train.x.astype(np.float64) * 255.0
     w = load_file(str(out / "weights.safetensors"))
     np.testing.assert_allclose(w["normalization/mean"], [x.mean()], rtol=1e-5)

@@ -21,6 +21,7 @@ from cnnc.backends.step_figures import Record, StepFigures, host_figures
 from cnnc.errors import CnncError, InputError
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.shapes import shape_str
+from cnnc.ir.updates import step_scalars
 from cnnc.passes.schedule import schedule
 
 
@@ -68,12 +69,14 @@ class NumpyExecutable:
         first_example: int = 0,
         exchange: Exchange | None = None,
         record: Record | None = None,
+        momentum: float | None = None,
     ) -> dict[str, np.ndarray]:
         check_fetch(self.graph, fetch, state=self._backend.state_names())
         checked = check_feeds(self.graph, self.batch, feeds, self._backend.dtype)
         if record is not None:  # kept by the backend for read_step_figures (computed now)
             wanted = [*fetch, *(v for v in (record.loss, record.prediction) if v not in fetch)]
             out = self.run(checked, wanted, step=step, learning_rate=learning_rate,
+                           momentum=momentum,
                            first_example=first_example, exchange=exchange)
             self._backend.keep_step_figures(host_figures(
                 out[record.loss], out[record.prediction], checked[record.target]))
@@ -87,7 +90,7 @@ class NumpyExecutable:
         for name, frees in zip(self.schedule.order, self.schedule.frees, strict=True):
             node = self.graph.node(name)
             out = self._run_node(node, env, state, checked, dtype, step, learning_rate,
-                                 first_example)
+                                 first_example, momentum)
             if node.name in exchange:
                 out = self._exchanged(node, out, exchange[node.name])
             if out is not None:
@@ -103,7 +106,8 @@ class NumpyExecutable:
 
     def _run_node(self, node: Node, env: dict[str, np.ndarray], state: Mapping[str, np.ndarray],
                   feeds: Mapping[str, np.ndarray], dtype: np.dtype, step: int,
-                  learning_rate: float | None, first_example: int = 0) -> np.ndarray | None:
+                  learning_rate: float | None, first_example: int = 0,
+                  momentum: float | None = None) -> np.ndarray | None:
         op = node.opdef
         try:
             operands = [env[v] if v in env else state[v] for v in node.operands]
@@ -114,7 +118,8 @@ class NumpyExecutable:
         if op.scalars is not None:
             # an update without a learning rate (ema_update) gets 0.0, which it ignores
             lr = node.attrs.get("learning_rate", 0.0) if learning_rate is None else learning_rate
-            scalars = tuple(dtype.type(s) for s in op.scalars(node.attrs, step, lr))
+            scalars = tuple(dtype.type(s) for s in
+                            step_scalars(node.op, node.attrs, step, lr, momentum))
         call = Call(node=node, dtype=dtype, step=step, first_example=first_example,
                     scalars=scalars, feeds=feeds)
         try:

@@ -49,6 +49,7 @@ from cnnc.backends.opencl.tiling import local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
 from cnnc.ir.graph import Graph, StateSpec
+from cnnc.ir.updates import step_scalars
 from cnnc.passes.memplan import workspace_name
 
 # The guard regions of a canary backend: bytes before and after each buffer (at least), and
@@ -493,7 +494,7 @@ class OpenCLExecutable:
         self._state_version = self.backend.state_version
 
     def _set_dynamic_args(self, step: int, learning_rate: float | None,
-                          first_example: int = 0) -> None:
+                          first_example: int = 0, momentum: float | None = None) -> None:
         scalars: dict[str, tuple[float, ...]] = {}  # per update node, computed once per run
         for b in self._dynamic:
             for i, arg in b.dynamic_args:
@@ -508,7 +509,7 @@ class OpenCLExecutable:
                     # an update without a learning rate (ema_update) gets 0.0, which it ignores
                     lr = (learning_rate if learning_rate is not None
                           else node.attrs.get("learning_rate", 0.0))
-                    scalars[b.node] = node.opdef.scalars(node.attrs, step, lr)
+                    scalars[b.node] = step_scalars(node.op, node.attrs, step, lr, momentum)
                 b.kernel.set_arg(i, np.float32(scalars[b.node][arg.index]))
 
     # ---------------------------------------------------------------- running
@@ -523,6 +524,7 @@ class OpenCLExecutable:
         first_example: int = 0,
         exchange: Exchange | None = None,
         record: Record | None = None,
+        momentum: float | None = None,
     ) -> dict[str, np.ndarray]:
         """See Executable.run. With a `record` and nothing to fetch or exchange, the run is
         queued and this returns at once: the inputs are copied from pinned memory, and the host
@@ -546,7 +548,7 @@ class OpenCLExecutable:
             hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
         self._point_inputs(inputs)
         self._refresh_state_args()
-        self._set_dynamic_args(step, learning_rate, first_example)
+        self._set_dynamic_args(step, learning_rate, first_example, momentum)
         out: dict[str, np.ndarray] = {}
         queue = self.backend.queue
         doing = "writing the inputs"
