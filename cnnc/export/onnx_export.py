@@ -275,6 +275,7 @@ def _pool(ex: Exporter, node: Node) -> None:
     else:
         t, b, left, r = a["pads"]
         pads = [t, left, b, r]  # ONNX: begins, then ends
+        ex.note(node.name, "pads", list(a["pads"]))  # not Keras' even where they agree
     if a["strides"] is not None and a["strides"] == a["pool_size"]:
         ex.note(node.name, "strides", list(a["strides"]))  # given, though Keras' default
     attrs: dict[str, Any] = {"kernel_shape": list(a["pool_size"]), "strides": list(strides),
@@ -284,6 +285,8 @@ def _pool(ex: Exporter, node: Node) -> None:
     if node.op == "avgpool2d":
         op = "AveragePool"  # cnnc averages the real cells unless count_include_pad says
         attrs["count_include_pad"] = int(a["count_include_pad"])
+        if a["count_include_pad"] and a["padding"] == "same":
+            ex.note(node.name, "padding", "same")  # else read back as the pads it gives
     ex.add(op, [ex.value(x).name], [ex.out(node)], node.name, **attrs)
     ex.values[node.name] = Value(ex.out(node))
 

@@ -222,20 +222,28 @@ def _pool_keywords(cx: Context, node: OnnxNode, x: Tensor, win: Window, *,
     if win.dilations != (1, 1):
         keywords["dilation_rate"] = win.dilations
     # A mean over Keras 'same' windows counts only the real cells, as count_include_pad=0 does.
-    keras = ("valid",) if count_pads else ("valid", "same")
     chosen = cx.layer_arg(_hint(node), "padding")
+    keras = ("valid", "same") if not count_pads or chosen == "same" else ("valid",)
     modes = [m for m in (chosen, *keras) if m in win.modes and m in keras]
-    if modes:
+    ceil = bool(node.attrs.get("ceil_mode", 0))
+    if cx.layer_arg(_hint(node), "pads") is not None:
+        # cnnc's export of explicit pads: read back as written, even where Keras' agree.
+        (t, b), (left, r) = win.declared
+        pads, ceil_mode = (t, b, left, r), ceil
+    elif modes:
         keywords["padding"] = modes[0]
+        if count_pads and modes[0] == "same":
+            keywords["count_include_pad"] = True
         return keywords
-    try:
-        pads, ceil_mode = pool_pads(win, _hw(x), bool(node.attrs.get("ceil_mode", 0)))
-    except WindowError as err:
-        raise Unsupported(str(err)) from None
+    else:
+        try:
+            pads, ceil_mode = pool_pads(win, _hw(x), ceil)
+        except WindowError as err:
+            raise Unsupported(str(err)) from None
     span = [d * (k - 1) + 1 for k, d in zip(win.kernel, win.dilations)]
     if max(pads[:2]) >= span[0] or max(pads[2:]) >= span[1]:
         raise Unsupported(f"{_pads_text(win)}: a window would lie wholly in the padding")
-    keywords.update(padding="valid", pads=pads, ceil_mode=ceil_mode)
+    keywords.update(padding="valid", pads=pads if any(pads) else None, ceil_mode=ceil_mode)
     if count_pads:
         keywords["count_include_pad"] = True
     return keywords

@@ -263,7 +263,7 @@ def pool_pads_arg(name: str, value: Any) -> tuple[int, int, int, int] | None:
     )
 
 
-def _pool_check(attrs: Attrs, x: Shape) -> None:
+def _pool_check(attrs: Attrs) -> None:
     """Argument combinations only the whole set can judge (ArgError names the argument)."""
     if attrs["pads"] is not None and attrs["padding"] != "valid":
         raise ArgError(f"pads replaces the padding mode: leave padding at 'valid'. Received "
@@ -284,7 +284,6 @@ def _pool_check(attrs: Attrs, x: Shape) -> None:
 def _pool_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     (x,) = shapes
     _rank(x, 4, "(batch, height, width, channels)")
-    _pool_check(attrs, x)
     if attrs["pads"] is None and not attrs["ceil_mode"]:
         oh, ow = window_output(x, attrs["pool_size"], pool_strides(attrs), attrs["padding"],
                                attrs["dilation_rate"], what="pool window")
@@ -324,14 +323,14 @@ POOL_ARGS = (
 register(OpDef(
     name="maxpool2d", group="layer", kind="pooling", keras_name="MaxPooling2D",
     aliases=("MaxPooling2D", "MaxPool2D", "maxpool", "max_pooling2d"),
-    args=MAXPOOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    args=MAXPOOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops, check=_pool_check,
     doc="Max over each window; 'same' padding never wins the max.",
 ))
 
 register(OpDef(
     name="avgpool2d", group="layer", kind="pooling", keras_name="AveragePooling2D",
     aliases=("AveragePooling2D", "AvgPool2D", "avgpool", "average_pooling2d"),
-    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops, check=_pool_check,
     reduction=window_terms,
     doc="Mean over each window; with 'same' padding the mean is over the real (unpadded) cells.",
 ))
