@@ -203,3 +203,40 @@ def test_bad_pooling_arguments_are_located(args, needles):
         cnnc.load_spec(f"network bad\ninput 6x6x3\navgpool2d 2 {args}\n")
     for needle in ["average_pooling2d", *needles]:
         assert needle in str(info.value)
+
+
+LIGHT = ("inception_v1", "shufflenet", "bvlc_alexnet", "zfnet512", "inception_v2",
+         "densenet121")
+
+
+def _light_pool_nodes(name: str) -> list[tuple[onnx.NodeProto, list[int], int]]:
+    """Each MaxPool/AveragePool node of a light model-zoo graph in onnx's wheel, with its input's
+    shape (ONNX shape inference) and the model's opset."""
+    from pathlib import Path
+
+    path = Path(onnx.__file__).parent / "backend/test/data/light" / f"light_{name}.onnx"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in this onnx wheel")
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in (*model.graph.value_info, *model.graph.input)}
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return [(n, shapes[n.input[0]], opset) for n in model.graph.node
+            if n.op_type in ("MaxPool", "AveragePool")]
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_every_pooling_node_of_the_light_model_zoo_imports_exactly(name, tmp_path):
+    """Each pooling node alone (its attributes, its input's shape with batch 1 and 2 channels),
+    against onnxruntime: the models themselves stop elsewhere (LRN, folding) or give uniform
+    outputs from their constant weights, which would hide a pooling error."""
+    nodes = _light_pool_nodes(name)
+    assert nodes
+    for i, (node, shape, opset) in enumerate(nodes):
+        one = helper.make_node(node.op_type, ["x"], ["y"], name=f"pool{i}")
+        one.attribute.extend(node.attribute)
+        shape = [1, 2, *shape[2:]]
+        path = save(make_model([one], {"x": shape}, ["y"], opset=max(opset, 13)),
+                    tmp_path / f"pool{i}.onnx")
+        x = np.random.default_rng(i).standard_normal(shape).astype(np.float32)
+        check_against_ort(path, x)
