@@ -186,6 +186,18 @@ def test_export_writes_the_pads_and_reads_them_back(tmp_path):
     assert cnnc.load_spec(path) == graph
 
 
+def test_the_writers_keep_the_pooling_options():
+    import yaml
+
+    from cnnc.frontend.writers import to_dsl, to_yaml
+
+    graph = cnnc.load_spec(SPEC)
+    text = to_dsl(graph)
+    assert "pads=(1, 0, 1, 1) ceil_mode=true" in text
+    assert cnnc.load_spec(text) == graph
+    assert cnnc.load_spec(yaml.safe_load(to_yaml(graph))) == graph
+
+
 def test_average_dilations_need_opset_19(tmp_path):
     model = cnnc.compile(cnnc.load_spec(SPEC))
     with pytest.raises(CnncError, match="AveragePool takes dilations from opset 19"):
