@@ -112,20 +112,31 @@ TORCH_GRID = [  # (size, kernel, stride, pad, ceil_mode, count_include_pad, dila
 
 
 @pytest.mark.parametrize("case", TORCH_GRID, ids=_ids(TORCH_GRID))
-def test_numpy_pooling_matches_pytorch(case):
+def test_numpy_pooling_and_gradients_match_pytorch(case):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     f = torch.nn.functional
     n, k, s, p, ceil, cip, d = case
     x = np.random.default_rng(n * k).standard_normal((2, n, n + 1, 3))
     xt = torch.tensor(x).permute(0, 3, 1, 2)
     common = {"pool_size": k, "strides": s, "pads": (p, p, p, p), "ceil_mode": ceil}
-    got = pool.maxpool2d(x, _attrs("maxpool2d", **common, dilation_rate=d))
-    want = f.max_pool2d(xt, k, s, p, dilation=d, ceil_mode=ceil).permute(0, 2, 3, 1).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+    def check(ours, grad, attrs, theirs):
+        xt.grad = None
+        yt = theirs(xt.requires_grad_())
+        got = ours(x, attrs)
+        np.testing.assert_allclose(got, yt.detach().permute(0, 2, 3, 1).numpy(), rtol=1e-12)
+        dy = np.random.default_rng(1).standard_normal(got.shape)
+        yt.backward(torch.tensor(dy).permute(0, 3, 1, 2))
+        np.testing.assert_allclose(grad(dy, attrs), xt.grad.permute(0, 2, 3, 1).numpy(),
+                                   rtol=1e-12, atol=1e-12)
+
+    check(pool.maxpool2d, lambda dy, a: pool.maxpool2d_grad(x, dy, a),
+          _attrs("maxpool2d", **common, dilation_rate=d),
+          lambda t: f.max_pool2d(t, k, s, p, dilation=d, ceil_mode=ceil))
     if d == 1:  # PyTorch's avg_pool2d has no dilation
-        got = pool.avgpool2d(x, _attrs("avgpool2d", **common, count_include_pad=cip))
-        want = f.avg_pool2d(xt, k, s, p, ceil_mode=ceil, count_include_pad=cip)
-        np.testing.assert_allclose(got, want.permute(0, 2, 3, 1).numpy(), rtol=1e-12)
+        check(pool.avgpool2d, lambda dy, a: pool.avgpool2d_grad(dy, a, x.shape),
+              _attrs("avgpool2d", **common, count_include_pad=cip),
+              lambda t: f.avg_pool2d(t, k, s, p, ceil_mode=ceil, count_include_pad=cip))
 
 
 def test_hand_worked_means_with_and_without_the_pads():
