@@ -89,15 +89,10 @@ def test_imported_pooling_matches_onnxruntime(case, tmp_path):
 
 @pytest.mark.parametrize("name", ["ceil_window_past_pads_counted", "dilated_max_pads",
                                   "inception_avg_asymmetric_exclude"])
-def test_imported_pooling_matches_onnxruntime_on_opencl(name, tmp_path):
-    from conftest import opencl_status
-
-    ok, why = opencl_status()
-    if not ok:
-        pytest.skip(why)
+def test_imported_pooling_matches_onnxruntime_on_each_backend(name, backend, tmp_path):
     path = save(_model(*NAMED[name]), tmp_path / "pool.onnx")
     x = np.random.default_rng(1).standard_normal((2, 3, NAMED[name][1], NAMED[name][1] + 2))
-    check_against_ort(path, x.astype(np.float32), backend="opencl")
+    check_against_ort(path, x.astype(np.float32), backend=backend)
 
 
 def _attrs(op: str, **given):
