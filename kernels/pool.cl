@@ -1,8 +1,10 @@
 /* Pooling over NHWC windows and its gradients.
  *
- * Window geometry (-D, from cnnc/ir/convpool.py window_geometry): H W C input, OH OW output,
- * KH KW window, SH SW strides, PT PL padding before; the batch size is the argument `batch`.
- * Padding cells never win a max and are not counted in a mean (Keras).
+ * Window geometry (-D, from cnnc/ir/convpool.py pool_geometry): H W C input, OH OW output,
+ * KH KW window, SH SW strides, DH DW dilations, PT PB PL PR padding before and after; the batch
+ * size is the argument `batch`. Padding cells never win a max and are not counted in a mean
+ * (Keras) unless COUNT_PAD=1 (ONNX's count_include_pad): then the declared pads count, but not
+ * the cells a ceil_mode window reaches past them.
  * Each work-item handles VW neighbouring channels (-D VW divides C) of one position, as one
  * vector: memory-bound kernels then move whole vectors, and the window arithmetic is shared by
  * VW channels. Launch: one dimension over positions x C/VW, rounded up (kernels check bounds).
@@ -20,22 +22,39 @@ typedef CAT(int, VW) intV;
 #endif
 
 #ifdef KH
+#ifndef DH
+#define DH 1
+#endif
+#ifndef DW
+#define DW 1
+#endif
+#ifndef COUNT_PAD
+#define COUNT_PAD 0
+#endif
+/* The window's extent from its first cell to its last, dilation included. */
+#define SPAN_H (DH * (KH - 1) + 1)
+#define SPAN_W (DW * (KW - 1) + 1)
+
 /* The first and last window along one axis that cover input position i: from
  * max(0, ceil((i + P - K + 1) / S)) to min(O - 1, (i + P) / S). */
 #define FIRST_WINDOW(i, P, K, S) ((i) + (P) - (K) + 1 <= 0 ? 0 : ((i) + (P) - (K) + (S)) / (S))
 #define LAST_WINDOW(i, P, S, O) min((O) - 1, ((i) + (P)) / (S))
 
-/* Runs the statement after it for every window (oh, ow) that covers input cell (ih, iw). */
+/* Runs the statement after it for every window (oh, ow) that covers input cell (ih, iw): of the
+ * windows whose span holds the cell, those with a dilated tap on it. */
 #define FOR_COVERING_WINDOWS(ih, iw, oh, ow)                                                  \
-    for (int oh = FIRST_WINDOW(ih, PT, KH, SH); oh <= LAST_WINDOW(ih, PT, SH, OH); oh++)      \
-        for (int ow = FIRST_WINDOW(iw, PL, KW, SW); ow <= LAST_WINDOW(iw, PL, SW, OW); ow++)
+    for (int oh = FIRST_WINDOW(ih, PT, SPAN_H, SH); oh <= LAST_WINDOW(ih, PT, SH, OH); oh++)  \
+        if (((ih) + PT - oh * SH) % DH == 0)                                                  \
+            for (int ow = FIRST_WINDOW(iw, PL, SPAN_W, SW); ow <= LAST_WINDOW(iw, PL, SW, OW); \
+                 ow++)                                                                        \
+                if (((iw) + PL - ow * SW) % DW == 0)
 
 /* Runs the statement after it for every real (unpadded) input cell (ih, iw) of window
  * (oh, ow), row by row. The trip counts stay the constants KH and KW, so the loops unroll. */
 #define FOR_WINDOW_CELLS(oh, ow, ih, iw)                                                      \
-    for (int kh_ = 0, ih = (oh) * SH - PT; kh_ < KH; kh_++, ih++)                             \
+    for (int kh_ = 0, ih = (oh) * SH - PT; kh_ < KH; kh_++, ih += DH)                         \
         if (ih >= 0 && ih < H)                                                                \
-            for (int kw_ = 0, iw = (ow) * SW - PL; kw_ < KW; kw_++, iw++)                     \
+            for (int kw_ = 0, iw = (ow) * SW - PL; kw_ < KW; kw_++, iw += DW)                 \
                 if (iw >= 0 && iw < W)
 
 /* Where work-item i works: VW channels from c at position (h, w) of image n, in a tensor of
@@ -81,12 +100,33 @@ static intV window_argmax(__global const float *x, int n, int oh, int ow, int c)
     return where;
 }
 
-/* The number of real (unpadded) cells in window (oh, ow). */
+/* The rows and columns a mean counts: the real ones, or with COUNT_PAD the declared pads too. */
+#if COUNT_PAD
+#define ROW_LO (-PT)
+#define ROW_HI (H + PB)
+#define COL_LO (-PL)
+#define COL_HI (W + PR)
+#else
+#define ROW_LO 0
+#define ROW_HI H
+#define COL_LO 0
+#define COL_HI W
+#endif
+
+/* The number of counted cells in window (oh, ow). */
 static int window_count(int oh, int ow)
 {
     const int h0 = oh * SH - PT, w0 = ow * SW - PL;
-    const int rows = min(h0 + KH, H) - max(h0, 0);
-    const int cols = min(w0 + KW, W) - max(w0, 0);
+#if DH == 1 && DW == 1
+    const int rows = min(h0 + KH, ROW_HI) - max(h0, ROW_LO);
+    const int cols = min(w0 + KW, COL_HI) - max(w0, COL_LO);
+#else
+    int rows = 0, cols = 0;
+    for (int k = 0; k < KH; k++)
+        rows += h0 + k * DH >= ROW_LO && h0 + k * DH < ROW_HI;
+    for (int k = 0; k < KW; k++)
+        cols += w0 + k * DW >= COL_LO && w0 + k * DW < COL_HI;
+#endif
     return rows * cols;
 }
 

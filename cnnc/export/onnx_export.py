@@ -268,17 +268,44 @@ def _pool(ex: Exporter, node: Node) -> None:
     a = node.attrs
     x = node.inputs[0]
     strides = pool_strides(a)
-    pads = _window_pads(node, ex.graph.shape_of(x), a["pool_size"], strides)
-    _note_padding(ex, node, pads)
+    if a["pads"] is None:
+        pads = _window_pads(node, ex.graph.shape_of(x), a["pool_size"], strides,
+                            a["dilation_rate"])
+        _note_padding(ex, node, pads)
+    else:
+        t, b, left, r = a["pads"]
+        pads = [t, left, b, r]  # ONNX: begins, then ends
+        ex.note(node.name, "pads", list(a["pads"]))  # not Keras' even where they agree
     if a["strides"] is not None and a["strides"] == a["pool_size"]:
         ex.note(node.name, "strides", list(a["strides"]))  # given, though Keras' default
     attrs: dict[str, Any] = {"kernel_shape": list(a["pool_size"]), "strides": list(strides),
                              "pads": pads}
+    attrs.update(_pool_onnx_attrs(ex, node))
     op = "MaxPool"
     if node.op == "avgpool2d":
-        op, attrs["count_include_pad"] = "AveragePool", 0  # cnnc averages the real cells
+        op = "AveragePool"  # cnnc averages the real cells unless count_include_pad says
+        attrs["count_include_pad"] = int(a["count_include_pad"])
+        if a["count_include_pad"] and a["padding"] == "same":
+            ex.note(node.name, "padding", "same")  # else read back as the pads it gives
     ex.add(op, [ex.value(x).name], [ex.out(node)], node.name, **attrs)
     ex.values[node.name] = Value(ex.out(node))
+
+
+AVGPOOL_DILATIONS_OPSET = 19  # AveragePool's dilations attribute
+
+
+def _pool_onnx_attrs(ex: Exporter, node: Node) -> dict[str, Any]:
+    """ceil_mode and dilations, written only when used (older readers know neither)."""
+    a = node.attrs
+    attrs: dict[str, Any] = {}
+    if a["ceil_mode"]:
+        attrs["ceil_mode"] = 1
+    if a["dilation_rate"] != (1, 1):
+        if node.op == "avgpool2d" and ex.opset < AVGPOOL_DILATIONS_OPSET:
+            raise ExportError(f"{node.name}: ONNX's AveragePool takes dilations from opset "
+                              f"{AVGPOOL_DILATIONS_OPSET}; got opset {ex.opset}")
+        attrs["dilations"] = list(a["dilation_rate"])
+    return attrs
 
 
 def _global_avgpool2d(ex: Exporter, node: Node) -> None:

@@ -11,7 +11,7 @@ raises Unsupported naming the attribute or value; the importer collects them all
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import isclose, prod
 from typing import Any
 
@@ -29,7 +29,7 @@ from cnnc.frontend.onnx_lowering import (
     clean_name,
     weight_path,
 )
-from cnnc.frontend.onnx_windows import Window, WindowError, read_window
+from cnnc.frontend.onnx_windows import Window, WindowError, pool_pads, read_window
 from cnnc.ir.activations import ACTIVATIONS as CNNC_ACTIVATIONS
 from cnnc.ir.activations import Activation
 from cnnc.ir.ops import OPS, node_op_names
@@ -178,9 +178,6 @@ def _pool_kernel(node: OnnxNode) -> tuple[int, int]:
     kernel = node.attrs.get("kernel_shape")
     if not isinstance(kernel, tuple) or len(kernel) != 2:
         raise Unsupported(f"kernel_shape={kernel!r}: cnnc pools 2-D windows")
-    if node.attrs.get("dilations", (1, 1)) != (1, 1):
-        raise Unsupported(f"dilations={node.attrs['dilations']}: cnnc's pooling has no "
-                          "dilation")
     return kernel
 
 
@@ -198,13 +195,8 @@ def _maxpool(cx: Context, node: OnnxNode) -> None:
     _needs_layout(x)
     kernel = _pool_kernel(node)
     win = _window(node, x, kernel, bool(node.attrs.get("ceil_mode", 0)))
-    # Zero padding stands in for ONNX's (never chosen) padding only on values >= 0, and only
-    # while every window still holds a real cell.
-    exact = x.nonneg and all(b < k for (b, _), k in zip(win.pads, kernel))
-    padding, pads = _padding(cx, node, win, zero_pad=exact,
-                             why=" (zero padding would be exact only on values known to be >= 0)")
-    keywords = {"pool_size": kernel, "strides": _pool_strides(cx, node, win), "padding": padding}
-    x = _with_padding(cx, node, x, pads, "maxpool2d", keywords)
+    keywords = _pool_keywords(cx, node, x, win, count_pads=False)
+    cx.infer("maxpool2d", keywords, [x.shape])
     layer = cx.layer(node, "maxpool2d", [x], keywords, hint=_hint(node))
     cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
 
@@ -215,23 +207,46 @@ def _avgpool(cx: Context, node: OnnxNode) -> None:
     kernel = _pool_kernel(node)
     win = _window(node, x, kernel, bool(node.attrs.get("ceil_mode", 0)))
     count_pads = bool(node.attrs.get("count_include_pad", 0))
-    if "valid" in win.modes:
-        padding, pads = "valid", None
-    elif not count_pads and "same" in win.modes:
-        padding, pads = "same", None  # cnnc's 'same' averages over the real cells, as here
-    elif not count_pads:
-        raise Unsupported(f"count_include_pad=0 with {_pads_text(win)}, which are not Keras "
-                          "'same' padding")
-    elif any(u[1] > d[1] for u, d in zip(win.pads, win.declared)):
-        raise Unsupported(f"ceil_mode=1 with count_include_pad=1 and {_pads_text(win)}: the "
-                          "last windows reach past the padding")
-    else:
-        # The pads count in the mean: zero padding first, then 'valid'.
-        padding, pads = _padding(cx, node, replace(win, modes=frozenset()), zero_pad=True)
-    keywords = {"pool_size": kernel, "strides": _pool_strides(cx, node, win), "padding": padding}
-    x = _with_padding(cx, node, x, pads, "avgpool2d", keywords)
+    keywords = _pool_keywords(cx, node, x, win, count_pads=count_pads)
+    cx.infer("avgpool2d", keywords, [x.shape])
     layer = cx.layer(node, "avgpool2d", [x], keywords, hint=_hint(node))
     cx.define(node, Tensor(layer, NCHW, None, x.nonneg))
+
+
+def _pool_keywords(cx: Context, node: OnnxNode, x: Tensor, win: Window, *,
+                   count_pads: bool) -> dict[str, Any]:
+    """A pooling layer's arguments for an ONNX window: Keras 'valid' or 'same' where one gives
+    it (what cnnc's own export wrote), else explicit pads, ceil_mode and count_include_pad."""
+    keywords: dict[str, Any] = {"pool_size": win.kernel,
+                                "strides": _pool_strides(cx, node, win)}
+    if win.dilations != (1, 1):
+        keywords["dilation_rate"] = win.dilations
+    # A mean over Keras 'same' windows counts only the real cells, as count_include_pad=0 does.
+    chosen = cx.layer_arg(_hint(node), "padding")
+    keras = ("valid", "same") if not count_pads or chosen == "same" else ("valid",)
+    modes = [m for m in (chosen, *keras) if m in win.modes and m in keras]
+    ceil = bool(node.attrs.get("ceil_mode", 0))
+    if cx.layer_arg(_hint(node), "pads") is not None:
+        # cnnc's export of explicit pads: read back as written, even where Keras' agree.
+        (t, b), (left, r) = win.declared
+        pads, ceil_mode = (t, b, left, r), ceil
+    elif modes:
+        keywords["padding"] = modes[0]
+        if count_pads and modes[0] == "same":
+            keywords["count_include_pad"] = True
+        return keywords
+    else:
+        try:
+            pads, ceil_mode = pool_pads(win, _hw(x), ceil)
+        except WindowError as err:
+            raise Unsupported(str(err)) from None
+    span = [d * (k - 1) + 1 for k, d in zip(win.kernel, win.dilations)]
+    if max(pads[:2]) >= span[0] or max(pads[2:]) >= span[1]:
+        raise Unsupported(f"{_pads_text(win)}: a window would lie wholly in the padding")
+    keywords.update(padding="valid", pads=pads if any(pads) else None, ceil_mode=ceil_mode)
+    if count_pads:
+        keywords["count_include_pad"] = True
+    return keywords
 
 
 def _global_avgpool(cx: Context, node: OnnxNode) -> None:

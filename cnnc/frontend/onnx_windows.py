@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnc.ir.convpool import output_length, pad_amounts
+from cnnc.ir.convpool import output_length, pad_amounts, pooled_length
 
 
 class WindowError(ValueError):
@@ -89,4 +89,26 @@ def read_window(attrs: dict, in_hw: tuple[int, int], kernel: tuple[int, int], *,
                   (outs[0], outs[1]), frozenset(modes))
 
 
-__all__ = ["Window", "WindowError", "read_window"]
+def pool_pads(win: Window, in_hw: tuple[int, int], ceil_mode: bool
+              ) -> tuple[tuple[int, int, int, int], bool]:
+    """The (top, bottom, left, right) pads and ceil_mode of a pooling layer that computes the
+    ONNX window `win` exactly: the declared pads, less any trailing padding no window reaches
+    (so pads stay smaller than the window), and ceil_mode only where it adds a window."""
+    ends, ceil_needed = [], False
+    for axis in range(2):
+        (begin, end), (_, used) = win.declared[axis], win.pads[axis]
+        # A ceil_mode window may reach past the declared pads: those cells never count.
+        end = min(end, used)
+        n, k, s, d = in_hw[axis], win.kernel[axis], win.strides[axis], win.dilations[axis]
+        floor_out = pooled_length(n, k, s, begin, end, dilation=d)
+        ceil_out = pooled_length(n, k, s, begin, end, dilation=d, ceil_mode=ceil_mode)
+        if ceil_out != win.out[axis]:
+            raise WindowError(f"pads {win.declared} give {ceil_out} windows along axis {axis}, "
+                              f"not {win.out[axis]}")
+        ceil_needed = ceil_needed or ceil_out != floor_out
+        ends.append(end)
+    (t, _), (left, _) = win.declared
+    return (t, ends[0], left, ends[1]), ceil_needed
+
+
+__all__ = ["Window", "WindowError", "pool_pads", "read_window"]

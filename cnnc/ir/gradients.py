@@ -20,6 +20,7 @@ from cnnc.ir.layers import (
     BN_NORMALISE_ARGS,
     CONV_GEOMETRY_ARGS,
     DEPTHWISE_GEOMETRY_ARGS,
+    MAXPOOL_ARGS,
     POOL_ARGS,
 )
 from cnnc.ir.ops import OpDef, Shape, last_axis_terms, register, row_terms, window_terms
@@ -150,7 +151,7 @@ register(OpDef(
 
 
 register(OpDef(
-    name="maxpool2d_grad", group="gradient", args=POOL_ARGS, arity=(2, 2), infer=_like_input(0),
+    name="maxpool2d_grad", group="gradient", args=MAXPOOL_ARGS, arity=(2, 2), infer=_like_input(0),
     reduction=window_terms,
     doc="Routes each dy to the first maximum of its window in row-major order (padding never "
         "wins); overlapping windows accumulate. Inputs (x, dy).",

@@ -19,7 +19,7 @@ from cnnc.ir.activations import ACTIVATIONS, RELU_PARAMS
 from cnnc.ir.activations import flops as activation_flops
 from cnnc.ir.args import Arg, ArgError, Attrs
 from cnnc.ir.broadcast import broadcast_shapes
-from cnnc.ir.convpool import output_length
+from cnnc.ir.convpool import output_length, pool_attrs_geometry
 from cnnc.ir.ops import (
     OpDef,
     ParamSpec,
@@ -250,12 +250,52 @@ def pool_strides(attrs: Attrs) -> tuple[int, int]:
     return attrs["strides"] if attrs["strides"] is not None else attrs["pool_size"]
 
 
+def pool_pads_arg(name: str, value: Any) -> tuple[int, int, int, int] | None:
+    """Explicit pooling pads: None (the `padding` mode decides) or (top, bottom, left, right)."""
+    if value is None:
+        return None
+    if (isinstance(value, (tuple, list)) and len(value) == 4
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+        return (int(value[0]), int(value[1]), int(value[2]), int(value[3]))
+    raise ArgError(
+        "Expected 4 non-negative integers (top, bottom, left, right). "
+        f"Received {name}={value!r}."
+    )
+
+
+def _pool_check(attrs: Attrs) -> None:
+    """Argument combinations only the whole set can judge (ArgError names the argument)."""
+    if attrs["pads"] is not None and attrs["padding"] != "valid":
+        raise ArgError(f"pads replaces the padding mode: leave padding at 'valid'. Received "
+                       f"padding={attrs['padding']!r} with pads={attrs['pads']!r}.")
+    if attrs["ceil_mode"] and attrs["padding"] == "same":
+        raise ArgError("ceil_mode applies to 'valid' or explicit pads; 'same' already keeps "
+                       "the partial windows. Received ceil_mode=True with padding='same'.")
+    if attrs["pads"] is not None:
+        span = [d * (k - 1) + 1 for k, d in zip(attrs["pool_size"], attrs["dilation_rate"])]
+        t, b, left, r = attrs["pads"]
+        if max(t, b) >= span[0] or max(left, r) >= span[1]:
+            raise ArgError(
+                f"Expected pads smaller than the (dilated) {span[0]}x{span[1]} window, so that "
+                f"every window holds an input cell. Received pads={attrs['pads']!r}."
+            )
+
+
 def _pool_infer(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
     (x,) = shapes
     _rank(x, 4, "(batch, height, width, channels)")
-    oh, ow = window_output(x, attrs["pool_size"], pool_strides(attrs), attrs["padding"],
-                           what="pool window")
-    return (x[0], oh, ow, x[3])
+    if attrs["pads"] is None and not attrs["ceil_mode"]:
+        oh, ow = window_output(x, attrs["pool_size"], pool_strides(attrs), attrs["padding"],
+                               attrs["dilation_rate"], what="pool window")
+        return (x[0], oh, ow, x[3])
+    geo = pool_attrs_geometry((x[1], x[2]), attrs)
+    if geo["OH"] <= 0 or geo["OW"] <= 0:
+        kh, kw = attrs["pool_size"]
+        raise ShapeError(
+            f"{kh}x{kw} pool window does not fit a {x[1]}x{x[2]}x{x[3]} input with "
+            f"pads {tuple(attrs['pads'] or (0, 0, 0, 0))}"
+        )
+    return (x[0], geo["OH"], geo["OW"], x[3])
 
 
 def _pool_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> int:
@@ -263,24 +303,34 @@ def _pool_flops(attrs: Attrs, shapes: tuple[Shape, ...], out: Shape | None) -> i
     return _numel(out) * ph * pw
 
 
-POOL_ARGS = (
+# ONNX's pooling options beyond Keras' (import and export carry them; see docs/dsl.md).
+MAXPOOL_ARGS = (
     Arg("pool_size", A.pair, (2, 2), positional=True),
     Arg("strides", A.optional_pair, None, doc="defaults to pool_size"),
     PADDING_ARG,
+    Arg("pads", pool_pads_arg, None,
+        doc="explicit (top, bottom, left, right) pads instead of the padding mode"),
+    Arg("ceil_mode", A.boolean, False, doc="keep a last partial window (ONNX/PyTorch)"),
+    Arg("dilation_rate", A.pair, (1, 1), doc="spacing of the window's cells"),
+)
+POOL_ARGS = (
+    *MAXPOOL_ARGS,
+    Arg("count_include_pad", A.boolean, False,
+        doc="whether explicit pads count in the mean's divisor"),
 )
 
 
 register(OpDef(
     name="maxpool2d", group="layer", kind="pooling", keras_name="MaxPooling2D",
     aliases=("MaxPooling2D", "MaxPool2D", "maxpool", "max_pooling2d"),
-    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    args=MAXPOOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops, check=_pool_check,
     doc="Max over each window; 'same' padding never wins the max.",
 ))
 
 register(OpDef(
     name="avgpool2d", group="layer", kind="pooling", keras_name="AveragePooling2D",
     aliases=("AveragePooling2D", "AvgPool2D", "avgpool", "average_pooling2d"),
-    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops,
+    args=POOL_ARGS, arity=(1, 1), infer=_pool_infer, flops=_pool_flops, check=_pool_check,
     reduction=window_terms,
     doc="Mean over each window; with 'same' padding the mean is over the real (unpadded) cells.",
 ))

@@ -34,7 +34,7 @@ from fractions import Fraction
 
 from cnnc.errors import InternalError
 from cnnc.ir.conv_transpose import transpose_window
-from cnnc.ir.convpool import pad_amounts
+from cnnc.ir.convpool import pad_amounts, pool_attrs_geometry
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.layers import pool_strides
 from cnnc.ir.ops import OPS, Shape
@@ -108,7 +108,12 @@ def _conv(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> 
 
 def _pool(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
     a = node.attrs
-    return tuple(f.window(_hw(shapes[0]), a["pool_size"], pool_strides(a), a["padding"])
+    # Pads before each axis, whichever spelling (Keras mode or ONNX's explicit pads) gave them.
+    geo = pool_attrs_geometry(_hw(shapes[0]), a)
+    top, left = geo["PT"], geo["PL"]
+    kh, kw = a["pool_size"]
+    (sh, sw), (dh, dw) = pool_strides(a), a["dilation_rate"]
+    return tuple(Field(f.input, f.h.window(kh, sh, dh, top), f.w.window(kw, sw, dw, left))
                  for f in fields[0])
 
 

@@ -22,6 +22,7 @@ from cnnc.ir.layers import (
     BN_NORMALISE_ARGS,
     CONV_GEOMETRY_ARGS,
     DEPTHWISE_GEOMETRY_ARGS,
+    MAXPOOL_ARGS,
     POOL_ARGS,
 )
 from cnnc.ir.resample import UPSAMPLING_ARGS
@@ -79,7 +80,7 @@ def _dense(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads
 
 def _maxpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
     (x,) = node.inputs
-    return [cx.part(x, "maxpool2d_grad", (x, dy), _pick(node, POOL_ARGS), like=node)]
+    return [cx.part(x, "maxpool2d_grad", (x, dy), _pick(node, MAXPOOL_ARGS), like=node)]
 
 
 def _avgpool2d(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:

@@ -759,3 +759,40 @@ CASES += [
         batch=4,
     ),
 ]
+
+# Pooling with ONNX's options (cnnc/ir/convpool.py pool_geometry): explicit asymmetric pads,
+# ceil_mode keeping a last partial window (one that reaches past the pads), count_include_pad
+# both ways, dilations; the disjoint-window max gradient (scatter) and the overlapping and
+# dilated one (gather) both appear.
+CASES += [
+    Case(
+        "pool_onnx_pads_ceil",
+        (7, 8, 3),
+        [
+            {"conv2d": [4, 1]},
+            {"maxpool2d": 2, "pads": [1, 0, 0, 1], "ceil_mode": True},
+            {"avgpool2d": 3, "strides": 2, "pads": [1, 1, 0, 2], "ceil_mode": True,
+             "count_include_pad": True},
+        ],
+        loss="mean_squared_error",
+    ),
+    Case(
+        "pool_onnx_dilated",
+        (9, 8, 2),
+        [
+            {"conv2d": [3, 1]},
+            {"maxpool2d": 2, "strides": 1, "dilation_rate": 2, "pads": [1, 1, 1, 0]},
+            {"avgpool2d": [3, 2], "strides": 2, "dilation_rate": [2, 1], "pads": [2, 0, 1, 1],
+             "ceil_mode": True},
+        ],
+        loss="mean_squared_error",
+        batch=2,
+    ),
+    Case(
+        "avgpool_same_count_pad",
+        (6, 7, 5),
+        [{"conv2d": [5, 1]}, {"avgpool2d": 3, "strides": 2, "padding": "same",
+                              "count_include_pad": True}],
+        loss="mean_squared_error",
+    ),
+]

@@ -199,7 +199,8 @@ def bind_maxpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     x, dy = node.inputs
     d = window_defines(node.attrs, ctx.shape(x), ctx.shape(dy), ctx.target)
     args = (Value(x), Value(dy), Value(node.name), Int(ctx.batch))
-    if d["SH"] < d["KH"] or d["SW"] < d["KW"]:  # overlapping windows: gather
+    if d["SH"] < d["KH"] or d["SW"] < d["KW"] or d.get("DH", 1) > 1 or d.get("DW", 1) > 1:
+        # overlapping or dilated windows: gather
         grid = flat(ctx.numel(x) // d["VW"])
         return NodeBinding((launch("pool.cl", "maxpool2d_grad", grid, args, d),))
     # Disjoint windows: scatter from each window, after zeroing the cells no window covers.

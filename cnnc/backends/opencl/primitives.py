@@ -44,9 +44,8 @@ from cnnc.backends.opencl.tiling import (
 from cnnc.errors import InternalError
 from cnnc.ir.activations import ACTIVATIONS, kernel_defines, parameters
 from cnnc.ir.args import Attrs
-from cnnc.ir.convpool import window_geometry
+from cnnc.ir.convpool import pool_attrs_geometry, pool_is_onnx, window_geometry
 from cnnc.ir.graph import Node
-from cnnc.ir.layers import pool_strides
 
 # Up to this many input channels, a convolution copies its windows out (im2col) and runs a
 # plain matrix product: with 1 channel (the fashion model's first layer) the implicit GEMM spends
@@ -396,13 +395,16 @@ def window_defines(
 ) -> dict[str, int]:
     """pool.cl's window geometry defines for a pooling of `in_shape` into `out_shape` (NHWC)."""
     _, h, w, c = in_shape
-    geo = window_geometry((h, w), attrs["pool_size"], pool_strides(attrs), attrs["padding"])
+    geo = pool_attrs_geometry((h, w), attrs)
     if (geo["OH"], geo["OW"]) != tuple(out_shape[1:3]):
         raise InternalError(
             f"pooling windows give {geo['OH']}x{geo['OW']} outputs, shape inference "
             f"{out_shape[1]}x{out_shape[2]}"
         )
     keys = ("H", "W", "KH", "KW", "SH", "SW", "OH", "OW", "PT", "PL")
+    # ONNX's options only when used, so Keras poolings keep their kernels' build options.
+    if pool_is_onnx(attrs):
+        keys += ("DH", "DW", "PB", "PR", "COUNT_PAD")
     return {"C": c, "VW": vector_width(c, target), **{k: geo[k] for k in keys}}
 
 
