@@ -24,7 +24,7 @@ import numpy as np
 from cnnc.errors import CnncError, InternalError, SpecError
 from cnnc.frontend.lower import LayerDecl, assign_names, lower
 from cnnc.frontend.onnx_file import read_model
-from cnnc.frontend.onnx_fold import FOLDERS, FoldError, can_fold, fold
+from cnnc.frontend.onnx_fold import FOLDERS, FoldBudget, FoldError, can_fold, fold
 from cnnc.frontend.onnx_graph import (
     DEFAULT_DOMAINS,
     OnnxGraph,
@@ -69,6 +69,7 @@ def lower_onnx(g: OnnxGraph, *, name: str,
     problems: list[str] = []
     poisoned: set[str] = set()
     inferred: dict[str, tuple] | None = None
+    budget = FoldBudget()
     _inputs(cx, problems, poisoned)
     for node in g.nodes:
         if node.index in cx.absorbed:  # lowered with the first node of its pattern
@@ -80,7 +81,7 @@ def lower_onnx(g: OnnxGraph, *, name: str,
             poisoned.update(v for v in node.outputs if v)
             continue
         try:
-            _lower_node(cx, node)
+            _lower_node(cx, node, budget)
         except (Unsupported, FoldError, WindowError) as err:
             problems.append(_problem(node, str(err)))
             if inferred is None:
@@ -143,12 +144,13 @@ def _problem(node: OnnxNode, reason: str) -> str:
     return f"  node {node.label} ({node.op}): {reason}"
 
 
-def _lower_node(cx: Context, node: OnnxNode) -> None:
+def _lower_node(cx: Context, node: OnnxNode, budget: FoldBudget | None = None) -> None:
     if node.domain not in DEFAULT_DOMAINS:
         raise Unsupported(f"operator domain '{node.domain}' is not supported")
     if can_fold(node, cx.constants):
         for v, value in zip(node.outputs, fold(node, [cx.constants.get(v) if v else None
-                                                      for v in node.inputs], cx.opset)):
+                                                      for v in node.inputs], cx.opset,
+                                     budget)):
             if v:
                 cx.constants[v] = value
         return
