@@ -61,9 +61,12 @@ def load_onnx(path: str | os.PathLike) -> Graph:
 
 
 def lower_onnx(g: OnnxGraph, *, name: str,
-               shapes: Callable[[], dict[str, tuple]] | None = None) -> Graph:
+               shapes: Callable[[], dict[str, tuple]] | None = None,
+               boundary: dict[str, tuple[str, tuple[int, ...]]] | None = None) -> Graph:
     """Lower a read graph; `shapes` gives ONNX's inferred value shapes, used only after a node
-    fails, so that the nodes after it are still checked (and reported) too."""
+    fails, so that the nodes after it are still checked (and reported) too. `boundary`, when
+    given, receives each ONNX graph input's and output's cnnc layer name and perm (ONNX value =
+    np.transpose(cnnc value, perm)), for a runner that feeds and reads ONNX's layouts."""
     g = rewrite_activation_patterns(g)  # before any rule: exporters' SiLU, GELU, ... subgraphs
     cx = Context(g, layer_args_metadata(g, LAYER_ARGS_KEY))
     problems: list[str] = []
@@ -95,7 +98,12 @@ def lower_onnx(g: OnnxGraph, *, name: str,
         count = f"{len(problems)} node{'s' if len(problems) != 1 else ''}"
         raise SpecError(f"the model cannot be imported: {count} cannot be lowered exactly to "
                         "cnnc layers:\n" + "\n".join(shown), file=g.file)
-    return _build(cx, name, outputs)
+    graph = _build(cx, name, outputs)
+    if boundary is not None:
+        for v in (*(i.name for i in g.inputs), *g.outputs):
+            t = cx.tensors[v]
+            boundary[v] = (t.layer.decl.name, t.perm)
+    return graph
 
 
 def _inferred_shapes(model: Any) -> dict[str, tuple]:
