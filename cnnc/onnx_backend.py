@@ -12,7 +12,8 @@ records as a failure). ONNX's runner only asks for the devices 'CPU' and 'CUDA',
 on a machine without a GPU): `BackendTest(cnnc.onnx_backend.OpenCLBackend, __name__)`.
 
 The layouts are mapped at the boundary: a 4-D NCHW input is fed to cnnc as NHWC, and each output
-is transposed back to what ONNX computes (the importer says how, per value). The values a cnnc
+is transposed back to what ONNX computes (the importer says how, per value; an NCHW tensor
+flattened as an output has its columns put back in ONNX's order). The values a cnnc
 network holds as weights (a Conv's W, a Reshape's shape, a Gemm's B) are graph inputs in ONNX's
 node tests: a graph input that the importer needs as a constant, and every non-float input, is
 bound to the array `run` is given, as an initialiser would be, and the model is compiled for
@@ -78,7 +79,7 @@ class CnncBackendRep(BackendRep):
         self._bound: set[str] = {
             i.name for i in graph.input if i.name in self._float and (
                 not self._float[i.name] or len(i.type.tensor_type.shape.dim) not in (2, 4))}
-        self._compiled: dict[bytes, tuple[Any, dict[str, tuple[str, tuple[int, ...]]]]] = {}
+        self._compiled: dict[bytes, tuple[Any, dict[str, tuple[str, Any]]]] = {}
         if not self._bound:
             # A model whose inputs are all data compiles now, so that prepare() refuses it.
             self._prepare({})
@@ -134,7 +135,7 @@ class CnncBackendRep(BackendRep):
         for name in sorted(self._bound):
             g.initializer.append(onnx.numpy_helper.from_array(np.asarray(values[name]), name))
         label = f"<{g.name or 'model'}>"
-        boundary: dict[str, tuple[str, tuple[int, ...]]] = {}
+        boundary: dict[str, tuple[str, Any]] = {}
         graph = lower_onnx(read_graph(model, label), name=g.name or "model",
                            boundary=boundary)
         compiled = cnnc.compile(graph, backend=self.backend, device=self.device)
@@ -171,7 +172,11 @@ class CnncBackendRep(BackendRep):
         out = []
         for name in self.output_names:
             cnnc_name, perm = boundary[name]
-            out.append(np.ascontiguousarray(np.transpose(by_name[cnnc_name], perm)))
+            value = by_name[cnnc_name]
+            if isinstance(perm, np.ndarray):  # a flattened NCHW tensor: ONNX's column order
+                out.append(np.ascontiguousarray(value[:, perm]))
+            else:
+                out.append(np.ascontiguousarray(np.transpose(value, perm)))
         return tuple(out)
 
     def _named(self, inputs: Any) -> dict[str, np.ndarray]:

@@ -62,11 +62,13 @@ def load_onnx(path: str | os.PathLike) -> Graph:
 
 def lower_onnx(g: OnnxGraph, *, name: str,
                shapes: Callable[[], dict[str, tuple]] | None = None,
-               boundary: dict[str, tuple[str, tuple[int, ...]]] | None = None) -> Graph:
+               boundary: dict[str, tuple[str, Any]] | None = None) -> Graph:
     """Lower a read graph; `shapes` gives ONNX's inferred value shapes, used only after a node
     fails, so that the nodes after it are still checked (and reported) too. `boundary`, when
     given, receives each ONNX graph input's and output's cnnc layer name and perm (ONNX value =
-    np.transpose(cnnc value, perm)), for a runner that feeds and reads ONNX's layouts."""
+    np.transpose(cnnc value, perm)), for a runner that feeds and reads ONNX's layouts; an output
+    that is an NCHW tensor flattened is then taken too, its perm being the cnnc column of each
+    ONNX column (an array), where load_onnx refuses it (cnnc's flatten order differs)."""
     g = rewrite_activation_patterns(g)  # before any rule: exporters' SiLU, GELU, ... subgraphs
     cx = Context(g, layer_args_metadata(g, LAYER_ARGS_KEY))
     problems: list[str] = []
@@ -90,7 +92,7 @@ def lower_onnx(g: OnnxGraph, *, name: str,
             if inferred is None:
                 inferred = shapes() if shapes is not None else {}
             _stand_in(cx, node, inferred, poisoned)
-    outputs = _outputs(cx, problems, poisoned)
+    outputs = _outputs(cx, problems, poisoned, flat_ok=boundary is not None)
     if problems:
         shown = problems[:LISTED]
         if len(problems) > LISTED:
@@ -102,7 +104,7 @@ def lower_onnx(g: OnnxGraph, *, name: str,
     if boundary is not None:
         for v in (*(i.name for i in g.inputs), *g.outputs):
             t = cx.tensors[v]
-            boundary[v] = (t.layer.decl.name, t.perm)
+            boundary[v] = (t.layer.decl.name, t.perm if t.order is None else t.order)
     return graph
 
 
@@ -212,7 +214,8 @@ def _inputs(cx: Context, problems: list[str], poisoned: set[str]) -> None:
         cx.tensors[inp.name] = Tensor(layer, perm)
 
 
-def _outputs(cx: Context, problems: list[str], poisoned: set[str]) -> list[Layer]:
+def _outputs(cx: Context, problems: list[str], poisoned: set[str],
+             flat_ok: bool = False) -> list[Layer]:
     out: list[Layer] = []
     for v in cx.graph.outputs:
         if v in poisoned:
@@ -220,7 +223,7 @@ def _outputs(cx: Context, problems: list[str], poisoned: set[str]) -> list[Layer
         t = cx.tensors.get(v)
         if t is None:
             problems.append(f"  output '{v}': it is a constant; cnnc computes its outputs")
-        elif t.order is not None:
+        elif t.order is not None and not flat_ok:
             problems.append(f"  output '{v}': a flattened NCHW tensor, whose order cnnc's "
                             "(NHWC) flatten does not give")
         elif t.layer.op == "input":

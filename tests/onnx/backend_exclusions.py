@@ -78,10 +78,6 @@ EXCLUSIONS: dict[str, str] = {
     r"^test_flatten_(axis0|negative_axis4)_": f"{BATCH}: flattening the batch axis into one row",
     r"^test_flatten_(axis2|axis3|negative_axis1|negative_axis2)_":
         f"{BATCH}: axis >= 2 keeps channels in the batch dimension",
-    r"^test_flatten_(axis1|default_axis|negative_axis3)_": f"{SHAPE}: an NCHW tensor flattened as "
-                                                          "the graph's output, whose column "
-                                                          "order cnnc's (NHWC) flatten does not "
-                                                          "give",
     r"^test_gemm_(all_attributes|transposeA)_": f"{BATCH}: transA=1 reduces over the batch",
     r"^test_gemm_default_matrix_bias_": f"{BATCH}: a (batch, units) bias",
     # ---------------------------------------------------------------- ATTRIBUTE
