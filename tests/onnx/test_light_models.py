@@ -51,6 +51,15 @@ def _cases(backends=("numpy",), light: bool = True) -> list:
     return out
 
 
+def _skip_without(backend: str) -> None:
+    if backend == "opencl":
+        from conftest import opencl_status
+
+        ok, why = opencl_status()
+        if not ok:
+            pytest.skip(why)
+
+
 def _model(name: str) -> onnx.ModelProto:
     return onnx.load(str(LIGHT / f"light_{name}.onnx"))
 
@@ -116,9 +125,8 @@ def test_each_light_model_imports(name):
 
 
 @pytest.mark.parametrize("name,backend", _cases(("numpy", "opencl")))
-def test_light_model_matches_the_suite_and_onnxruntime(name, backend, tmp_path, request):
-    if backend == "opencl":
-        request.getfixturevalue("backend")  # skips without an OpenCL device
+def test_light_model_matches_the_suite_and_onnxruntime(name, backend):
+    _skip_without(backend)
     model = _model(name)
     x = _suite_input(_data_input(model))
     expected = numpy_helper.to_array(onnx.load_tensor(str(LIGHT / f"light_{name}_output_0.pb")))
@@ -130,10 +138,8 @@ def test_light_model_matches_the_suite_and_onnxruntime(name, backend, tmp_path, 
 
 
 @pytest.mark.parametrize("name,backend", _cases(("numpy", "opencl")))
-def test_light_model_with_random_weights_matches_onnxruntime(name, backend, tmp_path,
-                                                              request):
-    if backend == "opencl":
-        request.getfixturevalue("backend")
+def test_light_model_with_random_weights_matches_onnxruntime(name, backend, tmp_path):
+    _skip_without(backend)
     model = _random_weights(_model(name))
     path = save(model, tmp_path / f"{name}.onnx")
     value = _data_input(model)
