@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("data",)),
     ("stages", ("train", "tune", "export", "viz", "crosscheck", "model", "qualify")),
     ("distributed", ("distributed",)),
-    ("entry points", ("cnnc", "commands", "doctor")),
+    ("entry points", ("cnnc", "commands", "doctor", "onnx_backend")),
     ("cli and test helpers", ("cli", "testing")),
 )
 RANK = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}

@@ -5,7 +5,10 @@ Exporters leave arithmetic on constants in the graph: the shape computations aro
 node whose inputs are all known is evaluated here, so that lowering sees plain arrays. A tensor's
 batch size is unknown at import: `Shape` writes it as the marker BATCH, which the structural rules
 (gather, concatenate, slice, ...) carry along and arithmetic refuses. Results are bounded in size,
-so that a hostile file cannot make a small constant expand into gigabytes.
+by the limits an initialiser has (onnx_file.py): one result holds at most MAX_TENSOR_ELEMENTS,
+as a weight written as ConstantOfShape/Expand/Tile (VGG-19's first dense layer: 103 million
+elements) imports like the same weight stored, while a hostile file cannot make a small constant
+expand into gigabytes; all results of one import together hold at most MAX_FOLDED_BYTES.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from cnnc.frontend.onnx_file import MAX_EXTERNAL_BYTES, MAX_TENSOR_ELEMENTS
 from cnnc.frontend.onnx_graph import OnnxNode
 
 BATCH = np.iinfo(np.int64).min + 1  # the batch dimension in a folded shape
-MAX_FOLDED_ELEMENTS = 1 << 24
+MAX_FOLDED_ELEMENTS = MAX_TENSOR_ELEMENTS  # one folded result: as one initialiser
+MAX_FOLDED_BYTES = MAX_EXTERNAL_BYTES  # all folded results of a model: as its external data
 
 
 class FoldError(ValueError):
@@ -32,8 +37,8 @@ Folder = Callable[[OnnxNode, Sequence[np.ndarray | None], int], list[np.ndarray]
 def _bounded(shape: Sequence[int], what: str = "the result") -> None:
     n = prod(int(d) for d in shape)
     if n > MAX_FOLDED_ELEMENTS:
-        raise FoldError(f"{what} would hold {n:,} elements, more than cnnc folds "
-                        f"({MAX_FOLDED_ELEMENTS:,})")
+        raise FoldError(f"{what} would hold {n:,} elements, more than cnnc folds into one "
+                        f"constant ({MAX_FOLDED_ELEMENTS:,}, as for an initialiser)")
 
 
 def _has_batch(*values: np.ndarray | None) -> bool:
@@ -236,6 +241,30 @@ def _range(node: OnnxNode, xs: Sequence[np.ndarray | None], opset: int) -> list[
     return [np.arange(a, b, d).astype(np.result_type(start, limit, delta))]
 
 
+def _expand(node: OnnxNode, xs: Sequence[np.ndarray | None], opset: int) -> list[np.ndarray]:
+    x, shape = xs
+    dims = _ints(shape, "shape")
+    if _has_batch(x) or any(d < 0 for d in dims):
+        raise FoldError(f"shape {dims} has negative or batch dimensions")
+    try:
+        out_shape = np.broadcast_shapes(x.shape, tuple(dims))  # ONNX's Expand broadcasts both
+    except ValueError:
+        raise FoldError(f"shape {dims} does not broadcast with {x.shape}") from None
+    _bounded(out_shape)
+    return [np.array(np.broadcast_to(x, out_shape))]
+
+
+def _tile(node: OnnxNode, xs: Sequence[np.ndarray | None], opset: int) -> list[np.ndarray]:
+    x, repeats = xs[0], xs[1]
+    reps = _ints(repeats, "repeats")
+    if len(reps) != x.ndim or any(r < 0 for r in reps):
+        raise FoldError(f"repeats {reps} must be {x.ndim} non-negative integers")
+    if _has_batch(x):
+        raise FoldError("tiling the batch size is not supported")
+    _bounded([d * r for d, r in zip(x.shape, reps)])
+    return [np.tile(x, reps)]
+
+
 FOLDERS: dict[str, Folder] = {
     "Constant": _constant,
     "Identity": lambda node, xs, opset: [xs[0]],
@@ -256,10 +285,28 @@ FOLDERS: dict[str, Folder] = {
     "Sqrt": lambda node, xs, opset: [np.sqrt(xs[0])],
     "ConstantOfShape": _constant_of_shape,
     "Range": _range,
+    "Expand": _expand,
+    "Tile": _tile,
 }
 
 
-def fold(node: OnnxNode, values: Sequence[np.ndarray | None], opset: int) -> list[np.ndarray]:
+class FoldBudget:
+    """The bytes all folded results of one import hold together, bounded by MAX_FOLDED_BYTES
+    (each result is already bounded alone): many large constants add up."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def charge(self, values: Sequence[np.ndarray]) -> None:
+        self.used += sum(int(v.nbytes) for v in values)
+        if self.used > MAX_FOLDED_BYTES:
+            raise FoldError(f"the model's folded constants would hold {self.used:,} bytes, more "
+                            f"than cnnc folds in one model ({MAX_FOLDED_BYTES:,}, as for its "
+                            "external data)")
+
+
+def fold(node: OnnxNode, values: Sequence[np.ndarray | None], opset: int,
+         budget: FoldBudget | None = None) -> list[np.ndarray]:
     """The outputs of a node whose inputs are all constants; FoldError if it cannot."""
     try:
         out = FOLDERS[node.op](node, values, opset)
@@ -268,6 +315,8 @@ def fold(node: OnnxNode, values: Sequence[np.ndarray | None], opset: int) -> lis
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise FoldError(f"cannot evaluate it on constant inputs ({type(err).__name__}: "
                         f"{err})") from None
+    if budget is not None:
+        budget.charge(out)
     return out
 
 
@@ -275,4 +324,4 @@ def can_fold(node: OnnxNode, known: dict[str, Any]) -> bool:
     return node.op in FOLDERS and all(not v or v in known for v in node.inputs)
 
 
-__all__ = ["BATCH", "FOLDERS", "FoldError", "can_fold", "fold", "slice_shape"]
+__all__ = ["BATCH", "FOLDERS", "FoldBudget", "FoldError", "can_fold", "fold", "slice_shape"]

@@ -24,7 +24,7 @@ import numpy as np
 from cnnc.errors import CnncError, InternalError, SpecError
 from cnnc.frontend.lower import LayerDecl, assign_names, lower
 from cnnc.frontend.onnx_file import read_model
-from cnnc.frontend.onnx_fold import FOLDERS, FoldError, can_fold, fold
+from cnnc.frontend.onnx_fold import FOLDERS, FoldBudget, FoldError, can_fold, fold
 from cnnc.frontend.onnx_graph import (
     DEFAULT_DOMAINS,
     OnnxGraph,
@@ -61,14 +61,20 @@ def load_onnx(path: str | os.PathLike) -> Graph:
 
 
 def lower_onnx(g: OnnxGraph, *, name: str,
-               shapes: Callable[[], dict[str, tuple]] | None = None) -> Graph:
+               shapes: Callable[[], dict[str, tuple]] | None = None,
+               boundary: dict[str, tuple[str, Any]] | None = None) -> Graph:
     """Lower a read graph; `shapes` gives ONNX's inferred value shapes, used only after a node
-    fails, so that the nodes after it are still checked (and reported) too."""
+    fails, so that the nodes after it are still checked (and reported) too. `boundary`, when
+    given, receives each ONNX graph input's and output's cnnc layer name and perm (ONNX value =
+    np.transpose(cnnc value, perm)), for a runner that feeds and reads ONNX's layouts; an output
+    that is an NCHW tensor flattened is then taken too, its perm being the cnnc column of each
+    ONNX column (an array), where load_onnx refuses it (cnnc's flatten order differs)."""
     g = rewrite_activation_patterns(g)  # before any rule: exporters' SiLU, GELU, ... subgraphs
     cx = Context(g, layer_args_metadata(g, LAYER_ARGS_KEY))
     problems: list[str] = []
     poisoned: set[str] = set()
     inferred: dict[str, tuple] | None = None
+    budget = FoldBudget()
     _inputs(cx, problems, poisoned)
     for node in g.nodes:
         if node.index in cx.absorbed:  # lowered with the first node of its pattern
@@ -80,13 +86,13 @@ def lower_onnx(g: OnnxGraph, *, name: str,
             poisoned.update(v for v in node.outputs if v)
             continue
         try:
-            _lower_node(cx, node)
+            _lower_node(cx, node, budget)
         except (Unsupported, FoldError, WindowError) as err:
             problems.append(_problem(node, str(err)))
             if inferred is None:
                 inferred = shapes() if shapes is not None else {}
             _stand_in(cx, node, inferred, poisoned)
-    outputs = _outputs(cx, problems, poisoned)
+    outputs = _outputs(cx, problems, poisoned, flat_ok=boundary is not None)
     if problems:
         shown = problems[:LISTED]
         if len(problems) > LISTED:
@@ -94,7 +100,12 @@ def lower_onnx(g: OnnxGraph, *, name: str,
         count = f"{len(problems)} node{'s' if len(problems) != 1 else ''}"
         raise SpecError(f"the model cannot be imported: {count} cannot be lowered exactly to "
                         "cnnc layers:\n" + "\n".join(shown), file=g.file)
-    return _build(cx, name, outputs)
+    graph = _build(cx, name, outputs)
+    if boundary is not None:
+        for v in (*(i.name for i in g.inputs), *g.outputs):
+            t = cx.tensors[v]
+            boundary[v] = (t.layer.decl.name, t.perm if t.order is None else t.order)
+    return graph
 
 
 def _inferred_shapes(model: Any) -> dict[str, tuple]:
@@ -143,12 +154,13 @@ def _problem(node: OnnxNode, reason: str) -> str:
     return f"  node {node.label} ({node.op}): {reason}"
 
 
-def _lower_node(cx: Context, node: OnnxNode) -> None:
+def _lower_node(cx: Context, node: OnnxNode, budget: FoldBudget | None = None) -> None:
     if node.domain not in DEFAULT_DOMAINS:
         raise Unsupported(f"operator domain '{node.domain}' is not supported")
     if can_fold(node, cx.constants):
         for v, value in zip(node.outputs, fold(node, [cx.constants.get(v) if v else None
-                                                      for v in node.inputs], cx.opset)):
+                                                      for v in node.inputs], cx.opset,
+                                     budget)):
             if v:
                 cx.constants[v] = value
         return
@@ -202,7 +214,8 @@ def _inputs(cx: Context, problems: list[str], poisoned: set[str]) -> None:
         cx.tensors[inp.name] = Tensor(layer, perm)
 
 
-def _outputs(cx: Context, problems: list[str], poisoned: set[str]) -> list[Layer]:
+def _outputs(cx: Context, problems: list[str], poisoned: set[str],
+             flat_ok: bool = False) -> list[Layer]:
     out: list[Layer] = []
     for v in cx.graph.outputs:
         if v in poisoned:
@@ -210,7 +223,7 @@ def _outputs(cx: Context, problems: list[str], poisoned: set[str]) -> list[Layer
         t = cx.tensors.get(v)
         if t is None:
             problems.append(f"  output '{v}': it is a constant; cnnc computes its outputs")
-        elif t.order is not None:
+        elif t.order is not None and not flat_ok:
             problems.append(f"  output '{v}': a flattened NCHW tensor, whose order cnnc's "
                             "(NHWC) flatten does not give")
         elif t.layer.op == "input":

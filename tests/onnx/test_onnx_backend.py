@@ -1,0 +1,94 @@
+"""cnnc.onnx_backend: ONNX's Backend interface, layouts mapped at the boundary, and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx.backend.base import Backend, BackendRep
+from onnx_helpers import make_model, ort_outputs, randn, relative_error, save
+
+import cnnc.onnx_backend as backend
+from cnnc.errors import CnncError
+
+
+def _conv_model(weights_as_inputs: bool = False):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 0, 1, 2], strides=[1, 2]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    w = randn(4, 3, 3, 3, seed=1)
+    if weights_as_inputs:
+        return make_model(nodes, {"x": (2, 3, 6, 7), "w": w.shape}, ["y"]), w
+    return make_model(nodes, {"x": ("N", 3, 6, 7)}, ["y"], {"w": w}), w
+
+
+def test_it_is_an_onnx_backend():
+    assert issubclass(backend.CnncBackend, Backend)
+    assert issubclass(backend.CnncBackendRep, BackendRep)
+    assert backend.supports_device("CPU")
+    assert not backend.supports_device("CUDA")
+
+
+def test_nchw_in_nchw_out_matches_onnxruntime(tmp_path):
+    """The runner's NCHW input goes in as given and the NCHW output comes back, as ONNX
+    computes it (an asymmetric pad and stride make a transposed layout visible)."""
+    model, _ = _conv_model()
+    x = randn(2, 3, 6, 7, seed=2)
+    (want,) = ort_outputs(save(model, tmp_path / "m.onnx"), {"x": x})
+    rep = backend.prepare(model, "CPU")
+    (got,) = rep.run([x])
+    assert got.shape == want.shape == (2, 4, 6, 4)
+    assert relative_error(got, want) <= 1e-5
+    (by_name,) = rep.run({"x": x})
+    np.testing.assert_array_equal(by_name, got)
+
+
+def test_weights_given_as_graph_inputs_are_bound_when_run(tmp_path):
+    """ONNX's node cases pass a Conv's W as an input: bound as a constant with run()'s value,
+    and compiled again for another value."""
+    model, w = _conv_model(weights_as_inputs=True)
+    x = randn(2, 3, 6, 7, seed=3)
+    rep = backend.prepare(model, "CPU")
+    for weights in (w, 2 * w):
+        (want,) = ort_outputs(save(model, tmp_path / "m.onnx"), {"x": x, "w": weights})
+        (got,) = rep.run([x, weights])
+        assert relative_error(got, want) <= 1e-5
+
+
+def test_run_node():
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
+    x = randn(1, 2, 4, 4, seed=4)
+    (got,) = backend.run_node(node, [x])
+    want = x.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5))  # 2x2 blocks, by hand
+    np.testing.assert_array_equal(got, want)
+
+
+def test_what_cnnc_cannot_model_is_refused_with_the_importer_reason():
+    """A 3-D (batch, channels, length) input: the runner records the failure, with why."""
+    node = helper.make_node("Relu", ["x"], ["y"])
+    model = make_model([node], {"x": (3, 4, 5)}, ["y"])
+    with pytest.raises(CnncError, match=r"(?s)input 0 \('x'\) is a constant.*bound as "
+                                        r"constants: x; cnnc's data inputs are float32"):
+        backend.prepare(model, "CPU").run([randn(3, 4, 5)])
+
+
+def test_devices_are_checked():
+    model, _ = _conv_model()
+    with pytest.raises(CnncError, match="'CUDA' is not one cnnc runs on"):
+        backend.prepare(model, "CUDA")
+    with pytest.raises(CnncError, match="unknown keyword"):
+        backend.prepare(model, "CPU", fast=True)
+
+
+def test_opencl_device(backend_name="opencl"):
+    from conftest import opencl_status
+
+    ok, why = opencl_status()
+    if not ok:
+        pytest.skip(why)
+    model, _ = _conv_model()
+    x = randn(2, 3, 6, 7, seed=5)
+    (want,) = backend.prepare(model, "CPU").run([x])
+    (got,) = backend.prepare(model, "OPENCL").run([x])
+    assert relative_error(got, want) <= 1e-5
+    (same,) = backend.OpenCLBackend.prepare(model, "CPU").run([x])
+    np.testing.assert_array_equal(same, got)
