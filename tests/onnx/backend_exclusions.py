@@ -107,9 +107,4 @@ EXCLUSIONS: dict[str, str] = {
 
 # Cases that fail on this branch and pass once another lands; unittest's expectedFailure
 # turns them into unexpected successes (failures) then, to be moved back into the suite.
-EXPECTED_FAILURES: dict[str, str] = {
-    r"^test_(averagepool|maxpool)_2d_(pads|same_lower)_cpu$":
-        "needs ONNX pooling semantics (branch onnx-pooling): explicit pads, count_include_pad=0",
-    r"^test_(averagepool|maxpool)_2d_dilations_":
-        "needs ONNX pooling semantics (branch onnx-pooling): dilations",
-}
+EXPECTED_FAILURES: dict[str, str] = {}

@@ -27,12 +27,7 @@ import cnnc
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 RTOL = 1e-5
 LRN = pytest.mark.xfail(strict=True, reason="needs LRN (branch lrn)")
-POOLING = pytest.mark.xfail(strict=True, reason="needs ONNX pooling semantics: explicit pads, "
-                                                "count_include_pad=0 (branch onnx-pooling)")
-LRN_AND_POOLING = pytest.mark.xfail(strict=True, reason="needs LRN (branch lrn) and ONNX pooling "
-                                                        "semantics (branch onnx-pooling)")
-NEEDS = {"bvlc_alexnet": LRN, "zfnet512": LRN, "inception_v1": LRN_AND_POOLING,
-         "shufflenet": POOLING}
+NEEDS = {"bvlc_alexnet": LRN, "zfnet512": LRN, "inception_v1": LRN}
 LIGHT_ENOUGH = {"squeezenet"}  # under a few seconds on NumPy: in the default suite
 NAMES = ("bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
          "shufflenet", "squeezenet", "vgg19", "zfnet512")
