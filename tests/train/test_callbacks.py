@@ -280,3 +280,46 @@ def test_spec_callbacks_run_in_fit_and_round_trip_through_the_writers(tmp_path):
     history = model.fit(x, y, verbose=0, checkpoint_dir=tmp_path)
     assert len(history.epochs) == 2  # epoch 2 did not raise the loss: patience 1 ends it
     assert (tmp_path / "best.safetensors").is_file()
+
+
+def _spec_run(tiny_data, tmp_path, capsys):
+    """`cnnc run` of the tiny spec with early stopping and `checkpoint best` that stops after
+    epoch 2 of 3; returns the run folder."""
+    from training_spec import TINY_SPEC  # tests/train is on sys.path under pytest
+
+    from cnnc.cli import main
+
+    # Maximising the training loss: epoch 1 is the best, patience 1 stops after epoch 2.
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC + "  early_stopping: {monitor: loss, mode: max, patience: 1}\n"
+                    "  checkpoint: {name: best, monitor: loss, mode: max}\n")
+    out = tmp_path / "run"
+    argv = ["run", str(spec), "--data", str(tiny_data), "--out", str(out), "--backend",
+            "numpy", "--progress", "off"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "epoch 2/3" in text and "epoch 3/3" not in text
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3  # header and 2 epochs
+    best, _ = load_arrays(out / "best.safetensors")
+    last, _ = load_arrays(out / "weights.safetensors")
+    assert any(not np.array_equal(best[k], last[k]) for k in best)
+    saved = load_checkpoint(out / CHECKPOINT_NAME)
+    assert [c["class"] for c in saved.callbacks["items"]] == ["EarlyStopping", "ModelCheckpoint"]
+    assert saved.callbacks["items"][0]["state"]["wait"] == 1
+    return out
+
+
+@pytest.mark.slow(reason="a whole `cnnc run` with its pictures and report: 5-20 s on 2 cores")
+def test_cnnc_run_stops_early_and_keeps_the_best_weights(tiny_data, tmp_path, capsys):
+    _spec_run(tiny_data, tmp_path, capsys)
+
+
+@pytest.mark.slow(reason="two whole `cnnc run`s with their pictures: about 30 s on 2 cores")
+def test_cnnc_run_resumes_with_the_callbacks_state(tiny_data, tmp_path, capsys):
+    from cnnc.cli import main
+
+    out = _spec_run(tiny_data, tmp_path, capsys)
+    # Resuming for more epochs restores the wait counter: one more epoch, and it stops again.
+    assert main(["run", "--resume", str(out), "--epochs", "5", "--progress", "off"]) == 0
+    assert "epoch 3/5" in capsys.readouterr().out
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4
