@@ -43,9 +43,10 @@ class Model:
 
     Attributes: `graph` (inference graph after the inference pipeline), `spec_graph` (the graph
     as loaded), `train_config`, `backend`, `step` (training steps taken), `seed`, `dtype`.
-    Inputs to `predict` and `train_step` must be floating point (uint8 images are rejected, not
-    silently scaled; unless only `rescaling` layers read the input, which scale it themselves)
-    with shape (N, *input shape); sparse labels are integer class ids.
+    Inputs to `fit`, `evaluate`, `predict` and `train_step` pass the same checks
+    (cnnc/inputs.py): floating point (uint8 images are rejected, not silently scaled; unless
+    only `rescaling` layers read the input, which scale it themselves), shape
+    (N, *input shape), finite values; sparse labels are integer class ids.
     """
 
     def __init__(self, spec_graph: Graph, backend: Backend, *, seed: int, dtype: str,

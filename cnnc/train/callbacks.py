@@ -228,6 +228,7 @@ class ModelCheckpoint(Callback):
         self.verbose = verbose
         self.initial = initial_value_threshold
         self.best = self._start()
+        self.writes = True  # False on the ranks of a data-parallel run that write no files
 
     def _start(self) -> float:
         if self.initial is not None:
@@ -258,6 +259,8 @@ class ModelCheckpoint(Callback):
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
                       f"{current:.5f}, saving the weights to {self._path(epoch, logs)}")
             self.best = current
+        if not self.writes:
+            return
         path = self._path(epoch, logs)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(path)  # cnnc.weights.save_arrays: atomic

@@ -413,7 +413,11 @@ class RunSession:
         if not folder:
             from cnnc.train.callbacks import ModelCheckpoint
 
-            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            # The same callbacks on every rank (a checkpoint's list must match on resume),
+            # but only the lead writes files.
+            for c in callbacks:
+                if isinstance(c, ModelCheckpoint):
+                    c.writes = False
         return callbacks
 
     def adapt(self) -> None:
