@@ -18,7 +18,7 @@ import numpy as np
 from cnnc.atomic import remove_stale_temporaries
 from cnnc.data.dataset import Dataset, load_configured, to_inputs
 from cnnc.data.split import validation_split_point
-from cnnc.errors import DataError, InputError, OutputError
+from cnnc.errors import CnncError, DataError, InputError, OutputError
 from cnnc.inputs import single_input
 from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
@@ -205,7 +205,8 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
                       reporter=ConsoleReporter() if verbose else SilentReporter(),
                       checkpoint_path=ckpt_path, settings=settings,
                       callbacks=[*spec_callbacks(config, checkpoint_dir), *(callbacks or [])])
-    return trainer.run(start)
+    with _python_hints():
+        return trainer.run(start)
 
 
 def _examples_line(train: LabelledData, validation: LabelledData | None, config: TrainConfig,
@@ -226,16 +227,35 @@ def _examples_line(train: LabelledData, validation: LabelledData | None, config:
             f"({source})")
 
 
+# What the shared data and training code's messages say to `cnnc run`'s user, and what fit's
+# user is told instead: Python's arguments, not the command line's flags.
+PYTHON_WORDS = (
+    ("use more data (--limit)", "use more data (x, y)"),
+    ("--limit", "limit"),
+    ("the learning rate (--lr)", "the learning rate (cnnc.compile(..., learning_rate=))"),
+    ("the folder given with --data", "the folder given as data_dir"),
+    ("--data FOLDER", "data_dir=FOLDER"),
+    ("(--data)", "(data_dir)"),
+    (" (--bad-images skip)", ""),
+)
+
+
+def _in_python(text: str | None) -> str | None:
+    for flag, words in PYTHON_WORDS:
+        text = text.replace(flag, words) if text else text
+    return text
+
+
 @contextmanager
 def _python_hints() -> Iterator[None]:
-    """The data's errors, with hints that name fit's arguments rather than cnnc run's flags."""
+    """Errors of the data and training code, with hints that name fit's arguments rather than
+    cnnc run's flags."""
     try:
         yield
-    except DataError as err:
-        if err.hint and "--limit" in err.hint:
-            err.hint = err.hint.replace("(--limit)", "(x, y)").replace("--limit", "limit=")
-        if "--limit" in err.message:
-            err.message = err.message.replace("--limit", "limit")
+    except CnncError as err:
+        err.message, err.hint = _in_python(err.message), _in_python(err.hint)
+        if err.args:
+            err.args = (err.message, *err.args[1:])
         raise
 
 
@@ -271,7 +291,8 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
     config: TrainConfig = model.train_config
     class_names: tuple[str, ...] = ()
     if x is None:
-        dataset = load_configured(config, data_dir, input_shape(model))
+        with _python_hints():
+            dataset = load_configured(config, data_dir, input_shape(model))
         data = LabelledData(to_inputs(dataset.test.images, input_shape(model)),
                             dataset.test.labels)
         class_names = dataset.class_names

@@ -119,3 +119,24 @@ def test_fits_hints_name_python_arguments_not_flags():
     with pytest.raises(InputError, match=r"^limit must be a positive number of examples, "
                                          r"got 0$"):
         model.fit(x, y, limit=0, verbose=0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's, on the overflowing values
+def test_a_diverged_fit_names_pythons_learning_rate_not_the_flag():
+    model = cnnc.compile(SPEC.replace("batch_size 4", "batch_size 4\n  optimizer sgd "
+                                      "learning_rate=1e30"), backend="numpy")
+    x = np.random.default_rng(3).random((16, 4, 4, 1), dtype=np.float32) * 1e6
+    with pytest.raises(CnncError) as info:
+        model.fit(x, np.arange(16) % 3, verbose=0)
+    text = info.value.render()
+    assert "the training loss became" in text
+    assert "lower the learning rate (cnnc.compile(..., learning_rate=))" in text
+    assert "--lr" not in text
+
+
+def test_a_missing_dataset_names_data_dir(tmp_path):
+    model = cnnc.compile(SPEC, backend="numpy")
+    with pytest.raises(CnncError) as info:
+        model.fit(data_dir=tmp_path, verbose=0)
+    text = info.value.render()
+    assert "the folder given as data_dir" in text and "--data" not in text
