@@ -368,7 +368,10 @@ class Model:
     # ------------------------------------------------------------ training loop (cnnc/train)
 
     def fit(self, x: Any = None, y: Any = None, **options: Any):
-        """Train for the spec's epochs (Keras-style); see cnnc.train.fit.fit for the options.
+        """Train for the spec's epochs (Keras-style); see cnnc.train.fit.fit for the options:
+        epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks
+        (cnnc.EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, LambdaCallback, your own
+        cnnc.Callback), data_dir, limit, checkpoint_dir, resume.
 
         With no x and y, trains on the dataset named in the spec's train section.
         Returns a History (`.epochs` records, `.history` lists per metric).

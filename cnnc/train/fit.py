@@ -204,7 +204,8 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     trainer = Trainer(model, config, train, validation, classes=classes,
                       reporter=ConsoleReporter() if verbose else SilentReporter(),
                       checkpoint_path=ckpt_path, settings=settings,
-                      callbacks=[*spec_callbacks(config, checkpoint_dir), *(callbacks or [])])
+                      callbacks=[*spec_callbacks(config, checkpoint_dir, verbose),
+                                 *(callbacks or [])])
     with _python_hints():
         return trainer.run(start)
 

@@ -409,7 +409,7 @@ class RunSession:
         from cnnc.train.spec_callbacks import spec_callbacks
 
         folder = self.folder.path if self.lead and self.folder is not None else ""
-        callbacks = spec_callbacks(self.config, folder)
+        callbacks = spec_callbacks(self.config, folder, verbose=1 if self.lead else 0)
         if not folder:
             from cnnc.train.callbacks import ModelCheckpoint
 

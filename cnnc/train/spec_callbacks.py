@@ -12,14 +12,16 @@ from cnnc.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, Reduc
 BEST_WEIGHTS = "best.safetensors"  # `checkpoint best`'s file, in the run or checkpoint folder
 
 
-def spec_callbacks(config: TrainConfig, folder: str | Path | None) -> list[Callback]:
+def spec_callbacks(config: TrainConfig, folder: str | Path | None, verbose: int = 0
+                   ) -> list[Callback]:
     """The callbacks of `config`, in the order early stopping, reduce-on-plateau, checkpoint;
-    folder: where `checkpoint best` writes best.safetensors (fit's checkpoint_dir)."""
+    folder: where `checkpoint best` writes best.safetensors (fit's checkpoint_dir); verbose:
+    they say when they stop training or change the rate (Keras' verbose=1)."""
     out: list[Callback] = []
     if config.early_stopping is not None:
-        out.append(EarlyStopping(**dict(config.early_stopping)))
+        out.append(EarlyStopping(**dict(config.early_stopping), verbose=verbose))
     if config.reduce_lr_on_plateau is not None:
-        out.append(ReduceLROnPlateau(**dict(config.reduce_lr_on_plateau)))
+        out.append(ReduceLROnPlateau(**dict(config.reduce_lr_on_plateau), verbose=verbose))
     if config.checkpoint is not None:
         if folder is None:
             raise InputError("the spec's train section says `checkpoint best`, which writes "
