@@ -31,14 +31,18 @@ def load_spec(spec: Any, *, name: str | None = None) -> Graph:
 
 
 def compile(
-    spec: Any, backend: str = "numpy", device: str | None = None, **options: Any
+    spec: Any, backend: str | None = None, device: str | None = None, **options: Any
 ) -> Model:
     """Compile a spec (anything load_spec takes, or a Graph) for a backend.
 
-    backend: 'numpy' (the reference interpreter) or 'opencl'. device: for OpenCL, 'gpu', 'cpu',
-    'P:D' (platform:device index) or part of a device name; None picks the default device.
+    backend: None (the default) picks the fast device as `cnnc run` does: the OpenCL device
+    `device` or $CNNC_DEVICE names, else the first qualified GPU, then CPU; where no device
+    qualifies, the NumPy reference, with a warning once (float64 always runs on NumPy).
+    'numpy' asks for the reference interpreter, 'opencl' for OpenCL (an error without a
+    device). device: for OpenCL, 'gpu', 'cpu', 'P:D' (platform:device index) or part of a
+    device name; None picks the default device.
     options: seed (int, initialisation and dropout), dtype ('float32' or 'float64', NumPy only),
-    loss and optimizer (override the spec's), tune (OpenCL: 'cached', the default, runs the
+    loss and optimizer (override the spec's), learning_rate (the optimizer's), tune (OpenCL: 'cached', the default, runs the
     kernel variants the tuning cache holds for the device; 'never' the defaults; seconds: also
     tune what the cache lacks on first use, within that budget; see Model.tune).
     """
@@ -67,10 +71,19 @@ def __getattr__(name: str) -> Any:
         from cnnc.ir.graph import Graph
 
         return Graph
+    if name in _CALLBACKS:  # Keras' callbacks: cnnc.EarlyStopping, or cnnc.callbacks.*
+        from cnnc.train import callbacks
+
+        return callbacks if name == "callbacks" else getattr(callbacks, name)
     raise AttributeError(f"module 'cnnc' has no attribute {name!r}")
 
 
-__all__ = ["CnncError", "Graph", "Network", "__version__", "compile", "load_spec"]
+_CALLBACKS = ("Callback", "EarlyStopping", "History", "LambdaCallback", "ModelCheckpoint",
+              "ReduceLROnPlateau", "callbacks")
+
+__all__ = ["Callback", "CnncError", "EarlyStopping", "Graph", "History", "LambdaCallback",
+           "ModelCheckpoint", "Network", "ReduceLROnPlateau", "__version__", "callbacks",
+           "compile", "load_spec"]
 
 
 def __dir__() -> list[str]:

@@ -133,3 +133,17 @@ def check_targets(value: Any, target: Node, prediction_shape: tuple, count: int)
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         raise InputError(f"the targets contain {_first_bad(a)}")
     return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
+
+
+def single_input(graph: Graph, x: Any, what: str) -> np.ndarray:
+    """The checked images of a one-input network, for fit and evaluate (the same checks and
+    messages as predict and train_step: input_feeds); `what` names the caller in the error for
+    a network of several inputs."""
+    inputs = [n for n in graph.nodes if n.op == "input"]
+    if len(inputs) != 1:
+        raise InputError(f"{what} takes arrays for a network of one input; this one has "
+                         f"{len(inputs)} ({', '.join(n.name for n in inputs)})",
+                         hint="train it step by step with train_step(dict of arrays, y)")
+    if isinstance(x, Mapping):
+        x = input_feeds(graph, x)[inputs[0].name]
+    return check_images(x, inputs[0], inputs[0].name in rescaled_inputs(graph))

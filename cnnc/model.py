@@ -34,7 +34,7 @@ from cnnc.passes import names
 from cnnc.passes.pipeline import inference_graph, training_graph
 
 DTYPES = ("float32", "float64")
-COMPILE_OPTIONS = ("seed", "dtype", "loss", "optimizer", "tune")  # compile_model's keyword arguments
+COMPILE_OPTIONS = ("seed", "dtype", "loss", "optimizer", "learning_rate", "tune")  # compile_model's keyword arguments
 STEP = "step"  # the step counter's key in get_training_state()
 
 
@@ -43,9 +43,10 @@ class Model:
 
     Attributes: `graph` (inference graph after the inference pipeline), `spec_graph` (the graph
     as loaded), `train_config`, `backend`, `step` (training steps taken), `seed`, `dtype`.
-    Inputs to `predict` and `train_step` must be floating point (uint8 images are rejected, not
-    silently scaled; unless only `rescaling` layers read the input, which scale it themselves)
-    with shape (N, *input shape); sparse labels are integer class ids.
+    Inputs to `fit`, `evaluate`, `predict` and `train_step` pass the same checks
+    (cnnc/inputs.py): floating point (uint8 images are rejected, not silently scaled; unless
+    only `rescaling` layers read the input, which scale it themselves), shape
+    (N, *input shape), finite values; sparse labels are integer class ids.
     """
 
     def __init__(self, spec_graph: Graph, backend: Backend, *, seed: int, dtype: str,
@@ -57,6 +58,7 @@ class Model:
         self.seed = seed
         self.dtype = dtype
         self.step = 0
+        self.stop_training = False  # Keras' flag: a callback sets it to end fit after the epoch
         self._training_graph: Graph | None = None
         self._class_names: tuple[str, ...] | None = None
         self._executables: dict[tuple[str, int], Executable] = {}
@@ -373,7 +375,10 @@ class Model:
     # ------------------------------------------------------------ training loop (cnnc/train)
 
     def fit(self, x: Any = None, y: Any = None, **options: Any):
-        """Train for the spec's epochs (Keras-style); see cnnc.train.fit.fit for the options.
+        """Train for the spec's epochs (Keras-style); see cnnc.train.fit.fit for the options:
+        epochs, batch_size, validation_split, validation_data, shuffle, verbose, callbacks
+        (cnnc.EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, LambdaCallback, your own
+        cnnc.Callback), data_dir, limit, checkpoint_dir, resume.
 
         With no x and y, trains on the dataset named in the spec's train section.
         Returns a History (`.epochs` records, `.history` lists per metric).
@@ -449,7 +454,8 @@ def _memory_named(batch: int) -> Iterator[None]:
 # ---------------------------------------------------------------- compile
 
 
-def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any) -> TrainConfig:
+def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any,
+                  learning_rate: Any = None) -> TrainConfig:
     config = graph.train
     if config is None:
         config = TrainConfig()
@@ -457,6 +463,12 @@ def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any) -> TrainCo
         config = parse_train_config(config)
     if loss is not None:
         config = config.replace(loss=parse_loss(loss, path=None))
+    if learning_rate is not None:  # compile(spec, optimizer="adam", learning_rate=0.01)
+        from cnnc.ir.train_config import optimizer_keywords
+
+        flat = optimizer_keywords({"optimizer": config.optimizer if optimizer is None
+                                   else optimizer, "learning_rate": learning_rate})
+        optimizer = flat["optimizer"]
     if optimizer is not None:
         if not isinstance(optimizer, OptimizerConfig):
             optimizer = parse_optimizer(optimizer, path="optimizer")
@@ -466,6 +478,37 @@ def _train_config(graph: Graph, loss: Any, optimizer: Any, seed: Any) -> TrainCo
             raise CnncError(f"seed must be a non-negative integer, got {seed!r}")
         config = config.replace(seed=int(seed))
     return config
+
+
+_fallback_said = False  # the NumPy fallback's warning, once per process
+
+
+def _default_backend(device: str | None, dtype: str) -> Backend:
+    """cnnc.compile without backend=: the OpenCL device the command line picks (select_device:
+    `device`, $CNNC_DEVICE, else the first qualified GPU, then CPU); the NumPy reference for
+    float64 (which the OpenCL kernels do not compute) or, said once, when no device qualifies."""
+    global _fallback_said
+    from cnnc.errors import DeviceError
+
+    if dtype == "float64":
+        if device is not None:
+            raise CnncError(f"dtype='float64' runs on the numpy backend; device={device!r} is "
+                            "for the OpenCL backend's float32")
+        return _backend("numpy", None, dtype)
+    try:
+        return _backend("opencl", device, dtype)
+    except DeviceError as err:
+        if device is not None:
+            raise  # the device asked for: its own error, never a silent fallback
+        if not _fallback_said:
+            import warnings
+
+            warnings.warn(f"cnnc.compile: no OpenCL device qualifies ({err.message}); running "
+                          "on the NumPy reference backend, which is much slower. Pass "
+                          "backend='numpy' to choose it (and not see this), or see "
+                          "`cnnc doctor`.", stacklevel=4)
+            _fallback_said = True
+        return _backend("numpy", None, dtype)
 
 
 def _backend(backend: Any, device: str | None, dtype: str) -> Backend:
@@ -517,13 +560,16 @@ def compile_model(
     dtype: str = "float32",
     loss: str | None = None,
     optimizer: Any = None,
+    learning_rate: float | None = None,
     tune: Any = "cached",
 ) -> Model:
     """cnnc.compile: a spec (anything cnnc.load_spec takes, or a Graph) compiled for a backend.
 
     seed: initialisation and dropout masks (default: the spec's train.seed, else 0).
     dtype: 'float32', or 'float64' (NumPy backend, for gradient checks).
-    loss, optimizer: override the spec's train section (a name, or a mapping with 'name').
+    loss, optimizer: override the spec's train section (a name, or a mapping with 'name':
+    optimizer={"name": "adam", "learning_rate": 0.01}); learning_rate: the optimizer's rate
+    (the spec's optimizer, or the one given: optimizer="adam", learning_rate=0.01).
     tune (OpenCL): 'cached' runs the kernel variants `cnnc tune` (or an earlier `cnnc run`,
     or `Model.tune`) stored for this device, the defaults where it has none; 'never' runs the
     defaults; a number of seconds also tunes, within that budget, the launches of a graph the
@@ -538,8 +584,9 @@ def compile_model(
         from cnnc.frontend.spec import load_spec
 
         graph = load_spec(spec)
-    config = _train_config(graph, loss, optimizer, seed)
-    built = _backend(backend, device, dtype)
+    config = _train_config(graph, loss, optimizer, seed, learning_rate)
+    built = (_default_backend(device, dtype) if backend is None
+             else _backend(backend, device, dtype))
     if budget is not None and hasattr(built, "choose_variants"):
         from cnnc.tune.tuner import install
 

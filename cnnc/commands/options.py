@@ -85,7 +85,8 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
 
 def use_run_folder(args: argparse.Namespace, *, weights: bool = True) -> None:
     """A run folder (what `cnnc run` made) given as SPEC stands for its spec.yaml and, unless
-    --weights names others, the weights at the run's end (weights.safetensors); where the
+    --weights names others, the best epoch's weights where the spec said `checkpoint best`
+    (best.safetensors), else the weights at the run's end (weights.safetensors); where the
     command reads data and --data is not given, the data the run trained on. Says so once."""
     folder = Path(args.spec)
     if not folder.is_dir():
@@ -96,6 +97,11 @@ def use_run_folder(args: argparse.Namespace, *, weights: bool = True) -> None:
                         "spec.yaml)", hint="give a spec file, or a folder `cnnc run` made")
     args.spec = str(spec)
     used = [str(spec)]
+    best = folder / "best.safetensors"  # a spec's `checkpoint best` (train/spec_callbacks.py)
+    if weights and getattr(args, "weights", None) is None and best.is_file():
+        args.weights = str(best)
+        used.append(f"{best} (the best epoch's weights, `checkpoint best`; --weights "
+                    f"{folder / 'weights.safetensors'} for the last)")
     if weights and getattr(args, "weights", None) is None:
         final = folder / "weights.safetensors"
         if not final.is_file():

@@ -28,7 +28,7 @@ from cnnc.errors import CnncError, Span, SpecError, did_you_mean
 from cnnc.frontend.lower import LayerDecl, dims_value, lower
 from cnnc.ir.graph import Graph
 from cnnc.ir.ops import layer_names, lookup_layer
-from cnnc.ir.train_config import parse_train_config
+from cnnc.ir.train_config import optimizer_keywords, parse_train_config
 
 
 class UnknownLayerError(SpecError, AttributeError):
@@ -154,7 +154,10 @@ class Network:
         return sorted(set(super().__dir__()) | set(layer_names()))
 
     def train(self, settings: Mapping[str, Any] | None = None, **kwargs: Any) -> Network:
-        """Training settings, as in a spec's train section: `net.train(epochs=10, ...)`."""
+        """Training settings, as in a spec's train section: `net.train(epochs=10, ...)`; the
+        optimizer's arguments may sit beside it: `net.train(optimizer="adam",
+        learning_rate=0.01)` or `net.train(optimizer={"name": "adam", "learning_rate": 0.01})`.
+        """
         self._train = {**dict(settings or {}), **kwargs}
         self._train_where = _caller()
         return self
@@ -177,7 +180,9 @@ class Network:
         graph = lower(self.name, self._decls, outputs=outputs)
         if self._train is not None:
             try:
-                graph = graph.replace(train=parse_train_config(self._train))
+                # optimizer="adam", learning_rate=0.01: the flat form Python users write
+                settings = optimizer_keywords(self._train)
+                graph = graph.replace(train=parse_train_config(settings))
             except CnncError as err:
                 raise err.with_context(span=self._span(self._train_where, sources)) from None
         return graph

@@ -21,7 +21,13 @@ from cnnc.frontend.lower import NAME_PATTERN, RESERVED_NAMES, assign_names
 from cnnc.ir import args as A
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import OpDef
-from cnnc.ir.train_config import TrainConfig, parse_optimizer, parse_train_config
+from cnnc.ir.train_config import (
+    CALLBACK_ARGS,
+    TrainConfig,
+    parse_callback,
+    parse_optimizer,
+    parse_train_config,
+)
 
 # Words a name cannot be written as: the DSL's keywords and its constants.
 KEYWORDS = RESERVED_NAMES | set(CONSTANTS)
@@ -104,6 +110,13 @@ def train_settings(config: TrainConfig) -> dict[str, Any]:
         elif key == "augment":
             if value != default.augment:
                 out[key] = {k: v for k, v in value.items() if default.augment.get(k) != v}
+        elif key in CALLBACK_ARGS:  # Keras' callbacks: their arguments off the defaults
+            if value is not None:
+                base = parse_callback(key, {"name": value["name"]} if "name" in value else {},
+                                      key)
+                extra = {k: v for k, v in value.items() if base.get(k) != v}
+                out[key] = ({"name": value["name"], **extra} if extra else value["name"]
+                            ) if "name" in value else (extra or True)
         elif key in ALWAYS_WRITTEN or value != getattr(default, key):
             out[key] = value
     return out

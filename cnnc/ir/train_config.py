@@ -190,6 +190,11 @@ class TrainConfig:
     # Batches prepared ahead of the step on a worker thread (cnnc/train/prefetch.py); 0: none,
     # the loop prepares each itself; None: the default depth (2). Changes no result.
     prefetch: int | None = None
+    # Keras' callbacks from the spec (cnnc/train/callbacks.py, built by spec_callbacks.py):
+    # the checked arguments of CALLBACK_ARGS, None when the spec has none.
+    early_stopping: Attrs | None = None
+    reduce_lr_on_plateau: Attrs | None = None
+    checkpoint: Attrs | None = None
 
     @property
     def reconstruction(self) -> bool:
@@ -211,6 +216,8 @@ class TrainConfig:
         d["optimizer"] = {"name": self.optimizer.name, **dict(self.optimizer.args)}
         d["schedule"] = dict(self.schedule)
         d["augment"] = dict(self.augment)
+        for key in CALLBACK_ARGS:
+            d[key] = None if getattr(self, key) is None else dict(getattr(self, key))
         return d
 
 
@@ -307,6 +314,70 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+# Keras' callbacks as training settings (cnnc/train/callbacks.py has their semantics):
+#   early_stopping patience=3            EarlyStopping, monitor val_loss by default
+#   reduce_lr_on_plateau factor=0.5      ReduceLROnPlateau
+#   checkpoint best                      ModelCheckpoint(save_best_only) to best.safetensors
+# Each is a mapping of these arguments (YAML `early_stopping: {patience: 3}`), `true` for the
+# defaults; `checkpoint` is the name `best`, or a mapping with `name: best`.
+_MONITOR = A.Arg("monitor", A.text, "val_loss")
+_MODE = A.Arg("mode", A.choice("auto", "min", "max"), "auto")
+CALLBACK_ARGS: dict[str, tuple[A.Arg, ...]] = {
+    "early_stopping": (_MONITOR, _MODE, A.Arg("patience", A.non_negative_int, 0),
+                       A.Arg("min_delta", A.non_negative_real, 0.0),
+                       A.Arg("baseline", lambda k, v: None if v is None else A.finite_real(k, v),
+                             None),
+                       A.Arg("restore_best_weights", A.boolean, False)),
+    "reduce_lr_on_plateau": (_MONITOR, _MODE, A.Arg("factor", _open_fraction, 0.1),
+                             A.Arg("patience", A.non_negative_int, 10),
+                             A.Arg("min_delta", A.non_negative_real, 1e-4),
+                             A.Arg("cooldown", A.non_negative_int, 0),
+                             A.Arg("min_lr", A.non_negative_real, 0.0)),
+    "checkpoint": (_MONITOR, _MODE),
+}
+CHECKPOINTS = ("best",)
+
+
+def parse_callback(key: str, value: Any, path: str) -> Attrs | None:
+    """A callback setting's checked arguments; None for `false` (none)."""
+    if value is False or value is None:
+        return None
+    if key == "checkpoint":
+        name, given = _named(path, value, CHECKPOINTS, "checkpoint")
+        return Attrs(name=name, **_check_args(path, CALLBACK_ARGS[key], given))
+    if value is True:
+        value = {}
+    given = _mapping(path, value, f"a mapping of {key}'s arguments, such as "
+                                  f"{{patience: 3}}, or true")
+    return Attrs(_check_args(path, CALLBACK_ARGS[key], given))
+
+
+def optimizer_keywords(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Python's flat form, `net.train(optimizer="adam", learning_rate=0.01)`: the keywords that
+    are the optimizer's arguments (not training settings) moved into its mapping, as Keras'
+    `Adam(learning_rate=0.01)` holds them. Other keys are left for the usual checks."""
+    from cnnc.ir.ops import OPS
+    from cnnc.ir.optimizer_options import OPTION_NAMES
+
+    out = dict(settings)
+    every = {a.name for name in OPTIMIZERS for a in OPS[f"{name}_update"].args} | OPTION_NAMES
+    flat = {k: out.pop(k) for k in list(out) if k not in FIELDS and k in every}
+    if not flat:
+        return out
+    optimizer = out.get("optimizer", OptimizerConfig().name)
+    if isinstance(optimizer, OptimizerConfig):  # a compiled spec's: the keywords change it
+        out["optimizer"] = {"name": optimizer.name, **dict(optimizer.args), **flat}
+        return out
+    optimizer = {"name": optimizer} if isinstance(optimizer, str) else dict(
+        _mapping("train.optimizer", optimizer, "an optimizer name or a mapping with 'name'"))
+    twice = sorted(set(flat) & set(optimizer))
+    if twice:
+        raise _fail(f"train.optimizer.{twice[0]}", f"'{twice[0]}' is given twice: as a keyword "
+                    "and in the optimizer's mapping", "give it once")
+    out["optimizer"] = {**optimizer, **flat}
+    return out
+
+
 def parse_loss(value: Any, path: str | None = "train.loss") -> str:
     """A loss's canonical name (mse is mean_squared_error); SpecError naming the choices."""
     if not isinstance(value, str) or value.lower() not in LOSSES:
@@ -341,6 +412,8 @@ def parse_train_config(value: Any, path: str = "train") -> TrainConfig:
         given = _mapping(f"{path}.augment", m["augment"],
                          "a mapping such as {shift: 2, flip: true}")
         changes["augment"] = Attrs(_check_args(f"{path}.augment", AUGMENT_ARGS, given))
+    changes.update({key: parse_callback(key, m[key], f"{path}.{key}")
+                    for key in CALLBACK_ARGS if key in m})
     config = TrainConfig().replace(**changes)
     check_target(config, path)
     if isinstance(m.get("schedule"), Mapping) and m["schedule"].get("cycle_momentum") is True:

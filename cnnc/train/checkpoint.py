@@ -27,6 +27,7 @@ from cnnc.weights import save_arrays
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = 1
 _META_KEY = "cnnc_checkpoint"
+CALLBACK_PREFIX = "callback/"
 
 
 class CheckpointError(CnncError):
@@ -44,6 +45,10 @@ class Checkpoint:
     history: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # what resuming must match
     elapsed_s: float = 0.0
+    # The training callbacks' state (cnnc/train/callbacks.py) and their arrays, kept as tensors
+    # named 'callback/<index>/<name>' beside the training state.
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    callback_arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def step(self) -> int:
@@ -58,11 +63,12 @@ class Checkpoint:
     def meta(self) -> dict[str, Any]:
         return {"format": FORMAT, "epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "partial": self.partial, "history": self.history, "settings": self.settings,
-                "elapsed_s": self.elapsed_s}
+                "elapsed_s": self.elapsed_s, "callbacks": self.callbacks}
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
-    save_arrays(path, ckpt.state, {_META_KEY: json.dumps(ckpt.meta())})
+    save_arrays(path, {**ckpt.state, **ckpt.callback_arrays},
+                {_META_KEY: json.dumps(ckpt.meta())})
     return Path(path)
 
 
@@ -90,11 +96,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this cnnc "
                               f"reads format {FORMAT}")
     try:
+        state = {k: v for k, v in tensors.items() if not k.startswith(CALLBACK_PREFIX)}
         ckpt = Checkpoint(
-            state=dict(tensors), epoch=int(meta["epoch"]), batch=int(meta["batch"]),
+            state=state, epoch=int(meta["epoch"]), batch=int(meta["batch"]),
             partial=dict(meta.get("partial") or {}), history=list(meta.get("history") or []),
             settings=dict(meta.get("settings") or {}),
             elapsed_s=float(meta.get("elapsed_s", 0.0)),
+            callbacks=dict(meta.get("callbacks") or {}),
+            callback_arrays={k: v for k, v in tensors.items() if k.startswith(CALLBACK_PREFIX)},
         )
         if ckpt.epoch < 0 or ckpt.batch < 0 or not all(isinstance(r, dict)
                                                       for r in ckpt.history):

@@ -7,6 +7,8 @@ validation_split / validation_size with Keras semantics (the last part of the tr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import numpy as np
 from cnnc.atomic import remove_stale_temporaries
 from cnnc.data.dataset import Dataset, load_configured, raw_pixels, to_inputs
 from cnnc.data.split import validation_split_point
-from cnnc.errors import DataError, InputError, OutputError
+from cnnc.errors import CnncError, DataError, InputError, OutputError
+from cnnc.inputs import single_input
 from cnnc.ir.train_config import TrainConfig, parse_train_config
 from cnnc.train.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cnnc.train.loop import EVAL_BATCH_SIZE, History, LabelledData, Trainer, evaluate_arrays
@@ -111,16 +114,14 @@ def _labels(y: Any, n: int, what: str, classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _arrays(x: Any, y: Any, what: str, classes: int, reconstruction: bool = False
+def _arrays(model, x: Any, y: Any, what: str, classes: int, reconstruction: bool = False
             ) -> LabelledData:
     if y is None and not reconstruction:
         raise InputError(f"{what}: x was given without y")
-    try:
-        x = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{what}: x is not an array of numbers ({err})") from None
-    if x.ndim == 0:
-        raise InputError(f"{what}: x is a single number, not a batch of inputs")
+    # The checks predict and train_step make, with their messages (cnnc/inputs.py): uint8
+    # images are refused unless the network rescales them itself.
+    x = single_input(model.spec_graph, x, what)
+    x = x.astype(np.float64 if model.dtype == "float64" else np.float32, copy=False)
     if reconstruction:
         # The target is x itself; labels, when given, are kept but not trained on.
         labels = (np.zeros(x.shape[0], np.int64) if y is None
@@ -132,12 +133,18 @@ def _arrays(x: Any, y: Any, what: str, classes: int, reconstruction: bool = Fals
 def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
         batch_size: int | None = None, validation_split: float | None = None,
         validation_data: tuple[Any, Any] | None = None, shuffle: bool | None = None,
-        verbose: int = 1, data_dir: str | Path | None = None, limit: int | None = None,
+        verbose: int = 1, callbacks: list[Any] | None = None,
+        data_dir: str | Path | None = None, limit: int | None = None,
         checkpoint_dir: str | Path | None = None, resume: bool = False) -> History:
     """Train `model` for the spec's (or the given) number of epochs; returns the History.
 
-    x, y: inputs (N, H, W, C) in [0, 1] and class indices (or one-hot rows); None loads the
-    spec's dataset. checkpoint_dir: write checkpoint.safetensors there after every epoch (and
+    x, y: inputs (N, H, W, C), floating point (uint8 only where the network rescales them
+    itself), and class indices (or one-hot rows); None loads the spec's dataset.
+    validation_split: hold out this last fraction of x (Keras: before shuffling); replaces the
+    spec's validation_split / validation_size. validation_data: (x_val, y_val) to validate on
+    instead: nothing is held out of x then. callbacks: cnnc.Callback objects (EarlyStopping,
+    ModelCheckpoint, ReduceLROnPlateau, LambdaCallback, your own), after those of the spec's
+    train section. checkpoint_dir: write checkpoint.safetensors there after every epoch (and
     on Ctrl-C); resume: continue from the checkpoint found there.
     """
     config: TrainConfig = model.train_config
@@ -146,23 +153,35 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
     changes = {k: v for k, v in given.items() if v is not None}
     if validation_split is not None:
         changes["validation_size"] = None  # a split given here replaces the spec's count
+    if validation_data is not None:
+        # Keras: validation_data replaces any split; no training example is held out.
+        changes.update(validation_split=0.0, validation_size=None)
     config = apply_overrides(config, changes)
     classes = num_classes(model)
-    if x is None:
-        dataset = load_configured(config, data_dir, input_shape(model))
-        data = prepare_data(config, dataset, input_shape(model), limit,
-                            raw=raw_pixels(model.graph))
-        train, validation = data.train, data.validation
-    else:
-        every = _arrays(x, y, "fit", classes, config.reconstruction)
-        train_part, held = _parts(len(every), config, limit)
-        train = every.part(train_part)
-        validation = every.part(held) if held is not None else None
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit <= 0):
+        raise InputError(f"limit must be a positive number of examples, got {limit!r}")
+    with _python_hints():
+        if x is None:
+            dataset = load_configured(config, data_dir, input_shape(model))
+            data = prepare_data(config, dataset, input_shape(model), limit,
+                                raw=raw_pixels(model.graph))
+            train, validation = data.train, data.validation
+            if validation_data is not None:
+                validation = None  # the dataset's own val/ folder gives way too
+        else:
+            every = _arrays(model, x, y, "fit", classes, config.reconstruction)
+            train_part, held = _parts(len(every), config, limit)
+            train = every.part(train_part)
+            validation = every.part(held) if held is not None else None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise InputError("validation_data must be a pair (x, y)")
-        validation = _arrays(*validation_data, "validation_data", classes,
+        validation = _arrays(model, *validation_data, "validation_data", classes,
                              config.reconstruction)
+    if verbose:
+        print(_examples_line(train, validation, config, validation_data is not None),
+              flush=True)
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if ckpt_path is not None:
         try:
@@ -182,10 +201,65 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
                 f"{ckpt_path}: the checkpoint was written with other training settings or data "
                 f"({start.settings}); now: {settings}",
                 hint="resume with the settings it was written with (only epochs may change)")
+    from cnnc.train.spec_callbacks import spec_callbacks
+
     trainer = Trainer(model, config, train, validation, classes=classes,
                       reporter=ConsoleReporter() if verbose else SilentReporter(),
-                      checkpoint_path=ckpt_path, settings=settings)
-    return trainer.run(start)
+                      checkpoint_path=ckpt_path, settings=settings,
+                      callbacks=[*spec_callbacks(config, checkpoint_dir, verbose),
+                                 *(callbacks or [])])
+    with _python_hints():
+        return trainer.run(start)
+
+
+def _examples_line(train: LabelledData, validation: LabelledData | None, config: TrainConfig,
+                   given: bool) -> str:
+    """What fit says before its first epoch: how many examples train and validate, and where
+    the validation examples come from."""
+    if validation is None:
+        return f"training on {len(train):,} examples, no validation"
+    if given:
+        source = "validation_data"
+    elif config.validation_size:
+        source = f"the last {config.validation_size:,} of x, validation_size"
+    elif config.validation_split:
+        source = f"the last {config.validation_split:g} of x, validation_split"
+    else:
+        source = "the dataset's validation part"
+    return (f"training on {len(train):,} examples, validating on {len(validation):,} "
+            f"({source})")
+
+
+# What the shared data and training code's messages say to `cnnc run`'s user, and what fit's
+# user is told instead: Python's arguments, not the command line's flags.
+PYTHON_WORDS = (
+    ("use more data (--limit)", "use more data (x, y)"),
+    ("--limit", "limit"),
+    ("the learning rate (--lr)", "the learning rate (cnnc.compile(..., learning_rate=))"),
+    ("the folder given with --data", "the folder given as data_dir"),
+    ("--data FOLDER", "data_dir=FOLDER"),
+    ("(--data)", "(data_dir)"),
+    (" (--bad-images skip)", ""),
+)
+
+
+def _in_python(text: str | None) -> str | None:
+    for flag, words in PYTHON_WORDS:
+        text = text.replace(flag, words) if text else text
+    return text
+
+
+@contextmanager
+def _python_hints() -> Iterator[None]:
+    """Errors of the data and training code, with hints that name fit's arguments rather than
+    cnnc run's flags."""
+    try:
+        yield
+    except CnncError as err:
+        err.message, err.hint = _in_python(err.message), _in_python(err.hint)
+        if err.args:
+            err.args = (err.message, *err.args[1:])
+        raise
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:
@@ -221,12 +295,13 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
     config: TrainConfig = model.train_config
     class_names: tuple[str, ...] = ()
     if x is None:
-        dataset = load_configured(config, data_dir, input_shape(model))
+        with _python_hints():
+            dataset = load_configured(config, data_dir, input_shape(model))
         data = LabelledData(to_inputs(dataset.test.images, input_shape(model),
                                       raw_pixels(model.graph)), dataset.test.labels)
         class_names = dataset.class_names
     else:
-        data = _arrays(x, y, "evaluate", num_classes(model), config.reconstruction)
+        data = _arrays(model, x, y, "evaluate", num_classes(model), config.reconstruction)
     ev = evaluate_arrays(model, data, config.loss, class_names,
                          batch_size=batch_size or EVAL_BATCH_SIZE, target=config.target,
                          noise=config.noise, seed=config.seed)

@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, final
 
@@ -38,6 +38,7 @@ from cnnc.data.split import batch_bounds, epoch_order
 from cnnc.errors import InternalError, TrainingDiverged
 from cnnc.ir.train_config import TrainConfig, cycles_momentum
 from cnnc.train.augmentation import EpochPlan, epoch_plan
+from cnnc.train.callbacks import CallbackList, History
 from cnnc.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnc.train.lr_schedule import learning_rate, momentum
 from cnnc.train.metrics import (
@@ -101,27 +102,6 @@ class _SigintFlag:
 
 
 @dataclass
-class History:
-    """Per-epoch records: epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, times."""
-
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def history(self) -> dict[str, list[Any]]:
-        """Keras' shape: one list per metric."""
-        keys: list[str] = []
-        for rec in self.epochs:
-            keys += [k for k in rec if k not in keys]
-        return {k: [rec.get(k) for rec in self.epochs] for k in keys}
-
-    def show_curves(self, title: str = "Training"):
-        """Loss, accuracy and learning rate per epoch: a matplotlib Figure (cnnc/viz)."""
-        from cnnc.viz.curves import curves_figure
-
-        return curves_figure(self.epochs, title=title)
-
-
-@dataclass
 class LabelledData:
     """Model inputs (N, H, W, C) float32 and class-index labels (N,)."""
 
@@ -171,9 +151,11 @@ class Trainer:
         eval_batch_size: int = EVAL_BATCH_SIZE,
         read_every: int = READ_EVERY,
         read_every_s: float = READ_EVERY_S,
+        callbacks: list[Any] | None = None,
     ):
         """read_every: steps queued at most between two reads of their losses (1: after
-        every step); read_every_s: seconds at most between two reads (math.inf: no limit)."""
+        every step); read_every_s: seconds at most between two reads (math.inf: no limit);
+        callbacks: Keras-style cnnc.Callback objects (cnnc/train/callbacks.py)."""
         if isinstance(read_every, bool) or not isinstance(read_every, int) or read_every < 1:
             raise InternalError(f"read_every must be a positive integer, got {read_every!r}")
         self.read_every, self.read_every_s = read_every, read_every_s
@@ -208,16 +190,25 @@ class Trainer:
         self._momentum_now: float | None = None
         self._cycles_momentum = cycles_momentum(config)
         self._prefetcher: Prefetcher | None = None  # the epoch's, while it runs
+        # ReduceLROnPlateau's scale of the scheduled rate; a checkpoint keeps it.
+        self.learning_rate_factor = 1.0
+        self.callbacks = CallbackList(callbacks, model, self)
+        for c in self.callbacks.items:
+            c.set_params({"epochs": config.epochs,
+                          "steps": len(batch_bounds(len(train), config.batch_size))})
 
     # ------------------------------------------------------------ checkpoints
 
     def _save(self, epoch: int, batch: int, running: RunningMetrics) -> None:
         if self.checkpoint_path is None:
             return
+        saved, arrays = self.callbacks.state()
         save_checkpoint(self.checkpoint_path, Checkpoint(
             state=self.model.get_training_state(), epoch=epoch, batch=batch,
             partial=running.state() if batch else {}, history=self.history.epochs,
             settings=self.settings, elapsed_s=self.elapsed_s,
+            callbacks={"learning_rate_factor": self.learning_rate_factor, "items": saved},
+            callback_arrays=arrays,
         ))
 
     def _restore_last_good(self) -> str:
@@ -312,6 +303,11 @@ class Trainer:
             accuracy = math.nan if self.config.reconstruction else running.accuracy
             self.reporter.batch_end(q.batch, running.loss, accuracy,
                                     seen / elapsed if elapsed > 0 else 0.0)
+            if self.callbacks:
+                logs = {"loss": running.loss}
+                if not self.config.reconstruction:
+                    logs["accuracy"] = accuracy
+                self.callbacks.call("on_batch_end", q.batch, logs)
         return seen
 
     def run(self, start: Checkpoint | None = None) -> History:
@@ -325,18 +321,30 @@ class Trainer:
             epoch0, batch0 = start.epoch, start.batch
             if batch0:
                 running = RunningMetrics.from_state(start.partial)
+        self.model.stop_training = False  # Keras' flag, which a callback sets to stop
+        self.callbacks.call("on_train_begin", {})
+        if start is not None and (start.callbacks or self.callbacks):
+            saved = start.callbacks or {}
+            self.learning_rate_factor = float(saved.get("learning_rate_factor", 1.0))
+            self.callbacks.restore(list(saved.get("items") or []), start.callback_arrays,
+                                   str(self.checkpoint_path or "the checkpoint"))
         with _SigintFlag() as stop:
             self._sigint = stop
             for epoch in range(epoch0, cfg.epochs):
+                self.callbacks.call("on_epoch_begin", epoch, {})
                 try:
                     self._epoch(epoch, batch0 if epoch == epoch0 else 0,
                                 running if epoch == epoch0 else RunningMetrics(), stop)
                 finally:  # Ctrl-C or an error: the prefetch thread stops before run returns
                     self._close_prefetcher()
+                if self.model.stop_training:
+                    break
         from cnnc.train.ema import use_averaged_weights
 
         # use_ema: the averaged weights from here on (the checkpoint keeps the raw ones)
         use_averaged_weights(self.model)
+        self.callbacks.call("on_train_end",
+                            dict(self.history.epochs[-1]) if self.history.epochs else {})
         return self.history
 
     def _epoch(self, epoch: int, first_batch: int, running: RunningMetrics, stop) -> None:
@@ -361,7 +369,8 @@ class Trainer:
                 lambda s: self._batch_data(order[s:ends[s]], s, aug, epoch), list(ends), depth)
         for b in range(first_batch, len(bounds)):
             start, stop_ = bounds[b]
-            lr = learning_rate(cfg.schedule, base_lr, epoch, b, len(bounds), cfg.epochs)
+            lr = self.learning_rate_factor * learning_rate(cfg.schedule, base_lr, epoch, b,
+                                                           len(bounds), cfg.epochs)
             if self._cycles_momentum:
                 self._momentum_now = momentum(cfg.schedule, epoch, b, len(bounds), cfg.epochs)
             queued.append(_Queued(self.model.step, b, stop_ - start, lr))
@@ -394,6 +403,8 @@ class Trainer:
             "time_s": total_s, "examples_per_s": seen / train_s if train_s > 0 else 0.0,
         })
         self.history.epochs.append(record)
+        # Before the checkpoint, so that it holds what the callbacks counted for this epoch.
+        self.callbacks.call("on_epoch_end", epoch, dict(record))
         self._save(epoch + 1, 0, RunningMetrics())
         if self.on_epoch_end is not None:
             self.on_epoch_end(self.history.epochs)

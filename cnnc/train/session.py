@@ -397,11 +397,29 @@ class RunSession:
                 checkpoint_path=self.folder.checkpoint if lead else None,
                 settings=self.trainer_settings(),
                 on_epoch_end=self.folder.write_metrics if lead else None,
+                callbacks=self.spec_callbacks(),
             )
         self.trainer = trainer
         if self.checkpoint is None:
             self.adapt()
         trainer.run(self.checkpoint)
+
+    def spec_callbacks(self) -> list[Any]:
+        """The train section's early_stopping, reduce_lr_on_plateau and `checkpoint best`
+        (best.safetensors in the run folder; only the process that writes the folder saves)."""
+        from cnnc.train.spec_callbacks import spec_callbacks
+
+        folder = self.folder.path if self.lead and self.folder is not None else ""
+        callbacks = spec_callbacks(self.config, folder, verbose=1 if self.lead else 0)
+        if not folder:
+            from cnnc.train.callbacks import ModelCheckpoint
+
+            # The same callbacks on every rank (a checkpoint's list must match on resume),
+            # but only the lead writes files.
+            for c in callbacks:
+                if isinstance(c, ModelCheckpoint):
+                    c.writes = False
+        return callbacks
 
     def adapt(self) -> None:
         """Normalization layers given no mean and variance learn them from the training split

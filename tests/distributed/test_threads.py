@@ -178,7 +178,7 @@ def test_a_loss_that_is_not_finite_on_one_rank_stops_every_rank_naming_it():
     data.x[epoch_order(48, 3, 0)[12]] = 3e38  # overflows, in rank 1's half of batch 1
 
     def train(comm):
-        model = cnnc.compile(NO_BN_SPEC)
+        model = cnnc.compile(NO_BN_SPEC, backend="numpy")
         DistributedTrainer(model, model.train_config, data, classes=10, comm=comm).run()
 
     with pytest.raises(TrainingDiverged, match=r"at step 1 .*on rank 1 of 2\)"):

@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trained")
     spec = folder / "tiny.yaml"
     spec.write_text(TINY_SPEC)
-    cnnc.compile(TINY_SPEC).save_weights(folder / "w.safetensors")
+    cnnc.compile(TINY_SPEC, backend="numpy").save_weights(folder / "w.safetensors")
     return spec, folder / "w.safetensors"
 
 
@@ -135,7 +135,7 @@ def _retyped(path, old: str, new: str, out):
 
 def test_bf16_weights(bounded, trained, tmp_path):
     spec, _ = trained
-    model = cnnc.compile(TINY_SPEC)
+    model = cnnc.compile(TINY_SPEC, backend="numpy")
     from cnnc.weights import save_weights
 
     save_weights(tmp_path / "f16.safetensors",
@@ -160,7 +160,7 @@ def test_a_fifo_as_an_input_image(bounded, trained, tmp_path):
 def test_weights_of_3e38_are_refused(bounded, trained, tmp_path):
     from cnnc.weights import save_weights
 
-    model = cnnc.compile(TINY_SPEC)
+    model = cnnc.compile(TINY_SPEC, backend="numpy")
     save_weights(tmp_path / "big.safetensors",
                  {k: np.full_like(v, 3e38) for k, v in model.get_weights().items()}, "tiny")
     x = tmp_path / "x.npy"

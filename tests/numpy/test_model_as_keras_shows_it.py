@@ -22,7 +22,7 @@ train: {dataset: fashion_mnist, epochs: 1}
 
 def test_summary_prints_the_cnnc_summary_table(capsys):
 
-    model = cnnc.compile(SPEC)
+    model = cnnc.compile(SPEC, backend="numpy")
     lines = []
     model.summary(print_fn=lines.append)
     assert len(lines) == 1
@@ -37,7 +37,7 @@ def test_summary_prints_the_cnnc_summary_table(capsys):
 
 
 def test_repr_and_html_name_network_backend_and_size():
-    model = cnnc.compile(SPEC)
+    model = cnnc.compile(SPEC, backend="numpy")
     assert repr(model) == "<cnnc.Model 'tiny' on numpy: 1,490 parameters, 0 training steps>"
     page = model._repr_html_()
     assert page.startswith("<div>") and "&#x27;tiny&#x27;" in page and "Total params" in page
@@ -58,13 +58,13 @@ def test_repr_names_the_opencl_device():
 
 
 def test_class_names_from_the_dataset_or_set():
-    model = cnnc.compile(SPEC)
+    model = cnnc.compile(SPEC, backend="numpy")
     assert model.class_names[:2] == ("T-shirt/top", "Trouser") and len(model.class_names) == 10
     model.class_names = [f"c{i}" for i in range(10)]
     assert model.class_names[9] == "c9"
     with pytest.raises(CnncError, match="sequence of strings"):
         model.class_names = "abc"
-    no_train = cnnc.compile(SPEC.split("train:")[0])
+    no_train = cnnc.compile(SPEC.split("train:")[0], backend="numpy")
     assert no_train.class_names is None
 
 

@@ -76,7 +76,7 @@ def test_conv2d_padding_and_shape(h, w, k, s, d, padding):
     kernel = rng.standard_normal((k, k, 3, 4))
     g = chain((h, w, 3), ("conv2d", 4, k, {"strides": s, "dilation_rate": d,
                                           "padding": padding, "use_bias": False}))
-    model = cnnc.compile(g, dtype="float64")
+    model = cnnc.compile(g, backend="numpy", dtype="float64")
     model.set_weights({"conv2d/kernel": kernel})
     got = model.predict(x)
     want = reference_conv(x, kernel, s, d, padding)
@@ -90,7 +90,7 @@ def test_conv2d_padding_and_shape(h, w, k, s, d, padding):
 def test_maxpool_padding_and_floor(h, w, k, s, padding):
     x = np.random.default_rng(k * 10 + s).standard_normal((2, h, w, 3))
     g = chain((h, w, 3), ("maxpool2d", k, {"strides": s, "padding": padding}))
-    got = cnnc.compile(g, dtype="float64").predict(x)
+    got = cnnc.compile(g, backend="numpy", dtype="float64").predict(x)
     want = reference_maxpool(x, k, s, padding)
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
@@ -109,7 +109,7 @@ def test_conv2d_same_against_pytorch(h, w, k, s, d, padding):
     yt = fn.conv2d(xt, torch.from_numpy(kernel).permute(3, 2, 0, 1), stride=s, dilation=d)
     g = chain((h, w, 3), ("conv2d", 4, k, {"strides": s, "dilation_rate": d,
                                           "padding": padding, "use_bias": False}))
-    model = cnnc.compile(g, dtype="float64")
+    model = cnnc.compile(g, backend="numpy", dtype="float64")
     model.set_weights({"conv2d/kernel": kernel})
     np.testing.assert_allclose(model.predict(x), yt.permute(0, 2, 3, 1).numpy(), rtol=1e-10,
                                atol=1e-10)

@@ -45,7 +45,7 @@ e: channel_slice 3 7
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_round_trip_matches_onnxruntime_and_gives_an_equal_graph(layout, tmp_path):
     graph = cnnc.load_spec(SPEC)
-    model = cnnc.compile(graph)
+    model = cnnc.compile(graph, backend="numpy")
     path = tmp_path / "split.onnx"
     model.export_onnx(str(path), layout=layout)
     proto = onnx.load(str(path))
@@ -57,14 +57,14 @@ def test_round_trip_matches_onnxruntime_and_gives_an_equal_graph(layout, tmp_pat
     feed = x.transpose(0, 3, 1, 2) if layout == "nchw" else x
     (want,) = ort_outputs(path, {graph.inputs[0]: feed})
     assert relative_error(model.predict(x), want) <= RTOL
-    np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
+    np.testing.assert_array_equal(cnnc.compile(back, backend="numpy").predict(x), model.predict(x))
 
 
 def test_a_slice_of_a_flattened_map_takes_cnnc_columns(tmp_path):
     """A flatten read by a channel slice is written channels-last (NHWC then Flatten), so
     the ONNX columns sliced are cnnc's."""
     graph = cnnc.load_spec("network f\ninput 2x2x3\nflatten\nchannel_slice 1 5\n")
-    model = cnnc.compile(graph)
+    model = cnnc.compile(graph, backend="numpy")
     path = tmp_path / "f.onnx"
     model.export_onnx(str(path))
     x = randn(2, 2, 2, 3, seed=4)

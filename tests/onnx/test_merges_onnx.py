@@ -66,7 +66,7 @@ add(mul, vec)
 
 
 def _trained(graph, seed=3):
-    model = cnnc.compile(graph)
+    model = cnnc.compile(graph, backend="numpy")
     rng = np.random.default_rng(seed)
     weights = {k: (v + rng.uniform(-0.3, 0.3, v.shape)).astype(np.float32)
                for k, v in model.get_weights().items()}
@@ -87,7 +87,7 @@ def test_merges_and_reshape_round_trip_and_match_onnxruntime(layout, tmp_path):
     back = cnnc.load_spec(path)
     assert back == graph
     x = np.random.default_rng(0).random((3, 6, 5, 4), dtype=np.float32)
-    np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
+    np.testing.assert_array_equal(cnnc.compile(back, backend="numpy").predict(x), model.predict(x))
     feed = x.transpose(0, 3, 1, 2) if layout == "nchw" else x
     (want,) = ort_outputs(path, {graph.inputs[0]: feed})
     got = model.predict(x)
@@ -105,7 +105,8 @@ def test_merges_of_a_vector_and_maps_match_onnxruntime(tmp_path):
     assert relative_error(model.predict(x), nhwc(want)) <= RTOL
     back = cnnc.load_spec(path)
     assert sum(n.op == "reshape" for n in back.nodes) == 5  # one per vector operand
-    np.testing.assert_allclose(cnnc.compile(back).predict(x), model.predict(x), rtol=1e-6)
+    np.testing.assert_allclose(cnnc.compile(back, backend="numpy").predict(x), model.predict(x),
+                               rtol=1e-6)
 
 
 # ---- import of hand-built models

@@ -60,7 +60,7 @@ def _trained_like(model, seed=3):
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_round_trip_matches_onnxruntime_and_gives_an_equal_graph(spec, layout, tmp_path):
     graph = cnnc.load_spec(spec)
-    model = _trained_like(cnnc.compile(graph))
+    model = _trained_like(cnnc.compile(graph, backend="numpy"))
     path = tmp_path / "norms.onnx"
     model.export_onnx(str(path), layout=layout)
     proto = onnx.load(str(path))
@@ -72,12 +72,12 @@ def test_round_trip_matches_onnxruntime_and_gives_an_equal_graph(spec, layout, t
     feed = x.transpose(0, 3, 1, 2) if layout == "nchw" else x
     (want,) = ort_outputs(path, {graph.inputs[0]: feed})
     assert relative_error(model.predict(x), want) <= RTOL
-    np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
+    np.testing.assert_array_equal(cnnc.compile(back, backend="numpy").predict(x), model.predict(x))
 
 
 def test_export_writes_pytorchs_forms(tmp_path):
     graph = cnnc.load_spec(SPEC)
-    cnnc.compile(graph).export_onnx(str(tmp_path / "n.onnx"))
+    cnnc.compile(graph, backend="numpy").export_onnx(str(tmp_path / "n.onnx"))
     proto = onnx.load(str(tmp_path / "n.onnx"))
     ops = [n.op_type for n in proto.graph.node]
     assert ops.count("LayerNormalization") == 4 and ops.count("GlobalMaxPool") == 2
@@ -93,7 +93,7 @@ def test_export_writes_pytorchs_forms(tmp_path):
 
 
 def test_layer_norm_needs_opset_17(tmp_path):
-    model = cnnc.compile(cnnc.load_spec(SPEC))
+    model = cnnc.compile(cnnc.load_spec(SPEC), backend="numpy")
     with pytest.raises(CnncError, match=r"ln1: .*LayerNormalization, opset 17 or later; got "
                                         r"opset 13"):
         model.export_onnx(str(tmp_path / "old.onnx"), opset=13)
@@ -327,7 +327,7 @@ def test_pytorch_exports_match_onnxruntime_and_pytorch(name, dynamo, tmp_path):
     graph = check_against_ort(path, x)
     with torch.no_grad():
         want = module(torch.from_numpy(x)).numpy()
-    assert relative_error(cnnc.compile(graph).predict(nhwc(x)), nhwc(want)) <= RTOL
+    assert relative_error(cnnc.compile(graph, backend="numpy").predict(nhwc(x)), nhwc(want)) <= RTOL
     ops = [n.op for n in graph.nodes]
     for choice, count in EXPECTED[name].items():
         assert sum(ops.count(op) for op in choice.split("|")) == count, (choice, ops)
@@ -341,7 +341,7 @@ def test_an_imported_convnext_block_trains(tmp_path):
     cls, args, shape = _modules()["convnext"]
     torch.manual_seed(0)
     path = _export(cls(*args), shape, tmp_path / "convnext.onnx", dynamo=False)
-    model = cnnc.compile(cnnc.load_spec(path), loss="mean_squared_error",
+    model = cnnc.compile(cnnc.load_spec(path), backend="numpy", loss="mean_squared_error",
                          optimizer={"name": "sgd", "learning_rate": 0.05})
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 9, 9, 8)).astype(np.float32)

@@ -78,7 +78,7 @@ def test_run_trains_an_onnx_model_from_its_weights(model_path, data, tmp_path, c
 
 def test_the_first_step_starts_from_the_imported_weights(model_path):
     graph = cnnc.load_spec(model_path)
-    model = cnnc.compile(graph, seed=123)
+    model = cnnc.compile(graph, backend="numpy", seed=123)
     for name, value in graph.given_weights.items():
         np.testing.assert_array_equal(model.get_weights()[name], value)
 

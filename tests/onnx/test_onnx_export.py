@@ -61,7 +61,7 @@ def test_every_example_spec_matches_onnxruntime(spec, backend, tmp_path):
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_round_trip_gives_an_equal_graph_and_equal_outputs(spec, layout, tmp_path):
     graph = cnnc.load_spec(spec)
-    model = trained_like(cnnc.compile(graph))
+    model = trained_like(cnnc.compile(graph, backend="numpy"))
     path = tmp_path / f"{spec}.onnx"
     model.export_onnx(str(path), layout=layout)
     back = cnnc.load_spec(path)
@@ -71,7 +71,7 @@ def test_round_trip_gives_an_equal_graph_and_equal_outputs(spec, layout, tmp_pat
     for name, value in weights.items():
         np.testing.assert_array_equal(back.given_weights[name], value, err_msg=name)
     x = inputs(graph)
-    np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
+    np.testing.assert_array_equal(cnnc.compile(back, backend="numpy").predict(x), model.predict(x))
     (want,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, layout)})
     assert relative_error(model.predict(x), nhwc(want) if layout == "nchw" else want) <= RTOL
 
@@ -110,14 +110,14 @@ activation softmax
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_round_trip_of_every_layer_form(layout, tmp_path):
     graph = cnnc.load_spec(EVERY_FORM)
-    model = trained_like(cnnc.compile(graph))
+    model = trained_like(cnnc.compile(graph, backend="numpy"))
     path = tmp_path / "every.onnx"
     model.export_onnx(str(path), layout=layout)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     back = cnnc.load_spec(path)
     assert back == graph
     x = inputs(graph)
-    np.testing.assert_array_equal(cnnc.compile(back).predict(x), model.predict(x))
+    np.testing.assert_array_equal(cnnc.compile(back, backend="numpy").predict(x), model.predict(x))
     (want,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, layout)})
     assert relative_error(model.predict(x), want) <= RTOL
 
@@ -128,7 +128,7 @@ def test_every_activation_of_the_table_round_trips_or_is_refused_by_name(act, tm
     (its ONNX operator, or the Keras ReLU it equals), read back equal; an activation that ONNX
     has no operator for is refused by name."""
     graph = cnnc.load_spec(f"input 2x3x4\na: activation {act}\nflatten\ndense 3 {act}\n")
-    model = trained_like(cnnc.compile(graph))
+    model = trained_like(cnnc.compile(graph, backend="numpy"))
     path = tmp_path / "act.onnx"
     row = ACTIVATIONS[act]
     if row.onnx is None and row.relu is None and act not in ("linear", "softmax"):
@@ -148,13 +148,13 @@ def test_every_activation_of_the_table_round_trips_or_is_refused_by_name(act, tm
 def test_a_relu_with_two_parameters_is_refused_by_name(tmp_path):
     graph = cnnc.load_spec("input 4x4x1\nflatten\nt: ReLU threshold=0.5 negative_slope=0.1\n")
     with pytest.raises(CnncError, match="t: a relu with more than one of"):
-        cnnc.compile(graph).export_onnx(str(tmp_path / "m.onnx"))
+        cnnc.compile(graph, backend="numpy").export_onnx(str(tmp_path / "m.onnx"))
 
 
 @pytest.mark.parametrize("spec", ["resnet_mini", "fashion-plus", "mobilenet_mini"])
 def test_fold_bn_folds_into_the_layer_before_and_keeps_the_outputs(spec, tmp_path):
     graph = cnnc.load_spec(spec)
-    model = trained_like(cnnc.compile(graph))
+    model = trained_like(cnnc.compile(graph, backend="numpy"))
     path = tmp_path / "folded.onnx"
     model.export_onnx(str(path), fold_bn=True)
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
@@ -166,7 +166,7 @@ def test_fold_bn_folds_into_the_layer_before_and_keeps_the_outputs(spec, tmp_pat
     assert sum(n.op == "batchnorm" for n in back.nodes) == ops.count("BatchNormalization")
     x = inputs(graph)
     want = model.predict(x)
-    assert relative_error(cnnc.compile(back).predict(x), want) <= RTOL
+    assert relative_error(cnnc.compile(back, backend="numpy").predict(x), want) <= RTOL
     (ort,) = ort_outputs(path, {graph.inputs[0]: onnx_input(x, "nchw")})
     assert relative_error(ort, want) <= RTOL
 
@@ -174,7 +174,7 @@ def test_fold_bn_folds_into_the_layer_before_and_keeps_the_outputs(spec, tmp_pat
 @pytest.mark.parametrize("opset", [13, 21])
 def test_other_opsets(opset, tmp_path):
     graph = cnnc.load_spec("inception_mini")
-    model = cnnc.compile(graph)
+    model = cnnc.compile(graph, backend="numpy")
     path = tmp_path / "m.onnx"
     model.export_onnx(str(path), opset=opset)
     proto = onnx.load(str(path))
@@ -187,7 +187,7 @@ def test_other_opsets(opset, tmp_path):
 
 def test_names_keep_the_layer_names(tmp_path):
     graph = cnnc.load_spec("resnet_mini")
-    cnnc.compile(graph).export_onnx(str(tmp_path / "m.onnx"))
+    cnnc.compile(graph, backend="numpy").export_onnx(str(tmp_path / "m.onnx"))
     proto = onnx.load(str(tmp_path / "m.onnx"))
     node_names = {n.name for n in proto.graph.node}
     assert {n.name for n in graph.nodes if n.op != "input"} <= node_names
@@ -198,7 +198,7 @@ def test_names_keep_the_layer_names(tmp_path):
 
 def test_cli_export_with_trained_weights(tmp_path, capsys):
     graph = cnnc.load_spec("lenet5")
-    model = trained_like(cnnc.compile(graph))
+    model = trained_like(cnnc.compile(graph, backend="numpy"))
     model.save_weights(str(tmp_path / "w.safetensors"))
     out = tmp_path / "lenet5.onnx"
     assert main(["export", "lenet5", "--weights", str(tmp_path / "w.safetensors"), "-o",
@@ -230,4 +230,4 @@ def test_without_the_onnx_package_the_error_says_how_to_install_it(monkeypatch, 
     with pytest.raises(CnncError, match=r"needs the 'onnx' package.*cnnc\[onnx\]"):
         cnnc.load_spec(tmp_path / "model.onnx")
     with pytest.raises(CnncError, match="cnnc\\[onnx\\]"):
-        cnnc.compile("lenet5").export_onnx(str(tmp_path / "m.onnx"))
+        cnnc.compile("lenet5", backend="numpy").export_onnx(str(tmp_path / "m.onnx"))

@@ -49,7 +49,7 @@ def test_round_trip_matches_onnxruntime(layout, backend, tmp_path):
     n = back.node("n")
     np.testing.assert_allclose(n.attrs["mean"], (0.1, -0.2, 0.3), rtol=1e-7)
     np.testing.assert_allclose(n.attrs["variance"], (0.5, 2.0, 1.5), rtol=1e-6)
-    assert relative_error(cnnc.compile(back).predict(x), want) <= RTOL
+    assert relative_error(cnnc.compile(back, backend="numpy").predict(x), want) <= RTOL
 
 
 def test_adapted_statistics_are_exported(tmp_path):
@@ -69,7 +69,8 @@ def test_adapted_statistics_are_exported(tmp_path):
 
 
 def test_export_writes_mul_and_add(tmp_path):
-    cnnc.compile("input 4\nrescaling 2.0\nrescaling 0.5 1.0").export_onnx(str(tmp_path / "r.onnx"))
+    cnnc.compile("input 4\nrescaling 2.0\nrescaling 0.5 1.0", backend="numpy").export_onnx(
+        str(tmp_path / "r.onnx"))
     proto = onnx.load(str(tmp_path / "r.onnx"))
     assert [n.op_type for n in proto.graph.node] == ["Mul", "Mul", "Add"]
     back = cnnc.load_spec(tmp_path / "r.onnx")
@@ -101,7 +102,7 @@ def test_torchvision_normalisation_imports_as_rescaling_and_normalization(tmp_pa
                                rtol=1e-6)
     x = np.random.default_rng(3).uniform(0, 255, (2, 3, 4, 5)).astype(np.float32)
     (want,) = ort_outputs(path, {"x": x})
-    got = cnnc.compile(graph).predict(nhwc(x))
+    got = cnnc.compile(graph, backend="numpy").predict(nhwc(x))
     assert relative_error(got, nhwc(want)) <= RTOL
     assert not any(s.trainable for s in graph.weights if s.name.startswith(norm.name))
 

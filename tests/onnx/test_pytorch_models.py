@@ -171,8 +171,8 @@ def test_an_imported_resnet_trains(resnet):
     """Imported weights are where training starts, and gradients flow through every layer."""
     _, path = resnet
     graph = cnnc.load_spec(path)
-    model = cnnc.compile(graph, loss="mean_squared_error", optimizer={"name": "sgd",
-                                                                      "learning_rate": 0.05})
+    model = cnnc.compile(graph, backend="numpy", loss="mean_squared_error",
+                         optimizer={"name": "sgd", "learning_rate": 0.05})
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 32, 32, 3)).astype(np.float32)
     y = rng.standard_normal((4, 10)).astype(np.float32)

@@ -318,7 +318,7 @@ def _spec(augment: dict, **train) -> str:
 def test_training_batches_are_augmented_and_validation_is_not(monkeypatch):
     from cnnc.train import loop
 
-    model = cnnc.compile(_spec(ALL))
+    model = cnnc.compile(_spec(ALL), backend="numpy")
     config = model.train_config
     assert config.augment == parse_train_config({"augment": ALL}).augment
     train, validation = _data(24), _data(10, seed=1)

@@ -87,7 +87,7 @@ def test_fit_validates_on_and_ends_with_the_averaged_weights():
 def test_average_is_off_by_default_and_checked():
     from cnnc.errors import SpecError
 
-    plain = cnnc.compile(SPEC.format(opt="")).training_graph()
+    plain = cnnc.compile(SPEC.format(opt=""), backend="numpy").training_graph()
     assert "ema_update" not in [n.op for n in plain.nodes]
     with pytest.raises(SpecError, match=r"ema_momentum=1\.5"):
         cnnc.load_spec(SPEC.format(opt=" use_ema=true ema_momentum=1.5"))

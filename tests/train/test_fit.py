@@ -153,7 +153,7 @@ def test_bad_fit_arguments_are_clear_errors():
     ({"epochs": 0}, "train.epochs: Expected a strictly positive integer. Received epochs=0."),
     ({"validation_split": 1.0},
      "train.validation_split: Expected a number in [0, 1). Received validation_split=1.0."),
-    ({"limit": 0}, "--limit must be a positive number of examples, got 0"),
+    ({"limit": 0}, "limit must be a positive number of examples, got 0"),
 ])
 def test_bad_fit_settings_name_the_setting(option, message):
     x = np.zeros((40, 12, 12, 1), np.float32)  # TINY_SPEC holds out 32 for validation

@@ -146,7 +146,7 @@ def test_the_exported_model_carries_its_rescaling(tmp_path):
 
 def test_pictures_feed_raw_pixels_and_draw_them_in_unit_range(npz, monkeypatch):
     pytest.importorskip("matplotlib")
-    import cnnc.viz.mistakes as mistakes
+    from cnnc.viz import mistakes
     from cnnc.viz.maps import resolve_image
 
     drawn = {}

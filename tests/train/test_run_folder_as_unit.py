@@ -72,3 +72,25 @@ def test_a_folder_that_is_no_run_and_a_run_without_final_weights(run_dir, tmp_pa
     assert main(["eval", str(partial)]) == 2
     err = capsys.readouterr().err
     assert "has no final weights" in err and f"cnnc run --resume {partial}" in err
+
+
+def test_a_run_with_checkpoint_best_stands_for_its_best_weights(run_dir, tmp_path, capsys):
+    # A copy of the run folder that also holds what a spec's `checkpoint best` writes.
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run_dir[0], out)
+    best = load_file(out / "weights.safetensors")
+    best = {k: v * 0 for k, v in best.items()}  # every prediction the same: 1/10 each
+    from safetensors.numpy import save_file
+
+    save_file(best, out / "best.safetensors", metadata={"format": "cnnc-weights",
+                                                        "network": "tiny"})
+    x = np.random.default_rng(0).random((2, 12, 12, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    capsys.readouterr()
+    assert main(["predict", str(out), str(tmp_path / "x.npy"), "--backend", "numpy",
+                 "--json"]) == 0
+    done = capsys.readouterr()
+    assert (f"{out / 'best.safetensors'} (the best epoch's weights, `checkpoint best`; "
+            f"--weights {out / 'weights.safetensors'} for the last)") in done.err

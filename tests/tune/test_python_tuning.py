@@ -69,12 +69,12 @@ def test_model_tune_fills_the_cache_for_the_training_step(device, cache_dir):
 @pytest.mark.parametrize("tune", ["sometimes", -1, 0, float("nan"), [60]])
 def test_a_bad_tune_option_is_refused(tune):
     with pytest.raises(CnncError, match="tune must be"):
-        cnnc.compile(SPEC, tune=tune)
+        cnnc.compile(SPEC, backend="numpy", tune=tune)
 
 
 def test_tuning_a_numpy_model_is_refused():
     with pytest.raises(CnncError, match="OpenCL backend"):
-        cnnc.compile(SPEC).tune(batch=2)
+        cnnc.compile(SPEC, backend="numpy").tune(batch=2)
 
 
 def test_compile_plan_names_the_variant_each_launch_runs(device, cache_dir, tmp_path, capsys):
