@@ -651,6 +651,7 @@ class OpenCLExecutable:
         upload = self.backend.upload_queue()
         events = [cl.enqueue_copy(upload, inputs.device[name], host, is_blocking=False)
                   for name, host in inputs.host.items()]
+        inputs.uploads = events  # not dropped here: that would wait for them (InputSet)
         if upload is self.backend.queue:
             return None  # one in-order queue: the launches follow the copies anyway
         upload.flush()
