@@ -6,8 +6,9 @@
 
 #ifdef EMA_UPDATE
 __kernel void ema_update(__global float *restrict shadow, __global const float *restrict param,
-                         int n, float m, float c)
+                         int n, __global const float *restrict s, int at)
 {
+    const float m = s[at], c = s[at + 1];  /* the runtime's per-step table (updates.cl) */
     FOR_ELEMENTS(i, n)
         shadow[i] = m * shadow[i] + c * param[i];
 }

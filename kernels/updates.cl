@@ -1,8 +1,9 @@
 /* In-place state updates: optimizer steps and batch-norm moving averages.
  *
  * The per-step scalars are computed once on the host by the update op's `scalars` rule
- * (cnnc/ir/updates.py) and passed as float arguments each step, so the NumPy and OpenCL
- * backends run the same arithmetic. -D MOMENTUM, NESTEROV select the SGD variant; -D DECAY=1
+ * (cnnc/ir/updates.py), so the NumPy and OpenCL backends run the same arithmetic, and reach
+ * the kernel in a table the runtime writes once per step for every update (s, from index at):
+ * setting them as kernel arguments cost host time per parameter per step. -D MOMENTUM, NESTEROV select the SGD variant; -D DECAY=1
  * applies decoupled weight decay first, p *= decay (decay = 1 - lr * weight_decay, the last
  * scalar but one), as Keras 3 and torch.optim.AdamW do before the step. -D L2=1 adds an L2
  * kernel regularizer's gradient to g first: g + l2x2 * p (l2x2 = 2 * l2, the last scalar),
@@ -34,9 +35,10 @@
  * p += momentum*v - lr*g with nesterov. */
 #ifdef SGD_UPDATE
 __kernel void sgd_update(__global float *restrict p, __global const float *restrict g,
-                         __global float *restrict velocity, int n, float lr, float momentum,
-                         float decay, float l2x2)
+                         __global float *restrict velocity, int n,
+                         __global const float *restrict s, int at)
 {
+    const float lr = s[at], momentum = s[at + 1], decay = s[at + 2], l2x2 = s[at + 3];
     FOR_ELEMENTS(i, n) {
         const float gi = GRADIENT(i);
         DECAY_WEIGHT(i);
@@ -68,9 +70,10 @@ static void update_moments(__global float *m, __global float *v, int i, float g,
 #ifdef ADAM_UPDATE
 __kernel void adam_update(__global float *restrict p, __global const float *restrict g,
                           __global float *restrict m, __global float *restrict v, int n,
-                          float alpha, float one_minus_b1, float one_minus_b2, float eps,
-                          float decay, float l2x2)
+                          __global const float *restrict s, int at)
 {
+    const float alpha = s[at], one_minus_b1 = s[at + 1], one_minus_b2 = s[at + 2];
+    const float eps = s[at + 3], decay = s[at + 4], l2x2 = s[at + 5];
     FOR_ELEMENTS(i, n) {
         const float gi = GRADIENT(i);
         DECAY_WEIGHT(i);
@@ -84,9 +87,10 @@ __kernel void adam_update(__global float *restrict p, __global const float *rest
 #ifdef NADAM_UPDATE
 __kernel void nadam_update(__global float *restrict p, __global const float *restrict g,
                            __global float *restrict m, __global float *restrict v, int n,
-                           float c_m, float c_g, float c_v, float one_minus_b1,
-                           float one_minus_b2, float eps, float decay, float l2x2)
+                           __global const float *restrict s, int at)
 {
+    const float c_m = s[at], c_g = s[at + 1], c_v = s[at + 2], one_minus_b1 = s[at + 3];
+    const float one_minus_b2 = s[at + 4], eps = s[at + 5], decay = s[at + 6], l2x2 = s[at + 7];
     FOR_ELEMENTS(i, n) {
         const float gi = GRADIENT(i);
         DECAY_WEIGHT(i);

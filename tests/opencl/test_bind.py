@@ -22,9 +22,10 @@ from cnnc.backends.opencl.launches import (
     Float,
     Int,
     Null,
+    ScalarsAt,
     Step,
     UInt,
-    UpdateScalar,
+    UpdateScalars,
     Value,
     Workspace,
     Zeros,
@@ -97,7 +98,8 @@ ARG_KINDS = {
     Float: "float",
     Step: "uint",
     FirstIndex: "uint",
-    UpdateScalar: "float",
+    UpdateScalars: "ptr",
+    ScalarsAt: "int",
 }
 
 

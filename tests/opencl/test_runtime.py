@@ -56,12 +56,54 @@ def test_a_training_step_is_enqueued_without_host_synchronisation(backend, lenet
     monkeypatch.setattr(backend, "queue", Queue(backend.queue))
     exe.run(feeds, ["train/loss", graph.outputs[1]], step=1)
     kinds = [c[0] for c in calls]
-    assert kinds.count("copy") == len(feeds) + 2  # inputs in, loss and predictions out
+    # inputs in, the optimizer's per-step scalars in one write, loss and predictions out
+    assert kinds.count("copy") == len(feeds) + 1 + 2
     assert kinds.count("launch") == len(exe.bound)
     assert not any(blocking for kind, blocking in calls if kind == "copy")
     assert kinds.count("finish") == 1 and kinds[-1] == "finish"
-    first_read = len(feeds) + len(exe.bound)
-    assert all(k == "launch" for k in kinds[len(feeds) : first_read])
+    first_launch = len(feeds) + 1
+    assert all(k == "launch" for k in kinds[first_launch : first_launch + len(exe.bound)])
+
+
+def test_update_scalars_are_one_table_written_once_per_run(backend, lenet, monkeypatch):
+    """No kernel argument is set per step for the optimizer: one table holds each distinct
+    set of scalars once (every parameter of one optimizer shares it), written per run with the
+    values the update op's rule gives for that step and learning rate."""
+    import pyopencl as cl
+
+    graph = training_graph(lenet)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    exe = backend.compile(graph, 2)
+    updates = [n for n in graph.nodes if n.op.endswith("_update") and n.opdef.scalars]
+    assert len(updates) > 2 and len({n.op for n in updates}) == 1
+    assert {exe._scalars_at[n.name] for n in updates} == {0}
+    feeds = random_feeds(graph, 2, 0)
+    exe.run(feeds, ["train/loss"], step=4, learning_rate=0.25)
+    table = np.empty(exe._scalar_count, np.float32)
+    cl.enqueue_copy(backend.queue, table, exe.scalar_table, is_blocking=True)
+    node = updates[0]
+    expected = np.array(node.opdef.scalars(node.attrs, 4, 0.25), np.float32)
+    np.testing.assert_array_equal(table, expected)
+    set_args = []
+    for b in exe.bound:
+        monkeypatch.setattr(b, "kernel", _Recording(b.kernel, set_args))
+    exe._set_dynamic_args(5)
+    assert set_args == [i for b in exe.bound for i, _ in b.dynamic_args]
+    assert not [b for b in exe.bound if b.dynamic_args and b.node in exe._scalars_at]
+
+
+class _Recording:
+    """A kernel whose set_arg calls are listed (the argument indices)."""
+
+    def __init__(self, kernel, calls):
+        self._kernel, self._calls = kernel, calls
+
+    def set_arg(self, i, value):
+        self._calls.append(i)
+        return self._kernel.set_arg(i, value)
+
+    def __getattr__(self, name):
+        return getattr(self._kernel, name)
 
 
 def test_state_stays_on_the_device_and_is_read_back_on_request(backend, lenet):

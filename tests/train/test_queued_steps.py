@@ -248,3 +248,35 @@ def test_more_queued_steps_than_device_slots_are_all_read(opencl_status, monkeyp
     for b in batches:
         model.queue_train_step(data.x[b], data.labels[b])
     assert [loss for loss, _ in model.read_queued_steps()] == want
+
+
+def test_a_queued_step_keeps_its_copies_from_host_memory(opencl_status, monkeypatch):
+    """pyopencl's event of a non-blocking copy from host memory waits for the copy when the
+    last reference to it goes; on one in-order queue that copy runs after the step before, so a
+    queued step that dropped one would wait for the device every step. Every such copy a queued
+    step enqueues (its inputs, the optimizer's scalars) is still held when it returns."""
+    import sys
+
+    import pyopencl as cl
+
+    model = _opencl_model(opencl_status)
+    data = _data(16)
+    model.queue_train_step(data.x[:8], data.labels[:8])  # compiles, makes the input sets
+    model.read_queued_steps()
+    made = []
+    real_copy = cl.enqueue_copy
+
+    def keeping_copy(queue, dest, src, **kw):
+        event = real_copy(queue, dest, src, **kw)
+        if isinstance(src, np.ndarray) and not kw.get("is_blocking", True):
+            made.append(event)
+        return event
+
+    monkeypatch.setattr(cl, "enqueue_copy", keeping_copy)
+    model.queue_train_step(data.x[8:], data.labels[8:])
+    monkeypatch.setattr(cl, "enqueue_copy", real_copy)
+    assert len(made) >= 2  # the two inputs (and the optimizer's scalars)
+    # references besides the list's and getrefcount's argument: none if the step dropped it
+    held = [sys.getrefcount(made[i]) - 2 for i in range(len(made))]
+    assert min(held) >= 1, held
+    model.read_queued_steps()

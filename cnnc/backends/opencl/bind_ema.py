@@ -4,11 +4,12 @@ kernels/ema.cl with the op's per-step scalars, and its table `BINDERS`."""
 from __future__ import annotations
 
 from cnnc.backends.opencl.launches import (
+    SCALARS_AT,
+    UPDATE_SCALARS,
     BindContext,
     Binder,
     Int,
     NodeBinding,
-    UpdateScalar,
     Value,
     elementwise_launch,
 )
@@ -18,7 +19,7 @@ from cnnc.ir.graph import Node
 def bind_ema_update(node: Node, ctx: BindContext) -> NodeBinding:
     shadow, param = node.inputs
     n = ctx.numel(shadow)
-    args = (Value(shadow), Value(param), Int(n), UpdateScalar(0), UpdateScalar(1))
+    args = (Value(shadow), Value(param), Int(n), UPDATE_SCALARS, SCALARS_AT)
     return NodeBinding((elementwise_launch("ema.cl", "ema_update", n, args, ctx.target),))
 
 

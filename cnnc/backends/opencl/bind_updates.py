@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from cnnc.backends.opencl.launches import (
     NULL,
+    SCALARS_AT,
+    UPDATE_SCALARS,
     BindContext,
     Binder,
     Float,
     Int,
     NodeBinding,
-    UpdateScalar,
     Value,
     elementwise_launch,
 )
@@ -34,9 +35,9 @@ KERNEL_OF = {"adamw_update": "adam_update"}
 
 
 def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
-    """sgd/adam/adamw/nadam: the state tensors, the count, then the per-step scalars."""
+    """sgd/adam/adamw/nadam: the state tensors, the count, then the per-step scalars (the
+    runtime's table, and where this node's start in it)."""
     n = ctx.numel(node.inputs[0])
-    count = len(node.opdef.scalars(node.attrs, 0, 1.0))
     tensors = [Value(v) for v in node.inputs]
     defines: dict[str, int] = {"DECAY": int(node.attrs["weight_decay"] > 0),
                                "L2": int(node.attrs["l2"] > 0)}
@@ -45,7 +46,7 @@ def bind_optimizer_update(node: Node, ctx: BindContext) -> NodeBinding:
         defines.update(MOMENTUM=int(momentum), NESTEROV=int(node.attrs["nesterov"]))
         if not momentum:
             tensors.append(NULL)
-    args = (*tensors, Int(n), *(UpdateScalar(i) for i in range(count)))
+    args = (*tensors, Int(n), UPDATE_SCALARS, SCALARS_AT)
     kernel = KERNEL_OF.get(node.op, node.op)
     return NodeBinding((elementwise_launch("updates.cl", kernel, n, args, ctx.target, defines),))
 

@@ -3,7 +3,8 @@
 A binder (bind.py) turns one node into `Launch`es: kernel file and name, -D defines, global and
 local work sizes, and arguments. Arguments name what the runtime passes: a graph value or state
 tensor, one of the node's workspaces, the zeros buffer, a scalar, or a scalar the runtime sets
-before each run (the step counter, the first example's index, an optimizer's per-step scalars).
+before each run (the step counter, the first example's index), or the table of optimizers'
+per-step scalars the runtime writes before each run and where a node's start in it.
 """
 
 from __future__ import annotations
@@ -70,10 +71,16 @@ class FirstIndex:
 
 
 @dataclass(frozen=True)
-class UpdateScalar:
-    """Float i of the update op's per-step scalars (OpDef.scalars), set before each run."""
+class UpdateScalars:
+    """The update op's per-step scalars (OpDef.scalars), as a pointer to a table of floats the
+    runtime writes once before each run for every update node at once: one small copy per step
+    instead of a kernel argument per scalar per parameter (host time that grows with the
+    number of parameters)."""
 
-    index: int
+
+@dataclass(frozen=True)
+class ScalarsAt:
+    """Where the node's scalars start in that table (int), fixed when the graph is bound."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,10 @@ class Null:
     """An unused pointer argument (a kernel variant that does not read it)."""
 
 
-Arg = Value | Workspace | Zeros | Int | UInt | Float | Step | FirstIndex | UpdateScalar | Null
+Arg = (Value | Workspace | Zeros | Int | UInt | Float | Step | FirstIndex | UpdateScalars
+       | ScalarsAt | Null)
 ZEROS, STEP, NULL = Zeros(), Step(), Null()
+UPDATE_SCALARS, SCALARS_AT = UpdateScalars(), ScalarsAt()
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,11 @@ class InputSet:
 
     def __init__(self, index: int, host: dict[str, np.ndarray], device: dict[str, Any]):
         self.index, self.host, self.device = index, host, device
+        # The events of the set's last uploads. pyopencl's event of a copy from host memory
+        # waits for the copy when it is dropped, and on one in-order queue that copy runs after
+        # the step before: dropped at once, the host would wait for every step. Kept until the
+        # set is written again, when make_room has seen the step that read them finish.
+        self.uploads: list[Any] = []
 
 
 class QueuedInputs:

@@ -19,6 +19,7 @@ known only once it is built. Compiling then plans again within the kernel's limi
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -34,21 +35,28 @@ from cnnc.backends.opencl.launches import (
     Int,
     Launch,
     Null,
+    ScalarsAt,
     Step,
     UInt,
-    UpdateScalar,
+    UpdateScalars,
     Value,
     Workspace,
     Zeros,
 )
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import kernel_group_size, kernel_local_memory, program_cache
-from cnnc.backends.opencl.queued_steps import DeviceStepFigures, InFlight, InputSet, QueuedInputs
+from cnnc.backends.opencl.queued_steps import (
+    IN_FLIGHT,
+    DeviceStepFigures,
+    InFlight,
+    InputSet,
+    QueuedInputs,
+)
 from cnnc.backends.opencl.target import Limits, Target
 from cnnc.backends.opencl.tiling import local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, DeviceError, InputError, InternalError
-from cnnc.ir.graph import Graph, StateSpec
+from cnnc.ir.graph import Graph, Node, StateSpec
 from cnnc.ir.updates import step_scalars
 from cnnc.passes.memplan import workspace_name
 
@@ -371,7 +379,7 @@ class BoundLaunch:
         self.kernel = kernel
         self.doing = f"running node '{node}' ({launch.file}:{launch.kernel})"  # for errors
         self.state_args: list[tuple[int, str]] = []  # set whenever the state buffers change
-        self.dynamic_args: list[tuple[int, Step | FirstIndex | UpdateScalar]] = []  # per run
+        self.dynamic_args: list[tuple[int, Step | FirstIndex]] = []  # set per run
 
     def enqueue(self, cl: Any, queue: Any, wait_for: Sequence[Any] | None = None) -> Any:
         """Enqueue the kernel (`cl`: the pyopencl module, looked up once by the caller)."""
@@ -395,6 +403,7 @@ class OpenCLExecutable:
             for node, lau in plan.launches()
         ]
         _check_kernel_limits(kernels, backend)
+        self._layout_scalars(kernels)
         if backend.isolate:
             self.arenas = []
             self.buffers = {
@@ -445,7 +454,7 @@ class OpenCLExecutable:
         bound = BoundLaunch(node, lau, kernel)
         storage = self.plan.memory.storage
         for i, arg in enumerate(lau.args):
-            if isinstance(arg, (Step, FirstIndex, UpdateScalar)):
+            if isinstance(arg, (Step, FirstIndex)):
                 bound.dynamic_args.append((i, arg))
             elif isinstance(arg, Value) and arg.name in self.graph.state_map:
                 bound.state_args.append((i, arg.name))
@@ -475,6 +484,10 @@ class OpenCLExecutable:
             return self.zeros
         if isinstance(arg, Null):
             return None
+        if isinstance(arg, UpdateScalars):
+            return self.scalar_table
+        if isinstance(arg, ScalarsAt):
+            return np.int32(self._scalars_at[node])
         if type(arg) in SCALAR_TYPES:
             return SCALAR_TYPES[type(arg)](arg.value)
         raise InternalError(f"node '{node}': the runtime cannot pass launch argument {arg!r}")
@@ -493,24 +506,57 @@ class OpenCLExecutable:
                 b.kernel.set_arg(i, self.backend.state_buffer(name))
         self._state_version = self.backend.state_version
 
-    def _set_dynamic_args(self, step: int, learning_rate: float | None,
-                          first_example: int = 0, momentum: float | None = None) -> None:
-        scalars: dict[str, tuple[float, ...]] = {}  # per update node, computed once per run
+    def _layout_scalars(self, kernels: Sequence[tuple[str, Launch, Any]]) -> None:
+        """Give every update node that reads per-step scalars its place in one table; nodes
+        with the same op and arguments (one optimizer's parameters) share theirs, so a step
+        computes each distinct set of scalars once."""
+        self._scalars_at: dict[str, int] = {}
+        self._scalar_slots: list[tuple[Node, int]] = []  # a node of each set, where it starts
+        at_of: dict[tuple[str, Any], int] = {}
+        size = 0
+        for name, lau, _ in kernels:
+            if name in self._scalars_at or not any(isinstance(a, UpdateScalars)
+                                                   for a in lau.args):
+                continue
+            node = self.graph.node(name)
+            key = (node.op, node.attrs)
+            if key not in at_of:
+                at_of[key] = size
+                self._scalar_slots.append((node, size))
+                size += len(node.opdef.scalars(node.attrs, 0, 1.0))
+            self._scalars_at[name] = at_of[key]
+        self._scalar_count = size
+        self.scalar_table = (self.backend.allocate(4 * size, "the optimizers' per-step scalars")
+                             if size else None)
+        # The table's last writes: pyopencl's event of a copy from host memory waits for the
+        # copy when it is dropped, so each is kept until steps far later (queued steps run at
+        # most IN_FLIGHT ahead) and is long done when it goes.
+        self._scalar_writes: deque[Any] = deque(maxlen=2 * IN_FLIGHT + 2)
+
+    def _write_scalars(self, cl: Any, step: int, learning_rate: float | None,
+                       momentum: float | None = None) -> None:
+        """Compute the run's per-step scalars and enqueue their one write to the table (ahead of
+        the run's launches on the in-order queue, after the previous run's); `momentum`: one_cycle's
+        for this step (None: the optimizer's own)."""
+        if not self._scalar_count:
+            return
+        host = np.empty(self._scalar_count, np.float32)
+        for node, at in self._scalar_slots:
+            # an update without a learning rate (ema_update) gets 0.0, which it ignores
+            lr = (learning_rate if learning_rate is not None
+                  else node.attrs.get("learning_rate", 0.0))
+            values = step_scalars(node.op, node.attrs, step, lr, momentum)
+            host[at:at + len(values)] = values
+        self._scalar_writes.append(
+            cl.enqueue_copy(self.backend.queue, self.scalar_table, host, is_blocking=False))
+
+    def _set_dynamic_args(self, step: int, first_example: int = 0) -> None:
         for b in self._dynamic:
             for i, arg in b.dynamic_args:
                 if isinstance(arg, Step):
                     b.kernel.set_arg(i, np.uint32(step & 0xFFFFFFFF))
-                    continue
-                if isinstance(arg, FirstIndex):
+                else:
                     b.kernel.set_arg(i, np.uint32((first_example * arg.per_example) & 0xFFFFFFFF))
-                    continue
-                if b.node not in scalars:
-                    node = self.graph.node(b.node)
-                    # an update without a learning rate (ema_update) gets 0.0, which it ignores
-                    lr = (learning_rate if learning_rate is not None
-                          else node.attrs.get("learning_rate", 0.0))
-                    scalars[b.node] = step_scalars(node.op, node.attrs, step, lr, momentum)
-                b.kernel.set_arg(i, np.float32(scalars[b.node][arg.index]))
 
     # ---------------------------------------------------------------- running
 
@@ -548,13 +594,15 @@ class OpenCLExecutable:
             hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
         self._point_inputs(inputs)
         self._refresh_state_args()
-        self._set_dynamic_args(step, learning_rate, first_example, momentum)
+        self._set_dynamic_args(step, first_example)
         out: dict[str, np.ndarray] = {}
         queue = self.backend.queue
         doing = "writing the inputs"
         try:
             for name, host in hosts:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
+            doing = "writing the optimizers' per-step scalars"
+            self._write_scalars(cl, step, learning_rate, momentum)
             uploads = self._upload(cl, inputs) if inputs is not None else None
             for k, b in enumerate(self.bound):
                 doing = b.doing
@@ -607,6 +655,7 @@ class OpenCLExecutable:
         upload = self.backend.upload_queue()
         events = [cl.enqueue_copy(upload, inputs.device[name], host, is_blocking=False)
                   for name, host in inputs.host.items()]
+        inputs.uploads = events  # not dropped here: that would wait for them (InputSet)
         if upload is self.backend.queue:
             return None  # one in-order queue: the launches follow the copies anyway
         upload.flush()
