@@ -21,16 +21,19 @@ from mutants import MUTANTS, run  # tests/mutation is not a package
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mutants", nargs="*", default=sorted(MUTANTS), choices=sorted(MUTANTS),
-                        metavar="MUTANT", help=f"default: all of {', '.join(sorted(MUTANTS))}")
+    parser.add_argument("mutants", nargs="*", metavar="MUTANT",
+                        help=f"default: all of {', '.join(sorted(MUTANTS))}")
     parser.add_argument("--fast", action="store_true", help="only the default suite's handful")
     parser.add_argument("--baseline", action="store_true",
                         help="also run each selection without the mutant")
     args = parser.parse_args()
+    unknown = [m for m in args.mutants if m not in MUTANTS]
+    if unknown:
+        parser.error(f"not a mutant: {', '.join(unknown)}; known: {', '.join(sorted(MUTANTS))}")
     print("| mutant | tests run | failed | passed | seconds | baseline failed/passed |")
     print("|---|---|---:|---:|---:|---|")
     missed = []
-    for name in args.mutants:
+    for name in args.mutants or sorted(MUTANTS):
         selection = MUTANTS[name].fast if args.fast else MUTANTS[name].full
         base = ""
         if args.baseline:
