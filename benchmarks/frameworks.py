@@ -420,17 +420,18 @@ class TwinMismatch(Exception):
     """The PyTorch network does not compute what cnnc computes: its times would mean nothing."""
 
 
-def check_twin(graph: Graph, net, weights: dict[str, np.ndarray], batch: int = 2,
+def check_twin(graph: Graph, net, weights: dict[str, np.ndarray], x: np.ndarray | None = None,
                rtol: float = 2e-4, atol: float = 2e-5) -> float:
     """Run the twin as it will be timed (eval mode, NHWC input viewed as channels-last NCHW)
-    and cnnc's NumPy reference on the same weights and input; the largest difference, or
-    TwinMismatch naming the spec and the difference."""
+    and cnnc's NumPy reference on the same weights and input `x` (default: 2 random
+    examples); the largest difference, or TwinMismatch naming the spec and the difference."""
     import torch
 
     model = cnnc.compile(graph, backend="numpy", seed=0)
     model.set_weights(weights)
-    shape = graph.shape_of(graph.inputs[0])[1:]
-    x = np.random.default_rng(2).random((batch, *shape), dtype=np.float32)
+    if x is None:
+        shape = graph.shape_of(graph.inputs[0])[1:]
+        x = np.random.default_rng(2).random((2, *shape), dtype=np.float32)
     reconstruction = graph.train is not None and graph.train.reconstruction
     net.eval()
     with torch.no_grad():
@@ -466,7 +467,9 @@ def compile_twin(net, compile_mode: str, probe: Callable[[object], None]):
     import torch
 
     try:
-        compiled = torch.compile(net)
+        # dynamic=False: each batch size compiled for its own shape, as a user timing one
+        # batch size would have it (automatic dynamic shapes recompile for any size, slower)
+        compiled = torch.compile(net, dynamic=False)
         probe(compiled)
         return compiled, "torch.compile (inductor)"
     except Exception as err:  # noqa: BLE001 (any failure of the compiler: say it, run eager)
@@ -515,7 +518,7 @@ def torch_tasks(graph: Graph, fb: int, tbs: list[int],
         net.load_state_dict(state)
 
     timed, how = compile_twin(net, compile_mode, probe)
-    error = check_twin(graph, timed, weights)
+    error = check_twin(graph, timed, weights, x_f)  # the timed batch: no other compile
     opt_name = graph.train.optimizer.name if graph.train else "nadam"
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
     opt = opt_cls[opt_name](net.parameters(), lr=1e-3)
