@@ -12,7 +12,14 @@ for cnnc's OpenCL backend, cnnc's NumPy reference backend (a vectorised NumPy in
 hand-written NumPy implementation of the same network does), PyTorch when it is installed (CPU
 build; `pip install torch==2.13.0`: a module that walks the cnnc graph with torch's layers,
 torch.set_num_threads(os.cpu_count())), and onnxruntime when it is installed (forward only, on
-the model cnnc's own export writes: same network, same weights, NCHW). Each figure is the median
+the model cnnc's own export writes: same network, same weights, NCHW, ORT_ENABLE_ALL).
+PyTorch is given its best (issue 25): channels_last memory, torch.compile where it compiles on
+the machine (else eager, the reason printed; --torch-compile off), 'same' padding as its
+convolutions' and poolings' own padding= wherever Keras pads both sides alike (an F.pad copy
+only where Keras' odd pixel goes after), and cnnc's weights; its network is checked against
+cnnc's forward on those weights before it is timed, and not timed if it differs. Every input is
+laid out for its system outside the clock. Under each table a list says what each system was
+given. Each figure is the median
 of --runs timed runs after one warm-up run each (kernel builds and first-run costs are not
 counted), the systems taking turns run by run so that a change of load touches all alike.
 cnnc first tunes its kernels for the device (`cnnc tune`: --tune-budget seconds per graph and
@@ -103,6 +110,20 @@ def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]
     return total // 2, total - total // 2
 
 
+def same_padding(graph: Graph, node, kernel, strides, dilation=(1, 1)):
+    """How the twin pads a layer: ("none", None) for 'valid'; ("symmetric", (ph, pw)) where
+    Keras' 'same' pads both sides alike, given to torch's own padding= (no copy); ("asymmetric",
+    (left, right, top, bottom)) where the odd pixel goes after (an F.pad copy, as Keras needs)."""
+    if node.attrs["padding"] != "same":
+        return "none", None
+    h, w = graph.shape_of(node.inputs[0])[1:3]
+    top, bottom = _same_pads(h, kernel[0], strides[0], dilation[0])
+    left, right = _same_pads(w, kernel[1], strides[1], dilation[1])
+    if top == bottom and left == right:
+        return "symmetric", (top, left)
+    return "asymmetric", (left, right, top, bottom)
+
+
 # ---------------------------------------------------------------- the 2020s layers in PyTorch
 # (issue 20: MobileNetV3, EfficientNet, ConvNeXt, ShuffleNet, U-Net). Keras' definitions: its
 # hard_sigmoid is relu6(x + 3) / 6, which is torch's hardsigmoid; hard_swish x * that.
@@ -125,7 +146,7 @@ NEW_OPS = {"multiply", "subtract", "maximum", "minimum", "average", "global_maxp
            "separable_conv2d", "cropping2d", "channel_slice"}
 
 
-def new_op_module(layers, key: str, node, c: int) -> None:
+def new_op_module(layers, key: str, node, c: int, graph: Graph) -> None:
     """The torch modules holding a new layer's parameters (NCHW), under `key`."""
     from torch import nn
 
@@ -139,7 +160,10 @@ def new_op_module(layers, key: str, node, c: int) -> None:
                                          dilation=a["dilation_rate"], bias=a["use_bias"])
     elif node.op == "separable_conv2d":
         m = a["depth_multiplier"]
+        kind, pads = same_padding(graph, node, a["kernel_size"], a["strides"],
+                                  a["dilation_rate"])
         layers[key + "_dw"] = nn.Conv2d(c, c * m, a["kernel_size"], a["strides"],
+                                        padding=pads if kind == "symmetric" else 0,
                                         dilation=a["dilation_rate"], groups=c, bias=False)
         layers[key + "_pw"] = nn.Conv2d(c * m, a["filters"], 1, bias=a["use_bias"])
 
@@ -204,12 +228,10 @@ def new_op_forward(layers, key: str, node, ins: list, graph: Graph):
         return fn.interpolate(t, scale_factor=tuple(a["size"]), mode=mode,
                               **({"align_corners": False} if mode == "bilinear" else {}))
     if op == "separable_conv2d":
-        if a["padding"] == "same":
-            (kh, kw), (sh, sw) = a["kernel_size"], a["strides"]
-            dh, dw = a["dilation_rate"]
-            top, bottom = _same_pads(t.shape[2], kh, sh, dh)
-            left, right = _same_pads(t.shape[3], kw, sw, dw)
-            t = fn.pad(t, (left, right, top, bottom))
+        kind, pads = same_padding(graph, node, a["kernel_size"], a["strides"],
+                                  a["dilation_rate"])
+        if kind == "asymmetric":
+            t = fn.pad(t, pads)
         return layers[key + "_pw"](layers[key + "_dw"](t))
     if op == "cropping2d":
         (top, bottom), (left, right) = a["cropping"]
@@ -300,7 +322,10 @@ def torch_model(graph: Graph):
                     depthwise = node.op == "depthwise_conv2d"
                     out = c * a["depth_multiplier"] if depthwise else a["filters"]
                     groups = c if depthwise else a["groups"]
+                    kind, pads = same_padding(graph, node, a["kernel_size"], a["strides"],
+                                              a["dilation_rate"])
                     self.layers[key] = nn.Conv2d(c, out, a["kernel_size"], a["strides"],
+                                                 padding=pads if kind == "symmetric" else 0,
                                                  dilation=a["dilation_rate"], groups=groups,
                                                  bias=a["use_bias"])
                 elif node.op == "dense":
@@ -310,7 +335,7 @@ def torch_model(graph: Graph):
                     bn = nn.BatchNorm2d if rank4 else nn.BatchNorm1d
                     self.layers[key] = bn(c, eps=a["epsilon"], momentum=1 - a["momentum"])
                 elif node.op in NEW_OPS:
-                    new_op_module(self.layers, key, node, c)
+                    new_op_module(self.layers, key, node, c, graph)
 
         def forward(self, x):
             values = {graph.inputs[0]: x}
@@ -321,25 +346,28 @@ def torch_model(graph: Graph):
                 ins = [values[i] for i in node.inputs]
                 t = ins[0]
                 if node.op in ("conv2d", "depthwise_conv2d"):
-                    if a["padding"] == "same":
-                        (kh, kw), (sh, sw) = a["kernel_size"], a["strides"]
-                        dh, dw = a["dilation_rate"]
-                        top, bottom = _same_pads(t.shape[2], kh, sh, dh)
-                        left, right = _same_pads(t.shape[3], kw, sw, dw)
-                        t = fn.pad(t, (left, right, top, bottom))
+                    kind, pads = same_padding(graph, node, a["kernel_size"], a["strides"],
+                                              a["dilation_rate"])
+                    if kind == "asymmetric":  # symmetric 'same' is the module's padding=
+                        t = fn.pad(t, pads)
                     t = self.layers[key](t)
                 elif node.op in ("maxpool2d", "avgpool2d"):
                     pool, stride = a["pool_size"], a["strides"] or a["pool_size"]
-                    if a["padding"] == "same":
-                        top, bottom = _same_pads(t.shape[2], pool[0], stride[0], 1)
-                        left, right = _same_pads(t.shape[3], pool[1], stride[1], 1)
-                        fill = float("-inf") if node.op == "maxpool2d" else 0.0
-                        t = fn.pad(t, (left, right, top, bottom), value=fill)
+                    kind, pads = same_padding(graph, node, pool, stride)
                     pool_fn = fn.max_pool2d if node.op == "maxpool2d" else fn.avg_pool2d
-                    if node.op == "avgpool2d" and a["padding"] == "same":
-                        # Keras averages over the pixels inside the image only.
-                        ones = fn.pad(torch.ones_like(ins[0][:, :1]), (left, right, top, bottom))
-                        t = pool_fn(t, pool, stride) / pool_fn(ones, pool, stride)
+                    if kind == "symmetric":
+                        # torch pads max pooling with -inf; count_include_pad=False: Keras
+                        # averages over the pixels inside the image only.
+                        extra = {} if node.op == "maxpool2d" else {"count_include_pad": False}
+                        t = pool_fn(t, pool, stride, padding=pads, **extra)
+                    elif kind == "asymmetric":
+                        fill = float("-inf") if node.op == "maxpool2d" else 0.0
+                        t = fn.pad(t, pads, value=fill)
+                        if node.op == "avgpool2d":
+                            ones = fn.pad(torch.ones_like(ins[0][:, :1]), pads)
+                            t = pool_fn(t, pool, stride) / pool_fn(ones, pool, stride)
+                        else:
+                            t = pool_fn(t, pool, stride)
                     else:
                         t = pool_fn(t, pool, stride)
                 elif node.op == "flatten":
@@ -374,43 +402,150 @@ def torch_model(graph: Graph):
     return GraphModule()
 
 
-def torch_tasks(graph: Graph, fb: int, tbs: list[int]) -> Tasks | None:
+def padding_counts(graph: Graph) -> tuple[int, int]:
+    """(layers padded by torch's own padding=, layers given an F.pad copy) in the twin."""
+    kinds = []
+    for node in graph.nodes:
+        a = node.attrs
+        if node.op in ("conv2d", "depthwise_conv2d", "separable_conv2d"):
+            kinds.append(same_padding(graph, node, a["kernel_size"], a["strides"],
+                                      a["dilation_rate"])[0])
+        elif node.op in ("maxpool2d", "avgpool2d"):
+            kinds.append(same_padding(graph, node, a["pool_size"],
+                                      a["strides"] or a["pool_size"])[0])
+    return kinds.count("symmetric"), kinds.count("asymmetric")
+
+
+class TwinMismatch(Exception):
+    """The PyTorch network does not compute what cnnc computes: its times would mean nothing."""
+
+
+def check_twin(graph: Graph, net, weights: dict[str, np.ndarray], x: np.ndarray | None = None,
+               rtol: float = 2e-4, atol: float = 2e-5) -> float:
+    """Run the twin as it will be timed (eval mode, NHWC input viewed as channels-last NCHW)
+    and cnnc's NumPy reference on the same weights and input `x` (default: 2 random
+    examples); the largest difference, or TwinMismatch naming the spec and the difference."""
+    import torch
+
+    model = cnnc.compile(graph, backend="numpy", seed=0)
+    model.set_weights(weights)
+    if x is None:
+        shape = graph.shape_of(graph.inputs[0])[1:]
+        x = np.random.default_rng(2).random((2, *shape), dtype=np.float32)
+    reconstruction = graph.train is not None and graph.train.reconstruction
+    net.eval()
+    with torch.no_grad():
+        out = net(torch_input(x))
+        out = out if reconstruction else torch.softmax(out, dim=1)
+        if out.dim() == 4:
+            out = out.permute(0, 2, 3, 1)
+        theirs = out.numpy()
+    ours = model.predict(x)
+    if theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=rtol, atol=atol):
+        diff = (float(np.abs(theirs - ours).max()) if theirs.shape == ours.shape
+                else f"shape {theirs.shape} vs {ours.shape}")
+        raise TwinMismatch(f"{graph.name}: the PyTorch twin's forward differs from cnnc's on "
+                           f"the same weights (max |difference| {diff}); not timed")
+    return float(np.abs(theirs - ours).max())
+
+
+def torch_input(x: np.ndarray):
+    """NHWC host data as the NCHW tensor torch's layers take, in channels_last memory: a view
+    of the same bytes (no copy), the layout PyTorch's CPU convolutions are fastest in."""
+    import torch
+
+    t = torch.from_numpy(x)
+    return t.permute(0, 3, 1, 2) if t.dim() == 4 else t
+
+
+def compile_twin(net, compile_mode: str, probe: Callable[[object], None]):
+    """(module to time, what it is): torch.compile's (inductor needs a C++ compiler) where
+    `compile_mode` is "auto" and compiling and running `probe` on it works, else eager with
+    the reason."""
+    if compile_mode == "off":
+        return net, "eager (--torch-compile off)"
+    import torch
+
+    try:
+        # dynamic=False: each batch size compiled for its own shape, as a user timing one
+        # batch size would have it (automatic dynamic shapes recompile for any size, slower)
+        compiled = torch.compile(net, dynamic=False)
+        probe(compiled)
+        return compiled, "torch.compile (inductor)"
+    except Exception as err:  # noqa: BLE001 (any failure of the compiler: say it, run eager)
+        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:160]}"
+        print(f"  torch.compile failed, timing PyTorch eager instead: {reason}")
+        return net, f"eager (torch.compile failed: {reason})"
+
+
+def torch_tasks(graph: Graph, fb: int, tbs: list[int],
+                compile_mode: str = "auto") -> tuple[Tasks | None, str]:
+    """PyTorch's forward and training steps, and a line saying what it was given. The twin
+    starts from cnnc's weights (seed 0) and is checked against cnnc's forward before it is
+    timed (TwinMismatch: not timed). Input layout and dtype conversions are made here, outside
+    the clock, as onnxruntime's transposed input is."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     net = torch_model(graph)
     if net is None:
-        return None
+        return None, "network not expressible"
+    weights = cnnc.compile(graph, backend="numpy", seed=0).get_weights()
+    load_cnnc_weights(net, graph, weights)
+    net = net.to(memory_format=torch.channels_last)
     classes = graph.shape_of(graph.outputs[0])[-1]
     x_f, train = batches(graph.shape_of(graph.inputs[0])[1:], classes, fb, tbs)
-    opt_name = graph.train.optimizer.name if graph.train else "nadam"
-    opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
-    opt = opt_cls[opt_name](net.parameters(), lr=1e-3)
     # An autoencoder (train target input) learns its input with MSE; softmax is not in the net.
     reconstruction = graph.train is not None and graph.train.reconstruction
     loss_fn = torch.nn.MSELoss() if reconstruction else torch.nn.CrossEntropyLoss()
+    x_fwd = torch_input(x_f)
+    steps = {}
+    for tb, (x, y) in train.items():
+        x_t = torch_input(x)
+        steps[tb] = (x_t, x_t if reconstruction else torch.from_numpy(y.astype(np.int64)))
+
+    def probe(module) -> None:
+        """Compile both modes at every batch size now, not inside a timed run; the weights and
+        batch statistics are put back afterwards."""
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        module.eval()
+        with torch.no_grad():
+            module(x_fwd)
+        module.train()
+        for x, target in steps.values():
+            loss_fn(module(x), target).backward()
+        module.zero_grad()
+        net.load_state_dict(state)
+
+    timed, how = compile_twin(net, compile_mode, probe)
+    error = check_twin(graph, timed, weights, x_f)  # the timed batch: no other compile
+    opt_name = graph.train.optimizer.name if graph.train else "nadam"
+    opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "nadam": torch.optim.NAdam}
+    opt = opt_cls[opt_name](net.parameters(), lr=1e-3)
 
     def forward() -> np.ndarray:
-        net.eval()
+        timed.eval()
         with torch.no_grad():
-            x = torch.from_numpy(x_f).permute(0, 3, 1, 2).contiguous()
-            out = net(x)
+            out = timed(x_fwd)
             return (out if reconstruction else torch.softmax(out, dim=1)).numpy()
 
-    def step(x_t: np.ndarray, y_t: np.ndarray) -> float:
-        net.train()
-        x = torch.from_numpy(x_t).permute(0, 3, 1, 2).contiguous()
+    def step(x, target) -> float:
+        timed.train()
         opt.zero_grad()
-        target = x if reconstruction else torch.from_numpy(y_t.astype(np.int64))
-        loss = loss_fn(net(x), target)
+        loss = loss_fn(timed(x), target)
         loss.backward()
         opt.step()
         return loss.item()
 
     tasks: Tasks = {"forward": forward}
-    for tb, (x, y) in train.items():
-        tasks[f"train {tb}"] = lambda x=x, y=y: step(x, y)
-    return tasks
+    for tb, (x, target) in steps.items():
+        tasks[f"train {tb}"] = lambda x=x, target=target: step(x, target)
+    by_padding, by_copy = padding_counts(graph)
+    given = (f"{how}, channels_last, cnnc's weights (forward checked against cnnc: max "
+             f"|difference| {error:.1e}), {torch.get_num_threads()} threads; 'same' padding: "
+             f"torch's padding= on {by_padding} layers, an F.pad copy on {by_copy} (Keras' "
+             f"odd pixel after); NHWC input viewed as channels_last NCHW outside the clock")
+    return tasks, given
 
 
 # ---------------------------------------------------------------- onnxruntime
@@ -426,6 +561,7 @@ def onnxruntime_tasks(graph: Graph, fb: int) -> Tasks:
     proto = build_model(graph, weights)
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(proto.SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     shape = graph.shape_of(graph.inputs[0])[1:]
@@ -434,6 +570,10 @@ def onnxruntime_tasks(graph: Graph, fb: int) -> Tasks:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # the export's NCHW input
     feeds = {graph.inputs[0]: x}
     return {"forward": lambda: session.run(None, feeds)}
+
+
+ORT_GIVEN = ("cnnc's ONNX export (same weights), ORT_ENABLE_ALL graph optimisations, "
+             "{threads} intra-op threads; NCHW input transposed outside the clock")
 
 
 def interleaved_medians(systems: dict[str, Tasks | None], runs: int) -> dict[str, dict]:
@@ -465,6 +605,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy backend")
+    parser.add_argument("--torch-compile", choices=("auto", "off"), default="auto",
+                        help="auto: time PyTorch under torch.compile where it compiles here "
+                             "(else eager, with the reason); off: eager")
     parser.add_argument("--tune-budget", type=float, default=60.0,
                         help="seconds of tuning per graph and batch size before timing (what "
                              "the cache lacks; 0: the cache as it is)")
@@ -479,19 +622,29 @@ def main() -> None:
             tune(graph, args.device, fb, tbs, args.tune_budget)
         systems: dict[str, Tasks | None] = {
             "cnnc opencl": cnnc_tasks(graph, "opencl", args.device, fb, tbs)}
+        tuned = (f"tuned kernels (--tune-budget {args.tune_budget:g} s per graph and batch)"
+                 if args.tune_budget > 0 else "the tuning cache as it is")
+        given = {"cnnc opencl": f"{tuned}; NHWC input as it is (cnnc's layout)"}
         if not args.no_numpy:
             systems["cnnc numpy"] = cnnc_tasks(graph, "numpy", None, fb, tbs)
+            given["cnnc numpy"] = "NumPy reference interpreter; NHWC input"
         try:
             import torch
 
-            systems[f"pytorch {torch.__version__}"] = torch_tasks(graph, fb, tbs)
+            name = f"pytorch {torch.__version__}"
+            try:
+                systems[name], given[name] = torch_tasks(graph, fb, tbs, args.torch_compile)
+            except TwinMismatch as err:
+                systems[name], given[name] = None, f"REFUSED: {err}"
+                print(f"  {err}")
         except ImportError:
             print("(PyTorch is not installed: pip install torch==2.13.0 to compare with it)")
         try:
             import onnxruntime
 
-            systems[f"onnxruntime {onnxruntime.__version__} (cnnc export)"] = (
-                onnxruntime_tasks(graph, fb))
+            name = f"onnxruntime {onnxruntime.__version__} (cnnc export)"
+            systems[name] = onnxruntime_tasks(graph, fb)
+            given[name] = ORT_GIVEN.format(threads=os.cpu_count() or 1)
         except ImportError:
             print("(onnxruntime is not installed: pip install 'cnnc[dev]' to compare with it)")
         medians = interleaved_medians(systems, args.runs)
@@ -504,12 +657,16 @@ def main() -> None:
         print("|---|" + "---:|" * (2 * len(tasks)))
         for name in systems:
             if name not in medians:
-                print(f"| {name} | (network not expressible) |" + " |" * (2 * len(tasks) - 1))
+                why = given.get(name, "network not expressible").split(":")[0]
+                print(f"| {name} | ({why}) |" + " |" * (2 * len(tasks) - 1))
                 continue
             got = medians[name]
             speed = [f"{sizes[t] / got[t]:,.0f}" if t in got else "—" for t in tasks]
             ratio = [f"{got[t] / ref[t]:.2f}" if t in got else "—" for t in tasks]
             print(f"| {name} | " + " | ".join(speed) + " | " + " | ".join(ratio) + " |")
+        print("\nWhat each system was given:")
+        for name in systems:
+            print(f"- {name}: {given.get(name, '')}")
 
 
 def cpu_name() -> str:

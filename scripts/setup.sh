@@ -2,8 +2,9 @@
 # Sets up cnnc in this checkout: the Debian packages it uses (when run as root where apt-get
 # exists; otherwise it says what to install), then .venv with cnnc and its dev, mpi and onnx
 # extras (mpi: mpi4py and MPICH from pip, for `mpiexec -n N cnnc run ...`; onnx: ONNX import
-# and export), and the pocl extra (pip's CPU OpenCL driver) only where no system OpenCL driver is
-# installed. A new .venv ends with `cnnc devices`, which qualifies every driver on cnnc's own
+# and export), the torch extra where asked for (CNNC_TORCH=1, as scripts/test.sh does) or
+# already there, and the pocl extra (pip's CPU OpenCL driver) only where no system OpenCL driver
+# is installed. A new .venv ends with `cnnc devices`, which qualifies every driver on cnnc's own
 # kernels (once per driver; cnnc/backends/opencl/qualification.py).
 # Safe to run again: what is already in place is kept, and a second run takes a second or two.
 set -euo pipefail
@@ -74,6 +75,16 @@ fi
 # ---------------------------------------------------------------- OpenCL driver
 # A system driver is a vendor file the ICD loader reads (Debian's pocl, a GPU vendor's driver).
 extras="dev,mpi,onnx"
+# torch: the tests' PyTorch oracle. scripts/test.sh asks for it (CNNC_TORCH=1), so the PyTorch
+# comparisons run everywhere, CI included (a 192 MB CPU wheel, 760 MB installed, about 4 minutes
+# the first time); kept once installed, so that run.sh after test.sh does not reinstall.
+# CNNC_TORCH=0 leaves it out (its tests skip). cnnc itself never imports torch.
+torch_installed() {
+    .venv/bin/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is None)'
+}
+if [ "${CNNC_TORCH:-}" = 1 ] || { [ "${CNNC_TORCH:-}" != 0 ] && torch_installed; }; then
+    extras="$extras,torch"
+fi
 if compgen -G "/etc/OpenCL/vendors/*.icd" >/dev/null; then
     driver="system"
 else

@@ -1,0 +1,221 @@
+"""The mutation check's pytest plugin: the tests' side, outside cnnc, that plants one bug.
+
+Loaded with `-p mutants` (tests/mutation on PYTHONPATH) by tests/mutation/test_mutations.py and
+scripts/mutation_check.py; CNNC_MUTANT names the mutant. Each mutant changes cnnc from the
+outside, the way a reviewer's plugin would: a function's code object swapped in place (so every
+module that imported the function sees the change, whatever it imported it as), or the kernel
+source / build options rewritten on their way to the OpenCL compiler (the kernel cache is keyed
+by the source and options, so a mutant's binaries never stand in for the real ones). A mutant
+that no longer finds what it changes stops the run (exit status 4) rather than pass unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+ENV = "CNNC_MUTANT"
+
+
+class MutantStale(Exception):
+    """The code a mutant changes is not there any more: update the mutant."""
+
+
+def _swap_code(func: types.FunctionType, replacement: types.FunctionType, **names) -> None:
+    """Run `replacement`'s code whenever `func` is called; `names` become globals of func's
+    module (the original function among them), which the replacement's code reads."""
+    if func.__code__.co_freevars or replacement.__code__.co_freevars:
+        raise MutantStale(f"{func.__qualname__}: closures cannot be swapped")
+    func.__globals__.update(names)
+    func.__code__ = replacement.__code__
+
+
+def _copy(func: types.FunctionType) -> types.FunctionType:
+    return types.FunctionType(func.__code__, func.__globals__, func.__name__,
+                              func.__defaults__, func.__closure__)
+
+
+# ---------------------------------------------------------------- the mutants
+
+
+def pad_odd_before() -> None:
+    """Keras' 'same' padding puts the odd pixel after; this puts it before."""
+    from cnnc.ir import convpool
+
+    def flipped(n, k, stride, padding, dilation=1):
+        if padding != "same":
+            return (0, 0)
+        out = output_length(n, k, stride, padding, dilation)  # noqa: F821 (convpool's)
+        total = max((out - 1) * stride + dilation * (k - 1) + 1 - n, 0)
+        return (total - total // 2, total // 2)
+
+    if "total - total // 2" not in _source(convpool.pad_amounts):
+        raise MutantStale("cnnc.ir.convpool.pad_amounts changed: check the mutant")
+    _swap_code(convpool.pad_amounts, flipped)
+
+
+def conv2d_flops_half() -> None:
+    """conv2d's FLOP count halved (every GFLOP/s figure and the seed model's 179.3 MFLOP)."""
+    from cnnc.ir import layers
+    from cnnc.ir.ops import OPS
+
+    if OPS["conv2d"].flops is not layers._conv_flops:
+        raise MutantStale("conv2d's FLOP rule is no longer cnnc.ir.layers._conv_flops")
+
+    def halved(attrs, shapes, out):
+        return _mutant_original_conv_flops(attrs, shapes, out) // 2  # noqa: F821
+
+    _swap_code(layers._conv_flops, halved,
+               _mutant_original_conv_flops=_copy(layers._conv_flops))
+
+
+# gemm.cl's matmul_tn (the dense layer's kernel gradient, and convolution kernel gradients
+# run as a GEMM): one character added negates the gradient.
+KERNEL_FILE_MARK = "#ifdef MATMUL_TN"
+KERNEL_FROM, KERNEL_TO = "ak[r] = a[k * M + col[r]];", "ak[r] = -a[k * M + col[r]];"
+
+
+def kernel_gemm_tn_sign() -> None:
+    """One character changed in a kernel's source as it goes to the compiler."""
+    from cnnc.backends.opencl import program
+    from cnnc.backends.opencl.kernel_files import kernel_dir
+
+    text = (kernel_dir() / "gemm.cl").read_text()
+    if KERNEL_FROM not in text or KERNEL_FILE_MARK not in text:
+        raise MutantStale(f"kernels/gemm.cl no longer holds {KERNEL_FROM!r}")
+    real = program.build_cached
+
+    def build_cached(context, cl_device, source, *args, **kwargs):
+        if KERNEL_FILE_MARK in source:
+            source = source.replace(KERNEL_FROM, KERNEL_TO)
+        return real(context, cl_device, source, *args, **kwargs)
+
+    program.build_cached = build_cached
+
+
+def define_pad_left() -> None:
+    """A -D constant perturbed between binding and build: conv2d.cl's left padding PL off by
+    one wherever it is positive (the binder's output, as the compiler receives it)."""
+    from cnnc.backends.opencl.program import ProgramCache
+
+    real = ProgramCache._build
+
+    def _build(self, file, options):
+        if file == "conv2d.cl":
+            options = tuple(_pad_plus_one(o) for o in options)
+        return real(self, file, options)
+
+    ProgramCache._build = _build
+
+
+def _pad_plus_one(option: str) -> str:
+    if option.startswith("-DPL="):
+        value = int(option[len("-DPL="):])
+        if value > 0:
+            return f"-DPL={value - 1}"
+    return option
+
+
+def _source(func) -> str:
+    import inspect
+
+    return inspect.getsource(func)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    apply: Callable[[], None]
+    # pytest arguments selecting a handful of existing tests of which at least one must fail
+    # under the mutant (the default suite's check: tests/mutation/test_mutations.py)
+    fast: tuple[str, ...]
+    # The broader set the full check runs (-m slow; scripts/mutation_check.py)
+    full: tuple[str, ...]
+    opencl: bool = False  # needs an OpenCL device (its tests skip without one)
+
+
+# A same-padded strided convolution (PL = 2) through conv2d.cl, and the kernel gradients of
+# 5x5 convolutions, which run as gemm.cl's matmul_tn: tests/opencl/op_cases.py.
+_OPS = "tests/opencl/test_ops.py"
+_CONV_CASE = "conv_stride_3_big_kernel and native"
+
+MUTANTS: dict[str, Mutant] = {
+    "pad-odd-before": Mutant(
+        pad_odd_before,
+        fast=("tests/numpy/test_padding_independent.py::test_conv2d_padding_and_shape",),
+        full=("tests/numpy/test_padding_independent.py", "tests/numpy/test_layer_semantics.py",
+              "tests/numpy/test_against_pytorch.py", "tests/onnx/test_onnx_export.py",
+              "tests/onnx/test_pytorch_models.py", "tests/onnx/test_import_ops.py",
+              "tests/numpy/test_framework_twins.py", "tests/ir")),
+    "conv2d-flops-half": Mutant(
+        conv2d_flops_half,
+        fast=("tests/ir/test_flops_by_hand.py",),
+        full=("tests/ir", "tests/test_cli_options.py")),
+    "kernel-gemm-tn-sign": Mutant(
+        kernel_gemm_tn_sign,
+        fast=(_OPS, "-k", f"test_training_step_matches_numpy and {_CONV_CASE}"),
+        full=(_OPS, "tests/opencl/test_specs.py"), opencl=True),
+    "define-pad-left": Mutant(
+        define_pad_left,
+        fast=(_OPS, "-k", f"test_forward_matches_numpy and {_CONV_CASE}"),
+        full=(_OPS, "tests/opencl/test_specs.py"), opencl=True),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    failed: int  # failed tests and errors
+    passed: int
+    seconds: float
+    status: int  # pytest's exit status
+    output: str
+
+
+def run(name: str, args: tuple[str, ...], timeout: float = 3600.0,
+        stop_at_first: bool = False) -> Outcome:
+    """pytest in a child process, from the checkout's root, with mutant `name` applied (no
+    mutant for ""): serial, no cache written (a mutant's failures must not become the next
+    `--lf`), slow tests included only where `args` asks for them."""
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    here = str(Path(__file__).resolve().parent)
+    path = os.environ.get("PYTHONPATH", "")
+    env = {**os.environ, ENV: name, "PYTHONPATH": here + (os.pathsep + path if path else "")}
+    command = [sys.executable, "-m", "pytest", "-n", "0", "-p", "mutants",
+               "-p", "no:cacheprovider", "-q", "-rfE", *(["-x"] if stop_at_first else []), *args]
+    start = time.perf_counter()
+    done = subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    seconds = time.perf_counter() - start
+    out = done.stdout + done.stderr
+    counts = {key: 0 for key in ("failed", "passed", "error", "errors")}
+    summary = out.strip().splitlines()[-1] if out.strip() else ""
+    for number, key in re.findall(r"(\d+) (failed|passed|errors?)\b", summary):
+        counts[key] = int(number)
+    return Outcome(counts["failed"] + counts["error"] + counts["errors"], counts["passed"],
+                   seconds, done.returncode, out)
+
+
+def pytest_configure(config) -> None:
+    name = os.environ.get(ENV, "")
+    if not name:
+        return
+    if name not in MUTANTS:
+        raise pytest.UsageError(f"{ENV}={name!r}: not a mutant; known: {', '.join(MUTANTS)}")
+    try:
+        MUTANTS[name].apply()
+    except MutantStale as err:
+        raise pytest.UsageError(f"mutant {name} is stale: {err}") from None
+
+
+def pytest_report_header(config) -> list[str]:
+    name = os.environ.get(ENV, "")
+    return [f"mutation check: mutant {name} applied"] if name else []
