@@ -1,6 +1,6 @@
 """The depthwise convolution's forward algorithms (registered in algorithms.py): the direct
-kernel (kernels/depthwise.cl), each work-item MR pixels of an output row by VW * NV channels,
-and the grouped conv2d the layer also is (conv2d's implicit GEMM, one group per input channel)."""
+kernel (kernels/depthwise.cl), each work-item an MR-pixel by VW * NV-channel block, and the
+grouped conv2d the layer also is (conv2d's implicit GEMM, one group per input channel)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import Any
 from cnnc.backends.opencl.bind_layers import bind_conv2d_direct, conv2d_gemm
 from cnnc.backends.opencl.launches import NULL, BindContext, Int, NodeBinding, Value, launch
 from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
-from cnnc.backends.opencl.tiling import register_tile, tuned_row_groups, tuned_tile
+from cnnc.backends.opencl.tiling import gemm_grid, register_tile, tuned_tile
 from cnnc.backends.opencl.tunable import Gemm, Variant, tile_text
-from cnnc.intmath import ceil_div
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import depthwise_as_conv2d
 
@@ -43,24 +42,11 @@ def bind_depthwise_direct(node: Node, ctx: BindContext) -> NodeBinding:
     tile = tuned_tile(gemm.cols, ctx.target, variant)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=0)
-    # A block of MR is cut to the row's width (any MR names one launch, tuned or not).
-    tile["MR"] = row_block(geo["OW"], tile["MR"])
-    # One work-item per MR pixels of one output row (they share input columns) by NR channels.
-    grid = (ctx.batch * geo["OH"] * ceil_div(geo["OW"], tile["MR"]),
-            gemm.cols // (tile["VW"] * tile["NV"]))
-    group = tuned_row_groups(grid, ctx.target, variant)
+    grid, group = gemm_grid(gemm.rows, gemm.cols, tile, False, ctx.target, variant)
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     args = (Value(x), Value(node.params[0]), bias, out, Int(ctx.batch))
     dw = launch("depthwise.cl", "depthwise_forward", grid, args, defines, group)
     return NodeBinding((dw, *after), workspaces=work)
-
-
-def row_block(width: int, most: int) -> int:
-    """Pixels of an output row per work-item: of `most` (the tile's MR) down to half of it,
-    the count that leaves the fewest pixels computed past the row's end (the largest such): a
-    7-wide row in blocks of 7, not 8; a 14-wide one in blocks of 7; a 3-wide one of 3."""
-    candidates = [*range(most, max(1, most // 2) - 1, -1), min(width, most)]
-    return min(candidates, key=lambda mr: (ceil_div(width, mr) * mr - width, -mr))
 
 
 def _as_conv2d(node: Node, ctx: BindContext) -> Node:
