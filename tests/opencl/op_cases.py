@@ -137,10 +137,9 @@ CASES = [
         loss="mean_squared_error",
         batch=2,
     ),
-    # The depthwise forward's row blocks (MR pixels of one output row share input columns):
-    # batch 1 with a 13-wide row (no block size divides it; the last block runs past the end)
-    # and 16 channels (one 16-wide vector); M = 4 on 4 channels, whose 16 lanes come from one
-    # 4-wide load spread by a shuffle, strided with an odd 'same' padding.
+    # The direct depthwise forward at batch 1 (a 13-wide row, 16 channels: one 16-wide vector,
+    # 65 pixels: the last block of pixels runs past the end), and M = 4 on 4 channels (16 lanes
+    # from 4 input channels), strided with an odd 'same' padding.
     Case(
         "depthwise_batch1_wide_row",
         (5, 13, 16),
