@@ -14,7 +14,9 @@ run by run so that a change of the shared machine's load touches all alike:
   `cnnc export` writes for those weights (NCHW).
 Before any timing the outputs of the three are compared (max |difference| printed; a spec whose
 outputs disagree beyond 1e-3 is reported and not timed). Each figure is the median of --runs runs
-after a warm-up. Ratios are onnxruntime's time over cnnc's (above 1: cnnc is faster). Also per
+after a warm-up, each after a pause (--settle, default 0.1 s) that lets onnxruntime's spinning
+threads go idle, as benchmarks/frameworks.py does (pocl's worker threads then sleep too: waking
+them is part of cnnc's time; --settle 0 times the calls back to back). Ratios are onnxruntime's time over cnnc's (above 1: cnnc is faster). Also per
 spec: the kernel launches of one forward pass, and their fixed cost (launches x the back-to-back
 cost of one launch, measured first as benchmarks/launch_overhead.py does) as a share of the
 executor's time. The CPU's name and the load average come first.
@@ -37,7 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch_overhead import cpu_name, launch_cost
 
 TOLERANCE = 1e-3
-SETTLE_SECONDS = 0.05  # onnxruntime's pool spins a while after a call: let it go idle
+# onnxruntime's pool spins a while after a call, taking the cores from whatever runs next:
+# by default every timed call starts after this pause (--settle), so each system finds the cores
+# as idle as the others. Then pocl's worker threads have gone to sleep too, and waking them is
+# part of cnnc's latency (on a loaded machine, by far the largest part).
+SETTLE_SECONDS = 0.1
 
 
 def _specs(names: list[str]) -> list[str]:
@@ -63,13 +69,14 @@ def _session(graph, weights: dict[str, np.ndarray], threads: int):
                                 providers=["CPUExecutionProvider"])
 
 
-def _medians(tasks: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+def _medians(tasks: dict[str, Callable[[], object]], runs: int, settle: float
+             ) -> dict[str, float]:
     for fn in tasks.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in tasks}
     for _ in range(runs):
         for name, fn in tasks.items():
-            time.sleep(SETTLE_SECONDS if name == "onnxruntime" else 0.0)
+            time.sleep(settle)
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -106,7 +113,7 @@ def measure(spec: str, batch: int, args: argparse.Namespace, launch_s: float) ->
         "predict": lambda: model.predict(x, batch_size=batch),
         "exe.run": lambda: exe.run(feeds, fetch),
         "onnxruntime": lambda: session.run(None, ort_feeds),
-    }, args.runs)
+    }, args.runs, args.settle)
     launches = len(exe.bound)
     return {"name": graph.name, "batch": batch, "diff": diff, "launches": launches,
             "share": launches * launch_s / medians["exe.run"], **medians}
@@ -120,6 +127,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime's intra-op threads")
     parser.add_argument("--tune", default="cached", choices=["cached", "never"],
                         help="cnnc.compile's tune= (cached: the tuning cache's variants)")
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
+                        help="seconds of pause before each timed call (0: back to back)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
 
@@ -130,7 +139,7 @@ def main(argv: list[str]) -> int:
     print(f"CPU: {cpu_name()}; device {device.describe()}; load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; one launch {launch_s * 1e6:.1f} us "
           f"back to back; median of {args.runs} interleaved runs; onnxruntime "
-          f"{args.threads} threads; tune={args.tune}")
+          f"{args.threads} threads; tune={args.tune}; {args.settle} s pause before each call")
     print("| spec | batch | launches | cnnc predict ms | cnnc exe.run ms | onnxruntime ms "
           "| ort/predict | ort/exe.run | launch share |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
