@@ -137,6 +137,40 @@ CASES = [
         loss="mean_squared_error",
         batch=2,
     ),
+    # The direct depthwise forward at batch 1 (a 13-wide row, 16 channels: one 16-wide vector,
+    # 65 pixels: the last block of pixels runs past the end), and M = 4 on 4 channels (16 lanes
+    # from 4 input channels), strided with an odd 'same' padding.
+    Case(
+        "depthwise_batch1_wide_row",
+        (5, 13, 16),
+        [{"depthwise_conv2d": 3, "padding": "same", "activation": "relu6"}],
+        loss="mean_squared_error",
+        batch=1,
+    ),
+    Case(
+        "depthwise_multiplier4_shuffle",
+        (7, 9, 4),
+        [{"depthwise_conv2d": [2, 3], "strides": [1, 2], "padding": "same",
+          "depth_multiplier": 4}],
+        loss="mean_squared_error",
+        batch=2,
+    ),
+    # Dense layers on one row run gemv.cl (bind_gemv.py): a reduction of 300 split among a
+    # work-group (parts of uneven length) and a 48-wide block; 105 inputs and 20 units (4-wide
+    # vectors), then softmax after the product (tests/opencl/test_gemv.py: several rows).
+    Case(
+        "dense_gemv_batch1",
+        (2, 5, 30),
+        ["flatten", {"dense": 48, "activation": "relu"}, {"dense": 10, "activation": "softmax"}],
+        batch=1,
+    ),
+    Case(
+        "dense_gemv_batch1_odd",
+        (3, 5, 7),
+        ["flatten", {"dense": 20, "activation": "tanh", "use_bias": False},
+         {"dense": 6, "activation": "softmax"}],
+        batch=1,
+    ),
     Case("conv_softmax", (5, 5, 3), [{"conv2d": [3, 2], "activation": "softmax"}]),
     Case(
         "maxpool",

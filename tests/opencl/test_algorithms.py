@@ -180,8 +180,9 @@ def test_a_new_algorithm_is_one_registration(graphs, monkeypatch):
     node: Node = next(n for n in graph.nodes if n.op == "dense")
     ctx = BindContext(graph, BATCH, TARGETS[0])
     space = variant_space(node, ctx)
-    assert space[1] == {**space[0], "algo": "again"}
-    plan = make_plan(graph, BATCH, TARGETS[0], variants={node.name: space[1]})
+    again_variant = {**space[0], "algo": "again"}  # after dense's few-rows gemv, at batch 3
+    assert again_variant in space
+    plan = make_plan(graph, BATCH, TARGETS[0], variants={node.name: again_variant})
     assert plan.bindings[node.name] == make_plan(graph, BATCH, TARGETS[0]).bindings[node.name]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
+from cnnc.backends.opencl import bind_gemv as gemv
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
@@ -132,6 +133,10 @@ REGISTERED: tuple[Algorithm, ...] = (
               dw_grad.bind_grad_kernel_grouped, dw_grad.grad_kernel_edges,
               depthwise.describe_grouped, variants=dw_grad.grad_kernel_grouped_variants,
               family=_direct_family),
+    # A dense layer on a few rows (batch 1 to 8): a work-group per output block, the reduction
+    # split among its work-items (bind_gemv.py); the tuner's to pick, the default on one row.
+    Algorithm("dense", gemv.NAME, gemv.bind_dense_gemv, edge_shapes.dense_edges, gemv.describe,
+              gemm=gemv.gemv_gemm, applies=gemv.applies, default_where=gemv.wins_by_rule),
     _direct("dense", bind_dense_direct, edge_shapes.dense_edges, dense_gemm),
     _direct("dense_grad_input", bind_dense_grad_input_direct, edge_shapes.dense_grad_input_edges,
             dense_grad_input_gemm),
@@ -156,7 +161,7 @@ def default_algorithm(node: Node, ctx: BindContext) -> Algorithm:
     """What the binders run for `node` without a variant: the first of its op's algorithms with
     a GEMM that applies."""
     for a in algorithms_of(node.op):
-        if a.gemm is not None and a.applies(node, ctx):
+        if a.gemm is not None and a.applies(node, ctx) and a.default_where(node, ctx):
             return a
     raise InternalError(f"node '{node.name}': no default algorithm for op '{node.op}'")
 

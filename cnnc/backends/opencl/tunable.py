@@ -106,6 +106,8 @@ class Algorithm:
     family        what a variant computes how, tiles aside (the tuner leaves a family that is
                   far slower); registrations sharing a name share it and `describe`
     describe      a variant of it in a few words
+    default_where where, among the nodes it applies to, it is the default (a few-rows GEMV
+                  that the tuner may pick for 2 to 8 rows but that wins by rule at 1)
     """
 
     op: str
@@ -121,3 +123,4 @@ class Algorithm:
     tile_keys: tuple[str, ...] = ()
     error_factor: Callable[[Variant], float] = exact
     family: Callable[[Variant], tuple[Any, ...]] = no_family
+    default_where: Callable[[Node, BindContext], bool] = always

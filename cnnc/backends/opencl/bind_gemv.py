@@ -1,0 +1,75 @@
+"""The dense layer's few-rows algorithm (registered in algorithms.py before the direct GEMM):
+kernels/gemv.cl, a work-group of G work-items splitting the reduction of one MR x NR output
+block, for inference at batch 1 to GEMV_ROWS; the default at DEFAULT_ROWS rows."""
+
+from __future__ import annotations
+
+from cnnc.backends.opencl.launches import NULL, BindContext, Int, NodeBinding, Value, launch
+from cnnc.backends.opencl.primitives import epilogue_act, unfused_softmax
+from cnnc.backends.opencl.target import Target
+from cnnc.backends.opencl.tiling import FLOAT_BYTES, tuned_tile
+from cnnc.backends.opencl.tunable import Gemm, Variant, tile_text
+from cnnc.intmath import ceil_div
+from cnnc.ir.graph import Node
+
+NAME = "gemv"
+GEMV_ROWS = 8  # rows (batch x pixels) up to which the tuner may choose this algorithm
+# Rows up to which it is the default. Measured on pocl (AMD EPYC Zen 4), the seed model's dense
+# 2304 -> 128: at 1 row 23-43 us against matmul's 67-77; at 2, 4 and 8 rows slower than matmul.
+DEFAULT_ROWS = 1
+MAX_GROUP = 64  # work-items sharing a block: beyond it the halving steps outweigh the parts
+MIN_PART = 32  # rows of b each work-item sums at least: fewer, and the reduction dominates
+
+
+def applies(node: Node, ctx: BindContext) -> bool:
+    """Few rows: matmul's grid would be a handful of work-items each taking the whole K."""
+    rows, _ = ctx.rows_cols(node.inputs[0])
+    return rows <= GEMV_ROWS
+
+
+def wins_by_rule(node: Node, ctx: BindContext) -> bool:
+    """The default: one row (batch-1 inference of a classifier's head)."""
+    rows, _ = ctx.rows_cols(node.inputs[0])
+    return rows <= DEFAULT_ROWS
+
+
+def gemv_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """The launch as a GEMM for the tuner's register blocks (no split, no local tiles: the
+    group's split of the reduction is this algorithm's own)."""
+    rows, k = ctx.rows_cols(node.inputs[0])
+    return Gemm(node.attrs["units"], rows, k, split=False, local=False)
+
+
+def group_size(k: int, block_floats: int, target: Target) -> int:
+    """Work-items per block: the largest power of two within the device's work-group size and
+    local memory (their partial blocks) and MAX_GROUP that leaves each MIN_PART rows of K."""
+    limits = target.limits
+    cap = min(limits.max_group, limits.max_item_sizes[0], MAX_GROUP)
+    g = 1
+    while (2 * g <= cap and k // (2 * g) >= MIN_PART
+           and 2 * g * block_floats * FLOAT_BYTES <= limits.local_memory):
+        g *= 2
+    return g
+
+
+def bind_dense_gemv(node: Node, ctx: BindContext) -> NodeBinding:
+    x = node.inputs[0]
+    rows, k = ctx.rows_cols(x)
+    units = node.attrs["units"]
+    variant = ctx.variant(node)
+    tile = tuned_tile(units, ctx.target, variant)
+    tile["MR"] = min(tile["MR"], rows)  # no block of rows past the end
+    nr = tile["VW"] * tile["NV"]
+    g = group_size(k, tile["MR"] * nr, ctx.target)
+    bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
+    out, after, work = unfused_softmax(node, ctx, workspace=0)
+    defines = {"K": k, "N": units, **tile, "G": g, "HAS_BIAS": int(bias != NULL),
+               **epilogue_act(node)}
+    grid = (units // nr * g, ceil_div(rows, tile["MR"]))
+    args = (Value(x), Value(node.params[0]), bias, out, Int(rows))
+    main = launch("gemv.cl", "gemv", grid, args, defines, (g, 1))
+    return NodeBinding((main, *after), workspaces=work)
+
+
+def describe(variant: Variant) -> str:
+    return f"gemv {tile_text(variant)}"

@@ -1,0 +1,76 @@
+/* Dense forward for a few rows (batch 1 to 8): c[m, N] = act(a[m, K] . b[K, N] + bias).
+ *
+ * matmul (gemm.cl) gives each work-item an MR x NR block and the whole reduction: with one to
+ * eight rows that is N / NR work-items, a handful for a classifier's head, each streaming K rows
+ * of b alone. Here a work-group of G work-items shares one MR x NR block: work-item g sums its
+ * contiguous part of the K rows (part_begin, common.h), the G partial blocks are added up in
+ * local memory by halving, and work-item 0 applies the epilogue and stores. Every row of b is
+ * still read once per row block, now by G work-items at once.
+ *
+ * Sizes (-D): K, N; MR rows per work-group (rows past M are not stored), VW, NV (NR = VW * NV
+ * columns, N % NR == 0), G work-items per group (a power of two). Epilogue (-D): HAS_BIAS,
+ * ACT_<NAME> (common.h). The rows M are an argument.
+ * Launch: dim 0 = column blocks * G in groups of (G, 1), dim 1 = row blocks.
+ */
+#include "common.h"
+
+#define NR (VW * NV)
+
+__kernel void gemv(__global const float *restrict a, __global const float *restrict b,
+                   __global const float *restrict bias, __global float *restrict c, int M)
+{
+    __local floatV part[G][MR][NV];
+    const int g = (int)get_local_id(0);
+    const int n0 = (int)get_group_id(0) * NR, m0 = (int)get_group_id(1) * MR;
+    floatV acc[MR][NV];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (floatV)(0.0f);
+
+    const int k_end = part_begin(K, g + 1, G);
+    for (int k = part_begin(K, g, G); k < k_end; k++) {
+        floatV bv[NV];
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            bv[v] = LOADV(b + k * N + n0 + v * VW);
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+            /* Rows past M read row M - 1 (in bounds) and are not stored. */
+            const float av = a[min(m0 + r, M - 1) * K + k];
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = fma((floatV)(av), bv[v], acc[r][v]);
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            part[g][r][v] = acc[r][v];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = G / 2; s > 0; s /= 2) {
+        if (g < s) {
+#pragma unroll
+            for (int r = 0; r < MR; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    part[g][r][v] += part[g + s][r][v];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (g != 0)
+        return;
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (m0 + r < M) { /* no break: a loop with one is not unrolled */
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const int n = n0 + v * VW, at = (m0 + r) * N + n;
+                STOREV(epilogue(part[0][r][v], bias, 0, n, at), c + at);
+            }
+        }
+    }
+}
