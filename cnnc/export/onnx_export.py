@@ -828,3 +828,34 @@ def _normalization(ex: Exporter, node: Node) -> None:
 
 
 EXPORTERS.update({"rescaling": _rescaling, "normalization": _normalization})
+
+
+# ---------------------------------------------------------------- local response normalisation
+# (cnnc/ir/lrn.py)
+
+
+def _lrn(ex: Exporter, node: Node) -> None:
+    """ONNX LRN normalises across axis 1: a 4-D body value is NCHW already; another rank holds
+    cnnc's channels last, so they move to axis 1 and back around it (none to move at rank 2)."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise ExportError(f"{node.name}: an lrn layer on a flattened NCHW map has no ONNX export "
+                          "(its columns are not channels)")
+    a = node.attrs
+    attrs = {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "bias": a["bias"]}
+    rank = ex.rank(node.name)
+    if rank in (2, 4):
+        ex.add("LRN", [src.name], [ex.out(node)], node.name, **attrs)
+    else:
+        forth = [0, rank - 1, *range(1, rank - 1)]
+        back = [0, *range(2, rank), 1]
+        ex.add("Transpose", [src.name], [f"{node.name}/channels_first"],
+               f"{node.name}/channels_first", perm=forth)
+        ex.add("LRN", [f"{node.name}/channels_first"], [f"{node.name}/normalised"], node.name,
+               **attrs)
+        ex.add("Transpose", [f"{node.name}/normalised"], [ex.out(node)],
+               f"{node.name}/channels_last", perm=back)
+    ex.values[node.name] = Value(ex.out(node))
+
+
+EXPORTERS["lrn"] = _lrn
