@@ -1,9 +1,12 @@
 """ONNX import and export of local response normalisation (cnnc/ir/lrn.py): LRN nodes of
 several sizes, constants and odd channel counts against onnxruntime on NumPy and OpenCL, round
 trips checked by onnx.checker and onnxruntime, the refusals, and PyTorch's LocalResponseNorm
-exported and imported (skipped without torch)."""
+chain (cnnc/frontend/onnx_lrn.py) built by hand and, under -m slow, exported by PyTorch
+(skipped without torch)."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import onnx
@@ -123,3 +126,74 @@ def test_export_of_an_lrn_of_a_flattened_map_keeps_cnnc_s_column_order(tmp_path)
     x = randn(2, 2, 2, 3, seed=5, scale=2.0)
     (want,) = ort_outputs(path, {graph.inputs[0]: x.transpose(0, 3, 1, 2)})
     assert relative_error(model.predict(x), want) <= RTOL
+
+
+# ---------------------------------------------------------------- PyTorch's LocalResponseNorm
+
+
+def _pytorch_chain(size, alpha, beta, k, channels, h=4, w=3, batch=0):
+    """nn.LocalResponseNorm as torch.onnx.export(dynamo=True) writes it (torch 2.13), on a Relu
+    of the input: Mul(x, x), a 5-D view, Pad of the channels, AveragePool (size, 1, 1),
+    Squeeze, Mul alpha, Add k, Pow beta, Div."""
+    half, rest = size // 2, (size - 1) // 2
+    consts = {"view": np.array([batch, 1, channels, h, -1], np.int64),
+              "pads": np.array([0, 0, half, 0, 0, 0, 0, rest, 0, 0], np.int64),
+              "axis1": np.array([1], np.int64), "alpha": np.array(alpha, np.float32),
+              "k": np.array(k, np.float32), "beta": np.array(beta, np.float32)}
+    nodes = [
+        helper.make_node("Relu", ["x"], ["relu"], name="relu"),
+        helper.make_node("Mul", ["relu", "relu"], ["mul"], name="node_mul"),
+        helper.make_node("Reshape", ["mul", "view"], ["view_out"], name="node_view",
+                         allowzero=1 if batch else 0),
+        helper.make_node("Pad", ["view_out", "pads"], ["pad"], name="node_pad", mode="constant"),
+        helper.make_node("AveragePool", ["pad"], ["pool"], name="node_avg_pool3d",
+                         kernel_shape=[size, 1, 1], strides=[1, 1, 1], pads=[0] * 6,
+                         count_include_pad=1, ceil_mode=0),
+        helper.make_node("Squeeze", ["pool", "axis1"], ["squeeze"], name="node_squeeze"),
+        helper.make_node("Mul", ["squeeze", "alpha"], ["mul_1"], name="node_mul_1"),
+        helper.make_node("Add", ["mul_1", "k"], ["add"], name="node_add"),
+        helper.make_node("Pow", ["add", "beta"], ["pow_1"], name="node_pow_1"),
+        helper.make_node("Div", ["relu", "pow_1"], ["y"], name="node_div"),
+    ]
+    shape = [batch or "N", channels, h, w]
+    return make_model(nodes, {"x": shape}, ["y"], consts, opset=18)
+
+
+@pytest.mark.parametrize("size,alpha,beta,k,channels", [(1, 1.0, 0.5, 2.0, 3),
+                                                         (3, 2.0, 0.75, 1.0, 7),
+                                                         (5, 3.0, 1.5, 0.5, 5)])
+def test_pytorch_s_chain_becomes_one_lrn(size, alpha, beta, k, channels, tmp_path):
+    path = save_model(_pytorch_chain(size, alpha, beta, k, channels), tmp_path / "pt.onnx")
+    graph = check_against_ort(path, randn(2, channels, 4, 3, seed=size, scale=3.0))
+    assert [n.op for n in graph.nodes] == ["input", "activation", "lrn"]
+    assert dict(graph.nodes[-1].attrs) == {"size": size, "alpha": alpha, "beta": beta, "bias": k}
+
+
+def test_pytorch_s_chain_with_an_even_window_is_not_an_lrn(tmp_path):
+    """PyTorch pads an even window (size 4) by 2 before and 1 after, ONNX's LRN by 1 and 2:
+    cnnc's lrn takes neither, and the chain's nodes are refused one by one."""
+    path = save_model(_pytorch_chain(4, 1.0, 0.75, 1.0, 5), tmp_path / "even.onnx")
+    with pytest.raises(CnncError, match=r"node_view"):
+        cnnc.load_spec(path)
+
+
+@pytest.mark.slow(reason="torch.onnx.export(dynamo=True) takes 10-70 s here; the hand-built "
+                        "copy of its chain above runs by default")
+def test_pytorch_local_response_norm_exported_by_dynamo(tmp_path):
+    """The real exporter, with a fixed batch (its Reshape writes it): one lrn layer, equal to
+    PyTorch's module and to onnxruntime."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional)")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 7, 3), torch.nn.ReLU(),
+                                 torch.nn.LocalResponseNorm(5, alpha=2.0, beta=0.75, k=1.5))
+    x = torch.randn(2, 3, 6, 5)
+    path = tmp_path / "torch_lrn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (x,), str(path), dynamo=True, opset_version=18)
+    graph = check_against_ort(path, x.numpy())
+    assert [n.op for n in graph.nodes][-1] == "lrn"
+    with torch.no_grad():
+        want = module(x).numpy().transpose(0, 2, 3, 1)
+    got = cnnc.compile(graph).predict(x.numpy().transpose(0, 2, 3, 1))
+    assert relative_error(got, want) <= RTOL
