@@ -19,6 +19,11 @@
 #endif
 #define HALF (SIZE / 2)
 
+/* d^e for d > 0 as exp2(e * log2(d)): on pocl 3.1 (Zen 4) pow() took about 1 us a value (AlexNet's
+ * first LRN at batch 8, 2.3M values: 2.6 s), these two about a fifth of that (0.47 s); still
+ * slower than NumPy (0.39 s): vectorising the power is an open item. */
+#define POSITIVE_POW(d, e) exp2((e) * log2(d))
+
 /* The sum of v^2 (SQUARE 1) or of v over the window of channels centred on flat index i. */
 static float window_sum(__global const float *restrict v, int i, int cols, int square)
 {
@@ -38,7 +43,7 @@ __kernel void lrn(__global const float *restrict x, __global float *restrict y, 
 {
     FOR_ELEMENTS(i, n) {
         const float d = bias + alpha_over_size * window_sum(x, i, cols, 1);
-        y[i] = x[i] * pow(d, -beta);
+        y[i] = x[i] * POSITIVE_POW(d, -beta);
     }
 }
 #endif
@@ -50,7 +55,7 @@ __kernel void lrn_grad_scaled(__global const float *restrict x, __global const f
 {
     FOR_ELEMENTS(i, n) {
         const float d = bias + alpha_over_size * window_sum(x, i, cols, 1);
-        t[i] = dy[i] * x[i] * pow(d, -beta - 1.0f);
+        t[i] = dy[i] * x[i] * POSITIVE_POW(d, -beta - 1.0f);
     }
 }
 #endif
@@ -62,7 +67,7 @@ __kernel void lrn_grad(__global const float *restrict x, __global const float *r
 {
     FOR_ELEMENTS(i, n) {
         const float d = bias + alpha_over_size * window_sum(x, i, cols, 1);
-        dx[i] = dy[i] * pow(d, -beta)
+        dx[i] = dy[i] * POSITIVE_POW(d, -beta)
                 - 2.0f * alpha_over_size * beta * x[i] * window_sum(t, i, cols, 0);
     }
 }
