@@ -58,6 +58,7 @@ dense 4 softmax
 # form), layer norm, channel shuffle and a channel slice, and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
+# Local response normalisation (lrn.cl) after the layer norm.
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -66,6 +67,7 @@ y: multiply(x, e)
 r: avgpool2d(x) (1, 6)
 maximum(y, r)
 layer_norm
+lrn 3 alpha=1.0
 normalization mean=0.1 variance=2.0
 rescaling 0.5 0.1
 s: channel_shuffle 2

@@ -855,3 +855,45 @@ def _normalization(ex: Exporter, node: Node) -> None:
 
 
 EXPORTERS.update({"rescaling": _rescaling, "normalization": _normalization})
+
+
+# ---------------------------------------------------------------- local response normalisation
+# (cnnc/ir/lrn.py)
+
+
+def _lrn(ex: Exporter, node: Node) -> None:
+    """ONNX LRN normalises across axis 1 of a 4-D tensor (onnxruntime takes no other rank): a
+    4-D body value is NCHW already. Another rank holds cnnc's channels last: they move to axis 1
+    (none to move at rank 2), the other axes fold into one, and all goes back after."""
+    src = ex.value(node.inputs[0])
+    if src.order is not None:
+        raise ExportError(f"{node.name}: an lrn layer on a flattened NCHW map has no ONNX export "
+                          "(its columns are not channels)")
+    a = node.attrs
+    attrs = {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "bias": a["bias"]}
+    shape = ex.graph.shape_of(node.name)
+    rank = len(shape)
+    if rank == 4:
+        ex.add("LRN", [src.name], [ex.out(node)], node.name, **attrs)
+        ex.values[node.name] = Value(ex.out(node))
+        return
+    name = node.name
+    channels, middle = shape[-1], [int(d) for d in shape[1:-1]]
+    first = src.name
+    if rank > 2:
+        first = f"{name}/channels_first"
+        ex.add("Transpose", [src.name], [first], first, perm=[0, rank - 1, *range(1, rank - 1)])
+    ex.add("Reshape", [first, ex.weight_ints(f"{name}/as_4d", [0, channels, -1, 1])],
+           [f"{name}/4d"], f"{name}/4d")
+    ex.add("LRN", [f"{name}/4d"], [f"{name}/normalised"], name, **attrs)
+    back = ex.out(node) if rank == 2 else f"{name}/normalised_first"
+    ex.add("Reshape", [f"{name}/normalised", ex.weight_ints(f"{name}/shape",
+                                                            [0, channels, *middle])],
+           [back], f"{name}/unfold")
+    if rank > 2:
+        ex.add("Transpose", [back], [ex.out(node)], f"{name}/channels_last",
+               perm=[0, *range(2, rank), 1])
+    ex.values[node.name] = Value(ex.out(node))
+
+
+EXPORTERS["lrn"] = _lrn

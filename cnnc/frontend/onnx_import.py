@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.errors import CnncError, InternalError, SpecError
+from cnnc.frontend import onnx_lrn  # noqa: F401  (registers PyTorch's LRN chain into PATTERNS)
 from cnnc.frontend.lower import LayerDecl, assign_names, lower
 from cnnc.frontend.onnx_file import read_model
 from cnnc.frontend.onnx_fold import FOLDERS, FoldBudget, FoldError, can_fold, fold

@@ -918,4 +918,29 @@ RULES: dict[str, Rule] = {
 RULES["Split"] = Rule(onnx_split.split, ("axis", "split", "num_outputs"))
 
 
+# ---------------------------------------------------------------- local response normalisation
+# (cnnc/ir/lrn.py): ONNX's LRN is cnnc's lrn, across the channel axis (ONNX axis 1).
+
+
+def _lrn(cx: Context, node: OnnxNode) -> None:
+    x = cx.tensor(node, 0)
+    if x.order is not None or x.rank < 2 or x.perm[1] != x.rank - 1:
+        raise Unsupported(f"an input of ONNX shape {x.onnx_shape} whose axis 1 is not cnnc's "
+                          "channel axis (its last)")
+    if "size" not in node.attrs:
+        raise Unsupported("the required attribute size is missing")
+    size = node.attrs["size"]
+    if size % 2 == 0:
+        raise Unsupported(f"size={size}: an even window has no centre (ONNX puts its extra "
+                          "channel after, PyTorch before); cnnc's lrn takes odd sizes only")
+    keywords = {"size": size, **{k: float32_value(node.attrs.get(k, default))
+                                 for k, default in (("alpha", 1e-4), ("beta", 0.75),
+                                                    ("bias", 1.0))}}
+    layer = cx.layer(node, "lrn", [x], keywords, hint=_hint(node))
+    cx.define(node, Tensor(layer, x.perm, None, x.nonneg))  # x's sign, scaled by a positive
+
+
+RULES["LRN"] = Rule(_lrn, ("size", "alpha", "beta", "bias"))
+
+
 __all__ = ["ACTIVATIONS", "RULES", "Rule", "flatten_order", "float32_value"]

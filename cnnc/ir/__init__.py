@@ -15,6 +15,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     layer_norm,
     layers,
     losses,
+    lrn,
     merges,
     preprocessing,
     regularizers,

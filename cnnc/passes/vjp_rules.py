@@ -346,3 +346,20 @@ def _normalization(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) 
 
 
 VJP_RULES.update({"rescaling": _rescaling, "normalization": _normalization})
+
+
+# ---------------------------------------------------------------- local response normalisation
+# (cnnc/ir/lrn.py)
+
+
+def _lrn(cx: RuleContext, node: Node, dy: str, needs: Sequence[bool]) -> Grads:
+    """One gradient op from (x, dy): the divisors are recomputed from x, so the forward pass
+    keeps nothing but x."""
+    (x,) = node.inputs
+    if not needs[0]:
+        return [None]
+    attrs = {k: node.attrs[k] for k in ("size", "alpha", "beta", "bias")}
+    return [cx.part(x, "lrn_grad", (x, dy), attrs, like=node)]
+
+
+VJP_RULES["lrn"] = _lrn

@@ -98,3 +98,14 @@ def test_dense_reduction_is_its_input_width():
     g = chain((7,), ("dense", 5))
     node = g.node("dense")
     assert node.opdef.reduction(node.attrs, (g.shape_of(node.inputs[0]),)) == 7
+
+
+def test_lrn_flops_and_reduction_by_hand():
+    """Per value: its square (1), the window's other size - 1 squares added, bias + alpha/size *
+    sum (a multiply-add, 2), the power (4, as tanh) and the product with x (1)."""
+    g = chain((5, 5, 3), ("lrn", 3))
+    assert _flops(g, "lrn") == 5 * 5 * 3 * (1 + 2 + 2 + 4 + 1)
+    g = chain((2, 7), ("lrn", 5, {"alpha": 1.0}))
+    assert _flops(g, "lrn") == 2 * 7 * (1 + 4 + 2 + 4 + 1)
+    node = g.node("lrn")
+    assert node.opdef.reduction(node.attrs, ((3, 2, 7),)) == 5  # the window's squares

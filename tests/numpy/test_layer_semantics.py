@@ -640,3 +640,41 @@ def test_normalization__refusals():
         chain((2, 2, 2), ("normalization", {"axis": 1}))
     with pytest.raises(CnncError, match=r"Expected a number"):
         chain((2,), ("rescaling", "x"))
+
+
+# ---------------------------------------------------------------- local response normalisation
+
+
+def test_lrn__divides_by_a_power_of_the_windows_sum_of_squares():
+    # size 3, alpha 3 (alpha/size = 1), beta 1, bias 1 over channels [1, 2, 3]: the divisors are
+    # 1 + 1 + 4 = 6 (window clipped at the start), 1 + 1 + 4 + 9 = 15, 1 + 4 + 9 = 14 (clipped
+    # at the end).
+    g = chain((1, 1, 3), ("lrn", 3, {"alpha": 3.0, "beta": 1.0, "bias": 1.0}))
+    y = forward(g, [[[[1.0, 2.0, 3.0]]]])
+    np.testing.assert_allclose(y.reshape(-1), [1 / 6, 2 / 15, 3 / 14], rtol=1e-15)
+    # size 1, beta 0.5, bias 9: 4 / sqrt(9 + 16) = 0.8; 0 stays 0.
+    g = chain((2,), ("lrn", 1, {"alpha": 1.0, "beta": 0.5, "bias": 9.0}))
+    np.testing.assert_allclose(forward(g, [[4.0, 0.0]]), [[0.8, 0.0]], rtol=1e-15)
+    # size 5 over 2 channels: every window holds both; alpha/size = 1, so d = 1 + 1 + 4.
+    g = chain((2,), ("lrn", 5, {"alpha": 5.0, "beta": 1.0}))
+    np.testing.assert_allclose(forward(g, [[1.0, 2.0]]), [[1 / 6, 1 / 3]], rtol=1e-15)
+
+
+def test_lrn__onnx_defaults_and_names():
+    g = chain((3, 3, 4), ("local_response_normalization", 5))
+    (node,) = [n for n in g.nodes if n.op == "lrn"]
+    assert node.name == "lrn" and not g.weights
+    assert (node.attrs["alpha"], node.attrs["beta"], node.attrs["bias"]) == (1e-4, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("keywords,message", [
+    ({"size": 4}, r"Expected an odd number of channels .*Received size=4"),
+    ({"size": 0}, r"Expected a strictly positive integer. Received size=0"),
+    ({"size": 3, "bias": 0.0}, r"Received bias=0.0"),
+    ({"size": 3, "alpha": -1.0}, r"Received alpha=-1.0"),
+])
+def test_lrn__refuses_even_windows_and_bad_constants(keywords, message):
+    from cnnc.errors import CnncError
+
+    with pytest.raises(CnncError, match=message):
+        chain((3, 3, 4), ("lrn", keywords))

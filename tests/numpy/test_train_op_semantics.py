@@ -437,3 +437,17 @@ def test_add_act_grad__the_sum_then_the_derivative():
                   attrs={"activation": "softplus"})
     out = one(g, a=[[1.0, 2.0]], b=[[3.0, 4.0]], v=[[0.0, LN3]])
     np.testing.assert_allclose(out, [[4 * 0.5, 6 * 0.75]], rtol=1e-12)
+
+
+def test_lrn_grad__direct_term_and_through_the_neighbours_divisors():
+    # x = [1, 2, 3], size 3, alpha/size = 1, beta 1, bias 1: y0 = x0 / (1 + x0^2 + x1^2), d0 = 6.
+    # dy0/dx0 = (d0 - 2 x0^2) / d0^2 = 4/36, dy0/dx1 = -2 x0 x1 / d0^2 = -4/36, and x2 is
+    # outside channel 0's window.
+    attrs = {"size": 3, "alpha": 3.0, "beta": 1.0, "bias": 1.0}
+    g = single_op("lrn_grad", inputs={"x": (3,), "dy": (3,)}, attrs=attrs)
+    np.testing.assert_allclose(one(g, x=[[1.0, 2.0, 3.0]], dy=[[1.0, 0.0, 0.0]]),
+                               [[1 / 9, -1 / 9, 0.0]], rtol=1e-15, atol=1e-17)
+    # size 1, beta 0.5, bias 9, x = 4: d/dx x (9 + x^2)^-0.5 = 1/5 - 16/125 = 9/125.
+    g = single_op("lrn_grad", inputs={"x": (1,), "dy": (1,)},
+                  attrs={"size": 1, "alpha": 1.0, "beta": 0.5, "bias": 9.0})
+    np.testing.assert_allclose(one(g, x=[[4.0]], dy=[[2.0]]), [[2 * 9 / 125]], rtol=1e-15)

@@ -830,3 +830,28 @@ CASES += [
         loss="mean_squared_error",
     ),
 ]
+
+# Local response normalisation (cnnc/ir/lrn.py): AlexNet's conv -> relu -> lrn, windows of 5, 3
+# and 1 channels over 7 (odd; windows clipped at both ends), one wider than the 5 channels it
+# spans, and an lrn of a dense layer's rows. Alphas far above AlexNet's 1e-4, so the gradient
+# through the divisors is not lost in the direct term.
+CASES += [
+    Case(
+        "lrn",
+        (5, 4, 3),
+        [
+            {"conv2d": [7, 3], "padding": "same", "activation": "relu"},
+            {"lrn": 5, "alpha": 2.0, "beta": 0.75, "bias": 1.0},
+            {"lrn": 3, "alpha": 0.5, "beta": 1.5, "bias": 2.0},
+            {"conv2d": [5, 1], "activation": "tanh"},
+            {"lrn": 9, "alpha": 3.0, "beta": 0.5, "bias": 0.5},
+            {"lrn": 1, "alpha": 1.0},
+            "flatten",
+            {"dense": 6},
+            {"lrn": 3, "alpha": 1.0, "beta": 0.75},
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=2,
+    ),
+]

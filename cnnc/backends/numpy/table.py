@@ -17,6 +17,7 @@ from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
 from cnnc.backends.numpy.layer_norm_impls import LAYER_NORM_IMPLS
 from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
+from cnnc.backends.numpy.lrn_impls import LRN_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
 from cnnc.backends.numpy.preprocessing_impls import PREPROCESSING_IMPLS
 from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
@@ -35,3 +36,4 @@ IMPLS.update(GATED_IMPLS)
 IMPLS.update(PREPROCESSING_IMPLS)
 IMPLS.update(CLIPPING_IMPLS)
 IMPLS.update(EMA_IMPLS)
+IMPLS.update(LRN_IMPLS)

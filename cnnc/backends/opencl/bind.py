@@ -34,6 +34,7 @@ from cnnc.backends.opencl import (
     bind_layer_norm,
     bind_layers,
     bind_losses,
+    bind_lrn,
     bind_merges,
     bind_preprocessing,
     bind_regularizers,
@@ -70,6 +71,7 @@ BINDERS.update(bind_act_grad.BINDERS)
 BINDERS.update(bind_preprocessing.BINDERS)
 BINDERS.update(bind_clipping.BINDERS)
 BINDERS.update(bind_ema.BINDERS)
+BINDERS.update(bind_lrn.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
