@@ -80,6 +80,7 @@ def test_twin_forward_and_loss_match_cnnc(spec):
     with torch.no_grad():
         out = net(nchw)
         loss = (torch.nn.functional.mse_loss(out, nchw) if reconstruction
-                else torch.nn.functional.cross_entropy(out, torch.from_numpy(y)))
+                else torch.nn.functional.cross_entropy(
+                    out, torch.from_numpy(y), label_smoothing=graph.train.label_smoothing))
     got = model.train_step(x, x if reconstruction else y.astype(np.int32))
     assert got == pytest.approx(float(loss), rel=2e-4)

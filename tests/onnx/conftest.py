@@ -21,6 +21,15 @@ def opencl_status() -> tuple[bool, str]:
     return (True, "") if usable else (False, "no usable OpenCL device")
 
 
+@pytest.fixture
+def opencl_device() -> None:
+    """Skips the test, with the reason, where no usable OpenCL device is found (a fixture, as
+    `from conftest import ...` can reach another folder's conftest under xdist)."""
+    ok, why = opencl_status()
+    if not ok:
+        pytest.skip(why)
+
+
 @pytest.fixture(params=["numpy", "opencl"])
 def backend(request):
     if request.param == "opencl":

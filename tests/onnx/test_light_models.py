@@ -45,13 +45,9 @@ def _cases(backends=("numpy",), light: bool = True) -> list:
     return out
 
 
-def _skip_without(backend: str) -> None:
+def _skip_without(backend: str, request) -> None:
     if backend == "opencl":
-        from conftest import opencl_status
-
-        ok, why = opencl_status()
-        if not ok:
-            pytest.skip(why)
+        request.getfixturevalue("opencl_device")  # skips, saying why, without a device
 
 
 def _model(name: str) -> onnx.ModelProto:
@@ -119,8 +115,8 @@ def test_each_light_model_imports(name):
 
 
 @pytest.mark.parametrize("name,backend", _cases(("numpy", "opencl")))
-def test_light_model_matches_the_suite_and_onnxruntime(name, backend):
-    _skip_without(backend)
+def test_light_model_matches_the_suite_and_onnxruntime(name, backend, request):
+    _skip_without(backend, request)
     model = _model(name)
     x = _suite_input(_data_input(model))
     expected = numpy_helper.to_array(onnx.load_tensor(str(LIGHT / f"light_{name}_output_0.pb")))
@@ -132,8 +128,9 @@ def test_light_model_matches_the_suite_and_onnxruntime(name, backend):
 
 
 @pytest.mark.parametrize("name,backend", _cases(("numpy", "opencl")))
-def test_light_model_with_random_weights_matches_onnxruntime(name, backend, tmp_path):
-    _skip_without(backend)
+def test_light_model_with_random_weights_matches_onnxruntime(name, backend, tmp_path,
+                                                            request):
+    _skip_without(backend, request)
     model = _random_weights(_model(name))
     path = save(model, tmp_path / f"{name}.onnx")
     value = _data_input(model)

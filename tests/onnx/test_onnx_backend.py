@@ -79,12 +79,7 @@ def test_devices_are_checked():
         backend.prepare(model, "CPU", fast=True)
 
 
-def test_opencl_device(backend_name="opencl"):
-    from conftest import opencl_status
-
-    ok, why = opencl_status()
-    if not ok:
-        pytest.skip(why)
+def test_opencl_device(opencl_device):
     model, _ = _conv_model()
     x = randn(2, 3, 6, 7, seed=5)
     (want,) = backend.prepare(model, "CPU").run([x])
