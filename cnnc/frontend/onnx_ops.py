@@ -470,7 +470,10 @@ def _onnx_default(op: str, attribute: str) -> Any:
     from onnx.defs import get_schema  # onnx is there: a file is being read
     from onnx.helper import get_attribute_value
 
-    return get_attribute_value(get_schema(op).attributes[attribute].default_value)
+    value = get_attribute_value(get_schema(op).attributes[attribute].default_value)
+    # A string default comes back as bytes; node.attrs holds str (onnx_graph.py), so Gelu
+    # without `approximate` compared b'none' with 'none' and was refused.
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _by_table(act: Activation) -> Callable[[Context, OnnxNode, Tensor], str]:
