@@ -83,8 +83,6 @@ EXCLUSIONS: dict[str, str] = {
     r"^test_div(_bcast|_example)?_cpu": f"{ATTRIBUTE}: a quotient of two computed tensors (cnnc "
                                         "divides by constants only)",
     r"^test_elu(_example)?_cpu": f"{ATTRIBUTE}: alpha other than 1 (Keras' elu)",
-    r"^test_hardsigmoid(_default|_example)?_cpu": f"{ATTRIBUTE}: alpha, beta other than Keras' "
-                                                  "1/6, 1/2 (ONNX's default is 0.2, 0.5)",
     r"^test_convtranspose_group_2": f"{ATTRIBUTE}: grouped transposed convolution",
     r"^test_convtranspose_output_shape_": f"{ATTRIBUTE}: an output_shape larger than the windows "
                                           "reach (negative total padding)",

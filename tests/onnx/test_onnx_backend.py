@@ -118,6 +118,16 @@ def test_gelu_without_approximate_is_the_exact_gelu():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (7,)])
+def test_hard_sigmoid_with_onnx_constants(shape):
+    """ONNX's HardSigmoid alpha, beta (not Keras' 1/6, 1/2): clip(alpha x + beta, 0, 1) by
+    hand, on a 4-D tensor as given and a 1-D one folded."""
+    node = helper.make_node("HardSigmoid", ["x"], ["y"], alpha=0.5, beta=0.625)
+    x = randn(*shape, seed=6, scale=2.0)
+    (got,) = backend.run_node(node, [x])
+    np.testing.assert_allclose(got, np.clip(0.5 * x + 0.625, 0, 1), rtol=1e-6, atol=1e-7)
+
+
 def test_broadcasts_that_do_not_fold_are_refused():
     """Alternating broadcast axes need five folded axes: the graph goes to the importer as it
     is, which refuses its 5-D operands."""
