@@ -209,7 +209,8 @@ class CnncBackendRep(BackendRep):
                         raise CnncError(
                             f"{err.message}\n  (bound as constants: {', '.join(sorted(self._bound))}"
                             "; cnnc's data inputs are float32 (batch, features) or (batch, C, H, "
-                            "W) tensors)") from None
+                            "W) tensors, or of any rank in a graph of element-wise operators "
+                            "whose broadcasts fold)") from None
                     raise
                 self._bound.update(wanted)
                 if not all(n in values for n in wanted):
