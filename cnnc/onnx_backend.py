@@ -18,6 +18,13 @@ network holds as weights (a Conv's W, a Reshape's shape, a Gemm's B) are graph i
 node tests: a graph input that the importer needs as a constant, and every non-float input, is
 bound to the array `run` is given, as an initialiser would be, and the model is compiled for
 those values (once per distinct value).
+
+A graph of element-wise operators only (activations, arithmetic, Clip, Dropout, ...) computes
+each element from the inputs' elements at the same place, so its tensors of any rank are
+presented to cnnc folded into a 4-D tensor of batch 1 (`Folding`): consecutive axes on which
+every input is whole or broadcast alike become one axis, the output is reshaped back. Inputs
+whose broadcasts do not fold into three such axes, and every graph with an operator that reads
+axes (Softmax, Concat, Reduce*), go through as given and are refused as cnnc refuses them.
 """
 
 from __future__ import annotations
@@ -39,6 +46,14 @@ NUMPY_DEVICE = "CPU"
 OPENCL_DEVICE = "OPENCL"
 _CONSTANT_NEEDED = re.compile(r"\('([^']*)'\) must be a constant")
 MAX_BOUND_RETRIES = 64  # graph inputs bound as constants, one import try each
+# ONNX operators whose every output element depends only on the input elements at the same
+# place (after broadcasting): reshaping their inputs alike cannot change what they compute.
+ELEMENTWISE = frozenset({
+    "Abs", "Add", "Cast", "Celu", "Clip", "Div", "Dropout", "Elu", "Exp", "Gelu", "HardSigmoid",
+    "HardSwish", "Identity", "LeakyRelu", "Log", "Max", "Mean", "Min", "Mish", "Mul", "Neg",
+    "Relu", "Selu", "Sigmoid", "Softplus", "Softsign", "Sqrt", "Sub", "Sum", "Swish", "Tanh",
+    "ThresholdedRelu"})
+FOLDED_AXES = 3  # a folded tensor is ONNX's (1, a, b, c): cnnc's NHWC (1, b, c, a)
 
 
 def _onnx() -> Any:
@@ -61,6 +76,86 @@ def _parse_device(device: str, default_backend: str) -> tuple[str, str | None]:
                          f"default device) or '{OPENCL_DEVICE}:P:D' (platform:device)")
 
 
+def _scalar_constant(node: Any) -> bool:
+    """A Constant node holding one value of rank 0 (an expanded function's 0.5, 1, ...)."""
+    if node.op_type != "Constant" or len(node.attribute) != 1:
+        return False
+    attr = node.attribute[0]
+    if attr.name in ("value_float", "value_int"):
+        return True
+    return attr.name == "value" and not list(attr.t.dims)
+
+
+class Folding:
+    """How an element-wise graph's data inputs of any rank are reshaped into ONNX 4-D shapes
+    (1, a, b, c) that cnnc takes, and its outputs reshaped back.
+
+    Right-aligned as ONNX broadcasts them, the axes where every input is either whole or 1 in
+    the same pattern are consecutive runs; each run is one folded axis (an input whole on the
+    run has the product of its sizes there, one broadcast on it has 1), so the folded inputs
+    broadcast element for element as the originals do."""
+
+    def __init__(self, inputs: Mapping[str, tuple[int, ...]],
+                 outputs: Mapping[str, tuple[int, ...]]) -> None:
+        rank = max(len(s) for s in inputs.values())
+        padded = {n: (1,) * (rank - len(s)) + tuple(s) for n, s in inputs.items()}
+        full = np.broadcast_shapes(*padded.values())
+        runs: list[tuple[tuple[bool, ...], list[int]]] = []
+        for axis, size in enumerate(full):
+            pattern = tuple(padded[n][axis] == size for n in padded)
+            if size == 1:  # 1 everywhere: it joins any run (or none, leading)
+                if runs:
+                    runs[-1][1].append(axis)
+            elif runs and runs[-1][0] == pattern:
+                runs[-1][1].append(axis)
+            else:
+                runs.append((pattern, [axis]))
+        if len(runs) > FOLDED_AXES:
+            raise ValueError(f"{len(runs)} runs of broadcast axes")
+        ones = (1,) * (FOLDED_AXES - len(runs))
+        self.inputs = {n: (1, *ones, *(int(np.prod([s[a] for a in axes], dtype=np.int64))
+                                       for _, axes in runs))
+                       for n, s in padded.items()}
+        self.declared = dict(inputs)
+        self.outputs = dict(outputs)
+
+    @staticmethod
+    def of(model: Any, data: Sequence[str]) -> Folding | None:
+        """The folding of `model`'s data inputs, or None where the graph is not element-wise
+        only, its inputs are already what cnnc takes (one rank, 2 or 4, one batch size), or
+        their broadcasts do not fold."""
+        graph = model.graph
+        if not data or not all(n.op_type in ELEMENTWISE or _scalar_constant(n)
+                               for n in graph.node):
+            return None
+        declared = {i.name: i.type.tensor_type.shape.dim for i in graph.input}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name in data:
+            dims = declared[name]
+            if not all(d.HasField("dim_value") for d in dims):
+                return None
+            shapes[name] = tuple(d.dim_value for d in dims)
+        ranks = {len(s) for s in shapes.values()}
+        if (len(ranks) == 1 and ranks <= {2, 4}
+                and len({s[0] for s in shapes.values()}) == 1):
+            return None
+        # An output's shape: the broadcast of the data inputs it is computed from.
+        reads: dict[str, set[str]] = {n: {n} for n in data}
+        for node in graph.node:
+            got = set().union(*(reads.get(i, set()) for i in node.input if i))
+            for out in node.output:
+                reads[out] = got
+        outputs = {}
+        for out in graph.output:
+            if not reads.get(out.name):
+                return None
+            outputs[out.name] = np.broadcast_shapes(*(shapes[n] for n in reads[out.name]))
+        try:
+            return Folding(shapes, outputs)
+        except ValueError:
+            return None
+
+
 class CnncBackendRep(BackendRep):
     """A prepared model: `run(inputs)` returns its outputs as ONNX computes them."""
 
@@ -76,9 +171,13 @@ class CnncBackendRep(BackendRep):
                        for i in graph.input if i.name not in inits}
         # cnnc's data inputs are float32 (batch, features) or (batch, C, H, W): any other input
         # can only be a constant to cnnc (a shape, a scale, a bias), bound when run() gives it.
+        ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
+        self._fold = Folding.of(model, [n for n in self.input_names
+                                        if self._float[n] and ranks[n] > 0])
         self._bound: set[str] = {
             i.name for i in graph.input if i.name in self._float and (
-                not self._float[i.name] or len(i.type.tensor_type.shape.dim) not in (2, 4))}
+                not self._float[i.name] or ranks[i.name] not in (2, 4)) and not (
+                self._fold and i.name in self._fold.inputs)}
         self._compiled: dict[bytes, tuple[Any, dict[str, tuple[str, Any]]]] = {}
         if not self._bound:
             # A model whose inputs are all data compiles now, so that prepare() refuses it.
@@ -110,7 +209,8 @@ class CnncBackendRep(BackendRep):
                         raise CnncError(
                             f"{err.message}\n  (bound as constants: {', '.join(sorted(self._bound))}"
                             "; cnnc's data inputs are float32 (batch, features) or (batch, C, H, "
-                            "W) tensors)") from None
+                            "W) tensors, or of any rank in a graph of element-wise operators "
+                            "whose broadcasts fold)") from None
                     raise
                 self._bound.update(wanted)
                 if not all(n in values for n in wanted):
@@ -134,6 +234,15 @@ class CnncBackendRep(BackendRep):
         g.input.extend(keep)
         for name in sorted(self._bound):
             g.initializer.append(onnx.numpy_helper.from_array(np.asarray(values[name]), name))
+        if self._fold is not None:
+            for value in g.input:
+                if value.name in self._fold.inputs:
+                    folded = onnx.helper.make_tensor_type_proto(
+                        onnx.TensorProto.FLOAT, self._fold.inputs[value.name])
+                    value.type.tensor_type.shape.CopyFrom(folded.tensor_type.shape)
+            for value in g.output:
+                value.type.tensor_type.ClearField("shape")
+            del g.value_info[:]
         label = f"<{g.name or 'model'}>"
         boundary: dict[str, tuple[str, Any]] = {}
         graph = lower_onnx(read_graph(model, label), name=g.name or "model",
@@ -162,6 +271,8 @@ class CnncBackendRep(BackendRep):
             x = np.asarray(values[name])
             if x.dtype != np.float32:
                 raise InputError(f"input '{name}' holds {x.dtype} values; cnnc computes float32")
+            if self._fold is not None:
+                x = self._folded(name, x)
             # ONNX value = transpose(cnnc value, perm), so cnnc value = transpose(x, argsort)
             feeds[cnnc_name] = np.ascontiguousarray(np.transpose(x, np.argsort(perm)))
             counts.add(len(x))
@@ -177,7 +288,18 @@ class CnncBackendRep(BackendRep):
                 out.append(np.ascontiguousarray(value[:, perm]))
             else:
                 out.append(np.ascontiguousarray(np.transpose(value, perm)))
+            if self._fold is not None:
+                out[-1] = out[-1].reshape(self._fold.outputs[name])
         return tuple(out)
+
+    def _folded(self, name: str, x: np.ndarray) -> np.ndarray:
+        """x reshaped as the folding says (it holds for the declared shapes only)."""
+        assert self._fold is not None
+        declared = self._fold.declared[name]
+        if x.shape != declared:
+            raise InputError(f"input '{name}' has shape {x.shape}; the model declares "
+                             f"{declared} (its element-wise graph is folded for that shape)")
+        return x.reshape(self._fold.inputs[name])
 
     def _named(self, inputs: Any) -> dict[str, np.ndarray]:
         if isinstance(inputs, Mapping):

@@ -470,7 +470,10 @@ def _onnx_default(op: str, attribute: str) -> Any:
     from onnx.defs import get_schema  # onnx is there: a file is being read
     from onnx.helper import get_attribute_value
 
-    return get_attribute_value(get_schema(op).attributes[attribute].default_value)
+    value = get_attribute_value(get_schema(op).attributes[attribute].default_value)
+    # A string default comes back as bytes; node.attrs holds str (onnx_graph.py), so Gelu
+    # without `approximate` compared b'none' with 'none' and was refused.
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _by_table(act: Activation) -> Callable[[Context, OnnxNode, Tensor], str]:
@@ -941,6 +944,32 @@ def _lrn(cx: Context, node: OnnxNode) -> None:
 
 
 RULES["LRN"] = Rule(_lrn, ("size", "alpha", "beta", "bias"))
+
+
+# ---- issue 24 (ONNX's node cases on any rank): HardSigmoid with ONNX's own alpha, beta (its
+# default 0.2, 0.5 is Keras 2's, not cnnc's hard_sigmoid): max(0, min(1, alpha x + beta)) is a
+# per-channel affine map (a 1x1 depthwise convolution, as onnx_arith.affine) then a relu capped
+# at 1, both exact.
+def _hard_sigmoid(cx: Context, node: OnnxNode) -> None:
+    table = BY_TABLE["HardSigmoid"].constants
+    given = {k: node.attrs.get(k, _onnx_default(node.op, k)) for k in table}
+    x = cx.tensor(node, 0)
+    if (all(isclose(given[k], v, rel_tol=1e-6) for k, v in table.items())
+            or x.rank != 4 or x.perm != NCHW):
+        _activation(cx, node)  # cnnc's hard_sigmoid, or refused with its constants
+        return
+    channels = x.shape[-1]
+    params = {"kernel": np.full((1, 1, channels, 1), given["alpha"], dtype=np.float32),
+              "bias": np.full((channels,), given["beta"], dtype=np.float32)}
+    hint = _hint(node)
+    scaled = cx.layer(node, "depthwise_conv2d", [x], {"kernel_size": (1, 1), "use_bias": True},
+                      params, hint=hint, value=f"{node.outputs[0]}/affine")
+    layer = cx.layer(node, "activation", [Tensor(scaled, x.perm, x.order)],
+                     {"activation": "relu", "max_value": 1.0}, hint=hint)
+    cx.define(node, Tensor(layer, x.perm, x.order, True))
+
+
+RULES["HardSigmoid"] = Rule(_hard_sigmoid, RULES["HardSigmoid"].attrs)
 
 
 __all__ = ["ACTIVATIONS", "RULES", "Rule", "flatten_order", "float32_value"]
