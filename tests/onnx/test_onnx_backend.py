@@ -84,15 +84,11 @@ def _elementwise_model():
 
 
 @pytest.mark.parametrize("device", ["CPU", "OPENCL"])
-def test_an_elementwise_graph_of_any_rank_runs_folded(device):
+def test_an_elementwise_graph_of_any_rank_runs_folded(device, request):
     """5-D and 2-D operands broadcast as ONNX does, computed by cnnc's layers on a folded
     4-D view and returned in the ONNX shape; checked against the formula in NumPy."""
     if device == "OPENCL":
-        from conftest import opencl_status
-
-        ok, why = opencl_status()
-        if not ok:
-            pytest.skip(why)
+        request.getfixturevalue("opencl_device")  # skips, saying why, without a device
     model, shapes = _elementwise_model()
     a, b, c = (randn(*shapes[n], seed=i) for i, n in enumerate("abc"))
     rep = backend.prepare(model, device)
