@@ -79,6 +79,14 @@ def _count(results: dict[str, str]) -> tuple[int, int, int]:
     return failed, len(results) - skipped, skipped
 
 
+def _by_file(results: dict[str, str]) -> dict[str, list[int]]:
+    """[failed, run, skipped] for each test file of a run."""
+    files: dict[str, dict[str, str]] = {}
+    for node, outcome in results.items():
+        files.setdefault(node.split("::")[0], {})[node] = outcome
+    return {file: list(_count(r)) for file, r in sorted(files.items())}
+
+
 def _baseline(selections: dict[str, tuple[str, ...]], args) -> dict[str, dict[str, str]]:
     """Each mutant's selection run with no mutant: the paths-only selections as one run (their
     union: a file in two sets runs once), those with options on their own."""
@@ -168,8 +176,10 @@ def main() -> int:
             "selection": selections[name], "absent": absent[name], "failed": failed, "run": ran,
             "skipped": skipped, "seconds": round(got.seconds), "status": got.status,
             "failing": sorted(n for n, r in got.results.items() if r in ("failed", "error")),
+            "by_file": _by_file(got.results),
             "baseline_failing": sorted(n for n, r in base.get(name, {}).items()
-                                       if r in ("failed", "error"))}
+                                       if r in ("failed", "error")),
+            "baseline_by_file": _by_file(base.get(name, {}))}
         if args.failures:
             args.failures.write_text(json.dumps(
                 {"root": str(root), "commit": _commit(root), "mutants": record}, indent=1))

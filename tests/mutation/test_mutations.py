@@ -175,6 +175,8 @@ def test_the_script_runs_the_baseline_once_and_counts_each_mutant(tmp_path, monk
 
     record = json.loads((tmp_path / "f.json").read_text())["mutants"]["conv2d-flops-half"]
     assert record["failing"] == ["tests/ir/test_cost.py::test_b"]
+    assert record["by_file"] == {"tests/ir/test_cost.py": [1, 2, 1],
+                                 "tests/test_cli_options.py": [0, 1, 0]}
     monkeypatch.setattr(check, "run", lambda name, *a, **k: Outcome(
         0, 0, 1.0, 0, "", {"tests/ir/test_cost.py::test_a": "passed"}))
     assert check.main() == 1  # the mutant failed nothing
