@@ -124,6 +124,9 @@ def main() -> int:
     parser.add_argument("--fast", action="store_true", help="only the default suite's handful")
     parser.add_argument("--baseline", action="store_true",
                         help="first run the selections once without a mutant")
+    parser.add_argument("--recheck", action="store_true",
+                        help="afterwards rerun, without a mutant, every test a mutant failed "
+                             "(cheaper than --baseline: only those failures are attributed)")
     parser.add_argument("-n", "--workers", type=int, default=0, metavar="N",
                         help="pytest-xdist worker processes per run (default 0: serial)")
     parser.add_argument("--only", action="append", default=[], metavar="PATH",
@@ -183,8 +186,22 @@ def main() -> int:
         if args.failures:
             args.failures.write_text(json.dumps(
                 {"root": str(root), "commit": _commit(root), "mutants": record}, indent=1))
+    if args.recheck:
+        failing = sorted({n for r in record.values() for n in r["failing"]})
+        again = _run("", tuple(failing), args).results if failing else {}
+        for name, r in record.items():
+            r["recheck_failing"] = sorted(n for n in r["failing"]
+                                          if again.get(n, "error") in ("failed", "error"))
+            print(f"{name}: {len(r['recheck_failing'])} of its {len(r['failing'])} failing "
+                  "tests fail without a mutant too")
+        if args.failures:
+            args.failures.write_text(json.dumps(
+                {"root": str(root), "commit": _commit(root), "mutants": record}, indent=1))
+        broken_again = [n for n, r in record.items() if r["recheck_failing"]]
+    else:
+        broken_again = []
     print(f"load at the end {_load()}")
-    broken = [n for n, b in base.items() if _count(b)[0]]
+    broken = [n for n, b in base.items() if _count(b)[0]] + broken_again
     if broken:
         print(f"tests failed without a mutant in the sets of: {', '.join(broken)}")
     if missed:

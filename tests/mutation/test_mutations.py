@@ -143,6 +143,8 @@ def test_the_script_runs_the_baseline_once_and_counts_each_mutant(tmp_path, monk
     """The table's counts come from the per-test results: the baseline's union run split back
     into each mutant's set, files the checkout lacks named, a mutant failing nothing or a test
     failing without one giving exit status 1."""
+    import sys
+
     from mutants import Outcome
 
     check = _mutation_check()
@@ -177,6 +179,13 @@ def test_the_script_runs_the_baseline_once_and_counts_each_mutant(tmp_path, monk
     assert record["failing"] == ["tests/ir/test_cost.py::test_b"]
     assert record["by_file"] == {"tests/ir/test_cost.py": [1, 2, 1],
                                  "tests/test_cli_options.py": [0, 1, 0]}
+    # --recheck: only the tests the mutant failed run again without it
+    calls.clear()
+    sys.argv[sys.argv.index("--baseline")] = "--recheck"
+    assert check.main() == 0
+    assert calls[-1] == ("", ("tests/ir/test_cost.py::test_b",), 2)
+    assert "conv2d-flops-half: 0 of its 1 failing tests fail without a mutant too" in (
+        capsys.readouterr().out)
     monkeypatch.setattr(check, "run", lambda name, *a, **k: Outcome(
         0, 0, 1.0, 0, "", {"tests/ir/test_cost.py::test_a": "passed"}))
     assert check.main() == 1  # the mutant failed nothing
