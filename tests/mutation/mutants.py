@@ -155,7 +155,8 @@ _PADDING = (
     "tests/numpy/test_against_pytorch.py", "tests/numpy/test_conv_family_vs_pytorch.py",
     "tests/numpy/test_framework_twins.py", "tests/onnx/test_pytorch_models.py",
     "tests/onnx/test_import_ops.py", "tests/onnx/test_conv_family_onnx.py",
-    "tests/onnx/test_onnx_pooling.py", "tests/onnx/test_onnx_export.py", "tests/ir",
+    "tests/onnx/test_onnx_pooling.py", "tests/onnx/test_onnx_export.py",
+    "tests/onnx/test_export_padding_independent.py", "tests/ir",
     "tests/frontend/test_example_specs.py", _OPS)
 _FLOPS = ("tests/ir", "tests/test_cli_options.py", "tests/frontend/test_summary_cli.py",
           "tests/viz/test_merges_pictures.py", "tests/opencl/test_commands.py")
