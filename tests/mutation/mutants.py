@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 ENV = "CNNC_MUTANT"
+HERE = Path(__file__).resolve().parent  # tests/mutation, put on the child's PYTHONPATH
 
 
 class MutantStale(Exception):
@@ -142,26 +144,41 @@ class Mutant:
 _OPS = "tests/opencl/test_ops.py"
 _CONV_CASE = "conv_stride_3_big_kernel and native"
 
+# The broader sets are the test files issue 25 names for each bug (files only, so that an
+# older checkout's run can leave out those it did not have yet): for the padding rule every
+# test that checks padding or output shapes (hand-worked layers, the PyTorch comparisons, ONNX
+# import and export against onnxruntime, the independent oracles, the example specs, the
+# OpenCL op cases); for FLOPs every test that prints or pins a FLOP count; for a kernel the op
+# cases and the example specs that run it.
+_PADDING = (
+    "tests/numpy/test_padding_independent.py", "tests/numpy/test_layer_semantics.py",
+    "tests/numpy/test_against_pytorch.py", "tests/numpy/test_conv_family_vs_pytorch.py",
+    "tests/numpy/test_framework_twins.py", "tests/onnx/test_pytorch_models.py",
+    "tests/onnx/test_import_ops.py", "tests/onnx/test_conv_family_onnx.py",
+    "tests/onnx/test_onnx_pooling.py", "tests/onnx/test_onnx_export.py",
+    "tests/onnx/test_export_padding_independent.py", "tests/ir",
+    "tests/frontend/test_example_specs.py", _OPS)
+_FLOPS = ("tests/ir", "tests/test_cli_options.py", "tests/frontend/test_summary_cli.py",
+          "tests/viz/test_merges_pictures.py", "tests/opencl/test_commands.py")
+_KERNEL = (_OPS, "tests/opencl/test_specs.py")
+
 MUTANTS: dict[str, Mutant] = {
     "pad-odd-before": Mutant(
         pad_odd_before,
         fast=("tests/numpy/test_padding_independent.py::test_conv2d_padding_and_shape",),
-        full=("tests/numpy/test_padding_independent.py", "tests/numpy/test_layer_semantics.py",
-              "tests/numpy/test_against_pytorch.py", "tests/onnx/test_onnx_export.py",
-              "tests/onnx/test_pytorch_models.py", "tests/onnx/test_import_ops.py",
-              "tests/numpy/test_framework_twins.py", "tests/ir")),
+        full=_PADDING),
     "conv2d-flops-half": Mutant(
         conv2d_flops_half,
         fast=("tests/ir/test_flops_by_hand.py",),
-        full=("tests/ir", "tests/test_cli_options.py")),
+        full=_FLOPS),
     "kernel-gemm-tn-sign": Mutant(
         kernel_gemm_tn_sign,
         fast=(_OPS, "-k", f"test_training_step_matches_numpy and {_CONV_CASE}"),
-        full=(_OPS, "tests/opencl/test_specs.py"), opencl=True),
+        full=_KERNEL, opencl=True),
     "define-pad-left": Mutant(
         define_pad_left,
         fast=(_OPS, "-k", f"test_forward_matches_numpy and {_CONV_CASE}"),
-        full=(_OPS, "tests/opencl/test_specs.py"), opencl=True),
+        full=_KERNEL, opencl=True),
 }
 
 
@@ -172,36 +189,112 @@ class Outcome:
     seconds: float
     status: int  # pytest's exit status
     output: str
+    # Each test's outcome by node id ("passed", "failed", "error", "skipped"), from the child's
+    # JUnit report: what a count is made of, and which tests a mutant's failures are
+    results: dict[str, str] = field(default_factory=dict)
 
 
 def run(name: str, args: tuple[str, ...], timeout: float = 3600.0,
-        stop_at_first: bool = False) -> Outcome:
-    """pytest in a child process, from the checkout's root, with mutant `name` applied (no
-    mutant for ""): serial, no cache written (a mutant's failures must not become the next
-    `--lf`), slow tests included only where `args` asks for them."""
-    import re
+        stop_at_first: bool = False, root: Path | None = None, python: str | None = None,
+        workers: int = 0) -> Outcome:
+    """pytest in a child process, from a checkout's root (this one unless `root`: an older
+    commit's tests run against the same mutants), with mutant `name` applied (no mutant for
+    ""): `workers` pytest-xdist processes (0: serial), no cache written (a mutant's failures
+    must not become the next `--lf`), slow tests included only where `args` asks for them.
+    `python` must import the cnnc of `root` (its own virtual environment)."""
     import subprocess
     import sys
+    import tempfile
     import time
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
-    here = str(Path(__file__).resolve().parent)
+    root = root or HERE.parents[1]
     path = os.environ.get("PYTHONPATH", "")
-    env = {**os.environ, ENV: name, "PYTHONPATH": here + (os.pathsep + path if path else "")}
-    command = [sys.executable, "-m", "pytest", "-n", "0", "-p", "mutants",
-               "-p", "no:cacheprovider", "-q", "-rfE", *(["-x"] if stop_at_first else []), *args]
-    start = time.perf_counter()
-    done = subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    seconds = time.perf_counter() - start
+    env = {**os.environ, ENV: name,
+           "PYTHONPATH": str(HERE) + (os.pathsep + path if path else "")}
+    with tempfile.TemporaryDirectory(prefix="cnnc-mutant-") as tmp:
+        report = Path(tmp) / "junit.xml"
+        command = [python or sys.executable, "-m", "pytest", "-n", str(workers),
+                   "-p", "mutants", "-p", "no:cacheprovider", "-q", "-rfE",
+                   # xunit1 reports each test's file, which names it as pytest does
+                   f"--junitxml={report}", "-o", "junit_family=xunit1",
+                   *(["-x"] if stop_at_first else []), *args]
+        start = time.perf_counter()
+        done = subprocess.run(command, check=False, cwd=root, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+        seconds = time.perf_counter() - start
+        results = junit_results(report) if report.exists() else {}
     out = done.stdout + done.stderr
+    counts = _summary_counts(out)
+    return Outcome(counts["failed"] + counts["error"] + counts["errors"], counts["passed"],
+                   seconds, done.returncode, out, results)
+
+
+def _summary_counts(out: str) -> dict[str, int]:
+    import re
+
     counts = {key: 0 for key in ("failed", "passed", "error", "errors")}
     summary = out.strip().splitlines()[-1] if out.strip() else ""
     for number, key in re.findall(r"(\d+) (failed|passed|errors?)\b", summary):
         counts[key] = int(number)
-    return Outcome(counts["failed"] + counts["error"] + counts["errors"], counts["passed"],
-                   seconds, done.returncode, out)
+    return counts
+
+
+def junit_results(report: Path) -> dict[str, str]:
+    """Each test case of a JUnit XML report (junit_family=xunit1) by pytest's node id
+    (file::name for module-level tests, file::Class::name in a class; a collection error is
+    the file alone), with its outcome; a test reported twice (an error in teardown after a
+    pass) keeps the worse outcome."""
+    import xml.etree.ElementTree as ET
+
+    rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+    results: dict[str, str] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        file = case.get("file") or ""
+        parts = (case.get("classname") or "").split(".")
+        module = Path(file).stem
+        # classname is the module's dotted path, then any classes the test sits in
+        classes = parts[parts.index(module) + 1:] if module in parts else []
+        name = case.get("name") or ""
+        node = "::".join([file, *classes, name]) if file else name
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                break
+        if rank[outcome] >= rank.get(results.get(node, "passed"), 0):
+            results[node] = outcome
+    return results
+
+
+def split_present(args: tuple[str, ...], root: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A selection's arguments that name paths under `root`, and those that name none (a
+    test file an older commit did not have yet); options and their values are kept."""
+    kept: list[str] = []
+    absent: list[str] = []
+    takes_value = False
+    for arg in args:
+        if takes_value or arg.startswith("-"):
+            kept.append(arg)
+            takes_value = arg in ("-k", "-m")
+            continue
+        (kept if (root / arg.split("::")[0]).exists() else absent).append(arg)
+    return tuple(kept), tuple(absent)
+
+
+def covers(selection: tuple[str, ...], node: str) -> bool:
+    """Whether a test's node id lies under one of the paths of a selection (options ignored)."""
+    file = node.split("::")[0]
+    takes_value = False
+    for arg in selection:
+        if takes_value or arg.startswith("-"):
+            takes_value = arg in ("-k", "-m")
+            continue
+        path = arg.split("::")[0].rstrip("/")
+        if "::" in arg and node.startswith(arg):
+            return True
+        if "::" not in arg and (file == path or file.startswith(path + "/")):
+            return True
+    return False
 
 
 def pytest_configure(config) -> None:

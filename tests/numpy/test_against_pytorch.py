@@ -2,7 +2,8 @@
 
 Skipped when torch is not installed (it is never a dependency of cnnc). Layout conversions:
 NHWC -> NCHW, HWIO kernels -> OIHW, Dense (in, out) -> Linear (out, in); TensorFlow's 'same'
-padding (extra row/column bottom/right) is applied with F.pad, since PyTorch pads symmetrically.
+padding (extra row/column bottom/right) is applied with F.pad, since PyTorch pads symmetrically,
+by Keras' rule written out here (cnnc's own geometry would let a wrong rule check itself).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import numpy as np
 import pytest
 
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.backends.numpy.conv import conv_geometry
-from cnnc.backends.numpy.pool import pool_geometry
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.pipeline import training_graph
@@ -35,8 +34,22 @@ def nhwc(x):
     return x.permute(0, 2, 3, 1)
 
 
-def tf_pad(x, geo, value=0.0):
-    return F.pad(x, (geo["PL"], geo["PR"], geo["PT"], geo["PB"]), value=value)
+def keras_same(size, k, stride, dilation):
+    """TensorFlow's 'same': out = ceil(size / stride), the smaller half of the padding before."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def tf_pad(x, k, attrs, value=0.0):
+    """An NCHW tensor padded for a Keras layer's window of k x k (none when 'valid')."""
+    if attrs["padding"] != "same":
+        return x
+    strides = attrs["strides"] or (k, k)  # a pooling's default: its window
+    dilation = attrs.get("dilation_rate") or (1, 1)
+    (pt, pb), (pl, pr) = (keras_same(x.shape[2], k, strides[0], dilation[0]),
+                          keras_same(x.shape[3], k, strides[1], dilation[1]))
+    return F.pad(x, (pl, pr, pt, pb), value=value)
 
 
 CONVS = [
@@ -69,15 +82,13 @@ def test_conv_bn_pool_dense_forward_and_gradients(conv, rng):
     gamma, beta = t(w["batch_normalization/gamma"]), t(w["batch_normalization/beta"])
     dk, db = t(w["dense/kernel"]), t(w["dense/bias"])
     node = g.node("conv2d")
-    geo = conv_geometry(x.shape, node.attrs)
-    h = F.conv2d(tf_pad(nchw(tx), geo), tk.permute(3, 2, 0, 1), tb,
+    h = F.conv2d(tf_pad(nchw(tx), 3, node.attrs), tk.permute(3, 2, 0, 1), tb,
                  stride=node.attrs["strides"], dilation=node.attrs["dilation_rate"],
                  groups=node.attrs["groups"])
     h = torch.tanh(h)
     h = F.batch_norm(h, None, None, gamma, beta, training=True, eps=1e-3)
     pool = g.node("max_pooling2d")
-    pgeo = pool_geometry(tuple(nhwc(h).shape), pool.attrs)
-    h = F.max_pool2d(tf_pad(h, pgeo, -np.inf), 2)
+    h = F.max_pool2d(tf_pad(h, 2, pool.attrs, -np.inf), 2)
     h = F.avg_pool2d(h, 2, stride=1)
     logits = nhwc(h).reshape(3, -1) @ dk + db  # Keras flattens (h, w, c)
     loss = F.cross_entropy(logits, torch.tensor(y, dtype=torch.long))
