@@ -7,7 +7,8 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
-                -> fuse_batchnorm_activation -> fuse_activation_grad -> dead_code_elimination
+                -> fuse_batchnorm_activation -> fuse_activation_grad -> share_batchnorm_sums
+                -> dead_code_elimination
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from cnnc.passes.fuse_training import fuse_batchnorm_activation
 from cnnc.passes.loss import attach_loss, check_reconstruction
 from cnnc.passes.optimizer import optimizer_updates
 from cnnc.passes.regularize import add_penalties
+from cnnc.passes.share_bn_sums import share_batchnorm_sums
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
 from cnnc.passes.training_mode import training_mode
 
@@ -102,6 +104,9 @@ def training_pipeline(
                        "batch norm and the activation after it in one pass over memory"))
     passes.append(Pass("fuse_activation_grad", fuse_activation_grad,
                        "an activation's derivative applied as its dy is stored"))
+    passes.append(Pass("share_batchnorm_sums", share_batchnorm_sums,
+                       "batch norm's batch sums once for its input's, gamma's and beta's "
+                       "gradients"))
     passes.append(Pass("dead_code_elimination", dead_code_elimination,
                        "nothing computed that neither the loss nor an update needs"))
     return passes

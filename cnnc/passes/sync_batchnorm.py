@@ -6,7 +6,10 @@ sums over the batch. Parameter gradients are all-reduced after the gradient phas
 - forward: `<layer>/stats` (mean, variance) is exchanged right after batchnorm_stats, so every
   rank normalises with, and updates its moving averages from, the global batch's statistics;
 - backward: batchnorm_grad_input becomes batchnorm_grad_sums (its per-channel sums, exchanged)
-  plus batchnorm_grad_apply (cnnc/ir/distributed_ops.py), the same arithmetic in two steps.
+  plus batchnorm_grad_apply (cnnc/ir/distributed_ops.py), the same arithmetic in two steps;
+  gamma's and beta's gradients that share_bn_sums.py read as rows of those sums sum the rank's
+  own batch again (batchnorm_grad_gamma, bias_grad): the all-reduce of parameter gradients
+  adds up the ranks' shares, and rows of the exchanged sums would count each rank's twice.
 `exchange_points` lists those values in the order every rank's executable reaches them.
 """
 
@@ -32,11 +35,20 @@ class ExchangePoint:
 
 
 def sync_batchnorm(graph: Graph) -> Graph:
-    """batchnorm_grad_input split into batchnorm_grad_sums + batchnorm_grad_apply."""
-    if not any(n.op == "batchnorm_grad_input" for n in graph.nodes):
+    """batchnorm_grad_input split into batchnorm_grad_sums + batchnorm_grad_apply, and the
+    parameters' gradients summed from the rank's own batch."""
+    if not any(n.op in ("batchnorm_grad_input", "sums_row") for n in graph.nodes):
         return graph
     b = GraphBuilder(graph)
     for node in graph.nodes:
+        if node.op == "sums_row":
+            sums = graph.node(node.inputs[0])
+            x, stats, dy = sums.inputs
+            if node.attrs["row"] == 0:
+                b.add(node.name, "bias_grad", (dy,), like=node)
+            else:
+                b.add(node.name, "batchnorm_grad_gamma", (x, stats, dy), sums.attrs, like=node)
+            continue
         if node.op != "batchnorm_grad_input":
             b.keep(node)
             continue

@@ -855,3 +855,27 @@ CASES += [
         batch=2,
     ),
 ]
+
+# Batch norm's sums shared by its gradients (cnnc/passes/share_bn_sums.py): a batch norm with
+# both parameters (sums_row twice, batchnorm_grad_apply), one without gamma (sums shared with
+# beta only), and one with neither, whose parameters get no gradient: it keeps
+# batchnorm_grad_input. 9 channels: vectors of 1 beside the wider ones of 6 and 8.
+CASES += [
+    Case(
+        "batchnorm_shared_sums",
+        (4, 3, 5),
+        [
+            {"conv2d": [8, 3], "padding": "same", "use_bias": False},
+            {"batchnorm": None, "center": False, "scale": False},
+            {"activation": "relu"},
+            {"conv2d": [9, 1], "use_bias": False},
+            {"batchnorm": None, "epsilon": 0.01},
+            {"activation": "tanh"},
+            {"conv2d": [6, 1]},
+            {"batchnorm": None, "scale": False},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+        batch=3,
+    ),
+]
