@@ -7,8 +7,8 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
-                -> fuse_batchnorm_activation -> fuse_activation_grad -> share_batchnorm_sums
-                -> dead_code_elimination
+                -> fuse_batchnorm_activation -> share_batchnorm_sums -> fuse_batchnorm_act_grad
+                -> fuse_activation_grad -> dead_code_elimination
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cnnc.passes.ema import average_weights
 from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_act_grad import fuse_activation_grad
+from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
@@ -102,11 +103,14 @@ def training_pipeline(
                            "use_ema: a moving average of each parameter after its update"))
     passes.append(Pass("fuse_batchnorm_activation", fuse_batchnorm_activation,
                        "batch norm and the activation after it in one pass over memory"))
-    passes.append(Pass("fuse_activation_grad", fuse_activation_grad,
-                       "an activation's derivative applied as its dy is stored"))
     passes.append(Pass("share_batchnorm_sums", share_batchnorm_sums,
                        "batch norm's batch sums once for its input's, gamma's and beta's "
                        "gradients"))
+    passes.append(Pass("fuse_batchnorm_act_grad", fuse_batchnorm_act_grad,
+                       "batch norm and its activation one node: the activation's derivative "
+                       "inside batch norm's gradient"))
+    passes.append(Pass("fuse_activation_grad", fuse_activation_grad,
+                       "an activation's derivative applied as its dy is stored"))
     passes.append(Pass("dead_code_elimination", dead_code_elimination,
                        "nothing computed that neither the loss nor an update needs"))
     return passes

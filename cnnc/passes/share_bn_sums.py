@@ -14,8 +14,8 @@ order: the values are bit for bit those of the three separate nodes on OpenCL). 
 whose parameters get no gradient (frozen, or neither center nor scale) keeps its one node.
 Data-parallel training undoes the sharing of the parameters' gradients (sync_batchnorm.py): its
 exchanged sums are the global batch's, and the parameters' gradients must be the rank's own.
-Runs last among the training passes that rewrite gradients (after fuse_activation_grad, which
-may change what produces dy, never the batch norm's gradient nodes).
+Runs after the backward pass and fuse_batchnorm_activation; fuse_bn_act_grad.py then works on
+the shared form.
 """
 
 from __future__ import annotations

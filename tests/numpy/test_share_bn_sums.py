@@ -26,8 +26,8 @@ def _net():
     return lower("net", [
         L("input", [(5, 4, 3)], name="x"),
         L("conv2d", [6, 3], {"padding": "same", "use_bias": False}, name="c1"),
-        L("batchnorm", [], name="both"),  # gamma and beta
-        L("activation", ["relu"], name="r"),
+        L("batchnorm", [], name="both"),  # gamma and beta; no activation after it, which
+        # would take its gradient into the sums (fuse_bn_act_grad.py, test_fuse_bn_act_grad.py)
         L("conv2d", [4, 1], name="c2"),
         L("batchnorm", [], {"scale": False}, name="beta_only"),
         L("conv2d", [5, 1], name="c3"),
@@ -104,7 +104,42 @@ def test_data_parallel_sums_the_parameters_gradients_from_the_ranks_own_batch():
     assert ops[names.grad("both/beta")] == ops[names.grad("beta_only/beta")] == "bias_grad"
     exchanged = {p.value for p in exchange_points(dp) if p.kind == "weighted_sum"}
     assert exchanged == {names.batch_sums(names.grad(v)) for v in ("c1", "c2", "c3")}
-    for param in ("both/gamma", "both/beta", "beta_only/beta"):
-        assert not set(dp.node(names.grad(param)).inputs) & exchanged
     # node for node what data-parallel training ran before the sharing
     assert dp.nodes == sync_batchnorm(_unshared(_net())).nodes
+
+
+def test_data_parallel_sums_through_an_activation_have_a_local_copy():
+    from cnnc.frontend.lower import LayerDecl as L
+    from cnnc.frontend.lower import lower
+
+    t = training_graph(lower("net", [
+        L("input", [(5, 4, 3)], name="x"),
+        L("conv2d", [6, 3], {"padding": "same", "use_bias": False}, name="c1"),
+        L("batchnorm", [], name="bn"),
+        L("activation", ["silu"], name="a"),
+        L("flatten", name="f"),
+        L("dense", [2], name="d"),
+    ]), CONFIG, check=True)
+    dp = sync_batchnorm(t)
+    sums = names.batch_sums(names.grad("c1"))
+    assert dp.node(sums).op == "batchnorm_act_grad_sums"
+    exchanged = {p.value for p in exchange_points(dp) if p.kind == "weighted_sum"}
+    assert exchanged == {sums}
+    for param in ("bn/gamma", "bn/beta"):
+        row = dp.node(names.grad(param))
+        assert row.op == "sums_row" and row.inputs == (f"{sums}/local",)
+    copy, original = dp.node(f"{sums}/local"), dp.node(sums)
+    assert (copy.op, copy.inputs, copy.attrs) == (original.op, original.inputs, original.attrs)
+
+
+def test_data_parallel_step_equals_one_device_step_on_one_rank(rng):
+    """On one rank nothing is exchanged: the rows of the local copies are the same values."""
+    g = _net()
+    one, dp = training_graph(g, CONFIG, check=True), None
+    dp = sync_batchnorm(one)
+    feeds = {"x": rng.normal(size=(3, 5, 4, 3)), names.TARGET: rng.normal(size=(3, 2))}
+    fetch = [names.LOSS, *(names.grad(p) for p in ("both/gamma", "both/beta", "c1"))]
+    a, b = (run(t, feeds, initial_values(t.state, 3, "float64"), fetch,
+                backend=NumpyBackend("float64")) for t in (one, dp))
+    for k in fetch:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

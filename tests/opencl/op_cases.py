@@ -856,10 +856,12 @@ CASES += [
     ),
 ]
 
-# Batch norm's sums shared by its gradients (cnnc/passes/share_bn_sums.py): a batch norm with
-# both parameters (sums_row twice, batchnorm_grad_apply), one without gamma (sums shared with
-# beta only), and one with neither, whose parameters get no gradient: it keeps
-# batchnorm_grad_input. 9 channels: vectors of 1 beside the wider ones of 6 and 8.
+# Batch norm's sums shared by its gradients (cnnc/passes/share_bn_sums.py) and its gradient
+# through the activation after it (fuse_bn_act_grad.py): a batch norm with neither parameter,
+# whose parameters get no gradient (it keeps batchnorm_grad_input, then relu's activation_grad);
+# silu, read from its input, after one with both; gelu after one without beta; one without
+# gamma and no activation (batchnorm_grad_sums shared with beta only). 9 channels: vectors of 1
+# beside the wider ones of 6 and 8.
 CASES += [
     Case(
         "batchnorm_shared_sums",
@@ -870,7 +872,10 @@ CASES += [
             {"activation": "relu"},
             {"conv2d": [9, 1], "use_bias": False},
             {"batchnorm": None, "epsilon": 0.01},
-            {"activation": "tanh"},
+            {"activation": "silu"},
+            {"conv2d": [8, 1], "use_bias": False},
+            {"batchnorm": None, "center": False},
+            {"activation": "gelu"},
             {"conv2d": [6, 1]},
             {"batchnorm": None, "scale": False},
         ],
