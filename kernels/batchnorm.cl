@@ -151,3 +151,86 @@ __kernel void batchnorm_fold(__global const float *restrict w,
     STOREV(b, b_out + col);
 }
 #endif
+
+/* Batch norm's gradient through the activation after it (cnnc/ir/bn_act_grad.py): dv =
+ * act'(v) * dy with v = (x - mean) * (gamma / sqrt(var + eps)) + beta recomputed as
+ * batchnorm_train computes it (-D ACT_<NAME>; -D ACT_FROM_INPUT=1 when the derivative reads v,
+ * else it reads y = ACTIVATE(v)). Launch over (cols / VW, chunks) as the kernels above.
+ * batchnorm_act_grad_partial: [sum(dv); sum(dv * xhat)] of chunk k into partial[2k, col] and
+ * partial[2k + 1, col], which reduce.cl's col_sum_finish adds up as 2 * cols columns (reduce.cl's
+ * mode 3 of dv); batchnorm_act_grad_input: batchnorm_grad_input of dv. */
+#if defined(BATCHNORM_ACT_GRAD_PARTIAL) || defined(BATCHNORM_ACT_GRAD_INPUT)
+static floatV bn_act_dv(floatV v, floatV dy)
+{
+#if ACT_FROM_INPUT
+    return activate_grad_of(v, dy);
+#else
+    return activate_grad_of(ACTIVATE(v), dy);
+#endif
+}
+#endif
+
+#ifdef BATCHNORM_ACT_GRAD_PARTIAL
+__kernel void batchnorm_act_grad_partial(__global const float *restrict x,
+                                         __global const float *restrict dy,
+                                         __global const float *restrict stats,
+                                         __global const float *restrict gamma,
+                                         __global const float *restrict beta,
+                                         __global float *restrict partial, int rows, int cols,
+                                         int chunks, float eps)
+{
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
+        return;
+    const floatV mean = LOADV(stats + col);
+    const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
+    const floatV scale = channel_scale(stats + cols, gamma, col, eps);
+    const floatV shift = channel_shift(beta, col);
+    floatV s_dv = (floatV)(0.0f), s_dvx = (floatV)(0.0f);
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const floatV xc = LOADV(x + r * cols + col) - mean;
+        const floatV dv = bn_act_dv(xc * scale + shift, LOADV(dy + r * cols + col));
+        s_dv += dv;
+        s_dvx += dv * (xc * rstd);
+    }
+    STOREV(s_dv, partial + 2 * k * cols + col);
+    STOREV(s_dvx, partial + (2 * k + 1) * cols + col);
+}
+#endif
+
+#ifdef BATCHNORM_ACT_GRAD_INPUT
+__kernel void batchnorm_act_grad_input(__global const float *restrict x,
+                                       __global const float *restrict stats,
+                                       __global const float *restrict dy,
+                                       __global const float *restrict gamma,
+                                       __global const float *restrict beta,
+                                       __global const float *restrict sums,
+                                       __global float *restrict dx, int rows, int cols,
+                                       int chunks, float eps, float inv_rows)
+{
+    const int col = get_global_id(0) * VW;
+    const int k = get_global_id(1);
+    if (col >= cols || k >= chunks)
+        return;
+    const floatV mean = LOADV(stats + col);
+    const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
+    const floatV scale = channel_scale(stats + cols, gamma, col, eps);
+    const floatV shift = channel_shift(beta, col);
+#if HAS_GAMMA
+    const floatV gm = LOADV(gamma + col);
+#else
+    const floatV gm = (floatV)(1.0f);
+#endif
+    const floatV mean_g = gm * LOADV(sums + col) * inv_rows;
+    const floatV mean_gx = gm * LOADV(sums + cols + col) * inv_rows;
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const int i = r * cols + col;
+        const floatV xc = LOADV(x + i) - mean;
+        const floatV dv = bn_act_dv(xc * scale + shift, LOADV(dy + i));
+        STOREV((dv * gm - mean_g - (xc * rstd) * mean_gx) * rstd, dx + i);
+    }
+}
+#endif

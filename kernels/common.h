@@ -216,20 +216,18 @@ static float mish_grad(float x, float g)
 #error "HAS_ACT_GRAD takes the residual's argument: a kernel cannot have both"
 #endif
 #ifdef VW
-/* ACTIVATE_GRAD(v[at + lane], g) on a vector of VW lanes: elementwise.cl's activation_grad, and
+/* ACTIVATE_GRAD(x[lane], g[lane]) on vectors of VW lanes (activate_grad_at: x read at
+ * v + at): elementwise.cl's activation_grad, batchnorm.cl's fused gradients, and
  * with -D HAS_ACT_GRAD=1 (cnnc/backends/opencl/bind_act_grad.py) the store of a kernel whose
  * value is the dy of an activation, whose derivative is then applied as it is stored (no
  * activation of the kernel's own: gradient kernels have none); `v` (the activation's y, or its
  * input x) comes in the residual's argument, read at the same flat index. ACTIVATE_GRAD is
  * scalar (the issue-20 ones branch), so other activations take a vector apart lane by lane. */
-static floatV activate_grad_at(__global const float *v, int at, floatV g)
+static floatV activate_grad_of(floatV x, floatV g)
 {
     /* The smooth and hard issue-20 activations on whole vectors (the formulas of their
      * ACTIVATE_GRAD above): lane by lane, each exp would be a scalar call inside a GEMM's
      * epilogue. */
-#if defined(ACT_SILU) || defined(ACT_GELU) || defined(ACT_GELU_TANH) || defined(ACT_SOFTPLUS) \
-    || defined(ACT_MISH) || defined(ACT_HARD_SWISH) || defined(ACT_HARD_SIGMOID)
-    const floatV x = LOADV(v + at);
 #if defined(ACT_SILU)
     const floatV s = 1.0f / (1.0f + exp(-x));
     return g * s * (1.0f + x * (1.0f - s));
@@ -249,20 +247,26 @@ static floatV activate_grad_at(__global const float *v, int at, floatV g)
 #elif defined(ACT_HARD_SWISH)
     return select(select(g * (x * (1.0f / 3.0f) + 0.5f), g, x > 3.0f), (floatV)(0.0f),
                   x < -3.0f);
-#else /* ACT_HARD_SIGMOID */
+#elif defined(ACT_HARD_SIGMOID)
     const floatV h = x * ACT_ALPHA + ACT_BETA;
     return select((floatV)(0.0f), g * ACT_ALPHA, h > 0.0f && h < 1.0f);
-#endif
 #elif VW == 1
-    return ACTIVATE_GRAD(v[at], g);
+    return ACTIVATE_GRAD(x, g);
 #else
-    float lanes[VW];
+    float xs[VW], lanes[VW];
+    CAT(vstore, VW)(x, 0, xs);
     CAT(vstore, VW)(g, 0, lanes);
 #pragma unroll
     for (int i = 0; i < VW; i++)
-        lanes[i] = ACTIVATE_GRAD(v[at + i], lanes[i]);
+        lanes[i] = ACTIVATE_GRAD(xs[i], lanes[i]);
     return CAT(vload, VW)(0, lanes);
 #endif
+}
+
+/* activate_grad_of the VW values at v + at. */
+static floatV activate_grad_at(__global const float *v, int at, floatV g)
+{
+    return activate_grad_of(LOADV(v + at), g);
 }
 #endif
 

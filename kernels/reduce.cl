@@ -6,6 +6,11 @@
  *   0  a                                  (bias gradients, batch means)
  *   1  (a - mean)^2                       (batch variance; mean = stats row 0)
  *   2  b * (a - mean) / sqrt(var + eps)   (sum of dy * xhat for batch norm; a = x, b = dy)
+ *   3  modes 0 of b and 2 at once          (batch norm's two gradient sums in one pass: b into
+ *                                           partial[k, col] and b * xhat into
+ *                                           partial[k, cols + col] of a [chunks, 2 * cols]
+ *                                           workspace that col_sum_finish reads as 2 * cols
+ *                                           columns; each sum in the order of modes 0 and 2)
  * Each work-item sums VW neighbouring columns as one vector (-D VW divides cols).
  * Launch: col_sum_partial over (cols / VW, chunks); col_sum_finish over cols / VW; sum_all one
  * work-item.
@@ -30,10 +35,13 @@ __kernel void col_sum_partial(__global const float *restrict a, __global const f
 #if MODE >= 1
     const floatV mean = LOADV(stats + col);
 #endif
-#if MODE == 2
+#if MODE >= 2
     const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
 #endif
     floatV s = (floatV)(0.0f);
+#if MODE == 3
+    floatV s_b = (floatV)(0.0f);
+#endif
     for (int r = begin; r < end; r++) {
         const floatV v = LOADV(a + r * cols + col);
 #if MODE == 0
@@ -42,9 +50,18 @@ __kernel void col_sum_partial(__global const float *restrict a, __global const f
         s += (v - mean) * (v - mean);
 #elif MODE == 2
         s += LOADV(b + r * cols + col) * ((v - mean) * rstd);
+#elif MODE == 3
+        const floatV d = LOADV(b + r * cols + col);
+        s_b += d;
+        s += d * ((v - mean) * rstd);
 #endif
     }
+#if MODE == 3
+    STOREV(s_b, partial + 2 * k * cols + col);
+    STOREV(s, partial + (2 * k + 1) * cols + col);
+#else
     STOREV(s, partial + k * cols + col);
+#endif
 }
 #endif
 

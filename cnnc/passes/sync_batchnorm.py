@@ -6,7 +6,13 @@ sums over the batch. Parameter gradients are all-reduced after the gradient phas
 - forward: `<layer>/stats` (mean, variance) is exchanged right after batchnorm_stats, so every
   rank normalises with, and updates its moving averages from, the global batch's statistics;
 - backward: batchnorm_grad_input becomes batchnorm_grad_sums (its per-channel sums, exchanged)
-  plus batchnorm_grad_apply (cnnc/ir/distributed_ops.py), the same arithmetic in two steps.
+  plus batchnorm_grad_apply (cnnc/ir/distributed_ops.py), the same arithmetic in two steps
+  (batchnorm_act_grad_sums and _apply, fuse_bn_act_grad.py's, are exchanged alike). Gamma's
+  and beta's gradients that share_bn_sums.py read as rows of those sums must be the rank's
+  own (the all-reduce of parameter gradients adds up the ranks' shares; rows of the exchanged
+  sums would count each rank's twice): they sum the rank's batch again, as
+  batchnorm_grad_gamma and bias_grad of plain sums, and as rows of a second copy of sums
+  taken through an activation, `<sums>/local`, which is never exchanged.
 `exchange_points` lists those values in the order every rank's executable reaches them.
 """
 
@@ -15,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from cnnc.ir.graph import Graph
+from cnnc.ir.graph import Graph, Node
 from cnnc.passes import names
 from cnnc.passes.graph_builder import GraphBuilder
 
@@ -31,12 +37,38 @@ class ExchangePoint:
     index: int  # position among the graph's exchange points (ranks check they agree)
 
 
+SUMS_OPS = ("batchnorm_grad_sums", "batchnorm_act_grad_sums")
+APPLY_OPS = ("batchnorm_grad_apply", "batchnorm_act_grad_apply")
+
+
+def local_sums(sums: str) -> str:
+    return f"{sums}/local"
+
+
+def _rank_own_parameter_gradient(b: GraphBuilder, row: Node, sums: Node) -> None:
+    if sums.op == "batchnorm_grad_sums":
+        x, stats, dy = sums.inputs
+        if row.attrs["row"] == 0:
+            b.add(row.name, "bias_grad", (dy,), like=row)
+        else:
+            b.add(row.name, "batchnorm_grad_gamma", (x, stats, dy), sums.attrs, like=row)
+        return
+    local = local_sums(sums.name)
+    if local not in b.shapes:
+        b.add(local, sums.op, sums.inputs, sums.attrs, like=sums)
+    b.add(row.name, "sums_row", (local,), row.attrs, like=row)
+
+
 def sync_batchnorm(graph: Graph) -> Graph:
-    """batchnorm_grad_input split into batchnorm_grad_sums + batchnorm_grad_apply."""
-    if not any(n.op == "batchnorm_grad_input" for n in graph.nodes):
+    """batchnorm_grad_input split into batchnorm_grad_sums + batchnorm_grad_apply, and the
+    parameters' gradients read from sums of the rank's own batch."""
+    if not any(n.op in ("batchnorm_grad_input", "sums_row") for n in graph.nodes):
         return graph
     b = GraphBuilder(graph)
     for node in graph.nodes:
+        if node.op == "sums_row":
+            _rank_own_parameter_gradient(b, node, graph.node(node.inputs[0]))
+            continue
         if node.op != "batchnorm_grad_input":
             b.keep(node)
             continue
@@ -54,8 +86,9 @@ def exchange_points(graph: Graph) -> tuple[ExchangePoint, ...]:
     for node in graph.nodes:
         if node.op == "batchnorm_stats":
             kind = BATCH_STATS
-        elif node.op == "batchnorm_grad_sums":
-            kind = WEIGHTED_SUM
+        elif node.op in SUMS_OPS and any(
+                graph.node(r).op in APPLY_OPS for r in graph.consumers.get(node.name, ())):
+            kind = WEIGHTED_SUM  # the `<sums>/local` copies the parameters read stay local
         else:
             continue
         x_shape = graph.shape_of(node.inputs[0])

@@ -2,7 +2,8 @@
 
 - split_phases: the gradient phase then the update phase (gradients written as state) leave the
   same weights as the one training graph, bit for bit;
-- sync_batchnorm: batchnorm_grad_sums + batchnorm_grad_apply compute batchnorm_grad_input;
+- sync_batchnorm: batchnorm_grad_sums + batchnorm_grad_apply compute batchnorm_grad_input (the
+  one node it was before share_bn_sums.py), and the parameters' gradients the rank's own;
 - exchanges: a value replaced mid-run is what every later node reads, on both backends;
 - dropout masks keyed by the example's index in the global batch: a rank holding examples
   [k, k + n) draws the rows of the one-device mask.
@@ -17,10 +18,18 @@ import cnnc
 from cnnc.backends.base import get_backend
 from cnnc.errors import InternalError
 from cnnc.initializers import initial_values
+from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.data_parallel import GRADIENT_ROLE, split_phases
-from cnnc.passes.pipeline import training_graph
-from cnnc.passes.sync_batchnorm import BATCH_STATS, WEIGHTED_SUM, exchange_points, sync_batchnorm
+from cnnc.passes.pipeline import run_pipeline, training_graph, training_pipeline
+from cnnc.passes.sync_batchnorm import (
+    APPLY_OPS,
+    BATCH_STATS,
+    SUMS_OPS,
+    WEIGHTED_SUM,
+    exchange_points,
+    sync_batchnorm,
+)
 from cnnc.testing.equivalence import SPEC
 
 # Dropout on the inputs themselves (never 0), in two layouts: the masks alone make the zeros.
@@ -81,11 +90,22 @@ def test_two_phases_leave_the_weights_of_one_step(backend):
         np.testing.assert_allclose(b[k], a[k], rtol=2e-6, atol=1e-7, err_msg=k)
 
 
+def _one_node_batch_norm_gradients(spec):
+    """The training graph with batch norm's input gradient as one node (its sums inside),
+    as before share_bn_sums.py shared them with the parameters' gradients."""
+    config = spec.train or TrainConfig()
+    passes = [p for p in training_pipeline(loss=config.loss, optimizer=config.optimizer,
+                                           seed=config.seed)
+              if p.name != "share_batchnorm_sums"]
+    return run_pipeline(spec, passes)
+
+
 def test_batch_norm_gradient_in_two_ops_matches_the_fused_op():
-    graph = training_graph(cnnc.load_spec(SPEC))
+    graph = _one_node_batch_norm_gradients(cnnc.load_spec(SPEC))
     split = sync_batchnorm(graph)
     assert "batchnorm_grad_input" not in {n.op for n in split.nodes}
     grads = [n.name for n in graph.nodes if n.op == "batchnorm_grad_input"]
+    assert grads
     outs = []
     for g in (graph, split):
         outs.append(_fresh("numpy", g).compile(g, 5).run(_feeds(g, 5), grads, step=1))
@@ -101,7 +121,9 @@ def test_the_sync_ops_match_numpy_on_the_device(opencl_status):
     graph = sync_batchnorm(training_graph(cnnc.load_spec(SPEC)))
     report = cross_check(graph, 5, seed=2, step=1)
     checked = {c.op for c in report.checks if c.passed}
-    assert {"batchnorm_grad_sums", "batchnorm_grad_apply"} <= checked
+    # the sums through the activation after the batch norm (fuse_bn_act_grad.py) here
+    split = {n.op for n in graph.nodes if n.op in (*SUMS_OPS, *APPLY_OPS)}
+    assert len(split) == 2 and split <= checked
     assert all(c.passed for c in report.checks), [c.node for c in report.checks if not c.passed]
 
 

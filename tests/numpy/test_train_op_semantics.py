@@ -451,3 +451,35 @@ def test_lrn_grad__direct_term_and_through_the_neighbours_divisors():
     g = single_op("lrn_grad", inputs={"x": (1,), "dy": (1,)},
                   attrs={"size": 1, "alpha": 1.0, "beta": 0.5, "bias": 9.0})
     np.testing.assert_allclose(one(g, x=[[4.0]], dy=[[2.0]]), [[2 * 9 / 125]], rtol=1e-15)
+
+
+# ---- batch norm's shared sums and its gradient through an activation
+# (cnnc/passes/share_bn_sums.py, fuse_bn_act_grad.py): x = (0, 2), mean 1, variance 1, so
+# xhat = (-1, 1) / s; relu of v = xhat passes the second element only.
+
+
+def test_sums_row__one_row_of_the_sums():
+    g = single_op("sums_row", state={"s": (2, 3)}, attrs={"row": 1})
+    out = run(g, {}, {"s": np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])})["out"]
+    np.testing.assert_array_equal(out, [4.0, 5.0, 6.0])
+
+
+def test_batchnorm_act_grad_sums__dv_and_dv_times_xhat():
+    g = single_op("batchnorm_act_grad_sums", inputs={"x": (1,), "dy": (1,)},
+                  state={"stats": (2, 1)}, operands=("x", "stats", "dy"),
+                  attrs={"scale": False, "center": False, "activation": "relu"})
+    sums = run(g, {"x": np.array([[0.0], [2.0]]), "dy": np.array([[1.0], [3.0]])},
+               {"stats": np.array([[1.0], [1.0]])})["out"]
+    s = math.sqrt(1 + EPS)
+    np.testing.assert_allclose(sums.ravel(), [3.0, 3.0 / s], rtol=1e-15)  # dv = (0, 3)
+
+
+def test_batchnorm_act_grad_apply__batchnorm_grad_input_of_dv():
+    g = single_op("batchnorm_act_grad_apply", inputs={"x": (1,), "dy": (1,)},
+                  state={"stats": (2, 1), "sums": (2, 1)}, operands=("x", "stats", "dy", "sums"),
+                  attrs={"scale": False, "center": False, "activation": "relu"})
+    s = math.sqrt(1 + EPS)
+    dx = run(g, {"x": np.array([[0.0], [2.0]]), "dy": np.array([[1.0], [3.0]])},
+             {"stats": np.array([[1.0], [1.0]]), "sums": np.array([[3.0], [3.0 / s]])})["out"]
+    want = np.array([-1.5 + 1.5 / s**2, 1.5 - 1.5 / s**2]) / s
+    np.testing.assert_allclose(dx.ravel(), want, rtol=1e-12)

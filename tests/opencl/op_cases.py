@@ -855,3 +855,32 @@ CASES += [
         batch=2,
     ),
 ]
+
+# Batch norm's sums shared by its gradients (cnnc/passes/share_bn_sums.py) and its gradient
+# through the activation after it (fuse_bn_act_grad.py): a batch norm with neither parameter,
+# whose parameters get no gradient (it keeps batchnorm_grad_input, then relu's activation_grad);
+# silu, read from its input, after one with both; gelu after one without beta; one without
+# gamma and no activation (batchnorm_grad_sums shared with beta only). 9 channels: vectors of 1
+# beside the wider ones of 6 and 8.
+CASES += [
+    Case(
+        "batchnorm_shared_sums",
+        (4, 3, 5),
+        [
+            {"conv2d": [8, 3], "padding": "same", "use_bias": False},
+            {"batchnorm": None, "center": False, "scale": False},
+            {"activation": "relu"},
+            {"conv2d": [9, 1], "use_bias": False},
+            {"batchnorm": None, "epsilon": 0.01},
+            {"activation": "silu"},
+            {"conv2d": [8, 1], "use_bias": False},
+            {"batchnorm": None, "center": False},
+            {"activation": "gelu"},
+            {"conv2d": [6, 1]},
+            {"batchnorm": None, "scale": False},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+        batch=3,
+    ),
+]

@@ -1,4 +1,4 @@
-"""NumPy implementations of the data-parallel ops (cnnc/ir/distributed_ops.py), keyed by op name."""
+"""NumPy implementations of batch norm's sums ops (cnnc/ir/distributed_ops.py), keyed by op name."""
 
 from __future__ import annotations
 
@@ -32,4 +32,5 @@ def _batchnorm_grad_apply(call: Call, x: np.ndarray, stats: np.ndarray, dy: np.n
 DISTRIBUTED_IMPLS: dict[str, Impl] = {
     "batchnorm_grad_sums": _batchnorm_grad_sums,
     "batchnorm_grad_apply": _batchnorm_grad_apply,
+    "sums_row": lambda call, sums: sums[call.attrs["row"]].copy(),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnc.backends.numpy.act_grad_impls import ACT_GRAD_IMPLS
+from cnnc.backends.numpy.bn_act_grad_impls import BN_ACT_GRAD_IMPLS
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
 from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
@@ -37,3 +38,4 @@ IMPLS.update(PREPROCESSING_IMPLS)
 IMPLS.update(CLIPPING_IMPLS)
 IMPLS.update(EMA_IMPLS)
 IMPLS.update(LRN_IMPLS)
+IMPLS.update(BN_ACT_GRAD_IMPLS)

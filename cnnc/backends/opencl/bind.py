@@ -22,6 +22,7 @@ from __future__ import annotations
 from cnnc.backends.opencl import (
     algorithms,
     bind_act_grad,
+    bind_bn_act_grad,
     bind_channel_shuffle,
     bind_channel_slice,
     bind_clipping,
@@ -72,6 +73,7 @@ BINDERS.update(bind_preprocessing.BINDERS)
 BINDERS.update(bind_clipping.BINDERS)
 BINDERS.update(bind_ema.BINDERS)
 BINDERS.update(bind_lrn.BINDERS)
+BINDERS.update(bind_bn_act_grad.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:

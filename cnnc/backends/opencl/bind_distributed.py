@@ -1,4 +1,4 @@
-"""OpenCL bindings of the data-parallel ops (cnnc/ir/distributed_ops.py), and their `BINDERS`.
+"""OpenCL bindings of batch norm's sums ops (cnnc/ir/distributed_ops.py), and their `BINDERS`.
 
 They are `batchnorm_grad_input`'s own launches (bind_train.py) cut in two where the batch sums
 are complete: the two column sums write a graph value instead of a workspace, and the final
@@ -8,7 +8,7 @@ kernel reads it. The kernels are the same, so one rank computes what one device 
 from __future__ import annotations
 
 from cnnc.backends.opencl.launches import NULL, BindContext, Binder, NodeBinding, Value
-from cnnc.backends.opencl.primitives import batchnorm_grad_apply, batchnorm_grad_sums
+from cnnc.backends.opencl.primitives import batchnorm_grad_apply, batchnorm_grad_sums, copy_block
 from cnnc.ir.graph import Node
 
 
@@ -26,7 +26,17 @@ def bind_batchnorm_grad_apply(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((final,))
 
 
+def bind_sums_row(node: Node, ctx: BindContext) -> NodeBinding:
+    """One row of the (rows, C) sums: a copy of C floats (a parameter's gradient)."""
+    (sums,) = node.inputs
+    rows, cols = ctx.shape(sums)
+    copy = copy_block(sums, node.name, (rows, cols), 0, 1, src_axis=rows,
+                      src_start=node.attrs["row"], dst_axis=1, target=ctx.target)
+    return NodeBinding((copy,))
+
+
 BINDERS: dict[str, Binder] = {
     "batchnorm_grad_sums": bind_batchnorm_grad_sums,
     "batchnorm_grad_apply": bind_batchnorm_grad_apply,
+    "sums_row": bind_sums_row,
 }

@@ -56,6 +56,7 @@ IM2COL_MAX_CHANNELS = 4
 SUM_A = 0  # a
 SUM_SQUARED_DEVIATION = 1  # (a - mean)^2, mean = stats row 0
 SUM_B_XHAT = 2  # b * (a - mean) / sqrt(var + eps): sum(dy * xhat) for batch norm
+SUM_B_AND_B_XHAT = 3  # SUM_A of b and SUM_B_XHAT in one pass, as [2, cols] (batch norm's sums)
 
 
 # ---------------------------------------------------------------- activations
@@ -247,16 +248,25 @@ def batchnorm_grad_sums(
     node: Node, ctx: BindContext, out: Arg
 ) -> tuple[tuple[Launch, ...], int]:
     """[sum(dy); sum(dy * xhat)] per channel into `out` (2 x C), for a node whose first inputs
-    are (x, stats, dy): the two reductions of batch norm's input gradient. Returns the launches
-    and the workspace (floats) they need."""
+    are (x, stats, dy): the two reductions of batch norm's input gradient in one pass over x and
+    dy (reduce.cl's mode 3; each sum in the order column_sum's modes give it). Returns the
+    launches and the workspace (floats) they need."""
     x, stats, dy = node.inputs[:3]
     rows, cols = ctx.rows_cols(x)
-    dy_sum, work = column_sum(ctx, Value(dy), out, rows, cols)
-    dyx_sum, _ = column_sum(
-        ctx, Value(x), out, rows, cols, mode=SUM_B_XHAT, b=Value(dy), stats=Value(stats),
-        eps=node.attrs["epsilon"], out_offset=cols,
+    chunks = column_chunks(rows, cols, ctx.target)
+    vw = vector_width(cols, ctx.target)
+    grid = (cols // vw, chunks)
+    partial = launch(
+        "reduce.cl",
+        "col_sum_partial",
+        grid,
+        (Value(x), Value(dy), Value(stats), Float(node.attrs["epsilon"]), Workspace(0),
+         Int(rows), Int(cols), Int(chunks)),
+        {"MODE": SUM_B_AND_B_XHAT, "VW": vw},
+        row_groups(grid, ctx.target, across=0),
     )
-    return dy_sum + dyx_sum, work
+    finish = sum_parts(Workspace(0), out, 2 * cols, chunks, ctx.target)
+    return (partial, finish), 2 * chunks * cols
 
 
 # Rows per work-item of the per-channel training kernels of batchnorm.cl: enough to amortise
