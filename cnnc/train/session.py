@@ -229,7 +229,7 @@ class RunSession:
 
         g = self.graph
         shape = tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
-        dataset = load_configured(self.config, self.data_dir, shape)
+        dataset = load_configured(self.config, self.data_dir, shape, raw=raw_pixels(g))
         self.prepared = prepare_data(self.config, dataset, shape, self.limit,
                                      raw=raw_pixels(g))
         return self.prepared

@@ -149,7 +149,9 @@ def test_spec_must_fit_the_dataset(tiny_data, tmp_path, capsys):
     spec.write_text("input: [28, 28, 1]\nlayers:\n  - flatten\n  - {dense: 10, activation: "
                     "softmax}\n")
     assert _run(spec, "--data", tiny_data) == 2
-    assert "the images are 12x12 but the spec's input is 28x28x1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the spec's input expects shape (N, 28, 28, 1), received (" in err
+    assert ", 12, 12); the dataset's images must match the input layer's shape" in err
     spec.write_text("input: [12, 12, 1]\nlayers:\n  - flatten\n  - {dense: 5, activation: "
                     "softmax}\n")
     assert _run(spec, "--data", tiny_data) == 2
