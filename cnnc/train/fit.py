@@ -303,7 +303,12 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
                                       raw_pixels(model.graph)), dataset.test.labels)
         class_names = dataset.class_names
     else:
-        data = _arrays(model, x, y, "evaluate", num_classes(model), config.reconstruction)
+        classes = num_classes(model)
+        data = _arrays(model, x, y, "evaluate", classes, config.reconstruction)
+        # The model's own names (its dataset's, or set on it) label the confusion matrix.
+        names = model.class_names
+        if names and len(names) == classes:
+            class_names = names
     ev = evaluate_arrays(model, data, config.loss, class_names,
                          batch_size=batch_size or EVAL_BATCH_SIZE, target=config.target,
                          noise=config.noise, seed=config.seed)
