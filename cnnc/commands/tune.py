@@ -67,6 +67,10 @@ def _attrs_text(attrs: dict) -> str:
     return " ".join(parts) or "-"
 
 
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 def show(cache) -> None:
     """The cached tunings, grouped by device (named in full), one row per launch with every
     shape and the attributes that tell launches apart, and the variant's whole name."""
@@ -77,7 +81,7 @@ def show(cache) -> None:
     entries = sorted(cache.entries.values(), key=lambda e: (
         e["key"]["device"], e["key"]["driver"], e["key"]["op"], str(e["key"]["shapes"]),
         e["key"]["batch"]))
-    print(f"tuning cache {cache.path}: {len(entries)} entries")
+    print(f"tuning cache {cache.path}: {_entries(len(entries))}")
     if not entries:
         return
     current = kernel_source_hash()
@@ -98,7 +102,7 @@ def show(cache) -> None:
     head = ["op", "shapes (inputs, output)", "attributes", "batch", "variant", "default ms",
             "tuned ms", "speedup"]
     for (device, driver), table in rows.items():
-        print(f"\ndevice {device!r}, driver {driver}: {len(table)} entries")
+        print(f"\ndevice {device!r}, driver {driver}: {_entries(len(table))}")
         print("\n".join(format_table(head, table, right={3, 5, 6, 7})))
 
 
