@@ -41,6 +41,10 @@ def test_predict_and_eval_take_the_run_folder(run_dir, tmp_path, capsys):
     assert len(json.loads(done.out)) == 3
     assert main(["eval", str(out), "--data", str(data), "--backend", "numpy"]) == 0
     assert "test" in capsys.readouterr().out
+    # Keras' word for it, with the run's own data (run.json) and its weights, stated
+    assert main(["evaluate", str(out), "--backend", "numpy"]) == 0
+    done = capsys.readouterr()
+    assert f"the run's data {data}" in done.err and "accuracy" in done.out
 
 
 def test_export_and_show_take_the_run_folder(run_dir, tmp_path, capsys):
