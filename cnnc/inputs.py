@@ -22,7 +22,6 @@ Decisions (documented for users in the Model's docstrings and docs/training.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,32 +35,17 @@ from cnnc.ir.shapes import shape_str
 RESCALING_LAYER = "rescaling 0.00392156862745098"
 
 
-@dataclass(frozen=True)
-class Hints:
-    """The fixes a refusal suggests, in the words of where the data came from."""
-
-    integers: str  # integer images for a model that does not rescale them
-    batch: str  # one example where a batch was expected
-    pixel_range: str  # float pixels outside [0, 1] (files only)
+# How a refusal of integer images says to fix it, in the words of where the data came from.
+PYTHON_INTEGERS = "convert explicitly, e.g. x.astype('float32') / 255 for 8-bit images"
+FILE_INTEGERS = ("save 8-bit pixels as uint8 (cnnc divides them by 255) or floats in [0, 1], or "
+                 f"start the spec with `{RESCALING_LAYER}` to feed it 0-255 values")
+FILE_RANGE = "save uint8 pixels (0-255), or divide by 255"
 
 
-PYTHON = Hints(
-    integers="convert explicitly, e.g. x.astype('float32') / 255 for 8-bit images",
-    batch="add a batch axis: x[None]",
-    pixel_range="divide 8-bit pixels by 255",
-)
-COMMAND_LINE = Hints(
-    integers="save 8-bit pixels as uint8 (cnnc divides them by 255) or floats in [0, 1], or "
-             f"start the spec with `{RESCALING_LAYER}` to feed it 0-255 values",
-    batch="give one image or a stack of them",
-    pixel_range="save uint8 pixels (0-255), or divide by 255",
-)
-
-
-def refuse_integers(what: str, dtype: Any, hints: Hints = PYTHON) -> InputError:
+def refuse_integers(what: str, dtype: Any, hint: str = PYTHON_INTEGERS) -> InputError:
     """The one refusal of integer images a model does not rescale."""
     return InputError(f"{what} expects floating-point values, received {np.dtype(dtype)}",
-                      hint=hints.integers)
+                      hint=hint)
 
 
 def check_finite(a: np.ndarray, what: str) -> None:
@@ -74,18 +58,17 @@ def check_not_empty(a: np.ndarray, what: str) -> None:
         raise InputError(f"{what} is an empty batch (0 examples)")
 
 
-def check_pixel_range(a: np.ndarray, what: str, hints: Hints = COMMAND_LINE) -> None:
+def check_pixel_range(a: np.ndarray, what: str) -> None:
     """Float pixels read from a file: in [0, 1] (what a uint8 file becomes), so that a model
     trained on one file format predicts on another (a PNG) with the same scale."""
     if a.size and np.issubdtype(a.dtype, np.floating):
         low, high = float(a.min()), float(a.max())
         if low < 0.0 or high > 1.0:
             raise InputError(f"{what} ranges over [{low:g}, {high:g}]; float images must be "
-                             "in [0, 1]", hint=hints.pixel_range)
+                             "in [0, 1]", hint=FILE_RANGE)
 
 
-def file_pixels(value: Any, what: str, raw: bool = False, hints: Hints = COMMAND_LINE
-                ) -> np.ndarray:
+def file_pixels(value: Any, what: str, raw: bool = False) -> np.ndarray:
     """Images read from a file (an .npz member, .npy, IDX), checked by the contract: uint8 as
     they are (8-bit pixels, scaled later); other integers only for a model that rescales its
     input (raw: cnnc.data.dataset.raw_pixels), then 0..255 pixel values as uint8; floats finite
@@ -95,7 +78,7 @@ def file_pixels(value: Any, what: str, raw: bool = False, hints: Hints = COMMAND
         return a
     if np.issubdtype(a.dtype, np.integer):
         if not raw:
-            raise refuse_integers(what, a.dtype, hints)
+            raise refuse_integers(what, a.dtype, FILE_INTEGERS)
         if a.size and (int(a.min()) < 0 or int(a.max()) > 255):
             raise InputError(f"{what} ranges over [{int(a.min())}, {int(a.max())}]; integer "
                              "pixels must be in [0, 255]")
@@ -104,7 +87,7 @@ def file_pixels(value: Any, what: str, raw: bool = False, hints: Hints = COMMAND
         raise InputError(f"{what} expects floating-point values, received {a.dtype}")
     a = a.astype(np.float32, copy=False)
     check_finite(a, what)
-    check_pixel_range(a, what, hints)
+    check_pixel_range(a, what)
     return a
 
 
@@ -134,13 +117,11 @@ def _expected(node: Node, n: str = "N") -> str:
     return "(" + ", ".join([n, *(str(d) for d in node.shape[1:])]) + ")"
 
 
-def check_images(value: Any, node: Node, rescaled: bool = False, hints: Hints = PYTHON,
-                 what: str | None = None) -> np.ndarray:
+def check_images(value: Any, node: Node, rescaled: bool = False) -> np.ndarray:
     """One input's batch: floating point (integers for an int32 input), shape (N, *node shape),
     N >= 1, finite. rescaled: the model's own rescaling layers read this input, so integer
-    pixels (uint8 images) are taken too, as floats of the same values. what: the subject of a
-    refusal (default `input 'NAME'`); hints: Python's (PYTHON) or the command line's."""
-    what = what or f"input '{node.name}'"
+    pixels (uint8 images) are taken too, as floats of the same values."""
+    what = f"input '{node.name}'"
     a = _array(value, what)
     if rescaled and np.issubdtype(a.dtype, np.integer):
         a = a.astype(np.float32 if a.dtype.itemsize <= 2 else np.float64)
@@ -148,11 +129,11 @@ def check_images(value: Any, node: Node, rescaled: bool = False, hints: Hints = 
         if not np.issubdtype(a.dtype, np.integer):
             raise InputError(f"{what} expects integers, received {a.dtype}")
     elif not np.issubdtype(a.dtype, np.floating):
-        raise refuse_integers(what, a.dtype, hints)
+        raise refuse_integers(what, a.dtype)
     want = tuple(node.shape[1:])
     if a.shape == want:
         raise InputError(f"{what} expects a batch of shape {_expected(node)}, received one "
-                         f"example of shape {shape_str(a.shape)}", hint=hints.batch)
+                         f"example of shape {shape_str(a.shape)}", hint="add a batch axis: x[None]")
     if a.ndim != len(want) + 1 or a.shape[1:] != want:
         raise shape_error(what, want, a.shape)
     check_not_empty(a, what)
