@@ -519,9 +519,18 @@ class RunSession:
             ("examples", ", ".join(f"{k} {n:,}" for k, n in p.sizes().items())),
             ("training", self.describe_training()),
             *([("stopped", stop["text"])] if stop else []),
-            ("wall time", (f"training {trained_s:.1f} s (all invocations), this invocation "
-                           f"{time.time() - self.started:.1f} s")),
+            ("wall time", (f"{self.kernel_text()}training {trained_s:.1f} s (all invocations), "
+                           f"this invocation {time.time() - self.started:.1f} s")),
         ]
+
+    def kernel_text(self) -> str:
+        """The seconds spent tuning and building kernels before the epochs (run.json's
+        kernel_seconds, every invocation's), never part of the training time: "" when none."""
+        record = getattr(self, "record", None) or {}  # set with the run folder
+        seconds = record.get("kernel_seconds")
+        if not seconds:
+            return ""
+        return f"kernels {sum(seconds):.1f} s (tuned and built before the epochs), "
 
     def write_summary(self, status: str) -> None:
         if not self.lead:

@@ -196,3 +196,8 @@ def test_kernels_are_tuned_and_built_before_the_first_epoch(tiny_spec, tiny_data
     assert built_in_epochs == [[]], "a kernel was fetched or built inside the epochs"
     record = json.loads((out / "run.json").read_text())
     assert len(record["kernel_seconds"]) == 1 and record["kernel_seconds"][0] >= 0
+    # and apart from the training time wherever the run is summed up
+    seconds = record["kernel_seconds"][0]
+    summary = (out / "summary.txt").read_text()
+    assert f"wall time   kernels {seconds:.1f} s (tuned and built before the epochs), training " \
+        in summary
