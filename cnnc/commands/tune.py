@@ -7,7 +7,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from cnnc.commands.options import add_device_argument, add_spec_argument, positive_int
+from cnnc.commands.options import (
+    add_device_argument,
+    add_spec_argument,
+    positive_int,
+    use_run_folder,
+)
 from cnnc.errors import CnncError
 
 HELP = "tune a spec's kernel launches for a device (the fastest variants the gate admits)"
@@ -116,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"imported {n} tunings from {args.import_file} into {cache.path}")
         acted = True
     if args.spec:
+        use_run_folder(args, weights=False)  # a run folder stands for its spec.yaml
         _tune(args, cache)
         acted = True
     if args.export:
