@@ -8,8 +8,9 @@ objects on a black background, so a photo with a light background is inverted ('
 from the border pixels). IDX and .npy files may hold one image (H, W[, C]) or many
 (N, H, W[, C]) under cnnc/inputs.py's contract for files (uint8 pixels, floats in [0, 1]);
 uint8 values are divided by 255 as in training (not with `raw`, for a model whose own
-`rescaling` layer scales them: then 0..255 values, scaled once, by the model). A folder stands for the image
-files under it (sorted, at any depth); a .npz for its x_test array (or x, or its only array).
+`rescaling` layer scales them: then 0..255 values, scaled once, by the model). A folder stands
+for the image files under it (sorted, at any depth); a .npz for its x_test array (or x, or its
+only array).
 With `fit` (the weights were trained on an image folder), image files are decoded exactly as
 that folder's were (cnnc/data/folder.py: resize or crop, no inversion unless asked).
 """

@@ -5,7 +5,8 @@ and the spec, and exit status 2; a spec that rescales its input takes integer pi
 and float pixels in a file ([0, 1]) reach it scaled exactly once.
 
 The probe model sums its four scaled pixels into class 0's logit (class 1's is 0): pixels of
-255 give logits (4, 0), probability 1/(1 + e^-4) for class 0 (tests/train/test_no_double_scaling.py).
+255 give logits (4, 0), probability 1/(1 + e^-4) for class 0
+(tests/train/test_no_double_scaling.py).
 """
 
 from __future__ import annotations
