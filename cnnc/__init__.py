@@ -87,5 +87,6 @@ __all__ = ["Callback", "CnncError", "EarlyStopping", "Graph", "History", "Lambda
 
 
 def __dir__() -> list[str]:
-    # The names imported on first use (__getattr__) are public too: tab completion shows them.
-    return sorted({*globals(), *__all__})
+    # The names imported on first use (__getattr__) are public too: tab completion shows them;
+    # this module's own helpers for its imports are not.
+    return sorted({*globals(), *__all__} - {"TYPE_CHECKING", "annotations"})

@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _available():
         module = importlib.import_module(f"cnnc.commands.{name}")
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # ALIASES: other names a user reaches for (Keras' `evaluate` for eval)
+        p = sub.add_parser(name, aliases=getattr(module, "ALIASES", ()), help=module.HELP,
+                           description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -387,7 +387,8 @@ def check_tuning_cache() -> Iterator[Finding]:
         counts = per_device.setdefault(entry["key"]["device"], [0, 0])
         counts[entry["key"]["kernels"] == current] += 1
     for device, (stale, usable) in sorted(per_device.items()):
-        detail = f"{cache.path}: {usable} tuned launches for {device!r}"
+        detail = (f"{cache.path}: {usable} tuned launch{'' if usable == 1 else 'es'} for "
+                  f"{device!r}")
         if stale:
             detail += f" ({stale} more for earlier kernel sources, never used again)"
         yield Finding(OK if usable else WARN, "tuning cache", detail,

@@ -1,14 +1,22 @@
-"""Checks of the data handed to a compiled model, before any backend sees it.
+"""Checks of the data handed to a compiled model, before any backend sees it: one contract for
+Python's fit/evaluate/predict/train_step and the command line's loaders (cnnc/data).
 
-Decisions (documented for users in the Model's docstrings):
+Decisions (documented for users in the Model's docstrings and docs/training.md):
 - Images must be floating point (float16/32/64; computed in the model's dtype). Integer and uint8
   images are an error rather than silently converted: whether to scale by 1/255 is the caller's
   choice, and a silent cast would train on 0..255 values. The exception: an input that only
   `rescaling` layers read (the model scales its own pixels) takes integer images as they are.
+- Files are not arrays in the model's space: a uint8 array or image file holds 8-bit pixels,
+  scaled by 1/255 (or handed as 0..255 to a model that rescales itself), and float images in a
+  file must be in [0, 1] (`check_pixel_range`). Arrays from Python get no range check: they are
+  already the model's input (an imported ONNX model takes normalized, negative values), as in
+  Keras. Other integer dtypes in files follow the rule for arrays above.
 - Labels for sparse_categorical_crossentropy are integer class ids (any integer dtype) in
   0..classes-1, of shape (N,) or (N, 1) for (N, classes) predictions. Other losses take targets
   of the prediction's shape, integer or floating point.
 - Every array must be non-empty with finite values; batch sizes must agree.
+- The message text is the same wherever the data come in; the subject (`input 'x'`, or the file
+  on the command line) and the hints (Python's arguments, or files and flags) differ.
 """
 
 from __future__ import annotations
@@ -22,6 +30,71 @@ from cnnc.errors import InputError
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.preprocessing import rescaled_inputs
 from cnnc.ir.shapes import shape_str
+
+# The layer a spec starts with to take 0-255 pixels (Keras' Rescaling(1/255)).
+RESCALING_LAYER = "rescaling 0.00392156862745098"
+
+
+# How a refusal of integer images says to fix it, in the words of where the data came from.
+PYTHON_INTEGERS = "convert explicitly, e.g. x.astype('float32') / 255 for 8-bit images"
+FILE_INTEGERS = ("save 8-bit pixels as uint8 (cnnc divides them by 255) or floats in [0, 1], or "
+                 f"start the spec with `{RESCALING_LAYER}` to feed it 0-255 values")
+FILE_RANGE = "save uint8 pixels (0-255), or divide by 255"
+
+
+def refuse_integers(what: str, dtype: Any, hint: str = PYTHON_INTEGERS) -> InputError:
+    """The one refusal of integer images a model does not rescale."""
+    return InputError(f"{what} expects floating-point values, received {np.dtype(dtype)}",
+                      hint=hint)
+
+
+def check_finite(a: np.ndarray, what: str) -> None:
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise InputError(f"{what} contains {_first_bad(a)}")
+
+
+def check_not_empty(a: np.ndarray, what: str) -> None:
+    if a.shape[0] == 0:
+        raise InputError(f"{what} is an empty batch (0 examples)")
+
+
+def check_pixel_range(a: np.ndarray, what: str) -> None:
+    """Float pixels read from a file: in [0, 1] (what a uint8 file becomes), so that a model
+    trained on one file format predicts on another (a PNG) with the same scale."""
+    if a.size and np.issubdtype(a.dtype, np.floating):
+        low, high = float(a.min()), float(a.max())
+        if low < 0.0 or high > 1.0:
+            raise InputError(f"{what} ranges over [{low:g}, {high:g}]; float images must be "
+                             "in [0, 1]", hint=FILE_RANGE)
+
+
+def file_pixels(value: Any, what: str, raw: bool = False) -> np.ndarray:
+    """Images read from a file (an .npz member, .npy, IDX), checked by the contract: uint8 as
+    they are (8-bit pixels, scaled later); other integers only for a model that rescales its
+    input (raw: cnnc.data.dataset.raw_pixels), then 0..255 pixel values as uint8; floats finite
+    and in [0, 1]. Returns uint8 or float32, so that every file means the same to any spec."""
+    a = _array(value, what)
+    if a.dtype == np.uint8:
+        return a
+    if np.issubdtype(a.dtype, np.integer):
+        if not raw:
+            raise refuse_integers(what, a.dtype, FILE_INTEGERS)
+        if a.size and (int(a.min()) < 0 or int(a.max()) > 255):
+            raise InputError(f"{what} ranges over [{int(a.min())}, {int(a.max())}]; integer "
+                             "pixels must be in [0, 255]")
+        return a.astype(np.uint8)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise InputError(f"{what} expects floating-point values, received {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    check_finite(a, what)
+    check_pixel_range(a, what)
+    return a
+
+
+def shape_error(what: str, want: tuple, got: tuple, hint: str | None = None) -> InputError:
+    """want: one example's shape (H, W, C)."""
+    expect = "(" + ", ".join(["N", *(str(d) for d in want)]) + ")"
+    return InputError(f"{what} expects shape {expect}, received {shape_str(got)}", hint=hint)
 
 
 def _array(value: Any, what: str) -> np.ndarray:
@@ -56,20 +129,15 @@ def check_images(value: Any, node: Node, rescaled: bool = False) -> np.ndarray:
         if not np.issubdtype(a.dtype, np.integer):
             raise InputError(f"{what} expects integers, received {a.dtype}")
     elif not np.issubdtype(a.dtype, np.floating):
-        raise InputError(
-            f"{what} expects floating-point values, received {a.dtype}",
-            hint="convert explicitly, e.g. x.astype('float32') / 255 for 8-bit images")
+        raise refuse_integers(what, a.dtype)
     want = tuple(node.shape[1:])
     if a.shape == want:
         raise InputError(f"{what} expects a batch of shape {_expected(node)}, received one "
                          f"example of shape {shape_str(a.shape)}", hint="add a batch axis: x[None]")
     if a.ndim != len(want) + 1 or a.shape[1:] != want:
-        raise InputError(f"{what} expects shape {_expected(node)}, received "
-                         f"{shape_str(a.shape)}")
-    if a.shape[0] == 0:
-        raise InputError(f"{what} is an empty batch (0 examples)")
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        raise InputError(f"{what} contains {_first_bad(a)}")
+        raise shape_error(what, want, a.shape)
+    check_not_empty(a, what)
+    check_finite(a, what)
     return a
 
 

@@ -117,9 +117,12 @@ class Model:
             return type(self.backend).__name__.removesuffix("Backend").lower() or "backend"
         return f"opencl {device.index} {device.name!r}"
 
+    def _steps_text(self) -> str:
+        return f"{self.step} training step{'' if self.step == 1 else 's'}"
+
     def __repr__(self) -> str:
         return (f"<cnnc.Model {self.spec_graph.name!r} on {self._device_text()}: "
-                f"{self.count_params():,} parameters, {self.step} training steps>")
+                f"{self.count_params():,} parameters, {self._steps_text()}>")
 
     def _repr_html_(self) -> str:
         """A notebook's view: the name, backend and device over the summary table."""
@@ -128,7 +131,7 @@ class Model:
         from cnnc.ir.summary import summary_text
 
         head = html.escape(f"cnnc.Model {self.spec_graph.name!r} on {self._device_text()}, "
-                           f"{self.step} training steps")
+                           f"{self._steps_text()}")
         return (f"<div><b>{head}</b><pre>{html.escape(summary_text(self.spec_graph))}</pre>"
                 "</div>")
 

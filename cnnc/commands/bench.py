@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from cnnc.commands.options import add_graph_arguments, positive_int
+from cnnc.commands.options import add_graph_arguments, positive_int, use_run_folder
 
 HELP = "time a spec's forward pass or training step on an OpenCL device"
 
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.ir.cost import total_flops
     from cnnc.passes.pipeline import inference_graph, training_graph
 
+    use_run_folder(args, weights=False)  # a run folder stands for its spec.yaml
     spec = load_spec(args.spec)
     graph = training_graph(spec) if args.train else inference_graph(spec)
     if args.compare:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from cnnc.commands.options import add_graph_arguments
+from cnnc.commands.options import add_graph_arguments, use_run_folder
 
 HELP = "compile a spec for an OpenCL device; --plan shows the launches and the memory plan"
 
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.tune.tuner import install
 
+    use_run_folder(args, weights=False)  # a run folder stands for its spec.yaml
     graph = build_graph(args)
     backend = OpenCLBackend(args.device)
     install(backend)  # the tuning cache's variants, as `cnnc run` and cnnc.compile use them

@@ -1,4 +1,5 @@
-"""`cnnc eval SPEC --weights FILE`: test loss, accuracy and confusion matrix of saved weights."""
+"""`cnnc eval SPEC --weights FILE` (or `cnnc evaluate`): test loss, accuracy and confusion matrix
+of saved weights."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cnnc.train.loop import EVAL_BATCH_SIZE
 from cnnc.train.session import DEFAULT_BACKEND
 
 HELP = "evaluate saved weights on the spec's test set"
+ALIASES = ("evaluate",)  # Keras' word for it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             else "resize"
     # A model whose rescaling layer scales its pixels is given them unscaled (no double scaling).
     inputs = load_inputs(args.inputs, input_shape(model), invert=args.invert, fit=fit,
-                         raw=raw_pixels(model.graph))
+                         raw=raw_pixels(model.graph), name=model.graph.inputs[0])
     for note in inputs.notes:
         print(f"cnnc: {note}", file=sys.stderr)
     probs = model.predict(inputs.x)

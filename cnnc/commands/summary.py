@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnc.commands.options import add_spec_argument
+from cnnc.commands.options import add_spec_argument, use_run_folder
 from cnnc.ir.summary import summary_text
 
 HELP = "show a network's layers, output shapes, parameters and FLOPs (like Keras' summary)"
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnc.frontend.spec import load_spec
 
+    use_run_folder(args, weights=False)  # a run folder stands for its spec.yaml
     graph = load_spec(args.spec)
     print(summary_text(graph, rf=args.rf))
     if args.ir:

@@ -7,7 +7,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from cnnc.commands.options import add_device_argument, add_spec_argument, positive_int
+from cnnc.commands.options import (
+    add_device_argument,
+    add_spec_argument,
+    positive_int,
+    use_run_folder,
+)
 from cnnc.errors import CnncError
 
 HELP = "tune a spec's kernel launches for a device (the fastest variants the gate admits)"
@@ -67,6 +72,10 @@ def _attrs_text(attrs: dict) -> str:
     return " ".join(parts) or "-"
 
 
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
 def show(cache) -> None:
     """The cached tunings, grouped by device (named in full), one row per launch with every
     shape and the attributes that tell launches apart, and the variant's whole name."""
@@ -77,7 +86,7 @@ def show(cache) -> None:
     entries = sorted(cache.entries.values(), key=lambda e: (
         e["key"]["device"], e["key"]["driver"], e["key"]["op"], str(e["key"]["shapes"]),
         e["key"]["batch"]))
-    print(f"tuning cache {cache.path}: {len(entries)} entries")
+    print(f"tuning cache {cache.path}: {_entries(len(entries))}")
     if not entries:
         return
     current = kernel_source_hash()
@@ -98,7 +107,7 @@ def show(cache) -> None:
     head = ["op", "shapes (inputs, output)", "attributes", "batch", "variant", "default ms",
             "tuned ms", "speedup"]
     for (device, driver), table in rows.items():
-        print(f"\ndevice {device!r}, driver {driver}: {len(table)} entries")
+        print(f"\ndevice {device!r}, driver {driver}: {_entries(len(table))}")
         print("\n".join(format_table(head, table, right={3, 5, 6, 7})))
 
 
@@ -112,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"imported {n} tunings from {args.import_file} into {cache.path}")
         acted = True
     if args.spec:
+        use_run_folder(args, weights=False)  # a run folder stands for its spec.yaml
         _tune(args, cache)
         acted = True
     if args.export:

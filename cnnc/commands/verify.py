@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from cnnc.commands.options import add_graph_arguments
+from cnnc.commands.options import add_graph_arguments, use_run_folder
 
 HELP = "run a spec on NumPy and on an OpenCL device and compare every node's result"
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
 
+    use_run_folder(args, weights=False)  # a run folder stands for its spec.yaml
     spec = load_spec(args.spec)
     graph = training_graph(spec, seed=args.seed) if args.train else inference_graph(spec)
     report = cross_check(graph, args.batch, device=args.device, seed=args.seed)

@@ -2,7 +2,8 @@
 
 Both hold x_train, y_train, x_test and y_test (a .npz as its four members, a folder as
 x_train.npy, ...). Images are (N, H, W) or (N, H, W, C), uint8 (scaled by 1/255 like the IDX
-datasets) or floats already in [0, 1]; labels are (N,) or (N, 1) class indices (Keras' CIFAR
+datasets) or floats already in [0, 1] (other integers only for a spec that rescales its input:
+cnnc/inputs.py's contract); labels are (N,) or (N, 1) class indices (Keras' CIFAR
 arrays are (N, 1)). An optional `class_names` member (an array of strings) names the classes;
 otherwise they are "0", "1", ... up to the largest label. Every array's header is checked
 against the file and cnnc.input_limits.MAX_NPY_BYTES before its data is read, and no member is
@@ -18,9 +19,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from cnnc.errors import DataError
+from cnnc.errors import DataError, InputError
 from cnnc.files import open_regular
 from cnnc.input_limits import MAX_NPY_BYTES, size_text
+from cnnc.inputs import check_not_empty, file_pixels
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 CLASS_NAMES_KEY = "class_names"
@@ -85,10 +87,12 @@ def load_npy_folder(folder: Path) -> tuple[dict[str, np.ndarray], str]:
     return {k: _read_npy_file(p) for k, p in files.items()}, f"{folder}/"
 
 
-def check_arrays(arrays: dict[str, np.ndarray], where: str, member: str = "member"
+def check_arrays(arrays: dict[str, np.ndarray], where: str, member: str = "member",
+                 raw: bool = False
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
     """(x_train, y_train, x_test, y_test, class names) with every refusal a user can meet
-    named: a missing key, mismatched lengths, bad pixel values, labels that are not classes."""
+    named: a missing key, mismatched lengths, bad pixel values, labels that are not classes.
+    raw: the spec rescales its input, so integer pixels of any dtype are taken (cnnc/inputs.py)."""
     missing = [k for k in KEYS if k not in arrays]
     if missing:
         raise DataError(f"{where}: no {member} {', '.join(missing)}; it has "
@@ -97,15 +101,15 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str, member: str = "membe
                              "(Keras' load_data layout)")
     names = None
     if CLASS_NAMES_KEY in arrays:
-        raw = arrays[CLASS_NAMES_KEY]
-        if raw.ndim != 1 or raw.dtype.kind not in "US" or raw.size == 0:
+        given = arrays[CLASS_NAMES_KEY]
+        if given.ndim != 1 or given.dtype.kind not in "US" or given.size == 0:
             raise DataError(f"{where}: {CLASS_NAMES_KEY} must be a 1-D array of strings, got "
-                            f"{raw.dtype} of shape {raw.shape}")
-        names = tuple(str(v) if raw.dtype.kind == "U" else v.decode("utf-8", "replace")
-                      for v in raw.tolist())
+                            f"{given.dtype} of shape {given.shape}")
+        names = tuple(str(v) if given.dtype.kind == "U" else v.decode("utf-8", "replace")
+                      for v in given.tolist())
     out = []
     for part in ("train", "test"):
-        x = _check_images(arrays[f"x_{part}"], f"{where}: x_{part}")
+        x = _check_images(arrays[f"x_{part}"], f"{where}: x_{part}", raw)
         y = _check_labels(arrays[f"y_{part}"], f"{where}: y_{part}", names)
         if x.shape[0] != y.shape[0]:
             raise DataError(f"{where}: x_{part} holds {x.shape[0]} images but y_{part} holds "
@@ -124,23 +128,15 @@ def _dims(x: np.ndarray) -> str:
     return "x".join(str(d) for d in x.shape[1:])
 
 
-def _check_images(x: np.ndarray, what: str) -> np.ndarray:
+def _check_images(x: np.ndarray, what: str, raw: bool = False) -> np.ndarray:
     if x.ndim not in (3, 4):
         raise DataError(f"{what}: expected images (N, H, W) or (N, H, W, C), got an array of "
                         f"shape {x.shape}")
-    if x.shape[0] == 0:
-        raise DataError(f"{what}: holds no images")
-    if x.dtype == np.uint8:
-        return x
-    if x.dtype.kind != "f":
-        raise DataError(f"{what}: expected uint8 pixels or floats in [0, 1], got {x.dtype}")
-    x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{what}: holds NaN or infinite values")
-    if x.min() < 0.0 or x.max() > 1.0:
-        raise DataError(f"{what}: values range over [{x.min():g}, {x.max():g}]; float images "
-                        "must be in [0, 1]", hint="save uint8 pixels (0-255), or divide by 255")
-    return x
+    try:
+        check_not_empty(x, what)
+        return file_pixels(x, what, raw)  # the one input contract (cnnc/inputs.py)
+    except InputError as err:
+        raise DataError(err.message, hint=err.hint) from None
 
 
 def _check_labels(y: np.ndarray, what: str, names: tuple[str, ...] | None) -> np.ndarray:

@@ -20,6 +20,7 @@ from cnnc.data.locate import FoundFiles, _with_subfolders, files_in, locate_data
 from cnnc.data.sources import is_source_path, load_source
 from cnnc.data.streamed import DiskImages, StreamedInputs
 from cnnc.errors import DataError
+from cnnc.inputs import shape_error
 from cnnc.ir.graph import Graph
 from cnnc.ir.preprocessing import rescaled_inputs
 from cnnc.ir.train_config import is_dataset_path
@@ -92,13 +93,15 @@ def load_dataset(
     image_fit: str = "resize",
     bad_images: str = "refuse",
     stream: bool = False,
+    raw: bool = False,
 ) -> Dataset:
     """Find (or download) and read a dataset's training and test sets.
 
     name: a dataset cnnc knows (fashion_mnist, mnist) or the path of the user's own
     (cnnc/data/sources.py); data_dir (--data): the folder of the named one's IDX files, or a
     dataset path of its own, which then replaces `name`. input_shape (H, W, C): the spec's
-    input, to which image folders are decoded and arrays' channels converted.
+    input, to which image folders are decoded and arrays' channels converted. raw: the spec
+    rescales its input (`raw_pixels`), which decides whether integer arrays are pixels.
     """
     source, origin = None, "--data"
     if data_dir is not None:
@@ -111,7 +114,7 @@ def load_dataset(
         source, origin = Path(name).expanduser(), "train.dataset"
     if source is not None:
         data = load_source(source, input_shape, image_fit=image_fit, bad_images=bad_images,
-                           log=log, origin=origin, stream=stream)
+                           log=log, origin=origin, stream=stream, raw=raw)
         return Dataset(data.info, Split(*data.train), Split(*data.test), data.found,
                        validation=Split(*data.validation) if data.validation else None,
                        notes=data.notes, skipped=data.skipped)
@@ -134,32 +137,34 @@ def to_inputs(images: np.ndarray, input_shape: Sequence[int], raw: bool = False)
     """uint8 images (N, H, W) or (N, H, W, C) as float32 in [0, 1] of shape (N, *input_shape).
 
     raw: the model scales its pixels itself (`raw_pixels`): uint8 values become float32 of the
-    same values, 0..255, so that its `rescaling` layer scales them exactly once.
+    same values, 0..255 (float pixels, in [0, 1], times 255), so that its `rescaling` layer
+    scales them exactly once.
     """
     shape = tuple(int(d) for d in input_shape)
     if isinstance(images, DiskImages):  # streamed: scaled per batch as it is read
         per_image = images.shape[1:]
         if per_image != shape and not (per_image == shape[:-1] and shape[-1] == 1):
-            raise DataError(f"the images are {'x'.join(map(str, per_image))} but the spec's "
-                            f"input is {'x'.join(map(str, shape))}")
+            raise shape_error("the spec's input", shape, images.shape,
+                              hint="the dataset's images must match the input layer's shape")
         return StreamedInputs(images, shape, raw=raw)
     images = np.asarray(images)
     per_image = images.shape[1:]
     if per_image == shape[:-1] and shape[-1] == 1:
         images = images[..., None]
     elif per_image != shape:
-        raise DataError(
-            f"the images are {'x'.join(map(str, per_image))} but the spec's input is "
-            f"{'x'.join(map(str, shape))}",
-            hint="the dataset's images must match the input layer's shape")
-    if images.dtype == np.uint8:
-        return scale_pixels(images, raw)
-    return images.astype(np.float32, copy=False)
+        raise shape_error("the spec's input", shape, images.shape,
+                          hint="the dataset's images must match the input layer's shape")
+    return scale_pixels(images, raw)
 
 
 def scale_pixels(pixels: np.ndarray, raw: bool = False) -> np.ndarray:
     """uint8 pixels as float32 in [0, 1]: the seed code's `/ 255.`, for training and predict;
-    with raw (the model's own rescaling layer scales them), float32 of the same 0..255 values."""
+    with raw (the model's own rescaling layer scales them), float32 of the same 0..255 values.
+    Float pixels (a file's, in [0, 1]: cnnc/inputs.py's file_pixels) stay as they are, or are
+    made 0..255 for raw, so that such a model scales every file's pixels exactly once."""
+    if pixels.dtype != np.uint8:
+        floats = pixels.astype(np.float32, copy=False)
+        return floats * np.float32(255.0) if raw else floats
     if raw:
         return pixels.astype(np.float32)
     return pixels.astype(np.float32) / np.float32(255.0)
@@ -173,9 +178,9 @@ def raw_pixels(graph: Graph) -> bool:
 
 
 def load_configured(config, data_dir: str | Path | None, input_shape: Sequence[int],
-                    log: Callable[[str], None] | None = None) -> Dataset:
+                    log: Callable[[str], None] | None = None, raw: bool = False) -> Dataset:
     """The dataset of a spec's train section (a TrainConfig: its dataset, image_fit and
-    bad_images), read for inputs of `input_shape`; data_dir: --data."""
+    bad_images), read for inputs of `input_shape`; data_dir: --data; raw: `raw_pixels`."""
     return load_dataset(config.dataset, data_dir, log=log, input_shape=input_shape,
                         image_fit=config.image_fit, bad_images=config.bad_images,
-                        stream=config.stream)
+                        stream=config.stream, raw=raw)

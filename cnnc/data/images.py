@@ -6,9 +6,11 @@ width. Large images are reduced in 8 bits first, and ones over
 cnnc.input_limits.MAX_IMAGE_PIXELS are refused from their header. Fashion-MNIST shows light
 objects on a black background, so a photo with a light background is inverted ('auto' decides
 from the border pixels). IDX and .npy files may hold one image (H, W[, C]) or many
-(N, H, W[, C]); uint8 values are divided by 255 as in training (not with `raw`, for a model whose
-own `rescaling` layer scales them: then 0..255 values, scaled once, by the model). A folder stands for the image
-files under it (sorted, at any depth); a .npz for its x_test array (or x, or its only array).
+(N, H, W[, C]) under cnnc/inputs.py's contract for files (uint8 pixels, floats in [0, 1]);
+uint8 values are divided by 255 as in training (not with `raw`, for a model whose own
+`rescaling` layer scales them: then 0..255 values, scaled once, by the model). A folder stands
+for the image files under it (sorted, at any depth); a .npz for its x_test array (or x, or its
+only array).
 With `fit` (the weights were trained on an image folder), image files are decoded exactly as
 that folder's were (cnnc/data/folder.py: resize or crop, no inversion unless asked).
 """
@@ -29,6 +31,7 @@ from cnnc.data.pillow import open_image as _open_image
 from cnnc.errors import DataError, InputError
 from cnnc.files import check_regular, open_regular
 from cnnc.input_limits import MAX_NPY_BYTES, WORK_IMAGE_SIDE, size_text
+from cnnc.inputs import file_pixels, shape_error
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 NPZ_KEYS = ("x_test", "x")  # the .npz member predict reads, in order of preference
@@ -47,23 +50,13 @@ def _is_idx(path: Path) -> bool:
     return "idx" in name or name.endswith(("-ubyte", "-ubyte.gz"))
 
 
-def _scale(array: np.ndarray, path: Path, raw: bool = False) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return scale_pixels(array, raw)
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise InputError(f"{path}: expected numbers, the array holds {array.dtype}")
-    out = array.astype(np.float32)
-    if not np.all(np.isfinite(out)):
-        raise InputError(f"{path}: the array holds NaN or infinite values")
-    top = 255.0 if raw else 1.0  # a model that rescales itself takes pixel values
-    if out.size and (out.min() < 0.0 or out.max() > top):
-        raise InputError(f"{path}: values range over [{out.min():g}, {out.max():g}]; the model "
-                         f"expects [0, {top:g}]", hint="save uint8 pixels (0-255)" + (
-                             "" if raw else ", or divide by 255"))
-    return out
+def _scale(array: np.ndarray, what: str, raw: bool = False) -> np.ndarray:
+    # The one input contract (cnnc/inputs.py): uint8 pixels, floats in [0, 1], other integers
+    # only for a model that rescales its input.
+    return scale_pixels(file_pixels(array, what, raw), raw)
 
 
-def _shape_array(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.ndarray:
+def _shape_array(array: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
     """(H, W), (H, W, C), (N, H, W) or (N, H, W, C) to (N, *shape)."""
     h, w, c = shape
     if array.shape == (h, w) and c == 1 or array.shape == (h, w, c):
@@ -72,9 +65,8 @@ def _shape_array(array: np.ndarray, shape: tuple[int, ...], path: Path) -> np.nd
         array = array[..., None]
     if array.ndim != 4 or array.shape[1:] != (h, w, c):
         want = f"{h}x{w}" + (f"x{c}" if c != 1 else "")
-        raise InputError(f"{path}: an array of shape {'x'.join(map(str, array.shape))} does not "
-                         f"fit the model's {h}x{w}x{c} input",
-                         hint=f"give one {want} image or a stack N x {want}")
+        raise shape_error(what, shape, array.shape,
+                          hint=f"give one {want} image or a stack N x {want}")
     return array
 
 
@@ -118,11 +110,13 @@ def _load_npz(path: Path) -> np.ndarray:
     return members[key]
 
 
-def _load_array(path: Path, shape: tuple[int, ...], raw: bool = False) -> np.ndarray:
+def _load_array(path: Path, shape: tuple[int, ...], raw: bool = False,
+                name: str | None = None) -> np.ndarray:
     suffix = path.suffix.lower()
     array = (_load_npy(path) if suffix == ".npy" else _load_npz(path) if suffix == ".npz"
              else read_idx(path))
-    return _scale(_shape_array(np.asarray(array), shape, path), path, raw)
+    what = f"{path}: input '{name}'" if name else str(path)
+    return _scale(_shape_array(np.asarray(array), shape, what), what, raw)
 
 
 def _shrink(image, mode: str):
@@ -213,10 +207,11 @@ def _load_training_image(path: Path, shape: tuple[int, ...], fit: str, invert: s
 
 
 def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto",
-                fit: str | None = None, raw: bool = False) -> Inputs:
-    """Every file as model inputs of `shape` (H, W, C); errors name the file. fit: decode
-    images as an image folder's were in training (resize or crop), not as photos. raw: the
-    model's own rescaling layer scales pixels (cnnc.data.dataset.raw_pixels): 0..255 values."""
+                fit: str | None = None, raw: bool = False, name: str | None = None) -> Inputs:
+    """Every file as model inputs of `shape` (H, W, C); errors name the file (and the input,
+    `name`). fit: decode images as an image folder's were in training (resize or crop), not as
+    photos. raw: the model's own rescaling layer scales pixels (cnnc.data.dataset.raw_pixels):
+    0..255 values."""
     shape = tuple(int(d) for d in shape)
     if len(shape) != 3:
         raise InputError(f"predict takes image-shaped inputs (H, W, C); the model's input is "
@@ -227,7 +222,7 @@ def load_inputs(paths: Sequence[str], shape: Sequence[int], invert: str = "auto"
         suffix = path.suffix.lower()
         if suffix in ARRAY_SUFFIXES or _is_idx(path):
             try:
-                array = _load_array(path, shape, raw)
+                array = _load_array(path, shape, raw, name)
             except DataError as err:
                 raise InputError(err.message, file=err.file, hint=err.hint) from None
             xs.append(array)

@@ -61,8 +61,9 @@ def is_source_path(path: Path) -> bool:
 
 def load_source(path: Path, input_shape: Sequence[int] | None, *, image_fit: str = "resize",
                 bad_images: str = "refuse", log: Callable[[str], None] | None = None,
-                origin: str = "--data", stream: bool = False) -> SourceData:
-    """The dataset at `path` (see the module doc) for inputs of `input_shape` (H, W, C)."""
+                origin: str = "--data", stream: bool = False, raw: bool = False) -> SourceData:
+    """The dataset at `path` (see the module doc) for inputs of `input_shape` (H, W, C); raw:
+    the spec rescales its input (integer arrays of any dtype are then pixels)."""
     if not path.exists():
         raise DataError(f"{shown(path)}: no such file or folder", hint="a dataset is " + FORMATS)
     shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
@@ -72,7 +73,7 @@ def load_source(path: Path, input_shape: Sequence[int] | None, *, image_fit: str
         arrays, where = (read_npz(path), str(path)) if path.is_file() \
             else load_npy_folder(path)
         x_train, y_train, x_test, y_test, names = check_arrays(
-            arrays, where, "member" if path.is_file() else "file")
+            arrays, where, "member" if path.is_file() else "file", raw)
         info_name, title = path.stem, "NumPy arrays"
     elif is_cifar_archive(path) or (path.is_dir() and folder_layout(path) is not None):
         data = load_cifar(path)

@@ -199,7 +199,8 @@ class Network:
         return Span(file, line, column, source=sources[file])
 
     def __repr__(self) -> str:
-        return f"<Network {self.name!r}: {len(self._decls)} layers>"
+        n = len(self._decls)
+        return f"<Network {self.name!r}: {n} layer{'' if n == 1 else 's'}>"
 
 
 __all__ = ["Layer", "Network", "UnknownLayerError"]

@@ -63,7 +63,8 @@ def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACK
 
     model = load_trained(spec, weights, backend, device)
     config: TrainConfig = model.train_config
-    dataset = load_configured(config, data_dir, input_shape(model))
+    dataset = load_configured(config, data_dir, input_shape(model),
+                              raw=raw_pixels(model.graph))
     images, labels = dataset.test.images, dataset.test.labels
     if limit is not None:
         images, labels = images[:limit], labels[:limit]

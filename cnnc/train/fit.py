@@ -163,7 +163,8 @@ def fit(model, x: Any = None, y: Any = None, *, epochs: int | None = None,
         raise InputError(f"limit must be a positive number of examples, got {limit!r}")
     with _python_hints():
         if x is None:
-            dataset = load_configured(config, data_dir, input_shape(model))
+            dataset = load_configured(config, data_dir, input_shape(model),
+                                      raw=raw_pixels(model.graph))
             data = prepare_data(config, dataset, input_shape(model), limit,
                                 raw=raw_pixels(model.graph))
             train, validation = data.train, data.validation
@@ -296,12 +297,18 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
     class_names: tuple[str, ...] = ()
     if x is None:
         with _python_hints():
-            dataset = load_configured(config, data_dir, input_shape(model))
+            dataset = load_configured(config, data_dir, input_shape(model),
+                                      raw=raw_pixels(model.graph))
         data = LabelledData(to_inputs(dataset.test.images, input_shape(model),
                                       raw_pixels(model.graph)), dataset.test.labels)
         class_names = dataset.class_names
     else:
-        data = _arrays(model, x, y, "evaluate", num_classes(model), config.reconstruction)
+        classes = num_classes(model)
+        data = _arrays(model, x, y, "evaluate", classes, config.reconstruction)
+        # The model's own names (its dataset's, or set on it) label the confusion matrix.
+        names = model.class_names
+        if names and len(names) == classes:
+            class_names = names
     ev = evaluate_arrays(model, data, config.loss, class_names,
                          batch_size=batch_size or EVAL_BATCH_SIZE, target=config.target,
                          noise=config.noise, seed=config.seed)

@@ -229,7 +229,7 @@ class RunSession:
 
         g = self.graph
         shape = tuple(int(d) for d in g.shape_of(g.inputs[0])[1:])
-        dataset = load_configured(self.config, self.data_dir, shape)
+        dataset = load_configured(self.config, self.data_dir, shape, raw=raw_pixels(g))
         self.prepared = prepare_data(self.config, dataset, shape, self.limit,
                                      raw=raw_pixels(g))
         return self.prepared
@@ -376,10 +376,29 @@ class RunSession:
         if c.reconstruction:
             target = ("target input with noise " + f"{c.noise:g}" if c.noise
                       else "target input") + ", "
-        return (f"{c.epochs} epoch{'' if c.epochs == 1 else 's'}, batch {c.batch_size}, "
+        stop = self.early_stop()
+        epochs = (f"{stop['epochs_run']} of {c.epochs} epochs run" if stop
+                  else f"{c.epochs} epoch{'' if c.epochs == 1 else 's'}")
+        return (f"{epochs}, batch {c.batch_size}, "
                 f"{c.optimizer.name} ({opt}), "
                 f"{c.loss}, {target}schedule {describe_schedule(c.schedule)}, "
                 f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
+
+    def early_stop(self) -> dict[str, Any] | None:
+        """How the spec's early_stopping ended training before its epochs (train/
+        spec_callbacks.py's early_stop), or None."""
+        if self.trainer is None:
+            return None
+        from cnnc.train.spec_callbacks import early_stop
+
+        return early_stop(self.trainer.callbacks.items, len(self.trainer.history.epochs),
+                          self.config.epochs)
+
+    def status(self) -> str:
+        """The run's end, for summary.txt's first line and the report."""
+        stop = self.early_stop()
+        return (f"finished early: epoch {stop['epochs_run']} of {stop['epochs_planned']}, "
+                "stopped by early_stopping" if stop else "finished")
 
     def trainer_settings(self) -> dict[str, Any]:
         """What a checkpoint records of the run, so that resuming it can check them."""
@@ -473,8 +492,14 @@ class RunSession:
             self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  "
                      f"loss {t.loss:.4f}")
             self.say(format_confusion(t.confusion, t.class_names))
-        self.write_summary("finished")
+        stop = self.early_stop()
+        self.record["epochs_run"] = len(self.trainer.history.epochs)
+        self.record["stopped_early"] = stop
+        self.folder.write_json(RUN_JSON, self.record)
+        self.write_summary(self.status())
         self.write_report()
+        if stop:
+            self.say(f"stopped   {stop['text']}")
         self.say(f"time      training {self.trainer.elapsed_s:.1f} s, this invocation "
                  f"{time.time() - self.started:.1f} s, on {self.device_text()}")
         self.say(f"results   {self.folder.path}")
@@ -483,6 +508,7 @@ class RunSession:
         """How the run was set up, as (label, value): for summary.txt and report.html."""
         p = self.prepared
         trained_s = self.trainer.elapsed_s if self.trainer else 0.0
+        stop = self.early_stop()
         return [
             ("spec", str(self.spec_path)),
             ("command", " ".join(self.opts.argv) or "(Python)"),
@@ -492,9 +518,19 @@ class RunSession:
              + (f" from {p.dataset.source.folder}" if p.dataset.source else "")),
             ("examples", ", ".join(f"{k} {n:,}" for k, n in p.sizes().items())),
             ("training", self.describe_training()),
-            ("wall time", (f"training {trained_s:.1f} s (all invocations), this invocation "
-                           f"{time.time() - self.started:.1f} s")),
+            *([("stopped", stop["text"])] if stop else []),
+            ("wall time", (f"{self.kernel_text()}training {trained_s:.1f} s (all invocations), "
+                           f"this invocation {time.time() - self.started:.1f} s")),
         ]
+
+    def kernel_text(self) -> str:
+        """The seconds spent tuning and building kernels before the epochs (run.json's
+        kernel_seconds, every invocation's), never part of the training time: "" when none."""
+        record = getattr(self, "record", None) or {}  # set with the run folder
+        seconds = record.get("kernel_seconds")
+        if not seconds:
+            return ""
+        return f"kernels {sum(seconds):.1f} s (tuned and built before the epochs), "
 
     def write_summary(self, status: str) -> None:
         if not self.lead:
@@ -532,7 +568,7 @@ class RunSession:
 
             report = RunReport(
                 name=_spec_name(self.graph, self.spec_path), graph=self.graph,
-                status="finished", settings=self.settings_rows(),
+                status=self.status(), settings=self.settings_rows(),
                 history=list(self.trainer.history.epochs) if self.trainer else [],
                 test=self.test, test_x=shown, test_labels=p.test.labels,
                 test_probs=self.test_probs, weights=self.model.get_weights(),

@@ -31,3 +31,24 @@ def spec_callbacks(config: TrainConfig, folder: str | Path | None, verbose: int 
         args = {k: v for k, v in config.checkpoint.items() if k != "name"}
         out.append(ModelCheckpoint(Path(folder) / BEST_WEIGHTS, save_best_only=True, **args))
     return out
+
+
+def early_stop(callbacks: list[Callback], epochs_run: int, planned: int) -> dict | None:
+    """How an EarlyStopping ended training before the planned epochs, as run.json records it
+    (epochs run and planned, the monitored value, its best epoch, whether its weights came
+    back, and `text`, the sentence summary.txt, the report and the closing lines show); None
+    when every planned epoch ran or no EarlyStopping stopped it."""
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)
+                    and c.stopped_epoch > 0), None)
+    if stopper is None or epochs_run >= planned:
+        return None
+    waited = stopper.wait
+    restored = stopper.restore_best_weights and stopper.best_weights is not None
+    text = (f"after epoch {epochs_run} of {planned} by early_stopping: "
+            f"{stopper.monitor} had not improved for {waited} epoch{'' if waited == 1 else 's'} "
+            f"(best {stopper.best:.4f} at epoch {stopper.best_epoch + 1}"
+            + ("; the weights are that epoch's)" if restored else ")"))
+    return {"by": "early_stopping", "epochs_run": epochs_run, "epochs_planned": planned,
+            "monitor": stopper.monitor, "best": stopper.best,
+            "best_epoch": stopper.best_epoch + 1, "restored_best_weights": restored,
+            "text": text}

@@ -107,7 +107,7 @@ def _test_image(model, text: str, shape: tuple[int, ...], data_dir: str | None) 
     index_text = text[len("test:"):]
     if not index_text.isdigit():
         raise InputError(f"'{text}': expected test:N with N a test-set index, e.g. test:123")
-    dataset = load_configured(model.train_config, data_dir, shape)
+    dataset = load_configured(model.train_config, data_dir, shape, raw=raw_pixels(model.graph))
     index = int(index_text)
     count = len(dataset.test)
     if index >= count:

@@ -88,8 +88,8 @@ def show_mistakes(model, x=None, y=None, *, count: int = 24, data_dir=None) -> F
         from cnnc.data.dataset import load_configured, raw_pixels, to_inputs
 
         shape = model.graph.shape_of(model.graph.inputs[0])[1:]
-        dataset = load_configured(model.train_config, data_dir, shape)
         pixels = raw_pixels(model.graph)
+        dataset = load_configured(model.train_config, data_dir, shape, raw=pixels)
         x, labels = to_inputs(dataset.test.images, shape, pixels), dataset.test.labels
         names = dataset.class_names  # the user's own data names its classes itself
     else:

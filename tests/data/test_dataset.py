@@ -10,7 +10,7 @@ import pytest
 from cnnc.data import load_dataset, to_inputs, write_idx
 from cnnc.data.catalog import FASHION_MNIST
 from cnnc.data.synthetic import write_synthetic_dataset
-from cnnc.errors import DataError
+from cnnc.errors import DataError, InputError
 
 REAL_FASHION = Path(FASHION_MNIST.system_dirs[0])  # where Debian's package puts it
 
@@ -73,7 +73,8 @@ def test_to_inputs_scales_like_the_seed_code():
 
 
 def test_to_inputs_rejects_another_shape():
-    with pytest.raises(DataError, match="images are 28x28 but the spec's input is 32x32x1"):
+    with pytest.raises(InputError, match=r"^the spec's input expects shape \(N, 32, 32, 1\), "
+                                         r"received \(1, 28, 28\); the dataset"):
         to_inputs(np.zeros((1, 28, 28), np.uint8), (32, 32, 1))
 
 

@@ -59,9 +59,11 @@ def test_arrays_one_or_many(tmp_path):
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.zeros((2, 27, 28), np.uint8), "does not fit the model's 28x28x1 input"),
-    (np.full((28, 28), 7.0), r"values range over \[7, 7\]"),
-    (np.full((28, 28), np.nan), "NaN"),
+    (np.zeros((2, 27, 28), np.uint8),
+     r"expects shape \(N, 28, 28, 1\), received \(2, 27, 28\)"),
+    (np.full((28, 28), 7.0), r"ranges over \[7, 7\]; float images must be in \[0, 1\]"),
+    (np.full((28, 28), np.nan),
+     r"contains 784 NaN or infinite value\(s\), the first at index \(0, 0, 0, 0\)"),
 ])
 def test_bad_arrays(tmp_path, array, message):
     np.save(tmp_path / "bad.npy", array)

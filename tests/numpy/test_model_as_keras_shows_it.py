@@ -4,6 +4,7 @@ name in dir(cnnc)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import cnnc
@@ -42,6 +43,9 @@ def test_repr_and_html_name_network_backend_and_size():
     page = model._repr_html_()
     assert page.startswith("<div>") and "&#x27;tiny&#x27;" in page and "Total params" in page
     assert "<script" not in page
+    model.train_step(np.zeros((2, 8, 8, 1), np.float32), np.array([0, 1]))
+    assert repr(model).endswith("1,490 parameters, 1 training step>")  # not "1 training steps"
+    assert repr(cnnc.Network("one", input=8)) == "<Network 'one': 1 layer>"
 
 
 def test_repr_names_the_opencl_device():
@@ -68,9 +72,19 @@ def test_class_names_from_the_dataset_or_set():
     assert no_train.class_names is None
 
 
+def test_evaluate_on_arrays_labels_the_confusion_matrix_with_the_class_names():
+    model = cnnc.compile(SPEC, backend="numpy")
+    model.class_names = [f"c{i}" for i in range(10)]
+    ev = model.evaluate(np.zeros((3, 8, 8, 1), np.float32), np.array([0, 1, 9]), verbose=0)
+    assert ev.class_names == model.class_names
+    assert list(ev.to_dict()["per_class_accuracy"])[9] == "c9"
+
+
 def test_dir_lists_every_public_name():
     names = dir(cnnc)
     for name in cnnc.__all__:
         assert name in names
         getattr(cnnc, name)
     assert {"Network", "CnncError", "compile", "load_spec"} <= set(names)
+    # the module's own import helpers are no names of cnnc's for tab completion
+    assert "TYPE_CHECKING" not in names and "annotations" not in names

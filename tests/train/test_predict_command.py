@@ -55,7 +55,8 @@ def test_predict_png_and_top_k(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_text("hello"), "not an image cnnc can read"),
-    (lambda p: np.save(p.with_suffix(".npy"), np.zeros((5, 5))), "does not fit"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.zeros((5, 5))),
+     "expects shape (N, 12, 12, 1), received (5, 5)"),
 ])
 def test_predict_bad_input_exits_2(trained, tmp_path, capsys, make, message):
     spec, weights, _ = trained

@@ -149,7 +149,9 @@ def test_spec_must_fit_the_dataset(tiny_data, tmp_path, capsys):
     spec.write_text("input: [28, 28, 1]\nlayers:\n  - flatten\n  - {dense: 10, activation: "
                     "softmax}\n")
     assert _run(spec, "--data", tiny_data) == 2
-    assert "the images are 12x12 but the spec's input is 28x28x1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the spec's input expects shape (N, 28, 28, 1), received (" in err
+    assert ", 12, 12); the dataset's images must match the input layer's shape" in err
     spec.write_text("input: [12, 12, 1]\nlayers:\n  - flatten\n  - {dense: 5, activation: "
                     "softmax}\n")
     assert _run(spec, "--data", tiny_data) == 2
@@ -194,3 +196,8 @@ def test_kernels_are_tuned_and_built_before_the_first_epoch(tiny_spec, tiny_data
     assert built_in_epochs == [[]], "a kernel was fetched or built inside the epochs"
     record = json.loads((out / "run.json").read_text())
     assert len(record["kernel_seconds"]) == 1 and record["kernel_seconds"][0] >= 0
+    # and apart from the training time wherever the run is summed up
+    seconds = record["kernel_seconds"][0]
+    summary = (out / "summary.txt").read_text()
+    assert f"wall time   kernels {seconds:.1f} s (tuned and built before the epochs), training " \
+        in summary

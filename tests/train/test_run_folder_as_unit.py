@@ -1,6 +1,6 @@
 """A run folder as a unit (issue 23): `cnnc predict|eval|show|export RUN_DIR` take the folder's
 spec.yaml and the weights at the run's end, say so, and refuse a folder that is no run or a run
-without final weights with the way on."""
+without final weights with the way on; summary, compile, verify, bench and tune take its spec."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def test_predict_and_eval_take_the_run_folder(run_dir, tmp_path, capsys):
     assert len(json.loads(done.out)) == 3
     assert main(["eval", str(out), "--data", str(data), "--backend", "numpy"]) == 0
     assert "test" in capsys.readouterr().out
+    # Keras' word for it, with the run's own data (run.json) and its weights, stated
+    assert main(["evaluate", str(out), "--backend", "numpy"]) == 0
+    done = capsys.readouterr()
+    assert f"the run's data {data}" in done.err and "accuracy" in done.out
 
 
 def test_export_and_show_take_the_run_folder(run_dir, tmp_path, capsys):
@@ -59,6 +63,24 @@ def test_export_and_show_take_the_run_folder(run_dir, tmp_path, capsys):
                if w.size == np.prod(kernel.dims))
     assert main(["show", str(out), "filters", "--out", str(tmp_path / "f.png")]) == 0
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_every_command_that_takes_a_spec_takes_the_run_folder(run_dir, capsys):
+    out, _ = run_dir
+    assert main(["summary", str(out)]) == 0
+    done = capsys.readouterr()
+    assert done.out.startswith('Network: "tiny"') and "Total params" in done.out
+    assert f"the run folder {out}: {out / 'spec.yaml'}" in done.err
+    pytest.importorskip("pyopencl")
+    from cnnc.backends.opencl.device import select_device
+    from cnnc.errors import DeviceError
+
+    try:
+        select_device(None)
+    except DeviceError as err:
+        pytest.skip(f"no usable OpenCL device: {err}")
+    assert main(["compile", str(out), "--plan", "--batch", "2"]) == 0
+    assert "tiny: forward pass at batch 2" in capsys.readouterr().out
 
 
 def test_a_folder_that_is_no_run_and_a_run_without_final_weights(run_dir, tmp_path, capsys):

@@ -35,3 +35,16 @@ def test_show_names_devices_and_variants_whole_and_tells_layers_apart(cache_dir,
     assert all(describe(variant) in r for r in rows)
     assert "1 of them for earlier versions of the kernel sources" in out
 
+
+
+def test_one_entry_is_counted_in_the_singular(cache_dir, capsys):
+    from cnnc import doctor
+
+    one = _entry({"kernel_size": [3, 3], "padding": "same"},
+                 {"algo": "direct", "MR": 4, "VW": 8, "NV": 2})
+    tc.TuningCache.default().store({tc.entry_id(one["key"]): one})
+    assert main(["tune", "--show"]) == 0
+    out = capsys.readouterr().out
+    assert ": 1 entry\n" in out and "1 entries" not in out
+    found = next(doctor.check_tuning_cache()).message
+    assert f"1 tuned launch for {DEVICE['device']!r}" in found
