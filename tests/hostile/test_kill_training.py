@@ -153,7 +153,7 @@ RECIPE_SPEC = AUGMENTED_SPEC.replace(
     "schedule: {name: one_cycle, max_lr: 0.01, pct_start: 0.25}") + "  tta: flip\n"
 
 
-@pytest.mark.slow  # three real runs (about 8 s idle): test_killed_during_a_checkpoint_write and
+@pytest.mark.slow  # three real runs (56 s at load 7): test_killed_during_a_checkpoint_write and
 # test_augmentation's in-process resume with every augmentation cover its parts by default
 def test_killed_mid_write_with_the_whole_recipe_resumes_bit_identically(bounded, setup,
                                                                          tmp_path):
