@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
                         help=f"examples per inference batch (default {EVAL_BATCH_SIZE})")
     parser.add_argument("--limit", type=positive_int, metavar="N",
-                        help="evaluate only the first N test examples")
+                        help="evaluate only the first N examples (of the test set, or of --split)")
     parser.add_argument("--tta", choices=TTA_MODES,
                         help="test-time augmentation: outputs averaged over the image and its "
                              "mirror (flip), each also shifted a pixel each way (flip_shift), "
