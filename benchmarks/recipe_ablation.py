@@ -161,7 +161,7 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}; expected some of {', '.join(VARIANTS)}")
-    print(f"{args.spec}: first {args.limit:,} training examples, {args.epochs} epochs, seed "
+    print(f"{args.spec}: first {args.limit:,} training examples, {args.epochs} epoch(s), seed "
           f"{args.seed}, {args.backend}; validation and test whole; 'val/test acc' with tta "
           "flip (no_tta: without)", flush=True)
     started = time.perf_counter()
