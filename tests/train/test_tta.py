@@ -195,3 +195,19 @@ def test_eval_refuses_an_unknown_tta_on_the_command_line(tiny_spec, capsys):
         main(["eval", str(tiny_spec), "--weights", "w.safetensors", "--tta", "mirror"])
     assert info.value.code == 2
     assert "--tta: invalid choice: 'mirror'" in capsys.readouterr().err
+
+
+def test_a_data_parallel_evaluation_averages_the_same_views():
+    from cnnc.distributed.evaluation import evaluate_sharded
+    from cnnc.testing.threadcomm import ThreadGroup
+
+    model = cnnc.compile(TTA_SPEC, backend="numpy")
+    data = LabelledData(_images(15, seed=3), np.arange(15) % 10)
+    loss = "sparse_categorical_crossentropy"
+    one = evaluate_arrays(model, data, loss, tta="flip")
+    plain = evaluate_arrays(model, data, loss)
+    got = ThreadGroup(2).run(lambda comm: evaluate_sharded(model, data, loss, comm, tta="flip"))
+    for ev in got:  # every rank ends with the one-device figures, 8 + 7 examples averaged
+        assert ev.correct == one.correct and ev.tta == "flip"
+        assert ev.loss == pytest.approx(one.loss, rel=1e-6)
+    assert one.loss != pytest.approx(plain.loss, rel=1e-6)  # the views count
