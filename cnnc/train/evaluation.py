@@ -47,7 +47,7 @@ class EvalResult:
 
     def report(self) -> str:
         ev = self.evaluation
-        label = f"{self.split:<10}"
+        label = f"{self.split:<9} "  # "test      " as before; "validation " keeps a space
         if isinstance(ev, ReconstructionEvaluation):
             return "\n".join([f"spec      {self.spec}",
                               f"weights   {self.weights or 'those in ' + self.spec}",

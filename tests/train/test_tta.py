@@ -143,8 +143,8 @@ def test_a_run_with_tta_trains_the_same_and_reports_averaged_figures(tiny_data, 
     assert main(["eval", folder, "--tta", "flip", "--split", "validation",
                  "--data", str(tiny_data)]) == 0
     text = capsys.readouterr().out
-    assert text.count("validation") >= 1 and f"({round(history[-1]['val_accuracy'] * 32)}/32)" \
-        in text
+    assert (f"validation fashion_mnist: accuracy {history[-1]['val_accuracy']:.4f} "
+            f"({round(history[-1]['val_accuracy'] * 32)}/32)") in text
 
 
 def test_eval_refuses_a_validation_split_the_spec_does_not_hold_out(tiny_data, tmp_path,
