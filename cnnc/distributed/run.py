@@ -160,7 +160,7 @@ class DistributedRun:
         run.save_weights()
         p = run.prepared
         run.evaluate(evaluate_sharded(run.model, p.test, run.config.loss, self.comm,
-                                      p.class_names))
+                                      p.class_names, tta=run.config.tta))
         run.write_results()
         if run.trainer is not None:
             step = run.trainer.stepper

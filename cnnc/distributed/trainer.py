@@ -89,7 +89,7 @@ class DistributedTrainer(Trainer):
 
     def _evaluate(self, data: LabelledData):
         return evaluate_sharded(self.model, data, self.config.loss, self.comm,
-                                batch_size=self.eval_batch_size)
+                                batch_size=self.eval_batch_size, tta=self.config.tta)
 
     def _save(self, epoch: int, batch: int, running: RunningMetrics) -> None:
         if self.comm.rank == 0:

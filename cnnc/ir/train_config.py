@@ -94,6 +94,10 @@ SCHEDULES: dict[str, tuple[A.Arg, ...]] = {
 #   mixup, cutmix: Beta(alpha, alpha) mixing of each example with another of its batch, and of
 #            their targets (both given: each example uses one of the two at random)
 MAX_ROTATION = 180.0
+# Test-time augmentation (cnnc/train/tta.py): validation and test outputs averaged over fixed
+# views of each image; `flip` the image and its mirror, `flip_shift` those two each also shifted
+# by one pixel each way (ten views). Never used in training.
+TTA_MODES = ("none", "flip", "flip_shift")
 
 
 def _probability(name: str, value: Any) -> float:
@@ -195,6 +199,8 @@ class TrainConfig:
     early_stopping: Attrs | None = None
     reduce_lr_on_plateau: Attrs | None = None
     checkpoint: Attrs | None = None
+    # Test-time augmentation of validation and test figures: one of TTA_MODES.
+    tta: str = "none"
 
     @property
     def reconstruction(self) -> bool:
@@ -288,6 +294,18 @@ FIELDS = tuple(f.name for f in fields(TrainConfig))
 MAX_PREFETCH = 8  # batches prepared ahead at most: each costs a batch of memory
 
 
+def _tta_mode(name: str, value: Any) -> str:
+    """A TTA_MODES name; `false` is none, and `true` asks which views it means."""
+    if value is False or value is None:
+        return "none"
+    if isinstance(value, str) and value.lower() in TTA_MODES:
+        return value.lower()
+    hint = (did_you_mean(value, TTA_MODES) if isinstance(value, str)
+            else "write tta: flip" if value is True else None)
+    raise ArgError(f"Expected one of {', '.join(repr(m) for m in TTA_MODES)}. "
+                   f"Received {name}={value!r}" + (f" ({hint})" if hint else ""))
+
+
 def _prefetch_depth(name: str, value: Any) -> int:
     v = A.non_negative_int(name, value)
     if v > MAX_PREFETCH:
@@ -311,6 +329,7 @@ SCALARS: dict[str, Callable[[str, Any], Any]] = {
     "stream": A.boolean,
     "label_smoothing": A.unit_interval,
     "prefetch": _prefetch_depth,
+    "tta": _tta_mode,
 }
 
 
@@ -471,6 +490,10 @@ def check_target(config: TrainConfig, path: str = "train") -> None:
     if mixing and config.reconstruction:
         raise _fail(f"{path}.augment.{mixing[0]}", f"{mixing[0]} mixes class targets; target "
                     "input (reconstruction) has none", f"remove {mixing[0]}")
+    if config.tta != "none" and config.reconstruction:
+        raise _fail(f"{path}.tta", f"tta {config.tta} averages class outputs over mirrored and "
+                    "shifted views; target input (reconstruction) outputs images, which would "
+                    "need mapping back", "remove tta")
     if config.noise and not config.reconstruction:
         raise _fail(f"{path}.noise", "noise (a denoising autoencoder's) needs target input",
                     "add `target input`, or remove noise")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnc.errors import WeightsError
-from cnnc.ir.train_config import TrainConfig
+from cnnc.errors import InputError, WeightsError
+from cnnc.ir.train_config import TrainConfig, check_target, parse_train_config
 from cnnc.train.fit import input_shape
 from cnnc.train.loop import EVAL_BATCH_SIZE, LabelledData, evaluate_arrays
 from cnnc.train.metrics import Evaluation, ReconstructionEvaluation, format_confusion
@@ -34,44 +34,70 @@ def load_trained(spec: str, weights: str | None, backend: str, device: str | Non
     return model
 
 
+SPLITS = ("test", "validation")
+
+
 @dataclass
 class EvalResult:
     spec: str
     weights: str | None
     dataset: str
     evaluation: Evaluation | ReconstructionEvaluation
+    split: str = "test"
 
     def report(self) -> str:
         ev = self.evaluation
+        label = f"{self.split:<9} "  # "test      " as before; "validation " keeps a space
         if isinstance(ev, ReconstructionEvaluation):
             return "\n".join([f"spec      {self.spec}",
                               f"weights   {self.weights or 'those in ' + self.spec}",
-                              f"test      {self.dataset}: {ev.text()}"])
+                              f"{label}{self.dataset}: {ev.text()}"])
+        tta = f"  (test-time augmentation {ev.tta})" if ev.tta != "none" else ""
         return "\n".join([
             f"spec      {self.spec}",
             f"weights   {self.weights or 'those in ' + self.spec}",
-            (f"test      {self.dataset}: accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})  "
-             f"loss {ev.loss:.4f}"),
+            (f"{label}{self.dataset}: accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})  "
+             f"loss {ev.loss:.4f}{tta}"),
             format_confusion(ev.confusion, ev.class_names),
         ])
 
 
 def evaluate_spec(spec: str, weights: str | None, *, backend: str = DEFAULT_BACKEND,
                   device: str | None = None, data_dir: str | None = None,
-                  batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None) -> EvalResult:
+                  batch_size: int = EVAL_BATCH_SIZE, limit: int | None = None,
+                  tta: str | None = None, split: str = "test") -> EvalResult:
+    """tta: the test-time augmentation (None: the spec's train.tta); split: `test`, or the
+    `validation` examples the spec's run held out (the split that may choose between settings
+    such as tta without looking at the test figures)."""
     from cnnc.data.dataset import load_configured, raw_pixels, to_inputs
+    from cnnc.train.fit import prepare_data
 
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     model = load_trained(spec, weights, backend, device)
     config: TrainConfig = model.train_config
-    dataset = load_configured(config, data_dir, input_shape(model),
-                              raw=raw_pixels(model.graph))
-    images, labels = dataset.test.images, dataset.test.labels
+    if tta is not None:
+        config = config.replace(tta=parse_train_config({"tta": tta}).tta)
+    check_target(config)
+    raw = raw_pixels(model.graph)
+    dataset = load_configured(config, data_dir, input_shape(model), raw=raw)
+    if split == "validation":
+        # limit=1: the training part is not wanted, only the held-out part, which stays whole.
+        held = prepare_data(config, dataset, input_shape(model), limit=1, raw=raw).validation
+        if held is None:
+            raise InputError(f"{spec} holds out no validation examples",
+                             hint="its train section sets no validation_size or "
+                                  "validation_split, and the dataset has no val/ folder")
+        images, labels = held.x, held.labels
+    else:
+        images, labels = dataset.test.images, dataset.test.labels
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    data = LabelledData(to_inputs(images, input_shape(model), raw_pixels(model.graph)), labels)
-    ev = evaluate_arrays(model, data, config.loss, dataset.class_names, batch_size=batch_size,
-                         target=config.target, noise=config.noise, seed=config.seed)
-    return EvalResult(spec, weights, config.dataset, ev)
+    x = images if split == "validation" else to_inputs(images, input_shape(model), raw)
+    ev = evaluate_arrays(model, LabelledData(x, labels), config.loss, dataset.class_names,
+                         batch_size=batch_size, target=config.target, noise=config.noise,
+                         seed=config.seed, tta=config.tta)
+    return EvalResult(spec, weights, config.dataset, ev, split)
 
 
 def top_classes(probs: np.ndarray, k: int = 3) -> list[list[tuple[int, float]]]:

@@ -311,7 +311,7 @@ def evaluate(model, x: Any = None, y: Any = None, *, batch_size: int | None = No
             class_names = names
     ev = evaluate_arrays(model, data, config.loss, class_names,
                          batch_size=batch_size or EVAL_BATCH_SIZE, target=config.target,
-                         noise=config.noise, seed=config.seed)
+                         noise=config.noise, seed=config.seed, tta=config.tta)
     if verbose:
         print(f"test {ev.text()}" if isinstance(ev, ReconstructionEvaluation) else
               f"test loss {ev.loss:.4f}  accuracy {ev.accuracy:.4f} ({ev.correct}/{ev.count})")

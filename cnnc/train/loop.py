@@ -49,6 +49,7 @@ from cnnc.train.metrics import (
 )
 from cnnc.train.prefetch import DEFAULT_DEPTH, Prefetcher
 from cnnc.train.progress import Reporter, SilentReporter
+from cnnc.train.tta import predict_averaged
 
 EVAL_BATCH_SIZE = 256  # inference only: bigger batches run faster and change no result
 # Steps queued before the loop reads their figures: rarely enough that the device never waits
@@ -117,15 +118,16 @@ class LabelledData:
 
 def evaluate_arrays(model, data: LabelledData, loss: str, class_names: tuple[str, ...] = (),
                     batch_size: int = EVAL_BATCH_SIZE, target: str = "labels",
-                    noise: float = 0.0, seed: int = 0):
+                    noise: float = 0.0, seed: int = 0, tta: str = "none"):
     """Loss, accuracy and confusion matrix of `model` (inference graph) on `data`; with
     target "input" (an autoencoder), the reconstruction error of its images instead, from
-    inputs with Gaussian noise of std `noise` (a denoising autoencoder's; drawn from `seed`)."""
+    inputs with Gaussian noise of std `noise` (a denoising autoencoder's; drawn from `seed`).
+    tta: the outputs averaged over these views of each image (cnnc/train/tta.py)."""
     if target == "input":
         pred = model.predict(reconstruction_inputs(data.x, noise, seed), batch_size=batch_size)
         return reconstruction_from_predictions(np.asarray(pred), data.x)
-    pred = model.predict(data.x, batch_size=batch_size)
-    return evaluation_from_predictions(loss, np.asarray(pred), data.labels, class_names)
+    pred = predict_averaged(model, data.x, tta, batch_size)
+    return evaluation_from_predictions(loss, pred, data.labels, class_names, tta)
 
 
 def reconstruction_inputs(x: np.ndarray, noise: float, seed: int) -> np.ndarray:
@@ -267,7 +269,8 @@ class Trainer:
         with averaged_weights(self.model):  # use_ema: validation sees the averaged weights
             return evaluate_arrays(self.model, data, self.config.loss,
                                    batch_size=self.eval_batch_size, target=self.config.target,
-                                   noise=self.config.noise, seed=self.config.seed)
+                                   noise=self.config.noise, seed=self.config.seed,
+                                   tta=self.config.tta)
 
     def _stop_requested(self, stop: _SigintFlag) -> bool:
         return stop.requested

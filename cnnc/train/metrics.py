@@ -103,6 +103,8 @@ class Evaluation:
     count: int
     confusion: np.ndarray
     class_names: tuple[str, ...] = ()
+    # The test-time augmentation the outputs were averaged over (cnnc/train/tta.py).
+    tta: str = "none"
 
     def per_class_accuracy(self) -> list[float]:
         rows = self.confusion.sum(axis=1)
@@ -117,7 +119,7 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         names = list(self.class_names) or [str(i) for i in range(self.confusion.shape[0])]
-        return {
+        out = {
             "loss": self.loss, "accuracy": self.accuracy, "correct": self.correct,
             "count": self.count, "class_names": names,
             "confusion_matrix": self.confusion.tolist(),
@@ -125,10 +127,15 @@ class Evaluation:
             "per_class_accuracy": {n: (None if math.isnan(a) else a)
                                    for n, a in zip(names, self.per_class_accuracy())},
         }
+        if self.tta != "none":
+            out["tta"] = self.tta
+        return out
 
 
 def evaluation_from_predictions(loss: str, pred: np.ndarray, labels: np.ndarray,
-                                class_names: tuple[str, ...] = ()) -> Evaluation:
+                                class_names: tuple[str, ...] = (), tta: str = "none"
+                                ) -> Evaluation:
+    """tta: the test-time augmentation `pred` was averaged over, recorded with the figures."""
     labels = np.asarray(labels)
     classes = max(pred.shape[1], len(class_names))
     predicted = np.argmax(pred, axis=1)
@@ -138,7 +145,7 @@ def evaluation_from_predictions(loss: str, pred: np.ndarray, labels: np.ndarray,
         loss=float(per_example_loss(loss, pred, labels).mean()),
         accuracy=correct / count, correct=correct, count=count,
         confusion=confusion_matrix(labels, predicted, classes),
-        class_names=tuple(class_names),
+        class_names=tuple(class_names), tta=tta,
     )
 
 

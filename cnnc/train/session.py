@@ -50,6 +50,7 @@ from cnnc.train.metrics import (
 )
 from cnnc.train.progress import ConsoleReporter, SilentReporter, epoch_line
 from cnnc.train.rundir import RUN_JSON, SPEC_YAML, SUMMARY, RunFolder
+from cnnc.train.tta import predict_averaged
 
 # Settings that may differ between a run and its resumption; everything else must match.
 RESUMABLE_CHANGES = ("epochs", "prefetch")
@@ -118,6 +119,11 @@ def _write_resolved_spec(folder: RunFolder, graph) -> None:
     from cnnc.frontend.writers import to_yaml
 
     folder.write_text(SPEC_YAML, to_yaml(graph))
+
+
+def _tta_note(ev: Evaluation) -> str:
+    """What a test line adds when its outputs were averaged over test-time views."""
+    return f"  (test-time augmentation {ev.tta})" if ev.tta != "none" else ""
 
 
 class RunSession:
@@ -382,7 +388,10 @@ class RunSession:
         return (f"{epochs}, batch {c.batch_size}, "
                 f"{c.optimizer.name} ({opt}), "
                 f"{c.loss}, {target}schedule {describe_schedule(c.schedule)}, "
-                f"augment {', '.join(aug) or 'none'}, seed {c.seed}")
+                f"augment {', '.join(aug) or 'none'}, "
+                + (f"test-time augmentation {c.tta} (validation and test), "
+                   if c.tta != "none" else "")
+                + f"seed {c.seed}")
 
     def early_stop(self) -> dict[str, Any] | None:
         """How the spec's early_stopping ended training before its epochs (train/
@@ -471,12 +480,13 @@ class RunSession:
             if self.config.reconstruction:  # a denoising autoencoder sees noisy images
                 x = reconstruction_inputs(x, self.config.noise, self.config.seed)
             self.test_inputs = x
-            self.test_probs = np.asarray(self.model.predict(x, batch_size=EVAL_BATCH_SIZE))
+            self.test_probs = predict_averaged(self.model, x, self.config.tta, EVAL_BATCH_SIZE)
             if self.config.reconstruction:
                 test = reconstruction_from_predictions(self.test_probs, p.test.x)
             else:
                 test = evaluation_from_predictions(self.config.loss, self.test_probs,
-                                                   p.test.labels, p.class_names)
+                                                   p.test.labels, p.class_names,
+                                                   self.config.tta)
         self.test = test
         return test
 
@@ -490,7 +500,7 @@ class RunSession:
             self.say(f"test      {t.text()}")
         else:
             self.say(f"test      accuracy {t.accuracy:.4f} ({t.correct}/{t.count})  "
-                     f"loss {t.loss:.4f}")
+                     f"loss {t.loss:.4f}" + _tta_note(t))
             self.say(format_confusion(t.confusion, t.class_names))
         stop = self.early_stop()
         self.record["epochs_run"] = len(self.trainer.history.epochs)
@@ -545,7 +555,7 @@ class RunSession:
         elif self.test is not None:
             t = self.test
             lines += ["", (f"test        accuracy {t.accuracy:.4f} ({t.correct}/{t.count}), "
-                           f"loss {t.loss:.4f}"), "", "per-class accuracy"]
+                           f"loss {t.loss:.4f}" + _tta_note(t)), "", "per-class accuracy"]
             for name, acc in t.to_dict()["per_class_accuracy"].items():
                 lines.append(f"  {name:<12} " + ("no examples" if acc is None else f"{acc:.4f}"))
             lines += ["", "confusion matrix (rows: true class, columns: predicted)",

@@ -16,7 +16,7 @@ import signal
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from training_spec import TINY_SPEC
+from training_spec import AUGMENTED_SPEC, TINY_SPEC
 
 from cnnc.data.synthetic import write_synthetic_dataset
 from cnnc.train.checkpoint import load_checkpoint
@@ -141,3 +141,34 @@ def test_killed_during_every_checkpoint_write(bounded, setup, straight, tmp_path
     assert_nothing_torn(out)
     _resume(bounded, out)
     assert_same_weights(out, straight)
+
+
+# Issue 21: fashion-best's recipe (AdamW, one-cycle with momentum cycling, label smoothing,
+# crop, flip and erasing) with every other augmentation, mixup and cutmix's soft targets and
+# flip test-time augmentation on, killed between two epochs' checkpoints and resumed.
+RECIPE_SPEC = AUGMENTED_SPEC.replace(
+    "optimizer: {name: adam, learning_rate: 0.01}",
+    "optimizer: {name: adamw, learning_rate: 0.01, weight_decay: 0.05}").replace(
+    "schedule: {name: cosine, warmup_epochs: 1}",
+    "schedule: {name: one_cycle, max_lr: 0.01, pct_start: 0.25}") + "  tta: flip\n"
+
+
+@pytest.mark.slow  # three real runs (56 s at load 7): test_killed_during_a_checkpoint_write and
+# test_augmentation's in-process resume with every augmentation cover its parts by default
+def test_killed_mid_write_with_the_whole_recipe_resumes_bit_identically(bounded, setup,
+                                                                         tmp_path):
+    assert "adamw" in RECIPE_SPEC and "one_cycle" in RECIPE_SPEC and "erase" in RECIPE_SPEC
+    spec = tmp_path / "recipe.yaml"
+    spec.write_text(RECIPE_SPEC)
+    recipe = (spec, setup[1])
+    whole = _run(bounded, recipe, tmp_path / "whole")
+    assert whole.rc == 0, whole.describe()
+    out = tmp_path / "run"
+    killed = _run(bounded, recipe, out, plant=("mid-write", 2))
+    assert killed.signal == signal.SIGKILL, killed.describe()
+    assert load_checkpoint(out / "checkpoint.safetensors").epoch == 1
+    _resume(bounded, out)
+    assert_same_weights(out, load_file(str(tmp_path / "whole" / "weights.safetensors")))
+    # The validation figures (under test-time augmentation) are the uninterrupted run's too.
+    assert (json.loads((out / "metrics.json").read_text())[-1]["val_accuracy"]
+            == json.loads((tmp_path / "whole" / "metrics.json").read_text())[-1]["val_accuracy"])
