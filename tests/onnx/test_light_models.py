@@ -5,11 +5,12 @@ the largest output) on NumPy and OpenCL, and takes a training step.
 
 The 'light' copies write every weight as ConstantOfShape of 0.02, under which a network is blind
 to many layout mistakes; so each is also checked with those weights replaced by random ones
-(initialisers of the same shapes) against onnxruntime. Models that need layers other branches
-add (LRN; ONNX's pooling pads) are strict expected failures, which turn into failures once those
-branches merge. The 224x224 networks take seconds to minutes each on 2 cores (OpenCL builds
-its kernels on first use): all but SqueezeNet's NumPy checks run under `-m slow`; whether each
-model imports runs by default, but for the three whose dense weight is folded.
+(initialisers of the same shapes) against onnxruntime, before the final Softmax (which they
+saturate), and one SGD step on OpenCL is compared with NumPy's. The 224x224 networks take
+seconds to minutes each on 2 cores (OpenCL builds its kernels on first use): all but
+SqueezeNet's NumPy checks run under `-m slow`; whether each model imports runs by default, but
+for the three whose dense weight is folded. Each comparison records its error as a junit
+property (`pytest --junitxml`).
 """
 
 from __future__ import annotations
