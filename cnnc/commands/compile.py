@@ -76,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{graph.name}: {what} at batch {args.batch} on {backend.device.describe()}")
     plan = backend.plan(graph, args.batch)
     launches = sum(len(b.launches) for b in plan.bindings.values())
+    once = sum(plan.hoists(lau) for _, lau in plan.launches())
     if args.plan:
-        print(f"schedule: {len(plan.schedule)} nodes, {launches} kernel launches")
+        print(f"schedule: {len(plan.schedule)} nodes, {launches} kernel launches"
+              + (f" ({once} of them once per change of the weights)" if once else ""))
         for line in plan.describe_launches(variant_words(backend, graph, args.batch)):
             print(line)
         print()

@@ -4,8 +4,9 @@
   followed by batch norm at inference (cnnc/passes/fold_batchnorm.py), the layer being the
   op's `base`. With s = gamma / sqrt(moving_variance + epsilon) per output channel, the result
   is the layer's with kernel w * s (per output channel) and bias (b - moving_mean) * s + beta,
-  then the activation. The folded kernel and bias are computed from the live state on every
-  run (a backend never keeps them), so they are never stale after training or loading weights.
+  then the activation. The folded kernel and bias are computed from the live state: by the
+  NumPy backend on every run, by the OpenCL backend again whenever the state changed (a hoisted
+  launch), so they are never stale after training or loading weights.
   Parameters: the layer's (kernel[, bias]) then the batch norm's ([gamma][, beta],
   moving_mean, moving_variance), the layer's and the batch norm's own state.
 """

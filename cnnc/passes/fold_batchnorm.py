@@ -3,7 +3,8 @@
 conv2d (depthwise_conv2d, dense), left linear, whose only reader is a batchnorm becomes one
 `conv2d_bn` (`depthwise_conv2d_bn`, `dense_bn`: FOLDED_LAYER) node named after the batch norm
 (so outputs keep their names), reading the layer's and the batch norm's state as they are
-(cnnc/ir/fused.py): the backends fold on every run, so nothing here reads or copies a weight.
+(cnnc/ir/fused.py): the backends fold from the live state (NumPy on every run, OpenCL once per
+change of the weights: plan.py's hoisted launches), so nothing here reads or copies a weight.
 Runs before fuse_activation, which then fuses an activation after the batch norm into the same
 node: conv2d -> batchnorm -> relu is one launch.
 Training graphs never see it (batch norm uses the batch's statistics there).

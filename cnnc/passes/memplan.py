@@ -35,7 +35,7 @@ class Tensor:
     nbytes: int
     start: int
     end: int
-    kind: str = "value"  # 'value' | 'input' | 'workspace'
+    kind: str = "value"  # 'value' | 'input' | 'workspace' | 'constant'
 
     def overlaps(self, other: Tensor) -> bool:
         return self.start <= other.end and other.start <= self.end
@@ -82,12 +82,16 @@ def lifetimes(
     views: Mapping[str, str] = {},
     workspaces: Mapping[str, Sequence[int]] = {},
     keep: Sequence[str] = (),
+    persistent: Sequence[str] = (),
 ) -> tuple[list[Tensor], dict[str, str]]:
     """The tensors to place, and for every value the tensor that holds it.
 
     sizes: bytes of every value the schedule produces or feeds (state is not planned).
     views: value -> the value whose storage it shares. workspaces: node -> bytes of each of its
     scratch buffers. keep: values that must survive the whole run (fetched, outputs).
+    persistent: workspaces (by workspace_name) that hold their values from one run to the next
+    (computed from the weights once, not in every run): live from before the first step to
+    after the last, so no tensor ever shares their bytes.
     """
     graph = sched.graph
     end_of_run = len(sched)
@@ -119,10 +123,15 @@ def lifetimes(
         end[r] = max(end.get(r, last), last, born)
         kinds[r] = "input" if graph.node(r).op == "input" else "value"
     tensors = [Tensor(r, sizes[r], start[r], end[r], kinds[r]) for r in start]
+    kept = set(persistent)
     for name, sizes_ in workspaces.items():
         i = sched.position[name]
         for k, nbytes in enumerate(sizes_):
-            tensors.append(Tensor(workspace_name(name, k), nbytes, i, i, "workspace"))
+            work = workspace_name(name, k)
+            if work in kept:
+                tensors.append(Tensor(work, nbytes, BEFORE_FIRST, end_of_run, "constant"))
+            else:
+                tensors.append(Tensor(work, nbytes, i, i, "workspace"))
     return tensors, storage
 
 

@@ -4,8 +4,9 @@ conv2d_bn, depthwise_conv2d_bn and dense_bn run the binding of their `base` laye
 with whatever kernel variant it picks) on a folded kernel and bias: one small
 batchnorm.cl:batchnorm_fold launch first computes them from the live state into two
 workspaces, and every argument of the layer's launches that named the kernel or the bias reads
-those instead. The fold runs on every run, so the folded weights are never stale after a
-training step or loading weights.
+those instead. The fold is a `once` launch with constant workspaces: the runtime runs it again
+only after the weights change (a training step, loading or setting weights), so the folded
+weights are never stale and not recomputed by every forward pass.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def folded(layer_op: str, layer_binder: Binder) -> Binder:
                 Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
                 Int(rows), Int(cols), Int(chunks), Float(node.attrs["epsilon"]))
         defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
-        fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group)
+        fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group, once=True)
         names = {kernel: w, bias_arg: b}
         launches = (fold, *(_redirect(lau, names) for lau in inner.launches))
-        return replace(inner, launches=launches, workspaces=(*inner.workspaces, rows * cols, cols))
+        return replace(inner, launches=launches, workspaces=(*inner.workspaces, rows * cols, cols),
+                       constants=(*inner.constants, w.index, b.index))
     return bind
 
 

@@ -78,11 +78,14 @@ def bind_conv2d_grad_input_direct(node: Node, ctx: BindContext) -> NodeBinding:
     taps = geo["KH"] * geo["KW"]
     kernel_t = Workspace(0)
     args = (Value(dy), kernel_t, ZEROS, Value(node.name), Int(ctx.batch))
+    # A parameter's transpose (a transposed convolution's forward) depends on the weights only.
+    once = kernel in ctx.graph.state_map
     launches = (
-        transpose(Value(kernel), kernel_t, taps, geo["CG"], geo["F"]),
+        transpose(Value(kernel), kernel_t, taps, geo["CG"], geo["F"], once=once),
         launch("conv2d.cl", "conv2d_grad_input", grid, args, {**geo, **tile}, group),
     )
-    return NodeBinding(launches, workspaces=(taps * geo["CG"] * geo["F"],), zeros=geo["FG"])
+    return NodeBinding(launches, workspaces=(taps * geo["CG"] * geo["F"],), zeros=geo["FG"],
+                       constants=(0,) if once else ())
 
 
 def bind_conv2d_grad_input_by_phases(node: Node, ctx: BindContext) -> NodeBinding:

@@ -102,6 +102,10 @@ class Launch:
     global_size: tuple[int, ...]
     local_size: tuple[int, ...] | None
     args: tuple[Arg, ...]
+    # Reads only state (and the node's constant workspaces) and writes only the node's constant
+    # workspaces: a graph that writes no state runs it once per change of the weights, not
+    # every run (a folded batch norm's kernel, a Winograd filter transform).
+    once: bool = False
 
     @property
     def define_map(self) -> dict[str, int]:
@@ -115,6 +119,9 @@ class NodeBinding:
     view_of: str | None = None  # the output is this input's storage, under another shape
     zeros: int = 0  # floats of zeros the launches may read
     fed: bool = False  # the value is written by the host (input nodes)
+    # The workspaces the `once` launches write: kept from one run to the next, where the plan
+    # hoists those launches out of the run (plan.py).
+    constants: tuple[int, ...] = ()
 
 
 def launch(
@@ -124,6 +131,8 @@ def launch(
     args: tuple[Arg, ...],
     defines: Mapping[str, int] | None = None,
     local_size: tuple[int, ...] | None = None,
+    *,
+    once: bool = False,
 ) -> Launch:
     return Launch(
         file,
@@ -132,6 +141,7 @@ def launch(
         tuple(global_size),
         local_size,
         tuple(args),
+        once,
     )
 
 

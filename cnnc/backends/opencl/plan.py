@@ -2,7 +2,10 @@
 
 Nothing here touches a device (only its description, `Target`, with its limits), so `cnnc
 compile --plan` shows exactly what a run would launch and allocate, and tests can check the plan
-without OpenCL. The plan refuses, with the figures, what the device or the kernels could not run:
+without OpenCL. Launches that compute only from the weights (`Launch.once`: a folded batch norm's
+kernel, a Winograd filter transform) are hoisted out of the run of a graph that writes no state:
+the runtime runs them once per change of the weights, and their workspaces keep their values
+between runs. The plan refuses, with the figures, what the device or the kernels could not run:
 a tensor beyond the kernels' 32-bit indices or larger than one buffer may be, a launch outside
 the device's work-group or grid limits (target.py). The memory plan is split into as many
 buffers as the device's largest allocation requires.
@@ -18,9 +21,11 @@ from typing import Any
 from cnnc.backends.opencl.bind import bind_node
 from cnnc.backends.opencl.launches import (
     BindContext,
+    Float,
     Int,
     Launch,
     NodeBinding,
+    Null,
     UInt,
     Value,
     Workspace,
@@ -35,6 +40,7 @@ from cnnc.backends.opencl.target import (
     check_tensor,
     largest_batch,
 )
+from cnnc.errors import InternalError
 from cnnc.ir.graph import Graph
 from cnnc.passes.memplan import (
     MemoryPlan,
@@ -64,12 +70,17 @@ class ExecutionPlan:
     bindings: dict[str, NodeBinding]
     memory: MemoryPlan
     kept: frozenset[str]  # values that survive the run and can be fetched
+    hoisted: bool = False  # the `once` launches run once per change of the weights
 
     def launches(self) -> Iterable[tuple[str, Launch]]:
-        """(node name, launch) in enqueue order."""
+        """(node name, launch) in schedule order, the hoisted ones included."""
         for name in self.schedule:
             for lau in self.bindings[name].launches:
                 yield name, lau
+
+    def hoists(self, lau: Launch) -> bool:
+        """Whether `lau` runs once per change of the weights rather than in every run."""
+        return self.hoisted and lau.once
 
     @property
     def zeros(self) -> int:
@@ -114,9 +125,11 @@ class ExecutionPlan:
                 lines.append(f"{i:4d}  {name}  = view of {binding.view_of} ({op}, no launch)")
             for lau in binding.launches:
                 buffers = [self._buffer(name, arg) for arg in lau.args]
+                once = "  (once per weights)" if self.hoists(lau) else ""
                 lines.append(
                     f"{i:4d}  {name}  {lau.file}:{lau.kernel}  global={_dims(lau.global_size)}"
                     f" local={_dims(lau.local_size)}  [{', '.join(b for b in buffers if b)}]"
+                    f"{once}"
                 )
         return lines
 
@@ -203,15 +216,44 @@ def make_plan(
     for name in sched:
         for lau in bindings[name].launches:
             _check_launch(name, lau, limits)
+            if lau.once:
+                _check_once(graph, name, lau, bindings[name])
+    # A graph that writes state (a training step) runs every launch every run: its weights
+    # change within the run.
+    hoisted = not any(node.opdef.mutates for node in graph.nodes)
+    persistent = sorted(
+        workspace_name(name, k) for name, b in bindings.items() for k in b.constants
+    ) if hoisted else []
     tensors, storage = lifetimes(
-        sched, sizes, views=views, workspaces=workspaces, keep=sorted(keep)
+        sched, sizes, views=views, workspaces=workspaces, keep=sorted(keep),
+        persistent=persistent,
     )
     max_arena = None
     if limits.max_allocation < UNLIMITED:
         max_arena = limits.max_allocation // alignment * alignment
     memory = plan_memory(tensors, alignment, storage, max_arena)
     verify_plan(memory, max_arena)
-    return ExecutionPlan(graph, batch, sched, bindings, memory, frozenset(keep))
+    return ExecutionPlan(graph, batch, sched, bindings, memory, frozenset(keep), hoisted)
+
+
+# What a `once` launch may read besides state and its node's constant workspaces.
+_CONSTANT_ARGS = (Int, UInt, Float, Null, Zeros)
+
+
+def _check_once(graph: Graph, node: str, lau: Launch, binding: NodeBinding) -> None:
+    """A `once` launch reads nothing a run changes: state tensors, the node's constant
+    workspaces, scalars fixed at binding."""
+    for arg in lau.args:
+        if isinstance(arg, Value) and arg.name in graph.state_map:
+            continue
+        if isinstance(arg, Workspace) and arg.index in binding.constants:
+            continue
+        if isinstance(arg, _CONSTANT_ARGS):
+            continue
+        raise InternalError(
+            f"node '{node}' ({lau.file}:{lau.kernel}) is marked to run once per change of the "
+            f"weights but takes {arg!r}, which is not state or one of its constant workspaces"
+        )
 
 
 def _check_tensors(

@@ -182,11 +182,13 @@ def with_parts_summed(main: Launch, parts: Arg, out: Arg, size: int, target: Tar
     return NodeBinding((main, finish), workspaces=(split * size,))
 
 
-def transpose(src: Arg, dst: Arg, batches: int, rows: int, cols: int) -> Launch:
+def transpose(src: Arg, dst: Arg, batches: int, rows: int, cols: int, *,
+              once: bool = False) -> Launch:
     """One work-item per element, in one launch dimension (grid dimensions 1 and 2 are capped
-    on some drivers, target.py)."""
+    on some drivers, target.py). once: `src` is state (Launch.once)."""
     n = batches * rows * cols
-    return launch("gemm.cl", "transpose", flat(n), (src, dst, Int(n)), {"TR": rows, "TC": cols})
+    return launch("gemm.cl", "transpose", flat(n), (src, dst, Int(n)), {"TR": rows, "TC": cols},
+                  once=once)
 
 
 # ---------------------------------------------------------------- sums

@@ -4,8 +4,10 @@ The last stage of the OpenCL backend, and free of op logic: `plan.make_plan` say
 and where every tensor lives; this module builds the kernels (through the program cache),
 allocates the arenas (as many buffers as the device's largest allocation requires), sets each
 launch's arguments once, and per run only writes the inputs, refreshes the step-dependent
-scalars, enqueues every launch on one in-order queue and reads back what was asked for. State
-tensors (parameters, optimizer slots) live in their own buffers across runs. A run may pause
+scalars, enqueues every launch on one in-order queue and reads back what was asked for; the
+launches the plan hoists (computed from the weights alone) run only when the weights changed
+since they last ran. State tensors (parameters, optimizer slots) live in their own buffers
+across runs. A run may pause
 after the nodes named in `exchange` to let the host replace their values (the collectives of
 data-parallel training); it costs two blocking copies each, and nothing otherwise. A training
 step run with a Record and nothing to fetch is queued without waiting for it: its loss and count
@@ -150,6 +152,10 @@ class OpenCLBackend:
         self.queue = cl.CommandQueue(self.device.context)
         self._state: dict[str, tuple[Any, StateSpec]] = {}
         self.state_version = 0  # bumped when a state buffer is replaced
+        # Bumped whenever state may have changed (written from the host, or a run of a graph
+        # that updates it is enqueued): an executable's hoisted launches (plan.hoists) run again
+        # at its next run after a change, and only then.
+        self.weights_version = 0
         self.waits = 0  # times the host waited for the whole queue (tests count them)
         self._figures: DeviceStepFigures | None = None  # made by the first queued step
         self._upload_queue: Any = None  # the queued steps' input uploads (queued_steps.py)
@@ -223,6 +229,7 @@ class OpenCLBackend:
                 self.state_version += 1
             self._state[spec.name] = (buf, spec)
             self._write(buf, host, f"writing state '{spec.name}'")
+        self.weights_version += 1
         self._finish("initialising state")
 
     def read_state(self, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -238,6 +245,7 @@ class OpenCLBackend:
         for name, value in values.items():
             buf, spec = self._state_entry(name)
             self._write(buf, self._host_array(spec, value), f"writing state '{name}'")
+        self.weights_version += 1
         self._finish("writing state")
 
     def state_buffer(self, name: str) -> Any:
@@ -433,9 +441,13 @@ class OpenCLExecutable:
         # input set of the run (queued_steps.QueuedInputs), other runs at the arena.
         roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
         self._input_args: list[tuple[BoundLaunch, int, str]] = []
-        self.bound: list[BoundLaunch] = [
-            self._bind_args(node, lau, kernel, roots) for node, lau, kernel in kernels
-        ]
+        every = [self._bind_args(node, lau, kernel, roots) for node, lau, kernel in kernels]
+        # The hoisted launches (computed from the weights alone) and those of every run.
+        self.prepare: list[BoundLaunch] = [b for b in every if plan.hoists(b.launch)]
+        self.bound: list[BoundLaunch] = [b for b in every if not plan.hoists(b.launch)]
+        self._prepared = -1  # the backend's weights_version the hoisted launches last ran at
+        self.prepare_runs = 0  # times they ran (tests count them)
+        self._writes_state = any(node.opdef.mutates for node in self.graph.nodes)
         self._dynamic = [b for b in self.bound if b.dynamic_args]
         self._state_version = -1  # state arguments are (re)bound at the first run
         self._queued_inputs: QueuedInputs | None = None  # made by the first queued run
@@ -496,7 +508,7 @@ class OpenCLExecutable:
         """Point launches at the current state buffers if init_state replaced any."""
         if self._state_version == self.backend.state_version:
             return
-        for b in self.bound:
+        for b in (*self.prepare, *self.bound):
             for i, name in b.state_args:
                 if not self.backend.has_state(name):
                     raise CnncError(
@@ -603,6 +615,10 @@ class OpenCLExecutable:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
             doing = "writing the optimizers' per-step scalars"
             self._write_scalars(cl, step, learning_rate, momentum)
+            doing = "computing the layers' constants from the weights (folded batch norms)"
+            self._run_prepare(cl, queue)
+            if self._writes_state:
+                self.backend.weights_version += 1  # this run changes them
             uploads = self._upload(cl, inputs) if inputs is not None else None
             for k, b in enumerate(self.bound):
                 doing = b.doing
@@ -631,6 +647,17 @@ class OpenCLExecutable:
             raise _device_error(err, doing, self.backend.device) from None
         del hosts  # the input copies have completed: the host arrays may go
         return out
+
+    def _run_prepare(self, cl: Any, queue: Any) -> None:
+        """Enqueue the hoisted launches if the weights changed since they last ran (they read
+        only state, so they need not wait for this run's inputs)."""
+        version = self.backend.weights_version
+        if not self.prepare or self._prepared == version:
+            return
+        for b in self.prepare:
+            b.enqueue(cl, queue)
+        self._prepared = version
+        self.prepare_runs += 1
 
     # ---------------------------------------------------------------- queued steps
 

@@ -90,8 +90,11 @@ def bind_conv2d_grad_input_phases(
     kernel_t = Workspace(0)
     args = (Value(dy), kernel_t, ZEROS, Value(node.name), Int(ctx.batch))
     defines = {**geo, **tile, **tap_steps(geo)}
+    # A parameter's transpose (a transposed convolution's forward) depends on the weights only.
+    once = kernel in ctx.graph.state_map
     launches = (
-        transpose(Value(kernel), kernel_t, taps, geo["CG"], geo["F"]),
+        transpose(Value(kernel), kernel_t, taps, geo["CG"], geo["F"], once=once),
         launch("conv2d.cl", "conv2d_grad_input_phases", grid, args, defines, local_size),
     )
-    return NodeBinding(launches, workspaces=(taps * geo["CG"] * geo["F"],), zeros=geo["FG"])
+    return NodeBinding(launches, workspaces=(taps * geo["CG"] * geo["F"],), zeros=geo["FG"],
+                       constants=(0,) if once else ())

@@ -301,8 +301,12 @@ def winograd_launches(
     geo = {**shape, "WINO_M": m, "TH": th, "TW": tw}
     u, v, mt = Workspace(0), Workspace(1), Workspace(2)
     filt_vw = vector_width(f, ctx.target)
+    # The filter transform of a parameter depends on the weights only (Launch.once): u keeps it.
+    once = isinstance(w, Value) and w.name in ctx.graph.state_map
+    constants = (0,) if once else ()
     filt = launch(
-        "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u), {**geo, "VW": filt_vw}
+        "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u), {**geo, "VW": filt_vw},
+        once=once,
     )
     launches: list[Launch] = [filt]
     if fused:
@@ -320,7 +324,8 @@ def winograd_launches(
                 (x, u, bias, y, Int(tiles)), defines, (8,),
             )
         )
-        return NodeBinding(tuple(launches), workspaces=(_workspace_floats(shape, m, 0)[0],))
+        return NodeBinding(tuple(launches), workspaces=(_workspace_floats(shape, m, 0)[0],),
+                           constants=constants)
     in_defines = {**geo, "VW": vector_width(c, ctx.target)}
     out_defines = {
         **geo, "VW": vector_width(f, ctx.target), "HAS_BIAS": int(bias != NULL), **act
@@ -349,7 +354,8 @@ def winograd_launches(
                 (mt, bias, y, Int(start), Int(n)), out_defines,
             )
         )
-    return NodeBinding(tuple(launches), workspaces=_workspace_floats(shape, m, chunk))
+    return NodeBinding(tuple(launches), workspaces=_workspace_floats(shape, m, chunk),
+                       constants=constants)
 
 
 def _options(
@@ -395,7 +401,8 @@ def bind_conv2d_winograd(node: Node, ctx: BindContext) -> NodeBinding:
         ctx, shape, m, Value(node.inputs[0]), Value(node.params[0]), bias, out,
         epilogue_act(node), *_options(node, ctx, shape),
     )
-    return NodeBinding((*core.launches, *after), workspaces=(*core.workspaces, *work))
+    return NodeBinding((*core.launches, *after), workspaces=(*core.workspaces, *work),
+                       constants=core.constants)
 
 
 def bind_conv2d_grad_input_winograd(node: Node, ctx: BindContext) -> NodeBinding:
