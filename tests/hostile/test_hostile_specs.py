@@ -83,4 +83,4 @@ def test_a_fifo_is_not_waited_on(bounded, tmp_path):
 
 def test_a_directory_is_not_a_spec(bounded, tmp_path):
     _refused(bounded.run(["summary", tmp_path], memory_mb=MEMORY_MB, timeout_s=SECONDS),
-             "it is a directory")
+             "is a folder, not a run folder")
