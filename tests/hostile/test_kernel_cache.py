@@ -107,3 +107,30 @@ def test_a_damaged_or_rejected_entry_is_rebuilt(tmp_path):
     assert build() is False and read_entry(path) is not None
     path.write_bytes(entry_bytes(b"not a program binary"))  # checks out, but the driver says no
     assert build() is False and build() is True
+
+
+def test_two_checkouts_share_entries_and_a_changed_header_does_not(tmp_path):
+    """The include folder is not part of an entry's name, the headers' texts are: a fresh clone
+    (or a second install) at another path reuses the programs a first one built, and an edited
+    header is rebuilt, not served stale."""
+    from cnnc.backends.opencl.binary_cache import build_cached, entries, header_texts
+
+    cache = tmp_path / "opencl"
+    source = ('#include "scale.h"\n'
+              "__kernel void k(__global float *y) { y[get_global_id(0)] = SCALE; }\n")
+
+    def checkout(name, scale):
+        folder = tmp_path / name / "kernels"
+        folder.mkdir(parents=True)
+        (folder / "scale.h").write_text(f"#define SCALE {scale}\n")
+        return folder
+
+    def build(folder):
+        return build_cached(DEVICE.context, DEVICE.cl_device, source, "-DTAG=1",
+                            header_texts(folder), cache, include=str(folder))[1]
+
+    first, second, edited = checkout("a", "2.0f"), checkout("b c", "2.0f"), checkout("d", "3.0f")
+    assert build(first) is False
+    assert build(second) is True  # another path (with a space) and the same texts: shared
+    assert build(edited) is False  # the same path shape, another header text: its own entry
+    assert len(entries(cache)) == 2

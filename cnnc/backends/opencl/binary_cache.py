@@ -86,7 +86,9 @@ def write_entry(path: Path, binary: bytes) -> bool:
 
 def entry_path(cl_device: Any, source: str, options: str, headers: Mapping[str, str],
                folder: Path) -> Path:
-    """Where the cache in `folder` keeps the program built from these inputs."""
+    """Where the cache in `folder` keeps the program built from these inputs. `options` are the
+    build options without the include folder: the headers' texts are in the key instead, so two
+    checkouts (or installs) of the same cnnc at different paths share their entries."""
     return folder / f"{cache_key(source, headers, options, device_identity(cl_device))}.bin"
 
 
@@ -105,11 +107,13 @@ def store_program(program: Any, path: Path) -> bool:
 
 def build_cached(context: Any, cl_device: Any, source: str, options: str,
                  headers: Mapping[str, str], folder: Path, *,
-                 store: bool = True, disk: bool = True) -> tuple[Any, bool]:
+                 store: bool = True, disk: bool = True,
+                 include: str | None = None) -> tuple[Any, bool]:
     """A program built for one device, from the cache in `folder` when it holds it; a program
     built from source is written to the cache unless `store` is False (store_program later).
     disk=False: built from source, the cache neither read nor written (a driver whose binaries
-    crashed or did not reload when it was qualified).
+    crashed or did not reload when it was qualified). `include`: the folder of `headers`, given
+    to the compiler as -I but kept out of the key (entry_path).
 
     Returns (pyopencl's raw program, whether it came from the disk). Build errors from source
     are pyopencl's (the caller reports them with the log).
@@ -118,6 +122,9 @@ def build_cached(context: Any, cl_device: Any, source: str, options: str,
     from pyopencl import _cl as raw
 
     path = entry_path(cl_device, source, options, headers, folder)
+    if include is not None:
+        quoted = f'"{include}"' if " " in include else include
+        options = f"{options} -I {quoted}".strip()
     options_bytes = options.encode()
     binary = read_entry(path) if disk else None
     if binary is not None:

@@ -182,9 +182,7 @@ class ProgramCache:
             raise DeviceError(
                 f"cannot read kernel source {path}: {err}", hint="reinstall cnnc"
             ) from None
-        include = str(folder)
-        include_opt = f'"{include}"' if " " in include else include
-        option_text = " ".join((*options, "-I", include_opt))
+        option_text = " ".join(options)
         cache = settings.cache_dir() / "opencl"
         if self._headers is None:
             self._headers = header_texts(folder)
@@ -192,7 +190,8 @@ class ProgramCache:
         try:
             raw, from_disk = build_cached(self.device.context, self.device.cl_device, source,
                                           option_text, self._headers, cache,
-                                          store=not self._defer, disk=self.device.binaries)
+                                          store=not self._defer, disk=self.device.binaries,
+                                          include=str(folder))
         except cl.Error as err:
             raise DeviceError(
                 f"building kernels/{file} failed on {self.device.describe()} with options "
