@@ -137,7 +137,7 @@ def fashion_best() -> cnnc.Network:
         block = net.activation("relu", name=f"b{stage + 1}_out" if stage == 2 else None)
     net.global_avgpool2d()
     net.dense(10, activation="softmax")
-    net.train(dataset="fashion_mnist", epochs=20, batch_size=128,
+    net.train(dataset="fashion_mnist", epochs=25, batch_size=128,
               optimizer={"name": "adamw", "learning_rate": 0.004, "weight_decay": 0.05},
               loss="sparse_categorical_crossentropy", label_smoothing=0.1,
               schedule={"name": "one_cycle", "max_lr": 0.004, "pct_start": 0.25},
