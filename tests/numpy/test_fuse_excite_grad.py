@@ -1,5 +1,5 @@
 """Squeeze-and-excitation's input gradient as one node (cnnc/passes/fuse_excite_grad.py): which
-graphs fuse, a hand-worked value of the op, and that a training step computes the same loss,
+graphs fuse (the op's hand-worked value: test_train_op_semantics.py), and that a training step computes the same loss,
 gradients and updates with and without the fusion."""
 
 from __future__ import annotations
@@ -7,10 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.backends.numpy.call import Call
-from cnnc.backends.numpy.table import IMPLS
 from cnnc.initializers import initial_values
-from cnnc.ir.graph import Node
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
@@ -70,17 +67,6 @@ def test_nothing_to_fuse_leaves_the_graph_as_it_is():
     assert sum(n.op == "excite_grad" for n in plain.nodes) == 2
     done = fuse_excite_grad(plain)
     assert done is plain
-
-
-def test_excite_grad_by_hand():
-    dm = np.arange(1.0, 9.0).reshape(1, 2, 2, 2)  # pixels (1, 2), (3, 4), (5, 6), (7, 8)
-    gate = np.array([[[[0.5, 2.0]]]])
-    dpool = np.array([[4.0, -8.0]])
-    call = Call(Node("g", "excite_grad", ("dm", "gate", "dpool")), np.dtype("float64"))
-    out = IMPLS["excite_grad"](call, dm, gate, dpool)
-    # channel 0: dm * 0.5 + 4 / 4; channel 1: dm * 2 - 8 / 4
-    expected = np.array([[[[1.5, 2.0], [2.5, 6.0]], [[3.5, 10.0], [4.5, 14.0]]]])
-    np.testing.assert_array_equal(out, expected)
 
 
 def test_fused_training_step_equals_unfused(rng):
