@@ -7,7 +7,8 @@
  * building refuses larger tensors (target.py).
  * Launch: layer_norm, layer_norm_grad_input and layer_norm_stats one work-item per row, rounded
  * up (kernels check bounds); layer_norm_grad_gamma_partial over (cols, chunks), its chunks
- * then added up in order by reduce.cl's col_sum_finish: no atomics, the same sums every run.
+ * then added up in order by reduce.cl's col_sum_finish: no atomics, the same sums every run;
+ * layer_norm_grad_sums_partial one work-item per chunk of rows, likewise finished.
  */
 /* -D VW (a width dividing cols, bind_layer_norm.py): each row is read VW contiguous channels at
  * a time, a vector load, where one float at a time left pocl to gather across rows. */
@@ -135,5 +136,36 @@ __kernel void layer_norm_grad_gamma_partial(__global const float *restrict x,
         s += dy[r * cols + col] * ((x[r * cols + col] - st.x) * st.y);
     }
     partial[k * cols + col] = s;
+}
+#endif
+
+/* partial[k] = [sum(dy); sum(dy * xhat)] over chunk k of the rows (2 x cols floats: beta's and
+ * gamma's gradients, share_ln_sums.py), each row's statistics computed as the row is read, so
+ * that x and dy are read once for both sums and no statistics are written. One work-item per
+ * chunk: its partial row stays in the core's cache while the chunk's rows go by. */
+#ifdef LAYER_NORM_GRAD_SUMS_PARTIAL
+__kernel void layer_norm_grad_sums_partial(__global const float *restrict x,
+                                           __global const float *restrict dy,
+                                           __global float *restrict partial, int rows, int cols,
+                                           int chunks, float eps)
+{
+    const int k = get_global_id(0);
+    if (k >= chunks)
+        return;
+    __global float *sum_g = partial + 2 * k * cols, *sum_gx = sum_g + cols;
+    for (int j = 0; j < cols; j += VW) {
+        STOREV((floatV)(0.0f), sum_g + j);
+        STOREV((floatV)(0.0f), sum_gx + j);
+    }
+    const int end = part_begin(rows, k + 1, chunks);
+    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+        const int at = r * cols;
+        const float2 s = row_stats(x + at, cols, eps);
+        for (int j = 0; j < cols; j += VW) {
+            const floatV g = LOADV(dy + at + j);
+            STOREV(LOADV(sum_g + j) + g, sum_g + j);
+            STOREV(LOADV(sum_gx + j) + g * ((LOADV(x + at + j) - s.x) * s.y), sum_gx + j);
+        }
+    }
 }
 #endif

@@ -9,6 +9,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     conv_transpose,
     distributed_ops,
     ema,
+    excite_grad,
     fused,
     gated,
     global_maxpool,

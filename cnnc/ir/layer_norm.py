@@ -84,3 +84,16 @@ register(OpDef(
     arity=(2, 2), infer=_channels, reduction=row_terms(0),
     doc="sum(dy * xhat) over every axis but the last, xhat normalised per row. Inputs (x, dy).",
 ))
+
+
+def _sums(attrs: Attrs, shapes: tuple[Shape, ...]) -> Shape:
+    return (2, shapes[0][-1])
+
+
+register(OpDef(
+    name="layer_norm_grad_sums", group="gradient", args=(Arg("epsilon", A.positive_real),),
+    arity=(2, 2), infer=_sums, reduction=row_terms(0),
+    doc="Row 0: sum(dy) (beta's gradient), row 1: sum(dy * xhat) (gamma's), over every axis but "
+        "the last, xhat normalised per row; one pass over x and dy for both "
+        "(cnnc/passes/share_ln_sums.py). Inputs (x, dy).",
+))

@@ -7,8 +7,9 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
-                -> fuse_batchnorm_activation -> share_batchnorm_sums -> fuse_batchnorm_act_grad
-                -> fuse_activation_grad -> dead_code_elimination
+                -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
+                -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
+                -> dead_code_elimination
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_act_grad import fuse_activation_grad
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
+from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
@@ -35,6 +37,7 @@ from cnnc.passes.loss import attach_loss, check_reconstruction
 from cnnc.passes.optimizer import optimizer_updates
 from cnnc.passes.regularize import add_penalties
 from cnnc.passes.share_bn_sums import share_batchnorm_sums
+from cnnc.passes.share_ln_sums import share_layer_norm_sums
 from cnnc.passes.simplify import dead_code_elimination, fuse_activation, remove_dropout
 from cnnc.passes.training_mode import training_mode
 
@@ -106,11 +109,15 @@ def training_pipeline(
     passes.append(Pass("share_batchnorm_sums", share_batchnorm_sums,
                        "batch norm's batch sums once for its input's, gamma's and beta's "
                        "gradients"))
+    passes.append(Pass("share_layer_norm_sums", share_layer_norm_sums,
+                       "layer norm's gamma and beta gradients from one pass over x and dy"))
     passes.append(Pass("fuse_batchnorm_act_grad", fuse_batchnorm_act_grad,
                        "batch norm and its activation one node: the activation's derivative "
                        "inside batch norm's gradient"))
     passes.append(Pass("fuse_activation_grad", fuse_activation_grad,
                        "an activation's derivative applied as its dy is stored"))
+    passes.append(Pass("fuse_excite_grad", fuse_excite_grad,
+                       "squeeze-excite's input gradient (product and pooling) in one pass"))
     passes.append(Pass("dead_code_elimination", dead_code_elimination,
                        "nothing computed that neither the loss nor an update needs"))
     return passes

@@ -46,6 +46,9 @@ def local_sums(sums: str) -> str:
 
 
 def _rank_own_parameter_gradient(b: GraphBuilder, row: Node, sums: Node) -> None:
+    if sums.op not in SUMS_OPS:  # layer norm's (share_ln_sums.py): never exchanged, the rank's
+        b.keep(row)
+        return
     if sums.op == "batchnorm_grad_sums":
         x, stats, dy = sums.inputs
         if row.attrs["row"] == 0:

@@ -296,6 +296,23 @@ def test_layer_norm_grad_gamma__dy_times_xhat_summed_over_rows():
                                [-0.5, 1.0], rtol=1e-15)
 
 
+def test_layer_norm_grad_sums__beta_row_then_gamma_row():
+    # The rows of the test above: sum(dy) = [8, 9], sum(dy * xhat) = [-0.5, 1].
+    g = single_op("layer_norm_grad_sums", inputs={"x": (2,), "dy": (2,)},
+                  attrs={"epsilon": 3.0})
+    np.testing.assert_allclose(one(g, x=[[1.0, 3.0], [5.0, 5.0]], dy=[[1.0, 2.0], [7.0, 7.0]]),
+                               [[8.0, 9.0], [-0.5, 1.0]], rtol=1e-15)
+
+
+def test_excite_grad__dm_times_gate_plus_the_pooled_share():
+    # 2x2 positions, 2 channels: channel 0 dm * 0.5 + 4 / 4, channel 1 dm * 2 - 8 / 4.
+    g = single_op("excite_grad", inputs={"dm": (2, 2, 2), "gate": (1, 1, 2), "dpool": (2,)})
+    dm = np.arange(1.0, 9.0).reshape(1, 2, 2, 2)
+    out = one(g, dm=dm, gate=[[[[0.5, 2.0]]]], dpool=[[4.0, -8.0]])
+    want = [[[[1.5, 2.0], [2.5, 6.0]], [[3.5, 10.0], [4.5, 14.0]]]]
+    np.testing.assert_array_equal(out, want)
+
+
 def test_global_maxpool2d_grad__ties_go_to_the_first_maximum():
     g = single_op("global_maxpool2d_grad", inputs={"x": (2, 2, 2), "dy": (2,)})
     # channel 0: 4 at (0, 1) and (1, 0), the first in row-major order wins; channel 1: one max.

@@ -884,3 +884,49 @@ CASES += [
         batch=3,
     ),
 ]
+
+# Issue 20's training fusions (session 5, T): layer norm's gamma and beta gradients as rows of
+# one pass's sums (cnnc/passes/share_ln_sums.py) on 12 and 5 channels (vectors of 4 and 1),
+# after the input (no input gradient: the sums alone) and with beta alone (unshared); a
+# squeeze-and-excitation input's gradient in one node (fuse_excite_grad.py) behind batch norm +
+# silu on 16 channels (vectors of 16) and on 6 channels after a plain convolution (vectors of
+# 2), the gate from the pooling through two 1x1 convolutions, as in efficientnet_mini.
+CASES += [
+    Case(
+        "layer_norm_shared_sums",
+        (3, 4, 12),
+        [
+            {"layer_norm": None, "name": "first"},
+            {"conv2d": [12, 3], "padding": "same"},
+            {"layer_norm": None, "epsilon": 1e-5},
+            {"conv2d": [5, 1], "activation": "gelu"},
+            {"layer_norm": None},
+            {"layer_norm": None, "scale": False},
+            "flatten",
+            {"dense": 3},
+        ],
+        loss="mean_squared_error",
+        optimizer="adam",
+        batch=3,
+    ),
+    Case(
+        "excite_grad",
+        (5, 3, 4),
+        [
+            {"conv2d": [16, 3], "padding": "same", "use_bias": False},
+            {"batchnorm": None},
+            {"activation": "silu", "name": "x"},
+            {"global_avgpool2d": None, "keepdims": True},
+            {"conv2d": [4, 1], "activation": "silu"},
+            {"conv2d": [16, 1], "activation": "sigmoid", "name": "gate"},
+            {"multiply": None, "inputs": ["x", "gate"]},
+            {"conv2d": [6, 1], "name": "y"},
+            {"global_avgpool2d": None},
+            {"dense": 6, "activation": "sigmoid", "name": "gate2"},
+            {"multiply": None, "inputs": ["gate2", "y"]},
+            {"conv2d": [4, 3], "strides": 2},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]

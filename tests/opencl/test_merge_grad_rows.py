@@ -1,10 +1,10 @@
 """The row-wise forms of the broadcasting merges' gradients (bind_merges.py: _merge_grad_rows)
-on the device against the NumPy reference in float64: a product's gradient with no sum (merge.cl's
-merge, the other operand broadcast), and the gradient of an operand of shape (N, 1, 1, C) or
-(N, C) summed over the positions (merge_grad_channels: a squeeze-excite gate's, a bias's, the
-binary maximum's and minimum's with ties), on channel counts no vector width divides, 1x1 maps
-and batch 1, with the device's tiling and a GPU's; and the strided merge_grad where neither
-applies."""
+on the device against the NumPy reference in float64: a product's gradient with no sum
+(excite.cl's channel_gate for a per-channel gate, else merge.cl's merge, the other operand
+broadcast), and the gradient of an operand of shape (N, 1, 1, C) or (N, C) summed over the
+positions (merge_grad_channels: a squeeze-excite gate's, a bias's, the binary maximum's and
+minimum's with ties), on channel counts no vector width divides, 1x1 maps and batch 1, with the
+device's tiling and a GPU's; and the strided merge_grad where neither applies."""
 
 from __future__ import annotations
 
@@ -36,11 +36,14 @@ def _graph(op: str, shapes: tuple[tuple[int, ...], ...], target_shape: tuple[int
 # (op, operand shapes without the batch (dy, [x,] [other]), the gradient's shape, attrs, the
 # kernel that must compute it)
 CASES = [
-    ("multiply_grad", ((5, 6, 7), (1, 1, 7)), (5, 6, 7), {}, "merge"),
+    # a map's gradient through a per-channel gate: excite.cl's channel_gate (bind_merges.py)
+    ("multiply_grad", ((5, 6, 7), (1, 1, 7)), (5, 6, 7), {}, "channel_gate"),
+    ("multiply_grad", ((7, 7, 144), (1, 1, 144)), (7, 7, 144), {}, "channel_gate"),
+    ("multiply_grad", ((5, 6, 7), (7,)), (5, 6, 7), {}, "channel_gate"),
     ("multiply_grad", ((5, 6, 7), (6, 1)), (5, 6, 7), {}, "merge"),
     ("multiply_grad", ((5, 6, 7), (5, 6, 7)), (1, 1, 7), {}, "merge_grad_channels"),
     ("multiply_grad", ((7, 7, 144), (7, 7, 144)), (1, 1, 144), {}, "merge_grad_channels"),
-    ("multiply_grad", ((1, 1, 24), (1, 1, 24)), (1, 1, 24), {}, "merge"),
+    ("multiply_grad", ((1, 1, 24), (1, 1, 24)), (1, 1, 24), {}, "channel_gate"),
     ("multiply_grad", ((3, 5, 6), (3, 5, 6)), (6,), {}, "merge_grad_channels"),
     ("unbroadcast", ((5, 3, 10),), (1, 1, 10), {"scale": -0.5}, "merge_grad_channels"),
     ("unbroadcast", ((5, 3, 10),), (10,), {"scale": 1 / 3}, "merge_grad_channels"),

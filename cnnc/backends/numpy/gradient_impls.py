@@ -81,6 +81,12 @@ def _global_avgpool2d_grad(call: Call, dy: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(share, (n, h, w, c)))
 
 
+def _excite_grad(call: Call, dm: np.ndarray, gate: np.ndarray,
+                 dpool: np.ndarray) -> np.ndarray:
+    n, h, w, c = dm.shape
+    return dm * gate.reshape(n, 1, 1, c) + dpool.reshape(n, 1, 1, c) / call.const(h * w)
+
+
 def _slice(call: Call, x: np.ndarray) -> np.ndarray:
     a = call.attrs
     index = [slice(None)] * x.ndim
@@ -115,6 +121,7 @@ GRADIENT_IMPLS: dict[str, Impl] = {
     "avgpool2d_grad": lambda call, dy: pool.avgpool2d_grad(
         dy, call.attrs, _input_shape(call, dy.shape[0])),
     "global_avgpool2d_grad": _global_avgpool2d_grad,
+    "excite_grad": _excite_grad,
     "view": lambda call, x: x.reshape(x.shape[0], *call.attrs["shape"]),
     "slice": _slice,
     "dropout_train": _dropout_scale,

@@ -41,8 +41,13 @@ def _grad_gamma(call: Call, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return (dy * xhat).reshape(-1, x.shape[-1]).sum(axis=0)
 
 
+def _grad_sums(call: Call, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    return np.stack([dy.reshape(-1, x.shape[-1]).sum(axis=0), _grad_gamma(call, x, dy)])
+
+
 LAYER_NORM_IMPLS: dict[str, Impl] = {
     "layer_norm": _layer_norm,
     "layer_norm_grad_input": _grad_input,
     "layer_norm_grad_gamma": _grad_gamma,
+    "layer_norm_grad_sums": _grad_sums,
 }

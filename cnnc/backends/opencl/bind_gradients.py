@@ -236,6 +236,14 @@ def bind_global_avgpool2d_grad(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((launch("pool.cl", "global_avgpool2d_grad", grid, args, defines),))
 
 
+def bind_excite_grad(node: Node, ctx: BindContext) -> NodeBinding:
+    """dm * gate + dpool / (H*W): one work-item per position, its channels VW at a time."""
+    defines = global_pool_defines(ctx.shape(node.name), ctx.target)
+    positions = ctx.numel(node.name) // defines["C"]
+    args = (*(Value(v) for v in node.inputs), Value(node.name), Int(ctx.batch))
+    return NodeBinding((launch("excite.cl", "excite_grad", flat(positions), args, defines),))
+
+
 def bind_slice(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     in_shape = ctx.shape(x)
@@ -344,6 +352,7 @@ BINDERS: dict[str, Binder] = {
     "maxpool2d_grad": bind_maxpool2d_grad,
     "avgpool2d_grad": bind_avgpool2d_grad,
     "global_avgpool2d_grad": bind_global_avgpool2d_grad,
+    "excite_grad": bind_excite_grad,
     "view": bind_view,
     "slice": bind_slice,
     "dropout_train": bind_dropout_mask,

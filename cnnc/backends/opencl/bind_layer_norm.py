@@ -15,7 +15,7 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
-from cnnc.backends.opencl.primitives import affine_defines, sum_parts
+from cnnc.backends.opencl.primitives import CHANNEL_ROWS, affine_defines, sum_parts
 from cnnc.backends.opencl.tiling import column_chunks, flat, row_groups, vector_width
 from cnnc.ir.graph import Node
 
@@ -69,8 +69,23 @@ def bind_layer_norm_grad_gamma(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((stats, partial, finish), workspaces=(2 * rows, chunks * cols))
 
 
+def bind_layer_norm_grad_sums(node: Node, ctx: BindContext) -> NodeBinding:
+    """[sum(dy); sum(dy * xhat)] over the rows: chunks of rows, a work-item each, summed into
+    Workspace(0) in one pass over x and dy, then the chunks added up in order."""
+    x, dy = node.inputs
+    rows, cols = ctx.rows_cols(x)
+    chunks = max(1, rows // CHANNEL_ROWS.get(ctx.target.kind, 4))
+    partial = launch("layer_norm.cl", "layer_norm_grad_sums_partial", flat(chunks),
+                     (Value(x), Value(dy), Workspace(0), Int(rows), Int(cols), Int(chunks),
+                      Float(node.attrs["epsilon"])),
+                     {"VW": vector_width(cols, ctx.target)})
+    finish = sum_parts(Workspace(0), Value(node.name), 2 * cols, chunks, ctx.target)
+    return NodeBinding((partial, finish), workspaces=(2 * chunks * cols,))
+
+
 BINDERS: dict[str, Binder] = {
     "layer_norm": bind_layer_norm,
     "layer_norm_grad_input": bind_layer_norm_grad_input,
     "layer_norm_grad_gamma": bind_layer_norm_grad_gamma,
+    "layer_norm_grad_sums": bind_layer_norm_grad_sums,
 }

@@ -9,6 +9,8 @@ fused activation's (cnnc/ir/activations.py), nothing computed from sizes.
 
 from __future__ import annotations
 
+from math import prod
+
 from cnnc.backends.opencl.launches import (
     NULL,
     Arg,
@@ -22,9 +24,10 @@ from cnnc.backends.opencl.launches import (
     elementwise_launch,
     launch,
 )
-from cnnc.backends.opencl.primitives import epilogue_act
+from cnnc.backends.opencl.primitives import epilogue_act, global_pool_defines
 from cnnc.backends.opencl.tiling import flat, vector_width
 from cnnc.errors import DeviceError
+from cnnc.ir.activations import parameters
 from cnnc.ir.graph import Node
 from cnnc.ir.merges import FUSED_MERGE
 from cnnc.ir.ops import layer_of
@@ -60,10 +63,31 @@ def strides(node: Node, shape: tuple[int, ...]) -> tuple[Int, ...]:
     return tuple(Int(s) for s in reversed(out))
 
 
+def channel_gate(node: Node, ctx: BindContext, x: str, gate: str) -> NodeBinding | None:
+    """x * gate (then the node's activation) by excite.cl's channel_gate, where x is an NHWC
+    map of the node's shape and gate one value per example and channel (a squeeze-excite
+    product or its map's gradient); else None."""
+    out = ctx.shape(node.name)
+    g = ctx.shape(gate)
+    if (len(out) != 4 or ctx.shape(x) != out or g[-1] != out[-1] or prod(g[1:]) != out[-1]
+            or ("activation" in node.attrs and parameters(node.attrs))):
+        return None
+    defines = {"CHANNEL_GATE": 1, **global_pool_defines(out, ctx.target), **epilogue_act(node)}
+    positions = ctx.numel(node.name) // out[-1]
+    args = (Value(x), Value(gate), Value(node.name), Int(ctx.batch))
+    return NodeBinding((launch("excite.cl", "channel_gate", flat(positions), args, defines),))
+
+
 def bind_merge(node: Node, ctx: BindContext) -> NodeBinding:
     """merge(x0, x1), then merge(y, xk) for each later input, in place; the last launch scales
-    (average: 1/n) and applies a fused activation."""
+    (average: 1/n) and applies a fused activation. A map times a per-channel gate takes
+    `channel_gate`."""
     op = layer_of(node.op)
+    if op == "multiply" and len(node.inputs) == 2:
+        for x, gate in (node.inputs, node.inputs[::-1]):
+            gated = channel_gate(node, ctx, x, gate)
+            if gated is not None:
+                return gated
     out = ctx.shape(node.name)
     _, d1, d2, d3 = as_rank4(node, out)
     n = ctx.numel(node.name)
@@ -124,6 +148,9 @@ def _merge_grad_rows(node: Node, ctx: BindContext) -> NodeBinding | None:
     n = ctx.numel(node.name)
     if node.op == "multiply_grad" and out == dy_shape:
         other = node.inputs[1]
+        gated = channel_gate(node, ctx, dy, other)
+        if gated is not None:
+            return gated
         args: tuple[Arg, ...] = (Value(dy), *strides(node, dy_shape), Value(other),
                                  *strides(node, ctx.shape(other)), Value(node.name), Int(n),
                                  Int(d1), Int(d2), Int(d3), Float(1.0))

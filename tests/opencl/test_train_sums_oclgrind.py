@@ -1,0 +1,30 @@
+"""Layer norm's shared gradient sums and squeeze-excite's one-node input gradient under Oclgrind
+(see test_oclgrind.py): every access checked, data races detected, with a CPU's and a GPU's
+tiling, and once with GPU-like limits (work-groups of at most 128 work-items)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_oclgrind import (  # noqa: F401  (fixture, mark)
+    cuts,
+    oclgrind_env,
+    pytestmark,
+    run_clean,
+    with_cut,
+)
+
+DRIVER = Path(__file__).with_name("train_sums_oclgrind_driver.py")
+
+
+# The GPU's cut by default; the CPU's under -m slow.
+@cuts("gpu", "cpu")
+def test_training_sums_clean_under_oclgrind(oclgrind_env, cut):  # noqa: F811
+    out = run_clean(DRIVER, with_cut(oclgrind_env, cut))
+    assert out.count(": ok") == 2, out
+
+
+def test_training_sums_within_gpu_like_limits(oclgrind_env):  # noqa: F811
+    env = {**oclgrind_env, "OCLGRIND_MAX_WGSIZE": "128", "OCLGRIND_LOCAL_MEM_SIZE": "16384"}
+    out = run_clean(DRIVER, env, "--native")
+    assert out.count(": ok") == 2, out
