@@ -55,7 +55,8 @@ dense 4 softmax
 """
 # Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
 # and gradient: its row forms) and a maximum with a row-shaped operand (merge_grad's general
-# form), layer norm, channel shuffle and a channel slice, and the losses on outputs that
+# form), layer norm, a concatenation's channel shuffle (one concat_shuffle gather at inference)
+# and a channel slice, and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 # Local response normalisation (lrn.cl) after the layer norm.
@@ -69,7 +70,8 @@ maximum(y, r)
 layer_norm
 lrn 3 alpha=1.0
 normalization mean=0.1 variance=2.0
-rescaling 0.5 0.1
+q: rescaling 0.5 0.1
+c: concatenate(x, q)
 s: channel_shuffle 2
 g: global_avgpool2d
 h: channel_slice(s) 1 3

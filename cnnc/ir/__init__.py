@@ -6,6 +6,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     channel_shuffle,
     channel_slice,
     clipping,
+    concat_shuffle,
     conv_transpose,
     distributed_ops,
     ema,

@@ -5,7 +5,7 @@
 `dump` callback (`cnnc compile --dump-ir`). The final graph is always verified: it is cheap.
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
-                -> fuse_merge_activation -> fold_gate -> dead_code_elimination
+                -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -32,6 +32,7 @@ from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
+from cnnc.passes.fuse_shuffle import fuse_shuffle
 from cnnc.passes.fuse_training import fuse_batchnorm_activation
 from cnnc.passes.loss import attach_loss, check_reconstruction
 from cnnc.passes.optimizer import optimizer_updates
@@ -73,6 +74,9 @@ def inference_pipeline() -> list[Pass]:
              "merge (x * gate, add, ...) + activation as one node: one pass over memory"),
         Pass("fold_gate", fold_gate,
              "x * gate + the convolution reading it as one node: the scale as it loads"),
+        Pass("fuse_shuffle", fuse_shuffle,
+             "concatenate + channel_shuffle (+ channel_slice) as one gather: nothing copied "
+             "twice"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

@@ -930,3 +930,29 @@ CASES += [
         batch=3,
     ),
 ]
+
+# ShuffleNetV2's concatenation, shuffle and split as concat_shuffle gathers at inference
+# (cnnc/passes/fuse_shuffle.py): two branches of 6 channels shuffled and split in halves (both
+# halves gathered straight from the branches, 3 channels a half: vectors of 1), then three
+# branches of 6 shuffled in 3 groups and read whole (vectors of 2); b is read by both joins.
+CASES += [
+    Case(
+        "concat_shuffle",
+        (5, 3, 4),
+        [
+            {"conv2d": [5, 1], "name": "x"},
+            {"conv2d": [6, 1], "activation": "relu", "name": "a"},
+            {"conv2d": [6, 3], "padding": "same", "name": "b", "inputs": ["x"]},
+            {"concatenate": None, "inputs": ["a", "b"], "name": "cat"},
+            {"channel_shuffle": 2, "name": "sh"},
+            {"channel_slice": [0, 6], "name": "keep", "inputs": ["sh"]},
+            {"channel_slice": [6, 12], "name": "half", "inputs": ["sh"]},
+            {"conv2d": [6, 1], "activation": "tanh", "name": "c", "inputs": ["half"]},
+            {"concatenate": None, "inputs": ["keep", "c", "b"], "name": "cat3"},
+            {"channel_shuffle": 3, "name": "sh3"},
+            {"conv2d": [4, 1]},
+        ],
+        loss="mean_squared_error",
+        batch=3,
+    ),
+]

@@ -62,16 +62,19 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 
 @cache
 def kernel_signatures(file: str, residual: bool = False,
-                      gated: bool = False) -> dict[str, list[str]]:
+                      gated: bool = False, groups: int = 2) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
     in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
     (-D HAS_RESIDUAL=1), and none otherwise; one whose list ends in GATE_PARAM (conv2d.cl)
-    takes one more after that when built `gated` (-D GATED=1)."""
+    takes one more after that when built `gated` (-D GATED=1). channel_shuffle.cl's
+    concat_shuffle takes a third and fourth input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
         kinds = []
         params = m.group(2)
+        for k, extra in ((2, "SRC2_PARAM"), (3, "SRC3_PARAM")):
+            params = params.replace(extra, ", __global const float *x" if groups > k else "")
         gate = params.rstrip().endswith("GATE_PARAM")
         params = params.rstrip().removesuffix("GATE_PARAM")
         if params.rstrip().endswith("RESIDUAL_PARAM"):
@@ -126,7 +129,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
         # HAS_ACT_GRAD (bind_act_grad.py) passes the activation's value in the residual's place
         sig = kernel_signatures(lau.file, bool(lau.define_map.get("HAS_RESIDUAL")
                                                or lau.define_map.get("HAS_ACT_GRAD")),
-                                bool(lau.define_map.get("GATED")))
+                                bool(lau.define_map.get("GATED")),
+                                lau.define_map.get("GROUPS", 2))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

@@ -1,0 +1,45 @@
+"""Run the concat_shuffle gathers on tiny shapes, for `test_concat_shuffle_oclgrind.py` (under
+Oclgrind).
+
+The inference graph of the op case `concat_shuffle` (two halves of a two-branch shuffle, each
+gathered straight from the branches, and a three-branch shuffle read whole) on the device
+CNNC_DEVICE names, cut as a CPU's and a GPU's launches are (whole rows a work-item, or one), or
+with --native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind
+sees any access past a tensor's end. Prints one line per run and exits 1 on a mismatch.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from oclgrind_cuts import chosen
+from op_cases import CASES
+
+import cnnc
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
+from cnnc.passes.pipeline import inference_graph
+
+
+def main(args: list[str]) -> int:
+    if "--native" in args:
+        targets = {"native": None}
+    else:
+        targets = chosen({"cpu": Target("cpu", 1), "gpu": Target("gpu", 1)})
+    case = next(c for c in CASES if c.name == "concat_shuffle")
+    graph = inference_graph(cnnc.load_spec(case.spec()))
+    assert sum(n.op == "concat_shuffle" for n in graph.nodes) == 3
+    failed = 0
+    for tiling, target in targets.items():
+        report = cross_check(graph, 2, seed=3, local=False, target=target, isolate=True)
+        failed += not report.passed
+        print(f"concat_shuffle {tiling}-tiling: {'ok' if report.passed else 'MISMATCH'}",
+              flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
