@@ -664,9 +664,29 @@ def main() -> None:
             speed = [f"{sizes[t] / got[t]:,.0f}" if t in got else "—" for t in tasks]
             ratio = [f"{got[t] / ref[t]:.2f}" if t in got else "—" for t in tasks]
             print(f"| {name} | " + " | ".join(speed) + " | " + " | ".join(ratio) + " |")
+        print(peak_line(graph, args.device, ref, sizes))
         print("\nWhat each system was given:")
         for name in systems:
             print(f"- {name}: {given.get(name, '')}")
+
+
+def peak_line(graph: Graph, device: str | None, times: dict[str, float],
+              sizes: dict[str, int]) -> str:
+    """cnnc opencl's GFLOP/s per task and its share of the device's measured FMA peak (the
+    direct algorithm's FLOPs, 3x the forward pass's for a training step, as `cnnc bench`
+    counts them: Winograd's saved multiplications count as done, so a share may pass 100%)."""
+    from cnnc.backends.opencl.device import select_device
+    from cnnc.backends.opencl.peak import measured_peak
+    from cnnc.ir.cost import total_flops
+
+    peak = measured_peak(select_device(device))
+    forward = total_flops(graph)
+    parts = []
+    for task, seconds in times.items():
+        gflops = forward * (1 if task == "forward" else 3) * sizes[task] / seconds / 1e9
+        parts.append(f"{task} {gflops:,.0f} GFLOP/s ({100 * gflops / peak:.0f}%)")
+    return (f"cnnc opencl against the device's measured FMA peak ({peak:.0f} GFLOP/s): "
+            + ", ".join(parts))
 
 
 def cpu_name() -> str:
