@@ -197,16 +197,23 @@ _STRAYS = ("ResNet-50 at batch 1: `cnnc verify --train` passes every node alone 
            "7x7 values at batch 1 after a near-uniform softmax: sums that cancel); conv2d_6's "
            "update is 1.2e-2 from float64's, NumPy float32's 1.9e-5. Not yet found: which "
            "accumulation (likely OpenCL's chunked sums against NumPy's pairwise ones) amplifies")
-_ZERO = ("DenseNet-121: batch_normalization_89/beta's float64 NumPy update rounds to 0 in float32 "
-         "while NumPy float32 moves it by 2.7e8 and OpenCL by 6.7e8 (lr 1e4): a gradient that is "
-         "float32 noise on both, which the per-weight error (absolute where the reference is 0) "
-         "cannot judge; not yet found which sum makes OpenCL's 2.5x NumPy's")
+_ZERO = ("parameters whose effect a following batch norm's mean subtraction removes (a "
+         "conv's bias, a beta before a linear conv; DenseNet/Inception v2's BatchNormalization "
+         "then Mul/Add) have gradients that cancel to 0: their updates are float32 noise on "
+         "both backends, NumPy float32's own update up to 3e8 times float64's (gradients that "
+         "cancel to about 0), and OpenCL's noise exceeds twice NumPy's on some (DenseNet-121 "
+         "batch_normalization_89/beta, Inception v2 batch_normalization_41/gamma, ShuffleNet "
+         "batch_normalization_5/beta: 2.0-2.5x); "
+         "an update-ratio check cannot judge these (next: leave out weights whose NumPy "
+         "float32 update is further than its whole float64 update from it)")
 _LRN = ("ZFNet-512: conv2d_1/kernel (below LRN 2) is 3.4e-3 from float64's update, NumPy "
-        "float32's 3.5e-4 (AlexNet, same layer: 1.5e-3 and 9.1e-4, passes); the suspect is "
-        "kernels/lrn.cl's d^-beta as exp2(-beta * log2(d)), a few ulp coarser than pow where d "
-        "is large, in a gradient whose two terms cancel; not yet confirmed")
+        "float32's 3.5e-4 (AlexNet, same layer: 1.5e-3 and 9.1e-4, passes); `cnnc verify "
+        "--train` passes every node alone, lrn_grad included (1.1e-7, tolerance 6.3e-6): "
+        "errors grown through the step, not yet traced")
 STEP_NEEDS = {"resnet50": pytest.mark.xfail(strict=True, reason=_STRAYS),
               "densenet121": pytest.mark.xfail(strict=True, reason=_ZERO),
+              "inception_v2": pytest.mark.xfail(strict=True, reason=_ZERO),
+              "shufflenet": pytest.mark.xfail(strict=True, reason=_ZERO),
               "zfnet512": pytest.mark.xfail(strict=True, reason=_LRN)}
 
 
