@@ -55,8 +55,10 @@ dense 4 softmax
 """
 # Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
 # and gradient: its row forms) and a maximum with a row-shaped operand (merge_grad's general
-# form), layer norm, a concatenation's channel shuffle (one concat_shuffle gather at inference)
-# and a channel slice, and the losses on outputs that
+# form), a map read only by its pooling and its product with it (excite.cl's one-node input
+# gradient), layer norm with and without its beta (layer_norm.cl's shared sums, and the
+# statistics and gamma kernels a norm without beta keeps), a concatenation's channel shuffle
+# (one concat_shuffle gather at inference) and a channel slice, and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 # Local response normalisation (lrn.cl) after the layer norm.
@@ -67,7 +69,11 @@ e: global_avgpool2d keepdims=true
 y: multiply(x, e)
 r: avgpool2d(x) (1, 6)
 maximum(y, r)
+k: conv2d 4 1
+p: global_avgpool2d keepdims=true
+multiply(k, p)
 layer_norm
+layer_norm center=false
 lrn 3 alpha=1.0
 normalization mean=0.1 variance=2.0
 q: rescaling 0.5 0.1
