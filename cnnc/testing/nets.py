@@ -78,3 +78,13 @@ def run(
     fetch = list(fetch) if fetch is not None else list(graph.outputs)
     return backend.compile(graph, batch).run(feeds, fetch, step=step,
                                              learning_rate=learning_rate)
+
+
+def training_graph_without(graph: Graph, config: Any, skip: str) -> Graph:
+    """`graph`'s training graph under `config` with the pass named `skip` left out: what a
+    fusion or sharing pass must agree with (loss, optimizer and seed as training_graph's)."""
+    from cnnc.passes.pipeline import run_pipeline, training_pipeline
+
+    passes = [p for p in training_pipeline(loss=config.loss, optimizer=config.optimizer, seed=0)
+              if p.name != skip]
+    return run_pipeline(graph, passes, check=True)

@@ -14,8 +14,8 @@ from cnnc.initializers import initial_values
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
-from cnnc.passes.pipeline import run_pipeline, training_graph, training_pipeline
-from cnnc.testing.nets import run
+from cnnc.passes.pipeline import training_graph
+from cnnc.testing.nets import run, training_graph_without
 
 CONFIG = TrainConfig(loss="mean_squared_error")
 
@@ -38,9 +38,7 @@ def _net(act: str, bn_args: dict | None = None):
 
 
 def _unfused(graph):
-    passes = [p for p in training_pipeline(loss=CONFIG.loss, optimizer=CONFIG.optimizer, seed=0)
-              if p.name != "fuse_batchnorm_act_grad"]
-    return run_pipeline(graph, passes, check=True)
+    return training_graph_without(graph, CONFIG, "fuse_batchnorm_act_grad")
 
 
 @pytest.mark.parametrize("act", ["silu", "gelu", "hard_swish", "relu", "tanh"])

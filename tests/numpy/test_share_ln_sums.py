@@ -11,10 +11,10 @@ from cnnc.backends.numpy import NumpyBackend
 from cnnc.initializers import initial_values
 from cnnc.ir.train_config import TrainConfig
 from cnnc.passes import names
-from cnnc.passes.pipeline import run_pipeline, training_graph, training_pipeline
+from cnnc.passes.pipeline import training_graph
 from cnnc.passes.share_ln_sums import share_layer_norm_sums
 from cnnc.passes.sync_batchnorm import exchange_points, sync_batchnorm
-from cnnc.testing.nets import run
+from cnnc.testing.nets import run, training_graph_without
 
 CONFIG = TrainConfig(loss="mean_squared_error")
 
@@ -37,9 +37,7 @@ def _net():
 
 
 def _unshared(graph):
-    passes = [p for p in training_pipeline(loss=CONFIG.loss, optimizer=CONFIG.optimizer, seed=0)
-              if p.name != "share_layer_norm_sums"]
-    return run_pipeline(graph, passes, check=True)
+    return training_graph_without(graph, CONFIG, "share_layer_norm_sums")
 
 
 def _ops(graph) -> dict[str, str]:
