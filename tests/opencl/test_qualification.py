@@ -82,6 +82,27 @@ def test_a_driver_that_hangs_is_unusable_after_the_time_limit(device, verdicts, 
     assert time.perf_counter() - start < 30
     assert not verdict.usable
     assert verdict.reason == "the driver hung: no answer in 3 s while running a probe kernel"
+    assert verdict.hangs == 1
+
+
+def test_a_hang_is_believed_only_when_it_happens_again(device, verdicts, monkeypatch, capsys):
+    """A qualification on a busy machine can run past its limit: one hang is tried again by
+    the next process (here it answers), two in a row are remembered like a crash."""
+    _faulty(monkeypatch, device, "hang@probe", timeout=3)
+    assert qualification.qualify(device.index, device.name, "slow driver").hangs == 1
+    _faulty(monkeypatch, device, "abort@networks", timeout=600)  # the retry answers
+    retried = qualification.qualify(device.index, device.name, "slow driver")
+    assert not retried.cached and retried.hangs == 0 and retried.stage == "networks"
+    assert "again: the last qualification got no answer in time" in capsys.readouterr().err
+
+    _faulty(monkeypatch, device, "hang@probe", timeout=3)
+    first = qualification.qualify(device.index, device.name, "hanging driver")
+    second = qualification.qualify(device.index, device.name, "hanging driver")
+    assert (first.cached, first.hangs, second.cached, second.hangs) == (False, 1, False, 2)
+    monkeypatch.setattr(qualification, "child_command",
+                        lambda i, n: [sys.executable, "-c", "raise SystemExit(3)"])
+    third = qualification.qualify(device.index, device.name, "hanging driver")
+    assert third.cached and third.hangs == 2 and not third.usable
 
 
 def test_a_driver_whose_binaries_crash_runs_with_the_binary_cache_off(

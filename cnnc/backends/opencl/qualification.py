@@ -15,7 +15,10 @@ process (`python -m cnnc.qualify`) has built and run cnnc's kernels there:
 4. reload: the same networks again from those binaries, checked again.
 
 A child that dies (a signal), hangs (past `timeout`) or reports a failure in steps 1-2 makes
-the device unusable, with the stage and the driver's own words as the reason. One that fails
+the device unusable, with the stage and the driver's own words as the reason. A hang is tried
+once more by the next process before it is believed: a qualification on a machine busy with
+other work has been measured at 10-30 minutes on 2 cores, and a remembered hang would refuse
+the device for good. One that fails
 in steps 3-4 leaves the device usable with the binary cache off: its programs are built from
 source. Simulators (Oclgrind) run the probe only, in this process: they are for checking
 kernels, not for running networks, and do not crash.
@@ -35,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ from cnnc.atomic import atomic_write
 FORMAT = 1  # bumped when what a verdict means changes: older verdicts are then not read
 VERDICT_LINE = "verdict "  # the child's last line on stdout: "verdict {json}"
 STAGE_LINE = "stage "  # before each stage: "stage <name>: <what it does>"
+# Timeouts in a row after which a hang is the driver's, not a busy machine's.
+HANGS_BELIEVED = 2
 # Stages after the kernels have run and checked out: a failure there turns binaries off only.
 BINARY_STAGES = ("binaries", "reload")
 
@@ -65,6 +70,7 @@ class Verdict:
     stage: str | None = None  # the stage that failed
     seconds: float = 0.0  # how long the qualification took
     when: float = 0.0  # time.time() of the qualification
+    hangs: int = 0  # timeouts in a row that led to this verdict (0: it did not hang)
     cached: bool = False  # read from the verdict folder, not qualified by this process
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +92,7 @@ class Verdict:
                 stage=_text(data.get("stage")),
                 seconds=float(data.get("seconds", 0.0)),
                 when=float(data.get("when", 0.0)),
+                hangs=int(data.get("hangs", 0)),
                 cached=True,
             )
         except (KeyError, TypeError, ValueError):
@@ -248,14 +255,17 @@ def qualify(index: str, name: str, identity: str, *, timeout: float | None = Non
             fresh: bool = False) -> Verdict:
     """The verdict for a device: remembered, or qualified now in a child process (and then
     remembered). fresh: qualify again whatever is remembered."""
-    if not fresh:
-        known = read_verdict(identity)
-        if known is not None:
-            return known
+    known = None if fresh else read_verdict(identity)
+    if known is not None and not 0 < known.hangs < HANGS_BELIEVED:
+        return known
     limit = settings.qualify_timeout() if timeout is None else timeout
     print(f"cnnc: qualifying OpenCL device {index} '{name}': building and running cnnc's "
           f"kernels in a child process, once per driver and kernel version (about a minute)",
           file=sys.stderr, flush=True)
+    if known is not None:
+        print(f"cnnc: (again: the last qualification got no answer in time, which a busy "
+              f"machine can cause as well as a hanging driver; {known.reason})",
+              file=sys.stderr, flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cnnc-qualify-") as scratch:
         # The child's binary cache is a scratch folder: binaries of a driver not yet trusted
@@ -263,6 +273,8 @@ def qualify(index: str, name: str, identity: str, *, timeout: float | None = Non
         env = {**os.environ, "CNNC_CACHE_DIR": scratch, "CNNC_TUNE": "0"}
         result = run_child(child_command(index, name), limit, env)
     verdict = verdict_of(result, limit, time.perf_counter() - start)
+    if result.returncode is None and result.verdict is None:
+        verdict = replace(verdict, hangs=(known.hangs if known else 0) + 1)
     write_verdict(identity, verdict)
     return verdict
 
