@@ -1,12 +1,14 @@
 """Which parts of specs/fashion-best's recipe give how much: one part removed at a time.
 
     python benchmarks/recipe_ablation.py [--limit 12000] [--epochs 4] [--seed 0]
-        [--only full,no_erase,...] [--backend opencl] [--device 0:0] [--data DIR]
+        [--validation-size 5000] [--only full,no_erase,...] [--backend opencl]
+        [--device 0:0] [--data DIR]
 
 Trains the spec (default specs/fashion-best.yaml) once per variant on a reduced budget (the first
 `--limit` training examples, `--epochs` epochs, the one-cycle schedule compressed to them, the
 same seed, so the same initial weights and batch order), in one process, and evaluates each on
-the spec's whole validation split (its last 5,000 training images) and the whole test set,
+a validation split of the last `--validation-size` training images (5,000: the spec's final run
+trains on all 60,000, the choices behind it were made on this split) and the whole test set,
 with and without flip test-time augmentation. The variants:
 
   full             the recipe as the spec states it, scored with tta flip
@@ -92,14 +94,18 @@ def score(model, prepared, tta: str) -> tuple[float, float]:
 
 def ablate(spec: str, variants: list[str], *, limit: int, epochs: int, seed: int,
            backend: str, device: str | None, data_dir: str | None,
+           validation_size: int | None = None,
            report: Callable[[Row], None] = lambda row: None) -> list[Row]:
-    """One Row per variant (no_tta needs full, which it then trains first if not asked)."""
+    """One Row per variant (no_tta needs full, which it then trains first if not asked).
+    validation_size: the examples held out to score on (None: the spec's own split)."""
     from cnnc.data.dataset import load_configured, raw_pixels
     from cnnc.frontend.spec import load_spec
     from cnnc.train.fit import prepare_data
 
     graph = load_spec(spec)
     base = graph.train.replace(epochs=epochs, seed=seed, tta="none")
+    if validation_size is not None:
+        base = base.replace(validation_size=validation_size, validation_split=0.0)
     shape = tuple(int(d) for d in graph.shape_of(graph.inputs[0])[1:])
     dataset = load_configured(base, data_dir, shape)
     # limit=1: only the whole validation and test parts are wanted here; fit reads its own.
@@ -151,6 +157,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=12000, help="training examples used")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-size", type=int, default=5000,
+                        help="the last training examples held out to score on")
     parser.add_argument("--only", default=",".join(VARIANTS),
                         help=f"comma-separated variants (default all: {', '.join(VARIANTS)})")
     parser.add_argument("--backend", default="opencl", choices=("opencl", "numpy"))
@@ -167,7 +175,7 @@ def main() -> None:
     started = time.perf_counter()
     rows = ablate(args.spec, variants, limit=args.limit, epochs=args.epochs, seed=args.seed,
                   backend=args.backend, device=args.device, data_dir=args.data,
-                  report=lambda r: print(
+                  validation_size=args.validation_size, report=lambda r: print(
                       f"{r.variant:<12} val {100 * r.val:.2f}%  test {100 * r.test:.2f}%  "
                       f"(no tta: val {100 * r.val_plain:.2f}%  test {100 * r.test_plain:.2f}%)"
                       f"  {r.train_s:.0f} s training", flush=True))

@@ -141,8 +141,7 @@ def fashion_best() -> cnnc.Network:
               optimizer={"name": "adamw", "learning_rate": 0.004, "weight_decay": 0.05},
               loss="sparse_categorical_crossentropy", label_smoothing=0.1,
               schedule={"name": "one_cycle", "max_lr": 0.004, "pct_start": 0.25},
-              augment={"crop": 2, "flip": True, "erase": 0.5}, validation_size=5000, seed=0,
-              tta="flip")
+              augment={"crop": 2, "flip": True, "erase": 0.5}, seed=0, tta="flip")
     return net
 
 

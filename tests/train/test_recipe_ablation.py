@@ -75,3 +75,18 @@ def test_no_tta_is_full_scored_without_it_and_the_table_says_so(ablation, tiny_d
     assert no_flip.train_s > 0 and 0 <= no_flip.val <= 1
     text = ablation.table(rows)
     assert text.splitlines()[2].startswith(f"| no_tta | {100 * no_tta.val:.2f}% |")
+
+
+def test_a_spec_that_trains_on_every_example_is_scored_on_the_split_asked_for(
+        ablation, tiny_data, tmp_path):
+    """fashion-best's final run holds nothing out; the ablation holds out --validation-size."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC.replace("validation_size: 32", "validation_size: 0"))
+    assert load_spec(str(spec)).train.validation_size == 0
+    with pytest.raises(SystemExit, match="holds out no validation examples"):
+        ablation.ablate(str(spec), ["no_tta"], limit=32, epochs=1, seed=5, backend="numpy",
+                        device=None, data_dir=str(tiny_data))
+    (row,) = ablation.ablate(str(spec), ["no_tta"], limit=32, epochs=1, seed=5,
+                             backend="numpy", device=None, data_dir=str(tiny_data),
+                             validation_size=24)
+    assert 0 <= row.val <= 1 and row.val * 24 == round(row.val * 24)
