@@ -18,6 +18,12 @@ with and without flip test-time augmentation. The variants:
   adam             adam instead of adamw (the same rate and betas, no weight decay)
   constant_lr      a constant rate (the optimizer's learning_rate) instead of one_cycle
 
+Batch norm's moving statistics are kept with momentum `--bn-momentum` (0.9, PyTorch's default)
+instead of the spec's 0.99 (Keras'): they start at mean 0, variance 1 and a short run does not
+forget those starting values (measured: 4 epochs of 12,000 images scored 32.9% validation, 87.5%
+after 300 more statistics-only steps), while the weights a run learns do not depend on them:
+training normalises by each batch's own statistics.
+
 Prints one row per variant as it finishes, then a Markdown table with the differences from full.
 On a reduced budget with one seed the differences are rough (a few tenths of a percent are
 within run-to-run noise); the whole recipe's figure is the spec's own 20-epoch run.
@@ -28,7 +34,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnnc.ir.args import Attrs
@@ -71,6 +77,13 @@ class Row:
     train_s: float
 
 
+def with_bn_momentum(graph, momentum: float):
+    """`graph` with every batch norm's moving statistics kept with `momentum`."""
+    return graph.with_nodes(
+        replace(n, attrs=Attrs({**n.attrs, "momentum": momentum})) if n.op == "batchnorm" else n
+        for n in graph.nodes)
+
+
 def train_variant(graph, config: TrainConfig, *, limit: int, backend: str,
                   device: str | None, data_dir: str | None):
     """A model of `graph` trained under `config` on the first `limit` examples; its seconds."""
@@ -94,15 +107,18 @@ def score(model, prepared, tta: str) -> tuple[float, float]:
 
 def ablate(spec: str, variants: list[str], *, limit: int, epochs: int, seed: int,
            backend: str, device: str | None, data_dir: str | None,
-           validation_size: int | None = None,
+           validation_size: int | None = None, bn_momentum: float | None = None,
            report: Callable[[Row], None] = lambda row: None) -> list[Row]:
     """One Row per variant (no_tta needs full, which it then trains first if not asked).
-    validation_size: the examples held out to score on (None: the spec's own split)."""
+    validation_size: the examples held out to score on (None: the spec's own split).
+    bn_momentum: batch norm's moving-statistics momentum (None: the spec's)."""
     from cnnc.data.dataset import load_configured, raw_pixels
     from cnnc.frontend.spec import load_spec
     from cnnc.train.fit import prepare_data
 
     graph = load_spec(spec)
+    if bn_momentum is not None:
+        graph = with_bn_momentum(graph, bn_momentum)
     base = graph.train.replace(epochs=epochs, seed=seed, tta="none")
     if validation_size is not None:
         base = base.replace(validation_size=validation_size, validation_split=0.0)
@@ -159,6 +175,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation-size", type=int, default=5000,
                         help="the last training examples held out to score on")
+    parser.add_argument("--bn-momentum", type=float, default=0.9,
+                        help="batch norm's moving-statistics momentum for the short runs")
     parser.add_argument("--only", default=",".join(VARIANTS),
                         help=f"comma-separated variants (default all: {', '.join(VARIANTS)})")
     parser.add_argument("--backend", default="opencl", choices=("opencl", "numpy"))
@@ -170,12 +188,14 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}; expected some of {', '.join(VARIANTS)}")
     print(f"{args.spec}: first {args.limit:,} training examples, {args.epochs} epoch(s), seed "
-          f"{args.seed}, {args.backend}; validation and test whole; 'val/test acc' with tta "
-          "flip (no_tta: without)", flush=True)
+          f"{args.seed}, {args.backend}; the last {args.validation_size:,} held out and the "
+          f"test set scored; batch norm's moving statistics at momentum {args.bn_momentum}; "
+          "'val/test acc' with tta flip (no_tta: without)", flush=True)
     started = time.perf_counter()
     rows = ablate(args.spec, variants, limit=args.limit, epochs=args.epochs, seed=args.seed,
                   backend=args.backend, device=args.device, data_dir=args.data,
-                  validation_size=args.validation_size, report=lambda r: print(
+                  validation_size=args.validation_size, bn_momentum=args.bn_momentum,
+                  report=lambda r: print(
                       f"{r.variant:<12} val {100 * r.val:.2f}%  test {100 * r.test:.2f}%  "
                       f"(no tta: val {100 * r.val_plain:.2f}%  test {100 * r.test_plain:.2f}%)"
                       f"  {r.train_s:.0f} s training", flush=True))

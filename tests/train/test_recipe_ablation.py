@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from training_spec import TINY_SPEC
 
@@ -90,3 +91,26 @@ def test_a_spec_that_trains_on_every_example_is_scored_on_the_split_asked_for(
                              backend="numpy", device=None, data_dir=str(tiny_data),
                              validation_size=24)
     assert 0 <= row.val <= 1 and row.val * 24 == round(row.val * 24)
+
+
+def test_the_moving_statistics_momentum_changes_no_learned_weight(ablation, tiny_data):
+    """The ablation keeps batch norm's moving statistics at momentum 0.9 so that short runs
+    forget their starting values; the weights learned must be the spec's run's exactly."""
+    graph = load_spec(TINY_SPEC)
+    assert any(n.op == "batchnorm" for n in graph.nodes)
+    fast = ablation.with_bn_momentum(graph, 0.9)
+    assert {n.attrs["momentum"] for n in fast.nodes if n.op == "batchnorm"} == {0.9}
+    assert [n.op for n in fast.nodes] == [n.op for n in graph.nodes]
+    weights, stats = [], []
+    for g in (graph, fast):
+        model, _ = ablation.train_variant(g, g.train.replace(epochs=2), limit=64,
+                                          backend="numpy", device=None,
+                                          data_dir=str(tiny_data))
+        names = {s.name for s in g.state if s.role == "param"}
+        got = model.get_weights()
+        weights.append({k: v for k, v in got.items() if "moving" not in k and k in names})
+        stats.append({k: v for k, v in got.items() if "moving" in k})
+    assert weights[0].keys() == weights[1].keys() and stats[0]
+    for k in weights[0]:
+        np.testing.assert_array_equal(weights[0][k], weights[1][k], err_msg=k)
+    assert any(not np.array_equal(stats[0][k], stats[1][k]) for k in stats[0])
