@@ -188,33 +188,48 @@ def test_light_model_takes_a_training_step(name, backend):
     assert any(not np.array_equal(before[k], after[k]) for k in before)
 
 
-# Steps whose OpenCL update strays from float64's by more than twice NumPy float32's distance,
-# with every kernel within its tolerance when run alone on NumPy's operands (`cnnc verify --train`):
-# errors grow through ill-conditioned gradients, not a wrong kernel. Strict: a fix shows.
-_STRAYS = ("ResNet-50 at batch 1: `cnnc verify --train` passes every node alone (errors 1e-7 to "
-           "1.4e-6, each within its tolerance), but the whole run's gradients differ from "
-           "NumPy's by 0.1-0.5 of their largest value from the top block down (batch norm over "
-           "7x7 values at batch 1 after a near-uniform softmax: sums that cancel); conv2d_6's "
-           "update is 1.2e-2 from float64's, NumPy float32's 1.9e-5. Not yet found: which "
-           "accumulation (likely OpenCL's chunked sums against NumPy's pairwise ones) amplifies")
-_ZERO = ("parameters whose effect a following batch norm's mean subtraction removes (a "
-         "conv's bias, a beta before a linear conv; DenseNet/Inception v2's BatchNormalization "
-         "then Mul/Add) have gradients that cancel to 0: their updates are float32 noise on "
-         "both backends, NumPy float32's own update up to 3e8 times float64's (gradients that "
-         "cancel to about 0), and OpenCL's noise exceeds twice NumPy's on some (DenseNet-121 "
-         "batch_normalization_89/beta, Inception v2 batch_normalization_41/gamma, ShuffleNet "
-         "batch_normalization_5/beta: 2.0-2.5x); "
-         "an update-ratio check cannot judge these (next: leave out weights whose NumPy "
-         "float32 update is further than its whole float64 update from it)")
-_LRN = ("ZFNet-512: conv2d_1/kernel (below LRN 2) is 3.4e-3 from float64's update, NumPy "
-        "float32's 3.5e-4 (AlexNet, same layer: 1.5e-3 and 9.1e-4, passes); `cnnc verify "
-        "--train` passes every node alone, lrn_grad included (1.1e-7, tolerance 6.3e-6): "
-        "errors grown through the step, not yet traced")
-STEP_NEEDS = {"resnet50": pytest.mark.xfail(strict=True, reason=_STRAYS),
-              "densenet121": pytest.mark.xfail(strict=True, reason=_ZERO),
-              "inception_v2": pytest.mark.xfail(strict=True, reason=_ZERO),
-              "shufflenet": pytest.mark.xfail(strict=True, reason=_ZERO),
-              "zfnet512": pytest.mark.xfail(strict=True, reason=_LRN)}
+# Steps that no update-ratio check can judge yet, each measured (2026-12-05). No kernel is
+# wrong: each OpenCL kernel alone is within 10x of NumPy float32's error from float64 (`cnnc
+# verify --train`'s per-node check, and scripts run node by node on ResNet-50), and the steps
+# stray at a discontinuity (a ReLU or a max-pool choice that float32 rounding decides) or where
+# float64's gradient is 0. Strict: a fix shows.
+_RELU_TIE = ("ResNet-50: a ReLU decision, not a sum. batch_normalization_6's pre-activation at "
+             "(0, 22, 8, 29) is -6.0e-7 in float64, -6.4e-7 on NumPy float32 and +4.1e-8 on "
+             "OpenCL (all within float32 rounding of 0; the largest is 15): OpenCL's ReLU "
+             "passes that one element's gradient (1 of 200,704), which batch norm's mean "
+             "subtraction spreads over the channel, so conv2d_6's update is 1.2e-2 from "
+             "float64's (NumPy float32's 2.0e-5); likewise batch_normalization_21 (2.6e-3). "
+             "Every other gradient is 1.8-2.5x NumPy float32's distance from float64 (the dense "
+             "layer's input gradient sets it: 5.1e-6 against 2.2e-6). NumPy float32 flips one "
+             "of its own at batch_normalization_2. Needs: a float64 arbiter that takes each "
+             "backend's ReLU decisions where float64's pre-activation is within float32 "
+             "rounding of 0")
+_POOL_TIE = ("ZFNet-512: max-pool choices, not LRN. In max_pooling2d_2, two windows' two largest "
+             "inputs differ by 2.6e-6 and 4.7e-7 of their value in float64 (7.8e6); OpenCL's "
+             "direct convolutions below are 3.7e-6 from float64 (NumPy float32's BLAS 4.6e-7), "
+             "so OpenCL routes those windows' gradients to the other input (NumPy to none), and "
+             "max_pooling2d_1 likewise 11 windows (NumPy 1): conv2d_1/kernel's update is "
+             "3.4e-3 from float64's, NumPy float32's 3.5e-4. lrn_grad alone is 1.1e-7 "
+             "(tolerance 6.3e-6). Needs the float64 arbiter to take each backend's max-pool "
+             "choices where float64's two largest are within float32 rounding")
+_NO_GRADIENT = ("with these random positive weights the network's output does not depend on "
+                "its input (float64 NumPy: the training-mode loss is identical to the last bit "
+                "for two random inputs; the likely mechanism, not traced element by element: "
+                "the maps reaching the head are batch-normalised, scaled and shifted per "
+                "channel, pass ReLUs that are all on and are averaged over all 7x7 positions, "
+                "which leaves the per-channel shift alone). Every "
+                "gradient below the head is 0 in real arithmetic, float64's updates are 1e-8 to "
+                "1e-9 of float32's noise on both backends, and OpenCL's noise exceeds twice "
+                "NumPy's on some (DenseNet-121 batch_normalization_89/beta 6.7e8 against 2.7e8, "
+                "Inception v2 batch_normalization_41/gamma 7.2e8 against 3.6e8, relative to "
+                "float64's). Needs: weights under which the output depends on the input (ReLUs "
+                "not all on)")
+STEP_NEEDS = {"resnet50": pytest.mark.xfail(strict=True, reason=_RELU_TIE),
+              "densenet121": pytest.mark.xfail(strict=True, reason="DenseNet-121: "
+                                               + _NO_GRADIENT),
+              "inception_v2": pytest.mark.xfail(strict=True, reason="Inception v2: "
+                                                + _NO_GRADIENT),
+              "zfnet512": pytest.mark.xfail(strict=True, reason=_POOL_TIE)}
 
 
 @pytest.mark.slow(reason="a training step of a 224x224 ImageNet network on both backends: "
@@ -242,7 +257,15 @@ def test_light_model_training_step_on_opencl_matches_numpy(name, tmp_path, openc
     assert loss_ocl == pytest.approx(loss_ref, rel=1e-4)
     after_ref, after_ocl = ref.get_weights(), ocl.get_weights()
     assert after_ref.keys() == after_ocl.keys() == before.keys()
-    errors = _update_errors(before, after_ref, after_ocl)
+    cancelled = cancelled_parameters(graph)
+    for key in cancelled:  # float32 noise on both: OpenCL's no larger than a few times NumPy's
+        noise = {k: float(np.abs(a[key].astype(np.float64) - before[key]).max())
+                 for k, a in (("numpy", after_ref), ("opencl", after_ocl))}
+        record_property(f"cancelled_{key}", f"OpenCL {noise['opencl']:.3g}, NumPy float32 "
+                                            f"{noise['numpy']:.3g}")
+        assert noise["opencl"] <= NOISE_FACTOR * noise["numpy"], (key, noise)
+    errors = {k: e for k, e in _update_errors(before, after_ref, after_ocl).items()
+              if k not in cancelled}
     worst = max(errors, key=errors.get)
     record_property("worst_update_error", f"{worst}: {errors[worst]:.3g}")
     assert any(np.abs(after_ref[k] - before[k]).max() > 0 for k in before)
@@ -259,6 +282,88 @@ def test_light_model_training_step_on_opencl_matches_numpy(name, tmp_path, openc
             assert ocl_error[key] <= FLOAT32_SPREAD * numpy_error[key], (
                 f"{key}: OpenCL's update {ocl_error[key]:.3g} from float64's, NumPy float32's "
                 f"{numpy_error[key]:.3g}")
+
+
+# A per-channel shift (a bias, batch norm's beta) that reaches a training-mode batch norm only
+# through ops that keep a per-channel constant a per-channel constant (linear 1x1 convolutions
+# and dense layers, concatenation, sums, channel shuffles) moves that batch norm's mean by exactly
+# as much as its input: the batch norm subtracts it again, so its gradient is 0 in real arithmetic
+# and any update is float32 noise (an update-ratio check cannot judge it). A bias or beta with
+# an activation of its own, a padded or spatial window, or a path to the loss that avoids the
+# batch norm keeps a real gradient.
+_SHIFT_KEEPING = {"concatenate", "add", "channel_shuffle"}
+# A cancelled parameter's OpenCL update is noise too: it must stay within this many times NumPy
+# float32's noise on the same parameter (a real, uncancelled gradient is orders above it).
+NOISE_FACTOR = 8.0
+
+
+def _keeps_shift(node) -> bool:
+    if node.op in _SHIFT_KEEPING:
+        return True
+    a = node.attrs
+    if a.get("activation", "linear") != "linear":
+        return False
+    if node.op == "dense":
+        return True
+    if node.op in ("conv2d", "depthwise_conv2d"):
+        return tuple(a["kernel_size"]) == (1, 1) and a["padding"] == "valid"
+    return node.op == "activation"  # linear
+
+
+def cancelled_parameters(graph) -> set[str]:
+    """The parameters ('layer/bias', 'layer/beta') whose gradient a following training-mode
+    batch norm cancels, read from the graph's structure alone (see _SHIFT_KEEPING)."""
+    consumers = graph.consumers
+
+    def cancelled_below(value: str, seen: set[str]) -> bool:
+        users = consumers.get(value, ())
+        if not users or value in graph.outputs:
+            return False
+        for name in users:
+            if name in seen:
+                continue
+            seen.add(name)
+            user = graph.node(name)
+            if user.op == "batchnorm":
+                continue
+            if not (_keeps_shift(user) and cancelled_below(name, seen)):
+                return False
+        return True
+
+    out = set()
+    for node in graph.nodes:
+        shift = {"batchnorm": "beta"}.get(node.op, "bias")
+        key = f"{node.name}/{shift}"
+        if key in graph.state_map and node.attrs.get("activation", "linear") == "linear" \
+                and cancelled_below(node.name, set()):
+            out.add(key)
+    return out
+
+
+def test_cancelled_parameters_are_those_float64_does_not_move():
+    """The structural rule against a float64 step: the parameters it names move by rounding
+    noise (1e-15), every other one by a real update; a relu, a 3x3 window and a dense layer to
+    the loss each keep a gradient."""
+    from cnnc.testing.nets import chain
+
+    graph = chain((6, 6, 2), ("conv2d", 4, 3), ("batchnorm",), ("conv2d", 4, 1),
+                  ("batchnorm",), ("relu",), ("conv2d", 3, 3, {"padding": "same"}),
+                  ("batchnorm",), ("conv2d", 3, 3, {"padding": "same"}), ("flatten",),
+                  ("dense", 3))
+    cancelled = cancelled_parameters(graph)
+    assert cancelled == {"conv2d/bias", "batch_normalization/beta", "conv2d_1/bias",
+                         "conv2d_2/bias"}
+    model = cnnc.compile(graph, backend="numpy", dtype="float64",
+                         loss="sparse_categorical_crossentropy",
+                         optimizer={"name": "sgd", "learning_rate": 1.0}, seed=3)
+    before = model.get_weights()
+    model.train_step(np.random.default_rng(0).uniform(0, 1, (4, 6, 6, 2)), [0, 1, 2, 1])
+    moved = {k: float(np.abs(w - before[k]).max()) for k, w in model.get_weights().items()
+             if not k.endswith(("moving_mean", "moving_variance"))}
+    assert {k for k, m in moved.items() if m < 1e-12} == cancelled
+    assert min(m for k, m in moved.items() if k not in cancelled) > 1e-3
+    assert "batch_normalization_5/beta" in cancelled_parameters(
+        cnnc.load_spec(LIGHT / "light_shufflenet.onnx"))
 
 
 def _sgd(graph, backend: str, dtype: str = "float32") -> cnnc.Model:
