@@ -245,10 +245,18 @@ def test_variant_space():
     # floats): half that
     assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [(2, 8), (4, 4)]
     assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
-    # many channels: no fused kernel (its private arrays would pass FUSED_PRIVATE_FLOATS)
-    deep = forward_graph(5, 7, 256, 32, "same", True, "relu")
+    # many channels: no fused kernel (even one tile's private arrays would pass
+    # FUSED_PRIVATE_FLOATS: 16 * (512 + 32) floats for F(2x2))
+    deep = forward_graph(5, 7, 512, 32, "same", True, "relu")
     found = winograd_variants(deep.node("y"), BindContext(deep, 2, Target()))
     assert found and not any("wino_fused" in v for v in found)
+    # 64 channels: two tiles per work-item (F(4x4): 2 * 36 * (64 + 32) floats; four would pass
+    # the limit); 128: F(2x2) at two tiles (16 * 160 * 2), F(4x4) none (one tile loads each U
+    # vector for one FMA: slower than the three launches)
+    for c, fused in ((64, [(2, 4), (4, 2)]), (128, [(2, 2)])):
+        mid = forward_graph(14, 14, c, 128, "same", True, "relu")
+        found = winograd_variants(mid.node("y"), BindContext(mid, 2, Target()))
+        assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == fused
     gin = grad_input_graph(5, 7, 3, 5, "valid")
     assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 4
     strided = dict(_attrs("same"), strides=(2, 2))
@@ -256,6 +264,27 @@ def test_variant_space():
     assert not winograd_applies(dict(_attrs("same"), kernel_size=(5, 5)))
     assert not winograd_applies(dict(_attrs("same"), groups=2))
     assert winograd_applies(_attrs("valid"))
+
+
+def test_chunked_variants():
+    """At batch 256 the seed model's 14x14x128->128 layer has 4,096 F(4x4) tiles, 36 * 256 * 4
+    bytes of V and Mt each: chunks of 8 and 16 MiB (192 and 448 tiles, whole blocks of 64),
+    each after the whole-batch variants of every GEMM tile; at batch 2, no chunks."""
+    from cnnc.backends.opencl.winograd import winograd_chunks
+
+    graph = forward_graph(14, 14, 128, 128, "same", True, "relu")
+    shape = {"C": 128, "F": 128}
+    assert winograd_chunks(shape, 4, 4096) == [192, 448]
+    assert winograd_chunks(shape, 4, 600) == [192]  # 448 would leave one chunk and a bit
+    assert winograd_chunks(shape, 4, 64 * 192 + 1) == [448]  # 65 chunks of 192: too many
+    assert winograd_chunks(shape, 4, 300) == []
+    found = winograd_variants(graph.node("y"), BindContext(graph, 256, Target()))
+    m4 = [v for v in found if v["wino_m"] == 4]
+    whole = [v for v in m4 if "wino_chunk" not in v]
+    assert m4[:len(whole)] == whole and len(whole) == 3
+    assert m4[len(whole):] == [{**v, "wino_chunk": c} for c in (192, 448) for v in whole]
+    assert not any("wino_chunk" in v for v in
+                   winograd_variants(graph.node("y"), BindContext(graph, 2, Target())))
 
 
 def _fashion_graphs():

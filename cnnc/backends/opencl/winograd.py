@@ -195,16 +195,45 @@ def fused_filter_block(cols: int, target: Target) -> dict[str, int]:
 def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> list[int]:
     """Tiles per work-item worth trying for winograd_fused ([] or one count): the most whose
     accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
-    would (tiling.register_tile), else half that, if the private arrays stay within
-    FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer tiles: on a Zen 1, 4 tiles
-    ran resnet_mini's layers as fast as 2 or up to 1.5x faster, benchmarks/winograd.py.)"""
+    would (tiling.register_tile), else half that, else a quarter and so on down to two, if the
+    private arrays stay within FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer
+    tiles: on a Zen 1, 4 tiles ran resnet_mini's layers as fast as 2 or up to 1.5x faster,
+    benchmarks/winograd.py. Two tiles give the layers of 32 and 64 channels a one-launch kernel
+    too, with no V or Mt round trip through memory; one tile, where only one fits (128
+    channels), ran 2x slower than the three launches on a Zen 4: each U vector loaded for one
+    FMA.)"""
     fb = fused_filter_block(shape["F"], target)
     most = register_tile(shape["F"], target)["MR"]
-    for nt in (most, most // 2):
+    counts = [most, most // 2, *(n for n in (most // 4, most // 8) if n >= 2)]
+    for nt in counts:
         private = nt * (m + 2) ** 2 * (shape["C"] + fb["VW"] * fb["NV"])
         if nt >= 1 and private <= FUSED_PRIVATE_FLOATS:
             return [nt]
     return []
+
+
+# What one chunk of the batch's tiles may hold in V and Mt together, for the chunked variants
+# (winograd_chunks): about a quarter and a half of the Zen 4's 32 MiB L3 the tuner was measured
+# on. At batch 256 a layer's whole V and Mt are tens of MB, so each GEMM reads V, and the
+# output transform Mt, back from memory; in chunks they come from cache. Measured there
+# (forward, batch 256, best GEMM tile each, with other processes' load varying): from 1.5x
+# faster (resnet_mini's 14x14x32->32) to slower, layer by layer and run by run, so the tuner
+# times them where they apply.
+CHUNK_BYTES = (8 << 20, 16 << 20)
+MAX_CHUNKS = 64  # more chunks than this: their launches would cost more than the cache saves
+
+
+def winograd_chunks(shape: Mapping[str, int], m: int, tiles: int) -> list[int]:
+    """Tiles per chunk worth trying (each a multiple of 64, so the GEMMs' row blocks stay
+    whole): those of CHUNK_BYTES, where they cut the batch into 2 to MAX_CHUNKS chunks."""
+    per_tile = 4 * (m + 2) ** 2 * (shape["C"] + shape["F"])
+    out = []
+    for nbytes in CHUNK_BYTES:
+        chunk = nbytes // per_tile // 64 * 64
+        fits = chunk >= 64 and 2 * chunk <= tiles and ceil_div(tiles, chunk) <= MAX_CHUNKS
+        if fits and chunk not in out:
+            out.append(chunk)
+    return out
 
 
 # The variant keys of the algorithm, with their ranges (the tuning cache refuses others), and the
@@ -223,23 +252,27 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     int indices, each also with the other GEMM tiles of `gemm_tiles` ("wino_tile"); [] where
     Winograd does not apply (not a conv2d or its input gradient, or not a stride-1 3x3
     convolution). Where the channels are few, also the fused kernel ("wino_fused": tiles per
-    work-item), first: it needs no V or Mt workspace at all."""
+    work-item), first: it needs no V or Mt workspace at all. Where the batch's tiles are many,
+    also each tile's variant in chunks of the batch (winograd_chunks, "wino_chunk"), last."""
     if node.op not in OPS or not winograd_applies(node.attrs):
         return []
     shape = _conv_shape(node, ctx)
     limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
     out: list[dict[str, Any]] = []
     for m in WINO_MS:
-        chunk = _tiles(shape, m, ctx.batch)[2]
-        if _workspace_floats(shape, m, chunk)[0] > limit or chunk > limit:
+        tiles = _tiles(shape, m, ctx.batch)[2]
+        if _workspace_floats(shape, m, tiles)[0] > limit or tiles > limit:
             continue
         for nt in fused_tiles_per_item(shape, m, ctx.target):
             out.append({"algo": NAME, "wino_m": m, "wino_fused": nt})
-        if max(_workspace_floats(shape, m, chunk)) > limit:
+        if max(_workspace_floats(shape, m, tiles)) > limit:
             continue
-        for tile in gemm_tiles(shape["F"], ctx.target):
-            v: dict[str, Any] = {"algo": NAME, "wino_m": m}
-            out.append(v if tile is None else {**v, "wino_tile": tile})
+        three = [{"algo": NAME, "wino_m": m, **({"wino_tile": t} if t else {})}
+                 for t in gemm_tiles(shape["F"], ctx.target)]
+        # The chunked after all the tiles: where chunks gain nothing (few tiles, or V and Mt
+        # that stay in cache anyway) the tuner stops there, the tiles already timed.
+        out += three
+        out += [{**v, "wino_chunk": c} for c in winograd_chunks(shape, m, tiles) for v in three]
     return out
 
 
