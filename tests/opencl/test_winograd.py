@@ -266,27 +266,6 @@ def test_variant_space():
     assert winograd_applies(_attrs("valid"))
 
 
-def test_chunked_variants():
-    """At batch 256 the seed model's 14x14x128->128 layer has 4,096 F(4x4) tiles, 36 * 256 * 4
-    bytes of V and Mt each: chunks of 8 and 16 MiB (192 and 448 tiles, whole blocks of 64),
-    each after the whole-batch variants of every GEMM tile; at batch 2, no chunks."""
-    from cnnc.backends.opencl.winograd import winograd_chunks
-
-    graph = forward_graph(14, 14, 128, 128, "same", True, "relu")
-    shape = {"C": 128, "F": 128}
-    assert winograd_chunks(shape, 4, 4096) == [192, 448]
-    assert winograd_chunks(shape, 4, 600) == [192]  # 448 would leave one chunk and a bit
-    assert winograd_chunks(shape, 4, 64 * 192 + 1) == [448]  # 65 chunks of 192: too many
-    assert winograd_chunks(shape, 4, 300) == []
-    found = winograd_variants(graph.node("y"), BindContext(graph, 256, Target()))
-    m4 = [v for v in found if v["wino_m"] == 4]
-    whole = [v for v in m4 if "wino_chunk" not in v]
-    assert m4[:len(whole)] == whole and len(whole) == 3
-    assert m4[len(whole):] == [{**v, "wino_chunk": c} for c in (192, 448) for v in whole]
-    assert not any("wino_chunk" in v for v in
-                   winograd_variants(graph.node("y"), BindContext(graph, 2, Target())))
-
-
 def _fashion_graphs():
     import cnnc
     from cnnc.ir.train_config import TrainConfig, parse_optimizer

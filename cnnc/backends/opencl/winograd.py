@@ -212,30 +212,6 @@ def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> li
     return []
 
 
-# What one chunk of the batch's tiles may hold in V and Mt together, for the chunked variants
-# (winograd_chunks): about a quarter and a half of the Zen 4's 32 MiB L3 the tuner was measured
-# on. At batch 256 a layer's whole V and Mt are tens of MB, so each GEMM reads V, and the
-# output transform Mt, back from memory; in chunks they come from cache. Measured there
-# (forward, batch 256, best GEMM tile each, with other processes' load varying): from 1.5x
-# faster (resnet_mini's 14x14x32->32) to slower, layer by layer and run by run, so the tuner
-# times them where they apply.
-CHUNK_BYTES = (8 << 20, 16 << 20)
-MAX_CHUNKS = 64  # more chunks than this: their launches would cost more than the cache saves
-
-
-def winograd_chunks(shape: Mapping[str, int], m: int, tiles: int) -> list[int]:
-    """Tiles per chunk worth trying (each a multiple of 64, so the GEMMs' row blocks stay
-    whole): those of CHUNK_BYTES, where they cut the batch into 2 to MAX_CHUNKS chunks."""
-    per_tile = 4 * (m + 2) ** 2 * (shape["C"] + shape["F"])
-    out = []
-    for nbytes in CHUNK_BYTES:
-        chunk = nbytes // per_tile // 64 * 64
-        fits = chunk >= 64 and 2 * chunk <= tiles and ceil_div(tiles, chunk) <= MAX_CHUNKS
-        if fits and chunk not in out:
-            out.append(chunk)
-    return out
-
-
 # The variant keys of the algorithm, with their ranges (the tuning cache refuses others), and the
 # one holding a register tile of its own.
 VARIANT_KEYS = {
@@ -252,27 +228,23 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     int indices, each also with the other GEMM tiles of `gemm_tiles` ("wino_tile"); [] where
     Winograd does not apply (not a conv2d or its input gradient, or not a stride-1 3x3
     convolution). Where the channels are few, also the fused kernel ("wino_fused": tiles per
-    work-item), first: it needs no V or Mt workspace at all. Where the batch's tiles are many,
-    also each tile's variant in chunks of the batch (winograd_chunks, "wino_chunk"), last."""
+    work-item), first: it needs no V or Mt workspace at all."""
     if node.op not in OPS or not winograd_applies(node.attrs):
         return []
     shape = _conv_shape(node, ctx)
     limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
     out: list[dict[str, Any]] = []
     for m in WINO_MS:
-        tiles = _tiles(shape, m, ctx.batch)[2]
-        if _workspace_floats(shape, m, tiles)[0] > limit or tiles > limit:
+        chunk = _tiles(shape, m, ctx.batch)[2]
+        if _workspace_floats(shape, m, chunk)[0] > limit or chunk > limit:
             continue
         for nt in fused_tiles_per_item(shape, m, ctx.target):
             out.append({"algo": NAME, "wino_m": m, "wino_fused": nt})
-        if max(_workspace_floats(shape, m, tiles)) > limit:
+        if max(_workspace_floats(shape, m, chunk)) > limit:
             continue
-        three = [{"algo": NAME, "wino_m": m, **({"wino_tile": t} if t else {})}
-                 for t in gemm_tiles(shape["F"], ctx.target)]
-        # The chunked after all the tiles: where chunks gain nothing (few tiles, or V and Mt
-        # that stay in cache anyway) the tuner stops there, the tiles already timed.
-        out += three
-        out += [{**v, "wino_chunk": c} for c in winograd_chunks(shape, m, tiles) for v in three]
+        for tile in gemm_tiles(shape["F"], ctx.target):
+            v: dict[str, Any] = {"algo": NAME, "wino_m": m}
+            out.append(v if tile is None else {**v, "wino_tile": tile})
     return out
 
 
