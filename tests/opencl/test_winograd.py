@@ -245,10 +245,18 @@ def test_variant_space():
     # floats): half that
     assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [(2, 8), (4, 4)]
     assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
-    # many channels: no fused kernel (its private arrays would pass FUSED_PRIVATE_FLOATS)
-    deep = forward_graph(5, 7, 256, 32, "same", True, "relu")
+    # many channels: no fused kernel (even one tile's private arrays would pass
+    # FUSED_PRIVATE_FLOATS: 16 * (512 + 32) floats for F(2x2))
+    deep = forward_graph(5, 7, 512, 32, "same", True, "relu")
     found = winograd_variants(deep.node("y"), BindContext(deep, 2, Target()))
     assert found and not any("wino_fused" in v for v in found)
+    # 64 channels: two tiles per work-item (F(4x4): 2 * 36 * (64 + 32) floats; four would pass
+    # the limit); 128: F(2x2) at two tiles (16 * 160 * 2), F(4x4) none (one tile loads each U
+    # vector for one FMA: slower than the three launches)
+    for c, fused in ((64, [(2, 4), (4, 2)]), (128, [(2, 2)])):
+        mid = forward_graph(14, 14, c, 128, "same", True, "relu")
+        found = winograd_variants(mid.node("y"), BindContext(mid, 2, Target()))
+        assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == fused
     gin = grad_input_graph(5, 7, 3, 5, "valid")
     assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 4
     strided = dict(_attrs("same"), strides=(2, 2))

@@ -195,12 +195,17 @@ def fused_filter_block(cols: int, target: Target) -> dict[str, int]:
 def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> list[int]:
     """Tiles per work-item worth trying for winograd_fused ([] or one count): the most whose
     accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
-    would (tiling.register_tile), else half that, if the private arrays stay within
-    FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer tiles: on a Zen 1, 4 tiles
-    ran resnet_mini's layers as fast as 2 or up to 1.5x faster, benchmarks/winograd.py.)"""
+    would (tiling.register_tile), else half that, else a quarter and so on down to two, if the
+    private arrays stay within FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer
+    tiles: on a Zen 1, 4 tiles ran resnet_mini's layers as fast as 2 or up to 1.5x faster,
+    benchmarks/winograd.py. Two tiles give the layers of 32 and 64 channels a one-launch kernel
+    too, with no V or Mt round trip through memory; one tile, where only one fits (128
+    channels), ran 2x slower than the three launches on a Zen 4: each U vector loaded for one
+    FMA.)"""
     fb = fused_filter_block(shape["F"], target)
     most = register_tile(shape["F"], target)["MR"]
-    for nt in (most, most // 2):
+    counts = [most, most // 2, *(n for n in (most // 4, most // 8) if n >= 2)]
+    for nt in counts:
         private = nt * (m + 2) ** 2 * (shape["C"] + fb["VW"] * fb["NV"])
         if nt >= 1 and private <= FUSED_PRIVATE_FLOATS:
             return [nt]
