@@ -55,3 +55,26 @@ def test_batch_stats_match_float64(shape, batch, tiling, device):
     # A sum of squares about zero would cancel away ~6e-8 * 1e4 / 1e-2 = 6% of the smallest
     # variances here; deviations about the chunks' means keep float32's accuracy.
     np.testing.assert_allclose(got[1], want[1], rtol=1e-4)
+
+
+def test_beta_gradient_is_the_sums_first_row_without_a_launch(device):
+    """share_bn_sums.py's sums_row of row 0 (beta's gradient) binds as a view of the (2, C)
+    sums (bind_distributed.py); gamma's row 1 stays a copy. The values: the whole step against
+    NumPy (cross_check runs the graph whole, where the view is, and each node alone)."""
+    import cnnc
+    from cnnc.crosscheck import cross_check
+    from cnnc.ir.train_config import TrainConfig
+    from cnnc.passes.pipeline import training_graph
+
+    spec = {"network": "bn_rows", "input": [3, 4, 5],
+            "layers": [{"conv2d": [6, 3], "padding": "same", "use_bias": False},
+                       {"batchnorm": None, "name": "bn"}, {"activation": "relu"},
+                       "flatten", {"dense": 2}]}
+    graph = training_graph(cnnc.load_spec(spec), TrainConfig(loss="mean_squared_error"))
+    rows = {n.attrs["row"]: n for n in graph.nodes if n.op == "sums_row"}
+    exe = OpenCLBackend(device).compile(graph, 3)
+    beta, gamma = exe.plan.bindings[rows[0].name], exe.plan.bindings[rows[1].name]
+    assert beta.view_of == rows[0].inputs[0] and not beta.launches
+    assert [lau.kernel for lau in gamma.launches] == ["copy_block"]
+    report = cross_check(graph, 3, seed=2, step=1)
+    assert report.passed, [c.node for c in report.checks if not c.passed]
