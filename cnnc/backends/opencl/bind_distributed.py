@@ -27,8 +27,12 @@ def bind_batchnorm_grad_apply(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def bind_sums_row(node: Node, ctx: BindContext) -> NodeBinding:
-    """One row of the (rows, C) sums: a copy of C floats (a parameter's gradient)."""
+    """One row of the (rows, C) sums (a parameter's gradient): row 0 of sums the graph computes
+    is their first C floats, their storage under the row's shape (no launch); another row, or
+    sums held as state (a node run alone, crosscheck.py), a copy of C floats."""
     (sums,) = node.inputs
+    if node.attrs["row"] == 0 and sums in ctx.graph.node_map:
+        return NodeBinding(view_of=sums)
     rows, cols = ctx.shape(sums)
     copy = copy_block(sums, node.name, (rows, cols), 0, 1, src_axis=rows,
                       src_start=node.attrs["row"], dst_axis=1, target=ctx.target)

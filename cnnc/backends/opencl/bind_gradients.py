@@ -25,7 +25,6 @@ from cnnc.backends.opencl.launches import (
 )
 from cnnc.backends.opencl.primitives import (
     SUM_B_XHAT,
-    SUM_SQUARED_DEVIATION,
     activation,
     affine_defines,
     batchnorm_grad_apply,
@@ -47,11 +46,14 @@ from cnnc.backends.opencl.primitives import (
 from cnnc.backends.opencl.strided_grad import bind_conv2d_grad_input_phases, phases_apply
 from cnnc.backends.opencl.tiling import (
     block_grid,
+    column_chunks,
     flat,
     gemm_grid,
+    row_groups,
     tuned_row_groups,
     tuned_split,
     tuned_tile,
+    vector_width,
     with_local_tile,
 )
 from cnnc.backends.opencl.tunable import Gemm, Variant
@@ -281,23 +283,21 @@ def bind_dropout_mask(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def bind_batchnorm_stats(node: Node, ctx: BindContext) -> NodeBinding:
-    """[mean; biased variance] per channel: two column sums, the second about the first."""
+    """[mean; biased variance] per channel in one pass over x: each chunk of rows' sum and
+    squared deviations about its own mean, the chunks combined exactly after (reduce.cl's
+    batch_stats_partial and batch_stats_finish). Two column sums, the second about the first's
+    mean, read x twice and launched four kernels."""
     x = node.inputs[0]
     rows, cols = ctx.rows_cols(x)
-    out = Value(node.name)
-    means, work = column_sum(ctx, Value(x), out, rows, cols, scale=1.0 / rows)
-    variances, _ = column_sum(
-        ctx,
-        Value(x),
-        out,
-        rows,
-        cols,
-        mode=SUM_SQUARED_DEVIATION,
-        stats=out,
-        scale=1.0 / rows,
-        out_offset=cols,
-    )
-    return NodeBinding(means + variances, workspaces=(work,))
+    chunks = column_chunks(rows, cols, ctx.target)
+    vw = vector_width(cols, ctx.target)
+    grid = (cols // vw, chunks)
+    sizes = (Int(rows), Int(cols), Int(chunks))
+    partial = launch("reduce.cl", "batch_stats_partial", grid, (Value(x), Workspace(0), *sizes),
+                     {"VW": vw}, row_groups(grid, ctx.target, across=0))
+    finish = launch("reduce.cl", "batch_stats_finish", flat(cols // vw),
+                    (Workspace(0), Value(node.name), *sizes), {"VW": vw})
+    return NodeBinding((partial, finish), workspaces=(2 * chunks * cols,))
 
 
 def _bn_inputs(node: Node, first: int) -> tuple[Arg, Arg]:

@@ -54,7 +54,6 @@ IM2COL_MAX_CHANNELS = 4
 
 # What reduce.cl's col_sum_partial adds up per column (its -D MODE).
 SUM_A = 0  # a
-SUM_SQUARED_DEVIATION = 1  # (a - mean)^2, mean = stats row 0
 SUM_B_XHAT = 2  # b * (a - mean) / sqrt(var + eps): sum(dy * xhat) for batch norm
 SUM_B_AND_B_XHAT = 3  # SUM_A of b and SUM_B_XHAT in one pass, as [2, cols] (batch norm's sums)
 
@@ -230,7 +229,7 @@ def column_sum(
 ) -> tuple[tuple[Launch, ...], int]:
     """Launches for a column sum of a [rows, cols] into `out` (+ offset), times `scale`, and the
     floats of the partial-sums workspace, which is always Workspace(0). `mode` says what is
-    summed (SUM_A, SUM_SQUARED_DEVIATION, SUM_B_XHAT)."""
+    summed (SUM_A, SUM_B_XHAT)."""
     chunks = column_chunks(rows, cols, ctx.target)
     vw = vector_width(cols, ctx.target)
     grid = (cols // vw, chunks)
