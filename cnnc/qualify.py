@@ -58,7 +58,8 @@ dense 4 softmax
 # form), a map read only by its pooling and its product with it (excite.cl's one-node input
 # gradient), layer norm with and without its beta (layer_norm.cl's shared sums, and the
 # statistics and gamma kernels a norm without beta keeps), a concatenation's channel shuffle
-# (one concat_shuffle gather at inference) and a channel slice, and the losses on outputs that
+# (one concat_shuffle gather at inference) and a channel slice, a depthwise convolution read by
+# a 1x1 one alone (one depthwise_pointwise launch at inference), and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 # Local response normalisation (lrn.cl) after the layer norm.
@@ -69,6 +70,7 @@ e: global_avgpool2d keepdims=true
 y: multiply(x, e)
 r: avgpool2d(x) (1, 6)
 maximum(y, r)
+depthwise_conv2d 3 same
 k: conv2d 4 1
 p: global_avgpool2d keepdims=true
 multiply(k, p)

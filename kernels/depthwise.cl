@@ -20,12 +20,39 @@
 #define F (C * M)
 #define NR (VW * NV)
 
+#if M > 1 && VW > M && VW % M == 0
+#if VW / M == 2
+#define LOAD_INPUTS(p) vload2(0, (p))
+#elif VW / M == 4
+#define LOAD_INPUTS(p) vload4(0, (p))
+#else
+#define LOAD_INPUTS(p) vload8(0, (p))
+#endif
+/* Lane i of a vector of VW output channels reads input lane i / M (f is a multiple of VW, so
+ * of M): the shuffle mask that repeats each of VW / M inputs M times. */
+typedef CAT(uint, VW) uintV;
+static uintV repeat_mask(void)
+{
+    uint lanes[VW];
+#pragma unroll
+    for (int i = 0; i < VW; i++)
+        lanes[i] = (uint)(i / M);
+    return CAT(vload, VW)(0, lanes);
+}
+#endif
+
 /* The inputs of output channels f .. f + VW - 1 at the pixel whose channels start at `at`:
- * channels f .. with M == 1, else channel (f + i) / M for lane i. */
+ * channels f .. with M == 1, else channel (f + i) / M for lane i: VW / M contiguous inputs
+ * each repeated M times (one vector load and a shuffle, not VW scalar loads), one input
+ * broadcast where VW == M. */
 static floatV input_vector(__global const float *x, int at, int f)
 {
 #if M == 1
     return LOADV(x + at + f);
+#elif VW > M && VW % M == 0
+    return shuffle(LOAD_INPUTS(x + at + f / M), repeat_mask());
+#elif VW == M
+    return (floatV)(x[at + f / M]);
 #else
     float lanes[VW];
 #pragma unroll

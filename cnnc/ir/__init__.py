@@ -8,6 +8,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     clipping,
     concat_shuffle,
     conv_transpose,
+    depthwise_pointwise,
     distributed_ops,
     ema,
     excite_grad,

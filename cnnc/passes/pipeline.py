@@ -5,7 +5,8 @@
 `dump` callback (`cnnc compile --dump-ir`). The final graph is always verified: it is cheap.
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
-                -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> dead_code_elimination
+                -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
+                -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -29,6 +30,7 @@ from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_act_grad import fuse_activation_grad
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
+from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_residual import fuse_residual
@@ -77,6 +79,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_shuffle", fuse_shuffle,
              "concatenate + channel_shuffle (+ channel_slice) as one gather: nothing copied "
              "twice"),
+        Pass("fuse_depthwise_pointwise", fuse_depthwise_pointwise,
+             "depthwise conv + the 1x1 conv reading it as one node: the depthwise map never "
+             "written"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

@@ -956,3 +956,30 @@ CASES += [
         batch=3,
     ),
 ]
+
+# A depthwise convolution and the 1x1 convolution reading it as one depthwise_pointwise launch
+# at inference (cnnc/passes/fuse_depthwise_pointwise.py): batch norms folded into both parts
+# and relu6 after the pointwise one (10 depthwise channels: slices of 2; 6 filters: vectors of
+# 2, three a block); a strided, biased hard-swish depthwise part before a linear 7-filter one
+# (vectors of 1); a dilated 2x3 window before a tanh; batch 3 leaves a partial pixel block.
+CASES += [
+    Case(
+        "depthwise_pointwise",
+        (7, 6, 5),
+        [
+            {"depthwise_conv2d": 3, "padding": "same", "depth_multiplier": 2,
+             "use_bias": False},
+            {"batchnorm": None},
+            {"conv2d": [6, 1], "use_bias": False},
+            {"batchnorm": None},
+            {"activation": "relu6"},
+            {"depthwise_conv2d": 3, "strides": 2, "padding": "same",
+             "activation": "hard_swish"},
+            {"conv2d": [7, 1]},
+            {"depthwise_conv2d": [2, 3], "dilation_rate": 2, "padding": "same"},
+            {"conv2d": [4, 1], "activation": "tanh"},
+        ],
+        loss="mean_squared_error",
+        batch=3,
+    ),
+]

@@ -9,6 +9,7 @@ from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
 from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
 from cnnc.backends.numpy.clipping_impls import CLIPPING_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
+from cnnc.backends.numpy.depthwise_pointwise_impls import DEPTHWISE_POINTWISE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.ema_impls import EMA_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
@@ -39,3 +40,4 @@ IMPLS.update(CLIPPING_IMPLS)
 IMPLS.update(EMA_IMPLS)
 IMPLS.update(LRN_IMPLS)
 IMPLS.update(BN_ACT_GRAD_IMPLS)
+IMPLS.update(DEPTHWISE_POINTWISE_IMPLS)

@@ -12,16 +12,21 @@ from cnnc.backends.opencl.launches import NULL, BindContext, Int, NodeBinding, V
 from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
 from cnnc.backends.opencl.tiling import gemm_grid, register_tile, tuned_tile
 from cnnc.backends.opencl.tunable import Gemm, Variant, tile_text
+from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.layers import depthwise_as_conv2d
 
 _GEOMETRY = ("H", "W", "C", "KH", "KW", "SH", "SW", "DH", "DW", "OH", "OW", "PT", "PL")
 
 
+def geometry_of(attrs: Attrs, shape: tuple[int, ...]) -> dict[str, int]:
+    """depthwise.cl's -D geometry of a depthwise convolution with `attrs` on an input `shape`."""
+    geo = conv_geometry(depthwise_as_conv2d(attrs, shape[-1]), shape)
+    return {**{k: geo[k] for k in _GEOMETRY}, "M": attrs["depth_multiplier"]}
+
+
 def _geometry(node: Node, ctx: BindContext) -> dict[str, int]:
-    shape = ctx.shape(node.inputs[0])
-    geo = conv_geometry(depthwise_as_conv2d(node.attrs, shape[-1]), shape)
-    return {**{k: geo[k] for k in _GEOMETRY}, "M": node.attrs["depth_multiplier"]}
+    return geometry_of(node.attrs, ctx.shape(node.inputs[0]))
 
 
 def depthwise_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:

@@ -54,29 +54,39 @@ def _redirect(lau: Launch, names: dict[str, Arg]) -> Launch:
     return lau if args == lau.args else replace(lau, args=args)
 
 
+def bn_fold(node: Node, ctx: BindContext, cols: int, w: Workspace, b: Workspace
+            ) -> tuple[Launch, int]:
+    """The `once` batchnorm_fold launch of a fused `<layer>_bn` node that writes its folded
+    kernel into workspace w and its bias into b (cols of them: the layer's output channels),
+    and the folded kernel's size in floats."""
+    n_layer = 2 if node.attrs["use_bias"] else 1
+    kernel, bias = node.params[0], node.params[1] if n_layer == 2 else None
+    by_suffix = {p.rsplit("/", 1)[-1]: p for p in node.params[n_layer:]}
+    gamma = Value(by_suffix["gamma"]) if node.attrs["scale"] else NULL
+    beta = Value(by_suffix["beta"]) if node.attrs["center"] else NULL
+    # The kernel as [rows, cols], cols the output channels: the kernel's flat index modulo
+    # cols is the channel (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M)
+    # kernel's c * M + m).
+    rows = prod(ctx.shape(kernel)) // cols
+    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
+    args = (Value(kernel), Value(bias) if bias else NULL, gamma, beta,
+            Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
+            Int(rows), Int(cols), Int(chunks), Float(node.attrs["epsilon"]))
+    defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
+    fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group, once=True)
+    return fold, rows * cols
+
+
 def folded(layer_op: str, layer_binder: Binder) -> Binder:
     def bind(node: Node, ctx: BindContext) -> NodeBinding:
-        layer, bias_arg, bias, bn = _layer_node(node, layer_op)
+        layer, bias_arg, _, _ = _layer_node(node, layer_op)
         inner = layer_binder(layer, ctx)
-        kernel = node.params[0]
         w, b = Workspace(len(inner.workspaces)), Workspace(len(inner.workspaces) + 1)
-        by_suffix = {p.rsplit("/", 1)[-1]: p for p in bn}
-        gamma = Value(by_suffix["gamma"]) if node.attrs["scale"] else NULL
-        beta = Value(by_suffix["beta"]) if node.attrs["center"] else NULL
-        # The kernel as [rows, cols], cols the output channels: the kernel's flat index modulo
-        # cols is the channel (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M)
-        # kernel's c * M + m).
         cols = ctx.shape(node.name)[-1]
-        rows = prod(ctx.shape(kernel)) // cols
-        grid, group, vw, chunks = channel_grid(ctx, rows, cols)
-        args = (Value(kernel), Value(bias) if bias else NULL, gamma, beta,
-                Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
-                Int(rows), Int(cols), Int(chunks), Float(node.attrs["epsilon"]))
-        defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
-        fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group, once=True)
-        names = {kernel: w, bias_arg: b}
+        fold, size = bn_fold(node, ctx, cols, w, b)
+        names = {node.params[0]: w, bias_arg: b}
         launches = (fold, *(_redirect(lau, names) for lau in inner.launches))
-        return replace(inner, launches=launches, workspaces=(*inner.workspaces, rows * cols, cols),
+        return replace(inner, launches=launches, workspaces=(*inner.workspaces, size, cols),
                        constants=(*inner.constants, w.index, b.index))
     return bind
 

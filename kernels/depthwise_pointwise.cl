@@ -1,0 +1,140 @@
+/* A depthwise convolution and the 1x1 convolution reading it, forward, fused (NHWC activations,
+ * (KH, KW, C, M) depthwise and (1, 1, C*M, K) pointwise kernels; cnnc/ir/depthwise_pointwise.py):
+ *
+ *   d[p, f] = act_dw(db[f] + sum over taps of x[window tap of pixel p, f / M] * dw[tap, f])
+ *   y[p, k] = act_pw(pb[k] + sum over f < F of d[p, f] * pw[f, k]),   F = C * M
+ *
+ * d, the depthwise map, is never written: each work-item computes MR output pixels (flat
+ * (n, oh, ow)) by NR = VW * NV pointwise channels, and walks the F depthwise channels in
+ * vectors of VD, computing that slice of d for its MR pixels (each tap's VD weights loaded once
+ * for the MR pixels, taps in the padding skipped, as depthwise.cl does) and adding its VD rank-1
+ * updates to the pointwise block at once. With NR = K (the binder's choice where registers
+ * allow) every d value is computed once.
+ *
+ * Geometry (-D): H W C input, M depth multiplier, OH OW output, KH KW kernel, SH SW strides,
+ *   DH DW dilation, PT PL padding before (top, left), K pointwise filters. The batch comes as
+ *   the argument `batch`.
+ * Block (-D): MR pixels, VW vector width, NV vectors (VW * NV divides K), VD the depthwise
+ *   part's vector width (divides F).
+ * Epilogues (-D): DW_BIAS, PW_BIAS (0 or 1: the bias arguments are read), DW_ACT, PW_ACT (0 or
+ *   1: ACTIVATE, common.h's ACT_<NAME>, after that part; the op allows one activation).
+ * Launch: dim 0 = pixel blocks (the large count), dim 1 = pointwise channel blocks.
+ */
+#include "common.h"
+
+#define F (C * M)
+#define NR (VW * NV)
+
+#if VD == 1
+typedef float floatD;
+#define LOADD(p) (*(p))
+#define STORED(v, p) (*(p) = (v))
+#else
+typedef CAT(float, VD) floatD;
+#define LOADD(p) CAT(vload, VD)(0, (p))
+#define STORED(v, p) CAT(vstore, VD)((v), 0, (p))
+#endif
+
+/* The inputs of depthwise channels f .. f + VD - 1 at the pixel whose channels start at `at`:
+ * channels f .. with M == 1, else channel (f + i) / M for lane i. */
+static floatD depthwise_inputs(__global const float *x, int at, int f)
+{
+#if M == 1
+    return LOADD(x + at + f);
+#else
+    float lanes[VD];
+#pragma unroll
+    for (int i = 0; i < VD; i++)
+        lanes[i] = x[at + (f + i) / M];
+    return LOADD(lanes);
+#endif
+}
+
+__kernel void depthwise_pointwise(__global const float *restrict x,
+                                  __global const float *restrict dw,
+                                  __global const float *restrict db,
+                                  __global const float *restrict pw,
+                                  __global const float *restrict pb, __global float *restrict y,
+                                  int batch)
+{
+    const int P = batch * OH * OW;
+    const int p0 = (int)get_global_id(0) * MR, k0 = (int)get_global_id(1) * NR;
+    int ih0[MR], iw0[MR], base[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        /* A block past the last pixel recomputes the last one and does not store it. */
+        const int p = min(p0 + r, P - 1);
+        const int rem = p % (OH * OW);
+        ih0[r] = (rem / OW) * SH - PT;
+        iw0[r] = (rem % OW) * SW - PL;
+        base[r] = (p / (OH * OW)) * H;
+    }
+    floatV acc[MR][NV];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (floatV)(0.0f);
+
+    for (int f0 = 0; f0 < F; f0 += VD) {
+        floatD d[MR];
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+            d[r] = (floatD)(0.0f);
+#pragma unroll
+        for (int kh = 0; kh < KH; kh++) {
+#pragma unroll
+            for (int kw = 0; kw < KW; kw++) {
+                const floatD wv = LOADD(dw + (kh * KW + kw) * F + f0);
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw * DW;
+                    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                        continue;
+                    d[r] = fma(depthwise_inputs(x, ((base[r] + ih) * W + iw) * C, f0), wv, d[r]);
+                }
+            }
+        }
+        /* The slice of d, lane by lane for the pointwise part's broadcasts. */
+        float lanes[MR][VD];
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+#if DW_BIAS
+            d[r] += LOADD(db + f0);
+#endif
+#if DW_ACT
+            d[r] = ACTIVATE(d[r]);
+#endif
+            STORED(d[r], lanes[r]);
+        }
+#pragma unroll
+        for (int i = 0; i < VD; i++) {
+            floatV b[NV];
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                b[v] = LOADV(pw + (f0 + i) * K + k0 + v * VW);
+#pragma unroll
+            for (int r = 0; r < MR; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    acc[r][v] = fma((floatV)(lanes[r][i]), b[v], acc[r][v]);
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (p0 + r >= P)
+            break;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            floatV value = acc[r][v];
+#if PW_BIAS
+            value += LOADV(pb + k0 + v * VW);
+#endif
+#if PW_ACT
+            value = ACTIVATE(value);
+#endif
+            STOREV(value, y + (p0 + r) * K + k0 + v * VW);
+        }
+    }
+}
