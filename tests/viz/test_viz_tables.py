@@ -62,6 +62,9 @@ def test_a_fused_op_draws_its_maps_as_the_layer_it_stands_for():
     assert drawn == {"conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "conv2d_bn",
                      "depthwise_conv2d_bn", "conv2d_add", "conv2d_bn_add", "conv2d_transpose",
                      "separable_conv2d",
+                     # a depthwise and a 1x1 convolution as one launch, drawn as the separable
+                     # convolution it computes (cnnc/ir/depthwise_pointwise.py)
+                     "depthwise_pointwise",
                      # a squeeze-excite scale folded in (cnnc/ir/gated.py)
                      "conv2d_gated", "conv2d_bn_gated", "conv2d_add_gated", "conv2d_bn_add_gated"}
 
