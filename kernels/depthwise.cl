@@ -16,6 +16,7 @@
  * Launch: dim 0 = pixel blocks (the large count), dim 1 = channel blocks.
  */
 #include "common.h"
+#include "depthwise.h"
 
 #define F (C * M)
 #define NR (VW * NV)
@@ -69,15 +70,7 @@ __kernel void depthwise_forward(__global const float *restrict x, __global const
     const int P = batch * OH * OW;
     const int p0 = (int)get_global_id(0) * MR, f0 = (int)get_global_id(1) * NR;
     int ih0[MR], iw0[MR], base[MR];
-#pragma unroll
-    for (int r = 0; r < MR; r++) {
-        /* A block past the last pixel recomputes the last one and does not store it. */
-        const int p = min(p0 + r, P - 1);
-        const int rem = p % (OH * OW);
-        ih0[r] = (rem / OW) * SH - PT;
-        iw0[r] = (rem % OW) * SW - PL;
-        base[r] = (p / (OH * OW)) * H;
-    }
+    pixel_block(p0, P, ih0, iw0, base);
     floatV acc[MR][NV];
 #pragma unroll
     for (int r = 0; r < MR; r++)
@@ -95,10 +88,9 @@ __kernel void depthwise_forward(__global const float *restrict x, __global const
                 wv[v] = LOADV(w + (kh * KW + kw) * F + f0 + v * VW);
 #pragma unroll
             for (int r = 0; r < MR; r++) {
-                const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw * DW;
-                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                const int at = tap_at(ih0[r], iw0[r], base[r], kh, kw);
+                if (at < 0)
                     continue;
-                const int at = ((base[r] + ih) * W + iw) * C;
 #pragma unroll
                 for (int v = 0; v < NV; v++)
                     acc[r][v] = fma(input_vector(x, at, f0 + v * VW), wv[v], acc[r][v]);

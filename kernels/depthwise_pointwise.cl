@@ -21,6 +21,7 @@
  * Launch: dim 0 = pixel blocks (the large count), dim 1 = pointwise channel blocks.
  */
 #include "common.h"
+#include "depthwise.h"
 
 #define F (C * M)
 #define NR (VW * NV)
@@ -60,15 +61,7 @@ __kernel void depthwise_pointwise(__global const float *restrict x,
     const int P = batch * OH * OW;
     const int p0 = (int)get_global_id(0) * MR, k0 = (int)get_global_id(1) * NR;
     int ih0[MR], iw0[MR], base[MR];
-#pragma unroll
-    for (int r = 0; r < MR; r++) {
-        /* A block past the last pixel recomputes the last one and does not store it. */
-        const int p = min(p0 + r, P - 1);
-        const int rem = p % (OH * OW);
-        ih0[r] = (rem / OW) * SH - PT;
-        iw0[r] = (rem % OW) * SW - PL;
-        base[r] = (p / (OH * OW)) * H;
-    }
+    pixel_block(p0, P, ih0, iw0, base);
     floatV acc[MR][NV];
 #pragma unroll
     for (int r = 0; r < MR; r++)
@@ -88,10 +81,9 @@ __kernel void depthwise_pointwise(__global const float *restrict x,
                 const floatD wv = LOADD(dw + (kh * KW + kw) * F + f0);
 #pragma unroll
                 for (int r = 0; r < MR; r++) {
-                    const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw * DW;
-                    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-                        continue;
-                    d[r] = fma(depthwise_inputs(x, ((base[r] + ih) * W + iw) * C, f0), wv, d[r]);
+                    const int at = tap_at(ih0[r], iw0[r], base[r], kh, kw);
+                    if (at >= 0)
+                        d[r] = fma(depthwise_inputs(x, at, f0), wv, d[r]);
                 }
             }
         }
