@@ -26,7 +26,7 @@ from cnnc.backends.opencl.launches import (
     launch,
 )
 from cnnc.backends.opencl.target import Target
-from cnnc.backends.opencl.tiling import gemm_grid, vector_width
+from cnnc.backends.opencl.tiling import gemm_grid, registers_used, vector_width
 from cnnc.intmath import ceil_div
 from cnnc.ir.activations import kernel_defines
 from cnnc.ir.depthwise_pointwise import parts
@@ -43,10 +43,9 @@ def block(filters: int, channels: int, target: Target) -> dict[str, int]:
     vd = vector_width(channels, target)
     if target.kind != "cpu":
         return {"MR": target.rows_per_item, "VW": vw, "NV": nv, "VD": vd}
-    width = target.max_vector
-    for mr in (8, 4, 2, 1):
-        registers = ((mr * nv + nv) * ceil_div(vw, width) + mr * ceil_div(vd, width)
-                     + 1)
+    for mr in (8, 4, 2, 1):  # the GEMM block's registers and the MR depthwise slices
+        registers = (registers_used({"MR": mr, "VW": vw, "NV": nv}, target)
+                     + mr * ceil_div(vd, target.max_vector))
         if registers <= target.vector_registers:
             break
     return {"MR": mr, "VW": vw, "NV": nv, "VD": vd}
