@@ -4,7 +4,7 @@ This replaces pyopencl's binary cache, which takes one lock file for every read 
 the whole cache: a process killed while holding it left every later run on that cache waiting
 60 s and then failing, and its records are read with pickle. Here there is no lock. An entry is
 one file named by the SHA-256 of everything its binary depends on (the kernel source, the
-headers it may include, the build options, the device and its driver), written with
+headers it includes, the build options, the device and its driver), written with
 cnnc.atomic.atomic_write: processes building the same program at once write the same bytes
 under the same name, and a reader sees a whole file or none. An entry starts with a format line
 and the binary's length and SHA-256; one that does not check out is rebuilt, and so is one its
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,31 @@ def device_identity(cl_device: Any) -> str:
     return "\n".join(str(p).strip() for p in parts)
 
 
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
+
+
+def included_headers(source: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers `source` includes, directly or through other headers: those of `headers`
+    named by an `#include "name"` line anywhere in the texts (one under an #if counts too, which
+    can only add to a key). An edit to a header then rebuilds only the programs that read it."""
+    found: dict[str, str] = {}
+    todo = [source]
+    while todo:
+        for name in _INCLUDE.findall(todo.pop()):
+            if name in headers and name not in found:
+                found[name] = headers[name]
+                todo.append(headers[name])
+    return found
+
+
 def cache_key(source: str, headers: Mapping[str, str], options: str, identity: str) -> str:
-    """The SHA-256 naming an entry: every input of the build, each length-prefixed."""
+    """The SHA-256 naming an entry: every input of the build (the source, the headers it
+    includes, the options, the device), each length-prefixed."""
     digest = hashlib.sha256(FORMAT)
     fields = [source, options, identity]
-    for name in sorted(headers):
-        fields += [name, headers[name]]
+    used = included_headers(source, headers)
+    for name in sorted(used):
+        fields += [name, used[name]]
     for text in fields:
         data = text.encode()
         digest.update(len(data).to_bytes(8, "little") + data)
