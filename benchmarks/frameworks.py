@@ -679,7 +679,7 @@ def peak_line(graph: Graph, device: str | None, times: dict[str, float],
     from cnnc.backends.opencl.peak import measured_peak
     from cnnc.ir.cost import total_flops
 
-    peak = measured_peak(select_device(device))
+    peak = measured_peak(select_device(device), refresh=True)
     forward = total_flops(graph)
     parts = []
     for task, seconds in times.items():

@@ -1,7 +1,7 @@
 """Small-batch forward latency of cnnc's OpenCL backend beside onnxruntime, per example spec.
 
     .venv/bin/python benchmarks/latency.py [SPEC ...] [--batch 1 8] [--runs 50] [--threads 2]
-                                           [--tune cached|never] [--device SEL]
+                                           [--tune cached|never|SECONDS] [--device SEL]
 
 For each spec (default: every specs/*.yaml) and batch size, the forward pass (inference mode) of
 the same network with the same weights, timed three ways in one process, the three taking turns
@@ -119,14 +119,25 @@ def measure(spec: str, batch: int, args: argparse.Namespace, launch_s: float) ->
             "share": launches * launch_s / medians["exe.run"], **medians}
 
 
+def _tune_choice(text: str) -> str | float:
+    if text in ("cached", "never"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cached, never or seconds, got {text!r}") from None
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime's intra-op threads")
-    parser.add_argument("--tune", default="cached", choices=["cached", "never"],
-                        help="cnnc.compile's tune= (cached: the tuning cache's variants)")
+    parser.add_argument("--tune", default="cached", type=_tune_choice,
+                        help="cnnc.compile's tune=: cached (the tuning cache's variants), never, "
+                             "or SECONDS (also tune, within that budget, the launches of each "
+                             "batch size the cache lacks, as a user's first predict would)")
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
                         help="seconds of pause before each timed call (0: back to back)")
     parser.add_argument("--device", default=None)

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
     flops = total_flops(spec) * (3 if args.train else 1) * args.batch  # spec: the forward pass
-    peak = measured_peak(backend.device)
+    peak = measured_peak(backend.device, refresh=True)  # a probe now: the best rate stands
     images, gflops, fraction = rates(args.batch, t, flops, peak)
     what = "training step" if args.train else "forward pass"
     print(f"{spec.name}: {what} at batch {args.batch} on {backend.device.describe()}")

@@ -106,7 +106,7 @@ def test_bench_figures_follow_from_the_time_the_flops_and_the_peak(device, capsy
     from cnnc.backends.opencl import peak
     from cnnc.ir.cost import total_flops
 
-    monkeypatch.setattr(peak, "measured_peak", lambda device: 50.0)
+    monkeypatch.setattr(peak, "measured_peak", lambda device, **_: 50.0)
     assert main(["bench", "specs/lenet5.yaml", "--batch", "4", "--runs", "2", "--profile",
                  "--device", device.index]) == 0
     out = capsys.readouterr().out

@@ -52,3 +52,15 @@ def test_the_probe_counts_its_flops(device, monkeypatch):
     local = max(1, min(256, kernel_group_size(kernel, device)))
     items = local * max(1, device.cl_device.max_compute_units) * 4
     assert rate == pytest.approx(2 * items * 64 * peak.CHAINS * 4 / 1.0 / 1e9)
+
+
+def test_a_new_probe_keeps_the_best_rate(device, cache, monkeypatch):
+    """A probe on a loaded machine reads low: `refresh` measures again and the cache keeps the
+    higher of the two, so one loaded reading cannot become the device's peak for good."""
+    readings = iter([40.0, 40.0, 40.0, 90.0, 90.0, 90.0, 10.0, 10.0, 10.0])
+    monkeypatch.setattr(peak, "_rate", lambda device, width: next(readings))
+    assert peak.measured_peak(device) == 40.0  # nothing cached: measured
+    assert peak.measured_peak(device, refresh=True) == 90.0  # higher: kept
+    assert peak.measured_peak(device, refresh=True) == 90.0  # a loaded probe (10): the best stands
+    assert json.loads(cache.read_text())[peak._key(device)]["gflops"] == 90.0
+    assert peak.measured_peak(device) == 90.0  # without refresh: the cache, no probe
