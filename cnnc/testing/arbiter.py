@@ -22,13 +22,17 @@ measured rounding of the boundary, and as float64 decides everywhere else:
 
 The band ("within float32 rounding") is measured, not chosen: per tensor, the largest
 distance between the backend's value and float64's where both decided alike (for a ReLU, over
-the elements both pass: the pre-activation's rounding; for a max-pool, over its whole input),
+the elements both pass: the pre-activation's rounding; for a max-pool, over its input away
+from the windows whose winners differ),
 times FLIP_FACTOR. A flip is accepted only where float64's value and the backend's both lie
 within that band of the boundary; and the band itself must be rounding: given a `reference`
-(NumPy float32's values of the same step, the specification computed in float32), at most
-`spread` times the reference's own distance from float64 on that tensor, so that a wrong
-forward kernel cannot widen it (the reference itself is judged without one: its distance from
-float64 is float32 rounding by definition). Anything else is reported as refused, and float64 keeps
+(NumPy float32's values of the same step, the specification computed in float32), within
+the per-kernel rule `cnnc verify` judges OpenCL's kernels by (cnnc/crosscheck.py): sqrt(K) x
+max(2e-6 of the tensor's largest value, `spread` x the reference's own distance from float64
+on that tensor), K here the longest sum on the way to that value (a kernel's admitted error
+travels to every value after it: ZFNet's direct convolutions, 8x NumPy's BLAS, reach its
+max-pools through LRN), so that a wrong forward kernel cannot widen it (the reference itself
+is judged without one: its distance from float64 is float32 rounding by definition). Anything else is reported as refused, and float64 keeps
 its own decision there. Parameterised ReLUs (a threshold, a cap, a slope) and other kinked
 ops keep float64's own decisions: stricter, never laxer.
 """
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import sqrt
 from typing import Any
 
 import numpy as np
@@ -55,6 +60,8 @@ from cnnc.passes.pipeline import run_pipeline, training_pipeline
 # max by a little, not by orders. Twice the max covers it; a flip from a wrong value (the
 # backend's pre-activation far from float64's) lies orders outside.
 FLIP_FACTOR = 2.0
+# crosscheck.LOCAL_TOLERANCE (not imported: that module loads the OpenCL backend).
+LOCAL_TOLERANCE = 2e-6
 # A max-pool input whose windows keep flipping after its substitutions (each round takes the
 # backend's values over whole windows, so neighbours sharing cells may flip in turn).
 _MAX_ROUNDS = 20
@@ -276,22 +283,39 @@ def _exchange(graph: Graph, judged: Mapping[str, np.ndarray], cap: Cap,
     return {value: _chain(steps) for value, steps in rules.items()}
 
 
+def _longest_sums(graph: Graph, batch: int) -> dict[str, int]:
+    """Per value, the most terms any node computing it or a value before it sums into one
+    output (the op table's `reduction`, as cnnc/crosscheck.py reads it)."""
+    out: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.shape is None:
+            continue
+        shapes = tuple(graph.concrete_shape(v, batch) for v in node.inputs)
+        own = max(node.opdef.reduction(node.attrs, shapes), 1)
+        out[node.name] = max([own, *(out.get(v, 1) for v in node.inputs)])
+    return out
+
+
 def float64_step_as(model: Any, x: np.ndarray, y: Any, judged: Mapping[str, np.ndarray], *,
                     reference: Mapping[str, np.ndarray] | None = None, spread: float = 2.0,
                     step: int = 0) -> Arbitration:
     """One training step of a float64 NumPy `model` (a cnnc.Model, its weights where the
     judged backend's step started) that takes the judged backend's decisions at ties: see the
     module's docstring. Its weights are then the arbiter's; returns what it took and refused.
-    reference: NumPy float32's values of the same step, which cap each band at `spread` times
-    their own distance from float64 (None: the judged values are the reference's)."""
+    reference: NumPy float32's values of the same step, which cap each band as the module's
+    docstring says (None: the judged values are the reference's)."""
     if model.dtype != "float64" or model.backend.name != "numpy":
         raise ValueError("the arbiter's step runs on the NumPy backend in float64")
+
+    graph = arbiter_graph(model)
+    sums = _longest_sums(graph, len(x))
 
     def cap(value: str, exact: np.ndarray) -> float:
         if reference is None:
             return float("inf")
-        return spread * float(np.abs(reference[value].astype(np.float64) - exact).max())
-    graph = arbiter_graph(model)
+        distance = float(np.abs(reference[value].astype(np.float64) - exact).max())
+        return sqrt(sums[value]) * max(LOCAL_TOLERANCE * float(np.abs(exact).max()),
+                                       spread * distance)
     slots = [s for s in graph.state if s.role == "slot"]
     model.backend.init_state(slots, initial_values(slots, model.seed, model.dtype))
     report = Arbitration()
