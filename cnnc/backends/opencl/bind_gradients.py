@@ -30,6 +30,7 @@ from cnnc.backends.opencl.primitives import (
     batchnorm_grad_apply,
     batchnorm_grad_sums,
     channel_grid,
+    channel_sum_chunks,
     column_sum,
     conv_geometry,
     copy_block,
@@ -46,7 +47,6 @@ from cnnc.backends.opencl.primitives import (
 from cnnc.backends.opencl.strided_grad import bind_conv2d_grad_input_phases, phases_apply
 from cnnc.backends.opencl.tiling import (
     block_grid,
-    column_chunks,
     flat,
     gemm_grid,
     row_groups,
@@ -289,7 +289,7 @@ def bind_batchnorm_stats(node: Node, ctx: BindContext) -> NodeBinding:
     mean, read x twice and launched four kernels."""
     x = node.inputs[0]
     rows, cols = ctx.rows_cols(x)
-    chunks = column_chunks(rows, cols, ctx.target)
+    chunks = channel_sum_chunks(rows, cols, ctx.target)
     vw = vector_width(cols, ctx.target)
     grid = (cols // vw, chunks)
     sizes = (Int(rows), Int(cols), Int(chunks))

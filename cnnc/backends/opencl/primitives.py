@@ -245,6 +245,23 @@ def column_sum(
     return (partial, finish), chunks * cols
 
 
+# Rows per chunk of batch norm's one-pass per-channel partial sums on a CPU (reduce.cl's
+# batch_stats_partial and col_sum_partial, batchnorm.cl's batchnorm_act_grad_partial): a chunk
+# stays in the core's cache for batch_stats_partial's second read, and a map cut into many
+# chunks leaves the driver groups to balance between cores when another process takes one.
+# Measured on pocl (Zen 3, 14x14x48 at batch 128, under load): 128 rows a chunk 1.3-2.5x
+# faster than column_chunks' 4 chunks of 6,272 rows; the finish launch reads chunks x C floats.
+SUM_ROWS_CPU = 128
+
+
+def channel_sum_chunks(rows: int, cols: int, target: Target) -> int:
+    """Row chunks of batch norm's per-channel partial sums (launch dimension 1): CPUs a chunk
+    per SUM_ROWS_CPU rows; GPUs column_chunks' few long ones, as before."""
+    if target.kind != "cpu":
+        return column_chunks(rows, cols, target)
+    return max(1, min(rows // SUM_ROWS_CPU, GRID_GROUPS[1]))
+
+
 def batchnorm_grad_sums(
     node: Node, ctx: BindContext, out: Arg
 ) -> tuple[tuple[Launch, ...], int]:
@@ -254,7 +271,7 @@ def batchnorm_grad_sums(
     launches and the workspace (floats) they need."""
     x, stats, dy = node.inputs[:3]
     rows, cols = ctx.rows_cols(x)
-    chunks = column_chunks(rows, cols, ctx.target)
+    chunks = channel_sum_chunks(rows, cols, ctx.target)
     vw = vector_width(cols, ctx.target)
     grid = (cols // vw, chunks)
     partial = launch(
