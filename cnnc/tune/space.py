@@ -34,7 +34,7 @@ from cnnc.backends.opencl.algorithms import (
 )
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
-from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
+from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Node
@@ -93,7 +93,7 @@ def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
     gemm = gemm_of(node, ctx)
     algorithm = default_algorithm(as_layer(node), ctx)
-    variant: Variant = {"algo": algorithm.name, **register_tile(gemm.cols, ctx.target)}
+    variant: Variant = {"algo": algorithm.name, **algorithm.tile(gemm.cols, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
     return variant
@@ -190,7 +190,7 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     for algorithm in others:
         for form in algorithm.forms(layer, ctx):
             g = algorithm.gemm(layer, ctx, form)
-            for tile in [register_tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
+            for tile in [algorithm.tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
                 add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     for tile in _tiles(gemm.cols, target):
         add(with_split({"algo": default["algo"], **tile}, gemm, tile))

@@ -10,7 +10,7 @@ stay within target.GRID_GROUPS. Measured figures behind the choices are in bench
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cnnc.backends.opencl.target import GRID_GROUPS, INDEX_MAX, Target
@@ -67,17 +67,35 @@ def register_tile(cols: int, target: Target) -> dict[str, int]:
     return {"MR": 1, "VW": vw, "NV": 1}
 
 
+def pixel_row_tile(cols: int, target: Target) -> dict[str, int]:
+    """MR x VW outputs per work-item for a kernel whose rows are neighbouring pixels of one
+    image row sharing their inputs, and whose columns share nothing (a depthwise convolution's
+    channels): one vector of columns (NV = 1: a second one would only add registers, where
+    more pixels reuse the loads they share) and, on a CPU, the most pixels (8, 4, 2 or 1)
+    whose accumulators fit the vector registers."""
+    vw = vector_width(cols, target)
+    if target.kind != "cpu":
+        return {"MR": target.rows_per_item, "VW": vw, "NV": 1}
+    for mr in (8, 4, 2, 1):
+        tile = {"MR": mr, "VW": vw, "NV": 1}
+        if registers_used(tile, target) <= target.vector_registers:
+            return tile
+    return {"MR": 1, "VW": vw, "NV": 1}
+
+
 # Keys a tuned variant (BindContext.variants, cnnc/tune/space.py) may set for a GEMM-like launch.
 TILE_KEYS = ("MR", "VW", "NV")
 
 
-def tuned_tile(cols: int, target: Target, variant: Mapping[str, Any]) -> dict[str, int]:
-    """register_tile(cols), with the MR, VW and NV a tuned variant sets in their place.
+def tuned_tile(cols: int, target: Target, variant: Mapping[str, Any],
+               base: Callable[[int, Target], dict[str, int]] = register_tile) -> dict[str, int]:
+    """base(cols) (register_tile's, unless the algorithm states its own), with the MR, VW and
+    NV a tuned variant sets in their place.
 
     A variant comes from the tuner's space, which only holds blocks whose columns divide cols
     (and which a cache entry was validated against); one that does not is a bug, not a choice.
     """
-    tile = register_tile(cols, target)
+    tile = base(cols, target)
     tile.update({k: int(variant[k]) for k in TILE_KEYS if k in variant})
     if cols % (tile["VW"] * tile["NV"]) or min(tile.values()) < 1:
         raise InternalError(f"variant tile {tile} does not fit {cols} columns")
