@@ -7,11 +7,14 @@ alternately so the load of a shared machine hits all alike.
     .venv/bin/python benchmarks/depthwise.py specs/efficientnet_mini.yaml --batch 256
     .venv/bin/python benchmarks/depthwise.py specs/efficientnet_mini.yaml --train --batch 128
 
-Prints, per depthwise node, the best ms of its launches under each algorithm (the default's
-first), each one's ratio to the default's, and the default's effective memory traffic in GB/s
+Prints, per depthwise node, the best ms of its launches under each algorithm (the default
+first, and again under its own name: two runs of the same kernels, whose ratio shows how much
+the machine's load moves the figures), each one's ratio to the default's, and the default's effective memory traffic in GB/s
 (the bytes its input, weights and result take once: a lower bound on what it moves), beside
 what a plain copy of those bytes would take at --copy-gbs (measure it on the device: a depthwise
-convolution moves little more than its input and output, so that copy is its floor).
+convolution moves little more than its input and output, so that copy is its floor). Then every
+launch of the graph, one after another (its kernels without the host's transfers), with every
+depthwise node under each algorithm in turn: what each choice makes of the whole pass.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def main() -> None:
     rounds = max(len(a) for a in algos.values())
     backend.init_state(graph.state, initial_values(graph.state, 0))
     feeds = random_feeds(graph, args.batch, 0)
-    exes, keep = [], []  # the executables own the buffers their launches' arguments name
+    exes, keep, whole = [], [], []  # the executables own the buffers their launches name
     for i in range(rounds):  # one backend (one context, one queue) for all
         variants = {n: {"algo": a[i]} for n, a in algos.items() if i < len(a) and a[i]}
         backend.choose_variants = lambda g, b, v=variants: v
@@ -92,6 +95,7 @@ def main() -> None:
         exe.run(feeds, list(graph.outputs[:1]), step=0)
         keep.append(exe)
         exes.append(_launches_by_node(exe, names))
+        whole.append([b for b in exe.bound if not b.launch.once])
     queue = backend.queue
     print(f"{spec.name}, batch {args.batch}, load {os.getloadavg()[0]:.1f}: best of "
           f"{args.repeat}, alternating")
@@ -108,6 +112,16 @@ def main() -> None:
         for name, t in zip(algos[node.name], best):
             label = "default" if name is None else name
             print(f"    {label:10s} {t * 1e3:8.3f} ms  {t / best[0]:5.2f}x the default's time")
+    labels = [" / ".join(sorted({"default" if a[i] is None else a[i] for a in algos.values()
+                                 if i < len(a)})) for i in range(rounds)]
+    times = [[] for _ in range(rounds)]
+    for _ in range(args.repeat):
+        for i in range(rounds):
+            times[i].append(_time(whole[i], queue))
+    print(f"every launch of the pass, load {os.getloadavg()[0]:.1f}:")
+    for label, t in zip(labels, times):
+        print(f"    {label:30s} {min(t) * 1e3:8.3f} ms  {min(t) / min(times[0]):5.2f}x the "
+              "default's time")
 
 
 if __name__ == "__main__":

@@ -179,12 +179,13 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     for algorithm in algorithms:
         for variant in algorithm.variants(layer, ctx):
             add(dict(variant))
-    # The other algorithms with a GEMM that apply, with the default's block (a strided input
-    # gradient's direct kernel, all taps, beside the default's phases).
+    # The other algorithms with a GEMM that apply, with their own default block (a strided
+    # input gradient's direct kernel, all taps, beside the default's phases).
     others = [a for a in algorithms if a.gemm is not None and a.applies(layer, ctx)]
     for algorithm in others:
         if algorithm is not chosen:
-            add({**default, "algo": algorithm.name})
+            own = algorithm.tile(algorithm.gemm(layer, ctx, {}).cols, target)
+            add({**default, "algo": algorithm.name, **own})
     # Other forms of a GEMM (few channels: the implicit GEMM instead of copying the windows
     # out), with the default block and the largest one.
     for algorithm in others:

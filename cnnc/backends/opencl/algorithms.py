@@ -39,7 +39,7 @@ from cnnc.backends.opencl.bind_layers import (
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.tiling import pixel_row_tile
+from cnnc.backends.opencl.tiling import accumulator_registers, pixel_row_tile
 from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
 from cnnc.errors import InternalError
 from cnnc.ir.graph import Graph, Node
@@ -120,7 +120,7 @@ REGISTERED: tuple[Algorithm, ...] = (
     Algorithm("depthwise_conv2d", depthwise.ROWS, depthwise.bind_depthwise_rows,
               edge_shapes.depthwise_edges, depthwise.describe_rows,
               gemm=depthwise.depthwise_rows_gemm, variants=depthwise.rows_variants,
-              keys=depthwise.ROWS_KEYS, tile=pixel_row_tile),
+              keys=depthwise.ROWS_KEYS, tile=pixel_row_tile, registers=accumulator_registers),
     Algorithm("depthwise_conv2d", depthwise.DIRECT, depthwise.bind_depthwise_direct,
               edge_shapes.depthwise_edges, depthwise.describe_direct,
               gemm=depthwise.depthwise_gemm),
