@@ -71,10 +71,13 @@ def row_block(width: int, most: int) -> int:
 
 
 # Row blocks per work-group on a CPU (dimension 0 of the group; the channel blocks of those
-# rows fill dimension 1). pocl runs a work-group on one core, paying a fixed cost per group: on
-# a 2-core Zen 3 at batch 256 (benchmarks/README.md) 16 row blocks per group ran the
-# efficientnet_mini and mobilenetv3_mini depthwise layers 1.1-1.8x faster than one, and the
-# driver's own groups 1.0-1.6x slower than 16; the tuner also times one ("rows_group").
+# rows fill dimension 1). pocl runs a work-group on one core, paying a fixed cost per group and
+# per work-item. Measured on a 2-core Zen 3 (float8 blocks, benchmarks/README.md): 16 row blocks
+# a group ran three of five layer shapes 1.2-1.8x faster than one (7x7x144 5x5, 14x14x96 3x3
+# stride 2, 14x14x16 3x3 at batch 256) and two 1.3-1.5x slower (14x14x32 stride 2 multiplier
+# 2; 56x56x32 at batch 32); the driver's own groups ran 1.0-1.2x slower than 16. So 16, and
+# the tuner also times one ("rows_group": 1); fewer where 16 would leave a compute unit idle
+# (a 7x7 map at batch 1 is 7 row blocks).
 ROWS_GROUP = 16
 
 
@@ -85,7 +88,8 @@ def _rows_group(blocks: int, channel_blocks: int, target: Target,
     on a CPU; the driver's choice on a GPU or where a variant turns row groups off."""
     if target.kind != "cpu" or not variant.get("row_groups", 1):
         return None
-    rows = min(int(variant.get("rows_group", ROWS_GROUP)), blocks)
+    rows = min(int(variant.get("rows_group", ROWS_GROUP)),
+               -(-blocks // max(target.compute_units, 1)))
     while rows > 1 and not target.limits.group_fits((rows, channel_blocks)):
         rows //= 2
     group = (rows, channel_blocks)
