@@ -109,3 +109,75 @@ __kernel void depthwise_forward(__global const float *restrict x, __global const
         }
     }
 }
+
+#ifdef DEPTHWISE_ROWS
+/* The same convolution, each work-item MR consecutive output pixels of one output row (not of
+ * the flat pixel index) by NR channels: the MR windows of a row of taps overlap, so each input
+ * column they read is loaded once and used by every (pixel, tap) reading it: SPAN loads per
+ * row of taps instead of MR * KW, one bounds check per row of taps and per column instead of
+ * per tap and pixel. MR is the binder's choice from OW (blocks that cut each row evenly).
+ * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = channel blocks. */
+#define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
+#define ROW_BLOCKS ((OW + MR - 1) / MR)
+
+__kernel void depthwise_rows(__global const float *restrict x, __global const float *restrict w,
+                             __global const float *restrict bias, __global float *restrict y,
+                             int batch)
+{
+    const int b = (int)get_global_id(0), f0 = (int)get_global_id(1) * NR;
+    const int row = b / ROW_BLOCKS, ow0 = (b % ROW_BLOCKS) * MR; /* row: n * OH + oh */
+    if (row >= batch * OH)
+        return;
+    const int n = row / OH, oh = row % OH, iw0 = ow0 * SW - PL;
+    floatV acc[MR][NV];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (floatV)(0.0f);
+
+#pragma unroll
+    for (int kh = 0; kh < KH; kh++) {
+        const int ih = oh * SH - PT + kh * DH;
+        if (ih < 0 || ih >= H)
+            continue;
+        const int row_at = (n * H + ih) * W * C;
+        floatV wv[KW][NV];
+#pragma unroll
+        for (int kw = 0; kw < KW; kw++)
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                wv[kw][v] = LOADV(w + (kh * KW + kw) * F + f0 + v * VW);
+#pragma unroll
+        for (int j = 0; j < SPAN; j++) {
+            const int iw = iw0 + j;
+            if (iw < 0 || iw >= W)
+                continue;
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const floatV in = input_vector(x, row_at + iw * C, f0 + v * VW);
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    /* tap kw of pixel r reads column r * SW + kw * DW */
+                    const int t = j - r * SW;
+                    if (t >= 0 && t % DW == 0 && t / DW < KW)
+                        acc[r][v] = fma(in, wv[t / DW][v], acc[r][v]);
+                }
+            }
+        }
+    }
+
+    /* the row's last block may hold fewer than MR pixels (an `if` and not a `break`: the
+     * compiler does not unroll a loop left early) */
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (ow0 + r < OW) {
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const int f = f0 + v * VW, at = (row * OW + ow0 + r) * F + f;
+                STOREV(epilogue(acc[r][v], bias, 0, f, at), y + at);
+            }
+        }
+    }
+}
+#endif

@@ -34,7 +34,7 @@ from cnnc.backends.opencl.algorithms import (
 )
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
-from cnnc.backends.opencl.tiling import block_grid, register_tile, registers_used, split_reduction
+from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Node
@@ -93,7 +93,7 @@ def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
     gemm = gemm_of(node, ctx)
     algorithm = default_algorithm(as_layer(node), ctx)
-    variant: Variant = {"algo": algorithm.name, **register_tile(gemm.cols, ctx.target)}
+    variant: Variant = {"algo": algorithm.name, **algorithm.tile(gemm.cols, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
     return variant
@@ -179,18 +179,19 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     for algorithm in algorithms:
         for variant in algorithm.variants(layer, ctx):
             add(dict(variant))
-    # The other algorithms with a GEMM that apply, with the default's block (a strided input
-    # gradient's direct kernel, all taps, beside the default's phases).
+    # The other algorithms with a GEMM that apply, with their own default block (a strided
+    # input gradient's direct kernel, all taps, beside the default's phases).
     others = [a for a in algorithms if a.gemm is not None and a.applies(layer, ctx)]
     for algorithm in others:
         if algorithm is not chosen:
-            add({**default, "algo": algorithm.name})
+            own = algorithm.tile(algorithm.gemm(layer, ctx, {}).cols, target)
+            add({**default, "algo": algorithm.name, **own})
     # Other forms of a GEMM (few channels: the implicit GEMM instead of copying the windows
     # out), with the default block and the largest one.
     for algorithm in others:
         for form in algorithm.forms(layer, ctx):
             g = algorithm.gemm(layer, ctx, form)
-            for tile in [register_tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
+            for tile in [algorithm.tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
                 add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     for tile in _tiles(gemm.cols, target):
         add(with_split({"algo": default["algo"], **tile}, gemm, tile))

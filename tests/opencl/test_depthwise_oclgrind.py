@@ -2,12 +2,15 @@
 gradients in the training steps) under Oclgrind (see test_oclgrind.py): every access checked,
 data races detected, on the depthwise op cases (strides, dilation, multipliers 2 and 3, 'valid',
 7 channels, a folded batch norm) and the separable ones, forward and training step, with a CPU's
-and a GPU's tiling. Fails if the cases stop launching the kernels."""
+and a GPU's tiling; and each forward algorithm of depthwise.cl (the row kernel, the default, and
+the direct one over flat pixels) on the same cases (depthwise_algos_oclgrind_driver.py). Fails if
+the cases stop launching the kernels."""
 
 from __future__ import annotations
 
 import re
 from math import prod
+from pathlib import Path
 
 import pytest
 from test_oclgrind import DRIVER, _run_driver, oclgrind_env, pytestmark, run_clean  # noqa: F401
@@ -20,12 +23,16 @@ NAMES = [c.name for c in CASES if c.name.startswith("depthwise") or c.name == "b
 GRAD_NAMES = [c.name for c in CASES if c.name.startswith(("depthwise", "separable"))]
 
 
-def test_the_cases_launch_the_direct_depthwise_kernel():
+ALGOS_DRIVER = Path(__file__).with_name("depthwise_algos_oclgrind_driver.py")
+
+
+def test_the_cases_launch_the_depthwise_row_kernel():
     for case in CASES:
         if case.name in NAMES:
-            plan = make_plan(forward_graph(case), 2, Target("cpu", 1))
-            kernels = {(lau.file, lau.kernel) for _, lau in plan.launches()}
-            assert ("depthwise.cl", "depthwise_forward") in kernels, case.name
+            for target in (Target("cpu", 1), Target("gpu", 8)):
+                plan = make_plan(forward_graph(case), 2, target)
+                kernels = {(lau.file, lau.kernel) for _, lau in plan.launches()}
+                assert ("depthwise.cl", "depthwise_rows") in kernels, case.name
 
 
 def test_the_cases_launch_the_direct_depthwise_gradient_kernels():
@@ -45,6 +52,16 @@ def test_depthwise_kernel_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     out = run_clean(DRIVER, oclgrind_env, *names)
     # Each case: forward and training step, with a CPU's and a GPU's tiling.
     assert out.count(": ok") == 4 * len(names), out
+
+
+def test_depthwise_forward_algorithms_clean_under_oclgrind(oclgrind_env):  # noqa: F811
+    """The row kernel with its default groups and with one row block a group, and the direct
+    kernel, each on every forward depthwise case (a CPU's float8 blocks; batch 3, so the row
+    kernel's grid is rounded up past the last row block)."""
+    out = run_clean(ALGOS_DRIVER, oclgrind_env)
+    assert "MISMATCH" not in out and out.count(": ok") >= 3 * 7, out
+    for label in ("rows", "rows-one-block-groups", "direct"):
+        assert f" {label} (" in out, out
 
 
 def test_depthwise_gradients_within_gpu_like_limits(oclgrind_env):  # noqa: F811

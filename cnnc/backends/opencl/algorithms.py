@@ -39,6 +39,7 @@ from cnnc.backends.opencl.bind_layers import (
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
+from cnnc.backends.opencl.tiling import accumulator_registers, pixel_row_tile
 from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
 from cnnc.errors import InternalError
 from cnnc.ir.graph import Graph, Node
@@ -112,9 +113,14 @@ REGISTERED: tuple[Algorithm, ...] = (
     _direct("conv2d_transpose_grad_kernel", on_conv(bind_conv2d_grad_kernel_direct),
             transpose_edges, on_conv(conv2d_grad_kernel_gemm), forms=on_conv(_im2col_off),
             keys=_IM2COL_KEYS),
-    # Depthwise convolutions: the direct kernel first (the default), the grouped conv2d they
-    # also are as the other (bind_depthwise_direct.py); their gradients likewise: the direct
-    # kernels of depthwise_grad.cl, else the grouped conv2d gradients (bind_depthwise.py).
+    # Depthwise convolutions: the row kernel first (the default), the direct kernel over flat
+    # pixels and the grouped conv2d they also are as the others (bind_depthwise_direct.py);
+    # their gradients: the direct kernels of depthwise_grad.cl, else the grouped conv2d
+    # gradients (bind_depthwise.py).
+    Algorithm("depthwise_conv2d", depthwise.ROWS, depthwise.bind_depthwise_rows,
+              edge_shapes.depthwise_edges, depthwise.describe_rows,
+              gemm=depthwise.depthwise_rows_gemm, variants=depthwise.rows_variants,
+              keys=depthwise.ROWS_KEYS, tile=pixel_row_tile, registers=accumulator_registers),
     Algorithm("depthwise_conv2d", depthwise.DIRECT, depthwise.bind_depthwise_direct,
               edge_shapes.depthwise_edges, depthwise.describe_direct,
               gemm=depthwise.depthwise_gemm),

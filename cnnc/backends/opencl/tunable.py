@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnc.backends.opencl.launches import BindContext, NodeBinding
+from cnnc.backends.opencl.target import Target
+from cnnc.backends.opencl.tiling import register_tile, registers_used
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node
 
@@ -108,6 +110,10 @@ class Algorithm:
     describe      a variant of it in a few words
     default_where where, among the nodes it applies to, it is the default (a few-rows GEMV
                   that the tuner may pick for 2 to 8 rows but that wins by rule at 1)
+    tile          its default register block for a GEMM of so many columns on the target
+                  (tiling.register_tile's, unless its work-items share data otherwise)
+    registers     the SIMD registers a register block of it holds on a CPU (the tuner's space
+                  stays within the device's): tiling.registers_used, a GEMM's
     """
 
     op: str
@@ -124,3 +130,5 @@ class Algorithm:
     error_factor: Callable[[Variant], float] = exact
     family: Callable[[Variant], tuple[Any, ...]] = no_family
     default_where: Callable[[Node, BindContext], bool] = always
+    tile: Callable[[int, Target], dict[str, int]] = register_tile
+    registers: Callable[[Mapping[str, Any], Target], int] = registers_used
