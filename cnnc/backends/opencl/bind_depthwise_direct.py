@@ -103,11 +103,8 @@ def _rows_tile(node: Node, ctx: BindContext, variant: Variant) -> dict[str, int]
 
 
 def depthwise_rows_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
-    """The row kernel's launch as a GEMM for the tuner's register blocks: rows the output
-    pixels, columns the output channels, each a reduction over its own KH * KW taps."""
-    geo = _geometry(node, ctx)
-    rows = ctx.batch * geo["OH"] * geo["OW"]
-    return Gemm(geo["C"] * geo["M"], rows, geo["KH"] * geo["KW"], split=False, local=False)
+    """The row kernel's launch as the tuner sees it: the same GEMM as the direct kernel's."""
+    return depthwise_gemm(node, ctx, variant)
 
 
 def bind_depthwise_rows(node: Node, ctx: BindContext) -> NodeBinding:
