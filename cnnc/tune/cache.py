@@ -7,7 +7,10 @@ its shapes and attributes, the batch size and the dtype. Each entry carries a ch
 content. On reading, the file and every entry are validated (format, known fields, the id
 matching the key, variant keys and integer ranges, positive times, the checksum): a corrupt
 file or a tampered or malformed entry is discarded with a warning, never used. An entry for
-another device or another version of the kernels is simply never looked up.
+another device or another version of the kernels is simply never looked up; one written for other
+kernel sources is kept as it is when this process rewrites the file, even where its variant names
+something this version does not know (it was written by a newer or older cnnc): two checkouts or
+versions sharing a cache dir would otherwise erase each other's tunings at every write.
 
 Writers take an exclusive lock on `tuning.json.lock` (fcntl.flock; the lock is released by the
 kernel when a process dies, so a crash never leaves it held), re-read the file, merge their
@@ -182,8 +185,21 @@ def entry_problem(eid: Any, entry: Any) -> str | None:
     return None
 
 
-def parse(text: str | bytes, where: str) -> dict[str, dict[str, Any]]:
-    """The valid entries of a tuning file's text; everything else discarded with a warning."""
+def other_kernels_entry(eid: Any, entry: Any) -> bool:
+    """Whether `entry` is intact (its id and checksum match) and was written for other kernel
+    sources than this process's: never looked up here, whatever its variant says, but not
+    this version's to discard."""
+    return (isinstance(entry, dict) and sorted(entry) == sorted(ENTRY_FIELDS)
+            and isinstance(entry["key"], dict) and sorted(entry["key"]) == sorted(KEY_FIELDS)
+            and entry["key"]["kernels"] != kernel_source_hash()
+            and eid == entry_id(entry["key"]) and entry["checksum"] == checksum(entry))
+
+
+def parse(text: str | bytes, where: str, *,
+          others: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The valid entries of a tuning file's text; everything else discarded with a warning.
+    With `others` (a dict), the intact entries of other kernel sources that this version
+    cannot validate go there, without a warning, to be written back unchanged."""
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as err:
@@ -197,6 +213,10 @@ def parse(text: str | bytes, where: str) -> dict[str, dict[str, Any]]:
     valid = {}
     for eid, entry in data["entries"].items():
         problem = entry_problem(eid, entry)
+        if problem and other_kernels_entry(eid, entry):
+            if others is not None:
+                others[eid] = entry
+            continue
         if problem:
             warn(f"{where}: entry {str(eid)[:12]} discarded: {problem}")
             continue
@@ -234,7 +254,7 @@ class TuningCache:
         self.path = Path(self.path)
         self._entries: dict[str, dict[str, Any]] | None = None
 
-    def _read(self) -> dict[str, dict[str, Any]]:
+    def _read(self, others: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         try:
             with open(self.path, "rb") as f:
                 data = f.read(MAX_FILE_BYTES + 1)
@@ -246,7 +266,7 @@ class TuningCache:
         if len(data) > MAX_FILE_BYTES:
             warn(f"the tuning cache {self.path} is larger than any cnnc writes; not used")
             return {}
-        return parse(data, str(self.path))
+        return parse(data, str(self.path), others=others)
 
     @property
     def entries(self) -> dict[str, dict[str, Any]]:
@@ -280,8 +300,9 @@ class TuningCache:
         """Add `entries` (id -> entry) to the file, keeping what other processes wrote."""
         try:
             with self._locked():
-                merged = {**self._read(), **entries}
-                atomic_write(self.path, dump(merged))
+                others: dict[str, Any] = {}
+                merged = {**self._read(others), **entries}
+                atomic_write(self.path, dump({**others, **merged}))
         except (OSError, CnncError) as err:
             warn(f"the tuning cache {self.path} cannot be written ({err}); the tunings of this "
                  "run are not kept")

@@ -80,6 +80,44 @@ def test_an_entry_under_another_entrys_id_is_discarded(cache, capsys):
     assert "id does not match" in capsys.readouterr().err
 
 
+def _other_version_entry(variant: dict) -> dict:
+    """An intact entry another cnnc wrote for its own kernel sources, whose variant this one
+    may not know."""
+    key = {**_entry(7)["key"], "kernels": "0" * 64}
+    entry = {"key": key, "variant": variant, "seconds": 0.001, "default_seconds": 0.002}
+    return {**entry, "checksum": tc.checksum({**entry, "checksum": ""})}
+
+
+def test_another_versions_entries_survive_a_write_unlooked_and_unwarned(cache, capsys):
+    # A newer cnnc's algorithm (unknown here) and a known one, both for other kernel sources:
+    # never used by this version, and still in the file after it writes its own.
+    newer = _other_version_entry({"algo": "from_the_future", "MR": 4})
+    older = _other_version_entry({"algo": "direct", "MR": 2, "VW": 8, "NV": 1})
+    older["key"]["batch"] = 3
+    older["checksum"] = tc.checksum(older)
+    ids = {tc.entry_id(e["key"]): e for e in (newer, older)}
+    _write(cache.path, ids)
+    assert tc.entry_id(older["key"]) in cache.entries  # valid here, never looked up
+    assert tc.entry_id(newer["key"]) not in cache.entries
+    cache.put(_entry(0))
+    assert capsys.readouterr().err == ""
+    on_disk = json.loads(cache.path.read_text())["entries"]
+    assert on_disk[tc.entry_id(newer["key"])] == newer
+    assert on_disk[tc.entry_id(older["key"])] == older
+    assert len(on_disk) == 3
+    assert tc.TuningCache(cache.path).get(_entry(0)["key"]) == _entry(0)
+
+
+def test_another_versions_tampered_entry_is_still_discarded(cache, capsys):
+    bad = _other_version_entry({"algo": "from_the_future"})
+    bad_id = tc.entry_id(bad["key"])
+    bad["variant"]["algo"] = "direct"  # checksum no longer matches
+    _write(cache.path, {bad_id: bad})
+    cache.put(_entry(0))
+    assert f"entry {bad_id[:12]} discarded" in capsys.readouterr().err
+    assert bad_id not in json.loads(cache.path.read_text())["entries"]
+
+
 def _store_many(path: str, first: int, count: int) -> None:
     c = tc.TuningCache(path)
     for i in range(first, first + count):
