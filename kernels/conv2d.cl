@@ -189,6 +189,20 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
 }
 #endif
 
+/* The input gradient kernels below also compute a transposed convolution's forward pass
+ * (cnnc/backends/opencl/bind_conv_transpose.py), whose bias (-D HAS_BIAS=1: then their last
+ * parameter) and activation (ACT_<NAME>) are added as the sums are stored, as conv2d_forward's
+ * are, instead of in a pass of their own over the output. */
+#if defined(CONV2D_GRAD_INPUT) || defined(CONV2D_GRAD_INPUT_PHASES)
+#if HAS_BIAS
+#define BIAS_PARAM , __global const float *restrict bias
+#define BIAS bias
+#else
+#define BIAS_PARAM
+#define BIAS 0
+#endif
+#endif
+
 /* dx[n, ih, iw, g*CG + c] = sum over taps (kh, kw) and f < FG of
  *     dy[n, oh, ow, g*FG + f] * w[kh, kw, c, g*FG + f]
  * where oh*SH = ih + PT - kh*DH (and the same for ow).
@@ -216,7 +230,8 @@ static float input_grad_source(__global const float *dy, int m, int k, int M)
 __kernel void conv2d_grad_input(__global const float *restrict dy,
                                 __global const float *restrict wt,
                                 __global const float *restrict zeros,
-                                __global float *restrict dx, int batch RESIDUAL_PARAM)
+                                __global float *restrict dx,
+                                int batch RESIDUAL_PARAM BIAS_PARAM)
 {
     const int M = batch * H * W;
     const int m0 = BLOCK_ROW(), c0 = BLOCK_COL();
@@ -252,7 +267,7 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
     }
 #endif
     /* RESIDUAL: with -D HAS_ACT_GRAD=1, the activation's v whose derivative the store applies */
-    store_output(acc, 0, RESIDUAL, dx, m0, c0, M, C);
+    store_output(acc, BIAS, RESIDUAL, dx, m0, c0, M, C);
 }
 #endif
 
@@ -366,7 +381,7 @@ static float phase_grad_weight(__global const float *wt, Phase ph, int k, int c,
 __kernel void conv2d_grad_input_phases(__global const float *restrict dy,
                                        __global const float *restrict wt,
                                        __global const float *restrict zeros,
-                                       __global float *restrict dx, int batch)
+                                       __global float *restrict dx, int batch BIAS_PARAM)
 {
     const Phase ph = find_phase(BLOCK_INDEX(), batch);
     if (ph.rows == 0)
@@ -414,7 +429,7 @@ __kernel void conv2d_grad_input_phases(__global const float *restrict dy,
         const int ih = ph.ihf + (rem / ph.qw) * SH, iw = ph.iwf + (rem % ph.qw) * SW;
         rows[r] = dx + (((j / pixels) * H + ih) * W + iw) * C;
     }
-    store_rows(acc, 0, rows, ph.rows - j0, c0, C);
+    store_rows(acc, BIAS, rows, ph.rows - j0, c0, C);
 }
 #endif
 
