@@ -87,7 +87,7 @@ def _bind_conv2d_im2col(
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=1)
     windows = Workspace(0)
     launches = (
-        im2col(node.inputs[0], windows, geo, ctx.batch),
+        im2col(node.inputs[0], windows, geo, ctx.batch, ctx.target),
         matmul(
             ctx,
             windows,

@@ -42,6 +42,7 @@ from cnnc.backends.opencl.tiling import (
     with_local_tile,
 )
 from cnnc.errors import InternalError
+from cnnc.intmath import ceil_div
 from cnnc.ir.activations import ACTIVATIONS, kernel_defines, parameters
 from cnnc.ir.args import Attrs
 from cnnc.ir.convpool import pool_attrs_geometry, pool_is_onnx, window_geometry
@@ -401,9 +402,13 @@ def conv_geometry(attrs: Attrs, in_shape: tuple[int, ...]) -> dict[str, int]:
     return {**{k: geo[k] for k in keys}, "C": c, "CG": c // g, "F": filters, "FG": filters // g}
 
 
-def im2col(x: str, out: Arg, geo: Mapping[str, int], batch: int) -> Launch:
+def im2col(x: str, out: Arg, geo: Mapping[str, int], batch: int, target: Target) -> Launch:
+    """conv2d.cl's im2col: PIX rows of the GEMM operand per work-item (as many as an
+    element-wise kernel's elements: a CPU driver pays per work-item)."""
     rows = batch * geo["OH"] * geo["OW"]
-    return launch("conv2d.cl", "im2col", flat(rows), (Value(x), out, Int(batch)), dict(geo))
+    pix = elements_per_item(target)
+    return launch("conv2d.cl", "im2col", flat(ceil_div(rows, pix)), (Value(x), out, Int(batch)),
+                  {**geo, "PIX": pix})
 
 
 def uses_im2col(
