@@ -26,6 +26,7 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
+from cnnc.backends.opencl.primitives import bn_fold
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import (
     accumulator_registers,
@@ -94,9 +95,6 @@ def _weights(part: Node, ctx: BindContext, cols: int, first: int
     """A part's kernel and bias arguments: its parameters, or for a `_bn` part the workspaces
     `first` and `first + 1` its hoisted fold writes (with that launch and their sizes)."""
     if part.op in FOLDED_LAYER.values():
-        # here, not at the top: bind_fused imports algorithms.py, which registers this binder
-        from cnnc.backends.opencl.bind_fused import bn_fold
-
         w, b = Workspace(first), Workspace(first + 1)
         fold, size = bn_fold(part, ctx, cols, w, b)
         return (fold,), w, b, (size, cols)
