@@ -126,9 +126,10 @@ def dwpw_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     """The default's columns (every depthwise value computed once) with other pixel counts,
     four first, whose accumulators fit the vector registers: the weight vectors and depthwise
     slices, each read by a few FMAs, can be memory operands. Measured on pocl (2-core Zen 3,
-    batch 256): four pixels ran shufflenet_mini's stride-1 blocks (24 channels, 24 filters)
-    1.2-1.4x faster than the default's two, and mobilenetv3_mini's stride-2 one (48 channels)
-    1.25x slower: the tuner's to choose. CPU only: a GPU's work-items want few registers."""
+    batch 256, a shared machine): four pixels ran shufflenet_mini's stride-1 blocks (24
+    channels, 24 filters) and mobilenet_mini's 1.05-1.8x faster than the default's two, and
+    mobilenetv3_mini's stride-2 one (48 channels) 0.8-1.1x as fast from run to run: the
+    tuner's to choose. CPU only: a GPU's work-items want few registers."""
     target = ctx.target
     if target.kind != "cpu":
         return []
