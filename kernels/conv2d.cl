@@ -189,6 +189,20 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
 }
 #endif
 
+/* The input gradient kernels below also compute a transposed convolution's forward pass
+ * (cnnc/backends/opencl/bind_conv_transpose.py), whose bias (-D HAS_BIAS=1: then their last
+ * parameter) and activation (ACT_<NAME>) are added as the sums are stored, as conv2d_forward's
+ * are, instead of in a pass of their own over the output. */
+#if defined(CONV2D_GRAD_INPUT) || defined(CONV2D_GRAD_INPUT_PHASES)
+#if HAS_BIAS
+#define BIAS_PARAM , __global const float *restrict bias
+#define BIAS bias
+#else
+#define BIAS_PARAM
+#define BIAS 0
+#endif
+#endif
+
 /* dx[n, ih, iw, g*CG + c] = sum over taps (kh, kw) and f < FG of
  *     dy[n, oh, ow, g*FG + f] * w[kh, kw, c, g*FG + f]
  * where oh*SH = ih + PT - kh*DH (and the same for ow).
@@ -216,7 +230,8 @@ static float input_grad_source(__global const float *dy, int m, int k, int M)
 __kernel void conv2d_grad_input(__global const float *restrict dy,
                                 __global const float *restrict wt,
                                 __global const float *restrict zeros,
-                                __global float *restrict dx, int batch RESIDUAL_PARAM)
+                                __global float *restrict dx,
+                                int batch RESIDUAL_PARAM BIAS_PARAM)
 {
     const int M = batch * H * W;
     const int m0 = BLOCK_ROW(), c0 = BLOCK_COL();
@@ -252,7 +267,7 @@ __kernel void conv2d_grad_input(__global const float *restrict dy,
     }
 #endif
     /* RESIDUAL: with -D HAS_ACT_GRAD=1, the activation's v whose derivative the store applies */
-    store_output(acc, 0, RESIDUAL, dx, m0, c0, M, C);
+    store_output(acc, BIAS, RESIDUAL, dx, m0, c0, M, C);
 }
 #endif
 
@@ -366,7 +381,7 @@ static float phase_grad_weight(__global const float *wt, Phase ph, int k, int c,
 __kernel void conv2d_grad_input_phases(__global const float *restrict dy,
                                        __global const float *restrict wt,
                                        __global const float *restrict zeros,
-                                       __global float *restrict dx, int batch)
+                                       __global float *restrict dx, int batch BIAS_PARAM)
 {
     const Phase ph = find_phase(BLOCK_INDEX(), batch);
     if (ph.rows == 0)
@@ -414,7 +429,7 @@ __kernel void conv2d_grad_input_phases(__global const float *restrict dy,
         const int ih = ph.ihf + (rem / ph.qw) * SH, iw = ph.iwf + (rem % ph.qw) * SW;
         rows[r] = dx + (((j / pixels) * H + ih) * W + iw) * C;
     }
-    store_rows(acc, 0, rows, ph.rows - j0, c0, C);
+    store_rows(acc, BIAS, rows, ph.rows - j0, c0, C);
 }
 #endif
 
@@ -493,31 +508,46 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
  * k = (kh, kw, c): the explicit GEMM operand, for convolutions with very few input channels
  * (the first layer), where the implicit GEMM's per-tap bookkeeping would outweigh its
  * arithmetic. bind.py follows it with gemm.cl's matmul (forward) or matmul_tn (kernel
- * gradient). groups == 1. Launch: one work-item per row m (output position). */
+ * gradient). groups == 1. Launch: one work-item per PIX consecutive rows m (-D PIX, tiling.py's
+ * elements_per_item: on a CPU each work-item writes PIX whole rows, contiguous, for one division;
+ * a row a work-item wrote a GEMM operand of 9 floats at 3-4 GB/s on pocl, Zen 3). */
 #ifdef IM2COL
+#ifndef PIX
+#define PIX 1
+#endif
 __kernel void im2col(__global const float *restrict x, __global float *restrict a,
                      int batch GATE_PARAM)
 {
-    const int m = get_global_id(0);
-    if (m >= batch * OH * OW)
-        return;
-    const int n = m / (OH * OW), rem = m % (OH * OW);
-    const int ih0 = (rem / OW) * SH - PT, iw0 = (rem % OW) * SW - PL;
-    __global const float *img = x + n * (H * W * C);
-    __global float *row = a + m * (KH * KW * C);
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = ih0 + kh * DH;
-        const bool row_inside = ih >= 0 && ih < H;
-        for (int kw = 0; kw < KW; kw++) {
-            const int iw = iw0 + kw * DW;
-            const bool inside = row_inside && iw >= 0 && iw < W;
-            for (int c = 0; c < C; c++) {
+    const int m0 = get_global_id(0) * PIX, m1 = min(m0 + PIX, batch * OH * OW);
+    int n = m0 / (OH * OW), rem = m0 % (OH * OW);
+    int oh = rem / OW, ow = rem % OW;
+    for (int m = m0; m < m1; m++) {
+        const int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+        __global const float *img = x + n * (H * W * C);
+        __global float *row = a + m * (KH * KW * C);
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = ih0 + kh * DH;
+            const bool row_inside = ih >= 0 && ih < H;
+            for (int kw = 0; kw < KW; kw++) {
+                const int iw = iw0 + kw * DW;
+                const bool inside = row_inside && iw >= 0 && iw < W;
+                for (int c = 0; c < C; c++) {
 #if GATED
-                const float scale = inside ? gate[n * GS0 + ih * GS1 + iw * GS2 + c * GS3] : 0.0f;
+                    const float scale =
+                        inside ? gate[n * GS0 + ih * GS1 + iw * GS2 + c * GS3] : 0.0f;
 #else
-                const float scale = 1.0f;
+                    const float scale = 1.0f;
 #endif
-                row[(kh * KW + kw) * C + c] = inside ? img[(ih * W + iw) * C + c] * scale : 0.0f;
+                    row[(kh * KW + kw) * C + c] =
+                        inside ? img[(ih * W + iw) * C + c] * scale : 0.0f;
+                }
+            }
+        }
+        if (++ow == OW) { /* the next row's position */
+            ow = 0;
+            if (++oh == OH) {
+                oh = 0;
+                n++;
             }
         }
     }

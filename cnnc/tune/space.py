@@ -48,6 +48,8 @@ def as_layer(node: Node) -> Node:
     """The node as its launches are bound: a fused node (cnnc/ir/fused.py, residual.py) as the
     layer its op stands for (bind_fused.py and bind_residual.py run that layer's binding under
     the fused node's name), others as they are."""
+    if node.op in TUNABLE_OPS:  # a fused op with algorithms of its own (depthwise_pointwise)
+        return node
     layer = layer_of(node.op)
     return node if layer == node.op else replace(node, op=layer)
 

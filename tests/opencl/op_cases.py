@@ -285,6 +285,17 @@ CASES = [
         optimizer="nadam",
         batch=9,
     ),
+    # 32 channels: the forward pool's float16 vectors on an AVX2 CPU (primitives.py:
+    # global_pool_defines, wide), 7 positions.
+    Case(
+        "global_avgpool_wide",
+        (7, 3, 2),
+        [
+            {"conv2d": [32, [1, 3]], "padding": "same", "activation": "relu"},
+            "global_avgpool2d",
+            {"dense": 5, "activation": "softmax"},
+        ],
+    ),
     Case(
         "global_avgpool_keepdims",
         (4, 4, 5),

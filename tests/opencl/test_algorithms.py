@@ -38,7 +38,7 @@ from cnnc.tune.space import as_layer, gemm_of, tunable, variant_space
 # Every algorithm of every tunable op applies somewhere here: a few channels (im2col), a
 # stride-2 convolution (phases), stride-1 3x3 ones (Winograd), a grouped one, transposed
 # convolutions (strided: phases; and not), depthwise ones (one with a batch norm folded in at
-# inference), dense layers.
+# inference, one fused with the 1x1 convolution after it), dense layers.
 SPEC = """
 network: algorithms
 input: [9, 11, 3]
@@ -52,6 +52,8 @@ layers:
   - batchnorm
   - {conv2d_transpose: [6, 3], strides: 2, padding: same, activation: relu}
   - {conv2d_transpose: [5, 2], activation: relu}
+  - {depthwise_conv2d: 3, padding: same}
+  - {conv2d: [6, 1], activation: relu}
   - flatten
   - {dense: 12, activation: relu}
   - {dense: 4, activation: softmax}

@@ -61,13 +61,15 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 
 
 @cache
-def kernel_signatures(file: str, residual: bool = False,
-                      gated: bool = False, groups: int = 2) -> dict[str, list[str]]:
+def kernel_signatures(file: str, residual: bool = False, gated: bool = False, groups: int = 2,
+                      bias: bool = False) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
     in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
     (-D HAS_RESIDUAL=1), and none otherwise; one whose list ends in GATE_PARAM (conv2d.cl)
-    takes one more after that when built `gated` (-D GATED=1). channel_shuffle.cl's
-    concat_shuffle takes a third and fourth input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4."""
+    takes one more after that when built `gated` (-D GATED=1), one whose list ends in
+    BIAS_PARAM (conv2d.cl's input gradients) when built with `bias` (-D HAS_BIAS=1: a
+    transposed convolution's). channel_shuffle.cl's concat_shuffle takes a third and fourth
+    input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
@@ -75,12 +77,15 @@ def kernel_signatures(file: str, residual: bool = False,
         params = m.group(2)
         for k, extra in ((2, "SRC2_PARAM"), (3, "SRC3_PARAM")):
             params = params.replace(extra, ", __global const float *x" if groups > k else "")
+        has_bias = params.rstrip().endswith("BIAS_PARAM")
+        params = params.rstrip().removesuffix("BIAS_PARAM")
         gate = params.rstrip().endswith("GATE_PARAM")
         params = params.rstrip().removesuffix("GATE_PARAM")
         if params.rstrip().endswith("RESIDUAL_PARAM"):
             params = params.rstrip().removesuffix("RESIDUAL_PARAM")
             params += ", __global const float *residual" if residual else ""
         params += ", __global const float *gate" if gate and gated else ""
+        params += ", __global const float *bias" if has_bias and bias else ""
         for param in params.split(","):
             param = " ".join(param.split())
             if "*" in param:
@@ -130,7 +135,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
         sig = kernel_signatures(lau.file, bool(lau.define_map.get("HAS_RESIDUAL")
                                                or lau.define_map.get("HAS_ACT_GRAD")),
                                 bool(lau.define_map.get("GATED")),
-                                lau.define_map.get("GROUPS", 2))
+                                lau.define_map.get("GROUPS", 2),
+                                bool(lau.define_map.get("HAS_BIAS")))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from nodes import tiny_training_graph, tunable_nodes
+from nodes import op_nodes, tiny_inference_graph, tiny_training_graph
 
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
@@ -26,11 +26,12 @@ BATCH = 2
 
 
 def main() -> int:
-    graph = tiny_training_graph(Path(tempfile.mkdtemp()))
+    folder = Path(tempfile.mkdtemp())
+    graphs = [tiny_training_graph(folder), tiny_inference_graph(folder)]
     backend = OpenCLBackend(isolate=True)
     failed = 0
     for op in TUNABLE_OPS:
-        node = tunable_nodes(graph, (op,))[0]
+        graph, (node, *_) = op_nodes(graphs, op)
         space = variant_space(node, BindContext(graph, BATCH, backend.target))
         gate = Gate(backend, graph, node, BATCH)
         gate.cases = gate.cases[:1]

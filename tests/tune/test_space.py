@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from nodes import tiny_training_graph, tunable_nodes
+from nodes import tiny_inference_graph, tiny_training_graph, tunable_nodes
 
 from cnnc.backends.opencl.algorithms import ALGORITHMS
 from cnnc.backends.opencl.launches import BindContext
@@ -42,9 +42,10 @@ def test_defaults_follow_the_vector_registers():
 
 
 @pytest.mark.parametrize("target", [AVX2, AVX512, SMALL_GPU], ids=["avx2", "avx512", "gpu"])
-def test_every_variant_is_valid_and_within_the_limits(graph, target):
-    for node in tunable_nodes(graph):
-        ctx = BindContext(graph, 3, target)
+def test_every_variant_is_valid_and_within_the_limits(graph, target, tmp_path):
+    fused = tiny_inference_graph(tmp_path)  # the ops fused at inference alone
+    for each, node in [(g, n) for g in (graph, fused) for n in tunable_nodes(g)]:
+        ctx = BindContext(each, 3, target)
         space = variant_space(node, ctx)
         assert space[0] == default_variant(node, ctx)
         assert 2 <= len(space) <= 20, [describe(v) for v in space]
@@ -54,7 +55,7 @@ def test_every_variant_is_valid_and_within_the_limits(graph, target):
             if target.kind == "cpu" and "MR" in variant:
                 algorithm = ALGORITHMS[(as_layer(node).op, variant["algo"])]
                 assert algorithm.registers(variant, target) <= target.vector_registers
-            plan = make_plan(graph, 3, target, variants={node.name: variant})
+            plan = make_plan(each, 3, target, variants={node.name: variant})
             for name, lau in plan.launches():
                 if name == node.name and lau.local_size is not None:
                     assert math.prod(lau.local_size) <= target.limits.max_group

@@ -4,7 +4,7 @@ computes: on odd shapes, for each tunable op (cnnc/tune/space.py, gate.py)."""
 from __future__ import annotations
 
 import pytest
-from nodes import tiny_training_graph, tunable_nodes
+from nodes import op_nodes, tiny_inference_graph, tiny_training_graph, tunable_nodes
 
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
@@ -16,8 +16,10 @@ BATCH = 3
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    return tiny_training_graph(tmp_path_factory.mktemp("spec"))
+def graphs(tmp_path_factory):
+    """The training graph, and an inference graph for the ops fused at inference alone."""
+    folder = tmp_path_factory.mktemp("spec")
+    return [tiny_training_graph(folder), tiny_inference_graph(folder)]
 
 
 def _check_all(backend, graph, node, *, edges: bool) -> list[str]:
@@ -36,22 +38,24 @@ def _check_all(backend, graph, node, *, edges: bool) -> list[str]:
 
 
 @pytest.mark.parametrize("op", TUNABLE_OPS)
-def test_every_variant_matches_the_reference(device, graph, op):
+def test_every_variant_matches_the_reference(device, graphs, op):
     """The real (odd) shape of one node per op, every variant of the device's own space."""
     backend = OpenCLBackend(device)
-    (node, *_) = tunable_nodes(graph, (op,))
+    graph, (node, *_) = op_nodes(graphs, op)
     assert _check_all(backend, graph, node, edges=False) == []
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["own", "gpu"])
-def test_every_variant_of_every_node_on_edge_shapes(device, graph, kind):
+def test_every_variant_of_every_node_on_edge_shapes(device, graphs, kind):
     """Every node, every variant, every edge shape; also with a GPU's tiling (local tiles)."""
     target = Target("gpu", device.compute_units, force_local_tiles=True) if kind == "gpu" else None
     backend = OpenCLBackend(device, target=target)
     failures = []
-    for node in tunable_nodes(graph):
-        failures += [f"{node.name}: {f}" for f in _check_all(backend, graph, node, edges=True)]
+    for graph in graphs:
+        for node in tunable_nodes(graph):
+            failures += [f"{node.name}: {f}"
+                         for f in _check_all(backend, graph, node, edges=True)]
     assert failures == []
 
 

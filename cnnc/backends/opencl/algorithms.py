@@ -15,6 +15,7 @@ from typing import Any
 
 from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
+from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
 from cnnc.backends.opencl import bind_gemv as gemv
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
@@ -139,6 +140,11 @@ REGISTERED: tuple[Algorithm, ...] = (
               dw_grad.bind_grad_kernel_grouped, dw_grad.grad_kernel_edges,
               depthwise.describe_grouped, variants=dw_grad.grad_kernel_grouped_variants,
               family=_direct_family),
+    # A depthwise convolution and the 1x1 one reading it, fused at inference: one kernel, its
+    # register block the tuner's (bind_depthwise_pointwise.py).
+    Algorithm("depthwise_pointwise", dwpw.NAME, dwpw.bind_depthwise_pointwise, dwpw.dwpw_edges,
+              dwpw.describe, gemm=dwpw.dwpw_gemm, variants=dwpw.dwpw_variants,
+              tile=dwpw.default_tile, registers=accumulator_registers),
     # A dense layer on a few rows (batch 1 to 8): a work-group per output block, the reduction
     # split among its work-items (bind_gemv.py); the tuner's to pick, the default on one row.
     Algorithm("dense", gemv.NAME, gemv.bind_dense_gemv, edge_shapes.dense_edges, gemv.describe,

@@ -1,23 +1,24 @@
 """Binder of depthwise_pointwise (cnnc/ir/depthwise_pointwise.py): node -> one
-kernels/depthwise_pointwise.cl launch (after each `_bn` part's hoisted batchnorm_fold), and its
-table `BINDERS`.
+kernels/depthwise_pointwise.cl launch (after each `_bn` part's hoisted batchnorm_fold), the op's
+one algorithm (registered in algorithms.py, so the tuner sizes its register block).
 
-The register block is chosen from the device: the pointwise part's VW * NV channels (VW the
-widest vector dividing its K filters, as many vectors as make NR = K up to four, so that each
-depthwise value is computed once), the depthwise slice VD the widest vector dividing its C * M
-channels, and MR the most pixels (8, 4, 2, 1) whose accumulators, depthwise slices and weight
-vectors fit the CPU's vector registers (a GPU: its rows per work-item).
+The default register block is chosen from the device: the pointwise part's VW * NV channels (VW
+the widest vector dividing its K filters, as many vectors as make NR = K up to four, so that
+each depthwise value is computed once), the depthwise slice VD the widest vector dividing its
+C * M channels, and MR the most pixels (8, 4, 2, 1) whose accumulators, depthwise slices and
+weight vectors fit the CPU's vector registers (a GPU: its rows per work-item). A tuned variant
+sets MR, VW and NV in its place (VD stays the binder's).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from cnnc.backends.opencl.bind_depthwise_direct import geometry_of
-from cnnc.backends.opencl.bind_fused import bn_fold
 from cnnc.backends.opencl.launches import (
     NULL,
     Arg,
     BindContext,
-    Binder,
     Int,
     Launch,
     NodeBinding,
@@ -25,13 +26,21 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
+from cnnc.backends.opencl.primitives import bn_fold
 from cnnc.backends.opencl.target import Target
-from cnnc.backends.opencl.tiling import gemm_grid, registers_used, vector_width
+from cnnc.backends.opencl.tiling import (
+    accumulator_registers,
+    gemm_grid,
+    registers_used,
+    tuned_tile,
+    vector_width,
+)
+from cnnc.backends.opencl.tunable import EdgeShape, Gemm, Variant, tile_text
 from cnnc.intmath import ceil_div
 from cnnc.ir.activations import kernel_defines
 from cnnc.ir.depthwise_pointwise import parts
 from cnnc.ir.fused import FOLDED_LAYER
-from cnnc.ir.graph import Node
+from cnnc.ir.graph import Graph, Node
 
 MAX_VECTORS = 4  # NV's range in the tuner's space (cnnc/tune/space.py)
 
@@ -51,6 +60,36 @@ def block(filters: int, channels: int, target: Target) -> dict[str, int]:
     return {"MR": mr, "VW": vw, "NV": nv, "VD": vd}
 
 
+def default_tile(filters: int, target: Target) -> dict[str, int]:
+    """`block`'s MR x (VW * NV) for `filters` pointwise filters (VD takes at most one vector
+    register, whatever the channels: the same MR for every C * M)."""
+    tile = block(filters, filters, target)
+    return {k: tile[k] for k in ("MR", "VW", "NV")}
+
+
+def _sizes(node: Node, ctx: BindContext) -> tuple[Node, Node, dict[str, int], int, int]:
+    x = node.inputs[0]
+    dw, pw = parts(node, ctx.shape(x))
+    geo = geometry_of(dw.attrs, ctx.shape(x))
+    return dw, pw, geo, dw.shape[-1], node.shape[-1]
+
+
+def dwpw_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """The launch as the tuner sees it: rows the output pixels, columns the pointwise filters
+    (whose blocks must divide them), the depthwise channels the reduction."""
+    _, _, geo, channels, filters = _sizes(node, ctx)
+    rows = ctx.batch * geo["OH"] * geo["OW"]
+    return Gemm(filters, rows, channels, split=False, local=False)
+
+
+def tile_of(node: Node, ctx: BindContext) -> dict[str, int]:
+    """The node's register block: `block`'s, with the MR, VW and NV its variant sets."""
+    _, _, _, channels, filters = _sizes(node, ctx)
+    base = block(filters, channels, ctx.target)
+    tile = tuned_tile(filters, ctx.target, ctx.variant(node), base=lambda c, t: dict(base))
+    return {**tile, "VD": base["VD"]}
+
+
 def _weights(part: Node, ctx: BindContext, cols: int, first: int
              ) -> tuple[tuple[Launch, ...], Arg, Arg, tuple[int, ...]]:
     """A part's kernel and bias arguments: its parameters, or for a `_bn` part the workspaces
@@ -65,14 +104,12 @@ def _weights(part: Node, ctx: BindContext, cols: int, first: int
 
 def bind_depthwise_pointwise(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
-    dw, pw = parts(node, ctx.shape(x))
-    geo = geometry_of(dw.attrs, ctx.shape(x))
-    channels, filters = dw.shape[-1], node.shape[-1]
+    dw, pw, geo, channels, filters = _sizes(node, ctx)
     folds_dw, dw_w, dw_b, sizes_dw = _weights(dw, ctx, channels, 0)
     folds_pw, pw_w, pw_b, sizes_pw = _weights(pw, ctx, filters, len(sizes_dw))
-    tile = block(filters, channels, ctx.target)
+    tile = tile_of(node, ctx)
     pixels = ctx.batch * geo["OH"] * geo["OW"]
-    grid, group = gemm_grid(pixels, filters, tile, False, ctx.target)
+    grid, group = gemm_grid(pixels, filters, tile, False, ctx.target, ctx.variant(node))
     dw_act, pw_act = dw.attrs["activation"], pw.attrs["activation"]
     act = pw_act if pw_act != "linear" else dw_act
     defines = {**geo, **tile, "K": filters, **kernel_defines(act),
@@ -85,4 +122,38 @@ def bind_depthwise_pointwise(node: Node, ctx: BindContext) -> NodeBinding:
                        constants=tuple(range(len(workspaces))))
 
 
-BINDERS: dict[str, Binder] = {"depthwise_pointwise": bind_depthwise_pointwise}
+def dwpw_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """The default's columns (every depthwise value computed once) with other pixel counts,
+    four first, whose accumulators fit the vector registers: the weight vectors and depthwise
+    slices, each read by a few FMAs, can be memory operands. Measured on pocl (2-core Zen 3,
+    batch 256, a shared machine): four pixels ran shufflenet_mini's stride-1 blocks (24
+    channels, 24 filters) and mobilenet_mini's 1.05-1.8x faster than the default's two, and
+    mobilenetv3_mini's stride-2 one (48 channels) 0.8-1.1x as fast from run to run: the
+    tuner's to choose. CPU only: a GPU's work-items want few registers."""
+    target = ctx.target
+    if target.kind != "cpu":
+        return []
+    _, _, _, _, filters = _sizes(node, ctx)
+    tile = default_tile(filters, target)
+    out = []
+    for mr in (4, 8, 2, 1):
+        row = {**tile, "MR": mr}
+        if mr != tile["MR"] and accumulator_registers(row, target) <= target.vector_registers:
+            out.append({"algo": NAME, **row})
+    return out
+
+
+def dwpw_edges(node: Node, graph: Graph) -> list[EdgeShape]:
+    """The node's own shapes at batches 3 and 1 (a partial pixel block, a single image): its
+    columns are its filters, its pixels any count."""
+    states = graph.state_map
+    inputs = {v: tuple(graph.shape_of(v)[1:]) for v in node.operands if v not in states}
+    state = {v: tuple(states[v].shape) for v in node.operands if v in states}
+    return [EdgeShape(f"batch {b}, as built", inputs, state, node.attrs, b) for b in (3, 1)]
+
+
+def describe(variant: Variant) -> str:
+    return f"depthwise+pointwise {tile_text(variant)}"
+
+
+NAME = "fused"

@@ -12,23 +12,18 @@ weights are never stale and not recomputed by every forward pass.
 from __future__ import annotations
 
 from dataclasses import replace
-from math import prod
 
 from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
 from cnnc.backends.opencl.launches import (
-    NULL,
     Arg,
     BindContext,
     Binder,
-    Float,
-    Int,
     Launch,
     NodeBinding,
     Value,
     Workspace,
-    launch,
 )
-from cnnc.backends.opencl.primitives import affine_defines, channel_grid
+from cnnc.backends.opencl.primitives import bn_fold
 from cnnc.ir.args import Attrs
 from cnnc.ir.fused import BN_FOLD_ARGS, FOLDED_LAYER
 from cnnc.ir.graph import Node
@@ -52,29 +47,6 @@ def _layer_node(node: Node, layer_op: str) -> tuple[Node, str, str | None, tuple
 def _redirect(lau: Launch, names: dict[str, Arg]) -> Launch:
     args = tuple(names.get(a.name, a) if isinstance(a, Value) else a for a in lau.args)
     return lau if args == lau.args else replace(lau, args=args)
-
-
-def bn_fold(node: Node, ctx: BindContext, cols: int, w: Workspace, b: Workspace
-            ) -> tuple[Launch, int]:
-    """The `once` batchnorm_fold launch of a fused `<layer>_bn` node that writes its folded
-    kernel into workspace w and its bias into b (cols of them: the layer's output channels),
-    and the folded kernel's size in floats."""
-    n_layer = 2 if node.attrs["use_bias"] else 1
-    kernel, bias = node.params[0], node.params[1] if n_layer == 2 else None
-    by_suffix = {p.rsplit("/", 1)[-1]: p for p in node.params[n_layer:]}
-    gamma = Value(by_suffix["gamma"]) if node.attrs["scale"] else NULL
-    beta = Value(by_suffix["beta"]) if node.attrs["center"] else NULL
-    # The kernel as [rows, cols], cols the output channels: the kernel's flat index modulo
-    # cols is the channel (HWIO and (in, units) kernels, and a depthwise (KH, KW, C, M)
-    # kernel's c * M + m).
-    rows = prod(ctx.shape(kernel)) // cols
-    grid, group, vw, chunks = channel_grid(ctx, rows, cols)
-    args = (Value(kernel), Value(bias) if bias else NULL, gamma, beta,
-            Value(by_suffix["moving_mean"]), Value(by_suffix["moving_variance"]), w, b,
-            Int(rows), Int(cols), Int(chunks), Float(node.attrs["epsilon"]))
-    defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
-    fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group, once=True)
-    return fold, rows * cols
 
 
 def folded(layer_op: str, layer_binder: Binder) -> Binder:

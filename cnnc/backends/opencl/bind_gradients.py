@@ -121,7 +121,7 @@ def bind_conv2d_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
         tn = matmul_tn(ctx, windows, Value(dy), out, depth, geo["F"], pixels, Workspace(1),
                        variant=ctx.variant(node))
         return NodeBinding(
-            (im2col(x, windows, geo, ctx.batch), *tn.launches),
+            (im2col(x, windows, geo, ctx.batch, ctx.target), *tn.launches),
             workspaces=(pixels * depth, *tn.workspaces),
         )
     variant = ctx.variant(node)

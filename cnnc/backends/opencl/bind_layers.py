@@ -87,7 +87,7 @@ def _bind_conv2d_im2col(
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=1)
     windows = Workspace(0)
     launches = (
-        im2col(node.inputs[0], windows, geo, ctx.batch),
+        im2col(node.inputs[0], windows, geo, ctx.batch, ctx.target),
         matmul(
             ctx,
             windows,
@@ -115,7 +115,7 @@ def bind_pool(node: Node, ctx: BindContext) -> NodeBinding:
 
 def bind_global_avgpool2d(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
-    defines = global_pool_defines(ctx.shape(x), ctx.target)
+    defines = global_pool_defines(ctx.shape(x), ctx.target, wide=True)
     grid = flat(ctx.numel(node.name) // defines["VW"])
     args = (Value(x), Value(node.name), Int(ctx.batch))
     return NodeBinding((launch("pool.cl", "global_avgpool2d", grid, args, defines),))
