@@ -8,7 +8,9 @@ variants for all, so the load of a shared machine hits all alike.
         --old ../main/kernels --linear
 
 Prints each node's best ms under each (nodes over --min-ms only) and the whole pass's (every
-launch one after another, without the host's transfers), with their ratios to the old.
+launch one after another, without the host's transfers), and the median over the rounds of the
+new's time over the old's in the same round (steadier than the ratio of the bests on a loaded
+machine).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +76,11 @@ def _time(bound: list[Any], queue: Any) -> float:
     return time.perf_counter() - start
 
 
+def _median_ratio(times: list[list[float]]) -> float:
+    """The median over the rounds of the new's time over the old's."""
+    return statistics.median(new / old for old, new in zip(times[0], times[1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("spec")
@@ -107,7 +115,7 @@ def main() -> None:
         by_node.append(nodes)
     print(f"{Path(args.spec).stem}, batch {args.batch}, load {os.getloadavg()[0]:.1f}: best of "
           f"{args.repeat}, alternating; old = {args.old}")
-    print(f"  {'node':28s}" + "".join(f"{name:>10s}" for name, _, _ in runs) + "   new/old")
+    print(f"  {'node':28s}" + "".join(f"{name:>10s}" for name, _, _ in runs) + "   new/old (median of rounds)")
     for node in by_node[0]:
         times = [[] for _ in runs]
         for _ in range(args.repeat):
@@ -116,14 +124,14 @@ def main() -> None:
         best = [min(t) * 1e3 for t in times]
         if best[0] >= args.min_ms:
             print(f"  {node:28s}" + "".join(f"{t:10.3f}" for t in best) +
-                  f"   {best[1] / best[0]:6.2f}")
+                  f"   {_median_ratio(times):6.2f}")
     whole = [[] for _ in runs]
     for _ in range(args.repeat):
         for i, (_, exe, backend) in enumerate(runs):
             whole[i].append(_time([b for b in exe.bound if not b.launch.once], backend.queue))
     best = [min(t) * 1e3 for t in whole]
     print(f"  {'every launch of the pass':28s}" + "".join(f"{t:10.3f}" for t in best) +
-          f"   {best[1] / best[0]:6.2f}   (load {os.getloadavg()[0]:.1f})")
+          f"   {_median_ratio(whole):6.2f}   (load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
