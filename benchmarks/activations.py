@@ -6,6 +6,8 @@ variants for all, so the load of a shared machine hits all alike.
 
     .venv/bin/python benchmarks/activations.py specs/efficientnet_mini.yaml --batch 256 \\
         --old ../main/kernels --linear
+    .venv/bin/python benchmarks/activations.py specs/efficientnet_mini.yaml --train --batch 128 \
+        --old ../main/kernels
 
 Prints each node's best ms under each (nodes over --min-ms only) and the whole pass's (every
 launch one after another, without the host's transfers), and the median over the rounds of the
@@ -45,16 +47,19 @@ def _use_kernels(folder: Path) -> None:
     program.forget_programs()
 
 
-def _compile(spec_path: str, batch: int, variants: dict | None) -> tuple[Any, Any, dict]:
-    """An executable of the spec's inference graph, run once; the variants it used."""
+def _compile(spec_path: str, batch: int, variants: dict | None,
+             train: bool) -> tuple[Any, Any, dict]:
+    """An executable of the spec's inference (or training) graph, run once; the variants it
+    used."""
     from cnnc.backends.opencl.runtime import OpenCLBackend
     from cnnc.crosscheck import random_feeds
     from cnnc.frontend.spec import load_spec
     from cnnc.initializers import initial_values
-    from cnnc.passes.pipeline import inference_graph
+    from cnnc.passes.pipeline import inference_graph, training_graph
     from cnnc.tune.tuner import install
 
-    graph = inference_graph(load_spec(spec_path))
+    spec = load_spec(spec_path)
+    graph = training_graph(spec) if train else inference_graph(spec)
     backend = OpenCLBackend(None)
     if variants is None:
         chooser = install(backend)  # the tuning cache's choices for the old kernels' source
@@ -87,6 +92,7 @@ def main() -> None:
     parser.add_argument("--old", required=True, help="the kernels/ folder to compare with")
     parser.add_argument("--linear", action="store_true",
                         help="also time the spec with its smooth activations made linear")
+    parser.add_argument("--train", action="store_true", help="the training graph (gradients)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--min-ms", type=float, default=0.2)
@@ -97,13 +103,13 @@ def main() -> None:
     new_dir = kernel_files.kernel_dir()
     runs: list[tuple[str, Any, Any]] = []
     _use_kernels(Path(args.old).resolve())
-    exe, backend, variants = _compile(args.spec, args.batch, None)
+    exe, backend, variants = _compile(args.spec, args.batch, None, args.train)
     runs.append(("old", exe, backend))
     _use_kernels(new_dir)
-    exe, backend, _ = _compile(args.spec, args.batch, variants)
+    exe, backend, _ = _compile(args.spec, args.batch, variants, args.train)
     runs.append(("new", exe, backend))
     if args.linear:  # the same variants: the kernels' tiling does not depend on the activation
-        exe, backend, _ = _compile(_linear_spec(args.spec), args.batch, variants)
+        exe, backend, _ = _compile(_linear_spec(args.spec), args.batch, variants, args.train)
         runs.append(("linear", exe, backend))
 
     by_node: list[dict[str, list[Any]]] = []
@@ -113,7 +119,8 @@ def main() -> None:
             if not b.launch.once:
                 nodes.setdefault(b.node, []).append(b)
         by_node.append(nodes)
-    print(f"{Path(args.spec).stem}, batch {args.batch}, load {os.getloadavg()[0]:.1f}: best of "
+    print(f"{Path(args.spec).stem}, {'training' if args.train else 'forward'}, batch "
+          f"{args.batch}, load {os.getloadavg()[0]:.1f}: best of "
           f"{args.repeat}, alternating; old = {args.old}")
     print(f"  {'node':28s}" + "".join(f"{name:>10s}" for name, _, _ in runs) + "   new/old (median of rounds)")
     for node in by_node[0]:
