@@ -12,6 +12,8 @@
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
+#include "expmath.h"
+
 /* The elements of an element-wise kernel that work-item get_global_id(0) takes: ELEMS in a row
  * (-D ELEMS, tiling.py's elements_per_item). A CPU driver pays per work-item several times
  * what moving one float costs (pocl: 2.7 GB/s at one element per work-item, 13 GB/s at 8); on
@@ -43,6 +45,10 @@ typedef CAT(float, VW) floatV;
  * activation with parameters), for elementwise.cl's activation_grad.
  * tests/ir/test_tables.py checks that every elementwise row of the table has a case in both,
  * and that each of its constants and parameters is read here. */
+/* 1 - s for s = 1 / (1 + e): e s where 1 - s would cancel (s > 1/2: silu's gradient at large
+ * x, where x (1 - s) still counts), 1 - s where e s would be inf times 0. */
+#define SIGMOID_REST(e, s) select((e) * (s), 1.0f - (s), (e) > 1.0f)
+
 #ifdef ACT_SLOPE_BITS
 #define ACT_SLOPE as_float(ACT_SLOPE_BITS)
 #endif
@@ -101,13 +107,13 @@ static float relu_keras_grad(float v, float g)
 #define ACTIVATE(v) clamp((v), 0.0f, ACT_MAX_VALUE)
 #define ACTIVATE_GRAD(v, g) ((v) > 0.0f && (v) < ACT_MAX_VALUE ? (g) : 0.0f)
 #elif defined(ACT_ELU)
-#define ACTIVATE(v) select(ACT_ALPHA * expm1(v), (v), (v) > 0.0f)
+#define ACTIVATE(v) select(ACT_ALPHA * expm1_poly(v), (v), (v) > 0.0f)
 #define ACTIVATE_GRAD(v, g) ((v) > 0.0f ? (g) : ((v) + ACT_ALPHA) * (g))
 #elif defined(ACT_SIGMOID)
-#define ACTIVATE(v) (1.0f / (1.0f + exp(-(v))))
+#define ACTIVATE(v) (1.0f / (1.0f + exp_normal(-(v))))
 #define ACTIVATE_GRAD(v, g) ((g) * (v) * (1.0f - (v)))
 #elif defined(ACT_TANH)
-#define ACTIVATE(v) tanh(v)
+#define ACTIVATE(v) tanh_poly(v)
 #define ACTIVATE_GRAD(v, g) ((g) * (1.0f - (v) * (v)))
 /* Issue 20's activations: ACTIVATE on float or floatN (no ?: there), ACTIVATE_GRAD scalar and
  * from the input x (activations.py's from_input). Written to stay within a few float32 ulps of
@@ -115,11 +121,12 @@ static float relu_keras_grad(float v, float g)
  * erfc(-x / sqrt 2) / 2 and tanh-gelu's (1 + tanh u) / 2 as sigmoid(2u), so that no 1 + (-1 +
  * tiny) cancels for negative x. */
 #elif defined(ACT_SILU)
-#define ACTIVATE(v) ((v) / (1.0f + exp(-(v))))
+#define ACTIVATE(v) ((v) / (1.0f + exp_normal(-(v))))
 static float silu_grad(float x, float g)
 {
-    float s = 1.0f / (1.0f + exp(-x));
-    return g * s * (1.0f + x * (1.0f - s));
+    float e = exp_normal(-x);
+    float s = 1.0f / (1.0f + e);
+    return g * s * (1.0f + x * SIGMOID_REST(e, s));
 }
 #define ACTIVATE_GRAD(v, g) silu_grad((v), (g))
 #elif defined(ACT_HARD_SIGMOID)
@@ -142,12 +149,25 @@ static float hard_swish_grad(float x, float g)
 #elif defined(ACT_GELU)
 /* erfc(z) as Numerical Recipes' erfcc (Chebyshev fit, relative error < 1.2e-7 everywhere), on
  * float or floatN: pocl's built-in erfc takes about 470 ns an element on a Zen 4 core (a gelu
- * layer took 3x its convolution), this one about what exp takes. t = 1 / (1 + |z| / 2). */
-#define ERFC_POLY(t)                                                                             \
-    (-1.26551223f + (t) * (1.00002368f + (t) * (0.37409196f + (t) * (0.09678418f +              \
-     (t) * (-0.18628806f + (t) * (0.27886807f + (t) * (-1.13520398f + (t) * (1.48851587f +     \
-     (t) * (-0.82215223f + (t) * 0.17087277f)))))))))
-#define ERFC_ABS(a, t) ((t) * exp(-(a) * (a) + ERFC_POLY(t)))
+ * layer took 3x its convolution), this one about what exp takes. t = 1 / (1 + |z| / 2). Its
+ * polynomial in t by Estrin's scheme (in pairs, then t^2 and t^4): Horner's chain of nine
+ * dependent multiply-adds made gelu 1.06x slower (pocl, Zen 3, float8). */
+#define ERFC_POLY_OF(F)                                                                        \
+    static __attribute__((overloadable)) F erfc_poly(F t)                                      \
+    {                                                                                          \
+        const F t2 = t * t, t4 = t2 * t2;                                                      \
+        const F p01 = -1.26551223f + t * 1.00002368f, p23 = 0.37409196f + t * 0.09678418f;    \
+        const F p45 = -0.18628806f + t * 0.27886807f, p67 = -1.13520398f + t * 1.48851587f;   \
+        const F p89 = -0.82215223f + t * 0.17087277f;                                          \
+        return (p01 + t2 * p23) + t4 * ((p45 + t2 * p67) + t4 * p89);                          \
+    }
+ERFC_POLY_OF(float)
+ERFC_POLY_OF(float2)
+ERFC_POLY_OF(float4)
+ERFC_POLY_OF(float8)
+ERFC_POLY_OF(float16)
+#define ERFC_POLY(t) erfc_poly(t)
+#define ERFC_ABS(a, t) ((t) * exp_normal(-(a) * (a) + ERFC_POLY(t)))
 #define ERFC_T(z) (1.0f / (1.0f + 0.5f * fabs(z)))
 #define ERFC(z) select(2.0f - ERFC_ABS(fabs(z), ERFC_T(z)), ERFC_ABS(fabs(z), ERFC_T(z)),      \
                        (z) >= 0.0f)
@@ -155,32 +175,35 @@ static float hard_swish_grad(float x, float g)
 static float gelu_grad(float x, float g)
 {
     /* Phi(x) + x phi(x); 1 / sqrt(2 pi) = M_2_SQRTPI_F * M_SQRT1_2_F / 2 */
-    float pdf = exp(-0.5f * x * x) * (0.5f * M_2_SQRTPI_F * M_SQRT1_2_F);
+    float pdf = exp_normal(-0.5f * x * x) * (0.5f * M_2_SQRTPI_F * M_SQRT1_2_F);
     return g * (0.5f * ERFC(x * -M_SQRT1_2_F) + x * pdf);
 }
 #define ACTIVATE_GRAD(v, g) gelu_grad((v), (g))
 #elif defined(ACT_GELU_TANH)
 /* k = sqrt(2 / pi) = M_2_SQRTPI_F * M_SQRT1_2_F, c = 0.044715 */
 #define GELU_K (M_2_SQRTPI_F * M_SQRT1_2_F)
-#define ACTIVATE(v) ((v) / (1.0f + exp(-2.0f * GELU_K * ((v) + 0.044715f * (v) * (v) * (v)))))
+#define ACTIVATE(v)                                                                     \
+    ((v) / (1.0f + exp_normal(-2.0f * GELU_K * ((v) + 0.044715f * (v) * (v) * (v)))))
 static float gelu_tanh_grad(float x, float g)
 {
-    float s = 1.0f / (1.0f + exp(-2.0f * GELU_K * (x + 0.044715f * x * x * x)));
-    return g * (s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x));
+    float e = exp_normal(-2.0f * GELU_K * (x + 0.044715f * x * x * x));
+    float s = 1.0f / (1.0f + e);
+    return g * (s + 2.0f * x * s * SIGMOID_REST(e, s) * GELU_K *
+                     (1.0f + 3.0f * 0.044715f * x * x));
 }
 #define ACTIVATE_GRAD(v, g) gelu_tanh_grad((v), (g))
 #elif defined(ACT_SOFTPLUS)
-#define ACTIVATE(v) (fmax((v), 0.0f) + log1p(exp(-fabs(v))))
-#define ACTIVATE_GRAD(v, g) ((g) / (1.0f + exp(-(v))))
+#define ACTIVATE(v) (fmax((v), 0.0f) + log1p_unit(exp_normal(-fabs(v))))
+#define ACTIVATE_GRAD(v, g) ((g) / (1.0f + exp_normal(-(v))))
 #elif defined(ACT_MISH)
 /* tanh(softplus(x)) = w / (w + 2) with n = e^x, w = n (n + 2): one exp, where tanh and log1p
  * of pocl took ten times a convolution's time. Past x = 20, w / (w + 2) is 1 in float32 (and
  * n (n + 2) would overflow past 44). 1 - t = 2 / (w + 2) without cancellation. */
-#define MISH_W(v) (exp(fmin((v), 20.0f)) * (exp(fmin((v), 20.0f)) + 2.0f))
+#define MISH_W(v) (exp_poly(fmin((v), 20.0f)) * (exp_poly(fmin((v), 20.0f)) + 2.0f))
 #define ACTIVATE(v) ((v) * (MISH_W(v) / (MISH_W(v) + 2.0f)))
 static float mish_grad(float x, float g)
 {
-    float n = exp(fmin(x, 20.0f));
+    float n = exp_poly(fmin(x, 20.0f));
     float w = n * (n + 2.0f);
     float t = w / (w + 2.0f);
     float sigmoid = n / (1.0f + n);
@@ -229,18 +252,21 @@ static floatV activate_grad_of(floatV x, floatV g)
      * ACTIVATE_GRAD above): lane by lane, each exp would be a scalar call inside a GEMM's
      * epilogue. */
 #if defined(ACT_SILU)
-    const floatV s = 1.0f / (1.0f + exp(-x));
-    return g * s * (1.0f + x * (1.0f - s));
+    const floatV e = exp_normal(-x);
+    const floatV s = 1.0f / (1.0f + e);
+    return g * s * (1.0f + x * SIGMOID_REST(e, s));
 #elif defined(ACT_GELU)
-    const floatV pdf = exp(-0.5f * x * x) * (0.5f * M_2_SQRTPI_F * M_SQRT1_2_F);
+    const floatV pdf = exp_normal(-0.5f * x * x) * (0.5f * M_2_SQRTPI_F * M_SQRT1_2_F);
     return g * (0.5f * ERFC(x * -M_SQRT1_2_F) + x * pdf);
 #elif defined(ACT_GELU_TANH)
-    const floatV s = 1.0f / (1.0f + exp(-2.0f * GELU_K * (x + 0.044715f * x * x * x)));
-    return g * (s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x));
+    const floatV e = exp_normal(-2.0f * GELU_K * (x + 0.044715f * x * x * x));
+    const floatV s = 1.0f / (1.0f + e);
+    return g * (s + 2.0f * x * s * SIGMOID_REST(e, s) * GELU_K *
+                     (1.0f + 3.0f * 0.044715f * x * x));
 #elif defined(ACT_SOFTPLUS)
-    return g / (1.0f + exp(-x));
+    return g / (1.0f + exp_normal(-x));
 #elif defined(ACT_MISH)
-    const floatV n = exp(fmin(x, 20.0f));
+    const floatV n = exp_poly(fmin(x, 20.0f));
     const floatV w = n * (n + 2.0f);
     const floatV t = w / (w + 2.0f);
     return g * (t + x * (n / (1.0f + n)) * (2.0f / (w + 2.0f)) * (1.0f + t));

@@ -30,7 +30,7 @@ KERNEL_FILES = (
 
 def test_kernel_sources_are_found():
     folder = kernel_dir()
-    for name in KERNEL_FILES + ("common.h", "rows.h", "tile.h"):
+    for name in KERNEL_FILES + ("common.h", "expmath.h", "rows.h", "tile.h"):
         assert (folder / name).is_file(), name
 
 
