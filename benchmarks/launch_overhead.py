@@ -4,8 +4,12 @@
 
 First the fixed cost of one launch of a kernel that does almost nothing (kernels/peak.cl's probe
 with no iterations, 64 work-items), enqueued 2,000 times back to back with one wait at the end
-(as a plan's launches run) and with a wait after each. Then, for each spec (default: every
-example spec), the forward pass at batch 1 through cnnc.compile's OpenCL model with the tuning
+(as a plan's launches run) and with a wait after each, and one launch and its wait after a pause
+(--settle, default 0.1 s, as benchmarks/latency.py times a forward pass): pocl's pthread
+device's worker threads wait on a condition variable once its queue is empty, so a forward pass
+that starts after idle time first wakes them (and on a virtual machine its idle virtual CPUs),
+a fixed cost that a back-to-back loop never sees. Then, for each spec (default: every example
+spec), the forward pass at batch 1 through cnnc.compile's OpenCL model with the tuning
 cache's variants: its launches, the median time of `model.predict` on one image, and the
 launches' fixed cost as a share of it (launches x the back-to-back cost), and with the one wait
 for the queue a forward pass ends with. The CPU's name comes first; every figure is the median
@@ -64,11 +68,33 @@ def launch_cost(device, count: int = 2000) -> tuple[float, float]:
     return pipelined, waited
 
 
+def launch_after_pause(device, settle: float, runs: int = 20) -> float:
+    """Median seconds of one launch and its wait, each after `settle` seconds of idle time."""
+    import pyopencl as cl
+
+    from cnnc.backends.opencl.program import program_cache
+
+    kernel = program_cache(device).kernel("peak.cl", "fma_peak", {"VW": 1})
+    queue = cl.CommandQueue(device.context)
+    out = cl.Buffer(device.context, cl.mem_flags.WRITE_ONLY, 64 * 4)
+    kernel.set_args(out, np.int32(0))
+    times = []
+    for _ in range(runs):
+        time.sleep(settle)
+        start = time.perf_counter()
+        cl.enqueue_nd_range_kernel(queue, kernel, (64,), None)
+        queue.finish()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=SPECS)
     parser.add_argument("--device", default=None)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--settle", type=float, default=0.1,
+                        help="seconds of idle time before each timed call of the second kind")
     args = parser.parse_args(argv)
 
     import cnnc
@@ -77,10 +103,11 @@ def main(argv: list[str]) -> int:
     device = select_device(args.device)
     print(f"CPU: {cpu_name()}; device {device.describe()}")
     pipelined, waited = launch_cost(device)
+    woken = launch_after_pause(device, args.settle, args.runs)
     print(f"one launch: {pipelined * 1e6:.1f} us back to back, {waited * 1e6:.1f} us waiting "
-          "after each")
+          f"after each, {woken * 1e6:.1f} us after {args.settle} s idle")
     print(f"{'spec':20s} {'launches':>8s} {'forward ms':>10s} {'launches':>9s} "
-          f"{'+ one wait':>10s}")
+          f"{'+ one wait':>10s} {'after idle ms':>13s} {'launches + wake':>15s}")
     for spec in args.specs:
         path = ROOT / "specs" / f"{spec}.yaml"
         model = cnnc.compile(str(path) if path.exists() else spec, backend="opencl",
@@ -97,8 +124,16 @@ def main(argv: list[str]) -> int:
         t = statistics.median(times)
         share = launches * pipelined / t
         with_wait = min(1.0, (launches * pipelined + waited) / t)
+        idle = []
+        for _ in range(args.runs):
+            time.sleep(args.settle)
+            start = time.perf_counter()
+            model.predict(x, batch_size=1)
+            idle.append(time.perf_counter() - start)
+        t_idle = statistics.median(idle)
+        with_wake = min(1.0, (launches * pipelined + woken) / t_idle)
         print(f"{spec:20s} {launches:8d} {t * 1e3:10.2f} {100 * share:8.0f}% "
-              f"{100 * with_wait:9.0f}%")
+              f"{100 * with_wait:9.0f}% {t_idle * 1e3:13.2f} {100 * with_wake:14.0f}%")
     return 0
 
 

@@ -113,6 +113,51 @@ __kernel void copy_block(__global const float *restrict src, __global float *res
 }
 #endif
 
+/* concatenate of 2 to 4 tensors in one launch (copy_block's would be one launch each): output
+ * row r of RUN floats is row r of x0 (RUN0 floats), then of x1 (RUN1), ... (-D INPUTS, RUN0 to
+ * RUN3; the rows are the axes before the concatenated one, a run the rest). Cut like
+ * copy_block: work-item t the floats [c * chunk, (c + 1) * chunk) of rows from b * rows_per,
+ * each input copying its part of that range. -D VW divides every run. */
+#ifdef CONCAT_ROWS
+#if INPUTS < 4
+#define RUN3 0
+#endif
+#if INPUTS < 3
+#define RUN2 0
+#endif
+#define RUN (RUN0 + RUN1 + RUN2 + RUN3)
+
+/* The floats [k0, k1) of an output row that the input of `run` floats from `at` holds. */
+static void copy_part(__global const float *restrict s, __global float *restrict d, int at,
+                      int run, int k0, int k1)
+{
+    const int hi = min(k1, at + run);
+    for (int k = max(k0, at); k < hi; k += VW)
+        STOREV(LOADV(s + k - at), d + k);
+}
+
+__kernel void concat_rows(__global const float *restrict x0, __global const float *restrict x1,
+                          __global const float *restrict x2, __global const float *restrict x3,
+                          __global float *restrict y, int rows, int rows_per, int chunk,
+                          int chunks)
+{
+    const int t = get_global_id(0), b = t / chunks;
+    const int k0 = (t - b * chunks) * chunk, k1 = min(k0 + chunk, RUN);
+    const int r1 = min((b + 1) * rows_per, rows);
+    for (int r = b * rows_per; r < r1; r++) {
+        __global float *d = y + (long)r * RUN;
+        copy_part(x0 + (long)r * RUN0, d, 0, RUN0, k0, k1);
+        copy_part(x1 + (long)r * RUN1, d, RUN0, RUN1, k0, k1);
+#if INPUTS > 2
+        copy_part(x2 + (long)r * RUN2, d, RUN0 + RUN1, RUN2, k0, k1);
+#endif
+#if INPUTS > 3
+        copy_part(x3 + (long)r * RUN3, d, RUN0 + RUN1 + RUN2, RUN3, k0, k1);
+#endif
+    }
+}
+#endif
+
 /* Rows padded with zeros or cropped, cut like copy_block: output row r (of out_run floats) is
  * image b = r / oh's row oy = r % oh, which reads input row iy = oy - pt (of in_run floats, h
  * rows an image) shifted right by `lead` floats (negative: cropped), zeros where it reads

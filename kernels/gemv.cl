@@ -11,11 +11,20 @@
  * columns, N % NR == 0), G work-items per group (a power of two). Epilogue (-D): HAS_BIAS,
  * ACT_<NAME> (common.h). The rows M are an argument.
  * Launch: dim 0 = column blocks * G in groups of (G, 1), dim 1 = row blocks.
+ *
+ * dense_softmax (-D DENSE_SOFTMAX instead of G): a classifier's head, the dense layer and the
+ * softmax over its N outputs in one launch, for few columns (a softmax launch of its own cost
+ * more than the head's arithmetic at batch 1). A work-group holds MR rows and all N columns,
+ * work-item j the MR x NR block from column j * NR over the whole reduction; the logits go to
+ * local memory, and each work-item normalises its own block by its rows' maximum and sum of
+ * exponentials read from there (as softmax.cl computes them). Launch: dim 0 = N / NR, dim 1 =
+ * row blocks, in groups of (N / NR, 1).
  */
 #include "common.h"
 
 #define NR (VW * NV)
 
+#ifdef G
 __kernel void gemv(__global const float *restrict a, __global const float *restrict b,
                    __global const float *restrict bias, __global float *restrict c, int M)
 {
@@ -74,3 +83,65 @@ __kernel void gemv(__global const float *restrict a, __global const float *restr
         }
     }
 }
+#endif
+
+#ifdef DENSE_SOFTMAX
+__kernel void dense_softmax(__global const float *restrict a, __global const float *restrict b,
+                            __global const float *restrict bias, __global float *restrict c,
+                            int M)
+{
+    __local float logits[MR][N];
+    const int n0 = (int)get_local_id(0) * NR, m0 = (int)get_group_id(1) * MR;
+    floatV acc[MR][NV];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = (floatV)(0.0f);
+    for (int k = 0; k < K; k++) {
+        floatV bv[NV];
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            bv[v] = LOADV(b + k * N + n0 + v * VW);
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+            /* Rows past M read row M - 1 (in bounds) and are not stored. */
+            const float av = a[min(m0 + r, M - 1) * K + k];
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = fma((floatV)(av), bv[v], acc[r][v]);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            STOREV(epilogue(acc[r][v], bias, 0, n0 + v * VW, 0), &logits[r][n0 + v * VW]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* Each work-item its block's exponentials (once each), then every row's sum of them. */
+    float m[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        m[r] = -INFINITY;
+        for (int n = 0; n < N; n++)
+            m[r] = max(m[r], logits[r][n]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        for (int i = 0; i < NR; i++)
+            logits[r][n0 + i] = exp(logits[r][n0 + i] - m[r]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (m0 + r < M) { /* no break: a loop with one is not unrolled */
+            float s = 0.0f;
+            for (int n = 0; n < N; n++)
+                s += logits[r][n];
+            const float inv = 1.0f / s;
+            for (int i = 0; i < NR; i++)
+                c[(m0 + r) * N + n0 + i] = logits[r][n0 + i] * inv;
+        }
+    }
+}
+#endif

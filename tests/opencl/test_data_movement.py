@@ -1,4 +1,4 @@
-"""The data-movement kernels (elementwise.cl's copy_block and pad_rows, resample.cl,
+"""The data-movement kernels (elementwise.cl's copy_block, concat_rows and pad_rows, resample.cl,
 channel_shuffle.cl) against the NumPy reference on the device, forward and gradients:
 concatenations of many sources on every axis, channel slices, zero padding, cropping, both
 upsamplings and channel shuffles of 2 to 16 groups, with odd sizes, one channel,
@@ -155,3 +155,24 @@ def test_run_grid_covers_each_float_once(kind, run_floats, rows, run, unit, monk
     assert sorted(seen) == [(r, k) for r in range(rows) for k in range(run)]
     if kind == "cpu":
         assert rows_per * chunk * unit <= max(run_floats, unit * chunk)
+
+
+def test_a_concatenation_of_few_inputs_is_one_launch():
+    """2 to CONCAT_MAX_INPUTS inputs: concat_rows, one launch (a small tensor's copies cost
+    more in launches than in floats); more: a copy_block each."""
+    from cnnc.backends.opencl.plan import make_plan
+    from cnnc.backends.opencl.primitives import CONCAT_MAX_INPUTS
+
+    net = next(n for n in NETWORKS if n[0] == "concatenate_many")
+    graph = _graph(*net, train=False)
+    plan = make_plan(graph, 2, Target("cpu", 2))
+    kernels: dict[str, list[str]] = {}
+    for node, lau in plan.launches():
+        kernels.setdefault(node, []).append(lau.kernel)
+    concats = [n for n in graph.nodes if n.op == "concatenate"]
+    assert any(len(n.inputs) > CONCAT_MAX_INPUTS for n in concats)
+    assert any(len(n.inputs) <= CONCAT_MAX_INPUTS for n in concats)
+    for n in concats:
+        want = (["concat_rows"] if len(n.inputs) <= CONCAT_MAX_INPUTS
+                else ["copy_block"] * len(n.inputs))
+        assert kernels[n.name] == want, n.name

@@ -1,4 +1,4 @@
-"""The data-movement kernels (copy_block, pad_rows, resample.cl) under Oclgrind (see
+"""The data-movement kernels (copy_block, concat_rows, pad_rows, resample.cl) under Oclgrind (see
 test_oclgrind.py): every access checked, data races detected, cut as a CPU's and as a GPU's,
 and once with GPU-like limits (work-groups of at most 128 work-items, 16 KiB of local memory)."""
 

@@ -14,7 +14,13 @@ import pytest
 from test_oclgrind import DRIVER, _run_driver, oclgrind_env, pytestmark, run_clean  # noqa: F401
 from test_ops import CASES, forward_graph
 
-from cnnc.backends.opencl.bind_gemv import DEFAULT_ROWS, GEMV_ROWS, group_size
+from cnnc.backends.opencl.bind_gemv import (
+    DEFAULT_ROWS,
+    GEMV_ROWS,
+    HEAD,
+    HEAD_MAX_MACS,
+    group_size,
+)
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.target import Limits, Target
 from cnnc.frontend.spec import load_spec
@@ -65,6 +71,46 @@ def test_the_gate_admits_gemv_on_several_rows(backend):
     for mr in (batch, 2):
         verdict = gate.check({"algo": "gemv", "MR": mr, "VW": 4, "NV": 1})
         assert verdict.admitted, verdict.reason
+
+
+HEAD_SPEC = """
+network: head
+input: [{inputs}]
+layers:
+  - {{dense: 12, activation: softmax}}
+"""
+
+
+def _head_kernels(inputs: int, batch: int, target: Target) -> list[tuple[str, str]]:
+    graph = inference_graph(load_spec(HEAD_SPEC.format(inputs=inputs)))
+    return [(lau.file, lau.kernel) for _, lau in make_plan(graph, batch, target).launches()]
+
+
+def test_a_softmax_head_is_one_launch_on_few_rows():
+    for target in (Target("cpu", 2), Target("gpu", 8)):
+        for batch in (1, 3, GEMV_ROWS):
+            assert _head_kernels(37, batch, target) == [("gemv.cl", HEAD)], (target, batch)
+        more = _head_kernels(37, GEMV_ROWS + 1, target)
+        assert ("softmax.cl", "softmax") in more and ("gemv.cl", HEAD) not in more
+        # a head with more multiply-adds than one work-group per row should take
+        large = _head_kernels(HEAD_MAX_MACS // 12 + 1, 1, target)
+        assert ("softmax.cl", "softmax") in large and ("gemv.cl", HEAD) not in large
+
+
+def test_the_gate_admits_dense_softmax_on_several_rows(backend):
+    """On the device against NumPy: every row in one block and blocks of 2 (the last one's
+    second row past the end), and each way of cutting the 12 columns among work-items."""
+    batch = 5
+    graph = inference_graph(load_spec(HEAD_SPEC.format(inputs=37)))
+    node = next(n for n in graph.nodes if n.op == "dense")
+    from cnnc.backends.opencl.launches import BindContext
+
+    space = variant_space(node, BindContext(graph, batch, backend.target))
+    assert space[0]["algo"] == HEAD and any(v["algo"] == "direct" for v in space)
+    gate = Gate(backend, graph, node, batch)
+    for mr, vw, nv in ((batch, 4, 1), (2, 2, 2), (2, 1, 4), (1, 4, 3)):
+        verdict = gate.check({"algo": HEAD, "MR": mr, "VW": vw, "NV": nv})
+        assert verdict.admitted, (mr, vw, nv, verdict.reason)
 
 
 def test_group_size_within_the_device_limits():

@@ -145,6 +145,10 @@ REGISTERED: tuple[Algorithm, ...] = (
     Algorithm("depthwise_pointwise", dwpw.NAME, dwpw.bind_depthwise_pointwise, dwpw.dwpw_edges,
               dwpw.describe, gemm=dwpw.dwpw_gemm, variants=dwpw.dwpw_variants,
               tile=dwpw.default_tile, registers=accumulator_registers),
+    # A classifier's head on a few rows: the dense layer and its softmax in one launch, a
+    # work-group per row block (bind_gemv.py); the default wherever it applies.
+    Algorithm("dense", gemv.HEAD, gemv.bind_dense_softmax, edge_shapes.dense_edges,
+              gemv.describe_head, gemm=gemv.head_gemm, applies=gemv.head_applies),
     # A dense layer on a few rows (batch 1 to 8): a work-group per output block, the reduction
     # split among its work-items (bind_gemv.py); the tuner's to pick, the default on one row.
     Algorithm("dense", gemv.NAME, gemv.bind_dense_gemv, edge_shapes.dense_edges, gemv.describe,

@@ -22,9 +22,11 @@ from cnnc.backends.opencl.launches import (
     launch,
 )
 from cnnc.backends.opencl.primitives import (
+    CONCAT_MAX_INPUTS,
     activation,
     affine_defines,
     channel_grid,
+    concat_rows,
     conv_geometry,
     copy_block,
     epilogue_act,
@@ -198,6 +200,10 @@ def bind_add(node: Node, ctx: BindContext) -> NodeBinding:
 def bind_concatenate(node: Node, ctx: BindContext) -> NodeBinding:
     out_shape = ctx.shape(node.name)
     axis = node.attrs["axis"] % len(out_shape)
+    if 2 <= len(node.inputs) <= CONCAT_MAX_INPUTS:
+        return NodeBinding((concat_rows(node.inputs, node.name, out_shape, axis,
+                                        [ctx.shape(v)[axis] for v in node.inputs],
+                                        ctx.target),))
     launches, start = [], 0
     for v in node.inputs:
         length = ctx.shape(v)[axis]

@@ -8,7 +8,7 @@ binders of every op group (bind_*.py) compose these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from math import prod
 from typing import Any
 
@@ -359,6 +359,29 @@ def copy_block(
         Int(dst_start * inner),
     )
     return launch("elementwise.cl", "copy_block", flat(items), args, {"VW": vw})
+
+
+# Inputs up to which a concatenation is one launch (elementwise.cl's concat_rows), not a
+# copy_block each: the launches of a small tensor's copies cost more than the floats they move.
+CONCAT_MAX_INPUTS = 4
+
+
+def concat_rows(srcs: Sequence[str], dst: str, shape: tuple[int, ...], axis: int,
+                lengths: Sequence[int], target: Target) -> Launch:
+    """Concatenate `srcs` (of `lengths` positions along `axis` each) into dst of `shape`, in
+    one launch: rows (the axes before `axis`) of each source's contiguous run in turn."""
+    if not 2 <= len(srcs) <= CONCAT_MAX_INPUTS or len(lengths) != len(srcs):
+        raise InternalError(f"concat_rows takes 2 to {CONCAT_MAX_INPUTS} inputs, got "
+                            f"{len(srcs)} ({len(lengths)} lengths)")
+    outer, inner = prod(shape[:axis]), prod(shape[axis + 1 :])
+    runs = [length * inner for length in lengths]
+    vw = run_vector(*runs, target=target)
+    rows_per, chunk, chunks, items = run_grid(outer, sum(runs), vw, target)
+    ins = [Value(s) for s in srcs] + [NULL] * (CONCAT_MAX_INPUTS - len(srcs))
+    args = (*ins, Value(dst), Int(outer), Int(rows_per), Int(chunk), Int(chunks))
+    defines = {"INPUTS": len(srcs), "VW": vw,
+               **{f"RUN{i}": run for i, run in enumerate(runs)}}
+    return launch("elementwise.cl", "concat_rows", flat(items), args, defines)
 
 
 def pad_rows(
