@@ -21,8 +21,9 @@ cnnc's forward on those weights before it is timed, and not timed if it differs.
 laid out for its system outside the clock. Under each table a list says what each system was
 given. Each figure is the median
 of --runs timed runs after one warm-up run each (kernel builds and first-run costs are not
-counted), the systems taking turns run by run so that a change of load touches all alike.
-cnnc first tunes its kernels for the device (`cnnc tune`: --tune-budget seconds per graph and
+counted), the systems taking turns run by run so that a change of load touches all alike, each
+timed call after a pause that lets the previous system's threads go idle and --warm-calls (1)
+untimed calls: steady throughput, as a training loop or a batch job sees it. cnnc first tunes its kernels for the device (`cnnc tune`: --tune-budget seconds per graph and
 batch size, for what the tuning cache lacks) and runs with the tuned variants, as `cnnc run` does.
 Ratios are cnnc OpenCL's images/s over the other system's. The CPU's name is printed first.
 
@@ -576,10 +577,15 @@ ORT_GIVEN = ("cnnc's ONNX export (same weights), ORT_ENABLE_ALL graph optimisati
              "{threads} intra-op threads; NCHW input transposed outside the clock")
 
 
-def interleaved_medians(systems: dict[str, Tasks | None], runs: int) -> dict[str, dict]:
+def interleaved_medians(systems: dict[str, Tasks | None], runs: int,
+                        warm_calls: int = 1) -> dict[str, dict]:
     """Median seconds per system and task, the systems taking turns run by run (a change in
     the machine's load then touches every system alike). One warm-up run each first: kernel
-    builds, allocations, first touch."""
+    builds, allocations, first touch. After each system's pause, `warm_calls` untimed calls of
+    a task come before its timed one: the first call after an idle pause pays for waking the
+    system's threads and refilling its caches (shufflenet_mini's forward at batch 256 took about
+    1.5x a back-to-back call's time in cnnc and in onnxruntime alike on a 2-core Zen 3), which a
+    training loop or a batch job, running call after call, does not pay."""
     live = {name: tasks for name, tasks in systems.items() if tasks}
     for tasks in live.values():
         for fn in tasks.values():
@@ -591,6 +597,8 @@ def interleaved_medians(systems: dict[str, Tasks | None], runs: int) -> dict[str
             # call: let them go idle, so that they do not take the cores from the next system.
             time.sleep(SETTLE_SECONDS)
             for task, fn in tasks.items():
+                for _ in range(warm_calls):
+                    fn()
                 start = time.perf_counter()
                 fn()
                 times[name][task].append(time.perf_counter() - start)
@@ -604,6 +612,10 @@ def main() -> None:
     parser.add_argument("--train-batch", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--warm-calls", type=int, default=1,
+                        help="untimed calls before each timed one, after the pause between "
+                             "systems (0: time the first call after the pause, as tables "
+                             "before 2026-12-06 did)")
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy backend")
     parser.add_argument("--torch-compile", choices=("auto", "off"), default="auto",
                         help="auto: time PyTorch under torch.compile where it compiles here "
@@ -615,7 +627,7 @@ def main() -> None:
     fb, tbs = args.forward_batch, args.train_batch
     print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
           f"forward batch {fb}, training batch {', '.join(map(str, tbs))}; median of "
-          f"{args.runs} interleaved runs")
+          f"{args.runs} interleaved runs, each after {args.warm_calls} untimed call(s)")
     for spec in args.specs:
         graph = cnnc.load_spec(spec)
         if args.tune_budget > 0:
@@ -647,7 +659,7 @@ def main() -> None:
             given[name] = ORT_GIVEN.format(threads=os.cpu_count() or 1)
         except ImportError:
             print("(onnxruntime is not installed: pip install 'cnnc[dev]' to compare with it)")
-        medians = interleaved_medians(systems, args.runs)
+        medians = interleaved_medians(systems, args.runs, args.warm_calls)
         ref = medians["cnnc opencl"]
         tasks = ["forward", *(f"train {tb}" for tb in tbs)]
         sizes = {"forward": fb, **{f"train {tb}": tb for tb in tbs}}
