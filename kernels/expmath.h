@@ -95,7 +95,8 @@
         EXP_REDUCE(F, x, t, n, r);                                                             \
         const F q = EXPM1_REDUCED(r);                                                          \
         const I k = CAT(as_, I)(t) - as_int(EXP_SHIFTER);                                      \
-        const F p = pow2i(clamp(k, -64, 64));                                                  \
+        /* Bounds of type I: Oclgrind 21.10 gets clamp(intN, int, int) wrong. */               \
+        const F p = pow2i(clamp(k, (I)(-64), (I)(64)));                                        \
         const I k1 = k >> 1;                                                                   \
         const F big = ((1.0f + q) * pow2i(k1)) * pow2i(k - k1) - 1.0f;                         \
         return select(p * q + (p - 1.0f), big, k > 24);                                        \
