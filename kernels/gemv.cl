@@ -24,22 +24,17 @@
 
 #define NR (VW * NV)
 
-#ifdef G
-__kernel void gemv(__global const float *restrict a, __global const float *restrict b,
-                   __global const float *restrict bias, __global float *restrict c, int M)
+/* acc = a[m0 .. m0 + MR, k_begin .. k_end] . b[k_begin .. k_end, n0 .. n0 + NR]: both kernels'
+ * register block over their part of the reduction. */
+static void block_sum(__global const float *a, __global const float *b, int M, int m0, int n0,
+                      int k_begin, int k_end, floatV acc[MR][NV])
 {
-    __local floatV part[G][MR][NV];
-    const int g = (int)get_local_id(0);
-    const int n0 = (int)get_group_id(0) * NR, m0 = (int)get_group_id(1) * MR;
-    floatV acc[MR][NV];
 #pragma unroll
     for (int r = 0; r < MR; r++)
 #pragma unroll
         for (int v = 0; v < NV; v++)
             acc[r][v] = (floatV)(0.0f);
-
-    const int k_end = part_begin(K, g + 1, G);
-    for (int k = part_begin(K, g, G); k < k_end; k++) {
+    for (int k = k_begin; k < k_end; k++) {
         floatV bv[NV];
 #pragma unroll
         for (int v = 0; v < NV; v++)
@@ -53,6 +48,17 @@ __kernel void gemv(__global const float *restrict a, __global const float *restr
                 acc[r][v] = fma((floatV)(av), bv[v], acc[r][v]);
         }
     }
+}
+
+#ifdef G
+__kernel void gemv(__global const float *restrict a, __global const float *restrict b,
+                   __global const float *restrict bias, __global float *restrict c, int M)
+{
+    __local floatV part[G][MR][NV];
+    const int g = (int)get_local_id(0);
+    const int n0 = (int)get_group_id(0) * NR, m0 = (int)get_group_id(1) * MR;
+    floatV acc[MR][NV];
+    block_sum(a, b, M, m0, n0, part_begin(K, g, G), part_begin(K, g + 1, G), acc);
 
 #pragma unroll
     for (int r = 0; r < MR; r++)
@@ -93,25 +99,7 @@ __kernel void dense_softmax(__global const float *restrict a, __global const flo
     __local float logits[MR][N];
     const int n0 = (int)get_local_id(0) * NR, m0 = (int)get_group_id(1) * MR;
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
-    for (int k = 0; k < K; k++) {
-        floatV bv[NV];
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            bv[v] = LOADV(b + k * N + n0 + v * VW);
-#pragma unroll
-        for (int r = 0; r < MR; r++) {
-            /* Rows past M read row M - 1 (in bounds) and are not stored. */
-            const float av = a[min(m0 + r, M - 1) * K + k];
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                acc[r][v] = fma((floatV)(av), bv[v], acc[r][v]);
-        }
-    }
+    block_sum(a, b, M, m0, n0, 0, K, acc);
 #pragma unroll
     for (int r = 0; r < MR; r++)
 #pragma unroll
