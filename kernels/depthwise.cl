@@ -16,6 +16,7 @@
  * Launch: dim 0 = pixel blocks (the large count), dim 1 = channel blocks.
  */
 #include "common.h"
+#include "tile.h" /* zero_block */
 #include "depthwise.h"
 
 #define F (C * M)
@@ -72,11 +73,7 @@ __kernel void depthwise_forward(__global const float *restrict x, __global const
     int ih0[MR], iw0[MR], base[MR];
     pixel_block(p0, P, ih0, iw0, base);
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 
 #pragma unroll
     for (int kh = 0; kh < KH; kh++) {
@@ -130,11 +127,7 @@ __kernel void depthwise_rows(__global const float *restrict x, __global const fl
         return;
     const int n = row / OH, oh = row % OH, iw0 = ow0 * SW - PL;
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 
 #pragma unroll
     for (int kh = 0; kh < KH; kh++) {

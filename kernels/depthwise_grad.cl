@@ -24,6 +24,7 @@
  *   for the input gradient, C * M for the kernel gradient). The batch is the argument `batch`.
  */
 #include "common.h"
+#include "tile.h" /* zero_block */
 
 #define F (C * M)
 #define NR (VW * NV)
@@ -78,11 +79,7 @@ __kernel void depthwise_grad_input(__global const float *restrict dy,
         base[r] = (p / (H * W)) * OH;
     }
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 
 #pragma unroll
     for (int kh = 0; kh < KH; kh++) {
@@ -143,11 +140,7 @@ __kernel void depthwise_grad_kernel(__global const float *restrict x,
         dw[r] = (t % KW) * DW - PL;
     }
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 
     for (int row = begin; row < end; row++) {
         const int n = row / OH, oh = row % OH;

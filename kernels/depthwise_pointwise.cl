@@ -21,6 +21,7 @@
  * Launch: dim 0 = pixel blocks (the large count), dim 1 = pointwise channel blocks.
  */
 #include "common.h"
+#include "tile.h" /* zero_block */
 #include "depthwise.h"
 
 #define F (C * M)
@@ -63,11 +64,7 @@ __kernel void depthwise_pointwise(__global const float *restrict x,
     int ih0[MR], iw0[MR], base[MR];
     pixel_block(p0, P, ih0, iw0, base);
     floatV acc[MR][NV];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
 
     for (int f0 = 0; f0 < F; f0 += VD) {
         floatD d[MR];

@@ -21,6 +21,7 @@
  * row blocks, in groups of (N / NR, 1).
  */
 #include "common.h"
+#include "tile.h" /* zero_block */
 
 #define NR (VW * NV)
 
@@ -29,11 +30,7 @@
 static void block_sum(__global const float *a, __global const float *b, int M, int m0, int n0,
                       int k_begin, int k_end, floatV acc[MR][NV])
 {
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = (floatV)(0.0f);
+    zero_block(acc);
     for (int k = k_begin; k < k_end; k++) {
         floatV bv[NV];
 #pragma unroll
