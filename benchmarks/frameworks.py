@@ -585,7 +585,11 @@ def interleaved_medians(systems: dict[str, Tasks | None], runs: int,
     a task come before its timed one: the first call after an idle pause pays for waking the
     system's threads and refilling its caches (shufflenet_mini's forward at batch 256 took about
     1.5x a back-to-back call's time in cnnc and in onnxruntime alike on a 2-core Zen 3), which a
-    training loop or a batch job, running call after call, does not pay."""
+    training loop or a batch job, running call after call, does not pay. How many calls that
+    lasts differs: on that Zen 3 VM onnxruntime was back to its pace at the second call, cnnc
+    (whose worker threads sleep and wake between its kernel launches) after ~5-10 calls
+    (benchmarks/launch_overhead.py prints the call-by-call recovery); `--warm-calls 10` times
+    each system's steady pace, the default 1 the pace of an occasional caller's second call."""
     live = {name: tasks for name, tasks in systems.items() if tasks}
     for tasks in live.values():
         for fn in tasks.values():

@@ -13,7 +13,8 @@ spec), the forward pass at batch 1 through cnnc.compile's OpenCL model with the 
 cache's variants: its launches, the median time of `model.predict` on one image, and the
 launches' fixed cost as a share of it (launches x the back-to-back cost), and with the one wait
 for the queue a forward pass ends with. The CPU's name comes first; every figure is the median
-of --runs runs after a warm-up.
+of --runs runs after a warm-up. Between the two, a pass of 18 small launches that do real work,
+back to back and call by call after a 0.5 s pause: how many calls the wake-up cost lasts.
 """
 
 from __future__ import annotations
@@ -88,6 +89,41 @@ def launch_after_pause(device, settle: float, runs: int = 20) -> float:
     return statistics.median(times)
 
 
+def recovery_after_pause(device, pause: float, launches: int = 18, calls: int = 12,
+                         rounds: int = 5) -> tuple[float, list[float]]:
+    """A pass of `launches` small launches that do real work (the peak probe on 8,192
+    work-items, 15 iterations: tens of microseconds each), as a tiny network's forward pass
+    runs: its median seconds back to back, and the median seconds of the 1st, 2nd, ... call
+    after `pause` seconds of idle time (over `rounds` pauses). On a 2-core Zen 3 VM the calls
+    after a pause stayed slow for ~10 calls while one long kernel was not slowed at all: the
+    cost is in waking the worker threads between launches, not in the arithmetic."""
+    import pyopencl as cl
+
+    from cnnc.backends.opencl.program import program_cache
+
+    kernel = program_cache(device).kernel("peak.cl", "fma_peak", {"VW": 1})
+    queue = cl.CommandQueue(device.context)
+    size = 8192
+    out = cl.Buffer(device.context, cl.mem_flags.WRITE_ONLY, size * 4)
+    kernel.set_args(out, np.int32(15))
+
+    def one_pass() -> float:
+        start = time.perf_counter()
+        for _ in range(launches):
+            cl.enqueue_nd_range_kernel(queue, kernel, (size,), None)
+        queue.finish()
+        return time.perf_counter() - start
+
+    for _ in range(20):
+        one_pass()
+    steady = statistics.median(one_pass() for _ in range(30))
+    table = []
+    for _ in range(rounds):
+        time.sleep(pause)
+        table.append([one_pass() for _ in range(calls)])
+    return steady, [statistics.median(col) for col in zip(*table)]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=SPECS)
@@ -106,6 +142,10 @@ def main(argv: list[str]) -> int:
     woken = launch_after_pause(device, args.settle, args.runs)
     print(f"one launch: {pipelined * 1e6:.1f} us back to back, {waited * 1e6:.1f} us waiting "
           f"after each, {woken * 1e6:.1f} us after {args.settle} s idle")
+    steady, after = recovery_after_pause(device, 0.5)
+    print(f"18 small launches (a tiny network's pass): {steady * 1e3:.2f} ms back to back; "
+          f"calls 1-{len(after)} after 0.5 s idle: "
+          + " ".join(f"{t * 1e3:.2f}" for t in after) + " ms")
     print(f"{'spec':20s} {'launches':>8s} {'forward ms':>10s} {'launches':>9s} "
           f"{'+ one wait':>10s} {'after idle ms':>13s} {'launches + wake':>15s}")
     for spec in args.specs:
