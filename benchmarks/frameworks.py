@@ -613,7 +613,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*", default=["specs/fashion.yaml"])
     parser.add_argument("--forward-batch", type=int, default=256)
-    parser.add_argument("--train-batch", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--train-batch", type=int, nargs="*", default=[32, 128],
+                        help="training batch sizes (none given: the forward pass only)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--warm-calls", type=int, default=1,
@@ -630,7 +631,7 @@ def main() -> None:
     args = parser.parse_args()
     fb, tbs = args.forward_batch, args.train_batch
     print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
-          f"forward batch {fb}, training batch {', '.join(map(str, tbs))}; median of "
+          f"forward batch {fb}, training batch {', '.join(map(str, tbs)) or 'none'}; median of "
           f"{args.runs} interleaved runs, each after {args.warm_calls} untimed call(s)")
     for spec in args.specs:
         graph = cnnc.load_spec(spec)
