@@ -37,6 +37,7 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.gated import LAYER_OF_GATED
+from cnnc.ir.gathered import LAYER_OF_GATHERED
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import layer_of
 
@@ -88,7 +89,9 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
 
 
 def tunable(node: Node) -> bool:
-    return as_layer(node).op in TUNABLE_OPS
+    # A gathered convolution (cnnc/ir/gathered.py) binds its layer's default direct GEMM
+    # (bind_gathered.py): its inputs are not the layer's, whose edge shapes the gate checks.
+    return node.op not in LAYER_OF_GATHERED and as_layer(node).op in TUNABLE_OPS
 
 
 def default_variant(node: Node, ctx: BindContext) -> Variant:
