@@ -8,7 +8,8 @@ place, the others as its last arguments) and the runs as -D GATHERED=1 SOURCES S
 SEG<i>_SRC SEG<i>_C SEG<i>_OFF SEG<i>_LEN SEG<i>_K0 SEG<i>_KS (none depends on the batch, so
 every batch size shares the program). The implicit GEMM on the register-blocked path always:
 copying windows out (im2col) or staging a local tile would read the gathered tensor as one.
-The tuner leaves gathered nodes to this default (cnnc/tune/space.py: tunable).
+The tuner times and keys a gathered node as that layer on the gathered shape
+(cnnc/tune/space.py: tuning_graph): its variant's register block and row groups are kept here.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from cnnc.ir.args import Attrs
 from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
 from cnnc.ir.graph import Node
 
-# The variant every gathered node binds with: its layer's direct implicit GEMM, no local tile;
-# a register block, where one is given, is kept.
+# What every gathered node binds with, over its variant: its layer's direct implicit GEMM, no
+# local tile (a tuned register block and row groups are kept).
 _GATHERED_VARIANT = {"algo": "direct", "im2col": 0, "local": 0}
 
 
