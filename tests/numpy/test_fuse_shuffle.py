@@ -243,3 +243,13 @@ def test_a_convolution_that_would_read_too_many_tensors_reads_the_gather():
     assert set(gathered) == {"y"} and set(gathered["y"].inputs) == {"a", "b", "c", "d"}
     assert fused.node("out").op == "conv2d" and len({"a", "b", "c", "d", "e2"}) > MAX_SOURCES
     assert fused.node(fused.node("out").inputs[0]).op == "concat_shuffle"
+
+
+def test_training_graphs_keep_the_copies():
+    """The gathers and the in-place reads are inference passes: a training step differentiates
+    the concatenations, shuffles and slices as written."""
+    from cnnc.passes.pipeline import training_graph
+
+    ops = {n.op for n in training_graph(cnnc.load_spec("shufflenet_mini")).nodes}
+    assert {"concatenate", "channel_shuffle", "channel_slice"} <= ops
+    assert not {"concat_shuffle", "conv2d_gathered", "conv2d_bn_gathered"} & ops
