@@ -15,6 +15,13 @@
  *   iw*GS2 + c*GS3 (0 on the axes it is broadcast along), passed as the last argument.
  * Launch: dim 0 = row blocks (MR rows: the large count), dim 1 = column blocks (NR columns);
  *   dim 2 of the kernel gradient = parts of the reduction (its global size).
+ * Gathered input (-D GATHERED=1 SOURCES SEGMENTS SEG<i>_SRC SEG<i>_C SEG<i>_OFF SEG<i>_LEN
+ *   SEG<i>_K0 SEG<i>_KS, forward of a 1x1 stride-1 ungrouped convolution, cnnc/ir/gathered.py):
+ *   the input's channels are not one tensor but SEGMENTS runs over SOURCES tensors (x, then
+ *   the last arguments): run i reads channels SEG<i>_OFF.. (SEG<i>_LEN of them) of source
+ *   SEG<i>_SRC, a tensor of SEG<i>_C channels, against kernel rows SEG<i>_K0, + SEG<i>_KS, ...
+ *   Each run is one reduction loop (gemm_steps) with B's row stride SEG<i>_KS * F: the loop
+ *   of the plain 1x1 convolution cut in pieces, no index arithmetic per step.
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands
  *   in local memory (tile.h); launch one work-group of TX * TY work-items per BM x BN tile.
  */
@@ -28,6 +35,33 @@
 #define GATE_PARAM , __global const float *restrict gate
 #else
 #define GATE_PARAM
+#endif
+
+#if GATHERED
+#if LOCAL_TILE || GATED || KH != 1 || KW != 1 || SH != 1 || SW != 1 || CG != C
+#error "GATHERED: a 1x1 stride-1 ungrouped convolution on the register-blocked path"
+#endif
+#if SOURCES == 1
+#define GATHER_PARAM
+#define GATHER_SOURCES x
+#elif SOURCES == 2
+#define GATHER_PARAM , __global const float *restrict x1
+#define GATHER_SOURCES x, x1
+#elif SOURCES == 3
+#define GATHER_PARAM , __global const float *restrict x1, __global const float *restrict x2
+#define GATHER_SOURCES x, x1, x2
+#elif SOURCES == 4
+#define GATHER_PARAM , __global const float *restrict x1, __global const float *restrict x2, \
+                     __global const float *restrict x3
+#define GATHER_SOURCES x, x1, x2, x3
+#else
+#error "GATHERED: SOURCES is 1 to 4"
+#endif
+#if SEGMENTS < 1 || SEGMENTS > 8
+#error "GATHERED: SEGMENTS is 1 to 8"
+#endif
+#else
+#define GATHER_PARAM
 #endif
 
 /* y[n, oh, ow, f] = act(bias[f] + sum x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, g*CG + c]
@@ -148,10 +182,28 @@ static void gated_taps(floatV acc[MR][NV], __global const float *x, __global con
 }
 #endif
 
+#if GATHERED
+/* acc += one run of the gathered input: `len` channels from `off` on of each pixel's row of
+ * `channels` in src, against kernel rows from w on, ldb floats apart. */
+static void gathered_run(floatV acc[MR][NV], __global const float *src, int channels, int off,
+                         int len, __global const float *w, int ldb, int m0, int M)
+{
+    __global const float *rows[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        rows[r] = src + min(m0 + r, M - 1) * channels + off;
+    gemm_steps(acc, rows, w, len, ldb);
+}
+
+#define GATHERED_RUN(i)                                                                       \
+    gathered_run(acc, sources[SEG##i##_SRC], SEG##i##_C, SEG##i##_OFF, SEG##i##_LEN,         \
+                 w + SEG##i##_K0 * F + n0, SEG##i##_KS * F, m0, M)
+#endif
+
 __kernel void conv2d_forward(__global const float *restrict x, __global const float *restrict w,
                              __global const float *restrict bias,
                              __global const float *restrict zeros, __global float *restrict y,
-                             int batch RESIDUAL_PARAM GATE_PARAM)
+                             int batch RESIDUAL_PARAM GATE_PARAM GATHER_PARAM)
 {
     const int M = batch * OH * OW;
     const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
@@ -161,6 +213,30 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
     TILED_GEMM(acc)
 #elif GATED
     gated_taps(acc, x, gate, w, zeros, m0, n0, M);
+#elif GATHERED
+    __global const float *sources[SOURCES] = {GATHER_SOURCES};
+    GATHERED_RUN(0);
+#if SEGMENTS > 1
+    GATHERED_RUN(1);
+#endif
+#if SEGMENTS > 2
+    GATHERED_RUN(2);
+#endif
+#if SEGMENTS > 3
+    GATHERED_RUN(3);
+#endif
+#if SEGMENTS > 4
+    GATHERED_RUN(4);
+#endif
+#if SEGMENTS > 5
+    GATHERED_RUN(5);
+#endif
+#if SEGMENTS > 6
+    GATHERED_RUN(6);
+#endif
+#if SEGMENTS > 7
+    GATHERED_RUN(7);
+#endif
 #else
     const int g = n0 / FG;
     int ih0[MR], iw0[MR], base[MR];

@@ -14,6 +14,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     excite_grad,
     fused,
     gated,
+    gathered,
     global_maxpool,
     gradients,
     layer_norm,

@@ -36,8 +36,10 @@ from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
+from cnnc.ir.args import Attrs
 from cnnc.ir.gated import LAYER_OF_GATED
-from cnnc.ir.graph import Node
+from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
+from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import layer_of
 
 Variant = dict[str, Any]
@@ -88,7 +90,30 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
 
 
 def tunable(node: Node) -> bool:
-    return as_layer(node).op in TUNABLE_OPS
+    # A gathered convolution (cnnc/ir/gathered.py) is tuned as its layer (tuning_graph): its
+    # inputs are not the layer's, whose edge shapes the gate checks.
+    return node.op not in LAYER_OF_GATHERED and as_layer(node).op in TUNABLE_OPS
+
+
+def tuning_graph(graph: Graph) -> Graph:
+    """The graph as the tuner times and keys it: each gathered convolution as the 1x1 layer it
+    runs (bind_gathered.py: the layer's direct GEMM, whose register block and row groups its
+    variant sets) reading an input of the gathered shape, under its own name, so it shares the
+    layer's tuning cache entries (its reads from several tensors are not timed: the GEMM is)."""
+    if not any(n.op in LAYER_OF_GATHERED for n in graph.nodes):
+        return graph
+    nodes = []
+    for n in graph.nodes:
+        if n.op not in LAYER_OF_GATHERED:
+            nodes.append(n)
+            continue
+        shape = gathered_shape(n.attrs, tuple(graph.shape_of(x) for x in n.inputs))
+        x = f"{n.name}/gathered"
+        nodes.append(Node(x, "input", attrs=Attrs(shape=shape[1:], dtype="float32"),
+                          shape=shape))
+        nodes.append(replace(n, op=LAYER_OF_GATHERED[n.op], inputs=(x,),
+                             attrs=Attrs({k: v for k, v in n.attrs.items() if k != "segments"})))
+    return graph.with_nodes(nodes)
 
 
 def default_variant(node: Node, ctx: BindContext) -> Variant:

@@ -35,7 +35,15 @@ from cnnc.errors import CnncError
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
 from cnnc.tune.gate import Gate, prebuild, random_values
-from cnnc.tune.space import default_variant, describe, family, gemm_of, tunable, variant_space
+from cnnc.tune.space import (
+    default_variant,
+    describe,
+    family,
+    gemm_of,
+    tunable,
+    tuning_graph,
+    variant_space,
+)
 
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
 SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs keep the defaults
@@ -339,6 +347,7 @@ class Tuner:
     def tune_graph(self, graph: Graph, batch: int, *, force: bool = False) -> list[NodeResult]:
         """Tune every tunable node of `graph` not in the cache (all of them with `force`), within
         what is left of the budget; the results, cached ones included, in graph order."""
+        graph = tuning_graph(graph)
         ctx = BindContext(graph, batch, self.backend.target)
         nodes = [n for n in graph.nodes if tunable(n)]
         keys = {n.name: node_key(self.backend, graph, n, batch) for n in nodes}
@@ -449,6 +458,7 @@ class CachedVariants:
             self._tuner.tune_graph(graph, batch)
 
     def __call__(self, graph: Graph, batch: int) -> dict[str, dict[str, Any]]:
+        graph = tuning_graph(graph)
         nodes = [n for n in graph.nodes if tunable(n)]
         keys = {n.name: node_key(self.backend, graph, n, batch) for n in nodes}
         # First use: none of the graph's launches tuned yet on this device. Once some are (by

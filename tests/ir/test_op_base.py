@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from cnnc.ir.fused import BN_FOLD_ARGS, FOLDED_LAYER
 from cnnc.ir.gated import GATED_OF, LAYER_OF_GATED
+from cnnc.ir.gathered import GATHERED_OF, LAYER_OF_GATHERED
 from cnnc.ir.merges import FUSED_MERGE
 from cnnc.ir.ops import OPS, layer_of
 from cnnc.ir.residual import LAYER_OF, RESIDUAL_OF
@@ -35,8 +36,10 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     assert fused == (set(FOLDED_LAYER.values()) | set(LAYER_OF) | {"batchnorm_train_add"}
                      | set(FUSED_MERGE.values()) | set(LAYER_OF_GATED)
                      | {"concat_shuffle"}  # inference's gather (passes/fuse_shuffle.py)
+                     | set(LAYER_OF_GATHERED)  # 1x1 convolutions reading gathers in place
                      | {"depthwise_pointwise"})  # passes/fuse_depthwise_pointwise.py
     assert GATED_OF == {OPS[op].base: op for op in LAYER_OF_GATED}
+    assert GATHERED_OF == {OPS[op].base: op for op in LAYER_OF_GATHERED}
     assert FUSED_MERGE == {OPS[op].base: op for op in FUSED_MERGE.values()}
     assert OPS["batchnorm_train_add"].base == "batchnorm_train"
     assert OPS["depthwise_pointwise"].base == "separable_conv2d"

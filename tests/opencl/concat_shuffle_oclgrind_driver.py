@@ -1,8 +1,11 @@
-"""Run the concat_shuffle gathers on tiny shapes, for `test_concat_shuffle_oclgrind.py` (under
-Oclgrind).
+"""Run the concat_shuffle gathers and the 1x1 convolutions that read them in place
+(conv2d.cl's conv2d_forward built GATHERED) on tiny shapes, for `test_concat_shuffle_oclgrind.py`
+(under Oclgrind).
 
-The inference graph of the op case `concat_shuffle` (two halves of a two-branch shuffle, each
-gathered straight from the branches, and a three-branch shuffle read whole) on the device
+The inference graphs of the op cases `concat_shuffle` (a half of a two-branch shuffle gathered
+straight from the branches and kept, the other read in place by a 1x1 convolution, and a
+three-branch shuffle read whole) and `conv_gathered` (runs of strides 1 to 6 over up to four
+tensors, batch norms folded, one gather kept for a convolution that would read five) on the
 CNNC_DEVICE names, cut as a CPU's and a GPU's launches are (whole rows a work-item, or one), or
 with --native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind
 sees any access past a tensor's end. Prints one line per run and exits 1 on a mismatch.
@@ -29,15 +32,20 @@ def main(args: list[str]) -> int:
         targets = {"native": None}
     else:
         targets = chosen({"cpu": Target("cpu", 1), "gpu": Target("gpu", 1)})
-    case = next(c for c in CASES if c.name == "concat_shuffle")
-    graph = inference_graph(cnnc.load_spec(case.spec()))
-    assert sum(n.op == "concat_shuffle" for n in graph.nodes) == 3
+    graphs = {name: inference_graph(cnnc.load_spec(next(c for c in CASES
+                                                        if c.name == name).spec()))
+              for name in ("concat_shuffle", "conv_gathered")}
+    ops = {name: [n.op for n in g.nodes] for name, g in graphs.items()}
+    assert ops["concat_shuffle"].count("concat_shuffle") == 2
+    assert ops["concat_shuffle"].count("conv2d_gathered") == 1
+    assert ops["conv_gathered"].count("conv2d_bn_gathered") == 2
     failed = 0
     for tiling, target in targets.items():
-        report = cross_check(graph, 2, seed=3, local=False, target=target, isolate=True)
-        failed += not report.passed
-        print(f"concat_shuffle {tiling}-tiling: {'ok' if report.passed else 'MISMATCH'}",
-              flush=True)
+        for name, graph in graphs.items():
+            report = cross_check(graph, 2, seed=3, local=False, target=target, isolate=True)
+            failed += not report.passed
+            print(f"{name} {tiling}-tiling: {'ok' if report.passed else 'MISMATCH'}",
+                  flush=True)
     return 1 if failed else 0
 
 

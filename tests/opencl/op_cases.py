@@ -961,10 +961,48 @@ CASES += [
             {"conv2d": [6, 1], "activation": "tanh", "name": "c", "inputs": ["half"]},
             {"concatenate": None, "inputs": ["keep", "c", "b"], "name": "cat3"},
             {"channel_shuffle": 3, "name": "sh3"},
-            {"conv2d": [4, 1]},
+            {"conv2d": [4, 3], "padding": "same"},
         ],
         loss="mean_squared_error",
         batch=3,
+    ),
+]
+
+# The 1x1 convolutions reading those gathers in place at inference (cnnc/ir/gathered.py,
+# passes/fuse_shuffle.py), batch norms folded: a split half of 3 + 3 channels of two branches
+# (runs of stride 2); a three-group shuffle of 4-channel parts split in halves of 6, its second
+# half read through the first split's kept gather from four tensors (runs of stride 3 and 6:
+# a, b, c, d); the first half joined with the result and shuffled again, read by a 1x1
+# convolution that would need five tensors (more than MAX_SOURCES): it reads the last gather as
+# it is, and that gather the ones before it. Batch 5 leaves a partial row block.
+CASES += [
+    Case(
+        "conv_gathered",
+        (3, 5, 4),
+        [
+            {"conv2d": [5, 1], "name": "x"},
+            {"conv2d": [5, 1], "activation": "relu", "name": "a"},
+            {"conv2d": [5, 3], "padding": "same", "name": "b", "inputs": ["x"]},
+            {"concatenate": None, "inputs": ["a", "b"]},
+            {"channel_shuffle": 2, "name": "sh"},
+            {"channel_slice": [0, 4], "name": "keep", "inputs": ["sh"]},
+            {"channel_slice": [4, 10], "inputs": ["sh"]},
+            {"conv2d": [4, 1], "use_bias": False},
+            {"batchnorm": None},
+            {"activation": "relu", "name": "c"},
+            {"conv2d": [4, 1], "activation": "tanh", "name": "d", "inputs": ["x"]},
+            {"concatenate": None, "inputs": ["keep", "c", "d"]},
+            {"channel_shuffle": 3, "name": "sh3"},
+            {"channel_slice": [0, 6], "name": "k3", "inputs": ["sh3"]},
+            {"channel_slice": [6, 12], "inputs": ["sh3"]},
+            {"conv2d": [6, 1], "use_bias": False},
+            {"batchnorm": None, "name": "e"},
+            {"concatenate": None, "inputs": ["k3", "e"]},
+            {"channel_shuffle": 2},
+            {"conv2d": [3, 1]},
+        ],
+        loss="mean_squared_error",
+        batch=5,
     ),
 ]
 

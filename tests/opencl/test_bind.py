@@ -62,14 +62,15 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 
 @cache
 def kernel_signatures(file: str, residual: bool = False, gated: bool = False, groups: int = 2,
-                      bias: bool = False) -> dict[str, list[str]]:
+                      bias: bool = False, sources: int = 1) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
     in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
     (-D HAS_RESIDUAL=1), and none otherwise; one whose list ends in GATE_PARAM (conv2d.cl)
     takes one more after that when built `gated` (-D GATED=1), one whose list ends in
     BIAS_PARAM (conv2d.cl's input gradients) when built with `bias` (-D HAS_BIAS=1: a
     transposed convolution's). channel_shuffle.cl's concat_shuffle takes a third and fourth
-    input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4."""
+    input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4; conv2d_forward, built GATHERED with
+    -D SOURCES, one more input for each source after the first (GATHER_PARAM), last."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
@@ -77,6 +78,8 @@ def kernel_signatures(file: str, residual: bool = False, gated: bool = False, gr
         params = m.group(2)
         for k, extra in ((2, "SRC2_PARAM"), (3, "SRC3_PARAM")):
             params = params.replace(extra, ", __global const float *x" if groups > k else "")
+        gather = params.rstrip().endswith("GATHER_PARAM")
+        params = params.rstrip().removesuffix("GATHER_PARAM")
         has_bias = params.rstrip().endswith("BIAS_PARAM")
         params = params.rstrip().removesuffix("BIAS_PARAM")
         gate = params.rstrip().endswith("GATE_PARAM")
@@ -86,6 +89,7 @@ def kernel_signatures(file: str, residual: bool = False, gated: bool = False, gr
             params += ", __global const float *residual" if residual else ""
         params += ", __global const float *gate" if gate and gated else ""
         params += ", __global const float *bias" if has_bias and bias else ""
+        params += ", __global const float *x" * (sources - 1) if gather else ""
         for param in params.split(","):
             param = " ".join(param.split())
             if "*" in param:
@@ -118,7 +122,8 @@ def _graphs():
     for case in CASES:
         yield f"{case.name}/forward", forward_graph(case), case.batch
         yield f"{case.name}/train", train_graph(case), case.batch
-        if "add" in str(case.layers):  # the residual ops (fuse_residual)
+        if "add" in str(case.layers) or "channel_shuffle" in str(case.layers):
+            # the residual ops (fuse_residual), the gathers (fuse_shuffle)
             yield f"{case.name}/inference", inference_graph(forward_graph(case)), case.batch
 
 
@@ -136,7 +141,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
                                                or lau.define_map.get("HAS_ACT_GRAD")),
                                 bool(lau.define_map.get("GATED")),
                                 lau.define_map.get("GROUPS", 2),
-                                bool(lau.define_map.get("HAS_BIAS")))
+                                bool(lau.define_map.get("HAS_BIAS")),
+                                lau.define_map.get("SOURCES", 1))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

@@ -17,7 +17,8 @@ from cnnc.passes.pipeline import inference_graph
 FOLDED_CASES = [c for c in CASES if "batchnorm" in str(c.layers)]
 FUSED_OPS = {"conv2d_bn", "dense_bn", "conv2d_bn_add", "dense_bn_add",
              "conv2d_bn_gated", "conv2d_bn_add_gated",  # with a squeeze-excite gate folded in
-             "depthwise_pointwise"}  # its parts' batch norms folded (depthwise_conv2d_bn ...)
+             "depthwise_pointwise",  # its parts' batch norms folded (depthwise_conv2d_bn ...)
+             "conv2d_bn_gathered"}  # a 1x1 one reading ShuffleNet's gathers in place
 
 
 def random_state(graph, seed: int) -> dict[str, np.ndarray]:

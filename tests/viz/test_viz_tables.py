@@ -66,7 +66,10 @@ def test_a_fused_op_draws_its_maps_as_the_layer_it_stands_for():
                      # convolution it computes (cnnc/ir/depthwise_pointwise.py)
                      "depthwise_pointwise",
                      # a squeeze-excite scale folded in (cnnc/ir/gated.py)
-                     "conv2d_gated", "conv2d_bn_gated", "conv2d_add_gated", "conv2d_bn_add_gated"}
+                     "conv2d_gated", "conv2d_bn_gated", "conv2d_add_gated", "conv2d_bn_add_gated",
+                     # a 1x1 convolution reading ShuffleNet's gathers in place
+                     # (cnnc/ir/gathered.py)
+                     "conv2d_gathered", "conv2d_bn_gathered"}
 
 
 def test_maps_of_an_inference_graph_with_folded_and_residual_layers():

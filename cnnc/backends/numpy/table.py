@@ -14,6 +14,7 @@ from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.ema_impls import EMA_IMPLS
 from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
 from cnnc.backends.numpy.gated_impls import GATED_IMPLS
+from cnnc.backends.numpy.gathered_impls import GATHERED_IMPLS
 from cnnc.backends.numpy.global_maxpool_impls import GLOBAL_MAXPOOL_IMPLS
 from cnnc.backends.numpy.gradient_impls import GRADIENT_IMPLS
 from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
@@ -35,6 +36,7 @@ IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDAT
                           **SEPARABLE_IMPLS, **CHANNEL_SLICE_IMPLS,
                           **REGULARIZER_IMPLS, **ACT_GRAD_IMPLS}
 IMPLS.update(GATED_IMPLS)
+IMPLS.update(GATHERED_IMPLS)
 IMPLS.update(PREPROCESSING_IMPLS)
 IMPLS.update(CLIPPING_IMPLS)
 IMPLS.update(EMA_IMPLS)

@@ -30,6 +30,7 @@ from cnnc.backends.opencl import (
     bind_ema,
     bind_fused,
     bind_gated,
+    bind_gathered,
     bind_global_maxpool,
     bind_gradients,
     bind_layer_norm,
@@ -68,6 +69,7 @@ BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
 BINDERS.update(bind_channel_slice.BINDERS)
 BINDERS.update(bind_gated.BINDERS)
+BINDERS.update(bind_gathered.BINDERS)
 BINDERS.update(bind_act_grad.BINDERS)
 BINDERS.update(bind_preprocessing.BINDERS)
 BINDERS.update(bind_clipping.BINDERS)
