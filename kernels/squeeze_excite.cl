@@ -14,7 +14,7 @@
  * HAS_B1, HAS_B2 the biases; ACT_<NAME> the hidden activation (common.h's ACTIVATE);
  * GATE_HARD_SIGMOID 1 for a hard-sigmoid gate, 0 for a sigmoid one (common.h builds one
  * activation per program, so the gate's two are written here, as common.h writes them).
- * Launch: one dimension, batch * LS work-items in groups of LS.
+ * Launch: one dimension, batch * LS work-items in groups of LS (the batch: the grid's).
  */
 #include "common.h"
 
@@ -48,23 +48,30 @@ typedef CAT(float, VG) floatG;
 
 __kernel void squeeze_excite(__global const float *restrict x, __global const float *restrict w1,
                              __global const float *restrict b1, __global const float *restrict w2,
-                             __global const float *restrict b2, __global float *restrict gate,
-                             int batch)
+                             __global const float *restrict b2, __global float *restrict gate)
 {
     __local float sums[PS * C];
     __local float hidden[R];
+    /* The grid is exactly one group per example: no early return for the groups past the
+     * batch. (pocl 3.1 miscompiled one placed before the barriers: with 64-item groups it wrote
+     * the gate past its end, seen by guard regions around the buffers, not by Oclgrind.) */
     const int n = get_group_id(0), l = get_local_id(0);
-    if (n >= batch) /* the whole group: no barrier is left half-reached */
-        return;
     const __global float *xn = x + n * (HW * C);
 
     /* The squeeze: stripe s sums positions s, s + PS, ...; a stripe's channel vectors are
-     * neighbouring work-items' (a GPU's loads coalesce). */
+     * neighbouring work-items' (a GPU's loads coalesce). Two running sums, every other
+     * position each: a CPU's one work-item would otherwise wait on each add in turn. */
     for (int j = l; j < PS * CV; j += LS) {
         const int s = j / CV, c = (j % CV) * VW;
-        floatV sum = (floatV)(0.0f);
-        for (int p = s; p < HW; p += PS)
-            sum += LOADV(xn + p * C + c);
+        floatV s0 = (floatV)(0.0f), s1 = s0;
+        int p = s;
+        for (; p + PS < HW; p += 2 * PS) {
+            s0 += LOADV(xn + p * C + c);
+            s1 += LOADV(xn + (p + PS) * C + c);
+        }
+        if (p < HW)
+            s0 += LOADV(xn + p * C + c);
+        floatV sum = s0 + s1;
 #if PS == 1
         sum /= (float)HW;
 #endif
@@ -81,28 +88,41 @@ __kernel void squeeze_excite(__global const float *restrict x, __global const fl
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
 
-    /* The hidden layer, VR units a work-item. */
+    /* The hidden layer, VR units a work-item. Four running sums over the channels: one would
+     * be a chain of C dependent multiply-adds, the latency of each paid in turn. */
     for (int r = l * VR; r < R; r += LS * VR) {
+        floatR h0 = (floatR)(0.0f), h1 = h0, h2 = h0, h3 = h0;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
+            h0 += sums[c] * LOADR(w1 + c * R + r);
+            h1 += sums[c + 1] * LOADR(w1 + (c + 1) * R + r);
+            h2 += sums[c + 2] * LOADR(w1 + (c + 2) * R + r);
+            h3 += sums[c + 3] * LOADR(w1 + (c + 3) * R + r);
+        }
+        for (; c < C; c++)
+            h0 += sums[c] * LOADR(w1 + c * R + r);
+        floatR h = (h0 + h1) + (h2 + h3);
 #if HAS_B1
-        floatR h = LOADR(b1 + r);
-#else
-        floatR h = (floatR)(0.0f);
+        h += LOADR(b1 + r);
 #endif
-        for (int c = 0; c < C; c++)
-            h += sums[c] * LOADR(w1 + c * R + r);
         STORER(ACTIVATE(h), hidden + r);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    /* The gate layer, VG channels a work-item. */
+    /* The gate layer, VG channels a work-item, two running sums over the hidden units. */
     for (int g = l * VG; g < G; g += LS * VG) {
+        floatG v0 = (floatG)(0.0f), v1 = v0;
+        int r = 0;
+        for (; r + 2 <= R; r += 2) {
+            v0 += hidden[r] * LOADG(w2 + r * G + g);
+            v1 += hidden[r + 1] * LOADG(w2 + (r + 1) * G + g);
+        }
+        if (r < R)
+            v0 += hidden[r] * LOADG(w2 + r * G + g);
+        floatG v = v0 + v1;
 #if HAS_B2
-        floatG v = LOADG(b2 + g);
-#else
-        floatG v = (floatG)(0.0f);
+        v += LOADG(b2 + g);
 #endif
-        for (int r = 0; r < R; r++)
-            v += hidden[r] * LOADG(w2 + r * G + g);
         STOREG(GATE(v), gate + n * G + g);
     }
 }

@@ -11,7 +11,7 @@ work-items idle, within the device's work-group size and local memory.
 
 from __future__ import annotations
 
-from cnnc.backends.opencl.launches import NULL, BindContext, Int, NodeBinding, Value, launch
+from cnnc.backends.opencl.launches import NULL, BindContext, NodeBinding, Value, launch
 from cnnc.backends.opencl.primitives import global_pool_defines
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import FLOAT_BYTES, vector_width
@@ -64,8 +64,7 @@ def bind_squeeze_excite(node: Node, ctx: BindContext) -> NodeBinding:
                "HAS_B1": int(b1 != NULL), "HAS_B2": int(b2 != NULL),
                "GATE_HARD_SIGMOID": int(gate.attrs["activation"] == "hard_sigmoid"),
                **kernel_defines(hidden.attrs["activation"])}
-    args = (Value(x), Value(hidden.params[0]), b1, Value(gate.params[0]), b2, Value(node.name),
-            Int(ctx.batch))
+    args = (Value(x), Value(hidden.params[0]), b1, Value(gate.params[0]), b2, Value(node.name))
     grid = (ctx.batch * ls,)
     return NodeBinding((launch("squeeze_excite.cl", "squeeze_excite", grid, args, defines,
                                (ls,)),))
