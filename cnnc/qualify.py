@@ -53,8 +53,8 @@ flatten
 dense 16 activation=sigmoid
 dense 4 softmax
 """
-# Global pooling (average and max), a squeeze-excite style broadcast multiply (merge.cl, forward
-# and gradient: its row forms) and a maximum with a row-shaped operand (merge_grad's general
+# Global pooling (average and max), a squeeze-excite gate (one squeeze_excite launch at
+# inference) and its broadcast multiply (merge.cl, forward and gradient: its row forms) and a maximum with a row-shaped operand (merge_grad's general
 # form), a map read only by its pooling and its product with it (excite.cl's one-node input
 # gradient), layer norm with and without its beta (layer_norm.cl's shared sums, and the
 # statistics and gamma kernels a norm without beta keeps), a concatenation's channel shuffle
@@ -66,7 +66,9 @@ dense 4 softmax
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
-e: global_avgpool2d keepdims=true
+global_avgpool2d keepdims=true
+conv2d 2 1 activation=relu
+e: conv2d 4 1 activation=hard_sigmoid
 y: multiply(x, e)
 r: avgpool2d(x) (1, 6)
 maximum(y, r)

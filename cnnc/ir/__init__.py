@@ -28,6 +28,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     reshapes,
     residual,
     separable,
+    squeeze_excite,
     updates,
 )
 from cnnc.ir.args import Attrs

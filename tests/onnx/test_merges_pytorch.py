@@ -9,6 +9,8 @@ import warnings
 import pytest
 from onnx_helpers import check_against_ort, randn
 
+from cnnc.passes.pipeline import inference_graph
+
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install "
                                             "torch==2.13.0 for these tests)")
 pytest.importorskip("onnxscript", reason="onnxscript is not installed (the dynamo exporter)")
@@ -77,3 +79,9 @@ def test_se_block_and_input_normalisation_match_onnxruntime(dynamo, tmp_path):
     # (x - mean) / std on the graph input: the preprocessing layer normalization (constant
     # statistics) before the convolution
     assert ops[1] == "normalization", ops
+    # both gates, the 1x1 convolutions' on the kept 1x1 map and the Linear layers' on
+    # ReduceMean's (N, C), one squeeze_excite node each at inference
+    # (cnnc/passes/fuse_squeeze_excite.py), matching onnxruntime there too
+    fused = [n.op for n in inference_graph(graph).nodes]
+    assert fused.count("squeeze_excite") == 2 and "global_avgpool2d" not in fused, fused
+    check_against_ort(path, randn(2, 3, 9, 7, seed=5), backend="opencl")

@@ -1,9 +1,10 @@
 """An imported PyTorch squeeze-and-excite block (MBConv's: depthwise conv, SE scale, 1x1
 projection with batch norm, residual add; the exporter folds each batch norm into its
 convolution) gets the inference fold of the SE product into the projection
-(cnnc/passes/fold_gate.py) like a spec does: the imported graph's inference graph has the gated
-convolution, and it matches onnxruntime on the NumPy reference and on the OpenCL device.
-Skipped without torch."""
+(cnnc/passes/fold_gate.py) and the fusion of its gate into one node
+(cnnc/passes/fuse_squeeze_excite.py) like a spec does: the imported graph's inference graph has
+the gated convolution and the squeeze_excite gate, and it matches onnxruntime on the NumPy
+reference and on the OpenCL device. Skipped without torch."""
 
 from __future__ import annotations
 
@@ -52,5 +53,7 @@ def test_an_imported_se_block_folds_its_scale_into_the_projection(backend, tmp_p
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
     graph = check_against_ort(path, randn(3, 12, 7, 6, seed=5), backend=backend)
     ops = [n.op for n in inference_graph(graph).nodes]
-    # the exporter folds batch norm into the convolutions: conv2d + add, gated
+    # the exporter folds batch norm into the convolutions: conv2d + add, gated; the gate
+    # (pooling, SiLU conv, sigmoid conv) one squeeze_excite node (passes/fuse_squeeze_excite.py)
     assert "multiply" not in ops and "conv2d_add_gated" in ops, ops
+    assert "squeeze_excite" in ops and "global_avgpool2d" not in ops, ops

@@ -27,6 +27,7 @@ from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
 from cnnc.backends.numpy.residual_impls import RESIDUAL_IMPLS
 from cnnc.backends.numpy.separable_impls import SEPARABLE_IMPLS
+from cnnc.backends.numpy.squeeze_excite_impls import SQUEEZE_EXCITE_IMPLS
 from cnnc.backends.numpy.update_impls import UPDATE_IMPLS
 
 IMPLS: dict[str, Impl] = {**LAYER_IMPLS, **GRADIENT_IMPLS, **LOSS_IMPLS, **UPDATE_IMPLS,
@@ -43,3 +44,4 @@ IMPLS.update(EMA_IMPLS)
 IMPLS.update(LRN_IMPLS)
 IMPLS.update(BN_ACT_GRAD_IMPLS)
 IMPLS.update(DEPTHWISE_POINTWISE_IMPLS)
+IMPLS.update(SQUEEZE_EXCITE_IMPLS)

@@ -43,6 +43,7 @@ from cnnc.backends.opencl import (
     bind_resample,
     bind_residual,
     bind_separable,
+    bind_squeeze_excite,
     bind_updates,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
@@ -76,6 +77,7 @@ BINDERS.update(bind_clipping.BINDERS)
 BINDERS.update(bind_ema.BINDERS)
 BINDERS.update(bind_lrn.BINDERS)
 BINDERS.update(bind_bn_act_grad.BINDERS)
+BINDERS.update(bind_squeeze_excite.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
