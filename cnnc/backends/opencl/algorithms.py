@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cnnc.backends.opencl import bind_conv_rows as conv_rows
 from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
@@ -82,6 +83,12 @@ def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeSha
 
 
 REGISTERED: tuple[Algorithm, ...] = (
+    # Few input channels (a stem): the direct row kernel first, the default where it applies
+    # (bind_conv_rows.py); the implicit GEMM and im2col + GEMM are the direct algorithm's.
+    Algorithm("conv2d", conv_rows.NAME, conv_rows.bind_conv2d_rows, edge_shapes.conv2d_edges,
+              conv_rows.describe, gemm=conv_rows.rows_gemm, applies=conv_rows.applies,
+              variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
+              registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
             forms=_im2col_off, keys=_IM2COL_KEYS),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
