@@ -18,6 +18,7 @@ from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
 from cnnc.backends.opencl import bind_gemv as gemv
+from cnnc.backends.opencl import bind_pointwise_avgpool as pooled
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
@@ -152,6 +153,11 @@ REGISTERED: tuple[Algorithm, ...] = (
     Algorithm("depthwise_pointwise", dwpw.NAME, dwpw.bind_depthwise_pointwise, dwpw.dwpw_edges,
               dwpw.describe, gemm=dwpw.dwpw_gemm, variants=dwpw.dwpw_variants,
               tile=dwpw.default_tile, registers=accumulator_registers),
+    # A 1x1 convolution and the global average pooling reading it, fused at inference: one
+    # kernel, the map never written (bind_pointwise_avgpool.py).
+    Algorithm("pointwise_avgpool", pooled.NAME, pooled.bind_pointwise_avgpool,
+              pooled.pooled_edges, pooled.describe, gemm=pooled.pooled_gemm,
+              variants=pooled.pooled_variants, keys=pooled.KEYS),
     # A classifier's head on a few rows: the dense layer and its softmax in one launch, a
     # work-group per row block (bind_gemv.py); the default wherever it applies.
     Algorithm("dense", gemv.HEAD, gemv.bind_dense_softmax, edge_shapes.dense_edges,
