@@ -19,9 +19,11 @@ from cnnc.ir.graph import Node
 
 NAME = "conv_rows"
 
-# Up to this many input channels per window tap the row kernel applies (a stem's 1 to 3, and
-# IM2COL_MAX_CHANNELS's 4): past a few, the implicit GEMM's loop over each tap's channels
-# amortises its bookkeeping, and this kernel's unrolled taps would only grow its code.
+# Up to this many input channels the row kernel applies (and is the default). Measured alone
+# against the implicit GEMM and im2col + matmul at batch 256 on a 28x28 input (pocl, 2-core Zen
+# 3, load 1.2-1.9, 3x3 filters, 16 at stride 2 and 32 at stride 1): 2 channels 1.6-1.9x faster
+# than the faster of the two, 4 channels 0.9-1.2x, 6 1.1x, 8 0.9-1.1x, 12 0.8x: past a few
+# channels the implicit GEMM's loop over each tap's channels amortises its bookkeeping.
 ROWS_MAX_CHANNELS = 4
 
 KEYS = ROWS_KEYS

@@ -44,6 +44,10 @@ def bind_pointwise_avgpool(node: Node, ctx: BindContext) -> NodeBinding:
     tile["MR"] = row_block(h * w, tile["MR"])
     blocks = f // (tile["VW"] * tile["NV"])
     group = rows_group(ctx.batch, blocks, ctx.target, variant)
+    if group and ctx.batch < ctx.target.compute_units:
+        # fewer images than cores: a group per filter block, so that the blocks of one image
+        # spread over the cores (one group runs on one core)
+        group = (1, 1)
     grid = (-(-ctx.batch // group[0]) * group[0] if group else ctx.batch, blocks)
     folds: tuple[Launch, ...] = ()
     binding: dict[str, Any] = {}
