@@ -21,10 +21,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 # Every layer kind the OpenCL backend binds, in a network small enough to build and check in
-# seconds: 3 input channels (im2col), residual joins of two and three, a strided depthwise and a
-# strided 1x1 convolution (phases), concatenation, batch norm and activations that fold into
-# nothing, a transposed convolution, upsampling and cropping, both poolings (disjoint windows
-# that leave cells uncovered, overlapping ones), padding, dropout.
+# seconds: 3 input channels (conv2d_rows.cl forward, im2col for the kernel gradient), residual
+# joins of two and three, a strided depthwise and a strided 1x1 convolution (phases),
+# concatenation, batch norm and activations that fold into nothing, a transposed convolution,
+# upsampling and cropping, both poolings (disjoint windows that leave cells uncovered,
+# overlapping ones), padding, dropout.
 NETWORK = """network qualify
 input 11x11x3
 stem: conv2d 8 3 same use_bias=false
@@ -59,7 +60,8 @@ dense 4 softmax
 # gradient), layer norm with and without its beta (layer_norm.cl's shared sums, and the
 # statistics and gamma kernels a norm without beta keeps), a concatenation's channel shuffle
 # (one concat_shuffle gather at inference) and a channel slice, a depthwise convolution read by
-# a 1x1 one alone (one depthwise_pointwise launch at inference), and the losses on outputs that
+# a 1x1 one alone (one depthwise_pointwise launch at inference), a 1x1 convolution read by a
+# global average pooling alone (one pointwise_avgpool launch at inference), and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 # Local response normalisation (lrn.cl) after the layer norm.
@@ -86,7 +88,9 @@ s: channel_shuffle 2
 g: global_avgpool2d
 h: channel_slice(s) 1 3
 m: global_maxpool2d
-concatenate(g, m)
+v: conv2d(h) 4 1 relu
+w: global_avgpool2d
+concatenate(g, m, w)
 dense 3 {activation} kernel_regularizer=0.01
 """
 # Each loss and optimizer cnnc has, on one of the two networks.

@@ -22,6 +22,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     losses,
     lrn,
     merges,
+    pointwise_avgpool,
     preprocessing,
     regularizers,
     resample,

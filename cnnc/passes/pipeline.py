@@ -6,7 +6,7 @@
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
-                -> fuse_squeeze_excite -> dead_code_elimination
+                -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -33,6 +33,7 @@ from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
 from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
+from cnnc.passes.fuse_pointwise_avgpool import fuse_pointwise_avgpool
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_shuffle import fuse_shuffle
 from cnnc.passes.fuse_squeeze_excite import fuse_squeeze_excite
@@ -86,6 +87,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_squeeze_excite", fuse_squeeze_excite,
              "global pooling + the two layers on its pooled vector as one node: a "
              "squeeze-excite gate in one launch"),
+        Pass("fuse_pointwise_avgpool", fuse_pointwise_avgpool,
+             "1x1 conv + the global average pooling reading it as one node: the map never "
+             "written"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

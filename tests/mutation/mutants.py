@@ -100,14 +100,15 @@ def kernel_gemm_tn_sign() -> None:
 
 
 def define_pad_left() -> None:
-    """A -D constant perturbed between binding and build: conv2d.cl's left padding PL off by
-    one wherever it is positive (the binder's output, as the compiler receives it)."""
+    """A -D constant perturbed between binding and build: conv2d.cl's (and conv2d_rows.cl's,
+    few channels' convolutions) left padding PL off by one wherever it is positive (the
+    binder's output, as the compiler receives it)."""
     from cnnc.backends.opencl.program import ProgramCache
 
     real = ProgramCache._build
 
     def _build(self, file, options):
-        if file == "conv2d.cl":
+        if file in ("conv2d.cl", "conv2d_rows.cl"):
             options = tuple(_pad_plus_one(o) for o in options)
         return real(self, file, options)
 

@@ -38,7 +38,8 @@ from cnnc.tune.space import as_layer, gemm_of, tunable, variant_space
 # Every algorithm of every tunable op applies somewhere here: a few channels (im2col), a
 # stride-2 convolution (phases), stride-1 3x3 ones (Winograd), a grouped one, transposed
 # convolutions (strided: phases; and not), depthwise ones (one with a batch norm folded in at
-# inference, one fused with the 1x1 convolution after it), dense layers.
+# inference, one fused with the 1x1 convolution after it), a 1x1 convolution read by a global
+# average pooling alone (one pointwise_avgpool node at inference), dense layers.
 SPEC = """
 network: algorithms
 input: [9, 11, 3]
@@ -54,7 +55,8 @@ layers:
   - {conv2d_transpose: [5, 2], activation: relu}
   - {depthwise_conv2d: 3, padding: same}
   - {conv2d: [6, 1], activation: relu}
-  - flatten
+  - {conv2d: [10, 1], activation: relu}
+  - global_avgpool2d
   - {dense: 12, activation: relu}
   - {dense: 4, activation: softmax}
 train:

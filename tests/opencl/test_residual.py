@@ -98,6 +98,7 @@ def _stores(exe) -> list:
 
 
 WINO2 = {"algo": "winograd", "wino_m": 2}
+DIRECT = {"algo": "direct"}
 WINO4_CHUNKED = {"algo": "winograd", "wino_m": 4, "wino_chunk": 5,
                  "wino_tile": {"MR": 3, "VW": 8, "NV": 2}}
 
@@ -107,8 +108,11 @@ CONV_CASES = [
     ("conv2d_add", 3, (5, 7, 6), 8, {"padding": "same"}, None, "conv2d_forward"),
     ("conv2d_bn_add", 2, (7, 6, 5), 6, {"strides": 2, "padding": "same", "use_bias": False},
      None, "conv2d_forward"),
-    ("conv2d_add", 3, (5, 6, 3), 5, {"padding": "valid"}, None, "matmul"),  # im2col
-    ("conv2d_bn_add", 1, (1, 1, 2), 4, {"padding": "same"}, None, "matmul"),
+    ("conv2d_add", 3, (5, 6, 3), 5, {"padding": "valid"}, DIRECT, "matmul"),  # im2col
+    ("conv2d_bn_add", 1, (1, 1, 2), 4, {"padding": "same"}, DIRECT, "matmul"),
+    # few channels: the row kernel by default (bind_conv_rows.py)
+    ("conv2d_add", 3, (5, 6, 3), 5, {"padding": "valid"}, None, "conv2d_rows"),
+    ("conv2d_bn_add", 1, (1, 1, 2), 4, {"padding": "same"}, None, "conv2d_rows"),
     ("conv2d_add", 3, (5, 7, 6), 8, {"padding": "same", "use_bias": False}, WINO2,
      "winograd_output"),
     ("conv2d_bn_add", 2, (6, 9, 8), 16, {"padding": "same"}, WINO4_CHUNKED, "winograd_output"),

@@ -41,7 +41,9 @@ def tiny_training_graph(folder) -> Graph:
 
 # The tunable ops that inference graphs alone hold (fused by the inference pipeline): a
 # depthwise convolution with a batch norm folded in and the 1x1 one after it (9 odd channels,
-# 6 filters), and one without either batch norm (depth multiplier 2: 12 channels, 8 filters).
+# 6 filters), and one without either batch norm (depth multiplier 2: 12 channels, 8 filters);
+# a 1x1 convolution with a batch norm folded in read by a global average pooling alone (one
+# pointwise_avgpool node: a 4x3 map, 8 channels, 12 filters).
 FUSED_SPEC = """
 network: tiny_fused
 input: [7, 5, 9]
@@ -52,7 +54,10 @@ layers:
   - {conv2d: [6, 1]}
   - {depthwise_conv2d: 3, strides: 2, padding: same, depth_multiplier: 2}
   - {conv2d: [8, 1], activation: relu}
-  - flatten
+  - {conv2d: [12, 1], use_bias: false}
+  - batchnorm
+  - {activation: hard_swish}
+  - global_avgpool2d
   - {dense: 4, activation: softmax}
 """
 

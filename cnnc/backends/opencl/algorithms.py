@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cnnc.backends.opencl import bind_conv_rows as conv_rows
 from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
 from cnnc.backends.opencl import bind_gemv as gemv
+from cnnc.backends.opencl import bind_pointwise_avgpool as pooled
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
@@ -82,6 +84,12 @@ def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeSha
 
 
 REGISTERED: tuple[Algorithm, ...] = (
+    # Few input channels (a stem): the direct row kernel first, the default where it applies
+    # (bind_conv_rows.py); the implicit GEMM and im2col + GEMM are the direct algorithm's.
+    Algorithm("conv2d", conv_rows.NAME, conv_rows.bind_conv2d_rows, edge_shapes.conv2d_edges,
+              conv_rows.describe, gemm=conv_rows.rows_gemm, applies=conv_rows.applies,
+              variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
+              registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
             forms=_im2col_off, keys=_IM2COL_KEYS),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
@@ -145,6 +153,11 @@ REGISTERED: tuple[Algorithm, ...] = (
     Algorithm("depthwise_pointwise", dwpw.NAME, dwpw.bind_depthwise_pointwise, dwpw.dwpw_edges,
               dwpw.describe, gemm=dwpw.dwpw_gemm, variants=dwpw.dwpw_variants,
               tile=dwpw.default_tile, registers=accumulator_registers),
+    # A 1x1 convolution and the global average pooling reading it, fused at inference: one
+    # kernel, the map never written (bind_pointwise_avgpool.py).
+    Algorithm("pointwise_avgpool", pooled.NAME, pooled.bind_pointwise_avgpool,
+              pooled.pooled_edges, pooled.describe, gemm=pooled.pooled_gemm,
+              variants=pooled.pooled_variants, keys=pooled.KEYS),
     # A classifier's head on a few rows: the dense layer and its softmax in one launch, a
     # work-group per row block (bind_gemv.py); the default wherever it applies.
     Algorithm("dense", gemv.HEAD, gemv.bind_dense_softmax, edge_shapes.dense_edges,

@@ -81,7 +81,7 @@ def row_block(width: int, most: int) -> int:
 ROWS_GROUP = 16
 
 
-def _rows_group(blocks: int, channel_blocks: int, target: Target,
+def rows_group(blocks: int, channel_blocks: int, target: Target,
                 variant: Variant) -> tuple[int, int] | None:
     """The work-group (row blocks, channel blocks) of a depthwise_rows launch: all the channel
     blocks of a few row blocks (they read the same input rows), within the device's limits,
@@ -115,7 +115,7 @@ def bind_depthwise_rows(node: Node, ctx: BindContext) -> NodeBinding:
     tile = _rows_tile(node, ctx, variant)
     blocks = ctx.batch * geo["OH"] * -(-geo["OW"] // tile["MR"])
     channel_blocks = geo["C"] * geo["M"] // (tile["VW"] * tile["NV"])
-    group = _rows_group(blocks, channel_blocks, ctx.target, variant)
+    group = rows_group(blocks, channel_blocks, ctx.target, variant)
     grid = (-(-blocks // group[0]) * group[0] if group else blocks, channel_blocks)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=0)

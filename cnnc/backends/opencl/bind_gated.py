@@ -8,7 +8,8 @@ the gate's strides over (N, H, W, C) as -D GS0..GS3 (0 on the axes it is broadca
 depend on the shapes without the batch, so every batch size shares the program) and the gate as
 its last argument: the convolution multiplies each input value by the gate as it loads it.
 Winograd transforms the input in a launch of its own, which knows no gate: a tuned variant
-naming another algorithm is set aside for gated nodes (the direct one runs).
+naming an algorithm not in GATE_ALGORITHMS is set aside for gated nodes (the default runs: the
+direct one, or with few channels conv2d_rows.cl's, which also scales its input).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from math import prod
 
+from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
 from cnnc.backends.opencl.bind_fused import BINDERS as FUSED_BINDERS
-from cnnc.backends.opencl.bind_layers import bind_conv2d_direct
 from cnnc.backends.opencl.bind_residual import BINDERS as RESIDUAL_BINDERS
 from cnnc.backends.opencl.launches import BindContext, Binder, Launch, NodeBinding, Value
 from cnnc.errors import InternalError
@@ -26,7 +27,8 @@ from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Node
 
 # The launches that read a convolution's input x as their first argument and can scale it.
-GATED_KERNELS = frozenset({("conv2d.cl", "conv2d_forward"), ("conv2d.cl", "im2col")})
+GATED_KERNELS = frozenset({("conv2d.cl", "conv2d_forward"), ("conv2d.cl", "im2col"),
+                           ("conv2d_rows.cl", "conv2d_rows")})
 
 
 def gate_strides(x_shape: tuple[int, ...], gate_shape: tuple[int, ...]) -> dict[str, int]:
@@ -50,7 +52,7 @@ def with_gate(lau: Launch, gate: Value, strides: dict[str, int]) -> Launch:
 
 # The algorithms whose kernels scale their input by a gate as they load it: the tuner offers a
 # gated node only these (cnnc/tune/space.py).
-GATE_ALGORITHMS = frozenset({"direct"})
+GATE_ALGORITHMS = frozenset({"direct", "conv_rows"})
 
 
 def _direct_only(node: Node, ctx: BindContext) -> BindContext:
@@ -77,6 +79,6 @@ def gated(layer_op: str, layer_binder: Binder) -> Binder:
     return bind
 
 
-_LAYERS = {"conv2d": bind_conv2d_direct, **FUSED_BINDERS, **RESIDUAL_BINDERS}
+_LAYERS = {"conv2d": ALGORITHM_BINDERS["conv2d"], **FUSED_BINDERS, **RESIDUAL_BINDERS}
 BINDERS: dict[str, Binder] = {op: gated(layer, _LAYERS[layer])
                               for op, layer in LAYER_OF_GATED.items()}

@@ -1,0 +1,24 @@
+"""NumPy implementation of pointwise_avgpool (cnnc/ir/pointwise_avgpool.py): the convolution's
+implementation, then the pooling's."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from cnnc.backends.numpy.call import Call, Impl
+from cnnc.backends.numpy.fused_impls import FUSED_IMPLS
+from cnnc.backends.numpy.layer_impls import LAYER_IMPLS
+from cnnc.ir.pointwise_avgpool import parts
+
+_PARTS: dict[str, Impl] = {**LAYER_IMPLS, **FUSED_IMPLS}
+
+
+def _pointwise_avgpool(call: Call, x: np.ndarray, *params: np.ndarray) -> np.ndarray:
+    conv, pool = parts(call.node, x.shape)
+    middle = _PARTS[conv.op](replace(call, node=conv), x, *params)
+    return _PARTS[pool.op](replace(call, node=pool), middle)
+
+
+POINTWISE_AVGPOOL_IMPLS: dict[str, Impl] = {"pointwise_avgpool": _pointwise_avgpool}

@@ -1,0 +1,114 @@
+"""conv2d's algorithm for few input channels (registered in algorithms.py): conv2d_rows.cl, a
+direct convolution whose work-items each take MR neighbouring pixels of one output row by
+VW * NV filters, reading the input where it lies (no im2col copy), the folded batch norm's bias,
+a residual and the activation in its epilogue: one launch for a network's stem, where im2col +
+matmul take two and the implicit GEMM spends more on each tap's bookkeeping than on its few
+multiplications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnc.backends.opencl.bind_depthwise_direct import ROWS_KEYS, row_block, rows_group
+from cnnc.backends.opencl.launches import NULL, BindContext, Int, NodeBinding, Value, launch
+from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
+from cnnc.backends.opencl.target import Target
+from cnnc.backends.opencl.tiling import register_tile, tuned_tile
+from cnnc.backends.opencl.tunable import Gemm, Variant, tile_text
+from cnnc.ir.graph import Node
+
+NAME = "conv_rows"
+
+# Up to this many input channels the row kernel applies (and is the default). Measured alone
+# against the implicit GEMM and im2col + matmul at batch 256 on a 28x28 input (pocl, 2-core Zen
+# 3, load 1.2-1.9, 3x3 filters, 16 at stride 2 and 32 at stride 1): 2 channels 1.6-1.9x faster
+# than the faster of the two, 4 channels 0.9-1.2x, 6 1.1x, 8 0.9-1.1x, 12 0.8x: past a few
+# channels the implicit GEMM's loop over each tap's channels amortises its bookkeeping.
+ROWS_MAX_CHANNELS = 4
+
+KEYS = ROWS_KEYS
+
+
+def applies(node: Node, ctx: BindContext) -> bool:
+    """A convolution of one group with few channels (not a transposed one's explicit window)."""
+    c = ctx.shape(node.inputs[0])[-1]
+    return (node.attrs["groups"] == 1 and c <= ROWS_MAX_CHANNELS
+            and node.attrs.get("window") is None)
+
+
+def _geometry(node: Node, ctx: BindContext) -> dict[str, int]:
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    return {k: v for k, v in geo.items() if k not in ("CG", "FG")}
+
+
+def rows_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """The launch as the tuner sees it: rows the output pixels, columns the filters, each a
+    reduction over the KH * KW * C window (no local tiles, no split)."""
+    geo = _geometry(node, ctx)
+    rows = ctx.batch * geo["OH"] * geo["OW"]
+    return Gemm(geo["F"], rows, geo["KH"] * geo["KW"] * geo["C"], split=False, local=False)
+
+
+# The most pixels a work-item takes along a row (a 14-wide stem output in one block).
+MAX_ROW_BLOCK = 16
+
+
+def rows_tile(cols: int, target: Target) -> dict[str, int]:
+    """The default block for `cols` filters: on a CPU, the most outputs per work-item (pixels
+    times filters) whose accumulators leave two of the vector registers free (one for the
+    broadcast input, the weights being read by the FMAs from the L1 cache), in one vector of
+    filters up to two registers wide, the widest of equals. A CPU driver pays per work-item:
+    measured on pocl (2-core Zen 3, AVX2), shufflenet_mini's stem (28x28x1 -> 14x14x24)
+    ran 2.0x faster in whole 14-pixel rows than in 4-pixel blocks of 24 filters, and 2.9x
+    faster than im2col + matmul. The binder cuts each row evenly (row_block). GPUs:
+    register_tile's."""
+    if target.kind != "cpu":
+        return register_tile(cols, target)
+    best: dict[str, int] = {}
+    for vw in (16, 8, 4, 2, 1):
+        if vw > 2 * target.max_vector or cols % vw:
+            continue
+        per_vector = -(-vw // target.max_vector)
+        mr = min(MAX_ROW_BLOCK, max(1, (target.vector_registers - 2) // per_vector))
+        if not best or mr * vw > best["MR"] * best["VW"]:
+            best = {"MR": mr, "VW": vw, "NV": 1}
+    return best
+
+
+def _tile(geo: dict[str, int], ctx: BindContext, variant: Variant) -> dict[str, int]:
+    tile = tuned_tile(geo["F"], ctx.target, variant, base=rows_tile)
+    return {**tile, "MR": row_block(geo["OW"], tile["MR"])}
+
+
+def bind_conv2d_rows(node: Node, ctx: BindContext) -> NodeBinding:
+    """conv2d (and a folded, residual or gated one's layer) as conv2d_rows.cl's kernel."""
+    x = node.inputs[0]
+    geo = _geometry(node, ctx)
+    variant = ctx.variant(node)
+    tile = _tile(geo, ctx, variant)
+    blocks = ctx.batch * geo["OH"] * -(-geo["OW"] // tile["MR"])
+    filter_blocks = geo["F"] // (tile["VW"] * tile["NV"])
+    group = rows_group(blocks, filter_blocks, ctx.target, variant)
+    grid = (-(-blocks // group[0]) * group[0] if group else blocks, filter_blocks)
+    bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
+    out, after, work = unfused_softmax(node, ctx, workspace=0)
+    defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
+    args = (Value(x), Value(node.params[0]), bias, out, Int(ctx.batch))
+    conv = launch("conv2d_rows.cl", "conv2d_rows", grid, args, defines, group)
+    return NodeBinding((conv, *after), workspaces=work)
+
+
+def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """The default block with one row block per work-group beside ROWS_GROUP's, and a GEMM's
+    block (fewer pixels, more filter vectors), first among the tiles worth timing (CPU only: a
+    GPU's groups are the driver's)."""
+    if ctx.target.kind != "cpu" or not applies(node, ctx):
+        return []
+    cols = rows_gemm(node, ctx, {}).cols
+    return [{"algo": NAME, **rows_tile(cols, ctx.target), "rows_group": 1},
+            {"algo": NAME, **register_tile(cols, ctx.target)}]
+
+
+def describe(variant: Variant) -> str:
+    group = f" rows_group={variant['rows_group']}" if "rows_group" in variant else ""
+    return f"conv2d rows {tile_text(variant)}{group}"

@@ -1,0 +1,83 @@
+/* A convolution of few input channels (a network's stem: 1 to 4), computed directly: each
+ * work-item takes MR neighbouring pixels of one output row by NR = VW * NV filters, reading each
+ * input value of the window rows they span once and multiplying it by the filters' weights of
+ * every tap that reads it, with the bias, a residual and the activation as it stores (common.h's
+ * `epilogue`). With so few channels the implicit GEMM (conv2d.cl: conv2d_forward) spends more on
+ * each tap's window bookkeeping than on its one to four multiplications, and im2col + matmul
+ * writes and reads K = KH * KW * C floats per output pixel in two launches
+ * (cnnc/backends/opencl/bind_conv_rows.py says what was measured).
+ *
+ * Geometry (-D) as conv2d.cl's (groups == 1): H W C input, OH OW F output, KH KW, SH SW, DH DW,
+ *   PT PL. Tiling (-D): MR pixels (the binder cuts each row evenly), VW, NV. Epilogue (-D):
+ *   HAS_BIAS, HAS_RESIDUAL, ACT_<NAME>. Gated input (-D GATED=1 GS0..GS3): as conv2d.cl's, x
+ *   read as x * gate.
+ * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = filter blocks (F / NR).
+ */
+#include "tile.h"
+
+#if GATED
+#define GATE_PARAM , __global const float *restrict gate
+#define GATE_AT(n, ih, iw, c) gate[(n) * GS0 + (ih) * GS1 + (iw) * GS2 + (c) * GS3]
+#else
+#define GATE_PARAM
+#define GATE_AT(n, ih, iw, c) 1.0f
+#endif
+
+/* input columns a block's window rows span */
+#define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
+#define ROW_BLOCKS ((OW + MR - 1) / MR)
+
+__kernel void conv2d_rows(__global const float *restrict x, __global const float *restrict w,
+                          __global const float *restrict bias, __global float *restrict y,
+                          int batch RESIDUAL_PARAM GATE_PARAM)
+{
+    const int b = (int)get_global_id(0), f0 = (int)get_global_id(1) * NR;
+    const int row = b / ROW_BLOCKS, ow0 = (b % ROW_BLOCKS) * MR; /* row: n * OH + oh */
+    if (row >= batch * OH)
+        return;
+    const int n = row / OH, oh = row % OH, iw0 = ow0 * SW - PL;
+    floatV acc[MR][NV];
+    zero_block(acc);
+
+#pragma unroll
+    for (int kh = 0; kh < KH; kh++) {
+        const int ih = oh * SH - PT + kh * DH;
+        if (ih < 0 || ih >= H)
+            continue;
+        __global const float *in_row = x + (n * H + ih) * W * C;
+#pragma unroll
+        for (int j = 0; j < SPAN; j++) {
+            const int iw = iw0 + j;
+            if (iw < 0 || iw >= W)
+                continue;
+#pragma unroll
+            for (int c = 0; c < C; c++) {
+                const float in = in_row[iw * C + c] * GATE_AT(n, ih, iw, c);
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    /* tap kw of pixel r reads column r * SW + kw * DW */
+                    const int t = j - r * SW;
+                    if (t >= 0 && t % DW == 0 && t / DW < KW) {
+                        __global const float *wk = w + ((kh * KW + t / DW) * C + c) * F + f0;
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            acc[r][v] = fma((floatV)(in), LOADV(wk + v * VW), acc[r][v]);
+                    }
+                }
+            }
+        }
+    }
+
+    /* the row's last block may hold fewer than MR pixels (an `if` and not a `break`: the
+     * compiler does not unroll a loop left early) */
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (ow0 + r < OW) {
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const int f = f0 + v * VW, at = (row * OW + ow0 + r) * F + f;
+                STOREV(epilogue(acc[r][v], bias, RESIDUAL, f, at), y + at);
+            }
+        }
+    }
+}

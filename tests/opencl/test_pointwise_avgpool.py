@@ -1,0 +1,96 @@
+"""pointwise_avgpool.cl (bind_pointwise_avgpool.py): a 1x1 convolution and the global average
+pooling reading it in one launch, on the device against the NumPy reference
+(cnnc/crosscheck.py's tolerance): odd map sizes (a partial pixel block), channel and filter
+counts no vector divides, with and without a batch norm folded in and a bias, each activation
+family, keepdims, batch 1 and 7, with the device's tiling and a GPU's; every variant the tuner
+may choose; and the example specs' heads."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnnc
+from cnnc.backends.opencl.launches import BindContext
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
+from cnnc.passes.pipeline import inference_graph
+from cnnc.tune.space import variant_space
+
+KERNEL = "pointwise_avgpool.cl:pointwise_avgpool"
+
+# (input H, W, C; filters; conv extra args; keepdims)
+HEADS = [
+    ((7, 7, 24), 32, {}, False),
+    ((5, 3, 7), 5, {"use_bias": False}, True),
+    ((1, 1, 3), 16, {}, False),
+    ((9, 6, 48), 24, {}, True),
+    ((2, 9, 1), 12, {"use_bias": False}, False),
+]
+ACTIVATIONS = ["relu", "hard_swish", "silu", "relu6", "linear", "gelu", "leaky_relu"]
+
+
+def head_spec(shape, filters, extra, keepdims, activation, bn):
+    layers = [{"conv2d": [filters, 1], **extra, "name": "head"}]
+    if bn:
+        layers += [{"batchnorm": None}]
+    layers += [{"activation": activation},
+               {"global_avgpool2d": None, "keepdims": keepdims, "name": "pool"}]
+    return {"network": "head", "input": list(shape), "layers": layers}
+
+
+def _target(tiling, device):
+    if tiling == "native":
+        return None
+    if device.kind == "gpu":
+        pytest.skip("the native tiling of a GPU device is the GPU tiling")
+    return Target("gpu", device.compute_units)
+
+
+def _check(graph, batch, device, target=None, variants=None):
+    report = cross_check(graph, batch, device=device.index, seed=5, target=target,
+                         variants=variants)
+    bad = [c for c in report.checks if not c.passed]
+    assert not bad, "; ".join(f"{c.node} ({c.op}, {c.kernels}): alone {c.local_rel:.2e} > "
+                              f"{c.tolerance:.1e} or run {c.e2e_rel:.2e}" for c in bad)
+    return {c.node: c.kernels for c in report.checks}
+
+
+def _graph(index, activation, bn):
+    graph = inference_graph(cnnc.load_spec(head_spec(*HEADS[index], activation, bn)))
+    assert graph.node("pool").op == "pointwise_avgpool"
+    return graph
+
+
+@pytest.mark.parametrize("tiling", ["native", "gpu-tiling"])
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("bn", [False, True], ids=["bias", "bn"])
+@pytest.mark.parametrize("index", range(len(HEADS)))
+def test_the_fused_head_matches_numpy(index, bn, batch, tiling, device):
+    graph = _graph(index, ACTIVATIONS[index], bn)
+    kernels = _check(graph, batch, device, _target(tiling, device))
+    assert KERNEL in kernels["pool"]
+    assert ("batchnorm_fold" in kernels["pool"]) is bn
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_in_the_epilogue(activation, device):
+    _check(_graph(0, activation, True), 3, device)
+
+
+def test_every_variant_of_the_tuners_space(device):
+    graph = _graph(3, "hard_swish", True)
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    ctx = BindContext(graph, 3, OpenCLBackend(device).target)
+    space = variant_space(graph.node("pool"), ctx)
+    assert len(space) > 2
+    for variant in space:
+        _check(graph, 3, device, variants={"pool": variant})
+
+
+@pytest.mark.parametrize("spec", ["shufflenet_mini", "mobilenetv3_mini", "efficientnet_mini"])
+def test_the_example_heads(spec, device):
+    graph = inference_graph(cnnc.load_spec(spec))
+    heads = [n.name for n in graph.nodes if n.op == "pointwise_avgpool"]
+    kernels = _check(graph, 2, device)
+    assert heads and all(KERNEL in kernels[h] for h in heads)
