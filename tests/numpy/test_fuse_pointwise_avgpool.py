@@ -111,11 +111,19 @@ def test_training_graphs_keep_the_convolution_and_the_pooling():
     assert "pointwise_avgpool" not in ops and "global_avgpool2d" in ops
 
 
-@pytest.mark.parametrize("spec", ["shufflenet_mini", "mobilenetv3_mini", "efficientnet_mini",
-                                  "mobilenet_mini"])
+@pytest.mark.parametrize("spec", ["mobilenetv3_mini", "efficientnet_mini", "mobilenet_mini"])
 def test_the_example_heads_fuse_and_compute_the_same(spec):
     fused = _same_outputs(cnnc.load_spec(spec), batch=2)
     assert "pointwise_avgpool" in _ops(fused).values()
+
+
+def test_a_head_reading_gathers_in_place_keeps_its_pooling():
+    """shufflenet_mini's head convolution reads its input's channels where the branches stored
+    them (fuse_shuffle runs first: conv2d_bn_gathered), which pointwise_avgpool does not; one
+    launch either way (the gather it would need is gone)."""
+    ops = list(_ops(_same_outputs(cnnc.load_spec("shufflenet_mini"), batch=2)).values())
+    assert "pointwise_avgpool" not in ops
+    assert ops[-3:] == ["conv2d_bn_gathered", "global_avgpool2d", "dense"]
 
 
 def test_the_op_refuses_what_it_cannot_compute():

@@ -88,7 +88,7 @@ def test_every_variant_of_the_tuners_space(device):
         _check(graph, 3, device, variants={"pool": variant})
 
 
-@pytest.mark.parametrize("spec", ["shufflenet_mini", "mobilenetv3_mini", "efficientnet_mini"])
+@pytest.mark.parametrize("spec", ["mobilenetv3_mini", "efficientnet_mini", "mobilenet_mini"])
 def test_the_example_heads(spec, device):
     graph = inference_graph(cnnc.load_spec(spec))
     heads = [n.name for n in graph.nodes if n.op == "pointwise_avgpool"]
