@@ -22,8 +22,9 @@ laid out for its system outside the clock. Under each table a list says what eac
 given. Each figure is the median
 of --runs timed runs after one warm-up run each (kernel builds and first-run costs are not
 counted), the systems taking turns run by run so that a change of load touches all alike, each
-timed call after a pause that lets the previous system's threads go idle and --warm-calls (1)
-untimed calls: steady throughput, as a training loop or a batch job sees it. cnnc first tunes its kernels for the device (`cnnc tune`: --tune-budget seconds per graph and
+timed call after a pause that lets the previous system's threads go idle and --warm-calls (10)
+untimed calls: steady throughput, as a training loop or a batch job sees it (--warm-calls 1:
+the second call after idle time, as an occasional caller sees it). cnnc first tunes its kernels for the device (`cnnc tune`: --tune-budget seconds per graph and
 batch size, for what the tuning cache lacks) and runs with the tuned variants, as `cnnc run` does.
 Ratios are cnnc OpenCL's images/s over the other system's. The CPU's name is printed first.
 
@@ -578,7 +579,7 @@ ORT_GIVEN = ("cnnc's ONNX export (same weights), ORT_ENABLE_ALL graph optimisati
 
 
 def interleaved_medians(systems: dict[str, Tasks | None], runs: int,
-                        warm_calls: int = 1) -> dict[str, dict]:
+                        warm_calls: int = 10) -> dict[str, dict]:
     """Median seconds per system and task, the systems taking turns run by run (a change in
     the machine's load then touches every system alike). One warm-up run each first: kernel
     builds, allocations, first touch. After each system's pause, `warm_calls` untimed calls of
@@ -588,8 +589,9 @@ def interleaved_medians(systems: dict[str, Tasks | None], runs: int,
     training loop or a batch job, running call after call, does not pay. How many calls that
     lasts differs: on that Zen 3 VM onnxruntime was back to its pace at the second call, cnnc
     (whose worker threads sleep and wake between its kernel launches) after ~5-10 calls
-    (benchmarks/launch_overhead.py prints the call-by-call recovery); `--warm-calls 10` times
-    each system's steady pace, the default 1 the pace of an occasional caller's second call."""
+    (benchmarks/launch_overhead.py prints the call-by-call recovery). So the default, 10, times
+    each system's steady pace (the tables of 2026-12-06 01:17 UTC used 1: the pace of an
+    occasional caller's second call, which differs from it most for cnnc's small networks)."""
     live = {name: tasks for name, tasks in systems.items() if tasks}
     for tasks in live.values():
         for fn in tasks.values():
@@ -617,10 +619,10 @@ def main() -> None:
                         help="training batch sizes (none given: the forward pass only)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--warm-calls", type=int, default=1,
+    parser.add_argument("--warm-calls", type=int, default=10,
                         help="untimed calls before each timed one, after the pause between "
-                             "systems (0: time the first call after the pause, as tables "
-                             "before 2026-12-06 did)")
+                             "systems (10: each system's steady pace; 1: the second call "
+                             "after idle time; 0: the first, as tables before 2026-12-06 did)")
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy backend")
     parser.add_argument("--torch-compile", choices=("auto", "off"), default="auto",
                         help="auto: time PyTorch under torch.compile where it compiles here "
