@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnc.backends.opencl.bind_depthwise_direct import ROWS_KEYS, row_block, rows_group
-from cnnc.backends.opencl.launches import NULL, BindContext, Int, NodeBinding, Value, launch
-from cnnc.backends.opencl.primitives import conv_geometry, epilogue_act, unfused_softmax
+from cnnc.backends.opencl.bind_depthwise_direct import (
+    ROWS_KEYS,
+    bind_rows_kernel,
+    row_block,
+)
+from cnnc.backends.opencl.launches import BindContext, NodeBinding
+from cnnc.backends.opencl.primitives import conv_geometry
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import register_tile, tuned_tile
 from cnnc.backends.opencl.tunable import Gemm, Variant, tile_text
@@ -82,20 +86,9 @@ def _tile(geo: dict[str, int], ctx: BindContext, variant: Variant) -> dict[str, 
 
 def bind_conv2d_rows(node: Node, ctx: BindContext) -> NodeBinding:
     """conv2d (and a folded, residual or gated one's layer) as conv2d_rows.cl's kernel."""
-    x = node.inputs[0]
     geo = _geometry(node, ctx)
-    variant = ctx.variant(node)
-    tile = _tile(geo, ctx, variant)
-    blocks = ctx.batch * geo["OH"] * -(-geo["OW"] // tile["MR"])
-    filter_blocks = geo["F"] // (tile["VW"] * tile["NV"])
-    group = rows_group(blocks, filter_blocks, ctx.target, variant)
-    grid = (-(-blocks // group[0]) * group[0] if group else blocks, filter_blocks)
-    bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
-    out, after, work = unfused_softmax(node, ctx, workspace=0)
-    defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
-    args = (Value(x), Value(node.params[0]), bias, out, Int(ctx.batch))
-    conv = launch("conv2d_rows.cl", "conv2d_rows", grid, args, defines, group)
-    return NodeBinding((conv, *after), workspaces=work)
+    tile = _tile(geo, ctx, ctx.variant(node))
+    return bind_rows_kernel(node, ctx, geo, tile, geo["F"], "conv2d_rows.cl", "conv2d_rows")
 
 
 def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:

@@ -107,22 +107,30 @@ def depthwise_rows_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
     return depthwise_gemm(node, ctx, variant)
 
 
-def bind_depthwise_rows(node: Node, ctx: BindContext) -> NodeBinding:
-    """depthwise_conv2d (and a fused one's folded layer) as depthwise.cl's row kernel."""
-    x = node.inputs[0]
-    geo = _geometry(node, ctx)
+def bind_rows_kernel(node: Node, ctx: BindContext, geo: dict[str, int], tile: dict[str, int],
+                     channels: int, file: str, kernel: str) -> NodeBinding:
+    """A row kernel's launch (depthwise.cl's depthwise_rows, conv2d_rows.cl's conv2d_rows: the
+    same arguments and grid): dim 0 the row blocks of MR pixels, in ROWS_GROUP's work-groups
+    where the variant has them, dim 1 the `channels` outputs' blocks of VW * NV."""
     variant = ctx.variant(node)
-    tile = _rows_tile(node, ctx, variant)
     blocks = ctx.batch * geo["OH"] * -(-geo["OW"] // tile["MR"])
-    channel_blocks = geo["C"] * geo["M"] // (tile["VW"] * tile["NV"])
+    channel_blocks = channels // (tile["VW"] * tile["NV"])
     group = rows_group(blocks, channel_blocks, ctx.target, variant)
     grid = (-(-blocks // group[0]) * group[0] if group else blocks, channel_blocks)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=0)
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
-    args = (Value(x), Value(node.params[0]), bias, out, Int(ctx.batch))
-    dw = launch("depthwise.cl", "depthwise_rows", grid, args, defines, group)
-    return NodeBinding((dw, *after), workspaces=work)
+    args = (Value(node.inputs[0]), Value(node.params[0]), bias, out, Int(ctx.batch))
+    return NodeBinding((launch(file, kernel, grid, args, defines, group), *after),
+                       workspaces=work)
+
+
+def bind_depthwise_rows(node: Node, ctx: BindContext) -> NodeBinding:
+    """depthwise_conv2d (and a fused one's folded layer) as depthwise.cl's row kernel."""
+    geo = _geometry(node, ctx)
+    tile = _rows_tile(node, ctx, ctx.variant(node))
+    return bind_rows_kernel(node, ctx, geo, tile, geo["C"] * geo["M"], "depthwise.cl",
+                            "depthwise_rows")
 
 
 def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
