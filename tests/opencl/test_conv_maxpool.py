@@ -79,8 +79,7 @@ def _check(graph, batch, device, target=None, variants=None):
     return {c.node: c.kernels for c in report.checks}
 
 
-@pytest.mark.parametrize("tiling", ["native", "gpu-tiling"])
-@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("batch, tiling", [(1, "native"), (7, "native"), (7, "gpu-tiling")])
 @pytest.mark.parametrize("variant", list(WINOGRAD))
 @pytest.mark.parametrize("index", range(len(MAPS)))
 def test_winograd_pools_as_it_stores(index, variant, batch, tiling, device):
