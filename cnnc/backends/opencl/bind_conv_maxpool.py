@@ -33,6 +33,8 @@ from cnnc.backends.opencl.launches import (
     Value,
     Workspace,
 )
+from cnnc.backends.opencl.target import Target
+from cnnc.backends.opencl.tiling import accumulator_registers
 from cnnc.errors import InternalError
 from cnnc.ir.conv_maxpool import CONV_OPS, parts, pooled_geometry
 from cnnc.ir.graph import Node
@@ -55,12 +57,25 @@ def _tiles(lau: Launch, pool: Mapping[str, int], ctx: BindContext,
     return replace(lau, defines=_defines(lau, pool))
 
 
+def pooled_row_block(tile: Mapping[str, int], pool_w: int, target: Target) -> int:
+    """Pooled pixels per conv2d_rows work-item: at most half the variant's MR pixels, and on a
+    CPU as many whose accumulators (2 per pooled pixel) and maxima (1) leave two vector
+    registers free, as rows_tile's blocks do; then the pooled row cut most evenly. (The seed
+    model's stem, 7 float16 pixels unpooled: 3 pooled pixels, 18 registers, ran 0.8x the
+    unpooled kernel and pool.cl together; 2, in 12, 1.5x; pocl, Zen 3, load 4.)"""
+    half = max(1, tile["MR"] // 2)
+    if target.kind == "cpu":
+        while half > 1 and accumulator_registers(
+                {**tile, "MR": 3 * half}, target) > target.vector_registers - 2:
+            half -= 1
+    return row_block(pool_w, half)
+
+
 def _rows(lau: Launch, pool: Mapping[str, int], ctx: BindContext,
           variant: Mapping[str, Any]) -> Launch:
-    """conv2d_rows: row blocks of MR pixels in pairs of rows, MR the even number of pixels at
-    most the variant's (its accumulators still fit) that cuts the pooled row most evenly."""
+    """conv2d_rows: row blocks of MR pixels in pairs of rows, MR even (pooled_row_block)."""
     d = lau.define_map
-    half = row_block(pool["POOL_W"], max(1, d["MR"] // 2))
+    half = pooled_row_block(d, pool["POOL_W"], ctx.target)
     blocks = ctx.batch * pool["POOL_H"] * -(-pool["POOL_W"] // half)
     channel_blocks = lau.global_size[1]
     group = rows_group(blocks, channel_blocks, ctx.target, variant) if lau.local_size else None
