@@ -40,6 +40,7 @@ from cnnc.backends.opencl.tiling import (
     flat,
     gemm_grid,
     register_tile,
+    registers_used,
     row_groups,
     vector_width,
     with_local_tile,
@@ -182,15 +183,22 @@ def gemm_packing(tile: Mapping[str, int], local: bool, input_vw: int,
 
 def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
     """Register tiles for the Winograd GEMMs worth trying, None standing for the default
-    (tiling.register_tile): also 8 x 16 and 4 x 16 outputs per work-item, whose accumulators
-    fit 16 AVX2 registers (the default 8 x 32 does on AVX-512 only; measured on a 2-core Zen 1,
-    4 x 16 ran the GEMMs ~1.7x faster, benchmarks/README.md)."""
+    (tiling.register_tile): also blocks of 16 columns, with the most rows (up to 8) whose
+    accumulators and operands fit the vector registers (tiling.registers_used: 6 on AVX2, 8 on
+    AVX-512) and with 4 rows. (The default 8 x 32 fits AVX-512 only; measured on a 2-core Zen 1,
+    4 x 16 ran the GEMMs ~1.7x faster, benchmarks/README.md; on a 2-core Zen 3 with packed
+    operands, 6 x 16 ran them as fast as 4 x 16 or up to 1.2x faster, and 8 x 16 spilled
+    registers and ran 2-3x slower.)"""
     default = register_tile(cols, target)
     out: list[dict[str, int] | None] = [None]
     if cols % 16 == 0 and target.kind == "cpu":
         vw = min(16, target.max_vector)
-        for mr in (8, 4):
-            tile = {"MR": mr, "VW": vw, "NV": 16 // vw}
+        nv = 16 // vw
+        fits = [mr for mr in range(8, 0, -1)
+                if registers_used({"MR": mr, "VW": vw, "NV": nv}, target)
+                <= target.vector_registers]
+        for mr in dict.fromkeys((fits[0], 4)):
+            tile = {"MR": mr, "VW": vw, "NV": nv}
             if tile != default:
                 out.append(tile)
     return out
