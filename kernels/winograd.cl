@@ -27,6 +27,10 @@
 
 #define T (WINO_M + 2)
 #define TT (T * T)
+/* Tiles a transform into a blocked layout (VBLK, EPACK) takes block by block, and the tile
+ * count rounded up to whole groups of them (its work-items). */
+#define GROUP_TILES 16
+#define GROUPED(tiles) (((tiles) + GROUP_TILES - 1) / GROUP_TILES * GROUP_TILES)
 
 #if WINO_M == 2
 /* F(2x2, 3x3), interpolation points 0, 1, -1 (and infinity). */
@@ -121,7 +125,8 @@
 #define U_AT(c, f) ((c) * F + (f))
 #endif
 
-/* Where V[t]'s element (tile q, channel c) is, and how many tile rows V[t] holds. -D VPACK=MR
+/* Where V[t]'s element (tile q, channel c) is, how many tile rows V[t] holds, and for how many
+ * tiles the input transform runs work-items (V_ITEMS). -D VPACK=MR
  * (the GEMM's rows per work-item) and VPACK_C (the input transform's channels per vector): in
  * blocks of MR tiles, [tiles / MR][C / VPACK_C][MR][VPACK_C], so that a work-item of the GEMM
  * reads its MR rows as one stream of consecutive floats (VPACK_C steps of the reduction per
@@ -133,6 +138,7 @@
     (((q) / VPACK) * (C * VPACK) + ((c) / VPACK_C) * (VPACK_C * VPACK) +                      \
      ((q) % VPACK) * VPACK_C + (c) % VPACK_C)
 #define V_ROWS(tiles) (((tiles) + VPACK - 1) / VPACK * VPACK)
+#define V_ITEMS(tiles) V_ROWS(tiles)
 #elif VBLK
 /* The kernel gradient's (winograd_grad_gemm reads V[t] down its columns): -D VBLK = the input
  * transform's VW, [C / VBLK][tiles][VBLK], so that a step's MR channels of one tile lie in one
@@ -140,9 +146,11 @@
  * line per step for MR floats of it). */
 #define V_AT(q, c) (((c) / VBLK) * (tiles * VBLK) + (q) * VBLK + (c) % VBLK)
 #define V_ROWS(tiles) (tiles)
+#define V_ITEMS(tiles) GROUPED(tiles)
 #else
 #define V_AT(q, c) ((q) * C + (c))
 #define V_ROWS(tiles) (tiles)
+#define V_ITEMS(tiles) (tiles)
 #endif
 
 #ifdef WINOGRAD_FILTER
@@ -187,15 +195,30 @@ __kernel void winograd_filter(__global const float *restrict w, __global float *
 #if VBLK && VBLK != VW
 #error "a blocked V's vectors are the input transform's (VBLK = VW)"
 #endif
-/* One work-item per (tile, VW channels), channels fastest; `tiles` tiles from tile0 on, written
- * to V as rows 0..tiles-1 (V_AT). With VPACK, the rows up to V_ROWS(tiles) too: zeros. */
+/* One work-item per (tile, VW channels), channels fastest (with VPACK, a block's tiles); `tiles`
+ * tiles from tile0 on, written to V as rows 0..tiles-1 (V_AT). With VPACK, the rows up to
+ * V_ROWS(tiles) too: zeros. */
 __kernel void winograd_input(__global const float *restrict x, __global float *restrict v,
                              int tile0, int tiles)
 {
     const int i = get_global_id(0);
-    if (i >= V_ROWS(tiles) * (C / VW))
+    if (i >= V_ITEMS(tiles) * (C / VW))
         return;
+#if VPACK
+    /* the block's tiles fastest: consecutive work-items fill the lines of a block together */
+    const int per_block = (C / VW) * VPACK, rem = i % per_block;
+    const int q = i / per_block * VPACK + rem % VPACK, c = rem / VPACK * VW;
+#elif VBLK
+    /* per group of GROUP_TILES tiles, block by block: consecutive work-items write
+     * consecutive floats of one block, where channels fastest would write to a block a page
+     * or more apart every VW channels */
+    const int span = GROUP_TILES * (C / VW);
+    const int q = i / span * GROUP_TILES + i % GROUP_TILES, c = i % span / GROUP_TILES * VW;
+    if (q >= tiles)
+        return;
+#else
     const int q = i / (C / VW), c = (i % (C / VW)) * VW;
+#endif
     floatV out[T][T];
     if (q < tiles) {
         const int p = tile0 + q;
@@ -482,14 +505,27 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
 #if EPACK && EPACK % VW
 #error "a packed E's panels hold whole vectors of the transform (VW divides EPACK)"
 #endif
-/* One work-item per (tile, VW filters), filters fastest; `tiles` tiles from tile0 on. */
+/* One work-item per (tile, VW filters), filters fastest; `tiles` tiles from tile0 on. With
+ * EPACK, per group of GROUP_TILES tiles, panel by panel (E_ITEMS work-items): consecutive
+ * work-items write consecutive floats of one panel, where filters fastest would write to a
+ * panel a page or more apart every EPACK filters. */
 __kernel void winograd_dy(__global const float *restrict dy, __global float *restrict e,
                           int tile0, int tiles)
 {
     const int i = get_global_id(0);
+#if EPACK
+    if (i >= GROUPED(tiles) * (F / VW))
+        return;
+    const int per_panel = GROUP_TILES * (EPACK / VW), rem = i % (GROUP_TILES * (F / VW));
+    const int q = i / (GROUP_TILES * (F / VW)) * GROUP_TILES + rem % per_panel / (EPACK / VW);
+    const int f = rem / per_panel * EPACK + rem % (EPACK / VW) * VW;
+    if (q >= tiles)
+        return;
+#else
     if (i >= tiles * (F / VW))
         return;
     const int q = i / (F / VW), f = (i % (F / VW)) * VW;
+#endif
     const int p = tile0 + q;
     const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
     floatV d[WINO_M][WINO_M], out[T][T];

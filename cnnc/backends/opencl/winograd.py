@@ -50,6 +50,7 @@ from cnnc.intmath import ceil_div, round_up
 from cnnc.ir.graph import Node
 
 NAME = "winograd"  # the variants' "algo" (algorithms.py registers it under this name)
+GROUP_TILES = 16  # winograd.cl's: tiles a transform into a blocked layout takes block by block
 WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
 
 
@@ -554,12 +555,15 @@ def bind_conv2d_grad_kernel_winograd(node: Node, ctx: BindContext) -> NodeBindin
     cpu = ctx.target.kind == "cpu"
     dy_vw = vector_width(nr, ctx.target) if cpu else f_vw
     pack = {"VBLK": in_vw if cpu else 0, "EPACK": nr if cpu else 0}
+    # winograd.cl's GROUPED: the transforms into blocks take the tiles in groups of
+    # GROUP_TILES, so their grids cover whole groups
+    items = round_up(tiles, GROUP_TILES) if cpu else tiles
     grid2, _ = gemm_grid(c, f, tile, False, ctx.target)
     grid = (*grid2, tt * parts)
     launches = (
-        launch("winograd.cl", "winograd_input", flat(tiles * c // in_vw),
+        launch("winograd.cl", "winograd_input", flat(items * c // in_vw),
                (Value(x), v, Int(0), Int(tiles)), {**geo, "VW": in_vw, "VBLK": pack["VBLK"]}),
-        launch("winograd.cl", "winograd_dy", flat(tiles * f // dy_vw),
+        launch("winograd.cl", "winograd_dy", flat(items * f // dy_vw),
                (Value(dy), e, Int(0), Int(tiles)), {**geo, "VW": dy_vw, "EPACK": pack["EPACK"]}),
         launch("winograd.cl", "winograd_grad_gemm", grid, (v, e, mt, Int(tiles)),
                {**geo, **tile, **pack}, row_groups(grid, ctx.target)),
