@@ -517,6 +517,17 @@ def grad_kernel_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     return out
 
 
+def grad_gemm_packing(tile: Mapping[str, int], input_vw: int, target: Target) -> dict[str, int]:
+    """winograd.cl's VBLK and EPACK for the kernel gradient's GEMM of register tile `tile`: V in
+    blocks of the input transform's vectors and E in panels of the block's NR filters, each
+    operand of a work-item one stream of consecutive floats (measured on a 2-core Zen 3, the
+    fashion layers' kernel-gradient GEMMs at batch 32 and 128: 1.3-2.7x faster). A CPU's
+    layout: a GPU's neighbouring work-items read neighbouring floats of the plain one."""
+    if target.kind != "cpu":
+        return {"VBLK": 0, "EPACK": 0}
+    return {"VBLK": input_vw, "EPACK": tile["VW"] * tile["NV"]}
+
+
 def grad_kernel_error_factor(variant: Mapping[str, Any]) -> float:
     m = int(variant["wino_m"])
     if m not in _GRAD_KERNEL_ERROR_FACTORS:
@@ -547,17 +558,11 @@ def bind_conv2d_grad_kernel_winograd(node: Node, ctx: BindContext) -> NodeBindin
     parts = _grad_kernel_parts(shape, m, tiles, tile, ctx.target)
     v, e, mt = Workspace(0), Workspace(1), Workspace(2)
     in_vw, f_vw = vector_width(c, ctx.target), vector_width(f, ctx.target)
-    # V in blocks of the input transform's vectors and E in panels of the block's NR filters:
-    # each operand of a work-item one stream of consecutive floats (measured on a 2-core Zen 3,
-    # the fashion layers' kernel gradients at batch 32 and 128: 1.3-2.7x faster).
-    # (A CPU's layout: a GPU's neighbouring work-items read neighbouring floats of the plain.)
-    nr = tile["VW"] * tile["NV"]
-    cpu = ctx.target.kind == "cpu"
-    dy_vw = vector_width(nr, ctx.target) if cpu else f_vw
-    pack = {"VBLK": in_vw if cpu else 0, "EPACK": nr if cpu else 0}
+    pack = grad_gemm_packing(tile, in_vw, ctx.target)
+    dy_vw = vector_width(pack["EPACK"], ctx.target) if pack["EPACK"] else f_vw
     # winograd.cl's GROUPED: the transforms into blocks take the tiles in groups of
     # GROUP_TILES, so their grids cover whole groups
-    items = round_up(tiles, GROUP_TILES) if cpu else tiles
+    items = round_up(tiles, GROUP_TILES) if pack["EPACK"] else tiles
     grid2, _ = gemm_grid(c, f, tile, False, ctx.target)
     grid = (*grid2, tt * parts)
     launches = (
