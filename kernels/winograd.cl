@@ -32,6 +32,10 @@
 
 #define T (WINO_M + 2)
 #define TT (T * T)
+/* Tiles a transform into a blocked layout (VBLK, EPACK) takes block by block, and the tile
+ * count rounded up to whole groups of them (its work-items). */
+#define GROUP_TILES 16
+#define GROUPED(tiles) (((tiles) + GROUP_TILES - 1) / GROUP_TILES * GROUP_TILES)
 
 #if WINO_M == 2
 /* F(2x2, 3x3), interpolation points 0, 1, -1 (and infinity). */
@@ -157,6 +161,45 @@
     } while (0)
 #endif
 
+/* Where U[t]'s element (c, f) is, from U[t]'s start. -D UPACK=NR (the GEMM's columns per
+ * work-item): in panels of NR filters, [F / NR][C][NR], so that the NR values of B one step of
+ * the GEMM reads and the C steps of one work-item's panel are consecutive in memory (C * NR
+ * floats: a panel stays in the L1 cache from one work-item to the next, where rows F floats
+ * apart would share a few of its sets); 0: row-major [C][F]. */
+#if UPACK
+#define U_AT(c, f) (((f) / UPACK) * (C * UPACK) + (c) * UPACK + (f) % UPACK)
+#else
+#define U_AT(c, f) ((c) * F + (f))
+#endif
+
+/* Where V[t]'s element (tile q, channel c) is, how many tile rows V[t] holds, and for how many
+ * tiles the input transform runs work-items (V_ITEMS). -D VPACK=MR
+ * (the GEMM's rows per work-item) and VPACK_C (the input transform's channels per vector): in
+ * blocks of MR tiles, [tiles / MR][C / VPACK_C][MR][VPACK_C], so that a work-item of the GEMM
+ * reads its MR rows as one stream of consecutive floats (VPACK_C steps of the reduction per
+ * MR * VPACK_C floats, where rows C floats apart are MR streams) and a work-item of the input
+ * transform still stores whole vectors; the last block's rows past `tiles` are zeros.
+ * 0: row-major [tiles][C]. */
+#if VPACK
+#define V_AT(q, c)                                                                            \
+    (((q) / VPACK) * (C * VPACK) + ((c) / VPACK_C) * (VPACK_C * VPACK) +                      \
+     ((q) % VPACK) * VPACK_C + (c) % VPACK_C)
+#define V_ROWS(tiles) (((tiles) + VPACK - 1) / VPACK * VPACK)
+#define V_ITEMS(tiles) V_ROWS(tiles)
+#elif VBLK
+/* The kernel gradient's (winograd_grad_gemm reads V[t] down its columns): -D VBLK = the input
+ * transform's VW, [C / VBLK][tiles][VBLK], so that a step's MR channels of one tile lie in one
+ * vector's floats and the steps follow one another (where rows C floats apart take a cache
+ * line per step for MR floats of it). */
+#define V_AT(q, c) (((c) / VBLK) * (tiles * VBLK) + (q) * VBLK + (c) % VBLK)
+#define V_ROWS(tiles) (tiles)
+#define V_ITEMS(tiles) GROUPED(tiles)
+#else
+#define V_AT(q, c) ((q) * C + (c))
+#define V_ROWS(tiles) (tiles)
+#define V_ITEMS(tiles) (tiles)
+#endif
+
 #ifdef WINOGRAD_FILTER
 /* One work-item per (c, VW filters f..f+VW-1), f fastest: consecutive work-items write
  * consecutive vectors of U. g[kh][kw] = w[kh, kw, c, f], or with FLIP w[2 - kh, 2 - kw, f, c]
@@ -188,42 +231,97 @@ __kernel void winograd_filter(__global const float *restrict w, __global float *
     for (int a = 0; a < T; a++)
 #pragma unroll
         for (int b = 0; b < T; b++)
-            STOREV(out[a][b], u + (a * T + b) * (C * F) + c * F + f);
+            STOREV(out[a][b], u + (a * T + b) * (C * F) + U_AT(c, f));
 }
 #endif
 
 #ifdef WINOGRAD_INPUT
-/* One work-item per (tile, VW channels), channels fastest; `tiles` tiles from tile0 on, written
- * to V as rows 0..tiles-1. */
+#if VPACK && VPACK_C != VW
+#error "a packed V's vectors are the input transform's (VPACK_C = VW)"
+#endif
+#if VBLK && VBLK != VW
+#error "a blocked V's vectors are the input transform's (VBLK = VW)"
+#endif
+/* One work-item per (tile, VW channels), channels fastest (with VPACK, a block's tiles); `tiles`
+ * tiles from tile0 on, written to V as rows 0..tiles-1 (V_AT). With VPACK, the rows up to
+ * V_ROWS(tiles) too: zeros. */
 __kernel void winograd_input(__global const float *restrict x, __global float *restrict v,
                              int tile0, int tiles)
 {
     const int i = get_global_id(0);
-    if (i >= tiles * (C / VW))
+    if (i >= V_ITEMS(tiles) * (C / VW))
         return;
+#if VPACK
+    /* the block's tiles fastest: consecutive work-items fill the lines of a block together */
+    const int per_block = (C / VW) * VPACK, rem = i % per_block;
+    const int q = i / per_block * VPACK + rem % VPACK, c = rem / VPACK * VW;
+#elif VBLK
+    /* per group of GROUP_TILES tiles, block by block: consecutive work-items write
+     * consecutive floats of one block, where channels fastest would write to a block a page
+     * or more apart every VW channels */
+    const int span = GROUP_TILES * (C / VW);
+    const int q = i / span * GROUP_TILES + i % GROUP_TILES, c = i % span / GROUP_TILES * VW;
+    if (q >= tiles)
+        return;
+#else
     const int q = i / (C / VW), c = (i % (C / VW)) * VW;
-    const int p = tile0 + q;
-    const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
-    const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
-    __global const float *img = x + n * (H * W * C) + c;
-    floatV d[T][T], out[T][T];
-    LOAD_PATCH(floatV, LOADV, d, img, h0, w0);
-    TRANSFORM_2D(floatV, BT_1D, d, T, T, out);
+#endif
+    floatV out[T][T];
+    if (q < tiles) {
+        const int p = tile0 + q;
+        const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
+        const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
+        __global const float *img = x + n * (H * W * C) + c;
+        floatV d[T][T];
+        LOAD_PATCH(floatV, LOADV, d, img, h0, w0);
+        TRANSFORM_2D(floatV, BT_1D, d, T, T, out);
+    } else {
+#pragma unroll
+        for (int a = 0; a < T; a++)
+#pragma unroll
+            for (int b = 0; b < T; b++)
+                out[a][b] = (floatV)(0.0f);
+    }
+    __global float *vq = v + V_AT(q, c);
 #pragma unroll
     for (int a = 0; a < T; a++)
 #pragma unroll
         for (int b = 0; b < T; b++)
-            STOREV(out[a][b], v + ((a * T + b) * tiles + q) * C + c);
+            STOREV(out[a][b], vq + (a * T + b) * V_ROWS(tiles) * C);
 }
 #endif
 
 #ifdef WINOGRAD_GEMM
 /* Mt[t] = V[t] (tiles x C) . U[t] (C x F): dim 0 row blocks (tiles), dim 1 column blocks (F),
- * dim 2 the T*T matrices. */
+ * dim 2 the T*T matrices. B's rows are U_STEP floats apart (one panel's, with UPACK). */
+#if UPACK
+#define U_STEP UPACK
+#else
+#define U_STEP F
+#endif
 #if LOCAL_TILE
 #define KDIM C
-#define A_ELEM(m, k) ((m) < tiles && (k) < C ? vt[(m) * C + (k)] : 0.0f)
-#define B_ELEM(k, n) ((k) < C && (n) < F ? ut[(k) * F + (n)] : 0.0f)
+#define A_ELEM(m, k) ((m) < tiles && (k) < C ? vt[V_AT(m, k)] : 0.0f)
+#define B_ELEM(k, n) ((k) < C && (n) < F ? ut[U_AT(k, n)] : 0.0f)
+#elif VPACK
+/* acc += the block's MR rows of V (V_AT: from `a` on, VPACK_C steps of the reduction per
+ * MR * VPACK_C floats) . B, whose row k starts at b + k * ldb. */
+static void packed_steps(floatV acc[MR][NV], __global const float *a, __global const float *b,
+                         int ldb)
+{
+    for (int k0 = 0; k0 < C; k0 += VPACK_C) {
+#pragma unroll
+        for (int kk = 0; kk < VPACK_C; kk++) {
+            floatV bk[NV];
+            float ak[MR];
+            load_row(bk, b + (k0 + kk) * ldb);
+#pragma unroll
+            for (int r = 0; r < MR; r++)
+                ak[r] = a[k0 * MR + r * VPACK_C + kk];
+            rank1_update(acc, ak, bk);
+        }
+    }
+}
 #endif
 
 __kernel void winograd_gemm(__global const float *restrict v, __global const float *restrict u,
@@ -231,14 +329,20 @@ __kernel void winograd_gemm(__global const float *restrict v, __global const flo
 {
     const int t = get_global_id(2);
     const int m0 = BLOCK_ROW(), n0 = BLOCK_COL();
-    __global const float *vt = v + t * tiles * C;
+    __global const float *vt = v + t * V_ROWS(tiles) * C;
     __global const float *ut = u + t * (C * F);
     floatV acc[MR][NV];
     zero_block(acc);
 #if LOCAL_TILE
     TILED_GEMM(acc)
+#elif VPACK
+    packed_steps(acc, vt + m0 * C, ut + U_AT(0, n0), U_STEP);
 #else
-    gemm_block(acc, vt, ut, m0, n0, tiles, C, F);
+    __global const float *a_rows[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        a_rows[r] = vt + min(m0 + r, tiles - 1) * C;
+    gemm_steps(acc, a_rows, ut + U_AT(0, n0), C, U_STEP);
 #endif
     store_block(acc, 0, mt + t * tiles * F, m0, n0, tiles, F);
 }
@@ -410,15 +514,42 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
     } while (0)
 #endif
 
+/* Where E[t]'s element (tile q, filter f) is. -D EPACK=NR (winograd_grad_gemm's columns per
+ * work-item): in panels of NR filters, [F / NR][tiles][NR], so that a work-item's NR filters of
+ * each step are consecutive and its steps follow one another; 0: row-major [tiles][F]. */
+#if EPACK
+#define E_AT(q, f) (((f) / EPACK) * (tiles * EPACK) + (q) * EPACK + (f) % EPACK)
+#define E_STEP EPACK
+#else
+#define E_AT(q, f) ((q) * F + (f))
+#define E_STEP F
+#endif
+
 #ifdef WINOGRAD_DY
-/* One work-item per (tile, VW filters), filters fastest; `tiles` tiles from tile0 on. */
+#if EPACK && EPACK % VW
+#error "a packed E's panels hold whole vectors of the transform (VW divides EPACK)"
+#endif
+/* One work-item per (tile, VW filters), filters fastest; `tiles` tiles from tile0 on. With
+ * EPACK, per group of GROUP_TILES tiles, panel by panel (E_ITEMS work-items): consecutive
+ * work-items write consecutive floats of one panel, where filters fastest would write to a
+ * panel a page or more apart every EPACK filters. */
 __kernel void winograd_dy(__global const float *restrict dy, __global float *restrict e,
                           int tile0, int tiles)
 {
     const int i = get_global_id(0);
+#if EPACK
+    if (i >= GROUPED(tiles) * (F / VW))
+        return;
+    const int per_panel = GROUP_TILES * (EPACK / VW), rem = i % (GROUP_TILES * (F / VW));
+    const int q = i / (GROUP_TILES * (F / VW)) * GROUP_TILES + rem % per_panel / (EPACK / VW);
+    const int f = rem / per_panel * EPACK + rem % (EPACK / VW) * VW;
+    if (q >= tiles)
+        return;
+#else
     if (i >= tiles * (F / VW))
         return;
     const int q = i / (F / VW), f = (i % (F / VW)) * VW;
+#endif
     const int p = tile0 + q;
     const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
     floatV d[WINO_M][WINO_M], out[T][T];
@@ -437,11 +568,16 @@ __kernel void winograd_dy(__global const float *restrict dy, __global float *res
     for (int a = 0; a < T; a++)
 #pragma unroll
         for (int b = 0; b < T; b++)
-            STOREV(out[a][b], e + ((a * T + b) * tiles + q) * F + f);
+            STOREV(out[a][b], e + (a * T + b) * tiles * F + E_AT(q, f));
 }
 #endif
 
 #ifdef WINOGRAD_GRAD_GEMM
+#if VBLK
+#define V_STEP VBLK
+#else
+#define V_STEP C
+#endif
 /* Mt[part][t] = V[t]^T (C x tiles) . E[t] (tiles x F) over the part's tiles: dim 0 row blocks
  * (channels c), dim 1 column blocks (filters f), dim 2 the T*T points times the parts (point
  * fastest). Each step loads MR consecutive channels of one tile's V row and NR filters of its
@@ -456,20 +592,20 @@ __kernel void winograd_grad_gemm(__global const float *restrict v,
     const int k_begin = part_begin(tiles, part, parts);
     const int k_end = part_begin(tiles, part + 1, parts);
     __global const float *vt = v + t * tiles * C;
-    __global const float *et = e + t * tiles * F;
-    int col[MR];
+    __global const float *b = e + t * tiles * F + E_AT(k_begin, n0);
+    __global const float *a_rows[MR];
 #pragma unroll
     for (int r = 0; r < MR; r++)
-        col[r] = min(m0 + r, C - 1);
+        a_rows[r] = vt + V_AT(k_begin, min(m0 + r, C - 1));
     floatV acc[MR][NV];
     zero_block(acc);
-    for (int k = k_begin; k < k_end; k++) {
+    for (int k = 0; k < k_end - k_begin; k++) {
         floatV bk[NV];
         float ak[MR];
-        load_row(bk, et + k * F + n0);
+        load_row(bk, b + k * E_STEP);
 #pragma unroll
         for (int r = 0; r < MR; r++)
-            ak[r] = vt[k * C + col[r]];
+            ak[r] = a_rows[r][k * V_STEP];
         rank1_update(acc, ak, bk);
     }
     store_block(acc, 0, mt + (part * TT + t) * (C * F), m0, n0, C, F);

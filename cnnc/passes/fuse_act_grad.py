@@ -7,8 +7,10 @@ conv2d_grad_input, depthwise_conv2d_grad_input, dense_grad_input or a two-input 
 contributions summed) that nothing else reads, becomes one `<op>_act_grad` node
 (cnnc/ir/act_grad_fused.py) named after the activation_grad node, so its readers keep their
 input: the backends apply act'(v) as the op stores, and the backward pass makes no pass of its
-own over memory per activation (relu and the others read from y are left as they were: their
-derivative is cheap, and the tuner's tests pin their graphs). Runs after the backward pass (which made the nodes) and after
+own over memory per activation. Relu and the others read from y fuse only into an add (a
+residual block's relu after its sum: the add and the derivative were two launches and two
+passes over the block's gradient); after the convolutions they are left as they were (their
+derivative is cheap, and the tuner's tests pin those graphs). Runs after the backward pass (which made the nodes) and after
 fuse_batchnorm_activation (which reads activation nodes, never their gradients). Left alone:
 softmax (its gradient spans a row), a dy read by another node or that is a graph output, and
 adds of three or more gradients or that broadcast.
@@ -26,14 +28,15 @@ from cnnc.passes.rewrite import Rewrite, apply_rules
 
 
 def _fuse(graph: Graph, node: Node) -> Rewrite | None:
-    if (node.op != "activation_grad" or not ACTIVATIONS[node.attrs["activation"]].elementwise
-            or not reads_input(node.attrs)):
+    if node.op != "activation_grad" or not ACTIVATIONS[node.attrs["activation"]].elementwise:
         return None
     v, dy = node.inputs
     producer = graph.node_map.get(dy)
     if (producer is None or producer.op not in ACT_GRAD_OF
             or graph.consumers.get(dy) != (node.name,) or dy in graph.outputs
             or producer.shape != node.shape):
+        return None
+    if not reads_input(node.attrs) and producer.op != "add":
         return None
     if producer.op == "add" and (len(producer.inputs) != 2 or any(
             graph.shape_of(x) != producer.shape for x in producer.inputs)):

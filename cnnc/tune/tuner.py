@@ -36,6 +36,7 @@ from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
 from cnnc.tune.gate import Gate, prebuild, random_values
 from cnnc.tune.space import (
+    as_layer,
     default_variant,
     describe,
     family,
@@ -56,8 +57,8 @@ CUT = 1.3
 # (family(): an algorithm, a Winograd tile) is left when the first of it timed (its likeliest;
 # the default, for the direct algorithm) is FAMILY_CUT times slower than the best: register
 # tiles changed the direct kernel's speed by 1.1-2.1x where measured, not more. A family that lost
-# (its best LOSS times slower than the node's best) on each of the first LOST_NODES nodes it
-# was timed on in this run, and won on none, is not timed on later nodes.
+# (its best LOSS times slower than the node's best) on each of the first LOST_NODES nodes of
+# one op it was timed on in this run, and won on none, is not timed on later nodes of that op.
 PATIENCE = 2
 FAMILY_CUT = 2.0
 LOST_NODES = 3
@@ -240,6 +241,14 @@ class Tuner:
                   key: dict[str, Any]) -> NodeResult:
         ctx = BindContext(graph, batch, self.backend.target)
         space = variant_space(node, ctx)
+        op = as_layer(node).op
+
+        def family_of(variant: Mapping[str, Any]) -> Family:
+            # Families are kept apart per op: the kernel gradient's Winograd (its own kernels)
+            # shares a family with the forward pass's unfused Winograd, which loses to the fused
+            # one on every forward node, and was then never timed on a kernel gradient.
+            return (op, *family(variant))
+
         default = space[0]
         g1 = single_node_graph(graph, node, batch)
         values = random_values(g1, batch)
@@ -252,14 +261,14 @@ class Tuner:
         # The variants timed on every node unless they fail (the default, and PATIENCE more
         # unless one is faster), their programs built at once.
         start = self.clock()
-        first = [v for v in space if not self._lost_family(family(v))][:1 + PATIENCE]
+        first = [v for v in space if not self._lost_family(family_of(v))][:1 + PATIENCE]
         prebuild(self.backend, [(g1, node.name, batch, v) for v in first])
         self.prebuilds.append(self.clock() - start)
         for i, variant in enumerate(space):
             if i > 0:
                 if stale >= PATIENCE:
                     break
-                if family(variant) in dropped or self._lost_family(family(variant)):
+                if family_of(variant) in dropped or self._lost_family(family_of(variant)):
                     continue
                 # The next variant is expected to cost as much as the dearest so far (and a
                 # build), and the decision after it its side by side timing and gate: start it
@@ -286,19 +295,19 @@ class Tuner:
             self.costs.append(t.cost)
             faster = best_before is None or t.seconds < best_before * (1 - MIN_GAIN)
             stale = 0 if faster else stale + 1
-            firsts.setdefault(family(variant), t.seconds)
+            firsts.setdefault(family_of(variant), t.seconds)
             best_now = min(t.seconds for t in timed)
             dropped.update(f for f, first in firsts.items() if first > FAMILY_CUT * best_now)
         result.tried = len(timed)
         base = timed[0]
         best_time = min(t.seconds for t in timed)
         for fam in firsts:
-            fam_best = min(t.seconds for t in timed if family(space[t.index]) == fam)
-            if fam != family(default) and fam_best > LOSS * best_time:
+            fam_best = min(t.seconds for t in timed if family_of(space[t.index]) == fam)
+            if fam != family_of(default) and fam_best > LOSS * best_time:
                 self.lost[fam] = self.lost.get(fam, 0) + 1
         winner = self._decide(graph, node, batch, space, timed, result)
         if winner is not None:
-            self.won.add(family(space[winner.index]))
+            self.won.add(family_of(space[winner.index]))
         self.backend.programs.store((winner or base).programs)
         if winner is None:
             result.seconds = result.default_seconds = base.seconds

@@ -62,10 +62,27 @@ def test_every_activation_gradient_fuses_into_its_producer(act):
     assert all(n.attrs["activation"] == act for n in fused)
 
 
-def test_activations_read_from_their_output_are_left_alone():
+def test_activations_read_from_their_output_fuse_only_into_an_add():
     t = training_graph(_net("relu"), CONFIG, check=True)
-    assert not any(n.op.endswith("_act_grad") for n in t.nodes)
-    assert sum(n.op == "activation_grad" for n in t.nodes) == 4
+    # dw's relu: its dy is the sum of p's and q's input gradients; the others are left alone
+    assert [n.op for n in t.nodes if n.op.endswith("_act_grad")] == ["add_act_grad"]
+    assert t.node(names.preact_grad("dw")).op == "add_act_grad"
+    assert sum(n.op == "activation_grad" for n in t.nodes) == 3
+
+
+def test_a_relu_after_an_add_fused_training_step_equals_unfused(rng):
+    g = _net("relu")
+    fused, unfused = training_graph(g, CONFIG, check=True), _unfused(g)
+    assert any(n.op == "add_act_grad" for n in fused.nodes)
+    feeds = {"x": rng.normal(size=(3, 5, 6, 3)), names.TARGET: rng.normal(size=(3, 2))}
+    states = []
+    for t in (fused, unfused):
+        backend = NumpyBackend("float64")
+        run(t, feeds, initial_values(t.state, 3, "float64"), [names.LOSS], backend=backend)
+        states.append(backend.read_state([s.name for s in g.state]))
+    for k in states[1]:
+        np.testing.assert_allclose(states[0][k], states[1][k], rtol=1e-12, atol=1e-14,
+                                   err_msg=k)
 
 
 def test_no_fusion_where_dy_is_read_twice_or_the_activation_spans_a_row():

@@ -72,3 +72,19 @@ def test_the_binders_take_the_variant(graph):
     d = main.define_map
     assert (d["MR"], d["VW"], d["NV"]) == (2, 4, 2)
     assert main.global_size[2] == 2 and main.local_size is None
+
+
+def test_more_reduction_parts_are_timed_before_the_tiles(graph):
+    """A kernel gradient's space offers twice and four times the default's parts right after
+    its algorithms' own variants: a search cut short after two more variants still tries them."""
+    checked = 0
+    for node in tunable_nodes(graph, ("conv2d_grad_kernel",)):
+        space = variant_space(node, BindContext(graph, 64, AVX2))
+        base = space[0]
+        if base.get("algo") != "direct":
+            continue
+        direct = [v for v in space if v.get("algo") == "direct"]
+        assert [v["split"] for v in direct[1:3]] == [2 * base["split"], 4 * base["split"]]
+        assert all({**v, "split": base["split"]} == base for v in direct[1:3]), node.name
+        checked += 1
+    assert checked

@@ -154,7 +154,11 @@ def conv2d_grad_kernel_gemm(node: Node, ctx: BindContext, variant: Variant) -> G
     if uses_im2col(node, geo, variant):
         step = 4 * (geo["KH"] * geo["KW"] * geo["C"] + geo["F"])
         return Gemm(geo["F"], rows, pixels, split=True, local=False, step_bytes=step)
-    step = 4 * (geo["C"] + geo["F"])
+    # A step is one output pixel: its dy, and the input pixels its taps add to a part's reads:
+    # one for a stride of 1, up to SH x SW for a strided one (a 3x3 stride-2 window moves two
+    # pixels a step, and its taps read them all; a 1x1 stride-2 one reads one and skips three).
+    spanned = min(geo["KH"], geo["SH"]) * min(geo["KW"], geo["SW"])
+    step = 4 * (spanned * geo["C"] + geo["F"])
     groups = node.attrs["groups"]
     return Gemm(geo["FG"], rows, pixels, split=True, local=False, step_bytes=step,
                 groups=groups)

@@ -40,6 +40,7 @@ from cnnc.backends.opencl.tiling import (
     flat,
     gemm_grid,
     register_tile,
+    registers_used,
     row_groups,
     vector_width,
     with_local_tile,
@@ -49,6 +50,7 @@ from cnnc.intmath import ceil_div, round_up
 from cnnc.ir.graph import Node
 
 NAME = "winograd"  # the variants' "algo" (algorithms.py registers it under this name)
+GROUP_TILES = 16  # winograd.cl's: tiles a transform into a blocked layout takes block by block
 WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
 
 
@@ -157,23 +159,47 @@ def _tiles(shape: Mapping[str, int], m: int, batch: int) -> tuple[int, int, int]
     return th, tw, batch * th * tw
 
 
-def _workspace_floats(shape: Mapping[str, int], m: int, chunk: int) -> tuple[int, int, int]:
-    """Floats of U (transformed filters), V (transformed inputs) and Mt (GEMM outputs)."""
+def _workspace_floats(shape: Mapping[str, int], m: int, chunk: int,
+                      rows_per_block: int = 1) -> tuple[int, int, int]:
+    """Floats of U (transformed filters), V (transformed inputs: a chunk's tiles rounded up to
+    whole blocks of `rows_per_block`, winograd.cl's VPACK) and Mt (GEMM outputs)."""
     tt = (m + 2) ** 2
-    return tt * shape["C"] * shape["F"], tt * chunk * shape["C"], tt * chunk * shape["F"]
+    rows = round_up(max(chunk, 1), rows_per_block)
+    return tt * shape["C"] * shape["F"], tt * rows * shape["C"], tt * chunk * shape["F"]
+
+
+def gemm_packing(tile: Mapping[str, int], local: bool, input_vw: int,
+                 target: Target) -> dict[str, int]:
+    """winograd.cl's UPACK, VPACK and VPACK_C for a forward GEMM of register tile `tile`: U in
+    panels of the block's NR filters and V in blocks of its MR tiles, so that each operand of
+    a work-item is one stream of consecutive floats (measured on a 2-core Zen 3 at batch 256
+    and 32: the fashion layers' GEMMs 1.2-1.6x faster, up to the speed of the same loop with
+    its operands held in the L1 cache, benchmarks/README.md). GPUs' local tiles (LOCAL_TILE)
+    stage the operands in local memory whatever their layout, and a GPU's neighbouring
+    work-items read neighbouring floats of the plain layout: plain there."""
+    if local or target.kind != "cpu":
+        return {"UPACK": 0, "VPACK": 0, "VPACK_C": 0}
+    return {"UPACK": tile["VW"] * tile["NV"], "VPACK": tile["MR"], "VPACK_C": input_vw}
 
 
 def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
     """Register tiles for the Winograd GEMMs worth trying, None standing for the default
-    (tiling.register_tile): also 8 x 16 and 4 x 16 outputs per work-item, whose accumulators
-    fit 16 AVX2 registers (the default 8 x 32 does on AVX-512 only; measured on a 2-core Zen 1,
-    4 x 16 ran the GEMMs ~1.7x faster, benchmarks/README.md)."""
+    (tiling.register_tile): also blocks of 16 columns, with the most rows (up to 8) whose
+    accumulators and operands fit the vector registers (tiling.registers_used: 6 on AVX2, 8 on
+    AVX-512) and with 4 rows. (The default 8 x 32 fits AVX-512 only; measured on a 2-core Zen 1,
+    4 x 16 ran the GEMMs ~1.7x faster, benchmarks/README.md; on a 2-core Zen 3 with packed
+    operands, 6 x 16 ran them as fast as 4 x 16 or up to 1.2x faster, and 8 x 16 spilled
+    registers and ran 2-3x slower.)"""
     default = register_tile(cols, target)
     out: list[dict[str, int] | None] = [None]
     if cols % 16 == 0 and target.kind == "cpu":
         vw = min(16, target.max_vector)
-        for mr in (8, 4):
-            tile = {"MR": mr, "VW": vw, "NV": 16 // vw}
+        nv = 16 // vw
+        fits = [mr for mr in range(8, 0, -1)
+                if registers_used({"MR": mr, "VW": vw, "NV": nv}, target)
+                <= target.vector_registers]
+        for mr in dict.fromkeys((fits[0], 4)):
+            tile = {"MR": mr, "VW": vw, "NV": nv}
             if tile != default:
                 out.append(tile)
     return out
@@ -309,9 +335,15 @@ def winograd_launches(
     # The filter transform of a parameter depends on the weights only (Launch.once): u keeps it.
     once = isinstance(w, Value) and w.name in ctx.graph.state_map
     constants = (0,) if once else ()
+    in_vw = vector_width(c, ctx.target)
+    tile, local = with_local_tile({**register_tile(f, ctx.target), **(gemm_tile or {})},
+                                  ctx.target)
+    pack = {"UPACK": 0, "VPACK": 0, "VPACK_C": 0} if fused else gemm_packing(tile, local, in_vw, ctx.target)
+    if pack["UPACK"]:
+        filt_vw = vector_width(pack["UPACK"], ctx.target)  # a vector stays inside a panel
     filt = launch(
-        "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u), {**geo, "VW": filt_vw},
-        once=once,
+        "winograd.cl", "winograd_filter", flat(c * f // filt_vw), (w, u),
+        {**geo, "VW": filt_vw, "UPACK": pack["UPACK"]}, once=once,
     )
     launches: list[Launch] = [filt]
     if fused:
@@ -331,17 +363,16 @@ def winograd_launches(
         )
         return NodeBinding(tuple(launches), workspaces=(_workspace_floats(shape, m, 0)[0],),
                            constants=constants)
-    in_defines = {**geo, "VW": vector_width(c, ctx.target)}
+    in_defines = {**geo, "VW": in_vw, "VPACK": pack["VPACK"], "VPACK_C": pack["VPACK_C"]}
     out_defines = {
         **geo, "VW": vector_width(f, ctx.target), "HAS_BIAS": int(bias != NULL), **act
     }
-    tile, local = with_local_tile({**register_tile(f, ctx.target), **(gemm_tile or {})},
-                                  ctx.target)
+    rows_per_block = max(pack["VPACK"], 1)
     for start in range(0, tiles, chunk):
         n = min(chunk, tiles - start)
         launches.append(
             launch(
-                "winograd.cl", "winograd_input", flat(n * c // in_defines["VW"]),
+                "winograd.cl", "winograd_input", flat(round_up(n, rows_per_block) * c // in_vw),
                 (x, v, Int(start), Int(n)), in_defines,
             )
         )
@@ -350,7 +381,8 @@ def winograd_launches(
         group = (*group2, 1) if local else row_groups(grid, ctx.target)
         launches.append(
             launch(
-                "winograd.cl", "winograd_gemm", grid, (v, u, mt, Int(n)), {**geo, **tile}, group
+                "winograd.cl", "winograd_gemm", grid, (v, u, mt, Int(n)),
+                {**geo, **tile, **pack}, group,
             )
         )
         launches.append(
@@ -359,7 +391,8 @@ def winograd_launches(
                 (mt, bias, y, Int(start), Int(n)), out_defines,
             )
         )
-    return NodeBinding(tuple(launches), workspaces=_workspace_floats(shape, m, chunk),
+    return NodeBinding(tuple(launches),
+                       workspaces=_workspace_floats(shape, m, chunk, rows_per_block),
                        constants=constants)
 
 
@@ -484,6 +517,17 @@ def grad_kernel_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     return out
 
 
+def grad_gemm_packing(tile: Mapping[str, int], input_vw: int, target: Target) -> dict[str, int]:
+    """winograd.cl's VBLK and EPACK for the kernel gradient's GEMM of register tile `tile`: V in
+    blocks of the input transform's vectors and E in panels of the block's NR filters, each
+    operand of a work-item one stream of consecutive floats (measured on a 2-core Zen 3, the
+    fashion layers' kernel-gradient GEMMs at batch 32 and 128: 1.3-2.7x faster). A CPU's
+    layout: a GPU's neighbouring work-items read neighbouring floats of the plain one."""
+    if target.kind != "cpu":
+        return {"VBLK": 0, "EPACK": 0}
+    return {"VBLK": input_vw, "EPACK": tile["VW"] * tile["NV"]}
+
+
 def grad_kernel_error_factor(variant: Mapping[str, Any]) -> float:
     m = int(variant["wino_m"])
     if m not in _GRAD_KERNEL_ERROR_FACTORS:
@@ -514,15 +558,20 @@ def bind_conv2d_grad_kernel_winograd(node: Node, ctx: BindContext) -> NodeBindin
     parts = _grad_kernel_parts(shape, m, tiles, tile, ctx.target)
     v, e, mt = Workspace(0), Workspace(1), Workspace(2)
     in_vw, f_vw = vector_width(c, ctx.target), vector_width(f, ctx.target)
+    pack = grad_gemm_packing(tile, in_vw, ctx.target)
+    dy_vw = vector_width(pack["EPACK"], ctx.target) if pack["EPACK"] else f_vw
+    # winograd.cl's GROUPED: the transforms into blocks take the tiles in groups of
+    # GROUP_TILES, so their grids cover whole groups
+    items = round_up(tiles, GROUP_TILES) if pack["EPACK"] else tiles
     grid2, _ = gemm_grid(c, f, tile, False, ctx.target)
     grid = (*grid2, tt * parts)
     launches = (
-        launch("winograd.cl", "winograd_input", flat(tiles * c // in_vw),
-               (Value(x), v, Int(0), Int(tiles)), {**geo, "VW": in_vw}),
-        launch("winograd.cl", "winograd_dy", flat(tiles * f // f_vw),
-               (Value(dy), e, Int(0), Int(tiles)), {**geo, "VW": f_vw}),
+        launch("winograd.cl", "winograd_input", flat(items * c // in_vw),
+               (Value(x), v, Int(0), Int(tiles)), {**geo, "VW": in_vw, "VBLK": pack["VBLK"]}),
+        launch("winograd.cl", "winograd_dy", flat(items * f // dy_vw),
+               (Value(dy), e, Int(0), Int(tiles)), {**geo, "VW": dy_vw, "EPACK": pack["EPACK"]}),
         launch("winograd.cl", "winograd_grad_gemm", grid, (v, e, mt, Int(tiles)),
-               {**geo, **tile}, row_groups(grid, ctx.target)),
+               {**geo, **tile, **pack}, row_groups(grid, ctx.target)),
         launch("winograd.cl", "winograd_grad_output", flat(c * f // f_vw),
                (mt, Value(node.name), Int(parts)), {**geo, "VW": f_vw}),
     )
