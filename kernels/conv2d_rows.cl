@@ -12,6 +12,12 @@
  *   HAS_BIAS, HAS_RESIDUAL, ACT_<NAME>. Gated input (-D GATED=1 GS0..GS3): as conv2d.cl's, x
  *   read as x * gate.
  * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = filter blocks (F / NR).
+ * Max pooling as it stores (-D POOL=1 POOL_H POOL_W, bind_conv_maxpool.py): y is the
+ *   POOL_H x POOL_W map of 2x2 windows at stride 2 over the OH x OW convolution, each the max
+ *   of its cells after the epilogue. A work-item takes the two output rows of one pooled row,
+ *   MR (even) pixels of each, one row after the other (the accumulators of one row, and the
+ *   MR / 2 x NV maxima between them); a window cut short by the map's bottom or right edge
+ *   keeps its real cells. Launch: dim 0 = batch * POOL_H * ceil(POOL_W / (MR / 2)).
  */
 #include "tile.h"
 
@@ -25,6 +31,38 @@
 
 /* input columns a block's window rows span */
 #define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
+
+/* acc[r][v] = the MR pixels' sums of output row oh of image n, from input column iw0 on, for
+ * filters f0.. (acc zeroed before) */
+#define ACCUMULATE_ROW(acc, n, oh, iw0, f0)                                                   \
+    do {                                                                                      \
+        _Pragma("unroll") for (int kh = 0; kh < KH; kh++) {                                   \
+            const int ih = (oh) * SH - PT + kh * DH;                                          \
+            if (ih < 0 || ih >= H)                                                            \
+                continue;                                                                     \
+            __global const float *in_row = x + ((n) * H + ih) * W * C;                        \
+            _Pragma("unroll") for (int j = 0; j < SPAN; j++) {                                \
+                const int iw = (iw0) + j;                                                     \
+                if (iw < 0 || iw >= W)                                                        \
+                    continue;                                                                 \
+                _Pragma("unroll") for (int c = 0; c < C; c++) {                               \
+                    const float in = in_row[iw * C + c] * GATE_AT((n), ih, iw, c);            \
+                    /* tap kw of pixel r reads column r * SW + kw * DW */                     \
+                    _Pragma("unroll") for (int r = 0; r < MR; r++) {                          \
+                        const int t = j - r * SW;                                             \
+                        if (t >= 0 && t % DW == 0 && t / DW < KW) {                           \
+                            __global const float *wk =                                        \
+                                w + ((kh * KW + t / DW) * C + c) * F + (f0);                  \
+                            _Pragma("unroll") for (int v = 0; v < NV; v++)                    \
+                                acc[r][v] = fma((floatV)(in), LOADV(wk + v * VW), acc[r][v]); \
+                        }                                                                     \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+#if !POOL
 #define ROW_BLOCKS ((OW + MR - 1) / MR)
 
 __kernel void conv2d_rows(__global const float *restrict x, __global const float *restrict w,
@@ -38,35 +76,7 @@ __kernel void conv2d_rows(__global const float *restrict x, __global const float
     const int n = row / OH, oh = row % OH, iw0 = ow0 * SW - PL;
     floatV acc[MR][NV];
     zero_block(acc);
-
-#pragma unroll
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh * DH;
-        if (ih < 0 || ih >= H)
-            continue;
-        __global const float *in_row = x + (n * H + ih) * W * C;
-#pragma unroll
-        for (int j = 0; j < SPAN; j++) {
-            const int iw = iw0 + j;
-            if (iw < 0 || iw >= W)
-                continue;
-#pragma unroll
-            for (int c = 0; c < C; c++) {
-                const float in = in_row[iw * C + c] * GATE_AT(n, ih, iw, c);
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    /* tap kw of pixel r reads column r * SW + kw * DW */
-                    const int t = j - r * SW;
-                    if (t >= 0 && t % DW == 0 && t / DW < KW) {
-                        __global const float *wk = w + ((kh * KW + t / DW) * C + c) * F + f0;
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            acc[r][v] = fma((floatV)(in), LOADV(wk + v * VW), acc[r][v]);
-                    }
-                }
-            }
-        }
-    }
+    ACCUMULATE_ROW(acc, n, oh, iw0, f0);
 
     /* the row's last block may hold fewer than MR pixels (an `if` and not a `break`: the
      * compiler does not unroll a loop left early) */
@@ -81,3 +91,55 @@ __kernel void conv2d_rows(__global const float *restrict x, __global const float
         }
     }
 }
+
+#else
+#if MR % 2
+#error "a pooling row kernel takes whole windows: MR must be even"
+#endif
+#define ROW_BLOCKS ((POOL_W + MR / 2 - 1) / (MR / 2))
+
+__kernel void conv2d_rows(__global const float *restrict x, __global const float *restrict w,
+                          __global const float *restrict bias, __global float *restrict y,
+                          int batch RESIDUAL_PARAM GATE_PARAM)
+{
+    const int b = (int)get_global_id(0), f0 = (int)get_global_id(1) * NR;
+    const int row = b / ROW_BLOCKS, ow0 = (b % ROW_BLOCKS) * MR; /* row: n * POOL_H + ph */
+    if (row >= batch * POOL_H)
+        return;
+    const int n = row / POOL_H, iw0 = ow0 * SW - PL;
+    floatV best[MR / 2][NV];
+    for (int dr = 0; dr < 2; dr++) {
+        const int oh = (row % POOL_H) * 2 + dr;
+        if (oh >= OH) /* the last pooled row of an odd map: its window's second row */
+            break;
+        floatV acc[MR][NV];
+        zero_block(acc);
+        ACCUMULATE_ROW(acc, n, oh, iw0, f0);
+        /* each window's max over its cells in this row, after the epilogue */
+#pragma unroll
+        for (int r = 0; r < MR / 2; r++) {
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const int f = f0 + v * VW;
+                floatV m = dr ? best[r][v] : (floatV)(-INFINITY);
+#pragma unroll
+                for (int k = 0; k < 2; k++) {
+                    const int ow = ow0 + 2 * r + k, at = ((n * OH + oh) * OW + ow) * F + f;
+                    if (ow < OW)
+                        m = max(m, epilogue(acc[2 * r + k][v], bias, RESIDUAL, f, at));
+                }
+                best[r][v] = m;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < MR / 2; r++) {
+        const int pw = ow0 / 2 + r;
+        if (pw < POOL_W) {
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                STOREV(best[r][v], y + (row * POOL_W + pw) * F + f0 + v * VW);
+        }
+    }
+}
+#endif

@@ -19,6 +19,11 @@
  * Vectors (-D VW): channels per work-item of the transforms (VW divides C for winograd_input,
  *   F for winograd_output). The GEMM's tiling: MR VW NV (and LOCAL_TILE TX TY KT), as conv2d.cl.
  * Epilogue (winograd_output, -D): HAS_BIAS, HAS_RESIDUAL, ACT_<NAME> (common.h's `epilogue`).
+ * Max pooling as it stores (winograd_output and winograd_fused, -D POOL=1 POOL_H POOL_W; the
+ *   binder's, bind_conv_maxpool.py): y is the POOL_H x POOL_W map of 2x2 windows at stride 2
+ *   over the OH x OW convolution, each the max of its cells after the epilogue (max does not
+ *   commute with every activation). A tile's origin is even (M is), so it holds whole
+ *   windows; a window cut short by the map's bottom or right edge keeps its real cells.
  *
  * Why the transforms are written out as sums rather than loops over matrices: most entries of
  * B^T and A^T are 0 or +-1, and spelling them out leaves only the real multiplies.
@@ -113,6 +118,48 @@
             }                                                                                 \
         }                                                                                     \
     } while (0)
+
+/* Stores the M x M output tile `out` (floatV, before the epilogue) of tile (n, th, tw), filters
+ * fc..fc+VW-1: each position inside OH x OW, or with POOL each 2x2 window's max. */
+#if POOL
+#define STORE_TILE(out, n, th, tw, fc)                                                        \
+    do {                                                                                      \
+        _Pragma("unroll") for (int a_ = 0; a_ < WINO_M / 2; a_++) {                           \
+            const int ph_ = (th) * (WINO_M / 2) + a_;                                         \
+            _Pragma("unroll") for (int b_ = 0; b_ < WINO_M / 2; b_++) {                       \
+                const int pw_ = (tw) * (WINO_M / 2) + b_;                                     \
+                if (ph_ < POOL_H && pw_ < POOL_W) {                                           \
+                    floatV best_ = (floatV)(-INFINITY);                                       \
+                    _Pragma("unroll") for (int i_ = 0; i_ < 2; i_++) {                        \
+                        _Pragma("unroll") for (int j_ = 0; j_ < 2; j_++) {                    \
+                            const int oh_ = 2 * ph_ + i_, ow_ = 2 * pw_ + j_;                 \
+                            if (oh_ < OH && ow_ < OW) {                                       \
+                                const int at_ = ((n) * (OH * OW) + oh_ * OW + ow_) * F + (fc); \
+                                best_ = max(best_, epilogue(out[2 * a_ + i_][2 * b_ + j_],    \
+                                                            bias, RESIDUAL, (fc), at_));      \
+                            }                                                                 \
+                        }                                                                     \
+                    }                                                                         \
+                    STOREV(best_, y + (((n) * POOL_H + ph_) * POOL_W + pw_) * F + (fc));      \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+#else
+#define STORE_TILE(out, n, th, tw, fc)                                                        \
+    do {                                                                                      \
+        _Pragma("unroll") for (int a_ = 0; a_ < WINO_M; a_++) {                               \
+            const int oh_ = (th) * WINO_M + a_;                                               \
+            _Pragma("unroll") for (int b_ = 0; b_ < WINO_M; b_++) {                           \
+                const int ow_ = (tw) * WINO_M + b_;                                           \
+                if (oh_ < OH && ow_ < OW) {                                                   \
+                    const int at_ = ((n) * (OH * OW) + oh_ * OW + ow_) * F + (fc);            \
+                    STOREV(epilogue(out[a_][b_], bias, RESIDUAL, (fc), at_), y + at_);        \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+#endif
 
 /* Where U[t]'s element (c, f) is, from U[t]'s start. -D UPACK=NR (the GEMM's columns per
  * work-item): in panels of NR filters, [F / NR][C][NR], so that the NR values of B one step of
@@ -321,18 +368,7 @@ __kernel void winograd_output(__global const float *restrict mt,
         for (int b = 0; b < T; b++)
             m[a][b] = LOADV(mt + ((a * T + b) * tiles + q) * F + f);
     TRANSFORM_2D(floatV, AT_1D, m, T, WINO_M, out);
-#pragma unroll
-    for (int a = 0; a < WINO_M; a++) {
-        const int oh = th * WINO_M + a;
-#pragma unroll
-        for (int c = 0; c < WINO_M; c++) {
-            const int ow = tw * WINO_M + c;
-            if (oh < OH && ow < OW) {
-                const int at = (n * (OH * OW) + oh * OW + ow) * F + f;
-                STOREV(epilogue(out[a][c], bias, RESIDUAL, f, at), y + at);
-            }
-        }
-    }
+    STORE_TILE(out, n, th, tw, f);
 }
 #endif
 
@@ -426,19 +462,7 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
                     for (int b = 0; b < T; b++)
                         m[a][b] = mt[k][j][a * T + b];
                 TRANSFORM_2D(floatV, AT_1D, m, T, WINO_M, out);
-#pragma unroll
-                for (int a = 0; a < WINO_M; a++) {
-                    const int oh = th * WINO_M + a;
-#pragma unroll
-                    for (int b = 0; b < WINO_M; b++) {
-                        const int ow = tw * WINO_M + b;
-                        if (oh < OH && ow < OW) {
-                            const int at = (n * (OH * OW) + oh * OW + ow) * F + f0 + j * VW;
-                            STOREV(epilogue(out[a][b], bias, RESIDUAL, f0 + j * VW, at),
-                                   y + at);
-                        }
-                    }
-                }
+                STORE_TILE(out, n, th, tw, f0 + j * VW);
             }
         }
     }

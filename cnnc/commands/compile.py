@@ -48,9 +48,11 @@ def variant_words(backend, graph, batch: int) -> dict[str, str]:
     """Each tunable node's kernel variant in words: the tuning cache's ('tuned: winograd m=4')
     or the device's default ('default: direct 4x8x2')."""
     from cnnc.backends.opencl.launches import BindContext
-    from cnnc.tune.space import default_variant, describe, tunable
+    from cnnc.tune.space import default_variant, describe, tunable, tuning_graph
 
     tuned = backend.choose_variants(graph, batch)
+    # a fused node tuned as the layer it runs (a convolution pooling as it stores) as that one
+    graph = tuning_graph(graph)
     ctx = BindContext(graph, batch, backend.target)
     words = {}
     for node in graph.nodes:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from cnnc.errors import InternalError
+from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
 from cnnc.ir.conv_transpose import transpose_window
 from cnnc.ir.convpool import pad_amounts, pool_attrs_geometry
 from cnnc.ir.graph import Graph, Node
@@ -229,6 +230,19 @@ RULES: dict[str, Rule] = {
     "reshape": _same,  # size-1 axes around the channels only (cnnc/ir/reshapes.py)
     **RESAMPLE_RULES,
 }
+
+
+def _conv_maxpool(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, ...]) -> Fields:
+    """A convolution and its pooling fused at inference (conv_maxpool.py): the two windows in
+    turn, a residual's field joining the convolution's."""
+    conv, pool = conv_maxpool_parts(node, shapes)
+    field = _conv(conv, fields[:1], shapes[:1])
+    return _pool(pool, (union((field, *fields[1:])),), (conv.shape,))
+
+
+# Fused ops of the inference graph that leave a layer's output (the pooling's) under its name:
+# their windows in turn, so the inference graph keeps the spec's fields.
+FUSED_RULES: dict[str, Rule] = {"conv2d_maxpool": _conv_maxpool}
 # ShuffleNet's channel shuffle moves channels only: each position keeps its field.
 RULES["channel_shuffle"] = _same
 # A channel slice keeps every position: each keeps its field.
@@ -236,9 +250,12 @@ RULES["channel_slice"] = _same
 
 
 def rule_of(op: str) -> Rule | None:
-    """The receptive-field rule of a layer op: its own, else its kind's; None for other ops."""
+    """The receptive-field rule of a layer op: its own, else its kind's; a fused op's of
+    FUSED_RULES; None for other ops."""
     if op in RULES:
         return RULES[op]
+    if op in FUSED_RULES:
+        return FUSED_RULES[op]
     kind = OPS[op].kind if op in OPS else None
     return KIND_RULES.get(kind) if kind is not None else None
 

@@ -37,6 +37,7 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.args import Attrs
+from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
 from cnnc.ir.graph import Graph, Node
@@ -99,21 +100,35 @@ def tuning_graph(graph: Graph) -> Graph:
     """The graph as the tuner times and keys it: each gathered convolution as the 1x1 layer it
     runs (bind_gathered.py: the layer's direct GEMM, whose register block and row groups its
     variant sets) reading an input of the gathered shape, under its own name, so it shares the
-    layer's tuning cache entries (its reads from several tensors are not timed: the GEMM is)."""
-    if not any(n.op in LAYER_OF_GATHERED for n in graph.nodes):
+    layer's tuning cache entries (its reads from several tensors are not timed: the GEMM is).
+    Each convolution fused with its max pooling (conv2d_maxpool) as that convolution under the
+    node's name and the pooling after it (`<name>/pool`, read by the node's readers): its
+    variants are the convolution's (bind_conv_maxpool.py pools as the chosen one stores, or
+    unfuses it), so it shares the convolution's entries too."""
+    if not any(n.op in LAYER_OF_GATHERED or n.op == "conv2d_maxpool" for n in graph.nodes):
         return graph
     nodes = []
+    renamed: dict[str, str] = {}
     for n in graph.nodes:
+        shapes = tuple(graph.shape_of(x) for x in n.inputs)
+        if any(x in renamed for x in n.inputs):
+            n = replace(n, inputs=tuple(renamed.get(x, x) for x in n.inputs))
+        if n.op == "conv2d_maxpool":
+            conv, pool = conv_maxpool_parts(n, shapes)
+            nodes.append(replace(conv, name=n.name))
+            nodes.append(replace(pool, name=f"{n.name}/pool", inputs=(n.name,)))
+            renamed[n.name] = f"{n.name}/pool"
+            continue
         if n.op not in LAYER_OF_GATHERED:
             nodes.append(n)
             continue
-        shape = gathered_shape(n.attrs, tuple(graph.shape_of(x) for x in n.inputs))
+        shape = gathered_shape(n.attrs, shapes)
         x = f"{n.name}/gathered"
         nodes.append(Node(x, "input", attrs=Attrs(shape=shape[1:], dtype="float32"),
                           shape=shape))
         nodes.append(replace(n, op=LAYER_OF_GATHERED[n.op], inputs=(x,),
                              attrs=Attrs({k: v for k, v in n.attrs.items() if k != "segments"})))
-    return graph.with_nodes(nodes)
+    return graph.with_nodes(nodes, outputs=tuple(renamed.get(o, o) for o in graph.outputs))
 
 
 def default_variant(node: Node, ctx: BindContext) -> Variant:

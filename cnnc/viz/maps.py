@@ -3,8 +3,9 @@
 The input comes first, then for each convolution and pooling layer in order the grid of its
 output channels, every layer drawn at the same scale (one input pixel is as wide everywhere),
 so the maps visibly shrink as pooling halves them: 28x28, 14x14, 7x7, 3x3 in the seed model.
-The maps come from the model's own inference graph on its own backend, asked to keep the
-values of those layers besides its outputs.
+The maps come from the model's own inference graph on its own backend (less the fusions that
+never write a convolution's map: maps_graph), asked to keep the values of those layers besides
+its outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cnnc.errors import CnncError, InputError
 from cnnc.inputs import input_feeds
 from cnnc.ir.graph import Graph, Node
 from cnnc.ir.ops import OPS, layer_of
+from cnnc.passes.pipeline import inference_pipeline, run_pipeline
 from cnnc.viz.canvas import DPI, new_figure
 from cnnc.viz.grid import Grid, grid_shape, mosaic
 
@@ -65,6 +67,18 @@ def draws_maps(op: str) -> bool:
     return kind is not None and MAP_KINDS[kind]
 
 
+# Inference passes that fuse a drawn layer's map away into the layer reading it (its value never
+# written): the maps come from the inference graph without them (maps_graph).
+MAP_HIDING_PASSES = ("fuse_conv_maxpool",)
+
+
+def maps_graph(model) -> Graph:
+    """The model's inference graph with every convolution's map kept: its spec graph through
+    the inference pipeline but MAP_HIDING_PASSES (the same layers, values and names)."""
+    passes = [p for p in inference_pipeline() if p.name not in MAP_HIDING_PASSES]
+    return run_pipeline(model.spec_graph, passes)
+
+
 def map_layers(graph: Graph) -> list[Node]:
     """The nodes whose output is drawn: convolutions and pooling with an image output."""
     return [n for n in graph.nodes if draws_maps(n.op) and n.shape is not None
@@ -72,8 +86,8 @@ def map_layers(graph: Graph) -> list[Node]:
 
 
 def layer_outputs(model, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """The values of the inference graph's nodes `names` (and its outputs) for inputs x."""
-    graph = model.graph
+    """The values of the nodes `names` of maps_graph (and its outputs) for inputs x."""
+    graph = maps_graph(model)
     wanted = tuple(dict.fromkeys([*names, *graph.outputs]))
     feeds = input_feeds(graph, x)
     exe = model.backend.compile(graph.replace(outputs=wanted), len(next(iter(feeds.values()))))
@@ -223,7 +237,7 @@ def show_maps(model, image: Any, *, data_dir: str | None = None, invert: str = "
     """The feature maps of a compiled model for one image: an array, 'test:N' or a file."""
     picked = image if isinstance(image, ImageInput) else resolve_image(
         model, image, data_dir=data_dir, invert=invert)
-    nodes = map_layers(model.graph)
+    nodes = map_layers(maps_graph(model))
     if not nodes:
         raise CnncError(f"network '{model.graph.name}' has no convolution or pooling layers, "
                         "so no feature maps to draw")

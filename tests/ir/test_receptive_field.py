@@ -10,6 +10,7 @@ import cnnc
 from cnnc.cli import main
 from cnnc.ir.ops import LAYER_KINDS, OPS, op_names
 from cnnc.ir.receptive_field import (
+    FUSED_RULES,
     KIND_RULES,
     PER_OP_KINDS,
     RULES,
@@ -41,6 +42,7 @@ def test_every_layer_op_has_a_rule_and_every_rule_an_op():
     assert [op for op in op_names("layer") if OPS[op].kind in PER_OP_KINDS
             and op not in RULES] == []
     assert [op for op in RULES if OPS[op].kind not in PER_OP_KINDS] == []
+    assert all(OPS[op].group == "fused" for op in FUSED_RULES)
 
 
 def test_every_kind_has_a_rule_or_rules_per_op():

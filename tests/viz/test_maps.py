@@ -8,10 +8,10 @@ from PIL import Image
 from png_checks import check_figure
 
 from cnnc.errors import CnncError
-from cnnc.passes.pipeline import inference_graph
+from cnnc.passes.pipeline import inference_pipeline, run_pipeline
 from cnnc.testing.nets import run
 from cnnc.viz.grid import count_panels
-from cnnc.viz.maps import layer_outputs, map_layers, resolve_image
+from cnnc.viz.maps import layer_outputs, map_layers, maps_graph, resolve_image
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -37,7 +37,9 @@ def test_maps_are_the_layers_values(small_model):
     """The panels hold each channel of the layer's value (scaled to its range), as the NumPy
     interpreter computes it from the same weights."""
     x = _image(1)
-    graph = inference_graph(small_model.spec_graph)
+    graph = maps_graph(small_model)
+    assert graph == run_pipeline(small_model.spec_graph, [
+        p for p in inference_pipeline() if p.name != "fuse_conv_maxpool"])
     want = run(graph, {"input_layer": x[None]}, small_model.get_weights(),
                fetch=["conv2d_1"], dtype="float32")["conv2d_1"][0]
     got = layer_outputs(small_model, x[None], ["conv2d_1"])["conv2d_1"][0]
@@ -82,8 +84,10 @@ def test_bad_test_indices_are_clear_errors(small_model, small_data, image, messa
 
 
 def test_only_convolutions_and_pooling_are_drawn(small_model):
-    names = [n.name for n in map_layers(small_model.graph)]
+    names = [n.name for n in map_layers(maps_graph(small_model))]
     assert names == ["activation", "max_pooling2d", "conv2d_1", "max_pooling2d_1"]
+    # the model runs each convolution and its pooling as one node; the maps keep both
+    assert [n.op for n in small_model.graph.nodes].count("conv2d_maxpool") == 2
 
 
 def test_a_network_without_maps_says_so():
