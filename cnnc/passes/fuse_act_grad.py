@@ -9,7 +9,8 @@ contributions summed) that nothing else reads, becomes one `<op>_act_grad` node
 input: the backends apply act'(v) as the op stores, and the backward pass makes no pass of its
 own over memory per activation. Relu and the others read from y fuse only into an add (a
 residual block's relu after its sum: the add and the derivative were two launches and two
-passes over the block's gradient); after the convolutions they are left as they were (their
+passes over the block's gradient), unless that add is a squeeze-excite block's sum, which
+fuse_excite_grad makes one node of; after the convolutions they are left as they were (their
 derivative is cheap, and the tuner's tests pin those graphs). Runs after the backward pass (which made the nodes) and after
 fuse_batchnorm_activation (which reads activation nodes, never their gradients). Left alone:
 softmax (its gradient spans a row), a dy read by another node or that is a graph output, and
@@ -24,6 +25,7 @@ from cnnc.ir.act_grad_fused import ACT_GRAD_OF
 from cnnc.ir.activations import ACTIVATIONS, reads_input
 from cnnc.ir.args import Attrs
 from cnnc.ir.graph import Graph, Node
+from cnnc.passes.fuse_excite_grad import excite_sum
 from cnnc.passes.rewrite import Rewrite, apply_rules
 
 
@@ -36,7 +38,9 @@ def _fuse(graph: Graph, node: Node) -> Rewrite | None:
             or graph.consumers.get(dy) != (node.name,) or dy in graph.outputs
             or producer.shape != node.shape):
         return None
-    if not reads_input(node.attrs) and producer.op != "add":
+    if not reads_input(node.attrs) and (producer.op != "add" or excite_sum(graph, producer)):
+        # A squeeze-excite block's sum is left to fuse_excite_grad: its one node replaces
+        # three launches over the map, the derivative read from y only one.
         return None
     if producer.op == "add" and (len(producer.inputs) != 2 or any(
             graph.shape_of(x) != producer.shape for x in producer.inputs)):

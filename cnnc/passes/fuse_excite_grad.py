@@ -12,7 +12,8 @@ three passes writing the map's size and one reading two of them; they become one
 and writes dx once. Left alone: a part read by anything else or that is a graph output, adds
 of three or more gradients, and products whose other operand is not one value per channel (a
 map-shaped gate). Runs after fuse_activation_grad, which fuses an add whose sum feeds an
-activation's gradient (that add is then no longer plain).
+activation's gradient read from its input (that add is then no longer plain) but leaves this
+sum to this pass where the derivative is read from y (relu).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def _sole_part(graph: Graph, value: str, add: Node, op: str) -> Node | None:
     return node
 
 
-def _fuse(graph: Graph, node: Node) -> Rewrite | None:
+def excite_sum(graph: Graph, node: Node) -> Rewrite | None:
+    """The rewrite of `node` into one excite_grad node, None where it is no such sum."""
     if node.op != "add" or len(node.inputs) != 2 or node.shape is None or len(node.shape) != 4:
         return None
     for first, second in (node.inputs, node.inputs[::-1]):
@@ -54,7 +56,7 @@ def _fuse(graph: Graph, node: Node) -> Rewrite | None:
     return None
 
 
-RULES = {"dm * gate + the pooling's gradient -> one excite_grad node": _fuse}
+RULES = {"dm * gate + the pooling's gradient -> one excite_grad node": excite_sum}
 
 
 def fuse_excite_grad(graph: Graph) -> Graph:

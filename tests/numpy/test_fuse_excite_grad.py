@@ -86,3 +86,23 @@ def test_fused_training_step_equals_unfused(rng):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-14, err_msg=k)
     for k in state_b:
         np.testing.assert_allclose(state_a[k], state_b[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_a_relu_map_squeezed_keeps_its_excite_grad():
+    # A relu read from y fuses its derivative into an add (fuse_act_grad), but not into a
+    # squeeze-excite block's sum: excite_grad there saves two of three launches over the map.
+    from cnnc.frontend.lower import LayerDecl as L
+    from cnnc.frontend.lower import lower
+
+    g = lower("net", [
+        L("input", [(4, 3, 5)], name="x"),
+        L("conv2d", [8, 3], {"padding": "same", "activation": "relu"}, name="c"),
+        L("global_avgpool2d", [], {"keepdims": True}, name="sq"),
+        L("conv2d", [8, 1], {"activation": "sigmoid"}, name="gate"),
+        L("multiply", [], inputs=["c", "gate"], name="se"),
+        L("flatten", name="f"),
+        L("dense", [2], name="d"),
+    ])
+    t = training_graph(g, CONFIG, check=True)
+    assert t.node(names.grad("c")).op == "excite_grad"
+    assert not any(n.op == "add_act_grad" for n in t.nodes)
