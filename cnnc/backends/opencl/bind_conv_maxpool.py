@@ -122,20 +122,20 @@ def bind_conv2d_maxpool(node: Node, ctx: BindContext) -> NodeBinding:
         rule = POOLING_STORES.get((launches[i].file, launches[i].kernel))
         pooled = rule(launches[i], pool, ctx, ctx.variant(node)) if rule else None
         if pooled is None:
-            return _unfused(node, inner, pool_node, inner_ctx)
+            return _unfused(conv, inner, pool_node, inner_ctx)
         launches[i] = _redirect(pooled, {out: Value(node.name)})
     return replace(inner, launches=tuple(launches))
 
 
-def _unfused(node: Node, inner: NodeBinding, pool_node: Node,
+def _unfused(conv: Node, inner: NodeBinding, pool_node: Node,
              inner_ctx: BindContext) -> NodeBinding:
     """The convolution's launches storing its map into a workspace, pool.cl pooling it."""
     work = Workspace(len(inner.workspaces))
-    names: dict[Arg, Arg] = {Value(f"{node.name}/conv"): work}
+    names: dict[Arg, Arg] = {Value(conv.name): work}
     pool = bind_pool(pool_node, inner_ctx)
     launches = tuple(_redirect(lau, names) for lau in (*inner.launches, *pool.launches))
     return replace(inner, launches=launches,
-                   workspaces=(*inner.workspaces, inner_ctx.numel(f"{node.name}/conv")))
+                   workspaces=(*inner.workspaces, inner_ctx.numel(conv.name)))
 
 
 BINDERS: dict[str, Binder] = {"conv2d_maxpool": bind_conv2d_maxpool}
