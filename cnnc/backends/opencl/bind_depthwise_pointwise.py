@@ -211,9 +211,10 @@ def bind_staged(node: Node, ctx: BindContext) -> NodeBinding:
     tile = staged_tile(node, ctx)
     pixels = ctx.batch * geo["OH"] * geo["OW"]
     grid = (ceil_div(pixels, tile["MR"]), 1)
-    # one work-item per group: measured on pocl (Zen 3), groups of 4-64 pixel blocks ran the
-    # one-phase kernel 0.66-0.88x as fast
-    return _bind(node, ctx, "depthwise_pointwise_staged", tile, grid, (1, 1))
+    # one work-item per group (measured on pocl, Zen 3: groups of 4-64 pixel blocks ran the
+    # one-phase kernel 0.66-0.88x as fast), unless the variant leaves it to the driver
+    group = (1, 1) if ctx.variant(node).get("row_groups", 1) else None
+    return _bind(node, ctx, "depthwise_pointwise_staged", tile, grid, group)
 
 
 def staged_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
@@ -222,8 +223,10 @@ def staged_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
 
 
 def staged_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
-    """Register blocks of 2 to 8 pixels by one or two vectors of filters within the vector
-    registers (the GEMM phase's; the depthwise phase holds MR vectors), the default's first."""
+    """The default block and two others of more or fewer pixels (6 x 2 vectors, 8 x 1, ...)
+    within the vector registers (the GEMM phase's; the depthwise phase holds MR vectors). Two
+    only: the one-phase kernel's variants come next in the tuner's space, and a search that its
+    patience cuts short should reach them (the tile search adds the other blocks after)."""
     if not staged_applies(node, ctx):
         return []
     _, _, _, channels, filters = _sizes(node, ctx)
@@ -231,14 +234,14 @@ def staged_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     default = staged_default(filters, target)
     out = [{"algo": STAGED, **default}]
     vw = default["VW"]
-    for nv in (2, 1):
-        for mr in (8, 6, 4, 2):
-            row = {"MR": mr, "VW": vw, "NV": nv}
-            variant = {"algo": STAGED, **row}
-            if (filters % (vw * nv) or registers_used(row, target) > target.vector_registers
-                    or mr * channels > STAGED_FLOATS or variant in out):
-                continue
-            out.append(variant)
+    for mr, nv in ((6, 2), (8, 1), (4, 2), (6, 1), (4, 1), (2, 1)):
+        row = {"MR": mr, "VW": vw, "NV": nv}
+        variant = {"algo": STAGED, **row}
+        if (len(out) == 3 or filters % (vw * nv) or variant in out
+                or registers_used(row, target) > target.vector_registers
+                or mr * channels > STAGED_FLOATS):
+            continue
+        out.append(variant)
     return out
 
 
