@@ -1,7 +1,8 @@
 """Depthwise convolutions' kernels, per node, by algorithm: every algorithm registered for the
 node's op (algorithms.py: the forward pass's row kernel, the default, the direct kernel over
-flat pixels and the grouped conv2d; the gradients' direct kernels and grouped conv2d), fused
-nodes (a folded batch norm) included, in one process, the executables' launches timed
+flat pixels and the grouped conv2d; the gradients' direct kernels and grouped conv2d; a
+depthwise convolution fused with its 1x1 convolution, depthwise_pointwise: the staged kernel,
+a CPU's default, and the one-phase kernel), fused nodes (a folded batch norm) included, in one process, the executables' launches timed
 alternately so the load of a shared machine hits all alike.
 
     .venv/bin/python benchmarks/depthwise.py specs/efficientnet_mini.yaml --batch 256
@@ -79,7 +80,7 @@ def main() -> None:
     graph = training_graph(spec) if args.train else inference_graph(spec)
     backend = OpenCLBackend(None)
     ctx = BindContext(graph, args.batch, backend.target)
-    nodes = [n for n in graph.nodes if as_layer(n).op.startswith("depthwise_conv2d")]
+    nodes = [n for n in graph.nodes if as_layer(n).op.startswith("depthwise")]
     names = {n.name for n in nodes}
     # The algorithms that can run each node, the default (no variant) first.
     algos = {n.name: [None, *(a.name for a in algorithms_of(as_layer(n).op)

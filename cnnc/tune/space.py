@@ -152,9 +152,10 @@ def _tiles(cols: int, target: Target) -> list[dict[str, int]]:
     if target.kind == "cpu":
         # Vectors up to two registers wide (float16 on AVX2 was measured competitive);
         # 2 to 8 rows; blocks within the vector registers.
+        # Three vectors only where two do not divide the columns (24, 72 filters: 4 x 24).
         widths = [v for v in VECTOR_WIDTHS if v <= 2 * target.max_vector]
         for vw in widths:
-            for nv in (1, 2):
+            for nv in (1, 2) if cols % (2 * vw) == 0 else (1, 3):
                 for mr in (8, 4, 2):
                     tile = {"MR": mr, "VW": vw, "NV": nv}
                     if cols % (vw * nv) or registers_used(tile, target) > target.vector_registers:

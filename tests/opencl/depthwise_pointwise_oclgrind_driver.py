@@ -3,8 +3,8 @@
 
 The inference graph of the op case `depthwise_pointwise` (three fused blocks: batch norms
 folded into both parts, a strided biased part, a dilated 2x3 window; filters of 6, 7 and 4) on
-the device CNNC_DEVICE names, with a CPU's and a GPU's register blocks, or with --native only
-the device's own. Every tensor in its own allocation (isolate), so Oclgrind sees any access
+the device CNNC_DEVICE names, with a CPU's and a GPU's register blocks (a CPU's: the staged
+kernel, its default, and the one-phase kernel), or with --native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind sees any access
 past a tensor's end. Batch 3: the last pixel block is partial. Prints one line per run and exits
 1 on a mismatch.
 """
@@ -20,6 +20,7 @@ from oclgrind_cuts import chosen
 from op_cases import CASES
 
 import cnnc
+from cnnc.backends.opencl.bind_depthwise_pointwise import NAME
 from cnnc.backends.opencl.target import Target
 from cnnc.crosscheck import cross_check
 from cnnc.passes.pipeline import inference_graph
@@ -33,9 +34,16 @@ def main(args: list[str]) -> int:
     case = next(c for c in CASES if c.name == "depthwise_pointwise")
     graph = inference_graph(cnnc.load_spec(case.spec()))
     assert sum(n.op == "depthwise_pointwise" for n in graph.nodes) == 3
-    failed = 0
+    one_phase = {n.name: {"algo": NAME} for n in graph.nodes if n.op == "depthwise_pointwise"}
+    runs = []
     for tiling, target in targets.items():
-        report = cross_check(graph, 3, seed=3, local=False, target=target, isolate=True)
+        runs.append((tiling, target, None))
+        if tiling == "cpu":
+            runs.append(("cpu one-phase", target, one_phase))
+    failed = 0
+    for tiling, target, variants in runs:
+        report = cross_check(graph, 3, seed=3, local=False, target=target, isolate=True,
+                             variants=variants)
         failed += not report.passed
         print(f"depthwise_pointwise {tiling}-tiling: {'ok' if report.passed else 'MISMATCH'}",
               flush=True)

@@ -127,8 +127,13 @@ def test_every_registration_binds_and_is_in_the_space(graphs, target):
             seen.add((layer.op, variant["algo"]))
             plan = make_plan(graph, BATCH, target, variants={node.name: variant})
             assert plan.bindings[node.name].launches
-    missing = sorted(set(ALGORITHMS) - seen)
+    missing = sorted(set(ALGORITHMS) - seen - ONE_KIND_ONLY.get(target.kind, set()))
     assert not missing, f"registrations no node of the sample graphs takes: {missing}"
+
+
+# Registrations that apply on one kind of device only: the staged depthwise_pointwise kernel's
+# private array of a pixel block's depthwise channels is a CPU's (a GPU's would spill it).
+ONE_KIND_ONLY = {"gpu": {("depthwise_pointwise", "staged")}}
 
 
 def test_defaults_are_what_the_binders_run_without_a_variant(graphs):

@@ -1,7 +1,8 @@
 """depthwise_pointwise on the device (kernels/depthwise_pointwise.cl,
 bind_depthwise_pointwise.py) against the unfused NumPy reference in float64: op_cases.py's case
 and the example specs' blocks with batch norm state far from its initial values, under the
-device's own block and a GPU's; the register block it picks; the launches it makes."""
+device's own block and a GPU's, and every variant of the tuner's space (the one-phase and the
+staged kernel); the register blocks it picks; the launches it makes."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from test_fused import random_state
 
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.backends.opencl.bind_depthwise_pointwise import block
+from cnnc.backends.opencl.bind_depthwise_pointwise import (
+    STAGED,
+    STAGED_FLOATS,
+    block,
+    staged_applies,
+    staged_default,
+    staged_tile,
+    staged_variants,
+)
+from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.target import Target
-from cnnc.crosscheck import random_feeds
+from cnnc.crosscheck import cross_check, random_feeds
 from cnnc.passes.pipeline import inference_graph
+from cnnc.tune.space import variant_space
 
 CASE = next(c for c in CASES if c.name == "depthwise_pointwise")
 
@@ -69,14 +80,88 @@ def test_the_block_covers_the_filters_where_registers_allow():
     assert block(32, 16, Target("gpu", 8))["MR"] == 4
 
 
-def test_one_launch_after_the_hoisted_folds():
+@pytest.mark.parametrize("kind, kernel", [("cpu", "depthwise_pointwise_staged"),
+                                          ("gpu", "depthwise_pointwise")])
+def test_one_launch_after_the_hoisted_folds(kind, kernel):
     from cnnc.backends.opencl.bind import bind_node
-    from cnnc.backends.opencl.launches import BindContext
 
     graph = inference_graph(cnnc.load_spec("mobilenet_mini"))
     node = next(n for n in graph.nodes if n.op == "depthwise_pointwise")
-    binding = bind_node(node, BindContext(graph=graph, batch=4, target=Target("cpu", 2)))
+    binding = bind_node(node, BindContext(graph=graph, batch=4, target=Target(kind, 2)))
     kernels = [(lau.kernel, lau.once) for lau in binding.launches]
-    assert kernels == [("batchnorm_fold", True), ("batchnorm_fold", True),
-                       ("depthwise_pointwise", False)]
+    assert kernels == [("batchnorm_fold", True), ("batchnorm_fold", True), (kernel, False)]
     assert binding.constants == (0, 1, 2, 3)
+
+
+def _cross_check(graph, batch, device, variants):
+    report = cross_check(graph, batch, device=device.index, seed=5, variants=variants)
+    bad = [c for c in report.checks if not c.passed]
+    assert not bad, "; ".join(f"{c.node} ({c.kernels}): alone {c.local_rel:.2e} > "
+                              f"{c.tolerance:.1e} or run {c.e2e_rel:.2e}" for c in bad)
+    return {c.node: c.kernels for c in report.checks}
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_every_variant_of_the_tuners_space(batch, device):
+    """The op case's three blocks (depth multiplier 2, stride 2, a dilated 2x3 window; 6, 7 and
+    4 filters, none a multiple of the vector width) under each variant the tuner may time:
+    the staged kernel's blocks (on a CPU) and the one-phase kernel's."""
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    graph = inference_graph(cnnc.load_spec(CASE.spec()))
+    target = OpenCLBackend(device).target
+    nodes = [n for n in graph.nodes if n.op == "depthwise_pointwise"]
+    algos = set()
+    for node in nodes:
+        space = variant_space(node, BindContext(graph, batch, target))
+        assert len(space) > 1
+        for variant in space:
+            algos.add(variant["algo"])
+            kernels = _cross_check(graph, batch, device, {node.name: variant})
+            staged = variant["algo"] == STAGED
+            assert ("depthwise_pointwise_staged" in kernels[node.name]) is staged
+    assert algos == ({STAGED, "fused"} if target.kind == "cpu" else {"fused"})
+
+
+def test_the_staged_blocks_of_an_example_spec(device):
+    """mobilenet_mini's blocks (32 filters: two vectors) with every staged block, batch 3."""
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    graph = inference_graph(cnnc.load_spec("mobilenet_mini"))
+    target = OpenCLBackend(device).target
+    if target.kind != "cpu":
+        pytest.skip("the staged kernel is a CPU's")
+    for node in (n for n in graph.nodes if n.op == "depthwise_pointwise"):
+        for variant in staged_variants(node, BindContext(graph, 3, target)):
+            _cross_check(graph, 3, device, {node.name: variant})
+
+
+def _node_with_channels(channels: int):
+    spec = (f"network wide\ninput 5x5x{channels}\ndepthwise_conv2d 3 same\n"
+            "conv2d 16 1\n")
+    graph = inference_graph(cnnc.load_spec(spec))
+    return graph, next(n for n in graph.nodes if n.op == "depthwise_pointwise")
+
+
+def test_the_staged_array_stays_within_its_floats():
+    avx2 = Target("cpu", 2, native_vector=8)
+    graph, node = _node_with_channels(1024)
+    ctx = BindContext(graph, 2, avx2)
+    assert staged_tile(node, ctx)["MR"] * 1024 <= STAGED_FLOATS
+    variants = staged_variants(node, ctx)
+    assert variants and all(v["MR"] * 1024 <= STAGED_FLOATS for v in variants)
+    # past two pixels' worth the staged kernel does not apply; a GPU never takes it
+    graph, node = _node_with_channels(STAGED_FLOATS)
+    assert not staged_applies(node, BindContext(graph, 2, avx2))
+    graph, node = _node_with_channels(32)
+    assert staged_applies(node, BindContext(graph, 2, avx2))
+    assert not staged_applies(node, BindContext(graph, 2, Target("gpu", 8)))
+
+
+def test_the_staged_default_block():
+    avx2, avx512 = Target("cpu", 2, native_vector=8), Target("cpu", 2, native_vector=16)
+    # 24 filters: one vector of 8 and eight pixels, not register_tile's 4 x 24
+    assert staged_default(24, avx2) == {"MR": 8, "VW": 8, "NV": 1}
+    # 32 filters on AVX2: two vectors of 8, four pixels (8 + 2 + 1 registers of 16)
+    assert staged_default(32, avx2) == {"MR": 4, "VW": 8, "NV": 2}
+    assert staged_default(64, avx512) == {"MR": 8, "VW": 16, "NV": 2}

@@ -149,7 +149,12 @@ REGISTERED: tuple[Algorithm, ...] = (
               depthwise.describe_grouped, variants=dw_grad.grad_kernel_grouped_variants,
               family=_direct_family),
     # A depthwise convolution and the 1x1 one reading it, fused at inference: one kernel, its
-    # register block the tuner's (bind_depthwise_pointwise.py).
+    # register block the tuner's (bind_depthwise_pointwise.py). On CPUs first (the default)
+    # in two phases per work-item, the depthwise slice into a private array, then a GEMM's
+    # register blocks over it; elsewhere in one.
+    Algorithm("depthwise_pointwise", dwpw.STAGED, dwpw.bind_staged, dwpw.dwpw_edges,
+              dwpw.describe_staged, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,
+              variants=dwpw.staged_variants, tile=dwpw.staged_default),
     Algorithm("depthwise_pointwise", dwpw.NAME, dwpw.bind_depthwise_pointwise, dwpw.dwpw_edges,
               dwpw.describe, gemm=dwpw.dwpw_gemm, variants=dwpw.dwpw_variants,
               tile=dwpw.default_tile, registers=accumulator_registers),

@@ -8,6 +8,12 @@ each depthwise value is computed once), the depthwise slice VD the widest vector
 C * M channels, and MR the most pixels (8, 4, 2, 1) whose accumulators, depthwise slices and
 weight vectors fit the CPU's vector registers (a GPU: its rows per work-item). A tuned variant
 sets MR, VW and NV in its place (VD stays the binder's).
+
+The staged algorithm (CPUs: depthwise_pointwise.cl's depthwise_pointwise_staged) computes a
+pixel block's depthwise slice into a private array first, then the 1x1 convolution of it: its
+register block is a plain GEMM's (tiling.register_tile over the K filters, MR pixels), its
+depthwise vector VD the widest dividing the C * M channels, and MR * C * M floats within
+STAGED_FLOATS.
 """
 
 from __future__ import annotations
@@ -103,20 +109,26 @@ def _weights(part: Node, ctx: BindContext, cols: int, first: int
 
 
 def bind_depthwise_pointwise(node: Node, ctx: BindContext) -> NodeBinding:
+    _, _, geo, _, filters = _sizes(node, ctx)
+    tile = tile_of(node, ctx)
+    pixels = ctx.batch * geo["OH"] * geo["OW"]
+    grid, group = gemm_grid(pixels, filters, tile, False, ctx.target, ctx.variant(node))
+    return _bind(node, ctx, "depthwise_pointwise", tile, grid, group)
+
+
+def _bind(node: Node, ctx: BindContext, kernel: str, tile: dict[str, int],
+          grid: tuple[int, ...], group: tuple[int, ...] | None) -> NodeBinding:
     x = node.inputs[0]
     dw, pw, geo, channels, filters = _sizes(node, ctx)
     folds_dw, dw_w, dw_b, sizes_dw = _weights(dw, ctx, channels, 0)
     folds_pw, pw_w, pw_b, sizes_pw = _weights(pw, ctx, filters, len(sizes_dw))
-    tile = tile_of(node, ctx)
-    pixels = ctx.batch * geo["OH"] * geo["OW"]
-    grid, group = gemm_grid(pixels, filters, tile, False, ctx.target, ctx.variant(node))
     dw_act, pw_act = dw.attrs["activation"], pw.attrs["activation"]
     act = pw_act if pw_act != "linear" else dw_act
     defines = {**geo, **tile, "K": filters, **kernel_defines(act),
                "DW_BIAS": int(dw_b != NULL), "PW_BIAS": int(pw_b != NULL),
                "DW_ACT": int(dw_act != "linear"), "PW_ACT": int(pw_act != "linear")}
     args = (Value(x), dw_w, dw_b, pw_w, pw_b, Value(node.name), Int(ctx.batch))
-    fused = launch("depthwise_pointwise.cl", "depthwise_pointwise", grid, args, defines, group)
+    fused = launch("depthwise_pointwise.cl", kernel, grid, args, defines, group)
     workspaces = (*sizes_dw, *sizes_pw)
     return NodeBinding((*folds_dw, *folds_pw, fused), workspaces=workspaces,
                        constants=tuple(range(len(workspaces))))
@@ -156,4 +168,86 @@ def describe(variant: Variant) -> str:
     return f"depthwise+pointwise {tile_text(variant)}"
 
 
+# The staged kernel's private array, MR pixels by C * M channels, at most this many floats
+# (16 KiB: half a Zen 3 core's L1 data cache, the other half for the weights it streams).
+STAGED_FLOATS = 4096
+
+
+def staged_applies(node: Node, ctx: BindContext) -> bool:
+    """CPUs only (a GPU work-item's private array of a few KiB would spill), and only where
+    two pixels' depthwise channels fit STAGED_FLOATS."""
+    _, _, _, channels, _ = _sizes(node, ctx)
+    return ctx.target.kind == "cpu" and 2 * channels <= STAGED_FLOATS
+
+
+def staged_default(filters: int, target: Target) -> dict[str, int]:
+    """The GEMM phase's block for K = `filters`: the widest vector dividing them, two per row
+    where they divide too, and the most pixels (8, 4, 2, 1) within the vector registers. Not
+    register_tile's three vectors of 24 or 72 filters: more pixels share each depthwise
+    tap's weights, and 8 x 8 ran shufflenet_mini's and mobilenetv3_mini's blocks (24 filters)
+    1.2-1.4x faster than 4 x 24 (pocl, loaded 2-core Zen 3)."""
+    vw = vector_width(filters, target)
+    nv = 2 if filters % (2 * vw) == 0 else 1
+    for mr in (8, 4, 2, 1):
+        tile = {"MR": mr, "VW": vw, "NV": nv}
+        if registers_used(tile, target) <= target.vector_registers:
+            break
+    return tile
+
+
+def staged_tile(node: Node, ctx: BindContext) -> dict[str, int]:
+    """staged_default over the K filters (MR pixels by VW * NV filters), with the variant's
+    MR, VW and NV, its MR cut to what STAGED_FLOATS holds; VD the widest vector dividing the
+    depthwise channels."""
+    _, _, _, channels, filters = _sizes(node, ctx)
+    tile = tuned_tile(filters, ctx.target, ctx.variant(node), base=staged_default)
+    while tile["MR"] > 1 and tile["MR"] * channels > STAGED_FLOATS:
+        tile["MR"] //= 2
+    return {**tile, "VD": vector_width(channels, ctx.target)}
+
+
+def bind_staged(node: Node, ctx: BindContext) -> NodeBinding:
+    _, _, geo, _, _ = _sizes(node, ctx)
+    tile = staged_tile(node, ctx)
+    pixels = ctx.batch * geo["OH"] * geo["OW"]
+    grid = (ceil_div(pixels, tile["MR"]), 1)
+    # one work-item per group (measured on pocl, Zen 3: groups of 4-64 pixel blocks ran the
+    # one-phase kernel 0.66-0.88x as fast), unless the variant leaves it to the driver
+    group = (1, 1) if ctx.variant(node).get("row_groups", 1) else None
+    return _bind(node, ctx, "depthwise_pointwise_staged", tile, grid, group)
+
+
+def staged_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
+    """As dwpw_gemm: pixels by pointwise filters, the depthwise channels the reduction."""
+    return dwpw_gemm(node, ctx, variant)
+
+
+def staged_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """The default block and two others of more or fewer pixels (6 x 2 vectors, 8 x 1, ...)
+    within the vector registers (the GEMM phase's; the depthwise phase holds MR vectors). Two
+    only: the one-phase kernel's variants come next in the tuner's space, and a search that its
+    patience cuts short should reach them (the tile search adds the other blocks after)."""
+    if not staged_applies(node, ctx):
+        return []
+    _, _, _, channels, filters = _sizes(node, ctx)
+    target = ctx.target
+    default = staged_default(filters, target)
+    out = [{"algo": STAGED, **default}]
+    vw = default["VW"]
+    for mr, nv in ((6, 2), (8, 1), (4, 2), (6, 1), (4, 1), (2, 1)):
+        row = {"MR": mr, "VW": vw, "NV": nv}
+        variant = {"algo": STAGED, **row}
+        if (len(out) == 3 or filters % (vw * nv) or variant in out
+                or registers_used(row, target) > target.vector_registers
+                or mr * channels > STAGED_FLOATS):
+            continue
+        out.append(variant)
+    return out
+
+
+def describe_staged(variant: Variant) -> str:
+    return f"depthwise+pointwise staged {tile_text(variant)}"
+
+
 NAME = "fused"
+STAGED = "staged"
