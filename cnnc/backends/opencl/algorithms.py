@@ -54,17 +54,35 @@ def _im2col_off(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return [{"im2col": 0}] if uses_im2col(node, geo) else []
 
 
+def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """_im2col_off's form, and where a stride skips input pixels, the windows copied out
+    ("im2col": 1): a 1x1 stride-2 convolution then multiplies a compact copy of the pixels it
+    reads (resnet_mini's shortcut at batch 256: 1.4x the implicit GEMM forward, 1.3x its kernel
+    gradient; pocl, Zen 3, benchmarks/strided.py), where the implicit GEMM's every step reads
+    another cache line."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    if uses_im2col(node, geo):
+        return [{"im2col": 0}]
+    if node.attrs["groups"] == 1 and (geo["SH"] > 1 or geo["SW"] > 1):
+        return [{"im2col": 1}]
+    return []
+
+
 def _direct_family(variant: Variant) -> tuple[int]:
     """Whether the windows are copied out (im2col) where they would be: the same family for
-    every op's direct algorithm."""
-    return (int(variant.get("im2col", 1)),)
+    every op's direct algorithm; copied out where they would not be (a strided convolution's
+    "im2col": 1) is a family of its own, so that it losing sets aside only itself."""
+    if "im2col" not in variant:
+        return (1,)
+    return (2,) if variant["im2col"] == 1 else (0,)
 
 
 def _phases_text(variant: Variant) -> str:
     return f"phases {tile_text(variant)}"
 
 
-_IM2COL_KEYS = {"im2col": (0, 1)}  # 0: the implicit GEMM where few channels would copy windows
+# 0: the implicit GEMM where few channels would copy windows; 1: copy a strided one's out
+_IM2COL_KEYS = {"im2col": (0, 1)}
 
 
 def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],
@@ -91,7 +109,7 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_im2col_off, keys=_IM2COL_KEYS),
+            forms=_im2col_forms, keys=_IM2COL_KEYS),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
@@ -102,7 +120,7 @@ REGISTERED: tuple[Algorithm, ...] = (
     _winograd("conv2d_grad_input", winograd.bind_conv2d_grad_input_winograd,
               edge_shapes.conv2d_grad_input_edges),
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
-            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_off,
+            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_forms,
             keys=_IM2COL_KEYS),
     # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
     Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,

@@ -438,12 +438,13 @@ def uses_im2col(
     node: Node, geo: Mapping[str, int], variant: Mapping[str, Any] | None = None
 ) -> bool:
     """Whether a convolution (or its kernel gradient) copies its windows out: few channels,
-    unless a tuned variant says "im2col": 0 (the implicit GEMM was measured faster there)."""
-    return (
-        node.attrs["groups"] == 1
-        and geo["C"] <= IM2COL_MAX_CHANNELS
-        and bool((variant or {}).get("im2col", 1))
-    )
+    unless a tuned variant says "im2col": 0 (the implicit GEMM was measured faster there); more
+    channels where a tuned variant says "im2col": 1 (a strided one: strided_im2col)."""
+    if node.attrs["groups"] != 1:
+        return False
+    if geo["C"] <= IM2COL_MAX_CHANNELS:
+        return bool((variant or {}).get("im2col", 1))
+    return (variant or {}).get("im2col", 0) == 1
 
 
 def window_defines(

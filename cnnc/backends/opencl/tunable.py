@@ -80,6 +80,8 @@ def tile_text(variant: Variant) -> str:
         text += " no-local"
     if variant.get("im2col", 1) == 0:
         text += " no-im2col"
+    elif "im2col" in variant:
+        text += " im2col"
     return text
 
 
