@@ -49,6 +49,11 @@ def main() -> None:
     parser.add_argument("--tiles", nargs="*", default=["4x8x2", "6x8x2"])
     parser.add_argument("--splits", nargs="*", type=int, default=[],
                         help="the kernel gradients' direct kernel with these reduction parts")
+    parser.add_argument("--sync", nargs="*", type=int, default=[],
+                        help="the kernel gradients' direct kernel with a part's blocks in one "
+                        "work-group, waiting for each other every so many pixels")
+    parser.add_argument("--all", action="store_true",
+                        help="every direct kernel gradient, not only the strided ones")
     args = parser.parse_args()
     spec = cnnc.load_spec(args.spec)
     graph = training_graph(spec) if args.train else inference_graph(spec)
@@ -61,7 +66,9 @@ def main() -> None:
     ctx = BindContext(graph, args.batch, tuned.target)
     chosen = dict(chooser(graph, args.batch))
     strided = [n for n in graph.nodes if tunable(n) and as_layer(n).op in _OPS
-               and max(as_layer(n).attrs["strides"]) > 1]
+               and (max(as_layer(n).attrs["strides"]) > 1
+                    or args.all and n.op == "conv2d_grad_kernel"
+                    and chosen.get(n.name, {"algo": "direct"})["algo"] == "direct")]
     sets = {"tuned": chosen}
     for text in args.tiles:
         variants = dict(chosen)
@@ -76,6 +83,12 @@ def main() -> None:
             if "split" in default_variant(n, ctx):
                 variants[n.name] = {**default_variant(n, ctx), "split": split}
         sets[f"split {split}"] = variants
+    for steps in args.sync:
+        variants = dict(chosen)
+        for n in strided:
+            if "split" in default_variant(n, ctx):
+                variants[n.name] = {**default_variant(n, ctx), "sync": steps}
+        sets[f"sync {steps}"] = variants
     feeds = random_feeds(graph, args.batch, 0)
     fetch = list(graph.outputs[:1])
     exes = {}

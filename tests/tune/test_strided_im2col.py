@@ -107,3 +107,65 @@ def test_copied_windows_match_the_reference(device, graphs, batch):
                     failures.append(f"{node.name} {describe(variant)}: {verdict.reason}")
     assert checked >= 6
     assert failures == []
+
+
+def _grad_kernels(graph):
+    return [n for n in graph.nodes if tunable(n) and n.op == "conv2d_grad_kernel"]
+
+
+def test_kernel_gradients_offer_synchronised_parts_on_cpus(device, graphs):
+    """Each direct kernel gradient (strided or not) also offers its parts' blocks in one
+    work-group waiting for each other every 64 pixels (conv2d.cl's SYNC_STEPS); GPUs do not."""
+    from cnnc.backends.opencl.target import Target
+
+    backend = OpenCLBackend(device)
+    training = graphs[0]
+    nodes = _grad_kernels(training)
+    assert len(nodes) == 4
+    for node in nodes:
+        ctx = BindContext(training, 7, backend.target)
+        space = variant_space(node, ctx)
+        synced = [v for v in space if v.get("sync")]
+        if backend.target.kind != "cpu":
+            assert synced == []
+            continue
+        assert synced and all(v["algo"] == "direct" for v in synced), node.name
+        assert family(synced[0]) == family(space[0])
+        assert "sync=64" in describe(synced[0])
+        backend.choose_variants = lambda g, b, v=synced[0], n=node.name: {n: v}
+        main = backend.compile(training, 7).plan.bindings[node.name].launches[0]
+        backend.choose_variants = lambda g, b: {}
+        assert main.kernel == "conv2d_grad_kernel"
+        assert dict(main.defines)["SYNC_STEPS"] == 64
+        # one part per work-group, and every column block of its row blocks
+        assert main.local_size[2] == 1 and main.local_size[1] == main.global_size[1]
+        assert main.global_size[0] % main.local_size[0] == 0
+    gpu = Target("gpu", device.compute_units, force_local_tiles=True)
+    for node in nodes:
+        ctx = BindContext(training, 7, gpu)
+        assert not any(v.get("sync") for v in variant_space(node, ctx))
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_synchronised_parts_match_the_reference(device, graphs, batch):
+    """Every sync variant of every kernel gradient, its shape and the gate's edge shapes: maps
+    of 5x4 pixels and fewer at batch 1 (one chunk, shorter than 64), 140 at batch 7 (a last
+    chunk cut short), rows that are no multiple of the block."""
+    backend = OpenCLBackend(device)
+    if backend.target.kind != "cpu":
+        pytest.skip("SYNC_STEPS is offered on CPU devices only")
+    training = graphs[0]
+    ctx = BindContext(training, batch, backend.target)
+    failures = []
+    checked = 0
+    for node in _grad_kernels(training):
+        gate = Gate(backend, training, node, batch)
+        for variant in variant_space(node, ctx):
+            if not variant.get("sync"):
+                continue
+            checked += 1
+            verdict = gate.check(variant)
+            if not verdict.admitted:
+                failures.append(f"{node.name} {describe(variant)}: {verdict.reason}")
+    assert checked >= 4
+    assert failures == []

@@ -68,6 +68,20 @@ def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return []
 
 
+def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """_im2col_forms, and on a CPU the implicit GEMM's blocks of one reduction part in one
+    work-group, taking its pixels 64 at a time together (conv2d.cl's SYNC_STEPS): on
+    resnet_mini's kernel gradients at batch 128 (pocl, Zen 3, load 3.9, benchmarks/strided.py)
+    1.4x the 3x3 stride-2 one, 1.9x the 1x1 stride-2 one and 1.6x a 3x3 one of 32 channels into
+    64 (where each block streamed its whole part alone), 0.8-0.95x the 3x3 ones of 16 channels
+    at 28x28 (those run Winograd): the tuner's to measure."""
+    forms = _im2col_forms(node, ctx)
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    if ctx.target.kind == "cpu" and not uses_im2col(node, geo):
+        forms.append({"sync": SYNC_FORM_STEPS})
+    return forms
+
+
 def _direct_family(variant: Variant) -> tuple[int]:
     """Whether the windows are copied out (im2col) where they would be: the same family for
     every op's direct algorithm; copied out where they would not be (a strided convolution's
@@ -83,6 +97,7 @@ def _phases_text(variant: Variant) -> str:
 
 # 0: the implicit GEMM where few channels would copy windows; 1: copy a strided one's out
 _IM2COL_KEYS = {"im2col": (0, 1)}
+SYNC_FORM_STEPS = 64  # pixels a kernel gradient's work-group takes together (_grad_kernel_forms)
 
 
 def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],
@@ -120,8 +135,8 @@ REGISTERED: tuple[Algorithm, ...] = (
     _winograd("conv2d_grad_input", winograd.bind_conv2d_grad_input_winograd,
               edge_shapes.conv2d_grad_input_edges),
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
-            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_forms,
-            keys=_IM2COL_KEYS),
+            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm,
+            forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)}),
     # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
     Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,
               edge_shapes.conv2d_grad_kernel_edges, winograd.describe,
