@@ -1,5 +1,6 @@
-"""Run the kernel gradients' synchronised parts (conv2d.cl -D SYNC_STEPS) and the strided
-convolutions' copied windows ("im2col": 1) on tiny odd shapes, for
+"""Run the kernel gradients' synchronised parts (conv2d.cl -D SYNC_STEPS: a strided one's
+default) and the strided convolutions' copied windows ("im2col": 1; a 1x1 one's default forward)
+on tiny odd shapes, for
 `test_grad_kernel_sync_oclgrind.py` (under Oclgrind): every variant of those forms the tuner
 offers for tests/tune/test_strided_im2col.py's graph (strides 1 and 2, 'same' and 'valid', 1x1
 and 3x3, row blocks that end inside a tap), through the tuner's gate (the node's shape and its
@@ -42,9 +43,10 @@ def main() -> int:
             continue
         gate = Gate(backend, graph, node, BATCH)
         gate.cases = gate.cases[:2]  # the node's shape and one edge shape: Oclgrind is slow
-        for variant in variant_space(node, ctx):
-            if not (variant.get("sync") or "im2col" in variant):
-                continue
+        space = variant_space(node, ctx)
+        for variant in space:
+            if not ("sync" in variant or "im2col" in variant or variant is space[0]):
+                continue  # the forms, and the defaults (strided: synchronised or copied)
             verdict = gate.check(variant)
             failed += not verdict.admitted
             status = "ok" if verdict.admitted else f"REFUSED {verdict.reason}"

@@ -65,8 +65,11 @@ def _kernels(backend, graph, node, variant, batch):
 
 
 def test_strided_convolutions_offer_their_windows_copied_out(device, graphs):
+    """The 3x3 strided ones offer the copy; the 1x1 strided forward pass copies by default on a
+    CPU (primitives.strided_copies) and offers the implicit GEMM instead."""
     backend = OpenCLBackend(device)
     training = graphs[0]
+    cpu = backend.target.kind == "cpu"
     nodes = [(g, n) for g in graphs for n in _strided(g)]
     ops = sorted({n.op for _, n in nodes})
     # forward (plain and with the folded batch norm) and the kernel gradient, all three maps
@@ -75,13 +78,15 @@ def test_strided_convolutions_offer_their_windows_copied_out(device, graphs):
     for graph, node in nodes:
         ctx = BindContext(graph, 3, backend.target)
         space = variant_space(node, ctx)
-        copied = [v for v in space if v.get("im2col") == 1]
-        assert copied, node.name
-        # its own family: losing sets aside only the copy, not the implicit GEMM's tiles
-        assert family(copied[0]) != family(space[0])
-        assert "im2col" in describe(copied[0])
-        assert "im2col" not in _kernels(backend, graph, node, space[0], 3)
-        assert "im2col" in _kernels(backend, graph, node, copied[0], 3), node.name
+        copies_by_default = (cpu and node.op != "conv2d_grad_kernel"
+                             and as_layer(node).attrs["kernel_size"] == (1, 1))
+        other = [v for v in space if v.get("im2col") == (0 if copies_by_default else 1)]
+        assert other, node.name
+        # its own family: losing sets aside only that form, not the default's tiles
+        assert family(other[0]) != family(space[0])
+        assert "im2col" in describe(other[0])
+        assert ("im2col" in _kernels(backend, graph, node, space[0], 3)) == copies_by_default
+        assert ("im2col" in _kernels(backend, graph, node, other[0], 3)) != copies_by_default
     # a stride-1 convolution of as many channels keeps the implicit GEMM alone
     s1 = next(n for n in training.nodes if n.name == "s1")
     assert all("im2col" not in v for v in
@@ -90,7 +95,7 @@ def test_strided_convolutions_offer_their_windows_copied_out(device, graphs):
 
 @pytest.mark.parametrize("batch", [1, 7])
 def test_copied_windows_match_the_reference(device, graphs, batch):
-    """Every im2col variant of every strided node, on its shape and the gate's edge shapes."""
+    """Every im2col form and default of every strided node, its shape and the edge shapes."""
     backend = OpenCLBackend(device)
     failures = []
     checked = 0
@@ -113,9 +118,18 @@ def _grad_kernels(graph):
     return [n for n in graph.nodes if tunable(n) and n.op == "conv2d_grad_kernel"]
 
 
+def _main_launch(backend, graph, node, variant, batch):
+    backend.choose_variants = lambda g, b: {node.name: variant}
+    try:
+        return backend.compile(graph, batch).plan.bindings[node.name].launches[0]
+    finally:
+        backend.choose_variants = lambda g, b: {}
+
+
 def test_kernel_gradients_offer_synchronised_parts_on_cpus(device, graphs):
-    """Each direct kernel gradient (strided or not) also offers its parts' blocks in one
-    work-group waiting for each other every 64 pixels (conv2d.cl's SYNC_STEPS); GPUs do not."""
+    """On a CPU a strided kernel gradient's blocks of one part wait for each other every 64
+    pixels by default (conv2d.cl's SYNC_STEPS), and it offers them apart ("sync": 0); a stride-1
+    one the other way round. GPUs never synchronise them."""
     from cnnc.backends.opencl.target import Target
 
     backend = OpenCLBackend(device)
@@ -125,30 +139,35 @@ def test_kernel_gradients_offer_synchronised_parts_on_cpus(device, graphs):
     for node in nodes:
         ctx = BindContext(training, 7, backend.target)
         space = variant_space(node, ctx)
-        synced = [v for v in space if v.get("sync")]
+        other = [v for v in space if "sync" in v]
         if backend.target.kind != "cpu":
-            assert synced == []
+            assert other == []
             continue
-        assert synced and all(v["algo"] == "direct" for v in synced), node.name
-        assert family(synced[0]) == family(space[0])
-        assert "sync=64" in describe(synced[0])
-        backend.choose_variants = lambda g, b, v=synced[0], n=node.name: {n: v}
-        main = backend.compile(training, 7).plan.bindings[node.name].launches[0]
-        backend.choose_variants = lambda g, b: {}
-        assert main.kernel == "conv2d_grad_kernel"
-        assert dict(main.defines)["SYNC_STEPS"] == 64
-        # one part per work-group, and every column block of its row blocks
-        assert main.local_size[2] == 1 and main.local_size[1] == main.global_size[1]
-        assert main.global_size[0] % main.local_size[0] == 0
+        strided = max(node.attrs["strides"]) > 1
+        assert other and all(v["algo"] == "direct" for v in other), node.name
+        assert [v["sync"] for v in other] == [0 if strided else 64] * len(other)
+        assert family(other[0]) == family(space[0])
+        assert f"sync={64}" in describe(other[0]) or strided
+        for variant, synced in ((space[0], strided), (other[0], not strided)):
+            main = _main_launch(backend, training, node, variant, 7)
+            assert main.kernel == "conv2d_grad_kernel"
+            assert dict(main.defines).get("SYNC_STEPS", 0) == (64 if synced else 0)
+            if synced:
+                # one part per work-group, and every column block of its row blocks
+                assert main.local_size[2] == 1 and main.local_size[1] == main.global_size[1]
+                assert main.global_size[0] % main.local_size[0] == 0
     gpu = Target("gpu", device.compute_units, force_local_tiles=True)
     for node in nodes:
         ctx = BindContext(training, 7, gpu)
-        assert not any(v.get("sync") for v in variant_space(node, ctx))
+        assert not any("sync" in v for v in variant_space(node, ctx))
+        main = _main_launch(OpenCLBackend(device, target=gpu), training, node, {}, 7)
+        assert "SYNC_STEPS" not in dict(main.defines)
 
 
 @pytest.mark.parametrize("batch", [1, 7])
 def test_synchronised_parts_match_the_reference(device, graphs, batch):
-    """Every sync variant of every kernel gradient, its shape and the gate's edge shapes: maps
+    """Every direct variant of every kernel gradient (synchronised by default where strided,
+    by "sync": 64 where not, or not: "sync": 0), its shape and the gate's edge shapes: maps
     of 5x4 pixels and fewer at batch 1 (one chunk, shorter than 64), 140 at batch 7 (a last
     chunk cut short), rows that are no multiple of the block."""
     backend = OpenCLBackend(device)
@@ -161,8 +180,8 @@ def test_synchronised_parts_match_the_reference(device, graphs, batch):
     for node in _grad_kernels(training):
         gate = Gate(backend, training, node, batch)
         for variant in variant_space(node, ctx):
-            if not variant.get("sync"):
-                continue
+            if variant.get("algo") != "direct" or variant.get("im2col") == 1:
+                continue  # every direct variant: synchronised or not, the default's and others
             checked += 1
             verdict = gate.check(variant)
             if not verdict.admitted:

@@ -23,6 +23,7 @@ from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
 from cnnc.backends.opencl.bind_gradients import (
+    SYNC_FORM_STEPS,
     bind_conv2d_grad_input_by_phases,
     bind_conv2d_grad_input_direct,
     bind_conv2d_grad_kernel_direct,
@@ -32,6 +33,7 @@ from cnnc.backends.opencl.bind_gradients import (
     conv2d_grad_kernel_gemm,
     dense_grad_input_gemm,
     dense_grad_kernel_gemm,
+    skips_pixels,
     strided,
 )
 from cnnc.backends.opencl.bind_layers import (
@@ -49,36 +51,40 @@ from cnnc.ir.graph import Graph, Node
 
 
 def _im2col_off(node: Node, ctx: BindContext) -> list[dict[str, int]]:
-    """The implicit GEMM where few channels make the direct algorithm copy the windows out."""
+    """The implicit GEMM where the windows are copied out by default (few channels; a 1x1
+    strided forward pass on a CPU: primitives.strided_copies)."""
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-    return [{"im2col": 0}] if uses_im2col(node, geo) else []
+    return [{"im2col": 0}] if uses_im2col(node, geo, None, ctx.target) else []
 
 
 def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     """_im2col_off's form, and where a stride skips input pixels, the windows copied out
     ("im2col": 1): a 1x1 stride-2 convolution then multiplies a compact copy of the pixels it
-    reads (resnet_mini's shortcut at batch 256: 1.4x the implicit GEMM forward, 1.3x its kernel
-    gradient; pocl, Zen 3, benchmarks/strided.py), where the implicit GEMM's every step reads
+    reads (resnet_mini's shortcut: 1.4x the implicit GEMM forward, 1.3x its kernel gradient;
+    pocl, Zen 3, load 4, benchmarks/strided.py), where the implicit GEMM's every step reads
     another cache line."""
+    off = _im2col_off(node, ctx)
+    if off:
+        return off
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-    if uses_im2col(node, geo):
-        return [{"im2col": 0}]
-    if node.attrs["groups"] == 1 and (geo["SH"] > 1 or geo["SW"] > 1):
-        return [{"im2col": 1}]
-    return []
+    return [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
 
 
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
-    """_im2col_forms, and on a CPU the implicit GEMM's blocks of one reduction part in one
-    work-group, taking its pixels 64 at a time together (conv2d.cl's SYNC_STEPS): on
-    resnet_mini's kernel gradients at batch 128 (pocl, Zen 3, load 3.9, benchmarks/strided.py)
-    1.4x the 3x3 stride-2 one, 1.9x the 1x1 stride-2 one and 1.6x a 3x3 one of 32 channels into
-    64 (where each block streamed its whole part alone), 0.8-0.95x the 3x3 ones of 16 channels
-    at 28x28 (those run Winograd): the tuner's to measure."""
-    forms = _im2col_forms(node, ctx)
+    """_im2col_forms, and on a CPU the implicit GEMM with and without one reduction part's
+    blocks in one work-group taking its pixels SYNC_FORM_STEPS at a time together (conv2d.cl's
+    SYNC_STEPS; the default for a strided one: bind_gradients.sync_steps). On resnet_mini's kernel gradients at
+    batch 128 (pocl, Zen 3, load 3.9, benchmarks/strided.py --sync) it ran the 3x3 stride-2 one
+    1.4x, the 1x1 stride-2 one 1.9x and a 3x3 one of 32 channels into 64 1.6x as fast as each
+    block streaming its whole part alone, the 3x3 ones of 16 channels at 28x28 0.8-0.95x (those
+    run Winograd): the tuner's to measure."""
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-    if ctx.target.kind == "cpu" and not uses_im2col(node, geo):
-        forms.append({"sync": SYNC_FORM_STEPS})
+    if uses_im2col(node, geo):
+        return [{"im2col": 0}]
+    # the copy as a form only (a kernel gradient never copies by default with these channels)
+    forms = [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
+    if ctx.target.kind == "cpu":
+        forms.append({"sync": 0 if skips_pixels(geo) else SYNC_FORM_STEPS})
     return forms
 
 
@@ -97,7 +103,6 @@ def _phases_text(variant: Variant) -> str:
 
 # 0: the implicit GEMM where few channels would copy windows; 1: copy a strided one's out
 _IM2COL_KEYS = {"im2col": (0, 1)}
-SYNC_FORM_STEPS = 64  # pixels a kernel gradient's work-group takes together (_grad_kernel_forms)
 
 
 def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],

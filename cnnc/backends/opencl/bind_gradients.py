@@ -5,6 +5,8 @@ binding's entry, and the GEMMs those launch, are here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cnnc.backends.opencl.launches import (
     NULL,
     STEP,
@@ -63,6 +65,7 @@ from cnnc.ir.graph import Node
 # The most work-items of one part's work-group under SYNC_STEPS (pocl runs a group's items one
 # after another on one core, between its barriers).
 SYNC_GROUP_ITEMS = 256
+SYNC_FORM_STEPS = 64  # pixels a kernel gradient's work-group takes together (sync_steps)
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -140,12 +143,26 @@ def bind_conv2d_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
     args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
     defines = {**geo, **tile, "TAP_ROWS": int(geo["CG"] % tile["MR"] == 0)}
     group = tuned_row_groups(grid, ctx.target, variant)
-    steps = int(variant.get("sync", 0))
+    steps = sync_steps(geo, ctx, variant)
     if steps and part_group(grid, ctx.target) is not None:
         group = part_group(grid, ctx.target)
         defines["SYNC_STEPS"] = steps
     main = launch("conv2d.cl", "conv2d_grad_kernel", grid, args, defines, group)
     return with_parts_summed(main, parts, out, gemm.rows * geo["F"], ctx.target)
+
+
+def skips_pixels(geo: Mapping[str, int]) -> bool:
+    """Whether a convolution's stride skips input pixels."""
+    return geo["SH"] > 1 or geo["SW"] > 1
+
+
+def sync_steps(geo: Mapping[str, int], ctx: BindContext, variant: Variant) -> int:
+    """The pixels a direct kernel gradient's work-group takes together (0: none): the variant's,
+    else SYNC_FORM_STEPS for a strided convolution on a CPU (algorithms._grad_kernel_forms'
+    figures)."""
+    if "sync" in variant:
+        return int(variant["sync"])
+    return SYNC_FORM_STEPS if ctx.target.kind == "cpu" and skips_pixels(geo) else 0
 
 
 def part_group(grid: tuple[int, int, int], target: Target) -> tuple[int, int, int] | None:

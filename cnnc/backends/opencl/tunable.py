@@ -82,8 +82,8 @@ def tile_text(variant: Variant) -> str:
         text += " no-im2col"
     elif "im2col" in variant:
         text += " im2col"
-    if variant.get("sync", 0):
-        text += f" sync={variant['sync']}"
+    if "sync" in variant:
+        text += f" sync={variant['sync']}" if variant["sync"] else " no-sync"
     return text
 
 
