@@ -1,13 +1,17 @@
 """Strided convolutions (forward and kernel gradient): the tuned variant (the tuning cache's,
 else the default) against the windows copied out (im2col + gemm.cl) with each register block
-given, per node, in one process.
+given, the kernel gradient's direct kernel with other reduction parts, and with one part's
+blocks in one work-group waiting for each other every so many pixels (conv2d.cl's SYNC_STEPS),
+per node, in one process.
 
     .venv/bin/python benchmarks/strided.py [--spec FILE] [--batch 256] [--train]
-        [--repeat 15] [--device SEL] [--tiles 4x8x2 6x8x2]
+        [--repeat 15] [--device SEL] [--tiles 4x8x2 6x8x2] [--splits 20 40]
+        [--sync 0 16 64 256] [--all]
 
 Executables of the same graph are compiled, one per variant set, and each strided node's launches
-timed alone, interleaved (the other processes of a shared machine disturb them alike), as the
-median of --repeat; then whole runs, interleaved.
+(--all: every kernel gradient on the direct kernel too) timed alone, interleaved (the other
+processes of a shared machine disturb them alike), as the median of --repeat; then whole runs,
+interleaved.
 """
 
 from __future__ import annotations

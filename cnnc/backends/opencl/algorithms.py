@@ -71,13 +71,14 @@ def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
 
 
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
-    """_im2col_forms, and on a CPU the implicit GEMM with and without one reduction part's
-    blocks in one work-group taking its pixels SYNC_FORM_STEPS at a time together (conv2d.cl's
-    SYNC_STEPS; the default for a strided one: bind_gradients.sync_steps). On resnet_mini's kernel gradients at
-    batch 128 (pocl, Zen 3, load 3.9, benchmarks/strided.py --sync) it ran the 3x3 stride-2 one
-    1.4x, the 1x1 stride-2 one 1.9x and a 3x3 one of 32 channels into 64 1.6x as fast as each
-    block streaming its whole part alone, the 3x3 ones of 16 channels at 28x28 0.8-0.95x (those
-    run Winograd): the tuner's to measure."""
+    """The windows copied out where a stride skips pixels, and on a CPU the implicit GEMM with
+    and without one reduction part's blocks in one work-group taking its pixels SYNC_FORM_STEPS
+    at a time together (conv2d.cl's SYNC_STEPS; the default for a strided one:
+    bind_gradients.sync_steps). On resnet_mini's kernel gradients at batch 128 (pocl, Zen 3,
+    load 3.9, benchmarks/strided.py --sync) that ran the 3x3 stride-2 one 1.4x, the 1x1
+    stride-2 one 1.9x and a 3x3 one of 32 channels into 64 1.6x as fast as each block streaming
+    its whole part alone, the 3x3 ones of 16 channels at 28x28 0.8-0.95x (those run Winograd):
+    the tuner's to measure."""
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
     if uses_im2col(node, geo):
         return [{"im2col": 0}]
