@@ -6,7 +6,7 @@ per node, in one process.
 
     .venv/bin/python benchmarks/strided.py [--spec FILE] [--batch 256] [--train]
         [--repeat 15] [--device SEL] [--tiles 4x8x2 6x8x2] [--splits 20 40]
-        [--sync 0 16 64 256] [--all]
+        [--sync 0 16 64 256] [--implicit] [--all]
 
 Executables of the same graph are compiled, one per variant set, and each strided node's launches
 (--all: every kernel gradient on the direct kernel too) timed alone, interleaved (the other
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--sync", nargs="*", type=int, default=[],
                         help="the kernel gradients' direct kernel with a part's blocks in one "
                         "work-group, waiting for each other every so many pixels")
+    parser.add_argument("--implicit", action="store_true",
+                        help="also every strided forward pass on the implicit GEMM (im2col 0)")
     parser.add_argument("--all", action="store_true",
                         help="every direct kernel gradient, not only the strided ones")
     args = parser.parse_args()
@@ -81,6 +83,12 @@ def main() -> None:
                                 **_tile(text)}
             variants[n.name].pop("split", None)
         sets[f"im2col {text}"] = variants
+    if args.implicit:
+        variants = dict(chosen)
+        for n in strided:
+            if as_layer(n).op == "conv2d":
+                variants[n.name] = {**default_variant(n, ctx), "im2col": 0}
+        sets["implicit"] = variants
     for split in args.splits:
         variants = dict(chosen)
         for n in strided:
