@@ -209,7 +209,17 @@ __kernel void winograd_filter(__global const float *restrict w, __global float *
     const int i = get_global_id(0);
     if (i >= C * (F / VW))
         return;
+#if FLIP || UPACK
+    /* Neighbouring work-items take neighbouring c where that makes the accesses streams: the
+     * input gradient's reads (VW floats C apart: with f fastest, every one a cache line of its
+     * own) and the packed U's writes (panels [F / UPACK][C][UPACK]: c fastest writes each panel
+     * in order). Measured on pocl, Zen 3, the seed model's training step: 4.7 -> 2.4 ms of
+     * filter transforms. The plain layout (GPUs) keeps f fastest: its reads and writes are
+     * then rows. */
+    const int c = i % C, f = (i / C) * VW;
+#else
     const int c = i / (F / VW), f = (i % (F / VW)) * VW;
+#endif
     floatV g[3][3], out[T][T];
 #pragma unroll
     for (int kh = 0; kh < 3; kh++)

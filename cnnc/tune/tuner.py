@@ -6,7 +6,10 @@ median of a few runs (one, if that one is far slower than the best so far). The 
 node stops where its measurements are decisive: after PATIENCE variants in a row that gained
 nothing, skipping families of variants (an algorithm, a Winograd tile) far slower than the best
 or beaten on every earlier node of this run; and when its share of the budget is used (shared in
-proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The fastest
+proportion to the nodes' FLOPs; nodes under 0.5% of the FLOPs keep the defaults). The nodes are
+searched in two passes: first each node's likeliest variants (the default and the next PATIENCE,
+built at once), largest node first, then with what is left the searches that pass cut, so a short
+budget gives every node its largest gain before any gets the rest. The fastest
 variant is then timed again beside the default, and it must beat it by MIN_GAIN and pass the
 correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and the tuner
 says which and why. Nodes with the same cache key share one search. Only the kept variants'
@@ -34,7 +37,7 @@ from cnnc.crosscheck import single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
-from cnnc.tune.gate import Gate, prebuild, random_values
+from cnnc.tune.gate import Gate, Verdict, prebuild, random_values
 from cnnc.tune.space import (
     as_layer,
     default_variant,
@@ -82,6 +85,11 @@ class NodeResult:
     source: str = "tuned"  # 'tuned', 'cache', 'same key', 'small', 'no budget'
     tried: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # The search's state between the tuner's two passes (tune_graph): the space indices
+    # timed, and whether the first pass stopped it with variants left to time.
+    timed: list[int] = field(default_factory=list, repr=False)
+    dropped: set[Family] = field(default_factory=set, repr=False)
+    cut: bool = False
 
     @property
     def speedup(self) -> float:
@@ -238,9 +246,20 @@ class Tuner:
         return rounds + self.gate_cost(max(best.cost, default.cost))
 
     def tune_node(self, graph: Graph, node: Node, batch: int, share: float,
-                  key: dict[str, Any]) -> NodeResult:
+                  key: dict[str, Any], *, first_only: bool = False,
+                  prior: NodeResult | None = None) -> NodeResult:
+        """Search `node`'s space. first_only: only its first variants (those built at once),
+        the result `cut` if more were left; prior: the first pass's result, whose search this
+        resumes (the default and the prior winner timed again beside the variants not yet
+        timed; the winner, admitted by its gate then, not checked again)."""
         ctx = BindContext(graph, batch, self.backend.target)
         space = variant_space(node, ctx)
+        if prior is not None:
+            keep = {0, *(i for i, v in enumerate(space) if v == prior.variant)}
+            done = set(prior.timed) - keep
+            order = [i for i in range(len(space)) if i not in done]
+        else:
+            order = list(range(len(space)))
         op = as_layer(node).op
 
         def family_of(variant: Mapping[str, Any]) -> Family:
@@ -256,20 +275,25 @@ class Tuner:
         timed: list[Timed] = []
         result = NodeResult(node.name, node.op, default, default, flops=gemm_flops(node, ctx))
         firsts: dict[Family, float] = {}  # each family's first variant's time
-        dropped: set[Family] = set()
+        dropped: set[Family] = set(prior.dropped) if prior is not None else set()
         stale = 0  # variants in a row no faster than the best so far
         # The variants timed on every node unless they fail (the default, and PATIENCE more
         # unless one is faster), their programs built at once.
         start = self.clock()
-        first = [v for v in space if not self._lost_family(family_of(v))][:1 + PATIENCE]
+        first = [space[i] for i in order
+                 if not self._lost_family(family_of(space[i]))][:1 + PATIENCE]
         prebuild(self.backend, [(g1, node.name, batch, v) for v in first])
         self.prebuilds.append(self.clock() - start)
-        for i, variant in enumerate(space):
+        for i in order:
+            variant = space[i]
             if i > 0:
                 if stale >= PATIENCE:
                     break
                 if family_of(variant) in dropped or self._lost_family(family_of(variant)):
                     continue
+                if first_only and variant not in first:
+                    result.cut = True
+                    break
                 # The next variant is expected to cost as much as the dearest so far (and a
                 # build), and the decision after it its side by side timing and gate: start it
                 # only if that fits. The default and the likeliest gain (variant_space puts it
@@ -280,7 +304,10 @@ class Tuner:
                     expect += statistics.median(self.prebuilds)
                 need = expect + self._final_cost(timed[0], best)
                 now = self.clock()
-                if now + need > self.deadline or (i > 1 and now + need > stop):
+                if now + need > self.deadline:
+                    break
+                if i > 1 and now + need > stop:
+                    result.cut = True  # the second pass may resume it
                     break
             try:
                 t = self._time(g1, node.name, batch, values, variant, i,
@@ -292,20 +319,30 @@ class Tuner:
                 continue
             best_before = min((t.seconds for t in timed), default=None)
             timed.append(t)
+            result.timed.append(i)
             self.costs.append(t.cost)
             faster = best_before is None or t.seconds < best_before * (1 - MIN_GAIN)
             stale = 0 if faster else stale + 1
             firsts.setdefault(family_of(variant), t.seconds)
             best_now = min(t.seconds for t in timed)
             dropped.update(f for f, first in firsts.items() if first > FAMILY_CUT * best_now)
+        if prior is not None and prior.variant != default and not any(
+                space[t.index] == prior.variant for t in timed):
+            return prior  # the budget ended before the first pass's winner was timed again
         result.tried = len(timed)
+        result.dropped = dropped
+        if prior is not None:
+            result.tried += len(set(prior.timed) - set(result.timed))
+            result.timed = sorted(set(prior.timed) | set(result.timed))
+            result.rejected = [*prior.rejected, *result.rejected]
         base = timed[0]
         best_time = min(t.seconds for t in timed)
         for fam in firsts:
             fam_best = min(t.seconds for t in timed if family_of(space[t.index]) == fam)
             if fam != family_of(default) and fam_best > LOSS * best_time:
                 self.lost[fam] = self.lost.get(fam, 0) + 1
-        winner = self._decide(graph, node, batch, space, timed, result)
+        admitted = prior.variant if prior is not None and prior.variant != default else None
+        winner = self._decide(graph, node, batch, space, timed, result, admitted)
         if winner is not None:
             self.won.add(family_of(space[winner.index]))
         self.backend.programs.store((winner or base).programs)
@@ -314,18 +351,23 @@ class Tuner:
         return result
 
     def _decide(self, graph: Graph, node: Node, batch: int, space: list[dict[str, Any]],
-                timed: list[Timed], result: NodeResult) -> Timed | None:
-        """The fastest variant that beats the default side by side and passes the gate, set
-        in `result`; None to keep the default."""
+                timed: list[Timed], result: NodeResult,
+                admitted: Mapping[str, Any] | None = None) -> Timed | None:
+        """The fastest variant that beats the default side by side and passes the gate (or is
+        `admitted`, by a gate earlier in this run), set in `result`; None to keep the
+        default."""
         base = timed[0]
         gate = None
         for t in sorted(timed, key=lambda t: t.seconds):
             if t.index == 0:
                 return None
-            if self._final_cost(base, t) > self.left():
+            known = admitted is not None and space[t.index] == admitted
+            cost = ROUNDS * (base.seconds + t.seconds) if known else self._final_cost(base, t)
+            if cost > self.left():
+                # A slower variant that its gate admitted earlier in this run may still fit.
                 self.say(f"cnnc tune: {node.name}: no time left to check {describe(space[t.index])}"
-                         " against the default and the reference; the default is kept")
-                return None
+                         " against the default and the reference")
+                continue
             # The default's time and the variant's, measured again side by side (shared
             # machines).
             rounds = [(base.again(), t.again())]
@@ -337,10 +379,13 @@ class Tuner:
             t_variant = statistics.median(r[1] for r in rounds)
             if t_variant > t_default * (1 - MIN_GAIN):
                 return None  # no faster than the default after all
-            start = self.clock()
-            gate = gate or Gate(self.backend, graph, node, batch)
-            verdict = gate.check(space[t.index])
-            self.gates.append(self.clock() - start)
+            if known:
+                verdict = Verdict(True)
+            else:
+                start = self.clock()
+                gate = gate or Gate(self.backend, graph, node, batch)
+                verdict = gate.check(space[t.index])
+                self.gates.append(self.clock() - start)
             if not verdict.admitted:
                 result.rejected.append((describe(space[t.index]), verdict.reason))
                 self.say(f"cnnc tune: {node.name}: variant {describe(space[t.index])} rejected "
@@ -383,6 +428,21 @@ class Tuner:
         bar = _bar(len(todo), self.progress, self.out)
         programs = self.backend.programs
         skipped: dict[str, NodeResult] = {}  # by entry id: launches the budget did not reach
+
+        def tune(n: Node, share: float, prior: NodeResult | None) -> None:
+            if bar is not None:
+                bar.set_postfix_str(n.name)
+            # Only the winners' programs are written to the disk cache (tune_node).
+            with programs.deferred_writes():
+                r = self.tune_node(graph, n, batch, share, keys[n.name],
+                                   first_only=prior is None, prior=prior)
+            self.results[entry_id(keys[n.name])] = results[n.name] = r
+            self.cache.put(make_entry(keys[n.name], r.variant, r.seconds, r.default_seconds))
+
+        # Two passes: first every node's likeliest variants (built at once), so that a budget
+        # too small for every search still gives each node its largest gain (Winograd's 3-5x
+        # over the direct default) before any node gets a few percent more from its other
+        # tiles; then, with what is left, the searches the first pass cut, in the same order.
         try:
             for n in todo:
                 eid = entry_id(keys[n.name])
@@ -394,17 +454,17 @@ class Tuner:
                     continue
                 share = max(self.left() * flops[n.name] / max(weight, 1), self.node_cost())
                 weight -= flops[n.name]
-                if bar is not None:
-                    bar.set_postfix_str(n.name)
-                # Only the winners' programs are written to the disk cache (tune_node).
-                with programs.deferred_writes():
-                    r = self.tune_node(graph, n, batch, share, keys[n.name])
-                self.results[eid] = r
-                results[n.name] = r
-                self.cache.put(make_entry(keys[n.name], r.variant, r.seconds,
-                                          r.default_seconds))
+                tune(n, share, None)
                 if bar is not None:
                     bar.update()
+            resumed = [n for n in todo if results[n.name].cut]
+            weight = sum(flops[n.name] for n in resumed)
+            for n in resumed:
+                if self.left() <= self.node_cost():
+                    break
+                share = max(self.left() * flops[n.name] / max(weight, 1), self.node_cost())
+                weight -= flops[n.name]
+                tune(n, share, results[n.name])
         finally:
             if bar is not None:
                 bar.close()

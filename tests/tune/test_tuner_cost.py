@@ -286,3 +286,59 @@ def test_launches_sharing_a_key_with_one_not_reached(device, tmp_path, monkeypat
         assert sources == {"no budget"}
     if budget >= 60:
         assert sources == {"tuned", "same key"}
+
+
+# ---------------------------------------------------------------- two passes
+
+
+def _two_pass_space(monkeypatch):
+    """A space whose likeliest variants (the first pass's) halve the default's time and whose
+    fifth, timed only when a search is resumed, is faster still."""
+    space = [{"algo": "direct", "MR": mr, "VW": 4, "NV": 1} for mr in (2, 3, 4, 5, 6)]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+    times = {0: 0.02, 1: 0.01, 2: 0.01, 3: 0.01, 4: 0.005}
+    return space, lambda variant, index: times[index]
+
+
+def test_every_node_gets_its_likeliest_gain_before_any_search_goes_on(device, graph, tmp_path,
+                                                                      monkeypatch):
+    """With a budget that cannot hold every node's whole search, each node is tuned from its
+    first variants before any node times a later one; with time left, the cut searches resume
+    and find the later, faster variant (its gate run, the first pass's winner's not again)."""
+    space, seconds = _two_pass_space(monkeypatch)
+    n_tunable = len({n.name for n in graph.nodes if tuner_module.tunable(n)})
+    results_by_budget = {}
+    for budget in (6.0 * n_tunable, 600.0):
+        clock = FakeClock()
+        timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
+        tuner = Tuner(device, TuningCache(tmp_path / f"t{budget}.json"), budget, progress=False,
+                      clock=clock)
+        results = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+        results_by_budget[budget] = results
+        assert len(results) >= 2
+        firsts = [k for k, (_, i) in enumerate(timed) if i >= 3]
+        nodes_started = {name for name, i in timed[:firsts[0]]} if firsts else set()
+        assert nodes_started >= {r.node for r in results}, \
+            "a later variant was timed before every node had its first ones"
+    small, large = results_by_budget.values()
+    assert all(r.variant in (space[1], space[4]) for r in small)
+    assert all(r.variant == space[4] for r in large), [r.variant for r in large]
+    assert all(r.tried == 5 for r in large)
+
+
+def test_a_resumed_search_keeps_the_first_pass_winner_when_time_runs_out(device, graph,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """The second pass never leaves a node worse than the first left it: where its budget ends
+    before the first pass's winner is timed again, that winner stays."""
+    space, seconds = _two_pass_space(monkeypatch)
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    node = tunable_nodes(graph, ("conv2d",))[0]
+    key = tuner_module.node_key(tuner.backend, graph, node, 3)
+    first = tuner.tune_node(graph, node, 3, 600, key, first_only=True)
+    assert first.cut and first.variant == space[1] and first.timed == [0, 1, 2]
+    tuner.deadline = clock() + 0.6  # the default timed again, then nothing more fits
+    again = tuner.tune_node(graph, node, 3, 600, key, prior=first)
+    assert again.variant == space[1]
