@@ -514,7 +514,8 @@ __kernel void conv2d_grad_input_phases(__global const float *restrict dy,
  * GEMM rows j = (kh, kw, c) (KH*KW*CG of them), columns f, reduction over the N*OH*OW pixels,
  * cut into parts along dim 2: part s writes out + s * (KH*KW*CG*F), and with several parts
  * reduce.cl sums them. TAP_ROWS = 1 when CG % MR == 0: a row block then lies within one
- * tap and shares its bounds check. */
+ * tap and shares its bounds check. -D SYNC_STEPS=S (CPUs): a work-group holds blocks of one
+ * part only (a local size of 1 along dim 2), which wait for each other every S pixels. */
 #ifdef CONV2D_GRAD_KERNEL
 __kernel void conv2d_grad_kernel(__global const float *restrict x,
                                  __global const float *restrict dy,
@@ -544,7 +545,16 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
     int n = p_begin / (OH * OW);
     int oh = (p_begin % (OH * OW)) / OW;
     int ow = p_begin % OW;
+#if SYNC_STEPS
+    /* The work-group's blocks (one part's) take the part's pixels SYNC_STEPS at a time, all
+     * blocks one chunk before any the next: the chunk's x and dy are read from the core's
+     * cache by every block after the first, instead of each block streaming the whole part. */
+    for (int chunk = p_begin; chunk < p_end; chunk += SYNC_STEPS) {
+    const int chunk_end = min(chunk + SYNC_STEPS, p_end);
+    for (int p = chunk; p < chunk_end; p++) {
+#else
     for (int p = p_begin; p < p_end; p++) {
+#endif
         floatV b[NV];
         float a[MR];
         load_row(b, dy + p * F + f0);
@@ -576,6 +586,10 @@ __kernel void conv2d_grad_kernel(__global const float *restrict x,
             }
         }
     }
+#if SYNC_STEPS
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    }
+#endif
     store_block(acc, 0, out + part * (R * F), j0, f0, R, F);
 }
 #endif

@@ -229,13 +229,6 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
         if algorithm is not chosen:
             own = algorithm.tile(algorithm.gemm(layer, ctx, {}).cols, target)
             add({**default, "algo": algorithm.name, **own})
-    # Other forms of a GEMM (few channels: the implicit GEMM instead of copying the windows
-    # out), with the default block and the largest one.
-    for algorithm in others:
-        for form in algorithm.forms(layer, ctx):
-            g = algorithm.gemm(layer, ctx, form)
-            for tile in [algorithm.tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
-                add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     # Reduction parts (a kernel gradient's): twice and four times the default's, before the
     # tiles. The default (split_reduction's cache rule) is a guess: on resnet_mini's strided
     # kernel gradients (pocl, Zen 3, a loaded machine) 2-4x its parts ran 1.2-2x faster, while
@@ -245,6 +238,15 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
         for split in (default["split"] * 2, default["split"] * 4):
             if split <= min(GRID_GROUPS[2], gemm.reduction):
                 add({**default, "split": split})
+    # Other forms of a GEMM (few channels: the implicit GEMM instead of copying the windows
+    # out; a strided one's windows copied out, a kernel gradient's parts synchronised or not),
+    # with the default block and the largest one: after the parts, which a search that
+    # PATIENCE cuts short reaches first.
+    for algorithm in others:
+        for form in algorithm.forms(layer, ctx):
+            g = algorithm.gemm(layer, ctx, form)
+            for tile in [algorithm.tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
+                add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     for tile in _tiles(gemm.cols, target):
         add(with_split({"algo": default["algo"], **tile}, gemm, tile))
     # Work-group shape: the driver's instead of row groups (CPU), for the default block.

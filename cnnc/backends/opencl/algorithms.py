@@ -23,6 +23,7 @@ from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
 from cnnc.backends.opencl.bind_gradients import (
+    SYNC_FORM_STEPS,
     bind_conv2d_grad_input_by_phases,
     bind_conv2d_grad_input_direct,
     bind_conv2d_grad_kernel_direct,
@@ -32,6 +33,7 @@ from cnnc.backends.opencl.bind_gradients import (
     conv2d_grad_kernel_gemm,
     dense_grad_input_gemm,
     dense_grad_kernel_gemm,
+    skips_pixels,
     strided,
 )
 from cnnc.backends.opencl.bind_layers import (
@@ -49,22 +51,59 @@ from cnnc.ir.graph import Graph, Node
 
 
 def _im2col_off(node: Node, ctx: BindContext) -> list[dict[str, int]]:
-    """The implicit GEMM where few channels make the direct algorithm copy the windows out."""
+    """The implicit GEMM where the windows are copied out by default (few channels; a 1x1
+    strided forward pass on a CPU: primitives.strided_copies)."""
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-    return [{"im2col": 0}] if uses_im2col(node, geo) else []
+    return [{"im2col": 0}] if uses_im2col(node, geo, None, ctx.target) else []
+
+
+def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """_im2col_off's form, and where a stride skips input pixels, the windows copied out
+    ("im2col": 1): a 1x1 stride-2 convolution then multiplies a compact copy of the pixels it
+    reads (resnet_mini's shortcut: 1.4x the implicit GEMM forward, 1.3x its kernel gradient;
+    pocl, Zen 3, load 4, benchmarks/strided.py), where the implicit GEMM's every step reads
+    another cache line."""
+    off = _im2col_off(node, ctx)
+    if off:
+        return off
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    return [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
+
+
+def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """The windows copied out where a stride skips pixels, and on a CPU the implicit GEMM with
+    and without one reduction part's blocks in one work-group taking its pixels SYNC_FORM_STEPS
+    at a time together (conv2d.cl's SYNC_STEPS; the default for a strided one:
+    bind_gradients.sync_steps). On resnet_mini's kernel gradients at batch 128 (pocl, Zen 3,
+    load 3.9, benchmarks/strided.py --sync) that ran the 3x3 stride-2 one 1.4x, the 1x1
+    stride-2 one 1.9x and a 3x3 one of 32 channels into 64 1.6x as fast as each block streaming
+    its whole part alone, the 3x3 ones of 16 channels at 28x28 0.8-0.95x (those run Winograd):
+    the tuner's to measure."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    if uses_im2col(node, geo):
+        return [{"im2col": 0}]
+    # the copy as a form only (a kernel gradient never copies by default with these channels)
+    forms = [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
+    if ctx.target.kind == "cpu":
+        forms.append({"sync": 0 if skips_pixels(geo) else SYNC_FORM_STEPS})
+    return forms
 
 
 def _direct_family(variant: Variant) -> tuple[int]:
     """Whether the windows are copied out (im2col) where they would be: the same family for
-    every op's direct algorithm."""
-    return (int(variant.get("im2col", 1)),)
+    every op's direct algorithm; copied out where they would not be (a strided convolution's
+    "im2col": 1) is a family of its own, so that it losing sets aside only itself."""
+    if "im2col" not in variant:
+        return (1,)
+    return (2,) if variant["im2col"] == 1 else (0,)
 
 
 def _phases_text(variant: Variant) -> str:
     return f"phases {tile_text(variant)}"
 
 
-_IM2COL_KEYS = {"im2col": (0, 1)}  # 0: the implicit GEMM where few channels would copy windows
+# 0: the implicit GEMM where few channels would copy windows; 1: copy a strided one's out
+_IM2COL_KEYS = {"im2col": (0, 1)}
 
 
 def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],
@@ -91,7 +130,7 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_im2col_off, keys=_IM2COL_KEYS),
+            forms=_im2col_forms, keys=_IM2COL_KEYS),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
@@ -102,8 +141,8 @@ REGISTERED: tuple[Algorithm, ...] = (
     _winograd("conv2d_grad_input", winograd.bind_conv2d_grad_input_winograd,
               edge_shapes.conv2d_grad_input_edges),
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
-            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm, forms=_im2col_off,
-            keys=_IM2COL_KEYS),
+            edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm,
+            forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)}),
     # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
     Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,
               edge_shapes.conv2d_grad_kernel_edges, winograd.describe,

@@ -5,6 +5,8 @@ binding's entry, and the GEMMs those launch, are here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cnnc.backends.opencl.launches import (
     NULL,
     STEP,
@@ -45,6 +47,7 @@ from cnnc.backends.opencl.primitives import (
     with_parts_summed,
 )
 from cnnc.backends.opencl.strided_grad import bind_conv2d_grad_input_phases, phases_apply
+from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import (
     block_grid,
     flat,
@@ -58,6 +61,11 @@ from cnnc.backends.opencl.tiling import (
 )
 from cnnc.backends.opencl.tunable import Gemm, Variant
 from cnnc.ir.graph import Node
+
+# The most work-items of one part's work-group under SYNC_STEPS (pocl runs a group's items one
+# after another on one core, between its barriers).
+SYNC_GROUP_ITEMS = 256
+SYNC_FORM_STEPS = 64  # pixels a kernel gradient's work-group takes together (sync_steps)
 
 
 def bind_activation_grad(node: Node, ctx: BindContext) -> NodeBinding:
@@ -134,15 +142,42 @@ def bind_conv2d_grad_kernel_direct(node: Node, ctx: BindContext) -> NodeBinding:
     parts = Workspace(0)
     args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
     defines = {**geo, **tile, "TAP_ROWS": int(geo["CG"] % tile["MR"] == 0)}
-    main = launch(
-        "conv2d.cl",
-        "conv2d_grad_kernel",
-        grid,
-        args,
-        defines,
-        tuned_row_groups(grid, ctx.target, variant),
-    )
+    group = tuned_row_groups(grid, ctx.target, variant)
+    steps = sync_steps(geo, ctx, variant)
+    if steps and part_group(grid, ctx.target) is not None:
+        group = part_group(grid, ctx.target)
+        defines["SYNC_STEPS"] = steps
+    main = launch("conv2d.cl", "conv2d_grad_kernel", grid, args, defines, group)
     return with_parts_summed(main, parts, out, gemm.rows * geo["F"], ctx.target)
+
+
+def skips_pixels(geo: Mapping[str, int]) -> bool:
+    """Whether a convolution's stride skips input pixels."""
+    return geo["SH"] > 1 or geo["SW"] > 1
+
+
+def sync_steps(geo: Mapping[str, int], ctx: BindContext, variant: Variant) -> int:
+    """The pixels a direct kernel gradient's work-group takes together (0: none): the variant's,
+    else SYNC_FORM_STEPS for a strided convolution on a CPU (algorithms._grad_kernel_forms'
+    figures)."""
+    if "sync" in variant:
+        return int(variant["sync"])
+    return SYNC_FORM_STEPS if ctx.target.kind == "cpu" and skips_pixels(geo) else 0
+
+
+def part_group(grid: tuple[int, int, int], target: Target) -> tuple[int, int, int] | None:
+    """A work-group of one reduction part's blocks (conv2d.cl's SYNC_STEPS): every column block
+    of as many row blocks as divide the rows and fit the device's work-group, at most
+    SYNC_GROUP_ITEMS work-items (None: one row block's column blocks do not fit)."""
+    rows, cols, _ = grid
+    if cols > SYNC_GROUP_ITEMS or not target.limits.group_fits((1, cols, 1)):
+        return None
+    best = 1
+    for r in range(1, rows + 1):
+        if (rows % r == 0 and r * cols <= SYNC_GROUP_ITEMS
+                and target.limits.group_fits((r, cols, 1))):
+            best = r
+    return (best, cols, 1)
 
 
 def conv2d_grad_kernel_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:

@@ -54,7 +54,7 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     geo = conv_geometry(node.attrs, ctx.shape(x))
     variant = ctx.variant(node)
-    if uses_im2col(node, geo, variant):
+    if uses_im2col(node, geo, variant, ctx.target):
         return _bind_conv2d_im2col(node, ctx, geo, bias)
     gemm = conv2d_gemm(node, ctx, variant)
     tile, local = with_local_tile(
@@ -75,7 +75,7 @@ def conv2d_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
     rows = ctx.batch * geo["OH"] * geo["OW"]
     depth = geo["KH"] * geo["KW"] * geo["CG"]
-    if uses_im2col(node, geo, variant):
+    if uses_im2col(node, geo, variant, ctx.target):
         return Gemm(geo["F"], rows, depth, split=False, local=True)
     groups = node.attrs["groups"]
     return Gemm(geo["FG"], rows, depth, split=False, local=groups == 1, groups=groups)

@@ -435,15 +435,32 @@ def im2col(x: str, out: Arg, geo: Mapping[str, int], batch: int, target: Target)
 
 
 def uses_im2col(
-    node: Node, geo: Mapping[str, int], variant: Mapping[str, Any] | None = None
+    node: Node,
+    geo: Mapping[str, int],
+    variant: Mapping[str, Any] | None = None,
+    target: Target | None = None,
 ) -> bool:
     """Whether a convolution (or its kernel gradient) copies its windows out: few channels,
-    unless a tuned variant says "im2col": 0 (the implicit GEMM was measured faster there)."""
-    return (
-        node.attrs["groups"] == 1
-        and geo["C"] <= IM2COL_MAX_CHANNELS
-        and bool((variant or {}).get("im2col", 1))
-    )
+    unless a tuned variant says "im2col": 0 (the implicit GEMM was measured faster there); more
+    channels where a tuned variant says "im2col": 1, or without one, a 1x1 strided forward pass
+    on a CPU `target` (strided_copies)."""
+    if node.attrs["groups"] != 1:
+        return False
+    variant = variant or {}
+    if geo["C"] <= IM2COL_MAX_CHANNELS:
+        return bool(variant.get("im2col", 1))
+    if "im2col" in variant:
+        return variant["im2col"] == 1
+    return target is not None and strided_copies(geo, target)
+
+
+def strided_copies(geo: Mapping[str, int], target: Target) -> bool:
+    """Whether a 1x1 strided convolution's forward pass copies the pixels it reads out by
+    default (a CPU): its implicit GEMM reads another cache line every step (resnet_mini's
+    shortcut, 16 channels, stride 2, pocl on a Zen 3: 1.4x faster copied, benchmarks/strided.py).
+    Its kernel gradient keeps the implicit GEMM (conv2d.cl's SYNC_STEPS ran it faster still)."""
+    return (target.kind == "cpu" and geo["KH"] == 1 and geo["KW"] == 1
+            and (geo["SH"] > 1 or geo["SW"] > 1))
 
 
 def window_defines(

@@ -80,6 +80,10 @@ def tile_text(variant: Variant) -> str:
         text += " no-local"
     if variant.get("im2col", 1) == 0:
         text += " no-im2col"
+    elif "im2col" in variant:
+        text += " im2col"
+    if "sync" in variant:
+        text += f" sync={variant['sync']}" if variant["sync"] else " no-sync"
     return text
 
 
