@@ -318,12 +318,18 @@ def test_every_node_gets_its_likeliest_gain_before_any_search_goes_on(device, gr
         assert len(results) >= 2
         firsts = [k for k, (_, i) in enumerate(timed) if i >= 3]
         nodes_started = {name for name, i in timed[:firsts[0]]} if firsts else set()
-        assert nodes_started >= {r.node for r in results}, \
+        # (launches of few FLOPs come after both passes)
+        ctx = BindContext(graph, 3, tuner.backend.target)
+        flops = {n.name: tuner_module.gemm_flops(n, ctx) for n in graph.nodes
+                 if tuner_module.tunable(n)}
+        big = {r.node for r in results
+               if flops[r.node] >= tuner_module.SMALL_SHARE * sum(flops.values())}
+        assert big and nodes_started >= big, \
             "a later variant was timed before every node had its first ones"
-    small, large = results_by_budget.values()
-    assert all(r.variant in (space[1], space[4]) for r in small)
-    assert all(r.variant == space[4] for r in large), [r.variant for r in large]
-    assert all(r.tried == 5 for r in large)
+    short, long = ([r for r in rs if r.node in big] for rs in results_by_budget.values())
+    assert all(r.variant in (space[1], space[4]) for r in short)
+    assert all(r.variant == space[4] for r in long), [r.variant for r in long]
+    assert all(r.tried == 5 for r in long)
 
 
 def test_a_resumed_search_keeps_the_first_pass_winner_when_time_runs_out(device, graph,
@@ -342,3 +348,42 @@ def test_a_resumed_search_keeps_the_first_pass_winner_when_time_runs_out(device,
     tuner.deadline = clock() + 0.6  # the default timed again, then nothing more fits
     again = tuner.tune_node(graph, node, 3, 600, key, prior=first)
     assert again.variant == space[1]
+
+
+SMALL_HEAD_SPEC = """
+network: tiny_small_head
+input: [8, 8, 16]
+layers:
+  - {conv2d: [32, 3], padding: same, activation: relu}
+  - global_avgpool2d
+  - {dense: 3, activation: softmax}
+"""
+
+
+@pytest.mark.parametrize("budget", [4.0, 600.0])
+def test_launches_of_few_flops_are_tuned_last_with_what_is_left(device, tmp_path, monkeypatch,
+                                                                budget):
+    """The dense head (well under SMALL_SHARE of the FLOPs) is tuned only after the
+    convolution, and only where the budget has time left; else it keeps its default."""
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph
+
+    path = tmp_path / "small_head.yaml"
+    path.write_text(SMALL_HEAD_SPEC)
+    graph = inference_graph(load_spec(str(path)))
+    clock = FakeClock()
+    timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0,
+                              seconds=_faster_than_default)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), budget, progress=False,
+                  clock=clock)
+    results = {r.node: r.source for r in tuner.tune_graph(graph, 3)}
+    kinds = {n.name: n.op for n in graph.nodes}
+    heads = [n for n in results if kinds[n] == "dense"]
+    convs = [n for n in results if kinds[n] != "dense"]
+    assert heads and convs and all(results[c] == "tuned" for c in convs)
+    order = list(dict.fromkeys(name for name, _ in timed))
+    if budget >= 600:
+        assert all(results[h] == "tuned" for h in heads)
+        assert order.index(heads[0]) > max(order.index(c) for c in convs)
+    else:
+        assert all(results[h] == "small" for h in heads) and heads[0] not in order
