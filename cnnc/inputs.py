@@ -21,7 +21,6 @@ Decisions (documented for users in the Model's docstrings and docs/training.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,10 +49,8 @@ def refuse_integers(what: str, dtype: Any, hint: str = PYTHON_INTEGERS) -> Input
 
 
 def all_finite(a: np.ndarray) -> bool:
-    """Whether a floating-point array holds no NaN or infinity. A finite sum proves it (any NaN
-    or infinity makes the sum one) in one pass without a temporary array; an infinite sum may be
-    an overflow of finite values, so then every value is looked at."""
-    return math.isfinite(np.add.reduce(a, axis=None)) or bool(np.isfinite(a).all())
+    """Whether a floating-point array holds no NaN or infinity."""
+    return bool(np.isfinite(a).all())
 
 
 def check_finite(a: np.ndarray, what: str) -> None:
