@@ -48,8 +48,13 @@ def refuse_integers(what: str, dtype: Any, hint: str = PYTHON_INTEGERS) -> Input
                       hint=hint)
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """Whether a floating-point array holds no NaN or infinity."""
+    return bool(np.isfinite(a).all())
+
+
 def check_finite(a: np.ndarray, what: str) -> None:
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not all_finite(a):
         raise InputError(f"{what} contains {_first_bad(a)}")
 
 
@@ -141,32 +146,63 @@ def check_images(value: Any, node: Node, rescaled: bool = False) -> np.ndarray:
     return a
 
 
+class FeedChecks:
+    """input_feeds for one graph, with what it reads of the graph (the input nodes, those that
+    rescale themselves, each one's example shape) worked out once: a model checks every batch
+    it is handed, and at batch 1 these look-ups cost as much as the checks (cnnc/model.py keeps
+    one per graph)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.inputs = [n for n in graph.nodes if n.op == "input"]
+        self.raw = rescaled_inputs(graph)
+        # The one input whose float batches need no conversion (any float dtype: the backend
+        # computes in the model's dtype); None where check_images must look at each batch.
+        only = self.inputs[0] if len(self.inputs) == 1 else None
+        self._plain = (only.name, tuple(only.shape[1:])) if (
+            only is not None and only.attrs["dtype"] != "int32") else None
+
+    def __call__(self, x: Any) -> dict[str, np.ndarray]:
+        """Checked arrays for every input node: `x` is an array (one input) or a dict by name."""
+        plain = self._plain
+        # What check_images accepts unchanged, taken with the same checks (a float ndarray of
+        # shape (N>=1, *example), finite); anything else goes the general way, which also
+        # words the refusals.
+        if plain is not None and type(x) is np.ndarray and x.dtype.kind == "f" \
+                and x.shape[1:] == plain[1] and x.ndim == len(plain[1]) + 1 \
+                and x.shape[0] > 0 and all_finite(x):
+            return {plain[0]: x}
+        return self._general(x)
+
+    def _general(self, x: Any) -> dict[str, np.ndarray]:
+        inputs, raw = self.inputs, self.raw
+        if isinstance(x, Mapping):
+            names = [n.name for n in inputs]
+            problems = []
+            missing = [n for n in names if n not in x]
+            if missing:
+                problems.append("missing " + ", ".join(missing))
+            unknown = [str(k) for k in x if k not in names]
+            if unknown:
+                problems.append("unknown " + ", ".join(unknown))
+            if problems:
+                raise InputError(f"inputs are {', '.join(sorted(names))}; " + "; ".join(problems))
+            feeds = {n.name: check_images(x[n.name], n, n.name in raw) for n in inputs}
+        elif len(inputs) == 1:
+            feeds = {inputs[0].name: check_images(x, inputs[0], inputs[0].name in raw)}
+        else:
+            raise InputError(f"the network has {len(inputs)} inputs; pass a dict "
+                             f"{{{', '.join(repr(n.name) for n in inputs)}: array}}")
+        sizes = {len(a) for a in feeds.values()}
+        if len(sizes) > 1:
+            raise InputError("the inputs have different numbers of examples: " + ", ".join(
+                f"{k}: {len(a)}" for k, a in feeds.items()))
+        return feeds
+
+
 def input_feeds(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     """Checked arrays for every input node: `x` is an array (one input) or a dict by name."""
-    inputs = [n for n in graph.nodes if n.op == "input"]
-    raw = rescaled_inputs(graph)
-    if isinstance(x, Mapping):
-        names = [n.name for n in inputs]
-        problems = []
-        missing = [n for n in names if n not in x]
-        if missing:
-            problems.append("missing " + ", ".join(missing))
-        unknown = [str(k) for k in x if k not in names]
-        if unknown:
-            problems.append("unknown " + ", ".join(unknown))
-        if problems:
-            raise InputError(f"inputs are {', '.join(sorted(names))}; " + "; ".join(problems))
-        feeds = {n.name: check_images(x[n.name], n, n.name in raw) for n in inputs}
-    elif len(inputs) == 1:
-        feeds = {inputs[0].name: check_images(x, inputs[0], inputs[0].name in raw)}
-    else:
-        raise InputError(f"the network has {len(inputs)} inputs; pass a dict "
-                         f"{{{', '.join(repr(n.name) for n in inputs)}: array}}")
-    sizes = {len(a) for a in feeds.values()}
-    if len(sizes) > 1:
-        raise InputError("the inputs have different numbers of examples: " + ", ".join(
-            f"{k}: {len(a)}" for k, a in feeds.items()))
-    return feeds
+    return FeedChecks(graph)(x)
 
 
 def check_targets(value: Any, target: Node, prediction_shape: tuple, count: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from cnnc.backends.step_figures import Record, StepFigures
 from cnnc.errors import CnncError, InputError, TrainingDiverged
 from cnnc.initializers import initial_values
 from cnnc.input_limits import size_text
-from cnnc.inputs import check_targets, input_feeds
+from cnnc.inputs import FeedChecks, all_finite, check_targets
 from cnnc.ir.graph import Graph
 from cnnc.ir.train_config import (
     OptimizerConfig,
@@ -62,6 +62,7 @@ class Model:
         self._training_graph: Graph | None = None
         self._class_names: tuple[str, ...] | None = None
         self._executables: dict[tuple[str, int], Executable] = {}
+        self._feed_checks: dict[int, FeedChecks] = {}  # by id(graph): Model._feeds
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
         try:
             backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
@@ -178,9 +179,20 @@ class Model:
     def _run(self, kind: str, graph: Graph, feeds: dict[str, np.ndarray], fetch: Any,
              **options: Any) -> dict[str, np.ndarray]:
         count = len(next(iter(feeds.values())))
-        exe = self._executable(kind, graph, count)
-        with _memory_named(count):
+        exe = self._executables.get((kind, count))
+        if exe is None:
+            exe = self._executable(kind, graph, count)
+        try:  # _memory_named's rule, without a context manager's cost on every batch
             return exe.run(feeds, fetch, **options)
+        except MemoryError:
+            raise _out_of_memory(count) from None
+
+    def _feeds(self, graph: Graph, x: Any) -> dict[str, np.ndarray]:
+        """input_feeds(graph, x) with the graph's look-ups made once per graph."""
+        checks = self._feed_checks.get(id(graph))
+        if checks is None or checks.graph is not graph:
+            checks = self._feed_checks[id(graph)] = FeedChecks(graph)
+        return checks(x)
 
     # ------------------------------------------------------------ tuning
 
@@ -226,17 +238,26 @@ class Model:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        feeds = input_feeds(self.graph, x)
+        feeds = self._feeds(self.graph, x)
         count = len(next(iter(feeds.values())))
-        parts: dict[str, list[np.ndarray]] = {o: [] for o in self.graph.outputs}
-        for start in range(0, count, int(batch_size)):
-            chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
-            out = self._run("predict", self.graph, chunk, self.graph.outputs, step=self.step)
-            for o in self.graph.outputs:
-                parts[o].append(out[o])
-        result = {o: np.concatenate(p).astype(self.dtype, copy=False) for o, p in parts.items()}
+        outputs = self.graph.outputs
+        if count <= batch_size:  # one batch: its outputs are the result, nothing to join
+            out = self._run("predict", self.graph, feeds, outputs, step=self.step)
+            # a backend's output may be a view (of the input, by a reshape): the caller gets
+            # an array of its own, as the join gives it below
+            result = {o: out[o].astype(self.dtype, copy=out[o].base is not None)
+                      for o in outputs}
+        else:
+            parts: dict[str, list[np.ndarray]] = {o: [] for o in outputs}
+            for start in range(0, count, int(batch_size)):
+                chunk = {k: v[start:start + batch_size] for k, v in feeds.items()}
+                out = self._run("predict", self.graph, chunk, outputs, step=self.step)
+                for o in outputs:
+                    parts[o].append(out[o])
+            result = {o: np.concatenate(p).astype(self.dtype, copy=False)
+                      for o, p in parts.items()}
         for o, values in result.items():
-            if not np.isfinite(values).all():
+            if not all_finite(values):
                 raise CnncError(f"the output '{o}' holds NaN or infinite values for finite "
                                 f"inputs: {self._overflow_cause()}")
         return result[self.graph.outputs[0]] if len(result) == 1 else result
@@ -275,7 +296,7 @@ class Model:
     def _train_feeds(self, x: Any, y: Any) -> tuple[Graph, dict[str, np.ndarray]]:
         """The training graph and its checked feeds for inputs x and targets y."""
         graph = self.training_graph()
-        feeds = input_feeds(self.spec_graph, x)
+        feeds = self._feeds(self.spec_graph, x)
         count = len(next(iter(feeds.values())))
         feeds[names.TARGET] = check_targets(y, graph.node(names.TARGET),
                                             graph.shape_of(graph.outputs[1]), count)
@@ -449,9 +470,13 @@ def _memory_named(batch: int) -> Iterator[None]:
     try:
         yield
     except MemoryError:
-        raise CnncError(f"out of memory running a batch of {batch} examples",
-                        hint="use a smaller batch size" if batch > 1 else
-                        "the network is too large for this machine") from None
+        raise _out_of_memory(batch) from None
+
+
+def _out_of_memory(batch: int) -> CnncError:
+    return CnncError(f"out of memory running a batch of {batch} examples",
+                     hint="use a smaller batch size" if batch > 1 else
+                     "the network is too large for this machine")
 
 
 # ---------------------------------------------------------------- compile

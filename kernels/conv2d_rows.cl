@@ -17,9 +17,11 @@
  *   of its cells after the epilogue. A work-item takes the two output rows of one pooled row,
  *   MR (even) pixels of each, one row after the other (the accumulators of one row, and the
  *   MR / 2 x NV maxima between them); a window cut short by the map's bottom or right edge
- *   keeps its real cells. Launch: dim 0 = batch * POOL_H * ceil(POOL_W / (MR / 2)).
+ *   keeps its real cells. Launch: dim 0 = batch * POOL_H * ceil(POOL_W / (MR / 2)). With
+ *   -D POOL_AVG=1 each window's mean instead (whole windows only: pool_store.h).
  */
 #include "tile.h"
+#include "pool_store.h"
 
 #if GATED
 #define GATE_PARAM , __global const float *restrict gate
@@ -121,12 +123,12 @@ __kernel void conv2d_rows(__global const float *restrict x, __global const float
 #pragma unroll
             for (int v = 0; v < NV; v++) {
                 const int f = f0 + v * VW;
-                floatV m = dr ? best[r][v] : (floatV)(-INFINITY);
+                floatV m = dr ? best[r][v] : POOL_START;
 #pragma unroll
                 for (int k = 0; k < 2; k++) {
                     const int ow = ow0 + 2 * r + k, at = ((n * OH + oh) * OW + ow) * F + f;
                     if (ow < OW)
-                        m = max(m, epilogue(acc[2 * r + k][v], bias, RESIDUAL, f, at));
+                        m = POOL_JOIN(m, epilogue(acc[2 * r + k][v], bias, RESIDUAL, f, at));
                 }
                 best[r][v] = m;
             }
@@ -138,7 +140,7 @@ __kernel void conv2d_rows(__global const float *restrict x, __global const float
         if (pw < POOL_W) {
 #pragma unroll
             for (int v = 0; v < NV; v++)
-                STOREV(best[r][v], y + (row * POOL_W + pw) * F + f0 + v * VW);
+                STOREV(POOL_END(best[r][v]), y + (row * POOL_W + pw) * F + f0 + v * VW);
         }
     }
 }

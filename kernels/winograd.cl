@@ -29,6 +29,7 @@
  * B^T and A^T are 0 or +-1, and spelling them out leaves only the real multiplies.
  */
 #include "tile.h"
+#include "pool_store.h"
 
 #define T (WINO_M + 2)
 #define TT (T * T)
@@ -120,7 +121,7 @@
     } while (0)
 
 /* Stores the M x M output tile `out` (floatV, before the epilogue) of tile (n, th, tw), filters
- * fc..fc+VW-1: each position inside OH x OW, or with POOL each 2x2 window's max. */
+ * fc..fc+VW-1: each position inside OH x OW, or with POOL each 2x2 window's max (its mean with POOL_AVG: pool_store.h). */
 #if POOL
 #define STORE_TILE(out, n, th, tw, fc)                                                        \
     do {                                                                                      \
@@ -129,18 +130,18 @@
             _Pragma("unroll") for (int b_ = 0; b_ < WINO_M / 2; b_++) {                       \
                 const int pw_ = (tw) * (WINO_M / 2) + b_;                                     \
                 if (ph_ < POOL_H && pw_ < POOL_W) {                                           \
-                    floatV best_ = (floatV)(-INFINITY);                                       \
+                    floatV best_ = POOL_START;                                                \
                     _Pragma("unroll") for (int i_ = 0; i_ < 2; i_++) {                        \
                         _Pragma("unroll") for (int j_ = 0; j_ < 2; j_++) {                    \
                             const int oh_ = 2 * ph_ + i_, ow_ = 2 * pw_ + j_;                 \
                             if (oh_ < OH && ow_ < OW) {                                       \
                                 const int at_ = ((n) * (OH * OW) + oh_ * OW + ow_) * F + (fc); \
-                                best_ = max(best_, epilogue(out[2 * a_ + i_][2 * b_ + j_],    \
-                                                            bias, RESIDUAL, (fc), at_));      \
+                                best_ = POOL_JOIN(best_, epilogue(out[2 * a_ + i_][2 * b_ + j_], \
+                                                                  bias, RESIDUAL, (fc), at_)); \
                             }                                                                 \
                         }                                                                     \
                     }                                                                         \
-                    STOREV(best_, y + (((n) * POOL_H + ph_) * POOL_W + pw_) * F + (fc));      \
+                    STOREV(POOL_END(best_), y + (((n) * POOL_H + ph_) * POOL_W + pw_) * F + (fc)); \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \

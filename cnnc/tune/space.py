@@ -37,6 +37,7 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.args import Attrs
+from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
@@ -101,11 +102,11 @@ def tuning_graph(graph: Graph) -> Graph:
     runs (bind_gathered.py: the layer's direct GEMM, whose register block and row groups its
     variant sets) reading an input of the gathered shape, under its own name, so it shares the
     layer's tuning cache entries (its reads from several tensors are not timed: the GEMM is).
-    Each convolution fused with its max pooling (conv2d_maxpool) as that convolution under the
+    Each convolution fused with its max or average pooling (conv2d_maxpool, conv2d_avgpool) as that convolution under the
     node's name and the pooling after it (`<name>/pool`, read by the node's readers): its
     variants are the convolution's (bind_conv_maxpool.py pools as the chosen one stores, or
     unfuses it), so it shares the convolution's entries too."""
-    if not any(n.op in LAYER_OF_GATHERED or n.op == "conv2d_maxpool" for n in graph.nodes):
+    if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF for n in graph.nodes):
         return graph
     nodes = []
     renamed: dict[str, str] = {}
@@ -113,7 +114,7 @@ def tuning_graph(graph: Graph) -> Graph:
         shapes = tuple(graph.shape_of(x) for x in n.inputs)
         if any(x in renamed for x in n.inputs):
             n = replace(n, inputs=tuple(renamed.get(x, x) for x in n.inputs))
-        if n.op == "conv2d_maxpool":
+        if n.op in POOL_OF:
             conv, pool = conv_maxpool_parts(n, shapes)
             nodes.append(replace(conv, name=n.name))
             nodes.append(replace(pool, name=f"{n.name}/pool", inputs=(n.name,)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cnnc.errors import InputError
+from cnnc.inputs import FeedChecks, all_finite, input_feeds
 from cnnc.model import compile_model
 from cnnc.testing.nets import chain
 
@@ -86,3 +87,40 @@ def test_dict_inputs_must_name_the_inputs(model):
     with pytest.raises(InputError, match="inputs are input_layer; missing input_layer; "
                                          "unknown images"):
         model.predict({"images": X})
+
+
+@pytest.mark.parametrize("values,finite", [
+    (np.zeros((2, 3), np.float32), True),
+    (np.zeros((0, 3), np.float32), True),
+    # the sum overflows, the values are finite: the check must look at each
+    (np.full((4, 100), 60000, np.float16), True),
+    (np.full((2, 3), 3e38, np.float32), True),
+    (np.array([1.0, np.nan], np.float32), False),
+    (np.array([np.inf, -np.inf]), False),
+    (np.array([[0.0, -np.inf]], np.float16), False),
+])
+def test_all_finite(values, finite):
+    assert all_finite(values) is finite
+
+
+def test_checks_kept_per_graph_take_exactly_what_input_feeds_takes(model):
+    """FeedChecks' quick way (a float batch of the right shape) and the general one agree: the
+    same arrays back, the same refusals (test_bad_images runs predict on one model, so its
+    checks are the kept ones)."""
+    checks = FeedChecks(model.graph)
+    big = np.full((2, 4, 4, 1), 3e38, np.float32)  # finite, though the sum overflows
+    for x in (X, big, X.astype(np.float64), X[:, ::-1]):
+        got = checks(x)["input_layer"]
+        assert got is input_feeds(model.graph, x)["input_layer"] and got is x
+    for bad in (np.full((1, 4, 4, 1), np.inf, np.float32), X[:0], X[0], X.reshape(2, 16)):
+        with pytest.raises(InputError):
+            checks(bad)
+
+
+def test_one_batch_and_several_give_the_same_predictions(model):
+    x = np.random.default_rng(1).random((5, 4, 4, 1), np.float32)
+    whole = model.predict(x, batch_size=8)
+    # (NumPy's matrix products may round a batch of 1 or 2 apart from one of 5)
+    np.testing.assert_allclose(whole, model.predict(x, batch_size=2), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(whole[:1], model.predict(x[:1], batch_size=1), rtol=1e-5,
+                               atol=1e-7)

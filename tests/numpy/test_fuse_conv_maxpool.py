@@ -11,6 +11,7 @@ import pytest
 from test_fold_batchnorm import random_state
 
 import cnnc
+from cnnc.errors import ShapeError
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.ir.args import ArgError
@@ -21,9 +22,10 @@ from cnnc.testing.nets import run
 
 
 def _net(*tail: L, conv: dict | None = None, act: str = "relu", bn: bool = False,
-         pool: dict | None = None, outputs=None, shape=(6, 6, 2), residual: bool = False):
+         pool: dict | None = None, outputs=None, shape=(6, 6, 2), residual: bool = False,
+         kind: str = "maxpool2d"):
     """input -> 3x3 conv (4 filters, or the input's channels with a residual) [-> batchnorm]
-    [-> add input] [-> act] -> maxpool [-> tail]."""
+    [-> add input] [-> act] -> maxpool (or `kind`) [-> tail]."""
     filters = shape[-1] if residual else 4
     layers = [L("input", [shape], name="in"),
               L("conv2d", [filters], {"kernel_size": 3, "padding": "same", **(conv or {})},
@@ -32,7 +34,7 @@ def _net(*tail: L, conv: dict | None = None, act: str = "relu", bn: bool = False
     if residual:
         layers.append(L("add", name="r", inputs=["in", layers[-1].name]))
     layers += [*([L("activation", [act], name="a")] if act else []),
-               L("maxpool2d", [], {"pool_size": 2, **(pool or {})}, name="p"), *tail]
+               L(kind, [], {"pool_size": 2, **(pool or {})}, name="p"), *tail]
     return lower("net", layers, outputs=outputs)
 
 
@@ -93,7 +95,8 @@ def test_every_convolution_and_activation_fuses(act, bn, residual):
 
 
 @pytest.mark.parametrize("case", ["two_readers", "output", "softmax", "3x3_window", "stride_1",
-                                  "pads_before", "dilated", "avg_pool", "depthwise"])
+                                  "pads_before", "dilated", "avg_pool_short_window",
+                                  "depthwise"])
 def test_what_must_stay_as_it_is(case):
     keep = {"a": "conv2d", "p": "maxpool2d"}
     if case == "two_readers":  # the map is needed anyway
@@ -111,15 +114,42 @@ def test_what_must_stay_as_it_is(case):
         g = _net(pool={"pads": (1, 0, 1, 0)}, shape=(7, 7, 2))
     elif case == "dilated":
         g = _net(pool={"dilation_rate": 2}, shape=(8, 8, 2))
-    elif case == "avg_pool":
-        g = lower("net", [L("input", [(6, 6, 2)], name="in"), L("conv2d", [4, 3], name="c"),
-                          L("avgpool2d", [2], name="p")])
+    elif case == "avg_pool_short_window":  # a mean over fewer cells: not the kernels' rule
+        g = lower("net", [L("input", [(5, 6, 2)], name="in"), L("conv2d", [4, 3], name="c"),
+                          L("avgpool2d", [2], {"padding": "same"}, name="p")])
         keep = {"c": "conv2d", "p": "avgpool2d"}
     else:
         g = lower("net", [L("input", [(6, 6, 2)], name="in"),
                           L("depthwise_conv2d", [3], name="c"), L("maxpool2d", [2], name="p")])
         keep = {"c": "depthwise_conv2d", "p": "maxpool2d"}
     assert _ops(_same_outputs(g)) == keep
+
+
+@pytest.mark.parametrize("shape, conv, pool", [
+    ((6, 6, 2), {}, {}), ((7, 7, 3), {}, {}), ((7, 5, 2), {}, {"padding": "same"}),
+    ((9, 8, 1), {"padding": "valid"}, {}), ((6, 7, 2), {}, {"pads": (0, 1, 0, 1)}),
+    ((8, 8, 2), {"strides": 2}, {}), ((6, 10, 2), {}, {"count_include_pad": True})])
+def test_average_pools_of_whole_windows_fuse_and_compute_the_same(shape, conv, pool):
+    """Floor pooling of odd maps leaves the last row or column out: every window whole. A
+    window that 'same' or pads would cut short stays unfused (the '(7, 5)' and pads cases
+    pool 7x5 and 6x7 maps: their last windows are short). A folded batch norm and a residual
+    where the map keeps the input's size."""
+    for bn, residual in [(False, False), *([(True, True)] if not conv else [])]:
+        graph = _net(conv=conv, pool=pool, shape=shape, bn=bn, residual=residual, act="tanh",
+                     kind="avgpool2d")
+        fused = _same_outputs(graph)
+        short = "padding" in pool or "pads" in pool
+        assert _ops(fused) == ({"a": "conv2d" + "_bn" * bn + "_add" * residual,
+                                "p": "avgpool2d"} if short else {"p": "conv2d_avgpool"})
+
+
+def test_the_average_op_refuses_short_windows():
+    conv = OPS["conv2d"].check_attrs({"filters": 4, "kernel_size": 3, "padding": "same"})
+    pool = OPS["avgpool2d"].check_attrs({"pool_size": 2, "padding": "same"})
+    attrs = OPS["conv2d_avgpool"].check_attrs({"conv_op": "conv2d", "conv": conv, "pool": pool})
+    assert OPS["conv2d_avgpool"].infer(attrs, ((None, 6, 4, 2),)) == (None, 3, 2, 4)
+    with pytest.raises(ShapeError, match="whole inside the convolution's 5x4 map"):
+        OPS["conv2d_avgpool"].infer(attrs, ((None, 5, 4, 2),))
 
 
 def test_training_graphs_keep_the_convolution_and_the_pooling():
@@ -130,11 +160,12 @@ def test_training_graphs_keep_the_convolution_and_the_pooling():
     assert "conv2d_maxpool" not in ops and "maxpool2d" in ops
 
 
-@pytest.mark.parametrize("spec, pools", [("fashion", 3), ("fashion-plus", 3)])
+@pytest.mark.parametrize("spec, pools", [("fashion", 3), ("fashion-plus", 3), ("lenet5", 2)])
 def test_the_example_pools_fuse_and_compute_the_same(spec, pools):
     fused = _same_outputs(cnnc.load_spec(spec), batch=2)
     ops = list(_ops(fused).values())
-    assert ops.count("conv2d_maxpool") == pools and "maxpool2d" not in ops
+    fused_op = "conv2d_avgpool" if spec == "lenet5" else "conv2d_maxpool"
+    assert ops.count(fused_op) == pools and "maxpool2d" not in ops and "avgpool2d" not in ops
 
 
 def test_the_op_refuses_what_it_cannot_compute():

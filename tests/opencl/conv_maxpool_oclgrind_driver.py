@@ -1,5 +1,5 @@
 """Run the convolutions that pool as they store (winograd.cl's output transforms, conv2d_rows.cl
-with -D POOL=1) on tiny shapes, for `test_conv_maxpool_oclgrind.py` (under Oclgrind).
+with -D POOL=1, taking maxima or with POOL_AVG=1 means) on tiny shapes, for `test_conv_maxpool_oclgrind.py` (under Oclgrind).
 
 Maps of test_conv_maxpool.py: floor pooling of an odd map (a Winograd tile half outside), 'same'
 pooling of an odd map (half windows), a strided stem whose row blocks end past the pooled row;
@@ -17,6 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from test_conv_avgpool import MAPS as AVG_MAPS
+from test_conv_avgpool import ROW_MAPS as AVG_ROW_MAPS
+from test_conv_avgpool import net_spec as avg_spec
 from test_conv_maxpool import MAPS, ROW_MAPS, WINOGRAD, net_spec
 
 import cnnc
@@ -33,18 +36,29 @@ RUNS = [
     (ROW_MAPS[3], "rows-one-block-groups", {"algo": "conv_rows", "rows_group": 1}),
     (ROW_MAPS[1], "rows-2x8", {"algo": "conv_rows", "MR": 2, "VW": 8, "NV": 1}),
 ]
+# the means of whole windows (-D POOL_AVG=1, test_conv_avgpool.py's maps)
+AVG_RUNS = [
+    (AVG_MAPS[0], "avg-m4", WINOGRAD["m4"]),
+    (AVG_MAPS[2], "avg-m2-fused", WINOGRAD["m2-fused"]),
+    (AVG_ROW_MAPS[1], "avg-rows", {"algo": "conv_rows"}),
+    (AVG_ROW_MAPS[3], "avg-rows-one-block-groups", {"algo": "conv_rows", "rows_group": 1}),
+]
 
 
 def main(args: list[str]) -> int:
     native = "--native" in args
     target = None if native else Target("cpu", 1, native_vector=8)
     failed = 0
-    for maps, label, variant in RUNS:
-        graph = inference_graph(cnnc.load_spec(net_spec(*maps, activation="elu")))
+    runs = [(net_spec(*maps, activation="elu"), label, variant) for maps, label, variant in RUNS]
+    runs += [(avg_spec(*maps, activation="elu"), label, variant)
+             for maps, label, variant in AVG_RUNS]
+    for spec, label, variant in runs:
+        graph = inference_graph(cnnc.load_spec(spec))
         report = cross_check(graph, 3, seed=3, local=False, target=target, isolate=True,
                              variants={"p": variant})
         failed += not report.passed
-        print(f"{label} {maps[0]}: {'ok' if report.passed else 'MISMATCH'}", flush=True)
+        shape = spec["input"]["shape"]
+        print(f"{label} {tuple(shape)}: {'ok' if report.passed else 'MISMATCH'}", flush=True)
     return 1 if failed else 0
 
 

@@ -197,6 +197,13 @@ CASES = [
         ],
         loss="mean_squared_error",
     ),
+    # whole 2x2 windows: one conv2d_avgpool node at inference (cnnc/ir/conv_maxpool.py)
+    Case(
+        "conv_avgpool",
+        (8, 6, 2),
+        [{"conv2d": [4, 3], "padding": "same", "activation": "tanh"}, {"avgpool2d": 2}],
+        loss="mean_squared_error",
+    ),
     Case(
         "zero_padding",
         (5, 6, 3),

@@ -19,10 +19,14 @@ def lenet():
     return cnnc.load_spec("specs/lenet5.yaml")
 
 
-def test_a_training_step_is_enqueued_without_host_synchronisation(backend, lenet, monkeypatch):
-    """Per run: one write per input, one read per fetched value, one wait at the very end."""
+def test_a_training_step_is_enqueued_without_host_synchronisation(device, lenet, monkeypatch):
+    """Per run: one write per input, one read per fetched value, one wait at the very end (runs
+    through copies; test_direct_runs_need_no_copies for the others)."""
     import pyopencl as cl
 
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    backend = OpenCLBackend(device, direct_io=False)
     graph = training_graph(lenet)
     backend.init_state(graph.state, initial_values(graph.state, 0))
     exe = backend.compile(graph, 4)

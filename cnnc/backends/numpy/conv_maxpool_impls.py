@@ -1,5 +1,5 @@
-"""NumPy implementation of conv2d_maxpool (cnnc/ir/conv_maxpool.py): the convolution's
-implementation, then the pooling's."""
+"""NumPy implementation of conv2d_maxpool and conv2d_avgpool (cnnc/ir/conv_maxpool.py): the
+convolution's implementation, then the pooling's."""
 
 from __future__ import annotations
 
@@ -23,4 +23,5 @@ def _conv2d_maxpool(call: Call, *operands: np.ndarray) -> np.ndarray:
     return _PARTS[pool.op](replace(call, node=pool), middle)
 
 
-CONV_MAXPOOL_IMPLS: dict[str, Impl] = {"conv2d_maxpool": _conv2d_maxpool}
+CONV_MAXPOOL_IMPLS: dict[str, Impl] = {"conv2d_maxpool": _conv2d_maxpool,
+                                        "conv2d_avgpool": _conv2d_maxpool}

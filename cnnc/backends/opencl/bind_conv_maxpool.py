@@ -1,5 +1,6 @@
-"""Binder of conv2d_maxpool (cnnc/ir/conv_maxpool.py): node -> launches, and its table
-`BINDERS`.
+"""Binder of conv2d_maxpool and conv2d_avgpool (cnnc/ir/conv_maxpool.py): node -> launches, and
+its table `BINDERS`. An average pooling's stores get -D POOL_AVG=1 too (the sum of each whole
+window's four cells over four instead of their max).
 
 The node runs its convolution's own binding (algorithms.py, bind_fused.py or bind_residual.py,
 with whatever variant the tuner chose for the convolution: Winograd, the row kernel, a GEMM) on
@@ -117,6 +118,8 @@ def bind_conv2d_maxpool(node: Node, ctx: BindContext) -> NodeBinding:
                             "its map")
     _, oh, ow, _ = inner_ctx.shape(conv.name)
     pool = pooled_geometry(node.attrs, (oh, ow))
+    if node.op == "conv2d_avgpool":  # whole windows (the op's rule): each sum over 4
+        pool["POOL_AVG"] = 1
     launches = list(inner.launches)
     for i in stores:
         rule = POOLING_STORES.get((launches[i].file, launches[i].kernel))
@@ -138,4 +141,5 @@ def _unfused(conv: Node, inner: NodeBinding, pool_node: Node,
                    workspaces=(*inner.workspaces, inner_ctx.numel(conv.name)))
 
 
-BINDERS: dict[str, Binder] = {"conv2d_maxpool": bind_conv2d_maxpool}
+BINDERS: dict[str, Binder] = {"conv2d_maxpool": bind_conv2d_maxpool,
+                              "conv2d_avgpool": bind_conv2d_maxpool}

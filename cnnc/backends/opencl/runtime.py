@@ -54,6 +54,7 @@ from cnnc.backends.opencl.queued_steps import (
     InputSet,
     QueuedInputs,
 )
+from cnnc.backends.opencl.shared_io import SharedIO, shares_host_memory
 from cnnc.backends.opencl.target import Limits, Target
 from cnnc.backends.opencl.tiling import local_tile_bytes
 from cnnc.backends.step_figures import Record, StepFigures
@@ -73,6 +74,10 @@ OOM_HINT = "lower the batch size (--batch), or pick a device with more memory (-
 MAX_REPLANS = 8
 
 # Scalar launch arguments, by the NumPy type that gives the kernel parameter's C type.
+# Where a direct run leaves the input arguments (OpenCLExecutable._input_set): at the shared
+# allocations (shared_io.py), neither the arena (None) nor a queued input set (its index).
+_SHARED = -2
+
 SCALAR_TYPES = {Int: np.int32, UInt: np.uint32, Float: np.float32}
 
 
@@ -128,6 +133,7 @@ class OpenCLBackend:
         target: Target | None = None,
         isolate: bool = False,
         canary: bool = False,
+        direct_io: bool = True,
     ):
         """target: tile choices as for another kind of device (tests run the GPU tilings on a
         CPU device this way), with tighter limits if it sets any (tests split the memory plan
@@ -136,7 +142,9 @@ class OpenCLBackend:
         access past a tensor's end (inside an arena it is just another tensor's bytes).
         canary: isolate, and put a guard region filled with a known pattern before and after
         every buffer, for check_canaries to find a kernel that wrote outside its tensor (the
-        tuner's gate, as CLBlast's tuner does)."""
+        tuner's gate, as CLBlast's tuner does). direct_io: where the device shares the host's
+        memory, runs write their inputs and read their outputs in place, without copy commands
+        (shared_io.py); False: always through copies."""
         if dtype != "float32":
             raise CnncError(
                 f"the opencl backend computes in float32, not {dtype!r}",
@@ -147,6 +155,7 @@ class OpenCLBackend:
         self.target = target_for(self.device, target)
         self.isolate = isolate or canary
         self.canary = canary
+        self.direct_io = direct_io
         self._guarded: list[tuple[Any, int, int, str]] = []  # (whole buffer, guard, size, what)
         self.programs = program_cache(self.device)
         self.queue = cl.CommandQueue(self.device.context)
@@ -441,10 +450,19 @@ class OpenCLExecutable:
         # input set of the run (queued_steps.QueuedInputs), other runs at the arena.
         roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
         self._input_args: list[tuple[BoundLaunch, int, str]] = []
+        self._value_args: list[tuple[Any, int, str]] = []  # (kernel, index, storage)
         every = [self._bind_args(node, lau, kernel, roots) for node, lau, kernel in kernels]
         # The hoisted launches (computed from the weights alone) and those of every run.
         self.prepare: list[BoundLaunch] = [b for b in every if plan.hoists(b.launch)]
         self.bound: list[BoundLaunch] = [b for b in every if not plan.hoists(b.launch)]
+        self._shared = self._shared_io(backend, every)
+        if self._shared is not None:
+            storage = memory.storage
+            self._shared_values = self._shared.views({
+                name: (storage.get(name, name), plan.shape(name),
+                       host_dtype(self.graph, name, np.float32))
+                for name in (*self.graph.inputs, *self.graph.outputs)
+                if name not in self.graph.state_map})
         self._prepared = -1  # the backend's weights_version the hoisted launches last ran at
         self.prepare_runs = 0  # times they ran (tests count them)
         self._writes_state = any(node.opdef.mutates for node in self.graph.nodes)
@@ -481,9 +499,30 @@ class OpenCLExecutable:
                 bound.state_args.append((i, arg.name))
             else:
                 kernel.set_arg(i, self._fixed_arg(node, arg))
-                if isinstance(arg, Value) and storage.get(arg.name, arg.name) in roots:
-                    self._input_args.append((bound, i, roots[storage.get(arg.name, arg.name)]))
+                if isinstance(arg, Value):
+                    root = storage.get(arg.name, arg.name)
+                    self._value_args.append((kernel, i, root))
+                    if root in roots:
+                        self._input_args.append((bound, i, roots[root]))
         return bound
+
+    def _shared_io(self, backend: OpenCLBackend, every: Sequence[BoundLaunch]) -> SharedIO | None:
+        """The inputs' and outputs' allocations shared with the host, where the device has them
+        (shared_io.py), for runs that need no copy commands. Isolated buffers (Oclgrind, the
+        tuner's canaries) keep every tensor in its own device buffer."""
+        if backend.isolate or not backend.direct_io or not shares_host_memory(backend.device):
+            return None
+        memory = self.plan.memory
+        sizes = {t.name: t.nbytes for t in memory.tensors}
+
+        def storages(names: Iterable[str]) -> dict[str, int]:
+            found = (memory.storage.get(n, n) for n in names)
+            return {root: sizes[root] for root in found if root in sizes}
+        hoisted = {root for b in self.prepare for i, arg in enumerate(b.launch.args)
+                   if isinstance(arg, Value)
+                   for root in (memory.storage.get(arg.name, arg.name),)}
+        return SharedIO(backend.device, storages(self.graph.inputs),
+                        storages(self.graph.outputs), self._value_args, hoisted)
 
     def _point_inputs(self, inputs: InputSet | None) -> None:
         """Point the launches that read inputs at `inputs`' buffers, or at the arena's."""
@@ -604,16 +643,32 @@ class OpenCLExecutable:
         if record is not None:
             self._check_record(record)
         inputs: InputSet | None = None
+        storage = self.plan.memory.storage
+        shared = self._shared
+        # A direct run writes the inputs where the kernels read them and reads the outputs
+        # where they are written: no copy commands (shared_io.py).
+        direct = shared is not None and record is None and not exchange and shared.serves(
+            [storage.get(name, name) for name in fetch])
         if queued:
             self.in_flight.make_room()  # the set to write was used two runs ago
             inputs = self._inputs().next_set()
             for name, value in checked.items():
                 np.copyto(inputs.host[name], value, casting="no")
             hosts = []
+        elif direct:
+            for name, value in checked.items():
+                np.copyto(self._shared_values[name], value, casting="no")
+            hosts = []
         else:
             # enqueue_copy reads each host array as one block of memory
             hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
-        self._point_inputs(inputs)
+        if direct:
+            shared.point(True, self.value_buffer)
+            self._input_set = _SHARED
+        else:
+            if shared is not None:
+                shared.point(False, self.value_buffer)
+            self._point_inputs(inputs)
         self._refresh_state_args()
         self._set_dynamic_args(step, first_example)
         out: dict[str, np.ndarray] = {}
@@ -643,9 +698,13 @@ class OpenCLExecutable:
                     self.in_flight.add(event)
                     return out
             doing = "reading the results"
+            in_place = []  # the names read once the queue finished (a direct run)
             for name in fetch:
                 if name in self.graph.state_map:
                     out[name] = self.backend.enqueue_state_read(name)
+                    continue
+                if direct and storage.get(name, name) in shared.memory:
+                    in_place.append(name)
                     continue
                 host = np.empty(self.plan.shape(name), host_dtype(self.graph, name, np.float32))
                 cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
@@ -654,6 +713,12 @@ class OpenCLExecutable:
             queue.finish()
         except cl.Error as err:
             raise _device_error(err, doing, self.backend.device) from None
+        for name in in_place:  # copies: the next run overwrites the allocation
+            view = self._shared_values.get(name)
+            if view is None:  # a value in an output's storage, not the output
+                view = shared.view(storage.get(name, name), self.plan.shape(name),
+                                   host_dtype(self.graph, name, np.float32))
+            out[name] = view.copy()
         del hosts  # the input copies have completed: the host arrays may go
         return out
 

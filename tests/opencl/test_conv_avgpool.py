@@ -1,0 +1,117 @@
+"""conv2d_avgpool on the device (bind_conv_maxpool.py, -D POOL_AVG=1): the convolution's kernels
+taking the mean of whole 2x2 windows as they store (winograd.cl's output transforms,
+conv2d_rows.cl) against the NumPy reference (cnnc/crosscheck.py's tolerance): even maps and odd
+ones under floor pooling, 'same' and 'valid' convolutions, activations negative somewhere (the
+mean comes after the epilogue), a folded batch norm and a residual, batch 1 and 7, with the
+device's tiling and a GPU's; a GEMM variant unfused into its convolution and pool.cl's
+avgpool2d; LeNet-5, whose two poolings both fuse."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnnc
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
+from cnnc.passes.pipeline import inference_graph
+
+POOL = "pool.cl:avgpool2d"
+WINOGRAD = {"m4": {"algo": "winograd", "wino_m": 4}, "m2": {"algo": "winograd", "wino_m": 2},
+            "m4-fused": {"algo": "winograd", "wino_m": 4, "wino_fused": 2},
+            "m2-fused": {"algo": "winograd", "wino_m": 2, "wino_fused": 4}}
+STORES = {"m4": "winograd.cl:winograd_output", "m2": "winograd.cl:winograd_output",
+          "m4-fused": "winograd.cl:winograd_fused", "m2-fused": "winograd.cl:winograd_fused",
+          "rows": "conv2d_rows.cl:conv2d_rows"}
+
+# (input H, W, C; filters; kernel size; conv extra args), every pooling window whole
+MAPS = [
+    ((7, 7, 8), 16, 3, {}),  # 7x7 -> 3x3: floor pooling, a tile half outside
+    ((6, 10, 4), 12, 3, {"use_bias": False}),
+    ((8, 6, 8), 8, 3, {"padding": "valid"}),  # 6x4 conv map
+]
+ROW_MAPS = [
+    ((28, 28, 1), 6, 5, {}),  # LeNet-5's stem
+    ((13, 11, 2), 8, 3, {}),
+    ((9, 12, 3), 24, 5, {"use_bias": False}),
+    ((10, 9, 1), 8, 3, {"strides": 2}),  # 5x5 conv map: floor
+]
+ACTIVATIONS = ["tanh", "elu", "gelu", "leaky_relu"]
+
+
+def net_spec(shape, filters, kernel, conv, activation="tanh", bn=False, residual=False):
+    layers = [{"conv2d": [shape[-1] if residual else filters, kernel], "padding": "same",
+               **conv, "name": "c"}]
+    if bn:
+        layers += [{"batchnorm": None, "name": "bn"}]
+    if residual:
+        layers += [{"add": None, "inputs": ["in", layers[-1]["name"]], "name": "r"}]
+    layers += [{"activation": activation}, {"avgpool2d": None, "pool_size": 2, "name": "p"}]
+    return {"network": "pooled", "input": {"name": "in", "shape": list(shape)},
+            "layers": layers}
+
+
+def _graph(spec):
+    graph = inference_graph(cnnc.load_spec(spec))
+    assert graph.node("p").op == "conv2d_avgpool"
+    return graph
+
+
+def _target(tiling, device):
+    if tiling == "native":
+        return None
+    if device.kind == "gpu":
+        pytest.skip("the native tiling of a GPU device is the GPU tiling")
+    return Target("gpu", device.compute_units)
+
+
+def _check(graph, batch, device, target=None, variants=None):
+    report = cross_check(graph, batch, device=device.index, seed=5, target=target,
+                         variants=variants)
+    bad = [c for c in report.checks if not c.passed]
+    assert not bad, "; ".join(f"{c.node} ({c.op}, {c.kernels}): alone {c.local_rel:.2e} > "
+                              f"{c.tolerance:.1e} or run {c.e2e_rel:.2e}" for c in bad)
+    return {c.node: c.kernels for c in report.checks}
+
+
+@pytest.mark.parametrize("batch, tiling", [(1, "native"), (7, "native"), (7, "gpu-tiling")])
+@pytest.mark.parametrize("variant", list(WINOGRAD))
+@pytest.mark.parametrize("index", range(len(MAPS)))
+def test_winograd_averages_as_it_stores(index, variant, batch, tiling, device):
+    graph = _graph(net_spec(*MAPS[index], activation=ACTIVATIONS[index]))
+    kernels = _check(graph, batch, device, _target(tiling, device), {"p": WINOGRAD[variant]})
+    assert STORES[variant] in kernels["p"] and POOL not in kernels["p"]
+
+
+@pytest.mark.parametrize("tiling", ["native", "gpu-tiling"])
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("index", range(len(ROW_MAPS)))
+def test_the_row_kernel_averages_as_it_stores(index, batch, tiling, device):
+    graph = _graph(net_spec(*ROW_MAPS[index], activation=ACTIVATIONS[-1 - index]))
+    kernels = _check(graph, batch, device, _target(tiling, device))
+    assert STORES["rows"] in kernels["p"] and POOL not in kernels["p"]
+
+
+@pytest.mark.parametrize("variant", ["m4", "m2-fused", "rows"])
+def test_batch_norm_and_residual_in_the_epilogue(variant, device):
+    maps = ROW_MAPS[1] if variant == "rows" else MAPS[0]
+    graph = _graph(net_spec(*maps, activation="elu", bn=True, residual=True))
+    kernels = _check(graph, 3, device,
+                     variants=None if variant == "rows" else {"p": WINOGRAD[variant]})
+    assert STORES[variant] in kernels["p"] and "batchnorm_fold" in kernels["p"]
+
+
+def test_a_gemm_variant_runs_the_pair(device):
+    graph = _graph(net_spec(*MAPS[1]))
+    kernels = _check(graph, 3, device, variants={"p": {"algo": "direct"}})
+    assert POOL in kernels["p"]
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_lenet5(batch, device):
+    """Both poolings fused: the 'same' 5x5 stem in the row kernel, the second convolution
+    (6 channels, 'valid') unfused into its GEMM and pool.cl unless a variant that pools wins."""
+    graph = inference_graph(cnnc.load_spec("lenet5"))
+    pooled = [n.name for n in graph.nodes if n.op == "conv2d_avgpool"]
+    assert len(pooled) == 2 and not any(n.op == "avgpool2d" for n in graph.nodes)
+    kernels = _check(graph, batch, device)
+    assert STORES["rows"] in kernels[pooled[0]] and POOL not in kernels[pooled[0]]
