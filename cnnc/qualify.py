@@ -137,12 +137,13 @@ def graphs() -> Iterator[tuple[str, Any]]:
 Variants = Mapping[str, Mapping[str, Any]]  # kernel variants by node name
 
 
-def variant_rounds(graph: Any, target: Any) -> list[Variants]:
+def variant_rounds(graph: Any, target: Any, skip_ops: frozenset[str] = frozenset()
+                   ) -> list[Variants]:
     """Kernel variants for runs of `graph` such that every kernel the tuner may pick is built
-    and checked: for each tunable node, the variants of its tuning space that launch a kernel
-    none before them does, the space read from its end (where the smallest Winograd tiles, the
-    fastest to build, come first; the kernels are the same for every tile); in the k-th run,
-    each node's k-th such variant."""
+    and checked: for each tunable node (but those of `skip_ops`), the variants of its tuning
+    space that launch a kernel none before them does, the space read from its end (where the
+    smallest Winograd tiles, the fastest to build, come first; the kernels are the same for
+    every tile); in the k-th run, each node's k-th such variant."""
     from cnnc.backends.opencl.bind import bind_node
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.tune.space import tunable, variant_space
@@ -154,7 +155,7 @@ def variant_rounds(graph: Any, target: Any) -> list[Variants]:
     per_node: dict[str, list[Mapping[str, Any]]] = {}
     ctx = BindContext(graph, BATCH, target)
     for node in graph.nodes:
-        if not tunable(node):
+        if not tunable(node) or node.op in skip_ops:
             continue
         space = variant_space(node, ctx)
         seen = kernels(node, space[0])  # the default's, run without variants
@@ -175,9 +176,15 @@ def run_networks(device: Any, every_variant: bool = True) -> str | None:
     from cnnc.crosscheck import cross_check
 
     target = OpenCLBackend(device).target
-    for k, (what, graph) in enumerate(graphs()):
-        # The first training graph holds every tunable op: its variants cover the forward's.
-        others = variant_rounds(graph, target) if every_variant and k == VARIANT_GRAPH else []
+    runs = list(graphs())
+    # The first training graph holds every tunable op of a layer: its variants cover those of
+    # the forward graphs but for their inference-only fused ops (depthwise_pointwise, ...),
+    # whose variants the forward graphs run themselves.
+    trained = frozenset(n.op for n in runs[VARIANT_GRAPH][1].nodes)
+    for k, (what, graph) in enumerate(runs):
+        others = [] if not every_variant else (
+            variant_rounds(graph, target) if k == VARIANT_GRAPH
+            else variant_rounds(graph, target, skip_ops=trained) if k < VARIANT_GRAPH else [])
         for variants in [None, *others]:
             report = cross_check(graph, BATCH, device=device, seed=1, variants=variants)
             bad = report.first_failure

@@ -38,7 +38,29 @@ def test_verify_passes_on_the_fashion_training_step(device, capsys):
     assert "grad/conv2d/kernel" in out and "update/dense/kernel" in out
 
 
-def test_verify_names_the_first_wrong_node_and_its_kernel(device, capsys, monkeypatch):
+# LeNet-5's layers with its poolings straight after the input and a dense layer, where no
+# fusion takes them into a producer's kernel (a convolution's store averages its own)
+POOLED_SPEC = """
+network: pooled
+input: [28, 28, 1]
+layers:
+  - {avgpool2d: 2}
+  - {conv2d: [6, 5], activation: tanh, padding: same}
+  - flatten
+  - {dense: 10, activation: softmax}
+"""
+# LeNet-5's first convolution alone before its head: its FLOPs counted by hand below
+STEM_SPEC = """
+network: stem
+input: [28, 28, 1]
+layers:
+  - {conv2d: [6, 5], activation: tanh, padding: same}
+  - flatten
+  - {dense: 10, activation: softmax}
+"""
+
+
+def test_verify_names_the_first_wrong_node_and_its_kernel(device, capsys, monkeypatch, tmp_path):
     """A deliberately wrong binding: average pooling computed by the max-pooling kernel."""
     from cnnc.backends.opencl import bind
     from cnnc.backends.opencl.bind_layers import bind_pool
@@ -51,7 +73,9 @@ def test_verify_names_the_first_wrong_node_and_its_kernel(device, capsys, monkey
         )
 
     monkeypatch.setitem(bind.BINDERS, "avgpool2d", wrong)
-    assert main(["verify", "specs/lenet5.yaml", "--batch", "2", "--device", device.index]) == 1
+    spec = tmp_path / "pooled.yaml"
+    spec.write_text(POOLED_SPEC)
+    assert main(["verify", str(spec), "--batch", "2", "--device", device.index]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out
     first = out.split("the first in schedule order is ")[1]
@@ -95,11 +119,12 @@ def test_bench_rates_are_the_figures_divided_out():
     assert rates(1, 0.002, 4e6)[:2] == (500.0, 2.0) and rates(1, 0.002, 4e6)[2] is None
 
 
-def test_bench_figures_follow_from_the_time_the_flops_and_the_peak(device, capsys, monkeypatch):
+def test_bench_figures_follow_from_the_time_the_flops_and_the_peak(device, capsys, monkeypatch,
+                                                                   tmp_path):
     """Issue 22/25: the printed images/s, GFLOP/s and fraction of the peak are the median time's,
     and a layer's MFLOP are its FLOPs (lenet5's first convolution, counted by hand: 28x28x6
     outputs of 25 multiply-adds, a bias and a tanh each, a tanh counting 4 FLOPs
-    as cnnc/ir/activations.py's table says)."""
+    as cnnc/ir/activations.py's table says; alone, as LeNet-5's pooling fuses into it)."""
     import re
 
     import cnnc
@@ -107,7 +132,9 @@ def test_bench_figures_follow_from_the_time_the_flops_and_the_peak(device, capsy
     from cnnc.ir.cost import total_flops
 
     monkeypatch.setattr(peak, "measured_peak", lambda device, **_: 50.0)
-    assert main(["bench", "specs/lenet5.yaml", "--batch", "4", "--runs", "2", "--profile",
+    spec = tmp_path / "stem.yaml"
+    spec.write_text(STEM_SPEC)
+    assert main(["bench", str(spec), "--batch", "4", "--runs", "2", "--profile",
                  "--device", device.index]) == 0
     out = capsys.readouterr().out
     m = re.search(r"median of 2 runs: ([\d.]+) ms, (\d+) images/s, (\d+) GFLOP/s .*, (\d+)% of "
@@ -118,7 +145,7 @@ def test_bench_figures_follow_from_the_time_the_flops_and_the_peak(device, capsy
     # to whole numbers
     slow, fast = (ms + 0.05) / 1e3, max(ms - 0.05, 1e-3) / 1e3
     assert 4 / slow - 1 <= images <= 4 / fast + 1
-    flops = total_flops(cnnc.load_spec("lenet5")) * 4
+    flops = total_flops(cnnc.load_spec(str(spec))) * 4
     assert flops / slow / 1e9 - 1 <= gflops <= flops / fast / 1e9 + 1
     assert abs(percent - 100 * gflops / 50) <= 2 + 0.06 * percent
     row = next(line.split() for line in out.splitlines() if line.split()[:2] == ["conv2d",

@@ -14,7 +14,10 @@ DRIVER = Path(__file__).with_name("grad_kernel_sync_oclgrind_driver.py")
 def test_sync_and_copied_windows_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     out = run_clean(DRIVER, oclgrind_env)
     lines = [x for x in out.splitlines() if x.strip()]
-    assert sum("sync" in x for x in lines) >= 8, out  # the four kernel gradients' forms
+    # each of the four kernel gradients in a synchronised form and its opposite (which is
+    # which depends on the device's default; the tiles beside them on its registers)
+    synced = {x.split()[0] for x in lines if "/kernel" in x and "sync" in x}
+    assert len(synced) == 4, out
     assert sum(" im2col" in x for x in lines) >= 5, out  # the copies (and their opposites)
     assert len(lines) >= 16, out  # and the seven nodes' defaults
     assert all(x.endswith(": ok") for x in lines), out
