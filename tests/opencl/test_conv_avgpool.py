@@ -9,20 +9,12 @@ avgpool2d; LeNet-5, whose two poolings both fuse."""
 from __future__ import annotations
 
 import pytest
+from test_conv_maxpool import STORES, WINOGRAD, _check, _target  # the twin op's cases
 
 import cnnc
-from cnnc.backends.opencl.target import Target
-from cnnc.crosscheck import cross_check
 from cnnc.passes.pipeline import inference_graph
 
 POOL = "pool.cl:avgpool2d"
-WINOGRAD = {"m4": {"algo": "winograd", "wino_m": 4}, "m2": {"algo": "winograd", "wino_m": 2},
-            "m4-fused": {"algo": "winograd", "wino_m": 4, "wino_fused": 2},
-            "m2-fused": {"algo": "winograd", "wino_m": 2, "wino_fused": 4}}
-STORES = {"m4": "winograd.cl:winograd_output", "m2": "winograd.cl:winograd_output",
-          "m4-fused": "winograd.cl:winograd_fused", "m2-fused": "winograd.cl:winograd_fused",
-          "rows": "conv2d_rows.cl:conv2d_rows"}
-
 # (input H, W, C; filters; kernel size; conv extra args), every pooling window whole
 MAPS = [
     ((7, 7, 8), 16, 3, {}),  # 7x7 -> 3x3: floor pooling, a tile half outside
@@ -54,23 +46,6 @@ def _graph(spec):
     graph = inference_graph(cnnc.load_spec(spec))
     assert graph.node("p").op == "conv2d_avgpool"
     return graph
-
-
-def _target(tiling, device):
-    if tiling == "native":
-        return None
-    if device.kind == "gpu":
-        pytest.skip("the native tiling of a GPU device is the GPU tiling")
-    return Target("gpu", device.compute_units)
-
-
-def _check(graph, batch, device, target=None, variants=None):
-    report = cross_check(graph, batch, device=device.index, seed=5, target=target,
-                         variants=variants)
-    bad = [c for c in report.checks if not c.passed]
-    assert not bad, "; ".join(f"{c.node} ({c.op}, {c.kernels}): alone {c.local_rel:.2e} > "
-                              f"{c.tolerance:.1e} or run {c.e2e_rel:.2e}" for c in bad)
-    return {c.node: c.kernels for c in report.checks}
 
 
 @pytest.mark.parametrize("batch, tiling", [(1, "native"), (7, "native"), (7, "gpu-tiling")])
