@@ -101,7 +101,8 @@ def show(cache) -> None:
             continue
         shapes = " ".join("x".join(str(d) for d in shape) for shape in k["shapes"])
         rows.setdefault((k["device"], k["driver"]), []).append([
-            k["op"], shapes, _attrs_text(k["attrs"]), str(k["batch"]), describe(e["variant"]),
+            k["op"], shapes, _attrs_text(k["attrs"]), str(k["batch"]),
+            describe(e["variant"]) + (" (search cut short)" if e.get("cut") else ""),
             f"{e['default_seconds'] * 1e3:.2f}", f"{e['seconds'] * 1e3:.2f}",
             f"{e['default_seconds'] / e['seconds']:.2f}x"])
     head = ["op", "shapes (inputs, output)", "attributes", "batch", "variant", "default ms",
@@ -169,6 +170,12 @@ def _tune(args: argparse.Namespace, cache) -> None:
         for name, why in r.rejected:
             print(f"    rejected {name}: {why}")
     print(f"tuned in {time.perf_counter() - start:.1f} s; cache: {cache.path}")
+    cut = {r.node for r in results if r.cut}
+    if cut:
+        print(f"{len(cut)} of the searches ({', '.join(sorted(cut)[:4])}"
+              f"{', ...' if len(cut) > 4 else ''}) stopped at the budget with variants left to "
+              f"time: their best so far is cached and used; tune again (a larger --budget) to "
+              f"resume them")
     # Only where the budget leaves room for it: building a graph's other programs took 6 s
     # from empty caches (resnet_mini's training step, Zen 1).
     if tuner.left() > WARM_UP_SECONDS:

@@ -41,6 +41,10 @@ FORMAT = "cnnc-tuning 1"
 FILE_NAME = "tuning.json"
 KEY_FIELDS = ("device", "driver", "platform", "kernels", "op", "shapes", "attrs", "batch", "dtype")
 ENTRY_FIELDS = ("key", "variant", "seconds", "default_seconds", "checksum")
+# "cut": the winner of a search its budget cut short with variants left to time, and the
+# indices (in the launch's variant space) of those it timed: used like any entry, and resumed
+# from there (not trusted as final) by the next `cnnc tune` of its graph.
+OPTIONAL_FIELDS = ("cut",)
 MAX_FILE_BYTES = 64 * 2**20
 
 
@@ -128,7 +132,7 @@ def same_but_batch(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def checksum(entry: Mapping[str, Any]) -> str:
-    body = {k: entry[k] for k in ENTRY_FIELDS if k != "checksum"}
+    body = {k: entry[k] for k in (*ENTRY_FIELDS, *OPTIONAL_FIELDS) if k != "checksum" and k in entry}
     return hashlib.sha256(b"entry\0" + _canonical(body)).hexdigest()
 
 
@@ -160,14 +164,22 @@ def variant_problem(variant: Any) -> str | None:
     return None
 
 
+def _fields_ok(entry: Any) -> bool:
+    return (isinstance(entry, dict) and set(ENTRY_FIELDS) <= set(entry)
+            and set(entry) <= {*ENTRY_FIELDS, *OPTIONAL_FIELDS})
+
+
 def _positive(value: Any) -> bool:
     return type(value) is float and math.isfinite(value) and value > 0
 
 
 def entry_problem(eid: Any, entry: Any) -> str | None:
     """Why an entry is not a valid one (None: it is)."""
-    if not isinstance(entry, dict) or sorted(entry) != sorted(ENTRY_FIELDS):
+    if not _fields_ok(entry):
         return "its fields are not the expected ones"
+    if "cut" in entry and not (isinstance(entry["cut"], list) and 0 < len(entry["cut"]) <= 1000
+                               and all(type(i) is int and 0 <= i < 10000 for i in entry["cut"])):
+        return "its 'cut' mark is not a list of variant indices"
     key = entry["key"]
     if not isinstance(key, dict) or sorted(key) != sorted(KEY_FIELDS):
         return "its key's fields are not the expected ones"
@@ -189,8 +201,7 @@ def other_kernels_entry(eid: Any, entry: Any) -> bool:
     """Whether `entry` is intact (its id and checksum match) and was written for other kernel
     sources than this process's: never looked up here, whatever its variant says, but not
     this version's to discard."""
-    return (isinstance(entry, dict) and sorted(entry) == sorted(ENTRY_FIELDS)
-            and isinstance(entry["key"], dict) and sorted(entry["key"]) == sorted(KEY_FIELDS)
+    return (_fields_ok(entry) and isinstance(entry["key"], dict) and sorted(entry["key"]) == sorted(KEY_FIELDS)
             and entry["key"]["kernels"] != kernel_source_hash()
             and eid == entry_id(entry["key"]) and entry["checksum"] == checksum(entry))
 
@@ -229,9 +240,11 @@ def dump(entries: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def make_entry(key: dict[str, Any], variant: dict[str, Any], seconds: float,
-               default_seconds: float) -> dict[str, Any]:
+               default_seconds: float, *, cut: list[int] | None = None) -> dict[str, Any]:
     entry = {"key": key, "variant": dict(variant), "seconds": float(seconds),
              "default_seconds": float(default_seconds)}
+    if cut:
+        entry["cut"] = sorted(cut)
     entry["checksum"] = checksum({**entry, "checksum": ""})
     return entry
 

@@ -10,7 +10,9 @@ proportion to the nodes' FLOPs). The nodes are
 searched in two passes: first each node's likeliest variants (the default and the next PATIENCE,
 built at once), largest node first, then with what is left the searches that pass cut, so a short
 budget gives every node its largest gain before any gets the rest; nodes under 0.5% of the
-FLOPs come last, with what is left (else they keep the defaults). The fastest
+FLOPs come last, with what is left (else they keep the defaults). A search the budget ends with
+variants left to time is cached marked cut (with the variants it timed): its best so far is
+used, and the next tuning of the graph resumes it in its second pass. The fastest
 variant is then timed again beside the default, and it must beat it by MIN_GAIN and pass the
 correctness gate (gate.py) to be kept; a variant the gate rejects is never used, and the tuner
 says which and why. Nodes with the same cache key share one search. Only the kept variants'
@@ -306,8 +308,12 @@ class Tuner:
                 need = expect + self._final_cost(timed[0], best)
                 now = self.clock()
                 if now + need > self.deadline:
+                    result.cut = True  # a later `cnnc tune` resumes it (its cache entry says so)
                     break
-                if i > 1 and now + need > stop:
+                # (A resumed search times at least one variant its first part did not, so that
+                # each resumption of it makes progress.)
+                if i > 1 and now + need > stop and (
+                        prior is None or any(t.index not in prior.timed for t in timed[1:])):
                     result.cut = True  # the second pass may resume it
                     break
             try:
@@ -412,11 +418,18 @@ class Tuner:
         todo: list[Node] = []
         smalls: list[Node] = []  # few FLOPs: tuned last, if time is left
         seen: set[str] = set()
+        partial: list[Node] = []  # cached from a search cut short: resumed in the second pass
         for n in nodes:
             eid = entry_id(keys[n.name])
             entry = None if force else self.cache.get(keys[n.name])
+            if entry is not None and entry.get("cut") and entry["variant"] not in variant_space(
+                    n, ctx):
+                entry = None  # a cut search's winner this version does not offer: search anew
             if entry is not None:
                 results[n.name] = _from_entry(n, entry, default_variant(n, ctx), flops[n.name])
+                if entry.get("cut") and eid not in seen and eid not in self.results:
+                    seen.add(eid)
+                    partial.append(n)
             elif eid in self.results:
                 results[n.name] = _reused(self.results[eid], n)
             elif eid in seen:
@@ -444,7 +457,8 @@ class Tuner:
                 r = self.tune_node(graph, n, batch, share, keys[n.name],
                                    first_only=prior is None, prior=prior)
             self.results[entry_id(keys[n.name])] = results[n.name] = r
-            self.cache.put(make_entry(keys[n.name], r.variant, r.seconds, r.default_seconds))
+            self.cache.put(make_entry(keys[n.name], r.variant, r.seconds, r.default_seconds,
+                                      cut=r.timed if r.cut else None))
 
         # Two passes: first every node's likeliest variants (built at once), so that a budget
         # too small for every search still gives each node its largest gain (Winograd's 3-5x
@@ -465,6 +479,7 @@ class Tuner:
                 if bar is not None:
                     bar.update()
             resumed = [n for n in todo if results[n.name].cut]
+            resumed = sorted(resumed + partial, key=lambda n: -flops[n.name])
             weight = sum(flops[n.name] for n in resumed)
             for n in resumed:
                 if self.left() <= self.node_cost():
@@ -483,6 +498,10 @@ class Tuner:
             if bar is not None:
                 bar.close()
         for n in nodes:  # later nodes with the key of one tuned (or not reached) above
+            if n.name in results and results[n.name].source == "cache, cut short":
+                eid = entry_id(keys[n.name])
+                if eid in self.results and n.name != self.results[eid].node:
+                    results[n.name] = _reused(self.results[eid], n)
             if n.name not in results:
                 eid = entry_id(keys[n.name])
                 if eid in self.results:
@@ -497,8 +516,13 @@ class Tuner:
 
 def _from_entry(node: Node, entry: Mapping[str, Any], default: dict[str, Any],
                 flops: int) -> NodeResult:
+    # An entry of a cut search is the prior of its resumed search (tune_node): its winner,
+    # admitted by a gate when it was stored, and the variants it timed, not timed again.
+    cut = bool(entry.get("cut"))
     return NodeResult(node.name, node.op, dict(entry["variant"]), default,
-                      entry["seconds"], entry["default_seconds"], flops, source="cache")
+                      entry["seconds"], entry["default_seconds"], flops,
+                      source="cache, cut short" if cut else "cache",
+                      timed=list(entry.get("cut", [])), cut=cut)
 
 
 def _reused(r: NodeResult, node: Node) -> NodeResult:

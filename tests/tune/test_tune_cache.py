@@ -36,6 +36,27 @@ def test_entries_round_trip(cache):
     assert again.get(_entry(1)["key"]) is None
 
 
+def test_a_cut_searchs_mark_round_trips_and_is_checked(cache, capsys):
+    """A search its budget cut short is kept with a "cut" mark, the variants it timed (the next
+    `cnnc tune` resumes it); the mark is covered by the checksum and checked."""
+    key = _entry(0)["key"]
+    cut = tc.make_entry(key, {"algo": "direct", "MR": 4, "VW": 8, "NV": 1}, 0.001, 0.002,
+                        cut=[2, 0, 1])
+    assert cut["cut"] == [0, 1, 2] and "cut" not in _entry(0)
+    cache.put(cut)
+    assert tc.TuningCache(cache.path).get(key) == cut
+    for bad in (True, [], ["0"], [-1], [True]):
+        forged = dict(cut, cut=bad)
+        forged["checksum"] = tc.checksum(forged)
+        _write(cache.path, {tc.entry_id(key): forged})
+        assert tc.TuningCache(cache.path).get(key) is None, bad
+        assert "'cut' mark is not a list" in capsys.readouterr().err
+    unmarked = {k: v for k, v in cut.items() if k != "cut"}  # the mark removed by hand
+    _write(cache.path, {tc.entry_id(key): unmarked})
+    assert tc.TuningCache(cache.path).get(key) is None
+    assert "checksum" in capsys.readouterr().err
+
+
 def test_a_corrupt_file_is_discarded_with_a_warning(cache, capsys):
     cache.path.write_text('{"format": "cnnc-tuning 1", "entries": {')
     assert cache.entries == {}
@@ -61,6 +82,8 @@ def test_another_programs_file_is_discarded(cache, capsys):
         (lambda e: e["key"].update(batch=99), "id does not match"),
         (lambda e: e.update(seconds=-1.0), "times"),
         (lambda e: e.pop("checksum"), "fields"),
+        (lambda e: e.update(cut=[0, 1]), "checksum"),  # a complete search's entry marked cut
+        (lambda e: e.update(extra=1), "fields"),
     ],
 )
 def test_a_tampered_or_foreign_entry_is_discarded(cache, capsys, tamper, why):

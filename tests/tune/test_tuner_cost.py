@@ -332,6 +332,35 @@ def test_every_node_gets_its_likeliest_gain_before_any_search_goes_on(device, gr
     assert all(r.tried == 5 for r in long)
 
 
+def test_a_search_cut_by_the_budget_is_resumed_by_the_next_tuning(device, graph, tmp_path,
+                                                                 monkeypatch):
+    """A budget that ends a node's search with variants left to time caches its best so far
+    marked cut; the next tuning of the graph (no --force) resumes those searches, finds the
+    later, faster variant and clears the mark; a third tunes nothing."""
+    space, seconds = _two_pass_space(monkeypatch)
+    cache = TuningCache(tmp_path / "t.json")
+    n_tunable = len({n.name for n in graph.nodes if tuner_module.tunable(n)})
+    runs = []
+    for budget in (4.0 * n_tunable, 600.0, 600.0):
+        clock = FakeClock()
+        timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
+        tuner = Tuner(device, TuningCache(cache.path), budget, progress=False, clock=clock)
+        runs.append(({r.node: r for r in tuner.tune_graph(graph, 3)}, list(timed)))
+    (first, _), (second, timed_second), (third, timed_third) = runs
+    cut = [name for name, r in first.items() if r.cut]
+    assert cut, "the short budget cut no search"
+    keys = {n.name: tuner_module.node_key(tuner.backend, graph, n, 3) for n in graph.nodes
+            if n.name in first}
+    for name in cut:
+        assert second[name].variant == space[4] and not second[name].cut, name
+        assert "cut" not in TuningCache(cache.path).get(keys[name])
+    assert {name for name, _ in timed_second} >= {first[n].node for n in cut}
+    # The third resumes only what the second left cut (launches of few FLOPs get small shares).
+    assert {name for name, _ in timed_third} <= {n for n, r in second.items() if r.cut}
+    assert not {name for name, _ in timed_third} & set(cut)
+    assert all(third[name].source == "cache" for name in cut)
+
+
 def test_a_resumed_search_keeps_the_first_pass_winner_when_time_runs_out(device, graph,
                                                                           tmp_path,
                                                                           monkeypatch):
