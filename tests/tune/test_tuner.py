@@ -87,11 +87,13 @@ def test_first_use_tuning_fills_the_cache_and_is_not_repeated(device, cache_dir,
     assert chooser._tuner is not None
     tuned = tc.TuningCache.default().entries
     assert tuned, "the tunings are kept in the cache"
-    # a later tuner (another process) takes what is cached and tunes it no more
+    # a later tuner (another process) takes what is cached and tunes it no more, but for the
+    # searches the 3 s budget cut short, which it resumes
     again = Tuner(device, tc.TuningCache.default(), budget=60, progress=False)
     for r in again.tune_graph(graph, 3):
-        if tc.entry_id(node_key(backend, graph, graph.node(r.node), 3)) in tuned:
-            assert r.source == "cache"
+        entry = tuned.get(tc.entry_id(node_key(backend, graph, graph.node(r.node), 3)))
+        if entry is not None:
+            assert r.source in (("tuned", "same key") if "cut" in entry else ("cache",)), r
 
 
 def test_a_later_run_starts_with_a_partly_tuned_cache(device, cache_dir, tmp_path):
