@@ -1,0 +1,84 @@
+/* The kernel gradient of a convolution of few input channels (a network's stem: 1 to 4),
+ * computed directly along input rows:
+ *
+ *   dw[kh, kw, c, f] = sum over (n, oh, ow) of
+ *       x[n, oh*SH + kh*DH - PT, ow*SW + kw*DW - PL, c] * dy[n, oh, ow, f]
+ *
+ * A work-item owns TAPS neighbouring taps of one kernel row (kh, kw0.., c) by NR = VW * NV
+ * filters and walks a part's output rows (n, oh): it copies the input row its taps read into a
+ * private row with the padding as zeros (so the inner loop has no bounds checks), then for
+ * each output pixel loads its dy vectors once and adds the pixel's TAPS inputs times them. The
+ * implicit GEMM (conv2d.cl: conv2d_grad_kernel) checks every tap's bounds at every pixel and
+ * multiplies one to four channels per check; im2col + matmul_tn writes and reads KH * KW * C
+ * floats per pixel (bind_grad_rows.py says what was measured).
+ *
+ * Geometry (-D) as conv2d.cl's (groups == 1): H W C input, OH OW F output, KH KW, SH SW, DH DW,
+ *   PT PL. Tiling (-D): MR taps per work-item (TAPS = min(MR, KW); each kernel row cut in
+ *   TAP_BLOCKS blocks), VW, NV.
+ * Launch: dim 0 = KH * C * TAP_BLOCKS tap blocks, dim 1 = F / NR filter blocks, dim 2 = the
+ *   parts the batch's N * OH output rows are cut into: part s writes out + s * (KH*KW*C*F), and
+ *   with several parts reduce.cl sums them. A work-group holding one part's work-items (the
+ *   binder's, on a CPU) reads that part's dy from the core's cache after its first work-item.
+ */
+#include "tile.h"
+
+#define TAPS (MR < KW ? MR : KW)
+#define TAP_BLOCKS ((KW + TAPS - 1) / TAPS)
+/* input columns one output row's TAPS taps read */
+#define SPAN ((OW - 1) * SW + (TAPS - 1) * DW + 1)
+
+__kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
+                                      __global const float *restrict dy,
+                                      __global float *restrict out, int batch)
+{
+    const int b = (int)get_global_id(0), f0 = (int)get_global_id(1) * NR;
+    const int part = (int)get_global_id(2), parts = (int)get_global_size(2);
+    const int tb = b % TAP_BLOCKS, c = (b / TAP_BLOCKS) % C, kh = b / (TAP_BLOCKS * C);
+    const int kw0 = tb * TAPS;
+    const int rows = batch * OH;
+    const int r_end = part_begin(rows, part + 1, parts);
+
+    floatV acc[TAPS][NV];
+#pragma unroll
+    for (int t = 0; t < TAPS; t++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[t][v] = (floatV)(0.0f);
+
+    float xr[SPAN];
+    for (int row = part_begin(rows, part, parts); row < r_end; row++) {
+        const int n = row / OH, oh = row % OH;
+        const int ih = oh * SH + kh * DH - PT;
+        if (ih < 0 || ih >= H)
+            continue;
+        __global const float *in_row = x + (n * H + ih) * W * C + c;
+        const int iw0 = kw0 * DW - PL;
+        for (int j = 0; j < SPAN; j++) {
+            const int iw = iw0 + j;
+            xr[j] = iw >= 0 && iw < W ? in_row[iw * C] : 0.0f;
+        }
+        __global const float *dy_row = dy + row * OW * F + f0;
+        for (int ow = 0; ow < OW; ow++) {
+            floatV d[NV];
+            load_row(d, dy_row + ow * F);
+#pragma unroll
+            for (int t = 0; t < TAPS; t++) {
+                const floatV a = (floatV)(xr[ow * SW + t * DW]);
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    acc[t][v] = fma(a, d[v], acc[t][v]);
+            }
+        }
+    }
+
+    /* the row's last block may hold taps past KW (an `if`, so the loop stays unrolled) */
+    __global float *o = out + part * (KH * KW * C * F);
+#pragma unroll
+    for (int t = 0; t < TAPS; t++) {
+        if (kw0 + t < KW) {
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                STOREV(acc[t][v], o + ((kh * KW + kw0 + t) * C + c) * F + f0 + v * VW);
+        }
+    }
+}
