@@ -22,6 +22,88 @@
  */
 #include "tile.h"
 
+#if TAP_VECTOR
+/* -D TAP_VECTOR=1 (stride 1, no dilation): the taps in the vectors instead of the filters. A
+ * kernel row's KW * C taps (kw, c) read KW * C neighbouring floats of the input row, in dw's
+ * order: a work-item owns all of them, in TV vectors of VW, by MR filters, and per output pixel
+ * loads the TV vectors from the private row and multiplies them by each of its MR filters'
+ * dy (a broadcast): one load per MR FMAs where the filter vectors' form loads one per TAPS, and
+ * no window for the compiler to hold in registers beside the accumulators. The lanes past
+ * KW * C are wasted (1 of 8 for a 7x7 stem of one channel). Launch: dim 0 = KH, dim 1 = F / MR
+ * filter blocks, dim 2 = parts, as below. */
+#define TV ((KW * C + VW - 1) / VW)
+#define XSPAN ((OW + KW - 1) * C + TV * VW)
+
+__kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
+                                      __global const float *restrict dy,
+                                      __global float *restrict out, int batch)
+{
+    const int kh = (int)get_global_id(0), f0 = (int)get_global_id(1) * MR;
+    const int part = (int)get_global_id(2), parts = (int)get_global_size(2);
+    const int rows = batch * OH;
+    const int r_end = part_begin(rows, part + 1, parts);
+
+    floatV acc[MR][TV];
+#pragma unroll
+    for (int m = 0; m < MR; m++)
+#pragma unroll
+        for (int t = 0; t < TV; t++)
+            acc[m][t] = (floatV)(0.0f);
+
+    float xr[XSPAN];
+#if SYNC_ROWS
+    for (int chunk = part_begin(rows, part, parts); chunk < r_end; chunk += SYNC_ROWS) {
+    const int chunk_end = min(chunk + SYNC_ROWS, r_end);
+    for (int row = chunk; row < chunk_end; row++) {
+#else
+    for (int row = part_begin(rows, part, parts); row < r_end; row++) {
+#endif
+        const int n = row / OH, oh = row % OH;
+        const int ih = oh + kh - PT;
+        if (ih < 0 || ih >= H)
+            continue;
+        __global const float *in_row = x + (n * H + ih) * W * C;
+        for (int j = 0; j < XSPAN; j++) {
+            const int iw = j / C - PL;
+            xr[j] = iw >= 0 && iw < W ? in_row[iw * C + j % C] : 0.0f;
+        }
+        __global const float *dy_row = dy + row * OW * F + f0;
+        for (int ow = 0; ow < OW; ow++) {
+            floatV a[TV];
+#pragma unroll
+            for (int t = 0; t < TV; t++)
+                a[t] = LOADV(xr + ow * C + t * VW);
+#pragma unroll
+            for (int m = 0; m < MR; m++) {
+                const floatV d = (floatV)(dy_row[ow * F + m]);
+#pragma unroll
+                for (int t = 0; t < TV; t++)
+                    acc[m][t] = fma(a[t], d, acc[m][t]);
+            }
+        }
+    }
+#if SYNC_ROWS
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    }
+#endif
+
+    __global float *o = out + part * (KH * KW * C * F) + kh * KW * C * F + f0;
+#pragma unroll
+    for (int m = 0; m < MR; m++) {
+#pragma unroll
+        for (int t = 0; t < TV; t++) {
+            float lanes[VW];
+            STOREV(acc[m][t], lanes);
+#pragma unroll
+            for (int l = 0; l < VW; l++)
+                if (t * VW + l < KW * C)
+                    o[(t * VW + l) * F + m] = lanes[l];
+        }
+    }
+}
+
+#else
+
 #define TAPS (MR < KW ? MR : KW)
 #define TAP_BLOCKS ((KW + TAPS - 1) / TAPS)
 /* input columns one output row's TAPS taps read */
@@ -46,7 +128,16 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
             acc[t][v] = (floatV)(0.0f);
 
     float xr[SPAN];
+#if SYNC_ROWS
+    /* The work-group's work-items (one part's) take its rows SYNC_ROWS at a time, all of them
+     * one chunk before any the next: the chunk's dy is read from the core's L1 cache by every
+     * work-item after the first, instead of each one streaming the whole part. */
+    for (int chunk = part_begin(rows, part, parts); chunk < r_end; chunk += SYNC_ROWS) {
+    const int chunk_end = min(chunk + SYNC_ROWS, r_end);
+    for (int row = chunk; row < chunk_end; row++) {
+#else
     for (int row = part_begin(rows, part, parts); row < r_end; row++) {
+#endif
         const int n = row / OH, oh = row % OH;
         const int ih = oh * SH + kh * DH - PT;
         if (ih < 0 || ih >= H)
@@ -70,6 +161,10 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
             }
         }
     }
+#if SYNC_ROWS
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    }
+#endif
 
     /* the row's last block may hold taps past KW (an `if`, so the loop stays unrolled) */
     __global float *o = out + part * (KH * KW * C * F);
@@ -82,3 +177,4 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
         }
     }
 }
+#endif

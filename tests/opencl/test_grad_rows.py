@@ -36,9 +36,12 @@ LAYERS = [
 ]
 
 # Beside the default: a kernel row cut into tap blocks of 2 and 3 (the last one past the row's
-# end), single floats, several parts, and the driver's work-groups.
+# end), single floats, several parts taking their rows 3 at a time together, and the driver's
+# work-groups; with stride 1 and no
+# dilation the taps in vectors (all filters or one per work-item; vectors of 4 and 8, whose
+# lanes past the row's taps are dropped), with and without a work-group's rows taken together.
 OTHERS = [
-    {"MR": 2, "VW": 1, "NV": 1, "split": 3},
+    {"MR": 2, "VW": 1, "NV": 1, "split": 3, "sync_rows": 3},
     {"MR": 3, "VW": 1, "NV": 2, "split": 1, "row_groups": 0},
 ]
 
@@ -58,6 +61,10 @@ def _graph(shape, layer):
     return training_graph(load_spec(_spec(shape, layer)))
 
 
+def _unit_steps(layer):
+    return "strides" not in layer and "dilation_rate" not in layer
+
+
 def _fits(variant, filters):
     return filters % (variant["VW"] * variant["NV"]) == 0
 
@@ -68,8 +75,11 @@ def test_row_kernel_gradient_matches_numpy(index, backend):
     graph = _graph(shape, layer)
     node = _grad_kernel(graph)
     gate = Gate(backend, graph, node, batch)
-    for other in [{}, *OTHERS]:
-        if other and not _fits(other, node.attrs["filters"]):
+    filters = node.attrs["filters"]
+    tap_vectors = [{"tap_vector": 1, "MR": filters, "VW": 4, "NV": 1, "split": 2},
+                   {"tap_vector": 1, "MR": 1, "VW": 8, "NV": 1, "sync_rows": 2}]
+    for other in [{}, *OTHERS, *(tap_vectors if _unit_steps(layer) else [])]:
+        if "tap_vector" not in other and other and not _fits(other, filters):
             continue
         variant = {"algo": NAME, **other}
         verdict = gate.check(variant)
@@ -116,5 +126,6 @@ def test_the_tuner_offers_it_and_its_parts():
     space = variant_space(_grad_kernel(graph), BindContext(graph, 128, Target("cpu", 2)))
     assert space[0]["algo"] == NAME
     rows = [v for v in space if v["algo"] == NAME]
-    assert len({v["split"] for v in rows}) >= 3
+    assert len({v["split"] for v in rows if "split" in v}) >= 3
     assert any(v["algo"] == "direct" for v in space)
+    assert any(v.get("tap_vector") for v in rows) and any(v.get("sync_rows") for v in rows)

@@ -7,16 +7,26 @@ the parts added up by reduce.cl.
 Why (the seed model's stem, 7x7 on 28x28x1 into 64 filters, batch 128; pocl, 2-core Zen 3):
 im2col + matmul_tn took 12.3 ms (25% of the device's FMA peak), the implicit GEMM no less: each
 checks every tap's bounds per pixel (or copies the 49 taps of every pixel out) for one
-multiplication per filter vector. Figures of this kernel: ROWS_MEASURED below.
+multiplication per filter vector. This kernel, the node alone at batch 128, 15 interleaved
+rounds on a loaded machine (load 3.5-3.7, so the times are ~2.5x an idle machine's; the ratios
+count): im2col + matmul_tn 32.0 ms (min) / 35.8 ms (median); 7 taps x 16 filters (the default)
+14.6 / 17.7 ms, 2.0-2.2x; the taps as vectors by 16 filters 17.0 / 21.4; the default with a
+work-group's rows taken 4 at a time together 16.1 / 19.0 (both the tuner's variants).
+Its accumulators (14 vectors) leave the compiler too few registers for the input window it
+slides along the row: pocl's code spills a few of them per pixel (objdump of the cached
+kernel); 7 taps x 8 filters, without spills, ran slower still (its dy loads per FMA double).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from cnnc.backends.opencl.launches import BindContext, Int, NodeBinding, Value, Workspace, launch
 from cnnc.backends.opencl.primitives import conv_geometry, with_parts_summed
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import register_tile, tuned_split, tuned_tile
 from cnnc.backends.opencl.tunable import Gemm, Variant, tile_text
+from cnnc.errors import InternalError
 from cnnc.ir.graph import Node
 
 NAME = "grad_rows"
@@ -25,6 +35,10 @@ NAME = "grad_rows"
 # bind_conv_rows.ROWS_MAX_CHANNELS: past a few channels the implicit GEMM's per-tap checks are
 # shared by the channels they cover).
 ROWS_MAX_CHANNELS = 4
+
+# sync_rows: output rows a work-group's work-items take together (0: each its whole part)
+KEYS = {"sync_rows": (0, 64), "tap_vector": (0, 1)}
+SYNC_ROWS_FORM = 4
 
 # The most taps a work-item takes along a kernel row (a 7x7 stem's row in one block).
 MAX_TAPS = 8
@@ -64,9 +78,21 @@ def grad_rows_tile(cols: int, target: Target) -> dict[str, int]:
     return tile
 
 
-def _split(node: Node, ctx: BindContext, tile: dict[str, int], variant: Variant) -> int:
+def tap_vector_applies(geo: dict[str, int]) -> bool:
+    """The taps as vectors read neighbouring input floats: stride 1 along rows, no dilation."""
+    return geo["SW"] == 1 and geo["SH"] == 1 and geo["DW"] == 1 and geo["DH"] == 1
+
+
+def _tap_vector_tile(node: Node, geo: dict[str, int], variant: Variant) -> dict[str, int]:
+    """MR filters per work-item by the kernel row's taps in vectors of VW (NV 1)."""
+    tile = {"MR": int(variant.get("MR", 8)), "VW": int(variant.get("VW", 8)), "NV": 1}
+    if not tap_vector_applies(geo) or geo["F"] % tile["MR"]:
+        raise InternalError(f"node '{node.name}': tap vectors {tile} do not fit {geo}")
+    return tile
+
+
+def _split(node: Node, ctx: BindContext, items: int, variant: Variant) -> int:
     gemm = grad_rows_gemm(node, ctx, variant)
-    items = -(-gemm.rows // tile["MR"]) * (gemm.cols // (tile["VW"] * tile["NV"]))
     rows = ctx.batch * _geometry(node, ctx)["OH"]
     return max(1, min(rows, tuned_split(items, gemm.reduction, gemm.step_bytes, ctx.target,
                                         variant)))
@@ -78,11 +104,15 @@ def bind_conv2d_grad_kernel_rows(node: Node, ctx: BindContext) -> NodeBinding:
     out = Value(node.name)
     geo = _geometry(node, ctx)
     variant = ctx.variant(node)
-    tile = tuned_tile(geo["F"], ctx.target, variant, base=grad_rows_tile)
-    taps = min(tile["MR"], geo["KW"])
-    tap_blocks = geo["KH"] * geo["C"] * -(-geo["KW"] // taps)
-    filter_blocks = geo["F"] // (tile["VW"] * tile["NV"])
-    split = _split(node, ctx, tile, variant)
+    if variant.get("tap_vector"):
+        tile = _tap_vector_tile(node, geo, variant)
+        tap_blocks, filter_blocks = geo["KH"], geo["F"] // tile["MR"]
+    else:
+        tile = tuned_tile(geo["F"], ctx.target, variant, base=grad_rows_tile)
+        taps = min(tile["MR"], geo["KW"])
+        tap_blocks = geo["KH"] * geo["C"] * -(-geo["KW"] // taps)
+        filter_blocks = geo["F"] // (tile["VW"] * tile["NV"])
+    split = _split(node, ctx, tap_blocks * filter_blocks, variant)
     parts = Workspace(0)
     grid = (tap_blocks, filter_blocks, split)
     # One part's work-items in a work-group on a CPU: they run one after the other on one core,
@@ -92,17 +122,45 @@ def bind_conv2d_grad_kernel_rows(node: Node, ctx: BindContext) -> NodeBinding:
              if ctx.target.kind == "cpu" and variant.get("row_groups", 1)
              and ctx.target.limits.group_fits((tap_blocks, filter_blocks, 1)) else None)
     args = (Value(x), Value(dy), out if split == 1 else parts, Int(ctx.batch))
+    sync = int(variant.get("sync_rows", 0)) if group else 0
     main = launch("conv2d_grad_rows.cl", "conv2d_grad_kernel_rows", grid, args,
-                  {**geo, **tile}, group)
+                  {**geo, **tile, "SYNC_ROWS": sync,
+                   "TAP_VECTOR": int(bool(variant.get("tap_vector")))}, group)
     return with_parts_summed(main, parts, out, geo["KH"] * geo["KW"] * geo["C"] * geo["F"],
                              ctx.target)
 
 
 def default_where(node: Node, ctx: BindContext) -> bool:
-    """The default on a CPU (ROWS_MEASURED); a GPU's work-items are too few (KH * C tap
+    """The default on a CPU (the module's figures); a GPU's work-items are too few (KH * C tap
     blocks by the filter blocks, per part) for it to be more than a variant there."""
     return ctx.target.kind == "cpu"
 
 
+def grad_rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """On a CPU where it applies, beside the register blocks and parts the tuner gives every
+    GEMM: the default block with a work-group's rows taken SYNC_ROWS_FORM at a time together,
+    and with stride 1 and no dilation the taps in vectors by 16 or 8 filters (those that
+    divide the filters)."""
+    if ctx.target.kind != "cpu" or not applies(node, ctx):
+        return []
+    geo = _geometry(node, ctx)
+    out: list[dict[str, Any]] = []
+    if tap_vector_applies(geo):
+        width = ctx.target.max_vector
+        out += [{"algo": NAME, "tap_vector": 1, "MR": m, "VW": width, "NV": 1}
+                for m in (16, 8) if geo["F"] % m == 0]
+    tile = grad_rows_tile(geo["F"], ctx.target)
+    out.append({"algo": NAME, **tile, "sync_rows": SYNC_ROWS_FORM})
+    return out
+
+
 def describe(variant: Variant) -> str:
-    return f"grad rows {tile_text(variant)}"
+    if variant.get("tap_vector"):
+        text = f"grad rows tap vectors {variant.get('MR', '?')} filters x{variant.get('VW', '?')}"
+        if "split" in variant:
+            text += f" split={variant['split']}"
+    else:
+        text = f"grad rows {tile_text(variant)}"
+    if variant.get("sync_rows"):
+        text += f" sync_rows={variant['sync_rows']}"
+    return text
