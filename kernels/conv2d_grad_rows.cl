@@ -63,10 +63,15 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
         if (ih < 0 || ih >= H)
             continue;
         __global const float *in_row = x + (n * H + ih) * W * C;
-        for (int j = 0; j < XSPAN; j++) {
-            const int iw = j / C - PL;
-            xr[j] = iw >= 0 && iw < W ? in_row[iw * C + j % C] : 0.0f;
-        }
+        /* the padding's zeros, then the row's floats as they lie (one copy loop without a
+         * branch), then zeros */
+        const int lo = min(PL * C, XSPAN), hi = min((W + PL) * C, XSPAN);
+        for (int j = 0; j < lo; j++)
+            xr[j] = 0.0f;
+        for (int j = lo; j < hi; j++)
+            xr[j] = in_row[j - PL * C];
+        for (int j = hi; j < XSPAN; j++)
+            xr[j] = 0.0f;
         __global const float *dy_row = dy + row * OW * F + f0;
         for (int ow = 0; ow < OW; ow++) {
             floatV a[TV];
@@ -144,10 +149,13 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
             continue;
         __global const float *in_row = x + (n * H + ih) * W * C + c;
         const int iw0 = kw0 * DW - PL;
-        for (int j = 0; j < SPAN; j++) {
-            const int iw = iw0 + j;
-            xr[j] = iw >= 0 && iw < W ? in_row[iw * C] : 0.0f;
-        }
+        const int lo = clamp(-iw0, 0, SPAN), hi = clamp(W - iw0, lo, SPAN);
+        for (int j = 0; j < lo; j++)
+            xr[j] = 0.0f;
+        for (int j = lo; j < hi; j++)
+            xr[j] = in_row[(iw0 + j) * C];
+        for (int j = hi; j < SPAN; j++)
+            xr[j] = 0.0f;
         __global const float *dy_row = dy + row * OW * F + f0;
         for (int ow = 0; ow < OW; ow++) {
             floatV d[NV];
