@@ -112,8 +112,8 @@ train:
 
 
 def test_few_channels_also_try_the_implicit_gemm(device, tmp_path):
-    """A convolution with 2 input channels runs conv2d_rows.cl forward and copies its windows
-    out for the kernel gradient by default (im2col); its space also holds the implicit GEMM ("im2col": 0) for the forward pass and the kernel
+    """A convolution with 2 input channels runs conv2d_rows.cl forward and, for the kernel
+    gradient, conv2d_grad_rows.cl on a CPU, else copies its windows out (im2col); its space also holds the implicit GEMM ("im2col": 0) for the forward pass and the kernel
     gradient, which then binds conv2d.cl's kernels and matches the reference (the gate's shapes)."""
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import training_graph
@@ -131,8 +131,10 @@ def test_few_channels_also_try_the_implicit_gemm(device, tmp_path):
             for lau in backend.compile(graph, BATCH).plan.bindings[node.name].launches
         }
         # the default: the forward pass's row kernel (bind_conv_rows.py), the kernel gradient's
-        # im2col
-        assert ("conv2d_rows" if node.op == "conv2d" else "im2col") in plan_kernels
+        # row kernel on a CPU (bind_grad_rows.py), im2col elsewhere
+        default = ("conv2d_rows" if node.op == "conv2d" else "conv2d_grad_kernel_rows"
+                   if backend.target.kind == "cpu" else "im2col")
+        assert default in plan_kernels
         backend.choose_variants = lambda g, b, v=direct[0], n=node.name: {n: v}
         plan_kernels = {
             lau.kernel

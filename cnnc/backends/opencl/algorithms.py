@@ -18,6 +18,7 @@ from cnnc.backends.opencl import bind_depthwise as dw_grad
 from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
 from cnnc.backends.opencl import bind_gemv as gemv
+from cnnc.backends.opencl import bind_grad_rows as grad_rows
 from cnnc.backends.opencl import bind_pointwise_avgpool as pooled
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
@@ -140,6 +141,13 @@ REGISTERED: tuple[Algorithm, ...] = (
             edge_shapes.conv2d_grad_input_edges, conv2d_grad_input_gemm),
     _winograd("conv2d_grad_input", winograd.bind_conv2d_grad_input_winograd,
               edge_shapes.conv2d_grad_input_edges),
+    # Few input channels (a stem) on a CPU: the direct row kernel first, the default there
+    # (bind_grad_rows.py); elsewhere one of the tuner's variants.
+    Algorithm("conv2d_grad_kernel", grad_rows.NAME, grad_rows.bind_conv2d_grad_kernel_rows,
+              edge_shapes.conv2d_grad_kernel_edges, grad_rows.describe,
+              gemm=grad_rows.grad_rows_gemm, applies=grad_rows.applies,
+              default_where=grad_rows.default_where, tile=grad_rows.grad_rows_tile,
+              variants=grad_rows.grad_rows_variants, keys=grad_rows.KEYS),
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
             edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm,
             forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)}),
