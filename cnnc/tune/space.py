@@ -94,8 +94,10 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
 
 def tunable(node: Node) -> bool:
     # A gathered convolution (cnnc/ir/gathered.py) is tuned as its layer (tuning_graph): its
-    # inputs are not the layer's, whose edge shapes the gate checks.
-    return node.op not in LAYER_OF_GATHERED and as_layer(node).op in TUNABLE_OPS
+    # inputs are not the layer's, whose edge shapes the gate checks. So is a convolution reading
+    # a concatenation's parts (cnnc/ir/conv_concat.py).
+    return (node.op not in LAYER_OF_GATHERED and node.op != "conv2d_concat"
+            and as_layer(node).op in TUNABLE_OPS)
 
 
 def tuning_graph(graph: Graph) -> Graph:
