@@ -22,6 +22,11 @@
  *   SEG<i>_SRC, a tensor of SEG<i>_C channels, against kernel rows SEG<i>_K0, + SEG<i>_KS, ...
  *   Each run is one reduction loop (gemm_steps) with B's row stride SEG<i>_KS * F: the loop
  *   of the plain 1x1 convolution cut in pieces, no index arithmetic per step.
+ * Concatenated input (-D CONCAT=1 C0 UP0H UP0W UP1H UP1W, forward of an ungrouped convolution
+ *   on the register-blocked path, bind_conv_concat.py): the input is the channel concatenation
+ *   of x (channels 0..C0-1) and x1 (the other C - C0, the argument after x), part i stored at
+ *   H / UPiH x W / UPiW and read at (h / UPiH, w / UPiW): nearest upsampling by those factors.
+ *   Each tap's reduction runs over one part and then the other, no index arithmetic per step.
  * GPUs (-D LOCAL_TILE=1 TX TY KT, groups == 1): forward and input gradient stage their operands
  *   in local memory (tile.h); launch one work-group of TX * TY work-items per BM x BN tile.
  */
@@ -29,6 +34,16 @@
 
 #if LOCAL_TILE && CG != C
 #error "LOCAL_TILE needs groups == 1"
+#endif
+
+#if CONCAT
+#if LOCAL_TILE || GATED || GATHERED || CG != C
+#error "CONCAT: an ungrouped convolution on the register-blocked path"
+#endif
+#define CONCAT_PARAM , __global const float *restrict x1
+#define C1 (C - C0)
+#else
+#define CONCAT_PARAM
 #endif
 
 #if GATED
@@ -200,7 +215,8 @@ static void gathered_run(floatV acc[MR][NV], __global const float *src, int chan
                  w + SEG##i##_K0 * F + n0, SEG##i##_KS * F, m0, M)
 #endif
 
-__kernel void conv2d_forward(__global const float *restrict x, __global const float *restrict w,
+__kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
+                             __global const float *restrict w,
                              __global const float *restrict bias,
                              __global const float *restrict zeros, __global float *restrict y,
                              int batch RESIDUAL_PARAM GATE_PARAM GATHER_PARAM)
@@ -237,6 +253,33 @@ __kernel void conv2d_forward(__global const float *restrict x, __global const fl
 #if SEGMENTS > 7
     GATHERED_RUN(7);
 #endif
+#elif CONCAT
+    int ih0[MR], iw0[MR], n_[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        const int m = min(m0 + r, M - 1); /* rows past the end repeat the last; never stored */
+        const int rem = m % (OH * OW);
+        n_[r] = m / (OH * OW);
+        ih0[r] = (rem / OW) * SH - PT;
+        iw0[r] = (rem % OW) * SW - PL;
+    }
+    for (int kh = 0; kh < KH; kh++) {
+        for (int kw = 0; kw < KW; kw++) {
+            __global const float *src0[MR], *src1[MR];
+#pragma unroll
+            for (int r = 0; r < MR; r++) {
+                const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw * DW;
+                const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                src0[r] = inside ? x + ((n_[r] * (H / UP0H) + ih / UP0H) * (W / UP0W)
+                                        + iw / UP0W) * C0 : zeros;
+                src1[r] = inside ? x1 + ((n_[r] * (H / UP1H) + ih / UP1H) * (W / UP1W)
+                                         + iw / UP1W) * C1 : zeros;
+            }
+            __global const float *wk = w + (kh * KW + kw) * C * F + n0;
+            gemm_steps(acc, src0, wk, C0, F);
+            gemm_steps(acc, src1, wk + C0 * F, C1, F);
+        }
+    }
 #else
     const int g = n0 / FG;
     int ih0[MR], iw0[MR], base[MR];

@@ -25,6 +25,12 @@
  *   commute with every activation). A tile's origin is even (M is), so it holds whole
  *   windows; a window cut short by the map's bottom or right edge keeps its real cells.
  *
+ * A concatenation read in place (winograd_input and winograd_fused, -D CONCAT=1 C0 UP0H UP0W
+ *   UP1H UP1W; bind_conv_concat.py): the input is the channel concatenation of x (channels
+ *   0..C0-1) and x1 (the other C - C0), part i stored at H / UPiH x W / UPiW and read at
+ *   (h / UPiH, w / UPiW): nearest upsampling by those factors. Neither the concatenated nor the
+ *   upsampled map is written. A vector of channels never straddles the parts (VW, VC divide C0).
+ *
  * Why the transforms are written out as sums rather than loops over matrices: most entries of
  * B^T and A^T are 0 or +-1, and spelling them out leaves only the real multiplies.
  */
@@ -106,19 +112,42 @@
         }                                                                                     \
     } while (0)
 
-/* d (T x T, of TYPE) = the input patch at (h0, w0) of the image at `img` (H x W x C, from the
- * channel the pointer is at), LOAD-ed TYPE-wide; zero outside the image. */
-#define LOAD_PATCH(TYPE, LOAD, d, img, h0, w0)                                                \
+/* d (T x T, of TYPE) = the input patch at (h0, w0) of the H x W image at `img` (from the
+ * channel the pointer is at) whose pixels are stored PC channels apart at H / UH x W / UW,
+ * pixel (h, w) at (h / UH, w / UW), LOAD-ed TYPE-wide; zero outside the image. */
+#define LOAD_PATCH_AT(TYPE, LOAD, d, img, PC, UH, UW, h0, w0)                                 \
     do {                                                                                      \
         _Pragma("unroll") for (int a_ = 0; a_ < T; a_++) {                                    \
             const int ih_ = (h0) + a_;                                                        \
             _Pragma("unroll") for (int b_ = 0; b_ < T; b_++) {                                \
                 const int iw_ = (w0) + b_;                                                    \
                 const bool in_ = ih_ >= 0 && ih_ < H && iw_ >= 0 && iw_ < W;                  \
-                d[a_][b_] = in_ ? LOAD((img) + (ih_ * W + iw_) * C) : (TYPE)(0.0f);           \
+                d[a_][b_] = in_ ? LOAD((img) + ((ih_ / (UH)) * (W / (UW)) + iw_ / (UW)) * (PC)) \
+                                : (TYPE)(0.0f);                                               \
             }                                                                                 \
         }                                                                                     \
     } while (0)
+
+#define LOAD_PATCH(TYPE, LOAD, d, img, h0, w0) LOAD_PATCH_AT(TYPE, LOAD, d, img, C, 1, 1, h0, w0)
+
+#if CONCAT
+#define CONCAT_PARAM , __global const float *restrict x1
+#define C1 (C - C0)
+/* d = the patch of image n's channels c.. (inside one part) at (h0, w0) */
+#define LOAD_PATCH_X(TYPE, LOAD, d, n, c, h0, w0)                                             \
+    do {                                                                                      \
+        if ((c) < C0)                                                                         \
+            LOAD_PATCH_AT(TYPE, LOAD, d, x + (n) * (H / UP0H * (W / UP0W) * C0) + (c), C0,    \
+                          UP0H, UP0W, h0, w0);                                                \
+        else                                                                                  \
+            LOAD_PATCH_AT(TYPE, LOAD, d, x1 + (n) * (H / UP1H * (W / UP1W) * C1) + (c) - C0,  \
+                          C1, UP1H, UP1W, h0, w0);                                            \
+    } while (0)
+#else
+#define CONCAT_PARAM
+#define LOAD_PATCH_X(TYPE, LOAD, d, n, c, h0, w0)                                             \
+    LOAD_PATCH(TYPE, LOAD, d, x + (n) * (H * W * C) + (c), h0, w0)
+#endif
 
 /* Stores the M x M output tile `out` (floatV, before the epilogue) of tile (n, th, tw), filters
  * fc..fc+VW-1: each position inside OH x OW, or with POOL each 2x2 window's max (its mean with POOL_AVG: pool_store.h). */
@@ -256,7 +285,7 @@ __kernel void winograd_filter(__global const float *restrict w, __global float *
 /* One work-item per (tile, VW channels), channels fastest (with VPACK, a block's tiles); `tiles`
  * tiles from tile0 on, written to V as rows 0..tiles-1 (V_AT). With VPACK, the rows up to
  * V_ROWS(tiles) too: zeros. */
-__kernel void winograd_input(__global const float *restrict x, __global float *restrict v,
+__kernel void winograd_input(__global const float *restrict x CONCAT_PARAM, __global float *restrict v,
                              int tile0, int tiles)
 {
     const int i = get_global_id(0);
@@ -282,9 +311,8 @@ __kernel void winograd_input(__global const float *restrict x, __global float *r
         const int p = tile0 + q;
         const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
         const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
-        __global const float *img = x + n * (H * W * C) + c;
         floatV d[T][T];
-        LOAD_PATCH(floatV, LOADV, d, img, h0, w0);
+        LOAD_PATCH_X(floatV, LOADV, d, n, c, h0, w0);
         TRANSFORM_2D(floatV, BT_1D, d, T, T, out);
     } else {
 #pragma unroll
@@ -402,7 +430,7 @@ typedef CAT(float, VC) floatC;
 #define STOREC(v, p) CAT(vstore, VC)((v), 0, (p))
 #endif
 
-__kernel void winograd_fused(__global const float *restrict x, __global const float *restrict u,
+__kernel void winograd_fused(__global const float *restrict x CONCAT_PARAM, __global const float *restrict u,
                              __global const float *restrict bias, __global float *restrict y,
                              int tiles RESIDUAL_PARAM)
 {
@@ -416,10 +444,9 @@ __kernel void winograd_fused(__global const float *restrict x, __global const fl
         const int p = min(q0 + k, tiles - 1);
         const int n = p / (TH * TW), th = (p / TW) % TH, tw = p % TW;
         const int h0 = th * WINO_M - PT, w0 = tw * WINO_M - PL;
-        __global const float *img = x + n * (H * W * C);
         for (int c = 0; c < C; c += VC) {
             floatC d[T][T], out[T][T];
-            LOAD_PATCH(floatC, LOADC, d, img + c, h0, w0);
+            LOAD_PATCH_X(floatC, LOADC, d, n, c, h0, w0);
             TRANSFORM_2D(floatC, BT_1D, d, T, T, out);
 #pragma unroll
             for (int a = 0; a < T; a++)

@@ -7,6 +7,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     channel_slice,
     clipping,
     concat_shuffle,
+    conv_concat,
     conv_maxpool,
     conv_transpose,
     depthwise_pointwise,

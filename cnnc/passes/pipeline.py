@@ -7,7 +7,7 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
                 -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_conv_maxpool
-                -> dead_code_elimination
+                -> fuse_conv_concat -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -31,6 +31,7 @@ from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_act_grad import fuse_activation_grad
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
+from cnnc.passes.fuse_conv_concat import fuse_conv_concat
 from cnnc.passes.fuse_conv_maxpool import fuse_conv_maxpool
 from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
@@ -94,6 +95,9 @@ def inference_pipeline() -> list[Pass]:
              "written"),
         Pass("fuse_conv_maxpool", fuse_conv_maxpool,
              "conv + the 2x2 max pooling reading it as one node: only the pooled map written"),
+        Pass("fuse_conv_concat", fuse_conv_concat,
+             "conv + the concatenation (and nearest upsampling) it alone reads as one node: "
+             "the parts read where they lie"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

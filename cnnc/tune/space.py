@@ -37,6 +37,7 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.args import Attrs
+from cnnc.ir.conv_concat import parts as conv_concat_parts
 from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
 from cnnc.ir.gated import LAYER_OF_GATED
@@ -93,8 +94,10 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
 
 def tunable(node: Node) -> bool:
     # A gathered convolution (cnnc/ir/gathered.py) is tuned as its layer (tuning_graph): its
-    # inputs are not the layer's, whose edge shapes the gate checks.
-    return node.op not in LAYER_OF_GATHERED and as_layer(node).op in TUNABLE_OPS
+    # inputs are not the layer's, whose edge shapes the gate checks. So is a convolution reading
+    # a concatenation's parts (cnnc/ir/conv_concat.py).
+    return (node.op not in LAYER_OF_GATHERED and node.op != "conv2d_concat"
+            and as_layer(node).op in TUNABLE_OPS)
 
 
 def tuning_graph(graph: Graph) -> Graph:
@@ -105,8 +108,12 @@ def tuning_graph(graph: Graph) -> Graph:
     Each convolution fused with its max or average pooling (conv2d_maxpool, conv2d_avgpool) as that convolution under the
     node's name and the pooling after it (`<name>/pool`, read by the node's readers): its
     variants are the convolution's (bind_conv_maxpool.py pools as the chosen one stores, or
-    unfuses it), so it shares the convolution's entries too."""
-    if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF for n in graph.nodes):
+    unfuses it), so it shares the convolution's entries too. Each convolution reading a
+    concatenation in place (conv2d_concat) likewise as its upsamplings and concatenation and
+    the convolution under the node's name: bind_conv_concat.py reads the parts in place where
+    the chosen variant can, else copies them first."""
+    if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF or n.op == "conv2d_concat"
+               for n in graph.nodes):
         return graph
     nodes = []
     renamed: dict[str, str] = {}
@@ -114,6 +121,11 @@ def tuning_graph(graph: Graph) -> Graph:
         shapes = tuple(graph.shape_of(x) for x in n.inputs)
         if any(x in renamed for x in n.inputs):
             n = replace(n, inputs=tuple(renamed.get(x, x) for x in n.inputs))
+        if n.op == "conv2d_concat":
+            *copies, conv = conv_concat_parts(n, shapes)
+            nodes.extend(copies)
+            nodes.append(replace(conv, name=n.name))
+            continue
         if n.op in POOL_OF:
             conv, pool = conv_maxpool_parts(n, shapes)
             nodes.append(replace(conv, name=n.name))

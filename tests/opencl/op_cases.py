@@ -204,6 +204,21 @@ CASES = [
         [{"conv2d": [4, 3], "padding": "same", "activation": "tanh"}, {"avgpool2d": 2}],
         loss="mean_squared_error",
     ),
+    # a U-Net's skip: one conv2d_concat node at inference, reading the upsampled part and the
+    # skip in place (cnnc/ir/conv_concat.py)
+    Case(
+        "conv_concat",
+        (8, 6, 2),
+        [
+            {"conv2d": [4, 3], "padding": "same", "activation": "relu", "name": "skip"},
+            {"maxpool2d": 2},
+            {"conv2d": [6, 3], "padding": "same", "activation": "relu"},
+            {"upsampling2d": 2, "name": "up"},
+            {"concatenate": None, "inputs": ["up", "skip"]},
+            {"conv2d": [4, 3], "padding": "same", "activation": "tanh"},
+        ],
+        loss="mean_squared_error",
+    ),
     Case(
         "zero_padding",
         (5, 6, 3),

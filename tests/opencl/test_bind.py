@@ -62,7 +62,8 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 
 @cache
 def kernel_signatures(file: str, residual: bool = False, gated: bool = False, groups: int = 2,
-                      bias: bool = False, sources: int = 1) -> dict[str, list[str]]:
+                      bias: bool = False, sources: int = 1,
+                      concat: bool = False) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
     in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
     (-D HAS_RESIDUAL=1), and none otherwise; one whose list ends in GATE_PARAM (conv2d.cl)
@@ -70,12 +71,14 @@ def kernel_signatures(file: str, residual: bool = False, gated: bool = False, gr
     BIAS_PARAM (conv2d.cl's input gradients) when built with `bias` (-D HAS_BIAS=1: a
     transposed convolution's). channel_shuffle.cl's concat_shuffle takes a third and fourth
     input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4; conv2d_forward, built GATHERED with
-    -D SOURCES, one more input for each source after the first (GATHER_PARAM), last."""
+    -D SOURCES, one more input for each source after the first (GATHER_PARAM), last;
+    winograd.cl's input reads, built with -D CONCAT=1, a second part after x (CONCAT_PARAM)."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
         kinds = []
-        params = m.group(2)
+        params = m.group(2).replace("CONCAT_PARAM",
+                                    ", __global const float *x1" if concat else "")
         for k, extra in ((2, "SRC2_PARAM"), (3, "SRC3_PARAM")):
             params = params.replace(extra, ", __global const float *x" if groups > k else "")
         gather = params.rstrip().endswith("GATHER_PARAM")
@@ -119,6 +122,8 @@ def _graphs():
     yield "fashion/forward", inference_graph(cnnc.load_spec("specs/fashion.yaml")), 32
     yield "fashion/train", training_graph(cnnc.load_spec("specs/fashion.yaml")), 32
     yield "resnet_mini/forward", inference_graph(cnnc.load_spec("specs/resnet_mini.yaml")), 8
+    # the concatenations (and an upsampling) read in place (fuse_conv_concat)
+    yield "unet_mini/forward", inference_graph(cnnc.load_spec("specs/unet_mini.yaml")), 8
     for case in CASES:
         yield f"{case.name}/forward", forward_graph(case), case.batch
         yield f"{case.name}/train", train_graph(case), case.batch
@@ -142,7 +147,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
                                 bool(lau.define_map.get("GATED")),
                                 lau.define_map.get("GROUPS", 2),
                                 bool(lau.define_map.get("HAS_BIAS")),
-                                lau.define_map.get("SOURCES", 1))
+                                lau.define_map.get("SOURCES", 1),
+                                bool(lau.define_map.get("CONCAT")))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

@@ -8,6 +8,7 @@ from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
 from cnnc.backends.numpy.channel_slice_impls import CHANNEL_SLICE_IMPLS
 from cnnc.backends.numpy.clipping_impls import CLIPPING_IMPLS
+from cnnc.backends.numpy.conv_concat_impls import CONV_CONCAT_IMPLS
 from cnnc.backends.numpy.conv_maxpool_impls import CONV_MAXPOOL_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
 from cnnc.backends.numpy.depthwise_pointwise_impls import DEPTHWISE_POINTWISE_IMPLS
@@ -49,3 +50,4 @@ IMPLS.update(BN_ACT_GRAD_IMPLS)
 IMPLS.update(DEPTHWISE_POINTWISE_IMPLS)
 IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)
+IMPLS.update(CONV_CONCAT_IMPLS)

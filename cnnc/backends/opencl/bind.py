@@ -26,6 +26,7 @@ from cnnc.backends.opencl import (
     bind_channel_shuffle,
     bind_channel_slice,
     bind_clipping,
+    bind_conv_concat,
     bind_conv_maxpool,
     bind_distributed,
     bind_ema,
@@ -80,6 +81,7 @@ BINDERS.update(bind_lrn.BINDERS)
 BINDERS.update(bind_bn_act_grad.BINDERS)
 BINDERS.update(bind_squeeze_excite.BINDERS)
 BINDERS.update(bind_conv_maxpool.BINDERS)
+BINDERS.update(bind_conv_concat.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
