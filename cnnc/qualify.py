@@ -64,7 +64,8 @@ dense 4 softmax
 # global average pooling alone (one pointwise_avgpool launch at inference), and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
-# Local response normalisation (lrn.cl) after the layer norm.
+# Local response normalisation (lrn.cl) after the layer norm. A convolution reading a
+# concatenation of two upsampled maps in place (one conv2d_concat launch at inference).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -90,7 +91,13 @@ h: channel_slice(s) 1 3
 m: global_maxpool2d
 v: conv2d(h) 4 1 relu
 w: global_avgpool2d
-concatenate(g, m, w)
+ux: upsampling2d(x) 2
+t: conv2d(x) 4 1
+ut: upsampling2d(t) 2
+j: concatenate(ux, ut)
+conv2d 4 3 same
+z: global_avgpool2d
+concatenate(g, m, w, z)
 dense 3 {activation} kernel_regularizer=0.01
 """
 # Each loss and optimizer cnnc has, on one of the two networks.
