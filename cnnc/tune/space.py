@@ -37,6 +37,8 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.args import Attrs
+from cnnc.ir.avgpool_dense import NAME as AVGPOOL_DENSE
+from cnnc.ir.avgpool_dense import parts as avgpool_dense_parts
 from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
 from cnnc.ir.gated import LAYER_OF_GATED
@@ -105,8 +107,11 @@ def tuning_graph(graph: Graph) -> Graph:
     Each convolution fused with its max or average pooling (conv2d_maxpool, conv2d_avgpool) as that convolution under the
     node's name and the pooling after it (`<name>/pool`, read by the node's readers): its
     variants are the convolution's (bind_conv_maxpool.py pools as the chosen one stores, or
-    unfuses it), so it shares the convolution's entries too."""
-    if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF for n in graph.nodes):
+    unfuses it), so it shares the convolution's entries too. Each global average pooling and
+    dense layer fused (avgpool_dense) as the pooling (`<name>/pool`) and the dense layer under
+    the node's name: its variant is the dense layer's (bind_avgpool_dense.py)."""
+    if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF or n.op == AVGPOOL_DENSE
+               for n in graph.nodes):
         return graph
     nodes = []
     renamed: dict[str, str] = {}
@@ -114,6 +119,10 @@ def tuning_graph(graph: Graph) -> Graph:
         shapes = tuple(graph.shape_of(x) for x in n.inputs)
         if any(x in renamed for x in n.inputs):
             n = replace(n, inputs=tuple(renamed.get(x, x) for x in n.inputs))
+        if n.op == AVGPOOL_DENSE:
+            pool, dense = avgpool_dense_parts(n, shapes[0])
+            nodes.extend((pool, dense))
+            continue
         if n.op in POOL_OF:
             conv, pool = conv_maxpool_parts(n, shapes)
             nodes.append(replace(conv, name=n.name))
