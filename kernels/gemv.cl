@@ -19,6 +19,12 @@
  * local memory, and each work-item normalises its own block by its rows' maximum and sum of
  * exponentials read from there (as softmax.cl computes them). Launch: dim 0 = N / NR, dim 1 =
  * row blocks, in groups of (N / NR, 1).
+ *
+ * With -D POOL_PIXELS (avgpool_dense, cnnc/ir/avgpool_dense.py): a is a map of POOL_PIXELS
+ * pixels of K channels per row, and the dense layer reads each row's mean over its pixels (a
+ * global average pooling before the head, without a launch of its own). The work-group first
+ * averages its MR rows into local memory, its work-items taking every items-th (row, channel),
+ * and the block sums read them from there.
  */
 #include "common.h"
 #include "tile.h" /* zero_block */
@@ -27,7 +33,12 @@
 
 /* acc = a[m0 .. m0 + MR, k_begin .. k_end] . b[k_begin .. k_end, n0 .. n0 + NR]: both kernels'
  * register block over their part of the reduction. */
-static void block_sum(__global const float *a, __global const float *b, int M, int m0, int n0,
+#ifdef POOL_PIXELS
+#define A_SPACE __local /* the pooled rows */
+#else
+#define A_SPACE __global
+#endif
+static void block_sum(A_SPACE const float *a, __global const float *b, int M, int m0, int n0,
                       int k_begin, int k_end, floatV acc[MR][NV])
 {
     zero_block(acc);
@@ -96,7 +107,22 @@ __kernel void dense_softmax(__global const float *restrict a, __global const flo
     __local float logits[MR][N];
     const int n0 = (int)get_local_id(0) * NR, m0 = (int)get_group_id(1) * MR;
     floatV acc[MR][NV];
+#ifdef POOL_PIXELS
+    __local float pooled[MR * K];
+    const int items = (int)get_local_size(0);
+    for (int i = (int)get_local_id(0); i < MR * K; i += items) {
+        /* Rows past M average row M - 1 (in bounds) and are not stored. */
+        __global const float *src = a + (min(m0 + i / K, M - 1) * POOL_PIXELS) * K + i % K;
+        float s = 0.0f;
+        for (int p = 0; p < POOL_PIXELS; p++)
+            s += src[p * K];
+        pooled[i] = s / POOL_PIXELS;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    block_sum(pooled, b, MR, 0, n0, 0, K, acc);
+#else
     block_sum(a, b, M, m0, n0, 0, K, acc);
+#endif
 #pragma unroll
     for (int r = 0; r < MR; r++)
 #pragma unroll

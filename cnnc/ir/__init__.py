@@ -2,6 +2,7 @@
 
 from cnnc.ir import (  # noqa: F401  (fill the op table)
     act_grad_fused,
+    avgpool_dense,
     bn_act_grad,
     channel_shuffle,
     channel_slice,

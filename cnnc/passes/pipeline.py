@@ -6,8 +6,8 @@
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
-                -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_conv_maxpool
-                -> fuse_conv_concat -> dead_code_elimination
+                -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
+                -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -30,6 +30,7 @@ from cnnc.passes.ema import average_weights
 from cnnc.passes.fold_batchnorm import fold_batchnorm
 from cnnc.passes.fold_gate import fold_gate
 from cnnc.passes.fuse_act_grad import fuse_activation_grad
+from cnnc.passes.fuse_avgpool_dense import fuse_avgpool_dense
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
 from cnnc.passes.fuse_conv_concat import fuse_conv_concat
 from cnnc.passes.fuse_conv_maxpool import fuse_conv_maxpool
@@ -93,6 +94,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_pointwise_avgpool", fuse_pointwise_avgpool,
              "1x1 conv + the global average pooling reading it as one node: the map never "
              "written"),
+        Pass("fuse_avgpool_dense", fuse_avgpool_dense,
+             "global average pooling + the dense layer reading it as one node: a classifier's "
+             "head in one launch"),
         Pass("fuse_conv_maxpool", fuse_conv_maxpool,
              "conv + the 2x2 max pooling reading it as one node: only the pooled map written"),
         Pass("fuse_conv_concat", fuse_conv_concat,

@@ -37,6 +37,8 @@ from cnnc.backends.opencl.target import GRID_GROUPS, Target
 from cnnc.backends.opencl.tiling import block_grid, registers_used, split_reduction
 from cnnc.backends.opencl.tunable import Algorithm, Gemm, tile_text
 from cnnc.ir.args import Attrs
+from cnnc.ir.avgpool_dense import NAME as AVGPOOL_DENSE
+from cnnc.ir.avgpool_dense import parts as avgpool_dense_parts
 from cnnc.ir.conv_concat import parts as conv_concat_parts
 from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
@@ -111,8 +113,11 @@ def tuning_graph(graph: Graph) -> Graph:
     unfuses it), so it shares the convolution's entries too. Each convolution reading a
     concatenation in place (conv2d_concat) likewise as its upsamplings and concatenation and
     the convolution under the node's name: bind_conv_concat.py reads the parts in place where
-    the chosen variant can, else copies them first."""
+    the chosen variant can, else copies them first. Each global average pooling and dense
+    layer fused (avgpool_dense) as the pooling (`<name>/pool`) and the dense layer under the
+    node's name: its variant is the dense layer's (bind_avgpool_dense.py)."""
     if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF or n.op == "conv2d_concat"
+               or n.op == AVGPOOL_DENSE
                for n in graph.nodes):
         return graph
     nodes = []
@@ -125,6 +130,10 @@ def tuning_graph(graph: Graph) -> Graph:
             *copies, conv = conv_concat_parts(n, shapes)
             nodes.extend(copies)
             nodes.append(replace(conv, name=n.name))
+            continue
+        if n.op == AVGPOOL_DENSE:
+            pool, dense = avgpool_dense_parts(n, shapes[0])
+            nodes.extend((pool, dense))
             continue
         if n.op in POOL_OF:
             conv, pool = conv_maxpool_parts(n, shapes)

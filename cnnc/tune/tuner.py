@@ -567,6 +567,20 @@ class CachedVariants:
         if self._tuner.left() > 0:
             self._tuner.tune_graph(graph, batch)
 
+    def _carries_over(self, graph: Graph, node: Node, variant: Mapping[str, Any],
+                      tuned_batch: int, ctx: BindContext) -> bool:
+        """Whether another batch size's choice holds at ctx's: where its algorithm is this
+        batch's default, or the default there was the same as here, so that it was timed
+        against what it replaces. A dense layer's default is gemv at batch 1 (a rule) and the
+        direct GEMM at 256: the direct GEMM that won at 256 never raced gemv, yet ran at batch
+        1 (fashion-plus's 1152 -> 256 dense_bn: 0.07 ms, 4% of the peak), and the classifiers'
+        heads ran as a GEMM and a softmax instead of dense_softmax's one launch."""
+        here = default_variant(node, ctx)["algo"]
+        if variant.get("algo", here) == here:
+            return True
+        there = BindContext(graph, tuned_batch, self.backend.target)
+        return default_variant(node, there)["algo"] == here
+
     def __call__(self, graph: Graph, batch: int) -> dict[str, dict[str, Any]]:
         graph = tuning_graph(graph)
         nodes = [n for n in graph.nodes if tunable(n)]
@@ -590,7 +604,8 @@ class CachedVariants:
                 continue
             variant = dict(entry["variant"])
             if entry["key"]["batch"] != batch:
-                if variant in variant_space(n, ctx):
+                if (variant in variant_space(n, ctx)
+                        and self._carries_over(graph, n, variant, entry["key"]["batch"], ctx)):
                     chosen[n.name] = variant
                 continue
             if variant not in variant_space(n, ctx):

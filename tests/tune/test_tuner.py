@@ -147,3 +147,28 @@ def test_another_batch_size_takes_the_tuned_batchs_choices(device, cache_dir, tm
                       if v in variant_space(graph.node(k), ctx5)}
     assert chosen, "the tuned choices hold at batch 5 here"
     assert len(tc.TuningCache.default().entries) == 3, "nothing tuned or stored"
+
+
+def test_another_batch_sizes_algorithm_yields_to_a_default_it_never_raced(device, cache_dir,
+                                                                        tmp_path):
+    """A choice tuned at one batch size replaces this batch's default only where the default was
+    the same there: a dense layer's direct GEMM tuned at batch 256 raced the direct GEMM's
+    default block, not gemv, which is the default at batch 1; at batch 200 (the same default)
+    it holds."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import default_variant, variant_space
+
+    graph = tiny_training_graph(tmp_path)
+    backend = OpenCLBackend(device)
+    node = tunable_nodes(graph, ("dense",))[0]
+    big, one = (BindContext(graph, b, backend.target) for b in (256, 1))
+    assert default_variant(node, big)["algo"] == "direct"
+    assert default_variant(node, one)["algo"] != "direct"  # gemv, by rule
+    # batch 256's choice, a direct block the tuner could pick at batch 1 too
+    tuned = default_variant(node, big)
+    assert tuned in variant_space(node, one)
+    cache = tc.TuningCache.default()
+    cache.put(tc.make_entry(node_key(backend, graph, node, 256), tuned, 1.0, 2.0))
+    chooser = CachedVariants(backend, progress=False)
+    assert node.name not in chooser(graph, 1)
+    assert chooser(graph, 200).get(node.name) == tuned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnc.backends.numpy.act_grad_impls import ACT_GRAD_IMPLS
+from cnnc.backends.numpy.avgpool_dense_impls import AVGPOOL_DENSE_IMPLS
 from cnnc.backends.numpy.bn_act_grad_impls import BN_ACT_GRAD_IMPLS
 from cnnc.backends.numpy.call import Impl
 from cnnc.backends.numpy.channel_shuffle_impls import CHANNEL_SHUFFLE_IMPLS
@@ -51,3 +52,4 @@ IMPLS.update(DEPTHWISE_POINTWISE_IMPLS)
 IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)
 IMPLS.update(CONV_CONCAT_IMPLS)
+IMPLS.update(AVGPOOL_DENSE_IMPLS)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from cnnc.backends.opencl import (
     algorithms,
     bind_act_grad,
+    bind_avgpool_dense,
     bind_bn_act_grad,
     bind_channel_shuffle,
     bind_channel_slice,
@@ -82,6 +83,7 @@ BINDERS.update(bind_bn_act_grad.BINDERS)
 BINDERS.update(bind_squeeze_excite.BINDERS)
 BINDERS.update(bind_conv_maxpool.BINDERS)
 BINDERS.update(bind_conv_concat.BINDERS)
+BINDERS.update(bind_avgpool_dense.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
