@@ -6,9 +6,9 @@ graphs keep the concatenation."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from test_fold_batchnorm import random_state
+from fusion_checks import ops as _ops
+from fusion_checks import same_outputs
 
 import cnnc
 from cnnc.frontend.lower import LayerDecl as L
@@ -16,8 +16,7 @@ from cnnc.frontend.lower import lower
 from cnnc.ir.args import ArgError
 from cnnc.ir.ops import OPS
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
-from cnnc.passes.pipeline import inference_graph, inference_pipeline, run_pipeline, training_graph
-from cnnc.testing.nets import run
+from cnnc.passes.pipeline import training_graph
 
 
 def _net(*tail: L, shape=(6, 8, 2), up: tuple[int, int] | None = (2, 2), first: str = "up",
@@ -41,23 +40,9 @@ def _net(*tail: L, shape=(6, 8, 2), up: tuple[int, int] | None = (2, 2), first: 
     return lower("net", layers, outputs=outputs)
 
 
-def _unfused(graph):
-    return run_pipeline(graph, [p for p in inference_pipeline() if p.name != "fuse_conv_concat"])
-
-
 def _same_outputs(graph, seed: int = 0, batch: int = 3):
-    fused = inference_graph(graph, check=True)
-    rng = np.random.default_rng(seed)
-    feeds = {n: rng.normal(size=(batch, *graph.node(n).shape[1:])) for n in graph.inputs}
-    state = random_state(graph, seed + 1)
-    before, after = run(_unfused(graph), feeds, state), run(fused, feeds, state)
-    for name in graph.outputs:
-        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
-    return fused
+    return same_outputs(graph, "fuse_conv_concat", seed, batch)
 
-
-def _ops(graph):
-    return {n.name: n.op for n in graph.nodes if n.op != "input"}
 
 
 @pytest.mark.parametrize("shape, up, first", [

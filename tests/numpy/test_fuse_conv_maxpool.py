@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_fold_batchnorm import random_state
+from fusion_checks import ops as _ops
+from fusion_checks import same_outputs
 
 import cnnc
 from cnnc.errors import ShapeError
@@ -17,7 +18,7 @@ from cnnc.frontend.lower import lower
 from cnnc.ir.args import ArgError
 from cnnc.ir.ops import OPS
 from cnnc.ir.train_config import TrainConfig, parse_optimizer
-from cnnc.passes.pipeline import inference_graph, inference_pipeline, run_pipeline, training_graph
+from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.testing.nets import run
 
 
@@ -38,23 +39,9 @@ def _net(*tail: L, conv: dict | None = None, act: str = "relu", bn: bool = False
     return lower("net", layers, outputs=outputs)
 
 
-def _unfused(graph):
-    return run_pipeline(graph, [p for p in inference_pipeline() if p.name != "fuse_conv_maxpool"])
-
-
 def _same_outputs(graph, seed: int = 0, batch: int = 3):
-    fused = inference_graph(graph, check=True)
-    rng = np.random.default_rng(seed)
-    feeds = {n: rng.normal(size=(batch, *graph.node(n).shape[1:])) for n in graph.inputs}
-    state = random_state(graph, seed + 1)
-    before, after = run(_unfused(graph), feeds, state), run(fused, feeds, state)
-    for name in graph.outputs:
-        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
-    return fused
+    return same_outputs(graph, "fuse_conv_maxpool", seed, batch)
 
-
-def _ops(graph):
-    return {n.name: n.op for n in graph.nodes if n.op != "input"}
 
 
 def test_a_window_by_hand():
