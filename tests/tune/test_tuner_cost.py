@@ -418,3 +418,74 @@ def test_launches_of_few_flops_are_tuned_last_with_what_is_left(device, tmp_path
         assert order.index(heads[0]) > max(order.index(c) for c in convs)
     else:
         assert all(results[h] == "small" for h in heads) and heads[0] not in order
+
+
+# ---------------------------------------------------------------- a burst during a timing
+
+
+def _burst_on(monkeypatch, nodes: set[str], slow: float):
+    """The fake device's first timing of Winograd m=4 on `nodes` `slow` s (a neighbour's burst
+    during its timed runs), its later runs at its real speed; returns the re-timed runs."""
+    fake = Tuner._time
+    again_runs: list[str] = []
+
+    def bursty(self, graph_, name, batch, values, variant, index, best=None):
+        t = fake(self, graph_, name, batch, values, variant, index, best)
+        if variant.get("wino_m") != 4:
+            return t
+        real = t.again
+
+        def again() -> float:
+            again_runs.append(name)
+            return real()
+
+        return replace(t, seconds=slow if name in nodes else t.seconds, again=again)
+
+    monkeypatch.setattr(Tuner, "_time", bursty)
+    return again_runs
+
+
+def _winograd_wins(monkeypatch):
+    m4 = {"algo": "winograd", "wino_m": 4}
+    tiles = [{"algo": "direct", "MR": mr, "VW": 4, "NV": 1} for mr in (2, 8)]
+    space = [{"algo": "direct", "MR": 4, "VW": 8, "NV": 1}, m4, *tiles]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+    return m4, lambda variant, index: 0.01 if variant.get("algo") == "winograd" else 0.03
+
+
+def test_a_family_that_won_is_timed_again_where_a_burst_hid_it(device, graph, tmp_path,
+                                                              monkeypatch):
+    """Winograd won on the first node; on a later one of the same op its first timing came in
+    slower than the default (a burst): it is timed again side by side with the best, and wins there too
+    (without that, the two variants after it end the search and the default stays)."""
+    m4, seconds = _winograd_wins(monkeypatch)
+    clock = FakeClock()
+    probe = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
+    Tuner(device, TuningCache(tmp_path / "probe.json"), 600, progress=False,
+          clock=clock).tune_graph(graph, 3)
+    order = list(dict.fromkeys(name for name, _ in probe))  # the order the nodes are tuned in
+    tg = tuner_module.tuning_graph(graph)
+    op = {name: as_layer(tg.node(name)).op for name in order}  # families are kept per op
+    first, second = next((a, b) for k, a in enumerate(order) for b in order[k + 1:]
+                         if op[a] == op[b])
+    retimed = _burst_on(monkeypatch, {second}, 0.05)
+    clock = FakeClock()
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    results = {r.node: r for r in tuner.tune_graph(graph, 3)}
+    assert results[first].variant == m4
+    assert results[second].variant == m4, "the burst's timing ended the search"
+    assert second in retimed and first in retimed  # (first: its side-by-side decision)
+
+
+def test_a_family_that_never_won_is_not_timed_again(device, graph, tmp_path, monkeypatch):
+    """The first node's burst: Winograd has won nothing yet in this run, so its slow first
+    timing stands (re-timing every losing variant would double the tuner's time)."""
+    m4, seconds = _winograd_wins(monkeypatch)
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0, seconds=seconds)
+    nodes = {n.name for n in graph.nodes if tuner_module.tunable(n)}
+    retimed = _burst_on(monkeypatch, nodes, 0.05)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    results = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+    assert results and all(r.variant != m4 for r in results)
+    assert retimed == []
