@@ -85,6 +85,23 @@ def tune(graph: Graph, device: str | None, fb: int, tbs: list[int], budget: floa
         print(f"  tuned {g.name} at batch {batch} in {time.perf_counter() - start:.1f} s")
 
 
+def chunk_text(graph: Graph, device: str | None, fb: int) -> str:
+    """How Model.predict runs the forward batch: in chunks where `cnnc tune` measured that
+    faster (cnnc/tune/chunking.py), said with the figures."""
+    from cnnc.backends.opencl.device import select_device
+    from cnnc.passes.pipeline import inference_graph
+    from cnnc.tune import chunking
+    from cnnc.tune.cache import TuningCache
+    from cnnc.tune.tuner import tuning_enabled
+
+    if not tuning_enabled():
+        return ""
+    chunk = chunking.chunk_of(TuningCache.default(), select_device(device),
+                              inference_graph(graph), fb)
+    return (f"; predict runs batch {fb} in {fb // chunk} chunks of {chunk} (the tuning "
+            f"cache's measured choice)" if chunk != fb else "")
+
+
 def cnnc_tasks(graph: Graph, backend: str, device: str | None, fb: int, tbs: list[int]) -> Tasks:
     model = cnnc.compile(graph, backend=backend, device=device, seed=0)
     if backend == "opencl":
@@ -643,7 +660,8 @@ def main() -> None:
             "cnnc opencl": cnnc_tasks(graph, "opencl", args.device, fb, tbs)}
         tuned = (f"tuned kernels (--tune-budget {args.tune_budget:g} s per graph and batch)"
                  if args.tune_budget > 0 else "the tuning cache as it is")
-        given = {"cnnc opencl": f"{tuned}; NHWC input as it is (cnnc's layout)"}
+        given = {"cnnc opencl": f"{tuned}; NHWC input as it is (cnnc's layout)"
+                 f"{chunk_text(graph, args.device, fb)}"}
         if not args.no_numpy:
             systems["cnnc numpy"] = cnnc_tasks(graph, "numpy", None, fb, tbs)
             given["cnnc numpy"] = "NumPy reference interpreter; NHWC input"

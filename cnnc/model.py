@@ -63,6 +63,7 @@ class Model:
         self._class_names: tuple[str, ...] | None = None
         self._executables: dict[tuple[str, int], Executable] = {}
         self._feed_checks: dict[int, FeedChecks] = {}  # by id(graph): Model._feeds
+        self._chunks: dict[int, int] = {}  # by batch: the size predict runs it in (_chunk)
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
         try:
             backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))
@@ -187,6 +188,23 @@ class Model:
         except MemoryError:
             raise _out_of_memory(count) from None
 
+    def _chunk(self, batch: int) -> int:
+        """The size a forward pass at `batch` runs in: the tuning cache's chunk of it where
+        `cnnc tune` / tune() measured chunks faster (cnnc/tune/chunking.py), else `batch`."""
+        chunk = self._chunks.get(batch)
+        if chunk is None:
+            from cnnc.tune.tuner import CachedVariants
+
+            chooser = getattr(self.backend, "choose_variants", None)
+            chunk = batch
+            if isinstance(chooser, CachedVariants):
+                from cnnc.tune.chunking import candidates, chunk_of
+
+                if candidates(batch):
+                    chunk = chunk_of(chooser.cache, self.backend.device, self.graph, batch)
+            self._chunks[batch] = chunk
+        return chunk
+
     def _feeds(self, graph: Graph, x: Any) -> dict[str, np.ndarray]:
         """input_feeds(graph, x) with the graph's look-ups made once per graph."""
         checks = self._feed_checks.get(id(graph))
@@ -221,10 +239,18 @@ class Model:
         cache = chooser.cache if isinstance(chooser, CachedVariants) else None
         if cache is None:  # compiled with tune='never': this call asks for the tuned kernels
             cache = install(self.backend).cache
-        results = Tuner(self.backend.device, cache, float(budget)).tune_graph(
-            graph, int(batch), force=force)
+        tuner = Tuner(self.backend.device, cache, float(budget))
+        results = tuner.tune_graph(graph, int(batch), force=force)
         # Executables bound before this call keep the variants they were built with.
         self._executables.pop(("train" if train else "predict", int(batch)), None)
+        if not train and tuner.left() > 0:
+            from cnnc.tune.chunking import candidates, tune_chunks
+
+            if candidates(int(batch)):
+                tune_chunks(self.backend.device, cache, graph, int(batch))
+                self._chunks.pop(int(batch), None)
+                for size in candidates(int(batch)):
+                    self._executables.pop(("predict", size), None)
         return results
 
     # ------------------------------------------------------------ running
@@ -241,6 +267,7 @@ class Model:
         feeds = self._feeds(self.graph, x)
         count = len(next(iter(feeds.values())))
         outputs = self.graph.outputs
+        batch_size = self._chunk(min(count, int(batch_size)))
         if count <= batch_size:  # one batch: its outputs are the result, nothing to join
             out = self._run("predict", self.graph, feeds, outputs, step=self.step)
             # a backend's output may be a view (of the input, by a reshape): the caller gets

@@ -80,6 +80,7 @@ def show(cache) -> None:
     """The cached tunings, grouped by device (named in full), one row per launch with every
     shape and the attributes that tell launches apart, and the variant's whole name."""
     from cnnc.commands.table import format_table
+    from cnnc.tune import chunking
     from cnnc.tune.cache import kernel_source_hash
     from cnnc.tune.space import describe
 
@@ -100,9 +101,15 @@ def show(cache) -> None:
         if k["kernels"] != current:
             continue
         shapes = " ".join("x".join(str(d) for d in shape) for shape in k["shapes"])
+        if k["op"] == chunking.OP:  # a forward pass's chunks, not a launch
+            attrs = f"graph {str(k['attrs'].get('graph'))[:12]}"
+            chunk = e["variant"]["chunk"]
+            variant = "one pass" if chunk == k["batch"] else f"chunks of {chunk}"
+        else:
+            attrs, variant = _attrs_text(k["attrs"]), describe(e["variant"])
         rows.setdefault((k["device"], k["driver"]), []).append([
-            k["op"], shapes, _attrs_text(k["attrs"]), str(k["batch"]),
-            describe(e["variant"]) + (" (search cut short)" if e.get("cut") else ""),
+            k["op"], shapes, attrs, str(k["batch"]),
+            variant + (" (search cut short)" if e.get("cut") else ""),
             f"{e['default_seconds'] * 1e3:.2f}", f"{e['seconds'] * 1e3:.2f}",
             f"{e['default_seconds'] / e['seconds']:.2f}x"])
     head = ["op", "shapes (inputs, output)", "attributes", "batch", "variant", "default ms",
@@ -143,6 +150,7 @@ def _tune(args: argparse.Namespace, cache) -> None:
     from cnnc.backends.opencl.device import select_device
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
+    from cnnc.tune import chunking
     from cnnc.tune.space import describe
     from cnnc.tune.tuner import Tuner, process_age
 
@@ -176,6 +184,12 @@ def _tune(args: argparse.Namespace, cache) -> None:
               f"{', ...' if len(cut) > 4 else ''}) stopped at the budget with variants left to "
               f"time: their best so far is cached and used; tune again (a larger --budget) to "
               f"resume them")
+    if not args.train and chunking.candidates(args.batch) and tuner.left() > WARM_UP_SECONDS:
+        # Last: it times the whole pass with what was tuned above (the chunk sizes' compiles,
+        # then ROUNDS interleaved rounds of each: about 4 x 8 passes at the batch).
+        chunks = chunking.tune_chunks(device, cache, graph, args.batch)
+        if chunks is not None:
+            print(chunking.describe(chunks))
     # Only where the budget leaves room for it: building a graph's other programs took 6 s
     # from empty caches (resnet_mini's training step, Zen 1).
     if tuner.left() > WARM_UP_SECONDS:
