@@ -62,13 +62,18 @@ __kernel void pointwise_mlp(__global const float *restrict x, __global const flo
 #if B1
                 value += LOADV(b1 + f0 + v * VW);
 #endif
-#if ACT1
-                value = ACTIVATE(value);
-#endif
                 STOREV(value, &h[r][f0 + v * VW]);
             }
         }
     }
+#if ACT1
+    /* The activation in a pass of its own over the array, with no accumulator live: in the
+     * block's epilogue GELU's temporaries spilled the accumulators (see the note above). */
+    for (int i = 0; i < MR * F; i += VW) {
+        HIDDEN_SPACE float *at = &h[0][0] + i;
+        STOREV(ACTIVATE(LOADV(at)), at);
+    }
+#endif
 
     for (int k0 = 0; k0 < K; k0 += NR) {
         floatV out[MR][NV];
