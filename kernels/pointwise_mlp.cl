@@ -69,9 +69,11 @@ __kernel void pointwise_mlp(__global const float *restrict x, __global const flo
 #if ACT1
     /* The activation in a pass of its own over the array, with no accumulator live: in the
      * block's epilogue GELU's temporaries spilled the accumulators (see the note above). */
-    for (int i = 0; i < MR * F; i += VW) {
-        HIDDEN_SPACE float *at = &h[0][0] + i;
-        STOREV(ACTIVATE(LOADV(at)), at);
+    for (int r = 0; r < MR; r++) {
+        for (int f = 0; f < F; f += VW) {
+            HIDDEN_SPACE float *at = &h[r][f];
+            STOREV(ACTIVATE(LOADV(at)), at);
+        }
     }
 #endif
 

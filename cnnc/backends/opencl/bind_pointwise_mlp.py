@@ -6,7 +6,7 @@ The register block is a GEMM's (tiling.register_tile) over the columns both part
 must divide: the greatest common divisor of the hidden and output channels (so a hidden width
 that no vector divides takes narrower vectors, never a partial block). MR is cut until each
 work-item's hidden array, MR * F floats, is within HIDDEN_FLOATS. On a CPU each work-item is
-its own work-group (a variant may group several); on a GPU the hidden arrays live in local
+its own work-group (a variant may group several, or leave them to the driver); on a GPU the hidden arrays live in local
 memory, one slice per work-item of a work-group as large as the device's local memory and
 work-group size allow (LOCAL_HIDDEN), and MR is 1 there.
 """
@@ -120,8 +120,10 @@ def bind_pointwise_mlp(node: Node, ctx: BindContext) -> NodeBinding:
     tile = tile_of(node, ctx)
     target = ctx.target
     group_size = 0
+    variant = ctx.variant(node)
     if target.kind == "cpu":
-        group_size = int(ctx.variant(node).get("mlp_group", 1))
+        # row_groups 0 (the tuner's): the driver's work-groups
+        group_size = int(variant.get("mlp_group", 1)) if variant.get("row_groups", 1) else 0
         local_hidden = 0
     else:
         local_hidden = local_group(tile["MR"] * f, target)
