@@ -24,23 +24,19 @@
  */
 #include "tile.h"
 
-#if LOCAL_HIDDEN
-#define HIDDEN_SPACE __local
-#else
-#define HIDDEN_SPACE
-#endif
-
 __kernel void pointwise_mlp(__global const float *restrict x, __global const float *restrict w1,
                             __global const float *restrict b1,
                             __global const float *restrict w2,
                             __global const float *restrict b2, __global float *restrict y,
                             int rows RESIDUAL_PARAM)
 {
+    /* pixel r's hidden channel f at h[r * F + f]: one flat array, so that the activation
+     * pass below walks it in one loop */
 #if LOCAL_HIDDEN
-    __local float hidden[LOCAL_HIDDEN][MR][F];
-    HIDDEN_SPACE float(*h)[F] = hidden[get_local_id(0)];
+    __local float hidden[LOCAL_HIDDEN * MR * F];
+    __local float *h = hidden + (int)get_local_id(0) * (MR * F);
 #else
-    float h[MR][F];
+    float h[MR * F];
 #endif
     const int p0 = (int)get_global_id(0) * MR;
     if (p0 >= rows)
@@ -62,19 +58,15 @@ __kernel void pointwise_mlp(__global const float *restrict x, __global const flo
 #if B1
                 value += LOADV(b1 + f0 + v * VW);
 #endif
-                STOREV(value, &h[r][f0 + v * VW]);
+                STOREV(value, h + r * F + f0 + v * VW);
             }
         }
     }
 #if ACT1
     /* The activation in a pass of its own over the array, with no accumulator live: in the
      * block's epilogue GELU's temporaries spilled the accumulators (see the note above). */
-    for (int r = 0; r < MR; r++) {
-        for (int f = 0; f < F; f += VW) {
-            HIDDEN_SPACE float *at = &h[r][f];
-            STOREV(ACTIVATE(LOADV(at)), at);
-        }
-    }
+    for (int i = 0; i < MR * F; i += VW)
+        STOREV(ACTIVATE(LOADV(h + i)), h + i);
 #endif
 
     for (int k0 = 0; k0 < K; k0 += NR) {
@@ -86,7 +78,7 @@ __kernel void pointwise_mlp(__global const float *restrict x, __global const flo
             load_row(b, w2 + f * K + k0);
 #pragma unroll
             for (int r = 0; r < MR; r++)
-                a[r] = h[r][f];
+                a[r] = h[r * F + f];
             rank1_update(out, a, b);
         }
 #pragma unroll
