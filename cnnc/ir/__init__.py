@@ -26,6 +26,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     lrn,
     merges,
     pointwise_avgpool,
+    pointwise_mlp,
     preprocessing,
     regularizers,
     resample,
