@@ -21,6 +21,7 @@ Decisions (documented for users in the Model's docstrings and docs/training.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,8 +49,20 @@ def refuse_integers(what: str, dtype: Any, hint: str = PYTHON_INTEGERS) -> Input
                       hint=hint)
 
 
+# Arrays up to this many elements are checked by their sum of squares (all_finite): OpenBLAS
+# splits longer dot products over its threads, which would wake beside the device's.
+DOT_CHECK_LIMIT = 8192
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Whether a floating-point array holds no NaN or infinity."""
+    # A sum of squares is finite only if every element is (a NaN or an infinity makes it NaN or
+    # infinite, and squares never cancel): one BLAS call instead of a boolean array and its
+    # reduction, about 3x faster on a batch-1 input or output, where Model.predict checks
+    # both. It overflows for large finite values (|x| > 1e19 in float32), so a sum that is not
+    # finite is settled element by element.
+    if a.dtype.kind == "f" and a.size <= DOT_CHECK_LIMIT and math.isfinite(np.vdot(a, a)):
+        return True
     return bool(np.isfinite(a).all())
 
 

@@ -57,6 +57,7 @@ class Model:
         self.backend = backend
         self.seed = seed
         self.dtype = dtype
+        self._host_dtype = np.dtype(dtype)  # predict's outputs' (compared per call)
         self.step = 0
         self.stop_training = False  # Keras' flag: a callback sets it to end fit after the epoch
         self._training_graph: Graph | None = None
@@ -271,9 +272,15 @@ class Model:
         if count <= batch_size:  # one batch: its outputs are the result, nothing to join
             out = self._run("predict", self.graph, feeds, outputs, step=self.step)
             # a backend's output may be a view (of the input, by a reshape): the caller gets
-            # an array of its own, as the join gives it below
-            result = {o: out[o].astype(self.dtype, copy=out[o].base is not None)
-                      for o in outputs}
+            # an array of its own, as the join gives it below. An array of its own in the
+            # model's dtype is returned as it is: after a pause even astype(copy=False) costs
+            # a batch-1 call microseconds (its first NumPy call of a kind runs cold).
+            dtype = self._host_dtype
+            result = {}
+            for o in outputs:
+                v = out[o]
+                result[o] = v if v.base is None and v.dtype is dtype else v.astype(
+                    dtype, copy=v.base is not None)
         else:
             parts: dict[str, list[np.ndarray]] = {o: [] for o in outputs}
             for start in range(0, count, int(batch_size)):

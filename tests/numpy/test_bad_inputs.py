@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnnc.errors import InputError
-from cnnc.inputs import FeedChecks, all_finite, input_feeds
+from cnnc.inputs import DOT_CHECK_LIMIT, FeedChecks, all_finite, input_feeds
 from cnnc.model import compile_model
 from cnnc.testing.nets import chain
 
@@ -98,9 +98,31 @@ def test_dict_inputs_must_name_the_inputs(model):
     (np.array([1.0, np.nan], np.float32), False),
     (np.array([np.inf, -np.inf]), False),
     (np.array([[0.0, -np.inf]], np.float16), False),
+    # the sum of squares overflows, the values are finite
+    (np.full((1, 28, 28, 1), 1e20, np.float32), True),
+    (np.full((3, 4), -1e200), True),
+    (np.ones((8, 8), np.float32)[:, ::3], True),  # not contiguous
+    (np.array([2.0, np.nan, 3.0], np.float32)[::2], True),  # a view skipping the NaN
+    # a bad value in an array too long for the sum of squares
+    (np.concatenate([np.zeros(DOT_CHECK_LIMIT, np.float32), [np.nan]]), False),
+    (np.concatenate([np.full(DOT_CHECK_LIMIT, 1e20, np.float32), [1.0]]), True),
 ])
 def test_all_finite(values, finite):
     assert all_finite(values) is finite
+
+
+def test_all_finite_takes_a_small_finite_array_in_one_blas_call(monkeypatch):
+    """Model.predict checks a batch-1 input and output on every call: a sum of squares (one
+    call) settles a finite array, without np.isfinite's boolean array and its reduction."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("np.isfinite called on a finite array with a finite sum")
+
+    x = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
+    monkeypatch.setattr(np, "isfinite", refuse)
+    assert all_finite(x) is True
+    x[0, 5, 5, 0] = np.nan
+    with pytest.raises(AssertionError, match="np.isfinite called"):
+        all_finite(x)  # a sum that is not finite is settled element by element
 
 
 def test_checks_kept_per_graph_take_exactly_what_input_feeds_takes(model):

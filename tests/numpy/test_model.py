@@ -193,3 +193,42 @@ def test_several_inputs_take_a_dict(rng):
     assert y.shape == (4, 2)
     with pytest.raises(CnncError, match="the network has 2 inputs; pass a dict"):
         model.predict(xa)
+
+
+class OutputsAs(NumpyBackend):
+    """Runs return their outputs made by `form` from the interpreter's (a view, another dtype)."""
+
+    def __init__(self, form, **kw):
+        super().__init__(**kw)
+        self.form = form
+
+    def compile(self, graph, batch):
+        exe = super().compile(graph, batch)
+        run, form = exe.run, self.form
+
+        def formed(feeds, fetch, **options):
+            return {k: form(v) for k, v in run(feeds, fetch, **options).items()}
+
+        exe.run = formed
+        return exe
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_gives_an_array_of_its_own_in_the_models_dtype(rng, dtype):
+    """predict returns a backend's output array itself only where it owns its memory and has the
+    model's dtype: a view (of the input, of a buffer the next run overwrites) is copied, another
+    dtype converted."""
+    x, _ = data(rng, 4)
+    want = compile_model(net(), NumpyBackend(), dtype=dtype, seed=0).predict(x)
+    keep: list[np.ndarray] = []
+
+    def view(v):
+        keep.append(np.concatenate([v, v]))
+        return keep[-1][:len(v)]
+
+    for form in (view, lambda v: v.astype(np.float16), lambda v: v):
+        model = compile_model(net(), OutputsAs(form), dtype=dtype, seed=0)
+        got = model.predict(x, batch_size=8)
+        assert got.dtype == np.dtype(dtype) and got.base is None
+        assert not any(np.shares_memory(got, k) for k in keep)
+        np.testing.assert_allclose(got, want, rtol=1e-3)

@@ -160,6 +160,38 @@ def test_bad_feeds_and_fetches_are_clear_errors(backend, lenet):
         exe.run(feeds, ["no_such_value"])
 
 
+def test_each_fetch_list_is_checked_once_and_every_new_one_is_checked(backend, lenet,
+                                                                      monkeypatch):
+    """A run checks the names it is asked to fetch the first time it sees that list, and only
+    then (a batch-1 run after a pause pays microseconds for every call): a list not seen
+    before, a wrong one however often asked, and one string still meet check_fetch."""
+    from cnnc.backends.opencl import runtime
+
+    graph = inference_graph(lenet)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    exe = backend.compile(graph, 2)
+    feeds = random_feeds(graph, 2, 0)
+    out = graph.outputs[0]
+    checked = []
+    real = runtime.check_fetch
+
+    def counting(graph, fetch, **kw):
+        checked.append(tuple(fetch))
+        return real(graph, fetch, **kw)
+
+    monkeypatch.setattr(runtime, "check_fetch", counting)
+    first = exe.run(feeds, [out])[out]
+    for fetch in ([out], (out,), [out]):
+        np.testing.assert_array_equal(exe.run(feeds, fetch)[out], first)
+    assert checked == [(out,)]
+    assert exe.run(feeds, []) == {} and checked == [(out,), ()]
+    for _ in range(2):
+        with pytest.raises(InternalError, match="'no_such_value' is not a value of graph"):
+            exe.run(feeds, [out, "no_such_value"])
+    with pytest.raises(InternalError, match="not one string"):
+        exe.run(feeds, out)
+
+
 def test_a_feed_must_be_of_its_inputs_kind(backend, lenet):
     """Nothing is converted silently: float labels and integer images are errors, as on the
     NumPy backend (cnnc.backends.base.check_feeds); float64 images are computed in float32."""

@@ -480,6 +480,11 @@ class OpenCLExecutable:
             name: (self.graph.concrete_shape(name, self.batch),
                    np.dtype(host_dtype(self.graph, name, np.float32)))
             for name in self.graph.inputs}
+        # Each list of names a run fetched, checked once: whether a run without a record or
+        # an exchange can read them where the kernels write them (shared_io.py). After a
+        # pause, check_fetch and SharedIO.serves each took ~12 us of a batch-1 run's ~350
+        # (lenet5, Zen 3, load 3): every line of Python runs cold then.
+        self._fetch_checked: dict[tuple[str, ...], bool] = {}
 
     # ---------------------------------------------------------------- arguments
 
@@ -637,18 +642,23 @@ class OpenCLExecutable:
         waits only for the run before the last one (the figures: read_step_figures)."""
         cl = _cl()
         checked = self._checked_feeds(feeds)
-        check_fetch(self.graph, fetch, kept=self.plan.kept)
+        key = tuple(fetch) if type(fetch) is not str else None
+        servable = self._fetch_checked.get(key)
+        storage = self.plan.memory.storage
+        shared = self._shared
+        if servable is None:
+            check_fetch(self.graph, fetch, kept=self.plan.kept)
+            servable = shared is not None and shared.serves(
+                [storage.get(name, name) for name in fetch])
+            self._fetch_checked[key] = servable
         pauses = self._pauses(exchange) if exchange else {}
         queued = record is not None and not fetch and not exchange
         if record is not None:
             self._check_record(record)
         inputs: InputSet | None = None
-        storage = self.plan.memory.storage
-        shared = self._shared
         # A direct run writes the inputs where the kernels read them and reads the outputs
         # where they are written: no copy commands (shared_io.py).
-        direct = shared is not None and record is None and not exchange and shared.serves(
-            [storage.get(name, name) for name in fetch])
+        direct = servable and record is None and not exchange
         if queued:
             self.in_flight.make_room()  # the set to write was used two runs ago
             inputs = self._inputs().next_set()
@@ -662,25 +672,32 @@ class OpenCLExecutable:
         else:
             # enqueue_copy reads each host array as one block of memory
             hosts = [(name, np.ascontiguousarray(value)) for name, value in checked.items()]
+        # The calls below that usually have nothing to do are skipped by their own test
+        # here: a call costs microseconds when a batch-1 run follows a pause.
         if direct:
-            shared.point(True, self.value_buffer)
+            if not shared.direct:
+                shared.point(True, self.value_buffer)
             self._input_set = _SHARED
         else:
             if shared is not None:
                 shared.point(False, self.value_buffer)
             self._point_inputs(inputs)
-        self._refresh_state_args()
-        self._set_dynamic_args(step, first_example)
+        if self._state_version != self.backend.state_version:
+            self._refresh_state_args()
+        if self._dynamic:
+            self._set_dynamic_args(step, first_example)
         out: dict[str, np.ndarray] = {}
         queue = self.backend.queue
         doing = "writing the inputs"
         try:
             for name, host in hosts:
                 cl.enqueue_copy(queue, self.value_buffer(name), host, is_blocking=False)
-            doing = "writing the optimizers' per-step scalars"
-            self._write_scalars(cl, step, learning_rate, momentum)
-            doing = "computing the layers' constants from the weights (folded batch norms)"
-            self._run_prepare(cl, queue)
+            if self._scalar_count:
+                doing = "writing the optimizers' per-step scalars"
+                self._write_scalars(cl, step, learning_rate, momentum)
+            if self.prepare:
+                doing = "computing the layers' constants from the weights (folded batch norms)"
+                self._run_prepare(cl, queue)
             if self._writes_state:
                 self.backend.weights_version += 1  # this run changes them
             uploads = self._upload(cl, inputs) if inputs is not None else None
