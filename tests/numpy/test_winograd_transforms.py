@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from cnnc.backends.opencl.winograd import (
+    GRAD_KERNEL_MS,
+    WINO7_POINTS,
     WINO_MS,
+    cook_toom,
     transform_matrices,
     winograd_error_factor,
 )
@@ -59,8 +62,40 @@ def test_one_tile_is_exact_correlation(m):
     np.testing.assert_allclose(y, direct, rtol=0, atol=1e-12)
 
 
+def test_cook_toom_gives_the_published_f4():
+    """The construction F(7x7)'s matrices come from, at F(4x4)'s points, gives Lavin & Gray's
+    F(4x4) matrices (up to G's scaling by B^T's and A^T's integer rows and columns: the
+    products G[j] B^T[j] and A^T[:, j] G[j] agree)."""
+    bt, g, at = (np.array(x, np.float64) for x in cook_toom((0, 1, -1, 2, -2), 4))
+    bt4, g4, at4 = transform_matrices(4)
+    np.testing.assert_allclose(bt, bt4, atol=0)
+    np.testing.assert_allclose(at[:, :, None] * g[None], at4[:, :, None] * g4[None], atol=1e-15)
+
+
+def test_f7_points_and_integer_transforms():
+    """F(7x7)'s B^T and A^T hold integers only (exact in float32: G alone holds rounded
+    constants), at the documented points."""
+    bt, _g, at = cook_toom(WINO7_POINTS, 7)
+    assert all(v.denominator == 1 for row in (*bt, *at) for v in row)
+    assert len(WINO7_POINTS) == 8 and len(set(WINO7_POINTS)) == 8
+
+
+def test_kernel_sums_are_the_script_output():
+    """winograd.cl's F(7x7) macros are exactly scripts/winograd_sums.py's text (generated from
+    cook_toom), so the float64 checks here check what the kernel computes."""
+    import runpy
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    sums = runpy.run_path(str(root / "scripts" / "winograd_sums.py"))["sums"]()
+    source = (root / "kernels" / "winograd.cl").read_text()
+    block = source.split("#elif WINO_M == 7\n", 1)[1].split("\n#else\n", 1)[0]
+    assert block == sums
+
+
 @pytest.mark.parametrize("m", WINO_MS)
-@pytest.mark.parametrize("hw,pad", [((5, 7), 1), ((1, 1), 1), ((3, 3), 0), ((6, 4), 1)])
+@pytest.mark.parametrize("hw,pad", [((5, 7), 1), ((1, 1), 1), ((3, 3), 0), ((6, 4), 1),
+                                    ((14, 14), 1), ((10, 9), 0)])
 def test_whole_convolution_float64(m, hw, pad):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, *hw, 3))
@@ -93,7 +128,8 @@ def test_float32_error_within_stated_factor(m):
 
 def test_larger_tiles_lose_more_precision():
     assert measured_error_factor(4, 64, 5) > measured_error_factor(2, 64, 5)
-    assert winograd_error_factor(4) > winograd_error_factor(2)
+    assert measured_error_factor(7, 64, 5) > measured_error_factor(4, 64, 5)
+    assert winograd_error_factor(7) > winograd_error_factor(4) > winograd_error_factor(2)
 
 
 # ---------------------------------------------------------------- the kernel gradient
@@ -135,7 +171,7 @@ def winograd_grad_kernel(x: np.ndarray, dy: np.ndarray, pad: int, m: int) -> np.
     return np.einsum("ia,ijcf,jb->abcf", g, acc, g)
 
 
-@pytest.mark.parametrize("m", WINO_MS)
+@pytest.mark.parametrize("m", GRAD_KERNEL_MS)
 @pytest.mark.parametrize("hw,pad", [((5, 7), 1), ((1, 1), 1), ((4, 3), 0), ((6, 6), 1)])
 def test_grad_kernel_float64(m, hw, pad):
     """The dual algorithm: the forward pass's B^T on the input, A on dy, G^T on the sums."""
@@ -147,7 +183,7 @@ def test_grad_kernel_float64(m, hw, pad):
                                direct_grad_kernel(x, dy, pad), atol=1e-11)
 
 
-@pytest.mark.parametrize("m", WINO_MS)
+@pytest.mark.parametrize("m", GRAD_KERNEL_MS)
 def test_grad_kernel_float32_error_within_stated_factor(m):
     """winograd.py's _GRAD_KERNEL_ERROR_FACTORS bound the measured ratio to the direct kernel
     gradient's float32 error (16 and 64 channels; measured 0.5-1.3x and 3.3-7.7x)."""

@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 3x3) and F(4x4, 3x3) (kernels/winograd.cl, cnnc/backends/opencl/winograd.py)
+"""Winograd F(2x2, 3x3), F(4x4, 3x3) and F(7x7, 3x3) (kernels/winograd.cl,
+cnnc/backends/opencl/winograd.py)
 against the NumPy reference backend in float64: conv2d's forward pass and its input gradient on
 odd shapes (sizes not multiples of the tile, 1x1 images, channels not multiples of the vector
 width, same and valid padding, with and without bias, relu and tanh), chosen per node through
@@ -112,7 +113,7 @@ def _case_id(case) -> str:
     return "x".join(map(str, case[:5])) + f"-{case[5]}-{'bias' if case[6] else 'nobias'}-{case[7]}"
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, 7])
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_forward_matches_reference(device, m, case):
     batch, h, w, c, f, padding, bias, act = case
@@ -122,7 +123,7 @@ def test_forward_matches_reference(device, m, case):
     assert_close(got, ref, k, m)
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, 7])
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_grad_input_matches_reference(device, m, case):
     batch, h, w, c, f, padding = case[:6]
@@ -133,7 +134,32 @@ def test_grad_input_matches_reference(device, m, case):
 
 
 # (m, tiles per work-item): one, an odd count that leaves the last work-item short, four.
-FUSED = [(2, 3), (4, 1), (4, 4)]
+FUSED = [(2, 3), (4, 1), (4, 4), (7, 2)]
+
+
+# F(7x7)'s shapes: the maps it covers exactly (7, 14, 28), sizes it overhangs (9, 10, 15),
+# 'same' and 'valid', channels not multiples of the vector width, batch 1 and 7.
+M7_CASES = [
+    (7, 7, 7, 12, 16, "same", True, "relu"),
+    (1, 14, 14, 5, 8, "same", False, "tanh"),
+    (1, 9, 10, 16, 24, "valid", True, "relu"),
+    pytest.param((1, 28, 28, 8, 16, "same", True, "relu"), marks=SLOW),
+    pytest.param((7, 15, 9, 3, 5, "same", True, "relu"), marks=SLOW),
+    pytest.param((7, 10, 15, 9, 7, "valid", False, "tanh"), marks=SLOW),
+]
+
+
+@pytest.mark.parametrize("case", M7_CASES, ids=_case_id)
+def test_f7_forward_and_grad_input(device, case):
+    batch, h, w, c, f, padding, bias, act = case
+    graph = forward_graph(h, w, c, f, padding, bias, act)
+    got, ref, k, exe = run_both(graph, batch, device, {"algo": "winograd", "wino_m": 7})
+    assert {x.define_map["WINO_M"] for x in exe.plan.bindings["y"].launches} == {7}
+    assert_close(got, ref, k, 7)
+    graph = grad_input_graph(h, w, c, f, padding)
+    got, ref, k, exe = run_both(graph, batch, device, {"algo": "winograd", "wino_m": 7})
+    assert "winograd_gemm" in _kernels(exe)
+    assert_close(got, ref, k, 7)
 
 
 @pytest.mark.parametrize("m,nt", FUSED)
@@ -175,13 +201,14 @@ def test_fused_two_filter_blocks(device):
     assert_close(got, ref, k, 4)
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, 7])
 def test_batch_chunks_and_gpu_tiling(device, m):
     """The batch's tiles in chunks (an odd chunk size: the last chunk is short) with another
     GEMM tile, and a GPU's local-memory tiles on whatever device there is."""
     graph = forward_graph(5, 7, 8, 16, "same", True, "relu")
     tile = {"MR": 3, "VW": 8, "NV": 2}  # a tuner's tile: rows past the end, two vectors
-    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": 5, "wino_tile": tile}
+    chunk = 2 if m == 7 else 5  # F(7x7): 3 tiles in all
+    variant = {"algo": "winograd", "wino_m": m, "wino_chunk": chunk, "wino_tile": tile}
     got, ref, k, exe = run_both(graph, 3, device, variant)
     gemms = [x for x in exe.plan.bindings["y"].launches if x.kernel == "winograd_gemm"]
     assert len(gemms) > 1 and gemms[0].define_map["MR"] == 3
@@ -198,6 +225,7 @@ def test_batch_chunks_and_gpu_tiling(device, m):
     "variant",
     [
         {"algo": "winograd", "wino_m": 3},
+        {"algo": "winograd", "wino_m": 6},
         {"algo": "winograd", "wino_m": 2, "wino_chunk": -1},
         {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 3, "NV": 1}},
         {"algo": "winograd", "wino_m": 2, "wino_tile": {"MR": 4, "VW": 8, "NV": 1}},  # F = 5
@@ -233,17 +261,21 @@ def test_variant_space():
     ctx = BindContext(fwd, 2, Target())
     # F = 5: only the default tile (no tile of 16 columns divides it); few channels, so the
     # fused kernel too, with the register block's rows (8 of one float)
-    fused = [{"algo": "winograd", "wino_m": m, "wino_fused": 8} for m in (2, 4)]
+    # fused kernel too, with the register block's rows (8 of one float); F(7x7) too: one
+    # tile covers the 5 x 7 map (81 multiplications per 35 outputs against F(4x4)'s 4 x 36)
+    fused = [{"algo": "winograd", "wino_m": m, "wino_fused": 8} for m in (2, 4, 7)]
     assert winograd_variants(fwd.node("y"), ctx) == [
-        fused[0], {"algo": "winograd", "wino_m": 2}, fused[1], {"algo": "winograd", "wino_m": 4}
+        fused[0], {"algo": "winograd", "wino_m": 2}, fused[1], {"algo": "winograd", "wino_m": 4},
+        fused[2], {"algo": "winograd", "wino_m": 7},
     ]
     wide = forward_graph(5, 7, 3, 32, "same", True, "relu")
     found = winograd_variants(wide.node("y"), BindContext(wide, 2, Target()))
-    assert {v["wino_m"] for v in found} == {2, 4}
-    assert len([v for v in found if "wino_fused" not in v]) == 6
+    assert {v["wino_m"] for v in found} == {2, 4, 7}
+    assert len([v for v in found if "wino_fused" not in v]) == 9
     # F(4x4) at 8 tiles per work-item would pass FUSED_PRIVATE_FLOATS (8 * 36 * (3 + 32)
-    # floats): half that
-    assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [(2, 8), (4, 4)]
+    # floats): half that; F(7x7), 81 * (3 + 32) floats a tile: two
+    assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [
+        (2, 8), (4, 4), (7, 2)]
     assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
     # many channels: no fused kernel (even one tile's private arrays would pass
     # FUSED_PRIVATE_FLOATS: 16 * (512 + 32) floats for F(2x2))
@@ -258,12 +290,39 @@ def test_variant_space():
         found = winograd_variants(mid.node("y"), BindContext(mid, 2, Target()))
         assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == fused
     gin = grad_input_graph(5, 7, 3, 5, "valid")
-    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 4
+    assert len(winograd_variants(gin.node("y"), BindContext(gin, 2, Target()))) == 6
     strided = dict(_attrs("same"), strides=(2, 2))
     assert not winograd_applies(strided)
     assert not winograd_applies(dict(_attrs("same"), kernel_size=(5, 5)))
     assert not winograd_applies(dict(_attrs("same"), groups=2))
     assert winograd_applies(_attrs("valid"))
+
+
+@pytest.mark.parametrize("hw,offered", [((7, 7), True), ((14, 14), True), ((28, 28), True),
+                                       ((5, 7), True), ((3, 3), False), ((9, 9), False),
+                                       ((10, 10), False), ((15, 15), False), ((8, 8), False)])
+def test_f7_offered_where_it_multiplies_less(hw, offered):
+    """F(7x7) only where its 81 multiplications per tile, over the outputs its tiles hold, are
+    fewer than F(4x4)'s 36 per tile ('same' padding: the map is the image)."""
+    graph = forward_graph(*hw, 16, 32, "same", True, "relu")
+    found = winograd_variants(graph.node("y"), BindContext(graph, 2, Target()))
+    assert any(v["wino_m"] == 7 for v in found) is offered
+    assert any(v["wino_m"] == 4 for v in found)
+
+
+@pytest.mark.parametrize("hw,offered", [((7, 7), True), ((14, 14), False)])
+def test_f7_not_offered_where_a_fused_pooling_would_cut_its_tiles(hw, offered):
+    """A convolution read by a 2x2 pooling (the tuner's view of conv2d_maxpool, tuning_graph):
+    F(7x7) only where one tile covers the map, the only case whose odd tile holds whole
+    windows (bind_conv_maxpool.py would pool in a launch of its own otherwise)."""
+    graph = forward_graph(*hw, 16, 32, "same", True, "relu")
+    pool = Node("y/pool", "maxpool2d", ("y",),
+                Attrs(pool_size=(2, 2), strides=(2, 2), padding="valid", dilation_rate=(1, 1),
+                      pads=None),
+                shape=(None, hw[0] // 2, hw[1] // 2, 32))
+    graph = Graph("pooled", (*graph.nodes, pool), ("y/pool",), graph.state)
+    found = winograd_variants(graph.node("y"), BindContext(graph, 2, Target()))
+    assert any(v["wino_m"] == 7 for v in found) is offered
 
 
 def _fashion_graphs():

@@ -1,6 +1,6 @@
 """Run the Winograd kernels on tiny shapes, for `test_winograd_oclgrind.py` (under Oclgrind).
 
-Forward (bias, relu) and input gradient, F(2x2) and F(4x4), in four launches and in one
+Forward (bias, relu) and input gradient, F(2x2), F(4x4) and F(7x7), in four launches and in one
 (winograd_fused), and the kernel gradient F(3x3, 2x2) and F(3x3, 4x4), a shape whose tiles overhang the
 image and whose channels are not multiples of the vector width, on the device CNNC_DEVICE names;
 tilings: a CPU's (register blocks) and a GPU's (local-memory tiles within the device's limits),
@@ -41,7 +41,7 @@ def main(args: list[str]) -> int:
     failed = 0
     for tiling, target in targets.items():
         for what, graph in graphs.items():
-            for m, fused in ((2, 0), (4, 0), (2, 3), (4, 2)):
+            for m, fused in ((2, 0), (4, 0), (7, 0), (2, 3), (4, 2), (7, 2)):
                 if fused:  # one launch, 3 (2) tiles per work-item: the last one's short
                     variant = {"algo": "winograd", "wino_m": m, "wino_fused": fused}
                 else:

@@ -53,8 +53,12 @@ def _defines(lau: Launch, more: Mapping[str, int]) -> tuple[tuple[str, int], ...
 
 
 def _tiles(lau: Launch, pool: Mapping[str, int], ctx: BindContext,
-           variant: Mapping[str, Any]) -> Launch:
-    """winograd_output, winograd_fused: the same work-items, each tile's windows stored."""
+           variant: Mapping[str, Any]) -> Launch | None:
+    """winograd_output, winograd_fused: the same work-items, each tile's windows stored. An
+    odd tile (F(7x7)) holds whole windows only where one tile covers the map: else None."""
+    d = lau.define_map
+    if d["WINO_M"] % 2 and (d["TH"] > 1 or d["TW"] > 1):
+        return None
     return replace(lau, defines=_defines(lau, pool))
 
 

@@ -1,7 +1,7 @@
 """Winograd F(m x m, 3 x 3) bindings of stride-1 3x3 convolutions (kernels/winograd.cl): conv2d's
 forward pass and its input gradient, as kernel variants the tuner may choose for a node.
 
-A variant is the dict {"algo": "winograd", "wino_m": 2 | 4} in BindContext.variants under the
+A variant is the dict {"algo": "winograd", "wino_m": 2 | 4 | 7} in BindContext.variants under the
 node's name, optionally with "wino_tile": {"MR": int, "VW": int, "NV": int} (the GEMMs' register
 tile; absent = tiling.register_tile's) and "wino_chunk": tiles per chunk of the batch (0 or
 absent = the whole batch at once). `winograd_variants` lists those worth timing for a node;
@@ -18,7 +18,9 @@ float64, and `winograd_error_factor` states how much more float32 error they bri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from math import lcm, prod
 from typing import Any
 
 import numpy as np
@@ -51,10 +53,52 @@ from cnnc.ir.graph import Node
 
 NAME = "winograd"  # the variants' "algo" (algorithms.py registers it under this name)
 GROUP_TILES = 16  # winograd.cl's: tiles a transform into a blocked layout takes block by block
-WINO_MS = (2, 4)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
+WINO_MS = (2, 4, 7)  # output tile sizes m of the kernels (winograd.cl: -D WINO_M)
+GRAD_KERNEL_MS = (2, 4)  # those of the kernel gradient's kernels (F(3x3, m x m))
 
 
 # ---------------------------------------------------------------- transform matrices
+
+# F(7x7, 3x3)'s interpolation points (and infinity): the best of a small random search over
+# points with short binary or ternary expansions, by the float32 error of one tile's outputs
+# against float64 (N(0, 1) inputs; {0, +-1, +-2, +-1/2, 4} had 9x its largest error). A 9 x 9
+# tile covers the 7, 14 and 28 wide maps of the example networks exactly.
+WINO7_POINTS = (0, -2, -1, Fraction(-1, 2), Fraction(1, 3), Fraction(2, 3), Fraction(4, 3), 3)
+
+
+def _poly(roots: Sequence[Fraction]) -> list[Fraction]:
+    """The coefficients of prod (x - r), lowest power first."""
+    out = [Fraction(1)]
+    for r in roots:
+        out = [(out[i - 1] if i else 0) - r * (out[i] if i < len(out) else 0)
+               for i in range(len(out) + 1)]
+    return out
+
+
+def cook_toom(points: Sequence[Fraction | int], m: int) -> tuple[list[list[Fraction]], ...]:
+    """Exact (B^T, G, A^T) of F(m x m, 3 x 3) for m + 1 distinct finite interpolation points and
+    infinity (Toom-Cook, as Lavin & Gray's): A^T[i][j] = a_j^i, G[j][k] = a_j^k / prod_l (a_j -
+    a_l), B^T's row j the coefficients of prod_(l != j) (x - a_l) (row m + 1: of prod_l (x -
+    a_l)); then each B^T row and A^T column scaled to the smallest integers, G divided by
+    both. Integers are exact in float32, so the only rounded constants of the kernels are G's,
+    which round once per weight (the measured error was the same either way, within noise)."""
+    a = [Fraction(p) for p in points]
+    n = m + 2
+    if len(a) != n - 1 or len(set(a)) != len(a):
+        raise ValueError(f"F({m}x{m}, 3x3) needs {n - 1} distinct points, got {points!r}")
+    at = [[a[j] ** i for j in range(n - 1)] + [Fraction(int(i == m - 1))] for i in range(m)]
+    g = [[a[j] ** k / prod(a[j] - a[l] for l in range(n - 1) if l != j) for k in range(3)]
+         for j in range(n - 1)] + [[Fraction(0), Fraction(0), Fraction(1)]]
+    bt = [_poly(a[:j] + a[j + 1:]) + [Fraction(0)] for j in range(n - 1)] + [_poly(a)]
+    for j in range(n):
+        s = Fraction(lcm(*(v.denominator for v in bt[j])))
+        t = Fraction(lcm(*(at[i][j].denominator for i in range(m))))
+        bt[j] = [v * s for v in bt[j]]
+        for i in range(m):
+            at[i][j] *= t
+        g[j] = [v / (s * t) for v in g[j]]
+    return bt, g, at
+
 
 def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B^T, G, A^T) of F(m x m, 3 x 3) in float64: y = A^T [(G g G^T) * (B^T d B)] A for a
@@ -81,8 +125,10 @@ def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             [0, 0, 1],
         ]
         at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    elif m == 7:  # WINO7_POINTS; winograd.cl's sums are scripts/winograd_sums.py's print of these
+        bt, g, at = ([[float(v) for v in row] for row in x] for x in cook_toom(WINO7_POINTS, 7))
     else:
-        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2, 4 or 7)")
     return (np.array(bt, np.float64), np.array(g, np.float64), np.array(at, np.float64))
 
 
@@ -95,8 +141,11 @@ def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # rounding error by a fixed factor that does not depend on the reduction length. The bounds are
 # a little over the worst measured ratio; the reduction-length growth of the error is the same
 # as direct convolution's (the GEMM over C is an ordinary float32 sum), so a gate's tolerance
-# for the direct kernel times this factor bounds the Winograd kernel's.
-_ERROR_FACTORS = {2: 6.0, 4: 128.0}
+# for the direct kernel times this factor bounds the Winograd kernel's. F(7x7) at WINO7_POINTS
+# (the same measure, C = 16..512): 344-613x, about 7.5x F(4x4)'s (entries up to 4096 in A^T,
+# 599 in B^T, with G's fractions scaled to match): offered only where its multiplications
+# are far fewer (worth_offering), and the tuner's gate holds it to this bound.
+_ERROR_FACTORS = {2: 6.0, 4: 128.0, 7: 1024.0}
 
 
 def winograd_error_factor(m: int) -> float:
@@ -104,7 +153,7 @@ def winograd_error_factor(m: int) -> float:
     convolution's on the same inputs (see _ERROR_FACTORS): the tuner's gate scales its
     tolerance by this."""
     if m not in _ERROR_FACTORS:
-        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+        raise ValueError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2, 4 or 7)")
     return _ERROR_FACTORS[m]
 
 
@@ -159,13 +208,21 @@ def _tiles(shape: Mapping[str, int], m: int, batch: int) -> tuple[int, int, int]
     return th, tw, batch * th * tw
 
 
+def padded_plane(floats: int) -> int:
+    """winograd.cl's PLANE with -D WINO_PAD=1: floats from one point's plane of V or Mt to the
+    next (whole 4 KiB pages and a cache line, so the planes start in different cache sets)."""
+    return round_up(floats, 1024) + 16
+
+
 def _workspace_floats(shape: Mapping[str, int], m: int, chunk: int,
                       rows_per_block: int = 1) -> tuple[int, int, int]:
     """Floats of U (transformed filters), V (transformed inputs: a chunk's tiles rounded up to
-    whole blocks of `rows_per_block`, winograd.cl's VPACK) and Mt (GEMM outputs)."""
+    whole blocks of `rows_per_block`, winograd.cl's VPACK) and Mt (GEMM outputs), the planes of
+    V and Mt padded (padded_plane)."""
     tt = (m + 2) ** 2
     rows = round_up(max(chunk, 1), rows_per_block)
-    return tt * shape["C"] * shape["F"], tt * rows * shape["C"], tt * chunk * shape["F"]
+    return (tt * shape["C"] * shape["F"], tt * padded_plane(rows * shape["C"]),
+            tt * padded_plane(chunk * shape["F"]))
 
 
 def gemm_packing(tile: Mapping[str, int], local: bool, input_vw: int,
@@ -241,11 +298,42 @@ def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> li
 # The variant keys of the algorithm, with their ranges (the tuning cache refuses others), and the
 # one holding a register tile of its own.
 VARIANT_KEYS = {
-    "wino_m": (2, 6),
+    "wino_m": (2, 7),
     "wino_chunk": (0, 1 << 30),  # Winograd tiles per chunk of the batch (0: all)
     "wino_fused": (0, 16),  # tiles per work-item of the one-launch kernel (0: not it)
 }
 TILE_KEYS = ("wino_tile",)
+
+
+def multiplications_per_output(shape: Mapping[str, int], m: int) -> float:
+    """The GEMMs' multiplications (and transformed floats written and read) per real output
+    and per channel pair: (m + 2)^2 per tile over the outputs the tiles really hold."""
+    th, tw, _ = _tiles(shape, m, 1)
+    return (m + 2) ** 2 * th * tw / (shape["OH"] * shape["OW"])
+
+
+def _pooled_by_reader(node: Node, ctx: BindContext) -> bool:
+    """Whether a 2x2 pooling the conv2d_maxpool fusion folds into the convolution's store reads
+    the node (the tuner times that convolution alone: tuning_graph's `<name>/pool`)."""
+    from cnnc.ir.conv_maxpool import FUSED_OF, pools_in_store
+
+    return any(n.op in FUSED_OF and n.inputs[:1] == (node.name,) and pools_in_store(n.attrs)
+               for n in ctx.graph.nodes)
+
+
+def worth_offering(node: Node, ctx: BindContext, shape: Mapping[str, int], m: int) -> bool:
+    """Whether the tuner should time F(m x m) for the node, to keep tuning time bounded. F(7x7)
+    only where its tiles cover the map with fewer multiplications per real output than
+    F(4x4)'s (7 and 14 wide maps: 1.65 against 2.94; 28: 1.65 against 2.25; not 9, 10, 15,
+    ...), since its 9 x 9 transforms cost more per tile and its error is about 8x F(4x4)'s; and
+    not where a fused 2x2 pooling follows and the map takes more than one tile: an odd tile
+    cuts pooling windows, so bind_conv_maxpool.py would pool in a launch of its own."""
+    if m != 7:
+        return True
+    if multiplications_per_output(shape, 7) >= multiplications_per_output(shape, 4):
+        return False
+    th, tw, _ = _tiles(shape, 7, 1)
+    return th * tw == 1 or not _pooled_by_reader(node, ctx)
 
 
 def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
@@ -254,13 +342,16 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     int indices, each also with the other GEMM tiles of `gemm_tiles` ("wino_tile"); [] where
     Winograd does not apply (not a conv2d or its input gradient, or not a stride-1 3x3
     convolution). Where the channels are few, also the fused kernel ("wino_fused": tiles per
-    work-item), first: it needs no V or Mt workspace at all."""
+    work-item), first: it needs no V or Mt workspace at all. F(7x7) only where
+    `worth_offering`."""
     if node.op not in OPS or not winograd_applies(node.attrs):
         return []
     shape = _conv_shape(node, ctx)
     limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
     out: list[dict[str, Any]] = []
     for m in WINO_MS:
+        if not worth_offering(node, ctx, shape, m):
+            continue
         chunk = _tiles(shape, m, ctx.batch)[2]
         if _workspace_floats(shape, m, chunk)[0] > limit or chunk > limit:
             continue
@@ -325,11 +416,11 @@ def winograd_launches(
     its V and Mt may stay in cache. fused: tiles per work-item of winograd_fused, which does the
     input transform, GEMMs and output transform in one launch (0: three launches)."""
     if m not in WINO_MS:
-        raise InternalError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2 or 4)")
+        raise InternalError(f"Winograd F({m}x{m}, 3x3) is not implemented (m = 2, 4 or 7)")
     th, tw, tiles = _tiles(shape, m, ctx.batch)
     chunk = tiles if chunk <= 0 else min(chunk, tiles)
     c, f = shape["C"], shape["F"]
-    geo = {**shape, "WINO_M": m, "TH": th, "TW": tw}
+    geo = {**shape, "WINO_M": m, "TH": th, "TW": tw, "WINO_PAD": 1}
     u, v, mt = Workspace(0), Workspace(1), Workspace(2)
     filt_vw = vector_width(f, ctx.target)
     # The filter transform of a parameter depends on the weights only (Launch.once): u keeps it.
@@ -505,7 +596,7 @@ def grad_kernel_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     shape = _grad_kernel_shape(node, ctx)
     limit = min(ctx.target.limits.max_allocation // 4, INDEX_MAX)
     out: list[dict[str, Any]] = []
-    for m in sorted(WINO_MS, reverse=True):
+    for m in sorted(GRAD_KERNEL_MS, reverse=True):
         tiles = _tiles(shape, m, ctx.batch)[2]
         for tile in gemm_tiles(shape["F"], ctx.target):
             full = {**register_tile(shape["F"], ctx.target), **(tile or {})}
@@ -547,7 +638,7 @@ def bind_conv2d_grad_kernel_winograd(node: Node, ctx: BindContext) -> NodeBindin
     m = variant.get("wino_m", 4)
     shape = _grad_kernel_shape(node, ctx)
     _, gemm_tile, _ = _options(node, ctx, shape)  # checks "wino_tile" as the forward does
-    if m not in WINO_MS:
+    if m not in GRAD_KERNEL_MS:
         raise InternalError(f"node '{node.name}': bad Winograd variant {dict(variant)!r}")
     x, dy = node.inputs
     c, f = shape["C"], shape["F"]
