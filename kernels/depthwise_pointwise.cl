@@ -221,8 +221,8 @@ __kernel void depthwise_pointwise_staged(__global const float *restrict x,
  * column they read is loaded once and used by every (pixel, tap) reading it, one bounds check
  * per row of taps and per column instead of per tap and pixel (with 24 channels the checks and
  * the window arithmetic, not the FMAs, bounded the staged kernel). MR is the binder's choice
- * from OW (blocks that cut each row evenly). Launch: dim 0 = row blocks
- * (batch * OH * ceil(OW / MR)), dim 1 = 1. */
+ * from OW (blocks that cut each row evenly), GR (-D) the GEMM phase's rows per register block.
+ * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = 1. */
 #define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
 #define ROW_BLOCKS ((OW + MR - 1) / MR)
 
@@ -282,33 +282,45 @@ __kernel void depthwise_pointwise_rows(__global const float *restrict x,
         }
     }
 
+    /* The GEMM phase in register blocks of GR of the MR pixels (the last block's rows past MR
+     * read zeros and store nothing): a block of GR by NR filters within the registers where
+     * MR by NR would spill them. */
     const int out0 = (row * OW + ow0) * K;
-    for (int k0 = 0; k0 < K; k0 += NR) {
-        floatV out[MR][NV];
-        zero_block(out);
-        for (int f = 0; f < F; f++) {
-            floatV bv[NV];
-            float a[MR];
-            load_row(bv, pw + f * K + k0);
 #pragma unroll
-            for (int r = 0; r < MR; r++)
-                a[r] = d[r][f];
-            rank1_update(out, a, bv);
-        }
-        /* the row's last block may hold fewer than MR pixels (an `if`: the filter loop goes on) */
+    for (int r0 = 0; r0 < MR; r0 += GR) {
+        for (int k0 = 0; k0 < K; k0 += NR) {
+            floatV out[GR][NV];
 #pragma unroll
-        for (int r = 0; r < MR; r++) {
-            if (ow0 + r < OW) {
+            for (int r = 0; r < GR; r++)
 #pragma unroll
-                for (int v = 0; v < NV; v++) {
-                    floatV value = out[r][v];
+                for (int v = 0; v < NV; v++)
+                    out[r][v] = (floatV)(0.0f);
+            for (int f = 0; f < F; f++) {
+                floatV bv[NV];
+                load_row(bv, pw + f * K + k0);
+#pragma unroll
+                for (int r = 0; r < GR; r++) {
+                    const float a = r0 + r < MR ? d[r0 + r][f] : 0.0f;
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        out[r][v] += a * bv[v];
+                }
+            }
+            /* the row's last block may hold fewer than MR pixels (an `if`: the loops go on) */
+#pragma unroll
+            for (int r = 0; r < GR; r++) {
+                if (r0 + r < MR && ow0 + r0 + r < OW) {
+#pragma unroll
+                    for (int v = 0; v < NV; v++) {
+                        floatV value = out[r][v];
 #if PW_BIAS
-                    value += LOADV(pb + k0 + v * VW);
+                        value += LOADV(pb + k0 + v * VW);
 #endif
 #if PW_ACT
-                    value = ACTIVATE(value);
+                        value = ACTIVATE(value);
 #endif
-                    STOREV(value, y + out0 + r * K + k0 + v * VW);
+                        STOREV(value, y + out0 + (r0 + r) * K + k0 + v * VW);
+                    }
                 }
             }
         }

@@ -262,10 +262,16 @@ STAGED = "staged"
 
 def rows_tile(node: Node, ctx: BindContext) -> dict[str, int]:
     """The row kernel's block: staged_tile's, its MR pixels cutting each output row evenly
-    (bind_depthwise_direct.row_block), VD the widest vector dividing the depthwise channels."""
+    (bind_depthwise_direct.row_block), VD the widest vector dividing the depthwise channels,
+    and GR the most of the MR pixels whose GEMM block of VW * NV filters fits the registers
+    (a 7-pixel row by 24 filters as blocks of 4 and 3)."""
     _, _, geo, _, _ = _sizes(node, ctx)
     tile = staged_tile(node, ctx)
-    return {**tile, "MR": row_block(geo["OW"], tile["MR"])}
+    mr = row_block(geo["OW"], tile["MR"])
+    gr = mr
+    while gr > 1 and registers_used({**tile, "MR": gr}, ctx.target) > ctx.target.vector_registers:
+        gr -= 1
+    return {**tile, "MR": mr, "GR": gr}
 
 
 def bind_rows(node: Node, ctx: BindContext) -> NodeBinding:
@@ -286,6 +292,10 @@ def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     _, _, _, _, filters = _sizes(node, ctx)
     default = staged_default(filters, ctx.target)
     out = [{"algo": ROWS, **default, "rows_group": 1}]
+    whole = filters // default["VW"]
+    if whole <= MAX_VECTORS and whole != default["NV"]:
+        # every filter in one GEMM block, in GR's register blocks of the row's pixels
+        out.append({"algo": ROWS, **default, "NV": whole})
     for mr in (4, 2):
         out.append({"algo": ROWS, **default, "MR": mr})
     return out
