@@ -18,6 +18,7 @@ from cnnc.backends.opencl.bind_depthwise_pointwise import (
     STAGED,
     STAGED_FLOATS,
     block,
+    rows_default,
     rows_tile,
     rows_variants,
     staged_applies,
@@ -209,4 +210,15 @@ def test_the_row_block_cuts_each_row_evenly():
         spec = f"network r\ninput {width}x{width}x24\ndepthwise_conv2d 3 same\nconv2d 24 1\n"
         graph = inference_graph(cnnc.load_spec(spec))
         node = next(n for n in graph.nodes if n.op == "depthwise_pointwise")
-        assert rows_tile(node, BindContext(graph, 2, avx2))["MR"] == mr, width
+        tile = rows_tile(node, BindContext(graph, 2, avx2))
+        # 24 filters in one block of three vectors: four pixels' GEMM block in 16 registers
+        assert (tile["MR"], tile["NV"], tile["GR"]) == (mr, 3, min(mr, 4)), width
+
+
+def test_the_row_default_block():
+    avx2, avx512 = Target("cpu", 2, native_vector=8), Target("cpu", 2, native_vector=16)
+    # 24 filters: all in one block (4 pixels x 3 vectors + 3 + 1 = 16 registers)
+    assert rows_default(24, avx2) == {"MR": 8, "VW": 8, "NV": 3}
+    # 32 filters on AVX2: four vectors would not fit four pixels; staged_default's block
+    assert rows_default(32, avx2) == staged_default(32, avx2) == {"MR": 4, "VW": 8, "NV": 2}
+    assert rows_default(64, avx512) == {"MR": 8, "VW": 16, "NV": 4}
