@@ -202,7 +202,8 @@ REGISTERED: tuple[Algorithm, ...] = (
     # blocks over it; the same over flat pixel blocks; elsewhere in one.
     Algorithm("depthwise_pointwise", dwpw.ROWS, dwpw.bind_rows, dwpw.dwpw_edges,
               dwpw.describe_rows, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,
-              variants=dwpw.rows_variants, keys=depthwise.ROWS_KEYS, tile=dwpw.rows_default),
+              variants=dwpw.rows_variants, keys=depthwise.ROWS_KEYS, tile=dwpw.rows_default,
+              registers=dwpw.rows_registers),
     Algorithm("depthwise_pointwise", dwpw.STAGED, dwpw.bind_staged, dwpw.dwpw_edges,
               dwpw.describe_staged, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,
               variants=dwpw.staged_variants, tile=dwpw.staged_default),

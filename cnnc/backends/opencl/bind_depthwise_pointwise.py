@@ -25,6 +25,7 @@ and 2) 1.5-2x faster than the staged kernel's best block.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cnnc.backends.opencl.bind_depthwise_direct import geometry_of, row_block, rows_group
@@ -286,10 +287,21 @@ def rows_tile(node: Node, ctx: BindContext) -> dict[str, int]:
         tile["MR"] //= 2
     tile["VD"] = vector_width(channels, ctx.target)
     mr = row_block(geo["OW"], tile["MR"])
-    gr = mr
-    while gr > 1 and registers_used({**tile, "MR": gr}, ctx.target) > ctx.target.vector_registers:
+    return {**tile, "MR": mr, "GR": gemm_rows({**tile, "MR": mr}, ctx.target)}
+
+
+def gemm_rows(tile: Mapping[str, int], target: Target) -> int:
+    """GR: the most of the block's MR pixels whose GEMM block of VW * NV filters fits the vector
+    registers (at least one)."""
+    gr = tile["MR"]
+    while gr > 1 and registers_used({**tile, "MR": gr}, target) > target.vector_registers:
         gr -= 1
-    return {**tile, "MR": mr, "GR": gr}
+    return gr
+
+
+def rows_registers(tile: Mapping[str, int], target: Target) -> int:
+    """The vector registers the row kernel's GEMM phase holds: a GR-pixel block's."""
+    return registers_used({**tile, "MR": gemm_rows(tile, target)}, target)
 
 
 def bind_rows(node: Node, ctx: BindContext) -> NodeBinding:
@@ -319,7 +331,8 @@ def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
 
 
 def describe_rows(variant: Variant) -> str:
-    return f"depthwise+pointwise rows {tile_text(variant)}"
+    group = f" rows_group={variant['rows_group']}" if "rows_group" in variant else ""
+    return f"depthwise+pointwise rows {tile_text(variant)}{group}"
 
 
 ROWS = "staged_rows"
