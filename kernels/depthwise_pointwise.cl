@@ -213,3 +213,117 @@ __kernel void depthwise_pointwise_staged(__global const float *restrict x,
         }
     }
 }
+
+#ifdef DEPTHWISE_POINTWISE_ROWS
+/* depthwise_pointwise_rows (CPUs): the staged kernel's two phases, each work-item MR consecutive
+ * output pixels of one output row (not of the flat pixel index), so that the depthwise phase
+ * reads as depthwise.cl's depthwise_rows: the MR windows of a row of taps overlap, each input
+ * column they read is loaded once and used by every (pixel, tap) reading it, one bounds check
+ * per row of taps and per column instead of per tap and pixel (with 24 channels the checks and
+ * the window arithmetic, not the FMAs, bounded the staged kernel). MR is the binder's choice
+ * from OW (blocks that cut each row evenly), GR (-D) the GEMM phase's rows per register block.
+ * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = 1. */
+#define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
+#define ROW_BLOCKS ((OW + MR - 1) / MR)
+
+__kernel void depthwise_pointwise_rows(__global const float *restrict x,
+                                       __global const float *restrict dw,
+                                       __global const float *restrict db,
+                                       __global const float *restrict pw,
+                                       __global const float *restrict pb,
+                                       __global float *restrict y, int batch)
+{
+    const int b = (int)get_global_id(0);
+    const int row = b / ROW_BLOCKS, ow0 = (b % ROW_BLOCKS) * MR; /* row: n * OH + oh */
+    if (row >= batch * OH)
+        return;
+    const int n = row / OH, oh = row % OH, iw0 = ow0 * SW - PL;
+    float d[MR][F];
+
+    for (int f0 = 0; f0 < F; f0 += VD) {
+        floatD acc[MR];
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+            acc[r] = (floatD)(0.0f);
+#pragma unroll
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = oh * SH - PT + kh * DH;
+            if (ih < 0 || ih >= H)
+                continue;
+            const int row_at = (n * H + ih) * W * C;
+            floatD wv[KW];
+#pragma unroll
+            for (int kw = 0; kw < KW; kw++)
+                wv[kw] = LOADD(dw + (kh * KW + kw) * F + f0);
+#pragma unroll
+            for (int j = 0; j < SPAN; j++) {
+                const int iw = iw0 + j;
+                if (iw < 0 || iw >= W)
+                    continue;
+                const floatD in = depthwise_inputs(x, row_at + iw * C, f0);
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    /* tap kw of pixel r reads column r * SW + kw * DW */
+                    const int t = j - r * SW;
+                    if (t >= 0 && t % DW == 0 && t / DW < KW)
+                        acc[r] = fma(in, wv[t / DW], acc[r]);
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+#if DW_BIAS
+            acc[r] += LOADD(db + f0);
+#endif
+#if DW_ACT
+            acc[r] = ACTIVATE(acc[r]);
+#endif
+            STORED(acc[r], &d[r][f0]);
+        }
+    }
+
+    /* The GEMM phase in register blocks of GR of the MR pixels (the last block's rows past MR
+     * read zeros and store nothing): a block of GR by NR filters within the registers where
+     * MR by NR would spill them. */
+    const int out0 = (row * OW + ow0) * K;
+#pragma unroll
+    for (int r0 = 0; r0 < MR; r0 += GR) {
+        for (int k0 = 0; k0 < K; k0 += NR) {
+            floatV out[GR][NV];
+#pragma unroll
+            for (int r = 0; r < GR; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    out[r][v] = (floatV)(0.0f);
+            for (int f = 0; f < F; f++) {
+                floatV bv[NV];
+                load_row(bv, pw + f * K + k0);
+#pragma unroll
+                for (int r = 0; r < GR; r++) {
+                    const float a = r0 + r < MR ? d[r0 + r][f] : 0.0f;
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        out[r][v] += a * bv[v];
+                }
+            }
+            /* the row's last block may hold fewer than MR pixels (an `if`: the loops go on) */
+#pragma unroll
+            for (int r = 0; r < GR; r++) {
+                if (r0 + r < MR && ow0 + r0 + r < OW) {
+#pragma unroll
+                    for (int v = 0; v < NV; v++) {
+                        floatV value = out[r][v];
+#if PW_BIAS
+                        value += LOADV(pb + k0 + v * VW);
+#endif
+#if PW_ACT
+                        value = ACTIVATE(value);
+#endif
+                        STOREV(value, y + out0 + (r0 + r) * K + k0 + v * VW);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif

@@ -4,7 +4,7 @@
 The inference graph of the op case `depthwise_pointwise` (three fused blocks: batch norms
 folded into both parts, a strided biased part, a dilated 2x3 window; filters of 6, 7 and 4) on
 the device CNNC_DEVICE names, with a CPU's and a GPU's register blocks (a CPU's: the staged
-kernel, its default, and the one-phase kernel), or with --native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind sees any access
+row kernel, its default, the staged kernel over flat pixel blocks and the one-phase kernel), or with --native only the device's own. Every tensor in its own allocation (isolate), so Oclgrind sees any access
 past a tensor's end. Batch 3: the last pixel block is partial. Prints one line per run and exits
 1 on a mismatch.
 """
@@ -20,7 +20,7 @@ from oclgrind_cuts import chosen
 from op_cases import CASES
 
 import cnnc
-from cnnc.backends.opencl.bind_depthwise_pointwise import NAME
+from cnnc.backends.opencl.bind_depthwise_pointwise import NAME, STAGED
 from cnnc.backends.opencl.target import Target
 from cnnc.crosscheck import cross_check
 from cnnc.passes.pipeline import inference_graph
@@ -34,11 +34,14 @@ def main(args: list[str]) -> int:
     case = next(c for c in CASES if c.name == "depthwise_pointwise")
     graph = inference_graph(cnnc.load_spec(case.spec()))
     assert sum(n.op == "depthwise_pointwise" for n in graph.nodes) == 3
-    one_phase = {n.name: {"algo": NAME} for n in graph.nodes if n.op == "depthwise_pointwise"}
+    nodes = [n.name for n in graph.nodes if n.op == "depthwise_pointwise"]
+    one_phase = {name: {"algo": NAME} for name in nodes}
+    staged = {name: {"algo": STAGED} for name in nodes}
     runs = []
     for tiling, target in targets.items():
         runs.append((tiling, target, None))
         if tiling == "cpu":
+            runs.append(("cpu staged", target, staged))
             runs.append(("cpu one-phase", target, one_phase))
     failed = 0
     for tiling, target, variants in runs:

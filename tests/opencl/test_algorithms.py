@@ -136,8 +136,10 @@ def test_every_registration_binds_and_is_in_the_space(graphs, target):
 
 
 # Registrations that apply on one kind of device only: the staged depthwise_pointwise kernel's
-# private array of a pixel block's depthwise channels is a CPU's (a GPU's would spill it).
-ONE_KIND_ONLY = {"gpu": {("depthwise_pointwise", "staged")}}
+# and row kernels' private array of a pixel block's depthwise channels is a CPU's (a GPU's
+# would spill it).
+ONE_KIND_ONLY = {"gpu": {("depthwise_pointwise", "staged"),
+                         ("depthwise_pointwise", "staged_rows")}}
 
 
 def test_defaults_are_what_the_binders_run_without_a_variant(graphs):

@@ -14,9 +14,13 @@ from test_fused import random_state
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
 from cnnc.backends.opencl.bind_depthwise_pointwise import (
+    ROWS,
     STAGED,
     STAGED_FLOATS,
     block,
+    rows_default,
+    rows_tile,
+    rows_variants,
     staged_applies,
     staged_default,
     staged_tile,
@@ -80,7 +84,7 @@ def test_the_block_covers_the_filters_where_registers_allow():
     assert block(32, 16, Target("gpu", 8))["MR"] == 4
 
 
-@pytest.mark.parametrize("kind, kernel", [("cpu", "depthwise_pointwise_staged"),
+@pytest.mark.parametrize("kind, kernel", [("cpu", "depthwise_pointwise_rows"),
                                           ("gpu", "depthwise_pointwise")])
 def test_one_launch_after_the_hoisted_folds(kind, kernel):
     from cnnc.backends.opencl.bind import bind_node
@@ -105,7 +109,7 @@ def _cross_check(graph, batch, device, variants):
 def test_every_variant_of_the_tuners_space(batch, device):
     """The op case's three blocks (depth multiplier 2, stride 2, a dilated 2x3 window; 6, 7 and
     4 filters, none a multiple of the vector width) under each variant the tuner may time:
-    the staged kernel's blocks (on a CPU) and the one-phase kernel's."""
+    the row and staged kernels' blocks (on a CPU) and the one-phase kernel's."""
     from cnnc.backends.opencl.runtime import OpenCLBackend
 
     graph = inference_graph(cnnc.load_spec(CASE.spec()))
@@ -118,9 +122,10 @@ def test_every_variant_of_the_tuners_space(batch, device):
         for variant in space:
             algos.add(variant["algo"])
             kernels = _cross_check(graph, batch, device, {node.name: variant})
-            staged = variant["algo"] == STAGED
-            assert ("depthwise_pointwise_staged" in kernels[node.name]) is staged
-    assert algos == ({STAGED, "fused"} if target.kind == "cpu" else {"fused"})
+            for algo, kernel in ((STAGED, "depthwise_pointwise_staged"),
+                                 (ROWS, "depthwise_pointwise_rows")):
+                assert (kernel in kernels[node.name]) is (variant["algo"] == algo)
+    assert algos == ({ROWS, STAGED, "fused"} if target.kind == "cpu" else {"fused"})
 
 
 def test_the_staged_blocks_of_an_example_spec(device):
@@ -165,3 +170,55 @@ def test_the_staged_default_block():
     # 32 filters on AVX2: two vectors of 8, four pixels (8 + 2 + 1 registers of 16)
     assert staged_default(32, avx2) == {"MR": 4, "VW": 8, "NV": 2}
     assert staged_default(64, avx512) == {"MR": 8, "VW": 16, "NV": 2}
+
+
+ROW_SHAPES = [  # (input, depthwise layer, filters): odd maps, partial row blocks, stride 2
+    ("7x7x24", "depthwise_conv2d 3 strides=2 same", 24),
+    ("14x14x24", "depthwise_conv2d 3 strides=2 same", 24),
+    ("9x11x10", "depthwise_conv2d 5 same", 6),
+    ("13x6x5", "depthwise_conv2d 3 valid", 12),
+    ("8x9x3", "depthwise_conv2d 3 same depth_multiplier=2", 7),
+]
+
+
+@pytest.mark.parametrize("shape, layer, filters", ROW_SHAPES)
+@pytest.mark.parametrize("act", ["relu", "hard_swish", "linear"])
+def test_the_row_kernel_over_odd_rows(shape, layer, filters, act, device):
+    """The row kernel against NumPy where its row blocks end partial (MR 4 and 2 over rows of
+    5 to 11 pixels, and the default), with a 5x5 window, valid padding, a depth multiplier,
+    channels and filters not multiples of the vector width, batches 1 and 7."""
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    spec = (f"network rows\ninput {shape}\n{layer}\nbatchnorm\nconv2d {filters} 1 {act}\n")
+    graph = inference_graph(cnnc.load_spec(spec))
+    target = OpenCLBackend(device).target
+    if target.kind != "cpu":
+        pytest.skip("the row kernel is a CPU's")
+    node = next(n for n in graph.nodes if n.op == "depthwise_pointwise")
+    for batch in (1, 7):
+        ctx = BindContext(graph, batch, target)
+        variants = [variant_space(node, ctx)[0], *rows_variants(node, ctx)]
+        assert {v["algo"] for v in variants} == {ROWS}
+        for variant in variants:
+            kernels = _cross_check(graph, batch, device, {node.name: variant})
+            assert "depthwise_pointwise_rows" in kernels[node.name]
+
+
+def test_the_row_block_cuts_each_row_evenly():
+    avx2 = Target("cpu", 2, native_vector=8)
+    for width, mr in ((7, 7), (14, 7), (28, 7), (5, 5), (9, 5), (3, 3)):
+        spec = f"network r\ninput {width}x{width}x24\ndepthwise_conv2d 3 same\nconv2d 24 1\n"
+        graph = inference_graph(cnnc.load_spec(spec))
+        node = next(n for n in graph.nodes if n.op == "depthwise_pointwise")
+        tile = rows_tile(node, BindContext(graph, 2, avx2))
+        # 24 filters in one block of three vectors: four pixels' GEMM block in 16 registers
+        assert (tile["MR"], tile["NV"], tile["GR"]) == (mr, 3, min(mr, 4)), width
+
+
+def test_the_row_default_block():
+    avx2, avx512 = Target("cpu", 2, native_vector=8), Target("cpu", 2, native_vector=16)
+    # 24 filters: all in one block (4 pixels x 3 vectors + 3 + 1 = 16 registers)
+    assert rows_default(24, avx2) == {"MR": 8, "VW": 8, "NV": 3}
+    # 32 filters on AVX2: four vectors would not fit four pixels; staged_default's block
+    assert rows_default(32, avx2) == staged_default(32, avx2) == {"MR": 4, "VW": 8, "NV": 2}
+    assert rows_default(64, avx512) == {"MR": 8, "VW": 16, "NV": 4}

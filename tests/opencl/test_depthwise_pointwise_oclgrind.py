@@ -1,6 +1,6 @@
 """The depthwise_pointwise launches (kernels/depthwise_pointwise.cl) under Oclgrind (see
 test_oclgrind.py): every access checked, as a CPU's and a GPU's launches cut them (a CPU's with
-the staged kernel and the one-phase one), and once with GPU-like limits (work-groups of at most 128 work-items, 16 KiB of local memory)."""
+the row kernel, the staged one and the one-phase one), and once with GPU-like limits (work-groups of at most 128 work-items, 16 KiB of local memory)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ DRIVER = Path(__file__).with_name("depthwise_pointwise_oclgrind_driver.py")
 @cuts("gpu", "cpu")
 def test_depthwise_pointwise_clean_under_oclgrind(oclgrind_env, cut):  # noqa: F811
     out = run_clean(DRIVER, with_cut(oclgrind_env, cut))
-    # a CPU's cut runs the staged kernel (its default) and the one-phase kernel
-    assert out.count(": ok") == (2 if cut == "cpu" else 1), out
+    # a CPU's cut runs the row kernel (its default), the staged and the one-phase kernels
+    assert out.count(": ok") == (3 if cut == "cpu" else 1), out
 
 
 def test_depthwise_pointwise_within_gpu_like_limits(oclgrind_env):  # noqa: F811

@@ -198,8 +198,13 @@ REGISTERED: tuple[Algorithm, ...] = (
               family=_direct_family),
     # A depthwise convolution and the 1x1 one reading it, fused at inference: one kernel, its
     # register block the tuner's (bind_depthwise_pointwise.py). On CPUs first (the default)
-    # in two phases per work-item, the depthwise slice into a private array, then a GEMM's
-    # register blocks over it; elsewhere in one.
+    # in two phases per work-item, the depthwise slice of a block of pixels of one output row
+    # into a private array (input columns shared by the row's windows), then a GEMM's register
+    # blocks over it; the same over flat pixel blocks; elsewhere in one.
+    Algorithm("depthwise_pointwise", dwpw.ROWS, dwpw.bind_rows, dwpw.dwpw_edges,
+              dwpw.describe_rows, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,
+              variants=dwpw.rows_variants, keys=depthwise.ROWS_KEYS, tile=dwpw.rows_default,
+              registers=dwpw.rows_registers),
     Algorithm("depthwise_pointwise", dwpw.STAGED, dwpw.bind_staged, dwpw.dwpw_edges,
               dwpw.describe_staged, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,
               variants=dwpw.staged_variants, tile=dwpw.staged_default),
