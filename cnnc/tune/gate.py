@@ -35,6 +35,17 @@ from cnnc.ir.ops import OPS
 from cnnc.ir.residual import LAYER_OF
 from cnnc.tune.space import as_layer, error_factor
 
+# An algorithm that adds rounding error (an error factor over 1: Winograd) is held to its factor
+# times the error float32 really makes on the case, not times LOCAL_TOLERANCE: that sits ~30x
+# above float32's error to absorb summation orders, and times F(7x7)'s factor of 1024 it
+# admitted errors of several percent of max|reference| (a kernel with one constant of its
+# transform 600 for 599 passed at 5% of it; held to this, it fails on the seed model's layers at
+# 1.6-3.9x, the right kernels pass at 0.05-0.14). The factors are bounds, with a margin, on the
+# ratio to NumPy's float32 direct error (tests/numpy/test_winograd_transforms.py), here measured
+# on the case. Where NumPy's float32 error is small, the floor binds: half a float32 rounding
+# (2^-25) per square-rooted term (the seed model's layers), as cases NumPy sums exactly need.
+FLOAT32_FLOOR = 2.0**-25
+
 # The batch the real shape is checked at: the kernels take the batch as an argument and only
 # their grids grow with it, so a small batch checks the same program; the float64 reference of
 # a whole batch would cost more than the tuning.
@@ -172,20 +183,26 @@ def run_case(backend: Any, case: Case, values: Mapping[str, np.ndarray]) -> np.n
     return exe.run(feeds, [case.node.name], step=0)[case.node.name]
 
 
-def reference(case: Case, values: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The NumPy reference backend's output in float64."""
+def reference(case: Case, values: Mapping[str, np.ndarray], dtype: str = "float64") -> np.ndarray:
+    """The NumPy reference backend's output in float64 (or in `dtype`)."""
     from cnnc.backends.numpy.backend import NumpyBackend
 
-    return run_case(NumpyBackend("float64"), case, values)
+    return run_case(NumpyBackend(dtype), case, values)
 
 
-def tolerance(case: Case, variant: Mapping[str, Any]) -> float:
+def tolerance(case: Case, variant: Mapping[str, Any], float32_error: float | None = None) -> float:
     """Allowed error relative to max|reference|: crosscheck.py's float32 tolerance, times the
-    square root of the terms summed, times the variant's error factor."""
+    square root of the terms summed, times the variant's error factor; for a factor over 1, at
+    most that factor times `float32_error`, the error NumPy's float32 direct algorithm makes on
+    the case (at least FLOAT32_FLOOR per square-rooted term)."""
     g, node = case.graph, case.node
     in_shapes = tuple(g.concrete_shape(v, case.batch) for v in node.inputs)
-    terms = max(node.opdef.reduction(node.attrs, in_shapes), 1)
-    return LOCAL_TOLERANCE * sqrt(terms) * error_factor(node, variant)
+    root = sqrt(max(node.opdef.reduction(node.attrs, in_shapes), 1))
+    factor = error_factor(node, variant)
+    loose = LOCAL_TOLERANCE * root * factor
+    if factor <= 1 or float32_error is None:
+        return loose
+    return min(loose, factor * max(float32_error, FLOAT32_FLOOR * root))
 
 
 def prebuild(backend: Any, jobs: Sequence[tuple[Graph, str, int, Mapping[str, Any]]]) -> None:
@@ -221,6 +238,7 @@ class Gate:
         self._values = [random_values(c.graph, c.batch, seed=i) for i, c in
                         enumerate(self.cases)]
         self._refs: list[np.ndarray | None] = [None] * len(self.cases)
+        self._float32_errors: list[float | None] = [None] * len(self.cases)
 
     def check(self, variant: Mapping[str, Any]) -> Verdict:
         """Admit `variant` or say why not (the first shape it fails on)."""
@@ -242,7 +260,13 @@ class Gate:
                 if self._refs[i] is None:
                     self._refs[i] = reference(case, self._values[i])
                 _, rel = errors(self._refs[i], got)
-                tol = tolerance(case, variant)
+                float32_error = None
+                if error_factor(case.node, variant) > 1:
+                    if self._float32_errors[i] is None:
+                        self._float32_errors[i] = errors(
+                            self._refs[i], reference(case, self._values[i], "float32"))[1]
+                    float32_error = self._float32_errors[i]
+                tol = tolerance(case, variant, float32_error)
                 worst = max(worst, rel / tol)
                 if not rel <= tol:  # NaN fails too
                     return Verdict(

@@ -168,3 +168,38 @@ def test_a_fused_activation_gradient_is_checked_on_its_producers_edge_shapes():
         fused = case.node
         assert fused.op == node.op and len(fused.inputs) == 3
         assert case.graph.shape_of(fused.inputs[-1]) == fused.shape
+
+
+def test_a_winograd_variant_is_held_to_its_factor_times_float32s_real_error(device, graph,
+                                                                              monkeypatch):
+    """The tolerance of an algorithm with an error factor is that factor times the error NumPy's
+    float32 makes on the case, not times crosscheck's float32 tolerance (F(4x4): 128 x 2e-6
+    sqrt(K), which admitted an F(7x7) kernel with a transform constant off by 1/599): an output
+    off by 1.5 times it is refused, where the old tolerance is over 10 times larger."""
+    import numpy as np
+
+    from cnnc.tune import gate as gate_module
+    from cnnc.tune.space import variant_space
+
+    backend = OpenCLBackend(device)
+    node = tunable_nodes(graph, ("conv2d",))[1]  # 3x3, stride 1, 8 -> 16 channels
+    ctx = BindContext(graph, 3, backend.target)
+    m4 = next(v for v in variant_space(node, ctx)
+              if v.get("algo") == "winograd" and v.get("wino_m") == 4)
+    gate = Gate(backend, graph, node, 3)
+    right = gate.check(m4)
+    assert right.admitted and 0 < right.worst < 0.5
+    case = gate.cases[0]
+    tight = gate_module.tolerance(case, m4, gate._float32_errors[0])
+    assert gate_module.tolerance(case, m4) > 10 * tight
+    real = gate_module.run_case
+
+    def off(backend_, case_, values):
+        out = real(backend_, case_, values)
+        if isinstance(backend_, OpenCLBackend) and case_ is case:  # the device's, real shape
+            out = out + np.float32(1.5 * tight) * np.abs(out).max()
+        return out
+
+    monkeypatch.setattr(gate_module, "run_case", off)
+    wrong = gate.check(m4)
+    assert not wrong.admitted and "real shape" in wrong.reason, wrong.reason
