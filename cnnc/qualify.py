@@ -65,9 +65,7 @@ dense 4 softmax
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 # Local response normalisation (lrn.cl) after the layer norm. A convolution reading a
-# concatenation of two upsampled maps in place (one conv2d_concat launch at inference), and
-# an inverted bottleneck after it (1x1 expansion with GELU, 1x1 projection, residual add: one
-# pointwise_mlp launch at inference).
+# concatenation of two upsampled maps in place (one conv2d_concat launch at inference).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -97,10 +95,7 @@ ux: upsampling2d(x) 2
 t: conv2d(x) 4 1
 ut: upsampling2d(t) 2
 j: concatenate(ux, ut)
-o: conv2d 4 3 same
-conv2d 8 1 activation=gelu
-pm: conv2d 4 1
-add(o, pm)
+conv2d 4 3 same
 z: global_avgpool2d
 concatenate(g, m, w, z)
 dense 3 {activation} kernel_regularizer=0.01

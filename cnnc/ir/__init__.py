@@ -26,7 +26,6 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     lrn,
     merges,
     pointwise_avgpool,
-    pointwise_mlp,
     preprocessing,
     regularizers,
     resample,

@@ -7,8 +7,7 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
                 -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
-                -> fuse_conv_maxpool -> fuse_conv_concat -> fuse_pointwise_mlp
-                -> dead_code_elimination
+                -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -39,7 +38,6 @@ from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_pointwise_avgpool import fuse_pointwise_avgpool
-from cnnc.passes.fuse_pointwise_mlp import fuse_pointwise_mlp
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_shuffle import fuse_shuffle
 from cnnc.passes.fuse_squeeze_excite import fuse_squeeze_excite
@@ -104,9 +102,6 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_conv_concat", fuse_conv_concat,
              "conv + the concatenation (and nearest upsampling) it alone reads as one node: "
              "the parts read where they lie"),
-        Pass("fuse_pointwise_mlp", fuse_pointwise_mlp,
-             "1x1 conv + the 1x1 conv reading it alone as one node: an inverted bottleneck's "
-             "hidden map never written"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

@@ -42,8 +42,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
                      | {"pointwise_avgpool"}  # passes/fuse_pointwise_avgpool.py
                      | {"avgpool_dense"}  # passes/fuse_avgpool_dense.py
                      | {"conv2d_maxpool", "conv2d_avgpool"}  # passes/fuse_conv_maxpool.py
-                     | {"conv2d_concat"}  # passes/fuse_conv_concat.py
-                     | {"pointwise_mlp"})  # passes/fuse_pointwise_mlp.py
+                     | {"conv2d_concat"})  # passes/fuse_conv_concat.py
     assert GATED_OF == {OPS[op].base: op for op in LAYER_OF_GATED}
     assert GATHERED_OF == {OPS[op].base: op for op in LAYER_OF_GATHERED}
     assert FUSED_MERGE == {OPS[op].base: op for op in FUSED_MERGE.values()}
@@ -55,7 +54,6 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     assert OPS["conv2d_maxpool"].base == "maxpool2d"
     assert OPS["conv2d_avgpool"].base == "avgpool2d"
     assert OPS["conv2d_concat"].base == "conv2d"
-    assert OPS["pointwise_mlp"].base == "conv2d"
 
 
 def test_folded_ops_are_their_layer_with_the_batch_norms_arguments():

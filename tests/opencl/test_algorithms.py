@@ -39,16 +39,12 @@ from cnnc.tune.space import as_layer, gemm_of, tunable, variant_space
 # stride-2 convolution (phases), stride-1 3x3 ones (Winograd), a grouped one, transposed
 # convolutions (strided: phases; and not), depthwise ones (one with a batch norm folded in at
 # inference, one fused with the 1x1 convolution after it), a 1x1 convolution read by a global
-# average pooling alone (one pointwise_avgpool node at inference), an inverted bottleneck (one
-# pointwise_mlp node at inference), dense layers.
+# average pooling alone (one pointwise_avgpool node at inference), dense layers.
 SPEC = """
 network: algorithms
 input: [9, 11, 3]
 layers:
-  - {conv2d: [8, 3], padding: same, activation: relu, name: entry}
-  - {conv2d: [16, 1], activation: gelu}
-  - {conv2d: [8, 1], name: mlp_proj}
-  - add: {inputs: [entry, mlp_proj]}
+  - {conv2d: [8, 3], padding: same, activation: relu}
   - {conv2d: [12, 3], strides: 2, padding: same, activation: relu}
   - {conv2d: [16, 3], padding: same, activation: relu}
   - {conv2d: [16, 1], groups: 4, activation: relu}

@@ -43,17 +43,11 @@ def tiny_training_graph(folder) -> Graph:
 # depthwise convolution with a batch norm folded in and the 1x1 one after it (9 odd channels,
 # 6 filters), and one without either batch norm (depth multiplier 2: 12 channels, 8 filters);
 # a 1x1 convolution with a batch norm folded in read by a global average pooling alone (one
-# pointwise_avgpool node: a 4x3 map, 8 channels, 12 filters); first, an inverted bottleneck: a
-# 1x1 expansion to 20 channels with GELU, the 1x1 projection back to 9 and the residual add (one
-# pointwise_mlp node: gcd(20, 9) = 1, scalar blocks).
+# pointwise_avgpool node: a 4x3 map, 8 channels, 12 filters).
 FUSED_SPEC = """
 network: tiny_fused
 input: [7, 5, 9]
 layers:
-  - {layer_norm: null, name: entry}
-  - {conv2d: [20, 1], activation: gelu}
-  - {conv2d: [9, 1], name: proj}
-  - add: {inputs: [entry, proj]}
   - {depthwise_conv2d: 3, padding: same, use_bias: false}
   - batchnorm
   - {activation: relu}

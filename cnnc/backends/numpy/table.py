@@ -26,7 +26,6 @@ from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.lrn_impls import LRN_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
 from cnnc.backends.numpy.pointwise_avgpool_impls import POINTWISE_AVGPOOL_IMPLS
-from cnnc.backends.numpy.pointwise_mlp_impls import POINTWISE_MLP_IMPLS
 from cnnc.backends.numpy.preprocessing_impls import PREPROCESSING_IMPLS
 from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
@@ -54,4 +53,3 @@ IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)
 IMPLS.update(CONV_CONCAT_IMPLS)
 IMPLS.update(AVGPOOL_DENSE_IMPLS)
-IMPLS.update(POINTWISE_MLP_IMPLS)

@@ -20,7 +20,6 @@ from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
 from cnnc.backends.opencl import bind_gemv as gemv
 from cnnc.backends.opencl import bind_grad_rows as grad_rows
 from cnnc.backends.opencl import bind_pointwise_avgpool as pooled
-from cnnc.backends.opencl import bind_pointwise_mlp as mlp
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
 from cnnc.backends.opencl.bind_conv_transpose import phases_apply as transposed_phases_apply
@@ -216,11 +215,6 @@ REGISTERED: tuple[Algorithm, ...] = (
     Algorithm("pointwise_avgpool", pooled.NAME, pooled.bind_pointwise_avgpool,
               pooled.pooled_edges, pooled.describe, gemm=pooled.pooled_gemm,
               variants=pooled.pooled_variants, keys=pooled.KEYS),
-    # A 1x1 convolution and the 1x1 convolution reading it, fused at inference: one kernel,
-    # the hidden map never written (bind_pointwise_mlp.py).
-    Algorithm("pointwise_mlp", mlp.NAME, mlp.bind_pointwise_mlp, mlp.mlp_edges, mlp.describe,
-              gemm=mlp.mlp_gemm, variants=mlp.mlp_variants, keys=mlp.KEYS,
-              tile=mlp.default_tile),
     # A classifier's head on a few rows: the dense layer and its softmax in one launch, a
     # work-group per row block (bind_gemv.py); the default wherever it applies.
     Algorithm("dense", gemv.HEAD, gemv.bind_dense_softmax, edge_shapes.dense_edges,
