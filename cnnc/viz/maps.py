@@ -69,7 +69,7 @@ def draws_maps(op: str) -> bool:
 
 # Inference passes that fuse a drawn layer's map away into the layer reading it (its value never
 # written): the maps come from the inference graph without them (maps_graph).
-MAP_HIDING_PASSES = ("fuse_conv_maxpool", "fuse_conv_concat", "fuse_pointwise_mlp")
+MAP_HIDING_PASSES = ("fuse_conv_maxpool", "fuse_conv_concat")
 
 
 def maps_graph(model) -> Graph:
