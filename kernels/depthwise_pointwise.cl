@@ -62,6 +62,30 @@ static floatD depthwise_inputs(__global const float *x, int at, int f)
 #endif
 }
 
+/* The two parts' epilogues, every kernel's: the depthwise channels f0 .. f0 + VD - 1 of a pixel
+ * and the 1x1 filters k .. k + VW - 1, after their sums. */
+static floatD depthwise_epilogue(floatD v, __global const float *restrict db, int f0)
+{
+#if DW_BIAS
+    v += LOADD(db + f0);
+#endif
+#if DW_ACT
+    v = ACTIVATE(v);
+#endif
+    return v;
+}
+
+static floatV pointwise_epilogue(floatV v, __global const float *restrict pb, int k)
+{
+#if PW_BIAS
+    v += LOADV(pb + k);
+#endif
+#if PW_ACT
+    v = ACTIVATE(v);
+#endif
+    return v;
+}
+
 __kernel void depthwise_pointwise(__global const float *restrict x,
                                   __global const float *restrict dw,
                                   __global const float *restrict db,
@@ -97,15 +121,8 @@ __kernel void depthwise_pointwise(__global const float *restrict x,
         /* The slice of d, lane by lane for the pointwise part's broadcasts. */
         float lanes[MR][VD];
 #pragma unroll
-        for (int r = 0; r < MR; r++) {
-#if DW_BIAS
-            d[r] += LOADD(db + f0);
-#endif
-#if DW_ACT
-            d[r] = ACTIVATE(d[r]);
-#endif
-            STORED(d[r], lanes[r]);
-        }
+        for (int r = 0; r < MR; r++)
+            STORED(depthwise_epilogue(d[r], db, f0), lanes[r]);
 #pragma unroll
         for (int i = 0; i < VD; i++) {
             floatV b[NV];
@@ -125,16 +142,9 @@ __kernel void depthwise_pointwise(__global const float *restrict x,
         if (p0 + r >= P)
             break;
 #pragma unroll
-        for (int v = 0; v < NV; v++) {
-            floatV value = acc[r][v];
-#if PW_BIAS
-            value += LOADV(pb + k0 + v * VW);
-#endif
-#if PW_ACT
-            value = ACTIVATE(value);
-#endif
-            STOREV(value, y + (p0 + r) * K + k0 + v * VW);
-        }
+        for (int v = 0; v < NV; v++)
+            STOREV(pointwise_epilogue(acc[r][v], pb, k0 + v * VW),
+                   y + (p0 + r) * K + k0 + v * VW);
     }
 }
 
@@ -171,15 +181,8 @@ __kernel void depthwise_pointwise_staged(__global const float *restrict x,
             }
         }
 #pragma unroll
-        for (int r = 0; r < MR; r++) {
-#if DW_BIAS
-            acc[r] += LOADD(db + f0);
-#endif
-#if DW_ACT
-            acc[r] = ACTIVATE(acc[r]);
-#endif
-            STORED(acc[r], &d[r][f0]);
-        }
+        for (int r = 0; r < MR; r++)
+            STORED(depthwise_epilogue(acc[r], db, f0), &d[r][f0]);
     }
 
     for (int k0 = 0; k0 < K; k0 += NR) {
@@ -199,16 +202,9 @@ __kernel void depthwise_pointwise_staged(__global const float *restrict x,
             /* a guard, not an early exit: the filter loop goes on for the rows before */
             if (p0 + r < P) {
 #pragma unroll
-                for (int v = 0; v < NV; v++) {
-                    floatV value = out[r][v];
-#if PW_BIAS
-                    value += LOADV(pb + k0 + v * VW);
-#endif
-#if PW_ACT
-                    value = ACTIVATE(value);
-#endif
-                    STOREV(value, y + (p0 + r) * K + k0 + v * VW);
-                }
+                for (int v = 0; v < NV; v++)
+                    STOREV(pointwise_epilogue(out[r][v], pb, k0 + v * VW),
+                           y + (p0 + r) * K + k0 + v * VW);
             }
         }
     }
@@ -271,15 +267,8 @@ __kernel void depthwise_pointwise_rows(__global const float *restrict x,
             }
         }
 #pragma unroll
-        for (int r = 0; r < MR; r++) {
-#if DW_BIAS
-            acc[r] += LOADD(db + f0);
-#endif
-#if DW_ACT
-            acc[r] = ACTIVATE(acc[r]);
-#endif
-            STORED(acc[r], &d[r][f0]);
-        }
+        for (int r = 0; r < MR; r++)
+            STORED(depthwise_epilogue(acc[r], db, f0), &d[r][f0]);
     }
 
     /* The GEMM phase in register blocks of GR of the MR pixels (the last block's rows past MR
@@ -311,16 +300,9 @@ __kernel void depthwise_pointwise_rows(__global const float *restrict x,
             for (int r = 0; r < GR; r++) {
                 if (r0 + r < MR && ow0 + r0 + r < OW) {
 #pragma unroll
-                    for (int v = 0; v < NV; v++) {
-                        floatV value = out[r][v];
-#if PW_BIAS
-                        value += LOADV(pb + k0 + v * VW);
-#endif
-#if PW_ACT
-                        value = ACTIVATE(value);
-#endif
-                        STOREV(value, y + out0 + (r0 + r) * K + k0 + v * VW);
-                    }
+                    for (int v = 0; v < NV; v++)
+                        STOREV(pointwise_epilogue(out[r][v], pb, k0 + v * VW),
+                               y + out0 + (r0 + r) * K + k0 + v * VW);
                 }
             }
         }
