@@ -245,12 +245,13 @@ class Model:
         # Executables bound before this call keep the variants they were built with.
         self._executables.pop(("train" if train else "predict", int(batch)), None)
         if not train and tuner.left() > 0:
-            from cnnc.tune.chunking import candidates, tune_chunks
+            from cnnc.tune.chunking import tune_chunks
 
-            if candidates(int(batch)):
-                tune_chunks(self.backend.device, cache, graph, int(batch))
+            chunks = tune_chunks(self.backend.device, cache, graph, int(batch))
+            if chunks is not None:  # (None: no chunk size applies, nothing was timed)
                 self._chunks.pop(int(batch), None)
-                for size in candidates(int(batch)):
+                # the chunks' executables take the tuned batch's choices (CachedVariants)
+                for size in chunks.seconds:
                     self._executables.pop(("predict", size), None)
         return results
 

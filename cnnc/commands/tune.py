@@ -184,7 +184,7 @@ def _tune(args: argparse.Namespace, cache) -> None:
               f"{', ...' if len(cut) > 4 else ''}) stopped at the budget with variants left to "
               f"time: their best so far is cached and used; tune again (a larger --budget) to "
               f"resume them")
-    if not args.train and chunking.candidates(args.batch) and tuner.left() > WARM_UP_SECONDS:
+    if not args.train and tuner.left() > WARM_UP_SECONDS:
         # Last: it times the whole pass with what was tuned above (the chunk sizes' compiles,
         # then ROUNDS interleaved rounds of each: about 4 x 8 passes at the batch).
         chunks = chunking.tune_chunks(device, cache, graph, args.batch)
