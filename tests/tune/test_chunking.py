@@ -113,7 +113,8 @@ def test_a_malformed_chunk_entry_is_discarded(chunk):
     entry = tc.make_entry(key, {"chunk": 16}, 0.001, 0.002)
     entry["variant"] = {"chunk": chunk}
     entry["checksum"] = tc.checksum(entry)  # well formed but for the chunk
-    assert tc.entry_problem(tc.entry_id(key), entry)
+    assert f"chunk={chunk!r} is not an integer in 1..{2**20}" in tc.entry_problem(
+        tc.entry_id(key), entry)
 
 
 def test_show_names_the_chunks(cache_dir, capsys):
