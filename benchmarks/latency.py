@@ -16,7 +16,11 @@ Before any timing the outputs of the three are compared (max |difference| printe
 outputs disagree beyond 1e-3 is reported and not timed). Each figure is the median of --runs runs
 after a warm-up, each after a pause (--settle, default 0.1 s) that lets onnxruntime's spinning
 threads go idle, as benchmarks/frameworks.py does (pocl's worker threads then sleep too: waking
-them is part of cnnc's time; --settle 0 times the calls back to back). Ratios are onnxruntime's time over cnnc's (above 1: cnnc is faster). Also per
+them is part of cnnc's time; --settle 0 times the calls back to back, but then each system's
+call meets the other's threads still spinning from the call before). --warm-calls N makes N
+untimed calls of the same task after each pause before the timed one: a stream of requests'
+pace, each system with its own threads awake and the other's gone idle (as frameworks.py's
+default does at batch 256). Ratios are onnxruntime's time over cnnc's (above 1: cnnc is faster). Also per
 spec: the kernel launches of one forward pass, and their fixed cost (launches x the back-to-back
 cost of one launch, measured first as benchmarks/launch_overhead.py does) as a share of the
 executor's time. The CPU's name and the load average come first.
@@ -69,14 +73,16 @@ def _session(graph, weights: dict[str, np.ndarray], threads: int):
                                 providers=["CPUExecutionProvider"])
 
 
-def _medians(tasks: dict[str, Callable[[], object]], runs: int, settle: float
-             ) -> dict[str, float]:
+def _medians(tasks: dict[str, Callable[[], object]], runs: int, settle: float,
+             warm_calls: int = 0) -> dict[str, float]:
     for fn in tasks.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in tasks}
     for _ in range(runs):
         for name, fn in tasks.items():
             time.sleep(settle)
+            for _ in range(warm_calls):
+                fn()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -113,7 +119,7 @@ def measure(spec: str, batch: int, args: argparse.Namespace, launch_s: float) ->
         "predict": lambda: model.predict(x, batch_size=batch),
         "exe.run": lambda: exe.run(feeds, fetch),
         "onnxruntime": lambda: session.run(None, ort_feeds),
-    }, args.runs, args.settle)
+    }, args.runs, args.settle, args.warm_calls)
     launches = len(exe.bound)
     return {"name": graph.name, "batch": batch, "diff": diff, "launches": launches,
             "share": launches * launch_s / medians["exe.run"], **medians}
@@ -140,6 +146,10 @@ def main(argv: list[str]) -> int:
                              "batch size the cache lacks, as a user's first predict would)")
     parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
                         help="seconds of pause before each timed call (0: back to back)")
+    parser.add_argument("--warm-calls", type=int, default=0,
+                        help="untimed calls of the same task after each pause, before the timed "
+                             "one (10: the pace of a stream of requests, each system with its own "
+                             "threads awake and the other's idle)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
 
@@ -150,7 +160,8 @@ def main(argv: list[str]) -> int:
     print(f"CPU: {cpu_name()}; device {device.describe()}; load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; one launch {launch_s * 1e6:.1f} us "
           f"back to back; median of {args.runs} interleaved runs; onnxruntime "
-          f"{args.threads} threads; tune={args.tune}; {args.settle} s pause before each call")
+          f"{args.threads} threads; tune={args.tune}; {args.settle} s pause before each call"
+          + (f", then {args.warm_calls} untimed calls" if args.warm_calls else ""))
     print("| spec | batch | launches | cnnc predict ms | cnnc exe.run ms | onnxruntime ms "
           "| ort/predict | ort/exe.run | launch share |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
