@@ -223,6 +223,7 @@ class Model:
         every later run. Later predictions and steps at that batch size run them. Returns one
         result per tunable launch (node, op, variant, seconds, default_seconds, source)."""
         from cnnc import settings
+        from cnnc.tune import chunking
         from cnnc.tune.tuner import CachedVariants, Tuner, install
 
         if not hasattr(self.backend, "choose_variants"):
@@ -240,14 +241,14 @@ class Model:
         cache = chooser.cache if isinstance(chooser, CachedVariants) else None
         if cache is None:  # compiled with tune='never': this call asks for the tuned kernels
             cache = install(self.backend).cache
-        tuner = Tuner(self.backend.device, cache, float(budget))
+        # (what the searches leave of the budget extends them, but for the chunk sizes' timing)
+        tuner = Tuner(self.backend.device, cache, float(budget),
+                      extend=0.0 if train else chunking.SECONDS)
         results = tuner.tune_graph(graph, int(batch), force=force)
         # Executables bound before this call keep the variants they were built with.
         self._executables.pop(("train" if train else "predict", int(batch)), None)
         if not train and tuner.left() > 0:
-            from cnnc.tune.chunking import tune_chunks
-
-            chunks = tune_chunks(self.backend.device, cache, graph, int(batch))
+            chunks = chunking.tune_chunks(self.backend.device, cache, graph, int(batch))
             if chunks is not None:  # (None: no chunk size applies, nothing was timed)
                 self._chunks.pop(int(batch), None)
                 # the chunks' executables take the tuned batch's choices (CachedVariants)

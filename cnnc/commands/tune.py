@@ -165,7 +165,10 @@ def _tune(args: argparse.Namespace, cache) -> None:
     start = time.perf_counter()
     # The budget bounds the whole command: the process's start and the graph's building too,
     # and EXIT_SECONDS are left for the table and the process's exit (the device's teardown).
-    tuner = Tuner(device, cache, args.budget, spent=process_age() + EXIT_SECONDS)
+    # What the searches leave of the budget goes on extending them, but for the time the
+    # chunk sizes' timing and the warm-up below take.
+    keep = WARM_UP_SECONDS + (0.0 if args.train else chunking.SECONDS)
+    tuner = Tuner(device, cache, args.budget, spent=process_age() + EXIT_SECONDS, extend=keep)
     results = tuner.tune_graph(graph, args.batch, force=args.force)
     print(f"{'node':28s} {'op':20s} {'variant':24s} {'default ms':>10s} {'tuned ms':>9s} "
           f"{'speedup':>7s}  source")

@@ -39,6 +39,9 @@ DIVISORS = (2, 4, 8)  # the chunks timed: the batch over each, where it divides 
 MIN_CHUNK = 16
 MIN_GAIN = 0.05  # chunks must be this much faster than one pass to be used
 ROUNDS = 7  # interleaved rounds of one pass and each chunk size
+# About what tune_chunks takes (its builds, then 8 x 4 whole passes: ~5 s of them for the seed
+# model at batch 256 on a Zen 3): what a tuner that extends its searches leaves of its budget.
+SECONDS = 10.0
 
 
 def graph_digest(graph: Graph) -> str:

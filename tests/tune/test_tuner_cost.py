@@ -196,6 +196,44 @@ def test_a_generous_budget_is_not_all_used(device, graph, tmp_path, monkeypatch)
     assert len(timed) == sum(r.tried for r in tuned)
 
 
+@pytest.mark.parametrize("budget", [4.0, 600.0])
+def test_an_extending_tuner_spends_what_is_left_on_the_stopped_searches(
+        device, graph, tmp_path, monkeypatch, budget):
+    """PATIENCE ends each search two variants after its last gain; a tuner given `extend`
+    (`cnnc tune`, Model.tune) times the rest of those spaces with what is left of its budget,
+    but for the seconds it keeps, and finds the faster tile that comes late; one without it
+    (a run's first use) stops where the first search stopped."""
+    space = [{"algo": "direct", "MR": mr, "VW": 4, "NV": 1} for mr in (2, 3, 4, 5, 6, 7)]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+    times = {0: 0.02, 1: 0.01, 2: 0.01, 3: 0.01, 4: 0.01, 5: 0.005}
+    found = {}
+    for extend in (None, 2.0):
+        clock = FakeClock()
+        timed = _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0,
+                                  seconds=lambda v, i: times[i])
+        start = clock.now
+        tuner = Tuner(device, TuningCache(tmp_path / f"t{extend}.json"), budget,
+                      progress=False, clock=clock, extend=extend)
+        results = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+        assert clock.now - start <= budget + 1e-9
+        found[extend] = {r.node: r for r in results}, timed, clock.now - start
+    plain, plain_timed, _ = found[None]
+    extended, extended_timed, spent = found[2.0]
+    if budget < 100:  # the budget, not patience, ends the first searches: nothing to extend
+        assert plain_timed == extended_timed
+        return
+    stopped = {n for n, r in plain.items() if r.stale}  # by PATIENCE (small launches: cut)
+    assert len(stopped) >= 5 and all(r.variant == space[1] for r in plain.values())
+    assert 5 not in {i for _, i in plain_timed}
+    assert spent <= budget - 2.0
+    for node in stopped:  # each searched to its end (the default and the winner timed again
+        # beside the variants not yet timed), the late tile found
+        order = [i for n, i in extended_timed if n == node]
+        assert order[-3:-1] == [0, 1] and order[-1] == 5 and order.count(5) == 1, (node, order)
+        assert extended[node].variant == space[5], node
+    assert all(extended[n].variant == space[1] for n in set(plain) - stopped)
+
+
 def test_a_family_far_slower_than_the_best_is_left(device, graph, tmp_path, monkeypatch):
     """Where Winograd is 3x faster than the default, no other direct tile is timed; a Winograd
     tile that lost on the first nodes of an op is not timed on its later ones, and is on the
