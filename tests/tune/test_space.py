@@ -3,6 +3,7 @@ device's properties only, every variant within the device's limits, no device ne
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -14,7 +15,7 @@ from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.target import Limits, Target
 from cnnc.backends.opencl.tiling import register_tile, registers_used
 from cnnc.tune.cache import variant_problem
-from cnnc.tune.space import as_layer, default_variant, describe, variant_space
+from cnnc.tune.space import _tiles, as_layer, default_variant, describe, variant_space
 
 AVX2 = Target("cpu", 2, native_vector=8)
 AVX512 = Target("cpu", 2, native_vector=16)
@@ -61,6 +62,17 @@ def test_every_variant_is_valid_and_within_the_limits(graph, target, tmp_path):
                     assert math.prod(lau.local_size) <= target.limits.max_group
                     assert all(s <= m for s, m in zip(lau.local_size,
                                                       target.limits.max_item_sizes))
+
+
+def test_among_equally_full_tiles_the_wider_vectors_come_first():
+    # 4x16x1 and 4x4x2 hold as many registers as AVX2's default 4x8x2: a search that PATIENCE
+    # ends two variants after the default reaches the full-register vectors (measured faster on
+    # small-reduction 1x1 convolutions) before the half-register ones
+    tiles = [(t["MR"], t["VW"], t["NV"]) for t in _tiles(96, AVX2)]
+    assert tiles.index((4, 16, 1)) < tiles.index((4, 4, 2))
+    for a, b in itertools.pairwise(tiles):
+        ra, rb = (registers_used(dict(zip(("MR", "VW", "NV"), t)), AVX2) for t in (a, b))
+        assert ra > rb or (ra == rb and a[1] >= b[1]), (a, b)
 
 
 def test_the_binders_take_the_variant(graph):
