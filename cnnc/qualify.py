@@ -65,7 +65,9 @@ dense 4 softmax
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
 # Local response normalisation (lrn.cl) after the layer norm. A convolution reading a
-# concatenation of two upsampled maps in place (one conv2d_concat launch at inference).
+# concatenation of two upsampled maps in place (one conv2d_concat launch at inference). A 1x1
+# convolution reading a channel shuffle read by nothing else, read by a global average pooling
+# alone (one pointwise_avgpool_gathered launch at inference).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -97,7 +99,11 @@ ut: upsampling2d(t) 2
 j: concatenate(ux, ut)
 conv2d 4 3 same
 z: global_avgpool2d
-concatenate(g, m, w, z)
+c2: concatenate(x, q)
+channel_shuffle 2
+conv2d 4 1 relu
+gz: global_avgpool2d
+concatenate(g, m, w, z, gz)
 dense 3 {activation} kernel_regularizer=0.01
 """
 # Each loss and optimizer cnnc has, on one of the two networks.

@@ -103,14 +103,34 @@ def test_the_example_heads_fuse_and_compute_the_same(spec):
     assert "pointwise_avgpool" in _ops(fused).values()
 
 
-def test_a_head_reading_gathers_in_place_keeps_its_pooling():
+def test_a_head_reading_gathers_in_place_fuses_with_its_pooling():
     """shufflenet_mini's head convolution reads its input's channels where the branches stored
-    them (fuse_shuffle runs first: conv2d_bn_gathered), which pointwise_avgpool does not; one
-    launch either way (the gather it would need is gone). The pooling goes with the dense layer
-    after it instead (passes/fuse_avgpool_dense.py)."""
-    ops = list(_ops(_same_outputs(cnnc.load_spec("shufflenet_mini"), batch=2)).values())
-    assert "pointwise_avgpool" not in ops
-    assert ops[-2:] == ["conv2d_bn_gathered", "avgpool_dense"]
+    them (fuse_shuffle runs first: conv2d_bn_gathered); the pooling takes it in, with its four
+    inputs and runs, so its 7x7x128 map is never written either."""
+    graph = cnnc.load_spec("shufflenet_mini")
+    fused = _same_outputs(graph, batch=2)
+    ops = list(_ops(fused).values())
+    assert ops[-2:] == ["pointwise_avgpool", "dense"] and "avgpool_dense" not in ops
+    head = fused.nodes[-2]
+    assert head.attrs["conv_op"] == "conv2d_bn_gathered" and len(head.inputs) == 4
+    assert len(head.attrs["conv"]["segments"]) == 4
+    assert fused.shape_of(head.name) == (None, 128)
+
+
+def test_a_gathered_head_by_hand():
+    """Two inputs whose channels a shuffle interleaves, a 1x1 convolution on them and the
+    pooling: one pointwise_avgpool node reading both, worked out here."""
+    g = lower("net", [L("input", [(1, 2, 1)], name="a"), L("input", [(1, 2, 1)], name="b"),
+                      L("concatenate", [], name="cat", inputs=["a", "b"]),
+                      L("channel_shuffle", [2], name="sh"),
+                      L("conv2d", [1, 1], {"activation": "relu"}, name="c"),
+                      L("global_avgpool2d", name="g")])
+    fused = inference_graph(g, check=True)
+    assert _ops(fused) == {"g": "pointwise_avgpool"} and fused.node("g").inputs == ("a", "b")
+    state = {"c/kernel": np.array([1.0, -2.0]).reshape(1, 1, 2, 1), "c/bias": np.array([0.5])}
+    a, b = np.array([3.0, 0.0]).reshape(1, 1, 2, 1), np.array([1.0, 1.0]).reshape(1, 1, 2, 1)
+    # pixel 1: relu(3 - 2 + 0.5) = 1.5; pixel 2: relu(0 - 2 + 0.5) = 0 -> mean 0.75
+    assert run(fused, {"a": a, "b": b}, state)["g"].ravel().tolist() == [0.75]
 
 
 def test_the_op_refuses_what_it_cannot_compute():

@@ -126,11 +126,13 @@ def test_shufflenet_mini_keeps_no_copy_of_a_concatenation_or_shuffle():
     ops = [n.op for n in fused.nodes]
     assert not {"concatenate", "channel_shuffle", "channel_slice", "concat_shuffle"} & set(ops)
     # both splits' transformed halves and the head's 1x1 convolution read the branches in place
-    gathered = {n.name: n.inputs for n in fused.nodes if n.op == "conv2d_bn_gathered"}
+    # (the head's, with the pooling it goes into: fuse_pointwise_avgpool)
+    gathered = {n.name: n.inputs for n in fused.nodes if n.op == "conv2d_bn_gathered"
+                or n.op == "pointwise_avgpool" and n.attrs["conv_op"] == "conv2d_bn_gathered"}
     assert {k: set(v) for k, v in gathered.items()} == {
         "activation_1": {"u1_left", "u1_right"},
         "activation_2": {"u1_left", "u1_right", "u2_branch"},
-        "activation_3": {"u1_left", "u1_right", "u2_branch", "u3_branch"}}
+        "global_average_pooling2d": {"u1_left", "u1_right", "u2_branch", "u3_branch"}}
     rng = np.random.default_rng(0)
     state = random_state(graph, 1)
     out = graph.outputs[0]

@@ -6,8 +6,10 @@ counts no vector divides, a batch norm folded in on every other one), each with 
 block and work-groups, with one image per group, and with a 2-row block; with a CPU's register
 blocks (float8, as AVX2's) or, with --native, the device's own (Oclgrind: a GPU's, the driver's
 work-groups). Every tensor in its own allocation (isolate), so Oclgrind sees any access past a
-tensor's end. Batch 3: the grid is rounded up to whole work-groups past the batch. Prints one
-line per run and exits 1 on a mismatch.
+tensor's end. Batch 3: the grid is rounded up to whole work-groups past the batch. The same for
+test_pointwise_avgpool.py's gathered heads (pointwise_avgpool_gathered.cl: the convolution
+reads a shuffle's parts in place, each part its own allocation). Prints one line per run and
+exits 1 on a mismatch.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_pointwise_avgpool import HEADS, head_spec
+from test_pointwise_avgpool import GATHERED_HEADS, HEADS, gathered_head_spec, head_spec
 
 import cnnc
 from cnnc.backends.opencl.target import Target
@@ -35,15 +37,19 @@ def main(args: list[str]) -> int:
     native = "--native" in args
     target = None if native else Target("cpu", 1, native_vector=8)
     failed = 0
-    for i, head in enumerate(HEADS):
-        graph = inference_graph(cnnc.load_spec(head_spec(*head, "hard_swish", i % 2 == 0)))
+    specs = [(f"head{i}", head_spec(*head, "hard_swish", i % 2 == 0))
+             for i, head in enumerate(HEADS)]
+    specs += [(f"gathered{i}", gathered_head_spec(*head, "relu", i % 2 == 0))
+              for i, head in enumerate(GATHERED_HEADS)]
+    for name, spec in specs:
+        graph = inference_graph(cnnc.load_spec(spec))
         for label, variant in VARIANTS.items():
             if native and label != "default":
                 continue
             report = cross_check(graph, 3, seed=3, local=False, target=target, isolate=True,
                                  variants={"pool": variant})
             failed += not report.passed
-            print(f"head{i} {label}: {'ok' if report.passed else 'MISMATCH'}", flush=True)
+            print(f"{name} {label}: {'ok' if report.passed else 'MISMATCH'}", flush=True)
     return 1 if failed else 0
 
 

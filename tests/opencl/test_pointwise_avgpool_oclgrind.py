@@ -1,5 +1,5 @@
 """pointwise_avgpool.cl under Oclgrind (see test_oclgrind.py): every access checked, data races
-detected, on test_pointwise_avgpool.py's heads with a CPU's blocks (three variants) and, within
+detected, on test_pointwise_avgpool.py's heads (gathered ones too) with a CPU's blocks (three variants) and, within
 a small GPU's limits, the device's own tiling (pointwise_avgpool_oclgrind_driver.py)."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_oclgrind import oclgrind_env, pytestmark, run_clean  # noqa: F401
-from test_pointwise_avgpool import HEADS
+from test_pointwise_avgpool import GATHERED_HEADS, HEADS
 
 DRIVER = Path(__file__).with_name("pointwise_avgpool_oclgrind_driver.py")
 
 
 def test_pointwise_avgpool_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     out = run_clean(DRIVER, oclgrind_env)
-    assert "MISMATCH" not in out and out.count(": ok") == 3 * len(HEADS), out
+    assert "MISMATCH" not in out and out.count(": ok") == 3 * (len(HEADS) + len(GATHERED_HEADS)), out
 
 
 def test_pointwise_avgpool_within_gpu_like_limits(oclgrind_env):  # noqa: F811
@@ -23,4 +23,4 @@ def test_pointwise_avgpool_within_gpu_like_limits(oclgrind_env):  # noqa: F811
     env = {**oclgrind_env, "OCLGRIND_MAX_WGSIZE": "64", "OCLGRIND_LOCAL_MEM_SIZE": "4096",
            "OCLGRIND_COMPUTE_UNITS": "1"}
     out = run_clean(DRIVER, env, "--native")
-    assert "MISMATCH" not in out and out.count(": ok") == len(HEADS), out
+    assert "MISMATCH" not in out and out.count(": ok") == len(HEADS) + len(GATHERED_HEADS), out

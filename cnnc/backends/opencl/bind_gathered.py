@@ -20,6 +20,7 @@ from typing import Any
 from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
 from cnnc.backends.opencl.bind_fused import BINDERS as FUSED_BINDERS
 from cnnc.backends.opencl.launches import BindContext, Binder, Launch, NodeBinding, Value
+from cnnc.backends.opencl.primitives import gather_defines
 from cnnc.errors import InternalError
 from cnnc.ir.args import Attrs
 from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
@@ -40,16 +41,6 @@ class _StandIn(BindContext):
         return self.extra[value] if value in self.extra else super().shape(value)
 
 
-def gather_defines(node: Node, source_channels: list[int]) -> dict[str, int]:
-    defines = {"GATHERED": 1, "SOURCES": len(node.inputs),
-               "SEGMENTS": len(node.attrs["segments"])}
-    for i, (source, start, count, k0, step) in enumerate(node.attrs["segments"]):
-        defines.update({f"SEG{i}_SRC": source, f"SEG{i}_C": source_channels[source],
-                        f"SEG{i}_OFF": start, f"SEG{i}_LEN": count, f"SEG{i}_K0": k0,
-                        f"SEG{i}_KS": step})
-    return defines
-
-
 def gathered(layer_op: str, layer_binder: Binder) -> Binder:
     def bind(node: Node, ctx: BindContext) -> NodeBinding:
         shapes = tuple(ctx.shape(x) for x in node.inputs)
@@ -61,7 +52,8 @@ def gathered(layer_op: str, layer_binder: Binder) -> Binder:
                              {**ctx.variants, node.name: variant},
                              {stand_in: gathered_shape(node.attrs, shapes)})
         inner = layer_binder(layer, inner_ctx)
-        defines = gather_defines(node, [s[-1] for s in shapes])
+        defines = {"GATHERED": 1, **gather_defines(node.attrs["segments"],
+                                                   [s[-1] for s in shapes])}
         launches: list[Launch] = []
         for lau in inner.launches:
             if Value(stand_in) not in lau.args:

@@ -521,3 +521,16 @@ def bn_fold(node: Node, ctx: BindContext, cols: int, w: Workspace, b: Workspace
     defines = {**affine_defines(gamma, beta), "HAS_BIAS": int(bias is not None), "VW": vw}
     fold = launch("batchnorm.cl", "batchnorm_fold", grid, args, defines, group, once=True)
     return fold, rows * cols
+
+
+def gather_defines(segments: Sequence[Sequence[int]], source_channels: Sequence[int]
+                   ) -> dict[str, int]:
+    """The -D options of a gathered input's runs (kernels/gather.h; conv2d.cl's GATHERED path
+    spells them alike): segments (source, start, count, k0, kstep) as cnnc/ir/gathered.py
+    holds them, source_channels each input's channels."""
+    defines = {"SOURCES": len(source_channels), "SEGMENTS": len(segments)}
+    for i, (source, start, count, k0, step) in enumerate(segments):
+        defines.update({f"SEG{i}_SRC": source, f"SEG{i}_C": source_channels[source],
+                        f"SEG{i}_OFF": start, f"SEG{i}_LEN": count, f"SEG{i}_K0": k0,
+                        f"SEG{i}_KS": step})
+    return defines
