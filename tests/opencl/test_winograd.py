@@ -366,3 +366,33 @@ def test_fashion_model_on_winograd_matches_default(device):
             scale = max(np.abs(want).max(), 1e-30)
             err = np.abs(got - want).max() / scale
             assert err <= 1e-6 * winograd_error_factor(4), f"{name}: relative error {err:.2e}"
+
+
+TRANSFORMS = {"winograd_input", "winograd_output", "winograd_dy", "winograd_grad_output"}
+
+
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+def test_transforms_run_in_small_groups_on_a_cpu(kind):
+    """pocl 3.1 keeps a whole work-group's private tiles on one worker thread's stack: left to
+    choose, it picked groups that overflowed it (a segmentation fault in winograd_input during
+    a training step). So on a CPU every transform launch names groups of 8 (the fused kernel's
+    size); a GPU's driver chooses."""
+    from test_winograd_grad_kernel import grad_kernel_graph
+
+    from cnnc.backends.opencl.plan import make_plan
+
+    target = Target(kind=kind)
+    want = (8,) if kind == "cpu" else None
+    cases = [(forward_graph(28, 28, 16, 16, "same", True, "relu"), {"algo": "winograd", "wino_m": m})
+             for m in (2, 4, 7)]
+    cases.append((grad_kernel_graph(14, 14, 16, 16, "same"), {"algo": "winograd", "wino_m": 4}))
+    seen = set()
+    for graph, variant in cases:
+        plan = make_plan(graph, 128, target, variants={"y": variant})
+        for lau in plan.bindings["y"].launches:
+            if lau.kernel in TRANSFORMS:
+                seen.add(lau.kernel)
+                assert lau.local_size == want, (variant, lau.kernel, lau.local_size)
+                if want:
+                    assert lau.global_size[0] % want[0] == 0
+    assert seen == TRANSFORMS

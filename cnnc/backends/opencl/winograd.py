@@ -397,6 +397,17 @@ def describe(variant: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------- launches
 
+def transform_group(target: Target) -> tuple[int] | None:
+    """The transforms' work-groups: 8 work-items on a CPU, where pocl 3.1 keeps a whole group's
+    private tiles on one worker thread's stack wherever the kernel's control flow splits it
+    into regions (the early returns), and left to choose (1-D grids of thousands of
+    work-items) it picked groups whose 6x6 or 9x9 vector tiles overflowed that stack: a
+    segmentation fault in winograd_input 5.5 MB below the stack pointer, in unet_mini's
+    training step; the fused kernel's groups are 8 for the same reason. A GPU's driver
+    chooses (the tiles are registers there). The grids (flat) are multiples of 64."""
+    return (8,) if target.kind == "cpu" else None
+
+
 def winograd_launches(
     ctx: BindContext,
     shape: Mapping[str, int],
@@ -464,7 +475,7 @@ def winograd_launches(
         launches.append(
             launch(
                 "winograd.cl", "winograd_input", flat(round_up(n, rows_per_block) * c // in_vw),
-                (x, v, Int(start), Int(n)), in_defines,
+                (x, v, Int(start), Int(n)), in_defines, transform_group(ctx.target),
             )
         )
         grid2, group2 = gemm_grid(n, f, tile, local, ctx.target)
@@ -479,7 +490,7 @@ def winograd_launches(
         launches.append(
             launch(
                 "winograd.cl", "winograd_output", flat(n * f // out_defines["VW"]),
-                (mt, bias, y, Int(start), Int(n)), out_defines,
+                (mt, bias, y, Int(start), Int(n)), out_defines, transform_group(ctx.target),
             )
         )
     return NodeBinding(tuple(launches),
@@ -658,12 +669,15 @@ def bind_conv2d_grad_kernel_winograd(node: Node, ctx: BindContext) -> NodeBindin
     grid = (*grid2, tt * parts)
     launches = (
         launch("winograd.cl", "winograd_input", flat(items * c // in_vw),
-               (Value(x), v, Int(0), Int(tiles)), {**geo, "VW": in_vw, "VBLK": pack["VBLK"]}),
+               (Value(x), v, Int(0), Int(tiles)), {**geo, "VW": in_vw, "VBLK": pack["VBLK"]},
+               transform_group(ctx.target)),
         launch("winograd.cl", "winograd_dy", flat(items * f // dy_vw),
-               (Value(dy), e, Int(0), Int(tiles)), {**geo, "VW": dy_vw, "EPACK": pack["EPACK"]}),
+               (Value(dy), e, Int(0), Int(tiles)), {**geo, "VW": dy_vw, "EPACK": pack["EPACK"]},
+               transform_group(ctx.target)),
         launch("winograd.cl", "winograd_grad_gemm", grid, (v, e, mt, Int(tiles)),
                {**geo, **tile, **pack}, row_groups(grid, ctx.target)),
         launch("winograd.cl", "winograd_grad_output", flat(c * f // f_vw),
-               (mt, Value(node.name), Int(parts)), {**geo, "VW": f_vw}),
+               (mt, Value(node.name), Int(parts)), {**geo, "VW": f_vw},
+               transform_group(ctx.target)),
     )
     return NodeBinding(launches, workspaces=_grad_kernel_workspaces(shape, m, tiles, parts))
