@@ -23,13 +23,14 @@
 #include "tile.h"
 
 #if TAP_DIRECT
-/* -D TAP_DIRECT=1 (stride 1, no dilation, C a multiple of VW: more than a stem's channels):
- * TAP_VECTOR's form read straight from x. A kernel row's KW * C taps (kw, c) are KW * C
- * consecutive floats of the input row, and each vector of VW lies within one input pixel
- * (column kw = t * VW / C), so no private copy is needed (it would cost more than the FMAs at
- * 16 channels): the pixels whose window lies inside the row load the vectors as they are, the
- * few at the edges select zeros for the columns in the padding. A work-item owns TVB of the
- * row's TVA vectors (block tb, so that MR * TVB accumulators fit the registers) by MR filters.
+/* -D TAP_DIRECT=1 (C a multiple of VW: more than a stem's channels): TAP_VECTOR's form read
+ * straight from x. A kernel row's KW * C taps (kw, c) are KW runs of C consecutive floats of
+ * the input row (one run with stride 1 and no dilation), and each vector of VW lies within one
+ * input pixel (column ow * SW + kw * DW - PL, kw = t * VW / C), so no private copy is needed
+ * (it would cost more than the FMAs at 16 channels): the pixels whose window lies inside the
+ * row load the vectors as they are, the few at the edges select zeros for the columns in the
+ * padding. A work-item owns TVB of the row's TVA vectors (block tb, so that MR * TVB
+ * accumulators fit the registers) by MR filters.
  * Launch: dim 0 = KH * TBLOCKS, dim 1 = F / MR filter blocks, dim 2 = parts. */
 #if C % VW
 #error "TAP_DIRECT needs C a multiple of VW"
@@ -45,7 +46,7 @@
     {                                                                                             \
         floatV a[TVB];                                                                            \
         _Pragma("unroll") for (int t = 0; t < TVB; t++) {                                         \
-            const int v = t0 + t, iw = ow - PL + v * VW / C;                                      \
+            const int v = t0 + t, iw = ow * SW + (v * VW / C) * DW - PL;                      \
             a[t] = (!(CHECKED) || (iw >= 0 && iw < W)) ? LOADV(in_row + iw * C + v * VW % C)      \
                                                        : (floatV)(0.0f);                          \
         }                                                                                         \
@@ -64,8 +65,11 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
     const int part = (int)get_global_id(2), parts = (int)get_global_size(2);
     const int rows = batch * OH;
     const int r_end = part_begin(rows, part + 1, parts);
-    /* the output pixels whose KW columns all lie in the row */
-    const int lo = min(PL, OW), hi = max(lo, min(OW, W + PL - KW + 1));
+    /* the output pixels whose KW columns all lie in the row: ow * SW - PL >= 0 and
+     * ow * SW - PL + (KW - 1) * DW < W */
+    const int reach = W - 1 + PL - (KW - 1) * DW;
+    const int lo = min((PL + SW - 1) / SW, OW);
+    const int hi = max(lo, min(OW, reach < 0 ? 0 : reach / SW + 1));
 
     floatV acc[MR][TVB];
 #pragma unroll
@@ -82,7 +86,7 @@ __kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
     for (int row = part_begin(rows, part, parts); row < r_end; row++) {
 #endif
         const int n = row / OH, oh = row % OH;
-        const int ih = oh + kh - PT;
+        const int ih = oh * SH + kh * DH - PT;
         if (ih < 0 || ih >= H)
             continue;
         __global const float *in_row = x + (n * H + ih) * W * C;

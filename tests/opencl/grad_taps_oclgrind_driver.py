@@ -1,12 +1,12 @@
 """Run conv2d_grad_rows.cl's TAP_DIRECT kernel (bind_grad_taps.py) on tiny shapes, for
 `test_grad_taps_oclgrind.py` (under Oclgrind).
 
-Two of test_grad_taps.py's layers (3x3 'same' on 16 channels, 5x5 'same' on a map narrower
-than the kernel) at batch 2, through the tuner's gate (the node's shape and one edge shape of
-odd channels against the NumPy reference, canaries around every buffer it writes), each with
-the first block the tuner lists for float8 vectors and single-vector blocks whose parts' work-
-groups take their rows together; with --native, the device's own limits (Oclgrind: a GPU's)
-and vectors of 4. Prints one line per variant and exits 1 on a refusal.
+Three of test_grad_taps.py's layers (3x3 'same' on 16 channels, 5x5 'same' on a map narrower
+than the kernel, 3x3 stride 2) at batch 2, through the tuner's gate (the node's shape and one
+edge shape of odd channels against the NumPy reference, canaries around every buffer it
+writes), each with the first block the tuner lists for float8 vectors and single-vector blocks
+whose parts' work-groups take their rows together; with --native, the device's own limits
+(Oclgrind: a GPU's) and vectors of 4. Prints one line per variant and exits 1 on a refusal.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cnnc.backends.opencl.target import Target
 from cnnc.tune.gate import Gate
 
 BATCH = 2
-PICKED = (0, 2)  # indices into LAYERS
+PICKED = (0, 2, 5)  # indices into LAYERS
 
 
 def variants(graph, node, target: Target, native: bool) -> dict[str, dict]:

@@ -1,12 +1,13 @@
 """conv2d_grad_kernel's "tap vectors" algorithm on a CPU (registered in algorithms.py):
-conv2d_grad_rows.cl's TAP_DIRECT kernel, for a stride-1 undilated convolution whose input
-channels are a multiple of the vector width. A kernel row's KW * C taps are KW * C consecutive
-floats of an input row, so a work-item holds TVB vectors of them by MR filters and per output
-pixel loads its TVB vectors straight from x and broadcasts its MR filters' dy: MR + TVB loads
-per MR * TVB FMAs, a GEMM micro-kernel's ratio, without the implicit GEMM's bounds check per
-tap and pixel (conv2d.cl: conv2d_grad_kernel, 12-28% of the FMA peak on resnet_mini's 16- and
-32-channel kernel gradients at batch 128; pocl, Zen 3). The parts of the batch's output rows
-are added up by reduce.cl, as the row kernel's are (bind_grad_rows.py).
+conv2d_grad_rows.cl's TAP_DIRECT kernel, for a convolution whose input channels are a multiple
+of the vector width. A kernel row's KW * C taps are KW runs of C consecutive floats of an input
+row (one run with stride 1 and no dilation), so a work-item holds TVB vectors of them by MR
+filters and per output pixel loads its TVB vectors straight from x and broadcasts its MR
+filters' dy: MR + TVB loads per MR * TVB FMAs, a GEMM micro-kernel's ratio, without the
+implicit GEMM's bounds check per tap and pixel (conv2d.cl: conv2d_grad_kernel, 12-28% of the
+FMA peak on resnet_mini's 16- and 32-channel kernel gradients at batch 128; pocl, Zen 3). The
+parts of the batch's output rows are added up by reduce.cl, as the row kernel's are
+(bind_grad_rows.py).
 """
 
 from __future__ import annotations
@@ -41,13 +42,10 @@ def _geometry(node: Node, ctx: BindContext) -> dict[str, int]:
 
 
 def applies(node: Node, ctx: BindContext) -> bool:
-    """One group, stride 1, no dilation, not a transposed convolution's explicit window. (Its
-    variants are listed on a CPU where the channels are a multiple of the vector width; on the
-    gate's edge shapes of odd channels, narrower vectors: _fitted.)"""
-    if node.attrs["groups"] != 1 or node.attrs.get("window"):
-        return False
-    geo = _geometry(node, ctx)
-    return geo["SH"] == geo["SW"] == geo["DH"] == geo["DW"] == 1
+    """One group, not a transposed convolution's explicit window. (Its variants are listed on a
+    CPU where the channels are a multiple of the vector width; on the gate's edge shapes of odd
+    channels, narrower vectors: _fitted.)"""
+    return node.attrs["groups"] == 1 and not node.attrs.get("window")
 
 
 def _fitted(tile: dict[str, int], geo: dict[str, int]) -> dict[str, int]:
@@ -100,8 +98,8 @@ def bind_conv2d_grad_kernel_taps(node: Node, ctx: BindContext) -> NodeBinding:
     variant = ctx.variant(node)
     tile = {k: int(variant.get(k, 0)) for k in ("MR", "VW", "TVB")}
     if not applies(node, ctx) or 0 in tile.values() or geo["F"] % tile["MR"]:
-        raise InternalError(f"node '{node.name}': tap vectors {dict(variant)!r} need stride 1, "
-                            f"no dilation and filters a multiple of MR: {geo}")
+        raise InternalError(f"node '{node.name}': tap vectors {dict(variant)!r} need one group "
+                            f"and filters a multiple of MR: {geo}")
     tile = {**_fitted(tile, geo), "NV": 1}
     tva = geo["KW"] * geo["C"] // tile["VW"]
     tap_blocks = geo["KH"] * (tva // tile["TVB"])
