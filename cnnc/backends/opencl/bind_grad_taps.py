@@ -27,7 +27,9 @@ NAME = "grad_taps"
 
 # MR filters x TVB tap vectors: blocks whose MR * TVB accumulators, TVB input vectors and a
 # broadcast fit the SIMD registers (resnet_mini's 16-channel kernel gradient at batch 128, pocl,
-# Zen 3, load 3.5: 4 x 3 ran 1.6x the implicit GEMM's default, 2 x 6, which spills, 0.8x), the
+# Zen 3, load 3.5-3.7, 7 interleaved rounds, twice: 4 x 3 ran 1.2-1.6x the implicit GEMM's
+# default (medians, minima 1.45-1.6x), 2 x 6, which spills, 0.8x; on unet_mini's 48 channels
+# and mobilenetv3_mini's 1x1 ones no faster than the default or Winograd: the tuner's), the
 # most accumulators first, two of them (the tuner gives each op's space at most 20 variants;
 # the tuner's own parts, twice the default's, go to the default algorithm).
 FILTERS = (1, 2, 4, 8)
