@@ -22,7 +22,103 @@
  */
 #include "tile.h"
 
-#if TAP_VECTOR
+#if TAP_DIRECT
+/* -D TAP_DIRECT=1 (C a multiple of VW: more than a stem's channels): TAP_VECTOR's form read
+ * straight from x. A kernel row's KW * C taps (kw, c) are KW runs of C consecutive floats of
+ * the input row (one run with stride 1 and no dilation), and each vector of VW lies within one
+ * input pixel (column ow * SW + kw * DW - PL, kw = t * VW / C), so no private copy is needed
+ * (it would cost more than the FMAs at 16 channels): the pixels whose window lies inside the
+ * row load the vectors as they are, the few at the edges select zeros for the columns in the
+ * padding. A work-item owns TVB of the row's TVA vectors (block tb, so that MR * TVB
+ * accumulators fit the registers) by MR filters.
+ * Launch: dim 0 = KH * TBLOCKS, dim 1 = F / MR filter blocks, dim 2 = parts. */
+#if C % VW
+#error "TAP_DIRECT needs C a multiple of VW"
+#endif
+#define TVA (KW * C / VW)
+#define TBLOCKS (TVA / TVB)
+#if TVA % TVB
+#error "TAP_DIRECT: TVB divides KW * C / VW"
+#endif
+
+/* one output pixel's FMAs; CHECKED: columns outside the row read as zeros */
+#define TAP_DIRECT_PIXEL(CHECKED)                                                                 \
+    {                                                                                             \
+        floatV a[TVB];                                                                            \
+        _Pragma("unroll") for (int t = 0; t < TVB; t++) {                                         \
+            const int v = t0 + t, iw = ow * SW + (v * VW / C) * DW - PL;                      \
+            a[t] = (!(CHECKED) || (iw >= 0 && iw < W)) ? LOADV(in_row + iw * C + v * VW % C)      \
+                                                       : (floatV)(0.0f);                          \
+        }                                                                                         \
+        _Pragma("unroll") for (int m = 0; m < MR; m++) {                                          \
+            const floatV d = (floatV)(dy_row[ow * F + m]);                                        \
+            _Pragma("unroll") for (int t = 0; t < TVB; t++) acc[m][t] = fma(a[t], d, acc[m][t]);  \
+        }                                                                                         \
+    }
+
+__kernel void conv2d_grad_kernel_rows(__global const float *restrict x,
+                                      __global const float *restrict dy,
+                                      __global float *restrict out, int batch)
+{
+    const int kh = (int)get_global_id(0) / TBLOCKS, t0 = (int)get_global_id(0) % TBLOCKS * TVB;
+    const int f0 = (int)get_global_id(1) * MR;
+    const int part = (int)get_global_id(2), parts = (int)get_global_size(2);
+    const int rows = batch * OH;
+    const int r_end = part_begin(rows, part + 1, parts);
+    /* the output pixels whose KW columns all lie in the row: ow * SW - PL >= 0 and
+     * ow * SW - PL + (KW - 1) * DW < W */
+    const int reach = W - 1 + PL - (KW - 1) * DW;
+    const int lo = min((PL + SW - 1) / SW, OW);
+    const int hi = max(lo, min(OW, reach < 0 ? 0 : reach / SW + 1));
+
+    floatV acc[MR][TVB];
+#pragma unroll
+    for (int m = 0; m < MR; m++)
+#pragma unroll
+        for (int t = 0; t < TVB; t++)
+            acc[m][t] = (floatV)(0.0f);
+
+#if SYNC_ROWS
+    for (int chunk = part_begin(rows, part, parts); chunk < r_end; chunk += SYNC_ROWS) {
+    const int chunk_end = min(chunk + SYNC_ROWS, r_end);
+    for (int row = chunk; row < chunk_end; row++) {
+#else
+    for (int row = part_begin(rows, part, parts); row < r_end; row++) {
+#endif
+        const int n = row / OH, oh = row % OH;
+        const int ih = oh * SH + kh * DH - PT;
+        if (ih < 0 || ih >= H)
+            continue;
+        __global const float *in_row = x + (n * H + ih) * W * C;
+        __global const float *dy_row = dy + row * OW * F + f0;
+        int ow = 0;
+        for (; ow < lo; ow++)
+            TAP_DIRECT_PIXEL(1)
+        for (; ow < hi; ow++)
+            TAP_DIRECT_PIXEL(0)
+        for (; ow < OW; ow++)
+            TAP_DIRECT_PIXEL(1)
+    }
+#if SYNC_ROWS
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    }
+#endif
+
+    __global float *o = out + part * (KH * KW * C * F) + kh * KW * C * F + f0;
+#pragma unroll
+    for (int m = 0; m < MR; m++) {
+#pragma unroll
+        for (int t = 0; t < TVB; t++) {
+            float lanes[VW];
+            STOREV(acc[m][t], lanes);
+#pragma unroll
+            for (int l = 0; l < VW; l++)
+                o[((t0 + t) * VW + l) * F + m] = lanes[l];
+        }
+    }
+}
+
+#elif TAP_VECTOR
 /* -D TAP_VECTOR=1 (stride 1, no dilation): the taps in the vectors instead of the filters. A
  * kernel row's KW * C taps (kw, c) read KW * C neighbouring floats of the input row, in dw's
  * order: a work-item owns all of them, in TV vectors of VW, by MR filters, and per output pixel

@@ -54,7 +54,7 @@ layers:
   - {conv2d_transpose: [6, 3], strides: 2, padding: same, activation: relu}
   - {conv2d_transpose: [5, 2], activation: relu}
   - {depthwise_conv2d: 3, padding: same}
-  - {conv2d: [6, 1], activation: relu}
+  - {conv2d: [8, 1], activation: relu}
   - {conv2d: [10, 1], activation: relu}
   - global_avgpool2d
   - {dense: 12, activation: relu}
@@ -133,9 +133,11 @@ def test_every_registration_binds_and_is_in_the_space(graphs, target):
 
 # Registrations that apply on one kind of device only: the staged depthwise_pointwise kernel's
 # and row kernels' private array of a pixel block's depthwise channels is a CPU's (a GPU's
-# would spill it).
+# would spill it); the kernel gradient's tap vectors are listed on a CPU only (a GPU's work-items
+# would be too few: KH x the row's vector blocks x the filter blocks, per part).
 ONE_KIND_ONLY = {"gpu": {("depthwise_pointwise", "staged"),
-                         ("depthwise_pointwise", "staged_rows")}}
+                         ("depthwise_pointwise", "staged_rows"),
+                         ("conv2d_grad_kernel", "grad_taps")}}
 
 
 def test_defaults_are_what_the_binders_run_without_a_variant(graphs):

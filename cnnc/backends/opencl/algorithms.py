@@ -19,6 +19,7 @@ from cnnc.backends.opencl import bind_depthwise_direct as depthwise
 from cnnc.backends.opencl import bind_depthwise_pointwise as dwpw
 from cnnc.backends.opencl import bind_gemv as gemv
 from cnnc.backends.opencl import bind_grad_rows as grad_rows
+from cnnc.backends.opencl import bind_grad_taps as grad_taps
 from cnnc.backends.opencl import bind_pointwise_avgpool as pooled
 from cnnc.backends.opencl import edge_shapes, winograd
 from cnnc.backends.opencl.bind_conv_transpose import on_conv, transpose_edges
@@ -151,6 +152,12 @@ REGISTERED: tuple[Algorithm, ...] = (
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
             edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm,
             forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)}),
+    # More channels, stride 1, on a CPU: the taps as vectors read straight from x
+    # (bind_grad_taps.py); variants only, never the default.
+    Algorithm("conv2d_grad_kernel", grad_taps.NAME, grad_taps.bind_conv2d_grad_kernel_taps,
+              edge_shapes.conv2d_grad_kernel_edges, grad_taps.describe,
+              applies=grad_taps.applies, variants=grad_taps.grad_taps_variants,
+              keys=grad_taps.KEYS),
     # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
     Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,
               edge_shapes.conv2d_grad_kernel_edges, winograd.describe,
