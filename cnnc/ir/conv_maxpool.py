@@ -53,6 +53,14 @@ def pools_in_store(pool: Mapping[str, Any]) -> bool:
             and (pads is None or (pads[0] == 0 and pads[2] == 0)))
 
 
+def read_pooled_in_store(graph: Any, name: str) -> bool:
+    """Whether a 2x2 pooling the fusion folds into a convolution's store reads `name` in
+    `graph`: the tuner's stand-in `<node>/pool` (cnnc/tune/space.py: tuning_graph) and the
+    binders' `<node>/conv` (bind_conv_maxpool.py) are read so."""
+    return any(n.op in FUSED_OF and n.inputs[:1] == (name,) and pools_in_store(n.attrs)
+               for n in graph.nodes)
+
+
 def whole_windows(pool: Mapping[str, Any], conv_hw: tuple[int, int]) -> bool:
     """Whether every window of a pooling that pools_in_store takes lies inside the OH x OW map
     it pools (none cut short by the bottom or right edge)."""

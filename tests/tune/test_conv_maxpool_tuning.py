@@ -10,7 +10,7 @@ from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.passes.pipeline import inference_graph, inference_pipeline, run_pipeline
 from cnnc.tune import cache as tc
 from cnnc.tune.space import tunable, tuning_graph
-from cnnc.tune.tuner import NOT_OFFERED, install, node_key
+from cnnc.tune.tuner import READERS_SPACE, install, node_key
 
 SPEC = {
     "network": "pooled", "input": [9, 9, 8],
@@ -86,10 +86,14 @@ def test_a_pooled_convolution_is_keyed_apart_from_the_same_one_unpooled(device, 
     proxy = tuning_graph(graph)
     backend = OpenCLBackend(device)
     bare, pooled = (node_key(backend, proxy, proxy.node(n), 1) for n in ("bare", "pooled"))
-    taken = pooled["attrs"].pop(NOT_OFFERED)
+    changed = pooled["attrs"].pop(READERS_SPACE)
     assert bare == pooled  # the same launch otherwise
-    assert {v["wino_m"] for v in taken} == {7}
-    pooled["attrs"][NOT_OFFERED] = taken
+    # F(7x7) taken out; the row kernel, pooling as it stores, added (8 channels) as the
+    # default, the direct algorithm keeping its own default block
+    assert {v["wino_m"] for v in changed["taken"] if v["algo"] == "winograd"} == {7}
+    assert {v["algo"] for v in changed["taken"]} == {"winograd", "direct"}
+    assert {v["algo"] for v in changed["added"]} == {"conv_rows"}
+    pooled["attrs"][READERS_SPACE] = changed
     cache = tc.TuningCache.default()
     f7, f4 = {"algo": "winograd", "wino_m": 7}, {"algo": "winograd", "wino_m": 4}
     cache.put(tc.make_entry(bare, f7, 0.001, 0.002))
