@@ -54,11 +54,14 @@ def pools_in_store(pool: Mapping[str, Any]) -> bool:
 
 
 def read_pooled_in_store(graph: Any, name: str) -> bool:
-    """Whether a 2x2 pooling the fusion folds into a convolution's store reads `name` in
-    `graph`: the tuner's stand-in `<node>/pool` (cnnc/tune/space.py: tuning_graph) and the
-    binders' `<node>/conv` (bind_conv_maxpool.py) are read so."""
-    return any(n.op in FUSED_OF and n.inputs[:1] == (name,) and pools_in_store(n.attrs)
-               for n in graph.nodes)
+    """Whether `name` is read in `graph` only by a 2x2 pooling the fusion folds into a
+    convolution's store, as the tuner's stand-in `<node>/pool` (cnnc/tune/space.py:
+    tuning_graph) and the binders' `<node>/conv` (bind_conv_maxpool.py) are. A map that
+    something else reads too (unet_mini's skips) is written whole and pooled by pool.cl."""
+    readers = [n for n in graph.nodes if name in n.inputs]
+    return (len(readers) == 1 and readers[0].op in FUSED_OF
+            and readers[0].inputs[:1] == (name,) and pools_in_store(readers[0].attrs)
+            and name not in graph.outputs)
 
 
 def whole_windows(pool: Mapping[str, Any], conv_hw: tuple[int, int]) -> bool:

@@ -6,10 +6,11 @@ bind_conv_maxpool.py pools as that variant stores."""
 from __future__ import annotations
 
 import cnnc
+from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.passes.pipeline import inference_graph, inference_pipeline, run_pipeline
 from cnnc.tune import cache as tc
-from cnnc.tune.space import tunable, tuning_graph
+from cnnc.tune.space import tunable, tuning_graph, variant_space
 from cnnc.tune.tuner import READERS_SPACE, install, node_key
 
 SPEC = {
@@ -100,3 +101,26 @@ def test_a_pooled_convolution_is_keyed_apart_from_the_same_one_unpooled(device, 
     cache.put(tc.make_entry(pooled, f4, 0.001, 0.002))
     install(backend)
     assert backend.choose_variants(graph, 1) == {"bare": f7, "pooled": f4}
+
+
+# The same convolution's map read by the pooling and by a concatenation (unet_mini's skips):
+# the fusion leaves the pair apart, so the map is written whole and pool.cl pools it.
+SKIP = {
+    "network": "skip", "input": [14, 14, 8],
+    "layers": [
+        {"conv2d": [8, 3], "padding": "same", "name": "c"},
+        {"maxpool2d": 2, "name": "p"},
+        {"upsampling2d": None, "name": "u"},
+        {"concatenate": None, "inputs": ["u", "c"]},
+    ],
+}
+
+
+def test_a_map_also_read_elsewhere_keeps_the_space_of_the_convolution_alone(device):
+    graph = tuning_graph(inference_graph(cnnc.load_spec(SKIP)))
+    assert graph.node("p").op == "maxpool2d"  # not fused
+    backend = OpenCLBackend(device)
+    space = variant_space(graph.node("c"), BindContext(graph, 1, backend.target))
+    assert any(v.get("wino_m") == 7 for v in space)  # a tile may cut windows: pool.cl pools
+    assert space[0]["algo"] == "direct"  # the row kernel would not pool in its store
+    assert READERS_SPACE not in node_key(backend, graph, graph.node("c"), 1)["attrs"]
