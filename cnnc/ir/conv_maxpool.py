@@ -53,6 +53,17 @@ def pools_in_store(pool: Mapping[str, Any]) -> bool:
             and (pads is None or (pads[0] == 0 and pads[2] == 0)))
 
 
+def read_pooled_in_store(graph: Any, name: str) -> bool:
+    """Whether `name` is read in `graph` only by a 2x2 pooling the fusion folds into a
+    convolution's store, as the tuner's stand-in `<node>/pool` (cnnc/tune/space.py:
+    tuning_graph) and the binders' `<node>/conv` (bind_conv_maxpool.py) are. A map that
+    something else reads too (unet_mini's skips) is written whole and pooled by pool.cl."""
+    readers = [n for n in graph.nodes if name in n.inputs]
+    return (len(readers) == 1 and readers[0].op in FUSED_OF
+            and readers[0].inputs[:1] == (name,) and pools_in_store(readers[0].attrs)
+            and name not in graph.outputs)
+
+
 def whole_windows(pool: Mapping[str, Any], conv_hw: tuple[int, int]) -> bool:
     """Whether every window of a pooling that pools_in_store takes lies inside the OH x OW map
     it pools (none cut short by the bottom or right edge)."""

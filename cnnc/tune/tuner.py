@@ -26,6 +26,7 @@ when it has a budget.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -52,6 +53,9 @@ from cnnc.tune.space import (
     variant_space,
 )
 
+# The key's entry (in its attributes) naming the variants a node's readers take out of its
+# space or add to it (node_key).
+READERS_SPACE = "(readers' space)"
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
 SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs are tuned last
 MIN_RUNS, MAX_RUNS, RUN_SECONDS = 3, 7, 0.2  # timed runs per variant
@@ -115,8 +119,32 @@ class Timed:
 
 
 def node_key(backend: Any, graph: Graph, node: Node, batch: int) -> dict[str, Any]:
+    """The node's cache key: the launch (device, kernels, op, shapes, attributes, batch), and
+    where the node's readers change its space, the variants they take out or add: a node
+    shares its entry only with nodes that may run the same variants. (A 3x3 convolution a 2x2
+    pooling reads in its store is offered no multi-tile F(7x7), and where it has up to 8
+    channels the row kernel, which pools as it stores: fashion-best's unpooled 14x14 one won
+    F(7x7), and fashion-plus's pooled one of the same shapes, sharing its key, ran the direct
+    default and a pooling launch, its cached variant not one of its own.)"""
     shapes = [list(graph.concrete_shape(v, batch)) for v in (*node.operands, node.name)]
-    return make_key(device_fields(backend.device), node.op, shapes, dict(node.attrs), batch)
+    attrs = dict(node.attrs)
+    changed = _space_by_readers(backend, graph, node, batch)
+    if changed:  # beside the attributes, where a tuning file of an earlier version accepts it
+        attrs[READERS_SPACE] = changed
+    return make_key(device_fields(backend.device), node.op, shapes, attrs, batch)
+
+
+def _space_by_readers(backend: Any, graph: Graph, node: Node, batch: int
+                      ) -> dict[str, list[Any]]:
+    """The variants of `node` alone that its space in `graph` lacks ("taken") and those only
+    that space has ("added"), each sorted; {} for most nodes."""
+    here = variant_space(node, BindContext(graph, batch, backend.target))
+    alone = variant_space(node, BindContext(single_node_graph(graph, node, batch), batch,
+                                            backend.target))
+    out = {"taken": [v for v in alone if v not in here], "added": [v for v in here
+                                                                   if v not in alone]}
+    return {k: sorted(v, key=lambda x: json.dumps(x, sort_keys=True))
+            for k, v in out.items() if v}
 
 
 def gemm_flops(node: Node, ctx: BindContext) -> int:

@@ -35,6 +35,7 @@ RUNS = [
     (ROW_MAPS[1], "rows", {"algo": "conv_rows"}),
     (ROW_MAPS[3], "rows-one-block-groups", {"algo": "conv_rows", "rows_group": 1}),
     (ROW_MAPS[1], "rows-2x8", {"algo": "conv_rows", "MR": 2, "VW": 8, "NV": 1}),
+    (ROW_MAPS[5], "rows-8-channels", {"algo": "conv_rows"}),  # the pooled rule's channels
 ]
 # the means of whole windows (-D POOL_AVG=1, test_conv_avgpool.py's maps)
 AVG_RUNS = [
@@ -42,6 +43,7 @@ AVG_RUNS = [
     (AVG_MAPS[2], "avg-m2-fused", WINOGRAD["m2-fused"]),
     (AVG_ROW_MAPS[1], "avg-rows", {"algo": "conv_rows"}),
     (AVG_ROW_MAPS[3], "avg-rows-one-block-groups", {"algo": "conv_rows", "rows_group": 1}),
+    (AVG_ROW_MAPS[4], "avg-rows-6-channels", {"algo": "conv_rows"}),  # LeNet-5's second
 ]
 
 

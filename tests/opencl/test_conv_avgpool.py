@@ -26,6 +26,9 @@ ROW_MAPS = [
     ((13, 11, 2), 8, 3, {}),
     ((9, 12, 3), 24, 5, {"use_bias": False}),
     ((10, 9, 1), 8, 3, {"strides": 2}),  # 5x5 conv map: floor
+    # up to 8 channels where pooled (bind_conv_rows.ROWS_POOLED_MAX_CHANNELS)
+    ((10, 10, 6), 16, 5, {"padding": "valid"}),  # LeNet-5's second convolution
+    ((9, 7, 8), 8, 3, {}),
 ]
 ACTIVATIONS = ["tanh", "elu", "gelu", "leaky_relu"]
 
@@ -61,7 +64,8 @@ def test_winograd_averages_as_it_stores(index, variant, batch, tiling, device):
 @pytest.mark.parametrize("batch", [1, 7])
 @pytest.mark.parametrize("index", range(len(ROW_MAPS)))
 def test_the_row_kernel_averages_as_it_stores(index, batch, tiling, device):
-    graph = _graph(net_spec(*ROW_MAPS[index], activation=ACTIVATIONS[-1 - index]))
+    graph = _graph(net_spec(*ROW_MAPS[index],
+                            activation=ACTIVATIONS[(-1 - index) % len(ACTIVATIONS)]))
     kernels = _check(graph, batch, device, _target(tiling, device))
     assert STORES["rows"] in kernels["p"] and POOL not in kernels["p"]
 
@@ -83,10 +87,11 @@ def test_a_gemm_variant_runs_the_pair(device):
 
 @pytest.mark.parametrize("batch", [1, 7])
 def test_lenet5(batch, device):
-    """Both poolings fused: the 'same' 5x5 stem in the row kernel, the second convolution
-    (6 channels, 'valid') unfused into its GEMM and pool.cl unless a variant that pools wins."""
+    """Both poolings fused: the 'same' 5x5 stem and the second convolution (6 channels,
+    'valid') in the row kernel, each pooling as it stores: one launch each."""
     graph = inference_graph(cnnc.load_spec("lenet5"))
     pooled = [n.name for n in graph.nodes if n.op == "conv2d_avgpool"]
     assert len(pooled) == 2 and not any(n.op == "avgpool2d" for n in graph.nodes)
     kernels = _check(graph, batch, device)
-    assert STORES["rows"] in kernels[pooled[0]] and POOL not in kernels[pooled[0]]
+    for name in pooled:
+        assert STORES["rows"] in kernels[name] and POOL not in kernels[name], kernels[name]

@@ -41,6 +41,9 @@ ROW_MAPS = [
     ((13, 11, 2), 8, 3, {}, {"padding": "same"}),
     ((9, 12, 3), 24, 5, {"use_bias": False}, {}),
     ((10, 9, 1), 8, 3, {"strides": 2}, {"padding": "same"}),  # 5x5 conv map
+    # up to 8 channels where pooled (bind_conv_rows.ROWS_POOLED_MAX_CHANNELS)
+    ((10, 10, 6), 16, 5, {"padding": "valid"}, {}),
+    ((9, 7, 8), 8, 3, {}, {}),
 ]
 ACTIVATIONS = ["relu", "elu", "gelu", "tanh", "linear", "hard_swish", "sigmoid", "leaky_relu"]
 
@@ -152,8 +155,9 @@ def test_batch_norm_and_residual_in_the_epilogue(bn, residual, variant, device):
 
 @pytest.mark.parametrize("index", [0, 3])
 def test_every_variant_of_the_tuners_space(index, device):
-    """The fused node's space is its convolution's (tuning_graph); a variant with a GEMM (the
-    default for these channels) runs the convolution and pool.cl's pooling, as unfused."""
+    """The fused node's space is its convolution's (tuning_graph); a variant with a GEMM runs
+    the convolution and pool.cl's pooling, as unfused; Winograd's and the row kernel's (the
+    default for these 8 channels, pooled) pool as they store."""
     from cnnc.backends.opencl.runtime import OpenCLBackend
 
     graph = _graph(net_spec(*MAPS[index], activation="gelu"))
@@ -163,7 +167,8 @@ def test_every_variant_of_the_tuners_space(index, device):
     assert len(space) > 4 and any(v.get("algo") == "winograd" for v in space)
     for variant in space:
         kernels = _check(graph, 3, device, variants={"p": variant})
-        assert (POOL in kernels["p"]) is (variant.get("algo") != "winograd")
+        assert (POOL in kernels["p"]) is (variant.get("algo") not in ("winograd", "conv_rows"))
+    assert space[0]["algo"] == "conv_rows"
 
 
 @pytest.mark.parametrize("spec", ["fashion", "fashion-plus"])

@@ -6,11 +6,12 @@ bind_conv_maxpool.py pools as that variant stores."""
 from __future__ import annotations
 
 import cnnc
+from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.passes.pipeline import inference_graph, inference_pipeline, run_pipeline
 from cnnc.tune import cache as tc
-from cnnc.tune.space import tunable, tuning_graph
-from cnnc.tune.tuner import install, node_key
+from cnnc.tune.space import tunable, tuning_graph, variant_space
+from cnnc.tune.tuner import READERS_SPACE, install, node_key
 
 SPEC = {
     "network": "pooled", "input": [9, 9, 8],
@@ -62,3 +63,64 @@ def test_the_convolutions_cached_variant_sets_the_fused_launch(device, cache_dir
               if n == "p" and lau.kernel == "winograd_output"]
     assert len(stores) == 1 and stores[0].define_map["POOL"] == 1
     assert stores[0].define_map["WINO_M"] == 2
+
+
+# Two 3x3 convolutions of the same shapes on a 14x14 map, the second read by a 2x2 pooling in
+# its store: F(7x7) takes four tiles there, which would cut pooling windows, so the pooled one
+# is not offered it (winograd.worth_offering).
+SAME_SHAPES = {
+    "network": "same_shapes", "input": [14, 14, 8],
+    "layers": [
+        {"conv2d": [8, 3], "padding": "same", "name": "bare"},
+        {"conv2d": [8, 3], "padding": "same", "name": "c"},
+        {"maxpool2d": 2, "name": "pooled"},
+        {"flatten": None},
+    ],
+}
+
+
+def test_a_pooled_convolution_is_keyed_apart_from_the_same_one_unpooled(device, cache_dir):
+    """Their spaces differ, so they share no entry: each gets the variant tuned for it (with one
+    key, the unpooled one's F(7x7) was no variant of the pooled one, which then ran the
+    default and a pooling launch of its own)."""
+    graph = inference_graph(cnnc.load_spec(SAME_SHAPES))
+    proxy = tuning_graph(graph)
+    backend = OpenCLBackend(device)
+    bare, pooled = (node_key(backend, proxy, proxy.node(n), 1) for n in ("bare", "pooled"))
+    changed = pooled["attrs"].pop(READERS_SPACE)
+    assert bare == pooled  # the same launch otherwise
+    # F(7x7) taken out; the row kernel, pooling as it stores, added (8 channels) as the
+    # default, the direct algorithm keeping its own default block
+    assert {v["wino_m"] for v in changed["taken"] if v["algo"] == "winograd"} == {7}
+    assert {v["algo"] for v in changed["taken"]} == {"winograd", "direct"}
+    assert {v["algo"] for v in changed["added"]} == {"conv_rows"}
+    pooled["attrs"][READERS_SPACE] = changed
+    cache = tc.TuningCache.default()
+    f7, f4 = {"algo": "winograd", "wino_m": 7}, {"algo": "winograd", "wino_m": 4}
+    cache.put(tc.make_entry(bare, f7, 0.001, 0.002))
+    cache.put(tc.make_entry(pooled, f4, 0.001, 0.002))
+    install(backend)
+    assert backend.choose_variants(graph, 1) == {"bare": f7, "pooled": f4}
+
+
+# The same convolution's map read by the pooling and by a concatenation (unet_mini's skips):
+# the fusion leaves the pair apart, so the map is written whole and pool.cl pools it.
+SKIP = {
+    "network": "skip", "input": [14, 14, 8],
+    "layers": [
+        {"conv2d": [8, 3], "padding": "same", "name": "c"},
+        {"maxpool2d": 2, "name": "p"},
+        {"upsampling2d": None, "name": "u"},
+        {"concatenate": None, "inputs": ["u", "c"]},
+    ],
+}
+
+
+def test_a_map_also_read_elsewhere_keeps_the_space_of_the_convolution_alone(device):
+    graph = tuning_graph(inference_graph(cnnc.load_spec(SKIP)))
+    assert graph.node("p").op == "maxpool2d"  # not fused
+    backend = OpenCLBackend(device)
+    space = variant_space(graph.node("c"), BindContext(graph, 1, backend.target))
+    assert any(v.get("wino_m") == 7 for v in space)  # a tile may cut windows: pool.cl pools
+    assert space[0]["algo"] == "direct"  # the row kernel would not pool in its store
+    assert READERS_SPACE not in node_key(backend, graph, graph.node("c"), 1)["attrs"]

@@ -103,12 +103,14 @@ def _redirect(lau: Launch, names: Mapping[Arg, Arg]) -> Launch:
 
 
 def _inner(node: Node, ctx: BindContext) -> tuple[Node, Node, BindContext]:
-    """The convolution and pooling nodes, and a context that knows the convolution's map and
-    gives it the node's variant."""
+    """The convolution and pooling nodes, and a context that knows the convolution's map,
+    that a pooling reads it (`<node>/conv:pool`, never bound: the algorithms' rules see the
+    graph the tuner timed, tuning_graph's) and gives it the node's variant."""
     shapes = tuple(ctx.graph.shape_of(x) for x in node.inputs)
     conv, pool = parts(node, shapes)
-    inner = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, conv)), ctx.batch, ctx.target,
-                        {**ctx.variants, conv.name: ctx.variant(node)})
+    reader = replace(pool, name=f"{conv.name}:pool")
+    inner = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, conv, reader)), ctx.batch,
+                        ctx.target, {**ctx.variants, conv.name: ctx.variant(node)})
     return conv, pool, inner
 
 

@@ -315,10 +315,9 @@ def multiplications_per_output(shape: Mapping[str, int], m: int) -> float:
 def _pooled_by_reader(node: Node, ctx: BindContext) -> bool:
     """Whether a 2x2 pooling the conv2d_maxpool fusion folds into the convolution's store reads
     the node (the tuner times that convolution alone: tuning_graph's `<name>/pool`)."""
-    from cnnc.ir.conv_maxpool import FUSED_OF, pools_in_store
+    from cnnc.ir.conv_maxpool import read_pooled_in_store
 
-    return any(n.op in FUSED_OF and n.inputs[:1] == (node.name,) and pools_in_store(n.attrs)
-               for n in ctx.graph.nodes)
+    return read_pooled_in_store(ctx.graph, node.name)
 
 
 def worth_offering(node: Node, ctx: BindContext, shape: Mapping[str, int], m: int) -> bool:
