@@ -62,27 +62,33 @@ __kernel void depthwise_layer_norm(__global const float *restrict x,
     floatV acc[MR][NV];
     zero_block(acc);
 
+    /* one vector of channels at a time, each a depthwise_rows block (MR accumulators, a row
+     * of taps' KW weight vectors): its accumulators are done before the next vector's start,
+     * so few are live at once where MR * NV would not fit the registers */
 #pragma unroll
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh * DH;
-        if (ih < 0 || ih >= H)
-            continue;
-        const int row_at = (n * H + ih) * W * C;
+    for (int v = 0; v < NV; v++) {
 #pragma unroll
-        for (int j = 0; j < SPAN; j++) {
-            const int iw = iw0 + j;
-            if (iw < 0 || iw >= W)
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = oh * SH - PT + kh * DH;
+            if (ih < 0 || ih >= H)
                 continue;
+            const int row_at = (n * H + ih) * W * C + v * VW;
+            floatV wv[KW];
 #pragma unroll
-            for (int v = 0; v < NV; v++) {
-                const floatV in = LOADV(x + row_at + iw * C + v * VW);
+            for (int kw = 0; kw < KW; kw++)
+                wv[kw] = LOADV(w + (kh * KW + kw) * C + v * VW);
+#pragma unroll
+            for (int j = 0; j < SPAN; j++) {
+                const int iw = iw0 + j;
+                if (iw < 0 || iw >= W)
+                    continue;
+                const floatV in = LOADV(x + row_at + iw * C);
 #pragma unroll
                 for (int r = 0; r < MR; r++) {
                     /* tap kw of pixel r reads column r * SW + kw * DW */
                     const int t = j - r * SW;
                     if (t >= 0 && t % DW == 0 && t / DW < KW)
-                        acc[r][v] = fma(in, LOADV(w + (kh * KW + t / DW) * C + v * VW),
-                                        acc[r][v]);
+                        acc[r][v] = fma(in, wv[t / DW], acc[r][v]);
                 }
             }
         }
