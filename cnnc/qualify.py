@@ -64,7 +64,8 @@ dense 4 softmax
 # global average pooling alone (one pointwise_avgpool launch at inference), and the losses on outputs that
 # do not fuse with them (cross-entropy on sigmoid outputs, mean squared error on a softmax); an
 # L2 kernel regularizer (regularize.cl, the updates' -D L2) and weight decay (-D DECAY).
-# Local response normalisation (lrn.cl) after the layer norm. A convolution reading a
+# A depthwise convolution read by a layer norm alone (one depthwise_layer_norm launch at
+# inference), then local response normalisation (lrn.cl). A convolution reading a
 # concatenation of two upsampled maps in place (one conv2d_concat launch at inference). A 1x1
 # convolution reading a channel shuffle read by nothing else, read by a global average pooling
 # alone (one pointwise_avgpool_gathered launch at inference).
@@ -83,6 +84,8 @@ p: global_avgpool2d keepdims=true
 multiply(k, p)
 layer_norm
 layer_norm center=false
+depthwise_conv2d 3 same
+layer_norm
 lrn 3 alpha=1.0
 normalization mean=0.1 variance=2.0
 q: rescaling 0.5 0.1

@@ -6,7 +6,7 @@
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
-                -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
+                -> fuse_depthwise_layer_norm -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
                 -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
@@ -34,6 +34,7 @@ from cnnc.passes.fuse_avgpool_dense import fuse_avgpool_dense
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
 from cnnc.passes.fuse_conv_concat import fuse_conv_concat
 from cnnc.passes.fuse_conv_maxpool import fuse_conv_maxpool
+from cnnc.passes.fuse_depthwise_layer_norm import fuse_depthwise_layer_norm
 from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
@@ -88,6 +89,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_depthwise_pointwise", fuse_depthwise_pointwise,
              "depthwise conv + the 1x1 conv reading it as one node: the depthwise map never "
              "written"),
+        Pass("fuse_depthwise_layer_norm", fuse_depthwise_layer_norm,
+             "depthwise conv + the layer norm over its channels as one node: the depthwise "
+             "map never written"),
         Pass("fuse_squeeze_excite", fuse_squeeze_excite,
              "global pooling + the two layers on its pooled vector as one node: a "
              "squeeze-excite gate in one launch"),

@@ -38,6 +38,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
                      | {"concat_shuffle"}  # inference's gather (passes/fuse_shuffle.py)
                      | set(LAYER_OF_GATHERED)  # 1x1 convolutions reading gathers in place
                      | {"depthwise_pointwise"}  # passes/fuse_depthwise_pointwise.py
+                     | {"depthwise_layer_norm"}  # passes/fuse_depthwise_layer_norm.py
                      | {"squeeze_excite"}  # passes/fuse_squeeze_excite.py
                      | {"pointwise_avgpool"}  # passes/fuse_pointwise_avgpool.py
                      | {"avgpool_dense"}  # passes/fuse_avgpool_dense.py
@@ -48,6 +49,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     assert FUSED_MERGE == {OPS[op].base: op for op in FUSED_MERGE.values()}
     assert OPS["batchnorm_train_add"].base == "batchnorm_train"
     assert OPS["depthwise_pointwise"].base == "separable_conv2d"
+    assert OPS["depthwise_layer_norm"].base == "layer_norm"
     assert OPS["squeeze_excite"].base == "global_avgpool2d"
     assert OPS["pointwise_avgpool"].base == "global_avgpool2d"
     assert OPS["avgpool_dense"].base == "global_avgpool2d"

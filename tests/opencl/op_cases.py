@@ -1054,3 +1054,26 @@ CASES += [
         batch=3,
     ),
 ]
+
+# A depthwise convolution and the layer norm over its channels as one depthwise_layer_norm launch
+# at inference (cnnc/passes/fuse_depthwise_layer_norm.py): ConvNeXt's 7x7 block on a 5x6 map of
+# 12 channels (vectors of 4), then a strided, biasless gelu 3x3 one of 5 channels (vectors of 1)
+# normalised without beta; training runs them as the two layers.
+CASES += [
+    Case(
+        "depthwise_layer_norm",
+        (5, 6, 12),
+        [
+            {"depthwise_conv2d": 7, "padding": "same"},
+            {"layer_norm": None, "epsilon": 1e-6},
+            {"conv2d": [5, 1], "activation": "gelu"},
+            {"depthwise_conv2d": 3, "strides": 2, "padding": "same", "use_bias": False,
+             "activation": "gelu"},
+            {"layer_norm": None, "center": False},
+            "flatten",
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]

@@ -12,6 +12,7 @@ from cnnc.backends.numpy.clipping_impls import CLIPPING_IMPLS
 from cnnc.backends.numpy.conv_concat_impls import CONV_CONCAT_IMPLS
 from cnnc.backends.numpy.conv_maxpool_impls import CONV_MAXPOOL_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
+from cnnc.backends.numpy.depthwise_layer_norm_impls import DEPTHWISE_LAYER_NORM_IMPLS
 from cnnc.backends.numpy.depthwise_pointwise_impls import DEPTHWISE_POINTWISE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
 from cnnc.backends.numpy.ema_impls import EMA_IMPLS
@@ -49,6 +50,7 @@ IMPLS.update(POINTWISE_AVGPOOL_IMPLS)
 IMPLS.update(LRN_IMPLS)
 IMPLS.update(BN_ACT_GRAD_IMPLS)
 IMPLS.update(DEPTHWISE_POINTWISE_IMPLS)
+IMPLS.update(DEPTHWISE_LAYER_NORM_IMPLS)
 IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)
 IMPLS.update(CONV_CONCAT_IMPLS)

@@ -29,6 +29,7 @@ from cnnc.backends.opencl import (
     bind_clipping,
     bind_conv_concat,
     bind_conv_maxpool,
+    bind_depthwise_layer_norm,
     bind_distributed,
     bind_ema,
     bind_fused,
@@ -73,6 +74,7 @@ BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
                 **bind_channel_shuffle.BINDERS})
 BINDERS.update(bind_channel_slice.BINDERS)
 BINDERS.update(bind_gated.BINDERS)
+BINDERS.update(bind_depthwise_layer_norm.BINDERS)
 BINDERS.update(bind_gathered.BINDERS)
 BINDERS.update(bind_act_grad.BINDERS)
 BINDERS.update(bind_preprocessing.BINDERS)
