@@ -116,3 +116,7 @@ def test_listed_on_a_cpu_where_vectors_lie_in_a_pixel():
     assert all(v["MR"] * v["TVB"] + v["TVB"] + 1 <= 16 and 6 % v["TVB"] == 0
                and 16 % v["MR"] == 0 for v in taps)
     assert len({(v["MR"], v["TVB"]) for v in taps}) == len(taps) == 2
+    # Winograd's variants (3-4x the default on the seed model's kernel gradients) come first: a
+    # search that PATIENCE ends two variants after the default tries them before these
+    algos = [v["algo"] for v in space]
+    assert "winograd" in algos and algos.index("winograd") < algos.index(NAME)

@@ -152,18 +152,21 @@ REGISTERED: tuple[Algorithm, ...] = (
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
             edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm,
             forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)}),
-    # More channels, stride 1, on a CPU: the taps as vectors read straight from x
-    # (bind_grad_taps.py); variants only, never the default.
-    Algorithm("conv2d_grad_kernel", grad_taps.NAME, grad_taps.bind_conv2d_grad_kernel_taps,
-              edge_shapes.conv2d_grad_kernel_edges, grad_taps.describe,
-              applies=grad_taps.applies, variants=grad_taps.grad_taps_variants,
-              keys=grad_taps.KEYS),
     # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
     Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,
               edge_shapes.conv2d_grad_kernel_edges, winograd.describe,
               applies=winograd.grad_kernel_applies, variants=winograd.grad_kernel_variants,
               keys=winograd.VARIANT_KEYS, tile_keys=winograd.TILE_KEYS,
               error_factor=winograd.grad_kernel_error_factor, family=winograd.variant_family),
+    # More channels, stride 1, on a CPU: the taps as vectors read straight from x
+    # (bind_grad_taps.py); variants only, never the default. After Winograd, whose variants
+    # (3-4x the default) a search should time first: the seed model's 128- and 256-channel
+    # kernel gradients at batch 32 timed the default and two taps variants, gained nothing, and
+    # PATIENCE ended the search before Winograd (18 ms kept where Winograd ran 6-11 ms).
+    Algorithm("conv2d_grad_kernel", grad_taps.NAME, grad_taps.bind_conv2d_grad_kernel_taps,
+              edge_shapes.conv2d_grad_kernel_edges, grad_taps.describe,
+              applies=grad_taps.applies, variants=grad_taps.grad_taps_variants,
+              keys=grad_taps.KEYS),
     # Transposed convolutions: the conv2d op each is, with its explicit window
     # (bind_conv_transpose.py); phases first where strided, as for conv2d_grad_input.
     Algorithm("conv2d_transpose", "phases", on_conv(bind_conv2d_grad_input_by_phases),
