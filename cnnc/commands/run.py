@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not tune kernel launches the tuning cache lacks (cached "
                              "tunings are still used; CNNC_TUNE=0 turns both off)")
     parser.add_argument("--tune-budget", type=float, default=TUNE_BUDGET, metavar="SECONDS",
-                        help=f"at most this long tuning on first use (default {TUNE_BUDGET:.0f})")
+                        help=f"at most this long tuning and building the kernels on first use (default "
+                             f"{TUNE_BUDGET:.0f})")
     parser.add_argument("--distributed", action="store_true", default=None,
                         help="train data-parallel over MPI, one rank per process (the default "
                              "when started by mpiexec or srun with more than one process; "

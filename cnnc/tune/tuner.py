@@ -79,6 +79,11 @@ ROUNDS = 3  # side-by-side rounds of the default and the best variant (2 where b
 # and timing one variant cost (the gate builds the variant again for two edge shapes).
 GATE_COST_GUESS = 3.0
 MARGIN = 1.5  # estimates from medians are multiplied by this (a shared machine varies)
+# What a run's first-use tuning leaves of its budget (at most a sixth) for building what it did
+# not: the seed model's cold first run (empty tuning and program caches, pocl, Zen 3) took 69.9 s
+# for its kernels with a 60 s tuning budget, the last ~10 s building the training step's other
+# launches and the evaluation graph's.
+BUILD_SECONDS = 10.0
 
 
 @dataclass
@@ -636,8 +641,11 @@ class CachedVariants:
             print(f"\ncnnc: tuning the kernel launches of '{graph.name}' at batch {batch} for "
                   f"{self.backend.device.name} (first use: at most {self.tune_budget:.0f} s, kept "
                   f"in {self.cache.path}; --no-tune skips)", file=self.out, flush=True)
-            self._tuner = Tuner(self.backend.device, self.cache, self.tune_budget, out=self.out,
-                                progress=self.progress)
+            # The budget holds the builds after the tuning too (the launches no search built,
+            # the evaluation graph's), so that a run's kernels are ready within it.
+            self._tuner = Tuner(self.backend.device, self.cache,
+                                self.tune_budget - min(BUILD_SECONDS, self.tune_budget / 6),
+                                out=self.out, progress=self.progress)
         if self._tuner.left() > 0:
             self._tuner.tune_graph(graph, batch)
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from nodes import tiny_training_graph, tunable_nodes, write_spec
 
 from cnnc.backends.opencl.runtime import OpenCLBackend
@@ -172,3 +173,28 @@ def test_another_batch_sizes_algorithm_yields_to_a_default_it_never_raced(device
     chooser = CachedVariants(backend, progress=False)
     assert node.name not in chooser(graph, 1)
     assert chooser(graph, 200).get(node.name) == tuned
+
+
+@pytest.mark.parametrize("budget, tuning", [(60.0, 50.0), (6.0, 5.0), (0.5, 0.5 * 5 / 6)])
+def test_first_use_tuning_leaves_part_of_the_budget_for_the_builds(device, cache_dir, tmp_path,
+                                                                   monkeypatch, budget, tuning):
+    """A run's --tune-budget holds its kernels' builds after the tuning too (the launches no
+    search built, the evaluation graph's): the tuner is given all but a sixth of it, at most
+    BUILD_SECONDS (a cold first run of the seed model took 69.9 s with all 60 s for tuning)."""
+    from cnnc.tune import tuner as tuner_module
+
+    given = []
+
+    class Recording(tuner_module.Tuner):
+        def __init__(self, device_, cache, budget_, **kwargs):
+            given.append(budget_)
+            super().__init__(device_, cache, budget_, **kwargs)
+
+        def tune_graph(self, graph, batch, *, force=False):
+            return []
+
+    monkeypatch.setattr(tuner_module, "Tuner", Recording)
+    backend = OpenCLBackend(device)
+    chooser = CachedVariants(backend, tune_budget=budget, progress=False)
+    chooser._tune(tiny_training_graph(tmp_path), 3)
+    assert given == [pytest.approx(tuning)]
