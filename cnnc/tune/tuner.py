@@ -521,6 +521,18 @@ class Tuner:
             self.cache.put(make_entry(keys[n.name], r.variant, r.seconds, r.default_seconds,
                                       cut=r.timed if r.cut else None))
 
+        def resume(searches: list[Node], keep: float = 0.0, patience: int = PATIENCE) -> None:
+            """Resume `searches`, largest first, each within its FLOPs' share of what is left
+            of the budget but `keep` seconds."""
+            weight = sum(flops[n.name] for n in searches)
+            for n in sorted(searches, key=lambda n: -flops[n.name]):
+                left = self.left() - keep
+                if left <= self.node_cost():
+                    break
+                share = max(left * flops[n.name] / max(weight, 1), self.node_cost())
+                weight -= flops[n.name]
+                tune(n, share, results[n.name], patience)
+
         # Two passes: first every node's likeliest variants (built at once), so that a budget
         # too small for every search still gives each node its largest gain (Winograd's 3-5x
         # over the direct default) before any node gets a few percent more from its other
@@ -539,15 +551,7 @@ class Tuner:
                 tune(n, share, None)
                 if bar is not None:
                     bar.update()
-            resumed = [n for n in todo if results[n.name].cut]
-            resumed = sorted(resumed + partial, key=lambda n: -flops[n.name])
-            weight = sum(flops[n.name] for n in resumed)
-            for n in resumed:
-                if self.left() <= self.node_cost():
-                    break
-                share = max(self.left() * flops[n.name] / max(weight, 1), self.node_cost())
-                weight -= flops[n.name]
-                tune(n, share, results[n.name])
+            resume([n for n in todo if results[n.name].cut] + partial)
             # Then, with what is still left, the launches of few FLOPs: where they run far from
             # the peak their time is not small (resnet_mini's 1x1 stride-2 shortcut, 0.4% of
             # the FLOPs, 6% of a forward pass at 22% of the peak on its default).
@@ -563,16 +567,8 @@ class Tuner:
                 # 2x16x2 8-13% faster than the 4x8x2 kept when `cnnc tune --budget 120` ended
                 # after 4 s with 3 variants timed per node; efficientnet_mini's expansion:
                 # 4x16x1 0.8-0.9x the default, never timed).
-                stopped = sorted((n for n in todo if results[n.name].stale),
-                                 key=lambda n: -flops[n.name])
-                weight = sum(flops[n.name] for n in stopped)
-                for n in stopped:
-                    left = self.left() - self.extend
-                    if left <= self.node_cost():
-                        break
-                    share = max(left * flops[n.name] / max(weight, 1), self.node_cost())
-                    weight -= flops[n.name]
-                    tune(n, share, results[n.name], patience=MAX_PATIENCE)
+                resume([n for n in todo if results[n.name].stale], keep=self.extend,
+                       patience=MAX_PATIENCE)
         finally:
             if bar is not None:
                 bar.close()
