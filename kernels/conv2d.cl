@@ -56,25 +56,7 @@
 #if LOCAL_TILE || GATED || KH != 1 || KW != 1 || SH != 1 || SW != 1 || CG != C
 #error "GATHERED: a 1x1 stride-1 ungrouped convolution on the register-blocked path"
 #endif
-#if SOURCES == 1
-#define GATHER_PARAM
-#define GATHER_SOURCES x
-#elif SOURCES == 2
-#define GATHER_PARAM , __global const float *restrict x1
-#define GATHER_SOURCES x, x1
-#elif SOURCES == 3
-#define GATHER_PARAM , __global const float *restrict x1, __global const float *restrict x2
-#define GATHER_SOURCES x, x1, x2
-#elif SOURCES == 4
-#define GATHER_PARAM , __global const float *restrict x1, __global const float *restrict x2, \
-                     __global const float *restrict x3
-#define GATHER_SOURCES x, x1, x2, x3
-#else
-#error "GATHERED: SOURCES is 1 to 4"
-#endif
-#if SEGMENTS < 1 || SEGMENTS > 8
-#error "GATHERED: SEGMENTS is 1 to 8"
-#endif
+#include "gather.h" /* GATHER_PARAM, GATHER_SOURCES, gather_runs */
 #else
 #define GATHER_PARAM
 #endif
@@ -197,23 +179,6 @@ static void gated_taps(floatV acc[MR][NV], __global const float *x, __global con
 }
 #endif
 
-#if GATHERED
-/* acc += one run of the gathered input: `len` channels from `off` on of each pixel's row of
- * `channels` in src, against kernel rows from w on, ldb floats apart. */
-static void gathered_run(floatV acc[MR][NV], __global const float *src, int channels, int off,
-                         int len, __global const float *w, int ldb, int m0, int M)
-{
-    __global const float *rows[MR];
-#pragma unroll
-    for (int r = 0; r < MR; r++)
-        rows[r] = src + min(m0 + r, M - 1) * channels + off;
-    gemm_steps(acc, rows, w, len, ldb);
-}
-
-#define GATHERED_RUN(i)                                                                       \
-    gathered_run(acc, sources[SEG##i##_SRC], SEG##i##_C, SEG##i##_OFF, SEG##i##_LEN,         \
-                 w + SEG##i##_K0 * F + n0, SEG##i##_KS * F, m0, M)
-#endif
 
 __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
                              __global const float *restrict w,
@@ -231,28 +196,11 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
     gated_taps(acc, x, gate, w, zeros, m0, n0, M);
 #elif GATHERED
     __global const float *sources[SOURCES] = {GATHER_SOURCES};
-    GATHERED_RUN(0);
-#if SEGMENTS > 1
-    GATHERED_RUN(1);
-#endif
-#if SEGMENTS > 2
-    GATHERED_RUN(2);
-#endif
-#if SEGMENTS > 3
-    GATHERED_RUN(3);
-#endif
-#if SEGMENTS > 4
-    GATHERED_RUN(4);
-#endif
-#if SEGMENTS > 5
-    GATHERED_RUN(5);
-#endif
-#if SEGMENTS > 6
-    GATHERED_RUN(6);
-#endif
-#if SEGMENTS > 7
-    GATHERED_RUN(7);
-#endif
+    int pix[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++)
+        pix[r] = min(m0 + r, M - 1); /* rows past the end repeat the last; never stored */
+    gather_runs(acc, sources, pix, w + n0);
 #elif CONCAT
     int ih0[MR], iw0[MR], n_[MR];
 #pragma unroll

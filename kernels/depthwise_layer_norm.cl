@@ -26,26 +26,7 @@
 #define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
 #define ROW_BLOCKS ((OW + MR - 1) / MR)
 
-/* The sum of a vector's lanes as a tree of halves (layer_norm.cl's lanes_sum). */
-static float lanes_sum(floatV v)
-{
-#if VW == 1
-    return v;
-#elif VW == 2
-    return v.x + v.y;
-#else
-#if VW == 16
-    const float8 h8 = v.lo + v.hi;
-    const float4 h4 = h8.lo + h8.hi;
-#elif VW == 8
-    const float4 h4 = v.lo + v.hi;
-#else
-    const float4 h4 = v;
-#endif
-    const float2 h2 = h4.lo + h4.hi;
-    return h2.x + h2.y;
-#endif
-}
+#include "lanes.h" /* lanes_sum */
 
 __kernel void depthwise_layer_norm(__global const float *restrict x,
                                    __global const float *restrict w,

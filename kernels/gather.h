@@ -1,6 +1,7 @@
 /* A gathered input (cnnc/ir/gathered.py): the channels of a 1x1 convolution's input read where
  * a chain of ShuffleNetV2 gathers would have copied them from, for a kernel that includes
- * tile.h first and runs its reduction as GEMM register blocks (pointwise_avgpool_gathered.cl).
+ * tile.h first and runs its reduction as GEMM register blocks (conv2d.cl's -D GATHERED path,
+ * pointwise_avgpool_gathered.cl).
  *
  * -D SOURCES (1 to 4) tensors, x and then the kernel's last arguments (GATHER_PARAM), all of one
  * size but the channels; SEGMENTS (1 to 8) runs, run i reading SEG<i>_LEN channels from

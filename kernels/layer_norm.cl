@@ -17,27 +17,7 @@
 #endif
 #include "common.h"
 
-/* The sum of a vector's lanes, as a tree of halves: stored to a private array and added one
- * lane at a time, the four sums of a row took most of layer_norm_grad_input's time on pocl. */
-static float lanes_sum(floatV v)
-{
-#if VW == 1
-    return v;
-#elif VW == 2
-    return v.x + v.y;
-#else
-#if VW == 16
-    const float8 h8 = v.lo + v.hi;
-    const float4 h4 = h8.lo + h8.hi;
-#elif VW == 8
-    const float4 h4 = v.lo + v.hi;
-#else
-    const float4 h4 = v;
-#endif
-    const float2 h2 = h4.lo + h4.hi;
-    return h2.x + h2.y;
-#endif
-}
+#include "lanes.h" /* lanes_sum */
 
 /* (mean, 1 / sqrt(biased variance + eps)) of the cols values at x. */
 static float2 row_stats(__global const float *x, int cols, float eps)
