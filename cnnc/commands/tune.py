@@ -119,6 +119,12 @@ def show(cache) -> None:
         print("\n".join(format_table(head, table, right={3, 5, 6, 7})))
 
 
+def spent_before(age: float, qualifying: float) -> float:
+    """What the budget has spent when tuning starts: the process's age but the seconds it
+    waited for the device's qualification, and EXIT_SECONDS kept for the end."""
+    return max(0.0, age - qualifying) + EXIT_SECONDS
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnc.tune.cache import TuningCache, export_entries, import_entries
 
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace, cache) -> None:
     from cnnc import settings
     from cnnc.backends.opencl.device import select_device
+    from cnnc.backends.opencl.qualification import seconds_waited
     from cnnc.frontend.spec import load_spec
     from cnnc.passes.pipeline import inference_graph, training_graph
     from cnnc.tune import chunking
@@ -163,12 +170,14 @@ def _tune(args: argparse.Namespace, cache) -> None:
     print(f"tuning {spec.name}'s {what} at batch {args.batch} on {device.describe()} "
           f"(at most {args.budget:.0f} s)")
     start = time.perf_counter()
-    # The budget bounds the whole command: the process's start and the graph's building too,
+    # The budget bounds the whole command: the process's start and the graph's building too
+    # (not a qualification of the device: once per driver and kernel version, not tuning),
     # and EXIT_SECONDS are left for the table and the process's exit (the device's teardown).
     # What the searches leave of the budget goes on extending them, but for the time the
     # chunk sizes' timing and the warm-up below take.
     keep = WARM_UP_SECONDS + (0.0 if args.train else chunking.SECONDS)
-    tuner = Tuner(device, cache, args.budget, spent=process_age() + EXIT_SECONDS, extend=keep)
+    tuner = Tuner(device, cache, args.budget, spent=spent_before(process_age(), seconds_waited()),
+                  extend=keep)
     results = tuner.tune_graph(graph, args.batch, force=args.force)
     print(f"{'node':28s} {'op':20s} {'variant':24s} {'default ms':>10s} {'tuned ms':>9s} "
           f"{'speedup':>7s}  source")

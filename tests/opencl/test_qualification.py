@@ -151,6 +151,20 @@ def test_a_damaged_or_older_verdict_is_qualified_again(device, verdicts, monkeyp
     assert not qualification.qualify(device.index, device.name, "some driver").usable
 
 
+def test_the_seconds_waited_for_a_qualification_are_counted_and_a_remembered_one_waits_none(
+        device, verdicts, monkeypatch):
+    # `cnnc tune` takes them out of its budget (commands/tune.py spent_before).
+    _faulty(monkeypatch, device, "abort@probe")
+    before = qualification.seconds_waited()
+    start = time.perf_counter()
+    qualification.qualify(device.index, device.name, "some driver")
+    took = time.perf_counter() - start
+    waited = qualification.seconds_waited() - before
+    assert 0 < waited <= took
+    qualification.qualify(device.index, device.name, "some driver")  # remembered
+    assert qualification.seconds_waited() - before == waited
+
+
 def test_a_verdict_depends_on_the_kernel_sources(monkeypatch, tmp_path):
     before = qualification.verdict_key("driver")
     folder = tmp_path / "kernels"

@@ -290,6 +290,14 @@ def test_the_process_age_is_counted():
     assert 0 <= age < 7 * 86400
 
 
+def test_cnnc_tune_s_budget_counts_the_process_age_but_not_a_qualification():
+    from cnnc.commands.tune import EXIT_SECONDS, spent_before
+
+    assert spent_before(5.0, 0.0) == 5.0 + EXIT_SECONDS
+    assert spent_before(70.0, 62.0) == 8.0 + EXIT_SECONDS  # 62 s qualifying: not tuning
+    assert spent_before(1.0, 3.0) == EXIT_SECONDS
+
+
 REPEATED_SPEC = """
 network: tiny_repeated
 input: [6, 5, 8]

@@ -54,6 +54,17 @@ HANGS_BELIEVED = 2
 BINARY_STAGES = ("binaries", "reload")
 
 # What to use instead, for a CPU device that failed (a GPU's fix is its vendor's driver).
+# Seconds this process has waited for qualifications: `cnnc tune`'s budget is for tuning, and a
+# first run after an upgrade (a new kernel version) qualifies first (about a minute, more on a
+# busy machine: it took a whole 60 s budget there, leaving nothing tuned).
+_waited = 0.0
+
+
+def seconds_waited() -> float:
+    """Seconds this process spent qualifying devices (0 where each verdict was remembered)."""
+    return _waited
+
+
 CPU_FIX = ("use Debian's pocl (`apt-get install pocl-opencl-icd`, which scripts/setup.sh "
            "installs) and uninstall pip's (`pip uninstall pocl-binary-distribution`)")
 OTHER_FIX = "update this device's OpenCL driver, or use another device (--device)"
@@ -272,7 +283,10 @@ def qualify(index: str, name: str, identity: str, *, timeout: float | None = Non
         # never reach the real cache.
         env = {**os.environ, "CNNC_CACHE_DIR": scratch, "CNNC_TUNE": "0"}
         result = run_child(child_command(index, name), limit, env)
-    verdict = verdict_of(result, limit, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    global _waited
+    _waited += seconds
+    verdict = verdict_of(result, limit, seconds)
     if result.returncode is None and result.verdict is None:
         verdict = replace(verdict, hangs=(known.hangs if known else 0) + 1)
     write_verdict(identity, verdict)
