@@ -100,3 +100,31 @@ def test_more_reduction_parts_are_timed_before_the_tiles(graph):
         assert all({**v, "split": base["split"]} == base for v in direct[1:3]), node.name
         checked += 1
     assert checked
+
+
+def test_winograd_fused_kernels_with_full_blocks_are_timed_first():
+    """winograd.winograd_space: the one-launch kernel's variants holding FUSED_FIRST_TILES tiles
+    per work-item or more first (few channels: resnet_mini's 16-channel layers), then the rest
+    by m, largest first (fashion's 128- and 256-channel layers keep that order alone)."""
+    from pathlib import Path
+
+    from cnnc.backends.opencl.winograd import FUSED_FIRST_TILES, NAME
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph
+
+    specs = Path(__file__).parents[2] / "specs"
+    heads = {}
+    for spec in ("resnet_mini.yaml", "fashion.yaml"):
+        graph = inference_graph(load_spec(str(specs / spec)))
+        ctx = BindContext(graph, 256, AVX512)
+        for node in tunable_nodes(graph, ("conv2d", "conv2d_bn", "conv2d_bn_add")):
+            wino = [v for v in variant_space(node, ctx) if v.get("algo") == NAME]
+            if not wino:
+                continue
+            full = [v.get("wino_fused", 0) >= FUSED_FIRST_TILES for v in wino]
+            assert full == sorted(full, reverse=True), [describe(v) for v in wino]
+            rest = [v["wino_m"] for v, f in zip(wino, full) if not f]
+            assert rest == sorted(rest, reverse=True), [describe(v) for v in wino]
+            heads[(spec, node.name)] = full[0]
+    assert heads[("resnet_mini.yaml", "activation")]  # 28x28, 16 channels into 16
+    assert not all(heads.values())  # fashion's wide layers start with the largest m

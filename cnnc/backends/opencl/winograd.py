@@ -364,12 +364,28 @@ def winograd_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     return out
 
 
+# Tiles per work-item from which the one-launch kernel is timed before the three-launch ones.
+FUSED_FIRST_TILES = 4
+
+
 def winograd_space(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
-    """winograd_variants in the order worth timing: the fewest multiplications (the largest m)
-    first, since they change the arithmetic and tiles only how fast it runs (F(4x4) ran the
-    fashion 3x3 convolutions 3.6-5.7x faster than the direct kernel on a Zen 1; a tile alone,
-    1.1-2.1x)."""
-    return sorted(winograd_variants(node, ctx), key=lambda v: -v["wino_m"])
+    """winograd_variants in the order worth timing: first the fused kernel's variants that hold
+    FUSED_FIRST_TILES tiles per work-item or more (few channels), then the fewest
+    multiplications (the largest m) first, since they change the arithmetic and tiles only how
+    fast it runs (F(4x4) ran the fashion 3x3 convolutions 3.6-5.7x faster than the direct
+    kernel on a Zen 1; a tile alone, 1.1-2.1x).
+
+    With few channels the transforms' round trip through memory costs as much as the GEMMs:
+    on resnet_mini's 28x28x16->16 forward at batch 256 (pocl, Intel Xeon AVX-512, load 6-7,
+    interleaved medians of 40 rounds, twice) F(4x4) fused x4 and F(2x2) fused x8 ran 1.26-1.35x
+    the direct kernel, the three-launch F(4x4) and F(7x7) 0.69x and 0.55x; at 14x14x32->32
+    F(2x2) fused x8 0.94-1.11x, the three-launch ones 0.49-0.65x. Largest m first, the tuner's
+    first pass (the default and the next PATIENCE) there timed F(7x7) fused x2 and the
+    three-launch F(7x7), and never a fused kernel with more tiles. Fewer tiles per work-item
+    load each U vector for fewer FMAs (one tile ran 128 channels 2x slower than three launches
+    on a Zen 4), so those keep their place by m."""
+    return sorted(winograd_variants(node, ctx),
+                  key=lambda v: (v.get("wino_fused", 0) < FUSED_FIRST_TILES, -v["wino_m"]))
 
 
 def variant_error_factor(variant: Mapping[str, Any]) -> float:
