@@ -3,7 +3,7 @@ pointwise_depthwise node (cnnc/ir/pointwise_depthwise.py), so that the expanded 
 or inverted residual block's widest, is neither written nor read back, and the pair takes one
 launch.
 
-A depthwise_conv2d or depthwise_conv2d_bn node (depth multiplier 1) whose input is a 1x1,
+A strided depthwise_conv2d or depthwise_conv2d_bn node (depth multiplier 1) whose input is a 1x1,
 stride-1 conv2d or conv2d_bn node read by it alone and no output becomes one node under the
 depthwise's name (so outputs and the depthwise map's other readers, a squeeze-excite block's
 pooling and gated projection, keep their names), when the two apply at most one activation
@@ -25,12 +25,24 @@ from cnnc.ir.pointwise_depthwise import NAME, fusable
 from cnnc.passes.rewrite import Rewrite, apply_rules
 
 
+def pays(depthwise: Attrs) -> bool:
+    """Whether the fused kernel pays for this depthwise part: where it is strided, the expanded
+    map the unfused pair writes and reads back is SH * SW times its output (four times at
+    stride 2), and the fused kernel, which computes each expanded value once, won; at stride 1
+    the tuned 1x1 GEMM and depthwise row kernel apart ran as fast or faster. Measured on pocl
+    (2-core Intel Xeon AVX-512, shared, load 6-8; benchmarks/mbconv.py and per-launch minima):
+    efficientnet_mini's 14x14x16 -> 96, 3x3 stride 2 pair at batch 256 1.2-1.4x faster fused;
+    its 7x7x24 -> 144, 5x5 stride 1 pair 0.85x (median of 40 paired rounds)."""
+    return depthwise["strides"] != (1, 1)
+
+
 def _fuse(graph: Graph, node: Node) -> Rewrite | None:
     if node.op not in DEPTHWISE_OPS or node.inputs[0] not in graph.node_map:
         return None
     pw = graph.node(node.inputs[0])
     if (pw.op not in POINTWISE_OPS or graph.consumers.get(pw.name) != (node.name,)
-            or pw.name in graph.outputs or not fusable(pw.attrs, node.attrs)):
+            or pw.name in graph.outputs or not fusable(pw.attrs, node.attrs)
+            or not pays(node.attrs)):
         return None
     attrs = Attrs(pointwise_op=pw.op, pointwise=pw.attrs, depthwise_op=node.op,
                   depthwise=node.attrs)

@@ -23,13 +23,14 @@ PASS = "fuse_pointwise_depthwise"
 
 def _block(*tail: L, pw: dict | None = None, dw: dict | None = None, pw_act: str = "silu",
            dw_act: str = "silu", k: int = 3, outputs=None):
-    """input 5x4x3 -> 1x1 conv (8) -> batchnorm [-> pw_act] -> depthwise kxk -> batchnorm
+    """input 5x4x3 -> 1x1 conv (8) -> batchnorm [-> pw_act] -> depthwise kxk stride 2 -> batchnorm
     [-> dw_act] [-> tail]."""
     return lower("net", [L("input", [(5, 4, 3)], name="in"),
                          L("conv2d", [8], {"kernel_size": 1, **(pw or {})}, name="p"),
                          L("batchnorm", name="pbn"),
                          *([L("activation", [pw_act], name="pa")] if pw_act else []),
-                         L("depthwise_conv2d", [k], {"padding": "same", **(dw or {})},
+                         L("depthwise_conv2d", [k], {"padding": "same", "strides": 2,
+                                                     **(dw or {})},
                            name="d"),
                          L("batchnorm", name="dbn"),
                          *([L("activation", [dw_act], name="da")] if dw_act else []),
@@ -53,10 +54,11 @@ def _ops(graph):
 
 
 def test_a_one_pixel_block_by_hand():
-    # 1x1 input, 3x3 'same' window: only the centre tap reads the expanded pixel.
+    # 1x1 input, 3x3 'same' window (stride 2: one output pixel): only the centre tap reads
+    # the expanded pixel.
     g = lower("net", [L("input", [(1, 1, 2)], name="in"),
                       L("conv2d", [2, 1], {"activation": "relu"}, name="p"),
-                      L("depthwise_conv2d", [3], {"padding": "same"}, name="d")])
+                      L("depthwise_conv2d", [3], {"padding": "same", "strides": 2}, name="d")])
     fused = inference_graph(g, check=True)
     assert _ops(fused) == {"d": "pointwise_depthwise"}
     dw = np.zeros((3, 3, 2, 1))
@@ -71,10 +73,9 @@ def test_a_one_pixel_block_by_hand():
 
 
 @pytest.mark.parametrize("pw, dw, pw_act, dw_act, k", [
-    ({}, {}, "silu", "silu", 3),
-    ({}, {"strides": 2}, "relu", "", 3),
-    ({"use_bias": False}, {}, "", "hard_swish", 5),
-    ({}, {"dilation_rate": 2}, "", "", 3),
+    ({}, {"strides": 2}, "silu", "silu", 3),
+    ({}, {"strides": (2, 1)}, "relu", "", 3),
+    ({"use_bias": False}, {"strides": 2}, "", "hard_swish", 5),
     ({}, {"strides": 2, "padding": "valid"}, "relu6", "relu6", 3),
 ])
 def test_the_pair_fuses_and_computes_the_same(pw, dw, pw_act, dw_act, k):
@@ -122,17 +123,23 @@ def test_the_op_checks_its_parts():
         op.check_attrs({**attrs, "pointwise": attrs["pointwise"].replace(filters=0)})
 
 
-def test_efficientnet_mini_fuses_its_expansions_and_its_gates_read_the_depthwise_maps():
+def test_efficientnet_mini_fuses_its_strided_expansion_and_its_gate_reads_the_depthwise_map():
     graph = cnnc.load_spec("efficientnet_mini")
     fused = _same_outputs(graph, batch=2)
     pairs = [n for n in fused.nodes if n.op == "pointwise_depthwise"]
-    assert [n.name for n in pairs] == ["b2_dw", "b3_dw"]
+    assert [n.name for n in pairs] == ["b2_dw"]  # b3's depthwise has stride 1
     for node in pairs:  # the squeeze-excite gate and the gated projection read the map
         readers = {fused.node(r).op for r in fused.consumers[node.name]}
         assert readers >= {"squeeze_excite"}, readers
 
 
-def test_mobilenetv3_mini_fuses_its_expansions():
+def test_mobilenetv3_mini_keeps_its_stride_1_expansion_apart():
     graph = cnnc.load_spec("mobilenetv3_mini")
     fused = _same_outputs(graph, batch=2)
-    assert any(n.op == "pointwise_depthwise" for n in fused.nodes)
+    assert not any(n.op == "pointwise_depthwise" for n in fused.nodes)
+    assert fused.node("b3_dw").op == "depthwise_conv2d_bn"
+
+
+def test_a_stride_1_pair_stays_apart_where_it_does_not_pay():
+    keep = {"pa": "conv2d_bn", "da": "depthwise_conv2d_bn"}
+    assert _ops(_same_outputs(_block(dw={"strides": 1}))) == keep
