@@ -16,11 +16,11 @@
  *
  * Geometry (-D): H W CI input, C expanded channels, OH OW output, KH KW kernel, SH SW strides,
  *   DH DW dilation, PT PL padding before (top, left). The batch comes as the argument `batch`.
- * Block (-D): OR output rows, VW vector width, NV vectors in turn (VW * NV divides C), CB
- *   expansion columns, MR depthwise pixels.
+ * Block (-D): OR output rows, VW vector width (divides C), CB expansion columns, MR depthwise
+ *   pixels.
  * Epilogues (-D): PW_BIAS, DW_BIAS (0 or 1: the bias arguments are read), PW_ACT, DW_ACT (0 or
  *   1: ACTIVATE, common.h's ACT_<NAME>, after that part; the op allows one activation).
- * Launch: dim 0 = row blocks (batch * ceil(OH / OR)), dim 1 = channel blocks (C / (VW * NV)).
+ * Launch: dim 0 = row blocks (batch * ceil(OH / OR)), dim 1 = channel blocks (C / VW).
  */
 #include "common.h"
 
@@ -54,15 +54,11 @@ __kernel void pointwise_depthwise(__global const float *restrict x,
                                   __global const float *restrict db, __global float *restrict y,
                                   int batch)
 {
-    const int b = (int)get_global_id(0);
+    const int b = (int)get_global_id(0), c0 = (int)get_global_id(1) * VW;
     const int n = b / ROW_BLOCKS, oh0 = (b % ROW_BLOCKS) * OR;
     if (n >= batch)
         return;
     floatV e[ER][EW];
-    /* NV vectors of channels in turn, each through both parts (the input rows they read stay
-     * in the cache; fewer, larger work-items: pocl pays per work-group) */
-    for (int v = 0; v < NV; v++) {
-    const int c0 = ((int)get_global_id(1) * NV + v) * VW;
 #if PW_BIAS
     const floatV pbias = LOADV(pb + c0);
 #else
@@ -140,6 +136,5 @@ __kernel void pointwise_depthwise(__global const float *restrict x,
                     STOREV(depthwise_epilogue(acc[m]), y + at + m * C);
             }
         }
-    }
     }
 }

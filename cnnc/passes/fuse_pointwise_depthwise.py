@@ -28,11 +28,13 @@ from cnnc.passes.rewrite import Rewrite, apply_rules
 def pays(depthwise: Attrs) -> bool:
     """Whether the fused kernel pays for this depthwise part: where it is strided, the expanded
     map the unfused pair writes and reads back is SH * SW times its output (four times at
-    stride 2), and the fused kernel, which computes each expanded value once, won; at stride 1
-    the tuned 1x1 GEMM and depthwise row kernel apart ran as fast or faster. Measured on pocl
-    (2-core Intel Xeon AVX-512, shared, load 6-8; benchmarks/mbconv.py and per-launch minima):
-    efficientnet_mini's 14x14x16 -> 96, 3x3 stride 2 pair at batch 256 1.2-1.4x faster fused;
-    its 7x7x24 -> 144, 5x5 stride 1 pair 0.85x (median of 40 paired rounds)."""
+    stride 2), and the fused kernel, which computes each expanded value once, won clearly; at
+    stride 1 it was not shown to. Measured on pocl (2-core Intel Xeon AVX-512, shared, load
+    6-9), efficientnet_mini's 14x14x16 -> 96, 3x3 stride-2 pair alone at batch 256: 1.2-1.4x
+    faster fused (launch minima, 24 paired rounds); its 7x7x24 -> 144, 5x5 stride-1 pair alone
+    0.85x (40 rounds); the whole forward pass (benchmarks/mbconv.py) 1.10-1.20x with the
+    strided pair fused, 1.12-1.16x with both (within the ~5% noise of the strided-only run),
+    and at batch 1 1.03-1.04x and 1.07x; mobilenetv3_mini's stride-1 5x5 24 -> 72 pair fused: 1.00x."""
     return depthwise["strides"] != (1, 1)
 
 

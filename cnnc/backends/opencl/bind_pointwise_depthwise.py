@@ -49,7 +49,7 @@ def block(geo: dict[str, int], target: Target) -> dict[str, int]:
         rows = row_block(geo["OH"], rows)
     reach = (geo["OW"] - 1) * geo["SW"] + (geo["KW"] - 1) * geo["DW"] + 1 - geo["PL"]
     columns = min(geo["W"], reach)
-    return {"OR": rows, "VW": vw, "NV": 1, "CB": row_block(columns, MOST_COLUMNS),
+    return {"OR": rows, "VW": vw, "CB": row_block(columns, MOST_COLUMNS),
             "MR": row_block(geo["OW"], MOST_COLUMNS)}
 
 
@@ -67,9 +67,10 @@ def bind_pointwise_depthwise(node: Node, ctx: BindContext) -> NodeBinding:
     defines = {**geo, **tile, "CI": inputs, **kernel_defines(act),
                "PW_BIAS": int(pw_b != NULL), "DW_BIAS": int(dw_b != NULL),
                "PW_ACT": int(pw_act != "linear"), "DW_ACT": int(dw_act != "linear")}
-    grid = (ctx.batch * ceil_div(geo["OH"], tile["OR"]), channels // (tile["VW"] * tile["NV"]))
+    grid = (ctx.batch * ceil_div(geo["OH"], tile["OR"]), channels // tile["VW"])
     # one work-item per group on a CPU: pocl keeps a whole group's private arrays on one
-    # thread's stack (up to 16 KiB each here)
+    # thread's stack (up to 16 KiB each here); left to choose, it picked groups that crashed
+    # (a segmentation fault on efficientnet_mini's b2 pair at batch 256)
     group = CPU_GROUP if ctx.target.kind == "cpu" else None
     args = (Value(x), pw_w, pw_b, dw_w, dw_b, Value(node.name), Int(ctx.batch))
     fused = launch("pointwise_depthwise.cl", "pointwise_depthwise", grid, args, defines, group)
