@@ -68,7 +68,8 @@ dense 4 softmax
 # inference), then local response normalisation (lrn.cl). A convolution reading a
 # concatenation of two upsampled maps in place (one conv2d_concat launch at inference). A 1x1
 # convolution reading a channel shuffle read by nothing else, read by a global average pooling
-# alone (one pointwise_avgpool_gathered launch at inference).
+# alone (one pointwise_avgpool_gathered launch at inference). A 1x1 expansion read by a strided
+# depthwise convolution alone (one pointwise_depthwise launch at inference).
 GLOBAL_POOL = """network qualify_gap
 input 6x6x4
 x: conv2d 4 3 same relu
@@ -106,7 +107,10 @@ c2: concatenate(x, q)
 channel_shuffle 2
 conv2d 4 1 relu
 gz: global_avgpool2d
-concatenate(g, m, w, z, gz)
+ex: conv2d(x) 8 1 relu
+depthwise_conv2d 3 strides=2 same
+gx: global_avgpool2d
+concatenate(g, m, w, z, gz, gx)
 dense 3 {activation} kernel_regularizer=0.01
 """
 # Each loss and optimizer cnnc has, on one of the two networks.

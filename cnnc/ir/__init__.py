@@ -27,6 +27,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     lrn,
     merges,
     pointwise_avgpool,
+    pointwise_depthwise,
     preprocessing,
     regularizers,
     resample,

@@ -6,7 +6,7 @@
 
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
-                -> fuse_depthwise_layer_norm -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
+                -> fuse_depthwise_layer_norm -> fuse_pointwise_depthwise -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
                 -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
@@ -39,6 +39,7 @@ from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_pointwise_avgpool import fuse_pointwise_avgpool
+from cnnc.passes.fuse_pointwise_depthwise import fuse_pointwise_depthwise
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_shuffle import fuse_shuffle
 from cnnc.passes.fuse_squeeze_excite import fuse_squeeze_excite
@@ -92,6 +93,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_depthwise_layer_norm", fuse_depthwise_layer_norm,
              "depthwise conv + the layer norm over its channels as one node: the depthwise "
              "map never written"),
+        Pass("fuse_pointwise_depthwise", fuse_pointwise_depthwise,
+             "1x1 conv + the depthwise conv reading it as one node: the expanded map never "
+             "written"),
         Pass("fuse_squeeze_excite", fuse_squeeze_excite,
              "global pooling + the two layers on its pooled vector as one node: a "
              "squeeze-excite gate in one launch"),

@@ -39,6 +39,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
                      | set(LAYER_OF_GATHERED)  # 1x1 convolutions reading gathers in place
                      | {"depthwise_pointwise"}  # passes/fuse_depthwise_pointwise.py
                      | {"depthwise_layer_norm"}  # passes/fuse_depthwise_layer_norm.py
+                     | {"pointwise_depthwise"}  # passes/fuse_pointwise_depthwise.py
                      | {"squeeze_excite"}  # passes/fuse_squeeze_excite.py
                      | {"pointwise_avgpool"}  # passes/fuse_pointwise_avgpool.py
                      | {"avgpool_dense"}  # passes/fuse_avgpool_dense.py
@@ -50,6 +51,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     assert OPS["batchnorm_train_add"].base == "batchnorm_train"
     assert OPS["depthwise_pointwise"].base == "separable_conv2d"
     assert OPS["depthwise_layer_norm"].base == "layer_norm"
+    assert OPS["pointwise_depthwise"].base == "separable_conv2d"
     assert OPS["squeeze_excite"].base == "global_avgpool2d"
     assert OPS["pointwise_avgpool"].base == "global_avgpool2d"
     assert OPS["avgpool_dense"].base == "global_avgpool2d"

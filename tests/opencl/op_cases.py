@@ -1077,3 +1077,27 @@ CASES += [
         batch=3,
     ),
 ]
+
+# A 1x1 expansion and the strided depthwise convolution reading it as one pointwise_depthwise
+# launch at inference (cnnc/passes/fuse_pointwise_depthwise.py): an MBConv-like 6 -> 24 silu
+# expansion and a 3x3 stride-2 silu depthwise on a 7x6 map (vectors of 8 on a CPU, a short
+# last column block), then a 5 -> 10 one, biasless, and a 'valid' stride-2 depthwise (vectors of
+# 2); training runs them as the two layers.
+CASES += [
+    Case(
+        "pointwise_depthwise",
+        (7, 6, 6),
+        [
+            {"conv2d": [24, 1], "activation": "silu"},
+            {"depthwise_conv2d": 3, "strides": 2, "padding": "same", "activation": "silu"},
+            {"conv2d": [5, 1]},
+            {"conv2d": [10, 1], "use_bias": False, "activation": "relu"},
+            {"depthwise_conv2d": 3, "strides": 2, "padding": "valid"},
+            "flatten",
+            {"dense": 3},
+        ],
+        optimizer="adam",
+        batch=3,
+    ),
+]
+

@@ -65,6 +65,9 @@ def test_a_fused_op_draws_its_maps_as_the_layer_it_stands_for():
                      # a depthwise and a 1x1 convolution as one launch, drawn as the separable
                      # convolution it computes (cnnc/ir/depthwise_pointwise.py)
                      "depthwise_pointwise",
+                     # a 1x1 expansion and a depthwise convolution as one launch, drawn as a
+                     # separable convolution too (cnnc/ir/pointwise_depthwise.py)
+                     "pointwise_depthwise",
                      # a squeeze-excite scale folded in (cnnc/ir/gated.py)
                      "conv2d_gated", "conv2d_bn_gated", "conv2d_add_gated", "conv2d_bn_add_gated",
                      # a 1x1 convolution reading ShuffleNet's gathers in place

@@ -27,6 +27,7 @@ from cnnc.backends.numpy.loss_impls import LOSS_IMPLS
 from cnnc.backends.numpy.lrn_impls import LRN_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
 from cnnc.backends.numpy.pointwise_avgpool_impls import POINTWISE_AVGPOOL_IMPLS
+from cnnc.backends.numpy.pointwise_depthwise_impls import POINTWISE_DEPTHWISE_IMPLS
 from cnnc.backends.numpy.preprocessing_impls import PREPROCESSING_IMPLS
 from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
@@ -50,6 +51,7 @@ IMPLS.update(POINTWISE_AVGPOOL_IMPLS)
 IMPLS.update(LRN_IMPLS)
 IMPLS.update(BN_ACT_GRAD_IMPLS)
 IMPLS.update(DEPTHWISE_POINTWISE_IMPLS)
+IMPLS.update(POINTWISE_DEPTHWISE_IMPLS)
 IMPLS.update(DEPTHWISE_LAYER_NORM_IMPLS)
 IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)

@@ -42,6 +42,7 @@ from cnnc.backends.opencl import (
     bind_losses,
     bind_lrn,
     bind_merges,
+    bind_pointwise_depthwise,
     bind_preprocessing,
     bind_regularizers,
     bind_resample,
@@ -75,6 +76,7 @@ BINDERS.update({**bind_layer_norm.BINDERS, **bind_global_maxpool.BINDERS,
 BINDERS.update(bind_channel_slice.BINDERS)
 BINDERS.update(bind_gated.BINDERS)
 BINDERS.update(bind_depthwise_layer_norm.BINDERS)
+BINDERS.update(bind_pointwise_depthwise.BINDERS)
 BINDERS.update(bind_gathered.BINDERS)
 BINDERS.update(bind_act_grad.BINDERS)
 BINDERS.update(bind_preprocessing.BINDERS)

@@ -1,0 +1,93 @@
+"""pointwise_depthwise.cl (bind_pointwise_depthwise.py): a 1x1 expansion and the depthwise
+convolution reading it in one launch, on the device against the NumPy reference
+(cnnc/crosscheck.py's tolerance): odd maps (a row block or column block short), channel counts
+no vector divides, kernels 1, 3 and 5, strides 1 and 2 ('same' and 'valid'), dilation, batch
+norms folded into either part, with and without biases and activations, batch 1 and 7, with the
+device's blocks and a GPU's; and efficientnet_mini, whose strided expansion fuses (and its
+stride-1 one where forced)."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnnc
+from cnnc.backends.opencl.target import Target
+from cnnc.crosscheck import cross_check
+from cnnc.passes import fuse_pointwise_depthwise
+from cnnc.passes.pipeline import inference_graph
+
+KERNEL = "pointwise_depthwise.cl:pointwise_depthwise"
+
+# (input H, W, C; expansion filters; pointwise extra args; depthwise kernel and extra args;
+# batch norms after the pointwise and the depthwise parts)
+BLOCKS = [
+    ((14, 14, 16), 96, {"activation": "silu"}, 3, {"strides": 2, "activation": "silu"}, True),
+    ((7, 7, 24), 144, {"activation": "silu"}, 5, {"activation": "silu"}, True),
+    ((5, 9, 3), 7, {}, 3, {"activation": "relu"}, False),
+    ((9, 6, 5), 12, {"use_bias": False}, 3, {"strides": 2, "padding": "valid"}, False),
+    ((6, 5, 4), 20, {"activation": "hard_swish"}, 3, {"dilation_rate": 2}, True),
+    ((11, 13, 2), 32, {}, 5, {"strides": 2, "use_bias": False, "activation": "silu"}, False),
+    ((4, 3, 6), 8, {"activation": "relu"}, 1, {}, False),
+]
+
+
+def _part(layer, args, bn, name):
+    """The layer, then where `bn` its batch norm and activation (which fold into it)."""
+    if not bn:
+        return [{**layer, **args, "name": name}]
+    act = args.get("activation", "linear")
+    rest = {k: v for k, v in args.items() if k != "activation"}
+    return [{**layer, **rest}, {"batchnorm": None},
+            {"activation": act, "name": name}]
+
+
+def block_spec(shape, filters, pw, k, dw, bn):
+    layers = [*_part({"conv2d": [filters, 1]}, pw, bn, "p"),
+              *_part({"depthwise_conv2d": k, "padding": "same"}, dw, bn, "d")]
+    return {"network": "block", "input": list(shape), "layers": layers}
+
+
+def block_graph(index, monkeypatch):
+    # every block fused, the stride-1 ones too (the pass fuses only where it pays: `pays`)
+    monkeypatch.setattr(fuse_pointwise_depthwise, "pays", lambda attrs: True)
+    graph = inference_graph(cnnc.load_spec(block_spec(*BLOCKS[index])))
+    out = graph.outputs[0]
+    assert graph.node(out).op == "pointwise_depthwise", graph.node(out).op
+    return graph, out
+
+
+def _target(tiling, device):
+    if tiling == "native":
+        return None
+    if device.kind == "gpu":
+        pytest.skip("the native tiling of a GPU device is the GPU tiling")
+    return Target("gpu", device.compute_units)
+
+
+def _check(graph, batch, device, target=None):
+    report = cross_check(graph, batch, device=device.index, seed=5, target=target)
+    bad = [c for c in report.checks if not c.passed]
+    assert not bad, "; ".join(f"{c.node} ({c.op}, {c.kernels}): alone {c.local_rel:.2e} > "
+                              f"{c.tolerance:.1e} or run {c.e2e_rel:.2e}" for c in bad)
+    return {c.node: c.kernels for c in report.checks}
+
+
+@pytest.mark.parametrize("tiling", ["native", "gpu-tiling"])
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_the_fused_pair_matches_numpy(index, batch, tiling, device, monkeypatch):
+    graph, out = block_graph(index, monkeypatch)
+    kernels = _check(graph, batch, device, _target(tiling, device))
+    assert KERNEL in kernels[out]
+
+
+@pytest.mark.parametrize("pays", [True, False])
+def test_efficientnet_mini_matches_numpy(pays, device, monkeypatch):
+    # as the pass fuses it (b2's strided pair), and with its stride-1 pair fused too
+    if pays:
+        monkeypatch.setattr(fuse_pointwise_depthwise, "pays", lambda attrs: True)
+    graph = inference_graph(cnnc.load_spec("efficientnet_mini"))
+    kernels = _check(graph, 3, device)
+    fused = [n.name for n in graph.nodes if n.op == "pointwise_depthwise"]
+    assert fused == (["b2_dw", "b3_dw"] if pays else ["b2_dw"])
+    assert all(KERNEL in kernels[name] for name in fused)
