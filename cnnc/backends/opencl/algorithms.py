@@ -72,6 +72,31 @@ def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
 
 
+# A forward pass of at most this many output pixels (batch x OH x OW: a 16x16 map at batch 1)
+# is offered in reduction parts (conv2d.cl -D SPLIT): its register blocks are few for the cores
+# and each streams the whole kernel.
+SPLIT_MAX_ROWS = 256
+SPLIT_PARTS = (2, 4)
+# Reduction steps a part keeps at least (taps x channels per part), so the sums of the parts
+# and their second pass stay small beside the GEMM.
+SPLIT_MIN_DEPTH = 32
+
+
+def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """_im2col_forms, and where the output has few pixels (batch 1), the implicit GEMM's
+    reduction in 2 and 4 parts of every tap's channels, added up after with the epilogue
+    (bind_layers.forward_split; without local tiles, which a part's launch does not use)."""
+    forms = _im2col_forms(node, ctx)
+    if forms:
+        return forms
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    rows = ctx.batch * geo["OH"] * geo["OW"]
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    no_local = {"local": 0} if ctx.target.local_tiling and node.attrs["groups"] == 1 else {}
+    return [{"split": p, **no_local} for p in SPLIT_PARTS
+            if rows <= SPLIT_MAX_ROWS and depth // p >= SPLIT_MIN_DEPTH and p <= geo["CG"]]
+
+
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     """The windows copied out where a stride skips pixels, and on a CPU the implicit GEMM with
     and without one reduction part's blocks in one work-group taking its pixels SYNC_FORM_STEPS
@@ -132,7 +157,7 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_im2col_forms, keys=_IM2COL_KEYS),
+            forms=_forward_forms, keys=_IM2COL_KEYS),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,

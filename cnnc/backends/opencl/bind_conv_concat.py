@@ -59,9 +59,11 @@ def _fused(lau: Launch, cat: Mapping[str, int], ctx: BindContext) -> Launch | No
 
 def _direct(lau: Launch, cat: Mapping[str, int], ctx: BindContext) -> Launch | None:
     """conv2d_forward: each tap's reduction over one part, then the other; on the
-    register-blocked path of an ungrouped convolution (not a GPU's local-memory tiles)."""
+    register-blocked path of an ungrouped convolution (not a GPU's local-memory tiles), in one
+    reduction part (a split one's parts read the copies)."""
     d = lau.define_map
-    if d.get("LOCAL_TILE") or d.get("GATED") or d.get("GATHERED") or d["CG"] != d["C"]:
+    if (d.get("LOCAL_TILE") or d.get("GATED") or d.get("GATHERED") or d["CG"] != d["C"]
+            or d.get("SPLIT", 1) > 1):
         return None
     return replace(lau, defines=tuple(sorted({**d, **cat}.items())))
 

@@ -14,6 +14,7 @@ from cnnc.backends.opencl.launches import (
     Binder,
     Float,
     Int,
+    Launch,
     NodeBinding,
     Value,
     Workspace,
@@ -38,8 +39,15 @@ from cnnc.backends.opencl.primitives import (
     uses_im2col,
     window_defines,
 )
-from cnnc.backends.opencl.tiling import flat, gemm_grid, tuned_tile, with_local_tile
+from cnnc.backends.opencl.tiling import (
+    flat,
+    gemm_grid,
+    tuned_tile,
+    vector_width,
+    with_local_tile,
+)
 from cnnc.backends.opencl.tunable import Gemm, Variant
+from cnnc.errors import InternalError
 from cnnc.ir.graph import Node
 
 
@@ -65,9 +73,46 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
     grid, group = gemm_grid(gemm.rows, geo["F"], tile, local, ctx.target, variant)
+    split = forward_split(node, geo, variant, local)
+    if split > 1:
+        return _bind_conv2d_parts(node, ctx, geo, defines, grid, group, split, bias, gemm_out,
+                                  after, work)
     args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
+
+
+def forward_split(node: Node, geo: Mapping[str, int], variant: Variant, local: bool) -> int:
+    """The reduction parts of conv2d_forward a variant asks for ("split", 1 without), each part
+    a slice of every tap's channels: only on the plain register-blocked path (no local tiles),
+    at most one part per channel (an edge shape's few channels: as many parts as channels)."""
+    split = int(variant.get("split", 1))
+    if split > 1 and local:
+        raise InternalError(f"node '{node.name}': a forward pass in {split} reduction parts "
+                            "needs the register-blocked path (no local tiles)")
+    return max(1, min(split, geo["CG"]))
+
+
+def _bind_conv2d_parts(node: Node, ctx: BindContext, geo: Mapping[str, int],
+                       defines: Mapping[str, int], grid: tuple[int, int],
+                       group: tuple[int, ...] | None, split: int, bias: Arg, gemm_out: Arg,
+                       after: tuple[Launch, ...], work: tuple[int, ...]) -> NodeBinding:
+    """conv2d_forward in `split` reduction parts along launch dim 2, each into its slice of a
+    workspace, then conv2d_parts_finish adding them up in order with the epilogue: a batch-1
+    layer of a few pixels (7x7: 49 GEMM rows) makes too few register blocks for the cores, and
+    a part reads 1/split of the weights, which may then stay in a core's cache."""
+    size = ctx.batch * geo["OH"] * geo["OW"] * geo["F"]
+    parts = Workspace(len(work))
+    args = (Value(node.inputs[0]), Value(node.params[0]), bias, ZEROS, parts, Int(ctx.batch))
+    conv = launch("conv2d.cl", "conv2d_forward", (*grid, split),
+                  args, {**defines, "SPLIT": split}, None if group is None else (*group, 1))
+    vw = vector_width(geo["F"], ctx.target)
+    finish_defines = {"OH": geo["OH"], "OW": geo["OW"], "F": geo["F"], "SPLIT": split,
+                      "VW": vw, "HAS_BIAS": defines["HAS_BIAS"], **epilogue_act(node)}
+    finish = launch("conv2d.cl", "conv2d_parts_finish", flat(size // vw),
+                    (parts, bias, gemm_out, Int(ctx.batch)), finish_defines)
+    return NodeBinding((conv, finish, *after), workspaces=(*work, split * size),
+                       zeros=geo["CG"])
 
 
 def conv2d_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
