@@ -31,12 +31,14 @@ from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.commands.bench_compare import _node_times
 from cnnc.crosscheck import random_feeds
 from cnnc.initializers import initial_values
+from cnnc.ir.conv_maxpool import parts
 from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.cache import TuningCache
-from cnnc.tune.space import as_layer, default_variant, describe, tunable
+from cnnc.tune.space import as_layer, describe, tunable
 from cnnc.tune.tuner import CachedVariants
 
 ROOT = Path(__file__).resolve().parents[1]
+CONV_POOLS = ("conv2d_maxpool", "conv2d_avgpool")
 
 
 def main() -> None:
@@ -59,8 +61,16 @@ def main() -> None:
     tuned.choose_variants = chooser
     ctx = BindContext(graph, args.batch, tuned.target)
     chosen = dict(chooser(graph, args.batch))
-    few = [n for n in graph.nodes if tunable(n) and as_layer(n).op == "conv2d"
-           and any("split" in f for f in _forward_forms(as_layer(n), ctx))]
+    # convolutions, and those a pooling reads in its store (conv2d_maxpool: their convolution
+    # in parts stores its map for pool.cl, as any GEMM variant does)
+    def conv_of(n):
+        if n.op in CONV_POOLS:
+            return parts(n, tuple(graph.shape_of(x) for x in n.inputs))[0]
+        return as_layer(n)
+
+    few = [n for n in graph.nodes if (tunable(n) or n.op in CONV_POOLS)
+           and conv_of(n).op == "conv2d"
+           and any("split" in f for f in _forward_forms(conv_of(n), ctx))]
     sets = {"tuned": chosen,
             "unsplit": {k: {x: y for x, y in v.items() if x != "split"} for k, v in
                         chosen.items()}}
@@ -69,7 +79,7 @@ def main() -> None:
         for n in few:
             base = chosen.get(n.name, {})
             if base.get("algo", "direct") != "direct":
-                base = default_variant(n, ctx)
+                base = {}  # the direct algorithm's default block
             variants[n.name] = {**base, "algo": "direct", "split": split}
         sets[f"split {split}"] = variants
     feeds = random_feeds(graph, args.batch, 0)
@@ -105,7 +115,7 @@ def main() -> None:
         base = statistics.median(samples["tuned"][n.name])
         for label in exes:
             t = statistics.median(samples[label][n.name])
-            what = describe(sets[label].get(n.name) or default_variant(n, ctx))
+            what = describe(sets[label].get(n.name) or {"algo": "default"})
             print(f"    {label:10s} {t * 1e6:8.1f} us  {base / t:5.2f}x  ({what})")
     print(f"  whole runs after {args.warm_calls} warm calls, interleaved, {args.rounds} rounds:")
     base = statistics.median(runs["tuned"])
