@@ -62,9 +62,9 @@ def _launches(backend, graph, node, variant, batch):
 
 
 def test_few_pixels_offer_parts_bound_as_two_launches(device, graph):
-    """At batch 1 every convolution here offers 2 and 4 parts (the 5x3 map's 15 pixels), bound
-    as the split GEMM and the finish that stores the node's value; at a batch whose pixels are
-    many, none is offered."""
+    """At batch 1 every convolution here offers 4 parts (the 5x3 map's 15 pixels, 180 to 360
+    reduction steps), bound as the split GEMM and the finish that stores the node's value; at a
+    batch whose pixels are many, none is offered."""
     backend = OpenCLBackend(device)
     nodes = _convolutions(graph)
     assert len(nodes) == 5, [n.name for n in nodes]
@@ -72,7 +72,7 @@ def test_few_pixels_offer_parts_bound_as_two_launches(device, graph):
         space = variant_space(node, BindContext(graph, 1, backend.target))
         splits = _splits(space)
         parts = {v["split"] for v in splits}
-        assert parts == {2, 4}, (node.name, parts)
+        assert parts == {4}, (node.name, parts)
         assert f"split={splits[0]['split']}" in describe(splits[0])
         launches = [lau for lau in _launches(backend, graph, node, splits[0], 1)
                     if lau.kernel != "batchnorm_fold"]  # j's folded batch norm, once a run
@@ -92,17 +92,19 @@ def test_few_pixels_offer_parts_bound_as_two_launches(device, graph):
 
 @pytest.mark.parametrize("batch", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_parts_match_the_reference(device, graph, batch):
-    """Every split variant of every convolution, its shape and the edge shapes (a split above
-    an edge shape's channels runs one part per channel)."""
+    """Every split variant of every convolution, and 2 and 3 parts with the default block, on
+    its shape and the edge shapes (a split above an edge shape's channels runs one part per
+    channel)."""
     backend = OpenCLBackend(device)
     failures = []
     checked = 0
     for node in _convolutions(graph):
         gate = Gate(backend, graph, node, batch)
-        for variant in _splits(variant_space(node, BindContext(graph, 1, backend.target))):
+        splits = _splits(variant_space(node, BindContext(graph, 1, backend.target)))
+        for variant in [*splits, *({**splits[0], "split": p} for p in (2, 3))]:
             checked += 1
             verdict = gate.check(variant)
             if not verdict.admitted:
                 failures.append(f"{node.name} {describe(variant)}: {verdict.reason}")
-    assert checked >= 9  # each count of parts with one block or more
+    assert checked >= 15  # each node's offered variants, and 2 and 3 parts
     assert failures == []

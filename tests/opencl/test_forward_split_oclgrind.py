@@ -14,9 +14,9 @@ DRIVER = Path(__file__).with_name("forward_split_oclgrind_driver.py")
 def test_forward_parts_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     out = run_clean(DRIVER, oclgrind_env)
     lines = [x for x in out.splitlines() if x.strip()]
-    # the five convolutions in 2 and 4 parts
-    assert sum("split=2" in x for x in lines) == 5, out
+    # the five convolutions in the 4 parts offered and in 3
     assert sum("split=4" in x for x in lines) == 5, out
+    assert sum("split=3" in x for x in lines) == 5, out
     assert all(x.endswith(": ok") for x in lines), out
 
 
