@@ -5,9 +5,9 @@ where the output has few pixels) against the same register blocks in one part, i
                                                  [--warm-calls 10] [--splits 2 4] [--device SEL]
 
 Executables of the same graph, one per variant set, with the same weights: "tuned" (the tuning
-cache's variants, else the defaults), "unsplit" (the tuned ones, any split removed; a node tuned
-to another algorithm keeps it), and per --splits P "split P" (every convolution the tuner would
-offer parts: the tuned direct variant, else the default direct block, in P parts). Each round
+cache's variants, else the defaults: a CPU's smallest maps in parts), "unsplit" and per --splits
+P "split P" (every convolution the tuner would offer parts or one part: the tuned direct
+variant, else the default direct block, in one part or P parts). Each round
 times each set's launches alone per node (the median of the rounds), then whole runs: per set,
 --warm-calls untimed runs and one timed (a stream of requests' pace), the sets taking turns so
 that the shared machine's load touches all alike. Medians and minima over --rounds.
@@ -71,17 +71,15 @@ def main() -> None:
     few = [n for n in graph.nodes if (tunable(n) or n.op in CONV_POOLS)
            and conv_of(n).op == "conv2d"
            and any("split" in f for f in _forward_forms(conv_of(n), ctx))]
-    sets = {"tuned": chosen,
-            "unsplit": {k: {x: y for x, y in v.items() if x != "split"} for k, v in
-                        chosen.items()}}
-    for split in args.splits:
+    sets = {"tuned": chosen}
+    for split in (1, *args.splits):
         variants = dict(chosen)
         for n in few:
             base = chosen.get(n.name, {})
             if base.get("algo", "direct") != "direct":
                 base = {}  # the direct algorithm's default block
             variants[n.name] = {**base, "algo": "direct", "split": split}
-        sets[f"split {split}"] = variants
+        sets[f"split {split}" if split > 1 else "unsplit"] = variants
     feeds = random_feeds(graph, args.batch, 0)
     fetch = list(graph.outputs[:1])
     exes, outs = {}, {}

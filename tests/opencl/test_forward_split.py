@@ -61,50 +61,71 @@ def _launches(backend, graph, node, variant, batch):
         backend.choose_variants = lambda g, b: {}
 
 
-def test_few_pixels_offer_parts_bound_as_two_launches(device, graph):
-    """At batch 1 every convolution here offers 4 parts (the 5x3 map's 15 pixels, 180 to 360
-    reduction steps), bound as the split GEMM and the finish that stores the node's value; at a
-    batch whose pixels are many, none is offered."""
+def _split_of(launches):
+    return launches[0].define_map.get("SPLIT", 1) if launches else 0
+
+
+def test_few_pixels_run_in_parts_bound_as_two_launches(device, graph):
+    """On a CPU at batch 1 (the 5x3 map's 15 pixels, up to SPLIT_DEFAULT_ROWS) every
+    convolution here runs in 4 parts by default (180 to 360 reduction steps), bound as the
+    split GEMM and the finish that stores the node's value, and the tuner offers one part; at
+    batch 8 (120 pixels; c3's 24 still split) one part by default and 4 offered; at batch 128
+    neither. A GPU keeps
+    its default and is offered parts without local tiles."""
     backend = OpenCLBackend(device)
+    cpu = backend.target.kind == "cpu"
     nodes = _convolutions(graph)
     assert len(nodes) == 5, [n.name for n in nodes]
     for node in nodes:
-        space = variant_space(node, BindContext(graph, 1, backend.target))
-        splits = _splits(space)
-        parts = {v["split"] for v in splits}
-        assert parts == {4}, (node.name, parts)
-        assert f"split={splits[0]['split']}" in describe(splits[0])
-        launches = [lau for lau in _launches(backend, graph, node, splits[0], 1)
+        ctx = BindContext(graph, 1, backend.target)
+        space = variant_space(node, ctx)
+        forms = [v for v in space if "split" in v]
+        launches = [lau for lau in _launches(backend, graph, node, space[0], 1)
                     if lau.kernel != "batchnorm_fold"]  # j's folded batch norm, once a run
-        kernels = [lau.kernel for lau in launches]
+        assert _split_of(launches) == (4 if cpu else 1), node.name
+        assert {v["split"] for v in forms} == ({1} if cpu else {4}), (node.name, forms)
+        parts = launches if cpu else [
+            lau for lau in _launches(backend, graph, node, forms[0], 1)
+            if lau.kernel != "batchnorm_fold"]
+        kernels = [lau.kernel for lau in parts]
         assert kernels[:2] == ["conv2d_forward", "conv2d_parts_finish"], (node.name, kernels)
-        assert launches[0].global_size[2] == splits[0]["split"]
-        assert launches[0].define_map["SPLIT"] == splits[0]["split"]
+        assert parts[0].global_size[2] == 4
         # the finish stores the node's value (the head: the logits its softmax reads) and adds
         # j's residual; the parts go to a workspace
-        stores = any(getattr(a, "name", None) == node.name for a in launches[1].args)
-        assert stores == (node.name != "head"), (node.name, launches[1].args)
-        assert node.name != "head" or launches[2].kernel.startswith("softmax")
-        assert ("HAS_RESIDUAL" in launches[1].define_map) == (node.name == "j")
+        stores = any(getattr(a, "name", None) == node.name for a in parts[1].args)
+        assert stores == (node.name != "head"), (node.name, parts[1].args)
+        assert node.name != "head" or parts[2].kernel.startswith("softmax")
+        assert ("HAS_RESIDUAL" in parts[1].define_map) == (node.name == "j")
+        if cpu:
+            one = _launches(backend, graph, node, forms[0], 1)
+            assert "conv2d_parts_finish" not in {lau.kernel for lau in one}
+            assert "split=1" in describe(forms[0])
+        # at batch 8, c3's 3x1 map is 24 pixels: still split by default
+        small = node.name == "c3"
+        eight = variant_space(node, BindContext(graph, 8, backend.target))
+        assert _split_of(_launches(backend, graph, node, eight[0], 8)
+                         [int(node.name == "j"):]) == (4 if small and cpu else 1), node.name
+        assert {v["split"] for v in eight if "split" in v} == ({1} if small and cpu else {4})
         many = variant_space(node, BindContext(graph, 128, backend.target))
-        assert _splits(many) == [], node.name
+        assert [v for v in many if "split" in v] == [], node.name
 
 
 @pytest.mark.parametrize("batch", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_parts_match_the_reference(device, graph, batch):
-    """Every split variant of every convolution, and 2 and 3 parts with the default block, on
-    its shape and the edge shapes (a split above an edge shape's channels runs one part per
-    channel)."""
+    """The default (4 parts at batch 1 on a CPU), one part, and 2, 3 and 4 parts with the
+    default block, on its shape and the edge shapes (a split above an edge shape's channels
+    runs one part per channel)."""
     backend = OpenCLBackend(device)
     failures = []
     checked = 0
     for node in _convolutions(graph):
         gate = Gate(backend, graph, node, batch)
-        splits = _splits(variant_space(node, BindContext(graph, 1, backend.target)))
-        for variant in [*splits, *({**splits[0], "split": p} for p in (2, 3))]:
+        default = variant_space(node, BindContext(graph, batch, backend.target))[0]
+        no_local = {"local": 0} if backend.target.local_tiling else {}
+        for variant in [default, *({**default, "split": p, **no_local} for p in (1, 2, 3, 4))]:
             checked += 1
             verdict = gate.check(variant)
             if not verdict.admitted:
                 failures.append(f"{node.name} {describe(variant)}: {verdict.reason}")
-    assert checked >= 15  # each node's offered variants, and 2 and 3 parts
+    assert checked == 25
     assert failures == []

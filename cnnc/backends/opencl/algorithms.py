@@ -42,7 +42,9 @@ from cnnc.backends.opencl.bind_layers import (
     bind_conv2d_direct,
     bind_dense_direct,
     conv2d_gemm,
+    default_split,
     dense_gemm,
+    offered_split,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
@@ -72,33 +74,22 @@ def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
 
 
-# A forward pass of at most this many output pixels (batch x OH x OW: a 16x16 map at batch 1)
-# is offered in reduction parts (conv2d.cl -D SPLIT): its register blocks are few for the cores
-# and each streams the whole kernel.
-SPLIT_MAX_ROWS = 256
-# The parts offered: the most of these that keeps SPLIT_MIN_DEPTH steps a part, one form only
-# (the space's size; the seed model's 7x7 convolutions at batch 1 ran 1.5-2.1x as fast in 4
-# parts, 1.2-1.6x in 2: benchmarks/forward_split.py, pocl, Xeon AVX-512, load 6).
-SPLIT_PARTS = (4, 2)
-# Reduction steps a part keeps at least (taps x channels per part), so the sums of the parts
-# and their second pass stay small beside the GEMM.
-SPLIT_MIN_DEPTH = 32
-
-
 def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     """_im2col_forms, and where the output has few pixels (batch 1), the implicit GEMM's
-    reduction in parts of every tap's channels (4, else 2), added up after with the epilogue
-    (bind_layers.forward_split; without local tiles, which a part's launch does not use)."""
+    reduction in parts of every tap's channels added up after with the epilogue
+    (bind_layers.forward_split): in one part where the default splits it (a CPU's smallest
+    maps), else in parts (without local tiles, which a part's launch does not use)."""
     forms = _im2col_forms(node, ctx)
     if forms:
         return forms
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-    if ctx.batch * geo["OH"] * geo["OW"] > SPLIT_MAX_ROWS:
+    if default_split(geo, ctx.batch, ctx.target) > 1:
+        return [{"split": 1}]
+    parts = offered_split(geo, ctx.batch)
+    if parts == 1:
         return []
-    depth = geo["KH"] * geo["KW"] * geo["CG"]
     no_local = {"local": 0} if ctx.target.local_tiling and node.attrs["groups"] == 1 else {}
-    parts = [p for p in SPLIT_PARTS if depth // p >= SPLIT_MIN_DEPTH and p <= geo["CG"]]
-    return [{"split": parts[0], **no_local}] if parts else []
+    return [{"split": parts, **no_local}]
 
 
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:

@@ -60,10 +60,10 @@ def _direct_only(node: Node, ctx: BindContext) -> BindContext:
     one reduction part (conv2d.cl scales no split forward pass's input)."""
     variant = ctx.variant(node)
     if variant.get("algo", "direct") not in GATE_ALGORITHMS:
-        return replace(ctx, variants={k: v for k, v in ctx.variants.items() if k != node.name})
-    if variant.get("split", 1) > 1:
-        return replace(ctx, variants={**ctx.variants, node.name: {**variant, "split": 1}})
-    return ctx
+        variant = {}
+    if variant.get("algo", "direct") == "direct":
+        variant = {**variant, "split": 1}
+    return replace(ctx, variants={**ctx.variants, node.name: variant})
 
 
 def gated(layer_op: str, layer_binder: Binder) -> Binder:

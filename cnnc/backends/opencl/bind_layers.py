@@ -39,6 +39,7 @@ from cnnc.backends.opencl.primitives import (
     uses_im2col,
     window_defines,
 )
+from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import (
     flat,
     gemm_grid,
@@ -73,7 +74,7 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
     grid, group = gemm_grid(gemm.rows, geo["F"], tile, local, ctx.target, variant)
-    split = forward_split(node, geo, variant, local)
+    split = forward_split(node, ctx, geo, variant, local)
     if split > 1:
         return _bind_conv2d_parts(node, ctx, geo, defines, grid, group, split, bias, gemm_out,
                                   after, work)
@@ -82,11 +83,46 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
 
 
-def forward_split(node: Node, geo: Mapping[str, int], variant: Variant, local: bool) -> int:
-    """The reduction parts of conv2d_forward a variant asks for ("split", 1 without), each part
-    a slice of every tap's channels: only on the plain register-blocked path (no local tiles),
-    at most one part per channel (an edge shape's few channels: as many parts as channels)."""
-    split = int(variant.get("split", 1))
+# Forward parts (conv2d.cl -D SPLIT): offered where the output has at most SPLIT_MAX_ROWS
+# pixels (batch x OH x OW: a 16x16 map at batch 1), the most of SPLIT_PARTS that keeps
+# SPLIT_MIN_DEPTH reduction steps (taps x channels) a part; the default on a CPU up to
+# SPLIT_DEFAULT_ROWS (an 8x8 map at batch 1). The seed model at batch 1 (benchmarks/
+# forward_split.py, pocl, Xeon AVX-512, interleaved, loads 6-10, three runs): its 7x7
+# convolutions (49 GEMM rows: 7 row blocks of 8) in 4 parts 1.5-1.7x (128 -> 256 channels) and
+# 1.6x to 11x (256 -> 256, then pooled) as fast, the 14x14 ones (196 rows) 0.85-1.0x; fashion-best's
+# 7x7 ones 1.3-1.4x.
+SPLIT_MAX_ROWS = 256
+SPLIT_DEFAULT_ROWS = 64
+SPLIT_PARTS = (4, 2)
+SPLIT_MIN_DEPTH = 32
+
+
+def offered_split(geo: Mapping[str, int], batch: int) -> int:
+    """The parts worth offering a forward pass (1: none)."""
+    if batch * geo["OH"] * geo["OW"] > SPLIT_MAX_ROWS:
+        return 1
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    return next((p for p in SPLIT_PARTS if depth // p >= SPLIT_MIN_DEPTH and p <= geo["CG"]), 1)
+
+
+def default_split(geo: Mapping[str, int], batch: int, target: Target) -> int:
+    """The forward pass's parts without a tuned "split": offered_split's on a CPU's smallest
+    maps, where a map's few register blocks (row groups) leave a core idle and each streams the
+    whole kernel; else 1 (a GPU keeps its local tiles)."""
+    if target.kind != "cpu" or batch * geo["OH"] * geo["OW"] > SPLIT_DEFAULT_ROWS:
+        return 1
+    return offered_split(geo, batch)
+
+
+def forward_split(node: Node, ctx: BindContext, geo: Mapping[str, int], variant: Variant,
+                  local: bool) -> int:
+    """The reduction parts of conv2d_forward: the variant's "split", else default_split; each
+    part a slice of every tap's channels, only on the plain register-blocked path (no local
+    tiles), at most one part per channel (an edge shape's few channels: as many parts as
+    channels)."""
+    if "split" not in variant:
+        return 1 if local else default_split(geo, ctx.batch, ctx.target)
+    split = int(variant["split"])
     if split > 1 and local:
         raise InternalError(f"node '{node.name}': a forward pass in {split} reduction parts "
                             "needs the register-blocked path (no local tiles)")
