@@ -10,7 +10,8 @@ P "split P" (every convolution the tuner would offer parts or one part: the tune
 variant, else the default direct block, in one part or P parts). Each round
 times each set's launches alone per node (the median of the rounds), then whole runs: per set,
 --warm-calls untimed runs and one timed (a stream of requests' pace), the sets taking turns so
-that the shared machine's load touches all alike. Medians and minima over --rounds.
+that the shared machine's load touches all alike, in reversed order every other round. Medians
+and minima over --rounds.
 """
 
 from __future__ import annotations
@@ -99,10 +100,13 @@ def main() -> None:
     samples: dict[str, dict[str, list[float]]] = {label: {} for label in exes}
     runs: dict[str, list[float]] = {label: [] for label in exes}
     for r in range(args.rounds):
-        for label, exe in exes.items():
+        # the sets' order reversed every other round: the first set after the whole runs of
+        # the round before meets colder caches (identical sets differed 1.1-1.5x by place)
+        order = list(exes.items()) if r % 2 == 0 else list(reversed(exes.items()))
+        for label, exe in order:
             for name, t in _node_times(exe, names, repeat=1).items():
                 samples[label].setdefault(name, []).append(t)
-        for label, exe in exes.items():
+        for label, exe in order:
             for _ in range(args.warm_calls):
                 exe.run(feeds, fetch, step=r)
             t0 = time.perf_counter()

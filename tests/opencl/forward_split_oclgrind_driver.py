@@ -1,6 +1,6 @@
 """Run the forward pass's reduction parts (conv2d.cl -D SPLIT and conv2d_parts_finish) on tiny
 odd shapes, for `test_forward_split_oclgrind.py` (under Oclgrind): the split variant the tuner
-offers first (a CPU's default: 4 parts) and 3 parts, for each convolution of test_forward_split.py's graph at batch 1 (a
+offers (else the default's 4) and 3 parts, for each convolution of test_forward_split.py's graph at batch 1 (a
 residual join, a folded batch norm,
 grouped channels, a softmax head, 'valid' windows, channel counts no part count divides),
 through the tuner's gate (the node's shape and its edge shapes against the NumPy reference,
@@ -39,16 +39,17 @@ def main(args: list[str]) -> int:
     backend = OpenCLBackend(select_device(), target=None if native else Target("cpu", 1))
     ctx = BindContext(graph, BATCH, backend.target)
     failed = 0
+    no_local = {"local": 0} if backend.target.local_tiling else {}  # parts: never local tiles
     for node in graph.nodes:
         if not tunable(node) or as_layer(node).op != "conv2d":
             continue
         gate = Gate(backend, graph, node, BATCH)
         gate.cases = gate.cases[:2]  # the node's shape and one edge shape: Oclgrind is slow
         space = variant_space(node, ctx)
-        # a CPU's default (4 parts at batch 1), a GPU's offered parts (without local tiles)
+        # the parts offered (a GPU's without local tiles), else the default (4 parts)
         first = next((v for v in space if v.get("split", 1) > 1), space[0])
         for parts in (4, 3):  # and parts no channel count divides
-            variant = {**first, "split": parts}
+            variant = {**first, "split": parts, **no_local}
             verdict = gate.check(variant)
             failed += not verdict.admitted
             status = "ok" if verdict.admitted else f"REFUSED {verdict.reason}"

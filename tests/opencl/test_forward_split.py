@@ -17,8 +17,9 @@ from cnnc.tune.space import as_layer, describe, tunable, variant_space
 
 # A 5x3 map of 40 channels (taps x channels: 360, so parts of 2 and 4 are offered), channel
 # counts no vector or part count divides (37 filters, 13 and 10 channels per group), 'same' and
-# 'valid' windows, a residual join, a folded batch norm, a grouped convolution and a 1x1 head
-# whose softmax runs after the parts' sums.
+# 'valid' windows, a residual join, a folded batch norm, a grouped convolution, a 1x1 head
+# whose softmax runs after the parts' sums, and a 3x3 one of 232 channels (2,088 reduction
+# steps: in parts by default on a CPU at batch 1, the others offered parts).
 SPEC = """
 network: tiny_split
 input: [5, 3, 40]
@@ -31,10 +32,13 @@ layers:
   - {conv2d: [37, 3], padding: valid, activation: tanh, inputs: [j], name: c3}
   - {conv2d: [26, 3], padding: same, groups: 2, inputs: [j], name: grouped}
   - {conv2d: [5, 3], padding: same, activation: softmax, inputs: [j], name: head}
+  - {conv2d: [232, 1], inputs: [j], name: wide}
+  - {conv2d: [16, 3], padding: same, activation: relu, inputs: [wide], name: long}
   - {flatten: null, inputs: [c3], name: f1}
   - {flatten: null, inputs: [grouped], name: f2}
   - {flatten: null, inputs: [head], name: f3}
-  - concatenate: {inputs: [f1, f2, f3]}
+  - {flatten: null, inputs: [long], name: f4}
+  - concatenate: {inputs: [f1, f2, f3, f4]}
 """
 
 
@@ -66,48 +70,47 @@ def _split_of(launches):
 
 
 def test_few_pixels_run_in_parts_bound_as_two_launches(device, graph):
-    """On a CPU at batch 1 (the 5x3 map's 15 pixels, up to SPLIT_DEFAULT_ROWS) every
-    convolution here runs in 4 parts by default (180 to 360 reduction steps), bound as the
-    split GEMM and the finish that stores the node's value, and the tuner offers one part; at
-    batch 8 (120 pixels; c3's 24 still split) one part by default and 4 offered; at batch 128
-    neither. A GPU keeps
-    its default and is offered parts without local tiles."""
+    """At batch 1 (the 5x3 map's 15 pixels, up to SPLIT_DEFAULT_ROWS) the tuner offers every
+    convolution here 4 parts (180 to 360 reduction steps), bound as the split GEMM and the
+    finish that stores the node's value; on a CPU the one of 2,088 steps (SPLIT_DEFAULT_DEPTH
+    per part) runs in 4 parts by default and is offered one part instead. At batch 128, no
+    parts either way. A GPU's parts go without its local tiles."""
     backend = OpenCLBackend(device)
     cpu = backend.target.kind == "cpu"
     nodes = _convolutions(graph)
-    assert len(nodes) == 5, [n.name for n in nodes]
-    for node in nodes:
+    assert [n.name for n in nodes] == ["c1", "j", "c3", "grouped", "head", "wide", "long"]
+    # wide: a 1x1 convolution of 40 reduction steps, too few for parts of SPLIT_MIN_DEPTH
+    wide = variant_space(nodes[5], BindContext(graph, 1, backend.target))
+    assert [v for v in wide if "split" in v] == []
+    for node in nodes[:5] + nodes[6:]:
+        long = cpu and node.name == "long"
         ctx = BindContext(graph, 1, backend.target)
         space = variant_space(node, ctx)
         forms = [v for v in space if "split" in v]
-        launches = [lau for lau in _launches(backend, graph, node, space[0], 1)
-                    if lau.kernel != "batchnorm_fold"]  # j's folded batch norm, once a run
-        assert _split_of(launches) == (4 if cpu else 1), node.name
-        assert {v["split"] for v in forms} == ({1} if cpu else {4}), (node.name, forms)
-        parts = launches if cpu else [
-            lau for lau in _launches(backend, graph, node, forms[0], 1)
-            if lau.kernel != "batchnorm_fold"]
+        default = [lau for lau in _launches(backend, graph, node, space[0], 1)
+                   if lau.kernel != "batchnorm_fold"]  # j's folded batch norm, once a run
+        assert _split_of(default) == (4 if long else 1), node.name
+        assert {v["split"] for v in forms} == ({1} if long else {4}), (node.name, forms)
+        parts = default if long else [lau for lau in _launches(backend, graph, node, forms[0], 1)
+                                      if lau.kernel != "batchnorm_fold"]
         kernels = [lau.kernel for lau in parts]
         assert kernels[:2] == ["conv2d_forward", "conv2d_parts_finish"], (node.name, kernels)
         assert parts[0].global_size[2] == 4
+        assert "local" not in forms[0] or forms[0]["local"] == 0
         # the finish stores the node's value (the head: the logits its softmax reads) and adds
         # j's residual; the parts go to a workspace
         stores = any(getattr(a, "name", None) == node.name for a in parts[1].args)
         assert stores == (node.name != "head"), (node.name, parts[1].args)
         assert node.name != "head" or parts[2].kernel.startswith("softmax")
         assert ("HAS_RESIDUAL" in parts[1].define_map) == (node.name == "j")
-        if cpu:
+        if long:
             one = _launches(backend, graph, node, forms[0], 1)
             assert "conv2d_parts_finish" not in {lau.kernel for lau in one}
             assert "split=1" in describe(forms[0])
-        # at batch 8, c3's 3x1 map is 24 pixels: still split by default
-        small = node.name == "c3"
-        eight = variant_space(node, BindContext(graph, 8, backend.target))
-        assert _split_of(_launches(backend, graph, node, eight[0], 8)
-                         [int(node.name == "j"):]) == (4 if small and cpu else 1), node.name
-        assert {v["split"] for v in eight if "split" in v} == ({1} if small and cpu else {4})
         many = variant_space(node, BindContext(graph, 128, backend.target))
         assert [v for v in many if "split" in v] == [], node.name
+        assert _split_of(_launches(backend, graph, node, many[0], 128)
+                         [int(node.name == "j"):]) == 1, node.name
 
 
 @pytest.mark.parametrize("batch", [1, pytest.param(3, marks=pytest.mark.slow)])
@@ -127,5 +130,5 @@ def test_parts_match_the_reference(device, graph, batch):
             verdict = gate.check(variant)
             if not verdict.admitted:
                 failures.append(f"{node.name} {describe(variant)}: {verdict.reason}")
-    assert checked == 25
+    assert checked == 35
     assert failures == []

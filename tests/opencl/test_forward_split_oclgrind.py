@@ -14,9 +14,9 @@ DRIVER = Path(__file__).with_name("forward_split_oclgrind_driver.py")
 def test_forward_parts_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     out = run_clean(DRIVER, oclgrind_env)
     lines = [x for x in out.splitlines() if x.strip()]
-    # the five convolutions in the 4 parts offered and in 3
-    assert sum("split=4" in x for x in lines) == 5, out
-    assert sum("split=3" in x for x in lines) == 5, out
+    # the seven convolutions in 4 parts (offered, or the default, or asked) and in 3
+    assert sum("split=4" in x for x in lines) == 7, out
+    assert sum("split=3" in x for x in lines) == 7, out
     assert all(x.endswith(": ok") for x in lines), out
 
 
@@ -27,5 +27,5 @@ def test_forward_parts_within_gpu_like_limits(oclgrind_env):  # noqa: F811
            "OCLGRIND_COMPUTE_UNITS": "1"}
     out = run_clean(DRIVER, env, "--native")
     lines = [x for x in out.splitlines() if x.strip()]
-    assert sum("split=" in x for x in lines) == 10, out
+    assert sum("split=" in x for x in lines) == 14, out
     assert all(x.endswith(": ok") for x in lines), out

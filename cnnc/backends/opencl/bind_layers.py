@@ -95,23 +95,38 @@ SPLIT_MAX_ROWS = 256
 SPLIT_DEFAULT_ROWS = 64
 SPLIT_PARTS = (4, 2)
 SPLIT_MIN_DEPTH = 32
+# By default 4 parts, where each keeps this many reduction steps, so that the GEMM's work
+# dwarfs the second launch: the seed model's 7x7 256 -> 256 convolution (2,304 steps) ran
+# 1.5-2.1x as fast in 4 parts (four interleaved runs, the sets' order alternated in the last
+# two), its 7x7 128 -> 256 one (1,152) 0.8-1.2x, fashion-best's 7x7 128 -> 128 ones (1,152)
+# 0.76-1.0x in 4 parts and 0.93-1.08x in 2 (their launches ~110-170 us, the finish's ~10-20 us
+# under load).
+SPLIT_DEFAULT_PARTS = 4
+SPLIT_DEFAULT_DEPTH = 512
+
+
+def _parts(geo: Mapping[str, int], min_depth: int) -> int:
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    return next((p for p in SPLIT_PARTS if depth // p >= min_depth and p <= geo["CG"]), 1)
 
 
 def offered_split(geo: Mapping[str, int], batch: int) -> int:
     """The parts worth offering a forward pass (1: none)."""
     if batch * geo["OH"] * geo["OW"] > SPLIT_MAX_ROWS:
         return 1
-    depth = geo["KH"] * geo["KW"] * geo["CG"]
-    return next((p for p in SPLIT_PARTS if depth // p >= SPLIT_MIN_DEPTH and p <= geo["CG"]), 1)
+    return _parts(geo, SPLIT_MIN_DEPTH)
 
 
 def default_split(geo: Mapping[str, int], batch: int, target: Target) -> int:
-    """The forward pass's parts without a tuned "split": offered_split's on a CPU's smallest
-    maps, where a map's few register blocks (row groups) leave a core idle and each streams the
-    whole kernel; else 1 (a GPU keeps its local tiles)."""
+    """The forward pass's parts without a tuned "split" on a CPU's smallest maps, where a map's
+    few register blocks (row groups) leave a core idle and each streams the whole kernel:
+    SPLIT_DEFAULT_PARTS where each keeps SPLIT_DEFAULT_DEPTH steps; else 1 (a GPU keeps its
+    local tiles)."""
     if target.kind != "cpu" or batch * geo["OH"] * geo["OW"] > SPLIT_DEFAULT_ROWS:
         return 1
-    return offered_split(geo, batch)
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    parts = SPLIT_DEFAULT_PARTS
+    return parts if depth // parts >= SPLIT_DEFAULT_DEPTH and parts <= geo["CG"] else 1
 
 
 def forward_split(node: Node, ctx: BindContext, geo: Mapping[str, int], variant: Variant,
