@@ -41,7 +41,7 @@ e: leaky_relu 0.1
 f: conv2d(r) 8 1 strides=2 activation=elu
 concatenate(e, f)
 activation tanh
-conv2d_transpose 6 3 strides=2 padding=same relu
+conv2d_transpose 16 3 strides=2 padding=same relu
 upsampling2d 2 interpolation=bilinear
 cropping2d 8
 zero_padding2d 1

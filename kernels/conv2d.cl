@@ -32,6 +32,19 @@
  */
 #include "tile.h"
 
+/* Reduction parts of the forward pass (-D SPLIT=P <= CG, the plain register-blocked path):
+ * launch dim 2 = P parts, part p summing channels p*CG/P..(p+1)*CG/P - 1 of every tap into its
+ * own M x F slice of the `y` argument (a workspace of P * M * F floats, no epilogue), then
+ * conv2d_parts_finish adds the parts up in order with the epilogue. A batch-1 layer of a few
+ * pixels has too few register blocks for the cores, and each part reads 1/P of the weights. */
+#ifndef SPLIT
+#define SPLIT 1
+#endif
+#if defined(CONV2D_FORWARD) && SPLIT > 1 && (LOCAL_TILE || GATED || GATHERED || CONCAT \
+                                             || SPLIT > CG)
+#error "SPLIT: the plain register-blocked path, at most one part per channel"
+#endif
+
 #if LOCAL_TILE && CG != C
 #error "LOCAL_TILE needs groups == 1"
 #endif
@@ -65,6 +78,24 @@
  *                                    * w[kh, kw, c, f]),  g = f / FG.
  * GEMM rows m = (n, oh, ow), columns f, reduction (kh, kw, c). */
 #ifdef CONV2D_FORWARD
+#if SPLIT > 1
+/* A part's block as it is summed (no epilogue: conv2d_parts_finish adds it after the sum). */
+static void store_part(floatV acc[MR][NV], __global float *out, int m0, int n0, int rows,
+                       int cols)
+{
+    if (n0 >= cols)
+        return;
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (m0 + r < rows) {
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                STOREV(acc[r][v], out + (m0 + r) * cols + n0 + v * VW);
+        }
+    }
+}
+#endif
+
 #if LOCAL_TILE
 /* Element (m, k) of the forward GEMM's A: m = (n, oh, ow), k = (kh, kw, c). */
 static float forward_input(__global const float *x, int m, int k, int M)
@@ -230,6 +261,14 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
     }
 #else
     const int g = n0 / FG;
+#if SPLIT > 1
+    /* part p of SPLIT takes channels c_begin.. (c_len of them) of every tap */
+    const int part = (int)get_global_id(2);
+    const int c_begin = part * CG / SPLIT, c_len = (part + 1) * CG / SPLIT - c_begin;
+#else
+#define c_begin 0
+#define c_len CG
+#endif
     int ih0[MR], iw0[MR], base[MR];
 #pragma unroll
     for (int r = 0; r < MR; r++) {
@@ -237,7 +276,7 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
         const int n = m / (OH * OW), rem = m % (OH * OW);
         ih0[r] = (rem / OW) * SH - PT;
         iw0[r] = (rem % OW) * SW - PL;
-        base[r] = n * (H * W * C) + g * CG;
+        base[r] = n * (H * W * C) + g * CG + c_begin;
     }
     for (int kh = 0; kh < KH; kh++) {
         for (int kw = 0; kw < KW; kw++) {
@@ -248,11 +287,36 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
                 const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
                 src[r] = inside ? x + base[r] + (ih * W + iw) * C : zeros;
             }
-            gemm_steps(acc, src, w + (kh * KW + kw) * CG * F + n0, CG, F);
+            gemm_steps(acc, src, w + ((kh * KW + kw) * CG + c_begin) * F + n0, c_len, F);
         }
     }
+#undef c_begin
+#undef c_len
 #endif
+#if SPLIT > 1
+    store_part(acc, y + (int)get_global_id(2) * M * F, m0, n0, M, F);
+#else
     store_output(acc, bias, RESIDUAL, y, m0, n0, M, F);
+#endif
+}
+#endif
+
+/* The sums of conv2d_forward's SPLIT parts, added in order (the same sums every run), with the
+ * epilogue of the layer (bias, residual, activation): y[at] over M x F outputs, VW at a time.
+ * Launch: flat, M * F / VW work-items. */
+#ifdef CONV2D_PARTS_FINISH
+__kernel void conv2d_parts_finish(__global const float *restrict parts,
+                                  __global const float *restrict bias, __global float *restrict y,
+                                  int batch RESIDUAL_PARAM)
+{
+    const int size = batch * OH * OW * F;
+    const int at = (int)get_global_id(0) * VW;
+    if (at >= size)
+        return;
+    floatV s = LOADV(parts + at);
+    for (int p = 1; p < SPLIT; p++)
+        s += LOADV(parts + p * size + at);
+    STOREV(epilogue(s, bias, RESIDUAL, at % F, at), y + at);
 }
 #endif
 

@@ -167,7 +167,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
 
 def test_the_batch_size_never_reaches_the_build_options():
     """Programs are shared by every batch size of two or more (predict's last partial batch
-    builds nothing); one row alone runs its dense layers as gemv.cl (the latency path), whose
+    builds nothing); one row alone runs its dense layers as gemv.cl and on a CPU its 7x7
+    256-channel convolution's forward pass in reduction parts (the latency path), whose
     programs are the only ones batch 1 adds."""
     graph = training_graph(cnnc.load_spec("specs/fashion.yaml"))
     options = {}
@@ -175,4 +176,9 @@ def test_the_batch_size_never_reaches_the_build_options():
         plan = make_plan(graph, batch, TARGETS[0])
         options[batch] = {(lau.file, lau.kernel, lau.defines) for _, lau in plan.launches()}
     assert options[2] == options[7] == options[32]
-    assert {o[0] for o in options[1] - options[2]} == {"gemv.cl"}
+    added = options[1] - options[2]
+    parts = {o for o in added if o[0] == "conv2d.cl"}
+    assert {o[0] for o in added - parts} == {"gemv.cl"}
+    assert {o[1] for o in parts} <= {"conv2d_forward", "conv2d_parts_finish"}
+    assert all(dict(o[2]).get("SPLIT", 1) > 1 for o in parts)
+    assert bool(parts) == (TARGETS[0].kind == "cpu")

@@ -49,7 +49,8 @@ def test_every_variant_is_valid_and_within_the_limits(graph, target, tmp_path):
         ctx = BindContext(each, 3, target)
         space = variant_space(node, ctx)
         assert space[0] == default_variant(node, ctx)
-        assert 2 <= len(space) <= 20, [describe(v) for v in space]
+        # 22: a 3x3 one on few pixels lists Winograd's, the tiles and forward parts' two
+        assert 2 <= len(space) <= 22, [describe(v) for v in space]
         assert len({describe(v) for v in space}) == len(space)
         for variant in space:
             assert variant_problem(variant) is None

@@ -42,7 +42,9 @@ from cnnc.backends.opencl.bind_layers import (
     bind_conv2d_direct,
     bind_dense_direct,
     conv2d_gemm,
+    default_split,
     dense_gemm,
+    offered_split,
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
@@ -70,6 +72,24 @@ def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
         return off
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
     return [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
+
+
+def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """_im2col_forms, and where the output has few pixels (batch 1), the implicit GEMM's
+    reduction in parts of every tap's channels added up after with the epilogue
+    (bind_layers.forward_split): in one part where the default splits it (a CPU's smallest
+    maps), else in parts (without local tiles, which a part's launch does not use)."""
+    forms = _im2col_forms(node, ctx)
+    if forms:
+        return forms
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    if default_split(geo, ctx.batch, ctx.target) > 1:
+        return [{"split": 1}]
+    parts = offered_split(geo, ctx.batch)
+    if parts == 1:
+        return []
+    no_local = {"local": 0} if ctx.target.local_tiling and node.attrs["groups"] == 1 else {}
+    return [{"split": parts, **no_local}]
 
 
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
@@ -132,7 +152,7 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_im2col_forms, keys=_IM2COL_KEYS),
+            forms=_forward_forms, keys=_IM2COL_KEYS),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,

@@ -59,9 +59,11 @@ def _fused(lau: Launch, cat: Mapping[str, int], ctx: BindContext) -> Launch | No
 
 def _direct(lau: Launch, cat: Mapping[str, int], ctx: BindContext) -> Launch | None:
     """conv2d_forward: each tap's reduction over one part, then the other; on the
-    register-blocked path of an ungrouped convolution (not a GPU's local-memory tiles)."""
+    register-blocked path of an ungrouped convolution (not a GPU's local-memory tiles), in one
+    reduction part (one the tuner chose split reads the copies; by default one part here)."""
     d = lau.define_map
-    if d.get("LOCAL_TILE") or d.get("GATED") or d.get("GATHERED") or d["CG"] != d["C"]:
+    if (d.get("LOCAL_TILE") or d.get("GATED") or d.get("GATHERED") or d["CG"] != d["C"]
+            or d.get("SPLIT", 1) > 1):
         return None
     return replace(lau, defines=tuple(sorted({**d, **cat}.items())))
 
@@ -96,8 +98,11 @@ def concat_defines(node: Node, ctx: BindContext) -> dict[str, int]:
 def bind_conv2d_concat(node: Node, ctx: BindContext) -> NodeBinding:
     shapes = tuple(ctx.graph.shape_of(x) for x in node.inputs)
     *copies, conv = parts(node, shapes)
+    variant = ctx.variant(node)
+    if variant.get("algo", "direct") == "direct":  # in one part unless tuned otherwise
+        variant = {"split": 1, **variant}
     inner_ctx = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, *copies, conv)), ctx.batch,
-                            ctx.target, {**ctx.variants, conv.name: ctx.variant(node)})
+                            ctx.target, {**ctx.variants, conv.name: variant})
     inner = _CONV_BINDERS[conv.op](conv, inner_ctx)
     cat, out = Value(copies[-1].name), {Value(conv.name): Value(node.name)}
     cat_defines = concat_defines(node, ctx)

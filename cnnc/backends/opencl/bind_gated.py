@@ -56,11 +56,14 @@ GATE_ALGORITHMS = frozenset({"direct", "conv_rows"})
 
 
 def _direct_only(node: Node, ctx: BindContext) -> BindContext:
-    """ctx without a tuned variant that names an algorithm other than the direct one."""
+    """ctx without a tuned variant that names an algorithm other than the direct one, and in
+    one reduction part (conv2d.cl scales no split forward pass's input)."""
     variant = ctx.variant(node)
-    if variant.get("algo", "direct") in GATE_ALGORITHMS:
-        return ctx
-    return replace(ctx, variants={k: v for k, v in ctx.variants.items() if k != node.name})
+    if variant.get("algo", "direct") not in GATE_ALGORITHMS:
+        variant = {}
+    if variant.get("algo", "direct") == "direct":
+        variant = {**variant, "split": 1}
+    return replace(ctx, variants={**ctx.variants, node.name: variant})
 
 
 def gated(layer_op: str, layer_binder: Binder) -> Binder:

@@ -27,8 +27,8 @@ from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
 from cnnc.ir.graph import Node
 
 # What every gathered node binds with, over its variant: its layer's direct implicit GEMM, no
-# local tile (a tuned register block and row groups are kept).
-_GATHERED_VARIANT = {"algo": "direct", "im2col": 0, "local": 0}
+# local tile, in one reduction part (a tuned register block and row groups are kept).
+_GATHERED_VARIANT = {"algo": "direct", "im2col": 0, "local": 0, "split": 1}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from cnnc.backends.opencl.launches import (
     Binder,
     Float,
     Int,
+    Launch,
     NodeBinding,
     Value,
     Workspace,
@@ -38,8 +39,16 @@ from cnnc.backends.opencl.primitives import (
     uses_im2col,
     window_defines,
 )
-from cnnc.backends.opencl.tiling import flat, gemm_grid, tuned_tile, with_local_tile
+from cnnc.backends.opencl.target import Target
+from cnnc.backends.opencl.tiling import (
+    flat,
+    gemm_grid,
+    tuned_tile,
+    vector_width,
+    with_local_tile,
+)
 from cnnc.backends.opencl.tunable import Gemm, Variant
+from cnnc.errors import InternalError
 from cnnc.ir.graph import Node
 
 
@@ -65,9 +74,96 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
     grid, group = gemm_grid(gemm.rows, geo["F"], tile, local, ctx.target, variant)
+    split = forward_split(node, ctx, geo, variant, local)
+    if split > 1:
+        return _bind_conv2d_parts(node, ctx, geo, defines, grid, group, split, bias, gemm_out,
+                                  after, work)
     args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
     return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
+
+
+# Forward parts (conv2d.cl -D SPLIT): offered where the output has at most SPLIT_MAX_ROWS
+# pixels (batch x OH x OW: a 16x16 map at batch 1), the most of SPLIT_PARTS that keeps
+# SPLIT_MIN_DEPTH reduction steps (taps x channels) a part; the default on a CPU up to
+# SPLIT_DEFAULT_ROWS (an 8x8 map at batch 1). The seed model at batch 1 (benchmarks/
+# forward_split.py, pocl, Xeon AVX-512, interleaved, loads 6-10, three runs): its 7x7
+# convolutions (49 GEMM rows: 7 row blocks of 8) in 4 parts 1.5-1.7x (128 -> 256 channels) and
+# 1.6x to 11x (256 -> 256, then pooled) as fast, the 14x14 ones (196 rows) 0.85-1.0x; fashion-best's
+# 7x7 ones 1.3-1.4x.
+SPLIT_MAX_ROWS = 256
+SPLIT_DEFAULT_ROWS = 64
+SPLIT_PARTS = (4, 2)
+SPLIT_MIN_DEPTH = 32
+# By default 4 parts, where each keeps this many reduction steps, so that the GEMM's work
+# dwarfs the second launch: the seed model's 7x7 256 -> 256 convolution (2,304 steps) ran
+# 1.5-2.1x as fast in 4 parts (four interleaved runs, the sets' order alternated in the last
+# two), its 7x7 128 -> 256 one (1,152) 0.8-1.2x, fashion-best's 7x7 128 -> 128 ones (1,152)
+# 0.76-1.0x in 4 parts and 0.93-1.08x in 2 (their launches ~110-170 us, the finish's ~10-20 us
+# under load).
+SPLIT_DEFAULT_PARTS = 4
+SPLIT_DEFAULT_DEPTH = 512
+
+
+def _parts(geo: Mapping[str, int], min_depth: int) -> int:
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    return next((p for p in SPLIT_PARTS if depth // p >= min_depth and p <= geo["CG"]), 1)
+
+
+def offered_split(geo: Mapping[str, int], batch: int) -> int:
+    """The parts worth offering a forward pass (1: none)."""
+    if batch * geo["OH"] * geo["OW"] > SPLIT_MAX_ROWS:
+        return 1
+    return _parts(geo, SPLIT_MIN_DEPTH)
+
+
+def default_split(geo: Mapping[str, int], batch: int, target: Target) -> int:
+    """The forward pass's parts without a tuned "split" on a CPU's smallest maps, where a map's
+    few register blocks (row groups) leave a core idle and each streams the whole kernel:
+    SPLIT_DEFAULT_PARTS where each keeps SPLIT_DEFAULT_DEPTH steps; else 1 (a GPU keeps its
+    local tiles)."""
+    if target.kind != "cpu" or batch * geo["OH"] * geo["OW"] > SPLIT_DEFAULT_ROWS:
+        return 1
+    depth = geo["KH"] * geo["KW"] * geo["CG"]
+    parts = SPLIT_DEFAULT_PARTS
+    return parts if depth // parts >= SPLIT_DEFAULT_DEPTH and parts <= geo["CG"] else 1
+
+
+def forward_split(node: Node, ctx: BindContext, geo: Mapping[str, int], variant: Variant,
+                  local: bool) -> int:
+    """The reduction parts of conv2d_forward: the variant's "split", else default_split; each
+    part a slice of every tap's channels, only on the plain register-blocked path (no local
+    tiles), at most one part per channel (an edge shape's few channels: as many parts as
+    channels)."""
+    if "split" not in variant:
+        return 1 if local else default_split(geo, ctx.batch, ctx.target)
+    split = int(variant["split"])
+    if split > 1 and local:
+        raise InternalError(f"node '{node.name}': a forward pass in {split} reduction parts "
+                            "needs the register-blocked path (no local tiles)")
+    return max(1, min(split, geo["CG"]))
+
+
+def _bind_conv2d_parts(node: Node, ctx: BindContext, geo: Mapping[str, int],
+                       defines: Mapping[str, int], grid: tuple[int, int],
+                       group: tuple[int, ...] | None, split: int, bias: Arg, gemm_out: Arg,
+                       after: tuple[Launch, ...], work: tuple[int, ...]) -> NodeBinding:
+    """conv2d_forward in `split` reduction parts along launch dim 2, each into its slice of a
+    workspace, then conv2d_parts_finish adding them up in order with the epilogue: a batch-1
+    layer of a few pixels (7x7: 49 GEMM rows) makes too few register blocks for the cores, and
+    a part reads 1/split of the weights, which may then stay in a core's cache."""
+    size = ctx.batch * geo["OH"] * geo["OW"] * geo["F"]
+    parts = Workspace(len(work))
+    args = (Value(node.inputs[0]), Value(node.params[0]), bias, ZEROS, parts, Int(ctx.batch))
+    conv = launch("conv2d.cl", "conv2d_forward", (*grid, split),
+                  args, {**defines, "SPLIT": split}, None if group is None else (*group, 1))
+    vw = vector_width(geo["F"], ctx.target)
+    finish_defines = {"OH": geo["OH"], "OW": geo["OW"], "F": geo["F"], "SPLIT": split,
+                      "VW": vw, "HAS_BIAS": defines["HAS_BIAS"], **epilogue_act(node)}
+    finish = launch("conv2d.cl", "conv2d_parts_finish", flat(size // vw),
+                    (parts, bias, gemm_out, Int(ctx.batch)), finish_defines)
+    return NodeBinding((conv, finish, *after), workspaces=(*work, split * size),
+                       zeros=geo["CG"])
 
 
 def conv2d_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:

@@ -24,6 +24,7 @@ from cnnc.ir.residual import LAYER_OF
 # The kernels whose epilogue adds a residual (their last parameter is RESIDUAL_PARAM).
 RESIDUAL_KERNELS = frozenset({
     ("conv2d.cl", "conv2d_forward"),
+    ("conv2d.cl", "conv2d_parts_finish"),
     ("conv2d_rows.cl", "conv2d_rows"),
     ("gemm.cl", "matmul"),
     ("winograd.cl", "winograd_output"),
