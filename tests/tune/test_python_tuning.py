@@ -20,8 +20,9 @@ def _launch_defines(model, graph, batch: int, node: str) -> list[dict]:
 
 
 def _non_default_variant(model, graph, batch):
-    """A tunable node of `graph` and a variant of its space other than the default, stored in
-    the cache as a tuning would."""
+    """A tunable node of `graph` and a variant of its space other than the default whose keys
+    are its kernel's build options (a register block: MR, VW, NV; not a form such as "split",
+    which binds other launches), stored in the cache as a tuning would."""
     from cnnc.backends.opencl.launches import BindContext
     from cnnc.tune.space import default_variant
 
@@ -29,7 +30,8 @@ def _non_default_variant(model, graph, batch):
     for node in tunable_nodes(graph, ("conv2d", "dense")):
         default = default_variant(node, ctx)
         others = [v for v in variant_space(node, ctx) if v != default
-                  and v.get("algo", "direct") == default.get("algo", "direct")]
+                  and v.get("algo", "direct") == default.get("algo", "direct")
+                  and all(k.isupper() for k in v if k != "algo")]
         if others:
             return node, others[0]
     pytest.fail("no tunable launch with a second variant in the tiny graph")
