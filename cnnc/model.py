@@ -243,7 +243,7 @@ class Model:
             cache = install(self.backend).cache
         # (what the searches leave of the budget extends them, but for the chunk sizes' timing)
         tuner = Tuner(self.backend.device, cache, float(budget),
-                      extend=0.0 if train else chunking.SECONDS)
+                      extend=0.0 if train else chunking.seconds_kept(int(batch)))
         results = tuner.tune_graph(graph, int(batch), force=force)
         # Executables bound before this call keep the variants they were built with.
         self._executables.pop(("train" if train else "predict", int(batch)), None)

@@ -175,7 +175,7 @@ def _tune(args: argparse.Namespace, cache) -> None:
     # and EXIT_SECONDS are left for the table and the process's exit (the device's teardown).
     # What the searches leave of the budget goes on extending them, but for the time the
     # chunk sizes' timing and the warm-up below take.
-    keep = WARM_UP_SECONDS + (0.0 if args.train else chunking.SECONDS)
+    keep = WARM_UP_SECONDS + (0.0 if args.train else chunking.seconds_kept(args.batch))
     tuner = Tuner(device, cache, args.budget, spent=spent_before(process_age(), seconds_waited()),
                   extend=keep)
     results = tuner.tune_graph(graph, args.batch, force=args.force)

@@ -44,6 +44,13 @@ def test_candidates_halve_quarter_and_eighth_down_to_the_smallest_chunk():
     assert chunking.candidates(1) == []
 
 
+def test_a_tuning_keeps_seconds_for_chunks_only_where_a_chunk_size_applies():
+    assert chunking.seconds_kept(256) == chunking.SECONDS
+    assert chunking.seconds_kept(2 * chunking.MIN_CHUNK) == chunking.SECONDS
+    assert chunking.seconds_kept(1) == 0.0  # batch 1: the whole budget tunes launches
+    assert chunking.seconds_kept(2 * chunking.MIN_CHUNK - 1) == 0.0
+
+
 def test_model_tune_keeps_the_faster_chunk_and_predict_runs_it(device, cache_dir, monkeypatch):
     asked = _fake_times(monkeypatch, {BATCH: 0.010, 16: 0.008})
     model = cnnc.compile(SPEC, backend="opencl", device=device.index, tune="never")
