@@ -75,9 +75,16 @@ def test_tap_vectors_match_numpy(index, backend):
     graph = _graph(shape, layer)
     node = _grad_kernel(graph)
     listed = grad_taps_variants(node, BindContext(graph, batch, backend.target))
-    assert listed, "the tuner lists no variant where the algorithm applies"
+    target = backend.target
+    # The tuner lists it on a CPU whose vectors divide the channels (8 channels: not with an
+    # AVX-512 device's 16); the kernel itself runs any vector width: OTHERS' 8 and 4.
+    if target.kind == "cpu" and shape[2] % target.max_vector == 0:
+        assert listed, "the tuner lists no variant where the algorithm applies"
+    else:
+        assert not listed
     gate = Gate(backend, graph, node, batch)
     others = [{"algo": NAME, **o} for o in OTHERS if _fits(o, shape, layer)]
+    assert listed or others
     for variant in [*listed, *others]:
         verdict = gate.check(variant)
         assert verdict.admitted, f"{variant}: {verdict.reason}"

@@ -74,13 +74,20 @@ def _im2col_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return [{"im2col": 1}] if node.attrs["groups"] == 1 and skips_pixels(geo) else []
 
 
+def _reads_concatenation(node: Node, ctx: BindContext) -> bool:
+    """Whether the convolution reads a concatenation: conv2d_concat's in tuning_graph (its
+    `<node>/cat`), whose one-launch binding reads the parts in place in one reduction part only
+    (bind_conv_concat.py: parts would read the copies it exists to avoid)."""
+    return any(n.name == node.inputs[0] and n.op == "concatenate" for n in ctx.graph.nodes)
+
+
 def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     """_im2col_forms, and where the output has few pixels (batch 1), the implicit GEMM's
     reduction in parts of every tap's channels added up after with the epilogue
     (bind_layers.forward_split): in one part where the default splits it (a CPU's smallest
     maps), else in parts (without local tiles, which a part's launch does not use)."""
     forms = _im2col_forms(node, ctx)
-    if forms:
+    if forms or _reads_concatenation(node, ctx):
         return forms
     geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
     if default_split(geo, ctx.batch, ctx.target) > 1:
