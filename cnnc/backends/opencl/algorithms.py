@@ -78,7 +78,8 @@ def _reads_concatenation(node: Node, ctx: BindContext) -> bool:
     """Whether the convolution reads a concatenation: conv2d_concat's in tuning_graph (its
     `<node>/cat`), whose one-launch binding reads the parts in place in one reduction part only
     (bind_conv_concat.py: parts would read the copies it exists to avoid)."""
-    return any(n.name == node.inputs[0] and n.op == "concatenate" for n in ctx.graph.nodes)
+    producer = ctx.graph.node_map.get(node.inputs[0])
+    return producer is not None and producer.op == "concatenate"
 
 
 def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
