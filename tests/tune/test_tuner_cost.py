@@ -535,3 +535,58 @@ def test_a_family_that_never_won_is_not_timed_again(device, graph, tmp_path, mon
     results = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
     assert results and all(r.variant != m4 for r in results)
     assert retimed == []
+
+
+# ---------------------------------------------------------------- the finalists
+
+
+def _finalists_case(device, graph, tmp_path, monkeypatch, finalists: int):
+    """Two variants ahead of the default by their own timings, the faster one by a fluke of its
+    moment; side by side (with the default, in interleaved rounds) the other is the faster.
+    Returns the tuned results and the indices of the side-by-side runs in order."""
+    monkeypatch.setattr(tuner_module, "FINALISTS", finalists)
+    space = [{"algo": "direct", "MR": 4, "VW": 8, "NV": 1},
+             {"algo": "direct", "MR": 2, "VW": 4, "NV": 1},
+             {"algo": "direct", "MR": 8, "VW": 4, "NV": 1}]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+    own = {0: 0.010, 1: 0.008, 2: 0.0085}  # each variant's runs at its own moment
+    side = {0: 0.010, 1: 0.0095, 2: 0.006}  # the same launches, run side by side
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0,
+                      seconds=lambda variant, index: own[index])
+    fake = Tuner._time
+    rounds: list[int] = []
+
+    def as_side_by_side(self, graph_, name, batch, values, variant, index, best=None):
+        t = fake(self, graph_, name, batch, values, variant, index, best)
+
+        def again() -> float:
+            rounds.append(index)
+            clock.now += side[index]
+            return side[index]
+
+        return replace(t, again=again)
+
+    monkeypatch.setattr(Tuner, "_time", as_side_by_side)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    tuned = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+    assert tuned
+    return space, side, tuned, rounds
+
+
+def test_the_finalists_are_ranked_side_by_side_not_by_their_own_runs(device, graph, tmp_path,
+                                                                     monkeypatch):
+    """The variant that is faster side by side is kept, with its side-by-side times."""
+    space, side, tuned, rounds = _finalists_case(device, graph, tmp_path, monkeypatch, 3)
+    assert all(r.variant == space[2] for r in tuned)
+    assert all(r.seconds == side[2] and r.default_seconds == side[0] for r in tuned)
+    # interleaved: the default and both finalists in each round
+    assert rounds[:3 * tuner_module.ROUNDS] == [0, 1, 2] * tuner_module.ROUNDS
+
+
+def test_with_one_finalist_the_fluke_wins(device, graph, tmp_path, monkeypatch):
+    """The test above bites: with one finalist (the decision before finalists), the variant
+    whose own runs were fastest is kept, though it is the slower side by side."""
+    space, _side, tuned, rounds = _finalists_case(device, graph, tmp_path, monkeypatch, 1)
+    assert all(r.variant == space[1] for r in tuned)
+    assert 2 not in rounds
