@@ -590,3 +590,75 @@ def test_with_one_finalist_the_fluke_wins(device, graph, tmp_path, monkeypatch):
     space, _side, tuned, rounds = _finalists_case(device, graph, tmp_path, monkeypatch, 1)
     assert all(r.variant == space[1] for r in tuned)
     assert 2 not in rounds
+
+
+def test_a_resumed_search_keeps_its_winner_when_a_burst_hides_it(device, graph, tmp_path,
+                                                                 monkeypatch):
+    """The first passes find Winograd faster side by side; the extending pass times it again
+    during a neighbour's burst, and nothing else beats the default: the first passes' winner
+    stays (not the default, which that pass's rounds alone would keep)."""
+    m4 = {"algo": "winograd", "wino_m": 4}
+    tiles = [{"algo": "direct", "MR": mr, "VW": 4, "NV": 1} for mr in (1, 2, 8, 16)]
+    space = [{"algo": "direct", "MR": 4, "VW": 8, "NV": 1}, m4, *tiles]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0,
+                      seconds=lambda v, i: 0.02 if v.get("algo") == "winograd" else 0.03)
+    fake = Tuner._time
+    timings: dict[str, int] = {}
+
+    def third_in_a_burst(self, graph_, name, batch, values, variant, index, best=None):
+        t = fake(self, graph_, name, batch, values, variant, index, best)
+        if variant != m4:
+            return t
+        timings[name] = timings.get(name, 0) + 1
+        if timings[name] < 3:
+            return t
+
+        def again() -> float:
+            clock.now += 0.05
+            return 0.05
+
+        return replace(t, seconds=0.05, again=again)
+
+    monkeypatch.setattr(Tuner, "_time", third_in_a_burst)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock,
+                  extend=0.0)
+    tuned = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+    assert tuned and any(timings.get(r.node, 0) >= 3 for r in tuned), "no burst was timed"
+    assert all(r.variant == m4 for r in tuned)
+    assert all(r.seconds == pytest.approx(0.02) for r in tuned)
+
+
+def test_rounds_that_disagree_are_taken_again(device, graph, tmp_path, monkeypatch):
+    """A variant 3x faster than the default, whose first two side-by-side rounds fall in a
+    burst (slower than the default there): more rounds, and it wins; with ROUNDS rounds alone
+    it would lose."""
+    space = [{"algo": "direct", "MR": 4, "VW": 8, "NV": 1},
+             {"algo": "direct", "MR": 2, "VW": 4, "NV": 1}]
+    monkeypatch.setattr(tuner_module, "variant_space", lambda n, ctx: space)
+    clock = FakeClock()
+    _fake_device_work(monkeypatch, clock, cost=0.5, gate=1.0,
+                      seconds=lambda v, i: 0.03 if i == 0 else 0.01)
+    fake = Tuner._time
+    rounds: dict[str, int] = {}
+
+    def burst_in_its_first_rounds(self, graph_, name, batch, values, variant, index,
+                                  best=None):
+        t = fake(self, graph_, name, batch, values, variant, index, best)
+        if index == 0:
+            return t
+
+        def again() -> float:
+            rounds[name] = rounds.get(name, 0) + 1
+            run = 0.04 if rounds[name] <= 2 else 0.01
+            clock.now += run
+            return run
+
+        return replace(t, again=again)
+
+    monkeypatch.setattr(Tuner, "_time", burst_in_its_first_rounds)
+    tuner = Tuner(device, TuningCache(tmp_path / "t.json"), 600, progress=False, clock=clock)
+    tuned = [r for r in tuner.tune_graph(graph, 3) if r.source == "tuned"]
+    assert tuned and all(r.variant == space[1] for r in tuned)
+    assert all(3 < rounds[r.node] <= tuner_module.MORE_ROUNDS for r in tuned)
