@@ -311,12 +311,13 @@ def test_variant_space():
     deep = forward_graph(5, 7, 512, 32, "same", True, "relu")
     found = winograd_variants(deep.node("y"), BindContext(deep, 2, Target()))
     assert found and not any("wino_fused" in v for v in found)
-    # 64 channels: two tiles per work-item (F(4x4): 2 * 36 * (64 + 32) floats; four would pass
-    # the limit), and before them the wide bound's 8 (F(2x2): 8 * 16 * 96) and 4 (F(4x4): 8
-    # would pass it);
-    # 128: F(2x2) at two tiles (16 * 160 * 2), F(4x4) none (one tile loads each U vector for
-    # one FMA: slower than the three launches), no wide bound (more than 64 channels)
-    for c, fused in ((64, [(2, 8), (2, 4), (4, 4), (4, 2)]), (128, [(2, 2)])):
+    # 32 channels: F(4x4) at two tiles (2 * 36 * (32 + 32) floats; four would pass the limit)
+    # and before them the wide bound's 8 (8 * 36 * 64 floats); 64: two tiles per work-item
+    # (F(4x4): 2 * 36 * (64 + 32) floats) and no wide bound (more than 32 channels); 128: F(2x2)
+    # at two tiles (16 * 160 * 2), F(4x4) none (one tile loads each U vector for one FMA:
+    # slower than the three launches)
+    for c, fused in ((32, [(2, 8), (4, 8), (4, 2)]), (64, [(2, 4), (4, 2)]),
+                     (128, [(2, 2)])):
         mid = forward_graph(14, 14, c, 128, "same", True, "relu")
         found = winograd_variants(mid.node("y"), BindContext(mid, 2, Target()))
         assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == fused

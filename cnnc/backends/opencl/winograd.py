@@ -268,18 +268,18 @@ def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
 FUSED_PRIVATE_FLOATS = 8192
 # On a CPU, where the input channels are at most FUSED_WIDE_MAX_CHANNELS, also the most tiles
 # per work-item (FUSED_FIRST_TILES or more) within FUSED_WIDE_PRIVATE_FLOATS (96 KiB: a work-group
-# of 8 keeps 768 KiB on a pocl thread's stack): the L1 bound above held 14x14 layers of 32 and
-# 64 channels to 2 and 4 tiles, and 4 to 8 tiles ran them faster still where the cache behind
+# of 8 keeps 768 KiB on a pocl thread's stack): the L1 bound above held a 14x14 layer of 32
+# channels to F(2x2) x8 and F(4x4) x2, and F(4x4) x8 ran it faster still where the cache behind
 # L1 keeps the tiles (pocl, Intel Xeon AVX-512, 48 KiB L1, 2 MiB L2, interleaved medians of
-# 30-60 rounds, benchmarks/variants.py): resnet_mini's 14x14x32->32 residual forward at batch
-# 256 F(4x4) x8 1.77x the direct kernel and F(7x7) x4 1.85x where the L1-bound F(2x2) x8 ran
-# 1.55x and F(4x4) x2 1.35x; fashion's 14x14x64->128 F(2x2) x8 1.82x and F(4x4) x4 1.78x
-# against F(2x2) x4's 1.58x. Wider layers keep the L1 bound (one work-item's U vector loads
-# then pay for few FMAs; unmeasured here), and so does F(7x7): its kernel with 4 or 8 tiles a
-# work-item took 47-58 s to build (pocl, load 4.5; F(4x4) x8 24 s, x4 11 s), a tuning budget's
-# share, for 1.66-1.85x where F(4x4) x8 ran 1.70-1.77x.
+# 50-100 rounds, benchmarks/variants.py, three runs): resnet_mini's 14x14x32->32 residual
+# forward at batch 256 1.75-1.77x the direct kernel where F(2x2) x8 ran 1.55-1.63x and F(4x4) x2
+# 1.35x; its 28x28x16->16 one F(4x4) x8 1.70-1.85x, x4 1.55-1.82x. On fashion's 14x14x64->128
+# F(2x2) x8 ran 1.15x and 0.93x F(2x2) x4's speed in two runs: wider layers keep the L1 bound,
+# and so does F(7x7): its kernel with 4 or 8 tiles a work-item took 47-58 s to build (pocl,
+# load 4.5; F(4x4) x8 24 s, x4 11 s), a tuning budget's share, for 1.66-1.85x where F(4x4) x8
+# ran 1.70-1.77x.
 FUSED_WIDE_PRIVATE_FLOATS = 24576
-FUSED_WIDE_MAX_CHANNELS = 64
+FUSED_WIDE_MAX_CHANNELS = 32
 FUSED_WIDE_MAX_M = 4
 
 
