@@ -184,6 +184,29 @@ def test_fused_grad_input_matches_reference(device, m, nt, case):
     assert_close(got, ref, k, m)
 
 
+@pytest.mark.parametrize("c", [16, 32])
+def test_fused_wide_counts_match_reference(device, c):
+    """The counts the space offers under FUSED_WIDE_PRIVATE_FLOATS on the device (on a CPU up to
+    8 tiles of F(4x4) per work-item, 72 KiB of private arrays at 32 channels: pocl keeps a
+    work-group's on one thread's stack), each against the reference on a 14x14 map
+    (overhanging F(4x4)'s tiles)."""
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.backends.opencl.winograd import fused_tiles_per_item
+
+    target = OpenCLBackend(device).target
+    graph = forward_graph(14, 14, c, c, "same", True, "relu")
+    shape = {"C": c, "F": c}
+    checked = 0
+    for m in (2, 4):
+        for nt in fused_tiles_per_item(shape, m, target):
+            variant = {"algo": "winograd", "wino_m": m, "wino_fused": nt}
+            got, ref, k, exe = run_both(graph, 3, device, variant)
+            assert "winograd_fused" in _kernels(exe)
+            assert_close(got, ref, k, m)
+            checked += 1
+    assert checked >= 2
+
+
 def test_fused_two_filter_blocks(device):
     """Filters in at least two blocks (F = 32 on 8-wide vectors, 64 on 16-wide ones: the block
     is the device's), channels of 16 moved 8 at a time, on a 7x7 image: the loops the small
@@ -273,19 +296,28 @@ def test_variant_space():
     assert {v["wino_m"] for v in found} == {2, 4, 7}
     assert len([v for v in found if "wino_fused" not in v]) == 9
     # F(4x4) at 8 tiles per work-item would pass FUSED_PRIVATE_FLOATS (8 * 36 * (3 + 32)
-    # floats): half that; F(7x7), 81 * (3 + 32) floats a tile: two
+    # floats): half that; F(7x7), 81 * (3 + 32) floats a tile: two; on a CPU, few channels,
+    # before F(4x4)'s 4 its 8, within FUSED_WIDE_PRIVATE_FLOATS (F(7x7) keeps the L1 bound)
     assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == [
-        (2, 8), (4, 4), (7, 2)]
+        (2, 8), (4, 8), (4, 4), (7, 2)]
+    # a GPU: one count each, the L1 bound's (its private arrays are registers; 4 rows a
+    # work-item there)
+    gpu = winograd_variants(wide.node("y"), BindContext(wide, 2, Target("gpu", 1)))
+    assert [(v["wino_m"], v["wino_fused"]) for v in gpu if "wino_fused" in v] == [
+        (2, 4), (4, 4), (7, 4)]
     assert {"MR": 4, "VW": 16, "NV": 1} in [v.get("wino_tile") for v in found]
     # many channels: no fused kernel (even one tile's private arrays would pass
     # FUSED_PRIVATE_FLOATS: 16 * (512 + 32) floats for F(2x2))
     deep = forward_graph(5, 7, 512, 32, "same", True, "relu")
     found = winograd_variants(deep.node("y"), BindContext(deep, 2, Target()))
     assert found and not any("wino_fused" in v for v in found)
-    # 64 channels: two tiles per work-item (F(4x4): 2 * 36 * (64 + 32) floats; four would pass
-    # the limit); 128: F(2x2) at two tiles (16 * 160 * 2), F(4x4) none (one tile loads each U
-    # vector for one FMA: slower than the three launches)
-    for c, fused in ((64, [(2, 4), (4, 2)]), (128, [(2, 2)])):
+    # 32 channels: F(4x4) at two tiles (2 * 36 * (32 + 32) floats; four would pass the limit)
+    # and before them the wide bound's 8 (8 * 36 * 64 floats); 64: two tiles per work-item
+    # (F(4x4): 2 * 36 * (64 + 32) floats) and no wide bound (more than 32 channels); 128: F(2x2)
+    # at two tiles (16 * 160 * 2), F(4x4) none (one tile loads each U vector for one FMA:
+    # slower than the three launches)
+    for c, fused in ((32, [(2, 8), (4, 8), (4, 2)]), (64, [(2, 4), (4, 2)]),
+                     (128, [(2, 2)])):
         mid = forward_graph(14, 14, c, 128, "same", True, "relu")
         found = winograd_variants(mid.node("y"), BindContext(mid, 2, Target()))
         assert [(v["wino_m"], v["wino_fused"]) for v in found if "wino_fused" in v] == fused

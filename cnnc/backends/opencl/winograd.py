@@ -266,6 +266,21 @@ def gemm_tiles(cols: int, target: Target) -> list[dict[str, int] | None]:
 # about an L1 data cache (32 KiB on the x86 cores measured; drivers do not report it), past
 # which the fused kernel only moves the round trip through memory from global to private.
 FUSED_PRIVATE_FLOATS = 8192
+# On a CPU, where the input channels are at most FUSED_WIDE_MAX_CHANNELS, also the most tiles
+# per work-item (FUSED_FIRST_TILES or more) within FUSED_WIDE_PRIVATE_FLOATS (96 KiB: a work-group
+# of 8 keeps 768 KiB on a pocl thread's stack): the L1 bound above held a 14x14 layer of 32
+# channels to F(2x2) x8 and F(4x4) x2, and F(4x4) x8 ran it faster still where the cache behind
+# L1 keeps the tiles (pocl, Intel Xeon AVX-512, 48 KiB L1, 2 MiB L2, interleaved medians of
+# 50-100 rounds, benchmarks/variants.py, three runs): resnet_mini's 14x14x32->32 residual
+# forward at batch 256 1.75-1.77x the direct kernel where F(2x2) x8 ran 1.55-1.63x and F(4x4) x2
+# 1.35x; its 28x28x16->16 one F(4x4) x8 1.70-1.85x, x4 1.55-1.82x. On fashion's 14x14x64->128
+# F(2x2) x8 ran 1.15x and 0.93x F(2x2) x4's speed in two runs: wider layers keep the L1 bound,
+# and so does F(7x7): its kernel with 4 or 8 tiles a work-item took 47-58 s to build (pocl,
+# load 4.5; F(4x4) x8 24 s, x4 11 s), a tuning budget's share, for 1.66-1.85x where F(4x4) x8
+# ran 1.70-1.77x.
+FUSED_WIDE_PRIVATE_FLOATS = 24576
+FUSED_WIDE_MAX_CHANNELS = 32
+FUSED_WIDE_MAX_M = 4
 
 
 def fused_filter_block(cols: int, target: Target) -> dict[str, int]:
@@ -276,10 +291,12 @@ def fused_filter_block(cols: int, target: Target) -> dict[str, int]:
 
 
 def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> list[int]:
-    """Tiles per work-item worth trying for winograd_fused ([] or one count): the most whose
-    accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
+    """Tiles per work-item worth trying for winograd_fused ([], one count or two): the most
+    whose accumulators (tiles x NV vectors) fit the vector registers as a GEMM's register block
     would (tiling.register_tile), else half that, else a quarter and so on down to two, if the
-    private arrays stay within FUSED_PRIVATE_FLOATS. (Fewer tiles load each U vector for fewer
+    private arrays stay within FUSED_PRIVATE_FLOATS; on a CPU with few channels, F(2x2) and
+    F(4x4), before it the most from FUSED_FIRST_TILES up within FUSED_WIDE_PRIVATE_FLOATS where
+    that is more. (Fewer tiles load each U vector for fewer
     tiles: on a Zen 1, 4 tiles ran resnet_mini's layers as fast as 2 or up to 1.5x faster,
     benchmarks/winograd.py. Two tiles give the layers of 32 and 64 channels a one-launch kernel
     too, with no V or Mt round trip through memory; one tile, where only one fits (128
@@ -288,11 +305,17 @@ def fused_tiles_per_item(shape: Mapping[str, int], m: int, target: Target) -> li
     fb = fused_filter_block(shape["F"], target)
     most = register_tile(shape["F"], target)["MR"]
     counts = [most, most // 2, *(n for n in (most // 4, most // 8) if n >= 2)]
-    for nt in counts:
-        private = nt * (m + 2) ** 2 * (shape["C"] + fb["VW"] * fb["NV"])
-        if nt >= 1 and private <= FUSED_PRIVATE_FLOATS:
-            return [nt]
-    return []
+
+    def fits(limit: int, least: int) -> list[int]:
+        return [nt for nt in counts if nt >= least
+                and nt * (m + 2) ** 2 * (shape["C"] + fb["VW"] * fb["NV"]) <= limit][:1]
+
+    out = fits(FUSED_PRIVATE_FLOATS, 1)
+    if (target.kind == "cpu" and shape["C"] <= FUSED_WIDE_MAX_CHANNELS
+            and m <= FUSED_WIDE_MAX_M):
+        wide = fits(FUSED_WIDE_PRIVATE_FLOATS, FUSED_FIRST_TILES)
+        out = list(dict.fromkeys(wide + out))  # the larger count first
+    return out
 
 
 # The variant keys of the algorithm, with their ranges (the tuning cache refuses others), and the
