@@ -48,7 +48,12 @@ from cnnc.backends.opencl.bind_layers import (
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.tiling import accumulator_registers, pixel_row_tile
+from cnnc.backends.opencl.tiling import (
+    accumulator_registers,
+    exact_row_tile,
+    operand_registers,
+    pixel_row_tile,
+)
 from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
 from cnnc.errors import InternalError
 from cnnc.ir.graph import Graph, Node
@@ -98,6 +103,18 @@ def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
         return []
     no_local = {"local": 0} if ctx.target.local_tiling and node.attrs["groups"] == 1 else {}
     return [{"split": parts, **no_local}]
+
+
+def _exact_rows(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
+    """The implicit GEMM's block that divides a few-pixel output's rows (tiling.exact_row_tile),
+    first after the default: on a batch-1 map of 7x7 (49 rows) the default's 8-row blocks
+    compute 56. One variant only: it comes before Winograd's, which win on larger maps."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    if uses_im2col(node, geo, None, ctx.target):
+        return []
+    gemm = conv2d_gemm(node, ctx, {})
+    tile = exact_row_tile(gemm.rows, gemm.cols, ctx.target)
+    return [] if tile is None else [{"algo": "direct", **tile}]
 
 
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
@@ -160,7 +177,8 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_forward_forms, keys=_IM2COL_KEYS),
+            forms=_forward_forms, keys=_IM2COL_KEYS, variants=_exact_rows,
+            registers=operand_registers),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
