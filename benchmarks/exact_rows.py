@@ -1,13 +1,13 @@
-"""The implicit GEMM's register blocks that divide a few-pixel map's rows (tiling.exact_row_tile:
-7x16x4 on a 7x7 map at batch 1, where the 8-row default computes 56 rows for 49) against the
-default block, in the forward pass of a spec, in one process.
+"""The implicit GEMM's register blocks that divide a few-pixel map's rows (tiling.exact_row_tile,
+the default there: 7x16x4 on a 7x7 map at batch 1, where register_tile's 8 rows compute 56 rows
+for 49) against register_tile's block, in the forward pass of a spec, in one process.
 
     .venv/bin/python benchmarks/exact_rows.py [--spec fashion] [--batch 1] [--rounds 20]
                                               [--warm-calls 10] [--device SEL]
 
-Two executables of the same graph with the same weights: "default" (the tuning cache's variants,
-with every direct convolution that has an exact block in the default block: its forward parts
-as the default's) and "exact" (those convolutions in the exact block instead). Each round runs
+Two executables of the same graph with the same weights: "register" (the tuning cache's variants,
+with every direct convolution that has an exact block in register_tile's block: its forward
+parts as the default's) and "exact" (those convolutions in the exact block instead). Each round runs
 each set --warm-calls times untimed and once timed (a stream of requests' pace), then once more
 on a profiling queue for each launch's time inside the pass (its weights as the launches before
 left the caches); the sets take turns, in reversed order every other round, so that the shared
@@ -44,12 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sets(graph, batch: int, backend: OpenCLBackend) -> tuple[dict, dict, list[str]]:
-    """The default and exact variant sets, and the nodes they differ in."""
+    """The register and exact variant sets, and the nodes they differ in."""
     chosen = {k: dict(v) for k, v in CachedVariants(backend, TuningCache.default())(
         graph, batch).items()}
     layers = tuning_graph(graph)  # a conv2d_maxpool as its convolution, under its name
     ctx = BindContext(layers, batch, backend.target)
-    default, exact, changed = dict(chosen), dict(chosen), []
+    register, exact, changed = dict(chosen), dict(chosen), []
     for node in map(as_layer, layers.nodes):  # a folded batch norm's node as its convolution
         if node.op != "conv2d" or node.name not in graph.node_map:
             continue
@@ -62,11 +62,11 @@ def _sets(graph, batch: int, backend: OpenCLBackend) -> tuple[dict, dict, list[s
         if tile is None:
             continue
         base = {k: v for k, v in variant.items() if k not in ("MR", "VW", "NV")}
-        default[node.name] = {**base, "algo": "direct",
+        register[node.name] = {**base, "algo": "direct",
                               **register_tile(gemm.cols, backend.target)}
         exact[node.name] = {**base, "algo": "direct", **tile}
         changed.append(node.name)
-    return default, exact, changed
+    return register, exact, changed
 
 
 def main() -> None:
@@ -80,14 +80,14 @@ def main() -> None:
     path = ROOT / "specs" / f"{args.spec}.yaml"
     graph = inference_graph(cnnc.load_spec(str(path) if path.exists() else args.spec))
     backend = OpenCLBackend(select_device(args.device))
-    default, exact, changed = _sets(graph, args.batch, backend)
+    register, exact, changed = _sets(graph, args.batch, backend)
     print(f"{graph.name}: forward pass at batch {args.batch} on {backend.device.describe()}; "
           f"load average {os.getloadavg()[0]:.2f}; exact blocks for {', '.join(changed)}")
     if not changed:
         return
     backend.init_state(graph.state, initial_values(graph.state, 0))
     exes = {}
-    for name, variants in (("default", default), ("exact", exact)):
+    for name, variants in (("register", register), ("exact", exact)):
         backend.choose_variants = lambda g, b, v=variants: v
         exes[name] = backend.compile(graph, args.batch)
     feeds = random_feeds(graph, args.batch, 0)

@@ -1,7 +1,8 @@
-"""Register blocks that divide a few-pixel map's rows (tiling.exact_row_tile): offered by the tuner
-right after the default for a convolution of at most EXACT_ROWS_MAX output pixels on a CPU
-(algorithms.py: _exact_rows), and every such variant, in one part or in reduction parts,
-computes what the NumPy reference computes (the gate: the node's shape and its edge shapes)."""
+"""Register blocks that divide a few-pixel map's rows (tiling.exact_row_tile): the default block of
+a convolution of at most EXACT_ROWS_MAX output pixels on a CPU (the direct conv2d's rows_tile,
+bind_layers.with_exact_rows), register_tile's block still in the tuner's space, and every such
+block, in one part or in reduction parts, computes what the NumPy reference computes (the gate:
+the node's shape and its edge shapes)."""
 
 from __future__ import annotations
 
@@ -79,19 +80,36 @@ def _exact(space):
     return [v for v in space if v.get("MR") == 7 and v.get("algo") == "direct"]
 
 
-def test_offered_after_the_default_at_batch_1_only(device, graph):
+def _bound_tile(backend, graph, node, batch):
+    """The block the binders give the node without a variant (its convolution launch's)."""
+    backend.choose_variants = lambda g, b: {}
+    launches = backend.compile(graph, batch).plan.bindings[node.name].launches
+    conv = next(lau for lau in launches if lau.kernel == "conv2d_forward").define_map
+    return {k: conv[k] for k in ("MR", "VW", "NV")}
+
+
+def test_the_default_at_batch_1_only(device, graph):
     backend = OpenCLBackend(device)
+    target = backend.target
     nodes = _convolutions(graph)
     assert [n.name for n in nodes] == ["c1", "c2"]
     for node in nodes:
-        one = variant_space(node, BindContext(graph, 1, backend.target))
-        three = variant_space(node, BindContext(graph, 3, backend.target))
+        one = variant_space(node, BindContext(graph, 1, target))
+        three = variant_space(node, BindContext(graph, 3, target))
+        cols = {"c1": 64, "c2": 40}[node.name]
         assert _exact(three) == [], node.name  # 147 rows: past EXACT_ROWS_MAX
-        if backend.target.kind != "cpu" or backend.target.max_vector < 16:
+        assert _bound_tile(backend, graph, node, 3) == register_tile(cols, target)
+        tile = exact_row_tile(49, cols, target)
+        if tile is None:  # a GPU, or a CPU whose default rows leave none (AVX2's 4)
             assert _exact(one) == [], node.name
+            assert _bound_tile(backend, graph, node, 1) == register_tile(cols, target)
             continue
-        assert one[1] == _exact(one)[0], [describe(v) for v in one]
-        assert one[1]["NV"] == {"c1": 4, "c2": 1}[node.name]
+        # the default, spelled out as the binders bind it, and register_tile's block after
+        assert one[0] == {"algo": "direct", **tile}, describe(one[0])
+        assert _bound_tile(backend, graph, node, 1) == tile
+        assert {"algo": "direct", **register_tile(cols, target)} in one, node.name
+        if target.max_vector == 16:
+            assert tile["NV"] == {"c1": 4, "c2": 1}[node.name]
 
 
 def test_every_exact_block_matches_the_reference(device, graph):

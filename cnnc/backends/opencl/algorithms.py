@@ -105,18 +105,6 @@ def _forward_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return [{"split": parts, **no_local}]
 
 
-def _exact_rows(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
-    """The implicit GEMM's block that divides a few-pixel output's rows (tiling.exact_row_tile),
-    first after the default: on a batch-1 map of 7x7 (49 rows) the default's 8-row blocks
-    compute 56. One variant only: it comes before Winograd's, which win on larger maps."""
-    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
-    if uses_im2col(node, geo, None, ctx.target):
-        return []
-    gemm = conv2d_gemm(node, ctx, {})
-    tile = exact_row_tile(gemm.rows, gemm.cols, ctx.target)
-    return [] if tile is None else [{"algo": "direct", **tile}]
-
-
 def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     """The windows copied out where a stride skips pixels, and on a CPU the implicit GEMM with
     and without one reduction part's blocks in one work-group taking its pixels SYNC_FORM_STEPS
@@ -177,7 +165,7 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_forward_forms, keys=_IM2COL_KEYS, variants=_exact_rows,
+            forms=_forward_forms, keys=_IM2COL_KEYS, rows_tile=exact_row_tile,
             registers=operand_registers),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
