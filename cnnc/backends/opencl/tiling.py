@@ -88,18 +88,20 @@ def operand_registers(tile: Mapping[str, int], target: Target) -> int:
 
 def exact_row_tile(rows: int, cols: int, target: Target) -> dict[str, int] | None:
     """The direct convolution's default block (its rows_tile, algorithms.py) for a GEMM of few
-    rows (at most EXACT_ROWS_MAX) that register_tile's MR does not divide: the most rows, from its MR down to half of it, that divide `rows` (a 7x7
-    map's 49 pixels: 7 blocks of 7 rows, where 8-row blocks compute 56), at register_tile's
-    vector width with as many vectors as fit the registers (operand_registers: up to 4) and
-    divide `cols`; None where there is none, and on GPUs (their blocks are local tiles').
-    Each launch's time in the forward pass at batch 1, 7x16x4 (7x16x2 for 32 filters) against
-    register_tile's 8x16x2, the tuned variants otherwise (benchmarks/exact_rows.py, 20 interleaved
-    rounds, two runs, pocl 3.1, Intel Xeon AVX-512, loads 2-3.3): the seed model's 7x7
-    convolutions 0.83-0.90x (128 -> 256) and 0.85-0.92x (256 -> 256, 4 parts), fashion-best's
-    7x7 ones 0.78-0.88x, fashion-plus's 0.86-0.89x; fashion-best's 1x1 shortcut (9 us) 0.9-1.1x;
-    the few 1-6 us launches it changes in mobilenetv3_mini, efficientnet_mini, shufflenet_mini
-    and convnext_mini 0.86-1.0x. The tuner, timing each variant alone in turn, did not see the
-    gain under that load (it kept 8x16x2 in two runs of three): hence the default."""
+    rows (at most EXACT_ROWS_MAX) that register_tile's MR does not divide: the most rows, from
+    its MR down to half of it, that divide `rows` (a 7x7 map's 49 pixels: 7 blocks of 7 rows,
+    where 8-row blocks compute 56), at register_tile's vector width with as many vectors as fit
+    the registers (operand_registers: up to 4) and divide `cols`; None where there is none, and
+    on GPUs (their blocks are local tiles'). Not measured on AVX2 (its 4-row default leaves
+    only 3-row blocks). Each launch's time in the forward pass at batch 1, 7x16x4 (7x16x2 for
+    32 filters) against register_tile's 8x16x2, the tuned variants otherwise
+    (benchmarks/exact_rows.py, 20 interleaved rounds, two runs, pocl 3.1, Intel Xeon AVX-512,
+    loads 2-3.3): the seed model's 7x7 convolutions 0.83-0.90x (128 -> 256) and 0.85-0.92x
+    (256 -> 256, 4 parts), fashion-best's 7x7 ones 0.78-0.88x, fashion-plus's 0.86-0.89x;
+    fashion-best's 1x1 shortcut (9 us) 0.9-1.1x; the few 1-6 us launches it changes in
+    mobilenetv3_mini, efficientnet_mini, shufflenet_mini and convnext_mini 0.86-1.0x. The
+    tuner, timing each variant alone in turn, did not see the gain under that load (it kept
+    8x16x2 in two runs of three): hence the default."""
     if target.kind != "cpu" or rows > EXACT_ROWS_MAX:
         return None
     base = register_tile(cols, target)
