@@ -158,7 +158,7 @@ def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
     gemm = gemm_of(node, ctx)
     algorithm = default_algorithm(as_layer(node), ctx)
-    variant: Variant = {"algo": algorithm.name, **algorithm.tile(gemm.cols, ctx.target)}
+    variant: Variant = {"algo": algorithm.name, **algorithm.default_tile(gemm, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
     return variant
@@ -254,7 +254,7 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     others = [a for a in algorithms if a.gemm is not None and a.applies(layer, ctx)]
     for algorithm in others:
         if algorithm is not chosen:
-            own = algorithm.tile(algorithm.gemm(layer, ctx, {}).cols, target)
+            own = algorithm.default_tile(algorithm.gemm(layer, ctx, {}), target)
             add({**default, "algo": algorithm.name, **own})
     # Reduction parts (a kernel gradient's): twice and four times the default's, before the
     # tiles. The default (split_reduction's cache rule) is a guess: on resnet_mini's strided
@@ -272,7 +272,7 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     for algorithm in others:
         for form in algorithm.forms(layer, ctx):
             g = algorithm.gemm(layer, ctx, form)
-            for tile in [algorithm.tile(g.cols, target), *_tiles(g.cols, target)[:1]]:
+            for tile in [algorithm.default_tile(g, target), *_tiles(g.cols, target)[:1]]:
                 add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     for tile in _tiles(gemm.cols, target):
         add(with_split({"algo": default["algo"], **tile}, gemm, tile))

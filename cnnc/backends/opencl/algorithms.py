@@ -48,7 +48,12 @@ from cnnc.backends.opencl.bind_layers import (
 )
 from cnnc.backends.opencl.launches import BindContext, Binder, NodeBinding
 from cnnc.backends.opencl.primitives import conv_geometry, uses_im2col
-from cnnc.backends.opencl.tiling import accumulator_registers, pixel_row_tile
+from cnnc.backends.opencl.tiling import (
+    accumulator_registers,
+    exact_row_tile,
+    operand_registers,
+    pixel_row_tile,
+)
 from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
 from cnnc.errors import InternalError
 from cnnc.ir.graph import Graph, Node
@@ -160,7 +165,8 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_forward_forms, keys=_IM2COL_KEYS),
+            forms=_forward_forms, keys=_IM2COL_KEYS, rows_tile=exact_row_tile,
+            registers=operand_registers),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,

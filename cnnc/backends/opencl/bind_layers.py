@@ -41,6 +41,7 @@ from cnnc.backends.opencl.primitives import (
 )
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import (
+    exact_row_tile,
     flat,
     gemm_grid,
     tuned_tile,
@@ -62,9 +63,9 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     x = node.inputs[0]
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     geo = conv_geometry(node.attrs, ctx.shape(x))
-    variant = ctx.variant(node)
+    variant = with_exact_rows(node, ctx, ctx.variant(node))
     if uses_im2col(node, geo, variant, ctx.target):
-        return _bind_conv2d_im2col(node, ctx, geo, bias)
+        return _bind_conv2d_im2col(node, ctx, geo, bias, variant)
     gemm = conv2d_gemm(node, ctx, variant)
     tile, local = with_local_tile(
         tuned_tile(gemm.cols, ctx.target, variant),
@@ -177,8 +178,18 @@ def conv2d_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
     return Gemm(geo["FG"], rows, depth, split=False, local=groups == 1, groups=groups)
 
 
+def with_exact_rows(node: Node, ctx: BindContext, variant: Variant) -> Variant:
+    """The variant, with the block whose rows divide a few-pixel output's where it sets no
+    block of its own (tiling.exact_row_tile, the direct conv2d's rows_tile: its default)."""
+    if "MR" in variant:
+        return variant
+    gemm = conv2d_gemm(node, ctx, variant)
+    tile = exact_row_tile(gemm.rows, gemm.cols, ctx.target)
+    return variant if tile is None else {**variant, **tile}
+
+
 def _bind_conv2d_im2col(
-    node: Node, ctx: BindContext, geo: Mapping[str, int], bias: Arg
+    node: Node, ctx: BindContext, geo: Mapping[str, int], bias: Arg, variant: Variant
 ) -> NodeBinding:
     rows = ctx.batch * geo["OH"] * geo["OW"]
     depth = geo["KH"] * geo["KW"] * geo["C"]
@@ -196,7 +207,7 @@ def _bind_conv2d_im2col(
             geo["F"],
             bias=bias,
             act=epilogue_act(node),
-            variant=ctx.variant(node),
+            variant=variant,
         ),
         *after,
     )

@@ -72,6 +72,50 @@ def register_tile(cols: int, target: Target) -> dict[str, int]:
     return {"MR": 1, "VW": vw, "NV": 1}
 
 
+# The most GEMM rows (output pixels) for which exact_row_tile gives a block: an 8x8 map at
+# batch 1. On 14x14 maps (196 rows, the 8-row blocks' 4 extra rows 2% of the work) the 7-row
+# blocks ran 1.12-1.23x register_tile's time with 64 filters (fashion-best, fashion-plus) and
+# 0.92-0.98x with 128 (the seed model).
+EXACT_ROWS_MAX = 64
+
+
+def operand_registers(tile: Mapping[str, int], target: Target) -> int:
+    """registers_used without the broadcast: the MR * NV accumulators and NV operand vectors,
+    each row's A value taken by the FMAs as a broadcast memory operand. The 7x16x4 block (32 of
+    AVX-512's 32 registers by this count) ran fastest on the seed model's 7x7 maps at batch 1."""
+    return (tile["MR"] * tile["NV"] + tile["NV"]) * ceil_div(tile["VW"], target.max_vector)
+
+
+def exact_row_tile(rows: int, cols: int, target: Target) -> dict[str, int] | None:
+    """The direct convolution's default block (its rows_tile, algorithms.py) for a GEMM of few
+    rows (at most EXACT_ROWS_MAX) that register_tile's MR does not divide: the most rows, from
+    its MR down to half of it, that divide `rows` (a 7x7 map's 49 pixels: 7 blocks of 7 rows,
+    where 8-row blocks compute 56), at register_tile's vector width with as many vectors as fit
+    the registers (operand_registers: up to 4) and divide `cols`; None where there is none, and
+    on GPUs (their blocks are local tiles'). Not measured on AVX2 (its 4-row default leaves
+    only 3-row blocks). Each launch's time in the forward pass at batch 1, 7x16x4 (7x16x2 for
+    32 filters) against register_tile's 8x16x2, the tuned variants otherwise
+    (benchmarks/exact_rows.py, 20 interleaved rounds, two runs, pocl 3.1, Intel Xeon AVX-512,
+    loads 2-3.3): the seed model's 7x7 convolutions 0.83-0.90x (128 -> 256) and 0.85-0.92x
+    (256 -> 256, 4 parts), fashion-best's 7x7 ones 0.78-0.88x, fashion-plus's 0.86-0.89x;
+    fashion-best's 1x1 shortcut (9 us) 0.9-1.1x; the few 1-6 us launches it changes in
+    mobilenetv3_mini, efficientnet_mini, shufflenet_mini and convnext_mini 0.86-1.0x. The
+    tuner, timing each variant alone in turn, did not see the gain under that load (it kept
+    8x16x2 in two runs of three): hence the default."""
+    if target.kind != "cpu" or rows > EXACT_ROWS_MAX:
+        return None
+    base = register_tile(cols, target)
+    if rows % base["MR"] == 0:
+        return None
+    mr = next((m for m in range(base["MR"] - 1, base["MR"] // 2, -1) if rows % m == 0), 0)
+    for nv in (4, 3, 2, 1) if mr else ():
+        tile = {"MR": mr, "VW": base["VW"], "NV": nv}
+        fits = operand_registers(tile, target) <= target.vector_registers
+        if fits and cols % (base["VW"] * nv) == 0:
+            return tile
+    return None
+
+
 def accumulator_registers(tile: Mapping[str, int], target: Target) -> int:
     """SIMD registers the MR * NV accumulator vectors of a block hold on a CPU, and nothing
     else: a kernel whose other operands are each read by a few FMAs takes them as memory

@@ -65,6 +65,10 @@ def exact(variant: Variant) -> float:
     return 1.0
 
 
+def no_rows_tile(rows: int, cols: int, target: Target) -> None:
+    return None
+
+
 def no_family(variant: Variant) -> tuple[Any, ...]:
     return ()
 
@@ -116,6 +120,8 @@ class Algorithm:
                   that the tuner may pick for 2 to 8 rows but that wins by rule at 1)
     tile          its default register block for a GEMM of so many columns on the target
                   (tiling.register_tile's, unless its work-items share data otherwise)
+    rows_tile     a default block for a GEMM of so many rows and columns that takes the place
+                  of `tile`'s where it gives one (None: none); default_tile gives either
     registers     the SIMD registers a register block of it holds on a CPU (the tuner's space
                   stays within the device's): tiling.registers_used, a GEMM's
     """
@@ -136,3 +142,8 @@ class Algorithm:
     default_where: Callable[[Node, BindContext], bool] = always
     tile: Callable[[int, Target], dict[str, int]] = register_tile
     registers: Callable[[Mapping[str, Any], Target], int] = registers_used
+    rows_tile: Callable[[int, int, Target], dict[str, int] | None] = no_rows_tile
+
+    def default_tile(self, gemm: Gemm, target: Target) -> dict[str, int]:
+        """The block its binder takes for `gemm` without a tuned one."""
+        return self.rows_tile(gemm.rows, gemm.cols, target) or self.tile(gemm.cols, target)
