@@ -144,6 +144,7 @@ def check_icd() -> Iterator[Finding]:
         import pyopencl as cl
     except ImportError:
         return
+    settings.pin_cpu_threads()  # as the devices' enumeration does: pocl starts here
     try:
         platforms = cl.get_platforms()  # loads the loader and the vendor libraries
     except cl.Error:  # no platform at all: the devices check says what to install

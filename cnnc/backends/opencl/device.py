@@ -324,6 +324,7 @@ def devices() -> list[Device]:
     """Every device of every platform, in platform then device order (not probed yet)."""
     global _DEVICES
     if _DEVICES is None:
+        settings.pin_cpu_threads()
         cl = _cl()
         found: list[Device] = []
         try:
