@@ -41,7 +41,7 @@ typedef CAT(float, VG) floatG;
 #endif
 
 #if GATE_HARD_SIGMOID
-#define GATE(v) (clamp((v) + 3.0f, 0.0f, 6.0f) / 6.0f)
+#define GATE(v) HARD_SIXTH(clamp((v) + 3.0f, 0.0f, 6.0f))
 #else
 #define GATE(v) (1.0f / (1.0f + exp_normal(-(v))))
 #endif
