@@ -21,7 +21,6 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pyopencl as cl
@@ -39,8 +38,6 @@ from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.cache import TuningCache
 from cnnc.tune.space import as_layer, tuning_graph
 from cnnc.tune.tuner import CachedVariants
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sets(graph, batch: int, backend: OpenCLBackend) -> tuple[dict, dict, list[str]]:
@@ -77,8 +74,7 @@ def main() -> None:
     parser.add_argument("--warm-calls", type=int, default=10)
     parser.add_argument("--device")
     args = parser.parse_args()
-    path = ROOT / "specs" / f"{args.spec}.yaml"
-    graph = inference_graph(cnnc.load_spec(str(path) if path.exists() else args.spec))
+    graph = inference_graph(cnnc.load_spec(args.spec))
     backend = OpenCLBackend(select_device(args.device))
     register, exact, changed = _sets(graph, args.batch, backend)
     print(f"{graph.name}: forward pass at batch {args.batch} on {backend.device.describe()}; "

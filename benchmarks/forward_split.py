@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +37,6 @@ from cnnc.tune.cache import TuningCache
 from cnnc.tune.space import as_layer, describe, tunable
 from cnnc.tune.tuner import CachedVariants
 
-ROOT = Path(__file__).resolve().parents[1]
 CONV_POOLS = ("conv2d_maxpool", "conv2d_avgpool")
 
 
@@ -51,8 +49,7 @@ def main() -> None:
     parser.add_argument("--splits", nargs="*", type=int, default=[2, 4])
     parser.add_argument("--device")
     args = parser.parse_args()
-    path = ROOT / "specs" / f"{args.spec}.yaml"
-    spec = cnnc.load_spec(str(path) if path.exists() else args.spec)
+    spec = cnnc.load_spec(args.spec)
     graph = inference_graph(spec)
     device = select_device(args.device)
     print(f"{spec.name}: forward pass at batch {args.batch} on {device.describe()}; "

@@ -38,8 +38,6 @@ from cnnc.tune.tuner import install
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launch_overhead import cpu_name
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _alone(exe, queue, k: int, runs: int = 10) -> float:
     """Median microseconds of launch k alone, each launch waited for."""
@@ -63,8 +61,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.0)
     parser.add_argument("--device")
     args = parser.parse_args()
-    path = ROOT / "specs" / f"{args.spec}.yaml"
-    graph = inference_graph(cnnc.load_spec(str(path) if path.exists() else args.spec))
+    graph = inference_graph(cnnc.load_spec(args.spec))
     backend = OpenCLBackend(select_device(args.device))
     install(backend)  # the tuning cache's variants, if any
     backend.init_state(graph.state, initial_values(graph.state, 0))

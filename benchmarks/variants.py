@@ -28,7 +28,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import cnnc
@@ -42,8 +41,6 @@ from cnnc.tune.cache import TuningCache
 from cnnc.tune.gate import random_values
 from cnnc.tune.space import describe, tunable, tuning_graph, variant_space
 from cnnc.tune.tuner import CachedVariants
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _interleaved(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
@@ -148,8 +145,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=NODE=JSON")
     parser.add_argument("--warm-calls", type=int, default=3)
     args = parser.parse_args()
-    path = ROOT / "specs" / f"{args.spec}.yaml"
-    spec = cnnc.load_spec(str(path) if path.exists() else args.spec)
+    spec = cnnc.load_spec(args.spec)
     graph = training_graph(spec) if args.train else inference_graph(spec)
     device = select_device(args.device)
     backend = OpenCLBackend(device)

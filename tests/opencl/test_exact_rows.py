@@ -66,10 +66,8 @@ def test_a_block_of_rows_that_divide_the_map_where_the_default_does_not():
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spec") / "tiny_exact_rows.yaml"
-    path.write_text(SPEC)
-    return inference_graph(load_spec(str(path)))
+def graph():
+    return inference_graph(load_spec(SPEC, name="tiny_exact_rows"))
 
 
 def _convolutions(graph):

@@ -43,10 +43,8 @@ layers:
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spec") / "tiny_split.yaml"
-    path.write_text(SPEC)
-    return inference_graph(load_spec(str(path)))
+def graph():
+    return inference_graph(load_spec(SPEC, name="tiny_split"))
 
 
 def _convolutions(graph):

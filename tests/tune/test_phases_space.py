@@ -47,10 +47,8 @@ BATCH = 3
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spec") / "tiny_strided.yaml"
-    path.write_text(SPEC)
-    return training_graph(load_spec(str(path)))
+def graph():
+    return training_graph(load_spec(SPEC, name="tiny_strided"))
 
 
 def _strided_grads(graph):

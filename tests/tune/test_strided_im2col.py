@@ -42,11 +42,9 @@ train:
 
 
 @pytest.fixture(scope="module")
-def graphs(tmp_path_factory):
-    path = tmp_path_factory.mktemp("spec") / "tiny_strided.yaml"
-    path.write_text(SPEC)
-    spec = load_spec(str(path))
-    return [training_graph(spec), inference_graph(load_spec(str(path)))]
+def graphs():
+    spec = load_spec(SPEC, name="tiny_strided")
+    return [training_graph(spec), inference_graph(load_spec(SPEC, name="tiny_strided"))]
 
 
 def _strided(graph):
