@@ -106,8 +106,9 @@ def wins_by_rule(node: Node, ctx: BindContext) -> bool:
     """Whether it is the default (algorithms.py): where offered, for a window along contiguous
     input columns (KW > 1, stride 1, no dilation), whose taps' block holds at least twice the
     accumulators of the implicit GEMM's default block (tiling.register_tile's MR x NV vectors
-    of filters): few filters, whose direct block of one filter vector by MR taps makes one
-    load per MR FMAs and checks every tap's bounds at every pixel. resnet_mini's 16 -> 16 and
+    of filters): few filters, whose direct block of one filter vector by MR taps loads MR + 1
+    operands per MR FMAs and checks every tap's bounds at every pixel (the taps' 8 x 3: 11
+    loads per 24 FMAs). resnet_mini's 16 -> 16 and
     unet_mini's 16 -> 16 and 48 -> 16 3x3 kernel gradients at batch 128 (Intel Xeon AVX-512,
     pocl 3.1, load 2.7, 20 interleaved rounds, benchmarks/variants.py): 8 filters x 3 vectors
     (24 accumulators against 8) ran 1.70x, 1.61x and 1.52x the direct kernel (medians; minima
