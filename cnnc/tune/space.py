@@ -158,6 +158,8 @@ def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
     gemm = gemm_of(node, ctx)
     algorithm = default_algorithm(as_layer(node), ctx)
+    if algorithm.own_default is not None:
+        return dict(algorithm.own_default(as_layer(node), ctx))
     variant: Variant = {"algo": algorithm.name, **algorithm.default_tile(gemm, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
@@ -254,8 +256,13 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     others = [a for a in algorithms if a.gemm is not None and a.applies(layer, ctx)]
     for algorithm in others:
         if algorithm is not chosen:
+            if algorithm.own_default is not None:
+                add(dict(algorithm.own_default(layer, ctx)))
+                continue
             own = algorithm.default_tile(algorithm.gemm(layer, ctx, {}), target)
-            add({**default, "algo": algorithm.name, **own})
+            # the default's keys of its own (grad taps' TVB) are not this one's
+            add({**{k: v for k, v in default.items() if k not in chosen.keys},
+                 "algo": algorithm.name, **own})
     # Reduction parts (a kernel gradient's): twice and four times the default's, before the
     # tiles. The default (split_reduction's cache rule) is a guess: on resnet_mini's strided
     # kernel gradients (pocl, Zen 3, a loaded machine) 2-4x its parts ran 1.2-2x faster, while
@@ -274,7 +281,8 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
             g = algorithm.gemm(layer, ctx, form)
             for tile in [algorithm.default_tile(g, target), *_tiles(g.cols, target)[:1]]:
                 add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
-    for tile in _tiles(gemm.cols, target):
+    # (an algorithm with a default of its own lists its own blocks: grad taps')
+    for tile in _tiles(gemm.cols, target) if chosen.own_default is None else []:
         add(with_split({"algo": default["algo"], **tile}, gemm, tile))
     # Work-group shape: the driver's instead of row groups (CPU), for the default block.
     if target.kind == "cpu":

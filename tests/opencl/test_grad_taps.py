@@ -5,8 +5,8 @@ real shape and its odd edge shapes, canaries around every buffer it writes): 8 t
 (and the gate's odd channels, in narrower vectors), 3x3, 5x5, 1x1 and non-square kernels,
 strides 1, 2 and (2, 1), dilation 2, 'same' (Keras' extra pixel after) and 'valid', maps
 narrower than the kernel's reach, odd maps and filters, batch 1 and 7; every variant the tuner
-lists, blocks of fewer tap vectors, one and several parts, rows taken together. It is never a
-default, and listed only on a CPU where its vectors lie within one input pixel."""
+lists, blocks of fewer tap vectors, one and several parts, rows taken together. It is listed
+only on a CPU where its vectors lie within one input pixel, and the default by a rule there."""
 
 from __future__ import annotations
 
@@ -90,11 +90,47 @@ def test_tap_vectors_match_numpy(index, backend):
         assert verdict.admitted, f"{variant}: {verdict.reason}"
 
 
-def test_never_the_default():
-    _, shape, layer, batch = LAYERS[0]
+# (input H W C, layer, whether the tap vectors are the default on an AVX-512 CPU)
+DEFAULTS = [
+    ((9, 11, 16), {"conv2d": [16, 3], "padding": "same"}, True),  # 24 accumulators against 8
+    ((9, 11, 48), {"conv2d": [16, 3], "padding": "same"}, True),
+    ((9, 11, 16), {"conv2d": [32, 3], "padding": "same"}, False),  # 24 against 16
+    ((9, 11, 16), {"conv2d": [16, 3], "strides": 2, "padding": "same"}, False),
+    ((9, 11, 16), {"conv2d": [16, 1]}, False),  # no window: no bounds checked per tap
+]
+
+
+@pytest.mark.parametrize("shape,layer,default", DEFAULTS)
+def test_the_default_by_rule(shape, layer, default):
+    """The default where its block holds at least twice the direct kernel's default block's
+    accumulators, for a window along contiguous columns; on an AVX2 CPU (16 registers: 4
+    filters x 3 vectors against 8 x 2) and a GPU never."""
     graph = _graph(shape, layer)
-    launches = make_plan(graph, batch, Target("cpu", 2)).bindings[_grad_kernel(graph).name]
-    assert all(lau.file != FILE for lau in launches.launches)
+    name = _grad_kernel(graph).name
+    for target, expected in ((Target("cpu", 2, native_vector=16), default),
+                             (Target("cpu", 2, native_vector=8), False),
+                             (Target("gpu", 8), False)):
+        launches = make_plan(graph, 7, target).bindings[name].launches
+        assert any(lau.file == FILE for lau in launches) == expected, target
+        ctx = BindContext(graph, 7, target)
+        space = variant_space(_grad_kernel(graph), ctx)
+        assert (space[0]["algo"] == NAME) == expected
+        if expected:  # the implicit GEMM stays in the space
+            assert any(v["algo"] == "direct" for v in space)
+
+
+def test_its_default_matches_numpy(backend):
+    """Its default on the device (the variant naming only the algorithm: the binder's block,
+    as a node without a tuned variant binds it) through the gate, where it is offered."""
+    shape, layer, _ = DEFAULTS[0]
+    graph = _graph(shape, layer)
+    node = _grad_kernel(graph)
+    if not grad_taps_variants(node, BindContext(graph, 7, backend.target)):
+        pytest.skip("tap vectors not offered on this device (vectors wider than 16 channels)")
+    gate = Gate(backend, graph, node, 7)
+    for variant in ({"algo": NAME}, {"algo": NAME, "MR": 4, "VW": 16, "NV": 2}):
+        verdict = gate.check(variant)
+        assert verdict.admitted, f"{variant}: {verdict.reason}"
 
 
 def test_not_for_groups():

@@ -183,23 +183,28 @@ REGISTERED: tuple[Algorithm, ...] = (
               gemm=grad_rows.grad_rows_gemm, applies=grad_rows.applies,
               default_where=grad_rows.default_where, tile=grad_rows.grad_rows_tile,
               variants=grad_rows.grad_rows_variants, keys=grad_rows.KEYS),
+    # The implicit GEMM: the default but where the tap vectors win by rule (below).
     _direct("conv2d_grad_kernel", bind_conv2d_grad_kernel_direct,
             edge_shapes.conv2d_grad_kernel_edges, conv2d_grad_kernel_gemm,
-            forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)}),
+            forms=_grad_kernel_forms, keys={**_IM2COL_KEYS, "sync": (0, 4096)},
+            default_where=lambda node, ctx: not grad_taps.wins_by_rule(node, ctx)),
     # Winograd F(3x3, m x m) for a stride-1 3x3 convolution's kernel gradient (winograd.py).
     Algorithm("conv2d_grad_kernel", winograd.NAME, winograd.bind_conv2d_grad_kernel_winograd,
               edge_shapes.conv2d_grad_kernel_edges, winograd.describe,
               applies=winograd.grad_kernel_applies, variants=winograd.grad_kernel_variants,
               keys=winograd.VARIANT_KEYS, tile_keys=winograd.TILE_KEYS,
               error_factor=winograd.grad_kernel_error_factor, family=winograd.variant_family),
-    # More channels, stride 1, on a CPU: the taps as vectors read straight from x
-    # (bind_grad_taps.py); variants only, never the default. After Winograd, whose variants
-    # (3-4x the default) a search should time first: the seed model's 128- and 256-channel
-    # kernel gradients at batch 32 timed the default and two taps variants, gained nothing, and
+    # More channels, on a CPU: the taps as vectors read straight from x (bind_grad_taps.py);
+    # the default where it wins by rule (few filters, a window along contiguous columns:
+    # grad_taps.wins_by_rule), elsewhere variants. After Winograd, whose variants (3-4x the
+    # default) a search should time first: the seed model's 128- and 256-channel kernel
+    # gradients at batch 32 timed the default and two taps variants, gained nothing, and
     # PATIENCE ended the search before Winograd (18 ms kept where Winograd ran 6-11 ms).
     Algorithm("conv2d_grad_kernel", grad_taps.NAME, grad_taps.bind_conv2d_grad_kernel_taps,
               edge_shapes.conv2d_grad_kernel_edges, grad_taps.describe,
-              applies=grad_taps.applies, variants=grad_taps.grad_taps_variants,
+              gemm=grad_rows.grad_rows_gemm, applies=grad_taps.offered,
+              default_where=grad_taps.wins_by_rule, own_default=grad_taps.own_default,
+              variants=grad_taps.grad_taps_variants,
               keys=grad_taps.KEYS),
     # Transposed convolutions: the conv2d op each is, with its explicit window
     # (bind_conv_transpose.py); phases first where strided, as for conv2d_grad_input.

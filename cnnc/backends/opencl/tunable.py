@@ -124,6 +124,10 @@ class Algorithm:
                   of `tile`'s where it gives one (None: none); default_tile gives either
     registers     the SIMD registers a register block of it holds on a CPU (the tuner's space
                   stays within the device's): tiling.registers_used, a GEMM's
+    own_default   its variant for a node, spelled out in full, where its block has keys of its
+                  own that `tile` cannot give from the columns alone (grad taps' tap vectors
+                  per work-item follow the kernel row): the space's default where it is the
+                  default, and its entry among the others where not (None: default_tile's)
     """
 
     op: str
@@ -143,6 +147,7 @@ class Algorithm:
     tile: Callable[[int, Target], dict[str, int]] = register_tile
     registers: Callable[[Mapping[str, Any], Target], int] = registers_used
     rows_tile: Callable[[int, int, Target], dict[str, int] | None] = no_rows_tile
+    own_default: Callable[[Node, BindContext], dict[str, Any]] | None = None
 
     def default_tile(self, gemm: Gemm, target: Target) -> dict[str, int]:
         """The block its binder takes for `gemm` without a tuned one."""
