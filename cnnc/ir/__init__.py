@@ -11,6 +11,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     conv_concat,
     conv_maxpool,
     conv_transpose,
+    dense_pair,
     depthwise_layer_norm,
     depthwise_pointwise,
     distributed_ops,

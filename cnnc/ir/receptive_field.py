@@ -243,6 +243,9 @@ def _conv_maxpool(node: Node, fields: tuple[Fields, ...], shapes: tuple[Shape, .
 # Fused ops of the inference graph that leave a layer's output (the pooling's) under its name:
 # their windows in turn, so the inference graph keeps the spec's fields.
 FUSED_RULES: dict[str, Rule] = {"conv2d_maxpool": _conv_maxpool, "conv2d_avgpool": _conv_maxpool}
+# Two dense layers (dense_pair), each on the last axis: the head's output keeps its field as each
+# dense layer does.
+FUSED_RULES["dense_pair"] = _same
 # ShuffleNet's channel shuffle moves channels only: each position keeps its field.
 RULES["channel_shuffle"] = _same
 # A channel slice keeps every position: each keeps its field.

@@ -7,7 +7,7 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
                 -> fuse_depthwise_layer_norm -> fuse_pointwise_depthwise -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
-                -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
+                -> fuse_dense_pair -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -34,6 +34,7 @@ from cnnc.passes.fuse_avgpool_dense import fuse_avgpool_dense
 from cnnc.passes.fuse_bn_act_grad import fuse_batchnorm_act_grad
 from cnnc.passes.fuse_conv_concat import fuse_conv_concat
 from cnnc.passes.fuse_conv_maxpool import fuse_conv_maxpool
+from cnnc.passes.fuse_dense_pair import fuse_dense_pair
 from cnnc.passes.fuse_depthwise_layer_norm import fuse_depthwise_layer_norm
 from cnnc.passes.fuse_depthwise_pointwise import fuse_depthwise_pointwise
 from cnnc.passes.fuse_excite_grad import fuse_excite_grad
@@ -105,6 +106,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_avgpool_dense", fuse_avgpool_dense,
              "global average pooling + the dense layer reading it as one node: a classifier's "
              "head in one launch"),
+        Pass("fuse_dense_pair", fuse_dense_pair,
+             "dense layer + the softmax head reading it as one node: a classifier's last two "
+             "layers in one launch"),
         Pass("fuse_conv_maxpool", fuse_conv_maxpool,
              "conv + the 2x2 max pooling reading it as one node: only the pooled map written"),
         Pass("fuse_conv_concat", fuse_conv_concat,

@@ -42,6 +42,8 @@ from cnnc.ir.avgpool_dense import parts as avgpool_dense_parts
 from cnnc.ir.conv_concat import parts as conv_concat_parts
 from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.conv_maxpool import parts as conv_maxpool_parts
+from cnnc.ir.dense_pair import NAME as DENSE_PAIR
+from cnnc.ir.dense_pair import parts as dense_pair_parts
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.gathered import LAYER_OF_GATHERED, gathered_shape
 from cnnc.ir.graph import Graph, Node
@@ -98,8 +100,9 @@ def gemm_of(node: Node, ctx: BindContext) -> Gemm:
 def tunable(node: Node) -> bool:
     # A gathered convolution (cnnc/ir/gathered.py) is tuned as its layer (tuning_graph): its
     # inputs are not the layer's, whose edge shapes the gate checks. So is a convolution reading
-    # a concatenation's parts (cnnc/ir/conv_concat.py).
-    return (node.op not in LAYER_OF_GATHERED and node.op != "conv2d_concat"
+    # a concatenation's parts (cnnc/ir/conv_concat.py), and a dense layer with the head reading
+    # it (cnnc/ir/dense_pair.py) as its two layers.
+    return (node.op not in LAYER_OF_GATHERED and node.op not in ("conv2d_concat", DENSE_PAIR)
             and as_layer(node).op in TUNABLE_OPS)
 
 
@@ -116,9 +119,11 @@ def tuning_graph(graph: Graph) -> Graph:
     the convolution under the node's name: bind_conv_concat.py reads the parts in place where
     the chosen variant can, else copies them first. Each global average pooling and dense
     layer fused (avgpool_dense) as the pooling (`<name>/pool`) and the dense layer under the
-    node's name: its variant is the dense layer's (bind_avgpool_dense.py)."""
+    node's name: its variant is the dense layer's (bind_avgpool_dense.py). Each dense layer and
+    softmax head fused (dense_pair) as the two dense layers under their own names: their
+    variants are what bind_dense_pair.py binds where it unfuses the pair."""
     if not any(n.op in LAYER_OF_GATHERED or n.op in POOL_OF or n.op == "conv2d_concat"
-               or n.op == AVGPOOL_DENSE
+               or n.op in (AVGPOOL_DENSE, DENSE_PAIR)
                for n in graph.nodes):
         return graph
     nodes = []
@@ -135,6 +140,9 @@ def tuning_graph(graph: Graph) -> Graph:
         if n.op == AVGPOOL_DENSE:
             pool, dense = avgpool_dense_parts(n, shapes[0])
             nodes.extend((pool, dense))
+            continue
+        if n.op == DENSE_PAIR:
+            nodes.extend(dense_pair_parts(n, shapes[0]))
             continue
         if n.op in POOL_OF:
             conv, pool = conv_maxpool_parts(n, shapes)

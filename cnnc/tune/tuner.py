@@ -39,6 +39,7 @@ from cnnc import settings
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.crosscheck import single_node_graph
 from cnnc.errors import CnncError
+from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.graph import Graph, Node
 from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
 from cnnc.tune.gate import Gate, Verdict, prebuild, random_values
@@ -56,6 +57,10 @@ from cnnc.tune.space import (
 # The key's entry (in its attributes) naming the variants a node's readers take out of its
 # space or add to it (node_key).
 READERS_SPACE = "(readers' space)"
+# Beside the attributes of a convolution a 2x2 pooling reads (conv2d_maxpool, conv2d_avgpool,
+# split by tuning_graph): the pooling's op, for its variants are timed with the pooling as the
+# node binds it (Tuner.tune_node), so its entry is not an unpooled convolution's.
+POOLED_BY = "(timed with its pooling)"
 MIN_GAIN = 0.03  # a variant must be this much faster than the default to replace it
 SMALL_SHARE = 0.005  # nodes under this share of the tunable FLOPs are tuned last
 MIN_RUNS, MAX_RUNS, RUN_SECONDS = 3, 7, 0.2  # timed runs per variant
@@ -145,7 +150,21 @@ def node_key(backend: Any, graph: Graph, node: Node, batch: int) -> dict[str, An
     changed = _space_by_readers(backend, graph, node, batch)
     if changed:  # beside the attributes, where a tuning file of an earlier version accepts it
         attrs[READERS_SPACE] = changed
+    pool = pooled_by(graph, node)
+    if pool is not None:
+        attrs[POOLED_BY] = pool
     return make_key(device_fields(backend.device), node.op, shapes, attrs, batch)
+
+
+def pooled_by(graph: Graph, node: Node) -> str | None:
+    """The op of the 2x2 pooling fused with `node` (a conv2d_maxpool or conv2d_avgpool node of
+    the inference graph, split by tuning_graph into the convolution and `<name>/pool` reading it
+    alone), None for other nodes."""
+    pool = f"{node.name}/pool"
+    if graph.consumers.get(node.name) != (pool,) or pool not in graph.node_map:
+        return None
+    op = graph.node(pool).op
+    return op if op in POOL_OF.values() else None
 
 
 def _space_by_readers(backend: Any, graph: Graph, node: Node, batch: int
@@ -314,12 +333,18 @@ class Tuner:
 
     def tune_node(self, graph: Graph, node: Node, batch: int, share: float,
                   key: dict[str, Any], *, first_only: bool = False,
-                  prior: NodeResult | None = None, patience: int = PATIENCE) -> NodeResult:
+                  prior: NodeResult | None = None, patience: int = PATIENCE,
+                  timed_as: tuple[Graph, Node] | None = None) -> NodeResult:
         """Search `node`'s space. first_only: only its first variants (those built at once),
         the result `cut` if more were left; prior: the first pass's result, whose search this
         resumes (the default and the prior winner timed again beside the variants not yet
         timed; the winner, admitted by its gate then, not checked again); patience: how many
-        variants in a row that gain nothing end the search."""
+        variants in a row that gain nothing end the search; timed_as: the node (of that graph,
+        under the same name) whose launches each variant is timed by, where they are not the
+        node's own: a convolution fused with its pooling (bind_conv_maxpool.py) times the
+        pooling's own launch with the variants that cannot pool as they store. Timed alone,
+        lenet5's second convolution took the implicit GEMM (1.06x the row kernel's time) and
+        with it an average pooling launch the row kernel saves."""
         ctx = BindContext(graph, batch, self.backend.target)
         space = variant_space(node, ctx)
         if prior is not None:
@@ -337,7 +362,7 @@ class Tuner:
             return (op, *family(variant))
 
         default = space[0]
-        g1 = single_node_graph(graph, node, batch)
+        g1 = single_node_graph(*(timed_as or (graph, node)), batch)
         values = random_values(g1, batch)
         stop = self.clock() + share
         timed: list[Timed] = []
@@ -530,6 +555,8 @@ class Tuner:
     def tune_graph(self, graph: Graph, batch: int, *, force: bool = False) -> list[NodeResult]:
         """Tune every tunable node of `graph` not in the cache (all of them with `force`), within
         what is left of the budget; the results, cached ones included, in graph order."""
+        # A convolution fused with its pooling is timed as the fused node binds (tune_node).
+        bound_as = {n.name: (graph, n) for n in graph.nodes if n.op in POOL_OF}
         graph = tuning_graph(graph)
         ctx = BindContext(graph, batch, self.backend.target)
         nodes = [n for n in graph.nodes if tunable(n)]
@@ -578,7 +605,8 @@ class Tuner:
             # Only the winners' programs are written to the disk cache (tune_node).
             with programs.deferred_writes():
                 r = self.tune_node(graph, n, batch, share, keys[n.name],
-                                   first_only=prior is None, prior=prior, patience=patience)
+                                   first_only=prior is None, prior=prior, patience=patience,
+                                   timed_as=bound_as.get(n.name))
             self.results[entry_id(keys[n.name])] = results[n.name] = r
             self.cache.put(make_entry(keys[n.name], r.variant, r.seconds, r.default_seconds,
                                       cut=r.timed if r.cut else None))

@@ -43,6 +43,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
                      | {"squeeze_excite"}  # passes/fuse_squeeze_excite.py
                      | {"pointwise_avgpool"}  # passes/fuse_pointwise_avgpool.py
                      | {"avgpool_dense"}  # passes/fuse_avgpool_dense.py
+                     | {"dense_pair"}  # passes/fuse_dense_pair.py
                      | {"conv2d_maxpool", "conv2d_avgpool"}  # passes/fuse_conv_maxpool.py
                      | {"conv2d_concat"})  # passes/fuse_conv_concat.py
     assert GATED_OF == {OPS[op].base: op for op in LAYER_OF_GATED}
@@ -55,6 +56,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     assert OPS["squeeze_excite"].base == "global_avgpool2d"
     assert OPS["pointwise_avgpool"].base == "global_avgpool2d"
     assert OPS["avgpool_dense"].base == "global_avgpool2d"
+    assert OPS["dense_pair"].base == "dense"
     assert OPS["conv2d_maxpool"].base == "maxpool2d"
     assert OPS["conv2d_avgpool"].base == "avgpool2d"
     assert OPS["conv2d_concat"].base == "conv2d"

@@ -33,7 +33,7 @@ from cnnc.ir.ops import node_op_names
 from cnnc.passes.pipeline import inference_graph, training_graph
 from cnnc.tune.cache import variant_problem
 from cnnc.tune.gate import cases
-from cnnc.tune.space import as_layer, gemm_of, tunable, variant_space
+from cnnc.tune.space import as_layer, gemm_of, tunable, tuning_graph, variant_space
 
 # Every algorithm of every tunable op applies somewhere here: a few channels (im2col), a
 # stride-2 convolution (phases), stride-1 3x3 ones (Winograd), a grouped one, transposed
@@ -72,7 +72,9 @@ BATCH = 3
 @pytest.fixture(scope="module")
 def graphs():
     forward = load_spec(SPEC)
-    return [inference_graph(forward), training_graph(forward, wrt_inputs=True)]
+    # the inference graph as the tuner sees it: the dense layer and softmax head it fuses
+    # (dense_pair) as the two layers
+    return [tuning_graph(inference_graph(forward)), training_graph(forward, wrt_inputs=True)]
 
 
 def _nodes(graphs, target):

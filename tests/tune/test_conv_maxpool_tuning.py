@@ -1,9 +1,12 @@
 """The tuner on convolutions fused with their max pooling (cnnc/ir/conv_maxpool.py): tuned and
-keyed as the convolution they run, its pooling after it (cnnc/tune/space.py: tuning_graph), so
-the cache's entry for the convolution of the unfused graph sets the fused node's variant, and
-bind_conv_maxpool.py pools as that variant stores."""
+keyed as the convolution they run, its pooling after it (cnnc/tune/space.py: tuning_graph), the
+key marked with the pooling (tuner.POOLED_BY: each variant is timed with the pooling's launch
+where it cannot pool as it stores, so the entry is not the unpooled convolution's); the cache's
+entry sets the fused node's variant, and bind_conv_maxpool.py pools as that variant stores."""
 
 from __future__ import annotations
+
+import pytest
 
 import cnnc
 from cnnc.backends.opencl.launches import BindContext
@@ -11,7 +14,7 @@ from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.passes.pipeline import inference_graph, inference_pipeline, run_pipeline
 from cnnc.tune import cache as tc
 from cnnc.tune.space import tunable, tuning_graph, variant_space
-from cnnc.tune.tuner import READERS_SPACE, install, node_key
+from cnnc.tune.tuner import POOLED_BY, READERS_SPACE, Tuner, install, node_key
 
 SPEC = {
     "network": "pooled", "input": [9, 9, 8],
@@ -53,9 +56,11 @@ def test_the_convolutions_cached_variant_sets_the_fused_launch(device, cache_dir
     backend = OpenCLBackend(device)
     chosen = {"algo": "winograd", "wino_m": 2}
     cache = tc.TuningCache.default()
-    # the unfused graph's entry: the same key as the fused node's stand-in
-    key = node_key(backend, unfused, unfused.node("a"), 3)
-    assert key == node_key(backend, tuning_graph(graph), tuning_graph(graph).node("p"), 3)
+    # the fused node's stand-in: the unfused graph's convolution's key, marked with the pooling
+    key = node_key(backend, tuning_graph(graph), tuning_graph(graph).node("p"), 3)
+    assert key["attrs"].pop(POOLED_BY) == "maxpool2d"
+    assert key == node_key(backend, unfused, unfused.node("a"), 3)
+    key["attrs"][POOLED_BY] = "maxpool2d"
     cache.put(tc.make_entry(key, chosen, 0.001, 0.002))
     install(backend)
     assert backend.choose_variants(graph, 3)["p"] == chosen
@@ -88,6 +93,7 @@ def test_a_pooled_convolution_is_keyed_apart_from_the_same_one_unpooled(device, 
     backend = OpenCLBackend(device)
     bare, pooled = (node_key(backend, proxy, proxy.node(n), 1) for n in ("bare", "pooled"))
     changed = pooled["attrs"].pop(READERS_SPACE)
+    assert pooled["attrs"].pop(POOLED_BY) == "maxpool2d"
     assert bare == pooled  # the same launch otherwise
     # F(7x7) taken out; the row kernel, pooling as it stores, added (8 channels) as the
     # default, the direct algorithm keeping its own default block
@@ -95,6 +101,7 @@ def test_a_pooled_convolution_is_keyed_apart_from_the_same_one_unpooled(device, 
     assert {v["algo"] for v in changed["taken"]} == {"winograd", "direct"}
     assert {v["algo"] for v in changed["added"]} == {"conv_rows"}
     pooled["attrs"][READERS_SPACE] = changed
+    pooled["attrs"][POOLED_BY] = "maxpool2d"
     cache = tc.TuningCache.default()
     f7, f4 = {"algo": "winograd", "wino_m": 7}, {"algo": "winograd", "wino_m": 4}
     cache.put(tc.make_entry(bare, f7, 0.001, 0.002))
@@ -123,4 +130,35 @@ def test_a_map_also_read_elsewhere_keeps_the_space_of_the_convolution_alone(devi
     space = variant_space(graph.node("c"), BindContext(graph, 1, backend.target))
     assert any(v.get("wino_m") == 7 for v in space)  # a tile may cut windows: pool.cl pools
     assert space[0]["algo"] == "direct"  # the row kernel would not pool in its store
-    assert READERS_SPACE not in node_key(backend, graph, graph.node("c"), 1)["attrs"]
+    key = node_key(backend, graph, graph.node("c"), 1)
+    assert READERS_SPACE not in key["attrs"] and POOLED_BY not in key["attrs"]
+
+
+@pytest.mark.slow  # a whole tuning run (~30 s on 2 cores)
+def test_each_variant_is_timed_with_the_pooling_as_the_fused_node_binds(device, cache_dir,
+                                                                        monkeypatch):
+    """The graph each variant of the pooled convolution is timed on is the fused node alone:
+    the row kernel's one launch pooling as it stores, the implicit GEMM's two (its map, then
+    pool.cl's pooling); the unpooled convolution's, its own launch."""
+    import io
+
+    graph = inference_graph(cnnc.load_spec(SAME_SHAPES))
+    tuner = Tuner(device, tc.TuningCache.default(), 60.0, out=io.StringIO(), progress=False)
+    timed: dict[str, list] = {"bare": [], "pooled": []}
+    original = Tuner._time
+
+    def spy(self, g, name, batch, values, variant, index, best=None):
+        t = original(self, g, name, batch, values, variant, index, best)
+        exe = self.backend.compile(g, batch)
+        timed[name].append((variant.get("algo"), g.node(name).op,
+                            [b.launch.kernel for b in exe.bound]))
+        return t
+    monkeypatch.setattr(Tuner, "_time", spy)
+    tuner.tune_graph(graph, 1, force=True)
+    assert timed["pooled"] and all(op == "conv2d_maxpool" for _, op, _ in timed["pooled"])
+    for algo, _, kernels in timed["pooled"]:
+        if algo == "conv_rows":
+            assert kernels == ["conv2d_rows"]
+        elif algo == "direct":
+            assert kernels[-1] == "maxpool2d"
+    assert timed["bare"] and all(op == "conv2d" for _, op, _ in timed["bare"])

@@ -12,6 +12,7 @@ from cnnc.backends.numpy.clipping_impls import CLIPPING_IMPLS
 from cnnc.backends.numpy.conv_concat_impls import CONV_CONCAT_IMPLS
 from cnnc.backends.numpy.conv_maxpool_impls import CONV_MAXPOOL_IMPLS
 from cnnc.backends.numpy.conv_transpose_impls import CONV_TRANSPOSE_IMPLS
+from cnnc.backends.numpy.dense_pair_impls import DENSE_PAIR_IMPLS
 from cnnc.backends.numpy.depthwise_layer_norm_impls import DEPTHWISE_LAYER_NORM_IMPLS
 from cnnc.backends.numpy.depthwise_pointwise_impls import DEPTHWISE_POINTWISE_IMPLS
 from cnnc.backends.numpy.distributed_impls import DISTRIBUTED_IMPLS
@@ -57,3 +58,4 @@ IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)
 IMPLS.update(CONV_CONCAT_IMPLS)
 IMPLS.update(AVGPOOL_DENSE_IMPLS)
+IMPLS.update(DENSE_PAIR_IMPLS)

@@ -29,6 +29,7 @@ from cnnc.backends.opencl import (
     bind_clipping,
     bind_conv_concat,
     bind_conv_maxpool,
+    bind_dense_pair,
     bind_depthwise_layer_norm,
     bind_distributed,
     bind_ema,
@@ -88,6 +89,7 @@ BINDERS.update(bind_squeeze_excite.BINDERS)
 BINDERS.update(bind_conv_maxpool.BINDERS)
 BINDERS.update(bind_conv_concat.BINDERS)
 BINDERS.update(bind_avgpool_dense.BINDERS)
+BINDERS.update(bind_dense_pair.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
