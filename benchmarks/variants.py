@@ -88,7 +88,9 @@ def time_nodes(graph: Any, backend: OpenCLBackend, args: argparse.Namespace) -> 
         space = variant_space(node, ctx)
         chosen = range(len(space)) if not picks else [int(i) for i in picks.split(",")]
         variants = [(f"{i:2d} {describe(space[i])}", space[i]) for i in chosen]
-        variants += [(f"   {describe(v)}", v) for v in extra.get(name, [])]
+        # numbered: two --variant ones that describe() spells alike (keys it does not show)
+        # would otherwise share a label, and the second would silently replace the first
+        variants += [(f"x{j:<2d}{describe(v)}", v) for j, v in enumerate(extra.get(name, []))]
         g1 = single_node_graph(graph, node, args.batch)
         values = random_values(g1, args.batch)
         runs = {}
