@@ -193,3 +193,26 @@ def test_depthwise_pointwise_rows_pad_their_filters(device, graph):
     for variant in padded:
         verdict = gate.check(variant)
         assert verdict.admitted, (describe(variant), verdict.reason)
+
+
+def test_gathered_convolutions_read_the_padded_kernel(device):
+    """shufflenet_mini's gathered 1x1 convolutions (24 filters, their input read from several
+    tensors: conv2d.cl's -D GATHERED path, which the gate's stand-in does not run) under padded
+    variants: the whole forward pass against the NumPy reference, at batch 3."""
+    from pathlib import Path
+
+    from cnnc.crosscheck import cross_check
+    from cnnc.ir.gathered import LAYER_OF_GATHERED
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "shufflenet_mini.yaml"
+    graph = inference_graph(load_spec(str(spec)))
+    gathered = [n.name for n in graph.nodes if n.op in LAYER_OF_GATHERED]
+    assert len(gathered) == 2
+    variant = {"algo": "direct", "MR": 6, "VW": 16, "NV": 2, "pad": 1}
+    plan = make_plan(graph, 3, AVX512, variants=dict.fromkeys(gathered, variant))
+    for name in gathered:
+        conv = [lau for lau in plan.bindings[name].launches if lau.kernel == "conv2d_forward"]
+        assert conv[0].define_map["GATHERED"] == 1 and conv[0].define_map["FP"] == 32
+    report = cross_check(graph, 3, device=device, target=AVX512, seed=1,
+                         variants=dict.fromkeys(gathered, variant))
+    assert report.passed, report
