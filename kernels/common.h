@@ -337,6 +337,24 @@ static floatV epilogue(floatV value, __global const float *bias, __global const 
 }
 #endif
 
+/* epilogue on one lane: the value of output channel `col` stored at flat index `at` (the
+ * part of a vector that reaches past a row's last channel: conv2d.cl's padded columns). */
+static float epilogue_lane(float value, __global const float *bias,
+                           __global const float *residual, int col, int at)
+{
+#if HAS_BIAS
+    value += bias[col];
+#endif
+#if HAS_RESIDUAL
+    value += residual[at];
+#endif
+#if HAS_ACT_GRAD
+    return ACTIVATE_GRAD(residual[at], value);
+#else
+    return ACTIVATE(value);
+#endif
+}
+
 /* Where part k of `parts` starts in a reduction over n items: the parts split n as evenly as
  * possible (end = the start of part k + 1). The product is taken in 64 bits: n * k may
  * exceed int. */

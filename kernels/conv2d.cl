@@ -90,6 +90,46 @@
 #define POINTWISE_ROWS 0
 #endif
 
+/* Padded columns (-D FP > F, forward, the register-blocked path of an ungrouped convolution in
+ * one part): w is read as a (KH*KW*C) x FP matrix whose columns F.. are zeros (the binder pads
+ * the kernel once, bind_layers.py), so that blocks of the widest vectors cover F columns that
+ * they do not divide: 24 or 72 filters on AVX-512 as float16 blocks, not float8 ones at half
+ * the lanes per FMA. store_output_padded leaves the columns past F out. */
+#ifndef FP
+#define FP F
+#endif
+#if FP != F && (LOCAL_TILE || SPLIT > 1 || CG != C || FP % NR || FP < F)
+#error "FP: the padded kernel's columns, a multiple of the block's (NR) from F on"
+#endif
+
+#if FP != F
+/* store_output for a block that may reach past column F: whole vectors before F as usual,
+ * the one vector holding column F - 1 lane by lane (F % VW of them), none after it. */
+static void store_output_padded(floatV acc[MR][NV], __global const float *bias,
+                                __global const float *residual, __global float *out, int m0,
+                                int n0, int rows)
+{
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (m0 + r >= rows)
+            return;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const int col = n0 + v * VW, at = (m0 + r) * F + col;
+            if (col + VW <= F) {
+                STOREV(epilogue(acc[r][v], bias, residual, col, at), out + at);
+            } else if (col < F) {
+                float lanes[VW];
+                STOREV(acc[r][v], lanes);
+#pragma unroll
+                for (int i = 0; i < F % VW; i++)
+                    out[at + i] = epilogue_lane(lanes[i], bias, residual, col + i, at + i);
+            }
+        }
+    }
+}
+#endif
+
 #if SPLIT > 1
 /* A part's block as it is summed (no epilogue: conv2d_parts_finish adds it after the sum). */
 static void store_part(floatV acc[MR][NV], __global float *out, int m0, int n0, int rows,
@@ -197,9 +237,9 @@ static void gated_taps(floatV acc[MR][NV], __global const float *x, __global con
         gsrc[r] = gate + (m / (OH * OW)) * GS0;
     }
     if (gsrc[0] == gsrc[MR - 1])
-        gated_steps_shared(acc, src, gsrc[0], w + n0, C, F);
+        gated_steps_shared(acc, src, gsrc[0], w + n0, C, FP);
     else
-        gated_steps_by_row(acc, src, gsrc, w + n0, C, F);
+        gated_steps_by_row(acc, src, gsrc, w + n0, C, FP);
 #else
     const int g = n0 / FG;
     int ih0[MR], iw0[MR], base[MR], gbase[MR];
@@ -228,11 +268,11 @@ static void gated_taps(floatV acc[MR][NV], __global const float *x, __global con
                 src[r] = inside ? x + base[r] + (ih * W + iw) * C : zeros;
                 gsrc[r] = inside ? gate + gbase[r] + ih * GS1 + iw * GS2 : zeros;
             }
-            __global const float *wk = w + (kh * KW + kw) * CG * F + n0;
+            __global const float *wk = w + (kh * KW + kw) * CG * FP + n0;
             if (shared)
-                gated_steps_shared(acc, src, gate + gbase[0], wk, CG, F);
+                gated_steps_shared(acc, src, gate + gbase[0], wk, CG, FP);
             else
-                gated_steps_by_row(acc, src, gsrc, wk, CG, F);
+                gated_steps_by_row(acc, src, gsrc, wk, CG, FP);
         }
     }
 #endif
@@ -283,9 +323,9 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
                 src1[r] = inside ? x1 + ((n_[r] * (H / UP1H) + ih / UP1H) * (W / UP1W)
                                          + iw / UP1W) * C1 : zeros;
             }
-            __global const float *wk = w + (kh * KW + kw) * C * F + n0;
-            gemm_steps(acc, src0, wk, C0, F);
-            gemm_steps(acc, src1, wk + C0 * F, C1, F);
+            __global const float *wk = w + (kh * KW + kw) * C * FP + n0;
+            gemm_steps(acc, src0, wk, C0, FP);
+            gemm_steps(acc, src1, wk + C0 * FP, C1, FP);
         }
     }
 #else
@@ -303,7 +343,7 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
 #pragma unroll
     for (int r = 0; r < MR; r++)
         rows[r] = x + min(m0 + r, M - 1) * C + c_begin; /* past the end: repeats, not stored */
-    gemm_steps(acc, rows, w + c_begin * F + n0, c_len, F);
+    gemm_steps(acc, rows, w + c_begin * FP + n0, c_len, FP);
 #else
     int ih0[MR], iw0[MR], base[MR];
 #pragma unroll
@@ -323,7 +363,7 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
                 const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
                 src[r] = inside ? x + base[r] + (ih * W + iw) * C : zeros;
             }
-            gemm_steps(acc, src, w + ((kh * KW + kw) * CG + c_begin) * F + n0, c_len, F);
+            gemm_steps(acc, src, w + ((kh * KW + kw) * CG + c_begin) * FP + n0, c_len, FP);
         }
     }
 #endif
@@ -332,6 +372,8 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
 #endif
 #if SPLIT > 1
     store_part(acc, y + (int)get_global_id(2) * M * F, m0, n0, M, F);
+#elif FP != F
+    store_output_padded(acc, bias, RESIDUAL, y, m0, n0, M);
 #else
     store_output(acc, bias, RESIDUAL, y, m0, n0, M, F);
 #endif

@@ -219,6 +219,44 @@ __kernel void depthwise_pointwise_staged(__global const float *restrict x,
  * the window arithmetic, not the FMAs, bounded the staged kernel). MR is the binder's choice
  * from OW (blocks that cut each row evenly), GR (-D) the GEMM phase's rows per register block.
  * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = 1. */
+/* Padded filters (-D KP > K, conv2d.cl's -D FP for this kernel): pw read as an F x KP matrix
+ * whose columns K.. are zeros (the binder pads it once), so that blocks of the widest vectors
+ * cover K filters they do not divide (24 on AVX-512: float16, not float8); the vector holding
+ * filter K - 1 is stored lane by lane, none after it. */
+#ifndef KP
+#define KP K
+#endif
+#if KP % NR || KP < K
+#error "KP: the padded pointwise kernel's columns, a multiple of the block's (NR) from K on"
+#endif
+
+/* pointwise_epilogue's store of the filters k.. of an output pixel whose filters start at
+ * `out` (all VW of them before K; with padded filters, the first K % VW or none after K). */
+static void store_filters(floatV v, __global const float *pb, __global float *out,
+                          int k)
+{
+#if KP == K
+    STOREV(pointwise_epilogue(v, pb, k), out + k);
+#else
+    if (k + VW <= K) {
+        STOREV(pointwise_epilogue(v, pb, k), out + k);
+    } else if (k < K) {
+        float lanes[VW];
+        STOREV(v, lanes);
+#pragma unroll
+        for (int i = 0; i < K % VW; i++) {
+#if PW_BIAS
+            lanes[i] += pb[k + i];
+#endif
+#if PW_ACT
+            lanes[i] = ACTIVATE(lanes[i]);
+#endif
+            out[k + i] = lanes[i];
+        }
+    }
+#endif
+}
+
 #define SPAN ((MR - 1) * SW + (KW - 1) * DW + 1)
 #define ROW_BLOCKS ((OW + MR - 1) / MR)
 
@@ -277,7 +315,7 @@ __kernel void depthwise_pointwise_rows(__global const float *restrict x,
     const int out0 = (row * OW + ow0) * K;
 #pragma unroll
     for (int r0 = 0; r0 < MR; r0 += GR) {
-        for (int k0 = 0; k0 < K; k0 += NR) {
+        for (int k0 = 0; k0 < KP; k0 += NR) {
             floatV out[GR][NV];
 #pragma unroll
             for (int r = 0; r < GR; r++)
@@ -286,7 +324,7 @@ __kernel void depthwise_pointwise_rows(__global const float *restrict x,
                     out[r][v] = (floatV)(0.0f);
             for (int f = 0; f < F; f++) {
                 floatV bv[NV];
-                load_row(bv, pw + f * K + k0);
+                load_row(bv, pw + f * KP + k0);
 #pragma unroll
                 for (int r = 0; r < GR; r++) {
                     const float a = r0 + r < MR ? d[r0 + r][f] : 0.0f;
@@ -301,8 +339,7 @@ __kernel void depthwise_pointwise_rows(__global const float *restrict x,
                 if (r0 + r < MR && ow0 + r0 + r < OW) {
 #pragma unroll
                     for (int v = 0; v < NV; v++)
-                        STOREV(pointwise_epilogue(out[r][v], pb, k0 + v * VW),
-                               y + out0 + (r0 + r) * K + k0 + v * VW);
+                        store_filters(out[r][v], pb, y + out0 + (r0 + r) * K, k0 + v * VW);
                 }
             }
         }

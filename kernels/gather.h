@@ -6,12 +6,17 @@
  * -D SOURCES (1 to 4) tensors, x and then the kernel's last arguments (GATHER_PARAM), all of one
  * size but the channels; SEGMENTS (1 to 8) runs, run i reading SEG<i>_LEN channels from
  * SEG<i>_OFF on of each pixel of source SEG<i>_SRC (a tensor of SEG<i>_C channels) against the
- * kernel rows SEG<i>_K0, + SEG<i>_KS, ... of a kernel with F columns. Each run is one reduction
- * loop (gemm_steps) whose B rows are SEG<i>_KS * F floats apart: the plain 1x1 convolution's
+ * kernel rows SEG<i>_K0, + SEG<i>_KS, ... of a kernel with FP columns (F, or padded:
+ * conv2d.cl). Each run is one reduction
+ * loop (gemm_steps) whose B rows are SEG<i>_KS * FP floats apart: the plain 1x1 convolution's
  * loop cut in pieces, no index arithmetic per step.
  */
 #ifndef CNNC_GATHER_H
 #define CNNC_GATHER_H
+
+#ifndef FP
+#define FP F /* the kernel's columns unpadded */
+#endif
 
 #if SOURCES == 1
 #define GATHER_PARAM
@@ -47,7 +52,7 @@ static void gather_run(floatV acc[MR][NV], __global const float *src, int channe
 
 #define GATHER_RUN(i)                                                                          \
     gather_run(acc, sources[SEG##i##_SRC], SEG##i##_C, SEG##i##_OFF, SEG##i##_LEN, pix,        \
-               w + SEG##i##_K0 * F, SEG##i##_KS * F)
+               w + SEG##i##_K0 * FP, SEG##i##_KS * FP)
 
 /* acc += the gathered input's pixels pix[r] times columns w.. of the kernel (w points at the
  * block's first column of row 0), every run in turn. */

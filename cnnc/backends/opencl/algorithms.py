@@ -52,6 +52,7 @@ from cnnc.backends.opencl.tiling import (
     accumulator_registers,
     exact_row_tile,
     operand_registers,
+    padded_tiles,
     pixel_row_tile,
 )
 from cnnc.backends.opencl.tunable import Algorithm, EdgeShape, Gemm, Variant, tile_text
@@ -124,6 +125,18 @@ def _grad_kernel_forms(node: Node, ctx: BindContext) -> list[dict[str, int]]:
     return forms
 
 
+def _padded(node: Node, ctx: BindContext) -> list[dict[str, int]]:
+    """The implicit GEMM with its kernel's columns padded to blocks of the widest vectors
+    (tiling.padded_tiles, conv2d.cl -D FP), where they do not divide the filters: an ungrouped
+    convolution's forward pass on the register-blocked path, in one reduction part by
+    default."""
+    geo = conv_geometry(node.attrs, ctx.shape(node.inputs[0]))
+    if (node.attrs["groups"] != 1 or uses_im2col(node, geo, None, ctx.target)
+            or default_split(geo, ctx.batch, ctx.target) > 1):
+        return []
+    return [{"algo": "direct", **tile, "pad": 1} for tile in padded_tiles(geo["F"], ctx.target)]
+
+
 def _direct_family(variant: Variant) -> tuple[int]:
     """Whether the windows are copied out (im2col) where they would be: the same family for
     every op's direct algorithm; copied out where they would not be (a strided convolution's
@@ -165,8 +178,8 @@ REGISTERED: tuple[Algorithm, ...] = (
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
-            forms=_forward_forms, keys=_IM2COL_KEYS, rows_tile=exact_row_tile,
-            registers=operand_registers),
+            variants=_padded, forms=_forward_forms, keys={**_IM2COL_KEYS, "pad": (0, 1)},
+            rows_tile=exact_row_tile, registers=operand_registers),
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
@@ -251,7 +264,8 @@ REGISTERED: tuple[Algorithm, ...] = (
     # blocks over it; the same over flat pixel blocks; elsewhere in one.
     Algorithm("depthwise_pointwise", dwpw.ROWS, dwpw.bind_rows, dwpw.dwpw_edges,
               dwpw.describe_rows, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,
-              variants=dwpw.rows_variants, keys=depthwise.ROWS_KEYS, tile=dwpw.rows_default,
+              variants=dwpw.rows_variants, keys={**depthwise.ROWS_KEYS, "pad": (0, 1)},
+              tile=dwpw.rows_default,
               registers=dwpw.rows_registers),
     Algorithm("depthwise_pointwise", dwpw.STAGED, dwpw.bind_staged, dwpw.dwpw_edges,
               dwpw.describe_staged, gemm=dwpw.staged_gemm, applies=dwpw.staged_applies,

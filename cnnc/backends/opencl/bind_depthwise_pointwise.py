@@ -40,17 +40,19 @@ from cnnc.backends.opencl.launches import (
     Workspace,
     launch,
 )
-from cnnc.backends.opencl.primitives import bn_fold
+from cnnc.backends.opencl.primitives import bn_fold, pad_columns
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import (
     accumulator_registers,
     gemm_grid,
+    padded_tiles,
     registers_used,
     tuned_tile,
     vector_width,
 )
 from cnnc.backends.opencl.tunable import EdgeShape, Gemm, Variant, tile_text
-from cnnc.intmath import ceil_div
+from cnnc.errors import InternalError
+from cnnc.intmath import ceil_div, round_up
 from cnnc.ir.activations import kernel_defines
 from cnnc.ir.depthwise_pointwise import parts
 from cnnc.ir.fused import FOLDED_LAYER
@@ -125,11 +127,22 @@ def bind_depthwise_pointwise(node: Node, ctx: BindContext) -> NodeBinding:
 
 
 def _bind(node: Node, ctx: BindContext, kernel: str, tile: dict[str, int],
-          grid: tuple[int, ...], group: tuple[int, ...] | None) -> NodeBinding:
+          grid: tuple[int, ...], group: tuple[int, ...] | None,
+          padded: Mapping[str, int] | None = None) -> NodeBinding:
+    """The launch, after the parts' folds; with `padded` ({"KP": columns}: the row kernel's
+    padded filters) after the pointwise kernel's padding into a workspace of its own too, run
+    once per change of the weights as the folds are."""
     x = node.inputs[0]
     dw, pw, geo, channels, filters = _sizes(node, ctx)
     folds_dw, dw_w, dw_b, sizes_dw = _weights(dw, ctx, channels, 0)
     folds_pw, pw_w, pw_b, sizes_pw = _weights(pw, ctx, filters, len(sizes_dw))
+    if padded:
+        at = len(sizes_dw) + len(sizes_pw)
+        pad = pad_columns(pw_w, Workspace(at), channels, filters, padded["KP"], ctx.target,
+                          once=True)
+        folds_pw, pw_w = (*folds_pw, pad), Workspace(at)
+        sizes_pw = (*sizes_pw, channels * padded["KP"])
+        tile = {**tile, **padded}
     dw_act, pw_act = dw.attrs["activation"], pw.attrs["activation"]
     act = pw_act if pw_act != "linear" else dw_act
     defines = {**geo, **tile, "K": filters, **kernel_defines(act),
@@ -282,12 +295,24 @@ def rows_tile(node: Node, ctx: BindContext) -> dict[str, int]:
     and GR the most of the MR pixels whose GEMM block of VW * NV filters fits the registers
     (a 7-pixel row by 24 filters as blocks of 4 and 3)."""
     _, _, geo, channels, filters = _sizes(node, ctx)
-    tile = tuned_tile(filters, ctx.target, ctx.variant(node), base=rows_default)
+    variant = ctx.variant(node)
+    tile = tuned_tile(padded_filters(filters, variant), ctx.target, variant, base=rows_default)
     while tile["MR"] > 1 and tile["MR"] * channels > STAGED_FLOATS:
         tile["MR"] //= 2
     tile["VD"] = vector_width(channels, ctx.target)
     mr = row_block(geo["OW"], tile["MR"])
     return {**tile, "MR": mr, "GR": gemm_rows({**tile, "MR": mr}, ctx.target)}
+
+
+def padded_filters(filters: int, variant: Variant) -> int:
+    """The pointwise kernel's columns as the row kernel reads them: the K filters, or with a
+    variant's "pad": 1 (its VW and NV stated) K rounded up to the block's columns
+    (depthwise_pointwise.cl -D KP, as conv2d.cl's -D FP: tiling.padded_tiles)."""
+    if not variant.get("pad", 0):
+        return filters
+    if "VW" not in variant or "NV" not in variant:
+        raise InternalError(f"padded filters need a variant's register block, not {variant}")
+    return round_up(filters, int(variant["VW"]) * int(variant["NV"]))
 
 
 def gemm_rows(tile: Mapping[str, int], target: Target) -> int:
@@ -305,23 +330,32 @@ def rows_registers(tile: Mapping[str, int], target: Target) -> int:
 
 
 def bind_rows(node: Node, ctx: BindContext) -> NodeBinding:
-    _, _, geo, _, _ = _sizes(node, ctx)
+    _, _, geo, _, filters = _sizes(node, ctx)
     tile = rows_tile(node, ctx)
     blocks = ctx.batch * geo["OH"] * ceil_div(geo["OW"], tile["MR"])
     group = rows_group(blocks, 1, ctx.target, ctx.variant(node))
     grid = (ceil_div(blocks, group[0]) * group[0] if group else blocks, 1)
-    return _bind(node, ctx, "depthwise_pointwise_rows", tile, grid, group)
+    kp = padded_filters(filters, ctx.variant(node))
+    return _bind(node, ctx, "depthwise_pointwise_rows", tile, grid, group,
+                 {"KP": kp} if kp != filters else {})
 
 
 def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
-    """The row kernel with one row block per work-group beside ROWS_GROUP's, with
+    """The row kernel with its filters padded (tiling.padded_tiles), with one row block per
+    work-group beside ROWS_GROUP's, with
     staged_default's narrower GEMM block, and with blocks of at most four and two pixels (a
     7-wide row as 4 + 3, 2 + 2 + 2 + 1). CPU only, as the staged kernel."""
     if not staged_applies(node, ctx):
         return []
     _, _, _, _, filters = _sizes(node, ctx)
     default = rows_default(filters, ctx.target)
-    out = [{"algo": ROWS, **default, "rows_group": 1}]
+    # The filters padded to blocks of the widest vectors where those do not divide them, the
+    # default's pixels a block (a row's 7 pixels as 6 + 1 ran slower than as 7 on
+    # mobilenetv3_mini's 7x7x48 -> 24 block).
+    padded = [{"algo": ROWS, **tile, "MR": default["MR"], "pad": 1}
+              for tile in padded_tiles(filters, ctx.target)]
+    out = [v for i, v in enumerate(padded) if v not in padded[:i]]
+    out.append({"algo": ROWS, **default, "rows_group": 1})
     narrow = staged_default(filters, ctx.target)
     if narrow != default:  # the filters VW * NV at a time, the row's pixels in one block
         out.append({"algo": ROWS, **narrow})

@@ -34,6 +34,7 @@ from cnnc.backends.opencl.primitives import (
     global_pool_defines,
     im2col,
     matmul,
+    pad_columns,
     pad_rows,
     unfused_softmax,
     uses_im2col,
@@ -50,6 +51,7 @@ from cnnc.backends.opencl.tiling import (
 )
 from cnnc.backends.opencl.tunable import Gemm, Variant
 from cnnc.errors import InternalError
+from cnnc.intmath import round_up
 from cnnc.ir.graph import Node
 
 
@@ -67,21 +69,53 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
     if uses_im2col(node, geo, variant, ctx.target):
         return _bind_conv2d_im2col(node, ctx, geo, bias, variant)
     gemm = conv2d_gemm(node, ctx, variant)
+    fp = padded_filters(node, geo, variant)
     tile, local = with_local_tile(
-        tuned_tile(gemm.cols, ctx.target, variant),
+        tuned_tile(gemm.cols if fp == geo["F"] else fp, ctx.target, variant),
         ctx.target,
-        gemm.local and bool(variant.get("local", 1)),
+        gemm.local and bool(variant.get("local", 1)) and fp == geo["F"],
     )
     defines = {**geo, **tile, "HAS_BIAS": int(bias != NULL), **epilogue_act(node)}
     gemm_out, after, work = unfused_softmax(node, ctx, workspace=0)
     grid, group = gemm_grid(gemm.rows, geo["F"], tile, local, ctx.target, variant)
     split = forward_split(node, ctx, geo, variant, local)
     if split > 1:
+        if fp != geo["F"]:
+            raise InternalError(f"node '{node.name}': a forward pass in {split} reduction parts "
+                                "cannot pad its kernel's columns")
         return _bind_conv2d_parts(node, ctx, geo, defines, grid, group, split, bias, gemm_out,
                                   after, work)
-    args = (Value(x), Value(node.params[0]), bias, ZEROS, gemm_out, Int(ctx.batch))
+    kernel: Arg = Value(node.params[0])
+    launches: tuple[Launch, ...] = ()
+    constants: tuple[int, ...] = ()
+    if fp != geo["F"]:
+        # The kernel's columns padded with zeros to fp, once per change of the weights where
+        # it is one (a folded batch norm's kernel is its node's constant workspace too).
+        once = node.params[0] in ctx.graph.state_map
+        padded = Workspace(len(work))
+        taps = geo["KH"] * geo["KW"] * geo["C"]
+        launches = (pad_columns(kernel, padded, taps, geo["F"], fp, ctx.target, once=once),)
+        kernel, work = padded, (*work, taps * fp)
+        constants = (padded.index,) if once else ()
+        defines["FP"] = fp
+    args = (Value(x), kernel, bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
-    return NodeBinding((conv, *after), workspaces=work, zeros=geo["CG"])
+    return NodeBinding((*launches, conv, *after), workspaces=work, zeros=geo["CG"],
+                       constants=constants)
+
+
+def padded_filters(node: Node, geo: Mapping[str, int], variant: Variant) -> int:
+    """The kernel's columns as conv2d_forward reads them: F, or with a variant's "pad": 1 (the
+    register block's VW and NV stated) F rounded up to the block's columns (conv2d.cl -D FP),
+    where the widest vectors do not divide F (tiling.padded_tiles). Ungrouped only (so the
+    padded block's columns are the GEMM's, not a group's)."""
+    f = geo["F"]
+    if not variant.get("pad", 0):
+        return f
+    if node.attrs["groups"] != 1 or "VW" not in variant or "NV" not in variant:
+        raise InternalError(f"node '{node.name}': padded columns need an ungrouped convolution "
+                            f"and a variant's register block, not {dict(variant)}")
+    return round_up(f, int(variant["VW"]) * int(variant["NV"]))
 
 
 # Forward parts (conv2d.cl -D SPLIT): offered where the output has at most SPLIT_MAX_ROWS

@@ -407,6 +407,18 @@ def pad_rows(
     return launch("elementwise.cl", "pad_rows", flat(items), args, {"VW": vw})
 
 
+def pad_columns(src: Arg, dst: Arg, rows: int, cols: int, padded: int, target: Target,
+                *, once: bool = False) -> Launch:
+    """dst, a rows x `padded` matrix: src's rows of `cols` floats, then zeros (a kernel padded
+    to more columns, conv2d.cl's -D FP): elementwise.cl's pad_rows on one image of `rows`
+    rows. once: src is a weight (or a node's constant workspace), so dst is one too."""
+    vw = run_vector(cols, padded, target=target)
+    rows_per, chunk, chunks, items = run_grid(rows, padded, vw, target)
+    args = (src, dst, Int(rows), Int(rows_per), Int(chunk), Int(chunks), Int(rows), Int(rows),
+            Int(0), Int(cols), Int(padded), Int(0))
+    return launch("elementwise.cl", "pad_rows", flat(items), args, {"VW": vw}, once=once)
+
+
 # ---------------------------------------------------------------- convolution and pooling
 
 

@@ -142,6 +142,35 @@ def pixel_row_tile(cols: int, target: Target) -> dict[str, int]:
     return {"MR": 1, "VW": vw, "NV": 1}
 
 
+# Padded blocks (padded_tiles): rows per block and vectors per row, in the order worth timing.
+PADDED_ROWS = (6, 8)
+PADDED_VECTORS = (3, 2)
+
+
+def padded_tiles(cols: int, target: Target) -> list[dict[str, int]]:
+    """Register blocks of the widest vectors for a GEMM of `cols` columns that they do not
+    divide, its B operand padded with zero columns to the block's multiple (conv2d.cl -D FP,
+    the tuner's "pad": 1), where the padding takes at most a quarter of the block's lanes. On
+    a CPU only (a GPU's work-item is one lane: nothing to fill). Measured
+    (benchmarks/variants.py, pocl 3.1, 2-core Intel Xeon AVX-512, 20 interleaved rounds, load
+    3.2-3.5, medians), mobilenetv3_mini at batch 256: its 7x7x24 -> 72 expansion as 6x16x3
+    (96 columns) 1.87x, 8x16x2 1.71x, 4x16x3 1.45x, 4x16x5 (80) 1.38x, 8x16x1 (80) 1.08x the
+    default 8x8x3; the gated 7x7x72 -> 24 projection as 6x16x2 1.21x, 12x16x2 1.12x, 8x16x2
+    and 4x16x2 1.08x, 8x16x1 0.91x: two or three vectors a row, six or eight rows."""
+    vw = target.max_vector
+    if target.kind != "cpu" or cols % vw == 0:
+        return []
+    tiles = []
+    for nv in PADDED_VECTORS:
+        if 3 * round_up(cols, vw * nv) > 4 * cols:
+            continue
+        for mr in PADDED_ROWS:
+            tile = {"MR": mr, "VW": vw, "NV": nv}
+            if registers_used(tile, target) <= target.vector_registers:
+                tiles.append(tile)
+    return tiles
+
+
 # Keys a tuned variant (BindContext.variants, cnnc/tune/space.py) may set for a GEMM-like launch.
 TILE_KEYS = ("MR", "VW", "NV")
 

@@ -86,6 +86,8 @@ def tile_text(variant: Variant) -> str:
         text += " no-im2col"
     elif "im2col" in variant:
         text += " im2col"
+    if variant.get("pad", 0):
+        text += " padded"
     if "sync" in variant:
         text += f" sync={variant['sync']}" if variant["sync"] else " no-sync"
     return text
