@@ -15,7 +15,7 @@ import cnnc
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.plan import make_plan
 from cnnc.backends.opencl.target import Target
-from cnnc.backends.opencl.winograd import RULE_MAX_BATCH, wins_by_rule, winograd_error_factor
+from cnnc.backends.opencl.winograd import RULE_MAX_BATCH, winograd_error_factor, wins_by_rule
 from cnnc.crosscheck import OUTPUT_TOLERANCE, cross_check
 from cnnc.passes.pipeline import inference_graph
 from cnnc.tune.gate import Gate
