@@ -169,8 +169,8 @@ REGISTERED: tuple[Algorithm, ...] = (
             forms=_forward_forms, keys=_IM2COL_KEYS, rows_tile=exact_row_tile,
             registers=operand_registers,
             default_where=lambda node, ctx: not winograd.wins_by_rule(node, ctx)),
-    # Winograd: the default where its one-launch F(2x2) kernel wins by rule (a CPU, a small
-    # batch, a 14x14 map or larger, few channels: winograd.wins_by_rule), elsewhere variants.
+    # Winograd: the default where its one-launch F(2x2) kernel wins by rule (an AVX-512 CPU,
+    # batch 16 or less, a 14x14 map or larger, few channels: winograd.wins_by_rule).
     _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges,
               default_where=winograd.wins_by_rule, own_default=winograd.own_default),
     # Phases first: the default where they apply (a strided convolution's input gradient).
