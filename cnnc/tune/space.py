@@ -31,6 +31,7 @@ from cnnc.backends.opencl.algorithms import (
     TUNABLE_OPS,
     algorithms_of,
     default_algorithm,
+    gemm_algorithm,
 )
 from cnnc.backends.opencl.launches import BindContext
 from cnnc.backends.opencl.target import GRID_GROUPS, Target
@@ -90,10 +91,12 @@ def _named(variant: Mapping[str, Any]) -> Algorithm | None:
 
 
 def gemm_of(node: Node, ctx: BindContext) -> Gemm:
-    """The GEMM a tunable node's default algorithm launches (as its binder binds it)."""
+    """The GEMM a tunable node's default algorithm launches (as its binder binds it); where
+    the default has none (fused Winograd by rule), the GEMM of its op's algorithm that has
+    (algorithms.gemm_algorithm: conv2d's direct kernel)."""
     layer = as_layer(node)
-    algorithm = default_algorithm(layer, ctx)
-    assert algorithm.gemm is not None  # a default has one
+    algorithm = gemm_algorithm(layer, ctx)
+    assert algorithm.gemm is not None
     return algorithm.gemm(layer, ctx, {})
 
 
@@ -164,10 +167,17 @@ def tuning_graph(graph: Graph) -> Graph:
 
 def default_variant(node: Node, ctx: BindContext) -> Variant:
     """What the binders choose for `node` without a variant, spelled out."""
-    gemm = gemm_of(node, ctx)
     algorithm = default_algorithm(as_layer(node), ctx)
     if algorithm.own_default is not None:
         return dict(algorithm.own_default(as_layer(node), ctx))
+    return _gemm_default(node, ctx)
+
+
+def _gemm_default(node: Node, ctx: BindContext) -> Variant:
+    """The default variant of the node's GEMM algorithm (gemm_of's): its default block and
+    parts."""
+    gemm = gemm_of(node, ctx)
+    algorithm = gemm_algorithm(as_layer(node), ctx)
     variant: Variant = {"algo": algorithm.name, **algorithm.default_tile(gemm, ctx.target)}
     if gemm.split:
         variant["split"] = _default_split(gemm, variant, ctx.target)
@@ -239,9 +249,13 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     layer = as_layer(node)
     target = ctx.target
     default = default_variant(node, ctx)
-    chosen = default_algorithm(layer, ctx)
+    # The GEMM algorithm's default, whose blocks, parts and forms follow: the default's own
+    # but where that has no GEMM (fused Winograd by rule), then second, the direct kernel
+    # the rule displaced timed before the other variants.
+    chosen = gemm_algorithm(layer, ctx)
+    base = default if default_algorithm(layer, ctx) is chosen else _gemm_default(node, ctx)
     gemm = gemm_of(node, ctx)
-    out: list[Variant] = [default]
+    out: list[Variant] = [default] if base == default else [default, base]
 
     def add(variant: Variant) -> None:
         if variant not in out:
@@ -269,7 +283,7 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
                 continue
             own = algorithm.default_tile(algorithm.gemm(layer, ctx, {}), target)
             # the default's keys of its own (grad taps' TVB) are not this one's
-            add({**{k: v for k, v in default.items() if k not in chosen.keys},
+            add({**{k: v for k, v in base.items() if k not in chosen.keys},
                  "algo": algorithm.name, **own})
     # Reduction parts (a kernel gradient's): twice and four times the default's, before the
     # tiles. The default (split_reduction's cache rule) is a guess: on resnet_mini's strided
@@ -277,9 +291,9 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
     # the tiles after it changed such kernels by less; a search that PATIENCE cuts short after
     # two tiles never reached the parts at the end of the space.
     if gemm.split:
-        for split in (default["split"] * 2, default["split"] * 4):
+        for split in (base["split"] * 2, base["split"] * 4):
             if split <= min(GRID_GROUPS[2], gemm.reduction):
-                add({**default, "split": split})
+                add({**base, "split": split})
     # Other forms of a GEMM (few channels: the implicit GEMM instead of copying the windows
     # out; a strided one's windows copied out, a kernel gradient's parts synchronised or not),
     # with the default block and the largest one: after the parts, which a search that
@@ -291,19 +305,19 @@ def variant_space(node: Node, ctx: BindContext) -> list[Variant]:
                 add(with_split({"algo": algorithm.name, **tile, **form}, g, tile))
     # (an algorithm with a default of its own lists its own blocks: grad taps')
     for tile in _tiles(gemm.cols, target) if chosen.own_default is None else []:
-        add(with_split({"algo": default["algo"], **tile}, gemm, tile))
+        add(with_split({"algo": base["algo"], **tile}, gemm, tile))
     # Work-group shape: the driver's instead of row groups (CPU), for the default block.
     if target.kind == "cpu":
-        add({**default, "row_groups": 0})
+        add({**base, "row_groups": 0})
     # Local tiles off, where the default uses them (GPU).
     if gemm.local and target.local_tiling:
-        add({**default, "local": 0})
+        add({**base, "local": 0})
     # Fewer reduction parts: half the default's, and none.
     if gemm.split:
-        base = default["split"]
-        for split in (base // 2, 1):
+        parts = base["split"]
+        for split in (parts // 2, 1):
             if 1 <= split <= min(GRID_GROUPS[2], gemm.reduction):
-                add({**default, "split": split})
+                add({**base, "split": split})
     # A gated convolution (cnnc/ir/gated.py) scales its input as some algorithms' kernels load
     # it; its binder (bind_gated.py) sets the others aside, so only those are worth timing.
     if node.op in LAYER_OF_GATED:

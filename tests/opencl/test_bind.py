@@ -166,17 +166,25 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
 
 
 def test_the_batch_size_never_reaches_the_build_options():
-    """Programs are shared by every batch size of two or more (predict's last partial batch
-    builds nothing); one row alone runs its dense layers as gemv.cl and on a CPU its 7x7
-    256-channel convolution's forward pass in reduction parts and its 7x7 convolutions in
-    blocks of rows that divide the map's 49 (the latency path, tiling.exact_row_tile), whose
-    programs are the only ones batch 1 adds."""
+    """Programs are shared by every batch size of two to RULE_MAX_BATCH, and by every larger
+    one (predict's last partial batch builds nothing but across that bound): on an AVX-512 CPU
+    the small batches run the 14x14 3x3 convolution as the one-launch Winograd by rule
+    (winograd.wins_by_rule), whose programs are the only ones they add; one row alone runs its
+    dense layers as gemv.cl and on a CPU its 7x7 256-channel convolution's forward pass in
+    reduction parts and its 7x7 convolutions in blocks of rows that divide the map's 49 (the
+    latency path, tiling.exact_row_tile), whose programs are the only ones batch 1 adds."""
+    from cnnc.backends.opencl.winograd import RULE_MAX_BATCH
+
     graph = training_graph(cnnc.load_spec("specs/fashion.yaml"))
     options = {}
-    for batch in (1, 2, 7, 32):
+    for batch in (1, 2, RULE_MAX_BATCH, RULE_MAX_BATCH + 1, 32):
         plan = make_plan(graph, batch, TARGETS[0])
         options[batch] = {(lau.file, lau.kernel, lau.defines) for _, lau in plan.launches()}
-    assert options[2] == options[7] == options[32]
+    assert options[2] == options[RULE_MAX_BATCH]
+    assert options[RULE_MAX_BATCH + 1] == options[32]
+    small = options[2] - options[32]
+    assert {o[0] for o in small} <= {"winograd.cl"}
+    assert bool(small) == (TARGETS[0].kind == "cpu" and TARGETS[0].max_vector >= 16)
     added = options[1] - options[2]
     parts = {o for o in added if o[0] == "conv2d.cl"}
     assert {o[0] for o in added - parts} == {"gemv.cl"}

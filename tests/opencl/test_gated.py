@@ -117,3 +117,15 @@ def test_a_tuned_winograd_variant_is_set_aside(device):
     kernels = {lau.kernel for lau in exe.plan.bindings["y"].launches}
     assert "conv2d_forward" in kernels and not any("winograd" in k for k in kernels)
     assert_close(graph, 2, got, ref, None)
+
+
+@pytest.mark.parametrize("op", ["conv2d_gated", "conv2d_bn_gated"])
+def test_where_fused_winograd_is_the_default_by_rule_the_direct_kernel_runs(op, device):
+    """A 3x3 convolution on a 14x14 map at batch 1, whose default on an AVX-512 CPU is the
+    one-launch Winograd (winograd.wins_by_rule), which cannot gate: the direct kernel runs."""
+    graph = gated_graph(op, (14, 14, 16), (1, 1, 16), filters=16, kernel_size=3,
+                        padding="same")
+    got, ref, exe = run_both(graph, 1, device, None)
+    kernels = {lau.kernel for lau in exe.plan.bindings["y"].launches}
+    assert "conv2d_forward" in kernels and not any("winograd" in k for k in kernels)
+    assert_close(graph, 1, got, ref, None)

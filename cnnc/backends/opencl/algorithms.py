@@ -161,13 +161,13 @@ def _direct(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape
                      **more)
 
 
-def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]]
-              ) -> Algorithm:
+def _winograd(op: str, bind: Binder, edges: Callable[[Node, Graph], list[EdgeShape]],
+              **more: Any) -> Algorithm:
     """Winograd F(m x m, 3 x 3) for a stride-1 3x3 convolution the op is (winograd.py)."""
     return Algorithm(op, winograd.NAME, bind, edges, winograd.describe, applies=winograd.applies,
                      variants=winograd.winograd_space, keys=winograd.VARIANT_KEYS,
                      tile_keys=winograd.TILE_KEYS, error_factor=winograd.variant_error_factor,
-                     family=winograd.variant_family)
+                     family=winograd.variant_family, **more)
 
 
 REGISTERED: tuple[Algorithm, ...] = (
@@ -177,10 +177,15 @@ REGISTERED: tuple[Algorithm, ...] = (
               conv_rows.describe, gemm=conv_rows.rows_gemm, applies=conv_rows.applies,
               variants=conv_rows.rows_variants, keys=conv_rows.KEYS, tile=conv_rows.rows_tile,
               registers=accumulator_registers),
+    # The implicit GEMM: the default but where fused Winograd wins by rule (below).
     _direct("conv2d", bind_conv2d_direct, edge_shapes.conv2d_edges, conv2d_gemm,
             variants=_padded, forms=_forward_forms, keys={**_IM2COL_KEYS, "pad": (0, 1)},
-            rows_tile=exact_row_tile, registers=operand_registers),
-    _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges),
+            rows_tile=exact_row_tile, registers=operand_registers,
+            default_where=lambda node, ctx: not winograd.wins_by_rule(node, ctx)),
+    # Winograd: the default where its one-launch F(2x2) kernel wins by rule (an AVX-512 CPU,
+    # batch 16 or less, a 14x14 map or larger, few channels: winograd.wins_by_rule).
+    _winograd("conv2d", winograd.bind_conv2d_winograd, edge_shapes.conv2d_edges,
+              default_where=winograd.wins_by_rule, own_default=winograd.own_default),
     # Phases first: the default where they apply (a strided convolution's input gradient).
     Algorithm("conv2d_grad_input", "phases", bind_conv2d_grad_input_by_phases,
               edge_shapes.conv2d_grad_input_edges, _phases_text, gemm=conv2d_grad_input_gemm,
@@ -308,11 +313,25 @@ def algorithms_of(op: str) -> list[Algorithm]:
 
 def default_algorithm(node: Node, ctx: BindContext) -> Algorithm:
     """What the binders run for `node` without a variant: the first of its op's algorithms with
-    a GEMM that applies."""
+    a GEMM or a default variant of its own (own_default) that applies where it is the default."""
     for a in algorithms_of(node.op):
-        if a.gemm is not None and a.applies(node, ctx) and a.default_where(node, ctx):
+        if ((a.gemm is not None or a.own_default is not None) and a.applies(node, ctx)
+                and a.default_where(node, ctx)):
             return a
     raise InternalError(f"node '{node.name}': no default algorithm for op '{node.op}'")
+
+
+def gemm_algorithm(node: Node, ctx: BindContext) -> Algorithm:
+    """The default algorithm where it has a GEMM, else the first of the op's that has one and
+    applies (conv2d's direct kernel where fused Winograd is the default): the GEMM the tuner's
+    space draws its register blocks and reduction parts from, and its FLOP count."""
+    default = default_algorithm(node, ctx)
+    if default.gemm is not None:
+        return default
+    for a in algorithms_of(node.op):
+        if a.gemm is not None and a.applies(node, ctx):
+            return a
+    raise InternalError(f"node '{node.name}': no algorithm of op '{node.op}' has a GEMM")
 
 
 def chosen_algorithm(node: Node, ctx: BindContext) -> Algorithm:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from math import prod
 
 from cnnc.backends.opencl.algorithms import BINDERS as ALGORITHM_BINDERS
+from cnnc.backends.opencl.algorithms import default_algorithm
 from cnnc.backends.opencl.bind_fused import BINDERS as FUSED_BINDERS
 from cnnc.backends.opencl.bind_residual import BINDERS as RESIDUAL_BINDERS
 from cnnc.backends.opencl.launches import BindContext, Binder, Launch, NodeBinding, Value
@@ -25,6 +26,7 @@ from cnnc.errors import InternalError
 from cnnc.ir.broadcast import padded
 from cnnc.ir.gated import LAYER_OF_GATED
 from cnnc.ir.graph import Node
+from cnnc.ir.ops import layer_of
 
 # The launches that read a convolution's input x as their first argument and can scale it.
 GATED_KERNELS = frozenset({("conv2d.cl", "conv2d_forward"), ("conv2d.cl", "im2col"),
@@ -55,12 +57,16 @@ def with_gate(lau: Launch, gate: Value, strides: dict[str, int]) -> Launch:
 GATE_ALGORITHMS = frozenset({"direct", "conv_rows"})
 
 
-def _direct_only(node: Node, ctx: BindContext) -> BindContext:
+def _direct_only(node: Node, layer: Node, ctx: BindContext) -> BindContext:
     """ctx without a tuned variant that names an algorithm other than the direct one, and in
-    one reduction part (conv2d.cl scales no split forward pass's input)."""
+    one reduction part (conv2d.cl scales no split forward pass's input); the direct one named
+    where the layer's default is not a gate's (fused Winograd by rule: algorithms.py)."""
     variant = ctx.variant(node)
     if variant.get("algo", "direct") not in GATE_ALGORITHMS:
         variant = {}
+    conv = replace(layer, op=layer_of(layer.op))
+    if "algo" not in variant and default_algorithm(conv, ctx).name not in GATE_ALGORITHMS:
+        variant = {"algo": "direct"}
     if variant.get("algo", "direct") == "direct":
         variant = {**variant, "split": 1}
     return replace(ctx, variants={**ctx.variants, node.name: variant})
@@ -70,7 +76,7 @@ def gated(layer_op: str, layer_binder: Binder) -> Binder:
     def bind(node: Node, ctx: BindContext) -> NodeBinding:
         x, gate, *rest = node.inputs
         layer = replace(node, op=layer_op, inputs=(x, *rest))
-        inner = layer_binder(layer, _direct_only(node, ctx))
+        inner = layer_binder(layer, _direct_only(node, layer, ctx))
         strides = gate_strides(ctx.shape(x), ctx.shape(gate))
         launches = tuple(with_gate(lau, Value(gate), strides)
                          if lau.args and lau.args[0] == Value(x) else lau

@@ -433,6 +433,62 @@ def describe(variant: Mapping[str, Any]) -> str:
     return f"{variant['algo']}{extra}"
 
 
+# ---------------------------------------------------------------- the default by rule
+
+# The rule's bounds (wins_by_rule): maps of at least RULE_MIN_MAP x RULE_MIN_MAP, batches of at
+# most RULE_MAX_BATCH, F(RULE_M x RULE_M) fused with at least FUSED_FIRST_TILES tiles a work-item.
+RULE_MIN_MAP = 14
+RULE_MAX_BATCH = 16
+RULE_M = 2
+RULE_MIN_VECTOR = 16  # AVX-512, where it was measured (an AVX2 CPU: the tuner's to choose)
+
+
+def _rule_variant(node: Node, ctx: BindContext) -> dict[str, Any] | None:
+    """The fused F(2x2) variant the tuner's space lists with the most tiles per work-item, if
+    that is FUSED_FIRST_TILES or more (few channels); else None."""
+    if node.op != "conv2d":
+        return None
+    fused = [v for v in winograd_variants(node, ctx)
+             if v["wino_m"] == RULE_M and v.get("wino_fused", 0) >= FUSED_FIRST_TILES]
+    return max(fused, key=lambda v: v["wino_fused"], default=None)
+
+
+def wins_by_rule(node: Node, ctx: BindContext) -> bool:
+    """Whether the one-launch F(2x2) kernel is conv2d's default (algorithms.py; the direct
+    kernel stays in the tuner's space): on a CPU, a stride-1 3x3 convolution (no dilation, one
+    group) on a map of at least RULE_MIN_MAP x RULE_MIN_MAP, with vectors of RULE_MIN_VECTOR
+    floats (AVX-512), at a batch of at most
+    RULE_MAX_BATCH, where the space offers F(2x2) fused with FUSED_FIRST_TILES or more tiles
+    per work-item (few channels: fused_tiles_per_item). There the transforms stay in a
+    work-item's registers and cache, and the direct kernel's few output blocks leave the cores
+    idle. Measured on an Intel Xeon AVX-512 (pocl 3.1, 2 cores under load 3-7, benchmarks/
+    variants.py, one process, interleaved, medians): at batch 1 fashion_best's 28x28 and 14x14
+    layers and fashion-plus's max_pooling2d_1 (pooled in the store) ran 1.56-1.72x the direct
+    kernel the tuner kept (100 rounds). Whole passes, all defaults, against the direct
+    kernel's default on these layers (--sets): batch 1 (60 rounds) fashion_best 1.13x,
+    fashion-plus 1.19x, fashion 1.22x, resnet_mini 1.23x, unet_mini 1.31x; batch 8 (30 rounds)
+    1.69x, 1.83x, 0.98x (fashion's 14x14x64 layer alone 1.47x, 40 rounds), 1.38x, 2.17x;
+    batch 16 (20 rounds) fashion-plus 2.89x (minima 1.73x), resnet_mini 1.39x. On 7x7 maps at
+    batch 1 the direct kernel ran faster or alike (fashion-plus's 7x7x64 layer: fused 0.83x;
+    unet_mini's 7x7x32: 1.14x of 0.025 ms), hence the map bound (at batch 8 they ran 1.33x and
+    1.37x: the tuner's to find). Batch 256 was not measured: the tuner's."""
+    if (ctx.target.kind != "cpu" or ctx.target.max_vector < RULE_MIN_VECTOR
+            or ctx.batch > RULE_MAX_BATCH or not applies(node, ctx)):
+        return False
+    shape = _conv_shape(node, ctx)
+    if min(shape["H"], shape["W"]) < RULE_MIN_MAP:
+        return False
+    return _rule_variant(node, ctx) is not None
+
+
+def own_default(node: Node, ctx: BindContext) -> dict[str, Any]:
+    """Its default variant where it wins by rule: F(2x2) fused, the most tiles per work-item."""
+    variant = _rule_variant(node, ctx)
+    if variant is None:
+        raise InternalError(f"node '{node.name}': fused Winograd is not offered here")
+    return variant
+
+
 # ---------------------------------------------------------------- launches
 
 def transform_group(target: Target) -> tuple[int] | None:
@@ -537,13 +593,15 @@ def winograd_launches(
 
 
 def _options(
-    node: Node, ctx: BindContext, shape: Mapping[str, int]
+    node: Node, ctx: BindContext, shape: Mapping[str, int],
+    variant: Mapping[str, Any] | None = None,
 ) -> tuple[int, dict[str, int] | None, int]:
     """The variant's batch chunk ("wino_chunk": tiles, 0 = all), GEMM register tile
     ("wino_tile": {"MR", "VW", "NV"}, default tiling.register_tile) and fused kernel's tiles
     per work-item ("wino_fused", 0 = not fused; with neither of the others), checked: only
-    integers that make a valid tile reach the kernels' build options."""
-    v = ctx.variant(node)
+    integers that make a valid tile reach the kernels' build options. (variant: the node's
+    in ctx unless given.)"""
+    v = ctx.variant(node) if variant is None else variant
     chunk = v.get("wino_chunk", 0)
     tile = v.get("wino_tile")
     fused = v.get("wino_fused", 0)
@@ -571,13 +629,16 @@ def bind_conv2d_winograd(node: Node, ctx: BindContext) -> NodeBinding:
     """conv2d's forward pass by F(m x m, 3 x 3), m the variant's "wino_m" (default 4; a softmax
     activation runs after, unfused)."""
     _check_applies(node)
-    m = ctx.variant(node).get("wino_m", 4)
+    variant = ctx.variant(node)
+    if "algo" not in variant:  # no variant: the default, where it wins by rule (algorithms.py)
+        variant = own_default(node, ctx)
+    m = variant.get("wino_m", 4)
     shape = _conv_shape(node, ctx)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=3)
     core = winograd_launches(
         ctx, shape, m, Value(node.inputs[0]), Value(node.params[0]), bias, out,
-        epilogue_act(node), *_options(node, ctx, shape),
+        epilogue_act(node), *_options(node, ctx, shape, variant),
     )
     return NodeBinding((*core.launches, *after), workspaces=(*core.workspaces, *work),
                        constants=core.constants)
