@@ -19,23 +19,17 @@ from cnnc.backends.opencl import bind_gemv
 from cnnc.backends.opencl.algorithms import chosen_algorithm
 from cnnc.backends.opencl.bind_layers import bind_global_avgpool2d
 from cnnc.backends.opencl.launches import (
-    Arg,
     BindContext,
     Binder,
-    Launch,
     NodeBinding,
     Value,
     Workspace,
+    redirect,
 )
 from cnnc.backends.opencl.tiling import FLOAT_BYTES
 from cnnc.errors import InternalError
 from cnnc.ir.avgpool_dense import parts
 from cnnc.ir.graph import Node
-
-
-def _redirect(lau: Launch, names: dict[Arg, Arg]) -> Launch:
-    args = tuple(names.get(a, a) for a in lau.args)
-    return lau if args == lau.args else replace(lau, args=args)
 
 
 def bind_avgpool_dense(node: Node, ctx: BindContext) -> NodeBinding:
@@ -53,7 +47,7 @@ def bind_avgpool_dense(node: Node, ctx: BindContext) -> NodeBinding:
         # The pooled rows beside the logits, in the group's local memory.
         if (mr * (c + dense.attrs["units"])) * FLOAT_BYTES <= ctx.target.limits.local_memory:
             defines = tuple(sorted({**lau.define_map, "POOL_PIXELS": h * w}.items()))
-            fused = replace(_redirect(lau, {Value(pool.name): Value(x)}), defines=defines)
+            fused = replace(redirect(lau, {Value(pool.name): Value(x)}), defines=defines)
             return replace(inner, launches=(fused,))
     # Unfused: the pooling into a workspace the dense layer's launches read.
     reads = [lau for lau in inner.launches if Value(pool.name) in lau.args]
@@ -62,8 +56,8 @@ def bind_avgpool_dense(node: Node, ctx: BindContext) -> NodeBinding:
                             "pooled vector")
     work = Workspace(len(inner.workspaces))
     pooled = bind_global_avgpool2d(pool, inner_ctx).launches
-    launches = (*(_redirect(lau, {Value(pool.name): work}) for lau in pooled),
-                *(_redirect(lau, {Value(pool.name): work}) for lau in inner.launches))
+    launches = (*(redirect(lau, {Value(pool.name): work}) for lau in pooled),
+                *(redirect(lau, {Value(pool.name): work}) for lau in inner.launches))
     return replace(inner, launches=launches,
                    workspaces=(*inner.workspaces, inner_ctx.numel(pool.name)))
 

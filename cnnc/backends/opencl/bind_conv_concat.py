@@ -29,6 +29,7 @@ from cnnc.backends.opencl.launches import (
     NodeBinding,
     Value,
     Workspace,
+    redirect,
 )
 from cnnc.backends.opencl.tiling import vector_width
 from cnnc.ir.conv_concat import CONV_OPS, parts
@@ -77,10 +78,6 @@ IN_PLACE_READS: dict[tuple[str, str], InPlace] = {
 launch changes."""
 
 
-def _redirect(lau: Launch, names: Mapping[Arg, Arg]) -> Launch:
-    args = tuple(names.get(a, a) for a in lau.args)
-    return lau if args == lau.args else replace(lau, args=args)
-
 
 def _read_parts(lau: Launch, cat: Value, sources: tuple[str, str]) -> Launch:
     at = lau.args.index(cat)
@@ -114,7 +111,7 @@ def bind_conv2d_concat(node: Node, ctx: BindContext) -> NodeBinding:
             if read is None:
                 return _unfused(copies, inner, inner_ctx, out)
             lau = _read_parts(read, cat, node.inputs)
-        launches.append(_redirect(lau, out))
+        launches.append(redirect(lau, out))
     return replace(inner, launches=tuple(launches))
 
 
@@ -125,7 +122,7 @@ def _unfused(copies: list[Node], inner: NodeBinding, inner_ctx: BindContext,
     names: dict[Arg, Arg] = {**out, **{Value(n.name): Workspace(first + i)
                                        for i, n in enumerate(copies)}}
     launches = [lau for n in copies for lau in _PART_BINDERS[n.op](n, inner_ctx).launches]
-    launches = tuple(_redirect(lau, names) for lau in (*launches, *inner.launches))
+    launches = tuple(redirect(lau, names) for lau in (*launches, *inner.launches))
     return replace(inner, launches=launches,
                    workspaces=(*inner.workspaces, *(inner_ctx.numel(n.name) for n in copies)))
 

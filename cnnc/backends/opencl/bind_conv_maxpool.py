@@ -33,6 +33,7 @@ from cnnc.backends.opencl.launches import (
     NodeBinding,
     Value,
     Workspace,
+    redirect,
 )
 from cnnc.backends.opencl.target import Target
 from cnnc.backends.opencl.tiling import accumulator_registers
@@ -97,10 +98,6 @@ POOLING_STORES: dict[tuple[str, str], Pooling] = {
 """The kernels that pool as they store (-D POOL=1), each with how its launch changes."""
 
 
-def _redirect(lau: Launch, names: Mapping[Arg, Arg]) -> Launch:
-    args = tuple(names.get(a, a) for a in lau.args)
-    return lau if args == lau.args else replace(lau, args=args)
-
 
 def _inner(node: Node, ctx: BindContext) -> tuple[Node, Node, BindContext]:
     """The convolution and pooling nodes, and a context that knows the convolution's map,
@@ -132,7 +129,7 @@ def bind_conv2d_maxpool(node: Node, ctx: BindContext) -> NodeBinding:
         pooled = rule(launches[i], pool, ctx, ctx.variant(node)) if rule else None
         if pooled is None:
             return _unfused(conv, inner, pool_node, inner_ctx)
-        launches[i] = _redirect(pooled, {out: Value(node.name)})
+        launches[i] = redirect(pooled, {out: Value(node.name)})
     return replace(inner, launches=tuple(launches))
 
 
@@ -142,7 +139,7 @@ def _unfused(conv: Node, inner: NodeBinding, pool_node: Node,
     work = Workspace(len(inner.workspaces))
     names: dict[Arg, Arg] = {Value(conv.name): work}
     pool = bind_pool(pool_node, inner_ctx)
-    launches = tuple(_redirect(lau, names) for lau in (*inner.launches, *pool.launches))
+    launches = tuple(redirect(lau, names) for lau in (*inner.launches, *pool.launches))
     return replace(inner, launches=launches,
                    workspaces=(*inner.workspaces, inner_ctx.numel(conv.name)))
 

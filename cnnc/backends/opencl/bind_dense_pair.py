@@ -12,8 +12,6 @@ reading it, the launches of the graph without the fusion (so batch 256 runs as b
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from cnnc.backends.opencl import bind_gemv
 from cnnc.backends.opencl.algorithms import chosen_algorithm
 from cnnc.backends.opencl.launches import (
@@ -21,11 +19,11 @@ from cnnc.backends.opencl.launches import (
     Arg,
     BindContext,
     Binder,
-    Launch,
     NodeBinding,
     Value,
     Workspace,
     launch,
+    redirect,
 )
 from cnnc.backends.opencl.primitives import epilogue_act
 from cnnc.backends.opencl.tiling import FLOAT_BYTES, vector_width
@@ -40,10 +38,6 @@ FUSE_ROWS = bind_gemv.GEMV_ROWS
 HIDDEN_MAX_MACS = 32768
 GPU_GROUP = 128  # work-items per group on a GPU: a few warps over the units
 
-
-def _redirect(lau: Launch, names: dict[Arg, Arg]) -> Launch:
-    args = tuple(names.get(a, a) for a in lau.args)
-    return lau if args == lau.args else replace(lau, args=args)
 
 
 def fuses(node: Node, hidden: Node, head: Node, ctx: BindContext) -> bool:
@@ -96,8 +90,8 @@ def bind_dense_pair(node: Node, ctx: BindContext) -> NodeBinding:
     shift = len(first.workspaces) + 1
     renumber: dict[Arg, Arg] = {Workspace(i): Workspace(i + shift)
                                 for i in range(len(second.workspaces))}
-    launches = (*(_redirect(lau, {Value(hidden.name): vector}) for lau in first.launches),
-                *(_redirect(lau, {**renumber, Value(hidden.name): vector})
+    launches = (*(redirect(lau, {Value(hidden.name): vector}) for lau in first.launches),
+                *(redirect(lau, {**renumber, Value(hidden.name): vector})
                   for lau in second.launches))
     return NodeBinding(
         launches,

@@ -10,7 +10,7 @@ per-step scalars the runtime writes before each run and where a node's start in 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any
 
@@ -122,6 +122,13 @@ class NodeBinding:
     # The workspaces the `once` launches write: kept from one run to the next, where the plan
     # hoists those launches out of the run (plan.py).
     constants: tuple[int, ...] = ()
+
+
+def redirect(lau: Launch, names: Mapping[Arg, Arg]) -> Launch:
+    """`lau` with its arguments renamed by `names` (a fused node's inner binding pointed at its
+    workspaces): the same object where none is renamed."""
+    args = tuple(names.get(a, a) for a in lau.args)
+    return lau if args == lau.args else replace(lau, args=args)
 
 
 def launch(
