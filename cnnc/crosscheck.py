@@ -96,10 +96,20 @@ class NodeCheck:
 
     @property
     def passed(self) -> bool:
-        ok = not self.local_rel > self.tolerance  # NaN (not checked) passes
+        return self.passes()
+
+    def passes(self, factor: float = 1.0) -> bool:
+        """Whether the node's own error is within `factor` times its tolerance (and, for a graph
+        output, the whole run's within OUTPUT_TOLERANCE): the tuner's gate widens the tolerance
+        for an algorithm that states a larger error (Winograd)."""
+        ok = not self.local_rel > self.tolerance * factor  # NaN (not checked) passes
         if self.judged_e2e:
             ok = ok and not self.e2e_rel > OUTPUT_TOLERANCE
         return ok
+
+    def describe_failure(self) -> str:
+        return (f"{self.node} ({self.op}, {self.kernels}): alone {self.local_rel:.2e} > "
+                f"{self.tolerance:.1e} or run {self.e2e_rel:.2e}")
 
 
 @dataclass
@@ -116,6 +126,15 @@ class CrossCheck:
     @property
     def first_failure(self) -> NodeCheck | None:
         return next((c for c in self.checks if not c.passed), None)
+
+    def passed_kernels(self, factor: float = 1.0) -> dict[str, str]:
+        """Each node's kernels ('file:kernel, ...'; '-' for none) where every check passes (see
+        NodeCheck.passes); else an AssertionError naming each failure, for tests and the
+        Oclgrind drivers, which ask both what ran and that it matched."""
+        bad = [c.describe_failure() for c in self.checks if not c.passes(factor)]
+        if bad:
+            raise AssertionError("; ".join(bad))
+        return {c.node: c.kernels for c in self.checks}
 
 
 # ---------------------------------------------------------------- inputs
