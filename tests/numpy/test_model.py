@@ -37,6 +37,8 @@ def data(rng, n=10):
 
 
 def test_predict_batches_and_caches_one_executable_per_batch_size(rng):
+    """70 rows at batch 32: two chunks and a short last one of 6, which runs padded to 32 in
+    the same executable (a batch of its own would be compiled anew, on OpenCL seconds cold)."""
     backend = CountingBackend()
     model = compile_model(net(), backend)
     x, _ = data(rng, 70)
@@ -47,7 +49,7 @@ def test_predict_batches_and_caches_one_executable_per_batch_size(rng):
     np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(parts, again)
     np.testing.assert_allclose(whole.sum(axis=1), 1, rtol=1e-5)
-    assert sorted(b for _, b, _ in backend.compiled) == [6, 32, 70]
+    assert sorted(b for _, b, _ in backend.compiled) == [32, 70]
 
 
 def test_predict_matches_a_hand_written_forward_pass(rng):

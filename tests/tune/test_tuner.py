@@ -49,6 +49,27 @@ def test_two_processes_tuning_at_once_leave_a_valid_cache(cache_dir, tmp_path, c
     assert "conv2d_grad_kernel" in compare and "GFLOP/s" in compare
 
 
+def test_tune_leaves_every_program_of_the_graph_built(device, cache_dir, tmp_path):
+    """`cnnc tune` builds and runs the graph before its searches and after them, so the first
+    run afterwards builds nothing (a cold seed model's run built its untuned launches' programs
+    for 32 s before its first step)."""
+    if not device.binaries:
+        pytest.skip("this driver's binaries are not kept on disk (its qualification)")
+    (cache_dir / "opencl").unlink()  # a program cache of its own, empty: a new machine's
+    (cache_dir / "opencl").mkdir()
+    spec = write_spec(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "cnnc.cli", "tune", spec, "--train", "--batch",
+                          "2", "--budget", "5"], capture_output=True, text=True, timeout=600,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert "as it binds now built and run once" in run.stdout
+    backend = OpenCLBackend(device)
+    assert install(backend) is not None
+    backend.compile(tiny_training_graph(tmp_path), 2)
+    built = backend.programs.records
+    assert built and [r.file for r in built if not r.from_disk] == []
+
+
 def test_the_backend_uses_the_cached_variants(device, cache_dir, tmp_path, capsys):
     graph = tiny_training_graph(tmp_path)
     cache = tc.TuningCache.default()
