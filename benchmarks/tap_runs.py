@@ -71,7 +71,7 @@ def _timed(exe: Any, feeds: dict[str, np.ndarray], fetch: list[str],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("specs", nargs="*",
-                        default=["resnet_mini", "fashion-plus", "fashion_best", "unet_mini"])
+                        default=["resnet_mini", "fashion-plus", "fashion-best", "unet_mini"])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--warm-calls", type=int, default=3)

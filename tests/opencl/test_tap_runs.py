@@ -34,12 +34,12 @@ ROWS = (8, 7, 3, 1)
 AVX512 = Target("cpu", 2, native_vector=16)
 
 
-def _graph(shape, layer):
+def graph_of(shape, layer):
     spec = {"network": "runs", "input": list(shape), "layers": [{**layer, "name": "conv"}]}
     return inference_graph(load_spec(spec))
 
 
-def _variant(rows, vw):
+def variant_of(rows, vw):
     # "im2col": 0: the implicit GEMM on few channels too, where windows would be copied out
     return {"algo": "direct", "MR": rows, "VW": vw, "NV": 1, "im2col": 0}
 
@@ -47,13 +47,13 @@ def _variant(rows, vw):
 @pytest.mark.parametrize("index", range(len(LAYERS)))
 def test_runs_of_taps_match_the_reference(index, device):
     shape, layer, vw = LAYERS[index]
-    graph = _graph(shape, layer)
+    graph = graph_of(shape, layer)
     node = graph.node("conv")
     backend = OpenCLBackend(device, target=AVX512)
     gate = Gate(backend, graph, node, 3)
     failures = []
     for rows in ROWS:
-        variant = _variant(rows, vw)
+        variant = variant_of(rows, vw)
         verdict = gate.check(variant)
         if not verdict.admitted:
             failures.append(f"{describe(variant)}: {verdict.reason}")
@@ -63,8 +63,8 @@ def test_runs_of_taps_match_the_reference(index, device):
 def test_the_zeros_cover_a_kernel_row():
     """A run whose rows are in the padding reads KW * C zeros at once (a tap, C)."""
     shape, layer, vw = LAYERS[1]
-    graph = _graph(shape, layer)
-    plan = make_plan(graph, 2, AVX512, variants={"conv": _variant(8, vw)})
+    graph = graph_of(shape, layer)
+    plan = make_plan(graph, 2, AVX512, variants={"conv": variant_of(8, vw)})
     binding = plan.bindings["conv"]
     assert [lau.kernel for lau in binding.launches] == ["conv2d_forward"]
     assert binding.zeros >= 3 * 17
