@@ -90,6 +90,19 @@
 #define POINTWISE_ROWS 0
 #endif
 
+/* Runs of taps (forward, the plain register-blocked path, DW == 1, ungrouped, one part): the
+ * taps kw = 0..KW-1 of one kernel row read KW consecutive input pixels, KW * C consecutive
+ * floats, against KW * C consecutive kernel rows (HWIO): one reduction of KW * C steps with one
+ * pointer per row instead of KW reductions of C steps, each after its own pointer and padding
+ * selects per row. Those selects, spilled, were a third of the instructions of resnet_mini's
+ * 3x3 stride-2 layer (16 channels: 16 steps per tap); with the runs that layer alone took
+ * 0.85x the time (batch 256, pocl 3.1, Intel Xeon AVX-512). The taps some row of the block has
+ * in the padding still go tap by tap. -D TAP_RUNS=0 turns the runs off: benchmarks/tap_runs.py
+ * times whole passes both ways. */
+#ifndef TAP_RUNS
+#define TAP_RUNS (DW == 1 && KW > 1 && CG == C && SPLIT == 1)
+#endif
+
 /* Padded columns (-D FP > F, forward, the register-blocked path of an ungrouped convolution in
  * one part): w is read as a (KH*KW*C) x FP matrix whose columns F.. are zeros (the binder pads
  * the kernel once, bind_layers.py), so that blocks of the widest vectors cover F columns that
@@ -354,6 +367,43 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
         iw0[r] = (rem % OW) * SW - PL;
         base[r] = n * (H * W * C) + g * CG + c_begin;
     }
+#if TAP_RUNS
+    /* Taps kw = lo..hi-1 inside the input for every row of the block: one reduction run of
+     * (hi - lo) * C steps per kernel row, the others tap by tap (padding columns read zeros). */
+    int lo = 0, hi = KW;
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        lo = max(lo, -iw0[r]);
+        hi = min(hi, W - iw0[r]);
+    }
+    hi = max(hi, lo); /* a block at both edges at once: every tap by itself */
+    for (int kh = 0; kh < KH; kh++) {
+        __global const float *row[MR];
+        __global const float *src[MR];
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+            const int ih = ih0[r] + kh * DH;
+            const bool inside = ih >= 0 && ih < H;
+            row[r] = x + base[r] + (ih * W + iw0[r]) * C;
+            src[r] = inside ? row[r] + lo * C : zeros;
+        }
+        __global const float *wk = w + kh * KW * C * FP + n0;
+        gemm_steps(acc, src, wk + lo * C * FP, (hi - lo) * C, FP);
+        for (int kw = 0; kw < KW; kw++) {
+            if (kw == lo)
+                kw = hi;
+            if (kw >= KW)
+                break;
+#pragma unroll
+            for (int r = 0; r < MR; r++) {
+                const int ih = ih0[r] + kh * DH, iw = iw0[r] + kw;
+                const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                src[r] = inside ? row[r] + kw * C : zeros;
+            }
+            gemm_steps(acc, src, wk + kw * C * FP, C, FP);
+        }
+    }
+#else
     for (int kh = 0; kh < KH; kh++) {
         for (int kw = 0; kw < KW; kw++) {
             __global const float *src[MR];
@@ -366,6 +416,7 @@ __kernel void conv2d_forward(__global const float *restrict x CONCAT_PARAM,
             gemm_steps(acc, src, w + ((kh * KW + kw) * CG + c_begin) * FP + n0, c_len, FP);
         }
     }
+#endif
 #endif
 #undef c_begin
 #undef c_len

@@ -100,7 +100,7 @@ def bind_conv2d_direct(node: Node, ctx: BindContext) -> NodeBinding:
         defines["FP"] = fp
     args = (Value(x), kernel, bias, ZEROS, gemm_out, Int(ctx.batch))
     conv = launch("conv2d.cl", "conv2d_forward", grid, args, defines, group)
-    return NodeBinding((*launches, conv, *after), workspaces=work, zeros=geo["CG"],
+    return NodeBinding((*launches, conv, *after), workspaces=work, zeros=geo["KW"] * geo["CG"],
                        constants=constants)
 
 
