@@ -130,17 +130,67 @@ static int window_count(int oh, int ow)
     return rows * cols;
 }
 
+/* -D PARTS (2 to 4): the input is the channel concatenation of PARTS maps (maxpool2d_concat,
+ * cnnc/ir/pool_concat.py), read where they lie: x is the first, x1.. the kernel's last
+ * arguments (PARTS_PARAM), part p holding C<p> of the C channels (VW divides each). A
+ * work-item's VW channels lie inside one part: it reads that part's cells, `channels` floats a
+ * position apart, from its channel `c` in that part on. Only maxpool2d reads parts. */
+#ifdef PARTS
+#if PARTS == 2
+#define PARTS_PARAM , __global const float *restrict x1
+#elif PARTS == 3
+#define PARTS_PARAM , __global const float *restrict x1, __global const float *restrict x2
+#elif PARTS == 4
+#define PARTS_PARAM , __global const float *restrict x1, __global const float *restrict x2, \
+                    __global const float *restrict x3
+#else
+#error "pool.cl: PARTS is 2 to 4"
+#endif
+#if C0 + C1 + (PARTS > 2 ? C2 : 0) + (PARTS > 3 ? C3 : 0) != C
+#error "pool.cl: the parts' channels C0.. do not add up to C"
+#endif
+#else
+#define PARTS_PARAM
+#endif
+
 #ifdef MAXPOOL2D
 __kernel void maxpool2d(__global const float *restrict x, __global float *restrict y,
-                        int batch)
+                        int batch PARTS_PARAM)
 {
     const int i = get_global_id(0);
     if (i >= batch * OH * OW * CV)
         return;
     const Place o = place_of(i, OH, OW);
     floatV best = (floatV)(-INFINITY);
+#ifdef PARTS
+    /* the part holding channel o.c, and that channel's place in it */
+    int c = o.c, channels = C0;
+    __global const float *src = x;
+    if (c >= C0) {
+        c -= C0;
+        src = x1;
+        channels = C1;
+#if PARTS > 2
+        if (c >= C1) {
+            c -= C1;
+            src = x2;
+            channels = C2;
+#if PARTS > 3
+            if (c >= C2) {
+                c -= C2;
+                src = x3;
+                channels = C3;
+            }
+#endif
+        }
+#endif
+    }
+    FOR_WINDOW_CELLS(o.h, o.w, ih, iw)
+        best = max(best, LOADV(src + ((o.n * H + ih) * W + iw) * channels + c));
+#else
     FOR_WINDOW_CELLS(o.h, o.w, ih, iw)
         best = max(best, LOADV(x + input_at(o.n, ih, iw, o.c)));
+#endif
     STOREV(best, y + i * VW);
 }
 #endif

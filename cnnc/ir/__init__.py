@@ -29,6 +29,7 @@ from cnnc.ir import (  # noqa: F401  (fill the op table)
     merges,
     pointwise_avgpool,
     pointwise_depthwise,
+    pool_concat,
     preprocessing,
     regularizers,
     resample,

@@ -7,7 +7,8 @@
     inference:  remove_dropout -> fold_batchnorm -> fuse_residual -> fuse_activation
                 -> fuse_merge_activation -> fold_gate -> fuse_shuffle -> fuse_depthwise_pointwise
                 -> fuse_depthwise_layer_norm -> fuse_pointwise_depthwise -> fuse_squeeze_excite -> fuse_pointwise_avgpool -> fuse_avgpool_dense
-                -> fuse_dense_pair -> fuse_conv_maxpool -> fuse_conv_concat -> dead_code_elimination
+                -> fuse_dense_pair -> fuse_conv_maxpool -> fuse_conv_concat -> fuse_pool_concat
+                -> dead_code_elimination
     training:   training_mode -> attach_loss -> backward -> regularize -> optimizer
                 -> fuse_batchnorm_activation -> share_batchnorm_sums -> share_layer_norm_sums
                 -> fuse_batchnorm_act_grad -> fuse_activation_grad -> fuse_excite_grad
@@ -41,6 +42,7 @@ from cnnc.passes.fuse_excite_grad import fuse_excite_grad
 from cnnc.passes.fuse_merge import fuse_merge_activation
 from cnnc.passes.fuse_pointwise_avgpool import fuse_pointwise_avgpool
 from cnnc.passes.fuse_pointwise_depthwise import fuse_pointwise_depthwise
+from cnnc.passes.fuse_pool_concat import fuse_pool_concat
 from cnnc.passes.fuse_residual import fuse_residual
 from cnnc.passes.fuse_shuffle import fuse_shuffle
 from cnnc.passes.fuse_squeeze_excite import fuse_squeeze_excite
@@ -114,6 +116,9 @@ def inference_pipeline() -> list[Pass]:
         Pass("fuse_conv_concat", fuse_conv_concat,
              "conv + the concatenation (and nearest upsampling) it alone reads as one node: "
              "the parts read where they lie"),
+        Pass("fuse_pool_concat", fuse_pool_concat,
+             "max pooling + the channel concatenation it alone reads as one node: the "
+             "concatenated map never written"),
         Pass("dead_code_elimination", dead_code_elimination,
              "nothing computed that no output needs"),
     ]

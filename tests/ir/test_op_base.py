@@ -45,7 +45,8 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
                      | {"avgpool_dense"}  # passes/fuse_avgpool_dense.py
                      | {"dense_pair"}  # passes/fuse_dense_pair.py
                      | {"conv2d_maxpool", "conv2d_avgpool"}  # passes/fuse_conv_maxpool.py
-                     | {"conv2d_concat"})  # passes/fuse_conv_concat.py
+                     | {"conv2d_concat"}  # passes/fuse_conv_concat.py
+                     | {"maxpool2d_concat"})  # passes/fuse_pool_concat.py
     assert GATED_OF == {OPS[op].base: op for op in LAYER_OF_GATED}
     assert GATHERED_OF == {OPS[op].base: op for op in LAYER_OF_GATHERED}
     assert FUSED_MERGE == {OPS[op].base: op for op in FUSED_MERGE.values()}
@@ -60,6 +61,7 @@ def test_the_fusion_maps_are_the_bases_and_cover_every_fused_op():
     assert OPS["conv2d_maxpool"].base == "maxpool2d"
     assert OPS["conv2d_avgpool"].base == "avgpool2d"
     assert OPS["conv2d_concat"].base == "conv2d"
+    assert OPS["maxpool2d_concat"].base == "maxpool2d"
 
 
 def test_folded_ops_are_their_layer_with_the_batch_norms_arguments():

@@ -21,7 +21,7 @@ def test_inference_pipeline_is_a_list_of_named_passes():
         "remove_dropout", "fold_batchnorm", "fuse_residual", "fuse_activation",
         "fuse_merge_activation", "fold_gate", "fuse_shuffle", "fuse_depthwise_pointwise",
         "fuse_depthwise_layer_norm", "fuse_pointwise_depthwise", "fuse_squeeze_excite", "fuse_pointwise_avgpool", "fuse_avgpool_dense", "fuse_dense_pair",
-        "fuse_conv_maxpool", "fuse_conv_concat", "dead_code_elimination"]
+        "fuse_conv_maxpool", "fuse_conv_concat", "fuse_pool_concat", "dead_code_elimination"]
 
 
 def test_remove_dropout_rewires_readers():
@@ -101,4 +101,4 @@ def test_dump_sees_the_graph_after_every_pass():
                     ("fuse_depthwise_layer_norm", 3), ("fuse_pointwise_depthwise", 3),
                     ("fuse_squeeze_excite", 3), ("fuse_pointwise_avgpool", 3),
                     ("fuse_avgpool_dense", 3), ("fuse_dense_pair", 3), ("fuse_conv_maxpool", 3), ("fuse_conv_concat", 3),
-                    ("dead_code_elimination", 3)]
+                    ("fuse_pool_concat", 3), ("dead_code_elimination", 3)]

@@ -219,6 +219,21 @@ CASES = [
         ],
         loss="mean_squared_error",
     ),
+    # an Inception block's pooled output: one maxpool2d_concat node at inference, the pooling
+    # reading the branches where they lie (cnnc/ir/pool_concat.py); 3 + 5 channels: 1-wide
+    # vectors
+    Case(
+        "pool_concat",
+        (7, 6, 2),
+        [
+            {"conv2d": [3, 3], "padding": "same", "activation": "relu", "name": "left",
+             "inputs": ["input_layer"]},
+            {"conv2d": [5, 1], "activation": "tanh", "name": "right", "inputs": ["input_layer"]},
+            {"concatenate": None, "inputs": ["left", "right"]},
+            {"maxpool2d": 3, "strides": 2, "padding": "same"},
+        ],
+        loss="mean_squared_error",
+    ),
     Case(
         "zero_padding",
         (5, 6, 3),

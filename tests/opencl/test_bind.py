@@ -63,7 +63,7 @@ def test_an_op_without_a_binding_is_reported_as_a_bug():
 @cache
 def kernel_signatures(file: str, residual: bool = False, gated: bool = False, groups: int = 2,
                       bias: bool = False, sources: int = 1,
-                      concat: bool = False) -> dict[str, list[str]]:
+                      concat: bool = False, parts: int = 1) -> dict[str, list[str]]:
     """kernel name -> parameter types ('ptr', 'int', 'uint', 'float'). A kernel whose list ends
     in RESIDUAL_PARAM (common.h) takes one more pointer, last, when built with `residual`
     (-D HAS_RESIDUAL=1), and none otherwise; one whose list ends in GATE_PARAM (conv2d.cl)
@@ -72,7 +72,9 @@ def kernel_signatures(file: str, residual: bool = False, gated: bool = False, gr
     transposed convolution's). channel_shuffle.cl's concat_shuffle takes a third and fourth
     input (SRC2_PARAM, SRC3_PARAM) with -D GROUPS 3, 4; conv2d_forward, built GATHERED with
     -D SOURCES, one more input for each source after the first (GATHER_PARAM), last;
-    winograd.cl's input reads, built with -D CONCAT=1, a second part after x (CONCAT_PARAM)."""
+    winograd.cl's input reads, built with -D CONCAT=1, a second part after x (CONCAT_PARAM);
+    pool.cl's maxpool2d, built with -D PARTS, one more input for each part after the first
+    (PARTS_PARAM), last."""
     text = (kernel_dir() / file).read_text()
     out = {}
     for m in re.finditer(r"__kernel\s+void\s+(\w+)\s*\(([^)]*)\)", text):
@@ -81,6 +83,9 @@ def kernel_signatures(file: str, residual: bool = False, gated: bool = False, gr
                                     ", __global const float *x1" if concat else "")
         for k, extra in ((2, "SRC2_PARAM"), (3, "SRC3_PARAM")):
             params = params.replace(extra, ", __global const float *x" if groups > k else "")
+        if params.rstrip().endswith("PARTS_PARAM"):
+            params = params.rstrip().removesuffix("PARTS_PARAM")
+            params += ", __global const float *x" * (parts - 1)
         gather = params.rstrip().endswith("GATHER_PARAM")
         params = params.rstrip().removesuffix("GATHER_PARAM")
         has_bias = params.rstrip().endswith("BIAS_PARAM")
@@ -148,7 +153,8 @@ def test_launches_match_kernel_signatures(name, graph, batch, target):
                                 lau.define_map.get("GROUPS", 2),
                                 bool(lau.define_map.get("HAS_BIAS")),
                                 lau.define_map.get("SOURCES", 1),
-                                bool(lau.define_map.get("CONCAT")))
+                                bool(lau.define_map.get("CONCAT")),
+                                lau.define_map.get("PARTS", 1))
         assert lau.kernel in sig, f"{where}: no such kernel"
         kinds = [ARG_KINDS[type(a)] for a in lau.args]
         assert kinds == sig[lau.kernel], f"{where}: passes {kinds}, kernel takes {sig[lau.kernel]}"

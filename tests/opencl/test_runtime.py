@@ -222,6 +222,38 @@ def test_running_before_the_state_exists_is_a_clear_error(device, lenet):
         exe.run(random_feeds(graph, 2, 0), list(graph.outputs))
 
 
+@pytest.mark.parametrize("general", [False, True])
+def test_a_failing_launch_is_named(device, lenet, monkeypatch, general):
+    """The run's launch loop (the fast one of a predict, or the general one) names the node
+    and kernel of the launch the driver refuses: here the third, given a work-group larger
+    than any device takes."""
+    import pyopencl as cl
+
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+
+    graph = inference_graph(lenet)
+    backend = OpenCLBackend(device)
+    backend.init_state(graph.state, initial_values(graph.state, 0))
+    exe = backend.compile(graph, 2)
+    feeds = random_feeds(graph, 2, 0)
+    exe.run(feeds, list(graph.outputs))
+    if general:
+        exe._calls = None
+    bad = exe.bound[2]
+    real_launch = cl.enqueue_nd_range_kernel
+
+    def launch(queue, kernel, global_size, local_size, *args, **kw):
+        if kernel is bad.kernel:
+            global_size, local_size = (1 << 20,) * len(global_size), (1 << 20,) * len(
+                global_size)
+        return real_launch(queue, kernel, global_size, local_size, *args, **kw)
+
+    monkeypatch.setattr(cl, "enqueue_nd_range_kernel", launch)
+    with pytest.raises(DeviceError, match=f"while running node '{bad.node}' "
+                                          rf"\({bad.launch.file}:{bad.launch.kernel}\)"):
+        exe.run(feeds, list(graph.outputs))
+
+
 def test_too_large_a_batch_says_to_lower_it(backend):
     graph = inference_graph(cnnc.load_spec("specs/fashion.yaml"))
     # the largest value per example (the stem's 28x28x64 map is pooled as it is stored)

@@ -78,7 +78,9 @@ def test_a_fused_op_draws_its_maps_as_the_layer_it_stands_for():
                      "conv2d_maxpool", "conv2d_avgpool",
                      # a convolution reading a concatenation in place, drawn as the convolution
                      # (the maps come from a graph without that fusion: viz/maps.py maps_graph)
-                     "conv2d_concat"}
+                     "conv2d_concat",
+                     # a max pooling reading a concatenation in place, drawn as the pooling
+                     "maxpool2d_concat"}
 
 
 def test_maps_of_an_inference_graph_with_folded_and_residual_layers():

@@ -29,6 +29,7 @@ from cnnc.backends.numpy.lrn_impls import LRN_IMPLS
 from cnnc.backends.numpy.merge_impls import MERGE_IMPLS
 from cnnc.backends.numpy.pointwise_avgpool_impls import POINTWISE_AVGPOOL_IMPLS
 from cnnc.backends.numpy.pointwise_depthwise_impls import POINTWISE_DEPTHWISE_IMPLS
+from cnnc.backends.numpy.pool_concat_impls import POOL_CONCAT_IMPLS
 from cnnc.backends.numpy.preprocessing_impls import PREPROCESSING_IMPLS
 from cnnc.backends.numpy.regularizer_impls import REGULARIZER_IMPLS
 from cnnc.backends.numpy.resample_impls import RESAMPLE_IMPLS
@@ -57,5 +58,6 @@ IMPLS.update(DEPTHWISE_LAYER_NORM_IMPLS)
 IMPLS.update(SQUEEZE_EXCITE_IMPLS)
 IMPLS.update(CONV_MAXPOOL_IMPLS)
 IMPLS.update(CONV_CONCAT_IMPLS)
+IMPLS.update(POOL_CONCAT_IMPLS)
 IMPLS.update(AVGPOOL_DENSE_IMPLS)
 IMPLS.update(DENSE_PAIR_IMPLS)

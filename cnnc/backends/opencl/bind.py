@@ -44,6 +44,7 @@ from cnnc.backends.opencl import (
     bind_lrn,
     bind_merges,
     bind_pointwise_depthwise,
+    bind_pool_concat,
     bind_preprocessing,
     bind_regularizers,
     bind_resample,
@@ -90,6 +91,7 @@ BINDERS.update(bind_conv_maxpool.BINDERS)
 BINDERS.update(bind_conv_concat.BINDERS)
 BINDERS.update(bind_avgpool_dense.BINDERS)
 BINDERS.update(bind_dense_pair.BINDERS)
+BINDERS.update(bind_pool_concat.BINDERS)
 
 
 def bind_node(node: Node, ctx: BindContext) -> NodeBinding:
