@@ -11,6 +11,7 @@ import sys
 import pytest
 from nodes import tiny_training_graph, tunable_nodes, write_spec
 
+from cnnc.backends.opencl.program import ProgramCache
 from cnnc.backends.opencl.runtime import OpenCLBackend
 from cnnc.tune import cache as tc
 from cnnc.tune.tuner import CachedVariants, Tuner, install, node_key
@@ -64,6 +65,8 @@ def test_tune_leaves_every_program_of_the_graph_built(device, cache_dir, tmp_pat
     assert run.returncode == 0, run.stderr
     assert "as it binds now built and run once" in run.stdout
     backend = OpenCLBackend(device)
+    # a program cache of its own, as a new process has: the device's holds earlier tests' builds
+    backend.programs = ProgramCache(backend.device)
     assert install(backend) is not None
     backend.compile(tiny_training_graph(tmp_path), 2)
     built = backend.programs.records
