@@ -82,14 +82,20 @@ def test_lenet5_stem_under_pixel_vectors(device):
         assert KERNEL in kernels[stem]
 
 
+def _geo(width: int, stride: int = 1, kernel: int = 5) -> dict[str, int]:
+    return {"OW": width, "SW": stride, "KW": kernel, "DW": 1}
+
+
 def test_pixel_variants_where_filters_leave_vector_lanes_empty():
     cpu = Target("cpu", 2, native_vector=16)
     # LeNet-5's 6 filters on a 28-wide row: all 6 a work-item and 3, in float16 pixels
-    assert [(v["VW"], v["px"]) for v in pixel_variants(6, 28, cpu)] == [(16, 6), (16, 3)]
+    assert [(v["VW"], v["px"]) for v in pixel_variants(6, _geo(28), cpu)] == [(16, 6), (16, 3)]
     # a row narrower than the vector: the vector no wider than the row needs
-    assert {v["VW"] for v in pixel_variants(6, 5, cpu)} == {8}
+    assert {v["VW"] for v in pixel_variants(6, _geo(5, kernel=3), cpu)} == {8}
     # filters that fill whole vectors keep the filter-vector form alone
-    assert pixel_variants(32, 28, cpu) == []
+    assert pixel_variants(32, _geo(28), cpu) == []
     # a prime count: one filter a work-item, whatever else
-    assert [v["px"] for v in pixel_variants(7, 28, cpu)] == [7, 1]
-    assert pixel_variants(6, 28, Target("gpu", 8)) == []
+    assert [v["px"] for v in pixel_variants(7, _geo(28), cpu)] == [7, 1]
+    # windows past two vectors (stride 2): not offered (lane by lane, slower)
+    assert pixel_variants(24, _geo(14, stride=2, kernel=3), cpu) == []
+    assert pixel_variants(6, _geo(28), Target("gpu", 8)) == []

@@ -110,15 +110,20 @@ def bind_conv2d_rows(node: Node, ctx: BindContext) -> NodeBinding:
     return bind_rows_kernel(node, ctx, geo, tile, geo["F"], "conv2d_rows.cl", "conv2d_rows")
 
 
-def pixel_variants(filters: int, width: int, target: Target) -> list[dict[str, Any]]:
+def pixel_variants(filters: int, geo: dict[str, int], target: Target) -> list[dict[str, Any]]:
     """The pixel-vector form (conv2d_rows.cl -D PX) where the filters fill less than the
     widest vector (LeNet-5's 6): a vector of the row's pixels, as wide as the device's widest
     and no wider than the row needs (two lanes at least: a pooling's window pair), times the
     most filters a work-item's accumulators leave two registers for, and half as many (twice
-    the work-items, for a small launch's second core). CPU only."""
+    the work-items). CPU only, and only where a vector's windows span at most two vectors,
+    so that each tap's pixels are one shuffle: gathered lane by lane, shufflenet_mini's
+    stride-2 stem (28x28x1 -> 14x14x24) ran 0.75x its float8 filter vectors alone (pocl, 2-core
+    Intel Xeon AVX-512, load 4)."""
     if target.kind != "cpu" or filters % target.max_vector == 0:
         return []
-    vw = max(2, min(target.max_vector, 1 << (max(width, 2) - 1).bit_length()))
+    vw = max(2, min(target.max_vector, 1 << (max(geo["OW"], 2) - 1).bit_length()))
+    if (vw - 1) * geo["SW"] + (geo["KW"] - 1) * geo["DW"] + 1 > 2 * vw:
+        return []
     most = target.vector_registers - 2
     counts = [d for d in range(min(filters, most), 0, -1) if filters % d == 0]
     out = []
@@ -135,9 +140,8 @@ def rows_variants(node: Node, ctx: BindContext) -> list[dict[str, Any]]:
     if ctx.target.kind != "cpu" or not applies(node, ctx):
         return []
     cols = rows_gemm(node, ctx, {}).cols
-    width = _geometry(node, ctx)["OW"]
     return [{"algo": NAME, **rows_tile(cols, ctx.target), "rows_group": 1},
-            *pixel_variants(cols, width, ctx.target),
+            *pixel_variants(cols, _geometry(node, ctx), ctx.target),
             {"algo": NAME, **register_tile(cols, ctx.target)}]
 
 
