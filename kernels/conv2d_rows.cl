@@ -108,55 +108,98 @@
 #error "pixel vectors: VW must be 2, 4, 8 or 16"
 #endif
 
-/* acc[p] = the sums of the VW pixels from output column (iw0 + PL) / SW of row oh, image n,
- * for filter f0 + p */
-static void px_accumulate(floatV acc[PX], __global const float *x, __global const float *w,
-                          int n, int oh, int iw0, int f0 GATE_HELPER_PARAM)
+/* The VW pixels' input columns of window row ih (image n, channel c) from column iw0 on, as
+ * a vector per tap kw: win[kw]. */
+static void px_windows(floatV win[KW], __global const float *x, int n, int ih, int iw0,
+                       int c GATE_HELPER_PARAM)
+{
+    __global const float *in_row = x + (n * H + ih) * W * C;
+    /* the window row's columns once, zero in the padding: each read from a column clamped
+     * into the row and then selected (branches here, per column, ran the LeNet-5 stem at 0.7x
+     * the speed) */
+    float span[PX_SPAN_MEM];
+#pragma unroll
+    for (int j = 0; j < PX_SPAN_MEM; j++) {
+        const int iw = iw0 + j;
+        const int at = clamp(iw, 0, W - 1);
+        const float v = in_row[at * C + c] * GATE_AT(n, ih, at, c);
+        span[j] = (j < PX_SPAN && iw >= 0 && iw < W) ? v : 0.0f;
+    }
+#if PX_SPAN <= 2 * VW
+    /* each tap's pixels as one shuffle of the span's two vectors */
+    const floatV lo = LOADV(span), hi = LOADV(span + VW);
+#pragma unroll
+    for (int kw = 0; kw < KW; kw++)
+        win[kw] = shuffle2(lo, hi, PX_LANES * (uint)SW + (uint)(kw * DW));
+#else
+#pragma unroll
+    for (int kw = 0; kw < KW; kw++) {
+        float lanes[VW];
+#pragma unroll
+        for (int r = 0; r < VW; r++)
+            lanes[r] = span[r * SW + kw * DW];
+        win[kw] = LOADV(lanes);
+    }
+#endif
+}
+
+/* acc[p] += the windows' products with filter f0 + p's kernel row kh */
+static void px_taps(floatV acc[PX], const floatV win[KW], __global const float *w, int kh,
+                    int c, int f0)
 {
 #pragma unroll
-    for (int p = 0; p < PX; p++)
-        acc[p] = (floatV)(0.0f);
+    for (int kw = 0; kw < KW; kw++) {
+        __global const float *wk = w + ((kh * KW + kw) * C + c) * F + f0;
 #pragma unroll
-    for (int kh = 0; kh < KH; kh++) {
-        const int ih = oh * SH - PT + kh * DH;
-        if (ih < 0 || ih >= H)
+        for (int p = 0; p < PX; p++)
+            acc[p] = fma(win[kw], (floatV)(wk[p]), acc[p]);
+    }
+}
+
+/* acc[d][p] = the sums of the VW pixels from output column (iw0 + PL) / SW of row oh0 + d,
+ * image n, for filter f0 + p, for the ROWS (1 or 2) rows d; with SH = DH = 1 two rows share
+ * their KH - 1 common input rows' windows (LeNet-5's pooled stem: 6 input rows instead of 10) */
+static void px_accumulate(floatV acc[2][PX], int rows, __global const float *x,
+                          __global const float *w, int n, int oh0, int iw0,
+                          int f0 GATE_HELPER_PARAM)
+{
+#pragma unroll
+    for (int d = 0; d < 2; d++)
+#pragma unroll
+        for (int p = 0; p < PX; p++)
+            acc[d][p] = (floatV)(0.0f);
+#if SH == 1 && DH == 1
+#pragma unroll
+    for (int t = 0; t <= KH; t++) {
+        const int ih = oh0 - PT + t;
+        if (ih < 0 || ih >= H || (t == KH && rows < 2))
             continue;
-        __global const float *in_row = x + (n * H + ih) * W * C;
 #pragma unroll
         for (int c = 0; c < C; c++) {
-            /* the window row's columns once, zero in the padding: each read from a column
-             * clamped into the row and then selected (branches here, per column, ran the
-             * LeNet-5 stem at 0.7x the speed) */
-            float span[PX_SPAN_MEM];
-#pragma unroll
-            for (int j = 0; j < PX_SPAN_MEM; j++) {
-                const int iw = iw0 + j;
-                const int at = clamp(iw, 0, W - 1);
-                const float v = in_row[at * C + c] * GATE_AT(n, ih, at, c);
-                span[j] = (j < PX_SPAN && iw >= 0 && iw < W) ? v : 0.0f;
-            }
-#if PX_SPAN <= 2 * VW
-            /* each tap's pixels as one shuffle of the span's two vectors */
-            const floatV lo = LOADV(span), hi = LOADV(span + VW);
-#endif
-#pragma unroll
-            for (int kw = 0; kw < KW; kw++) {
-#if PX_SPAN <= 2 * VW
-                const floatV in = shuffle2(lo, hi, PX_LANES * (uint)SW + (uint)(kw * DW));
+            floatV win[KW];
+            px_windows(win, x, n, ih, iw0, c GATE_ARG);
+            if (t < KH)
+                px_taps(acc[0], win, w, t, c, f0);
+            if (t > 0 && rows > 1)
+                px_taps(acc[1], win, w, t - 1, c, f0);
+        }
+    }
 #else
-                float lanes[VW];
+    for (int d = 0; d < rows; d++) {
 #pragma unroll
-                for (int r = 0; r < VW; r++)
-                    lanes[r] = span[r * SW + kw * DW];
-                const floatV in = LOADV(lanes);
-#endif
-                __global const float *wk = w + ((kh * KW + kw) * C + c) * F + f0;
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = (oh0 + d) * SH - PT + kh * DH;
+            if (ih < 0 || ih >= H)
+                continue;
 #pragma unroll
-                for (int p = 0; p < PX; p++)
-                    acc[p] = fma(in, (floatV)(wk[p]), acc[p]);
+            for (int c = 0; c < C; c++) {
+                floatV win[KW];
+                px_windows(win, x, n, ih, iw0, c GATE_ARG);
+                px_taps(acc[d], win, w, kh, c, f0);
             }
         }
     }
+#endif
 }
 
 /* the epilogue of filter f's vector of pixels, pixel r at flat index at0 + r * F (lanes from
@@ -189,13 +232,13 @@ __kernel void conv2d_rows(__global const float *restrict x, __global const float
     if (row >= batch * OH)
         return;
     const int n = row / OH, oh = row % OH, valid = min(MR, OW - ow0);
-    floatV acc[PX];
-    px_accumulate(acc, x, w, n, oh, ow0 * SW - PL, f0 GATE_ARG);
+    floatV acc[2][PX];
+    px_accumulate(acc, 1, x, w, n, oh, ow0 * SW - PL, f0 GATE_ARG);
     const int at0 = (row * OW + ow0) * F;
 #pragma unroll
     for (int p = 0; p < PX; p++) {
         float lanes[VW];
-        STOREV(px_epilogue(acc[p], bias, RESIDUAL, f0 + p, at0 + f0 + p, valid), lanes);
+        STOREV(px_epilogue(acc[0][p], bias, RESIDUAL, f0 + p, at0 + f0 + p, valid), lanes);
 #pragma unroll
         for (int r = 0; r < MR; r++)
             if (r < valid)
@@ -220,17 +263,21 @@ __kernel void conv2d_rows(__global const float *restrict x, __global const float
     const int n = row / POOL_H, valid = min(MR, OW - ow0);
     /* each filter's window folds, lane r the pooled pixel ow0 / 2 + r */
     float best[PX][MR / 2];
+    const int oh0 = (row % POOL_H) * 2;
+    /* the last pooled row of an odd map: its window's first row alone */
+    floatV acc[2][PX];
+    px_accumulate(acc, min(2, OH - oh0), x, w, n, oh0, ow0 * SW - PL, f0 GATE_ARG);
+#pragma unroll
     for (int dr = 0; dr < 2; dr++) {
-        const int oh = (row % POOL_H) * 2 + dr;
-        if (oh >= OH) /* the last pooled row of an odd map: its window's second row */
+        const int oh = oh0 + dr;
+        if (oh >= OH)
             break;
-        floatV acc[PX];
-        px_accumulate(acc, x, w, n, oh, ow0 * SW - PL, f0 GATE_ARG);
         const int at0 = ((n * OH + oh) * OW + ow0) * F;
 #pragma unroll
         for (int p = 0; p < PX; p++) {
             float lanes[VW];
-            STOREV(px_epilogue(acc[p], bias, RESIDUAL, f0 + p, at0 + f0 + p, valid), lanes);
+            STOREV(px_epilogue(acc[dr][p], bias, RESIDUAL, f0 + p, at0 + f0 + p, valid),
+                   lanes);
 #pragma unroll
             for (int r = 0; r < MR / 2; r++) {
                 float m = dr ? best[p][r] : POOL_START1;

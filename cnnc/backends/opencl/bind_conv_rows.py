@@ -114,8 +114,8 @@ def pixel_variants(filters: int, geo: dict[str, int], target: Target) -> list[di
     """The pixel-vector form (conv2d_rows.cl -D PX) where the filters fill less than the
     widest vector (LeNet-5's 6): a vector of the row's pixels, as wide as the device's widest
     and no wider than the row needs (two lanes at least: a pooling's window pair), times the
-    most filters a work-item's accumulators leave two registers for, and half as many (twice
-    the work-items). CPU only, and only where a vector's windows span at most two vectors,
+    most filters whose accumulators for two rows (a pooled work-item's) leave two registers
+    free, and half as many (twice the work-items). CPU only, and only where a vector's windows span at most two vectors,
     so that each tap's pixels are one shuffle: gathered lane by lane, shufflenet_mini's
     stride-2 stem (28x28x1 -> 14x14x24) ran 0.75x its float8 filter vectors alone (pocl, 2-core
     Intel Xeon AVX-512, load 4)."""
@@ -124,7 +124,7 @@ def pixel_variants(filters: int, geo: dict[str, int], target: Target) -> list[di
     vw = max(2, min(target.max_vector, 1 << (max(geo["OW"], 2) - 1).bit_length()))
     if (vw - 1) * geo["SW"] + (geo["KW"] - 1) * geo["DW"] + 1 > 2 * vw:
         return []
-    most = target.vector_registers - 2
+    most = (target.vector_registers - 2) // 2  # a pooled work-item's two rows' accumulators
     counts = [d for d in range(min(filters, most), 0, -1) if filters % d == 0]
     out = []
     for px in dict.fromkeys([counts[0], *[d for d in counts if d <= counts[0] // 2][:1]]):
