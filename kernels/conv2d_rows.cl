@@ -8,7 +8,8 @@
  * (cnnc/backends/opencl/bind_conv_rows.py says what was measured).
  *
  * Geometry (-D) as conv2d.cl's (groups == 1): H W C input, OH OW F output, KH KW, SH SW, DH DW,
- *   PT PL. Tiling (-D): MR pixels (the binder cuts each row evenly), VW, NV. Epilogue (-D):
+ *   PT PL. Tiling (-D): MR pixels (the binder cuts each row evenly), VW, NV; or with -D PX
+ *   (pixel vectors, below) MR <= VW pixels in the lanes of one vector, PX filters. Epilogue (-D):
  *   HAS_BIAS, HAS_RESIDUAL, ACT_<NAME>. Gated input (-D GATED=1 GS0..GS3): as conv2d.cl's, x
  *   read as x * gate.
  * Launch: dim 0 = row blocks (batch * OH * ceil(OW / MR)), dim 1 = filter blocks (F / NR).
@@ -82,13 +83,14 @@
 #if MR > VW
 #error "pixel vectors: MR pixels must fit a vector of VW lanes"
 #endif
-/* input columns a vector of VW pixels' windows span (lanes past MR read in-bounds or zero) */
 /* a pooled window's fold starts from this, one lane at a time (pool_store.h's on vectors) */
 #if POOL_AVG
 #define POOL_START1 0.0f
 #else
 #define POOL_START1 (-INFINITY)
 #endif
+/* input columns a vector of VW pixels' windows span (lanes past MR read in-bounds or zero),
+ * and the private copy of them: two whole vectors where they fit (one shuffle a tap) */
 #define PX_SPAN ((VW - 1) * SW + (KW - 1) * DW + 1)
 #if PX_SPAN <= 2 * VW
 #define PX_SPAN_MEM (2 * VW)
