@@ -115,10 +115,10 @@ def pixel_variants(filters: int, geo: dict[str, int], target: Target) -> list[di
     widest vector (LeNet-5's 6): a vector of the row's pixels, as wide as the device's widest
     and no wider than the row needs (two lanes at least: a pooling's window pair), times the
     most filters whose accumulators for two rows (a pooled work-item's) leave two registers
-    free, and half as many (twice the work-items). CPU only, and only where a vector's windows span at most two vectors,
-    so that each tap's pixels are one shuffle: gathered lane by lane, shufflenet_mini's
-    stride-2 stem (28x28x1 -> 14x14x24) ran 0.75x its float8 filter vectors alone (pocl, 2-core
-    Intel Xeon AVX-512, load 4)."""
+    free, and half as many (twice the work-items). CPU only, and only where a vector's windows
+    span at most two vectors, so that each tap's pixels are one shuffle: gathered lane by lane,
+    shufflenet_mini's stride-2 stem (28x28x1 -> 14x14x24) ran 0.75x its float8 filter vectors
+    alone (pocl, 2-core Intel Xeon AVX-512, load 4)."""
     if target.kind != "cpu" or filters % target.max_vector == 0:
         return []
     vw = max(2, min(target.max_vector, 1 << (max(geo["OW"], 2) - 1).bit_length()))
