@@ -36,6 +36,8 @@ RUNS = [
     (ROW_MAPS[3], "rows-one-block-groups", {"algo": "conv_rows", "rows_group": 1}),
     (ROW_MAPS[1], "rows-2x8", {"algo": "conv_rows", "MR": 2, "VW": 8, "NV": 1}),
     (ROW_MAPS[5], "rows-8-channels", {"algo": "conv_rows"}),  # the pooled rule's channels
+    # pixel vectors (-D PX), at stride 2 under 'same' pooling: a window cut short
+    (ROW_MAPS[3], "rows-pixels", {"algo": "conv_rows", "MR": 8, "VW": 8, "NV": 1, "px": 4}),
 ]
 # the means of whole windows (-D POOL_AVG=1, test_conv_avgpool.py's maps)
 AVG_RUNS = [
@@ -44,6 +46,8 @@ AVG_RUNS = [
     (AVG_ROW_MAPS[1], "avg-rows", {"algo": "conv_rows"}),
     (AVG_ROW_MAPS[3], "avg-rows-one-block-groups", {"algo": "conv_rows", "rows_group": 1}),
     (AVG_ROW_MAPS[4], "avg-rows-6-channels", {"algo": "conv_rows"}),  # LeNet-5's second
+    (AVG_ROW_MAPS[0], "avg-rows-pixels",  # LeNet-5's stem in pixel vectors
+     {"algo": "conv_rows", "MR": 8, "VW": 8, "NV": 1, "px": 3}),
 ]
 
 

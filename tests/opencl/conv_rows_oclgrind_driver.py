@@ -30,6 +30,8 @@ VARIANTS = {
     "rows": {"algo": "conv_rows"},
     "rows-one-block-groups": {"algo": "conv_rows", "rows_group": 1},
     "rows-2x1": {"algo": "conv_rows", "MR": 2, "VW": 1, "NV": 1},
+    # pixel vectors (-D PX): 8 pixels a vector, one filter a work-item (every layer's count)
+    "rows-pixels": {"algo": "conv_rows", "MR": 8, "VW": 8, "NV": 1, "px": 1},
 }
 
 

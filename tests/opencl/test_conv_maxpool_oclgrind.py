@@ -9,7 +9,7 @@ from pathlib import Path
 from test_oclgrind import oclgrind_env, pytestmark, run_clean  # noqa: F401
 
 DRIVER = Path(__file__).with_name("conv_maxpool_oclgrind_driver.py")
-RUNS = 13  # the driver's RUNS and AVG_RUNS
+RUNS = 15  # the driver's RUNS and AVG_RUNS
 
 
 def test_conv_maxpool_clean_under_oclgrind(oclgrind_env):  # noqa: F811

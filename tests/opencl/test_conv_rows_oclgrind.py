@@ -1,6 +1,6 @@
 """conv2d_rows.cl under Oclgrind (see test_oclgrind.py): every access checked, data races
 detected, on test_conv_rows.py's layers, a residual and a gated input, with a CPU's blocks
-(three variants) and, within a small GPU's limits, the device's own tiling
+(four variants, pixel vectors among them) and, within a small GPU's limits, the device's own tiling
 (conv_rows_oclgrind_driver.py)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ RUNS = 9  # the driver's graphs: test_conv_rows.LAYERS's 7, a residual, a gated 
 
 def test_conv_rows_clean_under_oclgrind(oclgrind_env):  # noqa: F811
     out = run_clean(DRIVER, oclgrind_env)
-    assert "MISMATCH" not in out and out.count(": ok") == 3 * RUNS, out
-    for label in ("rows", "rows-one-block-groups", "rows-2x1"):
+    assert "MISMATCH" not in out and out.count(": ok") == 4 * RUNS, out
+    for label in ("rows", "rows-one-block-groups", "rows-2x1", "rows-pixels"):
         assert f" {label} [(" in out, out
 
 

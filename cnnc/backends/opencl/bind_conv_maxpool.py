@@ -81,7 +81,9 @@ def _rows(lau: Launch, pool: Mapping[str, int], ctx: BindContext,
           variant: Mapping[str, Any]) -> Launch:
     """conv2d_rows: row blocks of MR pixels in pairs of rows, MR even (pooled_row_block)."""
     d = lau.define_map
-    half = pooled_row_block(d, pool["POOL_W"], ctx.target)
+    # pixel vectors (-D PX): a vector's VW lanes hold the pixels of VW / 2 windows
+    half = (row_block(pool["POOL_W"], d["VW"] // 2) if d.get("PX")
+            else pooled_row_block(d, pool["POOL_W"], ctx.target))
     blocks = ctx.batch * pool["POOL_H"] * -(-pool["POOL_W"] // half)
     channel_blocks = lau.global_size[1]
     group = rows_group(blocks, channel_blocks, ctx.target, variant) if lau.local_size else None

@@ -114,7 +114,7 @@ def bind_rows_kernel(node: Node, ctx: BindContext, geo: dict[str, int], tile: di
     where the variant has them, dim 1 the `channels` outputs' blocks of VW * NV."""
     variant = ctx.variant(node)
     blocks = ctx.batch * geo["OH"] * -(-geo["OW"] // tile["MR"])
-    channel_blocks = channels // (tile["VW"] * tile["NV"])
+    channel_blocks = channels // (tile.get("PX") or tile["VW"] * tile["NV"])
     group = rows_group(blocks, channel_blocks, ctx.target, variant)
     grid = (-(-blocks // group[0]) * group[0] if group else blocks, channel_blocks)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
