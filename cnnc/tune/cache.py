@@ -294,8 +294,12 @@ class TuningCache:
     def get_other_batch(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
         """An entry for the same launch at another batch size (the nearest), or None: what a
         run's short last batch or its evaluation batch can use instead of tuning anew."""
+        return next(iter(self.other_batches(key)), None)
+
+    def other_batches(self, key: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The entries for the same launch at other batch sizes, the nearest first."""
         found = [e for e in self.entries.values() if same_but_batch(e["key"], key)]
-        return min(found, key=lambda e: abs(e["key"]["batch"] - key["batch"]), default=None)
+        return sorted(found, key=lambda e: abs(e["key"]["batch"] - key["batch"]))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

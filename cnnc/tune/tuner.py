@@ -774,15 +774,20 @@ class CachedVariants:
         ctx = BindContext(graph, batch, self.backend.target)
         chosen: dict[str, dict[str, Any]] = {}
         for n in nodes:
-            entry = entries[n.name] or self.cache.get_other_batch(keys[n.name])
-            if entry is None:
+            entry = entries[n.name]
+            if entry is None or entry["key"]["batch"] != batch:
+                # the nearest batch whose choice holds here, not the nearest alone: a training
+                # step's batch 32 keys the seed model's pooled 7x7 convolution too, and its
+                # choice, which does not hold at 64, hid forward batch 256's Winograd from the
+                # chunks of 64 `cnnc tune` had timed with it (114 ms a batch of 256, not 47)
+                for other in self.cache.other_batches(keys[n.name]):
+                    variant = dict(other["variant"])
+                    if variant in variant_space(n, ctx) and self._carries_over(
+                            graph, n, variant, other["key"]["batch"], ctx):
+                        chosen[n.name] = variant
+                        break
                 continue
             variant = dict(entry["variant"])
-            if entry["key"]["batch"] != batch:
-                if (variant in variant_space(n, ctx)
-                        and self._carries_over(graph, n, variant, entry["key"]["batch"], ctx)):
-                    chosen[n.name] = variant
-                continue
             if variant not in variant_space(n, ctx):
                 eid = entry_id(keys[n.name])
                 if eid not in self._warned:

@@ -199,6 +199,25 @@ def test_another_batch_sizes_algorithm_yields_to_a_default_it_never_raced(device
     assert chooser(graph, 200).get(node.name) == tuned
 
 
+def test_the_nearest_batch_whose_choice_holds_is_taken(device, cache_dir, tmp_path):
+    """Where the nearest tuned batch's choice does not hold at this batch size, a farther one's
+    that does is taken: a training step's batch 32 keys a forward convolution too, and its
+    choice had hidden forward batch 256's Winograd from the seed model's chunks of 64."""
+    from cnnc.backends.opencl.launches import BindContext
+    from cnnc.tune.space import default_variant, variant_space
+
+    graph = tiny_training_graph(tmp_path)
+    backend = OpenCLBackend(device)
+    node = tunable_nodes(graph, ("dense",))[0]
+    tuned = default_variant(node, BindContext(graph, 256, backend.target))
+    odd = {"algo": "direct", "MR": 16, "VW": 16, "NV": 4}  # a block no batch's space holds
+    assert odd not in variant_space(node, BindContext(graph, 120, backend.target))
+    cache = tc.TuningCache.default()
+    cache.put(tc.make_entry(node_key(backend, graph, node, 100), odd, 1.0, 2.0))
+    cache.put(tc.make_entry(node_key(backend, graph, node, 256), tuned, 1.0, 2.0))
+    assert CachedVariants(backend, progress=False)(graph, 120).get(node.name) == tuned
+
+
 @pytest.mark.parametrize("budget, tuning", [(60.0, 50.0), (6.0, 5.0), (0.5, 0.5 * 5 / 6)])
 def test_first_use_tuning_leaves_part_of_the_budget_for_the_builds(device, cache_dir, tmp_path,
                                                                    monkeypatch, budget, tuning):
