@@ -243,6 +243,14 @@ def optional_int(name: str, value: Any) -> int | None:
     return None if value is None else integer(name, value)
 
 
+def part_attrs(name: str, value: Any) -> Attrs:
+    """A fused op's attribute holding one of its parts' attributes, already checked by that
+    part's own op (the fusion passes build them; a spec never writes them)."""
+    if not isinstance(value, Attrs):
+        raise ArgError(f"Expected a part's checked attributes. Received {name}={value!r}.")
+    return value
+
+
 def check_args(op_name: str, args: tuple[Arg, ...], given: Mapping[str, Any]) -> Attrs:
     """Check the given keyword values against an op's args; fill defaults; reject unknown names.
 

@@ -12,22 +12,13 @@ layer's a vector); the tuner times its dense part (cnnc/tune/space.py, tuning_gr
 
 from __future__ import annotations
 
-from typing import Any
-
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
 
 NAME = "avgpool_dense"
 _POOL = Attrs(keepdims=False)
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected the dense layer's checked attributes. Received "
-                       f"{name}={value!r}.")
-    return value
 
 
 def _check(attrs: Attrs) -> None:
@@ -77,7 +68,7 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name=NAME, group="fused", base="global_avgpool2d",
-    args=(Arg("dense", _part),),
+    args=(Arg("dense", part_attrs),),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A global average pooling and the dense layer reading it as one op (inference): a "

@@ -22,7 +22,7 @@ from cnnc.ir import (
     fused,  # noqa: F401  (registers conv2d_bn)
     resample,  # noqa: F401  (registers upsampling2d)
 )
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
@@ -31,12 +31,6 @@ CONV_OPS = ("conv2d", "conv2d_bn")
 """The convolutions that take in the concatenation they read (one input each)."""
 
 NO_UP = (1, 1)
-
-
-def _attrs(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def _ups(name: str, value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -119,7 +113,7 @@ def parts(node: Node, shapes: tuple[Shape, ...]) -> tuple[Node, ...]:
 
 register(OpDef(
     name="conv2d_concat", group="fused", base="conv2d",
-    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", _attrs), Arg("concat", _attrs),
+    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", part_attrs), Arg("concat", part_attrs),
           Arg("ups", _ups)),
     arity=(2, 2), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,

@@ -26,7 +26,7 @@ from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir import residual  # noqa: F401  (registers the ops the convolution may be)
 from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.convpool import pool_attrs_geometry
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
@@ -76,12 +76,6 @@ def stores_pooled(pool_op: str, pool: Mapping[str, Any], conv_hw: tuple[int, int
     store: a max over any window pools_in_store takes (a short window keeps its real cells), a
     mean over such windows when all are whole (the kernels divide by four)."""
     return pools_in_store(pool) and (pool_op == "maxpool2d" or whole_windows(pool, conv_hw))
-
-
-def _attrs(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def _check(attrs: Attrs, pool_op: str = "maxpool2d") -> None:
@@ -169,7 +163,7 @@ def _reduction_avg(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name="conv2d_maxpool", group="fused", base="maxpool2d",
-    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", _attrs), Arg("pool", _attrs)),
+    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", part_attrs), Arg("pool", part_attrs)),
     arity=(1, 2), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A convolution (with its batch norm folded, bias, residual and activation) and the 2x2 "
@@ -178,7 +172,7 @@ register(OpDef(
 
 register(OpDef(
     name="conv2d_avgpool", group="fused", base="avgpool2d",
-    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", _attrs), Arg("pool", _attrs)),
+    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", part_attrs), Arg("pool", part_attrs)),
     arity=(1, 2), infer=_infer_avg, params=_params, flops=_flops_avg,
     check=lambda attrs: _check(attrs, "avgpool2d"), reduction=_reduction_avg,
     doc="A convolution (with its batch norm folded, bias, residual and activation) and the 2x2 "

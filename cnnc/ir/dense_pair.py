@@ -15,24 +15,15 @@ The op stands for the head (`base`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.ir import args as A
 from cnnc.ir import layers  # noqa: F401  (registers the ops the parts run)
 from cnnc.ir.activations import ACTIVATIONS
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
 
 NAME = "dense_pair"
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected a dense layer's checked attributes. Received "
-                       f"{name}={value!r}.")
-    return value
 
 
 def _check(attrs: Attrs) -> None:
@@ -98,7 +89,7 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name=NAME, group="fused", base="dense",
-    args=(Arg("hidden", _part), Arg("head", _part), Arg("hidden_name", A.text)),
+    args=(Arg("hidden", part_attrs), Arg("head", part_attrs), Arg("hidden_name", A.text)),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A dense layer and the softmax head reading it as one op (inference): a classifier's "

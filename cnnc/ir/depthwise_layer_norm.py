@@ -14,10 +14,8 @@ multiplier of 1; wider layers keep their two nodes. The op's output is the layer
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.ir import layer_norm, layers  # noqa: F401  (registers the ops the parts run)
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
@@ -26,12 +24,6 @@ NAME = "depthwise_layer_norm"
 # The channels a work-item holds while it normalises a pixel: ConvNeXt-sized stages (32, 64)
 # in a CPU's registers and a few spills; wider maps would spill every accumulator.
 MAX_CHANNELS = 64
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected a part's checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def fusable(depthwise: Attrs, norm: Attrs, channels: int) -> bool:
@@ -99,7 +91,7 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name=NAME, group="fused", base="layer_norm",
-    args=(Arg("depthwise", _part), Arg("layer_norm", _part)),
+    args=(Arg("depthwise", part_attrs), Arg("layer_norm", part_attrs)),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A depthwise convolution (bias, activation) and the layer normalisation over the "

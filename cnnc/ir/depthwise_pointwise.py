@@ -12,24 +12,16 @@ a separable convolution (`base`): its pictures and receptive field are one's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir import fused, separable  # noqa: F401  (registers the ops the parts run)
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
 
 DEPTHWISE_OPS = ("depthwise_conv2d", "depthwise_conv2d_bn")
 POINTWISE_OPS = ("conv2d", "conv2d_bn")
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected a part's checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def is_pointwise(attrs: Attrs) -> bool:
@@ -117,8 +109,8 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name="depthwise_pointwise", group="fused", base="separable_conv2d",
-    args=(Arg("depthwise_op", A.choice(*DEPTHWISE_OPS)), Arg("depthwise", _part),
-          Arg("pointwise_op", A.choice(*POINTWISE_OPS)), Arg("pointwise", _part)),
+    args=(Arg("depthwise_op", A.choice(*DEPTHWISE_OPS)), Arg("depthwise", part_attrs),
+          Arg("pointwise_op", A.choice(*POINTWISE_OPS)), Arg("pointwise", part_attrs)),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A depthwise convolution (with its batch norm folded, bias and activation) and the "

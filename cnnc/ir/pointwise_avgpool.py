@@ -14,11 +14,9 @@ one's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.ir import args as A
 from cnnc.ir import fused  # noqa: F401  (registers the ops the part runs)
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.depthwise_pointwise import POINTWISE_OPS, is_pointwise
 from cnnc.ir.gathered import GATHERED_OF, MAX_SOURCES
 from cnnc.ir.graph import Node
@@ -27,12 +25,6 @@ from cnnc.ir.shapes import Shape
 
 # The convolutions the op pools: a plain 1x1 one, or one reading a gather in place.
 CONV_OPS = (*POINTWISE_OPS, *(GATHERED_OF[op] for op in POINTWISE_OPS))
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected the convolution's checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def _check(attrs: Attrs) -> None:
@@ -93,7 +85,7 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name="pointwise_avgpool", group="fused", base="global_avgpool2d",
-    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", _part),
+    args=(Arg("conv_op", A.choice(*CONV_OPS)), Arg("conv", part_attrs),
           Arg("keepdims", A.boolean, False)),
     arity=(1, MAX_SOURCES), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,

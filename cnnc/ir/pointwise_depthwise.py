@@ -15,24 +15,16 @@ squeeze-excite block's pooling and gate go on reading. It stands for a separable
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir import fused, layers  # noqa: F401  (registers the ops the parts run)
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.depthwise_pointwise import DEPTHWISE_OPS, POINTWISE_OPS, is_pointwise, one_activation
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
 from cnnc.ir.shapes import Shape
 
 NAME = "pointwise_depthwise"
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected a part's checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def fusable(pointwise: Attrs, depthwise: Attrs) -> bool:
@@ -114,8 +106,8 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name=NAME, group="fused", base="separable_conv2d",
-    args=(Arg("pointwise_op", A.choice(*POINTWISE_OPS)), Arg("pointwise", _part),
-          Arg("depthwise_op", A.choice(*DEPTHWISE_OPS)), Arg("depthwise", _part)),
+    args=(Arg("pointwise_op", A.choice(*POINTWISE_OPS)), Arg("pointwise", part_attrs),
+          Arg("depthwise_op", A.choice(*DEPTHWISE_OPS)), Arg("depthwise", part_attrs)),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A 1x1 convolution (with its batch norm folded, bias and activation) and the depthwise "

@@ -10,22 +10,14 @@ the pooling (`base`): its output is the pooling's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.errors import ShapeError
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, register
 from cnnc.ir.shapes import Shape
 
 MAX_PARTS = 4
 """The most parts one launch reads (kernels/pool.cl's -D PARTS: one argument each)."""
-
-
-def _attrs(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def _check(attrs: Attrs) -> None:
@@ -70,7 +62,7 @@ def parts(node: Node, shapes: tuple[Shape, ...]) -> tuple[Node, Node]:
 
 register(OpDef(
     name="maxpool2d_concat", group="fused", base="maxpool2d",
-    args=(Arg("pool", _attrs), Arg("concat", _attrs)),
+    args=(Arg("pool", part_attrs), Arg("concat", part_attrs)),
     arity=(2, MAX_PARTS), infer=_infer, flops=_flops, check=_check,
     doc="A max pooling reading the channel concatenation of 2 to 4 maps as one op (inference): "
         "the concatenated map is never written.",

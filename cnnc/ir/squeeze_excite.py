@@ -15,12 +15,10 @@ The op stands for the global pooling (`base`): its receptive field is the whole 
 
 from __future__ import annotations
 
-from typing import Any
-
 from cnnc.errors import ShapeError
 from cnnc.ir import args as A
 from cnnc.ir import layers  # noqa: F401  (registers the ops the parts run)
-from cnnc.ir.args import Arg, ArgError, Attrs
+from cnnc.ir.args import Arg, ArgError, Attrs, part_attrs
 from cnnc.ir.depthwise_pointwise import is_pointwise
 from cnnc.ir.graph import Node
 from cnnc.ir.ops import OPS, OpDef, ParamSpec, register
@@ -32,12 +30,6 @@ GATE_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 # The pooled and hidden vectors together, in floats, up to which a block fuses: they stay in a
 # work-group's local memory, 8 KiB of the 32 KiB every OpenCL device offers.
 MAX_VECTOR_FLOATS = 2048
-
-
-def _part(name: str, value: Any) -> Attrs:
-    if not isinstance(value, Attrs):
-        raise ArgError(f"Expected a part's checked attributes. Received {name}={value!r}.")
-    return value
 
 
 def is_vector_layer(op: str, attrs: Attrs) -> bool:
@@ -126,8 +118,8 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name="squeeze_excite", group="fused", base="global_avgpool2d",
-    args=(Arg("pool", _part), Arg("hidden_op", A.choice(*LAYER_OPS)), Arg("hidden", _part),
-          Arg("gate_op", A.choice(*LAYER_OPS)), Arg("gate", _part)),
+    args=(Arg("pool", part_attrs), Arg("hidden_op", A.choice(*LAYER_OPS)), Arg("hidden", part_attrs),
+          Arg("gate_op", A.choice(*LAYER_OPS)), Arg("gate", part_attrs)),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A squeeze-and-excitation gate (global average pooling, then two 1x1 convolutions or "
