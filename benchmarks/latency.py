@@ -21,9 +21,10 @@ call meets the other's threads still spinning from the call before). --warm-call
 untimed calls of the same task after each pause before the timed one: a stream of requests'
 pace, each system with its own threads awake and the other's gone idle (as frameworks.py's
 default does at batch 256). Ratios are onnxruntime's time over cnnc's (above 1: cnnc is faster). Also per
-spec: the kernel launches of one forward pass, and their fixed cost (launches x the back-to-back
-cost of one launch, measured first as benchmarks/launch_overhead.py does) as a share of the
-executor's time. The CPU's name and the load average come first.
+spec: the device that ran it ('pthread': pocl's CPU device; 'basic': its one-thread companion,
+cnnc/backends/opencl/latency.py), the kernel launches of one forward pass, and their fixed cost
+(launches x the back-to-back cost of one launch on that device, measured as
+benchmarks/launch_overhead.py does) as a share of the executor's time. The CPU's name and the load average come first.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def _medians(tasks: dict[str, Callable[[], object]], runs: int, settle: float,
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def measure(spec: str, batch: int, args: argparse.Namespace, launch_s: float) -> dict | None:
+def measure(spec: str, batch: int, args: argparse.Namespace,
+            launch_s: Callable[[object], float]) -> dict | None:
     """One spec at one batch size: its figures, or None where the outputs disagree."""
     import cnnc
 
@@ -121,8 +123,10 @@ def measure(spec: str, batch: int, args: argparse.Namespace, launch_s: float) ->
         "onnxruntime": lambda: session.run(None, ort_feeds),
     }, args.runs, args.settle, args.warm_calls)
     launches = len(exe.bound)
+    ran_on = exe.backend.device  # the device's one-thread companion for a small pass
     return {"name": graph.name, "batch": batch, "diff": diff, "launches": launches,
-            "share": launches * launch_s / medians["exe.run"], **medians}
+            "on": ran_on.name.split("-")[0],
+            "share": launches * launch_s(ran_on) / medians["exe.run"], **medians}
 
 
 def _tune_choice(text: str) -> str | float:
@@ -156,21 +160,28 @@ def main(argv: list[str]) -> int:
     from cnnc.backends.opencl.device import select_device
 
     device = select_device(args.device)
-    launch_s, _ = launch_cost(device)
+    costs = {device.index: launch_cost(device)[0]}
+
+    def launch_s(on) -> float:
+        if on.index not in costs:
+            costs[on.index] = launch_cost(on)[0]
+        return costs[on.index]
+
+    launch_s_device = costs[device.index]
     print(f"CPU: {cpu_name()}; device {device.describe()}; load average "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; one launch {launch_s * 1e6:.1f} us "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; one launch {launch_s_device * 1e6:.1f} us "
           f"back to back; median of {args.runs} interleaved runs; onnxruntime "
           f"{args.threads} threads; tune={args.tune}; {args.settle} s pause before each call"
           + (f", then {args.warm_calls} untimed calls" if args.warm_calls else ""))
-    print("| spec | batch | launches | cnnc predict ms | cnnc exe.run ms | onnxruntime ms "
-          "| ort/predict | ort/exe.run | launch share |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| spec | batch | runs on | launches | cnnc predict ms | cnnc exe.run ms "
+          "| onnxruntime ms | ort/predict | ort/exe.run | launch share |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for spec in _specs(args.specs):
         for batch in args.batch:
             r = measure(spec, batch, args, launch_s)
             if r is None:
                 continue
-            print(f"| {r['name']} | {batch} | {r['launches']} | {r['predict'] * 1e3:.3f} | "
+            print(f"| {r['name']} | {batch} | {r['on']} | {r['launches']} | {r['predict'] * 1e3:.3f} | "
                   f"{r['exe.run'] * 1e3:.3f} | {r['onnxruntime'] * 1e3:.3f} | "
                   f"{r['onnxruntime'] / r['predict']:.2f} | "
                   f"{r['onnxruntime'] / r['exe.run']:.2f} | {100 * r['share']:.0f}% |",

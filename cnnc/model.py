@@ -165,8 +165,12 @@ class Model:
         if exe is None:
             # A queued step's record reads the target after the run (cnnc/backends/step_figures)
             options = {"keep": (names.TARGET,)} if kind == "train" else {}
+            # A forward pass may run on another device of the backend's (latency.py)
+            compile = self.backend.compile
+            if kind == "predict":
+                compile = getattr(self.backend, "compile_inference", compile)
             with _memory_named(batch):
-                exe = self.backend.compile(graph, batch, **options)
+                exe = compile(graph, batch, **options)
             self._executables[key] = exe
         return exe
 
@@ -220,10 +224,13 @@ class Model:
         """Tune the kernel launches of the forward pass (or, with train=True, of the training
         step) at `batch` for this model's OpenCL device, within `budget` seconds, as `cnnc tune`
         does: the fastest variants the correctness gate admits, kept in the tuning cache for
-        every later run. Later predictions and steps at that batch size run them. Returns one
+        every later run. A small forward pass's launches are tuned on the device that runs it
+        (its one-thread companion, cnnc/backends/opencl/latency.py), then which of the two runs
+        it faster is timed and kept too. Later predictions and steps at that batch size run them. Returns one
         result per tunable launch (node, op, variant, seconds, default_seconds, source)."""
         from cnnc import settings
         from cnnc.tune import chunking
+        from cnnc.tune.device_choice import seconds_kept, tune_device
         from cnnc.tune.tuner import CachedVariants, Tuner, install
 
         if not hasattr(self.backend, "choose_variants"):
@@ -241,14 +248,23 @@ class Model:
         cache = chooser.cache if isinstance(chooser, CachedVariants) else None
         if cache is None:  # compiled with tune='never': this call asks for the tuned kernels
             cache = install(self.backend).cache
-        # (what the searches leave of the budget extends them, but for the chunk sizes' timing)
-        tuner = Tuner(self.backend.device, cache, float(budget),
+        # The launches of the device that runs the pass: a small forward pass's may be the
+        # companion (cnnc/backends/opencl/latency.py). The budget's last seconds then time
+        # which device runs it (timing); what the searches leave of the rest extends them, but
+        # for the chunk sizes' timing.
+        companion = None if train else self.backend.companion_for(graph, int(batch))
+        device = self.backend.device if companion is None else companion.device
+        timing = 0.0 if train else seconds_kept(self.backend.device, graph, int(batch))
+        tuner = Tuner(device, cache, max(float(budget) - timing, float(budget) / 2),
                       extend=0.0 if train else chunking.seconds_kept(int(batch)))
         results = tuner.tune_graph(graph, int(batch), force=force)
-        # Executables bound before this call keep the variants they were built with.
+        # Executables bound before this call keep the variants (and device) they were built
+        # with.
         self._executables.pop(("train" if train else "predict", int(batch)), None)
+        if timing:
+            tune_device(self.backend.device, cache, graph, int(batch))
         if not train and tuner.left() > 0:
-            chunks = chunking.tune_chunks(self.backend.device, cache, graph, int(batch))
+            chunks = chunking.tune_chunks(device, cache, graph, int(batch))
             if chunks is not None:  # (None: no chunk size applies, nothing was timed)
                 self._chunks.pop(int(batch), None)
                 # the chunks' executables take the tuned batch's choices (CachedVariants)

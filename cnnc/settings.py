@@ -10,6 +10,9 @@ CNNC_DEBUG       '1' verifies the graph after every pass and names the pass that
 CNNC_OFFLINE     '1' never downloads datasets (the test suite and CI set it)
 CNNC_TUNE        '0' turns kernel tuning off: the device's default kernel variants only, no
                  tuning cache read or written (the test suite sets it; cnnc/tune/)
+CNNC_LATENCY_DEVICE  '0' keeps small forward passes on the device itself, off pocl's one-thread
+                 companion device (cnnc/backends/opencl/latency.py; the test suite sets it
+                 but for the latency path's own tests)
 
 Set by others and read here too:
 PMI_SIZE, OMPI_COMM_WORLD_SIZE, MV2_COMM_WORLD_SIZE, PMIX_RANK with SLURM_STEP_NUM_TASKS
@@ -17,6 +20,8 @@ PMI_SIZE, OMPI_COMM_WORLD_SIZE, MV2_COMM_WORLD_SIZE, PMIX_RANK with SLURM_STEP_N
                  data-parallel when it is above 1 (cnnc/distributed)
 POCL_MAX_PTHREAD_COUNT  pocl's worker threads per process: set, when unset, to share a node's
                  cores between the ranks on it
+POCL_DEVICES     pocl's devices: set to 'pthread basic', when unset, so that pocl's one-thread
+                 'basic' device is there beside its CPU device for the latency path
 POCL_AFFINITY    pocl's CPU device pins its worker thread i to core i when it is 1: set to 1,
                  when unset, where the process has every core to itself (pin_cpu_threads)
 OCL_ICD_VENDORS, LD_LIBRARY_PATH   read (not set) by `cnnc doctor`, to report the OpenCL drivers
@@ -124,6 +129,29 @@ def pin_cpu_threads() -> None:
     if os.sched_getaffinity(0) != set(range(os.cpu_count() or 0)):
         return
     os.environ["POCL_AFFINITY"] = "1"
+
+
+def latency_device() -> bool:
+    """False when CNNC_LATENCY_DEVICE says no; unset means yes."""
+    return os.environ.get("CNNC_LATENCY_DEVICE", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+# What add_basic_device set POCL_DEVICES to: the 'basic' devices it adds are the CPU devices'
+# companions, not devices of their own to list or choose.
+ADDED_POCL_DEVICES = "pthread basic"
+
+
+def add_basic_device() -> bool:
+    """POCL_DEVICES='pthread basic' where the user has not set it: pocl then offers, beside its CPU device, the 'basic' device that runs each launch in the
+    thread that waits for it (latency.py). Call before OpenCL starts (pocl reads it once).
+    True when the basic devices found are cnnc's addition."""
+    if os.environ.get("POCL_DEVICES") == ADDED_POCL_DEVICES:
+        return True  # set by this process before, or inherited from the cnnc that started it
+    if "POCL_DEVICES" in os.environ:
+        return False
+    os.environ["POCL_DEVICES"] = ADDED_POCL_DEVICES
+    return True
 
 
 def icd_vendors() -> str | None:

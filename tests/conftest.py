@@ -2,7 +2,7 @@
 
 Kernel tuning is off (CNNC_TUNE=0), so every test runs the device's default kernel variants,
 whatever a user's tuning cache holds (tests/tune/ turns it on where it tests the tuner, with a
-cache of its own).
+cache of its own). The latency path is off (CNNC_LATENCY_DEVICE=0) but for its own tests.
 
 Every OpenCL driver is qualified once, by the controlling process before any test runs
 (cnnc/backends/opencl/qualification.py: cnnc's kernels built and run in a child process), and
@@ -22,6 +22,10 @@ import pytest
 from cnnc import settings
 
 os.environ["CNNC_TUNE"] = "0"
+# Small forward passes stay on the device under test, off pocl's one-thread companion
+# (cnnc/backends/opencl/latency.py): otherwise every small predict would build its kernels a
+# second time, for the companion. tests/opencl/test_latency_path.py turns it on.
+os.environ["CNNC_LATENCY_DEVICE"] = "0"
 os.environ["CNNC_VERDICT_DIR"] = str(settings.verdict_dir())
 
 # What a device other than the default runs unless asked for all: every op against NumPy, every

@@ -27,7 +27,14 @@ def _mib(nbytes: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnc.backends.opencl.device import NO_PLATFORM_HINT, default_device, devices, select_device
+    from cnnc import settings
+    from cnnc.backends.opencl.device import (
+        NO_PLATFORM_HINT,
+        companion_of,
+        default_device,
+        devices,
+        select_device,
+    )
     from cnnc.errors import DeviceError
 
     found = devices()
@@ -66,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{d.verdict.binaries_reason})")
         else:
             print("       usable")
+        companion = companion_of(d) if d.usable else None
+        if companion is not None:
+            print(f"       with {companion.index} {companion.name}: its one-thread companion, "
+                  "which runs small forward passes without waking worker threads "
+                  f"(latency path: {'on' if settings.latency_device() else 'off'}, "
+                  "CNNC_LATENCY_DEVICE)")
     if default is None:
         print("no device can run cnnc's kernels; " + NO_PLATFORM_HINT)
         return 1

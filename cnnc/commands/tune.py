@@ -168,7 +168,13 @@ def _tune(args: argparse.Namespace, cache) -> None:
         raise CnncError("tuning is turned off (CNNC_TUNE=0)", hint="unset CNNC_TUNE")
     spec = load_spec(args.spec)
     graph = training_graph(spec) if args.train else inference_graph(spec)
-    device = select_device(args.device)
+    device = asked = select_device(args.device)
+    if not args.train:  # the device that runs it: a small pass's may be the companion
+        from cnnc.backends.opencl.latency import runs_on
+        from cnnc.tune.tuner import companion_choice
+
+        device = runs_on(asked, graph, args.batch,
+                         companion_choice(cache, asked, graph, args.batch))
     what = "training step" if args.train else "forward pass"
     print(f"tuning {spec.name}'s {what} at batch {args.batch} on {device.describe()} "
           f"(at most {args.budget:.0f} s)")
@@ -186,7 +192,11 @@ def _tune(args: argparse.Namespace, cache) -> None:
     # What the searches leave of the budget goes on extending them, but for the time the
     # chunk sizes' timing and the warm-up below take.
     keep = WARM_UP_SECONDS + (0.0 if args.train else chunking.seconds_kept(args.batch))
-    tuner = Tuner(device, cache, args.budget, spent=spent_before(process_age(), seconds_waited()),
+    # the budget's last seconds time which device runs a small pass (latency.py)
+    from cnnc.tune.device_choice import seconds_kept
+
+    timing = 0.0 if args.train else seconds_kept(asked, graph, args.batch)
+    tuner = Tuner(device, cache, max(args.budget - timing, args.budget / 2), spent=spent_before(process_age(), seconds_waited()),
                   extend=keep)
     results = tuner.tune_graph(graph, args.batch, force=args.force)
     print(f"{'node':28s} {'op':20s} {'variant':24s} {'default ms':>10s} {'tuned ms':>9s} "
@@ -212,6 +222,17 @@ def _tune(args: argparse.Namespace, cache) -> None:
         chunks = chunking.tune_chunks(device, cache, graph, args.batch)
         if chunks is not None:
             print(chunking.describe(chunks))
+    if timing:
+        # A small pass: which device runs it, timed (latency.py); None: nothing to choose
+        from cnnc.tune.device_choice import describe as describe_choice
+        from cnnc.tune.device_choice import tune_device
+
+        choice = tune_device(asked, cache, graph, args.batch)
+        if choice is not None:
+            print(describe_choice(choice))
+            if (device is asked) == choice.companion:
+                print("(the other device than the one tuned above: tune again to tune its "
+                      "launches)")
     # The graph with what was tuned, run once: its new winners' programs (on the disk since
     # their searches) loaded, pocl's kernels for their work-group sizes built, so the first
     # run after tuning starts as fast as later ones.

@@ -136,6 +136,25 @@ def checksum(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(b"entry\0" + _canonical(body)).hexdigest()
 
 
+def graph_digest(graph: Any) -> str:
+    """What a graph computes, weights aside: its nodes in order (name, op, inputs,
+    attributes) and the shapes of their outputs (the key of a whole pass's entries:
+    chunking.py, device_choice.py)."""
+    nodes = [[n.name, n.op, list(n.inputs), _plain(dict(n.attrs)),
+              _plain(graph.shape_of(n.name))] for n in graph.nodes]
+    return hashlib.sha256(b"graph\0" + _canonical(nodes)).hexdigest()
+
+
+DEVICE_OP = "forward_device"  # the entry of which device runs a small pass (device_choice.py)
+
+
+def device_key(device: Any, graph: Any, batch: int) -> dict[str, Any]:
+    """The key of the timed choice of device for a forward pass of `graph` at `batch`."""
+    shapes = [list(graph.concrete_shape(name, batch)) for name in graph.inputs]
+    return make_key(device_fields(device), DEVICE_OP, shapes, {"graph": graph_digest(graph)},
+                    batch)
+
+
 # ---------------------------------------------------------------- validation
 
 

@@ -22,7 +22,6 @@ aside, is another key), the input shapes and the batch; its variant is {"chunk":
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.ir.graph import Graph
-from cnnc.tune.cache import TuningCache, _canonical, _plain, device_fields, make_entry, make_key
+from cnnc.tune.cache import TuningCache, device_fields, graph_digest, make_entry, make_key
 
 OP = "forward_chunks"
 DIVISORS = (2, 4, 8)  # the chunks timed: the batch over each, where it divides it
@@ -42,14 +41,6 @@ ROUNDS = 7  # interleaved rounds of one pass and each chunk size
 # About what tune_chunks takes (its builds, then 8 x 4 whole passes: ~5 s of them for the seed
 # model at batch 256 on a Zen 3): what a tuner that extends its searches leaves of its budget.
 SECONDS = 10.0
-
-
-def graph_digest(graph: Graph) -> str:
-    """What the graph computes, weights aside: its nodes in order (name, op, inputs,
-    attributes) and the shapes of their outputs."""
-    nodes = [[n.name, n.op, list(n.inputs), _plain(dict(n.attrs)),
-              _plain(graph.shape_of(n.name))] for n in graph.nodes]
-    return hashlib.sha256(b"graph\0" + _canonical(nodes)).hexdigest()
 
 
 def chunk_key(device: Any, graph: Graph, batch: int) -> dict[str, Any]:

@@ -76,7 +76,8 @@ TILE_INT_KEYS: dict[str, tuple[int, int]] = {
 }
 INT_KEYS: dict[str, tuple[int, int]] = {
     **TILE_INT_KEYS, **{k: r for a in ALGORITHMS.values() for k, r in a.keys.items()},
-    "chunk": (1, 2**20)}  # a forward pass's batch chunk (chunking.py), not a launch's
+    "chunk": (1, 2**20),  # a forward pass's batch chunk (chunking.py), not a launch's
+    "companion": (0, 1)}  # 1: a forward pass runs on the device's companion (latency.py)
 # Keys holding a register tile of their own (MR, VW, NV as above).
 TILE_VARIANT_KEYS = tuple(dict.fromkeys(k for a in ALGORITHMS.values() for k in a.tile_keys))
 ALGOS = tuple(dict.fromkeys(name for _, name in ALGORITHMS))

@@ -41,7 +41,15 @@ from cnnc.crosscheck import single_node_graph
 from cnnc.errors import CnncError
 from cnnc.ir.conv_maxpool import POOL_OF
 from cnnc.ir.graph import Graph, Node
-from cnnc.tune.cache import TuningCache, device_fields, entry_id, make_entry, make_key, warn
+from cnnc.tune.cache import (
+    TuningCache,
+    device_fields,
+    device_key,
+    entry_id,
+    make_entry,
+    make_key,
+    warn,
+)
 from cnnc.tune.gate import Gate, Verdict, prebuild, random_values
 from cnnc.tune.space import (
     as_layer,
@@ -714,6 +722,16 @@ def _bar(total: int, progress: bool | None, out: TextIO) -> Any:
 # ---------------------------------------------------------------- the backend's hook
 
 
+def companion_choice(cache: TuningCache, device: Any, graph: Graph, batch: int) -> bool | None:
+    """Whether `cache` holds a forward pass of `graph` at `batch` timed faster on the device's
+    one-thread companion (True) or on the device (False); None: not timed
+    (device_choice.py)."""
+    entry = cache.get(device_key(device, graph, batch))
+    if entry is None or entry["variant"].get("companion") not in (0, 1):
+        return None
+    return bool(entry["variant"]["companion"])
+
+
 class CachedVariants:
     """OpenCLBackend.choose_variants: the cache's variant for each tunable node; with a tuning
     budget, the missing ones tuned first (once per process, within the budget)."""
@@ -728,6 +746,17 @@ class CachedVariants:
         self.progress = progress
         self._tuner: Tuner | None = None
         self._warned: set[str] = set()
+
+    def for_backend(self, backend: Any) -> CachedVariants:
+        """The same choices (cache, first-use budget) for another backend's device: a
+        device's one-thread companion (cnnc/backends/opencl/latency.py)."""
+        return CachedVariants(backend, self.cache, tune_budget=self.tune_budget, out=self.out,
+                              progress=self.progress)
+
+    def companion_choice(self, device: Any, graph: Graph, batch: int) -> bool | None:
+        """Whether a tuning timed a forward pass faster on the device's one-thread companion
+        (True) or on the device (False); None: not timed (device_choice.py)."""
+        return companion_choice(self.cache, device, graph, batch)
 
     def _tune(self, graph: Graph, batch: int) -> None:
         if self._tuner is None:

@@ -103,3 +103,35 @@ def test_compile_plan_names_the_variant_each_launch_runs(device, cache_dir, tmp_
         next(line for line in after if f"  {node.name}  " in line)]
     assert f"tuned: {describe(variant)}" in next(line for line in after
                                                   if f"  {node.name}  " in line)
+
+
+def test_model_tune_tunes_the_device_a_small_forward_pass_runs_on(device, cache_dir,
+                                                                  monkeypatch):
+    monkeypatch.setenv("CNNC_LATENCY_DEVICE", "1")  # (the suite turns it off: conftest.py)
+    model = cnnc.compile(SPEC, backend="opencl", device=device.index, tune="never")
+    companion = model.backend.companion_for(model.graph, 1)
+    if companion is None:
+        pytest.skip(f"{device.describe()} runs batch-1 passes itself (no one-thread companion)")
+    model.tune(batch=1, budget=20)
+    graph, cache = model.graph, tc.TuningCache.default()
+    nodes = tunable_nodes(graph)
+    assert any(cache.get(node_key(companion, graph, n, 1)) for n in nodes), (
+        "the companion that runs the pass got no tuning")
+    assert not any(cache.get(node_key(model.backend, graph, n, 1)) for n in nodes)
+    assert companion.choose_variants(graph, 1)
+    # then the two devices timed, the faster kept: what runs the pass
+    from cnnc.tune.cache import device_key
+
+    choice = cache.get(device_key(device, graph, 1))
+    assert choice is not None
+    exe = model.prepare(1)
+    on_companion = choice["variant"]["companion"]
+    assert (exe.backend is companion) == on_companion
+    # a choice in the cache is followed, either way
+    model.backend.choose_variants.cache.put(tc.make_entry(device_key(device, graph, 1), {"companion": 1 - on_companion},
+                            0.001, 0.002))
+    assert (model.backend.companion_for(graph, 1) is not None) == (not on_companion)
+    x = np.random.default_rng(2).random((1, 7, 5, 9), dtype=np.float32)
+    never = cnnc.compile(SPEC, backend="numpy")
+    never.set_weights(model.get_weights())
+    np.testing.assert_allclose(model.predict(x), never.predict(x), rtol=1e-4, atol=1e-5)

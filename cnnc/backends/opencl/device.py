@@ -318,6 +318,10 @@ def first_error_line(err: Exception) -> str:
 
 
 _DEVICES: list[Device] | None = None
+# pocl's one-thread 'basic' devices that settings.add_basic_device asked for: not listed, the
+# companions of the CPU devices beside them (companion_of).
+_COMPANIONS: list[Device] = []
+BASIC_PREFIX = "basic-"
 
 
 def devices() -> list[Device]:
@@ -325,6 +329,7 @@ def devices() -> list[Device]:
     global _DEVICES
     if _DEVICES is None:
         settings.pin_cpu_threads()
+        added = settings.add_basic_device()
         cl = _cl()
         found: list[Device] = []
         try:
@@ -336,10 +341,38 @@ def devices() -> list[Device]:
                 cl_devices = platform.get_devices()
             except cl.Error:  # a platform with no devices (or a broken driver)
                 cl_devices = []
-            for d_index, cl_device in enumerate(cl_devices):
+            # pocl lists its 'basic' device first: the listed devices keep the indices they
+            # have without it (the CPU device stays 0:0), a companion goes after them.
+            listed = [d for d in cl_devices
+                      if not (added and d.name.strip().startswith(BASIC_PREFIX))]
+            for d_index, cl_device in enumerate(listed):
                 found.append(Device(p_index, d_index, cl_device))
+            for d_index, cl_device in enumerate(
+                    (d for d in cl_devices if d not in listed), start=len(listed)):
+                _COMPANIONS.append(Device(p_index, d_index, cl_device))
         _DEVICES = found
     return _DEVICES
+
+
+def companion_of(device: Device) -> Device | None:
+    """pocl's 'basic' device beside `device` (the same CPU, pocl's 'pthread-' device): one
+    that runs each launch's work-groups one after another in the thread that waits for them,
+    so a launch costs no wake-up of a worker and no return to the host (latency.py). Its
+    kernels are compiled by the same pocl and LLVM as the CPU device's, so it takes that
+    device's qualification rather than one of its own. None where there is none."""
+    devices()
+    name = device.name
+    if device.kind != "cpu" or not name.startswith("pthread-"):
+        return None
+    want = BASIC_PREFIX + name.removeprefix("pthread-")
+    for other in _COMPANIONS:
+        if other.platform_index == device.platform_index and other.name == want:
+            if other._usable is None:
+                usable = device.usable  # (qualifies the device where that is still to do)
+                other.verdict = device.verdict
+                other._usable, other._reason = usable, device.reason
+            return other
+    return None
 
 
 def _devices_or_error() -> list[Device]:

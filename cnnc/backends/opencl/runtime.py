@@ -153,6 +153,11 @@ class OpenCLBackend:
         cl = _cl()
         self.device = device if isinstance(device, Device) else select_device(device)
         self.target = target_for(self.device, target)
+        # The latency path (latency.py) for a backend with the device's own tile choices; not
+        # for the tests' and the tuner's isolated buffers, nor another target's tilings.
+        self._latency_path = target is None and not (isolate or canary)
+        self._companion: OpenCLBackend | None = None
+        self._chooser_of: Any = None  # (a companion: whose variant chooser it follows)
         self.isolate = isolate or canary
         self.canary = canary
         self.direct_io = direct_io
@@ -354,6 +359,47 @@ class OpenCLBackend:
                 # Every later plan of this backend stays within what the kernel allows.
                 self.target = replace(self.target, limits=err.limits)
         return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
+
+
+    def compile_inference(self, graph: Graph, batch: int, *,
+                          keep: Iterable[str] = ()) -> Any:
+        """compile() for a forward pass that changes no state, on the device latency.py's rule
+        picks: this backend's, or its device's one-thread companion, which then runs with this
+        backend's weights (a CompanionExecutable)."""
+        from cnnc.backends.opencl import latency
+
+        companion = self.companion_for(graph, batch)
+        if companion is not None:
+            exe = companion.compile(graph, batch, keep=keep)
+            if not exe._writes_state:
+                state = [s for s in graph.state if self.has_state(s.name)]
+                return latency.CompanionExecutable(exe, self, companion, state)
+        return self.compile(graph, batch, keep=keep)
+
+    def companion_for(self, graph: Graph, batch: int) -> OpenCLBackend | None:
+        """The backend of the device's companion where latency.py's rule runs a forward pass
+        of `graph` at `batch` there (made on first use, with this backend's tuning), else
+        None."""
+        from cnnc.backends.opencl import latency
+
+        if not self._latency_path:
+            return None
+        timed = getattr(self.choose_variants, "companion_choice", None)  # (CachedVariants)
+        device = latency.runs_on(self.device, graph, batch,
+                                 None if timed is None else timed(self.device, graph, batch))
+        if device is self.device:
+            return None
+        companion = self._companion
+        if companion is None or companion.device is not device:
+            companion = self._companion = OpenCLBackend(device, direct_io=self.direct_io)
+        chooser = self.choose_variants
+        if companion._chooser_of is not chooser:  # (installed or replaced since)
+            # the tuning cache's variants (CachedVariants) for the companion's own keys
+            companion.choose_variants = (chooser.for_backend(companion)
+                                         if hasattr(chooser, "for_backend")
+                                         else (lambda graph, batch: {}))
+            companion._chooser_of = chooser
+        return companion
 
 
 def _check_kernel_limits(
