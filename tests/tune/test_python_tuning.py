@@ -135,3 +135,22 @@ def test_model_tune_tunes_the_device_a_small_forward_pass_runs_on(device, cache_
     never = cnnc.compile(SPEC, backend="numpy")
     never.set_weights(model.get_weights())
     np.testing.assert_allclose(model.predict(x), never.predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_cnnc_tune_of_a_small_pass_tunes_and_times_the_companion(device, cache_dir, monkeypatch):
+    import subprocess
+    import sys
+
+    from cnnc.backends.opencl.device import companion_of
+
+    monkeypatch.setenv("CNNC_LATENCY_DEVICE", "1")  # (inherited by the command's process)
+    companion = companion_of(device)
+    if companion is None or device.compute_units < 2:
+        pytest.skip(f"{device.describe()} runs batch-1 passes itself (no one-thread companion)")
+    run = subprocess.run([sys.executable, "-m", "cnnc.cli", "tune", "lenet5", "--batch", "1",
+                          "--budget", "10", "--device", device.index],
+                         check=False, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert f"at batch 1 on {companion.index} '{companion.name}'" in run.stdout
+    assert "forward pass at batch 1: runs on " in run.stdout
+    assert "a pass)" in run.stdout
