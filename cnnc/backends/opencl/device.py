@@ -321,7 +321,14 @@ _DEVICES: list[Device] | None = None
 # pocl's one-thread 'basic' devices that settings.add_basic_device asked for: not listed, the
 # companions of the CPU devices beside them (companion_of).
 _COMPANIONS: list[Device] = []
-BASIC_PREFIX = "basic-"
+# The name prefixes of pocl's CPU device and of its one-thread device: 'pthread-' and 'basic-'
+# in pocl 3, 'cpu-' and 'cpu-minimal-' where later versions renamed them (they still take
+# the old names in POCL_DEVICES).
+COMPANION_PREFIXES = {"pthread-": "basic-", "cpu-": "cpu-minimal-"}
+
+
+def _is_companion(name: str) -> bool:
+    return name.startswith(tuple(COMPANION_PREFIXES.values()))
 
 
 def devices() -> list[Device]:
@@ -343,8 +350,7 @@ def devices() -> list[Device]:
                 cl_devices = []
             # pocl lists its 'basic' device first: the listed devices keep the indices they
             # have without it (the CPU device stays 0:0), a companion goes after them.
-            listed = [d for d in cl_devices
-                      if not (added and d.name.strip().startswith(BASIC_PREFIX))]
+            listed = [d for d in cl_devices if not (added and _is_companion(d.name.strip()))]
             for d_index, cl_device in enumerate(listed):
                 found.append(Device(p_index, d_index, cl_device))
             for d_index, cl_device in enumerate(
@@ -355,16 +361,18 @@ def devices() -> list[Device]:
 
 
 def companion_of(device: Device) -> Device | None:
-    """pocl's 'basic' device beside `device` (the same CPU, pocl's 'pthread-' device): one
-    that runs each launch's work-groups one after another in the thread that waits for them,
-    so a launch costs no wake-up of a worker and no return to the host (latency.py). Its
-    kernels are compiled by the same pocl and LLVM as the CPU device's, so it takes that
-    device's qualification rather than one of its own. None where there is none."""
+    """pocl's 'basic' device beside `device` (the same CPU, pocl's 'pthread-' device; in later
+    pocl versions 'cpu-minimal-' beside 'cpu-'): one that runs each launch's work-groups one
+    after another in the thread that waits for them, so a launch costs no wake-up of a worker
+    and no return to the host (latency.py). Its kernels are compiled by the same pocl and LLVM
+    as the CPU device's, so it takes that device's qualification rather than one of its own.
+    None where there is none."""
     devices()
     name = device.name
-    if device.kind != "cpu" or not name.startswith("pthread-"):
+    prefix = next((p for p in COMPANION_PREFIXES if name.startswith(p)), None)
+    if device.kind != "cpu" or prefix is None or _is_companion(name):
         return None
-    want = BASIC_PREFIX + name.removeprefix("pthread-")
+    want = COMPANION_PREFIXES[prefix] + name.removeprefix(prefix)
     for other in _COMPANIONS:
         if other.platform_index == device.platform_index and other.name == want:
             if other._usable is None:

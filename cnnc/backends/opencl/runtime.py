@@ -360,7 +360,6 @@ class OpenCLBackend:
                 self.target = replace(self.target, limits=err.limits)
         return OpenCLExecutable(self, self.plan(graph, batch, keep=keep))
 
-
     def compile_inference(self, graph: Graph, batch: int, *,
                           keep: Iterable[str] = ()) -> Any:
         """compile() for a forward pass that changes no state, on the device latency.py's rule
