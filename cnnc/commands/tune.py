@@ -84,7 +84,7 @@ def show(cache) -> None:
     shape and the attributes that tell launches apart, and the variant's whole name."""
     from cnnc.commands.table import format_table
     from cnnc.tune import chunking
-    from cnnc.tune.cache import kernel_source_hash
+    from cnnc.tune.cache import DEVICE_OP, kernel_source_hash
     from cnnc.tune.space import describe
 
     entries = sorted(cache.entries.values(), key=lambda e: (
@@ -108,6 +108,10 @@ def show(cache) -> None:
             attrs = f"graph {str(k['attrs'].get('graph'))[:12]}"
             chunk = e["variant"]["chunk"]
             variant = "one pass" if chunk == k["batch"] else f"chunks of {chunk}"
+        elif k["op"] == DEVICE_OP:  # which device runs a small forward pass (latency.py)
+            attrs = f"graph {str(k['attrs'].get('graph'))[:12]}"
+            variant = ("on the one-thread companion" if e["variant"].get("companion")
+                       else "on the device")
         else:
             attrs, variant = _attrs_text(k["attrs"]), describe(e["variant"])
         rows.setdefault((k["device"], k["driver"]), []).append([

@@ -48,3 +48,16 @@ def test_one_entry_is_counted_in_the_singular(cache_dir, capsys):
     assert ": 1 entry\n" in out and "1 entries" not in out
     found = next(doctor.check_tuning_cache()).message
     assert f"1 tuned launch for {DEVICE['device']!r}" in found
+
+
+def test_show_says_which_device_runs_a_small_pass(cache_dir, capsys):
+    for companion in (0, 1):
+        key = tc.make_key(DEVICE, tc.DEVICE_OP, [[1, 28, 28, companion + 1]],
+                          {"graph": "ab" * 32}, 1)
+        tc.TuningCache.default().put(tc.make_entry(key, {"companion": companion}, 0.001, 0.002))
+    assert main(["tune", "--show"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith(tc.DEVICE_OP)]
+    assert len(rows) == 2
+    assert sum("on the one-thread companion" in r for r in rows) == 1
+    assert sum("on the device " in r + " " for r in rows) == 1
