@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from cnnc.backends.opencl.device import companion_of
-from cnnc.backends.opencl.latency import worth_timing
+from cnnc.backends.opencl.latency import usable_companion, worth_timing
 from cnnc.ir.graph import Graph
 from cnnc.tune.cache import TuningCache, device_key, make_entry
 
@@ -63,7 +62,7 @@ def tune_device(device: Any, cache: TuningCache, graph: Graph,
     feeds = random_feeds(graph, batch, 0)
     outputs = list(graph.outputs)
     runs = {}
-    for name, on in (("device", device), ("companion", companion_of(device))):
+    for name, on in (("device", device), ("companion", usable_companion(device))):
         backend = OpenCLBackend(on)
         backend.choose_variants = CachedVariants(backend, cache)
         backend.init_state(graph.state, values)

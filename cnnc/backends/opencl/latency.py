@@ -55,15 +55,22 @@ def one_core_seconds(device: Device, graph: Graph, batch: int) -> float:
     return batch * total_flops(graph) / per_core
 
 
+def usable_companion(device: Device) -> Device | None:
+    """The device's companion where the latency path may use it: the path on, a device of
+    more than one core (a one-core device has nothing to gain), a usable companion."""
+    if not settings.latency_device() or device.compute_units < 2:
+        return None
+    companion = companion_of(device)
+    return companion if companion is not None and companion.usable else None
+
+
 def runs_on(device: Device, graph: Graph, batch: int, timed: bool | None = None) -> Device:
     """The device a forward pass of `graph` at `batch` runs on: the device's companion (pocl's
     'basic' device beside its CPU device) where a timing found it faster there (`timed`, the
     tuning cache's: cnnc/tune/device_choice.py), or without one where one core computes it
     within ONE_CORE_SECONDS; else the device itself."""
-    if not settings.latency_device() or device.compute_units < 2:
-        return device
-    companion = companion_of(device)
-    if companion is None or not companion.usable:
+    companion = usable_companion(device)
+    if companion is None:
         return device
     if timed is not None:
         return companion if timed else device
@@ -75,9 +82,7 @@ def runs_on(device: Device, graph: Graph, batch: int, timed: bool | None = None)
 def worth_timing(device: Device, graph: Graph, batch: int) -> bool:
     """Whether a tuning times the pass on both devices: there is a companion, and one core's
     share of the pass is within TIMED_UP_TO times ONE_CORE_SECONDS."""
-    companion = companion_of(device)
-    return (companion is not None and companion.usable and device.compute_units >= 2
-            and settings.latency_device()
+    return (usable_companion(device) is not None
             and one_core_seconds(device, graph, batch) <= TIMED_UP_TO * ONE_CORE_SECONDS)
 
 
