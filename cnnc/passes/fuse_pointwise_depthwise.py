@@ -11,7 +11,8 @@ between them other than linear (the fused kernel builds one). Runs after fold_ba
 fuse_activation (the parts are then what they fuse), after fuse_residual and fold_gate (a
 residual or gated 1x1 convolution, conv2d_bn_add_gated, ..., is not a part: its op is none of
 the plain ones), and after fuse_depthwise_pointwise, which takes a depthwise read by a 1x1
-convolution alone first (a depthwise fused there is no longer one here).
+convolution alone first (a depthwise fused there is no longer one here) unless this pass
+would pair it with its expansion (`expansion_of`).
 """
 
 from __future__ import annotations
@@ -38,13 +39,21 @@ def pays(depthwise: Attrs) -> bool:
     return depthwise["strides"] != (1, 1)
 
 
-def _fuse(graph: Graph, node: Node) -> Rewrite | None:
+def expansion_of(graph: Graph, node: Node) -> Node | None:
+    """The 1x1 convolution this pass would fuse with the depthwise `node`, or None."""
     if node.op not in DEPTHWISE_OPS or node.inputs[0] not in graph.node_map:
         return None
     pw = graph.node(node.inputs[0])
     if (pw.op not in POINTWISE_OPS or graph.consumers.get(pw.name) != (node.name,)
             or pw.name in graph.outputs or not fusable(pw.attrs, node.attrs)
             or not pays(node.attrs)):
+        return None
+    return pw
+
+
+def _fuse(graph: Graph, node: Node) -> Rewrite | None:
+    pw = expansion_of(graph, node)
+    if pw is None:
         return None
     attrs = Attrs(pointwise_op=pw.op, pointwise=pw.attrs, depthwise_op=node.op,
                   depthwise=node.attrs)

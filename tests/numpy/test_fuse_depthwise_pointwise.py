@@ -130,8 +130,26 @@ def test_the_op_checks_its_parts():
         op.check_attrs({**attrs, "depthwise": attrs["depthwise"].replace(depth_multiplier=0)})
 
 
-@pytest.mark.parametrize("spec, blocks", [("mobilenet_mini", 2), ("mobilenetv3_mini", 1),
-                                          ("shufflenet_mini", 4), ("efficientnet_mini", 0)])
+@pytest.mark.parametrize("strides, ops", [
+    (2, {"d": "pointwise_depthwise", "pbn": "conv2d_bn"}),
+    (1, {"e": "conv2d", "pbn": "depthwise_pointwise"})])
+def test_a_strided_depthwise_between_two_1x1_convolutions_goes_to_its_expansion(strides, ops):
+    # the expanded map is strides^2 times the depthwise's output: fuse_pointwise_depthwise pairs
+    # a strided depthwise with the expansion that writes it; a stride-1 one stays here
+    g = lower("net", [L("input", [(6, 6, 2)], name="in"),
+                      L("conv2d", [8, 1], {"activation": "relu"}, name="e"),
+                      L("depthwise_conv2d", [3], {"padding": "same", "strides": strides},
+                        name="d"),
+                      L("conv2d", [3, 1], {"use_bias": False}, name="p"),
+                      L("batchnorm", name="pbn")])
+    fused = _same_outputs(g)
+    assert _ops(fused) == ops
+
+
+# mobilenetv3_mini's only plain block and one of shufflenet_mini's have a strided depthwise
+# after an expansion: fuse_pointwise_depthwise takes those
+@pytest.mark.parametrize("spec, blocks", [("mobilenet_mini", 2), ("mobilenetv3_mini", 0),
+                                          ("shufflenet_mini", 3), ("efficientnet_mini", 0)])
 def test_the_example_specs_fuse_their_plain_blocks(spec, blocks):
     graph = cnnc.load_spec(spec)
     fused = _same_outputs(graph, batch=2)

@@ -66,8 +66,9 @@ def test_the_case_matches_the_unfused_reference(tiling, batch, device):
     _check(cnnc.load_spec(CASE.spec()), batch, _backend(device, tiling), 3)
 
 
-@pytest.mark.parametrize("spec, blocks", [("mobilenet_mini", 2), ("shufflenet_mini", 4),
-                                          ("mobilenetv3_mini", 1)])
+# (mobilenetv3_mini's one plain block has a strided depthwise after an expansion: it is a
+# pointwise_depthwise now, tests/opencl/test_pointwise_depthwise.py)
+@pytest.mark.parametrize("spec, blocks", [("mobilenet_mini", 2), ("shufflenet_mini", 3)])
 def test_the_example_specs_match_the_unfused_reference(spec, blocks, device):
     _check(cnnc.load_spec(spec), 5, _backend(device, "native"), blocks)
 

@@ -77,6 +77,16 @@ def test_the_fused_pair_matches_numpy(index, batch, tiling, device, monkeypatch)
     assert KERNEL in kernels[out]
 
 
+@pytest.mark.parametrize("spec, fused", [("mobilenetv3_mini", ["activation_1"]),
+                                         ("shufflenet_mini", ["batch_normalization_4"])])
+def test_the_strided_blocks_of_other_example_specs_match_numpy(spec, fused, device):
+    # a strided depthwise between an expansion and a projection, paired with its expansion
+    graph = inference_graph(cnnc.load_spec(spec))
+    kernels = _check(graph, 3, device)
+    assert [n.name for n in graph.nodes if n.op == "pointwise_depthwise"] == fused
+    assert all(KERNEL in kernels[name] for name in fused)
+
+
 @pytest.mark.parametrize("pays", [True, False])
 def test_efficientnet_mini_matches_numpy(pays, device, monkeypatch):
     # as the pass fuses it (b2's strided pair), and with its stride-1 pair fused too
