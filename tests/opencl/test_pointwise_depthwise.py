@@ -97,3 +97,20 @@ def test_efficientnet_mini_matches_numpy(pays, device, monkeypatch):
     fused = [n.name for n in graph.nodes if n.op == "pointwise_depthwise"]
     assert fused == (["b2_dw", "b3_dw"] if pays else ["b2_dw"])
     assert all(KERNEL in kernels[name] for name in fused)
+
+
+def test_the_expansion_sums_a_whole_row_at_once_where_the_registers_hold_it():
+    # efficientnet_mini's b2 pair (14x14x16 -> 96, 3x3 stride 2): 14 expanded columns a row
+    from cnnc.backends.opencl.bind_pointwise_depthwise import block, expansion_columns
+
+    geo = {"H": 14, "W": 14, "C": 96, "OH": 7, "OW": 7, "KH": 3, "KW": 3, "SH": 2, "SW": 2,
+           "DH": 1, "DW": 1, "PT": 0, "PL": 0}
+    avx512, avx2 = Target("cpu", 2, native_vector=16), Target("cpu", 2, native_vector=8)
+    # AVX-512: 16-float vectors in one of 32 registers each, the row's 14 columns in one block
+    assert expansion_columns(16, avx512) == 30
+    assert block(geo, avx512) == {"OR": 7, "VW": 16, "CB": 14, "MR": 7}
+    # AVX2: 16-float vectors take two of its 16 registers: two blocks of 7
+    assert expansion_columns(16, avx2) == 7
+    assert block(geo, avx2)["CB"] == 7
+    # a GPU keeps a few accumulators a work-item
+    assert block(geo, Target("gpu", 8))["CB"] == 7
