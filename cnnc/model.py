@@ -226,11 +226,12 @@ class Model:
         does: the fastest variants the correctness gate admits, kept in the tuning cache for
         every later run. A small forward pass's launches are tuned on the device that runs it
         (its one-thread companion, cnnc/backends/opencl/latency.py), then which of the two runs
-        it faster is timed and kept too. Later predictions and steps at that batch size run them. Returns one
-        result per tunable launch (node, op, variant, seconds, default_seconds, source)."""
+        it faster is timed and kept too. Later predictions and steps at that batch size run
+        them. Returns one result per tunable launch (node, op, variant, seconds,
+        default_seconds, source)."""
         from cnnc import settings
         from cnnc.tune import chunking
-        from cnnc.tune.device_choice import seconds_kept, tune_device
+        from cnnc.tune.device_choice import split_budget, tune_device
         from cnnc.tune.tuner import CachedVariants, Tuner, install
 
         if not hasattr(self.backend, "choose_variants"):
@@ -254,8 +255,9 @@ class Model:
         # for the chunk sizes' timing.
         companion = None if train else self.backend.companion_for(graph, int(batch))
         device = self.backend.device if companion is None else companion.device
-        timing = 0.0 if train else seconds_kept(self.backend.device, graph, int(batch))
-        tuner = Tuner(device, cache, max(float(budget) - timing, float(budget) / 2),
+        searches, timing = split_budget(float(budget), self.backend.device, graph, int(batch),
+                                        train)
+        tuner = Tuner(device, cache, searches,
                       extend=0.0 if train else chunking.seconds_kept(int(batch)))
         results = tuner.tune_graph(graph, int(batch), force=force)
         # Executables bound before this call keep the variants (and device) they were built

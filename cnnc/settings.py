@@ -143,8 +143,9 @@ ADDED_POCL_DEVICES = "pthread basic"
 
 
 def add_basic_device() -> bool:
-    """POCL_DEVICES='pthread basic' where the user has not set it: pocl then offers, beside its CPU device, the 'basic' device that runs each launch in the
-    thread that waits for it (latency.py). Call before OpenCL starts (pocl reads it once).
+    """POCL_DEVICES='pthread basic' where the user has not set it: pocl then offers, beside its
+    CPU device, the 'basic' device that runs each launch in the thread that waits for it
+    (latency.py). Call before OpenCL starts (pocl reads it once).
     True when the basic devices found are cnnc's addition."""
     if os.environ.get("POCL_DEVICES") == ADDED_POCL_DEVICES:
         return True  # set by this process before, or inherited from the cnnc that started it

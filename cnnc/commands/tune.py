@@ -197,10 +197,10 @@ def _tune(args: argparse.Namespace, cache) -> None:
     # chunk sizes' timing and the warm-up below take.
     keep = WARM_UP_SECONDS + (0.0 if args.train else chunking.seconds_kept(args.batch))
     # the budget's last seconds time which device runs a small pass (latency.py)
-    from cnnc.tune.device_choice import seconds_kept
+    from cnnc.tune.device_choice import split_budget
 
-    timing = 0.0 if args.train else seconds_kept(asked, graph, args.batch)
-    tuner = Tuner(device, cache, max(args.budget - timing, args.budget / 2), spent=spent_before(process_age(), seconds_waited()),
+    searches, timing = split_budget(args.budget, asked, graph, args.batch, args.train)
+    tuner = Tuner(device, cache, searches, spent=spent_before(process_age(), seconds_waited()),
                   extend=keep)
     results = tuner.tune_graph(graph, args.batch, force=args.force)
     print(f"{'node':28s} {'op':20s} {'variant':24s} {'default ms':>10s} {'tuned ms':>9s} "

@@ -118,8 +118,9 @@ def _reduction(attrs: Attrs, shapes: tuple[Shape, ...]) -> int:
 
 register(OpDef(
     name="squeeze_excite", group="fused", base="global_avgpool2d",
-    args=(Arg("pool", part_attrs), Arg("hidden_op", A.choice(*LAYER_OPS)), Arg("hidden", part_attrs),
-          Arg("gate_op", A.choice(*LAYER_OPS)), Arg("gate", part_attrs)),
+    args=(Arg("pool", part_attrs), Arg("hidden_op", A.choice(*LAYER_OPS)),
+          Arg("hidden", part_attrs), Arg("gate_op", A.choice(*LAYER_OPS)),
+          Arg("gate", part_attrs)),
     arity=(1, 1), infer=_infer, params=_params, flops=_flops, check=_check,
     reduction=_reduction,
     doc="A squeeze-and-excitation gate (global average pooling, then two 1x1 convolutions or "

@@ -35,7 +35,8 @@ def pays(depthwise: Attrs) -> bool:
     faster fused (launch minima, 24 paired rounds); its 7x7x24 -> 144, 5x5 stride-1 pair alone
     0.85x (40 rounds); the whole forward pass (benchmarks/mbconv.py) 1.10-1.20x with the
     strided pair fused, 1.12-1.16x with both (within the ~5% noise of the strided-only run),
-    and at batch 1 1.03-1.04x and 1.07x; mobilenetv3_mini's stride-1 5x5 24 -> 72 pair fused: 1.00x."""
+    and at batch 1 1.03-1.04x and 1.07x; mobilenetv3_mini's stride-1 5x5 24 -> 72 pair fused:
+    1.00x."""
     return depthwise["strides"] != (1, 1)
 
 

@@ -148,11 +148,16 @@ def graph_digest(graph: Any) -> str:
 DEVICE_OP = "forward_device"  # the entry of which device runs a small pass (device_choice.py)
 
 
+def pass_key(device: Any, op: str, graph: Any, batch: int) -> dict[str, Any]:
+    """The key of an entry about a whole forward pass of `graph` at `batch` (`op`: what it
+    holds, chunking.py's chunk size or device_choice.py's device), not about one launch."""
+    shapes = [list(graph.concrete_shape(name, batch)) for name in graph.inputs]
+    return make_key(device_fields(device), op, shapes, {"graph": graph_digest(graph)}, batch)
+
+
 def device_key(device: Any, graph: Any, batch: int) -> dict[str, Any]:
     """The key of the timed choice of device for a forward pass of `graph` at `batch`."""
-    shapes = [list(graph.concrete_shape(name, batch)) for name in graph.inputs]
-    return make_key(device_fields(device), DEVICE_OP, shapes, {"graph": graph_digest(graph)},
-                    batch)
+    return pass_key(device, DEVICE_OP, graph, batch)
 
 
 # ---------------------------------------------------------------- validation

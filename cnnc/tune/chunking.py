@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cnnc.ir.graph import Graph
-from cnnc.tune.cache import TuningCache, device_fields, graph_digest, make_entry, make_key
+from cnnc.tune.cache import TuningCache, make_entry, pass_key
 
 OP = "forward_chunks"
 DIVISORS = (2, 4, 8)  # the chunks timed: the batch over each, where it divides it
@@ -44,8 +44,7 @@ SECONDS = 10.0
 
 
 def chunk_key(device: Any, graph: Graph, batch: int) -> dict[str, Any]:
-    shapes = [list(graph.concrete_shape(name, batch)) for name in graph.inputs]
-    return make_key(device_fields(device), OP, shapes, {"graph": graph_digest(graph)}, batch)
+    return pass_key(device, OP, graph, batch)
 
 
 def candidates(batch: int) -> list[int]:

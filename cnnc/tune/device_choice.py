@@ -39,6 +39,14 @@ def seconds_kept(device: Any, graph: Graph, batch: int) -> float:
     return SECONDS if worth_timing(device, graph, batch) else 0.0
 
 
+def split_budget(budget: float, device: Any, graph: Graph, batch: int,
+                 train: bool) -> tuple[float, float]:
+    """A tuning's budget as (the launches' searches, tune_device's timing): the timing's
+    seconds_kept off the searches' share, which keeps at least half of it."""
+    timing = 0.0 if train else seconds_kept(device, graph, batch)
+    return max(budget - timing, budget / 2), timing
+
+
 @dataclass
 class DeviceChoice:
     batch: int

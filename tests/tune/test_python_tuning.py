@@ -128,8 +128,8 @@ def test_model_tune_tunes_the_device_a_small_forward_pass_runs_on(device, cache_
     on_companion = choice["variant"]["companion"]
     assert (exe.backend is companion) == on_companion
     # a choice in the cache is followed, either way
-    model.backend.choose_variants.cache.put(tc.make_entry(device_key(device, graph, 1), {"companion": 1 - on_companion},
-                            0.001, 0.002))
+    model.backend.choose_variants.cache.put(
+        tc.make_entry(device_key(device, graph, 1), {"companion": 1 - on_companion}, 0.001, 0.002))
     assert (model.backend.companion_for(graph, 1) is not None) == (not on_companion)
     x = np.random.default_rng(2).random((1, 7, 5, 9), dtype=np.float32)
     never = cnnc.compile(SPEC, backend="numpy")

@@ -4,8 +4,9 @@ pocl's CPU device ('pthread-...') hands every launch to worker threads that slee
 launches and wakes the host when the last one is done. At batch 1 a launch computes for a few
 microseconds, and those wake-ups are most of a pass: on a 2-core Intel Xeon VM (pocl 3.1) two
 work-groups of 20 us took 37 us in one launch and four 69 us (the second worker hardly
-helped: woken late, or handed no share of a launch that short), and a steady batch-1 pass paid about 4-5 us a launch and 14 us from its last launch to
-the host, where onnxruntime's threads spin. pocl's 'basic' device runs a launch's work-groups
+helped: woken late, or handed no share of a launch that short), and a steady batch-1 pass
+paid about 4-5 us a launch and 14 us from its last launch to the host, where onnxruntime's
+threads spin. pocl's 'basic' device runs a launch's work-groups
 in the thread that waits for them: one core, but nothing to wake. The same passes there (the
 same kernels, untuned): mobilenet_mini 71 -> 21 us, mobilenetv3_mini 100 -> 33 us,
 resnet_mini 109 -> 70 us, unet_mini 163 -> 139 us; the seed model, whose 179 MFLOP keep two
