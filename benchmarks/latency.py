@@ -22,7 +22,8 @@ untimed calls of the same task after each pause before the timed one: a stream o
 pace, each system with its own threads awake and the other's gone idle (as frameworks.py's
 default does at batch 256). Ratios are onnxruntime's time over cnnc's (above 1: cnnc is faster). Also per
 spec: the device that ran it ('pthread': pocl's CPU device; 'basic': its one-thread companion,
-cnnc/backends/opencl/latency.py), the kernel launches of one forward pass, and their fixed cost
+cnnc/backends/opencl/latency.py), the kernel launches of one forward pass (a chain of layers,
+cnnc/backends/opencl/chain.py, counts once; the layers' launches beside), and their fixed cost
 (launches x the back-to-back cost of one launch on that device, measured as
 benchmarks/launch_overhead.py does) as a share of the executor's time. The CPU's name and the load average come first.
 """
@@ -122,9 +123,11 @@ def measure(spec: str, batch: int, args: argparse.Namespace,
         "exe.run": lambda: exe.run(feeds, fetch),
         "onnxruntime": lambda: session.run(None, ort_feeds),
     }, args.runs, args.settle, args.warm_calls)
-    launches = len(exe.bound)
+    # what a run enqueues: a chain of layers (cnnc/backends/opencl/chain.py) is one launch
+    launches = len(exe._calls) if exe._calls is not None else len(exe.bound)
     ran_on = exe.backend.device  # the device's one-thread companion for a small pass
     return {"name": graph.name, "batch": batch, "diff": diff, "launches": launches,
+            "layers": len(exe.bound),
             "on": ran_on.name.split("-")[0],
             "share": launches * launch_s(ran_on) / medians["exe.run"], **medians}
 
@@ -173,7 +176,7 @@ def main(argv: list[str]) -> int:
           f"back to back; median of {args.runs} interleaved runs; onnxruntime "
           f"{args.threads} threads; tune={args.tune}; {args.settle} s pause before each call"
           + (f", then {args.warm_calls} untimed calls" if args.warm_calls else ""))
-    print("| spec | batch | runs on | launches | cnnc predict ms | cnnc exe.run ms "
+    print("| spec | batch | runs on | launches (layers') | cnnc predict ms | cnnc exe.run ms "
           "| onnxruntime ms | ort/predict | ort/exe.run | launch share |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for spec in _specs(args.specs):
@@ -181,7 +184,8 @@ def main(argv: list[str]) -> int:
             r = measure(spec, batch, args, launch_s)
             if r is None:
                 continue
-            print(f"| {r['name']} | {batch} | {r['on']} | {r['launches']} | {r['predict'] * 1e3:.3f} | "
+            print(f"| {r['name']} | {batch} | {r['on']} | {r['launches']} ({r['layers']}) | "
+                  f"{r['predict'] * 1e3:.3f} | "
                   f"{r['exe.run'] * 1e3:.3f} | {r['onnxruntime'] * 1e3:.3f} | "
                   f"{r['onnxruntime'] / r['predict']:.2f} | "
                   f"{r['onnxruntime'] / r['exe.run']:.2f} | {100 * r['share']:.0f}% |",

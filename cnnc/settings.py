@@ -13,6 +13,9 @@ CNNC_TUNE        '0' turns kernel tuning off: the device's default kernel varian
 CNNC_LATENCY_DEVICE  '0' keeps small forward passes on the device itself, off pocl's one-thread
                  companion device (cnnc/backends/opencl/latency.py; the test suite sets it
                  but for the latency path's own tests)
+CNNC_CHAINS      '0' runs every launch of a small forward pass on a CPU device as a launch of
+                 its own, not in chains (cnnc/backends/opencl/chain.py; the test suite sets it
+                 but for the chains' own tests)
 
 Set by others and read here too:
 PMI_SIZE, OMPI_COMM_WORLD_SIZE, MV2_COMM_WORLD_SIZE, PMIX_RANK with SLURM_STEP_NUM_TASKS
@@ -134,6 +137,12 @@ def pin_cpu_threads() -> None:
 def latency_device() -> bool:
     """False when CNNC_LATENCY_DEVICE says no; unset means yes."""
     return os.environ.get("CNNC_LATENCY_DEVICE", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
+def chains() -> bool:
+    """False when CNNC_CHAINS says no; unset means yes."""
+    return os.environ.get("CNNC_CHAINS", "1").strip().lower() not in (
         "0", "false", "no", "off")
 
 

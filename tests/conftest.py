@@ -2,7 +2,8 @@
 
 Kernel tuning is off (CNNC_TUNE=0), so every test runs the device's default kernel variants,
 whatever a user's tuning cache holds (tests/tune/ turns it on where it tests the tuner, with a
-cache of its own). The latency path is off (CNNC_LATENCY_DEVICE=0) but for its own tests.
+cache of its own). The latency path and chains are off (CNNC_LATENCY_DEVICE=0, CNNC_CHAINS=0)
+but for their own tests.
 
 Every OpenCL driver is qualified once, by the controlling process before any test runs
 (cnnc/backends/opencl/qualification.py: cnnc's kernels built and run in a child process), and
@@ -26,6 +27,10 @@ os.environ["CNNC_TUNE"] = "0"
 # (cnnc/backends/opencl/latency.py): otherwise every small predict would build its kernels a
 # second time, for the companion. tests/opencl/test_latency_path.py turns it on.
 os.environ["CNNC_LATENCY_DEVICE"] = "0"
+# Small forward passes on a CPU device run a launch a layer, not in chains (cnnc/backends/
+# opencl/chain.py): a chain links its own program of the pass's kernels, a second build of
+# each. tests/opencl/test_chains.py turns them on.
+os.environ["CNNC_CHAINS"] = "0"
 os.environ["CNNC_VERDICT_DIR"] = str(settings.verdict_dir())
 
 # What a device other than the default runs unless asked for all: every op against NumPy, every

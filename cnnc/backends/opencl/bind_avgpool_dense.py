@@ -35,8 +35,7 @@ from cnnc.ir.graph import Node
 def bind_avgpool_dense(node: Node, ctx: BindContext) -> NodeBinding:
     (x,) = node.inputs
     pool, dense = parts(node, ctx.graph.shape_of(x))
-    inner_ctx = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, pool)), ctx.batch,
-                            ctx.target, ctx.variants)
+    inner_ctx = replace(ctx, graph=ctx.graph.with_nodes((*ctx.graph.nodes, pool)))
     inner = chosen_algorithm(dense, inner_ctx).bind(dense, inner_ctx)
     head = [i for i, lau in enumerate(inner.launches)
             if (lau.file, lau.kernel) == ("gemv.cl", bind_gemv.HEAD)]

@@ -98,8 +98,8 @@ def bind_conv2d_concat(node: Node, ctx: BindContext) -> NodeBinding:
     variant = ctx.variant(node)
     if variant.get("algo", "direct") == "direct":  # in one part unless tuned otherwise
         variant = {"split": 1, **variant}
-    inner_ctx = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, *copies, conv)), ctx.batch,
-                            ctx.target, {**ctx.variants, conv.name: variant})
+    inner_ctx = replace(ctx, graph=ctx.graph.with_nodes((*ctx.graph.nodes, *copies, conv)),
+                        variants={**ctx.variants, conv.name: variant})
     inner = _CONV_BINDERS[conv.op](conv, inner_ctx)
     cat, out = Value(copies[-1].name), {Value(conv.name): Value(node.name)}
     cat_defines = concat_defines(node, ctx)

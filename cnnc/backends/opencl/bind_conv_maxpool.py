@@ -108,8 +108,8 @@ def _inner(node: Node, ctx: BindContext) -> tuple[Node, Node, BindContext]:
     shapes = tuple(ctx.graph.shape_of(x) for x in node.inputs)
     conv, pool = parts(node, shapes)
     reader = replace(pool, name=f"{conv.name}:pool")
-    inner = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, conv, reader)), ctx.batch,
-                        ctx.target, {**ctx.variants, conv.name: ctx.variant(node)})
+    inner = replace(ctx, graph=ctx.graph.with_nodes((*ctx.graph.nodes, conv, reader)),
+                    variants={**ctx.variants, conv.name: ctx.variant(node)})
     return conv, pool, inner
 
 

@@ -12,6 +12,8 @@ reading it, the launches of the graph without the fusion (so batch 256 runs as b
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cnnc.backends.opencl import bind_gemv
 from cnnc.backends.opencl.algorithms import chosen_algorithm
 from cnnc.backends.opencl.launches import (
@@ -45,7 +47,8 @@ def fuses(node: Node, hidden: Node, head: Node, ctx: BindContext) -> bool:
     rows, k = ctx.rows_cols(node.inputs[0])
     units, classes = hidden.attrs["units"], head.attrs["units"]
     return (rows <= FUSE_ROWS and k * units <= HIDDEN_MAX_MACS
-            and bind_gemv.head_applies(head, ctx)
+            # (its own work-item layout: the head's serial tile does not apply)
+            and bind_gemv.head_applies(head, replace(ctx, serial=False))
             and (units + classes) * FLOAT_BYTES <= ctx.target.limits.local_memory)
 
 
@@ -65,8 +68,7 @@ def group_size(units: int, classes: int, ctx: BindContext) -> int:
 def bind_dense_pair(node: Node, ctx: BindContext) -> NodeBinding:
     (x,) = node.inputs
     hidden, head = parts(node, ctx.shape(x))
-    inner_ctx = BindContext(ctx.graph.with_nodes((*ctx.graph.nodes, hidden)), ctx.batch,
-                            ctx.target, ctx.variants)
+    inner_ctx = replace(ctx, graph=ctx.graph.with_nodes((*ctx.graph.nodes, hidden)))
     if fuses(node, hidden, head, inner_ctx):
         rows, k = ctx.rows_cols(x)
         units, classes = hidden.attrs["units"], head.attrs["units"]

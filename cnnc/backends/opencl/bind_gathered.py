@@ -49,8 +49,8 @@ def gathered(layer_op: str, layer_binder: Binder) -> Binder:
                         attrs=Attrs({k: v for k, v in node.attrs.items() if k != "segments"}))
         variant: dict[str, Any] = {**ctx.variant(node), **_GATHERED_VARIANT}
         inner_ctx = _StandIn(ctx.graph, ctx.batch, ctx.target,
-                             {**ctx.variants, node.name: variant},
-                             {stand_in: gathered_shape(node.attrs, shapes)})
+                             {**ctx.variants, node.name: variant}, ctx.serial,
+                             extra={stand_in: gathered_shape(node.attrs, shapes)})
         inner = layer_binder(layer, inner_ctx)
         defines = {"GATHERED": 1, **gather_defines(node.attrs["segments"],
                                                    [s[-1] for s in shapes])}

@@ -28,6 +28,9 @@ HEAD = "dense_softmax"
 # 10 units, one row, back to back): 84 inputs 3.9 us against gemv + softmax's 5.2 + 3.8; 1,600
 # inputs 5.8 against 12.1 + 3.1; 3,200 inputs 10.9 against 28.8 + 5.2.
 HEAD_MAX_MACS = 32768
+# Accumulator vectors a head's one work-item holds in a chain (the MR x NV block of
+# registers; 10 units are 5 float2, 100 are 25 float4 and stay a gemv and a softmax).
+SERIAL_HEAD_VECTORS = 16
 
 
 def applies(node: Node, ctx: BindContext) -> bool:
@@ -69,7 +72,7 @@ def bind_dense_gemv(node: Node, ctx: BindContext) -> NodeBinding:
     tile = tuned_tile(units, ctx.target, variant)
     tile["MR"] = min(tile["MR"], rows)  # no block of rows past the end
     nr = tile["VW"] * tile["NV"]
-    g = group_size(k, tile["MR"] * nr, ctx.target)
+    g = 1 if ctx.serial else group_size(k, tile["MR"] * nr, ctx.target)
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     out, after, work = unfused_softmax(node, ctx, workspace=0)
     defines = {"K": k, "N": units, **tile, "G": g, "HAS_BIAS": int(bias != NULL),
@@ -91,10 +94,21 @@ def head_applies(node: Node, ctx: BindContext) -> bool:
     rows, k = ctx.rows_cols(node.inputs[0])
     units = node.attrs["units"]
     limits = ctx.target.limits
+    if ctx.serial and serial_head_tile(units) is None:
+        return False
     return (node.attrs["activation"] == "softmax" and rows <= GEMV_ROWS
             and units * k <= HEAD_MAX_MACS
             and units <= min(limits.max_group, limits.max_item_sizes[0])
             and GEMV_ROWS * units * FLOAT_BYTES <= limits.local_memory)
+
+
+def serial_head_tile(units: int) -> dict[str, int] | None:
+    """The columns of one work-item that spans all `units` (a head in a chain): the widest
+    vector that divides them in at most SERIAL_HEAD_VECTORS vectors; None if none does."""
+    for vw in (16, 8, 4, 2, 1):
+        if units % vw == 0 and units // vw <= SERIAL_HEAD_VECTORS:
+            return {"VW": vw, "NV": units // vw}
+    return None
 
 
 def head_gemm(node: Node, ctx: BindContext, variant: Variant) -> Gemm:
@@ -108,6 +122,8 @@ def bind_dense_softmax(node: Node, ctx: BindContext) -> NodeBinding:
     units = node.attrs["units"]
     tile = tuned_tile(units, ctx.target, ctx.variant(node))
     tile["MR"] = min(tile["MR"], rows, GEMV_ROWS)  # no block of rows past the end
+    if ctx.serial:
+        tile.update(serial_head_tile(units) or {})
     items = units // (tile["VW"] * tile["NV"])  # one work-group spans the columns
     bias = Value(node.params[1]) if node.attrs["use_bias"] else NULL
     defines = {"DENSE_SOFTMAX": 1, "K": k, "N": units, **tile, "HAS_BIAS": int(bias != NULL)}

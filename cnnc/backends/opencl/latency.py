@@ -12,6 +12,12 @@ same kernels, untuned): mobilenet_mini 71 -> 21 us, mobilenetv3_mini 100 -> 33 u
 resnet_mini 109 -> 70 us, unet_mini 163 -> 139 us; the seed model, whose 179 MFLOP keep two
 cores busy, 529 -> 983 us.
 
+On the CPU device itself a small pass runs in chains (chain.py): its launches as one, taken
+by the device's cores in turn, with no wake-up between layers. The networks whose arithmetic
+keeps two cores busy gained most from that (the Intel Xeon, batch 1: fashion-best 1.13x,
+fashion-plus 1.14-1.20x, the seed model 1.11-1.13x); for the small ones the companion stays
+faster (convnext_mini 52 us there, 74 us in a chain on the device).
+
 Which is faster is measured where it can be: `cnnc tune` and Model.tune of a forward pass
 tune the launches of the device it runs on, then time the whole pass on both devices side by
 side and keep the faster in the tuning cache (cnnc/tune/device_choice.py), as chunking.py

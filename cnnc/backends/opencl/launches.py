@@ -175,6 +175,10 @@ class BindContext:
     # Chosen kernel variants by node name (the tuner's choices, cnnc/tune/); a node not named,
     # or a key a variant leaves out, gets the defaults the binders derive from `target`.
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The launches run inside a chain (chain.py): a kernel whose work-items wait for each
+    # other (barriers, local memory) gets work-groups of one work-item, the only ones a chain
+    # can run.
+    serial: bool = False
 
     def variant(self, node: Node) -> Mapping[str, Any]:
         return self.variants.get(node.name, {})

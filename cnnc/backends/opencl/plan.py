@@ -71,6 +71,7 @@ class ExecutionPlan:
     memory: MemoryPlan
     kept: frozenset[str]  # values that survive the run and can be fetched
     hoisted: bool = False  # the `once` launches run once per change of the weights
+    serial: bool = False  # bound for chains (BindContext.serial): the executable makes them
 
     def launches(self) -> Iterable[tuple[str, Launch]]:
         """(node name, launch) in schedule order, the hoisted ones included."""
@@ -189,12 +190,14 @@ def make_plan(
     alignment: int = 128,
     keep: Iterable[str] = (),
     variants: Mapping[str, Mapping[str, Any]] | None = None,
+    serial: bool = False,
 ) -> ExecutionPlan:
     """Schedule the graph, bind every node, and plan the memory of every intermediate.
 
     keep: values that must stay readable after the run besides the graph's outputs ('*' keeps
     every value, for per-node comparisons). variants: kernel variants by node name
-    (BindContext.variants); none: every node gets the defaults.
+    (BindContext.variants); none: every node gets the defaults. serial: the launches will run
+    in chains (BindContext.serial).
     """
     keep = set(keep)
     if "*" in keep:
@@ -202,7 +205,7 @@ def make_plan(
     keep |= {o for o in graph.outputs if o in graph.node_map}
     sched = schedule(graph)
     check_schedule(sched)
-    ctx = BindContext(graph, batch, target, variants or {})
+    ctx = BindContext(graph, batch, target, variants or {}, serial)
     bindings = {name: bind_node(graph.node(name), ctx) for name in sched}
     views = {name: b.view_of for name, b in bindings.items() if b.view_of is not None}
     sizes = {n.name: ITEMSIZE * ctx.numel(n.name) for n in graph.nodes if n.shape is not None}
@@ -233,7 +236,7 @@ def make_plan(
         max_arena = limits.max_allocation // alignment * alignment
     memory = plan_memory(tensors, alignment, storage, max_arena)
     verify_plan(memory, max_arena)
-    return ExecutionPlan(graph, batch, sched, bindings, memory, frozenset(keep), hoisted)
+    return ExecutionPlan(graph, batch, sched, bindings, memory, frozenset(keep), hoisted, serial)
 
 
 # What a `once` launch may read besides state and its node's constant workspaces.

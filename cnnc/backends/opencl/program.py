@@ -28,6 +28,7 @@ from cnnc.backends.opencl.binary_cache import (
     build_cached,
     entry_path,
     header_texts,
+    read_entry,
     store_program,
 )
 from cnnc.backends.opencl.device import Device, _cl
@@ -88,6 +89,8 @@ class ProgramCache:
         self.paths: dict[ProgramKey, Path] = {}  # each program's entry in the disk cache
         self.unstored: set[ProgramKey] = set()  # built in deferred_writes(), not on disk
         self._recorders: list[set[ProgramKey]] = []
+        # Kernels (file, options) whose chain unit did not compile (chain.py): run alone.
+        self.unchainable: set[ProgramKey] = set()
 
     @contextmanager
     def deferred_writes(self) -> Iterator[None]:
@@ -244,3 +247,82 @@ def kernel_local_memory(kernel: Any, device: Device) -> int:
     cl = _cl()
     info = cl.kernel_work_group_info.LOCAL_MEM_SIZE
     return int(kernel.get_work_group_info(info, device.cl_device))
+
+
+class UnitFailed(DeviceError):
+    """A compile unit of link_cached did not compile: `index` says which."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
+def link_cached(programs: ProgramCache, units: list[tuple[str, tuple[str, ...]]],
+                main: str) -> Any:
+    """A program linked from compile units (source, build options) and a main unit built
+    without options (chain.py's chains), from the disk cache when it holds it. A unit that
+    does not compile is a UnitFailed naming it, with the log; a failed link a DeviceError."""
+    cl = _cl()
+    from pyopencl import _cl as raw
+
+    device = programs.device
+    folder = kernel_dir()
+    if programs._headers is None:
+        programs._headers = header_texts(folder)
+    # One text for the key: every unit's options and source, then the main unit's.
+    joined = "\n".join(f"/* {' '.join(options)} */\n{source}" for source, options in units)
+    key_text = f"{joined}\n/* main */\n{main}"
+    cache = settings.cache_dir() / "opencl"
+    path = entry_path(device.cl_device, key_text, "link", programs._headers, cache)
+    binary = read_entry(path) if device.binaries else None
+    if binary is not None:
+        try:
+            program = raw._Program(device.context, [device.cl_device], [binary])
+            program.build(b"", [device.cl_device])
+            return program
+        except cl.Error:
+            pass  # rejected by the driver: compile and link again
+    include = str(folder)
+    quoted = f'"{include}"' if " " in include else include
+    start = time.perf_counter()
+
+    def compile_unit(index: int) -> Any:
+        source, options = units[index]
+        unit = raw._Program(device.context, source)
+        try:
+            unit.compile(f"{' '.join(options)} -I {quoted}".encode(), [device.cl_device])
+        except cl.Error:
+            return index, unit.get_build_info(device.cl_device, cl.program_build_info.LOG)
+        return unit
+
+    # As prebuild's: the compiler runs outside the GIL, pocl's compiles overlap (only pocl).
+    workers = 1
+    if "portable computing language" in device.platform_name.lower():
+        workers = min(len(units), max(1, min(os.cpu_count() or 1, PREBUILD_THREADS)))
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            compiled = list(pool.map(compile_unit, range(len(units))))
+    else:
+        compiled = [compile_unit(i) for i in range(len(units))]
+    for result in compiled:
+        if isinstance(result, tuple):
+            index, log = result
+            raise UnitFailed(f"compile unit {index} of a linked program failed on "
+                             f"{device.describe()}:\n{log}", index)
+    try:
+        head = raw._Program(device.context, main)
+        head.compile(b"", [device.cl_device])
+        program = raw._Program.link(device.context, [*compiled, head], b"", [device.cl_device])
+    except cl.Error as err:
+        raise DeviceError(
+            f"linking {len(units)} kernels into one launch failed on {device.describe()}:\n"
+            f"{_build_log(err)}",
+            hint="report this with the log",
+        ) from None
+    programs.records.append(BuildRecord("<chain>", ("link",), time.perf_counter() - start,
+                                        False))
+    if device.binaries:
+        store_program(program, path)
+    return program

@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch, host_dtype
+from cnnc.backends.opencl.chain import (
+    Link,
+    chain_source,
+    chains_apply,
+    counters,
+    plan_chains,
+    unit_source,
+)
 from cnnc.backends.opencl.device import Device, _cl, select_device
+from cnnc.backends.opencl.kernel_files import kernel_dir
 from cnnc.backends.opencl.launches import (
     Arg,
     FirstIndex,
@@ -46,7 +55,14 @@ from cnnc.backends.opencl.launches import (
     Zeros,
 )
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
-from cnnc.backends.opencl.program import kernel_group_size, kernel_local_memory, program_cache
+from cnnc.backends.opencl.program import (
+    UnitFailed,
+    build_options,
+    kernel_group_size,
+    kernel_local_memory,
+    link_cached,
+    program_cache,
+)
 from cnnc.backends.opencl.queued_steps import (
     IN_FLIGHT,
     DeviceStepFigures,
@@ -156,6 +172,9 @@ class OpenCLBackend:
         # The latency path (latency.py) for a backend with the device's own tile choices; not
         # for the tests' and the tuner's isolated buffers, nor another target's tilings.
         self._latency_path = target is None and not (isolate or canary)
+        # Small-batch forward passes' runs of launches as one launch each (chain.py): CPU
+        # devices only; benchmarks turn it off to compare.
+        self.chains = self._latency_path and self.device.kind == "cpu"
         self._companion: OpenCLBackend | None = None
         self._chooser_of: Any = None  # (a companion: whose variant chooser it follows)
         self.isolate = isolate or canary
@@ -346,7 +365,12 @@ class OpenCLBackend:
             alignment=self.device.base_alignment,
             keep=keep,
             variants=self.choose_variants(graph, batch),
+            serial=self.chained(graph, batch),
         )
+
+    def chained(self, graph: Graph, batch: int) -> bool:
+        """Whether compiled passes of `graph` at `batch` run their launches in chains."""
+        return chains_apply(self.device, graph, batch, self.chains)
 
     def compile(self, graph: Graph, batch: int, *, keep: Iterable[str] = ()) -> OpenCLExecutable:
         """keep: values to keep readable besides the outputs ('*' for every value)."""
@@ -434,15 +458,30 @@ def _check_kernel_limits(
 _LAUNCHING = "launching the kernels"
 
 
+class Mirror:
+    """A chained launch's kernel, whose arguments are also set on the chain's kernel."""
+
+    __slots__ = ("base", "chain", "real")
+
+    def __init__(self, real: Any, chain: Any, base: int):
+        self.real, self.chain, self.base = real, chain, base
+
+    def set_arg(self, index: int, value: Any) -> None:
+        self.real.set_arg(index, value)
+        self.chain.set_arg(self.base + index, value)
+
+
 class BoundLaunch:
-    """One launch with its kernel object; arguments set once, some refreshed per run."""
+    """One launch with its kernel object; arguments set once, some refreshed per run, through
+    `setter`: the kernel, or a Mirror that sets them on a chain's kernel too."""
 
-    __slots__ = ("doing", "dynamic_args", "kernel", "launch", "node", "state_args")
+    __slots__ = ("doing", "dynamic_args", "kernel", "launch", "node", "setter", "state_args")
 
-    def __init__(self, node: str, launch: Launch, kernel: Any):
+    def __init__(self, node: str, launch: Launch, kernel: Any, setter: Any = None):
         self.node = node
         self.launch = launch
         self.kernel = kernel
+        self.setter = kernel if setter is None else setter
         self.doing = f"running node '{node}' ({launch.file}:{launch.kernel})"  # for errors
         self.state_args: list[tuple[int, str]] = []  # set whenever the state buffers change
         self.dynamic_args: list[tuple[int, Step | FirstIndex]] = []  # set per run
@@ -498,9 +537,14 @@ class OpenCLExecutable:
         # Arguments that are graph inputs (or views of one): queued runs point them at the
         # input set of the run (queued_steps.QueuedInputs), other runs at the arena.
         roots = {memory.storage.get(name, name): name for name in self.graph.inputs}
+        self._chain_buffers: list[Any] = []  # each chain's counters
         self._input_args: list[tuple[BoundLaunch, int, str]] = []
         self._value_args: list[tuple[Any, int, str]] = []  # (kernel, index, storage)
-        every = [self._bind_args(node, lau, kernel, roots) for node, lau, kernel in kernels]
+        # Runs of the run's launches that go as one launch (chain.py), each launch's
+        # arguments set on the chain's kernel too (by id: equal launches may be two).
+        self._chains, self._mirrors = self._make_chains(backend, kernels)
+        every = [self._bind_args(node, lau, kernel, roots, self._mirrors.get(k))
+                 for k, (node, lau, kernel) in enumerate(kernels)]
         # The hoisted launches (computed from the weights alone) and those of every run.
         self.prepare: list[BoundLaunch] = [b for b in every if plan.hoists(b.launch)]
         self.bound: list[BoundLaunch] = [b for b in every if not plan.hoists(b.launch)]
@@ -520,8 +564,7 @@ class OpenCLExecutable:
         # with no exchange and no upload events (every predict): a batch-1 pass is mostly fixed
         # cost a launch, and BoundLaunch.enqueue's call and look-ups add to each (None: the
         # general loop, as benchmarks A/B it).
-        self._calls: tuple[tuple[Any, Any, Any], ...] | None = tuple(
-            (b.kernel, b.launch.global_size, b.launch.local_size) for b in self.bound)
+        self._calls: tuple[tuple[Any, Any, Any], ...] | None = self._launch_calls()
         self._state_version = -1  # state arguments are (re)bound at the first run
         self._queued_inputs: QueuedInputs | None = None  # made by the first queued run
         self._input_set: int | None = None  # the set the input arguments point to (None: arena)
@@ -547,10 +590,11 @@ class OpenCLExecutable:
         return self.buffers[self.plan.memory.storage.get(value, value)]
 
     def _bind_args(self, node: str, lau: Launch, kernel: Any,
-                   roots: Mapping[str, str]) -> BoundLaunch:
+                   roots: Mapping[str, str], mirror: Mirror | None = None) -> BoundLaunch:
         """Set the arguments that never change; list those that do. roots: the storage of
         each input, to the input's name."""
-        bound = BoundLaunch(node, lau, kernel)
+        bound = BoundLaunch(node, lau, kernel, mirror)
+        setter = bound.setter
         storage = self.plan.memory.storage
         for i, arg in enumerate(lau.args):
             if isinstance(arg, (Step, FirstIndex)):
@@ -558,13 +602,92 @@ class OpenCLExecutable:
             elif isinstance(arg, Value) and arg.name in self.graph.state_map:
                 bound.state_args.append((i, arg.name))
             else:
-                kernel.set_arg(i, self._fixed_arg(node, arg))
+                setter.set_arg(i, self._fixed_arg(node, arg))
                 if isinstance(arg, Value):
                     root = storage.get(arg.name, arg.name)
-                    self._value_args.append((kernel, i, root))
+                    self._value_args.append((setter, i, root))
                     if root in roots:
                         self._input_args.append((bound, i, roots[root]))
         return bound
+
+    def _make_chains(self, backend: OpenCLBackend, kernels: Sequence[tuple[str, Launch, Any]]
+                     ) -> tuple[list[tuple[int, int, Any]], dict[int, Mirror]]:
+        """The chains of the run's launches where the backend makes them (chain.py): each as
+        (index of its first launch in the run, launches, the chain's kernel), and the mirror of
+        each chained launch's kernel, by the launch's index in `kernels`."""
+        device = backend.device
+        if not self.plan.serial:
+            return [], {}
+        run = [(k, lau, kernel) for k, (_, lau, kernel) in enumerate(kernels)
+               if not self.plan.hoists(lau)]
+        folder = kernel_dir()
+        texts = {}
+        for _, lau, _ in run:
+            if lau.file not in texts:
+                texts[lau.file] = (folder / lau.file).read_text()
+        launches = [lau for _, lau, _ in run]
+        workers = device.compute_units
+        programs = backend.programs
+
+        def options(lau: Launch) -> tuple[str, ...]:
+            return build_options({**lau.define_map, lau.kernel.upper(): 1})
+
+        def plans() -> list[tuple[int, list[Link]]]:
+            """Chains of the launches whose unit is not known not to compile."""
+            return plan_chains(launches, [texts[lau.file] for lau in launches], workers,
+                               device.cl_device.max_parameter_size,
+                               skip=lambda lau: (lau.file, options(lau)) in programs.unchainable)
+
+        built: list[tuple[int, list[Link], Any]] = []
+        while True:  # each failure leaves one more kernel out: at most a pass of them
+            built.clear()
+            try:
+                for first, links in plans():
+                    units = [(unit_source(texts[link.launch.file], link, j),
+                              options(link.launch)) for j, link in enumerate(links)]
+                    built.append((first, links,
+                                  link_cached(programs, units, chain_source(links, workers))))
+                break
+            except UnitFailed as err:
+                # A kernel whose helpers call work-item functions (they cannot see the
+                # chain's ids) or synchronise: it runs as a launch of its own.
+                lau = links[err.index].launch
+                programs.unchainable.add((lau.file, options(lau)))
+        chains: list[tuple[int, int, Any]] = []
+        mirrors: dict[int, Mirror] = {}
+        cl = _cl()
+        for first, links, program in built:
+            kernel = cl.Kernel(program, "cnnc_chain")
+            count = counters(links, workers)
+            buf = backend.allocate(4 * count, "a chain's counters")
+            backend._write(buf, np.zeros(count, np.uint32), "zeroing a chain's counters")
+            kernel.set_arg(sum(len(link.launch.args) for link in links), buf)
+            self._chain_buffers.append(buf)
+            for link, (k, _, real) in zip(links, run[first:first + len(links)], strict=True):
+                mirrors[k] = Mirror(real, kernel, link.base)
+            chains.append((first, len(links), kernel))
+        return chains, mirrors
+
+    def _launch_calls(self) -> tuple[tuple[Any, Any, Any], ...]:
+        """The run's launches as pyopencl's enqueue arguments, a chain's as one; and for each,
+        what it does (for errors)."""
+        calls, doing = [], []
+        starts = {first: (count, kernel) for first, count, kernel in self._chains}
+        k = 0
+        while k < len(self.bound):
+            if k in starts:
+                count, kernel = starts[k]
+                calls.append((kernel, (self.backend.device.compute_units,), (1,)))
+                doing.append(f"running nodes '{self.bound[k].node}' to "
+                             f"'{self.bound[k + count - 1].node}' as one launch")
+                k += count
+                continue
+            b = self.bound[k]
+            calls.append((b.kernel, b.launch.global_size, b.launch.local_size))
+            doing.append(b.doing)
+            k += 1
+        self._call_doing = doing
+        return tuple(calls)
 
     def _shared_io(self, backend: OpenCLBackend, every: Sequence[BoundLaunch]) -> SharedIO | None:
         """The inputs' and outputs' allocations shared with the host, where the device has them
@@ -590,7 +713,7 @@ class OpenCLExecutable:
         if index == self._input_set:
             return
         for b, i, name in self._input_args:
-            b.kernel.set_arg(i, self.value_buffer(name) if inputs is None
+            b.setter.set_arg(i, self.value_buffer(name) if inputs is None
                              else inputs.device[name])
         self._input_set = index
 
@@ -623,7 +746,7 @@ class OpenCLExecutable:
                         f"state tensor '{name}' of '{self.graph.name}' has no value "
                         "on the device: initialise the state before running"
                     )
-                b.kernel.set_arg(i, self.backend.state_buffer(name))
+                b.setter.set_arg(i, self.backend.state_buffer(name))
         self._state_version = self.backend.state_version
 
     def _layout_scalars(self, kernels: Sequence[tuple[str, Launch, Any]]) -> None:
@@ -674,9 +797,9 @@ class OpenCLExecutable:
         for b in self._dynamic:
             for i, arg in b.dynamic_args:
                 if isinstance(arg, Step):
-                    b.kernel.set_arg(i, np.uint32(step & 0xFFFFFFFF))
+                    b.setter.set_arg(i, np.uint32(step & 0xFFFFFFFF))
                 else:
-                    b.kernel.set_arg(i, np.uint32((first_example * arg.per_example) & 0xFFFFFFFF))
+                    b.setter.set_arg(i, np.uint32((first_example * arg.per_example) & 0xFFFFFFFF))
 
     # ---------------------------------------------------------------- running
 
@@ -794,7 +917,7 @@ class OpenCLExecutable:
             queue.finish()
         except cl.Error as err:
             if doing is _LAUNCHING:
-                doing = self.bound[k].doing
+                doing = self._call_doing[k]
             raise _device_error(err, doing, self.backend.device) from None
         for name in in_place:  # copies: the next run overwrites the allocation
             view = self._shared_values.get(name)

@@ -1,0 +1,239 @@
+"""Chains (cnnc/backends/opencl/chain.py): a small forward pass's launches on a CPU device run
+as one launch, each layer's kernel compiled as a unit of its own and linked; the results are
+the NumPy reference's and the launch-a-layer executable's, whatever the order in which the
+chain's work-groups start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnnc
+from cnnc.backends.opencl import chain
+from cnnc.backends.opencl.launches import Int, Launch, Value, launch
+from cnnc.backends.opencl.program import UnitFailed
+
+SPECS = sorted(p for p in (Path(__file__).parents[2] / "specs").glob("*.yaml"))
+# The specs whose whole batch-1 pass is checked in the default run; every spec with -m slow.
+QUICK = ("fashion-plus.yaml", "mobilenetv3_mini.yaml", "shufflenet_mini.yaml")
+
+
+@pytest.fixture
+def chains_on(device, monkeypatch):
+    monkeypatch.setenv("CNNC_CHAINS", "1")  # the suite turns them off (conftest.py)
+    if device.kind != "cpu" or device.compute_units < 2:
+        pytest.skip(f"{device.describe()} is not a CPU device of several cores: no chains")
+    return device
+
+
+def _pair(spec, device, batch: int, seed: int = 5):
+    """The OpenCL model's executable at `batch` (with chains) and the NumPy reference."""
+    ocl = cnnc.compile(str(spec), backend="opencl", device=device.index, seed=seed)
+    ref = cnnc.compile(str(spec), backend="numpy", seed=seed)
+    return ocl, ref
+
+
+def _inputs(model, batch: int, seed: int = 0) -> np.ndarray:
+    shape = model.graph.node(model.input_names[0]).shape[1:]
+    return np.random.default_rng(seed).random((batch, *shape), dtype=np.float32)
+
+
+def _check_spec(spec, device, batch: int) -> None:
+    ocl, ref = _pair(spec, device, batch)
+    exe = ocl.prepare(batch)
+    assert exe._chains, f"{spec.name}: no chain at batch {batch}"
+    assert len(exe._calls) < len(exe.bound)
+    for seed in (0, 1):  # a second input: the chain reads the new one
+        x = _inputs(ref, batch, seed)
+        np.testing.assert_allclose(ocl.predict(x, batch_size=batch),
+                                   ref.predict(x, batch_size=batch), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", [p for p in SPECS if p.name in QUICK],
+                         ids=[p.name for p in SPECS if p.name in QUICK])
+def test_batch_1_passes_in_chains_agree_with_numpy(spec, chains_on):
+    _check_spec(spec, chains_on, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [1, 3, 8])
+@pytest.mark.parametrize("spec", SPECS, ids=[p.name for p in SPECS])
+def test_every_spec_in_chains_agrees_with_numpy(spec, batch, chains_on):
+    _check_spec(spec, chains_on, batch)
+
+
+def test_a_chain_follows_new_weights_and_leaves_training_alone(chains_on):
+    spec = Path(__file__).parents[2] / "specs" / "lenet5.yaml"
+    ocl, ref = _pair(spec, chains_on, 2)
+    x = _inputs(ref, 2)
+    assert ocl.prepare(2)._chains
+    weights = {k: v * 0.5 + 0.01 for k, v in ocl.get_weights().items()}
+    ocl.set_weights(weights)
+    ref.set_weights(weights)
+    np.testing.assert_allclose(ocl.predict(x), ref.predict(x), rtol=1e-4, atol=1e-5)
+    train = ocl.prepare(2, train=True)
+    assert not getattr(train, "_chains", None)  # a training step writes state: no chains
+
+
+def test_no_chains_past_the_batch_limit_or_when_turned_off(chains_on, monkeypatch):
+    spec = Path(__file__).parents[2] / "specs" / "lenet5.yaml"
+    ocl = cnnc.compile(str(spec), backend="opencl", device=chains_on.index)
+    assert not ocl.prepare(chain.MOST_EXAMPLES + 1)._chains
+    monkeypatch.setenv("CNNC_CHAINS", "0")
+    assert not ocl.prepare(1)._chains
+
+
+@pytest.mark.parametrize("workers", [1, 3, 4])
+def test_any_number_of_work_groups_computes_the_same(chains_on, workers):
+    """The chain's claims and waits: one work-group does every layer alone (as when the other
+    never starts); more than the device's cores, each finds what is left."""
+    import pyopencl as cl
+
+    spec = Path(__file__).parents[2] / "specs" / "fashion-plus.yaml"
+    ocl, ref = _pair(spec, chains_on, 1)
+    exe = ocl.prepare(1)
+    x = _inputs(ref, 1)
+    want = ref.predict(x)
+    np.testing.assert_allclose(ocl.predict(x), want, rtol=1e-4, atol=1e-5)
+    chained = exe._chains[0][2]
+    exe._calls = tuple((k, (workers,) if k is chained else g, lo) for k, g, lo in exe._calls)
+    for _ in range(3):  # the counters are zeroed by the last work-group to leave
+        np.testing.assert_allclose(ocl.predict(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_kernel_whose_unit_does_not_compile_runs_alone(chains_on, monkeypatch):
+    spec = Path(__file__).parents[2] / "specs" / "fashion-plus.yaml"
+    ocl, ref = _pair(spec, chains_on, 1)
+    real = chain.unit_source
+
+    def broken(text, link, index):  # the second layer's unit: a helper the chain cannot see
+        source = real(text, link, index)
+        if link.launch.kernel == "winograd_fused" and index == 1:
+            source += "\nstatic int cnnc_broken(void) { return undeclared_name; }\n"
+        return source
+
+    monkeypatch.setattr("cnnc.backends.opencl.runtime.unit_source", broken)
+    programs = ocl.backend.programs
+    monkeypatch.setattr(programs, "unchainable", set())  # this test's failure, not the next's
+    exe = ocl.prepare(1)
+    alone = [b for b in exe.bound if (b.launch.file, b.launch.kernel) ==
+             ("winograd.cl", "winograd_fused")]
+    assert exe._chains and len(exe._calls) >= 2
+    assert any(call[0] is alone[0].kernel for call in exe._calls)  # the broken one, alone
+    x = _inputs(ref, 1)
+    np.testing.assert_allclose(ocl.predict(x), ref.predict(x), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the plan, without a device
+
+def _launch(kernel: str, local=(1,), args: int = 3, file: str = "x.cl") -> Launch:
+    return launch(file, kernel, (8,), (Value("a"),) * (args - 1) + (Int(1),), None, local)
+
+
+SYNCS = """
+#ifdef SHARES
+__kernel void shares(__global float *x) { __local float t[4]; barrier(CLK_LOCAL_MEM_FENCE); }
+#endif
+#ifdef ALONE
+__kernel void alone(__global float *x) { x[get_global_id(0)] = 0.0f; }
+#endif
+"""
+
+
+def test_a_kernel_that_synchronises_chains_only_with_one_work_item_a_group():
+    assert chain.chainable(_launch("alone", (4,)), SYNCS, 2)
+    assert not chain.chainable(_launch("shares", (4,)), SYNCS, 2)
+    assert chain.chainable(_launch("shares", (1,)), SYNCS, 2)
+    assert not chain.chainable(_launch("shares", None), SYNCS, 2)
+
+
+def test_chains_are_cut_at_what_cannot_chain_and_at_the_argument_budget():
+    launches = [_launch("alone"), _launch("alone"), _launch("shares", (4,)), _launch("alone"),
+                _launch("alone", args=70), _launch("alone", args=70), _launch("alone")]
+    plans = chain.plan_chains(launches, [SYNCS] * len(launches), 2, 1024)
+    assert [(first, len(links)) for first, links in plans] == [(0, 2), (3, 2), (5, 2)]
+    assert [link.base for link in plans[1][1]] == [0, 3]
+    skipped = chain.plan_chains(launches, [SYNCS] * len(launches), 2, 1024,
+                                skip=lambda lau: lau is launches[1])
+    assert [(first, len(links)) for first, links in skipped] == [(3, 2), (5, 2)]
+
+
+def test_claims_are_few_and_leave_the_busiest_worker_the_least():
+    assert chain.claim_size(1, 2) == 1
+    assert chain.claim_size(7, 2) == 1  # 4 and 3 work-groups
+    assert chain.claim_size(112, 2) == 14  # 8 claims, 4 each
+    sizes = {n: chain.claim_size(n, 2) for n in range(1, 300)}
+    for n, size in sizes.items():
+        claims = -(-n // size)
+        assert claims >= min(n, 2 * chain.CLAIMS_PER_WORKER)
+        assert -(-claims // 2) * size <= -(-n // 2) + size  # at most a claim over an even split
+
+
+def test_a_unit_makes_its_kernel_a_function_of_the_chains_ids():
+    link = chain.Link(_launch("alone", (4,)), 0, (4, 1, 1))
+    unit = chain.unit_source(SYNCS, link, 3)
+    assert "cnnc_chain_link_3(" in unit
+    assert "#define alone cnnc_chain_layer" in unit
+    assert "#define shares(...) cnnc_chain_unused_shares(" in unit  # the file's other kernel
+    assert "cnnc_chain_cannot_wait_for_work_items" in unit  # barrier is an error at 4 a group
+    serial = chain.unit_source(SYNCS, chain.Link(_launch("shares"), 0, (1, 1, 1)), 0)
+    assert "#define barrier(flags) ((void)0)" in serial
+
+
+def test_a_failed_unit_says_which(chains_on):
+    from cnnc.backends.opencl.program import link_cached, program_cache
+
+    units = [("void cnnc_chain_link_0(void) {}\n", ()), ("this is not C\n", ())]
+    with pytest.raises(UnitFailed) as err:
+        link_cached(program_cache(chains_on), units, "__kernel void cnnc_chain(void) {}\n")
+    assert err.value.index == 1
+
+
+HEADS = """
+network: heads
+input: [1000]
+layers:
+  - {dense: 64, activation: relu}
+  - {dense: UNITS, activation: softmax}
+"""
+
+
+@pytest.mark.parametrize("units", [10, 100])
+def test_a_plan_for_chains_gives_the_dense_kernels_one_work_item_a_group(units):
+    """gemv's group sums a reduction in parts, dense_softmax's holds a row's logits: in a
+    chain each runs a work-item a group (a head too wide for one work-item's registers is
+    left to gemv and a softmax launch)."""
+    from cnnc.backends.opencl.plan import make_plan
+    from cnnc.backends.opencl.target import Target
+    from cnnc.frontend.spec import load_spec
+    from cnnc.passes.pipeline import inference_graph
+
+    graph = inference_graph(load_spec(HEADS.replace("UNITS", str(units))))
+    for serial in (False, True):
+        plan = make_plan(graph, 1, Target("cpu", 16), serial=serial)
+        kernels = {lau.kernel: lau for _, lau in plan.launches()}
+        assert plan.serial is serial
+        if serial:
+            assert all(chain.serial(lau) for lau in kernels.values()
+                       if lau.file == "gemv.cl"), kernels
+        else:
+            assert not chain.serial(kernels["gemv"])
+        assert ("dense_softmax" in kernels) is (units == 10 or not serial)
+
+
+@pytest.mark.parametrize("batch", [1, chain.MOST_EXAMPLES + 8])
+def test_the_tuner_times_a_chained_pass_by_its_launches_device_time(chains_on, batch, tmp_path):
+    """A variant of a pass that will run in chains is timed by its launches' events (no fixed
+    cost of a launch to count); the tuner's own backend builds no chains."""
+    from cnnc.passes.pipeline import inference_graph
+    from cnnc.tune.cache import TuningCache
+    from cnnc.tune.tuner import Tuner
+
+    graph = inference_graph(cnnc.load_spec(Path(__file__).parents[2] / "specs" / "lenet5.yaml"))
+    tuner = Tuner(chains_on, TuningCache(tmp_path / "t.json"), budget=20, progress=False)
+    assert tuner.chains and not tuner.backend.chains
+    results = tuner.tune_graph(graph, batch)
+    assert any(r.source.startswith("tuned") for r in results)
+    assert (tuner._profiling is not None) is (batch <= chain.MOST_EXAMPLES)
