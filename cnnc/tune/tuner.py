@@ -314,9 +314,10 @@ class Tuner:
 
         if chains_apply(backend.device, graph, batch, self.chains):
             # In a chain a launch costs no wake-up of its own: the launches' device time
-            # (events) is what a variant adds to the pass. Timed by wall clock, a batch-1
-            # launch's ~10-15 us of fixed cost and its noise decided the seed model's and
-            # fashion-best's variants, whose passes then ran 1.1-1.2x slower in chains.
+            # (events) is what a variant adds to the pass. Timed by wall clock (a batch-1
+            # launch's ~10-15 us of fixed cost, and its noise, counted), the seed model's
+            # batch-1 variants made a chained pass of 0.49-0.60 ms; timed by events 0.44-0.47
+            # ms (benchmarks/latency.py, Intel Xeon, two tunings each).
             if self._profiling is None:
                 self._profiling = cl.CommandQueue(
                     backend.device.context,

@@ -89,8 +89,6 @@ def test_no_chains_past_the_batch_limit_or_when_turned_off(chains_on, monkeypatc
 def test_any_number_of_work_groups_computes_the_same(chains_on, workers):
     """The chain's claims and waits: one work-group does every layer alone (as when the other
     never starts); more than the device's cores, each finds what is left."""
-    import pyopencl as cl
-
     spec = Path(__file__).parents[2] / "specs" / "fashion-plus.yaml"
     ocl, ref = _pair(spec, chains_on, 1)
     exe = ocl.prepare(1)

@@ -14,9 +14,11 @@ cores busy, 529 -> 983 us.
 
 On the CPU device itself a small pass runs in chains (chain.py): its launches as one, taken
 by the device's cores in turn, with no wake-up between layers. The networks whose arithmetic
-keeps two cores busy gained most from that (the Intel Xeon, batch 1: fashion-best 1.13x,
-fashion-plus 1.14-1.20x, the seed model 1.11-1.13x); for the small ones the companion stays
-faster (convnext_mini 52 us there, 74 us in a chain on the device).
+keeps two cores busy gained most from that (the Intel Xeon, batch 1, benchmarks/chains.py:
+fashion-best 1.26x, fashion-plus 1.23x, the seed model 1.22x faster than a launch a layer);
+for most small ones the companion stays faster (`cnnc tune --batch 1`'s timing: convnext_mini
+0.052 ms there, 0.063 ms in a chain on the device), unet_mini moved to the device (0.134 ms
+against 0.185).
 
 Which is faster is measured where it can be: `cnnc tune` and Model.tune of a forward pass
 tune the launches of the device it runs on, then time the whole pass on both devices side by
