@@ -146,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
     what = "training step" if args.train else "forward pass"
     print(f"{spec.name}: {what} at batch {args.batch} on {device.describe()}")
     print(f"compile and first run: {warm:.2f} s")
+    chains = getattr(exe, "_chains", None)
+    if chains:  # (chain.py) the run's launches, and how many of them a chain replaced
+        print(f"{len(exe._calls)} launch(es) a run: {len(exe.bound)} layer launches, "
+              f"{sum(count for _, count, _ in chains)} of them in {len(chains)} chain(s)")
     print(
         f"median of {args.runs} runs: {t * 1e3:.1f} ms, {images:.0f} images/s, "
         f"{gflops:.0f} GFLOP/s (data transfers included), {100 * fraction:.0f}% of the "

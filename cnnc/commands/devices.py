@@ -28,6 +28,7 @@ def _mib(nbytes: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from cnnc import settings
+    from cnnc.backends.opencl.chain import MOST_EXAMPLES
     from cnnc.backends.opencl.device import (
         NO_PLATFORM_HINT,
         companion_of,
@@ -73,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{d.verdict.binaries_reason})")
         else:
             print("       usable")
+        if d.usable and d.kind == "cpu" and d.compute_units > 1:
+            print(f"       forward passes of at most {MOST_EXAMPLES} examples run as one launch "
+                  f"(chains: {'on' if settings.chains() else 'off'}, CNNC_CHAINS)")
         companion = companion_of(d) if d.usable else None
         if companion is not None:
             print(f"       with {companion.index} {companion.name}: its one-thread companion, "

@@ -235,3 +235,22 @@ def test_the_tuner_times_a_chained_pass_by_its_launches_device_time(chains_on, b
     results = tuner.tune_graph(graph, batch)
     assert any(r.source.startswith("tuned") for r in results)
     assert (tuner._profiling is not None) is (batch <= chain.MOST_EXAMPLES)
+
+
+def test_cnnc_devices_says_whether_chains_are_on(chains_on, capsys, monkeypatch):
+    from cnnc.cli import main
+
+    assert main(["devices"]) == 0
+    assert "run as one launch (chains: on, CNNC_CHAINS)" in capsys.readouterr().out
+    monkeypatch.setenv("CNNC_CHAINS", "0")
+    assert main(["devices"]) == 0
+    assert "(chains: off, CNNC_CHAINS)" in capsys.readouterr().out
+
+
+def test_cnnc_bench_says_what_ran_in_chains(chains_on, capsys):
+    from cnnc.cli import main
+
+    spec = str(Path(__file__).parents[2] / "specs" / "lenet5.yaml")
+    assert main(["bench", spec, "--batch", "2", "--runs", "2", "--device", chains_on.index]) == 0
+    assert "1 launch(es) a run: 4 layer launches, 4 of them in 1 chain(s)" in \
+        capsys.readouterr().out
