@@ -242,6 +242,12 @@ def chain_source(links: Sequence[Link], workers: int) -> str:
         total = prod(n)
         step = claim_size(total, workers)
         claims = ceil_div(total, step)
+        # Ranges where each worker has several claims; one queue for a few big claims, where
+        # a range of two can hold the two slow ones (fashion-plus's first Winograd layer: 28
+        # and 16 us a worker in ranges, 27 and 27 in one queue). fashion-best's batch-1 chain
+        # 320 -> 301 us of device time on the Intel Xeon, the seed model's and fashion-plus's
+        # within noise.
+        ranges = workers if claims >= workers * CLAIMS_PER_WORKER else 1
         args = ", ".join(f"p{link.base + i}" for i in range(len(lau.args)))
         at = (workers + 1) * j  # the layer's counters: a range's next claim each, then done
         done = at + workers
@@ -252,10 +258,10 @@ def chain_source(links: Sequence[Link], workers: int) -> str:
             out.append(f"    ids.gsz[{d}] = {g[d]}; ids.lsz[{d}] = {lo[d]}; "
                        f"ids.ngr[{d}] = {n[d]};\n")
         out.append(
-            f"    for (uint k = 0; k < {workers}u; k++) {{\n"
-            f"        const uint r = (own + k) % {workers}u;\n"
-            f"        const uint start = r * {claims}u / {workers}u, "
-            f"end = (r + 1) * {claims}u / {workers}u;\n"
+            f"    for (uint k = 0; k < {ranges}u; k++) {{\n"
+            f"        const uint r = (own + k) % {ranges}u;\n"
+            f"        const uint start = r * {claims}u / {ranges}u, "
+            f"end = (r + 1) * {claims}u / {ranges}u;\n"
             f"        for (uint c; (c = start + atomic_inc(&counts[{at} + r])) < end;) {{\n"
             f"            const uint c0 = c * {step}u, c1 = min(c0 + {step}u, {total}u);\n"
             f"            for (uint q = c0; q < c1; q++) {{\n"
