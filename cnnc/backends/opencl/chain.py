@@ -216,10 +216,11 @@ def claim_size(groups: int, workers: int) -> int:
 
 def chain_source(links: Sequence[Link], workers: int) -> str:
     """The chain kernel. Each layer's work-groups are cut into claims (claim_size), the claims
-    into `workers` ranges of consecutive ones: work-group w of the chain takes the claims of
-    range w first, in order, then what is left of the others' (a worker that starts late, or
-    never, leaves its range to the others; any number of work-groups computes the same). Then
-    it waits until every work-group of the layer is done. The counters (counters()): per
+    (where each worker has CLAIMS_PER_WORKER or more) into `workers` ranges of consecutive
+    ones: work-group w of the chain takes the claims of range w first, in order, then what is
+    left of the others' (a worker that starts late, or never, leaves its range to the others;
+    any number of work-groups computes the same). Fewer claims form one queue. Then each
+    work-group waits until every work-group of the layer is done. The counters (counters()): per
     layer, each range's next claim and the layer's work-groups done; zeroed by the last of the
     chain's work-groups to leave.
 
