@@ -307,17 +307,17 @@ class Tuner:
                 exe.run({n: values[n] for n in graph.inputs}, [], step=0)
         finally:
             backend.choose_variants = lambda g, b: {}
-        queue = backend.queue
-
-        def once() -> float:
-            start = time.perf_counter()
-            for b in exe.bound:
-                b.enqueue(cl, queue)
-            queue.finish()
-            return time.perf_counter() - start
-
         most = MAX_RUNS
-        if chains_apply(backend.device, graph, batch, self.chains):
+        if not chains_apply(backend.device, graph, batch, self.chains):
+            queue = backend.queue
+
+            def once() -> float:
+                start = time.perf_counter()
+                for b in exe.bound:
+                    b.enqueue(cl, queue)
+                queue.finish()
+                return time.perf_counter() - start
+        else:
             most = EVENT_RUNS
             # In a chain a launch costs no wake-up of its own: the launches' device time
             # (events) is what a variant adds to the pass. Timed by wall clock (a batch-1

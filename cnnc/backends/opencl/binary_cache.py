@@ -125,6 +125,30 @@ def store_program(program: Any, path: Path) -> bool:
     return bool(built and built[0]) and write_entry(path, bytes(built[0]))
 
 
+def include_option(folder: str) -> str:
+    """The compiler option that adds `folder` to the include path (quoted where it has a
+    space)."""
+    return f'-I "{folder}"' if " " in folder else f"-I {folder}"
+
+
+def load_entry(context: Any, cl_device: Any, path: Path, options: bytes) -> Any:
+    """The program of the cache entry `path`, built from its binary; None where there is no
+    valid entry or the driver rejects the binary (it changed under the same name): the caller
+    builds from source."""
+    import pyopencl as cl
+    from pyopencl import _cl as raw
+
+    binary = read_entry(path)
+    if binary is None:
+        return None
+    try:
+        program = raw._Program(context, [cl_device], [binary])
+        program.build(options, [cl_device])
+    except cl.Error:
+        return None
+    return program
+
+
 def build_cached(context: Any, cl_device: Any, source: str, options: str,
                  headers: Mapping[str, str], folder: Path, *,
                  store: bool = True, disk: bool = True,
@@ -138,22 +162,15 @@ def build_cached(context: Any, cl_device: Any, source: str, options: str,
     Returns (pyopencl's raw program, whether it came from the disk). Build errors from source
     are pyopencl's (the caller reports them with the log).
     """
-    import pyopencl as cl
     from pyopencl import _cl as raw
 
     path = entry_path(cl_device, source, options, headers, folder)
     if include is not None:
-        quoted = f'"{include}"' if " " in include else include
-        options = f"{options} -I {quoted}".strip()
+        options = f"{options} {include_option(include)}".strip()
     options_bytes = options.encode()
-    binary = read_entry(path) if disk else None
-    if binary is not None:
-        try:
-            program = raw._Program(context, [cl_device], [binary])
-            program.build(options_bytes, [cl_device])
-            return program, True
-        except cl.Error:
-            pass  # the driver rejects the binary (it changed under the same name): rebuild
+    program = load_entry(context, cl_device, path, options_bytes) if disk else None
+    if program is not None:
+        return program, True
     program = raw._Program(context, source)
     program.build(options_bytes, [cl_device])
     if store and disk:

@@ -28,7 +28,8 @@ from cnnc.backends.opencl.binary_cache import (
     build_cached,
     entry_path,
     header_texts,
-    read_entry,
+    include_option,
+    load_entry,
     store_program,
 )
 from cnnc.backends.opencl.device import Device, _cl
@@ -64,6 +65,22 @@ def build_options(defines: Mapping[str, int]) -> tuple[str, ...]:
     return tuple(options)
 
 
+def kernel_options(kernel: str, defines: Mapping[str, int]) -> tuple[str, ...]:
+    """The build options of the program for one kernel of a file: its defines and the guard
+    that leaves the file's other kernels out."""
+    return build_options({**defines, kernel.upper(): 1})
+
+
+def build_threads(device: Device, builds: int) -> int:
+    """How many of `builds` to run at once: several only on pocl, whose compiles of different
+    programs overlap outside the GIL (6 builds took 0.7x as long on two threads as one after
+    another on 2 cores); Oclgrind crashed building on two threads (double free), and drivers
+    not tried here build one program at a time."""
+    if "portable computing language" not in device.platform_name.lower():
+        return 1
+    return min(builds, max(1, min(os.cpu_count() or 1, PREBUILD_THREADS)))
+
+
 @dataclass(frozen=True)
 class BuildRecord:
     """One program obtained: how long it took and whether the disk cache had it."""
@@ -91,6 +108,7 @@ class ProgramCache:
         self._recorders: list[set[ProgramKey]] = []
         # Kernels (file, options) whose chain unit did not compile (chain.py): run alone.
         self.unchainable: set[ProgramKey] = set()
+        self._sources: dict[Path, str] = {}  # kernel file texts, by path
 
     @contextmanager
     def deferred_writes(self) -> Iterator[None]:
@@ -125,16 +143,13 @@ class ProgramCache:
 
     def prebuild(self, requests: Iterable[tuple[str, str, Mapping[str, int]]]) -> None:
         """Build the programs of (file, kernel, defines) `requests` not built yet, several at
-        once: the compiler runs outside the GIL, and pocl's compiles of different programs
-        overlap (6 builds took 0.7x as long on two threads as one after another on 2 cores).
-        Only on pocl: Oclgrind crashed building on two threads (double free), and drivers not
-        tried here are left to build one program at a time, as `program` does. A build that
-        fails is left for `program` to report."""
-        if "portable computing language" not in self.device.platform_name.lower():
+        once where the driver allows (build_threads; elsewhere one at a time, as `program`
+        does). A build that fails is left for `program` to report."""
+        if build_threads(self.device, 2) < 2:
             return
         todo: dict[ProgramKey, None] = {}  # in order, once each
         for file, kernel, defines in requests:
-            key = (file, build_options({**defines, kernel.upper(): 1}))
+            key = (file, kernel_options(kernel, defines))
             if key not in self.programs:
                 todo[key] = None
         if len(todo) < 2:
@@ -151,12 +166,11 @@ class ProgramCache:
 
         from concurrent.futures import ThreadPoolExecutor
 
-        workers = min(len(todo), max(1, min(os.cpu_count() or 1, PREBUILD_THREADS)))
-        with ThreadPoolExecutor(workers) as pool:
+        with ThreadPoolExecutor(build_threads(self.device, len(todo))) as pool:
             list(pool.map(build, todo))
 
     def program(self, file: str, kernel: str, defines: Mapping[str, int]) -> Any:
-        options = build_options({**defines, kernel.upper(): 1})
+        options = kernel_options(kernel, defines)
         key = (file, options)
         for used in self._recorders:
             used.add(key)
@@ -175,16 +189,23 @@ class ProgramCache:
         except cl.Error as err:
             raise DeviceError(f"kernel '{name}' not found in kernels/{file}: {err}") from None
 
+    def source(self, file: str) -> str:
+        """The text of kernels/`file`, read once (program builds and chain.py's units)."""
+        path = kernel_dir() / file
+        text = self._sources.get(path)
+        if text is None:
+            try:
+                text = self._sources[path] = path.read_text()
+            except OSError as err:
+                raise DeviceError(
+                    f"cannot read kernel source {path}: {err}", hint="reinstall cnnc"
+                ) from None
+        return text
+
     def _build(self, file: str, options: tuple[str, ...]) -> Any:
         cl = _cl()
         folder = kernel_dir()
-        path = folder / file
-        try:
-            source = path.read_text()
-        except OSError as err:
-            raise DeviceError(
-                f"cannot read kernel source {path}: {err}", hint="reinstall cnnc"
-            ) from None
+        source = self.source(file)
         option_text = " ".join(options)
         cache = settings.cache_dir() / "opencl"
         if self._headers is None:
@@ -274,31 +295,23 @@ def link_cached(programs: ProgramCache, units: list[tuple[str, tuple[str, ...]]]
     key_text = f"{joined}\n/* main */\n{main}"
     cache = settings.cache_dir() / "opencl"
     path = entry_path(device.cl_device, key_text, "link", programs._headers, cache)
-    binary = read_entry(path) if device.binaries else None
-    if binary is not None:
-        try:
-            program = raw._Program(device.context, [device.cl_device], [binary])
-            program.build(b"", [device.cl_device])
+    if device.binaries:
+        program = load_entry(device.context, device.cl_device, path, b"")
+        if program is not None:
             return program
-        except cl.Error:
-            pass  # rejected by the driver: compile and link again
-    include = str(folder)
-    quoted = f'"{include}"' if " " in include else include
+    include = include_option(str(folder))
     start = time.perf_counter()
 
     def compile_unit(index: int) -> Any:
         source, options = units[index]
         unit = raw._Program(device.context, source)
         try:
-            unit.compile(f"{' '.join(options)} -I {quoted}".encode(), [device.cl_device])
+            unit.compile(f"{' '.join(options)} {include}".encode(), [device.cl_device])
         except cl.Error:
             return index, unit.get_build_info(device.cl_device, cl.program_build_info.LOG)
         return unit
 
-    # As prebuild's: the compiler runs outside the GIL, pocl's compiles overlap (only pocl).
-    workers = 1
-    if "portable computing language" in device.platform_name.lower():
-        workers = min(len(units), max(1, min(os.cpu_count() or 1, PREBUILD_THREADS)))
+    workers = build_threads(device, len(units))
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 

@@ -38,7 +38,6 @@ from cnnc.backends.opencl.chain import (
     unit_source,
 )
 from cnnc.backends.opencl.device import Device, _cl, select_device
-from cnnc.backends.opencl.kernel_files import kernel_dir
 from cnnc.backends.opencl.launches import (
     Arg,
     FirstIndex,
@@ -57,9 +56,9 @@ from cnnc.backends.opencl.launches import (
 from cnnc.backends.opencl.plan import ExecutionPlan, make_plan
 from cnnc.backends.opencl.program import (
     UnitFailed,
-    build_options,
     kernel_group_size,
     kernel_local_memory,
+    kernel_options,
     link_cached,
     program_cache,
 )
@@ -541,7 +540,7 @@ class OpenCLExecutable:
         self._input_args: list[tuple[BoundLaunch, int, str]] = []
         self._value_args: list[tuple[Any, int, str]] = []  # (kernel, index, storage)
         # Runs of the run's launches that go as one launch (chain.py), each launch's
-        # arguments set on the chain's kernel too (by id: equal launches may be two).
+        # arguments set on the chain's kernel too (by the launch's index in `kernels`).
         self._chains, self._mirrors = self._make_chains(backend, kernels)
         every = [self._bind_args(node, lau, kernel, roots, self._mirrors.get(k))
                  for k, (node, lau, kernel) in enumerate(kernels)]
@@ -564,7 +563,8 @@ class OpenCLExecutable:
         # with no exchange and no upload events (every predict): a batch-1 pass is mostly fixed
         # cost a launch, and BoundLaunch.enqueue's call and look-ups add to each (None: the
         # general loop, as benchmarks A/B it).
-        self._calls: tuple[tuple[Any, Any, Any], ...] | None = self._launch_calls()
+        self._calls: tuple[tuple[Any, Any, Any], ...] | None
+        self._calls, self._call_doing = self._launch_calls()
         self._state_version = -1  # state arguments are (re)bound at the first run
         self._queued_inputs: QueuedInputs | None = None  # made by the first queued run
         self._input_set: int | None = None  # the set the input arguments point to (None: arena)
@@ -615,27 +615,22 @@ class OpenCLExecutable:
         """The chains of the run's launches where the backend makes them (chain.py): each as
         (index of its first launch in the run, launches, the chain's kernel), and the mirror of
         each chained launch's kernel, by the launch's index in `kernels`."""
-        device = backend.device
         if not self.plan.serial:
             return [], {}
+        device = backend.device
         run = [(k, lau, kernel) for k, (_, lau, kernel) in enumerate(kernels)
                if not self.plan.hoists(lau)]
-        folder = kernel_dir()
-        texts = {}
-        for _, lau, _ in run:
-            if lau.file not in texts:
-                texts[lau.file] = (folder / lau.file).read_text()
         launches = [lau for _, lau, _ in run]
         workers = device.compute_units
         programs = backend.programs
 
         def options(lau: Launch) -> tuple[str, ...]:
-            return build_options({**lau.define_map, lau.kernel.upper(): 1})
+            return kernel_options(lau.kernel, lau.define_map)
 
         def plans() -> list[tuple[int, list[Link]]]:
             """Chains of the launches whose unit is not known not to compile."""
-            return plan_chains(launches, [texts[lau.file] for lau in launches], workers,
-                               device.cl_device.max_parameter_size,
+            return plan_chains(launches, [programs.source(lau.file) for lau in launches],
+                               workers, device.cl_device.max_parameter_size,
                                skip=lambda lau: (lau.file, options(lau)) in programs.unchainable)
 
         built: list[tuple[int, list[Link], Any]] = []
@@ -643,7 +638,7 @@ class OpenCLExecutable:
             built.clear()
             try:
                 for first, links in plans():
-                    units = [(unit_source(texts[link.launch.file], link, j),
+                    units = [(unit_source(programs.source(link.launch.file), link, j),
                               options(link.launch)) for j, link in enumerate(links)]
                     built.append((first, links,
                                   link_cached(programs, units, chain_source(links, workers))))
@@ -668,7 +663,7 @@ class OpenCLExecutable:
             chains.append((first, len(links), kernel))
         return chains, mirrors
 
-    def _launch_calls(self) -> tuple[tuple[Any, Any, Any], ...]:
+    def _launch_calls(self) -> tuple[tuple[tuple[Any, Any, Any], ...], list[str]]:
         """The run's launches as pyopencl's enqueue arguments, a chain's as one; and for each,
         what it does (for errors)."""
         calls, doing = [], []
@@ -686,8 +681,7 @@ class OpenCLExecutable:
             calls.append((b.kernel, b.launch.global_size, b.launch.local_size))
             doing.append(b.doing)
             k += 1
-        self._call_doing = doing
-        return tuple(calls)
+        return tuple(calls), doing
 
     def _shared_io(self, backend: OpenCLBackend, every: Sequence[BoundLaunch]) -> SharedIO | None:
         """The inputs' and outputs' allocations shared with the host, where the device has them
