@@ -254,3 +254,47 @@ def test_cnnc_bench_says_what_ran_in_chains(chains_on, capsys):
     assert main(["bench", spec, "--batch", "2", "--runs", "2", "--device", chains_on.index]) == 0
     assert "1 launch(es) a run: 4 layer launches, 4 of them in 1 chain(s)" in \
         capsys.readouterr().out
+
+
+class _Event:
+    """An event whose status goes through `statuses` (then stays at the last), one a read."""
+
+    def __init__(self, statuses):
+        self.statuses, self.reads = list(statuses), 0
+
+    @property
+    def command_execution_status(self):
+        self.reads += 1
+        return self.statuses[min(self.reads, len(self.statuses)) - 1]
+
+
+def test_the_host_awaits_a_chain_by_asking_until_it_is_done_or_failed():
+    done = _Event([2, 1, 1, 1, 0])  # submitted, running..., complete
+    chain.await_chain(done)
+    assert done.reads == 5
+    failed = _Event([1, -5])  # an error status ends the wait too (clFinish reports it)
+    chain.await_chain(failed)
+    assert failed.reads == 2
+
+
+def test_the_host_stops_asking_after_a_while():
+    import time
+
+    stuck = _Event([1])
+    start = time.perf_counter()
+    chain.await_chain(stuck, seconds=0.02)
+    assert 0.02 <= time.perf_counter() - start < 2.0 and stuck.reads > 1
+
+
+def test_a_run_that_ends_in_a_chain_is_awaited_by_polling(chains_on, monkeypatch):
+    from cnnc.backends.opencl import runtime
+
+    awaited = []
+    monkeypatch.setattr(runtime, "await_chain", lambda event: awaited.append(event))
+    spec = Path(__file__).parents[2] / "specs" / "fashion-plus.yaml"
+    ocl, ref = _pair(spec, chains_on, 1)
+    x = _inputs(ref, 1)
+    np.testing.assert_allclose(ocl.predict(x), ref.predict(x), rtol=1e-4, atol=1e-5)
+    assert len(awaited) == 1 and ocl.prepare(1)._ends_in_chain
+    ocl.predict(_inputs(ref, chain.MOST_EXAMPLES + 1), batch_size=chain.MOST_EXAMPLES + 1)
+    assert len(awaited) == 1  # no chain, clFinish alone

@@ -31,6 +31,7 @@ import numpy as np
 from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch, host_dtype
 from cnnc.backends.opencl.chain import (
     Link,
+    await_chain,
     chain_source,
     chains_apply,
     counters,
@@ -565,6 +566,9 @@ class OpenCLExecutable:
         # general loop, as benchmarks A/B it).
         self._calls: tuple[tuple[Any, Any, Any], ...] | None
         self._calls, self._call_doing = self._launch_calls()
+        # Whether the run's last launch is a chain (its end awaited by polling, await_chain).
+        self._ends_in_chain = bool(self._chains) and (
+            self._chains[-1][0] + self._chains[-1][1] == len(self.bound))
         self._state_version = -1  # state arguments are (re)bound at the first run
         self._queued_inputs: QueuedInputs | None = None  # made by the first queued run
         self._input_set: int | None = None  # the set the input arguments point to (None: arena)
@@ -875,12 +879,15 @@ class OpenCLExecutable:
                 self.backend.weights_version += 1  # this run changes them
             uploads = self._upload(cl, inputs) if inputs is not None else None
             calls = self._calls
+            last = None  # the last launch, where the run ends with a chain
             if calls is not None and not pauses and uploads is None:
                 doing = _LAUNCHING  # which launch: worked out from k where one fails
                 enqueue = cl.enqueue_nd_range_kernel
                 for kernel, global_size, local_size in calls:
-                    enqueue(queue, kernel, global_size, local_size)
+                    last = enqueue(queue, kernel, global_size, local_size)
                     k += 1
+                if not self._ends_in_chain:
+                    last = None
             else:
                 for k, b in enumerate(self.bound):
                     doing = b.doing
@@ -908,6 +915,9 @@ class OpenCLExecutable:
                 cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
                 out[name] = host
             self.backend.waits += 1
+            if last is not None:
+                queue.flush()
+                await_chain(last)
             queue.finish()
         except cl.Error as err:
             if doing is _LAUNCHING:

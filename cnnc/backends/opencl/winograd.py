@@ -560,12 +560,22 @@ def winograd_launches(
         # private arrays on one thread's stack, and left to choose (1,568 work-items at batch
         # 128) it chose groups whose arrays overflowed it (a segmentation fault).
         fb = fused_filter_block(f, ctx.target)
+        if ctx.serial:
+            # In a chain (chain.py) a layer's work-items are claimed one by one by workers
+            # already awake: fewer work-items than workers leaves a core waiting (unet_mini's
+            # 7x7 layer at batch 1, its 4 tiles one work-item: 8.8 us on one core of two,
+            # the other waiting; the tuner timed it alone, where a second work-group costs a
+            # worker's wake-up). So at least a work-item a worker where there are tiles enough.
+            fused = min(fused, max(1, tiles // max(ctx.target.compute_units, 1)))
         defines = {
             **geo, "NT": fused, "VC": vector_width(c, ctx.target), **fb,
             "HAS_BIAS": int(bias != NULL), **act,
         }
         items = ceil_div(tiles, fused)
-        group = fused_group(items, ctx.target)
+        # One work-item a group in a chain: its claims then split the work-items evenly (the
+        # groups of fused_group left fashion-plus's 28 work-items as groups of 8, 8, 8 and 4:
+        # 28 and 19 us a worker, now 24 and 24).
+        group = 1 if ctx.serial else fused_group(items, ctx.target)
         launches.append(
             launch(
                 "winograd.cl", "winograd_fused", (round_up(items, group),),
