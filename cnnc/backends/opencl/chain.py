@@ -33,6 +33,9 @@ are private ones); elsewhere the prelude makes `barrier` and `__local` a compile
 kernel whose helpers synchronise cannot be chained by mistake. A plan made for chains
 (BindContext.serial) gives the kernels that synchronise (gemv's split reduction,
 dense_softmax's shared logits) one work-item a group where they can.
+
+The host waits for a run that ends in a chain by polling its event (await_chain) rather than
+sleeping in clFinish until a worker wakes it.
 """
 from __future__ import annotations
 
