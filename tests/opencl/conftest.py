@@ -52,3 +52,13 @@ def backend(device):
     from cnnc.backends.opencl.runtime import OpenCLBackend
 
     return OpenCLBackend(device)
+
+
+@pytest.fixture
+def chains_on(device, monkeypatch):
+    """The device, with chains (cnnc/backends/opencl/chain.py) on: the suite turns them off
+    (tests/conftest.py); skipped where the device cannot run them."""
+    monkeypatch.setenv("CNNC_CHAINS", "1")
+    if device.kind != "cpu" or device.compute_units < 2:
+        pytest.skip(f"{device.describe()} is not a CPU device of several cores: no chains")
+    return device

@@ -20,14 +20,6 @@ SPECS = sorted(p for p in (Path(__file__).parents[2] / "specs").glob("*.yaml"))
 QUICK = ("fashion-plus.yaml", "mobilenetv3_mini.yaml", "shufflenet_mini.yaml")
 
 
-@pytest.fixture
-def chains_on(device, monkeypatch):
-    monkeypatch.setenv("CNNC_CHAINS", "1")  # the suite turns them off (conftest.py)
-    if device.kind != "cpu" or device.compute_units < 2:
-        pytest.skip(f"{device.describe()} is not a CPU device of several cores: no chains")
-    return device
-
-
 def _pair(spec, device, batch: int, seed: int = 5):
     """The OpenCL model's executable at `batch` (with chains) and the NumPy reference."""
     ocl = cnnc.compile(str(spec), backend="opencl", device=device.index, seed=seed)

@@ -56,7 +56,6 @@ def test_small_groups_match_numpy(shape, tiles, device):
     assert not bad, [(c.node, c.local_rel, c.tolerance) for c in bad]
 
 
-
 @pytest.mark.parametrize("side, tiles, items, nt", [
     (14, 8, 7, 8),  # 49 tiles: 7 work-items of 8
     (14, 4, 13, 4),
@@ -84,11 +83,8 @@ def test_in_a_chain_a_work_item_is_a_group_and_each_worker_gets_one(side, tiles,
 
 
 @pytest.mark.parametrize("side, tiles", [(14, 8), (4, 4)])
-def test_a_chain_of_single_work_item_groups_matches_numpy(side, tiles, device, monkeypatch):
+def test_a_chain_of_single_work_item_groups_matches_numpy(side, tiles, chains_on):
     """The pass as a chain on the device (the plan made for chains, as above) against NumPy."""
-    monkeypatch.setenv("CNNC_CHAINS", "1")  # the suite turns them off (conftest.py)
-    if device.kind != "cpu" or device.compute_units < 2:
-        pytest.skip(f"{device.describe()} is not a CPU device of several cores: no chains")
     spec = {"network": "groups", "input": [side, side, 16], "layers": [
         {"conv2d": [16, 3], "padding": "same"}, {"activation": "relu"},
         {"conv2d": [8, 3], "padding": "same", "name": "out"}]}
@@ -97,7 +93,7 @@ def test_a_chain_of_single_work_item_groups_matches_numpy(side, tiles, device, m
     variants = {name: {"algo": "winograd", "wino_m": 2, "wino_fused": tiles} for name in convs}
     state = initial_values(graph.state, 3)
     feeds = random_feeds(graph, 1, 3)
-    ocl = OpenCLBackend(device)
+    ocl = OpenCLBackend(chains_on)
     ocl.choose_variants = lambda g, b: variants
     ocl.init_state(graph.state, state)
     exe = ocl.compile(graph, 1)

@@ -879,15 +879,13 @@ class OpenCLExecutable:
                 self.backend.weights_version += 1  # this run changes them
             uploads = self._upload(cl, inputs) if inputs is not None else None
             calls = self._calls
-            last = None  # the last launch, where the run ends with a chain
+            last = None  # the last launch (awaited by polling where it is a chain)
             if calls is not None and not pauses and uploads is None:
                 doing = _LAUNCHING  # which launch: worked out from k where one fails
                 enqueue = cl.enqueue_nd_range_kernel
                 for kernel, global_size, local_size in calls:
                     last = enqueue(queue, kernel, global_size, local_size)
                     k += 1
-                if not self._ends_in_chain:
-                    last = None
             else:
                 for k, b in enumerate(self.bound):
                     doing = b.doing
@@ -915,7 +913,7 @@ class OpenCLExecutable:
                 cl.enqueue_copy(queue, host, self.value_buffer(name), is_blocking=False)
                 out[name] = host
             self.backend.waits += 1
-            if last is not None:
+            if last is not None and self._ends_in_chain:
                 queue.flush()
                 await_chain(last)
             queue.finish()
