@@ -33,6 +33,7 @@
 
 /* acc = a[m0 .. m0 + MR, k_begin .. k_end] . b[k_begin .. k_end, n0 .. n0 + NR]: both kernels'
  * register block over their part of the reduction. */
+#ifndef GEMV_SUM /* (which has no block of its own) */
 #ifdef POOL_PIXELS
 #define A_SPACE __local /* the pooled rows */
 #else
@@ -57,6 +58,7 @@ static void block_sum(A_SPACE const float *a, __global const float *b, int M, in
         }
     }
 }
+#endif
 
 #ifdef G
 __kernel void gemv(__global const float *restrict a, __global const float *restrict b,
@@ -96,6 +98,46 @@ __kernel void gemv(__global const float *restrict a, __global const float *restr
             }
         }
     }
+}
+#endif
+
+#ifdef GEMV_PARTS
+/* gemv for a chain (cnnc/backends/opencl/chain.py), whose work-groups are single work-items:
+ * the reduction is split over the work-items instead of a work-group's (which needs a barrier),
+ * and each part's block is stored for gemv_sum, the chain's next launch, to add up. A part is
+ * P contiguous rows of b read across NR columns, a stream where gemv's one work-item a block
+ * would read its NR columns of every row, a stride of N floats apart.
+ * Sizes (-D): K, N, MR, VW, NV as gemv's; P parts. Launch: dim 0 = column blocks, dim 1 =
+ * parts, dim 2 = row blocks; part[P][M][N]. */
+__kernel void gemv_parts(__global const float *restrict a, __global const float *restrict b,
+                         __global float *restrict part, int M)
+{
+    const int n0 = (int)get_global_id(0) * NR, p = (int)get_global_id(1);
+    const int m0 = (int)get_global_id(2) * MR;
+    floatV acc[MR][NV];
+    block_sum(a, b, M, m0, n0, part_begin(K, p, P), part_begin(K, p + 1, P), acc);
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+        if (m0 + r < M) { /* no break: a loop with one is not unrolled */
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                STOREV(acc[r][v], part + (p * M + m0 + r) * N + n0 + v * VW);
+        }
+    }
+}
+#endif
+
+#ifdef GEMV_SUM
+/* c[m, n .. n + VW] = epilogue(sum over the P parts): gemv_parts' second launch. Sizes (-D): N,
+ * VW, P. Launch: dim 0 = N / VW, dim 1 = rows M. */
+__kernel void gemv_sum(__global const float *restrict part, __global const float *restrict bias,
+                       __global float *restrict c, int M)
+{
+    const int n = (int)get_global_id(0) * VW, m = (int)get_global_id(1);
+    floatV s = LOADV(part + m * N + n);
+    for (int p = 1; p < P; p++)
+        s += LOADV(part + (p * M + m) * N + n);
+    STOREV(epilogue(s, bias, 0, n, m * N + n), c + m * N + n);
 }
 #endif
 

@@ -12,7 +12,7 @@ import pytest
 
 import cnnc
 from cnnc.backends.opencl import chain
-from cnnc.backends.opencl.launches import Int, Launch, Value, launch
+from cnnc.backends.opencl.launches import Int, Launch, UInt, Value, Zeros, launch
 from cnnc.backends.opencl.program import UnitFailed
 
 SPECS = sorted(p for p in (Path(__file__).parents[2] / "specs").glob("*.yaml"))
@@ -172,6 +172,77 @@ def test_a_unit_makes_its_kernel_a_function_of_the_chains_ids():
     assert "#define barrier(flags) ((void)0)" in serial
 
 
+def test_routes_pass_each_key_once_integers_as_literals_and_the_arena_once():
+    two = [chain.Link(launch("x.cl", "alone", (8,), args, None, (1,)), 0, (1, 1, 1))
+           for args in ((Value("a"), Value("b"), Int(-3)), (Value("b"), Value("c"), UInt(7)))]
+    plain = chain.route(two)  # a parameter per argument, as each launch has them
+    assert plain.params == ("__global void *",) * 2 + ("int",) + ("__global void *",) * 2 + (
+        "uint",)
+    assert plain.exprs == (("p0", "p1", "p2"), ("p3", "p4", "p5"))
+    assert plain.slots == ((0, 1, 2), (3, 4, 5)) and plain.arenas == ()
+
+    def place(j, i, arg):
+        if isinstance(arg, (Int, UInt)):
+            return arg.value
+        return (chain.InArena("arena", 64 * j + 16 * i) if arg.name == "b"
+                else chain.Shared(arg.name))
+    routes = chain.route(two, place)
+    assert routes.params == ("__global void *", "__global char *", "__global void *")
+    assert routes.exprs == (("p0", "(__global void *)(p1 + 16UL)", "(-3)"),
+                            ("(__global void *)(p1 + 64UL)", "p2", "7u"))
+    assert routes.slots == ((0, None, None), (None, 2, None)) and routes.arenas == (("arena", 1),)
+    source = chain.chain_source(two, 2, routes)
+    assert "__kernel void cnnc_chain(__global void * p0, __global char * p1, __global void * " \
+        "p2, __global volatile uint *restrict counts)" in source
+    assert "cnnc_chain_link_1(&ids, (__global void *)(p1 + 64UL), p2, 7u);" in source
+
+
+@pytest.mark.parametrize("arg, value", [(Int(0), 2**31), (UInt(0), -1), (Int(0), True),
+                                        (Int(0), 1.0)])
+def test_a_literal_is_an_integer_of_its_type_or_nothing(arg, value):
+    from cnnc.errors import InternalError
+
+    with pytest.raises(InternalError):
+        chain._literal(arg, value)
+    assert chain._literal(Int(0), -(2**31)) == "(-2147483647 - 1)"
+
+
+def test_a_chain_passes_its_buffers_once_and_the_arena_once(chains_on):
+    """fashion-best's chain of 21 launches has 105 arguments; its kernel receives the input,
+    the output, the state, the zeros and the arena, once each, and the counters."""
+    import pyopencl as cl
+
+    spec = Path(__file__).parents[2] / "specs" / "fashion-best.yaml"
+    exe = cnnc.compile(str(spec), backend="opencl", device=chains_on.index).prepare(1)
+    (first, count, kernel), = exe._chains
+    launches = [b.launch for b in exe.bound[first:first + count]]
+    storage = exe.plan.memory.storage
+    moved = {storage.get(n, n) for n in (*exe.graph.inputs, *exe.graph.outputs)}
+    buffers = {("state", a.name) if a.name in exe.graph.state_map else storage.get(a.name, a.name)
+               for lau in launches for a in lau.args if isinstance(a, Value)}
+    own = {b for b in buffers if b in moved or b[0] == "state"}
+    zeros = any(isinstance(a, Zeros) for lau in launches for a in lau.args)
+    assert kernel.get_info(cl.kernel_info.NUM_ARGS) == len(own) + zeros + len(exe.arenas) + 1
+    assert sum(len(lau.args) for lau in launches) > 3 * (len(own) + zeros + 2)
+
+
+def test_a_chain_follows_its_inputs_and_outputs_to_the_arena_and_back(chains_on):
+    """A run that fetches its input reads the arena, where a predict reads the shared
+    allocations (shared_io.py): the chain's parameters for them follow each switch."""
+    spec = Path(__file__).parents[2] / "specs" / "fashion-plus.yaml"
+    ref = cnnc.compile(str(spec), backend="numpy", seed=5)
+    inp, out = ref.graph.inputs[0], ref.graph.outputs[0]
+    ocl = cnnc.compile(str(spec), backend="opencl", device=chains_on.index, seed=5)
+    exe = ocl.backend.compile(ocl.graph, 1, keep=[inp])  # the model's weights, input kept
+    assert exe._chains and exe._shared is not None
+    for seed in range(4):
+        x = _inputs(ref, 1, seed)
+        fetch = [out, inp] if seed % 2 else [out]
+        got = exe.run({inp: x}, fetch)
+        np.testing.assert_allclose(got[out], ref.predict(x), rtol=1e-4, atol=1e-5)
+        assert exe._shared.direct == (seed % 2 == 0)
+
+
 def test_a_failed_unit_says_which(chains_on):
     from cnnc.backends.opencl.program import link_cached, program_cache
 
@@ -211,6 +282,60 @@ def test_a_plan_for_chains_gives_the_dense_kernels_one_work_item_a_group(units):
         else:
             assert not chain.serial(kernels["gemv"])
         assert ("dense_softmax" in kernels) is (units == 10 or not serial)
+
+
+def test_a_chains_gemv_streams_whole_rows_of_the_weights_in_a_part_per_core():
+    from cnnc.backends.opencl.bind_gemv import parts_tile
+    from cnnc.backends.opencl.target import Target
+
+    avx512, avx2 = Target("cpu", 2, native_vector=16), Target("cpu", 2, native_vector=8)
+    assert parts_tile(256, 1, 1152, avx512) == {"MR": 1, "VW": 16, "NV": 16, "P": 2}
+    assert parts_tile(128, 1, 2304, avx512) == {"MR": 1, "VW": 16, "NV": 8, "P": 2}
+    assert parts_tile(256, 1, 1152, avx2) == {"MR": 1, "VW": 8, "NV": 8, "P": 1}
+    assert parts_tile(10, 3, 40, avx512) == {"MR": 3, "VW": 2, "NV": 5, "P": 1}
+    assert parts_tile(24, 8, 300, avx512) == {"MR": 4, "VW": 8, "NV": 3, "P": 1}
+    assert parts_tile(24, 1, 300, Target("cpu", 4, native_vector=16))["P"] == 4
+
+
+DENSE = """
+network: dense_chain
+input: [5, 5, 12]
+layers:
+  - flatten
+  - {dense: 24, activation: relu, name: d1}
+  - {dense: 100, name: d2}
+  - {dense: 40, activation: relu, name: d3}
+  - {dense: 10, activation: softmax}
+"""
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+def test_a_chain_of_dense_layers_in_parts_matches_numpy(batch, chains_on):
+    """gemv_parts and gemv_sum in a chain (odd widths, one to four parts, several row blocks)
+    against the NumPy reference."""
+    from cnnc.backends.numpy.backend import NumpyBackend
+    from cnnc.backends.opencl.runtime import OpenCLBackend
+    from cnnc.crosscheck import random_feeds
+    from cnnc.initializers import initial_values
+    from cnnc.passes.pipeline import inference_graph
+
+    graph = inference_graph(cnnc.load_spec(DENSE))
+    gemv = {n.name: {"algo": "gemv"} for n in graph.nodes if n.op.startswith("dense")}
+    state = initial_values(graph.state, 3)
+    ocl = OpenCLBackend(chains_on)
+    ocl.choose_variants = lambda g, b: gemv
+    ocl.init_state(graph.state, state)
+    exe = ocl.compile(graph, batch)
+    kernels = [lau.kernel for _, lau in exe.plan.launches()]
+    assert kernels.count("gemv_parts") >= 2 and exe._chains, kernels
+    ref = NumpyBackend()
+    ref.init_state(graph.state, state)
+    for seed in (0, 1):
+        feeds = random_feeds(graph, batch, seed)
+        want = ref.compile(graph, batch).run(feeds, graph.outputs)
+        got = exe.run(feeds, graph.outputs)
+        for name in graph.outputs:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch", [1, chain.MOST_EXAMPLES + 8])

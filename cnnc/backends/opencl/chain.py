@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -57,6 +57,7 @@ from cnnc.backends.opencl.launches import (
     Step,
     UInt,
 )
+from cnnc.errors import InternalError
 from cnnc.intmath import ceil_div
 
 # At most this many examples: larger batches' launches are long enough that a launch's fixed
@@ -82,8 +83,9 @@ _SYNC = re.compile(r"\bbarrier\s*\(|__local\b|\bwork_group_")
 
 @dataclass(frozen=True)
 class Link:
-    """One launch of a chain: where its arguments start among the chain kernel's, and the
-    (virtual) work-group size the chain runs it with."""
+    """One launch of a chain: where its arguments would start among the chain kernel's were
+    each a parameter of its own (the budget plan_chains keeps to; route() passes fewer), and
+    the (virtual) work-group size the chain runs it with."""
 
     launch: Launch
     base: int
@@ -97,6 +99,97 @@ class Link:
     @property
     def groups(self) -> tuple[int, int, int]:
         return tuple(g // lo for g, lo in zip(self.global3, self.local, strict=True))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A parameter of the chain kernel that every argument with the same key receives: a
+    buffer the runtime binds (and may point elsewhere later), the same for each of them."""
+
+    key: Hashable
+
+
+@dataclass(frozen=True)
+class InArena:
+    """A pointer `offset` bytes into a buffer the chain kernel receives once, keyed by `arena`:
+    the run's working memory, of which the argument's buffer is a part that never moves."""
+
+    arena: Hashable
+    offset: int
+
+
+Place = Shared | InArena | int  # int: the argument's own value, as a literal of its C type
+
+
+@dataclass(frozen=True)
+class Routes:
+    """How a chain's launches receive their arguments: the chain kernel's parameters (their C
+    types; the counters follow them), and for each launch, each argument's C expression in the
+    call of its entry and the parameter it sets (None: a literal or a pointer into an arena,
+    set once when the chain is made), and each arena's parameter (by the arena's key)."""
+
+    params: tuple[str, ...]
+    exprs: tuple[tuple[str, ...], ...]
+    slots: tuple[tuple[int | None, ...], ...]
+    arenas: tuple[tuple[Hashable, int], ...] = ()
+
+
+def _literal(arg: Any, value: int) -> str:
+    """An integer argument as a C literal of its type (a validated Python int, nothing else)."""
+    if type(value) is not int:
+        raise InternalError(f"a chain's literal must be an integer, not {value!r}")
+    if isinstance(arg, UInt) and 0 <= value < 2**32:
+        return f"{value}u"
+    if isinstance(arg, Int) and -(2**31) <= value < 2**31:
+        # -2147483648 would be the negation of a long literal
+        return f"({value + 1} - 1)" if value == -(2**31) else f"({value})"
+    raise InternalError(f"a chain cannot pass {value!r} as a literal for {arg!r}")
+
+
+def route(links: Sequence[Link], place: Callable[[int, int, Any], Place] | None = None
+          ) -> Routes:
+    """The chain's parameters and each launch's arguments, from `place(link index, argument
+    index, argument)`. Without `place`, one parameter per argument (what each launch passes).
+
+    Each parameter is work for the driver at every launch: pocl's clEnqueueNDRangeKernel took
+    7.3 us of the host's time with 1 argument, 13 us with 106 arguments all the same buffer, 20
+    us with 106 distinct ones (it tracks each buffer), on the Intel Xeon; fashion-best's chain
+    passed 105 arguments, 50 of them parts of the one arena."""
+    params: list[str] = []
+    index: dict[Hashable, int] = {}
+    arenas: dict[Hashable, int] = {}
+    exprs: list[tuple[str, ...]] = []
+    slots: list[tuple[int | None, ...]] = []
+
+    def param(key: Hashable, c_type: str) -> int:
+        if key not in index:
+            index[key] = len(params)
+            params.append(c_type)
+        elif params[index[key]] != c_type:
+            raise InternalError(f"chain parameter {key!r} is passed as {params[index[key]]} "
+                                f"and as {c_type}")
+        return index[key]
+
+    for j, link in enumerate(links):
+        own_exprs: list[str] = []
+        own_slots: list[int | None] = []
+        for i, arg in enumerate(link.launch.args):
+            where = place(j, i, arg) if place is not None else Shared((j, i))
+            if isinstance(where, InArena):
+                k = arenas.setdefault(where.arena, param(InArena(where.arena, 0),
+                                                         "__global char *"))
+                own_exprs.append(f"(__global void *)(p{k} + {int(where.offset)}UL)")
+                own_slots.append(None)
+            elif isinstance(where, Shared):
+                k = param(where.key, _c_type(arg))
+                own_exprs.append(f"p{k}")
+                own_slots.append(k)
+            else:
+                own_exprs.append(_literal(arg, where))
+                own_slots.append(None)
+        exprs.append(tuple(own_exprs))
+        slots.append(tuple(own_slots))
+    return Routes(tuple(params), tuple(exprs), tuple(slots), tuple(arenas.items()))
 
 
 def chains_apply(device: Any, graph: Any, batch: int, enabled: bool) -> bool:
@@ -223,7 +316,7 @@ def claim_size(groups: int, workers: int) -> int:
                key=lambda size: (ceil_div(ceil_div(groups, size), workers) * size, -size))
 
 
-def chain_source(links: Sequence[Link], workers: int) -> str:
+def chain_source(links: Sequence[Link], workers: int, routes: Routes | None = None) -> str:
     """The chain kernel. Each layer's work-groups are cut into claims (claim_size), the claims
     (where each worker has CLAIMS_PER_WORKER or more) into `workers` ranges of consecutive
     ones: work-group w of the chain takes the claims of range w first, in order, then what is
@@ -234,14 +327,15 @@ def chain_source(links: Sequence[Link], workers: int) -> str:
     chain's work-groups to leave.
 
     Ranges rather than one queue of claims: a worker then takes the same part of each layer,
-    mostly the rows it wrote in the layer before, still in its own caches."""
+    mostly the rows it wrote in the layer before, still in its own caches. `routes`: how the
+    launches receive their arguments (route(); by default a parameter each)."""
+    routes = route(links) if routes is None else routes
     out = [IDS_STRUCT]
-    params = []
     for j, link in enumerate(links):
         types = [_c_type(a) for a in link.launch.args]
         out.append(f"void cnnc_chain_link_{j}(const __private cnnc_chain_ids *restrict, "
                    f"{', '.join(types)});\n")
-        params += [f"{t} p{link.base + i}" for i, t in enumerate(types)]
+    params = [f"{t} p{k}" for k, t in enumerate(routes.params)]
     params.append("__global volatile uint *restrict counts")
     out.append("\n__kernel void cnnc_chain(" + ", ".join(params) + ")\n{\n")
     out.append("    cnnc_chain_ids ids;\n")
@@ -258,7 +352,7 @@ def chain_source(links: Sequence[Link], workers: int) -> str:
         # 320 -> 301 us of device time on the Intel Xeon, the seed model's and fashion-plus's
         # within noise.
         ranges = workers if claims >= workers * CLAIMS_PER_WORKER else 1
-        args = ", ".join(f"p{link.base + i}" for i in range(len(lau.args)))
+        args = ", ".join(routes.exprs[j])
         at = (workers + 1) * j  # the layer's counters: a range's next claim each, then done
         done = at + workers
         out.append(f"    /* {lau.file}:{lau.kernel}, {total} work-groups of {lo}, "

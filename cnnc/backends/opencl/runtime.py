@@ -30,12 +30,17 @@ import numpy as np
 
 from cnnc.backends.base import Exchange, check_exchange, check_feeds, check_fetch, host_dtype
 from cnnc.backends.opencl.chain import (
+    InArena,
     Link,
+    Place,
+    Routes,
+    Shared,
     await_chain,
     chain_source,
     chains_apply,
     counters,
     plan_chains,
+    route,
     unit_source,
 )
 from cnnc.backends.opencl.device import Device, _cl, select_device
@@ -459,16 +464,20 @@ _LAUNCHING = "launching the kernels"
 
 
 class Mirror:
-    """A chained launch's kernel, whose arguments are also set on the chain's kernel."""
+    """A chained launch's kernel, whose arguments are also set on the chain's kernel: each on
+    the chain's parameter it reaches the launch through (`slots`, chain.Routes), where it has
+    one (not a literal, nor a pointer into the arena the chain receives once)."""
 
-    __slots__ = ("base", "chain", "real")
+    __slots__ = ("chain", "real", "slots")
 
-    def __init__(self, real: Any, chain: Any, base: int):
-        self.real, self.chain, self.base = real, chain, base
+    def __init__(self, real: Any, chain: Any, slots: Sequence[int | None]):
+        self.real, self.chain, self.slots = real, chain, slots
 
     def set_arg(self, index: int, value: Any) -> None:
         self.real.set_arg(index, value)
-        self.chain.set_arg(self.base + index, value)
+        slot = self.slots[index]
+        if slot is not None:
+            self.chain.set_arg(slot, value)
 
 
 class BoundLaunch:
@@ -637,15 +646,17 @@ class OpenCLExecutable:
                                workers, device.cl_device.max_parameter_size,
                                skip=lambda lau: (lau.file, options(lau)) in programs.unchainable)
 
-        built: list[tuple[int, list[Link], Any]] = []
+        built: list[tuple[int, list[Link], Routes, Any]] = []
         while True:  # each failure leaves one more kernel out: at most a pass of them
             built.clear()
             try:
                 for first, links in plans():
                     units = [(unit_source(programs.source(link.launch.file), link, j),
                               options(link.launch)) for j, link in enumerate(links)]
-                    built.append((first, links,
-                                  link_cached(programs, units, chain_source(links, workers))))
+                    routes = route(links, self._chain_place(
+                        [kernels[k][0] for k, _, _ in run[first:first + len(links)]]))
+                    main = chain_source(links, workers, routes)
+                    built.append((first, links, routes, link_cached(programs, units, main)))
                 break
             except UnitFailed as err:
                 # A kernel whose helpers call work-item functions (they cannot see the
@@ -655,17 +666,50 @@ class OpenCLExecutable:
         chains: list[tuple[int, int, Any]] = []
         mirrors: dict[int, Mirror] = {}
         cl = _cl()
-        for first, links, program in built:
+        for first, links, routes, program in built:
             kernel = cl.Kernel(program, "cnnc_chain")
             count = counters(links, workers)
             buf = backend.allocate(4 * count, "a chain's counters")
             backend._write(buf, np.zeros(count, np.uint32), "zeroing a chain's counters")
-            kernel.set_arg(sum(len(link.launch.args) for link in links), buf)
+            kernel.set_arg(len(routes.params), buf)
+            for arena, k in routes.arenas:
+                kernel.set_arg(k, self.arenas[arena])
             self._chain_buffers.append(buf)
-            for link, (k, _, real) in zip(links, run[first:first + len(links)], strict=True):
-                mirrors[k] = Mirror(real, kernel, link.base)
+            for link, slots, (k, _, real) in zip(links, routes.slots,
+                                                 run[first:first + len(links)], strict=True):
+                mirrors[k] = Mirror(real, kernel, slots)
             chains.append((first, len(links), kernel))
         return chains, mirrors
+
+    def _chain_place(self, nodes: Sequence[str]) -> Callable[[int, int, Arg], Place]:
+        """Where a chain's launches (of `nodes`, in order) receive each argument from
+        (chain.route): integers as literals; the parts of the arena that no run points
+        elsewhere (workspaces, values that are neither inputs nor outputs nor state) as
+        offsets into the arena, passed once; each other buffer as one parameter however many
+        launches read it. pocl's enqueue call costs the host time per argument and per distinct
+        buffer (chain.route)."""
+        memory = self.plan.memory
+        graph = self.graph
+        # what shared_io.py and queued input sets point elsewhere, and the state buffers
+        moved = {memory.storage.get(name, name) for name in (*graph.inputs, *graph.outputs)}
+
+        def place(j: int, i: int, arg: Arg) -> Place:
+            if isinstance(arg, (Int, UInt)):
+                return arg.value
+            if isinstance(arg, Zeros):
+                return Shared(("zeros",))
+            if isinstance(arg, Value) and arg.name in graph.state_map:
+                return Shared(("state", arg.name))
+            if isinstance(arg, Workspace):
+                tensor = workspace_name(nodes[j], arg.index)
+            elif isinstance(arg, Value):
+                tensor = memory.storage.get(arg.name, arg.name)
+            else:
+                return Shared((j, i))  # a parameter of its own, as the launch has it
+            if tensor in moved or not self.arenas:  # (isolated buffers have no arena)
+                return Shared(("tensor", tensor))
+            return InArena(memory.arena_of(tensor), memory.offsets[tensor])
+        return place
 
     def _launch_calls(self) -> tuple[tuple[tuple[Any, Any, Any], ...], list[str]]:
         """The run's launches as pyopencl's enqueue arguments, a chain's as one; and for each,
