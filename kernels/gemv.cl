@@ -23,8 +23,8 @@
  * With -D POOL_PIXELS (avgpool_dense, cnnc/ir/avgpool_dense.py): a is a map of POOL_PIXELS
  * pixels of K channels per row, and the dense layer reads each row's mean over its pixels (a
  * global average pooling before the head, without a launch of its own). The work-group first
- * averages its MR rows into local memory, its work-items taking every items-th (row, channel),
- * and the block sums read them from there.
+ * averages its MR rows into local memory, its work-items taking every items-th (row, POOL_VW
+ * channels), and the block sums read them from there.
  */
 #include "common.h"
 #include "tile.h" /* zero_block */
@@ -142,6 +142,17 @@ __kernel void gemv_sum(__global const float *restrict part, __global const float
 #endif
 
 #ifdef DENSE_SOFTMAX
+#ifdef POOL_PIXELS
+#if POOL_VW == 1
+#define poolV float
+#define POOL_LOAD(p) (*(p))
+#define POOL_STORE(v, p) (*(p) = (v))
+#else
+#define poolV CAT(float, POOL_VW)
+#define POOL_LOAD(p) CAT(vload, POOL_VW)(0, (p))
+#define POOL_STORE(v, p) CAT(vstore, POOL_VW)((v), 0, (p))
+#endif
+#endif
 __kernel void dense_softmax(__global const float *restrict a, __global const float *restrict b,
                             __global const float *restrict bias, __global float *restrict c,
                             int M)
@@ -152,13 +163,21 @@ __kernel void dense_softmax(__global const float *restrict a, __global const flo
 #ifdef POOL_PIXELS
     __local float pooled[MR * K];
     const int items = (int)get_local_size(0);
-    for (int i = (int)get_local_id(0); i < MR * K; i += items) {
+    /* POOL_VW channels at a time (a vector of them: POOL_VW divides K), in two sums of
+     * alternate pixels (two chains of additions where one would wait on each). */
+    for (int i = (int)get_local_id(0); i < MR * K / POOL_VW; i += items) {
+        const int row = i / (K / POOL_VW), ch = i % (K / POOL_VW) * POOL_VW;
         /* Rows past M average row M - 1 (in bounds) and are not stored. */
-        __global const float *src = a + (min(m0 + i / K, M - 1) * POOL_PIXELS) * K + i % K;
-        float s = 0.0f;
-        for (int p = 0; p < POOL_PIXELS; p++)
-            s += src[p * K];
-        pooled[i] = s / POOL_PIXELS;
+        __global const float *src = a + (min(m0 + row, M - 1) * POOL_PIXELS) * K + ch;
+        poolV s0 = 0.0f, s1 = 0.0f;
+        int p = 0;
+        for (; p + 1 < POOL_PIXELS; p += 2) {
+            s0 += POOL_LOAD(src + p * K);
+            s1 += POOL_LOAD(src + (p + 1) * K);
+        }
+        if (p < POOL_PIXELS)
+            s0 += POOL_LOAD(src + p * K);
+        POOL_STORE((s0 + s1) / POOL_PIXELS, &pooled[row * K + ch]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     block_sum(pooled, b, MR, 0, n0, 0, K, acc);

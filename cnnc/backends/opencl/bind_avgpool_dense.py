@@ -32,6 +32,13 @@ from cnnc.ir.avgpool_dense import parts
 from cnnc.ir.graph import Node
 
 
+def pool_vector(channels: int, ctx: BindContext) -> int:
+    """The channels the fused head's pooling sums at once: the widest vector that divides them.
+    resnet_mini's head (14x14 pixels of 32 channels) on the one-thread companion of the 2-core
+    Intel Xeon: 4.7 us a launch a channel at a time, 2.1 us eight at a time."""
+    return next(v for v in (16, 8, 4, 2, 1) if v <= ctx.target.max_vector and channels % v == 0)
+
+
 def bind_avgpool_dense(node: Node, ctx: BindContext) -> NodeBinding:
     (x,) = node.inputs
     pool, dense = parts(node, ctx.graph.shape_of(x))
@@ -45,7 +52,8 @@ def bind_avgpool_dense(node: Node, ctx: BindContext) -> NodeBinding:
         mr = lau.define_map["MR"]
         # The pooled rows beside the logits, in the group's local memory.
         if (mr * (c + dense.attrs["units"])) * FLOAT_BYTES <= ctx.target.limits.local_memory:
-            defines = tuple(sorted({**lau.define_map, "POOL_PIXELS": h * w}.items()))
+            defines = tuple(sorted({**lau.define_map, "POOL_PIXELS": h * w,
+                                    "POOL_VW": pool_vector(c, ctx)}.items()))
             fused = replace(redirect(lau, {Value(pool.name): Value(x)}), defines=defines)
             return replace(inner, launches=(fused,))
     # Unfused: the pooling into a workspace the dense layer's launches read.
