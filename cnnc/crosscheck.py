@@ -220,13 +220,15 @@ def cross_check(
     target: Target | None = None,
     isolate: bool = False,
     variants: Mapping[str, Mapping[str, Any]] | None = None,
+    serial: bool = False,
 ) -> CrossCheck:
     """Compare the NumPy and OpenCL backends on `graph` (any graph: forward or training).
 
     device: a selector or a Device. target: bind for another kind of device (tests run the GPU
     tilings on a CPU this way). isolate: every tensor in its own allocation (see
     OpenCLBackend), for memory checkers. variants: kernel variants by node name (the tuner's),
-    instead of the defaults.
+    instead of the defaults. serial: bound as a plan for chains is (OpenCLBackend.serial_plans;
+    the plan's launches run in chains where chains apply, else one by one).
     """
     state0 = initial_values(graph.state, seed)
     feeds = random_feeds(graph, batch, seed)
@@ -239,6 +241,7 @@ def cross_check(
     ref_state = ref_backend.read_state(written)
 
     ocl = OpenCLBackend(device, target=target, isolate=isolate)
+    ocl.serial_plans = serial
     if variants is not None:
         ocl.choose_variants = lambda g, b: variants
     ocl.init_state(graph.state, state0)
@@ -253,6 +256,7 @@ def cross_check(
     order = exe.plan.schedule.order
     exact, single = NumpyBackend("float64"), NumpyBackend()
     local_ocl = OpenCLBackend(ocl.device, target=target, isolate=isolate)
+    local_ocl.serial_plans = serial
     local_ocl.choose_variants = ocl.choose_variants
     for name in order:
         node = graph.node(name)

@@ -214,6 +214,25 @@ def run_networks(device: Any, every_variant: bool = True) -> str | None:
                 return (f"the {what} pass of a small network{how} differs from NumPy at node "
                         f"'{bad.node}' ({bad.op}, {bad.kernels}): error {bad.local_rel:.1e} "
                         f"alone, tolerance {bad.tolerance:.1e}")
+    return None if device.kind != "cpu" else check_serial_plans(device, runs)
+
+
+def check_serial_plans(device: Any, runs: list[tuple[str, Any]]) -> str | None:
+    """The forward passes bound as plans for chains (a CPU device's small passes, chain.py),
+    their dense layers as gemv (gemv_parts and gemv_sum there), run in chains where they apply
+    and otherwise one by one; the first failure."""
+    from cnnc.crosscheck import cross_check
+
+    for what, graph in runs:
+        if what != "forward":
+            continue
+        gemv = {n.name: {"algo": "gemv"} for n in graph.nodes if n.op == "dense"}
+        bad = cross_check(graph, BATCH, device=device, seed=1, variants=gemv,
+                          serial=True).first_failure
+        if bad is not None:
+            return (f"the forward pass of a small network as a chain runs it differs from "
+                    f"NumPy at node '{bad.node}' ({bad.op}, {bad.kernels}): error "
+                    f"{bad.local_rel:.1e} alone, tolerance {bad.tolerance:.1e}")
     return None
 
 

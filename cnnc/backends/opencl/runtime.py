@@ -180,6 +180,10 @@ class OpenCLBackend:
         # Small-batch forward passes' runs of launches as one launch each (chain.py): CPU
         # devices only; benchmarks turn it off to compare.
         self.chains = self._latency_path and self.device.kind == "cpu"
+        # Plans made for chains (BindContext.serial) whether or not chains apply: the
+        # qualification and the Oclgrind tests check those kernels (gemv_parts, ...) this way,
+        # launched one by one where no chain is built.
+        self.serial_plans = False
         self._companion: OpenCLBackend | None = None
         self._chooser_of: Any = None  # (a companion: whose variant chooser it follows)
         self.isolate = isolate or canary
@@ -370,7 +374,7 @@ class OpenCLBackend:
             alignment=self.device.base_alignment,
             keep=keep,
             variants=self.choose_variants(graph, batch),
-            serial=self.chained(graph, batch),
+            serial=self.serial_plans or self.chained(graph, batch),
         )
 
     def chained(self, graph: Graph, batch: int) -> bool:
@@ -628,7 +632,7 @@ class OpenCLExecutable:
         """The chains of the run's launches where the backend makes them (chain.py): each as
         (index of its first launch in the run, launches, the chain's kernel), and the mirror of
         each chained launch's kernel, by the launch's index in `kernels`."""
-        if not self.plan.serial:
+        if not (self.plan.serial and backend.chained(self.graph, self.batch)):
             return [], {}
         device = backend.device
         run = [(k, lau, kernel) for k, (_, lau, kernel) in enumerate(kernels)
