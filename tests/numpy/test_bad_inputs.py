@@ -98,6 +98,9 @@ def test_dict_inputs_must_name_the_inputs(model):
     (np.array([1.0, np.nan], np.float32), False),
     (np.array([np.inf, -np.inf]), False),
     (np.array([[0.0, -np.inf]], np.float16), False),
+    # a batch-1 classifier's output, checked value by value (ITEM_CHECK_LIMIT)
+    (np.array([[0.1] * 9 + [np.nan]], np.float32), False),
+    (np.array([[0.1] * 9 + [np.inf]], np.float32).T, False),
     # the sum of squares overflows, the values are finite
     (np.full((1, 28, 28, 1), 1e20, np.float32), True),
     (np.full((3, 4), -1e200), True),
