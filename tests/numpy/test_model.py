@@ -7,7 +7,7 @@ import pytest
 
 import cnnc
 from cnnc.backends.numpy import NumpyBackend
-from cnnc.errors import CnncError, SpecError, WeightsError
+from cnnc.errors import CnncError, InputError, SpecError, WeightsError
 from cnnc.frontend.lower import LayerDecl as L
 from cnnc.frontend.lower import lower
 from cnnc.model import compile_model
@@ -234,3 +234,27 @@ def test_predict_gives_an_array_of_its_own_in_the_models_dtype(rng, dtype):
         assert got.dtype == np.dtype(dtype) and got.base is None
         assert not any(np.shares_memory(got, k) for k in keep)
         np.testing.assert_allclose(got, want, rtol=1e-3)
+
+
+def test_predicts_quick_way_takes_what_the_general_way_takes_and_gives_the_same():
+    """Model.predict's quick way (one float array in one batch, on an executable already made)
+    against the general way (a batch_size that is not a plain int, a dict of inputs): the same
+    values, the same refusals."""
+    model = cnnc.compile("input 6x6x2\nconv2d 3 3 relu\nflatten\ndense 4 softmax\n", seed=1)
+    x = np.random.default_rng(0).random((3, 6, 6, 2), dtype=np.float32)
+    first = model.predict(x)  # the general way: makes the executable at batch 3
+    general = model._feeds
+    model._feeds = lambda graph, x: pytest.fail("the quick way was not taken")
+    quick = model.predict(x)
+    model._feeds = general
+    np.testing.assert_array_equal(quick, first)
+    np.testing.assert_array_equal(model.predict(x, batch_size=np.int64(3)), first)
+    np.testing.assert_array_equal(model.predict({model.input_names[0]: x}), first)
+    assert quick.dtype == np.float32 and quick.base is None
+    bad = x.copy()
+    bad[1, 2, 3, 1] = np.nan
+    for wrong, error in ((bad, "NaN"), (x[:, :5], "shape"), (x.astype(np.int32), "int32")):
+        with pytest.raises(InputError, match=error):
+            model.predict(wrong)
+    with pytest.raises(InputError, match="batch_size"):
+        model.predict(x, batch_size=0)
