@@ -179,12 +179,12 @@ class FeedChecks:
         # The one input whose float batches need no conversion (any float dtype: the backend
         # computes in the model's dtype); None where check_images must look at each batch.
         only = self.inputs[0] if len(self.inputs) == 1 else None
-        self._plain = (only.name, tuple(only.shape[1:])) if (
+        self.plain = (only.name, tuple(only.shape[1:])) if (
             only is not None and only.attrs["dtype"] != "int32") else None
 
     def __call__(self, x: Any) -> dict[str, np.ndarray]:
         """Checked arrays for every input node: `x` is an array (one input) or a dict by name."""
-        plain = self._plain
+        plain = self.plain
         # What check_images accepts unchanged, taken with the same checks (a float ndarray of
         # shape (N>=1, *example), finite); anything else goes the general way, which also
         # words the refusals.

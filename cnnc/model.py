@@ -67,9 +67,10 @@ class Model:
         self._chunks: dict[int, int] = {}  # by batch: the size predict runs it in (_chunk)
         # predict's quick way, for a network of one float input and one output: (the input's
         # name, its example shape, the output's name, the list of names a run fetches).
-        plain = FeedChecks(self.graph)._plain
-        self._plain_predict = (None if plain is None or len(self.graph.outputs) != 1 else
-                               (*plain, self.graph.outputs[0], list(self.graph.outputs)))
+        checks = self._feed_checks[id(self.graph)] = FeedChecks(self.graph)
+        self._plain_predict = (None if checks.plain is None or len(self.graph.outputs) != 1
+                               else (*checks.plain, self.graph.outputs[0],
+                                     list(self.graph.outputs)))
         self._weight_shapes = {s.name: s.shape for s in spec_graph.weights}
         try:
             backend.init_state(spec_graph.state, initial_values(spec_graph.state, seed, dtype))

@@ -211,10 +211,14 @@ def run_networks(device: Any, every_variant: bool = True) -> str | None:
             if bad is not None:
                 how = "" if not variants else " with the tuner's variants " + ", ".join(
                     f"{n}={dict(v)}" for n, v in sorted(variants.items()))
-                return (f"the {what} pass of a small network{how} differs from NumPy at node "
-                        f"'{bad.node}' ({bad.op}, {bad.kernels}): error {bad.local_rel:.1e} "
-                        f"alone, tolerance {bad.tolerance:.1e}")
+                return _differs(f"the {what} pass of a small network{how}", bad)
     return None if device.kind != "cpu" else check_serial_plans(device, runs)
+
+
+def _differs(what: str, bad: Any) -> str:
+    """The qualification's words for a node check (crosscheck.NodeCheck) that failed."""
+    return (f"{what} differs from NumPy at node '{bad.node}' ({bad.op}, {bad.kernels}): error "
+            f"{bad.local_rel:.1e} alone, tolerance {bad.tolerance:.1e}")
 
 
 def check_serial_plans(device: Any, runs: list[tuple[str, Any]]) -> str | None:
@@ -230,9 +234,7 @@ def check_serial_plans(device: Any, runs: list[tuple[str, Any]]) -> str | None:
         bad = cross_check(graph, BATCH, device=device, seed=1, variants=gemv,
                           serial=True).first_failure
         if bad is not None:
-            return (f"the forward pass of a small network as a chain runs it differs from "
-                    f"NumPy at node '{bad.node}' ({bad.op}, {bad.kernels}): error "
-                    f"{bad.local_rel:.1e} alone, tolerance {bad.tolerance:.1e}")
+            return _differs("the forward pass of a small network as a chain runs it", bad)
     return None
 
 

@@ -694,7 +694,7 @@ class OpenCLExecutable:
         buffer (chain.route)."""
         memory = self.plan.memory
         graph = self.graph
-        # what shared_io.py and queued input sets point elsewhere, and the state buffers
+        # the storages that shared_io.py and queued input sets point elsewhere
         moved = {memory.storage.get(name, name) for name in (*graph.inputs, *graph.outputs)}
 
         def place(j: int, i: int, arg: Arg) -> Place:
